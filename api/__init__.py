@@ -1,0 +1,1 @@
+"""The HTTP/WebSocket transport: Starlette app, settings, authentication, CLI."""

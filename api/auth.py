@@ -1,0 +1,155 @@
+"""Credentials to Principal: JWT bearer tokens (HS256 for development, RS256 with a public
+key or JWKS in production) and vendor API keys. Failures carry a distinct reason code."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.settings import JWTSettings
+from infra.clock import Clock
+from infra.db import Database
+from partners import repository, service
+from partners.models import PartnerStatus, User
+from partners.roles import Principal
+
+
+@dataclass(frozen=True)
+class AuthFailure:
+    reason: str  # one of schema.permissions.AUTH_MESSAGES
+
+
+class TokenVerifier:
+    def __init__(self, settings: JWTSettings) -> None:
+        self.settings = settings
+        self._jwks: jwt.PyJWKSet | None = None
+        if settings.jwks_file is not None:
+            self._jwks = jwt.PyJWKSet.from_dict(json.loads(settings.jwks_file.read_text()))
+
+    def _key_for(self, token: str) -> Any:
+        if self.settings.algorithm == "HS256":
+            return self.settings.secret
+        if self._jwks is not None:
+            kid = jwt.get_unverified_header(token).get("kid")
+            for key in self._jwks.keys:
+                if kid is None or key.key_id == kid:
+                    return key.key
+            raise jwt.InvalidSignatureError("no key with that kid")
+        return self.settings.public_key
+
+    def decode(self, token: str, now: datetime) -> dict[str, Any] | AuthFailure:
+        s = self.settings
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=self._key_for(token),
+                algorithms=[s.algorithm],
+                audience=s.audience,
+                issuer=s.issuer,
+                leeway=s.leeway_seconds,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"], "verify_exp": False},
+            )
+        except jwt.InvalidSignatureError:
+            return AuthFailure("BAD_SIGNATURE")
+        except jwt.InvalidIssuerError:
+            return AuthFailure("INVALID_ISSUER")
+        except jwt.InvalidAudienceError:
+            return AuthFailure("INVALID_AUDIENCE")
+        except jwt.InvalidAlgorithmError:
+            return AuthFailure("BAD_SIGNATURE")
+        except jwt.PyJWTError:
+            return AuthFailure("INVALID_TOKEN")
+        # Expiry is checked against the injected clock (not PyJWT's wall clock) so tests and
+        # the websocket expiry timer agree with the rest of the service.
+        if now.timestamp() > float(claims["exp"]) + s.leeway_seconds:
+            return AuthFailure("TOKEN_EXPIRED")
+        return claims
+
+
+class Authenticator:
+    def __init__(self, jwt_settings: JWTSettings, db: Database, clock: Clock) -> None:
+        self.verifier = TokenVerifier(jwt_settings)
+        self.db = db
+        self.clock = clock
+
+    async def authenticate(self, authorization: str | None) -> Principal | AuthFailure:
+        """Authenticate the value of an Authorization header (or a connection_init field)."""
+        if authorization is None or not authorization.strip():
+            return AuthFailure("MISSING_CREDENTIALS")
+        scheme, _, credential = authorization.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            return AuthFailure("MALFORMED_CREDENTIALS")
+        async with self.db.session() as session:
+            if credential.startswith(service.API_KEY_PREFIX):
+                return await self._api_key(session, credential)
+            return await self._token(session, credential)
+
+    async def _token(self, session: AsyncSession, token: str) -> Principal | AuthFailure:
+        claims = self.verifier.decode(token, self.clock.now())
+        if isinstance(claims, AuthFailure):
+            return claims
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError:
+            return AuthFailure("UNKNOWN_USER")
+        user = await repository.get_user(session, user_id)
+        if user is None:
+            return AuthFailure("UNKNOWN_USER")
+        if not user.active:
+            return AuthFailure("USER_DEACTIVATED")
+        if user.partner_id is not None:
+            partner = await repository.get_partner(session, user.partner_id)
+            if partner is None or partner.status is not PartnerStatus.ACTIVE:
+                return AuthFailure("PARTNER_INACTIVE")
+        return principal_for(user, expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC))
+
+    async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
+        key = await service.verify_api_key(session, secret)
+        if key is None:
+            return AuthFailure("INVALID_API_KEY")
+        key.last_used_at = self.clock.now()
+        session.add(key)
+        await session.commit()
+        return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
+
+
+def principal_for(user: User, *, expires_at: datetime | None = None) -> Principal:
+    return Principal(
+        vendor_id=user.vendor_id,
+        role=user.role,
+        user_id=user.id,
+        partner_id=user.partner_id,
+        email=user.email,
+        expires_at=expires_at,
+    )
+
+
+def issue_token(
+    settings: JWTSettings,
+    user: User,
+    *,
+    ttl: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
+) -> str:
+    """A development token signed with the shared HS256 secret (production tokens come from
+    the identity provider)."""
+    if settings.algorithm != "HS256":
+        raise ValueError("channelboard only issues HS256 development tokens")
+    issued = now or datetime.now(UTC)
+    claims = {
+        "sub": str(user.id),
+        "email": user.email,
+        "role": user.role.value,
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
+    return jwt.encode(claims, settings.secret, algorithm="HS256")

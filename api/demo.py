@@ -1,0 +1,38 @@
+"""`channelboard demo` and `channelboard token`: seeding and development tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from api.auth import issue_token
+from api.settings import Settings
+from infra.clock import SystemClock
+from infra.db import Database
+from partners import demo as partners_demo
+from partners import repository
+
+
+async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
+    db = Database(settings.database_url)
+    clock = SystemClock()
+    try:
+        async with db.transaction() as session:
+            tenancy = await partners_demo.seed(session, clock)
+            # Later domains seed here, in dependency order.
+        names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
+        return [
+            (u.email, u.role.value, names.get(u.partner_id) if u.partner_id else None)
+            for u in tenancy.users.values()
+        ]
+    finally:
+        await db.dispose()
+
+
+async def token_for(settings: Settings, email: str, ttl: timedelta) -> str | None:
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            user = await repository.get_user_by_email(session, email)
+        return issue_token(settings.jwt, user, ttl=ttl) if user else None
+    finally:
+        await db.dispose()

@@ -1,0 +1,235 @@
+"""The /graphql endpoint: strawberry's ASGI view with our context, authentication, and the
+GraphQL-over-HTTP details (media types, status codes, JSON error bodies) the spec asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any, cast
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
+
+from api.auth import Authenticator, AuthFailure
+from partners.roles import Principal
+from schema.context import Context, Services
+
+log = logging.getLogger("channelboard.http")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+WS_AUTH_KEYS = ("Authorization", "authorization", "authToken", "token")
+
+
+def error_body(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+_STATUS_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an Accept header, or None when we can offer none."""
+    if not accept:
+        return JSON
+    offered: list[tuple[float, int, str]] = []
+    for index, item in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            if param.startswith("q="):
+                with contextlib.suppress(ValueError):
+                    q = float(param[2:])
+        media = media.lower()
+        if q <= 0:
+            continue
+        if media == GRAPHQL_RESPONSE:
+            offered.append((q, -index, GRAPHQL_RESPONSE))
+        elif media in (JSON, "application/*", "*/*"):
+            offered.append((q, -index, JSON))
+    return max(offered)[2] if offered else None
+
+
+def _errors(response: GraphQLHTTPResponse) -> list[dict[str, Any]]:
+    errors: list[dict[str, Any]] = cast(list[dict[str, Any]], response.get("errors") or [])
+    return errors
+
+
+def _add_codes(response: GraphQLHTTPResponse) -> None:
+    for error in _errors(response):
+        ext = error.setdefault("extensions", {})
+        if "code" in ext:
+            continue
+        message = error.get("message", "")
+        if message.startswith("Syntax Error: Document contains more than"):
+            ext["code"] = "TOO_MANY_TOKENS"
+        elif message.startswith("Syntax Error"):
+            ext["code"] = "GRAPHQL_PARSE_FAILED"
+        elif "path" not in error:
+            ext["code"] = "GRAPHQL_VALIDATION_FAILED"
+
+
+def is_request_error(response: GraphQLHTTPResponse) -> bool:
+    """Failed before execution (parse, validation, variables): the spec says no `data`."""
+    errors = _errors(response)
+    return response.get("data") is None and bool(errors) and all("path" not in e for e in errors)
+
+
+class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 as the
+    graphql-transport-ws protocol does (strawberry closes with 1011)."""
+
+    async def handle_connection_init(self, message: Any) -> None:
+        payload = message.get("payload")
+        if payload is not None and not isinstance(payload, dict):
+            await self.send_message({"type": "connection_error"})
+            await self.websocket.close(code=4400, reason="Invalid connection init payload")
+            return
+        self.context.connection_params = payload
+        try:
+            ack = await self.view.on_ws_connect(self.context)
+        except ConnectionRejectionError as rejection:
+            await self.send_message({"type": "connection_error", "payload": rejection.payload})
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
+        if isinstance(ack, UnsetType) or ack is None:
+            await self.send_message({"type": "connection_ack"})
+        else:
+            await self.send_message({"type": "connection_ack", "payload": ack})
+        self.connection_acknowledged = True
+        if self.keep_alive:
+            self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
+
+
+class GraphQLView(GraphQL[Context, None]):
+    graphql_ws_handler_class = LegacyGraphQLWSHandler
+
+    def __init__(
+        self, *args: Any, services: Services, authenticator: Authenticator, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.services = services
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            media = negotiate(request.headers.get("accept"))
+            wants_ide = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+            if media is None and not wants_ide:
+                raise HTTPException(406, f"Accept {JSON} or {GRAPHQL_RESPONSE}.")
+            request.state.media_type = media or JSON
+            context = await self.http_context(request)
+            response = await self.run(request, context=context)
+            _finish_http_response(request, response)
+        except HTTPException as exc:
+            response = self.error_response(exc.status_code, exc.reason, request)
+        await response(scope, receive, send)
+
+    def error_response(self, status: int, reason: str, request: Request) -> Response:
+        headers = {"Allow": "GET, POST"} if status == 405 else None
+        media = getattr(request.state, "media_type", None) or JSON
+        if status == 400 and reason == "Unsupported content type":
+            status, reason = 415, "Send the request as application/json (or multipart/form-data)."
+        return JSONResponse(
+            error_body(reason, _STATUS_CODES.get(status, "BAD_REQUEST")),
+            status_code=status,
+            headers=headers,
+            media_type=media,
+        )
+
+    async def http_context(self, request: Request) -> Context:
+        outcome = await self.authenticator.authenticate(request.headers.get("authorization"))
+        if isinstance(outcome, Principal):
+            return Context(services=self.services, principal=outcome, request=request)
+        reason = None if outcome.reason == "MISSING_CREDENTIALS" else outcome.reason
+        return Context(
+            services=self.services, auth_failure=reason or "MISSING_CREDENTIALS", request=request
+        )
+
+    async def get_context(self, request: Any, response: Any) -> Context:
+        # Only websockets get here (HTTP passes its context to `run`); they authenticate in
+        # on_ws_connect from the connection_init payload.
+        return Context(
+            services=self.services,
+            auth_failure="MISSING_CREDENTIALS",
+            request=request,
+            response=response,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        params = context.connection_params or {}
+        credential = next((params[k] for k in WS_AUTH_KEYS if isinstance(params.get(k), str)), None)
+        if credential is not None and " " not in credential.strip():
+            credential = f"Bearer {credential.strip()}"
+        outcome = await self.authenticator.authenticate(credential)
+        if isinstance(outcome, AuthFailure):
+            raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
+        context.principal = outcome
+        context.auth_failure = None
+        if outcome.expires_at is not None:
+            delay = (outcome.expires_at - self.services.clock.now()).total_seconds()
+            websocket: WebSocket = context.request
+            context.extras["expiry"] = asyncio.get_running_loop().call_later(
+                max(delay, 0.0), lambda: asyncio.ensure_future(_close_expired(websocket))
+            )
+        return cast(UnsetType, UNSET)
+
+    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+        try:
+            return await super().execute_single(*args, **kwargs)
+        except HTTPException as exc:
+            if isinstance(exc.__cause__, InvalidOperationTypeError):
+                raise HTTPException(405, exc.reason) from exc
+            raise
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        _add_codes(response)
+        if is_request_error(response):
+            response.pop("data", None)
+            request.state.request_error = True
+        return response
+
+    def encode_json(self, data: object) -> str:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _finish_http_response(request: Request, response: Response) -> None:
+    """Apply the negotiated media type, and 400 for request errors under
+    application/graphql-response+json (application/json keeps 200, as the spec says)."""
+    if response.media_type != JSON:
+        return  # GraphiQL's HTML, or a streamed response
+    media = getattr(request.state, "media_type", JSON)
+    response.headers["content-type"] = media
+    request_error = getattr(request.state, "request_error", False)
+    if media == GRAPHQL_RESPONSE and request_error and response.status_code == 200:
+        response.status_code = 400
+
+
+async def _close_expired(websocket: WebSocket) -> None:
+    if websocket.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=4403, reason="Token expired")

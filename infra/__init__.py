@@ -1,0 +1,1 @@
+"""Infrastructure shared by every domain: database, Redis, ids, clock, outbox."""

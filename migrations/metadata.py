@@ -1,0 +1,13 @@
+"""Every table the migrations manage: import each domain's models here."""
+
+from sqlalchemy import MetaData
+
+import infra.outbox
+import partners.models
+from infra.db import metadata
+
+MODEL_MODULES = (partners.models, infra.outbox)
+
+
+def target_metadata() -> MetaData:
+    return metadata

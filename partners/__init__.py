@@ -1,0 +1,1 @@
+"""Tenancy and identity: vendors, partner organisations, users, roles, API keys."""

@@ -1,0 +1,11 @@
+from enum import StrEnum
+
+
+class TenancyErrorCode(StrEnum):
+    NOT_FOUND = "NOT_FOUND"
+    INVALID = "INVALID"
+    TOO_LONG = "TOO_LONG"
+    REQUIRED = "REQUIRED"
+    DUPLICATE = "DUPLICATE"
+    ALREADY_REVOKED = "ALREADY_REVOKED"
+    INVALID_ROLE = "INVALID_ROLE"

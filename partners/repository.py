@@ -1,0 +1,104 @@
+"""Who may read which tenancy rows: the one place that decides it for this domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import false, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from partners.models import ApiKey, ManagerAssignment, Partner, User, Vendor
+from partners.roles import Principal, Role
+
+
+def assigned_partner_ids(principal: Principal) -> SelectOfScalar[uuid.UUID]:
+    """The partners a channel manager looks after."""
+    return select(ManagerAssignment.partner_id).where(
+        ManagerAssignment.manager_id == principal.user_id,
+        ManagerAssignment.vendor_id == principal.vendor_id,
+    )
+
+
+def readable_partners(principal: Principal) -> SelectOfScalar[Partner]:
+    stmt = select(Partner).where(Partner.vendor_id == principal.vendor_id)
+    match principal.role:
+        case Role.VENDOR_ADMIN | Role.FINANCE:
+            return stmt
+        case Role.CHANNEL_MANAGER:
+            return stmt.where(col(Partner.id).in_(assigned_partner_ids(principal)))
+        case Role.PARTNER_ADMIN | Role.PARTNER_REP:
+            return stmt.where(Partner.id == principal.partner_id)
+    return stmt.where(false())  # pragma: no cover - every role is matched above
+
+
+def readable_users(principal: Principal) -> SelectOfScalar[User]:
+    """Admins list users: a vendor admin its whole vendor, a partner admin its organisation;
+    everyone else sees only themselves."""
+    stmt = select(User).where(User.vendor_id == principal.vendor_id)
+    match principal.role:
+        case Role.VENDOR_ADMIN:
+            return stmt
+        case Role.PARTNER_ADMIN:
+            return stmt.where(User.partner_id == principal.partner_id)
+    if principal.user_id is None:
+        return stmt.where(false())
+    return stmt.where(User.id == principal.user_id)
+
+
+def readable_api_keys(principal: Principal) -> SelectOfScalar[ApiKey]:
+    if principal.role is not Role.VENDOR_ADMIN:
+        return select(ApiKey).where(false())
+    return select(ApiKey).where(ApiKey.vendor_id == principal.vendor_id)
+
+
+async def get_readable_partner(
+    session: AsyncSession, principal: Principal, partner_id: uuid.UUID
+) -> Partner | None:
+    result = await session.exec(readable_partners(principal).where(Partner.id == partner_id))
+    return result.first()
+
+
+async def get_readable_user(
+    session: AsyncSession, principal: Principal, user_id: uuid.UUID
+) -> User | None:
+    result = await session.exec(readable_users(principal).where(User.id == user_id))
+    return result.first()
+
+
+async def partners_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Partner]:
+    rows = await session.exec(readable_partners(principal).where(col(Partner.id).in_(ids)))
+    return {p.id: p for p in rows}
+
+
+async def api_keys_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, ApiKey]:
+    rows = await session.exec(readable_api_keys(principal).where(col(ApiKey.id).in_(ids)))
+    return {k.id: k for k in rows}
+
+
+async def get_vendor(session: AsyncSession, vendor_id: uuid.UUID) -> Vendor | None:
+    return await session.get(Vendor, vendor_id)
+
+
+async def get_partner(session: AsyncSession, partner_id: uuid.UUID) -> Partner | None:
+    return await session.get(Partner, partner_id)
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    result = await session.exec(select(User).where(func.lower(User.email) == email.lower()))
+    return result.first()
+
+
+async def get_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
+    result = await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))
+    return result.first()

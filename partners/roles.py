@@ -1,0 +1,55 @@
+"""Roles and the authenticated principal every service takes."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    VENDOR_ADMIN = "VENDOR_ADMIN"
+    CHANNEL_MANAGER = "CHANNEL_MANAGER"
+    FINANCE = "FINANCE"
+    PARTNER_ADMIN = "PARTNER_ADMIN"
+    PARTNER_REP = "PARTNER_REP"
+
+    @property
+    def is_vendor_staff(self) -> bool:
+        return self in VENDOR_ROLES
+
+    @property
+    def is_partner(self) -> bool:
+        return self in PARTNER_ROLES
+
+
+VENDOR_ROLES = frozenset({Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER, Role.FINANCE})
+PARTNER_ROLES = frozenset({Role.PARTNER_ADMIN, Role.PARTNER_REP})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user (from a JWT) or a vendor integration (from an API key)."""
+
+    vendor_id: uuid.UUID
+    role: Role
+    user_id: uuid.UUID | None = None
+    partner_id: uuid.UUID | None = None
+    email: str | None = None
+    api_key_id: uuid.UUID | None = None
+    expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.role.is_partner and self.partner_id is None:
+            raise ValueError("a partner role needs a partner")
+        if self.role.is_vendor_staff and self.partner_id is not None:
+            raise ValueError("vendor staff belong to no partner")
+
+    @property
+    def is_vendor_staff(self) -> bool:
+        return self.role.is_vendor_staff
+
+    @property
+    def is_partner(self) -> bool:
+        return self.role.is_partner

@@ -1,0 +1,169 @@
+"""Tenancy operations: onboarding vendors, partners and users, and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra.clock import Clock
+from infra.errors import DomainError
+from partners import repository
+from partners.errors import TenancyErrorCode
+from partners.models import ApiKey, ManagerAssignment, Partner, PartnerStatus, User, Vendor
+from partners.roles import VENDOR_ROLES, Principal, Role
+
+API_KEY_PREFIX = "cbk_"
+
+
+async def create_vendor(session: AsyncSession, clock: Clock, *, name: str, slug: str) -> Vendor:
+    vendor = Vendor(name=name, slug=slug, created_at=clock.now())
+    session.add(vendor)
+    await session.flush()
+    return vendor
+
+
+async def create_partner(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    name: str,
+    region: str,
+    tier: str = "REGISTERED",
+    status: PartnerStatus = PartnerStatus.ACTIVE,
+    internal_notes: str = "",
+) -> Partner:
+    partner = Partner(
+        vendor_id=vendor_id,
+        name=name,
+        region=region,
+        tier=tier,
+        status=status,
+        internal_notes=internal_notes,
+        created_at=clock.now(),
+    )
+    session.add(partner)
+    await session.flush()
+    return partner
+
+
+async def create_user(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    email: str,
+    role: Role,
+    display_name: str,
+    partner_id: uuid.UUID | None = None,
+    active: bool = True,
+) -> User:
+    if role.is_partner != (partner_id is not None):
+        raise DomainError(
+            TenancyErrorCode.INVALID_ROLE,
+            "partner roles need a partner; vendor roles must not have one",
+            "role",
+        )
+    user = User(
+        vendor_id=vendor_id,
+        partner_id=partner_id,
+        email=email.strip().lower(),
+        display_name=display_name,
+        role=role,
+        active=active,
+        created_at=clock.now(),
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def assign_manager(
+    session: AsyncSession, clock: Clock, *, manager: User, partner: Partner
+) -> ManagerAssignment:
+    if manager.role is not Role.CHANNEL_MANAGER or manager.vendor_id != partner.vendor_id:
+        raise DomainError(
+            TenancyErrorCode.INVALID_ROLE, "only a channel manager of the same vendor"
+        )
+    assignment = ManagerAssignment(
+        vendor_id=partner.vendor_id,
+        manager_id=manager.id,
+        partner_id=partner.id,
+        created_at=clock.now(),
+    )
+    session.add(assignment)
+    await session.flush()
+    return assignment
+
+
+@dataclass(frozen=True)
+class IssuedApiKey:
+    key: ApiKey
+    secret: str  # shown once; only its hash is stored
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_api_key(
+    session: AsyncSession, principal: Principal, clock: Clock, *, name: str, role: Role
+) -> IssuedApiKey:
+    name = name.strip()
+    if not name:
+        raise DomainError(TenancyErrorCode.REQUIRED, "Give the key a name.", "name")
+    if len(name) > 100:
+        raise DomainError(
+            TenancyErrorCode.TOO_LONG, "A key name has at most 100 characters.", "name"
+        )
+    if role not in VENDOR_ROLES:
+        raise DomainError(
+            TenancyErrorCode.INVALID_ROLE, "API keys act for the vendor, not for a partner.", "role"
+        )
+    prefix = secrets.token_hex(6)
+    secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        vendor_id=principal.vendor_id,
+        name=name,
+        prefix=prefix,
+        secret_hash=hash_secret(secret),
+        role=role,
+        created_by_id=principal.user_id,
+        created_at=clock.now(),
+    )
+    session.add(key)
+    await session.flush()
+    return IssuedApiKey(key=key, secret=secret)
+
+
+async def revoke_api_key(
+    session: AsyncSession, principal: Principal, clock: Clock, *, key_id: uuid.UUID
+) -> ApiKey:
+    result = await session.exec(repository.readable_api_keys(principal).where(ApiKey.id == key_id))
+    key = result.first()
+    if key is None:
+        raise DomainError(TenancyErrorCode.NOT_FOUND, "No such API key.", "id")
+    if key.revoked_at is not None:
+        raise DomainError(TenancyErrorCode.ALREADY_REVOKED, "This key is already revoked.", "id")
+    key.revoked_at = clock.now()
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def verify_api_key(session: AsyncSession, secret: str) -> ApiKey | None:
+    """The live key behind a presented secret, or None (unknown, malformed or revoked)."""
+    if not secret.startswith(API_KEY_PREFIX):
+        return None
+    prefix, _, _rest = secret[len(API_KEY_PREFIX) :].partition("_")
+    key = await repository.get_api_key_by_prefix(session, prefix)
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_hash, hash_secret(secret)):
+        return None
+    return key

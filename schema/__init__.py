@@ -1,0 +1,53 @@
+"""The GraphQL schema, composed from each domain's Query, Mutation and Subscription parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from schema.extensions import build_extensions
+from schema.partners.mutations import PartnersMutation
+from schema.partners.queries import PartnersQuery
+from schema.partners.types import ApiKeyType, PartnerType, UserType
+
+# Each domain contributes its parts here; the order is the order fields appear in the schema.
+QUERIES: tuple[type, ...] = (PartnersQuery,)
+MUTATIONS: tuple[type, ...] = (PartnersMutation,)
+SUBSCRIPTIONS: tuple[type, ...] = ()
+# Node types reachable only through `node(id)` must be listed so the schema knows them.
+NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType)
+
+
+class Schema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        """Expected errors (auth, limits, validation) are not worth a stack trace in the log;
+        unexpected ones are logged where they are masked (schema.extensions)."""
+
+
+def build_schema(
+    *,
+    max_depth: int = 12,
+    max_aliases: int = 20,
+    max_tokens: int = 2_000,
+    production: bool = False,
+) -> strawberry.Schema:
+    query = merge_types("Query", QUERIES)
+    mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
+    subscription = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None
+    return Schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        types=NODE_TYPES,
+        extensions=build_extensions(
+            max_depth=max_depth,
+            max_aliases=max_aliases,
+            max_tokens=max_tokens,
+            production=production,
+        ),
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )

@@ -1,0 +1,196 @@
+"""GraphQL types for tenancy: vendors, partners, users, API keys, and `me`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import Info, relay
+
+from partners import repository
+from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
+from partners.roles import Role
+from schema.context import Context
+from schema.permissions import VendorStaff
+
+RoleEnum = strawberry.enum(
+    Role, description="What a user may see and do; see the README's roles table."
+)
+PartnerStatusEnum = strawberry.enum(PartnerStatus)
+
+
+def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
+    out: list[uuid.UUID | None] = []
+    for raw in node_ids:
+        try:
+            out.append(uuid.UUID(str(raw)))
+        except ValueError:
+            out.append(None)
+    return out
+
+
+@strawberry.type(name="Vendor", description="A vendor: the tenant that runs a partner program.")
+class VendorType:
+    id: relay.GlobalID
+    name: str
+    slug: str
+
+    @classmethod
+    def from_model(cls, vendor: Vendor) -> VendorType:
+        return cls(id=relay.GlobalID("Vendor", str(vendor.id)), name=vendor.name, slug=vendor.slug)
+
+
+@strawberry.type(name="Partner", description="A partner organisation (reseller, distributor…).")
+class PartnerType(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    tier: str
+    region: str
+    status: PartnerStatus
+    created_at: datetime
+    _internal_notes: strawberry.Private[str]
+
+    @strawberry.field(
+        description="Vendor-internal notes. Vendor roles only.", permission_classes=[VendorStaff]
+    )
+    def internal_notes(self) -> str:
+        return self._internal_notes
+
+    @classmethod
+    def from_model(cls, partner: Partner) -> PartnerType:
+        return cls(
+            id=str(partner.id),
+            name=partner.name,
+            tier=partner.tier,
+            region=partner.region,
+            status=partner.status,
+            created_at=partner.created_at,
+            _internal_notes=partner.internal_notes,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[PartnerType | None]:
+        principal = info.context.principal
+        ids = _uuids(node_ids)
+        if principal is None:
+            return [None] * len(ids)
+        found = await repository.partners_by_ids(
+            info.context.session, principal, [i for i in ids if i is not None]
+        )
+        return [cls.from_model(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type(name="User", description="A person who signs in to channelboard.")
+class UserType(relay.Node):
+    id: relay.NodeID[str]
+    email: str
+    display_name: str
+    role: Role
+    active: bool
+    created_at: datetime
+    _partner_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The user's partner organisation; null for vendor staff.")
+    async def partner(self, info: Info[Context, None]) -> PartnerType | None:
+        if self._partner_id is None or info.context.principal is None:
+            return None
+        partner = await repository.get_readable_partner(
+            info.context.session, info.context.principal, self._partner_id
+        )
+        return PartnerType.from_model(partner) if partner else None
+
+    @classmethod
+    def from_model(cls, user: User) -> UserType:
+        return cls(
+            id=str(user.id),
+            email=user.email,
+            display_name=user.display_name,
+            role=user.role,
+            active=user.active,
+            created_at=user.created_at,
+            _partner_id=user.partner_id,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[UserType | None]:
+        principal = info.context.principal
+        out: list[UserType | None] = []
+        for user_id in _uuids(node_ids):
+            user = None
+            if principal is not None and user_id is not None:
+                user = await repository.get_readable_user(info.context.session, principal, user_id)
+            out.append(cls.from_model(user) if user else None)
+        return out
+
+
+@strawberry.type(name="ApiKey", description="A vendor integration credential (secret not shown).")
+class ApiKeyType(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    prefix: str = strawberry.field(description="Identifies the key in logs; not a secret.")
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_model(cls, key: ApiKey) -> ApiKeyType:
+        return cls(
+            id=str(key.id),
+            name=key.name,
+            prefix=key.prefix,
+            role=key.role,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+            last_used_at=key.last_used_at,
+        )
+
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[ApiKeyType | None]:
+        principal = info.context.principal
+        ids = _uuids(node_ids)
+        if principal is None:
+            return [None] * len(ids)
+        found = await repository.api_keys_by_ids(
+            info.context.session, principal, [i for i in ids if i is not None]
+        )
+        return [cls.from_model(found[i]) if i in found else None for i in ids]
+
+
+@strawberry.type(description="The caller: user (null for an API key), role, vendor and partner.")
+class Me:
+    role: Role
+    _user_id: strawberry.Private[uuid.UUID | None]
+    _vendor_id: strawberry.Private[uuid.UUID]
+    _partner_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field
+    async def user(self, info: Info[Context, None]) -> UserType | None:
+        if self._user_id is None:
+            return None
+        user = await repository.get_user(info.context.session, self._user_id)
+        return UserType.from_model(user) if user else None
+
+    @strawberry.field
+    async def vendor(self, info: Info[Context, None]) -> VendorType:
+        vendor = await repository.get_vendor(info.context.session, self._vendor_id)
+        assert vendor is not None  # the principal was built from this row
+        return VendorType.from_model(vendor)
+
+    @strawberry.field
+    async def partner(self, info: Info[Context, None]) -> PartnerType | None:
+        if self._partner_id is None or info.context.principal is None:
+            return None
+        partner = await repository.get_readable_partner(
+            info.context.session, info.context.principal, self._partner_id
+        )
+        return PartnerType.from_model(partner) if partner else None

@@ -1,0 +1,72 @@
+"""Coarse, role-level permission classes. Row-level visibility lives in the repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry import Info
+from strawberry.permission import BasePermission
+
+from partners.roles import VENDOR_ROLES, Role
+from schema.context import Context
+
+
+def unauthenticated(reason: str | None) -> GraphQLError:
+    reason = reason or "MISSING_CREDENTIALS"
+    return GraphQLError(
+        AUTH_MESSAGES.get(reason, "Authentication failed."),
+        extensions={"code": "UNAUTHENTICATED", "reason": reason},
+    )
+
+
+AUTH_MESSAGES = {
+    "MISSING_CREDENTIALS": "Authentication required: send 'Authorization: Bearer <token>'.",
+    "MALFORMED_CREDENTIALS": "The Authorization header is not 'Bearer <token>'.",
+    "INVALID_TOKEN": "The token could not be decoded.",
+    "BAD_SIGNATURE": "The token's signature is not valid.",
+    "TOKEN_EXPIRED": "The token has expired.",
+    "INVALID_ISSUER": "The token was issued by an issuer this service does not trust.",
+    "INVALID_AUDIENCE": "The token is not meant for this service.",
+    "UNKNOWN_USER": "The token's user does not exist.",
+    "USER_DEACTIVATED": "The token's user is deactivated.",
+    "PARTNER_INACTIVE": "The user's partner organisation is not active.",
+    "INVALID_API_KEY": "The API key is unknown or revoked.",
+}
+
+
+class IsAuthenticated(BasePermission):
+    message = "Authentication required."
+    error_extensions = {"code": "UNAUTHENTICATED"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        if info.context.principal is None:
+            raise unauthenticated(info.context.auth_failure)
+        return True
+
+
+def forbidden(message: str = "Your role may not perform this operation.") -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "FORBIDDEN"})
+
+
+def roles(*allowed: Role) -> type[BasePermission]:
+    """A permission class admitting only the given roles (authenticated first)."""
+    allowed_set = frozenset(allowed)
+
+    class HasRole(BasePermission):
+        message = "Your role may not perform this operation."
+        error_extensions = {"code": "FORBIDDEN"}
+
+        def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+            principal = info.context.principal
+            if principal is None:
+                raise unauthenticated(info.context.auth_failure)
+            return principal.role in allowed_set
+
+    HasRole.__name__ = "HasRole_" + "_".join(sorted(r.value for r in allowed_set))
+    return HasRole
+
+
+VendorStaff = roles(*VENDOR_ROLES)
+VendorAdmin = roles(Role.VENDOR_ADMIN)
+Admins = roles(Role.VENDOR_ADMIN, Role.PARTNER_ADMIN)

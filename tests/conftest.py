@@ -1,0 +1,132 @@
+"""Fixtures: a migrated database (SQLite by default, PostgreSQL when
+CHANNELBOARD_TEST_DATABASE_URL is set), a real Redis (embedded by default, or
+CHANNELBOARD_TEST_REDIS_URL) under a key namespace of its own, the app, and cleanup of both
+stores after every test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import delete
+from starlette.applications import Starlette
+
+from api import migrations
+from api.app import create_app
+from api.settings import Settings
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.redis import EmbeddedRedis
+from migrations.metadata import target_metadata
+from schema.context import Services
+from tests.support import GQL, Tenant, create_tenant
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def redis_url(var_dir: Path) -> Iterator[str]:
+    external = os.environ.get("CHANNELBOARD_TEST_REDIS_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedRedis(var_dir / "redis")
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(var_dir: Path) -> str:
+    return os.environ.get("CHANNELBOARD_TEST_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{var_dir / 'test.db'}"
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(var_dir: Path, database_url: str, redis_url: str) -> Settings:
+    return Settings.from_env(
+        {
+            "CHANNELBOARD_ENV": "test",
+            "CHANNELBOARD_VAR_DIR": str(var_dir),
+            "CHANNELBOARD_DATABASE_URL": database_url,
+            "CHANNELBOARD_REDIS_URL": redis_url,
+            "CHANNELBOARD_REDIS_NAMESPACE": os.environ.get("CHANNELBOARD_TEST_REDIS_NAMESPACE")
+            or f"cbtest-{uuid.uuid4().hex[:8]}",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def clock() -> OffsetClock:
+    return OffsetClock()
+
+
+@pytest.fixture(scope="session")
+async def migrated(settings: Settings) -> str:
+    await migrations.upgrade(settings.database_url)
+    return settings.database_url
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, clock: OffsetClock, migrated: str) -> AsyncIterator[Starlette]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def services(app: Starlette) -> Services:
+    result: Services = app.state.services
+    return result
+
+
+@pytest.fixture
+def db(services: Services) -> Database:
+    return services.db
+
+
+@pytest.fixture(autouse=True)
+async def _clean_state(request: pytest.FixtureRequest, clock: OffsetClock) -> AsyncIterator[None]:
+    yield
+    clock.reset()
+    if "app" not in request.fixturenames:
+        return
+    services: Services = request.getfixturevalue("app").state.services
+    async with services.db.transaction() as session:
+        for table in reversed(target_metadata().sorted_tables):
+            await session.execute(delete(table))
+    pattern = services.keys("*")
+    async for key in services.redis.scan_iter(match=pattern, count=1000):
+        await services.redis.delete(key)
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient, settings: Settings, clock: OffsetClock) -> GQL:
+    return GQL(client=client, settings=settings, clock=clock)
+
+
+@pytest.fixture
+async def tenant(db: Database, clock: OffsetClock) -> Tenant:
+    async with db.transaction() as session:
+        return await create_tenant(session, clock)
+
+
+@pytest.fixture
+async def other_tenant(db: Database, clock: OffsetClock) -> Tenant:
+    async with db.transaction() as session:
+        return await create_tenant(session, clock)
