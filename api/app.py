@@ -23,6 +23,7 @@ from api.settings import Settings
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.outbox import Dispatcher
+from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, connect
 from schema import build_schema
 from schema.context import Services
@@ -52,12 +53,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         db = Database(settings.database_url)
         redis = connect(redis_url)
         outbox = Dispatcher(db, clock)
+        keys = Keys(settings.redis_namespace)
         services = Services(
             db=db,
             redis=redis,
-            keys=Keys(settings.redis_namespace),
+            keys=keys,
             clock=clock,
             outbox=outbox,
+            hub=Hub(redis, keys),
             max_page_size=limits.max_page_size,
             production=settings.production,
         )
@@ -80,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             dispatcher_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await dispatcher_task
+            await services.hub.close()
             await redis.aclose()
             await db.dispose()
             if embedded is not None:

@@ -2,11 +2,12 @@
 
 from sqlalchemy import MetaData
 
+import catalogue.models
 import infra.outbox
 import partners.models
 from infra.db import metadata
 
-MODEL_MODULES = (partners.models, infra.outbox)
+MODEL_MODULES = (partners.models, infra.outbox, catalogue.models)
 
 
 def target_metadata() -> MetaData:

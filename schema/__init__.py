@@ -9,17 +9,21 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from schema.catalogue.mutations import CatalogueMutation
+from schema.catalogue.queries import CatalogueQuery
+from schema.catalogue.types import ProductType
 from schema.extensions import build_extensions
+from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
-QUERIES: tuple[type, ...] = (PartnersQuery,)
-MUTATIONS: tuple[type, ...] = (PartnersMutation,)
+QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery)
+MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation)
 SUBSCRIPTIONS: tuple[type, ...] = ()
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
-NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType)
+NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType)
 
 
 class Schema(strawberry.Schema):
@@ -49,5 +53,5 @@ def build_schema(
             max_tokens=max_tokens,
             production=production,
         ),
-        config=StrawberryConfig(disable_field_suggestions=production),
+        config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS),
     )

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher
+from infra.pubsub import Hub
 from infra.redis import Keys
 from partners.roles import Principal
 
@@ -25,6 +26,7 @@ class Services:
     keys: Keys
     clock: Clock
     outbox: Dispatcher
+    hub: Hub
     max_page_size: int = 100
     production: bool = False
 

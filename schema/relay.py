@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
@@ -112,6 +112,17 @@ def parse_global_id(
         return uuid.UUID(gid.node_id)
     except (ValueError, TypeError, binascii.Error, GraphQLError):
         return None
+
+
+def parse_node_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
+    """Row ids for `resolve_nodes`; None where an id is not a UUID (answered as missing)."""
+    out: list[uuid.UUID | None] = []
+    for raw in node_ids:
+        try:
+            out.append(uuid.UUID(str(raw)))
+        except ValueError:
+            out.append(None)
+    return out
 
 
 def to_global_id(type_name: str, row_id: uuid.UUID) -> relay.GlobalID:

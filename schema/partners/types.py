@@ -14,21 +14,12 @@ from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import VendorStaff
+from schema.relay import parse_node_ids
 
 RoleEnum = strawberry.enum(
     Role, description="What a user may see and do; see the README's roles table."
 )
 PartnerStatusEnum = strawberry.enum(PartnerStatus)
-
-
-def _uuids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
-    out: list[uuid.UUID | None] = []
-    for raw in node_ids:
-        try:
-            out.append(uuid.UUID(str(raw)))
-        except ValueError:
-            out.append(None)
-    return out
 
 
 @strawberry.type(name="Vendor", description="A vendor: the tenant that runs a partner program.")
@@ -75,7 +66,7 @@ class PartnerType(relay.Node):
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[PartnerType | None]:
         principal = info.context.principal
-        ids = _uuids(node_ids)
+        ids = parse_node_ids(node_ids)
         if principal is None:
             return [None] * len(ids)
         found = await repository.partners_by_ids(
@@ -121,7 +112,7 @@ class UserType(relay.Node):
     ) -> list[UserType | None]:
         principal = info.context.principal
         out: list[UserType | None] = []
-        for user_id in _uuids(node_ids):
+        for user_id in parse_node_ids(node_ids):
             user = None
             if principal is not None and user_id is not None:
                 user = await repository.get_readable_user(info.context.session, principal, user_id)
@@ -151,13 +142,12 @@ class ApiKeyType(relay.Node):
             last_used_at=key.last_used_at,
         )
 
-
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[ApiKeyType | None]:
         principal = info.context.principal
-        ids = _uuids(node_ids)
+        ids = parse_node_ids(node_ids)
         if principal is None:
             return [None] * len(ids)
         found = await repository.api_keys_by_ids(

@@ -1,0 +1,10 @@
+from enum import StrEnum
+
+
+class CatalogueErrorCode(StrEnum):
+    INVALID_SKU = "INVALID_SKU"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    INVALID_PRICE = "INVALID_PRICE"
+    INVALID_CURRENCY = "INVALID_CURRENCY"
+    INVALID_MARGIN = "INVALID_MARGIN"

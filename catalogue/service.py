@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import re
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalogue import repository
+from catalogue.errors import CatalogueErrorCode
+from catalogue.models import Product
+from infra.clock import Clock
+from infra.errors import DomainError, DomainErrors
+from infra.money import is_currency
+from partners.roles import Principal
+
+SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
+MAX_LIST_PRICE_MINOR = 10**13  # 100 billion in a 2-decimal currency: above is a typo
+
+
+async def upsert_product(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    sku: str,
+    name: str,
+    list_price_minor: int,
+    currency: str,
+    category: str = "",
+    margin_rate_bp: int = 0,
+    active: bool = True,
+) -> Product:
+    """Create the product with this SKU, or update it. Vendor admins only (checked in the
+    schema); the vendor is the caller's."""
+    sku = repository.normalise_sku(sku)
+    name = name.strip()
+    errors: list[DomainError] = []
+    if not SKU_PATTERN.match(sku):
+        errors.append(
+            DomainError(
+                CatalogueErrorCode.INVALID_SKU,
+                "A SKU is 1-64 letters, digits, '.', '_' or '-'.",
+                "sku",
+            )
+        )
+    if not name:
+        errors.append(DomainError(CatalogueErrorCode.REQUIRED, "Give the product a name.", "name"))
+    elif len(name) > 200:
+        errors.append(DomainError(CatalogueErrorCode.TOO_LONG, "At most 200 characters.", "name"))
+    if not 0 <= list_price_minor <= MAX_LIST_PRICE_MINOR:
+        errors.append(
+            DomainError(
+                CatalogueErrorCode.INVALID_PRICE,
+                "The list price must be zero or more (in minor units).",
+                "list_price",
+            )
+        )
+    if not is_currency(currency):
+        errors.append(
+            DomainError(
+                CatalogueErrorCode.INVALID_CURRENCY, "Use an ISO 4217 code like USD.", "currency"
+            )
+        )
+    if not -10_000 <= margin_rate_bp <= 10_000:
+        errors.append(
+            DomainError(
+                CatalogueErrorCode.INVALID_MARGIN,
+                "The margin rate is between -100% and 100% (basis points).",
+                "margin_rate_bp",
+            )
+        )
+    if errors:
+        raise DomainErrors(errors)
+    now = clock.now()
+    existing = (await repository.products_by_sku(session, principal.vendor_id, [sku])).get(sku)
+    product = existing or Product(
+        vendor_id=principal.vendor_id,
+        sku=sku,
+        name=name,
+        list_price_minor=list_price_minor,
+        currency=currency,
+        created_at=now,
+        updated_at=now,
+    )
+    product.name = name
+    product.category = category.strip()[:64]
+    product.list_price_minor = list_price_minor
+    product.currency = currency
+    product.margin_rate_bp = margin_rate_bp
+    product.active = active
+    product.updated_at = now
+    session.add(product)
+    await session.flush()
+    return product

@@ -1,0 +1,1 @@
+"""Partner submissions the vendor validates: deal registrations and sale claims."""

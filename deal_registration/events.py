@@ -1,0 +1,173 @@
+"""The events partner submissions publish through the outbox (infra.outbox).
+
+This is the contract earnings and leaderboards consume: event type names and payload
+shapes. Payloads are JSON objects; ids are UUID strings, instants ISO 8601 UTC, money is
+integer minor units with a currency. Producers build payloads only through these classes;
+consumers parse them only through ``parse``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+SALE_APPROVED = "SaleApproved"
+SALE_REVERSED = "SaleReversed"
+DEAL_APPROVED = "DealApproved"
+DEAL_WON = "DealWon"
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    units: int
+    amount_minor: int  # this line's share of the sale amount
+
+
+@dataclass(frozen=True)
+class _Event:
+    type: ClassVar[str]
+
+    def to_payload(self) -> dict[str, Any]:
+        def encode(value: Any) -> Any:
+            if isinstance(value, uuid.UUID):
+                return str(value)
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, list | tuple):
+                return [encode(v) for v in value]
+            if isinstance(value, dict):
+                return {k: encode(v) for k, v in value.items()}
+            return value
+
+        return {k: encode(v) for k, v in asdict(self).items()}
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else uuid.UUID(str(value))
+
+
+@dataclass(frozen=True)
+class SaleApproved(_Event):
+    """A sale claim was approved (manually or automatically): credit it."""
+
+    type: ClassVar[str] = SALE_APPROVED
+    claim_id: uuid.UUID
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None
+    region: str
+    currency: str
+    amount_minor: int
+    lines: list[Line] = field(default_factory=list)
+    sold_at: datetime | None = None
+    approved_at: datetime | None = None
+
+    @property
+    def units(self) -> int:
+        return sum(line.units for line in self.lines)
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            claim_id=uuid.UUID(payload["claim_id"]),
+            partner_id=uuid.UUID(payload["partner_id"]),
+            rep_user_id=_uuid(payload.get("rep_user_id")),
+            region=payload["region"],
+            currency=payload["currency"],
+            amount_minor=int(payload["amount_minor"]),
+            lines=[Line(**line) for line in payload.get("lines", [])],
+            sold_at=datetime.fromisoformat(payload["sold_at"]) if payload.get("sold_at") else None,
+            approved_at=datetime.fromisoformat(payload["approved_at"])
+            if payload.get("approved_at")
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class SaleReversed(_Event):
+    """An approved sale was refunded or returned: take back what it credited.
+    ``reverses_event_id`` is the SaleApproved outbox event it undoes."""
+
+    type: ClassVar[str] = SALE_REVERSED
+    claim_id: uuid.UUID
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None
+    region: str
+    currency: str
+    amount_minor: int
+    reverses_event_id: uuid.UUID
+    reason: str
+    lines: list[Line] = field(default_factory=list)
+    sold_at: datetime | None = None
+    reversed_at: datetime | None = None
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            claim_id=uuid.UUID(payload["claim_id"]),
+            partner_id=uuid.UUID(payload["partner_id"]),
+            rep_user_id=_uuid(payload.get("rep_user_id")),
+            region=payload["region"],
+            currency=payload["currency"],
+            amount_minor=int(payload["amount_minor"]),
+            reverses_event_id=uuid.UUID(payload["reverses_event_id"]),
+            reason=payload["reason"],
+            lines=[Line(**line) for line in payload.get("lines", [])],
+            sold_at=datetime.fromisoformat(payload["sold_at"]) if payload.get("sold_at") else None,
+            reversed_at=datetime.fromisoformat(payload["reversed_at"])
+            if payload.get("reversed_at")
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class DealApproved(_Event):
+    type: ClassVar[str] = DEAL_APPROVED
+    registration_id: uuid.UUID
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None
+    customer_domain: str
+    approved_at: datetime
+    protected_until: datetime
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            registration_id=uuid.UUID(payload["registration_id"]),
+            partner_id=uuid.UUID(payload["partner_id"]),
+            rep_user_id=_uuid(payload.get("rep_user_id")),
+            customer_domain=payload["customer_domain"],
+            approved_at=datetime.fromisoformat(payload["approved_at"]),
+            protected_until=datetime.fromisoformat(payload["protected_until"]),
+        )
+
+
+@dataclass(frozen=True)
+class DealWon(_Event):
+    """A registered (approved) deal was won: earnings may pay a deal bonus, contests may
+    count it."""
+
+    type: ClassVar[str] = DEAL_WON
+    registration_id: uuid.UUID
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None
+    region: str
+    currency: str
+    amount_minor: int
+    won_at: datetime
+    lines: list[Line] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            registration_id=uuid.UUID(payload["registration_id"]),
+            partner_id=uuid.UUID(payload["partner_id"]),
+            rep_user_id=_uuid(payload.get("rep_user_id")),
+            region=payload["region"],
+            currency=payload["currency"],
+            amount_minor=int(payload["amount_minor"]),
+            won_at=datetime.fromisoformat(payload["won_at"]),
+            lines=[Line(**line) for line in payload.get("lines", [])],
+        )

@@ -1,0 +1,84 @@
+"""Money: integer minor units with an ISO 4217 currency code. Never floats."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+# Minor-unit exponents that differ from the usual 2.
+_EXPONENTS = {
+    **dict.fromkeys(("JPY", "KRW", "CLP", "ISK", "VND"), 0),
+    **dict.fromkeys(("BHD", "KWD", "JOD", "OMR", "TND"), 3),
+}
+
+
+def is_currency(code: str) -> bool:
+    return bool(_CURRENCY.match(code))
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency, 2)
+
+
+@dataclass(frozen=True, order=True)
+class Money:
+    amount: int  # minor units
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, int) or isinstance(self.amount, bool):
+            raise TypeError("money amounts are integers in minor units")
+        if not is_currency(self.currency):
+            raise ValueError(f"not an ISO 4217 currency code: {self.currency!r}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot mix {self.currency} and {other.currency}")
+
+    def format(self) -> str:
+        """'25,400.00 USD' style, for explanations and logs."""
+        exp = exponent(self.currency)
+        sign = "-" if self.amount < 0 else ""
+        whole, frac = divmod(abs(self.amount), 10**exp) if exp else (abs(self.amount), 0)
+        text = f"{whole:,}" + (f".{frac:0{exp}d}" if exp else "")
+        return f"{sign}{text} {self.currency}"
+
+
+def parse_decimal(amount: str, currency: str) -> int:
+    """'4600.00' in USD -> 460000 minor units. Raises ValueError for anything that is not a
+    plain decimal with at most the currency's number of fraction digits."""
+    from decimal import Decimal, InvalidOperation  # noqa: PLC0415
+
+    text = amount.strip()
+    if not re.fullmatch(r"-?\d{1,15}(\.\d+)?", text):
+        raise ValueError("not a decimal amount")
+    try:
+        value = Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern rules it out
+        raise ValueError("not a decimal amount") from exc
+    exp = exponent(currency)
+    scaled = value.scaleb(exp)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{currency} has {exp} decimal places")
+    return int(scaled)
+
+
+def to_decimal_string(amount_minor: int, currency: str) -> str:
+    exp = exponent(currency)
+    if exp == 0:
+        return str(amount_minor)
+    sign = "-" if amount_minor < 0 else ""
+    whole, frac = divmod(abs(amount_minor), 10**exp)
+    return f"{sign}{whole}.{frac:0{exp}d}"

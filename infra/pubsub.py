@@ -1,0 +1,126 @@
+"""Cross-process fan-out over Redis pub/sub.
+
+Each process holds one Redis subscription connection; local listeners (websocket
+subscriptions) register for channels here and get each message from a small queue of their
+own. A listener that falls behind loses its oldest messages, never blocks the others:
+messages are "something changed" notices, and the subscriber re-reads current state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+from infra.redis import Keys
+
+log = logging.getLogger(__name__)
+
+
+class Listener:
+    def __init__(self, channel: str, maxsize: int) -> None:
+        self.channel = channel
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=maxsize)
+
+    def offer(self, message: bytes) -> None:
+        if self.queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()  # drop the oldest: a slow reader gets the latest
+        self.queue.put_nowait(message)
+
+    async def get(self) -> bytes:
+        return await self.queue.get()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[bytes]:
+        while True:
+            yield await self.queue.get()
+
+
+class Hub:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def channel(self, *parts: object) -> str:
+        return self.keys("chan", *parts)
+
+    async def publish(self, channel: str, message: bytes | str) -> int:
+        return int(await self.redis.publish(channel, message))
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str, *, maxsize: int = 16) -> AsyncIterator[Listener]:
+        """Receive messages published on ``channel`` (by any process) while the block runs.
+        The Redis subscription is confirmed before the block starts, so nothing published
+        after entering is missed."""
+        listener = Listener(channel, maxsize)
+        async with self._lock:
+            await self._ensure_reader()
+            first = not self._listeners[channel]
+            self._listeners[channel].add(listener)
+            if first:
+                assert self._pubsub is not None
+                await self._pubsub.subscribe(channel)
+        try:
+            yield listener
+        finally:
+            async with self._lock:
+                self._listeners[channel].discard(listener)
+                if not self._listeners[channel]:
+                    del self._listeners[channel]
+                    if self._pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await self._pubsub.unsubscribe(channel)
+
+    async def _ensure_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            return
+        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        # A subscription with no channel yet: redis-py needs one before reading.
+        await self._pubsub.subscribe(self.keys("chan", "_hub"))
+        for channel in self._listeners:
+            await self._pubsub.subscribe(channel)
+        self._reader = asyncio.create_task(self._read(self._pubsub), name="pubsub-reader")
+
+    async def _read(self, pubsub: PubSub) -> None:
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("pub/sub connection lost; resubscribing")
+                await asyncio.sleep(0.5)
+                async with self._lock:
+                    self._reader = None
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await self._ensure_reader()
+                return
+            if message is None or message.get("type") != "message":
+                continue
+            channel = message["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            data = message["data"]
+            for listener in list(self._listeners.get(channel, ())):
+                listener.offer(data if isinstance(data, bytes) else str(data).encode())
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]

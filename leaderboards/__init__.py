@@ -1,0 +1,1 @@
+"""Sales contests and their live leaderboards (Redis sorted sets, rebuilt from SQL events)."""

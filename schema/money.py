@@ -1,0 +1,67 @@
+"""Money in the API: integer minor units (as a 53-bit-safe scalar) plus decimal strings."""
+
+from __future__ import annotations
+
+from typing import Any, NewType
+
+import strawberry
+from graphql import IntValueNode, ValueNode
+from strawberry.types.scalar import ScalarDefinition
+
+from infra.money import Money, parse_decimal, to_decimal_string
+
+MinorUnits = NewType("MinorUnits", int)
+
+
+def _parse_minor(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("MinorUnits must be a JSON integer")
+    if abs(value) > 2**53:
+        raise ValueError("MinorUnits out of range")
+    return value
+
+
+def _parse_minor_literal(node: ValueNode, _variables: dict[str, Any] | None = None) -> int:
+    if not isinstance(node, IntValueNode):
+        raise ValueError("MinorUnits must be an integer")
+    return _parse_minor(int(node.value))
+
+
+SCALARS: dict[object, ScalarDefinition] = {
+    MinorUnits: strawberry.scalar(
+        name="MinorUnits",
+        description="An amount in the currency's minor units (cents), as a JSON integer "
+        "(exact up to 2^53, beyond GraphQL's 32-bit Int).",
+        serialize=int,
+        parse_value=_parse_minor,
+        parse_literal=_parse_minor_literal,
+    )
+}
+
+
+@strawberry.type(name="Money", description="An amount of money in one currency.")
+class MoneyType:
+    amount_minor: MinorUnits = strawberry.field(description="In minor units, e.g. cents.")
+    currency: str = strawberry.field(description="ISO 4217 code.")
+
+    @strawberry.field(description="As a decimal string, e.g. '4600.00'.")
+    def amount(self) -> str:
+        return to_decimal_string(int(self.amount_minor), self.currency)
+
+    @strawberry.field(description="For display, e.g. '4,600.00 USD'.")
+    def formatted(self) -> str:
+        return Money(int(self.amount_minor), self.currency).format()
+
+    @classmethod
+    def of(cls, amount_minor: int, currency: str) -> MoneyType:
+        return cls(amount_minor=MinorUnits(amount_minor), currency=currency)
+
+
+@strawberry.input(description="An amount as a decimal string in a currency.")
+class MoneyInput:
+    amount: str = strawberry.field(description="Decimal string, e.g. '4600.00'.")
+    currency: str = strawberry.field(description="ISO 4217 code, e.g. 'USD'.")
+
+    def to_minor(self) -> int:
+        """Raises ValueError with a user-facing reason."""
+        return parse_decimal(self.amount, self.currency.strip().upper())
