@@ -31,30 +31,35 @@ class Services:
     production: bool = False
 
 
-class _SessionBox:
-    __slots__ = ("session",)
+class OperationScope:
+    __slots__ = ("closed", "session")
 
     def __init__(self) -> None:
         self.session: AsyncSession | None = None
+        self.closed = False
 
 
 # One box per GraphQL operation (set by the SessionScope extension). A contextvar rather
 # than a context attribute because a websocket connection shares one context between the
 # operations it runs concurrently, each in its own task.
-_operation_session: contextvars.ContextVar[_SessionBox | None] = contextvars.ContextVar(
-    "operation_session", default=None
+# (A subscription's stream may be closed from another task, so the scope is closed through
+# the object itself rather than by resetting the variable.)
+_operation_scope: contextvars.ContextVar[OperationScope | None] = contextvars.ContextVar(
+    "operation_scope", default=None
 )
 
 
-def open_operation_scope() -> contextvars.Token[_SessionBox | None]:
-    return _operation_session.set(_SessionBox())
+def open_operation_scope() -> OperationScope:
+    scope = OperationScope()
+    _operation_scope.set(scope)
+    return scope
 
 
-async def close_operation_scope(token: contextvars.Token[_SessionBox | None]) -> None:
-    box = _operation_session.get()
-    _operation_session.reset(token)
-    if box is not None and box.session is not None:
-        await box.session.close()
+async def close_operation_scope(scope: OperationScope) -> None:
+    scope.closed = True
+    if scope.session is not None:
+        session, scope.session = scope.session, None
+        await session.close()
 
 
 @dataclass
@@ -71,9 +76,9 @@ class Context:
     def session(self) -> AsyncSession:
         """The operation's database session, opened on first use, closed when it ends.
         Mutations commit it through ``schema.mutations.mutate``; queries never commit."""
-        box = _operation_session.get()
-        if box is None:
-            raise RuntimeError("no operation scope: is the SessionScope extension installed?")
-        if box.session is None:
-            box.session = self.services.db.new_session()
-        return box.session
+        scope = _operation_scope.get()
+        if scope is None or scope.closed:
+            raise RuntimeError("no open operation scope: is the SessionScope extension on?")
+        if scope.session is None:
+            scope.session = self.services.db.new_session()
+        return scope.session

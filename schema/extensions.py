@@ -27,6 +27,7 @@ from strawberry.extensions import (
     SchemaExtension,
     ValidationCache,
 )
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from schema.context import close_operation_scope, open_operation_scope
 
@@ -37,11 +38,11 @@ class SessionScope(SchemaExtension):
     """Gives each operation its own lazily opened database session and closes it after."""
 
     async def on_operation(self) -> AsyncIterator[None]:
-        token = open_operation_scope()
+        scope = open_operation_scope()
         try:
             yield
         finally:
-            await close_operation_scope(token)
+            await close_operation_scope(scope)
 
 
 def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
@@ -120,9 +121,7 @@ def is_expected(error: GraphQLError) -> bool:
     """Errors we raised on purpose (they carry a code) and GraphQL's own request errors are
     shown as they are; anything else is a bug and is masked."""
     original = error.original_error
-    if original is None:
-        return True
-    if isinstance(original, GraphQLError):
+    if original is None or isinstance(original, GraphQLError | InvalidOperationTypeError):
         return True
     return bool(error.extensions and "code" in error.extensions)
 
