@@ -51,13 +51,15 @@ async def upsert_product(
             DomainError(
                 CatalogueErrorCode.INVALID_PRICE,
                 "The list price must be zero or more (in minor units).",
-                "list_price",
+                "list_price.amount",
             )
         )
     if not is_currency(currency):
         errors.append(
             DomainError(
-                CatalogueErrorCode.INVALID_CURRENCY, "Use an ISO 4217 code like USD.", "currency"
+                CatalogueErrorCode.INVALID_CURRENCY,
+                "Use an ISO 4217 code like USD.",
+                "list_price.currency",
             )
         )
     if not -10_000 <= margin_rate_bp <= 10_000:
