@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redis_url = settings.redis_url
         if redis_url is None:
             embedded = EmbeddedRedis(settings.var_dir / "redis")
-            redis_url = await asyncio.to_thread(embedded.start)
+            redis_url = embedded.start()  # main thread: see EmbeddedRedis._die_with_parent
         db = Database(settings.database_url)
         redis = connect(redis_url)
         outbox = Dispatcher(db, clock)
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await redis.aclose()
             await db.dispose()
             if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
+                embedded.stop()
 
     async def root(_: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")

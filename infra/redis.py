@@ -7,11 +7,14 @@ restart of the service.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -87,7 +90,11 @@ class EmbeddedRedis:
             args += ["--port", str(port)]
             url = f"redis://127.0.0.1:{port}/0"
         self.process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -120,6 +127,15 @@ class EmbeddedRedis:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the thread that started it dies, so a killed
+    service leaves no orphan holding the data directory. (Start it from a long-lived
+    thread: the main one.)"""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _responds(url: str) -> bool:

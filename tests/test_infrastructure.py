@@ -22,31 +22,31 @@ from tests.support import Tenant
 
 async def test_embedded_redis_starts_serves_persists_and_stops(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "redis")
-    url = await asyncio.to_thread(server.start)
+    url = server.start()
     client = connect(url)
     await client.set("standing", b"42")
     await client.aclose()
-    await asyncio.to_thread(server.stop)
+    server.stop()
     assert not server.running
 
     again = EmbeddedRedis(tmp_path / "redis")
-    url = await asyncio.to_thread(again.start)
+    url = again.start()
     client = connect(url)
     try:
         assert await client.get("standing") == b"42"  # append-only file survived the restart
     finally:
         await client.aclose()
-        await asyncio.to_thread(again.stop)
+        again.stop()
 
 
 async def test_a_second_embedded_redis_on_the_same_data_is_refused(tmp_path: Path) -> None:
     first = EmbeddedRedis(tmp_path / "redis")
-    await asyncio.to_thread(first.start)
+    first.start()
     try:
         with pytest.raises(RuntimeError, match="already running"):
-            await asyncio.to_thread(EmbeddedRedis(tmp_path / "redis").start)
+            EmbeddedRedis(tmp_path / "redis").start()
     finally:
-        await asyncio.to_thread(first.stop)
+        first.stop()
 
 
 async def test_readyz_reports_ok(client: httpx.AsyncClient) -> None:
@@ -68,13 +68,13 @@ async def test_readyz_is_503_when_redis_is_down(
     settings: Settings, clock: OffsetClock, tmp_path: Path
 ) -> None:
     server = EmbeddedRedis(tmp_path / "down")
-    url = await asyncio.to_thread(server.start)
+    url = server.start()
     app = create_app(settings.with_overrides(redis_url=url), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
             assert (await client.get("/readyz")).status_code == 200
-            await asyncio.to_thread(server.stop)
+            server.stop()
             response = await client.get("/readyz")
     assert response.status_code == 503
     body = response.json()
