@@ -44,6 +44,7 @@ _STATUS_CODES = {
     406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 
@@ -141,7 +142,11 @@ class GraphQLView(GraphQL[Context, None]):
             if media is None and not wants_ide:
                 raise HTTPException(406, f"Accept {JSON} or {GRAPHQL_RESPONSE}.")
             request.state.media_type = media or JSON
-            context = await self.http_context(request)
+            try:
+                context = await self.http_context(request)
+            except Exception as exc:  # the database behind authentication is down
+                log.exception("authentication could not reach the database")
+                raise HTTPException(503, "The service is temporarily unavailable.") from exc
             response = await self.run(request, context=context)
             _finish_http_response(request, response)
         except HTTPException as exc:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
+import jwt
 import pytest
+from sqlalchemy import text
 
 from api.app import create_app
-from api.settings import Settings
+from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import OffsetClock
+from infra.db import Database, is_sqlite
 from partners.roles import Role
 from tests.support import GQL, Tenant, error_codes
 
@@ -206,3 +211,49 @@ async def test_pagination_walks_every_row_once(gql: GQL, tenant: Tenant) -> None
             break
         after = page["pageInfo"]["endCursor"]
     assert len(seen) == len(set(seen)) == 7
+
+
+async def test_unexpected_errors_are_masked_and_coded(
+    gql: GQL, tenant: Tenant, db: Database
+) -> None:
+    async with db.transaction() as session:  # a row the code cannot read: a bug, not input
+        await session.execute(
+            text("UPDATE partner SET status = 'BOGUS' WHERE id = :id"),
+            {"id": tenant.partners[1].id.hex if is_sqlite(db.url) else tenant.partners[1].id},
+        )
+    payload = await gql(
+        "{ me { role } partners { edges { node { name } } } }",
+        as_user=tenant.user(Role.VENDOR_ADMIN),
+    )
+    assert payload["data"]["me"] == {"role": "VENDOR_ADMIN"}  # the rest of the answer stands
+    assert payload["data"]["partners"] is None
+    [error] = payload["errors"]
+    assert error["message"] == "Internal error."
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "BOGUS" not in json.dumps(payload)
+    assert "partner" not in error["message"].lower()
+
+
+async def test_a_database_outage_is_503_not_a_stack_trace(
+    settings: Settings, clock: OffsetClock
+) -> None:
+    broken = settings.with_overrides(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/x")
+    app = create_app(broken, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post(
+                "/graphql",
+                json={"query": "{ me { role } }"},
+                headers={"authorization": f"Bearer {signed_token_for_nobody()}"},
+            )
+    assert response.status_code == 503
+    assert error_codes(response.json()) == ["SERVICE_UNAVAILABLE"]
+    assert "Traceback" not in response.text
+
+
+def signed_token_for_nobody() -> str:
+    now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "iss": "channelboard-dev", "aud": "channelboard",
+              "iat": now, "exp": now + 60}  # fmt: skip
+    return jwt.encode(claims, DEVELOPMENT_SECRET, algorithm="HS256")
