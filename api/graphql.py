@@ -130,10 +130,17 @@ class GraphQLView(GraphQL[Context, None]):
         super().__init__(*args, **kwargs)
         self.services = services
         self.authenticator = authenticator
+        # Per websocket connection: the timer that closes it when its token expires.
+        self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                timer = self._expiry_timers.pop(id(scope), None)
+                if timer is not None:
+                    timer.cancel()
             return
         request = Request(scope, receive)
         try:
@@ -169,10 +176,7 @@ class GraphQLView(GraphQL[Context, None]):
         outcome = await self.authenticator.authenticate(request.headers.get("authorization"))
         if isinstance(outcome, Principal):
             return Context(services=self.services, principal=outcome, request=request)
-        reason = None if outcome.reason == "MISSING_CREDENTIALS" else outcome.reason
-        return Context(
-            services=self.services, auth_failure=reason or "MISSING_CREDENTIALS", request=request
-        )
+        return Context(services=self.services, auth_failure=outcome.reason, request=request)
 
     async def get_context(self, request: Any, response: Any) -> Context:
         # Only websockets get here (HTTP passes its context to `run`); they authenticate in
@@ -197,7 +201,7 @@ class GraphQLView(GraphQL[Context, None]):
         if outcome.expires_at is not None:
             delay = (outcome.expires_at - self.services.clock.now()).total_seconds()
             websocket: WebSocket = context.request
-            context.extras["expiry"] = asyncio.get_running_loop().call_later(
+            self._expiry_timers[id(websocket.scope)] = asyncio.get_running_loop().call_later(
                 max(delay, 0.0), lambda: asyncio.ensure_future(_close_expired(websocket))
             )
         return cast(UnsetType, UNSET)
