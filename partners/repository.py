@@ -75,6 +75,13 @@ async def partners_by_ids(
     return {p.id: p for p in rows}
 
 
+async def users_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    rows = await session.exec(readable_users(principal).where(col(User.id).in_(ids)))
+    return {u.id: u for u in rows}
+
+
 async def api_keys_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, ApiKey]:

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 from strawberry import relay
 
+from partners.roles import Principal
 from schema.context import Context
 
 
@@ -125,8 +126,23 @@ def parse_node_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
     return out
 
 
+ByIds = Callable[[AsyncSession, Principal, list[uuid.UUID]], Awaitable[dict[uuid.UUID, RowT]]]
+
+
+async def resolve_visible_nodes(
+    context: Context,
+    node_ids: Iterable[str],
+    load: ByIds[RowT],
+    to_node: Callable[[RowT], NodeType],
+) -> list[NodeType | None]:
+    """`resolve_nodes` for a Node type: load the ids the caller may see (through the
+    domain's readable statement), None for the rest, in the order asked."""
+    ids = parse_node_ids(node_ids)
+    if context.principal is None:
+        return [None] * len(ids)
+    found = await load(context.session, context.principal, [i for i in ids if i is not None])
+    return [to_node(found[i]) if i in found else None for i in ids]
+
+
 def to_global_id(type_name: str, row_id: uuid.UUID) -> relay.GlobalID:
     return relay.GlobalID(type_name, str(row_id))
-
-
-NodeLoader = Callable[[AsyncSession, Any, list[uuid.UUID]], Awaitable[dict[uuid.UUID, Any]]]

@@ -10,7 +10,7 @@ from catalogue.models import Product
 from schema.context import Context
 from schema.money import MoneyType
 from schema.permissions import VendorStaff
-from schema.relay import parse_node_ids
+from schema.relay import resolve_visible_nodes
 
 
 @strawberry.type(name="Product", description="A product partners can sell.")
@@ -47,11 +47,6 @@ class ProductType(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[ProductType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.products_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
+        return await resolve_visible_nodes(
+            info.context, node_ids, repository.products_by_ids, cls.from_model
         )
-        return [cls.from_model(found[i]) if i in found else None for i in ids]

@@ -14,7 +14,7 @@ from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import VendorStaff
-from schema.relay import parse_node_ids
+from schema.relay import resolve_visible_nodes
 
 RoleEnum = strawberry.enum(
     Role, description="What a user may see and do; see the README's roles table."
@@ -65,14 +65,9 @@ class PartnerType(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[PartnerType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.partners_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
+        return await resolve_visible_nodes(
+            info.context, node_ids, repository.partners_by_ids, cls.from_model
         )
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
 
 
 @strawberry.type(name="User", description="A person who signs in to channelboard.")
@@ -110,14 +105,9 @@ class UserType(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[UserType | None]:
-        principal = info.context.principal
-        out: list[UserType | None] = []
-        for user_id in parse_node_ids(node_ids):
-            user = None
-            if principal is not None and user_id is not None:
-                user = await repository.get_readable_user(info.context.session, principal, user_id)
-            out.append(cls.from_model(user) if user else None)
-        return out
+        return await resolve_visible_nodes(
+            info.context, node_ids, repository.users_by_ids, cls.from_model
+        )
 
 
 @strawberry.type(name="ApiKey", description="A vendor integration credential (secret not shown).")
@@ -146,14 +136,9 @@ class ApiKeyType(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
     ) -> list[ApiKeyType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.api_keys_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
+        return await resolve_visible_nodes(
+            info.context, node_ids, repository.api_keys_by_ids, cls.from_model
         )
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
 
 
 @strawberry.type(description="The caller: user (null for an API key), role, vendor and partner.")
