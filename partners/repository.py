@@ -61,13 +61,6 @@ async def get_readable_partner(
     return result.first()
 
 
-async def get_readable_user(
-    session: AsyncSession, principal: Principal, user_id: uuid.UUID
-) -> User | None:
-    result = await session.exec(readable_users(principal).where(User.id == user_id))
-    return result.first()
-
-
 async def partners_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Partner]:
