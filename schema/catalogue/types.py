@@ -28,7 +28,7 @@ class ProductType(relay.Node):
         "Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    def margin_rate_bp(self) -> int:
+    def margin_rate_bp(self) -> int | None:
         return self._margin_rate_bp
 
     @classmethod

@@ -46,7 +46,7 @@ class PartnerType(relay.Node):
     @strawberry.field(
         description="Vendor-internal notes. Vendor roles only.", permission_classes=[VendorStaff]
     )
-    def internal_notes(self) -> str:
+    def internal_notes(self) -> str | None:
         return self._internal_notes
 
     @classmethod
