@@ -1,6 +1,6 @@
 """Precision and recall of deal conflict detection on the labelled corpus, per threshold.
 
-    .venv/bin/python -m benchmarks.deal_conflicts
+.venv/bin/python -m benchmarks.deal_conflicts
 """
 
 from __future__ import annotations

@@ -118,3 +118,70 @@ def future(clock: Clock, days: int = 60) -> str:
 
 def past(clock: Clock) -> date:
     return clock.now().date() - timedelta(days=1)
+
+
+DEAL_FIELDS = """
+  id status bigDeal protected submittedAt reviewDueAt overdue expiresAt extensionsGranted
+  customer { name domain country region }
+  contact { name email }
+  estimatedValue { amountMinor currency }
+  lines { sku quantity }
+  history { action fromStatus toStatus actorRole reason }
+  conflictReasons
+"""
+
+SUBMIT = f"""
+mutation Submit($input: DealRegistrationSubmitInput!) {{
+  dealRegistrationSubmit(input: $input) {{
+    dealRegistration {{ {DEAL_FIELDS} }}
+    userErrors {{ field code message }}
+  }}
+}}"""
+
+
+def action_mutation(name: str, input_type: str) -> str:
+    return f"""
+mutation Act($input: {input_type}!) {{
+  {name}(input: $input) {{
+    dealRegistration {{ {DEAL_FIELDS} }}
+    userErrors {{ field code message }}
+  }}
+}}"""
+
+
+START_REVIEW = action_mutation("dealRegistrationStartReview", "DealRegistrationIdInput")
+APPROVE = action_mutation("dealRegistrationApprove", "DealRegistrationApproveInput")
+REJECT = action_mutation("dealRegistrationReject", "DealRegistrationActionInput")
+MARK_WON = action_mutation("dealRegistrationMarkWon", "DealRegistrationActionInput")
+REQUEST_EXTENSION = action_mutation(
+    "dealRegistrationExtensionRequest", "DealRegistrationActionInput"
+)
+DECIDE_EXTENSION = action_mutation(
+    "dealRegistrationExtensionDecide", "DealRegistrationExtensionDecideInput"
+)
+
+DEALS = f"""
+query Deals($filter: DealRegistrationFilter, $first: Int) {{
+  deals(filter: $filter, first: $first) {{ totalCount edges {{ node {{ {DEAL_FIELDS} }} }} }}
+}}"""
+
+DEAL = """
+query Deal($id: ID!) { deal(id: $id) { id status customer { name } } }
+"""
+
+
+def submit_input(clock: Clock, **overrides: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "customer": {"name": "Acme Corp.", "domain": "shop.acme.com", "country": "US"},
+        "estimatedValue": {"amount": "10000.00", "currency": "USD"},
+        "expectedCloseDate": future(clock),
+        "lines": [{"sku": "NW-ROUTER-X1", "quantity": 5}],
+    }
+    values.update(overrides)
+    return values
+
+
+def gid(registration: DealRegistration) -> str:
+    from strawberry import relay  # noqa: PLC0415
+
+    return str(relay.GlobalID("DealRegistration", str(registration.id)))

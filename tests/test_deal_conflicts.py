@@ -80,7 +80,8 @@ def test_shared_products_and_country_raise_the_score() -> None:
     b = Customer("stark industires", "stark-ind.com", "US", frozenset({"X", "Y"}))
     plain = compare(a, b, threshold=0)
     elsewhere = compare(a, Customer(b.name_key, b.domain, "DE", b.skus), threshold=0)
-    assert plain is not None and elsewhere is not None
+    assert plain is not None
+    assert elsewhere is not None
     assert plain.shared_skus == ("X",)
     assert plain.score == min(100, plain.name_score + 10)
     assert elsewhere.score == plain.name_score + 5 - 10

@@ -275,35 +275,37 @@ async def _validate(
             errors.append(DomainError(Code.TOO_LONG, f"At most {limit} characters.", name))
         return value
 
-    name = text(data.customer_name, "customer_name", 200, required=True)
+    name = text(data.customer_name, "customer.name", 200, required=True)
     if name and not conflicts.normalise_name(name):
-        errors.append(DomainError(Code.REQUIRED, "Give the customer's name.", "customer_name"))
+        errors.append(DomainError(Code.REQUIRED, "Give the customer's name.", "customer.name"))
     domain = conflicts.registrable_domain(data.customer_domain) or ""
     if not domain:
         errors.append(
             DomainError(
                 Code.INVALID_DOMAIN,
                 "Give the customer's web domain, e.g. example.com.",
-                "customer_domain",
+                "customer.domain",
             )
         )
     country = data.customer_country.strip().upper()
     if not _COUNTRY.match(country):
         errors.append(
             DomainError(
-                Code.INVALID_COUNTRY, "Use an ISO 3166 country code like DE.", "customer_country"
+                Code.INVALID_COUNTRY, "Use an ISO 3166 country code like DE.", "customer.country"
             )
         )
-    region = text(data.customer_region, "customer_region", 64)
-    contact_name = text(data.contact_name, "contact_name", 200)
-    contact_email = text(data.contact_email, "contact_email", 254).lower()
+    region = text(data.customer_region, "customer.region", 64)
+    contact_name = text(data.contact_name, "contact.name", 200)
+    contact_email = text(data.contact_email, "contact.email", 254).lower()
     if contact_email and not _EMAIL.match(contact_email):
-        errors.append(DomainError(Code.INVALID_EMAIL, "Not an e-mail address.", "contact_email"))
+        errors.append(DomainError(Code.INVALID_EMAIL, "Not an e-mail address.", "contact.email"))
     notes = text(data.notes, "notes", 4000)
     currency = data.currency.strip().upper()
     if not is_currency(currency):
         errors.append(
-            DomainError(Code.INVALID_CURRENCY, "Use an ISO 4217 code like USD.", "estimated_value")
+            DomainError(
+                Code.INVALID_CURRENCY, "Use an ISO 4217 code like USD.", "estimated_value.currency"
+            )
         )
     if not 0 < data.estimated_value_minor <= MAX_VALUE_MINOR:
         errors.append(
@@ -371,7 +373,7 @@ async def _validate(
         partner_id=data.partner_id,
     )
     if not errors and _is_big(clean, program):
-        for value, name_ in ((contact_name, "contact_name"), (contact_email, "contact_email")):
+        for value, name_ in ((contact_name, "contact.name"), (contact_email, "contact.email")):
             if not value:
                 errors.append(
                     DomainError(
