@@ -14,7 +14,6 @@ from sqlmodel import col, select
 
 from deal_registration.events import DEAL_APPROVED, DEAL_WON, DealApproved, DealWon
 from deal_registration.registrations import repository, service
-from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import (
     DealAction,
     DealRegistration,
@@ -72,10 +71,14 @@ async def test_concurrent_approvals_leave_exactly_one_protected(
     admin, manager = t.user(Role.VENDOR_ADMIN), t.user(Role.CHANNEL_MANAGER)
     for word in ("Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot"):
         domain = f"{word.lower()}.example"
-        a = await register(db, clock, t.user(Role.PARTNER_REP, 0), review_as=manager,
-                           customer_name=f"{word} Inc", customer_domain=domain)  # fmt: skip
-        b = await register(db, clock, t.user(Role.PARTNER_REP, 1), review_as=admin,
-                           customer_name=f"{word} LLC", customer_domain=f"www.{domain}")  # fmt: skip
+        a = await register(
+            db, clock, t.user(Role.PARTNER_REP, 0), review_as=manager,
+            customer_name=f"{word} Inc", customer_domain=domain,
+        )  # fmt: skip
+        b = await register(
+            db, clock, t.user(Role.PARTNER_REP, 1), review_as=admin,
+            customer_name=f"{word} LLC", customer_domain=f"www.{domain}",
+        )  # fmt: skip
 
         async def approve(reviewer: Any, registration: DealRegistration) -> str:
             try:
@@ -125,14 +128,15 @@ async def test_the_database_refuses_a_second_protected_registration(
         Role.VENDOR_ADMIN))  # fmt: skip
     second = await register(db, clock, t.user(Role.PARTNER_REP, 1))
     assert first.is_protected
-    with pytest.raises(IntegrityError):
-        async with db.transaction() as session:
-            row = await session.get(DealRegistration, second.id)
-            assert row is not None
-            row.status = DealStatus.APPROVED
-            row.is_protected = True
-            session.add(row)
+    async with db.session() as session:
+        row = await session.get(DealRegistration, second.id)
+        assert row is not None
+        row.status = DealStatus.APPROVED
+        row.is_protected = True
+        session.add(row)
+        with pytest.raises(IntegrityError):
             await session.flush()
+        await session.rollback()
 
 
 # --- override ----------------------------------------------------------------------------
@@ -147,8 +151,10 @@ async def test_approving_a_conflict_of_a_protected_registration_needs_an_overrid
     admin = t.user(Role.VENDOR_ADMIN)
     await register(db, clock, t.user(Role.PARTNER_REP, 0), approve_as=admin)
     # A different domain, but the same company by name: the name rule finds it.
-    rival = await register(db, clock, t.user(Role.PARTNER_REP, 1), review_as=admin,
-                           customer_name="ACME Corporation", customer_domain="acme-corp.net")  # fmt: skip
+    rival = await register(
+        db, clock, t.user(Role.PARTNER_REP, 1), review_as=admin,
+        customer_name="ACME Corporation", customer_domain="acme-corp.net",
+    )  # fmt: skip
     before = await snapshot(db, rival.id)
     refused = await gql.data(APPROVE, {"input": {"id": gid(rival)}}, as_user=admin)
     [error] = refused["dealRegistrationApprove"]["userErrors"]
