@@ -34,6 +34,7 @@ from tests.deal_support import (
     gid,
     principal_of,
     register,
+    registration_input,
     snapshot,
     submit_input,
 )
@@ -371,3 +372,22 @@ async def test_approval_and_won_record_events(
         ("NW-ROUTER-X1", 2), ("NW-AP-6E", 3)
     }  # fmt: skip
     assert won.aggregate_id == reg.id
+
+
+async def test_concurrent_retries_with_one_idempotency_key_create_one_registration(
+    db: Database, clock: OffsetClock, catalogue: Tenant
+) -> None:
+    rep = catalogue.user(Role.PARTNER_REP)
+    data = registration_input(clock)
+
+    async def attempt() -> DealRegistration:
+        async with db.transaction() as session:
+            return await service.submit_registration(
+                session, principal_of(rep), clock, data=data, idempotency_key="double-click"
+            )
+
+    results = await asyncio.gather(*(attempt() for _ in range(4)))
+    assert len({r.id for r in results}) == 1
+    async with db.session() as session:
+        rows = list(await session.exec(select(DealRegistration)))
+    assert len(rows) == 1
