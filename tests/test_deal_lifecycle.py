@@ -13,7 +13,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations import repository, service
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
-from deal_registration.registrations.models import DealAction, DealRegistration, DealStatus
+from deal_registration.registrations.models import (
+    DealAction,
+    DealExtensionRequest,
+    DealRegistration,
+    DealStatus,
+    ExtensionStatus,
+)
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.errors import DomainError
@@ -49,7 +55,15 @@ ACTIONS: dict[DealAction, Action] = {
     DealAction.REQUEST_EXTENSION: lambda s, t, c, i: service.request_extension(
         s, principal_of(t.user(Role.PARTNER_REP)), c, registration_id=i, reason="Board delay."
     ),
-}
+    DealAction.GRANT_EXTENSION: lambda s, t, c, i: service.decide_extension(
+        s, principal_of(t.user(Role.CHANNEL_MANAGER)), c, registration_id=i, grant=True
+    ),
+    DealAction.REFUSE_EXTENSION: lambda s, t, c, i: service.decide_extension(
+        s, principal_of(t.user(Role.VENDOR_ADMIN)), c, registration_id=i, grant=False,
+        reason="No.",
+    ),
+}  # fmt: skip
+DECISIONS = (DealAction.GRANT_EXTENSION, DealAction.REFUSE_EXTENSION)
 
 
 async def reach(db: Database, clock: OffsetClock, tenant: Tenant, status: DealStatus) -> uuid.UUID:
@@ -97,6 +111,14 @@ async def test_lifecycle_table(
     async with db.transaction() as session:
         await add_catalogue(session, clock, tenant)
     registration_id = await reach(db, clock, tenant, status)
+    if action in DECISIONS:  # a decision needs a pending request, whatever the status
+        async with db.transaction() as session:
+            session.add(
+                DealExtensionRequest(
+                    vendor_id=tenant.vendor.id, registration_id=registration_id,
+                    status=ExtensionStatus.PENDING, reason="Please.", requested_at=clock.now(),
+                )
+            )  # fmt: skip
     allowed_from, target = service.TRANSITIONS[action]
     before = await snapshot(db, registration_id)
 
