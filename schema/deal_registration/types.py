@@ -206,10 +206,11 @@ class DealRegistrationType(relay.Node):
         return sorted(reasons, key=lambda r: r.value)
 
     @strawberry.field(
-        description="Full conflict evidence, in both directions. Vendor roles only.",
+        description="Full conflict evidence, in both directions. Vendor roles only (null with "
+        "a FORBIDDEN error for partners).",
         permission_classes=[VendorStaff],
     )
-    async def conflicts(self, info: Info[Context, None]) -> list[DealConflictEvidence]:
+    async def conflicts(self, info: Info[Context, None]) -> list[DealConflictEvidence] | None:
         session = info.context.session
         rows = await repository.conflicts_involving(session, self._model.id)
         other_ids = {
@@ -228,7 +229,7 @@ class DealRegistrationType(relay.Node):
         "Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    def override_reason(self) -> str:
+    def override_reason(self) -> str | None:
         return self._model.override_reason
 
     @classmethod
