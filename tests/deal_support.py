@@ -121,7 +121,8 @@ def past(clock: Clock) -> date:
 
 
 DEAL_FIELDS = """
-  id status bigDeal protected submittedAt reviewDueAt overdue expiresAt extensionsGranted
+  id status bigDeal protected registeredByName submittedAt reviewDueAt overdue expiresAt
+  extensionsGranted
   customer { name domain country region }
   contact { name email }
   estimatedValue { amountMinor currency }

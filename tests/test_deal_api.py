@@ -60,6 +60,7 @@ async def test_rep_submits_a_registration(gql: GQL, clock: OffsetClock, catalogu
     assert deal["estimatedValue"] == {"amountMinor": 1_000_000, "currency": "USD"}
     assert deal["lines"] == [{"sku": "NW-ROUTER-X1", "quantity": 5}]
     assert deal["bigDeal"] is False
+    assert deal["registeredByName"] == catalogue.user(Role.PARTNER_REP).display_name
     assert [h["action"] for h in deal["history"]] == ["SUBMIT"]
     assert deal["reviewDueAt"] is not None
     assert deal["overdue"] is False

@@ -107,6 +107,7 @@ async def test_partner_users_hear_about_their_visible_registrations_only(
         subscribe(server, gql, admin0) as admin0_feed,
         subscribe(server, gql, rep1) as rep1_feed,
         subscribe(server, gql, t.user(Role.VENDOR_ADMIN)) as vendor_feed,
+        subscribe(server, gql, t.user(Role.CHANNEL_MANAGER)) as manager_feed,
     ):
         hub = services.hub
         await wait_until_listening(services, notices.partner_channel(hub, vendor, t.partners[0].id))
@@ -146,6 +147,9 @@ async def test_partner_users_hear_about_their_visible_registrations_only(
         # The vendor admin hears about everything, in commit order.
         seen_by_vendor = [(await vendor_feed.next())["registrationId"] for _ in range(4)]
         assert seen_by_vendor == [rival, colleague, mine, mine]
+        # A channel manager hears about its assigned partner (0) only.
+        seen_by_manager = [(await manager_feed.next())["registrationId"] for _ in range(3)]
+        assert seen_by_manager == [colleague, mine, mine]
 
         # Still nothing about partner 0 for partner 1: its next message is its own withdrawal.
         await gql.data(

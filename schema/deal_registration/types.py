@@ -181,6 +181,13 @@ class DealRegistrationType(relay.Node):
         )
         return PartnerType.from_model(found) if found else None
 
+    @strawberry.field(description="Who registered it (null for an integration).")
+    async def registered_by_name(self, info: Info[Context, None]) -> str | None:
+        if self._model.registered_by_id is None:
+            return None
+        user = await partners.get_user(info.context.session, self._model.registered_by_id)
+        return user.display_name if user else None
+
     @strawberry.field
     async def lines(self, info: Info[Context, None]) -> list[DealLine]:
         found = await repository.lines_of(info.context.session, [self._model.id])
