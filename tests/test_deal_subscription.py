@@ -172,3 +172,19 @@ async def test_subscribing_needs_a_token(server: str) -> None:
         assert closed is not None
         assert closed.rcvd is not None
         assert closed.rcvd.code == 4403
+
+
+async def test_subscribing_to_one_registration(
+    server: str, gql: GQL, services: Services, clock: OffsetClock, catalogue: Tenant
+) -> None:
+    t = catalogue
+    rep = t.user(Role.PARTNER_REP, 0)
+    watched = await submit(gql, rep, clock)
+    async with subscribe(server, gql, rep, {"id": watched}) as feed:
+        channel = notices.partner_channel(services.hub, t.vendor.id, t.partners[0].id)
+        await wait_until_listening(services, channel)
+        other_customer = {"name": "Other Customer", "domain": "other.example", "country": "US"}
+        await submit(gql, rep, clock, customer=other_customer)  # not watched
+        await gql.data(START_REVIEW, {"input": {"id": watched}}, as_user=t.user(Role.VENDOR_ADMIN))
+        change = await feed.next()
+        assert (change["registrationId"], change["toStatus"]) == (watched, "UNDER_REVIEW")
