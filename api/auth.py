@@ -53,7 +53,12 @@ class TokenVerifier:
                 audience=s.audience,
                 issuer=s.issuer,
                 leeway=s.leeway_seconds,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"], "verify_exp": False},
+                options={
+                    "require": ["exp", "iat", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidSignatureError:
             return AuthFailure("BAD_SIGNATURE")
@@ -65,10 +70,17 @@ class TokenVerifier:
             return AuthFailure("BAD_SIGNATURE")
         except jwt.PyJWTError:
             return AuthFailure("INVALID_TOKEN")
-        # Expiry is checked against the injected clock (not PyJWT's wall clock) so tests and
-        # the websocket expiry timer agree with the rest of the service.
+        # Time claims are checked against the injected clock (not PyJWT's wall clock) so
+        # tests and the websocket expiry timer agree with the rest of the service.
         if now.timestamp() > float(claims["exp"]) + s.leeway_seconds:
             return AuthFailure("TOKEN_EXPIRED")
+        for claim in ("iat", "nbf"):
+            value = claims.get(claim)
+            if value is not None and (
+                not isinstance(value, int | float)
+                or float(value) > now.timestamp() + s.leeway_seconds
+            ):
+                return AuthFailure("INVALID_TOKEN")
         return claims
 
 

@@ -72,7 +72,10 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy's
-    # documented remedy is to switch it off and emit BEGIN ourselves.
+    # documented remedy is to switch it off and emit BEGIN ourselves. IMMEDIATE: in WAL mode
+    # a deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+    # another connection wrote in between (the busy timeout does not apply to that upgrade);
+    # taking the write lock at BEGIN makes concurrent writers wait their turn instead.
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -85,7 +88,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class LockedAsyncSession(AsyncSession):

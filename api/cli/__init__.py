@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli import deals as deals_cli
 from api.settings import Settings, SettingsError
 
 app = typer.Typer(
@@ -134,6 +135,9 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+app.add_typer(deals_cli.app, name="deals")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Deal registrations: big-deal submissions, conflict detection, review, protection, expiry."""

@@ -1,0 +1,63 @@
+"""Live status-change notices: recorded in the outbox with the change, published after
+commit on the vendor's and the partner's deal channels. A notice carries ids and statuses
+only; subscribers re-read the registration through their own visibility rules."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra.clock import Clock
+from infra.outbox import Dispatcher, OutboxEvent, record_event
+from infra.pubsub import Hub
+
+STATUS_CHANGED = "DealStatusChanged"
+
+
+def vendor_channel(hub: Hub, vendor_id: uuid.UUID) -> str:
+    return hub.channel("deal", vendor_id)
+
+
+def partner_channel(hub: Hub, vendor_id: uuid.UUID, partner_id: uuid.UUID) -> str:
+    return hub.channel("deal", vendor_id, partner_id)
+
+
+async def record_status_change(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    registration_id: uuid.UUID,
+    from_status: str | None,
+    to_status: str,
+    at: datetime,
+) -> None:
+    await record_event(
+        session,
+        clock,
+        vendor_id=vendor_id,
+        type=STATUS_CHANGED,
+        aggregate_id=registration_id,
+        payload={
+            "registration_id": str(registration_id),
+            "partner_id": str(partner_id),
+            "from_status": from_status,
+            "to_status": to_status,
+            "at": at.isoformat(),
+        },
+        occurred_at=at,
+    )
+
+
+def register(dispatcher: Dispatcher, hub: Hub) -> None:
+    async def publish(event: OutboxEvent) -> None:
+        message = json.dumps(event.payload, separators=(",", ":"))
+        partner_id = uuid.UUID(event.payload["partner_id"])
+        await hub.publish(vendor_channel(hub, event.vendor_id), message)
+        await hub.publish(partner_channel(hub, event.vendor_id, partner_id), message)
+
+    dispatcher.register(STATUS_CHANGED, publish)

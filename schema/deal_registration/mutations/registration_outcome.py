@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import Info
+
+from deal_registration.registrations import service
+from partners.roles import Role
+from schema.context import Context
+from schema.deal_registration.inputs import DealRegistrationActionInput
+from schema.deal_registration.mutations.payloads import (
+    DealRegistrationPayload,
+    run_on_registration,
+)
+from schema.permissions import roles
+
+PartnerUsers = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP)
+PartnersAndReviewers = roles(
+    Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER
+)
+
+
+@strawberry.type
+class DealRegistrationOutcomeMutation:
+    @strawberry.mutation(
+        permission_classes=[PartnerUsers],
+        description="Withdraw a registration before it is decided.",
+    )
+    async def deal_registration_withdraw(
+        self, info: Info[Context, None], input: DealRegistrationActionInput
+    ) -> DealRegistrationPayload:
+        clock = info.context.services.clock
+        return await run_on_registration(
+            info,
+            input.id,
+            lambda s, p, rid: service.withdraw(
+                s, p, clock, registration_id=rid, reason=input.reason
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[PartnersAndReviewers],
+        description="An approved deal was won (records a DealWon event for earnings and contests).",
+    )
+    async def deal_registration_mark_won(
+        self, info: Info[Context, None], input: DealRegistrationActionInput
+    ) -> DealRegistrationPayload:
+        clock = info.context.services.clock
+        return await run_on_registration(
+            info,
+            input.id,
+            lambda s, p, rid: service.mark_won(
+                s, p, clock, registration_id=rid, reason=input.reason
+            ),
+        )
+
+    @strawberry.mutation(
+        permission_classes=[PartnersAndReviewers], description="An approved deal was lost."
+    )
+    async def deal_registration_mark_lost(
+        self, info: Info[Context, None], input: DealRegistrationActionInput
+    ) -> DealRegistrationPayload:
+        clock = info.context.services.clock
+        return await run_on_registration(
+            info,
+            input.id,
+            lambda s, p, rid: service.mark_lost(
+                s, p, clock, registration_id=rid, reason=input.reason
+            ),
+        )

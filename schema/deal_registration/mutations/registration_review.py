@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import strawberry
+from strawberry import Info
+
+from deal_registration.registrations import service
+from partners.roles import Role
+from schema.context import Context
+from schema.deal_registration.inputs import (
+    DealRegistrationActionInput,
+    DealRegistrationApproveInput,
+    DealRegistrationIdInput,
+)
+from schema.deal_registration.mutations.payloads import (
+    DealRegistrationPayload,
+    run_on_registration,
+)
+from schema.permissions import roles
+
+Reviewers = roles(Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER)
+
+
+@strawberry.type
+class DealRegistrationReviewMutation:
+    @strawberry.mutation(
+        permission_classes=[Reviewers],
+        description="Take a submitted registration into review (SUBMITTED -> UNDER_REVIEW).",
+    )
+    async def deal_registration_start_review(
+        self, info: Info[Context, None], input: DealRegistrationIdInput
+    ) -> DealRegistrationPayload:
+        clock = info.context.services.clock
+        return await run_on_registration(
+            info, input.id, lambda s, p, rid: service.start_review(s, p, clock, registration_id=rid)
+        )
+
+    @strawberry.mutation(
+        permission_classes=[Reviewers],
+        description="Approve a registration under review. Conflicts are checked again; the "
+        "first approval for a customer is protected for the vendor's protection period.",
+    )
+    async def deal_registration_approve(
+        self, info: Info[Context, None], input: DealRegistrationApproveInput
+    ) -> DealRegistrationPayload:
+        clock = info.context.services.clock
+        return await run_on_registration(
+            info,
+            input.id,
+            lambda s, p, rid: service.approve(
+                s, p, clock, registration_id=rid, reason=input.reason,
+                override_reason=input.override_reason,
+            ),
+        )  # fmt: skip
+
+    @strawberry.mutation(
+        permission_classes=[Reviewers],
+        description="Reject a registration under review; the reason is shown to the partner.",
+    )
+    async def deal_registration_reject(
+        self, info: Info[Context, None], input: DealRegistrationActionInput
+    ) -> DealRegistrationPayload:
+        clock = info.context.services.clock
+        return await run_on_registration(
+            info,
+            input.id,
+            lambda s, p, rid: service.reject(s, p, clock, registration_id=rid, reason=input.reason),
+        )
