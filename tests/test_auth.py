@@ -143,7 +143,13 @@ def placeholder(type_: GraphQLInputType) -> str:
             if isinstance(field.type, GraphQLNonNull) and field.default_value is Undefined
         ]
         return "{" + ", ".join(required) + "}"
-    return {"Int": "1", "Float": "1.0", "Boolean": "false", "MinorUnits": "1"}.get(
+    return {
+        "Int": "1",
+        "Float": "1.0",
+        "Boolean": "false",
+        "MinorUnits": "1",
+        "Date": '"2026-01-01"',
+    }.get(  # fmt: skip
         getattr(type_, "name", ""), '"2026-01-01T00:00:00+00:00"'
     )
 
