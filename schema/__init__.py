@@ -17,13 +17,17 @@ from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
+from schema.sales.mutations import SalesMutation
+from schema.sales.queries import SalesQuery
+from schema.sales.subscriptions import SalesSubscription
+from schema.sales.types import SaleClaimType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
-QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery)
-MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation)
-SUBSCRIPTIONS: tuple[type, ...] = ()
+QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, SalesQuery)
+MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation, SalesMutation)
+SUBSCRIPTIONS: tuple[type, ...] = (SalesSubscription,)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
-NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType)
+NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType, SaleClaimType)
 
 
 class Schema(strawberry.Schema):

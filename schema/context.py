@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deal_registration.sales.storage import Storage
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher
@@ -29,6 +30,8 @@ class Services:
     hub: Hub
     max_page_size: int = 100
     production: bool = False
+    storage: Storage | None = None  # uploaded files (proof); None where uploads are off
+    max_upload_bytes: int = 10 << 20
 
 
 class _SessionBox:

@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from deal_registration.events import SALE_APPROVED, SALE_REVERSED
 from deal_registration.sales.models import (
     Attachment,
     RiskFlag,
@@ -19,6 +20,7 @@ from deal_registration.sales.models import (
     SaleClaimSerial,
     SalesSettings,
 )
+from infra.outbox import OutboxEvent
 from partners.repository import assigned_partner_ids
 from partners.roles import Principal, Role
 
@@ -122,3 +124,13 @@ def default_settings(vendor_id: uuid.UUID) -> SalesSettings:
 async def get_settings(session: AsyncSession, vendor_id: uuid.UUID) -> SalesSettings:
     found = await session.get(SalesSettings, vendor_id)
     return found if found is not None else default_settings(vendor_id)
+
+
+def readable_sale_events(principal: Principal) -> SelectOfScalar[OutboxEvent]:
+    """SaleApproved / SaleReversed events of the vendor: vendor admins and finance only."""
+    if principal.role not in (Role.VENDOR_ADMIN, Role.FINANCE):
+        return select(OutboxEvent).where(false())
+    return select(OutboxEvent).where(
+        OutboxEvent.vendor_id == principal.vendor_id,
+        col(OutboxEvent.type).in_([SALE_APPROVED, SALE_REVERSED]),
+    )

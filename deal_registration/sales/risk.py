@@ -63,8 +63,11 @@ async def assess_claim(
     if reused is not None:
         flags.append(
             await add_flag(
-                session, claim, RiskKind.REUSED_INVOICE_NUMBER,
-                f"Invoice number also used on claim {reused}.", now,
+                session,
+                claim,
+                RiskKind.REUSED_INVOICE_NUMBER,
+                f"Invoice number also used on claim {reused}.",
+                now,
             )  # fmt: skip
         )
     recent = await session.scalar(
@@ -78,8 +81,11 @@ async def assess_claim(
     if int(recent or 0) > BURST_CLAIMS:
         flags.append(
             await add_flag(
-                session, claim, RiskKind.CLAIM_BURST,
-                f"{recent} claims from this partner in the last hour.", now,
+                session,
+                claim,
+                RiskKind.CLAIM_BURST,
+                f"{recent} claims from this partner in the last hour.",
+                now,
             )  # fmt: skip
         )
     if valid_serials:
@@ -97,17 +103,23 @@ async def assess_claim(
             if claim.amount_minor > ABOVE_LIST_FACTOR * list_total:
                 flags.append(
                     await add_flag(
-                        session, claim, RiskKind.AMOUNT_ABOVE_LIST_PRICE,
+                        session,
+                        claim,
+                        RiskKind.AMOUNT_ABOVE_LIST_PRICE,
                         f"Amount {claim.amount_minor} is more than {ABOVE_LIST_FACTOR}x the list "
-                        f"price total {list_total} ({claim.currency} minor units).", now,
+                        f"price total {list_total} ({claim.currency} minor units).",
+                        now,
                     )  # fmt: skip
                 )
         fresh = [s.serial for s in valid_serials if now - s.updated_at < FRESH_IMPORT]
         if fresh:
             flags.append(
                 await add_flag(
-                    session, claim, RiskKind.SERIAL_FRESHLY_IMPORTED,
-                    f"Claimed within 24 hours of import: {', '.join(fresh[:10])}.", now,
+                    session,
+                    claim,
+                    RiskKind.SERIAL_FRESHLY_IMPORTED,
+                    f"Claimed within 24 hours of import: {', '.join(fresh[:10])}.",
+                    now,
                 )  # fmt: skip
             )
     return [f for f in flags if f is not None]

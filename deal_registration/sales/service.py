@@ -289,7 +289,10 @@ async def create_claim(
         )
         session.add(
             SaleClaimSerial(
-                claim_id=claim.id, serial=serial, outcome=outcomes[serial], position=position,
+                claim_id=claim.id,
+                serial=serial,
+                outcome=outcomes[serial],
+                position=position,
                 sku=row.sku if row is not None and visible else None,
             )  # fmt: skip
         )
@@ -369,8 +372,12 @@ async def _take_credits(
     insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
     rows = [
         {
-            "id": uuid.uuid4(), "vendor_id": claim.vendor_id, "serial": serial,
-            "claim_id": claim.id, "partner_id": claim.partner_id, "created_at": now,
+            "id": uuid.uuid4(),
+            "vendor_id": claim.vendor_id,
+            "serial": serial,
+            "claim_id": claim.id,
+            "partner_id": claim.partner_id,
+            "created_at": now,
         }  # fmt: skip
         for serial in wanted
     ]
@@ -422,8 +429,14 @@ async def _transition(
     session.add(claim)
     session.add(
         SaleClaimDecision(
-            claim_id=claim.id, action=action, from_state=from_state, to_state=to_state,
-            reason=reason, note=note, decided_by_id=by, decided_at=now,
+            claim_id=claim.id,
+            action=action,
+            from_state=from_state,
+            to_state=to_state,
+            reason=reason,
+            note=note,
+            decided_by_id=by,
+            decided_at=now,
         )  # fmt: skip
     )
     await session.flush()
@@ -653,9 +666,7 @@ async def update_settings(
                 DomainError(code, "Use an ISO 4217 code like USD.", "auto_approve_limit.currency")
             )
     if max_serials_per_claim is not None and not 1 <= max_serials_per_claim <= MAX_SERIALS:
-        errors.append(
-            DomainError(code, f"Between 1 and {MAX_SERIALS}.", "max_serials_per_claim")
-        )
+        errors.append(DomainError(code, f"Between 1 and {MAX_SERIALS}.", "max_serials_per_claim"))
     if errors:
         raise DomainErrors(errors)
     found = await session.get(SalesSettings, principal.vendor_id)
