@@ -404,9 +404,10 @@ _INSERT = (
 
 
 def _params(statement: str) -> Any:
-    return text(statement).bindparams(
-        bindparam("vendor_id", type_=Uuid()), bindparam("now", type_=UTCDateTime())
-    )
+    binds = [bindparam("vendor_id", type_=Uuid())]
+    if ":now" in statement:
+        binds.append(bindparam("now", type_=UTCDateTime()))
+    return text(statement).bindparams(*binds)
 
 
 async def _merge_postgres(
@@ -443,7 +444,7 @@ async def _merge_generic(
         " FROM serial_stage s LEFT JOIN serial x"
         " ON x.vendor_id = :vendor_id AND x.serial = s.serial"
     )
-    row = (await connection.execute(counts, {"vendor_id": vendor_id, "now": now})).one()
+    row = (await connection.execute(counts, {"vendor_id": vendor_id})).one()
     staged, report.inserted, report.updated = (int(v or 0) for v in row)
     report.unchanged = staged - report.inserted - report.updated
     merge = _INSERT.format(
