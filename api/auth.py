@@ -53,7 +53,12 @@ class TokenVerifier:
                 audience=s.audience,
                 issuer=s.issuer,
                 leeway=s.leeway_seconds,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"], "verify_exp": False},
+                options={
+                    "require": ["exp", "iat", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
             )
         except jwt.InvalidSignatureError:
             return AuthFailure("BAD_SIGNATURE")
@@ -65,10 +70,18 @@ class TokenVerifier:
             return AuthFailure("BAD_SIGNATURE")
         except jwt.PyJWTError:
             return AuthFailure("INVALID_TOKEN")
-        # Expiry is checked against the injected clock (not PyJWT's wall clock) so tests and
-        # the websocket expiry timer agree with the rest of the service.
+        # Expiry, issue and not-before times are checked against the injected clock (not
+        # PyJWT's wall clock) so tests and the websocket expiry timer agree with the rest of
+        # the service.
         if now.timestamp() > float(claims["exp"]) + s.leeway_seconds:
             return AuthFailure("TOKEN_EXPIRED")
+        try:
+            issued = float(claims["iat"])
+            not_before = float(claims.get("nbf", issued))
+        except (TypeError, ValueError):
+            return AuthFailure("INVALID_TOKEN")
+        if max(issued, not_before) > now.timestamp() + s.leeway_seconds:
+            return AuthFailure("INVALID_TOKEN")
         return claims
 
 
