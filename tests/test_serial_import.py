@@ -36,7 +36,11 @@ async def _import(
     admin = principal_for(tenant.user(Role.VENDOR_ADMIN))
     async with db.transaction() as session:
         return await serials.import_serials(
-            session, admin, clock, source=io.BytesIO(data), **kwargs  # type: ignore[arg-type]
+            session,
+            admin,
+            clock,
+            source=io.BytesIO(data),
+            **kwargs,  # type: ignore[arg-type]
         )
 
 
@@ -121,7 +125,10 @@ async def test_bad_rows_are_reported_by_line_and_nothing_is_written(
         (b"sku,serial\n", "WRONG_HEADER"),
         (b"", "EMPTY_FILE"),
         (b"serial,sku,shipped_to,region,shipped_at\n", "EMPTY_FILE"),
-        ("serial,sku,shipped_to,region,shipped_at\nSNÄ1,X,,,2026-01-01\n".encode("latin-1"), "BAD_ENCODING"),
+        (
+            "serial,sku,shipped_to,region,shipped_at\nSNÄ1,X,,,2026-01-01\n".encode("latin-1"),
+            "BAD_ENCODING",
+        ),
         (b"\xff\xfes\x00e\x00r\x00", "BAD_ENCODING"),  # UTF-16
     ],
 )
