@@ -157,8 +157,10 @@ async def test_states_follow_proof_amount_and_settings(
     first = approved[0]
     assert first.partner_id == tenant.partners[0].id
     assert first.rep_user_id == rep.id
-    assert first.amount_minor == 150_00 and first.currency == "USD"
-    assert first.units == 1 and first.lines[0].sku == "NW-WIDGET-1"
+    assert first.amount_minor == 150_00
+    assert first.currency == "USD"
+    assert first.units == 1
+    assert first.lines[0].sku == "NW-WIDGET-1"
 
 
 @pytest.mark.parametrize(
@@ -285,7 +287,8 @@ async def test_who_sees_which_claims_and_flags(
     for partner_user in (tenant.user(Role.PARTNER_ADMIN, 1), tenant.user(Role.PARTNER_REP, 1)):
         payload = await gql(FLAGS, {"id": theirs_id}, as_user=partner_user)
         assert error_codes(payload) == ["FORBIDDEN"]
-        assert "REUSED" not in str(payload) and "A-1" not in str(payload["errors"])
+        assert "REUSED" not in str(payload)
+        assert "A-1" not in str(payload["errors"])
         decisions = await gql(DECISIONS, {"id": theirs_id}, as_user=partner_user)
         assert error_codes(decisions) == ["FORBIDDEN"]
     # The flagged claim and the clean one look the same to a partner otherwise.
