@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, bindparam, insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -404,7 +405,7 @@ _INSERT = (
 
 
 def _params(statement: str) -> Any:
-    binds = [bindparam("vendor_id", type_=Uuid())]
+    binds: list[BindParameter[Any]] = [bindparam("vendor_id", type_=Uuid())]
     if ":now" in statement:
         binds.append(bindparam("now", type_=UTCDateTime()))
     return text(statement).bindparams(*binds)
