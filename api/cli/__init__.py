@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli import serials as serials_cli
 from api.settings import Settings, SettingsError
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+app.add_typer(serials_cli.app, name="serials")
 
 
 def load_settings() -> Settings:

@@ -218,7 +218,7 @@ async def create_claim(
         raise DomainError(code.TOO_LONG, "At most 128 characters.", "idempotency_key")
     await lock_for_write(session)
     if key is not None:
-        existing = await _by_idempotency_key(session, principal.partner_id, key)
+        existing = await claim_by_idempotency_key(session, principal.partner_id, key)
         if existing is not None:
             return existing
     now = clock.now()
@@ -255,7 +255,7 @@ async def create_claim(
                 await session.flush()
         except IntegrityError:
             # A concurrent retry with the same key won (PostgreSQL): answer with its claim.
-            existing = await _by_idempotency_key(session, principal.partner_id, key)
+            existing = await claim_by_idempotency_key(session, principal.partner_id, key)
             if existing is None:  # pragma: no cover - the conflict was on something else
                 raise
             return existing
@@ -349,7 +349,7 @@ def _auto_approvable(settings: SalesSettings, claim: SaleClaim, flagged: bool) -
     )
 
 
-async def _by_idempotency_key(
+async def claim_by_idempotency_key(
     session: AsyncSession, partner_id: uuid.UUID, key: str
 ) -> SaleClaim | None:
     return (
