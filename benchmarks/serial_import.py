@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import tempfile
 import time
 import uuid
@@ -91,6 +92,8 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("deal_registration.sales.serials").setLevel(logging.INFO)
     asyncio.run(run(args.database_url, args.rows))
 
 
