@@ -116,3 +116,36 @@ async def test_second_claim_waits_for_the_first_and_loses(
 async def _serial_outcomes(db: Database, claim_id: uuid.UUID) -> list[SerialOutcome]:
     async with db.session() as session:
         return [s.outcome for s in await repository.claim_serials(session, claim_id)]
+
+
+async def test_overlapping_multi_serial_claims_neither_deadlock_nor_double_credit(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await _unassigned_serials(db, clock, tenant, 6)
+    reps = [tenant.user(Role.PARTNER_REP, 0), tenant.user(Role.PARTNER_REP, 1)]
+    forward = [f"RACE{i:04d}" for i in range(6)]
+    results = await asyncio.gather(
+        gql.data(CREATE, {"input": claim_input(forward, clock)}, as_user=reps[0]),
+        gql.data(CREATE, {"input": claim_input(forward[::-1], clock)}, as_user=reps[1]),
+    )
+    valid = [
+        [s["outcome"] == "VALID" for s in r["saleClaimCreate"]["saleClaim"]["serials"]]
+        for r in results
+    ]
+    assert sum(map(sum, valid)) == 6  # every serial credited exactly once
+    assert await _credits(db) == {serial: 1 for serial in forward}
+
+
+async def test_concurrent_retries_with_one_idempotency_key_make_one_claim(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await _unassigned_serials(db, clock, tenant, 1)
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    body = {"input": claim_input(["RACE0000"], clock, idempotencyKey="same-key")}
+    query = CREATE.replace("saleClaim {", "saleClaim { id")
+    results = await asyncio.gather(*(gql.data(query, body, as_user=rep) for _ in range(3)))
+    ids = {r["saleClaimCreate"]["saleClaim"]["id"] for r in results}
+    assert len(ids) == 1
+    async with db.session() as session:
+        claims = await session.scalar(select(func.count()).select_from(SaleClaim))
+    assert claims == 1

@@ -15,6 +15,7 @@ from api.settings import Settings
 from deal_registration.sales.models import SaleClaim, Serial
 from infra.clock import OffsetClock
 from infra.db import Database
+from schema.context import Services
 from tests.sales_support import count_rows, csv_bytes, registry_rows, seed_registry
 from tests.support import Tenant
 
@@ -61,9 +62,12 @@ async def test_cli_import_reports_and_is_idempotent(
 
 
 async def test_demo_seeds_registry_and_claims_idempotently(
-    settings: Settings, db: Database, clock: OffsetClock, app: object
+    settings: Settings, db: Database, services: Services
 ) -> None:
     await seed_demo(settings)
+    # Let the app's outbox dispatcher finish with the first run's events: on SQLite its
+    # writes would otherwise race the second run's read-then-write transaction.
+    await services.outbox.dispatch_pending()
     await seed_demo(settings)
     async with db.session() as session:
         serial_rows = list(await session.exec(select(Serial).order_by(col(Serial.serial))))

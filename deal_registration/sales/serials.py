@@ -33,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.models import Product
 from deal_registration.sales.errors import SerialImportErrorCode
+from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import Serial, SerialImport, SerialStatus
 from infra.clock import Clock
 from infra.db import UTCDateTime
@@ -191,6 +192,7 @@ async def import_serials(
     and optionally ``status``) into the caller's vendor's registry. Vendor admins only
     (checked by the caller)."""
     started = time.perf_counter()
+    await lock_for_write(session)
     now = clock.now()
     vendor_id = principal.vendor_id
     skus = set(

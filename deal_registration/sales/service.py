@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from deal_registration.events import Line, SaleApproved, SaleReversed
 from deal_registration.sales import proof, repository, risk, serials
 from deal_registration.sales.errors import SaleClaimErrorCode
+from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import (
     CREDITED_STATES,
     OPEN_STATES,
@@ -58,16 +59,6 @@ async def _may_see_claim(session: AsyncSession, principal: Principal, claim_id: 
 
 
 proof.register_owner(repository.CLAIM_OWNER, _may_see_claim)
-
-
-async def lock_for_write(session: AsyncSession) -> None:
-    """On SQLite, take the database write lock now, before reading what we will decide on:
-    a deferred transaction that reads first and writes later fails (SQLITE_BUSY) when
-    another writer got in between, instead of waiting. PostgreSQL needs nothing here (row
-    locks and the unique constraints do the work)."""
-    connection = await session.connection()
-    if connection.dialect.name == "sqlite":
-        await connection.execute(text("UPDATE serial_credit SET serial = serial WHERE 0"))
 
 
 @dataclass(frozen=True)
@@ -365,7 +356,9 @@ async def _take_credits(
     session: AsyncSession, claim: SaleClaim, wanted: list[str], now: datetime
 ) -> set[str]:
     """Insert one credit row per serial; the unique (vendor, serial) constraint decides who
-    gets a serial when claims race. Returns the serials this claim got."""
+    gets a serial when claims race. Returns the serials this claim got. Rows go in serial
+    order, so two claims sharing several serials wait for each other instead of
+    deadlocking."""
     if not wanted:
         return set()
     connection = await session.connection()
@@ -379,7 +372,7 @@ async def _take_credits(
             "partner_id": claim.partner_id,
             "created_at": now,
         }  # fmt: skip
-        for serial in wanted
+        for serial in sorted(wanted)
     ]
     statement = (
         insert(SerialCredit)
@@ -669,6 +662,7 @@ async def update_settings(
         errors.append(DomainError(code, f"Between 1 and {MAX_SERIALS}.", "max_serials_per_claim"))
     if errors:
         raise DomainErrors(errors)
+    await lock_for_write(session)
     found = await session.get(SalesSettings, principal.vendor_id)
     settings = found or repository.default_settings(principal.vendor_id)
     if claim_window_days is not None:
