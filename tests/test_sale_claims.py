@@ -27,6 +27,7 @@ from tests.sales_support import (
     CLAIM,
     CREATE,
     PDF,
+    PNG,
     claim_input,
     count_rows,
     csv_bytes,
@@ -334,6 +335,15 @@ async def test_review_decisions_and_reversal(
     assert hidden["saleClaimApprove"]["userErrors"] == [{"field": "id", "code": "NOT_FOUND"}]
     assert await _events(db, SaleApproved.type) == []
 
+    queue = await gql.data(
+        LIST, {"filter": {"states": ["UNDER_REVIEW", "NEEDS_PROOF"]}}, as_user=manager
+    )
+    assert [e["node"]["id"] for e in queue["saleClaims"]["edges"]] == [first["id"]]
+    by_partner = await gql.data(
+        LIST, {"filter": {"partnerId": _gid("Partner", tenant.partners[1].id)}}, as_user=admin
+    )
+    assert [e["node"]["id"] for e in by_partner["saleClaims"]["edges"]] == [other["id"]]
+
     asked = await gql.data(REQUEST, {"input": {"id": first["id"], "note": "need PO"}},
                            as_user=manager)  # fmt: skip
     assert asked["saleClaimRequestProof"]["userErrors"] == [
@@ -431,3 +441,27 @@ async def test_risk_flags(gql: GQL, db: Database, clock: OffsetClock, tenant: Te
     async with db.session() as session:
         flags = list(await session.exec(select(RiskFlag)))
     assert len(flags) == 3
+
+
+async def test_proof_asked_for_by_a_reviewer_goes_back_to_review(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await seed_registry(db, clock, tenant, 4)
+    rep, manager = tenant.user(Role.PARTNER_REP, 0), tenant.user(Role.CHANNEL_MANAGER)
+    token = gql.token(rep)
+    created = await multipart(
+        gql, CREATE, {"input": {**claim_input(["SN000001", "NOPE0001"], clock), "proof": None}},
+        {"variables.input.proof": ("inv.pdf", PDF, "application/pdf")}, token=token,
+    )  # fmt: skip
+    claim = created.json()["data"]["saleClaimCreate"]["saleClaim"]
+    assert claim["state"] == "UNDER_REVIEW"  # one unknown serial
+    asked = await gql.data(REQUEST, {"input": {"id": claim["id"], "note": "PO?"}}, as_user=manager)
+    assert asked["saleClaimRequestProof"]["saleClaim"]["state"] == "NEEDS_PROOF"
+    attach = """mutation($input: SaleClaimAttachProofInput!) {
+      saleClaimAttachProof(input: $input) { saleClaim { state } userErrors { code } } }"""
+    more = await multipart(
+        gql, attach, {"input": {"id": claim["id"], "file": None}},
+        {"variables.input.file": ("po.png", PNG, "image/png")}, token=token,
+    )  # fmt: skip
+    assert more.json()["data"]["saleClaimAttachProof"]["saleClaim"]["state"] == "UNDER_REVIEW"
+    assert await _events(db, SaleApproved.type) == []
