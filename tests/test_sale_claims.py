@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from api.auth import principal_for
@@ -465,3 +466,27 @@ async def test_proof_asked_for_by_a_reviewer_goes_back_to_review(
     )  # fmt: skip
     assert more.json()["data"]["saleClaimAttachProof"]["saleClaim"]["state"] == "UNDER_REVIEW"
     assert await _events(db, SaleApproved.type) == []
+
+
+async def test_a_page_of_claims_loads_serials_and_files_in_one_query_each(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await seed_registry(db, clock, tenant, 10)
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    for n in range(1, 6):
+        await _create(gql, rep, claim_input([f"SN{n:06d}"], clock))
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    page = """{ saleClaims(first: 10) { edges { node {
+        serials { serial } attachments { filename } } } } }"""
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        data = await gql.data(page, as_user=tenant.user(Role.VENDOR_ADMIN))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    assert len(data["saleClaims"]["edges"]) == 5
+    assert sum("FROM sale_claim_serial" in s for s in statements) == 1
+    assert sum("FROM attachment" in s for s in statements) == 1

@@ -134,3 +134,31 @@ def readable_sale_events(principal: Principal) -> SelectOfScalar[OutboxEvent]:
         OutboxEvent.vendor_id == principal.vendor_id,
         col(OutboxEvent.type).in_([SALE_APPROVED, SALE_REVERSED]),
     )
+
+
+async def serials_of_claims(
+    session: AsyncSession, claim_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[SaleClaimSerial]]:
+    rows = await session.exec(
+        select(SaleClaimSerial)
+        .where(col(SaleClaimSerial.claim_id).in_(claim_ids))
+        .order_by(col(SaleClaimSerial.claim_id), col(SaleClaimSerial.position))
+    )
+    grouped: dict[uuid.UUID, list[SaleClaimSerial]] = {}
+    for row in rows:
+        grouped.setdefault(row.claim_id, []).append(row)
+    return grouped
+
+
+async def attachments_of_owners(
+    session: AsyncSession, owner_kind: str, owner_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Attachment]]:
+    rows = await session.exec(
+        select(Attachment)
+        .where(Attachment.owner_kind == owner_kind, col(Attachment.owner_id).in_(owner_ids))
+        .order_by(col(Attachment.id))
+    )
+    grouped: dict[uuid.UUID, list[Attachment]] = {}
+    for row in rows:
+        grouped.setdefault(row.owner_id, []).append(row)
+    return grouped

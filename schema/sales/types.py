@@ -36,6 +36,7 @@ from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff
 from schema.relay import parse_node_ids
+from schema.sales import loaders
 
 SerialOutcomeEnum = strawberry.enum(
     SerialOutcome,
@@ -136,7 +137,7 @@ class SaleClaimType(relay.Node):
         rows = (
             self._loaded.serials
             if self._loaded
-            else await repository.claim_serials(info.context.session, self._claim_id)
+            else await loaders.claim_serials(info.context).load(self._claim_id)
         )
         return [ClaimedSerialType.from_model(r) for r in rows]
 
@@ -145,9 +146,7 @@ class SaleClaimType(relay.Node):
         rows = (
             self._loaded.attachments
             if self._loaded
-            else await repository.attachments_of(
-                info.context.session, repository.CLAIM_OWNER, self._claim_id
-            )
+            else await loaders.claim_attachments(info.context).load(self._claim_id)
         )
         return [AttachmentType.from_model(r) for r in rows]
 
