@@ -15,12 +15,16 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from api.attachments import download_attachment
 from api.auth import Authenticator
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Settings
 from deal_registration.registrations import notices as deal_notices
+from deal_registration.sales import fanout as sales_fanout
+from deal_registration.sales import service as sales_service
+from deal_registration.sales.storage import LocalStorage, S3Storage, Storage
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.outbox import Dispatcher
@@ -64,14 +68,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             hub=Hub(redis, keys),
             max_page_size=limits.max_page_size,
             production=settings.production,
+            storage=build_storage(settings),
+            max_upload_bytes=limits.max_upload_bytes,
         )
         register_event_handlers(services)
         app.state.services = services
         app.state.settings = settings
+        app.state.authenticator = Authenticator(settings.jwt, db, clock)
         graphql_endpoint.view = GraphQLView(
             schema,
             services=services,
-            authenticator=Authenticator(settings.jwt, db, clock),
+            authenticator=app.state.authenticator,
             graphql_ide=None if settings.production else "graphiql",
             connection_init_wait_timeout=timedelta(seconds=limits.ws_init_timeout_seconds),
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
@@ -100,6 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             WebSocketRoute("/graphql", graphql_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/attachments/{attachment_id}", download_attachment, methods=["GET"]),
         ],
         middleware=[
             Middleware(
@@ -124,6 +132,22 @@ class _ViewSlot:
         await self.view(scope, receive, send)
 
 
+def build_storage(settings: Settings) -> Storage:
+    storage = settings.storage
+    if storage.backend == "s3":
+        assert storage.s3_bucket is not None  # Settings.validate
+        return S3Storage(
+            storage.s3_bucket,
+            prefix=storage.s3_prefix,
+            endpoint_url=storage.s3_endpoint_url,
+            region=storage.s3_region,
+        )
+    return LocalStorage(storage.local_dir or settings.var_dir / "attachments")
+
+
 def register_event_handlers(services: Services) -> None:
     """Domains that react to outbox events register their handlers here."""
     deal_notices.register(services.outbox, services.hub)
+    services.outbox.register(
+        sales_service.CLAIM_STATE_CHANGED, sales_fanout.publisher(services.hub)
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from api.app import build_storage
 from api.auth import issue_token
 from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import demo as deals_demo
+from deal_registration.sales import demo as sales_demo
 from infra.clock import SystemClock
 from infra.db import Database
 from partners import demo as partners_demo
@@ -22,6 +24,11 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
             tenancy = await partners_demo.seed(session, clock)
             await catalogue_demo.seed(session, clock, tenancy.vendor)
             await deals_demo.seed(session, clock, tenancy)
+            await sales_demo.seed(
+                session, clock, admin=tenancy.users["admin@northwind.example"],
+                acme=tenancy.acme, globex=tenancy.globex, users=tenancy.users,
+                storage=build_storage(settings),
+            )  # fmt: skip
             # Later domains seed here, in dependency order.
         names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
         return [

@@ -38,6 +38,19 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class StorageSettings:
+    """Where uploaded files live: ``local`` (a directory, default ``<var>/attachments``)
+    or ``s3`` (an S3-compatible bucket; needs the optional boto3 dependency)."""
+
+    backend: str = "local"
+    local_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = "attachments/"
+
+
+@dataclass(frozen=True)
 class Settings:
     env: str = "development"
     var_dir: Path = Path("var")
@@ -47,6 +60,7 @@ class Settings:
     jwt: JWTSettings = field(default_factory=JWTSettings)
     limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
+    storage: StorageSettings = field(default_factory=StorageSettings)
 
     @property
     def production(self) -> bool:
@@ -110,6 +124,14 @@ class Settings:
             jwt=jwt,
             limits=limits,
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
+            storage=StorageSettings(
+                backend=(get("STORAGE", "local") or "local").lower(),
+                local_dir=Path(local_dir) if (local_dir := get("STORAGE_DIR")) else None,
+                s3_bucket=get("S3_BUCKET"),
+                s3_endpoint_url=get("S3_ENDPOINT_URL"),
+                s3_region=get("S3_REGION"),
+                s3_prefix=get("S3_PREFIX", "attachments/") or "attachments/",
+            ),
         )
         settings.validate()
         return settings
@@ -117,6 +139,10 @@ class Settings:
     def validate(self) -> None:
         if self.env not in ("development", "test", "production"):
             raise SettingsError("CHANNELBOARD_ENV must be development, test or production")
+        if self.storage.backend not in ("local", "s3"):
+            raise SettingsError("CHANNELBOARD_STORAGE must be local or s3")
+        if self.storage.backend == "s3" and not self.storage.s3_bucket:
+            raise SettingsError("CHANNELBOARD_STORAGE=s3 needs CHANNELBOARD_S3_BUCKET")
         if self.jwt.algorithm not in ("HS256", "RS256"):
             raise SettingsError("CHANNELBOARD_JWT_ALGORITHM must be HS256 or RS256")
         if self.jwt.algorithm == "RS256" and not (self.jwt.public_key or self.jwt.jwks_file):

@@ -4,6 +4,7 @@ from sqlalchemy import MetaData
 
 import catalogue.models
 import deal_registration.registrations.models
+import deal_registration.sales.models
 import infra.outbox
 import partners.models
 from infra.db import metadata
@@ -13,6 +14,7 @@ MODEL_MODULES = (
     infra.outbox,
     catalogue.models,
     deal_registration.registrations.models,
+    deal_registration.sales.models,
 )
 
 

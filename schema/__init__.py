@@ -21,11 +21,20 @@ from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
+from schema.sales.mutations import SalesMutation
+from schema.sales.queries import SalesQuery
+from schema.sales.subscriptions import SalesSubscription
+from schema.sales.types import SaleClaimType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
-QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, DealRegistrationQuery)
-MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation, DealRegistrationMutation)
-SUBSCRIPTIONS: tuple[type, ...] = (DealRegistrationSubscription,)
+QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, DealRegistrationQuery, SalesQuery)
+MUTATIONS: tuple[type, ...] = (
+    PartnersMutation,
+    CatalogueMutation,
+    DealRegistrationMutation,
+    SalesMutation,
+)
+SUBSCRIPTIONS: tuple[type, ...] = (DealRegistrationSubscription, SalesSubscription)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
 NODE_TYPES: tuple[type, ...] = (
     PartnerType,
@@ -33,6 +42,7 @@ NODE_TYPES: tuple[type, ...] = (
     ApiKeyType,
     ProductType,
     DealRegistrationType,
+    SaleClaimType,
 )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deal_registration.sales.storage import Storage
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher
@@ -29,13 +30,16 @@ class Services:
     hub: Hub
     max_page_size: int = 100
     production: bool = False
+    storage: Storage | None = None  # uploaded files (proof); None where uploads are off
+    max_upload_bytes: int = 10 << 20
 
 
 class OperationScope:
-    __slots__ = ("closed", "session")
+    __slots__ = ("closed", "loaders", "session")
 
     def __init__(self) -> None:
         self.session: AsyncSession | None = None
+        self.loaders: dict[str, Any] = {}
         self.closed = False
 
 
@@ -72,12 +76,22 @@ class Context:
     connection_params: dict[str, Any] | None = None
 
     @property
-    def session(self) -> AsyncSession:
-        """The operation's database session, opened on first use, closed when it ends.
-        Mutations commit it through ``schema.mutations.mutate``; queries never commit."""
+    def loaders(self) -> dict[str, Any]:
+        """DataLoaders of the current operation, by name (fresh for every operation, so
+        nothing cached leaks between operations or users)."""
+        return self._scope().loaders
+
+    def _scope(self) -> OperationScope:
         scope = _operation_scope.get()
         if scope is None or scope.closed:
             raise RuntimeError("no open operation scope: is the SessionScope extension on?")
+        return scope
+
+    @property
+    def session(self) -> AsyncSession:
+        """The operation's database session, opened on first use, closed when it ends.
+        Mutations commit it through ``schema.mutations.mutate``; queries never commit."""
+        scope = self._scope()
         if scope.session is None:
             scope.session = self.services.db.new_session()
         return scope.session

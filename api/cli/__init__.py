@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import deals as deals_cli
+from api.cli import serials as serials_cli
 from api.settings import Settings, SettingsError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True, soft_wrap=True)
+app.add_typer(serials_cli.app, name="serials")
 
 
 def load_settings() -> Settings:

@@ -1,0 +1,22 @@
+"""Live claim updates: after a claim's state change commits, tell the partner's
+subscribers (on any process) which claim changed; they re-read it themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from infra.outbox import OutboxEvent
+from infra.pubsub import Hub
+
+
+def claim_channel(hub: Hub, partner_id: object) -> str:
+    return hub.channel("sale-claim", partner_id)
+
+
+def publisher(hub: Hub) -> Callable[[OutboxEvent], Awaitable[None]]:
+    async def publish(event: OutboxEvent) -> None:
+        await hub.publish(
+            claim_channel(hub, event.payload["partner_id"]), event.payload["claim_id"]
+        )
+
+    return publish

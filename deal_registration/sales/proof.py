@@ -1,0 +1,149 @@
+"""Proof files (invoices) attached to submissions: judged by their bytes, hashed, named
+safely, stored through a ``Storage`` backend, and readable only by whoever may see the
+record they belong to.
+
+Attachments are generic over their owner (``owner_kind`` + ``owner_id``); each owner kind
+registers how to decide visibility with ``register_owner``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from deal_registration.sales.errors import SaleClaimErrorCode
+from deal_registration.sales.models import Attachment
+from deal_registration.sales.storage import Storage
+from infra.clock import Clock
+from infra.errors import DomainError
+from partners.roles import Principal
+
+DEFAULT_MAX_BYTES = 10 << 20
+MAX_ATTACHMENTS_PER_OWNER = 10
+
+# (magic bytes, content type, extension): the only types accepted, judged by content.
+_SIGNATURES = (
+    (b"%PDF-", "application/pdf", ".pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png", ".png"),
+    (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._() -]+")
+
+
+@dataclass(frozen=True)
+class ProofFile:
+    filename: str
+    data: bytes
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """(content type, extension) from the file's first bytes, or None."""
+    for magic, content_type, extension in _SIGNATURES:
+        if data.startswith(magic):
+            return content_type, extension
+    return None
+
+
+def safe_filename(raw: str, extension: str) -> str:
+    """A display name that is safe in a Content-Disposition header and on any disk. Names
+    that try to climb directories are refused; the extension follows the content."""
+    name = unicodedata.normalize("NFKC", raw).strip()
+    if (
+        not name
+        or "/" in name
+        or "\\" in name
+        or ".." in name
+        or any(unicodedata.category(ch).startswith("C") for ch in name)
+    ):
+        raise DomainError(
+            SaleClaimErrorCode.INVALID_FILENAME,
+            "The file name must be a plain name without folders, '..' or control characters.",
+            "file",
+        )
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    stem = _UNSAFE.sub("_", stem).strip(" ._")[:100] or "proof"
+    return stem + extension
+
+
+def check_proof(file: ProofFile, max_bytes: int) -> tuple[str, str, str]:
+    """Validate a proof file; returns (safe filename, content type, sha256)."""
+    if len(file.data) > max_bytes:
+        raise DomainError(
+            SaleClaimErrorCode.FILE_TOO_LARGE,
+            f"A proof file may be at most {max_bytes // (1 << 20)} MiB.",
+            "file",
+        )
+    if not file.data:
+        raise DomainError(SaleClaimErrorCode.EMPTY_FILE, "The file is empty.", "file")
+    sniffed = sniff(file.data)
+    if sniffed is None:
+        raise DomainError(
+            SaleClaimErrorCode.UNSUPPORTED_FILE_TYPE,
+            "Proof must be a PDF, PNG or JPEG file.",
+            "file",
+        )
+    content_type, extension = sniffed
+    filename = safe_filename(file.filename, extension)
+    return filename, content_type, hashlib.sha256(file.data).hexdigest()
+
+
+async def store_attachment(
+    session: AsyncSession,
+    clock: Clock,
+    storage: Storage,
+    *,
+    vendor_id: uuid.UUID,
+    owner_kind: str,
+    owner_id: uuid.UUID,
+    file: ProofFile,
+    uploaded_by_id: uuid.UUID | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Attachment:
+    """Check and store a file, and record it against its owner. Call it after every other
+    check of the operation, so a refused request leaves no file behind."""
+    filename, content_type, digest = check_proof(file, max_bytes)
+    attachment = Attachment(
+        vendor_id=vendor_id,
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        filename=filename,
+        content_type=content_type,
+        size=len(file.data),
+        sha256=digest,
+        storage_key="",
+        uploaded_by_id=uploaded_by_id,
+        created_at=clock.now(),
+    )
+    attachment.storage_key = f"{vendor_id}/{attachment.id}"
+    session.add(attachment)
+    await session.flush()
+    await storage.put(attachment.storage_key, file.data, content_type)
+    return attachment
+
+
+OwnerCheck = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[bool]]
+_OWNERS: dict[str, OwnerCheck] = {}
+
+
+def register_owner(owner_kind: str, may_see: OwnerCheck) -> None:
+    """Say how to decide whether a principal may see an owner of this kind (and so its
+    attachments)."""
+    _OWNERS[owner_kind] = may_see
+
+
+async def get_readable_attachment(
+    session: AsyncSession, principal: Principal, attachment_id: uuid.UUID
+) -> Attachment | None:
+    attachment = await session.get(Attachment, attachment_id)
+    if attachment is None or attachment.vendor_id != principal.vendor_id:
+        return None
+    may_see = _OWNERS.get(attachment.owner_kind)
+    if may_see is None or not await may_see(session, principal, attachment.owner_id):
+        return None
+    return attachment

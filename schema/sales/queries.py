@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+from sqlmodel import col
+from strawberry import Info
+
+from deal_registration.sales import repository, service
+from deal_registration.sales.models import ClaimState, SaleClaim
+from infra.outbox import OutboxEvent
+from partners.roles import Role
+from schema.context import Context
+from schema.permissions import IsAuthenticated, VendorStaff, roles
+from schema.relay import Connection, paginate, parse_global_id
+from schema.sales.types import SaleClaimType, SaleEventType, SalesSettingsType, SerialCheckType
+
+
+@strawberry.input(description="Narrow the sale claims list; every filter is optional.")
+class SaleClaimFilter:
+    states: list[ClaimState] | None = strawberry.field(
+        default=None, description="e.g. [UNDER_REVIEW, NEEDS_PROOF] for the review queue."
+    )
+    partner_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class SalesQuery:
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Sale claims you may see: the vendor's for admins and finance, assigned "
+        "partners' for channel managers, your organisation's for partner admins, your own for "
+        "partner reps. Oldest first.",
+    )
+    async def sale_claims(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: SaleClaimFilter | None = None,
+    ) -> Connection[SaleClaimType] | None:
+        principal = info.context.principal
+        assert principal is not None
+        stmt = repository.readable_claims(principal)
+        if filter is not None:
+            if filter.states:
+                stmt = stmt.where(col(SaleClaim.state).in_(filter.states))
+            if filter.partner_id is not None:
+                stmt = stmt.where(SaleClaim.partner_id == parse_global_id(filter.partner_id))
+        return await paginate(
+            info.context, stmt, id_column=SaleClaim.id, first=first, after=after,
+            to_node=SaleClaimType.from_model,
+        )  # fmt: skip
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="A sale claim by id; null when it does not exist or you may not see it.",
+    )
+    async def sale_claim(
+        self, info: Info[Context, None], id: strawberry.ID
+    ) -> SaleClaimType | None:
+        principal = info.context.principal
+        assert principal is not None
+        claim_id = parse_global_id(id, "SaleClaim")
+        if claim_id is None:
+            return None
+        claim = await repository.get_readable_claim(info.context.session, principal, claim_id)
+        return SaleClaimType.from_model(claim) if claim else None
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Check a serial before claiming it: the outcome a claim would get now "
+        "(give saleDate to include the date rules).",
+    )
+    async def serial_lookup(
+        self, info: Info[Context, None], serial: str, sale_date: date | None = None
+    ) -> SerialCheckType:
+        ctx = info.context
+        assert ctx.principal is not None
+        check = await service.lookup_serial(
+            ctx.session, ctx.principal, ctx.services.clock, serial=serial[:200],
+            sale_date=sale_date,
+        )  # fmt: skip
+        return SerialCheckType(
+            serial=check.serial, outcome=check.outcome,
+            sku=check.found.sku if check.found else None, _record=check.found,
+        )  # fmt: skip
+
+    @strawberry.field(
+        permission_classes=[VendorStaff], description="Your vendor's rules for sale claims."
+    )
+    async def sales_settings(self, info: Info[Context, None]) -> SalesSettingsType:
+        principal = info.context.principal
+        assert principal is not None
+        settings = await repository.get_settings(info.context.session, principal.vendor_id)
+        return SalesSettingsType.from_model(settings)
+
+    @strawberry.field(
+        permission_classes=[roles(Role.VENDOR_ADMIN, Role.FINANCE)],
+        description="SaleApproved and SaleReversed events, oldest first (what earnings and "
+        "contests credit).",
+    )
+    async def sale_events(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[SaleEventType] | None:
+        principal = info.context.principal
+        assert principal is not None
+        return await paginate(
+            info.context, repository.readable_sale_events(principal), id_column=OutboxEvent.id,
+            first=first, after=after, to_node=SaleEventType.from_model,
+        )  # fmt: skip
