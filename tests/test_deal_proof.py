@@ -10,21 +10,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.attachments import (
     MAX_ATTACHMENTS_PER_OWNER,
     Attachment,
     AttachmentErrorCode,
+    ProofFile,
 )
-from deal_registration.registrations import service
+from deal_registration.registrations import proof, service
 from deal_registration.registrations.errors import DealRegistrationErrorCode
 from deal_registration.registrations.models import DealRegistration
 from deal_registration.sales.errors import SaleClaimErrorCode
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.errors import DomainError
 from partners.models import User
-from partners.roles import Role
+from partners.roles import Principal, Role
+from schema.context import Services
 from tests.deal_support import add_catalogue, gid, principal_of, register, snapshot
 from tests.sales_support import EXE, JPEG, PDF, PNG, count_rows, multipart
 from tests.support import GQL, Tenant, error_codes
@@ -313,3 +318,50 @@ def test_every_attachment_error_code_maps_onto_both_payloads() -> None:
     for code in AttachmentErrorCode:
         assert DealRegistrationErrorCode(code.value) == code
         assert SaleClaimErrorCode(code.value) == code
+
+
+async def test_an_upload_waits_for_a_concurrent_one_and_then_finds_no_room(
+    services: Services, db: Database, clock: OffsetClock, catalogue: Tenant
+) -> None:
+    """The first upload holds the last place (uncommitted) while the second runs into it:
+    the second waits, then is refused with TOO_MANY_ATTACHMENTS, never an eleventh file."""
+    storage = services.storage
+    assert storage is not None
+    rep = principal_of(catalogue.user(Role.PARTNER_REP, 0))
+    admin = principal_of(catalogue.user(Role.PARTNER_ADMIN, 0))
+    registration = await register(db, clock, catalogue.user(Role.PARTNER_REP, 0))
+    for i in range(MAX_ATTACHMENTS_PER_OWNER - 1):
+        async with db.transaction() as session:
+            await proof.attach_proof(
+                session, rep, clock, storage, registration_id=registration.id,
+                proof_file=ProofFile(f"inv{i}.pdf", PDF),
+            )  # fmt: skip
+
+    async def attach(session: AsyncSession, principal: Principal) -> object:
+        return await proof.attach_proof(
+            session, principal, clock, storage, registration_id=registration.id,
+            proof_file=ProofFile("last.pdf", PDF),
+        )  # fmt: skip
+
+    async with db.session() as first, db.session() as second:
+        await attach(first, rep)
+        racing = asyncio.create_task(attach(second, admin))
+        connection = await first.connection()
+        if connection.dialect.name == "postgresql":
+            # Wait (without a timer) until the second transaction blocks on the first's row.
+            for _ in range(1000):
+                waiting = await first.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    )
+                )
+                if waiting or racing.done():
+                    break
+                await asyncio.sleep(0.01)
+        await first.commit()
+        with pytest.raises(DomainError) as refused:
+            await racing
+        await second.rollback()
+    assert refused.value.code == AttachmentErrorCode.TOO_MANY_ATTACHMENTS
+    assert await count_rows(db, Attachment) == MAX_ATTACHMENTS_PER_OWNER

@@ -34,9 +34,10 @@ attachments.register_owner(REGISTRATION_OWNER, _may_see)
 
 
 async def _lock(session: AsyncSession, registration_id: uuid.UUID) -> None:
-    """Serialise uploads to one registration (so the file limit holds under concurrency): a
-    no-op update takes the row lock on PostgreSQL and, as the transaction's first statement,
-    the write lock on SQLite. It reveals nothing: visibility is checked right after."""
+    """Serialise uploads to one registration, so the file limit holds under concurrency: a
+    no-op update takes the row lock on PostgreSQL (SQLite transactions already hold the
+    write lock from BEGIN IMMEDIATE, see infra.db). It reveals nothing: visibility is
+    checked right after."""
     await session.exec(
         update(DealRegistration)
         .where(col(DealRegistration.id) == registration_id)
