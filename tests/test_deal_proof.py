@@ -30,7 +30,7 @@ from infra.errors import DomainError
 from partners.models import User
 from partners.roles import Principal, Role
 from schema.context import Services
-from tests.deal_support import add_catalogue, gid, principal_of, register, snapshot
+from tests.deal_support import add_catalogue, gid, principal_of, register, snapshot, submit_input
 from tests.sales_support import EXE, JPEG, PDF, PNG, count_rows, multipart
 from tests.support import GQL, Tenant, error_codes
 
@@ -365,3 +365,76 @@ async def test_an_upload_waits_for_a_concurrent_one_and_then_finds_no_room(
         await second.rollback()
     assert refused.value.code == AttachmentErrorCode.TOO_MANY_ATTACHMENTS
     assert await count_rows(db, Attachment) == MAX_ATTACHMENTS_PER_OWNER
+
+
+SUBMIT_WITH_PROOF = """
+mutation($input: DealRegistrationSubmitInput!) {
+  dealRegistrationSubmit(input: $input) {
+    dealRegistration { id status attachments { filename contentType downloadUrl } }
+    userErrors { field code }
+  }
+}"""
+
+
+async def _submit(
+    gql: GQL, user: User, clock: OffsetClock, name: str, data: bytes, **extra: Any
+) -> dict[str, Any]:
+    response = await multipart(
+        gql, SUBMIT_WITH_PROOF, {"input": {**submit_input(clock), **extra, "proof": None}},
+        {"variables.input.proof": (name, data, "application/pdf")}, token=gql.token(user),
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["data"]["dealRegistrationSubmit"]
+    return result
+
+
+async def test_a_registration_is_submitted_with_its_invoice(
+    gql: GQL, db: Database, clock: OffsetClock, catalogue: Tenant
+) -> None:
+    rep = catalogue.user(Role.PARTNER_REP, 0)
+    result = await _submit(gql, rep, clock, "invoice.pdf", PDF, idempotencyKey="k-1")
+    assert result["userErrors"] == []
+    deal = result["dealRegistration"]
+    assert deal["status"] == "SUBMITTED"
+    [attachment] = deal["attachments"]
+    assert (attachment["filename"], attachment["contentType"]) == ("invoice.pdf", "application/pdf")
+    download = await gql.client.get(
+        attachment["downloadUrl"], headers={"authorization": f"Bearer {gql.token(rep)}"}
+    )
+    assert download.content == PDF
+    # A retry returns the first registration and stores nothing more; another file under
+    # the same key is a different request.
+    files = _stored_files(gql)
+    retried = await _submit(gql, rep, clock, "invoice.pdf", PDF, idempotencyKey="k-1")
+    assert retried["dealRegistration"]["id"] == deal["id"]
+    assert await count_rows(db, Attachment) == 1
+    other = await _submit(gql, rep, clock, "other.png", PNG, idempotencyKey="k-1")
+    assert other["userErrors"] == [{"field": "idempotencyKey", "code": "IDEMPOTENCY_KEY_REUSED"}]
+    assert await count_rows(db, Attachment) == 1
+    assert _stored_files(gql) == files
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "code"),
+    [
+        ("invoice.pdf", EXE, "UNSUPPORTED_FILE_TYPE"),
+        ("../invoice.pdf", PDF, "INVALID_FILENAME"),
+        ("invoice.pdf", PDF + b"\x00" * (10 << 20), "FILE_TOO_LARGE"),
+    ],
+)
+async def test_a_submission_with_a_bad_file_registers_nothing(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    catalogue: Tenant,
+    name: str,
+    data: bytes,
+    code: str,
+) -> None:
+    before, files = await snapshot(db), _stored_files(gql)
+    result = await _submit(gql, catalogue.user(Role.PARTNER_REP, 0), clock, name, data)
+    assert result["dealRegistration"] is None
+    assert result["userErrors"] == [{"field": "proof", "code": code}]
+    assert await snapshot(db) == before
+    assert await count_rows(db, Attachment) == 0
+    assert _stored_files(gql) == files
