@@ -24,7 +24,7 @@ from api.settings import Settings
 from deal_registration.registrations import notices as deal_notices
 from deal_registration.sales import fanout as sales_fanout
 from deal_registration.sales import service as sales_service
-from deal_registration.sales.storage import LocalStorage, S3Storage, Storage
+from deal_registration.storage import LocalStorage, S3Storage, Storage
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.outbox import Dispatcher

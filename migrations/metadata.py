@@ -3,6 +3,7 @@
 from sqlalchemy import MetaData
 
 import catalogue.models
+import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
 import infra.outbox
@@ -15,6 +16,7 @@ MODEL_MODULES = (
     catalogue.models,
     deal_registration.registrations.models,
     deal_registration.sales.models,
+    deal_registration.attachments,
 )
 
 

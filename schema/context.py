@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deal_registration.sales.storage import Storage
+from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher

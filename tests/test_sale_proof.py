@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from deal_registration.sales.models import Attachment, SaleClaim
+from deal_registration.attachments import Attachment
+from deal_registration.sales.models import SaleClaim
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role

@@ -9,7 +9,7 @@ import pytest
 
 from api.app import build_storage
 from api.settings import Settings, SettingsError
-from deal_registration.sales.storage import LocalStorage, StorageError
+from deal_registration.storage import LocalStorage, StorageError
 
 
 async def test_local_storage_round_trip_and_key_checks(tmp_path: Path) -> None:

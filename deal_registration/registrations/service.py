@@ -20,8 +20,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue import repository as catalogue
 from catalogue.models import Product
+from deal_registration import attachments
 from deal_registration.events import DealApproved, DealWon, Line
-from deal_registration.registrations import conflicts, notices, repository
+from deal_registration.registrations import conflicts, notices, proof, repository
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import (
     DEFAULT_SETTINGS,
@@ -37,6 +38,7 @@ from deal_registration.registrations.models import (
     DealTransition,
     ExtensionStatus,
 )
+from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -133,9 +135,13 @@ async def submit_registration(
     data: RegistrationInput,
     draft: bool = False,
     idempotency_key: str | None = None,
+    proof_file: attachments.ProofFile | None = None,
+    storage: Storage | None = None,
+    max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> DealRegistration:
-    """Register a deal (or save it as a draft). With an idempotency key, a retry returns the
-    first registration unchanged; the same key with different content is refused."""
+    """Register a deal (or save it as a draft), optionally with a proof file (stored last,
+    after every check). With an idempotency key, a retry returns the first registration
+    unchanged; the same key with different content (or a different file) is refused."""
     now = clock.now()
     if principal.role not in SUBMITTERS:
         raise DomainError(Code.PARTNER_NOT_ALLOWED, "Your role may not register deals.")
@@ -143,7 +149,10 @@ async def submit_registration(
     key = (idempotency_key or "").strip() or None
     if key is not None and len(key) > 128:
         raise DomainError(Code.TOO_LONG, "At most 128 characters.", "idempotency_key")
-    fingerprint = _fingerprint(principal, data, draft)
+    proof_digest = None
+    if proof_file is not None:
+        proof_digest = hashlib.sha256(proof_file.data).hexdigest()
+    fingerprint = _fingerprint(principal, data, draft, proof_digest)
     if key is not None:
         existing = await repository.get_by_idempotency_key(
             session, principal.vendor_id, partner_id, key
@@ -153,6 +162,12 @@ async def submit_registration(
 
     program = await repository.program_settings(session, principal.vendor_id)
     clean, skus = await _validate(session, principal, data, program, now)
+    if proof_file is not None:
+        try:
+            attachments.check_proof(proof_file, max_upload_bytes)
+        except DomainError as error:
+            error.field = "proof"  # the input field here
+            raise
     registration = DealRegistration(
         vendor_id=principal.vendor_id,
         partner_id=partner_id,
@@ -205,6 +220,13 @@ async def submit_registration(
         await _record(session, clock, principal, registration, DealAction.CREATE_DRAFT, None)
     else:
         await _enter_submitted(session, clock, principal, registration, program, from_status=None)
+    if proof_file is not None:
+        assert storage is not None, "a proof file needs a storage backend"
+        await attachments.store_attachment(
+            session, clock, storage, vendor_id=registration.vendor_id,
+            owner_kind=proof.REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
+            uploaded_by_id=principal.user_id, max_bytes=max_upload_bytes,
+        )  # fmt: skip
     return registration
 
 
@@ -218,14 +240,18 @@ def _replay(existing: DealRegistration, fingerprint: str) -> DealRegistration:
     return existing
 
 
-def _fingerprint(principal: Principal, data: RegistrationInput, draft: bool) -> str:
-    body = {
+def _fingerprint(
+    principal: Principal, data: RegistrationInput, draft: bool, proof_digest: str | None = None
+) -> str:
+    body: dict[str, object] = {
         **asdict(data),
         "partner_id": str(data.partner_id) if data.partner_id else None,
         "expected_close_date": data.expected_close_date.isoformat(),
         "by": str(principal.user_id or principal.api_key_id),
         "draft": draft,
     }
+    if proof_digest is not None:  # absent without proof: earlier fingerprints stay valid
+        body["proof_sha256"] = proof_digest
     encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deal_registration.attachments import ProofFile
 from deal_registration.sales import serials, service
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
-from deal_registration.sales.proof import ProofFile
-from deal_registration.sales.storage import Storage
+from deal_registration.storage import Storage
 from infra.clock import Clock, FrozenClock
 from partners.models import Partner, User
 from partners.roles import Principal

@@ -244,27 +244,3 @@ class RiskFlag(SQLModel, table=True):
     kind: RiskKind = Field(sa_column=Column(_enum(RiskKind, "risk_kind"), nullable=False))
     detail: str = Field(default="", max_length=500)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-
-
-class Attachment(SQLModel, table=True):
-    """A file attached to a submission, generic over its owner (``owner_kind`` names the
-    owning table, e.g. "sale_claim" or "deal_registration"). The bytes live in a storage
-    backend under ``storage_key``."""
-
-    __tablename__ = "attachment"
-    __table_args__ = (
-        Index("ix_attachment_owner", "owner_kind", "owner_id"),
-        Index("ix_attachment_vendor_id_sha256", "vendor_id", "sha256"),
-    )
-
-    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
-    owner_kind: str = Field(max_length=32)
-    owner_id: uuid.UUID
-    filename: str = Field(max_length=255)
-    content_type: str = Field(max_length=64)
-    size: int
-    sha256: str = Field(max_length=64)
-    storage_key: str = Field(max_length=255)
-    uploaded_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
-    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -13,7 +13,6 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from deal_registration.events import SALE_APPROVED, SALE_REVERSED
 from deal_registration.sales.models import (
-    Attachment,
     RiskFlag,
     SaleClaim,
     SaleClaimDecision,
@@ -106,17 +105,6 @@ async def claim_risk_flags(
     return list(rows)
 
 
-async def attachments_of(
-    session: AsyncSession, owner_kind: str, owner_id: uuid.UUID
-) -> list[Attachment]:
-    rows = await session.exec(
-        select(Attachment)
-        .where(Attachment.owner_kind == owner_kind, Attachment.owner_id == owner_id)
-        .order_by(col(Attachment.id))
-    )
-    return list(rows)
-
-
 def default_settings(vendor_id: uuid.UUID) -> SalesSettings:
     return SalesSettings(vendor_id=vendor_id, updated_at=datetime(1970, 1, 1, tzinfo=UTC))
 
@@ -147,18 +135,4 @@ async def serials_of_claims(
     grouped: dict[uuid.UUID, list[SaleClaimSerial]] = {}
     for row in rows:
         grouped.setdefault(row.claim_id, []).append(row)
-    return grouped
-
-
-async def attachments_of_owners(
-    session: AsyncSession, owner_kind: str, owner_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Attachment]]:
-    rows = await session.exec(
-        select(Attachment)
-        .where(Attachment.owner_kind == owner_kind, col(Attachment.owner_id).in_(owner_ids))
-        .order_by(col(Attachment.id))
-    )
-    grouped: dict[uuid.UUID, list[Attachment]] = {}
-    for row in rows:
-        grouped.setdefault(row.owner_id, []).append(row)
     return grouped

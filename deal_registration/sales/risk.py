@@ -12,8 +12,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.models import Product
+from deal_registration.attachments import Attachment
 from deal_registration.sales.models import (
-    Attachment,
     RiskFlag,
     RiskKind,
     SaleClaim,

@@ -20,14 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deal_registration import attachments
 from deal_registration.events import Line, SaleApproved, SaleReversed
-from deal_registration.sales import proof, repository, risk, serials
+from deal_registration.sales import repository, risk, serials
 from deal_registration.sales.errors import SaleClaimErrorCode
 from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import (
     CREDITED_STATES,
     OPEN_STATES,
-    Attachment,
     ClaimState,
     DecisionAction,
     RejectReason,
@@ -40,8 +40,8 @@ from deal_registration.sales.models import (
     SerialCredit,
     SerialOutcome,
 )
-from deal_registration.sales.storage import Storage
 from deal_registration.sales.validation import judge
+from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -58,7 +58,7 @@ async def _may_see_claim(session: AsyncSession, principal: Principal, claim_id: 
     return await repository.get_readable_claim(session, principal, claim_id) is not None
 
 
-proof.register_owner(repository.CLAIM_OWNER, _may_see_claim)
+attachments.register_owner(repository.CLAIM_OWNER, _may_see_claim)
 
 
 @dataclass(frozen=True)
@@ -193,8 +193,8 @@ async def create_claim(
     currency: str,
     partner_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
-    proof_file: proof.ProofFile | None = None,
-    max_upload_bytes: int = proof.DEFAULT_MAX_BYTES,
+    proof_file: attachments.ProofFile | None = None,
+    max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> SaleClaim:
     """A partner user claims a sale. Each serial is judged at once; the claim's state
     follows (see ``_initial_state``). Retrying with the same idempotency key returns the
@@ -224,7 +224,7 @@ async def create_claim(
     )  # fmt: skip
     if proof_file is not None:
         try:
-            proof.check_proof(proof_file, max_upload_bytes)
+            attachments.check_proof(proof_file, max_upload_bytes)
         except DomainError as error:
             errors.append(error)
     if errors:
@@ -389,11 +389,11 @@ async def _attach(
     clock: Clock,
     storage: Storage,
     claim: SaleClaim,
-    file: proof.ProofFile,
+    file: attachments.ProofFile,
     principal: Principal,
     max_upload_bytes: int,
-) -> Attachment:
-    return await proof.store_attachment(
+) -> attachments.Attachment:
+    return await attachments.store_attachment(
         session, clock, storage, vendor_id=claim.vendor_id, owner_kind=repository.CLAIM_OWNER,
         owner_id=claim.id, file=file, uploaded_by_id=principal.user_id,
         max_bytes=max_upload_bytes,
@@ -492,8 +492,8 @@ async def attach_proof(
     storage: Storage,
     *,
     claim_id: uuid.UUID,
-    proof_file: proof.ProofFile,
-    max_upload_bytes: int = proof.DEFAULT_MAX_BYTES,
+    proof_file: attachments.ProofFile,
+    max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> SaleClaim:
     """Add proof to a claim; a claim waiting for proof moves on (auto-approved when it
     qualifies, else to review)."""
@@ -505,14 +505,8 @@ async def attach_proof(
             f"A {claim.state.value.lower()} claim takes no more proof.",
             "claim_id",
         )
-    proof.check_proof(proof_file, max_upload_bytes)
-    existing = await repository.attachments_of(session, repository.CLAIM_OWNER, claim.id)
-    if len(existing) >= proof.MAX_ATTACHMENTS_PER_OWNER:
-        raise DomainError(
-            SaleClaimErrorCode.TOO_MANY_ATTACHMENTS,
-            f"A claim holds at most {proof.MAX_ATTACHMENTS_PER_OWNER} files.",
-            "file",
-        )
+    attachments.check_proof(proof_file, max_upload_bytes)
+    await attachments.ensure_room(session, repository.CLAIM_OWNER, claim.id, noun="claim")
     now = clock.now()
     attachment = await _attach(
         session, clock, storage, claim, proof_file, principal, max_upload_bytes

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date
 
 import strawberry
+from strawberry.file_uploads import Upload
 
 from deal_registration.registrations.models import DealStatus
 from schema.deal_registration import enums  # noqa: F401 - registers the GraphQL enums first
@@ -51,6 +52,10 @@ class DealRegistrationSubmitInput:
     idempotency_key: str | None = strawberry.field(
         default=None,
         description="Retrying with the same key returns the first registration unchanged.",
+    )
+    proof: Upload | None = strawberry.field(
+        default=None,
+        description="An invoice: PDF, PNG or JPEG (multipart request; judged by content).",
     )
 
 

@@ -26,7 +26,9 @@ from deal_registration.registrations.models import (
     DealTransition,
     ExtensionStatus,
 )
+from deal_registration.registrations.proof import REGISTRATION_OWNER
 from partners import repository as partners
+from schema.attachments import AttachmentType, owner_attachments
 from schema.catalogue.types import ProductType
 from schema.context import Context
 from schema.deal_registration import enums  # noqa: F401 - registers the GraphQL enums first
@@ -197,6 +199,11 @@ class DealRegistrationType(relay.Node):
     async def history(self, info: Info[Context, None]) -> list[DealTransitionType]:
         rows = await repository.history_of(info.context.session, self._model.id)
         return [DealTransitionType.from_model(t) for t in rows]
+
+    @strawberry.field(description="Proof files (invoices) attached to the registration.")
+    async def attachments(self, info: Info[Context, None]) -> list[AttachmentType]:
+        rows = await owner_attachments(info.context, REGISTRATION_OWNER).load(self._model.id)
+        return [AttachmentType.from_model(r) for r in rows]
 
     @strawberry.field
     async def extension_requests(self, info: Info[Context, None]) -> list[DealExtensionRequestType]:

@@ -9,8 +9,10 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from deal_registration.attachments import Attachment
 from deal_registration.sales import repository
-from deal_registration.sales.models import Attachment, SaleClaimSerial
+from deal_registration.sales.models import SaleClaimSerial
+from schema.attachments import owner_attachments
 from schema.context import Context
 
 T = TypeVar("T")
@@ -40,8 +42,4 @@ def claim_serials(ctx: Context) -> DataLoader[uuid.UUID, list[SaleClaimSerial]]:
 
 
 def claim_attachments(ctx: Context) -> DataLoader[uuid.UUID, list[Attachment]]:
-    return _loader(
-        ctx,
-        "sales.claim_attachments",
-        lambda ids: repository.attachments_of_owners(ctx.session, repository.CLAIM_OWNER, ids),
-    )
+    return owner_attachments(ctx, repository.CLAIM_OWNER)

@@ -13,10 +13,10 @@ from strawberry.file_uploads import Upload
 from deal_registration.sales import serials, service
 from deal_registration.sales.errors import SaleClaimErrorCode, SerialImportErrorCode
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
-from deal_registration.sales.proof import ProofFile
 from infra.errors import DomainError
 from infra.money import parse_decimal
 from partners.roles import Role
+from schema.attachments import read_upload
 from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
@@ -57,12 +57,6 @@ class SerialImportResult:
     updated: int
     unchanged: int
     rejected: int
-
-
-async def read_upload(upload: Any, max_bytes: int) -> ProofFile:
-    """At most max_bytes + 1 bytes of an upload (more means "too large")."""
-    data = await upload.read(max_bytes + 1)
-    return ProofFile(filename=str(getattr(upload, "filename", "") or ""), data=data)
 
 
 # ---- claims -------------------------------------------------------------------------

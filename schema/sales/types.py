@@ -13,9 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info, relay
 from strawberry.scalars import JSON
 
+from deal_registration import attachments as attachment_store
+from deal_registration.attachments import Attachment
 from deal_registration.sales import repository
 from deal_registration.sales.models import (
-    Attachment,
     ClaimState,
     DecisionAction,
     RejectReason,
@@ -31,6 +32,7 @@ from deal_registration.sales.models import (
 from infra.outbox import OutboxEvent
 from partners import repository as partners_repository
 from partners.models import Partner
+from schema.attachments import AttachmentType
 from schema.context import Context
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
@@ -61,29 +63,6 @@ class ClaimedSerialType:
     @classmethod
     def from_model(cls, row: SaleClaimSerial) -> ClaimedSerialType:
         return cls(serial=row.serial, sku=row.sku, outcome=row.outcome)
-
-
-@strawberry.type(name="Attachment", description="A proof file (PDF, PNG or JPEG).")
-class AttachmentType:
-    id: strawberry.ID
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    created_at: datetime
-
-    @strawberry.field(
-        description="GET this path with your Authorization header to download the file."
-    )
-    def download_url(self) -> str:
-        return f"/attachments/{self.id}"
-
-    @classmethod
-    def from_model(cls, row: Attachment) -> AttachmentType:
-        return cls(
-            id=strawberry.ID(str(row.id)), filename=row.filename, content_type=row.content_type,
-            size=row.size, sha256=row.sha256, created_at=row.created_at,
-        )  # fmt: skip
 
 
 @strawberry.type(name="SaleClaimDecision", description="A state change: what, who and when.")
@@ -209,7 +188,7 @@ class SaleClaimType(relay.Node):
             claim,
             _Loaded(
                 serials=await repository.claim_serials(session, claim.id),
-                attachments=await repository.attachments_of(
+                attachments=await attachment_store.attachments_of(
                     session, repository.CLAIM_OWNER, claim.id
                 ),
                 partner=await partners_repository.get_partner(session, claim.partner_id),

@@ -14,6 +14,9 @@ from schema.deal_registration.mutations.registration_extension import (
 from schema.deal_registration.mutations.registration_outcome import (
     DealRegistrationOutcomeMutation,
 )
+from schema.deal_registration.mutations.registration_proof import (
+    DealRegistrationProofMutation,
+)
 from schema.deal_registration.mutations.registration_review import (
     DealRegistrationReviewMutation,
 )
@@ -28,6 +31,7 @@ class DealRegistrationMutation(
     DealRegistrationReviewMutation,
     DealRegistrationOutcomeMutation,
     DealRegistrationExtensionMutation,
+    DealRegistrationProofMutation,
     DealProgramSettingsMutation,
 ):
     pass

@@ -7,6 +7,7 @@ from deal_registration.registrations import service
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from infra.errors import DomainError
 from partners.roles import Role
+from schema.attachments import read_upload
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationIdInput, DealRegistrationSubmitInput
 from schema.deal_registration.mutations.payloads import (
@@ -63,11 +64,15 @@ class DealRegistrationSubmitMutation:
             lines=[service.LineInput(sku=li.sku, quantity=li.quantity) for li in input.lines],
             partner_id=partner_id,
         )
+        proof = None
+        if input.proof is not None:
+            proof = await read_upload(input.proof, ctx.services.max_upload_bytes)
         outcome = await mutate(
             ctx,
             lambda s: service.submit_registration(
                 s, principal, ctx.services.clock, data=data, draft=input.as_draft,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=input.idempotency_key, proof_file=proof,
+                storage=ctx.services.storage, max_upload_bytes=ctx.services.max_upload_bytes,
             ),
         )  # fmt: skip
         if outcome.result is None:

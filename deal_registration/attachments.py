@@ -1,9 +1,11 @@
-"""Proof files (invoices) attached to submissions: judged by their bytes, hashed, named
-safely, stored through a ``Storage`` backend, and readable only by whoever may see the
-record they belong to.
+"""Proof files (invoices) attached to submissions (sale claims, deal registrations): judged
+by their bytes, hashed, named safely, stored through a ``Storage`` backend, and readable
+only by whoever may see the record they belong to.
 
 Attachments are generic over their owner (``owner_kind`` + ``owner_id``); each owner kind
-registers how to decide visibility with ``register_owner``.
+registers how to decide visibility with ``register_owner``. The error codes below are
+shared: each owner's error-code enum repeats them with the same values, so a payload maps
+them onto its own enum.
 """
 
 from __future__ import annotations
@@ -12,16 +14,20 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 
+from sqlalchemy import Column, Index
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deal_registration.sales.errors import SaleClaimErrorCode
-from deal_registration.sales.models import Attachment
-from deal_registration.sales.storage import Storage
+from deal_registration.storage import Storage
 from infra.clock import Clock
+from infra.db import UTCDateTime
 from infra.errors import DomainError
+from infra.ids import new_id
 from partners.roles import Principal
 
 DEFAULT_MAX_BYTES = 10 << 20
@@ -34,6 +40,38 @@ _SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._() -]+")
+
+
+class AttachmentErrorCode(StrEnum):
+    FILE_TOO_LARGE = "FILE_TOO_LARGE"
+    EMPTY_FILE = "EMPTY_FILE"
+    UNSUPPORTED_FILE_TYPE = "UNSUPPORTED_FILE_TYPE"
+    INVALID_FILENAME = "INVALID_FILENAME"
+    TOO_MANY_ATTACHMENTS = "TOO_MANY_ATTACHMENTS"
+
+
+class Attachment(SQLModel, table=True):
+    """A file attached to a submission, generic over its owner (``owner_kind`` names the
+    owning table, e.g. "sale_claim" or "deal_registration"). The bytes live in a storage
+    backend under ``storage_key``."""
+
+    __tablename__ = "attachment"
+    __table_args__ = (
+        Index("ix_attachment_owner", "owner_kind", "owner_id"),
+        Index("ix_attachment_vendor_id_sha256", "vendor_id", "sha256"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
+    owner_kind: str = Field(max_length=32)
+    owner_id: uuid.UUID
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=64)
+    size: int
+    sha256: str = Field(max_length=64)
+    storage_key: str = Field(max_length=255)
+    uploaded_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 @dataclass(frozen=True)
@@ -62,7 +100,7 @@ def safe_filename(raw: str, extension: str) -> str:
         or any(unicodedata.category(ch).startswith("C") for ch in name)
     ):
         raise DomainError(
-            SaleClaimErrorCode.INVALID_FILENAME,
+            AttachmentErrorCode.INVALID_FILENAME,
             "The file name must be a plain name without folders, '..' or control characters.",
             "file",
         )
@@ -75,22 +113,35 @@ def check_proof(file: ProofFile, max_bytes: int) -> tuple[str, str, str]:
     """Validate a proof file; returns (safe filename, content type, sha256)."""
     if len(file.data) > max_bytes:
         raise DomainError(
-            SaleClaimErrorCode.FILE_TOO_LARGE,
+            AttachmentErrorCode.FILE_TOO_LARGE,
             f"A proof file may be at most {max_bytes // (1 << 20)} MiB.",
             "file",
         )
     if not file.data:
-        raise DomainError(SaleClaimErrorCode.EMPTY_FILE, "The file is empty.", "file")
+        raise DomainError(AttachmentErrorCode.EMPTY_FILE, "The file is empty.", "file")
     sniffed = sniff(file.data)
     if sniffed is None:
         raise DomainError(
-            SaleClaimErrorCode.UNSUPPORTED_FILE_TYPE,
+            AttachmentErrorCode.UNSUPPORTED_FILE_TYPE,
             "Proof must be a PDF, PNG or JPEG file.",
             "file",
         )
     content_type, extension = sniffed
     filename = safe_filename(file.filename, extension)
     return filename, content_type, hashlib.sha256(file.data).hexdigest()
+
+
+async def ensure_room(
+    session: AsyncSession, owner_kind: str, owner_id: uuid.UUID, *, noun: str
+) -> None:
+    """Refuse one more file when the owner already holds the maximum (lock the owner first,
+    so two uploads cannot both squeeze in)."""
+    if len(await attachments_of(session, owner_kind, owner_id)) >= MAX_ATTACHMENTS_PER_OWNER:
+        raise DomainError(
+            AttachmentErrorCode.TOO_MANY_ATTACHMENTS,
+            f"A {noun} holds at most {MAX_ATTACHMENTS_PER_OWNER} files.",
+            "file",
+        )
 
 
 async def store_attachment(
@@ -147,3 +198,28 @@ async def get_readable_attachment(
     if may_see is None or not await may_see(session, principal, attachment.owner_id):
         return None
     return attachment
+
+
+async def attachments_of(
+    session: AsyncSession, owner_kind: str, owner_id: uuid.UUID
+) -> list[Attachment]:
+    rows = await session.exec(
+        select(Attachment)
+        .where(Attachment.owner_kind == owner_kind, Attachment.owner_id == owner_id)
+        .order_by(col(Attachment.id))
+    )
+    return list(rows)
+
+
+async def attachments_of_owners(
+    session: AsyncSession, owner_kind: str, owner_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Attachment]]:
+    rows = await session.exec(
+        select(Attachment)
+        .where(Attachment.owner_kind == owner_kind, col(Attachment.owner_id).in_(owner_ids))
+        .order_by(col(Attachment.id))
+    )
+    grouped: dict[uuid.UUID, list[Attachment]] = {}
+    for row in rows:
+        grouped.setdefault(row.owner_id, []).append(row)
+    return grouped
