@@ -20,6 +20,7 @@ from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Settings
+from earnings import handlers as earnings_handlers
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.outbox import Dispatcher
@@ -125,3 +126,4 @@ class _ViewSlot:
 
 def register_event_handlers(services: Services) -> None:
     """Domains that react to outbox events register their handlers here."""
+    earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)

@@ -3,11 +3,12 @@
 from sqlalchemy import MetaData
 
 import catalogue.models
+import earnings.models
 import infra.outbox
 import partners.models
 from infra.db import metadata
 
-MODEL_MODULES = (partners.models, infra.outbox, catalogue.models)
+MODEL_MODULES = (partners.models, infra.outbox, catalogue.models, earnings.models)
 
 
 def target_metadata() -> MetaData:
