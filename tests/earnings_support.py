@@ -12,6 +12,8 @@ from deal_registration.events import DealWon, Line, SaleApproved, SaleReversed
 from earnings import programs
 from earnings.models import ProgramVersion
 from earnings.programs import BaseRate, Rules, Spiff, Tier
+
+__all__ = ["BaseRate", "Rules", "Spiff", "Tier", "programs"]
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent, record_event
