@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from earnings.errors import EarningsErrorCode
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
@@ -302,7 +303,7 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
 # ---------------------------------------------------------------------------- storage
 
 
-def readable_programs(principal: Principal) -> Any:
+def readable_programs(principal: Principal) -> SelectOfScalar[Program]:
     """Every user of a vendor may read its programs (partners see the rules they earn by)."""
     return select(Program).where(Program.vendor_id == principal.vendor_id)
 

@@ -12,6 +12,10 @@ from strawberry.tools import merge_types
 from schema.catalogue.mutations import CatalogueMutation
 from schema.catalogue.queries import CatalogueQuery
 from schema.catalogue.types import ProductType
+from schema.earnings.mutations import EarningsMutation
+from schema.earnings.queries import EarningsQuery
+from schema.earnings.subscriptions import EarningsSubscription
+from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
 from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
@@ -19,11 +23,19 @@ from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
-QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery)
-MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation)
-SUBSCRIPTIONS: tuple[type, ...] = ()
+QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, EarningsQuery)
+MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation, EarningsMutation)
+SUBSCRIPTIONS: tuple[type, ...] = (EarningsSubscription,)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
-NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType)
+NODE_TYPES: tuple[type, ...] = (
+    PartnerType,
+    UserType,
+    ApiKeyType,
+    ProductType,
+    EarningEntryType,
+    PayoutStatementType,
+    ProgramType,
+)
 
 
 class Schema(strawberry.Schema):
