@@ -5,7 +5,7 @@ from datetime import datetime
 
 import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
-from strawberry import Info, relay
+from strawberry import Info
 
 from earnings import payouts, programs
 from earnings.errors import EarningsErrorCode
@@ -38,7 +38,7 @@ def _errors(errors: list[DomainError]) -> list[EarningsError]:
     return user_errors(errors, EarningsError, EarningsErrorCode)
 
 
-def _require_id(value: relay.GlobalID, type_name: str, field: str) -> uuid.UUID:
+def _require_id(value: strawberry.ID, type_name: str, field: str) -> uuid.UUID:
     found = parse_global_id(value, type_name)
     if found is None:
         raise DomainError(EarningsErrorCode.NOT_FOUND, "Not found.", field)
@@ -58,7 +58,7 @@ class EarningProgramCreateInput:
 
 @strawberry.input
 class EarningProgramVersionCreateInput:
-    program_id: relay.GlobalID
+    program_id: strawberry.ID
     rules: ProgramRulesInput
     effective_from: datetime | None = strawberry.field(
         default=None,
@@ -90,25 +90,25 @@ class PayoutStatementsGeneratePayload:
 
 @strawberry.input
 class PayoutStatementInput:
-    statement_id: relay.GlobalID
+    statement_id: strawberry.ID
 
 
 @strawberry.input
 class PayoutMarkPaidInput:
-    statement_id: relay.GlobalID
+    statement_id: strawberry.ID
     reference: str = strawberry.field(default="", description="The bank transfer reference.")
 
 
 @strawberry.input
 class PayoutHoldInput:
-    statement_id: relay.GlobalID
+    statement_id: strawberry.ID
     note: str = strawberry.field(description="Internal: partners never see it.")
     expected_release_at: datetime | None = None
 
 
 @strawberry.input
 class PayoutHoldReleaseInput:
-    hold_id: relay.GlobalID
+    hold_id: strawberry.ID
     note: str = ""
 
 
@@ -121,7 +121,7 @@ class PayoutStatementPayload:
 
 @strawberry.input
 class PayoutProfileSetInput:
-    partner_id: relay.GlobalID
+    partner_id: strawberry.ID
     tax_form_on_file: bool | None = None
     bank_account: str | None = strawberry.field(
         default=None, description="IBAN or account number; only a fingerprint is stored."

@@ -7,7 +7,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
-from strawberry import Info, relay
+from strawberry import Info
 
 from earnings import forecast, metrics, programs, repository, service
 from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus, Program
@@ -48,7 +48,7 @@ def _period(ctx: Context, period: EarningsPeriodInput | None) -> tuple[datetime,
     return period.start, period.end
 
 
-def _id(value: relay.GlobalID | None, type_name: str) -> uuid.UUID | None | bool:
+def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None | bool:
     """The row id; None when not given; False when malformed (answered as not found)."""
     if value is None:
         return None
@@ -58,8 +58,8 @@ def _id(value: relay.GlobalID | None, type_name: str) -> uuid.UUID | None | bool
 async def scope_for(
     session: AsyncSession,
     principal: Principal,
-    partner_id: relay.GlobalID | None,
-    rep_id: relay.GlobalID | None,
+    partner_id: strawberry.ID | None,
+    rep_id: strawberry.ID | None,
 ) -> Scope | None:
     partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
     if partner is False or rep is False:
@@ -80,8 +80,8 @@ class EarningsQuery:
     async def earnings(
         self,
         info: Info[Context, None],
-        partner_id: relay.GlobalID | None = None,
-        rep_id: relay.GlobalID | None = None,
+        partner_id: strawberry.ID | None = None,
+        rep_id: strawberry.ID | None = None,
         period: EarningsPeriodInput | None = None,
         currency: str | None = None,
     ) -> EarningsSummaryType | None:
@@ -108,8 +108,8 @@ class EarningsQuery:
         info: Info[Context, None],
         first: int | None = None,
         after: str | None = None,
-        partner_id: relay.GlobalID | None = None,
-        rep_id: relay.GlobalID | None = None,
+        partner_id: strawberry.ID | None = None,
+        rep_id: strawberry.ID | None = None,
         period: EarningsPeriodInput | None = None,
         kind: EntryKind | None = None,
     ) -> Connection[EarningEntryType] | None:
@@ -146,7 +146,7 @@ class EarningsQuery:
         info: Info[Context, None],
         first: int | None = None,
         after: str | None = None,
-        partner_id: relay.GlobalID | None = None,
+        partner_id: strawberry.ID | None = None,
         status: PayoutStatus | None = None,
     ) -> Connection[PayoutStatementType] | None:
         ctx = info.context
@@ -176,7 +176,7 @@ class EarningsQuery:
         additional_revenue: MoneyInput,
         sku: str | None = None,
         units: int = 1,
-        partner_id: relay.GlobalID | None = None,
+        partner_id: strawberry.ID | None = None,
     ) -> ForecastType | None:
         ctx = info.context
         principal = ctx.principal

@@ -4,7 +4,7 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 from graphql import GraphQLError
-from strawberry import Info, relay
+from strawberry import Info
 
 from earnings import handlers, service
 from schema.context import Context
@@ -24,8 +24,8 @@ class EarningsSubscription:
     async def earnings_changed(
         self,
         info: Info[Context, None],
-        partner_id: relay.GlobalID | None = None,
-        rep_id: relay.GlobalID | None = None,
+        partner_id: strawberry.ID | None = None,
+        rep_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[EarningsSummaryType, None]:
         ctx = info.context
         principal = ctx.principal
