@@ -46,8 +46,11 @@ def worked_rules(spiff_start: datetime, spiff_days: int = 14) -> Rules:
         ),
         spiffs=(
             Spiff(
-                sku="NW-AP-6E", per_unit_minor=2_500, starts_at=spiff_start,
-                ends_at=spiff_start + timedelta(days=spiff_days), region="EMEA",
+                sku="NW-AP-6E",
+                per_unit_minor=2_500,
+                starts_at=spiff_start,
+                ends_at=spiff_start + timedelta(days=spiff_days),
+                region="EMEA",
             ),
         ),  # fmt: skip
         deal_bonus_bp=100,

@@ -99,9 +99,7 @@ query($partnerId: ID, $repId: ID, $period: EarningsPeriodInput) {
 
 
 async def test_partner_admin_sees_its_organisation(gql: GQL, world: Tenant) -> None:
-    data = await gql.data(
-        SUMMARY, {"period": MARCH_PERIOD}, as_user=world.user(Role.PARTNER_ADMIN)
-    )
+    data = await gql.data(SUMMARY, {"period": MARCH_PERIOD}, as_user=world.user(Role.PARTNER_ADMIN))
     summary = data["earnings"]
     assert summary["earned"]["amountMinor"] == 183_600  # 1,080.00 + 756.00
     assert summary["pending"]["amountMinor"] == 183_600
@@ -131,9 +129,7 @@ async def test_rep_sees_what_is_attributed_to_it(gql: GQL, world: Tenant) -> Non
         as_user=rep,
     )
     assert entries["earningEntries"]["totalCount"] == 2
-    assert {e["node"]["repId"] for e in entries["earningEntries"]["edges"]} == {
-        gid("User", rep.id)
-    }
+    assert {e["node"]["repId"] for e in entries["earningEntries"]["edges"]} == {gid("User", rep.id)}
 
 
 async def test_nobody_sees_another_partners_or_tenants_earnings(
@@ -293,9 +289,7 @@ async def test_vendor_roles_receive_the_internals(gql: GQL, held: Tenant) -> Non
 
 
 async def test_partner_sees_its_hold_in_plain_words_only(gql: GQL, held: Tenant) -> None:
-    data = await gql.data(
-        SUMMARY, {"period": MARCH_PERIOD}, as_user=held.user(Role.PARTNER_ADMIN)
-    )
+    data = await gql.data(SUMMARY, {"period": MARCH_PERIOD}, as_user=held.user(Role.PARTNER_ADMIN))
     summary = data["earnings"]
     assert summary["held"]["amountMinor"] == 183_600
     assert summary["pending"]["amountMinor"] == 0
@@ -306,7 +300,9 @@ async def test_partner_sees_its_hold_in_plain_words_only(gql: GQL, held: Tenant)
     }
     hold_texts = [e["text"] for e in summary["explanations"] if e["kind"] == "HOLD"]
     assert len(hold_texts) == 3
-    assert all(t.startswith("Your payout for March 2026 (1,836.00 USD) is held.") for t in hold_texts)
+    assert all(
+        t.startswith("Your payout for March 2026 (1,836.00 USD) is held.") for t in hold_texts
+    )
     text = json.dumps(data)
     assert SECRET_NOTE not in text
     assert SECRET_FLAG not in text
@@ -361,9 +357,7 @@ async def test_finance_releases_approves_and_pays_through_graphql(
                           holds { id reason } } userErrors { code } } }""",
         as_user=finance,
     )
-    by_partner = {
-        s["partnerId"]: s for s in made["payoutStatementsGenerate"]["statements"]
-    }
+    by_partner = {s["partnerId"]: s for s in made["payoutStatementsGenerate"]["statements"]}
     ready = by_partner[gid("Partner", world.partners[1].id)]
     blocked = by_partner[gid("Partner", world.partners[0].id)]
     assert (ready["status"], ready["total"]["amountMinor"]) == ("PENDING", 40_000)
@@ -384,7 +378,10 @@ async def test_finance_releases_approves_and_pays_through_graphql(
         {"id": ready["id"]},
         as_user=finance,
     )
-    assert again["payoutMarkPaid"] == {"statement": None, "userErrors": [{"code": "INVALID_STATUS"}]}
+    assert again["payoutMarkPaid"] == {
+        "statement": None,
+        "userErrors": [{"code": "INVALID_STATUS"}],
+    }
     release = """mutation($id: ID!) { payoutHoldRelease(input: {holdId: $id}) {
                    statement { status } userErrors { code } } }"""
     refused = await gql.data(release, {"id": blocked["holds"][0]["id"]}, as_user=finance)

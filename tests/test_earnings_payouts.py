@@ -96,9 +96,7 @@ async def generate(db: Database, clock: OffsetClock, tenant: Tenant) -> list[Pay
 
 async def holds_of(db: Database, statement: PayoutStatement) -> list[PayoutHold]:
     async with db.session() as session:
-        rows = await session.exec(
-            select(PayoutHold).where(PayoutHold.statement_id == statement.id)
-        )
+        rows = await session.exec(select(PayoutHold).where(PayoutHold.statement_id == statement.id))
         return list(rows)
 
 
