@@ -7,6 +7,7 @@ from datetime import timedelta
 from api.auth import issue_token
 from api.settings import Settings
 from catalogue import demo as catalogue_demo
+from earnings import demo as earnings_demo
 from infra.clock import SystemClock
 from infra.db import Database
 from partners import demo as partners_demo
@@ -20,6 +21,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
         async with db.transaction() as session:
             tenancy = await partners_demo.seed(session, clock)
             await catalogue_demo.seed(session, clock, tenancy.vendor)
+            await earnings_demo.seed(session, clock, tenancy)
             # Later domains seed here, in dependency order.
         names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
         return [
