@@ -33,13 +33,17 @@ from deal_registration.events import (
 )
 from earnings import programs
 from earnings.claims import claim_signals
+from earnings.errors import EarningsErrorCode
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.rounding import apply_bp, divide_rounded, format_bp
 from infra.clock import Clock
 from infra.db import Database
+from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
+from partners.repository import get_readable_partner
+from partners.roles import Principal
 
 log = logging.getLogger(__name__)
 
@@ -421,3 +425,81 @@ async def _credit_deal(
     await session.flush()
     await record_change(session, clock, vendor_id=event.vendor_id, partner_id=deal.partner_id)
     return out.written
+
+
+# ---------------------------------------------------------------------------- adjustments
+
+_ADJUSTMENTS = uuid.UUID("8f4d7c1e-5a0b-4c59-9d7e-3f1f0b9a6c21")
+MAX_ADJUSTMENT_MINOR = 10**10
+
+
+async def adjust(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    partner_id: uuid.UUID,
+    amount_minor: int,
+    currency: str,
+    note: str,
+    idempotency_key: str,
+) -> EarningEntry:
+    """A manual correction: a new ADJUSTMENT entry, never an edit. A retry with the same
+    idempotency key returns the first entry and writes nothing."""
+    note, key = note.strip(), idempotency_key.strip()
+    errors = []
+    if not note:
+        errors.append(DomainError(EarningsErrorCode.REQUIRED, "Say why.", "note"))
+    if not 1 <= len(key) <= 100:
+        errors.append(
+            DomainError(EarningsErrorCode.REQUIRED, "Give a key of 1-100 characters.",
+                        "idempotency_key")
+        )  # fmt: skip
+    if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
+        errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
+    if errors:
+        raise DomainErrors(errors)
+    event_id = uuid.uuid5(_ADJUSTMENTS, f"{principal.vendor_id}:{key}")
+    now = clock.now()
+    source = CreditedSource(
+        vendor_id=principal.vendor_id,
+        partner_id=partner_id,
+        source_event_id=event_id,
+        source_type=SourceType.ADJUSTMENT,
+        currency=currency,
+        note=note[:500],
+        effective_at=now,
+        credited_at=now,
+    )
+    try:
+        async with session.begin_nested():  # the insert first: the idempotency guard
+            session.add(source)
+            await session.flush()
+    except IntegrityError:
+        first = (
+            await session.exec(select(EarningEntry).where(EarningEntry.source_event_id == event_id))
+        ).first()
+        if first is None or first.vendor_id != principal.vendor_id:
+            raise DomainError(
+                EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id"
+            ) from None
+        if (first.partner_id, first.amount_minor, first.currency) != (
+            partner_id, amount_minor, currency,
+        ):  # fmt: skip
+            raise DomainError(
+                EarningsErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "This key was used for a different adjustment.",
+                "idempotency_key",
+            ) from None
+        return first
+    if await get_readable_partner(session, principal, partner_id) is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
+    out = _Entries(session, source, now, [])
+    out.add(
+        None, EntryKind.ADJUSTMENT, amount_minor,
+        f"Adjustment of {Money(amount_minor, currency).format()}: {note}"[:500],
+        {"note": note, "by_user_id": str(principal.user_id) if principal.user_id else None},
+    )  # fmt: skip
+    await session.flush()
+    await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    return out.written[0]

@@ -544,3 +544,51 @@ async def test_vendor_metrics(gql: GQL, world: Tenant, other_tenant: Tenant) -> 
         query, {"period": MARCH_PERIOD}, as_user=other_tenant.user(Role.VENDOR_ADMIN)
     )
     assert other["earningsMetrics"]["total"]["revenue"] == {"amountMinor": 0}
+
+
+ADJUST = """mutation($input: EarningAdjustmentCreateInput!) {
+  earningAdjustmentCreate(input: $input) {
+    entry { id kind amount { amountMinor } rule } userErrors { code field } } }"""
+
+
+async def entry_count(db: Database) -> int:
+    from earnings.models import EarningEntry  # noqa: PLC0415
+
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(EarningEntry)) or 0)
+
+
+async def test_adjustments_are_new_entries_and_retries_return_the_first(
+    gql: GQL, world: Tenant, db: Database, other_tenant: Tenant
+) -> None:
+    variables = {
+        "input": {
+            "partnerId": gid("Partner", world.partners[0].id),
+            "amount": {"amount": "-12.50", "currency": "USD"},
+            "note": "duplicate spiff in March",
+            "idempotencyKey": "adj-2026-03-001",
+        }
+    }
+    before = await entry_count(db)
+    finance = world.user(Role.FINANCE)
+    first = await gql.data(ADJUST, variables, as_user=finance)
+    entry = first["earningAdjustmentCreate"]["entry"]
+    assert entry["kind"] == "ADJUSTMENT"
+    assert entry["amount"] == {"amountMinor": -1_250}
+    assert entry["rule"] == "Adjustment of -12.50 USD: duplicate spiff in March"
+    again = await gql.data(ADJUST, variables, as_user=finance)
+    assert again["earningAdjustmentCreate"]["entry"]["id"] == entry["id"]
+    assert await entry_count(db) == before + 1
+    variables["input"]["amount"]["amount"] = "-13.00"
+    reused = await gql.data(ADJUST, variables, as_user=finance)
+    assert reused["earningAdjustmentCreate"]["userErrors"] == [
+        {"code": "IDEMPOTENCY_KEY_REUSED", "field": "idempotencyKey"}
+    ]
+    variables["input"]["idempotencyKey"] = "adj-2"
+    for role in (Role.CHANNEL_MANAGER, Role.PARTNER_ADMIN, Role.PARTNER_REP):
+        assert error_codes(await gql(ADJUST, variables, as_user=world.user(role))) == ["FORBIDDEN"]
+    foreign = await gql.data(ADJUST, variables, as_user=other_tenant.user(Role.FINANCE))
+    assert foreign["earningAdjustmentCreate"]["userErrors"] == [
+        {"code": "NOT_FOUND", "field": "partnerId"}
+    ]
+    assert await entry_count(db) == before + 1

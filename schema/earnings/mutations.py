@@ -7,7 +7,7 @@ import strawberry
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
-from earnings import payouts, programs
+from earnings import ledger, payouts, programs
 from earnings.errors import EarningsErrorCode
 from earnings.models import PayoutStatement, Program, ProgramVersion
 from infra.errors import DomainError
@@ -15,6 +15,7 @@ from partners.roles import Role
 from schema.context import Context
 from schema.earnings.inputs import ProgramRulesInput
 from schema.earnings.types import (
+    EarningEntryType,
     FinanceOrAdmin,
     PayoutHoldType,
     PayoutStatementType,
@@ -22,6 +23,7 @@ from schema.earnings.types import (
     ProgramVersionType,
 )
 from schema.errors import UserError, user_errors
+from schema.money import MoneyInput
 from schema.mutations import mutate
 from schema.permissions import VendorAdmin, roles
 from schema.relay import parse_global_id
@@ -152,8 +154,54 @@ class PayoutPolicyPayload:
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
 
+@strawberry.input
+class EarningAdjustmentCreateInput:
+    partner_id: strawberry.ID
+    amount: MoneyInput = strawberry.field(description="Negative to take money back.")
+    note: str = strawberry.field(description="Why; shown to the partner in the entry's rule.")
+    idempotency_key: str = strawberry.field(
+        description="A retry with the same key returns the first entry and changes nothing."
+    )
+
+
+@strawberry.type
+class EarningAdjustmentPayload:
+    entry: EarningEntryType | None = None
+    user_errors: list[EarningsError] = strawberry.field(default_factory=list)
+
+
 @strawberry.type
 class EarningsMutation:
+    @strawberry.mutation(
+        permission_classes=[FinanceOrAdmin],
+        description="Correct a partner's earnings with a new ADJUSTMENT entry (entries are "
+        "never edited).",
+    )
+    async def earning_adjustment_create(
+        self, info: Info[Context, None], input: EarningAdjustmentCreateInput
+    ) -> EarningAdjustmentPayload:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        currency = input.amount.currency.strip().upper()
+
+        async def action(s: AsyncSession) -> EarningEntryType:
+            partner_id = _require_id(input.partner_id, "Partner", "partner_id")
+            try:
+                amount = input.amount.to_minor()
+            except ValueError as exc:
+                raise DomainError(
+                    EarningsErrorCode.INVALID_AMOUNT, f"Not a valid amount: {exc}.", "amount"
+                ) from exc
+            entry = await ledger.adjust(
+                s, principal, ctx.services.clock, partner_id=partner_id, amount_minor=amount,
+                currency=currency, note=input.note, idempotency_key=input.idempotency_key,
+            )  # fmt: skip
+            return EarningEntryType.from_model(entry)
+
+        outcome = await mutate(ctx, action)
+        return EarningAdjustmentPayload(entry=outcome.result, user_errors=_errors(outcome.errors))
+
     @strawberry.mutation(
         permission_classes=[VendorAdmin], description="Create a rev-share program (version 1)."
     )
