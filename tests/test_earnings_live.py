@@ -12,6 +12,7 @@ import pytest
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 
+from earnings import payouts
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.models import User
@@ -76,6 +77,15 @@ async def test_partner_admin_gets_a_new_summary_when_the_ledger_changes(
         await es.credit_all(services)
         update = await next_payload(ws)
         assert update["data"]["earningsChanged"]["earned"] == {"amountMinor": 24_000}
+        # A payout decision touches it too: March's statement is held (no tax form).
+        clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
+        async with db.transaction() as session:
+            await payouts.generate_statements(session, es.finance(running), clock, month=NOW)
+        await es.credit_all(services)
+        update = await next_payload(ws)
+        assert [e["kind"] for e in update["data"]["earningsChanged"]["explanations"]] == [
+            "EARNINGS_FELL", "HOLD", "NEXT_TIER",
+        ]  # fmt: skip
 
 
 async def test_partner_subscription_never_carries_vendor_internals(
