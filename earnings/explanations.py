@@ -4,8 +4,7 @@ to reach the next tier. Everything here is partner-safe: no margins, flags or no
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -124,13 +123,15 @@ def explain_rate(previous: TierStatus | None, current: TierStatus | None) -> lis
     return out
 
 
-def explain_entries(entries: Sequence[EarningEntry], currency: str) -> list[Explanation]:
-    sums: dict[EntryKind, int] = defaultdict(int)
+def explain_entries(
+    sums: Mapping[EntryKind, int], entries: Sequence[EarningEntry], currency: str
+) -> list[Explanation]:
+    """From the period's sums per kind, and its clawback and spiff entries (for reasons
+    and SKUs)."""
     reasons: set[str] = set()
     reversed_sales: set[str] = set()
     spiff_skus: set[str] = set()
     for e in entries:
-        sums[e.kind] += e.amount_minor
         if e.kind is EntryKind.CLAWBACK:
             reasons.add(str(e.inputs.get("reason", "")))
             reversed_sales.add(str(e.source_event_id))

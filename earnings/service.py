@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -25,7 +26,7 @@ from earnings.models import (
 )
 from earnings.payouts import hold_explanation, month_start, next_month
 from earnings.programs import Rules, TierStatus
-from earnings.repository import Scope, scoped_entries
+from earnings.repository import Scope
 from infra.clock import Clock
 from infra.errors import DomainError
 from partners.roles import Principal
@@ -98,39 +99,24 @@ async def tier_status(
     return programs.status_from(program, version, rules, standing)
 
 
-async def _entries(
-    session: AsyncSession, scope: Scope, currency: str, start: datetime, end: datetime
-) -> list[EarningEntry]:
-    rows = await session.exec(
-        scoped_entries(scope)
-        .where(
-            EarningEntry.currency == currency,
-            col(EarningEntry.booked_at) >= start,
-            col(EarningEntry.booked_at) < end,
-        )
-        .order_by(col(EarningEntry.id))
+def _booked(scope: Scope, currency: str, start: datetime, end: datetime) -> list[Any]:
+    conditions: list[Any] = [
+        EarningEntry.vendor_id == scope.vendor_id,
+        EarningEntry.partner_id == scope.partner_id,
+        EarningEntry.currency == currency,
+        col(EarningEntry.booked_at) >= start,
+        col(EarningEntry.booked_at) < end,
+    ]
+    if scope.rep_user_id is not None:
+        conditions.append(EarningEntry.rep_user_id == scope.rep_user_id)
+    return conditions
+
+
+async def _sum(session: AsyncSession, conditions: list[Any]) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(EarningEntry.amount_minor), 0)).where(*conditions)
     )
-    return list(rows)
-
-
-async def statements_for(
-    session: AsyncSession, partner_id: uuid.UUID, currency: str, start: datetime, end: datetime
-) -> dict[datetime, PayoutStatement]:
-    rows = await session.exec(
-        select(PayoutStatement).where(
-            PayoutStatement.partner_id == partner_id,
-            PayoutStatement.currency == currency,
-            col(PayoutStatement.period_start) >= month_start(start),
-            col(PayoutStatement.period_start) < end,
-        )
-    )
-    return {s.period_start: s for s in rows}
-
-
-def entry_status(entry: EarningEntry, statements: dict[datetime, PayoutStatement]) -> PayoutStatus:
-    """An entry is as paid as the statement of its month; PENDING before there is one."""
-    statement = statements.get(month_start(entry.booked_at))
-    return statement.status if statement else PayoutStatus.PENDING
+    return int(total or 0)
 
 
 async def summary(
@@ -143,23 +129,51 @@ async def summary(
     end: datetime,
     currency: str | None = None,
 ) -> Summary:
+    """Sums are computed in SQL. An entry is as paid as the statement of the month it was
+    booked in (PENDING before there is one; APPROVED counts as pending), so earned =
+    pending + held + paid by construction."""
     check_period(start, end)
     currency = currency or await default_currency(session, scope.vendor_id)
     result = Summary(scope=scope, start=start, end=end, currency=currency)
-    entries = await _entries(session, scope, currency, start, end)
-    previous = await _entries(session, scope, currency, start - (end - start), start)
-    statements = await statements_for(session, scope.partner_id, currency, start, end)
-    for entry in entries:
-        result.earned_minor += entry.amount_minor
-        result.by_kind[entry.kind] = result.by_kind.get(entry.kind, 0) + entry.amount_minor
-        match entry_status(entry, statements):
-            case PayoutStatus.PAID:
-                result.paid_minor += entry.amount_minor
-            case PayoutStatus.HELD:
-                result.held_minor += entry.amount_minor
-            case _:
-                result.pending_minor += entry.amount_minor
-    result.previous_earned_minor = sum(e.amount_minor for e in previous)
+    in_period = _booked(scope, currency, start, end)
+    kinds = await session.exec(
+        select(EarningEntry.kind, func.sum(EarningEntry.amount_minor))
+        .where(*in_period)
+        .group_by(col(EarningEntry.kind))
+    )
+    result.by_kind = {EntryKind(kind): int(total or 0) for kind, total in kinds}
+    result.earned_minor = sum(result.by_kind.values())
+    statements = await session.exec(
+        select(PayoutStatement).where(
+            PayoutStatement.partner_id == scope.partner_id,
+            PayoutStatement.currency == currency,
+            col(PayoutStatement.period_end) > start,
+            col(PayoutStatement.period_start) < end,
+            col(PayoutStatement.status).in_([PayoutStatus.PAID, PayoutStatus.HELD]),
+        )
+    )
+    for statement in list(statements):
+        part = await _sum(
+            session,
+            _booked(
+                scope, currency, max(start, statement.period_start),
+                min(end, statement.period_end),
+            ),
+        )  # fmt: skip
+        if statement.status is PayoutStatus.PAID:
+            result.paid_minor += part
+        else:
+            result.held_minor += part
+    result.pending_minor = result.earned_minor - result.paid_minor - result.held_minor
+    result.previous_earned_minor = await _sum(
+        session, _booked(scope, currency, start - (end - start), start)
+    )
+    detailed = await session.exec(
+        select(EarningEntry)
+        .where(*in_period, col(EarningEntry.kind).in_([EntryKind.CLAWBACK, EntryKind.SPIFF]))
+        .order_by(col(EarningEntry.id))
+    )
+    entries = list(detailed)
     revenue_stmt = select(
         func.coalesce(func.sum(CreditedSource.revenue_minor), 0),
         func.coalesce(func.sum(CreditedSource.margin_minor), 0),
@@ -195,7 +209,7 @@ async def summary(
     result.explanations = [
         explanations.explain_total(result.earned_minor, result.previous_earned_minor, currency),
         *explanations.explain_rate(before, result.tier),
-        *explanations.explain_entries(entries, currency),
+        *explanations.explain_entries(result.by_kind, entries, currency),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
         *explanations.explain_next_tier(result.tier),
     ]
