@@ -85,7 +85,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+WRITE_INTENT = "channelboard_write_intent"
+
+
+async def begin_write(session: AsyncSession) -> None:
+    """Start the session's transaction as a writer, before its first statement.
+
+    On SQLite a transaction that reads and then writes fails at once with "database is
+    locked" when another connection holds the write lock at that moment (SQLite cannot wait
+    there without risking a deadlock); ``BEGIN IMMEDIATE`` takes the write lock up front and
+    waits for it (busy_timeout) instead. On PostgreSQL nothing changes. A no-op when the
+    session is already in a transaction."""
+    if session.in_transaction():
+        return
+    await session.connection(execution_options={WRITE_INTENT: True})
 
 
 class LockedAsyncSession(AsyncSession):
