@@ -38,7 +38,7 @@ from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVers
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.rounding import apply_bp, divide_rounded, format_bp
 from infra.clock import Clock
-from infra.db import Database
+from infra.db import Database, begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
@@ -446,6 +446,7 @@ async def adjust(
 ) -> EarningEntry:
     """A manual correction: a new ADJUSTMENT entry, never an edit. A retry with the same
     idempotency key returns the first entry and writes nothing."""
+    await begin_write(session)
     note, key = note.strip(), idempotency_key.strip()
     errors = []
     if not note:

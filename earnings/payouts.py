@@ -43,6 +43,7 @@ from earnings.models import (
 )
 from earnings.rounding import BP, format_bp, ratio_bp
 from infra.clock import Clock
+from infra.db import begin_write
 from infra.errors import DomainError
 from infra.money import Money
 from partners.models import Partner
@@ -89,6 +90,7 @@ async def set_policy(
     trailing_statements: int = 3,
     review_days: int = 14,
 ) -> PayoutPolicy:
+    await begin_write(session)
     if not BP < above_average_factor_bp <= 100 * BP:
         raise DomainError(
             EarningsErrorCode.INVALID_FACTOR,
@@ -130,6 +132,7 @@ async def set_profile(
     bank_account: str | None = None,
 ) -> PayoutProfile:
     """Record a partner's tax form and bank account (only a fingerprint is kept)."""
+    await begin_write(session)
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
         raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
@@ -177,6 +180,7 @@ async def generate_statements(
 ) -> list[PayoutStatement]:
     """Statements for every partner with entries booked in ``month`` (which must have
     ended), each checked for automatic holds. Statements that exist are left alone."""
+    await begin_write(session)
     start = month_start(month)
     end = next_month(start)
     now = clock.now()
@@ -442,6 +446,7 @@ async def _transition(
 async def approve(
     session: AsyncSession, principal: Principal, clock: Clock, *, statement_id: uuid.UUID
 ) -> PayoutStatement:
+    await begin_write(session)
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
     )
@@ -461,6 +466,7 @@ async def mark_paid(
     statement_id: uuid.UUID,
     reference: str = "",
 ) -> PayoutStatement:
+    await begin_write(session)
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,
         paid_reference=reference.strip()[:200],
@@ -483,6 +489,7 @@ async def hold(
     expected_release_at: datetime | None = None,
 ) -> PayoutHold:
     """A manual hold (by finance), with an internal note partners never see."""
+    await begin_write(session)
     note = note.strip()
     if not note:
         raise DomainError(EarningsErrorCode.REQUIRED, "Say why (for the audit trail).", "note")
@@ -519,6 +526,7 @@ async def release(
     note: str = "",
 ) -> PayoutStatement:
     """Release one hold; when none remains the statement is PENDING again (to approve)."""
+    await begin_write(session)
     found = (
         await session.exec(repository.readable_holds(principal).where(PayoutHold.id == hold_id))
     ).first()

@@ -18,6 +18,7 @@ from earnings.errors import EarningsErrorCode
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
 from earnings.rounding import BP, apply_bp, format_bp
 from infra.clock import Clock
+from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money, is_currency
 from partners.roles import Principal
@@ -349,6 +350,7 @@ async def create_program(
     rules: Rules,
     effective_from: datetime | None = None,
 ) -> ProgramVersion:
+    await begin_write(session)
     name = name.strip()
     currency = currency.strip().upper()
     errors = validate_rules(rules)
@@ -392,6 +394,7 @@ async def create_version(
     """A new version of the program's rules, in force from ``effective_from`` (now when
     omitted). Entries already computed keep the version they were computed under; it may
     not start before the latest version, nor inside a period that was already paid."""
+    await begin_write(session)
     program = (
         await session.exec(readable_programs(principal).where(Program.id == program_id))
     ).first()

@@ -15,7 +15,7 @@ from earnings.programs import BaseRate, Rules, Spiff, Tier
 
 __all__ = ["BaseRate", "Rules", "Spiff", "Tier", "programs"]
 from infra.clock import Clock
-from infra.db import Database
+from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent, record_event
 from partners.roles import Principal, Role
 from schema.context import Services
@@ -77,6 +77,7 @@ def principal_of(tenant: Tenant, role: Role, partner_index: int = 0) -> Principa
 
 async def seed_products(db: Database, clock: Clock, tenant: Tenant) -> None:
     async with db.transaction() as session:
+        await begin_write(session)
         for sku, category, price, margin in PRODUCTS:
             await catalogue_service.upsert_product(
                 session, admin(tenant), clock, sku=sku, name=sku, list_price_minor=price,

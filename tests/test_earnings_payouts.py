@@ -25,7 +25,7 @@ from earnings.models import (
     PayoutStatus,
 )
 from infra.clock import OffsetClock
-from infra.db import Database
+from infra.db import Database, begin_write
 from infra.errors import DomainError
 from schema.context import Services
 from tests import earnings_support as es
@@ -38,6 +38,7 @@ APRIL = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
 
 async def tx(db: Database, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async with db.transaction() as session:
+        await begin_write(session)
         return await action(session)
 
 

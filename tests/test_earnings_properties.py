@@ -127,9 +127,7 @@ async def test_entries_statements_and_payout_states_reconcile(
 
     async def decide(action: Callable[[AsyncSession], Awaitable[object]]) -> None:
         await tx(db, action)
-        # Drain the change notices the decision recorded, so the background dispatcher does
-        # not write while the next step reads then writes (SQLite refuses a write from a
-        # snapshot that another connection's commit made stale).
+        # Dispatch the change notices the decision recorded, as the app does after commit.
         await es.credit_all(services)
 
     month = start
