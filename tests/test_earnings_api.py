@@ -592,3 +592,47 @@ async def test_adjustments_are_new_entries_and_retries_return_the_first(
         {"code": "NOT_FOUND", "field": "partnerId"}
     ]
     assert await entry_count(db) == before + 1
+
+
+async def test_other_payout_refusals_change_nothing(
+    gql: GQL, held: Tenant, db: Database, other_tenant: Tenant
+) -> None:
+    finance = held.user(Role.FINANCE)
+    statements = await gql.data(PAYOUTS, as_user=finance)
+    statement_id = statements["payouts"]["edges"][0]["node"]["id"]
+    hold = """mutation($id: ID!, $note: String!) {
+      payoutHold(input: {statementId: $id, note: $note}) {
+        hold { id } userErrors { code field } } }"""
+    generate = """mutation { payoutStatementsGenerate(input: {month: "2026-03-01T00:00:00Z"}) {
+      statements { id } userErrors { code } } }"""
+    policy = """mutation($f: Int!) { payoutPolicySet(input: {aboveAverageFactorBp: $f}) {
+      aboveAverageFactorBp userErrors { code field } } }"""
+
+    async def counts() -> tuple[int, int]:
+        from earnings.models import PayoutDecision, PayoutHold  # noqa: PLC0415
+
+        async with db.session() as session:
+            holds = await session.scalar(select(func.count()).select_from(PayoutHold))
+            decisions = await session.scalar(select(func.count()).select_from(PayoutDecision))
+            return int(holds or 0), int(decisions or 0)
+
+    before = await counts()
+    for role in (Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER, Role.PARTNER_ADMIN):
+        user = held.user(role)
+        assert error_codes(await gql(hold, {"id": statement_id, "note": "x"}, as_user=user)) == [
+            "FORBIDDEN"
+        ]
+        assert error_codes(await gql(generate, as_user=user)) == ["FORBIDDEN"]
+    empty = await gql.data(hold, {"id": statement_id, "note": "  "}, as_user=finance)
+    assert empty["payoutHold"]["userErrors"] == [{"code": "REQUIRED", "field": "note"}]
+    foreign = await gql.data(
+        hold, {"id": statement_id, "note": "x"}, as_user=other_tenant.user(Role.FINANCE)
+    )
+    assert foreign["payoutHold"]["userErrors"] == [{"code": "NOT_FOUND", "field": "statementId"}]
+    again = await gql.data(generate, as_user=finance)  # made before: left alone
+    assert again["payoutStatementsGenerate"] == {"statements": [], "userErrors": []}
+    bad = await gql.data(policy, {"f": 9_000}, as_user=finance)
+    assert bad["payoutPolicySet"]["userErrors"] == [
+        {"code": "INVALID_FACTOR", "field": "aboveAverageFactorBp"}
+    ]
+    assert await counts() == before
