@@ -140,6 +140,7 @@ async def summary(
         select(EarningEntry.kind, func.sum(EarningEntry.amount_minor))
         .where(*in_period)
         .group_by(col(EarningEntry.kind))
+        .order_by(col(EarningEntry.kind))
     )
     result.by_kind = {EntryKind(kind): int(total or 0) for kind, total in kinds}
     result.earned_minor = sum(result.by_kind.values())
