@@ -4,12 +4,14 @@ to reach the next tier. Everything here is partner-safe: no margins, flags or no
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from earnings.models import EarningEntry, EntryKind, PayoutHold, PayoutStatement
+from earnings.models import EntryKind, PayoutHold, PayoutStatement
 from earnings.payouts import hold_explanation
 from earnings.programs import TierStatus
 from earnings.rounding import format_bp
@@ -124,19 +126,17 @@ def explain_rate(previous: TierStatus | None, current: TierStatus | None) -> lis
 
 
 def explain_entries(
-    sums: Mapping[EntryKind, int], entries: Sequence[EarningEntry], currency: str
+    sums: Mapping[EntryKind, int],
+    currency: str,
+    *,
+    clawbacks: Sequence[tuple[uuid.UUID, Mapping[str, Any]]] = (),
+    spiff_skus: set[str] | None = None,
 ) -> list[Explanation]:
-    """From the period's sums per kind, and its clawback and spiff entries (for reasons
-    and SKUs)."""
-    reasons: set[str] = set()
-    reversed_sales: set[str] = set()
-    spiff_skus: set[str] = set()
-    for e in entries:
-        if e.kind is EntryKind.CLAWBACK:
-            reasons.add(str(e.inputs.get("reason", "")))
-            reversed_sales.add(str(e.source_event_id))
-        if e.kind is EntryKind.SPIFF:
-            spiff_skus.add(str(e.inputs.get("sku", "")))
+    """From the period's sums per kind, its clawbacks (source event, inputs: for the
+    reversals and their reasons) and the SKUs its spiffs were paid on."""
+    reasons = {str(inputs.get("reason", "")) for _, inputs in clawbacks}
+    reversed_sales = {event_id for event_id, _ in clawbacks}
+    spiff_skus = spiff_skus or set()
     out = []
     if sums.get(EntryKind.CLAWBACK):
         n = len(reversed_sales)

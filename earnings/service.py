@@ -169,12 +169,19 @@ async def summary(
     result.previous_earned_minor = await _sum(
         session, _booked(scope, currency, start - (end - start), start)
     )
-    detailed = await session.exec(
-        select(EarningEntry)
-        .where(*in_period, col(EarningEntry.kind).in_([EntryKind.CLAWBACK, EntryKind.SPIFF]))
-        .order_by(col(EarningEntry.id))
+    clawbacks = list(
+        await session.exec(
+            select(EarningEntry.source_event_id, EarningEntry.inputs).where(
+                *in_period, EarningEntry.kind == EntryKind.CLAWBACK
+            )
+        )
     )
-    entries = list(detailed)
+    spiff_keys = await session.exec(
+        select(EarningEntry.line_key)
+        .where(*in_period, EarningEntry.kind == EntryKind.SPIFF)
+        .distinct()
+    )
+    spiff_skus = {key.split(":")[1] for key in spiff_keys if key.count(":") >= 1}
     revenue_stmt = select(
         func.coalesce(func.sum(CreditedSource.revenue_minor), 0),
         func.coalesce(func.sum(CreditedSource.margin_minor), 0),
@@ -210,7 +217,9 @@ async def summary(
     result.explanations = [
         explanations.explain_total(result.earned_minor, result.previous_earned_minor, currency),
         *explanations.explain_rate(before, result.tier),
-        *explanations.explain_entries(result.by_kind, entries, currency),
+        *explanations.explain_entries(
+            result.by_kind, currency, clawbacks=clawbacks, spiff_skus=spiff_skus
+        ),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
         *explanations.explain_next_tier(result.tier),
     ]
