@@ -42,6 +42,7 @@ from infra.db import Database, begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
+from partners.models import Partner
 from partners.repository import get_readable_partner
 from partners.roles import Principal
 
@@ -71,6 +72,7 @@ async def credit(db: Database, clock: Clock, event: OutboxEvent) -> list[Earning
 async def credit_in_session(
     session: AsyncSession, clock: Clock, event: OutboxEvent
 ) -> list[EarningEntry]:
+    await begin_write(session)
     if event.type == SALE_APPROVED:
         entries = await _credit_sale(session, clock, event, SaleApproved.parse(event.payload))
     elif event.type == SALE_REVERSED:
@@ -193,7 +195,11 @@ class _Entries:
 
 async def _insert_source(session: AsyncSession, source: CreditedSource) -> CreditedSource:
     session.add(source)
-    await session.flush()  # first write of the transaction: the idempotency guard
+    await session.flush()  # the idempotency guard: a second credit of the event fails here
+    # Credits of one partner's events run one after another, so each sees the revenue the
+    # previous one added to the trailing window (PostgreSQL: a row lock on the partner;
+    # SQLite: the transaction already holds the database's write lock).
+    await session.exec(select(Partner.id).where(Partner.id == source.partner_id).with_for_update())
     return source
 
 

@@ -243,3 +243,17 @@ async def test_entries_are_append_only(
         await session.delete(entry)
         with pytest.raises(AppendOnlyError):
             await session.flush()
+
+
+@pytest.mark.usefixtures("program")
+async def test_concurrent_credits_of_one_partner_see_each_others_revenue(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Two 6,000.00 sales credited at the same moment (two processes): together they reach
+    Silver's 10,000.00, so whichever is credited second gets the uplift — exactly one."""
+    first = await es.sale(db, clock, tenant, 600_000)
+    second = await es.sale(db, clock, tenant, 600_000)
+    await asyncio.gather(ledger.credit(db, clock, first), ledger.credit(db, clock, second))
+    kinds = [kind for event in (first, second) for kind, _ in await entries_of(db, event.id)]
+    assert kinds.count(EntryKind.TIER_UPLIFT) == 1
+    assert kinds.count(EntryKind.COMMISSION) == 2
