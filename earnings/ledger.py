@@ -197,9 +197,12 @@ async def _insert_source(session: AsyncSession, source: CreditedSource) -> Credi
     session.add(source)
     await session.flush()  # the idempotency guard: a second credit of the event fails here
     # Credits of one partner's events run one after another, so each sees the revenue the
-    # previous one added to the trailing window (PostgreSQL: a row lock on the partner;
-    # SQLite: the transaction already holds the database's write lock).
-    await session.exec(select(Partner.id).where(Partner.id == source.partner_id).with_for_update())
+    # previous one added to the trailing window (PostgreSQL: a row lock on the partner,
+    # NO KEY UPDATE so it does not conflict with the key-share lock the foreign key of the
+    # insert above took; SQLite: the transaction already holds the write lock).
+    await session.exec(
+        select(Partner.id).where(Partner.id == source.partner_id).with_for_update(key_share=True)
+    )
     return source
 
 
