@@ -10,6 +10,7 @@ from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import demo as deals_demo
 from deal_registration.sales import demo as sales_demo
+from earnings import demo as earnings_demo
 from infra.clock import SystemClock
 from infra.db import Database
 from partners import demo as partners_demo
@@ -29,6 +30,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
                 acme=tenancy.acme, globex=tenancy.globex, users=tenancy.users,
                 storage=build_storage(settings),
             )  # fmt: skip
+            await earnings_demo.seed(session, clock, tenancy)
             # Later domains seed here, in dependency order.
         names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
         return [

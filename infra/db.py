@@ -91,6 +91,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+async def begin_write(session: AsyncSession) -> None:
+    """Start the session's transaction now, before its first statement, as a writer.
+
+    Every SQLite transaction begins IMMEDIATE (see ``_configure_sqlite``), so calling this
+    first makes a read-then-write service wait for the write lock up front; on PostgreSQL it
+    only opens the transaction. A no-op when the session is already in a transaction."""
+    if session.in_transaction():
+        return
+    await session.connection()
+
+
 class LockedAsyncSession(AsyncSession):
     """An AsyncSession that serialises its own calls.
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -94,6 +94,10 @@ class Dispatcher:
         done = 0
         async with self._lock:
             while True:
+                # Read the batch and end that read transaction before any handler runs: a
+                # handler that writes in a transaction of its own would otherwise leave this
+                # session's snapshot stale, and SQLite refuses a write from a stale snapshot
+                # ("database is locked") however long it waits.
                 async with self.db.session() as session:
                     rows = await session.exec(
                         select(OutboxEvent)
@@ -102,15 +106,18 @@ class Dispatcher:
                         .limit(self.batch_size)
                     )
                     events = list(rows)
-                    if not events:
-                        return done
-                    for event in events:
-                        for handler in self._handlers.get(event.type, ()):
-                            await handler(event)
-                        event.dispatched_at = self.clock.now()
-                        session.add(event)
-                    await session.commit()
-                    done += len(events)
+                if not events:
+                    return done
+                for event in events:
+                    for handler in self._handlers.get(event.type, ()):
+                        await handler(event)
+                    async with self.db.transaction() as session:
+                        await session.execute(
+                            update(OutboxEvent)
+                            .where(col(OutboxEvent.id) == event.id)
+                            .values(dispatched_at=self.clock.now())
+                        )
+                    done += 1
 
     async def run(self, poll_interval: float = 1.0) -> None:
         """Dispatch forever: right after a local commit, and on a poll for other processes'

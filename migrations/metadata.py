@@ -6,6 +6,7 @@ import catalogue.models
 import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
+import earnings.models
 import infra.outbox
 import partners.models
 from infra.db import metadata
@@ -16,6 +17,7 @@ MODEL_MODULES = (
     catalogue.models,
     deal_registration.registrations.models,
     deal_registration.sales.models,
+    earnings.models,
     deal_registration.attachments,
 )
 

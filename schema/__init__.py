@@ -16,6 +16,10 @@ from schema.deal_registration.mutations import DealRegistrationMutation
 from schema.deal_registration.queries import DealRegistrationQuery
 from schema.deal_registration.subscriptions import DealRegistrationSubscription
 from schema.deal_registration.types import DealRegistrationType
+from schema.earnings.mutations import EarningsMutation
+from schema.earnings.queries import EarningsQuery
+from schema.earnings.subscriptions import EarningsSubscription
+from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
 from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
@@ -27,14 +31,25 @@ from schema.sales.subscriptions import SalesSubscription
 from schema.sales.types import SaleClaimType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
-QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, DealRegistrationQuery, SalesQuery)
+QUERIES: tuple[type, ...] = (
+    PartnersQuery,
+    CatalogueQuery,
+    DealRegistrationQuery,
+    SalesQuery,
+    EarningsQuery,
+)
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
     CatalogueMutation,
     DealRegistrationMutation,
     SalesMutation,
+    EarningsMutation,
 )
-SUBSCRIPTIONS: tuple[type, ...] = (DealRegistrationSubscription, SalesSubscription)
+SUBSCRIPTIONS: tuple[type, ...] = (
+    DealRegistrationSubscription,
+    SalesSubscription,
+    EarningsSubscription,
+)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
 NODE_TYPES: tuple[type, ...] = (
     PartnerType,
@@ -43,6 +58,9 @@ NODE_TYPES: tuple[type, ...] = (
     ProductType,
     DealRegistrationType,
     SaleClaimType,
+    EarningEntryType,
+    PayoutStatementType,
+    ProgramType,
 )
 
 

@@ -8,6 +8,7 @@ from typing import Generic, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from schema.context import Context
 
@@ -26,6 +27,7 @@ async def mutate(context: Context, action: Callable[[AsyncSession], Awaitable[T]
     right after (Redis and pub/sub never see work that was rolled back)."""
     session = context.session
     try:
+        await begin_write(session)
         result = await action(session)
         await session.commit()
     except DomainError as error:

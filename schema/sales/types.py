@@ -47,7 +47,7 @@ SerialOutcomeEnum = strawberry.enum(
 ClaimStateEnum = strawberry.enum(ClaimState, description="Where a sale claim stands.")
 RejectReasonEnum = strawberry.enum(RejectReason)
 ReverseReasonEnum = strawberry.enum(ReverseReason)
-DecisionActionEnum = strawberry.enum(DecisionAction)
+DecisionActionEnum = strawberry.enum(DecisionAction, name="SaleClaimDecisionAction")
 RiskKindEnum = strawberry.enum(RiskKind, description="Vendor-internal risk signals.")
 SerialStatusEnum = strawberry.enum(SerialStatus)
 

@@ -1,0 +1,1 @@
+"""Earnings: rev-share programs, the append-only ledger, payouts, explanations, forecasts."""

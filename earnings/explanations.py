@@ -1,0 +1,209 @@
+"""Plain-language explanations, generated from the ledger: why earnings rose or fell, why
+the rate changed, what was taken back, what is held and what clears it, and what it takes
+to reach the next tier. Everything here is partner-safe: no margins, flags or notes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from earnings.models import EntryKind, PayoutHold, PayoutStatement
+from earnings.payouts import hold_explanation
+from earnings.programs import TierStatus
+from earnings.rounding import format_bp
+from infra.money import Money
+
+
+class ExplanationKind(StrEnum):
+    EARNINGS_ROSE = "EARNINGS_ROSE"
+    EARNINGS_FELL = "EARNINGS_FELL"
+    EARNINGS_UNCHANGED = "EARNINGS_UNCHANGED"
+    RATE_ROSE = "RATE_ROSE"
+    RATE_FELL = "RATE_FELL"
+    PROGRAM_CHANGED = "PROGRAM_CHANGED"
+    CLAWBACK = "CLAWBACK"
+    SPIFF = "SPIFF"
+    DEAL_BONUS = "DEAL_BONUS"
+    ADJUSTMENT = "ADJUSTMENT"
+    HOLD = "HOLD"
+    NEXT_TIER = "NEXT_TIER"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    kind: ExplanationKind
+    text: str
+    amount_minor: int | None = None
+
+
+def _m(amount: int, currency: str) -> str:
+    return Money(amount, currency).format()
+
+
+def explain_total(current: int, previous: int, currency: str) -> Explanation:
+    diff = current - previous
+    if diff > 0:
+        return Explanation(
+            ExplanationKind.EARNINGS_ROSE,
+            f"You earned {_m(current, currency)} in this period, {_m(diff, currency)} more than "
+            f"in the previous period ({_m(previous, currency)}).",
+            diff,
+        )
+    if diff < 0:
+        return Explanation(
+            ExplanationKind.EARNINGS_FELL,
+            f"You earned {_m(current, currency)} in this period, {_m(-diff, currency)} less than "
+            f"in the previous period ({_m(previous, currency)}).",
+            diff,
+        )
+    return Explanation(
+        ExplanationKind.EARNINGS_UNCHANGED,
+        f"You earned {_m(current, currency)} in this period, the same as in the previous period.",
+        0,
+    )
+
+
+def _level(status: TierStatus) -> str:
+    rate = status.rate_bp
+    if rate is not None:
+        return format_bp(rate)
+    return status.tier.name if status.tier else "no tier"
+
+
+def explain_rate(previous: TierStatus | None, current: TierStatus | None) -> list[Explanation]:
+    if previous is None or current is None:
+        return []
+    cur = current.currency
+    out: list[Explanation] = []
+    before, after = _level(previous), _level(current)
+    prev_uplift = previous.tier.uplift_bp if previous.tier else 0
+    cur_uplift = current.tier.uplift_bp if current.tier else 0
+    revenue = _m(current.qualified_revenue_minor, cur)
+    window = f"{current.window_days}-day qualified revenue"
+    if cur_uplift > prev_uplift and current.tier is not None:
+        out.append(
+            Explanation(
+                ExplanationKind.RATE_ROSE,
+                f"Your rate rose from {before} to {after} because your {window} reached "
+                f"{revenue}, above the {current.tier.name} threshold of "
+                f"{_m(current.tier.threshold_minor, cur)}.",
+            )
+        )
+    elif cur_uplift < prev_uplift and previous.tier is not None:
+        lost = previous.tier
+        if current.reached is not None and current.reached.threshold_minor >= lost.threshold_minor:
+            why = (
+                f"{'; '.join(current.gate_failures)}, although your {window} of {revenue} "
+                f"reaches the {lost.name} threshold"
+            )
+        else:
+            why = (
+                f"your {window} fell to {revenue}, below the {lost.name} threshold of "
+                f"{_m(lost.threshold_minor, cur)}"
+            )
+        out.append(
+            Explanation(
+                ExplanationKind.RATE_FELL, f"Your rate fell from {before} to {after} because {why}."
+            )
+        )
+    if previous.base_rate_bp != current.base_rate_bp and (
+        previous.version_number != current.version_number
+    ):
+        kind = ExplanationKind.PROGRAM_CHANGED
+        out.append(
+            Explanation(
+                kind,
+                f"The {current.program_name} program changed (version {current.version_number}): "
+                f"the base rate is now {format_bp(current.base_rate_bp or 0)}, it was "
+                f"{format_bp(previous.base_rate_bp or 0)}.",
+            )
+        )
+    return out
+
+
+def explain_entries(
+    sums: Mapping[EntryKind, int],
+    currency: str,
+    *,
+    clawbacks: Sequence[tuple[uuid.UUID, Mapping[str, Any]]] = (),
+    spiff_skus: set[str] | None = None,
+) -> list[Explanation]:
+    """From the period's sums per kind, its clawbacks (source event, inputs: for the
+    reversals and their reasons) and the SKUs its spiffs were paid on."""
+    reasons = {str(inputs.get("reason", "")) for _, inputs in clawbacks}
+    reversed_sales = {event_id for event_id, _ in clawbacks}
+    spiff_skus = spiff_skus or set()
+    out = []
+    if sums.get(EntryKind.CLAWBACK):
+        n = len(reversed_sales)
+        why = ", ".join(sorted(r for r in reasons if r))
+        out.append(
+            Explanation(
+                ExplanationKind.CLAWBACK,
+                f"{_m(-sums[EntryKind.CLAWBACK], currency)} was taken back because {n} "
+                f"sale{'s were' if n > 1 else ' was'} reversed" + (f" ({why})." if why else "."),
+                sums[EntryKind.CLAWBACK],
+            )
+        )
+    if sums.get(EntryKind.SPIFF):
+        out.append(
+            Explanation(
+                ExplanationKind.SPIFF,
+                f"Spiffs added {_m(sums[EntryKind.SPIFF], currency)} "
+                f"({', '.join(sorted(spiff_skus))}).",
+                sums[EntryKind.SPIFF],
+            )
+        )
+    if sums.get(EntryKind.DEAL_BONUS):
+        out.append(
+            Explanation(
+                ExplanationKind.DEAL_BONUS,
+                f"Won registered deals added {_m(sums[EntryKind.DEAL_BONUS], currency)}.",
+                sums[EntryKind.DEAL_BONUS],
+            )
+        )
+    if sums.get(EntryKind.ADJUSTMENT):
+        out.append(
+            Explanation(
+                ExplanationKind.ADJUSTMENT,
+                f"Adjustments by our finance team: {_m(sums[EntryKind.ADJUSTMENT], currency)}.",
+                sums[EntryKind.ADJUSTMENT],
+            )
+        )
+    return out
+
+
+def explain_hold(hold: PayoutHold, statement: PayoutStatement) -> Explanation:
+    why, clears = hold_explanation(hold)
+    month = f"{statement.period_start:%B %Y}"
+    return Explanation(
+        ExplanationKind.HOLD,
+        f"Your payout for {month} ({_m(statement.total_minor, statement.currency)}) is held. "
+        f"{why} {clears}",
+        statement.total_minor,
+    )
+
+
+def explain_next_tier(status: TierStatus | None) -> list[Explanation]:
+    if status is None or status.next_tier is None or status.amount_to_next_minor is None:
+        return []
+    nxt = status.next_tier
+    current_uplift = status.tier.uplift_bp if status.tier else 0
+    gain = nxt.uplift_bp - current_uplift
+    return [
+        Explanation(
+            ExplanationKind.NEXT_TIER,
+            f"Another {_m(status.amount_to_next_minor, status.currency)} of qualified revenue "
+            f"within {status.window_days} days moves you to {nxt.name}"
+            + (f" (+{format_bp(gain)} on every sale)." if gain > 0 else "."),
+            status.amount_to_next_minor,
+        )
+    ]
+
+
+def period_label(start: datetime, end: datetime) -> str:
+    return f"{start:%d %b %Y} - {end:%d %b %Y}"

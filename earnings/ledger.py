@@ -1,0 +1,515 @@
+"""The ledger: crediting source events into append-only earning entries.
+
+Crediting is idempotent. The first thing a credit writes is the ``earning_source`` row,
+unique on the source event id: a second credit of the same event — a re-run of the outbox
+handler, or another process doing it at the same moment — fails on that row (on
+PostgreSQL it waits for the first transaction, on SQLite for the write lock) and writes
+nothing. Entries are additionally unique on (source event, program, kind, line).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalogue.models import Product
+from catalogue.repository import products_by_sku
+from deal_registration.events import (
+    DEAL_WON,
+    SALE_APPROVED,
+    SALE_REVERSED,
+    DealWon,
+    Line,
+    SaleApproved,
+    SaleReversed,
+)
+from earnings import programs
+from earnings.claims import claim_signals
+from earnings.errors import EarningsErrorCode
+from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
+from earnings.programs import Rules, Standing, TierChoice
+from earnings.rounding import apply_bp, divide_rounded, format_bp
+from infra.clock import Clock
+from infra.db import Database, begin_write
+from infra.errors import DomainError, DomainErrors
+from infra.money import Money
+from infra.outbox import OutboxEvent, record_event
+from partners.models import Partner
+from partners.repository import get_readable_partner
+from partners.roles import Principal
+
+log = logging.getLogger(__name__)
+
+EARNINGS_CHANGED = "EarningsChanged"
+CREDITED_TYPES = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
+
+
+async def credit(db: Database, clock: Clock, event: OutboxEvent) -> list[EarningEntry]:
+    """Credit one committed source event in a transaction of its own. Returns the entries
+    written: none when the event was credited before."""
+    try:
+        async with db.transaction() as session:
+            return await credit_in_session(session, clock, event)
+    except IntegrityError:
+        async with db.session() as session:
+            done = await session.exec(
+                select(CreditedSource.id).where(CreditedSource.source_event_id == event.id)
+            )
+            if done.first() is None:
+                raise
+        log.info("event %s was already credited", event.id)
+        return []
+
+
+async def credit_in_session(
+    session: AsyncSession, clock: Clock, event: OutboxEvent
+) -> list[EarningEntry]:
+    await begin_write(session)
+    if event.type == SALE_APPROVED:
+        entries = await _credit_sale(session, clock, event, SaleApproved.parse(event.payload))
+    elif event.type == SALE_REVERSED:
+        entries = await _credit_reversal(session, clock, event, SaleReversed.parse(event.payload))
+    elif event.type == DEAL_WON:
+        entries = await _credit_deal(session, clock, event, DealWon.parse(event.payload))
+    else:
+        raise ValueError(f"earnings does not credit {event.type} events")
+    return entries
+
+
+async def record_change(
+    session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, partner_id: uuid.UUID
+) -> None:
+    """Tell subscribers (after commit, via the outbox) that a partner's earnings changed."""
+    await record_event(
+        session,
+        clock,
+        vendor_id=vendor_id,
+        type=EARNINGS_CHANGED,
+        aggregate_id=partner_id,
+        payload={"partner_id": str(partner_id)},
+    )
+
+
+# ---------------------------------------------------------------------------- standing
+
+
+async def standing_at(
+    session: AsyncSession,
+    *,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    currency: str,
+    at: datetime,
+    window_days: int,
+) -> Standing:
+    """Trailing qualified revenue over (at - window, at]: approved sales minus reversals."""
+    since = at - timedelta(days=window_days)
+    rows = await session.exec(
+        select(CreditedSource.source_type, func.sum(CreditedSource.revenue_minor))
+        .where(
+            CreditedSource.partner_id == partner_id,
+            CreditedSource.currency == currency,
+            col(CreditedSource.effective_at) > since,
+            col(CreditedSource.effective_at) <= at,
+            col(CreditedSource.source_type).in_(
+                [SourceType.SALE_APPROVED, SourceType.SALE_REVERSED]
+            ),
+        )
+        .group_by(col(CreditedSource.source_type))
+    )
+    sums = {kind: int(total or 0) for kind, total in rows}
+    approved = sums.get(SourceType.SALE_APPROVED, 0)
+    reversed_ = -sums.get(SourceType.SALE_REVERSED, 0)
+    share = await claim_signals().approved_share_bp(session, vendor_id, partner_id, since, at)
+    return Standing(
+        qualified_revenue_minor=approved - reversed_,
+        approved_revenue_minor=approved,
+        reversed_revenue_minor=reversed_,
+        approved_share_bp=share,
+    )
+
+
+def tier_inputs(rules: Rules, standing: Standing, choice: TierChoice) -> dict[str, Any]:
+    return {
+        "window_days": rules.window_days,
+        "qualified_revenue_minor": standing.qualified_revenue_minor,
+        "refund_rate_bp": standing.refund_rate_bp,
+        "approved_share_bp": standing.approved_share_bp,
+        "tier": choice.tier.name if choice.tier else None,
+        "tier_threshold_minor": choice.tier.threshold_minor if choice.tier else None,
+        "uplift_bp": choice.uplift_bp,
+        "reached_tier": choice.reached.name if choice.reached else None,
+        "reached_threshold_minor": choice.reached.threshold_minor if choice.reached else None,
+        "gate_failures": choice.gate_failures,
+    }
+
+
+# ---------------------------------------------------------------------------- sales
+
+
+@dataclass
+class _Entries:
+    session: AsyncSession
+    source: CreditedSource
+    booked_at: datetime
+    written: list[EarningEntry]
+
+    def add(
+        self,
+        version: ProgramVersion | None,
+        kind: EntryKind,
+        amount: int,
+        rule: str,
+        inputs: dict[str, Any],
+        line_key: str = "",
+        program_id: uuid.UUID | None = None,
+    ) -> None:
+        entry = EarningEntry(
+            vendor_id=self.source.vendor_id,
+            partner_id=self.source.partner_id,
+            rep_user_id=self.source.rep_user_id,
+            source_id=self.source.id,
+            source_event_id=self.source.source_event_id,
+            program_id=version.program_id if version else program_id,
+            program_version_id=version.id if version else None,
+            kind=kind,
+            line_key=line_key[:100],
+            amount_minor=amount,
+            currency=self.source.currency,
+            rule=rule[:500],
+            inputs=inputs,
+            effective_at=self.source.effective_at,
+            booked_at=self.booked_at,
+        )
+        self.session.add(entry)
+        self.written.append(entry)
+
+
+async def _insert_source(session: AsyncSession, source: CreditedSource) -> CreditedSource:
+    session.add(source)
+    await session.flush()  # the idempotency guard: a second credit of the event fails here
+    # Credits of one partner's events run one after another, so each sees the revenue the
+    # previous one added to the trailing window (PostgreSQL: a row lock on the partner,
+    # NO KEY UPDATE so it does not conflict with the key-share lock the foreign key of the
+    # insert above took; SQLite: the transaction already holds the write lock).
+    await session.exec(
+        select(Partner.id).where(Partner.id == source.partner_id).with_for_update(key_share=True)
+    )
+    return source
+
+
+def _lines(amount_minor: int, lines: list[Line]) -> list[Line]:
+    return lines or [Line(sku="", units=0, amount_minor=amount_minor)]
+
+
+async def _margin(session: AsyncSession, vendor_id: uuid.UUID, lines: list[Line]) -> int:
+    products = await products_by_sku(session, vendor_id, [ln.sku for ln in lines if ln.sku])
+    return sum(
+        apply_bp(ln.amount_minor, products[ln.sku].margin_rate_bp)
+        for ln in lines
+        if ln.sku in products
+    )
+
+
+async def _credit_sale(
+    session: AsyncSession, clock: Clock, event: OutboxEvent, sale: SaleApproved
+) -> list[EarningEntry]:
+    now = clock.now()
+    effective_at = sale.sold_at or sale.approved_at or event.occurred_at
+    source = await _insert_source(
+        session,
+        CreditedSource(
+            vendor_id=event.vendor_id,
+            partner_id=sale.partner_id,
+            rep_user_id=sale.rep_user_id,
+            source_event_id=event.id,
+            source_type=SourceType.SALE_APPROVED,
+            subject_id=sale.claim_id,
+            region=sale.region,
+            currency=sale.currency,
+            revenue_minor=sale.amount_minor,
+            margin_minor=await _margin(session, event.vendor_id, sale.lines),
+            lines=[vars(ln) for ln in sale.lines],
+            effective_at=effective_at,
+            credited_at=now,
+        ),
+    )
+    out = _Entries(session, source, now, [])
+    lines = _lines(sale.amount_minor, sale.lines)
+    products: dict[str, Product] = await products_by_sku(
+        session, event.vendor_id, [ln.sku for ln in lines if ln.sku]
+    )
+    money = Money(sale.amount_minor, sale.currency)
+    for program in await programs.vendor_programs(session, event.vendor_id, sale.currency):
+        version = await programs.version_at(session, program.id, effective_at)
+        if version is None:
+            continue
+        rules = Rules.from_json(version.rules)
+        standing = await standing_at(
+            session, vendor_id=event.vendor_id, partner_id=sale.partner_id,
+            currency=sale.currency, at=effective_at, window_days=rules.window_days,
+        )  # fmt: skip
+        choice = programs.select_tier(rules, standing)
+        tier = tier_inputs(rules, standing, choice)
+        for i, line in enumerate(lines):
+            product = products.get(line.sku)
+            category = product.category if product else ""
+            rate = rules.base_rate_for(line.sku, category)
+            line_money = Money(line.amount_minor, sale.currency)
+            if rate is not None:
+                amount = programs.base_amount(rate, line.amount_minor, line.units)
+                what = line.sku or "the sale"
+                if rate.per_unit_minor is not None:
+                    rule = f"{rate.describe(sale.currency)} x {line.units} units of {what}"
+                else:
+                    rule = f"{rate.describe(sale.currency)} of {line_money.format()} ({what})"
+                out.add(
+                    version, EntryKind.COMMISSION, amount, rule,
+                    {
+                        "sku": line.sku, "category": category, "units": line.units,
+                        "line_amount_minor": line.amount_minor, "rate_bp": rate.rate_bp,
+                        "per_unit_minor": rate.per_unit_minor,
+                        "rate_for": "sku" if rate.sku else "category" if rate.category
+                        else "default",
+                        **tier,
+                    },
+                    line_key=f"{i}:{line.sku}",
+                )  # fmt: skip
+            for s, spiff in enumerate(rules.spiffs):
+                if spiff.applies(line.sku, sale.region, effective_at) and line.units > 0:
+                    out.add(
+                        version, EntryKind.SPIFF, spiff.per_unit_minor * line.units,
+                        f"Spiff {Money(spiff.per_unit_minor, sale.currency).format()} x "
+                        f"{line.units} units of {line.sku}"
+                        + (f" in {spiff.region}" if spiff.region else ""),
+                        {
+                            "sku": line.sku, "units": line.units, "region": sale.region,
+                            "per_unit_minor": spiff.per_unit_minor,
+                            "starts_at": spiff.starts_at.isoformat(),
+                            "ends_at": spiff.ends_at.isoformat(),
+                        },
+                        line_key=f"{i}:{line.sku}:{s}",
+                    )  # fmt: skip
+        if choice.tier is not None and choice.uplift_bp:
+            out.add(
+                version, EntryKind.TIER_UPLIFT, apply_bp(sale.amount_minor, choice.uplift_bp),
+                f"{choice.tier.name} uplift {format_bp(choice.uplift_bp)} of {money.format()}",
+                {"sale_amount_minor": sale.amount_minor, **tier},
+            )  # fmt: skip
+    await session.flush()
+    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=sale.partner_id)
+    return out.written
+
+
+async def _credit_reversal(
+    session: AsyncSession, clock: Clock, event: OutboxEvent, rev: SaleReversed
+) -> list[EarningEntry]:
+    now = clock.now()
+    original = (
+        await session.exec(
+            select(CreditedSource).where(CreditedSource.source_event_id == rev.reverses_event_id)
+        )
+    ).first()
+    original_revenue = original.revenue_minor if original else rev.amount_minor
+    reversed_amount = min(rev.amount_minor, original_revenue) if original else rev.amount_minor
+    margin = 0
+    if original is not None and original_revenue:
+        margin = -divide_rounded(original.margin_minor * reversed_amount, original_revenue)
+    source = await _insert_source(
+        session,
+        CreditedSource(
+            vendor_id=event.vendor_id,
+            partner_id=rev.partner_id,
+            rep_user_id=rev.rep_user_id,
+            source_event_id=event.id,
+            source_type=SourceType.SALE_REVERSED,
+            subject_id=rev.claim_id,
+            reverses_event_id=rev.reverses_event_id,
+            region=rev.region,
+            currency=rev.currency,
+            revenue_minor=-reversed_amount,
+            margin_minor=margin,
+            lines=[vars(ln) for ln in rev.lines],
+            note=rev.reason[:500],
+            effective_at=rev.reversed_at or event.occurred_at,
+            credited_at=now,
+        ),
+    )
+    out = _Entries(session, source, now, [])
+    if original is not None and original_revenue > 0:
+        taken = await session.exec(
+            select(EarningEntry)
+            .where(EarningEntry.source_event_id == rev.reverses_event_id)
+            .order_by(col(EarningEntry.id))
+        )
+        versions: dict[uuid.UUID, Rules] = {}
+        full = reversed_amount >= original_revenue
+        for entry in list(taken):
+            if entry.program_version_id is None:
+                continue
+            if entry.program_version_id not in versions:
+                version = await session.get(ProgramVersion, entry.program_version_id)
+                assert version is not None
+                versions[entry.program_version_id] = Rules.from_json(version.rules)
+            if not versions[entry.program_version_id].clawback:
+                continue
+            amount = (
+                -entry.amount_minor
+                if full
+                else -divide_rounded(entry.amount_minor * reversed_amount, original_revenue)
+            )
+            share = "all" if full else f"{reversed_amount}/{original_revenue}"
+            out.add(
+                None, EntryKind.CLAWBACK, amount,
+                f"Clawback of {entry.kind.value.lower().replace('_', ' ')} "
+                f"{Money(entry.amount_minor, entry.currency).format()} ({share}): {rev.reason}",
+                {
+                    "reverses_entry_id": str(entry.id), "reversed_amount_minor": reversed_amount,
+                    "original_revenue_minor": original_revenue, "reason": rev.reason,
+                    "original_kind": entry.kind.value,
+                },
+                line_key=f"{entry.kind.value}:{entry.line_key}",
+                program_id=entry.program_id,
+            )  # fmt: skip
+            out.written[-1].program_version_id = entry.program_version_id
+    await session.flush()
+    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=rev.partner_id)
+    return out.written
+
+
+async def _credit_deal(
+    session: AsyncSession, clock: Clock, event: OutboxEvent, deal: DealWon
+) -> list[EarningEntry]:
+    now = clock.now()
+    source = await _insert_source(
+        session,
+        CreditedSource(
+            vendor_id=event.vendor_id,
+            partner_id=deal.partner_id,
+            rep_user_id=deal.rep_user_id,
+            source_event_id=event.id,
+            source_type=SourceType.DEAL_WON,
+            subject_id=deal.registration_id,
+            region=deal.region,
+            currency=deal.currency,
+            lines=[vars(ln) for ln in deal.lines],
+            effective_at=deal.won_at,
+            credited_at=now,
+        ),
+    )
+    out = _Entries(session, source, now, [])
+    for program in await programs.vendor_programs(session, event.vendor_id, deal.currency):
+        version = await programs.version_at(session, program.id, deal.won_at)
+        if version is None:
+            continue
+        rules = Rules.from_json(version.rules)
+        amount = programs.deal_bonus(rules, deal.amount_minor)
+        if amount <= 0:
+            continue
+        parts = []
+        if rules.deal_bonus_minor:
+            parts.append(Money(rules.deal_bonus_minor, deal.currency).format())
+        if rules.deal_bonus_bp:
+            parts.append(
+                f"{format_bp(rules.deal_bonus_bp)} of "
+                f"{Money(deal.amount_minor, deal.currency).format()}"
+            )
+        out.add(
+            version, EntryKind.DEAL_BONUS, amount,
+            "Won registered deal bonus: " + " + ".join(parts),
+            {
+                "registration_id": str(deal.registration_id),
+                "deal_amount_minor": deal.amount_minor,
+                "deal_bonus_bp": rules.deal_bonus_bp, "deal_bonus_minor": rules.deal_bonus_minor,
+            },
+        )  # fmt: skip
+    await session.flush()
+    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=deal.partner_id)
+    return out.written
+
+
+# ---------------------------------------------------------------------------- adjustments
+
+_ADJUSTMENTS = uuid.UUID("8f4d7c1e-5a0b-4c59-9d7e-3f1f0b9a6c21")
+MAX_ADJUSTMENT_MINOR = 10**10
+
+
+async def adjust(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    partner_id: uuid.UUID,
+    amount_minor: int,
+    currency: str,
+    note: str,
+    idempotency_key: str,
+) -> EarningEntry:
+    """A manual correction: a new ADJUSTMENT entry, never an edit. A retry with the same
+    idempotency key returns the first entry and writes nothing."""
+    await begin_write(session)
+    note, key = note.strip(), idempotency_key.strip()
+    errors = []
+    if not note:
+        errors.append(DomainError(EarningsErrorCode.REQUIRED, "Say why.", "note"))
+    if not 1 <= len(key) <= 100:
+        errors.append(
+            DomainError(EarningsErrorCode.REQUIRED, "Give a key of 1-100 characters.",
+                        "idempotency_key")
+        )  # fmt: skip
+    if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
+        errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
+    if errors:
+        raise DomainErrors(errors)
+    event_id = uuid.uuid5(_ADJUSTMENTS, f"{principal.vendor_id}:{key}")
+    now = clock.now()
+    source = CreditedSource(
+        vendor_id=principal.vendor_id,
+        partner_id=partner_id,
+        source_event_id=event_id,
+        source_type=SourceType.ADJUSTMENT,
+        currency=currency,
+        note=note[:500],
+        effective_at=now,
+        credited_at=now,
+    )
+    try:
+        async with session.begin_nested():  # the insert first: the idempotency guard
+            session.add(source)
+            await session.flush()
+    except IntegrityError:
+        first = (
+            await session.exec(select(EarningEntry).where(EarningEntry.source_event_id == event_id))
+        ).first()
+        if first is None or first.vendor_id != principal.vendor_id:
+            raise DomainError(
+                EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id"
+            ) from None
+        if (first.partner_id, first.amount_minor, first.currency) != (
+            partner_id, amount_minor, currency,
+        ):  # fmt: skip
+            raise DomainError(
+                EarningsErrorCode.IDEMPOTENCY_KEY_REUSED,
+                "This key was used for a different adjustment.",
+                "idempotency_key",
+            ) from None
+        return first
+    if await get_readable_partner(session, principal, partner_id) is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
+    out = _Entries(session, source, now, [])
+    out.add(
+        None, EntryKind.ADJUSTMENT, amount_minor,
+        f"Adjustment of {Money(amount_minor, currency).format()}: {note}"[:500],
+        {"note": note, "by_user_id": str(principal.user_id) if principal.user_id else None},
+    )  # fmt: skip
+    await session.flush()
+    await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    return out.written[0]

@@ -1,0 +1,614 @@
+"""Monthly payout statements: PENDING -> APPROVED -> PAID, or HELD with typed reasons.
+
+A statement holds every entry booked in its month for one partner and currency; entries are
+booked at the instant they are credited, so a month that has ended gets no new entries and
+its statement total is final. Each decision (generate, hold, release, approve, pay) is an
+immutable ``PayoutDecision`` with the data version (entry count and last entry id), the
+program versions, the instant, the actor, the amount and the reason.
+
+Status changes are conditional updates (``UPDATE ... WHERE status = expected``) issued as
+the transaction's first write, so two finance users approving or paying at once produce
+one decision and one error, never a double payment, on PostgreSQL and SQLite alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from earnings import repository
+from earnings.claims import claim_signals
+from earnings.errors import EarningsErrorCode
+from earnings.ledger import record_change
+from earnings.models import (
+    CreditedSource,
+    DecisionAction,
+    EarningEntry,
+    HoldReason,
+    PayoutDecision,
+    PayoutHold,
+    PayoutPolicy,
+    PayoutProfile,
+    PayoutStatement,
+    PayoutStatus,
+    SourceType,
+)
+from earnings.rounding import BP, format_bp, ratio_bp
+from infra.clock import Clock
+from infra.db import begin_write
+from infra.errors import DomainError
+from infra.money import Money
+from partners.models import Partner
+from partners.repository import get_readable_partner
+from partners.roles import Principal
+
+BANK_ACCOUNT = re.compile(r"^[A-Z0-9]{8,34}$")
+
+
+def times(bp: int) -> str:
+    """30000 -> '3x', 35000 -> '3.5x' (for notes)."""
+    return format_bp(bp // 100).rstrip("%") + "x"
+
+
+def month_start(at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return at.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month(start: datetime) -> datetime:
+    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def previous_month(start: datetime) -> datetime:
+    return (start - timedelta(days=1)).replace(day=1)
+
+
+# ---------------------------------------------------------------------------- policy, profile
+
+
+async def policy_for(session: AsyncSession, vendor_id: uuid.UUID) -> PayoutPolicy:
+    found = (
+        await session.exec(select(PayoutPolicy).where(PayoutPolicy.vendor_id == vendor_id))
+    ).first()
+    return found or PayoutPolicy(vendor_id=vendor_id, updated_at=datetime.now(UTC))
+
+
+async def set_policy(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    above_average_factor_bp: int,
+    trailing_statements: int = 3,
+    review_days: int = 14,
+) -> PayoutPolicy:
+    await begin_write(session)
+    if not BP < above_average_factor_bp <= 100 * BP:
+        raise DomainError(
+            EarningsErrorCode.INVALID_FACTOR,
+            "The factor is above 1x (10000 bp) and at most 100x.",
+            "above_average_factor_bp",
+        )
+    if not 1 <= trailing_statements <= 24:
+        raise DomainError(
+            EarningsErrorCode.INVALID_FACTOR, "Compare with 1 to 24 statements.",
+            "trailing_statements",
+        )  # fmt: skip
+    if not 1 <= review_days <= 90:
+        raise DomainError(EarningsErrorCode.INVALID_FACTOR, "1 to 90 days.", "review_days")
+    policy = (
+        await session.exec(
+            select(PayoutPolicy).where(PayoutPolicy.vendor_id == principal.vendor_id)
+        )
+    ).first() or PayoutPolicy(vendor_id=principal.vendor_id, updated_at=clock.now())
+    policy.above_average_factor_bp = above_average_factor_bp
+    policy.trailing_statements = trailing_statements
+    policy.review_days = review_days
+    policy.updated_at = clock.now()
+    session.add(policy)
+    await session.flush()
+    return policy
+
+
+def bank_fingerprint(account: str) -> str:
+    return hashlib.sha256(account.encode()).hexdigest()
+
+
+async def set_profile(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    partner_id: uuid.UUID,
+    tax_form_on_file: bool | None = None,
+    bank_account: str | None = None,
+) -> PayoutProfile:
+    """Record a partner's tax form and bank account (only a fingerprint is kept)."""
+    await begin_write(session)
+    partner = await get_readable_partner(session, principal, partner_id)
+    if partner is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
+    fingerprint = None
+    if bank_account is not None:
+        normalised = re.sub(r"[\s-]", "", bank_account).upper()
+        if not BANK_ACCOUNT.match(normalised):
+            raise DomainError(
+                EarningsErrorCode.INVALID_BANK_ACCOUNT,
+                "A bank account (IBAN or account number) is 8-34 letters and digits.",
+                "bank_account",
+            )
+        fingerprint = bank_fingerprint(normalised)
+    profile = await profile_for(session, partner.id) or PayoutProfile(
+        vendor_id=partner.vendor_id, partner_id=partner.id, updated_at=clock.now()
+    )
+    if tax_form_on_file is not None:
+        profile.tax_form_on_file = tax_form_on_file
+    if fingerprint is not None:
+        profile.bank_account_fingerprint = fingerprint
+    profile.updated_at = clock.now()
+    session.add(profile)
+    await session.flush()
+    return profile
+
+
+async def profile_for(session: AsyncSession, partner_id: uuid.UUID) -> PayoutProfile | None:
+    rows = await session.exec(select(PayoutProfile).where(PayoutProfile.partner_id == partner_id))
+    return rows.first()
+
+
+# ---------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class HoldFinding:
+    reason: HoldReason
+    internal_note: str
+    risk_flags: tuple[str, ...] = ()
+    expected_release_at: datetime | None = None
+
+
+async def generate_statements(
+    session: AsyncSession, principal: Principal, clock: Clock, *, month: datetime
+) -> list[PayoutStatement]:
+    """Statements for every partner with entries booked in ``month`` (which must have
+    ended), each checked for automatic holds. Statements that exist are left alone."""
+    await begin_write(session)
+    start = month_start(month)
+    end = next_month(start)
+    now = clock.now()
+    if end > now:
+        raise DomainError(
+            EarningsErrorCode.PERIOD_NOT_ENDED,
+            f"{start:%B %Y} has not ended; statements are made for ended months.",
+            "month",
+        )
+    groups = await session.exec(
+        select(
+            EarningEntry.partner_id,
+            EarningEntry.currency,
+            func.sum(EarningEntry.amount_minor),
+            func.count(),
+        )
+        .where(
+            EarningEntry.vendor_id == principal.vendor_id,
+            col(EarningEntry.booked_at) >= start,
+            col(EarningEntry.booked_at) < end,
+        )
+        .group_by(col(EarningEntry.partner_id), col(EarningEntry.currency))
+    )
+    policy = await policy_for(session, principal.vendor_id)
+    made: list[PayoutStatement] = []
+    for partner_id, currency, total, count in list(groups):
+        in_month = (
+            EarningEntry.partner_id == partner_id,
+            EarningEntry.currency == currency,
+            col(EarningEntry.booked_at) >= start,
+            col(EarningEntry.booked_at) < end,
+        )
+        last_id = await session.scalar(
+            select(EarningEntry.id).where(*in_month).order_by(col(EarningEntry.id).desc()).limit(1)
+        )
+        versions = await session.exec(
+            select(EarningEntry.program_version_id)
+            .where(
+                EarningEntry.partner_id == partner_id,
+                EarningEntry.currency == currency,
+                col(EarningEntry.booked_at) >= start,
+                col(EarningEntry.booked_at) < end,
+                col(EarningEntry.program_version_id).is_not(None),
+            )
+            .distinct()
+        )
+        statement = PayoutStatement(
+            vendor_id=principal.vendor_id,
+            partner_id=partner_id,
+            currency=currency,
+            period_start=start,
+            period_end=end,
+            total_minor=int(total or 0),
+            entry_count=int(count),
+            data_version=f"{int(count)}:{last_id}",
+            program_version_ids=sorted(str(v) for v in versions),
+            status=PayoutStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(statement)
+                await session.flush()
+        except IntegrityError:
+            continue  # generated before (or by a concurrent run)
+        _decide(session, principal, now, statement, DecisionAction.GENERATE)
+        for finding in await automatic_holds(session, statement, policy, now):
+            await _place_hold(session, principal, now, statement, finding)
+        made.append(statement)
+        await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    await session.flush()
+    return made
+
+
+async def automatic_holds(
+    session: AsyncSession, statement: PayoutStatement, policy: PayoutPolicy, now: datetime
+) -> list[HoldFinding]:
+    findings: list[HoldFinding] = []
+    review_until = now + timedelta(days=policy.review_days)
+    profile = await profile_for(session, statement.partner_id)
+    if profile is None or not profile.tax_form_on_file:
+        findings.append(HoldFinding(HoldReason.MISSING_TAX_FORM, "No tax form on file."))
+    if profile is not None and profile.bank_account_fingerprint:
+        sharing = await session.exec(
+            select(Partner.name)
+            .join(PayoutProfile, col(PayoutProfile.partner_id) == col(Partner.id))
+            .where(
+                PayoutProfile.vendor_id == statement.vendor_id,
+                PayoutProfile.bank_account_fingerprint == profile.bank_account_fingerprint,
+                PayoutProfile.partner_id != statement.partner_id,
+            )
+        )
+        names = sorted(sharing)
+        if names:
+            findings.append(
+                HoldFinding(
+                    HoldReason.SHARED_BANK_ACCOUNT,
+                    "The bank account is also on file for: " + ", ".join(names) + ".",
+                )
+            )
+    previous = list(
+        await session.exec(
+            select(PayoutStatement.total_minor)
+            .where(
+                PayoutStatement.partner_id == statement.partner_id,
+                PayoutStatement.currency == statement.currency,
+                col(PayoutStatement.period_start) < statement.period_start,
+            )
+            .order_by(col(PayoutStatement.period_start).desc())
+            .limit(policy.trailing_statements)
+        )
+    )
+    if previous and sum(previous) > 0:
+        count, past = len(previous), sum(previous)
+        if statement.total_minor * BP * count > past * policy.above_average_factor_bp:
+            ratio = ratio_bp(statement.total_minor * count, past) or 0
+            average = Money(round(past / count), statement.currency).format()
+            findings.append(
+                HoldFinding(
+                    HoldReason.ABOVE_TRAILING_AVERAGE,
+                    f"{Money(statement.total_minor, statement.currency).format()} is "
+                    f"{times(ratio)} the average of the last {count} statements ({average}); "
+                    f"the policy holds above {times(policy.above_average_factor_bp)}.",
+                    expected_release_at=review_until,
+                )
+            )
+    claim_ids = [
+        claim
+        for claim in await session.exec(
+            select(CreditedSource.subject_id)
+            .join(EarningEntry, col(EarningEntry.source_id) == col(CreditedSource.id))
+            .where(
+                EarningEntry.partner_id == statement.partner_id,
+                EarningEntry.currency == statement.currency,
+                col(EarningEntry.booked_at) >= statement.period_start,
+                col(EarningEntry.booked_at) < statement.period_end,
+                col(CreditedSource.source_type).in_(
+                    [SourceType.SALE_APPROVED, SourceType.SALE_REVERSED]
+                ),
+                col(CreditedSource.subject_id).is_not(None),
+            )
+            .distinct()
+        )
+        if claim is not None
+    ]
+    flags = await claim_signals().risk_flags(session, statement.vendor_id, claim_ids)
+    flagged = [f"claim {claim}: {flag}" for claim, fl in sorted(flags.items()) for flag in fl]
+    if flagged:
+        findings.append(
+            HoldFinding(
+                HoldReason.RISK_FLAGS,
+                f"{sum(1 for c in flags if flags[c])} claim(s) in this statement are flagged.",
+                tuple(flagged),
+                review_until,
+            )
+        )
+    return findings
+
+
+async def _place_hold(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    statement: PayoutStatement,
+    finding: HoldFinding,
+) -> PayoutHold:
+    hold = PayoutHold(
+        vendor_id=statement.vendor_id,
+        statement_id=statement.id,
+        partner_id=statement.partner_id,
+        reason=finding.reason,
+        internal_note=finding.internal_note[:2000],
+        risk_flags=list(finding.risk_flags),
+        expected_release_at=finding.expected_release_at,
+        created_by_id=principal.user_id,
+        created_at=now,
+    )
+    session.add(hold)
+    statement.status = PayoutStatus.HELD
+    statement.updated_at = now
+    session.add(statement)
+    await session.flush()
+    _decide(
+        session, principal, now, statement, DecisionAction.HOLD, reason=finding.reason,
+        hold=hold, note=finding.internal_note,
+    )  # fmt: skip
+    return hold
+
+
+def _decide(
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+    statement: PayoutStatement,
+    action: DecisionAction,
+    *,
+    reason: HoldReason | None = None,
+    hold: PayoutHold | None = None,
+    note: str = "",
+) -> PayoutDecision:
+    decision = PayoutDecision(
+        vendor_id=statement.vendor_id,
+        statement_id=statement.id,
+        partner_id=statement.partner_id,
+        action=action,
+        reason=reason,
+        hold_id=hold.id if hold else None,
+        actor_user_id=principal.user_id,
+        amount_minor=statement.total_minor,
+        currency=statement.currency,
+        data_version=statement.data_version,
+        program_version_ids=list(statement.program_version_ids),
+        note=note[:2000],
+        decided_at=now,
+    )
+    session.add(decision)
+    return decision
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+async def _transition(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    statement_id: uuid.UUID,
+    expected: PayoutStatus,
+    new: PayoutStatus,
+    **values: str,
+) -> PayoutStatement:
+    """The conditional status update, as the first write; a DomainError when the statement
+    is not in ``expected`` (nothing changed)."""
+    result = await session.execute(
+        update(PayoutStatement)
+        .where(
+            col(PayoutStatement.id) == statement_id,
+            col(PayoutStatement.vendor_id) == principal.vendor_id,
+            col(PayoutStatement.status) == expected,
+        )
+        .values(status=new, updated_at=clock.now(), **values)
+    )
+    statement = await repository.get_readable_statement(session, principal, statement_id)
+    if statement is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such statement.", "statement_id")
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        if statement.status is PayoutStatus.HELD:
+            raise DomainError(
+                EarningsErrorCode.PAYOUT_HELD,
+                "The payout is held; release every hold first.",
+                "statement_id",
+            )
+        raise DomainError(
+            EarningsErrorCode.INVALID_STATUS,
+            f"The statement is {statement.status.value}, not {expected.value}.",
+            "statement_id",
+        )
+    await session.refresh(statement)
+    return statement
+
+
+async def approve(
+    session: AsyncSession, principal: Principal, clock: Clock, *, statement_id: uuid.UUID
+) -> PayoutStatement:
+    await begin_write(session)
+    statement = await _transition(
+        session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
+    )
+    _decide(session, principal, clock.now(), statement, DecisionAction.APPROVE)
+    await record_change(
+        session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
+    )
+    await session.flush()
+    return statement
+
+
+async def mark_paid(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    statement_id: uuid.UUID,
+    reference: str = "",
+) -> PayoutStatement:
+    await begin_write(session)
+    statement = await _transition(
+        session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,
+        paid_reference=reference.strip()[:200],
+    )  # fmt: skip
+    _decide(session, principal, clock.now(), statement, DecisionAction.PAY, note=reference.strip())
+    await record_change(
+        session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
+    )
+    await session.flush()
+    return statement
+
+
+async def hold(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    statement_id: uuid.UUID,
+    note: str,
+    expected_release_at: datetime | None = None,
+) -> PayoutHold:
+    """A manual hold (by finance), with an internal note partners never see."""
+    await begin_write(session)
+    note = note.strip()
+    if not note:
+        raise DomainError(EarningsErrorCode.REQUIRED, "Say why (for the audit trail).", "note")
+    now = clock.now()
+    if expected_release_at is not None and expected_release_at <= now:
+        raise DomainError(
+            EarningsErrorCode.INVALID_PERIOD,
+            "The expected release is in the future.",
+            "expected_release_at",
+        )
+    statement = await repository.get_readable_statement(session, principal, statement_id)
+    if statement is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such statement.", "statement_id")
+    if statement.status is PayoutStatus.PAID:
+        raise DomainError(
+            EarningsErrorCode.INVALID_STATUS, "The statement is already paid.", "statement_id"
+        )
+    placed = await _place_hold(
+        session, principal, now, statement,
+        HoldFinding(HoldReason.MANUAL, note, expected_release_at=expected_release_at),
+    )  # fmt: skip
+    await record_change(
+        session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
+    )
+    return placed
+
+
+async def release(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    hold_id: uuid.UUID,
+    note: str = "",
+) -> PayoutStatement:
+    """Release one hold; when none remains the statement is PENDING again (to approve)."""
+    await begin_write(session)
+    found = (
+        await session.exec(repository.readable_holds(principal).where(PayoutHold.id == hold_id))
+    ).first()
+    if found is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such hold.", "hold_id")
+    if found.released_at is not None:
+        raise DomainError(
+            EarningsErrorCode.HOLD_ALREADY_RELEASED, "The hold was released before.", "hold_id"
+        )
+    if found.reason is HoldReason.MISSING_TAX_FORM:
+        profile = await profile_for(session, found.partner_id)
+        if profile is None or not profile.tax_form_on_file:
+            raise DomainError(
+                EarningsErrorCode.HOLD_CONDITION_PERSISTS,
+                "There is still no tax form on file for this partner.",
+                "hold_id",
+            )
+    now = clock.now()
+    found.released_at = now
+    found.released_by_id = principal.user_id
+    found.release_note = note.strip()[:2000]
+    session.add(found)
+    statement = await session.get(PayoutStatement, found.statement_id)
+    assert statement is not None
+    await session.flush()
+    remaining = await session.scalar(
+        select(func.count()).where(
+            PayoutHold.statement_id == statement.id, col(PayoutHold.released_at).is_(None)
+        )
+    )
+    if not remaining and statement.status is PayoutStatus.HELD:
+        statement.status = PayoutStatus.PENDING
+        statement.updated_at = now
+        session.add(statement)
+    _decide(
+        session, principal, now, statement, DecisionAction.RELEASE, reason=found.reason,
+        hold=found, note=note.strip(),
+    )  # fmt: skip
+    await record_change(
+        session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
+    )
+    await session.flush()
+    return statement
+
+
+# ---------------------------------------------------------------------------- partner words
+
+
+def hold_explanation(hold: PayoutHold) -> tuple[str, str]:
+    """(why, what clears it) in plain words a partner may read: no internal figures, flags
+    or notes."""
+    when = (
+        f" We expect to release it by {hold.expected_release_at:%d %B %Y}."
+        if hold.expected_release_at
+        else ""
+    )
+    match hold.reason:
+        case HoldReason.MISSING_TAX_FORM:
+            return (
+                "We need your tax form before we can pay you.",
+                "Send your tax form to your channel manager; the payout is released once it "
+                "is on file.",
+            )
+        case HoldReason.ABOVE_TRAILING_AVERAGE:
+            return (
+                "This payout is much larger than your recent payouts, so our finance team "
+                "checks it before paying." + when,
+                "No action is needed from you.",
+            )
+        case HoldReason.RISK_FLAGS:
+            return (
+                "Some sales in this payout are being reviewed." + when,
+                "No action is needed unless we ask you for documents.",
+            )
+        case HoldReason.SHARED_BANK_ACCOUNT:
+            return (
+                "The bank account on file needs to be verified before we pay into it.",
+                "Confirm your bank details with your channel manager.",
+            )
+        case HoldReason.MANUAL:
+            return (
+                "Our finance team has paused this payout." + when,
+                "Contact your channel manager if you have questions.",
+            )
+    return ("This payout is held.", "Contact your channel manager.")  # pragma: no cover

@@ -1,0 +1,122 @@
+"""Who may read which earnings rows: the one place that decides it for this domain.
+
+Vendor admins and finance read their whole vendor; channel managers their assigned
+partners; a partner admin its organisation; a partner rep only what is attributed to it.
+Statements, holds and decisions are organisation-level: reps read none of them, and only
+finance and vendor admins read decision records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import false
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement
+from partners.models import User
+from partners.repository import assigned_partner_ids, get_readable_partner
+from partners.roles import Principal, Role
+
+
+def readable_entries(principal: Principal) -> SelectOfScalar[EarningEntry]:
+    stmt = select(EarningEntry).where(EarningEntry.vendor_id == principal.vendor_id)
+    match principal.role:
+        case Role.VENDOR_ADMIN | Role.FINANCE:
+            return stmt
+        case Role.CHANNEL_MANAGER:
+            return stmt.where(col(EarningEntry.partner_id).in_(assigned_partner_ids(principal)))
+        case Role.PARTNER_ADMIN:
+            return stmt.where(EarningEntry.partner_id == principal.partner_id)
+        case Role.PARTNER_REP if principal.user_id is not None:
+            return stmt.where(
+                EarningEntry.partner_id == principal.partner_id,
+                EarningEntry.rep_user_id == principal.user_id,
+            )
+    return stmt.where(false())
+
+
+def readable_statements(principal: Principal) -> SelectOfScalar[PayoutStatement]:
+    stmt = select(PayoutStatement).where(PayoutStatement.vendor_id == principal.vendor_id)
+    match principal.role:
+        case Role.VENDOR_ADMIN | Role.FINANCE:
+            return stmt
+        case Role.CHANNEL_MANAGER:
+            return stmt.where(col(PayoutStatement.partner_id).in_(assigned_partner_ids(principal)))
+        case Role.PARTNER_ADMIN:
+            return stmt.where(PayoutStatement.partner_id == principal.partner_id)
+    return stmt.where(false())
+
+
+def readable_holds(principal: Principal) -> SelectOfScalar[PayoutHold]:
+    statements = readable_statements(principal).subquery()
+    return select(PayoutHold).where(col(PayoutHold.statement_id).in_(select(statements.c.id)))
+
+
+def readable_decisions(principal: Principal) -> SelectOfScalar[PayoutDecision]:
+    stmt = select(PayoutDecision).where(PayoutDecision.vendor_id == principal.vendor_id)
+    if principal.role in (Role.FINANCE, Role.VENDOR_ADMIN):
+        return stmt
+    return stmt.where(false())
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose earnings: a partner organisation, or one rep of it."""
+
+    vendor_id: uuid.UUID
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None = None
+
+
+async def resolve_scope(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None = None,
+    rep_user_id: uuid.UUID | None = None,
+) -> Scope | None:
+    """The scope the caller asked for, or None when it may not see it (answered exactly
+    like a partner or rep that does not exist)."""
+    if principal.role is Role.PARTNER_REP:
+        if partner_id not in (None, principal.partner_id) or rep_user_id not in (
+            None,
+            principal.user_id,
+        ):
+            return None
+        assert principal.partner_id is not None
+        return Scope(principal.vendor_id, principal.partner_id, principal.user_id)
+    if principal.role is Role.PARTNER_ADMIN:
+        if partner_id not in (None, principal.partner_id):
+            return None
+        partner_id = principal.partner_id
+    if partner_id is None:
+        return None
+    if await get_readable_partner(session, principal, partner_id) is None:
+        return None
+    if rep_user_id is not None:
+        rep = await session.get(User, rep_user_id)
+        if rep is None or rep.partner_id != partner_id or rep.vendor_id != principal.vendor_id:
+            return None
+    return Scope(principal.vendor_id, partner_id, rep_user_id)
+
+
+def scoped_entries(scope: Scope) -> SelectOfScalar[EarningEntry]:
+    stmt = select(EarningEntry).where(
+        EarningEntry.vendor_id == scope.vendor_id, EarningEntry.partner_id == scope.partner_id
+    )
+    if scope.rep_user_id is not None:
+        stmt = stmt.where(EarningEntry.rep_user_id == scope.rep_user_id)
+    return stmt
+
+
+async def get_readable_statement(
+    session: AsyncSession, principal: Principal, statement_id: uuid.UUID
+) -> PayoutStatement | None:
+    rows = await session.exec(
+        readable_statements(principal).where(PayoutStatement.id == statement_id)
+    )
+    return rows.first()

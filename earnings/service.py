@@ -1,0 +1,231 @@
+"""Earnings as partners and vendors read them: the summary for a partner or a rep over a
+period (earned, pending, held, paid, tier, change, explanations)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from earnings import explanations, programs
+from earnings.errors import EarningsErrorCode
+from earnings.explanations import Explanation
+from earnings.ledger import standing_at
+from earnings.models import (
+    CreditedSource,
+    EarningEntry,
+    EntryKind,
+    PayoutHold,
+    PayoutStatement,
+    PayoutStatus,
+)
+from earnings.payouts import hold_explanation, month_start, next_month
+from earnings.programs import Rules, TierStatus
+from earnings.repository import Scope
+from infra.clock import Clock
+from infra.errors import DomainError
+from partners.roles import Principal
+
+MAX_PERIOD_DAYS = 400
+
+
+@dataclass(frozen=True)
+class HoldView:
+    hold: PayoutHold
+    statement: PayoutStatement
+    explanation: str
+    clears: str
+
+
+@dataclass
+class Summary:
+    scope: Scope
+    start: datetime
+    end: datetime
+    currency: str
+    earned_minor: int = 0
+    pending_minor: int = 0
+    held_minor: int = 0
+    paid_minor: int = 0
+    previous_earned_minor: int = 0
+    by_kind: dict[EntryKind, int] = field(default_factory=dict)
+    revenue_minor: int = 0
+    margin_minor: int = 0  # vendor-internal
+    tier: TierStatus | None = None
+    holds: list[HoldView] = field(default_factory=list)
+    explanations: list[Explanation] = field(default_factory=list)
+
+    @property
+    def change_minor(self) -> int:
+        return self.earned_minor - self.previous_earned_minor
+
+
+def check_period(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise DomainError(EarningsErrorCode.INVALID_PERIOD, "Give instants with a timezone.")
+    if end <= start:
+        raise DomainError(EarningsErrorCode.INVALID_PERIOD, "The period ends before it starts.")
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise DomainError(EarningsErrorCode.INVALID_PERIOD, "A period is at most 400 days.")
+
+
+async def default_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
+    found = await programs.vendor_programs(session, vendor_id)
+    return found[0].currency if found else "USD"
+
+
+async def tier_status(
+    session: AsyncSession, scope: Scope, currency: str, at: datetime
+) -> TierStatus | None:
+    """The partner's standing in its vendor's first program in ``currency`` (tiers are an
+    organisation's, also when a rep asks)."""
+    found = await programs.vendor_programs(session, scope.vendor_id, currency)
+    if not found:
+        return None
+    program = found[0]
+    version = await programs.version_at(session, program.id, at)
+    if version is None:
+        return None
+    rules = Rules.from_json(version.rules)
+    standing = await standing_at(
+        session, vendor_id=scope.vendor_id, partner_id=scope.partner_id, currency=currency,
+        at=at, window_days=rules.window_days,
+    )  # fmt: skip
+    return programs.status_from(program, version, rules, standing)
+
+
+def _booked(scope: Scope, currency: str, start: datetime, end: datetime) -> list[Any]:
+    conditions: list[Any] = [
+        EarningEntry.vendor_id == scope.vendor_id,
+        EarningEntry.partner_id == scope.partner_id,
+        EarningEntry.currency == currency,
+        col(EarningEntry.booked_at) >= start,
+        col(EarningEntry.booked_at) < end,
+    ]
+    if scope.rep_user_id is not None:
+        conditions.append(EarningEntry.rep_user_id == scope.rep_user_id)
+    return conditions
+
+
+async def _sum(session: AsyncSession, conditions: list[Any]) -> int:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(EarningEntry.amount_minor), 0)).where(*conditions)
+    )
+    return int(total or 0)
+
+
+async def summary(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    scope: Scope,
+    start: datetime,
+    end: datetime,
+    currency: str | None = None,
+) -> Summary:
+    """Sums are computed in SQL. An entry is as paid as the statement of the month it was
+    booked in (PENDING before there is one; APPROVED counts as pending), so earned =
+    pending + held + paid by construction."""
+    check_period(start, end)
+    currency = currency or await default_currency(session, scope.vendor_id)
+    result = Summary(scope=scope, start=start, end=end, currency=currency)
+    in_period = _booked(scope, currency, start, end)
+    kinds = await session.exec(
+        select(EarningEntry.kind, func.sum(EarningEntry.amount_minor))
+        .where(*in_period)
+        .group_by(col(EarningEntry.kind))
+        .order_by(col(EarningEntry.kind))
+    )
+    result.by_kind = {EntryKind(kind): int(total or 0) for kind, total in kinds}
+    result.earned_minor = sum(result.by_kind.values())
+    statements = await session.exec(
+        select(PayoutStatement).where(
+            PayoutStatement.partner_id == scope.partner_id,
+            PayoutStatement.currency == currency,
+            col(PayoutStatement.period_end) > start,
+            col(PayoutStatement.period_start) < end,
+            col(PayoutStatement.status).in_([PayoutStatus.PAID, PayoutStatus.HELD]),
+        )
+    )
+    for statement in list(statements):
+        part = await _sum(
+            session,
+            _booked(
+                scope, currency, max(start, statement.period_start),
+                min(end, statement.period_end),
+            ),
+        )  # fmt: skip
+        if statement.status is PayoutStatus.PAID:
+            result.paid_minor += part
+        else:
+            result.held_minor += part
+    result.pending_minor = result.earned_minor - result.paid_minor - result.held_minor
+    result.previous_earned_minor = await _sum(
+        session, _booked(scope, currency, start - (end - start), start)
+    )
+    clawbacks = list(
+        await session.exec(
+            select(EarningEntry.source_event_id, EarningEntry.inputs).where(
+                *in_period, EarningEntry.kind == EntryKind.CLAWBACK
+            )
+        )
+    )
+    spiff_keys = await session.exec(
+        select(EarningEntry.line_key)
+        .where(*in_period, EarningEntry.kind == EntryKind.SPIFF)
+        .distinct()
+    )
+    spiff_skus = {key.split(":")[1] for key in spiff_keys if key.count(":") >= 1}
+    revenue_stmt = select(
+        func.coalesce(func.sum(CreditedSource.revenue_minor), 0),
+        func.coalesce(func.sum(CreditedSource.margin_minor), 0),
+    ).where(
+        CreditedSource.partner_id == scope.partner_id,
+        CreditedSource.currency == currency,
+        col(CreditedSource.credited_at) >= start,
+        col(CreditedSource.credited_at) < end,
+    )
+    if scope.rep_user_id is not None:
+        revenue_stmt = revenue_stmt.where(CreditedSource.rep_user_id == scope.rep_user_id)
+    revenue, margin = (await session.exec(revenue_stmt)).one()
+    result.revenue_minor = int(revenue)
+    if principal.is_vendor_staff:
+        result.margin_minor = int(margin)
+    now = clock.now()
+    at = min(end, now)
+    result.tier = await tier_status(session, scope, currency, at)
+    before = await tier_status(session, scope, currency, start)
+    holds = await session.exec(
+        select(PayoutHold, PayoutStatement)
+        .join(PayoutStatement, col(PayoutStatement.id) == col(PayoutHold.statement_id))
+        .where(
+            PayoutHold.partner_id == scope.partner_id,
+            PayoutStatement.currency == currency,
+            col(PayoutHold.released_at).is_(None),
+        )
+        .order_by(col(PayoutHold.id))
+    )
+    for hold, statement in holds:
+        why, clears = hold_explanation(hold)
+        result.holds.append(HoldView(hold, statement, why, clears))
+    result.explanations = [
+        explanations.explain_total(result.earned_minor, result.previous_earned_minor, currency),
+        *explanations.explain_rate(before, result.tier),
+        *explanations.explain_entries(
+            result.by_kind, currency, clawbacks=clawbacks, spiff_skus=spiff_skus
+        ),
+        *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
+        *explanations.explain_next_tier(result.tier),
+    ]
+    return result
+
+
+def current_month(clock: Clock) -> tuple[datetime, datetime]:
+    start = month_start(clock.now())
+    return start, next_month(start)

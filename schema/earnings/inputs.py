@@ -1,0 +1,111 @@
+"""Program rule inputs. Amounts are decimal strings in the program's currency."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from earnings.errors import EarningsErrorCode
+from earnings.programs import BaseRate, Rules, Spiff, Tier
+from infra.errors import DomainError, DomainErrors
+from infra.money import parse_decimal
+
+
+@strawberry.input(name="EarningBaseRateInput", description="Give rateBp or perUnit.")
+class BaseRateInput:
+    rate_bp: int | None = strawberry.field(default=None, description="800 = 8% of the amount.")
+    per_unit: str | None = strawberry.field(default=None, description="Amount per unit sold.")
+    sku: str | None = strawberry.field(default=None, description="Only this SKU.")
+    category: str | None = strawberry.field(default=None, description="Only this category.")
+
+
+@strawberry.input(name="EarningTierInput")
+class TierInput:
+    name: str
+    threshold: str = strawberry.field(description="Trailing qualified revenue that reaches it.")
+    uplift_bp: int = strawberry.field(description="Added to the rate, e.g. 200 = +2%.")
+    min_approved_share_bp: int | None = strawberry.field(
+        default=None, description="Gate: minimum share of the partner's claims approved."
+    )
+    max_refund_rate_bp: int | None = strawberry.field(
+        default=None, description="Gate: maximum share of revenue refunded in the window."
+    )
+
+
+@strawberry.input(name="EarningSpiffInput")
+class SpiffInput:
+    sku: str
+    per_unit: str
+    starts_at: datetime
+    ends_at: datetime
+    region: str = strawberry.field(default="", description="Empty for every region.")
+
+
+@strawberry.input(name="EarningProgramRulesInput")
+class ProgramRulesInput:
+    base_rates: list[BaseRateInput]
+    window_days: int = 30
+    tiers: list[TierInput] = strawberry.field(default_factory=list)
+    spiffs: list[SpiffInput] = strawberry.field(default_factory=list)
+    deal_bonus_bp: int = 0
+    deal_bonus: str = strawberry.field(default="0", description="Flat bonus per won deal.")
+    clawback: bool = strawberry.field(default=True, description="Take back reversed sales.")
+
+    def to_rules(self, currency: str) -> Rules:
+        """Raises DomainErrors for amounts that are not decimals in the currency."""
+        errors: list[DomainError] = []
+
+        def amount(text: str, field: str) -> int:
+            try:
+                return parse_decimal(text, currency)
+            except ValueError as exc:
+                errors.append(
+                    DomainError(
+                        EarningsErrorCode.INVALID_AMOUNT,
+                        f"Not a valid amount: {exc}.",
+                        f"rules.{field}",
+                    )
+                )
+                return 0
+
+        rules = Rules(
+            base_rates=tuple(
+                BaseRate(
+                    rate_bp=r.rate_bp,
+                    per_unit_minor=amount(r.per_unit, f"base_rates.{i}.per_unit")
+                    if r.per_unit is not None
+                    else None,
+                    sku=r.sku.strip().upper() if r.sku else None,
+                    category=r.category.strip() if r.category else None,
+                )
+                for i, r in enumerate(self.base_rates)
+            ),
+            window_days=self.window_days,
+            tiers=tuple(
+                Tier(
+                    name=t.name.strip(),
+                    threshold_minor=amount(t.threshold, f"tiers.{i}.threshold"),
+                    uplift_bp=t.uplift_bp,
+                    min_approved_share_bp=t.min_approved_share_bp,
+                    max_refund_rate_bp=t.max_refund_rate_bp,
+                )
+                for i, t in enumerate(self.tiers)
+            ),
+            spiffs=tuple(
+                Spiff(
+                    sku=s.sku.strip().upper(),
+                    per_unit_minor=amount(s.per_unit, f"spiffs.{i}.per_unit"),
+                    starts_at=s.starts_at,
+                    ends_at=s.ends_at,
+                    region=s.region.strip(),
+                )
+                for i, s in enumerate(self.spiffs)
+            ),
+            deal_bonus_bp=self.deal_bonus_bp,
+            deal_bonus_minor=amount(self.deal_bonus, "deal_bonus"),
+            clawback=self.clawback,
+        )
+        if errors:
+            raise DomainErrors(errors)
+        return rules

@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import strawberry
+from graphql import GraphQLError
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry import Info
+
+from earnings import forecast, metrics, programs, repository, service
+from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus, Program
+from earnings.repository import Scope
+from infra.errors import DomainError
+from partners.roles import Principal
+from schema.context import Context
+from schema.earnings.types import (
+    EarningEntryType,
+    EarningsSummaryType,
+    ForecastType,
+    PayoutStatementType,
+    ProgramType,
+    VendorMetricsType,
+)
+from schema.money import MoneyInput
+from schema.permissions import IsAuthenticated, VendorStaff
+from schema.relay import Connection, paginate, parse_global_id
+
+
+@strawberry.input(description="A period [start, end); defaults to the current month.")
+class EarningsPeriodInput:
+    start: datetime
+    end: datetime
+
+
+def query_error(error: DomainError) -> GraphQLError:
+    return GraphQLError(error.message, extensions={"code": error.code.value})
+
+
+def _period(ctx: Context, period: EarningsPeriodInput | None) -> tuple[datetime, datetime]:
+    if period is None:
+        return service.current_month(ctx.services.clock)
+    try:
+        service.check_period(period.start, period.end)
+    except DomainError as error:
+        raise query_error(error) from error
+    return period.start, period.end
+
+
+def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None | bool:
+    """The row id; None when not given; False when malformed (answered as not found)."""
+    if value is None:
+        return None
+    return parse_global_id(value, type_name) or False
+
+
+async def scope_for(
+    session: AsyncSession,
+    principal: Principal,
+    partner_id: strawberry.ID | None,
+    rep_id: strawberry.ID | None,
+) -> Scope | None:
+    partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
+    if partner is False or rep is False:
+        return None
+    assert not isinstance(partner, bool)
+    assert not isinstance(rep, bool)
+    return await repository.resolve_scope(session, principal, partner_id=partner, rep_user_id=rep)
+
+
+@strawberry.type
+class EarningsQuery:
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Earnings of a partner (or one of its reps) over a period: earned, "
+        "pending, held, paid, tier, change and explanations. Partner users get their own "
+        "(a rep: what is attributed to it); null for a partner or rep you may not see.",
+    )
+    async def earnings(
+        self,
+        info: Info[Context, None],
+        partner_id: strawberry.ID | None = None,
+        rep_id: strawberry.ID | None = None,
+        period: EarningsPeriodInput | None = None,
+        currency: str | None = None,
+    ) -> EarningsSummaryType | None:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        start, end = _period(ctx, period)
+        scope = await scope_for(ctx.session, principal, partner_id, rep_id)
+        if scope is None:
+            return None
+        summary = await service.summary(
+            ctx.session, principal, ctx.services.clock, scope=scope, start=start, end=end,
+            currency=currency.strip().upper() if currency else None,
+        )  # fmt: skip
+        return EarningsSummaryType.of(summary, principal)
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Ledger entries you may see, oldest first; narrow by partner, rep, "
+        "period (booked) and kind.",
+    )
+    async def earning_entries(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        partner_id: strawberry.ID | None = None,
+        rep_id: strawberry.ID | None = None,
+        period: EarningsPeriodInput | None = None,
+        kind: EntryKind | None = None,
+    ) -> Connection[EarningEntryType] | None:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        stmt = repository.readable_entries(principal)
+        partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
+        if partner is False or rep is False:
+            stmt = stmt.where(col(EarningEntry.id).is_(None))
+        if isinstance(partner, uuid.UUID):
+            stmt = stmt.where(EarningEntry.partner_id == partner)
+        if isinstance(rep, uuid.UUID):
+            stmt = stmt.where(EarningEntry.rep_user_id == rep)
+        if period is not None:
+            start, end = _period(ctx, period)
+            stmt = stmt.where(
+                col(EarningEntry.booked_at) >= start, col(EarningEntry.booked_at) < end
+            )
+        if kind is not None:
+            stmt = stmt.where(EarningEntry.kind == kind)
+        return await paginate(
+            ctx, stmt, id_column=EarningEntry.id, first=first, after=after,
+            to_node=EarningEntryType.from_model,
+        )  # fmt: skip
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Monthly payout statements you may see (partner admins: their own; reps "
+        "see none, statements are the organisation's).",
+    )
+    async def payouts(
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        partner_id: strawberry.ID | None = None,
+        status: PayoutStatus | None = None,
+    ) -> Connection[PayoutStatementType] | None:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        stmt = repository.readable_statements(principal)
+        partner = _id(partner_id, "Partner")
+        if partner is False:
+            stmt = stmt.where(col(PayoutStatement.id).is_(None))
+        elif isinstance(partner, uuid.UUID):
+            stmt = stmt.where(PayoutStatement.partner_id == partner)
+        if status is not None:
+            stmt = stmt.where(PayoutStatement.status == status)
+        return await paginate(
+            ctx, stmt, id_column=PayoutStatement.id, first=first, after=after,
+            to_node=PayoutStatementType.from_model,
+        )  # fmt: skip
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="The projected tier and payout of one more sale under the current "
+        "program; null when no program is in force for the currency.",
+    )
+    async def earnings_forecast(
+        self,
+        info: Info[Context, None],
+        additional_revenue: MoneyInput,
+        sku: str | None = None,
+        units: int = 1,
+        partner_id: strawberry.ID | None = None,
+    ) -> ForecastType | None:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        currency = additional_revenue.currency.strip().upper()
+        try:
+            amount = additional_revenue.to_minor()
+        except ValueError as exc:
+            raise GraphQLError(
+                f"Not a valid amount: {exc}.", extensions={"code": "INVALID_AMOUNT"}
+            ) from exc
+        scope = await scope_for(ctx.session, principal, partner_id, None)
+        if scope is None:
+            return None
+        try:
+            result = await forecast.forecast(
+                ctx.session, ctx.services.clock, scope=scope, additional_revenue_minor=amount,
+                currency=currency, sku=sku, units=units,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
+        return ForecastType.of(result) if result else None
+
+    @strawberry.field(
+        permission_classes=[VendorStaff],
+        description="Contribution margin, payout ratio, activation, concentration and "
+        "volatility, per partner and in total. Vendor roles only (channel managers: their "
+        "assigned partners).",
+    )
+    async def earnings_metrics(
+        self,
+        info: Info[Context, None],
+        period: EarningsPeriodInput | None = None,
+        currency: str = "USD",
+    ) -> VendorMetricsType:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        start, end = _period(ctx, period)
+        result = await metrics.vendor_metrics(
+            ctx.session, principal, start=start, end=end, currency=currency.strip().upper()
+        )
+        return VendorMetricsType.of(result)
+
+    @strawberry.field(
+        permission_classes=[IsAuthenticated],
+        description="Your vendor's rev-share programs with every version of their rules.",
+    )
+    async def earning_programs(
+        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+    ) -> Connection[ProgramType] | None:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        return await paginate(
+            ctx, programs.readable_programs(principal), id_column=Program.id, first=first,
+            after=after, to_node=ProgramType.of,
+        )  # fmt: skip

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import Info
+
+from earnings import handlers, service
+from schema.context import Context
+from schema.earnings.queries import scope_for
+from schema.earnings.types import EarningsSummaryType
+from schema.permissions import IsAuthenticated
+
+
+@strawberry.type
+class EarningsSubscription:
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated],
+        description="This month's earnings summary, first now and again whenever a ledger "
+        "entry or payout decision touches the partner (from any API process). Partner users "
+        "get their own (a rep: what is attributed to it).",
+    )
+    async def earnings_changed(
+        self,
+        info: Info[Context, None],
+        partner_id: strawberry.ID | None = None,
+        rep_id: strawberry.ID | None = None,
+    ) -> AsyncGenerator[EarningsSummaryType, None]:
+        ctx = info.context
+        principal = ctx.principal
+        assert principal is not None
+        services = ctx.services
+        async with services.db.session() as session:
+            scope = await scope_for(session, principal, partner_id, rep_id)
+        if scope is None:
+            raise GraphQLError("No such partner.", extensions={"code": "NOT_FOUND"})
+        channel = handlers.channel(services.hub, scope.partner_id)
+        async with services.hub.listen(channel) as listener:
+            last: EarningsSummaryType | None = None
+            while True:
+                # A short session per notice; a change that left this scope's summary as it
+                # was (another rep's sale) sends nothing.
+                start, end = service.current_month(services.clock)
+                async with services.db.session() as session:
+                    summary = await service.summary(
+                        session, principal, services.clock, scope=scope, start=start, end=end
+                    )
+                current = EarningsSummaryType.of(summary, principal)
+                if current != last:
+                    yield current
+                    last = current
+                await listener.get()
