@@ -24,8 +24,10 @@ from api.settings import Settings
 from deal_registration.registrations import notices as deal_notices
 from deal_registration.sales import fanout as sales_fanout
 from deal_registration.sales import service as sales_service
+from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
+from earnings.claims import use_claim_signals
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.outbox import Dispatcher
@@ -153,3 +155,4 @@ def register_event_handlers(services: Services) -> None:
         sales_service.CLAIM_STATE_CHANGED, sales_fanout.publisher(services.hub)
     )
     earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)
+    use_claim_signals(SaleClaimSignals())

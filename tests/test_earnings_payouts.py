@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import payouts
-from earnings.claims import use_claim_signals
+from earnings.claims import claim_signals, use_claim_signals
 from earnings.errors import EarningsErrorCode
 from earnings.models import (
     DecisionAction,
@@ -66,10 +66,10 @@ class FlaggedClaims:
 
 @pytest.fixture
 async def flagged() -> AsyncIterator[FlaggedClaims]:
-    signals = FlaggedClaims()
+    signals, previous = FlaggedClaims(), claim_signals()
     use_claim_signals(signals)
     yield signals
-    use_claim_signals(None)
+    use_claim_signals(previous)
 
 
 @pytest.fixture
