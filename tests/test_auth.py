@@ -23,7 +23,7 @@ from graphql import (
 )
 from starlette.applications import Starlette
 
-from api.settings import DEVELOPMENT_SECRET
+from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.models import Partner, PartnerStatus, User
@@ -328,3 +328,23 @@ async def test_websocket_without_connection_init_is_closed_quickly(app: Starlett
         started = loop.time()
         assert await closed_with(ws) == 4408
         assert loop.time() - started < 8  # the configured wait is a few seconds, not a minute
+
+
+async def test_a_connection_may_run_only_a_few_operations(
+    app: Starlette, gql: GQL, tenant: Tenant, settings: Settings
+) -> None:
+    token = gql.token(tenant.user(Role.PARTNER_REP))
+    limit = settings.limits.ws_max_subscriptions
+    async with live_server(app) as address:
+        ws, reply = await ws_open(address, "graphql-transport-ws", {"Authorization": token})
+        assert reply == {"type": "connection_ack"}
+        query = "subscription { saleClaimStateChanged { id } }"
+        for n in range(limit + 1):
+            await ws.send(
+                json.dumps({"id": str(n), "type": "subscribe", "payload": {"query": query}})
+            )
+        message = json.loads(await asyncio.wait_for(ws.recv(), timeout=5))
+        assert message["type"] == "error"
+        assert message["id"] == str(limit)
+        assert "limit" in message["payload"][0]["message"].lower()
+        await ws.close()
