@@ -104,6 +104,10 @@ class Dispatcher:
                     events = list(rows)
                     if not events:
                         return done
+                    # End the read transaction before running handlers: a handler that
+                    # writes in a session of its own would otherwise leave this one with a
+                    # stale snapshot that SQLite refuses to upgrade ("database is locked").
+                    await session.commit()
                     for event in events:
                         for handler in self._handlers.get(event.type, ()):
                             await handler(event)
