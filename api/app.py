@@ -27,6 +27,7 @@ from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, connect
 from schema import build_schema
 from schema.context import Services
+from schema.leaderboards.runtime import leaderboards_runtime
 
 log = logging.getLogger("channelboard")
 
@@ -125,3 +126,4 @@ class _ViewSlot:
 
 def register_event_handlers(services: Services) -> None:
     """Domains that react to outbox events register their handlers here."""
+    leaderboards_runtime(services).register(services.outbox.register)
