@@ -59,6 +59,7 @@ class Leaderboards:
         self.boards = boards
         self.clock = clock
         self.hub = hub
+        self.fanout: Any = None  # leaderboards.fanout.Fanout, made on first subscription
 
     def channel(self, contest_id: uuid.UUID | str) -> str:
         return self.hub.channel("lb", contest_id)

@@ -222,7 +222,6 @@ async def finalize_due(db: Database, boards: Boards, clock: Clock, contest: Cont
         if fresh is not None and fresh.frozen_at is None:
             fresh.frozen_at = now
             session.add(fresh)
-        contest.frozen_at = fresh.frozen_at if fresh else now
     return True
 
 

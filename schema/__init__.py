@@ -13,17 +13,21 @@ from schema.catalogue.mutations import CatalogueMutation
 from schema.catalogue.queries import CatalogueQuery
 from schema.catalogue.types import ProductType
 from schema.extensions import build_extensions
+from schema.leaderboards.mutations import LeaderboardsMutation
+from schema.leaderboards.queries import LeaderboardsQuery
+from schema.leaderboards.subscriptions import LeaderboardsSubscription
+from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
-QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery)
-MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation)
-SUBSCRIPTIONS: tuple[type, ...] = ()
+QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, LeaderboardsQuery)
+MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation, LeaderboardsMutation)
+SUBSCRIPTIONS: tuple[type, ...] = (LeaderboardsSubscription,)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
-NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType)
+NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType, ContestType)
 
 
 class Schema(strawberry.Schema):
@@ -53,5 +57,7 @@ def build_schema(
             max_tokens=max_tokens,
             production=production,
         ),
-        config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS),
+        config=StrawberryConfig(
+            disable_field_suggestions=production, scalar_map={**SCALARS, **LEADERBOARD_SCALARS}
+        ),
     )

@@ -44,7 +44,8 @@ def test_daily_periods_start_at_local_midnight_across_spring_forward() -> None:
     assert day.ends_at - day.starts_at == timedelta(hours=23)
     before = period_at(daily, BERLIN, WINDOW, utc(2026, 3, 28, 22, 59))
     after = period_at(daily, BERLIN, WINDOW, utc(2026, 3, 29, 22, 0))
-    assert before is not None and after is not None
+    assert before is not None
+    assert after is not None
     assert (before.key, after.key) == ("2026-03-28", "2026-03-30")
 
 
@@ -60,13 +61,15 @@ def test_weekly_and_monthly_periods_across_fall_back() -> None:
     )
     monthly = parse_recurrence("MONTHLY")
     month = period_at(monthly, BERLIN, WINDOW, utc(2026, 10, 31, 23, 30))
-    assert month is not None and month.key == "2026-11"
+    assert month is not None
+    assert month.key == "2026-11"
     assert month.starts_at == utc(2026, 10, 31, 23)
     assert find_period(monthly, BERLIN, WINDOW, "2026-11") == month
     assert find_period(monthly, BERLIN, WINDOW, "2030-01") is None
     periods = periods_between(weekly, BERLIN, WINDOW)
     assert all(a.ends_at == b.starts_at for a, b in zip(periods, periods[1:], strict=False))
-    assert periods[0].starts_at == WINDOW[0] and periods[-1].ends_at == WINDOW[1]
+    assert periods[0].starts_at == WINDOW[0]
+    assert periods[-1].ends_at == WINDOW[1]
 
 
 @pytest.mark.parametrize(
