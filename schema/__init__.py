@@ -13,6 +13,7 @@ from schema.catalogue.mutations import CatalogueMutation
 from schema.catalogue.queries import CatalogueQuery
 from schema.catalogue.types import ProductType
 from schema.extensions import build_extensions
+from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
@@ -26,6 +27,9 @@ from schema.partners.types import ApiKeyType, PartnerType, UserType
 QUERIES: tuple[type, ...] = (PartnersQuery, CatalogueQuery, LeaderboardsQuery)
 MUTATIONS: tuple[type, ...] = (PartnersMutation, CatalogueMutation, LeaderboardsMutation)
 SUBSCRIPTIONS: tuple[type, ...] = (LeaderboardsSubscription,)
+# Subscriptions served by a fast path on graphql-transport-ws (see schema/leaderboards/live.py):
+# factories (schema, services) -> object with plan(query, variables, name) and run(...).
+FAST_SUBSCRIPTIONS: tuple[type, ...] = (LeaderboardFastPath,)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
 NODE_TYPES: tuple[type, ...] = (PartnerType, UserType, ApiKeyType, ProductType, ContestType)
 

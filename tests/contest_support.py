@@ -3,9 +3,15 @@ the outbox (as the sale-claim and deal services will record them), and dispatch.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
+
+import websockets
 
 from deal_registration.events import DealWon, Line, SaleApproved, SaleReversed
 from infra.clock import Clock
@@ -106,3 +112,56 @@ async def win_deal(
 
 async def dispatch(services: Services) -> None:
     await services.outbox.dispatch_pending()
+
+
+class WSClient:
+    """A real websocket GraphQL client (graphql-transport-ws, or the legacy graphql-ws)."""
+
+    def __init__(self, ws: Any, protocol: str) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self._ids = 0
+
+    async def subscribe(self, query: str, variables: dict[str, Any]) -> str:
+        self._ids += 1
+        op_id = str(self._ids)
+        kind = "subscribe" if self.protocol == "graphql-transport-ws" else "start"
+        await self.ws.send(
+            json.dumps(
+                {"id": op_id, "type": kind, "payload": {"query": query, "variables": variables}}
+            )
+        )
+        return op_id
+
+    async def receive(self) -> dict[str, Any]:
+        """The next protocol message (keep-alives skipped); a hang fails after 15 s."""
+        while True:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
+            if message.get("type") in ("ka", "ping", "pong"):
+                continue
+            return message
+
+    async def data(self) -> dict[str, Any]:
+        """The next `next`/`data` message's data (fails on anything else)."""
+        message = await self.receive()
+        assert message["type"] in ("next", "data"), message
+        assert "errors" not in message["payload"], message
+        result: dict[str, Any] = message["payload"]["data"]
+        return result
+
+
+@asynccontextmanager
+async def ws_client(
+    address: str, token: str | None, protocol: str = "graphql-transport-ws"
+) -> AsyncIterator[WSClient]:
+    async with websockets.connect(
+        f"ws://{address}/graphql", subprotocols=[protocol], compression=None, max_size=None
+    ) as ws:
+        init = "connection_init"
+        await ws.send(
+            json.dumps({"type": init, "payload": {"Authorization": token} if token else {}})
+        )
+        client = WSClient(ws, protocol)
+        ack = await client.receive()
+        assert ack["type"] == "connection_ack", ack
+        yield client
