@@ -9,6 +9,7 @@ from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from infra.clock import SystemClock
 from infra.db import Database
+from leaderboards import demo as leaderboards_demo
 from partners import demo as partners_demo
 from partners import repository
 
@@ -21,6 +22,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
             tenancy = await partners_demo.seed(session, clock)
             await catalogue_demo.seed(session, clock, tenancy.vendor)
             # Later domains seed here, in dependency order.
+            await leaderboards_demo.seed(session, clock, tenancy.vendor)
         names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
         return [
             (u.email, u.role.value, names.get(u.partner_id) if u.partner_id else None)

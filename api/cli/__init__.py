@@ -136,6 +136,12 @@ def serve(
             embedded.stop()
 
 
+from api.cli import leaderboards as _leaderboards  # noqa: E402
+
+app.add_typer(_leaderboards.app, name="leaderboards")
+app.command("simulate")(_leaderboards.simulate)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
