@@ -134,11 +134,65 @@ return redis.call('INCR', KEYS[7])
 """
 
 
+# Many credits to one board in one atomic call (same semantics as CREDIT_LUA per item).
+# KEYS: z raw dz dc seen built ver periods
+# ARGV: scale rich dense period, then (event_id member delta tick target) per credit
+CREDIT_MANY_LUA = """
+if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
+local scale = tonumber(ARGV[1])
+local rich = ARGV[2] == '1'
+local dense = ARGV[3] == '1'
+redis.call('SADD', KEYS[8], ARGV[4])
+local credited = 0
+for i = 5, #ARGV, 5 do
+  if redis.call('SADD', KEYS[5], ARGV[i]) == 1 then
+    credited = credited + 1
+    local member = ARGV[i + 1]
+    if not rich then
+      redis.call('ZINCRBY', KEYS[1], ARGV[i + 2], member)
+    else
+      local delta = tonumber(ARGV[i + 2])
+      local target = tonumber(ARGV[i + 4])
+      local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[i + 2])
+      local function value_of(r)
+        if target > 0 then return math.floor(r * 10000 / target) end
+        return r
+      end
+      local tick = tonumber(ARGV[i + 3])
+      local old = redis.call('ZSCORE', KEYS[1], member)
+      local value = value_of(raw)
+      if old then
+        local old_value = value_of(raw - delta)
+        local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
+        if old_tick > tick then tick = old_tick end
+        if dense then
+          local f = string.format('%.0f', old_value)
+          if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
+            redis.call('HDEL', KEYS[4], f)
+            redis.call('ZREM', KEYS[3], f)
+          end
+        end
+      end
+      if dense then
+        local f = string.format('%.0f', value)
+        if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
+      end
+      if scale == 1 then tick = 0 end
+      redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
+    end
+  end
+end
+if credited == 0 then return 0 end
+return redis.call('INCRBY', KEYS[7], credited)
+"""
+
+
 class Scripts:
     """The Lua scripts, registered once per Redis client (EVALSHA after the first call)."""
 
     def __init__(self, redis: Redis) -> None:
         self.credit: AsyncScript = redis.register_script(CREDIT_LUA)
+        self.credit_many: AsyncScript = redis.register_script(CREDIT_MANY_LUA)
         self.page: AsyncScript = redis.register_script(ranking.PAGE_LUA)
         self.standing: AsyncScript = redis.register_script(ranking.STANDING_LUA)
         self.swap: AsyncScript = redis.register_script(SWAP_LUA)
@@ -287,6 +341,28 @@ def target_for(contest: Contest, participant: uuid.UUID | str) -> int:
     return int((contest.targets or {}).get(str(participant), 0))
 
 
+def credit_call(
+    keys: BoardKeys,
+    mode: BoardMode,
+    *,
+    event_id: uuid.UUID | str,
+    participant: uuid.UUID | str,
+    period_key: str,
+    delta: int,
+    tick: int,
+    target: int,
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of the credit script for one credit."""
+    z, raw, dz, dc, seen = keys.board(period_key)
+    return (
+        [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods],
+        [
+            str(event_id), str(participant), delta, tick, mode.scale,
+            int(mode.rich), int(mode.dense), target, period_key,
+        ],
+    )  # fmt: skip
+
+
 async def apply_credit(
     scripts: Scripts,
     keys: BoardKeys,
@@ -298,16 +374,42 @@ async def apply_credit(
     delta: int,
     tick: int,
     target: int,
-    client: Redis | None = None,
 ) -> int:
     """Credit once: returns the contest's new version, DUPLICATE, or NOT_BUILT."""
+    call_keys, call_args = credit_call(
+        keys, mode, event_id=event_id, participant=participant, period_key=period_key,
+        delta=delta, tick=tick, target=target,
+    )  # fmt: skip
+    return int(await scripts.credit(keys=call_keys, args=call_args))
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    event_id: uuid.UUID | str
+    participant: uuid.UUID | str
+    delta: int
+    tick: int
+    target: int = 0
+
+
+async def apply_credits(
+    scripts: Scripts,
+    keys: BoardKeys,
+    mode: BoardMode,
+    period_key: str,
+    items: list[BatchItem],
+    *,
+    client: Redis | None = None,
+) -> int:
+    """Credit many events to one board in one atomic script call (each exactly once):
+    returns the new version, DUPLICATE when none was new, or NOT_BUILT. For replays and
+    bulk consumers; one call per ~1000 items keeps Redis responsive to others."""
     z, raw, dz, dc, seen = keys.board(period_key)
-    result = await scripts.credit(
-        keys=[z, raw, dz, dc, seen, keys.built, keys.version, keys.periods],
-        args=[
-            str(event_id), str(participant), delta, tick, mode.scale,
-            int(mode.rich), int(mode.dense), target, period_key,
-        ],
+    args: list[str | int] = [mode.scale, int(mode.rich), int(mode.dense), period_key]
+    for item in items:
+        args += [str(item.event_id), str(item.participant), item.delta, item.tick, item.target]
+    result = await scripts.credit_many(
+        keys=[z, raw, dz, dc, seen, keys.built, keys.version, keys.periods], args=args,
         client=client,
     )  # fmt: skip
     return int(result)
