@@ -131,8 +131,8 @@ class Reader:
 
     async def _frozen(self, contest: Contest, period: Period) -> bool:
         now = self.rt.clock.now()
-        if contest.status is not ContestStatus.SCHEDULED:
-            return False
+        if contest.status is not ContestStatus.SCHEDULED or period.ends_at > now:
+            return False  # only a closed period of a published contest can be frozen
         if period.ends_at <= now and contest.frozen_at is None:
             await finalize_due(self.rt.db, self.rt.boards, self.rt.clock, contest)
             # End this session's read snapshot (it has no changes) so it sees the freeze.
