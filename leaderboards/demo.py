@@ -6,12 +6,13 @@ import random
 import uuid
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.models import Product
 from deal_registration.events import Line, SaleApproved
 from infra.clock import Clock
+from infra.db import Database
 from infra.outbox import OutboxEvent, record_event
 from leaderboards import service
 from leaderboards.models import Contest, Metric, RankingStyle, VisibilityMode
@@ -82,24 +83,28 @@ async def approve_demo_sale(
     )  # fmt: skip
 
 
-async def simulate_one(session: AsyncSession, clock: Clock, vendor: Vendor) -> OutboxEvent | None:
-    """One realistic random approval for the vendor's demo partners and products."""
-    partners = list(await session.exec(select(Partner).where(Partner.vendor_id == vendor.id)))
-    products = list(
-        await session.exec(
-            select(Product).where(Product.vendor_id == vendor.id, Product.active == True)  # noqa: E712
+async def simulate_one(db: Database, clock: Clock, vendor: Vendor) -> OutboxEvent | None:
+    """One realistic random approval for the vendor's demo partners and products. Reads and
+    the write use separate transactions (SQLite cannot upgrade a read transaction to a
+    write once another process has written)."""
+    async with db.session() as session:
+        partners = list(await session.exec(select(Partner).where(Partner.vendor_id == vendor.id)))
+        products = list(
+            await session.exec(
+                select(Product).where(Product.vendor_id == vendor.id, col(Product.active).is_(True))
+            )
         )
-    )
-    if not partners or not products:
-        return None
-    partner = random.choice(partners)
-    reps = list(
-        await session.exec(
-            select(User).where(User.partner_id == partner.id, User.role == Role.PARTNER_REP)
+        if not partners or not products:
+            return None
+        partner = random.choice(partners)
+        reps = list(
+            await session.exec(
+                select(User).where(User.partner_id == partner.id, User.role == Role.PARTNER_REP)
+            )
         )
-    )
-    return await approve_demo_sale(
-        session, clock, vendor_id=vendor.id, partner=partner,
-        rep=random.choice(reps) if reps else None,
-        product=random.choice(products), units=random.choice((1, 1, 1, 2, 3, 5, 10)),
-    )  # fmt: skip
+    async with db.transaction() as session:
+        return await approve_demo_sale(
+            session, clock, vendor_id=vendor.id, partner=partner,
+            rep=random.choice(reps) if reps else None,
+            product=random.choice(products), units=random.choice((1, 1, 1, 2, 3, 5, 10)),
+        )  # fmt: skip

@@ -165,19 +165,16 @@ class Feed:
             any_board = next(iter(boards.values()), None)
             if participants and any_board is not None:
                 period = any_board.period
+                # Partners of one contest share one audience; vendor staff have no standing.
+                viewer = next(g.viewer for g in groups if not g.viewer.principal.is_vendor_staff)
                 if any_board.frozen:
                     views = [
-                        await reader.standing(contest, _own(groups[0].viewer, p), p, period.key)
+                        await reader.standing(contest, _own(viewer, p), p, period.key)
                         for p in participants
                     ]
                 else:
                     raw = await rt.boards.standings(contest, period.key, participants)
-                    views = [
-                        await reader.standing_view(
-                            contest, _own(groups[0].viewer, s.participant_id), period, s
-                        )
-                        for s in raw
-                    ]
+                    views = await reader.standing_views(contest, viewer, period, raw)
                 standings = {v.standing.participant_id: v for v in views}
         for group in groups:
             board = boards.get((group.key.first, group.key.audience))

@@ -172,22 +172,7 @@ class Reader:
         names = await repository.names_of(
             self.session, contest.vendor_id, [r.participant_id for r in rows]
         )
-        out = []
-        for r in rows:
-            shown = self._names_visible(viewer, r.participant_id)
-            out.append(
-                RowView(
-                    participant_id=r.participant_id if shown else None,
-                    name=names.get(r.participant_id, "Unknown")
-                    if shown
-                    else f"Participant at rank {r.rank}",
-                    is_you=r.participant_id == viewer.self_id,
-                    rank=r.rank,
-                    score=r.score,
-                    gap_to_above=r.gap_to_above,
-                )  # fmt: skip
-            )
-        return out
+        return [self._view(viewer, r, names) for r in rows]
 
     async def board(
         self, contest: Contest, viewer: Viewer, period_key: str | None, start: int, count: int
@@ -230,16 +215,49 @@ class Reader:
     async def standing_view(
         self, contest: Contest, viewer: Viewer, period: Period, standing: ranking.Standing
     ) -> StandingView:
-        own = ranking.Row(standing.participant_id, standing.rank, standing.score, standing.value,
-                          standing.tick or 0, None)  # fmt: skip
-        rows = [own] + ([standing.nemesis] if standing.nemesis else [])
-        if viewer.top_n is not None and standing.nemesis and standing.nemesis.rank > viewer.top_n:
+        return (await self.standing_views(contest, viewer, period, [standing]))[0]
+
+    async def standing_views(
+        self,
+        contest: Contest,
+        viewer: Viewer,
+        period: Period,
+        standings: list[ranking.Standing],
+    ) -> list[StandingView]:
+        """Views of many standings (each as seen by its own participant, with the viewer's
+        visibility), with every name resolved in one query."""
+        ids = {s.participant_id for s in standings} | {
+            s.nemesis.participant_id for s in standings if s.nemesis
+        }
+        names = await repository.names_of(self.session, contest.vendor_id, list(ids))
+        out = []
+        for s in standings:
+            own_viewer = Viewer(viewer.principal, s.participant_id, viewer.top_n, viewer.anonymise)
+            own = ranking.Row(s.participant_id, s.rank, s.score, s.value, s.tick or 0, None)
             rows = [own]
-        views = await self._views(contest, viewer, rows)
-        return StandingView(
-            participant=views[0], standing=standing,
-            nemesis=views[1] if len(views) > 1 else None,
-            tie_rule=ranking.tie_rule(contest.ranking_style, standing), period=period,
+            if s.nemesis and (viewer.top_n is None or s.nemesis.rank <= viewer.top_n):
+                rows.append(s.nemesis)
+            views = [self._view(own_viewer, r, names) for r in rows]
+            out.append(
+                StandingView(
+                    participant=views[0],
+                    standing=s,
+                    nemesis=views[1] if len(views) > 1 else None,
+                    tie_rule=ranking.tie_rule(contest.ranking_style, s),
+                    period=period,
+                )  # fmt: skip
+            )
+        return out
+
+    def _view(self, viewer: Viewer, r: ranking.Row, names: dict[uuid.UUID, str]) -> RowView:
+        shown = self._names_visible(viewer, r.participant_id)
+        return RowView(
+            participant_id=r.participant_id if shown else None,
+            name=names.get(r.participant_id, "Unknown")
+            if shown
+            else f"Participant at rank {r.rank}",
+            is_you=r.participant_id == viewer.self_id,
+            rank=r.rank, score=r.score, gap_to_above=r.gap_to_above,
         )  # fmt: skip
 
     async def _frozen_standing(

@@ -123,8 +123,7 @@ async def _simulate(settings: Settings, rate: float, count: int | None) -> None:
         done = 0
         console.print(f"approving about {rate:g} demo sales per second (Ctrl-C stops)")
         while count is None or done < count:
-            async with w.db.transaction() as session:
-                event = await simulate_one(session, clock, vendor)
+            event = await simulate_one(w.db, clock, vendor)
             if event is None:
                 console.print("[red]no demo partners or products[/red]")
                 raise typer.Exit(1)
