@@ -3,12 +3,14 @@ versions, final and cancelled contests, auth; coalescing and slow consumers in t
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import websockets
 from starlette.applications import Starlette
 
+from api.auth import issue_token
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import service
@@ -192,3 +194,26 @@ async def test_a_slow_websocket_client_does_not_delay_others(
             messages.append(await sleeper.data())
         versions = [m["leaderboardChanged"]["version"] for m in messages]
         assert versions == sorted(versions)
+
+
+async def test_a_finished_contest_sends_final_standings_then_completes(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant,
+) -> None:  # fmt: skip
+    contest = await make_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=250)
+    await dispatch(services)
+    clock.advance(timedelta(hours=2))
+    # PyJWT checks `iat` against the wall clock: issue at the real time, valid past the move.
+    token = issue_token(
+        gql.settings.jwt, tenant.user(Role.PARTNER_REP, 0), ttl=timedelta(hours=5),
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    for protocol in ("graphql-transport-ws", "graphql-ws"):
+        async with live_server(app) as address, ws_client(address, token, protocol) as client:
+            await client.subscribe(LIVE, {"id": gid(contest)})
+            final = (await client.data())["leaderboardChanged"]
+            assert (final["final"], final["status"]) == (True, "FINISHED")
+            assert [r["score"] for r in final["rows"]] == [250]
+            assert final["mine"]["rank"] == 1
+            assert (await client.receive())["type"] == "complete"

@@ -4,16 +4,20 @@ concurrency and replay, and rebuilding after Redis loses the standings."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from api.cli.leaderboards import _rebuild
+from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from leaderboards.models import Contest, ContestCredit, Metric
 from leaderboards.rebuild import rebuild
+from leaderboards.scoring import DUPLICATE, BatchItem, BoardMode, apply_credits
 from schema.context import Services
 from schema.leaderboards.runtime import leaderboards_runtime
 from tests.contest_support import approve_sale, dispatch, make_contest, reverse_sale, win_deal
@@ -132,3 +136,36 @@ async def test_missing_keys_are_rebuilt_identically_before_serving(
     replayed = await rebuild(db, runtime.boards, clock, contest.id)
     assert replayed == 11
     assert await board(services, contest) == after
+
+
+async def test_batch_crediting_is_idempotent_and_matches_single_credits(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    contest = await make_contest(db, clock, tenant)
+    await dispatch(services)
+    boards = leaderboards_runtime(services).boards
+    keys = boards.keys_of(contest.id)
+    mode = BoardMode.of(contest)
+    p0, p1 = tenant.partners[0].id, tenant.partners[1].id
+    items = [BatchItem(uuid.uuid4(), p0 if i % 3 else p1, 10 * i, 0) for i in range(1, 10)]
+    assert await apply_credits(boards.scripts, keys, mode, "all", items) > 0
+    assert await apply_credits(boards.scripts, keys, mode, "all", items) == DUPLICATE
+    expected = {
+        str(p0): sum(i.delta for i in items if i.participant == p0),
+        str(p1): sum(i.delta for i in items if i.participant == p1),
+    }
+    assert {pid: score for pid, _, score in await board(services, contest)} == expected
+
+
+async def test_rebuild_command_restores_standings(
+    settings: Settings, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    contest = await make_contest(db, clock, tenant, name="Rebuild me")
+    await approve_sale(db, clock, tenant, partner=1, amount=700)
+    await dispatch(services)
+    before = await board(services, contest)
+    async for key in services.redis.scan_iter(match=services.keys("lb", "*")):
+        await services.redis.delete(key)
+    assert await _rebuild(settings, "Rebuild me") == 0
+    assert await board(services, contest) == before
+    assert await _rebuild(settings, "No such contest") == 1

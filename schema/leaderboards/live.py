@@ -171,28 +171,32 @@ class JsonRenderer:
         data = (result.data or {}).get(self.plan.response_key) or {}
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         errors = [e.formatted for e in result.errors or ()]
-        return (body[:-1], len(data) > 0, errors)
+        return (body[:-1], len(data) > 0, errors, {})
 
     def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any:
         if isinstance(shared, GraphQLError):
             return shared
-        prefix, non_empty, errors = shared
-        parts = [prefix]
-        for i, (key, selection) in enumerate(self.plan.me):
-            value = (
-                None
-                if me is None
-                else project(standing_json(me, self.kind), selection, self.plan.fragments)
+        prefix, non_empty, errors, cache = shared
+        # Subscribers with the same participant (the reps of one partner) share their `me`.
+        key = me.standing.participant_id if me is not None else None
+        body = cache.get(key)
+        if body is None:
+            parts = [prefix]
+            for i, (name, selection) in enumerate(self.plan.me):
+                value = (
+                    None if me is None
+                    else project(standing_json(me, self.kind), selection, self.plan.fragments)
+                )  # fmt: skip
+                sep = "," if (non_empty or i > 0) else ""
+                text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+                parts.append(f"{sep}{json.dumps(name)}:{text}")
+            extra = "" if not errors else ',"errors":' + json.dumps(errors, separators=(",", ":"))
+            body = (
+                f'"type":"next","payload":{{"data":{{{json.dumps(self.plan.response_key)}:'
+                f"{''.join(parts)}}}}}{extra}}}}}"
             )
-            sep = "," if (non_empty or i > 0) else ""
-            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-            parts.append(f"{sep}{json.dumps(key)}:{text}")
-        payload = "".join(parts) + "}"
-        extra = "" if not errors else ',"errors":' + json.dumps(errors, separators=(",", ":"))
-        return (
-            f'{{"id":{json.dumps(sub.tag)},"type":"next","payload":{{"data":'
-            f"{{{json.dumps(self.plan.response_key)}:{payload}}}{extra}}}}}"
-        )
+            cache[key] = body
+        return f'{{"id":{json.dumps(sub.tag)},{body}'
 
 
 def _participant_json(row: RowView, kind: ParticipantKind) -> dict[str, Any]:
