@@ -35,6 +35,7 @@ from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, connect
 from schema import build_schema
 from schema.context import Services
+from schema.leaderboards.runtime import leaderboards_runtime
 
 log = logging.getLogger("channelboard")
 
@@ -156,3 +157,4 @@ def register_event_handlers(services: Services) -> None:
     )
     earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)
     use_claim_signals(SaleClaimSignals())
+    leaderboards_runtime(services).register(services.outbox.register)

@@ -13,6 +13,7 @@ from deal_registration.sales import demo as sales_demo
 from earnings import demo as earnings_demo
 from infra.clock import SystemClock
 from infra.db import Database
+from leaderboards import demo as leaderboards_demo
 from partners import demo as partners_demo
 from partners import repository
 
@@ -32,6 +33,7 @@ async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
             )  # fmt: skip
             await earnings_demo.seed(session, clock, tenancy)
             # Later domains seed here, in dependency order.
+            await leaderboards_demo.seed(session, clock, tenancy.vendor)
         names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
         return [
             (u.email, u.role.value, names.get(u.partner_id) if u.partner_id else None)

@@ -18,6 +18,10 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -121,8 +125,27 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws, with the schema's fast subscription paths: an operation one of
+    them recognises is served by it (e.g. executed once per group of subscribers), anything
+    else by strawberry as usual."""
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        for fast in getattr(self.view, "fast_subscriptions", ()):
+            plan = fast.plan(operation.query, operation.variables, operation.operation_name)
+            if plan is None:
+                continue
+            try:
+                await fast.run(self, operation, plan)
+            finally:
+                self.operations.pop(operation.id, None)
+            return
+        await super().run_operation(operation)
+
+
 class GraphQLView(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyGraphQLWSHandler
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
         self, *args: Any, services: Services, authenticator: Authenticator, **kwargs: Any
@@ -132,6 +155,9 @@ class GraphQLView(GraphQL[Context, None]):
         self.authenticator = authenticator
         # Per websocket connection: the timer that closes it when its token expires.
         self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
+        from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
+
+        self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

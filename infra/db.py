@@ -72,10 +72,12 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy's
-    # documented remedy is to switch it off and emit BEGIN ourselves. IMMEDIATE: in WAL mode
-    # a deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
-    # another connection wrote in between (the busy timeout does not apply to that upgrade);
-    # taking the write lock at BEGIN makes concurrent writers wait their turn instead.
+    # documented remedy is to switch it off and emit BEGIN ourselves. Writers (begin_write)
+    # BEGIN IMMEDIATE: in WAL mode a deferred transaction that reads and then writes fails at
+    # once with SQLITE_BUSY when another connection wrote in between (the busy timeout does
+    # not apply to that upgrade); taking the write lock up front makes writers queue instead.
+    # Readers stay deferred, so queries never wait for writers (nor deadlock against a
+    # writer their own request opened).
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -88,18 +90,22 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get(WRITE_INTENT, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+WRITE_INTENT = "channelboard_write_intent"
 
 
 async def begin_write(session: AsyncSession) -> None:
-    """Start the session's transaction now, before its first statement, as a writer.
-
-    Every SQLite transaction begins IMMEDIATE (see ``_configure_sqlite``), so calling this
-    first makes a read-then-write service wait for the write lock up front; on PostgreSQL it
-    only opens the transaction. A no-op when the session is already in a transaction."""
+    """Start the session's transaction now, as a writer: on SQLite it takes the write lock
+    (BEGIN IMMEDIATE, waiting for it up to the busy timeout), on PostgreSQL it only opens
+    the transaction. A no-op when the session is already in a transaction. Every service
+    that reads and then writes runs in such a transaction: ``mutate()`` and
+    ``Database.transaction()`` start one."""
     if session.in_transaction():
         return
-    await session.connection()
+    await session.connection(execution_options={WRITE_INTENT: True})
 
 
 class LockedAsyncSession(AsyncSession):
@@ -166,9 +172,11 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session that commits when the block ends normally and rolls back otherwise."""
+        """A writer's session (see ``begin_write``) that commits when the block ends
+        normally and rolls back otherwise."""
         async with self._sessions() as session:
             try:
+                await begin_write(session)
                 yield session
                 await session.commit()
             except BaseException:

@@ -52,6 +52,7 @@ class Hub:
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     def channel(self, *parts: object) -> str:
         return self.keys("chan", *parts)
@@ -75,13 +76,22 @@ class Hub:
         try:
             yield listener
         finally:
-            async with self._lock:
-                self._listeners[channel].discard(listener)
-                if not self._listeners[channel]:
-                    del self._listeners[channel]
-                    if self._pubsub is not None:
-                        with contextlib.suppress(Exception):
-                            await self._pubsub.unsubscribe(channel)
+            # No awaiting here: this runs while the subscription is being cancelled, and a
+            # Redis round trip (or the lock) must not be able to hold that up. The Redis
+            # unsubscribe happens in a task of its own.
+            self._listeners[channel].discard(listener)
+            if not self._listeners[channel]:
+                del self._listeners[channel]
+                task = asyncio.create_task(self._unsubscribe(channel))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _unsubscribe(self, channel: str) -> None:
+        async with self._lock:
+            if channel in self._listeners or self._pubsub is None:
+                return  # someone listens again
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._pubsub.unsubscribe(channel), timeout=5)
 
     async def _ensure_reader(self) -> None:
         if self._reader is not None and not self._reader.done():

@@ -8,6 +8,7 @@ import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
 import infra.outbox
+import leaderboards.models
 import partners.models
 from infra.db import metadata
 
@@ -18,6 +19,7 @@ MODEL_MODULES = (
     deal_registration.registrations.models,
     deal_registration.sales.models,
     earnings.models,
+    leaderboards.models,
     deal_registration.attachments,
 )
 

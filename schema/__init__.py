@@ -21,6 +21,11 @@ from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
 from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
+from schema.leaderboards.live import FastPath as LeaderboardFastPath
+from schema.leaderboards.mutations import LeaderboardsMutation
+from schema.leaderboards.queries import LeaderboardsQuery
+from schema.leaderboards.subscriptions import LeaderboardsSubscription
+from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
@@ -37,6 +42,7 @@ QUERIES: tuple[type, ...] = (
     DealRegistrationQuery,
     SalesQuery,
     EarningsQuery,
+    LeaderboardsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -44,12 +50,17 @@ MUTATIONS: tuple[type, ...] = (
     DealRegistrationMutation,
     SalesMutation,
     EarningsMutation,
+    LeaderboardsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
     SalesSubscription,
     EarningsSubscription,
+    LeaderboardsSubscription,
 )
+# Subscriptions served by a fast path on graphql-transport-ws (see schema/leaderboards/live.py):
+# factories (schema, services) -> object with plan(query, variables, name) and run(...).
+FAST_SUBSCRIPTIONS: tuple[type, ...] = (LeaderboardFastPath,)
 # Node types reachable only through `node(id)` must be listed so the schema knows them.
 NODE_TYPES: tuple[type, ...] = (
     PartnerType,
@@ -61,6 +72,7 @@ NODE_TYPES: tuple[type, ...] = (
     EarningEntryType,
     PayoutStatementType,
     ProgramType,
+    ContestType,
 )
 
 
@@ -91,5 +103,7 @@ def build_schema(
             max_tokens=max_tokens,
             production=production,
         ),
-        config=StrawberryConfig(disable_field_suggestions=production, scalar_map=SCALARS),
+        config=StrawberryConfig(
+            disable_field_suggestions=production, scalar_map={**SCALARS, **LEADERBOARD_SCALARS}
+        ),
     )

@@ -347,4 +347,6 @@ async def test_a_connection_may_run_only_a_few_operations(
         assert message["type"] == "error"
         assert message["id"] == str(limit)
         assert "limit" in message["payload"][0]["message"].lower()
+        for n in range(limit):
+            await ws.send(json.dumps({"id": str(n), "type": "complete"}))
         await ws.close()

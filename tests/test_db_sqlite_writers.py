@@ -1,7 +1,7 @@
-"""SQLite transactions take the write lock when they begin (infra.db emits BEGIN
-IMMEDIATE): in WAL mode a deferred transaction that reads and then writes fails at once with
-'database is locked' when another connection wrote in between, whatever the busy timeout;
-an immediate one makes concurrent writers wait their turn."""
+"""SQLite writer transactions (Database.transaction, mutate) take the write lock when they
+begin (infra.db emits BEGIN IMMEDIATE); readers do not. In WAL mode a deferred transaction
+that reads and then writes fails at once with 'database is locked' when another connection
+wrote in between, whatever the busy timeout; an immediate one makes writers queue."""
 
 from __future__ import annotations
 
@@ -52,3 +52,16 @@ async def test_concurrent_read_then_write_transactions_both_commit(
     async with sqlite_db.session() as session:
         slugs = {v.slug for v in await session.exec(select(Vendor))}
     assert {f"writer-{i}" for i in range(8)} <= slugs
+
+
+async def test_readers_do_not_take_the_write_lock(sqlite_db: Database) -> None:
+    path = make_url(sqlite_db.url).database
+    assert path is not None
+    async with sqlite_db.session() as session:
+        await session.exec(select(Vendor))  # a reader's transaction is deferred
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # a writer elsewhere is not blocked
+            other.execute("ROLLBACK")
+        finally:
+            other.close()

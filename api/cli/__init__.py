@@ -131,6 +131,7 @@ def serve(
             port=port,
             workers=workers,
             ws_per_message_deflate=False,
+            timeout_graceful_shutdown=10,
             log_level=settings.log_level,
             proxy_headers=True,
         )
@@ -140,6 +141,10 @@ def serve(
 
 
 app.add_typer(deals_cli.app, name="deals")
+from api.cli import leaderboards as _leaderboards  # noqa: E402
+
+app.add_typer(_leaderboards.app, name="leaderboards")
+app.command("simulate")(_leaderboards.simulate)
 
 
 def main() -> None:

@@ -1,0 +1,308 @@
+"""Live fan-out: N websocket subscribers on one contest while sales are scored at R/s.
+
+Reports p50/p99 from the commit of an approval to a subscriber receiving standings that
+include it (a push with a version at or above the one the credit produced; versions are
+read atomically with the rows), and server memory per connected subscriber.
+
+    .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
+        [--duration 30] [--clients 2]
+
+One uvicorn worker serves; the clients (websockets, graphql-transport-ws, one subscription
+each, per-message deflate off) and the event generator run as separate processes on the
+same machine. The generator commits each approval and dispatches it itself, as the API
+process that approved it would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import bench_redis, percentile
+
+QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10) {
+  version rows { rank score participant { name } } me { rank score gapToNext } } }"""
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- client process
+async def client_main(
+    address: str, tokens: list[str], contest: str, seconds: float, out: str
+) -> None:
+    import websockets  # noqa: PLC0415
+
+    logs: list[list[tuple[int, int]]] = [[] for _ in tokens]
+    ready = 0
+
+    async def one(index: int, token: str) -> None:
+        nonlocal ready
+        async with websockets.connect(
+            f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+            compression=None, max_size=None, open_timeout=120, ping_interval=None,
+        ) as ws:  # fmt: skip
+            await ws.send(
+                json.dumps({"type": "connection_init", "payload": {"Authorization": token}})
+            )
+            await ws.recv()
+            payload = {"query": QUERY, "variables": {"id": contest}}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            first = True
+            log = logs[index]
+            while True:
+                raw = await ws.recv()
+                now = time.time_ns()
+                message = json.loads(raw)
+                if message.get("type") != "next":
+                    continue
+                if first:
+                    ready += 1
+                    first = False
+                log.append((message["payload"]["data"]["leaderboardChanged"]["version"], now))
+
+    # Ramp up in batches, each subscribed (first snapshot received) before the next, so
+    # the measurement is of steady state, not of a connection storm.
+    tasks = []
+    for i in range(0, len(tokens), 25):
+        tasks += [
+            asyncio.create_task(one(j, tokens[j])) for j in range(i, min(i + 25, len(tokens)))
+        ]
+        while ready < len(tasks):  # noqa: ASYNC110 - a benchmark's progress poll
+            if any(t.done() for t in tasks):
+                raise RuntimeError([t.exception() for t in tasks if t.done()][:1])
+            await asyncio.sleep(0.02)
+    Path(out + ".ready").write_text("1")  # noqa: ASYNC240
+    await asyncio.sleep(seconds)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    Path(out).write_text(json.dumps(logs))  # noqa: ASYNC240
+
+
+# ---------------------------------------------------------------- orchestrator
+async def seed(
+    db_url: str, subscribers: int, partners_count: int
+) -> tuple[str, list[str], list[str]]:
+    from api import migrations  # noqa: PLC0415
+    from api.auth import issue_token  # noqa: PLC0415
+    from api.settings import JWTSettings  # noqa: PLC0415
+    from infra.clock import SystemClock  # noqa: PLC0415
+    from infra.db import Database  # noqa: PLC0415
+    from leaderboards import service  # noqa: PLC0415
+    from partners import service as partners  # noqa: PLC0415
+    from partners.models import User  # noqa: PLC0415
+    from partners.roles import Principal, Role  # noqa: PLC0415
+    from schema.relay import to_global_id  # noqa: PLC0415
+
+    await migrations.upgrade(db_url)
+    db = Database(db_url)
+    clock = SystemClock()
+    async with db.transaction() as session:
+        vendor = await partners.create_vendor(session, clock, name="Fanout", slug="fanout")
+        partner_rows = [
+            await partners.create_partner(
+                session, clock, vendor_id=vendor.id, name=f"Partner {i:03d}", region="EMEA"
+            )
+            for i in range(partners_count)
+        ]
+        users = [
+            User(
+                vendor_id=vendor.id,
+                partner_id=partner_rows[i % partners_count].id,
+                email=f"rep{i}@fanout.example",
+                display_name=f"Rep {i}",
+                role=Role.PARTNER_REP,
+                created_at=clock.now(),
+            )  # fmt: skip
+            for i in range(subscribers)
+        ]
+        session.add_all(users)
+        admin = Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN)
+        now = datetime.now(UTC)
+        contest = await service.create_contest(
+            session, admin, clock,
+            settings=service.ContestSettings(
+                name="Fanout", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1)
+            ),
+        )  # fmt: skip
+        await service.publish_contest(session, admin, clock, contest_id=contest.id)
+    await db.dispose()
+    jwt = JWTSettings()
+    tokens = [issue_token(jwt, u, ttl=timedelta(hours=3)) for u in users]
+    return str(to_global_id("Contest", contest.id)), tokens, [str(p.id) for p in partner_rows]
+
+
+async def generate(env: dict[str, str], rate: float, seconds: float) -> list[tuple[int, int]]:
+    """Approve sales at `rate`/s, each committed then dispatched by this process as the API
+    process approving it would; returns (commit time ns, version that includes it)."""
+    from sqlmodel import select  # noqa: PLC0415
+
+    from api.cli.leaderboards import wiring  # noqa: PLC0415
+    from api.settings import Settings  # noqa: PLC0415
+    from catalogue import demo as catalogue_demo  # noqa: PLC0415
+    from infra.clock import SystemClock  # noqa: PLC0415
+    from leaderboards.demo import approve_demo_sale  # noqa: PLC0415
+    from leaderboards.models import Contest  # noqa: PLC0415
+    from partners.models import Partner, Vendor  # noqa: PLC0415
+
+    settings = Settings.from_env(env)
+    out: list[tuple[int, int]] = []
+    clock = SystemClock()
+    async with wiring(settings) as w:
+        async with w.db.transaction() as session:
+            vendor = (await session.exec(select(Vendor))).one()
+            products = list((await catalogue_demo.seed(session, clock, vendor)).values())
+        async with w.db.session() as session:
+            partners = list(await session.exec(select(Partner)))
+            contest_id = (await session.exec(select(Contest.id))).one()
+        start = time.perf_counter()
+        n = 0
+        while time.perf_counter() - start < seconds:
+            async with w.db.transaction() as session:
+                await approve_demo_sale(
+                    session, clock, vendor_id=vendor.id, partner=random.choice(partners),
+                    rep=None, product=random.choice(products), units=random.randint(1, 5),
+                )  # fmt: skip
+            committed = time.time_ns()
+            await w.outbox.dispatch_pending()
+            out.append((committed, await w.leaderboards.boards.version(contest_id)))
+            n += 1
+            delay = start + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=5000)
+    parser.add_argument("--partners", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument(
+        "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
+    )
+    args = parser.parse_args()
+    if args.client:
+        address, token_file, contest, seconds, out = args.client
+        tokens = json.loads(Path(token_file).read_text())
+        asyncio.run(client_main(address, tokens, contest, float(seconds), out))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="cbfanout-") as tmp, bench_redis() as redis_url:
+        db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'fanout.db'}"
+        env = {
+            **os.environ, "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,
+            "CHANNELBOARD_DATABASE_URL": db_url, "CHANNELBOARD_REDIS_URL": redis_url,
+            "CHANNELBOARD_REDIS_NAMESPACE": f"fanout-{uuid.uuid4().hex[:6]}",
+            "CHANNELBOARD_LOG_LEVEL": "warning",
+        }  # fmt: skip
+        contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
+        port = random.randint(20000, 40000)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+             "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
+             "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
+            env=env,
+        )  # fmt: skip
+        address = f"127.0.0.1:{port}"
+        clients: list[subprocess.Popen[bytes]] = []
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"http://{address}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            time.sleep(1)
+            base_rss = rss_kb(server.pid)
+            per = -(-len(tokens) // args.clients)
+            outs = []
+            t0 = time.perf_counter()
+            for c in range(args.clients):
+                token_file = Path(tmp) / f"tokens{c}.json"
+                token_file.write_text(json.dumps(tokens[c * per : (c + 1) * per]))
+                out = str(Path(tmp) / f"client{c}.json")
+                outs.append(out)
+                clients.append(
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "benchmarks.leaderboard_fanout",
+                            "--client",
+                            address,
+                            str(token_file),
+                            contest,
+                            str(args.duration + 8),
+                            out,
+                        ],
+                        env=env,
+                    )  # fmt: skip
+                )
+            while not all(Path(o + ".ready").exists() for o in outs):
+                if any(c.poll() is not None for c in clients):
+                    raise RuntimeError("a client process died while connecting")
+                time.sleep(0.5)
+            connect_s = time.perf_counter() - t0
+            time.sleep(2)
+            subscribed_rss = rss_kb(server.pid)
+            print(f"{len(tokens):,} subscribers connected and subscribed in {connect_s:.1f} s")
+            print(
+                f"server RSS: {base_rss / 1024:.1f} MiB before, {subscribed_rss / 1024:.1f} MiB "
+                f"with all subscribed: {(subscribed_rss - base_rss) / len(tokens):.1f} KiB per "
+                "subscriber"
+            )
+            events = asyncio.run(generate(env, args.rate, args.duration))
+            peak_rss = rss_kb(server.pid)
+            print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
+                  f"during the run {peak_rss / 1024:.1f} MiB")  # fmt: skip
+            for c in clients:
+                c.wait(timeout=600)
+            latencies: list[float] = []
+            missed = 0
+            pushes = 0
+            for out in outs:
+                for log in json.loads(Path(out).read_text()):
+                    pushes += len(log)
+                    for committed, version in events:
+                        t = next((ts for v, ts in log if v >= version), None)
+                        if t is None:
+                            missed += 1
+                        else:
+                            latencies.append((t - committed) / 1e9)
+            print(f"pushes received: {pushes:,} ({pushes / len(tokens):.1f} per subscriber)")
+            print(
+                f"commit-to-receive latency over {len(latencies):,} (event, subscriber) pairs: "
+                f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+                f"p99 {percentile(latencies, 99) * 1000:.0f} ms, "
+                f"max {max(latencies) * 1000:.0f} ms; never received: {missed}"
+            )
+        finally:
+            for c in clients:
+                if c.poll() is None:
+                    c.terminate()
+            server.terminate()
+            server.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Read benchmarks: `myStanding` latency at 1,000 and 1,000,000 participants, and
+`leaderboard(first: 10)` requests/s over HTTP from one uvicorn worker (wrk) beside a plain
+Starlette endpoint returning the same rows from Redis.
+
+    .venv/bin/python -m benchmarks.reads [--big 1000000] [--duration 15]
+
+Needs wrk on PATH (apt-get install wrk) for the requests/s part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from api import migrations
+from api.auth import issue_token
+from api.settings import JWTSettings
+from benchmarks.common import bench_redis, summary_ms
+from infra.clock import SystemClock
+from infra.db import Database
+from infra.redis import Keys, connect
+from leaderboards import service
+from leaderboards.boards import Boards
+from leaderboards.scoring import BoardKeys
+from partners import service as partners
+from partners.roles import Principal, Role
+
+MY_STANDING = "query($id: ID!) { myStanding(contestId: $id) { rank score gapToNext percentile } }"
+LEADERBOARD = (
+    "query($id: ID!) { leaderboard(contestId: $id, first: 10) "
+    "{ edges { node { rank score participant { name } } } } }"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def populate(
+    redis_url: str, namespace: str, contest_id: uuid.UUID, me: uuid.UUID, n: int
+) -> None:
+    redis = connect(redis_url)
+    k = BoardKeys(Keys(namespace), contest_id)
+    z = k.board("all")[0]
+    await redis.delete(z)
+    chunk = 20_000
+    for start in range(0, n - 1, chunk):
+        size = min(chunk, n - 1 - start)
+        await redis.zadd(z, {str(uuid.uuid4()): random.randint(0, 10_000_000) for _ in range(size)})
+    await redis.zadd(z, {str(me): 5_000_000})
+    await redis.set(k.built, "1")
+    await redis.sadd(k.periods, "all")
+    print(f"board populated: {await redis.zcard(z):,} participants")
+    await redis.aclose()
+
+
+async def standing_latency(
+    redis_url: str, namespace: str, contest: object, me: uuid.UUID
+) -> list[float]:
+    redis = connect(redis_url)
+    boards = Boards(redis, Keys(namespace))
+    samples = []
+    for _ in range(2_000):
+        t = time.perf_counter()
+        await boards.standing(contest, "all", me)  # type: ignore[arg-type]
+        samples.append(time.perf_counter() - t)
+    await redis.aclose()
+    return samples
+
+
+async def http_latency(
+    address: str, token: str, query: str, variables: dict[str, str], n: int
+) -> list[float]:
+    samples = []
+    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+        body = {"query": query, "variables": variables}
+        headers = {"authorization": f"Bearer {token}"}
+        first = await client.post("/graphql", json=body, headers=headers)
+        assert "errors" not in first.json(), first.text
+        for _ in range(n):
+            t = time.perf_counter()
+            response = await client.post("/graphql", json=body, headers=headers)
+            samples.append(time.perf_counter() - t)
+            assert response.status_code == 200
+    return samples
+
+
+def wrk(url: str, duration: int, body: str | None = None, token: str | None = None) -> str:
+    script = None
+    args = ["wrk", "-t1", "-c32", f"-d{duration}s", "--latency"]
+    if body is not None:
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(body)}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        )
+        script.close()
+        args += ["-s", script.name]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    if script is not None:
+        os.unlink(script.name)
+    return out
+
+
+def serve(module: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1", "--port", str(port),
+        "--log-level", "warning", "--no-access-log", "--ws-per-message-deflate", "false",
+    ]  # fmt: skip
+    if factory:
+        args.append("--factory")
+    return subprocess.Popen(args, env={**os.environ, **env})
+
+
+def wait_ready(address: str, path: str) -> None:
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://{address}{path}").status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{address} did not start")
+
+
+async def main_async(big: int, duration: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="cbreads-") as tmp, bench_redis() as redis_url:
+        db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        await migrations.upgrade(db_url)
+        namespace = f"bench-{uuid.uuid4().hex[:6]}"
+        clock = SystemClock()
+        db = Database(db_url)
+        async with db.transaction() as session:
+            vendor = await partners.create_vendor(session, clock, name="Bench", slug="bench")
+            partner = await partners.create_partner(
+                session, clock, vendor_id=vendor.id, name="Bench Partner", region="EMEA"
+            )
+            user = await partners.create_user(
+                session, clock, vendor_id=vendor.id, partner_id=partner.id,
+                email="rep@bench.example", role=Role.PARTNER_REP, display_name="Rep",
+            )  # fmt: skip
+            admin = Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN)
+            now = datetime.now(UTC)
+            contest = await service.create_contest(
+                session, admin, clock,
+                settings=service.ContestSettings(
+                    name="Bench", starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=9)
+                ),
+            )  # fmt: skip
+            contest = await service.publish_contest(session, admin, clock, contest_id=contest.id)
+        await db.dispose()
+        token = issue_token(JWTSettings(), user, ttl=timedelta(hours=2))
+        from schema.relay import to_global_id  # noqa: PLC0415
+
+        contest_gid = str(to_global_id("Contest", contest.id))
+        env = {
+            "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,
+            "CHANNELBOARD_DATABASE_URL": db_url, "CHANNELBOARD_REDIS_URL": redis_url,
+            "CHANNELBOARD_REDIS_NAMESPACE": namespace, "CHANNELBOARD_LOG_LEVEL": "warning",
+            "BENCH_REDIS_URL": redis_url, "BENCH_NAMESPACE": namespace,
+            "BENCH_CONTEST": str(contest.id),
+        }  # fmt: skip
+        port, plain_port = free_port(), free_port()
+        api = serve("api.app:create_app", port, env, factory=True)
+        plain = serve("benchmarks.plain_app:app", plain_port, env, factory=False)
+        try:
+            wait_ready(f"127.0.0.1:{port}", "/healthz")
+            wait_ready(f"127.0.0.1:{plain_port}", "/top")
+            for n in (1_000, big):
+                await populate(redis_url, namespace, contest.id, partner.id, n)
+                redis_samples = await standing_latency(redis_url, namespace, contest, partner.id)
+                http_samples = await http_latency(
+                    f"127.0.0.1:{port}", token, MY_STANDING, {"id": contest_gid}, 500
+                )
+                print(f"myStanding at {n:>9,} participants: Redis read {summary_ms(redis_samples)}")
+                label = f"myStanding at {n:>9,} participants"
+                print(f"{label}: GraphQL over HTTP {summary_ms(http_samples)}")
+            if shutil.which("wrk") is None:
+                print("wrk not found: skipping requests/s")
+                return
+            body = json.dumps({"query": LEADERBOARD, "variables": {"id": contest_gid}})
+            print(f"--- leaderboard(first: 10) over HTTP, one uvicorn worker, {big:,} participants")
+            print(wrk(f"http://127.0.0.1:{port}/graphql", duration, body, token))
+            print("--- plain Starlette endpoint, same rows from Redis (no GraphQL, auth or SQL)")
+            print(wrk(f"http://127.0.0.1:{plain_port}/top", duration))
+        finally:
+            for process in (api, plain):
+                process.terminate()
+                process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--big", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=int, default=15)
+    args = parser.parse_args()
+    asyncio.run(main_async(args.big, args.duration))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Redis access for contest boards: the registered scripts and the O(log N) reads."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+
+from infra.redis import Keys
+from leaderboards import ranking
+from leaderboards.models import Contest
+from leaderboards.scoring import BoardKeys, BoardMode, Scripts
+
+
+class Boards:
+    """One per process (per Redis client)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = Scripts(redis)
+
+    def keys_of(self, contest_id: uuid.UUID | str) -> BoardKeys:
+        return BoardKeys(self.keys, contest_id)
+
+    async def is_built(self, contest_id: uuid.UUID) -> bool:
+        return bool(await self.redis.exists(self.keys_of(contest_id).built))
+
+    async def version(self, contest_id: uuid.UUID) -> int:
+        value = await self.redis.get(self.keys_of(contest_id).version)
+        return int(value or 0)
+
+    async def page(self, contest: Contest, period_key: str, start: int, count: int) -> ranking.Page:
+        k = self.keys_of(contest.id)
+        z, raw, dz, _dc, _seen = k.board(period_key)
+        mode = BoardMode.of(contest)
+        reply = await self.scripts.page(
+            keys=[z, raw, dz, k.built, k.version],
+            args=[start, count, mode.scale, int(mode.rich), int(mode.dense)],
+        )
+        return ranking.page_from_reply(reply, contest.ranking_style, mode.scale, start)
+
+    async def standing(
+        self, contest: Contest, period_key: str, participant: uuid.UUID
+    ) -> tuple[bool, ranking.Standing]:
+        k = self.keys_of(contest.id)
+        z, raw, dz, _dc, _seen = k.board(period_key)
+        mode = BoardMode.of(contest)
+        reply = await self.scripts.standing(
+            keys=[z, raw, dz, k.built, k.version],
+            args=[str(participant), mode.scale, int(mode.rich), int(mode.dense)],
+        )
+        built = bool(int(reply[0]))
+        return built, ranking.standing_from_reply(
+            reply, participant, contest.ranking_style, mode.scale
+        )
+
+    async def standings(
+        self, contest: Contest, period_key: str, participants: list[uuid.UUID]
+    ) -> list[ranking.Standing]:
+        """Many participants' standings in one pipelined round trip (live pushes)."""
+        k = self.keys_of(contest.id)
+        z, raw, dz, _dc, _seen = k.board(period_key)
+        mode = BoardMode.of(contest)
+        pipe = self.redis.pipeline(transaction=False)
+        for participant in participants:
+            await self.scripts.standing(
+                keys=[z, raw, dz, k.built, k.version],
+                args=[str(participant), mode.scale, int(mode.rich), int(mode.dense)],
+                client=pipe,
+            )
+        replies = await pipe.execute()
+        return [
+            ranking.standing_from_reply(r, p, contest.ranking_style, mode.scale)
+            for r, p in zip(replies, participants, strict=True)
+        ]

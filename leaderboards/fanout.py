@@ -1,0 +1,251 @@
+"""Live leaderboard pushes that stay cheap with thousands of watchers.
+
+Per process, one ``Feed`` per watched contest listens on the contest's Redis pub/sub
+channel (infra.pubsub.Hub: one Redis connection per process, so a change scored by any
+process reaches every process). Changes are coalesced: at most one refresh per contest per
+``interval`` (the first change after a quiet spell is pushed at once; later ones wait for
+the interval and collapse into one refresh, which always reads the final state).
+
+A refresh reads the board once per distinct (first, audience), renders it once per group
+of subscribers that asked the same thing under the same visibility (the renderer is given
+by the transport: GraphQL execution + JSON serialisation happen once per group), fetches
+every subscriber's own standing in one pipelined Redis round trip, and offers each
+subscriber its message. A subscriber holds at most one undelivered message: a slow client
+gets the latest state when it is ready, never a backlog, and never delays the others.
+Every push carries the contest's version, so a client can tell that it skipped some.
+
+We build on the Hub rather than replace it: its bounded per-listener queue already drops
+the oldest notice, which is exactly "coalesce"; what it lacked (grouping, rendering once,
+per-subscriber latest-only delivery) lives here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from leaderboards.consumer import Leaderboards
+from leaderboards.models import Contest, ContestStatus
+from leaderboards.reads import BoardView, Reader, StandingView, Viewer
+from leaderboards.service import effective_status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    contest: Contest
+    status: ContestStatus
+    board: BoardView | None  # None for a cancelled contest
+    version: int
+
+    @property
+    def final(self) -> bool:
+        return self.status in (ContestStatus.FINISHED, ContestStatus.CANCELLED)
+
+
+class Renderer(Protocol):
+    """Turns a snapshot into what a transport sends: ``shared`` once per group and change,
+    ``message`` once per subscriber (cheap: the shared part plus its own standing)."""
+
+    def shared(self, snapshot: Snapshot) -> Any: ...
+
+    def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any: ...
+
+
+class Subscriber:
+    __slots__ = ("_wake", "done", "group", "latest", "participant", "tag")
+
+    def __init__(self, group: Group, participant: uuid.UUID | None, tag: Any = None) -> None:
+        self.group = group
+        self.participant = participant
+        self.tag = tag  # transport data, e.g. the operation id
+        self.latest: Any = None
+        self.done = False
+        self._wake = asyncio.Event()
+
+    def offer(self, message: Any, *, final: bool = False) -> None:
+        """Replace whatever is still waiting: latest state only."""
+        if self.done:
+            return
+        self.latest = message
+        self.done = final
+        self._wake.set()
+
+    async def next(self) -> Any:
+        await self._wake.wait()
+        self._wake.clear()
+        message, self.latest = self.latest, None
+        return message
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    first: int
+    audience: str
+    shape: str  # the transport's name for "the same question" (e.g. a document hash)
+
+
+@dataclass
+class Group:
+    key: GroupKey
+    viewer: Viewer  # a representative: same audience for every member
+    renderer: Renderer
+    subscribers: set[Subscriber] = field(default_factory=set)
+    cache: tuple[tuple[Any, ...], Any] | None = None
+
+
+class Feed:
+    def __init__(self, fanout: Fanout, contest_id: uuid.UUID) -> None:
+        self.fanout = fanout
+        self.contest_id = contest_id
+        self.groups: dict[GroupKey, Group] = {}
+        self.ready = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.refreshes = 0
+        self._refresh_lock = asyncio.Lock()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"feed-{self.contest_id}")
+
+    @property
+    def empty(self) -> bool:
+        return not any(g.subscribers for g in self.groups.values())
+
+    async def _run(self) -> None:
+        rt = self.fanout.runtime
+        async with rt.hub.listen(rt.channel(self.contest_id), maxsize=1) as listener:
+            self.ready.set()
+            last = 0.0
+            while True:
+                await listener.get()
+                wait = last + self.fanout.interval - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                while not listener.queue.empty():  # fold notices that came meanwhile
+                    listener.queue.get_nowait()
+                last = time.monotonic()
+                try:
+                    await self.refresh()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("leaderboard refresh failed for %s", self.contest_id)
+
+    async def refresh(self, only: Subscriber | None = None) -> None:
+        async with self._refresh_lock:
+            await self._refresh(only)
+
+    async def _refresh(self, only: Subscriber | None) -> None:
+        rt = self.fanout.runtime
+        self.refreshes += 1
+        async with rt.db.session() as session:
+            contest = await session.get(Contest, self.contest_id)
+            if contest is None:
+                return
+            reader = Reader(rt, session)
+            status = effective_status(contest, rt.clock.now())
+            groups = [only.group] if only else [g for g in self.groups.values() if g.subscribers]
+            boards: dict[tuple[int, str], BoardView] = {}
+            if status is not ContestStatus.CANCELLED:
+                for group in groups:
+                    k = (group.key.first, group.key.audience)
+                    if k not in boards:
+                        boards[k] = await reader.board(contest, group.viewer, None, 0, k[0])
+            subs = [only] if only else [s for g in groups for s in g.subscribers]
+            participants = sorted({s.participant for s in subs if s.participant}, key=str)
+            standings: dict[uuid.UUID, StandingView] = {}
+            any_board = next(iter(boards.values()), None)
+            if participants and any_board is not None:
+                period = any_board.period
+                # Partners of one contest share one audience; vendor staff have no standing.
+                viewer = next(g.viewer for g in groups if not g.viewer.principal.is_vendor_staff)
+                if any_board.frozen:
+                    views = [
+                        await reader.standing(contest, _own(viewer, p), p, period.key)
+                        for p in participants
+                    ]
+                else:
+                    raw = await rt.boards.standings(contest, period.key, participants)
+                    views = await reader.standing_views(contest, viewer, period, raw)
+                standings = {v.standing.participant_id: v for v in views}
+        for group in groups:
+            board = boards.get((group.key.first, group.key.audience))
+            version = board.version if board else 0
+            snap = Snapshot(contest, status, board, version)
+            cache_key = (version, contest.version, status, board.period.key if board else None)
+            if group.cache is not None and group.cache[0] == cache_key:
+                shared = group.cache[1]
+            else:
+                shared = group.renderer.shared(snap)
+                if inspect.isawaitable(shared):
+                    shared = await shared
+                group.cache = (cache_key, shared)
+            members = [only] if only else list(group.subscribers)
+            for sub in members:
+                me = standings.get(sub.participant) if sub.participant else None
+                sub.offer(group.renderer.message(sub, shared, me), final=snap.final)
+
+
+def _own(viewer: Viewer, participant: uuid.UUID) -> Viewer:
+    return Viewer(viewer.principal, participant, viewer.top_n, viewer.anonymise)
+
+
+class Fanout:
+    """One per process."""
+
+    def __init__(self, runtime: Leaderboards, interval: float = 0.25) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self.feeds: dict[uuid.UUID, Feed] = {}
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self,
+        contest: Contest,
+        viewer: Viewer,
+        *,
+        first: int,
+        renderer: Renderer,
+        shape: str = "",
+        tag: Any = None,
+    ) -> AsyncIterator[Subscriber]:
+        """Join the contest's feed; the first message (a fresh snapshot) is already offered
+        when the block starts."""
+        feed = self.feeds.get(contest.id)
+        if feed is None:
+            feed = self.feeds[contest.id] = Feed(self, contest.id)
+            feed.start()
+        key = GroupKey(first, viewer.audience, shape)
+        group = feed.groups.get(key)
+        if group is None:
+            group = feed.groups[key] = Group(key, viewer, renderer)
+        sub = Subscriber(group, viewer.self_id, tag)
+        group.subscribers.add(sub)
+        try:
+            await feed.ready.wait()
+            await feed.refresh(only=sub)
+            yield sub
+        finally:
+            group.subscribers.discard(sub)
+            if not group.subscribers:
+                feed.groups.pop(key, None)
+            if feed.empty and self.feeds.get(contest.id) is feed:
+                del self.feeds[contest.id]
+                if feed.task is not None:
+                    feed.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await feed.task
+
+    async def close(self) -> None:
+        for feed in list(self.feeds.values()):
+            if feed.task is not None:
+                feed.task.cancel()
+        self.feeds.clear()

@@ -1,0 +1,288 @@
+"""Ranks from a sorted set, in O(log N) per question, for three ranking styles.
+
+- COMPETITION (1-2-2-4): rank = 1 + how many have a strictly greater value (ZCOUNT).
+- DENSE (1-2-2-3): rank = 1 + how many distinct greater values exist; the board keeps a
+  second sorted set of distinct values (maintained by the credit script) to count them.
+- FIRST_TO_REACH: no shared ranks. The value and the moment it was reached are packed into
+  one double: ``value * 2**TIE_BITS + (2**TIE_BITS - 1 - tick)`` where ``tick`` is whole
+  minutes since the period started; for equal values the earlier reach sorts higher.
+  The reach moment of a total is the latest of the events that make it up (order
+  independent, so a rebuild gives the same order). Equal value *and* minute fall back to
+  Redis' member order (participant id, descending) - deterministic, but arbitrary.
+
+Precision limit: a double holds integers exactly up to 2**53. With TIE_BITS = 20 (ticks up
+to 1,048,575 minutes, about 728 days) first-to-reach values are exact up to
+MAX_EXACT_VALUE = 2**33 - 1 (8,589,934,591 - for revenue in cents, about 85.9 million);
+beyond that the low tick bits are rounded away and the tie-break silently degrades. The
+other styles store the value itself and are exact to 2**53. Values are integers (minor
+units, units, counts, points, or basis points of target).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from leaderboards.models import RankingStyle
+
+TIE_BITS = 20
+TIE_SCALE = 1 << TIE_BITS
+MAX_TICK = TIE_SCALE - 1
+MAX_EXACT_VALUE = (1 << (53 - TIE_BITS)) - 1
+
+
+def encode(value: int, tick: int, scale: int = TIE_SCALE) -> float:
+    """The sorted-set score Redis stores (a double), as the credit script computes it."""
+    if scale == 1:
+        return float(value)
+    return float(value * scale + (scale - 1 - tick))
+
+
+def decode(score: float, scale: int = TIE_SCALE) -> tuple[int, int]:
+    """(value, tick) back from a stored score."""
+    whole = int(score)
+    value = whole // scale
+    return value, scale - 1 - (whole - value * scale)
+
+
+# KEYS: z raw dz built ver; ARGV: start count scale rich dense
+PAGE_LUA = """
+local built = redis.call('EXISTS', KEYS[4])
+local ver = redis.call('GET', KEYS[5]) or '0'
+local card = redis.call('ZCARD', KEYS[1])
+local start = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local from = start
+if from > 0 then from = from - 1 end
+local rows = {}
+if n > 0 then rows = redis.call('ZREVRANGE', KEYS[1], from, start + n - 1, 'WITHSCORES') end
+local raws = {}
+if ARGV[4] == '1' and #rows > 0 then
+  local members = {}
+  for i = 1, #rows, 2 do members[#members + 1] = rows[i] end
+  raws = redis.call('HMGET', KEYS[2], unpack(members))
+end
+local above = 0
+local first = 1
+if start > 0 then first = 3 end
+if rows[first] then
+  local scale = tonumber(ARGV[3])
+  local v = math.floor(tonumber(rows[first + 1]) / scale)
+  if ARGV[5] == '1' then
+    above = redis.call('ZCOUNT', KEYS[3], string.format('%.0f', v + 1), '+inf')
+  else
+    above = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', (v + 1) * scale), '+inf')
+  end
+end
+return {built, ver, card, above, rows, raws}
+"""
+
+# KEYS: z raw dz built ver; ARGV: member scale rich dense
+STANDING_LUA = """
+local built = redis.call('EXISTS', KEYS[4])
+local ver = redis.call('GET', KEYS[5]) or '0'
+local card = redis.call('ZCARD', KEYS[1])
+local member = ARGV[1]
+local scale = tonumber(ARGV[2])
+local score = redis.call('ZSCORE', KEYS[1], member)
+local v = 0
+local pos = -1
+local raw = false
+if score then
+  v = math.floor(tonumber(score) / scale)
+  pos = redis.call('ZREVRANK', KEYS[1], member)
+  if ARGV[3] == '1' then raw = redis.call('HGET', KEYS[2], member) end
+end
+local lo = string.format('%.0f', v * scale)
+local hi = string.format('%.0f', (v + 1) * scale)
+local greater = redis.call('ZCOUNT', KEYS[1], hi, '+inf')
+local same = redis.call('ZCOUNT', KEYS[1], lo, '(' .. hi)
+local dense_greater = 0
+if ARGV[4] == '1' then
+  dense_greater = redis.call('ZCOUNT', KEYS[3], string.format('%.0f', v + 1), '+inf')
+end
+local above = {}
+if scale > 1 and pos > 0 then
+  above = redis.call('ZREVRANGE', KEYS[1], pos - 1, pos - 1, 'WITHSCORES')
+elseif scale > 1 and pos < 0 then
+  above = redis.call('ZRANGEBYSCORE', KEYS[1], lo, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+else
+  above = redis.call('ZRANGEBYSCORE', KEYS[1], hi, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+end
+local above_raw = false
+local above_greater = 0
+if above[1] then
+  if ARGV[3] == '1' then above_raw = redis.call('HGET', KEYS[2], above[1]) end
+  local av = math.floor(tonumber(above[2]) / scale)
+  above_greater = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', (av + 1) * scale), '+inf')
+end
+return {built, ver, card, score or false, pos, raw, greater, same, dense_greater, above,
+        above_raw, above_greater}
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    participant_id: uuid.UUID
+    rank: int
+    score: int  # the raw score (metric units)
+    value: int  # what ranks: the score, or basis points of the participant's target
+    tick: int
+    gap_to_above: int | None  # value difference to the row above; None for the first
+
+
+@dataclass(frozen=True)
+class Page:
+    built: bool
+    version: int
+    total: int
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class Standing:
+    participant_id: uuid.UUID
+    rank: int
+    score: int
+    value: int
+    tick: int | None
+    on_board: bool
+    tied_with: int  # others with the same value
+    total: int
+    nemesis: Row | None  # the participant just above (a strictly higher value unless F2R)
+    version: int
+
+    @property
+    def gap_to_next(self) -> int | None:
+        return None if self.nemesis is None else self.nemesis.value - self.value
+
+    @property
+    def percentile(self) -> float:
+        """Share of the board at or below this standing (the leader is 100)."""
+        total = max(self.total, self.rank)
+        return round(100.0 * (total - self.rank + 1) / total, 1)
+
+
+def _int(value: Any) -> int:
+    return int(value.decode() if isinstance(value, bytes) else value)
+
+
+def _text(value: Any) -> str:
+    return str(value.decode() if isinstance(value, bytes) else value)
+
+
+def page_from_reply(reply: list[Any], style: RankingStyle, scale: int, start: int) -> Page:
+    built, ver, card, above, flat, raws = reply
+    entries: list[tuple[uuid.UUID, int, int, int]] = []
+    for i in range(0, len(flat), 2):
+        value, tick = decode(float(_text(flat[i + 1])), scale) if scale > 1 else (
+            int(float(_text(flat[i + 1]))), 0)  # fmt: skip
+        raw_item = raws[i // 2] if raws else None
+        score = _int(raw_item) if raw_item is not None else value
+        entries.append((uuid.UUID(_text(flat[i])), value, score, tick))
+    previous = None
+    if start > 0 and entries:
+        previous, entries = entries[0], entries[1:]
+    rows: list[Row] = []
+    for i, (pid, value, score, tick) in enumerate(entries):
+        if i == 0:
+            if style is RankingStyle.FIRST_TO_REACH:
+                rank = start + 1
+            else:
+                rank = int(above) + 1
+        else:
+            prev = rows[-1]
+            if style is RankingStyle.FIRST_TO_REACH:
+                rank = start + i + 1
+            elif value == prev.value:
+                rank = prev.rank
+            elif style is RankingStyle.DENSE:
+                rank = prev.rank + 1
+            else:
+                rank = start + i + 1
+        above_value = rows[-1].value if rows else (previous[1] if previous else None)
+        gap = None if above_value is None else above_value - value
+        rows.append(Row(pid, rank, score, value, tick, gap))
+    return Page(bool(_int(built)), _int(ver), _int(card), rows)
+
+
+def standing_from_reply(
+    reply: list[Any], participant: uuid.UUID, style: RankingStyle, scale: int
+) -> Standing:
+    (
+        built,
+        ver,
+        card,
+        score,
+        pos,
+        raw,
+        greater,
+        same,
+        dense_greater,
+        above,
+        above_raw,
+        above_greater,
+    ) = reply
+    on_board = bool(score)
+    if on_board:
+        value, tick = decode(float(_text(score)), scale) if scale > 1 else (
+            int(float(_text(score))), 0)  # fmt: skip
+    else:
+        value, tick = 0, 0
+    raw_score = _int(raw) if raw else value
+    if style is RankingStyle.FIRST_TO_REACH:
+        rank = _int(pos) + 1 if on_board else _int(greater) + _int(same) + 1
+    elif style is RankingStyle.DENSE:
+        rank = _int(dense_greater) + 1
+    else:
+        rank = _int(greater) + 1
+    nemesis = None
+    if above:
+        a_value, a_tick = decode(float(_text(above[1])), scale) if scale > 1 else (
+            int(float(_text(above[1]))), 0)  # fmt: skip
+        a_rank = _int(above_greater) + 1 if style is RankingStyle.COMPETITION else rank - 1
+        nemesis = Row(
+            participant_id=uuid.UUID(_text(above[0])),
+            rank=max(a_rank, 1),
+            score=_int(above_raw) if above_raw else a_value,
+            value=a_value,
+            tick=a_tick,
+            gap_to_above=None,
+        )
+    tied = _int(same) - (1 if on_board else 0)
+    return Standing(
+        participant_id=participant,
+        rank=rank,
+        score=raw_score,
+        value=value,
+        tick=tick if on_board else None,
+        on_board=on_board,
+        tied_with=tied,
+        total=_int(card),
+        nemesis=nemesis,
+        version=_int(ver),
+    )
+
+
+def tie_rule(style: RankingStyle, standing: Standing) -> str:
+    """Which rule placed this standing, in words."""
+    if style is RankingStyle.FIRST_TO_REACH:
+        if standing.tied_with == 0:
+            return "No tie: ranked by score."
+        return (
+            f"Tied on score with {standing.tied_with} other(s); first-to-reach ranking puts "
+            "whoever reached the score first higher (to the minute; same minute falls back "
+            "to a fixed participant order)."
+        )
+    if standing.tied_with == 0:
+        return "No tie: ranked by score."
+    if style is RankingStyle.DENSE:
+        return (
+            f"Tied with {standing.tied_with} other(s), sharing rank {standing.rank}; dense "
+            "ranking (1-2-2-3) gives the next score the very next rank."
+        )
+    return (
+        f"Tied with {standing.tied_with} other(s), sharing rank {standing.rank}; competition "
+        "ranking (1-2-2-4) leaves a gap after a tie."
+    )

@@ -1,0 +1,235 @@
+"""Standings rebuilt from the SQL credit ledger, and frozen into SQL when a period ends.
+
+A rebuild writes shadow keys, then swaps them in with one Lua script (readers never see a
+half-built board), then re-applies credits recorded around the time it started through
+the idempotent credit script, so a credit that landed on the old keys while the shadow was
+being built is not lost. One rebuild per contest at a time (a Redis lock); others wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from infra.clock import Clock
+from infra.db import Database
+from leaderboards import ranking
+from leaderboards.boards import Boards
+from leaderboards.models import (
+    Contest,
+    ContestCredit,
+    ContestPeriod,
+    ContestStanding,
+)
+from leaderboards.recurrence import Period
+from leaderboards.scoring import BoardMode, apply_credit, target_for
+
+Progress = Callable[[int, int], None]
+REAPPLY_WINDOW = timedelta(minutes=2)
+LOCK_MS = 120_000
+CHUNK = 2_000
+
+
+async def ensure_built(db: Database, boards: Boards, clock: Clock, contest: Contest) -> None:
+    """Rebuild the contest's standings if Redis lost them (flush, restart, failover)."""
+    if not await boards.is_built(contest.id):
+        await rebuild(db, boards, clock, contest.id)
+
+
+async def rebuild(
+    db: Database,
+    boards: Boards,
+    clock: Clock,
+    contest_id: uuid.UUID,
+    *,
+    progress: Progress | None = None,
+) -> int:
+    """Rebuild one contest's boards from the ledger; returns the credits replayed."""
+    k = boards.keys_of(contest_id)
+    token = uuid.uuid4().hex
+    while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
+        # Someone else is rebuilding: wait for them rather than doing it twice.
+        await asyncio.sleep(0.05)
+        if await boards.redis.exists(k.built) and not await boards.redis.exists(k.lock):
+            return 0
+    try:
+        return await _rebuild_locked(db, boards, clock, contest_id, progress)
+    finally:
+        if await boards.redis.get(k.lock) == token.encode():
+            await boards.redis.delete(k.lock)
+
+
+async def _rebuild_locked(
+    db: Database, boards: Boards, clock: Clock, contest_id: uuid.UUID, progress: Progress | None
+) -> int:
+    started = clock.now()
+    k = boards.keys_of(contest_id)
+    redis = boards.redis
+    async with db.session() as session:
+        contest = await session.get(Contest, contest_id)
+        if contest is None:
+            return 0
+        mode = BoardMode.of(contest)
+        totals = (
+            await session.exec(
+                select(
+                    ContestCredit.period_key,
+                    ContestCredit.participant_id,
+                    func.sum(ContestCredit.delta),
+                    func.max(ContestCredit.tick),
+                )
+                .where(ContestCredit.contest_id == contest_id)
+                .group_by(col(ContestCredit.period_key), col(ContestCredit.participant_id))
+            )
+        ).all()
+        events = (
+            await session.exec(
+                select(ContestCredit.period_key, ContestCredit.event_id).where(
+                    ContestCredit.contest_id == contest_id
+                )
+            )
+        ).all()
+    periods = sorted({p for p, _ in events} | {p for p, *_ in totals})
+    total_steps = len(totals) + len(events)
+    done = 0
+    for period in periods:
+        await redis.delete(*k.board(period, tmp="tmp:"))
+    pipe = redis.pipeline(transaction=False)
+    dense_counts: dict[tuple[str, int], int] = {}
+    for i, (period, participant, raw, tick) in enumerate(totals):
+        z, raw_key, _dz, _dc, _seen = k.board(period, tmp="tmp:")
+        raw = int(raw)
+        target = target_for(contest, participant)
+        value = raw * 10000 // target if target else raw
+        if mode.rich:
+            pipe.hset(raw_key, str(participant), raw)
+        pipe.zadd(z, {str(participant): ranking.encode(value, int(tick), mode.scale)})
+        dense_counts[(period, value)] = dense_counts.get((period, value), 0) + 1
+        if i % CHUNK == CHUNK - 1:
+            await pipe.execute()
+            done += CHUNK
+            if progress:
+                progress(done, total_steps)
+    if mode.dense:
+        for (period, value), count in dense_counts.items():
+            _z, _raw, dz, dc, _seen = k.board(period, tmp="tmp:")
+            pipe.zadd(dz, {str(value): value})
+            pipe.hset(dc, str(value), count)
+    await pipe.execute()
+    done = len(totals)
+    if progress:
+        progress(done, total_steps)
+    for start in range(0, len(events), CHUNK):
+        for period, event_id in events[start : start + CHUNK]:
+            pipe.sadd(k.board(period, tmp="tmp:")[4], str(event_id))
+        await pipe.execute()
+        done = len(totals) + min(start + CHUNK, len(events))
+        if progress:
+            progress(done, total_steps)
+    await boards.scripts.swap(keys=[k.periods, k.built, k.version], args=[k.base, *periods])
+    # Credits committed while the shadow was built may have gone to the old keys.
+    async with db.session() as session:
+        recent = (
+            await session.exec(
+                select(ContestCredit).where(
+                    ContestCredit.contest_id == contest_id,
+                    ContestCredit.created_at >= started - REAPPLY_WINDOW,
+                )
+            )
+        ).all()
+    for credit in recent:
+        await apply_credit(
+            boards.scripts, k, mode, event_id=credit.event_id, participant=credit.participant_id,
+            period_key=credit.period_key, delta=credit.delta, tick=credit.tick,
+            target=target_for(contest, credit.participant_id),
+        )  # fmt: skip
+    return len(events)
+
+
+async def freeze_period(
+    db: Database, boards: Boards, clock: Clock, contest: Contest, period: Period
+) -> ContestPeriod:
+    """Copy a closed period's final standings into SQL (idempotent)."""
+    await ensure_built(db, boards, clock, contest)
+    rows: list[ranking.Row] = []
+    start = 0
+    while True:
+        page = await boards.page(contest, period.key, start, 1000)
+        rows.extend(page.rows)
+        if len(page.rows) < 1000:
+            break
+        start += 1000
+    async with db.transaction() as session:
+        existing = (
+            await session.exec(
+                select(ContestPeriod).where(
+                    ContestPeriod.contest_id == contest.id,
+                    ContestPeriod.period_key == period.key,
+                )
+            )
+        ).first()
+        if existing is not None:
+            return existing
+        frozen = ContestPeriod(
+            contest_id=contest.id, period_key=period.key, starts_at=period.starts_at,
+            ends_at=period.ends_at, frozen_at=clock.now(), participant_count=len(rows),
+        )  # fmt: skip
+        session.add(frozen)
+        for position, row in enumerate(rows):
+            session.add(
+                ContestStanding(
+                    contest_id=contest.id,
+                    period_key=period.key,
+                    participant_id=row.participant_id,
+                    position=position,
+                    rank=row.rank,
+                    score=row.score,
+                    rank_value=row.value,
+                )  # fmt: skip
+            )
+        return frozen
+
+
+async def finalize_due(db: Database, boards: Boards, clock: Clock, contest: Contest) -> bool:
+    """Freeze every period that has closed; at the end of the window the whole contest.
+    Returns True when the contest is (now) frozen."""
+    from leaderboards.models import ContestStatus  # noqa: PLC0415
+    from leaderboards.recurrence import parse_recurrence, periods_between  # noqa: PLC0415
+
+    if contest.frozen_at is not None:
+        return True
+    if contest.status is not ContestStatus.SCHEDULED:
+        return False
+    now = clock.now()
+    async with db.session() as session:
+        done = set(await _frozen_keys(session, contest.id))
+    periods = periods_between(
+        parse_recurrence(contest.recurrence), contest.time_zone,
+        (contest.starts_at, contest.ends_at), until=now,
+    )  # fmt: skip
+    for period in periods:
+        if period.ends_at <= now and period.key not in done:
+            await freeze_period(db, boards, clock, contest, period)
+    if now < contest.ends_at:
+        return False
+    async with db.transaction() as session:
+        fresh = await session.get(Contest, contest.id)
+        if fresh is not None and fresh.frozen_at is None:
+            fresh.frozen_at = now
+            session.add(fresh)
+    return True
+
+
+async def _frozen_keys(session: object, contest_id: uuid.UUID) -> list[str]:
+    from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: PLC0415
+
+    assert isinstance(session, AsyncSession)
+    rows = await session.exec(
+        select(ContestPeriod.period_key).where(ContestPeriod.contest_id == contest_id)
+    )
+    return list(rows)

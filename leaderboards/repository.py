@@ -1,0 +1,162 @@
+"""Who may read which contests: the one place that decides it for this domain.
+
+Vendor staff see every contest of their vendor. Partner users see published contests
+(scheduled, live, finished or cancelled - never drafts) that their organisation is
+eligible for (tiers, regions, and an explicit partner list, each empty = everyone).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, literal, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from leaderboards.models import (
+    Contest,
+    ContestCredit,
+    ContestPeriod,
+    ContestRevision,
+    ContestStanding,
+    ContestStatus,
+)
+from partners.models import Partner, User
+from partners.roles import Principal
+
+
+def _listed(column: Any, value: Any) -> ColumnElement[bool]:
+    """An empty list means everyone; else the value must be one of the ",A,B," items."""
+    return or_(col(column) == "", col(column).like(literal("%,") + value + literal(",%")))
+
+
+def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
+    stmt = select(Contest).where(Contest.vendor_id == principal.vendor_id)
+    if principal.is_vendor_staff:
+        return stmt
+    if principal.partner_id is None:
+        return stmt.where(false())
+    eligible = exists().where(
+        and_(
+            col(Partner.id) == principal.partner_id,
+            col(Partner.vendor_id) == principal.vendor_id,
+            _listed(Contest.eligible_tiers, Partner.tier),
+            _listed(Contest.eligible_regions, Partner.region),
+            or_(
+                col(Contest.eligible_partner_ids) == "",
+                col(Contest.eligible_partner_ids).contains(f",{principal.partner_id},"),
+            ),
+        )
+    )
+    return stmt.where(Contest.status != ContestStatus.DRAFT, eligible)
+
+
+async def get_readable_contest(
+    session: AsyncSession, principal: Principal, contest_id: uuid.UUID
+) -> Contest | None:
+    return (
+        await session.exec(readable_contests(principal).where(Contest.id == contest_id))
+    ).first()
+
+
+async def contests_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Contest]:
+    rows = await session.exec(readable_contests(principal).where(col(Contest.id).in_(ids)))
+    return {c.id: c for c in rows}
+
+
+async def scoring_contests(
+    session: AsyncSession, vendor_id: uuid.UUID, instant: datetime
+) -> Sequence[Contest]:
+    """Published, unfrozen contests whose window contains ``instant``."""
+    rows = await session.exec(
+        select(Contest).where(
+            Contest.vendor_id == vendor_id,
+            Contest.status == ContestStatus.SCHEDULED,
+            col(Contest.frozen_at).is_(None),
+            Contest.starts_at <= instant,
+            Contest.ends_at > instant,
+        )
+    )
+    return rows.all()
+
+
+async def credits_of_event(session: AsyncSession, event_id: uuid.UUID) -> Sequence[ContestCredit]:
+    rows = await session.exec(select(ContestCredit).where(ContestCredit.event_id == event_id))
+    return rows.all()
+
+
+async def credits_for(
+    session: AsyncSession, contest_id: uuid.UUID, period_key: str, participant_id: uuid.UUID
+) -> Sequence[ContestCredit]:
+    rows = await session.exec(
+        select(ContestCredit)
+        .where(
+            ContestCredit.contest_id == contest_id,
+            ContestCredit.period_key == period_key,
+            ContestCredit.participant_id == participant_id,
+        )
+        .order_by(col(ContestCredit.occurred_at), col(ContestCredit.id))
+    )
+    return rows.all()
+
+
+async def revisions(session: AsyncSession, contest_id: uuid.UUID) -> Sequence[ContestRevision]:
+    rows = await session.exec(
+        select(ContestRevision)
+        .where(ContestRevision.contest_id == contest_id)
+        .order_by(col(ContestRevision.version))
+    )
+    return rows.all()
+
+
+async def frozen_period(
+    session: AsyncSession, contest_id: uuid.UUID, period_key: str
+) -> ContestPeriod | None:
+    rows = await session.exec(
+        select(ContestPeriod).where(
+            ContestPeriod.contest_id == contest_id, ContestPeriod.period_key == period_key
+        )
+    )
+    return rows.first()
+
+
+async def frozen_periods(session: AsyncSession, contest_id: uuid.UUID) -> dict[str, ContestPeriod]:
+    rows = await session.exec(select(ContestPeriod).where(ContestPeriod.contest_id == contest_id))
+    return {p.period_key: p for p in rows}
+
+
+def frozen_standings(contest_id: uuid.UUID, period_key: str) -> SelectOfScalar[ContestStanding]:
+    return (
+        select(ContestStanding)
+        .where(ContestStanding.contest_id == contest_id, ContestStanding.period_key == period_key)
+        .order_by(col(ContestStanding.position))
+    )
+
+
+async def names_of(
+    session: AsyncSession, vendor_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Display names of participants (partner organisations or users) of one vendor."""
+    if not ids:
+        return {}
+    partners = await session.exec(
+        select(Partner.id, Partner.name).where(
+            Partner.vendor_id == vendor_id, col(Partner.id).in_(ids)
+        )
+    )
+    out = {pid: name for pid, name in partners}
+    missing = [i for i in ids if i not in out]
+    if missing:
+        users = await session.exec(
+            select(User.id, User.display_name).where(
+                User.vendor_id == vendor_id, col(User.id).in_(missing)
+            )
+        )
+        out.update({uid: name for uid, name in users})
+    return out

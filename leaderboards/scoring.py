@@ -1,0 +1,415 @@
+"""Scoring: what a source event is worth in a contest, and crediting it to Redis exactly
+once.
+
+A credit is applied by one Lua script that records the event id in the board's "seen" set
+and updates the participant's score in the same atomic step, so a replayed or concurrently
+dispatched event never counts twice. The SQL ledger (``ContestCredit``, unique per contest
+and event) is written first; Redis is derived from it and can be rebuilt (rebuild.py).
+
+Board layout, per contest and period (``{ns}:lb:{contest}:p:{period}:...``):
+
+- ``z``     sorted set: participant -> encoded rank value (ranking.encode)
+- ``raw``   hash: participant -> raw score (only in "rich" mode: targets, dense, first-to-reach)
+- ``dz``/``dc`` distinct rank values (sorted set + counts), for dense ranks in O(log N)
+- ``seen``  set of credited source event ids
+
+and per contest: ``ver`` (a version bumped on every change, carried by every push) and
+``built`` (present while Redis holds the contest's standings; missing means rebuild first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from deal_registration.events import (
+    DEAL_WON,
+    SALE_APPROVED,
+    SALE_REVERSED,
+    DealWon,
+    Line,
+    SaleApproved,
+)
+from infra.redis import Keys
+from leaderboards import ranking
+from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, unpack
+from leaderboards.recurrence import Period, parse_recurrence, period_at
+
+SCORED_EVENT_TYPES = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
+
+NOT_BUILT = -1
+DUPLICATE = 0
+
+
+@dataclass(frozen=True)
+class BoardMode:
+    """How a contest's boards are encoded; derived from its settings."""
+
+    scale: int  # 2**TIE_BITS for first-to-reach, else 1
+    rich: bool  # keeps raw scores apart from rank values, and distinct values
+    dense: bool
+
+    @classmethod
+    def of(cls, contest: Contest) -> BoardMode:
+        f2r = contest.ranking_style is RankingStyle.FIRST_TO_REACH
+        dense = contest.ranking_style is RankingStyle.DENSE
+        return cls(
+            scale=ranking.TIE_SCALE if f2r else 1,
+            rich=bool(contest.targets) or f2r or dense,
+            dense=dense,
+        )
+
+
+class BoardKeys:
+    def __init__(self, keys: Keys, contest_id: uuid.UUID | str) -> None:
+        self.base = keys("lb", str(contest_id))
+
+    @property
+    def version(self) -> str:
+        return f"{self.base}:ver"
+
+    @property
+    def built(self) -> str:
+        return f"{self.base}:built"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.base}:lock"
+
+    @property
+    def periods(self) -> str:
+        return f"{self.base}:periods"
+
+    def board(self, period: str, *, tmp: str = "") -> list[str]:
+        """z, raw, dz, dc, seen for one period (``tmp`` builds a shadow copy)."""
+        prefix = f"{self.base}:{tmp}p:{period}"
+        return [f"{prefix}:z", f"{prefix}:raw", f"{prefix}:dz", f"{prefix}:dc", f"{prefix}:seen"]
+
+
+# KEYS: z raw dz dc seen built ver periods
+# ARGV: event_id member delta tick scale rich dense target period
+CREDIT_LUA = """
+if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
+if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[8], ARGV[9])
+local member = ARGV[2]
+if ARGV[6] == '0' then
+  redis.call('ZINCRBY', KEYS[1], ARGV[3], member)
+  return redis.call('INCR', KEYS[7])
+end
+local delta = tonumber(ARGV[3])
+local scale = tonumber(ARGV[5])
+local target = tonumber(ARGV[8])
+local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[3])
+local function value_of(r)
+  if target > 0 then return math.floor(r * 10000 / target) end
+  return r
+end
+local tick = tonumber(ARGV[4])
+local old = redis.call('ZSCORE', KEYS[1], member)
+local value = value_of(raw)
+if old then
+  local old_value = value_of(raw - delta)
+  local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
+  if old_tick > tick then tick = old_tick end
+  if ARGV[7] == '1' then
+    local f = string.format('%.0f', old_value)
+    if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
+      redis.call('HDEL', KEYS[4], f)
+      redis.call('ZREM', KEYS[3], f)
+    end
+  end
+end
+if ARGV[7] == '1' then
+  local f = string.format('%.0f', value)
+  if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
+end
+if scale == 1 then tick = 0 end
+redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
+return redis.call('INCR', KEYS[7])
+"""
+
+
+# Many credits to one board in one atomic call (same semantics as CREDIT_LUA per item).
+# KEYS: z raw dz dc seen built ver periods
+# ARGV: scale rich dense period, then (event_id member delta tick target) per credit
+CREDIT_MANY_LUA = """
+if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
+local scale = tonumber(ARGV[1])
+local rich = ARGV[2] == '1'
+local dense = ARGV[3] == '1'
+redis.call('SADD', KEYS[8], ARGV[4])
+local credited = 0
+for i = 5, #ARGV, 5 do
+  if redis.call('SADD', KEYS[5], ARGV[i]) == 1 then
+    credited = credited + 1
+    local member = ARGV[i + 1]
+    if not rich then
+      redis.call('ZINCRBY', KEYS[1], ARGV[i + 2], member)
+    else
+      local delta = tonumber(ARGV[i + 2])
+      local target = tonumber(ARGV[i + 4])
+      local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[i + 2])
+      local function value_of(r)
+        if target > 0 then return math.floor(r * 10000 / target) end
+        return r
+      end
+      local tick = tonumber(ARGV[i + 3])
+      local old = redis.call('ZSCORE', KEYS[1], member)
+      local value = value_of(raw)
+      if old then
+        local old_value = value_of(raw - delta)
+        local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
+        if old_tick > tick then tick = old_tick end
+        if dense then
+          local f = string.format('%.0f', old_value)
+          if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
+            redis.call('HDEL', KEYS[4], f)
+            redis.call('ZREM', KEYS[3], f)
+          end
+        end
+      end
+      if dense then
+        local f = string.format('%.0f', value)
+        if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
+      end
+      if scale == 1 then tick = 0 end
+      redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
+    end
+  end
+end
+if credited == 0 then return 0 end
+return redis.call('INCRBY', KEYS[7], credited)
+"""
+
+
+class Scripts:
+    """The Lua scripts, registered once per Redis client (EVALSHA after the first call)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.credit: AsyncScript = redis.register_script(CREDIT_LUA)
+        self.credit_many: AsyncScript = redis.register_script(CREDIT_MANY_LUA)
+        self.page: AsyncScript = redis.register_script(ranking.PAGE_LUA)
+        self.standing: AsyncScript = redis.register_script(ranking.STANDING_LUA)
+        self.swap: AsyncScript = redis.register_script(SWAP_LUA)
+
+
+# Replace a contest's boards with freshly built shadow copies in one atomic step.
+# KEYS: periods built ver; ARGV: base, new period keys...
+SWAP_LUA = """
+local base = ARGV[1]
+local suffixes = {':z', ':raw', ':dz', ':dc', ':seen'}
+local new = {}
+for i = 2, #ARGV do new[ARGV[i]] = true end
+for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if not new[p] then
+    for _, s in ipairs(suffixes) do redis.call('DEL', base .. ':p:' .. p .. s) end
+  end
+end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV do
+  local p = ARGV[i]
+  redis.call('SADD', KEYS[1], p)
+  for _, s in ipairs(suffixes) do
+    local tmp = base .. ':tmp:p:' .. p .. s
+    local live = base .. ':p:' .. p .. s
+    if redis.call('EXISTS', tmp) == 1 then redis.call('RENAME', tmp, live)
+    else redis.call('DEL', live) end
+  end
+end
+redis.call('SET', KEYS[2], '1')
+return redis.call('INCR', KEYS[3])
+"""
+
+
+@dataclass(frozen=True)
+class Credit:
+    participant_id: uuid.UUID
+    period: Period
+    delta: int
+    tick: int
+    occurred_at: datetime
+    description: str
+
+
+def _matching_lines(lines: list[Line], skus: list[str]) -> list[Line]:
+    wanted = {s.upper() for s in skus}
+    return [line for line in lines if line.sku.upper() in wanted]
+
+
+def _period(contest: Contest, instant: datetime) -> Period | None:
+    return period_at(
+        parse_recurrence(contest.recurrence),
+        contest.time_zone,
+        (contest.starts_at, contest.ends_at),
+        instant,
+    )
+
+
+def credit_for(
+    contest: Contest, event_type: str, payload: SaleApproved | DealWon, *, partner_tier: str
+) -> tuple[uuid.UUID, int, str] | None:
+    """(participant, points, description) for an approval or a won deal under the contest's
+    rules, or None when it does not count."""
+    if (
+        contest.eligible_partner_ids
+        and f",{payload.partner_id}," not in contest.eligible_partner_ids
+    ):
+        return None
+    if contest.eligible_tiers and f",{partner_tier}," not in contest.eligible_tiers:
+        return None
+    if contest.eligible_regions and f",{payload.region}," not in contest.eligible_regions:
+        return None
+    if contest.participant_kind is ParticipantKind.PARTNER:
+        participant = payload.partner_id
+    elif payload.rep_user_id is not None:
+        participant = payload.rep_user_id
+    else:
+        return None
+    lines = payload.lines
+    skus = unpack(contest.eligible_skus)
+    if skus:
+        lines = _matching_lines(lines, skus)
+        if not lines:
+            return None
+        revenue = sum(line.amount_minor for line in lines)
+    else:
+        revenue = payload.amount_minor
+    if payload.currency != contest.currency:
+        revenue = 0
+    units = sum(line.units for line in lines)
+    is_sale = event_type == SALE_APPROVED
+    claims = 1 if is_sale else 0
+    deals = 1 if event_type == DEAL_WON else 0
+    w = contest.weights or {}
+    match contest.metric:
+        case Metric.REVENUE:
+            points = revenue if is_sale else 0
+        case Metric.UNITS:
+            points = units if is_sale else 0
+        case Metric.APPROVED_CLAIMS:
+            points = claims
+        case Metric.WON_DEALS:
+            points = deals
+        case Metric.POINTS:
+            points = (
+                (revenue * w.get("revenue_per_major_unit", 0) // 100 if is_sale else 0)
+                + (units * w.get("per_unit", 0) if is_sale else 0)
+                + claims * w.get("per_claim", 0)
+                + deals * w.get("per_won_deal", 0)
+            )
+    if points == 0:
+        return None
+    what = "sale" if is_sale else "won deal"
+    return participant, points, f"{what} {payload.currency} {payload.amount_minor} ({units} units)"
+
+
+def tick_of(period: Period, instant: datetime) -> int:
+    return min(int((instant - period.starts_at).total_seconds() // 60), ranking.MAX_TICK)
+
+
+def event_instant(event_type: str, payload: SaleApproved | DealWon, fallback: datetime) -> datetime:
+    if isinstance(payload, DealWon):
+        return payload.won_at
+    return payload.approved_at or fallback
+
+
+def plan_credit(
+    contest: Contest,
+    event_type: str,
+    payload: SaleApproved | DealWon,
+    occurred_at: datetime,
+    *,
+    partner_tier: str,
+) -> Credit | None:
+    instant = event_instant(event_type, payload, occurred_at)
+    period = _period(contest, instant)
+    if period is None:
+        return None
+    found = credit_for(contest, event_type, payload, partner_tier=partner_tier)
+    if found is None:
+        return None
+    participant, points, description = found
+    return Credit(participant, period, points, tick_of(period, instant), instant, description)
+
+
+def target_for(contest: Contest, participant: uuid.UUID | str) -> int:
+    return int((contest.targets or {}).get(str(participant), 0))
+
+
+def credit_call(
+    keys: BoardKeys,
+    mode: BoardMode,
+    *,
+    event_id: uuid.UUID | str,
+    participant: uuid.UUID | str,
+    period_key: str,
+    delta: int,
+    tick: int,
+    target: int,
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of the credit script for one credit."""
+    z, raw, dz, dc, seen = keys.board(period_key)
+    return (
+        [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods],
+        [
+            str(event_id), str(participant), delta, tick, mode.scale,
+            int(mode.rich), int(mode.dense), target, period_key,
+        ],
+    )  # fmt: skip
+
+
+async def apply_credit(
+    scripts: Scripts,
+    keys: BoardKeys,
+    mode: BoardMode,
+    *,
+    event_id: uuid.UUID | str,
+    participant: uuid.UUID | str,
+    period_key: str,
+    delta: int,
+    tick: int,
+    target: int,
+) -> int:
+    """Credit once: returns the contest's new version, DUPLICATE, or NOT_BUILT."""
+    call_keys, call_args = credit_call(
+        keys, mode, event_id=event_id, participant=participant, period_key=period_key,
+        delta=delta, tick=tick, target=target,
+    )  # fmt: skip
+    return int(await scripts.credit(keys=call_keys, args=call_args))
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    event_id: uuid.UUID | str
+    participant: uuid.UUID | str
+    delta: int
+    tick: int
+    target: int = 0
+
+
+async def apply_credits(
+    scripts: Scripts,
+    keys: BoardKeys,
+    mode: BoardMode,
+    period_key: str,
+    items: list[BatchItem],
+    *,
+    client: Redis | None = None,
+) -> int:
+    """Credit many events to one board in one atomic script call (each exactly once):
+    returns the new version, DUPLICATE when none was new, or NOT_BUILT. For replays and
+    bulk consumers; one call per ~1000 items keeps Redis responsive to others."""
+    z, raw, dz, dc, seen = keys.board(period_key)
+    args: list[str | int] = [mode.scale, int(mode.rich), int(mode.dense), period_key]
+    for item in items:
+        args += [str(item.event_id), str(item.participant), item.delta, item.tick, item.target]
+    result = await scripts.credit_many(
+        keys=[z, raw, dz, dc, seen, keys.built, keys.version, keys.periods], args=args,
+        client=client,
+    )  # fmt: skip
+    return int(result)

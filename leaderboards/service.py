@@ -1,0 +1,470 @@
+"""Contest rules: create, change (versioned and audited, re-ranked from the ledger),
+publish, cancel; and the scoring ledger rewrite that a change or a publish triggers.
+
+Services flush and never commit. Redis is touched only after commit, by the outbox handler
+for ``ContestChanged`` (api wiring) or by rebuild.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from deal_registration.events import (
+    DEAL_WON,
+    SALE_APPROVED,
+    SALE_REVERSED,
+    DealWon,
+    SaleApproved,
+    SaleReversed,
+)
+from infra.clock import Clock
+from infra.errors import DomainError, DomainErrors
+from infra.money import is_currency
+from infra.outbox import OutboxEvent, record_event
+from leaderboards import repository
+from leaderboards.errors import ContestErrorCode as Code
+from leaderboards.models import (
+    Contest,
+    ContestCredit,
+    ContestRevision,
+    ContestStatus,
+    Metric,
+    ParticipantKind,
+    RankingStyle,
+    VisibilityMode,
+    pack,
+    unpack,
+)
+from leaderboards.recurrence import RecurrenceError, parse_recurrence, zone
+from leaderboards.scoring import plan_credit
+from partners.models import Partner
+from partners.roles import Principal
+
+CONTEST_CHANGED = "ContestChanged"
+MAX_WINDOW = timedelta(days=728)  # first-to-reach ticks (minutes) fit in 20 bits
+WEIGHT_KEYS = ("revenue_per_major_unit", "per_unit", "per_claim", "per_won_deal")
+
+
+@dataclass
+class ContestSettings:
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    description: str = ""
+    time_zone: str = "UTC"
+    recurrence: str | None = None
+    participant_kind: ParticipantKind = ParticipantKind.PARTNER
+    metric: Metric = Metric.REVENUE
+    currency: str = "USD"
+    weights: dict[str, int] = field(default_factory=dict)
+    eligible_tiers: list[str] = field(default_factory=list)
+    eligible_regions: list[str] = field(default_factory=list)
+    eligible_partner_ids: list[str] = field(default_factory=list)
+    eligible_skus: list[str] = field(default_factory=list)
+    targets: dict[str, int] = field(default_factory=dict)
+    ranking_style: RankingStyle = RankingStyle.COMPETITION
+    visibility: VisibilityMode = VisibilityMode.FULL
+    visible_top_n: int = 10
+    anonymise: bool = False
+    prizes: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, contest: Contest) -> ContestSettings:
+        return cls(
+            name=contest.name, starts_at=contest.starts_at, ends_at=contest.ends_at,
+            description=contest.description, time_zone=contest.time_zone,
+            recurrence=contest.recurrence, participant_kind=contest.participant_kind,
+            metric=contest.metric, currency=contest.currency, weights=dict(contest.weights),
+            eligible_tiers=unpack(contest.eligible_tiers),
+            eligible_regions=unpack(contest.eligible_regions),
+            eligible_partner_ids=unpack(contest.eligible_partner_ids),
+            eligible_skus=unpack(contest.eligible_skus), targets=dict(contest.targets),
+            ranking_style=contest.ranking_style, visibility=contest.visibility,
+            visible_top_n=contest.visible_top_n, anonymise=contest.anonymise,
+            prizes=[dict(p) for p in contest.prizes],
+        )  # fmt: skip
+
+
+def effective_status(contest: Contest, now: datetime) -> ContestStatus:
+    if contest.status is ContestStatus.SCHEDULED:
+        if contest.frozen_at is not None or now >= contest.ends_at:
+            return ContestStatus.FINISHED
+        if now >= contest.starts_at:
+            return ContestStatus.LIVE
+    return contest.status
+
+
+def validate(s: ContestSettings) -> ContestSettings:
+    """Normalise and check settings; raises DomainErrors listing every problem."""
+    errors: list[DomainError] = []
+    s.name = s.name.strip()
+    if not s.name:
+        errors.append(DomainError(Code.REQUIRED, "Give the contest a name.", "name"))
+    elif len(s.name) > 200:
+        errors.append(DomainError(Code.TOO_LONG, "At most 200 characters.", "name"))
+    if len(s.description) > 4000:
+        errors.append(DomainError(Code.TOO_LONG, "At most 4000 characters.", "description"))
+    if s.starts_at.tzinfo is None or s.ends_at.tzinfo is None:
+        errors.append(
+            DomainError(Code.INVALID_WINDOW, "Give instants with a time zone.", "ends_at")
+        )
+    elif s.ends_at <= s.starts_at:
+        errors.append(
+            DomainError(Code.INVALID_WINDOW, "The window must end after it starts.", "ends_at")
+        )
+    elif s.ends_at - s.starts_at > MAX_WINDOW:
+        errors.append(
+            DomainError(Code.INVALID_WINDOW, "A contest window is at most 728 days.", "ends_at")
+        )
+    try:
+        zone(s.time_zone)
+    except RecurrenceError:
+        errors.append(
+            DomainError(
+                Code.INVALID_TIME_ZONE, "Use an IANA time zone like Europe/Berlin.", "time_zone"
+            )
+        )
+    try:
+        rec = parse_recurrence(s.recurrence)
+        s.recurrence = str(rec) if rec else None
+    except RecurrenceError as exc:
+        errors.append(DomainError(Code.INVALID_RECURRENCE, f"{exc}.", "recurrence"))
+    s.currency = s.currency.strip().upper()
+    if not is_currency(s.currency):
+        errors.append(DomainError(Code.INVALID_CURRENCY, "Use an ISO 4217 code.", "currency"))
+    if set(s.weights) - set(WEIGHT_KEYS) or any(
+        not 0 <= w <= 1_000_000 for w in s.weights.values()
+    ):
+        errors.append(
+            DomainError(
+                Code.INVALID_WEIGHTS,
+                f"Weights are whole numbers 0..1000000 for {', '.join(WEIGHT_KEYS)}.",
+                "weights",
+            )
+        )
+    elif s.metric is Metric.POINTS and not any(s.weights.values()):
+        errors.append(
+            DomainError(Code.INVALID_WEIGHTS, "A points contest needs a weight.", "weights")
+        )
+    for pid, target in s.targets.items():
+        try:
+            uuid.UUID(pid)
+        except ValueError:
+            errors.append(
+                DomainError(Code.INVALID_TARGET, "Targets are per participant id.", "targets")
+            )
+            break
+        if target <= 0:
+            errors.append(DomainError(Code.INVALID_TARGET, "Targets must be positive.", "targets"))
+            break
+    if s.visibility is VisibilityMode.TOP_N and not 1 <= s.visible_top_n <= 100:
+        errors.append(
+            DomainError(
+                Code.INVALID_VISIBILITY, "Show partners between 1 and 100 rows.", "visible_top_n"
+            )
+        )
+    ranges: list[tuple[int, int]] = []
+    for prize in s.prizes:
+        lo, hi = int(prize.get("from_rank", 0)), int(prize.get("to_rank", 0))
+        if lo < 1 or hi < lo or not str(prize.get("prize", "")).strip():
+            errors.append(
+                DomainError(
+                    Code.INVALID_PRIZE, "A prize covers ranks from..to (from >= 1).", "prizes"
+                )
+            )
+            break
+        ranges.append((lo, hi))
+    ranges.sort()
+    if any(b[0] <= a[1] for a, b in zip(ranges, ranges[1:], strict=False)):
+        errors.append(DomainError(Code.OVERLAPPING_PRIZES, "Prize ranges overlap.", "prizes"))
+    s.eligible_tiers = sorted({t.strip().upper() for t in s.eligible_tiers if t.strip()})
+    s.eligible_regions = sorted({r.strip().upper() for r in s.eligible_regions if r.strip()})
+    s.eligible_skus = sorted({k.strip().upper() for k in s.eligible_skus if k.strip()})
+    if errors:
+        raise DomainErrors(errors)
+    return s
+
+
+def _apply(contest: Contest, s: ContestSettings) -> None:
+    contest.name = s.name
+    contest.description = s.description
+    contest.starts_at = s.starts_at
+    contest.ends_at = s.ends_at
+    contest.time_zone = s.time_zone
+    contest.recurrence = s.recurrence
+    contest.participant_kind = s.participant_kind
+    contest.metric = s.metric
+    contest.currency = s.currency
+    contest.weights = dict(s.weights)
+    contest.eligible_tiers = pack(s.eligible_tiers)
+    contest.eligible_regions = pack(s.eligible_regions)
+    contest.eligible_partner_ids = pack(s.eligible_partner_ids)
+    contest.eligible_skus = pack(s.eligible_skus)
+    contest.targets = dict(s.targets)
+    contest.ranking_style = s.ranking_style
+    contest.visibility = s.visibility
+    contest.visible_top_n = s.visible_top_n
+    contest.anonymise = s.anonymise
+    contest.prizes = [dict(p) for p in s.prizes]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+async def _validate_partners(
+    session: AsyncSession, principal: Principal, s: ContestSettings
+) -> None:
+    ids: list[uuid.UUID] = []
+    for raw in s.eligible_partner_ids:
+        try:
+            ids.append(uuid.UUID(raw))
+        except ValueError:
+            ids.append(uuid.UUID(int=0))
+    if ids:
+        found = await session.exec(
+            select(Partner.id).where(
+                Partner.vendor_id == principal.vendor_id, col(Partner.id).in_(ids)
+            )
+        )
+        if len(set(found)) != len(set(ids)):
+            raise DomainError(
+                Code.NOT_FOUND, "One of the partners does not exist.", "eligible_partner_ids"
+            )
+        s.eligible_partner_ids = sorted(str(i) for i in set(ids))
+
+
+async def create_contest(
+    session: AsyncSession, principal: Principal, clock: Clock, *, settings: ContestSettings
+) -> Contest:
+    s = validate(settings)
+    await _validate_partners(session, principal, s)
+    now = clock.now()
+    contest = Contest(
+        vendor_id=principal.vendor_id, name=s.name, starts_at=s.starts_at, ends_at=s.ends_at,
+        created_at=now, updated_at=now,
+    )  # fmt: skip
+    _apply(contest, s)
+    session.add(contest)
+    await session.flush()
+    session.add(
+        ContestRevision(
+            vendor_id=principal.vendor_id,
+            contest_id=contest.id,
+            version=1,
+            changed_by_id=principal.user_id,
+            changes={f.name: [None, _jsonable(getattr(s, f.name))] for f in fields(s)},
+            created_at=now,
+        )  # fmt: skip
+    )
+    await session.flush()
+    return contest
+
+
+async def _get(session: AsyncSession, principal: Principal, contest_id: uuid.UUID) -> Contest:
+    contest = await repository.get_readable_contest(session, principal, contest_id)
+    if contest is None:
+        raise DomainError(Code.NOT_FOUND, "No such contest.", "id")
+    return contest
+
+
+async def update_contest(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    contest_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> Contest:
+    """Change settings. Allowed while DRAFT, SCHEDULED or LIVE; every change is a new
+    version with an audit row; on a published contest the ledger is re-scored under the new
+    rules and the standings are rebuilt (after commit) from it."""
+    contest = await _get(session, principal, contest_id)
+    now = clock.now()
+    status = effective_status(contest, now)
+    if status in (ContestStatus.FINISHED, ContestStatus.CANCELLED):
+        raise DomainError(Code.NOT_EDITABLE, f"A {status.value.lower()} contest is final.", "id")
+    before = ContestSettings.of(contest)
+    after = ContestSettings.of(contest)
+    for key, value in changes.items():
+        setattr(after, key, value)
+    after = validate(after)
+    await _validate_partners(session, principal, after)
+    if status is ContestStatus.LIVE and after.starts_at != before.starts_at:
+        raise DomainError(Code.NOT_EDITABLE, "A live contest's start cannot move.", "starts_at")
+    if status is ContestStatus.LIVE and after.ends_at <= now:
+        raise DomainError(Code.INVALID_WINDOW, "A live contest cannot end in the past.", "ends_at")
+    diff = {
+        f.name: [_jsonable(getattr(before, f.name)), _jsonable(getattr(after, f.name))]
+        for f in fields(after)
+        if getattr(before, f.name) != getattr(after, f.name)
+    }
+    if not diff:
+        return contest
+    _apply(contest, after)
+    contest.version += 1
+    contest.updated_at = now
+    session.add(contest)
+    session.add(
+        ContestRevision(
+            vendor_id=contest.vendor_id,
+            contest_id=contest.id,
+            version=contest.version,
+            changed_by_id=principal.user_id,
+            changes=diff,
+            live_at_change=status is ContestStatus.LIVE,
+            created_at=now,
+        )  # fmt: skip
+    )
+    await session.flush()
+    if contest.status is ContestStatus.SCHEDULED:
+        await rescore(session, clock, contest)
+    return contest
+
+
+async def publish_contest(
+    session: AsyncSession, principal: Principal, clock: Clock, *, contest_id: uuid.UUID
+) -> Contest:
+    contest = await _get(session, principal, contest_id)
+    if contest.status is not ContestStatus.DRAFT:
+        raise DomainError(Code.INVALID_STATE, "Only a draft can be published.", "id")
+    if contest.ends_at <= clock.now():
+        raise DomainError(Code.INVALID_WINDOW, "The window has already ended.", "ends_at")
+    contest.status = ContestStatus.SCHEDULED
+    contest.updated_at = clock.now()
+    session.add(contest)
+    await session.flush()
+    await rescore(session, clock, contest)
+    return contest
+
+
+async def cancel_contest(
+    session: AsyncSession, principal: Principal, clock: Clock, *, contest_id: uuid.UUID
+) -> Contest:
+    contest = await _get(session, principal, contest_id)
+    status = effective_status(contest, clock.now())
+    if status in (ContestStatus.FINISHED, ContestStatus.CANCELLED):
+        raise DomainError(
+            Code.INVALID_STATE, f"The contest is already {status.value.lower()}.", "id"
+        )
+    contest.status = ContestStatus.CANCELLED
+    contest.updated_at = clock.now()
+    session.add(contest)
+    await _changed(session, clock, contest)
+    return contest
+
+
+async def _changed(session: AsyncSession, clock: Clock, contest: Contest) -> None:
+    await record_event(
+        session, clock, vendor_id=contest.vendor_id, type=CONTEST_CHANGED,
+        aggregate_id=contest.id,
+        payload={"contest_id": str(contest.id), "version": contest.version},
+    )  # fmt: skip
+
+
+async def partner_tiers(session: AsyncSession, vendor_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    rows = await session.exec(
+        select(Partner.id, Partner.tier).where(Partner.vendor_id == vendor_id)
+    )
+    return {pid: tier.upper() for pid, tier in rows}
+
+
+def ledger_row(
+    contest: Contest,
+    event: OutboxEvent,
+    *,
+    tier: str,
+    original: ContestCredit | None,
+    now: datetime,
+) -> ContestCredit | None:
+    """The credit one source event earns in this contest, or None. A reversal takes back
+    exactly what its sale credited (``original``), if it happens before that period closes."""
+    if event.type == SALE_REVERSED:
+        return reversal_credit(contest, event, original, now) if original else None
+    payload: SaleApproved | DealWon = (
+        SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
+        else DealWon.parse(event.payload)
+    )  # fmt: skip
+    credit = plan_credit(contest, event.type, payload, event.occurred_at, partner_tier=tier)
+    if credit is None:
+        return None
+    return ContestCredit(
+        contest_id=contest.id, event_id=event.id, event_type=event.type,
+        period_key=credit.period.key, participant_id=credit.participant_id,
+        delta=credit.delta, tick=credit.tick, occurred_at=credit.occurred_at,
+        description=credit.description, created_at=now,
+    )  # fmt: skip
+
+
+def partner_of(event: OutboxEvent) -> uuid.UUID:
+    return uuid.UUID(str(event.payload["partner_id"]))
+
+
+def reversal_credit(
+    contest: Contest, event: OutboxEvent, original: ContestCredit, now: datetime
+) -> ContestCredit | None:
+    """The negative credit of a reversal, or None when the sale's period has closed."""
+    from leaderboards.recurrence import find_period  # noqa: PLC0415
+
+    reversal = SaleReversed.parse(event.payload)
+    when = reversal.reversed_at or event.occurred_at
+    period = find_period(
+        parse_recurrence(contest.recurrence), contest.time_zone,
+        (contest.starts_at, contest.ends_at), original.period_key,
+    )  # fmt: skip
+    if period is None or when >= period.ends_at or when < original.occurred_at:
+        return None
+    tick = min(int((when - period.starts_at).total_seconds() // 60), (1 << 20) - 1)
+    return ContestCredit(
+        contest_id=contest.id, event_id=event.id, event_type=event.type,
+        period_key=original.period_key, participant_id=original.participant_id,
+        delta=-original.delta, tick=tick, occurred_at=when,
+        description=f"reversal: {reversal.reason}"[:400], created_at=now,
+    )  # fmt: skip
+
+
+async def rescore(session: AsyncSession, clock: Clock, contest: Contest) -> int:
+    """Rewrite the contest's credit ledger from the source events under its current rules;
+    the standings are rebuilt from it after commit (ContestChanged). Returns the credits."""
+    await session.exec(delete(ContestCredit).where(col(ContestCredit.contest_id) == contest.id))
+    tiers = await partner_tiers(session, contest.vendor_id)
+    events = (
+        await session.exec(
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.vendor_id == contest.vendor_id,
+                col(OutboxEvent.type).in_((SALE_APPROVED, SALE_REVERSED, DEAL_WON)),
+            )
+            .order_by(col(OutboxEvent.id))
+        )
+    ).all()
+    now = clock.now()
+    count = 0
+    originals: dict[uuid.UUID, ContestCredit] = {}
+    for event in events:
+        original = None
+        if event.type == SALE_REVERSED:
+            original = originals.pop(SaleReversed.parse(event.payload).reverses_event_id, None)
+        row = ledger_row(
+            contest, event, tier=tiers.get(partner_of(event), ""), original=original, now=now
+        )
+        if row is None:
+            continue
+        if event.type != SALE_REVERSED:
+            originals[event.id] = row
+        session.add(row)
+        count += 1
+    await session.flush()
+    await _changed(session, clock, contest)
+    return count

@@ -1,0 +1,284 @@
+"""The fast path for `leaderboardChanged` over graphql-transport-ws.
+
+Strawberry executes a subscription's selection set once per subscriber per event. Here a
+`leaderboardChanged` operation is recognised when it arrives, validated against the schema
+once per distinct document, and joined to the contest's fan-out group for "same document,
+same variables, same visibility". Per change the group executes the document once (without
+its `me` field), serialises it once, and every subscriber gets those bytes with its own
+`me` spliced in: a small JSON object projected from its standing (fetched for all
+subscribers in one pipelined Redis round trip) along the client's `me` selection.
+
+Anything else (other operations, `me` inside fragments, directives) takes strawberry's
+ordinary path, which produces the same JSON (tests compare the two).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    execute,
+    get_operation_ast,
+    parse,
+    validate,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from starlette.websockets import WebSocketDisconnect
+
+from leaderboards.fanout import Snapshot, Subscriber
+from leaderboards.models import ContestStatus, ParticipantKind
+from leaderboards.reads import RowView, StandingView, viewer_for
+from schema.context import Context, Services
+from schema.leaderboards.runtime import leaderboards_fanout
+from schema.leaderboards.subscriptions import contest_for_subscription, update_of
+from schema.relay import check_page_size, to_global_id
+
+FIELD = "leaderboardChanged"
+
+
+@dataclass(frozen=True)
+class Plan:
+    document: DocumentNode  # without the `me` field
+    operation_name: str | None
+    variables: dict[str, Any]
+    response_key: str
+    me: list[tuple[str, SelectionSetNode | None]]  # (response key, selection) per `me`
+    fragments: dict[str, FragmentDefinitionNode]
+    contest_id: str
+    first: int
+    shape: str
+
+
+def _has_directives(node: Any) -> bool:
+    if getattr(node, "directives", None):
+        return True
+    selection_set = getattr(node, "selection_set", None)
+    if selection_set is None:
+        return False
+    return any(_has_directives(s) for s in selection_set.selections)
+
+
+class FastPath:
+    def __init__(self, schema: Any, services: Services) -> None:
+        self.schema = schema
+        self.graphql_schema = schema._schema
+        self.services = services
+        self._documents: dict[str, DocumentNode | None] = {}
+
+    def _document(self, query: str) -> DocumentNode | None:
+        if query not in self._documents:
+            if len(self._documents) > 512:
+                self._documents.clear()
+            try:
+                doc = parse(query)
+            except GraphQLError:
+                doc = None
+            if doc is not None and validate(self.graphql_schema, doc):
+                doc = None
+            self._documents[query] = doc
+        return self._documents[query]
+
+    async def run(self, handler: Any, operation: Any, plan: Plan) -> None:
+        await run(self, handler, operation, plan)
+
+    def plan(self, query: str, variables: dict[str, Any] | None, name: str | None) -> Plan | None:
+        doc = self._document(query)
+        if doc is None:
+            return None
+        op = get_operation_ast(doc, name)
+        if op is None or op.operation is not OperationType.SUBSCRIPTION or op.directives:
+            return None
+        selections = op.selection_set.selections
+        if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+            return None
+        field = selections[0]
+        if field.name.value != FIELD or _has_directives(field):
+            return None
+        coerced = get_variable_values(
+            self.graphql_schema, op.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return None
+        subscription_type = self.graphql_schema.subscription_type
+        assert subscription_type is not None
+        args = get_argument_values(subscription_type.fields[FIELD], field, coerced)
+        me: list[tuple[str, SelectionSetNode | None]] = []
+        kept = []
+        for sel in field.selection_set.selections if field.selection_set else ():
+            if isinstance(sel, FieldNode) and sel.name.value == "me":
+                me.append(((sel.alias or sel.name).value, sel.selection_set))
+            elif isinstance(sel, FieldNode):
+                kept.append(sel)
+            else:
+                return None  # fragments at this level: left to strawberry
+        new_field = FieldNode(
+            alias=field.alias, name=field.name, arguments=field.arguments,
+            directives=field.directives,
+            selection_set=SelectionSetNode(selections=tuple(kept)),
+        )  # fmt: skip
+        new_op = OperationDefinitionNode(
+            operation=op.operation, name=op.name, variable_definitions=op.variable_definitions,
+            directives=op.directives, selection_set=SelectionSetNode(selections=(new_field,)),
+        )  # fmt: skip
+        fragments = {
+            d.name.value: d for d in doc.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        stripped = DocumentNode(definitions=(new_op, *fragments.values()))
+        shape = hashlib.sha1(
+            (query + json.dumps(coerced.coerced, sort_keys=True, default=str)).encode()
+        ).hexdigest()
+        return Plan(
+            document=stripped, operation_name=name, variables=dict(variables or {}),
+            response_key=(field.alias or field.name).value, me=me, fragments=fragments,
+            contest_id=str(args["contestId"]), first=int(args.get("first", 10)), shape=shape,
+        )  # fmt: skip
+
+
+class JsonRenderer:
+    """Executes the group's document once per change; splices each subscriber's `me`."""
+
+    def __init__(self, fast: FastPath, plan: Plan, context: Context, kind: ParticipantKind):
+        self.fast = fast
+        self.plan = plan
+        self.context = context
+        self.kind = kind
+
+    async def shared(self, snapshot: Snapshot) -> Any:
+        if snapshot.status is ContestStatus.CANCELLED:
+            return GraphQLError(
+                "The contest was cancelled.", extensions={"code": "CONTEST_CANCELLED"}
+            )
+        result = execute(
+            self.fast.graphql_schema, self.plan.document, root_value=update_of(snapshot, None),
+            context_value=self.context, variable_values=self.plan.variables,
+            operation_name=self.plan.operation_name,
+        )  # fmt: skip
+        if isinstance(result, Awaitable):
+            result = await result
+        data = (result.data or {}).get(self.plan.response_key) or {}
+        body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        errors = [e.formatted for e in result.errors or ()]
+        return (body[:-1], len(data) > 0, errors, {})
+
+    def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any:
+        if isinstance(shared, GraphQLError):
+            return shared
+        prefix, non_empty, errors, cache = shared
+        # Subscribers with the same participant (the reps of one partner) share their `me`.
+        key = me.standing.participant_id if me is not None else None
+        body = cache.get(key)
+        if body is None:
+            parts = [prefix]
+            for i, (name, selection) in enumerate(self.plan.me):
+                value = (
+                    None if me is None
+                    else project(standing_json(me, self.kind), selection, self.plan.fragments)
+                )  # fmt: skip
+                sep = "," if (non_empty or i > 0) else ""
+                text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+                parts.append(f"{sep}{json.dumps(name)}:{text}")
+            extra = "" if not errors else ',"errors":' + json.dumps(errors, separators=(",", ":"))
+            body = (
+                f'"type":"next","payload":{{"data":{{{json.dumps(self.plan.response_key)}:'
+                f"{''.join(parts)}}}}}{extra}}}}}"
+            )
+            cache[key] = body
+        return f'{{"id":{json.dumps(sub.tag)},{body}'
+
+
+def _participant_json(row: RowView, kind: ParticipantKind) -> dict[str, Any]:
+    type_name = "Partner" if kind is ParticipantKind.PARTNER else "User"
+    return {
+        "__typename": "Participant",
+        "id": str(to_global_id(type_name, row.participant_id)) if row.participant_id else None,
+        "name": row.name,
+        "isYou": row.is_you,
+    }
+
+
+def standing_json(view: StandingView, kind: ParticipantKind) -> dict[str, Any]:
+    """The `Standing` type as JSON (schema.leaderboards.types.Standing.of, field for field)."""
+    s = view.standing
+    nemesis = None
+    if view.nemesis is not None:
+        n = view.nemesis
+        nemesis = {
+            "__typename": "LeaderboardRow", "rank": n.rank,
+            "participant": _participant_json(n, kind), "score": n.score,
+            "gapToAbove": n.gap_to_above,
+        }  # fmt: skip
+    return {
+        "__typename": "Standing",
+        "participant": _participant_json(view.participant, kind),
+        "rank": s.rank, "score": s.score,
+        "gapToNext": s.gap_to_next if nemesis is not None else None,
+        "percentile": s.percentile, "tiedWith": s.tied_with, "nemesis": nemesis,
+        "tieRule": view.tie_rule, "totalParticipants": s.total, "period": view.period.key,
+    }  # fmt: skip
+
+
+def project(
+    value: Any, selection: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode]
+) -> Any:
+    """Shape a JSON value like GraphQL would for this selection (aliases, fragments)."""
+    if selection is None or value is None:
+        return value
+    if isinstance(value, list):
+        return [project(v, selection, fragments) for v in value]
+    out: dict[str, Any] = {}
+    for sel in selection.selections:
+        if isinstance(sel, FieldNode):
+            key = (sel.alias or sel.name).value
+            out[key] = project(value.get(sel.name.value), sel.selection_set, fragments)
+        elif isinstance(sel, InlineFragmentNode):
+            out.update(project(value, sel.selection_set, fragments))
+        elif isinstance(sel, FragmentSpreadNode):
+            out.update(project(value, fragments[sel.name.value].selection_set, fragments))
+    return out
+
+
+async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
+    """Serve one operation on the fast path until it completes or the client leaves."""
+    context: Context = handler.context
+    principal = context.principal
+    services = fast.services
+    try:
+        if principal is None:
+            raise GraphQLError("Authentication required.", extensions={"code": "UNAUTHENTICATED"})
+        limit = check_page_size(plan.first, services.max_page_size)
+        contest = await contest_for_subscription(services, principal, plan.contest_id)
+    except GraphQLError as error:
+        await operation.send_initial_errors([error])
+        return
+    viewer = viewer_for(principal, contest)
+    renderer = JsonRenderer(fast, plan, context, contest.participant_kind)
+    ws = handler.websocket.ws
+    fanout = leaderboards_fanout(services)
+    async with fanout.subscribe(
+        contest, viewer, first=limit, renderer=renderer, shape=plan.shape, tag=operation.id
+    ) as sub:
+        while True:
+            message = await sub.next()
+            if isinstance(message, GraphQLError):
+                await operation.send_initial_errors([message])
+                return
+            try:
+                await ws.send_text(message)
+            except (WebSocketDisconnect, RuntimeError, OSError):
+                return
+            if sub.done:
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+                return

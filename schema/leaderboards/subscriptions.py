@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import Info
+
+from infra.errors import DomainError
+from leaderboards.fanout import Snapshot, Subscriber
+from leaderboards.models import Contest, ContestStatus, ParticipantKind
+from leaderboards.reads import Reader, StandingView, viewer_for
+from partners.roles import Principal
+from schema.context import Context, Services
+from schema.leaderboards.runtime import leaderboards_fanout, leaderboards_runtime
+from schema.leaderboards.types import LeaderboardRow, LeaderboardUpdate, Standing
+from schema.permissions import IsAuthenticated
+from schema.relay import check_page_size, parse_global_id, to_global_id
+
+
+def cancelled_error() -> GraphQLError:
+    return GraphQLError("The contest was cancelled.", extensions={"code": "CONTEST_CANCELLED"})
+
+
+async def contest_for_subscription(
+    services: Services, principal: Principal, contest_id: str
+) -> Contest:
+    """A short session of its own: a subscription never holds one open."""
+    async with services.db.session() as session:
+        try:
+            contest = await Reader(leaderboards_runtime(services), session).contest(
+                principal, parse_global_id(contest_id, "Contest")
+            )
+        except DomainError as exc:
+            raise GraphQLError("No such contest.", extensions={"code": "NOT_FOUND"}) from exc
+    from leaderboards.service import effective_status  # noqa: PLC0415
+
+    if effective_status(contest, services.clock.now()) is ContestStatus.CANCELLED:
+        raise cancelled_error()
+    return contest
+
+
+def update_of(snapshot: Snapshot, me: Standing | None) -> LeaderboardUpdate:
+    board = snapshot.board
+    kind = snapshot.contest.participant_kind
+    return LeaderboardUpdate(
+        contest_id=strawberry.ID(str(to_global_id("Contest", snapshot.contest.id))),
+        version=snapshot.version, status=snapshot.status,
+        period=board.period.key if board else "", final=snapshot.final,
+        rows=[LeaderboardRow.of(r, kind) for r in board.rows] if board else [], me=me,
+    )  # fmt: skip
+
+
+class ObjectRenderer:
+    """For strawberry's own execution path: typed objects, executed per subscriber."""
+
+    def __init__(self, kind: ParticipantKind) -> None:
+        self.kind = kind
+
+    def shared(self, snapshot: Snapshot) -> Any:
+        if snapshot.status is ContestStatus.CANCELLED:
+            return cancelled_error()
+        return snapshot
+
+    def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any:
+        if isinstance(shared, GraphQLError):
+            return shared
+        return update_of(shared, Standing.of(me, self.kind) if me else None)
+
+
+@strawberry.type
+class LeaderboardsSubscription:
+    @strawberry.subscription(
+        permission_classes=[IsAuthenticated],
+        description="The top `first` rows and your own standing, pushed when they change "
+        "(at most about four times a second per contest; always ending on the latest state). "
+        "The first message is a fresh snapshot. Each push carries the contest's version. A "
+        "finished contest sends its final standings and completes; a cancelled one errors "
+        "(CONTEST_CANCELLED); an unknown or invisible one errors NOT_FOUND.",
+    )
+    async def leaderboard_changed(
+        self, info: Info[Context, None], contest_id: strawberry.ID, first: int = 10
+    ) -> AsyncGenerator[LeaderboardUpdate, None]:
+        services = info.context.services
+        principal = info.context.principal
+        assert principal is not None
+        limit = check_page_size(first, services.max_page_size)
+        contest = await contest_for_subscription(services, principal, contest_id)
+        viewer = viewer_for(principal, contest)
+        fanout = leaderboards_fanout(services)
+        renderer = ObjectRenderer(contest.participant_kind)
+        async with fanout.subscribe(contest, viewer, first=limit, renderer=renderer) as sub:
+            while True:
+                message = await sub.next()
+                if isinstance(message, GraphQLError):
+                    raise message
+                yield message
+                if sub.done:
+                    return

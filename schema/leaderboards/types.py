@@ -1,0 +1,335 @@
+"""GraphQL types for contests and standings."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import NewType
+
+import strawberry
+from strawberry import Info, relay
+from strawberry.types.scalar import ScalarDefinition
+
+from leaderboards import repository
+from leaderboards.models import (
+    Contest,
+    ContestStatus,
+    Metric,
+    ParticipantKind,
+    RankingStyle,
+    VisibilityMode,
+    unpack,
+)
+from leaderboards.reads import RowView, StandingView
+from leaderboards.recurrence import parse_recurrence, periods_between
+from leaderboards.service import effective_status
+from schema.context import Context
+from schema.permissions import VendorStaff
+from schema.relay import parse_node_ids, to_global_id
+
+Score = NewType("Score", int)
+
+
+def _parse_score(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**53:
+        raise ValueError("Score must be a JSON integer within 2^53")
+    return value
+
+
+LEADERBOARD_SCALARS: dict[object, ScalarDefinition] = {
+    Score: strawberry.scalar(
+        name="Score",
+        description="A contest score or score difference as a JSON integer (exact to 2^53): "
+        "minor units for revenue, else units, counts or points.",
+        serialize=int,
+        parse_value=_parse_score,
+    )
+}
+
+ContestStatusEnum = strawberry.enum(
+    ContestStatus,
+    description="DRAFT (only vendors see it), SCHEDULED, LIVE (inside the window), FINISHED "
+    "(final standings frozen), CANCELLED.",
+)
+MetricEnum = strawberry.enum(Metric)
+RankingStyleEnum = strawberry.enum(
+    RankingStyle,
+    description="COMPETITION ranks ties alike and leaves a gap (1-2-2-4); DENSE ranks ties "
+    "alike without a gap (1-2-2-3); FIRST_TO_REACH never shares a rank: whoever reached the "
+    "score first (to the minute) is higher.",
+)
+ParticipantKindEnum = strawberry.enum(ParticipantKind)
+VisibilityModeEnum = strawberry.enum(VisibilityMode)
+
+
+@strawberry.type(description="Ranks from..to (inclusive) win this prize.")
+class Prize:
+    from_rank: int
+    to_rank: int
+    prize: str
+
+
+@strawberry.type(description="What partners see of the board.")
+class ContestVisibility:
+    mode: VisibilityMode
+    top_n: int = strawberry.field(description="With TOP_N: how many rows partners see.")
+    anonymised: bool = strawberry.field(description="Other participants' names are hidden.")
+
+
+@strawberry.type(description="Who may take part and what counts (empty lists: everyone/all).")
+class ContestEligibility:
+    tiers: list[str]
+    regions: list[str]
+    skus: list[str]
+    _partner_ids: strawberry.Private[list[str]]
+
+    @strawberry.field(
+        description="Only these partner organisations (global ids). Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    def partner_ids(self) -> list[strawberry.ID]:
+        return [
+            strawberry.ID(str(to_global_id("Partner", uuid.UUID(p)))) for p in self._partner_ids
+        ]
+
+
+@strawberry.type(description="One period of a contest (the whole window, or a day/week/month).")
+class ContestPeriodType:
+    key: str
+    starts_at: datetime
+    ends_at: datetime
+
+
+@strawberry.type(name="ContestRevision", description="One audited change of a contest's rules.")
+class ContestRevisionType:
+    version: int
+    changed_at: datetime
+    changed_by_id: strawberry.ID | None
+    live_at_change: bool
+    changes: str = strawberry.field(description='JSON: {"field": [old, new]}.')
+
+
+@strawberry.type(name="Contest", description="A sales contest with a live leaderboard.")
+class ContestType(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    status: ContestStatus
+    starts_at: datetime
+    ends_at: datetime
+    time_zone: str = strawberry.field(description="IANA zone periods are computed in.")
+    recurrence: str | None = strawberry.field(
+        description="FREQ=DAILY, FREQ=WEEKLY[;WKST=SU] or FREQ=MONTHLY; null: one period."
+    )
+    participant_kind: ParticipantKind
+    metric: Metric
+    currency: str
+    ranking_style: RankingStyle
+    visibility: ContestVisibility
+    eligibility: ContestEligibility
+    prizes: list[Prize]
+    version: int = strawberry.field(description="Bumped by every change of the rules.")
+    _model: strawberry.Private[Contest]
+
+    @strawberry.field(description="The periods so far (all of them once finished).")
+    def periods(self, info: Info[Context, None]) -> list[ContestPeriodType]:
+        c = self._model
+        found = periods_between(
+            parse_recurrence(c.recurrence), c.time_zone, (c.starts_at, c.ends_at),
+            until=max(info.context.services.clock.now(), c.starts_at + timedelta(seconds=1)),
+        )  # fmt: skip
+        return [
+            ContestPeriodType(key=p.key, starts_at=p.starts_at, ends_at=p.ends_at) for p in found
+        ]
+
+    @strawberry.field(
+        description="Points per sale component (POINTS metric). Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    def weights(self) -> str:
+        return json.dumps(self._model.weights, sort_keys=True)
+
+    @strawberry.field(
+        description="Per-participant targets (JSON, participant id -> target); with targets "
+        "the board ranks by share of target. Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    def targets(self) -> str:
+        return json.dumps(self._model.targets, sort_keys=True)
+
+    @strawberry.field(
+        description="The audit trail of rule changes. Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    async def revisions(self, info: Info[Context, None]) -> list[ContestRevisionType]:
+        rows = await repository.revisions(info.context.session, self._model.id)
+        return [
+            ContestRevisionType(
+                version=r.version,
+                changed_at=r.created_at,
+                changed_by_id=strawberry.ID(str(to_global_id("User", r.changed_by_id)))
+                if r.changed_by_id
+                else None,
+                live_at_change=r.live_at_change,
+                changes=json.dumps(r.changes, sort_keys=True),
+            )  # fmt: skip
+            for r in rows
+        ]
+
+    @classmethod
+    def from_model(cls, contest: Contest, now: datetime) -> ContestType:
+        return cls(
+            id=str(contest.id), name=contest.name, description=contest.description,
+            status=effective_status(contest, now), starts_at=contest.starts_at,
+            ends_at=contest.ends_at, time_zone=contest.time_zone, recurrence=contest.recurrence,
+            participant_kind=contest.participant_kind, metric=contest.metric,
+            currency=contest.currency, ranking_style=contest.ranking_style,
+            visibility=ContestVisibility(
+                mode=contest.visibility, top_n=contest.visible_top_n,
+                anonymised=contest.anonymise,
+            ),
+            eligibility=ContestEligibility(
+                tiers=unpack(contest.eligible_tiers), regions=unpack(contest.eligible_regions),
+                skus=unpack(contest.eligible_skus),
+                _partner_ids=unpack(contest.eligible_partner_ids),
+            ),
+            prizes=[
+                Prize(
+                    from_rank=int(p["from_rank"]), to_rank=int(p["to_rank"]),
+                    prize=str(p["prize"]),
+                )
+                for p in contest.prizes
+            ],
+            version=contest.version, _model=contest,
+        )  # fmt: skip
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[ContestType | None]:
+        principal = info.context.principal
+        ids = parse_node_ids(node_ids)
+        if principal is None:
+            return [None] * len(ids)
+        found = await repository.contests_by_ids(
+            info.context.session, principal, [i for i in ids if i is not None]
+        )
+        now = info.context.services.clock.now()
+        return [cls.from_model(found[i], now) if i in found else None for i in ids]
+
+
+@strawberry.type(description="A participant on a board: a partner organisation or a rep.")
+class Participant:
+    id: strawberry.ID | None = strawberry.field(
+        description="Null when the contest hides other participants' identities."
+    )
+    name: str
+    is_you: bool
+
+
+@strawberry.type(description="One row of a leaderboard.")
+class LeaderboardRow:
+    rank: int
+    participant: Participant
+    score: Score
+    gap_to_above: Score | None = strawberry.field(
+        description="How far behind the row above (0 when tied); null for the first row."
+    )
+
+    @classmethod
+    def of(cls, row: RowView, kind: ParticipantKind) -> LeaderboardRow:
+        gap = Score(row.gap_to_above) if row.gap_to_above is not None else None
+        return cls(
+            rank=row.rank,
+            participant=participant_of(row, kind),
+            score=Score(row.score),
+            gap_to_above=gap,
+        )
+
+
+def participant_of(row: RowView, kind: ParticipantKind) -> Participant:
+    type_name = "Partner" if kind is ParticipantKind.PARTNER else "User"
+    gid = (
+        strawberry.ID(str(to_global_id(type_name, row.participant_id)))
+        if row.participant_id
+        else None
+    )
+    return Participant(id=gid, name=row.name, is_you=row.is_you)
+
+
+@strawberry.type(description="A leaderboard page.")
+class LeaderboardEdge:
+    cursor: str
+    node: LeaderboardRow
+
+
+@strawberry.type(description="A page of a leaderboard, best first.")
+class LeaderboardConnection:
+    edges: list[LeaderboardEdge]
+    page_info: relay.PageInfo
+    total_count: int = strawberry.field(description="Rows you may see on this board.")
+    version: int = strawberry.field(description="The board's version (bumped on every change).")
+    period: str
+    frozen: bool = strawberry.field(description="Final standings, served from the archive.")
+    status: ContestStatus
+
+
+@strawberry.type(description="A participant's place on a board.")
+class Standing:
+    participant: Participant
+    rank: int
+    score: Score
+    gap_to_next: Score | None = strawberry.field(
+        description="Points to draw level with the participant just above; null when first."
+    )
+    percentile: float = strawberry.field(description="Share of the board at or below you (%).")
+    tied_with: int = strawberry.field(description="How many others have the same score.")
+    nemesis: LeaderboardRow | None = strawberry.field(
+        description="The participant just above you (null when you lead or may not see it)."
+    )
+    tie_rule: str = strawberry.field(description="Which rule placed this standing.")
+    total_participants: int
+    period: str
+
+    @classmethod
+    def of(cls, view: StandingView, kind: ParticipantKind) -> Standing:
+        s = view.standing
+        nemesis = LeaderboardRow.of(view.nemesis, kind) if view.nemesis else None
+        return cls(
+            participant=participant_of(view.participant, kind), rank=s.rank, score=Score(s.score),
+            gap_to_next=Score(s.gap_to_next) if nemesis and s.gap_to_next is not None else None,
+            percentile=s.percentile, tied_with=s.tied_with, nemesis=nemesis,
+            tie_rule=view.tie_rule, total_participants=s.total, period=view.period.key,
+        )  # fmt: skip
+
+
+@strawberry.type(description="One source event behind a score.")
+class Credit:
+    event_id: strawberry.ID
+    event_type: str
+    occurred_at: datetime
+    points: Score
+    description: str
+
+
+@strawberry.type(description="Why a standing is what it is.")
+class StandingExplanation:
+    standing: Standing
+    credits: list[Credit]
+    tie_rule: str
+
+
+@strawberry.type(description="A pushed change of a leaderboard.")
+class LeaderboardUpdate:
+    contest_id: strawberry.ID
+    version: int = strawberry.field(
+        description="Per-contest version; a gap means you missed an update (the rows are "
+        "always the latest state)."
+    )
+    status: ContestStatus
+    period: str
+    final: bool = strawberry.field(description="Final standings; the subscription completes.")
+    rows: list[LeaderboardRow]
+    me: Standing | None = strawberry.field(description="Your own standing (null for vendor staff).")

@@ -1,0 +1,118 @@
+"""Two real uvicorn processes sharing the database and Redis: a change made through one
+reaches a websocket subscriber connected to the other (Redis pub/sub)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import pytest
+
+from api.settings import Settings
+from infra.clock import OffsetClock
+from infra.db import Database
+from partners.roles import Role
+from schema.context import Services
+from schema.relay import to_global_id
+from tests.contest_support import approve_sale, dispatch, make_contest, ws_client
+from tests.support import GQL, Tenant
+
+pytestmark = pytest.mark.slow
+
+LIVE = """
+subscription($id: ID!) {
+  leaderboardChanged(contestId: $id, first: 5) { version rows { score participant { name } } }
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def api_process(settings: Settings) -> AsyncIterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHANNELBOARD_ENV": "test",
+        "CHANNELBOARD_VAR_DIR": str(settings.var_dir),
+        "CHANNELBOARD_DATABASE_URL": settings.database_url,
+        "CHANNELBOARD_REDIS_URL": settings.redis_url or "",
+        "CHANNELBOARD_REDIS_NAMESPACE": settings.redis_namespace,
+        "CHANNELBOARD_LOG_LEVEL": "warning",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
+        "--log-level", "warning", env=env,
+    )  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                try:
+                    if (await client.get(f"http://{address}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the API process did not start")
+        yield address
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_a_change_through_process_a_reaches_a_subscriber_on_process_b(
+    settings: Settings, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant,
+) -> None:  # fmt: skip
+    contest = await make_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=900_00, units=1)
+    await approve_sale(db, clock, tenant, partner=1, amount=100_00, units=5)
+    await dispatch(services)
+    contest_id = str(to_global_id("Contest", contest.id))
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with api_process(settings) as a, api_process(settings) as b:
+        async with ws_client(b, token) as on_b, ws_client(a, token) as on_a:
+            await on_b.subscribe(LIVE, {"id": contest_id})
+            await on_a.subscribe(LIVE, {"id": contest_id})
+            first = (await on_b.data())["leaderboardChanged"]
+            assert [r["score"] for r in first["rows"]] == [900_00, 100_00]
+            await on_a.data()
+
+            # Through process A's GraphQL API: rank by units instead (re-ranked from the ledger).
+            async with httpx.AsyncClient() as client:
+                response = await client.post(
+                    f"http://{a}/graphql",
+                    json={
+                        "query": "mutation($i: ContestUpdateInput!) { contestUpdate(input: $i) "
+                        "{ contest { version } userErrors { code } } }",
+                        "variables": {"i": {"id": contest_id, "metric": "UNITS"}},
+                    },
+                    headers={"authorization": f"Bearer {token}"},
+                )
+            assert response.json()["data"]["contestUpdate"]["userErrors"] == []
+            while True:
+                update = (await on_b.data())["leaderboardChanged"]
+                if [r["score"] for r in update["rows"]] == [5, 1]:
+                    break
+            assert update["version"] > first["version"]
+            assert update["rows"][0]["participant"]["name"] == tenant.partners[1].name
+
+            # A sale approved elsewhere (recorded here, dispatched by whichever process
+            # polls first) reaches both processes' subscribers.
+            await approve_sale(db, clock, tenant, partner=0, amount=1, units=10)
+            for client in (on_b, on_a):
+                while True:
+                    rows = (await client.data())["leaderboardChanged"]["rows"]
+                    if [r["score"] for r in rows] == [11, 5]:
+                        break
