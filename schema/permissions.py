@@ -70,3 +70,11 @@ def roles(*allowed: Role) -> type[BasePermission]:
 VendorStaff = roles(*VENDOR_ROLES)
 VendorAdmin = roles(Role.VENDOR_ADMIN)
 Admins = roles(Role.VENDOR_ADMIN, Role.PARTNER_ADMIN)
+Finance = roles(Role.FINANCE)
+FinanceOrAdmin = roles(Role.FINANCE, Role.VENDOR_ADMIN)
+PartnerUsers = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP)
+# Who reviews partner submissions (row-level: a channel manager only its assigned partners).
+Reviewers = roles(Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER)
+PartnersAndReviewers = roles(
+    Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER
+)

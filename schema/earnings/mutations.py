@@ -11,12 +11,10 @@ from earnings import ledger, payouts, programs
 from earnings.errors import EarningsErrorCode
 from earnings.models import PayoutStatement, Program, ProgramVersion
 from infra.errors import DomainError
-from partners.roles import Role
 from schema.context import Context
 from schema.earnings.inputs import ProgramRulesInput
 from schema.earnings.types import (
     EarningEntryType,
-    FinanceOrAdmin,
     PayoutHoldType,
     PayoutStatementType,
     ProgramType,
@@ -24,11 +22,9 @@ from schema.earnings.types import (
 )
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
-from schema.mutations import mutate
-from schema.permissions import VendorAdmin, roles
+from schema.mutations import Outcome, mutate
+from schema.permissions import Finance, FinanceOrAdmin, VendorAdmin
 from schema.relay import parse_global_id
-
-Finance = roles(Role.FINANCE)
 
 
 @strawberry.type
@@ -170,6 +166,16 @@ class EarningAdjustmentPayload:
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
 
+def _program_payload(outcome: Outcome[tuple[Program, ProgramVersion]]) -> EarningProgramPayload:
+    if outcome.result is None:
+        return EarningProgramPayload(user_errors=_errors(outcome.errors))
+    program, version = outcome.result
+    return EarningProgramPayload(
+        program=ProgramType.of(program),
+        version=ProgramVersionType.of(version, program.currency),
+    )
+
+
 @strawberry.type
 class EarningsMutation:
     @strawberry.mutation(
@@ -222,14 +228,7 @@ class EarningsMutation:
             assert program is not None
             return program, version
 
-        outcome = await mutate(ctx, action)
-        if outcome.result is None:
-            return EarningProgramPayload(user_errors=_errors(outcome.errors))
-        program, version = outcome.result
-        return EarningProgramPayload(
-            program=ProgramType.of(program),
-            version=ProgramVersionType.of(version, program.currency),
-        )
+        return _program_payload(await mutate(ctx, action))
 
     @strawberry.mutation(
         permission_classes=[VendorAdmin],
@@ -256,14 +255,7 @@ class EarningsMutation:
             )  # fmt: skip
             return program, version
 
-        outcome = await mutate(ctx, action)
-        if outcome.result is None:
-            return EarningProgramPayload(user_errors=_errors(outcome.errors))
-        program, version = outcome.result
-        return EarningProgramPayload(
-            program=ProgramType.of(program),
-            version=ProgramVersionType.of(version, program.currency),
-        )
+        return _program_payload(await mutate(ctx, action))
 
     @strawberry.mutation(
         permission_classes=[Finance],

@@ -35,10 +35,10 @@ from earnings.payouts import hold_explanation
 from earnings.programs import Rules, TierStatus
 from earnings.rounding import format_bp
 from earnings.service import Summary
-from partners.roles import Principal, Role
+from partners.roles import Principal
 from schema.context import Context
 from schema.money import MoneyType
-from schema.permissions import VendorStaff, roles
+from schema.permissions import FinanceOrAdmin, VendorStaff
 from schema.relay import parse_node_ids, to_global_id
 
 EntryKindEnum = strawberry.enum(EntryKind, description="What produced a ledger entry.")
@@ -46,8 +46,6 @@ PayoutStatusEnum = strawberry.enum(PayoutStatus)
 HoldReasonEnum = strawberry.enum(HoldReason, description="Why a payout is held (vendor roles).")
 DecisionActionEnum = strawberry.enum(DecisionAction, name="PayoutDecisionAction")
 ExplanationKindEnum = strawberry.enum(ExplanationKind)
-
-FinanceOrAdmin = roles(Role.FINANCE, Role.VENDOR_ADMIN)
 
 
 def _money(amount: int | None, currency: str) -> MoneyType | None:

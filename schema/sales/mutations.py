@@ -15,21 +15,14 @@ from deal_registration.sales.errors import SaleClaimErrorCode, SerialImportError
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
 from infra.errors import DomainError
 from infra.money import parse_decimal
-from partners.roles import Role
 from schema.attachments import read_upload
 from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
 from schema.mutations import mutate
-from schema.permissions import VendorAdmin, roles
+from schema.permissions import PartnersAndReviewers, PartnerUsers, Reviewers, VendorAdmin
 from schema.relay import parse_global_id
 from schema.sales.types import SaleClaimType, SalesSettingsType
-
-PartnerUsers = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP)
-Reviewers = roles(Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER)
-ProofUploaders = roles(
-    Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER
-)
 
 
 @strawberry.type
@@ -216,7 +209,7 @@ class SalesMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[ProofUploaders],
+        permission_classes=[PartnersAndReviewers],
         description="Attach a proof file (PDF, PNG or JPEG; multipart request) to a claim.",
     )
     async def sale_claim_attach_proof(

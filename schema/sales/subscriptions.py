@@ -8,7 +8,7 @@ from strawberry import Info
 
 from deal_registration.sales import fanout, repository
 from schema.context import Context
-from schema.sales.mutations import PartnerUsers
+from schema.permissions import PartnerUsers
 from schema.sales.types import SaleClaimType
 
 

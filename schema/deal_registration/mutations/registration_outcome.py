@@ -4,19 +4,13 @@ import strawberry
 from strawberry import Info
 
 from deal_registration.registrations import service
-from partners.roles import Role
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationActionInput
 from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import roles
-
-PartnerUsers = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP)
-PartnersAndReviewers = roles(
-    Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER
-)
+from schema.permissions import PartnersAndReviewers, PartnerUsers
 
 
 @strawberry.type

@@ -6,19 +6,14 @@ from strawberry.file_uploads import Upload
 
 from deal_registration.registrations import proof
 from deal_registration.registrations.errors import DealRegistrationErrorCode
-from partners.roles import Role
 from schema.attachments import AttachmentType, read_upload
 from schema.context import Context
 from schema.deal_registration.mutations.payloads import DealRegistrationError, not_found
 from schema.deal_registration.types import DealRegistrationType
 from schema.errors import user_errors
 from schema.mutations import mutate
-from schema.permissions import roles
+from schema.permissions import PartnersAndReviewers
 from schema.relay import parse_global_id
-
-ProofUploaders = roles(
-    Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER
-)
 
 
 @strawberry.input
@@ -41,7 +36,7 @@ class DealRegistrationAttachProofPayload:
 @strawberry.type
 class DealRegistrationProofMutation:
     @strawberry.mutation(
-        permission_classes=[ProofUploaders],
+        permission_classes=[PartnersAndReviewers],
         description="Attach a proof file (an invoice; multipart request) to a registration "
         "that is not withdrawn, rejected, lost or expired.",
     )

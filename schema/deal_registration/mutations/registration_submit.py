@@ -6,7 +6,6 @@ from strawberry import Info
 from deal_registration.registrations import service
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from infra.errors import DomainError
-from partners.roles import Role
 from schema.attachments import read_upload
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationIdInput, DealRegistrationSubmitInput
@@ -17,17 +16,14 @@ from schema.deal_registration.mutations.payloads import (
 )
 from schema.deal_registration.types import DealRegistrationType
 from schema.mutations import mutate
-from schema.permissions import roles
+from schema.permissions import PartnersAndReviewers, PartnerUsers
 from schema.relay import parse_global_id
-
-Submitters = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER)
-PartnerUsers = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP)
 
 
 @strawberry.type
 class DealRegistrationSubmitMutation:
     @strawberry.mutation(
-        permission_classes=[Submitters],
+        permission_classes=[PartnersAndReviewers],
         description="Register a deal: it is checked for conflicts with every active "
         "registration of the vendor and waits for review (or is saved as a draft).",
     )
