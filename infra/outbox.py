@@ -9,10 +9,11 @@ Handlers must be idempotent: a crash between a handler and the mark re-runs it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +85,13 @@ class Dispatcher:
 
     def register(self, event_type: str, handler: Handler) -> None:
         self._handlers[event_type].append(handler)
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold dispatching (in this process) while the block runs, e.g. while a test wipes
+        the tables the handlers write to."""
+        async with self._lock:
+            yield
 
     def notify(self) -> None:
         """Something committed events: dispatch soon (the poll loop catches the rest)."""
