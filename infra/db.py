@@ -13,12 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, event, inspect
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra.cache import TableEpochs
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -152,15 +155,57 @@ class LockedAsyncSession(AsyncSession):
             await super().rollback()
 
 
+# Which tables a session wrote, reported to the Database's TableEpochs once it commits (the
+# process-local read caches of infra.cache depend on it).
+_EPOCHS = "channelboard_epochs"
+_WRITTEN = "channelboard_written"
+
+
+def _written(session: Session) -> set[str]:
+    written: set[str] = session.info.setdefault(_WRITTEN, set())
+    return written
+
+
+@event.listens_for(Session, "after_flush")
+def _record_flushed(session: Session, _context: Any) -> None:
+    if _EPOCHS not in session.info:
+        return
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        _written(session).update(t.name for t in inspect(obj).mapper.tables)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _record_statement(state: ORMExecuteState) -> None:
+    if _EPOCHS in state.session.info and (state.is_insert or state.is_update or state.is_delete):
+        table = getattr(state.statement, "table", None)
+        if table is not None:
+            _written(state.session).add(table.name)
+
+
+@event.listens_for(Session, "after_commit")
+def _report_written(session: Session) -> None:
+    written = session.info.pop(_WRITTEN, None)
+    epochs = session.info.get(_EPOCHS)
+    if written and epochs is not None:
+        epochs.changed(written)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_written(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
 class Database:
     """An engine and its session factory; one per process."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.engine = create_engine(url, echo=echo)
+        self.epochs = TableEpochs()
         self._sessions = async_sessionmaker(
-            self.engine, class_=LockedAsyncSession, expire_on_commit=False, autoflush=False
-        )
+            self.engine, class_=LockedAsyncSession, expire_on_commit=False, autoflush=False,
+            info={_EPOCHS: self.epochs},
+        )  # fmt: skip
 
     def new_session(self) -> AsyncSession:
         return self._sessions()

@@ -1,0 +1,136 @@
+"""Process-local caches of rows read on every request that rarely change (who a credential
+belongs to, contest rows, participant names), kept exact by watching table changes.
+
+Every committed transaction that wrote a table bumps that table's epoch: in this process at
+once (``infra.db`` records the tables a session wrote and reports them after commit), and
+in every other process through Redis pub/sub (``Hub.watch``). A cache entry remembers the
+epochs of the tables it was read from, taken *before* the read, so a commit that lands
+while the read runs makes the entry stale rather than leaving old data current. When the
+pub/sub connection drops, every epoch is bumped (a notice may have been missed), and a TTL
+bounds what a writer without a Hub (a CLI command) can leave stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from infra.pubsub import Hub
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+Stamp = tuple[int, ...]
+
+
+class TableEpochs:
+    """How many committed changes this process has seen, per table."""
+
+    def __init__(self) -> None:
+        self._epochs: dict[str, int] = {}
+        self._all = 0  # bumped when any notice may have been missed
+        # Set by ``share``: tells the other processes (a Hub publish), and whether we hear
+        # theirs. Until then caches serve nothing: another process's commit would go unseen.
+        self.publish: Callable[[frozenset[str]], None] | None = None
+        self.hearing: Callable[[], bool] = lambda: False
+
+    @property
+    def live(self) -> bool:
+        return self.hearing()
+
+    def stamp(self, tables: tuple[str, ...]) -> Stamp:
+        return (self._all, *(self._epochs.get(t, 0) for t in tables))
+
+    def changed(self, tables: Iterable[str], *, local: bool = True) -> None:
+        """Tables were written by a committed transaction (``local``: in this process, so
+        the other processes are told too)."""
+        names = frozenset(tables)
+        for name in names:
+            self._epochs[name] = self._epochs.get(name, 0) + 1
+        if local and names and self.publish is not None:
+            self.publish(names)
+
+    def changed_everything(self) -> None:
+        self._all += 1
+
+    async def share(self, hub: Hub, *, retry: float = 1.0) -> None:
+        """Tell other processes through ``hub`` and hear from them (one channel); retries
+        until Redis answers (caches stay off meanwhile)."""
+        channel = hub.channel("tables")
+        origin = uuid.uuid4().hex
+
+        def publish(names: frozenset[str]) -> None:
+            hub.publish_soon(channel, f"{origin} {','.join(sorted(names))}")
+
+        def heard(message: bytes | None) -> None:
+            if message is None:
+                self.changed_everything()
+                return
+            sender, _, names = message.decode().partition(" ")
+            if sender != origin:
+                self.changed(names.split(","), local=False)
+
+        while True:
+            try:
+                await hub.watch(channel, heard)
+                break
+            except Exception:
+                log.warning("cannot subscribe to table changes yet; read caches stay off")
+                await asyncio.sleep(retry)
+        self.publish = publish
+        self.hearing = lambda: hub.subscribed
+
+
+class ReadCache(Generic[K, V]):
+    """Values keyed by K, valid while the tables they came from are unchanged (and for at
+    most ``ttl`` seconds); least recently used entries go first past ``maxsize``."""
+
+    def __init__(
+        self,
+        epochs: TableEpochs,
+        tables: tuple[str, ...],
+        *,
+        ttl: float = 10.0,
+        maxsize: int = 10_000,
+    ) -> None:
+        self.epochs = epochs
+        self.tables = tables
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self._entries: OrderedDict[K, tuple[Stamp, float, V]] = OrderedDict()
+
+    def stamp(self) -> Stamp:
+        """Take before reading the value to be stored."""
+        return self.epochs.stamp(self.tables)
+
+    def get(self, key: K) -> V | None:
+        if not self.epochs.live:
+            return None
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        stamp, stored_at, value = entry
+        if stamp != self.stamp() or time.monotonic() - stored_at > self.ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V, stamp: Stamp) -> None:
+        if stamp != self.stamp() or not self.epochs.live:
+            return  # the tables changed while the value was read
+        self._entries[key] = (stamp, time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
