@@ -63,13 +63,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redis = connect(redis_url)
         outbox = Dispatcher(db, clock)
         keys = Keys(settings.redis_namespace)
+        hub = Hub(redis, keys)
+        sharing = asyncio.create_task(db.epochs.share(hub), name="table-epochs")
         services = Services(
             db=db,
             redis=redis,
             keys=keys,
             clock=clock,
             outbox=outbox,
-            hub=Hub(redis, keys),
+            hub=hub,
             max_page_size=limits.max_page_size,
             production=settings.production,
             storage=build_storage(settings),
@@ -92,9 +94,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            dispatcher_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await dispatcher_task
+            for task in (dispatcher_task, sharing):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services.hub.close()
             await redis.aclose()
             await db.dispose()

@@ -13,6 +13,7 @@ import jwt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.settings import JWTSettings
+from infra.cache import ReadCache
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
@@ -84,11 +85,22 @@ class TokenVerifier:
         return claims
 
 
+# What a principal is read from: a change to any of these drops every cached principal.
+PRINCIPAL_TABLES = ("user_account", "partner", "api_key")
+# An API key's last_used_at is written at most this often (a write per request would cost
+# more than the request, and would drop the principal cache each time).
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
 class Authenticator:
     def __init__(self, jwt_settings: JWTSettings, db: Database, clock: Clock) -> None:
         self.verifier = TokenVerifier(jwt_settings)
+        self.leeway = timedelta(seconds=jwt_settings.leeway_seconds)
         self.db = db
         self.clock = clock
+        # Credential -> principal: a request would otherwise spend most of its time on the
+        # user and partner queries. Exact: entries drop when those tables change anywhere.
+        self._principals: ReadCache[str, Principal] = ReadCache(db.epochs, PRINCIPAL_TABLES)
 
     async def authenticate(self, authorization: str | None) -> Principal | AuthFailure:
         """Authenticate the value of an Authorization header (or a connection_init field)."""
@@ -98,10 +110,21 @@ class Authenticator:
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
             return AuthFailure("MALFORMED_CREDENTIALS")
+        cached = self._principals.get(credential)
+        if cached is not None:
+            expires_at = cached.expires_at
+            if expires_at is not None and self.clock.now() > expires_at + self.leeway:
+                return AuthFailure("TOKEN_EXPIRED")
+            return cached
+        stamp = self._principals.stamp()
         async with self.db.session() as session:
             if credential.startswith(service.API_KEY_PREFIX):
-                return await self._api_key(session, credential)
-            return await self._token(session, credential)
+                outcome = await self._api_key(session, credential)
+            else:
+                outcome = await self._token(session, credential)
+        if isinstance(outcome, Principal):
+            self._principals.put(credential, outcome, stamp)
+        return outcome
 
     async def _token(self, session: AsyncSession, token: str) -> Principal | AuthFailure:
         claims = self.verifier.decode(token, self.clock.now())
@@ -126,9 +149,11 @@ class Authenticator:
         key = await service.verify_api_key(session, secret)
         if key is None:
             return AuthFailure("INVALID_API_KEY")
-        key.last_used_at = self.clock.now()
-        session.add(key)
-        await session.commit()
+        now = self.clock.now()
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+            key.last_used_at = now
+            session.add(key)
+            await session.commit()
         return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
 
 

@@ -118,7 +118,9 @@ class ApiKeyType(relay.Node):
     role: Role
     created_at: datetime
     revoked_at: datetime | None
-    last_used_at: datetime | None
+    last_used_at: datetime | None = strawberry.field(
+        description="When the key last authenticated a request, to the minute."
+    )
 
     @classmethod
     def from_model(cls, key: ApiKey) -> ApiKeyType:
