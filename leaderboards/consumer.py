@@ -21,6 +21,7 @@ from deal_registration.events import (
     SaleApproved,
     SaleReversed,
 )
+from infra.cache import ReadCache
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent
@@ -29,12 +30,17 @@ from infra.redis import Keys
 from leaderboards import repository
 from leaderboards.boards import Boards
 from leaderboards.models import Contest, ContestCredit, ContestStatus
+from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
 from leaderboards.scoring import NOT_BUILT, BoardMode, apply_credit, event_instant, target_for
 from leaderboards.service import CONTEST_CHANGED, ledger_row, reversal_credit
 from partners.models import Partner
 
 log = logging.getLogger(__name__)
+
+# Who is reading, as far as contest visibility goes: the vendor, and the partner (None for
+# vendor staff, who see every contest of their vendor).
+ReaderKey = tuple[uuid.UUID, uuid.UUID | None]
 
 
 async def insert_credits(session: AsyncSession, rows: list[ContestCredit]) -> None:
@@ -60,6 +66,15 @@ class Leaderboards:
         self.clock = clock
         self.hub = hub
         self.fanout: Any = None  # leaderboards.fanout.Fanout, made on first subscription
+        # Rows every read needs and that rarely change (see infra.cache): a contest as one
+        # caller may see it (None: not visible), and participants' display names.
+        self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
+            db.epochs, ("contest", "partner")
+        )
+        self.names: ReadCache[tuple[uuid.UUID, uuid.UUID], str] = ReadCache(
+            db.epochs, ("partner", "user_account"), maxsize=100_000
+        )
+        self.pages = PageCache(boards, hub, db.epochs, self.channel)
 
     def channel(self, contest_id: uuid.UUID | str) -> str:
         return self.hub.channel("lb", contest_id)

@@ -5,6 +5,7 @@ plus the page), after making sure the contest's keys exist (rebuilding them if n
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -115,19 +116,54 @@ def resolve_period(contest: Contest, key: str | None, now: datetime) -> Period:
 
 
 class Reader:
-    def __init__(self, runtime: Leaderboards, session: AsyncSession) -> None:
+    def __init__(
+        self, runtime: Leaderboards, session: AsyncSession | Callable[[], AsyncSession]
+    ) -> None:
+        """``session`` may be a function that opens one: most reads are served from Redis
+        and the caches, and never need it."""
         self.rt = runtime
-        self.session = session
+        self._session = session
+
+    @property
+    def session(self) -> AsyncSession:
+        if not isinstance(self._session, AsyncSession):
+            self._session = self._session()
+        return self._session
 
     async def contest(self, principal: Principal, contest_id: uuid.UUID | None) -> Contest:
-        contest = (
-            await repository.get_readable_contest(self.session, principal, contest_id)
-            if contest_id is not None
-            else None
-        )
-        if contest is None:
+        if contest_id is None:
             raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
+        partner = None if principal.is_vendor_staff else principal.partner_id
+        key = (contest_id, (principal.vendor_id, partner))
+        cache = self.rt.contests
+        contest = cache.get(key)
+        if contest is None:
+            stamp = cache.stamp()
+            found = await repository.get_readable_contest(self.session, principal, contest_id)
+            if found is None:
+                raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
+            # A copy of its own: the cached row outlives this request's session.
+            contest = Contest(**found.model_dump())
+            cache.put(key, contest, stamp)
         return contest
+
+    async def names(self, vendor_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        cache = self.rt.names
+        out: dict[uuid.UUID, str] = {}
+        missing = []
+        for participant in ids:
+            name = cache.get((vendor_id, participant))
+            if name is None:
+                missing.append(participant)
+            elif name:  # "" remembers that there is none
+                out[participant] = name
+        if missing:
+            stamp = cache.stamp()
+            found = await repository.names_of(self.session, vendor_id, missing)
+            for participant in missing:
+                cache.put((vendor_id, participant), found.get(participant, ""), stamp)
+            out.update(found)
+        return out
 
     async def _frozen(self, contest: Contest, period: Period) -> bool:
         now = self.rt.clock.now()
@@ -142,10 +178,10 @@ class Reader:
     async def _live_page(
         self, contest: Contest, period: Period, start: int, count: int
     ) -> ranking.Page:
-        page = await self.rt.boards.page(contest, period.key, start, count)
+        page = await self.rt.pages.page(contest, period.key, start, count)
         if not page.built:
             await ensure_built(self.rt.db, self.rt.boards, self.rt.clock, contest)
-            page = await self.rt.boards.page(contest, period.key, start, count)
+            page = await self.rt.pages.page(contest, period.key, start, count)
         return page
 
     async def _frozen_page(
@@ -169,9 +205,7 @@ class Reader:
     async def _views(
         self, contest: Contest, viewer: Viewer, rows: list[ranking.Row]
     ) -> list[RowView]:
-        names = await repository.names_of(
-            self.session, contest.vendor_id, [r.participant_id for r in rows]
-        )
+        names = await self.names(contest.vendor_id, [r.participant_id for r in rows])
         return [self._view(viewer, r, names) for r in rows]
 
     async def board(
@@ -229,7 +263,7 @@ class Reader:
         ids = {s.participant_id for s in standings} | {
             s.nemesis.participant_id for s in standings if s.nemesis
         }
-        names = await repository.names_of(self.session, contest.vendor_id, list(ids))
+        names = await self.names(contest.vendor_id, list(ids))
         out = []
         for s in standings:
             own_viewer = Viewer(viewer.principal, s.participant_id, viewer.top_n, viewer.anonymise)

@@ -33,7 +33,7 @@ def not_found(what: str = "contest") -> GraphQLError:
 
 
 def reader(info: Info[Context, None]) -> Reader:
-    return Reader(leaderboards_runtime(info.context.services), info.context.session)
+    return Reader(leaderboards_runtime(info.context.services), lambda: info.context.session)
 
 
 async def load_contest(info: Info[Context, None], contest_id: str) -> Contest:
