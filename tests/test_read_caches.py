@@ -1,0 +1,263 @@
+"""The process-local read caches (infra.cache, leaderboards.pages): hot reads skip SQL and
+Redis, and every change is seen at once - in this process, and in another one through
+Redis pub/sub - with nothing served from the caches while pub/sub is down."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import col, update
+
+from infra.cache import ReadCache, TableEpochs
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.pubsub import Hub
+from infra.redis import connect
+from partners.models import Partner, PartnerStatus, User
+from partners.roles import Role
+from schema.context import Services
+from tests.contest_support import approve_sale, dispatch, make_contest
+from tests.support import GQL, Tenant, error_codes
+from tests.test_leaderboards_api import BOARD, gid
+
+TYPENAME = "{ __typename }"
+ME = "{ me { role } }"
+
+
+@contextlib.contextmanager
+def sql_statements(db: Database) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def reason(gql: GQL, token: str) -> str | None:
+    payload = await gql(ME, token=token)
+    if "errors" not in payload:
+        return None
+    value: str = payload["errors"][0]["extensions"].get("reason")
+    return value
+
+
+@contextlib.asynccontextmanager
+async def other_process(db: Database, services: Services) -> AsyncIterator[Database]:
+    """A second Database with its own epochs and Hub on the same Redis: what another API
+    process is, as far as the caches can tell."""
+    other = Database(db.url)
+    redis = connect(_url(services))
+    hub = Hub(redis, services.keys)
+    await other.epochs.share(hub)
+    try:
+        yield other
+    finally:
+        await hub.close()
+        await redis.aclose()
+        await other.dispose()
+
+
+def _url(services: Services) -> str:
+    kwargs = services.redis.get_connection_kwargs()
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
+
+
+async def eventually(check: Callable[[], Any], *, within: float = 3.0) -> None:
+    """Poll ``check`` (an async function returning truthy) until it holds; well under the
+    caches' 10 s TTL, so passing means the change was heard, not timed out."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if await check():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("not within the time")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_known_token_costs_no_sql(gql: GQL, tenant: Tenant, db: Database) -> None:
+    token = gql.token(tenant.user(Role.PARTNER_REP))
+    assert "errors" not in await gql(ME, token=token)
+    with sql_statements(db) as seen:
+        assert "errors" not in await gql(TYPENAME, token=token)
+    assert seen == []
+
+
+async def test_deactivation_and_suspension_apply_to_cached_principals(
+    gql: GQL, tenant: Tenant, db: Database
+) -> None:
+    admin, rep = tenant.user(Role.VENDOR_ADMIN), tenant.user(Role.PARTNER_REP)
+    admin_token, rep_token = gql.token(admin), gql.token(rep)
+    assert await reason(gql, admin_token) is None
+    assert await reason(gql, rep_token) is None
+    async with db.transaction() as session:
+        await session.execute(update(User).where(col(User.id) == admin.id).values(active=False))
+    assert await reason(gql, admin_token) == "USER_DEACTIVATED"
+    async with db.transaction() as session:
+        partner = await session.get(Partner, rep.partner_id)
+        assert partner is not None
+        partner.status = PartnerStatus.SUSPENDED
+        session.add(partner)
+    assert await reason(gql, rep_token) == "PARTNER_INACTIVE"
+
+
+async def test_a_cached_token_still_expires(gql: GQL, tenant: Tenant, clock: OffsetClock) -> None:
+    token = gql.token(tenant.user(Role.FINANCE), ttl=timedelta(minutes=5))
+    assert await reason(gql, token) is None
+    clock.advance(timedelta(minutes=6))
+    assert await reason(gql, token) == "TOKEN_EXPIRED"
+
+
+async def test_revoked_api_key_is_refused_at_once(gql: GQL, tenant: Tenant) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    created = await gql.data(
+        """mutation { apiKeyCreate(input: {name: "ci", role: VENDOR_ADMIN}) {
+             apiKey { id } secret userErrors { code } } }""",
+        as_user=admin,
+    )
+    key = created["apiKeyCreate"]
+    assert await reason(gql, key["secret"]) is None
+    assert await reason(gql, key["secret"]) is None  # served from the cache
+    revoked = await gql.data(
+        "mutation($id: ID!) { apiKeyRevoke(input: {id: $id}) { userErrors { code } } }",
+        {"id": key["apiKey"]["id"]},
+        as_user=admin,
+    )
+    assert revoked["apiKeyRevoke"]["userErrors"] == []
+    assert await reason(gql, key["secret"]) == "INVALID_API_KEY"
+
+
+async def test_another_process_change_reaches_this_process_cache(
+    gql: GQL, tenant: Tenant, db: Database, services: Services
+) -> None:
+    rep = tenant.user(Role.PARTNER_REP)
+    token = gql.token(rep)
+    assert await reason(gql, token) is None
+    async with other_process(db, services) as other:
+        async with other.transaction() as session:
+            await session.execute(update(User).where(col(User.id) == rep.id).values(active=False))
+
+        async def refused() -> bool:
+            return await reason(gql, token) == "USER_DEACTIVATED"
+
+        await eventually(refused)
+
+
+async def test_caches_survive_a_lost_pubsub_connection(
+    gql: GQL, tenant: Tenant, db: Database, services: Services
+) -> None:
+    rep = tenant.user(Role.PARTNER_REP)
+    token = gql.token(rep)
+    assert await reason(gql, token) is None
+    reconnects = services.hub.reconnects
+    await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+
+    async def resubscribed() -> bool:
+        return services.hub.reconnects > reconnects and services.hub.subscribed
+
+    await eventually(resubscribed, within=10)
+    async with other_process(db, services) as other:
+        async with other.transaction() as session:
+            await session.execute(update(User).where(col(User.id) == rep.id).values(active=False))
+
+        async def refused() -> bool:
+            return await reason(gql, token) == "USER_DEACTIVATED"
+
+        await eventually(refused)
+
+
+async def test_nothing_is_served_while_changes_cannot_be_heard(db: Database) -> None:
+    epochs = TableEpochs()  # never shared: another process's change would go unheard
+    cache: ReadCache[str, str] = ReadCache(epochs, ("partner",))
+    cache.put("a", "Acme", cache.stamp())
+    assert cache.get("a") is None
+    epochs.hearing = lambda: True  # as when subscribed
+    stamp = cache.stamp()
+    epochs.changed(["partner"])  # a commit while the value was being read
+    cache.put("a", "Acme", stamp)
+    assert cache.get("a") is None
+    cache.put("a", "Acme", cache.stamp())
+    assert cache.get("a") == "Acme"
+    epochs.changed_everything()  # the subscription was lost and made again
+    assert cache.get("a") is None
+
+
+async def evalsha_calls(services: Services) -> int:
+    stats = await services.redis.info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+async def test_leaderboard_pages_come_from_memory_until_the_board_changes(
+    gql: GQL, tenant: Tenant, db: Database, clock: OffsetClock, services: Services
+) -> None:
+    contest = await make_contest(db, clock, tenant)
+    rep = tenant.user(Role.PARTNER_REP)
+    await approve_sale(db, clock, tenant, amount=100_00)
+    await dispatch(services)
+    variables = {"id": gid(contest), "first": 10}
+    first = await gql.data(BOARD, variables, as_user=rep)
+    assert [e["node"]["score"] for e in first["leaderboard"]["edges"]] == [10000]
+    async with services.outbox.paused():  # no credit attempt in the background meanwhile
+        calls = await evalsha_calls(services)
+        with sql_statements(db) as seen:
+            again = await gql.data(BOARD, variables, as_user=rep)
+        assert again == first
+        assert await evalsha_calls(services) == calls  # no Redis script ran
+        assert seen == []  # nor any SQL
+
+    await approve_sale(db, clock, tenant, partner=1, amount=250_00)
+    await dispatch(services)
+
+    async def moved() -> bool:
+        board = await gql.data(BOARD, variables, as_user=rep)
+        return [e["node"]["score"] for e in board["leaderboard"]["edges"]] == [25000, 10000]
+
+    await eventually(moved)
+
+
+async def test_renames_and_visibility_changes_show_at_once(
+    gql: GQL, tenant: Tenant, db: Database, clock: OffsetClock, services: Services
+) -> None:
+    contest = await make_contest(db, clock, tenant)
+    rep = tenant.user(Role.PARTNER_REP)
+    await approve_sale(db, clock, tenant, partner=1, amount=300_00)
+    await dispatch(services)
+    variables = {"id": gid(contest), "first": 10}
+    board = await gql.data(BOARD, variables, as_user=rep)
+    other_name = tenant.partners[1].name
+    assert board["leaderboard"]["edges"][0]["node"]["participant"]["name"] == other_name
+
+    async with db.transaction() as session:
+        await session.execute(
+            update(Partner).where(col(Partner.id) == tenant.partners[1].id).values(name="Renamed")
+        )
+    board = await gql.data(BOARD, variables, as_user=rep)
+    assert board["leaderboard"]["edges"][0]["node"]["participant"]["name"] == "Renamed"
+
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    updated = await gql.data(
+        """mutation($input: ContestUpdateInput!) { contestUpdate(input: $input) {
+             userErrors { code } } }""",
+        {"input": {"id": gid(contest), "visibility": {"mode": "FULL", "anonymised": True}}},
+        as_user=admin,
+    )
+    assert updated["contestUpdate"]["userErrors"] == []
+    board = await gql.data(BOARD, variables, as_user=rep)
+    top = board["leaderboard"]["edges"][0]["node"]["participant"]
+    assert top["name"] != "Renamed"
+    assert top["id"] is None
+    assert error_codes(await gql(BOARD, {"id": gid(contest), "first": 101}, as_user=rep)) == [
+        "PAGE_SIZE_TOO_LARGE"
+    ]
