@@ -37,6 +37,7 @@ class TableEpochs:
     def __init__(self) -> None:
         self._epochs: dict[str, int] = {}
         self._all = 0  # bumped when any notice may have been missed
+        self.changes = 0  # bumped with any epoch: lets a cache reuse its last stamp
         # Set by ``share``: tells the other processes (a Hub publish), and whether we hear
         # theirs. Until then caches serve nothing: another process's commit would go unseen.
         self.publish: Callable[[frozenset[str]], None] | None = None
@@ -55,11 +56,13 @@ class TableEpochs:
         names = frozenset(tables)
         for name in names:
             self._epochs[name] = self._epochs.get(name, 0) + 1
+        self.changes += 1
         if local and names and self.publish is not None:
             self.publish(names)
 
     def changed_everything(self) -> None:
         self._all += 1
+        self.changes += 1
 
     async def share(self, hub: Hub, *, retry: float = 1.0) -> None:
         """Tell other processes through ``hub`` and hear from them (one channel); retries
@@ -106,10 +109,16 @@ class ReadCache(Generic[K, V]):
         self.ttl = ttl
         self.maxsize = maxsize
         self._entries: OrderedDict[K, tuple[Stamp, float, V]] = OrderedDict()
+        self._stamp: tuple[int, Stamp] = (-1, ())  # (epochs.changes, stamp) memo
 
     def stamp(self) -> Stamp:
         """Take before reading the value to be stored."""
-        return self.epochs.stamp(self.tables)
+        changes, stamp = self._stamp
+        if changes != self.epochs.changes:
+            changes, stamp = self._stamp = (
+                self.epochs.changes, self.epochs.stamp(self.tables)
+            )  # fmt: skip
+        return stamp
 
     def get(self, key: K) -> V | None:
         if not self.epochs.live:
