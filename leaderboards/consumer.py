@@ -36,21 +36,19 @@ from leaderboards.service import CONTEST_CHANGED, ledger_row, reversal_credit
 log = logging.getLogger(__name__)
 
 
-INSERT_CHUNK = 1000  # rows per INSERT: 11 columns each, inside SQLite/asyncpg parameter limits
-
-
 async def insert_credits(session: AsyncSession, rows: list[ContestCredit]) -> None:
-    """Insert ledger rows, skipping any (contest, event) pair already credited."""
+    """Insert ledger rows, skipping any (contest, event) pair already credited. One
+    statement executed for many parameter sets (executemany): compiled once and cached,
+    where a multi-row VALUES literal is compiled afresh for every batch."""
+    if not rows:
+        return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    columns = [c.name for c in ContestCredit.__table__.columns]  # type: ignore[attr-defined]
-    for start in range(0, len(rows), INSERT_CHUNK):
-        values: list[dict[str, Any]] = [
-            {name: getattr(row, name) for name in columns}
-            for row in rows[start : start + INSERT_CHUNK]
-        ]
-        stmt = insert(ContestCredit).values(values)
-        await session.exec(stmt.on_conflict_do_nothing(index_elements=["contest_id", "event_id"]))
+    table = ContestCredit.__table__  # type: ignore[attr-defined]
+    columns = [c.name for c in table.columns]
+    values: list[dict[str, Any]] = [{name: getattr(row, name) for name in columns} for row in rows]
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["contest_id", "event_id"])
+    await session.execute(stmt, values)
 
 
 class Leaderboards:
