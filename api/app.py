@@ -160,4 +160,4 @@ def register_event_handlers(services: Services) -> None:
     )
     earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)
     use_claim_signals(SaleClaimSignals())
-    leaderboards_runtime(services).register(services.outbox.register)
+    leaderboards_runtime(services).register(services.outbox)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 import weakref
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
@@ -14,7 +15,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.events import (
-    DEAL_WON,
     SALE_APPROVED,
     SALE_REVERSED,
     DealWon,
@@ -24,17 +24,16 @@ from deal_registration.events import (
 from infra.cache import ReadCache
 from infra.clock import Clock
 from infra.db import Database
-from infra.outbox import OutboxEvent
+from infra.outbox import Dispatcher, OutboxEvent
 from infra.pubsub import Hub
 from infra.redis import Keys
-from leaderboards import repository
+from leaderboards import crediting, repository
 from leaderboards.boards import Boards
 from leaderboards.models import Contest, ContestCredit, ContestStatus
 from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
-from leaderboards.scoring import NOT_BUILT, BoardMode, apply_credit, event_instant, target_for
+from leaderboards.scoring import NOT_BUILT, SCORED_EVENT_TYPES, event_instant
 from leaderboards.service import CONTEST_CHANGED, ledger_row, reversal_credit
-from partners.models import Partner
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +43,18 @@ ReaderKey = tuple[uuid.UUID, uuid.UUID | None]
 
 
 async def insert_credits(session: AsyncSession, rows: list[ContestCredit]) -> None:
-    """Insert ledger rows, skipping any (contest, event) pair already credited."""
+    """Insert ledger rows, skipping any (contest, event) pair already credited. One
+    statement executed for many parameter sets (executemany): compiled once and cached,
+    where a multi-row VALUES literal is compiled afresh for every batch."""
     if not rows:
         return
-    values: list[dict[str, Any]] = [
-        {c.name: getattr(row, c.name) for c in ContestCredit.__table__.columns}  # type: ignore[attr-defined]
-        for row in rows
-    ]
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(ContestCredit).values(values)
-    await session.exec(stmt.on_conflict_do_nothing(index_elements=["contest_id", "event_id"]))
+    table = ContestCredit.__table__  # type: ignore[attr-defined]
+    columns = [c.name for c in table.columns]
+    values: list[dict[str, Any]] = [{name: getattr(row, name) for name in columns} for row in rows]
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["contest_id", "event_id"])
+    await session.execute(stmt, values)
 
 
 class Leaderboards:
@@ -83,64 +83,123 @@ class Leaderboards:
         await self.hub.publish(self.channel(contest_id), str(version))
 
     async def on_source_event(self, event: OutboxEvent) -> None:
+        await self.on_source_events([event])
+
+    async def on_source_events(self, events: list[OutboxEvent]) -> None:
+        """Credit a batch of approvals, reversals and won deals (in commit order): one SQL
+        read pass, one ledger insert, one pipelined Redis round trip, one notify per
+        contest. Idempotent: the ledger skips credited (contest, event) pairs and each
+        board's seen set skips credited events, so a rerun of the batch changes nothing."""
         now = self.clock.now()
-        rows: list[ContestCredit] = []
-        contests: dict[uuid.UUID, Contest] = {}
         async with self.db.session() as session:
-            if event.type == SALE_REVERSED:
-                reversal = SaleReversed.parse(event.payload)
-                for original in await repository.credits_of_event(
-                    session, reversal.reverses_event_id
-                ):
-                    contest = await session.get(Contest, original.contest_id)
-                    if contest is None or contest.frozen_at is not None:
-                        continue
-                    if contest.status is not ContestStatus.SCHEDULED:
-                        continue
-                    row = reversal_credit(contest, event, original, now)
-                    if row is not None:
-                        contests[contest.id] = contest
-                        rows.append(row)
-            else:
-                payload: SaleApproved | DealWon = (
-                    SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
-                    else DealWon.parse(event.payload)
-                )  # fmt: skip
-                instant = event_instant(event.type, payload, event.occurred_at)
-                found = await repository.scoring_contests(session, event.vendor_id, instant)
-                if found:
-                    partner = await session.get(Partner, payload.partner_id)
-                    tier = partner.tier.upper() if partner is not None else ""
-                    for contest in found:
-                        row = ledger_row(contest, event, tier=tier, original=None, now=now)
-                        if row is not None:
-                            contests[contest.id] = contest
-                            rows.append(row)
+            contests, rows = await self._ledger_rows(session, events, now)
         # The insert alone in its own transaction: on SQLite a transaction that read first
         # cannot take the write lock once another writer committed (SQLITE_BUSY_SNAPSHOT).
         async with self.db.transaction() as session:
             await insert_credits(session, rows)
-        for row in rows:
-            contest = contests[row.contest_id]
-            version = await self._apply(contest, row)
-            if version > 0:
-                await self.notify(contest.id, version)
+        for contest_id, version in (await self._apply(contests, rows)).items():
+            await self.notify(contest_id, version)
 
-    async def _apply(self, contest: Contest, row: ContestCredit) -> int:
-        keys = self.boards.keys_of(contest.id)
-        mode = BoardMode.of(contest)
-        for _attempt in range(3):
-            version = await apply_credit(
-                self.boards.scripts, keys, mode, event_id=row.event_id,
-                participant=row.participant_id, period_key=row.period_key, delta=row.delta,
-                tick=row.tick, target=target_for(contest, row.participant_id),
+    async def _ledger_rows(
+        self, session: AsyncSession, events: list[OutboxEvent], now: datetime
+    ) -> tuple[dict[uuid.UUID, Contest], list[ContestCredit]]:
+        """The credits these events earn, in commit order, from a fixed number of queries."""
+        sources: dict[uuid.UUID, tuple[SaleApproved | DealWon, datetime]] = {}
+        reversals: dict[uuid.UUID, SaleReversed] = {}
+        for event in events:
+            if event.type == SALE_REVERSED:
+                reversals[event.id] = SaleReversed.parse(event.payload)
+                continue
+            payload: SaleApproved | DealWon = (
+                SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
+                else DealWon.parse(event.payload)
             )  # fmt: skip
-            if version != NOT_BUILT:
-                return version
-            # Redis lost the contest: rebuild from the ledger (which has this credit).
-            await ensure_built(self.db, self.boards, self.clock, contest)
-        log.error("could not credit %s to contest %s", row.event_id, contest.id)
-        return 0
+            sources[event.id] = (payload, event_instant(event.type, payload, event.occurred_at))
+        candidates: list[Contest] = []
+        tiers: dict[uuid.UUID, str] = {}
+        if sources:
+            instants = [instant for _, instant in sources.values()]
+            candidates = list(
+                await repository.scoring_contests_between(
+                    session, {e.vendor_id for e in events if e.id in sources},
+                    min(instants), max(instants),
+                )
+            )  # fmt: skip
+            if candidates:
+                tiers = await repository.tiers_of(
+                    session, {payload.partner_id for payload, _ in sources.values()}
+                )
+        originals = await repository.credits_of_events(
+            session, {r.reverses_event_id for r in reversals.values()}
+        )
+        contests = {c.id: c for c in candidates}
+        missing = {o.contest_id for rows in originals.values() for o in rows} - contests.keys()
+        contests.update(await repository.contests_with_ids(session, missing))
+
+        rows: list[ContestCredit] = []
+        in_batch: dict[uuid.UUID, list[ContestCredit]] = {}
+        for event in events:
+            if event.id in sources:
+                payload, instant = sources[event.id]
+                for contest in candidates:
+                    if contest.vendor_id != event.vendor_id:
+                        continue
+                    if not contest.starts_at <= instant < contest.ends_at:
+                        continue
+                    row = ledger_row(
+                        contest, event, tier=tiers.get(payload.partner_id, ""), original=None,
+                        now=now,
+                    )  # fmt: skip
+                    if row is not None:
+                        rows.append(row)
+                        in_batch.setdefault(event.id, []).append(row)
+                continue
+            # A reversal takes back what its approval credited: the ledger's rows, or, when
+            # the approval is earlier in this same batch (not inserted yet), the rows just
+            # planned for it. Commit order guarantees the approval came first.
+            reverses = reversals[event.id].reverses_event_id
+            by_contest = {o.contest_id: o for o in in_batch.get(reverses, [])}
+            by_contest.update({o.contest_id: o for o in originals.get(reverses, [])})
+            for original in by_contest.values():
+                owner = contests.get(original.contest_id)
+                if owner is None or owner.frozen_at is not None:
+                    continue
+                if owner.status is not ContestStatus.SCHEDULED:
+                    continue
+                row = reversal_credit(owner, event, original, now)
+                if row is not None:
+                    rows.append(row)
+        return {row.contest_id: contests[row.contest_id] for row in rows}, rows
+
+    async def _apply(
+        self, contests: dict[uuid.UUID, Contest], rows: list[ContestCredit]
+    ) -> dict[uuid.UUID, int]:
+        """Apply the rows to Redis; returns each changed contest's final version."""
+        versions: dict[uuid.UUID, int] = {}
+        rebuilt: set[uuid.UUID] = set()
+        batches = crediting.plan(rows, contests, self.boards.keys_of)
+        for _attempt in range(3):
+            results = await crediting.apply(self.boards.redis, self.boards.scripts, batches)
+            retry = [b for b, r in zip(batches, results, strict=True) if r == NOT_BUILT]
+            for batch, result in zip(batches, results, strict=True):
+                if result > 0:
+                    versions[batch.contest_id] = max(versions.get(batch.contest_id, 0), result)
+            if not retry:
+                break
+            # Redis lost these contests: rebuild from the ledger (which has these credits,
+            # inserted above), then retry just their calls (they skip what the rebuild
+            # already counted).
+            for contest_id in dict.fromkeys(b.contest_id for b in retry):
+                await ensure_built(self.db, self.boards, self.clock, contests[contest_id])
+                rebuilt.add(contest_id)
+            batches = retry
+        else:
+            for batch in batches:
+                log.error("could not credit %d events to contest %s", len(batch.items),
+                          batch.contest_id)  # fmt: skip
+        for contest_id in rebuilt - versions.keys():
+            versions[contest_id] = await self.boards.version(contest_id)
+        return versions
 
     async def on_contest_changed(self, event: OutboxEvent) -> None:
         contest_id = uuid.UUID(event.payload["contest_id"])
@@ -152,10 +211,9 @@ class Leaderboards:
             await rebuild(self.db, self.boards, self.clock, contest_id)
         await self.notify(contest_id, await self.boards.version(contest_id))
 
-    def register(self, register: Any) -> None:
-        for event_type in (SALE_APPROVED, SALE_REVERSED, DEAL_WON):
-            register(event_type, self.on_source_event)
-        register(CONTEST_CHANGED, self.on_contest_changed)
+    def register(self, dispatcher: Dispatcher) -> None:
+        dispatcher.register_batch(SCORED_EVENT_TYPES, self.on_source_events)
+        dispatcher.register(CONTEST_CHANGED, self.on_contest_changed)
 
 
 _RUNTIMES: weakref.WeakKeyDictionary[Hub, Leaderboards] = weakref.WeakKeyDictionary()

@@ -8,7 +8,7 @@ eligible for (tiers, regions, and an explicit partner list, each empty = everyon
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -89,6 +89,70 @@ async def scoring_contests(
 async def credits_of_event(session: AsyncSession, event_id: uuid.UUID) -> Sequence[ContestCredit]:
     rows = await session.exec(select(ContestCredit).where(ContestCredit.event_id == event_id))
     return rows.all()
+
+
+IN_CHUNK = 500  # ids per IN (...) list: well inside SQLite's and asyncpg's parameter limits
+
+
+def _chunks(ids: Collection[uuid.UUID]) -> list[list[uuid.UUID]]:
+    ordered = list(ids)
+    return [ordered[i : i + IN_CHUNK] for i in range(0, len(ordered), IN_CHUNK)]
+
+
+async def scoring_contests_between(
+    session: AsyncSession, vendor_ids: Collection[uuid.UUID], earliest: datetime, latest: datetime
+) -> Sequence[Contest]:
+    """Published, unfrozen contests of these vendors whose window overlaps [earliest,
+    latest]: the candidates for a batch of events (each event still checks its instant)."""
+    found: list[Contest] = []
+    for chunk in _chunks(vendor_ids):
+        rows = await session.exec(
+            select(Contest).where(
+                col(Contest.vendor_id).in_(chunk),
+                Contest.status == ContestStatus.SCHEDULED,
+                col(Contest.frozen_at).is_(None),
+                Contest.starts_at <= latest,
+                Contest.ends_at > earliest,
+            )
+        )
+        found.extend(rows)
+    return found
+
+
+async def credits_of_events(
+    session: AsyncSession, event_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[ContestCredit]]:
+    out: dict[uuid.UUID, list[ContestCredit]] = {}
+    for chunk in _chunks(event_ids):
+        rows = await session.exec(
+            select(ContestCredit).where(col(ContestCredit.event_id).in_(chunk))
+        )
+        for row in rows:
+            out.setdefault(row.event_id, []).append(row)
+    return out
+
+
+async def contests_with_ids(
+    session: AsyncSession, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Contest]:
+    out: dict[uuid.UUID, Contest] = {}
+    for chunk in _chunks(ids):
+        rows = await session.exec(select(Contest).where(col(Contest.id).in_(chunk)))
+        out.update({c.id: c for c in rows})
+    return out
+
+
+async def tiers_of(
+    session: AsyncSession, partner_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Upper-cased tiers of these partners (the form eligibility lists use)."""
+    out: dict[uuid.UUID, str] = {}
+    for chunk in _chunks(partner_ids):
+        rows = await session.exec(
+            select(Partner.id, Partner.tier).where(col(Partner.id).in_(chunk))
+        )
+        out.update({pid: tier.upper() for pid, tier in rows})
+    return out
 
 
 async def credits_for(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from deal_registration.events import (
@@ -392,24 +393,39 @@ class BatchItem:
     target: int = 0
 
 
+def credits_call(
+    keys: BoardKeys, mode: BoardMode, period_key: str, items: list[BatchItem]
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of the batch credit script for one board."""
+    z, raw, dz, dc, seen = keys.board(period_key)
+    args: list[str | int] = [mode.scale, int(mode.rich), int(mode.dense), period_key]
+    for item in items:
+        args += [str(item.event_id), str(item.participant), item.delta, item.tick, item.target]
+    return [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods], args
+
+
 async def apply_credits(
     scripts: Scripts,
     keys: BoardKeys,
     mode: BoardMode,
     period_key: str,
     items: list[BatchItem],
-    *,
-    client: Redis | None = None,
 ) -> int:
     """Credit many events to one board in one atomic script call (each exactly once):
-    returns the new version, DUPLICATE when none was new, or NOT_BUILT. For replays and
-    bulk consumers; one call per ~1000 items keeps Redis responsive to others."""
-    z, raw, dz, dc, seen = keys.board(period_key)
-    args: list[str | int] = [mode.scale, int(mode.rich), int(mode.dense), period_key]
-    for item in items:
-        args += [str(item.event_id), str(item.participant), item.delta, item.tick, item.target]
-    result = await scripts.credit_many(
-        keys=[z, raw, dz, dc, seen, keys.built, keys.version, keys.periods], args=args,
-        client=client,
-    )  # fmt: skip
-    return int(result)
+    returns the new version, DUPLICATE when none was new, or NOT_BUILT. One call per ~1000
+    items keeps Redis responsive to others."""
+    call_keys, call_args = credits_call(keys, mode, period_key, items)
+    return int(await scripts.credit_many(keys=call_keys, args=call_args))
+
+
+async def queue_credits(
+    scripts: Scripts,
+    pipe: Pipeline,
+    keys: BoardKeys,
+    mode: BoardMode,
+    period_key: str,
+    items: list[BatchItem],
+) -> None:
+    """``apply_credits`` queued on a pipeline (its result comes from ``pipe.execute()``)."""
+    call_keys, call_args = credits_call(keys, mode, period_key, items)
+    await scripts.credit_many(keys=call_keys, args=call_args, client=pipe)

@@ -55,7 +55,7 @@ async def wiring(settings: Settings) -> AsyncIterator[Wiring]:
     hub = Hub(redis, keys)
     rt = runtime(db, redis, keys, clock, hub)
     outbox = Dispatcher(db, clock)
-    rt.register(outbox.register)
+    rt.register(outbox)
     try:
         yield Wiring(db, redis, rt, outbox)
     finally:
