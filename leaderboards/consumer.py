@@ -67,7 +67,7 @@ class Leaderboards:
         self.hub = hub
         self.fanout: Any = None  # leaderboards.fanout.Fanout, made on first subscription
         # Rows every read needs and that rarely change (see infra.cache): a contest as one
-        # caller may see it (None: not visible), and participants' display names.
+        # caller may see it, and participants' display names.
         self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
             db.epochs, ("contest", "partner")
         )
