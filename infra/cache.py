@@ -7,7 +7,8 @@ in every other process through Redis pub/sub (``Hub.watch``). A cache entry reme
 epochs of the tables it was read from, taken *before* the read, so a commit that lands
 while the read runs makes the entry stale rather than leaving old data current. When the
 pub/sub connection drops, every epoch is bumped (a notice may have been missed), and a TTL
-bounds what a writer without a Hub (a CLI command) can leave stale.
+bounds what a writer without a Hub (a CLI command), or a notice whose publish failed, can
+leave stale. Another process hears of a commit a few milliseconds after it.
 """
 
 from __future__ import annotations
@@ -140,6 +141,3 @@ class ReadCache(Generic[K, V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
