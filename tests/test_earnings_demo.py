@@ -4,7 +4,7 @@ month lengths and month boundaries must not change what it shows)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 
@@ -14,27 +14,11 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from partners import demo as partners_demo
 from schema.context import Services
-from tests.support import GQL
+from tests.support import DEMO_DATES, GQL
 
 QUERY = """{ earnings { earned { amount } tier { currentTier rate nextTier }
   explanations { kind text } }
   payouts { edges { node { status total { amount } holds { explanation } } } } }"""
-
-# Early, mid and late in months of each length, both sides of month boundaries (a 28-day
-# February, a leap February, a year end), the day it was written and the day it failed.
-PINNED_DATES = (
-    datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
-    datetime(2026, 12, 4, 2, 0, tzinfo=UTC),
-    datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
-    datetime(2027, 1, 1, 0, 0, tzinfo=UTC),
-    datetime(2027, 1, 10, 12, 0, tzinfo=UTC),
-    datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC),
-    datetime(2027, 3, 1, 0, 0, tzinfo=UTC),
-    datetime(2027, 3, 5, 12, 0, tzinfo=UTC),
-    datetime(2027, 3, 15, 12, 0, tzinfo=UTC),
-    datetime(2027, 4, 30, 18, 0, tzinfo=UTC),
-    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
-)
 
 
 async def _seed_and_check(gql: GQL, db: Database, clock: OffsetClock, services: Services) -> None:
@@ -70,7 +54,7 @@ async def test_demo_history_for_acme_and_globex(
     await _seed_and_check(gql, db, clock, services)
 
 
-@pytest.mark.parametrize("when", PINNED_DATES, ids=lambda d: f"{d:%Y-%m-%dT%H:%M}")
+@pytest.mark.parametrize("when", DEMO_DATES, ids=lambda d: f"{d:%Y-%m-%dT%H:%M}")
 async def test_demo_history_is_the_same_on_every_date(
     when: datetime, gql: GQL, db: Database, clock: OffsetClock, services: Services
 ) -> None:
