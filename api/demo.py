@@ -11,16 +11,19 @@ from catalogue import demo as catalogue_demo
 from deal_registration.registrations import demo as deals_demo
 from deal_registration.sales import demo as sales_demo
 from earnings import demo as earnings_demo
-from infra.clock import SystemClock
+from infra.clock import Clock, SystemClock
 from infra.db import Database
 from leaderboards import demo as leaderboards_demo
 from partners import demo as partners_demo
 from partners import repository
 
 
-async def seed_demo(settings: Settings) -> list[tuple[str, str, str | None]]:
+async def seed_demo(
+    settings: Settings, clock: Clock | None = None
+) -> list[tuple[str, str, str | None]]:
+    """``clock``: the system clock unless given (tests pin the date the demo is seeded on)."""
     db = Database(settings.database_url)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     try:
         async with db.transaction() as session:
             tenancy = await partners_demo.seed(session, clock)

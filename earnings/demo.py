@@ -29,19 +29,49 @@ PRICES = {
     "NW-FW-500": 459_900,
     "NW-CARE-3Y": 39_900,
 }
-# partner, days ago, lines (sku, units), rep?
+# partner, when, lines (sku, units), rep?  ``when`` is (months back, day of that month) for
+# the three months that ended, whose statements must come out the same on every date (a
+# history placed N days before today moves sales between months and, on some days, puts
+# enough of them into one month to trip the above-trailing-average hold); or (0, days ago)
+# for this month, pulled towards today early in a month (see ``_this_month``).
 SALES = (
-    ("acme", 75, (("NW-SWITCH-48", 2),), True),
-    ("acme", 60, (("NW-FW-500", 1),), True),
-    ("acme", 40, (("NW-ROUTER-X1", 4),), False),
-    ("acme", 25, (("NW-FW-500", 2),), True),
-    ("acme", 12, (("NW-SWITCH-48", 3), ("NW-CARE-3Y", 3)), True),
-    ("acme", 3, (("NW-AP-6E", 10),), True),
-    ("globex", 70, (("NW-ROUTER-X1", 2),), True),
-    ("globex", 45, (("NW-AP-6E", 6),), True),
-    ("globex", 20, (("NW-SWITCH-48", 1),), False),
-    ("globex", 5, (("NW-FW-500", 1),), True),
+    ("acme", (3, 10), (("NW-SWITCH-48", 2),), True),
+    ("acme", (3, 20), (("NW-FW-500", 1),), True),
+    ("acme", (2, 5), (("NW-FW-500", 2),), True),  # one firewall returned on day 12
+    ("acme", (2, 22), (("NW-ROUTER-X1", 4),), False),
+    ("acme", (0, 12), (("NW-SWITCH-48", 3), ("NW-CARE-3Y", 3)), True),
+    ("acme", (0, 3), (("NW-AP-6E", 10),), True),
+    ("globex", (3, 15), (("NW-ROUTER-X1", 2),), True),
+    ("globex", (2, 18), (("NW-AP-6E", 6),), True),
+    ("globex", (1, 12), (("NW-SWITCH-48", 1),), False),
+    ("globex", (0, 5), (("NW-FW-500", 1),), True),
 )
+HISTORY_MONTHS = 3
+RETURNED = ("acme", (2, 5))
+RETURN_AT = (2, 12)
+DEAL_WON_AT = (1, 8)
+
+
+def _this_month(now: datetime, days: int) -> datetime:
+    """``days`` before ``now``, but never before the middle of the time this month has
+    run, so this month's sales stay in this month (and out of the statements)."""
+    elapsed = now - payouts.month_start(now)
+    return now - min(timedelta(days=days), elapsed / 2)
+
+
+def demo_instant(now: datetime, when: tuple[int, int]) -> datetime:
+    """(months back, day of month) at 10:00 UTC, or (0, days ago): see ``SALES``."""
+    back, day = when
+    if back == 0:
+        return _this_month(now, day)
+    return _months_back(now, back) + timedelta(days=day - 1, hours=10)
+
+
+def _months_back(now: datetime, back: int) -> datetime:
+    month = payouts.month_start(now)
+    for _ in range(back):
+        month = payouts.previous_month(month)
+    return month
 
 
 def demo_rules(now: datetime) -> Rules:
@@ -103,10 +133,10 @@ async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> Non
         await ledger.credit_in_session(session, frozen, recorded)
         return recorded
 
-    recorded: dict[tuple[str, int], OutboxEvent] = {}
-    for key, days, items, with_rep in SALES:
+    recorded: dict[tuple[str, tuple[int, int]], OutboxEvent] = {}
+    for key, when, items, with_rep in SALES:
         partner = partners[key]
-        at = now - timedelta(days=days)
+        at = demo_instant(now, when)
         lines = [Line(sku, units, PRICES[sku] * units) for sku, units in items]
         claim = uuid.uuid4()
         sale = SaleApproved(
@@ -115,33 +145,35 @@ async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> Non
             currency="USD", amount_minor=sum(ln.amount_minor for ln in lines), lines=lines,
             sold_at=at - timedelta(hours=2), approved_at=at,
         )  # fmt: skip
-        recorded[(key, days)] = await credit(at, sale, claim)
-    returned = SaleApproved.parse(recorded[("acme", 25)].payload)
+        recorded[(key, when)] = await credit(at, sale, claim)
+    returned = SaleApproved.parse(recorded[RETURNED].payload)
+    returned_at = demo_instant(now, RETURN_AT)
     await credit(
-        now - timedelta(days=8),
+        returned_at,
         SaleReversed(
             claim_id=returned.claim_id, partner_id=returned.partner_id,
             rep_user_id=returned.rep_user_id, region=returned.region, currency="USD",
-            amount_minor=PRICES["NW-FW-500"], reverses_event_id=recorded[("acme", 25)].id,
+            amount_minor=PRICES["NW-FW-500"], reverses_event_id=recorded[RETURNED].id,
             reason="one firewall returned", lines=[Line("NW-FW-500", 1, PRICES["NW-FW-500"])],
-            sold_at=returned.sold_at, reversed_at=now - timedelta(days=8),
+            sold_at=returned.sold_at, reversed_at=returned_at,
         ),
         returned.claim_id,
     )  # fmt: skip
     deal = uuid.uuid4()
+    won_at = demo_instant(now, DEAL_WON_AT)
     await credit(
-        now - timedelta(days=10),
+        won_at,
         DealWon(
             registration_id=deal, partner_id=partners["acme"].id, rep_user_id=reps["acme"].id,
             region=partners["acme"].region, currency="USD", amount_minor=3_000_000,
-            won_at=now - timedelta(days=10),
+            won_at=won_at,
         ),
         deal,
     )  # fmt: skip
-    # Statements for the months that ended: Acme's older ones paid, its last one pending;
-    # Globex's held until its tax form is on file.
-    month = payouts.month_start(now - timedelta(days=80))
+    # Statements for the three months that ended: Acme's older ones paid, its last one
+    # pending; Globex's held until its tax form is on file.
     ended = payouts.month_start(now)
+    month = _months_back(now, HISTORY_MONTHS)
     made = []
     while month < ended:
         made += await payouts.generate_statements(session, finance, clock, month=month)

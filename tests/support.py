@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -151,3 +151,21 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+# Dates the demo tests pin the clock to: early, mid and late in months of each length, both
+# sides of month boundaries (a 28-day February, a leap February, a year end), the day the
+# earnings demo test was written and the day it failed.
+DEMO_DATES = (
+    datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+    datetime(2026, 12, 4, 2, 0, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+    datetime(2027, 1, 1, 0, 0, tzinfo=UTC),
+    datetime(2027, 1, 10, 12, 0, tzinfo=UTC),
+    datetime(2027, 2, 28, 23, 59, 59, tzinfo=UTC),
+    datetime(2027, 3, 1, 0, 0, tzinfo=UTC),
+    datetime(2027, 3, 5, 12, 0, tzinfo=UTC),
+    datetime(2027, 3, 15, 12, 0, tzinfo=UTC),
+    datetime(2027, 4, 30, 18, 0, tzinfo=UTC),
+    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
+)

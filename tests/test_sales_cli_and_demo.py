@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from schema.context import Services
 from tests.sales_support import count_rows, csv_bytes, registry_rows, seed_registry
-from tests.support import Tenant
+from tests.support import DEMO_DATES, Tenant
 
 
 async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
@@ -64,11 +65,25 @@ async def test_cli_import_reports_and_is_idempotent(
 async def test_demo_seeds_registry_and_claims_idempotently(
     settings: Settings, db: Database, services: Services
 ) -> None:
-    await seed_demo(settings)
+    await _check_demo(settings, db, services)
+
+
+@pytest.mark.parametrize("when", DEMO_DATES, ids=lambda d: f"{d:%Y-%m-%dT%H:%M}")
+async def test_demo_registry_and_claims_on_every_date(
+    when: datetime, settings: Settings, db: Database, services: Services, clock: OffsetClock
+) -> None:
+    clock.freeze(when)
+    await _check_demo(settings, db, services, clock)
+
+
+async def _check_demo(
+    settings: Settings, db: Database, services: Services, clock: OffsetClock | None = None
+) -> None:
+    await seed_demo(settings, clock)
     # Let the app's outbox dispatcher finish with the first run's events: on SQLite its
     # writes would otherwise race the second run's read-then-write transaction.
     await services.outbox.dispatch_pending()
-    await seed_demo(settings)
+    await seed_demo(settings, clock)
     async with db.session() as session:
         serial_rows = list(await session.exec(select(Serial).order_by(col(Serial.serial))))
         states = sorted(c.state.value for c in await session.exec(select(SaleClaim)))
