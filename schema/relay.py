@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
@@ -146,3 +147,10 @@ async def resolve_visible_nodes(
 
 def to_global_id(type_name: str, row_id: uuid.UUID) -> relay.GlobalID:
     return relay.GlobalID(type_name, str(row_id))
+
+
+@functools.lru_cache(maxsize=100_000)
+def global_id(type_name: str, row_id: uuid.UUID) -> strawberry.ID:
+    """The global id as text, remembered: boards print the same participants' ids on
+    every request."""
+    return strawberry.ID(str(to_global_id(type_name, row_id)))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import uuid
 
 import strawberry
@@ -46,6 +47,7 @@ async def load_contest(info: Info[Context, None], contest_id: str) -> Contest:
         raise not_found() from exc
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_offset(offset: int) -> str:
     return base64.urlsafe_b64encode(f"lb:{offset}".encode()).decode().rstrip("=")
 

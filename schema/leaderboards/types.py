@@ -27,7 +27,7 @@ from leaderboards.recurrence import parse_recurrence, periods_between
 from leaderboards.service import effective_status
 from schema.context import Context
 from schema.permissions import VendorStaff
-from schema.relay import parse_node_ids, to_global_id
+from schema.relay import global_id, parse_node_ids, to_global_id
 
 Score = NewType("Score", int)
 
@@ -251,11 +251,7 @@ class LeaderboardRow:
 
 def participant_of(row: RowView, kind: ParticipantKind) -> Participant:
     type_name = "Partner" if kind is ParticipantKind.PARTNER else "User"
-    gid = (
-        strawberry.ID(str(to_global_id(type_name, row.participant_id)))
-        if row.participant_id
-        else None
-    )
+    gid = global_id(type_name, row.participant_id) if row.participant_id else None
     return Participant(id=gid, name=row.name, is_you=row.is_you)
 
 
