@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -44,55 +46,120 @@ def rss_kb(pid: int) -> int:
 
 
 # ---------------------------------------------------------------- client process
+class BenchClient(asyncio.Protocol):
+    """A minimal graphql-transport-ws client: handshake, connection_init, subscribe, then
+    only frame parsing and a byte search for the version. A full client per connection
+    (websockets + json) cost the shared cores more than the server it was measuring."""
+
+    def __init__(self, token: str, contest: str, log: list[tuple[int, int]]) -> None:
+        self.token, self.contest, self.log = token, contest, log
+        self.buf = bytearray()
+        self.upgraded = False
+        self.subscribed = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        key = base64.b64encode(os.urandom(16))
+        transport.write(
+            b"GET /graphql HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.subscribed.done():
+            self.subscribed.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        """A client frame (masked, as RFC 6455 requires)."""
+        assert self.transport is not None
+        assert len(payload) < 1 << 16
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+        n = len(payload)
+        head = (
+            bytes((0x80 | opcode, 0x80 | n))
+            if n < 126
+            else struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+        )
+        self.transport.write(head + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time_ns()
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[:end]:
+                raise ConnectionError(bytes(buf[:end]).decode())
+            del buf[: end + 4]
+            self.upgraded = True
+            init = {"type": "connection_init", "payload": {"Authorization": self.token}}
+            self.send(1, json.dumps(init).encode())
+        while len(buf) >= 2:
+            n, off = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, off = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, off = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < off + n:
+                return
+            opcode = buf[0] & 0x0F
+            payload = bytes(buf[off : off + n])
+            del buf[: off + n]
+            if opcode == 1:
+                self.text(payload, now)
+            elif opcode == 9:
+                self.send(10, payload)  # uvicorn's keepalive ping
+
+    def text(self, payload: bytes, now: int) -> None:
+        at = payload.find(b'"version":')
+        if at >= 0:
+            end = at + 10
+            while payload[end] in b"0123456789":
+                end += 1
+            self.log.append((int(payload[at + 10 : end]), now))
+            if not self.subscribed.done():
+                self.subscribed.set_result(None)
+        elif b'"connection_ack"' in payload:
+            query = {"query": QUERY, "variables": {"id": self.contest}}
+            self.send(1, json.dumps({"id": "1", "type": "subscribe", "payload": query}).encode())
+        elif b'"ping"' in payload:
+            self.send(1, b'{"type":"pong"}')
+
+
 async def client_main(
     address: str, tokens: list[str], contest: str, seconds: float, out: str
 ) -> None:
-    import websockets  # noqa: PLC0415
-
+    loop = asyncio.get_running_loop()
+    host, port = address.rsplit(":", 1)
     logs: list[list[tuple[int, int]]] = [[] for _ in tokens]
-    ready = 0
+    protocols: list[BenchClient] = []
 
-    async def one(index: int, token: str) -> None:
-        nonlocal ready
-        async with websockets.connect(
-            f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-            compression=None, max_size=None, open_timeout=120, ping_interval=None,
-        ) as ws:  # fmt: skip
-            await ws.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": token}})
-            )
-            await ws.recv()
-            payload = {"query": QUERY, "variables": {"id": contest}}
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-            first = True
-            log = logs[index]
-            while True:
-                raw = await ws.recv()
-                now = time.time_ns()
-                message = json.loads(raw)
-                if message.get("type") != "next":
-                    continue
-                if first:
-                    ready += 1
-                    first = False
-                log.append((message["payload"]["data"]["leaderboardChanged"]["version"], now))
+    async def one(index: int) -> None:
+        _, proto = await loop.create_connection(
+            lambda: BenchClient(tokens[index], contest, logs[index]), host, int(port)
+        )
+        protocols.append(proto)
+        await proto.subscribed
 
     # Ramp up in batches, each subscribed (first snapshot received) before the next, so
     # the measurement is of steady state, not of a connection storm.
-    tasks = []
-    for i in range(0, len(tokens), 25):
-        tasks += [
-            asyncio.create_task(one(j, tokens[j])) for j in range(i, min(i + 25, len(tokens)))
-        ]
-        while ready < len(tasks):  # noqa: ASYNC110 - a benchmark's progress poll
-            if any(t.done() for t in tasks):
-                raise RuntimeError([t.exception() for t in tasks if t.done()][:1])
-            await asyncio.sleep(0.02)
+    for i in range(0, len(tokens), 50):
+        await asyncio.gather(*(one(j) for j in range(i, min(i + 50, len(tokens)))))
     Path(out + ".ready").write_text("1")  # noqa: ASYNC240
     await asyncio.sleep(seconds)
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for proto in protocols:
+        if proto.transport is not None:
+            proto.transport.abort()
     Path(out).write_text(json.dumps(logs))  # noqa: ASYNC240
 
 
@@ -271,7 +338,9 @@ def main() -> None:
                 f"with all subscribed: {(subscribed_rss - base_rss) / len(tokens):.1f} KiB per "
                 "subscriber"
             )
+            print(f"load average before the run: {os.getloadavg()}")
             events = asyncio.run(generate(env, args.rate, args.duration))
+            print(f"load average after the run: {os.getloadavg()}")
             peak_rss = rss_kb(server.pid)
             print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
                   f"during the run {peak_rss / 1024:.1f} MiB")  # fmt: skip
