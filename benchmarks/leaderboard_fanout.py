@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
+import itertools
 import json
 import os
 import random
@@ -299,6 +301,8 @@ def main() -> None:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
+            else:
+                raise RuntimeError(f"the server did not start (exit code {server.poll()})")
             time.sleep(1)
             base_rss = rss_kb(server.pid)
             per = -(-len(tokens) // args.clients)
@@ -352,12 +356,15 @@ def main() -> None:
             for out in outs:
                 for log in json.loads(Path(out).read_text()):
                     pushes += len(log)
+                    # The first push whose version is >= v is where the running maximum
+                    # of versions first reaches v.
+                    reached = list(itertools.accumulate((v for v, _ in log), max))
                     for committed, version in events:
-                        t = next((ts for v, ts in log if v >= version), None)
-                        if t is None:
+                        i = bisect.bisect_left(reached, version)
+                        if i == len(log):
                             missed += 1
                         else:
-                            latencies.append((t - committed) / 1e9)
+                            latencies.append((log[i][1] - committed) / 1e9)
             print(f"pushes received: {pushes:,} ({pushes / len(tokens):.1f} per subscriber)")
             print(
                 f"commit-to-receive latency over {len(latencies):,} (event, subscriber) pairs: "
