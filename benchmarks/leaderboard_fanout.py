@@ -5,10 +5,10 @@ include it (a push with a version at or above the one the credit produced; versi
 read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
-        [--duration 30] [--clients 2]
+        [--duration 30] [--clients 2] [--workers 1]
 
-One uvicorn worker serves; the clients (websockets, graphql-transport-ws, one subscription
-each, per-message deflate off) and the event generator run as separate processes on the
+uvicorn serves (one worker unless --workers); the clients (minimal asyncio websocket
+clients, graphql-transport-ws, one subscription each, per-message deflate off) and the event generator run as separate processes on the
 same machine. The generator commits each approval and dispatches it itself, as the API
 process that approved it would.
 """
@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import bisect
+import contextlib
 import itertools
 import json
 import os
@@ -41,10 +42,22 @@ QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of a process and its children (uvicorn's workers), in KiB."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found + [g for c in found for g in _children(c)]
 
 
 # ---------------------------------------------------------------- client process
@@ -266,6 +279,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
     )
@@ -289,7 +303,8 @@ def main() -> None:
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
              "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
-             "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
+             "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+             "--workers", str(args.workers)],
             env=env,
         )  # fmt: skip
         address = f"127.0.0.1:{port}"
