@@ -8,9 +8,9 @@ read atomically with the rows), and server memory per connected subscriber.
         [--duration 30] [--clients 2] [--workers 1]
 
 uvicorn serves (one worker unless --workers); the clients (minimal asyncio websocket
-clients, graphql-transport-ws, one subscription each, per-message deflate off) and the event generator run as separate processes on the
-same machine. The generator commits each approval and dispatches it itself, as the API
-process that approved it would.
+clients, graphql-transport-ws, one subscription each, per-message deflate off) and the
+event generator run as separate processes on the same machine. The generator commits each
+approval and dispatches it itself, as the API process that approved it would.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
+import uvloop
 
 from benchmarks.common import bench_redis, percentile
 
@@ -50,6 +52,16 @@ def rss_kb(pid: int) -> int:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used by a process and its children so far."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:
@@ -74,10 +86,9 @@ class BenchClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         key = base64.b64encode(os.urandom(16))
-        transport.write(
+        self.transport.write(
             b"GET /graphql HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
             b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
             b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
@@ -287,7 +298,7 @@ def main() -> None:
     if args.client:
         address, token_file, contest, seconds, out = args.client
         tokens = json.loads(Path(token_file).read_text())
-        asyncio.run(client_main(address, tokens, contest, float(seconds), out))
+        uvloop.run(client_main(address, tokens, contest, float(seconds), out))
         return
 
     with tempfile.TemporaryDirectory(prefix="cbfanout-") as tmp, bench_redis() as redis_url:
@@ -358,7 +369,15 @@ def main() -> None:
                 "subscriber"
             )
             print(f"load average before the run: {os.getloadavg()}")
+            cpu_before = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            started = time.perf_counter()
             events = asyncio.run(generate(env, args.rate, args.duration))
+            elapsed = time.perf_counter() - started
+            cpu_after = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            server_cpu, *client_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+            clients_pct = " ".join(f"{c / elapsed:.0%}" for c in client_cpu)
+            print(f"CPU during the run ({elapsed:.0f} s): server {server_cpu / elapsed:.0%} of a "
+                  f"core, client processes {clients_pct}")  # fmt: skip
             print(f"load average after the run: {os.getloadavg()}")
             peak_rss = rss_kb(server.pid)
             print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
