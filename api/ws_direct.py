@@ -72,6 +72,17 @@ class DirectSocket:
         self.proto.transport.write(frame)
         return True
 
+    def write_if_keeping_up(self, frame: bytes) -> bool:
+        """``writable and write(frame)`` in one call: this runs once per subscriber and push."""
+        p = self.proto
+        if (
+            p.writable.is_set() and not p.close_sent and not p.disconnected
+            and p.conn.state is State.OPEN and not p.transport.is_closing()
+        ):  # fmt: skip
+            p.transport.write(frame)
+            return True
+        return False
+
     async def drained(self) -> None:
         """Until the transport accepts writes again (or the connection is lost)."""
         await self.proto.writable.wait()

@@ -211,9 +211,10 @@ class Feed:
                     shared = await shared
                 group.cache = (cache_key, shared)
             members = [only] if only else list(group.subscribers)
+            final, message = snap.final, group.renderer.message
             for sub in members:
                 me = standings.get(sub.participant) if sub.participant else None
-                sub.offer(group.renderer.message(sub, shared, me), final=snap.final)
+                sub.offer(message(sub, shared, me), final=final)
 
 
 def _own(viewer: Viewer, participant: uuid.UUID) -> Viewer:

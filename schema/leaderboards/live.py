@@ -276,9 +276,7 @@ class DirectSink:
         self.socket = socket
 
     def __call__(self, message: Any) -> bool:
-        return (
-            isinstance(message, Push) and self.socket.writable and self.socket.write(message.frame)
-        )
+        return isinstance(message, Push) and self.socket.write_if_keeping_up(message.frame)
 
 
 async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
