@@ -239,3 +239,31 @@ async def test_connections_lost_in_the_middle_of_a_push(
             if client not in alive:
                 with contextlib.suppress(Exception):
                     await client.ws.close()
+
+
+async def test_nothing_is_written_for_an_operation_the_client_completed(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant,
+) -> None:  # fmt: skip
+    contest = await make_contest(db, clock, tenant)
+    await dispatch(services)
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address, ws_client(address, token) as client:
+        first = await client.subscribe(LIVE, {"id": gid(contest)})
+        await client.data()
+        (sub,) = subscribers(services, contest)
+        await client.ws.send(json.dumps({"id": first, "type": "complete"}))
+        for _ in range(200):  # the operation's task unwinds and leaves the feed
+            if not subscribers(services, contest):
+                break
+            await asyncio.sleep(0.01)
+        # A push in the window where the operation is gone but its task has not unwound
+        # yet: the sink drops it rather than write a `next` after `complete`.
+        assert sub.sink is not None
+        assert sub.sink(object()) is True  # a live operation's sink would refuse a non-Push
+        await approve_sale(db, clock, tenant, partner=0, amount=100)
+        await dispatch(services)
+        second = await client.subscribe(LIVE, {"id": gid(contest)})
+        message = await client.receive()
+        assert message["id"] == second, message
+        assert total(message["payload"]["data"]) == 100

@@ -270,12 +270,18 @@ class DirectSink:
     """A socket that keeps up gets its frame during the feed's own pass (no task wake-up);
     one that is behind is left to its task, which sends the latest once it drains."""
 
-    __slots__ = ("socket",)
+    __slots__ = ("operation", "operations", "socket")
 
-    def __init__(self, socket: DirectSocket) -> None:
+    def __init__(self, socket: DirectSocket, operations: dict[str, Any], operation: Any) -> None:
         self.socket = socket
+        self.operations = operations
+        self.operation = operation
 
     def __call__(self, message: Any) -> bool:
+        # Once the client completed the operation (its task is cancelled but may not have
+        # unwound yet), nothing more is sent for it.
+        if self.operations.get(self.operation.id) is not self.operation:
+            return True  # consumed: dropped
         return isinstance(message, Push) and self.socket.write_if_keeping_up(message.frame)
 
 
@@ -300,7 +306,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
 
     async with fanout.subscribe(
         contest, viewer, first=limit, renderer=renderer, shape=plan.shape, tag=operation.id,
-        sink=DirectSink(direct) if direct is not None else None,
+        sink=DirectSink(direct, handler.operations, operation) if direct is not None else None,
     ) as sub:  # fmt: skip
         while True:
             await sub.wait()
