@@ -370,14 +370,17 @@ def main() -> None:
             )
             print(f"load average before the run: {os.getloadavg()}")
             cpu_before = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            generator_before = time.process_time()
             started = time.perf_counter()
             events = asyncio.run(generate(env, args.rate, args.duration))
             elapsed = time.perf_counter() - started
+            generator_cpu = time.process_time() - generator_before
             cpu_after = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
             server_cpu, *client_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
             clients_pct = " ".join(f"{c / elapsed:.0%}" for c in client_cpu)
             print(f"CPU during the run ({elapsed:.0f} s): server {server_cpu / elapsed:.0%} of a "
-                  f"core, client processes {clients_pct}")  # fmt: skip
+                  f"core, client processes {clients_pct}, generator "
+                  f"{generator_cpu / elapsed:.0%}")  # fmt: skip
             print(f"load average after the run: {os.getloadavg()}")
             peak_rss = rss_kb(server.pid)
             print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
