@@ -388,6 +388,7 @@ def main() -> None:
             for c in clients:
                 c.wait(timeout=600)
             latencies: list[float] = []
+            worst: dict[int, float] = {}  # second of the run -> its slowest delivery
             missed = 0
             pushes = 0
             for out in outs:
@@ -402,7 +403,11 @@ def main() -> None:
                             missed += 1
                         else:
                             latencies.append((log[i][1] - committed) / 1e9)
+                            second = (committed - events[0][0]) // 10**9
+                            worst[second] = max(worst.get(second, 0.0), latencies[-1])
             print(f"pushes received: {pushes:,} ({pushes / len(tokens):.1f} per subscriber)")
+            print("slowest delivery per second of the run (ms): " + " ".join(
+                f"{worst[k] * 1000:.0f}" for k in sorted(worst)))  # fmt: skip
             print(
                 f"commit-to-receive latency over {len(latencies):,} (event, subscriber) pairs: "
                 f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
