@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import random
+import socket
 import struct
 import subprocess
 import sys
@@ -41,6 +42,13 @@ from benchmarks.common import bench_redis, percentile
 
 QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10) {
   version rows { rank score participant { name } } me { rank score gapToNext } } }"""
+
+
+def free_port() -> int:
+    # A random port collided with the clients' ephemeral ports of an earlier run.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def rss_kb(pid: int) -> int:
@@ -310,7 +318,7 @@ def main() -> None:
             "CHANNELBOARD_LOG_LEVEL": "warning",
         }  # fmt: skip
         contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
-        port = random.randint(20000, 40000)
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
              "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
