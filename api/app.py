@@ -21,6 +21,7 @@ from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Settings
+from api.ws_direct import KeepWebSocketSend
 from deal_registration.registrations import notices as deal_notices
 from deal_registration.sales import fanout as sales_fanout
 from deal_registration.sales import service as sales_service
@@ -117,11 +118,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/attachments/{attachment_id}", download_attachment, methods=["GET"]),
         ],
         middleware=[
+            Middleware(KeepWebSocketSend),
             Middleware(
                 BodySizeLimit,
                 max_bytes=limits.max_body_bytes,
                 max_multipart_bytes=limits.max_upload_bytes + (1 << 20),
-            )
+            ),
         ],
         lifespan=lifespan,
     )

@@ -5,21 +5,27 @@ include it (a push with a version at or above the one the credit produced; versi
 read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
-        [--duration 30] [--clients 2]
+        [--duration 30] [--clients 2] [--workers 1]
 
-One uvicorn worker serves; the clients (websockets, graphql-transport-ws, one subscription
-each, per-message deflate off) and the event generator run as separate processes on the
-same machine. The generator commits each approval and dispatches it itself, as the API
-process that approved it would.
+uvicorn serves (one worker unless --workers); the clients (minimal asyncio websocket
+clients, graphql-transport-ws, one subscription each, per-message deflate off) and the
+event generator run as separate processes on the same machine. The generator commits each
+approval and dispatches it itself, as the API process that approved it would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import bisect
+import contextlib
+import itertools
 import json
 import os
 import random
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -27,8 +33,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
+import uvloop
 
 from benchmarks.common import bench_redis, percentile
 
@@ -36,63 +44,156 @@ QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10
   version rows { rank score participant { name } } me { rank score gapToNext } } }"""
 
 
+def free_port() -> int:
+    # A random port collided with the clients' ephemeral ports of an earlier run.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """Resident memory of a process and its children (uvicorn's workers), in KiB."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used by a process and its children so far."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found + [g for c in found for g in _children(c)]
 
 
 # ---------------------------------------------------------------- client process
+class BenchClient(asyncio.Protocol):
+    """A minimal graphql-transport-ws client: handshake, connection_init, subscribe, then
+    only frame parsing and a byte search for the version. A full client per connection
+    (websockets + json) cost the shared cores more than the server it was measuring."""
+
+    def __init__(self, token: str, contest: str, log: list[tuple[int, int]]) -> None:
+        self.token, self.contest, self.log = token, contest, log
+        self.buf = bytearray()
+        self.upgraded = False
+        self.subscribed = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        key = base64.b64encode(os.urandom(16))
+        self.transport.write(
+            b"GET /graphql HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n"
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.subscribed.done():
+            self.subscribed.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        """A client frame (masked, as RFC 6455 requires)."""
+        assert self.transport is not None
+        assert len(payload) < 1 << 16
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i & 3] for i, b in enumerate(payload))
+        n = len(payload)
+        head = (
+            bytes((0x80 | opcode, 0x80 | n))
+            if n < 126
+            else struct.pack("!BBH", 0x80 | opcode, 0xFE, n)
+        )
+        self.transport.write(head + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time_ns()
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if b" 101 " not in buf[:end]:
+                raise ConnectionError(bytes(buf[:end]).decode())
+            del buf[: end + 4]
+            self.upgraded = True
+            init = {"type": "connection_init", "payload": {"Authorization": self.token}}
+            self.send(1, json.dumps(init).encode())
+        while len(buf) >= 2:
+            n, off = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, off = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, off = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < off + n:
+                return
+            opcode = buf[0] & 0x0F
+            payload = bytes(buf[off : off + n])
+            del buf[: off + n]
+            if opcode == 1:
+                self.text(payload, now)
+            elif opcode == 9:
+                self.send(10, payload)  # uvicorn's keepalive ping
+
+    def text(self, payload: bytes, now: int) -> None:
+        at = payload.find(b'"version":')
+        if at >= 0:
+            end = at + 10
+            while payload[end] in b"0123456789":
+                end += 1
+            self.log.append((int(payload[at + 10 : end]), now))
+            if not self.subscribed.done():
+                self.subscribed.set_result(None)
+        elif b'"connection_ack"' in payload:
+            query = {"query": QUERY, "variables": {"id": self.contest}}
+            self.send(1, json.dumps({"id": "1", "type": "subscribe", "payload": query}).encode())
+        elif b'"ping"' in payload:
+            self.send(1, b'{"type":"pong"}')
+
+
 async def client_main(
     address: str, tokens: list[str], contest: str, seconds: float, out: str
 ) -> None:
-    import websockets  # noqa: PLC0415
-
+    loop = asyncio.get_running_loop()
+    host, port = address.rsplit(":", 1)
     logs: list[list[tuple[int, int]]] = [[] for _ in tokens]
-    ready = 0
+    protocols: list[BenchClient] = []
 
-    async def one(index: int, token: str) -> None:
-        nonlocal ready
-        async with websockets.connect(
-            f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-            compression=None, max_size=None, open_timeout=120, ping_interval=None,
-        ) as ws:  # fmt: skip
-            await ws.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": token}})
-            )
-            await ws.recv()
-            payload = {"query": QUERY, "variables": {"id": contest}}
-            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-            first = True
-            log = logs[index]
-            while True:
-                raw = await ws.recv()
-                now = time.time_ns()
-                message = json.loads(raw)
-                if message.get("type") != "next":
-                    continue
-                if first:
-                    ready += 1
-                    first = False
-                log.append((message["payload"]["data"]["leaderboardChanged"]["version"], now))
+    async def one(index: int) -> None:
+        _, proto = await loop.create_connection(
+            lambda: BenchClient(tokens[index], contest, logs[index]), host, int(port)
+        )
+        protocols.append(proto)
+        await proto.subscribed
 
     # Ramp up in batches, each subscribed (first snapshot received) before the next, so
     # the measurement is of steady state, not of a connection storm.
-    tasks = []
-    for i in range(0, len(tokens), 25):
-        tasks += [
-            asyncio.create_task(one(j, tokens[j])) for j in range(i, min(i + 25, len(tokens)))
-        ]
-        while ready < len(tasks):  # noqa: ASYNC110 - a benchmark's progress poll
-            if any(t.done() for t in tasks):
-                raise RuntimeError([t.exception() for t in tasks if t.done()][:1])
-            await asyncio.sleep(0.02)
+    for i in range(0, len(tokens), 50):
+        await asyncio.gather(*(one(j) for j in range(i, min(i + 50, len(tokens)))))
     Path(out + ".ready").write_text("1")  # noqa: ASYNC240
     await asyncio.sleep(seconds)
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for proto in protocols:
+        if proto.transport is not None:
+            proto.transport.abort()
     Path(out).write_text(json.dumps(logs))  # noqa: ASYNC240
 
 
@@ -197,6 +298,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument(
         "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
     )
@@ -204,7 +306,7 @@ def main() -> None:
     if args.client:
         address, token_file, contest, seconds, out = args.client
         tokens = json.loads(Path(token_file).read_text())
-        asyncio.run(client_main(address, tokens, contest, float(seconds), out))
+        uvloop.run(client_main(address, tokens, contest, float(seconds), out))
         return
 
     with tempfile.TemporaryDirectory(prefix="cbfanout-") as tmp, bench_redis() as redis_url:
@@ -216,11 +318,12 @@ def main() -> None:
             "CHANNELBOARD_LOG_LEVEL": "warning",
         }  # fmt: skip
         contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
-        port = random.randint(20000, 40000)
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
              "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
-             "--log-level", "warning", "--no-access-log", "--backlog", "4096"],
+             "--log-level", "warning", "--no-access-log", "--backlog", "4096",
+             "--workers", str(args.workers)],
             env=env,
         )  # fmt: skip
         address = f"127.0.0.1:{port}"
@@ -232,6 +335,8 @@ def main() -> None:
                         break
                 except httpx.TransportError:
                     time.sleep(0.1)
+            else:
+                raise RuntimeError(f"the server did not start (exit code {server.poll()})")
             time.sleep(1)
             base_rss = rss_kb(server.pid)
             per = -(-len(tokens) // args.clients)
@@ -271,25 +376,46 @@ def main() -> None:
                 f"with all subscribed: {(subscribed_rss - base_rss) / len(tokens):.1f} KiB per "
                 "subscriber"
             )
+            print(f"load average before the run: {os.getloadavg()}")
+            cpu_before = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            generator_before = time.process_time()
+            started = time.perf_counter()
             events = asyncio.run(generate(env, args.rate, args.duration))
+            elapsed = time.perf_counter() - started
+            generator_cpu = time.process_time() - generator_before
+            cpu_after = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            server_cpu, *client_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
+            clients_pct = " ".join(f"{c / elapsed:.0%}" for c in client_cpu)
+            print(f"CPU during the run ({elapsed:.0f} s): server {server_cpu / elapsed:.0%} of a "
+                  f"core, client processes {clients_pct}, generator "
+                  f"{generator_cpu / elapsed:.0%}")  # fmt: skip
+            print(f"load average after the run: {os.getloadavg()}")
             peak_rss = rss_kb(server.pid)
             print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
                   f"during the run {peak_rss / 1024:.1f} MiB")  # fmt: skip
             for c in clients:
                 c.wait(timeout=600)
             latencies: list[float] = []
+            worst: dict[int, float] = {}  # second of the run -> its slowest delivery
             missed = 0
             pushes = 0
             for out in outs:
                 for log in json.loads(Path(out).read_text()):
                     pushes += len(log)
+                    # The first push whose version is >= v is where the running maximum
+                    # of versions first reaches v.
+                    reached = list(itertools.accumulate((v for v, _ in log), max))
                     for committed, version in events:
-                        t = next((ts for v, ts in log if v >= version), None)
-                        if t is None:
+                        i = bisect.bisect_left(reached, version)
+                        if i == len(log):
                             missed += 1
                         else:
-                            latencies.append((t - committed) / 1e9)
+                            latencies.append((log[i][1] - committed) / 1e9)
+                            second = (committed - events[0][0]) // 10**9
+                            worst[second] = max(worst.get(second, 0.0), latencies[-1])
             print(f"pushes received: {pushes:,} ({pushes / len(tokens):.1f} per subscriber)")
+            print("slowest delivery per second of the run (ms): " + " ".join(
+                f"{worst[k] * 1000:.0f}" for k in sorted(worst)))  # fmt: skip
             print(
                 f"commit-to-receive latency over {len(latencies):,} (event, subscriber) pairs: "
                 f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "

@@ -10,8 +10,10 @@ A refresh reads the board once per distinct (first, audience), renders it once p
 of subscribers that asked the same thing under the same visibility (the renderer is given
 by the transport: GraphQL execution + JSON serialisation happen once per group), fetches
 every subscriber's own standing in one pipelined Redis round trip, and offers each
-subscriber its message. A subscriber holds at most one undelivered message: a slow client
-gets the latest state when it is ready, never a backlog, and never delays the others.
+subscriber its message in one pass: a transport that can write at once (a ``sink``) does so
+without waking the subscriber's task. A subscriber holds at most one undelivered message: a
+slow client gets the latest state when it is ready, never a backlog, and never delays the
+others.
 Every push carries the contest's version, so a client can tell that it skipped some.
 
 We build on the Hub rather than replace it: its bounded per-listener queue already drops
@@ -27,7 +29,7 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,30 +62,50 @@ class Renderer(Protocol):
     def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any: ...
 
 
-class Subscriber:
-    __slots__ = ("_wake", "done", "group", "latest", "participant", "tag")
+Sink = Callable[[Any], bool]
+"""Delivers a message at once if it can (e.g. writes it to a socket that is keeping up);
+False leaves it to the subscriber's own task."""
 
-    def __init__(self, group: Group, participant: uuid.UUID | None, tag: Any = None) -> None:
+
+class Subscriber:
+    __slots__ = ("_wake", "done", "group", "latest", "participant", "sink", "tag")
+
+    def __init__(
+        self, group: Group, participant: uuid.UUID | None, tag: Any = None, sink: Sink | None = None
+    ) -> None:
         self.group = group
         self.participant = participant
         self.tag = tag  # transport data, e.g. the operation id
+        self.sink = sink
         self.latest: Any = None
         self.done = False
         self._wake = asyncio.Event()
 
     def offer(self, message: Any, *, final: bool = False) -> None:
-        """Replace whatever is still waiting: latest state only."""
+        """Deliver through the sink when nothing is waiting (no task wake-up), else replace
+        whatever is still waiting: latest state only, in order."""
         if self.done:
             return
-        self.latest = message
         self.done = final
+        if self.latest is None and self.sink is not None and self.sink(message):
+            if final:
+                self._wake.set()  # the subscriber's task ends the operation
+            return
+        self.latest = message
         self._wake.set()
 
-    async def next(self) -> Any:
+    async def wait(self) -> None:
+        """Until something was offered that the sink did not take, or the final one."""
         await self._wake.wait()
         self._wake.clear()
+
+    def take(self) -> Any:
         message, self.latest = self.latest, None
         return message
+
+    async def next(self) -> Any:
+        await self.wait()
+        return self.take()
 
 
 @dataclass(frozen=True)
@@ -189,9 +211,10 @@ class Feed:
                     shared = await shared
                 group.cache = (cache_key, shared)
             members = [only] if only else list(group.subscribers)
+            final, message = snap.final, group.renderer.message
             for sub in members:
                 me = standings.get(sub.participant) if sub.participant else None
-                sub.offer(group.renderer.message(sub, shared, me), final=snap.final)
+                sub.offer(message(sub, shared, me), final=final)
 
 
 def _own(viewer: Viewer, participant: uuid.UUID) -> Viewer:
@@ -216,6 +239,7 @@ class Fanout:
         renderer: Renderer,
         shape: str = "",
         tag: Any = None,
+        sink: Sink | None = None,
     ) -> AsyncIterator[Subscriber]:
         """Join the contest's feed; the first message (a fresh snapshot) is already offered
         when the block starts."""
@@ -227,7 +251,7 @@ class Fanout:
         group = feed.groups.get(key)
         if group is None:
             group = feed.groups[key] = Group(key, viewer, renderer)
-        sub = Subscriber(group, viewer.self_id, tag)
+        sub = Subscriber(group, viewer.self_id, tag, sink)
         group.subscribers.add(sub)
         try:
             await feed.ready.wait()

@@ -38,6 +38,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocketDisconnect
 
+from api.ws_direct import DirectSocket, direct_socket, text_frame
 from leaderboards.fanout import Snapshot, Subscriber
 from leaderboards.models import ContestStatus, ParticipantKind
 from leaderboards.reads import RowView, StandingView, viewer_for
@@ -177,26 +178,41 @@ class JsonRenderer:
         if isinstance(shared, GraphQLError):
             return shared
         prefix, non_empty, errors, cache = shared
-        # Subscribers with the same participant (the reps of one partner) share their `me`.
+        # Subscribers with the same participant (the reps of one partner) and operation id
+        # get the very same Push: its text and frame are built once per change.
         key = me.standing.participant_id if me is not None else None
-        body = cache.get(key)
-        if body is None:
-            parts = [prefix]
-            for i, (name, selection) in enumerate(self.plan.me):
-                value = (
-                    None if me is None
-                    else project(standing_json(me, self.kind), selection, self.plan.fragments)
-                )  # fmt: skip
-                sep = "," if (non_empty or i > 0) else ""
-                text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-                parts.append(f"{sep}{json.dumps(name)}:{text}")
-            extra = "" if not errors else ',"errors":' + json.dumps(errors, separators=(",", ":"))
-            body = (
-                f'"type":"next","payload":{{"data":{{{json.dumps(self.plan.response_key)}:'
-                f"{''.join(parts)}}}}}{extra}}}}}"
-            )
-            cache[key] = body
-        return f'{{"id":{json.dumps(sub.tag)},{body}'
+        push = cache.get((sub.tag, key))
+        if push is None:
+            body = cache.get(key)
+            if body is None:
+                body = cache[key] = self._body(prefix, non_empty, errors, me)
+            text = f'{{"id":{json.dumps(sub.tag)},{body}'
+            push = cache[(sub.tag, key)] = Push(text, text_frame(text.encode()))
+        return push
+
+    def _body(
+        self, prefix: str, non_empty: bool, errors: list[Any], me: StandingView | None
+    ) -> str:
+        parts = [prefix]
+        for i, (name, selection) in enumerate(self.plan.me):
+            value = (
+                None if me is None
+                else project(standing_json(me, self.kind), selection, self.plan.fragments)
+            )  # fmt: skip
+            sep = "," if (non_empty or i > 0) else ""
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            parts.append(f"{sep}{json.dumps(name)}:{text}")
+        extra = "" if not errors else ',"errors":' + json.dumps(errors, separators=(",", ":"))
+        return (
+            f'"type":"next","payload":{{"data":{{{json.dumps(self.plan.response_key)}:'
+            f"{''.join(parts)}}}}}{extra}}}}}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    text: str  # the graphql-transport-ws `next` message
+    frame: bytes  # the same, as a ready websocket frame
 
 
 def _participant_json(row: RowView, kind: ParticipantKind) -> dict[str, Any]:
@@ -250,6 +266,25 @@ def project(
     return out
 
 
+class DirectSink:
+    """A socket that keeps up gets its frame during the feed's own pass (no task wake-up);
+    one that is behind is left to its task, which sends the latest once it drains."""
+
+    __slots__ = ("operation", "operations", "socket")
+
+    def __init__(self, socket: DirectSocket, operations: dict[str, Any], operation: Any) -> None:
+        self.socket = socket
+        self.operations = operations
+        self.operation = operation
+
+    def __call__(self, message: Any) -> bool:
+        # Once the client completed the operation (its task is cancelled but may not have
+        # unwound yet), nothing more is sent for it.
+        if self.operations.get(self.operation.id) is not self.operation:
+            return True  # consumed: dropped
+        return isinstance(message, Push) and self.socket.write_if_keeping_up(message.frame)
+
+
 async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
     """Serve one operation on the fast path until it completes or the client leaves."""
     context: Context = handler.context
@@ -266,19 +301,28 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
     viewer = viewer_for(principal, contest)
     renderer = JsonRenderer(fast, plan, context, contest.participant_kind)
     ws = handler.websocket.ws
+    direct = direct_socket(ws.scope)
     fanout = leaderboards_fanout(services)
+
     async with fanout.subscribe(
-        contest, viewer, first=limit, renderer=renderer, shape=plan.shape, tag=operation.id
-    ) as sub:
+        contest, viewer, first=limit, renderer=renderer, shape=plan.shape, tag=operation.id,
+        sink=DirectSink(direct, handler.operations, operation) if direct is not None else None,
+    ) as sub:  # fmt: skip
         while True:
-            message = await sub.next()
+            await sub.wait()
+            if direct is not None and isinstance(sub.latest, Push):
+                await direct.drained()  # behind: send the latest once the socket drains
+            message = sub.take()
             if isinstance(message, GraphQLError):
                 await operation.send_initial_errors([message])
                 return
-            try:
-                await ws.send_text(message)
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                return
-            if sub.done:
+            if isinstance(message, Push) and not (
+                direct is not None and direct.write(message.frame)
+            ):
+                try:
+                    await ws.send_text(message.text)
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    return
+            if sub.done and sub.latest is None:
                 await operation.send_operation_message({"id": operation.id, "type": "complete"})
                 return
