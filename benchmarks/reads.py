@@ -2,7 +2,7 @@
 `leaderboard(first: 10)` requests/s over HTTP from one uvicorn worker (wrk) beside a plain
 Starlette endpoint returning the same rows from Redis.
 
-    .venv/bin/python -m benchmarks.reads [--big 1000000] [--duration 15]
+    .venv/bin/python -m benchmarks.reads [--big 1000000] [--duration 15] [--database-url URL]
 
 Needs wrk on PATH (apt-get install wrk) for the requests/s part.
 """
@@ -159,21 +159,22 @@ def wait_ready(address: str, path: str) -> None:
     raise RuntimeError(f"{address} did not start")
 
 
-async def main_async(big: int, duration: int) -> None:
+async def main_async(big: int, duration: int, database_url: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="cbreads-") as tmp, bench_redis() as redis_url:
-        db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        db_url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
         await migrations.upgrade(db_url)
         namespace = f"bench-{uuid.uuid4().hex[:6]}"
         clock = SystemClock()
         db = Database(db_url)
         async with db.transaction() as session:
-            vendor = await partners.create_vendor(session, clock, name="Bench", slug="bench")
+            run = uuid.uuid4().hex[:6]  # the database may be reused between runs
+            vendor = await partners.create_vendor(session, clock, name="Bench", slug=f"b-{run}")
             partner = await partners.create_partner(
                 session, clock, vendor_id=vendor.id, name="Bench Partner", region="EMEA"
             )
             user = await partners.create_user(
                 session, clock, vendor_id=vendor.id, partner_id=partner.id,
-                email="rep@bench.example", role=Role.PARTNER_REP, display_name="Rep",
+                email=f"rep-{run}@bench.example", role=Role.PARTNER_REP, display_name="Rep",
             )  # fmt: skip
             admin = Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN)
             now = datetime.now(UTC)
@@ -229,8 +230,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--big", type=int, default=1_000_000)
     parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument(
+        "--database-url", help="e.g. postgresql+asyncpg://postgres@127.0.0.1/bench (default: "
+        "a temporary SQLite file); migrated by the benchmark",
+    )  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(main_async(args.big, args.duration))
+    asyncio.run(main_async(args.big, args.duration, args.database_url))
 
 
 if __name__ == "__main__":
