@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -63,22 +64,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             redis_url = embedded.start()  # main thread: see EmbeddedRedis._die_with_parent
         db = Database(settings.database_url)
         redis = connect(redis_url)
-        outbox = Dispatcher(db, clock)
-        keys = Keys(settings.redis_namespace)
-        hub = Hub(redis, keys)
-        sharing = asyncio.create_task(db.epochs.share(hub), name="table-epochs")
-        services = Services(
-            db=db,
-            redis=redis,
-            keys=keys,
-            clock=clock,
-            outbox=outbox,
-            hub=hub,
-            max_page_size=limits.max_page_size,
-            production=settings.production,
-            storage=build_storage(settings),
-            max_upload_bytes=limits.max_upload_bytes,
-        )
+        services = build_services(settings, db=db, redis=redis, clock=clock)
+        outbox = services.outbox
+        sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
         register_event_handlers(services)
         app.state.services = services
         app.state.settings = settings
@@ -161,8 +149,29 @@ def build_storage(settings: Settings) -> Storage:
     return LocalStorage(storage.local_dir or settings.var_dir / "attachments")
 
 
+def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
+    """The process-wide services over an open database and Redis: the app builds them in
+    its lifespan, and commands that write outside the server (``channelboard simulate``)
+    build the same, so their events reach the same handlers."""
+    limits = settings.limits
+    keys = Keys(settings.redis_namespace)
+    return Services(
+        db=db,
+        redis=redis,
+        keys=keys,
+        clock=clock,
+        outbox=Dispatcher(db, clock),
+        hub=Hub(redis, keys),
+        max_page_size=limits.max_page_size,
+        production=settings.production,
+        storage=build_storage(settings),
+        max_upload_bytes=limits.max_upload_bytes,
+    )
+
+
 def register_event_handlers(services: Services) -> None:
-    """Domains that react to outbox events register their handlers here."""
+    """Domains that react to outbox events register their handlers here (the app's
+    dispatcher, and that of any command that dispatches events itself)."""
     deal_notices.register(services.outbox, services.hub)
     services.outbox.register(
         sales_service.CLAIM_STATE_CHANGED, sales_fanout.publisher(services.hub)

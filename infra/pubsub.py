@@ -176,6 +176,13 @@ class Hub:
                 except Exception:
                     log.exception("pub/sub watcher failed on %s", channel)
 
+    async def drain(self, within: float = 5.0) -> None:
+        """Wait (at most ``within`` seconds) for what ``publish_soon`` started: a command
+        that exits right after its last commit must still tell the other processes."""
+        pending = set(self._background)
+        if pending:
+            await asyncio.wait(pending, timeout=within)
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()

@@ -1,4 +1,4 @@
-"""Demo contests, and a stream of demo sale approvals for `channelboard simulate`."""
+"""Demo contests (`channelboard simulate` makes them move: deal_registration.sales.simulate)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import random
 import uuid
 from datetime import timedelta
 
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.models import Product
 from deal_registration.events import Line, SaleApproved
 from infra.clock import Clock
-from infra.db import Database
 from infra.outbox import OutboxEvent, record_event
 from leaderboards import service
 from leaderboards.models import Contest, Metric, RankingStyle, VisibilityMode
@@ -67,8 +66,9 @@ async def approve_demo_sale(
     product: Product,
     units: int,
 ) -> OutboxEvent:
-    """Record an approved sale the way the sale-claim service does (a SaleApproved outbox
-    event). When sale claims land, point this at the claim service's approve instead."""
+    """A bare SaleApproved outbox event with no sale claim behind it, for the leaderboard
+    benchmark's load generator only (the event stream without the claim path's cost).
+    `channelboard simulate` makes real claims: deal_registration.sales.simulate."""
     now = clock.now()
     amount = product.list_price_minor * units
     sale = SaleApproved(
@@ -81,30 +81,3 @@ async def approve_demo_sale(
         session, clock, vendor_id=vendor_id, type=SaleApproved.type, aggregate_id=sale.claim_id,
         payload=sale.to_payload(), occurred_at=now,
     )  # fmt: skip
-
-
-async def simulate_one(db: Database, clock: Clock, vendor: Vendor) -> OutboxEvent | None:
-    """One realistic random approval for the vendor's demo partners and products. Reads and
-    the write use separate transactions (SQLite cannot upgrade a read transaction to a
-    write once another process has written)."""
-    async with db.session() as session:
-        partners = list(await session.exec(select(Partner).where(Partner.vendor_id == vendor.id)))
-        products = list(
-            await session.exec(
-                select(Product).where(Product.vendor_id == vendor.id, col(Product.active).is_(True))
-            )
-        )
-        if not partners or not products:
-            return None
-        partner = random.choice(partners)
-        reps = list(
-            await session.exec(
-                select(User).where(User.partner_id == partner.id, User.role == Role.PARTNER_REP)
-            )
-        )
-    async with db.transaction() as session:
-        return await approve_demo_sale(
-            session, clock, vendor_id=vendor.id, partner=partner,
-            rep=random.choice(reps) if reps else None,
-            product=random.choice(products), units=random.choice((1, 1, 1, 2, 3, 5, 10)),
-        )  # fmt: skip

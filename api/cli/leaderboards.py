@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 from redis.asyncio import Redis
@@ -18,27 +20,45 @@ from api.settings import Settings
 from infra.clock import SystemClock
 from infra.db import Database
 from infra.outbox import Dispatcher
-from infra.pubsub import Hub
-from infra.redis import EmbeddedRedis, Keys, _responds, connect
-from leaderboards.consumer import Leaderboards, runtime
+from infra.redis import EmbeddedRedis, _responds, connect
+from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 
+if TYPE_CHECKING:
+    from schema.context import Services
+
 app = typer.Typer(help="Contest leaderboards: rebuild standings from the SQL ledger.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
 class Wiring:
-    db: Database
-    redis: Redis
+    services: Services
     leaderboards: Leaderboards
-    outbox: Dispatcher
+
+    @property
+    def db(self) -> Database:
+        return self.services.db
+
+    @property
+    def redis(self) -> Redis:
+        return self.services.redis
+
+    @property
+    def outbox(self) -> Dispatcher:
+        return self.services.outbox
 
 
 @contextlib.asynccontextmanager
 async def wiring(settings: Settings) -> AsyncIterator[Wiring]:
     """Database, Redis (the configured one, or the running server's embedded one, or a fresh
-    embedded one) and the leaderboard runtime, for commands outside the server."""
+    embedded one) and the app's services for commands outside the server: the same outbox
+    handlers as the app (``register_event_handlers``), so an event this command dispatches
+    is credited, scored and announced exactly as the server would, and the same table-change
+    notices, so a running server's read caches hear of this command's commits at once."""
+    from api.app import build_services, register_event_handlers  # noqa: PLC0415
+    from schema.leaderboards.runtime import leaderboards_runtime  # noqa: PLC0415
+
     embedded = None
     url = settings.redis_url
     if url is None:
@@ -50,16 +70,21 @@ async def wiring(settings: Settings) -> AsyncIterator[Wiring]:
             url = await asyncio.to_thread(embedded.start)
     db = Database(settings.database_url)
     redis = connect(url)
-    clock = SystemClock()
-    keys = Keys(settings.redis_namespace)
-    hub = Hub(redis, keys)
-    rt = runtime(db, redis, keys, clock, hub)
-    outbox = Dispatcher(db, clock)
-    rt.register(outbox)
+    services = build_services(settings, db=db, redis=redis, clock=SystemClock())
+    register_event_handlers(services)
+    sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
+    # Subscribed before the first commit, so that commit's notice goes out (share() returns
+    # once subscribed; it retries meanwhile, and the server's cache TTL covers a miss).
+    await asyncio.wait({sharing}, timeout=5)
     try:
-        yield Wiring(db, redis, rt, outbox)
+        yield Wiring(services, leaderboards_runtime(services))
     finally:
-        await hub.close()
+        if not sharing.done():
+            sharing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sharing
+        await services.hub.drain()
+        await services.hub.close()
         await redis.aclose()
         await db.dispose()
         if embedded is not None:
@@ -108,38 +133,52 @@ def rebuild(
     raise typer.Exit(asyncio.run(_rebuild(load_settings(), contest)))
 
 
-async def _simulate(settings: Settings, rate: float, count: int | None) -> None:
-    from leaderboards.demo import simulate_one  # noqa: PLC0415
-    from partners.demo import VENDOR_SLUG  # noqa: PLC0415
-    from partners.models import Vendor  # noqa: PLC0415
+async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
+    from deal_registration.sales.simulate import NoDemoData, Simulator  # noqa: PLC0415
 
-    clock = SystemClock()
+    # One line per import would drown the progress lines.
+    logging.getLogger("deal_registration.sales.serials").setLevel(logging.WARNING)
     async with wiring(settings) as w:
-        async with w.db.session() as session:
-            vendor = (await session.exec(select(Vendor).where(Vendor.slug == VENDOR_SLUG))).first()
-        if vendor is None:
-            console.print("[red]no demo data: run 'channelboard demo' first[/red]")
-            raise typer.Exit(1)
+        storage = w.services.storage
+        assert storage is not None  # build_services always configures one
+        simulator = Simulator(w.db, w.services.clock, storage)
+        try:
+            await simulator.load()
+        except NoDemoData as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 1
+        console.print(
+            f"approving about {rate:g} demo sales per second as sale claims of "
+            f"{', '.join(simulator.partner_names)} (Ctrl-C stops)"
+        )
+        every = max(int(rate), 1)
         done = 0
-        console.print(f"approving about {rate:g} demo sales per second (Ctrl-C stops)")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         while count is None or done < count:
-            event = await simulate_one(w.db, clock, vendor)
-            if event is None:
-                console.print("[red]no demo partners or products[/red]")
-                raise typer.Exit(1)
+            sale = await simulator.one()
+            # This process dispatches its own events (to every handler the app registers);
+            # a running server's dispatcher may race it for them, as server workers race
+            # each other: the handlers are idempotent.
             await w.outbox.dispatch_pending()
             done += 1
-            if done % max(int(rate), 1) == 0:
-                console.print(f"{done} sales approved")
-            await asyncio.sleep(1 / rate)
+            if done % every == 0 or done == count:
+                console.print(f"{done} sales approved (last: {sale.describe()})")
+            delay = started + done / rate - loop.time()
+            if delay > 0 and (count is None or done < count):
+                await asyncio.sleep(delay)
+        return 0
 
 
 def simulate(
     rate: float = typer.Option(2.0, "--rate", min=0.1, max=1000, help="Sales per second."),
-    count: int | None = typer.Option(None, "--count", help="Stop after this many."),
+    count: int | None = typer.Option(None, "--count", min=1, help="Stop after this many."),
 ) -> None:
-    """Approve a stream of realistic demo sales so the demo leaderboards move."""
+    """Approve a stream of realistic demo sales (real sale claims by the demo partners'
+    users, on freshly shipped serials) so the demo leaderboards and earnings move."""
     from api.cli import load_settings  # noqa: PLC0415
 
+    code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_simulate(load_settings(), rate, count))
+        code = asyncio.run(_simulate(load_settings(), rate, count))
+    raise typer.Exit(code)
