@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await services.hub.drain()  # table-change notices of the last commits
             await services.hub.close()
             await redis.aclose()
             await db.dispose()

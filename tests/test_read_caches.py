@@ -62,6 +62,7 @@ async def other_process(db: Database, services: Services) -> AsyncIterator[Datab
     try:
         yield other
     finally:
+        await hub.drain()  # its last notices go out, as a process that stays up sends them
         await hub.close()
         await redis.aclose()
         await other.dispose()
@@ -85,6 +86,20 @@ async def eventually(check: Callable[[], Any], *, within: float = 3.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("not within the time")
         await asyncio.sleep(0.05)
+
+
+async def deactivated_elsewhere(
+    gql: GQL, token: str, user: User, db: Database, services: Services
+) -> None:
+    """Another process deactivates ``user``; this process must refuse ``token`` soon."""
+    async with other_process(db, services) as other:
+        async with other.transaction() as session:
+            await session.execute(update(User).where(col(User.id) == user.id).values(active=False))
+
+    async def refused() -> bool:
+        return await reason(gql, token) == "USER_DEACTIVATED"
+
+    await eventually(refused)
 
 
 async def test_a_known_token_costs_no_sql(gql: GQL, tenant: Tenant, db: Database) -> None:
@@ -145,14 +160,7 @@ async def test_another_process_change_reaches_this_process_cache(
     rep = tenant.user(Role.PARTNER_REP)
     token = gql.token(rep)
     assert await reason(gql, token) is None
-    async with other_process(db, services) as other:
-        async with other.transaction() as session:
-            await session.execute(update(User).where(col(User.id) == rep.id).values(active=False))
-
-        async def refused() -> bool:
-            return await reason(gql, token) == "USER_DEACTIVATED"
-
-        await eventually(refused)
+    await deactivated_elsewhere(gql, token, rep, db, services)
 
 
 async def test_caches_survive_a_lost_pubsub_connection(
@@ -168,14 +176,7 @@ async def test_caches_survive_a_lost_pubsub_connection(
         return services.hub.reconnects > reconnects and services.hub.subscribed
 
     await eventually(resubscribed, within=10)
-    async with other_process(db, services) as other:
-        async with other.transaction() as session:
-            await session.execute(update(User).where(col(User.id) == rep.id).values(active=False))
-
-        async def refused() -> bool:
-            return await reason(gql, token) == "USER_DEACTIVATED"
-
-        await eventually(refused)
+    await deactivated_elsewhere(gql, token, rep, db, services)
 
 
 async def test_nothing_is_served_while_changes_cannot_be_heard(db: Database) -> None:
