@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
             multipart_uploads_enabled=True,
         )
+        app.state.response_memo = graphql_endpoint.view.memo
         dispatcher_task = asyncio.create_task(outbox.run(), name="outbox-dispatcher")
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's
         # tables, about 175,000 objects) lives as long as the process: keep it out of the

@@ -63,6 +63,10 @@ class PageCache:
             self._pages.put(key, page, stamp)
         return page
 
+    def is_current(self, contest_id: uuid.UUID, version: int) -> bool:
+        """The board is still at ``version``, as far as this process can hear."""
+        return self.hub.subscribed and self._heard.get(contest_id) == version
+
     def _listener(self, contest_id: uuid.UUID) -> Listener:
         def heard(message: bytes | None) -> None:
             if message is None:  # reconnected: anything may have changed meanwhile

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.errors import DomainError
+from infra.memo import Recording
 from leaderboards import ranking, repository
 from leaderboards.consumer import Leaderboards
 from leaderboards.errors import ContestErrorCode as Code
@@ -117,12 +118,17 @@ def resolve_period(contest: Contest, key: str | None, now: datetime) -> Period:
 
 class Reader:
     def __init__(
-        self, runtime: Leaderboards, session: AsyncSession | Callable[[], AsyncSession]
+        self,
+        runtime: Leaderboards,
+        session: AsyncSession | Callable[[], AsyncSession],
+        recording: Recording | None = None,
     ) -> None:
         """``session`` may be a function that opens one: most reads are served from Redis
-        and the caches, and never need it."""
+        and the caches, and never need it. ``recording`` collects what a GraphQL operation
+        read, so that its answer may be reused while that is unchanged (infra.memo)."""
         self.rt = runtime
         self._session = session
+        self.recording = recording
 
     @property
     def session(self) -> AsyncSession:
@@ -182,6 +188,8 @@ class Reader:
         if not page.built:
             await ensure_built(self.rt.db, self.rt.boards, self.rt.clock, contest)
             page = await self.rt.pages.page(contest, period.key, start, count)
+        if self.recording is not None:
+            self.recording.board(self.rt.pages.is_current, contest.id, page.version)
         return page
 
     async def _frozen_page(
@@ -227,6 +235,11 @@ class Reader:
             rows = [r for r in rows if r.rank <= viewer.top_n]
             total = min(total, viewer.top_n)
         views = await self._views(contest, viewer, rows)
+        if self.recording is not None:
+            # What the clock alone changes: the period, the status, the freeze.
+            for instant in (period.ends_at, contest.starts_at, contest.ends_at):
+                if instant > now:
+                    self.recording.changes_at(instant)
         return BoardView(
             contest=contest, status=effective_status(contest, now), period=period,
             frozen=frozen, version=page.version if not frozen else contest.version,
@@ -236,6 +249,8 @@ class Reader:
     async def standing(
         self, contest: Contest, viewer: Viewer, participant: uuid.UUID, period_key: str | None
     ) -> StandingView:
+        if self.recording is not None:
+            self.recording.taint()  # a standing is read from Redis, outside the page cache
         period = resolve_period(contest, period_key, self.rt.clock.now())
         if await self._frozen(contest, period):
             standing = await self._frozen_standing(contest, period, participant)

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import Database
+from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
 from infra.redis import Keys
@@ -74,6 +75,8 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    # Set for HTTP queries: what the operation read (infra.memo); None elsewhere.
+    recording: Recording | None = None
 
     @property
     def loaders(self) -> dict[str, Any]:
@@ -91,6 +94,8 @@ class Context:
     def session(self) -> AsyncSession:
         """The operation's database session, opened on first use, closed when it ends.
         Mutations commit it through ``schema.mutations.mutate``; queries never commit."""
+        if self.recording is not None:
+            self.recording.taint()  # SQL is not tracked: this answer is not reusable
         scope = self._scope()
         if scope.session is None:
             scope.session = self.services.db.new_session()

@@ -34,7 +34,10 @@ def not_found(what: str = "contest") -> GraphQLError:
 
 
 def reader(info: Info[Context, None]) -> Reader:
-    return Reader(leaderboards_runtime(info.context.services), lambda: info.context.session)
+    context = info.context
+    return Reader(
+        leaderboards_runtime(context.services), lambda: context.session, context.recording
+    )
 
 
 async def load_contest(info: Info[Context, None], contest_id: str) -> Contest:
@@ -176,6 +179,9 @@ class LeaderboardsQuery:
             LeaderboardEdge(cursor=encode_offset(start + i), node=LeaderboardRow.of(row, kind))
             for i, row in enumerate(board.rows)
         ]
+        if info.context.recording is not None:
+            # Everything below is plain data: what was read is what the Reader recorded.
+            info.context.recording.field_done()
         return LeaderboardConnection(
             edges=edges,
             page_info=relay.PageInfo(
