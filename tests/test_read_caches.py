@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlmodel import col, update
+from starlette.applications import Starlette
 
 from infra.cache import ReadCache, TableEpochs
 from infra.clock import OffsetClock
@@ -262,3 +263,52 @@ async def test_renames_and_visibility_changes_show_at_once(
     assert error_codes(await gql(BOARD, {"id": gid(contest), "first": 101}, as_user=rep)) == [
         "PAGE_SIZE_TOO_LARGE"
     ]
+
+
+def memo_hits(app: Starlette) -> int:
+    hits: int = app.state.response_memo.hits
+    return hits
+
+
+async def test_a_repeated_read_of_an_unchanged_board_is_answered_from_the_memo(
+    app: Starlette, gql: GQL, tenant: Tenant, db: Database, clock: OffsetClock,
+    services: Services,
+) -> None:  # fmt: skip
+    contest = await make_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, amount=100_00)
+    await dispatch(services)
+    rep, other_rep = tenant.user(Role.PARTNER_REP), tenant.user(Role.PARTNER_ADMIN)
+    variables = {"id": gid(contest), "first": 10}
+    await gql.data(BOARD, variables, as_user=rep)  # fills the caches (reads SQL: not kept)
+    first = await gql.data(BOARD, variables, as_user=rep)
+    hits = memo_hits(app)
+    assert await gql.data(BOARD, variables, as_user=rep) == first
+    assert memo_hits(app) == hits + 1
+
+    # Another caller, or another question, is never answered from this caller's memo.
+    assert await gql.data(BOARD, variables, as_user=other_rep) == first
+    mixed = BOARD.replace("leaderboard(", "me { role } leaderboard(")
+    await gql.data(mixed, variables, as_user=rep)
+    await gql.data(mixed, variables, as_user=rep)
+    assert memo_hits(app) == hits + 1
+
+    # The clock alone changes the answer when the contest ends.
+    clock.advance(timedelta(hours=2))
+    ended = await gql.data(BOARD, variables, as_user=rep)
+    assert ended["leaderboard"]["status"] == "FINISHED"
+    assert memo_hits(app) == hits + 1
+
+
+async def test_the_memo_never_answers_for_a_refused_caller(
+    gql: GQL, tenant: Tenant, db: Database, clock: OffsetClock, services: Services
+) -> None:
+    contest = await make_contest(db, clock, tenant)
+    rep = tenant.user(Role.PARTNER_REP)
+    token = gql.token(rep)
+    variables = {"id": gid(contest), "first": 10}
+    for _ in range(3):
+        assert "errors" not in await gql(BOARD, variables, token=token)
+    async with db.transaction() as session:
+        await session.execute(update(User).where(col(User.id) == rep.id).values(active=False))
+    refused = await gql(BOARD, variables, token=token)
+    assert refused["errors"][0]["extensions"]["reason"] == "USER_DEACTIVATED"
