@@ -101,17 +101,34 @@ async def http_latency(
     return samples
 
 
-def wrk(url: str, duration: int, body: str | None = None, token: str | None = None) -> str:
+def wrk(
+    url: str,
+    duration: int,
+    body: str | tuple[str, str] | None = None,
+    token: str | None = None,
+) -> str:
+    """wrk's report. ``body`` as (prefix, suffix) sends prefix + a counter + suffix, so that
+    no two requests are alike (nothing can be answered from the response memo)."""
     script = None
     args = ["wrk", "-t1", "-c32", f"-d{duration}s", "--latency"]
     if body is not None:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write(
             'wrk.method = "POST"\n'
-            f"wrk.body = {json.dumps(body)}\n"
             'wrk.headers["Content-Type"] = "application/json"\n'
             f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         )
+        if isinstance(body, str):
+            script.write(f"wrk.body = {json.dumps(body)}\n")
+        else:
+            prefix, suffix = (json.dumps(part) for part in body)
+            script.write(
+                "local n = 0\n"
+                "request = function()\n"
+                "  n = n + 1\n"
+                f"  return wrk.format(nil, nil, nil, {prefix} .. n .. {suffix})\n"
+                "end\n"
+            )
         script.close()
         args += ["-s", script.name]
     out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
@@ -127,7 +144,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def wrk_with_cpu(
-    pid: int, url: str, duration: int, body: str | None = None, token: str | None = None
+    pid: int,
+    url: str,
+    duration: int,
+    body: str | tuple[str, str] | None = None,
+    token: str | None = None,
 ) -> str:
     """wrk's report plus the server's CPU time per request: on a shared machine the
     requests/s figure moves with the load, the CPU cost much less."""
@@ -216,8 +237,13 @@ async def main_async(big: int, duration: int, database_url: str | None) -> None:
                 print("wrk not found: skipping requests/s")
                 return
             body = json.dumps({"query": LEADERBOARD, "variables": {"id": contest_gid}})
+            url = f"http://127.0.0.1:{port}/graphql"
             print(f"--- leaderboard(first: 10) over HTTP, one uvicorn worker, {big:,} participants")
-            print(wrk_with_cpu(api.pid, f"http://127.0.0.1:{port}/graphql", duration, body, token))
+            print("    the same request again and again (an unchanged board: the response memo)")
+            print(wrk_with_cpu(api.pid, url, duration, body, token))
+            print("    every request different (an unused variable counts up): executed each time")
+            unique = (body[: -len("}}")] + ', "nonce": ', "}}")
+            print(wrk_with_cpu(api.pid, url, duration, unique, token))
             print("--- plain Starlette endpoint, same rows from Redis (no GraphQL, auth or SQL)")
             print(wrk_with_cpu(plain.pid, f"http://127.0.0.1:{plain_port}/top", duration))
         finally:
