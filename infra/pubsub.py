@@ -157,7 +157,7 @@ class Hub:
                 async with self._lock:
                     self._reader = None
                     with contextlib.suppress(Exception):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()
                     await self._ensure_reader()
                 self.reconnects += 1
                 self._missed()  # and whatever came while resubscribing
@@ -190,4 +190,4 @@ class Hub:
                 await self._reader
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+                await self._pubsub.aclose()
