@@ -81,7 +81,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             multipart_uploads_enabled=True,
         )
         app.state.response_memo = graphql_endpoint.view.memo
-        dispatcher_task = asyncio.create_task(outbox.run(), name="outbox-dispatcher")
+        background = [sharing]
+        if settings.dispatch == "inline":
+            background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
+        else:
+            outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's
         # tables, about 175,000 objects) lives as long as the process: keep it out of the
         # collector's full passes, which otherwise rescan it (~100 ms) and pause every
@@ -91,7 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            for task in (dispatcher_task, sharing):
+            for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

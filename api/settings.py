@@ -61,6 +61,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
     storage: StorageSettings = field(default_factory=StorageSettings)
+    # "inline": each API process dispatches outbox events itself (the embedded default).
+    # "external": API processes leave that to a `channelboard dispatch` process.
+    dispatch: str = "inline"
 
     @property
     def production(self) -> bool:
@@ -124,6 +127,7 @@ class Settings:
             jwt=jwt,
             limits=limits,
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
+            dispatch=(get("DISPATCH", "inline") or "inline").lower(),
             storage=StorageSettings(
                 backend=(get("STORAGE", "local") or "local").lower(),
                 local_dir=Path(local_dir) if (local_dir := get("STORAGE_DIR")) else None,
@@ -139,6 +143,8 @@ class Settings:
     def validate(self) -> None:
         if self.env not in ("development", "test", "production"):
             raise SettingsError("CHANNELBOARD_ENV must be development, test or production")
+        if self.dispatch not in ("inline", "external"):
+            raise SettingsError("CHANNELBOARD_DISPATCH must be inline or external")
         if self.storage.backend not in ("local", "s3"):
             raise SettingsError("CHANNELBOARD_STORAGE must be local or s3")
         if self.storage.backend == "s3" and not self.storage.s3_bucket:

@@ -256,7 +256,7 @@ async def generate(env: dict[str, str], rate: float, seconds: float) -> list[tup
     process approving them would; returns (commit time ns, version that includes it)."""
     from sqlmodel import select  # noqa: PLC0415
 
-    from api.cli.leaderboards import wiring  # noqa: PLC0415
+    from api.cli.wiring import wiring  # noqa: PLC0415
     from api.settings import Settings  # noqa: PLC0415
     from catalogue import demo as catalogue_demo  # noqa: PLC0415
     from infra.clock import SystemClock  # noqa: PLC0415

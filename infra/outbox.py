@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
 from infra.ids import new_id
+from infra.pubsub import Hub
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ async def record_event(
     return event
 
 
+# Wake-ups for a dispatcher in another process (``CHANNELBOARD_DISPATCH=external``).
+WAKE_CHANNEL = "outbox"
+
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 BatchHandler = Callable[[list[OutboxEvent]], Awaitable[None]]
 
@@ -91,6 +95,7 @@ class Dispatcher:
         self._batch_handlers: list[tuple[frozenset[str], BatchHandler]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._dispatched_by: Hub | None = None
 
     def register(self, event_type: str, handler: Handler) -> None:
         self._handlers[event_type].append(handler)
@@ -110,9 +115,24 @@ class Dispatcher:
         async with self._lock:
             yield
 
+    def hand_off(self, hub: Hub) -> None:
+        """Events committed here are dispatched by a dispatcher process (``channelboard
+        dispatch``), not by this one: ``notify`` wakes that process over pub/sub instead.
+        API processes do this so that handlers (earnings crediting costs milliseconds a
+        sale) never run on the event loop that serves requests and live pushes."""
+        self._dispatched_by = hub
+
+    async def listen(self, hub: Hub) -> None:
+        """Wake on other processes' ``notify`` (their commits); the poll still catches what
+        a lost notice or a crash left behind."""
+        await hub.watch(hub.channel(WAKE_CHANNEL), lambda _message: self._wake.set())
+
     def notify(self) -> None:
         """Something committed events: dispatch soon (the poll loop catches the rest)."""
-        self._wake.set()
+        if self._dispatched_by is not None:
+            self._dispatched_by.publish_soon(self._dispatched_by.channel(WAKE_CHANNEL), b"")
+        else:
+            self._wake.set()
 
     async def dispatch_pending(self) -> int:
         """Dispatch every pending event in commit order; returns how many were dispatched."""

@@ -3,13 +3,6 @@ reaches a websocket subscriber connected to the other (Redis pub/sub)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import httpx
 import pytest
 
@@ -20,6 +13,7 @@ from partners.roles import Role
 from schema.context import Services
 from schema.relay import to_global_id
 from tests.contest_support import approve_sale, dispatch, make_contest, ws_client
+from tests.process_support import api_process
 from tests.support import GQL, Tenant
 
 pytestmark = pytest.mark.slow
@@ -28,47 +22,6 @@ LIVE = """
 subscription($id: ID!) {
   leaderboardChanged(contestId: $id, first: 5) { version rows { score participant { name } } }
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def api_process(settings: Settings) -> AsyncIterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "CHANNELBOARD_ENV": "test",
-        "CHANNELBOARD_VAR_DIR": str(settings.var_dir),
-        "CHANNELBOARD_DATABASE_URL": settings.database_url,
-        "CHANNELBOARD_REDIS_URL": settings.redis_url or "",
-        "CHANNELBOARD_REDIS_NAMESPACE": settings.redis_namespace,
-        "CHANNELBOARD_LOG_LEVEL": "warning",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
-        "--log-level", "warning", env=env,
-    )  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(300):
-                try:
-                    if (await client.get(f"http://{address}/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the API process did not start")
-        yield address
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def test_a_change_through_process_a_reaches_a_subscriber_on_process_b(

@@ -5,8 +5,6 @@ contests and to earnings, and a server watching the same stores sees it live."""
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections import Counter
 from typing import Any
@@ -37,6 +35,7 @@ from partners.models import Partner, User
 from schema.context import Services
 from schema.relay import to_global_id
 from tests.contest_support import ws_client
+from tests.process_support import cli_process
 from tests.support import GQL, live_server
 
 pytestmark = pytest.mark.slow
@@ -56,17 +55,8 @@ subscription($partnerId: ID) {
 
 
 async def _simulate(settings: Settings, *args: str) -> tuple[int, str]:
-    env = {
-        **os.environ, "CHANNELBOARD_DATABASE_URL": settings.database_url,
-        "CHANNELBOARD_VAR_DIR": str(settings.var_dir),
-        "CHANNELBOARD_REDIS_URL": settings.redis_url or "",
-        "CHANNELBOARD_REDIS_NAMESPACE": settings.redis_namespace, "COLUMNS": "200",
-    }  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "api", "simulate", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    async with cli_process(settings, "simulate", *args) as process:
+        output, _ = await asyncio.wait_for(process.communicate(), 120)
     return process.returncode or 0, output.decode()
 
 

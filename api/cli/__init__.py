@@ -145,6 +145,9 @@ from api.cli import leaderboards as _leaderboards  # noqa: E402
 
 app.add_typer(_leaderboards.app, name="leaderboards")
 app.command("simulate")(_leaderboards.simulate)
+from api.cli import dispatch as _dispatch  # noqa: E402
+
+app.command("dispatch")(_dispatch.dispatch)
 
 
 def main() -> None:

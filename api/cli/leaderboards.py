@@ -6,89 +6,19 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import typer
-from redis.asyncio import Redis
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
+from api.cli.wiring import wiring
 from api.settings import Settings
 from infra.clock import SystemClock
-from infra.db import Database
-from infra.outbox import Dispatcher
-from infra.redis import EmbeddedRedis, _responds, connect
-from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
-
-if TYPE_CHECKING:
-    from schema.context import Services
 
 app = typer.Typer(help="Contest leaderboards: rebuild standings from the SQL ledger.")
 console = Console(stderr=True, soft_wrap=True)
-
-
-@dataclass
-class Wiring:
-    services: Services
-    leaderboards: Leaderboards
-
-    @property
-    def db(self) -> Database:
-        return self.services.db
-
-    @property
-    def redis(self) -> Redis:
-        return self.services.redis
-
-    @property
-    def outbox(self) -> Dispatcher:
-        return self.services.outbox
-
-
-@contextlib.asynccontextmanager
-async def wiring(settings: Settings) -> AsyncIterator[Wiring]:
-    """Database, Redis (the configured one, or the running server's embedded one, or a fresh
-    embedded one) and the app's services for commands outside the server: the same outbox
-    handlers as the app (``register_event_handlers``), so an event this command dispatches
-    is credited, scored and announced exactly as the server would, and the same table-change
-    notices, so a running server's read caches hear of this command's commits at once."""
-    from api.app import build_services, register_event_handlers  # noqa: PLC0415
-    from schema.leaderboards.runtime import leaderboards_runtime  # noqa: PLC0415
-
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        sock = (settings.var_dir / "redis" / "redis.sock").resolve()
-        if sock.exists() and _responds(f"unix://{sock}"):
-            url = f"unix://{sock}"
-        else:
-            embedded = EmbeddedRedis(settings.var_dir / "redis")
-            url = await asyncio.to_thread(embedded.start)
-    db = Database(settings.database_url)
-    redis = connect(url)
-    services = build_services(settings, db=db, redis=redis, clock=SystemClock())
-    register_event_handlers(services)
-    sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
-    # Subscribed before the first commit, so that commit's notice goes out (share() returns
-    # once subscribed; it retries meanwhile, and the server's cache TTL covers a miss).
-    await asyncio.wait({sharing}, timeout=5)
-    try:
-        yield Wiring(services, leaderboards_runtime(services))
-    finally:
-        if not sharing.done():
-            sharing.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sharing
-        await services.hub.drain()
-        await services.hub.close()
-        await redis.aclose()
-        await db.dispose()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
 
 
 async def _rebuild(settings: Settings, contest: str | None) -> int:

@@ -1,0 +1,57 @@
+"""`channelboard dispatch`: the outbox dispatcher as a process of its own.
+
+With ``CHANNELBOARD_DISPATCH=external`` the API processes only record events (and wake this
+process over pub/sub); this process runs every handler the app registers: earnings
+crediting, contest scoring, live notices. Crediting costs milliseconds per sale, which on
+an API process's event loop would delay every request and live push queued behind it.
+Stopping it loses nothing: events stay pending in SQL until a dispatcher runs again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import typer
+from rich.console import Console
+
+from api.cli.wiring import running_redis_url, wiring
+from api.settings import Settings
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+async def _dispatch(settings: Settings, poll_interval: float) -> int:
+    if running_redis_url(settings) is None:
+        console.print(
+            "[red]no Redis to share with the API processes[/red]: set CHANNELBOARD_REDIS_URL, "
+            "or start `channelboard serve` (its embedded Redis) first"
+        )
+        return 2
+    async with wiring(settings) as w:
+        await w.outbox.listen(w.services.hub)
+        console.print(f"dispatching outbox events (polling every {poll_interval:g} s)")
+        loop = asyncio.get_running_loop()
+        running = asyncio.create_task(w.outbox.run(poll_interval), name="outbox-dispatcher")
+        # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
+        loop.add_signal_handler(signal.SIGTERM, running.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    console.print("dispatcher stopped")
+    return 0
+
+
+def dispatch(
+    poll_interval: float = typer.Option(
+        1.0, "--poll-interval", min=0.05,
+        help="Seconds between polls for events whose wake-up notice was lost.",
+    ),
+) -> None:  # fmt: skip
+    """Dispatch outbox events for API processes that run with CHANNELBOARD_DISPATCH=external
+    (run one; a second is safe, since handlers are idempotent, but does the work twice)."""
+    from api.cli import load_settings  # noqa: PLC0415
+
+    code = 0
+    with contextlib.suppress(KeyboardInterrupt):
+        code = asyncio.run(_dispatch(load_settings(), poll_interval))
+    raise typer.Exit(code)
