@@ -22,10 +22,12 @@ async def seed_demo(
     settings: Settings, clock: Clock | None = None
 ) -> list[tuple[str, str, str | None]]:
     """``clock``: the system clock unless given (tests pin the date the demo is seeded on)."""
+    from api.cli.wiring import announcing  # noqa: PLC0415 - the CLI imports this module
+
     db = Database(settings.database_url)
     clock = clock or SystemClock()
     try:
-        async with db.transaction() as session:
+        async with announcing(settings, db), db.transaction() as session:
             tenancy = await partners_demo.seed(session, clock)
             await catalogue_demo.seed(session, clock, tenancy.vendor)
             await deals_demo.seed(session, clock, tenancy)

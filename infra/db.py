@@ -166,6 +166,13 @@ def _written(session: Session) -> set[str]:
     return written
 
 
+def wrote(session: AsyncSession, *tables: str) -> None:
+    """Report tables written through ``session.connection()`` (bulk SQL), which the ORM
+    events below do not see, so the read caches hear of them at commit like any other."""
+    if _EPOCHS in session.sync_session.info:
+        _written(session.sync_session).update(tables)
+
+
 @event.listens_for(Session, "after_flush")
 def _record_flushed(session: Session, _context: Any) -> None:
     if _EPOCHS not in session.info:

@@ -8,12 +8,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlmodel import col, update
 from starlette.applications import Starlette
 
+from api.auth import principal_for
+from api.settings import Settings
+from catalogue import service as catalogue_service
 from infra.cache import ReadCache, TableEpochs
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -23,6 +27,8 @@ from partners.models import Partner, PartnerStatus, User
 from partners.roles import Role
 from schema.context import Services
 from tests.contest_support import approve_sale, dispatch, make_contest
+from tests.process_support import cli_process
+from tests.sales_support import LIST_PRICE, SKU, csv_bytes, registry_rows
 from tests.support import GQL, Tenant, error_codes
 from tests.test_leaderboards_api import BOARD, gid
 
@@ -312,3 +318,28 @@ async def test_the_memo_never_answers_for_a_refused_caller(
         await session.execute(update(User).where(col(User.id) == rep.id).values(active=False))
     refused = await gql(BOARD, variables, token=token)
     assert refused["errors"][0]["extensions"]["reason"] == "USER_DEACTIVATED"
+
+
+async def test_a_command_line_import_reaches_a_running_servers_caches_at_once(
+    settings: Settings, tenant: Tenant, db: Database, clock: OffsetClock, services: Services,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """`channelboard serials import` (like `demo` and `deals expire`) tells the running
+    server which tables it changed, rather than leaving its caches to the TTL."""
+    async with db.transaction() as session:
+        await catalogue_service.upsert_product(
+            session, principal_for(tenant.user(Role.VENDOR_ADMIN)), clock, sku=SKU,
+            name="Widget", list_price_minor=LIST_PRICE, currency="USD",
+        )  # fmt: skip
+    shipped = tmp_path / "shipped.csv"
+    shipped.write_bytes(csv_bytes(registry_rows(tenant, clock, 4)))
+    before = services.db.epochs.stamp(("serial",))
+    args = ("serials", "import", str(shipped), "--vendor", tenant.vendor.slug)
+    async with cli_process(settings, *args) as command:
+        output, _ = await asyncio.wait_for(command.communicate(), 120)
+    assert command.returncode == 0, output.decode()
+
+    async def heard() -> bool:  # published before the command exited
+        return services.db.epochs.stamp(("serial",)) != before
+
+    await eventually(heard)

@@ -17,6 +17,7 @@ def expire() -> None:
     already treat them as expired at the instant; this makes history and live subscribers
     catch up. Safe to run at any time, from cron, on any host."""
     from api.cli import load_settings  # noqa: PLC0415
+    from api.cli.wiring import announcing  # noqa: PLC0415
     from deal_registration.registrations import service  # noqa: PLC0415
     from infra.clock import SystemClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
@@ -26,7 +27,7 @@ def expire() -> None:
     async def run() -> int:
         db = Database(settings.database_url)
         try:
-            async with db.transaction() as session:
+            async with announcing(settings, db), db.transaction() as session:
                 return await service.expire_due(session, SystemClock())
         finally:
             await db.dispose()

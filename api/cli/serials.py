@@ -12,6 +12,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlmodel import select
 
+from api.cli.wiring import announcing
+from api.settings import Settings
 from deal_registration.sales import serials
 from infra.clock import SystemClock
 from infra.db import Database
@@ -40,16 +42,15 @@ def import_(
     settings = load_settings()
     with file.open("rb") as source:
         code = asyncio.run(
-            _import(settings.database_url, source, file.name, file.stat().st_size, vendor,
-                    good_rows_only)
+            _import(settings, source, file.name, file.stat().st_size, vendor, good_rows_only)
         )  # fmt: skip
     raise typer.Exit(code)
 
 
 async def _import(
-    url: str, source: BinaryIO, name: str, size: int, slug: str, good_rows_only: bool
+    settings: Settings, source: BinaryIO, name: str, size: int, slug: str, good_rows_only: bool
 ) -> int:
-    db = Database(url)
+    db = Database(settings.database_url)
     try:
         async with db.session() as session:
             found = (await session.exec(select(Vendor).where(Vendor.slug == slug))).first()
@@ -64,7 +65,7 @@ async def _import(
         try:
             with progress:
                 task = progress.add_task(f"reading {name}", total=size)
-                async with db.transaction() as session:
+                async with announcing(settings, db), db.transaction() as session:
                     report = await serials.import_serials(
                         session, principal, SystemClock(), source=source, filename=name,
                         good_rows_only=good_rows_only,

@@ -36,7 +36,7 @@ from deal_registration.sales.errors import SerialImportErrorCode
 from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import Serial, SerialImport, SerialStatus
 from infra.clock import Clock
-from infra.db import UTCDateTime
+from infra.db import UTCDateTime, wrote
 from infra.errors import DomainError
 from infra.ids import new_id
 from partners.models import Partner
@@ -255,6 +255,7 @@ async def import_serials(
             await _merge_postgres(connection, report, vendor_id, now)
         else:
             await _merge_generic(connection, report, vendor_id, now)
+        wrote(session, Serial.__tablename__)
         log.info(
             "serial import: %d rows read and staged in %.1fs, duplicates checked in %.1fs, "
             "merged in %.1fs",
