@@ -179,8 +179,8 @@ def register_event_handlers(services: Services) -> None:
     """Domains that react to outbox events register their handlers here (the app's
     dispatcher, and that of any command that dispatches events itself)."""
     deal_notices.register(services.outbox, services.hub)
-    services.outbox.register(
-        sales_service.CLAIM_STATE_CHANGED, sales_fanout.publisher(services.hub)
+    services.outbox.register_batch(
+        [sales_service.CLAIM_STATE_CHANGED], sales_fanout.publisher(services.hub)
     )
     earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)
     use_claim_signals(SaleClaimSignals())

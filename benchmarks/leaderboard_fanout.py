@@ -5,13 +5,21 @@ include it (a push with a version at or above the one the credit produced; versi
 read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
-        [--duration 30] [--clients 2] [--workers 1]
+        [--duration 30] [--clients 2] [--workers 1] [--dispatch inline|external]
 
 uvicorn serves (one worker unless --workers); the clients (minimal asyncio websocket
 clients, graphql-transport-ws, one subscription each, per-message deflate off) and the
-event generator run as separate processes on the same machine. The generator commits
-approvals at the rate and dispatches them itself (the leaderboard handlers, batched as
-commits arrive), as the API process that approved them would.
+event generator run as separate processes on the same machine.
+
+--dispatch inline (default): the generator commits approvals at the rate and dispatches
+them itself (the leaderboard handlers only, batched as commits arrive), as the API process
+that approved them would.
+
+--dispatch external: the production layout for this load. The server runs with
+CHANNELBOARD_DISPATCH=external and a `channelboard dispatch` process runs every handler
+the app registers, earnings crediting included; the generator only commits approvals and
+wakes it, as an API process would. The k-th approval is in the board at version v0 + k (one
+contest that credits every approval, dispatched in commit order); the run checks that.
 """
 
 from __future__ import annotations
@@ -251,9 +259,12 @@ async def seed(
     return str(to_global_id("Contest", contest.id)), tokens, [str(p.id) for p in partner_rows]
 
 
-async def generate(env: dict[str, str], rate: float, seconds: float) -> list[tuple[int, int]]:
+async def generate(
+    env: dict[str, str], rate: float, seconds: float, external: bool
+) -> list[tuple[int, int]]:
     """Approve sales at `rate`/s, committed then dispatched by this process as the API
-    process approving them would; returns (commit time ns, version that includes it)."""
+    process approving them would, or (``external``) handed to the dispatcher process;
+    returns (commit time ns, version that includes it)."""
     from sqlmodel import select  # noqa: PLC0415
 
     from api.cli.wiring import wiring  # noqa: PLC0415
@@ -269,16 +280,20 @@ async def generate(env: dict[str, str], rate: float, seconds: float) -> list[tup
     out: list[tuple[int, int]] = []
     clock = SystemClock()
     async with wiring(settings) as w:
-        # Only the leaderboard handlers: what is measured is scoring to delivery; crediting
-        # earnings (~20 ms a sale, its own benchmark) would cap this process below 50/s.
+        # Inline, only the leaderboard handlers: what is measured is scoring to delivery;
+        # crediting earnings (~10-20 ms a sale) would cap this process below 50/s.
         outbox = Dispatcher(w.db, clock)
-        w.leaderboards.register(outbox)
+        if external:
+            outbox.hand_off(w.services.hub)
+        else:
+            w.leaderboards.register(outbox)
         async with w.db.transaction() as session:
             vendor = (await session.exec(select(Vendor))).one()
             products = list((await catalogue_demo.seed(session, clock, vendor)).values())
         async with w.db.session() as session:
             partners = list(await session.exec(select(Partner)))
             contest_id = (await session.exec(select(Contest.id))).one()
+        first_version = await w.leaderboards.boards.version(contest_id)
         start = time.perf_counter()
         n = 0
         while time.perf_counter() - start < seconds:
@@ -288,12 +303,24 @@ async def generate(env: dict[str, str], rate: float, seconds: float) -> list[tup
                     rep=None, product=random.choice(products), units=random.randint(1, 5),
                 )  # fmt: skip
             committed = time.time_ns()
-            await outbox.dispatch_pending()
-            out.append((committed, await w.leaderboards.boards.version(contest_id)))
             n += 1
+            if external:
+                outbox.notify()
+                out.append((committed, first_version + n))
+            else:
+                await outbox.dispatch_pending()
+                out.append((committed, await w.leaderboards.boards.version(contest_id)))
             delay = start + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+        if external:  # every approval credited once, in order: versions v0 + 1 ... v0 + n
+            for _ in range(600):
+                if await w.leaderboards.boards.version(contest_id) >= first_version + n:
+                    break
+                await asyncio.sleep(0.1)
+            final = await w.leaderboards.boards.version(contest_id)
+            if final != first_version + n:
+                raise RuntimeError(f"board at version {final}, expected {first_version + n}")
     return out
 
 
@@ -305,6 +332,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--dispatch", choices=("inline", "external"), default="inline")
     parser.add_argument(
         "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
     )
@@ -321,7 +349,7 @@ def main() -> None:
             **os.environ, "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,
             "CHANNELBOARD_DATABASE_URL": db_url, "CHANNELBOARD_REDIS_URL": redis_url,
             "CHANNELBOARD_REDIS_NAMESPACE": f"fanout-{uuid.uuid4().hex[:6]}",
-            "CHANNELBOARD_LOG_LEVEL": "warning",
+            "CHANNELBOARD_LOG_LEVEL": "warning", "CHANNELBOARD_DISPATCH": args.dispatch,
         }  # fmt: skip
         contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
         port = free_port()
@@ -334,6 +362,9 @@ def main() -> None:
         )  # fmt: skip
         address = f"127.0.0.1:{port}"
         clients: list[subprocess.Popen[bytes]] = []
+        dispatcher = None
+        if args.dispatch == "external":
+            dispatcher = subprocess.Popen([sys.executable, "-m", "api", "dispatch"], env=env)
         try:
             for _ in range(300):
                 try:
@@ -384,12 +415,16 @@ def main() -> None:
             )
             print(f"load average before the run: {os.getloadavg()}")
             cpu_before = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            dispatcher_before = cpu_s(dispatcher.pid) if dispatcher else 0.0
             generator_before = time.process_time()
             started = time.perf_counter()
-            events = asyncio.run(generate(env, args.rate, args.duration))
+            events = asyncio.run(generate(env, args.rate, args.duration, dispatcher is not None))
             elapsed = time.perf_counter() - started
             generator_cpu = time.process_time() - generator_before
             cpu_after = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            if dispatcher is not None:
+                used = (cpu_s(dispatcher.pid) - dispatcher_before) / elapsed
+                print(f"dispatcher process (every handler, earnings too): {used:.0%} of a core")
             server_cpu, *client_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
             clients_pct = " ".join(f"{c / elapsed:.0%}" for c in client_cpu)
             print(f"CPU during the run ({elapsed:.0f} s): server {server_cpu / elapsed:.0%} of a "
@@ -432,6 +467,9 @@ def main() -> None:
             for c in clients:
                 if c.poll() is None:
                     c.terminate()
+            if dispatcher is not None:
+                dispatcher.terminate()
+                dispatcher.wait()
             server.terminate()
             server.wait()
 

@@ -1,5 +1,6 @@
 """Outbox handlers: credit source events after they commit, and fan out "earnings changed"
-notices to subscribers on every process. Both are idempotent (a re-run credits nothing and
+notices to subscribers on every process. Both take the dispatcher's runs of events (one
+transaction, one notice per partner) and are idempotent (a re-run credits nothing and
 publishes a harmless extra notice)."""
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ def channel(hub: Hub, partner_id: object) -> str:
 
 
 def register(dispatcher: Dispatcher, db: Database, clock: Clock, hub: Hub) -> None:
-    async def credit(event: OutboxEvent) -> None:
-        await ledger.credit(db, clock, event)
+    async def credit(events: list[OutboxEvent]) -> None:
+        await ledger.credit_many(db, clock, events)
 
-    async def publish(event: OutboxEvent) -> None:
-        await hub.publish(channel(hub, event.payload["partner_id"]), str(event.id))
+    async def publish(events: list[OutboxEvent]) -> None:
+        # One notice per partner and run: a subscriber re-reads its summary on any notice.
+        last = {event.payload["partner_id"]: event for event in events}
+        for partner_id, event in last.items():
+            await hub.publish(channel(hub, partner_id), str(event.id))
 
-    for event_type in ledger.CREDITED_TYPES:
-        dispatcher.register(event_type, credit)
-    dispatcher.register(ledger.EARNINGS_CHANGED, publish)
+    dispatcher.register_batch(ledger.CREDITED_TYPES, credit)
+    dispatcher.register_batch([ledger.EARNINGS_CHANGED], publish)

@@ -210,6 +210,20 @@ async def test_crediting_twice_writes_nothing_the_second_time(
 
 
 @pytest.mark.usefixtures("program")
+async def test_a_run_with_an_event_credited_before_credits_the_others_once(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The dispatcher credits runs of events in one transaction; one of them credited
+    already (a re-run after a crash, another process) must not stop or double the rest."""
+    first, done, last = [await es.sale(db, clock, tenant, 100_000) for _ in range(3)]
+    assert len(await ledger.credit(db, clock, done)) == 1
+    assert await ledger.credit_many(db, clock, [first, done, last]) == 2
+    for event in (first, done, last):
+        assert await entries_of(db, event.id) == {(EntryKind.COMMISSION, "0:"): 8_000}
+    assert await ledger.credit_many(db, clock, [first, done, last]) == 0
+
+
+@pytest.mark.usefixtures("program")
 async def test_concurrent_crediting_of_one_event_credits_it_once(
     db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
