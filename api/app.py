@@ -177,11 +177,13 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
 
 def register_event_handlers(services: Services) -> None:
     """Domains that react to outbox events register their handlers here (the app's
-    dispatcher, and that of any command that dispatches events itself)."""
+    dispatcher, and that of any command that dispatches events itself). A run's batch
+    handlers run in this order: the cheap live ones (notices, contest scoring, a few ms a
+    run) before earnings crediting (milliseconds a sale), which nothing here waits for."""
     deal_notices.register(services.outbox, services.hub)
     services.outbox.register_batch(
         [sales_service.CLAIM_STATE_CHANGED], sales_fanout.publisher(services.hub)
     )
-    earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)
-    use_claim_signals(SaleClaimSignals())
     leaderboards_runtime(services).register(services.outbox)
+    use_claim_signals(SaleClaimSignals())
+    earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)

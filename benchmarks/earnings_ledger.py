@@ -1,6 +1,7 @@
 """Crediting throughput and summary latency on a fresh database.
 
-    .venv/bin/python -m benchmarks.earnings_ledger [--sales 2000] [--url sqlite+aiosqlite:///...]
+    .venv/bin/python -m benchmarks.earnings_ledger [--sales 2000] [--run 20]
+        [--url sqlite+aiosqlite:///...]
 
 Prints figures; not part of the test run.
 """
@@ -22,12 +23,12 @@ from earnings.programs import BaseRate, Rules, Spiff, Tier
 from earnings.repository import Scope
 from infra.clock import FrozenClock
 from infra.db import Database
-from infra.outbox import record_event
+from infra.outbox import OutboxEvent, record_event
 from partners import service as partners_service
 from partners.roles import Principal, Role
 
 
-async def main(url: str, sales: int) -> None:
+async def main(url: str, sales: int, run: int) -> None:
     await migrations.upgrade(url)
     db = Database(url)
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -39,6 +40,9 @@ async def main(url: str, sales: int) -> None:
         partner = await partners_service.create_partner(
             s, clock, vendor_id=vendor.id, name="P", region="EMEA"
         )
+        batched = await partners_service.create_partner(
+            s, clock, vendor_id=vendor.id, name="Q", region="EMEA"
+        )
         admin = Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN)
         rules = Rules(
             base_rates=(BaseRate(800), BaseRate(1_000, category="security")),
@@ -48,31 +52,43 @@ async def main(url: str, sales: int) -> None:
         await programs.create_program(
             s, admin, clock, name="Bench", currency="USD", rules=rules, effective_from=start
         )
-    events = []
-    async with db.transaction() as s:
-        for i in range(sales):
-            clock.set(start + timedelta(minutes=30 * i))
-            sale = SaleApproved(
-                claim_id=uuid.uuid4(), partner_id=partner.id, rep_user_id=None, region="EMEA",
-                currency="USD", amount_minor=91_800,
-                lines=[Line("NW-AP-6E", 2, 91_800)], sold_at=clock.now(), approved_at=clock.now(),
-            )  # fmt: skip
-            events.append(
-                await record_event(
-                    s,
-                    clock,
-                    vendor_id=vendor.id,
-                    type=sale.type,
-                    aggregate_id=sale.claim_id,
-                    payload=sale.to_payload(),
+
+    async def record_sales(partner_id: uuid.UUID) -> list[OutboxEvent]:
+        recorded = []
+        async with db.transaction() as s:
+            for i in range(sales):
+                clock.set(start + timedelta(minutes=30 * i))
+                sale = SaleApproved(
+                    claim_id=uuid.uuid4(), partner_id=partner_id, rep_user_id=None,
+                    region="EMEA", currency="USD", amount_minor=91_800,
+                    lines=[Line("NW-AP-6E", 2, 91_800)], sold_at=clock.now(),
+                    approved_at=clock.now(),
                 )  # fmt: skip
-            )
+                recorded.append(
+                    await record_event(
+                        s,
+                        clock,
+                        vendor_id=vendor.id,
+                        type=sale.type,
+                        aggregate_id=sale.claim_id,
+                        payload=sale.to_payload(),
+                    )  # fmt: skip
+                )
+        return recorded
+
+    events = await record_sales(partner.id)
+    runs = await record_sales(batched.id)
     began = time.perf_counter()
     written = 0
     for event in events:
         clock.set(event.occurred_at)
         written += len(await ledger.credit(db, clock, event))
     credit_s = time.perf_counter() - began
+    began = time.perf_counter()
+    for i in range(0, len(runs), run):
+        clock.set(runs[i].occurred_at)
+        await ledger.credit_many(db, clock, runs[i : i + run])
+    runs_s = time.perf_counter() - began
     began = time.perf_counter()
     again = sum([len(await ledger.credit(db, clock, e)) for e in events[:200]])
     recredit_s = time.perf_counter() - began
@@ -90,6 +106,8 @@ async def main(url: str, sales: int) -> None:
         f"database: {url.split(':')[0]}",
         f"credited {sales} sales -> {written} entries in {credit_s:.2f}s "
         f"({sales / credit_s:.0f} sales/s, {1000 * credit_s / sales:.2f} ms each)",
+        f"credited {sales} more in runs of {run} (the dispatcher's batches): "
+        f"{sales / runs_s:.0f} sales/s, {1000 * runs_s / sales:.2f} ms each",
         f"re-crediting 200 credited events wrote {again} entries "
         f"({1000 * recredit_s / 200:.2f} ms each)",
         f"summary over {len(events)} sales ({written} entries): "
@@ -103,6 +121,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--sales", type=int, default=2000)
     parser.add_argument("--url", default=None)
+    parser.add_argument("--run", type=int, default=20, help="Events per credit_many call.")
     args = parser.parse_args()
     url = args.url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
-    asyncio.run(main(url, args.sales))
+    asyncio.run(main(url, args.sales, args.run))

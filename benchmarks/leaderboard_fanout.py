@@ -6,6 +6,7 @@ read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
         [--duration 30] [--clients 2] [--workers 1] [--dispatch inline|external]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1/EMPTY_DB]
 
 uvicorn serves (one worker unless --workers); the clients (minimal asyncio websocket
 clients, graphql-transport-ws, one subscription each, per-message deflate off) and the
@@ -334,6 +335,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--dispatch", choices=("inline", "external"), default="inline")
     parser.add_argument(
+        "--database-url", help="an empty database (default: a temporary SQLite file)"
+    )
+    parser.add_argument(
         "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
     )
     args = parser.parse_args()
@@ -344,7 +348,7 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="cbfanout-") as tmp, bench_redis() as redis_url:
-        db_url = f"sqlite+aiosqlite:///{Path(tmp) / 'fanout.db'}"
+        db_url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'fanout.db'}"
         env = {
             **os.environ, "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,
             "CHANNELBOARD_DATABASE_URL": db_url, "CHANNELBOARD_REDIS_URL": redis_url,
