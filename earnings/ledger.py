@@ -226,8 +226,7 @@ def _lines(amount_minor: int, lines: list[Line]) -> list[Line]:
     return lines or [Line(sku="", units=0, amount_minor=amount_minor)]
 
 
-async def _margin(session: AsyncSession, vendor_id: uuid.UUID, lines: list[Line]) -> int:
-    products = await products_by_sku(session, vendor_id, [ln.sku for ln in lines if ln.sku])
+def _margin(products: dict[str, Product], lines: list[Line]) -> int:
     return sum(
         apply_bp(ln.amount_minor, products[ln.sku].margin_rate_bp)
         for ln in lines
@@ -240,6 +239,9 @@ async def _credit_sale(
 ) -> list[EarningEntry]:
     now = clock.now()
     effective_at = sale.sold_at or sale.approved_at or event.occurred_at
+    products: dict[str, Product] = await products_by_sku(
+        session, event.vendor_id, [ln.sku for ln in sale.lines if ln.sku]
+    )
     source = await _insert_source(
         session,
         CreditedSource(
@@ -252,17 +254,14 @@ async def _credit_sale(
             region=sale.region,
             currency=sale.currency,
             revenue_minor=sale.amount_minor,
-            margin_minor=await _margin(session, event.vendor_id, sale.lines),
+            margin_minor=_margin(products, sale.lines),
             lines=[vars(ln) for ln in sale.lines],
             effective_at=effective_at,
             credited_at=now,
         ),
     )
     out = _Entries(session, source, now, [])
-    lines = _lines(sale.amount_minor, sale.lines)
-    products: dict[str, Product] = await products_by_sku(
-        session, event.vendor_id, [ln.sku for ln in lines if ln.sku]
-    )
+    lines = _lines(sale.amount_minor, sale.lines)  # adds no SKU: the products above serve
     money = Money(sale.amount_minor, sale.currency)
     for program in await programs.vendor_programs(session, event.vendor_id, sale.currency):
         version = await programs.version_at(session, program.id, effective_at)
