@@ -1,14 +1,17 @@
-"""/healthz (the process is up) and /readyz (it can serve: database, Redis, schema)."""
+"""/healthz (the process is up) and /readyz (it can serve: database, Redis, schema; and,
+for the operator, the outbox backlog)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
+from sqlalchemy import func, text
+from sqlmodel import col, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.migrations import current_revision, head_revision
+from infra.outbox import OutboxEvent
 from schema.context import Services
 
 
@@ -41,9 +44,34 @@ async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
     return all(v == "ok" for v in checks.values()), checks
 
 
+async def outbox_backlog(services: Services) -> dict[str, float | int] | None:
+    """Events recorded but not yet dispatched, and the age of the oldest: a backlog that
+    only grows means no dispatcher is running (``CHANNELBOARD_DISPATCH=external`` without
+    a ``channelboard dispatch`` process) or its handlers fail. Not part of readiness: this
+    process serves requests either way. None when it cannot be read in time."""
+    try:
+        async with asyncio.timeout(2), services.db.session() as session:
+            pending, oldest = (
+                await session.exec(
+                    select(func.count(), func.min(OutboxEvent.recorded_at)).where(
+                        col(OutboxEvent.dispatched_at).is_(None)
+                    )
+                )
+            ).one()
+    except Exception:  # noqa: BLE001 - the database check reports why
+        return None
+    age = (services.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
+    return {"pending": int(pending), "oldestSeconds": round(max(age, 0.0), 1)}
+
+
 async def readyz(request: Request) -> JSONResponse:
-    ok, checks = await readiness(request.app.state.services)
+    services = request.app.state.services
+    ok, checks = await readiness(services)
     return JSONResponse(
-        {"status": "ready" if ok else "unavailable", "checks": checks},
+        {
+            "status": "ready" if ok else "unavailable",
+            "checks": checks,
+            "outbox": await outbox_backlog(services) if ok else None,
+        },
         status_code=200 if ok else 503,
     )

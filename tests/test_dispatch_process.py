@@ -68,6 +68,17 @@ async def _won_events(db: Database) -> list[OutboxEvent]:
         return list(rows)
 
 
+async def _dispatched(db: Database) -> list[OutboxEvent]:
+    """The DealWon events, once every one is marked dispatched (after all its handlers,
+    earnings last: the board can move before that)."""
+    for _ in range(150):
+        events = await _won_events(db)
+        if all(e.dispatched_at is not None for e in events):
+            return events
+        await asyncio.sleep(0.1)
+    raise AssertionError("not dispatched within 15 s")
+
+
 async def _credited(db: Database, event: OutboxEvent) -> bool:
     async with db.session() as session:
         found = await session.exec(
@@ -110,6 +121,7 @@ async def test_a_dispatcher_process_handles_what_api_processes_commit(
                     if rows:
                         break
                 assert [r["score"] for r in rows] == [1]
+                await _dispatched(db)
                 assert await _credited(db, event)
 
                 await _mark_won(api, token, second_deal)
@@ -117,8 +129,7 @@ async def test_a_dispatcher_process_handles_what_api_processes_commit(
                     rows = (await live.data())["leaderboardChanged"]["rows"]
                     if rows[0]["score"] == 2:
                         break
-                events = await _won_events(db)
-                assert all(e.dispatched_at is not None for e in events)
+                events = await _dispatched(db)
                 assert all([await _credited(db, e) for e in events])
 
                 worker.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,22 @@ async def test_readyz_reports_ok(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
     assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_readyz_shows_the_outbox_backlog(
+    client: httpx.AsyncClient, services: Services, clock: OffsetClock, tenant: Tenant
+) -> None:
+    assert (await client.get("/readyz")).json()["outbox"] == {"pending": 0, "oldestSeconds": 0}
+    async with services.outbox.paused():  # as if no dispatcher ran
+        async with services.db.transaction() as session:
+            await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeBacklog",
+                aggregate_id=tenant.vendor.id, payload={},
+            )  # fmt: skip
+        clock.advance(timedelta(minutes=5))
+        response = await client.get("/readyz")
+    assert response.status_code == 200  # a backlog does not make this process unready
+    assert response.json()["outbox"] == {"pending": 1, "oldestSeconds": 300.0}
 
 
 async def _get_readyz(settings: Settings, clock: OffsetClock) -> httpx.Response:
