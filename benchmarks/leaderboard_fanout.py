@@ -5,22 +5,22 @@ include it (a push with a version at or above the one the credit produced; versi
 read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
-        [--duration 30] [--clients 2] [--workers 1] [--dispatch inline|external]
+        [--duration 30] [--clients 2] [--workers 1] [--dispatch generator|process]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/EMPTY_DB]
 
-uvicorn serves (one worker unless --workers); the clients (minimal asyncio websocket
-clients, graphql-transport-ws, one subscription each, per-message deflate off) and the
-event generator run as separate processes on the same machine.
+uvicorn serves (one worker unless --workers) with CHANNELBOARD_DISPATCH=external: it only
+serves. The clients (minimal asyncio websocket clients, graphql-transport-ws, one
+subscription each, per-message deflate off) and the event generator run as separate
+processes on the same machine. The generator commits approvals at the rate, and:
 
---dispatch inline (default): the generator commits approvals at the rate and dispatches
-them itself (the leaderboard handlers only, batched as commits arrive), as the API process
-that approved them would.
+--dispatch generator (default): dispatches them itself right after each commit, with the
+leaderboard handlers only, as the approving API process would: scoring to delivery, with
+no earnings crediting.
 
---dispatch external: the production layout for this load. The server runs with
-CHANNELBOARD_DISPATCH=external and a `channelboard dispatch` process runs every handler
-the app registers, earnings crediting included; the generator only commits approvals and
-wakes it, as an API process would. The k-th approval is in the board at version v0 + k (one
-contest that credits every approval, dispatched in commit order); the run checks that.
+--dispatch process: the production layout for a steady stream of approvals. It only wakes
+a `channelboard dispatch` process, which runs every handler the app registers, earnings
+crediting included. The k-th approval is in the board at version v0 + k (one contest that
+credits every approval, dispatched in commit order); the run checks that.
 """
 
 from __future__ import annotations
@@ -261,10 +261,10 @@ async def seed(
 
 
 async def generate(
-    env: dict[str, str], rate: float, seconds: float, external: bool
+    env: dict[str, str], rate: float, seconds: float, by_process: bool
 ) -> list[tuple[int, int]]:
     """Approve sales at `rate`/s, committed then dispatched by this process as the API
-    process approving them would, or (``external``) handed to the dispatcher process;
+    process approving them would, or (``by_process``) handed to the dispatcher process;
     returns (commit time ns, version that includes it)."""
     from sqlmodel import select  # noqa: PLC0415
 
@@ -284,7 +284,7 @@ async def generate(
         # Inline, only the leaderboard handlers: what is measured is scoring to delivery;
         # crediting earnings (~10-20 ms a sale) would cap this process below 50/s.
         outbox = Dispatcher(w.db, clock)
-        if external:
+        if by_process:
             outbox.hand_off(w.services.hub)
         else:
             w.leaderboards.register(outbox)
@@ -305,7 +305,7 @@ async def generate(
                 )  # fmt: skip
             committed = time.time_ns()
             n += 1
-            if external:
+            if by_process:
                 outbox.notify()
                 out.append((committed, first_version + n))
             else:
@@ -314,7 +314,7 @@ async def generate(
             delay = start + n / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-        if external:  # every approval credited once, in order: versions v0 + 1 ... v0 + n
+        if by_process:  # every approval credited once, in order: versions v0 + 1 ... v0 + n
             for _ in range(600):
                 if await w.leaderboards.boards.version(contest_id) >= first_version + n:
                     break
@@ -333,7 +333,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--dispatch", choices=("inline", "external"), default="inline")
+    parser.add_argument("--dispatch", choices=("generator", "process"), default="generator")
     parser.add_argument(
         "--database-url", help="an empty database (default: a temporary SQLite file)"
     )
@@ -353,7 +353,9 @@ def main() -> None:
             **os.environ, "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,
             "CHANNELBOARD_DATABASE_URL": db_url, "CHANNELBOARD_REDIS_URL": redis_url,
             "CHANNELBOARD_REDIS_NAMESPACE": f"fanout-{uuid.uuid4().hex[:6]}",
-            "CHANNELBOARD_LOG_LEVEL": "warning", "CHANNELBOARD_DISPATCH": args.dispatch,
+            "CHANNELBOARD_LOG_LEVEL": "warning",
+            # The server only serves: no dispatcher of its own racing the generator's.
+            "CHANNELBOARD_DISPATCH": "external",
         }  # fmt: skip
         contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
         port = free_port()
@@ -367,7 +369,7 @@ def main() -> None:
         address = f"127.0.0.1:{port}"
         clients: list[subprocess.Popen[bytes]] = []
         dispatcher = None
-        if args.dispatch == "external":
+        if args.dispatch == "process":
             dispatcher = subprocess.Popen([sys.executable, "-m", "api", "dispatch"], env=env)
         try:
             for _ in range(300):
