@@ -11,6 +11,10 @@ trip). A run of consecutive events that have a batch handler is dispatched as a 
 each event's per-event handlers in order, then every batch handler with its events, then
 one transaction marks the whole segment dispatched. A failure or crash part-way leaves the
 whole segment pending, so a rerun re-runs it (idempotent handlers credit nothing twice).
+
+Where it runs: in each API process (``CHANNELBOARD_DISPATCH=inline``), or in a process of
+its own (``channelboard dispatch``) that the API processes wake over pub/sub (``hand_off``
+and ``listen``). Either way a poll catches events whose wake-up was lost.
 """
 
 from __future__ import annotations
