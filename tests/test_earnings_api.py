@@ -15,7 +15,7 @@ from sqlmodel import select
 from strawberry import relay
 
 from earnings import payouts
-from earnings.claims import use_claim_signals
+from earnings.claims import claim_signals, use_claim_signals
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -55,7 +55,7 @@ async def held(
 ) -> AsyncIterator[Tenant]:
     """March's statements made on 2 April: partner 0 held for a risk flag, a manual hold
     with an internal note and its missing tax form."""
-    signals = FlaggedClaims()
+    signals, previous = FlaggedClaims(), claim_signals()
     use_claim_signals(signals)
     async with db.session() as session:
         from earnings.models import CreditedSource  # noqa: PLC0415
@@ -82,7 +82,7 @@ async def held(
     )
     await es.credit_all(services)
     yield world
-    use_claim_signals(None)
+    use_claim_signals(previous)  # the app's: a later test may rely on real claim signals
 
 
 SUMMARY = """
