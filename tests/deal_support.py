@@ -18,6 +18,7 @@ from deal_registration.registrations.models import (
     DealRegistrationLine,
     DealTransition,
 )
+from earnings.ledger import EARNINGS_CHANGED
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent
@@ -104,7 +105,13 @@ async def snapshot(db: Database, registration_id: uuid.UUID | None = None) -> di
             DealExtensionRequest,
             OutboxEvent,
         ):
-            counts[model.__name__] = await session.scalar(select(func.count()).select_from(model))
+            counted = select(func.count()).select_from(model)
+            if model is OutboxEvent:
+                # Not the "earnings changed" notices the app's dispatcher records in the
+                # background while it credits an earlier event (a won deal): they are not
+                # the operation's doing, and the poll may run between the two snapshots.
+                counted = counted.where(OutboxEvent.type != EARNINGS_CHANGED)
+            counts[model.__name__] = await session.scalar(counted)
         row = None
         if registration_id is not None:
             found = await session.get(DealRegistration, registration_id)
