@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,24 +77,60 @@ async def credit_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> 
     Returns how many entries were written."""
     try:
         async with db.transaction() as session:
-            written = 0
+            run, written = Run(), 0
             for event in events:
-                written += len(await credit_in_session(session, clock, event))
+                written += len(await credit_in_session(session, clock, event, run))
             return written
     except IntegrityError:
         return sum([len(await credit(db, clock, event)) for event in events])
 
 
+@dataclass
+class Run:
+    """What one crediting transaction reads once for all its events: the versions of the
+    programs (crediting never changes them), their parsed rules, and the partners it has
+    locked (a lock lasts until the commit). Only for transactions that credit and nothing
+    else: a session that also edits programs passes none."""
+
+    # (vendor, currency) -> each program's versions
+    versions: dict[tuple[uuid.UUID, str], list[list[ProgramVersion]]] = field(default_factory=dict)
+    rules: dict[uuid.UUID, Rules] = field(default_factory=dict)  # by version id
+    locked: set[uuid.UUID] = field(default_factory=set)
+
+
+async def _in_force(
+    session: AsyncSession, run: Run, vendor_id: uuid.UUID, currency: str, at: datetime
+) -> list[tuple[ProgramVersion, Rules]]:
+    """The versions in force at ``at`` of the vendor's programs in ``currency``."""
+    key = (vendor_id, currency)
+    if key not in run.versions:
+        found = await programs.vendor_programs(session, vendor_id, currency)
+        run.versions[key] = [await programs.versions_of(session, p.id) for p in found]
+    in_force = []
+    for versions in run.versions[key]:
+        version = programs.version_in_force(versions, at)
+        if version is not None:
+            if version.id not in run.rules:
+                run.rules[version.id] = Rules.from_json(version.rules)
+            in_force.append((version, run.rules[version.id]))
+    return in_force
+
+
 async def credit_in_session(
-    session: AsyncSession, clock: Clock, event: OutboxEvent
+    session: AsyncSession, clock: Clock, event: OutboxEvent, run: Run | None = None
 ) -> list[EarningEntry]:
+    """Credit one event in the caller's transaction; ``run`` is shared by the events of one
+    crediting transaction (a fresh one when not given)."""
     await begin_write(session)
+    run = run or Run()
     if event.type == SALE_APPROVED:
-        entries = await _credit_sale(session, clock, event, SaleApproved.parse(event.payload))
+        sale = SaleApproved.parse(event.payload)
+        entries = await _credit_sale(session, clock, run, event, sale)
     elif event.type == SALE_REVERSED:
-        entries = await _credit_reversal(session, clock, event, SaleReversed.parse(event.payload))
+        reversal = SaleReversed.parse(event.payload)
+        entries = await _credit_reversal(session, clock, run, event, reversal)
     elif event.type == DEAL_WON:
-        entries = await _credit_deal(session, clock, event, DealWon.parse(event.payload))
+        entries = await _credit_deal(session, clock, run, event, DealWon.parse(event.payload))
     else:
         raise ValueError(f"earnings does not credit {event.type} events")
     return entries
@@ -209,16 +245,20 @@ class _Entries:
         self.written.append(entry)
 
 
-async def _insert_source(session: AsyncSession, source: CreditedSource) -> CreditedSource:
+async def _insert_source(session: AsyncSession, run: Run, source: CreditedSource) -> CreditedSource:
     session.add(source)
     await session.flush()  # the idempotency guard: a second credit of the event fails here
     # Credits of one partner's events run one after another, so each sees the revenue the
     # previous one added to the trailing window (PostgreSQL: a row lock on the partner,
     # NO KEY UPDATE so it does not conflict with the key-share lock the foreign key of the
     # insert above took; SQLite: the transaction already holds the write lock).
-    await session.exec(
-        select(Partner.id).where(Partner.id == source.partner_id).with_for_update(key_share=True)
-    )
+    if source.partner_id not in run.locked:
+        await session.exec(
+            select(Partner.id)
+            .where(Partner.id == source.partner_id)
+            .with_for_update(key_share=True)
+        )
+        run.locked.add(source.partner_id)
     return source
 
 
@@ -235,7 +275,7 @@ def _margin(products: dict[str, Product], lines: list[Line]) -> int:
 
 
 async def _credit_sale(
-    session: AsyncSession, clock: Clock, event: OutboxEvent, sale: SaleApproved
+    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, sale: SaleApproved
 ) -> list[EarningEntry]:
     now = clock.now()
     effective_at = sale.sold_at or sale.approved_at or event.occurred_at
@@ -244,6 +284,7 @@ async def _credit_sale(
     )
     source = await _insert_source(
         session,
+        run,
         CreditedSource(
             vendor_id=event.vendor_id,
             partner_id=sale.partner_id,
@@ -263,11 +304,8 @@ async def _credit_sale(
     out = _Entries(session, source, now, [])
     lines = _lines(sale.amount_minor, sale.lines)  # adds no SKU: the products above serve
     money = Money(sale.amount_minor, sale.currency)
-    for program in await programs.vendor_programs(session, event.vendor_id, sale.currency):
-        version = await programs.version_at(session, program.id, effective_at)
-        if version is None:
-            continue
-        rules = Rules.from_json(version.rules)
+    in_force = await _in_force(session, run, event.vendor_id, sale.currency, effective_at)
+    for version, rules in in_force:
         standing = await standing_at(
             session, vendor_id=event.vendor_id, partner_id=sale.partner_id,
             currency=sale.currency, at=effective_at, window_days=rules.window_days,
@@ -325,7 +363,7 @@ async def _credit_sale(
 
 
 async def _credit_reversal(
-    session: AsyncSession, clock: Clock, event: OutboxEvent, rev: SaleReversed
+    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, rev: SaleReversed
 ) -> list[EarningEntry]:
     now = clock.now()
     original = (
@@ -340,6 +378,7 @@ async def _credit_reversal(
         margin = -divide_rounded(original.margin_minor * reversed_amount, original_revenue)
     source = await _insert_source(
         session,
+        run,
         CreditedSource(
             vendor_id=event.vendor_id,
             partner_id=rev.partner_id,
@@ -401,11 +440,12 @@ async def _credit_reversal(
 
 
 async def _credit_deal(
-    session: AsyncSession, clock: Clock, event: OutboxEvent, deal: DealWon
+    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, deal: DealWon
 ) -> list[EarningEntry]:
     now = clock.now()
     source = await _insert_source(
         session,
+        run,
         CreditedSource(
             vendor_id=event.vendor_id,
             partner_id=deal.partner_id,
@@ -421,11 +461,9 @@ async def _credit_deal(
         ),
     )
     out = _Entries(session, source, now, [])
-    for program in await programs.vendor_programs(session, event.vendor_id, deal.currency):
-        version = await programs.version_at(session, program.id, deal.won_at)
-        if version is None:
-            continue
-        rules = Rules.from_json(version.rules)
+    for version, rules in await _in_force(
+        session, run, event.vendor_id, deal.currency, deal.won_at
+    ):
         amount = programs.deal_bonus(rules, deal.amount_minor)
         if amount <= 0:
             continue

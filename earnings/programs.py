@@ -330,14 +330,15 @@ async def vendor_programs(
 async def version_at(
     session: AsyncSession, program_id: uuid.UUID, at: datetime
 ) -> ProgramVersion | None:
-    """The version in force at ``at``: the latest one effective from ``at`` or before."""
-    rows = await session.exec(
-        select(ProgramVersion)
-        .where(ProgramVersion.program_id == program_id, col(ProgramVersion.effective_from) <= at)
-        .order_by(col(ProgramVersion.effective_from).desc(), col(ProgramVersion.number).desc())
-        .limit(1)
-    )
-    return rows.first()
+    """The version in force at ``at`` (a program has a handful of versions: all are read)."""
+    return version_in_force(await versions_of(session, program_id), at)
+
+
+def version_in_force(versions: list[ProgramVersion], at: datetime) -> ProgramVersion | None:
+    """The latest version effective from ``at`` or before (of two effective from the same
+    instant, the later number)."""
+    effective = [v for v in versions if v.effective_from <= at]
+    return max(effective, key=lambda v: (v.effective_from, v.number), default=None)
 
 
 async def create_program(
