@@ -20,37 +20,10 @@ import random
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from benchmarks.common import bench_redis
-from benchmarks.leaderboard_fanout import seed
-
-
-async def add_program(env: dict[str, str]) -> None:
-    from sqlmodel import select  # noqa: PLC0415
-
-    from api.settings import Settings  # noqa: PLC0415
-    from earnings import programs  # noqa: PLC0415
-    from earnings.programs import BaseRate, Rules, Tier  # noqa: PLC0415
-    from infra.clock import SystemClock  # noqa: PLC0415
-    from infra.db import Database  # noqa: PLC0415
-    from partners.models import Vendor  # noqa: PLC0415
-    from partners.roles import Principal, Role  # noqa: PLC0415
-
-    db = Database(Settings.from_env(env).database_url)
-    async with db.transaction() as session:
-        vendor = (await session.exec(select(Vendor))).one()
-        rules = Rules(
-            base_rates=(BaseRate(800),),
-            tiers=(Tier("Silver", 1_000_000, 100), Tier("Gold", 2_500_000, 200)),
-        )
-        await programs.create_program(
-            session, Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN), SystemClock(),
-            name="Bench", currency="USD", rules=rules,
-            effective_from=datetime.now(UTC) - timedelta(days=30),
-        )  # fmt: skip
-    await db.dispose()
+from benchmarks.leaderboard_fanout import add_program, seed
 
 
 async def measure(env: dict[str, str], approvals: int, run: int) -> float:

@@ -5,7 +5,7 @@ include it (a push with a version at or above the one the credit produced; versi
 read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
-        [--duration 30] [--clients 2] [--workers 1] [--dispatch generator|process]
+        [--duration 30] [--clients 2] [--workers 1] [--dispatch generator|process] [--program]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/EMPTY_DB]
 
 uvicorn serves (one worker unless --workers) with CHANNELBOARD_DISPATCH=external: it only
@@ -20,7 +20,8 @@ no earnings crediting.
 --dispatch process: the production layout for a steady stream of approvals. It only wakes
 a `channelboard dispatch` process, which runs every handler the app registers, earnings
 crediting included. The k-th approval is in the board at version v0 + k (one contest that
-credits every approval, dispatched in commit order); the run checks that.
+credits every approval, dispatched in commit order); the run checks that. --program gives
+the vendor an earnings program with tiers, so crediting writes entries too.
 """
 
 from __future__ import annotations
@@ -260,6 +261,34 @@ async def seed(
     return str(to_global_id("Contest", contest.id)), tokens, [str(p.id) for p in partner_rows]
 
 
+async def add_program(env: dict[str, str]) -> None:
+    """An earnings program with tiers for the seeded vendor, as one paying commissions
+    would have (crediting then writes entries, not only the source row)."""
+    from sqlmodel import select  # noqa: PLC0415
+
+    from api.settings import Settings  # noqa: PLC0415
+    from earnings import programs  # noqa: PLC0415
+    from earnings.programs import BaseRate, Rules, Tier  # noqa: PLC0415
+    from infra.clock import SystemClock  # noqa: PLC0415
+    from infra.db import Database  # noqa: PLC0415
+    from partners.models import Vendor  # noqa: PLC0415
+    from partners.roles import Principal, Role  # noqa: PLC0415
+
+    db = Database(Settings.from_env(env).database_url)
+    async with db.transaction() as session:
+        vendor = (await session.exec(select(Vendor))).one()
+        rules = Rules(
+            base_rates=(BaseRate(800),),
+            tiers=(Tier("Silver", 1_000_000, 100), Tier("Gold", 2_500_000, 200)),
+        )
+        await programs.create_program(
+            session, Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN), SystemClock(),
+            name="Bench", currency="USD", rules=rules,
+            effective_from=datetime.now(UTC) - timedelta(days=30),
+        )  # fmt: skip
+    await db.dispose()
+
+
 async def generate(
     env: dict[str, str], rate: float, seconds: float, by_process: bool
 ) -> list[tuple[int, int]]:
@@ -334,6 +363,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--dispatch", choices=("generator", "process"), default="generator")
+    parser.add_argument("--program", action="store_true", help="add an earnings program")
     parser.add_argument(
         "--database-url", help="an empty database (default: a temporary SQLite file)"
     )
@@ -358,6 +388,8 @@ def main() -> None:
             "CHANNELBOARD_DISPATCH": "external",
         }  # fmt: skip
         contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
+        if args.program:
+            asyncio.run(add_program(env))
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
