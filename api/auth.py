@@ -13,7 +13,7 @@ import jwt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.settings import JWTSettings
-from infra.cache import ReadCache
+from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
@@ -101,6 +101,7 @@ class Authenticator:
         # Credential -> principal: a request would otherwise spend most of its time on the
         # user and partner queries. Exact: entries drop when those tables change anywhere.
         self._principals: ReadCache[str, Principal] = ReadCache(db.epochs, PRINCIPAL_TABLES)
+        self._loads: SingleFlight[str, Principal | AuthFailure] = SingleFlight(self._principals)
 
     async def authenticate(self, authorization: str | None) -> Principal | AuthFailure:
         """Authenticate the value of an Authorization header (or a connection_init field)."""
@@ -116,6 +117,9 @@ class Authenticator:
             if expires_at is not None and self.clock.now() > expires_at + self.leeway:
                 return AuthFailure("TOKEN_EXPIRED")
             return cached
+        return await self._loads.run(credential, lambda: self._load(credential))
+
+    async def _load(self, credential: str) -> Principal | AuthFailure:
         stamp = self._principals.stamp()
         async with self.db.session() as session:
             if credential.startswith(service.API_KEY_PREFIX):

@@ -18,8 +18,8 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
     from infra.pubsub import Hub
@@ -141,3 +141,41 @@ class ReadCache(Generic[K, V]):
         self._entries.move_to_end(key)
         while len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
+
+
+R = TypeVar("R")
+_LEADER_FAILED = object()
+
+
+class SingleFlight(Generic[K, R]):
+    """Concurrent misses of one key share a single load. When a hot entry expires or its
+    tables change, every request in flight misses at once; each running the same queries
+    queued them behind each other (one credential under load: 30 requests waited up to
+    0.5 s for each other's user lookups). A request joins a load only while the cache's
+    stamp is still the one that load began with (no table changed since), so what it gets
+    is as fresh as its own read would be. If the load fails or is cancelled, whoever joined
+    it loads for itself."""
+
+    def __init__(self, cache: ReadCache[K, Any]) -> None:
+        self.cache = cache
+        self._flights: dict[K, tuple[Stamp, asyncio.Future[object]]] = {}
+
+    async def run(self, key: K, load: Callable[[], Awaitable[R]]) -> R:
+        stamp = self.cache.stamp()
+        flight = self._flights.get(key)
+        if flight is not None and flight[0] == stamp:
+            joined = await asyncio.shield(flight[1])
+            if joined is not _LEADER_FAILED:
+                return cast(R, joined)
+            return await load()
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._flights[key] = (stamp, future)
+        shared: object = _LEADER_FAILED
+        try:
+            loaded = await load()
+            shared = loaded
+            return loaded
+        finally:
+            future.set_result(shared)
+            if self._flights.get(key, (None, None))[1] is future:
+                del self._flights[key]

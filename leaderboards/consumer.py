@@ -21,7 +21,7 @@ from deal_registration.events import (
     SaleApproved,
     SaleReversed,
 )
-from infra.cache import ReadCache
+from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent
@@ -70,6 +70,9 @@ class Leaderboards:
         # caller may see it, and participants' display names.
         self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
             db.epochs, ("contest", "partner")
+        )
+        self.contest_loads: SingleFlight[tuple[uuid.UUID, ReaderKey], Contest] = SingleFlight(
+            self.contests
         )
         self.names: ReadCache[tuple[uuid.UUID, uuid.UUID], str] = ReadCache(
             db.epochs, ("partner", "user_account"), maxsize=100_000

@@ -141,17 +141,21 @@ class Reader:
             raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
         partner = None if principal.is_vendor_staff else principal.partner_id
         key = (contest_id, (principal.vendor_id, partner))
-        cache = self.rt.contests
-        contest = cache.get(key)
-        if contest is None:
-            stamp = cache.stamp()
+        cached = self.rt.contests.get(key)
+        if cached is not None:
+            return cached
+
+        async def load() -> Contest:
+            stamp = self.rt.contests.stamp()
             found = await repository.get_readable_contest(self.session, principal, contest_id)
             if found is None:
                 raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
             # A copy of its own: the cached row outlives this request's session.
             contest = Contest(**found.model_dump())
-            cache.put(key, contest, stamp)
-        return contest
+            self.rt.contests.put(key, contest, stamp)
+            return contest
+
+        return await self.rt.contest_loads.run(key, load)
 
     async def names(self, vendor_id: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         cache = self.rt.names

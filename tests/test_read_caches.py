@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import col, update
 from starlette.applications import Starlette
@@ -18,7 +19,7 @@ from starlette.applications import Starlette
 from api.auth import principal_for
 from api.settings import Settings
 from catalogue import service as catalogue_service
-from infra.cache import ReadCache, TableEpochs
+from infra.cache import ReadCache, SingleFlight, TableEpochs
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.pubsub import Hub
@@ -200,6 +201,60 @@ async def test_nothing_is_served_while_changes_cannot_be_heard(db: Database) -> 
     assert cache.get("a") == "Acme"
     epochs.changed_everything()  # the subscription was lost and made again
     assert cache.get("a") is None
+
+
+async def test_concurrent_misses_of_one_credential_read_the_user_once(
+    app: Starlette, tenant: Tenant, db: Database, gql: GQL
+) -> None:
+    """A burst of requests with one credential whose entry just expired shares one lookup
+    (each running its own queued them: p99 of 236-443 ms for `{ __typename }` under wrk)."""
+    token = gql.token(tenant.user(Role.PARTNER_REP))
+    authenticator = app.state.authenticator
+    with sql_statements(db) as seen:
+        outcomes = await asyncio.gather(
+            *(authenticator.authenticate(f"Bearer {token}") for _ in range(20))
+        )
+    assert {o.user_id for o in outcomes} == {tenant.user(Role.PARTNER_REP).id}
+    assert len([s for s in seen if "FROM user_account" in s]) == 1
+
+
+async def test_a_shared_load_is_joined_only_while_nothing_changed() -> None:
+    epochs = TableEpochs()
+    cache: ReadCache[str, str] = ReadCache(epochs, ("partner",))
+    flights: SingleFlight[str, str] = SingleFlight(cache)
+    loads: list[str] = []
+    release = asyncio.Event()
+
+    async def load(value: str) -> str:
+        loads.append(value)
+        await release.wait()
+        if value == "fails":
+            raise ConnectionError("the database went away")
+        return value
+
+    first = asyncio.create_task(flights.run("a", lambda: load("old")))
+    await asyncio.sleep(0)
+    joined = asyncio.create_task(flights.run("a", lambda: load("unused")))
+    await asyncio.sleep(0)
+    epochs.changed(["partner"])  # a commit: a request from now on must read for itself
+    fresh = asyncio.create_task(flights.run("a", lambda: load("new")))
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(first, joined, fresh) == ["old", "old", "new"]
+    assert loads == ["old", "new"]
+
+    # A failed load is not shared: whoever joined it loads for itself.
+    release.clear()
+    loads.clear()
+    failing = asyncio.create_task(flights.run("b", lambda: load("fails")))
+    await asyncio.sleep(0)
+    follower = asyncio.create_task(flights.run("b", lambda: load("own")))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(ConnectionError):
+        await failing
+    assert await follower == "own"
+    assert loads == ["fails", "own"]
 
 
 async def evalsha_calls(services: Services) -> int:
