@@ -156,7 +156,7 @@ class SingleFlight(Generic[K, R]):
     is as fresh as its own read would be. If the load fails or is cancelled, whoever joined
     it loads for itself."""
 
-    def __init__(self, cache: ReadCache[K, Any]) -> None:
+    def __init__(self, cache: ReadCache[Any, Any]) -> None:
         self.cache = cache
         self._flights: dict[K, tuple[Stamp, asyncio.Future[object]]] = {}
 

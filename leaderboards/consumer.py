@@ -77,6 +77,9 @@ class Leaderboards:
         self.names: ReadCache[tuple[uuid.UUID, uuid.UUID], str] = ReadCache(
             db.epochs, ("partner", "user_account"), maxsize=100_000
         )
+        self.name_loads: SingleFlight[
+            tuple[uuid.UUID, tuple[uuid.UUID, ...]], dict[uuid.UUID, str]
+        ] = SingleFlight(self.names)
         self.pages = PageCache(boards, hub, db.epochs, self.channel)
 
     def channel(self, contest_id: uuid.UUID | str) -> str:

@@ -168,11 +168,15 @@ class Reader:
             elif name:  # "" remembers that there is none
                 out[participant] = name
         if missing:
-            stamp = cache.stamp()
-            found = await repository.names_of(self.session, vendor_id, missing)
-            for participant in missing:
-                cache.put((vendor_id, participant), found.get(participant, ""), stamp)
-            out.update(found)
+
+            async def load() -> dict[uuid.UUID, str]:
+                stamp = cache.stamp()
+                found = await repository.names_of(self.session, vendor_id, missing)
+                for participant in missing:
+                    cache.put((vendor_id, participant), found.get(participant, ""), stamp)
+                return found
+
+            out.update(await self.rt.name_loads.run((vendor_id, tuple(missing)), load))
         return out
 
     async def _frozen(self, contest: Contest, period: Period) -> bool:
