@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -169,3 +169,16 @@ DEMO_DATES = (
     datetime(2027, 4, 30, 18, 0, tzinfo=UTC),
     datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
 )
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 3.0) -> None:
+    """Poll ``check`` (an async function returning truthy) until it holds, failing after
+    ``within`` seconds (well under the read caches' 10 s TTL by default, so passing means a
+    change was heard, not timed out)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        if await check():
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("not within the time")
+        await asyncio.sleep(0.05)

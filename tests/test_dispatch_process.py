@@ -25,7 +25,7 @@ from schema.relay import to_global_id
 from tests.contest_support import dispatch, make_contest, ws_client
 from tests.deal_support import MARK_WON, add_catalogue, gid, register
 from tests.process_support import api_process, cli_process
-from tests.support import GQL, Tenant
+from tests.support import GQL, Tenant, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -71,12 +71,12 @@ async def _won_events(db: Database) -> list[OutboxEvent]:
 async def _dispatched(db: Database) -> list[OutboxEvent]:
     """The DealWon events, once every one is marked dispatched (after all its handlers,
     earnings last: the board can move before that)."""
-    for _ in range(150):
-        events = await _won_events(db)
-        if all(e.dispatched_at is not None for e in events):
-            return events
-        await asyncio.sleep(0.1)
-    raise AssertionError("not dispatched within 15 s")
+
+    async def all_marked() -> bool:
+        return all(e.dispatched_at is not None for e in await _won_events(db))
+
+    await eventually(all_marked, within=15)
+    return await _won_events(db)
 
 
 async def _credited(db: Database, event: OutboxEvent) -> bool:

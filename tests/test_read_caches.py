@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from schema.context import Services
 from tests.contest_support import approve_sale, dispatch, make_contest
 from tests.process_support import cli_process
 from tests.sales_support import LIST_PRICE, SKU, csv_bytes, registry_rows
-from tests.support import GQL, Tenant, error_codes
+from tests.support import GQL, Tenant, error_codes, eventually
 from tests.test_leaderboards_api import BOARD, gid
 
 TYPENAME = "{ __typename }"
@@ -82,18 +82,6 @@ def _url(services: Services) -> str:
         return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
     host, port = kwargs.get("host", "127.0.0.1"), kwargs.get("port", 6379)
     return f"redis://{host}:{port}/{kwargs.get('db', 0)}"
-
-
-async def eventually(check: Callable[[], Any], *, within: float = 3.0) -> None:
-    """Poll ``check`` (an async function returning truthy) until it holds; well under the
-    caches' 10 s TTL, so passing means the change was heard, not timed out."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        if await check():
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("not within the time")
-        await asyncio.sleep(0.05)
 
 
 async def deactivated_elsewhere(
