@@ -36,10 +36,13 @@ from earnings.claims import claim_signals
 from earnings.errors import EarningsErrorCode
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
 from earnings.programs import Rules, Standing, TierChoice
+from earnings.repository import readable_entries
 from earnings.rounding import apply_bp, divide_rounded, format_bp
+from infra import idempotency
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.errors import DomainError, DomainErrors
+from infra.ids import new_id
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
 from partners.models import Partner
@@ -491,7 +494,7 @@ async def _credit_deal(
 
 # ---------------------------------------------------------------------------- adjustments
 
-_ADJUSTMENTS = uuid.UUID("8f4d7c1e-5a0b-4c59-9d7e-3f1f0b9a6c21")
+ADJUSTMENT_SCOPE = "earningAdjustmentCreate"  # idempotency keys of adjustments
 MAX_ADJUSTMENT_MINOR = 10**10
 
 
@@ -506,57 +509,53 @@ async def adjust(
     note: str,
     idempotency_key: str,
 ) -> EarningEntry:
-    """A manual correction: a new ADJUSTMENT entry, never an edit. A retry with the same
-    idempotency key returns the first entry and writes nothing."""
+    """A manual correction: a new ADJUSTMENT entry, never an edit. The same caller's retry
+    of the same request with its idempotency key returns the first entry and writes
+    nothing (``infra.idempotency``)."""
     await begin_write(session)
     note, key = note.strip(), idempotency_key.strip()
     errors = []
     if not note:
         errors.append(DomainError(EarningsErrorCode.REQUIRED, "Say why.", "note"))
-    if not 1 <= len(key) <= 100:
+    if not key:
         errors.append(
-            DomainError(EarningsErrorCode.REQUIRED, "Give a key of 1-100 characters.",
-                        "idempotency_key")
-        )  # fmt: skip
+            DomainError(EarningsErrorCode.REQUIRED, "Give an idempotency key.", "idempotency_key")
+        )
     if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
         errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
     if errors:
         raise DomainErrors(errors)
-    event_id = uuid.uuid5(_ADJUSTMENTS, f"{principal.vendor_id}:{key}")
     now = clock.now()
+    taken = await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller,
+        scope=ADJUSTMENT_SCOPE, key=key, now=now, codes=EarningsErrorCode,
+        request={
+            "partner_id": partner_id, "amount_minor": amount_minor, "currency": currency,
+            "note": note,
+        },
+    )  # fmt: skip
+    assert taken is not None  # the key is required
+    if taken.replay is not None:
+        first = (
+            await session.exec(readable_entries(principal).where(EarningEntry.id == taken.replay))
+        ).first()
+        if first is None:
+            raise DomainError(EarningsErrorCode.NOT_FOUND, "No such entry.", "idempotency_key")
+        return first
+    if await get_readable_partner(session, principal, partner_id) is None:
+        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
     source = CreditedSource(
         vendor_id=principal.vendor_id,
         partner_id=partner_id,
-        source_event_id=event_id,
+        source_event_id=new_id(),  # an adjustment has no source event of its own
         source_type=SourceType.ADJUSTMENT,
         currency=currency,
         note=note[:500],
         effective_at=now,
         credited_at=now,
     )
-    try:
-        async with session.begin_nested():  # the insert first: the idempotency guard
-            session.add(source)
-            await session.flush()
-    except IntegrityError:
-        first = (
-            await session.exec(select(EarningEntry).where(EarningEntry.source_event_id == event_id))
-        ).first()
-        if first is None or first.vendor_id != principal.vendor_id:
-            raise DomainError(
-                EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id"
-            ) from None
-        if (first.partner_id, first.amount_minor, first.currency) != (
-            partner_id, amount_minor, currency,
-        ):  # fmt: skip
-            raise DomainError(
-                EarningsErrorCode.IDEMPOTENCY_KEY_REUSED,
-                "This key was used for a different adjustment.",
-                "idempotency_key",
-            ) from None
-        return first
-    if await get_readable_partner(session, principal, partner_id) is None:
-        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
+    session.add(source)
+    await session.flush()
     out = _Entries(session, source, now, [])
     out.add(
         None, EntryKind.ADJUSTMENT, amount_minor,
@@ -564,5 +563,6 @@ async def adjust(
         {"note": note, "by_user_id": str(principal.user_id) if principal.user_id else None},
     )  # fmt: skip
     await session.flush()
+    await taken.done(session, out.written[0].id)
     await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
     return out.written[0]

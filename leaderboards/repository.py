@@ -24,8 +24,10 @@ from leaderboards.models import (
     ContestRevision,
     ContestStanding,
     ContestStatus,
+    ParticipantKind,
 )
 from partners.models import Partner, User
+from partners.repository import readable_partners
 from partners.roles import Principal
 
 
@@ -61,6 +63,27 @@ async def get_readable_contest(
     return (
         await session.exec(readable_contests(principal).where(Contest.id == contest_id))
     ).first()
+
+
+async def may_see_participant(
+    session: AsyncSession, principal: Principal, contest: Contest, participant_id: uuid.UUID
+) -> bool:
+    """Whether the caller may look into this participant's standing and credits: the
+    participant (a partner, or a user of a partner) must be in the caller's partner scope,
+    the same one every other read uses (all the vendor's partners for admins and finance,
+    the assigned ones for a channel manager, its own for partner users)."""
+    partner_ids = readable_partners(principal).with_only_columns(col(Partner.id))
+    if contest.participant_kind is ParticipantKind.PARTNER:
+        found = select(Partner.id).where(
+            Partner.id == participant_id, col(Partner.id).in_(partner_ids)
+        )
+    else:
+        found = select(User.id).where(
+            User.id == participant_id,
+            User.vendor_id == principal.vendor_id,
+            col(User.partner_id).in_(partner_ids),
+        )
+    return (await session.exec(found)).first() is not None
 
 
 async def contests_by_ids(

@@ -7,6 +7,7 @@ import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
+import infra.idempotency
 import infra.outbox
 import leaderboards.models
 import partners.models
@@ -15,6 +16,7 @@ from infra.db import metadata
 MODEL_MODULES = (
     partners.models,
     infra.outbox,
+    infra.idempotency,
     catalogue.models,
     deal_registration.registrations.models,
     deal_registration.sales.models,

@@ -51,5 +51,14 @@ class Principal:
         return self.role.is_vendor_staff
 
     @property
+    def caller(self) -> str:
+        """Who sends the request, for what belongs to a caller (idempotency keys): the user,
+        or the API key."""
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        assert self.api_key_id is not None, "a principal is a user or an API key"
+        return f"api_key:{self.api_key_id}"
+
+    @property
     def is_partner(self) -> bool:
         return self.role.is_partner

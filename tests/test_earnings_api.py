@@ -261,6 +261,21 @@ async def test_partner_roles_never_receive_vendor_internals(
     assert "FORBIDDEN" in error_codes(payload), payload
 
 
+@pytest.mark.parametrize("name", sorted(n for n in VENDOR_ONLY_QUERIES if "metrics" not in n))
+async def test_a_refused_internal_nulls_that_field_only(gql: GQL, held: Tenant, name: str) -> None:
+    """Each refusal is one FORBIDDEN error at the field's path; its parent object (a
+    summary, a statement, a hold) and the lists around it stay."""
+    payload = await gql(VENDOR_ONLY_QUERIES[name], as_user=held.user(Role.PARTNER_ADMIN))
+    assert payload["errors"]
+    for error in payload["errors"]:
+        assert error["extensions"]["code"] == "FORBIDDEN"
+        parent: Any = payload["data"]
+        for step in error["path"][:-1]:
+            parent = parent[step]
+        assert isinstance(parent, dict)
+        assert parent[error["path"][-1]] is None
+
+
 async def test_vendor_roles_receive_the_internals(gql: GQL, held: Tenant) -> None:
     finance = held.user(Role.FINANCE)
     mine = gid("Partner", held.partners[0].id)

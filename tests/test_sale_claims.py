@@ -233,9 +233,12 @@ async def test_idempotency_key_returns_the_first_claim(
     rep = tenant.user(Role.PARTNER_REP, 0)
     body = claim_input(["SN000001"], clock, idempotencyKey="retry-123")
     first = await _create(gql, rep, body)
-    second = await _create(gql, rep, {**body, "serials": ["SN000002"]})
+    second = await _create(gql, rep, {**body, "serials": ["sn-000001"]})  # the same serial
     assert second["saleClaim"]["id"] == first["saleClaim"]["id"]
     assert second["saleClaim"]["serials"] == first["saleClaim"]["serials"]
+    different = await _create(gql, rep, {**body, "serials": ["SN000002"]})
+    assert different["saleClaim"] is None
+    assert different["userErrors"][0]["code"] == "IDEMPOTENCY_KEY_REUSED"
     assert await count_rows(db, SaleClaim) == 1
     assert await count_rows(db, SerialCredit) == 1
     # The key is per partner: another partner's claim with the same key is its own.

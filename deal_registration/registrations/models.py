@@ -127,6 +127,9 @@ class DealRegistration(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, index=True))
     extensions_granted: int = 0
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Legacy, no longer written: keys live in infra.idempotency (per caller) since 0007,
+    # which copied these. The columns stay because SQLite cannot drop them in place from a
+    # table other tables reference.
     idempotency_key: str | None = Field(default=None, max_length=128)
     request_hash: str = Field(default="", max_length=64)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

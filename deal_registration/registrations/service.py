@@ -5,7 +5,6 @@ and never commit (the caller owns the transaction)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from deal_registration.registrations.models import (
     ExtensionStatus,
 )
 from deal_registration.storage import Storage
+from infra import idempotency
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -55,6 +55,7 @@ _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 REVIEWERS = frozenset({Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER})
 PARTNER_USERS = frozenset({Role.PARTNER_ADMIN, Role.PARTNER_REP})
 SUBMITTERS = PARTNER_USERS | REVIEWERS
+SUBMIT_SCOPE = "dealRegistrationSubmit"  # idempotency keys of submission
 
 # The lifecycle: which statuses each action may start from, and where it leads.
 # Expired approvals count as EXPIRED here (repository.effective_status), as in queries.
@@ -140,25 +141,26 @@ async def submit_registration(
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> DealRegistration:
     """Register a deal (or save it as a draft), optionally with a proof file (stored last,
-    after every check). With an idempotency key, a retry returns the first registration
-    unchanged; the same key with different content (or a different file) is refused."""
+    after every check). With an idempotency key, the same caller's retry of the same
+    request returns the first registration unchanged; the same key with different content
+    (or a different file) is refused (``infra.idempotency``)."""
     now = clock.now()
     if principal.role not in SUBMITTERS:
         raise DomainError(Code.PARTNER_NOT_ALLOWED, "Your role may not register deals.")
     partner_id = await _partner_for(session, principal, data.partner_id)
-    key = (idempotency_key or "").strip() or None
-    if key is not None and len(key) > 128:
-        raise DomainError(Code.TOO_LONG, "At most 128 characters.", "idempotency_key")
-    proof_digest = None
-    if proof_file is not None:
-        proof_digest = hashlib.sha256(proof_file.data).hexdigest()
-    fingerprint = _fingerprint(principal, data, draft, proof_digest)
-    if key is not None:
-        existing = await repository.get_by_idempotency_key(
-            session, principal.vendor_id, partner_id, key
-        )
-        if existing is not None:
-            return _replay(existing, fingerprint)
+    taken = await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=SUBMIT_SCOPE,
+        key=idempotency_key, now=now, codes=Code,
+        request={
+            **asdict(data), "partner_id": partner_id, "draft": draft,
+            "proof_sha256": hashlib.sha256(proof_file.data).hexdigest() if proof_file else None,
+        },
+    )  # fmt: skip
+    if taken is not None and taken.replay is not None:
+        first = await repository.get_readable(session, principal, taken.replay)
+        if first is None:
+            raise DomainError(Code.NOT_FOUND, "No such registration.", "idempotency_key")
+        return first
 
     program = await repository.program_settings(session, principal.vendor_id)
     clean, skus = await _validate(session, principal, data, program, now)
@@ -185,25 +187,13 @@ async def submit_registration(
         expected_close_date=clean.expected_close_date,
         notes=clean.notes,
         big_deal=_is_big(clean, program),
-        idempotency_key=key,
-        request_hash=fingerprint,
         created_at=now,
         updated_at=now,
     )
-    try:
-        async with session.begin_nested():
-            session.add(registration)
-            await session.flush()
-    except IntegrityError:
-        # A concurrent retry with the same key committed first: answer with its result.
-        if key is None:
-            raise
-        existing = await repository.get_by_idempotency_key(
-            session, principal.vendor_id, partner_id, key
-        )
-        if existing is None:
-            raise
-        return _replay(existing, fingerprint)
+    session.add(registration)
+    await session.flush()
+    if taken is not None:
+        await taken.done(session, registration.id)
     for line in clean.lines:
         product = skus[line.sku]
         session.add(
@@ -228,32 +218,6 @@ async def submit_registration(
             uploaded_by_id=principal.user_id, max_bytes=max_upload_bytes,
         )  # fmt: skip
     return registration
-
-
-def _replay(existing: DealRegistration, fingerprint: str) -> DealRegistration:
-    if existing.request_hash != fingerprint:
-        raise DomainError(
-            Code.IDEMPOTENCY_KEY_REUSED,
-            "This idempotency key was used for a different registration.",
-            "idempotency_key",
-        )
-    return existing
-
-
-def _fingerprint(
-    principal: Principal, data: RegistrationInput, draft: bool, proof_digest: str | None = None
-) -> str:
-    body: dict[str, object] = {
-        **asdict(data),
-        "partner_id": str(data.partner_id) if data.partner_id else None,
-        "expected_close_date": data.expected_close_date.isoformat(),
-        "by": str(principal.user_id or principal.api_key_id),
-        "draft": draft,
-    }
-    if proof_digest is not None:  # absent without proof: earlier fingerprints stay valid
-        body["proof_sha256"] = proof_digest
-    encoded = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
 
 
 async def _partner_for(

@@ -88,9 +88,7 @@ async def seed(
     for demo in DEMO_CLAIMS:
         partner_user = _principal(users[demo.user])
         assert partner_user.partner_id is not None
-        existing = await service.claim_by_idempotency_key(
-            session, partner_user.partner_id, demo.key
-        )
+        existing = await service.claim_by_idempotency_key(session, partner_user, demo.key)
         if existing is not None:
             claims.append(existing)
             continue

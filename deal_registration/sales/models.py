@@ -173,6 +173,9 @@ class SaleClaim(SQLModel, table=True):
     reverse_reason: ReverseReason | None = Field(
         default=None, sa_column=Column(_enum(ReverseReason, "sale_reverse_reason"))
     )
+    # Legacy, no longer written: keys live in infra.idempotency (per caller) since 0007,
+    # which copied these. The column stays because SQLite cannot drop it in place from a
+    # table other tables reference.
     idempotency_key: str | None = Field(default=None, max_length=128)
     approved_event_id: uuid.UUID | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -8,6 +8,7 @@ notice for live subscribers, and — on approval and reversal — the ``SaleAppr
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -16,7 +17,6 @@ from datetime import UTC, date, datetime, time
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +42,7 @@ from deal_registration.sales.models import (
 )
 from deal_registration.sales.validation import judge
 from deal_registration.storage import Storage
+from infra import idempotency
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -50,6 +51,7 @@ from partners import repository as partners_repository
 from partners.roles import Principal
 
 CLAIM_STATE_CHANGED = "SaleClaimStateChanged"
+CREATE_SCOPE = "saleClaimCreate"  # idempotency keys of claim creation
 MAX_SERIALS = 500
 MAX_NOTE = 2000
 
@@ -197,25 +199,34 @@ async def create_claim(
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> SaleClaim:
     """A partner user claims a sale. Each serial is judged at once; the claim's state
-    follows (see ``_initial_state``). Retrying with the same idempotency key returns the
-    first claim and changes nothing."""
+    follows (see ``_initial_state``). With an idempotency key, the same caller's retry of
+    the same request returns the first claim and changes nothing (``infra.idempotency``)."""
     code = SaleClaimErrorCode
     if principal.partner_id is None or principal.user_id is None:
         raise DomainError(code.NOT_FOUND, "Only partner users claim sales.", "partner_id")
     if partner_id is not None and partner_id != principal.partner_id:
         raise DomainError(code.NOT_FOUND, "No such partner.", "partner_id")
-    key = idempotency_key.strip() if idempotency_key else None
-    if key is not None and not 1 <= len(key) <= 128:
-        raise DomainError(code.TOO_LONG, "At most 128 characters.", "idempotency_key")
     await lock_for_write(session)
-    if key is not None:
-        existing = await claim_by_idempotency_key(session, principal.partner_id, key)
-        if existing is not None:
-            return existing
     now = clock.now()
-    settings = await repository.get_settings(session, principal.vendor_id)
     customer_name, invoice_number = customer_name.strip(), invoice_number.strip()
     currency = currency.strip().upper()
+    taken = await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=CREATE_SCOPE,
+        key=idempotency_key, now=now, codes=code,
+        request={
+            "partner_id": principal.partner_id,
+            "serials": [serials.normalise_serial(s) for s in serial_numbers],
+            "customer_name": customer_name, "invoice_number": invoice_number,
+            "sale_date": sale_date, "amount_minor": amount_minor, "currency": currency,
+            "proof_sha256": hashlib.sha256(proof_file.data).hexdigest() if proof_file else None,
+        },
+    )  # fmt: skip
+    if taken is not None and taken.replay is not None:
+        first = await repository.get_readable_claim(session, principal, taken.replay)
+        if first is None:
+            raise DomainError(code.NOT_FOUND, "No such sale claim.", "idempotency_key")
+        return first
+    settings = await repository.get_settings(session, principal.vendor_id)
     normalised, errors = _validate_claim_input(
         serial_inputs=serial_numbers, customer_name=customer_name,
         invoice_number=invoice_number, sale_date=sale_date, amount_minor=amount_minor,
@@ -237,22 +248,12 @@ async def create_claim(
         rep_user_id=principal.user_id, customer_name=customer_name,
         invoice_number=invoice_number, sale_date=sale_date, amount_minor=amount_minor,
         currency=currency, region=partner.region, state=ClaimState.UNDER_REVIEW,
-        idempotency_key=key, created_at=now, updated_at=now,
+        created_at=now, updated_at=now,
     )  # fmt: skip
-    if key is not None:
-        try:
-            async with session.begin_nested():
-                session.add(claim)
-                await session.flush()
-        except IntegrityError:
-            # A concurrent retry with the same key won (PostgreSQL): answer with its claim.
-            existing = await claim_by_idempotency_key(session, principal.partner_id, key)
-            if existing is None:  # pragma: no cover - the conflict was on something else
-                raise
-            return existing
-    else:
-        session.add(claim)
-        await session.flush()
+    session.add(claim)
+    await session.flush()
+    if taken is not None:
+        await taken.done(session, claim.id)
 
     found = await serials.get_serials(session, principal.vendor_id, normalised)
     credited = await _credited(session, principal.vendor_id, normalised)
@@ -341,15 +342,14 @@ def _auto_approvable(settings: SalesSettings, claim: SaleClaim, flagged: bool) -
 
 
 async def claim_by_idempotency_key(
-    session: AsyncSession, partner_id: uuid.UUID, key: str
+    session: AsyncSession, principal: Principal, key: str
 ) -> SaleClaim | None:
-    return (
-        await session.exec(
-            select(SaleClaim).where(
-                SaleClaim.partner_id == partner_id, SaleClaim.idempotency_key == key
-            )
-        )
-    ).first()
+    """The caller's first claim under ``key``, whatever that request was."""
+    first = await idempotency.first_result(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=CREATE_SCOPE,
+        key=key,
+    )  # fmt: skip
+    return await repository.get_readable_claim(session, principal, first) if first else None
 
 
 async def _take_credits(

@@ -97,7 +97,9 @@ class DealRegistrationQuery:
         permission_classes=[VendorStaff],
         description="Your vendor's deal registration rules (defaults until changed).",
     )
-    async def deal_program_settings(self, info: Info[Context, None]) -> DealProgramSettingsType:
+    async def deal_program_settings(
+        self, info: Info[Context, None]
+    ) -> DealProgramSettingsType | None:
         principal = info.context.principal
         assert principal is not None
         found = await repository.program_settings(info.context.session, principal.vendor_id)

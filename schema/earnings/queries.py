@@ -211,7 +211,7 @@ class EarningsQuery:
         info: Info[Context, None],
         period: EarningsPeriodInput | None = None,
         currency: str = "USD",
-    ) -> VendorMetricsType:
+    ) -> VendorMetricsType | None:
         ctx = info.context
         principal = ctx.principal
         assert principal is not None

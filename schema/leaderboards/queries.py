@@ -82,13 +82,17 @@ def participant_arg(contest: Contest, value: strawberry.ID | None) -> uuid.UUID 
 async def _subject(
     info: Info[Context, None], contest: Contest, participant_id: strawberry.ID | None
 ) -> uuid.UUID:
-    """Whose standing: vendor staff name a participant; partners get their own only."""
+    """Whose standing: vendor staff name a participant in their partner scope (a channel
+    manager: its assigned partners); partners get their own only. Out of scope is answered
+    like unknown."""
     principal = info.context.principal
     assert principal is not None
     viewer = viewer_for(principal, contest)
     if principal.is_vendor_staff:
         subject = participant_arg(contest, participant_id)
-        if subject is None:
+        if subject is None or not await repository.may_see_participant(
+            info.context.session, principal, contest, subject
+        ):
             raise not_found("participant")
         return subject
     requested = participant_arg(contest, participant_id) if participant_id else viewer.self_id

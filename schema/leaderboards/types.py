@@ -89,7 +89,7 @@ class ContestEligibility:
         description="Only these partner organisations (global ids). Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    def partner_ids(self) -> list[strawberry.ID]:
+    def partner_ids(self) -> list[strawberry.ID] | None:
         return [
             strawberry.ID(str(to_global_id("Partner", uuid.UUID(p)))) for p in self._partner_ids
         ]
@@ -148,7 +148,7 @@ class ContestType(relay.Node):
         description="Points per sale component (POINTS metric). Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    def weights(self) -> str:
+    def weights(self) -> str | None:
         return json.dumps(self._model.weights, sort_keys=True)
 
     @strawberry.field(
@@ -156,14 +156,14 @@ class ContestType(relay.Node):
         "the board ranks by share of target. Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    def targets(self) -> str:
+    def targets(self) -> str | None:
         return json.dumps(self._model.targets, sort_keys=True)
 
     @strawberry.field(
         description="The audit trail of rule changes. Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    async def revisions(self, info: Info[Context, None]) -> list[ContestRevisionType]:
+    async def revisions(self, info: Info[Context, None]) -> list[ContestRevisionType] | None:
         rows = await repository.revisions(info.context.session, self._model.id)
         return [
             ContestRevisionType(

@@ -89,7 +89,7 @@ class SalesQuery:
     @strawberry.field(
         permission_classes=[VendorStaff], description="Your vendor's rules for sale claims."
     )
-    async def sales_settings(self, info: Info[Context, None]) -> SalesSettingsType:
+    async def sales_settings(self, info: Info[Context, None]) -> SalesSettingsType | None:
         principal = info.context.principal
         assert principal is not None
         settings = await repository.get_settings(info.context.session, principal.vendor_id)

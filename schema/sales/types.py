@@ -145,7 +145,7 @@ class SaleClaimType(relay.Node):
         description="Every state change with who and when. Vendor roles only.",
         permission_classes=[VendorStaff],
     )
-    async def decisions(self, info: Info[Context, None]) -> list[DecisionType]:
+    async def decisions(self, info: Info[Context, None]) -> list[DecisionType] | None:
         session = info.context.session
         rows = await repository.claim_decisions(session, self._claim_id)
         names = await _user_names(session, {r.decided_by_id for r in rows if r.decided_by_id})
@@ -165,7 +165,7 @@ class SaleClaimType(relay.Node):
     @strawberry.field(
         description="Internal risk flags. Vendor roles only.", permission_classes=[VendorStaff]
     )
-    async def risk_flags(self, info: Info[Context, None]) -> list[RiskFlagType]:
+    async def risk_flags(self, info: Info[Context, None]) -> list[RiskFlagType] | None:
         principal = info.context.principal
         assert principal is not None
         rows = await repository.claim_risk_flags(info.context.session, principal, self._claim_id)
