@@ -33,7 +33,7 @@ from deal_registration.events import (
 )
 from earnings import programs
 from earnings.claims import claim_signals
-from earnings.errors import EarningsErrorCode
+from earnings.errors import EarningsErrorCode, currency_error
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.rounding import apply_bp, divide_rounded, format_bp
@@ -520,6 +520,8 @@ async def adjust(
         )  # fmt: skip
     if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
         errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
+    if bad_currency := currency_error(currency, "amount.currency"):
+        errors.append(bad_currency)
     if errors:
         raise DomainErrors(errors)
     event_id = uuid.uuid5(_ADJUSTMENTS, f"{principal.vendor_id}:{key}")

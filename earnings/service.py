@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import explanations, programs
-from earnings.errors import EarningsErrorCode
+from earnings.errors import EarningsErrorCode, currency_error
 from earnings.explanations import Explanation
 from earnings.ledger import standing_at
 from earnings.models import (
@@ -133,6 +133,8 @@ async def summary(
     booked in (PENDING before there is one; APPROVED counts as pending), so earned =
     pending + held + paid by construction."""
     check_period(start, end)
+    if currency and (bad_currency := currency_error(currency)):
+        raise bad_currency
     currency = currency or await default_currency(session, scope.vendor_id)
     result = Summary(scope=scope, start=start, end=end, currency=currency)
     in_period = _booked(scope, currency, start, end)
