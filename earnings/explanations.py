@@ -11,8 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from earnings.models import EntryKind, PayoutHold, PayoutStatement
-from earnings.payouts import hold_explanation
+from earnings.models import EntryKind, PayoutHold, PayoutStatement, PayoutStatus
+from earnings.payouts import hold_explanation, release_words
 from earnings.programs import TierStatus
 from earnings.rounding import format_bp
 from infra.money import Money
@@ -30,6 +30,7 @@ class ExplanationKind(StrEnum):
     DEAL_BONUS = "DEAL_BONUS"
     ADJUSTMENT = "ADJUSTMENT"
     HOLD = "HOLD"
+    HOLD_RELEASED = "HOLD_RELEASED"
     NEXT_TIER = "NEXT_TIER"
 
 
@@ -184,6 +185,23 @@ def explain_hold(hold: PayoutHold, statement: PayoutStatement) -> Explanation:
         ExplanationKind.HOLD,
         f"Your payout for {month} ({_m(statement.total_minor, statement.currency)}) is held. "
         f"{why} {clears}",
+        statement.total_minor,
+    )
+
+
+def explain_release(hold: PayoutHold, statement: PayoutStatement) -> Explanation:
+    month = f"{statement.period_start:%B %Y}"
+    still = (
+        " It is still held for another reason."
+        if statement.status is PayoutStatus.HELD
+        else " It now goes through the usual approval before it is paid."
+        if statement.status is PayoutStatus.PENDING
+        else ""
+    )
+    return Explanation(
+        ExplanationKind.HOLD_RELEASED,
+        f"The hold on your payout for {month} ({_m(statement.total_minor, statement.currency)})"
+        f" was {release_words(hold)}{still}",
         statement.total_minor,
     )
 

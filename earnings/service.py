@@ -216,6 +216,17 @@ async def summary(
     for hold, statement in holds:
         why, clears = hold_explanation(hold)
         result.holds.append(HoldView(hold, statement, why, clears))
+    released = await session.exec(
+        select(PayoutHold, PayoutStatement)
+        .join(PayoutStatement, col(PayoutStatement.id) == col(PayoutHold.statement_id))
+        .where(
+            PayoutHold.partner_id == scope.partner_id,
+            PayoutStatement.currency == currency,
+            col(PayoutHold.released_at) >= start,
+            col(PayoutHold.released_at) < end,
+        )
+        .order_by(col(PayoutHold.id))
+    )
     result.explanations = [
         explanations.explain_total(result.earned_minor, result.previous_earned_minor, currency),
         *explanations.explain_rate(before, result.tier),
@@ -223,6 +234,7 @@ async def summary(
             result.by_kind, currency, clawbacks=clawbacks, spiff_skus=spiff_skus
         ),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
+        *(explanations.explain_release(hold, statement) for hold, statement in released),
         *explanations.explain_next_tier(result.tier),
     ]
     return result
