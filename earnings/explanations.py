@@ -11,7 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from earnings.models import EntryKind, PayoutHold, PayoutStatement, PayoutStatus
+from earnings.coverage import Gap
+from earnings.models import CreditedSource, EntryKind, PayoutHold, PayoutStatement, PayoutStatus
 from earnings.payouts import hold_explanation, release_words
 from earnings.programs import TierStatus
 from earnings.rounding import format_bp
@@ -31,6 +32,7 @@ class ExplanationKind(StrEnum):
     ADJUSTMENT = "ADJUSTMENT"
     HOLD = "HOLD"
     HOLD_RELEASED = "HOLD_RELEASED"
+    NOT_COVERED = "NOT_COVERED"
     NEXT_TIER = "NEXT_TIER"
 
 
@@ -204,6 +206,34 @@ def explain_release(hold: PayoutHold, statement: PayoutStatement) -> Explanation
         f" was {release_words(hold)}{still}",
         statement.total_minor,
     )
+
+
+def explain_uncovered(
+    sales: Sequence[tuple[CreditedSource, Gap]], currency: str
+) -> list[Explanation]:
+    """Approved sales that earned nothing, grouped by why: "Your approved sale of 400.00 EUR
+    earned nothing: no program pays on sales in EUR." The amount is the sales' revenue when
+    they are in the summary's currency."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for source, gap in sales:
+        groups.setdefault((source.currency, gap.reason()), []).append(source.revenue_minor)
+    out = []
+    for (in_currency, reason), amounts in groups.items():
+        total = _m(sum(amounts), in_currency)
+        what = (
+            f"Your approved sale of {total}"
+            if len(amounts) == 1
+            else f"Your {len(amounts)} approved sales ({total})"
+        )
+        out.append(
+            Explanation(
+                ExplanationKind.NOT_COVERED,
+                f"{what} earned nothing: {reason}. Ask your channel manager which programs "
+                "apply to you.",
+                sum(amounts) if in_currency == currency else None,
+            )
+        )
+    return out
 
 
 def explain_next_tier(status: TierStatus | None) -> list[Explanation]:
