@@ -14,9 +14,10 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
+from api import graphiql
 from api.attachments import download_attachment
 from api.auth import Authenticator
 from api.graphql import GraphQLView
@@ -109,6 +110,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def root(_: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")
 
+    # GraphiQL's pinned assets, served here so the IDE needs no internet (no IDE in production).
+    graphiql_routes = (
+        [] if settings.production else [Mount(graphiql.PREFIX, graphiql.static_files())]
+    )
+
     return Starlette(
         routes=[
             Route("/", root),
@@ -117,6 +123,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/attachments/{attachment_id}", download_attachment, methods=["GET"]),
+            *graphiql_routes,
         ],
         middleware=[
             Middleware(KeepWebSocketSend),

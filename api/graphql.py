@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
@@ -26,6 +26,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
+from api import graphiql
 from api.auth import Authenticator, AuthFailure
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
@@ -160,6 +161,10 @@ class GraphQLView(GraphQL[Context, None]):
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
         self.memo = ResponseMemo(services.db.epochs)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Our GraphiQL page: its assets come from this app, not a CDN (works offline)."""
+        return HTMLResponse(graphiql.page())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

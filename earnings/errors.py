@@ -1,4 +1,9 @@
+from __future__ import annotations
+
 from enum import StrEnum
+
+from infra.errors import DomainError
+from infra.money import is_currency
 
 
 class EarningsErrorCode(StrEnum):
@@ -26,3 +31,12 @@ class EarningsErrorCode(StrEnum):
     INVALID_FACTOR = "INVALID_FACTOR"
     INVALID_BANK_ACCOUNT = "INVALID_BANK_ACCOUNT"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+
+
+def currency_error(currency: str, field: str = "currency") -> DomainError | None:
+    """The error for a code that is not an ISO 4217 currency, else None."""
+    if is_currency(currency):
+        return None
+    return DomainError(
+        EarningsErrorCode.INVALID_CURRENCY, "Use an ISO 4217 currency code like USD.", field
+    )

@@ -11,8 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from earnings.models import EntryKind, PayoutHold, PayoutStatement
-from earnings.payouts import hold_explanation
+from earnings.coverage import Gap
+from earnings.models import CreditedSource, EntryKind, PayoutHold, PayoutStatement, PayoutStatus
+from earnings.payouts import hold_explanation, release_words
 from earnings.programs import TierStatus
 from earnings.rounding import format_bp
 from infra.money import Money
@@ -30,6 +31,8 @@ class ExplanationKind(StrEnum):
     DEAL_BONUS = "DEAL_BONUS"
     ADJUSTMENT = "ADJUSTMENT"
     HOLD = "HOLD"
+    HOLD_RELEASED = "HOLD_RELEASED"
+    NOT_COVERED = "NOT_COVERED"
     NEXT_TIER = "NEXT_TIER"
 
 
@@ -186,6 +189,51 @@ def explain_hold(hold: PayoutHold, statement: PayoutStatement) -> Explanation:
         f"{why} {clears}",
         statement.total_minor,
     )
+
+
+def explain_release(hold: PayoutHold, statement: PayoutStatement) -> Explanation:
+    month = f"{statement.period_start:%B %Y}"
+    still = (
+        " It is still held for another reason."
+        if statement.status is PayoutStatus.HELD
+        else " It now goes through the usual approval before it is paid."
+        if statement.status is PayoutStatus.PENDING
+        else ""
+    )
+    return Explanation(
+        ExplanationKind.HOLD_RELEASED,
+        f"The hold on your payout for {month} ({_m(statement.total_minor, statement.currency)})"
+        f" was {release_words(hold)}{still}",
+        statement.total_minor,
+    )
+
+
+def explain_uncovered(
+    sales: Sequence[tuple[CreditedSource, Gap]], currency: str
+) -> list[Explanation]:
+    """Approved sales that earned nothing, grouped by why: "Your approved sale of 400.00 EUR
+    earned nothing: no program pays on sales in EUR." The amount is the sales' revenue when
+    they are in the summary's currency."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for source, gap in sales:
+        groups.setdefault((source.currency, gap.reason()), []).append(source.revenue_minor)
+    out = []
+    for (in_currency, reason), amounts in groups.items():
+        total = _m(sum(amounts), in_currency)
+        what = (
+            f"Your approved sale of {total}"
+            if len(amounts) == 1
+            else f"Your {len(amounts)} approved sales ({total})"
+        )
+        out.append(
+            Explanation(
+                ExplanationKind.NOT_COVERED,
+                f"{what} earned nothing: {reason}. Ask your channel manager which programs "
+                "apply to you.",
+                sum(amounts) if in_currency == currency else None,
+            )
+        )
+    return out
 
 
 def explain_next_tier(status: TierStatus | None) -> list[Explanation]:

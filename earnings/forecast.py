@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.repository import normalise_sku, products_by_sku
 from earnings import programs
-from earnings.errors import EarningsErrorCode
+from earnings.errors import EarningsErrorCode, currency_error
 from earnings.ledger import standing_at
 from earnings.programs import Rules, Standing, TierStatus
 from earnings.repository import Scope
@@ -50,6 +50,8 @@ async def forecast(
     units: int = 1,
 ) -> Forecast | None:
     """None when the vendor has no program in force in ``currency``."""
+    if bad_currency := currency_error(currency, "additional_revenue.currency"):
+        raise bad_currency
     if not 0 < additional_revenue_minor <= MAX_FORECAST_MINOR:
         raise DomainError(
             EarningsErrorCode.INVALID_AMOUNT,

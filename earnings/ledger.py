@@ -33,7 +33,7 @@ from deal_registration.events import (
 )
 from earnings import programs
 from earnings.claims import claim_signals
-from earnings.errors import EarningsErrorCode
+from earnings.errors import EarningsErrorCode, currency_error
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
@@ -523,6 +523,8 @@ async def adjust(
         )
     if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
         errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
+    if bad_currency := currency_error(currency, "amount.currency"):
+        errors.append(bad_currency)
     if errors:
         raise DomainErrors(errors)
     now = clock.now()

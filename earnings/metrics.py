@@ -14,6 +14,7 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from earnings.errors import currency_error
 from earnings.models import CreditedSource, EarningEntry, SourceType
 from earnings.payouts import month_start, next_month, previous_month
 from earnings.rounding import ratio_bp
@@ -77,6 +78,8 @@ async def vendor_metrics(
     if not principal.is_vendor_staff:
         raise PermissionError("vendor metrics are for vendor roles")
     check_period(start, end)
+    if bad_currency := currency_error(currency):
+        raise bad_currency
     partners = {p.id: p for p in await session.exec(readable_partners(principal))}
     ids = list(partners)
     per: dict[uuid.UUID, Figures] = defaultdict(Figures)

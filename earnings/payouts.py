@@ -156,6 +156,8 @@ async def set_profile(
     profile.updated_at = clock.now()
     session.add(profile)
     await session.flush()
+    if profile.tax_form_on_file:
+        await _release_cleared_tax_holds(session, principal, clock, partner.id)
     return profile
 
 
@@ -544,10 +546,51 @@ async def release(
                 "There is still no tax form on file for this partner.",
                 "hold_id",
             )
+    statement = await _release_hold(session, principal, clock.now(), found, note.strip())
+    await record_change(
+        session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
+    )
+    await session.flush()
+    return statement
+
+
+TAX_FORM_RELEASE_NOTE = "Released automatically: the partner's tax form was recorded."
+
+
+async def _release_cleared_tax_holds(
+    session: AsyncSession, principal: Principal, clock: Clock, partner_id: uuid.UUID
+) -> list[PayoutHold]:
+    """Recording a tax form releases every open missing-tax-form hold of the partner, as
+    the partner was told ("released once it is on file"); each release is a decision
+    naming the cause, by the user who recorded the form. The other reasons need a person:
+    a shared bank account is verified, a large payout or flagged sales are reviewed."""
+    open_holds = list(
+        await session.exec(
+            select(PayoutHold)
+            .where(
+                PayoutHold.partner_id == partner_id,
+                PayoutHold.reason == HoldReason.MISSING_TAX_FORM,
+                col(PayoutHold.released_at).is_(None),
+            )
+            .order_by(col(PayoutHold.id))
+        )
+    )
     now = clock.now()
+    for found in open_holds:
+        await _release_hold(session, principal, now, found, TAX_FORM_RELEASE_NOTE)
+    if open_holds:
+        await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    return open_holds
+
+
+async def _release_hold(
+    session: AsyncSession, principal: Principal, now: datetime, found: PayoutHold, note: str
+) -> PayoutStatement:
+    """Mark one hold released, with its decision; the statement is PENDING (to approve)
+    again when no other hold remains."""
     found.released_at = now
     found.released_by_id = principal.user_id
-    found.release_note = note.strip()[:2000]
+    found.release_note = note[:2000]
     session.add(found)
     statement = await session.get(PayoutStatement, found.statement_id)
     assert statement is not None
@@ -563,12 +606,8 @@ async def release(
         session.add(statement)
     _decide(
         session, principal, now, statement, DecisionAction.RELEASE, reason=found.reason,
-        hold=found, note=note.strip(),
+        hold=found, note=note,
     )  # fmt: skip
-    await record_change(
-        session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
-    )
-    await session.flush()
     return statement
 
 
@@ -577,34 +616,52 @@ async def release(
 
 def hold_explanation(hold: PayoutHold) -> tuple[str, str]:
     """(why, what clears it) in plain words a partner may read: no internal figures, flags
-    or notes."""
+    or notes. For a released hold the second part says when it was released and why."""
     when = (
         f" We expect to release it by {hold.expected_release_at:%d %B %Y}."
         if hold.expected_release_at
         else ""
     )
-    match hold.reason:
+    why, clears = _hold_words(hold.reason, when)
+    if hold.released_at is not None:
+        words = release_words(hold)
+        clears = words[0].upper() + words[1:]
+    return why, clears
+
+
+def release_words(hold: PayoutHold) -> str:
+    assert hold.released_at is not None
+    on = f"{hold.released_at:%d %B %Y}"
+    if hold.reason is HoldReason.MISSING_TAX_FORM:  # released only once the form is on file
+        return f"released on {on}, when your tax form was on file."
+    return f"released by our finance team on {on}."
+
+
+def _hold_words(reason: HoldReason, when: str) -> tuple[str, str]:
+    match reason:
         case HoldReason.MISSING_TAX_FORM:
             return (
                 "We need your tax form before we can pay you.",
-                "Send your tax form to your channel manager; the payout is released once it "
-                "is on file.",
+                "Send your tax form to your channel manager; the hold is lifted as soon as "
+                "it is on file, and the payout then goes through the usual approval.",
             )
         case HoldReason.ABOVE_TRAILING_AVERAGE:
             return (
                 "This payout is much larger than your recent payouts, so our finance team "
                 "checks it before paying." + when,
-                "No action is needed from you.",
+                "No action is needed from you; our finance team releases it after the check.",
             )
         case HoldReason.RISK_FLAGS:
             return (
                 "Some sales in this payout are being reviewed." + when,
-                "No action is needed unless we ask you for documents.",
+                "No action is needed unless we ask you for documents; our finance team "
+                "releases the payout when the review is done.",
             )
         case HoldReason.SHARED_BANK_ACCOUNT:
             return (
                 "The bank account on file needs to be verified before we pay into it.",
-                "Confirm your bank details with your channel manager.",
+                "Confirm your bank details with your channel manager; our finance team "
+                "releases the payout once they are verified.",
             )
         case HoldReason.MANUAL:
             return (

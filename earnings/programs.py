@@ -14,13 +14,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from earnings.errors import EarningsErrorCode
+from earnings.errors import EarningsErrorCode, currency_error
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
 from earnings.rounding import BP, apply_bp, format_bp
 from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
-from infra.money import Money, is_currency
+from infra.money import Money
 from partners.roles import Principal
 
 MAX_RATE_BP = 10_000
@@ -359,10 +359,8 @@ async def create_program(
         errors.append(DomainError(EarningsErrorCode.REQUIRED, "Give the program a name.", "name"))
     elif len(name) > 200:
         errors.append(DomainError(EarningsErrorCode.TOO_LONG, "At most 200 characters.", "name"))
-    if not is_currency(currency):
-        errors.append(
-            DomainError(EarningsErrorCode.INVALID_CURRENCY, "Use a code like USD.", "currency")
-        )
+    if bad_currency := currency_error(currency):
+        errors.append(bad_currency)
     if effective_from is not None and effective_from.tzinfo is None:
         errors.append(
             DomainError(EarningsErrorCode.INVALID_PERIOD, "Give a timezone.", "effective_from")

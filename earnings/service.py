@@ -13,7 +13,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import explanations, programs
-from earnings.errors import EarningsErrorCode
+from earnings.coverage import Coverage, Gap
+from earnings.errors import EarningsErrorCode, currency_error
 from earnings.explanations import Explanation
 from earnings.ledger import standing_at
 from earnings.models import (
@@ -23,6 +24,7 @@ from earnings.models import (
     PayoutHold,
     PayoutStatement,
     PayoutStatus,
+    SourceType,
 )
 from earnings.payouts import hold_explanation, month_start, next_month
 from earnings.programs import Rules, TierStatus
@@ -32,6 +34,7 @@ from infra.errors import DomainError
 from partners.roles import Principal
 
 MAX_PERIOD_DAYS = 400
+UNCOVERED_SALES_READ = 500  # a bound on the explanation's reads; the grouped text counts them
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,8 @@ async def summary(
     booked in (PENDING before there is one; APPROVED counts as pending), so earned =
     pending + held + paid by construction."""
     check_period(start, end)
+    if currency and (bad_currency := currency_error(currency)):
+        raise bad_currency
     currency = currency or await default_currency(session, scope.vendor_id)
     result = Summary(scope=scope, start=start, end=end, currency=currency)
     in_period = _booked(scope, currency, start, end)
@@ -214,6 +219,18 @@ async def summary(
     for hold, statement in holds:
         why, clears = hold_explanation(hold)
         result.holds.append(HoldView(hold, statement, why, clears))
+    released = await session.exec(
+        select(PayoutHold, PayoutStatement)
+        .join(PayoutStatement, col(PayoutStatement.id) == col(PayoutHold.statement_id))
+        .where(
+            PayoutHold.partner_id == scope.partner_id,
+            PayoutStatement.currency == currency,
+            col(PayoutHold.released_at) >= start,
+            col(PayoutHold.released_at) < end,
+        )
+        .order_by(col(PayoutHold.id))
+    )
+    uncovered = await _uncovered_sales(session, scope, start, end)
     result.explanations = [
         explanations.explain_total(result.earned_minor, result.previous_earned_minor, currency),
         *explanations.explain_rate(before, result.tier),
@@ -221,9 +238,42 @@ async def summary(
             result.by_kind, currency, clawbacks=clawbacks, spiff_skus=spiff_skus
         ),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
+        *(explanations.explain_release(hold, statement) for hold, statement in released),
+        *explanations.explain_uncovered(uncovered, currency),
         *explanations.explain_next_tier(result.tier),
     ]
     return result
+
+
+async def _uncovered_sales(
+    session: AsyncSession, scope: Scope, start: datetime, end: datetime
+) -> list[tuple[CreditedSource, Gap]]:
+    """Sales credited in the period, in any currency, that earned nothing because no
+    program covers them (a sale with no entries at all), with why."""
+    earned = select(EarningEntry.id).where(EarningEntry.source_id == CreditedSource.id)
+    stmt = (
+        select(CreditedSource)
+        .where(
+            CreditedSource.partner_id == scope.partner_id,
+            CreditedSource.source_type == SourceType.SALE_APPROVED,
+            col(CreditedSource.credited_at) >= start,
+            col(CreditedSource.credited_at) < end,
+            ~earned.exists(),
+        )
+        .order_by(col(CreditedSource.id))
+        .limit(UNCOVERED_SALES_READ)
+    )
+    if scope.rep_user_id is not None:
+        stmt = stmt.where(CreditedSource.rep_user_id == scope.rep_user_id)
+    coverage = Coverage(session, scope.vendor_id)
+    found = []
+    for source in await session.exec(stmt):
+        skus = [str(line.get("sku") or "") for line in source.lines]
+        gap = await coverage.gap(source.currency, source.effective_at, skus)
+        # A program made later, effective back then, does not credit sales already
+        # credited: the sale still earned nothing because none covered it when credited.
+        found.append((source, gap or Gap(source.currency, no_program=True)))
+    return found
 
 
 def current_month(clock: Clock) -> tuple[datetime, datetime]:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-# Minor-unit exponents that differ from the usual 2.
-_EXPONENTS = {
-    **dict.fromkeys(("JPY", "KRW", "CLP", "ISK", "VND"), 0),
-    **dict.fromkeys(("BHD", "KWD", "JOD", "OMR", "TND"), 3),
-}
+from infra.codes import is_currency, minor_units
 
-
-def is_currency(code: str) -> bool:
-    return bool(_CURRENCY.match(code))
+__all__ = ["Money", "exponent", "is_currency", "parse_decimal", "to_decimal_string"]
 
 
 def exponent(currency: str) -> int:
-    return _EXPONENTS.get(currency, 2)
+    """The currency's ISO 4217 minor units. An unknown code parses as 2 places so that an
+    amount and its currency are judged apart (the services refuse the code itself)."""
+    units = minor_units(currency)
+    return 2 if units is None else units
 
 
 @dataclass(frozen=True, order=True)

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from infra.codes import is_time_zone
+
 WHOLE = "all"
 _WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
@@ -70,6 +72,8 @@ def parse_recurrence(text: str | None) -> Recurrence | None:
 
 
 def zone(name: str) -> ZoneInfo:
+    if not is_time_zone(name):  # ZoneInfo alone also opens 'localtime' and other files
+        raise RecurrenceError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

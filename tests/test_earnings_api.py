@@ -408,8 +408,9 @@ async def test_finance_releases_approves_and_pays_through_graphql(
         as_user=finance,
     )
     assert profile["payoutProfileSet"] == {"taxFormOnFile": True, "userErrors": []}
-    released = await gql.data(release, {"id": blocked["holds"][0]["id"]}, as_user=finance)
-    assert released["payoutHoldRelease"]["statement"] == {"status": "PENDING"}
+    # Recording the form released the hold: the statement is ready for approval.
+    released = await gql.data(APPROVE, {"id": blocked["id"]}, as_user=finance)
+    assert released["payoutApprove"]["statement"] == {"status": "APPROVED"}
     # The partner's view of March now: 400.00 paid.
     summary = await gql.data(
         SUMMARY, {"period": MARCH_PERIOD}, as_user=world.user(Role.PARTNER_ADMIN, 1)

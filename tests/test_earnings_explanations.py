@@ -113,6 +113,6 @@ async def test_hold_is_explained_with_what_clears_it(
     )
     assert found[ExplanationKind.HOLD] == (
         "Your payout for March 2026 (80.00 USD) is held. We need your tax form before we can "
-        "pay you. Send your tax form to your channel manager; the payout is released once it "
-        "is on file."
+        "pay you. Send your tax form to your channel manager; the hold is lifted as soon as it "
+        "is on file, and the payout then goes through the usual approval."
     )

@@ -176,9 +176,11 @@ async def test_missing_tax_form_holds_until_the_form_is_on_file(
         await tx(db, lambda s: payouts.release(s, fin, clock, hold_id=hold.id))
     assert caught.value.code is EarningsErrorCode.HOLD_CONDITION_PERSISTS
     assert await statement_status(db, statement) is PayoutStatus.HELD
-    await tax_form(db, clock, tenant)
-    await tx(db, lambda s: payouts.release(s, fin, clock, hold_id=hold.id, note="form in"))
+    await tax_form(db, clock, tenant)  # releases the hold: the condition cleared
     assert await statement_status(db, statement) is PayoutStatus.PENDING
+    with pytest.raises(DomainError) as caught:
+        await tx(db, lambda s: payouts.release(s, fin, clock, hold_id=hold.id, note="form in"))
+    assert caught.value.code is EarningsErrorCode.HOLD_ALREADY_RELEASED
     await tx(db, lambda s: payouts.approve(s, fin, clock, statement_id=statement.id))
     assert await statement_status(db, statement) is PayoutStatus.APPROVED
 

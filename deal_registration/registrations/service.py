@@ -40,6 +40,7 @@ from deal_registration.registrations.models import (
 from deal_registration.storage import Storage
 from infra import idempotency
 from infra.clock import Clock
+from infra.codes import is_country
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
 from infra.outbox import record_event
@@ -49,7 +50,6 @@ from partners.roles import Principal, Role
 MAX_VALUE_MINOR = 10**12  # 10 billion in a 2-decimal currency: above is a typo
 MAX_QUANTITY = 1_000_000
 MAX_CLOSE_DAYS_AHEAD = 3 * 366
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 REVIEWERS = frozenset({Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER})
@@ -278,10 +278,10 @@ async def _validate(
             )
         )
     country = data.customer_country.strip().upper()
-    if not _COUNTRY.match(country):
+    if not is_country(country):
         errors.append(
             DomainError(
-                Code.INVALID_COUNTRY, "Use an ISO 3166 country code like DE.", "customer.country"
+                Code.INVALID_COUNTRY, "Use an ISO 3166-1 country code like DE.", "customer.country"
             )
         )
     region = text(data.customer_region, "customer.region", 64)

@@ -41,3 +41,9 @@ class SerialImportErrorCode(StrEnum):
     INVALID_REGION = "INVALID_REGION"
     DUPLICATE_IN_FILE = "DUPLICATE_IN_FILE"
     WRONG_COLUMN_COUNT = "WRONG_COLUMN_COUNT"
+
+
+class SaleClaimWarningCode(StrEnum):
+    """Something the reviewer should know about a change that was made (it blocks nothing)."""
+
+    NO_PROGRAM_COVERS_SALE = "NO_PROGRAM_COVERS_SALE"

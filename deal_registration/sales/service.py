@@ -463,6 +463,11 @@ async def _transition(
     )  # fmt: skip
 
 
+async def approved_sale(session: AsyncSession, claim: SaleClaim) -> SaleApproved:
+    """The sale an approved claim credits (as its SaleApproved event carries it)."""
+    return await _sale_approved(session, claim, claim.updated_at)
+
+
 async def _sale_approved(session: AsyncSession, claim: SaleClaim, now: datetime) -> SaleApproved:
     """The credit a claim carries: its valid serials, per SKU, with the amount shared out
     by units (the remainder on the first line, so the lines add up exactly)."""

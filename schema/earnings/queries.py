@@ -23,6 +23,7 @@ from schema.earnings.types import (
     ProgramType,
     VendorMetricsType,
 )
+from schema.errors import camel
 from schema.money import MoneyInput
 from schema.permissions import IsAuthenticated, VendorStaff
 from schema.relay import Connection, paginate, parse_global_id
@@ -35,7 +36,11 @@ class EarningsPeriodInput:
 
 
 def query_error(error: DomainError) -> GraphQLError:
-    return GraphQLError(error.message, extensions={"code": error.code.value})
+    """A domain error in a query's arguments: a coded GraphQL error naming the argument."""
+    extensions = {"code": error.code.value}
+    if error.field:
+        extensions["field"] = camel(error.field) or ""
+    return GraphQLError(error.message, extensions=extensions)
 
 
 def _period(ctx: Context, period: EarningsPeriodInput | None) -> tuple[datetime, datetime]:
@@ -92,10 +97,13 @@ class EarningsQuery:
         scope = await scope_for(ctx.session, principal, partner_id, rep_id)
         if scope is None:
             return None
-        summary = await service.summary(
-            ctx.session, principal, ctx.services.clock, scope=scope, start=start, end=end,
-            currency=currency.strip().upper() if currency else None,
-        )  # fmt: skip
+        try:
+            summary = await service.summary(
+                ctx.session, principal, ctx.services.clock, scope=scope, start=start, end=end,
+                currency=currency.strip().upper() if currency else None,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
         return EarningsSummaryType.of(summary, principal)
 
     @strawberry.field(
@@ -216,9 +224,12 @@ class EarningsQuery:
         principal = ctx.principal
         assert principal is not None
         start, end = _period(ctx, period)
-        result = await metrics.vendor_metrics(
-            ctx.session, principal, start=start, end=end, currency=currency.strip().upper()
-        )
+        try:
+            result = await metrics.vendor_metrics(
+                ctx.session, principal, start=start, end=end, currency=currency.strip().upper()
+            )
+        except DomainError as error:
+            raise query_error(error) from error
         return VendorMetricsType.of(result)
 
     @strawberry.field(

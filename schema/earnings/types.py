@@ -107,7 +107,9 @@ class EarningEntryType(relay.Node):
 class PayoutHoldType:
     id: relay.GlobalID
     explanation: str = strawberry.field(description="Why, in plain words.")
-    clears: str = strawberry.field(description="What releases it.")
+    clears: str = strawberry.field(
+        description="What releases it; once released, when and why it was released."
+    )
     expected_release_at: datetime | None
     created_at: datetime
     released_at: datetime | None

@@ -11,8 +11,14 @@ from strawberry import Info
 from strawberry.file_uploads import Upload
 
 from deal_registration.sales import serials, service
-from deal_registration.sales.errors import SaleClaimErrorCode, SerialImportErrorCode
+from deal_registration.sales.errors import (
+    SaleClaimErrorCode,
+    SaleClaimWarningCode,
+    SerialImportErrorCode,
+)
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
+from earnings import coverage
+from earnings.coverage import Gap
 from infra.errors import DomainError
 from infra.money import parse_decimal
 from schema.attachments import read_upload
@@ -75,10 +81,35 @@ class SaleClaimCreateInput:
     )
 
 
+@strawberry.type(
+    description="Something the reviewer should know about a change that was made; it blocks "
+    "nothing (the change is done)."
+)
+class SaleClaimWarning:
+    code: SaleClaimWarningCode
+    message: str
+
+
 @strawberry.type
 class SaleClaimPayload:
     sale_claim: SaleClaimType | None = None
     user_errors: list[SaleClaimError] = strawberry.field(default_factory=list)
+    warnings: list[SaleClaimWarning] = strawberry.field(
+        default_factory=list,
+        description="Notices about the result, e.g. an approved sale that no program pays on "
+        "(NO_PROGRAM_COVERS_SALE: it is credited as revenue but earns the partner nothing).",
+    )
+
+
+def _coverage_warnings(gap: Gap | None) -> list[SaleClaimWarning]:
+    if gap is None:
+        return []
+    return [
+        SaleClaimWarning(
+            code=SaleClaimWarningCode.NO_PROGRAM_COVERS_SALE,
+            message=f"Approved, but this sale earns the partner nothing: {gap.reason()}.",
+        )
+    ]
 
 
 def _payload(errors: list[DomainError], claim: SaleClaim | None = None) -> SaleClaimPayload:
@@ -244,12 +275,21 @@ class SalesMutation:
         claim_id = _claim_id(input.id)
         if claim_id is None:
             return _not_found()
-        return await _run(
-            ctx,
-            lambda s: service.approve(
+
+        async def approve(s: AsyncSession) -> tuple[SaleClaim, Gap | None]:
+            claim = await service.approve(
                 s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
-            ),
-        )
+            )
+            gap = await coverage.sale_gap(s, claim.vendor_id, await service.approved_sale(s, claim))
+            return claim, gap
+
+        outcome = await mutate(ctx, approve)
+        if outcome.result is None:
+            return _payload(outcome.errors)
+        claim, gap = outcome.result
+        payload = _payload([], claim)
+        payload.warnings = _coverage_warnings(gap)
+        return payload
 
     @strawberry.mutation(
         permission_classes=[Reviewers], description="Reject a claim under review, with a reason."
