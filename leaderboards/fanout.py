@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from leaderboards.closing import close_due, next_boundary
 from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer
@@ -131,11 +132,48 @@ class Feed:
         self.groups: dict[GroupKey, Group] = {}
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.clock_task: asyncio.Task[None] | None = None
+        self.contest: Contest | None = None  # as of the latest refresh
         self.refreshes = 0
         self._refresh_lock = asyncio.Lock()
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"feed-{self.contest_id}")
+        self.clock_task = asyncio.create_task(
+            self._watch_clock(), name=f"feed-clock-{self.contest_id}"
+        )
+
+    async def stop(self) -> None:
+        for task in (self.task, self.clock_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _watch_clock(self) -> None:
+        """Start, period ends and the end come with no event: wake at the next one (or
+        every ``clock_tick`` seconds, since the clock may be moved), close what is due,
+        and push the board that follows (the final one ends every subscription)."""
+        rt = self.fanout.runtime
+        last = rt.clock.now()
+        while True:
+            due = next_boundary(self.contest, last) if self.contest is not None else None
+            now = rt.clock.now()
+            if due is not None and due <= now:
+                try:
+                    await close_due(rt, self.contest_id)
+                    await self.refresh()
+                    last = now
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("closing contest %s failed; retrying", self.contest_id)
+                else:
+                    continue
+            wait = self.fanout.clock_tick
+            if due is not None:
+                wait = min(wait, (due - now).total_seconds())
+            await asyncio.sleep(max(wait, 0.01))
 
     @property
     def empty(self) -> bool:
@@ -172,6 +210,7 @@ class Feed:
             contest = await session.get(Contest, self.contest_id)
             if contest is None:
                 return
+            self.contest = contest
             reader = Reader(rt, session)
             status = effective_status(contest, rt.clock.now())
             groups = [only.group] if only else [g for g in self.groups.values() if g.subscribers]
@@ -224,9 +263,12 @@ def _own(viewer: Viewer, participant: uuid.UUID) -> Viewer:
 class Fanout:
     """One per process."""
 
-    def __init__(self, runtime: Leaderboards, interval: float = 0.25) -> None:
+    def __init__(
+        self, runtime: Leaderboards, interval: float = 0.25, clock_tick: float = 1.0
+    ) -> None:
         self.runtime = runtime
         self.interval = interval
+        self.clock_tick = clock_tick  # how soon a moved clock is noticed (tests, simulations)
         self.feeds: dict[uuid.UUID, Feed] = {}
 
     @contextlib.asynccontextmanager
@@ -263,13 +305,11 @@ class Fanout:
                 feed.groups.pop(key, None)
             if feed.empty and self.feeds.get(contest.id) is feed:
                 del self.feeds[contest.id]
-                if feed.task is not None:
-                    feed.task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await feed.task
+                await feed.stop()
 
     async def close(self) -> None:
         for feed in list(self.feeds.values()):
-            if feed.task is not None:
-                feed.task.cancel()
+            for task in (feed.task, feed.clock_task):
+                if task is not None:
+                    task.cancel()
         self.feeds.clear()
