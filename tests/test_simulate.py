@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from deal_registration.sales.models import (
 from earnings.models import CreditedSource, EarningEntry, SourceType
 from infra.db import Database
 from infra.outbox import OutboxEvent
+from infra.redis import EmbeddedRedis
 from leaderboards.demo import DEMO_CONTEST, WEEKLY_CONTEST
 from leaderboards.models import Contest, ContestCredit
 from partners.models import Partner, User
@@ -313,3 +315,29 @@ async def test_a_running_server_sees_simulated_sales_live(
 
 def _earned(message: dict[str, Any]) -> int:
     return int(message["payload"]["data"]["earningsChanged"]["earned"]["amountMinor"])
+
+
+async def test_simulate_stops_with_a_message_when_its_redis_goes_away(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    await seed_demo(settings)
+    redis = EmbeddedRedis(tmp_path / "redis")  # a redis-server of this test's own
+    url = redis.start()
+    try:
+        async with cli_process(settings, "simulate", "--rate", "20", REDIS_URL=url) as process:
+            assert process.stdout is not None
+            output = b""
+            while b"sales approved" not in output:  # running: sales go through
+                line = await asyncio.wait_for(process.stdout.readline(), 60)
+                assert line, output.decode()
+                output += line
+            assert redis.process is not None
+            redis.process.kill()
+            rest, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        redis.stop()
+    text = (output + rest).decode()
+    assert process.returncode not in (0, None), text
+    assert "Traceback" not in text, text
+    assert "Redis" in text, text
+    assert url in text, text
