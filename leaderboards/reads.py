@@ -24,7 +24,7 @@ from leaderboards.models import (
     ParticipantKind,
     VisibilityMode,
 )
-from leaderboards.rebuild import ensure_built, finalize_due
+from leaderboards.rebuild import ensure_built
 from leaderboards.recurrence import (
     Period,
     find_period,
@@ -180,13 +180,12 @@ class Reader:
         return out
 
     async def _frozen(self, contest: Contest, period: Period) -> bool:
+        """Whether the period is served from its frozen standings. Reads never freeze: the
+        closer (leaderboards.closing) does as the clock ends a period; until it has, the
+        ended period's live board is served (the same standings)."""
         now = self.rt.clock.now()
         if contest.status is not ContestStatus.SCHEDULED or period.ends_at > now:
             return False  # only a closed period of a published contest can be frozen
-        if period.ends_at <= now and contest.frozen_at is None:
-            await finalize_due(self.rt.db, self.rt.boards, self.rt.clock, contest)
-            # End this session's read snapshot (it has no changes) so it sees the freeze.
-            await self.session.commit()
         return await repository.frozen_period(self.session, contest.id, period.key) is not None
 
     async def _live_page(

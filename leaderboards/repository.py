@@ -86,6 +86,36 @@ async def scoring_contests(
     return rows.all()
 
 
+async def started_unfrozen_contests(session: AsyncSession, now: datetime) -> Sequence[Contest]:
+    """Published contests that have started and are not frozen yet (all vendors: for the
+    closer, which acts for nobody in particular)."""
+    rows = await session.exec(
+        select(Contest).where(
+            Contest.status == ContestStatus.SCHEDULED,
+            col(Contest.frozen_at).is_(None),
+            Contest.starts_at < now,
+        )
+    )
+    return rows.all()
+
+
+async def frozen_pairs(
+    session: AsyncSession, pairs: Collection[tuple[uuid.UUID, str]]
+) -> set[tuple[uuid.UUID, str]]:
+    """Which of these (contest, period key) pairs are frozen."""
+    found: set[tuple[uuid.UUID, str]] = set()
+    wanted = set(pairs)
+    for chunk in _chunks({contest_id for contest_id, _ in wanted}):
+        rows = await session.exec(
+            select(ContestPeriod.contest_id, ContestPeriod.period_key).where(
+                col(ContestPeriod.contest_id).in_(chunk),
+                col(ContestPeriod.period_key).in_(sorted({key for _, key in wanted})),
+            )
+        )
+        found.update(pair for pair in rows if pair in wanted)
+    return found
+
+
 async def credits_of_event(session: AsyncSession, event_id: uuid.UUID) -> Sequence[ContestCredit]:
     rows = await session.exec(select(ContestCredit).where(ContestCredit.event_id == event_id))
     return rows.all()
