@@ -268,7 +268,10 @@ class LeaderboardConnection:
     total_count: int = strawberry.field(description="Rows you may see on this board.")
     version: int = strawberry.field(description="The board's version (bumped on every change).")
     period: str
-    frozen: bool = strawberry.field(description="Final standings, served from the archive.")
+    frozen: bool = strawberry.field(
+        description="Final standings, served from the archive (a period is frozen within "
+        "about a second of its end; until then its last live standings are served)."
+    )
     status: ContestStatus
 
 
