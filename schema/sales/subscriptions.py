@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import uuid
-from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -9,10 +7,9 @@ from strawberry import Info
 
 from deal_registration.sales import fanout, repository
 from schema.context import Context
+from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import PartnerUsers
 from schema.sales.types import SaleClaimType
-
-NOTICE_QUEUE = 1024
 
 
 @strawberry.type
@@ -32,20 +29,13 @@ class SalesSubscription:
         assert principal is not None
         assert principal.partner_id is not None
         hub = ctx.services.hub
-        seen: OrderedDict[uuid.UUID, None] = OrderedDict()  # recent events, to drop repeats
+        recent = RecentEvents()
         channel = fanout.claim_channel(hub, principal.partner_id)
-        # Every change is told (no "latest only" here): a generous queue for a slow client.
         async with hub.listen(channel, maxsize=NOTICE_QUEUE) as listener:
             async for message in listener:
                 notice = fanout.ClaimNotice.decode(message)
-                if notice is None:
+                if notice is None or not recent.first_time(notice.event_id):
                     continue
-                if notice.event_id is not None:
-                    if notice.event_id in seen:
-                        continue
-                    seen[notice.event_id] = None
-                    if len(seen) > NOTICE_QUEUE:
-                        seen.popitem(last=False)
                 # A short session per notice; the claim is re-read through the caller's
                 # visibility, so a rep never hears of a colleague's claim.
                 async with ctx.services.db.session() as session:
