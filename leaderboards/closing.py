@@ -19,8 +19,11 @@ from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.rebuild import finalize_due
 from leaderboards.recurrence import Period, parse_recurrence, period_at, periods_between
+from leaderboards.scoring import SCORED_EVENT_TYPES
 
 log = logging.getLogger(__name__)
+
+SETTLE_GRACE = timedelta(seconds=30)
 
 
 def next_boundary(contest: Contest, after: datetime) -> datetime | None:
@@ -37,22 +40,45 @@ def next_boundary(contest: Contest, after: datetime) -> datetime | None:
     return period.ends_at if period is not None else contest.ends_at
 
 
-async def close_due(rt: Leaderboards, contest_id: uuid.UUID) -> None:
+async def close_due(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
     """Freeze the periods that have closed (and the contest, once it has ended); announce
-    the new version so that every process's watchers and page caches move on. Idempotent."""
+    the new version so that every process's watchers and page caches move on. Idempotent.
+
+    Returns False, freezing nothing, while sales or deals recorded before the boundary still
+    wait in the outbox to be credited (for at most ``SETTLE_GRACE`` after it): frozen
+    standings are final, so they wait for the last credits. The caller tries again."""
     # Not while this process's dispatcher credits events: a credit applied after the
     # freeze copied the board would be missing from the frozen standings.
     hold = rt.dispatcher.paused() if rt.dispatcher is not None else contextlib.nullcontext()
     async with hold:
+        now = rt.clock.now()
         async with rt.db.session() as session:
             contest = await session.get(Contest, contest_id)
-        if contest is None:
-            return
+            if contest is None:
+                return True
+            period = _unclosed(contest, now)
+            if period is None:
+                return True
+            ended = now >= contest.ends_at  # then the contest itself is still to close
+            if not ended and await repository.frozen_period(session, contest.id, period.key):
+                return True
+            if now < period.ends_at + SETTLE_GRACE and await repository.credits_pending(
+                session, contest.vendor_id, SCORED_EVENT_TYPES, before=period.ends_at
+            ):
+                return False
         before = await rt.boards.version(contest_id)
         await finalize_due(rt.db, rt.boards, rt.clock, contest)
         after = await rt.boards.version(contest_id)
     if after != before:
         await rt.notify(contest_id, after)
+    return True
+
+
+def _unclosed(contest: Contest, now: datetime) -> Period | None:
+    """The latest ended period, when the contest may still have something to close."""
+    if contest.status is not ContestStatus.SCHEDULED or contest.frozen_at is not None:
+        return None
+    return last_closed(contest, now)
 
 
 def last_closed(contest: Contest, now: datetime) -> Period | None:

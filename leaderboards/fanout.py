@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from leaderboards.closing import close_due, next_boundary
@@ -51,7 +52,11 @@ class Snapshot:
 
     @property
     def final(self) -> bool:
-        return self.status in (ContestStatus.FINISHED, ContestStatus.CANCELLED)
+        """Cancelled, or ended with its standings frozen (an ended contest's board is live
+        until the closer froze it, within seconds)."""
+        if self.status is ContestStatus.FINISHED:
+            return self.contest.frozen_at is not None
+        return self.status is ContestStatus.CANCELLED
 
 
 class Renderer(Protocol):
@@ -153,25 +158,33 @@ class Feed:
     async def _watch_clock(self) -> None:
         """Start, period ends and the end come with no event: wake at the next one (or
         every ``clock_tick`` seconds, since the clock may be moved), close what is due,
-        and push the board that follows (the final one ends every subscription)."""
+        and push the board that follows (the final one ends every subscription). The
+        first pass closes whatever is due already (a contest that ended unwatched)."""
         rt = self.fanout.runtime
-        last = rt.clock.now()
+        last: datetime | None = None  # the instant up to which everything is closed
+        pushed: datetime | None = None  # the boundary whose board was pushed
         while True:
-            due = next_boundary(self.contest, last) if self.contest is not None else None
             now = rt.clock.now()
+            contest = self.contest
+            due = None
+            if contest is not None:
+                due = now if last is None else next_boundary(contest, last)
             if due is not None and due <= now:
                 try:
-                    await close_due(rt, self.contest_id)
-                    await self.refresh()
-                    last = now
+                    done = await close_due(rt, self.contest_id)
+                    if last is not None and pushed != due:
+                        await self.refresh()  # (a freeze is also announced: all processes)
+                        pushed = due
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("closing contest %s failed; retrying", self.contest_id)
-                else:
+                    done = False
+                if done:
+                    last = now
                     continue
             wait = self.fanout.clock_tick
-            if due is not None:
+            if due is not None and due > now:
                 wait = min(wait, (due - now).total_seconds())
             await asyncio.sleep(max(wait, 0.01))
 

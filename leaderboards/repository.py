@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.outbox import OutboxEvent
 from leaderboards.models import (
     Contest,
     ContestCredit,
@@ -114,6 +115,23 @@ async def frozen_pairs(
         )
         found.update(pair for pair in rows if pair in wanted)
     return found
+
+
+async def credits_pending(
+    session: AsyncSession, vendor_id: uuid.UUID, types: Collection[str], *, before: datetime
+) -> bool:
+    """Whether events of these types recorded before ``before`` wait to be dispatched."""
+    found = await session.exec(
+        select(OutboxEvent.id)
+        .where(
+            col(OutboxEvent.dispatched_at).is_(None),
+            OutboxEvent.vendor_id == vendor_id,
+            col(OutboxEvent.type).in_(list(types)),
+            OutboxEvent.occurred_at < before,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def credits_of_event(session: AsyncSession, event_id: uuid.UUID) -> Sequence[ContestCredit]:

@@ -212,8 +212,10 @@ async def test_a_finished_contest_sends_final_standings_then_completes(
     for protocol in ("graphql-transport-ws", "graphql-ws"):
         async with live_server(app) as address, ws_client(address, token, protocol) as client:
             await client.subscribe(LIVE, {"id": gid(contest)})
-            final = (await client.data())["leaderboardChanged"]
-            assert (final["final"], final["status"]) == (True, "FINISHED")
+            # Ended: the standings are final once frozen (at once, or within seconds).
+            pushes = await _until_final(client)
+            assert {p["status"] for p in pushes} == {"FINISHED"}
+            final = pushes[-1]
             assert [r["score"] for r in final["rows"]] == [250]
             assert final["mine"]["rank"] == 1
             assert (await client.receive())["type"] == "complete"
