@@ -269,8 +269,9 @@ class LeaderboardConnection:
     version: int = strawberry.field(description="The board's version (bumped on every change).")
     period: str
     frozen: bool = strawberry.field(
-        description="Final standings, served from the archive (a period is frozen within "
-        "about a second of its end; until then its last live standings are served)."
+        description="Final standings, served from the archive. A period is frozen within "
+        "seconds of its end, once the sales recorded before the end are credited (at most "
+        "30 s); until then its live standings are served."
     )
     status: ContestStatus
 
