@@ -23,6 +23,8 @@ from leaderboards.scoring import SCORED_EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
+# How long a period's freeze waits for credits of sales recorded before its end (a
+# dispatcher that is behind, or down: the standings then freeze without them).
 SETTLE_GRACE = timedelta(seconds=30)
 
 
@@ -104,8 +106,9 @@ async def close_all_due(rt: Leaderboards) -> int:
     closed = 0
     for contest, period in due:
         # An ended contest is closed once its last period is frozen and so is the contest.
-        if (contest.id, period.key) not in frozen or now >= contest.ends_at:
+        if ((contest.id, period.key) not in frozen or now >= contest.ends_at) and (
             await close_due(rt, contest.id)
+        ):
             closed += 1
     return closed
 
