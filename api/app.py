@@ -37,6 +37,7 @@ from infra.db import Database
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, connect
+from leaderboards.closing import run_closer
 from schema import build_schema
 from schema.context import Services
 from schema.leaderboards.runtime import leaderboards_runtime
@@ -85,6 +86,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         background = [sharing]
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
+            background.append(
+                asyncio.create_task(
+                    run_closer(leaderboards_runtime(services)), name="contest-closer"
+                )
+            )
         else:
             outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's

@@ -66,6 +66,7 @@ class Leaderboards:
         self.clock = clock
         self.hub = hub
         self.fanout: Any = None  # leaderboards.fanout.Fanout, made on first subscription
+        self.dispatcher: Dispatcher | None = None  # this process's, once registered
         # Rows every read needs and that rarely change (see infra.cache): a contest as one
         # caller may see it, and participants' display names.
         self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
@@ -218,6 +219,7 @@ class Leaderboards:
         await self.notify(contest_id, await self.boards.version(contest_id))
 
     def register(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
         dispatcher.register_batch(SCORED_EVENT_TYPES, self.on_source_events)
         dispatcher.register(CONTEST_CHANGED, self.on_contest_changed)
 

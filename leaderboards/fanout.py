@@ -31,8 +31,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
+from leaderboards.closing import close_due, next_boundary
 from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer
@@ -50,7 +52,11 @@ class Snapshot:
 
     @property
     def final(self) -> bool:
-        return self.status in (ContestStatus.FINISHED, ContestStatus.CANCELLED)
+        """Cancelled, or ended with its standings frozen (an ended contest's board is live
+        until the closer froze it, within seconds)."""
+        if self.status is ContestStatus.FINISHED:
+            return self.contest.frozen_at is not None
+        return self.status is ContestStatus.CANCELLED
 
 
 class Renderer(Protocol):
@@ -131,11 +137,56 @@ class Feed:
         self.groups: dict[GroupKey, Group] = {}
         self.ready = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self.clock_task: asyncio.Task[None] | None = None
+        self.contest: Contest | None = None  # as of the latest refresh
         self.refreshes = 0
         self._refresh_lock = asyncio.Lock()
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"feed-{self.contest_id}")
+        self.clock_task = asyncio.create_task(
+            self._watch_clock(), name=f"feed-clock-{self.contest_id}"
+        )
+
+    async def stop(self) -> None:
+        for task in (self.task, self.clock_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _watch_clock(self) -> None:
+        """Start, period ends and the end come with no event: wake at the next one (or
+        every ``clock_tick`` seconds, since the clock may be moved), close what is due,
+        and push the board that follows (the final one ends every subscription). The
+        first pass closes whatever is due already (a contest that ended unwatched)."""
+        rt = self.fanout.runtime
+        last: datetime | None = None  # the instant up to which everything is closed
+        pushed: datetime | None = None  # the boundary whose board was pushed
+        while True:
+            now = rt.clock.now()
+            contest = self.contest
+            due = None
+            if contest is not None:
+                due = now if last is None else next_boundary(contest, last)
+            if due is not None and due <= now:
+                try:
+                    done = await close_due(rt, self.contest_id)
+                    if last is not None and pushed != due:
+                        await self.refresh()  # (a freeze is also announced: all processes)
+                        pushed = due
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("closing contest %s failed; retrying", self.contest_id)
+                    done = False
+                if done:
+                    last = now
+                    continue
+            wait = self.fanout.clock_tick
+            if due is not None and due > now:
+                wait = min(wait, (due - now).total_seconds())
+            await asyncio.sleep(max(wait, 0.01))
 
     @property
     def empty(self) -> bool:
@@ -172,6 +223,7 @@ class Feed:
             contest = await session.get(Contest, self.contest_id)
             if contest is None:
                 return
+            self.contest = contest
             reader = Reader(rt, session)
             status = effective_status(contest, rt.clock.now())
             groups = [only.group] if only else [g for g in self.groups.values() if g.subscribers]
@@ -224,9 +276,12 @@ def _own(viewer: Viewer, participant: uuid.UUID) -> Viewer:
 class Fanout:
     """One per process."""
 
-    def __init__(self, runtime: Leaderboards, interval: float = 0.25) -> None:
+    def __init__(
+        self, runtime: Leaderboards, interval: float = 0.25, clock_tick: float = 1.0
+    ) -> None:
         self.runtime = runtime
         self.interval = interval
+        self.clock_tick = clock_tick  # how soon a moved clock is noticed (tests, simulations)
         self.feeds: dict[uuid.UUID, Feed] = {}
 
     @contextlib.asynccontextmanager
@@ -263,13 +318,11 @@ class Fanout:
                 feed.groups.pop(key, None)
             if feed.empty and self.feeds.get(contest.id) is feed:
                 del self.feeds[contest.id]
-                if feed.task is not None:
-                    feed.task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await feed.task
+                await feed.stop()
 
     async def close(self) -> None:
         for feed in list(self.feeds.values()):
-            if feed.task is not None:
-                feed.task.cancel()
+            for task in (feed.task, feed.clock_task):
+                if task is not None:
+                    task.cancel()
         self.feeds.clear()

@@ -169,6 +169,12 @@ class ContestPeriod(SQLModel, table=True):
     ends_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     frozen_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     participant_count: int = 0
+    # The board version the frozen standings are served under: one past the live board's
+    # last version at the freeze, so a client sees versions keep rising (0: frozen before
+    # versions were kept here).
+    version: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class ContestStanding(SQLModel, table=True):

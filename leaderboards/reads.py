@@ -24,7 +24,7 @@ from leaderboards.models import (
     ParticipantKind,
     VisibilityMode,
 )
-from leaderboards.rebuild import ensure_built, finalize_due
+from leaderboards.rebuild import ensure_built
 from leaderboards.recurrence import (
     Period,
     find_period,
@@ -180,13 +180,12 @@ class Reader:
         return out
 
     async def _frozen(self, contest: Contest, period: Period) -> bool:
+        """Whether the period is served from its frozen standings. Reads never freeze: the
+        closer (leaderboards.closing) does as the clock ends a period; until it has, the
+        ended period's live board is served (the same standings)."""
         now = self.rt.clock.now()
         if contest.status is not ContestStatus.SCHEDULED or period.ends_at > now:
             return False  # only a closed period of a published contest can be frozen
-        if period.ends_at <= now and contest.frozen_at is None:
-            await finalize_due(self.rt.db, self.rt.boards, self.rt.clock, contest)
-            # End this session's read snapshot (it has no changes) so it sees the freeze.
-            await self.session.commit()
         return await repository.frozen_period(self.session, contest.id, period.key) is not None
 
     async def _live_page(
@@ -213,7 +212,8 @@ class Reader:
         for row in rows[:count]:
             above = out[-1].value if out else (previous.rank_value if previous else None)
             out.append(_row(row, above))
-        return ranking.Page(True, 0, frozen.participant_count if frozen else 0, out)
+        total, version = (frozen.participant_count, frozen.version) if frozen else (0, 0)
+        return ranking.Page(True, version or contest.version, total, out)
 
     def _names_visible(self, viewer: Viewer, participant: uuid.UUID) -> bool:
         return not viewer.anonymise or participant == viewer.self_id
@@ -250,7 +250,7 @@ class Reader:
                     self.recording.changes_at(instant)
         return BoardView(
             contest=contest, status=effective_status(contest, now), period=period,
-            frozen=frozen, version=page.version if not frozen else contest.version,
+            frozen=frozen, version=page.version,
             total=total, rows=views, start=start, has_next=start + len(rows) < total,
         )  # fmt: skip
 
@@ -330,6 +330,7 @@ class Reader:
         ).first()
         frozen = await repository.frozen_period(self.session, contest.id, period.key)
         total = frozen.participant_count if frozen else 0
+        version = (frozen.version if frozen else 0) or contest.version
         value = mine.rank_value if mine else 0
         above = (
             await self.session.exec(
@@ -347,7 +348,7 @@ class Reader:
             participant_id=participant, rank=rank if mine else max(rank, total + 1),
             score=mine.score if mine else 0, value=value, tick=None, on_board=mine is not None,
             tied_with=int(same or 0) - (1 if mine else 0), total=total,
-            nemesis=_row(above, None) if above else None, version=contest.version,
+            nemesis=_row(above, None) if above else None, version=version,
         )  # fmt: skip
 
     async def credits(

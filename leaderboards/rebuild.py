@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from infra.clock import Clock
@@ -164,20 +165,44 @@ async def freeze_period(
         if len(page.rows) < 1000:
             break
         start += 1000
-    async with db.transaction() as session:
-        existing = (
+    existing = await _frozen_period(db, contest.id, period.key)
+    if existing is not None:
+        return existing
+    # The frozen board is a change a watcher sees: it continues the live board's versions
+    # (and the next period's live board starts above it).
+    version = int(await boards.redis.incr(boards.keys_of(contest.id).version))
+    try:
+        return await _insert_frozen(db, clock, contest, period, rows, version)
+    except IntegrityError:  # another process froze it first
+        found = await _frozen_period(db, contest.id, period.key)
+        assert found is not None
+        return found
+
+
+async def _frozen_period(db: Database, contest_id: uuid.UUID, key: str) -> ContestPeriod | None:
+    async with db.session() as session:
+        return (
             await session.exec(
                 select(ContestPeriod).where(
-                    ContestPeriod.contest_id == contest.id,
-                    ContestPeriod.period_key == period.key,
+                    ContestPeriod.contest_id == contest_id, ContestPeriod.period_key == key
                 )
             )
         ).first()
-        if existing is not None:
-            return existing
+
+
+async def _insert_frozen(
+    db: Database,
+    clock: Clock,
+    contest: Contest,
+    period: Period,
+    rows: list[ranking.Row],
+    version: int,
+) -> ContestPeriod:
+    async with db.transaction() as session:
         frozen = ContestPeriod(
             contest_id=contest.id, period_key=period.key, starts_at=period.starts_at,
             ends_at=period.ends_at, frozen_at=clock.now(), participant_count=len(rows),
+            version=version,
         )  # fmt: skip
         session.add(frozen)
         for position, row in enumerate(rows):

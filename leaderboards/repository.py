@@ -17,6 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.outbox import OutboxEvent
 from leaderboards.models import (
     Contest,
     ContestCredit,
@@ -107,6 +108,53 @@ async def scoring_contests(
         )
     )
     return rows.all()
+
+
+async def started_unfrozen_contests(session: AsyncSession, now: datetime) -> Sequence[Contest]:
+    """Published contests that have started and are not frozen yet (all vendors: for the
+    closer, which acts for nobody in particular)."""
+    rows = await session.exec(
+        select(Contest).where(
+            Contest.status == ContestStatus.SCHEDULED,
+            col(Contest.frozen_at).is_(None),
+            Contest.starts_at < now,
+        )
+    )
+    return rows.all()
+
+
+async def frozen_pairs(
+    session: AsyncSession, pairs: Collection[tuple[uuid.UUID, str]]
+) -> set[tuple[uuid.UUID, str]]:
+    """Which of these (contest, period key) pairs are frozen."""
+    found: set[tuple[uuid.UUID, str]] = set()
+    wanted = set(pairs)
+    for chunk in _chunks({contest_id for contest_id, _ in wanted}):
+        rows = await session.exec(
+            select(ContestPeriod.contest_id, ContestPeriod.period_key).where(
+                col(ContestPeriod.contest_id).in_(chunk),
+                col(ContestPeriod.period_key).in_(sorted({key for _, key in wanted})),
+            )
+        )
+        found.update(pair for pair in rows if pair in wanted)
+    return found
+
+
+async def credits_pending(
+    session: AsyncSession, vendor_id: uuid.UUID, types: Collection[str], *, before: datetime
+) -> bool:
+    """Whether events of these types recorded before ``before`` wait to be dispatched."""
+    found = await session.exec(
+        select(OutboxEvent.id)
+        .where(
+            col(OutboxEvent.dispatched_at).is_(None),
+            OutboxEvent.vendor_id == vendor_id,
+            col(OutboxEvent.type).in_(list(types)),
+            OutboxEvent.occurred_at < before,
+        )
+        .limit(1)
+    )
+    return found.first() is not None
 
 
 async def credits_of_event(session: AsyncSession, event_id: uuid.UUID) -> Sequence[ContestCredit]:

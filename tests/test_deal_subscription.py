@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -17,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 from deal_registration.registrations import notices
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.outbox import OutboxEvent
 from partners.models import User
 from partners.roles import Role
 from schema.context import Services
@@ -188,6 +191,31 @@ async def test_subscribing_to_one_registration(
         await wait_until_listening(services, channel)
         other_customer = {"name": "Other Customer", "domain": "other.example", "country": "US"}
         await submit(gql, rep, clock, customer=other_customer)  # not watched
+        await gql.data(START_REVIEW, {"input": {"id": watched}}, as_user=t.user(Role.VENDOR_ADMIN))
+        change = await feed.next()
+        assert (change["registrationId"], change["toStatus"]) == (watched, "UNDER_REVIEW")
+
+
+async def test_a_re_published_change_is_told_once(
+    server: str, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    catalogue: Tenant,
+) -> None:  # fmt: skip
+    t = catalogue
+    rep = t.user(Role.PARTNER_REP, 0)
+    async with subscribe(server, gql, rep) as feed:
+        channel = notices.partner_channel(services.hub, t.vendor.id, t.partners[0].id)
+        await wait_until_listening(services, channel)
+        watched = await submit(gql, rep, clock)
+        assert (await feed.next())["toStatus"] == "SUBMITTED"
+        # A dispatcher run that is re-run (a crash before it was marked done) publishes
+        # its notices again: nobody hears of the change twice.
+        async with db.transaction() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.type) == notices.STATUS_CHANGED)
+                .values(dispatched_at=None)
+            )
+        await services.outbox.dispatch_pending()
         await gql.data(START_REVIEW, {"input": {"id": watched}}, as_user=t.user(Role.VENDOR_ADMIN))
         change = await feed.next()
         assert (change["registrationId"], change["toStatus"]) == (watched, "UNDER_REVIEW")

@@ -11,12 +11,14 @@ from sqlmodel import select
 from api.auth import issue_token
 from infra.clock import OffsetClock
 from infra.db import Database
+from leaderboards import repository
 from leaderboards.models import Contest, VisibilityMode
+from leaderboards.recurrence import parse_recurrence, periods_between
 from partners.roles import Role
 from schema.context import Services
 from schema.relay import to_global_id
 from tests.contest_support import approve_sale, dispatch, make_contest
-from tests.support import GQL, Tenant, error_codes
+from tests.support import GQL, Tenant, error_codes, eventually
 
 CREATE = """
 mutation($input: ContestCreateInput!) {
@@ -317,6 +319,13 @@ async def test_finished_contests_serve_frozen_standings(
         result: dict[str, Any] = payload["data"]["leaderboard"]
         return result
 
+    # FINISHED at once; frozen as soon as the closer has run (reads never freeze anything).
+    assert (await board_now())["status"] == "FINISHED"
+
+    async def frozen() -> bool:
+        return bool((await board_now())["frozen"])
+
+    await eventually(frozen)
     board = await board_now()
     assert (board["frozen"], board["status"]) == (True, "FINISHED")
     async for key in services.redis.scan_iter(match=services.keys("*")):
@@ -328,3 +337,40 @@ async def test_finished_contests_serve_frozen_standings(
     await dispatch(services)
     del late
     assert await board_now() == board
+
+
+async def test_periods_and_contests_close_on_time_with_nobody_reading(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    now = clock.now()
+    contest = await make_contest(
+        db, clock, tenant, recurrence="FREQ=DAILY", starts_at=now - timedelta(days=2),
+        ends_at=now + timedelta(hours=1),
+    )  # fmt: skip
+    await approve_sale(db, clock, tenant, partner=0, amount=100_00)
+    await dispatch(services)
+    periods = periods_between(
+        parse_recurrence(contest.recurrence), "UTC", (contest.starts_at, contest.ends_at)
+    )
+
+    def ended() -> set[str]:
+        return {p.key for p in periods if p.ends_at <= clock.now()}
+
+    async def frozen_keys() -> set[str]:
+        async with db.session() as session:
+            return set(await repository.frozen_periods(session, contest.id))
+
+    async def closed_so_far() -> bool:
+        return await frozen_keys() == ended()
+
+    await eventually(closed_so_far)  # the days that ended before now
+    assert ended()
+    clock.advance(timedelta(hours=2))  # the contest ends: no read, no event, no watcher
+
+    async def finished() -> bool:
+        async with db.session() as session:
+            row = await session.get(Contest, contest.id)
+            return row is not None and row.frozen_at is not None
+
+    await eventually(finished)
+    assert await frozen_keys() == {p.key for p in periods}

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from api.auth import issue_token
 from infra.clock import OffsetClock
 from infra.db import Database
-from leaderboards import service
+from leaderboards import repository, service
 from leaderboards.fanout import Snapshot, Subscriber
 from leaderboards.models import Contest
 from leaderboards.reads import StandingView, viewer_for
@@ -212,8 +212,96 @@ async def test_a_finished_contest_sends_final_standings_then_completes(
     for protocol in ("graphql-transport-ws", "graphql-ws"):
         async with live_server(app) as address, ws_client(address, token, protocol) as client:
             await client.subscribe(LIVE, {"id": gid(contest)})
-            final = (await client.data())["leaderboardChanged"]
-            assert (final["final"], final["status"]) == (True, "FINISHED")
+            # Ended: the standings are final once frozen (at once, or within seconds).
+            pushes = await _until_final(client)
+            assert {p["status"] for p in pushes} == {"FINISHED"}
+            final = pushes[-1]
             assert [r["score"] for r in final["rows"]] == [250]
             assert final["mine"]["rank"] == 1
             assert (await client.receive())["type"] == "complete"
+
+
+async def _until_final(client: Any) -> list[dict[str, Any]]:
+    """Pushes up to and including the final one."""
+    seen = [(await client.data())["leaderboardChanged"]]
+    while not seen[-1]["final"]:
+        seen.append((await client.data())["leaderboardChanged"])
+    return seen
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_an_open_subscription_receives_the_end_then_completes(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant, protocol: str,
+) -> None:  # fmt: skip
+    # graphql-transport-ws takes the fast path, graphql-ws strawberry's own.
+    contest = await make_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=250)
+    await dispatch(services)
+    token = issue_token(
+        gql.settings.jwt, tenant.user(Role.PARTNER_REP, 1), ttl=timedelta(hours=5),
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    async with live_server(app) as address, ws_client(address, token, protocol) as client:
+        await client.subscribe(LIVE, {"id": gid(contest)})
+        live = (await client.data())["leaderboardChanged"]
+        assert (live["final"], live["status"]) == (False, "LIVE")
+        await approve_sale(db, clock, tenant, partner=1, amount=100)
+        await dispatch(services)
+        while len(live["rows"]) < 2:
+            live = (await client.data())["leaderboardChanged"]
+        assert [r["score"] for r in live["rows"]] == [250, 100]
+
+        clock.advance(timedelta(hours=2))  # no event: the end is noticed by the clock alone
+        pushes = await _until_final(client)
+        final = pushes[-1]
+        assert (final["final"], final["status"]) == (True, "FINISHED")
+        assert [r["score"] for r in final["rows"]] == [250, 100]
+        assert final["mine"]["rank"] == 2
+        versions = [live["version"], *(p["version"] for p in pushes)]
+        assert versions == sorted(versions)
+        assert final["version"] > live["version"]
+        assert (await client.receive())["type"] == "complete"
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_an_open_subscription_moves_to_the_next_period_at_its_boundary(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant, protocol: str,
+) -> None:  # fmt: skip
+    now = clock.now()
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+    clock.advance(midnight - now - timedelta(minutes=5))  # five minutes before a new day
+    contest = await make_contest(
+        db, clock, tenant, recurrence="FREQ=DAILY",
+        starts_at=midnight - timedelta(days=2), ends_at=midnight + timedelta(days=5),
+    )  # fmt: skip
+    await approve_sale(db, clock, tenant, partner=0, amount=250)
+    await dispatch(services)
+    token = issue_token(
+        gql.settings.jwt, tenant.user(Role.PARTNER_REP, 0), ttl=timedelta(days=2),
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    today = (midnight - timedelta(days=1)).date().isoformat()
+    tomorrow = midnight.date().isoformat()
+    async with live_server(app) as address, ws_client(address, token, protocol) as client:
+        await client.subscribe(LIVE, {"id": gid(contest)})
+        live = (await client.data())["leaderboardChanged"]
+        assert (live["period"], [r["score"] for r in live["rows"]]) == (today, [250])
+
+        clock.advance(timedelta(minutes=10))  # past midnight, with no event
+        pushed = (await client.data())["leaderboardChanged"]
+        assert (pushed["period"], pushed["rows"], pushed["final"]) == (tomorrow, [], False)
+        assert pushed["mine"]["score"] == 0
+        assert pushed["version"] > live["version"]
+
+        # The new period scores live; the closed one was frozen as it ended.
+        await approve_sale(db, clock, tenant, partner=0, amount=40)
+        await dispatch(services)
+        update = pushed
+        while not update["rows"]:  # (the rollover's own notice may still be in flight)
+            update = (await client.data())["leaderboardChanged"]
+        assert ([r["score"] for r in update["rows"]], update["period"]) == ([40], tomorrow)
+        assert update["version"] > pushed["version"]
+    async with db.session() as session:
+        assert today in await repository.frozen_periods(session, contest.id)

@@ -3,6 +3,7 @@ archived final standings."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -114,3 +115,25 @@ async def test_daily_periods_score_separately_and_freeze_when_they_close(
     async with db.session() as session:
         # 27 Mar (from 01:00 local) to 5 Apr (until 02:00 local): ten local days
         assert len(await repository.frozen_periods(session, contest.id)) == 10
+
+
+async def test_closers_racing_freeze_a_period_once_at_a_higher_version(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Every process watching a contest closes it at the same boundary."""
+    contest = await make_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await dispatch(services)
+    boards = leaderboards_runtime(services).boards
+    live = await boards.version(contest.id)
+    clock.advance(timedelta(hours=2))
+    results = await asyncio.gather(
+        *(finalize_due(db, boards, clock, contest) for _ in range(4)), return_exceptions=True
+    )
+    assert results == [True] * 4
+    async with db.session() as session:
+        frozen = await repository.frozen_periods(session, contest.id)
+        standings = (await session.exec(repository.frozen_standings(contest.id, "all"))).all()
+    assert list(frozen) == ["all"]
+    assert frozen["all"].version > live
+    assert [s.score for s in standings] == [500]

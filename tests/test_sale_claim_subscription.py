@@ -9,11 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
 from deal_registration.sales import fanout
+from deal_registration.sales.service import CLAIM_STATE_CHANGED
+from infra.outbox import OutboxEvent
 from partners.models import User
 from partners.roles import Role
 from schema.context import Services
@@ -105,3 +109,40 @@ async def test_vendor_staff_and_anonymous_cannot_subscribe(
                 await asyncio.wait_for(ws.recv(), 30)
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4403
+
+
+async def test_each_state_a_claim_passes_through_is_told_once_in_order(
+    app: Starlette, services: Services, gql: GQL, db: Any, clock: Any, tenant: Tenant
+) -> None:
+    await seed_registry(db, clock, tenant, 10)
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    async with live_server(app) as host, subscribed(host, gql, rep) as ws:
+        await _listening(services, tenant.partners[0].id)
+        # Both changes commit before either is published, as with `channelboard simulate`
+        # (it creates, approves, then dispatches).
+        async with services.outbox.paused():
+            created = await gql.data(
+                CREATE, {"input": claim_input(["SN000001"], clock)}, as_user=rep
+            )
+            claim_id = created["saleClaimCreate"]["saleClaim"]["id"]
+            await gql.data(
+                APPROVE, {"input": {"id": claim_id}}, as_user=tenant.user(Role.CHANNEL_MANAGER)
+            )
+        await services.outbox.dispatch_pending()
+        told = [await _next(ws), await _next(ws)]
+        assert [(m["id"], m["state"]) for m in told] == [
+            (claim_id, "NEEDS_PROOF"), (claim_id, "APPROVED"),
+        ]  # fmt: skip
+
+        # A dispatcher run that is re-run (a crash before it was marked done) publishes
+        # again: nobody is told twice. The next message is about the next claim.
+        async with db.transaction() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.type) == CLAIM_STATE_CHANGED)
+                .values(dispatched_at=None)
+            )
+        await services.outbox.dispatch_pending()
+        other = await gql.data(CREATE, {"input": claim_input(["SN000002"], clock)}, as_user=rep)
+        following = await _next(ws)
+        assert following["id"] == other["saleClaimCreate"]["saleClaim"]["id"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from starlette.applications import Starlette
 
 from api.demo import seed_demo
 from api.settings import Settings
+from deal_registration.sales.fanout import claim_channel
 from deal_registration.sales.models import (
     CREDITED_STATES,
     DecisionAction,
@@ -29,6 +31,7 @@ from deal_registration.sales.models import (
 from earnings.models import CreditedSource, EarningEntry, SourceType
 from infra.db import Database
 from infra.outbox import OutboxEvent
+from infra.redis import EmbeddedRedis
 from leaderboards.demo import DEMO_CONTEST, WEEKLY_CONTEST
 from leaderboards.models import Contest, ContestCredit
 from partners.models import Partner, User
@@ -36,7 +39,7 @@ from schema.context import Services
 from schema.relay import to_global_id
 from tests.contest_support import ws_client
 from tests.process_support import cli_process
-from tests.support import GQL, live_server
+from tests.support import GQL, eventually, live_server
 
 pytestmark = pytest.mark.slow
 
@@ -313,3 +316,74 @@ async def test_a_running_server_sees_simulated_sales_live(
 
 def _earned(message: dict[str, Any]) -> int:
     return int(message["payload"]["data"]["earningsChanged"]["earned"]["amountMinor"])
+
+
+async def test_simulate_stops_with_a_message_when_its_redis_goes_away(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    await seed_demo(settings)
+    redis = EmbeddedRedis(tmp_path / "redis")  # a redis-server of this test's own
+    url = redis.start()
+    try:
+        async with cli_process(settings, "simulate", "--rate", "20", REDIS_URL=url) as process:
+            assert process.stdout is not None
+            output = b""
+            while b"sales approved" not in output:  # running: sales go through
+                line = await asyncio.wait_for(process.stdout.readline(), 60)
+                assert line, output.decode()
+                output += line
+            assert redis.process is not None
+            redis.process.kill()
+            rest, _ = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        redis.stop()
+    text = (output + rest).decode()
+    assert process.returncode not in (0, None), text
+    assert "Traceback" not in text, text
+    assert "Redis" in text, text
+    assert url in text, text
+
+
+CLAIMS_LIVE = "subscription { saleClaimStateChanged { id state } }"
+
+
+async def test_a_partner_hears_each_state_of_its_simulated_claims_once_in_order(
+    settings: Settings, db: Database, services: Services, gql: GQL, app: Starlette
+) -> None:
+    await seed_demo(settings)
+    await services.outbox.dispatch_pending()
+    async with db.session() as session:
+        admin = (await session.exec(select(User).where(User.email == "admin@acme.example"))).one()
+    assert admin.partner_id is not None
+    channel = claim_channel(services.hub, admin.partner_id)
+    async with live_server(app) as address, ws_client(address, gql.token(admin)) as client:
+        await client.subscribe(CLAIMS_LIVE, {})
+        await eventually(lambda: _subscribers(services, channel))
+        # The server's dispatcher held: the notices come from the CLI's process, which
+        # creates, reviews and only then dispatches (both changes published together).
+        async with services.outbox.paused():
+            code, output = await _simulate(settings, "--count", "12", "--rate", "100")
+        assert code == 0, output
+        async with db.session() as session:
+            rows = await session.exec(
+                select(SaleClaimDecision.claim_id, SaleClaimDecision.to_state)
+                .join(SaleClaim, col(SaleClaim.id) == SaleClaimDecision.claim_id)
+                .where(
+                    SaleClaim.partner_id == admin.partner_id,
+                    col(SaleClaim.invoice_number).startswith("SIM-"),
+                )
+                .order_by(col(SaleClaimDecision.decided_at), col(SaleClaimDecision.id))
+            )
+            expected: dict[str, list[str]] = {}
+            for claim_id, state in rows:
+                expected.setdefault(str(to_global_id("SaleClaim", claim_id)), []).append(state)
+        heard: dict[str, list[str]] = {}
+        for _ in range(sum(len(states) for states in expected.values())):
+            change = (await client.data())["saleClaimStateChanged"]
+            heard.setdefault(change["id"], []).append(change["state"])
+        assert heard == expected
+
+
+async def _subscribers(services: Services, channel: str) -> bool:
+    [(_, count)] = await services.redis.pubsub_numsub(channel)
+    return int(count) > 0

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from api.cli.wiring import running_redis_url, wiring
 from api.settings import Settings
+from leaderboards.closing import run_closer
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -33,10 +34,16 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         console.print(f"dispatching outbox events (polling every {poll_interval:g} s)")
         loop = asyncio.get_running_loop()
         running = asyncio.create_task(w.outbox.run(poll_interval), name="outbox-dispatcher")
+        # Contests and periods close as the clock ends them (API processes running with
+        # CHANNELBOARD_DISPATCH=external leave that to this process too).
+        closer = asyncio.create_task(run_closer(w.leaderboards), name="contest-closer")
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
+        closer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await closer
     console.print("dispatcher stopped")
     return 0
 

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
+from api.cli.redis_loss import REDIS_LOST, quiet_redis_tracebacks
 from api.cli.wiring import wiring
 from api.settings import Settings
 from infra.clock import SystemClock
@@ -64,10 +66,32 @@ def rebuild(
 
 
 async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
-    from deal_registration.sales.simulate import NoDemoData, Simulator  # noqa: PLC0415
-
     # One line per import would drown the progress lines.
     logging.getLogger("deal_registration.sales.serials").setLevel(logging.WARNING)
+    quiet_redis_tracebacks()
+    progress = _Progress()
+    try:
+        return await _simulate_sales(settings, rate, count, progress)
+    except REDIS_LOST as exc:
+        where = settings.redis_url or "the embedded Redis"
+        console.print(
+            f"[red]lost Redis ({where}): {exc}[/red]\nstopped after {progress.done} sales; "
+            "they are kept in the database, and their pending events are applied by the next "
+            "dispatcher run (a server or `channelboard dispatch`) once Redis is back"
+        )
+        return 3
+
+
+@dataclass
+class _Progress:
+    done: int = 0
+
+
+async def _simulate_sales(
+    settings: Settings, rate: float, count: int | None, progress: _Progress
+) -> int:
+    from deal_registration.sales.simulate import NoDemoData, Simulator  # noqa: PLC0415
+
     async with wiring(settings) as w:
         storage = w.services.storage
         assert storage is not None  # build_services always configures one
@@ -87,6 +111,7 @@ async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
         started = loop.time()
         while count is None or done < count:
             sale = await simulator.one()
+            progress.done = done + 1  # in the database, even if dispatching it fails
             # This process dispatches its own events (to every handler the app registers);
             # a running server's dispatcher may race it for them, as server workers race
             # each other: the handlers are idempotent.

@@ -58,7 +58,9 @@ def register(dispatcher: Dispatcher, hub: Hub) -> None:
         # A batch handler only so that these events join the dispatcher's runs (an event
         # with a per-event handler is dispatched alone); each is still published, in order.
         for event in events:
-            message = json.dumps(event.payload, separators=(",", ":"))
+            # The event id lets subscribers tell a re-published notice (a re-run) once.
+            notice = {**event.payload, "event_id": str(event.id)}
+            message = json.dumps(notice, separators=(",", ":"))
             partner_id = uuid.UUID(event.payload["partner_id"])
             await hub.publish(vendor_channel(hub, event.vendor_id), message)
             await hub.publish(partner_channel(hub, event.vendor_id, partner_id), message)

@@ -12,6 +12,7 @@ from deal_registration.registrations import notices, repository
 from deal_registration.registrations.models import DealStatus
 from schema.context import Context
 from schema.deal_registration.types import DealStatusChange
+from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import IsAuthenticated
 from schema.relay import parse_global_id, to_global_id
 
@@ -39,9 +40,13 @@ class DealRegistrationSubscription:
             )
         else:
             channel = notices.vendor_channel(services.hub, principal.vendor_id)
-        async with services.hub.listen(channel) as listener:
+        recent = RecentEvents()
+        async with services.hub.listen(channel, maxsize=NOTICE_QUEUE) as listener:
             async for raw in listener:
                 notice = json.loads(raw)
+                event_id = notice.get("event_id")
+                if not recent.first_time(uuid.UUID(event_id) if event_id else None):
+                    continue
                 registration_id = uuid.UUID(notice["registration_id"])
                 if only is not None and registration_id != only:
                     continue

@@ -75,8 +75,11 @@ class LeaderboardsSubscription:
         permission_classes=[IsAuthenticated],
         description="The top `first` rows and your own standing, pushed when they change "
         "(at most about four times a second per contest; always ending on the latest state). "
-        "The first message is a fresh snapshot. Each push carries the contest's version. A "
-        "finished contest sends its final standings and completes; a cancelled one errors "
+        "The first message is a fresh snapshot. Each push carries the contest's version. "
+        "When a recurring contest's period ends, the next period's board is pushed; when "
+        "the contest ends (also while you watch), its final standings are sent (`final: "
+        "true`, at a higher version than the last live push) and the subscription "
+        "completes; a cancelled one errors "
         "(CONTEST_CANCELLED); an unknown or invisible one errors NOT_FOUND.",
     )
     async def leaderboard_changed(

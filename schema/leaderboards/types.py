@@ -268,7 +268,11 @@ class LeaderboardConnection:
     total_count: int = strawberry.field(description="Rows you may see on this board.")
     version: int = strawberry.field(description="The board's version (bumped on every change).")
     period: str
-    frozen: bool = strawberry.field(description="Final standings, served from the archive.")
+    frozen: bool = strawberry.field(
+        description="Final standings, served from the archive. A period is frozen within "
+        "seconds of its end, once the sales recorded before the end are credited (at most "
+        "30 s); until then its live standings are served."
+    )
     status: ContestStatus
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncGenerator
 
 import strawberry
@@ -8,6 +7,7 @@ from strawberry import Info
 
 from deal_registration.sales import fanout, repository
 from schema.context import Context
+from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import PartnerUsers
 from schema.sales.types import SaleClaimType
 
@@ -17,7 +17,9 @@ class SalesSubscription:
     @strawberry.subscription(
         permission_classes=[PartnerUsers],
         description="Your claims as their state changes (partner users: a partner admin "
-        "hears about the organisation's claims, a rep about its own).",
+        "hears about the organisation's claims, a rep about its own). Each change is sent "
+        "once, in order, with the state it moved to (`state`, `updatedAt`); the other "
+        "fields are the claim as it is when the message is sent.",
     )
     async def sale_claim_state_changed(
         self, info: Info[Context, None]
@@ -27,17 +29,18 @@ class SalesSubscription:
         assert principal is not None
         assert principal.partner_id is not None
         hub = ctx.services.hub
-        async with hub.listen(fanout.claim_channel(hub, principal.partner_id)) as listener:
+        recent = RecentEvents()
+        channel = fanout.claim_channel(hub, principal.partner_id)
+        async with hub.listen(channel, maxsize=NOTICE_QUEUE) as listener:
             async for message in listener:
-                try:
-                    claim_id = uuid.UUID(message.decode())
-                except ValueError:
+                notice = fanout.ClaimNotice.decode(message)
+                if notice is None or not recent.first_time(notice.event_id):
                     continue
                 # A short session per notice; the claim is re-read through the caller's
                 # visibility, so a rep never hears of a colleague's claim.
                 async with ctx.services.db.session() as session:
-                    claim = await repository.get_readable_claim(session, principal, claim_id)
+                    claim = await repository.get_readable_claim(session, principal, notice.claim_id)
                     if claim is None:
                         continue
                     item = await SaleClaimType.loaded(session, claim)
-                yield item
+                yield item.as_of(notice.state, notice.at)

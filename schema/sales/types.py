@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -180,6 +181,17 @@ class SaleClaimType(relay.Node):
             reject_reason=claim.reject_reason, reverse_reason=claim.reverse_reason,
             created_at=claim.created_at, updated_at=claim.updated_at,
             _claim_id=claim.id, _partner_id=claim.partner_id, _loaded=loaded,
+        )  # fmt: skip
+
+    def as_of(self, state: ClaimState | None, at: datetime | None) -> SaleClaimType:
+        """The claim as a change to ``state`` left it (live notices: the claim may have
+        moved on since). A reason shows only with the state it explains."""
+        if state is None or state is self.state:
+            return self
+        return dataclasses.replace(
+            self, state=state, updated_at=at or self.updated_at,
+            reject_reason=self.reject_reason if state is ClaimState.REJECTED else None,
+            reverse_reason=self.reverse_reason if state is ClaimState.REVERSED else None,
         )  # fmt: skip
 
     @classmethod
