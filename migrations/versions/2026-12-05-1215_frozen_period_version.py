@@ -1,7 +1,7 @@
 """frozen periods keep the board version they are served under
 
-Revision ID: 0007_frozen_period_version
-Revises: 0006_contests
+Revision ID: 0008_frozen_period_version
+Revises: 0007_idempotency_keys
 Create Date: 2026-12-05 12:15:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_frozen_period_version"
-down_revision: str | None = "0006_contests"
+revision: str = "0008_frozen_period_version"
+down_revision: str | None = "0007_idempotency_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
