@@ -9,26 +9,52 @@ Batch handlers (``register_batch``) take a list of events in commit order instea
 consumers whose cost is per call rather than per event (one SQL pass, one Redis round
 trip). A run of consecutive events that have a batch handler is dispatched as a segment:
 each event's per-event handlers in order, then every batch handler with its events, then
-one transaction marks the whole segment dispatched. A failure or crash part-way leaves the
-whole segment pending, so a rerun re-runs it (idempotent handlers credit nothing twice).
+one transaction marks the whole segment dispatched.
+
+Failures. An infrastructure fault (Redis or the database unreachable, a lock timeout:
+``TRANSIENT_ERRORS``) ends the pass and leaves everything pending, uncharged, for the next
+one: an outage is not the events' fault, and nothing is lost while it lasts. Any other
+error is the event's: when a segment fails, its events are re-run one at a time, so only
+the event that fails alone is charged an attempt (its neighbours are dispatched). A
+charged event waits (exponential backoff from 1 s, capped) and after ``max_attempts``
+is dead-lettered (``dead_at``), with the last error's type and message (credentials in
+URLs redacted). ``channelboard outbox retry`` re-queues it, ``discard`` sets it aside for
+good; both record who and when in the row.
+
+Ordering. A poison event is set aside, not a wall: events after it are dispatched. Order
+is kept per aggregate (``aggregate_id``: a sale claim, a deal, a contest), because a later
+event of the same aggregate may depend on an earlier one (a reversal takes back what its
+approval credited; a claim's state notice follows its approval). So events of an
+aggregate whose earlier event waits or is dead wait behind it, uncharged, until it is
+dispatched, retried through or discarded. Events of other aggregates do not depend on
+each other's order (earnings and contest credits are keyed by event and idempotent).
 
 Where it runs: in each API process (``CHANNELBOARD_DISPATCH=inline``), or in a process of
 its own (``channelboard dispatch``) that the API processes wake over pub/sub (``hand_off``
-and ``listen``). Either way a poll catches events whose wake-up was lost.
+and ``listen``). Either way a poll catches events whose wake-up was lost. However many
+dispatchers run, one at a time dispatches: a pass holds a lease row (``outbox_lease``),
+so no two dispatch the same event and commit order holds; a dispatcher that dies
+mid-pass loses the lease after ``LEASE`` and the others take over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import os
+import re
+import socket
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, update
+import redis.exceptions
+from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, or_, update
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,6 +71,7 @@ class OutboxEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_event_pending", "dispatched_at", "id"),
         Index("ix_outbox_event_aggregate", "aggregate_id"),
+        Index("ix_outbox_event_dead", "dead_at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -55,6 +82,60 @@ class OutboxEvent(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Failures charged to this event (see the module docstring) and when it may run again.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_error_type: str | None = Field(default=None, max_length=200)
+    last_error: str | None = Field(default=None, max_length=1000)
+    dead_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Operator actions (``channelboard outbox retry|discard``): who and when.
+    retried_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    retried_by: str | None = Field(default=None, max_length=200)
+    discarded_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    discarded_by: str | None = Field(default=None, max_length=200)
+
+
+class OutboxLease(SQLModel, table=True):
+    """Which dispatcher may dispatch now (one row per lease name), and until when."""
+
+    __tablename__ = "outbox_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str | None = Field(default=None, max_length=200)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class EventState(enum.StrEnum):
+    PENDING = "PENDING"  # not tried yet
+    RETRYING = "RETRYING"  # failed, waiting for its next attempt
+    DEAD = "DEAD"  # failed max_attempts times: set aside until an operator acts
+    DISPATCHED = "DISPATCHED"
+    DISCARDED = "DISCARDED"
+
+
+def state_of(event: OutboxEvent) -> EventState:
+    if event.dispatched_at is not None:
+        return EventState.DISPATCHED
+    if event.discarded_at is not None:
+        return EventState.DISCARDED
+    if event.dead_at is not None:
+        return EventState.DEAD
+    return EventState.RETRYING if event.attempts > 0 else EventState.PENDING
+
+
+def in_states(states: Iterable[EventState]) -> ColumnElement[bool]:
+    """A WHERE clause for events in any of ``states`` (mirrors ``state_of``)."""
+    undispatched = col(OutboxEvent.dispatched_at).is_(None)
+    kept = and_(undispatched, col(OutboxEvent.discarded_at).is_(None))
+    live = and_(kept, col(OutboxEvent.dead_at).is_(None))
+    clauses = {
+        EventState.DISPATCHED: col(OutboxEvent.dispatched_at).is_not(None),
+        EventState.DISCARDED: and_(undispatched, col(OutboxEvent.discarded_at).is_not(None)),
+        EventState.DEAD: and_(kept, col(OutboxEvent.dead_at).is_not(None)),
+        EventState.RETRYING: and_(live, col(OutboxEvent.attempts) > 0),
+        EventState.PENDING: and_(live, col(OutboxEvent.attempts) == 0),
+    }
+    return or_(*(clauses[s] for s in dict.fromkeys(states)))
 
 
 async def record_event(
@@ -87,18 +168,118 @@ WAKE_CHANNEL = "outbox"
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 BatchHandler = Callable[[list[OutboxEvent]], Awaitable[None]]
 
+# Faults of the infrastructure rather than of an event: they end the pass uncharged.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+)
+BACKOFF_BASE = timedelta(seconds=1)
+# How long a pass may hold the dispatch lease without renewing it (renewed every page of
+# events): after a dispatcher dies mid-pass, the others wait this long at most.
+LEASE = timedelta(seconds=60)
+LEASE_NAME = "dispatch"
+
+_URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]+(:[^/\s@]*)?@")
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """An error as stored in the row: its type and a one-line message, credentials in URLs
+    redacted, truncated (what an operator needs to recognise it, not a stack trace)."""
+    message = " ".join(str(exc).split()) or repr(exc)
+    message = _URL_CREDENTIALS.sub(r"\1***@", message)
+    return type(exc).__qualname__[:200], message[:1000]
+
+
+def backoff(attempts: int, cap: timedelta) -> timedelta:
+    """The wait after the ``attempts``-th failure: 1 s, 2 s, 4 s, … up to ``cap``."""
+    wait: timedelta = BACKOFF_BASE * 2 ** min(attempts - 1, 30)
+    return min(wait, cap)
+
+
+class _Lease:
+    """One row that says which dispatcher may dispatch. Taken by a conditional UPDATE
+    (free, expired, or already ours), so exactly one of several contenders gets it, on
+    SQLite and on PostgreSQL alike. Real time, not the injectable clock: it is about
+    processes, not the business day (and a test's shifted clock must not keep it forever)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def take(self) -> bool:
+        now = datetime.now(UTC)
+        table = OutboxLease.__table__  # type: ignore[attr-defined]
+        try:
+            async with self.db.transaction() as session:
+                # Core statements on the connection: the lease is no table the read caches
+                # (infra.cache) need to hear about.
+                conn = await session.connection()
+                result = await conn.execute(
+                    update(table)
+                    .where(
+                        table.c.name == LEASE_NAME,
+                        or_(
+                            table.c.holder.is_(None),
+                            table.c.holder == self.holder,
+                            table.c.expires_at < now,
+                        ),
+                    )
+                    .values(holder=self.holder, expires_at=now + LEASE)
+                )
+                if result.rowcount == 1:
+                    return True
+                exists = (
+                    await conn.execute(select(table.c.name).where(table.c.name == LEASE_NAME))
+                ).first()
+                if exists is not None:
+                    return False
+                await conn.execute(
+                    table.insert().values(
+                        name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE
+                    )
+                )
+                return True
+        except sa_exc.IntegrityError:  # another dispatcher inserted the row first
+            return False
+
+    async def release(self) -> None:
+        table = OutboxLease.__table__  # type: ignore[attr-defined]
+        async with self.db.transaction() as session:
+            conn = await session.connection()
+            await conn.execute(
+                update(table)
+                .where(table.c.name == LEASE_NAME, table.c.holder == self.holder)
+                .values(holder=None, expires_at=None)
+            )
+
 
 class Dispatcher:
     """Runs registered handlers for committed events; one per process."""
 
-    def __init__(self, db: Database, clock: Clock, *, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        batch_size: int = 500,
+        max_attempts: int = 10,
+        backoff_cap: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.db = db
         self.clock = clock
         self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff_cap = backoff_cap
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._batch_handlers: list[tuple[frozenset[str], BatchHandler]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._lease = _Lease(db)
+        self._lease_busy = False
         self._dispatched_by: Hub | None = None
 
     def register(self, event_type: str, handler: Handler) -> None:
@@ -138,28 +319,81 @@ class Dispatcher:
         else:
             self._wake.set()
 
+    async def _page(self, after: uuid.UUID | None) -> list[OutboxEvent]:
+        """Undispatched events after ``after`` in commit order, dead and waiting ones
+        included (they hold back later events of their aggregate)."""
+        # Read, and end that read transaction before any handler runs: a handler that
+        # writes in a transaction of its own would otherwise leave this session's snapshot
+        # stale, and SQLite refuses a write from a stale snapshot ("database is locked")
+        # however long it waits.
+        stmt = select(OutboxEvent).where(
+            col(OutboxEvent.dispatched_at).is_(None), col(OutboxEvent.discarded_at).is_(None)
+        )
+        if after is not None:
+            stmt = stmt.where(col(OutboxEvent.id) > after)
+        async with self.db.session() as session:
+            rows = await session.exec(stmt.order_by(col(OutboxEvent.id)).limit(self.batch_size))
+            return list(rows)
+
+    async def _anything_due(self) -> bool:
+        """Cheap check before taking the lease (a write): is any event ready to run?"""
+        now = self.clock.now()
+        async with self.db.session() as session:
+            found = await session.exec(
+                select(OutboxEvent.id)
+                .where(
+                    in_states([EventState.PENDING, EventState.RETRYING]),
+                    or_(
+                        col(OutboxEvent.next_attempt_at).is_(None),
+                        col(OutboxEvent.next_attempt_at) <= now,
+                    ),
+                )
+                .limit(1)
+            )
+            return found.first() is not None
+
     async def dispatch_pending(self) -> int:
-        """Dispatch every pending event in commit order; returns how many were dispatched."""
-        done = 0
+        """Dispatch every event that is due, in commit order (per aggregate, see the
+        module docstring); returns how many were dispatched. Returns 0 at once when
+        another dispatcher holds the lease."""
         async with self._lock:
-            while True:
-                # Read the batch and end that read transaction before any handler runs: a
-                # handler that writes in a transaction of its own would otherwise leave this
-                # session's snapshot stale, and SQLite refuses a write from a stale snapshot
-                # ("database is locked") however long it waits.
-                async with self.db.session() as session:
-                    rows = await session.exec(
-                        select(OutboxEvent)
-                        .where(col(OutboxEvent.dispatched_at).is_(None))
-                        .order_by(col(OutboxEvent.id))
-                        .limit(self.batch_size)
-                    )
-                    events = list(rows)
-                if not events:
-                    return done
-                for segment in self._segments(events):
-                    await self._dispatch_segment(segment)
-                    done += len(segment)
+            self._lease_busy = False
+            if not await self._anything_due():
+                return 0
+            if not await self._lease.take():
+                self._lease_busy = True
+                return 0
+            try:
+                return await self._dispatch_all()
+            finally:
+                with contextlib.suppress(Exception):  # it expires anyway
+                    await self._lease.release()
+
+    async def _dispatch_all(self) -> int:
+        done = 0
+        after: uuid.UUID | None = None
+        # Aggregates whose earlier event waits, is dead, or failed in this pass.
+        held: set[uuid.UUID] = set()
+        while True:
+            events = await self._page(after)
+            if not events:
+                return done
+            after = events[-1].id
+            now = self.clock.now()
+            due: list[OutboxEvent] = []
+            for event in events:
+                waiting = event.next_attempt_at is not None and event.next_attempt_at > now
+                if event.dead_at is not None or waiting or event.aggregate_id in held:
+                    held.add(event.aggregate_id)
+                else:
+                    due.append(event)
+            for segment in self._segments(due):
+                ready = [e for e in segment if e.aggregate_id not in held]
+                if ready:
+                    done += await self._dispatch_segment(ready, held)
+            if not await self._lease.take():  # renewed; lost only if we overran LEASE
+                log.warning("outbox dispatch lease lost mid-pass; stopping this pass")
+                return done
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
         """Split at every event without a batch handler: those run alone, as before, and
@@ -178,7 +412,7 @@ class Dispatcher:
             segments.append(run)
         return segments
 
-    async def _dispatch_segment(self, segment: list[OutboxEvent]) -> None:
+    async def _run_handlers(self, segment: list[OutboxEvent]) -> None:
         for event in segment:
             for handler in self._handlers.get(event.type, ()):
                 await handler(event)
@@ -186,18 +420,72 @@ class Dispatcher:
             wanted = [e for e in segment if e.type in types]
             if wanted:
                 await batch_handler(wanted)
+
+    async def _dispatch_segment(self, segment: list[OutboxEvent], held: set[uuid.UUID]) -> int:
+        """Run the segment's handlers and mark it dispatched; returns how many events were.
+        A transient fault propagates (the pass ends, nothing charged); an event's own error
+        is isolated by re-running the events one at a time."""
+        try:
+            await self._run_handlers(segment)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - charged to the event, below
+            if len(segment) == 1:
+                await self._charge(segment[0], exc)
+                held.add(segment[0].aggregate_id)
+                return 0
+            done = 0
+            for event in segment:
+                if event.aggregate_id not in held:
+                    done += await self._dispatch_segment([event], held)
+            return done
         # Only after every handler succeeded, and all at once: a failure above leaves the
-        # whole segment pending for the next pass.
+        # whole segment pending.
+        await self._mark_dispatched(segment)
+        return len(segment)
+
+    async def _mark_dispatched(self, events: Sequence[OutboxEvent]) -> None:
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxEvent)
-                .where(col(OutboxEvent.id).in_([e.id for e in segment]))
-                .values(dispatched_at=self.clock.now())
+                .where(col(OutboxEvent.id).in_([e.id for e in events]))
+                .values(dispatched_at=self.clock.now(), next_attempt_at=None)
             )
+
+    async def _charge(self, event: OutboxEvent, exc: Exception) -> None:
+        """One more failed attempt: wait (backoff), or dead-letter it at ``max_attempts``."""
+        now = self.clock.now()
+        attempts = event.attempts + 1
+        error_type, message = describe(exc)
+        dead = attempts >= self.max_attempts
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error_type": error_type,
+            "last_error": message,
+            "next_attempt_at": None if dead else now + backoff(attempts, self.backoff_cap),
+            "dead_at": now if dead else None,
+        }
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.id) == event.id, col(OutboxEvent.dispatched_at).is_(None))
+                .values(**values)
+            )
+        if dead:
+            log.error(
+                "outbox event %s (%s) dead-lettered after %d attempts: %s: %s",
+                event.id, event.type, attempts, error_type, message,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "outbox event %s (%s) failed (attempt %d of %d), retrying at %s: %s: %s",
+                event.id, event.type, attempts, self.max_attempts, values["next_attempt_at"],
+                error_type, message,
+            )  # fmt: skip
 
     async def run(self, poll_interval: float = 1.0) -> None:
         """Dispatch forever: right after a local commit, and on a poll for other processes'
-        events and for anything a crash left behind."""
+        events, for retries that fall due, and for anything a crash left behind."""
         while True:
             try:
                 await self.dispatch_pending()
@@ -205,8 +493,66 @@ class Dispatcher:
                 raise
             except Exception:
                 log.exception("outbox dispatch failed; retrying")
+            # Another dispatcher held the lease: it may have finished its pass just before
+            # our events committed, so look again soon rather than a whole poll later.
+            timeout = min(poll_interval, 0.2) if self._lease_busy else poll_interval
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
             self._wake.clear()
+
+
+# Operator actions, for ``channelboard outbox``.
+
+
+async def retry_event(
+    db: Database, clock: Clock, event_id: uuid.UUID, *, by: str
+) -> OutboxEvent | None:
+    """Re-queue an undispatched event (dead or waiting): due now, with a fresh set of
+    attempts. None when there is no such event (unknown, dispatched or discarded)."""
+    return await _act(
+        db, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        attempts=0, next_attempt_at=None, dead_at=None, retried_at=clock.now(), retried_by=by,
+    )  # fmt: skip
+
+
+async def discard_event(
+    db: Database, clock: Clock, event_id: uuid.UUID, *, by: str
+) -> OutboxEvent | None:
+    """Set an undispatched event aside for good: no handler will run for it, and later
+    events of its aggregate go ahead. None when there is no such event."""
+    return await _act(
+        db, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        discarded_at=clock.now(), discarded_by=by, next_attempt_at=None,
+    )  # fmt: skip
+
+
+async def _act(
+    db: Database, event_id: uuid.UUID, states: list[EventState], **values: Any
+) -> OutboxEvent | None:
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(OutboxEvent)
+            .where(col(OutboxEvent.id) == event_id, in_states(states))
+            .values(**values)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return await session.get(OutboxEvent, event_id, populate_existing=True)
+
+
+async def backlog(session: AsyncSession, now: datetime) -> dict[str, float | int]:
+    """For /readyz: events not yet dispatched (waiting ones included), the age of the
+    oldest, and dead letters (set aside until an operator retries or discards them)."""
+    waiting = in_states([EventState.PENDING, EventState.RETRYING])
+    pending, oldest = (
+        await session.exec(select(func.count(), func.min(OutboxEvent.recorded_at)).where(waiting))
+    ).one()
+    dead = (await session.exec(select(func.count()).where(in_states([EventState.DEAD])))).one()
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return {
+        "pending": int(pending),
+        "oldestSeconds": round(max(age, 0.0), 1),
+        "deadLetters": int(dead),
+    }
