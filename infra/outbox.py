@@ -180,7 +180,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 BACKOFF_BASE = timedelta(seconds=1)
 # How long a pass may hold the dispatch lease without renewing it (renewed every page of
 # events): after a dispatcher dies mid-pass, the others wait this long at most.
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=30)
 LEASE_NAME = "dispatch"
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]+(:[^/\s@]*)?@")
@@ -352,17 +352,22 @@ class Dispatcher:
             )
             return found.first() is not None
 
-    async def dispatch_pending(self) -> int:
+    async def dispatch_pending(self, *, wait: bool = True) -> int:
         """Dispatch every event that is due, in commit order (per aggregate, see the
-        module docstring); returns how many were dispatched. Returns 0 at once when
-        another dispatcher holds the lease."""
+        module docstring); returns how many this call dispatched. When another dispatcher
+        holds the lease, wait for its pass to end and look again (``wait=False``: return 0
+        at once, as the poll loop does)."""
         async with self._lock:
             self._lease_busy = False
-            if not await self._anything_due():
-                return 0
-            if not await self._lease.take():
-                self._lease_busy = True
-                return 0
+            while True:
+                if not await self._anything_due():
+                    return 0
+                if await self._lease.take():
+                    break
+                if not wait:
+                    self._lease_busy = True
+                    return 0
+                await asyncio.sleep(0.05)
             try:
                 return await self._dispatch_all()
             finally:
@@ -396,12 +401,14 @@ class Dispatcher:
                 return done
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
-        """Split at every event without a batch handler: those run alone, as before, and
-        everything stays in commit order across segments."""
+        """Split at every event without a batch handler, and at every event that failed
+        before (a retry runs alone, so a poison event does not re-run and fail its
+        neighbours' run each time): those run alone, and everything stays in commit order
+        across segments."""
         segments: list[list[OutboxEvent]] = []
         run: list[OutboxEvent] = []
         for event in events:
-            if self._batched(event.type):
+            if self._batched(event.type) and event.attempts == 0:
                 run.append(event)
                 continue
             if run:
@@ -488,7 +495,7 @@ class Dispatcher:
         events, for retries that fall due, and for anything a crash left behind."""
         while True:
             try:
-                await self.dispatch_pending()
+                await self.dispatch_pending(wait=False)
             except asyncio.CancelledError:
                 raise
             except Exception:

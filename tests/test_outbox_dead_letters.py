@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+import redis.exceptions
 from sqlmodel import col, select
 
 from api.settings import Settings, SettingsError
@@ -128,8 +129,13 @@ async def test_a_poison_event_is_set_aside_and_retried_once_its_handler_is_fixed
 
     await _dead_letter(services, clock, poison)
 
-    # The good events around it were applied, each once; its run was retried one by one,
-    # so only the poison event was charged.
+    # The good events around it were applied, each once: the failed run was re-run one
+    # event at a time (the later event of the poison's aggregate held back), so only the
+    # poison event was charged.
+    assert handler.calls[:4] == [
+        ["good-1", "poison", "good-2", "after-poison"], ["good-1"], ["poison"], ["good-2"],
+    ]  # fmt: skip
+    assert handler.calls[4:] == [["poison"]] * (services.outbox.max_attempts - 1)
     assert sorted(handler.applied) == ["good-1", "good-2"]
     for name in ("good-1", "good-2"):
         assert (await _row(db, events[name])).dispatched_at is not None
@@ -242,7 +248,7 @@ async def test_two_dispatchers_never_dispatch_the_same_event(
         running = asyncio.create_task(first.dispatch_pending())
         await asyncio.wait_for(started.wait(), 10)
         # The first is inside its handler: the second finds the lease taken and leaves.
-        assert await asyncio.wait_for(second.dispatch_pending(), 10) == 0
+        assert await asyncio.wait_for(second.dispatch_pending(wait=False), 10) == 0
         release.set()
         assert await running == 1
         assert await second.dispatch_pending() == 0  # and nothing is left for it
@@ -252,6 +258,33 @@ async def test_two_dispatchers_never_dispatch_the_same_event(
             select(OutboxEvent.dispatched_at).where(col(OutboxEvent.type) == "ProbeLeased")
         )
         assert [at is not None for at in rows] == [True]
+
+
+async def test_an_outage_is_not_charged_to_the_events(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    redis_down = True
+
+    async def handler(event: OutboxEvent) -> None:
+        if redis_down:
+            raise redis.exceptions.ConnectionError("Error 111 connecting to redis:6379.")
+
+    services.outbox.register("ProbeOutage", handler)
+    async with db.transaction() as session:
+        event = await record_event(
+            session, clock, vendor_id=tenant.vendor.id, type="ProbeOutage",
+            aggregate_id=uuid.uuid4(), payload={},
+        )  # fmt: skip
+    for _ in range(services.outbox.max_attempts + 1):
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await services.outbox.dispatch_pending()
+    row = await _row(db, event)
+    assert (row.attempts, row.next_attempt_at, row.dead_at, row.dispatched_at) == (
+        0, None, None, None,
+    )  # fmt: skip
+    redis_down = False
+    assert await services.outbox.dispatch_pending() == 1
+    assert (await _row(db, event)).dispatched_at is not None
 
 
 def test_the_outbox_settings_are_checked() -> None:

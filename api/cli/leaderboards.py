@@ -87,9 +87,8 @@ async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
         started = loop.time()
         while count is None or done < count:
             sale = await simulator.one()
-            # This process dispatches its own events (to every handler the app registers);
-            # a running server's dispatcher may race it for them, as server workers race
-            # each other: the handlers are idempotent.
+            # This process dispatches its own events (to every handler the app registers),
+            # or a running server's dispatcher does, whichever holds the outbox lease.
             await w.outbox.dispatch_pending()
             done += 1
             if done % every == 0 or done == count:
