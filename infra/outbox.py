@@ -214,10 +214,11 @@ class _Lease:
         now = datetime.now(UTC)
         table = OutboxLease.__table__  # type: ignore[attr-defined]
         try:
-            async with self.db.transaction() as session:
-                # Core statements on the connection: the lease is no table the read caches
-                # (infra.cache) need to hear about.
-                conn = await session.connection()
+            # Core statements on a bare connection: cheaper than a session (a pass takes
+            # and releases the lease), and the lease is no table the read caches
+            # (infra.cache) need to hear about. The UPDATE comes first, so on SQLite the
+            # transaction writes before it reads and simply queues for the write lock.
+            async with self.db.engine.begin() as conn:
                 result = await conn.execute(
                     update(table)
                     .where(
@@ -248,8 +249,7 @@ class _Lease:
 
     async def release(self) -> None:
         table = OutboxLease.__table__  # type: ignore[attr-defined]
-        async with self.db.transaction() as session:
-            conn = await session.connection()
+        async with self.db.engine.begin() as conn:
             await conn.execute(
                 update(table)
                 .where(table.c.name == LEASE_NAME, table.c.holder == self.holder)
@@ -396,6 +396,8 @@ class Dispatcher:
                 ready = [e for e in segment if e.aggregate_id not in held]
                 if ready:
                     done += await self._dispatch_segment(ready, held)
+            if len(events) < self.batch_size:
+                return done  # the last page (a commit since is woken or polled for)
             if not await self._lease.take():  # renewed; lost only if we overran LEASE
                 log.warning("outbox dispatch lease lost mid-pass; stopping this pass")
                 return done
