@@ -103,6 +103,9 @@ class OutboxLease(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=64)
     holder: str | None = Field(default=None, max_length=200)
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Passes completed: a dispatcher takes the lease only if no pass ended since it read
+    # its events, so it never dispatches from a page another pass has since dispatched.
+    passes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class EventState(enum.StrEnum):
@@ -201,59 +204,70 @@ def backoff(attempts: int, cap: timedelta) -> timedelta:
 
 
 class _Lease:
-    """One row that says which dispatcher may dispatch. Taken by a conditional UPDATE
-    (free, expired, or already ours), so exactly one of several contenders gets it, on
-    SQLite and on PostgreSQL alike. Real time, not the injectable clock: it is about
-    processes, not the business day (and a test's shifted clock must not keep it forever)."""
+    """One row that says which dispatcher may dispatch. Taken by a conditional UPDATE (free,
+    expired, or already ours; and no pass ended since the taker read its events), so exactly
+    one of several contenders gets it, on SQLite and on PostgreSQL alike. Real time, not the
+    injectable clock: it is about processes, not the business day (and a test's shifted
+    clock must not keep it forever). Core statements: cheaper than ORM ones (a pass takes
+    and releases the lease), and the lease is no table the read caches need to hear of."""
+
+    table = OutboxLease.__table__  # type: ignore[attr-defined]
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    async def take(self) -> bool:
+    async def passes(self, session: AsyncSession) -> int | None:
+        """Passes completed so far (None: no dispatcher ever took the lease)."""
+        found = await session.execute(
+            select(self.table.c.passes).where(self.table.c.name == LEASE_NAME)
+        )
+        value = found.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def take(self, seen: int | None) -> bool:
+        """Take the lease, if no pass ended since ``passes()`` returned ``seen``."""
         now = datetime.now(UTC)
-        table = OutboxLease.__table__  # type: ignore[attr-defined]
+        t = self.table
         try:
-            # Core statements on a bare connection: cheaper than a session (a pass takes
-            # and releases the lease), and the lease is no table the read caches
-            # (infra.cache) need to hear about. The UPDATE comes first, so on SQLite the
-            # transaction writes before it reads and simply queues for the write lock.
+            # The write comes first, so on SQLite the transaction simply queues for the
+            # write lock (no read snapshot to go stale).
             async with self.db.engine.begin() as conn:
-                result = await conn.execute(
-                    update(table)
-                    .where(
-                        table.c.name == LEASE_NAME,
-                        or_(
-                            table.c.holder.is_(None),
-                            table.c.holder == self.holder,
-                            table.c.expires_at < now,
-                        ),
+                if seen is None:
+                    await conn.execute(
+                        t.insert().values(
+                            name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE, passes=0
+                        )
                     )
+                    return True
+                free = or_(t.c.holder.is_(None), t.c.holder == self.holder, t.c.expires_at < now)
+                result = await conn.execute(
+                    update(t)
+                    .where(t.c.name == LEASE_NAME, t.c.passes == seen, free)
                     .values(holder=self.holder, expires_at=now + LEASE)
                 )
-                if result.rowcount == 1:
-                    return True
-                exists = (
-                    await conn.execute(select(table.c.name).where(table.c.name == LEASE_NAME))
-                ).first()
-                if exists is not None:
-                    return False
-                await conn.execute(
-                    table.insert().values(
-                        name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE
-                    )
-                )
-                return True
+                return bool(result.rowcount == 1)
         except sa_exc.IntegrityError:  # another dispatcher inserted the row first
             return False
 
+    async def renew(self) -> bool:
+        t = self.table
+        now = datetime.now(UTC)
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                update(t)
+                .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
+                .values(expires_at=now + LEASE)
+            )
+            return bool(result.rowcount == 1)
+
     async def release(self) -> None:
-        table = OutboxLease.__table__  # type: ignore[attr-defined]
+        t = self.table
         async with self.db.engine.begin() as conn:
             await conn.execute(
-                update(table)
-                .where(table.c.name == LEASE_NAME, table.c.holder == self.holder)
-                .values(holder=None, expires_at=None)
+                update(t)
+                .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
+                .values(holder=None, expires_at=None, passes=t.c.passes + 1)
             )
 
 
@@ -319,38 +333,46 @@ class Dispatcher:
         else:
             self._wake.set()
 
-    async def _page(self, after: uuid.UUID | None) -> list[OutboxEvent]:
+    def _select_page(self, after: uuid.UUID | None) -> Any:
         """Undispatched events after ``after`` in commit order, dead and waiting ones
         included (they hold back later events of their aggregate)."""
-        # Read, and end that read transaction before any handler runs: a handler that
-        # writes in a transaction of its own would otherwise leave this session's snapshot
-        # stale, and SQLite refuses a write from a stale snapshot ("database is locked")
-        # however long it waits.
         stmt = select(OutboxEvent).where(
             col(OutboxEvent.dispatched_at).is_(None), col(OutboxEvent.discarded_at).is_(None)
         )
         if after is not None:
             stmt = stmt.where(col(OutboxEvent.id) > after)
-        async with self.db.session() as session:
-            rows = await session.exec(stmt.order_by(col(OutboxEvent.id)).limit(self.batch_size))
-            return list(rows)
+        return stmt.order_by(col(OutboxEvent.id)).limit(self.batch_size)
 
-    async def _anything_due(self) -> bool:
-        """Cheap check before taking the lease (a write): is any event ready to run?"""
-        now = self.clock.now()
+    # Each read ends its transaction before any handler runs: a handler that writes in a
+    # transaction of its own would otherwise leave the reading session's snapshot stale,
+    # and SQLite refuses a write from a stale snapshot ("database is locked") however long
+    # it waits.
+
+    async def _page(self, after: uuid.UUID) -> list[OutboxEvent]:
         async with self.db.session() as session:
-            found = await session.exec(
-                select(OutboxEvent.id)
-                .where(
-                    in_states([EventState.PENDING, EventState.RETRYING]),
-                    or_(
-                        col(OutboxEvent.next_attempt_at).is_(None),
-                        col(OutboxEvent.next_attempt_at) <= now,
-                    ),
-                )
-                .limit(1)
-            )
-            return found.first() is not None
+            return list(await session.exec(self._select_page(after)))
+
+    async def _first_page(self) -> tuple[int | None, list[OutboxEvent]]:
+        """The lease's pass count, then the first page: read in this order, a pass that
+        ends after the count was read (and might have dispatched this page) fails our
+        ``take``, on SQLite's snapshot and PostgreSQL's read-committed alike."""
+        async with self.db.session() as session:
+            seen = await self._lease.passes(session)
+            return seen, list(await session.exec(self._select_page(None)))
+
+    def _due(
+        self, events: list[OutboxEvent], held: set[uuid.UUID], now: datetime
+    ) -> list[OutboxEvent]:
+        """The events that may run now; the aggregates of dead, waiting and held ones are
+        added to ``held``."""
+        due: list[OutboxEvent] = []
+        for event in events:
+            waiting = event.next_attempt_at is not None and event.next_attempt_at > now
+            if event.dead_at is not None or waiting or event.aggregate_id in held:
+                held.add(event.aggregate_id)
+            else:
+                due.append(event)
+        return due
 
     async def dispatch_pending(self, *, wait: bool = True) -> int:
         """Dispatch every event that is due, in commit order (per aggregate, see the
@@ -360,47 +382,38 @@ class Dispatcher:
         async with self._lock:
             self._lease_busy = False
             while True:
-                if not await self._anything_due():
+                seen, first = await self._first_page()
+                if not first:
                     return 0
-                if await self._lease.take():
+                if len(first) < self.batch_size and not self._due(first, set(), self.clock.now()):
+                    return 0  # all wait for a retry, or behind a dead letter: no lease needed
+                if await self._lease.take(seen):
                     break
                 if not wait:
                     self._lease_busy = True
                     return 0
                 await asyncio.sleep(0.05)
             try:
-                return await self._dispatch_all()
+                return await self._dispatch_all(first)
             finally:
                 with contextlib.suppress(Exception):  # it expires anyway
                     await self._lease.release()
 
-    async def _dispatch_all(self) -> int:
+    async def _dispatch_all(self, events: list[OutboxEvent]) -> int:
         done = 0
-        after: uuid.UUID | None = None
         # Aggregates whose earlier event waits, is dead, or failed in this pass.
         held: set[uuid.UUID] = set()
-        while True:
-            events = await self._page(after)
-            if not events:
-                return done
-            after = events[-1].id
-            now = self.clock.now()
-            due: list[OutboxEvent] = []
-            for event in events:
-                waiting = event.next_attempt_at is not None and event.next_attempt_at > now
-                if event.dead_at is not None or waiting or event.aggregate_id in held:
-                    held.add(event.aggregate_id)
-                else:
-                    due.append(event)
-            for segment in self._segments(due):
+        while events:
+            for segment in self._segments(self._due(events, held, self.clock.now())):
                 ready = [e for e in segment if e.aggregate_id not in held]
                 if ready:
                     done += await self._dispatch_segment(ready, held)
-            if len(events) < self.batch_size:
-                return done  # the last page (a commit since is woken or polled for)
-            if not await self._lease.take():  # renewed; lost only if we overran LEASE
-                log.warning("outbox dispatch lease lost mid-pass; stopping this pass")
+            if len(events) == self.batch_size and not await self._lease.renew():
+                log.warning("outbox dispatch lease lost mid-pass (overran it); pass ends")
                 return done
+            # The next page: further events, or those handlers recorded meanwhile.
+            events = await self._page(events[-1].id)
+        return done
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
         """Split at every event without a batch handler, and at every event that failed

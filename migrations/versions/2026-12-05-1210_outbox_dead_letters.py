@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("holder", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("expires_at", infra.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("passes", sa.Integer(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_outbox_lease")),
     )
 
