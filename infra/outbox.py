@@ -294,6 +294,7 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._lease = _Lease(db)
         self._lease_busy = False
+        self._next_retry: datetime | None = None
         self._dispatched_by: Hub | None = None
 
     def register(self, event_type: str, handler: Handler) -> None:
@@ -368,11 +369,18 @@ class Dispatcher:
         due: list[OutboxEvent] = []
         for event in events:
             waiting = event.next_attempt_at is not None and event.next_attempt_at > now
+            if waiting and event.dead_at is None:
+                self._retry_at(event.next_attempt_at)
             if event.dead_at is not None or waiting or event.aggregate_id in held:
                 held.add(event.aggregate_id)
             else:
                 due.append(event)
         return due
+
+    def _retry_at(self, when: datetime | None) -> None:
+        """Remember the earliest retry that falls due, so ``run`` wakes for it."""
+        if when is not None and (self._next_retry is None or when < self._next_retry):
+            self._next_retry = when
 
     async def dispatch_pending(self, *, wait: bool = True) -> int:
         """Dispatch every event that is due, in commit order (per aggregate, see the
@@ -381,6 +389,7 @@ class Dispatcher:
         at once, as the poll loop does)."""
         async with self._lock:
             self._lease_busy = False
+            self._next_retry = None
             while True:
                 seen, first = await self._first_page()
                 if not first:
@@ -487,6 +496,7 @@ class Dispatcher:
             "next_attempt_at": None if dead else now + backoff(attempts, self.backoff_cap),
             "dead_at": now if dead else None,
         }
+        self._retry_at(values["next_attempt_at"])
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxEvent)
@@ -518,6 +528,9 @@ class Dispatcher:
             # Another dispatcher held the lease: it may have finished its pass just before
             # our events committed, so look again soon rather than a whole poll later.
             timeout = min(poll_interval, 0.2) if self._lease_busy else poll_interval
+            if self._next_retry is not None:  # and wake for a retry that falls due sooner
+                until = (self._next_retry - self.clock.now()).total_seconds()
+                timeout = min(timeout, max(until, 0.05))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:

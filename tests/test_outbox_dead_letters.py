@@ -5,6 +5,7 @@ to its vendor's admins, and re-queued or discarded with `channelboard outbox`.""
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,13 +16,16 @@ import redis.exceptions
 from sqlmodel import col, select
 
 from api.settings import Settings, SettingsError
+from deal_registration.events import SaleApproved
+from earnings.models import CreditedSource
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import Dispatcher, Handler, OutboxEvent, backoff, record_event
 from partners.roles import Role
 from schema.context import Services
+from tests.contest_support import approve_sale
 from tests.process_support import cli_process
-from tests.support import GQL, Tenant, error_codes
+from tests.support import GQL, Tenant, error_codes, eventually
 
 POISON_TYPE = "ProbePoisonRun"
 OUTBOX = """
@@ -296,3 +300,56 @@ def test_the_outbox_settings_are_checked() -> None:
     assert backoff(1, timedelta(seconds=300)) == timedelta(seconds=1)
     assert backoff(4, timedelta(seconds=300)) == timedelta(seconds=8)
     assert backoff(40, timedelta(seconds=300)) == timedelta(seconds=300)
+
+
+async def _credited(db: Database, event: OutboxEvent) -> bool:
+    async with db.session() as session:
+        found = await session.exec(
+            select(CreditedSource.id).where(col(CreditedSource.source_event_id) == event.id)
+        )
+        return found.first() is not None
+
+
+@pytest.mark.slow
+async def test_a_dispatcher_process_sets_a_malformed_event_aside(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    client: httpx.AsyncClient, settings: Settings,
+) -> None:  # fmt: skip
+    """CHANNELBOARD_DISPATCH=external: the real handlers, a real malformed event."""
+    sale = SaleApproved.parse((await approve_sale(db, clock, tenant, partner=1)).payload)
+    await services.outbox.dispatch_pending()  # the set-up's own events
+    async with db.transaction() as session:
+        poison = await record_event(
+            session, clock, vendor_id=tenant.vendor.id, type=SaleApproved.type,
+            aggregate_id=uuid.uuid4(),
+            payload={**sale.to_payload(), "claim_id": str(uuid.uuid4()), "amount_minor": "12,00"},
+        )  # fmt: skip
+    good_2 = await approve_sale(db, clock, tenant, partner=1)
+    good_1 = await approve_sale(db, clock, tenant, partner=0)
+
+    async def dead() -> bool:
+        return (await _row(db, poison)).dead_at is not None
+
+    # Only the process below dispatches; its poll is 10 minutes, so only its backoff timer
+    # and the CLI's wake-up explain what it does in time.
+    async with services.outbox.paused(), cli_process(
+        settings, "dispatch", "--poll-interval", "600", OUTBOX_MAX_ATTEMPTS="2"
+    ) as worker:  # fmt: skip
+        await eventually(dead, within=30)
+        for good in (good_1, good_2):
+            assert (await _row(db, good)).dispatched_at is not None
+            assert await _credited(db, good)
+        row = await _row(db, poison)
+        assert (row.attempts, row.last_error_type) == (2, "ValueError")
+        assert not await _credited(db, poison)
+        assert (await _readyz_outbox(client))["deadLetters"] == 1
+
+        await _cli(settings, "retry", str(poison.id), "--by", "ops@example")
+        await eventually(dead, within=30)  # tried again at once, failed twice again
+        assert (await _row(db, poison)).retried_by == "ops@example"
+
+        await _cli(settings, "discard", str(poison.id), "--by", "ops@example")
+        assert (await _readyz_outbox(client))["deadLetters"] == 0
+        worker.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.wait_for(worker.communicate(), 30)
+        assert worker.returncode == 0, output.decode()

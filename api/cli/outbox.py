@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.settings import Settings
 from infra.outbox import EventState
 
 app = typer.Typer(help="Outbox events that are stuck: list, retry, discard.", no_args_is_help=True)
@@ -96,14 +97,39 @@ def _act(
     async def run() -> object | None:
         db = Database(settings.database_url)
         try:
-            return await action(db, SystemClock(), parsed, by=by or _operator())
+            result = await action(db, SystemClock(), parsed, by=by or _operator())
         finally:
             await db.dispose()
+        if result is not None:
+            await _wake_dispatcher(settings)
+        return result
 
     if asyncio.run(run()) is None:
         console.print(f"[red]no undispatched event {parsed}[/red] (dispatched or discarded?)")
         raise typer.Exit(1)
     console.print(f"event {parsed} {done}")
+
+
+async def _wake_dispatcher(settings: Settings) -> None:
+    """Wake a `channelboard dispatch` process now rather than at its next poll (API
+    processes that dispatch inline poll every second). Best effort: no Redis, no wake."""
+    from api.cli.wiring import running_redis_url  # noqa: PLC0415
+    from infra.outbox import WAKE_CHANNEL  # noqa: PLC0415
+    from infra.pubsub import Hub  # noqa: PLC0415
+    from infra.redis import Keys, connect  # noqa: PLC0415
+
+    url = running_redis_url(settings)
+    if url is None:
+        return
+    redis = connect(url)
+    hub = Hub(redis, Keys(settings.redis_namespace))
+    try:
+        await hub.publish(hub.channel(WAKE_CHANNEL), b"")
+    except Exception:  # noqa: BLE001 - the dispatcher's poll catches it anyway
+        console.print("[yellow]could not wake the dispatcher; it picks this up at its poll")
+    finally:
+        await hub.close()
+        await redis.aclose()
 
 
 BY = typer.Option(None, "--by", help="Who acts (recorded in the row; default: login name).")
