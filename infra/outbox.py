@@ -186,14 +186,22 @@ BACKOFF_BASE = timedelta(seconds=1)
 LEASE = timedelta(seconds=30)
 LEASE_NAME = "dispatch"
 
-_URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]+(:[^/\s@]*)?@")
+_URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]*(:[^/\s@]*)?@")
+_KEY_VALUE_SECRETS = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|authorization)(\s*[=:]\s*)\S+"
+)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
-    """An error as stored in the row: its type and a one-line message, credentials in URLs
-    redacted, truncated (what an operator needs to recognise it, not a stack trace)."""
-    message = " ".join(str(exc).split()) or repr(exc)
+    """An error as stored in the row (and shown to the vendor's admins): its type and a
+    one-line message, without the SQL and parameters a database error carries, credentials
+    redacted, truncated. What an operator needs to recognise it, not a stack trace."""
+    shown: BaseException = exc
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        shown = exc.orig  # the driver's message, not "[SQL: ...] [parameters: ...]"
+    message = " ".join(str(shown).split()) or type(shown).__name__
     message = _URL_CREDENTIALS.sub(r"\1***@", message)
+    message = _KEY_VALUE_SECRETS.sub(r"\1\2***", message)
     return type(exc).__qualname__[:200], message[:1000]
 
 

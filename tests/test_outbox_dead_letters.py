@@ -13,6 +13,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import redis.exceptions
+from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
 
 from api.settings import Settings, SettingsError
@@ -20,7 +21,7 @@ from deal_registration.events import SaleApproved
 from earnings.models import CreditedSource
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import Dispatcher, Handler, OutboxEvent, backoff, record_event
+from infra.outbox import Dispatcher, Handler, OutboxEvent, backoff, describe, record_event
 from partners.roles import Role
 from schema.context import Services
 from tests.contest_support import approve_sale
@@ -291,6 +292,22 @@ async def test_an_outage_is_not_charged_to_the_events(
     redis_down = False
     assert await services.outbox.dispatch_pending() == 1
     assert (await _row(db, event)).dispatched_at is not None
+
+
+def test_errors_are_stored_without_sql_or_credentials() -> None:
+    error = sa_exc.IntegrityError(
+        "INSERT INTO contest_credit VALUES (?)", ("secret-param",),
+        Exception("UNIQUE constraint failed: contest_credit.event_id"),
+    )  # fmt: skip
+    assert describe(error) == (
+        "IntegrityError", "UNIQUE constraint failed: contest_credit.event_id",
+    )  # fmt: skip
+    assert describe(OSError("connect to host=db password=hunter2 token: abc failed")) == (
+        "OSError", "connect to host=db password=*** token: *** failed",
+    )  # fmt: skip
+    assert describe(ValueError("redis://:pw@cache:6379/0 down\n  twice")) == (
+        "ValueError", "redis://***@cache:6379/0 down twice",
+    )  # fmt: skip
 
 
 def test_the_outbox_settings_are_checked() -> None:
