@@ -138,7 +138,7 @@ BY = typer.Option(None, "--by", help="Who acts (recorded in the row; default: lo
 @app.command()
 def retry(event_id: str = typer.Argument(..., metavar="ID"), by: str | None = BY) -> None:
     """Re-queue an event (dead or waiting): it is due now, with a fresh set of attempts.
-    A dispatcher picks it up at its next poll."""
+    A running dispatcher is woken (or picks it up at its next poll)."""
     from infra.outbox import retry_event  # noqa: PLC0415
 
     _act(event_id, by, retry_event, "re-queued")
