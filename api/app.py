@@ -179,7 +179,12 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         redis=redis,
         keys=keys,
         clock=clock,
-        outbox=Dispatcher(db, clock),
+        outbox=Dispatcher(
+            db,
+            clock,
+            max_attempts=settings.outbox_max_attempts,
+            backoff_cap=timedelta(seconds=settings.outbox_backoff_cap_seconds),
+        ),
         hub=Hub(redis, keys),
         max_page_size=limits.max_page_size,
         production=settings.production,

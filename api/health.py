@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import func, text
-from sqlmodel import col, select
+from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from api.migrations import current_revision, head_revision
-from infra.outbox import OutboxEvent
+from infra.outbox import backlog
 from schema.context import Services
 
 
@@ -45,23 +44,17 @@ async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
 
 
 async def outbox_backlog(services: Services) -> dict[str, float | int] | None:
-    """Events recorded but not yet dispatched, and the age of the oldest: a backlog that
-    only grows means no dispatcher is running (``CHANNELBOARD_DISPATCH=external`` without
-    a ``channelboard dispatch`` process) or its handlers fail. Not part of readiness: this
+    """Events recorded but not yet dispatched (``pending``, waiting retries included), the
+    age of the oldest, and ``deadLetters`` (events whose handlers failed every attempt, set
+    aside until an operator runs ``channelboard outbox retry|discard``). A backlog that only
+    grows means no dispatcher is running (``CHANNELBOARD_DISPATCH=external`` without a
+    ``channelboard dispatch`` process) or Redis is down. Not part of readiness: this
     process serves requests either way. None when it cannot be read in time."""
     try:
         async with asyncio.timeout(2), services.db.session() as session:
-            pending, oldest = (
-                await session.exec(
-                    select(func.count(), func.min(OutboxEvent.recorded_at)).where(
-                        col(OutboxEvent.dispatched_at).is_(None)
-                    )
-                )
-            ).one()
+            return await backlog(session, services.clock.now())
     except Exception:  # noqa: BLE001 - the database check reports why
         return None
-    age = (services.clock.now() - oldest).total_seconds() if oldest is not None else 0.0
-    return {"pending": int(pending), "oldestSeconds": round(max(age, 0.0), 1)}
 
 
 async def readyz(request: Request) -> JSONResponse:

@@ -64,6 +64,10 @@ class Settings:
     # "inline": each API process dispatches outbox events itself (the embedded default).
     # "external": API processes leave that to a `channelboard dispatch` process.
     dispatch: str = "inline"
+    # An outbox event whose handler keeps failing is dead-lettered after this many attempts,
+    # waiting 1 s, 2 s, 4 s, ... (at most outbox_backoff_cap_seconds) between them.
+    outbox_max_attempts: int = 10
+    outbox_backoff_cap_seconds: int = 300
 
     @property
     def production(self) -> bool:
@@ -128,6 +132,10 @@ class Settings:
             limits=limits,
             log_level=(get("LOG_LEVEL", "info") or "info").lower(),
             dispatch=(get("DISPATCH", "inline") or "inline").lower(),
+            outbox_max_attempts=_int(get("OUTBOX_MAX_ATTEMPTS"), "OUTBOX_MAX_ATTEMPTS", 10),
+            outbox_backoff_cap_seconds=_int(
+                get("OUTBOX_BACKOFF_CAP_SECONDS"), "OUTBOX_BACKOFF_CAP_SECONDS", 300
+            ),
             storage=StorageSettings(
                 backend=(get("STORAGE", "local") or "local").lower(),
                 local_dir=Path(local_dir) if (local_dir := get("STORAGE_DIR")) else None,
@@ -145,6 +153,10 @@ class Settings:
             raise SettingsError("CHANNELBOARD_ENV must be development, test or production")
         if self.dispatch not in ("inline", "external"):
             raise SettingsError("CHANNELBOARD_DISPATCH must be inline or external")
+        if self.outbox_max_attempts < 1:
+            raise SettingsError("CHANNELBOARD_OUTBOX_MAX_ATTEMPTS must be at least 1")
+        if self.outbox_backoff_cap_seconds < 1:
+            raise SettingsError("CHANNELBOARD_OUTBOX_BACKOFF_CAP_SECONDS must be at least 1")
         if self.storage.backend not in ("local", "s3"):
             raise SettingsError("CHANNELBOARD_STORAGE must be local or s3")
         if self.storage.backend == "s3" and not self.storage.s3_bucket:

@@ -9,26 +9,52 @@ Batch handlers (``register_batch``) take a list of events in commit order instea
 consumers whose cost is per call rather than per event (one SQL pass, one Redis round
 trip). A run of consecutive events that have a batch handler is dispatched as a segment:
 each event's per-event handlers in order, then every batch handler with its events, then
-one transaction marks the whole segment dispatched. A failure or crash part-way leaves the
-whole segment pending, so a rerun re-runs it (idempotent handlers credit nothing twice).
+one transaction marks the whole segment dispatched.
+
+Failures. An infrastructure fault (Redis or the database unreachable, a lock timeout:
+``TRANSIENT_ERRORS``) ends the pass and leaves everything pending, uncharged, for the next
+one: an outage is not the events' fault, and nothing is lost while it lasts. Any other
+error is the event's: when a segment fails, it is re-run in halves down to single events,
+so only an event that fails alone is charged an attempt (its neighbours are dispatched). A
+charged event waits (exponential backoff from 1 s, capped) and after ``max_attempts``
+is dead-lettered (``dead_at``), with the last error's type and message (credentials in
+URLs redacted). ``channelboard outbox retry`` re-queues it, ``discard`` sets it aside for
+good; both record who and when in the row.
+
+Ordering. A poison event is set aside, not a wall: events after it are dispatched. Order
+is kept per aggregate (``aggregate_id``: a sale claim, a deal, a contest), because a later
+event of the same aggregate may depend on an earlier one (a reversal takes back what its
+approval credited; a claim's state notice follows its approval). So events of an
+aggregate whose earlier event waits or is dead wait behind it, uncharged, until it is
+dispatched, retried through or discarded. Events of other aggregates do not depend on
+each other's order (earnings and contest credits are keyed by event and idempotent).
 
 Where it runs: in each API process (``CHANNELBOARD_DISPATCH=inline``), or in a process of
 its own (``channelboard dispatch``) that the API processes wake over pub/sub (``hand_off``
-and ``listen``). Either way a poll catches events whose wake-up was lost.
+and ``listen``). Either way a poll catches events whose wake-up was lost. However many
+dispatchers run, one at a time dispatches: a pass holds a lease row (``outbox_lease``),
+so no two dispatch the same event and commit order holds; a dispatcher that dies
+mid-pass loses the lease after ``LEASE`` and the others take over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import os
+import re
+import socket
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from datetime import datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, update
+import redis.exceptions
+from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, or_, update
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,6 +71,7 @@ class OutboxEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_outbox_event_pending", "dispatched_at", "id"),
         Index("ix_outbox_event_aggregate", "aggregate_id"),
+        Index("ix_outbox_event_dead", "dead_at"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -55,6 +82,63 @@ class OutboxEvent(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Failures charged to this event (see the module docstring) and when it may run again.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_error_type: str | None = Field(default=None, max_length=200)
+    last_error: str | None = Field(default=None, max_length=1000)
+    dead_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Operator actions (``channelboard outbox retry|discard``): who and when.
+    retried_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    retried_by: str | None = Field(default=None, max_length=200)
+    discarded_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    discarded_by: str | None = Field(default=None, max_length=200)
+
+
+class OutboxLease(SQLModel, table=True):
+    """Which dispatcher may dispatch now (one row per lease name), and until when."""
+
+    __tablename__ = "outbox_lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str | None = Field(default=None, max_length=200)
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Passes completed: a dispatcher takes the lease only if no pass ended since it read
+    # its events, so it never dispatches from a page another pass has since dispatched.
+    passes: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class EventState(enum.StrEnum):
+    PENDING = "PENDING"  # not tried yet
+    RETRYING = "RETRYING"  # failed, waiting for its next attempt
+    DEAD = "DEAD"  # failed max_attempts times: set aside until an operator acts
+    DISPATCHED = "DISPATCHED"
+    DISCARDED = "DISCARDED"
+
+
+def state_of(event: OutboxEvent) -> EventState:
+    if event.dispatched_at is not None:
+        return EventState.DISPATCHED
+    if event.discarded_at is not None:
+        return EventState.DISCARDED
+    if event.dead_at is not None:
+        return EventState.DEAD
+    return EventState.RETRYING if event.attempts > 0 else EventState.PENDING
+
+
+def in_states(states: Iterable[EventState]) -> ColumnElement[bool]:
+    """A WHERE clause for events in any of ``states`` (mirrors ``state_of``)."""
+    undispatched = col(OutboxEvent.dispatched_at).is_(None)
+    kept = and_(undispatched, col(OutboxEvent.discarded_at).is_(None))
+    live = and_(kept, col(OutboxEvent.dead_at).is_(None))
+    clauses = {
+        EventState.DISPATCHED: col(OutboxEvent.dispatched_at).is_not(None),
+        EventState.DISCARDED: and_(undispatched, col(OutboxEvent.discarded_at).is_not(None)),
+        EventState.DEAD: and_(kept, col(OutboxEvent.dead_at).is_not(None)),
+        EventState.RETRYING: and_(live, col(OutboxEvent.attempts) > 0),
+        EventState.PENDING: and_(live, col(OutboxEvent.attempts) == 0),
+    }
+    return or_(*(clauses[s] for s in dict.fromkeys(states)))
 
 
 async def record_event(
@@ -87,18 +171,138 @@ WAKE_CHANNEL = "outbox"
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 BatchHandler = Callable[[list[OutboxEvent]], Awaitable[None]]
 
+# Faults of the infrastructure rather than of an event: they end the pass uncharged.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+)
+BACKOFF_BASE = timedelta(seconds=1)
+# How long a pass may hold the dispatch lease without renewing it (renewed every page of
+# events): after a dispatcher dies mid-pass, the others wait this long at most.
+LEASE = timedelta(seconds=30)
+LEASE_NAME = "dispatch"
+
+_URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]*(:[^/\s@]*)?@")
+_KEY_VALUE_SECRETS = re.compile(
+    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|authorization)(\s*[=:]\s*)\S+"
+)
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """An error as stored in the row (and shown to the vendor's admins): its type and a
+    one-line message, without the SQL and parameters a database error carries, credentials
+    redacted, truncated. What an operator needs to recognise it, not a stack trace."""
+    shown: BaseException = exc
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        shown = exc.orig  # the driver's message, not "[SQL: ...] [parameters: ...]"
+    message = " ".join(str(shown).split()) or type(shown).__name__
+    message = _URL_CREDENTIALS.sub(r"\1***@", message)
+    message = _KEY_VALUE_SECRETS.sub(r"\1\2***", message)
+    return type(exc).__qualname__[:200], message[:1000]
+
+
+def backoff(attempts: int, cap: timedelta) -> timedelta:
+    """The wait after the ``attempts``-th failure: 1 s, 2 s, 4 s, … up to ``cap``."""
+    wait: timedelta = BACKOFF_BASE * 2 ** min(attempts - 1, 30)
+    return min(wait, cap)
+
+
+class _Lease:
+    """One row that says which dispatcher may dispatch. Taken by a conditional UPDATE (free,
+    expired, or already ours; and no pass ended since the taker read its events), so exactly
+    one of several contenders gets it, on SQLite and on PostgreSQL alike. Real time, not the
+    injectable clock: it is about processes, not the business day (and a test's shifted
+    clock must not keep it forever). Core statements: cheaper than ORM ones (a pass takes
+    and releases the lease), and the lease is no table the read caches need to hear of."""
+
+    table = OutboxLease.__table__  # type: ignore[attr-defined]
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def passes(self, session: AsyncSession) -> int | None:
+        """Passes completed so far (None: no dispatcher ever took the lease)."""
+        found = await session.execute(
+            select(self.table.c.passes).where(self.table.c.name == LEASE_NAME)
+        )
+        value = found.scalar_one_or_none()
+        return None if value is None else int(value)
+
+    async def take(self, seen: int | None) -> bool:
+        """Take the lease, if no pass ended since ``passes()`` returned ``seen``."""
+        now = datetime.now(UTC)
+        t = self.table
+        try:
+            # The write comes first, so on SQLite the transaction simply queues for the
+            # write lock (no read snapshot to go stale).
+            async with self.db.engine.begin() as conn:
+                if seen is None:
+                    await conn.execute(
+                        t.insert().values(
+                            name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE, passes=0
+                        )
+                    )
+                    return True
+                free = or_(t.c.holder.is_(None), t.c.holder == self.holder, t.c.expires_at < now)
+                result = await conn.execute(
+                    update(t)
+                    .where(t.c.name == LEASE_NAME, t.c.passes == seen, free)
+                    .values(holder=self.holder, expires_at=now + LEASE)
+                )
+                return bool(result.rowcount == 1)
+        except sa_exc.IntegrityError:  # another dispatcher inserted the row first
+            return False
+
+    async def renew(self) -> bool:
+        t = self.table
+        now = datetime.now(UTC)
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(
+                update(t)
+                .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
+                .values(expires_at=now + LEASE)
+            )
+            return bool(result.rowcount == 1)
+
+    async def release(self) -> None:
+        t = self.table
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                update(t)
+                .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
+                .values(holder=None, expires_at=None, passes=t.c.passes + 1)
+            )
+
 
 class Dispatcher:
     """Runs registered handlers for committed events; one per process."""
 
-    def __init__(self, db: Database, clock: Clock, *, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        batch_size: int = 500,
+        max_attempts: int = 10,
+        backoff_cap: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.db = db
         self.clock = clock
         self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff_cap = backoff_cap
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._batch_handlers: list[tuple[frozenset[str], BatchHandler]] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._lease = _Lease(db)
+        self._lease_busy = False
+        self._next_retry: datetime | None = None
         self._dispatched_by: Hub | None = None
 
     def register(self, event_type: str, handler: Handler) -> None:
@@ -138,36 +342,105 @@ class Dispatcher:
         else:
             self._wake.set()
 
-    async def dispatch_pending(self) -> int:
-        """Dispatch every pending event in commit order; returns how many were dispatched."""
-        done = 0
+    def _select_page(self, after: uuid.UUID | None) -> Any:
+        """Undispatched events after ``after`` in commit order, dead and waiting ones
+        included (they hold back later events of their aggregate)."""
+        stmt = select(OutboxEvent).where(
+            col(OutboxEvent.dispatched_at).is_(None), col(OutboxEvent.discarded_at).is_(None)
+        )
+        if after is not None:
+            stmt = stmt.where(col(OutboxEvent.id) > after)
+        return stmt.order_by(col(OutboxEvent.id)).limit(self.batch_size)
+
+    # Each read ends its transaction before any handler runs: a handler that writes in a
+    # transaction of its own would otherwise leave the reading session's snapshot stale,
+    # and SQLite refuses a write from a stale snapshot ("database is locked") however long
+    # it waits.
+
+    async def _page(self, after: uuid.UUID) -> list[OutboxEvent]:
+        async with self.db.session() as session:
+            return list(await session.exec(self._select_page(after)))
+
+    async def _first_page(self) -> tuple[int | None, list[OutboxEvent]]:
+        """The lease's pass count, then the first page: read in this order, a pass that
+        ends after the count was read (and might have dispatched this page) fails our
+        ``take``, on SQLite's snapshot and PostgreSQL's read-committed alike."""
+        async with self.db.session() as session:
+            seen = await self._lease.passes(session)
+            return seen, list(await session.exec(self._select_page(None)))
+
+    def _due(
+        self, events: list[OutboxEvent], held: set[uuid.UUID], now: datetime
+    ) -> list[OutboxEvent]:
+        """The events that may run now; the aggregates of dead, waiting and held ones are
+        added to ``held``."""
+        due: list[OutboxEvent] = []
+        for event in events:
+            waiting = event.next_attempt_at is not None and event.next_attempt_at > now
+            if waiting and event.dead_at is None:
+                self._retry_at(event.next_attempt_at)
+            if event.dead_at is not None or waiting or event.aggregate_id in held:
+                held.add(event.aggregate_id)
+            else:
+                due.append(event)
+        return due
+
+    def _retry_at(self, when: datetime | None) -> None:
+        """Remember the earliest retry that falls due, so ``run`` wakes for it."""
+        if when is not None and (self._next_retry is None or when < self._next_retry):
+            self._next_retry = when
+
+    async def dispatch_pending(self, *, wait: bool = True) -> int:
+        """Dispatch every event that is due, in commit order (per aggregate, see the
+        module docstring); returns how many this call dispatched. When another dispatcher
+        holds the lease, wait for its pass to end and look again (``wait=False``: return 0
+        at once, as the poll loop does)."""
         async with self._lock:
+            self._lease_busy = False
+            self._next_retry = None
             while True:
-                # Read the batch and end that read transaction before any handler runs: a
-                # handler that writes in a transaction of its own would otherwise leave this
-                # session's snapshot stale, and SQLite refuses a write from a stale snapshot
-                # ("database is locked") however long it waits.
-                async with self.db.session() as session:
-                    rows = await session.exec(
-                        select(OutboxEvent)
-                        .where(col(OutboxEvent.dispatched_at).is_(None))
-                        .order_by(col(OutboxEvent.id))
-                        .limit(self.batch_size)
-                    )
-                    events = list(rows)
-                if not events:
-                    return done
-                for segment in self._segments(events):
-                    await self._dispatch_segment(segment)
-                    done += len(segment)
+                seen, first = await self._first_page()
+                if not first:
+                    return 0
+                if len(first) < self.batch_size and not self._due(first, set(), self.clock.now()):
+                    return 0  # all wait for a retry, or behind a dead letter: no lease needed
+                if await self._lease.take(seen):
+                    break
+                if not wait:
+                    self._lease_busy = True
+                    return 0
+                await asyncio.sleep(0.05)
+            try:
+                return await self._dispatch_all(first)
+            finally:
+                with contextlib.suppress(Exception):  # it expires anyway
+                    await self._lease.release()
+
+    async def _dispatch_all(self, events: list[OutboxEvent]) -> int:
+        done = 0
+        # Aggregates whose earlier event waits, is dead, or failed in this pass.
+        held: set[uuid.UUID] = set()
+        while events:
+            for segment in self._segments(self._due(events, held, self.clock.now())):
+                ready = [e for e in segment if e.aggregate_id not in held]
+                if ready:
+                    done += await self._dispatch_segment(ready, held)
+            if len(events) == self.batch_size and not await self._lease.renew():
+                log.warning("outbox dispatch lease lost mid-pass (overran it); pass ends")
+                return done
+            # The next page: further events, or those handlers recorded meanwhile.
+            events = await self._page(events[-1].id)
+        return done
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
-        """Split at every event without a batch handler: those run alone, as before, and
-        everything stays in commit order across segments."""
+        """Split at every event without a batch handler, and at every event that failed
+        before (a retry runs alone, so a poison event does not re-run and fail its
+        neighbours' run each time): those run alone, and everything stays in commit order
+        across segments."""
         segments: list[list[OutboxEvent]] = []
         run: list[OutboxEvent] = []
         for event in events:
-            if self._batched(event.type):
+            if self._batched(event.type) and event.attempts == 0:
                 run.append(event)
                 continue
             if run:
@@ -178,7 +451,7 @@ class Dispatcher:
             segments.append(run)
         return segments
 
-    async def _dispatch_segment(self, segment: list[OutboxEvent]) -> None:
+    async def _run_handlers(self, segment: list[OutboxEvent]) -> None:
         for event in segment:
             for handler in self._handlers.get(event.type, ()):
                 await handler(event)
@@ -186,27 +459,147 @@ class Dispatcher:
             wanted = [e for e in segment if e.type in types]
             if wanted:
                 await batch_handler(wanted)
+
+    async def _dispatch_segment(self, segment: list[OutboxEvent], held: set[uuid.UUID]) -> int:
+        """Run the segment's handlers and mark it dispatched; returns how many events were.
+        A transient fault propagates (the pass ends, nothing charged); an event's own error
+        is isolated by re-running the segment in halves down to single events."""
+        try:
+            await self._run_handlers(segment)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - charged to the event, below
+            if len(segment) == 1:
+                await self._charge(segment[0], exc)
+                held.add(segment[0].aggregate_id)
+                return 0
+            # Halves, in order, until the failing events are alone: a run of 500 with one
+            # poison event costs about 2 * log2(500) re-runs, not 500.
+            done = 0
+            middle = len(segment) // 2
+            for half in (segment[:middle], segment[middle:]):
+                ready = [e for e in half if e.aggregate_id not in held]
+                if ready:
+                    done += await self._dispatch_segment(ready, held)
+            return done
         # Only after every handler succeeded, and all at once: a failure above leaves the
-        # whole segment pending for the next pass.
+        # whole segment pending.
+        await self._mark_dispatched(segment)
+        return len(segment)
+
+    async def _mark_dispatched(self, events: Sequence[OutboxEvent]) -> None:
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxEvent)
-                .where(col(OutboxEvent.id).in_([e.id for e in segment]))
-                .values(dispatched_at=self.clock.now())
+                .where(col(OutboxEvent.id).in_([e.id for e in events]))
+                .values(dispatched_at=self.clock.now(), next_attempt_at=None)
             )
+
+    async def _charge(self, event: OutboxEvent, exc: Exception) -> None:
+        """One more failed attempt: wait (backoff), or dead-letter it at ``max_attempts``."""
+        now = self.clock.now()
+        attempts = event.attempts + 1
+        error_type, message = describe(exc)
+        dead = attempts >= self.max_attempts
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error_type": error_type,
+            "last_error": message,
+            "next_attempt_at": None if dead else now + backoff(attempts, self.backoff_cap),
+            "dead_at": now if dead else None,
+        }
+        self._retry_at(values["next_attempt_at"])
+        async with self.db.transaction() as session:
+            await session.execute(
+                update(OutboxEvent)
+                .where(col(OutboxEvent.id) == event.id, col(OutboxEvent.dispatched_at).is_(None))
+                .values(**values)
+            )
+        if dead:
+            log.error(
+                "outbox event %s (%s) dead-lettered after %d attempts: %s: %s",
+                event.id, event.type, attempts, error_type, message,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "outbox event %s (%s) failed (attempt %d of %d), retrying at %s: %s: %s",
+                event.id, event.type, attempts, self.max_attempts, values["next_attempt_at"],
+                error_type, message,
+            )  # fmt: skip
 
     async def run(self, poll_interval: float = 1.0) -> None:
         """Dispatch forever: right after a local commit, and on a poll for other processes'
-        events and for anything a crash left behind."""
+        events, for retries that fall due, and for anything a crash left behind."""
         while True:
             try:
-                await self.dispatch_pending()
+                await self.dispatch_pending(wait=False)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox dispatch failed; retrying")
+            # Another dispatcher held the lease: it may have finished its pass just before
+            # our events committed, so look again soon rather than a whole poll later.
+            timeout = min(poll_interval, 0.2) if self._lease_busy else poll_interval
+            if self._next_retry is not None:  # and wake for a retry that falls due sooner
+                until = (self._next_retry - self.clock.now()).total_seconds()
+                timeout = min(timeout, max(until, 0.05))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
             self._wake.clear()
+
+
+# Operator actions, for ``channelboard outbox``.
+
+
+async def retry_event(
+    db: Database, clock: Clock, event_id: uuid.UUID, *, by: str
+) -> OutboxEvent | None:
+    """Re-queue an undispatched event (dead or waiting): due now, with a fresh set of
+    attempts. None when there is no such event (unknown, dispatched or discarded)."""
+    return await _act(
+        db, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        attempts=0, next_attempt_at=None, dead_at=None, retried_at=clock.now(), retried_by=by,
+    )  # fmt: skip
+
+
+async def discard_event(
+    db: Database, clock: Clock, event_id: uuid.UUID, *, by: str
+) -> OutboxEvent | None:
+    """Set an undispatched event aside for good: no handler will run for it, and later
+    events of its aggregate go ahead. None when there is no such event."""
+    return await _act(
+        db, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        discarded_at=clock.now(), discarded_by=by, next_attempt_at=None,
+    )  # fmt: skip
+
+
+async def _act(
+    db: Database, event_id: uuid.UUID, states: list[EventState], **values: Any
+) -> OutboxEvent | None:
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(OutboxEvent)
+            .where(col(OutboxEvent.id) == event_id, in_states(states))
+            .values(**values)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        return await session.get(OutboxEvent, event_id, populate_existing=True)
+
+
+async def backlog(session: AsyncSession, now: datetime) -> dict[str, float | int]:
+    """For /readyz: events not yet dispatched (waiting ones included), the age of the
+    oldest, and dead letters (set aside until an operator retries or discards them)."""
+    waiting = in_states([EventState.PENDING, EventState.RETRYING])
+    pending, oldest = (
+        await session.exec(select(func.count(), func.min(OutboxEvent.recorded_at)).where(waiting))
+    ).one()
+    dead = (await session.exec(select(func.count()).where(in_states([EventState.DEAD])))).one()
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return {
+        "pending": int(pending),
+        "oldestSeconds": round(max(age, 0.0), 1),
+        "deadLetters": int(dead),
+    }

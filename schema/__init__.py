@@ -27,6 +27,7 @@ from schema.leaderboards.queries import LeaderboardsQuery
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
+from schema.operations.queries import OperationsQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
@@ -43,6 +44,7 @@ QUERIES: tuple[type, ...] = (
     SalesQuery,
     EarningsQuery,
     LeaderboardsQuery,
+    OperationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,

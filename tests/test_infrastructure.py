@@ -60,7 +60,9 @@ async def test_readyz_reports_ok(client: httpx.AsyncClient) -> None:
 async def test_readyz_shows_the_outbox_backlog(
     client: httpx.AsyncClient, services: Services, clock: OffsetClock, tenant: Tenant
 ) -> None:
-    assert (await client.get("/readyz")).json()["outbox"] == {"pending": 0, "oldestSeconds": 0}
+    assert (await client.get("/readyz")).json()["outbox"] == {
+        "pending": 0, "oldestSeconds": 0, "deadLetters": 0,
+    }  # fmt: skip
     async with services.outbox.paused():  # as if no dispatcher ran
         async with services.db.transaction() as session:
             await record_event(
@@ -70,7 +72,7 @@ async def test_readyz_shows_the_outbox_backlog(
         clock.advance(timedelta(minutes=5))
         response = await client.get("/readyz")
     assert response.status_code == 200  # a backlog does not make this process unready
-    assert response.json()["outbox"] == {"pending": 1, "oldestSeconds": 300.0}
+    assert response.json()["outbox"] == {"pending": 1, "oldestSeconds": 300.0, "deadLetters": 0}
 
 
 async def _get_readyz(settings: Settings, clock: OffsetClock) -> httpx.Response:

@@ -148,6 +148,9 @@ app.command("simulate")(_leaderboards.simulate)
 from api.cli import dispatch as _dispatch  # noqa: E402
 
 app.command("dispatch")(_dispatch.dispatch)
+from api.cli import outbox as _outbox  # noqa: E402
+
+app.add_typer(_outbox.app, name="outbox")
 
 
 def main() -> None:

@@ -55,7 +55,7 @@ def dispatch(
     ),
 ) -> None:  # fmt: skip
     """Dispatch outbox events for API processes that run with CHANNELBOARD_DISPATCH=external
-    (run one; a second is safe, since handlers are idempotent, but does the work twice)."""
+    (a second one is a standby: one dispatcher at a time holds the outbox lease)."""
     from api.cli import load_settings  # noqa: PLC0415
 
     code = 0

@@ -112,9 +112,8 @@ async def _simulate_sales(
         while count is None or done < count:
             sale = await simulator.one()
             progress.done = done + 1  # in the database, even if dispatching it fails
-            # This process dispatches its own events (to every handler the app registers);
-            # a running server's dispatcher may race it for them, as server workers race
-            # each other: the handlers are idempotent.
+            # This process dispatches its own events (to every handler the app registers),
+            # or a running server's dispatcher does, whichever holds the outbox lease.
             await w.outbox.dispatch_pending()
             done += 1
             if done % every == 0 or done == count:

@@ -1,0 +1,1 @@
+"""Operations data for vendor admins: the outbox's stuck events."""
