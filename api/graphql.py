@@ -10,6 +10,7 @@ import logging
 from typing import Any, cast
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -27,6 +28,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Authenticator, AuthFailure
+from api.ws_limits import (
+    ConnectionCounter,
+    LimitedWebSocketAdapter,
+    checked_document,
+    too_many_operations,
+)
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
 from schema.context import Context, Services
@@ -125,13 +132,54 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self.keep_alive:
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
+    async def handle_start(self, message: Any) -> None:
+        # Limits (api.ws_limits) before strawberry starts the operation.
+        if self.connection_acknowledged:
+            refusal = _refusal(
+                self.schema, message.get("payload"), len(self.tasks),
+                self.max_subscriptions_per_connection, message["id"] in self.tasks,
+            )  # fmt: skip
+            if refusal is not None:
+                error = {"type": "error", "id": message["id"], "payload": refusal.formatted}
+                await self.send_message(cast(Any, error))
+                return
+        await super().handle_start(message)
+
+
+def _refusal(
+    schema: Any, payload: Any, running: int, limit: int | None, replaces: bool
+) -> GraphQLError | None:
+    if limit is not None and not replaces and running >= limit:
+        return too_many_operations(limit)
+    payload = payload if isinstance(payload, dict) else {}
+    checked = checked_document(schema, payload.get("query"), payload.get("operationName"))
+    return checked if isinstance(checked, GraphQLError) else None
+
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with the schema's fast subscription paths: an operation one of
     them recognises is served by it (e.g. executed once per group of subscribers), anything
     else by strawberry as usual."""
 
+    async def handle_subscribe(self, message: Any) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and limit is not None
+            and len(self.operations) >= limit
+        ):
+            payload = [too_many_operations(limit).formatted]
+            error = {"id": message["id"], "type": "error", "payload": payload}
+            await self.send_message(cast(Any, error))
+            return
+        await super().handle_subscribe(message)
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        checked = checked_document(self.schema, operation.query, operation.operation_name)
+        if isinstance(checked, GraphQLError):
+            await operation.send_initial_errors([checked])
+            return
         for fast in getattr(self.view, "fast_subscriptions", ()):
             plan = fast.plan(operation.query, operation.variables, operation.operation_name)
             if plan is None:
@@ -147,13 +195,22 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class GraphQLView(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyGraphQLWSHandler
     graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = LimitedWebSocketAdapter
 
     def __init__(
-        self, *args: Any, services: Services, authenticator: Authenticator, **kwargs: Any
+        self,
+        *args: Any,
+        services: Services,
+        authenticator: Authenticator,
+        ws_max_message_bytes: int = 0,
+        ws_max_connections_per_principal: int = 0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.services = services
         self.authenticator = authenticator
+        self.ws_max_message_bytes = ws_max_message_bytes
+        self.ws_connections = ConnectionCounter(ws_max_connections_per_principal)
         # Per websocket connection: the timer that closes it when its token expires.
         self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
         from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
@@ -166,6 +223,7 @@ class GraphQLView(GraphQL[Context, None]):
             try:
                 await super().__call__(scope, receive, send)
             finally:
+                self.ws_connections.release(id(scope))
                 timer = self._expiry_timers.pop(id(scope), None)
                 if timer is not None:
                     timer.cancel()
@@ -245,6 +303,7 @@ class GraphQLView(GraphQL[Context, None]):
         outcome = await self.authenticator.authenticate(credential)
         if isinstance(outcome, AuthFailure):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
+        self.ws_connections.admit(context.request, outcome)
         context.principal = outcome
         context.auth_failure = None
         if outcome.expires_at is not None:
