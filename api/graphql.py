@@ -28,6 +28,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Authenticator, AuthFailure
+from api.multipart import parse_multipart
 from api.ws_limits import (
     ConnectionCounter,
     LimitedWebSocketAdapter,
@@ -331,6 +332,9 @@ class GraphQLView(GraphQL[Context, None]):
         elif not response.get("errors"):
             request.state.root_fields = len(response.get("data") or {})
         return response
+
+    async def parse_multipart(self, request: Any) -> dict[str, Any]:
+        return await parse_multipart(self, request)
 
     def encode_json(self, data: object) -> str:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

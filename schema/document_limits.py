@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from graphql import (
@@ -51,8 +51,23 @@ class DocumentLimits:
     # merges two `a` and two `x`): what the overlapping-fields rule compares pairwise.
     max_repeated_fields: int = 10
     max_operations: int = 20
-    max_fragments: int = 50
-    max_directives: int = 50
+    max_fragments: int = 30
+    max_directives: int = 30
+    max_variables: int = 30
+
+    def for_anonymous(self) -> DocumentLimits:
+        """Smaller budgets for callers without credentials (GraphiQL's introspection query,
+        163 tokens and 220 selections, still fits)."""
+        return replace(
+            self,
+            max_tokens=min(self.max_tokens, 500),
+            max_selections=min(self.max_selections, 250),
+            max_aliases=min(self.max_aliases, 10),
+            max_operations=min(self.max_operations, 5),
+            max_fragments=min(self.max_fragments, 20),
+            max_directives=min(self.max_directives, 20),
+            max_variables=min(self.max_variables, 20),
+        )
 
 
 def limit_error(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -108,6 +123,11 @@ def check_document(
     operation = select_operation(operations, operation_name)
     if isinstance(operation, GraphQLError):
         return operation
+    if len(operation.variable_definitions or ()) > limits.max_variables:
+        return limit_error(
+            f"The operation declares more than {limits.max_variables} variables.",
+            "TOO_MANY_VARIABLES", maxVariables=limits.max_variables,
+        )  # fmt: skip
     walk = _Walk(fragments, limits, operation)
     try:
         walk.merged([operation.selection_set], depth=0, introspection=False)
@@ -248,26 +268,32 @@ class DocumentGate:
 
     def __init__(self, limits: DocumentLimits, *, maxsize: int = 512) -> None:
         self.limits = limits
+        self.anonymous_limits = limits.for_anonymous()
         self._parsed = _Lru(maxsize)
         self._checked = _Lru(maxsize)
         self._validated = _Lru(maxsize)
 
-    def parse(self, query: str) -> DocumentNode | GraphQLError:
-        found = self._parsed.get(query)
+    def parse(self, query: str, *, anonymous: bool = False) -> DocumentNode | GraphQLError:
+        limits = self.anonymous_limits if anonymous else self.limits
+        key = (query, limits.max_tokens)
+        found = self._parsed.get(key)
         if found is not None:
-            self._parsed.move_to_end(query)
+            self._parsed.move_to_end(key)
             return found  # type: ignore[no-any-return]
-        return self._parsed.remember(query, parse_within(query, self.limits))  # type: ignore[no-any-return]
+        return self._parsed.remember(key, parse_within(query, limits))  # type: ignore[no-any-return]
 
-    def check(self, query: str, operation_name: str | None) -> DocumentNode | GraphQLError:
+    def check(
+        self, query: str, operation_name: str | None, *, anonymous: bool = False
+    ) -> DocumentNode | GraphQLError:
         """The parsed document, or the first error (coded) of parsing or of the limits."""
-        key = (query, operation_name or None)
+        key = (query, operation_name or None, anonymous)
         if key in self._checked:
             self._checked.move_to_end(key)
             return self._checked[key]  # type: ignore[no-any-return]
-        document = self.parse(query)
+        document = self.parse(query, anonymous=anonymous)
         if not isinstance(document, GraphQLError):
-            error = check_document(document, operation_name, self.limits)
+            limits = self.anonymous_limits if anonymous else self.limits
+            error = check_document(document, operation_name, limits)
             if error is not None:
                 return self._checked.remember(key, error)  # type: ignore[no-any-return]
         return self._checked.remember(key, document)  # type: ignore[no-any-return]
@@ -307,15 +333,17 @@ class DocumentChecks(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
+        anonymous = getattr(context.context, "principal", None) is None
+        limits = self.gate.anonymous_limits if anonymous else self.gate.limits
         # Should parsing fail, strawberry parses again (inside its own error handling) and
         # stops at the same place, the token limit at the latest.
-        context.parse_options["max_tokens"] = self.gate.limits.max_tokens
+        context.parse_options["max_tokens"] = limits.max_tokens
         if context.graphql_document is None and context.query:
-            checked = self.gate.check(context.query, context.operation_name)
+            checked = self.gate.check(context.query, context.operation_name, anonymous=anonymous)
             if isinstance(checked, DocumentNode):
                 context.graphql_document = checked
             else:
-                document = self.gate.parse(context.query)
+                document = self.gate.parse(context.query, anonymous=anonymous)
                 if isinstance(document, DocumentNode):
                     context.graphql_document = document
                     self.refused = checked
