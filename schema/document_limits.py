@@ -250,15 +250,27 @@ class _Walk:
                     yield from self._fields([fragment.selection_set], spreading | {name})
 
 
+# Documents longer than this are not remembered: a parsed document keeps its source text, and
+# 512 remembered megabyte-sized texts would be half a gigabyte.
+CACHE_MAX_CHARS = 64 * 1024
+
+
 class _Lru(OrderedDict[Any, Any]):
     def __init__(self, maxsize: int) -> None:
         super().__init__()
         self.maxsize = maxsize
 
-    def remember(self, key: Any, value: Any) -> Any:
-        self[key] = value
-        if len(self) > self.maxsize:
-            self.popitem(last=False)
+    def recall(self, key: Any) -> Any:
+        found = self.get(key)
+        if found is not None:
+            self.move_to_end(key)
+        return found
+
+    def remember(self, key: Any, value: Any, size: int) -> Any:
+        if size <= CACHE_MAX_CHARS:
+            self[key] = value
+            if len(self) > self.maxsize:
+                self.popitem(last=False)
         return value
 
 
@@ -276,27 +288,24 @@ class DocumentGate:
     def parse(self, query: str, *, anonymous: bool = False) -> DocumentNode | GraphQLError:
         limits = self.anonymous_limits if anonymous else self.limits
         key = (query, limits.max_tokens)
-        found = self._parsed.get(key)
-        if found is not None:
-            self._parsed.move_to_end(key)
-            return found  # type: ignore[no-any-return]
-        return self._parsed.remember(key, parse_within(query, limits))  # type: ignore[no-any-return]
+        found: DocumentNode | GraphQLError | None = self._parsed.recall(key)
+        if found is None:
+            found = self._parsed.remember(key, parse_within(query, limits), len(query))
+        return found
 
     def check(
         self, query: str, operation_name: str | None, *, anonymous: bool = False
     ) -> DocumentNode | GraphQLError:
         """The parsed document, or the first error (coded) of parsing or of the limits."""
         key = (query, operation_name or None, anonymous)
-        if key in self._checked:
-            self._checked.move_to_end(key)
-            return self._checked[key]  # type: ignore[no-any-return]
-        document = self.parse(query, anonymous=anonymous)
-        if not isinstance(document, GraphQLError):
-            limits = self.anonymous_limits if anonymous else self.limits
-            error = check_document(document, operation_name, limits)
-            if error is not None:
-                return self._checked.remember(key, error)  # type: ignore[no-any-return]
-        return self._checked.remember(key, document)  # type: ignore[no-any-return]
+        found: DocumentNode | GraphQLError | None = self._checked.recall(key)
+        if found is None:
+            found = self.parse(query, anonymous=anonymous)
+            if isinstance(found, DocumentNode):
+                limits = self.anonymous_limits if anonymous else self.limits
+                found = check_document(found, operation_name, limits) or found
+            self._checked.remember(key, found, len(query))
+        return found
 
     def validate(
         self,
@@ -305,15 +314,19 @@ class DocumentGate:
         rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules),
     ) -> list[GraphQLError]:
         """Strawberry's validation of a document that passed `check` (so bounded in cost),
-        remembered per document and rule set."""
+        remembered per document (by identity: the parse cache hands out the same object)
+        and rule set."""
         from strawberry.schema.schema import validate_document  # noqa: PLC0415
 
-        key = (document, rules)
-        if key in self._validated:
-            self._validated.move_to_end(key)
-            return self._validated[key]  # type: ignore[no-any-return]
+        key = (id(document), rules)
+        found = self._validated.recall(key)
+        if found is not None and found[0] is document:
+            errors: list[GraphQLError] = found[1]
+            return errors
         errors = validate_document(schema, document, rules)
-        return self._validated.remember(key, errors)  # type: ignore[no-any-return]
+        size = len(document.loc.source.body) if document.loc else 0
+        self._validated.remember(key, (document, errors), size)
+        return errors
 
 
 def gate_of(schema: Any) -> DocumentGate:
