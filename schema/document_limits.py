@@ -51,7 +51,7 @@ class DocumentLimits:
     # merges two `a` and two `x`): what the overlapping-fields rule compares pairwise.
     max_repeated_fields: int = 10
     max_operations: int = 20
-    max_fragments: int = 30
+    max_fragments: int = 20
     max_directives: int = 30
     max_variables: int = 30
 
