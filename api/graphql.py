@@ -32,7 +32,7 @@ from api.multipart import parse_multipart
 from api.ws_limits import (
     ConnectionCounter,
     LimitedWebSocketAdapter,
-    checked_document,
+    refusals,
     too_many_operations,
 )
 from infra.memo import MemoKey, ResponseMemo
@@ -153,8 +153,8 @@ def _refusal(
     if limit is not None and not replaces and running >= limit:
         return too_many_operations(limit)
     payload = payload if isinstance(payload, dict) else {}
-    checked = checked_document(schema, payload.get("query"), payload.get("operationName"))
-    return checked if isinstance(checked, GraphQLError) else None
+    errors = refusals(schema, payload.get("query"), payload.get("operationName"))
+    return errors[0] if errors else None
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -177,9 +177,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        checked = checked_document(self.schema, operation.query, operation.operation_name)
-        if isinstance(checked, GraphQLError):
-            await operation.send_initial_errors([checked])
+        errors = refusals(self.schema, operation.query, operation.operation_name)
+        if errors:
+            await operation.send_initial_errors(errors)
             return
         for fast in getattr(self.view, "fast_subscriptions", ()):
             plan = fast.plan(operation.query, operation.variables, operation.operation_name)

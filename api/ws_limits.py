@@ -9,8 +9,9 @@ What a client sees at each limit:
   protocol: `connection_error` with payload code TOO_MANY_CONNECTIONS first);
 - more than CHANNELBOARD_WS_MAX_SUBSCRIPTIONS operations at once: an `error` message for that
   operation, code TOO_MANY_OPERATIONS;
-- a document over a limit (tokens, depth, aliases, selections, …) or several operations
-  without `operationName`: an `error` message with the limit's code.
+- a document over a limit (tokens, depth, aliases, selections, …), several operations
+  without `operationName`, or an invalid document: an `error` message with the limit's code
+  (or GRAPHQL_PARSE_FAILED / GRAPHQL_VALIDATION_FAILED).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from collections.abc import AsyncGenerator
 from json import JSONDecodeError
 from typing import Any
 
-from graphql import DocumentNode, GraphQLError
+from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
 from partners.roles import Principal
-from schema.document_limits import gate_of
+from schema.document_limits import refusals as document_refusals
 
 MESSAGE_TOO_BIG = 1009
 TOO_MANY_CONNECTIONS = 4429
@@ -109,10 +110,10 @@ def too_many_operations(limit: int) -> GraphQLError:
     )
 
 
-def checked_document(schema: Any, query: Any, operation_name: Any) -> DocumentNode | GraphQLError:
-    """schema.document_limits' checks for a websocket operation's payload."""
+def refusals(schema: Any, query: Any, operation_name: Any) -> list[GraphQLError]:
+    """schema.document_limits' checks and validation for a websocket operation's payload."""
     if not isinstance(query, str) or not query:
-        return GraphQLError("The operation has no query.", extensions={"code": "BAD_REQUEST"})
+        return [GraphQLError("The operation has no query.", extensions={"code": "BAD_REQUEST"})]
     if operation_name is not None and not isinstance(operation_name, str):
-        return GraphQLError("operationName must be a string.", extensions={"code": "BAD_REQUEST"})
-    return gate_of(schema).check(query, operation_name)
+        return [GraphQLError("operationName must be a string.", extensions={"code": "BAD_REQUEST"})]
+    return document_refusals(schema, query, operation_name)

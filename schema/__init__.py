@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -89,7 +89,10 @@ class Schema(strawberry.Schema):
 def build_schema(
     *, limits: DocumentLimits | None = None, production: bool = False
 ) -> strawberry.Schema:
-    gate = DocumentGate(limits or DocumentLimits())
+    gate = DocumentGate(
+        limits or DocumentLimits(),
+        extra_rules=(NoSchemaIntrospectionCustomRule,) if production else (),
+    )
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
     subscription = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None

@@ -278,9 +278,18 @@ class DocumentGate:
     """Parses and checks documents for one schema, remembering recent answers (clients send
     the same few documents again and again)."""
 
-    def __init__(self, limits: DocumentLimits, *, maxsize: int = 512) -> None:
+    def __init__(
+        self,
+        limits: DocumentLimits,
+        *,
+        extra_rules: tuple[type[ASTValidationRule], ...] = (),
+        maxsize: int = 512,
+    ) -> None:
         self.limits = limits
         self.anonymous_limits = limits.for_anonymous()
+        # The rules of paths that validate outside strawberry (the leaderboard fast path and
+        # the websocket pre-checks): graphql's, plus e.g. no introspection in production.
+        self.rules = (*specified_rules, *extra_rules)
         self._parsed = _Lru(maxsize)
         self._checked = _Lru(maxsize)
         self._validated = _Lru(maxsize)
@@ -311,13 +320,14 @@ class DocumentGate:
         self,
         schema: GraphQLSchema,
         document: DocumentNode,
-        rules: tuple[type[ASTValidationRule], ...] = tuple(specified_rules),
+        rules: tuple[type[ASTValidationRule], ...] | None = None,
     ) -> list[GraphQLError]:
         """Strawberry's validation of a document that passed `check` (so bounded in cost),
         remembered per document (by identity: the parse cache hands out the same object)
         and rule set."""
         from strawberry.schema.schema import validate_document  # noqa: PLC0415
 
+        rules = self.rules if rules is None else rules
         key = (id(document), rules)
         found = self._validated.recall(key)
         if found is not None and found[0] is document:
@@ -327,6 +337,21 @@ class DocumentGate:
         size = len(document.loc.source.body) if document.loc else 0
         self._validated.remember(key, (document, errors), size)
         return errors
+
+
+def refusals(schema: Any, query: str, operation_name: str | None) -> list[GraphQLError]:
+    """What stops an operation before it runs, each error coded: a limit, a parse error, or
+    validation errors (GRAPHQL_VALIDATION_FAILED), for paths that run outside strawberry's
+    HTTP handling (websockets)."""
+    gate = gate_of(schema)
+    checked = gate.check(query, operation_name)
+    if isinstance(checked, GraphQLError):
+        return [checked]
+    errors = gate.validate(schema._schema, checked)
+    for error in errors:
+        if not (error.extensions or {}).get("code"):
+            error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+    return errors
 
 
 def gate_of(schema: Any) -> DocumentGate:

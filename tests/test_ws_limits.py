@@ -97,6 +97,8 @@ async def test_the_leaderboard_feed_applies_the_document_limits(
         assert await refusal(ws, "2") == ["TOO_MANY_TOKENS"]
         await start(ws, protocol, "3", two_operations, variables=variables)
         assert await refusal(ws, "3") == ["OPERATION_NAME_REQUIRED"]
+        await start(ws, protocol, "4", board("version noSuchField"), variables=variables)
+        assert await refusal(ws, "4") == ["GRAPHQL_VALIDATION_FAILED"]
         await start(ws, protocol, "4", board("version"), variables=variables)
         message = await receive(ws)
         # The same connection still serves a document within the limits.
