@@ -136,6 +136,15 @@ def operations(n: int) -> str:
     return " ".join(f"query Q{i} {{ me {{ role }} {CLAIM} }}" for i in range(n))
 
 
+def beside_the_operation(n: int) -> str:
+    """Repeats in an operation that does not run and in an unused fragment (validated
+    all the same)."""
+    repeats = " ".join([CLAIM] * n)
+    return (
+        f"query Q0 {{ me {{ role }} }} query Q1 {{ {repeats} }} fragment U on Query {{ {repeats} }}"
+    )
+
+
 def measure(
     query: str, operation_name: str | None, runs: int, *, anonymous: bool
 ) -> tuple[float, float, str]:
@@ -194,6 +203,8 @@ SHAPES: list[tuple[str, Callable[[int], str], Sizes, Sizes, str | None]] = [
      lambda x: x.max_directives, lambda x: 400, None),
     ("variables", variables, lambda x: x.max_variables, lambda x: 300, "Q"),
     ("operations", operations, lambda x: x.max_operations, lambda x: 100, "Q0"),
+    ("repeats beside the operation", beside_the_operation,
+     lambda x: x.max_repeated_fields, lambda x: 240, "Q0"),
 ]  # fmt: skip
 
 
@@ -206,7 +217,7 @@ def main() -> None:
     for anonymous in (False, True):
         limits = LIMITS.for_anonymous() if anonymous else LIMITS
         print(f"\n{'anonymous' if anonymous else 'authenticated'} (max_tokens {limits.max_tokens})")
-        print(f"{'shape':25} {'under the limits':>34}   {'over the limits'}")
+        print(f"{'shape':28} {'under the limits':>34}   {'over the limits'}")
         for name, build, ok_n, over_n, op in SHAPES:
             ok_parse, ok_rest, ok_outcome = measure(
                 build(ok_n(limits)), op, runs, anonymous=anonymous
@@ -215,7 +226,7 @@ def main() -> None:
                 build(over_n(limits)), op, runs, anonymous=anonymous
             )
             print(
-                f"{name:25} n={ok_n(limits):<4} {ok_parse * 1000:5.2f} | {ok_rest * 1000:5.2f}"
+                f"{name:28} n={ok_n(limits):<4} {ok_parse * 1000:5.2f} | {ok_rest * 1000:5.2f}"
                 f" {ok_outcome:9}  n={over_n(limits):<4} {over_parse * 1000:5.2f} |"
                 f" {over_rest * 1000:5.2f} {over_outcome}"
             )

@@ -97,9 +97,8 @@ def parse_within(query: str, limits: DocumentLimits) -> DocumentNode | GraphQLEr
 def check_document(
     document: DocumentNode, operation_name: str | None, limits: DocumentLimits
 ) -> GraphQLError | None:
-    """The first limit the document breaks, or None. Only the operation that would run is
-    measured (the others are not executed), but every definition counts toward the
-    operation, fragment and directive counts."""
+    """The first limit the document breaks, or None (also when several operations leave it
+    open which to run, or the named one is missing)."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     fragments = {
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -123,14 +122,23 @@ def check_document(
     operation = select_operation(operations, operation_name)
     if isinstance(operation, GraphQLError):
         return operation
-    if len(operation.variable_definitions or ()) > limits.max_variables:
+    if sum(len(d.variable_definitions or ()) for d in operations) > limits.max_variables:
         return limit_error(
-            f"The operation declares more than {limits.max_variables} variables.",
+            f"The document declares more than {limits.max_variables} variables.",
             "TOO_MANY_VARIABLES", maxVariables=limits.max_variables,
         )  # fmt: skip
-    walk = _Walk(fragments, limits, operation)
+    # Validation runs over the whole document, so every operation and every fragment is
+    # measured, not only the operation that would run; they share one budget.
+    walk = _Walk(fragments, limits)
     try:
-        walk.merged([operation.selection_set], depth=0, introspection=False)
+        for definition in operations:
+            walk.name = definition.name.value if definition.name else "anonymous"
+            walk.merged([definition.selection_set], depth=0, introspection=False)
+        for name, fragment in fragments.items():
+            if name not in walk.reached:  # unused: still validated
+                walk.name = f"fragment {name}"
+                walk.reached.add(name)
+                walk.merged([fragment.selection_set], depth=0, introspection=False)
     except _Refused as refused:
         return refused.error
     return None
@@ -171,14 +179,12 @@ def _directives(node: Any) -> Iterator[Any]:
 
 class _Walk:
     def __init__(
-        self,
-        fragments: dict[str, FragmentDefinitionNode],
-        limits: DocumentLimits,
-        operation: OperationDefinitionNode,
+        self, fragments: dict[str, FragmentDefinitionNode], limits: DocumentLimits
     ) -> None:
         self.fragments = fragments
         self.limits = limits
-        self.operation = operation
+        self.name = ""  # of the operation or fragment being walked, for messages
+        self.reached: set[str] = set()
         self.selections = 0
         self.aliases = 0
 
@@ -211,9 +217,8 @@ class _Walk:
             inner = introspection or (depth == 0 and group[0].name.value in INTROSPECTION_ROOTS)
             limit = self.limits.max_introspection_depth if inner else self.limits.max_depth
             if level > limit:
-                name = self.operation.name.value if self.operation.name else "anonymous"
                 raise _Refused(limit_error(
-                    f"Operation '{name}' is more than {limit} levels deep; the limit is {limit}.",
+                    f"'{self.name}' is more than {limit} levels deep; the limit is {limit}.",
                     "QUERY_TOO_DEEP", maxDepth=limit,
                 ))  # fmt: skip
             below = [f.selection_set for f in group if f.selection_set is not None]
@@ -247,6 +252,7 @@ class _Walk:
                     fragment = self.fragments.get(name)
                     if fragment is None or name in spreading:
                         continue  # unknown fragments and cycles: the standard rules report them
+                    self.reached.add(name)
                     yield from self._fields([fragment.selection_set], spreading | {name})
 
 

@@ -34,6 +34,21 @@ async def test_a_field_repeated_hundreds_of_times_is_refused_before_validation(
     assert "errors" not in await gql(few, as_user=tenant.user(Role.VENDOR_ADMIN))
 
 
+async def test_operations_that_do_not_run_and_unused_fragments_are_measured_too(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant
+) -> None:
+    """graphql validates the whole document, whichever operation runs."""
+    headers = {"authorization": f"Bearer {gql.token(tenant.user(Role.VENDOR_ADMIN))}"}
+    twenty = " ".join(["saleClaims { totalCount }"] * 20)
+    for document in (
+        f"query A {{ me {{ role }} }} query B {{ {twenty} }}",
+        f"query A {{ me {{ role }} }} fragment Unused on Query {{ {twenty} }}",
+    ):
+        body = {"query": document, "operationName": "A"}
+        response = await client.post("/graphql", json=body, headers=headers)
+        refused(response.json(), "TOO_MANY_REPEATED_FIELDS")
+
+
 async def test_introspection_counts_toward_depth(gql: GQL) -> None:
     def of_type(levels: int) -> str:
         inner = "name"

@@ -40,8 +40,7 @@ LIVE = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 5) 
 WIDE = (
     "subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 5) { version "
     + " ".join(
-        f"r{i}: rows {{ rank score gapToAbove participant {{ id name isYou }} }}"
-        for i in range(20)
+        f"r{i}: rows {{ rank score gapToAbove participant {{ id name isYou }} }}" for i in range(20)
     )
     + " } }"
 )
