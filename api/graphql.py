@@ -10,7 +10,6 @@ import logging
 from typing import Any, cast
 
 from cross_web import HTTPException
-from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -31,9 +30,10 @@ from api.auth import Authenticator, AuthFailure
 from api.multipart import parse_multipart
 from api.ws_limits import (
     ConnectionCounter,
+    LegacyOperationLimits,
     LimitedWebSocketAdapter,
+    TransportOperationLimits,
     refusals,
-    too_many_operations,
 )
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
@@ -108,7 +108,7 @@ def is_request_error(response: GraphQLHTTPResponse) -> bool:
     return response.get("data") is None and bool(errors) and all("path" not in e for e in errors)
 
 
-class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context, None]):
     """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 as the
     graphql-transport-ws protocol does (strawberry closes with 1011)."""
 
@@ -133,48 +133,11 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         if self.keep_alive:
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
-    async def handle_start(self, message: Any) -> None:
-        # Limits (api.ws_limits) before strawberry starts the operation.
-        if self.connection_acknowledged:
-            refusal = _refusal(
-                self.schema, message.get("payload"), len(self.tasks),
-                self.max_subscriptions_per_connection, message["id"] in self.tasks,
-            )  # fmt: skip
-            if refusal is not None:
-                error = {"type": "error", "id": message["id"], "payload": refusal.formatted}
-                await self.send_message(cast(Any, error))
-                return
-        await super().handle_start(message)
 
-
-def _refusal(
-    schema: Any, payload: Any, running: int, limit: int | None, replaces: bool
-) -> GraphQLError | None:
-    if limit is not None and not replaces and running >= limit:
-        return too_many_operations(limit)
-    payload = payload if isinstance(payload, dict) else {}
-    errors = refusals(schema, payload.get("query"), payload.get("operationName"))
-    return errors[0] if errors else None
-
-
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with the schema's fast subscription paths: an operation one of
     them recognises is served by it (e.g. executed once per group of subscribers), anything
     else by strawberry as usual."""
-
-    async def handle_subscribe(self, message: Any) -> None:
-        limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and message["id"] not in self.operations
-            and limit is not None
-            and len(self.operations) >= limit
-        ):
-            payload = [too_many_operations(limit).formatted]
-            error = {"id": message["id"], "type": "error", "payload": payload}
-            await self.send_message(cast(Any, error))
-            return
-        await super().handle_subscribe(message)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         errors = refusals(self.schema, operation.query, operation.operation_name)

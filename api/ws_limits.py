@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncGenerator
 from json import JSONDecodeError
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -108,6 +108,55 @@ def too_many_operations(limit: int) -> GraphQLError:
         f"Subscription limit reached: at most {limit} operations at once on one connection.",
         extensions={"code": "TOO_MANY_OPERATIONS", "maxOperations": limit},
     )
+
+
+class LegacyOperationLimits:
+    """For the legacy graphql-ws handler: the operation limit (coded) and the document
+    checks, before strawberry starts an operation."""
+
+    connection_acknowledged: bool
+    max_subscriptions_per_connection: int | None
+    schema: Any
+    tasks: dict[str, Any]
+
+    async def handle_start(self, message: Any) -> None:
+        if self.connection_acknowledged:
+            op_id = message["id"]
+            limit = self.max_subscriptions_per_connection
+            if limit is not None and op_id not in self.tasks and len(self.tasks) >= limit:
+                errors = [too_many_operations(limit)]
+            else:
+                payload = message.get("payload")
+                payload = payload if isinstance(payload, dict) else {}
+                errors = refusals(self.schema, payload.get("query"), payload.get("operationName"))
+            if errors:  # the legacy protocol's error payload is one error
+                error = {"type": "error", "id": op_id, "payload": errors[0].formatted}
+                await cast(Any, self).send_message(error)
+                return
+        await super().handle_start(message)  # type: ignore[misc]
+
+
+class TransportOperationLimits:
+    """For the graphql-transport-ws handler: the operation limit with a code (strawberry's
+    error has none). The document checks run in its run_operation, before the fast path."""
+
+    connection_acknowledged: bool
+    max_subscriptions_per_connection: int | None
+    operations: dict[str, Any]
+
+    async def handle_subscribe(self, message: Any) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and message["id"] not in self.operations
+            and limit is not None
+            and len(self.operations) >= limit
+        ):
+            payload = [too_many_operations(limit).formatted]
+            error = {"id": message["id"], "type": "error", "payload": payload}
+            await cast(Any, self).send_message(error)
+            return
+        await super().handle_subscribe(message)  # type: ignore[misc]
 
 
 def refusals(schema: Any, query: Any, operation_name: Any) -> list[GraphQLError]:
