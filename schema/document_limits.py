@@ -201,7 +201,7 @@ class _Walk:
             self._count()
             if len(group) > self.limits.max_repeated_fields:
                 raise _Refused(limit_error(
-                    f"The operation selects '{key}' more than "
+                    f"'{self.name}' selects '{key}' more than "
                     f"{self.limits.max_repeated_fields} times in one place.",
                     "TOO_MANY_REPEATED_FIELDS", maxRepeatedFields=self.limits.max_repeated_fields,
                 ))  # fmt: skip
@@ -218,7 +218,7 @@ class _Walk:
             limit = self.limits.max_introspection_depth if inner else self.limits.max_depth
             if level > limit:
                 raise _Refused(limit_error(
-                    f"'{self.name}' is more than {limit} levels deep; the limit is {limit}.",
+                    f"'{self.name}' is nested more than {limit} levels deep.",
                     "QUERY_TOO_DEEP", maxDepth=limit,
                 ))  # fmt: skip
             below = [f.selection_set for f in group if f.selection_set is not None]
@@ -231,7 +231,7 @@ class _Walk:
         self.selections += 1
         if self.selections > self.limits.max_selections:
             raise _Refused(limit_error(
-                f"The operation selects more than {self.limits.max_selections} fields and "
+                f"The document selects more than {self.limits.max_selections} fields and "
                 "fragments (fragments expanded).",
                 "TOO_MANY_SELECTIONS", maxSelections=self.limits.max_selections,
             ))  # fmt: skip
