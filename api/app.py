@@ -130,6 +130,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 def document_limits(limits: Limits) -> DocumentLimits:
     return DocumentLimits(
+        max_bytes=limits.max_document_bytes,
         max_tokens=limits.max_tokens,
         max_depth=limits.max_query_depth,
         max_introspection_depth=limits.max_introspection_depth,

@@ -36,6 +36,7 @@ class Limits:
     ws_max_subscriptions: int = 5
     ws_init_timeout_seconds: float = 3.0
     # Checked on every document before validation (schema.document_limits).
+    max_document_bytes: int = 32 << 10
     max_selections: int = 500
     max_repeated_fields: int = 10
     max_introspection_depth: int = 15
@@ -123,6 +124,9 @@ class Settings:
             ),
             ws_init_timeout_seconds=float(
                 get("WS_INIT_TIMEOUT_SECONDS") or defaults.ws_init_timeout_seconds
+            ),
+            max_document_bytes=_int(
+                get("MAX_DOCUMENT_BYTES"), "MAX_DOCUMENT_BYTES", defaults.max_document_bytes
             ),
             max_selections=_int(get("MAX_SELECTIONS"), "MAX_SELECTIONS", defaults.max_selections),
             max_repeated_fields=_int(

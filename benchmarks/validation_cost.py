@@ -145,6 +145,15 @@ def beside_the_operation(n: int) -> str:
     )
 
 
+def long_string(size: int) -> str:
+    """Few tokens, many characters: lexing costs per character."""
+    return f'query($s: String = "{"y" * size}") {{ __typename }}'
+
+
+def long_comment(size: int) -> str:
+    return "#" + "x" * size + "\n{ __typename }"
+
+
 def measure(
     query: str, operation_name: str | None, runs: int, *, anonymous: bool
 ) -> tuple[float, float, str]:
@@ -203,6 +212,8 @@ SHAPES: list[tuple[str, Callable[[int], str], Sizes, Sizes, str | None]] = [
      lambda x: x.max_directives, lambda x: 400, None),
     ("variables", variables, lambda x: x.max_variables, lambda x: 300, "Q"),
     ("operations", operations, lambda x: x.max_operations, lambda x: 100, "Q0"),
+    ("long string literal", long_string, lambda x: x.max_bytes - 64, lambda x: 1 << 20, None),
+    ("long comment", long_comment, lambda x: x.max_bytes - 64, lambda x: 1 << 20, None),
     ("repeats beside the operation", beside_the_operation,
      lambda x: x.max_repeated_fields, lambda x: 240, "Q0"),
 ]  # fmt: skip
@@ -226,8 +237,8 @@ def main() -> None:
                 build(over_n(limits)), op, runs, anonymous=anonymous
             )
             print(
-                f"{name:28} n={ok_n(limits):<4} {ok_parse * 1000:5.2f} | {ok_rest * 1000:5.2f}"
-                f" {ok_outcome:9}  n={over_n(limits):<4} {over_parse * 1000:5.2f} |"
+                f"{name:28} n={ok_n(limits):<5} {ok_parse * 1000:5.2f} | {ok_rest * 1000:5.2f}"
+                f" {ok_outcome:9}  n={over_n(limits):<7} {over_parse * 1000:5.2f} |"
                 f" {over_rest * 1000:5.2f} {over_outcome}"
             )
     query = repeated(490)

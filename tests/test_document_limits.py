@@ -25,8 +25,8 @@ async def test_a_field_repeated_hundreds_of_times_is_refused_before_validation(
     gql: GQL, tenant: Tenant
 ) -> None:
     refused(await gql(REPEATED, as_user=tenant.user(Role.VENDOR_ADMIN)), "TOO_MANY_REPEATED_FIELDS")
-    # Anonymous callers have a smaller token budget: the same document stops at parsing.
-    refused(await gql(REPEATED), "TOO_MANY_TOKENS")
+    # Anonymous callers have smaller budgets: the same document is not even parsed.
+    refused(await gql(REPEATED), "DOCUMENT_TOO_LARGE")
     # Repeats merged one level down count too (`a { x } a { x }` merges the x's).
     nested = "{ " + " ".join(["saleClaims { edges { node { id } } }"] * 11) + " }"
     refused(await gql(nested, as_user=tenant.user(Role.VENDOR_ADMIN)), "TOO_MANY_REPEATED_FIELDS")
@@ -47,6 +47,13 @@ async def test_operations_that_do_not_run_and_unused_fragments_are_measured_too(
         body = {"query": document, "operationName": "A"}
         response = await client.post("/graphql", json=body, headers=headers)
         refused(response.json(), "TOO_MANY_REPEATED_FIELDS")
+
+
+async def test_a_long_document_is_refused_before_parsing(gql: GQL, tenant: Tenant) -> None:
+    # Few tokens, but lexing costs per character: a long comment or string literal.
+    for padding in ("#" + "x" * (40 << 10) + "\n", f'query($s: String = "{"y" * (40 << 10)}") '):
+        document = padding + "{ __typename }"
+        refused(await gql(document, as_user=tenant.user(Role.VENDOR_ADMIN)), "DOCUMENT_TOO_LARGE")
 
 
 async def test_introspection_counts_toward_depth(gql: GQL) -> None:

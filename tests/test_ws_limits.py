@@ -95,6 +95,8 @@ async def test_the_leaderboard_feed_applies_the_document_limits(
         assert await refusal(ws, "1") == ["TOO_MANY_ALIASES"]
         await start(ws, protocol, "2", too_many_tokens, variables=variables)
         assert await refusal(ws, "2") == ["TOO_MANY_TOKENS"]
+        await start(ws, protocol, "3", "#" + "x" * 40_000 + "\n" + board("version"))
+        assert await refusal(ws, "3") == ["DOCUMENT_TOO_LARGE"]
         await start(ws, protocol, "3", two_operations, variables=variables)
         assert await refusal(ws, "3") == ["OPERATION_NAME_REQUIRED"]
         await start(ws, protocol, "4", board("version noSuchField"), variables=variables)
