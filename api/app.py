@@ -23,7 +23,7 @@ from api.auth import Authenticator
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
-from api.settings import Settings
+from api.settings import Limits, Settings
 from api.ws_direct import KeepWebSocketSend
 from deal_registration.registrations import notices as deal_notices
 from deal_registration.sales import fanout as sales_fanout
@@ -40,6 +40,7 @@ from infra.redis import EmbeddedRedis, Keys, connect
 from leaderboards.closing import run_closer
 from schema import build_schema
 from schema.context import Services
+from schema.document_limits import DocumentLimits
 from schema.leaderboards.runtime import leaderboards_runtime
 
 log = logging.getLogger("channelboard")
@@ -49,12 +50,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or Settings.from_env()
     clock = clock or SystemClock()
     limits = settings.limits
-    schema = build_schema(
-        max_depth=limits.max_query_depth,
-        max_aliases=limits.max_aliases,
-        max_tokens=limits.max_tokens,
-        production=settings.production,
-    )
+    schema = build_schema(limits=document_limits(limits), production=settings.production)
     graphql_endpoint = _ViewSlot()
 
     @contextlib.asynccontextmanager
@@ -80,6 +76,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             graphql_ide=None if settings.production else "graphiql",
             connection_init_wait_timeout=timedelta(seconds=limits.ws_init_timeout_seconds),
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
+            ws_max_message_bytes=limits.ws_max_message_bytes,
+            ws_max_connections_per_principal=limits.ws_max_connections_per_principal,
             multipart_uploads_enabled=True,
         )
         app.state.response_memo = graphql_endpoint.view.memo
@@ -140,6 +138,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ),
         ],
         lifespan=lifespan,
+    )
+
+
+def document_limits(limits: Limits) -> DocumentLimits:
+    return DocumentLimits(
+        max_bytes=limits.max_document_bytes,
+        max_tokens=limits.max_tokens,
+        max_depth=limits.max_query_depth,
+        max_introspection_depth=limits.max_introspection_depth,
+        max_aliases=limits.max_aliases,
+        max_selections=limits.max_selections,
+        max_repeated_fields=limits.max_repeated_fields,
     )
 
 

@@ -28,6 +28,14 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from api import graphiql
 from api.auth import Authenticator, AuthFailure
+from api.multipart import parse_multipart
+from api.ws_limits import (
+    ConnectionCounter,
+    LegacyOperationLimits,
+    LimitedWebSocketAdapter,
+    TransportOperationLimits,
+    refusals,
+)
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
 from schema.context import Context, Services
@@ -101,7 +109,7 @@ def is_request_error(response: GraphQLHTTPResponse) -> bool:
     return response.get("data") is None and bool(errors) and all("path" not in e for e in errors)
 
 
-class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context, None]):
     """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 as the
     graphql-transport-ws protocol does (strawberry closes with 1011)."""
 
@@ -127,12 +135,16 @@ class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
             self.keep_alive_task = asyncio.create_task(self.handle_keep_alive())
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws, with the schema's fast subscription paths: an operation one of
     them recognises is served by it (e.g. executed once per group of subscribers), anything
     else by strawberry as usual."""
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        errors = refusals(self.schema, operation.query, operation.operation_name)
+        if errors:
+            await operation.send_initial_errors(errors)
+            return
         for fast in getattr(self.view, "fast_subscriptions", ()):
             plan = fast.plan(operation.query, operation.variables, operation.operation_name)
             if plan is None:
@@ -148,13 +160,22 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class GraphQLView(GraphQL[Context, None]):
     graphql_ws_handler_class = LegacyGraphQLWSHandler
     graphql_transport_ws_handler_class = TransportWSHandler
+    websocket_adapter_class = LimitedWebSocketAdapter
 
     def __init__(
-        self, *args: Any, services: Services, authenticator: Authenticator, **kwargs: Any
+        self,
+        *args: Any,
+        services: Services,
+        authenticator: Authenticator,
+        ws_max_message_bytes: int = 0,
+        ws_max_connections_per_principal: int = 0,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.services = services
         self.authenticator = authenticator
+        self.ws_max_message_bytes = ws_max_message_bytes
+        self.ws_connections = ConnectionCounter(ws_max_connections_per_principal)
         # Per websocket connection: the timer that closes it when its token expires.
         self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
         from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
@@ -171,6 +192,7 @@ class GraphQLView(GraphQL[Context, None]):
             try:
                 await super().__call__(scope, receive, send)
             finally:
+                self.ws_connections.release(id(scope))
                 timer = self._expiry_timers.pop(id(scope), None)
                 if timer is not None:
                     timer.cancel()
@@ -250,6 +272,7 @@ class GraphQLView(GraphQL[Context, None]):
         outcome = await self.authenticator.authenticate(credential)
         if isinstance(outcome, AuthFailure):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
+        self.ws_connections.admit(context.request, outcome)
         context.principal = outcome
         context.auth_failure = None
         if outcome.expires_at is not None:
@@ -277,6 +300,9 @@ class GraphQLView(GraphQL[Context, None]):
         elif not response.get("errors"):
             request.state.root_fields = len(response.get("data") or {})
         return response
+
+    async def parse_multipart(self, request: Any) -> dict[str, Any]:
+        return await parse_multipart(self, request)
 
     def encode_json(self, data: object) -> str:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

@@ -35,6 +35,14 @@ class Limits:
     max_upload_bytes: int = 10 << 20
     ws_max_subscriptions: int = 5
     ws_init_timeout_seconds: float = 3.0
+    # Checked on every document before validation (schema.document_limits).
+    max_document_bytes: int = 32 << 10
+    max_selections: int = 500
+    max_repeated_fields: int = 10
+    max_introspection_depth: int = 15
+    # Websockets (api.ws_limits).
+    ws_max_message_bytes: int = 256 << 10
+    ws_max_connections_per_principal: int = 20
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,26 @@ class Settings:
             ),
             ws_init_timeout_seconds=float(
                 get("WS_INIT_TIMEOUT_SECONDS") or defaults.ws_init_timeout_seconds
+            ),
+            max_document_bytes=_int(
+                get("MAX_DOCUMENT_BYTES"), "MAX_DOCUMENT_BYTES", defaults.max_document_bytes
+            ),
+            max_selections=_int(get("MAX_SELECTIONS"), "MAX_SELECTIONS", defaults.max_selections),
+            max_repeated_fields=_int(
+                get("MAX_REPEATED_FIELDS"), "MAX_REPEATED_FIELDS", defaults.max_repeated_fields
+            ),
+            max_introspection_depth=_int(
+                get("MAX_INTROSPECTION_DEPTH"),
+                "MAX_INTROSPECTION_DEPTH",
+                defaults.max_introspection_depth,
+            ),
+            ws_max_message_bytes=_int(
+                get("WS_MAX_MESSAGE_BYTES"), "WS_MAX_MESSAGE_BYTES", defaults.ws_max_message_bytes
+            ),
+            ws_max_connections_per_principal=_int(
+                get("WS_MAX_CONNECTIONS_PER_PRINCIPAL"),
+                "WS_MAX_CONNECTIONS_PER_PRINCIPAL",
+                defaults.ws_max_connections_per_principal,
             ),
         )
         settings = cls(

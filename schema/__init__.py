@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -16,6 +16,7 @@ from schema.deal_registration.mutations import DealRegistrationMutation
 from schema.deal_registration.queries import DealRegistrationQuery
 from schema.deal_registration.subscriptions import DealRegistrationSubscription
 from schema.deal_registration.types import DealRegistrationType
+from schema.document_limits import DocumentGate, DocumentLimits
 from schema.earnings.mutations import EarningsMutation
 from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
@@ -79,33 +80,33 @@ NODE_TYPES: tuple[type, ...] = (
 
 
 class Schema(strawberry.Schema):
+    # The document limits every path checks before validation (schema.document_limits).
+    document_gate: DocumentGate
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Expected errors (auth, limits, validation) are not worth a stack trace in the log;
         unexpected ones are logged where they are masked (schema.extensions)."""
 
 
 def build_schema(
-    *,
-    max_depth: int = 12,
-    max_aliases: int = 20,
-    max_tokens: int = 2_000,
-    production: bool = False,
+    *, limits: DocumentLimits | None = None, production: bool = False
 ) -> strawberry.Schema:
+    gate = DocumentGate(
+        limits or DocumentLimits(),
+        extra_rules=(NoSchemaIntrospectionCustomRule,) if production else (),
+    )
     query = merge_types("Query", QUERIES)
     mutation = merge_types("Mutation", MUTATIONS) if MUTATIONS else None
     subscription = merge_types("Subscription", SUBSCRIPTIONS) if SUBSCRIPTIONS else None
-    return Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,
         types=NODE_TYPES,
-        extensions=build_extensions(
-            max_depth=max_depth,
-            max_aliases=max_aliases,
-            max_tokens=max_tokens,
-            production=production,
-        ),
+        extensions=build_extensions(gate=gate, production=production),
         config=StrawberryConfig(
             disable_field_suggestions=production, scalar_map={**SCALARS, **LEADERBOARD_SCALARS}
         ),
     )
+    schema.document_gate = gate
+    return schema

@@ -5,31 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import Any
 
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    InlineFragmentNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
-)
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-    ValidationCache,
-)
+from graphql import GraphQLError
+from strawberry.extensions import DisableIntrospection, MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from schema.context import close_operation_scope, open_operation_scope
+from schema.document_limits import DocumentChecks, DocumentGate
 
 log = logging.getLogger("channelboard.graphql")
 
@@ -43,78 +25,6 @@ class SessionScope(SchemaExtension):
             yield
         finally:
             await close_operation_scope(scope)
-
-
-def depth_limit_rule(max_depth: int) -> type[ValidationRule]:
-    class QueryDepthLimit(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            fragments = {
-                d.name.value: d
-                for d in context.document.definitions
-                if isinstance(d, FragmentDefinitionNode)
-            }
-            for definition in context.document.definitions:
-                if isinstance(definition, OperationDefinitionNode):
-                    depth = _depth(definition.selection_set, fragments, 0, frozenset())
-                    if depth > max_depth:
-                        name = definition.name.value if definition.name else "anonymous"
-                        context.report_error(
-                            GraphQLError(
-                                f"Operation '{name}' is {depth} levels deep; the limit is "
-                                f"{max_depth}.",
-                                definition,
-                                extensions={"code": "QUERY_TOO_DEEP", "maxDepth": max_depth},
-                            )
-                        )
-
-    return QueryDepthLimit
-
-
-def _depth(
-    selection_set: SelectionSetNode | None,
-    fragments: dict[str, FragmentDefinitionNode],
-    depth: int,
-    seen: frozenset[str],
-) -> int:
-    if selection_set is None:
-        return depth
-    deepest = depth
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
-                continue
-            deepest = max(deepest, _depth(selection.selection_set, fragments, depth + 1, seen))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, depth, seen))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            if name in seen or name not in fragments:
-                continue  # cycles and unknown fragments are reported by the standard rules
-            fragment = fragments[name]
-            deepest = max(deepest, _depth(fragment.selection_set, fragments, depth, seen | {name}))
-    return deepest
-
-
-def alias_limit_rule(max_aliases: int) -> type[ValidationRule]:
-    class AliasLimit(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.count = 0
-
-        def enter_field(self, node: FieldNode, *_: Any) -> None:
-            if node.alias is not None:
-                self.count += 1
-                if self.count == max_aliases + 1:
-                    self.report_error(
-                        GraphQLError(
-                            f"The document uses more than {max_aliases} aliases.",
-                            node,
-                            extensions={"code": "TOO_MANY_ALIASES", "maxAliases": max_aliases},
-                        )
-                    )
-
-    return AliasLimit
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -143,17 +53,13 @@ class MaskUnexpectedErrors(MaskErrors):
 
 
 def build_extensions(
-    *, max_depth: int, max_aliases: int, max_tokens: int, production: bool
+    *, gate: DocumentGate, production: bool
 ) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         SessionScope,
-        partial(MaxTokensLimiter, max_token_count=max_tokens),
-        partial(ParserCache, maxsize=512),
-        partial(
-            AddValidationRules,
-            [depth_limit_rule(max_depth), alias_limit_rule(max_aliases)],
-        ),
-        partial(ValidationCache, maxsize=512),
+        # Tokens, depth, aliases and cost before validation (schema.document_limits); the
+        # websocket handlers and the leaderboard fast path use the same gate.
+        partial(DocumentChecks, gate),
         partial(
             MaskUnexpectedErrors, should_mask_error=_should_mask, error_message="Internal error."
         ),

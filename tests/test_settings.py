@@ -30,6 +30,21 @@ def test_defaults_work_on_a_laptop() -> None:
     assert settings.jwt.secret == DEVELOPMENT_SECRET
 
 
+def test_document_and_websocket_limits_come_from_the_environment() -> None:
+    limits = Settings.from_env(
+        {
+            "CHANNELBOARD_MAX_SELECTIONS": "300",
+            "CHANNELBOARD_MAX_REPEATED_FIELDS": "4",
+            "CHANNELBOARD_MAX_INTROSPECTION_DEPTH": "16",
+            "CHANNELBOARD_WS_MAX_MESSAGE_BYTES": "65536",
+            "CHANNELBOARD_WS_MAX_CONNECTIONS_PER_PRINCIPAL": "3",
+        }
+    ).limits
+    assert (limits.max_selections, limits.max_repeated_fields) == (300, 4)
+    assert limits.max_introspection_depth == 16
+    assert (limits.ws_max_message_bytes, limits.ws_max_connections_per_principal) == (65536, 3)
+
+
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(SettingsError, match="development JWT secret"):
         Settings.from_env({"CHANNELBOARD_ENV": "production"})

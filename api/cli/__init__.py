@@ -131,6 +131,9 @@ def serve(
             port=port,
             workers=workers,
             ws_per_message_deflate=False,
+            # Frames over the limit are refused by the protocol (close 1009) before they are
+            # buffered; the app checks the same limit for servers started otherwise.
+            ws_max_size=settings.limits.ws_max_message_bytes,
             timeout_graceful_shutdown=10,
             log_level=settings.log_level,
             proxy_headers=True,

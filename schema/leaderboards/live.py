@@ -32,8 +32,6 @@ from graphql import (
     SelectionSetNode,
     execute,
     get_operation_ast,
-    parse,
-    validate,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocketDisconnect
@@ -43,6 +41,7 @@ from leaderboards.fanout import Snapshot, Subscriber
 from leaderboards.models import ContestStatus, ParticipantKind
 from leaderboards.reads import RowView, StandingView, viewer_for
 from schema.context import Context, Services
+from schema.document_limits import gate_of
 from schema.leaderboards.runtime import leaderboards_fanout
 from schema.leaderboards.subscriptions import contest_for_subscription, update_of
 from schema.relay import check_page_size, to_global_id
@@ -77,26 +76,21 @@ class FastPath:
         self.schema = schema
         self.graphql_schema = schema._schema
         self.services = services
-        self._documents: dict[str, DocumentNode | None] = {}
 
-    def _document(self, query: str) -> DocumentNode | None:
-        if query not in self._documents:
-            if len(self._documents) > 512:
-                self._documents.clear()
-            try:
-                doc = parse(query)
-            except GraphQLError:
-                doc = None
-            if doc is not None and validate(self.graphql_schema, doc):
-                doc = None
-            self._documents[query] = doc
-        return self._documents[query]
+    def _document(self, query: str, name: str | None) -> DocumentNode | None:
+        """The document if it passes the limits every path applies (the caller has sent
+        an error otherwise) and is valid; None leaves it to strawberry's path."""
+        gate = gate_of(self.schema)
+        doc = gate.check(query, name)
+        if isinstance(doc, GraphQLError) or gate.validate(self.graphql_schema, doc):
+            return None
+        return doc
 
     async def run(self, handler: Any, operation: Any, plan: Plan) -> None:
         await run(self, handler, operation, plan)
 
     def plan(self, query: str, variables: dict[str, Any] | None, name: str | None) -> Plan | None:
-        doc = self._document(query)
+        doc = self._document(query, name)
         if doc is None:
             return None
         op = get_operation_ast(doc, name)
