@@ -72,17 +72,39 @@ class TokenVerifier:
         except jwt.PyJWTError:
             return AuthFailure("INVALID_TOKEN")
         # Time claims are checked against the injected clock (not PyJWT's wall clock) so
-        # tests and the websocket expiry timer agree with the rest of the service.
-        if now.timestamp() > float(claims["exp"]) + s.leeway_seconds:
+        # tests and the websocket expiry timer agree with the rest of the service. PyJWT
+        # does not check their type when it is not verifying them: a string, NaN, a bool or
+        # a date past year 9999 is a malformed token, not an error further down.
+        times = {claim: numeric_date(claims.get(claim)) for claim in ("exp", "iat", "nbf")}
+        if times["exp"] is None or times["iat"] is None:
+            return AuthFailure("INVALID_TOKEN")
+        if "nbf" in claims and times["nbf"] is None:
+            return AuthFailure("INVALID_TOKEN")
+        if now.timestamp() > times["exp"] + s.leeway_seconds:
             return AuthFailure("TOKEN_EXPIRED")
         for claim in ("iat", "nbf"):
-            value = claims.get(claim)
-            if value is not None and (
-                not isinstance(value, int | float)
-                or float(value) > now.timestamp() + s.leeway_seconds
-            ):
+            value = times[claim]
+            if value is not None and value > now.timestamp() + s.leeway_seconds:
                 return AuthFailure("INVALID_TOKEN")
+        claims["exp"] = times["exp"]
         return claims
+
+
+# The latest instant a datetime holds (9999-12-31T23:59:59Z).
+_MAX_NUMERIC_DATE = 253_402_300_799
+
+
+def numeric_date(value: object) -> float | None:
+    """A JWT NumericDate (RFC 7519: seconds since the epoch, a JSON number) as a float, or
+    None when ``value`` is not one a datetime can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and not 0 <= value <= _MAX_NUMERIC_DATE:
+        return None  # before float(), which overflows past 1e308
+    seconds = float(value)
+    if not 0 <= seconds <= _MAX_NUMERIC_DATE:  # False for NaN too
+        return None
+    return seconds
 
 
 # What a principal is read from: a change to any of these drops every cached principal.
