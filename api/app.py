@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             multipart_uploads_enabled=True,
         )
         app.state.response_memo = graphql_endpoint.view.memo
-        background = [sharing]
+        key_usage = app.state.authenticator.key_usage
+        background = [sharing, asyncio.create_task(key_usage.run(), name="api-key-usage")]
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
         else:
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await key_usage.flush()  # the uses noted since the last flush
             await services.hub.drain()  # table-change notices of the last commits
             await services.hub.close()
             await redis.aclose()

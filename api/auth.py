@@ -12,6 +12,7 @@ from typing import Any
 import jwt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.key_usage import KeyUsage
 from api.settings import JWTSettings
 from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
@@ -109,9 +110,6 @@ def numeric_date(value: object) -> float | None:
 
 # What a principal is read from: a change to any of these drops every cached principal.
 PRINCIPAL_TABLES = ("user_account", "partner", "api_key")
-# An API key's last_used_at is written at most this often (a write per request would cost
-# more than the request, and would drop the principal cache each time).
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class Authenticator:
@@ -120,6 +118,8 @@ class Authenticator:
         self.leeway = timedelta(seconds=jwt_settings.leeway_seconds)
         self.db = db
         self.clock = clock
+        # Authentication only reads: an API key's last use is written in the background.
+        self.key_usage = KeyUsage(db)
         # Credential -> principal: a request would otherwise spend most of its time on the
         # user and partner queries. Exact: entries drop when those tables change anywhere.
         self._principals: ReadCache[str, Principal] = ReadCache(db.epochs, PRINCIPAL_TABLES)
@@ -134,12 +134,15 @@ class Authenticator:
         if scheme.lower() != "bearer" or not credential:
             return AuthFailure("MALFORMED_CREDENTIALS")
         cached = self._principals.get(credential)
-        if cached is not None:
-            expires_at = cached.expires_at
-            if expires_at is not None and self.clock.now() > expires_at + self.leeway:
-                return AuthFailure("TOKEN_EXPIRED")
-            return cached
-        return await self._loads.run(credential, lambda: self._load(credential))
+        if cached is None:
+            outcome = await self._loads.run(credential, lambda: self._load(credential))
+        elif cached.expires_at is not None and self.clock.now() > cached.expires_at + self.leeway:
+            return AuthFailure("TOKEN_EXPIRED")
+        else:
+            outcome = cached
+        if isinstance(outcome, Principal) and outcome.api_key_id is not None:
+            self.key_usage.note(outcome.api_key_id, self.clock.now())
+        return outcome
 
     async def _load(self, credential: str) -> Principal | AuthFailure:
         stamp = self._principals.stamp()
@@ -175,11 +178,6 @@ class Authenticator:
         key = await service.verify_api_key(session, secret)
         if key is None:
             return AuthFailure("INVALID_API_KEY")
-        now = self.clock.now()
-        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-            key.last_used_at = now
-            session.add(key)
-            await session.commit()
         return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
 
 
