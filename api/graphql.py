@@ -13,7 +13,6 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
@@ -27,6 +26,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Authenticator, AuthFailure
+from api.ws_sessions import SocketSessions
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
 from schema.context import Context, Services
@@ -149,13 +149,18 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
-        self, *args: Any, services: Services, authenticator: Authenticator, **kwargs: Any
+        self,
+        *args: Any,
+        services: Services,
+        authenticator: Authenticator,
+        sockets: SocketSessions,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.services = services
         self.authenticator = authenticator
-        # Per websocket connection: the timer that closes it when its token expires.
-        self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
+        # Open websockets, closed when their credential expires or stops authenticating.
+        self.sockets = sockets
         from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
@@ -166,9 +171,7 @@ class GraphQLView(GraphQL[Context, None]):
             try:
                 await super().__call__(scope, receive, send)
             finally:
-                timer = self._expiry_timers.pop(id(scope), None)
-                if timer is not None:
-                    timer.cancel()
+                self.sockets.forget(scope)
             return
         request = Request(scope, receive)
         try:
@@ -242,17 +245,14 @@ class GraphQLView(GraphQL[Context, None]):
         credential = next((params[k] for k in WS_AUTH_KEYS if isinstance(params.get(k), str)), None)
         if credential is not None and " " not in credential.strip():
             credential = f"Bearer {credential.strip()}"
+        since = self.sockets.generation
         outcome = await self.authenticator.authenticate(credential)
         if isinstance(outcome, AuthFailure):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
         context.principal = outcome
         context.auth_failure = None
-        if outcome.expires_at is not None:
-            delay = (outcome.expires_at - self.services.clock.now()).total_seconds()
-            websocket: WebSocket = context.request
-            self._expiry_timers[id(websocket.scope)] = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), lambda: asyncio.ensure_future(_close_expired(websocket))
-            )
+        assert credential is not None  # MISSING_CREDENTIALS otherwise
+        self.sockets.open(context.request, credential, outcome, since=since)
         return cast(UnsetType, UNSET)
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -287,9 +287,3 @@ def _finish_http_response(request: Request, response: Response) -> None:
     request_error = getattr(request.state, "request_error", False)
     if media == GRAPHQL_RESPONSE and request_error and response.status_code == 200:
         response.status_code = 400
-
-
-async def _close_expired(websocket: WebSocket) -> None:
-    if websocket.application_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(Exception):
-            await websocket.close(code=4403, reason="Token expired")
