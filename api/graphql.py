@@ -101,10 +101,29 @@ def is_request_error(response: GraphQLHTTPResponse) -> bool:
 
 
 class LegacyGraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
-    """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 as the
-    graphql-transport-ws protocol does (strawberry closes with 1011)."""
+    """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 and closing a
+    socket without connection_init in time with 4408, as the graphql-transport-ws protocol
+    does (strawberry closes with 1011, and enforces no timeout for this protocol)."""
+
+    connection_init_received = False
+
+    async def handle(self) -> None:
+        timeout = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            timeout.cancel()
+            with contextlib.suppress(BaseException):  # the client may be gone already
+                await timeout
+
+    async def _close_unless_initialised(self) -> None:
+        wait = cast(GraphQLView, self.view).connection_init_wait_timeout.total_seconds()
+        await asyncio.sleep(wait)
+        if not self.connection_init_received:
+            await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: Any) -> None:
+        self.connection_init_received = True
         payload = message.get("payload")
         if payload is not None and not isinstance(payload, dict):
             await self.send_message({"type": "connection_error"})
