@@ -26,7 +26,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from api.auth import Authenticator, AuthFailure
-from api.ws_sessions import SocketSessions
+from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
 from schema.context import Context, Services
@@ -188,7 +188,7 @@ class GraphQLView(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             try:
-                await super().__call__(scope, receive, send)
+                await serve_closing_on_failure(super().__call__, scope, receive, send)
             finally:
                 self.sockets.forget(scope)
             return
@@ -265,7 +265,10 @@ class GraphQLView(GraphQL[Context, None]):
         if credential is not None and " " not in credential.strip():
             credential = f"Bearer {credential.strip()}"
         since = self.sockets.generation
-        outcome = await self.authenticator.authenticate(credential)
+        try:
+            outcome = await self.authenticator.authenticate(credential)
+        except Exception as exc:  # the database behind authentication is down
+            raise AuthUnavailable from exc
         if isinstance(outcome, AuthFailure):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
         context.principal = outcome

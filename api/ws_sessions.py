@@ -19,7 +19,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
 from api.auth import PRINCIPAL_TABLES, Authenticator, AuthFailure
@@ -107,7 +107,7 @@ class SocketSessions:
         for socket in list(self._open.values()):
             by_credential.setdefault(socket.credential, []).append(socket)
         credentials = list(by_credential)
-        complete = True
+        failed: list[BaseException] = []
         for start in range(0, len(credentials), RECHECK_CONCURRENCY):
             chunk = credentials[start : start + RECHECK_CONCURRENCY]
             outcomes = await asyncio.gather(
@@ -115,15 +115,18 @@ class SocketSessions:
             )
             for credential, outcome in zip(chunk, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
-                    log.warning("could not re-check a websocket's credential", exc_info=outcome)
-                    complete = False
+                    failed.append(outcome)
                     continue
                 for socket in by_credential[credential]:
                     if isinstance(outcome, AuthFailure):
                         self._close_soon(socket, outcome.reason)
                     elif _identity(outcome) != _identity(socket.principal):
                         self._close_soon(socket, "PRINCIPAL_CHANGED")
-        return complete
+        if failed:
+            log.warning(
+                "could not re-check %d websocket credentials", len(failed), exc_info=failed[0]
+            )
+        return not failed
 
     def _close_soon(self, socket: _Socket, reason: str) -> None:
         self.forget(socket.websocket.scope)
@@ -136,3 +139,37 @@ async def _close(websocket: WebSocket, reason: str) -> None:
     if websocket.application_state == WebSocketState.CONNECTED:
         with contextlib.suppress(Exception):  # the client may be gone already
             await websocket.close(code=CLOSE_CODE, reason=reason)
+
+
+class AuthUnavailable(Exception):
+    """A websocket's credential could not be checked (the database is unreachable)."""
+
+
+async def serve_closing_on_failure(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Serve a websocket connection so that a failure after the handshake still ends it with
+    a close code - 1013 (try again later) when its credential could not be checked, 1011
+    otherwise - instead of dropping the connection (1006), which clients cannot tell from a
+    network fault."""
+    accepted = closed = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal accepted, closed
+        accepted = accepted or message["type"] == "websocket.accept"
+        closed = closed or message["type"] == "websocket.close"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except Exception as exc:
+        if not accepted or closed:
+            raise
+        if isinstance(exc, AuthUnavailable):
+            log.warning("websocket authentication could not reach the database", exc_info=exc)
+            code, reason = 1013, "Service unavailable, try again later"
+        else:
+            log.exception("websocket connection failed")
+            code, reason = 1011, "Internal server error"
+        with contextlib.suppress(Exception):  # the client may be gone already
+            await send({"type": "websocket.close", "code": code, "reason": reason})
