@@ -8,8 +8,9 @@ that table's epoch in this process at once, or through Redis pub/sub when anothe
 committed it (``infra.cache.TableEpochs``); each bump schedules a re-check of every open
 socket's credential (one authentication per distinct credential, through the principal
 cache, which the same bump has emptied). A lost pub/sub connection, after which a notice
-may be missing, schedules one as well. Those tables change rarely (an admin's action), so
-a re-check of every socket costs little over a day.
+may be missing, schedules one as well, and while pub/sub is down the sockets are re-checked
+every 10 s. Those tables change rarely (an admin's action; ``api.key_usage`` writes
+``last_used_at`` unreported for that reason), so re-checks cost little.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ CLOSE_CODE = 4403
 # Credentials re-authenticated at once during a re-check (each may read the database).
 RECHECK_CONCURRENCY = 16
 RETRY_SECONDS = 1.0
+# While pub/sub is down another process's change goes unheard: re-check this often then
+# (the read caches' TTL).
+UNHEARD_RECHECK_SECONDS = 10.0
 
 
 def _identity(principal: Principal) -> tuple[object, ...]:
@@ -52,6 +56,7 @@ class _Socket:
 class SocketSessions:
     def __init__(self, authenticator: Authenticator, epochs: TableEpochs, clock: Clock) -> None:
         self.authenticator = authenticator
+        self.epochs = epochs
         self.clock = clock
         self._open: dict[int, _Socket] = {}  # by id(scope) of the connection
         self._dirty = asyncio.Event()
@@ -94,8 +99,14 @@ class SocketSessions:
     async def run(self) -> None:
         """Re-check the open sockets after every relevant change, until cancelled."""
         while True:
-            await self._dirty.wait()
+            if self.epochs.live:
+                await self._dirty.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._dirty.wait(), UNHEARD_RECHECK_SECONDS)
             self._dirty.clear()
+            if not self._open:
+                continue
             if not await self.recheck():
                 await asyncio.sleep(RETRY_SECONDS)  # e.g. the database is down: again
                 self._dirty.set()

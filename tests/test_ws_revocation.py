@@ -4,6 +4,7 @@ both protocols and in every process, and leaves everyone else's open."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -158,3 +159,22 @@ async def test_a_change_made_in_another_process_reaches_the_socket(
             )
         assert response.json() == {"data": {"apiKeyRevoke": {"userErrors": []}}}
         assert await close_code(on_local.ws) == 4403
+
+
+async def test_a_change_missed_while_pubsub_was_down_is_caught_up(
+    server: str, gql: GQL, db: Database, services: Services, tenant: Tenant
+) -> None:
+    if os.environ.get("CHANNELBOARD_TEST_REDIS_URL"):
+        pytest.skip("kills every pub/sub client of the Redis: only on the run's own one")
+    rep = tenant.user(Role.PARTNER_REP)
+    async with ws_client(server, gql.token(rep)) as client:
+        # A writer nobody hears (no Redis to tell), then a lost pub/sub connection: once
+        # this process subscribes again it re-checks, as a notice may have been missed.
+        unheard = Database(db.url)
+        try:
+            await set_user(unheard, rep, active=False)
+        finally:
+            await unheard.dispose()
+        assert await answers(client)  # nothing told this process yet
+        await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        assert await close_code(client.ws) == 4403
