@@ -30,7 +30,7 @@ from partners.roles import Principal
 
 log = logging.getLogger(__name__)
 
-CLOSE_CODE = 4403
+CLOSE_CODE = 4403  # the close reason is the AuthFailure reason, or PRINCIPAL_CHANGED
 # Credentials re-authenticated at once during a re-check (each may read the database).
 RECHECK_CONCURRENCY = 16
 RETRY_SECONDS = 1.0
@@ -81,7 +81,7 @@ class SocketSessions:
             deadline = principal.expires_at + self.authenticator.leeway
             delay = (deadline - self.clock.now()).total_seconds()
             socket.expiry = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), self._close_soon, socket, "Token expired"
+                max(delay, 0.0), self._close_soon, socket, "TOKEN_EXPIRED"
             )
         self._open[id(websocket.scope)] = socket
         if since != self.generation:
@@ -107,7 +107,12 @@ class SocketSessions:
             self._dirty.clear()
             if not self._open:
                 continue
-            if not await self.recheck():
+            try:
+                complete = await self.recheck()
+            except Exception:
+                log.exception("re-checking websocket credentials failed")
+                complete = False
+            if not complete:
                 await asyncio.sleep(RETRY_SECONDS)  # e.g. the database is down: again
                 self._dirty.set()
 

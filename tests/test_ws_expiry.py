@@ -24,14 +24,20 @@ ME = "{ me { role } }"
 PROBE = "subscription { noSuchField }"
 
 
-async def close_code(ws: Any) -> int | None:
-    """The code the server closes ``ws`` with (messages before it are skipped)."""
+async def close_frame(ws: Any) -> tuple[int, str] | None:
+    """The code and reason the server closes ``ws`` with (messages before it are skipped),
+    None if it dropped the connection without a close frame."""
     try:
         async with asyncio.timeout(15):  # a safety net for a broken build, not a measurement
             while True:
                 await ws.recv()
     except websockets.ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else None
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else None
+
+
+async def close_code(ws: Any) -> int | None:
+    frame = await close_frame(ws)
+    return frame[0] if frame else None
 
 
 async def answers(client: WSClient) -> bool:
@@ -62,7 +68,7 @@ async def test_a_token_past_exp_but_within_the_leeway_serves_until_exp_plus_leew
     assert (await gql(ME, token=token)) == {"data": {"me": {"role": "PARTNER_REP"}}}
     async with live_server(app) as address, ws_client(address, token, protocol) as client:
         assert await answers(client)  # was closed 4403 right after connection_ack
-        assert await close_code(client.ws) == 4403  # at exp + leeway
+        assert await close_frame(client.ws) == (4403, "TOKEN_EXPIRED")  # at exp + leeway
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])

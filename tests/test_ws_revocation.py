@@ -26,7 +26,7 @@ from tests.process_support import api_process
 from tests.support import GQL, Tenant, live_server
 from tests.test_deal_subscription import submit, wait_until_listening
 from tests.test_leaderboards_live import gid
-from tests.test_ws_expiry import answers, close_code
+from tests.test_ws_expiry import answers, close_code, close_frame
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,7 @@ async def test_a_revoked_api_keys_deal_feed_is_closed(
         assert (await gql.data(REVOKE, {"id": revoked_id}, as_user=admin)) == {
             "apiKeyRevoke": {"userErrors": []}
         }
-        assert await close_code(doomed.ws) == 4403
+        assert await close_frame(doomed.ws) == (4403, "INVALID_API_KEY")
         # The other key's feed goes on: it hears the next registration, customer and all.
         registration = await submit(gql, tenant.user(Role.PARTNER_REP), clock)
         change = (await other.data())["dealRegistrationStatusChanged"]
@@ -102,7 +102,7 @@ async def test_a_deactivated_users_leaderboard_subscription_is_closed(
             await client.subscribe(BOARD, {"id": gid(contest)})
             assert "leaderboardChanged" in await client.data()
         await set_user(db, rep, active=False)
-        assert await close_code(doomed.ws) == 4403
+        assert await close_frame(doomed.ws) == (4403, "USER_DEACTIVATED")
         assert await answers(other)
 
 
@@ -113,7 +113,7 @@ async def test_a_role_change_closes_the_users_sockets(
     admin = tenant.user(Role.PARTNER_ADMIN)
     async with ws_client(server, gql.token(admin), protocol) as client:
         await set_user(db, admin, role=Role.PARTNER_REP)
-        assert await close_code(client.ws) == 4403
+        assert await close_frame(client.ws) == (4403, "PRINCIPAL_CHANGED")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -131,7 +131,7 @@ async def test_a_suspended_partner_closes_its_users_sockets(
                 .where(col(Partner.id) == rep.partner_id)
                 .values(status=PartnerStatus.SUSPENDED)
             )
-        assert await close_code(doomed.ws) == 4403
+        assert await close_frame(doomed.ws) == (4403, "PARTNER_INACTIVE")
         assert await answers(other)
 
 
