@@ -53,7 +53,7 @@ class KeyUsage:
                 # column; otherwise each flush would drop every cached principal and
                 # re-check every open websocket (api.ws_sessions).
                 connection = await session.connection()
-                for key_id, at in pending.items():
+                for key_id, at in sorted(pending.items()):  # one lock order everywhere
                     await connection.execute(
                         update(table)
                         .where(table.c.id == key_id)
