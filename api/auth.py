@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
-from partners.models import PartnerStatus, User
+from partners.models import ApiKey, Partner, PartnerStatus, User
 from partners.roles import Principal
 
 
@@ -164,21 +165,63 @@ class Authenticator:
         except ValueError:
             return AuthFailure("UNKNOWN_USER")
         user = await repository.get_user(session, user_id)
-        if user is None:
-            return AuthFailure("UNKNOWN_USER")
-        if not user.active:
-            return AuthFailure("USER_DEACTIVATED")
-        if user.partner_id is not None:
+        partner = None
+        if user is not None and user.active and user.partner_id is not None:
             partner = await repository.get_partner(session, user.partner_id)
-            if partner is None or partner.status is not PartnerStatus.ACTIVE:
-                return AuthFailure("PARTNER_INACTIVE")
-        return principal_for(user, expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC))
+        expires_at = datetime.fromtimestamp(float(claims["exp"]), UTC)
+        return _user_principal(user, partner, expires_at)
 
     async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
-        key = await service.verify_api_key(session, secret)
-        if key is None:
-            return AuthFailure("INVALID_API_KEY")
-        return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
+        return _key_principal(await service.verify_api_key(session, secret))
+
+    async def current(
+        self, principals: Collection[Principal]
+    ) -> dict[Principal, Principal | AuthFailure]:
+        """What each principal, from a credential that authenticated earlier, would
+        authenticate as now: the rows principals come from are read again, in bulk (the
+        credential itself - signature, claims, key hash - cannot have changed)."""
+        user_ids = {p.user_id for p in principals if p.user_id is not None}
+        key_ids = {p.api_key_id for p in principals if p.api_key_id is not None}
+        async with self.db.session() as session:
+            users = await repository.get_users(session, user_ids) if user_ids else {}
+            partner_ids = {u.partner_id for u in users.values() if u.partner_id is not None}
+            partners = await repository.get_partners(session, partner_ids) if partner_ids else {}
+            keys = await repository.get_api_keys(session, key_ids) if key_ids else {}
+        now = self.clock.now()
+        outcomes: dict[Principal, Principal | AuthFailure] = {}
+        for p in principals:
+            if p.expires_at is not None and now > p.expires_at + self.leeway:
+                outcomes[p] = AuthFailure("TOKEN_EXPIRED")
+            elif p.api_key_id is not None:
+                key = keys.get(p.api_key_id)
+                outcomes[p] = _key_principal(None if key is None or key.revoked_at else key)
+            else:
+                user = users.get(p.user_id) if p.user_id is not None else None
+                partner = partners.get(user.partner_id) if user and user.partner_id else None
+                outcomes[p] = _user_principal(user, partner, p.expires_at)
+        return outcomes
+
+
+def _user_principal(
+    user: User | None, partner: Partner | None, expires_at: datetime | None
+) -> Principal | AuthFailure:
+    """The principal of a token's user (``partner``: its partner's row, if it has one)."""
+    if user is None:
+        return AuthFailure("UNKNOWN_USER")
+    if not user.active:
+        return AuthFailure("USER_DEACTIVATED")
+    if user.partner_id is not None and (
+        partner is None or partner.status is not PartnerStatus.ACTIVE
+    ):
+        return AuthFailure("PARTNER_INACTIVE")
+    return principal_for(user, expires_at=expires_at)
+
+
+def _key_principal(key: ApiKey | None) -> Principal | AuthFailure:
+    """The principal of a live API key (None: unknown, malformed or revoked)."""
+    if key is None:
+        return AuthFailure("INVALID_API_KEY")
+    return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
 
 
 def principal_for(user: User, *, expires_at: datetime | None = None) -> Principal:

@@ -273,8 +273,7 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
         context.principal = outcome
         context.auth_failure = None
-        assert credential is not None  # MISSING_CREDENTIALS otherwise
-        self.sockets.open(context.request, credential, outcome, since=since)
+        self.sockets.open(context.request, outcome, since=since)
         return cast(UnsetType, UNSET)
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:

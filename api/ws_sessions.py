@@ -1,4 +1,4 @@
-"""Open websockets and the credentials they authenticated with, so that a socket is closed
+"""Open websockets and the principals they authenticated as, so that a socket is closed
 (``4403``) as soon as its credential would be refused over HTTP: when its token expires
 (after the JWT leeway, as over HTTP), its API key is revoked, its user is deactivated or
 changes role or partner, or its partner is suspended - whichever process made the change.
@@ -6,11 +6,11 @@ changes role or partner, or its partner is suspended - whichever process made th
 A commit that writes a table principals are read from (``api.auth.PRINCIPAL_TABLES``) bumps
 that table's epoch in this process at once, or through Redis pub/sub when another process
 committed it (``infra.cache.TableEpochs``); each bump schedules a re-check of every open
-socket's credential (one authentication per distinct credential, through the principal
-cache, which the same bump has emptied). A lost pub/sub connection, after which a notice
-may be missing, schedules one as well, and while pub/sub is down the sockets are re-checked
-every 10 s. Those tables change rarely (an admin's action; ``api.key_usage`` writes
-``last_used_at`` unreported for that reason), so re-checks cost little.
+socket (``Authenticator.current``: the user, partner and key rows behind the open sockets'
+principals, read again in bulk). A lost pub/sub connection, after which a notice may be
+missing, schedules one as well, and while pub/sub is down the sockets are re-checked every
+10 s. Those tables change rarely (an admin's action; ``api.key_usage`` writes
+``last_used_at`` unreported for that reason).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from partners.roles import Principal
 log = logging.getLogger(__name__)
 
 CLOSE_CODE = 4403  # the close reason is the AuthFailure reason, or PRINCIPAL_CHANGED
-# Credentials re-authenticated at once during a re-check (each may read the database).
-RECHECK_CONCURRENCY = 16
+# Principals re-read per query during a re-check.
+RECHECK_BATCH = 500
 RETRY_SECONDS = 1.0
 # While pub/sub is down another process's change goes unheard: re-check this often then
 # (the read caches' TTL).
@@ -48,7 +48,6 @@ def _identity(principal: Principal) -> tuple[object, ...]:
 @dataclass(eq=False)
 class _Socket:
     websocket: WebSocket
-    credential: str
     principal: Principal
     expiry: asyncio.TimerHandle | None = field(default=None)
 
@@ -69,14 +68,12 @@ class SocketSessions:
             self.generation += 1
             self._dirty.set()
 
-    def open(
-        self, websocket: WebSocket, credential: str, principal: Principal, *, since: int
-    ) -> None:
-        """Track a socket that ``credential`` authenticated as ``principal``; ``since`` is
-        the ``generation`` read before authenticating (a change committed while it ran is
-        re-checked, not missed)."""
+    def open(self, websocket: WebSocket, principal: Principal, *, since: int) -> None:
+        """Track a socket authenticated as ``principal``; ``since`` is the ``generation``
+        read before authenticating (a change committed while it ran is re-checked, not
+        missed)."""
         self.forget(websocket.scope)  # a second connection_init (legacy protocol)
-        socket = _Socket(websocket, credential, principal)
+        socket = _Socket(websocket, principal)
         if principal.expires_at is not None:
             deadline = principal.expires_at + self.authenticator.leeway
             delay = (deadline - self.clock.now()).total_seconds()
@@ -107,42 +104,32 @@ class SocketSessions:
             self._dirty.clear()
             if not self._open:
                 continue
-            try:
-                complete = await self.recheck()
-            except Exception:
-                log.exception("re-checking websocket credentials failed")
-                complete = False
-            if not complete:
+            if not await self.recheck():
                 await asyncio.sleep(RETRY_SECONDS)  # e.g. the database is down: again
                 self._dirty.set()
 
     async def recheck(self) -> bool:
-        """Close every socket whose credential no longer authenticates as its principal.
-        False when some credential could not be checked (it stays open until next time)."""
-        by_credential: dict[str, list[_Socket]] = {}
+        """Close every socket whose principal no longer authenticates as it did. False when
+        the check failed (the sockets stay open until the next attempt)."""
+        by_principal: dict[Principal, list[_Socket]] = {}
         for socket in list(self._open.values()):
-            by_credential.setdefault(socket.credential, []).append(socket)
-        credentials = list(by_credential)
-        failed: list[BaseException] = []
-        for start in range(0, len(credentials), RECHECK_CONCURRENCY):
-            chunk = credentials[start : start + RECHECK_CONCURRENCY]
-            outcomes = await asyncio.gather(
-                *(self.authenticator.authenticate(c) for c in chunk), return_exceptions=True
-            )
-            for credential, outcome in zip(chunk, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    failed.append(outcome)
-                    continue
-                for socket in by_credential[credential]:
+            by_principal.setdefault(socket.principal, []).append(socket)
+        principals = list(by_principal)
+        for start in range(0, len(principals), RECHECK_BATCH):
+            try:
+                outcomes = await self.authenticator.current(
+                    principals[start : start + RECHECK_BATCH]
+                )
+            except Exception:
+                log.warning("could not re-check websocket credentials", exc_info=True)
+                return False
+            for principal, outcome in outcomes.items():
+                for socket in by_principal[principal]:
                     if isinstance(outcome, AuthFailure):
                         self._close_soon(socket, outcome.reason)
-                    elif _identity(outcome) != _identity(socket.principal):
+                    elif _identity(outcome) != _identity(principal):
                         self._close_soon(socket, "PRINCIPAL_CHANGED")
-        if failed:
-            log.warning(
-                "could not re-check %d websocket credentials", len(failed), exc_info=failed[0]
-            )
-        return not failed
+        return True
 
     def _close_soon(self, socket: _Socket, reason: str) -> None:
         self.forget(socket.websocket.scope)
