@@ -25,6 +25,7 @@ from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
 from api.ws_direct import KeepWebSocketSend
+from api.ws_sessions import SocketSessions
 from deal_registration.registrations import notices as deal_notices
 from deal_registration.sales import fanout as sales_fanout
 from deal_registration.sales import service as sales_service
@@ -69,10 +70,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.services = services
         app.state.settings = settings
         app.state.authenticator = Authenticator(settings.jwt, db, clock)
+        sockets = SocketSessions(app.state.authenticator, db.epochs, clock)
         graphql_endpoint.view = GraphQLView(
             schema,
             services=services,
             authenticator=app.state.authenticator,
+            sockets=sockets,
             graphql_ide=None if settings.production else "graphiql",
             connection_init_wait_timeout=timedelta(seconds=limits.ws_init_timeout_seconds),
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
@@ -81,7 +84,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             multipart_uploads_enabled=True,
         )
         app.state.response_memo = graphql_endpoint.view.memo
-        background = [sharing]
+        key_usage = app.state.authenticator.key_usage
+        background = [
+            sharing,
+            asyncio.create_task(key_usage.run(), name="api-key-usage"),
+            asyncio.create_task(sockets.run(), name="websocket-rechecks"),
+        ]
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
             background.append(
@@ -104,6 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await key_usage.flush()  # the uses noted since the last flush
             await services.hub.drain()  # table-change notices of the last commits
             await services.hub.close()
             await redis.aclose()

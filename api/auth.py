@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,12 +13,13 @@ from typing import Any
 import jwt
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.key_usage import KeyUsage
 from api.settings import JWTSettings
 from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
-from partners.models import PartnerStatus, User
+from partners.models import ApiKey, Partner, PartnerStatus, User
 from partners.roles import Principal
 
 
@@ -72,24 +74,43 @@ class TokenVerifier:
         except jwt.PyJWTError:
             return AuthFailure("INVALID_TOKEN")
         # Time claims are checked against the injected clock (not PyJWT's wall clock) so
-        # tests and the websocket expiry timer agree with the rest of the service.
-        if now.timestamp() > float(claims["exp"]) + s.leeway_seconds:
+        # tests and the websocket expiry timer agree with the rest of the service. PyJWT
+        # does not check their type when it is not verifying them: a string, NaN, a bool or
+        # a date past year 9999 is a malformed token, not an error further down.
+        times = {claim: numeric_date(claims.get(claim)) for claim in ("exp", "iat", "nbf")}
+        if times["exp"] is None or times["iat"] is None:
+            return AuthFailure("INVALID_TOKEN")
+        if "nbf" in claims and times["nbf"] is None:
+            return AuthFailure("INVALID_TOKEN")
+        if now.timestamp() > times["exp"] + s.leeway_seconds:
             return AuthFailure("TOKEN_EXPIRED")
         for claim in ("iat", "nbf"):
-            value = claims.get(claim)
-            if value is not None and (
-                not isinstance(value, int | float)
-                or float(value) > now.timestamp() + s.leeway_seconds
-            ):
+            value = times[claim]
+            if value is not None and value > now.timestamp() + s.leeway_seconds:
                 return AuthFailure("INVALID_TOKEN")
+        claims["exp"] = times["exp"]
         return claims
+
+
+# The latest instant a datetime holds (9999-12-31T23:59:59Z).
+_MAX_NUMERIC_DATE = 253_402_300_799
+
+
+def numeric_date(value: object) -> float | None:
+    """A JWT NumericDate (RFC 7519: seconds since the epoch, a JSON number) as a float, or
+    None when ``value`` is not one a datetime can hold."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and not 0 <= value <= _MAX_NUMERIC_DATE:
+        return None  # before float(), which overflows past 1e308
+    seconds = float(value)
+    if not 0 <= seconds <= _MAX_NUMERIC_DATE:  # False for NaN too
+        return None
+    return seconds
 
 
 # What a principal is read from: a change to any of these drops every cached principal.
 PRINCIPAL_TABLES = ("user_account", "partner", "api_key")
-# An API key's last_used_at is written at most this often (a write per request would cost
-# more than the request, and would drop the principal cache each time).
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class Authenticator:
@@ -98,6 +119,8 @@ class Authenticator:
         self.leeway = timedelta(seconds=jwt_settings.leeway_seconds)
         self.db = db
         self.clock = clock
+        # Authentication only reads: an API key's last use is written in the background.
+        self.key_usage = KeyUsage(db)
         # Credential -> principal: a request would otherwise spend most of its time on the
         # user and partner queries. Exact: entries drop when those tables change anywhere.
         self._principals: ReadCache[str, Principal] = ReadCache(db.epochs, PRINCIPAL_TABLES)
@@ -112,12 +135,15 @@ class Authenticator:
         if scheme.lower() != "bearer" or not credential:
             return AuthFailure("MALFORMED_CREDENTIALS")
         cached = self._principals.get(credential)
-        if cached is not None:
-            expires_at = cached.expires_at
-            if expires_at is not None and self.clock.now() > expires_at + self.leeway:
-                return AuthFailure("TOKEN_EXPIRED")
-            return cached
-        return await self._loads.run(credential, lambda: self._load(credential))
+        if cached is None:
+            outcome = await self._loads.run(credential, lambda: self._load(credential))
+        elif cached.expires_at is not None and self.clock.now() > cached.expires_at + self.leeway:
+            return AuthFailure("TOKEN_EXPIRED")
+        else:
+            outcome = cached
+        if isinstance(outcome, Principal) and outcome.api_key_id is not None:
+            self.key_usage.note(outcome.api_key_id, self.clock.now())
+        return outcome
 
     async def _load(self, credential: str) -> Principal | AuthFailure:
         stamp = self._principals.stamp()
@@ -139,26 +165,63 @@ class Authenticator:
         except ValueError:
             return AuthFailure("UNKNOWN_USER")
         user = await repository.get_user(session, user_id)
-        if user is None:
-            return AuthFailure("UNKNOWN_USER")
-        if not user.active:
-            return AuthFailure("USER_DEACTIVATED")
-        if user.partner_id is not None:
+        partner = None
+        if user is not None and user.active and user.partner_id is not None:
             partner = await repository.get_partner(session, user.partner_id)
-            if partner is None or partner.status is not PartnerStatus.ACTIVE:
-                return AuthFailure("PARTNER_INACTIVE")
-        return principal_for(user, expires_at=datetime.fromtimestamp(float(claims["exp"]), UTC))
+        expires_at = datetime.fromtimestamp(float(claims["exp"]), UTC)
+        return _user_principal(user, partner, expires_at)
 
     async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
-        key = await service.verify_api_key(session, secret)
-        if key is None:
-            return AuthFailure("INVALID_API_KEY")
+        return _key_principal(await service.verify_api_key(session, secret))
+
+    async def current(
+        self, principals: Collection[Principal]
+    ) -> dict[Principal, Principal | AuthFailure]:
+        """What each principal, from a credential that authenticated earlier, would
+        authenticate as now: the rows principals come from are read again, in bulk (the
+        credential itself - signature, claims, key hash - cannot have changed)."""
+        user_ids = {p.user_id for p in principals if p.user_id is not None}
+        key_ids = {p.api_key_id for p in principals if p.api_key_id is not None}
+        async with self.db.session() as session:
+            users = await repository.get_users(session, user_ids) if user_ids else {}
+            partner_ids = {u.partner_id for u in users.values() if u.partner_id is not None}
+            partners = await repository.get_partners(session, partner_ids) if partner_ids else {}
+            keys = await repository.get_api_keys(session, key_ids) if key_ids else {}
         now = self.clock.now()
-        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-            key.last_used_at = now
-            session.add(key)
-            await session.commit()
-        return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
+        outcomes: dict[Principal, Principal | AuthFailure] = {}
+        for p in principals:
+            if p.expires_at is not None and now > p.expires_at + self.leeway:
+                outcomes[p] = AuthFailure("TOKEN_EXPIRED")
+            elif p.api_key_id is not None:
+                key = keys.get(p.api_key_id)
+                outcomes[p] = _key_principal(None if key is None or key.revoked_at else key)
+            else:
+                user = users.get(p.user_id) if p.user_id is not None else None
+                partner = partners.get(user.partner_id) if user and user.partner_id else None
+                outcomes[p] = _user_principal(user, partner, p.expires_at)
+        return outcomes
+
+
+def _user_principal(
+    user: User | None, partner: Partner | None, expires_at: datetime | None
+) -> Principal | AuthFailure:
+    """The principal of a token's user (``partner``: its partner's row, if it has one)."""
+    if user is None:
+        return AuthFailure("UNKNOWN_USER")
+    if not user.active:
+        return AuthFailure("USER_DEACTIVATED")
+    if user.partner_id is not None and (
+        partner is None or partner.status is not PartnerStatus.ACTIVE
+    ):
+        return AuthFailure("PARTNER_INACTIVE")
+    return principal_for(user, expires_at=expires_at)
+
+
+def _key_principal(key: ApiKey | None) -> Principal | AuthFailure:
+    """The principal of a live API key (None: unknown, malformed or revoked)."""
+    if key is None:
+        return AuthFailure("INVALID_API_KEY")
+    return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
 
 
 def principal_for(user: User, *, expires_at: datetime | None = None) -> Principal:

@@ -13,7 +13,6 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
@@ -36,6 +35,7 @@ from api.ws_limits import (
     TransportOperationLimits,
     refusals,
 )
+from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
 from partners.roles import Principal
 from schema.context import Context, Services
@@ -110,10 +110,29 @@ def is_request_error(response: GraphQLHTTPResponse) -> bool:
 
 
 class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context, None]):
-    """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 as the
-    graphql-transport-ws protocol does (strawberry closes with 1011)."""
+    """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 and closing a
+    socket without connection_init in time with 4408, as the graphql-transport-ws protocol
+    does (strawberry closes with 1011, and enforces no timeout for this protocol)."""
+
+    connection_init_received = False
+
+    async def handle(self) -> None:
+        timeout = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            timeout.cancel()
+            with contextlib.suppress(BaseException):  # the client may be gone already
+                await timeout
+
+    async def _close_unless_initialised(self) -> None:
+        wait = cast(GraphQLView, self.view).connection_init_wait_timeout.total_seconds()
+        await asyncio.sleep(wait)
+        if not self.connection_init_received:
+            await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: Any) -> None:
+        self.connection_init_received = True
         payload = message.get("payload")
         if payload is not None and not isinstance(payload, dict):
             await self.send_message({"type": "connection_error"})
@@ -169,6 +188,7 @@ class GraphQLView(GraphQL[Context, None]):
         authenticator: Authenticator,
         ws_max_message_bytes: int = 0,
         ws_max_connections_per_principal: int = 0,
+        sockets: SocketSessions,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -176,8 +196,8 @@ class GraphQLView(GraphQL[Context, None]):
         self.authenticator = authenticator
         self.ws_max_message_bytes = ws_max_message_bytes
         self.ws_connections = ConnectionCounter(ws_max_connections_per_principal)
-        # Per websocket connection: the timer that closes it when its token expires.
-        self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
+        # Open websockets, closed when their credential expires or stops authenticating.
+        self.sockets = sockets
         from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
@@ -190,12 +210,10 @@ class GraphQLView(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             try:
-                await super().__call__(scope, receive, send)
+                await serve_closing_on_failure(super().__call__, scope, receive, send)
             finally:
                 self.ws_connections.release(id(scope))
-                timer = self._expiry_timers.pop(id(scope), None)
-                if timer is not None:
-                    timer.cancel()
+                self.sockets.forget(scope)
             return
         request = Request(scope, receive)
         try:
@@ -269,18 +287,17 @@ class GraphQLView(GraphQL[Context, None]):
         credential = next((params[k] for k in WS_AUTH_KEYS if isinstance(params.get(k), str)), None)
         if credential is not None and " " not in credential.strip():
             credential = f"Bearer {credential.strip()}"
-        outcome = await self.authenticator.authenticate(credential)
+        since = self.sockets.generation
+        try:
+            outcome = await self.authenticator.authenticate(credential)
+        except Exception as exc:  # the database behind authentication is down
+            raise AuthUnavailable from exc
         if isinstance(outcome, AuthFailure):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
         self.ws_connections.admit(context.request, outcome)
         context.principal = outcome
         context.auth_failure = None
-        if outcome.expires_at is not None:
-            delay = (outcome.expires_at - self.services.clock.now()).total_seconds()
-            websocket: WebSocket = context.request
-            self._expiry_timers[id(websocket.scope)] = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), lambda: asyncio.ensure_future(_close_expired(websocket))
-            )
+        self.sockets.open(context.request, outcome, since=since)
         return cast(UnsetType, UNSET)
 
     async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
@@ -318,9 +335,3 @@ def _finish_http_response(request: Request, response: Response) -> None:
     request_error = getattr(request.state, "request_error", False)
     if media == GRAPHQL_RESPONSE and request_error and response.status_code == 200:
         response.status_code = 400
-
-
-async def _close_expired(websocket: WebSocket) -> None:
-    if websocket.application_state == WebSocketState.CONNECTED:
-        with contextlib.suppress(Exception):
-            await websocket.close(code=4403, reason="Token expired")

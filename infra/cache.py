@@ -43,6 +43,13 @@ class TableEpochs:
         # theirs. Until then caches serve nothing: another process's commit would go unseen.
         self.publish: Callable[[frozenset[str]], None] | None = None
         self.hearing: Callable[[], bool] = lambda: False
+        self._listeners: list[Callable[[frozenset[str] | None], None]] = []
+
+    def listen(self, callback: Callable[[frozenset[str] | None], None]) -> None:
+        """Call ``callback`` with the tables of every change this process sees (its own
+        commits and other processes'), and with None when any table may have changed. It
+        runs inside the commit (or the pub/sub reader): it must only take note."""
+        self._listeners.append(callback)
 
     @property
     def live(self) -> bool:
@@ -60,10 +67,14 @@ class TableEpochs:
         self.changes += 1
         if local and names and self.publish is not None:
             self.publish(names)
+        for listener in self._listeners:
+            listener(names)
 
     def changed_everything(self) -> None:
         self._all += 1
         self.changes += 1
+        for listener in self._listeners:
+            listener(None)
 
     async def share(self, hub: Hub, *, retry: float = 1.0) -> None:
         """Tell other processes through ``hub`` and hear from them (one channel); retries

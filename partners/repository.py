@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import false, func
 from sqlmodel import col, select
@@ -79,6 +79,28 @@ async def api_keys_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, ApiKey]:
     rows = await session.exec(readable_api_keys(principal).where(col(ApiKey.id).in_(ids)))
+    return {k.id: k for k in rows}
+
+
+async def get_users(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """Unscoped, as ``get_user``: for authentication."""
+    rows = await session.exec(select(User).where(col(User.id).in_(list(ids))))
+    return {u.id: u for u in rows}
+
+
+async def get_partners(
+    session: AsyncSession, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, Partner]:
+    """Unscoped, as ``get_partner``: for authentication."""
+    rows = await session.exec(select(Partner).where(col(Partner.id).in_(list(ids))))
+    return {p.id: p for p in rows}
+
+
+async def get_api_keys(
+    session: AsyncSession, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, ApiKey]:
+    """Unscoped: for authentication."""
+    rows = await session.exec(select(ApiKey).where(col(ApiKey.id).in_(list(ids))))
     return {k.id: k for k in rows}
 
 

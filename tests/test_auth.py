@@ -309,9 +309,11 @@ async def test_websocket_rejects_bad_credentials_with_4403(
 
 
 async def test_websocket_closes_when_the_token_expires(
-    app: Starlette, gql: GQL, tenant: Tenant
+    app: Starlette, gql: GQL, tenant: Tenant, settings: Settings
 ) -> None:
-    token = gql.token(tenant.user(Role.PARTNER_ADMIN), ttl=timedelta(seconds=1))
+    # Due a second from now: at exp + the leeway, as over HTTP (tests/test_ws_expiry.py).
+    ttl = timedelta(seconds=1 - settings.jwt.leeway_seconds)
+    token = gql.token(tenant.user(Role.PARTNER_ADMIN), ttl=ttl)
     async with live_server(app) as address:
         ws, reply = await ws_open(address, "graphql-transport-ws", {"Authorization": token})
         assert reply == {"type": "connection_ack"}
