@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from infra.redis import is_unavailable
 from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer
@@ -129,7 +130,9 @@ class Feed:
         self.fanout = fanout
         self.contest_id = contest_id
         self.groups: dict[GroupKey, Group] = {}
-        self.ready = asyncio.Event()
+        # Resolved once the feed listens on its channel, or failed (Redis down): every
+        # subscriber waiting for it hears which, none waits forever.
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self.refreshes = 0
         self._refresh_lock = asyncio.Lock()
@@ -142,11 +145,23 @@ class Feed:
         return not any(g.subscribers for g in self.groups.values())
 
     async def _run(self) -> None:
+        try:
+            await self._listen()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.opened.done():
+                raise
+            self.opened.set_exception(exc)
+
+    async def _listen(self) -> None:
         rt = self.fanout.runtime
         async with rt.hub.listen(rt.channel(self.contest_id), maxsize=1) as listener:
-            self.ready.set()
+            self.opened.set_result(None)
             last = 0.0
             while True:
+                # A version notice, or None after Redis came back (anything may have
+                # changed, even the version after a flush): either way, read and push.
                 await listener.get()
                 wait = last + self.fanout.interval - time.monotonic()
                 if wait > 0:
@@ -158,8 +173,11 @@ class Feed:
                     await self.refresh()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("leaderboard refresh failed for %s", self.contest_id)
+                except Exception as exc:
+                    if is_unavailable(exc):  # Redis lost: the reconnection notice retries
+                        log.warning("leaderboard refresh of %s waits for Redis", self.contest_id)
+                    else:
+                        log.exception("leaderboard refresh failed for %s", self.contest_id)
 
     async def refresh(self, only: Subscriber | None = None) -> None:
         async with self._refresh_lock:
@@ -254,7 +272,7 @@ class Fanout:
         sub = Subscriber(group, viewer.self_id, tag, sink)
         group.subscribers.add(sub)
         try:
-            await feed.ready.wait()
+            await asyncio.shield(feed.opened)  # raises RedisUnavailable while Redis is down
             await feed.refresh(only=sub)
             yield sub
         finally:

@@ -41,6 +41,8 @@ class DealRegistrationSubscription:
             channel = notices.vendor_channel(services.hub, principal.vendor_id)
         async with services.hub.listen(channel) as listener:
             async for raw in listener:
+                if raw is None:
+                    continue  # a reconnection: status changes are events, not re-readable
                 notice = json.loads(raw)
                 registration_id = uuid.UUID(notice["registration_id"])
                 if only is not None and registration_id != only:

@@ -1,0 +1,247 @@
+"""Live feeds across Redis faults: a real uvicorn process on a Redis of the test's own
+(the embedded one, which keeps its data, and an external redis-server without
+persistence, whose restart loses everything), killed and started again under open
+websocket subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.settings import Settings
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.redis import EmbeddedRedis, redis_server_binary
+from partners.roles import Role
+from schema.context import Services
+from schema.relay import to_global_id
+from tests import earnings_support as es
+from tests.contest_support import WSClient, approve_sale, make_contest, ws_client
+from tests.process_support import api_process, free_port
+from tests.sales_support import CREATE, claim_input, seed_registry
+from tests.support import GQL, Tenant, eventually
+
+pytestmark = pytest.mark.slow
+
+BOARD = """
+subscription($id: ID!) {
+  leaderboardChanged(contestId: $id, first: 5) { version rows { score participant { name } } }
+}"""
+CLAIMS = "subscription { saleClaimStateChanged { id state } }"
+EARNINGS = "subscription { earningsChanged { earned { amountMinor } } }"
+LEADERBOARD = "query($id: ID!) { leaderboard(contestId: $id) { version } }"
+APPROVE = """mutation($input: SaleClaimApproveInput!) {
+  saleClaimApprove(input: $input) { saleClaim { state } userErrors { code } } }"""
+
+
+class RedisUnderTest:
+    """A Redis server this test owns and may kill: ``embedded`` (EmbeddedRedis, data kept
+    in its append-only file) or ``external`` (redis-server on a free port, no persistence:
+    a restart comes back empty, as after a flush or a failover to an empty replica)."""
+
+    def __init__(self, kind: str, data_dir: Path) -> None:
+        self.kind = kind
+        self.embedded = EmbeddedRedis(data_dir) if kind == "embedded" else None
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        if self.embedded is not None:
+            self.url = self.embedded.start()
+            return self.url
+        binary = shutil.which("redis-server") or redis_server_binary()
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        return self.url
+
+    async def wait_ready(self) -> None:
+        from redis.asyncio import Redis  # noqa: PLC0415
+
+        async def answers() -> bool:
+            client = Redis.from_url(self.url, socket_connect_timeout=0.5)
+            try:
+                return bool(await client.ping())
+            except Exception:  # noqa: BLE001 - not yet
+                return False
+            finally:
+                await client.aclose()
+
+        await eventually(answers, within=15)
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to the clients."""
+        process = self.embedded.process if self.embedded is not None else self.process
+        assert process is not None
+        process.kill()
+        process.wait()
+        if self.embedded is not None:
+            self.embedded.process = None
+
+    def stop(self) -> None:
+        if self.embedded is not None:
+            self.embedded.stop()
+        elif self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(params=["embedded", "external"])
+def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisUnderTest]:
+    server = RedisUnderTest(request.param, tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def only_the_process_dispatches(services: Services) -> AsyncIterator[None]:
+    """The test run's own app dispatches from the same database to another Redis: hold it,
+    so the outbox is applied by the process under test (to the Redis under test)."""
+    async with services.outbox.paused():
+        yield
+
+
+async def next_data(client: WSClient, field: str) -> dict[str, Any]:
+    data: dict[str, Any] = (await client.data())[field]
+    return data
+
+
+async def error_codes_of(client: WSClient) -> list[str]:
+    message = await client.receive()
+    if message["type"] == "error":
+        errors = message["payload"]
+        errors = errors if isinstance(errors, list) else [errors]
+    else:
+        assert message["type"] in ("next", "data"), message
+        errors = message["payload"].get("errors") or []
+    return [e.get("extensions", {}).get("code") for e in errors]
+
+
+async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
+    own_redis: RedisUnderTest, settings: Settings, services: Services, gql: GQL, db: Database,
+    clock: OffsetClock, tenant: Tenant,
+) -> None:  # fmt: skip
+    await seed_registry(db, clock, tenant, 10, settle=False)
+    await es.make_program(db, clock, tenant, es.worked_rules(clock.now() - timedelta(days=1)))
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    partner_admin = tenant.user(Role.PARTNER_ADMIN, 0)
+    manager = tenant.user(Role.CHANNEL_MANAGER)
+    vendor = gql.token(tenant.user(Role.VENDOR_ADMIN))
+
+    async with (
+        only_the_process_dispatches(services),
+        api_process(settings, REDIS_URL=own_redis.url) as address,
+        httpx.AsyncClient(base_url=f"http://{address}") as http,
+    ):
+        contest = await make_contest(db, clock, tenant)
+        contest_id = str(to_global_id("Contest", contest.id))
+        await approve_sale(db, clock, tenant, partner=1, amount=100_00)
+
+        async def post(query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
+            response = await http.post(
+                "/graphql", json={"query": query, "variables": variables},
+                headers={"authorization": f"Bearer {token}"},
+            )  # fmt: skip
+            result: dict[str, Any] = response.json()
+            return result
+
+        async with (
+            ws_client(address, vendor) as board,
+            ws_client(address, vendor, "graphql-ws") as legacy_board,
+            ws_client(address, gql.token(rep)) as claims,
+            ws_client(address, gql.token(partner_admin)) as earnings,
+        ):
+            await board.subscribe(BOARD, {"id": contest_id})
+            await legacy_board.subscribe(BOARD, {"id": contest_id})
+            await claims.subscribe(CLAIMS, {})
+            await earnings.subscribe(EARNINGS, {})
+            before = await next_data(board, "leaderboardChanged")
+            while [r["score"] for r in before["rows"]] != [100_00]:  # until credited
+                before = await next_data(board, "leaderboardChanged")
+            legacy = await next_data(legacy_board, "leaderboardChanged")
+            while [r["score"] for r in legacy["rows"]] != [100_00]:
+                legacy = await next_data(legacy_board, "leaderboardChanged")
+            assert (await next_data(earnings, "earningsChanged"))["earned"]["amountMinor"] == 0
+
+            claim_of = {"input": claim_input(["SN000001"], clock)}
+            created = await post(CREATE, claim_of, gql.token(rep))
+            claim = created["data"]["saleClaimCreate"]["saleClaim"]
+            heard = await next_data(claims, "saleClaimStateChanged")
+            assert heard["id"] == claim["id"]
+
+            own_redis.kill()
+
+            # /readyz names what is down, and answers.
+            async def redis_reported_down() -> bool:
+                response = await http.get("/readyz")
+                return response.status_code == 503 and response.json()["checks"]["redis"] != "ok"
+
+            await eventually(redis_reported_down, within=10)
+
+            # Reads that need Redis: a coded error with a retry hint, not a masked one.
+            async def read_is_unavailable() -> bool:
+                errors = (await post(LEADERBOARD, {"id": contest_id}, vendor)).get("errors")
+                if not errors:
+                    return False
+                assert errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", errors
+                assert errors[0]["extensions"]["retryAfterSeconds"] > 0
+                return True
+
+            await eventually(read_is_unavailable, within=10)
+
+            # A new subscription gets an error frame at once, on either protocol.
+            async with ws_client(address, vendor) as late:
+                await late.subscribe(BOARD, {"id": contest_id})
+                assert await error_codes_of(late) == ["SERVICE_UNAVAILABLE"]
+            async with ws_client(address, vendor, "graphql-ws") as late:
+                await late.subscribe(BOARD, {"id": contest_id})
+                assert await error_codes_of(late) == ["SERVICE_UNAVAILABLE"]
+
+            # An approval while Redis is down commits (SQL); its effects wait in the outbox.
+            approved = await post(APPROVE, {"input": {"id": claim["id"]}}, gql.token(manager))
+            assert approved["data"]["saleClaimApprove"]["userErrors"] == [], approved
+
+            # Longer down than any single retry: the reader must keep trying.
+            await asyncio.sleep(3)
+            own_redis.start()
+            await own_redis.wait_ready()
+
+            # Every open subscription resumes with the current state.
+            while True:
+                update = await next_data(board, "leaderboardChanged")
+                assert update["version"] >= before["version"], (before, update)
+                if sorted(r["score"] for r in update["rows"]) == [100_00, 150_00]:
+                    break
+            assert update["version"] > before["version"]
+            while True:
+                update = await next_data(legacy_board, "leaderboardChanged")
+                assert update["version"] >= legacy["version"], (legacy, update)
+                if sorted(r["score"] for r in update["rows"]) == [100_00, 150_00]:
+                    break
+            while (await next_data(claims, "saleClaimStateChanged"))["state"] != "APPROVED":
+                pass
+            assert (await next_data(earnings, "earningsChanged"))["earned"]["amountMinor"] > 0
+
+            # New subscriptions work again, and a read serves the current version.
+            async with ws_client(address, vendor) as late:
+                await late.subscribe(BOARD, {"id": contest_id})
+                fresh = await next_data(late, "leaderboardChanged")
+                assert fresh["version"] >= update["version"]
+            read = await post(LEADERBOARD, {"id": contest_id}, vendor)
+            assert read["data"]["leaderboard"]["version"] >= update["version"], read
