@@ -133,6 +133,28 @@ async def error_codes_of(client: WSClient) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in errors]
 
 
+async def post(
+    http: httpx.AsyncClient, query: str, variables: dict[str, Any], token: str
+) -> dict[str, Any]:
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables},
+        headers={"authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def until_rows(client: WSClient, scores: list[int], at_least: int = 0) -> dict[str, Any]:
+    """Board pushes until the rows have these scores; every version on the way is at least
+    ``at_least`` and never lower than the one before."""
+    while True:
+        update = await next_data(client, "leaderboardChanged")
+        assert update["version"] >= at_least, (at_least, update)
+        at_least = update["version"]
+        if sorted(r["score"] for r in update["rows"]) == sorted(scores):
+            return update
+
+
 async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
     own_redis: RedisUnderTest, settings: Settings, services: Services, gql: GQL, db: Database,
     clock: OffsetClock, tenant: Tenant,
@@ -140,8 +162,6 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
     await seed_registry(db, clock, tenant, 10, settle=False)
     await es.make_program(db, clock, tenant, es.worked_rules(clock.now() - timedelta(days=1)))
     rep = tenant.user(Role.PARTNER_REP, 0)
-    partner_admin = tenant.user(Role.PARTNER_ADMIN, 0)
-    manager = tenant.user(Role.CHANNEL_MANAGER)
     vendor = gql.token(tenant.user(Role.VENDOR_ADMIN))
 
     async with (
@@ -152,42 +172,76 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
         contest = await make_contest(db, clock, tenant)
         contest_id = str(to_global_id("Contest", contest.id))
         await approve_sale(db, clock, tenant, partner=1, amount=100_00)
-
-        async def post(query: str, variables: dict[str, Any], token: str) -> dict[str, Any]:
-            response = await http.post(
-                "/graphql", json={"query": query, "variables": variables},
-                headers={"authorization": f"Bearer {token}"},
-            )  # fmt: skip
-            result: dict[str, Any] = response.json()
-            return result
-
         async with (
             ws_client(address, vendor) as board,
             ws_client(address, vendor, "graphql-ws") as legacy_board,
             ws_client(address, gql.token(rep)) as claims,
-            ws_client(address, gql.token(partner_admin)) as earnings,
+            ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as earnings,
         ):
             await board.subscribe(BOARD, {"id": contest_id})
             await legacy_board.subscribe(BOARD, {"id": contest_id})
             await claims.subscribe(CLAIMS, {})
             await earnings.subscribe(EARNINGS, {})
-            before = await next_data(board, "leaderboardChanged")
-            while [r["score"] for r in before["rows"]] != [100_00]:  # until credited
-                before = await next_data(board, "leaderboardChanged")
-            legacy = await next_data(legacy_board, "leaderboardChanged")
-            while [r["score"] for r in legacy["rows"]] != [100_00]:
-                legacy = await next_data(legacy_board, "leaderboardChanged")
+            before = await until_rows(board, [100_00])
+            legacy = await until_rows(legacy_board, [100_00])
             assert (await next_data(earnings, "earningsChanged"))["earned"]["amountMinor"] == 0
-
             claim_of = {"input": claim_input(["SN000001"], clock)}
-            created = await post(CREATE, claim_of, gql.token(rep))
+            created = await post(http, CREATE, claim_of, gql.token(rep))
             claim = created["data"]["saleClaimCreate"]["saleClaim"]
-            heard = await next_data(claims, "saleClaimStateChanged")
-            assert heard["id"] == claim["id"]
+            assert (await next_data(claims, "saleClaimStateChanged"))["id"] == claim["id"]
+
+            own_redis.kill()
+            # The claim is approved while Redis is down (it commits in SQL; the board,
+            # earnings and claim notices wait in the outbox).
+            approve = {"input": {"id": claim["id"]}}
+            approved = await post(
+                http, APPROVE, approve, gql.token(tenant.user(Role.CHANNEL_MANAGER))
+            )
+            assert approved["data"]["saleClaimApprove"]["userErrors"] == [], approved
+            # Down for longer than the reader used to wait before giving up (0.5 s).
+            await asyncio.sleep(3)
+            own_redis.start()
+            await own_redis.wait_ready()
+
+            # Every open subscription resumes with the current state; versions only rise
+            # (the external Redis came back empty: the board was rebuilt from SQL).
+            after = await until_rows(board, [100_00, 150_00], at_least=before["version"])
+            assert after["version"] > before["version"]
+            await until_rows(legacy_board, [100_00, 150_00], at_least=legacy["version"])
+            while (await next_data(claims, "saleClaimStateChanged"))["state"] != "APPROVED":
+                pass
+            assert (await next_data(earnings, "earningsChanged"))["earned"]["amountMinor"] > 0
+
+            # A read serves the current version, never the one from before the loss.
+            read = await post(http, LEADERBOARD, {"id": contest_id}, vendor)
+            assert read["data"]["leaderboard"]["version"] >= after["version"], read
+
+
+async def test_while_redis_is_down_reads_and_new_subscriptions_answer_a_coded_error(
+    settings: Settings, services: Services, gql: GQL, db: Database, clock: OffsetClock,
+    tenant: Tenant, tmp_path: Path,
+) -> None:  # fmt: skip
+    own_redis = RedisUnderTest("external", tmp_path)
+    own_redis.start()
+    await seed_registry(db, clock, tenant, 10, settle=False)
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    vendor = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    try:
+        async with (
+            only_the_process_dispatches(services),
+            api_process(settings, REDIS_URL=own_redis.url) as address,
+            httpx.AsyncClient(base_url=f"http://{address}") as http,
+        ):
+            contest = await make_contest(db, clock, tenant)
+            contest_id = str(to_global_id("Contest", contest.id))
+            claim_of = {"input": claim_input(["SN000001"], clock)}
+            created = await post(http, CREATE, claim_of, gql.token(rep))
+            claim = created["data"]["saleClaimCreate"]["saleClaim"]
+            assert (await http.get("/readyz")).json()["checks"]["redis"] == "ok"
 
             own_redis.kill()
 
-            # /readyz names what is down, and answers.
+            # /readyz names what is down.
             async def redis_reported_down() -> bool:
                 response = await http.get("/readyz")
                 return response.status_code == 503 and response.json()["checks"]["redis"] != "ok"
@@ -196,7 +250,7 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
 
             # Reads that need Redis: a coded error with a retry hint, not a masked one.
             async def read_is_unavailable() -> bool:
-                errors = (await post(LEADERBOARD, {"id": contest_id}, vendor)).get("errors")
+                errors = (await post(http, LEADERBOARD, {"id": contest_id}, vendor)).get("errors")
                 if not errors:
                     return False
                 assert errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", errors
@@ -205,43 +259,34 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
 
             await eventually(read_is_unavailable, within=10)
 
-            # A new subscription gets an error frame at once, on either protocol.
-            async with ws_client(address, vendor) as late:
-                await late.subscribe(BOARD, {"id": contest_id})
-                assert await error_codes_of(late) == ["SERVICE_UNAVAILABLE"]
-            async with ws_client(address, vendor, "graphql-ws") as late:
-                await late.subscribe(BOARD, {"id": contest_id})
-                assert await error_codes_of(late) == ["SERVICE_UNAVAILABLE"]
+            # A new subscription gets a coded error frame, on either protocol, for every feed.
+            for protocol in ("graphql-transport-ws", "graphql-ws"):
+                for token, query, variables in (
+                    (vendor, BOARD, {"id": contest_id}),
+                    (gql.token(rep), CLAIMS, {}),
+                    (gql.token(tenant.user(Role.PARTNER_ADMIN, 0)), EARNINGS, {}),
+                ):
+                    async with ws_client(address, token, protocol) as late:
+                        await late.subscribe(query, variables)
+                        assert await error_codes_of(late) == ["SERVICE_UNAVAILABLE"], query
 
-            # An approval while Redis is down commits (SQL); its effects wait in the outbox.
-            approved = await post(APPROVE, {"input": {"id": claim["id"]}}, gql.token(manager))
+            # Nothing is lost: an approval made now shows on the board once Redis is back.
+            approve = {"input": {"id": claim["id"]}}
+            approved = await post(
+                http, APPROVE, approve, gql.token(tenant.user(Role.CHANNEL_MANAGER))
+            )
             assert approved["data"]["saleClaimApprove"]["userErrors"] == [], approved
-
-            # Longer down than any single retry: the reader must keep trying.
-            await asyncio.sleep(3)
             own_redis.start()
             await own_redis.wait_ready()
+            board = "query($id: ID!) { leaderboard(contestId: $id) { edges { node { score } } } }"
 
-            # Every open subscription resumes with the current state.
-            while True:
-                update = await next_data(board, "leaderboardChanged")
-                assert update["version"] >= before["version"], (before, update)
-                if sorted(r["score"] for r in update["rows"]) == [100_00, 150_00]:
-                    break
-            assert update["version"] > before["version"]
-            while True:
-                update = await next_data(legacy_board, "leaderboardChanged")
-                assert update["version"] >= legacy["version"], (legacy, update)
-                if sorted(r["score"] for r in update["rows"]) == [100_00, 150_00]:
-                    break
-            while (await next_data(claims, "saleClaimStateChanged"))["state"] != "APPROVED":
-                pass
-            assert (await next_data(earnings, "earningsChanged"))["earned"]["amountMinor"] > 0
+            async def approval_on_the_board() -> bool:
+                read = await post(http, board, {"id": contest_id}, vendor)
+                if "errors" in read:
+                    return False
+                scores = [e["node"]["score"] for e in read["data"]["leaderboard"]["edges"]]
+                return scores == [150_00]
 
-            # New subscriptions work again, and a read serves the current version.
-            async with ws_client(address, vendor) as late:
-                await late.subscribe(BOARD, {"id": contest_id})
-                fresh = await next_data(late, "leaderboardChanged")
-                assert fresh["version"] >= update["version"]
-            read = await post(LEADERBOARD, {"id": contest_id}, vendor)
-            assert read["data"]["leaderboard"]["version"] >= update["version"], read
+            await eventually(approval_on_the_board, within=15)
+    finally:
+        own_redis.stop()
