@@ -25,7 +25,7 @@ from partners.roles import Role
 from schema.context import Services
 from schema.relay import to_global_id
 from tests import earnings_support as es
-from tests.contest_support import WSClient, approve_sale, make_contest, ws_client
+from tests.contest_support import WSClient, approve_sale, dispatch, make_contest, ws_client
 from tests.process_support import api_process, free_port
 from tests.sales_support import CREATE, claim_input, seed_registry
 from tests.support import GQL, Tenant, eventually
@@ -290,3 +290,39 @@ async def test_while_redis_is_down_reads_and_new_subscriptions_answer_a_coded_er
             await eventually(approval_on_the_board, within=15)
     finally:
         own_redis.stop()
+
+
+async def test_a_board_redis_lost_never_goes_back_to_an_older_version_or_page(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A flush (or a restart without data) of this run's keys under a process that has
+    the board's pages cached and heard its versions."""
+    contest = await make_contest(db, clock, tenant)
+    contest_id = str(to_global_id("Contest", contest.id))
+    query = """query($id: ID!) { leaderboard(contestId: $id) {
+      version edges { node { score } } } }"""
+    vendor = tenant.user(Role.VENDOR_ADMIN)
+    seen = 0
+
+    async def shows(scores: list[int]) -> bool:
+        nonlocal seen
+        board = (await gql.data(query, {"id": contest_id}, as_user=vendor))["leaderboard"]
+        assert board["version"] >= seen, (seen, board)
+        seen = board["version"]
+        return [e["node"]["score"] for e in board["edges"]] == scores
+
+    for amount in (10, 20):
+        await approve_sale(db, clock, tenant, partner=0, amount=amount)
+        await dispatch(services)
+    await eventually(lambda: shows([30]))
+
+    async for key in services.redis.scan_iter(match=services.keys("*"), count=1000):
+        await services.redis.delete(key)
+
+    total = 0
+    for amount in (1, 2, 4, 8):
+        total += amount
+        await approve_sale(db, clock, tenant, partner=1, amount=amount)
+        await dispatch(services)
+        expected = sorted([30, total], reverse=True)
+        await eventually(lambda expected=expected: shows(expected))
