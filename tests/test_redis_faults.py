@@ -26,6 +26,7 @@ from schema.context import Services
 from schema.relay import to_global_id
 from tests import earnings_support as es
 from tests.contest_support import WSClient, approve_sale, dispatch, make_contest, ws_client
+from tests.deal_support import START_REVIEW, SUBMIT, add_catalogue, submit_input
 from tests.process_support import api_process, free_port
 from tests.sales_support import CREATE, claim_input, seed_registry
 from tests.support import GQL, Tenant, eventually
@@ -38,6 +39,7 @@ subscription($id: ID!) {
 }"""
 CLAIMS = "subscription { saleClaimStateChanged { id state } }"
 EARNINGS = "subscription { earningsChanged { earned { amountMinor } } }"
+DEALS = "subscription { dealRegistrationStatusChanged { registrationId status } }"
 LEADERBOARD = "query($id: ID!) { leaderboard(contestId: $id) { version } }"
 APPROVE = """mutation($input: SaleClaimApproveInput!) {
   saleClaimApprove(input: $input) { saleClaim { state } userErrors { code } } }"""
@@ -161,8 +163,11 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
 ) -> None:  # fmt: skip
     await seed_registry(db, clock, tenant, 10, settle=False)
     await es.make_program(db, clock, tenant, es.worked_rules(clock.now() - timedelta(days=1)))
+    async with db.transaction() as session:
+        await add_catalogue(session, clock, tenant)
     rep = tenant.user(Role.PARTNER_REP, 0)
     vendor = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    manager = gql.token(tenant.user(Role.CHANNEL_MANAGER))
 
     async with (
         only_the_process_dispatches(services),
@@ -177,7 +182,9 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
             ws_client(address, vendor, "graphql-ws") as legacy_board,
             ws_client(address, gql.token(rep)) as claims,
             ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as earnings,
+            ws_client(address, gql.token(rep)) as deals,
         ):
+            await deals.subscribe(DEALS, {})
             await board.subscribe(BOARD, {"id": contest_id})
             await legacy_board.subscribe(BOARD, {"id": contest_id})
             await claims.subscribe(CLAIMS, {})
@@ -189,15 +196,19 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
             created = await post(http, CREATE, claim_of, gql.token(rep))
             claim = created["data"]["saleClaimCreate"]["saleClaim"]
             assert (await next_data(claims, "saleClaimStateChanged"))["id"] == claim["id"]
+            submitted = await post(http, SUBMIT, {"input": submit_input(clock)}, gql.token(rep))
+            deal = submitted["data"]["dealRegistrationSubmit"]["dealRegistration"]["id"]
+            assert (await next_data(deals, "dealRegistrationStatusChanged"))[
+                "status"
+            ] == "SUBMITTED"
 
             own_redis.kill()
-            # The claim is approved while Redis is down (it commits in SQL; the board,
-            # earnings and claim notices wait in the outbox).
-            approve = {"input": {"id": claim["id"]}}
-            approved = await post(
-                http, APPROVE, approve, gql.token(tenant.user(Role.CHANNEL_MANAGER))
-            )
+            # The claim is approved and the deal taken into review while Redis is down
+            # (both commit in SQL; the board, earnings and notices wait in the outbox).
+            approved = await post(http, APPROVE, {"input": {"id": claim["id"]}}, manager)
             assert approved["data"]["saleClaimApprove"]["userErrors"] == [], approved
+            review = await post(http, START_REVIEW, {"input": {"id": deal}}, manager)
+            assert review["data"]["dealRegistrationStartReview"]["userErrors"] == [], review
             # Down for longer than the reader used to wait before giving up (0.5 s).
             await asyncio.sleep(3)
             own_redis.start()
@@ -211,6 +222,10 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
             while (await next_data(claims, "saleClaimStateChanged"))["state"] != "APPROVED":
                 pass
             assert (await next_data(earnings, "earningsChanged"))["earned"]["amountMinor"] > 0
+            while True:
+                change = await next_data(deals, "dealRegistrationStatusChanged")
+                if (change["registrationId"], change["status"]) == (deal, "UNDER_REVIEW"):
+                    break
 
             # A read serves the current version, never the one from before the loss.
             read = await post(http, LEADERBOARD, {"id": contest_id}, vendor)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import strawberry
 from strawberry import Info
@@ -14,6 +14,9 @@ from schema.context import Context
 from schema.deal_registration.types import DealStatusChange
 from schema.permissions import IsAuthenticated
 from schema.relay import parse_global_id, to_global_id
+
+# Changes committed just before a loss was noticed may not have been published yet.
+MISSED_MARGIN = timedelta(seconds=5)
 
 
 @strawberry.type
@@ -40,9 +43,28 @@ class DealRegistrationSubscription:
         else:
             channel = notices.vendor_channel(services.hub, principal.vendor_id)
         async with services.hub.listen(channel) as listener:
+            since = services.clock.now()
             async for raw in listener:
                 if raw is None:
-                    continue  # a reconnection: status changes are events, not re-readable
+                    # The pub/sub connection was lost: notices may be missing. Send the
+                    # current status of every registration that changed meanwhile (the
+                    # status it came from is not known here: fromStatus is null).
+                    now = services.clock.now()
+                    async with services.db.session() as session:
+                        changed = await repository.changed_since(
+                            session, principal, since - MISSED_MARGIN
+                        )
+                    since = now
+                    for registration in changed:
+                        if only is None or registration.id == only:
+                            status = repository.effective_status(registration, now)
+                            yield DealStatusChange(
+                                registration_id=to_global_id("DealRegistration", registration.id),
+                                customer_name=registration.customer_name, from_status=None,
+                                to_status=status, status=status,
+                                changed_at=registration.updated_at,
+                            )  # fmt: skip
+                    continue
                 notice = json.loads(raw)
                 registration_id = uuid.UUID(notice["registration_id"])
                 if only is not None and registration_id != only:
