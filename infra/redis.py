@@ -65,12 +65,14 @@ def is_unavailable(error: BaseException | None) -> bool:
 def connect(url: str) -> Redis:
     # Fail fast while Redis is down (a request answers SERVICE_UNAVAILABLE in well under a
     # second instead of waiting out redis-py's default retries of up to ~10 s); a blackholed
-    # host cannot hold a connect forever.
+    # host (a failover that moved the address) can hold neither a connect nor a command
+    # forever. Pub/sub reads pass their own timeout, so socket_timeout does not cut them.
     return Redis.from_url(
         url,
         decode_responses=False,
-        health_check_interval=30,
+        health_check_interval=10,
         socket_connect_timeout=2,
+        socket_timeout=10,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
     )
 

@@ -40,9 +40,9 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.ws_direct import DirectSocket, direct_socket, text_frame
 from infra.redis import is_unavailable
-from leaderboards.fanout import Snapshot, Subscriber
-from leaderboards.models import ContestStatus, ParticipantKind
-from leaderboards.reads import RowView, StandingView, viewer_for
+from leaderboards.fanout import Fanout, Snapshot, Subscriber
+from leaderboards.models import Contest, ContestStatus, ParticipantKind
+from leaderboards.reads import RowView, StandingView, Viewer, viewer_for
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
 from schema.leaderboards.runtime import leaderboards_fanout
@@ -317,8 +317,8 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
 
 
 async def _serve(
-    fanout: Any, contest: Any, viewer: Any, limit: int, renderer: JsonRenderer, plan: Plan,
-    operation: Any, handler: Any, direct: DirectSocket | None,
+    fanout: Fanout, contest: Contest, viewer: Viewer, limit: int, renderer: JsonRenderer,
+    plan: Plan, operation: Any, handler: Any, direct: DirectSocket | None,
 ) -> None:  # fmt: skip
     ws = handler.websocket.ws
     async with fanout.subscribe(
