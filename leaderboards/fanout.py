@@ -42,6 +42,9 @@ from leaderboards.service import effective_status
 log = logging.getLogger(__name__)
 
 
+RETRY = (0.25, 4.0)  # seconds between refreshes while Redis is unavailable: first, most
+
+
 @dataclass(frozen=True)
 class Snapshot:
     contest: Contest
@@ -159,6 +162,7 @@ class Feed:
         async with rt.hub.listen(rt.channel(self.contest_id), maxsize=1) as listener:
             self.opened.set_result(None)
             last = 0.0
+            retry = RETRY[0]
             while True:
                 # A version notice, or None after Redis came back (anything may have
                 # changed, even the version after a flush): either way, read and push.
@@ -171,13 +175,19 @@ class Feed:
                 last = time.monotonic()
                 try:
                     await self.refresh()
+                    retry = RETRY[0]
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    if is_unavailable(exc):  # Redis lost: the reconnection notice retries
-                        log.warning("leaderboard refresh of %s waits for Redis", self.contest_id)
-                    else:
+                    if not is_unavailable(exc):
                         log.exception("leaderboard refresh failed for %s", self.contest_id)
+                        continue
+                    # Redis is down, or back but still loading its data: try again until a
+                    # refresh gets through (the reconnection notice may already be spent).
+                    log.warning("leaderboard refresh of %s waits for Redis", self.contest_id)
+                    await asyncio.sleep(retry)
+                    retry = min(retry * 2, RETRY[1])
+                    listener.offer(None)
 
     async def refresh(self, only: Subscriber | None = None) -> None:
         async with self._refresh_lock:

@@ -132,9 +132,10 @@ async def _rebuild_locked(
         if progress:
             progress(done, total_steps)
     start_at = await versions.floor(db, contest_id)
+    ceiling = start_at - 1
     if not await redis.exists(k.version):
         # Redis lost the count: raise the ceiling before the board shows a version above it.
-        await versions.cover(db, contest_id, start_at)
+        ceiling = await versions.cover(db, contest_id, start_at)
     await boards.scripts.swap(
         keys=[k.periods, k.built, k.version], args=[k.base, start_at, *periods]
     )
@@ -154,7 +155,9 @@ async def _rebuild_locked(
             period_key=credit.period_key, delta=credit.delta, tick=credit.tick,
             target=target_for(contest, credit.participant_id),
         )  # fmt: skip
-    await versions.cover(db, contest_id, await boards.version(contest_id))
+    version = await boards.version(contest_id)
+    if version > ceiling - versions.HEADROOM // 2:  # a SQL write only when it is needed
+        await versions.cover(db, contest_id, version)
     return len(events)
 
 
