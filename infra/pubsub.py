@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from infra.redis import Keys, RedisUnavailable
+from infra.redis import Keys, RedisUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,16 @@ class Hub:
 
     async def watch(self, channel: str, callback: Callable[[bytes | None], None]) -> None:
         """Call ``callback`` with every message on ``channel`` for the life of the Hub, and
-        with None after a reconnection (whatever was published meanwhile is lost). Raises
-        RedisUnavailable when the subscription connection is down (nothing registered)."""
+        with None after a reconnection (whatever was published meanwhile is lost). While
+        the connection is down the watcher is registered all the same: the reconnection
+        subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
         async with self._lock:
-            await self._connected()
-            if channel not in self._watchers and channel not in self._listeners:
-                assert self._pubsub is not None
-                await self._subscribe(self._pubsub, channel)
+            await self._start()
+            first = channel not in self._watchers and channel not in self._listeners
             self._watchers[channel].append(callback)
+            if first and self._healthy and self._pubsub is not None:
+                with contextlib.suppress(RedisUnavailable):  # the reader reconnects
+                    await self._subscribe(self._pubsub, channel)
 
     def publish_soon(self, channel: str, message: bytes | str) -> None:
         """Publish from synchronous code (e.g. an after-commit hook); failures are logged."""
@@ -120,7 +122,11 @@ class Hub:
 
     def _published(self, task: asyncio.Task[int]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled() or task.exception() is None:
+            return
+        if is_unavailable(task.exception()):  # subscribers re-read when Redis is back
+            log.warning("pub/sub publish skipped: Redis unavailable")
+        else:
             log.error("pub/sub publish failed", exc_info=task.exception())
 
     @contextlib.asynccontextmanager
@@ -170,6 +176,11 @@ class Hub:
     async def _connected(self) -> None:
         """Start the reader if needed and require the connection to be up (called with the
         lock held). The first attempt is awaited; later outages fail fast."""
+        await self._start()
+        if not self._healthy or self._pubsub is None:
+            raise RedisUnavailable("the pub/sub connection to Redis is down")
+
+    async def _start(self) -> None:
         if self._closed:
             raise RedisUnavailable("the pub/sub hub is closed")
         if self._reader is None or self._reader.done():
@@ -181,8 +192,6 @@ class Hub:
                     await asyncio.wait_for(self._tried.wait(), timeout=self._connect_within)
             finally:
                 await self._lock.acquire()
-        if not self._healthy or self._pubsub is None:
-            raise RedisUnavailable("the pub/sub connection to Redis is down")
 
     def _missed(self) -> None:
         for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
