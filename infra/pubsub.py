@@ -3,7 +3,9 @@
 Each process holds one Redis subscription connection; local listeners (websocket
 subscriptions) register for channels here and get each message from a small queue of their
 own. A listener that falls behind loses its oldest messages, never blocks the others:
-messages are "something changed" notices, and the subscriber re-reads current state.
+messages are "something changed" notices, and the subscriber re-reads current state. The
+connection is made again for as long as the process runs; a listener hears None when
+messages may have been lost meanwhile.
 """
 
 from __future__ import annotations
@@ -11,41 +13,62 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
-from infra.redis import Keys
+from infra.redis import Keys, RedisUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
 
 
 class Listener:
+    """One subscriber's messages; None means "the connection was lost and made again:
+    something may be missing, re-read current state"."""
+
     def __init__(self, channel: str, maxsize: int) -> None:
         self.channel = channel
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=maxsize)
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=maxsize)
 
-    def offer(self, message: bytes) -> None:
+    def offer(self, message: bytes | None) -> None:
         if self.queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()  # drop the oldest: a slow reader gets the latest
         self.queue.put_nowait(message)
 
-    async def get(self) -> bytes:
+    async def get(self) -> bytes | None:
         return await self.queue.get()
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes | None]:
         return self._iterate()
 
-    async def _iterate(self) -> AsyncIterator[bytes]:
+    async def _iterate(self) -> AsyncIterator[bytes | None]:
         while True:
             yield await self.queue.get()
 
 
 class Hub:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    """One Redis subscription connection per process, kept up for the life of the Hub.
+
+    When the connection is lost (Redis restarted, failed over, flushed its clients) the
+    reader reconnects forever with capped exponential backoff and subscribes to every
+    channel again. Whatever was published meanwhile is lost, so every watcher is called
+    with None and every listener receives None ("you may have missed something: re-read
+    current state"), once when the loss is noticed and once after resubscribing.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        backoff: tuple[float, float] = (0.1, 2.0),
+        connect_within: float = 3.0,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
@@ -57,6 +80,10 @@ class Hub:
         # channel, and with None when the connection was lost (messages may be missing).
         self._watchers: dict[str, list[Callable[[bytes | None], None]]] = defaultdict(list)
         self._healthy = False
+        self._tried = asyncio.Event()  # the reader has made its first connection attempt
+        self._backoff = backoff
+        self._connect_within = connect_within
+        self._closed = False
         self.reconnects = 0  # times the subscription connection was lost and made again
 
     @property
@@ -72,13 +99,16 @@ class Hub:
 
     async def watch(self, channel: str, callback: Callable[[bytes | None], None]) -> None:
         """Call ``callback`` with every message on ``channel`` for the life of the Hub, and
-        with None after a reconnection (whatever was published meanwhile is lost)."""
+        with None after a reconnection (whatever was published meanwhile is lost). While
+        the connection is down the watcher is registered all the same: the reconnection
+        subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
         async with self._lock:
-            await self._ensure_reader()
-            if channel not in self._watchers and channel not in self._listeners:
-                assert self._pubsub is not None
-                await self._pubsub.subscribe(channel)
+            await self._start()
+            first = channel not in self._watchers and channel not in self._listeners
             self._watchers[channel].append(callback)
+            if first and self._healthy and self._pubsub is not None:
+                with contextlib.suppress(RedisUnavailable):  # the reader reconnects
+                    await self._subscribe(self._pubsub, channel)
 
     def publish_soon(self, channel: str, message: bytes | str) -> None:
         """Publish from synchronous code (e.g. an after-commit hook); failures are logged."""
@@ -92,22 +122,31 @@ class Hub:
 
     def _published(self, task: asyncio.Task[int]) -> None:
         self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        if task.cancelled() or task.exception() is None:
+            return
+        if is_unavailable(task.exception()):  # subscribers re-read when Redis is back
+            log.warning("pub/sub publish skipped: Redis unavailable")
+        else:
             log.error("pub/sub publish failed", exc_info=task.exception())
 
     @contextlib.asynccontextmanager
     async def listen(self, channel: str, *, maxsize: int = 16) -> AsyncIterator[Listener]:
         """Receive messages published on ``channel`` (by any process) while the block runs.
         The Redis subscription is confirmed before the block starts, so nothing published
-        after entering is missed."""
+        after entering is missed; after a lost connection the listener receives None.
+        Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
         listener = Listener(channel, maxsize)
         async with self._lock:
-            await self._ensure_reader()
+            await self._connected()
             first = not self._listeners[channel]
-            self._listeners[channel].add(listener)
-            if first:
+            if first and channel not in self._watchers:
                 assert self._pubsub is not None
-                await self._pubsub.subscribe(channel)
+                try:
+                    await self._subscribe(self._pubsub, channel)
+                except RedisUnavailable:
+                    del self._listeners[channel]
+                    raise
+            self._listeners[channel].add(listener)
         try:
             yield listener
         finally:
@@ -128,40 +167,99 @@ class Hub:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._pubsub.unsubscribe(channel), timeout=5)
 
-    async def _ensure_reader(self) -> None:
-        if self._reader is not None and not self._reader.done():
-            return
-        self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        # A subscription with no channel yet: redis-py needs one before reading.
-        await self._pubsub.subscribe(self.keys("chan", "_hub"))
-        for channel in {*self._listeners, *self._watchers}:
-            await self._pubsub.subscribe(channel)
-        self._reader = asyncio.create_task(self._read(self._pubsub), name="pubsub-reader")
-        self._healthy = True
+    async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
+        try:
+            await asyncio.wait_for(pubsub.subscribe(channel), timeout=self._connect_within)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
+
+    async def _connected(self) -> None:
+        """Start the reader if needed and require the connection to be up (called with the
+        lock held). The first attempt is awaited; later outages fail fast."""
+        await self._start()
+        if not self._healthy or self._pubsub is None:
+            raise RedisUnavailable("the pub/sub connection to Redis is down")
+
+    async def _start(self) -> None:
+        if self._closed:
+            raise RedisUnavailable("the pub/sub hub is closed")
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._run(), name="pubsub-reader")
+        if not self._tried.is_set():
+            self._lock.release()  # the reader needs the lock to subscribe
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._tried.wait(), timeout=self._connect_within)
+            finally:
+                await self._lock.acquire()
 
     def _missed(self) -> None:
         for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
-            callback(None)
+            try:
+                callback(None)
+            except Exception:
+                log.exception("pub/sub watcher failed on a reconnection")
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                listener.offer(None)
+
+    def _reconnected_silently(self, _connection: object) -> None:
+        """redis-py reconnects (and resubscribes) inside a read when the server answers
+        again within its retries: messages of the gap are lost all the same."""
+        if self._healthy:
+            self.reconnects += 1
+            self._missed()
+
+    async def _run(self) -> None:
+        """Connect, subscribe to every channel, read until the connection fails; again,
+        with backoff, until the Hub is closed."""
+        delay = self._backoff[0]
+        ever_connected = False
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with self._lock:
+                    # A subscription with no channel yet: redis-py needs one before reading.
+                    await pubsub.subscribe(self.keys("chan", "_hub"))
+                    channels = {*self._listeners, *self._watchers}
+                    if channels:
+                        await pubsub.subscribe(*channels)
+                    if pubsub.connection is not None:
+                        pubsub.connection.register_connect_callback(self._reconnected_silently)
+                    self._pubsub = pubsub
+                    self._healthy = True
+                self._tried.set()
+                delay = self._backoff[0]
+                if ever_connected:
+                    self.reconnects += 1
+                    log.warning("pub/sub connection restored; subscribers re-read state")
+                    self._missed()  # whatever came while we were away
+                ever_connected = True
+                await self._read(pubsub)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: reconnect
+                self._tried.set()
+                if self._healthy:
+                    log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                    self._healthy = False
+                    self._missed()
+                else:
+                    log.debug("pub/sub reconnect failed: %s", exc)
+            finally:
+                self._healthy = False
+                if self._pubsub is pubsub:
+                    self._pubsub = None
+                if pubsub.connection is not None:  # pooled: must not call us when reused
+                    pubsub.connection.deregister_connect_callback(self._reconnected_silently)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+            delay = min(delay * 2, self._backoff[1])
 
     async def _read(self, pubsub: PubSub) -> None:
         while True:
-            try:
-                message = await pubsub.get_message(timeout=1.0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("pub/sub connection lost; resubscribing")
-                self._healthy = False
-                self._missed()
-                await asyncio.sleep(0.5)
-                async with self._lock:
-                    self._reader = None
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                    await self._ensure_reader()
-                self.reconnects += 1
-                self._missed()  # and whatever came while resubscribing
-                return
+            message = await pubsub.get_message(timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue
             channel = message["channel"]
@@ -184,6 +282,7 @@ class Hub:
             await asyncio.wait(pending, timeout=within)
 
     async def close(self) -> None:
+        self._closed = True
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

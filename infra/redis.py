@@ -20,6 +20,11 @@ from pathlib import Path
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +40,41 @@ class Keys:
         return ":".join([self.namespace, *(str(p) for p in parts)])
 
 
+class RedisUnavailable(Exception):
+    """Redis cannot be reached right now (down, restarting, failing over). Callers answer
+    SERVICE_UNAVAILABLE with a retry hint; nothing is lost (the outbox keeps the events)."""
+
+    retry_after_seconds = 2
+
+
+def is_unavailable(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) means Redis is out of reach, as
+    opposed to a bug: refused or dropped connections, timeouts, a server still loading its
+    data after a restart, a replica that cannot take writes during a failover."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(
+            error, RedisUnavailable | RedisConnectionError | RedisTimeoutError | ReadOnlyError
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 def connect(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=False, health_check_interval=30)
+    # Fail fast while Redis is down (a request answers SERVICE_UNAVAILABLE in well under a
+    # second instead of waiting out redis-py's default retries of up to ~10 s); a blackholed
+    # host (a failover that moved the address) can hold neither a connect nor a command
+    # forever. Pub/sub reads pass their own timeout, so socket_timeout does not cut them.
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        health_check_interval=10,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2),
+    )
 
 
 def redis_server_binary() -> str:

@@ -34,6 +34,7 @@ from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
 from leaderboards.scoring import NOT_BUILT, SCORED_EVENT_TYPES, event_instant
 from leaderboards.service import CONTEST_CHANGED, ledger_row, reversal_credit
+from leaderboards.versions import Ceilings
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class Leaderboards:
         self.hub = hub
         self.fanout: Any = None  # leaderboards.fanout.Fanout, made on first subscription
         self.dispatcher: Dispatcher | None = None  # this process's, once registered
+        self.ceilings = Ceilings(db)
         # Rows every read needs and that rarely change (see infra.cache): a contest as one
         # caller may see it, and participants' display names.
         self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
@@ -206,6 +208,8 @@ class Leaderboards:
                           batch.contest_id)  # fmt: skip
         for contest_id in rebuilt - versions.keys():
             versions[contest_id] = await self.boards.version(contest_id)
+        for contest_id, version in versions.items():
+            await self.ceilings.cover(contest_id, version)
         return versions
 
     async def on_contest_changed(self, event: OutboxEvent) -> None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from infra.redis import is_unavailable
 from leaderboards.closing import close_due, next_boundary
 from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
@@ -41,6 +42,9 @@ from leaderboards.reads import BoardView, Reader, StandingView, Viewer
 from leaderboards.service import effective_status
 
 log = logging.getLogger(__name__)
+
+
+RETRY = (0.25, 4.0)  # seconds between refreshes while Redis is unavailable: first, most
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ class Feed:
         self.fanout = fanout
         self.contest_id = contest_id
         self.groups: dict[GroupKey, Group] = {}
-        self.ready = asyncio.Event()
+        # Resolved once the feed listens on its channel, or failed (Redis down): every
+        # subscriber waiting for it hears which, none waits forever.
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task: asyncio.Task[None] | None = None
         self.clock_task: asyncio.Task[None] | None = None
         self.contest: Contest | None = None  # as of the latest refresh
@@ -177,8 +183,11 @@ class Feed:
                         pushed = due
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("closing contest %s failed; retrying", self.contest_id)
+                except Exception as exc:
+                    if is_unavailable(exc):  # one line, not a traceback a second
+                        log.warning("closing contest %s waits for Redis", self.contest_id)
+                    else:
+                        log.exception("closing contest %s failed; retrying", self.contest_id)
                     done = False
                 if done:
                     last = now
@@ -193,11 +202,24 @@ class Feed:
         return not any(g.subscribers for g in self.groups.values())
 
     async def _run(self) -> None:
+        try:
+            await self._listen()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.opened.done():
+                raise
+            self.opened.set_exception(exc)
+
+    async def _listen(self) -> None:
         rt = self.fanout.runtime
         async with rt.hub.listen(rt.channel(self.contest_id), maxsize=1) as listener:
-            self.ready.set()
+            self.opened.set_result(None)
             last = 0.0
+            retry = RETRY[0]
             while True:
+                # A version notice, or None after Redis came back (anything may have
+                # changed, even the version after a flush): either way, read and push.
                 await listener.get()
                 wait = last + self.fanout.interval - time.monotonic()
                 if wait > 0:
@@ -207,10 +229,19 @@ class Feed:
                 last = time.monotonic()
                 try:
                     await self.refresh()
+                    retry = RETRY[0]
                 except asyncio.CancelledError:
                     raise
-                except Exception:
-                    log.exception("leaderboard refresh failed for %s", self.contest_id)
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        log.exception("leaderboard refresh failed for %s", self.contest_id)
+                        continue
+                    # Redis is down, or back but still loading its data: try again until a
+                    # refresh gets through (the reconnection notice may already be spent).
+                    log.warning("leaderboard refresh of %s waits for Redis", self.contest_id)
+                    await asyncio.sleep(retry)
+                    retry = min(retry * 2, RETRY[1])
+                    listener.offer(None)
 
     async def refresh(self, only: Subscriber | None = None) -> None:
         async with self._refresh_lock:
@@ -309,7 +340,7 @@ class Fanout:
         sub = Subscriber(group, viewer.self_id, tag, sink)
         group.subscribers.add(sub)
         try:
-            await feed.ready.wait()
+            await asyncio.shield(feed.opened)  # raises RedisUnavailable while Redis is down
             await feed.refresh(only=sub)
             yield sub
         finally:

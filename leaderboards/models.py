@@ -192,3 +192,14 @@ class ContestStanding(SQLModel, table=True):
     rank: int
     score: int = Field(sa_column=Column(BigInteger, nullable=False))
     rank_value: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ContestBoardVersion(SQLModel, table=True):
+    """No live-board version above ``ceiling`` was ever handed out for the contest: a board
+    rebuilt after Redis lost it (flush, restart without data, failover to an empty replica)
+    starts above it, so versions never go backwards (leaderboards/versions.py)."""
+
+    __tablename__ = "contest_board_version"
+
+    contest_id: uuid.UUID = Field(foreign_key="contest.id", primary_key=True)
+    ceiling: int = Field(sa_column=Column(BigInteger, nullable=False))

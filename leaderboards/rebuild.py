@@ -19,7 +19,7 @@ from sqlmodel import col, select
 
 from infra.clock import Clock
 from infra.db import Database
-from leaderboards import ranking
+from leaderboards import ranking, versions
 from leaderboards.boards import Boards
 from leaderboards.models import (
     Contest,
@@ -132,7 +132,14 @@ async def _rebuild_locked(
         done = len(totals) + min(start + CHUNK, len(events))
         if progress:
             progress(done, total_steps)
-    await boards.scripts.swap(keys=[k.periods, k.built, k.version], args=[k.base, *periods])
+    start_at = await versions.floor(db, contest_id)
+    ceiling = start_at - 1
+    if not await redis.exists(k.version):
+        # Redis lost the count: raise the ceiling before the board shows a version above it.
+        ceiling = await versions.cover(db, contest_id, start_at)
+    await boards.scripts.swap(
+        keys=[k.periods, k.built, k.version], args=[k.base, start_at, *periods]
+    )
     # Credits committed while the shadow was built may have gone to the old keys.
     async with db.session() as session:
         recent = (
@@ -149,6 +156,9 @@ async def _rebuild_locked(
             period_key=credit.period_key, delta=credit.delta, tick=credit.tick,
             target=target_for(contest, credit.participant_id),
         )  # fmt: skip
+    version = await boards.version(contest_id)
+    if version > ceiling - versions.HEADROOM // 2:  # a SQL write only when it is needed
+        await versions.cover(db, contest_id, version)
     return len(events)
 
 

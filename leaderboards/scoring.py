@@ -199,20 +199,22 @@ class Scripts:
         self.swap: AsyncScript = redis.register_script(SWAP_LUA)
 
 
-# Replace a contest's boards with freshly built shadow copies in one atomic step.
-# KEYS: periods built ver; ARGV: base, new period keys...
+# Replace a contest's boards with freshly built shadow copies in one atomic step. The
+# version goes on from where it was, or, when Redis lost it, from the floor kept in SQL
+# (leaderboards/versions.py), so it never goes backwards.
+# KEYS: periods built ver; ARGV: base, floor, new period keys...
 SWAP_LUA = """
 local base = ARGV[1]
 local suffixes = {':z', ':raw', ':dz', ':dc', ':seen'}
 local new = {}
-for i = 2, #ARGV do new[ARGV[i]] = true end
+for i = 3, #ARGV do new[ARGV[i]] = true end
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not new[p] then
     for _, s in ipairs(suffixes) do redis.call('DEL', base .. ':p:' .. p .. s) end
   end
 end
 redis.call('DEL', KEYS[1])
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local p = ARGV[i]
   redis.call('SADD', KEYS[1], p)
   for _, s in ipairs(suffixes) do
@@ -223,6 +225,10 @@ for i = 2, #ARGV do
   end
 end
 redis.call('SET', KEYS[2], '1')
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[3], ARGV[2])
+  return tonumber(ARGV[2])
+end
 return redis.call('INCR', KEYS[3])
 """
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
+from infra.redis import RedisUnavailable, is_unavailable
 from schema.context import close_operation_scope, open_operation_scope
 from schema.document_limits import DocumentChecks, DocumentGate
 
@@ -36,17 +38,38 @@ def is_expected(error: GraphQLError) -> bool:
     return bool(error.extensions and "code" in error.extensions)
 
 
+def service_unavailable_error(path: Any = None) -> GraphQLError:
+    """What a client sees while Redis (standings, live feeds) is out of reach: not a bug,
+    a moment to wait. Nothing is lost meanwhile; the outbox applies events once it is back."""
+    return GraphQLError(
+        "A service this needs is temporarily unavailable; retry shortly.",
+        path=path,
+        extensions={
+            "code": "SERVICE_UNAVAILABLE",
+            "retryAfterSeconds": RedisUnavailable.retry_after_seconds,
+        },
+    )
+
+
 def _should_mask(error: GraphQLError) -> bool:
     if is_expected(error):
         return False
+    if is_unavailable(error.original_error):
+        log.warning("Redis unavailable in %s: %s", error.path, error.original_error)
+        return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
     log.error("unexpected error in %s", error.path, exc_info=error.original_error)
     return True
 
 
 class MaskUnexpectedErrors(MaskErrors):
-    """Masks bugs (no stack traces, no SQL) but tells clients it was one."""
+    """Masks bugs (no stack traces, no SQL) but tells clients it was one; an unreachable
+    Redis is told as SERVICE_UNAVAILABLE with a retry hint."""
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if is_unavailable(error.original_error):
+            unavailable = service_unavailable_error(error.path)
+            unavailable.nodes, unavailable.positions = error.nodes, error.positions
+            return unavailable
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked

@@ -119,6 +119,20 @@ def is_conflicted(principal: Principal) -> ColumnElement[bool]:
     )
 
 
+async def changed_since(
+    session: AsyncSession, principal: Principal, since: datetime, *, limit: int = 200
+) -> list[DealRegistration]:
+    """Readable registrations updated at or after ``since``, oldest change first (what a
+    live subscriber may have missed while the pub/sub connection was down)."""
+    rows = await session.exec(
+        readable_registrations(principal)
+        .where(col(DealRegistration.updated_at) >= since)
+        .order_by(col(DealRegistration.updated_at), col(DealRegistration.id))
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def get_readable(
     session: AsyncSession, principal: Principal, registration_id: uuid.UUID
 ) -> DealRegistration | None:

@@ -69,6 +69,20 @@ async def get_readable_claim(
     return (await session.exec(readable_claims(principal).where(SaleClaim.id == claim_id))).first()
 
 
+async def claims_changed_since(
+    session: AsyncSession, principal: Principal, since: datetime, *, limit: int = 200
+) -> list[SaleClaim]:
+    """Readable claims updated at or after ``since``, oldest change first (what a live
+    subscriber may have missed while the pub/sub connection was down)."""
+    rows = await session.exec(
+        readable_claims(principal)
+        .where(col(SaleClaim.updated_at) >= since)
+        .order_by(col(SaleClaim.updated_at), col(SaleClaim.id))
+        .limit(limit)
+    )
+    return list(rows)
+
+
 async def claims_by_ids(
     session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, SaleClaim]:

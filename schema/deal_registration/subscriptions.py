@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import strawberry
 from strawberry import Info
@@ -15,6 +15,9 @@ from schema.deal_registration.types import DealStatusChange
 from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import IsAuthenticated
 from schema.relay import parse_global_id, to_global_id
+
+# Changes committed just before a loss was noticed may not have been published yet.
+MISSED_MARGIN = timedelta(seconds=5)
 
 
 @strawberry.type
@@ -42,7 +45,28 @@ class DealRegistrationSubscription:
             channel = notices.vendor_channel(services.hub, principal.vendor_id)
         recent = RecentEvents()
         async with services.hub.listen(channel, maxsize=NOTICE_QUEUE) as listener:
+            since = services.clock.now()
             async for raw in listener:
+                if raw is None:
+                    # The pub/sub connection was lost: notices may be missing. Send the
+                    # current status of every registration that changed meanwhile (the
+                    # status it came from is not known here: fromStatus is null).
+                    now = services.clock.now()
+                    async with services.db.session() as session:
+                        changed = await repository.changed_since(
+                            session, principal, since - MISSED_MARGIN
+                        )
+                    since = now
+                    for registration in changed:
+                        if only is None or registration.id == only:
+                            status = repository.effective_status(registration, now)
+                            yield DealStatusChange(
+                                registration_id=to_global_id("DealRegistration", registration.id),
+                                customer_name=registration.customer_name, from_status=None,
+                                to_status=status, status=status,
+                                changed_at=registration.updated_at,
+                            )  # fmt: skip
+                    continue
                 notice = json.loads(raw)
                 event_id = notice.get("event_id")
                 if not recent.first_time(uuid.UUID(event_id) if event_id else None):

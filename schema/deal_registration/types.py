@@ -358,7 +358,11 @@ class DealProgramSettingsType:
 class DealStatusChange:
     registration_id: relay.GlobalID
     customer_name: str
-    from_status: DealStatus | None
+    from_status: DealStatus | None = strawberry.field(
+        description="Null for a new registration, and when the change is re-sent after the "
+        "server's connection to its message broker was restored (the status it came from "
+        "is not known then; `toStatus` is the current status)."
+    )
     to_status: DealStatus
     status: DealStatus = strawberry.field(description="The registration's status now.")
     changed_at: datetime

@@ -37,11 +37,13 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocketDisconnect
 
 from api.ws_direct import DirectSocket, direct_socket, text_frame
-from leaderboards.fanout import Snapshot, Subscriber
-from leaderboards.models import ContestStatus, ParticipantKind
-from leaderboards.reads import RowView, StandingView, viewer_for
+from infra.redis import is_unavailable
+from leaderboards.fanout import Fanout, Snapshot, Subscriber
+from leaderboards.models import Contest, ContestStatus, ParticipantKind
+from leaderboards.reads import RowView, StandingView, Viewer, viewer_for
 from schema.context import Context, Services
 from schema.document_limits import gate_of
+from schema.extensions import service_unavailable_error
 from schema.leaderboards.runtime import leaderboards_fanout
 from schema.leaderboards.subscriptions import contest_for_subscription, update_of
 from schema.relay import check_page_size, to_global_id
@@ -298,6 +300,21 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
     direct = direct_socket(ws.scope)
     fanout = leaderboards_fanout(services)
 
+    try:
+        await _serve(fanout, contest, viewer, limit, renderer, plan, operation, handler, direct)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # Redis is down as the operation starts: a coded error frame, as strawberry's
+        # path sends (an open operation rides out an outage and resumes instead).
+        await operation.send_initial_errors([service_unavailable_error()])
+
+
+async def _serve(
+    fanout: Fanout, contest: Contest, viewer: Viewer, limit: int, renderer: JsonRenderer,
+    plan: Plan, operation: Any, handler: Any, direct: DirectSocket | None,
+) -> None:  # fmt: skip
+    ws = handler.websocket.ws
     async with fanout.subscribe(
         contest, viewer, first=limit, renderer=renderer, shape=plan.shape, tag=operation.id,
         sink=DirectSink(direct, handler.operations, operation) if direct is not None else None,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import timedelta
 
 import strawberry
 from strawberry import Info
@@ -10,6 +11,9 @@ from schema.context import Context
 from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import PartnerUsers
 from schema.sales.types import SaleClaimType
+
+# Changes committed just before a loss was noticed may not have been published yet.
+MISSED_MARGIN = timedelta(seconds=5)
 
 
 @strawberry.type
@@ -29,10 +33,26 @@ class SalesSubscription:
         assert principal is not None
         assert principal.partner_id is not None
         hub = ctx.services.hub
+        clock = ctx.services.clock
         recent = RecentEvents()
         channel = fanout.claim_channel(hub, principal.partner_id)
         async with hub.listen(channel, maxsize=NOTICE_QUEUE) as listener:
+            # Since when this subscriber may have missed changes, should Redis drop out.
+            since = clock.now()
             async for message in listener:
+                if message is None:
+                    # The pub/sub connection was lost (and is back, or being made again):
+                    # notices may be missing, so send every claim that changed meanwhile.
+                    now = clock.now()
+                    async with ctx.services.db.session() as session:
+                        changed = await repository.claims_changed_since(
+                            session, principal, since - MISSED_MARGIN
+                        )
+                        items = [await SaleClaimType.loaded(session, c) for c in changed]
+                    since = now
+                    for item in items:
+                        yield item
+                    continue
                 notice = fanout.ClaimNotice.decode(message)
                 if notice is None or not recent.first_time(notice.event_id):
                     continue
