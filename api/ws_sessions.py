@@ -99,8 +99,9 @@ class SocketSessions:
             if self.epochs.live:
                 await self._dirty.wait()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._dirty.wait(), UNHEARD_RECHECK_SECONDS)
+                with contextlib.suppress(TimeoutError):  # (wait_for may swallow a cancel)
+                    async with asyncio.timeout(UNHEARD_RECHECK_SECONDS):
+                        await self._dirty.wait()
             self._dirty.clear()
             if not self._open:
                 continue

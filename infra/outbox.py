@@ -543,10 +543,9 @@ class Dispatcher:
             if self._next_retry is not None:  # and wake for a retry that falls due sooner
                 until = (self._next_retry - self.clock.now()).total_seconds()
                 timeout = min(timeout, max(until, 0.05))
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):  # (wait_for may swallow a cancel)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
 
 

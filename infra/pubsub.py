@@ -165,11 +165,16 @@ class Hub:
             if channel in self._listeners or channel in self._watchers or self._pubsub is None:
                 return  # someone listens again
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pubsub.unsubscribe(channel), timeout=5)
+                async with asyncio.timeout(5):
+                    await self._pubsub.unsubscribe(channel)
 
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
         try:
-            await asyncio.wait_for(pubsub.subscribe(channel), timeout=self._connect_within)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the subscription completes, and the cancelled subscriber then
+            # waits for messages forever (a closing socket's operations never finished).
+            async with asyncio.timeout(self._connect_within):
+                await pubsub.subscribe(channel)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
 
@@ -189,7 +194,8 @@ class Hub:
             self._lock.release()  # the reader needs the lock to subscribe
             try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._tried.wait(), timeout=self._connect_within)
+                    async with asyncio.timeout(self._connect_within):  # see _subscribe
+                        await self._tried.wait()
             finally:
                 await self._lock.acquire()
 
