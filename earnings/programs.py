@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
+from earnings.repository import readable_programs
 from earnings.rounding import BP, apply_bp, format_bp
 from infra.clock import Clock
 from infra.db import begin_write
@@ -302,11 +302,6 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
 
 
 # ---------------------------------------------------------------------------- storage
-
-
-def readable_programs(principal: Principal) -> SelectOfScalar[Program]:
-    """Every user of a vendor may read its programs (partners see the rules they earn by)."""
-    return select(Program).where(Program.vendor_id == principal.vendor_id)
 
 
 async def versions_of(session: AsyncSession, program_id: uuid.UUID) -> list[ProgramVersion]:

@@ -21,7 +21,7 @@ from catalogue import repository as catalogue
 from catalogue.models import Product
 from deal_registration import attachments
 from deal_registration.events import DealApproved, DealWon, Line
-from deal_registration.registrations import conflicts, notices, proof, repository
+from deal_registration.registrations import conflicts, notices, repository
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import (
     DEFAULT_SETTINGS,
@@ -214,7 +214,7 @@ async def submit_registration(
         assert storage is not None, "a proof file needs a storage backend"
         await attachments.store_attachment(
             session, clock, storage, vendor_id=registration.vendor_id,
-            owner_kind=proof.REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
+            owner_kind=repository.REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
             uploaded_by_id=principal.user_id, max_bytes=max_upload_bytes,
         )  # fmt: skip
     return registration

@@ -56,13 +56,6 @@ MAX_SERIALS = 500
 MAX_NOTE = 2000
 
 
-async def _may_see_claim(session: AsyncSession, principal: Principal, claim_id: uuid.UUID) -> bool:
-    return await repository.get_readable_claim(session, principal, claim_id) is not None
-
-
-attachments.register_owner(repository.CLAIM_OWNER, _may_see_claim)
-
-
 @dataclass(frozen=True)
 class SerialCheck:
     serial: str

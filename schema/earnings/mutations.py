@@ -10,6 +10,7 @@ from strawberry import Info
 from earnings import ledger, payouts, programs
 from earnings.errors import EarningsErrorCode
 from earnings.models import PayoutStatement, Program, ProgramVersion
+from earnings.repository import readable_programs
 from infra.errors import DomainError
 from schema.context import Context
 from schema.earnings.inputs import ProgramRulesInput
@@ -245,7 +246,7 @@ class EarningsMutation:
         async def action(s: AsyncSession) -> tuple[Program, ProgramVersion]:
             program_id = _require_id(input.program_id, "EarningProgram", "program_id")
             program = (
-                await s.exec(programs.readable_programs(principal).where(Program.id == program_id))
+                await s.exec(readable_programs(principal).where(Program.id == program_id))
             ).first()
             if program is None:
                 raise DomainError(EarningsErrorCode.NOT_FOUND, "No such program.", "program_id")

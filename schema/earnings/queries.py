@@ -9,7 +9,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
-from earnings import forecast, metrics, programs, repository, service
+from earnings import forecast, metrics, repository, service
 from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus, Program
 from earnings.repository import Scope
 from infra.errors import DomainError
@@ -243,6 +243,6 @@ class EarningsQuery:
         principal = ctx.principal
         assert principal is not None
         return await paginate(
-            ctx, programs.readable_programs(principal), id_column=Program.id, first=first,
+            ctx, repository.readable_programs(principal), id_column=Program.id, first=first,
             after=after, to_node=ProgramType.of,
         )  # fmt: skip
