@@ -12,6 +12,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from partners.access import scope
 from partners.models import ApiKey, Partner, User, Vendor
+from partners.policy import TENANCY, TenancyOp
 from partners.roles import Principal, Role
 
 
@@ -34,7 +35,7 @@ def readable_users(principal: Principal) -> SelectOfScalar[User]:
 
 
 def readable_api_keys(principal: Principal) -> SelectOfScalar[ApiKey]:
-    if principal.role is not Role.VENDOR_ADMIN:
+    if not TENANCY.allows(principal, TenancyOp.API_KEYS_READ):
         return select(ApiKey).where(false())
     return select(ApiKey).where(ApiKey.vendor_id == principal.vendor_id)
 

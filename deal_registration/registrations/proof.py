@@ -12,15 +12,12 @@ from deal_registration import attachments
 from deal_registration.registrations import repository
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import DealRegistration, DealStatus
+from deal_registration.registrations.policy import DEALS, DealOp
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.errors import DomainError
-from partners.roles import Principal, Role
+from partners.roles import Principal
 
-# Partner users of the registering partner (as far as they may see it) and reviewers.
-ATTACHERS = frozenset(
-    {Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER}
-)
 # A registration in one of these takes no more files (expired approvals count as EXPIRED).
 CLOSED = frozenset({DealStatus.WITHDRAWN, DealStatus.REJECTED, DealStatus.LOST, DealStatus.EXPIRED})
 
@@ -49,10 +46,9 @@ async def attach_proof(
 ) -> tuple[DealRegistration, attachments.Attachment]:
     """Attach an invoice to a registration the caller may see. Every check runs before the
     file is stored, so a refused upload leaves neither a row nor a file."""
+    DEALS.require(principal, DealOp.ATTACH_PROOF)
     await _lock(session, registration_id)
-    registration = None
-    if principal.role in ATTACHERS:
-        registration = await repository.get_readable(session, principal, registration_id)
+    registration = await repository.get_readable(session, principal, registration_id)
     if registration is None:
         raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
     status = repository.effective_status(registration, clock.now())

@@ -37,6 +37,7 @@ from deal_registration.registrations.models import (
     DealTransition,
     ExtensionStatus,
 )
+from deal_registration.registrations.policy import DEALS, DealOp
 from deal_registration.storage import Storage
 from infra import idempotency
 from infra.clock import Clock
@@ -45,16 +46,13 @@ from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
 from infra.outbox import record_event
 from partners import repository as partners
-from partners.roles import Principal, Role
+from partners.roles import Principal
 
 MAX_VALUE_MINOR = 10**12  # 10 billion in a 2-decimal currency: above is a typo
 MAX_QUANTITY = 1_000_000
 MAX_CLOSE_DAYS_AHEAD = 3 * 366
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
-REVIEWERS = frozenset({Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER})
-PARTNER_USERS = frozenset({Role.PARTNER_ADMIN, Role.PARTNER_REP})
-SUBMITTERS = PARTNER_USERS | REVIEWERS
 SUBMIT_SCOPE = "dealRegistrationSubmit"  # idempotency keys of submission
 
 # The lifecycle: which statuses each action may start from, and where it leads.
@@ -74,20 +72,6 @@ TRANSITIONS: dict[DealAction, tuple[frozenset[DealStatus], DealStatus]] = {
     DealAction.REQUEST_EXTENSION: (frozenset({DealStatus.APPROVED}), DealStatus.APPROVED),
     DealAction.GRANT_EXTENSION: (frozenset({DealStatus.APPROVED}), DealStatus.APPROVED),
     DealAction.REFUSE_EXTENSION: (frozenset({DealStatus.APPROVED}), DealStatus.APPROVED),
-}
-# Who may take each action (the schema checks the same roles; row visibility comes from
-# repository.readable_registrations).
-ACTORS: dict[DealAction, frozenset[Role]] = {
-    DealAction.SUBMIT: PARTNER_USERS,
-    DealAction.START_REVIEW: REVIEWERS,
-    DealAction.APPROVE: REVIEWERS,
-    DealAction.REJECT: REVIEWERS,
-    DealAction.WITHDRAW: PARTNER_USERS,
-    DealAction.MARK_WON: PARTNER_USERS | REVIEWERS,
-    DealAction.MARK_LOST: PARTNER_USERS | REVIEWERS,
-    DealAction.REQUEST_EXTENSION: PARTNER_USERS,
-    DealAction.GRANT_EXTENSION: REVIEWERS,
-    DealAction.REFUSE_EXTENSION: REVIEWERS,
 }
 
 
@@ -144,9 +128,8 @@ async def submit_registration(
     after every check). With an idempotency key, the same caller's retry of the same
     request returns the first registration unchanged; the same key with different content
     (or a different file) is refused (``infra.idempotency``)."""
+    DEALS.require(principal, DealOp.SUBMIT)
     now = clock.now()
-    if principal.role not in SUBMITTERS:
-        raise DomainError(Code.PARTNER_NOT_ALLOWED, "Your role may not register deals.")
     partner_id = await _partner_for(session, principal, data.partner_id)
     taken = await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller, scope=SUBMIT_SCOPE,
@@ -468,9 +451,8 @@ def _earlier(a: DealRegistration, b: DealRegistration) -> bool:
 async def _load(
     session: AsyncSession, principal: Principal, registration_id: uuid.UUID, action: DealAction
 ) -> DealRegistration:
-    registration = None
-    if principal.role in ACTORS.get(action, frozenset()):
-        registration = await repository.get_readable(session, principal, registration_id)
+    # The caller's role was checked against the policy table on the way in.
+    registration = await repository.get_readable(session, principal, registration_id)
     if registration is None:
         raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
     return registration
@@ -561,6 +543,7 @@ async def _simple_transition(
 async def submit_draft(
     session: AsyncSession, principal: Principal, clock: Clock, *, registration_id: uuid.UUID
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.SUBMIT_DRAFT)
     registration = await _load(session, principal, registration_id, DealAction.SUBMIT)
     current = _check(registration, DealAction.SUBMIT, clock.now())
     program = await repository.program_settings(session, registration.vendor_id)
@@ -571,6 +554,7 @@ async def submit_draft(
 async def start_review(
     session: AsyncSession, principal: Principal, clock: Clock, *, registration_id: uuid.UUID
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.START_REVIEW)
     return await _simple_transition(
         session, principal, clock, registration_id, DealAction.START_REVIEW, ""
     )
@@ -584,6 +568,7 @@ async def reject(
     registration_id: uuid.UUID,
     reason: str,
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.REJECT)
     return await _simple_transition(
         session, principal, clock, registration_id, DealAction.REJECT, reason,
         reason_required=True,
@@ -598,6 +583,7 @@ async def withdraw(
     registration_id: uuid.UUID,
     reason: str = "",
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.WITHDRAW)
     return await _simple_transition(
         session, principal, clock, registration_id, DealAction.WITHDRAW, reason
     )
@@ -611,6 +597,7 @@ async def mark_lost(
     registration_id: uuid.UUID,
     reason: str = "",
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.MARK_LOST)
     return await _simple_transition(
         session, principal, clock, registration_id, DealAction.MARK_LOST, reason
     )
@@ -625,6 +612,7 @@ async def mark_won(
     reason: str = "",
 ) -> DealRegistration:
     """An approved deal was won: recorded with a DealWon event in the same transaction."""
+    DEALS.require(principal, DealOp.MARK_WON)
     registration = await _simple_transition(
         session, principal, clock, registration_id, DealAction.MARK_WON, reason
     )
@@ -699,10 +687,9 @@ async def approve(
     """Approve and protect the customer for the vendor's protection period. When another
     registration already protects a conflicting customer, approval needs an override
     reason and grants no protection: one protected registration per customer, always."""
+    DEALS.require(principal, DealOp.APPROVE)
     reason = _reason(reason, required=False)
     override_reason = _reason(override_reason, required=False, name="override_reason")
-    if principal.role not in REVIEWERS:
-        raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
     program = await lock_program(session, principal.vendor_id, clock)
     now = clock.now()
     await expire_due(session, clock, vendor_id=principal.vendor_id)
@@ -772,6 +759,7 @@ async def request_extension(
     registration_id: uuid.UUID,
     reason: str,
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.REQUEST_EXTENSION)
     now = clock.now()
     reason = _reason(reason, required=True)
     registration = await _load(session, principal, registration_id, DealAction.REQUEST_EXTENSION)
@@ -812,6 +800,7 @@ async def decide_extension(
     grant: bool,
     reason: str = "",
 ) -> DealRegistration:
+    DEALS.require(principal, DealOp.DECIDE_EXTENSION)
     now = clock.now()
     action = DealAction.GRANT_EXTENSION if grant else DealAction.REFUSE_EXTENSION
     reason = _reason(reason, required=not grant)
@@ -913,8 +902,7 @@ async def update_settings(
 ) -> DealProgramSettings:
     """Vendor admins change their program's rules; unspecified values stay as they are.
     New values apply to later submissions and approvals."""
-    if principal.role is not Role.VENDOR_ADMIN:
-        raise DomainError(Code.INVALID_SETTING, "Only vendor admins change the program.")
+    DEALS.require(principal, DealOp.UPDATE_SETTINGS)
     errors: list[DomainError] = []
     for name, (low, high) in SETTING_RANGES.items():
         value = getattr(change, name)

@@ -19,6 +19,7 @@ from deal_registration.sales.models import (
     SaleClaimSerial,
     SalesSettings,
 )
+from deal_registration.sales.policy import SALES, SalesOp
 from infra.outbox import OutboxEvent
 from partners.access import scope
 from partners.roles import Principal, Role
@@ -119,7 +120,7 @@ async def get_settings(session: AsyncSession, vendor_id: uuid.UUID) -> SalesSett
 
 def readable_sale_events(principal: Principal) -> SelectOfScalar[OutboxEvent]:
     """SaleApproved / SaleReversed events of the vendor: vendor admins and finance only."""
-    if principal.role not in (Role.VENDOR_ADMIN, Role.FINANCE):
+    if not SALES.allows(principal, SalesOp.READ_SALE_EVENTS):
         return select(OutboxEvent).where(false())
     return select(OutboxEvent).where(
         OutboxEvent.vendor_id == principal.vendor_id,

@@ -40,6 +40,7 @@ from deal_registration.sales.models import (
     SerialCredit,
     SerialOutcome,
 )
+from deal_registration.sales.policy import SALES, SalesOp
 from deal_registration.sales.validation import judge
 from deal_registration.storage import Storage
 from infra import idempotency
@@ -194,6 +195,7 @@ async def create_claim(
     """A partner user claims a sale. Each serial is judged at once; the claim's state
     follows (see ``_initial_state``). With an idempotency key, the same caller's retry of
     the same request returns the first claim and changes nothing (``infra.idempotency``)."""
+    SALES.require(principal, SalesOp.CREATE_CLAIM)
     code = SaleClaimErrorCode
     if principal.partner_id is None or principal.user_id is None:
         raise DomainError(code.NOT_FOUND, "Only partner users claim sales.", "partner_id")
@@ -495,6 +497,7 @@ async def attach_proof(
 ) -> SaleClaim:
     """Add proof to a claim; a claim waiting for proof moves on (auto-approved when it
     qualifies, else to review)."""
+    SALES.require(principal, SalesOp.ATTACH_PROOF)
     await lock_for_write(session)
     claim = await _locked(session, repository.readable_claims(principal), claim_id)
     if claim.state in (ClaimState.REJECTED, ClaimState.REVERSED):
@@ -634,8 +637,13 @@ async def update_settings(
     proof_required: bool | None = None,
     max_serials_per_claim: int | None = None,
 ) -> SalesSettings:
-    """Change the vendor's claim rules (vendor admins; checked by the caller). Unset
+    """Change the vendor's claim rules (vendor admins). Unset
     arguments keep their current value."""
+    SALES.require(principal, SalesOp.UPDATE_SETTINGS)
+    SALES.require(principal, SalesOp.REVERSE)
+    SALES.require(principal, SalesOp.REQUEST_PROOF)
+    SALES.require(principal, SalesOp.REJECT)
+    SALES.require(principal, SalesOp.APPROVE)
     code = SaleClaimErrorCode.INVALID_SETTING
     errors: list[DomainError] = []
     if claim_window_days is not None and not 1 <= claim_window_days <= 3650:

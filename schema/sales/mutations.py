@@ -17,6 +17,7 @@ from deal_registration.sales.errors import (
     SerialImportErrorCode,
 )
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
+from deal_registration.sales.policy import SALES, SalesOp
 from earnings import coverage
 from earnings.coverage import Gap
 from infra.errors import DomainError
@@ -26,7 +27,7 @@ from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
 from schema.mutations import mutate
-from schema.permissions import PartnersAndReviewers, PartnerUsers, Reviewers, VendorAdmin
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 from schema.sales.types import SaleClaimType, SalesSettingsType
 
@@ -203,7 +204,7 @@ def _claim_id(raw: strawberry.ID) -> uuid.UUID | None:
 @strawberry.type
 class SalesMutation:
     @strawberry.mutation(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(SALES, SalesOp.CREATE_CLAIM)],
         description="Claim a sale by its serial numbers. Each serial is judged at once; the "
         "claim is AUTO_APPROVED, NEEDS_PROOF, UNDER_REVIEW or REJECTED accordingly.",
     )
@@ -240,7 +241,7 @@ class SalesMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(SALES, SalesOp.ATTACH_PROOF)],
         description="Attach a proof file (PDF, PNG or JPEG; multipart request) to a claim.",
     )
     async def sale_claim_attach_proof(
@@ -264,7 +265,8 @@ class SalesMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Reviewers], description="Approve a claim under review."
+        permission_classes=[allowed(SALES, SalesOp.APPROVE)],
+        description="Approve a claim under review.",
     )
     async def sale_claim_approve(
         self, info: Info[Context, None], input: SaleClaimApproveInput
@@ -292,7 +294,8 @@ class SalesMutation:
         return payload
 
     @strawberry.mutation(
-        permission_classes=[Reviewers], description="Reject a claim under review, with a reason."
+        permission_classes=[allowed(SALES, SalesOp.REJECT)],
+        description="Reject a claim under review, with a reason.",
     )
     async def sale_claim_reject(
         self, info: Info[Context, None], input: SaleClaimRejectInput
@@ -312,7 +315,8 @@ class SalesMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Reviewers], description="Ask the partner for more proof."
+        permission_classes=[allowed(SALES, SalesOp.REQUEST_PROOF)],
+        description="Ask the partner for more proof.",
     )
     async def sale_claim_request_proof(
         self, info: Info[Context, None], input: SaleClaimRequestProofInput
@@ -331,7 +335,7 @@ class SalesMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(SALES, SalesOp.REVERSE)],
         description="Reverse an approved sale (refunded or returned): records SaleReversed.",
     )
     async def sale_claim_reverse(
@@ -352,7 +356,7 @@ class SalesMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(SALES, SalesOp.UPDATE_SETTINGS)],
         description="Change your vendor's claim rules; omitted fields keep their value.",
     )
     async def sales_settings_update(
@@ -389,7 +393,7 @@ class SalesMutation:
         return SalesSettingsUpdatePayload(settings=SalesSettingsType.from_model(outcome.result))
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(SALES, SalesOp.IMPORT_SERIALS)],
         description="Import shipped serials from a CSV file (multipart request). Re-importing "
         "a file changes nothing; changed rows are updated; status RETURNED or VOIDED marks "
         "serials. All or nothing unless goodRowsOnly. For large files use the CLI.",

@@ -5,6 +5,7 @@ from strawberry import Info
 
 from deal_registration.registrations import service
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
+from deal_registration.registrations.policy import DEALS, DealOp
 from infra.errors import DomainError
 from schema.context import Context
 from schema.deal_registration.inputs import DealProgramSettingsUpdateInput
@@ -12,7 +13,7 @@ from schema.deal_registration.mutations.payloads import DealRegistrationError
 from schema.deal_registration.types import DealProgramSettingsType
 from schema.errors import user_errors
 from schema.mutations import mutate
-from schema.permissions import VendorAdmin
+from schema.permissions import allowed
 
 
 @strawberry.type
@@ -30,7 +31,7 @@ def _errors(errors: list[DomainError]) -> DealProgramSettingsUpdatePayload:
 @strawberry.type
 class DealProgramSettingsMutation:
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(DEALS, DealOp.UPDATE_SETTINGS)],
         description="Change the vendor's deal registration rules (omitted values stay).",
     )
     async def deal_program_settings_update(

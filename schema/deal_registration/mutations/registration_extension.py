@@ -4,6 +4,7 @@ import strawberry
 from strawberry import Info
 
 from deal_registration.registrations import service
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import (
     DealRegistrationActionInput,
@@ -13,13 +14,13 @@ from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import PartnerUsers, Reviewers
+from schema.permissions import allowed
 
 
 @strawberry.type
 class DealRegistrationExtensionMutation:
     @strawberry.mutation(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(DEALS, DealOp.REQUEST_EXTENSION)],
         description="Ask for an approved registration's protection to be extended.",
     )
     async def deal_registration_extension_request(
@@ -35,7 +36,7 @@ class DealRegistrationExtensionMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.DECIDE_EXTENSION)],
         description="Grant or refuse the pending extension request.",
     )
     async def deal_registration_extension_decide(

@@ -4,19 +4,20 @@ import strawberry
 from strawberry import Info
 
 from deal_registration.registrations import service
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationActionInput
 from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import PartnersAndReviewers, PartnerUsers
+from schema.permissions import allowed
 
 
 @strawberry.type
 class DealRegistrationOutcomeMutation:
     @strawberry.mutation(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(DEALS, DealOp.WITHDRAW)],
         description="Withdraw a registration before it is decided.",
     )
     async def deal_registration_withdraw(
@@ -32,7 +33,7 @@ class DealRegistrationOutcomeMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(DEALS, DealOp.MARK_WON)],
         description="An approved deal was won (records a DealWon event for earnings and contests).",
     )
     async def deal_registration_mark_won(
@@ -48,7 +49,8 @@ class DealRegistrationOutcomeMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers], description="An approved deal was lost."
+        permission_classes=[allowed(DEALS, DealOp.MARK_LOST)],
+        description="An approved deal was lost.",
     )
     async def deal_registration_mark_lost(
         self, info: Info[Context, None], input: DealRegistrationActionInput

@@ -4,6 +4,7 @@ import strawberry
 from strawberry import Info
 
 from deal_registration.registrations import service
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import (
     DealRegistrationActionInput,
@@ -14,13 +15,13 @@ from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import Reviewers
+from schema.permissions import allowed
 
 
 @strawberry.type
 class DealRegistrationReviewMutation:
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.START_REVIEW)],
         description="Take a submitted registration into review (SUBMITTED -> UNDER_REVIEW).",
     )
     async def deal_registration_start_review(
@@ -32,7 +33,7 @@ class DealRegistrationReviewMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.APPROVE)],
         description="Approve a registration under review. Conflicts are checked again; the "
         "first approval for a customer is protected for the vendor's protection period.",
     )
@@ -50,7 +51,7 @@ class DealRegistrationReviewMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.REJECT)],
         description="Reject a registration under review; the reason is shown to the partner.",
     )
     async def deal_registration_reject(

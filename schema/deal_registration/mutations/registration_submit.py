@@ -5,6 +5,7 @@ from strawberry import Info
 
 from deal_registration.registrations import service
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
+from deal_registration.registrations.policy import DEALS, DealOp
 from infra.errors import DomainError
 from schema.attachments import read_upload
 from schema.context import Context
@@ -16,14 +17,14 @@ from schema.deal_registration.mutations.payloads import (
 )
 from schema.deal_registration.types import DealRegistrationType
 from schema.mutations import mutate
-from schema.permissions import PartnersAndReviewers, PartnerUsers
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 
 
 @strawberry.type
 class DealRegistrationSubmitMutation:
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(DEALS, DealOp.SUBMIT)],
         description="Register a deal: it is checked for conflicts with every active "
         "registration of the vendor and waits for review (or is saved as a draft).",
     )
@@ -79,7 +80,9 @@ class DealRegistrationSubmitMutation:
             )
         )
 
-    @strawberry.mutation(permission_classes=[PartnerUsers], description="Submit a draft.")
+    @strawberry.mutation(
+        permission_classes=[allowed(DEALS, DealOp.SUBMIT_DRAFT)], description="Submit a draft."
+    )
     async def deal_registration_submit_draft(
         self, info: Info[Context, None], input: DealRegistrationIdInput
     ) -> DealRegistrationPayload:
