@@ -43,7 +43,7 @@ from infra import idempotency
 from infra.clock import Clock
 from infra.codes import is_country
 from infra.errors import DomainError, DomainErrors
-from infra.money import is_currency
+from infra.money import is_currency, split_minor
 from infra.outbox import record_event
 from partners import repository as partners
 from partners.roles import Principal
@@ -636,17 +636,9 @@ async def mark_won(
 
 
 def allocate(amount_minor: int, lines: Sequence[DealRegistrationLine]) -> list[Line]:
-    """Split the deal's value over its lines in proportion to list price x quantity; the
-    rounding remainder goes to the last line, so the shares add up exactly."""
-    if not lines:
-        return []
-    weights = [li.unit_list_price_minor * li.quantity for li in lines]
-    total = sum(weights)
-    shares = [
-        (amount_minor * w // total) if total else (amount_minor if i == len(lines) - 1 else 0)
-        for i, w in enumerate(weights)
-    ]
-    shares[-1] += amount_minor - sum(shares)
+    """Split the deal's value over its lines in proportion to list price x quantity
+    (``infra.money.split_minor``: the shares add up exactly)."""
+    shares = split_minor(amount_minor, [li.unit_list_price_minor * li.quantity for li in lines])
     return [
         Line(sku=li.sku, units=li.quantity, amount_minor=s)
         for li, s in zip(lines, shares, strict=True)

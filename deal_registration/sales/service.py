@@ -46,7 +46,7 @@ from deal_registration.storage import Storage
 from infra import idempotency
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.money import is_currency
+from infra.money import is_currency, split_minor
 from infra.outbox import record_event
 from partners import repository as partners_repository
 from partners.roles import Principal
@@ -465,19 +465,17 @@ async def approved_sale(session: AsyncSession, claim: SaleClaim) -> SaleApproved
 
 async def _sale_approved(session: AsyncSession, claim: SaleClaim, now: datetime) -> SaleApproved:
     """The credit a claim carries: its valid serials, per SKU, with the amount shared out
-    by units (the remainder on the first line, so the lines add up exactly)."""
+    by units (``infra.money.split_minor``: the lines add up exactly)."""
     lines_serials = await repository.claim_serials(session, claim.id)
     units = Counter(
         s.sku or "" for s in lines_serials if s.outcome is SerialOutcome.VALID and s.sku
     )
-    total = sum(units.values())
-    lines: list[Line] = []
-    for sku, count in sorted(units.items()):
-        lines.append(Line(sku=sku, units=count, amount_minor=claim.amount_minor * count // total))
-    if lines:
-        rest = claim.amount_minor - sum(line.amount_minor for line in lines)
-        first = lines[0]
-        lines[0] = Line(sku=first.sku, units=first.units, amount_minor=first.amount_minor + rest)
+    by_sku = sorted(units.items())
+    shares = split_minor(claim.amount_minor, [count for _, count in by_sku])
+    lines = [
+        Line(sku=sku, units=count, amount_minor=share)
+        for (sku, count), share in zip(by_sku, shares, strict=True)
+    ]
     return SaleApproved(
         claim_id=claim.id, partner_id=claim.partner_id, rep_user_id=claim.rep_user_id,
         region=claim.region, currency=claim.currency, amount_minor=claim.amount_minor,
