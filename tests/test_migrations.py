@@ -102,7 +102,7 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
     from datetime import UTC, date, datetime  # noqa: PLC0415
 
     from deal_registration.registrations.models import DealRegistration, DealStatus  # noqa: PLC0415
-    from deal_registration.registrations.service import (  # noqa: PLC0415
+    from deal_registration.registrations.submission import (  # noqa: PLC0415
         RegistrationInput,
         submit_registration,
     )

@@ -21,8 +21,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalogue import service as catalogue
 from catalogue.policy import CATALOGUE
 from deal_registration.attachments import ProofFile
+from deal_registration.registrations import outcome, review
 from deal_registration.registrations import proof as deal_proof
-from deal_registration.registrations import service as deals
 from deal_registration.registrations.policy import DEALS
 from deal_registration.sales import serials
 from deal_registration.sales import service as sales
@@ -85,9 +85,9 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, name="k", role=Role.FINANCE)),
     ("product", Role.CHANNEL_MANAGER, lambda s, p: catalogue.upsert_product(
         s, p, CLOCK, sku="X", name="X", list_price_minor=1, currency="USD")),
-    ("deal approve", Role.FINANCE, lambda s, p: deals.approve(
+    ("deal approve", Role.FINANCE, lambda s, p: review.approve(
         s, p, CLOCK, registration_id=uuid.uuid4())),
-    ("deal withdraw", Role.VENDOR_ADMIN, lambda s, p: deals.withdraw(
+    ("deal withdraw", Role.VENDOR_ADMIN, lambda s, p: outcome.withdraw(
         s, p, CLOCK, registration_id=uuid.uuid4())),
     ("deal proof", Role.FINANCE, lambda s, p: deal_proof.attach_proof(
         s, p, CLOCK, LocalStorage(Path("unused")), registration_id=uuid.uuid4(),

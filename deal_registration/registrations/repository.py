@@ -46,7 +46,7 @@ def readable_registrations(principal: Principal) -> SelectOfScalar[DealRegistrat
 
 # Expiry is derived from the clock: an APPROVED registration whose period has ended is
 # EXPIRED from that instant on, for every reader and for conflict checks, whether or not
-# the sweep (service.expire_due) has written it down yet.
+# the sweep (expiry.expire_due) has written it down yet.
 
 
 def is_expired(now: datetime) -> ColumnElement[bool]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import program_settings
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.policy import DEALS, DealOp
 from infra.errors import DomainError
@@ -55,7 +55,7 @@ class DealProgramSettingsMutation:
                         )
                     ]
                 )
-        change = service.SettingsChange(
+        change = program_settings.SettingsChange(
             big_deal_threshold_minor=threshold,
             currency=currency,
             similarity_threshold=input.similarity_threshold,
@@ -65,7 +65,10 @@ class DealProgramSettingsMutation:
             review_sla_days=input.review_sla_days,
         )
         outcome = await mutate(
-            ctx, lambda s: service.update_settings(s, principal, ctx.services.clock, change=change)
+            ctx,
+            lambda s: program_settings.update_settings(
+                s, principal, ctx.services.clock, change=change
+            ),
         )
         if outcome.result is None:
             return _errors(outcome.errors)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import extensions
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import (
@@ -30,7 +30,7 @@ class DealRegistrationExtensionMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.request_extension(
+            lambda s, p, rid: extensions.request_extension(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )
@@ -46,7 +46,7 @@ class DealRegistrationExtensionMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.decide_extension(
+            lambda s, p, rid: extensions.decide_extension(
                 s, p, clock, registration_id=rid, grant=input.grant, reason=input.reason
             ),
         )

@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import outcome
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationActionInput
@@ -27,7 +27,7 @@ class DealRegistrationOutcomeMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.withdraw(
+            lambda s, p, rid: outcome.withdraw(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )
@@ -43,7 +43,7 @@ class DealRegistrationOutcomeMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.mark_won(
+            lambda s, p, rid: outcome.mark_won(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )
@@ -59,7 +59,7 @@ class DealRegistrationOutcomeMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.mark_lost(
+            lambda s, p, rid: outcome.mark_lost(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )

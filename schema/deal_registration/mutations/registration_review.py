@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import review
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import (
@@ -29,7 +29,7 @@ class DealRegistrationReviewMutation:
     ) -> DealRegistrationPayload:
         clock = info.context.services.clock
         return await run_on_registration(
-            info, input.id, lambda s, p, rid: service.start_review(s, p, clock, registration_id=rid)
+            info, input.id, lambda s, p, rid: review.start_review(s, p, clock, registration_id=rid)
         )
 
     @strawberry.mutation(
@@ -44,7 +44,7 @@ class DealRegistrationReviewMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.approve(
+            lambda s, p, rid: review.approve(
                 s, p, clock, registration_id=rid, reason=input.reason,
                 override_reason=input.override_reason,
             ),
@@ -61,5 +61,5 @@ class DealRegistrationReviewMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.reject(s, p, clock, registration_id=rid, reason=input.reason),
+            lambda s, p, rid: review.reject(s, p, clock, registration_id=rid, reason=input.reason),
         )
