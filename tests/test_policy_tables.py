@@ -24,8 +24,7 @@ from deal_registration.attachments import ProofFile
 from deal_registration.registrations import outcome, review
 from deal_registration.registrations import proof as deal_proof
 from deal_registration.registrations.policy import DEALS
-from deal_registration.sales import serials
-from deal_registration.sales import service as sales
+from deal_registration.sales import claim_settings, proof, serials
 from deal_registration.sales.policy import SALES
 from deal_registration.storage import LocalStorage
 from earnings import ledger, metrics, payouts, programs
@@ -92,10 +91,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
     ("deal proof", Role.FINANCE, lambda s, p: deal_proof.attach_proof(
         s, p, CLOCK, LocalStorage(Path("unused")), registration_id=uuid.uuid4(),
         proof_file=ProofFile("a.pdf", b"%PDF-"))),
-    ("sale proof", Role.FINANCE, lambda s, p: sales.attach_proof(
+    ("sale proof", Role.FINANCE, lambda s, p: proof.attach_proof(
         s, p, CLOCK, LocalStorage(Path("unused")), claim_id=uuid.uuid4(),
         proof_file=ProofFile("a.pdf", b"%PDF-"))),
-    ("sales settings", Role.CHANNEL_MANAGER, lambda s, p: sales.update_settings(
+    ("sales settings", Role.CHANNEL_MANAGER, lambda s, p: claim_settings.update_settings(
         s, p, CLOCK, claim_window_days=30)),
     ("serials import", Role.FINANCE, lambda s, p: serials.import_serials(
         s, p, CLOCK, source=io.BytesIO(b""))),

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from deal_registration.sales import repository, service
+from deal_registration.sales import repository, transitions
 from deal_registration.sales.models import ClaimState, SaleClaim, SaleClaimSerial, SerialOutcome
 from infra.money import split_minor
 
@@ -51,7 +51,7 @@ async def test_an_approved_claim_puts_the_remainder_on_its_last_sku_line(
         return judged
 
     monkeypatch.setattr(repository, "claim_serials", claim_serials)
-    approved = await service.approved_sale(None, claim)  # type: ignore[arg-type]
+    approved = await transitions.approved_sale(None, claim)  # type: ignore[arg-type]
     assert [(line.sku, line.amount_minor) for line in approved.lines] == [
         ("A", 333),
         ("B", 333),

@@ -8,11 +8,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.lifecycle import record_transition
-from deal_registration.registrations.models import (
-    DealAction,
-    DealRegistration,
-    DealStatus,
-)
+from deal_registration.registrations.models import DealAction, DealRegistration, DealStatus
 from infra.clock import Clock
 
 

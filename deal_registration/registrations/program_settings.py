@@ -11,10 +11,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
-from deal_registration.registrations.models import (
-    DEFAULT_SETTINGS,
-    DealProgramSettings,
-)
+from deal_registration.registrations.models import DEFAULT_SETTINGS, DealProgramSettings
 from deal_registration.registrations.policy import DEALS, DealOp
 from deal_registration.registrations.submission import MAX_VALUE_MINOR
 from infra.clock import Clock

@@ -10,7 +10,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 from strawberry.file_uploads import Upload
 
-from deal_registration.sales import serials, service
+from deal_registration.sales import claim_settings, review, serials, submission, transitions
+from deal_registration.sales import proof as claim_proof
 from deal_registration.sales.errors import (
     SaleClaimErrorCode,
     SaleClaimWarningCode,
@@ -231,7 +232,7 @@ class SalesMutation:
         assert storage is not None
         return await _run(
             ctx,
-            lambda s: service.create_claim(
+            lambda s: submission.create_claim(
                 s, principal, ctx.services.clock, storage, serial_numbers=input.serials,
                 customer_name=input.customer_name, invoice_number=input.invoice_number,
                 sale_date=input.sale_date, amount_minor=amount, currency=currency,
@@ -258,7 +259,7 @@ class SalesMutation:
         proof = await read_upload(input.file, ctx.services.max_upload_bytes)
         return await _run(
             ctx,
-            lambda s: service.attach_proof(
+            lambda s: claim_proof.attach_proof(
                 s, principal, ctx.services.clock, storage, claim_id=claim_id, proof_file=proof,
                 max_upload_bytes=ctx.services.max_upload_bytes,
             ),
@@ -279,10 +280,12 @@ class SalesMutation:
             return _not_found()
 
         async def approve(s: AsyncSession) -> tuple[SaleClaim, Gap | None]:
-            claim = await service.approve(
+            claim = await review.approve(
                 s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
             )
-            gap = await coverage.sale_gap(s, claim.vendor_id, await service.approved_sale(s, claim))
+            gap = await coverage.sale_gap(
+                s, claim.vendor_id, await transitions.approved_sale(s, claim)
+            )
             return claim, gap
 
         outcome = await mutate(ctx, approve)
@@ -308,7 +311,7 @@ class SalesMutation:
             return _not_found()
         return await _run(
             ctx,
-            lambda s: service.reject(
+            lambda s: review.reject(
                 s, principal, ctx.services.clock, claim_id=claim_id, reason=input.reason,
                 note=input.note,
             ),
@@ -329,7 +332,7 @@ class SalesMutation:
             return _not_found()
         return await _run(
             ctx,
-            lambda s: service.request_proof(
+            lambda s: review.request_proof(
                 s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
             ),
         )
@@ -349,7 +352,7 @@ class SalesMutation:
             return _not_found()
         return await _run(
             ctx,
-            lambda s: service.reverse(
+            lambda s: review.reverse(
                 s, principal, ctx.services.clock, claim_id=claim_id, reason=input.reason,
                 note=input.note,
             ),
@@ -379,7 +382,7 @@ class SalesMutation:
                 )
         outcome = await mutate(
             ctx,
-            lambda s: service.update_settings(
+            lambda s: claim_settings.update_settings(
                 s, principal, ctx.services.clock, claim_window_days=input.claim_window_days,
                 auto_approve_limit_minor=limit, auto_approve_currency=currency,
                 proof_required=input.proof_required,

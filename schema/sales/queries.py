@@ -6,7 +6,7 @@ import strawberry
 from sqlmodel import col
 from strawberry import Info
 
-from deal_registration.sales import repository, service
+from deal_registration.sales import lookup, repository
 from deal_registration.sales.models import ClaimState, SaleClaim
 from deal_registration.sales.policy import SALES, SalesOp
 from infra.outbox import OutboxEvent
@@ -77,7 +77,7 @@ class SalesQuery:
     ) -> SerialCheckType:
         ctx = info.context
         assert ctx.principal is not None
-        check = await service.lookup_serial(
+        check = await lookup.lookup_serial(
             ctx.session, ctx.principal, ctx.services.clock, serial=serial[:200],
             sale_date=sale_date,
         )  # fmt: skip
