@@ -38,9 +38,7 @@ async def request_extension(
     DEALS.require(principal, DealOp.REQUEST_EXTENSION)
     now = clock.now()
     reason = clean_reason(reason, required=True)
-    registration = await load_registration(
-        session, principal, registration_id, DealAction.REQUEST_EXTENSION
-    )
+    registration = await load_registration(session, principal, registration_id)
     current = check_transition(registration, DealAction.REQUEST_EXTENSION, now)
     program = await repository.program_settings(session, registration.vendor_id)
     if await repository.pending_extension(session, registration.id) is not None:
@@ -82,7 +80,7 @@ async def decide_extension(
     now = clock.now()
     action = DealAction.GRANT_EXTENSION if grant else DealAction.REFUSE_EXTENSION
     reason = clean_reason(reason, required=not grant)
-    registration = await load_registration(session, principal, registration_id, action)
+    registration = await load_registration(session, principal, registration_id)
     current = check_transition(registration, action, now)
     request = await repository.pending_extension(session, registration.id)
     if request is None:

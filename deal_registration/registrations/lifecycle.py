@@ -41,9 +41,10 @@ TRANSITIONS: dict[DealAction, tuple[frozenset[DealStatus], DealStatus]] = {
 
 
 async def load_registration(
-    session: AsyncSession, principal: Principal, registration_id: uuid.UUID, action: DealAction
+    session: AsyncSession, principal: Principal, registration_id: uuid.UUID
 ) -> DealRegistration:
-    # The caller's role was checked against the policy table on the way in.
+    """The registration an action applies to, if the caller may see it (its role was
+    checked against the policy table on the way in)."""
     registration = await repository.get_readable(session, principal, registration_id)
     if registration is None:
         raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
@@ -118,7 +119,7 @@ async def simple_transition(
 ) -> DealRegistration:
     now = clock.now()
     reason = clean_reason(reason, required=reason_required)
-    registration = await load_registration(session, principal, registration_id, action)
+    registration = await load_registration(session, principal, registration_id)
     current = check_transition(registration, action, now)
     registration.status = TRANSITIONS[action][1]
     registration.updated_at = now

@@ -78,7 +78,7 @@ async def approve(
     program = await lock_program(session, principal.vendor_id, clock)
     now = clock.now()
     await expire_due(session, clock, vendor_id=principal.vendor_id)
-    registration = await load_registration(session, principal, registration_id, DealAction.APPROVE)
+    registration = await load_registration(session, principal, registration_id)
     current = check_transition(registration, DealAction.APPROVE, now)
     found = await detect_conflicts(session, registration, program, now, ConflictStage.APPROVAL)
     protecting = [

@@ -364,7 +364,7 @@ async def submit_draft(
     session: AsyncSession, principal: Principal, clock: Clock, *, registration_id: uuid.UUID
 ) -> DealRegistration:
     DEALS.require(principal, DealOp.SUBMIT_DRAFT)
-    registration = await load_registration(session, principal, registration_id, DealAction.SUBMIT)
+    registration = await load_registration(session, principal, registration_id)
     current = check_transition(registration, DealAction.SUBMIT, clock.now())
     program = await repository.program_settings(session, registration.vendor_id)
     await enter_submitted(session, clock, principal, registration, program, from_status=current)
