@@ -28,7 +28,7 @@ from api.ws_direct import KeepWebSocketSend
 from api.ws_sessions import SocketSessions
 from deal_registration.registrations import notices as deal_notices
 from deal_registration.sales import fanout as sales_fanout
-from deal_registration.sales import service as sales_service
+from deal_registration.sales import transitions as sales_transitions
 from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
@@ -219,7 +219,7 @@ def register_event_handlers(services: Services) -> None:
     run) before earnings crediting (milliseconds a sale), which nothing here waits for."""
     deal_notices.register(services.outbox, services.hub)
     services.outbox.register_batch(
-        [sales_service.CLAIM_STATE_CHANGED], sales_fanout.publisher(services.hub)
+        [sales_transitions.CLAIM_STATE_CHANGED], sales_fanout.publisher(services.hub)
     )
     leaderboards_runtime(services).register(services.outbox)
     use_claim_signals(SaleClaimSignals())

@@ -16,8 +16,6 @@ from starlette.responses import JSONResponse, Response
 
 from api.auth import Authenticator, AuthFailure
 from deal_registration import attachments
-from deal_registration.registrations import proof as _registrations  # noqa: F401 - registers deal visibility
-from deal_registration.sales import service as _sales  # noqa: F401 - registers claim visibility
 from schema.context import Services
 
 

@@ -2,8 +2,8 @@
 by their bytes, hashed, named safely, stored through a ``Storage`` backend, and readable
 only by whoever may see the record they belong to.
 
-Attachments are generic over their owner (``owner_kind`` + ``owner_id``); each owner kind
-registers how to decide visibility with ``register_owner``. The error codes below are
+Attachments are generic over their owner (``owner_kind`` + ``owner_id``); who may read one
+follows from who may read its owner (``readable_attachments``). The error codes below are
 shared: each owner's error-code enum repeats them with the same values, so a payload maps
 them onto its own enum.
 """
@@ -14,15 +14,20 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index
+from sqlalchemy import Column, Index, and_, or_
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
+from deal_registration.registrations import repository as registrations_repository
+from deal_registration.registrations.models import DealRegistration
+from deal_registration.sales import repository as sales_repository
+from deal_registration.sales.models import SaleClaim
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import UTCDateTime
@@ -178,26 +183,32 @@ async def store_attachment(
     return attachment
 
 
-OwnerCheck = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[bool]]
-_OWNERS: dict[str, OwnerCheck] = {}
-
-
-def register_owner(owner_kind: str, may_see: OwnerCheck) -> None:
-    """Say how to decide whether a principal may see an owner of this kind (and so its
-    attachments)."""
-    _OWNERS[owner_kind] = may_see
+def readable_attachments(principal: Principal) -> SelectOfScalar[Attachment]:
+    """The files on owners the caller may read (a new owner kind adds its line here)."""
+    claims = sales_repository.readable_claims(principal).with_only_columns(col(SaleClaim.id))
+    registrations = registrations_repository.readable_registrations(principal).with_only_columns(
+        col(DealRegistration.id)
+    )
+    return select(Attachment).where(
+        Attachment.vendor_id == principal.vendor_id,
+        or_(
+            and_(
+                col(Attachment.owner_kind) == sales_repository.CLAIM_OWNER,
+                col(Attachment.owner_id).in_(claims),
+            ),
+            and_(
+                col(Attachment.owner_kind) == registrations_repository.REGISTRATION_OWNER,
+                col(Attachment.owner_id).in_(registrations),
+            ),
+        ),
+    )
 
 
 async def get_readable_attachment(
     session: AsyncSession, principal: Principal, attachment_id: uuid.UUID
 ) -> Attachment | None:
-    attachment = await session.get(Attachment, attachment_id)
-    if attachment is None or attachment.vendor_id != principal.vendor_id:
-        return None
-    may_see = _OWNERS.get(attachment.owner_kind)
-    if may_see is None or not await may_see(session, principal, attachment.owner_id):
-        return None
-    return attachment
+    rows = await session.exec(readable_attachments(principal).where(Attachment.id == attachment_id))
+    return rows.first()
 
 
 async def attachments_of(

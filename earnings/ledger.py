@@ -35,6 +35,7 @@ from earnings import programs
 from earnings.claims import claim_signals
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
 from earnings.rounding import apply_bp, divide_rounded, format_bp
@@ -512,6 +513,7 @@ async def adjust(
     """A manual correction: a new ADJUSTMENT entry, never an edit. The same caller's retry
     of the same request with its idempotency key returns the first entry and writes
     nothing (``infra.idempotency``)."""
+    EARNINGS.require(principal, EarningsOp.ADJUST)
     await begin_write(session)
     note, key = note.strip(), idempotency_key.strip()
     errors = []

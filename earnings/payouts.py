@@ -41,6 +41,7 @@ from earnings.models import (
     PayoutStatus,
     SourceType,
 )
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.rounding import BP, format_bp, ratio_bp
 from infra.clock import Clock
 from infra.db import begin_write
@@ -90,6 +91,7 @@ async def set_policy(
     trailing_statements: int = 3,
     review_days: int = 14,
 ) -> PayoutPolicy:
+    EARNINGS.require(principal, EarningsOp.SET_POLICY)
     await begin_write(session)
     if not BP < above_average_factor_bp <= 100 * BP:
         raise DomainError(
@@ -132,6 +134,7 @@ async def set_profile(
     bank_account: str | None = None,
 ) -> PayoutProfile:
     """Record a partner's tax form and bank account (only a fingerprint is kept)."""
+    EARNINGS.require(principal, EarningsOp.SET_PROFILE)
     await begin_write(session)
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
@@ -182,6 +185,7 @@ async def generate_statements(
 ) -> list[PayoutStatement]:
     """Statements for every partner with entries booked in ``month`` (which must have
     ended), each checked for automatic holds. Statements that exist are left alone."""
+    EARNINGS.require(principal, EarningsOp.GENERATE_STATEMENTS)
     await begin_write(session)
     start = month_start(month)
     end = next_month(start)
@@ -448,6 +452,7 @@ async def _transition(
 async def approve(
     session: AsyncSession, principal: Principal, clock: Clock, *, statement_id: uuid.UUID
 ) -> PayoutStatement:
+    EARNINGS.require(principal, EarningsOp.APPROVE_PAYOUT)
     await begin_write(session)
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
@@ -468,6 +473,7 @@ async def mark_paid(
     statement_id: uuid.UUID,
     reference: str = "",
 ) -> PayoutStatement:
+    EARNINGS.require(principal, EarningsOp.MARK_PAID)
     await begin_write(session)
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,
@@ -491,6 +497,7 @@ async def hold(
     expected_release_at: datetime | None = None,
 ) -> PayoutHold:
     """A manual hold (by finance), with an internal note partners never see."""
+    EARNINGS.require(principal, EarningsOp.HOLD)
     await begin_write(session)
     note = note.strip()
     if not note:
@@ -528,6 +535,7 @@ async def release(
     note: str = "",
 ) -> PayoutStatement:
     """Release one hold; when none remains the statement is PENDING again (to approve)."""
+    EARNINGS.require(principal, EarningsOp.RELEASE_HOLD)
     await begin_write(session)
     found = (
         await session.exec(repository.readable_holds(principal).where(PayoutHold.id == hold_id))

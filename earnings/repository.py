@@ -16,44 +16,33 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement
+from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement, Program
+from partners.access import RepAccess, scope
 from partners.models import User
-from partners.repository import assigned_partner_ids, get_readable_partner
+from partners.repository import get_readable_partner
 from partners.roles import Principal, Role
 
 
 def readable_entries(principal: Principal) -> SelectOfScalar[EarningEntry]:
-    stmt = select(EarningEntry).where(EarningEntry.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(EarningEntry.partner_id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN:
-            return stmt.where(EarningEntry.partner_id == principal.partner_id)
-        case Role.PARTNER_REP if principal.user_id is not None:
-            return stmt.where(
-                EarningEntry.partner_id == principal.partner_id,
-                EarningEntry.rep_user_id == principal.user_id,
-            )
-    return stmt.where(false())
+    return select(EarningEntry).where(
+        scope(principal, EarningEntry.vendor_id, EarningEntry.partner_id, EarningEntry.rep_user_id)
+    )
 
 
 def readable_statements(principal: Principal) -> SelectOfScalar[PayoutStatement]:
-    stmt = select(PayoutStatement).where(PayoutStatement.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(PayoutStatement.partner_id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN:
-            return stmt.where(PayoutStatement.partner_id == principal.partner_id)
-    return stmt.where(false())
+    return select(PayoutStatement).where(
+        scope(principal, PayoutStatement.vendor_id, PayoutStatement.partner_id, RepAccess.NONE)
+    )
 
 
 def readable_holds(principal: Principal) -> SelectOfScalar[PayoutHold]:
     statements = readable_statements(principal).subquery()
     return select(PayoutHold).where(col(PayoutHold.statement_id).in_(select(statements.c.id)))
+
+
+def readable_programs(principal: Principal) -> SelectOfScalar[Program]:
+    """Every user of a vendor may read its programs (partners see the rules they earn by)."""
+    return select(Program).where(Program.vendor_id == principal.vendor_id)
 
 
 def readable_decisions(principal: Principal) -> SelectOfScalar[PayoutDecision]:

@@ -21,7 +21,6 @@ from leaderboards.models import (
     ContestCredit,
     ContestStanding,
     ContestStatus,
-    ParticipantKind,
     VisibilityMode,
 )
 from leaderboards.rebuild import ensure_built
@@ -56,11 +55,7 @@ class Viewer:
 def viewer_for(principal: Principal, contest: Contest) -> Viewer:
     if principal.is_vendor_staff:
         return Viewer(principal, None, None, False)
-    self_id = (
-        principal.partner_id
-        if contest.participant_kind is ParticipantKind.PARTNER
-        else principal.user_id
-    )
+    self_id = repository.own_participant_id(principal, contest)
     top_n = contest.visible_top_n if contest.visibility is VisibilityMode.TOP_N else None
     return Viewer(principal, self_id, top_n, contest.anonymise)
 

@@ -42,6 +42,7 @@ from leaderboards.models import (
     pack,
     unpack,
 )
+from leaderboards.policy import CONTESTS, ContestOp
 from leaderboards.recurrence import RecurrenceError, parse_recurrence, zone
 from leaderboards.scoring import plan_credit
 from partners.models import Partner
@@ -248,6 +249,7 @@ async def _validate_partners(
 async def create_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, settings: ContestSettings
 ) -> Contest:
+    CONTESTS.require(principal, ContestOp.CREATE)
     s = validate(settings)
     await _validate_partners(session, principal, s)
     now = clock.now()
@@ -290,6 +292,7 @@ async def update_contest(
     """Change settings. Allowed while DRAFT, SCHEDULED or LIVE; every change is a new
     version with an audit row; on a published contest the ledger is re-scored under the new
     rules and the standings are rebuilt (after commit) from it."""
+    CONTESTS.require(principal, ContestOp.UPDATE)
     contest = await _get(session, principal, contest_id)
     now = clock.now()
     status = effective_status(contest, now)
@@ -336,6 +339,7 @@ async def update_contest(
 async def publish_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, contest_id: uuid.UUID
 ) -> Contest:
+    CONTESTS.require(principal, ContestOp.PUBLISH)
     contest = await _get(session, principal, contest_id)
     if contest.status is not ContestStatus.DRAFT:
         raise DomainError(Code.INVALID_STATE, "Only a draft can be published.", "id")
@@ -352,6 +356,7 @@ async def publish_contest(
 async def cancel_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, contest_id: uuid.UUID
 ) -> Contest:
+    CONTESTS.require(principal, ContestOp.CANCEL)
     contest = await _get(session, principal, contest_id)
     status = effective_status(contest, clock.now())
     if status in (ContestStatus.FINISHED, ContestStatus.CANCELLED):

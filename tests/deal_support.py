@@ -10,7 +10,7 @@ from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue import service as catalogue
-from deal_registration.registrations import service
+from deal_registration.registrations import review, submission
 from deal_registration.registrations.models import (
     DealConflict,
     DealExtensionRequest,
@@ -48,7 +48,7 @@ async def add_catalogue(session: AsyncSession, clock: Clock, tenant: Tenant) -> 
         )  # fmt: skip
 
 
-def registration_input(clock: Clock, **overrides: Any) -> service.RegistrationInput:
+def registration_input(clock: Clock, **overrides: Any) -> submission.RegistrationInput:
     values: dict[str, Any] = {
         "customer_name": "Acme Corp.",
         "customer_domain": "acme.com",
@@ -56,10 +56,10 @@ def registration_input(clock: Clock, **overrides: Any) -> service.RegistrationIn
         "estimated_value_minor": 1_000_000,
         "currency": "USD",
         "expected_close_date": clock.now().date() + timedelta(days=60),
-        "lines": [service.LineInput(sku="NW-ROUTER-X1", quantity=5)],
+        "lines": [submission.LineInput(sku="NW-ROUTER-X1", quantity=5)],
     }
     values.update(overrides)
-    return service.RegistrationInput(**values)
+    return submission.RegistrationInput(**values)
 
 
 async def register(
@@ -75,19 +75,19 @@ async def register(
     """Submit a registration as ``user``; with a reviewer, take it into review (and
     approve it when ``approve_as`` is given)."""
     async with db.transaction() as session:
-        registration = await service.submit_registration(
+        registration = await submission.submit_registration(
             session, principal_of(user), clock, data=registration_input(clock, **overrides),
             draft=draft,
         )  # fmt: skip
     reviewer = review_as or approve_as
     if reviewer is not None:
         async with db.transaction() as session:
-            registration = await service.start_review(
+            registration = await review.start_review(
                 session, principal_of(reviewer), clock, registration_id=registration.id
             )
     if approve_as is not None:
         async with db.transaction() as session:
-            registration = await service.approve(
+            registration = await review.approve(
                 session, principal_of(approve_as), clock, registration_id=registration.id
             )
     return registration

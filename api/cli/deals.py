@@ -18,7 +18,7 @@ def expire() -> None:
     catch up. Safe to run at any time, from cron, on any host."""
     from api.cli import load_settings  # noqa: PLC0415
     from api.cli.wiring import announcing  # noqa: PLC0415
-    from deal_registration.registrations import service  # noqa: PLC0415
+    from deal_registration.registrations import expiry  # noqa: PLC0415
     from infra.clock import SystemClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
 
@@ -28,7 +28,7 @@ def expire() -> None:
         db = Database(settings.database_url)
         try:
             async with announcing(settings, db), db.transaction() as session:
-                return await service.expire_due(session, SystemClock())
+                return await expiry.expire_due(session, SystemClock())
         finally:
             await db.dispose()
 

@@ -5,13 +5,14 @@ from strawberry import Info
 
 from catalogue import service
 from catalogue.errors import CatalogueErrorCode
+from catalogue.policy import CATALOGUE, CatalogueOp
 from infra.errors import DomainError
 from schema.catalogue.types import ProductType
 from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
 from schema.mutations import mutate
-from schema.permissions import VendorAdmin
+from schema.permissions import allowed
 
 
 @strawberry.type
@@ -40,7 +41,7 @@ class ProductUpsertPayload:
 @strawberry.type
 class CatalogueMutation:
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(CATALOGUE, CatalogueOp.UPSERT_PRODUCT)],
         description="Create a product, or update the one with the same SKU.",
     )
     async def product_upsert(

@@ -10,10 +10,11 @@ from strawberry import Info
 
 from deal_registration.registrations import repository
 from deal_registration.registrations.models import DealRegistration
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationFilter
 from schema.deal_registration.types import DealProgramSettingsType, DealRegistrationType
-from schema.permissions import IsAuthenticated, VendorStaff
+from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id
 
 MAX_EXPIRING_WITHIN_DAYS = 3650
@@ -94,7 +95,7 @@ class DealRegistrationQuery:
         return DealRegistrationType.from_model(found, info.context.services.clock.now())
 
     @strawberry.field(
-        permission_classes=[VendorStaff],
+        permission_classes=[allowed(DEALS, DealOp.READ_SETTINGS)],
         description="Your vendor's deal registration rules (defaults until changed).",
     )
     async def deal_program_settings(

@@ -26,7 +26,7 @@ from deal_registration.registrations.models import (
     DealTransition,
     ExtensionStatus,
 )
-from deal_registration.registrations.proof import REGISTRATION_OWNER
+from deal_registration.registrations.repository import REGISTRATION_OWNER
 from partners import repository as partners
 from schema.attachments import AttachmentType, owner_attachments
 from schema.catalogue.types import ProductType

@@ -10,6 +10,8 @@ from strawberry import Info
 from earnings import ledger, payouts, programs
 from earnings.errors import EarningsErrorCode
 from earnings.models import PayoutStatement, Program, ProgramVersion
+from earnings.policy import EARNINGS, EarningsOp
+from earnings.repository import readable_programs
 from infra.errors import DomainError
 from schema.context import Context
 from schema.earnings.inputs import ProgramRulesInput
@@ -23,7 +25,7 @@ from schema.earnings.types import (
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
 from schema.mutations import Outcome, mutate
-from schema.permissions import Finance, FinanceOrAdmin, VendorAdmin
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 
 
@@ -179,7 +181,7 @@ def _program_payload(outcome: Outcome[tuple[Program, ProgramVersion]]) -> Earnin
 @strawberry.type
 class EarningsMutation:
     @strawberry.mutation(
-        permission_classes=[FinanceOrAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.ADJUST)],
         description="Correct a partner's earnings with a new ADJUSTMENT entry (entries are "
         "never edited).",
     )
@@ -209,7 +211,8 @@ class EarningsMutation:
         return EarningAdjustmentPayload(entry=outcome.result, user_errors=_errors(outcome.errors))
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin], description="Create a rev-share program (version 1)."
+        permission_classes=[allowed(EARNINGS, EarningsOp.CREATE_PROGRAM)],
+        description="Create a rev-share program (version 1).",
     )
     async def earning_program_create(
         self, info: Info[Context, None], input: EarningProgramCreateInput
@@ -231,7 +234,7 @@ class EarningsMutation:
         return _program_payload(await mutate(ctx, action))
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.CREATE_PROGRAM_VERSION)],
         description="Change a program: a new version effective from an instant. Entries "
         "already computed keep the version they were computed under.",
     )
@@ -245,7 +248,7 @@ class EarningsMutation:
         async def action(s: AsyncSession) -> tuple[Program, ProgramVersion]:
             program_id = _require_id(input.program_id, "EarningProgram", "program_id")
             program = (
-                await s.exec(programs.readable_programs(principal).where(Program.id == program_id))
+                await s.exec(readable_programs(principal).where(Program.id == program_id))
             ).first()
             if program is None:
                 raise DomainError(EarningsErrorCode.NOT_FOUND, "No such program.", "program_id")
@@ -258,7 +261,7 @@ class EarningsMutation:
         return _program_payload(await mutate(ctx, action))
 
     @strawberry.mutation(
-        permission_classes=[Finance],
+        permission_classes=[allowed(EARNINGS, EarningsOp.GENERATE_STATEMENTS)],
         description="Make the statements of an ended month (existing ones are left alone) "
         "and place automatic holds.",
     )
@@ -281,7 +284,7 @@ class EarningsMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[Finance],
+        permission_classes=[allowed(EARNINGS, EarningsOp.APPROVE_PAYOUT)],
         description="Approve a PENDING statement (a HELD one needs its holds released first).",
     )
     async def payout_approve(
@@ -302,7 +305,8 @@ class EarningsMutation:
         return PayoutStatementPayload(statement=outcome.result, user_errors=_errors(outcome.errors))
 
     @strawberry.mutation(
-        permission_classes=[Finance], description="Mark an APPROVED statement paid (once)."
+        permission_classes=[allowed(EARNINGS, EarningsOp.MARK_PAID)],
+        description="Mark an APPROVED statement paid (once).",
     )
     async def payout_mark_paid(
         self, info: Info[Context, None], input: PayoutMarkPaidInput
@@ -322,7 +326,10 @@ class EarningsMutation:
         outcome = await mutate(ctx, action)
         return PayoutStatementPayload(statement=outcome.result, user_errors=_errors(outcome.errors))
 
-    @strawberry.mutation(permission_classes=[Finance], description="Hold a payout manually.")
+    @strawberry.mutation(
+        permission_classes=[allowed(EARNINGS, EarningsOp.HOLD)],
+        description="Hold a payout manually.",
+    )
     async def payout_hold(
         self, info: Info[Context, None], input: PayoutHoldInput
     ) -> PayoutStatementPayload:
@@ -347,7 +354,7 @@ class EarningsMutation:
         return outcome.result or PayoutStatementPayload(user_errors=_errors(outcome.errors))
 
     @strawberry.mutation(
-        permission_classes=[Finance],
+        permission_classes=[allowed(EARNINGS, EarningsOp.RELEASE_HOLD)],
         description="Release one hold; with none left the statement is PENDING again.",
     )
     async def payout_hold_release(
@@ -368,7 +375,7 @@ class EarningsMutation:
         return PayoutStatementPayload(statement=outcome.result, user_errors=_errors(outcome.errors))
 
     @strawberry.mutation(
-        permission_classes=[FinanceOrAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.SET_PROFILE)],
         description="Record a partner's tax form and bank account (finance, vendor admins).",
     )
     async def payout_profile_set(
@@ -393,7 +400,7 @@ class EarningsMutation:
         return outcome.result or PayoutProfilePayload(user_errors=_errors(outcome.errors))
 
     @strawberry.mutation(
-        permission_classes=[FinanceOrAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.SET_POLICY)],
         description="Set when a statement is held for being far above the trailing average.",
     )
     async def payout_policy_set(

@@ -9,8 +9,9 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
-from earnings import forecast, metrics, programs, repository, service
+from earnings import forecast, metrics, repository, service
 from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus, Program
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.repository import Scope
 from infra.errors import DomainError
 from partners.roles import Principal
@@ -25,7 +26,7 @@ from schema.earnings.types import (
 )
 from schema.errors import camel
 from schema.money import MoneyInput
-from schema.permissions import IsAuthenticated, VendorStaff
+from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id
 
 
@@ -209,7 +210,7 @@ class EarningsQuery:
         return ForecastType.of(result) if result else None
 
     @strawberry.field(
-        permission_classes=[VendorStaff],
+        permission_classes=[allowed(EARNINGS, EarningsOp.READ_METRICS)],
         description="Contribution margin, payout ratio, activation, concentration and "
         "volatility, per partner and in total. Vendor roles only (channel managers: their "
         "assigned partners).",
@@ -243,6 +244,6 @@ class EarningsQuery:
         principal = ctx.principal
         assert principal is not None
         return await paginate(
-            ctx, programs.readable_programs(principal), id_column=Program.id, first=first,
+            ctx, repository.readable_programs(principal), id_column=Program.id, first=first,
             after=after, to_node=ProgramType.of,
         )  # fmt: skip

@@ -575,7 +575,7 @@ class ProgramType(relay.Node):
         if principal is None:
             return [None] * len(ids)
         rows = await info.context.session.exec(
-            programs.readable_programs(principal).where(
+            repository.readable_programs(principal).where(
                 col(Program.id).in_([i for i in ids if i is not None])
             )
         )

@@ -11,11 +11,12 @@ from infra.errors import DomainError
 from leaderboards import service
 from leaderboards.errors import ContestErrorCode
 from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, VisibilityMode
+from leaderboards.policy import CONTESTS, ContestOp
 from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.leaderboards.types import ContestType, Score
 from schema.mutations import mutate
-from schema.permissions import VendorAdmin
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 
 ContestErrorCodeEnum = strawberry.enum(ContestErrorCode)
@@ -180,7 +181,8 @@ def _errors(error: DomainError) -> ContestPayload:
 @strawberry.type
 class LeaderboardsMutation:
     @strawberry.mutation(
-        permission_classes=[VendorAdmin], description="Create a contest (vendor admins)."
+        permission_classes=[allowed(CONTESTS, ContestOp.CREATE)],
+        description="Create a contest (vendor admins).",
     )
     async def contest_create(
         self, info: Info[Context, None], input: ContestCreateInput
@@ -207,7 +209,7 @@ class LeaderboardsMutation:
         return _payload(info, await mutate(ctx, action))
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(CONTESTS, ContestOp.UPDATE)],
         description="Change a contest's rules, also while it is live: the change is "
         "versioned and audited, and the standings are re-ranked from the ledger.",
     )
@@ -233,7 +235,7 @@ class LeaderboardsMutation:
         return _payload(info, outcome)
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(CONTESTS, ContestOp.PUBLISH)],
         description="Publish a draft: it scores from its start (events since the start "
         "already in the ledger count).",
     )
@@ -242,7 +244,9 @@ class LeaderboardsMutation:
     ) -> ContestPayload:
         return await _by_id(info, input, service.publish_contest)
 
-    @strawberry.mutation(permission_classes=[VendorAdmin], description="Cancel a contest.")
+    @strawberry.mutation(
+        permission_classes=[allowed(CONTESTS, ContestOp.CANCEL)], description="Cancel a contest."
+    )
     async def contest_cancel(
         self, info: Info[Context, None], input: ContestIdInput
     ) -> ContestPayload:

@@ -82,23 +82,19 @@ def participant_arg(contest: Contest, value: strawberry.ID | None) -> uuid.UUID 
 async def _subject(
     info: Info[Context, None], contest: Contest, participant_id: strawberry.ID | None
 ) -> uuid.UUID:
-    """Whose standing: vendor staff name a participant in their partner scope (a channel
-    manager: its assigned partners); partners get their own only. Out of scope is answered
-    like unknown."""
+    """Whose standing (decided by ``repository.readable_participant``); a malformed id and
+    one out of scope are answered like unknown."""
     principal = info.context.principal
     assert principal is not None
-    viewer = viewer_for(principal, contest)
-    if principal.is_vendor_staff:
-        subject = participant_arg(contest, participant_id)
-        if subject is None or not await repository.may_see_participant(
-            info.context.session, principal, contest, subject
-        ):
-            raise not_found("participant")
-        return subject
-    requested = participant_arg(contest, participant_id) if participant_id else viewer.self_id
-    if requested is None or requested != viewer.self_id:
+    requested = participant_arg(contest, participant_id) if participant_id else None
+    if participant_id and requested is None:
         raise not_found("participant")
-    return requested
+    subject = await repository.readable_participant(
+        info.context.session, principal, contest, requested
+    )
+    if subject is None:
+        raise not_found("participant")
+    return subject
 
 
 def _domain(exc: DomainError) -> GraphQLError:

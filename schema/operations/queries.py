@@ -5,16 +5,17 @@ from strawberry import Info
 
 from infra.outbox import EventState, OutboxEvent, in_states
 from partners.outbox import readable_outbox_events
+from partners.policy import TENANCY, TenancyOp
 from schema.context import Context
 from schema.operations.types import OutboxEventType
-from schema.permissions import VendorAdmin
+from schema.permissions import allowed
 from schema.relay import Connection, paginate
 
 
 @strawberry.type
 class OperationsQuery:
     @strawberry.field(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(TENANCY, TenancyOp.OUTBOX_EVENTS_READ)],
         description="Your vendor's outbox events in the given states (default: DEAD and "
         "RETRYING, the ones whose handlers fail), oldest first. Vendor admins only. An "
         "operator re-queues or discards a dead event with `channelboard outbox retry|discard`.",

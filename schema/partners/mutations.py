@@ -6,12 +6,13 @@ from strawberry import Info
 from infra.errors import DomainError
 from partners import service
 from partners.errors import TenancyErrorCode
+from partners.policy import TENANCY, TenancyOp
 from partners.roles import Role
 from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.mutations import mutate
 from schema.partners.types import ApiKeyType
-from schema.permissions import VendorAdmin
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 
 
@@ -57,7 +58,7 @@ def _errors(errors: list[DomainError]) -> list[TenancyError]:
 @strawberry.type
 class PartnersMutation:
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(TENANCY, TenancyOp.API_KEY_CREATE)],
         description="Create an API key for a server-to-server integration.",
     )
     async def api_key_create(
@@ -79,7 +80,8 @@ class PartnersMutation:
         )
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin], description="Revoke an API key; it stops working at once."
+        permission_classes=[allowed(TENANCY, TenancyOp.API_KEY_REVOKE)],
+        description="Revoke an API key; it stops working at once.",
     )
     async def api_key_revoke(
         self, info: Info[Context, None], input: ApiKeyRevokeInput

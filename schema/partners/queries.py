@@ -8,9 +8,10 @@ from strawberry import Info, relay
 
 from partners import repository
 from partners.models import ApiKey, Partner, PartnerStatus, User
+from partners.policy import TENANCY, TenancyOp
 from schema.context import Context
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
-from schema.permissions import Admins, IsAuthenticated, VendorAdmin
+from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id
 
 
@@ -92,7 +93,7 @@ class PartnersQuery:
         return next(iter(nodes), None)
 
     @strawberry.field(
-        permission_classes=[Admins],
+        permission_classes=[allowed(TENANCY, TenancyOp.USERS_READ)],
         description="Users: a vendor admin sees the vendor's, a partner admin its organisation's.",
     )
     async def users(
@@ -105,7 +106,10 @@ class PartnersQuery:
             first=first, after=after, to_node=UserType.from_model,
         )  # fmt: skip
 
-    @strawberry.field(permission_classes=[VendorAdmin], description="The vendor's API keys.")
+    @strawberry.field(
+        permission_classes=[allowed(TENANCY, TenancyOp.API_KEYS_READ)],
+        description="The vendor's API keys.",
+    )
     async def api_keys(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[ApiKeyType] | None:

@@ -10,13 +10,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 from strawberry.file_uploads import Upload
 
-from deal_registration.sales import serials, service
+from deal_registration.sales import claim_settings, review, serials, submission, transitions
+from deal_registration.sales import proof as claim_proof
 from deal_registration.sales.errors import (
     SaleClaimErrorCode,
     SaleClaimWarningCode,
     SerialImportErrorCode,
 )
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
+from deal_registration.sales.policy import SALES, SalesOp
 from earnings import coverage
 from earnings.coverage import Gap
 from infra.errors import DomainError
@@ -26,7 +28,7 @@ from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.money import MoneyInput
 from schema.mutations import mutate
-from schema.permissions import PartnersAndReviewers, PartnerUsers, Reviewers, VendorAdmin
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 from schema.sales.types import SaleClaimType, SalesSettingsType
 
@@ -203,7 +205,7 @@ def _claim_id(raw: strawberry.ID) -> uuid.UUID | None:
 @strawberry.type
 class SalesMutation:
     @strawberry.mutation(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(SALES, SalesOp.CREATE_CLAIM)],
         description="Claim a sale by its serial numbers. Each serial is judged at once; the "
         "claim is AUTO_APPROVED, NEEDS_PROOF, UNDER_REVIEW or REJECTED accordingly.",
     )
@@ -230,7 +232,7 @@ class SalesMutation:
         assert storage is not None
         return await _run(
             ctx,
-            lambda s: service.create_claim(
+            lambda s: submission.create_claim(
                 s, principal, ctx.services.clock, storage, serial_numbers=input.serials,
                 customer_name=input.customer_name, invoice_number=input.invoice_number,
                 sale_date=input.sale_date, amount_minor=amount, currency=currency,
@@ -240,7 +242,7 @@ class SalesMutation:
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(SALES, SalesOp.ATTACH_PROOF)],
         description="Attach a proof file (PDF, PNG or JPEG; multipart request) to a claim.",
     )
     async def sale_claim_attach_proof(
@@ -257,14 +259,15 @@ class SalesMutation:
         proof = await read_upload(input.file, ctx.services.max_upload_bytes)
         return await _run(
             ctx,
-            lambda s: service.attach_proof(
+            lambda s: claim_proof.attach_proof(
                 s, principal, ctx.services.clock, storage, claim_id=claim_id, proof_file=proof,
                 max_upload_bytes=ctx.services.max_upload_bytes,
             ),
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Reviewers], description="Approve a claim under review."
+        permission_classes=[allowed(SALES, SalesOp.APPROVE)],
+        description="Approve a claim under review.",
     )
     async def sale_claim_approve(
         self, info: Info[Context, None], input: SaleClaimApproveInput
@@ -277,10 +280,12 @@ class SalesMutation:
             return _not_found()
 
         async def approve(s: AsyncSession) -> tuple[SaleClaim, Gap | None]:
-            claim = await service.approve(
+            claim = await review.approve(
                 s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
             )
-            gap = await coverage.sale_gap(s, claim.vendor_id, await service.approved_sale(s, claim))
+            gap = await coverage.sale_gap(
+                s, claim.vendor_id, await transitions.approved_sale(s, claim)
+            )
             return claim, gap
 
         outcome = await mutate(ctx, approve)
@@ -292,7 +297,8 @@ class SalesMutation:
         return payload
 
     @strawberry.mutation(
-        permission_classes=[Reviewers], description="Reject a claim under review, with a reason."
+        permission_classes=[allowed(SALES, SalesOp.REJECT)],
+        description="Reject a claim under review, with a reason.",
     )
     async def sale_claim_reject(
         self, info: Info[Context, None], input: SaleClaimRejectInput
@@ -305,14 +311,15 @@ class SalesMutation:
             return _not_found()
         return await _run(
             ctx,
-            lambda s: service.reject(
+            lambda s: review.reject(
                 s, principal, ctx.services.clock, claim_id=claim_id, reason=input.reason,
                 note=input.note,
             ),
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Reviewers], description="Ask the partner for more proof."
+        permission_classes=[allowed(SALES, SalesOp.REQUEST_PROOF)],
+        description="Ask the partner for more proof.",
     )
     async def sale_claim_request_proof(
         self, info: Info[Context, None], input: SaleClaimRequestProofInput
@@ -325,13 +332,13 @@ class SalesMutation:
             return _not_found()
         return await _run(
             ctx,
-            lambda s: service.request_proof(
+            lambda s: review.request_proof(
                 s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
             ),
         )
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(SALES, SalesOp.REVERSE)],
         description="Reverse an approved sale (refunded or returned): records SaleReversed.",
     )
     async def sale_claim_reverse(
@@ -345,14 +352,14 @@ class SalesMutation:
             return _not_found()
         return await _run(
             ctx,
-            lambda s: service.reverse(
+            lambda s: review.reverse(
                 s, principal, ctx.services.clock, claim_id=claim_id, reason=input.reason,
                 note=input.note,
             ),
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(SALES, SalesOp.UPDATE_SETTINGS)],
         description="Change your vendor's claim rules; omitted fields keep their value.",
     )
     async def sales_settings_update(
@@ -375,7 +382,7 @@ class SalesMutation:
                 )
         outcome = await mutate(
             ctx,
-            lambda s: service.update_settings(
+            lambda s: claim_settings.update_settings(
                 s, principal, ctx.services.clock, claim_window_days=input.claim_window_days,
                 auto_approve_limit_minor=limit, auto_approve_currency=currency,
                 proof_required=input.proof_required,
@@ -389,7 +396,7 @@ class SalesMutation:
         return SalesSettingsUpdatePayload(settings=SalesSettingsType.from_model(outcome.result))
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(SALES, SalesOp.IMPORT_SERIALS)],
         description="Import shipped serials from a CSV file (multipart request). Re-importing "
         "a file changes nothing; changed rows are updated; status RETURNED or VOIDED marks "
         "serials. All or nothing unless goodRowsOnly. For large files use the CLI.",

@@ -6,12 +6,12 @@ import strawberry
 from sqlmodel import col
 from strawberry import Info
 
-from deal_registration.sales import repository, service
+from deal_registration.sales import lookup, repository
 from deal_registration.sales.models import ClaimState, SaleClaim
+from deal_registration.sales.policy import SALES, SalesOp
 from infra.outbox import OutboxEvent
-from partners.roles import Role
 from schema.context import Context
-from schema.permissions import IsAuthenticated, VendorStaff, roles
+from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id
 from schema.sales.types import SaleClaimType, SaleEventType, SalesSettingsType, SerialCheckType
 
@@ -77,7 +77,7 @@ class SalesQuery:
     ) -> SerialCheckType:
         ctx = info.context
         assert ctx.principal is not None
-        check = await service.lookup_serial(
+        check = await lookup.lookup_serial(
             ctx.session, ctx.principal, ctx.services.clock, serial=serial[:200],
             sale_date=sale_date,
         )  # fmt: skip
@@ -87,7 +87,8 @@ class SalesQuery:
         )  # fmt: skip
 
     @strawberry.field(
-        permission_classes=[VendorStaff], description="Your vendor's rules for sale claims."
+        permission_classes=[allowed(SALES, SalesOp.READ_SETTINGS)],
+        description="Your vendor's rules for sale claims.",
     )
     async def sales_settings(self, info: Info[Context, None]) -> SalesSettingsType | None:
         principal = info.context.principal
@@ -96,7 +97,7 @@ class SalesQuery:
         return SalesSettingsType.from_model(settings)
 
     @strawberry.field(
-        permission_classes=[roles(Role.VENDOR_ADMIN, Role.FINANCE)],
+        permission_classes=[allowed(SALES, SalesOp.READ_SALE_EVENTS)],
         description="SaleApproved and SaleReversed events, oldest first (what earnings and "
         "contests credit).",
     )

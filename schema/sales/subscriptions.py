@@ -7,9 +7,10 @@ import strawberry
 from strawberry import Info
 
 from deal_registration.sales import fanout, repository
+from deal_registration.sales.policy import SALES, SalesOp
 from schema.context import Context
 from schema.notices import NOTICE_QUEUE, RecentEvents
-from schema.permissions import PartnerUsers
+from schema.permissions import allowed
 from schema.sales.types import SaleClaimType
 
 # Changes committed just before a loss was noticed may not have been published yet.
@@ -19,7 +20,7 @@ MISSED_MARGIN = timedelta(seconds=5)
 @strawberry.type
 class SalesSubscription:
     @strawberry.subscription(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(SALES, SalesOp.WATCH_CLAIMS)],
         description="Your claims as their state changes (partner users: a partner admin "
         "hears about the organisation's claims, a rep about its own). Each change is sent "
         "once, in order, with the state it moved to (`state`, `updatedAt`); the other "

@@ -3,8 +3,9 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import program_settings
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
+from deal_registration.registrations.policy import DEALS, DealOp
 from infra.errors import DomainError
 from schema.context import Context
 from schema.deal_registration.inputs import DealProgramSettingsUpdateInput
@@ -12,7 +13,7 @@ from schema.deal_registration.mutations.payloads import DealRegistrationError
 from schema.deal_registration.types import DealProgramSettingsType
 from schema.errors import user_errors
 from schema.mutations import mutate
-from schema.permissions import VendorAdmin
+from schema.permissions import allowed
 
 
 @strawberry.type
@@ -30,7 +31,7 @@ def _errors(errors: list[DomainError]) -> DealProgramSettingsUpdatePayload:
 @strawberry.type
 class DealProgramSettingsMutation:
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(DEALS, DealOp.UPDATE_SETTINGS)],
         description="Change the vendor's deal registration rules (omitted values stay).",
     )
     async def deal_program_settings_update(
@@ -54,7 +55,7 @@ class DealProgramSettingsMutation:
                         )
                     ]
                 )
-        change = service.SettingsChange(
+        change = program_settings.SettingsChange(
             big_deal_threshold_minor=threshold,
             currency=currency,
             similarity_threshold=input.similarity_threshold,
@@ -64,7 +65,10 @@ class DealProgramSettingsMutation:
             review_sla_days=input.review_sla_days,
         )
         outcome = await mutate(
-            ctx, lambda s: service.update_settings(s, principal, ctx.services.clock, change=change)
+            ctx,
+            lambda s: program_settings.update_settings(
+                s, principal, ctx.services.clock, change=change
+            ),
         )
         if outcome.result is None:
             return _errors(outcome.errors)

@@ -3,7 +3,8 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import extensions
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import (
     DealRegistrationActionInput,
@@ -13,13 +14,13 @@ from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import PartnerUsers, Reviewers
+from schema.permissions import allowed
 
 
 @strawberry.type
 class DealRegistrationExtensionMutation:
     @strawberry.mutation(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(DEALS, DealOp.REQUEST_EXTENSION)],
         description="Ask for an approved registration's protection to be extended.",
     )
     async def deal_registration_extension_request(
@@ -29,13 +30,13 @@ class DealRegistrationExtensionMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.request_extension(
+            lambda s, p, rid: extensions.request_extension(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.DECIDE_EXTENSION)],
         description="Grant or refuse the pending extension request.",
     )
     async def deal_registration_extension_decide(
@@ -45,7 +46,7 @@ class DealRegistrationExtensionMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.decide_extension(
+            lambda s, p, rid: extensions.decide_extension(
                 s, p, clock, registration_id=rid, grant=input.grant, reason=input.reason
             ),
         )

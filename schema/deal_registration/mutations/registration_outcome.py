@@ -3,20 +3,21 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import outcome
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationActionInput
 from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import PartnersAndReviewers, PartnerUsers
+from schema.permissions import allowed
 
 
 @strawberry.type
 class DealRegistrationOutcomeMutation:
     @strawberry.mutation(
-        permission_classes=[PartnerUsers],
+        permission_classes=[allowed(DEALS, DealOp.WITHDRAW)],
         description="Withdraw a registration before it is decided.",
     )
     async def deal_registration_withdraw(
@@ -26,13 +27,13 @@ class DealRegistrationOutcomeMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.withdraw(
+            lambda s, p, rid: outcome.withdraw(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )
 
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(DEALS, DealOp.MARK_WON)],
         description="An approved deal was won (records a DealWon event for earnings and contests).",
     )
     async def deal_registration_mark_won(
@@ -42,13 +43,14 @@ class DealRegistrationOutcomeMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.mark_won(
+            lambda s, p, rid: outcome.mark_won(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )
 
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers], description="An approved deal was lost."
+        permission_classes=[allowed(DEALS, DealOp.MARK_LOST)],
+        description="An approved deal was lost.",
     )
     async def deal_registration_mark_lost(
         self, info: Info[Context, None], input: DealRegistrationActionInput
@@ -57,7 +59,7 @@ class DealRegistrationOutcomeMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.mark_lost(
+            lambda s, p, rid: outcome.mark_lost(
                 s, p, clock, registration_id=rid, reason=input.reason
             ),
         )

@@ -6,13 +6,14 @@ from strawberry.file_uploads import Upload
 
 from deal_registration.registrations import proof
 from deal_registration.registrations.errors import DealRegistrationErrorCode
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.attachments import AttachmentType, read_upload
 from schema.context import Context
 from schema.deal_registration.mutations.payloads import DealRegistrationError, not_found
 from schema.deal_registration.types import DealRegistrationType
 from schema.errors import user_errors
 from schema.mutations import mutate
-from schema.permissions import PartnersAndReviewers
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 
 
@@ -36,7 +37,7 @@ class DealRegistrationAttachProofPayload:
 @strawberry.type
 class DealRegistrationProofMutation:
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(DEALS, DealOp.ATTACH_PROOF)],
         description="Attach a proof file (an invoice; multipart request) to a registration "
         "that is not withdrawn, rejected, lost or expired.",
     )

@@ -3,7 +3,8 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import review
+from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import (
     DealRegistrationActionInput,
@@ -14,13 +15,13 @@ from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
     run_on_registration,
 )
-from schema.permissions import Reviewers
+from schema.permissions import allowed
 
 
 @strawberry.type
 class DealRegistrationReviewMutation:
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.START_REVIEW)],
         description="Take a submitted registration into review (SUBMITTED -> UNDER_REVIEW).",
     )
     async def deal_registration_start_review(
@@ -28,11 +29,11 @@ class DealRegistrationReviewMutation:
     ) -> DealRegistrationPayload:
         clock = info.context.services.clock
         return await run_on_registration(
-            info, input.id, lambda s, p, rid: service.start_review(s, p, clock, registration_id=rid)
+            info, input.id, lambda s, p, rid: review.start_review(s, p, clock, registration_id=rid)
         )
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.APPROVE)],
         description="Approve a registration under review. Conflicts are checked again; the "
         "first approval for a customer is protected for the vendor's protection period.",
     )
@@ -43,14 +44,14 @@ class DealRegistrationReviewMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.approve(
+            lambda s, p, rid: review.approve(
                 s, p, clock, registration_id=rid, reason=input.reason,
                 override_reason=input.override_reason,
             ),
         )  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Reviewers],
+        permission_classes=[allowed(DEALS, DealOp.REJECT)],
         description="Reject a registration under review; the reason is shown to the partner.",
     )
     async def deal_registration_reject(
@@ -60,5 +61,5 @@ class DealRegistrationReviewMutation:
         return await run_on_registration(
             info,
             input.id,
-            lambda s, p, rid: service.reject(s, p, clock, registration_id=rid, reason=input.reason),
+            lambda s, p, rid: review.reject(s, p, clock, registration_id=rid, reason=input.reason),
         )

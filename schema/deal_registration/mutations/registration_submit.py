@@ -3,8 +3,9 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from deal_registration.registrations import service
+from deal_registration.registrations import submission
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
+from deal_registration.registrations.policy import DEALS, DealOp
 from infra.errors import DomainError
 from schema.attachments import read_upload
 from schema.context import Context
@@ -16,14 +17,14 @@ from schema.deal_registration.mutations.payloads import (
 )
 from schema.deal_registration.types import DealRegistrationType
 from schema.mutations import mutate
-from schema.permissions import PartnersAndReviewers, PartnerUsers
+from schema.permissions import allowed
 from schema.relay import parse_global_id
 
 
 @strawberry.type
 class DealRegistrationSubmitMutation:
     @strawberry.mutation(
-        permission_classes=[PartnersAndReviewers],
+        permission_classes=[allowed(DEALS, DealOp.SUBMIT)],
         description="Register a deal: it is checked for conflicts with every active "
         "registration of the vendor and waits for review (or is saved as a draft).",
     )
@@ -46,7 +47,7 @@ class DealRegistrationSubmitMutation:
                 code = Code.PARTNER_NOT_ALLOWED if principal.is_partner else Code.NOT_FOUND
                 return errors_payload([DomainError(code, "No such partner.", "partner_id")])
         contact = input.contact
-        data = service.RegistrationInput(
+        data = submission.RegistrationInput(
             customer_name=input.customer.name,
             customer_domain=input.customer.domain,
             customer_country=input.customer.country,
@@ -57,7 +58,7 @@ class DealRegistrationSubmitMutation:
             currency=input.estimated_value.currency,
             expected_close_date=input.expected_close_date,
             notes=input.notes,
-            lines=[service.LineInput(sku=li.sku, quantity=li.quantity) for li in input.lines],
+            lines=[submission.LineInput(sku=li.sku, quantity=li.quantity) for li in input.lines],
             partner_id=partner_id,
         )
         proof = None
@@ -65,7 +66,7 @@ class DealRegistrationSubmitMutation:
             proof = await read_upload(input.proof, ctx.services.max_upload_bytes)
         outcome = await mutate(
             ctx,
-            lambda s: service.submit_registration(
+            lambda s: submission.submit_registration(
                 s, principal, ctx.services.clock, data=data, draft=input.as_draft,
                 idempotency_key=input.idempotency_key, proof_file=proof,
                 storage=ctx.services.storage, max_upload_bytes=ctx.services.max_upload_bytes,
@@ -79,11 +80,15 @@ class DealRegistrationSubmitMutation:
             )
         )
 
-    @strawberry.mutation(permission_classes=[PartnerUsers], description="Submit a draft.")
+    @strawberry.mutation(
+        permission_classes=[allowed(DEALS, DealOp.SUBMIT_DRAFT)], description="Submit a draft."
+    )
     async def deal_registration_submit_draft(
         self, info: Info[Context, None], input: DealRegistrationIdInput
     ) -> DealRegistrationPayload:
         clock = info.context.services.clock
         return await run_on_registration(
-            info, input.id, lambda s, p, rid: service.submit_draft(s, p, clock, registration_id=rid)
+            info,
+            input.id,
+            lambda s, p, rid: submission.submit_draft(s, p, clock, registration_id=rid),
         )
