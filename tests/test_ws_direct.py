@@ -28,7 +28,6 @@ from leaderboards.models import Contest
 from partners.roles import Role
 from schema.context import Services
 from schema.leaderboards.live import DirectSink
-from schema.leaderboards.runtime import leaderboards_fanout
 from schema.relay import to_global_id
 from tests.contest_support import WSClient, approve_sale, dispatch, make_contest, ws_client
 from tests.support import GQL, Tenant, live_server
@@ -51,7 +50,7 @@ def gid(contest: Contest) -> str:
 
 
 def subscribers(services: Services, contest: Contest) -> list[Subscriber]:
-    feed = leaderboards_fanout(services).feeds.get(contest.id)
+    feed = services.fanout.feeds.get(contest.id)
     return [s for g in feed.groups.values() for s in g.subscribers] if feed else []
 
 
@@ -135,7 +134,7 @@ async def test_a_socket_that_is_not_read_gets_the_final_state_not_a_backlog(
 ) -> None:  # fmt: skip
     contest = await make_contest(db, clock, tenant)
     await dispatch(services)
-    fanout = leaderboards_fanout(services)
+    fanout = services.fanout
     fanout.interval = 0.02
     token = gql.token(tenant.user(Role.VENDOR_ADMIN))
     try:

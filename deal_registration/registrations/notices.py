@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
-from infra.outbox import Dispatcher, OutboxEvent, record_event
+from infra.outbox import BatchHandler, OutboxEvent, record_event
 from infra.pubsub import Hub
 
 STATUS_CHANGED = "DealStatusChanged"
@@ -53,7 +53,7 @@ async def record_status_change(
     )
 
 
-def register(dispatcher: Dispatcher, hub: Hub) -> None:
+def publisher(hub: Hub) -> BatchHandler:
     async def publish(events: list[OutboxEvent]) -> None:
         # A batch handler only so that these events join the dispatcher's runs (an event
         # with a per-event handler is dispatched alone); each is still published, in order.
@@ -65,4 +65,4 @@ def register(dispatcher: Dispatcher, hub: Hub) -> None:
             await hub.publish(vendor_channel(hub, event.vendor_id), message)
             await hub.publish(partner_channel(hub, event.vendor_id, partner_id), message)
 
-    dispatcher.register_batch([STATUS_CHANGED], publish)
+    return publish
