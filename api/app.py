@@ -25,11 +25,11 @@ from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
-from api.ws_direct import KeepWebSocketSend
 from api.ws_sessions import SocketSessions
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis, connect
+from infra.ws_direct import KeepWebSocketSend
 from leaderboards.closing import run_closer
 from schema import build_schema
 from schema.document_limits import DocumentLimits

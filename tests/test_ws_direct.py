@@ -1,4 +1,4 @@
-"""Live pushes written straight to uvicorn's transport (api.ws_direct): the assumptions about
+"""Live pushes written straight to uvicorn's transport (infra.ws_direct): the assumptions about
 uvicorn's websocket protocol, frames a websocket parser accepts, a slow consumer that stops
 reading its socket, and connections lost in the middle of a push."""
 
@@ -20,9 +20,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from api.ws_direct import DirectSocket, text_frame
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.ws_direct import DirectSocket, text_frame
 from leaderboards.fanout import Subscriber
 from leaderboards.models import Contest
 from partners.roles import Role

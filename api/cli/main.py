@@ -46,7 +46,7 @@ def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> 
 @app.command()
 def demo() -> None:
     """Seed demo data (idempotent): vendor, partners and a user of every role."""
-    from api.demo import seed_demo  # noqa: PLC0415
+    from api.cli.demo import seed_demo  # noqa: PLC0415
 
     settings = load_settings()
     summary = asyncio.run(seed_demo(settings))
@@ -65,7 +65,7 @@ def token(
     ttl: int = typer.Option(12 * 3600, "--ttl", help="Lifetime in seconds."),
 ) -> None:
     """Print a development JWT for the user with EMAIL (HS256 shared secret only)."""
-    from api.demo import token_for  # noqa: PLC0415
+    from api.cli.demo import token_for  # noqa: PLC0415
 
     settings = load_settings()
     if settings.production:

@@ -36,8 +36,8 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocketDisconnect
 
-from api.ws_direct import DirectSocket, direct_socket, text_frame
 from infra.redis import is_unavailable
+from infra.ws_direct import DirectSocket, direct_socket, text_frame
 from leaderboards.fanout import Fanout, Snapshot, Subscriber
 from leaderboards.models import Contest, ContestStatus, ParticipantKind
 from leaderboards.reads import RowView, StandingView, Viewer, viewer_for
