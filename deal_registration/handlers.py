@@ -4,16 +4,15 @@ changes and of sale-claim state changes, published on the partners' and vendors'
 
 from __future__ import annotations
 
+from deal_registration.events import CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED
 from deal_registration.registrations import notices
-from deal_registration.registrations.notices import STATUS_CHANGED
 from deal_registration.sales import fanout
-from deal_registration.sales.service import CLAIM_STATE_CHANGED
 from infra.outbox import Registration, batch
 from infra.pubsub import Hub
 
 
 def handlers(hub: Hub) -> list[Registration]:
     return [
-        batch([STATUS_CHANGED], notices.publisher(hub)),
+        batch([DEAL_STATUS_CHANGED], notices.publisher(hub)),
         batch([CLAIM_STATE_CHANGED], fanout.publisher(hub)),
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from earnings import ledger
 from earnings.claims import ClaimSignals
+from earnings.events import EARNINGS_CHANGED
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent, Registration, batch
@@ -27,4 +28,4 @@ def handlers(db: Database, clock: Clock, hub: Hub, signals: ClaimSignals) -> lis
         for partner_id, event in last.items():
             await hub.publish(channel(hub, partner_id), str(event.id))
 
-    return [batch(ledger.CREDITED_TYPES, credit), batch([ledger.EARNINGS_CHANGED], publish)]
+    return [batch(ledger.CREDITED_TYPES, credit), batch([EARNINGS_CHANGED], publish)]

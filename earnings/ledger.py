@@ -34,6 +34,7 @@ from deal_registration.events import (
 from earnings import programs
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
+from earnings.events import EarningsChanged
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
@@ -51,7 +52,6 @@ from partners.roles import Principal
 
 log = logging.getLogger(__name__)
 
-EARNINGS_CHANGED = "EarningsChanged"
 CREDITED_TYPES = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
 
 
@@ -153,13 +153,14 @@ async def record_change(
     session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, partner_id: uuid.UUID
 ) -> None:
     """Tell subscribers (after commit, via the outbox) that a partner's earnings changed."""
+    changed = EarningsChanged(partner_id=partner_id)
     await record_event(
         session,
         clock,
         vendor_id=vendor_id,
-        type=EARNINGS_CHANGED,
+        type=changed.type,
         aggregate_id=partner_id,
-        payload={"partner_id": str(partner_id)},
+        payload=changed.to_payload(),
     )
 
 

@@ -5,9 +5,9 @@ changed. Both idempotent; the work itself is the runtime's (``leaderboards.runti
 from __future__ import annotations
 
 from infra.outbox import Registration, batch, each
+from leaderboards.events import CONTEST_CHANGED
 from leaderboards.runtime import Leaderboards
 from leaderboards.scoring import SCORED_EVENT_TYPES
-from leaderboards.service import CONTEST_CHANGED
 
 
 def handlers(runtime: Leaderboards) -> list[Registration]:

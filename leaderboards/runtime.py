@@ -28,6 +28,7 @@ from infra.outbox import Dispatcher, OutboxEvent
 from infra.pubsub import Hub
 from leaderboards import crediting, repository
 from leaderboards.boards import Boards
+from leaderboards.events import ContestChanged
 from leaderboards.models import Contest, ContestCredit, ContestStatus
 from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
@@ -215,7 +216,7 @@ class Leaderboards:
         return versions
 
     async def on_contest_changed(self, event: OutboxEvent) -> None:
-        contest_id = uuid.UUID(event.payload["contest_id"])
+        contest_id = ContestChanged.parse(event.payload).contest_id
         async with self.db.session() as session:
             contest = await session.get(Contest, contest_id)
         if contest is None:

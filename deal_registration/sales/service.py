@@ -21,7 +21,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration import attachments
-from deal_registration.events import Line, SaleApproved, SaleReversed
+from deal_registration.events import Line, SaleApproved, SaleClaimStateChanged, SaleReversed
 from deal_registration.sales import repository, risk, serials
 from deal_registration.sales.errors import SaleClaimErrorCode
 from deal_registration.sales.locks import lock_for_write
@@ -50,7 +50,6 @@ from infra.outbox import record_event
 from partners import repository as partners_repository
 from partners.roles import Principal
 
-CLAIM_STATE_CHANGED = "SaleClaimStateChanged"
 CREATE_SCOPE = "saleClaimCreate"  # idempotency keys of claim creation
 MAX_SERIALS = 500
 MAX_NOTE = 2000
@@ -454,12 +453,13 @@ async def _transition(
             session, clock, vendor_id=claim.vendor_id, type=reversed_.type,
             aggregate_id=claim.id, payload=reversed_.to_payload(), occurred_at=now,
         )  # fmt: skip
+    changed = SaleClaimStateChanged(
+        claim_id=claim.id, partner_id=claim.partner_id, rep_user_id=claim.rep_user_id,
+        state=to_state.value,
+    )  # fmt: skip
     await record_event(
-        session, clock, vendor_id=claim.vendor_id, type=CLAIM_STATE_CHANGED,
-        aggregate_id=claim.id,
-        payload={"claim_id": str(claim.id), "partner_id": str(claim.partner_id),
-                 "rep_user_id": str(claim.rep_user_id), "state": to_state.value},
-        occurred_at=now,
+        session, clock, vendor_id=claim.vendor_id, type=changed.type, aggregate_id=claim.id,
+        payload=changed.to_payload(), occurred_at=now,
     )  # fmt: skip
 
 
