@@ -24,11 +24,6 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)
 app.add_typer(serials.app, name="serials")
-app.add_typer(deals.app, name="deals")
-app.add_typer(leaderboards.app, name="leaderboards")
-app.command("simulate")(leaderboards.simulate)
-app.command("dispatch")(dispatch.dispatch)
-app.add_typer(outbox.app, name="outbox")
 
 
 @app.command()
@@ -138,6 +133,14 @@ def serve(
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+# After the root's own commands: the order `channelboard --help` lists them in.
+app.add_typer(deals.app, name="deals")
+app.add_typer(leaderboards.app, name="leaderboards")
+app.command("simulate")(leaderboards.simulate)
+app.command("dispatch")(dispatch.dispatch)
+app.add_typer(outbox.app, name="outbox")
 
 
 def main() -> None:
