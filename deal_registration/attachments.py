@@ -3,7 +3,8 @@ by their bytes, hashed, named safely, stored through a ``Storage`` backend, and 
 only by whoever may see the record they belong to.
 
 Attachments are generic over their owner (``owner_kind`` + ``owner_id``); who may read one
-follows from who may read its owner (``readable_attachments``). The error codes below are
+follows from who may read its owner (``attachment_access.readable_attachments``: kept apart,
+since the owners' services store attachments through this module). The error codes below are
 shared: each owner's error-code enum repeats them with the same values, so a payload maps
 them onto its own enum.
 """
@@ -19,21 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, Index, and_, or_
+from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
-from deal_registration.registrations import repository as registrations_repository
-from deal_registration.registrations.models import DealRegistration
-from deal_registration.sales import repository as sales_repository
-from deal_registration.sales.models import SaleClaim
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import UTCDateTime
 from infra.errors import DomainError
 from infra.ids import new_id
-from partners.roles import Principal
 
 DEFAULT_MAX_BYTES = 10 << 20
 MAX_ATTACHMENTS_PER_OWNER = 10
@@ -181,34 +176,6 @@ async def store_attachment(
     await session.flush()
     await storage.put(attachment.storage_key, file.data, content_type)
     return attachment
-
-
-def readable_attachments(principal: Principal) -> SelectOfScalar[Attachment]:
-    """The files on owners the caller may read (a new owner kind adds its line here)."""
-    claims = sales_repository.readable_claims(principal).with_only_columns(col(SaleClaim.id))
-    registrations = registrations_repository.readable_registrations(principal).with_only_columns(
-        col(DealRegistration.id)
-    )
-    return select(Attachment).where(
-        Attachment.vendor_id == principal.vendor_id,
-        or_(
-            and_(
-                col(Attachment.owner_kind) == sales_repository.CLAIM_OWNER,
-                col(Attachment.owner_id).in_(claims),
-            ),
-            and_(
-                col(Attachment.owner_kind) == registrations_repository.REGISTRATION_OWNER,
-                col(Attachment.owner_id).in_(registrations),
-            ),
-        ),
-    )
-
-
-async def get_readable_attachment(
-    session: AsyncSession, principal: Principal, attachment_id: uuid.UUID
-) -> Attachment | None:
-    rows = await session.exec(readable_attachments(principal).where(Attachment.id == attachment_id))
-    return rows.first()
 
 
 async def attachments_of(

@@ -32,8 +32,9 @@ from deal_registration.events import (
     SaleReversed,
 )
 from earnings import programs
-from earnings.claims import claim_signals
+from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
+from earnings.events import EarningsChanged
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.programs import Rules, Standing, TierChoice
@@ -52,16 +53,17 @@ from partners.roles import Principal
 
 log = logging.getLogger(__name__)
 
-EARNINGS_CHANGED = "EarningsChanged"
 CREDITED_TYPES = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
 
 
-async def credit(db: Database, clock: Clock, event: OutboxEvent) -> list[EarningEntry]:
+async def credit(
+    db: Database, clock: Clock, event: OutboxEvent, *, signals: ClaimSignals
+) -> list[EarningEntry]:
     """Credit one committed source event in a transaction of its own. Returns the entries
     written: none when the event was credited before."""
     try:
         async with db.transaction() as session:
-            return await credit_in_session(session, clock, event)
+            return await credit_in_session(session, clock, event, signals=signals)
     except IntegrityError:
         async with db.session() as session:
             done = await session.exec(
@@ -73,7 +75,9 @@ async def credit(db: Database, clock: Clock, event: OutboxEvent) -> list[Earning
         return []
 
 
-async def credit_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
+async def credit_many(
+    db: Database, clock: Clock, events: list[OutboxEvent], *, signals: ClaimSignals
+) -> int:
     """Credit a run of committed events, in order, in one transaction (the dispatcher's
     batches: a transaction per event cost more than the crediting). If any of them was
     credited before (a re-run after a crash, or another process dispatching the same run),
@@ -83,10 +87,11 @@ async def credit_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> 
         async with db.transaction() as session:
             run, written = Run(), 0
             for event in events:
-                written += len(await credit_in_session(session, clock, event, run))
+                entries = await credit_in_session(session, clock, event, run, signals=signals)
+                written += len(entries)
             return written
     except IntegrityError:
-        return sum([len(await credit(db, clock, event)) for event in events])
+        return sum([len(await credit(db, clock, event, signals=signals)) for event in events])
 
 
 @dataclass
@@ -121,7 +126,12 @@ async def _in_force(
 
 
 async def credit_in_session(
-    session: AsyncSession, clock: Clock, event: OutboxEvent, run: Run | None = None
+    session: AsyncSession,
+    clock: Clock,
+    event: OutboxEvent,
+    run: Run | None = None,
+    *,
+    signals: ClaimSignals,
 ) -> list[EarningEntry]:
     """Credit one event in the caller's transaction; ``run`` is shared by the events of one
     crediting transaction (a fresh one when not given)."""
@@ -129,7 +139,7 @@ async def credit_in_session(
     run = run or Run()
     if event.type == SALE_APPROVED:
         sale = SaleApproved.parse(event.payload)
-        entries = await _credit_sale(session, clock, run, event, sale)
+        entries = await _credit_sale(session, clock, run, event, sale, signals)
     elif event.type == SALE_REVERSED:
         reversal = SaleReversed.parse(event.payload)
         entries = await _credit_reversal(session, clock, run, event, reversal)
@@ -144,13 +154,14 @@ async def record_change(
     session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, partner_id: uuid.UUID
 ) -> None:
     """Tell subscribers (after commit, via the outbox) that a partner's earnings changed."""
+    changed = EarningsChanged(partner_id=partner_id)
     await record_event(
         session,
         clock,
         vendor_id=vendor_id,
-        type=EARNINGS_CHANGED,
+        type=changed.type,
         aggregate_id=partner_id,
-        payload={"partner_id": str(partner_id)},
+        payload=changed.to_payload(),
     )
 
 
@@ -165,6 +176,7 @@ async def standing_at(
     currency: str,
     at: datetime,
     window_days: int,
+    signals: ClaimSignals,
 ) -> Standing:
     """Trailing qualified revenue over (at - window, at]: approved sales minus reversals."""
     since = at - timedelta(days=window_days)
@@ -184,7 +196,7 @@ async def standing_at(
     sums = {kind: int(total or 0) for kind, total in rows}
     approved = sums.get(SourceType.SALE_APPROVED, 0)
     reversed_ = -sums.get(SourceType.SALE_REVERSED, 0)
-    share = await claim_signals().approved_share_bp(session, vendor_id, partner_id, since, at)
+    share = await signals.approved_share_bp(session, vendor_id, partner_id, since, at)
     return Standing(
         qualified_revenue_minor=approved - reversed_,
         approved_revenue_minor=approved,
@@ -279,7 +291,12 @@ def _margin(products: dict[str, Product], lines: list[Line]) -> int:
 
 
 async def _credit_sale(
-    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, sale: SaleApproved
+    session: AsyncSession,
+    clock: Clock,
+    run: Run,
+    event: OutboxEvent,
+    sale: SaleApproved,
+    signals: ClaimSignals,
 ) -> list[EarningEntry]:
     now = clock.now()
     effective_at = sale.sold_at or sale.approved_at or event.occurred_at
@@ -313,6 +330,7 @@ async def _credit_sale(
         standing = await standing_at(
             session, vendor_id=event.vendor_id, partner_id=sale.partner_id,
             currency=sale.currency, at=effective_at, window_days=rules.window_days,
+            signals=signals,
         )  # fmt: skip
         choice = programs.select_tier(rules, standing)
         tier = tier_inputs(rules, standing, choice)

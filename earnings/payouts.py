@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import repository
-from earnings.claims import claim_signals
+from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode
 from earnings.ledger import record_change
 from earnings.models import (
@@ -181,7 +181,12 @@ class HoldFinding:
 
 
 async def generate_statements(
-    session: AsyncSession, principal: Principal, clock: Clock, *, month: datetime
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    month: datetime,
+    signals: ClaimSignals,
 ) -> list[PayoutStatement]:
     """Statements for every partner with entries booked in ``month`` (which must have
     ended), each checked for automatic holds. Statements that exist are left alone."""
@@ -254,7 +259,7 @@ async def generate_statements(
         except IntegrityError:
             continue  # generated before (or by a concurrent run)
         _decide(session, principal, now, statement, DecisionAction.GENERATE)
-        for finding in await automatic_holds(session, statement, policy, now):
+        for finding in await automatic_holds(session, statement, policy, now, signals):
             await _place_hold(session, principal, now, statement, finding)
         made.append(statement)
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
@@ -263,7 +268,11 @@ async def generate_statements(
 
 
 async def automatic_holds(
-    session: AsyncSession, statement: PayoutStatement, policy: PayoutPolicy, now: datetime
+    session: AsyncSession,
+    statement: PayoutStatement,
+    policy: PayoutPolicy,
+    now: datetime,
+    signals: ClaimSignals,
 ) -> list[HoldFinding]:
     findings: list[HoldFinding] = []
     review_until = now + timedelta(days=policy.review_days)
@@ -333,7 +342,7 @@ async def automatic_holds(
         )
         if claim is not None
     ]
-    flags = await claim_signals().risk_flags(session, statement.vendor_id, claim_ids)
+    flags = await signals.risk_flags(session, statement.vendor_id, claim_ids)
     flagged = [f"claim {claim}: {flag}" for claim, fl in sorted(flags.items()) for flag in fl]
     if flagged:
         findings.append(

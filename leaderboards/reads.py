@@ -14,7 +14,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.errors import DomainError
 from infra.memo import Recording
 from leaderboards import ranking, repository
-from leaderboards.consumer import Leaderboards
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.models import (
     Contest,
@@ -31,6 +30,7 @@ from leaderboards.recurrence import (
     period_at,
     periods_between,
 )
+from leaderboards.runtime import Leaderboards
 from leaderboards.service import effective_status
 from partners.roles import Principal
 

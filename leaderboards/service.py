@@ -30,6 +30,7 @@ from infra.money import is_currency
 from infra.outbox import OutboxEvent, record_event
 from leaderboards import repository
 from leaderboards.errors import ContestErrorCode as Code
+from leaderboards.events import ContestChanged
 from leaderboards.models import (
     Contest,
     ContestCredit,
@@ -48,7 +49,6 @@ from leaderboards.scoring import plan_credit
 from partners.models import Partner
 from partners.roles import Principal
 
-CONTEST_CHANGED = "ContestChanged"
 MAX_WINDOW = timedelta(days=728)  # first-to-reach ticks (minutes) fit in 20 bits
 WEIGHT_KEYS = ("revenue_per_major_unit", "per_unit", "per_claim", "per_won_deal")
 
@@ -371,10 +371,10 @@ async def cancel_contest(
 
 
 async def _changed(session: AsyncSession, clock: Clock, contest: Contest) -> None:
+    changed = ContestChanged(contest_id=contest.id, version=contest.version)
     await record_event(
-        session, clock, vendor_id=contest.vendor_id, type=CONTEST_CHANGED,
-        aggregate_id=contest.id,
-        payload={"contest_id": str(contest.id), "version": contest.version},
+        session, clock, vendor_id=contest.vendor_id, type=changed.type, aggregate_id=contest.id,
+        payload=changed.to_payload(),
     )  # fmt: skip
 
 

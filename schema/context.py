@@ -10,18 +10,23 @@ from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.storage import Storage
+from earnings.claims import ClaimSignals
 from infra.clock import Clock
 from infra.db import Database
 from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
 from infra.redis import Keys
+from leaderboards.fanout import Fanout
+from leaderboards.runtime import Leaderboards
 from partners.roles import Principal
 
 
 @dataclass(frozen=True)
 class Services:
-    """Process-wide resources, built once by the app and shared by every request."""
+    """Process-wide resources the schema reads, built once by the composition root
+    (``api/composition.py``: the app, every command and the dispatcher build them there)
+    and shared by every request."""
 
     db: Database
     redis: Redis
@@ -29,10 +34,13 @@ class Services:
     clock: Clock
     outbox: Dispatcher
     hub: Hub
-    max_page_size: int = 100
-    production: bool = False
-    storage: Storage | None = None  # uploaded files (proof); None where uploads are off
-    max_upload_bytes: int = 10 << 20
+    leaderboards: Leaderboards
+    fanout: Fanout  # live leaderboard feeds (one per process)
+    claim_signals: ClaimSignals  # what earnings reads of sale claims
+    storage: Storage  # uploaded files (proof)
+    max_page_size: int
+    max_upload_bytes: int
+    production: bool
 
 
 class OperationScope:

@@ -18,7 +18,7 @@ from deal_registration.registrations.models import (
     DealRegistrationLine,
     DealTransition,
 )
-from earnings.ledger import EARNINGS_CHANGED
+from earnings.events import EARNINGS_CHANGED
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent

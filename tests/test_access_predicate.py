@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from deal_registration.attachments import readable_attachments
+from deal_registration.attachment_access import readable_attachments
 from deal_registration.registrations.repository import readable_registrations
 from deal_registration.sales.repository import readable_claims
 from earnings.repository import readable_entries, readable_statements

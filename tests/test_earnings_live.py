@@ -80,7 +80,9 @@ async def test_partner_admin_gets_a_new_summary_when_the_ledger_changes(
         # A payout decision touches it too: March's statement is held (no tax form).
         clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
         async with db.transaction() as session:
-            await payouts.generate_statements(session, es.finance(running), clock, month=NOW)
+            await payouts.generate_statements(
+                session, es.finance(running), clock, month=NOW, signals=services.claim_signals
+            )
         await es.credit_all(services)
         update = await next_payload(ws)
         assert [e["kind"] for e in update["data"]["earningsChanged"]["explanations"]] == [

@@ -10,9 +10,8 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import repository
 from leaderboards.closing import SETTLE_GRACE, close_due
-from leaderboards.consumer import Leaderboards
+from leaderboards.runtime import Leaderboards
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_runtime
 from tests.contest_support import approve_sale, dispatch, make_contest
 from tests.support import Tenant
 
@@ -20,8 +19,8 @@ from tests.support import Tenant
 def other_process(services: Services) -> Leaderboards:
     """A runtime without this process's dispatcher, as in a process that does not
     dispatch (CHANNELBOARD_DISPATCH=external) while another one is behind."""
-    rt = leaderboards_runtime(services)
-    return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub)
+    rt = services.leaderboards
+    return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub, dispatcher=None)
 
 
 async def frozen_scores(db: Database, contest_id: uuid.UUID) -> list[int] | None:

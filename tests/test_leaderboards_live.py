@@ -19,7 +19,6 @@ from leaderboards.models import Contest
 from leaderboards.reads import StandingView, viewer_for
 from partners.roles import Principal, Role
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_fanout
 from schema.relay import to_global_id
 from tests.contest_support import admin_of, approve_sale, dispatch, make_contest, ws_client
 from tests.support import GQL, Tenant, live_server
@@ -134,7 +133,7 @@ async def test_changes_are_coalesced_and_slow_consumers_get_only_the_latest(
 ) -> None:
     contest = await make_contest(db, clock, tenant)
     await dispatch(services)
-    fanout = leaderboards_fanout(services)
+    fanout = services.fanout
     fanout.interval = 2.0
     principal = Principal(vendor_id=tenant.vendor.id, role=Role.VENDOR_ADMIN)
     viewer = viewer_for(principal, contest)

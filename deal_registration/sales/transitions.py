@@ -14,7 +14,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration import attachments
-from deal_registration.events import Line, SaleApproved, SaleReversed
+from deal_registration.events import Line, SaleApproved, SaleClaimStateChanged, SaleReversed
 from deal_registration.sales import repository
 from deal_registration.sales.errors import SaleClaimErrorCode
 from deal_registration.sales.models import (
@@ -33,8 +33,6 @@ from infra.errors import DomainError
 from infra.money import split_minor
 from infra.outbox import record_event
 from partners.roles import Principal
-
-CLAIM_STATE_CHANGED = "SaleClaimStateChanged"
 
 
 async def store_proof(
@@ -107,12 +105,13 @@ async def transition(
             session, clock, vendor_id=claim.vendor_id, type=reversed_.type,
             aggregate_id=claim.id, payload=reversed_.to_payload(), occurred_at=now,
         )  # fmt: skip
+    changed = SaleClaimStateChanged(
+        claim_id=claim.id, partner_id=claim.partner_id, rep_user_id=claim.rep_user_id,
+        state=to_state.value,
+    )  # fmt: skip
     await record_event(
-        session, clock, vendor_id=claim.vendor_id, type=CLAIM_STATE_CHANGED,
-        aggregate_id=claim.id,
-        payload={"claim_id": str(claim.id), "partner_id": str(claim.partner_id),
-                 "rep_user_id": str(claim.rep_user_id), "state": to_state.value},
-        occurred_at=now,
+        session, clock, vendor_id=claim.vendor_id, type=changed.type, aggregate_id=claim.id,
+        payload=changed.to_payload(), occurred_at=now,
     )  # fmt: skip
 
 

@@ -274,7 +274,11 @@ class EarningsMutation:
         outcome = await mutate(
             ctx,
             lambda s: payouts.generate_statements(
-                s, principal, ctx.services.clock, month=input.month
+                s,
+                principal,
+                ctx.services.clock,
+                month=input.month,
+                signals=ctx.services.claim_signals,
             ),
         )
         if outcome.result is None:

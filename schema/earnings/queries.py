@@ -102,6 +102,7 @@ class EarningsQuery:
             summary = await service.summary(
                 ctx.session, principal, ctx.services.clock, scope=scope, start=start, end=end,
                 currency=currency.strip().upper() if currency else None,
+                signals=ctx.services.claim_signals,
             )  # fmt: skip
         except DomainError as error:
             raise query_error(error) from error
@@ -203,7 +204,7 @@ class EarningsQuery:
         try:
             result = await forecast.forecast(
                 ctx.session, ctx.services.clock, scope=scope, additional_revenue_minor=amount,
-                currency=currency, sku=sku, units=units,
+                currency=currency, sku=sku, units=units, signals=ctx.services.claim_signals,
             )  # fmt: skip
         except DomainError as error:
             raise query_error(error) from error

@@ -44,8 +44,9 @@ class EarningsSubscription:
                 start, end = service.current_month(services.clock)
                 async with services.db.session() as session:
                     summary = await service.summary(
-                        session, principal, services.clock, scope=scope, start=start, end=end
-                    )
+                        session, principal, services.clock, scope=scope, start=start, end=end,
+                        signals=services.claim_signals,
+                    )  # fmt: skip
                 current = EarningsSummaryType.of(summary, principal)
                 if current != last:
                     yield current

@@ -14,7 +14,6 @@ from leaderboards import repository
 from leaderboards.models import Contest, ContestStatus, ParticipantKind
 from leaderboards.reads import Reader, viewer_for
 from schema.context import Context
-from schema.leaderboards.runtime import leaderboards_runtime
 from schema.leaderboards.types import (
     ContestType,
     Credit,
@@ -35,9 +34,7 @@ def not_found(what: str = "contest") -> GraphQLError:
 
 def reader(info: Info[Context, None]) -> Reader:
     context = info.context
-    return Reader(
-        leaderboards_runtime(context.services), lambda: context.session, context.recording
-    )
+    return Reader(context.services.leaderboards, lambda: context.session, context.recording)
 
 
 async def load_contest(info: Info[Context, None], contest_id: str) -> Contest:

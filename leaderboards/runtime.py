@@ -1,15 +1,15 @@
-"""The outbox handlers: credit approved sales, reversals and won deals to live contests,
-and rebuild / notify when a contest's settings change. Run after commit; idempotent."""
+"""The per-process leaderboard runtime: boards, read caches, and the work of the outbox
+handlers (``leaderboards.handlers``): credit approved sales, reversals and won deals to live
+contests, and rebuild / notify when a contest's settings change. Run after commit;
+idempotent. Built once, by the composition root (``api/composition.py``)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-import weakref
 from datetime import datetime
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -26,14 +26,14 @@ from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent
 from infra.pubsub import Hub
-from infra.redis import Keys
 from leaderboards import crediting, repository
 from leaderboards.boards import Boards
+from leaderboards.events import ContestChanged
 from leaderboards.models import Contest, ContestCredit, ContestStatus
 from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
-from leaderboards.scoring import NOT_BUILT, SCORED_EVENT_TYPES, event_instant
-from leaderboards.service import CONTEST_CHANGED, ledger_row, reversal_credit
+from leaderboards.scoring import NOT_BUILT, event_instant
+from leaderboards.service import ledger_row, reversal_credit
 from leaderboards.versions import Ceilings
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,18 @@ async def insert_credits(session: AsyncSession, rows: list[ContestCredit]) -> No
 
 
 class Leaderboards:
-    """The per-process leaderboard runtime: boards, handlers and the live fan-out."""
+    """The per-process leaderboard runtime: boards, read caches and the handlers' work."""
 
-    def __init__(self, db: Database, boards: Boards, clock: Clock, hub: Hub) -> None:
+    def __init__(
+        self, db: Database, boards: Boards, clock: Clock, hub: Hub, *, dispatcher: Dispatcher | None
+    ) -> None:
         self.db = db
         self.boards = boards
         self.clock = clock
         self.hub = hub
-        self.fanout: Any = None  # leaderboards.fanout.Fanout, made on first subscription
-        self.dispatcher: Dispatcher | None = None  # this process's, once registered
+        # This process's dispatcher, paused while a period closes (leaderboards.closing);
+        # None in a process that does not dispatch.
+        self.dispatcher = dispatcher
         self.ceilings = Ceilings(db)
         # Rows every read needs and that rarely change (see infra.cache): a contest as one
         # caller may see it, and participants' display names.
@@ -213,7 +216,7 @@ class Leaderboards:
         return versions
 
     async def on_contest_changed(self, event: OutboxEvent) -> None:
-        contest_id = uuid.UUID(event.payload["contest_id"])
+        contest_id = ContestChanged.parse(event.payload).contest_id
         async with self.db.session() as session:
             contest = await session.get(Contest, contest_id)
         if contest is None:
@@ -221,19 +224,3 @@ class Leaderboards:
         if contest.status is ContestStatus.SCHEDULED:
             await rebuild(self.db, self.boards, self.clock, contest_id)
         await self.notify(contest_id, await self.boards.version(contest_id))
-
-    def register(self, dispatcher: Dispatcher) -> None:
-        self.dispatcher = dispatcher
-        dispatcher.register_batch(SCORED_EVENT_TYPES, self.on_source_events)
-        dispatcher.register(CONTEST_CHANGED, self.on_contest_changed)
-
-
-_RUNTIMES: weakref.WeakKeyDictionary[Hub, Leaderboards] = weakref.WeakKeyDictionary()
-
-
-def runtime(db: Database, redis: Redis, keys: Keys, clock: Clock, hub: Hub) -> Leaderboards:
-    """The process's leaderboard runtime (one per Hub, i.e. per app)."""
-    found = _RUNTIMES.get(hub)
-    if found is None:
-        found = _RUNTIMES[hub] = Leaderboards(db, Boards(redis, keys), clock, hub)
-    return found

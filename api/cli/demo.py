@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api.app import build_storage
 from api.auth import issue_token
+from api.cli.wiring import announcing
+from api.composition import build_claim_signals, build_storage
 from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import demo as deals_demo
@@ -22,8 +23,6 @@ async def seed_demo(
     settings: Settings, clock: Clock | None = None
 ) -> list[tuple[str, str, str | None]]:
     """``clock``: the system clock unless given (tests pin the date the demo is seeded on)."""
-    from api.cli.wiring import announcing  # noqa: PLC0415 - the CLI imports this module
-
     db = Database(settings.database_url)
     clock = clock or SystemClock()
     try:
@@ -36,7 +35,7 @@ async def seed_demo(
                 acme=tenancy.acme, globex=tenancy.globex, users=tenancy.users,
                 storage=build_storage(settings),
             )  # fmt: skip
-            await earnings_demo.seed(session, clock, tenancy)
+            await earnings_demo.seed(session, clock, tenancy, signals=build_claim_signals())
             # Later domains seed here, in dependency order.
             await leaderboards_demo.seed(session, clock, tenancy.vendor)
         names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
