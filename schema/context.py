@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.storage import Storage
 from infra.clock import Clock
-from infra.db import Database
+from infra.db import Database, read_only
 from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
@@ -36,12 +36,15 @@ class Services:
 
 
 class OperationScope:
-    __slots__ = ("closed", "loaders", "session")
+    __slots__ = ("closed", "loaders", "session", "writable")
 
     def __init__(self) -> None:
         self.session: AsyncSession | None = None
         self.loaders: dict[str, Any] = {}
         self.closed = False
+        # Only a mutation's session may write (set by the SessionScope extension once the
+        # operation's type is known); every other operation's session is read-only.
+        self.writable = False
 
 
 # One box per GraphQL operation (set by the SessionScope extension). A contextvar rather
@@ -52,6 +55,10 @@ class OperationScope:
 _operation_scope: contextvars.ContextVar[OperationScope | None] = contextvars.ContextVar(
     "operation_scope", default=None
 )
+
+
+def current_operation_scope() -> OperationScope | None:
+    return _operation_scope.get()
 
 
 def open_operation_scope() -> OperationScope:
@@ -93,10 +100,12 @@ class Context:
     @property
     def session(self) -> AsyncSession:
         """The operation's database session, opened on first use, closed when it ends.
-        Mutations commit it through ``schema.mutations.mutate``; queries never commit."""
+        Mutations commit it through ``schema.mutations.run``; in any other operation it is
+        read-only (``infra.db.read_only``): a query that tries to write fails loudly."""
         if self.recording is not None:
             self.recording.taint()  # SQL is not tracked: this answer is not reusable
         scope = self._scope()
         if scope.session is None:
-            scope.session = self.services.db.new_session()
+            session = self.services.db.new_session()
+            scope.session = session if scope.writable else read_only(session)
         return scope.session

@@ -52,7 +52,7 @@ class DealRegistrationSubscription:
                     # current status of every registration that changed meanwhile (the
                     # status it came from is not known here: fromStatus is null).
                     now = services.clock.now()
-                    async with services.db.session() as session:
+                    async with services.db.read_session() as session:
                         changed = await repository.changed_since(
                             session, principal, since - MISSED_MARGIN
                         )
@@ -75,7 +75,7 @@ class DealRegistrationSubscription:
                 if only is not None and registration_id != only:
                     continue
                 # A short session per notice, and the caller's own visibility rules.
-                async with services.db.session() as session:
+                async with services.db.read_session() as session:
                     found = await repository.get_readable(session, principal, registration_id)
                 if found is None:
                     continue

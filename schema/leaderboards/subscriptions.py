@@ -27,7 +27,7 @@ async def contest_for_subscription(
     services: Services, principal: Principal, contest_id: str
 ) -> Contest:
     """A short session of its own: a subscription never holds one open."""
-    async with services.db.session() as session:
+    async with services.db.read_session() as session:
         try:
             contest = await Reader(leaderboards_runtime(services), session).contest(
                 principal, parse_global_id(contest_id, "Contest")
