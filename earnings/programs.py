@@ -496,3 +496,11 @@ def status_from(
         next_tier=choice.next_tier,
         amount_to_next_minor=choice.amount_to_next(standing),
     )
+
+
+async def readable_program(
+    session: AsyncSession, principal: Principal, program_id: uuid.UUID
+) -> Program | None:
+    return (
+        await session.exec(readable_programs(principal).where(Program.id == program_id))
+    ).first()

@@ -107,7 +107,7 @@ async def begin_write(session: AsyncSession) -> None:
     """Start the session's transaction now, as a writer: on SQLite it takes the write lock
     (BEGIN IMMEDIATE, waiting for it up to the busy timeout), on PostgreSQL it only opens
     the transaction. A no-op when the session is already in a transaction. Every service
-    that reads and then writes runs in such a transaction: ``mutate()`` and
+    that reads and then writes runs in such a transaction: ``schema.mutations.run`` and
     ``Database.transaction()`` start one."""
     if session.sync_session.info.get(_READ_ONLY):
         raise ReadOnlySessionError("begin_write on a read-only session")

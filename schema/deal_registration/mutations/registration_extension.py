@@ -9,10 +9,8 @@ from schema.deal_registration.inputs import (
     DealRegistrationActionInput,
     DealRegistrationExtensionDecideInput,
 )
-from schema.deal_registration.mutations.payloads import (
-    DealRegistrationPayload,
-    run_on_registration,
-)
+from schema.deal_registration.mutations.payloads import DealRegistrationPayload
+from schema.mutations import run
 from schema.permissions import PartnerUsers, Reviewers
 
 
@@ -25,14 +23,10 @@ class DealRegistrationExtensionMutation:
     async def deal_registration_extension_request(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: service.request_extension(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: service.request_extension(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[Reviewers],
@@ -41,11 +35,8 @@ class DealRegistrationExtensionMutation:
     async def deal_registration_extension_decide(
         self, info: Info[Context, None], input: DealRegistrationExtensionDecideInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: service.decide_extension(
-                s, p, clock, registration_id=rid, grant=input.grant, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: service.decide_extension(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), grant=input.grant,
+            reason=input.reason,
+        ))  # fmt: skip

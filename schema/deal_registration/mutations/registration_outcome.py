@@ -6,10 +6,8 @@ from strawberry import Info
 from deal_registration.registrations import service
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationActionInput
-from schema.deal_registration.mutations.payloads import (
-    DealRegistrationPayload,
-    run_on_registration,
-)
+from schema.deal_registration.mutations.payloads import DealRegistrationPayload
+from schema.mutations import run
 from schema.permissions import PartnersAndReviewers, PartnerUsers
 
 
@@ -22,14 +20,10 @@ class DealRegistrationOutcomeMutation:
     async def deal_registration_withdraw(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: service.withdraw(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: service.withdraw(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[PartnersAndReviewers],
@@ -38,14 +32,10 @@ class DealRegistrationOutcomeMutation:
     async def deal_registration_mark_won(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: service.mark_won(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: service.mark_won(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[PartnersAndReviewers], description="An approved deal was lost."
@@ -53,11 +43,7 @@ class DealRegistrationOutcomeMutation:
     async def deal_registration_mark_lost(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: service.mark_lost(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: service.mark_lost(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
