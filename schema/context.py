@@ -6,6 +6,7 @@ import contextvars
 from dataclasses import dataclass
 from typing import Any
 
+from graphql import GraphQLError
 from redis.asyncio import Redis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -84,6 +85,14 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Set for HTTP queries: what the operation read (infra.memo); None elsewhere.
     recording: Recording | None = None
+
+    @property
+    def caller(self) -> Principal:
+        """The authenticated principal. Permission classes refuse anonymous callers before a
+        resolver runs, so this raises only for a field that forgot its permission class."""
+        if self.principal is None:
+            raise GraphQLError("Authentication required.", extensions={"code": "UNAUTHENTICATED"})
+        return self.principal
 
     @property
     def loaders(self) -> dict[str, Any]:

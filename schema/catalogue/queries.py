@@ -25,8 +25,7 @@ class CatalogueQuery:
         after: str | None = None,
         search: str | None = None,
     ) -> Connection[ProductType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         stmt = repository.readable_products(principal)
         if search:
             pattern = f"%{search.strip()}%"
@@ -40,8 +39,7 @@ class CatalogueQuery:
 
     @strawberry.field(permission_classes=[IsAuthenticated], description="A product by SKU.")
     async def product(self, info: Info[Context, None], sku: str) -> ProductType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         stmt = repository.readable_products(principal).where(
             Product.sku == repository.normalise_sku(sku)
         )

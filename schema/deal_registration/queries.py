@@ -34,8 +34,7 @@ class DealRegistrationQuery:
         after: str | None = None,
         filter: DealRegistrationFilter | None = None,
     ) -> Connection[DealRegistrationType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         now = info.context.services.clock.now()
         stmt = repository.readable_registrations(principal)
         if filter is not None:
@@ -83,8 +82,7 @@ class DealRegistrationQuery:
     async def deal(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> DealRegistrationType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         registration_id = parse_global_id(id, "DealRegistration")
         if registration_id is None:
             return None
@@ -100,7 +98,6 @@ class DealRegistrationQuery:
     async def deal_program_settings(
         self, info: Info[Context, None]
     ) -> DealProgramSettingsType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         found = await repository.program_settings(info.context.session, principal.vendor_id)
         return DealProgramSettingsType.from_model(found)

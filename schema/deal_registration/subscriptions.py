@@ -30,9 +30,8 @@ class DealRegistrationSubscription:
     async def deal_registration_status_changed(
         self, info: Info[Context, None], id: strawberry.ID | None = None
     ) -> AsyncGenerator[DealStatusChange, None]:
-        principal = info.context.principal
+        principal = info.context.caller
         services = info.context.services
-        assert principal is not None
         only = parse_global_id(id, "DealRegistration") if id is not None else None
         if id is not None and only is None:
             return  # a malformed id matches nothing, like an id you may not see

@@ -91,8 +91,7 @@ class EarningsQuery:
         currency: str | None = None,
     ) -> EarningsSummaryType | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         start, end = _period(ctx, period)
         scope = await scope_for(ctx.session, principal, partner_id, rep_id)
         if scope is None:
@@ -122,8 +121,7 @@ class EarningsQuery:
         kind: EntryKind | None = None,
     ) -> Connection[EarningEntryType] | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         stmt = repository.readable_entries(principal)
         partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
         if partner is False or rep is False:
@@ -158,8 +156,7 @@ class EarningsQuery:
         status: PayoutStatus | None = None,
     ) -> Connection[PayoutStatementType] | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         stmt = repository.readable_statements(principal)
         partner = _id(partner_id, "Partner")
         if partner is False:
@@ -187,8 +184,7 @@ class EarningsQuery:
         partner_id: strawberry.ID | None = None,
     ) -> ForecastType | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         currency = additional_revenue.currency.strip().upper()
         try:
             amount = additional_revenue.to_minor()
@@ -221,8 +217,7 @@ class EarningsQuery:
         currency: str = "USD",
     ) -> VendorMetricsType | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         start, end = _period(ctx, period)
         try:
             result = await metrics.vendor_metrics(
@@ -240,8 +235,7 @@ class EarningsQuery:
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[ProgramType] | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         return await paginate(
             ctx, programs.readable_programs(principal), id_column=Program.id, first=first,
             after=after, to_node=ProgramType.of,

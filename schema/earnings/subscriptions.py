@@ -28,8 +28,7 @@ class EarningsSubscription:
         rep_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[EarningsSummaryType, None]:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         services = ctx.services
         async with services.db.read_session() as session:
             scope = await scope_for(session, principal, partner_id, rep_id)

@@ -198,8 +198,7 @@ class PayoutStatementType(relay.Node):
 
     @strawberry.field(description="Holds on this statement, released ones included.")
     async def holds(self, info: Info[Context, None]) -> list[PayoutHoldType]:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         rows = await info.context.session.exec(
             repository.readable_holds(principal)
             .where(PayoutHold.statement_id == uuid.UUID(self.id))
@@ -212,8 +211,7 @@ class PayoutStatementType(relay.Node):
         permission_classes=[FinanceOrAdmin],
     )
     async def decisions(self, info: Info[Context, None]) -> list[PayoutDecisionType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         rows = await info.context.session.exec(
             repository.readable_decisions(principal)
             .where(PayoutDecision.statement_id == uuid.UUID(self.id))

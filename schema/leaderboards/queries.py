@@ -42,8 +42,7 @@ def reader(info: Info[Context, None]) -> Reader:
 
 async def load_contest(info: Info[Context, None], contest_id: str) -> Contest:
     """The contest, or NOT_FOUND alike for unknown, malformed and invisible ids."""
-    principal = info.context.principal
-    assert principal is not None
+    principal = info.context.caller
     try:
         return await reader(info).contest(principal, parse_global_id(contest_id, "Contest"))
     except DomainError as exc:
@@ -85,8 +84,7 @@ async def _subject(
     """Whose standing: vendor staff name a participant in their partner scope (a channel
     manager: its assigned partners); partners get their own only. Out of scope is answered
     like unknown."""
-    principal = info.context.principal
-    assert principal is not None
+    principal = info.context.caller
     viewer = viewer_for(principal, contest)
     if principal.is_vendor_staff:
         subject = participant_arg(contest, participant_id)
@@ -119,8 +117,7 @@ class LeaderboardsQuery:
         after: str | None = None,
         status: ContestStatus | None = None,
     ) -> Connection[ContestType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         stmt = repository.readable_contests(principal)
         if status is ContestStatus.LIVE:
             now = info.context.services.clock.now()
@@ -142,8 +139,7 @@ class LeaderboardsQuery:
         description="A contest by id; null when it does not exist or you may not see it.",
     )
     async def contest(self, info: Info[Context, None], id: strawberry.ID) -> ContestType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         contest_id = parse_global_id(id, "Contest")
         if contest_id is None:
             return None
@@ -170,8 +166,7 @@ class LeaderboardsQuery:
         limit = check_page_size(first, info.context.services.max_page_size)
         start = decode_offset(after)
         contest = await load_contest(info, contest_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         try:
             board = await reader(info).board(
                 contest, viewer_for(principal, contest), period, start, limit
@@ -206,8 +201,7 @@ class LeaderboardsQuery:
         self, info: Info[Context, None], contest_id: strawberry.ID, period: str | None = None
     ) -> Standing | None:
         contest = await load_contest(info, contest_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         viewer = viewer_for(principal, contest)
         if viewer.self_id is None:
             return None
@@ -234,8 +228,7 @@ class LeaderboardsQuery:
             raise GraphQLError("'radius' is 0..10.", extensions={"code": "BAD_USER_INPUT"})
         contest = await load_contest(info, contest_id)
         subject = await _subject(info, contest, participant_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         viewer = viewer_for(principal, contest)
         r = reader(info)
         try:
@@ -263,8 +256,7 @@ class LeaderboardsQuery:
     ) -> StandingExplanation:
         contest = await load_contest(info, contest_id)
         subject = await _subject(info, contest, participant_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         r = reader(info)
         try:
             view = await r.standing(contest, viewer_for(principal, contest), subject, period)

@@ -86,8 +86,7 @@ class LeaderboardsSubscription:
         self, info: Info[Context, None], contest_id: strawberry.ID, first: int = 10
     ) -> AsyncGenerator[LeaderboardUpdate, None]:
         services = info.context.services
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         limit = check_page_size(first, services.max_page_size)
         contest = await contest_for_subscription(services, principal, contest_id)
         viewer = viewer_for(principal, contest)

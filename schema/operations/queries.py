@@ -26,8 +26,7 @@ class OperationsQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[OutboxEventType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         wanted = states or [EventState.DEAD, EventState.RETRYING]
         return await paginate(
             info.context, readable_outbox_events(principal).where(in_states(wanted)),

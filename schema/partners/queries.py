@@ -42,8 +42,7 @@ class PartnersQuery:
         after: str | None = None,
         filter: PartnerFilter | None = None,
     ) -> Connection[PartnerType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         stmt = repository.readable_partners(principal)
         if filter is not None:
             if filter.status is not None:
@@ -64,8 +63,7 @@ class PartnersQuery:
         description="A partner by id; null when it does not exist or you may not see it.",
     )
     async def partner(self, info: Info[Context, None], id: strawberry.ID) -> PartnerType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         partner_id = parse_global_id(id, "Partner")
         if partner_id is None:
             return None
@@ -98,8 +96,7 @@ class PartnersQuery:
     async def users(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[UserType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         return await paginate(
             info.context, repository.readable_users(principal), id_column=User.id,
             first=first, after=after, to_node=UserType.from_model,
@@ -109,8 +106,7 @@ class PartnersQuery:
     async def api_keys(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[ApiKeyType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         return await paginate(
             info.context, repository.readable_api_keys(principal), id_column=ApiKey.id,
             first=first, after=after, to_node=ApiKeyType.from_model,

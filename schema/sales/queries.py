@@ -39,8 +39,7 @@ class SalesQuery:
         after: str | None = None,
         filter: SaleClaimFilter | None = None,
     ) -> Connection[SaleClaimType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         stmt = repository.readable_claims(principal)
         if filter is not None:
             if filter.states:
@@ -59,8 +58,7 @@ class SalesQuery:
     async def sale_claim(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> SaleClaimType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         claim_id = parse_global_id(id, "SaleClaim")
         if claim_id is None:
             return None
@@ -76,9 +74,8 @@ class SalesQuery:
         self, info: Info[Context, None], serial: str, sale_date: date | None = None
     ) -> SerialCheckType:
         ctx = info.context
-        assert ctx.principal is not None
         check = await service.lookup_serial(
-            ctx.session, ctx.principal, ctx.services.clock, serial=serial[:200],
+            ctx.session, ctx.caller, ctx.services.clock, serial=serial[:200],
             sale_date=sale_date,
         )  # fmt: skip
         return SerialCheckType(
@@ -90,8 +87,7 @@ class SalesQuery:
         permission_classes=[VendorStaff], description="Your vendor's rules for sale claims."
     )
     async def sales_settings(self, info: Info[Context, None]) -> SalesSettingsType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         settings = await repository.get_settings(info.context.session, principal.vendor_id)
         return SalesSettingsType.from_model(settings)
 
@@ -103,8 +99,7 @@ class SalesQuery:
     async def sale_events(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[SaleEventType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         return await paginate(
             info.context, repository.readable_sale_events(principal), id_column=OutboxEvent.id,
             first=first, after=after, to_node=SaleEventType.from_model,

@@ -29,8 +29,7 @@ class SalesSubscription:
         self, info: Info[Context, None]
     ) -> AsyncGenerator[SaleClaimType, None]:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         assert principal.partner_id is not None
         hub = ctx.services.hub
         clock = ctx.services.clock

@@ -167,8 +167,7 @@ class SaleClaimType(relay.Node):
         description="Internal risk flags. Vendor roles only.", permission_classes=[VendorStaff]
     )
     async def risk_flags(self, info: Info[Context, None]) -> list[RiskFlagType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         rows = await repository.claim_risk_flags(info.context.session, principal, self._claim_id)
         return [RiskFlagType(kind=r.kind, detail=r.detail, created_at=r.created_at) for r in rows]
 
