@@ -21,6 +21,7 @@ from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
+from infra.pages import by_ids
 from partners.roles import Principal
 
 MAX_RATE_BP = 10_000
@@ -504,3 +505,9 @@ async def readable_program(
     return (
         await session.exec(readable_programs(principal).where(Program.id == program_id))
     ).first()
+
+
+async def programs_by_ids(
+    session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Program]:
+    return await by_ids(session, readable_programs(principal), ids)

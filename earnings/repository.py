@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement
+from infra.pages import by_ids
 from partners.models import User
 from partners.repository import assigned_partner_ids, get_readable_partner
 from partners.roles import Principal, Role
@@ -120,3 +121,29 @@ async def get_readable_statement(
         readable_statements(principal).where(PayoutStatement.id == statement_id)
     )
     return rows.first()
+
+
+async def entries_by_ids(
+    session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, EarningEntry]:
+    return await by_ids(session, readable_entries(principal), ids)
+
+
+async def statements_by_ids(
+    session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, PayoutStatement]:
+    return await by_ids(session, readable_statements(principal), ids)
+
+
+async def holds_of_statement(
+    session: AsyncSession, principal: Principal, statement_id: uuid.UUID
+) -> list[PayoutHold]:
+    stmt = readable_holds(principal).where(PayoutHold.statement_id == statement_id)
+    return list(await session.exec(stmt.order_by(col(PayoutHold.id))))
+
+
+async def decisions_of_statement(
+    session: AsyncSession, principal: Principal, statement_id: uuid.UUID
+) -> list[PayoutDecision]:
+    stmt = readable_decisions(principal).where(PayoutDecision.statement_id == statement_id)
+    return list(await session.exec(stmt.order_by(col(PayoutDecision.id))))

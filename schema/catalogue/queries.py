@@ -33,7 +33,7 @@ class CatalogueQuery:
                 or_(col(Product.sku).ilike(pattern), col(Product.name).ilike(pattern))
             )
         return await paginate(
-            info.context, stmt, id_column=Product.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=ProductType.from_model,
         )  # fmt: skip
 

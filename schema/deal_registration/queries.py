@@ -71,7 +71,7 @@ class DealRegistrationQuery:
                 overdue = repository.is_overdue(now)
                 stmt = stmt.where(overdue if filter.overdue else not_(overdue))
         return await paginate(
-            info.context, stmt, id_column=DealRegistration.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=lambda r: DealRegistrationType.from_model(r, now),
         )  # fmt: skip
 

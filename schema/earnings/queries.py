@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
 from earnings import forecast, metrics, programs, repository, service
-from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus, Program
+from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus
 from earnings.repository import Scope
 from infra.errors import DomainError
 from partners.roles import Principal
@@ -138,7 +138,7 @@ class EarningsQuery:
         if kind is not None:
             stmt = stmt.where(EarningEntry.kind == kind)
         return await paginate(
-            ctx, stmt, id_column=EarningEntry.id, first=first, after=after,
+            ctx, stmt, first=first, after=after,
             to_node=EarningEntryType.from_model,
         )  # fmt: skip
 
@@ -166,7 +166,7 @@ class EarningsQuery:
         if status is not None:
             stmt = stmt.where(PayoutStatement.status == status)
         return await paginate(
-            ctx, stmt, id_column=PayoutStatement.id, first=first, after=after,
+            ctx, stmt, first=first, after=after,
             to_node=PayoutStatementType.from_model,
         )  # fmt: skip
 
@@ -237,6 +237,6 @@ class EarningsQuery:
         ctx = info.context
         principal = ctx.caller
         return await paginate(
-            ctx, programs.readable_programs(principal), id_column=Program.id, first=first,
+            ctx, programs.readable_programs(principal), first=first,
             after=after, to_node=ProgramType.of,
         )  # fmt: skip

@@ -130,7 +130,7 @@ class LeaderboardsQuery:
             stmt = stmt.where(Contest.status == status)
         now = info.context.services.clock.now()
         return await paginate(
-            info.context, stmt, id_column=Contest.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=lambda c: ContestType.from_model(c, now),
         )  # fmt: skip
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from infra.outbox import EventState, OutboxEvent, in_states
+from infra.outbox import EventState, in_states
 from partners.outbox import readable_outbox_events
 from schema.context import Context
 from schema.operations.types import OutboxEventType
@@ -30,6 +30,5 @@ class OperationsQuery:
         wanted = states or [EventState.DEAD, EventState.RETRYING]
         return await paginate(
             info.context, readable_outbox_events(principal).where(in_states(wanted)),
-            id_column=OutboxEvent.id, first=first, after=after,
-            to_node=OutboxEventType.from_model,
+            first=first, after=after, to_node=OutboxEventType.from_model,
         )  # fmt: skip

@@ -7,7 +7,7 @@ from sqlmodel import col
 from strawberry import Info, relay
 
 from partners import repository
-from partners.models import ApiKey, Partner, PartnerStatus, User
+from partners.models import Partner, PartnerStatus
 from schema.context import Context
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
 from schema.permissions import Admins, IsAuthenticated, VendorAdmin
@@ -54,7 +54,7 @@ class PartnersQuery:
             if filter.search:
                 stmt = stmt.where(col(Partner.name).ilike(f"%{filter.search}%"))
         return await paginate(
-            info.context, stmt, id_column=Partner.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=PartnerType.from_model,
         )  # fmt: skip
 
@@ -98,7 +98,7 @@ class PartnersQuery:
     ) -> Connection[UserType] | None:
         principal = info.context.caller
         return await paginate(
-            info.context, repository.readable_users(principal), id_column=User.id,
+            info.context, repository.readable_users(principal),
             first=first, after=after, to_node=UserType.from_model,
         )  # fmt: skip
 
@@ -108,6 +108,6 @@ class PartnersQuery:
     ) -> Connection[ApiKeyType] | None:
         principal = info.context.caller
         return await paginate(
-            info.context, repository.readable_api_keys(principal), id_column=ApiKey.id,
+            info.context, repository.readable_api_keys(principal),
             first=first, after=after, to_node=ApiKeyType.from_model,
         )  # fmt: skip

@@ -8,7 +8,6 @@ from strawberry import Info
 
 from deal_registration.sales import repository, service
 from deal_registration.sales.models import ClaimState, SaleClaim
-from infra.outbox import OutboxEvent
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import IsAuthenticated, VendorStaff, roles
@@ -47,7 +46,7 @@ class SalesQuery:
             if filter.partner_id is not None:
                 stmt = stmt.where(SaleClaim.partner_id == parse_global_id(filter.partner_id))
         return await paginate(
-            info.context, stmt, id_column=SaleClaim.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=SaleClaimType.from_model,
         )  # fmt: skip
 
@@ -101,6 +100,6 @@ class SalesQuery:
     ) -> Connection[SaleEventType] | None:
         principal = info.context.caller
         return await paginate(
-            info.context, repository.readable_sale_events(principal), id_column=OutboxEvent.id,
+            info.context, repository.readable_sale_events(principal),
             first=first, after=after, to_node=SaleEventType.from_model,
         )  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -38,7 +37,7 @@ from schema.context import Context
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff
-from schema.relay import parse_node_ids
+from schema.relay import visible_nodes
 from schema.sales import loaders
 
 SerialOutcomeEnum = strawberry.enum(
@@ -206,18 +205,7 @@ class SaleClaimType(relay.Node):
             ),
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[SaleClaimType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.claims_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
-        )
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(repository.claims_by_ids)
 
 
 async def _user_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -311,8 +299,4 @@ class SaleEventType(relay.Node):
             occurred_at=event.occurred_at, payload=payload,
         )  # fmt: skip
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[SaleEventType | None]:
-        return [None for _ in node_ids]  # reachable through `saleEvents` only
+    resolve_nodes = visible_nodes(None)  # reachable through `saleEvents` only
