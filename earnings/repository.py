@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement
+from earnings.models import (
+    EarningEntry,
+    EntryKind,
+    PayoutDecision,
+    PayoutHold,
+    PayoutStatement,
+    PayoutStatus,
+)
 from infra.pages import by_ids
 from partners.models import User
 from partners.repository import assigned_partner_ids, get_readable_partner
@@ -147,3 +155,42 @@ async def decisions_of_statement(
 ) -> list[PayoutDecision]:
     stmt = readable_decisions(principal).where(PayoutDecision.statement_id == statement_id)
     return list(await session.exec(stmt.order_by(col(PayoutDecision.id))))
+
+
+def entries_matching(
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None = None,
+    rep_user_id: uuid.UUID | None = None,
+    booked_from: datetime | None = None,
+    booked_before: datetime | None = None,
+    kind: EntryKind | None = None,
+) -> SelectOfScalar[EarningEntry]:
+    """Readable ledger entries narrowed by the given filters (each optional)."""
+    stmt = readable_entries(principal)
+    if partner_id is not None:
+        stmt = stmt.where(EarningEntry.partner_id == partner_id)
+    if rep_user_id is not None:
+        stmt = stmt.where(EarningEntry.rep_user_id == rep_user_id)
+    if booked_from is not None:
+        stmt = stmt.where(col(EarningEntry.booked_at) >= booked_from)
+    if booked_before is not None:
+        stmt = stmt.where(col(EarningEntry.booked_at) < booked_before)
+    if kind is not None:
+        stmt = stmt.where(EarningEntry.kind == kind)
+    return stmt
+
+
+def statements_matching(
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None = None,
+    status: PayoutStatus | None = None,
+) -> SelectOfScalar[PayoutStatement]:
+    """Readable payout statements of one partner, in one status (each filter optional)."""
+    stmt = readable_statements(principal)
+    if partner_id is not None:
+        stmt = stmt.where(PayoutStatement.partner_id == partner_id)
+    if status is not None:
+        stmt = stmt.where(PayoutStatement.status == status)
+    return stmt

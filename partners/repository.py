@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from partners.models import ApiKey, ManagerAssignment, Partner, User, Vendor
+from partners.models import ApiKey, ManagerAssignment, Partner, PartnerStatus, User, Vendor
 from partners.roles import Principal, Role
 
 
@@ -124,3 +124,24 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
 async def get_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
     result = await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))
     return result.first()
+
+
+def partners_matching(
+    principal: Principal,
+    *,
+    status: PartnerStatus | None = None,
+    tier: str | None = None,
+    region: str | None = None,
+    search: str | None = None,
+) -> SelectOfScalar[Partner]:
+    """Readable partners narrowed by the given filters (each optional)."""
+    stmt = readable_partners(principal)
+    if status is not None:
+        stmt = stmt.where(Partner.status == status)
+    if tier is not None:
+        stmt = stmt.where(Partner.tier == tier)
+    if region is not None:
+        stmt = stmt.where(Partner.region == region)
+    if search:
+        stmt = stmt.where(col(Partner.name).ilike(f"%{search}%"))
+    return stmt

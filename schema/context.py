@@ -8,11 +8,10 @@ from typing import Any
 
 from graphql import GraphQLError
 from redis.asyncio import Redis
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.storage import Storage
 from infra.clock import Clock
-from infra.db import Database, read_only
+from infra.db import Database, DbSession, read_only
 from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
@@ -40,7 +39,7 @@ class OperationScope:
     __slots__ = ("closed", "loaders", "session", "writable")
 
     def __init__(self) -> None:
-        self.session: AsyncSession | None = None
+        self.session: DbSession | None = None
         self.loaders: dict[str, Any] = {}
         self.closed = False
         # Only a mutation's session may write (set by the SessionScope extension once the
@@ -107,7 +106,7 @@ class Context:
         return scope
 
     @property
-    def session(self) -> AsyncSession:
+    def session(self) -> DbSession:
         """The operation's database session, opened on first use, closed when it ends.
         Mutations commit it through ``schema.mutations.run``; in any other operation it is
         read-only (``infra.db.read_only``): a query that tries to write fails loudly."""

@@ -37,7 +37,7 @@ from schema.attachments import read_upload
 from schema.context import Context, Services
 from schema.errors import UserError, camel
 from schema.money import MoneyInput
-from schema.relay import parse_global_id
+from schema.relay import row_id
 
 R = TypeVar("R")
 P = TypeVar("P", bound="Payload[Any]")
@@ -53,9 +53,6 @@ class Amount(NamedTuple):
 def _codes(error_type: type[UserError]) -> type[Enum]:
     code: type[Enum] = typing.get_type_hints(error_type)["code"]
     return code
-
-
-NO_ROW = uuid.UUID(int=0)  # what a malformed global id reads as (UUIDv7 ids never are 0)
 
 
 @dataclass(frozen=True)
@@ -83,10 +80,10 @@ class Write:
         return self.services.max_upload_bytes
 
     def id(self, raw: strawberry.ID, type_name: str) -> uuid.UUID:
-        """The row id inside a global id of that type. A malformed id, or one of another
-        type, reads as an id no row has: the service answers it exactly like a missing row
-        (same code, field and message), so it reveals nothing and is reported one way."""
-        return parse_global_id(raw, type_name) or NO_ROW
+        """The row id inside a global id of that type (``schema.relay.row_id``): a malformed
+        one is answered by the service exactly like a missing row (same code, field and
+        message)."""
+        return row_id(raw, type_name)
 
     def optional_id(self, raw: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
         return None if raw is None else self.id(raw, type_name)

@@ -103,6 +103,17 @@ def parse_global_id(
         return None
 
 
+NO_ROW = uuid.UUID(int=0)  # what a malformed global id reads as (UUIDv7 ids never are 0)
+
+
+def row_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
+    """The row id inside a global id of that type. A malformed id, or one of another type,
+    reads as an id no row has, so the domain answers it exactly like a missing or
+    invisible row (a mutation's NOT_FOUND, a filter that matches nothing): it reveals
+    nothing, and is reported one way."""
+    return parse_global_id(value, type_name) or NO_ROW
+
+
 def parse_node_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
     """Row ids for `resolve_nodes`; None where an id is not a UUID (answered as missing)."""
     out: list[uuid.UUID | None] = []

@@ -5,13 +5,12 @@ from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
 from earnings import forecast, metrics, programs, repository, service
-from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus
+from earnings.models import EntryKind, PayoutStatus
 from earnings.repository import Scope
+from infra.db import DbSession
 from infra.errors import DomainError
 from partners.roles import Principal
 from schema.context import Context
@@ -26,7 +25,7 @@ from schema.earnings.types import (
 from schema.errors import camel
 from schema.money import MoneyInput
 from schema.permissions import IsAuthenticated, VendorStaff
-from schema.relay import Connection, paginate, parse_global_id
+from schema.relay import Connection, paginate, row_id
 
 
 @strawberry.input(description="A period [start, end); defaults to the current month.")
@@ -53,25 +52,20 @@ def _period(ctx: Context, period: EarningsPeriodInput | None) -> tuple[datetime,
     return period.start, period.end
 
 
-def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None | bool:
-    """The row id; None when not given; False when malformed (answered as not found)."""
-    if value is None:
-        return None
-    return parse_global_id(value, type_name) or False
+def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
+    """The row id; None when not given (a malformed one matches nothing: schema.relay.row_id)."""
+    return None if value is None else row_id(value, type_name)
 
 
 async def scope_for(
-    session: AsyncSession,
+    session: DbSession,
     principal: Principal,
     partner_id: strawberry.ID | None,
     rep_id: strawberry.ID | None,
 ) -> Scope | None:
-    partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
-    if partner is False or rep is False:
-        return None
-    assert not isinstance(partner, bool)
-    assert not isinstance(rep, bool)
-    return await repository.resolve_scope(session, principal, partner_id=partner, rep_user_id=rep)
+    return await repository.resolve_scope(
+        session, principal, partner_id=_id(partner_id, "Partner"), rep_user_id=_id(rep_id, "User")
+    )
 
 
 @strawberry.type
@@ -122,21 +116,11 @@ class EarningsQuery:
     ) -> Connection[EarningEntryType] | None:
         ctx = info.context
         principal = ctx.caller
-        stmt = repository.readable_entries(principal)
-        partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
-        if partner is False or rep is False:
-            stmt = stmt.where(col(EarningEntry.id).is_(None))
-        if isinstance(partner, uuid.UUID):
-            stmt = stmt.where(EarningEntry.partner_id == partner)
-        if isinstance(rep, uuid.UUID):
-            stmt = stmt.where(EarningEntry.rep_user_id == rep)
-        if period is not None:
-            start, end = _period(ctx, period)
-            stmt = stmt.where(
-                col(EarningEntry.booked_at) >= start, col(EarningEntry.booked_at) < end
-            )
-        if kind is not None:
-            stmt = stmt.where(EarningEntry.kind == kind)
+        start, end = _period(ctx, period) if period is not None else (None, None)
+        stmt = repository.entries_matching(
+            principal, partner_id=_id(partner_id, "Partner"), rep_user_id=_id(rep_id, "User"),
+            booked_from=start, booked_before=end, kind=kind,
+        )  # fmt: skip
         return await paginate(
             ctx, stmt, first=first, after=after,
             to_node=EarningEntryType.from_model,
@@ -157,14 +141,9 @@ class EarningsQuery:
     ) -> Connection[PayoutStatementType] | None:
         ctx = info.context
         principal = ctx.caller
-        stmt = repository.readable_statements(principal)
-        partner = _id(partner_id, "Partner")
-        if partner is False:
-            stmt = stmt.where(col(PayoutStatement.id).is_(None))
-        elif isinstance(partner, uuid.UUID):
-            stmt = stmt.where(PayoutStatement.partner_id == partner)
-        if status is not None:
-            stmt = stmt.where(PayoutStatement.status == status)
+        stmt = repository.statements_matching(
+            principal, partner_id=_id(partner_id, "Partner"), status=status
+        )
         return await paginate(
             ctx, stmt, first=first, after=after,
             to_node=PayoutStatementType.from_model,

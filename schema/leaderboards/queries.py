@@ -118,19 +118,10 @@ class LeaderboardsQuery:
         status: ContestStatus | None = None,
     ) -> Connection[ContestType] | None:
         principal = info.context.caller
-        stmt = repository.readable_contests(principal)
-        if status is ContestStatus.LIVE:
-            now = info.context.services.clock.now()
-            stmt = stmt.where(
-                Contest.status == ContestStatus.SCHEDULED,
-                Contest.starts_at <= now,
-                Contest.ends_at > now,
-            )
-        elif status is not None:
-            stmt = stmt.where(Contest.status == status)
         now = info.context.services.clock.now()
         return await paginate(
-            info.context, stmt, first=first, after=after,
+            info.context, repository.contests_in_status(principal, status, now),
+            first=first, after=after,
             to_node=lambda c: ContestType.from_model(c, now),
         )  # fmt: skip
 

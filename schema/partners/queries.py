@@ -3,11 +3,10 @@ from __future__ import annotations
 import inspect
 
 import strawberry
-from sqlmodel import col
 from strawberry import Info, relay
 
 from partners import repository
-from partners.models import Partner, PartnerStatus
+from partners.models import PartnerStatus
 from schema.context import Context
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
 from schema.permissions import Admins, IsAuthenticated, VendorAdmin
@@ -43,16 +42,10 @@ class PartnersQuery:
         filter: PartnerFilter | None = None,
     ) -> Connection[PartnerType] | None:
         principal = info.context.caller
-        stmt = repository.readable_partners(principal)
-        if filter is not None:
-            if filter.status is not None:
-                stmt = stmt.where(Partner.status == filter.status)
-            if filter.tier is not None:
-                stmt = stmt.where(Partner.tier == filter.tier)
-            if filter.region is not None:
-                stmt = stmt.where(Partner.region == filter.region)
-            if filter.search:
-                stmt = stmt.where(col(Partner.name).ilike(f"%{filter.search}%"))
+        f = filter or PartnerFilter()
+        stmt = repository.partners_matching(
+            principal, status=f.status, tier=f.tier, region=f.region, search=f.search
+        )
         return await paginate(
             info.context, stmt, first=first, after=after,
             to_node=PartnerType.from_model,

@@ -3,15 +3,14 @@ from __future__ import annotations
 from datetime import date
 
 import strawberry
-from sqlmodel import col
 from strawberry import Info
 
 from deal_registration.sales import repository, service
-from deal_registration.sales.models import ClaimState, SaleClaim
+from deal_registration.sales.models import ClaimState
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import IsAuthenticated, VendorStaff, roles
-from schema.relay import Connection, paginate, parse_global_id
+from schema.relay import Connection, paginate, parse_global_id, row_id
 from schema.sales.types import SaleClaimType, SaleEventType, SalesSettingsType, SerialCheckType
 
 
@@ -39,12 +38,11 @@ class SalesQuery:
         filter: SaleClaimFilter | None = None,
     ) -> Connection[SaleClaimType] | None:
         principal = info.context.caller
-        stmt = repository.readable_claims(principal)
-        if filter is not None:
-            if filter.states:
-                stmt = stmt.where(col(SaleClaim.state).in_(filter.states))
-            if filter.partner_id is not None:
-                stmt = stmt.where(SaleClaim.partner_id == parse_global_id(filter.partner_id))
+        f = filter or SaleClaimFilter()
+        stmt = repository.claims_matching(
+            principal, states=f.states or (),
+            partner_id=None if f.partner_id is None else row_id(f.partner_id, "Partner"),
+        )  # fmt: skip
         return await paginate(
             info.context, stmt, first=first, after=after,
             to_node=SaleClaimType.from_model,

@@ -9,7 +9,6 @@ from datetime import date, datetime
 from typing import Any
 
 import strawberry
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info, relay
 from strawberry.scalars import JSON
 
@@ -29,6 +28,7 @@ from deal_registration.sales.models import (
     SerialOutcome,
     SerialStatus,
 )
+from infra.db import DbSession
 from infra.outbox import OutboxEvent
 from partners import repository as partners_repository
 from partners.models import Partner
@@ -193,7 +193,7 @@ class SaleClaimType(relay.Node):
         )  # fmt: skip
 
     @classmethod
-    async def loaded(cls, session: AsyncSession, claim: SaleClaim) -> SaleClaimType:
+    async def loaded(cls, session: DbSession, claim: SaleClaim) -> SaleClaimType:
         return cls.from_model(
             claim,
             _Loaded(
@@ -208,7 +208,7 @@ class SaleClaimType(relay.Node):
     resolve_nodes = visible_nodes(repository.claims_by_ids)
 
 
-async def _user_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def _user_names(session: DbSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     names = {}
     for user_id in ids:
         user = await partners_repository.get_user(session, user_id)
