@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import strawberry
 from strawberry import Info
@@ -31,23 +31,15 @@ from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import DbSession, begin_write
 from infra.errors import DomainError, DomainErrors
-from infra.money import parse_decimal
 from partners.roles import Principal
 from schema.attachments import read_upload
 from schema.context import Context, Services
 from schema.errors import UserError, camel
-from schema.money import MoneyInput
+from schema.money import Amount, MoneyInput
 from schema.relay import row_id
 
 R = TypeVar("R")
 P = TypeVar("P", bound="Payload[Any]")
-
-
-class Amount(NamedTuple):
-    """A parsed MoneyInput: minor units and the upper-cased code (judged by the service)."""
-
-    minor: int
-    currency: str
 
 
 def _codes(error_type: type[UserError]) -> type[Enum]:
@@ -93,15 +85,11 @@ class Write:
 
     def money(self, value: MoneyInput, field: str) -> Amount:
         """Minor units of a MoneyInput; a bad decimal is the error type's `amount_code` at
-        `<field>.amount`."""
-        currency = value.currency.strip().upper()
-        try:
-            return Amount(parse_decimal(value.amount, currency), currency)
-        except ValueError as exc:
-            code = getattr(self.error_type, "amount_code", None)
-            if code is None:  # pragma: no cover - a programming error, caught by tests
-                raise TypeError(f"{self.error_type.__name__} has no amount_code") from exc
-            raise DomainError(code, f"Not a valid amount: {exc}.", f"{field}.amount") from exc
+        `<field>.amount` (``MoneyInput.parse``)."""
+        code = getattr(self.error_type, "amount_code", None)
+        if code is None:  # pragma: no cover - a programming error, caught by tests
+            raise TypeError(f"{self.error_type.__name__} has no amount_code")
+        return value.parse(field, code)
 
     def optional_money(self, value: MoneyInput | None, field: str) -> Amount | None:
         return None if value is None else self.money(value, field)

@@ -186,3 +186,9 @@ class EarningAdjustmentCreateInput:
     idempotency_key: str = strawberry.field(
         description="A retry with the same key returns the first entry and changes nothing."
     )
+
+
+@strawberry.input(description="A period [start, end); defaults to the current month.")
+class EarningsPeriodInput:
+    start: datetime
+    end: datetime

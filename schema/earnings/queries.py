@@ -8,12 +8,14 @@ from graphql import GraphQLError
 from strawberry import Info
 
 from earnings import forecast, metrics, programs, repository, service
+from earnings.errors import EarningsErrorCode as Code
 from earnings.models import EntryKind, PayoutStatus
 from earnings.repository import Scope
 from infra.db import DbSession
 from infra.errors import DomainError
 from partners.roles import Principal
 from schema.context import Context
+from schema.earnings.inputs import EarningsPeriodInput
 from schema.earnings.types import (
     EarningEntryType,
     EarningsSummaryType,
@@ -26,12 +28,6 @@ from schema.errors import camel
 from schema.money import MoneyInput
 from schema.permissions import IsAuthenticated, VendorStaff
 from schema.relay import Connection, paginate, row_id
-
-
-@strawberry.input(description="A period [start, end); defaults to the current month.")
-class EarningsPeriodInput:
-    start: datetime
-    end: datetime
 
 
 def query_error(error: DomainError) -> GraphQLError:
@@ -164,20 +160,17 @@ class EarningsQuery:
     ) -> ForecastType | None:
         ctx = info.context
         principal = ctx.caller
-        currency = additional_revenue.currency.strip().upper()
         try:
-            amount = additional_revenue.to_minor()
-        except ValueError as exc:
-            raise GraphQLError(
-                f"Not a valid amount: {exc}.", extensions={"code": "INVALID_AMOUNT"}
-            ) from exc
+            amount = additional_revenue.parse("additional_revenue", Code.INVALID_AMOUNT)
+        except DomainError as error:
+            raise query_error(error) from error
         scope = await scope_for(ctx.session, principal, partner_id, None)
         if scope is None:
             return None
         try:
             result = await forecast.forecast(
-                ctx.session, ctx.services.clock, scope=scope, additional_revenue_minor=amount,
-                currency=currency, sku=sku, units=units,
+                ctx.session, ctx.services.clock, scope=scope, additional_revenue_minor=amount.minor,
+                currency=amount.currency, sku=sku, units=units,
             )  # fmt: skip
         except DomainError as error:
             raise query_error(error) from error

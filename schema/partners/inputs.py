@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import strawberry
 
+from partners.models import PartnerStatus
 from partners.roles import Role
+from schema.partners import types  # noqa: F401 - registers the GraphQL enums first
 
 
 @strawberry.input
@@ -16,3 +18,11 @@ class ApiKeyCreateInput:
 @strawberry.input
 class ApiKeyRevokeInput:
     id: strawberry.ID
+
+
+@strawberry.input(description="Narrow the partners list; every filter is optional.")
+class PartnerFilter:
+    status: PartnerStatus | None = None
+    tier: str | None = None
+    region: str | None = None
+    search: str | None = strawberry.field(default=None, description="Part of the name.")

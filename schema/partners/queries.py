@@ -6,27 +6,18 @@ import strawberry
 from strawberry import Info, relay
 
 from partners import repository
-from partners.models import PartnerStatus
 from schema.context import Context
+from schema.partners.inputs import PartnerFilter
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
 from schema.permissions import Admins, IsAuthenticated, VendorAdmin
 from schema.relay import Connection, paginate, parse_global_id
-
-
-@strawberry.input(description="Narrow the partners list; every filter is optional.")
-class PartnerFilter:
-    status: PartnerStatus | None = None
-    tier: str | None = None
-    region: str | None = None
-    search: str | None = strawberry.field(default=None, description="Part of the name.")
 
 
 @strawberry.type
 class PartnersQuery:
     @strawberry.field(permission_classes=[IsAuthenticated], description="Who is calling.")
     def me(self, info: Info[Context, None]) -> Me | None:
-        p = info.context.principal
-        assert p is not None
+        p = info.context.caller
         return Me(role=p.role, _user_id=p.user_id, _vendor_id=p.vendor_id, _partner_id=p.partner_id)
 
     @strawberry.field(

@@ -5,8 +5,9 @@ from datetime import date
 import strawberry
 from strawberry.file_uploads import Upload
 
-from deal_registration.sales.models import RejectReason, ReverseReason
+from deal_registration.sales.models import ClaimState, RejectReason, ReverseReason
 from schema.money import MoneyInput
+from schema.sales import types  # noqa: F401 - registers the GraphQL enums first
 
 
 @strawberry.input
@@ -78,3 +79,11 @@ class SerialsImportInput:
         default=False,
         description="Import the good rows and report the bad ones (default: all or nothing).",
     )
+
+
+@strawberry.input(description="Narrow the sale claims list; every filter is optional.")
+class SaleClaimFilter:
+    states: list[ClaimState] | None = strawberry.field(
+        default=None, description="e.g. [UNDER_REVIEW, NEEDS_PROOF] for the review queue."
+    )
+    partner_id: strawberry.ID | None = None

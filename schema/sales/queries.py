@@ -6,20 +6,12 @@ import strawberry
 from strawberry import Info
 
 from deal_registration.sales import repository, service
-from deal_registration.sales.models import ClaimState
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import IsAuthenticated, VendorStaff, roles
 from schema.relay import Connection, paginate, parse_global_id, row_id
+from schema.sales.inputs import SaleClaimFilter
 from schema.sales.types import SaleClaimType, SaleEventType, SalesSettingsType, SerialCheckType
-
-
-@strawberry.input(description="Narrow the sale claims list; every filter is optional.")
-class SaleClaimFilter:
-    states: list[ClaimState] | None = strawberry.field(
-        default=None, description="e.g. [UNDER_REVIEW, NEEDS_PROOF] for the review queue."
-    )
-    partner_id: strawberry.ID | None = None
 
 
 @strawberry.type
