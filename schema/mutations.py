@@ -16,12 +16,10 @@ Input mistakes are reported one way everywhere:
 
 from __future__ import annotations
 
-import typing
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import strawberry
 from strawberry import Info
@@ -34,17 +32,13 @@ from infra.errors import DomainError, DomainErrors
 from partners.roles import Principal
 from schema.attachments import read_upload
 from schema.context import Context, Services
-from schema.errors import UserError, camel
+from schema.errors import UserError, user_errors
 from schema.money import Amount, MoneyInput
 from schema.relay import row_id
 
 R = TypeVar("R")
-P = TypeVar("P", bound="Payload[Any]")
-
-
-def _codes(error_type: type[UserError]) -> type[Enum]:
-    code: type[Enum] = typing.get_type_hints(error_type)["code"]
-    return code
+R_contra = TypeVar("R_contra", contravariant=True)
+P_co = TypeVar("P_co", covariant=True)
 
 
 @dataclass(frozen=True)
@@ -125,18 +119,23 @@ class Payload(Generic[R]):
         return cls(user_errors=user_errors(errors, cls.error_type))  # type: ignore[call-arg]
 
 
-def user_errors(errors: list[DomainError], error_type: type[UserError]) -> list[Any]:
-    """Domain errors as the payload's error type (their codes must be of its code enum)."""
-    codes = _codes(error_type)
-    return [
-        error_type(field=camel(e.field), message=e.message, code=codes(e.code))  # type: ignore[call-arg]
-        for e in errors
-    ]
+class PayloadClass(Protocol[R_contra, P_co]):
+    """A Payload subclass seen as the runner uses it (so that mypy checks that the
+    action's result is what the payload is built from)."""
+
+    @property
+    def error_type(self) -> type[UserError]: ...
+
+    def of(self, result: R_contra, write: Write, /) -> P_co: ...
+
+    def failed(self, errors: list[DomainError], /) -> P_co: ...
 
 
 async def run(
-    info: Info[Context, None], payload: type[P], action: Callable[[Write], Awaitable[Any]]
-) -> P:
+    info: Info[Context, None],
+    payload: PayloadClass[R, P_co],
+    action: Callable[[Write], Awaitable[R]],
+) -> P_co:
     """Run the action in the operation's write transaction and answer with the payload."""
     ctx = info.context
     session = ctx.session
