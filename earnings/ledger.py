@@ -542,7 +542,9 @@ async def adjust(
             DomainError(EarningsErrorCode.REQUIRED, "Give an idempotency key.", "idempotency_key")
         )
     if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
-        errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
+        errors.append(
+            DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount.amount")
+        )
     if bad_currency := currency_error(currency, "amount.currency"):
         errors.append(bad_currency)
     if errors:

@@ -686,3 +686,9 @@ def _hold_words(reason: HoldReason, when: str) -> tuple[str, str]:
                 "Contact your channel manager if you have questions.",
             )
     return ("This payout is held.", "Contact your channel manager.")  # pragma: no cover
+
+
+async def statement_of(session: AsyncSession, hold: PayoutHold) -> PayoutStatement:
+    statement = await session.get(PayoutStatement, hold.statement_id)
+    assert statement is not None  # a hold belongs to a statement (foreign key)
+    return statement

@@ -323,3 +323,20 @@ async def names_of(
         )
         out.update({uid: name for uid, name in users})
     return out
+
+
+def contests_in_status(
+    principal: Principal, status: ContestStatus | None, now: datetime
+) -> SelectOfScalar[Contest]:
+    """Readable contests in the status (all when None). LIVE is a scheduled contest whose
+    window contains ``now`` (the stored status says SCHEDULED until it ends)."""
+    stmt = readable_contests(principal)
+    if status is ContestStatus.LIVE:
+        return stmt.where(
+            Contest.status == ContestStatus.SCHEDULED,
+            Contest.starts_at <= now,
+            Contest.ends_at > now,
+        )
+    if status is not None:
+        stmt = stmt.where(Contest.status == status)
+    return stmt

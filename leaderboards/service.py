@@ -241,7 +241,9 @@ async def _validate_partners(
         )
         if len(set(found)) != len(set(ids)):
             raise DomainError(
-                Code.NOT_FOUND, "One of the partners does not exist.", "eligible_partner_ids"
+                Code.NOT_FOUND,
+                "One of the partners does not exist.",
+                "eligibility.partner_ids",
             )
         s.eligible_partner_ids = sorted(str(i) for i in set(ids))
 

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from partners.access import scope
-from partners.models import ApiKey, Partner, User, Vendor
+from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
 from partners.policy import TENANCY, TenancyOp
 from partners.roles import Principal, Role
 
@@ -110,3 +110,24 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
 async def get_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
     result = await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))
     return result.first()
+
+
+def partners_matching(
+    principal: Principal,
+    *,
+    status: PartnerStatus | None = None,
+    tier: str | None = None,
+    region: str | None = None,
+    search: str | None = None,
+) -> SelectOfScalar[Partner]:
+    """Readable partners narrowed by the given filters (each optional)."""
+    stmt = readable_partners(principal)
+    if status is not None:
+        stmt = stmt.where(Partner.status == status)
+    if tier is not None:
+        stmt = stmt.where(Partner.tier == tier)
+    if region is not None:
+        stmt = stmt.where(Partner.region == region)
+    if search:
+        stmt = stmt.where(col(Partner.name).ilike(f"%{search}%"))
+    return stmt

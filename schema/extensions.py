@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from infra.errors import Forbidden
 from infra.redis import RedisUnavailable, is_unavailable
-from schema.context import close_operation_scope, open_operation_scope
+from schema.context import close_operation_scope, current_operation_scope, open_operation_scope
 from schema.document_limits import DocumentChecks, DocumentGate
 
 log = logging.getLogger("channelboard.graphql")
@@ -28,6 +29,13 @@ class SessionScope(SchemaExtension):
             yield
         finally:
             await close_operation_scope(scope)
+
+    def on_execute(self) -> Iterator[None]:
+        # Known once the document is parsed, before any resolver opens the session.
+        scope = current_operation_scope()
+        if scope is not None:
+            scope.writable = self.execution_context.operation_type is OperationType.MUTATION
+        yield
 
 
 def is_expected(error: GraphQLError) -> bool:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, or_
+from sqlalchemy import ColumnElement, and_, case, not_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -279,3 +279,43 @@ async def partner_names(
         return {}
     rows = await session.exec(select(Partner).where(col(Partner.id).in_(wanted)))
     return {p.id: p.name for p in rows}
+
+
+def registrations_matching(
+    principal: Principal,
+    now: datetime,
+    *,
+    statuses: Sequence[DealStatus] = (),
+    partner_id: uuid.UUID | None = None,
+    customer: str | None = None,
+    expiring_within: timedelta | None = None,
+    conflicted: bool | None = None,
+    overdue: bool | None = None,
+) -> SelectOfScalar[DealRegistration]:
+    """Readable registrations narrowed by the given filters (each optional): any of the
+    statuses, one partner, part of the customer's name or domain, approvals whose
+    protection ends within ``expiring_within``, (not) conflicted, (not) overdue."""
+    stmt = readable_registrations(principal)
+    if statuses:
+        stmt = stmt.where(or_(*(has_status(s, now) for s in statuses)))
+    if partner_id is not None:
+        stmt = stmt.where(DealRegistration.partner_id == partner_id)
+    if customer:
+        pattern = f"%{customer.strip()}%"
+        stmt = stmt.where(
+            or_(
+                col(DealRegistration.customer_name).ilike(pattern),
+                col(DealRegistration.customer_domain).ilike(pattern),
+            )
+        )
+    if expiring_within is not None:
+        stmt = stmt.where(
+            is_live_approval(now), col(DealRegistration.expires_at) <= now + expiring_within
+        )
+    if conflicted is not None:
+        stmt = stmt.where(
+            is_conflicted(principal) if conflicted else not_(is_conflicted(principal))
+        )
+    if overdue is not None:
+        stmt = stmt.where(is_overdue(now) if overdue else not_(is_overdue(now)))
+    return stmt

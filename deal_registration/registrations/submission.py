@@ -265,7 +265,7 @@ async def _validate(
             DomainError(
                 Code.INVALID_VALUE,
                 "The estimated value must be more than zero and at most 10,000,000,000.",
-                "estimated_value",
+                "estimated_value.amount",
             )
         )
     today = now.date()

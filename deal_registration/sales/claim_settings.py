@@ -41,7 +41,9 @@ async def update_settings(
         errors.append(DomainError(code, "Between 1 and 3650 days.", "claim_window_days"))
     if auto_approve_limit_minor is not None and not 0 <= auto_approve_limit_minor <= 10**13:
         errors.append(
-            DomainError(code, "Zero or more (zero turns auto-approval off).", "auto_approve_limit")
+            DomainError(
+                code, "Zero or more (zero turns auto-approval off).", "auto_approve_limit.amount"
+            )
         )
     if auto_approve_currency is not None:
         auto_approve_currency = auto_approve_currency.strip().upper()

@@ -13,6 +13,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from deal_registration.events import SALE_APPROVED, SALE_REVERSED
 from deal_registration.sales.models import (
+    ClaimState,
     RiskFlag,
     SaleClaim,
     SaleClaimDecision,
@@ -140,3 +141,18 @@ async def serials_of_claims(
     for row in rows:
         grouped.setdefault(row.claim_id, []).append(row)
     return grouped
+
+
+def claims_matching(
+    principal: Principal,
+    *,
+    states: Sequence[ClaimState] = (),
+    partner_id: uuid.UUID | None = None,
+) -> SelectOfScalar[SaleClaim]:
+    """Readable claims in any of the states, of one partner (each filter optional)."""
+    stmt = readable_claims(principal)
+    if states:
+        stmt = stmt.where(col(SaleClaim.state).in_(states))
+    if partner_id is not None:
+        stmt = stmt.where(SaleClaim.partner_id == partner_id)
+    return stmt

@@ -103,7 +103,9 @@ def validate_claim_input(
         )
     if amount_minor <= 0:
         errors.append(
-            DomainError(code.INVALID_AMOUNT, "The sale amount must be more than zero.", "amount")
+            DomainError(
+                code.INVALID_AMOUNT, "The sale amount must be more than zero.", "amount.amount"
+            )
         )
     return normalised, errors
 

@@ -112,3 +112,11 @@ class DealRegistrationFilter:
 @strawberry.input
 class DealRegistrationIdInput:
     id: strawberry.ID
+
+
+@strawberry.input
+class DealRegistrationAttachProofInput:
+    id: strawberry.ID
+    file: Upload = strawberry.field(
+        description="An invoice: PDF, PNG or JPEG (multipart request; judged by content)."
+    )

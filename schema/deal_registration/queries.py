@@ -4,18 +4,15 @@ from datetime import timedelta
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import false, not_, or_
-from sqlmodel import col
 from strawberry import Info
 
 from deal_registration.registrations import repository
-from deal_registration.registrations.models import DealRegistration
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationFilter
 from schema.deal_registration.types import DealProgramSettingsType, DealRegistrationType
 from schema.permissions import IsAuthenticated, allowed
-from schema.relay import Connection, paginate, parse_global_id
+from schema.relay import Connection, paginate, parse_global_id, row_id
 
 MAX_EXPIRING_WITHIN_DAYS = 3650
 
@@ -35,45 +32,23 @@ class DealRegistrationQuery:
         after: str | None = None,
         filter: DealRegistrationFilter | None = None,
     ) -> Connection[DealRegistrationType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         now = info.context.services.clock.now()
-        stmt = repository.readable_registrations(principal)
-        if filter is not None:
-            if filter.status:
-                stmt = stmt.where(or_(*(repository.has_status(s, now) for s in filter.status)))
-            if filter.partner_id is not None:
-                partner_id = parse_global_id(filter.partner_id, "Partner")
-                stmt = stmt.where(
-                    DealRegistration.partner_id == partner_id if partner_id else false()
-                )
-            if filter.customer:
-                pattern = f"%{filter.customer.strip()}%"
-                stmt = stmt.where(
-                    or_(
-                        col(DealRegistration.customer_name).ilike(pattern),
-                        col(DealRegistration.customer_domain).ilike(pattern),
-                    )
-                )
-            if filter.expiring_within_days is not None:
-                days = filter.expiring_within_days
-                if not 0 <= days <= MAX_EXPIRING_WITHIN_DAYS:
-                    raise GraphQLError(
-                        f"'expiringWithinDays' is between 0 and {MAX_EXPIRING_WITHIN_DAYS}.",
-                        extensions={"code": "BAD_USER_INPUT"},
-                    )
-                stmt = stmt.where(
-                    repository.is_live_approval(now),
-                    col(DealRegistration.expires_at) <= now + timedelta(days=days),
-                )
-            if filter.conflicted is not None:
-                conflicted = repository.is_conflicted(principal)
-                stmt = stmt.where(conflicted if filter.conflicted else not_(conflicted))
-            if filter.overdue is not None:
-                overdue = repository.is_overdue(now)
-                stmt = stmt.where(overdue if filter.overdue else not_(overdue))
+        f = filter or DealRegistrationFilter()
+        days = f.expiring_within_days
+        if days is not None and not 0 <= days <= MAX_EXPIRING_WITHIN_DAYS:
+            raise GraphQLError(
+                f"'expiringWithinDays' is between 0 and {MAX_EXPIRING_WITHIN_DAYS}.",
+                extensions={"code": "BAD_USER_INPUT"},
+            )
+        stmt = repository.registrations_matching(
+            principal, now, statuses=f.status or (), customer=f.customer,
+            partner_id=None if f.partner_id is None else row_id(f.partner_id, "Partner"),
+            expiring_within=None if days is None else timedelta(days=days),
+            conflicted=f.conflicted, overdue=f.overdue,
+        )  # fmt: skip
         return await paginate(
-            info.context, stmt, id_column=DealRegistration.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=lambda r: DealRegistrationType.from_model(r, now),
         )  # fmt: skip
 
@@ -84,8 +59,7 @@ class DealRegistrationQuery:
     async def deal(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> DealRegistrationType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         registration_id = parse_global_id(id, "DealRegistration")
         if registration_id is None:
             return None
@@ -101,7 +75,6 @@ class DealRegistrationQuery:
     async def deal_program_settings(
         self, info: Info[Context, None]
     ) -> DealProgramSettingsType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         found = await repository.program_settings(info.context.session, principal.vendor_id)
         return DealProgramSettingsType.from_model(found)

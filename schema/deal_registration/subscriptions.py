@@ -30,9 +30,8 @@ class DealRegistrationSubscription:
     async def deal_registration_status_changed(
         self, info: Info[Context, None], id: strawberry.ID | None = None
     ) -> AsyncGenerator[DealStatusChange, None]:
-        principal = info.context.principal
+        principal = info.context.caller
         services = info.context.services
-        assert principal is not None
         only = parse_global_id(id, "DealRegistration") if id is not None else None
         if id is not None and only is None:
             return  # a malformed id matches nothing, like an id you may not see
@@ -52,7 +51,7 @@ class DealRegistrationSubscription:
                     # current status of every registration that changed meanwhile (the
                     # status it came from is not known here: fromStatus is null).
                     now = services.clock.now()
-                    async with services.db.session() as session:
+                    async with services.db.read_session() as session:
                         changed = await repository.changed_since(
                             session, principal, since - MISSED_MARGIN
                         )
@@ -75,7 +74,7 @@ class DealRegistrationSubscription:
                 if only is not None and registration_id != only:
                     continue
                 # A short session per notice, and the caller's own visibility rules.
-                async with services.db.session() as session:
+                async with services.db.read_session() as session:
                     found = await repository.get_readable(session, principal, registration_id)
                 if found is None:
                     continue

@@ -5,7 +5,6 @@ of conflicts with earlier registrations only."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import date, datetime
 
 import strawberry
@@ -35,7 +34,7 @@ from schema.deal_registration import enums  # noqa: F401 - registers the GraphQL
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff
-from schema.relay import parse_node_ids, to_global_id
+from schema.relay import to_global_id, visible_nodes
 
 
 @strawberry.type(description="The end customer of a registered deal.")
@@ -280,19 +279,10 @@ class DealRegistrationType(relay.Node):
             _model=r,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[DealRegistrationType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.registrations_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
-        )
-        now = info.context.services.clock.now()
-        return [cls.from_model(found[i], now) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(
+        repository.registrations_by_ids,
+        lambda cls, row, ctx: cls.from_model(row, ctx.services.clock.now()),
+    )
 
 
 def _evidence(

@@ -26,7 +26,7 @@ async def contest_for_subscription(
     services: Services, principal: Principal, contest_id: str
 ) -> Contest:
     """A short session of its own: a subscription never holds one open."""
-    async with services.db.session() as session:
+    async with services.db.read_session() as session:
         try:
             contest = await Reader(services.leaderboards, session).contest(
                 principal, parse_global_id(contest_id, "Contest")
@@ -85,8 +85,7 @@ class LeaderboardsSubscription:
         self, info: Info[Context, None], contest_id: strawberry.ID, first: int = 10
     ) -> AsyncGenerator[LeaderboardUpdate, None]:
         services = info.context.services
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         limit = check_page_size(first, services.max_page_size)
         contest = await contest_for_subscription(services, principal, contest_id)
         viewer = viewer_for(principal, contest)

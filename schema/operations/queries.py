@@ -3,7 +3,7 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
-from infra.outbox import EventState, OutboxEvent, in_states
+from infra.outbox import EventState, in_states
 from partners.outbox import readable_outbox_events
 from partners.policy import TENANCY, TenancyOp
 from schema.context import Context
@@ -27,11 +27,9 @@ class OperationsQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[OutboxEventType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         wanted = states or [EventState.DEAD, EventState.RETRYING]
         return await paginate(
             info.context, readable_outbox_events(principal).where(in_states(wanted)),
-            id_column=OutboxEvent.id, first=first, after=after,
-            to_node=OutboxEventType.from_model,
+            first=first, after=after, to_node=OutboxEventType.from_model,
         )  # fmt: skip

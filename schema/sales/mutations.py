@@ -1,14 +1,9 @@
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable
-from datetime import date
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import strawberry
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
-from strawberry.file_uploads import Upload
 
 from deal_registration.sales import claim_settings, review, serials, submission, transitions
 from deal_registration.sales import proof as claim_proof
@@ -17,25 +12,32 @@ from deal_registration.sales.errors import (
     SaleClaimWarningCode,
     SerialImportErrorCode,
 )
-from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
+from deal_registration.sales.models import SaleClaim, SalesSettings
 from deal_registration.sales.policy import SALES, SalesOp
 from earnings import coverage
 from earnings.coverage import Gap
 from infra.errors import DomainError
-from infra.money import parse_decimal
-from schema.attachments import read_upload
 from schema.context import Context
-from schema.errors import UserError, user_errors
-from schema.money import MoneyInput
-from schema.mutations import mutate
+from schema.errors import UserError
+from schema.mutations import Payload, Write, run, upload
 from schema.permissions import allowed
-from schema.relay import parse_global_id
+from schema.sales.inputs import (
+    SaleClaimApproveInput,
+    SaleClaimAttachProofInput,
+    SaleClaimCreateInput,
+    SaleClaimRejectInput,
+    SaleClaimRequestProofInput,
+    SaleClaimReverseInput,
+    SalesSettingsUpdateInput,
+    SerialsImportInput,
+)
 from schema.sales.types import SaleClaimType, SalesSettingsType
 
 
 @strawberry.type
 class SaleClaimError(UserError):
     code: SaleClaimErrorCode
+    amount_code: ClassVar = SaleClaimErrorCode.INVALID_AMOUNT
 
 
 @strawberry.type
@@ -60,29 +62,6 @@ class SerialImportResult:
     rejected: int
 
 
-# ---- claims -------------------------------------------------------------------------
-
-
-@strawberry.input
-class SaleClaimCreateInput:
-    serials: list[str] = strawberry.field(
-        description="Serial numbers sold (case, spaces and dashes do not matter)."
-    )
-    customer_name: str
-    invoice_number: str
-    sale_date: date
-    amount: MoneyInput
-    partner_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Your partner organisation (optional; it is the default)."
-    )
-    proof: Upload | None = strawberry.field(
-        default=None, description="An invoice: PDF, PNG or JPEG (multipart request)."
-    )
-    idempotency_key: str | None = strawberry.field(
-        default=None, description="Retrying with the same key returns the first claim."
-    )
-
-
 @strawberry.type(
     description="Something the reviewer should know about a change that was made; it blocks "
     "nothing (the change is done)."
@@ -93,7 +72,7 @@ class SaleClaimWarning:
 
 
 @strawberry.type
-class SaleClaimPayload:
+class SaleClaimPayload(Payload[SaleClaim | tuple[SaleClaim, Gap | None]], errors=SaleClaimError):
     sale_claim: SaleClaimType | None = None
     user_errors: list[SaleClaimError] = strawberry.field(default_factory=list)
     warnings: list[SaleClaimWarning] = strawberry.field(
@@ -102,104 +81,59 @@ class SaleClaimPayload:
         "(NO_PROGRAM_COVERS_SALE: it is credited as revenue but earns the partner nothing).",
     )
 
-
-def _coverage_warnings(gap: Gap | None) -> list[SaleClaimWarning]:
-    if gap is None:
-        return []
-    return [
-        SaleClaimWarning(
+    @classmethod
+    def of(cls, result: SaleClaim | tuple[SaleClaim, Gap | None], write: Write) -> Self:
+        """A claim, or an approved claim with what of it no program covers."""
+        claim, gap = result if isinstance(result, tuple) else (result, None)
+        warnings = [] if gap is None else [SaleClaimWarning(
             code=SaleClaimWarningCode.NO_PROGRAM_COVERS_SALE,
             message=f"Approved, but this sale earns the partner nothing: {gap.reason()}.",
-        )
-    ]
-
-
-def _payload(errors: list[DomainError], claim: SaleClaim | None = None) -> SaleClaimPayload:
-    return SaleClaimPayload(
-        sale_claim=SaleClaimType.from_model(claim) if claim else None,
-        user_errors=user_errors(errors, SaleClaimError, SaleClaimErrorCode),
-    )
-
-
-async def _run(
-    ctx: Context, action: Callable[[AsyncSession], Awaitable[SaleClaim]]
-) -> SaleClaimPayload:
-    outcome = await mutate(ctx, action)
-    return _payload(outcome.errors, outcome.result)
-
-
-def _not_found(field: str = "id") -> SaleClaimPayload:
-    return _payload([DomainError(SaleClaimErrorCode.NOT_FOUND, "No such sale claim.", field)])
-
-
-@strawberry.input
-class SaleClaimAttachProofInput:
-    id: strawberry.ID
-    file: Upload
-
-
-@strawberry.input
-class SaleClaimApproveInput:
-    id: strawberry.ID
-    note: str = ""
-
-
-@strawberry.input
-class SaleClaimRejectInput:
-    id: strawberry.ID
-    reason: RejectReason
-    note: str = ""
-
-
-@strawberry.input
-class SaleClaimRequestProofInput:
-    id: strawberry.ID
-    note: str = strawberry.field(default="", description="What is missing (internal).")
-
-
-@strawberry.input
-class SaleClaimReverseInput:
-    id: strawberry.ID
-    reason: ReverseReason
-    note: str = ""
-
-
-@strawberry.input
-class SalesSettingsUpdateInput:
-    claim_window_days: int | None = None
-    auto_approve_limit: MoneyInput | None = None
-    proof_required: bool | None = None
-    max_serials_per_claim: int | None = None
+        )]  # fmt: skip
+        return cls(sale_claim=SaleClaimType.from_model(claim), warnings=warnings)
 
 
 @strawberry.type
-class SalesSettingsUpdatePayload:
+class SalesSettingsUpdatePayload(Payload[SalesSettings], errors=SaleClaimError):
     settings: SalesSettingsType | None = None
     user_errors: list[SaleClaimError] = strawberry.field(default_factory=list)
 
-
-@strawberry.input
-class SerialsImportInput:
-    file: Upload = strawberry.field(
-        description="UTF-8 CSV with header serial,sku,shipped_to,region,shipped_at[,status]."
-    )
-    good_rows_only: bool = strawberry.field(
-        default=False,
-        description="Import the good rows and report the bad ones (default: all or nothing).",
-    )
+    @classmethod
+    def of(cls, result: SalesSettings, write: Write) -> Self:
+        return cls(settings=SalesSettingsType.from_model(result))
 
 
 @strawberry.type
-class SerialsImportPayload:
+class SerialsImportPayload(Payload[serials.ImportReport], errors=SerialImportError):
     result: SerialImportResult | None = None
     row_errors: list[SerialImportRowError] = strawberry.field(
         default_factory=list, description="Bad rows by line (at most 1000 are listed)."
     )
     user_errors: list[SerialImportError] = strawberry.field(default_factory=list)
 
+    @classmethod
+    def of(cls, result: serials.ImportReport, write: Write) -> Self:
+        return cls.reporting(result)
 
-def _claim_id(raw: strawberry.ID) -> uuid.UUID | None:
-    return parse_global_id(raw, "SaleClaim")
+    @classmethod
+    def failed(cls, errors: list[DomainError]) -> Self:
+        """A refused import still reports what it found (ImportRejected carries it)."""
+        reports = [e.report for e in errors if isinstance(e, serials.ImportRejected)]
+        payload = cls.reporting(reports[0]) if reports else cls()
+        payload.user_errors = super().failed(errors).user_errors
+        return payload
+
+    @classmethod
+    def reporting(cls, report: serials.ImportReport) -> Self:
+        return cls(
+            result=SerialImportResult(
+                applied=report.applied, rows=report.rows, inserted=report.inserted,
+                updated=report.updated, unchanged=report.unchanged, rejected=report.rejected,
+            ),
+            row_errors=[
+                SerialImportRowError(line=e.line, code=e.code, message=e.message)
+                for e in report.errors
+            ],
+        )  # fmt: skip
 
 
 @strawberry.type
@@ -212,34 +146,20 @@ class SalesMutation:
     async def sale_claim_create(
         self, info: Info[Context, None], input: SaleClaimCreateInput
     ) -> SaleClaimPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        currency = input.amount.currency.strip().upper()
-        try:
-            amount = parse_decimal(input.amount.amount, currency)
-        except ValueError as exc:
-            return _payload(
-                [DomainError(SaleClaimErrorCode.INVALID_AMOUNT, f"{exc}.", "amount.amount")]
-            )
-        partner_id = None
-        if input.partner_id is not None:
-            partner_id = parse_global_id(input.partner_id, "Partner") or uuid.UUID(int=0)
-        proof = None
-        if input.proof is not None:
-            proof = await read_upload(input.proof, ctx.services.max_upload_bytes)
-        storage = ctx.services.storage
-        assert storage is not None
-        return await _run(
-            ctx,
-            lambda s: submission.create_claim(
-                s, principal, ctx.services.clock, storage, serial_numbers=input.serials,
+        proof = None if input.proof is None else await upload(info, input.proof)
+
+        async def create(m: Write) -> SaleClaim:
+            amount = m.money(input.amount, "amount")
+            return await submission.create_claim(
+                m.session, m.principal, m.clock, m.storage, serial_numbers=input.serials,
                 customer_name=input.customer_name, invoice_number=input.invoice_number,
-                sale_date=input.sale_date, amount_minor=amount, currency=currency,
-                partner_id=partner_id, idempotency_key=input.idempotency_key,
-                proof_file=proof, max_upload_bytes=ctx.services.max_upload_bytes,
-            ),
-        )  # fmt: skip
+                sale_date=input.sale_date, amount_minor=amount.minor, currency=amount.currency,
+                partner_id=m.optional_id(input.partner_id, "Partner"),
+                idempotency_key=input.idempotency_key, proof_file=proof,
+                max_upload_bytes=m.max_upload_bytes,
+            )  # fmt: skip
+
+        return await run(info, SaleClaimPayload, create)
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.ATTACH_PROOF)],
@@ -248,22 +168,11 @@ class SalesMutation:
     async def sale_claim_attach_proof(
         self, info: Info[Context, None], input: SaleClaimAttachProofInput
     ) -> SaleClaimPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        assert ctx.services.storage is not None
-        storage = ctx.services.storage
-        claim_id = _claim_id(input.id)
-        if claim_id is None:
-            return _not_found()
-        proof = await read_upload(input.file, ctx.services.max_upload_bytes)
-        return await _run(
-            ctx,
-            lambda s: claim_proof.attach_proof(
-                s, principal, ctx.services.clock, storage, claim_id=claim_id, proof_file=proof,
-                max_upload_bytes=ctx.services.max_upload_bytes,
-            ),
-        )  # fmt: skip
+        proof = await upload(info, input.file)
+        return await run(info, SaleClaimPayload, lambda m: claim_proof.attach_proof(
+            m.session, m.principal, m.clock, m.storage, claim_id=m.id(input.id, "SaleClaim"),
+            proof_file=proof, max_upload_bytes=m.max_upload_bytes,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.APPROVE)],
@@ -272,29 +181,15 @@ class SalesMutation:
     async def sale_claim_approve(
         self, info: Info[Context, None], input: SaleClaimApproveInput
     ) -> SaleClaimPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        claim_id = _claim_id(input.id)
-        if claim_id is None:
-            return _not_found()
-
-        async def approve(s: AsyncSession) -> tuple[SaleClaim, Gap | None]:
+        async def approve(m: Write) -> tuple[SaleClaim, Gap | None]:
             claim = await review.approve(
-                s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
-            )
-            gap = await coverage.sale_gap(
-                s, claim.vendor_id, await transitions.approved_sale(s, claim)
-            )
-            return claim, gap
+                m.session, m.principal, m.clock, claim_id=m.id(input.id, "SaleClaim"),
+                note=input.note,
+            )  # fmt: skip
+            sale = await transitions.approved_sale(m.session, claim)
+            return claim, await coverage.sale_gap(m.session, claim.vendor_id, sale)
 
-        outcome = await mutate(ctx, approve)
-        if outcome.result is None:
-            return _payload(outcome.errors)
-        claim, gap = outcome.result
-        payload = _payload([], claim)
-        payload.warnings = _coverage_warnings(gap)
-        return payload
+        return await run(info, SaleClaimPayload, approve)
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.REJECT)],
@@ -303,19 +198,10 @@ class SalesMutation:
     async def sale_claim_reject(
         self, info: Info[Context, None], input: SaleClaimRejectInput
     ) -> SaleClaimPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        claim_id = _claim_id(input.id)
-        if claim_id is None:
-            return _not_found()
-        return await _run(
-            ctx,
-            lambda s: review.reject(
-                s, principal, ctx.services.clock, claim_id=claim_id, reason=input.reason,
-                note=input.note,
-            ),
-        )  # fmt: skip
+        return await run(info, SaleClaimPayload, lambda m: review.reject(
+            m.session, m.principal, m.clock, claim_id=m.id(input.id, "SaleClaim"),
+            reason=input.reason, note=input.note,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.REQUEST_PROOF)],
@@ -324,18 +210,10 @@ class SalesMutation:
     async def sale_claim_request_proof(
         self, info: Info[Context, None], input: SaleClaimRequestProofInput
     ) -> SaleClaimPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        claim_id = _claim_id(input.id)
-        if claim_id is None:
-            return _not_found()
-        return await _run(
-            ctx,
-            lambda s: review.request_proof(
-                s, principal, ctx.services.clock, claim_id=claim_id, note=input.note
-            ),
-        )
+        return await run(info, SaleClaimPayload, lambda m: review.request_proof(
+            m.session, m.principal, m.clock, claim_id=m.id(input.id, "SaleClaim"),
+            note=input.note,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.REVERSE)],
@@ -344,19 +222,10 @@ class SalesMutation:
     async def sale_claim_reverse(
         self, info: Info[Context, None], input: SaleClaimReverseInput
     ) -> SaleClaimPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        claim_id = _claim_id(input.id)
-        if claim_id is None:
-            return _not_found()
-        return await _run(
-            ctx,
-            lambda s: review.reverse(
-                s, principal, ctx.services.clock, claim_id=claim_id, reason=input.reason,
-                note=input.note,
-            ),
-        )  # fmt: skip
+        return await run(info, SaleClaimPayload, lambda m: review.reverse(
+            m.session, m.principal, m.clock, claim_id=m.id(input.id, "SaleClaim"),
+            reason=input.reason, note=input.note,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.UPDATE_SETTINGS)],
@@ -365,35 +234,17 @@ class SalesMutation:
     async def sales_settings_update(
         self, info: Info[Context, None], input: SalesSettingsUpdateInput
     ) -> SalesSettingsUpdatePayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        limit = currency = None
-        if input.auto_approve_limit is not None:
-            currency = input.auto_approve_limit.currency.strip().upper()
-            try:
-                limit = parse_decimal(input.auto_approve_limit.amount, currency)
-            except ValueError as exc:
-                error = DomainError(
-                    SaleClaimErrorCode.INVALID_SETTING, f"{exc}.", "auto_approve_limit.amount"
-                )
-                return SalesSettingsUpdatePayload(
-                    user_errors=user_errors([error], SaleClaimError, SaleClaimErrorCode)
-                )
-        outcome = await mutate(
-            ctx,
-            lambda s: claim_settings.update_settings(
-                s, principal, ctx.services.clock, claim_window_days=input.claim_window_days,
-                auto_approve_limit_minor=limit, auto_approve_currency=currency,
+        async def update(m: Write) -> SalesSettings:
+            limit = m.optional_money(input.auto_approve_limit, "auto_approve_limit")
+            return await claim_settings.update_settings(
+                m.session, m.principal, m.clock, claim_window_days=input.claim_window_days,
+                auto_approve_limit_minor=limit.minor if limit else None,
+                auto_approve_currency=limit.currency if limit else None,
                 proof_required=input.proof_required,
                 max_serials_per_claim=input.max_serials_per_claim,
-            ),
-        )  # fmt: skip
-        if outcome.result is None:
-            return SalesSettingsUpdatePayload(
-                user_errors=user_errors(outcome.errors, SaleClaimError, SaleClaimErrorCode)
-            )
-        return SalesSettingsUpdatePayload(settings=SalesSettingsType.from_model(outcome.result))
+            )  # fmt: skip
+
+        return await run(info, SalesSettingsUpdatePayload, update)
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.IMPORT_SERIALS)],
@@ -404,33 +255,8 @@ class SalesMutation:
     async def serials_import(
         self, info: Info[Context, None], input: SerialsImportInput
     ) -> SerialsImportPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        upload: Any = input.file
-        outcome = await mutate(
-            ctx,
-            lambda s: serials.import_serials(
-                s, principal, ctx.services.clock, source=upload.file,
-                filename=str(upload.filename or ""), good_rows_only=input.good_rows_only,
-            ),
-        )  # fmt: skip
-        report = outcome.result
-        for error in outcome.errors:
-            if isinstance(error, serials.ImportRejected):
-                report = error.report
-        return SerialsImportPayload(
-            result=_import_result(report) if report else None,
-            row_errors=[
-                SerialImportRowError(line=e.line, code=e.code, message=e.message)
-                for e in (report.errors if report else [])
-            ],
-            user_errors=user_errors(outcome.errors, SerialImportError, SerialImportErrorCode),
-        )
-
-
-def _import_result(report: serials.ImportReport) -> SerialImportResult:
-    return SerialImportResult(
-        applied=report.applied, rows=report.rows, inserted=report.inserted,
-        updated=report.updated, unchanged=report.unchanged, rejected=report.rejected,
-    )  # fmt: skip
+        file: Any = input.file
+        return await run(info, SerialsImportPayload, lambda m: serials.import_serials(
+            m.session, m.principal, m.clock, source=file.file,
+            filename=str(file.filename or ""), good_rows_only=input.good_rows_only,
+        ))  # fmt: skip

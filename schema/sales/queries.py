@@ -3,25 +3,15 @@ from __future__ import annotations
 from datetime import date
 
 import strawberry
-from sqlmodel import col
 from strawberry import Info
 
 from deal_registration.sales import lookup, repository
-from deal_registration.sales.models import ClaimState, SaleClaim
 from deal_registration.sales.policy import SALES, SalesOp
-from infra.outbox import OutboxEvent
 from schema.context import Context
 from schema.permissions import IsAuthenticated, allowed
-from schema.relay import Connection, paginate, parse_global_id
+from schema.relay import Connection, paginate, parse_global_id, row_id
+from schema.sales.inputs import SaleClaimFilter
 from schema.sales.types import SaleClaimType, SaleEventType, SalesSettingsType, SerialCheckType
-
-
-@strawberry.input(description="Narrow the sale claims list; every filter is optional.")
-class SaleClaimFilter:
-    states: list[ClaimState] | None = strawberry.field(
-        default=None, description="e.g. [UNDER_REVIEW, NEEDS_PROOF] for the review queue."
-    )
-    partner_id: strawberry.ID | None = None
 
 
 @strawberry.type
@@ -39,16 +29,14 @@ class SalesQuery:
         after: str | None = None,
         filter: SaleClaimFilter | None = None,
     ) -> Connection[SaleClaimType] | None:
-        principal = info.context.principal
-        assert principal is not None
-        stmt = repository.readable_claims(principal)
-        if filter is not None:
-            if filter.states:
-                stmt = stmt.where(col(SaleClaim.state).in_(filter.states))
-            if filter.partner_id is not None:
-                stmt = stmt.where(SaleClaim.partner_id == parse_global_id(filter.partner_id))
+        principal = info.context.caller
+        f = filter or SaleClaimFilter()
+        stmt = repository.claims_matching(
+            principal, states=f.states or (),
+            partner_id=None if f.partner_id is None else row_id(f.partner_id, "Partner"),
+        )  # fmt: skip
         return await paginate(
-            info.context, stmt, id_column=SaleClaim.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=SaleClaimType.from_model,
         )  # fmt: skip
 
@@ -59,8 +47,7 @@ class SalesQuery:
     async def sale_claim(
         self, info: Info[Context, None], id: strawberry.ID
     ) -> SaleClaimType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         claim_id = parse_global_id(id, "SaleClaim")
         if claim_id is None:
             return None
@@ -76,9 +63,8 @@ class SalesQuery:
         self, info: Info[Context, None], serial: str, sale_date: date | None = None
     ) -> SerialCheckType:
         ctx = info.context
-        assert ctx.principal is not None
         check = await lookup.lookup_serial(
-            ctx.session, ctx.principal, ctx.services.clock, serial=serial[:200],
+            ctx.session, ctx.caller, ctx.services.clock, serial=serial[:200],
             sale_date=sale_date,
         )  # fmt: skip
         return SerialCheckType(
@@ -91,8 +77,7 @@ class SalesQuery:
         description="Your vendor's rules for sale claims.",
     )
     async def sales_settings(self, info: Info[Context, None]) -> SalesSettingsType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         settings = await repository.get_settings(info.context.session, principal.vendor_id)
         return SalesSettingsType.from_model(settings)
 
@@ -104,9 +89,8 @@ class SalesQuery:
     async def sale_events(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[SaleEventType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         return await paginate(
-            info.context, repository.readable_sale_events(principal), id_column=OutboxEvent.id,
+            info.context, repository.readable_sale_events(principal),
             first=first, after=after, to_node=SaleEventType.from_model,
         )  # fmt: skip

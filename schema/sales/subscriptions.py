@@ -30,8 +30,7 @@ class SalesSubscription:
         self, info: Info[Context, None]
     ) -> AsyncGenerator[SaleClaimType, None]:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         assert principal.partner_id is not None
         hub = ctx.services.hub
         clock = ctx.services.clock
@@ -45,7 +44,7 @@ class SalesSubscription:
                     # The pub/sub connection was lost (and is back, or being made again):
                     # notices may be missing, so send every claim that changed meanwhile.
                     now = clock.now()
-                    async with ctx.services.db.session() as session:
+                    async with ctx.services.db.read_session() as session:
                         changed = await repository.claims_changed_since(
                             session, principal, since - MISSED_MARGIN
                         )
@@ -59,7 +58,7 @@ class SalesSubscription:
                     continue
                 # A short session per notice; the claim is re-read through the caller's
                 # visibility, so a rep never hears of a colleague's claim.
-                async with ctx.services.db.session() as session:
+                async with ctx.services.db.read_session() as session:
                     claim = await repository.get_readable_claim(session, principal, notice.claim_id)
                     if claim is None:
                         continue

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import strawberry
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info, relay
 from strawberry.scalars import JSON
 
@@ -30,6 +28,7 @@ from deal_registration.sales.models import (
     SerialOutcome,
     SerialStatus,
 )
+from infra.db import DbSession
 from infra.outbox import OutboxEvent
 from partners import repository as partners_repository
 from partners.models import Partner
@@ -38,7 +37,7 @@ from schema.context import Context
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff
-from schema.relay import parse_node_ids
+from schema.relay import visible_nodes
 from schema.sales import loaders
 
 SerialOutcomeEnum = strawberry.enum(
@@ -167,8 +166,7 @@ class SaleClaimType(relay.Node):
         description="Internal risk flags. Vendor roles only.", permission_classes=[VendorStaff]
     )
     async def risk_flags(self, info: Info[Context, None]) -> list[RiskFlagType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         rows = await repository.claim_risk_flags(info.context.session, principal, self._claim_id)
         return [RiskFlagType(kind=r.kind, detail=r.detail, created_at=r.created_at) for r in rows]
 
@@ -195,7 +193,7 @@ class SaleClaimType(relay.Node):
         )  # fmt: skip
 
     @classmethod
-    async def loaded(cls, session: AsyncSession, claim: SaleClaim) -> SaleClaimType:
+    async def loaded(cls, session: DbSession, claim: SaleClaim) -> SaleClaimType:
         return cls.from_model(
             claim,
             _Loaded(
@@ -207,21 +205,10 @@ class SaleClaimType(relay.Node):
             ),
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[SaleClaimType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.claims_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
-        )
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(repository.claims_by_ids)
 
 
-async def _user_names(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+async def _user_names(session: DbSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
     names = {}
     for user_id in ids:
         user = await partners_repository.get_user(session, user_id)
@@ -312,8 +299,4 @@ class SaleEventType(relay.Node):
             occurred_at=event.occurred_at, payload=payload,
         )  # fmt: skip
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[SaleEventType | None]:
-        return [None for _ in node_ids]  # reachable through `saleEvents` only
+    resolve_nodes = visible_nodes(None)  # reachable through `saleEvents` only

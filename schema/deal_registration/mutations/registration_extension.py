@@ -12,8 +12,8 @@ from schema.deal_registration.inputs import (
 )
 from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
-    run_on_registration,
 )
+from schema.mutations import run
 from schema.permissions import allowed
 
 
@@ -26,14 +26,10 @@ class DealRegistrationExtensionMutation:
     async def deal_registration_extension_request(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: extensions.request_extension(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: extensions.request_extension(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(DEALS, DealOp.DECIDE_EXTENSION)],
@@ -42,11 +38,8 @@ class DealRegistrationExtensionMutation:
     async def deal_registration_extension_decide(
         self, info: Info[Context, None], input: DealRegistrationExtensionDecideInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: extensions.decide_extension(
-                s, p, clock, registration_id=rid, grant=input.grant, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: extensions.decide_extension(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), grant=input.grant,
+            reason=input.reason,
+        ))  # fmt: skip

@@ -9,8 +9,8 @@ from schema.context import Context
 from schema.deal_registration.inputs import DealRegistrationActionInput
 from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
-    run_on_registration,
 )
+from schema.mutations import run
 from schema.permissions import allowed
 
 
@@ -23,14 +23,10 @@ class DealRegistrationOutcomeMutation:
     async def deal_registration_withdraw(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: outcome.withdraw(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: outcome.withdraw(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(DEALS, DealOp.MARK_WON)],
@@ -39,14 +35,10 @@ class DealRegistrationOutcomeMutation:
     async def deal_registration_mark_won(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: outcome.mark_won(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: outcome.mark_won(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(DEALS, DealOp.MARK_LOST)],
@@ -55,11 +47,7 @@ class DealRegistrationOutcomeMutation:
     async def deal_registration_mark_lost(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: outcome.mark_lost(
-                s, p, clock, registration_id=rid, reason=input.reason
-            ),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: outcome.mark_lost(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip

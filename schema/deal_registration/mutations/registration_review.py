@@ -13,8 +13,8 @@ from schema.deal_registration.inputs import (
 )
 from schema.deal_registration.mutations.payloads import (
     DealRegistrationPayload,
-    run_on_registration,
 )
+from schema.mutations import run
 from schema.permissions import allowed
 
 
@@ -27,10 +27,10 @@ class DealRegistrationReviewMutation:
     async def deal_registration_start_review(
         self, info: Info[Context, None], input: DealRegistrationIdInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info, input.id, lambda s, p, rid: review.start_review(s, p, clock, registration_id=rid)
-        )
+        return await run(info, DealRegistrationPayload, lambda m: review.start_review(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"),
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(DEALS, DealOp.APPROVE)],
@@ -40,15 +40,11 @@ class DealRegistrationReviewMutation:
     async def deal_registration_approve(
         self, info: Info[Context, None], input: DealRegistrationApproveInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: review.approve(
-                s, p, clock, registration_id=rid, reason=input.reason,
-                override_reason=input.override_reason,
-            ),
-        )  # fmt: skip
+        return await run(info, DealRegistrationPayload, lambda m: review.approve(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+            override_reason=input.override_reason,
+        ))  # fmt: skip
 
     @strawberry.mutation(
         permission_classes=[allowed(DEALS, DealOp.REJECT)],
@@ -57,9 +53,7 @@ class DealRegistrationReviewMutation:
     async def deal_registration_reject(
         self, info: Info[Context, None], input: DealRegistrationActionInput
     ) -> DealRegistrationPayload:
-        clock = info.context.services.clock
-        return await run_on_registration(
-            info,
-            input.id,
-            lambda s, p, rid: review.reject(s, p, clock, registration_id=rid, reason=input.reason),
-        )
+        return await run(info, DealRegistrationPayload, lambda m: review.reject(
+            m.session, m.principal, m.clock,
+            registration_id=m.id(input.id, "DealRegistration"), reason=input.reason,
+        ))  # fmt: skip
