@@ -9,8 +9,11 @@ from strawberry import Info
 from deal_registration.registrations import repository
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
-from schema.deal_registration.inputs import DealRegistrationFilter
-from schema.deal_registration.types import DealProgramSettingsType, DealRegistrationType
+from schema.deal_registration.registrations.inputs import DealRegistrationFilter
+from schema.deal_registration.registrations.types import (
+    DealProgramSettingsType,
+    DealRegistrationType,
+)
 from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id, row_id
 

@@ -34,11 +34,11 @@ from partners import repository as partners_repository
 from partners.models import Partner
 from schema.attachments import AttachmentType
 from schema.context import Context
+from schema.deal_registration.sales import loaders
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff
 from schema.relay import visible_nodes
-from schema.sales import loaders
 
 SerialOutcomeEnum = strawberry.enum(
     SerialOutcome,

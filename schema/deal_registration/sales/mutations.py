@@ -18,10 +18,7 @@ from earnings import coverage
 from earnings.coverage import Gap
 from infra.errors import DomainError
 from schema.context import Context
-from schema.errors import UserError
-from schema.mutations import Payload, Write, run, upload
-from schema.permissions import allowed
-from schema.sales.inputs import (
+from schema.deal_registration.sales.inputs import (
     SaleClaimApproveInput,
     SaleClaimAttachProofInput,
     SaleClaimCreateInput,
@@ -31,7 +28,10 @@ from schema.sales.inputs import (
     SalesSettingsUpdateInput,
     SerialsImportInput,
 )
-from schema.sales.types import SaleClaimType, SalesSettingsType
+from schema.deal_registration.sales.types import SaleClaimType, SalesSettingsType
+from schema.errors import UserError
+from schema.mutations import Payload, Write, run, upload
+from schema.permissions import allowed
 
 
 @strawberry.type

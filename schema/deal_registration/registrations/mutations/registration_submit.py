@@ -7,8 +7,11 @@ from deal_registration.registrations import submission
 from deal_registration.registrations.models import DealRegistration
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
-from schema.deal_registration.inputs import DealRegistrationIdInput, DealRegistrationSubmitInput
-from schema.deal_registration.mutations.payloads import (
+from schema.deal_registration.registrations.inputs import (
+    DealRegistrationIdInput,
+    DealRegistrationSubmitInput,
+)
+from schema.deal_registration.registrations.mutations.payloads import (
     DealRegistrationPayload,
 )
 from schema.mutations import Write, run, upload

@@ -6,8 +6,8 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from deal_registration.sales.models import ClaimState, RejectReason, ReverseReason
+from schema.deal_registration.sales import types  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyInput
-from schema.sales import types  # noqa: F401 - registers the GraphQL enums first
 
 
 @strawberry.input

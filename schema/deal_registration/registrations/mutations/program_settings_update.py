@@ -9,9 +9,9 @@ from deal_registration.registrations import program_settings
 from deal_registration.registrations.models import DealProgramSettings
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
-from schema.deal_registration.inputs import DealProgramSettingsUpdateInput
-from schema.deal_registration.mutations.payloads import DealRegistrationError
-from schema.deal_registration.types import DealProgramSettingsType
+from schema.deal_registration.registrations.inputs import DealProgramSettingsUpdateInput
+from schema.deal_registration.registrations.mutations.payloads import DealRegistrationError
+from schema.deal_registration.registrations.types import DealProgramSettingsType
 from schema.mutations import Payload, Write, run
 from schema.permissions import allowed
 

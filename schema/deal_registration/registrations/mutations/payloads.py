@@ -8,7 +8,7 @@ import strawberry
 
 from deal_registration.registrations.errors import DealRegistrationErrorCode
 from deal_registration.registrations.models import DealRegistration
-from schema.deal_registration.types import DealRegistrationType
+from schema.deal_registration.registrations.types import DealRegistrationType
 from schema.errors import UserError
 from schema.mutations import Payload, Write
 

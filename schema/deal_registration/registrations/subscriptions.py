@@ -11,7 +11,7 @@ from strawberry import Info
 from deal_registration.registrations import notices, repository
 from deal_registration.registrations.models import DealStatus
 from schema.context import Context
-from schema.deal_registration.types import DealStatusChange
+from schema.deal_registration.registrations.types import DealStatusChange
 from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import IsAuthenticated
 from schema.relay import parse_global_id, to_global_id

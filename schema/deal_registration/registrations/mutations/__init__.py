@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.deal_registration.mutations.program_settings_update import (
+from schema.deal_registration.registrations.mutations.program_settings_update import (
     DealProgramSettingsMutation,
 )
-from schema.deal_registration.mutations.registration_extension import (
+from schema.deal_registration.registrations.mutations.registration_extension import (
     DealRegistrationExtensionMutation,
 )
-from schema.deal_registration.mutations.registration_outcome import (
+from schema.deal_registration.registrations.mutations.registration_outcome import (
     DealRegistrationOutcomeMutation,
 )
-from schema.deal_registration.mutations.registration_proof import (
+from schema.deal_registration.registrations.mutations.registration_proof import (
     DealRegistrationProofMutation,
 )
-from schema.deal_registration.mutations.registration_review import (
+from schema.deal_registration.registrations.mutations.registration_review import (
     DealRegistrationReviewMutation,
 )
-from schema.deal_registration.mutations.registration_submit import (
+from schema.deal_registration.registrations.mutations.registration_submit import (
     DealRegistrationSubmitMutation,
 )
 

@@ -6,12 +6,12 @@ from strawberry import Info
 from deal_registration.registrations import review
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
-from schema.deal_registration.inputs import (
+from schema.deal_registration.registrations.inputs import (
     DealRegistrationActionInput,
     DealRegistrationApproveInput,
     DealRegistrationIdInput,
 )
-from schema.deal_registration.mutations.payloads import (
+from schema.deal_registration.registrations.mutations.payloads import (
     DealRegistrationPayload,
 )
 from schema.mutations import run

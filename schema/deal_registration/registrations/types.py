@@ -30,7 +30,7 @@ from partners import repository as partners
 from schema.attachments import AttachmentType, owner_attachments
 from schema.catalogue.types import ProductType
 from schema.context import Context
-from schema.deal_registration import enums  # noqa: F401 - registers the GraphQL enums first
+from schema.deal_registration.registrations import enums  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff

@@ -8,10 +8,15 @@ from strawberry import Info
 from deal_registration.sales import lookup, repository
 from deal_registration.sales.policy import SALES, SalesOp
 from schema.context import Context
+from schema.deal_registration.sales.inputs import SaleClaimFilter
+from schema.deal_registration.sales.types import (
+    SaleClaimType,
+    SaleEventType,
+    SalesSettingsType,
+    SerialCheckType,
+)
 from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id, row_id
-from schema.sales.inputs import SaleClaimFilter
-from schema.sales.types import SaleClaimType, SaleEventType, SalesSettingsType, SerialCheckType
 
 
 @strawberry.type

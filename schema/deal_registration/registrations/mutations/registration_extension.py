@@ -6,11 +6,11 @@ from strawberry import Info
 from deal_registration.registrations import extensions
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.context import Context
-from schema.deal_registration.inputs import (
+from schema.deal_registration.registrations.inputs import (
     DealRegistrationActionInput,
     DealRegistrationExtensionDecideInput,
 )
-from schema.deal_registration.mutations.payloads import (
+from schema.deal_registration.registrations.mutations.payloads import (
     DealRegistrationPayload,
 )
 from schema.mutations import run

@@ -9,9 +9,9 @@ from strawberry import Info
 from deal_registration.sales import fanout, repository
 from deal_registration.sales.policy import SALES, SalesOp
 from schema.context import Context
+from schema.deal_registration.sales.types import SaleClaimType
 from schema.notices import NOTICE_QUEUE, RecentEvents
 from schema.permissions import allowed
-from schema.sales.types import SaleClaimType
 
 # Changes committed just before a loss was noticed may not have been published yet.
 MISSED_MARGIN = timedelta(seconds=5)

@@ -11,9 +11,9 @@ from deal_registration.registrations.models import DealRegistration
 from deal_registration.registrations.policy import DEALS, DealOp
 from schema.attachments import AttachmentType
 from schema.context import Context
-from schema.deal_registration.inputs import DealRegistrationAttachProofInput
-from schema.deal_registration.mutations.payloads import DealRegistrationError
-from schema.deal_registration.types import DealRegistrationType
+from schema.deal_registration.registrations.inputs import DealRegistrationAttachProofInput
+from schema.deal_registration.registrations.mutations.payloads import DealRegistrationError
+from schema.deal_registration.registrations.types import DealRegistrationType
 from schema.mutations import Payload, Write, run, upload
 from schema.permissions import allowed
 
