@@ -6,7 +6,7 @@ import strawberry
 from strawberry.file_uploads import Upload
 
 from deal_registration.registrations.models import DealStatus
-from schema.deal_registration.registrations import enums  # noqa: F401 - registers the GraphQL enums first
+from schema.deal_registration.registrations import types  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyInput
 
 

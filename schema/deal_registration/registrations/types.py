@@ -30,11 +30,25 @@ from partners import repository as partners
 from schema.attachments import AttachmentType, owner_attachments
 from schema.catalogue.types import ProductType
 from schema.context import Context
-from schema.deal_registration.registrations import enums  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyType
 from schema.partners.types import PartnerType
 from schema.permissions import VendorStaff
 from schema.relay import to_global_id, visible_nodes
+
+# The domain's enums as GraphQL enums, declared before any type or input uses them.
+DealStatusEnum = strawberry.enum(
+    DealStatus,
+    description="Where a registration is in its lifecycle. APPROVED registrations become "
+    "EXPIRED the instant their protection period ends.",
+)
+DealActionEnum = strawberry.enum(DealAction, description="What happened to a registration.")
+ConflictRuleEnum = strawberry.enum(
+    ConflictRule,
+    description="Why two registrations look like the same customer: DOMAIN (the same "
+    "registrable web domain) or NAME (similar company names after normalisation).",
+)
+ConflictStageEnum = strawberry.enum(ConflictStage)
+ExtensionStatusEnum = strawberry.enum(ExtensionStatus)
 
 
 @strawberry.type(description="The end customer of a registered deal.")
