@@ -59,7 +59,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.services = services
         app.state.settings = settings
         app.state.authenticator = Authenticator(settings.jwt, db, clock)
-        sockets = SocketSessions(app.state.authenticator, db.epochs, clock)
+        sockets = SocketSessions(
+            app.state.authenticator,
+            db.epochs,
+            clock,
+            max_per_principal=limits.ws_max_connections_per_principal,
+        )
         graphql_endpoint.view = GraphQLView(
             schema,
             services=services,
@@ -69,7 +74,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             connection_init_wait_timeout=timedelta(seconds=limits.ws_init_timeout_seconds),
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
             ws_max_message_bytes=limits.ws_max_message_bytes,
-            ws_max_connections_per_principal=limits.ws_max_connections_per_principal,
             multipart_uploads_enabled=True,
         )
         app.state.response_memo = graphql_endpoint.view.memo

@@ -29,7 +29,6 @@ from api import graphiql
 from api.auth import Authenticator, AuthFailure
 from api.multipart import parse_multipart
 from api.ws_limits import (
-    ConnectionCounter,
     LegacyOperationLimits,
     LimitedWebSocketAdapter,
     TransportOperationLimits,
@@ -187,7 +186,6 @@ class GraphQLView(GraphQL[Context, None]):
         services: Services,
         authenticator: Authenticator,
         ws_max_message_bytes: int = 0,
-        ws_max_connections_per_principal: int = 0,
         sockets: SocketSessions,
         **kwargs: Any,
     ) -> None:
@@ -195,7 +193,6 @@ class GraphQLView(GraphQL[Context, None]):
         self.services = services
         self.authenticator = authenticator
         self.ws_max_message_bytes = ws_max_message_bytes
-        self.ws_connections = ConnectionCounter(ws_max_connections_per_principal)
         # Open websockets, closed when their credential expires or stops authenticating.
         self.sockets = sockets
         from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
@@ -212,7 +209,6 @@ class GraphQLView(GraphQL[Context, None]):
             try:
                 await serve_closing_on_failure(super().__call__, scope, receive, send)
             finally:
-                self.ws_connections.release(id(scope))
                 self.sockets.forget(scope)
             return
         request = Request(scope, receive)
@@ -294,7 +290,6 @@ class GraphQLView(GraphQL[Context, None]):
             raise AuthUnavailable from exc
         if isinstance(outcome, AuthFailure):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
-        self.ws_connections.admit(context.request, outcome)
         context.principal = outcome
         context.auth_failure = None
         self.sockets.open(context.request, outcome, since=since)

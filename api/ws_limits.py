@@ -16,7 +16,6 @@ What a client sees at each limit:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncGenerator
 from json import JSONDecodeError
 from typing import Any, cast
@@ -27,7 +26,6 @@ from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
-from partners.roles import Principal
 from schema.document_limits import refusals as document_refusals
 
 MESSAGE_TOO_BIG = 1009
@@ -65,42 +63,14 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
         await super().close(code, reason)
 
 
-def principal_key(principal: Principal) -> tuple[str, str]:
-    if principal.api_key_id is not None:
-        return ("api_key", str(principal.api_key_id))
-    return ("user", str(principal.user_id))
-
-
-class ConnectionCounter:
-    """Open, authenticated websocket connections per principal in this process."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open: Counter[tuple[str, str]] = Counter()
-        self._by_socket: dict[int, tuple[str, str]] = {}
-
-    def admit(self, websocket: WebSocket, principal: Principal) -> None:
-        """Count the connection, or refuse it (close 4429, code TOO_MANY_CONNECTIONS)."""
-        key = principal_key(principal)
-        socket = id(websocket.scope)
-        if self._by_socket.get(socket) == key:
-            return  # a second connection_init on the same socket
-        self.release(socket)
-        if self.limit and self.open[key] >= self.limit:
-            reason = f"Too many connections (at most {self.limit} per user or key)"
-            websocket.scope[_CLOSE_OVERRIDE] = (TOO_MANY_CONNECTIONS, reason)
-            raise ConnectionRejectionError(
-                {"code": "TOO_MANY_CONNECTIONS", "reason": reason, "maxConnections": self.limit}
-            )
-        self.open[key] += 1
-        self._by_socket[socket] = key
-
-    def release(self, socket: int) -> None:
-        key = self._by_socket.pop(socket, None)
-        if key is not None:
-            self.open[key] -= 1
-            if self.open[key] <= 0:
-                del self.open[key]
+def refuse_connection(websocket: WebSocket, limit: int) -> ConnectionRejectionError:
+    """The refusal of a connection over the per-principal limit: close 4429 (code
+    TOO_MANY_CONNECTIONS) instead of strawberry's 4403 for every refusal."""
+    reason = f"Too many connections (at most {limit} per user or key)"
+    websocket.scope[_CLOSE_OVERRIDE] = (TOO_MANY_CONNECTIONS, reason)
+    return ConnectionRejectionError(
+        {"code": "TOO_MANY_CONNECTIONS", "reason": reason, "maxConnections": limit}
+    )
 
 
 def too_many_operations(limit: int) -> GraphQLError:

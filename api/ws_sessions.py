@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 
 from api.auth import PRINCIPAL_TABLES, Authenticator, AuthFailure
+from api.ws_limits import refuse_connection
 from infra.cache import TableEpochs
 from infra.clock import Clock
 from partners.roles import Principal
@@ -53,11 +55,23 @@ class _Socket:
 
 
 class SocketSessions:
-    def __init__(self, authenticator: Authenticator, epochs: TableEpochs, clock: Clock) -> None:
+    """The process's open, authenticated websockets: admitted up to ``max_per_principal``
+    per user or API key (0: no limit), closed when their credential stops working."""
+
+    def __init__(
+        self,
+        authenticator: Authenticator,
+        epochs: TableEpochs,
+        clock: Clock,
+        *,
+        max_per_principal: int = 0,
+    ) -> None:
         self.authenticator = authenticator
         self.epochs = epochs
         self.clock = clock
+        self.max_per_principal = max_per_principal
         self._open: dict[int, _Socket] = {}  # by id(scope) of the connection
+        self._per_caller: Counter[str] = Counter()
         self._dirty = asyncio.Event()
         self.generation = 0  # bumped by every change that calls for a re-check
         self._closing: set[asyncio.Task[None]] = set()
@@ -71,8 +85,12 @@ class SocketSessions:
     def open(self, websocket: WebSocket, principal: Principal, *, since: int) -> None:
         """Track a socket authenticated as ``principal``; ``since`` is the ``generation``
         read before authenticating (a change committed while it ran is re-checked, not
-        missed)."""
+        missed). Over the per-principal limit it raises the refusal (close 4429)."""
         self.forget(websocket.scope)  # a second connection_init (legacy protocol)
+        limit = self.max_per_principal
+        if limit and self._per_caller[principal.caller] >= limit:
+            raise refuse_connection(websocket, limit)
+        self._per_caller[principal.caller] += 1
         socket = _Socket(websocket, principal)
         if principal.expires_at is not None:
             deadline = principal.expires_at + self.authenticator.leeway
@@ -87,7 +105,12 @@ class SocketSessions:
     def forget(self, scope: Scope) -> None:
         """The connection ended."""
         socket = self._open.pop(id(scope), None)
-        if socket is not None and socket.expiry is not None:
+        if socket is None:
+            return
+        self._per_caller[socket.principal.caller] -= 1
+        if self._per_caller[socket.principal.caller] <= 0:
+            del self._per_caller[socket.principal.caller]
+        if socket.expiry is not None:
             socket.expiry.cancel()
 
     def __len__(self) -> int:
