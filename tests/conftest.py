@@ -23,7 +23,33 @@ from infra.db import Database
 from infra.redis import EmbeddedRedis
 from migrations.metadata import target_metadata
 from schema.context import Services
-from tests.support import GQL, Tenant, create_tenant
+from tests.factories import Tenant, create_tenant
+from tests.support import GQL
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="run the tests marked slow too (without it, and without -m, they are deselected)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The quick inner loop: tests marked slow (real processes, servers, browsers, or more
+    than about 2 s) run only with --all (as CI runs them) or when -m selects by marker."""
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return None
+    return "quick run: tests marked slow are deselected (./dev test --all runs them)"
 
 
 @pytest.fixture(scope="session")

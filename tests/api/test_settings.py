@@ -1,0 +1,198 @@
+"""Settings from the environment, and what production mode switches off."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from api.app import create_app
+from api.settings import DEVELOPMENT_SECRET, Settings, SettingsError
+from infra.clock import OffsetClock
+from partners.roles import Role
+from tests.factories import Tenant
+from tests.support import GQL, error_codes
+
+STRONG_SECRET = "s" * 48
+
+
+def test_defaults_work_on_a_laptop() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite+aiosqlite:///var/channelboard.db"
+    assert settings.redis_url is None  # embedded Redis
+    assert settings.embedded_database
+    assert settings.jwt.secret == DEVELOPMENT_SECRET
+
+
+def test_document_and_websocket_limits_come_from_the_environment() -> None:
+    limits = Settings.from_env(
+        {
+            "CHANNELBOARD_MAX_SELECTIONS": "300",
+            "CHANNELBOARD_MAX_REPEATED_FIELDS": "4",
+            "CHANNELBOARD_MAX_INTROSPECTION_DEPTH": "16",
+            "CHANNELBOARD_WS_MAX_MESSAGE_BYTES": "65536",
+            "CHANNELBOARD_WS_MAX_CONNECTIONS_PER_PRINCIPAL": "3",
+        }
+    ).limits
+    assert (limits.max_selections, limits.max_repeated_fields) == (300, 4)
+    assert limits.max_introspection_depth == 16
+    assert (limits.ws_max_message_bytes, limits.ws_max_connections_per_principal) == (65536, 3)
+
+
+def test_production_refuses_the_development_secret() -> None:
+    with pytest.raises(SettingsError, match="development JWT secret"):
+        Settings.from_env({"CHANNELBOARD_ENV": "production"})
+    with pytest.raises(SettingsError, match="at least 32"):
+        Settings.from_env({"CHANNELBOARD_ENV": "production", "CHANNELBOARD_JWT_SECRET": "short"})
+    ok = Settings.from_env(
+        {"CHANNELBOARD_ENV": "production", "CHANNELBOARD_JWT_SECRET": STRONG_SECRET}
+    )
+    assert ok.production
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHANNELBOARD_ENV": "staging"}, "CHANNELBOARD_ENV"),
+        ({"CHANNELBOARD_JWT_ALGORITHM": "HS512"}, "HS256 or RS256"),
+        ({"CHANNELBOARD_JWT_ALGORITHM": "RS256"}, "PUBLIC_KEY"),
+        ({"CHANNELBOARD_MAX_QUERY_DEPTH": "deep"}, "whole number"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+@pytest.fixture
+async def production(settings: Settings, clock: OffsetClock) -> AsyncIterator[GQL]:
+    prod = settings.with_overrides(
+        env="production", jwt=settings.jwt.__class__(secret=STRONG_SECRET)
+    )
+    app = create_app(prod, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://prod") as client:
+            yield GQL(client=client, settings=prod, clock=clock)
+
+
+async def test_production_turns_off_graphiql_introspection_and_suggestions(
+    production: GQL, tenant: Tenant
+) -> None:
+    page = await production.client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 404
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    introspection = await production("{ __schema { types { name } } }", as_user=admin)
+    assert "errors" in introspection
+    typo = await production("{ me { rol } }", as_user=admin)
+    assert "Did you mean" not in typo["errors"][0]["message"]
+    assert error_codes(typo) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert (await production.data("{ me { role } }", as_user=admin)) == {
+        "me": {"role": "VENDOR_ADMIN"}
+    }
+
+
+async def test_development_suggests_field_names(gql: GQL, tenant: Tenant) -> None:
+    typo = await gql("{ me { rol } }", as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert "Did you mean" in typo["errors"][0]["message"]
+
+
+def _rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key, public.decode()
+
+
+def _rs256(key: rsa.RSAPrivateKey, sub: str, kid: str | None = None) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": sub,
+        "iss": "https://id.example",
+        "aud": "channelboard",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+    }
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, key, algorithm="RS256", headers=headers)
+
+
+async def _me_with(settings: Settings, clock: OffsetClock, token: str) -> dict[str, object]:
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rs") as client:
+            response = await client.post(
+                "/graphql",
+                json={"query": "{ me { role } }"},
+                headers={"authorization": f"Bearer {token}"},
+            )
+            result: dict[str, object] = response.json()
+            return result
+
+
+async def test_rs256_with_a_public_key(
+    settings: Settings, clock: OffsetClock, tenant: Tenant, tmp_path: Path
+) -> None:
+    key, public_pem = _rsa_pair()
+    pem_file = tmp_path / "public.pem"
+    pem_file.write_text(public_pem)
+    rs = Settings.from_env(
+        {
+            "CHANNELBOARD_DATABASE_URL": settings.database_url,
+            "CHANNELBOARD_REDIS_URL": settings.redis_url or "",
+            "CHANNELBOARD_REDIS_NAMESPACE": settings.redis_namespace,
+            "CHANNELBOARD_JWT_ALGORITHM": "RS256",
+            "CHANNELBOARD_JWT_PUBLIC_KEY": str(pem_file),
+            "CHANNELBOARD_JWT_ISSUER": "https://id.example",
+        }
+    )
+    user_id = str(tenant.user(Role.FINANCE).id)
+    assert await _me_with(rs, clock, _rs256(key, user_id)) == {"data": {"me": {"role": "FINANCE"}}}
+    other_key, _ = _rsa_pair()
+    refused = await _me_with(rs, clock, _rs256(other_key, user_id))
+    assert refused["errors"][0]["extensions"]["reason"] == "BAD_SIGNATURE"  # type: ignore[index]
+    # An HS256 token signed with the public key as a secret (algorithm confusion) fails.
+    confused = jwt.encode(
+        {"sub": user_id, "iss": "https://id.example", "aud": "channelboard", "iat": 0,
+         "exp": 2**31},
+        STRONG_SECRET,
+        algorithm="HS256",
+    )  # fmt: skip
+    assert "errors" in await _me_with(rs, clock, confused)
+
+
+async def test_rs256_with_a_jwks_file(
+    settings: Settings, clock: OffsetClock, tenant: Tenant, tmp_path: Path
+) -> None:
+    old, _ = _rsa_pair()
+    new, _ = _rsa_pair()
+    jwks = {
+        "keys": [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())), "kid": kid,
+             "use": "sig", "alg": "RS256"}
+            for kid, k in (("old", old), ("new", new))
+        ]
+    }  # fmt: skip
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks))
+    rs = settings.with_overrides(
+        jwt=settings.jwt.__class__(
+            algorithm="RS256", jwks_file=jwks_file, issuer="https://id.example"
+        )
+    )
+    user_id = str(tenant.user(Role.VENDOR_ADMIN).id)
+    for kid, key in (("old", old), ("new", new)):
+        assert await _me_with(rs, clock, _rs256(key, user_id, kid)) == {
+            "data": {"me": {"role": "VENDOR_ADMIN"}}
+        }
+    wrong_kid = await _me_with(rs, clock, _rs256(old, user_id, "new"))
+    assert wrong_kid["errors"][0]["extensions"]["reason"] == "BAD_SIGNATURE"  # type: ignore[index]
