@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
 import uvicorn
 import websockets
 from sqlalchemy import func
@@ -20,7 +21,7 @@ from sqlmodel import select
 from starlette.applications import Starlette
 
 from api.auth import issue_token
-from api.settings import Settings
+from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
 from infra.db import Database
 from partners.models import User
@@ -224,3 +225,48 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 3.0
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("not within the time")
         await asyncio.sleep(0.05)
+
+
+def make_token(user: User | None, **overrides: Any) -> str:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": str(user.id) if user else "00000000-0000-7000-8000-000000000000",
+        "iss": "channelboard-dev",
+        "aud": "channelboard",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    secret = overrides.pop("secret", DEVELOPMENT_SECRET)
+    claims.update(overrides)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, "HS256")
+
+
+async def close_frame(ws: Any) -> tuple[int, str] | None:
+    """The code and reason the server closes ``ws`` with (messages before it are skipped),
+    None if it dropped the connection without a close frame."""
+    try:
+        async with asyncio.timeout(15):  # a safety net for a broken build, not a measurement
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as closed:
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else None
+
+
+async def close_code(ws: Any) -> int | None:
+    frame = await close_frame(ws)
+    return frame[0] if frame else None
+
+
+PROBE = "subscription { noSuchField }"
+
+
+async def answers(client: WSClient) -> bool:
+    """The server still serves this socket: a round trip of the protocol."""
+    if client.protocol == "graphql-transport-ws":
+        await client.ws.send(json.dumps({"type": "ping"}))
+        while json.loads(await asyncio.wait_for(client.ws.recv(), 15))["type"] != "pong":
+            pass
+        return True
+    op_id = await client.subscribe(PROBE, {})  # invalid: answered at once with an error
+    message = await client.receive()
+    return bool(message["type"] == "error" and message["id"] == op_id)

@@ -23,30 +23,16 @@ from graphql import (
 )
 from starlette.applications import Starlette
 
-from api.settings import DEVELOPMENT_SECRET, Settings
+from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.models import Partner, PartnerStatus, User
 from partners.roles import Role
 from schema import build_schema
 from tests.factories import Tenant
-from tests.support import GQL, error_codes, live_server
+from tests.support import GQL, error_codes, live_server, make_token
 
 ME = "{ me { role } }"
-
-
-def make_token(user: User | None, **overrides: Any) -> str:
-    now = datetime.now(UTC)
-    claims: dict[str, Any] = {
-        "sub": str(user.id) if user else "00000000-0000-7000-8000-000000000000",
-        "iss": "channelboard-dev",
-        "aud": "channelboard",
-        "iat": int(now.timestamp()),
-        "exp": int((now + timedelta(hours=1)).timestamp()),
-    }
-    secret = overrides.pop("secret", DEVELOPMENT_SECRET)
-    claims.update(overrides)
-    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, "HS256")
 
 
 async def reason(gql: GQL, *, token: str | None = None, header: str | None = None) -> str:

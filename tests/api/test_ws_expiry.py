@@ -5,9 +5,7 @@ never sends connection_init is closed with 4408."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
-from typing import Any
 
 import pytest
 import websockets
@@ -18,40 +16,11 @@ from api.settings import Settings
 from infra.clock import OffsetClock
 from partners.roles import Role
 from tests.factories import Tenant
-from tests.support import GQL, WSClient, live_server, ws_client
+from tests.support import GQL, answers, close_code, close_frame, live_server, ws_client
 
 pytestmark = pytest.mark.slow
 
 ME = "{ me { role } }"
-PROBE = "subscription { noSuchField }"
-
-
-async def close_frame(ws: Any) -> tuple[int, str] | None:
-    """The code and reason the server closes ``ws`` with (messages before it are skipped),
-    None if it dropped the connection without a close frame."""
-    try:
-        async with asyncio.timeout(15):  # a safety net for a broken build, not a measurement
-            while True:
-                await ws.recv()
-    except websockets.ConnectionClosed as closed:
-        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else None
-
-
-async def close_code(ws: Any) -> int | None:
-    frame = await close_frame(ws)
-    return frame[0] if frame else None
-
-
-async def answers(client: WSClient) -> bool:
-    """The server still serves this socket: a round trip of the protocol."""
-    if client.protocol == "graphql-transport-ws":
-        await client.ws.send(json.dumps({"type": "ping"}))
-        while json.loads(await asyncio.wait_for(client.ws.recv(), 15))["type"] != "pong":
-            pass
-        return True
-    op_id = await client.subscribe(PROBE, {})  # invalid: answered at once with an error
-    message = await client.receive()
-    return bool(message["type"] == "error" and message["id"] == op_id)
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])

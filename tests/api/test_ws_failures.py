@@ -13,9 +13,7 @@ import websockets
 from api.app import create_app
 from api.settings import Settings
 from infra.clock import OffsetClock
-from tests.api.test_auth import make_token
-from tests.api.test_ws_expiry import close_code
-from tests.support import live_server
+from tests.support import close_code, live_server, make_token
 
 pytestmark = pytest.mark.slow
 

@@ -20,11 +20,10 @@ from infra.db import Database
 from partners.models import Partner, PartnerStatus, User
 from partners.roles import Role
 from schema.context import Services
-from tests.api.test_ws_expiry import answers, close_code, close_frame
-from tests.deal_registration.registrations.test_subscription import submit
+from tests.deal_registration.registrations.scenarios import submit
 from tests.factories import Tenant, add_products, create_contest, gid
 from tests.processes import api_process
-from tests.support import GQL, listening, live_server, ws_client
+from tests.support import GQL, answers, close_code, close_frame, listening, live_server, ws_client
 
 pytestmark = pytest.mark.slow
 

@@ -3,19 +3,26 @@ earnings tests see them (by a partner's rep, without lines unless given)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.events import Line
-from earnings import programs
-from earnings.models import ProgramVersion
+from earnings import payouts, programs
+from earnings.models import PayoutHold, PayoutStatement, ProgramVersion
 from earnings.programs import BaseRate, Rules, Spiff, Tier
-from infra.clock import Clock
-from infra.db import Database
+from infra.clock import Clock, OffsetClock
+from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent
 from partners.roles import Role
 from tests.factories import Product, Tenant, add_products, approve_sale
 
 __all__ = ["BaseRate", "Rules", "Spiff", "Tier", "programs"]
+
+T = TypeVar("T")
 
 # The worked example's catalogue: a category per base rate, a margin per product.
 PRODUCTS = (
@@ -94,3 +101,35 @@ async def sale(
         db, clock, tenant, partner=partner_index, amount=amount_minor, lines=lines or [],
         rep=rep_user.id if rep_user else None, region=region, sold_at=sold_at,
     )  # fmt: skip
+
+
+async def tx(db: Database, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async with db.transaction() as session:
+        await begin_write(session)
+        return await action(session)
+
+
+async def tax_form(db: Database, clock: OffsetClock, tenant: Tenant, index: int = 0) -> None:
+    await tx(
+        db,
+        lambda s: payouts.set_profile(
+            s, tenant.principal(Role.FINANCE), clock, partner_id=tenant.partners[index].id,
+            tax_form_on_file=True,
+        ),
+    )  # fmt: skip
+
+
+async def generate(db: Database, clock: OffsetClock, tenant: Tenant) -> list[PayoutStatement]:
+    month = payouts.previous_month(payouts.month_start(clock.now()))
+    return await tx(
+        db,
+        lambda s: payouts.generate_statements(
+            s, tenant.principal(Role.FINANCE), clock, month=month
+        ),
+    )
+
+
+async def holds_of(db: Database, statement: PayoutStatement) -> list[PayoutHold]:
+    async with db.session() as session:
+        rows = await session.exec(select(PayoutHold).where(PayoutHold.statement_id == statement.id))
+        return list(rows)

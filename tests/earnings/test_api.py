@@ -20,7 +20,8 @@ from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
-from tests.earnings.test_payouts import FlaggedClaims, tax_form, tx
+from tests.earnings.scenarios import tax_form, tx
+from tests.earnings.test_payouts import FlaggedClaims
 from tests.factories import Tenant, dispatch, gid
 from tests.support import GQL, error_codes
 

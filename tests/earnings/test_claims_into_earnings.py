@@ -15,7 +15,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.earnings.test_payouts import generate, holds_of, tax_form
+from tests.earnings.scenarios import generate, holds_of, tax_form
 from tests.factories import Tenant
 from tests.support import GQL
 

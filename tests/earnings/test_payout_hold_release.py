@@ -14,7 +14,7 @@ from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
-from tests.earnings.test_payouts import tx
+from tests.earnings.scenarios import tx
 from tests.factories import Tenant, dispatch, gid
 from tests.support import GQL
 

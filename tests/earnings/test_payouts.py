@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import pytest
 from sqlmodel import col, select
@@ -20,27 +19,20 @@ from earnings.models import (
     DecisionAction,
     HoldReason,
     PayoutDecision,
-    PayoutHold,
     PayoutStatement,
     PayoutStatus,
 )
 from infra.clock import OffsetClock
-from infra.db import Database, begin_write
+from infra.db import Database
 from infra.errors import DomainError
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
+from tests.earnings.scenarios import generate, holds_of, tax_form, tx
 from tests.factories import Tenant, dispatch
 
-T = TypeVar("T")
 MARCH = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 APRIL = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
-
-
-async def tx(db: Database, action: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    async with db.transaction() as session:
-        await begin_write(session)
-        return await action(session)
 
 
 class FlaggedClaims:
@@ -77,32 +69,6 @@ async def flagged() -> AsyncIterator[FlaggedClaims]:
 async def march(db: Database, clock: OffsetClock, tenant: Tenant) -> None:
     clock.freeze(MARCH)
     await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
-
-
-async def tax_form(db: Database, clock: OffsetClock, tenant: Tenant, index: int = 0) -> None:
-    await tx(
-        db,
-        lambda s: payouts.set_profile(
-            s, tenant.principal(Role.FINANCE), clock, partner_id=tenant.partners[index].id,
-            tax_form_on_file=True,
-        ),
-    )  # fmt: skip
-
-
-async def generate(db: Database, clock: OffsetClock, tenant: Tenant) -> list[PayoutStatement]:
-    month = payouts.previous_month(payouts.month_start(clock.now()))
-    return await tx(
-        db,
-        lambda s: payouts.generate_statements(
-            s, tenant.principal(Role.FINANCE), clock, month=month
-        ),
-    )
-
-
-async def holds_of(db: Database, statement: PayoutStatement) -> list[PayoutHold]:
-    async with db.session() as session:
-        rows = await session.exec(select(PayoutHold).where(PayoutHold.statement_id == statement.id))
-        return list(rows)
 
 
 async def decisions_of(db: Database, statement: PayoutStatement) -> list[PayoutDecision]:

@@ -23,7 +23,7 @@ from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
-from tests.earnings.test_payouts import tax_form, tx
+from tests.earnings.scenarios import tax_form, tx
 from tests.factories import create_tenant, dispatch, reverse_sale
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)

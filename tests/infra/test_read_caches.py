@@ -31,7 +31,7 @@ from tests.deal_registration.sales.scenarios import (
     registry_rows,
 )
 from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
-from tests.leaderboards.test_api import BOARD
+from tests.leaderboards.scenarios import BOARD
 from tests.processes import cli_process
 from tests.support import GQL, error_codes, eventually
 

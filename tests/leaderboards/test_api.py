@@ -19,6 +19,7 @@ from partners.roles import Role
 from schema.context import Services
 from schema.relay import to_global_id
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
+from tests.leaderboards.scenarios import BOARD
 from tests.support import GQL, error_codes, eventually
 
 CREATE = """
@@ -29,14 +30,6 @@ mutation($input: ContestCreateInput!) {
   }
 }"""
 
-BOARD = """
-query($id: ID!, $first: Int, $after: String) {
-  leaderboard(contestId: $id, first: $first, after: $after) {
-    totalCount version frozen status
-    pageInfo { hasNextPage endCursor }
-    edges { node { rank score gapToAbove participant { id name isYou } } }
-  }
-}"""
 
 MINE = """
 query($id: ID!) {

@@ -18,11 +18,12 @@ from deal_registration.registrations.models import (
     DealTransition,
 )
 from earnings.ledger import EARNINGS_CHANGED
-from infra.clock import Clock
+from infra.clock import Clock, OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from partners.models import User
 from tests.factories import principal_of
+from tests.support import GQL
 
 
 def registration_input(clock: Clock, **overrides: Any) -> service.RegistrationInput:
@@ -164,3 +165,11 @@ def submit_input(clock: Clock, **overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return values
+
+
+async def submit(gql: GQL, user: User, clock: OffsetClock, **overrides: Any) -> str:
+    data = await gql.data(SUBMIT, {"input": submit_input(clock, **overrides)}, as_user=user)
+    result = data["dealRegistrationSubmit"]
+    assert result["userErrors"] == []
+    registration_id: str = result["dealRegistration"]["id"]
+    return registration_id

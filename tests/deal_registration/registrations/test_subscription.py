@@ -23,7 +23,10 @@ from infra.outbox import OutboxEvent
 from partners.models import User
 from partners.roles import Role
 from schema.context import Services
-from tests.deal_registration.registrations.scenarios import START_REVIEW, SUBMIT, submit_input
+from tests.deal_registration.registrations.scenarios import (
+    START_REVIEW,
+    submit,
+)
 from tests.factories import Tenant, add_products
 from tests.support import GQL, listening, live_server
 
@@ -77,14 +80,6 @@ async def subscribe(
         payload = {"query": SUBSCRIPTION, "variables": variables or {}}
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
         yield Subscriber(ws)
-
-
-async def submit(gql: GQL, user: User, clock: OffsetClock, **overrides: Any) -> str:
-    data = await gql.data(SUBMIT, {"input": submit_input(clock, **overrides)}, as_user=user)
-    result = data["dealRegistrationSubmit"]
-    assert result["userErrors"] == []
-    registration_id: str = result["dealRegistration"]["id"]
-    return registration_id
 
 
 async def test_partner_users_hear_about_their_visible_registrations_only(
