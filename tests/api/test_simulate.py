@@ -36,7 +36,7 @@ from leaderboards.demo import DEMO_CONTEST, WEEKLY_CONTEST
 from leaderboards.models import Contest, ContestCredit
 from partners.models import Partner, User
 from schema.context import Services
-from schema.relay import to_global_id
+from tests.factories import gid
 from tests.processes import cli_process
 from tests.support import GQL, eventually, live_server, ws_client
 
@@ -82,7 +82,7 @@ async def _scores(gql: GQL, db: Database) -> dict[tuple[str, str], int]:
         contests = list(await session.exec(select(Contest)))
     scores: dict[tuple[str, str], int] = {}
     for contest in contests:
-        data = await gql.data(BOARD, {"id": str(to_global_id("Contest", contest.id))},
+        data = await gql.data(BOARD, {"id": gid("Contest", contest.id)},
                               as_user=admin)  # fmt: skip
         for edge in data["leaderboard"]["edges"]:
             node = edge["node"]
@@ -277,14 +277,12 @@ async def test_a_running_server_sees_simulated_sales_live(
         ws_client(address, gql.token(admin)) as board,
         ws_client(address, gql.token(admin)) as earnings,
     ):
-        await board.subscribe(LIVE, {"id": str(to_global_id("Contest", contest.id))})
+        await board.subscribe(LIVE, {"id": gid("Contest", contest.id)})
         first = (await board.data())["leaderboardChanged"]
         watched: dict[str, uuid.UUID] = {}
         initial: dict[uuid.UUID, int] = {}
         for partner_id in partners:
-            op = await earnings.subscribe(
-                EARNINGS_LIVE, {"partnerId": str(to_global_id("Partner", partner_id))}
-            )
+            op = await earnings.subscribe(EARNINGS_LIVE, {"partnerId": gid("Partner", partner_id)})
             watched[op] = partner_id
             message = await earnings.receive()
             initial[watched[message["id"]]] = _earned(message)
@@ -375,7 +373,7 @@ async def test_a_partner_hears_each_state_of_its_simulated_claims_once_in_order(
             )
             expected: dict[str, list[str]] = {}
             for claim_id, state in rows:
-                expected.setdefault(str(to_global_id("SaleClaim", claim_id)), []).append(state)
+                expected.setdefault(gid("SaleClaim", claim_id), []).append(state)
         heard: dict[str, list[str]] = {}
         for _ in range(sum(len(states) for states in expected.values())):
             change = (await client.data())["saleClaimStateChanged"]

@@ -1,5 +1,6 @@
-"""Earnings scenarios: the worked-example program and its catalogue, and sales as the
-earnings tests see them (by a partner's rep, without lines unless given)."""
+"""Earnings scenarios: the worked-example program and its catalogue, sales as the earnings
+tests see them (by a partner's rep, without lines unless given), and payout statements
+(a tax form on file, last month's statements and their holds)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from partners.models import User
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, dispatch
+from tests.factories import Tenant, dispatch, gid
 from tests.support import GQL, live_server
 
 pytestmark = pytest.mark.slow
@@ -104,9 +104,8 @@ async def test_partner_subscription_never_carries_vendor_internals(
 async def test_subscribing_to_another_partner_is_answered_as_not_found(
     app: Starlette, gql: GQL, running: Tenant
 ) -> None:
-    from strawberry import relay  # noqa: PLC0415
 
-    other = str(relay.GlobalID("Partner", str(running.partners[1].id)))
+    other = gid("Partner", running.partners[1].id)
     query = "subscription($p: ID) { earningsChanged(partnerId: $p) { earned { amountMinor } } }"
     async with subscribed(app, gql, running.user(Role.PARTNER_ADMIN), query, {"p": other}) as ws:
         payload = await next_payload(ws)

@@ -21,7 +21,6 @@ from infra.outbox import OutboxEvent
 from leaderboards.models import Metric
 from partners.roles import Role
 from schema.context import Services
-from schema.relay import to_global_id
 from tests.deal_registration.registrations.scenarios import MARK_WON, register
 from tests.factories import Tenant, add_products, create_contest, dispatch, gid
 from tests.processes import api_process, cli_process
@@ -100,7 +99,7 @@ async def test_a_dispatcher_process_handles_what_api_processes_commit(
     first_deal = await _approved_deal(db, clock, tenant)
     second_deal = await _approved_deal(db, clock, tenant)
     await dispatch(services)  # the set-up's own events
-    contest_id = str(to_global_id("Contest", contest.id))
+    contest_id = gid("Contest", contest.id)
     token = gql.token(tenant.user(Role.PARTNER_REP))
     admin_token = gql.token(tenant.user(Role.VENDOR_ADMIN))
 

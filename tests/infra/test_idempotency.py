@@ -21,10 +21,9 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from infra.idempotency import IdempotencyKey
 from partners.roles import Role
-from schema.relay import to_global_id
 from tests.deal_registration.registrations.scenarios import future
 from tests.deal_registration.sales.scenarios import seed_registry
-from tests.factories import Tenant, add_products
+from tests.factories import Tenant, add_products, gid
 from tests.support import GQL, error_codes
 
 
@@ -87,7 +86,7 @@ def _deal(clock: OffsetClock, tenant: Tenant, variant: int) -> dict[str, Any]:
 
 def _adjustment(clock: OffsetClock, tenant: Tenant, variant: int) -> dict[str, Any]:
     return {
-        "partnerId": str(to_global_id("Partner", tenant.partners[0].id)),
+        "partnerId": gid("Partner", tenant.partners[0].id),
         "amount": {"amount": f"-{12 + variant}.50", "currency": "USD"},
         "note": f"secret correction {variant}",
         "idempotencyKey": "shared-key",

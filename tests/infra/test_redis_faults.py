@@ -23,11 +23,10 @@ from infra.db import Database
 from infra.redis import EmbeddedRedis, redis_server_binary
 from partners.roles import Role
 from schema.context import Services
-from schema.relay import to_global_id
 from tests.deal_registration.registrations.scenarios import START_REVIEW, SUBMIT, submit_input
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch
+from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
 from tests.processes import api_process, free_port
 from tests.support import GQL, WSClient, eventually, ws_client
 
@@ -175,7 +174,7 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
         httpx.AsyncClient(base_url=f"http://{address}") as http,
     ):
         contest = await create_contest(db, clock, tenant)
-        contest_id = str(to_global_id("Contest", contest.id))
+        contest_id = gid("Contest", contest.id)
         await approve_sale(db, clock, tenant, partner=1, amount=100_00)
         async with (
             ws_client(address, vendor) as board,
@@ -248,7 +247,7 @@ async def test_while_redis_is_down_reads_and_new_subscriptions_answer_a_coded_er
             httpx.AsyncClient(base_url=f"http://{address}") as http,
         ):
             contest = await create_contest(db, clock, tenant)
-            contest_id = str(to_global_id("Contest", contest.id))
+            contest_id = gid("Contest", contest.id)
             claim_of = {"input": claim_input(["SN000001"], clock)}
             created = await post(http, CREATE, claim_of, gql.token(rep))
             claim = created["data"]["saleClaimCreate"]["saleClaim"]
@@ -313,7 +312,7 @@ async def test_a_board_redis_lost_never_goes_back_to_an_older_version_or_page(
     """A flush (or a restart without data) of this run's keys under a process that has
     the board's pages cached and heard its versions."""
     contest = await create_contest(db, clock, tenant)
-    contest_id = str(to_global_id("Contest", contest.id))
+    contest_id = gid("Contest", contest.id)
     query = """query($id: ID!) { leaderboard(contestId: $id) {
       version edges { node { score } } } }"""
     vendor = tenant.user(Role.VENDOR_ADMIN)

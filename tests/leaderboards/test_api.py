@@ -17,7 +17,6 @@ from leaderboards.models import Contest, VisibilityMode
 from leaderboards.recurrence import parse_recurrence, periods_between
 from partners.roles import Role
 from schema.context import Services
-from schema.relay import to_global_id
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
 from tests.leaderboards.scenarios import BOARD
 from tests.support import GQL, error_codes, eventually
@@ -142,7 +141,7 @@ async def test_unknown_and_invisible_contests_answer_alike(
     )
     draft = await create_contest(db, clock, tenant, publish=False)
     rep0 = tenant.user(Role.PARTNER_REP, 0)
-    unknown = str(to_global_id("Contest", hidden.id)).replace("A", "B", 1)
+    unknown = gid("Contest", hidden.id).replace("A", "B", 1)
     answers = []
     for contest_id, user in (
         (gid(hidden), rep0),
@@ -203,7 +202,7 @@ async def test_leaderboard_standing_and_explanation(
     assert [c["points"] for c in explained["credits"]] == [200_00, 100_00]
     assert explained["tieRule"] == "No tie: ranked by score."
     # A partner may not explain another participant's standing: answered as not found.
-    other = str(to_global_id("Partner", tenant.partners[0].id))
+    other = gid("Partner", tenant.partners[0].id)
     payload = await gql(EXPLAIN, {"id": gid(contest), "p": other}, as_user=rep1)
     assert error_codes(payload) == ["NOT_FOUND"]
     vendor_view = await gql.data(EXPLAIN, {"id": gid(contest), "p": other}, as_user=admin)
@@ -239,7 +238,7 @@ async def test_top_n_and_anonymised_boards_for_partners(
             text = str(await gql(query, {"id": gid(contest)}, as_user=user))
             assert secret.name not in text
             assert str(secret.id) not in text
-            assert str(to_global_id("Partner", secret.id)) not in text
+            assert gid("Partner", secret.id) not in text
     admin = tenant.user(Role.VENDOR_ADMIN)
     board = (await gql.data(BOARD, {"id": gid(contest)}, as_user=admin))["leaderboard"]
     assert [e["node"]["participant"]["name"] for e in board["edges"]] == [

@@ -11,8 +11,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
-from schema.relay import to_global_id
-from tests.factories import Tenant, approve_sale, create_contest, dispatch
+from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
 from tests.processes import api_process
 from tests.support import GQL, ws_client
 
@@ -32,7 +31,7 @@ async def test_a_change_through_process_a_reaches_a_subscriber_on_process_b(
     await approve_sale(db, clock, tenant, partner=0, amount=900_00, units=1)
     await approve_sale(db, clock, tenant, partner=1, amount=100_00, units=5)
     await dispatch(services)
-    contest_id = str(to_global_id("Contest", contest.id))
+    contest_id = gid("Contest", contest.id)
     token = gql.token(tenant.user(Role.VENDOR_ADMIN))
     async with api_process(settings) as a, api_process(settings) as b:
         async with ws_client(b, token) as on_b, ws_client(a, token) as on_a:

@@ -13,8 +13,7 @@ from infra.db import Database
 from leaderboards.models import Contest, ParticipantKind
 from partners.roles import Role
 from schema.context import Services
-from schema.relay import to_global_id
-from tests.factories import Tenant, approve_sale, create_contest, dispatch
+from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
 from tests.support import GQL, error_codes
 
 EXPLAIN = """
@@ -32,8 +31,8 @@ query($id: ID!, $p: ID) {
 
 def _participant(tenant: Tenant, kind: ParticipantKind, partner: int) -> str:
     if kind is ParticipantKind.PARTNER:
-        return str(to_global_id("Partner", tenant.partners[partner].id))
-    return str(to_global_id("User", tenant.user(Role.PARTNER_REP, partner).id))
+        return gid("Partner", tenant.partners[partner].id)
+    return gid("User", tenant.user(Role.PARTNER_REP, partner).id)
 
 
 async def _contest_with_sales(
@@ -60,7 +59,7 @@ async def test_vendor_staff_look_into_standings_of_their_partners_only(
     query: str,
 ) -> None:
     contest = await _contest_with_sales(db, services, clock, tenant, kind)
-    contest_id = str(to_global_id("Contest", contest.id))
+    contest_id = gid("Contest", contest.id)
 
     def ask(partner: int) -> dict[str, Any]:
         return {"id": contest_id, "p": _participant(tenant, kind, partner)}

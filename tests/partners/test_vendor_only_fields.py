@@ -17,10 +17,9 @@ from infra.db import Database
 from partners.roles import Role
 from schema import build_schema
 from schema.permissions import IsAuthenticated
-from schema.relay import to_global_id
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
-from tests.factories import Tenant, add_products, create_contest
+from tests.factories import Tenant, add_products, create_contest, gid
 from tests.support import GQL
 
 
@@ -66,18 +65,18 @@ async def _claim(gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant) -> 
 
 async def _contest(gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant) -> dict[str, Any]:
     contest = await create_contest(db, clock, tenant)
-    return {"id": str(to_global_id("Contest", contest.id))}
+    return {"id": gid("Contest", contest.id)}
 
 
 async def _partner(gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant) -> dict[str, Any]:
-    return {"id": str(to_global_id("Partner", tenant.partners[0].id))}
+    return {"id": gid("Partner", tenant.partners[0].id)}
 
 
 async def _deal(gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant) -> dict[str, Any]:
     async with db.transaction() as session:
         await add_products(session, clock, tenant)
     deal = await register(db, clock, tenant.user(Role.PARTNER_REP, 0))
-    return {"id": str(to_global_id("DealRegistration", deal.id))}
+    return {"id": gid("DealRegistration", deal.id)}
 
 
 async def _serial(gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant) -> dict[str, Any]:

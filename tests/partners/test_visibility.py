@@ -8,8 +8,7 @@ import json
 import pytest
 
 from partners.roles import Role
-from schema.relay import to_global_id
-from tests.factories import Tenant
+from tests.factories import Tenant, gid
 from tests.support import GQL, error_codes
 
 ROLES = [
@@ -75,8 +74,8 @@ async def test_partner_and_node_by_id(
                  node(id: $id) { ... on Partner { name } } }"""
     for owner in (tenant, other_tenant):
         for index, partner in enumerate(owner.partners):
-            gid = str(to_global_id("Partner", partner.id))
-            payload = await gql(query, {"id": gid}, as_user=user)
+            node_id = gid("Partner", partner.id)
+            payload = await gql(query, {"id": node_id}, as_user=user)
             assert "errors" not in payload, payload
             visible = owner is tenant and index in visible_partner_indexes(role)
             expected = {"name": partner.name} if visible else None
@@ -90,8 +89,8 @@ async def test_user_nodes(gql: GQL, tenant: Tenant, other_tenant: Tenant, role: 
     query = "query($id: ID!) { node(id: $id) { ... on User { email } } }"
     for owner in (tenant, other_tenant):
         for user in owner.users.values():
-            gid = str(to_global_id("User", user.id))
-            data = await gql.data(query, {"id": gid}, as_user=me)
+            node_id = gid("User", user.id)
+            data = await gql.data(query, {"id": node_id}, as_user=me)
             expected = {"email": user.email} if user.email in allowed else None
             assert data["node"] == expected, (role, user.email)
 
@@ -131,12 +130,12 @@ async def test_malformed_and_foreign_ids_are_answered_like_missing_ones(
     gql: GQL, tenant: Tenant, other_tenant: Tenant
 ) -> None:
     admin = tenant.user(Role.VENDOR_ADMIN)
-    foreign = str(to_global_id("Partner", other_tenant.partners[0].id))
-    missing = str(to_global_id("Partner", tenant.vendor.id))  # a uuid that is no partner
+    foreign = gid("Partner", other_tenant.partners[0].id)
+    missing = gid("Partner", tenant.vendor.id)  # a uuid that is no partner
     query = "query($id: ID!) { partner(id: $id) { name } node(id: $id) { id } }"
     answers = []
-    for gid in (foreign, missing, "not-base64!", str(to_global_id("Nope", tenant.vendor.id))):
-        answers.append(await gql(query, {"id": gid}, as_user=admin))
+    for node_id in (foreign, missing, "not-base64!", gid("Nope", tenant.vendor.id)):
+        answers.append(await gql(query, {"id": node_id}, as_user=admin))
     assert all(a == {"data": {"partner": None, "node": None}} for a in answers), answers
 
 
