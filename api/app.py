@@ -1,4 +1,5 @@
-"""The Starlette application: wiring of settings, database, Redis, schema and routes."""
+"""The Starlette application: settings, database, Redis, the services of the composition
+root (``api/composition.py``), the schema and the routes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,29 +20,19 @@ from starlette.types import Receive, Scope, Send
 from api import graphiql
 from api.attachments import download_attachment
 from api.auth import Authenticator
+from api.composition import build_services
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
-from api.ws_direct import KeepWebSocketSend
 from api.ws_sessions import SocketSessions
-from deal_registration.registrations import notices as deal_notices
-from deal_registration.sales import fanout as sales_fanout
-from deal_registration.sales import service as sales_service
-from deal_registration.sales.signals import SaleClaimSignals
-from deal_registration.storage import LocalStorage, S3Storage, Storage
-from earnings import handlers as earnings_handlers
-from earnings.claims import use_claim_signals
 from infra.clock import Clock, SystemClock
 from infra.db import Database
-from infra.outbox import Dispatcher
-from infra.pubsub import Hub
-from infra.redis import EmbeddedRedis, Keys, connect
+from infra.redis import EmbeddedRedis, connect
+from infra.ws_direct import KeepWebSocketSend
 from leaderboards.closing import run_closer
 from schema import build_schema
-from schema.context import Services
 from schema.document_limits import DocumentLimits
-from schema.leaderboards.runtime import leaderboards_runtime
 
 log = logging.getLogger("channelboard")
 
@@ -66,7 +56,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         services = build_services(settings, db=db, redis=redis, clock=clock)
         outbox = services.outbox
         sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
-        register_event_handlers(services)
         app.state.services = services
         app.state.settings = settings
         app.state.authenticator = Authenticator(settings.jwt, db, clock)
@@ -93,9 +82,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
             background.append(
-                asyncio.create_task(
-                    run_closer(leaderboards_runtime(services)), name="contest-closer"
-                )
+                asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
             )
         else:
             outbox.hand_off(services.hub)
@@ -172,55 +159,3 @@ class _ViewSlot:
         if self.view is None:
             raise RuntimeError("the application has not started (lifespan not run)")
         await self.view(scope, receive, send)
-
-
-def build_storage(settings: Settings) -> Storage:
-    storage = settings.storage
-    if storage.backend == "s3":
-        assert storage.s3_bucket is not None  # Settings.validate
-        return S3Storage(
-            storage.s3_bucket,
-            prefix=storage.s3_prefix,
-            endpoint_url=storage.s3_endpoint_url,
-            region=storage.s3_region,
-        )
-    return LocalStorage(storage.local_dir or settings.var_dir / "attachments")
-
-
-def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
-    """The process-wide services over an open database and Redis: the app builds them in
-    its lifespan, and commands that write outside the server (``channelboard simulate``)
-    build the same, so their events reach the same handlers."""
-    limits = settings.limits
-    keys = Keys(settings.redis_namespace)
-    return Services(
-        db=db,
-        redis=redis,
-        keys=keys,
-        clock=clock,
-        outbox=Dispatcher(
-            db,
-            clock,
-            max_attempts=settings.outbox_max_attempts,
-            backoff_cap=timedelta(seconds=settings.outbox_backoff_cap_seconds),
-        ),
-        hub=Hub(redis, keys),
-        max_page_size=limits.max_page_size,
-        production=settings.production,
-        storage=build_storage(settings),
-        max_upload_bytes=limits.max_upload_bytes,
-    )
-
-
-def register_event_handlers(services: Services) -> None:
-    """Domains that react to outbox events register their handlers here (the app's
-    dispatcher, and that of any command that dispatches events itself). A run's batch
-    handlers run in this order: the cheap live ones (notices, contest scoring, a few ms a
-    run) before earnings crediting (milliseconds a sale), which nothing here waits for."""
-    deal_notices.register(services.outbox, services.hub)
-    services.outbox.register_batch(
-        [sales_service.CLAIM_STATE_CHANGED], sales_fanout.publisher(services.hub)
-    )
-    leaderboards_runtime(services).register(services.outbox)
-    use_claim_signals(SaleClaimSignals())
-    earnings_handlers.register(services.outbox, services.db, services.clock, services.hub)

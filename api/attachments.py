@@ -15,9 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.auth import Authenticator, AuthFailure
-from deal_registration import attachments
-from deal_registration.registrations import proof as _registrations  # noqa: F401 - registers deal visibility
-from deal_registration.sales import service as _sales  # noqa: F401 - registers claim visibility
+from deal_registration import attachment_access
 from schema.context import Services
 
 
@@ -40,7 +38,9 @@ async def download_attachment(request: Request) -> Response:
     attachment = None
     if attachment_id is not None:
         async with services.db.session() as session:
-            attachment = await attachments.get_readable_attachment(session, outcome, attachment_id)
+            attachment = await attachment_access.get_readable_attachment(
+                session, outcome, attachment_id
+            )
     if attachment is None or services.storage is None:
         return _error(404, "NOT_FOUND", "No such file.")
     data = await services.storage.get(attachment.storage_key)

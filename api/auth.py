@@ -147,7 +147,7 @@ class Authenticator:
 
     async def _load(self, credential: str) -> Principal | AuthFailure:
         stamp = self._principals.stamp()
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             if credential.startswith(service.API_KEY_PREFIX):
                 outcome = await self._api_key(session, credential)
             else:
@@ -182,7 +182,7 @@ class Authenticator:
         credential itself - signature, claims, key hash - cannot have changed)."""
         user_ids = {p.user_id for p in principals if p.user_id is not None}
         key_ids = {p.api_key_id for p in principals if p.api_key_id is not None}
-        async with self.db.session() as session:
+        async with self.db.read_session() as session:
             users = await repository.get_users(session, user_ids) if user_ids else {}
             partner_ids = {u.partner_id for u in users.values() if u.partner_id is not None}
             partners = await repository.get_partners(session, partner_ids) if partner_ids else {}

@@ -1,13 +1,27 @@
-"""Configuration from CHANNELBOARD_* environment variables, with working laptop defaults."""
+"""Configuration from CHANNELBOARD_* environment variables, with working laptop defaults.
+
+``Settings`` is a pydantic-settings model with one field per variable (the README's table):
+pydantic parses and checks each value, and a bad one is reported as one line naming its
+variable. The code reads the settings in groups (``settings.jwt``, ``settings.limits``,
+``settings.storage``), whose defaults are the fields' defaults.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 DEVELOPMENT_SECRET = "channelboard-development-secret-do-not-use-in-production"
+PREFIX = "CHANNELBOARD_"
 
 
 class SettingsError(ValueError):
@@ -30,7 +44,7 @@ class Limits:
     max_query_depth: int = 12
     max_aliases: int = 20
     max_tokens: int = 2_000
-    max_page_size: int = 100
+    max_page_size: int = 100  # not a variable: clients are told it in the schema
     max_body_bytes: int = 1 << 20
     max_upload_bytes: int = 10 << 20
     ws_max_subscriptions: int = 5
@@ -58,24 +72,143 @@ class StorageSettings:
     s3_prefix: str = "attachments/"
 
 
-@dataclass(frozen=True)
-class Settings:
-    env: str = "development"
+_JWT, _LIMITS, _STORAGE = JWTSettings(), Limits(), StorageSettings()
+
+# Each group's fields -> the Settings field (the variable) that holds it.
+_JWT_FIELDS = {f.name: f"jwt_{f.name}" for f in fields(JWTSettings)}
+_LIMIT_FIELDS = {f.name: f.name for f in fields(Limits) if f.name != "max_page_size"}
+_STORAGE_FIELDS = {
+    "backend": "storage_backend",
+    "local_dir": "storage_dir",
+    **{f.name: f.name for f in fields(StorageSettings) if f.name.startswith("s3_")},
+}
+_GROUPS: dict[str, dict[str, str]] = {
+    "jwt": _JWT_FIELDS,
+    "limits": _LIMIT_FIELDS,
+    "storage": _STORAGE_FIELDS,
+}
+
+
+class Settings(BaseSettings):
+    """Field ``x`` is the variable ``CHANNELBOARD_X`` (empty counts as unset)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+        populate_by_name=True,
+    )
+
+    env: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
-    database_url: str = ""
+    database_url: str = ""  # default: a SQLite file in var_dir
     redis_url: str | None = None
     redis_namespace: str = "cb"
-    jwt: JWTSettings = field(default_factory=JWTSettings)
-    limits: Limits = field(default_factory=Limits)
     log_level: str = "info"
-    storage: StorageSettings = field(default_factory=StorageSettings)
     # "inline": each API process dispatches outbox events itself (the embedded default).
     # "external": API processes leave that to a `channelboard dispatch` process.
-    dispatch: str = "inline"
+    dispatch: Literal["inline", "external"] = "inline"
     # An outbox event whose handler keeps failing is dead-lettered after this many attempts,
     # waiting 1 s, 2 s, 4 s, ... (at most outbox_backoff_cap_seconds) between them.
-    outbox_max_attempts: int = 10
-    outbox_backoff_cap_seconds: int = 300
+    outbox_max_attempts: int = Field(10, ge=1)
+    outbox_backoff_cap_seconds: int = Field(300, ge=1)
+
+    jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: str = _JWT.secret
+    jwt_public_key: str | None = None  # PEM text, or a path to a PEM file
+    jwt_jwks_file: Path | None = None
+    jwt_issuer: str = _JWT.issuer
+    jwt_audience: str = _JWT.audience
+    jwt_leeway_seconds: int = _JWT.leeway_seconds
+
+    max_query_depth: int = _LIMITS.max_query_depth
+    max_aliases: int = _LIMITS.max_aliases
+    max_tokens: int = _LIMITS.max_tokens
+    max_body_bytes: int = _LIMITS.max_body_bytes
+    max_upload_bytes: int = _LIMITS.max_upload_bytes
+    ws_max_subscriptions: int = _LIMITS.ws_max_subscriptions
+    ws_init_timeout_seconds: float = _LIMITS.ws_init_timeout_seconds
+    max_document_bytes: int = _LIMITS.max_document_bytes
+    max_selections: int = _LIMITS.max_selections
+    max_repeated_fields: int = _LIMITS.max_repeated_fields
+    max_introspection_depth: int = _LIMITS.max_introspection_depth
+    ws_max_message_bytes: int = _LIMITS.ws_max_message_bytes
+    ws_max_connections_per_principal: int = _LIMITS.ws_max_connections_per_principal
+
+    storage_backend: Literal["local", "s3"] = Field("local", validation_alias=f"{PREFIX}STORAGE")
+    storage_dir: Path | None = None
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_prefix: str = _STORAGE.s3_prefix
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """From ``environ`` (``os.environ`` unless given: tests pass a mapping), only."""
+        source = _Environment(cls, os.environ if environ is None else environ)
+        # pydantic-settings' documented ``_build_sources``: this source alone (mypy sees
+        # only the fields in the generated __init__).
+        return _checked(lambda: cls(_build_sources=((source,), {})))  # type: ignore[call-arg]
+
+    @classmethod
+    def variables(cls) -> set[str]:
+        """The names of every variable read."""
+        return {
+            f.validation_alias if isinstance(f.validation_alias, str) else PREFIX + name.upper()
+            for name, f in cls.model_fields.items()
+        }
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields (or whole groups: ``jwt=``, ``limits=``, ``storage=``)
+        replaced, checked like the environment's values."""
+        values: dict[str, Any] = self.model_dump()
+        for name, value in changes.items():
+            if name in _GROUPS:
+                values.update({f: getattr(value, g) for g, f in _GROUPS[name].items()})
+            elif name in type(self).model_fields:
+                values[name] = value
+            else:
+                raise TypeError(f"no setting {name!r}")
+        return _checked(lambda: type(self).model_validate(values))
+
+    @field_validator("env", "log_level", "dispatch", "storage_backend", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _read_pem_file(cls, value: str | None) -> str | None:
+        if value and not value.lstrip().startswith("-----") and Path(value).is_file():
+            return Path(value).read_text()
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_database(cls, values: Any) -> Any:
+        if isinstance(values, dict) and not values.get("database_url"):
+            var_dir = Path(values.get("var_dir") or "var")
+            return {**values, "database_url": default_database_url(var_dir)}
+        return values
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise SettingsError("CHANNELBOARD_STORAGE=s3 needs CHANNELBOARD_S3_BUCKET")
+        if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_file):
+            raise SettingsError(
+                "RS256 needs CHANNELBOARD_JWT_PUBLIC_KEY or CHANNELBOARD_JWT_JWKS_FILE"
+            )
+        if self.production and self.jwt_algorithm == "HS256":
+            if self.jwt_secret == DEVELOPMENT_SECRET:
+                raise SettingsError(
+                    "refusing to run in production with the development JWT secret: set "
+                    "CHANNELBOARD_JWT_SECRET (HS256) or use RS256 with a public key or JWKS"
+                )
+            if len(self.jwt_secret) < 32:
+                raise SettingsError("CHANNELBOARD_JWT_SECRET must be at least 32 characters")
+        return self
 
     @property
     def production(self) -> bool:
@@ -85,141 +218,65 @@ class Settings:
     def embedded_database(self) -> bool:
         return self.database_url == default_database_url(self.var_dir)
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+    @cached_property
+    def jwt(self) -> JWTSettings:
+        return JWTSettings(**{g: getattr(self, f) for g, f in _JWT_FIELDS.items()})
 
-        def get(name: str, default: str | None = None) -> str | None:
-            value = env.get(f"CHANNELBOARD_{name}")
-            return value if value not in (None, "") else default
+    @cached_property
+    def limits(self) -> Limits:
+        return Limits(**{g: getattr(self, f) for g, f in _LIMIT_FIELDS.items()})
 
-        var_dir = Path(get("VAR_DIR", "var") or "var")
-        jwks = get("JWT_JWKS_FILE")
-        public_key = get("JWT_PUBLIC_KEY")
-        if (
-            public_key
-            and not public_key.lstrip().startswith("-----")
-            and Path(public_key).is_file()
-        ):
-            public_key = Path(public_key).read_text()
-        jwt = JWTSettings(
-            algorithm=get("JWT_ALGORITHM", "HS256") or "HS256",
-            secret=get("JWT_SECRET", DEVELOPMENT_SECRET) or DEVELOPMENT_SECRET,
-            public_key=public_key,
-            jwks_file=Path(jwks) if jwks else None,
-            issuer=get("JWT_ISSUER", "channelboard-dev") or "channelboard-dev",
-            audience=get("JWT_AUDIENCE", "channelboard") or "channelboard",
-            leeway_seconds=_int(get("JWT_LEEWAY_SECONDS", "30"), "JWT_LEEWAY_SECONDS"),
-        )
-        defaults = Limits()
-        limits = Limits(
-            max_query_depth=_int(
-                get("MAX_QUERY_DEPTH"), "MAX_QUERY_DEPTH", defaults.max_query_depth
-            ),
-            max_aliases=_int(get("MAX_ALIASES"), "MAX_ALIASES", defaults.max_aliases),
-            max_tokens=_int(get("MAX_TOKENS"), "MAX_TOKENS", defaults.max_tokens),
-            max_page_size=defaults.max_page_size,
-            max_body_bytes=_int(get("MAX_BODY_BYTES"), "MAX_BODY_BYTES", defaults.max_body_bytes),
-            max_upload_bytes=_int(
-                get("MAX_UPLOAD_BYTES"), "MAX_UPLOAD_BYTES", defaults.max_upload_bytes
-            ),
-            ws_max_subscriptions=_int(
-                get("WS_MAX_SUBSCRIPTIONS"), "WS_MAX_SUBSCRIPTIONS", defaults.ws_max_subscriptions
-            ),
-            ws_init_timeout_seconds=float(
-                get("WS_INIT_TIMEOUT_SECONDS") or defaults.ws_init_timeout_seconds
-            ),
-            max_document_bytes=_int(
-                get("MAX_DOCUMENT_BYTES"), "MAX_DOCUMENT_BYTES", defaults.max_document_bytes
-            ),
-            max_selections=_int(get("MAX_SELECTIONS"), "MAX_SELECTIONS", defaults.max_selections),
-            max_repeated_fields=_int(
-                get("MAX_REPEATED_FIELDS"), "MAX_REPEATED_FIELDS", defaults.max_repeated_fields
-            ),
-            max_introspection_depth=_int(
-                get("MAX_INTROSPECTION_DEPTH"),
-                "MAX_INTROSPECTION_DEPTH",
-                defaults.max_introspection_depth,
-            ),
-            ws_max_message_bytes=_int(
-                get("WS_MAX_MESSAGE_BYTES"), "WS_MAX_MESSAGE_BYTES", defaults.ws_max_message_bytes
-            ),
-            ws_max_connections_per_principal=_int(
-                get("WS_MAX_CONNECTIONS_PER_PRINCIPAL"),
-                "WS_MAX_CONNECTIONS_PER_PRINCIPAL",
-                defaults.ws_max_connections_per_principal,
-            ),
-        )
-        settings = cls(
-            env=(get("ENV", "development") or "development").lower(),
-            var_dir=var_dir,
-            database_url=get("DATABASE_URL") or default_database_url(var_dir),
-            redis_url=get("REDIS_URL"),
-            redis_namespace=get("REDIS_NAMESPACE", "cb") or "cb",
-            jwt=jwt,
-            limits=limits,
-            log_level=(get("LOG_LEVEL", "info") or "info").lower(),
-            dispatch=(get("DISPATCH", "inline") or "inline").lower(),
-            outbox_max_attempts=_int(get("OUTBOX_MAX_ATTEMPTS"), "OUTBOX_MAX_ATTEMPTS", 10),
-            outbox_backoff_cap_seconds=_int(
-                get("OUTBOX_BACKOFF_CAP_SECONDS"), "OUTBOX_BACKOFF_CAP_SECONDS", 300
-            ),
-            storage=StorageSettings(
-                backend=(get("STORAGE", "local") or "local").lower(),
-                local_dir=Path(local_dir) if (local_dir := get("STORAGE_DIR")) else None,
-                s3_bucket=get("S3_BUCKET"),
-                s3_endpoint_url=get("S3_ENDPOINT_URL"),
-                s3_region=get("S3_REGION"),
-                s3_prefix=get("S3_PREFIX", "attachments/") or "attachments/",
-            ),
-        )
-        settings.validate()
-        return settings
-
-    def validate(self) -> None:
-        if self.env not in ("development", "test", "production"):
-            raise SettingsError("CHANNELBOARD_ENV must be development, test or production")
-        if self.dispatch not in ("inline", "external"):
-            raise SettingsError("CHANNELBOARD_DISPATCH must be inline or external")
-        if self.outbox_max_attempts < 1:
-            raise SettingsError("CHANNELBOARD_OUTBOX_MAX_ATTEMPTS must be at least 1")
-        if self.outbox_backoff_cap_seconds < 1:
-            raise SettingsError("CHANNELBOARD_OUTBOX_BACKOFF_CAP_SECONDS must be at least 1")
-        if self.storage.backend not in ("local", "s3"):
-            raise SettingsError("CHANNELBOARD_STORAGE must be local or s3")
-        if self.storage.backend == "s3" and not self.storage.s3_bucket:
-            raise SettingsError("CHANNELBOARD_STORAGE=s3 needs CHANNELBOARD_S3_BUCKET")
-        if self.jwt.algorithm not in ("HS256", "RS256"):
-            raise SettingsError("CHANNELBOARD_JWT_ALGORITHM must be HS256 or RS256")
-        if self.jwt.algorithm == "RS256" and not (self.jwt.public_key or self.jwt.jwks_file):
-            raise SettingsError(
-                "RS256 needs CHANNELBOARD_JWT_PUBLIC_KEY or CHANNELBOARD_JWT_JWKS_FILE"
-            )
-        if self.production:
-            if self.jwt.algorithm == "HS256" and self.jwt.secret == DEVELOPMENT_SECRET:
-                raise SettingsError(
-                    "refusing to run in production with the development JWT secret: set "
-                    "CHANNELBOARD_JWT_SECRET (HS256) or use RS256 with a public key or JWKS"
-                )
-            if self.jwt.algorithm == "HS256" and len(self.jwt.secret) < 32:
-                raise SettingsError("CHANNELBOARD_JWT_SECRET must be at least 32 characters")
-
-    def with_overrides(self, **changes: object) -> Settings:
-        updated = replace(self, **changes)  # type: ignore[arg-type]
-        updated.validate()
-        return updated
+    @cached_property
+    def storage(self) -> StorageSettings:
+        return StorageSettings(**{g: getattr(self, f) for g, f in _STORAGE_FIELDS.items()})
 
 
 def default_database_url(var_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{var_dir / 'channelboard.db'}"
 
 
-def _int(value: str | None, name: str, default: int | None = None) -> int:
-    if value is None:
-        if default is None:
-            raise SettingsError(f"CHANNELBOARD_{name} is required")
-        return default
+class _Environment(EnvSettingsSource):
+    """The variables of one mapping (``os.environ`` or a test's dict), and nothing else."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def _checked(build: Callable[[], Settings]) -> Settings:
+    """``build()``, its validation errors as one SettingsError: one line per bad value."""
     try:
-        return int(value)
-    except ValueError as exc:
-        raise SettingsError(f"CHANNELBOARD_{name} must be a whole number, not {value!r}") from exc
+        return build()
+    except ValidationError as exc:
+        raise SettingsError("\n".join(_explain(e) for e in exc.errors())) from None
+
+
+_KINDS = {
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_parsing": "a number",
+    "path_type": "a path",
+    "string_type": "text",
+}
+
+
+def _explain(error: ErrorDetails) -> str:
+    ctx = error.get("ctx") or {}
+    if not error["loc"]:  # a check across fields: its message names the variables
+        return str(ctx.get("error", error["msg"]))
+    name = str(error["loc"][0])
+    variable = name if name.startswith(PREFIX) else PREFIX + name.upper()
+    value = error["input"]
+    if error["type"] == "literal_error":
+        choices = str(ctx.get("expected", "")).replace("'", "")
+        return f"{variable} must be {choices}, not {value!r}"
+    if error["type"] == "greater_than_equal":
+        return f"{variable} must be at least {ctx.get('ge')}, not {value!r}"
+    if error["type"] in _KINDS:
+        return f"{variable} must be {_KINDS[error['type']]}, not {value!r}"
+    return f"{variable}: {error['msg']} (not {value!r})"

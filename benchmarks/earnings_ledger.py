@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from api import migrations
+from api.composition import build_claim_signals
 from deal_registration.events import Line, SaleApproved
 from earnings import ledger, programs, service
 from earnings.programs import BaseRate, Rules, Spiff, Tier
@@ -33,6 +34,7 @@ async def main(url: str, sales: int, run: int) -> None:
     db = Database(url)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     clock = FrozenClock(start)
+    signals = build_claim_signals()
     async with db.transaction() as s:
         vendor = await partners_service.create_vendor(
             s, clock, name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}"
@@ -82,15 +84,15 @@ async def main(url: str, sales: int, run: int) -> None:
     written = 0
     for event in events:
         clock.set(event.occurred_at)
-        written += len(await ledger.credit(db, clock, event))
+        written += len(await ledger.credit(db, clock, event, signals=signals))
     credit_s = time.perf_counter() - began
     began = time.perf_counter()
     for i in range(0, len(runs), run):
         clock.set(runs[i].occurred_at)
-        await ledger.credit_many(db, clock, runs[i : i + run])
+        await ledger.credit_many(db, clock, runs[i : i + run], signals=signals)
     runs_s = time.perf_counter() - began
     began = time.perf_counter()
-    again = sum([len(await ledger.credit(db, clock, e)) for e in events[:200]])
+    again = sum([len(await ledger.credit(db, clock, e, signals=signals)) for e in events[:200]])
     recredit_s = time.perf_counter() - began
     scope = Scope(vendor.id, partner.id)
     end = clock.now() + timedelta(days=1)
@@ -98,7 +100,9 @@ async def main(url: str, sales: int, run: int) -> None:
     for _ in range(20):
         began = time.perf_counter()
         async with db.session() as s:
-            summary = await service.summary(s, admin, clock, scope=scope, start=start, end=end)
+            summary = await service.summary(
+                s, admin, clock, scope=scope, start=start, end=end, signals=signals
+            )
         timings.append(time.perf_counter() - began)
     timings.sort()
     await db.dispose()

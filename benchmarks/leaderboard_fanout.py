@@ -302,6 +302,7 @@ async def generate(
     from catalogue import demo as catalogue_demo  # noqa: PLC0415
     from infra.clock import SystemClock  # noqa: PLC0415
     from infra.outbox import Dispatcher  # noqa: PLC0415
+    from leaderboards import handlers as leaderboards_handlers  # noqa: PLC0415
     from leaderboards.demo import approve_demo_sale  # noqa: PLC0415
     from leaderboards.models import Contest  # noqa: PLC0415
     from partners.models import Partner, Vendor  # noqa: PLC0415
@@ -314,9 +315,9 @@ async def generate(
         # crediting earnings (~10-20 ms a sale) would cap this process below 50/s.
         outbox = Dispatcher(w.db, clock)
         if by_process:
-            outbox.hand_off(w.services.hub)
+            outbox.hand_off(w.hub)
         else:
-            w.leaderboards.register(outbox)
+            outbox.register_all(leaderboards_handlers.handlers(w.leaderboards))
         async with w.db.transaction() as session:
             vendor = (await session.exec(select(Vendor))).one()
             products = list((await catalogue_demo.seed(session, clock, vendor)).values())

@@ -33,8 +33,9 @@ from infra.pubsub import Hub
 from infra.redis import Keys, connect
 from leaderboards import crediting
 from leaderboards.boards import Boards
-from leaderboards.consumer import Leaderboards
+from leaderboards.handlers import handlers
 from leaderboards.models import Contest, ContestCredit, RankingStyle
+from leaderboards.runtime import Leaderboards
 from leaderboards.scoring import (
     DUPLICATE,
     BatchItem,
@@ -194,8 +195,8 @@ async def end_to_end(redis_url: str, events: int, dispatch_batch: int) -> float:
             tenant = await create_tenant(session, clock, partners=50)
         contest = await create_contest(db, clock, tenant)
         dispatcher = Dispatcher(db, clock, batch_size=dispatch_batch)
-        leaderboards = Leaderboards(db, Boards(redis, keys), clock, hub)
-        leaderboards.register(dispatcher)
+        leaderboards = Leaderboards(db, Boards(redis, keys), clock, hub, dispatcher=dispatcher)
+        dispatcher.register_all(handlers(leaderboards))
         await dispatcher.dispatch_pending()  # the contest's own event: builds its boards
         async with db.transaction() as session:
             now = clock.now()

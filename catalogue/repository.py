@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -49,3 +49,19 @@ async def products_by_ids(
 ) -> dict[uuid.UUID, Product]:
     rows = await session.exec(readable_products(principal).where(col(Product.id).in_(list(ids))))
     return {p.id: p for p in rows}
+
+
+def products_matching(principal: Principal, search: str | None = None) -> SelectOfScalar[Product]:
+    """Readable products whose SKU or name contains ``search`` (all when empty)."""
+    stmt = readable_products(principal)
+    if search and search.strip():
+        pattern = f"%{search.strip()}%"
+        stmt = stmt.where(or_(col(Product.sku).ilike(pattern), col(Product.name).ilike(pattern)))
+    return stmt
+
+
+async def readable_product_by_sku(
+    session: AsyncSession, principal: Principal, sku: str
+) -> Product | None:
+    stmt = readable_products(principal).where(Product.sku == normalise_sku(sku))
+    return (await session.exec(stmt)).first()

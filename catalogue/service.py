@@ -7,6 +7,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalogue import repository
 from catalogue.errors import CatalogueErrorCode
 from catalogue.models import Product
+from catalogue.policy import CATALOGUE, CatalogueOp
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -29,8 +30,9 @@ async def upsert_product(
     margin_rate_bp: int = 0,
     active: bool = True,
 ) -> Product:
-    """Create the product with this SKU, or update it. Vendor admins only (checked in the
-    schema); the vendor is the caller's."""
+    """Create the product with this SKU, or update it. Vendor admins only; the vendor is
+    the caller's."""
+    CATALOGUE.require(principal, CatalogueOp.UPSERT_PRODUCT)
     sku = repository.normalise_sku(sku)
     name = name.strip()
     errors: list[DomainError] = []

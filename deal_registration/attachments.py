@@ -2,8 +2,9 @@
 by their bytes, hashed, named safely, stored through a ``Storage`` backend, and readable
 only by whoever may see the record they belong to.
 
-Attachments are generic over their owner (``owner_kind`` + ``owner_id``); each owner kind
-registers how to decide visibility with ``register_owner``. The error codes below are
+Attachments are generic over their owner (``owner_kind`` + ``owner_id``); who may read one
+follows from who may read its owner (``attachment_access.readable_attachments``: kept apart,
+since the owners' services store attachments through this module). The error codes below are
 shared: each owner's error-code enum repeats them with the same values, so a payload maps
 them onto its own enum.
 """
@@ -14,7 +15,7 @@ import hashlib
 import re
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -28,7 +29,6 @@ from infra.clock import Clock
 from infra.db import UTCDateTime
 from infra.errors import DomainError
 from infra.ids import new_id
-from partners.roles import Principal
 
 DEFAULT_MAX_BYTES = 10 << 20
 MAX_ATTACHMENTS_PER_OWNER = 10
@@ -175,28 +175,6 @@ async def store_attachment(
     session.add(attachment)
     await session.flush()
     await storage.put(attachment.storage_key, file.data, content_type)
-    return attachment
-
-
-OwnerCheck = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[bool]]
-_OWNERS: dict[str, OwnerCheck] = {}
-
-
-def register_owner(owner_kind: str, may_see: OwnerCheck) -> None:
-    """Say how to decide whether a principal may see an owner of this kind (and so its
-    attachments)."""
-    _OWNERS[owner_kind] = may_see
-
-
-async def get_readable_attachment(
-    session: AsyncSession, principal: Principal, attachment_id: uuid.UUID
-) -> Attachment | None:
-    attachment = await session.get(Attachment, attachment_id)
-    if attachment is None or attachment.vendor_id != principal.vendor_id:
-        return None
-    may_see = _OWNERS.get(attachment.owner_kind)
-    if may_see is None or not await may_see(session, principal, attachment.owner_id):
-        return None
     return attachment
 
 

@@ -1,22 +1,26 @@
 """The events partner submissions publish through the outbox (infra.outbox).
 
-This is the contract earnings and leaderboards consume: event type names and payload
-shapes. Payloads are JSON objects; ids are UUID strings, instants ISO 8601 UTC, money is
-integer minor units with a currency. Producers build payloads only through these classes;
-consumers parse them only through ``parse``.
+This is the contract earnings, leaderboards and the live feeds consume: event type names
+and payload shapes (``infra.events.Event``). Payloads are JSON objects; ids are UUID
+strings, instants ISO 8601 UTC, money is integer minor units with a currency. Producers
+build payloads only through these classes; consumers parse them only through ``parse``.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Self
+
+from infra.events import Event, uuid_or_none
 
 SALE_APPROVED = "SaleApproved"
 SALE_REVERSED = "SaleReversed"
 DEAL_APPROVED = "DealApproved"
 DEAL_WON = "DealWon"
+DEAL_STATUS_CHANGED = "DealStatusChanged"
+CLAIM_STATE_CHANGED = "SaleClaimStateChanged"
 
 
 @dataclass(frozen=True)
@@ -27,30 +31,7 @@ class Line:
 
 
 @dataclass(frozen=True)
-class _Event:
-    type: ClassVar[str]
-
-    def to_payload(self) -> dict[str, Any]:
-        def encode(value: Any) -> Any:
-            if isinstance(value, uuid.UUID):
-                return str(value)
-            if isinstance(value, datetime):
-                return value.isoformat()
-            if isinstance(value, list | tuple):
-                return [encode(v) for v in value]
-            if isinstance(value, dict):
-                return {k: encode(v) for k, v in value.items()}
-            return value
-
-        return {k: encode(v) for k, v in asdict(self).items()}
-
-
-def _uuid(value: Any) -> uuid.UUID | None:
-    return None if value is None else uuid.UUID(str(value))
-
-
-@dataclass(frozen=True)
-class SaleApproved(_Event):
+class SaleApproved(Event):
     """A sale claim was approved (manually or automatically): credit it."""
 
     type: ClassVar[str] = SALE_APPROVED
@@ -73,7 +54,7 @@ class SaleApproved(_Event):
         return cls(
             claim_id=uuid.UUID(payload["claim_id"]),
             partner_id=uuid.UUID(payload["partner_id"]),
-            rep_user_id=_uuid(payload.get("rep_user_id")),
+            rep_user_id=uuid_or_none(payload.get("rep_user_id")),
             region=payload["region"],
             currency=payload["currency"],
             amount_minor=int(payload["amount_minor"]),
@@ -86,7 +67,7 @@ class SaleApproved(_Event):
 
 
 @dataclass(frozen=True)
-class SaleReversed(_Event):
+class SaleReversed(Event):
     """An approved sale was refunded or returned: take back what it credited.
     ``reverses_event_id`` is the SaleApproved outbox event it undoes."""
 
@@ -108,7 +89,7 @@ class SaleReversed(_Event):
         return cls(
             claim_id=uuid.UUID(payload["claim_id"]),
             partner_id=uuid.UUID(payload["partner_id"]),
-            rep_user_id=_uuid(payload.get("rep_user_id")),
+            rep_user_id=uuid_or_none(payload.get("rep_user_id")),
             region=payload["region"],
             currency=payload["currency"],
             amount_minor=int(payload["amount_minor"]),
@@ -123,7 +104,7 @@ class SaleReversed(_Event):
 
 
 @dataclass(frozen=True)
-class DealApproved(_Event):
+class DealApproved(Event):
     type: ClassVar[str] = DEAL_APPROVED
     registration_id: uuid.UUID
     partner_id: uuid.UUID
@@ -137,7 +118,7 @@ class DealApproved(_Event):
         return cls(
             registration_id=uuid.UUID(payload["registration_id"]),
             partner_id=uuid.UUID(payload["partner_id"]),
-            rep_user_id=_uuid(payload.get("rep_user_id")),
+            rep_user_id=uuid_or_none(payload.get("rep_user_id")),
             customer_domain=payload["customer_domain"],
             approved_at=datetime.fromisoformat(payload["approved_at"]),
             protected_until=datetime.fromisoformat(payload["protected_until"]),
@@ -145,7 +126,7 @@ class DealApproved(_Event):
 
 
 @dataclass(frozen=True)
-class DealWon(_Event):
+class DealWon(Event):
     """A registered (approved) deal was won: earnings may pay a deal bonus, contests may
     count it."""
 
@@ -164,10 +145,34 @@ class DealWon(_Event):
         return cls(
             registration_id=uuid.UUID(payload["registration_id"]),
             partner_id=uuid.UUID(payload["partner_id"]),
-            rep_user_id=_uuid(payload.get("rep_user_id")),
+            rep_user_id=uuid_or_none(payload.get("rep_user_id")),
             region=payload["region"],
             currency=payload["currency"],
             amount_minor=int(payload["amount_minor"]),
             won_at=datetime.fromisoformat(payload["won_at"]),
             lines=[Line(**line) for line in payload.get("lines", [])],
         )
+
+
+@dataclass(frozen=True)
+class DealStatusChanged(Event):
+    """A registration changed status: live notices to the vendor's and the partner's
+    subscribers, who re-read it through their own visibility."""
+
+    type: ClassVar[str] = DEAL_STATUS_CHANGED
+    registration_id: uuid.UUID
+    partner_id: uuid.UUID
+    from_status: str | None
+    to_status: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SaleClaimStateChanged(Event):
+    """A sale claim changed state: a live notice to the partner's subscribers."""
+
+    type: ClassVar[str] = CLAIM_STATE_CHANGED
+    claim_id: uuid.UUID
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None
+    state: str

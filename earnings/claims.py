@@ -1,9 +1,9 @@
 """What earnings needs to know about sale claims, without importing the claims domain.
 
 The sale-claim service owns risk flags and approval statistics. Earnings asks for them
-through ``ClaimSignals``; the application wires the real implementation once at start-up
-(``use_claim_signals(...)`` in ``api/app.py``). Until then ``NoClaimSignals`` answers "no
-flags, share unknown": no risk holds are raised and approval-share gates do not block.
+through ``ClaimSignals``, which every function that needs them takes as a required
+argument: the composition root (``api/composition.py``) builds the real implementation
+once and passes it down, so there is no default that would silently raise no risk holds.
 """
 
 from __future__ import annotations
@@ -34,33 +34,3 @@ class ClaimSignals(Protocol):
         """Approved claims / decided claims of the partner in [since, until), in basis
         points; None when unknown."""
         ...
-
-
-class NoClaimSignals:
-    async def risk_flags(
-        self, session: AsyncSession, vendor_id: uuid.UUID, claim_ids: Sequence[uuid.UUID]
-    ) -> dict[uuid.UUID, list[str]]:
-        return {}
-
-    async def approved_share_bp(
-        self,
-        session: AsyncSession,
-        vendor_id: uuid.UUID,
-        partner_id: uuid.UUID,
-        since: datetime,
-        until: datetime,
-    ) -> int | None:
-        return None
-
-
-_signals: ClaimSignals = NoClaimSignals()
-
-
-def use_claim_signals(signals: ClaimSignals | None) -> None:
-    """Install the claim service's implementation (None restores the default)."""
-    global _signals
-    _signals = signals if signals is not None else NoClaimSignals()
-
-
-def claim_signals() -> ClaimSignals:
-    return _signals

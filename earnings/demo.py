@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.events import DealWon, Line, SaleApproved, SaleReversed
 from earnings import ledger, payouts, programs
+from earnings.claims import ClaimSignals
 from earnings.models import PayoutStatus, Program
 from earnings.programs import BaseRate, Rules, Spiff, Tier
 from infra.clock import Clock, FrozenClock
@@ -100,7 +101,9 @@ def demo_rules(now: datetime) -> Rules:
     )
 
 
-async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> None:
+async def seed(
+    session: AsyncSession, clock: Clock, tenancy: DemoTenancy, *, signals: ClaimSignals
+) -> None:
     """Idempotent: nothing happens when the demo program exists."""
     vendor = tenancy.vendor
     partners = {"acme": tenancy.acme, "globex": tenancy.globex}
@@ -130,7 +133,7 @@ async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> Non
             session, frozen, vendor_id=vendor.id, type=event.type, aggregate_id=aggregate_id,
             payload=event.to_payload(),
         )  # fmt: skip
-        await ledger.credit_in_session(session, frozen, recorded)
+        await ledger.credit_in_session(session, frozen, recorded, signals=signals)
         return recorded
 
     recorded: dict[tuple[str, tuple[int, int]], OutboxEvent] = {}
@@ -176,7 +179,9 @@ async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> Non
     month = _months_back(now, HISTORY_MONTHS)
     made = []
     while month < ended:
-        made += await payouts.generate_statements(session, finance, clock, month=month)
+        made += await payouts.generate_statements(
+            session, finance, clock, month=month, signals=signals
+        )
         month = payouts.next_month(month)
     acme = sorted(
         (s for s in made if s.partner_id == partners["acme"].id), key=lambda s: s.period_start

@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.repository import normalise_sku, products_by_sku
 from earnings import programs
+from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.ledger import standing_at
 from earnings.programs import Rules, Standing, TierStatus
@@ -48,6 +49,7 @@ async def forecast(
     currency: str,
     sku: str | None = None,
     units: int = 1,
+    signals: ClaimSignals,
 ) -> Forecast | None:
     """None when the vendor has no program in force in ``currency``."""
     if bad_currency := currency_error(currency, "additional_revenue.currency"):
@@ -76,7 +78,7 @@ async def forecast(
     rules = Rules.from_json(version.rules)
     standing = await standing_at(
         session, vendor_id=scope.vendor_id, partner_id=scope.partner_id, currency=currency,
-        at=now, window_days=rules.window_days,
+        at=now, window_days=rules.window_days, signals=signals,
     )  # fmt: skip
     projected_standing = Standing(
         qualified_revenue_minor=standing.qualified_revenue_minor + additional_revenue_minor,

@@ -6,9 +6,11 @@ publishes a harmless extra notice)."""
 from __future__ import annotations
 
 from earnings import ledger
+from earnings.claims import ClaimSignals
+from earnings.events import EARNINGS_CHANGED
 from infra.clock import Clock
 from infra.db import Database
-from infra.outbox import Dispatcher, OutboxEvent
+from infra.outbox import OutboxEvent, Registration, batch
 from infra.pubsub import Hub
 
 
@@ -16,9 +18,9 @@ def channel(hub: Hub, partner_id: object) -> str:
     return hub.channel("earnings", partner_id)
 
 
-def register(dispatcher: Dispatcher, db: Database, clock: Clock, hub: Hub) -> None:
+def handlers(db: Database, clock: Clock, hub: Hub, signals: ClaimSignals) -> list[Registration]:
     async def credit(events: list[OutboxEvent]) -> None:
-        await ledger.credit_many(db, clock, events)
+        await ledger.credit_many(db, clock, events, signals=signals)
 
     async def publish(events: list[OutboxEvent]) -> None:
         # One notice per partner and run: a subscriber re-reads its summary on any notice.
@@ -26,5 +28,4 @@ def register(dispatcher: Dispatcher, db: Database, clock: Clock, hub: Hub) -> No
         for partner_id, event in last.items():
             await hub.publish(channel(hub, partner_id), str(event.id))
 
-    dispatcher.register_batch(ledger.CREDITED_TYPES, credit)
-    dispatcher.register_batch([ledger.EARNINGS_CHANGED], publish)
+    return [batch(ledger.CREDITED_TYPES, credit), batch([EARNINGS_CHANGED], publish)]

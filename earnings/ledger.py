@@ -32,9 +32,11 @@ from deal_registration.events import (
     SaleReversed,
 )
 from earnings import programs
-from earnings.claims import claim_signals
+from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
+from earnings.events import EarningsChanged
 from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
 from earnings.rounding import apply_bp, divide_rounded, format_bp
@@ -51,16 +53,17 @@ from partners.roles import Principal
 
 log = logging.getLogger(__name__)
 
-EARNINGS_CHANGED = "EarningsChanged"
 CREDITED_TYPES = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
 
 
-async def credit(db: Database, clock: Clock, event: OutboxEvent) -> list[EarningEntry]:
+async def credit(
+    db: Database, clock: Clock, event: OutboxEvent, *, signals: ClaimSignals
+) -> list[EarningEntry]:
     """Credit one committed source event in a transaction of its own. Returns the entries
     written: none when the event was credited before."""
     try:
         async with db.transaction() as session:
-            return await credit_in_session(session, clock, event)
+            return await credit_in_session(session, clock, event, signals=signals)
     except IntegrityError:
         async with db.session() as session:
             done = await session.exec(
@@ -72,7 +75,9 @@ async def credit(db: Database, clock: Clock, event: OutboxEvent) -> list[Earning
         return []
 
 
-async def credit_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
+async def credit_many(
+    db: Database, clock: Clock, events: list[OutboxEvent], *, signals: ClaimSignals
+) -> int:
     """Credit a run of committed events, in order, in one transaction (the dispatcher's
     batches: a transaction per event cost more than the crediting). If any of them was
     credited before (a re-run after a crash, or another process dispatching the same run),
@@ -82,10 +87,11 @@ async def credit_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> 
         async with db.transaction() as session:
             run, written = Run(), 0
             for event in events:
-                written += len(await credit_in_session(session, clock, event, run))
+                entries = await credit_in_session(session, clock, event, run, signals=signals)
+                written += len(entries)
             return written
     except IntegrityError:
-        return sum([len(await credit(db, clock, event)) for event in events])
+        return sum([len(await credit(db, clock, event, signals=signals)) for event in events])
 
 
 @dataclass
@@ -120,7 +126,12 @@ async def _in_force(
 
 
 async def credit_in_session(
-    session: AsyncSession, clock: Clock, event: OutboxEvent, run: Run | None = None
+    session: AsyncSession,
+    clock: Clock,
+    event: OutboxEvent,
+    run: Run | None = None,
+    *,
+    signals: ClaimSignals,
 ) -> list[EarningEntry]:
     """Credit one event in the caller's transaction; ``run`` is shared by the events of one
     crediting transaction (a fresh one when not given)."""
@@ -128,7 +139,7 @@ async def credit_in_session(
     run = run or Run()
     if event.type == SALE_APPROVED:
         sale = SaleApproved.parse(event.payload)
-        entries = await _credit_sale(session, clock, run, event, sale)
+        entries = await _credit_sale(session, clock, run, event, sale, signals)
     elif event.type == SALE_REVERSED:
         reversal = SaleReversed.parse(event.payload)
         entries = await _credit_reversal(session, clock, run, event, reversal)
@@ -143,13 +154,14 @@ async def record_change(
     session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, partner_id: uuid.UUID
 ) -> None:
     """Tell subscribers (after commit, via the outbox) that a partner's earnings changed."""
+    changed = EarningsChanged(partner_id=partner_id)
     await record_event(
         session,
         clock,
         vendor_id=vendor_id,
-        type=EARNINGS_CHANGED,
+        type=changed.type,
         aggregate_id=partner_id,
-        payload={"partner_id": str(partner_id)},
+        payload=changed.to_payload(),
     )
 
 
@@ -164,6 +176,7 @@ async def standing_at(
     currency: str,
     at: datetime,
     window_days: int,
+    signals: ClaimSignals,
 ) -> Standing:
     """Trailing qualified revenue over (at - window, at]: approved sales minus reversals."""
     since = at - timedelta(days=window_days)
@@ -183,7 +196,7 @@ async def standing_at(
     sums = {kind: int(total or 0) for kind, total in rows}
     approved = sums.get(SourceType.SALE_APPROVED, 0)
     reversed_ = -sums.get(SourceType.SALE_REVERSED, 0)
-    share = await claim_signals().approved_share_bp(session, vendor_id, partner_id, since, at)
+    share = await signals.approved_share_bp(session, vendor_id, partner_id, since, at)
     return Standing(
         qualified_revenue_minor=approved - reversed_,
         approved_revenue_minor=approved,
@@ -278,7 +291,12 @@ def _margin(products: dict[str, Product], lines: list[Line]) -> int:
 
 
 async def _credit_sale(
-    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, sale: SaleApproved
+    session: AsyncSession,
+    clock: Clock,
+    run: Run,
+    event: OutboxEvent,
+    sale: SaleApproved,
+    signals: ClaimSignals,
 ) -> list[EarningEntry]:
     now = clock.now()
     effective_at = sale.sold_at or sale.approved_at or event.occurred_at
@@ -312,6 +330,7 @@ async def _credit_sale(
         standing = await standing_at(
             session, vendor_id=event.vendor_id, partner_id=sale.partner_id,
             currency=sale.currency, at=effective_at, window_days=rules.window_days,
+            signals=signals,
         )  # fmt: skip
         choice = programs.select_tier(rules, standing)
         tier = tier_inputs(rules, standing, choice)
@@ -512,6 +531,7 @@ async def adjust(
     """A manual correction: a new ADJUSTMENT entry, never an edit. The same caller's retry
     of the same request with its idempotency key returns the first entry and writes
     nothing (``infra.idempotency``)."""
+    EARNINGS.require(principal, EarningsOp.ADJUST)
     await begin_write(session)
     note, key = note.strip(), idempotency_key.strip()
     errors = []
@@ -522,7 +542,9 @@ async def adjust(
             DomainError(EarningsErrorCode.REQUIRED, "Give an idempotency key.", "idempotency_key")
         )
     if amount_minor == 0 or abs(amount_minor) > MAX_ADJUSTMENT_MINOR:
-        errors.append(DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount"))
+        errors.append(
+            DomainError(EarningsErrorCode.INVALID_AMOUNT, "A non-zero amount.", "amount.amount")
+        )
     if bad_currency := currency_error(currency, "amount.currency"):
         errors.append(bad_currency)
     if errors:

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from earnings.errors import currency_error
 from earnings.models import CreditedSource, EarningEntry, SourceType
 from earnings.payouts import month_start, next_month, previous_month
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.rounding import ratio_bp
 from earnings.service import check_period
 from partners.models import Partner, PartnerStatus
@@ -75,8 +76,7 @@ def volatility_bp(monthly: list[int]) -> int | None:
 async def vendor_metrics(
     session: AsyncSession, principal: Principal, *, start: datetime, end: datetime, currency: str
 ) -> VendorMetrics:
-    if not principal.is_vendor_staff:
-        raise PermissionError("vendor metrics are for vendor roles")
+    EARNINGS.require(principal, EarningsOp.READ_METRICS)
     check_period(start, end)
     if bad_currency := currency_error(currency):
         raise bad_currency

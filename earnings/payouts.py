@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import repository
-from earnings.claims import claim_signals
+from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode
 from earnings.ledger import record_change
 from earnings.models import (
@@ -41,6 +41,7 @@ from earnings.models import (
     PayoutStatus,
     SourceType,
 )
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.rounding import BP, format_bp, ratio_bp
 from infra.clock import Clock
 from infra.db import begin_write
@@ -90,6 +91,7 @@ async def set_policy(
     trailing_statements: int = 3,
     review_days: int = 14,
 ) -> PayoutPolicy:
+    EARNINGS.require(principal, EarningsOp.SET_POLICY)
     await begin_write(session)
     if not BP < above_average_factor_bp <= 100 * BP:
         raise DomainError(
@@ -132,6 +134,7 @@ async def set_profile(
     bank_account: str | None = None,
 ) -> PayoutProfile:
     """Record a partner's tax form and bank account (only a fingerprint is kept)."""
+    EARNINGS.require(principal, EarningsOp.SET_PROFILE)
     await begin_write(session)
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
@@ -178,10 +181,16 @@ class HoldFinding:
 
 
 async def generate_statements(
-    session: AsyncSession, principal: Principal, clock: Clock, *, month: datetime
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    month: datetime,
+    signals: ClaimSignals,
 ) -> list[PayoutStatement]:
     """Statements for every partner with entries booked in ``month`` (which must have
     ended), each checked for automatic holds. Statements that exist are left alone."""
+    EARNINGS.require(principal, EarningsOp.GENERATE_STATEMENTS)
     await begin_write(session)
     start = month_start(month)
     end = next_month(start)
@@ -250,7 +259,7 @@ async def generate_statements(
         except IntegrityError:
             continue  # generated before (or by a concurrent run)
         _decide(session, principal, now, statement, DecisionAction.GENERATE)
-        for finding in await automatic_holds(session, statement, policy, now):
+        for finding in await automatic_holds(session, statement, policy, now, signals):
             await _place_hold(session, principal, now, statement, finding)
         made.append(statement)
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
@@ -259,7 +268,11 @@ async def generate_statements(
 
 
 async def automatic_holds(
-    session: AsyncSession, statement: PayoutStatement, policy: PayoutPolicy, now: datetime
+    session: AsyncSession,
+    statement: PayoutStatement,
+    policy: PayoutPolicy,
+    now: datetime,
+    signals: ClaimSignals,
 ) -> list[HoldFinding]:
     findings: list[HoldFinding] = []
     review_until = now + timedelta(days=policy.review_days)
@@ -329,7 +342,7 @@ async def automatic_holds(
         )
         if claim is not None
     ]
-    flags = await claim_signals().risk_flags(session, statement.vendor_id, claim_ids)
+    flags = await signals.risk_flags(session, statement.vendor_id, claim_ids)
     flagged = [f"claim {claim}: {flag}" for claim, fl in sorted(flags.items()) for flag in fl]
     if flagged:
         findings.append(
@@ -448,6 +461,7 @@ async def _transition(
 async def approve(
     session: AsyncSession, principal: Principal, clock: Clock, *, statement_id: uuid.UUID
 ) -> PayoutStatement:
+    EARNINGS.require(principal, EarningsOp.APPROVE_PAYOUT)
     await begin_write(session)
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
@@ -468,6 +482,7 @@ async def mark_paid(
     statement_id: uuid.UUID,
     reference: str = "",
 ) -> PayoutStatement:
+    EARNINGS.require(principal, EarningsOp.MARK_PAID)
     await begin_write(session)
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,
@@ -491,6 +506,7 @@ async def hold(
     expected_release_at: datetime | None = None,
 ) -> PayoutHold:
     """A manual hold (by finance), with an internal note partners never see."""
+    EARNINGS.require(principal, EarningsOp.HOLD)
     await begin_write(session)
     note = note.strip()
     if not note:
@@ -528,6 +544,7 @@ async def release(
     note: str = "",
 ) -> PayoutStatement:
     """Release one hold; when none remains the statement is PENDING again (to approve)."""
+    EARNINGS.require(principal, EarningsOp.RELEASE_HOLD)
     await begin_write(session)
     found = (
         await session.exec(repository.readable_holds(principal).where(PayoutHold.id == hold_id))
@@ -669,3 +686,9 @@ def _hold_words(reason: HoldReason, when: str) -> tuple[str, str]:
                 "Contact your channel manager if you have questions.",
             )
     return ("This payout is held.", "Contact your channel manager.")  # pragma: no cover
+
+
+async def statement_of(session: AsyncSession, hold: PayoutHold) -> PayoutStatement:
+    statement = await session.get(PayoutStatement, hold.statement_id)
+    assert statement is not None  # a hold belongs to a statement (foreign key)
+    return statement

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
 
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
+from earnings.policy import EARNINGS, EarningsOp
+from earnings.repository import readable_programs
 from earnings.rounding import BP, apply_bp, format_bp
 from infra.clock import Clock
 from infra.db import begin_write
@@ -304,11 +305,6 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
 # ---------------------------------------------------------------------------- storage
 
 
-def readable_programs(principal: Principal) -> SelectOfScalar[Program]:
-    """Every user of a vendor may read its programs (partners see the rules they earn by)."""
-    return select(Program).where(Program.vendor_id == principal.vendor_id)
-
-
 async def versions_of(session: AsyncSession, program_id: uuid.UUID) -> list[ProgramVersion]:
     rows = await session.exec(
         select(ProgramVersion)
@@ -351,6 +347,7 @@ async def create_program(
     rules: Rules,
     effective_from: datetime | None = None,
 ) -> ProgramVersion:
+    EARNINGS.require(principal, EarningsOp.CREATE_PROGRAM)
     await begin_write(session)
     name = name.strip()
     currency = currency.strip().upper()
@@ -393,6 +390,7 @@ async def create_version(
     """A new version of the program's rules, in force from ``effective_from`` (now when
     omitted). Entries already computed keep the version they were computed under; it may
     not start before the latest version, nor inside a period that was already paid."""
+    EARNINGS.require(principal, EarningsOp.CREATE_PROGRAM_VERSION)
     await begin_write(session)
     program = (
         await session.exec(readable_programs(principal).where(Program.id == program_id))

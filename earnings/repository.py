@@ -10,50 +10,49 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement
+from earnings.models import (
+    EarningEntry,
+    EntryKind,
+    PayoutDecision,
+    PayoutHold,
+    PayoutStatement,
+    PayoutStatus,
+    Program,
+)
+from infra.pages import by_ids
+from partners.access import RepAccess, scope
 from partners.models import User
-from partners.repository import assigned_partner_ids, get_readable_partner
+from partners.repository import get_readable_partner
 from partners.roles import Principal, Role
 
 
 def readable_entries(principal: Principal) -> SelectOfScalar[EarningEntry]:
-    stmt = select(EarningEntry).where(EarningEntry.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(EarningEntry.partner_id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN:
-            return stmt.where(EarningEntry.partner_id == principal.partner_id)
-        case Role.PARTNER_REP if principal.user_id is not None:
-            return stmt.where(
-                EarningEntry.partner_id == principal.partner_id,
-                EarningEntry.rep_user_id == principal.user_id,
-            )
-    return stmt.where(false())
+    return select(EarningEntry).where(
+        scope(principal, EarningEntry.vendor_id, EarningEntry.partner_id, EarningEntry.rep_user_id)
+    )
 
 
 def readable_statements(principal: Principal) -> SelectOfScalar[PayoutStatement]:
-    stmt = select(PayoutStatement).where(PayoutStatement.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(PayoutStatement.partner_id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN:
-            return stmt.where(PayoutStatement.partner_id == principal.partner_id)
-    return stmt.where(false())
+    return select(PayoutStatement).where(
+        scope(principal, PayoutStatement.vendor_id, PayoutStatement.partner_id, RepAccess.NONE)
+    )
 
 
 def readable_holds(principal: Principal) -> SelectOfScalar[PayoutHold]:
     statements = readable_statements(principal).subquery()
     return select(PayoutHold).where(col(PayoutHold.statement_id).in_(select(statements.c.id)))
+
+
+def readable_programs(principal: Principal) -> SelectOfScalar[Program]:
+    """Every user of a vendor may read its programs (partners see the rules they earn by)."""
+    return select(Program).where(Program.vendor_id == principal.vendor_id)
 
 
 def readable_decisions(principal: Principal) -> SelectOfScalar[PayoutDecision]:
@@ -120,3 +119,82 @@ async def get_readable_statement(
         readable_statements(principal).where(PayoutStatement.id == statement_id)
     )
     return rows.first()
+
+
+async def entries_by_ids(
+    session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, EarningEntry]:
+    return await by_ids(session, readable_entries(principal), ids)
+
+
+async def statements_by_ids(
+    session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, PayoutStatement]:
+    return await by_ids(session, readable_statements(principal), ids)
+
+
+async def holds_of_statement(
+    session: AsyncSession, principal: Principal, statement_id: uuid.UUID
+) -> list[PayoutHold]:
+    stmt = readable_holds(principal).where(PayoutHold.statement_id == statement_id)
+    return list(await session.exec(stmt.order_by(col(PayoutHold.id))))
+
+
+async def decisions_of_statement(
+    session: AsyncSession, principal: Principal, statement_id: uuid.UUID
+) -> list[PayoutDecision]:
+    stmt = readable_decisions(principal).where(PayoutDecision.statement_id == statement_id)
+    return list(await session.exec(stmt.order_by(col(PayoutDecision.id))))
+
+
+def entries_matching(
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None = None,
+    rep_user_id: uuid.UUID | None = None,
+    booked_from: datetime | None = None,
+    booked_before: datetime | None = None,
+    kind: EntryKind | None = None,
+) -> SelectOfScalar[EarningEntry]:
+    """Readable ledger entries narrowed by the given filters (each optional)."""
+    stmt = readable_entries(principal)
+    if partner_id is not None:
+        stmt = stmt.where(EarningEntry.partner_id == partner_id)
+    if rep_user_id is not None:
+        stmt = stmt.where(EarningEntry.rep_user_id == rep_user_id)
+    if booked_from is not None:
+        stmt = stmt.where(col(EarningEntry.booked_at) >= booked_from)
+    if booked_before is not None:
+        stmt = stmt.where(col(EarningEntry.booked_at) < booked_before)
+    if kind is not None:
+        stmt = stmt.where(EarningEntry.kind == kind)
+    return stmt
+
+
+def statements_matching(
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None = None,
+    status: PayoutStatus | None = None,
+) -> SelectOfScalar[PayoutStatement]:
+    """Readable payout statements of one partner, in one status (each filter optional)."""
+    stmt = readable_statements(principal)
+    if partner_id is not None:
+        stmt = stmt.where(PayoutStatement.partner_id == partner_id)
+    if status is not None:
+        stmt = stmt.where(PayoutStatement.status == status)
+    return stmt
+
+
+async def readable_program(
+    session: AsyncSession, principal: Principal, program_id: uuid.UUID
+) -> Program | None:
+    return (
+        await session.exec(readable_programs(principal).where(Program.id == program_id))
+    ).first()
+
+
+async def programs_by_ids(
+    session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Program]:
+    return await by_ids(session, readable_programs(principal), ids)

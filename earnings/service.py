@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import explanations, programs
+from earnings.claims import ClaimSignals
 from earnings.coverage import Coverage, Gap
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.explanations import Explanation
@@ -83,7 +84,7 @@ async def default_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
 
 
 async def tier_status(
-    session: AsyncSession, scope: Scope, currency: str, at: datetime
+    session: AsyncSession, scope: Scope, currency: str, at: datetime, signals: ClaimSignals
 ) -> TierStatus | None:
     """The partner's standing in its vendor's first program in ``currency`` (tiers are an
     organisation's, also when a rep asks)."""
@@ -97,7 +98,7 @@ async def tier_status(
     rules = Rules.from_json(version.rules)
     standing = await standing_at(
         session, vendor_id=scope.vendor_id, partner_id=scope.partner_id, currency=currency,
-        at=at, window_days=rules.window_days,
+        at=at, window_days=rules.window_days, signals=signals,
     )  # fmt: skip
     return programs.status_from(program, version, rules, standing)
 
@@ -131,6 +132,7 @@ async def summary(
     start: datetime,
     end: datetime,
     currency: str | None = None,
+    signals: ClaimSignals,
 ) -> Summary:
     """Sums are computed in SQL. An entry is as paid as the statement of the month it was
     booked in (PENDING before there is one; APPROVED counts as pending), so earned =
@@ -204,8 +206,8 @@ async def summary(
         result.margin_minor = int(margin)
     now = clock.now()
     at = min(end, now)
-    result.tier = await tier_status(session, scope, currency, at)
-    before = await tier_status(session, scope, currency, start)
+    result.tier = await tier_status(session, scope, currency, at, signals)
+    before = await tier_status(session, scope, currency, start, signals)
     holds = await session.exec(
         select(PayoutHold, PayoutStatement)
         .join(PayoutStatement, col(PayoutStatement.id) == col(PayoutHold.statement_id))

@@ -33,6 +33,9 @@ SQLModel.metadata.naming_convention = {
 
 metadata = SQLModel.metadata
 
+# The session type as the layers above name it (schema/ imports no SQL library).
+DbSession = AsyncSession
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC instant on every backend (SQLite stores no offset)."""
@@ -104,8 +107,10 @@ async def begin_write(session: AsyncSession) -> None:
     """Start the session's transaction now, as a writer: on SQLite it takes the write lock
     (BEGIN IMMEDIATE, waiting for it up to the busy timeout), on PostgreSQL it only opens
     the transaction. A no-op when the session is already in a transaction. Every service
-    that reads and then writes runs in such a transaction: ``mutate()`` and
+    that reads and then writes runs in such a transaction: ``schema.mutations.run`` and
     ``Database.transaction()`` start one."""
+    if session.sync_session.info.get(_READ_ONLY):
+        raise ReadOnlySessionError("begin_write on a read-only session")
     if session.in_transaction():
         return
     await session.connection(execution_options={WRITE_INTENT: True})
@@ -202,6 +207,43 @@ def _forget_written(session: Session) -> None:
     session.info.pop(_WRITTEN, None)
 
 
+# Queries and subscriptions never write (periodic work runs in the dispatcher or a
+# command): their sessions are marked read-only, and any write through them fails loudly
+# instead of committing quietly on a read path.
+_READ_ONLY = "channelboard_read_only"
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A write was attempted through a read-only session (a query or a subscription)."""
+
+
+def read_only(session: AsyncSession) -> AsyncSession:
+    """Mark the session read-only: flushing changes, INSERT/UPDATE/DELETE statements,
+    ``begin_write`` and ``commit`` raise ReadOnlySessionError."""
+    session.sync_session.info[_READ_ONLY] = True
+    return session
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    if session.info.get(_READ_ONLY):
+        raise ReadOnlySessionError("a read-only session (a query) tried to flush changes")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_statement(state: ORMExecuteState) -> None:
+    if state.session.info.get(_READ_ONLY) and (
+        state.is_insert or state.is_update or state.is_delete
+    ):
+        raise ReadOnlySessionError("a read-only session (a query) tried to write")
+
+
+@event.listens_for(Session, "before_commit")
+def _refuse_commit(session: Session) -> None:
+    if session.info.get(_READ_ONLY):
+        raise ReadOnlySessionError("a read-only session (a query) tried to commit")
+
+
 class Database:
     """An engine and its session factory; one per process."""
 
@@ -221,6 +263,12 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self._sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session that refuses to write (see ``read_only``): for subscriptions."""
+        async with self._sessions() as session:
+            yield read_only(session)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

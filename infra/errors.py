@@ -28,3 +28,16 @@ class DomainErrors(Exception):
     def __init__(self, errors: list[DomainError]) -> None:
         super().__init__("; ".join(e.message for e in errors))
         self.errors = errors
+
+
+class Forbidden(Exception):
+    """The caller's role may never perform this operation (a domain's policy table says so).
+
+    The schema refuses such calls before any resolver runs (its permission classes read the
+    same tables); a service raises this for any other caller — a CLI command, a worker —
+    and the schema answers it as ``FORBIDDEN`` should one ever escape a service.
+    """
+
+    def __init__(self, operation: Enum) -> None:
+        super().__init__(f"Your role may not perform {operation.value}.")
+        self.operation = operation

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infra.codes import is_currency, minor_units
 
-__all__ = ["Money", "exponent", "is_currency", "parse_decimal", "to_decimal_string"]
+__all__ = [
+    "Money",
+    "exponent",
+    "is_currency",
+    "parse_decimal",
+    "split_minor",
+    "to_decimal_string",
+]
 
 
 def exponent(currency: str) -> int:
@@ -50,6 +58,22 @@ class Money:
         whole, frac = divmod(abs(self.amount), 10**exp) if exp else (abs(self.amount), 0)
         text = f"{whole:,}" + (f".{frac:0{exp}d}" if exp else "")
         return f"{sign}{text} {self.currency}"
+
+
+def split_minor(amount_minor: int, weights: Sequence[int]) -> list[int]:
+    """Share an amount of minor units over parts in proportion to their (non-negative)
+    weights, so that the parts add up to the amount exactly: each part is rounded down
+    (``amount * weight // total``) and what the rounding leaves goes to the **last** part;
+    with no weight at all, the last part takes everything. The one rule for splitting an
+    amount over lines (a won deal's value over its lines, an approved claim's over its
+    SKUs); the ledger then rounds each entry it computes from a line once (earnings.rounding).
+    """
+    if not weights:
+        return []
+    total = sum(weights)
+    shares = [amount_minor * w // total if total else 0 for w in weights]
+    shares[-1] += amount_minor - sum(shares)
+    return shares
 
 
 def parse_decimal(amount: str, currency: str) -> int:

@@ -49,8 +49,9 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis.exceptions
 from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, or_, update
@@ -170,6 +171,28 @@ WAKE_CHANNEL = "outbox"
 
 Handler = Callable[[OutboxEvent], Awaitable[None]]
 BatchHandler = Callable[[list[OutboxEvent]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One handler a domain's ``handlers(...)`` returns: the composition root registers
+    them, domain by domain, in its declared order (``Dispatcher.register_all``)."""
+
+    event_types: tuple[str, ...]
+    handler: Handler | BatchHandler
+    batched: bool
+
+
+def batch(event_types: Iterable[str], handler: BatchHandler) -> Registration:
+    """Runs of consecutive events of these types, in commit order (preferred: see
+    ``Dispatcher.register_batch``)."""
+    return Registration(tuple(event_types), handler, batched=True)
+
+
+def each(event_type: str, handler: Handler) -> Registration:
+    """Every event of this type on its own (it is then dispatched alone)."""
+    return Registration((event_type,), handler, batched=False)
+
 
 # Faults of the infrastructure rather than of an event: they end the pass uncharged.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -312,6 +335,14 @@ class Dispatcher:
         """``handler`` receives lists of events of these types, in commit order. It must
         cope with order inside the list itself (e.g. a reversal after its approval)."""
         self._batch_handlers.append((frozenset(event_types), handler))
+
+    def register_all(self, registrations: Iterable[Registration]) -> None:
+        """Register in the given order (batch handlers of a run run in that order)."""
+        for r in registrations:
+            if r.batched:
+                self.register_batch(r.event_types, cast(BatchHandler, r.handler))
+            else:
+                self.register(r.event_types[0], cast(Handler, r.handler))
 
     def _batched(self, event_type: str) -> bool:
         return any(event_type in types for types, _ in self._batch_handlers)

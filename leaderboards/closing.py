@@ -15,10 +15,10 @@ import uuid
 from datetime import datetime, timedelta
 
 from leaderboards import repository
-from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.rebuild import finalize_due
 from leaderboards.recurrence import Period, parse_recurrence, period_at, periods_between
+from leaderboards.runtime import Leaderboards
 from leaderboards.scoring import SCORED_EVENT_TYPES
 
 log = logging.getLogger(__name__)

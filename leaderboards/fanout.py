@@ -36,9 +36,9 @@ from typing import Any, Protocol
 
 from infra.redis import is_unavailable
 from leaderboards.closing import close_due, next_boundary
-from leaderboards.consumer import Leaderboards
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer
+from leaderboards.runtime import Leaderboards
 from leaderboards.service import effective_status
 
 log = logging.getLogger(__name__)

@@ -14,14 +14,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.errors import DomainError
 from infra.memo import Recording
 from leaderboards import ranking, repository
-from leaderboards.consumer import Leaderboards
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.models import (
     Contest,
     ContestCredit,
     ContestStanding,
     ContestStatus,
-    ParticipantKind,
     VisibilityMode,
 )
 from leaderboards.rebuild import ensure_built
@@ -32,6 +30,7 @@ from leaderboards.recurrence import (
     period_at,
     periods_between,
 )
+from leaderboards.runtime import Leaderboards
 from leaderboards.service import effective_status
 from partners.roles import Principal
 
@@ -56,11 +55,7 @@ class Viewer:
 def viewer_for(principal: Principal, contest: Contest) -> Viewer:
     if principal.is_vendor_staff:
         return Viewer(principal, None, None, False)
-    self_id = (
-        principal.partner_id
-        if contest.participant_kind is ParticipantKind.PARTNER
-        else principal.user_id
-    )
+    self_id = repository.own_participant_id(principal, contest)
     top_n = contest.visible_top_n if contest.visibility is VisibilityMode.TOP_N else None
     return Viewer(principal, self_id, top_n, contest.anonymise)
 

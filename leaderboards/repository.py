@@ -27,8 +27,8 @@ from leaderboards.models import (
     ContestStatus,
     ParticipantKind,
 )
+from partners.access import accessible_partner_ids
 from partners.models import Partner, User
-from partners.repository import readable_partners
 from partners.roles import Principal
 
 
@@ -73,7 +73,7 @@ async def may_see_participant(
     participant (a partner, or a user of a partner) must be in the caller's partner scope,
     the same one every other read uses (all the vendor's partners for admins and finance,
     the assigned ones for a channel manager, its own for partner users)."""
-    partner_ids = readable_partners(principal).with_only_columns(col(Partner.id))
+    partner_ids = accessible_partner_ids(principal)
     if contest.participant_kind is ParticipantKind.PARTNER:
         found = select(Partner.id).where(
             Partner.id == participant_id, col(Partner.id).in_(partner_ids)
@@ -85,6 +85,34 @@ async def may_see_participant(
             col(User.partner_id).in_(partner_ids),
         )
     return (await session.exec(found)).first() is not None
+
+
+def own_participant_id(principal: Principal, contest: Contest) -> uuid.UUID | None:
+    """Who a partner user is in this contest: its organisation, or itself (vendor staff
+    take no part)."""
+    if principal.is_vendor_staff:
+        return None
+    if contest.participant_kind is ParticipantKind.PARTNER:
+        return principal.partner_id
+    return principal.user_id
+
+
+async def readable_participant(
+    session: AsyncSession, principal: Principal, contest: Contest, requested: uuid.UUID | None
+) -> uuid.UUID | None:
+    """Whose standing the caller may read: vendor staff name a participant in their partner
+    scope (a channel manager: its assigned partners); partner users read their own only
+    (the default when they name none). None when out of scope, answered like unknown."""
+    if principal.is_vendor_staff:
+        if requested is None or not await may_see_participant(
+            session, principal, contest, requested
+        ):
+            return None
+        return requested
+    own = own_participant_id(principal, contest)
+    if requested is not None and requested != own:
+        return None
+    return own
 
 
 async def contests_by_ids(
@@ -295,3 +323,20 @@ async def names_of(
         )
         out.update({uid: name for uid, name in users})
     return out
+
+
+def contests_in_status(
+    principal: Principal, status: ContestStatus | None, now: datetime
+) -> SelectOfScalar[Contest]:
+    """Readable contests in the status (all when None). LIVE is a scheduled contest whose
+    window contains ``now`` (the stored status says SCHEDULED until it ends)."""
+    stmt = readable_contests(principal)
+    if status is ContestStatus.LIVE:
+        return stmt.where(
+            Contest.status == ContestStatus.SCHEDULED,
+            Contest.starts_at <= now,
+            Contest.ends_at > now,
+        )
+    if status is not None:
+        stmt = stmt.where(Contest.status == status)
+    return stmt

@@ -30,6 +30,7 @@ from infra.money import is_currency
 from infra.outbox import OutboxEvent, record_event
 from leaderboards import repository
 from leaderboards.errors import ContestErrorCode as Code
+from leaderboards.events import ContestChanged
 from leaderboards.models import (
     Contest,
     ContestCredit,
@@ -42,12 +43,12 @@ from leaderboards.models import (
     pack,
     unpack,
 )
+from leaderboards.policy import CONTESTS, ContestOp
 from leaderboards.recurrence import RecurrenceError, parse_recurrence, zone
 from leaderboards.scoring import plan_credit
 from partners.models import Partner
 from partners.roles import Principal
 
-CONTEST_CHANGED = "ContestChanged"
 MAX_WINDOW = timedelta(days=728)  # first-to-reach ticks (minutes) fit in 20 bits
 WEIGHT_KEYS = ("revenue_per_major_unit", "per_unit", "per_claim", "per_won_deal")
 
@@ -240,7 +241,9 @@ async def _validate_partners(
         )
         if len(set(found)) != len(set(ids)):
             raise DomainError(
-                Code.NOT_FOUND, "One of the partners does not exist.", "eligible_partner_ids"
+                Code.NOT_FOUND,
+                "One of the partners does not exist.",
+                "eligibility.partner_ids",
             )
         s.eligible_partner_ids = sorted(str(i) for i in set(ids))
 
@@ -248,6 +251,7 @@ async def _validate_partners(
 async def create_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, settings: ContestSettings
 ) -> Contest:
+    CONTESTS.require(principal, ContestOp.CREATE)
     s = validate(settings)
     await _validate_partners(session, principal, s)
     now = clock.now()
@@ -290,6 +294,7 @@ async def update_contest(
     """Change settings. Allowed while DRAFT, SCHEDULED or LIVE; every change is a new
     version with an audit row; on a published contest the ledger is re-scored under the new
     rules and the standings are rebuilt (after commit) from it."""
+    CONTESTS.require(principal, ContestOp.UPDATE)
     contest = await _get(session, principal, contest_id)
     now = clock.now()
     status = effective_status(contest, now)
@@ -336,6 +341,7 @@ async def update_contest(
 async def publish_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, contest_id: uuid.UUID
 ) -> Contest:
+    CONTESTS.require(principal, ContestOp.PUBLISH)
     contest = await _get(session, principal, contest_id)
     if contest.status is not ContestStatus.DRAFT:
         raise DomainError(Code.INVALID_STATE, "Only a draft can be published.", "id")
@@ -352,6 +358,7 @@ async def publish_contest(
 async def cancel_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, contest_id: uuid.UUID
 ) -> Contest:
+    CONTESTS.require(principal, ContestOp.CANCEL)
     contest = await _get(session, principal, contest_id)
     status = effective_status(contest, clock.now())
     if status in (ContestStatus.FINISHED, ContestStatus.CANCELLED):
@@ -366,10 +373,10 @@ async def cancel_contest(
 
 
 async def _changed(session: AsyncSession, clock: Clock, contest: Contest) -> None:
+    changed = ContestChanged(contest_id=contest.id, version=contest.version)
     await record_event(
-        session, clock, vendor_id=contest.vendor_id, type=CONTEST_CHANGED,
-        aggregate_id=contest.id,
-        payload={"contest_id": str(contest.id), "version": contest.version},
+        session, clock, vendor_id=contest.vendor_id, type=changed.type, aggregate_id=contest.id,
+        payload=changed.to_payload(),
     )  # fmt: skip
 
 

@@ -35,7 +35,12 @@ async def floor(db: Database, contest_id: uuid.UUID) -> int:
 
 async def cover(db: Database, contest_id: uuid.UUID, version: int) -> int:
     """Raise the ceiling (never lower it) to leave HEADROOM above ``version``; returns the
-    ceiling now known to be in SQL."""
+    ceiling now known to be in SQL.
+
+    The one SQL write a read can cause (a query rebuilding a board Redis lost): it must
+    land before the rebuilt board shows a version, or versions could go back after a second
+    loss. It writes no domain state, only this monotonic guard, in its own short
+    transaction, never through the query's (read-only) session."""
     target = version + HEADROOM
     async with db.transaction() as session:
         dialect = session.bind.dialect.name if session.bind is not None else "sqlite"

@@ -8,10 +8,11 @@ from sqlmodel import select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from infra.outbox import OutboxEvent
-from partners.roles import Principal, Role
+from partners.policy import TENANCY, TenancyOp
+from partners.roles import Principal
 
 
 def readable_outbox_events(principal: Principal) -> SelectOfScalar[OutboxEvent]:
-    if principal.role is not Role.VENDOR_ADMIN:
+    if not TENANCY.allows(principal, TenancyOp.OUTBOX_EVENTS_READ):
         return select(OutboxEvent).where(false())
     return select(OutboxEvent).where(OutboxEvent.vendor_id == principal.vendor_id)

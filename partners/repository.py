@@ -10,28 +10,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from partners.models import ApiKey, ManagerAssignment, Partner, User, Vendor
+from partners.access import scope
+from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
+from partners.policy import TENANCY, TenancyOp
 from partners.roles import Principal, Role
 
 
-def assigned_partner_ids(principal: Principal) -> SelectOfScalar[uuid.UUID]:
-    """The partners a channel manager looks after."""
-    return select(ManagerAssignment.partner_id).where(
-        ManagerAssignment.manager_id == principal.user_id,
-        ManagerAssignment.vendor_id == principal.vendor_id,
-    )
-
-
 def readable_partners(principal: Principal) -> SelectOfScalar[Partner]:
-    stmt = select(Partner).where(Partner.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(Partner.id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN | Role.PARTNER_REP:
-            return stmt.where(Partner.id == principal.partner_id)
-    return stmt.where(false())  # pragma: no cover - every role is matched above
+    return select(Partner).where(scope(principal, Partner.vendor_id, Partner.id))
 
 
 def readable_users(principal: Principal) -> SelectOfScalar[User]:
@@ -49,7 +35,7 @@ def readable_users(principal: Principal) -> SelectOfScalar[User]:
 
 
 def readable_api_keys(principal: Principal) -> SelectOfScalar[ApiKey]:
-    if principal.role is not Role.VENDOR_ADMIN:
+    if not TENANCY.allows(principal, TenancyOp.API_KEYS_READ):
         return select(ApiKey).where(false())
     return select(ApiKey).where(ApiKey.vendor_id == principal.vendor_id)
 
@@ -124,3 +110,24 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
 async def get_api_key_by_prefix(session: AsyncSession, prefix: str) -> ApiKey | None:
     result = await session.exec(select(ApiKey).where(ApiKey.prefix == prefix))
     return result.first()
+
+
+def partners_matching(
+    principal: Principal,
+    *,
+    status: PartnerStatus | None = None,
+    tier: str | None = None,
+    region: str | None = None,
+    search: str | None = None,
+) -> SelectOfScalar[Partner]:
+    """Readable partners narrowed by the given filters (each optional)."""
+    stmt = readable_partners(principal)
+    if status is not None:
+        stmt = stmt.where(Partner.status == status)
+    if tier is not None:
+        stmt = stmt.where(Partner.tier == tier)
+    if region is not None:
+        stmt = stmt.where(Partner.region == region)
+    if search:
+        stmt = stmt.where(col(Partner.name).ilike(f"%{search}%"))
+    return stmt

@@ -15,6 +15,7 @@ from infra.errors import DomainError
 from partners import repository
 from partners.errors import TenancyErrorCode
 from partners.models import ApiKey, ManagerAssignment, Partner, PartnerStatus, User, Vendor
+from partners.policy import TENANCY, TenancyOp
 from partners.roles import VENDOR_ROLES, Principal, Role
 
 API_KEY_PREFIX = "cbk_"
@@ -114,6 +115,7 @@ def hash_secret(secret: str) -> str:
 async def create_api_key(
     session: AsyncSession, principal: Principal, clock: Clock, *, name: str, role: Role
 ) -> IssuedApiKey:
+    TENANCY.require(principal, TenancyOp.API_KEY_CREATE)
     name = name.strip()
     if not name:
         raise DomainError(TenancyErrorCode.REQUIRED, "Give the key a name.", "name")
@@ -144,6 +146,7 @@ async def create_api_key(
 async def revoke_api_key(
     session: AsyncSession, principal: Principal, clock: Clock, *, key_id: uuid.UUID
 ) -> ApiKey:
+    TENANCY.require(principal, TenancyOp.API_KEY_REVOKE)
     result = await session.exec(repository.readable_api_keys(principal).where(ApiKey.id == key_id))
     key = result.first()
     if key is None:

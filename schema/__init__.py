@@ -12,10 +12,14 @@ from strawberry.tools import merge_types
 from schema.catalogue.mutations import CatalogueMutation
 from schema.catalogue.queries import CatalogueQuery
 from schema.catalogue.types import ProductType
-from schema.deal_registration.mutations import DealRegistrationMutation
-from schema.deal_registration.queries import DealRegistrationQuery
-from schema.deal_registration.subscriptions import DealRegistrationSubscription
-from schema.deal_registration.types import DealRegistrationType
+from schema.deal_registration.registrations.mutations import DealRegistrationMutation
+from schema.deal_registration.registrations.queries import DealRegistrationQuery
+from schema.deal_registration.registrations.subscriptions import DealRegistrationSubscription
+from schema.deal_registration.registrations.types import DealRegistrationType
+from schema.deal_registration.sales.mutations import SalesMutation
+from schema.deal_registration.sales.queries import SalesQuery
+from schema.deal_registration.sales.subscriptions import SalesSubscription
+from schema.deal_registration.sales.types import SaleClaimType
 from schema.document_limits import DocumentGate, DocumentLimits
 from schema.earnings.mutations import EarningsMutation
 from schema.earnings.queries import EarningsQuery
@@ -32,10 +36,6 @@ from schema.operations.queries import OperationsQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
-from schema.sales.mutations import SalesMutation
-from schema.sales.queries import SalesQuery
-from schema.sales.subscriptions import SalesSubscription
-from schema.sales.types import SaleClaimType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (

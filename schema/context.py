@@ -6,22 +6,27 @@ import contextvars
 from dataclasses import dataclass
 from typing import Any
 
+from graphql import GraphQLError
 from redis.asyncio import Redis
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.storage import Storage
+from earnings.claims import ClaimSignals
 from infra.clock import Clock
-from infra.db import Database
+from infra.db import Database, DbSession, read_only
 from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
 from infra.redis import Keys
+from leaderboards.fanout import Fanout
+from leaderboards.runtime import Leaderboards
 from partners.roles import Principal
 
 
 @dataclass(frozen=True)
 class Services:
-    """Process-wide resources, built once by the app and shared by every request."""
+    """Process-wide resources the schema reads, built once by the composition root
+    (``api/composition.py``: the app, every command and the dispatcher build them there)
+    and shared by every request."""
 
     db: Database
     redis: Redis
@@ -29,19 +34,25 @@ class Services:
     clock: Clock
     outbox: Dispatcher
     hub: Hub
-    max_page_size: int = 100
-    production: bool = False
-    storage: Storage | None = None  # uploaded files (proof); None where uploads are off
-    max_upload_bytes: int = 10 << 20
+    leaderboards: Leaderboards
+    fanout: Fanout  # live leaderboard feeds (one per process)
+    claim_signals: ClaimSignals  # what earnings reads of sale claims
+    storage: Storage  # uploaded files (proof)
+    max_page_size: int
+    max_upload_bytes: int
+    production: bool
 
 
 class OperationScope:
-    __slots__ = ("closed", "loaders", "session")
+    __slots__ = ("closed", "loaders", "session", "writable")
 
     def __init__(self) -> None:
-        self.session: AsyncSession | None = None
+        self.session: DbSession | None = None
         self.loaders: dict[str, Any] = {}
         self.closed = False
+        # Only a mutation's session may write (set by the SessionScope extension once the
+        # operation's type is known); every other operation's session is read-only.
+        self.writable = False
 
 
 # One box per GraphQL operation (set by the SessionScope extension). A contextvar rather
@@ -52,6 +63,10 @@ class OperationScope:
 _operation_scope: contextvars.ContextVar[OperationScope | None] = contextvars.ContextVar(
     "operation_scope", default=None
 )
+
+
+def current_operation_scope() -> OperationScope | None:
+    return _operation_scope.get()
 
 
 def open_operation_scope() -> OperationScope:
@@ -79,6 +94,14 @@ class Context:
     recording: Recording | None = None
 
     @property
+    def caller(self) -> Principal:
+        """The authenticated principal. Permission classes refuse anonymous callers before a
+        resolver runs, so this raises only for a field that forgot its permission class."""
+        if self.principal is None:
+            raise GraphQLError("Authentication required.", extensions={"code": "UNAUTHENTICATED"})
+        return self.principal
+
+    @property
     def loaders(self) -> dict[str, Any]:
         """DataLoaders of the current operation, by name (fresh for every operation, so
         nothing cached leaks between operations or users)."""
@@ -91,12 +114,14 @@ class Context:
         return scope
 
     @property
-    def session(self) -> AsyncSession:
+    def session(self) -> DbSession:
         """The operation's database session, opened on first use, closed when it ends.
-        Mutations commit it through ``schema.mutations.mutate``; queries never commit."""
+        Mutations commit it through ``schema.mutations.run``; in any other operation it is
+        read-only (``infra.db.read_only``): a query that tries to write fails loudly."""
         if self.recording is not None:
             self.recording.taint()  # SQL is not tracked: this answer is not reusable
         scope = self._scope()
         if scope.session is None:
-            scope.session = self.services.db.new_session()
+            session = self.services.db.new_session()
+            scope.session = session if scope.writable else read_only(session)
         return scope.session

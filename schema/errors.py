@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import typing
 from enum import Enum
-from typing import TypeVar
+from typing import Any
 
 import strawberry
 
 from infra.errors import DomainError
-
-E = TypeVar("E")
 
 
 @strawberry.interface(description="A problem with the input that the caller can fix.")
@@ -33,8 +31,11 @@ def camel(field: str | None) -> str | None:
     return ".".join(one(part) for part in field.split("."))
 
 
-def user_errors(
-    errors: list[DomainError], error_type: Callable[..., E], codes: type[Enum]
-) -> list[E]:
-    """Map domain errors onto a payload's error type (codes must be of ``codes``)."""
-    return [error_type(field=camel(e.field), message=e.message, code=codes(e.code)) for e in errors]
+def user_errors(errors: list[DomainError], error_type: type[UserError]) -> list[Any]:
+    """Domain errors as a payload's error type; their codes are of the enum its ``code``
+    field is typed with."""
+    codes: type[Enum] = typing.get_type_hints(error_type)["code"]
+    return [
+        error_type(field=camel(e.field), message=e.message, code=codes(e.code))  # type: ignore[call-arg]
+        for e in errors
+    ]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import partial
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaskErrors, SchemaExtension
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
+from infra.errors import Forbidden
 from infra.redis import RedisUnavailable, is_unavailable
-from schema.context import close_operation_scope, open_operation_scope
+from schema.context import close_operation_scope, current_operation_scope, open_operation_scope
 from schema.document_limits import DocumentChecks, DocumentGate
 
 log = logging.getLogger("channelboard.graphql")
@@ -27,6 +29,13 @@ class SessionScope(SchemaExtension):
             yield
         finally:
             await close_operation_scope(scope)
+
+    def on_execute(self) -> Iterator[None]:
+        # Known once the document is parsed, before any resolver opens the session.
+        scope = current_operation_scope()
+        if scope is not None:
+            scope.writable = self.execution_context.operation_type is OperationType.MUTATION
+        yield
 
 
 def is_expected(error: GraphQLError) -> bool:
@@ -54,6 +63,8 @@ def service_unavailable_error(path: Any = None) -> GraphQLError:
 def _should_mask(error: GraphQLError) -> bool:
     if is_expected(error):
         return False
+    if isinstance(error.original_error, Forbidden):
+        return True  # replaced by FORBIDDEN (anonymise_error)
     if is_unavailable(error.original_error):
         log.warning("Redis unavailable in %s: %s", error.path, error.original_error)
         return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
@@ -66,6 +77,14 @@ class MaskUnexpectedErrors(MaskErrors):
     Redis is told as SERVICE_UNAVAILABLE with a retry hint."""
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        if isinstance(error.original_error, Forbidden):
+            # A service refused the role: the permission classes read the same policy
+            # tables, so this is a field whose permission class is missing, not a bug to hide.
+            forbidden = GraphQLError(
+                str(error.original_error), path=error.path, extensions={"code": "FORBIDDEN"}
+            )
+            forbidden.nodes, forbidden.positions = error.nodes, error.positions
+            return forbidden
         if is_unavailable(error.original_error):
             unavailable = service_unavailable_error(error.path)
             unavailable.nodes, unavailable.positions = error.nodes, error.positions

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, NewType
+from enum import StrEnum
+from typing import Any, NamedTuple, NewType
 
 import strawberry
 from graphql import IntValueNode, ValueNode
 from strawberry.types.scalar import ScalarDefinition
 
+from infra.errors import DomainError
 from infra.money import Money, parse_decimal, to_decimal_string
 
 MinorUnits = NewType("MinorUnits", int)
@@ -62,6 +64,19 @@ class MoneyInput:
     amount: str = strawberry.field(description="Decimal string, e.g. '4600.00'.")
     currency: str = strawberry.field(description="ISO 4217 code, e.g. 'USD'.")
 
-    def to_minor(self) -> int:
-        """Raises ValueError with a user-facing reason."""
-        return parse_decimal(self.amount, self.currency.strip().upper())
+    def parse(self, field: str, code: StrEnum) -> Amount:
+        """Minor units and the upper-cased currency code (judged by the service, at
+        ``<field>.currency``). A bad decimal is a DomainError(code) at ``<field>.amount``:
+        the one rule for every money input."""
+        currency = self.currency.strip().upper()
+        try:
+            return Amount(parse_decimal(self.amount, currency), currency)
+        except ValueError as exc:
+            raise DomainError(code, f"Not a valid amount: {exc}.", f"{field}.amount") from exc
+
+
+class Amount(NamedTuple):
+    """A parsed MoneyInput."""
+
+    minor: int
+    currency: str

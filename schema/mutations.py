@@ -1,43 +1,162 @@
-"""The one place a mutation's transaction is committed or rolled back."""
+"""The one way a mutation runs: `run(info, XPayload, action)`.
+
+The runner requires the principal, hands the action a `Write` (session, principal, clock,
+and the one parser each for global ids and money), begins the write transaction and
+commits it, rolls back on a domain error or anything else, dispatches committed outbox
+events, and builds the payload: `XPayload.of(result, write)` on success,
+`XPayload.failed(errors)` (its `userErrors`) on a domain error. Saleor's
+`BaseMutation.perform_mutation` is the model.
+
+Input mistakes are reported one way everywhere:
+- a global id that is malformed or of another type reads as an id no row has, so the
+  service answers it exactly like a missing or invisible row (it reveals nothing);
+- money: `<field>.amount` with the error type's `amount_code` when the decimal is bad; a
+  currency code that is not ISO 4217 is judged by the service at `<field>.currency`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+import strawberry
+from strawberry import Info
 
-from infra.db import begin_write
+from deal_registration.attachments import ProofFile
+from deal_registration.storage import Storage
+from infra.clock import Clock
+from infra.db import DbSession, begin_write
 from infra.errors import DomainError, DomainErrors
-from schema.context import Context
+from partners.roles import Principal
+from schema.attachments import read_upload
+from schema.context import Context, Services
+from schema.errors import UserError, user_errors
+from schema.money import Amount, MoneyInput
+from schema.relay import row_id
 
-T = TypeVar("T")
+R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
+P_co = TypeVar("P_co", covariant=True)
 
 
-@dataclass
-class Outcome(Generic[T]):
-    result: T | None = None
-    errors: list[DomainError] = field(default_factory=list)
+@dataclass(frozen=True)
+class Write:
+    """What a mutation's action gets: the operation's session in a write transaction, the
+    (required) principal, the clock, and the parsers whose mistakes become userErrors."""
+
+    session: DbSession
+    principal: Principal
+    services: Services
+    error_type: type[UserError]
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    @property
+    def storage(self) -> Storage:
+        if self.services.storage is None:
+            raise RuntimeError("file uploads are not configured")
+        return self.services.storage
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.services.max_upload_bytes
+
+    def id(self, raw: strawberry.ID, type_name: str) -> uuid.UUID:
+        """The row id inside a global id of that type (``schema.relay.row_id``): a malformed
+        one is answered by the service exactly like a missing row (same code, field and
+        message)."""
+        return row_id(raw, type_name)
+
+    def optional_id(self, raw: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
+        return None if raw is None else self.id(raw, type_name)
+
+    def ids(self, raws: Iterable[strawberry.ID], type_name: str) -> list[uuid.UUID]:
+        return [self.id(raw, type_name) for raw in raws]
+
+    def money(self, value: MoneyInput, field: str) -> Amount:
+        """Minor units of a MoneyInput; a bad decimal is the error type's `amount_code` at
+        `<field>.amount` (``MoneyInput.parse``)."""
+        code = getattr(self.error_type, "amount_code", None)
+        if code is None:  # pragma: no cover - a programming error, caught by tests
+            raise TypeError(f"{self.error_type.__name__} has no amount_code")
+        return value.parse(field, code)
+
+    def optional_money(self, value: MoneyInput | None, field: str) -> Amount | None:
+        return None if value is None else self.money(value, field)
 
 
-async def mutate(context: Context, action: Callable[[AsyncSession], Awaitable[T]]) -> Outcome[T]:
-    """Run a domain action in the operation's session and commit it; a DomainError rolls
-    everything back and comes back as user errors. Committed outbox events are dispatched
-    right after (Redis and pub/sub never see work that was rolled back)."""
-    session = context.session
+class Payload(Generic[R]):
+    """Base of every mutation payload. A subclass names its error type and says how the
+    action's result becomes the payload:
+
+        @strawberry.type
+        class ProductUpsertPayload(Payload[Product], errors=CatalogueError):
+            product: ProductType | None = None
+            user_errors: list[CatalogueError] = strawberry.field(default_factory=list)
+
+            @classmethod
+            def of(cls, result: Product, write: Write) -> Self:
+                return cls(product=ProductType.from_model(result))
+    """
+
+    error_type: ClassVar[type[UserError]]
+
+    def __init_subclass__(cls, errors: type[UserError] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if errors is not None:
+            cls.error_type = errors
+
+    @classmethod
+    def of(cls, result: R, write: Write) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def failed(cls, errors: list[DomainError]) -> Self:
+        return cls(user_errors=user_errors(errors, cls.error_type))  # type: ignore[call-arg]
+
+
+class PayloadClass(Protocol[R_contra, P_co]):
+    """A Payload subclass seen as the runner uses it (so that mypy checks that the
+    action's result is what the payload is built from)."""
+
+    @property
+    def error_type(self) -> type[UserError]: ...
+
+    def of(self, result: R_contra, write: Write, /) -> P_co: ...
+
+    def failed(self, errors: list[DomainError], /) -> P_co: ...
+
+
+async def run(
+    info: Info[Context, None],
+    payload: PayloadClass[R, P_co],
+    action: Callable[[Write], Awaitable[R]],
+) -> P_co:
+    """Run the action in the operation's write transaction and answer with the payload."""
+    ctx = info.context
+    session = ctx.session
+    write = Write(session, ctx.caller, ctx.services, payload.error_type)
     try:
         await begin_write(session)
-        result = await action(session)
+        result = await action(write)
         await session.commit()
     except DomainError as error:
         await session.rollback()
-        return Outcome(errors=[error])
+        return payload.failed([error])
     except DomainErrors as errors:
         await session.rollback()
-        return Outcome(errors=errors.errors)
+        return payload.failed(errors.errors)
     except BaseException:
         await session.rollback()
         raise
-    context.services.outbox.notify()
-    return Outcome(result=result)
+    ctx.services.outbox.notify()
+    return payload.of(result, write)
+
+
+async def upload(info: Info[Context, None], file: Any) -> ProofFile:
+    """An uploaded file, read (at most the limit + 1 bytes) before the transaction begins."""
+    return await read_upload(file, info.context.services.max_upload_bytes)

@@ -8,6 +8,7 @@ from graphql import GraphQLError
 from strawberry import Info
 from strawberry.permission import BasePermission
 
+from partners.policy import Op, Policy
 from partners.roles import VENDOR_ROLES, Role
 from schema.context import Context
 
@@ -67,14 +68,14 @@ def roles(*allowed: Role) -> type[BasePermission]:
     return HasRole
 
 
+def allowed(policy: Policy[Op], operation: Op) -> type[BasePermission]:
+    """The permission class of a root field: the roles the domain's policy table allows
+    for the operation (the same table its service enforces)."""
+    base = roles(*policy.roles(operation))
+    return type(f"Allowed_{operation.name}", (base,), {"policy": policy, "operation": operation})
+
+
+# Field-level permissions on types (internal fields redacted for partner roles); root
+# fields take theirs from the domains' policy tables (``allowed``).
 VendorStaff = roles(*VENDOR_ROLES)
-VendorAdmin = roles(Role.VENDOR_ADMIN)
-Admins = roles(Role.VENDOR_ADMIN, Role.PARTNER_ADMIN)
-Finance = roles(Role.FINANCE)
 FinanceOrAdmin = roles(Role.FINANCE, Role.VENDOR_ADMIN)
-PartnerUsers = roles(Role.PARTNER_ADMIN, Role.PARTNER_REP)
-# Who reviews partner submissions (row-level: a channel manager only its assigned partners).
-Reviewers = roles(Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER)
-PartnersAndReviewers = roles(
-    Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER
-)

@@ -6,17 +6,15 @@ import base64
 import binascii
 import functools
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from sqlalchemy import func
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
-from strawberry import relay
+from strawberry import Info, relay
 
+from infra.db import DbSession
+from infra.pages import Statement, keyset_page
 from partners.roles import Principal
 from schema.context import Context
 
@@ -68,37 +66,26 @@ def check_page_size(first: int | None, max_page_size: int) -> int:
 
 async def paginate(
     context: Context,
-    statement: SelectOfScalar[RowT],
+    statement: Statement[RowT],
     *,
-    id_column: Any,
     first: int | None,
     after: str | None,
     to_node: Callable[[RowT], NodeType],
 ) -> Connection[NodeType]:
-    """Keyset pagination over time-ordered (UUIDv7) ids: stable under concurrent inserts."""
+    """A Relay connection over a domain's readable statement (keyset pages by id)."""
     limit = check_page_size(first, context.services.max_page_size)
-    session = context.session
-    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
-    page_stmt = statement
-    if after is not None:
-        page_stmt = page_stmt.where(col(id_column) > decode_cursor(after))
-    rows: Sequence[RowT] = (
-        (await session.exec(page_stmt.order_by(col(id_column)).limit(limit + 1))).all()
-        if limit
-        else []
-    )
-    has_next = len(rows) > limit
-    rows = rows[:limit]
-    edges = [relay.Edge(cursor=encode_cursor(r.id), node=to_node(r)) for r in rows]
+    after_id = decode_cursor(after) if after is not None else None
+    page = await keyset_page(context.session, statement, after=after_id, limit=limit)
+    edges = [relay.Edge(cursor=encode_cursor(r.id), node=to_node(r)) for r in page.rows]
     return Connection(
         edges=edges,
         page_info=relay.PageInfo(
-            has_next_page=has_next,
+            has_next_page=page.has_next,
             has_previous_page=after is not None,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
-        total_count=int(total or 0),
+        total_count=page.total,
     )
 
 
@@ -116,6 +103,17 @@ def parse_global_id(
         return None
 
 
+NO_ROW = uuid.UUID(int=0)  # what a malformed global id reads as (UUIDv7 ids never are 0)
+
+
+def row_id(value: str | relay.GlobalID, type_name: str) -> uuid.UUID:
+    """The row id inside a global id of that type. A malformed id, or one of another type,
+    reads as an id no row has, so the domain answers it exactly like a missing or
+    invisible row (a mutation's NOT_FOUND, a filter that matches nothing): it reveals
+    nothing, and is reported one way."""
+    return parse_global_id(value, type_name) or NO_ROW
+
+
 def parse_node_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
     """Row ids for `resolve_nodes`; None where an id is not a UUID (answered as missing)."""
     out: list[uuid.UUID | None] = []
@@ -127,22 +125,34 @@ def parse_node_ids(node_ids: Iterable[str]) -> list[uuid.UUID | None]:
     return out
 
 
-ByIds = Callable[[AsyncSession, Principal, list[uuid.UUID]], Awaitable[dict[uuid.UUID, RowT]]]
+ByIds = Callable[[DbSession, Principal, list[uuid.UUID]], Awaitable[dict[uuid.UUID, RowT]]]
 
 
-async def resolve_visible_nodes(
-    context: Context,
-    node_ids: Iterable[str],
-    load: ByIds[RowT],
-    to_node: Callable[[RowT], NodeType],
-) -> list[NodeType | None]:
-    """`resolve_nodes` for a Node type: load the ids the caller may see (through the
-    domain's readable statement), None for the rest, in the order asked."""
-    ids = parse_node_ids(node_ids)
-    if context.principal is None:
-        return [None] * len(ids)
-    found = await load(context.session, context.principal, [i for i in ids if i is not None])
-    return [to_node(found[i]) if i in found else None for i in ids]
+def visible_nodes(
+    load: ByIds[RowT] | None, to_node: Callable[[Any, RowT, Context], Any] | None = None
+) -> Any:
+    """The one `resolve_nodes` of every Node type, as a class attribute:
+
+        resolve_nodes = visible_nodes(repository.partners_by_ids)
+
+    `node(id)` / `nodes(ids)` load the ids the caller may see through the domain's
+    readable statement (``load``), answer None for the rest (and for malformed ids or an
+    anonymous caller), in the order asked. ``to_node(cls, row, context)`` builds the node
+    (default ``cls.from_model(row)``); ``load=None`` marks a type reachable only through
+    its list, never by id."""
+
+    async def resolve_nodes(
+        cls: Any, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
+    ) -> list[Any]:
+        ids = parse_node_ids(node_ids)
+        principal = info.context.principal
+        if load is None or principal is None:
+            return [None] * len(ids)
+        found = await load(info.context.session, principal, [i for i in ids if i is not None])
+        build = to_node or (lambda c, row, _ctx: c.from_model(row))
+        return [build(cls, found[i], info.context) if i in found else None for i in ids]
+
+    return classmethod(resolve_nodes)
 
 
 def to_global_id(type_name: str, row_id: uuid.UUID) -> relay.GlobalID:

@@ -7,6 +7,9 @@ import asyncio
 import typer
 from rich.console import Console
 
+from api.cli.settings import load_settings
+from api.cli.wiring import announcing
+
 app = typer.Typer(help="Deal registration chores.", no_args_is_help=True)
 console = Console(stderr=True)
 
@@ -16,9 +19,7 @@ def expire() -> None:
     """Write down expired protections (APPROVED -> EXPIRED, recorded, notified). Readers
     already treat them as expired at the instant; this makes history and live subscribers
     catch up. Safe to run at any time, from cron, on any host."""
-    from api.cli import load_settings  # noqa: PLC0415
-    from api.cli.wiring import announcing  # noqa: PLC0415
-    from deal_registration.registrations import service  # noqa: PLC0415
+    from deal_registration.registrations import expiry  # noqa: PLC0415
     from infra.clock import SystemClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
 
@@ -28,7 +29,7 @@ def expire() -> None:
         db = Database(settings.database_url)
         try:
             async with announcing(settings, db), db.transaction() as session:
-                return await service.expire_due(session, SystemClock())
+                return await expiry.expire_due(session, SystemClock())
         finally:
             await db.dispose()
 

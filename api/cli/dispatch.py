@@ -15,6 +15,7 @@ import signal
 import typer
 from rich.console import Console
 
+from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.settings import Settings
 from leaderboards.closing import run_closer
@@ -29,14 +30,14 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
             "or start `channelboard serve` (its embedded Redis) first"
         )
         return 2
-    async with wiring(settings) as w:
-        await w.outbox.listen(w.services.hub)
+    async with wiring(settings) as services:
+        await services.outbox.listen(services.hub)
         console.print(f"dispatching outbox events (polling every {poll_interval:g} s)")
         loop = asyncio.get_running_loop()
-        running = asyncio.create_task(w.outbox.run(poll_interval), name="outbox-dispatcher")
+        running = asyncio.create_task(services.outbox.run(poll_interval), name="outbox-dispatcher")
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
-        closer = asyncio.create_task(run_closer(w.leaderboards), name="contest-closer")
+        closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
@@ -56,7 +57,6 @@ def dispatch(
 ) -> None:  # fmt: skip
     """Dispatch outbox events for API processes that run with CHANNELBOARD_DISPATCH=external
     (a second one is a standby: one dispatcher at a time holds the outbox lease)."""
-    from api.cli import load_settings  # noqa: PLC0415
 
     code = 0
     with contextlib.suppress(KeyboardInterrupt):

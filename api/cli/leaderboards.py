@@ -14,6 +14,7 @@ from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
 from api.cli.redis_loss import REDIS_LOST, quiet_redis_tracebacks
+from api.cli.settings import load_settings
 from api.cli.wiring import wiring
 from api.settings import Settings
 from infra.clock import SystemClock
@@ -26,8 +27,8 @@ console = Console(stderr=True, soft_wrap=True)
 async def _rebuild(settings: Settings, contest: str | None) -> int:
     from leaderboards.rebuild import rebuild  # noqa: PLC0415
 
-    async with wiring(settings) as w:
-        async with w.db.session() as session:
+    async with wiring(settings) as services:
+        async with services.db.session() as session:
             stmt = select(Contest).where(Contest.status == ContestStatus.SCHEDULED)
             if contest:
                 try:
@@ -46,11 +47,11 @@ async def _rebuild(settings: Settings, contest: str | None) -> int:
                     progress.update(task, completed=done, total=max(total, 1))
 
                 replayed = await rebuild(
-                    w.db, w.leaderboards.boards, SystemClock(), c.id, progress=step
+                    services.db, services.leaderboards.boards, SystemClock(), c.id, progress=step
                 )
                 progress.update(task, completed=1, total=1)
-                version = await w.leaderboards.boards.version(c.id)
-                await w.leaderboards.notify(c.id, version)
+                version = await services.leaderboards.boards.version(c.id)
+                await services.leaderboards.notify(c.id, version)
                 console.print(f"{c.name}: {replayed} credits replayed (version {version})")
         return 0
 
@@ -60,7 +61,6 @@ def rebuild(
     contest: str | None = typer.Argument(None, help="Contest id or name; default: all live."),
 ) -> None:
     """Rebuild standings in Redis from the SQL credit ledger (after a flush or failover)."""
-    from api.cli import load_settings  # noqa: PLC0415
 
     raise typer.Exit(asyncio.run(_rebuild(load_settings(), contest)))
 
@@ -92,10 +92,8 @@ async def _simulate_sales(
 ) -> int:
     from deal_registration.sales.simulate import NoDemoData, Simulator  # noqa: PLC0415
 
-    async with wiring(settings) as w:
-        storage = w.services.storage
-        assert storage is not None  # build_services always configures one
-        simulator = Simulator(w.db, w.services.clock, storage)
+    async with wiring(settings) as services:
+        simulator = Simulator(services.db, services.clock, services.storage)
         try:
             await simulator.load()
         except NoDemoData as exc:
@@ -114,7 +112,7 @@ async def _simulate_sales(
             progress.done = done + 1  # in the database, even if dispatching it fails
             # This process dispatches its own events (to every handler the app registers),
             # or a running server's dispatcher does, whichever holds the outbox lease.
-            await w.outbox.dispatch_pending()
+            await services.outbox.dispatch_pending()
             done += 1
             if done % every == 0 or done == count:
                 console.print(f"{done} sales approved (last: {sale.describe()})")
@@ -130,7 +128,6 @@ def simulate(
 ) -> None:
     """Approve a stream of realistic demo sales (real sale claims by the demo partners'
     users, on freshly shipped serials) so the demo leaderboards and earnings move."""
-    from api.cli import load_settings  # noqa: PLC0415
 
     code = 0
     with contextlib.suppress(KeyboardInterrupt):

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.settings import load_settings
+from api.cli.wiring import running_redis_url
 from api.settings import Settings
 from infra.outbox import EventState
 
@@ -48,7 +50,6 @@ def list_events(
     """Events in STATE (default: dead and retrying), oldest first, with their last error."""
     from sqlmodel import col, select  # noqa: PLC0415
 
-    from api.cli import load_settings  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
     from infra.outbox import OutboxEvent, in_states, state_of  # noqa: PLC0415
 
@@ -87,7 +88,6 @@ def _act(
     action: Callable[..., Awaitable[object | None]],
     done: str,
 ) -> None:
-    from api.cli import load_settings  # noqa: PLC0415
     from infra.clock import SystemClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
 
@@ -113,7 +113,6 @@ def _act(
 async def _wake_dispatcher(settings: Settings) -> None:
     """Wake a `channelboard dispatch` process now rather than at its next poll (API
     processes that dispatch inline poll every second). Best effort: no Redis, no wake."""
-    from api.cli.wiring import running_redis_url  # noqa: PLC0415
     from infra.outbox import WAKE_CHANNEL  # noqa: PLC0415
     from infra.pubsub import Hub  # noqa: PLC0415
     from infra.redis import Keys, connect  # noqa: PLC0415

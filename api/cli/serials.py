@@ -12,6 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlmodel import select
 
+from api.cli.settings import load_settings
 from api.cli.wiring import announcing
 from api.settings import Settings
 from deal_registration.sales import serials
@@ -37,7 +38,6 @@ def import_(
 
     Re-importing a file changes nothing; changed rows are updated; status RETURNED or
     VOIDED marks serials. All or nothing unless --good-rows-only."""
-    from api.cli import load_settings  # noqa: PLC0415
 
     settings = load_settings()
     with file.open("rb") as source:

@@ -7,21 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from redis.asyncio import Redis
-
+from api.composition import build_services
 from api.settings import Settings
 from infra.clock import SystemClock
 from infra.db import Database
-from infra.outbox import Dispatcher
 from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, _responds, connect
-from leaderboards.consumer import Leaderboards
-
-if TYPE_CHECKING:
-    from schema.context import Services
+from schema.context import Services
 
 
 def running_redis_url(settings: Settings) -> str | None:
@@ -69,34 +62,13 @@ async def announcing(settings: Settings, db: Database) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-@dataclass
-class Wiring:
-    services: Services
-    leaderboards: Leaderboards
-
-    @property
-    def db(self) -> Database:
-        return self.services.db
-
-    @property
-    def redis(self) -> Redis:
-        return self.services.redis
-
-    @property
-    def outbox(self) -> Dispatcher:
-        return self.services.outbox
-
-
 @contextlib.asynccontextmanager
-async def wiring(settings: Settings) -> AsyncIterator[Wiring]:
+async def wiring(settings: Settings) -> AsyncIterator[Services]:
     """Database, Redis (the configured one, or the running server's embedded one, or a fresh
-    embedded one) and the app's services for commands outside the server: the same outbox
-    handlers as the app (``register_event_handlers``), so an event this command dispatches
-    is credited, scored and announced exactly as the server would, and the same table-change
+    embedded one) and the app's services for commands outside the server, from the same
+    composition root: the same outbox handlers, so an event this command dispatches is
+    credited, scored and announced exactly as the server would, and the same table-change
     notices, so a running server's read caches hear of this command's commits at once."""
-    from api.app import build_services, register_event_handlers  # noqa: PLC0415
-    from schema.leaderboards.runtime import leaderboards_runtime  # noqa: PLC0415
-
     embedded = None
     url = running_redis_url(settings)
     if url is None:
@@ -105,10 +77,9 @@ async def wiring(settings: Settings) -> AsyncIterator[Wiring]:
     db = Database(settings.database_url)
     redis = connect(url)
     services = build_services(settings, db=db, redis=redis, clock=SystemClock())
-    register_event_handlers(services)
     try:
         async with _sharing(db, services.hub):
-            yield Wiring(services, leaderboards_runtime(services))
+            yield services
     finally:
         await services.hub.close()
         await redis.aclose()

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deal_registration.registrations import service
+from deal_registration.registrations import review, submission
 from deal_registration.registrations.models import DealRegistration, DealStatus
 from infra.clock import Clock
 from partners.demo import DemoTenancy
@@ -44,24 +44,24 @@ async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> lis
     out = []
     for key, email, name, domain, country, value, lines, contact, then in DEMO_DEALS:
         user = tenancy.users[email]
-        data = service.RegistrationInput(
+        data = submission.RegistrationInput(
             customer_name=name, customer_domain=domain, customer_country=country,
             estimated_value_minor=value, currency="USD", expected_close_date=close,
-            lines=[service.LineInput(sku=sku, quantity=q) for sku, q in lines],
+            lines=[submission.LineInput(sku=sku, quantity=q) for sku, q in lines],
             contact_name=contact[0] if contact else "", contact_email=contact[1] if contact else "",
         )  # fmt: skip
-        registration = await service.submit_registration(
+        registration = await submission.submit_registration(
             session, _principal(user), clock, data=data, draft=then == "draft", idempotency_key=key
         )
         fresh = registration.status is DealStatus.SUBMITTED and not registration.decided_at
         if fresh and then in ("approve", "review"):
             # Acme is the channel manager's partner; Globex is reviewed by the vendor admin.
             reviewer = manager if email.endswith("@acme.example") else admin
-            registration = await service.start_review(
+            registration = await review.start_review(
                 session, reviewer, clock, registration_id=registration.id
             )
             if then == "approve":
-                registration = await service.approve(
+                registration = await review.approve(
                     session, reviewer, clock, registration_id=registration.id,
                     reason="Registered first; protected for the program period.",
                 )  # fmt: skip

@@ -75,7 +75,7 @@ def _enum(enum: type[StrEnum], name: str) -> SAEnum:
 
 
 # One protected registration per customer: the database refuses a second, whatever the
-# race. Expired protections are moved to EXPIRED before any approval (service.expire_due).
+# race. Expired protections are moved to EXPIRED before any approval (expiry.expire_due).
 PROTECTED_CUSTOMER_INDEX = "uq_deal_registration_protected_customer"
 _PROTECTED = text("status = 'APPROVED' AND is_protected")
 

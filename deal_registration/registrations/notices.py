@@ -10,11 +10,10 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deal_registration.events import DealStatusChanged
 from infra.clock import Clock
-from infra.outbox import Dispatcher, OutboxEvent, record_event
+from infra.outbox import BatchHandler, OutboxEvent, record_event
 from infra.pubsub import Hub
-
-STATUS_CHANGED = "DealStatusChanged"
 
 
 def vendor_channel(hub: Hub, vendor_id: uuid.UUID) -> str:
@@ -36,24 +35,25 @@ async def record_status_change(
     to_status: str,
     at: datetime,
 ) -> None:
+    changed = DealStatusChanged(
+        registration_id=registration_id,
+        partner_id=partner_id,
+        from_status=from_status,
+        to_status=to_status,
+        at=at,
+    )
     await record_event(
         session,
         clock,
         vendor_id=vendor_id,
-        type=STATUS_CHANGED,
+        type=changed.type,
         aggregate_id=registration_id,
-        payload={
-            "registration_id": str(registration_id),
-            "partner_id": str(partner_id),
-            "from_status": from_status,
-            "to_status": to_status,
-            "at": at.isoformat(),
-        },
+        payload=changed.to_payload(),
         occurred_at=at,
     )
 
 
-def register(dispatcher: Dispatcher, hub: Hub) -> None:
+def publisher(hub: Hub) -> BatchHandler:
     async def publish(events: list[OutboxEvent]) -> None:
         # A batch handler only so that these events join the dispatcher's runs (an event
         # with a per-event handler is dispatched alone); each is still published, in order.
@@ -65,4 +65,4 @@ def register(dispatcher: Dispatcher, hub: Hub) -> None:
             await hub.publish(vendor_channel(hub, event.vendor_id), message)
             await hub.publish(partner_channel(hub, event.vendor_id, partner_id), message)
 
-    dispatcher.register_batch([STATUS_CHANGED], publish)
+    return publish

@@ -12,25 +12,14 @@ from deal_registration import attachments
 from deal_registration.registrations import repository
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import DealRegistration, DealStatus
+from deal_registration.registrations.policy import DEALS, DealOp
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.errors import DomainError
-from partners.roles import Principal, Role
+from partners.roles import Principal
 
-REGISTRATION_OWNER = "deal_registration"
-# Partner users of the registering partner (as far as they may see it) and reviewers.
-ATTACHERS = frozenset(
-    {Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER}
-)
 # A registration in one of these takes no more files (expired approvals count as EXPIRED).
 CLOSED = frozenset({DealStatus.WITHDRAWN, DealStatus.REJECTED, DealStatus.LOST, DealStatus.EXPIRED})
-
-
-async def _may_see(session: AsyncSession, principal: Principal, registration_id: uuid.UUID) -> bool:
-    return await repository.get_readable(session, principal, registration_id) is not None
-
-
-attachments.register_owner(REGISTRATION_OWNER, _may_see)
 
 
 async def _lock(session: AsyncSession, registration_id: uuid.UUID) -> None:
@@ -57,10 +46,9 @@ async def attach_proof(
 ) -> tuple[DealRegistration, attachments.Attachment]:
     """Attach an invoice to a registration the caller may see. Every check runs before the
     file is stored, so a refused upload leaves neither a row nor a file."""
+    DEALS.require(principal, DealOp.ATTACH_PROOF)
     await _lock(session, registration_id)
-    registration = None
-    if principal.role in ATTACHERS:
-        registration = await repository.get_readable(session, principal, registration_id)
+    registration = await repository.get_readable(session, principal, registration_id)
     if registration is None:
         raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
     status = repository.effective_status(registration, clock.now())
@@ -72,11 +60,11 @@ async def attach_proof(
         )
     attachments.check_proof(proof_file, max_upload_bytes)
     await attachments.ensure_room(
-        session, REGISTRATION_OWNER, registration.id, noun="deal registration"
+        session, repository.REGISTRATION_OWNER, registration.id, noun="deal registration"
     )
     attachment = await attachments.store_attachment(
         session, clock, storage, vendor_id=registration.vendor_id,
-        owner_kind=REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
+        owner_kind=repository.REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
         uploaded_by_id=principal.user_id, max_bytes=max_upload_bytes,
     )  # fmt: skip
     return registration, attachment

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, false, or_
+from sqlalchemy import ColumnElement, and_, case, not_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -23,37 +23,30 @@ from deal_registration.registrations.models import (
     DealTransition,
     ExtensionStatus,
 )
+from partners.access import scope
 from partners.models import Partner
-from partners.repository import assigned_partner_ids
-from partners.roles import Principal, Role
+from partners.roles import Principal
 
+REGISTRATION_OWNER = "deal_registration"  # the owner kind of a registration's attachments
 REVIEW_STATUSES = (DealStatus.SUBMITTED, DealStatus.UNDER_REVIEW)
 
 
 def readable_registrations(principal: Principal) -> SelectOfScalar[DealRegistration]:
     """A rep sees the registrations it made, a partner admin its organisation's, a channel
     manager its assigned partners', vendor admins and finance all of the vendor's."""
-    stmt = select(DealRegistration).where(DealRegistration.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(DealRegistration.partner_id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN:
-            return stmt.where(DealRegistration.partner_id == principal.partner_id)
-        case Role.PARTNER_REP:
-            if principal.user_id is None:
-                return stmt.where(false())
-            return stmt.where(
-                DealRegistration.partner_id == principal.partner_id,
-                DealRegistration.registered_by_id == principal.user_id,
-            )
-    return stmt.where(false())  # pragma: no cover - every role is matched above
+    return select(DealRegistration).where(
+        scope(
+            principal,
+            DealRegistration.vendor_id,
+            DealRegistration.partner_id,
+            DealRegistration.registered_by_id,
+        )
+    )
 
 
 # Expiry is derived from the clock: an APPROVED registration whose period has ended is
 # EXPIRED from that instant on, for every reader and for conflict checks, whether or not
-# the sweep (service.expire_due) has written it down yet.
+# the sweep (expiry.expire_due) has written it down yet.
 
 
 def is_expired(now: datetime) -> ColumnElement[bool]:
@@ -286,3 +279,43 @@ async def partner_names(
         return {}
     rows = await session.exec(select(Partner).where(col(Partner.id).in_(wanted)))
     return {p.id: p.name for p in rows}
+
+
+def registrations_matching(
+    principal: Principal,
+    now: datetime,
+    *,
+    statuses: Sequence[DealStatus] = (),
+    partner_id: uuid.UUID | None = None,
+    customer: str | None = None,
+    expiring_within: timedelta | None = None,
+    conflicted: bool | None = None,
+    overdue: bool | None = None,
+) -> SelectOfScalar[DealRegistration]:
+    """Readable registrations narrowed by the given filters (each optional): any of the
+    statuses, one partner, part of the customer's name or domain, approvals whose
+    protection ends within ``expiring_within``, (not) conflicted, (not) overdue."""
+    stmt = readable_registrations(principal)
+    if statuses:
+        stmt = stmt.where(or_(*(has_status(s, now) for s in statuses)))
+    if partner_id is not None:
+        stmt = stmt.where(DealRegistration.partner_id == partner_id)
+    if customer:
+        pattern = f"%{customer.strip()}%"
+        stmt = stmt.where(
+            or_(
+                col(DealRegistration.customer_name).ilike(pattern),
+                col(DealRegistration.customer_domain).ilike(pattern),
+            )
+        )
+    if expiring_within is not None:
+        stmt = stmt.where(
+            is_live_approval(now), col(DealRegistration.expires_at) <= now + expiring_within
+        )
+    if conflicted is not None:
+        stmt = stmt.where(
+            is_conflicted(principal) if conflicted else not_(is_conflicted(principal))
+        )
+    if overdue is not None:
+        stmt = stmt.where(is_overdue(now) if overdue else not_(is_overdue(now)))
+    return stmt

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.attachments import ProofFile
-from deal_registration.sales import serials, service
+from deal_registration.sales import review, serials, submission
 from deal_registration.sales.models import RejectReason, ReverseReason, SaleClaim
 from deal_registration.storage import Storage
 from infra.clock import Clock, FrozenClock
@@ -88,11 +88,11 @@ async def seed(
     for demo in DEMO_CLAIMS:
         partner_user = _principal(users[demo.user])
         assert partner_user.partner_id is not None
-        existing = await service.claim_by_idempotency_key(session, partner_user, demo.key)
+        existing = await submission.claim_by_idempotency_key(session, partner_user, demo.key)
         if existing is not None:
             claims.append(existing)
             continue
-        claim = await service.create_claim(
+        claim = await submission.create_claim(
             session, partner_user, clock, storage, serial_numbers=demo.serials,
             customer_name="Contoso Ltd", invoice_number=f"INV-{demo.key.upper()}",
             sale_date=(now - timedelta(days=demo.days_ago)).date(),
@@ -100,14 +100,14 @@ async def seed(
             proof_file=_pdf(demo.key) if demo.proof else None,
         )  # fmt: skip
         if demo.then == "approve":
-            await service.approve(session, vendor_admin, clock, claim_id=claim.id, note="Demo")
+            await review.approve(session, vendor_admin, clock, claim_id=claim.id, note="Demo")
         elif demo.then == "reject":
-            await service.reject(
+            await review.reject(
                 session, vendor_admin, clock, claim_id=claim.id,
                 reason=RejectReason.NOT_ELIGIBLE, note="DEMO-000010 is Acme's serial.",
             )  # fmt: skip
         elif demo.then == "reverse":
-            await service.reverse(
+            await review.reverse(
                 session, vendor_admin, clock, claim_id=claim.id, reason=ReverseReason.REFUNDED
             )
         claims.append(claim)

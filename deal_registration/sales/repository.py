@@ -13,14 +13,16 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from deal_registration.events import SALE_APPROVED, SALE_REVERSED
 from deal_registration.sales.models import (
+    ClaimState,
     RiskFlag,
     SaleClaim,
     SaleClaimDecision,
     SaleClaimSerial,
     SalesSettings,
 )
+from deal_registration.sales.policy import SALES, SalesOp
 from infra.outbox import OutboxEvent
-from partners.repository import assigned_partner_ids
+from partners.access import scope
 from partners.roles import Principal, Role
 
 CLAIM_OWNER = "sale_claim"
@@ -29,20 +31,9 @@ CLAIM_OWNER = "sale_claim"
 def readable_claims(principal: Principal) -> SelectOfScalar[SaleClaim]:
     """Vendor admins and finance: the vendor's claims; channel managers: their assigned
     partners'; partner admins: their organisation's; partner reps: their own."""
-    stmt = select(SaleClaim).where(SaleClaim.vendor_id == principal.vendor_id)
-    match principal.role:
-        case Role.VENDOR_ADMIN | Role.FINANCE:
-            return stmt
-        case Role.CHANNEL_MANAGER:
-            return stmt.where(col(SaleClaim.partner_id).in_(assigned_partner_ids(principal)))
-        case Role.PARTNER_ADMIN:
-            return stmt.where(SaleClaim.partner_id == principal.partner_id)
-        case Role.PARTNER_REP:
-            return stmt.where(
-                SaleClaim.partner_id == principal.partner_id,
-                SaleClaim.rep_user_id == principal.user_id,
-            )
-    return stmt.where(false())  # pragma: no cover
+    return select(SaleClaim).where(
+        scope(principal, SaleClaim.vendor_id, SaleClaim.partner_id, SaleClaim.rep_user_id)
+    )
 
 
 def reviewable_claims(principal: Principal) -> SelectOfScalar[SaleClaim]:
@@ -130,7 +121,7 @@ async def get_settings(session: AsyncSession, vendor_id: uuid.UUID) -> SalesSett
 
 def readable_sale_events(principal: Principal) -> SelectOfScalar[OutboxEvent]:
     """SaleApproved / SaleReversed events of the vendor: vendor admins and finance only."""
-    if principal.role not in (Role.VENDOR_ADMIN, Role.FINANCE):
+    if not SALES.allows(principal, SalesOp.READ_SALE_EVENTS):
         return select(OutboxEvent).where(false())
     return select(OutboxEvent).where(
         OutboxEvent.vendor_id == principal.vendor_id,
@@ -150,3 +141,18 @@ async def serials_of_claims(
     for row in rows:
         grouped.setdefault(row.claim_id, []).append(row)
     return grouped
+
+
+def claims_matching(
+    principal: Principal,
+    *,
+    states: Sequence[ClaimState] = (),
+    partner_id: uuid.UUID | None = None,
+) -> SelectOfScalar[SaleClaim]:
+    """Readable claims in any of the states, of one partner (each filter optional)."""
+    stmt = readable_claims(principal)
+    if states:
+        stmt = stmt.where(col(SaleClaim.state).in_(states))
+    if partner_id is not None:
+        stmt = stmt.where(SaleClaim.partner_id == partner_id)
+    return stmt

@@ -35,6 +35,7 @@ from catalogue.models import Product
 from deal_registration.sales.errors import SerialImportErrorCode
 from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import Serial, SerialImport, SerialStatus
+from deal_registration.sales.policy import SALES, SalesOp
 from infra.clock import Clock
 from infra.db import UTCDateTime, wrote
 from infra.errors import DomainError
@@ -189,8 +190,8 @@ async def import_serials(
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     """Import a shipment CSV (UTF-8, header ``serial,sku,shipped_to,region,shipped_at``
-    and optionally ``status``) into the caller's vendor's registry. Vendor admins only
-    (checked by the caller)."""
+    and optionally ``status``) into the caller's vendor's registry. Vendor admins only."""
+    SALES.require(principal, SalesOp.IMPORT_SERIALS)
     started = time.perf_counter()
     await lock_for_write(session)
     now = clock.now()

@@ -1,10 +1,10 @@
 """A stream of realistic demo sales for `channelboard simulate`.
 
 Each sale is a real sale claim, made the way ``saleClaimCreate`` makes it
-(``service.create_claim``) by one of the demo partners' users, on serials of a demo SKU
+(``submission.create_claim``) by one of the demo partners' users, on serials of a demo SKU
 shipped to that partner, with a customer, an invoice number, today's date, an amount near
 list price x units and a PDF invoice as proof. The vendor's rules then auto-approve it, or
-the demo vendor admin approves it through the review service (``service.approve``), as
+the demo vendor admin approves it through the review service (``review.approve``), as
 ``saleClaimApprove`` would. The claim, its decision records, its ``SaleApproved`` event and
 everything the outbox handlers derive from it (earnings, contest credits, notices) are
 therefore exactly what the API produces.
@@ -32,7 +32,7 @@ from sqlmodel import col, select
 
 from catalogue.models import Product
 from deal_registration.attachments import ProofFile
-from deal_registration.sales import serials, service
+from deal_registration.sales import review, serials, submission
 from deal_registration.sales.models import CREDITED_STATES, OPEN_STATES, SaleClaim
 from deal_registration.storage import Storage
 from infra.clock import Clock, FrozenClock
@@ -191,7 +191,7 @@ class Simulator:
         customer = rng.choice(CUSTOMERS)
         now = self.clock.now()
         async with self.db.transaction() as session:
-            claim = await service.create_claim(
+            claim = await submission.create_claim(
                 session, seller, self.clock, self.storage, serial_numbers=serial_numbers,
                 customer_name=customer, invoice_number=invoice, sale_date=now.date(),
                 amount_minor=amount_minor, currency=product.currency,
@@ -201,7 +201,7 @@ class Simulator:
         if claim.state in OPEN_STATES:
             # Over the auto-approve limit, or flagged (e.g. a burst of claims): reviewed.
             async with self.db.transaction() as session:
-                claim = await service.approve(
+                claim = await review.approve(
                     session, self.admin, self.clock, claim_id=claim.id,
                     note="Checked against the invoice (channelboard simulate).",
                 )  # fmt: skip

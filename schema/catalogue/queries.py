@@ -1,11 +1,9 @@
 from __future__ import annotations
 
 import strawberry
-from sqlmodel import col, or_
 from strawberry import Info
 
 from catalogue import repository
-from catalogue.models import Product
 from schema.catalogue.types import ProductType
 from schema.context import Context
 from schema.permissions import IsAuthenticated
@@ -25,25 +23,14 @@ class CatalogueQuery:
         after: str | None = None,
         search: str | None = None,
     ) -> Connection[ProductType] | None:
-        principal = info.context.principal
-        assert principal is not None
-        stmt = repository.readable_products(principal)
-        if search:
-            pattern = f"%{search.strip()}%"
-            stmt = stmt.where(
-                or_(col(Product.sku).ilike(pattern), col(Product.name).ilike(pattern))
-            )
+        principal = info.context.caller
         return await paginate(
-            info.context, stmt, id_column=Product.id, first=first, after=after,
+            info.context, repository.products_matching(principal, search), first=first, after=after,
             to_node=ProductType.from_model,
         )  # fmt: skip
 
     @strawberry.field(permission_classes=[IsAuthenticated], description="A product by SKU.")
     async def product(self, info: Info[Context, None], sku: str) -> ProductType | None:
-        principal = info.context.principal
-        assert principal is not None
-        stmt = repository.readable_products(principal).where(
-            Product.sku == repository.normalise_sku(sku)
-        )
-        product = (await info.context.session.exec(stmt)).first()
+        principal = info.context.caller
+        product = await repository.readable_product_by_sku(info.context.session, principal, sku)
         return ProductType.from_model(product) if product else None

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import strawberry
-from strawberry import Info, relay
+from strawberry import relay
 
 from catalogue import repository
 from catalogue.models import Product
-from schema.context import Context
 from schema.money import MoneyType
 from schema.permissions import VendorStaff
-from schema.relay import resolve_visible_nodes
+from schema.relay import visible_nodes
 
 
 @strawberry.type(name="Product", description="A product partners can sell.")
@@ -43,10 +40,4 @@ class ProductType(relay.Node):
             _margin_rate_bp=product.margin_rate_bp,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[ProductType | None]:
-        return await resolve_visible_nodes(
-            info.context, node_ids, repository.products_by_ids, cls.from_model
-        )
+    resolve_nodes = visible_nodes(repository.products_by_ids)

@@ -10,6 +10,7 @@ from earnings.errors import EarningsErrorCode
 from earnings.programs import BaseRate, Rules, Spiff, Tier
 from infra.errors import DomainError, DomainErrors
 from infra.money import parse_decimal
+from schema.money import MoneyInput
 
 
 @strawberry.input(name="EarningBaseRateInput", description="Give rateBp or perUnit.")
@@ -109,3 +110,85 @@ class ProgramRulesInput:
         if errors:
             raise DomainErrors(errors)
         return rules
+
+
+@strawberry.input
+class EarningProgramCreateInput:
+    name: str
+    currency: str
+    rules: ProgramRulesInput
+    effective_from: datetime | None = strawberry.field(default=None, description="Now if null.")
+
+
+@strawberry.input
+class EarningProgramVersionCreateInput:
+    program_id: strawberry.ID
+    rules: ProgramRulesInput
+    effective_from: datetime | None = strawberry.field(
+        default=None,
+        description="Now if null. Not before the current version, nor inside a period "
+        "already approved or paid.",
+    )
+
+
+@strawberry.input
+class PayoutStatementsGenerateInput:
+    month: datetime = strawberry.field(description="Any instant in the (ended) month.")
+
+
+@strawberry.input
+class PayoutStatementInput:
+    statement_id: strawberry.ID
+
+
+@strawberry.input
+class PayoutMarkPaidInput:
+    statement_id: strawberry.ID
+    reference: str = strawberry.field(default="", description="The bank transfer reference.")
+
+
+@strawberry.input
+class PayoutHoldInput:
+    statement_id: strawberry.ID
+    note: str = strawberry.field(description="Internal: partners never see it.")
+    expected_release_at: datetime | None = None
+
+
+@strawberry.input
+class PayoutHoldReleaseInput:
+    hold_id: strawberry.ID
+    note: str = ""
+
+
+@strawberry.input
+class PayoutProfileSetInput:
+    partner_id: strawberry.ID
+    tax_form_on_file: bool | None = None
+    bank_account: str | None = strawberry.field(
+        default=None, description="IBAN or account number; only a fingerprint is stored."
+    )
+
+
+@strawberry.input
+class PayoutPolicySetInput:
+    above_average_factor_bp: int = strawberry.field(
+        description="Hold a statement above this multiple of the trailing average (30000 = 3x)."
+    )
+    trailing_statements: int = 3
+    review_days: int = 14
+
+
+@strawberry.input
+class EarningAdjustmentCreateInput:
+    partner_id: strawberry.ID
+    amount: MoneyInput = strawberry.field(description="Negative to take money back.")
+    note: str = strawberry.field(description="Why; shown to the partner in the entry's rule.")
+    idempotency_key: str = strawberry.field(
+        description="A retry with the same key returns the first entry and changes nothing."
+    )
+
+
+@strawberry.input(description="A period [start, end); defaults to the current month.")
+class EarningsPeriodInput:
+    start: datetime
+    end: datetime

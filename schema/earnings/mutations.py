@@ -1,18 +1,36 @@
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
+from typing import ClassVar, Self
 
 import strawberry
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
-from earnings import ledger, payouts, programs
+from earnings import ledger, payouts, programs, repository
 from earnings.errors import EarningsErrorCode
-from earnings.models import PayoutStatement, Program, ProgramVersion
+from earnings.models import (
+    EarningEntry,
+    PayoutHold,
+    PayoutPolicy,
+    PayoutProfile,
+    PayoutStatement,
+    Program,
+    ProgramVersion,
+)
+from earnings.policy import EARNINGS, EarningsOp
 from infra.errors import DomainError
 from schema.context import Context
-from schema.earnings.inputs import ProgramRulesInput
+from schema.earnings.inputs import (
+    EarningAdjustmentCreateInput,
+    EarningProgramCreateInput,
+    EarningProgramVersionCreateInput,
+    PayoutHoldInput,
+    PayoutHoldReleaseInput,
+    PayoutMarkPaidInput,
+    PayoutPolicySetInput,
+    PayoutProfileSetInput,
+    PayoutStatementInput,
+    PayoutStatementsGenerateInput,
+)
 from schema.earnings.types import (
     EarningEntryType,
     PayoutHoldType,
@@ -20,401 +38,256 @@ from schema.earnings.types import (
     ProgramType,
     ProgramVersionType,
 )
-from schema.errors import UserError, user_errors
-from schema.money import MoneyInput
-from schema.mutations import Outcome, mutate
-from schema.permissions import Finance, FinanceOrAdmin, VendorAdmin
-from schema.relay import parse_global_id
+from schema.errors import UserError
+from schema.mutations import Payload, Write, run
+from schema.permissions import allowed
 
 
 @strawberry.type
 class EarningsError(UserError):
     code: EarningsErrorCode
-
-
-def _errors(errors: list[DomainError]) -> list[EarningsError]:
-    return user_errors(errors, EarningsError, EarningsErrorCode)
-
-
-def _require_id(value: strawberry.ID, type_name: str, field: str) -> uuid.UUID:
-    found = parse_global_id(value, type_name)
-    if found is None:
-        raise DomainError(EarningsErrorCode.NOT_FOUND, "Not found.", field)
-    return found
-
-
-# ---------------------------------------------------------------------------- programs
-
-
-@strawberry.input
-class EarningProgramCreateInput:
-    name: str
-    currency: str
-    rules: ProgramRulesInput
-    effective_from: datetime | None = strawberry.field(default=None, description="Now if null.")
-
-
-@strawberry.input
-class EarningProgramVersionCreateInput:
-    program_id: strawberry.ID
-    rules: ProgramRulesInput
-    effective_from: datetime | None = strawberry.field(
-        default=None,
-        description="Now if null. Not before the current version, nor inside a period "
-        "already approved or paid.",
-    )
+    amount_code: ClassVar = EarningsErrorCode.INVALID_AMOUNT
 
 
 @strawberry.type
-class EarningProgramPayload:
+class EarningProgramPayload(Payload[tuple[Program, ProgramVersion]], errors=EarningsError):
     program: ProgramType | None = None
     version: ProgramVersionType | None = None
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
-
-# ---------------------------------------------------------------------------- payouts
-
-
-@strawberry.input
-class PayoutStatementsGenerateInput:
-    month: datetime = strawberry.field(description="Any instant in the (ended) month.")
+    @classmethod
+    def of(cls, result: tuple[Program, ProgramVersion], write: Write) -> Self:
+        program, version = result
+        return cls(
+            program=ProgramType.of(program),
+            version=ProgramVersionType.of(version, program.currency),
+        )
 
 
 @strawberry.type
-class PayoutStatementsGeneratePayload:
+class PayoutStatementsGeneratePayload(Payload[list[PayoutStatement]], errors=EarningsError):
     statements: list[PayoutStatementType] = strawberry.field(default_factory=list)
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
-
-@strawberry.input
-class PayoutStatementInput:
-    statement_id: strawberry.ID
-
-
-@strawberry.input
-class PayoutMarkPaidInput:
-    statement_id: strawberry.ID
-    reference: str = strawberry.field(default="", description="The bank transfer reference.")
-
-
-@strawberry.input
-class PayoutHoldInput:
-    statement_id: strawberry.ID
-    note: str = strawberry.field(description="Internal: partners never see it.")
-    expected_release_at: datetime | None = None
-
-
-@strawberry.input
-class PayoutHoldReleaseInput:
-    hold_id: strawberry.ID
-    note: str = ""
+    @classmethod
+    def of(cls, result: list[PayoutStatement], write: Write) -> Self:
+        return cls(statements=[PayoutStatementType.from_model(st) for st in result])
 
 
 @strawberry.type
-class PayoutStatementPayload:
+class PayoutStatementPayload(
+    Payload[PayoutStatement | tuple[PayoutStatement, PayoutHold]], errors=EarningsError
+):
     statement: PayoutStatementType | None = None
     hold: PayoutHoldType | None = None
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
-
-@strawberry.input
-class PayoutProfileSetInput:
-    partner_id: strawberry.ID
-    tax_form_on_file: bool | None = None
-    bank_account: str | None = strawberry.field(
-        default=None, description="IBAN or account number; only a fingerprint is stored."
-    )
+    @classmethod
+    def of(cls, result: PayoutStatement | tuple[PayoutStatement, PayoutHold], write: Write) -> Self:
+        """A statement, or a statement with the hold just placed on it."""
+        statement, hold = result if isinstance(result, tuple) else (result, None)
+        return cls(
+            statement=PayoutStatementType.from_model(statement),
+            hold=PayoutHoldType.from_model(hold, write.principal) if hold else None,
+        )
 
 
 @strawberry.type
-class PayoutProfilePayload:
+class PayoutProfilePayload(Payload[PayoutProfile], errors=EarningsError):
     tax_form_on_file: bool | None = None
     bank_account_on_file: bool | None = None
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
-
-@strawberry.input
-class PayoutPolicySetInput:
-    above_average_factor_bp: int = strawberry.field(
-        description="Hold a statement above this multiple of the trailing average (30000 = 3x)."
-    )
-    trailing_statements: int = 3
-    review_days: int = 14
+    @classmethod
+    def of(cls, result: PayoutProfile, write: Write) -> Self:
+        return cls(
+            tax_form_on_file=result.tax_form_on_file,
+            bank_account_on_file=bool(result.bank_account_fingerprint),
+        )
 
 
 @strawberry.type
-class PayoutPolicyPayload:
+class PayoutPolicyPayload(Payload[PayoutPolicy], errors=EarningsError):
     above_average_factor_bp: int | None = None
     trailing_statements: int | None = None
     review_days: int | None = None
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
-
-@strawberry.input
-class EarningAdjustmentCreateInput:
-    partner_id: strawberry.ID
-    amount: MoneyInput = strawberry.field(description="Negative to take money back.")
-    note: str = strawberry.field(description="Why; shown to the partner in the entry's rule.")
-    idempotency_key: str = strawberry.field(
-        description="A retry with the same key returns the first entry and changes nothing."
-    )
+    @classmethod
+    def of(cls, result: PayoutPolicy, write: Write) -> Self:
+        return cls(
+            above_average_factor_bp=result.above_average_factor_bp,
+            trailing_statements=result.trailing_statements,
+            review_days=result.review_days,
+        )
 
 
 @strawberry.type
-class EarningAdjustmentPayload:
+class EarningAdjustmentPayload(Payload[EarningEntry], errors=EarningsError):
     entry: EarningEntryType | None = None
     user_errors: list[EarningsError] = strawberry.field(default_factory=list)
 
+    @classmethod
+    def of(cls, result: EarningEntry, write: Write) -> Self:
+        return cls(entry=EarningEntryType.from_model(result))
 
-def _program_payload(outcome: Outcome[tuple[Program, ProgramVersion]]) -> EarningProgramPayload:
-    if outcome.result is None:
-        return EarningProgramPayload(user_errors=_errors(outcome.errors))
-    program, version = outcome.result
-    return EarningProgramPayload(
-        program=ProgramType.of(program),
-        version=ProgramVersionType.of(version, program.currency),
-    )
+
+async def _program(m: Write, version: ProgramVersion) -> tuple[Program, ProgramVersion]:
+    program = await repository.readable_program(m.session, m.principal, version.program_id)
+    assert program is not None  # just written by this transaction
+    return program, version
 
 
 @strawberry.type
 class EarningsMutation:
     @strawberry.mutation(
-        permission_classes=[FinanceOrAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.ADJUST)],
         description="Correct a partner's earnings with a new ADJUSTMENT entry (entries are "
         "never edited).",
     )
     async def earning_adjustment_create(
         self, info: Info[Context, None], input: EarningAdjustmentCreateInput
     ) -> EarningAdjustmentPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        currency = input.amount.currency.strip().upper()
-
-        async def action(s: AsyncSession) -> EarningEntryType:
-            partner_id = _require_id(input.partner_id, "Partner", "partner_id")
-            try:
-                amount = input.amount.to_minor()
-            except ValueError as exc:
-                raise DomainError(
-                    EarningsErrorCode.INVALID_AMOUNT, f"Not a valid amount: {exc}.", "amount"
-                ) from exc
-            entry = await ledger.adjust(
-                s, principal, ctx.services.clock, partner_id=partner_id, amount_minor=amount,
-                currency=currency, note=input.note, idempotency_key=input.idempotency_key,
+        async def adjust(m: Write) -> EarningEntry:
+            partner_id = m.id(input.partner_id, "Partner")
+            amount = m.money(input.amount, "amount")
+            return await ledger.adjust(
+                m.session, m.principal, m.clock, partner_id=partner_id, amount_minor=amount.minor,
+                currency=amount.currency, note=input.note, idempotency_key=input.idempotency_key,
             )  # fmt: skip
-            return EarningEntryType.from_model(entry)
 
-        outcome = await mutate(ctx, action)
-        return EarningAdjustmentPayload(entry=outcome.result, user_errors=_errors(outcome.errors))
+        return await run(info, EarningAdjustmentPayload, adjust)
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin], description="Create a rev-share program (version 1)."
+        permission_classes=[allowed(EARNINGS, EarningsOp.CREATE_PROGRAM)],
+        description="Create a rev-share program (version 1).",
     )
     async def earning_program_create(
         self, info: Info[Context, None], input: EarningProgramCreateInput
     ) -> EarningProgramPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        currency = input.currency.strip().upper()
-
-        async def action(s: AsyncSession) -> tuple[Program, ProgramVersion]:
-            version = await programs.create_program(
-                s, principal, ctx.services.clock, name=input.name, currency=currency,
+        async def create(m: Write) -> tuple[Program, ProgramVersion]:
+            currency = input.currency.strip().upper()
+            return await _program(m, await programs.create_program(
+                m.session, m.principal, m.clock, name=input.name, currency=currency,
                 rules=input.rules.to_rules(currency), effective_from=input.effective_from,
-            )  # fmt: skip
-            program = await s.get(Program, version.program_id)
-            assert program is not None
-            return program, version
+            ))  # fmt: skip
 
-        return _program_payload(await mutate(ctx, action))
+        return await run(info, EarningProgramPayload, create)
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.CREATE_PROGRAM_VERSION)],
         description="Change a program: a new version effective from an instant. Entries "
         "already computed keep the version they were computed under.",
     )
     async def earning_program_version_create(
         self, info: Info[Context, None], input: EarningProgramVersionCreateInput
     ) -> EarningProgramPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-
-        async def action(s: AsyncSession) -> tuple[Program, ProgramVersion]:
-            program_id = _require_id(input.program_id, "EarningProgram", "program_id")
-            program = (
-                await s.exec(programs.readable_programs(principal).where(Program.id == program_id))
-            ).first()
-            if program is None:
+        async def create(m: Write) -> tuple[Program, ProgramVersion]:
+            program_id = m.id(input.program_id, "EarningProgram")
+            program = await repository.readable_program(m.session, m.principal, program_id)
+            if program is None:  # before the rules, which are read in the program's currency
                 raise DomainError(EarningsErrorCode.NOT_FOUND, "No such program.", "program_id")
-            version = await programs.create_version(
-                s, principal, ctx.services.clock, program_id=program.id,
+            return await _program(m, await programs.create_version(
+                m.session, m.principal, m.clock, program_id=program_id,
                 rules=input.rules.to_rules(program.currency), effective_from=input.effective_from,
-            )  # fmt: skip
-            return program, version
+            ))  # fmt: skip
 
-        return _program_payload(await mutate(ctx, action))
+        return await run(info, EarningProgramPayload, create)
 
     @strawberry.mutation(
-        permission_classes=[Finance],
+        permission_classes=[allowed(EARNINGS, EarningsOp.GENERATE_STATEMENTS)],
         description="Make the statements of an ended month (existing ones are left alone) "
         "and place automatic holds.",
     )
     async def payout_statements_generate(
         self, info: Info[Context, None], input: PayoutStatementsGenerateInput
     ) -> PayoutStatementsGeneratePayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        outcome = await mutate(
-            ctx,
-            lambda s: payouts.generate_statements(
-                s, principal, ctx.services.clock, month=input.month
+        return await run(
+            info,
+            PayoutStatementsGeneratePayload,
+            lambda m: payouts.generate_statements(
+                m.session,
+                m.principal,
+                m.clock,
+                month=input.month,
+                signals=m.services.claim_signals,
             ),
-        )
-        if outcome.result is None:
-            return PayoutStatementsGeneratePayload(user_errors=_errors(outcome.errors))
-        return PayoutStatementsGeneratePayload(
-            statements=[PayoutStatementType.from_model(st) for st in outcome.result]
         )
 
     @strawberry.mutation(
-        permission_classes=[Finance],
+        permission_classes=[allowed(EARNINGS, EarningsOp.APPROVE_PAYOUT)],
         description="Approve a PENDING statement (a HELD one needs its holds released first).",
     )
     async def payout_approve(
         self, info: Info[Context, None], input: PayoutStatementInput
     ) -> PayoutStatementPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-
-        async def action(s: AsyncSession) -> PayoutStatementType:
-            statement_id = _require_id(input.statement_id, "PayoutStatement", "statement_id")
-            done = await payouts.approve(
-                s, principal, ctx.services.clock, statement_id=statement_id
-            )
-            return PayoutStatementType.from_model(done)
-
-        outcome = await mutate(ctx, action)
-        return PayoutStatementPayload(statement=outcome.result, user_errors=_errors(outcome.errors))
+        return await run(info, PayoutStatementPayload, lambda m: payouts.approve(
+            m.session, m.principal, m.clock,
+            statement_id=m.id(input.statement_id, "PayoutStatement"),
+        ))  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[Finance], description="Mark an APPROVED statement paid (once)."
+        permission_classes=[allowed(EARNINGS, EarningsOp.MARK_PAID)],
+        description="Mark an APPROVED statement paid (once).",
     )
     async def payout_mark_paid(
         self, info: Info[Context, None], input: PayoutMarkPaidInput
     ) -> PayoutStatementPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        return await run(info, PayoutStatementPayload, lambda m: payouts.mark_paid(
+            m.session, m.principal, m.clock,
+            statement_id=m.id(input.statement_id, "PayoutStatement"),
+            reference=input.reference,
+        ))  # fmt: skip
 
-        async def action(s: AsyncSession) -> PayoutStatementType:
-            statement_id = _require_id(input.statement_id, "PayoutStatement", "statement_id")
-            done = await payouts.mark_paid(
-                s, principal, ctx.services.clock, statement_id=statement_id,
-                reference=input.reference,
-            )  # fmt: skip
-            return PayoutStatementType.from_model(done)
-
-        outcome = await mutate(ctx, action)
-        return PayoutStatementPayload(statement=outcome.result, user_errors=_errors(outcome.errors))
-
-    @strawberry.mutation(permission_classes=[Finance], description="Hold a payout manually.")
+    @strawberry.mutation(
+        permission_classes=[allowed(EARNINGS, EarningsOp.HOLD)],
+        description="Hold a payout manually.",
+    )
     async def payout_hold(
         self, info: Info[Context, None], input: PayoutHoldInput
     ) -> PayoutStatementPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-
-        async def action(s: AsyncSession) -> PayoutStatementPayload:
-            statement_id = _require_id(input.statement_id, "PayoutStatement", "statement_id")
+        async def hold(m: Write) -> tuple[PayoutStatement, PayoutHold]:
             placed = await payouts.hold(
-                s, principal, ctx.services.clock, statement_id=statement_id, note=input.note,
-                expected_release_at=input.expected_release_at,
+                m.session, m.principal, m.clock,
+                statement_id=m.id(input.statement_id, "PayoutStatement"),
+                note=input.note, expected_release_at=input.expected_release_at,
             )  # fmt: skip
-            statement = await s.get(PayoutStatement, placed.statement_id)
-            assert statement is not None
-            return PayoutStatementPayload(
-                statement=PayoutStatementType.from_model(statement),
-                hold=PayoutHoldType.from_model(placed, principal),
-            )
+            return await payouts.statement_of(m.session, placed), placed
 
-        outcome = await mutate(ctx, action)
-        return outcome.result or PayoutStatementPayload(user_errors=_errors(outcome.errors))
+        return await run(info, PayoutStatementPayload, hold)
 
     @strawberry.mutation(
-        permission_classes=[Finance],
+        permission_classes=[allowed(EARNINGS, EarningsOp.RELEASE_HOLD)],
         description="Release one hold; with none left the statement is PENDING again.",
     )
     async def payout_hold_release(
         self, info: Info[Context, None], input: PayoutHoldReleaseInput
     ) -> PayoutStatementPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-
-        async def action(s: AsyncSession) -> PayoutStatementType:
-            hold_id = _require_id(input.hold_id, "PayoutHold", "hold_id")
-            done = await payouts.release(
-                s, principal, ctx.services.clock, hold_id=hold_id, note=input.note
-            )
-            return PayoutStatementType.from_model(done)
-
-        outcome = await mutate(ctx, action)
-        return PayoutStatementPayload(statement=outcome.result, user_errors=_errors(outcome.errors))
+        return await run(info, PayoutStatementPayload, lambda m: payouts.release(
+            m.session, m.principal, m.clock, hold_id=m.id(input.hold_id, "PayoutHold"),
+            note=input.note,
+        ))  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[FinanceOrAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.SET_PROFILE)],
         description="Record a partner's tax form and bank account (finance, vendor admins).",
     )
     async def payout_profile_set(
         self, info: Info[Context, None], input: PayoutProfileSetInput
     ) -> PayoutProfilePayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-
-        async def action(s: AsyncSession) -> PayoutProfilePayload:
-            partner_id = _require_id(input.partner_id, "Partner", "partner_id")
-            profile = await payouts.set_profile(
-                s, principal, ctx.services.clock, partner_id=partner_id,
-                tax_form_on_file=input.tax_form_on_file, bank_account=input.bank_account,
-            )  # fmt: skip
-            return PayoutProfilePayload(
-                tax_form_on_file=profile.tax_form_on_file,
-                bank_account_on_file=bool(profile.bank_account_fingerprint),
-            )
-
-        outcome = await mutate(ctx, action)
-        return outcome.result or PayoutProfilePayload(user_errors=_errors(outcome.errors))
+        return await run(info, PayoutProfilePayload, lambda m: payouts.set_profile(
+            m.session, m.principal, m.clock, partner_id=m.id(input.partner_id, "Partner"),
+            tax_form_on_file=input.tax_form_on_file, bank_account=input.bank_account,
+        ))  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[FinanceOrAdmin],
+        permission_classes=[allowed(EARNINGS, EarningsOp.SET_POLICY)],
         description="Set when a statement is held for being far above the trailing average.",
     )
     async def payout_policy_set(
         self, info: Info[Context, None], input: PayoutPolicySetInput
     ) -> PayoutPolicyPayload:
-        ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        outcome = await mutate(
-            ctx,
-            lambda s: payouts.set_policy(
-                s, principal, ctx.services.clock,
-                above_average_factor_bp=input.above_average_factor_bp,
-                trailing_statements=input.trailing_statements, review_days=input.review_days,
-            ),
-        )  # fmt: skip
-        if outcome.result is None:
-            return PayoutPolicyPayload(user_errors=_errors(outcome.errors))
-        p = outcome.result
-        return PayoutPolicyPayload(
-            above_average_factor_bp=p.above_average_factor_bp,
-            trailing_statements=p.trailing_statements,
-            review_days=p.review_days,
-        )
+        return await run(info, PayoutPolicyPayload, lambda m: payouts.set_policy(
+            m.session, m.principal, m.clock, above_average_factor_bp=input.above_average_factor_bp,
+            trailing_statements=input.trailing_statements, review_days=input.review_days,
+        ))  # fmt: skip

@@ -5,16 +5,18 @@ from datetime import datetime
 
 import strawberry
 from graphql import GraphQLError
-from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry import Info
 
-from earnings import forecast, metrics, programs, repository, service
-from earnings.models import EarningEntry, EntryKind, PayoutStatement, PayoutStatus, Program
+from earnings import forecast, metrics, repository, service
+from earnings.errors import EarningsErrorCode as Code
+from earnings.models import EntryKind, PayoutStatus
+from earnings.policy import EARNINGS, EarningsOp
 from earnings.repository import Scope
+from infra.db import DbSession
 from infra.errors import DomainError
 from partners.roles import Principal
 from schema.context import Context
+from schema.earnings.inputs import EarningsPeriodInput
 from schema.earnings.types import (
     EarningEntryType,
     EarningsSummaryType,
@@ -25,14 +27,8 @@ from schema.earnings.types import (
 )
 from schema.errors import camel
 from schema.money import MoneyInput
-from schema.permissions import IsAuthenticated, VendorStaff
-from schema.relay import Connection, paginate, parse_global_id
-
-
-@strawberry.input(description="A period [start, end); defaults to the current month.")
-class EarningsPeriodInput:
-    start: datetime
-    end: datetime
+from schema.permissions import IsAuthenticated, allowed
+from schema.relay import Connection, paginate, row_id
 
 
 def query_error(error: DomainError) -> GraphQLError:
@@ -53,25 +49,20 @@ def _period(ctx: Context, period: EarningsPeriodInput | None) -> tuple[datetime,
     return period.start, period.end
 
 
-def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None | bool:
-    """The row id; None when not given; False when malformed (answered as not found)."""
-    if value is None:
-        return None
-    return parse_global_id(value, type_name) or False
+def _id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
+    """The row id; None when not given (a malformed one matches nothing: schema.relay.row_id)."""
+    return None if value is None else row_id(value, type_name)
 
 
 async def scope_for(
-    session: AsyncSession,
+    session: DbSession,
     principal: Principal,
     partner_id: strawberry.ID | None,
     rep_id: strawberry.ID | None,
 ) -> Scope | None:
-    partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
-    if partner is False or rep is False:
-        return None
-    assert not isinstance(partner, bool)
-    assert not isinstance(rep, bool)
-    return await repository.resolve_scope(session, principal, partner_id=partner, rep_user_id=rep)
+    return await repository.resolve_scope(
+        session, principal, partner_id=_id(partner_id, "Partner"), rep_user_id=_id(rep_id, "User")
+    )
 
 
 @strawberry.type
@@ -91,8 +82,7 @@ class EarningsQuery:
         currency: str | None = None,
     ) -> EarningsSummaryType | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         start, end = _period(ctx, period)
         scope = await scope_for(ctx.session, principal, partner_id, rep_id)
         if scope is None:
@@ -101,6 +91,7 @@ class EarningsQuery:
             summary = await service.summary(
                 ctx.session, principal, ctx.services.clock, scope=scope, start=start, end=end,
                 currency=currency.strip().upper() if currency else None,
+                signals=ctx.services.claim_signals,
             )  # fmt: skip
         except DomainError as error:
             raise query_error(error) from error
@@ -122,25 +113,14 @@ class EarningsQuery:
         kind: EntryKind | None = None,
     ) -> Connection[EarningEntryType] | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        stmt = repository.readable_entries(principal)
-        partner, rep = _id(partner_id, "Partner"), _id(rep_id, "User")
-        if partner is False or rep is False:
-            stmt = stmt.where(col(EarningEntry.id).is_(None))
-        if isinstance(partner, uuid.UUID):
-            stmt = stmt.where(EarningEntry.partner_id == partner)
-        if isinstance(rep, uuid.UUID):
-            stmt = stmt.where(EarningEntry.rep_user_id == rep)
-        if period is not None:
-            start, end = _period(ctx, period)
-            stmt = stmt.where(
-                col(EarningEntry.booked_at) >= start, col(EarningEntry.booked_at) < end
-            )
-        if kind is not None:
-            stmt = stmt.where(EarningEntry.kind == kind)
+        principal = ctx.caller
+        start, end = _period(ctx, period) if period is not None else (None, None)
+        stmt = repository.entries_matching(
+            principal, partner_id=_id(partner_id, "Partner"), rep_user_id=_id(rep_id, "User"),
+            booked_from=start, booked_before=end, kind=kind,
+        )  # fmt: skip
         return await paginate(
-            ctx, stmt, id_column=EarningEntry.id, first=first, after=after,
+            ctx, stmt, first=first, after=after,
             to_node=EarningEntryType.from_model,
         )  # fmt: skip
 
@@ -158,18 +138,12 @@ class EarningsQuery:
         status: PayoutStatus | None = None,
     ) -> Connection[PayoutStatementType] | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        stmt = repository.readable_statements(principal)
-        partner = _id(partner_id, "Partner")
-        if partner is False:
-            stmt = stmt.where(col(PayoutStatement.id).is_(None))
-        elif isinstance(partner, uuid.UUID):
-            stmt = stmt.where(PayoutStatement.partner_id == partner)
-        if status is not None:
-            stmt = stmt.where(PayoutStatement.status == status)
+        principal = ctx.caller
+        stmt = repository.statements_matching(
+            principal, partner_id=_id(partner_id, "Partner"), status=status
+        )
         return await paginate(
-            ctx, stmt, id_column=PayoutStatement.id, first=first, after=after,
+            ctx, stmt, first=first, after=after,
             to_node=PayoutStatementType.from_model,
         )  # fmt: skip
 
@@ -187,29 +161,25 @@ class EarningsQuery:
         partner_id: strawberry.ID | None = None,
     ) -> ForecastType | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
-        currency = additional_revenue.currency.strip().upper()
+        principal = ctx.caller
         try:
-            amount = additional_revenue.to_minor()
-        except ValueError as exc:
-            raise GraphQLError(
-                f"Not a valid amount: {exc}.", extensions={"code": "INVALID_AMOUNT"}
-            ) from exc
+            amount = additional_revenue.parse("additional_revenue", Code.INVALID_AMOUNT)
+        except DomainError as error:
+            raise query_error(error) from error
         scope = await scope_for(ctx.session, principal, partner_id, None)
         if scope is None:
             return None
         try:
             result = await forecast.forecast(
-                ctx.session, ctx.services.clock, scope=scope, additional_revenue_minor=amount,
-                currency=currency, sku=sku, units=units,
+                ctx.session, ctx.services.clock, scope=scope, additional_revenue_minor=amount.minor,
+                currency=amount.currency, sku=sku, units=units, signals=ctx.services.claim_signals,
             )  # fmt: skip
         except DomainError as error:
             raise query_error(error) from error
         return ForecastType.of(result) if result else None
 
     @strawberry.field(
-        permission_classes=[VendorStaff],
+        permission_classes=[allowed(EARNINGS, EarningsOp.READ_METRICS)],
         description="Contribution margin, payout ratio, activation, concentration and "
         "volatility, per partner and in total. Vendor roles only (channel managers: their "
         "assigned partners).",
@@ -221,8 +191,7 @@ class EarningsQuery:
         currency: str = "USD",
     ) -> VendorMetricsType | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         start, end = _period(ctx, period)
         try:
             result = await metrics.vendor_metrics(
@@ -240,9 +209,8 @@ class EarningsQuery:
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[ProgramType] | None:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         return await paginate(
-            ctx, programs.readable_programs(principal), id_column=Program.id, first=first,
+            ctx, repository.readable_programs(principal), first=first,
             after=after, to_node=ProgramType.of,
         )  # fmt: skip

@@ -28,10 +28,9 @@ class EarningsSubscription:
         rep_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[EarningsSummaryType, None]:
         ctx = info.context
-        principal = ctx.principal
-        assert principal is not None
+        principal = ctx.caller
         services = ctx.services
-        async with services.db.session() as session:
+        async with services.db.read_session() as session:
             scope = await scope_for(session, principal, partner_id, rep_id)
         if scope is None:
             raise GraphQLError("No such partner.", extensions={"code": "NOT_FOUND"})
@@ -42,10 +41,11 @@ class EarningsSubscription:
                 # A short session per notice; a change that left this scope's summary as it
                 # was (another rep's sale) sends nothing.
                 start, end = service.current_month(services.clock)
-                async with services.db.session() as session:
+                async with services.db.read_session() as session:
                     summary = await service.summary(
-                        session, principal, services.clock, scope=scope, start=start, end=end
-                    )
+                        session, principal, services.clock, scope=scope, start=start, end=end,
+                        signals=services.claim_signals,
+                    )  # fmt: skip
                 current = EarningsSummaryType.of(summary, principal)
                 if current != last:
                     yield current

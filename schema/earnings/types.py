@@ -6,12 +6,10 @@ them to a partner."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
 import strawberry
-from sqlmodel import col
 from strawberry import Info, relay
 from strawberry.scalars import JSON
 
@@ -39,7 +37,7 @@ from partners.roles import Principal
 from schema.context import Context
 from schema.money import MoneyType
 from schema.permissions import FinanceOrAdmin, VendorStaff
-from schema.relay import parse_node_ids, to_global_id
+from schema.relay import to_global_id, visible_nodes
 
 EntryKindEnum = strawberry.enum(EntryKind, description="What produced a ledger entry.")
 PayoutStatusEnum = strawberry.enum(PayoutStatus)
@@ -86,21 +84,7 @@ class EarningEntryType(relay.Node):
             rep_id=to_global_id("User", entry.rep_user_id) if entry.rep_user_id else None,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[EarningEntryType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        rows = await info.context.session.exec(
-            repository.readable_entries(principal).where(
-                col(EarningEntry.id).in_([i for i in ids if i is not None])
-            )
-        )
-        found = {e.id: e for e in rows}
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(repository.entries_by_ids)
 
 
 @strawberry.type(name="PayoutHold", description="Why a payout waits, and what clears it.")
@@ -198,12 +182,9 @@ class PayoutStatementType(relay.Node):
 
     @strawberry.field(description="Holds on this statement, released ones included.")
     async def holds(self, info: Info[Context, None]) -> list[PayoutHoldType]:
-        principal = info.context.principal
-        assert principal is not None
-        rows = await info.context.session.exec(
-            repository.readable_holds(principal)
-            .where(PayoutHold.statement_id == uuid.UUID(self.id))
-            .order_by(col(PayoutHold.id))
+        principal = info.context.caller
+        rows = await repository.holds_of_statement(
+            info.context.session, principal, uuid.UUID(self.id)
         )
         return [PayoutHoldType.from_model(h, principal) for h in rows]
 
@@ -212,12 +193,9 @@ class PayoutStatementType(relay.Node):
         permission_classes=[FinanceOrAdmin],
     )
     async def decisions(self, info: Info[Context, None]) -> list[PayoutDecisionType] | None:
-        principal = info.context.principal
-        assert principal is not None
-        rows = await info.context.session.exec(
-            repository.readable_decisions(principal)
-            .where(PayoutDecision.statement_id == uuid.UUID(self.id))
-            .order_by(col(PayoutDecision.id))
+        principal = info.context.caller
+        rows = await repository.decisions_of_statement(
+            info.context.session, principal, uuid.UUID(self.id)
         )
         return [PayoutDecisionType.from_model(d) for d in rows]
 
@@ -235,21 +213,7 @@ class PayoutStatementType(relay.Node):
             paid_reference=s.paid_reference,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[PayoutStatementType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        rows = await info.context.session.exec(
-            repository.readable_statements(principal).where(
-                col(PayoutStatement.id).in_([i for i in ids if i is not None])
-            )
-        )
-        found = {s.id: s for s in rows}
-        return [cls.from_model(found[i]) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(repository.statements_by_ids)
 
 
 @strawberry.type(name="TierStatus", description="Where a partner stands in a program.")
@@ -566,18 +530,4 @@ class ProgramType(relay.Node):
     def of(cls, p: Program) -> ProgramType:
         return cls(id=str(p.id), name=p.name, currency=p.currency)
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[ProgramType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        rows = await info.context.session.exec(
-            programs.readable_programs(principal).where(
-                col(Program.id).in_([i for i in ids if i is not None])
-            )
-        )
-        found = {p.id: p for p in rows}
-        return [cls.of(found[i]) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(repository.programs_by_ids, lambda cls, row, _ctx: cls.of(row))

@@ -36,15 +36,14 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocketDisconnect
 
-from api.ws_direct import DirectSocket, direct_socket, text_frame
 from infra.redis import is_unavailable
+from infra.ws_direct import DirectSocket, direct_socket, text_frame
 from leaderboards.fanout import Fanout, Snapshot, Subscriber
 from leaderboards.models import Contest, ContestStatus, ParticipantKind
 from leaderboards.reads import RowView, StandingView, Viewer, viewer_for
 from schema.context import Context, Services
 from schema.document_limits import gate_of
 from schema.extensions import service_unavailable_error
-from schema.leaderboards.runtime import leaderboards_fanout
 from schema.leaderboards.subscriptions import contest_for_subscription, update_of
 from schema.relay import check_page_size, to_global_id
 
@@ -298,7 +297,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
     renderer = JsonRenderer(fast, plan, context, contest.participant_kind)
     ws = handler.websocket.ws
     direct = direct_socket(ws.scope)
-    fanout = leaderboards_fanout(services)
+    fanout = services.fanout
 
     try:
         await _serve(fanout, contest, viewer, limit, renderer, plan, operation, handler, direct)

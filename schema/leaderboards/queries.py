@@ -14,7 +14,6 @@ from leaderboards import repository
 from leaderboards.models import Contest, ContestStatus, ParticipantKind
 from leaderboards.reads import Reader, viewer_for
 from schema.context import Context
-from schema.leaderboards.runtime import leaderboards_runtime
 from schema.leaderboards.types import (
     ContestType,
     Credit,
@@ -35,15 +34,12 @@ def not_found(what: str = "contest") -> GraphQLError:
 
 def reader(info: Info[Context, None]) -> Reader:
     context = info.context
-    return Reader(
-        leaderboards_runtime(context.services), lambda: context.session, context.recording
-    )
+    return Reader(context.services.leaderboards, lambda: context.session, context.recording)
 
 
 async def load_contest(info: Info[Context, None], contest_id: str) -> Contest:
     """The contest, or NOT_FOUND alike for unknown, malformed and invisible ids."""
-    principal = info.context.principal
-    assert principal is not None
+    principal = info.context.caller
     try:
         return await reader(info).contest(principal, parse_global_id(contest_id, "Contest"))
     except DomainError as exc:
@@ -82,23 +78,18 @@ def participant_arg(contest: Contest, value: strawberry.ID | None) -> uuid.UUID 
 async def _subject(
     info: Info[Context, None], contest: Contest, participant_id: strawberry.ID | None
 ) -> uuid.UUID:
-    """Whose standing: vendor staff name a participant in their partner scope (a channel
-    manager: its assigned partners); partners get their own only. Out of scope is answered
-    like unknown."""
-    principal = info.context.principal
-    assert principal is not None
-    viewer = viewer_for(principal, contest)
-    if principal.is_vendor_staff:
-        subject = participant_arg(contest, participant_id)
-        if subject is None or not await repository.may_see_participant(
-            info.context.session, principal, contest, subject
-        ):
-            raise not_found("participant")
-        return subject
-    requested = participant_arg(contest, participant_id) if participant_id else viewer.self_id
-    if requested is None or requested != viewer.self_id:
+    """Whose standing (decided by ``repository.readable_participant``); a malformed id and
+    one out of scope are answered like unknown."""
+    principal = info.context.caller
+    requested = participant_arg(contest, participant_id) if participant_id else None
+    if participant_id and requested is None:
         raise not_found("participant")
-    return requested
+    subject = await repository.readable_participant(
+        info.context.session, principal, contest, requested
+    )
+    if subject is None:
+        raise not_found("participant")
+    return subject
 
 
 def _domain(exc: DomainError) -> GraphQLError:
@@ -119,21 +110,11 @@ class LeaderboardsQuery:
         after: str | None = None,
         status: ContestStatus | None = None,
     ) -> Connection[ContestType] | None:
-        principal = info.context.principal
-        assert principal is not None
-        stmt = repository.readable_contests(principal)
-        if status is ContestStatus.LIVE:
-            now = info.context.services.clock.now()
-            stmt = stmt.where(
-                Contest.status == ContestStatus.SCHEDULED,
-                Contest.starts_at <= now,
-                Contest.ends_at > now,
-            )
-        elif status is not None:
-            stmt = stmt.where(Contest.status == status)
+        principal = info.context.caller
         now = info.context.services.clock.now()
         return await paginate(
-            info.context, stmt, id_column=Contest.id, first=first, after=after,
+            info.context, repository.contests_in_status(principal, status, now),
+            first=first, after=after,
             to_node=lambda c: ContestType.from_model(c, now),
         )  # fmt: skip
 
@@ -142,8 +123,7 @@ class LeaderboardsQuery:
         description="A contest by id; null when it does not exist or you may not see it.",
     )
     async def contest(self, info: Info[Context, None], id: strawberry.ID) -> ContestType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         contest_id = parse_global_id(id, "Contest")
         if contest_id is None:
             return None
@@ -170,8 +150,7 @@ class LeaderboardsQuery:
         limit = check_page_size(first, info.context.services.max_page_size)
         start = decode_offset(after)
         contest = await load_contest(info, contest_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         try:
             board = await reader(info).board(
                 contest, viewer_for(principal, contest), period, start, limit
@@ -206,8 +185,7 @@ class LeaderboardsQuery:
         self, info: Info[Context, None], contest_id: strawberry.ID, period: str | None = None
     ) -> Standing | None:
         contest = await load_contest(info, contest_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         viewer = viewer_for(principal, contest)
         if viewer.self_id is None:
             return None
@@ -234,8 +212,7 @@ class LeaderboardsQuery:
             raise GraphQLError("'radius' is 0..10.", extensions={"code": "BAD_USER_INPUT"})
         contest = await load_contest(info, contest_id)
         subject = await _subject(info, contest, participant_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         viewer = viewer_for(principal, contest)
         r = reader(info)
         try:
@@ -263,8 +240,7 @@ class LeaderboardsQuery:
     ) -> StandingExplanation:
         contest = await load_contest(info, contest_id)
         subject = await _subject(info, contest, participant_id)
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         r = reader(info)
         try:
             view = await r.standing(contest, viewer_for(principal, contest), subject, period)

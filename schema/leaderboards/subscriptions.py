@@ -13,7 +13,6 @@ from leaderboards.models import Contest, ContestStatus, ParticipantKind
 from leaderboards.reads import Reader, StandingView, viewer_for
 from partners.roles import Principal
 from schema.context import Context, Services
-from schema.leaderboards.runtime import leaderboards_fanout, leaderboards_runtime
 from schema.leaderboards.types import LeaderboardRow, LeaderboardUpdate, Standing
 from schema.permissions import IsAuthenticated
 from schema.relay import check_page_size, parse_global_id, to_global_id
@@ -27,9 +26,9 @@ async def contest_for_subscription(
     services: Services, principal: Principal, contest_id: str
 ) -> Contest:
     """A short session of its own: a subscription never holds one open."""
-    async with services.db.session() as session:
+    async with services.db.read_session() as session:
         try:
-            contest = await Reader(leaderboards_runtime(services), session).contest(
+            contest = await Reader(services.leaderboards, session).contest(
                 principal, parse_global_id(contest_id, "Contest")
             )
         except DomainError as exc:
@@ -86,12 +85,11 @@ class LeaderboardsSubscription:
         self, info: Info[Context, None], contest_id: strawberry.ID, first: int = 10
     ) -> AsyncGenerator[LeaderboardUpdate, None]:
         services = info.context.services
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         limit = check_page_size(first, services.max_page_size)
         contest = await contest_for_subscription(services, principal, contest_id)
         viewer = viewer_for(principal, contest)
-        fanout = leaderboards_fanout(services)
+        fanout = services.fanout
         renderer = ObjectRenderer(contest.participant_kind)
         async with fanout.subscribe(contest, viewer, first=limit, renderer=renderer) as sub:
             while True:

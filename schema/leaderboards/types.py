@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import NewType
 
@@ -27,7 +26,7 @@ from leaderboards.recurrence import parse_recurrence, periods_between
 from leaderboards.service import effective_status
 from schema.context import Context
 from schema.permissions import VendorStaff
-from schema.relay import global_id, parse_node_ids, to_global_id
+from schema.relay import global_id, to_global_id, visible_nodes
 
 Score = NewType("Score", int)
 
@@ -205,19 +204,10 @@ class ContestType(relay.Node):
             version=contest.version, _model=contest,
         )  # fmt: skip
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[ContestType | None]:
-        principal = info.context.principal
-        ids = parse_node_ids(node_ids)
-        if principal is None:
-            return [None] * len(ids)
-        found = await repository.contests_by_ids(
-            info.context.session, principal, [i for i in ids if i is not None]
-        )
-        now = info.context.services.clock.now()
-        return [cls.from_model(found[i], now) if i in found else None for i in ids]
+    resolve_nodes = visible_nodes(
+        repository.contests_by_ids,
+        lambda cls, row, ctx: cls.from_model(row, ctx.services.clock.now()),
+    )
 
 
 @strawberry.type(description="A participant on a board: a partner organisation or a rep.")

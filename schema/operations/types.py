@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
-from strawberry import Info, relay
+from strawberry import relay
 
 from infra.outbox import EventState, OutboxEvent, state_of
-from schema.context import Context
+from schema.relay import visible_nodes
 
 OutboxEventStateEnum = strawberry.enum(
     EventState,
@@ -51,8 +50,4 @@ class OutboxEventType(relay.Node):
             discarded_at=e.discarded_at, discarded_by=e.discarded_by,
         )  # fmt: skip
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[OutboxEventType | None]:
-        return [None for _ in node_ids]  # reachable through `outboxEvents` only
+    resolve_nodes = visible_nodes(None)  # reachable through `outboxEvents` only

@@ -1,18 +1,21 @@
 from __future__ import annotations
 
+from typing import Self
+
 import strawberry
 from strawberry import Info
 
-from infra.errors import DomainError
 from partners import service
 from partners.errors import TenancyErrorCode
-from partners.roles import Role
+from partners.models import ApiKey
+from partners.policy import TENANCY, TenancyOp
+from partners.service import IssuedApiKey
 from schema.context import Context
-from schema.errors import UserError, user_errors
-from schema.mutations import mutate
+from schema.errors import UserError
+from schema.mutations import Payload, Write, run
+from schema.partners.inputs import ApiKeyCreateInput, ApiKeyRevokeInput
 from schema.partners.types import ApiKeyType
-from schema.permissions import VendorAdmin
-from schema.relay import parse_global_id
+from schema.permissions import allowed
 
 
 @strawberry.type
@@ -20,16 +23,8 @@ class TenancyError(UserError):
     code: TenancyErrorCode
 
 
-@strawberry.input
-class ApiKeyCreateInput:
-    name: str = strawberry.field(description="What the key is for, e.g. 'ERP sync'.")
-    role: Role = strawberry.field(
-        default=Role.VENDOR_ADMIN, description="The vendor role the key acts with."
-    )
-
-
 @strawberry.type
-class ApiKeyCreatePayload:
+class ApiKeyCreatePayload(Payload[IssuedApiKey], errors=TenancyError):
     api_key: ApiKeyType | None = None
     secret: str | None = strawberry.field(
         default=None,
@@ -38,67 +33,41 @@ class ApiKeyCreatePayload:
     )
     user_errors: list[TenancyError] = strawberry.field(default_factory=list)
 
-
-@strawberry.input
-class ApiKeyRevokeInput:
-    id: strawberry.ID
+    @classmethod
+    def of(cls, result: IssuedApiKey, write: Write) -> Self:
+        return cls(api_key=ApiKeyType.from_model(result.key), secret=result.secret)
 
 
 @strawberry.type
-class ApiKeyRevokePayload:
+class ApiKeyRevokePayload(Payload[ApiKey], errors=TenancyError):
     api_key: ApiKeyType | None = None
     user_errors: list[TenancyError] = strawberry.field(default_factory=list)
 
-
-def _errors(errors: list[DomainError]) -> list[TenancyError]:
-    return user_errors(errors, TenancyError, TenancyErrorCode)
+    @classmethod
+    def of(cls, result: ApiKey, write: Write) -> Self:
+        return cls(api_key=ApiKeyType.from_model(result))
 
 
 @strawberry.type
 class PartnersMutation:
     @strawberry.mutation(
-        permission_classes=[VendorAdmin],
+        permission_classes=[allowed(TENANCY, TenancyOp.API_KEY_CREATE)],
         description="Create an API key for a server-to-server integration.",
     )
     async def api_key_create(
         self, info: Info[Context, None], input: ApiKeyCreateInput
     ) -> ApiKeyCreatePayload:
-        ctx = info.context
-        assert ctx.principal is not None
-        principal = ctx.principal
-        outcome = await mutate(
-            ctx,
-            lambda s: service.create_api_key(
-                s, principal, ctx.services.clock, name=input.name, role=input.role
-            ),
-        )
-        if outcome.result is None:
-            return ApiKeyCreatePayload(user_errors=_errors(outcome.errors))
-        return ApiKeyCreatePayload(
-            api_key=ApiKeyType.from_model(outcome.result.key), secret=outcome.result.secret
-        )
+        return await run(info, ApiKeyCreatePayload, lambda m: service.create_api_key(
+            m.session, m.principal, m.clock, name=input.name, role=input.role
+        ))  # fmt: skip
 
     @strawberry.mutation(
-        permission_classes=[VendorAdmin], description="Revoke an API key; it stops working at once."
+        permission_classes=[allowed(TENANCY, TenancyOp.API_KEY_REVOKE)],
+        description="Revoke an API key; it stops working at once.",
     )
     async def api_key_revoke(
         self, info: Info[Context, None], input: ApiKeyRevokeInput
     ) -> ApiKeyRevokePayload:
-        ctx = info.context
-        assert ctx.principal is not None
-        principal = ctx.principal
-        key_id = parse_global_id(input.id, "ApiKey")
-        if key_id is None:
-            return ApiKeyRevokePayload(
-                user_errors=[
-                    TenancyError(
-                        field="id", message="No such API key.", code=TenancyErrorCode.NOT_FOUND
-                    )
-                ]
-            )
-        outcome = await mutate(
-            ctx, lambda s: service.revoke_api_key(s, principal, ctx.services.clock, key_id=key_id)
-        )
-        if outcome.result is None:
-            return ApiKeyRevokePayload(user_errors=_errors(outcome.errors))
-        return ApiKeyRevokePayload(api_key=ApiKeyType.from_model(outcome.result))
+        return await run(info, ApiKeyRevokePayload, lambda m: service.revoke_api_key(
+            m.session, m.principal, m.clock, key_id=m.id(input.id, "ApiKey")
+        ))  # fmt: skip

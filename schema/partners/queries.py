@@ -3,31 +3,22 @@ from __future__ import annotations
 import inspect
 
 import strawberry
-from sqlmodel import col
 from strawberry import Info, relay
 
 from partners import repository
-from partners.models import ApiKey, Partner, PartnerStatus, User
+from partners.policy import TENANCY, TenancyOp
 from schema.context import Context
+from schema.partners.inputs import PartnerFilter
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
-from schema.permissions import Admins, IsAuthenticated, VendorAdmin
+from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id
-
-
-@strawberry.input(description="Narrow the partners list; every filter is optional.")
-class PartnerFilter:
-    status: PartnerStatus | None = None
-    tier: str | None = None
-    region: str | None = None
-    search: str | None = strawberry.field(default=None, description="Part of the name.")
 
 
 @strawberry.type
 class PartnersQuery:
     @strawberry.field(permission_classes=[IsAuthenticated], description="Who is calling.")
     def me(self, info: Info[Context, None]) -> Me | None:
-        p = info.context.principal
-        assert p is not None
+        p = info.context.caller
         return Me(role=p.role, _user_id=p.user_id, _vendor_id=p.vendor_id, _partner_id=p.partner_id)
 
     @strawberry.field(
@@ -42,20 +33,13 @@ class PartnersQuery:
         after: str | None = None,
         filter: PartnerFilter | None = None,
     ) -> Connection[PartnerType] | None:
-        principal = info.context.principal
-        assert principal is not None
-        stmt = repository.readable_partners(principal)
-        if filter is not None:
-            if filter.status is not None:
-                stmt = stmt.where(Partner.status == filter.status)
-            if filter.tier is not None:
-                stmt = stmt.where(Partner.tier == filter.tier)
-            if filter.region is not None:
-                stmt = stmt.where(Partner.region == filter.region)
-            if filter.search:
-                stmt = stmt.where(col(Partner.name).ilike(f"%{filter.search}%"))
+        principal = info.context.caller
+        f = filter or PartnerFilter()
+        stmt = repository.partners_matching(
+            principal, status=f.status, tier=f.tier, region=f.region, search=f.search
+        )
         return await paginate(
-            info.context, stmt, id_column=Partner.id, first=first, after=after,
+            info.context, stmt, first=first, after=after,
             to_node=PartnerType.from_model,
         )  # fmt: skip
 
@@ -64,8 +48,7 @@ class PartnersQuery:
         description="A partner by id; null when it does not exist or you may not see it.",
     )
     async def partner(self, info: Info[Context, None], id: strawberry.ID) -> PartnerType | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         partner_id = parse_global_id(id, "Partner")
         if partner_id is None:
             return None
@@ -92,26 +75,27 @@ class PartnersQuery:
         return next(iter(nodes), None)
 
     @strawberry.field(
-        permission_classes=[Admins],
+        permission_classes=[allowed(TENANCY, TenancyOp.USERS_READ)],
         description="Users: a vendor admin sees the vendor's, a partner admin its organisation's.",
     )
     async def users(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[UserType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         return await paginate(
-            info.context, repository.readable_users(principal), id_column=User.id,
+            info.context, repository.readable_users(principal),
             first=first, after=after, to_node=UserType.from_model,
         )  # fmt: skip
 
-    @strawberry.field(permission_classes=[VendorAdmin], description="The vendor's API keys.")
+    @strawberry.field(
+        permission_classes=[allowed(TENANCY, TenancyOp.API_KEYS_READ)],
+        description="The vendor's API keys.",
+    )
     async def api_keys(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[ApiKeyType] | None:
-        principal = info.context.principal
-        assert principal is not None
+        principal = info.context.caller
         return await paginate(
-            info.context, repository.readable_api_keys(principal), id_column=ApiKey.id,
+            info.context, repository.readable_api_keys(principal),
             first=first, after=after, to_node=ApiKeyType.from_model,
         )  # fmt: skip

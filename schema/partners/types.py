@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -14,7 +13,7 @@ from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import VendorStaff
-from schema.relay import resolve_visible_nodes
+from schema.relay import visible_nodes
 
 RoleEnum = strawberry.enum(
     Role, description="What a user may see and do; see the README's roles table."
@@ -61,13 +60,7 @@ class PartnerType(relay.Node):
             _internal_notes=partner.internal_notes,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[PartnerType | None]:
-        return await resolve_visible_nodes(
-            info.context, node_ids, repository.partners_by_ids, cls.from_model
-        )
+    resolve_nodes = visible_nodes(repository.partners_by_ids)
 
 
 @strawberry.type(name="User", description="A person who signs in to channelboard.")
@@ -101,13 +94,7 @@ class UserType(relay.Node):
             _partner_id=user.partner_id,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[UserType | None]:
-        return await resolve_visible_nodes(
-            info.context, node_ids, repository.users_by_ids, cls.from_model
-        )
+    resolve_nodes = visible_nodes(repository.users_by_ids)
 
 
 @strawberry.type(name="ApiKey", description="A vendor integration credential (secret not shown).")
@@ -134,13 +121,7 @@ class ApiKeyType(relay.Node):
             last_used_at=key.last_used_at,
         )
 
-    @classmethod
-    async def resolve_nodes(  # type: ignore[override]
-        cls, *, info: Info[Context, None], node_ids: Iterable[str], required: bool = False
-    ) -> list[ApiKeyType | None]:
-        return await resolve_visible_nodes(
-            info.context, node_ids, repository.api_keys_by_ids, cls.from_model
-        )
+    resolve_nodes = visible_nodes(repository.api_keys_by_ids)
 
 
 @strawberry.type(description="The caller: user (null for an API key), role, vendor and partner.")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,6 +71,79 @@ def test_production_refuses_the_development_secret() -> None:
 def test_bad_settings_are_refused_with_a_reason(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MAX_TOKENS", "abc", "CHANNELBOARD_MAX_TOKENS must be a whole number, not 'abc'"),
+        ("JWT_LEEWAY_SECONDS", "1.5", "CHANNELBOARD_JWT_LEEWAY_SECONDS must be a whole number"),
+        (
+            "WS_INIT_TIMEOUT_SECONDS",
+            "soon",
+            "CHANNELBOARD_WS_INIT_TIMEOUT_SECONDS must be a number",
+        ),
+        (
+            "OUTBOX_BACKOFF_CAP_SECONDS",
+            "0",
+            "CHANNELBOARD_OUTBOX_BACKOFF_CAP_SECONDS must be at least 1",
+        ),
+        ("DISPATCH", "worker", "CHANNELBOARD_DISPATCH must be inline or external, not 'worker'"),
+        ("STORAGE", "ftp", "CHANNELBOARD_STORAGE must be local or s3, not 'ftp'"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({f"CHANNELBOARD_{variable}": value})
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value)
+
+
+def test_each_bad_value_is_one_line() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(
+            {
+                "CHANNELBOARD_MAX_TOKENS": "abc",
+                "CHANNELBOARD_ENV": "staging",
+                "CHANNELBOARD_MAX_ALIASES": "many",
+            }
+        )
+    lines = str(refused.value).splitlines()
+    assert len(lines) == 3
+    assert {line.split()[0] for line in lines} == {
+        "CHANNELBOARD_MAX_TOKENS",
+        "CHANNELBOARD_ENV",
+        "CHANNELBOARD_MAX_ALIASES",
+    }
+
+
+def test_values_are_read_only_from_the_mapping_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHANNELBOARD_MAX_TOKENS", "7")
+    assert Settings.from_env({}).limits.max_tokens == 2000
+    assert Settings.from_env().limits.max_tokens == 7
+    assert Settings.from_env({"CHANNELBOARD_MAX_TOKENS": ""}).limits.max_tokens == 2000
+
+
+def test_the_readme_names_every_variable_and_no_other() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    named = set(re.findall(r"`(CHANNELBOARD_[A-Z0-9_]+)", readme)) - {
+        "CHANNELBOARD_TEST_DATABASE_URL",
+        "CHANNELBOARD_TEST_REDIS_URL",
+    }
+    assert named == Settings.variables()
+
+
+def test_overrides_are_checked_like_the_environment() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(SettingsError, match="development JWT secret"):
+        settings.with_overrides(env="production")
+    with pytest.raises(SettingsError, match="CHANNELBOARD_MAX_TOKENS must be a whole number"):
+        settings.with_overrides(max_tokens="lots")
+    tighter = settings.with_overrides(limits=replace(settings.limits, max_tokens=60))
+    assert tighter.limits.max_tokens == 60
+    assert tighter.limits.max_aliases == settings.limits.max_aliases
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from starlette.applications import Starlette
 
-from api.demo import seed_demo
+from api.cli.demo import seed_demo
 from api.settings import Settings
 from deal_registration.sales.fanout import claim_channel
 from deal_registration.sales.models import (

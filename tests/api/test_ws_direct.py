@@ -1,4 +1,4 @@
-"""Live pushes written straight to uvicorn's transport (api.ws_direct): the assumptions about
+"""Live pushes written straight to uvicorn's transport (infra.ws_direct): the assumptions about
 uvicorn's websocket protocol, frames a websocket parser accepts, a slow consumer that stops
 reading its socket, and connections lost in the middle of a push."""
 
@@ -20,15 +20,14 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from api.ws_direct import DirectSocket, text_frame
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.ws_direct import DirectSocket, text_frame
 from leaderboards.fanout import Subscriber
 from leaderboards.models import Contest
 from partners.roles import Role
 from schema.context import Services
 from schema.leaderboards.live import DirectSink
-from schema.leaderboards.runtime import leaderboards_fanout
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
 from tests.support import GQL, WSClient, eventually, live_server, ws_client
 
@@ -46,7 +45,7 @@ WIDE = (
 
 
 def subscribers(services: Services, contest: Contest) -> list[Subscriber]:
-    feed = leaderboards_fanout(services).feeds.get(contest.id)
+    feed = services.fanout.feeds.get(contest.id)
     return [s for g in feed.groups.values() for s in g.subscribers] if feed else []
 
 
@@ -132,7 +131,7 @@ async def test_a_socket_that_is_not_read_gets_the_final_state_not_a_backlog(
 ) -> None:  # fmt: skip
     contest = await create_contest(db, clock, tenant)
     await dispatch(services)
-    fanout = leaderboards_fanout(services)
+    fanout = services.fanout
     fanout.interval = 0.02
     token = gql.token(tenant.user(Role.VENDOR_ADMIN))
     try:

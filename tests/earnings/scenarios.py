@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.events import Line
 from earnings import payouts, programs
+from earnings.claims import ClaimSignals
 from earnings.models import PayoutHold, PayoutStatement, ProgramVersion
 from earnings.programs import BaseRate, Rules, Spiff, Tier
 from infra.clock import Clock, OffsetClock
@@ -120,12 +121,14 @@ async def tax_form(db: Database, clock: OffsetClock, tenant: Tenant, index: int 
     )  # fmt: skip
 
 
-async def generate(db: Database, clock: OffsetClock, tenant: Tenant) -> list[PayoutStatement]:
+async def generate(
+    db: Database, clock: OffsetClock, tenant: Tenant, signals: ClaimSignals
+) -> list[PayoutStatement]:
     month = payouts.previous_month(payouts.month_start(clock.now()))
     return await tx(
         db,
         lambda s: payouts.generate_statements(
-            s, tenant.principal(Role.FINANCE), clock, month=month
+            s, tenant.principal(Role.FINANCE), clock, month=month, signals=signals
         ),
     )
 

@@ -4,7 +4,6 @@ change nothing."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,6 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from earnings import payouts
-from earnings.claims import claim_signals, use_claim_signals
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -46,13 +44,10 @@ async def world(db: Database, clock: OffsetClock, tenant: Tenant, services: Serv
 
 
 @pytest.fixture
-async def held(
-    world: Tenant, db: Database, clock: OffsetClock, services: Services
-) -> AsyncIterator[Tenant]:
+async def held(world: Tenant, db: Database, clock: OffsetClock, services: Services) -> Tenant:
     """March's statements made on 2 April: partner 0 held for a risk flag, a manual hold
     with an internal note and its missing tax form."""
-    signals, previous = FlaggedClaims(), claim_signals()
-    use_claim_signals(signals)
+    signals = FlaggedClaims()
     async with db.session() as session:
         from earnings.models import CreditedSource  # noqa: PLC0415
 
@@ -69,7 +64,9 @@ async def held(
     clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
     statements = await tx(
         db,
-        lambda s: payouts.generate_statements(s, world.principal(Role.FINANCE), clock, month=MARCH),
+        lambda s: payouts.generate_statements(
+            s, world.principal(Role.FINANCE), clock, month=MARCH, signals=signals
+        ),
     )
     mine = next(st for st in statements if st.partner_id == world.partners[0].id)
     await tx(
@@ -79,8 +76,7 @@ async def held(
         ),
     )
     await dispatch(services)
-    yield world
-    use_claim_signals(previous)  # the app's: a later test may rely on real claim signals
+    return world
 
 
 SUMMARY = """
@@ -493,12 +489,17 @@ async def test_bad_program_input_is_refused_and_changes_nothing(
 
 
 async def test_program_change_cannot_reach_back_into_paid_periods(
-    gql: GQL, world: Tenant, db: Database, clock: OffsetClock
+    gql: GQL, world: Tenant, db: Database, clock: OffsetClock, services: Services
 ) -> None:
     await tax_form(db, clock, world, 1)
     clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
     fin = world.principal(Role.FINANCE)
-    made = await tx(db, lambda s: payouts.generate_statements(s, fin, clock, month=MARCH))
+    made = await tx(
+        db,
+        lambda s: payouts.generate_statements(
+            s, fin, clock, month=MARCH, signals=services.claim_signals
+        ),
+    )
     ready = next(s for s in made if s.status is PayoutStatus.PENDING)
     await tx(db, lambda s: payouts.approve(s, fin, clock, statement_id=ready.id))
     await tx(db, lambda s: payouts.mark_paid(s, fin, clock, statement_id=ready.id))

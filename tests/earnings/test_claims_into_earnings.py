@@ -53,7 +53,7 @@ async def test_a_flagged_claim_approved_by_a_reviewer_holds_the_payout(
     assert sum(e.amount_minor for e in entries) == 9_000  # 10% of 900.00, once
 
     clock.freeze(clock.now().replace(day=1) + timedelta(days=32))
-    [statement] = await generate(db, clock, tenant)
+    [statement] = await generate(db, clock, tenant, services.claim_signals)
     assert statement.status is PayoutStatus.HELD
     [hold] = await holds_of(db, statement)
     assert hold.reason is HoldReason.RISK_FLAGS

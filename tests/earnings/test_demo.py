@@ -26,7 +26,7 @@ async def _seed_and_check(gql: GQL, db: Database, clock: OffsetClock, services: 
         async with db.transaction() as session:
             tenancy = await partners_demo.seed(session, clock)
             await catalogue_demo.seed(session, clock, tenancy.vendor)
-            await earnings_demo.seed(session, clock, tenancy)
+            await earnings_demo.seed(session, clock, tenancy, signals=services.claim_signals)
     await services.outbox.dispatch_pending()  # the recorded events are already credited
     acme = await gql.data(QUERY, as_user=tenancy.users["admin@acme.example"])
     # Three ended months: the older two paid, the last one pending (no hold of any kind).

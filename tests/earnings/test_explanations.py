@@ -18,14 +18,15 @@ from tests.factories import Tenant, dispatch, reverse_sale
 
 
 async def texts(
-    db: Database, clock: OffsetClock, tenant: Tenant, start: datetime, end: datetime
+    services: Services, clock: OffsetClock, tenant: Tenant, start: datetime, end: datetime
 ) -> dict[ExplanationKind, str]:
     scope = Scope(tenant.vendor.id, tenant.partners[0].id)
     principal = tenant.principal(Role.PARTNER_ADMIN)
-    async with db.session() as session:
+    async with services.db.session() as session:
         summary = await service.summary(
-            session, principal, clock, scope=scope, start=start, end=end
-        )
+            session, principal, clock, scope=scope, start=start, end=end,
+            signals=services.claim_signals,
+        )  # fmt: skip
     return {e.kind: e.text for e in summary.explanations}
 
 
@@ -40,7 +41,7 @@ async def test_rise_then_drop_by_revenue(
     await es.sale(db, clock, tenant, 1_940_000)  # 25,400.00 in 30 days: Gold, 1,940.00
     await dispatch(services)
     march = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
-    found = await texts(db, clock, tenant, *march)
+    found = await texts(services, clock, tenant, *march)
     assert found[ExplanationKind.EARNINGS_ROSE] == (
         "You earned 1,940.00 USD in this period, 1,460.00 USD more than in the previous "
         "period (480.00 USD)."
@@ -55,7 +56,7 @@ async def test_rise_then_drop_by_revenue(
     await es.sale(db, clock, tenant, 100_000)  # the March sale left the window: 80.00
     await dispatch(services)
     april = datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
-    found = await texts(db, clock, tenant, *april)
+    found = await texts(services, clock, tenant, *april)
     assert found[ExplanationKind.EARNINGS_FELL] == (
         "You earned 80.00 USD in this period, 1,860.00 USD less than in the previous period "
         "(1,940.00 USD)."
@@ -82,7 +83,7 @@ async def test_drop_by_a_quality_gate_and_the_clawback(
     await reverse_sale(db, clock, tenant, small, reason="customer refund")
     await dispatch(services)
     found = await texts(
-        db, clock, tenant, datetime(2026, 3, 3, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
+        services, clock, tenant, datetime(2026, 3, 3, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC)
     )
     assert found[ExplanationKind.RATE_FELL] == (
         "Your rate fell from 10% to 9% because your refund rate of 16.66% is above the 10% "
@@ -105,11 +106,15 @@ async def test_hold_is_explained_with_what_clears_it(
     await tx(
         db,
         lambda s: payouts.generate_statements(
-            s, tenant.principal(Role.FINANCE), clock, month=datetime(2026, 3, 1, tzinfo=UTC)
+            s,
+            tenant.principal(Role.FINANCE),
+            clock,
+            month=datetime(2026, 3, 1, tzinfo=UTC),
+            signals=services.claim_signals,
         ),
     )
     found = await texts(
-        db, clock, tenant, datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
+        services, clock, tenant, datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
     )
     assert found[ExplanationKind.HOLD] == (
         "Your payout for March 2026 (80.00 USD) is held. We need your tax form before we can "

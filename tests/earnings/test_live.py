@@ -82,8 +82,9 @@ async def test_partner_admin_gets_a_new_summary_when_the_ledger_changes(
         clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
         async with db.transaction() as session:
             await payouts.generate_statements(
-                session, running.principal(Role.FINANCE), clock, month=NOW
-            )
+                session, running.principal(Role.FINANCE), clock, month=NOW,
+                signals=services.claim_signals,
+            )  # fmt: skip
         await dispatch(services)
         update = await next_payload(ws)
         assert [e["kind"] for e in update["data"]["earningsChanged"]["explanations"]] == [

@@ -56,7 +56,9 @@ async def test_recording_the_tax_form_releases_every_tax_hold_with_a_decision(
         clock.freeze(made)
         await tx(
             db,
-            lambda s, m=sold: payouts.generate_statements(s, finance, clock, month=m),
+            lambda s, m=sold: payouts.generate_statements(
+                s, finance, clock, month=m, signals=services.claim_signals
+            ),
         )
     partner_admin = tenant.user(Role.PARTNER_ADMIN)
     fin = tenant.user(Role.FINANCE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +13,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import payouts
-from earnings.claims import claim_signals, use_claim_signals
 from earnings.errors import EarningsErrorCode
 from earnings.models import (
     DecisionAction,
@@ -58,11 +57,8 @@ class FlaggedClaims:
 
 
 @pytest.fixture
-async def flagged() -> AsyncIterator[FlaggedClaims]:
-    signals, previous = FlaggedClaims(), claim_signals()
-    use_claim_signals(signals)
-    yield signals
-    use_claim_signals(previous)
+def flagged() -> FlaggedClaims:
+    return FlaggedClaims()
 
 
 @pytest.fixture
@@ -97,10 +93,12 @@ async def test_clean_statement_goes_pending_approved_paid_with_decisions(
     await es.sale(db, clock, tenant, 50_000)
     await dispatch(services)
     clock.freeze(APRIL + timedelta(days=1))
-    [statement] = await generate(db, clock, tenant)
+    [statement] = await generate(db, clock, tenant, services.claim_signals)
     assert (statement.total_minor, statement.entry_count) == (15_000, 2)  # 10% of 1,500.00
     assert statement.status is PayoutStatus.PENDING
-    assert await generate(db, clock, tenant) == []  # already made: left alone
+    assert (
+        await generate(db, clock, tenant, services.claim_signals) == []
+    )  # already made: left alone
     fin = tenant.principal(Role.FINANCE)
     await tx(db, lambda s: payouts.approve(s, fin, clock, statement_id=statement.id))
     await tx(db, lambda s: payouts.mark_paid(s, fin, clock, statement_id=statement.id))
@@ -124,7 +122,7 @@ async def test_a_month_that_has_not_ended_has_no_statement(
         await tx(
             db,
             lambda s: payouts.generate_statements(
-                s, tenant.principal(Role.FINANCE), clock, month=MARCH
+                s, tenant.principal(Role.FINANCE), clock, month=MARCH, signals=FlaggedClaims()
             ),
         )
     assert caught.value.code is EarningsErrorCode.PERIOD_NOT_ENDED
@@ -137,7 +135,7 @@ async def test_missing_tax_form_holds_until_the_form_is_on_file(
     await es.sale(db, clock, tenant, 100_000)
     await dispatch(services)
     clock.freeze(APRIL + timedelta(days=1))
-    [statement] = await generate(db, clock, tenant)
+    [statement] = await generate(db, clock, tenant, services.claim_signals)
     [hold] = await holds_of(db, statement)
     assert hold.reason is HoldReason.MISSING_TAX_FORM
     assert statement.status is PayoutStatus.HELD
@@ -179,7 +177,7 @@ async def test_far_above_trailing_average_is_held_for_review(
         await es.sale(db, clock, tenant, amount)
         await dispatch(services)
         clock.freeze(payouts.next_month(payouts.month_start(clock.now())) + timedelta(days=2))
-        made += await generate(db, clock, tenant)
+        made += await generate(db, clock, tenant, services.claim_signals)
     assert [s.total_minor for s in made] == [10_000, 20_000, 60_000]
     assert [s.status for s in made] == [PayoutStatus.PENDING] * 2 + [PayoutStatus.HELD]
     [hold] = await holds_of(db, made[2])
@@ -202,7 +200,7 @@ async def test_risk_flags_on_underlying_claims_hold_the_payout(
     flagged.flags[uuid.UUID(risky.payload["claim_id"])] = ["serial seen at another partner"]
     await dispatch(services)
     clock.freeze(APRIL + timedelta(days=1))
-    [statement] = await generate(db, clock, tenant)
+    [statement] = await generate(db, clock, tenant, flagged)
     [hold] = await holds_of(db, statement)
     assert hold.reason is HoldReason.RISK_FLAGS
     assert hold.risk_flags == [f"claim {risky.payload['claim_id']}: serial seen at another partner"]
@@ -228,7 +226,7 @@ async def test_a_bank_account_shared_between_partners_holds_both(
         await es.sale(db, clock, tenant, 100_000, partner_index=index)
     await dispatch(services)
     clock.freeze(APRIL + timedelta(days=1))
-    statements = await generate(db, clock, tenant)
+    statements = await generate(db, clock, tenant, services.claim_signals)
     assert len(statements) == 2
     for statement in statements:
         [hold] = await holds_of(db, statement)
@@ -246,7 +244,7 @@ async def test_manual_hold_blocks_approval_until_released(
     await es.sale(db, clock, tenant, 100_000)
     await dispatch(services)
     clock.freeze(APRIL + timedelta(days=1))
-    [statement] = await generate(db, clock, tenant)
+    [statement] = await generate(db, clock, tenant, services.claim_signals)
     fin = tenant.principal(Role.FINANCE)
     hold = await tx(
         db,
@@ -282,7 +280,7 @@ async def test_paying_twice_at_once_pays_once(
     await es.sale(db, clock, tenant, 100_000)
     await dispatch(services)
     clock.freeze(APRIL + timedelta(days=1))
-    [statement] = await generate(db, clock, tenant)
+    [statement] = await generate(db, clock, tenant, services.claim_signals)
     fin = tenant.principal(Role.FINANCE)
     await tx(db, lambda s: payouts.approve(s, fin, clock, statement_id=statement.id))
 

@@ -137,7 +137,11 @@ async def test_entries_statements_and_payout_states_reconcile(
         async def make(
             s: AsyncSession, m: datetime = month, out: list[PayoutStatement] = made
         ) -> None:
-            out.extend(await payouts.generate_statements(s, fin, clock, month=m))
+            out.extend(
+                await payouts.generate_statements(
+                    s, fin, clock, month=m, signals=services.claim_signals
+                )
+            )
 
         await decide(make)
         for statement in made:
@@ -176,7 +180,7 @@ async def test_entries_statements_and_payout_states_reconcile(
         summary = await service.summary(
             session, tenant.principal(Role.PARTNER_ADMIN), clock,
             scope=Scope(tenant.vendor.id, partner), start=start,
-            end=datetime(2026, 4, 1, tzinfo=UTC),
+            end=datetime(2026, 4, 1, tzinfo=UTC), signals=services.claim_signals,
         )  # fmt: skip
     assert summary.earned_minor == entries_total
     assert summary.earned_minor == summary.paid_minor + summary.pending_minor + summary.held_minor

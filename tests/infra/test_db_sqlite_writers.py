@@ -1,7 +1,8 @@
-"""SQLite writer transactions (Database.transaction, mutate) take the write lock when they
-begin (infra.db emits BEGIN IMMEDIATE); readers do not. In WAL mode a deferred transaction
-that reads and then writes fails at once with 'database is locked' when another connection
-wrote in between, whatever the busy timeout; an immediate one makes writers queue."""
+"""SQLite writer transactions (Database.transaction, schema.mutations.run) take the write
+lock when they begin (infra.db emits BEGIN IMMEDIATE); readers do not. In WAL mode a
+deferred transaction that reads and then writes fails at once with 'database is locked'
+when another connection wrote in between, whatever the busy timeout; an immediate one
+makes writers queue."""
 
 from __future__ import annotations
 

@@ -42,10 +42,12 @@ def test_the_dispatch_setting_is_checked() -> None:
 
 
 async def _approved_deal(db: Database, clock: OffsetClock, tenant: Tenant) -> DealRegistration:
-    name = uuid.uuid4().hex[:8]  # unrelated customers: no conflict between the two deals
+    # Unrelated customers, so the two deals never conflict: random names with nothing in
+    # common ("Customer <8 hex>" pairs shared most of their letters and sometimes matched).
+    name = uuid.uuid4().hex
     return await register(
         db, clock, tenant.user(Role.PARTNER_REP), approve_as=tenant.user(Role.VENDOR_ADMIN),
-        customer_name=f"Customer {name}", customer_domain=f"{name}.example",
+        customer_name=name, customer_domain=f"{name[:12]}.example",
     )  # fmt: skip
 
 

@@ -20,7 +20,6 @@ from infra.outbox import Dispatcher, OutboxEvent
 from leaderboards.models import Metric
 from leaderboards.scoring import SCORED_EVENT_TYPES
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_runtime
 from tests.factories import Tenant, approve_sale, create_contest, reverse_sale
 from tests.leaderboards.test_scoring import board, credit_count
 
@@ -34,7 +33,7 @@ async def private_dispatcher(
     """A dispatcher with the leaderboard handlers (and ``after``, a batch handler run after
     them); yields it and the sizes of the batches the leaderboards received."""
     dispatcher = Dispatcher(services.db, services.clock)
-    runtime = leaderboards_runtime(services)
+    runtime = services.leaderboards
     sizes: list[int] = []
 
     async def credit(events: list[OutboxEvent]) -> None:
@@ -86,14 +85,14 @@ async def test_a_batch_of_many_approvals_is_credited_once_and_a_replay_changes_n
         assert {pid: score for pid, _, score in await board(services, contest)} == expected
         assert [score for *_, score in await board(services, units)] == [150, 150]
         assert await credit_count(db, contest) == 300
-        version = await leaderboards_runtime(services).boards.version(contest.id)
+        version = await services.leaderboards.boards.version(contest.id)
 
         await undispatch(db)
         assert await dispatcher.dispatch_pending() == 300
         assert await dispatcher.dispatch_pending() == 0
     assert {pid: score for pid, _, score in await board(services, contest)} == expected
     assert await credit_count(db, contest) == 300
-    assert await leaderboards_runtime(services).boards.version(contest.id) == version
+    assert await services.leaderboards.boards.version(contest.id) == version
 
 
 async def test_approval_and_reversal_in_one_batch_net_to_zero(
@@ -171,7 +170,7 @@ async def test_keys_flushed_between_batches_are_rebuilt_then_credited(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
     contest = await create_contest(db, clock, tenant)
-    runtime = leaderboards_runtime(services)
+    runtime = services.leaderboards
     async with private_dispatcher(services) as (dispatcher, _sizes):
         first = [
             await approve_sale(db, clock, tenant, partner=i % 2, amount=100) for i in range(20)

@@ -10,17 +10,16 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import repository
 from leaderboards.closing import SETTLE_GRACE, close_due
-from leaderboards.consumer import Leaderboards
+from leaderboards.runtime import Leaderboards
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_runtime
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
 
 
 def other_process(services: Services) -> Leaderboards:
     """A runtime without this process's dispatcher, as in a process that does not
     dispatch (CHANNELBOARD_DISPATCH=external) while another one is behind."""
-    rt = leaderboards_runtime(services)
-    return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub)
+    rt = services.leaderboards
+    return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub, dispatcher=None)
 
 
 async def frozen_scores(db: Database, contest_id: uuid.UUID) -> list[int] | None:

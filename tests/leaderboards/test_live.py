@@ -18,7 +18,6 @@ from leaderboards.fanout import Snapshot, Subscriber
 from leaderboards.reads import StandingView, viewer_for
 from partners.roles import Role
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_fanout
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
 from tests.support import GQL, live_server, ws_client
 
@@ -130,7 +129,7 @@ async def test_changes_are_coalesced_and_slow_consumers_get_only_the_latest(
 ) -> None:
     contest = await create_contest(db, clock, tenant)
     await dispatch(services)
-    fanout = leaderboards_fanout(services)
+    fanout = services.fanout
     fanout.interval = 2.0
     principal = tenant.principal(Role.VENDOR_ADMIN)
     viewer = viewer_for(principal, contest)

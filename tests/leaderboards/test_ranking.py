@@ -14,7 +14,6 @@ from leaderboards import ranking
 from leaderboards.models import Contest, RankingStyle
 from leaderboards.scoring import BoardMode, apply_credit
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_runtime
 from tests.factories import Tenant, approve_sale, create_contest, create_tenant, dispatch
 
 
@@ -25,7 +24,7 @@ async def big_tenant(db: Database, clock: OffsetClock) -> Tenant:
 
 
 async def ranks(services: Services, contest: Contest, start: int = 0, count: int = 10) -> list:
-    page = await leaderboards_runtime(services).boards.page(contest, "all", start, count)
+    page = await services.leaderboards.boards.page(contest, "all", start, count)
     return [(r.rank, r.score, r.gap_to_above) for r in page.rows]
 
 
@@ -68,7 +67,7 @@ async def test_standing_of_a_tied_participant(
 ) -> None:
     contest = await create_contest(db, clock, big_tenant)
     await seed_scores(services, db, clock, big_tenant, [300, 200, 200, 100])
-    boards = leaderboards_runtime(services).boards
+    boards = services.leaderboards.boards
     _, standing = await boards.standing(contest, "all", big_tenant.partners[2].id)
     assert (standing.rank, standing.score, standing.tied_with) == (2, 200, 1)
     assert standing.nemesis is not None
@@ -96,7 +95,7 @@ async def test_first_to_reach_uses_the_moment_the_total_was_reached(
         db, clock, big_tenant, partner=3, amount=50, at=base + timedelta(minutes=7, seconds=59)
     )
     await dispatch(services)
-    page = await leaderboards_runtime(services).boards.page(contest, "all", 0, 10)
+    page = await services.leaderboards.boards.page(contest, "all", 0, 10)
     order = [r.participant_id for r in page.rows]
     assert order[:2] == [big_tenant.partners[1].id, big_tenant.partners[0].id]
     same_minute = sorted([big_tenant.partners[2].id, big_tenant.partners[3].id], reverse=True)
@@ -119,7 +118,7 @@ async def test_first_to_reach_order_holds_at_the_limit_and_breaks_beyond_it(
 ) -> None:
     contest = await create_contest(db, clock, tenant, ranking_style=RankingStyle.FIRST_TO_REACH)
     await dispatch(services)  # ContestChanged: the (empty) board is built
-    boards = leaderboards_runtime(services).boards
+    boards = services.leaderboards.boards
     keys = boards.keys_of(contest.id)
     mode = BoardMode.of(contest)
     early, late = uuid.UUID(int=1), uuid.UUID(int=2)  # late sorts first among equal scores

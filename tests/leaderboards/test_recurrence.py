@@ -20,7 +20,6 @@ from leaderboards.recurrence import (
     periods_between,
 )
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_runtime
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
 
 BERLIN = "Europe/Berlin"
@@ -91,7 +90,7 @@ async def test_daily_periods_score_separately_and_freeze_when_they_close(
     await approve_sale(db, clock, tenant, partner=0, amount=500, at=utc(2026, 3, 29, 21, 59))
     await approve_sale(db, clock, tenant, partner=1, amount=700, at=utc(2026, 3, 29, 22, 0))
     await dispatch(services)
-    boards = leaderboards_runtime(services).boards
+    boards = services.leaderboards.boards
     day = await boards.page(contest, "2026-03-29", 0, 10)
     next_day = await boards.page(contest, "2026-03-30", 0, 10)
     assert [(r.participant_id, r.score) for r in day.rows] == [(tenant.partners[0].id, 500)]
@@ -123,7 +122,7 @@ async def test_closers_racing_freeze_a_period_once_at_a_higher_version(
     contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
     await approve_sale(db, clock, tenant, partner=0, amount=500)
     await dispatch(services)
-    boards = leaderboards_runtime(services).boards
+    boards = services.leaderboards.boards
     live = await boards.version(contest.id)
     clock.advance(timedelta(hours=2))
     results = await asyncio.gather(

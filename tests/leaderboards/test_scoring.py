@@ -19,12 +19,11 @@ from leaderboards.models import Contest, ContestCredit, Metric
 from leaderboards.rebuild import rebuild
 from leaderboards.scoring import DUPLICATE, BatchItem, BoardMode, apply_credits
 from schema.context import Services
-from schema.leaderboards.runtime import leaderboards_runtime
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, reverse_sale, win_deal
 
 
 async def board(services: Services, contest: Contest) -> list[tuple[str, int, int]]:
-    page = await leaderboards_runtime(services).boards.page(contest, "all", 0, 100)
+    page = await services.leaderboards.boards.page(contest, "all", 0, 100)
     return [(str(r.participant_id), r.rank, r.score) for r in page.rows]
 
 
@@ -84,7 +83,7 @@ async def test_exactly_once_under_concurrent_dispatch(
 ) -> None:
     contest = await create_contest(db, clock, tenant)
     events = [await approve_sale(db, clock, tenant, amount=10_00) for _ in range(5)]
-    runtime = leaderboards_runtime(services)
+    runtime = services.leaderboards
     # Every event handled by eight concurrent workers at once (as several processes would).
     await asyncio.gather(*(runtime.on_source_event(e) for e in events for _ in range(8)))
     assert await board(services, contest) == [(str(tenant.partners[0].id), 1, 50_00)]
@@ -115,7 +114,7 @@ async def test_missing_keys_are_rebuilt_identically_before_serving(
         await approve_sale(db, clock, tenant, partner=i % 2, amount=(i * 7 % 5 + 1) * 10_00)
     await dispatch(services)
     before = await board(services, contest)
-    runtime = leaderboards_runtime(services)
+    runtime = services.leaderboards
     version = await runtime.boards.version(contest.id)
     # What FLUSHALL does to this run's data (the test Redis may be shared: this run's
     # namespace only).
@@ -142,7 +141,7 @@ async def test_batch_crediting_is_idempotent_and_matches_single_credits(
 ) -> None:
     contest = await create_contest(db, clock, tenant)
     await dispatch(services)
-    boards = leaderboards_runtime(services).boards
+    boards = services.leaderboards.boards
     keys = boards.keys_of(contest.id)
     mode = BoardMode.of(contest)
     p0, p1 = tenant.partners[0].id, tenant.partners[1].id

@@ -102,12 +102,12 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
     from datetime import UTC, date, datetime  # noqa: PLC0415
 
     from deal_registration.registrations.models import DealRegistration, DealStatus  # noqa: PLC0415
-    from deal_registration.registrations.service import (  # noqa: PLC0415
+    from deal_registration.registrations.submission import (  # noqa: PLC0415
         RegistrationInput,
         submit_registration,
     )
     from deal_registration.sales.models import ClaimState, SaleClaim  # noqa: PLC0415
-    from deal_registration.sales.service import claim_by_idempotency_key  # noqa: PLC0415
+    from deal_registration.sales.submission import claim_by_idempotency_key  # noqa: PLC0415
     from deal_registration.storage import LocalStorage  # noqa: PLC0415
     from infra.clock import FrozenClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlmodel import func, select
 
-from deal_registration.registrations import service
+from deal_registration.registrations import review, submission
 from deal_registration.registrations.models import (
     DealConflict,
     DealExtensionRequest,
@@ -17,7 +17,7 @@ from deal_registration.registrations.models import (
     DealRegistrationLine,
     DealTransition,
 )
-from earnings.ledger import EARNINGS_CHANGED
+from earnings.events import EARNINGS_CHANGED
 from infra.clock import Clock, OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
@@ -26,7 +26,7 @@ from tests.factories import principal_of
 from tests.support import GQL
 
 
-def registration_input(clock: Clock, **overrides: Any) -> service.RegistrationInput:
+def registration_input(clock: Clock, **overrides: Any) -> submission.RegistrationInput:
     values: dict[str, Any] = {
         "customer_name": "Acme Corp.",
         "customer_domain": "acme.com",
@@ -34,10 +34,10 @@ def registration_input(clock: Clock, **overrides: Any) -> service.RegistrationIn
         "estimated_value_minor": 1_000_000,
         "currency": "USD",
         "expected_close_date": clock.now().date() + timedelta(days=60),
-        "lines": [service.LineInput(sku="NW-ROUTER-X1", quantity=5)],
+        "lines": [submission.LineInput(sku="NW-ROUTER-X1", quantity=5)],
     }
     values.update(overrides)
-    return service.RegistrationInput(**values)
+    return submission.RegistrationInput(**values)
 
 
 async def register(
@@ -53,19 +53,19 @@ async def register(
     """Submit a registration as ``user``; with a reviewer, take it into review (and
     approve it when ``approve_as`` is given)."""
     async with db.transaction() as session:
-        registration = await service.submit_registration(
+        registration = await submission.submit_registration(
             session, principal_of(user), clock, data=registration_input(clock, **overrides),
             draft=draft,
         )  # fmt: skip
     reviewer = review_as or approve_as
     if reviewer is not None:
         async with db.transaction() as session:
-            registration = await service.start_review(
+            registration = await review.start_review(
                 session, principal_of(reviewer), clock, registration_id=registration.id
             )
     if approve_as is not None:
         async with db.transaction() as session:
-            registration = await service.approve(
+            registration = await review.approve(
                 session, principal_of(approve_as), clock, registration_id=registration.id
             )
     return registration

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from sqlmodel import func, select
 
-from api.demo import seed_demo
+from api.cli.demo import seed_demo
 from api.settings import Settings
 from deal_registration.registrations.models import DealConflict, DealRegistration, DealStatus
 from infra.clock import OffsetClock

@@ -11,7 +11,14 @@ from datetime import timedelta
 import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deal_registration.registrations import repository, service
+from deal_registration.registrations import (
+    extensions,
+    lifecycle,
+    outcome,
+    repository,
+    review,
+    submission,
+)
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import (
     DealAction,
@@ -31,34 +38,34 @@ Action = Callable[[AsyncSession, Tenant, OffsetClock, uuid.UUID], Awaitable[Deal
 
 
 ACTIONS: dict[DealAction, Action] = {
-    DealAction.SUBMIT: lambda s, t, c, i: service.submit_draft(
+    DealAction.SUBMIT: lambda s, t, c, i: submission.submit_draft(
         s, principal_of(t.user(Role.PARTNER_REP)), c, registration_id=i
     ),
-    DealAction.START_REVIEW: lambda s, t, c, i: service.start_review(
+    DealAction.START_REVIEW: lambda s, t, c, i: review.start_review(
         s, principal_of(t.user(Role.CHANNEL_MANAGER)), c, registration_id=i
     ),
-    DealAction.APPROVE: lambda s, t, c, i: service.approve(
+    DealAction.APPROVE: lambda s, t, c, i: review.approve(
         s, principal_of(t.user(Role.CHANNEL_MANAGER)), c, registration_id=i
     ),
-    DealAction.REJECT: lambda s, t, c, i: service.reject(
+    DealAction.REJECT: lambda s, t, c, i: review.reject(
         s, principal_of(t.user(Role.CHANNEL_MANAGER)), c, registration_id=i, reason="No budget."
     ),
-    DealAction.WITHDRAW: lambda s, t, c, i: service.withdraw(
+    DealAction.WITHDRAW: lambda s, t, c, i: outcome.withdraw(
         s, principal_of(t.user(Role.PARTNER_REP)), c, registration_id=i
     ),
-    DealAction.MARK_WON: lambda s, t, c, i: service.mark_won(
+    DealAction.MARK_WON: lambda s, t, c, i: outcome.mark_won(
         s, principal_of(t.user(Role.PARTNER_REP)), c, registration_id=i
     ),
-    DealAction.MARK_LOST: lambda s, t, c, i: service.mark_lost(
+    DealAction.MARK_LOST: lambda s, t, c, i: outcome.mark_lost(
         s, principal_of(t.user(Role.PARTNER_ADMIN)), c, registration_id=i
     ),
-    DealAction.REQUEST_EXTENSION: lambda s, t, c, i: service.request_extension(
+    DealAction.REQUEST_EXTENSION: lambda s, t, c, i: extensions.request_extension(
         s, principal_of(t.user(Role.PARTNER_REP)), c, registration_id=i, reason="Board delay."
     ),
-    DealAction.GRANT_EXTENSION: lambda s, t, c, i: service.decide_extension(
+    DealAction.GRANT_EXTENSION: lambda s, t, c, i: extensions.decide_extension(
         s, principal_of(t.user(Role.CHANNEL_MANAGER)), c, registration_id=i, grant=True
     ),
-    DealAction.REFUSE_EXTENSION: lambda s, t, c, i: service.decide_extension(
+    DealAction.REFUSE_EXTENSION: lambda s, t, c, i: extensions.decide_extension(
         s, principal_of(t.user(Role.VENDOR_ADMIN)), c, registration_id=i, grant=False,
         reason="No.",
     ),
@@ -79,14 +86,12 @@ async def reach(db: Database, clock: OffsetClock, tenant: Tenant, status: DealSt
     if status is DealStatus.WITHDRAWN:
         reg = await register(db, clock, rep)
         async with db.transaction() as s:
-            await service.withdraw(s, principal_of(rep), clock, registration_id=reg.id)
+            await outcome.withdraw(s, principal_of(rep), clock, registration_id=reg.id)
         return reg.id
     if status is DealStatus.REJECTED:
         reg = await register(db, clock, rep, review_as=manager)
         async with db.transaction() as s:
-            await service.reject(
-                s, principal_of(manager), clock, registration_id=reg.id, reason="x"
-            )
+            await review.reject(s, principal_of(manager), clock, registration_id=reg.id, reason="x")
         return reg.id
     reg = await register(db, clock, rep, approve_as=manager)
     if status is DealStatus.APPROVED:
@@ -94,7 +99,7 @@ async def reach(db: Database, clock: OffsetClock, tenant: Tenant, status: DealSt
     if status is DealStatus.EXPIRED:
         clock.advance(timedelta(days=91))
         return reg.id
-    action = service.mark_won if status is DealStatus.WON else service.mark_lost
+    action = outcome.mark_won if status is DealStatus.WON else outcome.mark_lost
     async with db.transaction() as s:
         await action(s, principal_of(rep), clock, registration_id=reg.id)
     return reg.id
@@ -119,7 +124,7 @@ async def test_lifecycle_table(
                     status=ExtensionStatus.PENDING, reason="Please.", requested_at=clock.now(),
                 )
             )  # fmt: skip
-    allowed_from, target = service.TRANSITIONS[action]
+    allowed_from, target = lifecycle.TRANSITIONS[action]
     before = await snapshot(db, registration_id)
 
     if status in allowed_from:
@@ -149,11 +154,11 @@ async def test_history_records_who_when_and_why(
     manager = tenant.user(Role.CHANNEL_MANAGER)
     reg = await register(db, clock, rep, draft=True)
     async with db.transaction() as s:
-        await service.submit_draft(s, principal_of(rep), clock, registration_id=reg.id)
+        await submission.submit_draft(s, principal_of(rep), clock, registration_id=reg.id)
     clock.advance(timedelta(hours=2))
     async with db.transaction() as s:
-        await service.start_review(s, principal_of(manager), clock, registration_id=reg.id)
-        await service.reject(
+        await review.start_review(s, principal_of(manager), clock, registration_id=reg.id)
+        await review.reject(
             s, principal_of(manager), clock, registration_id=reg.id, reason="Not a new deal."
         )
     async with db.session() as s:

@@ -19,7 +19,7 @@ from deal_registration.attachments import (
     AttachmentErrorCode,
     ProofFile,
 )
-from deal_registration.registrations import proof, service
+from deal_registration.registrations import outcome, proof, review
 from deal_registration.registrations.errors import DealRegistrationErrorCode
 from deal_registration.registrations.models import DealRegistration
 from deal_registration.sales.errors import SaleClaimErrorCode
@@ -234,7 +234,7 @@ async def _withdrawn(db: Database, clock: OffsetClock, tenant: Tenant) -> DealRe
     rep = tenant.user(Role.PARTNER_REP, 0)
     registration = await register(db, clock, rep)
     async with db.transaction() as session:
-        return await service.withdraw(
+        return await outcome.withdraw(
             session, principal_of(rep), clock, registration_id=registration.id, reason="no"
         )
 
@@ -243,7 +243,7 @@ async def _rejected(db: Database, clock: OffsetClock, tenant: Tenant) -> DealReg
     admin = tenant.user(Role.VENDOR_ADMIN)
     registration = await register(db, clock, tenant.user(Role.PARTNER_REP, 0), review_as=admin)
     async with db.transaction() as session:
-        return await service.reject(
+        return await review.reject(
             session, principal_of(admin), clock, registration_id=registration.id, reason="dup"
         )
 
@@ -252,7 +252,7 @@ async def _lost(db: Database, clock: OffsetClock, tenant: Tenant) -> DealRegistr
     admin = tenant.user(Role.VENDOR_ADMIN)
     registration = await register(db, clock, tenant.user(Role.PARTNER_REP, 0), approve_as=admin)
     async with db.transaction() as session:
-        return await service.mark_lost(
+        return await outcome.mark_lost(
             session, principal_of(admin), clock, registration_id=registration.id, reason=""
         )
 
@@ -283,7 +283,7 @@ async def test_a_won_deal_takes_its_invoice(
     rep = catalogue.user(Role.PARTNER_REP, 0)
     registration = await register(db, clock, rep, approve_as=admin)
     async with db.transaction() as session:
-        await service.mark_won(
+        await outcome.mark_won(
             session, principal_of(rep), clock, registration_id=registration.id, reason=""
         )
     attached = await _attach(gql, rep, gid(registration))

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from deal_registration.events import DEAL_APPROVED, DEAL_WON, DealApproved, DealWon
-from deal_registration.registrations import repository, service
+from deal_registration.registrations import expiry, outcome, repository, review, submission
 from deal_registration.registrations.models import (
     DealAction,
     DealRegistration,
@@ -82,7 +82,7 @@ async def test_concurrent_approvals_leave_exactly_one_protected(
         async def approve(reviewer: Any, registration: DealRegistration) -> str:
             try:
                 async with db.transaction() as session:
-                    await service.approve(
+                    await review.approve(
                         session, principal_of(reviewer), clock, registration_id=registration.id
                     )
             except DomainError as error:
@@ -251,12 +251,12 @@ async def test_the_sweep_writes_expiries_down_once(
     t = catalogue
     reg = await register(db, clock, t.user(Role.PARTNER_REP), approve_as=t.user(Role.VENDOR_ADMIN))
     async with db.transaction() as session:
-        assert await service.expire_due(session, clock) == 0
+        assert await expiry.expire_due(session, clock) == 0
     clock.advance(timedelta(days=91))
     async with db.transaction() as session:
-        assert await service.expire_due(session, clock) == 1
+        assert await expiry.expire_due(session, clock) == 1
     async with db.transaction() as session:
-        assert await service.expire_due(session, clock) == 0
+        assert await expiry.expire_due(session, clock) == 0
     async with db.session() as session:
         row = await session.get(DealRegistration, reg.id)
         assert row is not None
@@ -355,7 +355,7 @@ async def test_approval_and_won_record_events(
     rep = t.user(Role.PARTNER_REP)
     reg = await register(
         db, clock, rep, approve_as=t.user(Role.VENDOR_ADMIN), estimated_value_minor=1_000_001,
-        lines=[service.LineInput("NW-ROUTER-X1", 2), service.LineInput("NW-AP-6E", 3)],
+        lines=[submission.LineInput("NW-ROUTER-X1", 2), submission.LineInput("NW-AP-6E", 3)],
     )  # fmt: skip
     [approved] = await events_of(db, DEAL_APPROVED)
     event = DealApproved.parse(approved.payload)
@@ -367,7 +367,7 @@ async def test_approval_and_won_record_events(
     assert event.protected_until == clock.now() + timedelta(days=90)
 
     async with db.transaction() as session:
-        await service.mark_won(session, principal_of(rep), clock, registration_id=reg.id)
+        await outcome.mark_won(session, principal_of(rep), clock, registration_id=reg.id)
     [won] = await events_of(db, DEAL_WON)
     deal_won = DealWon.parse(won.payload)
     assert deal_won.amount_minor == 1_000_001
@@ -388,7 +388,7 @@ async def test_concurrent_retries_with_one_idempotency_key_create_one_registrati
 
     async def attempt() -> DealRegistration:
         async with db.transaction() as session:
-            return await service.submit_registration(
+            return await submission.submit_registration(
                 session, principal_of(rep), clock, data=data, idempotency_key="double-click"
             )
 

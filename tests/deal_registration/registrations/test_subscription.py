@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from deal_registration.events import DEAL_STATUS_CHANGED
 from deal_registration.registrations import notices
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -197,7 +198,7 @@ async def test_a_re_published_change_is_told_once(
         async with db.transaction() as session:
             await session.execute(
                 update(OutboxEvent)
-                .where(col(OutboxEvent.type) == notices.STATUS_CHANGED)
+                .where(col(OutboxEvent.type) == DEAL_STATUS_CHANGED)
                 .values(dispatched_at=None)
             )
         await services.outbox.dispatch_pending()

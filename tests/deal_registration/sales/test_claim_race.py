@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlmodel import func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deal_registration.sales import repository, serials, service
+from deal_registration.sales import repository, serials, submission
 from deal_registration.sales.models import SaleClaim, SerialCredit, SerialOutcome
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -77,7 +77,7 @@ async def test_second_claim_waits_for_the_first_and_loses(
     sale_date = clock.now().date()
 
     async def claim(session: AsyncSession, principal: Principal) -> SaleClaim:
-        return await service.create_claim(
+        return await submission.create_claim(
             session, principal, clock, storage, serial_numbers=["RACE0000"],
             customer_name="Initech", invoice_number=f"INV-{principal.partner_id}",
             sale_date=sale_date, amount_minor=100_00, currency="USD",

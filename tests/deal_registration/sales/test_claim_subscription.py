@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
+from deal_registration.events import CLAIM_STATE_CHANGED
 from deal_registration.sales import fanout
-from deal_registration.sales.service import CLAIM_STATE_CHANGED
 from infra.outbox import OutboxEvent
 from partners.models import User
 from partners.roles import Role

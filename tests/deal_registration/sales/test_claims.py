@@ -169,7 +169,7 @@ async def test_states_follow_proof_amount_and_settings(
         ({"serials": ["SN000001", "sn-000001"]}, "serials.1", "DUPLICATE_SERIAL"),
         ({"serials": ["SN000001", "SN000002", "SN000003"]}, "serials", "TOO_MANY_SERIALS"),
         ({"saleDate": "2999-01-01"}, "saleDate", "SALE_DATE_IN_FUTURE"),
-        ({"amount": {"amount": "-5.00", "currency": "USD"}}, "amount", "INVALID_AMOUNT"),
+        ({"amount": {"amount": "-5.00", "currency": "USD"}}, "amount.amount", "INVALID_AMOUNT"),
         ({"amount": {"amount": "1.234", "currency": "USD"}}, "amount.amount", "INVALID_AMOUNT"),
         (
             {"amount": {"amount": "10.00", "currency": "usdx"}},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from api.demo import seed_demo
+from api.cli.demo import seed_demo
 from api.settings import Settings
 from deal_registration.sales.models import SaleClaim, Serial
 from infra.clock import OffsetClock

@@ -89,7 +89,7 @@ async def test_settings_defaults_updates_and_roles(
     )  # fmt: skip
     assert bad["salesSettingsUpdate"]["userErrors"] == [
         {"field": "claimWindowDays", "code": "INVALID_SETTING"},
-        {"field": "autoApproveLimit", "code": "INVALID_SETTING"},
+        {"field": "autoApproveLimit.amount", "code": "INVALID_SETTING"},
         {"field": "maxSerialsPerClaim", "code": "INVALID_SETTING"},
     ]
     assert await count_rows(db, SalesSettings) == 0

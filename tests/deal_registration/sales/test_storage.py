@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.app import build_storage
+from api.composition import build_storage
 from api.settings import Settings, SettingsError
 from deal_registration.storage import LocalStorage, StorageError
 

@@ -1,0 +1,153 @@
+"""The `channelboard` command: its own commands, and the groups of the other modules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.cli import deals, dispatch, leaderboards, outbox, serials
+from api.cli.settings import load_settings
+from api.settings import SettingsError
+
+app = typer.Typer(
+    help="channelboard: GraphQL partner data API with live contest leaderboards.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+app.add_typer(serials.app, name="serials")
+
+
+@app.command()
+def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Apply database migrations (upgrade to REVISION, default head)."""
+    from api import migrations  # noqa: PLC0415
+
+    settings = load_settings()
+    asyncio.run(migrations.upgrade(settings.database_url, revision))
+    console.print(
+        f"database migrated to {migrations.head_revision() if revision == 'head' else revision}"
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Seed demo data (idempotent): vendor, partners and a user of every role."""
+    from api.cli.demo import seed_demo  # noqa: PLC0415
+
+    settings = load_settings()
+    summary = asyncio.run(seed_demo(settings))
+    table = Table(title="Demo users (get a token: channelboard token EMAIL)")
+    table.add_column("email")
+    table.add_column("role")
+    table.add_column("partner")
+    for email, role, partner in summary:
+        table.add_row(email, role, partner or "-")
+    Console().print(table)
+
+
+@app.command()
+def token(
+    email: str,
+    ttl: int = typer.Option(12 * 3600, "--ttl", help="Lifetime in seconds."),
+) -> None:
+    """Print a development JWT for the user with EMAIL (HS256 shared secret only)."""
+    from api.cli.demo import token_for  # noqa: PLC0415
+
+    settings = load_settings()
+    if settings.production:
+        console.print("[red]refusing to mint tokens in production[/red]")
+        raise typer.Exit(2)
+    result = asyncio.run(token_for(settings, email, timedelta(seconds=ttl)))
+    if result is None:
+        console.print(f"[red]no user with email {email!r}[/red] (run 'channelboard demo'?)")
+        raise typer.Exit(1)
+    print(result)  # noqa: T201 - the token is the command's output
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Path = typer.Option(Path("schema.graphql"), "--output", "-o"),
+) -> None:
+    """Write the GraphQL schema (SDL) to schema.graphql."""
+    from schema import build_schema  # noqa: PLC0415
+
+    output.write_text(build_schema().as_str() + "\n")
+    console.print(f"wrote {output}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    workers: int = typer.Option(1, "--workers", min=1),
+) -> None:
+    """Run the API with uvicorn. On the embedded SQLite default it migrates first; against
+    any other database it refuses to serve an out-of-date schema."""
+    import uvicorn  # noqa: PLC0415
+
+    from api import migrations  # noqa: PLC0415
+    from infra.redis import EmbeddedRedis  # noqa: PLC0415
+
+    settings = load_settings()
+    if settings.embedded_database:
+        asyncio.run(migrations.upgrade(settings.database_url))
+    else:
+        current = asyncio.run(migrations.database_revision(settings.database_url))
+        head = migrations.head_revision()
+        if current != head:
+            console.print(
+                f"[red]the database schema is at {current or 'nothing'}, this code needs "
+                f"{head}[/red]: run 'channelboard migrate' first"
+            )
+            raise typer.Exit(3)
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url is None:
+        # One embedded Redis shared by every worker process.
+        embedded = EmbeddedRedis(settings.var_dir / "redis")
+        os.environ["CHANNELBOARD_REDIS_URL"] = embedded.start()
+    try:
+        console.print(f"channelboard on http://{host}:{port}/graphql")
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            ws_per_message_deflate=False,
+            # Frames over the limit are refused by the protocol (close 1009) before they are
+            # buffered; the app checks the same limit for servers started otherwise.
+            ws_max_size=settings.limits.ws_max_message_bytes,
+            timeout_graceful_shutdown=10,
+            log_level=settings.log_level,
+            proxy_headers=True,
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+# After the root's own commands: the order `channelboard --help` lists them in.
+app.add_typer(deals.app, name="deals")
+app.add_typer(leaderboards.app, name="leaderboards")
+app.command("simulate")(leaderboards.simulate)
+app.command("dispatch")(dispatch.dispatch)
+app.add_typer(outbox.app, name="outbox")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    try:
+        app()
+    except SettingsError as exc:  # pragma: no cover - load_settings reports most
+        console.print(f"[red]configuration error:[/red] {exc}")
+        sys.exit(2)

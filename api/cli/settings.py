@@ -1,0 +1,19 @@
+"""The settings a command runs with."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from api.settings import Settings, SettingsError
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+def load_settings() -> Settings:
+    """From the environment; a bad value ends the command with its message (exit 2)."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc

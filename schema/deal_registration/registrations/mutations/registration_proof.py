@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Self
+
+import strawberry
+from strawberry import Info
+
+from deal_registration.attachments import Attachment
+from deal_registration.registrations import proof
+from deal_registration.registrations.models import DealRegistration
+from deal_registration.registrations.policy import DEALS, DealOp
+from schema.attachments import AttachmentType
+from schema.context import Context
+from schema.deal_registration.registrations.inputs import DealRegistrationAttachProofInput
+from schema.deal_registration.registrations.mutations.payloads import DealRegistrationError
+from schema.deal_registration.registrations.types import DealRegistrationType
+from schema.mutations import Payload, Write, run, upload
+from schema.permissions import allowed
+
+
+@strawberry.type
+class DealRegistrationAttachProofPayload(
+    Payload[tuple[DealRegistration, Attachment]], errors=DealRegistrationError
+):
+    deal_registration: DealRegistrationType | None = None
+    attachment: AttachmentType | None = strawberry.field(
+        default=None, description="The file just attached."
+    )
+    user_errors: list[DealRegistrationError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: tuple[DealRegistration, Attachment], write: Write) -> Self:
+        registration, attachment = result
+        return cls(
+            deal_registration=DealRegistrationType.from_model(registration, write.clock.now()),
+            attachment=AttachmentType.from_model(attachment),
+        )
+
+
+@strawberry.type
+class DealRegistrationProofMutation:
+    @strawberry.mutation(
+        permission_classes=[allowed(DEALS, DealOp.ATTACH_PROOF)],
+        description="Attach a proof file (an invoice; multipart request) to a registration "
+        "that is not withdrawn, rejected, lost or expired.",
+    )
+    async def deal_registration_attach_proof(
+        self, info: Info[Context, None], input: DealRegistrationAttachProofInput
+    ) -> DealRegistrationAttachProofPayload:
+        file = await upload(info, input.file)
+        return await run(info, DealRegistrationAttachProofPayload, lambda m: proof.attach_proof(
+            m.session, m.principal, m.clock, m.storage,
+            registration_id=m.id(input.id, "DealRegistration"), proof_file=file,
+            max_upload_bytes=m.max_upload_bytes,
+        ))  # fmt: skip

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.types.unset import UNSET
+
+from leaderboards.models import Metric, ParticipantKind, RankingStyle, VisibilityMode
+from schema.leaderboards.types import Score
+
+
+@strawberry.input
+class ContestWeightsInput:
+    revenue_per_major_unit: int = strawberry.field(default=0, description="Per 100 minor units.")
+    per_unit: int = 0
+    per_claim: int = 0
+    per_won_deal: int = 0
+
+
+@strawberry.input
+class ContestEligibilityInput:
+    tiers: list[str] = strawberry.field(default_factory=list)
+    regions: list[str] = strawberry.field(default_factory=list)
+    skus: list[str] = strawberry.field(default_factory=list)
+    partner_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class ContestTargetInput:
+    participant_id: strawberry.ID
+    target: Score
+
+
+@strawberry.input
+class ContestVisibilityInput:
+    mode: VisibilityMode = VisibilityMode.FULL
+    top_n: int = 10
+    anonymised: bool = False
+
+
+@strawberry.input
+class PrizeInput:
+    from_rank: int
+    to_rank: int
+    prize: str
+
+
+@strawberry.input(description="A new contest (created as a DRAFT unless `publish`).")
+class ContestCreateInput:
+    name: str
+    starts_at: datetime
+    ends_at: datetime
+    description: str = ""
+    time_zone: str = "UTC"
+    recurrence: str | None = None
+    participant_kind: ParticipantKind = ParticipantKind.PARTNER
+    metric: Metric = Metric.REVENUE
+    currency: str = "USD"
+    weights: ContestWeightsInput | None = None
+    eligibility: ContestEligibilityInput | None = None
+    targets: list[ContestTargetInput] | None = None
+    ranking_style: RankingStyle = RankingStyle.COMPETITION
+    visibility: ContestVisibilityInput | None = None
+    prizes: list[PrizeInput] | None = None
+    publish: bool = False
+
+
+@strawberry.input(description="Change a contest's rules; omitted fields stay as they are.")
+class ContestUpdateInput:
+    id: strawberry.ID
+    name: str | None = UNSET
+    description: str | None = UNSET
+    starts_at: datetime | None = UNSET
+    ends_at: datetime | None = UNSET
+    time_zone: str | None = UNSET
+    recurrence: str | None = UNSET
+    metric: Metric | None = UNSET
+    currency: str | None = UNSET
+    weights: ContestWeightsInput | None = UNSET
+    eligibility: ContestEligibilityInput | None = UNSET
+    targets: list[ContestTargetInput] | None = UNSET
+    ranking_style: RankingStyle | None = UNSET
+    visibility: ContestVisibilityInput | None = UNSET
+    prizes: list[PrizeInput] | None = UNSET
+
+
+@strawberry.input
+class ContestIdInput:
+    id: strawberry.ID

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import strawberry
+
+from partners.models import PartnerStatus
+from partners.roles import Role
+from schema.partners import types  # noqa: F401 - registers the GraphQL enums first
+
+
+@strawberry.input
+class ApiKeyCreateInput:
+    name: str = strawberry.field(description="What the key is for, e.g. 'ERP sync'.")
+    role: Role = strawberry.field(
+        default=Role.VENDOR_ADMIN, description="The vendor role the key acts with."
+    )
+
+
+@strawberry.input
+class ApiKeyRevokeInput:
+    id: strawberry.ID
+
+
+@strawberry.input(description="Narrow the partners list; every filter is optional.")
+class PartnerFilter:
+    status: PartnerStatus | None = None
+    tier: str | None = None
+    region: str | None = None
+    search: str | None = strawberry.field(default=None, description="Part of the name.")

@@ -1,0 +1,80 @@
+"""Queries never write: a query's (and a subscription's) session refuses to flush, to run
+INSERT/UPDATE/DELETE, to begin a write and to commit; a mutation's session writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import strawberry
+from sqlmodel import select, update
+from strawberry import Info
+
+from infra.db import Database, ReadOnlySessionError, begin_write, read_only
+from partners.models import Vendor
+from schema.context import Context, Services
+from schema.extensions import SessionScope
+
+
+def _vendor(slug: str) -> Vendor:
+    return Vendor(name="Read-only probe", slug=slug, created_at=datetime.now(UTC))
+
+
+async def _write(info: Info[Context, None], slug: str) -> bool:
+    session = info.context.session
+    session.add(_vendor(slug))
+    await session.flush()
+    await session.commit()
+    return True
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def sneaky_write(self, info: Info[Context, None], slug: str) -> bool:
+        return await _write(info, slug)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def honest_write(self, info: Info[Context, None], slug: str) -> bool:
+        return await _write(info, slug)
+
+
+SCHEMA = strawberry.Schema(query=Query, mutation=Mutation, extensions=[SessionScope])
+
+
+async def _vendors(db: Database, slug: str) -> int:
+    async with db.session() as session:
+        return len((await session.exec(select(Vendor).where(Vendor.slug == slug))).all())
+
+
+async def test_a_query_cannot_write_and_a_mutation_can(services: Services, db: Database) -> None:
+    context = Context(services=services)
+    query = await SCHEMA.execute('{ sneakyWrite(slug: "ro-query") }', context_value=context)
+    assert query.errors is not None
+    assert isinstance(query.errors[0].original_error, ReadOnlySessionError)
+    assert await _vendors(db, "ro-query") == 0
+
+    mutation = await SCHEMA.execute(
+        'mutation { honestWrite(slug: "ro-mutation") }', context_value=context
+    )
+    assert mutation.errors is None
+    assert await _vendors(db, "ro-mutation") == 1
+
+
+async def test_a_read_only_session_refuses_every_kind_of_write(db: Database) -> None:
+    async with db.session() as session:
+        read_only(session)
+        session.add(_vendor("ro-flush"))
+        with pytest.raises(ReadOnlySessionError):
+            await session.flush()
+    async with db.read_session() as session:
+        with pytest.raises(ReadOnlySessionError):
+            await session.exec(update(Vendor).values(name="x"))
+        with pytest.raises(ReadOnlySessionError):
+            await begin_write(session)
+        with pytest.raises(ReadOnlySessionError):
+            await session.commit()
+    assert await _vendors(db, "ro-flush") == 0
