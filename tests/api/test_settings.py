@@ -127,7 +127,7 @@ def test_values_are_read_only_from_the_mapping_given(monkeypatch: pytest.MonkeyP
 
 
 def test_the_readme_names_every_variable_and_no_other() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     named = set(re.findall(r"`(CHANNELBOARD_[A-Z0-9_]+)", readme)) - {
         "CHANNELBOARD_TEST_DATABASE_URL",
         "CHANNELBOARD_TEST_REDIS_URL",

@@ -18,7 +18,7 @@ from partners.access import accessible_partner_ids
 from partners.models import Partner
 from partners.repository import readable_partners
 from partners.roles import Principal, Role
-from tests.support import Tenant
+from tests.factories import Tenant
 
 # A partner rep that names no user (no user is bound to it) owns no row.
 REP_WITHOUT_USER = Principal(vendor_id=uuid.uuid4(), role=Role.PARTNER_REP, partner_id=uuid.uuid4())
@@ -51,10 +51,7 @@ def test_a_rep_without_a_user_reads_no_owned_row(readable: Callable[[Principal],
 async def test_accessible_partner_ids_is_readable_partners(
     db: Database, tenant: Tenant, other_tenant: Tenant, role: Role, visible: set[int]
 ) -> None:
-    user = tenant.user(role)
-    principal = Principal(
-        vendor_id=user.vendor_id, role=role, user_id=user.id, partner_id=user.partner_id
-    )
+    principal = tenant.principal(role)
     async with db.session() as session:
         ids = set(await session.exec(accessible_partner_ids(principal)))
         partners = {p.id for p in await session.exec(readable_partners(principal))}
