@@ -45,8 +45,7 @@ from leaderboards.scoring import (
     apply_credits,
     credit_call,
 )
-from tests.contest_support import make_contest
-from tests.support import create_tenant
+from tests.factories import create_contest, create_tenant
 
 
 async def run(
@@ -194,7 +193,7 @@ async def end_to_end(redis_url: str, events: int, dispatch_batch: int) -> float:
         hub = Hub(redis, keys)
         async with db.transaction() as session:
             tenant = await create_tenant(session, clock, partners=50)
-        contest = await make_contest(db, clock, tenant)
+        contest = await create_contest(db, clock, tenant)
         dispatcher = Dispatcher(db, clock, batch_size=dispatch_batch)
         leaderboards = Leaderboards(db, Boards(redis, keys), clock, hub, dispatcher=dispatcher)
         dispatcher.register_all(handlers(leaderboards))

@@ -10,7 +10,7 @@ This relies on uvicorn's websockets-sansio protocol (what ``--ws auto`` picks wh
 which owns ``transport``, the ``writable`` flow-control event, ``close_sent``,
 ``disconnected`` and the websockets ``ServerProtocol`` (``conn``). Any other server or
 protocol gets ``None`` from ``direct_socket`` and the caller keeps the ASGI path.
-tests/test_ws_direct.py fails if an upgrade breaks these assumptions.
+tests/api/test_ws_direct.py fails if an upgrade breaks these assumptions.
 
 Every frame is one ``transport.write`` (never half a frame), uvicorn never fragments its own
 messages, and the ASGI path also writes whole frames synchronously, so frames from both

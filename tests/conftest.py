@@ -1,7 +1,8 @@
 """Fixtures: a migrated database (SQLite by default, PostgreSQL when
 CHANNELBOARD_TEST_DATABASE_URL is set), a real Redis (embedded by default, or
 CHANNELBOARD_TEST_REDIS_URL) under a key namespace of its own, the app, and cleanup of both
-stores after every test."""
+stores after every test. Under pytest-xdist (`-n 2`) each worker has its own database,
+embedded Redis and key namespace."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import delete
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from api import migrations
@@ -23,7 +26,33 @@ from infra.db import Database
 from infra.redis import EmbeddedRedis
 from migrations.metadata import target_metadata
 from schema.context import Services
-from tests.support import GQL, Tenant, create_tenant
+from tests.factories import Tenant, create_tenant
+from tests.support import GQL
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="run the tests marked slow too (without it, and without -m, they are deselected)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The quick inner loop: tests marked slow (real processes, servers, browsers, or more
+    than about 2 s) run only with --all (as CI runs them) or when -m selects by marker."""
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return None
+    return "quick run: tests marked slow are deselected (./dev test --all runs them)"
 
 
 @pytest.fixture(scope="session")
@@ -44,22 +73,47 @@ def redis_url(var_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(var_dir: Path) -> str:
-    return os.environ.get("CHANNELBOARD_TEST_DATABASE_URL") or (
-        f"sqlite+aiosqlite:///{var_dir / 'test.db'}"
-    )
+async def database_url(var_dir: Path, worker_id: str) -> AsyncIterator[str]:
+    """SQLite in the run's (under pytest-xdist: the worker's) temporary folder, or
+    CHANNELBOARD_TEST_DATABASE_URL; under pytest-xdist each worker gets a database of its
+    own on that server, created here and dropped after the run."""
+    external = os.environ.get("CHANNELBOARD_TEST_DATABASE_URL")
+    if not external:
+        yield f"sqlite+aiosqlite:///{var_dir / 'test.db'}"
+        return
+    if worker_id == "master":
+        yield external
+        return
+    url = make_url(external)
+    name = f"{url.database}_{worker_id}"
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database,
+    )  # fmt: skip
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @pytest.fixture(scope="session")
-def settings(var_dir: Path, database_url: str, redis_url: str) -> Settings:
+def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -> Settings:
+    # A key namespace per run, and per pytest-xdist worker within it (one Redis may be shared).
+    namespace = (
+        os.environ.get("CHANNELBOARD_TEST_REDIS_NAMESPACE") or f"cbtest-{uuid.uuid4().hex[:8]}"
+    )
+    if worker_id != "master":
+        namespace = f"{namespace}-{worker_id}"
     return Settings.from_env(
         {
             "CHANNELBOARD_ENV": "test",
             "CHANNELBOARD_VAR_DIR": str(var_dir),
             "CHANNELBOARD_DATABASE_URL": database_url,
             "CHANNELBOARD_REDIS_URL": redis_url,
-            "CHANNELBOARD_REDIS_NAMESPACE": os.environ.get("CHANNELBOARD_TEST_REDIS_NAMESPACE")
-            or f"cbtest-{uuid.uuid4().hex[:8]}",
+            "CHANNELBOARD_REDIS_NAMESPACE": namespace,
         }
     )
 

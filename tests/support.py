@@ -1,29 +1,31 @@
-"""Test helpers: GraphQL over HTTP, factories, tokens, a live server for websockets."""
+"""Test transport: GraphQL over HTTP (JSON and multipart), a real websocket client, a live
+server for websockets, and waiting for what happens in the background (``eventually``).
+What tests build lives in ``tests.factories``."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import uuid
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
 import uvicorn
-from sqlmodel.ext.asyncio.session import AsyncSession
+import websockets
+from sqlalchemy import func
+from sqlmodel import select
 from starlette.applications import Starlette
 
 from api.auth import issue_token
-from api.settings import Settings
+from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
-from partners import service
-from partners.models import Partner, User, Vendor
-from partners.roles import Role
-
-_seq = itertools.count(1)
+from infra.db import Database
+from partners.models import User
+from schema.context import Services
 
 
 @dataclass
@@ -83,55 +85,32 @@ def error_codes(payload: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in payload.get("errors", [])]
 
 
-@dataclass
-class Tenant:
-    vendor: Vendor
-    partners: list[Partner]
-    users: dict[Role | tuple[Role, int], User] = field(default_factory=dict)
+async def multipart(
+    gql: GQL,
+    query: str,
+    variables: dict[str, Any],
+    files: dict[str, tuple[str, bytes, str]],
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """A GraphQL multipart request: ``files`` maps a variable path (e.g.
+    'variables.input.file') to (filename, bytes, content type)."""
+    keys = {str(i): path for i, path in enumerate(files)}
+    form = {
+        "operations": json.dumps({"query": query, "variables": variables}),
+        "map": json.dumps({k: [p] for k, p in keys.items()}),
+    }
+    upload = {k: files[p] for k, p in keys.items()}
+    hdrs = dict(headers or {})
+    if token is not None:
+        hdrs["authorization"] = f"Bearer {token}"
+    return await gql.client.post("/graphql", data=form, files=upload, headers=hdrs)
 
-    def user(self, role: Role, partner_index: int = 0) -> User:
-        if role.is_partner:
-            return self.users[(role, partner_index)]
-        return self.users[role]
 
-
-async def create_tenant(
-    session: AsyncSession, clock: Clock, *, partners: int = 2, name: str | None = None
-) -> Tenant:
-    """A vendor with ``partners`` partner organisations, one user of each vendor role, and a
-    partner admin and rep per partner; the channel manager is assigned to partner 0 only."""
-    n = next(_seq)
-    slug = f"v{n}-{uuid.uuid4().hex[:6]}"
-    vendor = await service.create_vendor(session, clock, name=name or f"Vendor {n}", slug=slug)
-    tenant = Tenant(vendor=vendor, partners=[])
-    for i in range(partners):
-        tenant.partners.append(
-            await service.create_partner(
-                session,
-                clock,
-                vendor_id=vendor.id,
-                name=f"Partner {n}.{i}",
-                region="EMEA",
-                internal_notes=f"secret notes {n}.{i}",
-            )  # fmt: skip
-        )
-    for role in (Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER, Role.FINANCE):
-        tenant.users[role] = await service.create_user(
-            session, clock, vendor_id=vendor.id, email=f"{role.value.lower()}@{slug}.example",
-            role=role, display_name=role.value.title(),
-        )  # fmt: skip
-    for i, partner in enumerate(tenant.partners):
-        for role in (Role.PARTNER_ADMIN, Role.PARTNER_REP):
-            tenant.users[(role, i)] = await service.create_user(
-                session, clock, vendor_id=vendor.id, partner_id=partner.id,
-                email=f"{role.value.lower()}{i}@{slug}.example", role=role,
-                display_name=f"{role.value.title()} {i}",
-            )  # fmt: skip
-    if tenant.partners:
-        await service.assign_manager(
-            session, clock, manager=tenant.users[Role.CHANNEL_MANAGER], partner=tenant.partners[0]
-        )
-    return tenant
+async def count_rows(db: Database, model: Any) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 @asynccontextmanager
@@ -153,6 +132,59 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
         await task
 
 
+class WSClient:
+    """A real websocket GraphQL client (graphql-transport-ws, or the legacy graphql-ws)."""
+
+    def __init__(self, ws: Any, protocol: str) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self._ids = 0
+
+    async def subscribe(self, query: str, variables: dict[str, Any]) -> str:
+        self._ids += 1
+        op_id = str(self._ids)
+        kind = "subscribe" if self.protocol == "graphql-transport-ws" else "start"
+        await self.ws.send(
+            json.dumps(
+                {"id": op_id, "type": kind, "payload": {"query": query, "variables": variables}}
+            )
+        )
+        return op_id
+
+    async def receive(self) -> dict[str, Any]:
+        """The next protocol message (keep-alives skipped); a hang fails after 15 s."""
+        while True:
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), 15))
+            if message.get("type") in ("ka", "ping", "pong"):
+                continue
+            return message
+
+    async def data(self) -> dict[str, Any]:
+        """The next `next`/`data` message's data (fails on anything else)."""
+        message = await self.receive()
+        assert message["type"] in ("next", "data"), message
+        assert "errors" not in message["payload"], message
+        result: dict[str, Any] = message["payload"]["data"]
+        return result
+
+
+@asynccontextmanager
+async def ws_client(
+    address: str, token: str | None, protocol: str = "graphql-transport-ws"
+) -> AsyncIterator[WSClient]:
+    async with websockets.connect(
+        f"ws://{address}/graphql", subprotocols=[protocol], compression=None, max_size=None
+    ) as ws:
+        init = "connection_init"
+        await ws.send(
+            json.dumps({"type": init, "payload": {"Authorization": token} if token else {}})
+        )
+        client = WSClient(ws, protocol)
+        ack = await client.receive()
+        assert ack["type"] == "connection_ack", ack
+        yield client
+
+
 # Dates the demo tests pin the clock to: early, mid and late in months of each length, both
 # sides of month boundaries (a 28-day February, a leap February, a year end), the day the
 # earnings demo test was written and the day it failed.
@@ -171,6 +203,17 @@ DEMO_DATES = (
 )
 
 
+async def listening(services: Services, channel: str, *, count: int = 1) -> None:
+    """Wait until ``count`` subscribers listen on a Redis channel (so nothing published from
+    now on can be missed)."""
+
+    async def subscribed() -> bool:
+        [(_, listeners)] = await services.redis.pubsub_numsub(channel)
+        return int(listeners) >= count
+
+    await eventually(subscribed, within=15)
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 3.0) -> None:
     """Poll ``check`` (an async function returning truthy) until it holds, failing after
     ``within`` seconds (well under the read caches' 10 s TTL by default, so passing means a
@@ -182,3 +225,48 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 3.0
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("not within the time")
         await asyncio.sleep(0.05)
+
+
+def make_token(user: User | None, **overrides: Any) -> str:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": str(user.id) if user else "00000000-0000-7000-8000-000000000000",
+        "iss": "channelboard-dev",
+        "aud": "channelboard",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(hours=1)).timestamp()),
+    }
+    secret = overrides.pop("secret", DEVELOPMENT_SECRET)
+    claims.update(overrides)
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, secret, "HS256")
+
+
+async def close_frame(ws: Any) -> tuple[int, str] | None:
+    """The code and reason the server closes ``ws`` with (messages before it are skipped),
+    None if it dropped the connection without a close frame."""
+    try:
+        async with asyncio.timeout(15):  # a safety net for a broken build, not a measurement
+            while True:
+                await ws.recv()
+    except websockets.ConnectionClosed as closed:
+        return (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else None
+
+
+async def close_code(ws: Any) -> int | None:
+    frame = await close_frame(ws)
+    return frame[0] if frame else None
+
+
+PROBE = "subscription { noSuchField }"
+
+
+async def answers(client: WSClient) -> bool:
+    """The server still serves this socket: a round trip of the protocol."""
+    if client.protocol == "graphql-transport-ws":
+        await client.ws.send(json.dumps({"type": "ping"}))
+        while json.loads(await asyncio.wait_for(client.ws.recv(), 15))["type"] != "pong":
+            pass
+        return True
+    op_id = await client.subscribe(PROBE, {})  # invalid: answered at once with an error
+    message = await client.receive()
+    return bool(message["type"] == "error" and message["id"] == op_id)

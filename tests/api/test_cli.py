@@ -1,0 +1,141 @@
+"""The command line, run as a user runs it (subprocesses, real files, real servers)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from schema import build_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api", *args],
+        env={**os.environ, **env}, cwd=env.get("CWD", ROOT), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("CHANNELBOARD_")
+    }  # the CLI must work from its defaults
+    env.update({"CHANNELBOARD_VAR_DIR": str(tmp_path / "var"), "CWD": str(tmp_path)})
+    return env
+
+
+def test_schema_graphql_is_current() -> None:
+    committed = (ROOT / "schema.graphql").read_text()
+    assert committed == build_schema().as_str() + "\n", (
+        "schema.graphql is stale: run './dev export-schema'"
+    )
+
+
+@pytest.mark.slow
+def test_migrate_demo_and_token(cli_env: dict[str, str], tmp_path: Path) -> None:
+    assert run(["migrate"], cli_env).returncode == 0
+    first = run(["demo"], cli_env)
+    assert first.returncode == 0, first.stderr
+    assert "rep@globex.example" in first.stdout
+    again = run(["demo"], cli_env)  # idempotent
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+
+    token = run(["token", "admin@acme.example", "--ttl", "600"], cli_env)
+    assert token.returncode == 0, token.stderr
+    claims = jwt.decode(token.stdout.strip(), options={"verify_signature": False})
+    assert claims["role"] == "PARTNER_ADMIN"
+    assert claims["exp"] - claims["iat"] == 600
+    unknown = run(["token", "nobody@example.com"], cli_env)
+    assert unknown.returncode == 1
+    assert "no user" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_export_schema_writes_the_sdl(cli_env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "out.graphql"
+    assert run(["export-schema", "-o", str(out)], cli_env).returncode == 0
+    assert out.read_text() == (ROOT / "schema.graphql").read_text()
+
+
+@pytest.mark.slow
+def test_serve_refuses_an_out_of_date_external_database(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "CHANNELBOARD_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"}
+    result = run(["serve", "--port", "1"], env)
+    assert result.returncode == 3
+    assert "channelboard migrate" in result.stderr
+
+
+@pytest.mark.slow
+def test_production_refuses_to_start_with_the_development_secret(
+    cli_env: dict[str, str],
+) -> None:
+    result = run(["serve"], {**cli_env, "CHANNELBOARD_ENV": "production"})
+    assert result.returncode == 2
+    assert "development JWT secret" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_serve_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`serve` migrates the embedded SQLite itself, starts and stops the embedded Redis,
+    and answers GraphQL with two workers."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"],
+        env={**cli_env}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.3)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=5
+        )
+        assert answer.json() == {"data": {"__typename": "Query"}}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert not (tmp_path / "var" / "redis" / "redis.sock").exists() or not _responds(
+        tmp_path / "var" / "redis" / "redis.sock"
+    )
+    assert (tmp_path / "var" / "channelboard.db").exists()
+
+
+def _responds(sock: Path) -> bool:
+    with socket.socket(socket.AF_UNIX) as s:
+        try:
+            s.connect(str(sock))
+        except OSError:
+            return False
+        return True

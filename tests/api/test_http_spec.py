@@ -1,0 +1,260 @@
+"""GraphQL over HTTP: media types, status codes, methods, and the request limits."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import jwt
+import pytest
+from sqlalchemy import text
+
+from api.app import create_app
+from api.settings import DEVELOPMENT_SECRET, Settings
+from infra.clock import OffsetClock
+from infra.db import Database, is_sqlite
+from partners.roles import Role
+from tests.factories import Tenant
+from tests.support import GQL, error_codes
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+async def test_get_runs_queries(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/graphql", params={"query": "{ __typename }"}, headers={"accept": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_get_refuses_mutations_with_405(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        "/graphql",
+        params={"query": 'mutation { apiKeyCreate(input: {name: "x"}) { secret } }'},
+        headers={"accept": GRAPHQL_RESPONSE},
+    )
+    assert response.status_code == 405
+    assert "POST" in response.headers["allow"]
+    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_get_without_a_query_is_a_bad_request(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", headers={"accept": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_graphiql_is_served_to_browsers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql", headers={"accept": "text/html"})
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_malformed_json_is_400_with_a_json_body(client: httpx.AsyncClient) -> None:
+    for accept in ("application/json", GRAPHQL_RESPONSE):
+        response = await client.post(
+            "/graphql",
+            content=b'{"query": "{ __typename }"',
+            headers={"content-type": "application/json", "accept": accept},
+        )
+        assert response.status_code == 400
+        assert response.headers["content-type"].startswith(accept)
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
+async def test_unsupported_content_type_is_415(
+    client: httpx.AsyncClient, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = await client.post("/graphql", content=b'{"query":"{ __typename }"}', headers=headers)
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+async def test_unacceptable_accept_is_406(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"accept": "application/xml"}
+    )
+    assert response.status_code == 406
+
+
+async def test_media_type_negotiation(client: httpx.AsyncClient) -> None:
+    body = {"query": "{ __typename }"}
+    plain = await client.post("/graphql", json=body, headers={"accept": "application/json"})
+    assert plain.headers["content-type"].startswith("application/json")
+    modern = await client.post(
+        "/graphql", json=body, headers={"accept": f"{GRAPHQL_RESPONSE}, application/json;q=0.9"}
+    )
+    assert modern.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    anything = await client.post("/graphql", json=body, headers={"accept": "*/*"})
+    assert anything.headers["content-type"].startswith("application/json")
+
+
+async def test_request_errors_have_no_data_and_400_under_graphql_response_json(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"query": "{ noSuchField }"}
+    legacy = await client.post("/graphql", json=body, headers={"accept": "application/json"})
+    assert legacy.status_code == 200  # application/json keeps 200, per the spec
+    assert "data" not in legacy.json()
+    assert error_codes(legacy.json()) == ["GRAPHQL_VALIDATION_FAILED"]
+
+    modern = await client.post("/graphql", json=body, headers={"accept": GRAPHQL_RESPONSE})
+    assert modern.status_code == 400
+    assert "data" not in modern.json()
+
+    syntax = await client.post(
+        "/graphql", json={"query": "{ me {"}, headers={"accept": GRAPHQL_RESPONSE}
+    )
+    assert syntax.status_code == 400
+    assert error_codes(syntax.json()) == ["GRAPHQL_PARSE_FAILED"]
+
+
+async def test_field_errors_keep_200_and_data(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql", json={"query": "{ me { role } }"}, headers={"accept": GRAPHQL_RESPONSE}
+    )
+    assert response.status_code == 200
+    assert response.json()["data"] == {"me": None}
+
+
+async def test_variables_must_be_an_object(client: httpx.AsyncClient) -> None:
+    response = await client.post("/graphql", json={"query": "{ __typename }", "variables": [1, 2]})
+    assert response.status_code == 400
+
+
+async def test_body_size_limit(client: httpx.AsyncClient) -> None:
+    padding = "#" + "x" * (1 << 20) + "\n"
+    response = await client.post("/graphql", json={"query": padding + "{ __typename }"})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_chunked_body_over_the_limit_is_refused(client: httpx.AsyncClient) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        payload = json.dumps({"query": "#" + "y" * (2 << 20) + "\n{ __typename }"}).encode()
+        for i in range(0, len(payload), 65536):
+            yield payload[i : i + 65536]
+
+    response = await client.post(
+        "/graphql", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+@pytest.fixture
+async def limited(settings: Settings, clock: OffsetClock) -> AsyncIterator[GQL]:
+    """The same service with small limits, so real queries can reach them."""
+    limits = replace(settings.limits, max_query_depth=4, max_aliases=2, max_tokens=60)
+    app = create_app(settings.with_overrides(limits=limits), clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            yield GQL(client=client, settings=settings, clock=clock)
+
+
+async def test_depth_limit(limited: GQL, tenant: Tenant) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    ok = await limited("{ users { edges { node { id } } } }", as_user=admin)
+    assert "errors" not in ok
+    too_deep = "{ users { edges { node { partner { id } } } } }"
+    payload = await limited(too_deep, as_user=admin)
+    assert error_codes(payload) == ["QUERY_TOO_DEEP"]
+    assert "data" not in payload
+    # Fragments do not hide depth.
+    hidden = "query Q { users { edges { node { ...U } } } } fragment U on User { partner { id } }"
+    assert error_codes(await limited(hidden, as_user=admin)) == ["QUERY_TOO_DEEP"]
+
+
+async def test_alias_limit(limited: GQL, tenant: Tenant) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    assert "errors" not in await limited("{ a: me { role } b: me { role } }", as_user=admin)
+    payload = await limited("{ a: me { role } b: me { role } c: me { role } }", as_user=admin)
+    assert error_codes(payload) == ["TOO_MANY_ALIASES"]
+
+
+async def test_token_limit(limited: GQL) -> None:
+    fields = " ".join(["__typename"] * 70)
+    response = await limited.post("{ " + fields + " }")
+    payload = response.json()
+    assert error_codes(payload) == ["TOO_MANY_TOKENS"]
+    assert "data" not in payload
+
+
+async def test_page_size_is_capped(gql: GQL, tenant: Tenant) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    assert "errors" not in await gql("{ partners(first: 100) { totalCount } }", as_user=admin)
+    payload = await gql("{ partners(first: 101) { totalCount } }", as_user=admin)
+    assert error_codes(payload) == ["PAGE_SIZE_TOO_LARGE"]
+    payload = await gql('{ partners(after: "bogus") { totalCount } }', as_user=admin)
+    assert error_codes(payload) == ["INVALID_CURSOR"]
+    payload = await gql("{ partners(first: -1) { totalCount } }", as_user=admin)
+    assert error_codes(payload) == ["BAD_USER_INPUT"]
+
+
+async def test_pagination_walks_every_row_once(gql: GQL, tenant: Tenant) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    query = """query($after: String) { users(first: 3, after: $after) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { email } } } }"""
+    seen: list[str] = []
+    after = None
+    while True:
+        page = (await gql.data(query, {"after": after}, as_user=admin))["users"]
+        assert page["totalCount"] == 7
+        seen += [e["node"]["email"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == len(set(seen)) == 7
+
+
+async def test_unexpected_errors_are_masked_and_coded(
+    gql: GQL, tenant: Tenant, db: Database
+) -> None:
+    async with db.transaction() as session:  # a row the code cannot read: a bug, not input
+        await session.execute(
+            text("UPDATE partner SET status = 'BOGUS' WHERE id = :id"),
+            {"id": tenant.partners[1].id.hex if is_sqlite(db.url) else tenant.partners[1].id},
+        )
+    payload = await gql(
+        "{ me { role } partners { edges { node { name } } } }",
+        as_user=tenant.user(Role.VENDOR_ADMIN),
+    )
+    assert payload["data"]["me"] == {"role": "VENDOR_ADMIN"}  # the rest of the answer stands
+    assert payload["data"]["partners"] is None
+    [error] = payload["errors"]
+    assert error["message"] == "Internal error."
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
+    assert "BOGUS" not in json.dumps(payload)
+    assert "partner" not in error["message"].lower()
+
+
+async def test_a_database_outage_is_503_not_a_stack_trace(
+    settings: Settings, clock: OffsetClock
+) -> None:
+    broken = settings.with_overrides(database_url="postgresql+asyncpg://nobody@127.0.0.1:1/x")
+    app = create_app(broken, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post(
+                "/graphql",
+                json={"query": "{ me { role } }"},
+                headers={"authorization": f"Bearer {signed_token_for_nobody()}"},
+            )
+    assert response.status_code == 503
+    assert error_codes(response.json()) == ["SERVICE_UNAVAILABLE"]
+    assert "Traceback" not in response.text
+
+
+def signed_token_for_nobody() -> str:
+    now = int(time.time())
+    claims = {"sub": str(uuid.uuid4()), "iss": "channelboard-dev", "aud": "channelboard",
+              "iat": now, "exp": now + 60}  # fmt: skip
+    return jwt.encode(claims, DEVELOPMENT_SECRET, algorithm="HS256")

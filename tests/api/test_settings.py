@@ -1,0 +1,273 @@
+"""Settings from the environment, and what production mode switches off."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from api.app import create_app
+from api.settings import DEVELOPMENT_SECRET, Settings, SettingsError
+from infra.clock import OffsetClock
+from partners.roles import Role
+from tests.factories import Tenant
+from tests.support import GQL, error_codes
+
+STRONG_SECRET = "s" * 48
+
+
+def test_defaults_work_on_a_laptop() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite+aiosqlite:///var/channelboard.db"
+    assert settings.redis_url is None  # embedded Redis
+    assert settings.embedded_database
+    assert settings.jwt.secret == DEVELOPMENT_SECRET
+
+
+def test_document_and_websocket_limits_come_from_the_environment() -> None:
+    limits = Settings.from_env(
+        {
+            "CHANNELBOARD_MAX_SELECTIONS": "300",
+            "CHANNELBOARD_MAX_REPEATED_FIELDS": "4",
+            "CHANNELBOARD_MAX_INTROSPECTION_DEPTH": "16",
+            "CHANNELBOARD_WS_MAX_MESSAGE_BYTES": "65536",
+            "CHANNELBOARD_WS_MAX_CONNECTIONS_PER_PRINCIPAL": "3",
+        }
+    ).limits
+    assert (limits.max_selections, limits.max_repeated_fields) == (300, 4)
+    assert limits.max_introspection_depth == 16
+    assert (limits.ws_max_message_bytes, limits.ws_max_connections_per_principal) == (65536, 3)
+
+
+def test_production_refuses_the_development_secret() -> None:
+    with pytest.raises(SettingsError, match="development JWT secret"):
+        Settings.from_env({"CHANNELBOARD_ENV": "production"})
+    with pytest.raises(SettingsError, match="at least 32"):
+        Settings.from_env({"CHANNELBOARD_ENV": "production", "CHANNELBOARD_JWT_SECRET": "short"})
+    ok = Settings.from_env(
+        {"CHANNELBOARD_ENV": "production", "CHANNELBOARD_JWT_SECRET": STRONG_SECRET}
+    )
+    assert ok.production
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CHANNELBOARD_ENV": "staging"}, "CHANNELBOARD_ENV"),
+        ({"CHANNELBOARD_JWT_ALGORITHM": "HS512"}, "HS256 or RS256"),
+        ({"CHANNELBOARD_JWT_ALGORITHM": "RS256"}, "PUBLIC_KEY"),
+        ({"CHANNELBOARD_MAX_QUERY_DEPTH": "deep"}, "whole number"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_reason(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MAX_TOKENS", "abc", "CHANNELBOARD_MAX_TOKENS must be a whole number, not 'abc'"),
+        ("JWT_LEEWAY_SECONDS", "1.5", "CHANNELBOARD_JWT_LEEWAY_SECONDS must be a whole number"),
+        (
+            "WS_INIT_TIMEOUT_SECONDS",
+            "soon",
+            "CHANNELBOARD_WS_INIT_TIMEOUT_SECONDS must be a number",
+        ),
+        (
+            "OUTBOX_BACKOFF_CAP_SECONDS",
+            "0",
+            "CHANNELBOARD_OUTBOX_BACKOFF_CAP_SECONDS must be at least 1",
+        ),
+        ("DISPATCH", "worker", "CHANNELBOARD_DISPATCH must be inline or external, not 'worker'"),
+        ("STORAGE", "ftp", "CHANNELBOARD_STORAGE must be local or s3, not 'ftp'"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({f"CHANNELBOARD_{variable}": value})
+    assert str(refused.value).startswith(message)
+    assert "\n" not in str(refused.value)
+
+
+def test_each_bad_value_is_one_line() -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(
+            {
+                "CHANNELBOARD_MAX_TOKENS": "abc",
+                "CHANNELBOARD_ENV": "staging",
+                "CHANNELBOARD_MAX_ALIASES": "many",
+            }
+        )
+    lines = str(refused.value).splitlines()
+    assert len(lines) == 3
+    assert {line.split()[0] for line in lines} == {
+        "CHANNELBOARD_MAX_TOKENS",
+        "CHANNELBOARD_ENV",
+        "CHANNELBOARD_MAX_ALIASES",
+    }
+
+
+def test_values_are_read_only_from_the_mapping_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHANNELBOARD_MAX_TOKENS", "7")
+    assert Settings.from_env({}).limits.max_tokens == 2000
+    assert Settings.from_env().limits.max_tokens == 7
+    assert Settings.from_env({"CHANNELBOARD_MAX_TOKENS": ""}).limits.max_tokens == 2000
+
+
+def test_the_readme_names_every_variable_and_no_other() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    named = set(re.findall(r"`(CHANNELBOARD_[A-Z0-9_]+)", readme)) - {
+        "CHANNELBOARD_TEST_DATABASE_URL",
+        "CHANNELBOARD_TEST_REDIS_URL",
+    }
+    assert named == Settings.variables()
+
+
+def test_overrides_are_checked_like_the_environment() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(SettingsError, match="development JWT secret"):
+        settings.with_overrides(env="production")
+    with pytest.raises(SettingsError, match="CHANNELBOARD_MAX_TOKENS must be a whole number"):
+        settings.with_overrides(max_tokens="lots")
+    tighter = settings.with_overrides(limits=replace(settings.limits, max_tokens=60))
+    assert tighter.limits.max_tokens == 60
+    assert tighter.limits.max_aliases == settings.limits.max_aliases
+
+
+@pytest.fixture
+async def production(settings: Settings, clock: OffsetClock) -> AsyncIterator[GQL]:
+    prod = settings.with_overrides(
+        env="production", jwt=settings.jwt.__class__(secret=STRONG_SECRET)
+    )
+    app = create_app(prod, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://prod") as client:
+            yield GQL(client=client, settings=prod, clock=clock)
+
+
+async def test_production_turns_off_graphiql_introspection_and_suggestions(
+    production: GQL, tenant: Tenant
+) -> None:
+    page = await production.client.get("/graphql", headers={"accept": "text/html"})
+    assert page.status_code == 404
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    introspection = await production("{ __schema { types { name } } }", as_user=admin)
+    assert "errors" in introspection
+    typo = await production("{ me { rol } }", as_user=admin)
+    assert "Did you mean" not in typo["errors"][0]["message"]
+    assert error_codes(typo) == ["GRAPHQL_VALIDATION_FAILED"]
+    assert (await production.data("{ me { role } }", as_user=admin)) == {
+        "me": {"role": "VENDOR_ADMIN"}
+    }
+
+
+async def test_development_suggests_field_names(gql: GQL, tenant: Tenant) -> None:
+    typo = await gql("{ me { rol } }", as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert "Did you mean" in typo["errors"][0]["message"]
+
+
+def _rsa_pair() -> tuple[rsa.RSAPrivateKey, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return key, public.decode()
+
+
+def _rs256(key: rsa.RSAPrivateKey, sub: str, kid: str | None = None) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": sub,
+        "iss": "https://id.example",
+        "aud": "channelboard",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=5)).timestamp()),
+    }
+    headers = {"kid": kid} if kid else None
+    return jwt.encode(claims, key, algorithm="RS256", headers=headers)
+
+
+async def _me_with(settings: Settings, clock: OffsetClock, token: str) -> dict[str, object]:
+    app = create_app(settings, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://rs") as client:
+            response = await client.post(
+                "/graphql",
+                json={"query": "{ me { role } }"},
+                headers={"authorization": f"Bearer {token}"},
+            )
+            result: dict[str, object] = response.json()
+            return result
+
+
+async def test_rs256_with_a_public_key(
+    settings: Settings, clock: OffsetClock, tenant: Tenant, tmp_path: Path
+) -> None:
+    key, public_pem = _rsa_pair()
+    pem_file = tmp_path / "public.pem"
+    pem_file.write_text(public_pem)
+    rs = Settings.from_env(
+        {
+            "CHANNELBOARD_DATABASE_URL": settings.database_url,
+            "CHANNELBOARD_REDIS_URL": settings.redis_url or "",
+            "CHANNELBOARD_REDIS_NAMESPACE": settings.redis_namespace,
+            "CHANNELBOARD_JWT_ALGORITHM": "RS256",
+            "CHANNELBOARD_JWT_PUBLIC_KEY": str(pem_file),
+            "CHANNELBOARD_JWT_ISSUER": "https://id.example",
+        }
+    )
+    user_id = str(tenant.user(Role.FINANCE).id)
+    assert await _me_with(rs, clock, _rs256(key, user_id)) == {"data": {"me": {"role": "FINANCE"}}}
+    other_key, _ = _rsa_pair()
+    refused = await _me_with(rs, clock, _rs256(other_key, user_id))
+    assert refused["errors"][0]["extensions"]["reason"] == "BAD_SIGNATURE"  # type: ignore[index]
+    # An HS256 token signed with the public key as a secret (algorithm confusion) fails.
+    confused = jwt.encode(
+        {"sub": user_id, "iss": "https://id.example", "aud": "channelboard", "iat": 0,
+         "exp": 2**31},
+        STRONG_SECRET,
+        algorithm="HS256",
+    )  # fmt: skip
+    assert "errors" in await _me_with(rs, clock, confused)
+
+
+async def test_rs256_with_a_jwks_file(
+    settings: Settings, clock: OffsetClock, tenant: Tenant, tmp_path: Path
+) -> None:
+    old, _ = _rsa_pair()
+    new, _ = _rsa_pair()
+    jwks = {
+        "keys": [
+            {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())), "kid": kid,
+             "use": "sig", "alg": "RS256"}
+            for kid, k in (("old", old), ("new", new))
+        ]
+    }  # fmt: skip
+    jwks_file = tmp_path / "jwks.json"
+    jwks_file.write_text(json.dumps(jwks))
+    rs = settings.with_overrides(
+        jwt=settings.jwt.__class__(
+            algorithm="RS256", jwks_file=jwks_file, issuer="https://id.example"
+        )
+    )
+    user_id = str(tenant.user(Role.VENDOR_ADMIN).id)
+    for kid, key in (("old", old), ("new", new)):
+        assert await _me_with(rs, clock, _rs256(key, user_id, kid)) == {
+            "data": {"me": {"role": "VENDOR_ADMIN"}}
+        }
+    wrong_kid = await _me_with(rs, clock, _rs256(old, user_id, "new"))
+    assert wrong_kid["errors"][0]["extensions"]["reason"] == "BAD_SIGNATURE"  # type: ignore[index]

@@ -1,0 +1,63 @@
+"""Closing what the clock ends (leaderboards.closing): frozen standings wait for the
+credits of sales recorded before the end, for a bounded time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from infra.clock import OffsetClock
+from infra.db import Database
+from leaderboards import repository
+from leaderboards.closing import SETTLE_GRACE, close_due
+from leaderboards.runtime import Leaderboards
+from schema.context import Services
+from tests.factories import Tenant, approve_sale, create_contest, dispatch
+
+
+def other_process(services: Services) -> Leaderboards:
+    """A runtime without this process's dispatcher, as in a process that does not
+    dispatch (CHANNELBOARD_DISPATCH=external) while another one is behind."""
+    rt = services.leaderboards
+    return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub, dispatcher=None)
+
+
+async def frozen_scores(db: Database, contest_id: uuid.UUID) -> list[int] | None:
+    async with db.session() as session:
+        if "all" not in await repository.frozen_periods(session, contest_id):
+            return None
+        rows = await session.exec(repository.frozen_standings(contest_id, "all"))
+        return [row.score for row in rows]
+
+
+async def test_the_final_standings_wait_for_credits_recorded_before_the_end(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await dispatch(services)
+    rt = other_process(services)
+    async with services.outbox.paused():  # this process's dispatcher is behind
+        await approve_sale(db, clock, tenant, partner=1, amount=700)  # before the end
+        clock.advance(timedelta(hours=1, seconds=1))
+        assert not await close_due(rt, contest.id)  # waits for that credit
+        assert await frozen_scores(db, contest.id) is None
+    await dispatch(services)
+    assert await close_due(rt, contest.id)
+    assert await frozen_scores(db, contest.id) == [700, 500]
+
+
+async def test_a_credit_that_never_comes_holds_the_end_for_a_bounded_time(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await dispatch(services)
+    rt = other_process(services)
+    async with services.outbox.paused():
+        await approve_sale(db, clock, tenant, partner=1, amount=700)
+        clock.advance(timedelta(hours=1, seconds=1))
+        assert not await close_due(rt, contest.id)
+        clock.advance(SETTLE_GRACE)
+        assert await close_due(rt, contest.id)
+        assert await frozen_scores(db, contest.id) == [500]

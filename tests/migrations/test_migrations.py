@@ -1,0 +1,161 @@
+"""The migration history upgrades and downgrades on the test's database kind (SQLite by
+default, PostgreSQL in CI), and matches the models."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, make_url
+
+from api import migrations
+from infra.db import create_engine, is_sqlite
+from migrations.metadata import target_metadata
+
+
+@pytest.fixture
+async def scratch_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of the same kind as the suite's."""
+    if is_sqlite(database_url):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
+        return
+    url = make_url(database_url)
+    name = f"{url.database}_mig_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database="postgres",
+    )  # fmt: skip
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+            return names - {"alembic_version"}
+    finally:
+        await engine.dispose()
+
+
+async def _drift(url: str) -> list[object]:
+    engine = create_engine(url)
+
+    def compare(connection: Connection) -> list[object]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, target_metadata()))
+
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(compare)
+    finally:
+        await engine.dispose()
+
+
+async def test_history_upgrades_and_downgrades_step_by_step(scratch_url: str) -> None:
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert revisions, "no migrations"
+    for revision in revisions:
+        await migrations.upgrade(scratch_url, revision)
+        assert await migrations.database_revision(scratch_url) == revision
+    assert await _tables(scratch_url) == set(target_metadata().tables)
+    for revision in reversed(revisions[:-1]):
+        await migrations.downgrade(scratch_url, revision)
+        assert await migrations.database_revision(scratch_url) == revision
+    await migrations.downgrade(scratch_url, "base")
+    assert await _tables(scratch_url) == set()
+    await migrations.upgrade(scratch_url)  # and up again from nothing
+    assert await migrations.database_revision(scratch_url) == migrations.head_revision()
+
+
+async def test_models_and_migrations_agree(scratch_url: str) -> None:
+    await migrations.upgrade(scratch_url)
+    assert await _drift(scratch_url) == []
+
+
+def test_one_head_and_dated_file_names() -> None:
+    script = ScriptDirectory.from_config(migrations.alembic_config())
+    assert len(script.get_heads()) == 1, "branched history: add a merge or re-chain"
+    for path in (Path(migrations.MIGRATIONS_DIR) / "versions").glob("*.py"):
+        assert path.name[:16].replace("-", "").replace("_", "")[:12].isdigit(), path.name
+
+
+async def test_keys_made_before_the_idempotency_table_still_replay(
+    scratch_url: str, tmp_path: Path
+) -> None:
+    """0007 copies the per-partner claim keys and per-partner registration keys to
+    `idempotency_key`, each as its creator's: a retry by that caller still answers with the
+    first record; a colleague's use of the key string is no longer tied to it."""
+    from datetime import UTC, date, datetime  # noqa: PLC0415
+
+    from deal_registration.registrations.models import DealRegistration, DealStatus  # noqa: PLC0415
+    from deal_registration.registrations.submission import (  # noqa: PLC0415
+        RegistrationInput,
+        submit_registration,
+    )
+    from deal_registration.sales.models import ClaimState, SaleClaim  # noqa: PLC0415
+    from deal_registration.sales.submission import claim_by_idempotency_key  # noqa: PLC0415
+    from deal_registration.storage import LocalStorage  # noqa: PLC0415
+    from infra.clock import FrozenClock  # noqa: PLC0415
+    from infra.db import Database  # noqa: PLC0415
+    from partners.roles import Role  # noqa: PLC0415
+    from tests.factories import (
+        create_tenant,  # noqa: PLC0415
+        principal_of,  # noqa: PLC0415
+    )
+
+    await migrations.upgrade(scratch_url, "0006_contests")
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    clock = FrozenClock(now)
+    db = Database(scratch_url)
+    try:
+        async with db.transaction() as session:
+            tenant = await create_tenant(session, clock)
+            rep, admin = tenant.user(Role.PARTNER_REP), tenant.user(Role.PARTNER_ADMIN)
+            claim = SaleClaim(
+                vendor_id=tenant.vendor.id, partner_id=tenant.partners[0].id,
+                rep_user_id=rep.id, customer_name="Initech", invoice_number="INV-1",
+                sale_date=date(2026, 11, 29), amount_minor=100_00, currency="USD",
+                region="EMEA", state=ClaimState.UNDER_REVIEW, idempotency_key="old-claim",
+                created_at=now, updated_at=now,
+            )  # fmt: skip
+            deal = DealRegistration(
+                vendor_id=tenant.vendor.id, partner_id=tenant.partners[0].id,
+                registered_by_id=rep.id, status=DealStatus.DRAFT, customer_name="Acme",
+                customer_name_key="acme", customer_domain="acme.com", customer_country="US",
+                estimated_value_minor=1_000_00, currency="USD",
+                expected_close_date=date(2027, 1, 31), idempotency_key="old-deal",
+                request_hash="0" * 64, created_at=now, updated_at=now,
+            )  # fmt: skip
+            session.add_all([claim, deal])
+        await migrations.upgrade(scratch_url)
+        async with db.transaction() as session:
+            found = await claim_by_idempotency_key(session, principal_of(rep), "old-claim")
+            assert found is not None
+            assert found.id == claim.id
+            assert await claim_by_idempotency_key(session, principal_of(admin), "old-claim") is None
+            data = RegistrationInput(
+                customer_name="Acme", customer_domain="acme.com", customer_country="US",
+                estimated_value_minor=1_000_00, currency="USD",
+                expected_close_date=date(2027, 1, 31),
+            )  # fmt: skip
+            again = await submit_registration(
+                session, principal_of(rep), clock, data=data, draft=True,
+                idempotency_key="old-deal", storage=LocalStorage(tmp_path),
+            )  # fmt: skip
+            assert again.id == deal.id
+    finally:
+        await db.dispose()

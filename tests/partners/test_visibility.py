@@ -1,0 +1,199 @@
+"""The visibility matrix: every role of two vendors against me, partners, partner(id),
+node(id) and users. Each sees exactly its share and nothing of the other vendor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from partners.roles import Role
+from tests.factories import Tenant, gid
+from tests.support import GQL, error_codes
+
+ROLES = [
+    Role.VENDOR_ADMIN,
+    Role.CHANNEL_MANAGER,
+    Role.FINANCE,
+    Role.PARTNER_ADMIN,
+    Role.PARTNER_REP,
+]
+
+
+def visible_partner_indexes(role: Role) -> set[int]:
+    return {
+        Role.VENDOR_ADMIN: {0, 1},
+        Role.FINANCE: {0, 1},
+        Role.CHANNEL_MANAGER: {0},  # assigned to partner 0 only
+        Role.PARTNER_ADMIN: {0},
+        Role.PARTNER_REP: {0},
+    }[role]
+
+
+def visible_user_emails(tenant: Tenant, role: Role) -> set[str]:
+    me = tenant.user(role)
+    if role is Role.VENDOR_ADMIN:
+        return {u.email for u in tenant.users.values()}
+    if role is Role.PARTNER_ADMIN:
+        return {u.email for u in tenant.users.values() if u.partner_id == me.partner_id}
+    return {me.email}
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_me(gql: GQL, tenant: Tenant, role: Role) -> None:
+    user = tenant.user(role)
+    data = await gql.data(
+        "{ me { role user { email } vendor { name } partner { name } } }", as_user=user
+    )
+    assert data["me"] == {
+        "role": role.value,
+        "user": {"email": user.email},
+        "vendor": {"name": tenant.vendor.name},
+        "partner": {"name": tenant.partners[0].name} if role.is_partner else None,
+    }
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_partners_list(gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role) -> None:
+    data = await gql.data(
+        "{ partners { totalCount edges { node { name } } } }", as_user=tenant.user(role)
+    )
+    expected = {tenant.partners[i].name for i in visible_partner_indexes(role)}
+    names = {e["node"]["name"] for e in data["partners"]["edges"]}
+    assert names == expected
+    assert data["partners"]["totalCount"] == len(expected)
+    assert not any(p.name in json.dumps(data) for p in other_tenant.partners)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_partner_and_node_by_id(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role
+) -> None:
+    user = tenant.user(role)
+    query = """query($id: ID!) { partner(id: $id) { name }
+                 node(id: $id) { ... on Partner { name } } }"""
+    for owner in (tenant, other_tenant):
+        for index, partner in enumerate(owner.partners):
+            node_id = gid("Partner", partner.id)
+            payload = await gql(query, {"id": node_id}, as_user=user)
+            assert "errors" not in payload, payload
+            visible = owner is tenant and index in visible_partner_indexes(role)
+            expected = {"name": partner.name} if visible else None
+            assert payload["data"] == {"partner": expected, "node": expected}
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_user_nodes(gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role) -> None:
+    me = tenant.user(role)
+    allowed = visible_user_emails(tenant, role)
+    query = "query($id: ID!) { node(id: $id) { ... on User { email } } }"
+    for owner in (tenant, other_tenant):
+        for user in owner.users.values():
+            node_id = gid("User", user.id)
+            data = await gql.data(query, {"id": node_id}, as_user=me)
+            expected = {"email": user.email} if user.email in allowed else None
+            assert data["node"] == expected, (role, user.email)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_users_list(gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role) -> None:
+    payload = await gql(
+        "{ users { totalCount edges { node { email role } } } }", as_user=tenant.user(role)
+    )
+    if role not in (Role.VENDOR_ADMIN, Role.PARTNER_ADMIN):
+        assert error_codes(payload) == ["FORBIDDEN"]
+        assert payload["data"] == {"users": None}
+        return
+    emails = {e["node"]["email"] for e in payload["data"]["users"]["edges"]}
+    assert emails == visible_user_emails(tenant, role)
+    assert payload["data"]["users"]["totalCount"] == len(emails)
+    assert not any(u.email in json.dumps(payload) for u in other_tenant.users.values())
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_internal_notes_are_for_vendor_roles_only(
+    gql: GQL, tenant: Tenant, role: Role
+) -> None:
+    payload = await gql(
+        "{ partners { edges { node { name internalNotes } } } }", as_user=tenant.user(role)
+    )
+    if role.is_vendor_staff:
+        notes = {e["node"]["internalNotes"] for e in payload["data"]["partners"]["edges"]}
+        assert notes == {tenant.partners[i].internal_notes for i in visible_partner_indexes(role)}
+    else:
+        assert set(error_codes(payload)) == {"FORBIDDEN"}
+        assert tenant.partners[0].internal_notes not in json.dumps(payload)
+        assert tenant.partners[1].internal_notes not in json.dumps(payload)
+
+
+async def test_malformed_and_foreign_ids_are_answered_like_missing_ones(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    foreign = gid("Partner", other_tenant.partners[0].id)
+    missing = gid("Partner", tenant.vendor.id)  # a uuid that is no partner
+    query = "query($id: ID!) { partner(id: $id) { name } node(id: $id) { id } }"
+    answers = []
+    for node_id in (foreign, missing, "not-base64!", gid("Nope", tenant.vendor.id)):
+        answers.append(await gql(query, {"id": node_id}, as_user=admin))
+    assert all(a == {"data": {"partner": None, "node": None}} for a in answers), answers
+
+
+async def test_products_hide_margins_from_partners(gql: GQL, tenant: Tenant) -> None:
+    upsert = await gql.data(
+        """mutation { productUpsert(input: {sku: "sku-1", name: "Widget",
+             listPrice: {amount: "1299.00", currency: "USD"}, marginRateBp: 3500}) {
+             product { sku marginRateBp listPrice { amountMinor formatted } }
+             userErrors { code } } }""",
+        as_user=tenant.user(Role.VENDOR_ADMIN),
+    )
+    assert upsert["productUpsert"]["product"] == {
+        "sku": "SKU-1",
+        "marginRateBp": 3500,
+        "listPrice": {"amountMinor": 129900, "formatted": "1,299.00 USD"},
+    }
+    rep = await gql("{ products { edges { node { sku marginRateBp } } } }",
+                    as_user=tenant.user(Role.PARTNER_REP))  # fmt: skip
+    assert error_codes(rep) == ["FORBIDDEN"]
+    assert "3500" not in json.dumps(rep)
+    plain = await gql.data(
+        '{ product(sku: "sku-1") { name listPrice { amount } } }',
+        as_user=tenant.user(Role.PARTNER_REP),
+    )
+    assert plain == {"product": {"name": "Widget", "listPrice": {"amount": "1299.00"}}}
+
+
+async def test_product_upsert_reports_every_bad_field_and_changes_nothing(
+    gql: GQL, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    bad = await gql.data(
+        """mutation { productUpsert(input: {sku: "bad sku!", name: "",
+             listPrice: {amount: "-1.00", currency: "usd1"}, marginRateBp: 20000}) {
+             product { sku } userErrors { field code } } }""",
+        as_user=admin,
+    )
+    assert bad["productUpsert"]["product"] is None
+    assert {(e["field"], e["code"]) for e in bad["productUpsert"]["userErrors"]} == {
+        ("sku", "INVALID_SKU"),
+        ("name", "REQUIRED"),
+        ("listPrice.amount", "INVALID_PRICE"),
+        ("listPrice.currency", "INVALID_CURRENCY"),
+        ("marginRateBp", "INVALID_MARGIN"),
+    }
+    too_precise = await gql.data(
+        """mutation { productUpsert(input: {sku: "A1", name: "A",
+             listPrice: {amount: "1.005", currency: "USD"}}) { userErrors { field code } } }""",
+        as_user=admin,
+    )
+    assert too_precise["productUpsert"]["userErrors"] == [
+        {"field": "listPrice.amount", "code": "INVALID_PRICE"}
+    ]
+    listed = await gql.data("{ products { totalCount } }", as_user=admin)
+    assert listed["products"]["totalCount"] == 0
+    denied = await gql(
+        """mutation { productUpsert(input: {sku: "A1", name: "A",
+             listPrice: {amount: "1.00", currency: "USD"}}) { userErrors { code } } }""",
+        as_user=tenant.user(Role.CHANNEL_MANAGER),
+    )
+    assert error_codes(denied) == ["FORBIDDEN"]
