@@ -10,6 +10,7 @@ import logging
 from typing import Any, cast
 
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -36,8 +37,10 @@ from api.ws_limits import (
 )
 from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
+from infra.redis import is_unavailable
 from partners.roles import Principal
 from schema.context import Context, Services
+from schema.extensions import service_unavailable_error
 
 log = logging.getLogger("channelboard.http")
 
@@ -159,18 +162,24 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
     else by strawberry as usual."""
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        errors = refusals(self.schema, operation.query, operation.operation_name)
-        if errors:
-            await operation.send_initial_errors(errors)
-            return
-        for fast in getattr(self.view, "fast_subscriptions", ()):
-            plan = fast.plan(operation.query, operation.variables, operation.operation_name)
-            if plan is None:
-                continue
-            try:
-                await fast.run(self, operation, plan)
-            finally:
-                self.operations.pop(operation.id, None)
+        try:
+            errors = refusals(self.schema, operation.query, operation.operation_name)
+            if errors:
+                await operation.send_initial_errors(errors)
+                return
+            for fast in getattr(self.view, "fast_subscriptions", ()):
+                plan = fast.plan(operation.query, operation.variables, operation.operation_name)
+                if plan is None:
+                    continue
+                try:
+                    await fast.run(self, operation, plan)
+                except Exception as exc:  # (answered while the operation is still registered)
+                    await _fail_operation(operation, exc)
+                finally:
+                    self.operations.pop(operation.id, None)
+                return
+        except Exception as exc:  # strawberry's own path logs, masks and answers; so do we
+            await _fail_operation(operation, exc)
             return
         await super().run_operation(operation)
 
@@ -330,3 +339,16 @@ def _finish_http_response(request: Request, response: Response) -> None:
     request_error = getattr(request.state, "request_error", False)
     if media == GRAPHQL_RESPONSE and request_error and response.status_code == 200:
         response.status_code = 400
+
+
+async def _fail_operation(operation: Operation[Context, None], exc: Exception) -> None:
+    """An operation the fast path could not serve: a coded error frame (never silence), and
+    the bug in the log (a lost Redis is no bug: SERVICE_UNAVAILABLE, as elsewhere)."""
+    if is_unavailable(exc):
+        log.warning("websocket operation %s: Redis unavailable: %s", operation.id, exc)
+        error = service_unavailable_error()
+    else:
+        log.error("websocket operation %s failed", operation.id, exc_info=exc)
+        error = GraphQLError("Internal error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
+    with contextlib.suppress(Exception):  # the client may be gone already
+        await operation.send_initial_errors([error])

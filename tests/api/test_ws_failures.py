@@ -5,15 +5,21 @@ close frame (1006), and never mistaken for bad credentials (4403)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 import websockets
+from sqlalchemy import text
 
+from api import migrations
 from api.app import create_app
 from api.settings import Settings
 from infra.clock import OffsetClock
-from tests.support import close_code, live_server, make_token
+from infra.db import Database
+from partners.roles import Role
+from tests.factories import create_contest, create_tenant, gid
+from tests.support import close_code, live_server, make_token, ws_client
 
 pytestmark = pytest.mark.slow
 
@@ -41,3 +47,35 @@ async def test_authentication_without_a_database_closes_with_1013(
             init = {"Authorization": f"Bearer {token}"}
             await ws.send(json.dumps({"type": "connection_init", "payload": init}))
             assert await close_code(ws) == 1013
+
+
+async def test_a_fast_path_failure_answers_a_coded_error(
+    settings: Settings, clock: OffsetClock, tmp_path: Path
+) -> None:
+    """A leaderboard subscription the fast path cannot serve (here: the contest table is gone
+    from under a running server) gets a coded error frame and is logged; it never waits in
+    silence (it did: strawberry's own path catches errors, the fast path's escaped into
+    the operation task and were dropped)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"
+    await migrations.upgrade(url)
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            tenant = await create_tenant(session, clock)
+        contest = await create_contest(db, clock, tenant)
+        app = create_app(settings.with_overrides(database_url=url), clock=clock)
+        token = make_token(tenant.user(Role.PARTNER_REP))
+        async with app.router.lifespan_context(app), live_server(app) as address:
+            async with ws_client(address, f"Bearer {token}") as client:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text("ALTER TABLE contest RENAME TO contest_gone"))
+                await client.subscribe(BOARD, {"id": gid(contest)})
+                message = await client.receive()
+        assert message["type"] == "error", message
+        assert [e["extensions"]["code"] for e in message["payload"]] == ["INTERNAL_SERVER_ERROR"]
+        assert "contest_gone" not in json.dumps(message)  # masked: no SQL, no table names
+    finally:
+        await db.dispose()
+
+
+BOARD = "subscription($id: ID!) { leaderboardChanged(contestId: $id) { version rows { rank } } }"
