@@ -132,3 +132,30 @@ async def test_a_malformed_multipart_request_is_a_400_with_a_code(
     response = await client.post("/graphql", data=form, files=upload)
     assert response.status_code == 400, response.text
     assert error_codes(response.json()) == ["BAD_REQUEST"]
+
+
+DEEP = "[" * 200_000 + "]" * 200_000  # 400 KB, under the body limit, too deep to decode
+
+
+@pytest.mark.parametrize("where", ["body", "multipart operations", "multipart map"])
+async def test_json_nested_too_deeply_is_a_400_with_a_code(
+    client: httpx.AsyncClient, where: str
+) -> None:
+    """Anonymous, under the size limits: it used to raise RecursionError out of the app (a
+    plain-text 500)."""
+    if where == "body":
+        body = '{"query": "{ __typename }", "variables": {"a": ' + DEEP + "}}"
+        response = await client.post(
+            "/graphql", content=body, headers={"content-type": "application/json"}
+        )
+    else:
+        operations = '{"query": "{ __typename }", "variables": {"a": ' + DEEP + "}}"
+        form = (
+            {"operations": operations, "map": "{}"}
+            if where == "multipart operations"
+            else {"operations": '{"query": "{ __typename }"}', "map": DEEP}
+        )
+        upload = {"0": ("proof.pdf", b"%PDF-1.7\n", "application/pdf")}
+        response = await client.post("/graphql", data=form, files=upload)
+    assert response.status_code == 400, response.text
+    assert error_codes(response.json()) == ["BAD_REQUEST"]
