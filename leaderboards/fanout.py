@@ -6,14 +6,16 @@ process reaches every process). Changes are coalesced: at most one refresh per c
 ``interval`` (the first change after a quiet spell is pushed at once; later ones wait for
 the interval and collapse into one refresh, which always reads the final state).
 
-A refresh reads the board once per distinct (first, audience), renders it once per group
-of subscribers that asked the same thing under the same visibility (the renderer is given
-by the transport: GraphQL execution + JSON serialisation happen once per group), fetches
-every subscriber's own standing in one pipelined Redis round trip, and offers each
-subscriber its message in one pass: a transport that can write at once (a ``sink``) does so
-without waking the subscriber's task. A subscriber holds at most one undelivered message: a
-slow client gets the latest state when it is ready, never a backlog, and never delays the
-others.
+A refresh reads the board once per distinct (first, audience), as nobody in particular
+(``Viewer.shared``: no row is "you", anonymised rows stay anonymised), renders it once per
+group of subscribers that asked the same thing under the same visibility (the renderer is
+given by the transport: GraphQL execution + JSON serialisation happen once per group), and
+once more per participant whose own row is on that board (the board with that row as its
+own: ``Reader.personal``), fetches every subscriber's own standing in one pipelined Redis
+round trip, and offers each subscriber its message in one pass: a transport that can write
+at once (a ``sink``) does so without waking the subscriber's task. A subscriber holds at
+most one undelivered message: a slow client gets the latest state when it is ready, never
+a backlog, and never delays the others.
 Every push carries the contest's version, so a client can tell that it skipped some.
 
 We build on the Hub rather than replace it: its bounded per-listener queue already drops
@@ -128,10 +130,12 @@ class GroupKey:
 @dataclass
 class Group:
     key: GroupKey
-    viewer: Viewer  # a representative: same audience for every member
+    viewer: Viewer  # the audience's visibility, as nobody in particular (no self_id)
     renderer: Renderer
     subscribers: set[Subscriber] = field(default_factory=set)
-    cache: tuple[tuple[Any, ...], Any] | None = None
+    # (what it was rendered from, the shared render, the render per participant whose own
+    # row is on the board: None when it is not)
+    cache: tuple[tuple[Any, ...], Any, dict[uuid.UUID, Any]] | None = None
 
 
 class Feed:
@@ -268,10 +272,13 @@ class Feed:
             participants = sorted({s.participant for s in subs if s.participant}, key=str)
             standings: dict[uuid.UUID, StandingView] = {}
             any_board = next(iter(boards.values()), None)
-            if participants and any_board is not None:
+            # Partners of one contest share one audience; vendor staff have no standing
+            # (and never share a group with partners).
+            viewer = next(
+                (g.viewer for g in groups if not g.viewer.principal.is_vendor_staff), None
+            )
+            if participants and any_board is not None and viewer is not None:
                 period = any_board.period
-                # Partners of one contest share one audience; vendor staff have no standing.
-                viewer = next(g.viewer for g in groups if not g.viewer.principal.is_vendor_staff)
                 if any_board.frozen:
                     views = [
                         await reader.standing(contest, _own(viewer, p), p, period.key)
@@ -281,23 +288,48 @@ class Feed:
                     raw = await rt.boards.standings(contest, period.key, participants)
                     views = await reader.standing_views(contest, viewer, period, raw)
                 standings = {v.standing.participant_id: v for v in views}
+            # Each participant's own view of each board it watches with its row on it.
+            personal: dict[tuple[int, str, uuid.UUID], BoardView | None] = {}
+            members_of: dict[GroupKey, list[Subscriber]] = {}
+            for group in groups:
+                k = (group.key.first, group.key.audience)
+                board = boards.get(k)
+                # Those who join from here on are served by their own refresh.
+                members = members_of[group.key] = [only] if only else list(group.subscribers)
+                for p in {s.participant for s in members if s.participant}:
+                    if board is not None and (k[0], k[1], p) not in personal:
+                        mine = await reader.personal(contest, board, group.viewer, p)
+                        personal[(k[0], k[1], p)] = mine
         for group in groups:
-            board = boards.get((group.key.first, group.key.audience))
+            k = (group.key.first, group.key.audience)
+            board = boards.get(k)
             version = board.version if board else 0
             snap = Snapshot(contest, status, board, version)
             cache_key = (version, contest.version, status, board.period.key if board else None)
             if group.cache is not None and group.cache[0] == cache_key:
-                shared = group.cache[1]
+                _, shared, own = group.cache
             else:
-                shared = group.renderer.shared(snap)
-                if inspect.isawaitable(shared):
-                    shared = await shared
-                group.cache = (cache_key, shared)
-            members = [only] if only else list(group.subscribers)
+                shared, own = await _render(group.renderer, snap), {}
+                group.cache = (cache_key, shared, own)
+            members = [s for s in members_of[group.key] if s in group.subscribers]
+            for p in {s.participant for s in members if s.participant} - own.keys():
+                # Its own row is its own: rendered once per participant (None: not on it).
+                mine = personal.get((k[0], k[1], p))
+                own[p] = None if mine is None else await _render(
+                    group.renderer, Snapshot(contest, status, mine, version)
+                )  # fmt: skip
             final, message = snap.final, group.renderer.message
             for sub in members:
                 me = standings.get(sub.participant) if sub.participant else None
-                sub.offer(message(sub, shared, me), final=final)
+                view = own.get(sub.participant) if sub.participant else None
+                sub.offer(message(sub, shared if view is None else view, me), final=final)
+
+
+async def _render(renderer: Renderer, snapshot: Snapshot) -> Any:
+    shared = renderer.shared(snapshot)
+    if inspect.isawaitable(shared):
+        shared = await shared
+    return shared
 
 
 def _own(viewer: Viewer, participant: uuid.UUID) -> Viewer:
@@ -336,7 +368,7 @@ class Fanout:
         key = GroupKey(first, viewer.audience, shape)
         group = feed.groups.get(key)
         if group is None:
-            group = feed.groups[key] = Group(key, viewer, renderer)
+            group = feed.groups[key] = Group(key, viewer.shared, renderer)
         sub = Subscriber(group, viewer.self_id, tag, sink)
         group.subscribers.add(sub)
         try:

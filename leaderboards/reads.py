@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,10 +46,18 @@ class Viewer:
 
     @property
     def audience(self) -> str:
-        """Callers with the same audience see the same rows and names."""
+        """Callers with the same audience see the same rows and names (once read with no
+        ``self_id``: see ``shared``). Vendor staff never share one with partners."""
+        role = "staff" if self.principal.is_vendor_staff else "partner"
         if self.top_n is None and not self.anonymise:
-            return "full"
-        return f"partner:{self.top_n or 0}:{int(self.anonymise)}"
+            return f"{role}:full"
+        return f"{role}:{self.top_n or 0}:{int(self.anonymise)}"
+
+    @property
+    def shared(self) -> Viewer:
+        """The same visibility as nobody in particular: no row is "you", every anonymised
+        row is anonymised. What a board read once for many callers is read with."""
+        return replace(self, self_id=None)
 
 
 def viewer_for(principal: Principal, contest: Contest) -> Viewer:
@@ -81,6 +89,9 @@ class BoardView:
     rows: list[RowView]
     start: int
     has_next: bool
+    # The participant of each row, even where the row hides it: only to show a caller its
+    # own row (``Reader.personal``), never to be rendered.
+    participants: tuple[uuid.UUID, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,7 +258,26 @@ class Reader:
             contest=contest, status=effective_status(contest, now), period=period,
             frozen=frozen, version=page.version,
             total=total, rows=views, start=start, has_next=start + len(rows) < total,
+            participants=tuple(r.participant_id for r in rows),
         )  # fmt: skip
+
+    async def personal(
+        self, contest: Contest, board: BoardView, viewer: Viewer, participant: uuid.UUID
+    ) -> BoardView | None:
+        """``board`` (read for ``viewer.shared``) as ``participant`` sees it: its own row as
+        its own (``isYou``, and its name and id where the contest shows a participant its
+        own). None when its row is not on the board: the shared board is its board."""
+        if participant not in board.participants:
+            return None
+        own = Viewer(viewer.principal, participant, viewer.top_n, viewer.anonymise)
+        names = await self.names(contest.vendor_id, [participant])
+        rows = [
+            self._view(own, ranking.Row(p, r.rank, r.score, 0, 0, r.gap_to_above), names)
+            if p == participant
+            else r
+            for p, r in zip(board.participants, board.rows, strict=True)
+        ]
+        return replace(board, rows=rows)
 
     async def standing(
         self, contest: Contest, viewer: Viewer, participant: uuid.UUID, period_key: str | None

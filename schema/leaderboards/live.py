@@ -4,9 +4,11 @@ Strawberry executes a subscription's selection set once per subscriber per event
 `leaderboardChanged` operation is recognised when it arrives, validated against the schema
 once per distinct document, and joined to the contest's fan-out group for "same document,
 same variables, same visibility". Per change the group executes the document once (without
-its `me` field), serialises it once, and every subscriber gets those bytes with its own
-`me` spliced in: a small JSON object projected from its standing (fetched for all
-subscribers in one pipelined Redis round trip) along the client's `me` selection.
+its `me` field, with no caller's principal, on the board as nobody in particular sees it;
+again for each participant whose own row is on the board, with that row as its own),
+serialises it once, and every subscriber gets those bytes with its own `me` spliced in: a
+small JSON object projected from its standing (fetched for all subscribers in one pipelined
+Redis round trip) along the client's `me` selection.
 
 Anything else (other operations, `me` inside fragments, directives) takes strawberry's
 ordinary path, which produces the same JSON (tests compare the two).
@@ -144,12 +146,15 @@ class FastPath:
 
 
 class JsonRenderer:
-    """Executes the group's document once per change; splices each subscriber's `me`."""
+    """Executes the group's document once per change (and once per participant whose own
+    row is on the board); splices each subscriber's `me`."""
 
-    def __init__(self, fast: FastPath, plan: Plan, context: Context, kind: ParticipantKind):
+    def __init__(self, fast: FastPath, plan: Plan, kind: ParticipantKind):
         self.fast = fast
         self.plan = plan
-        self.context = context
+        # The document is executed for every member of the group alike: with nobody's
+        # principal (its fields read only the snapshot, never the caller).
+        self.context = Context(services=fast.services)
         self.kind = kind
 
     async def shared(self, snapshot: Snapshot) -> Any:
@@ -294,7 +299,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
         await operation.send_initial_errors([error])
         return
     viewer = viewer_for(principal, contest)
-    renderer = JsonRenderer(fast, plan, context, contest.participant_kind)
+    renderer = JsonRenderer(fast, plan, contest.participant_kind)
     ws = handler.websocket.ws
     direct = direct_socket(ws.scope)
     fanout = services.fanout
