@@ -102,7 +102,6 @@ class Hub:
         with None after a reconnection (whatever was published meanwhile is lost). While
         the connection is down the watcher is registered all the same: the reconnection
         subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
-        await self._first_attempt()
         async with self._lock:
             await self._start()
             first = channel not in self._watchers and channel not in self._listeners
@@ -137,7 +136,6 @@ class Hub:
         after entering is missed; after a lost connection the listener receives None.
         Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
         listener = Listener(channel, maxsize)
-        await self._first_attempt()
         async with self._lock:
             await self._connected()
             first = not self._listeners[channel]
@@ -182,29 +180,24 @@ class Hub:
 
     async def _connected(self) -> None:
         """Start the reader if needed and require the connection to be up (called with the
-        lock held, after ``_first_attempt``): outages fail fast."""
+        lock held). The first attempt is awaited; later outages fail fast."""
         await self._start()
         if not self._healthy or self._pubsub is None:
             raise RedisUnavailable("the pub/sub connection to Redis is down")
 
     async def _start(self) -> None:
-        """Start the reader if it is not running (called with the lock held)."""
         if self._closed:
             raise RedisUnavailable("the pub/sub hub is closed")
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._run(), name="pubsub-reader")
-
-    async def _first_attempt(self) -> None:
-        """Start the reader and wait for its first connection attempt (at most
-        ``connect_within``). Called before taking the lock, which the reader needs to
-        subscribe: waiting while holding it, or releasing and re-taking the caller's lock,
-        would leave a cancelled caller releasing a lock it no longer holds."""
-        async with self._lock:
-            await self._start()
         if not self._tried.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._connect_within):  # see _subscribe
-                    await self._tried.wait()
+            self._lock.release()  # the reader needs the lock to subscribe
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._connect_within):  # see _subscribe
+                        await self._tried.wait()
+            finally:
+                await self._lock.acquire()
 
     def _missed(self) -> None:
         for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
