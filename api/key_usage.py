@@ -60,10 +60,13 @@ class KeyUsage:
                         .where(or_(table.c.last_used_at.is_(None), table.c.last_used_at < at))
                         .values(last_used_at=at)
                     )
-        except Exception:
-            log.warning("could not record API key use yet; retrying", exc_info=True)
+        except BaseException as exc:  # cancelled mid-write (shutdown) included: keep them
+            if isinstance(exc, Exception):
+                log.warning("could not record API key use yet; retrying", exc_info=True)
             for key_id, at in pending.items():
                 self.note(key_id, at)
+            if not isinstance(exc, Exception):
+                raise
 
     async def run(self) -> None:
         """Flush every ``interval`` seconds until cancelled (the app flushes once more at
