@@ -267,15 +267,22 @@ class _Walk:
                     yield from self._fields([fragment.selection_set], spreading | {name})
 
 
-# Documents longer than this are not remembered: a parsed document keeps its source text, and
-# 512 remembered megabyte-sized texts would be half a gigabyte.
+# A parsed document is about 200 times larger than its text (a 3 KB, 2,000-token document
+# parses to ~600 KB of nodes), so each cache is bounded by the text it remembers: at most
+# CACHE_MAX_TEXT characters in all (~50 MB of nodes at worst; clients' few documents of a
+# KB or two fit by the hundred), and none longer than CACHE_MAX_CHARS. A caller cycling
+# distinct maximal documents then costs a bounded amount, not 512 x 600 KB.
 CACHE_MAX_CHARS = 64 * 1024
+CACHE_MAX_TEXT = 256 * 1024
 
 
 class _Lru(OrderedDict[Any, Any]):
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_text: int = CACHE_MAX_TEXT) -> None:
         super().__init__()
         self.maxsize = maxsize
+        self.max_text = max_text
+        self._sizes: dict[Any, int] = {}
+        self._text = 0
 
     def recall(self, key: Any) -> Any:
         found = self.get(key)
@@ -285,9 +292,15 @@ class _Lru(OrderedDict[Any, Any]):
 
     def remember(self, key: Any, value: Any, size: int) -> Any:
         if size <= CACHE_MAX_CHARS:
+            if key in self:  # replaced (e.g. a validation keyed by a reused id())
+                del self[key]
+                self._text -= self._sizes.pop(key)
             self[key] = value
-            if len(self) > self.maxsize:
-                self.popitem(last=False)
+            self._sizes[key] = size
+            self._text += size
+            while len(self) > self.maxsize or self._text > self.max_text:
+                oldest, _ = self.popitem(last=False)
+                self._text -= self._sizes.pop(oldest)
         return value
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from partners.roles import Role
+from schema.document_limits import CACHE_MAX_TEXT, DocumentGate, DocumentLimits
 from tests.factories import Tenant
 from tests.support import GQL, error_codes
 
@@ -159,3 +160,17 @@ async def test_json_nested_too_deeply_is_a_400_with_a_code(
         response = await client.post("/graphql", data=form, files=upload)
     assert response.status_code == 400, response.text
     assert error_codes(response.json()) == ["BAD_REQUEST"]
+
+
+def test_the_document_caches_are_bounded_by_the_text_they_remember() -> None:
+    """A caller cycling distinct maximal documents (a parsed document is ~200 times its
+    text) must not pin hundreds of megabytes: each cache keeps at most CACHE_MAX_TEXT
+    characters of documents."""
+    gate = DocumentGate(DocumentLimits())
+    field = "saleClaims { totalCount } " * 9  # under the repeated-field limit
+    for n in range(400):
+        query = f"query Q{n} {{ {field} }}" + " " * 2000
+        gate.check(query, None)
+    for cache in (gate._parsed, gate._checked):
+        assert sum(len(key[0]) for key in cache) <= CACHE_MAX_TEXT
+        assert len(cache) < 400
