@@ -19,7 +19,7 @@ from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
-from partners.models import ApiKey, Partner, PartnerStatus, User
+from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor, VendorStatus
 from partners.roles import Principal
 
 
@@ -110,7 +110,7 @@ def numeric_date(value: object) -> float | None:
 
 
 # What a principal is read from: a change to any of these drops every cached principal.
-PRINCIPAL_TABLES = ("user_account", "partner", "api_key")
+PRINCIPAL_TABLES = ("user_account", "partner", "api_key", "vendor")
 
 
 class Authenticator:
@@ -165,14 +165,18 @@ class Authenticator:
         except ValueError:
             return AuthFailure("UNKNOWN_USER")
         user = await repository.get_user(session, user_id)
-        partner = None
-        if user is not None and user.active and user.partner_id is not None:
-            partner = await repository.get_partner(session, user.partner_id)
+        partner = vendor = None
+        if user is not None and user.active:
+            vendor = await repository.get_vendor(session, user.vendor_id)
+            if user.partner_id is not None:
+                partner = await repository.get_partner(session, user.partner_id)
         expires_at = datetime.fromtimestamp(float(claims["exp"]), UTC)
-        return _user_principal(user, partner, expires_at)
+        return _user_principal(user, partner, expires_at, vendor)
 
     async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
-        return _key_principal(await service.verify_api_key(session, secret))
+        key = await service.verify_api_key(session, secret)
+        vendor = await repository.get_vendor(session, key.vendor_id) if key else None
+        return _key_principal(key, vendor)
 
     async def current(
         self, principals: Collection[Principal]
@@ -187,6 +191,7 @@ class Authenticator:
             partner_ids = {u.partner_id for u in users.values() if u.partner_id is not None}
             partners = await repository.get_partners(session, partner_ids) if partner_ids else {}
             keys = await repository.get_api_keys(session, key_ids) if key_ids else {}
+            vendors = await repository.get_vendors(session, {p.vendor_id for p in principals})
         now = self.clock.now()
         outcomes: dict[Principal, Principal | AuthFailure] = {}
         for p in principals:
@@ -194,22 +199,30 @@ class Authenticator:
                 outcomes[p] = AuthFailure("TOKEN_EXPIRED")
             elif p.api_key_id is not None:
                 key = keys.get(p.api_key_id)
-                outcomes[p] = _key_principal(None if key is None or key.revoked_at else key)
+                live = None if key is None or key.revoked_at else key
+                outcomes[p] = _key_principal(live, vendors.get(live.vendor_id) if live else None)
             else:
                 user = users.get(p.user_id) if p.user_id is not None else None
                 partner = partners.get(user.partner_id) if user and user.partner_id else None
-                outcomes[p] = _user_principal(user, partner, p.expires_at)
+                vendor = vendors.get(user.vendor_id) if user else None
+                outcomes[p] = _user_principal(user, partner, p.expires_at, vendor)
         return outcomes
 
 
 def _user_principal(
-    user: User | None, partner: Partner | None, expires_at: datetime | None
+    user: User | None,
+    partner: Partner | None,
+    expires_at: datetime | None,
+    vendor: Vendor | None,
 ) -> Principal | AuthFailure:
-    """The principal of a token's user (``partner``: its partner's row, if it has one)."""
+    """The principal of a token's user (``partner``: its partner's row, if it has one;
+    ``vendor``: its vendor's row)."""
     if user is None:
         return AuthFailure("UNKNOWN_USER")
     if not user.active:
         return AuthFailure("USER_DEACTIVATED")
+    if vendor is None or vendor.status is not VendorStatus.ACTIVE:
+        return AuthFailure("VENDOR_SUSPENDED")
     if user.partner_id is not None and (
         partner is None or partner.status is not PartnerStatus.ACTIVE
     ):
@@ -217,10 +230,12 @@ def _user_principal(
     return principal_for(user, expires_at=expires_at)
 
 
-def _key_principal(key: ApiKey | None) -> Principal | AuthFailure:
-    """The principal of a live API key (None: unknown, malformed or revoked)."""
+def _key_principal(key: ApiKey | None, vendor: Vendor | None) -> Principal | AuthFailure:
+    """The principal of a live API key (None: unknown, malformed or revoked) of ``vendor``."""
     if key is None:
         return AuthFailure("INVALID_API_KEY")
+    if vendor is None or vendor.status is not VendorStatus.ACTIVE:
+        return AuthFailure("VENDOR_SUSPENDED")
     return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
 
 

@@ -9,3 +9,29 @@ class TenancyErrorCode(StrEnum):
     DUPLICATE = "DUPLICATE"
     ALREADY_REVOKED = "ALREADY_REVOKED"
     INVALID_ROLE = "INVALID_ROLE"
+
+
+class UserAccountErrorCode(StrEnum):
+    """Users' role changes, deactivation and reactivation (issue 12, item 3)."""
+
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ROLE = "INVALID_ROLE"
+    SELF_CHANGE = "SELF_CHANGE"
+    LAST_ADMIN = "LAST_ADMIN"
+    ALREADY_ACTIVE = "ALREADY_ACTIVE"
+    ALREADY_INACTIVE = "ALREADY_INACTIVE"
+    TOO_LONG = "TOO_LONG"
+
+
+class VendorErrorCode(StrEnum):
+    """The operator's vendor commands (issue 12, item 1)."""
+
+    INVALID_NAME = "INVALID_NAME"
+    INVALID_SLUG = "INVALID_SLUG"
+    DUPLICATE_SLUG = "DUPLICATE_SLUG"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    DUPLICATE_EMAIL = "DUPLICATE_EMAIL"
+    NOT_FOUND = "NOT_FOUND"
+    REASON_REQUIRED = "REASON_REQUIRED"
+    ALREADY_SUSPENDED = "ALREADY_SUSPENDED"
+    NOT_SUSPENDED = "NOT_SUSPENDED"

@@ -25,6 +25,11 @@ def _enum(enum: type[StrEnum], name: str) -> SAEnum:
     return SAEnum(enum, name=name, native_enum=False, length=32, validate_strings=True)
 
 
+class VendorStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"  # its users and API keys are refused (VENDOR_SUSPENDED)
+
+
 class Vendor(SQLModel, table=True):
     __tablename__ = "vendor"
 
@@ -32,6 +37,15 @@ class Vendor(SQLModel, table=True):
     name: str = Field(max_length=200)
     slug: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # Tenant status (issue 12, item 1): set by the operator's `channelboard vendors` commands.
+    status: VendorStatus = Field(
+        default=VendorStatus.ACTIVE,
+        sa_column=Column(
+            _enum(VendorStatus, "vendor_status"), nullable=False, server_default="ACTIVE"
+        ),
+    )
+    suspended_reason: str | None = Field(default=None, max_length=500)
+    suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class Partner(SQLModel, table=True):

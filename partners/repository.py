@@ -34,6 +34,18 @@ def readable_users(principal: Principal) -> SelectOfScalar[User]:
     return stmt.where(User.id == principal.user_id)
 
 
+def users_matching(
+    principal: Principal, *, role: Role | None = None, active: bool | None = None
+) -> SelectOfScalar[User]:
+    """Readable users narrowed by role and/or active (each optional)."""
+    stmt = readable_users(principal)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if active is not None:
+        stmt = stmt.where(User.active == active)
+    return stmt
+
+
 def readable_api_keys(principal: Principal) -> SelectOfScalar[ApiKey]:
     if not TENANCY.allows(principal, TenancyOp.API_KEYS_READ):
         return select(ApiKey).where(false())
@@ -88,6 +100,12 @@ async def get_api_keys(
     """Unscoped: for authentication."""
     rows = await session.exec(select(ApiKey).where(col(ApiKey.id).in_(list(ids))))
     return {k.id: k for k in rows}
+
+
+async def get_vendors(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Vendor]:
+    """Unscoped: for authentication."""
+    rows = await session.exec(select(Vendor).where(col(Vendor.id).in_(list(ids))))
+    return {v.id: v for v in rows}
 
 
 async def get_vendor(session: AsyncSession, vendor_id: uuid.UUID) -> Vendor | None:

@@ -36,6 +36,7 @@ from schema.operations.queries import OperationsQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
+from schema.partners.users import UsersMutation
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -49,6 +50,7 @@ QUERIES: tuple[type, ...] = (
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
+    UsersMutation,
     CatalogueMutation,
     DealRegistrationMutation,
     SalesMutation,
