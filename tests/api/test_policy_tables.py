@@ -35,13 +35,14 @@ from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import service as tenancy
-from partners.policy import TENANCY, Policy
+from partners import users as user_admin
+from partners.policy import TENANCY, USERS, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS]
+TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, USERS]
 
 
 def _root_fields() -> list[tuple[str, Any]]:
@@ -82,6 +83,10 @@ Call = Callable[[AsyncSession, Principal], Awaitable[object]]
 REFUSED: list[tuple[str, Role, Call]] = [
     ("api key", Role.FINANCE, lambda s, p: tenancy.create_api_key(
         s, p, CLOCK, name="k", role=Role.FINANCE)),
+    ("user role", Role.CHANNEL_MANAGER, lambda s, p: user_admin.change_role(
+        s, p, CLOCK, user_id=uuid.uuid4(), role=Role.FINANCE)),
+    ("user deactivate", Role.PARTNER_REP, lambda s, p: user_admin.deactivate(
+        s, p, CLOCK, user_id=uuid.uuid4())),
     ("product", Role.CHANNEL_MANAGER, lambda s, p: catalogue.upsert_product(
         s, p, CLOCK, sku="X", name="X", list_price_minor=1, currency="USD")),
     ("deal approve", Role.FINANCE, lambda s, p: review.approve(
