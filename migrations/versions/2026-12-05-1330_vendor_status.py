@@ -1,7 +1,7 @@
 """vendor status: a suspended vendor's users and API keys are refused
 
 Revision ID: 0011_vendor_status
-Revises: 0010_contest_board_version
+Revises: 0011_invitations
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import infra.db
 
 revision: str = "0011_vendor_status"
-down_revision: str | None = "0010_contest_board_version"
+down_revision: str | None = "0011_invitations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
