@@ -24,6 +24,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
 from partners import repository
@@ -167,5 +168,8 @@ async def _audit(
     reason: str | None,
 ) -> None:
     """Record the change in the audit log, in the same transaction."""
-    after = {key: getattr(user, key) for key in before}
-    del session, principal, clock, action, after, reason  # recorded once infra.audit exists
+    await audit.record(
+        session, vendor_id=user.vendor_id, actor=principal.caller, action=action,
+        entity_type="user", entity_id=str(user.id), before=before,
+        after={key: getattr(user, key) for key in before}, reason=reason, at=clock.now(),
+    )  # fmt: skip

@@ -17,10 +17,12 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
-from partners import repository, service
+from partners import invitations, repository, service
 from partners.errors import VendorErrorCode as Code
+from partners.invitations import IssuedInvitation, Operator
 from partners.models import Partner, User, Vendor, VendorStatus
 from partners.roles import Role
 
@@ -37,6 +39,12 @@ class VendorRow:
     partners: int
 
 
+@dataclass(frozen=True)
+class CreatedVendor:
+    vendor: Vendor
+    invitation: IssuedInvitation  # for its first VENDOR_ADMIN
+
+
 async def create_vendor(
     session: AsyncSession,
     clock: Clock,
@@ -44,11 +52,11 @@ async def create_vendor(
     name: str,
     slug: str,
     admin_email: str,
-    actor: str,
-    admin_name: str | None = None,
-) -> tuple[Vendor, User]:
-    """A new vendor and its first VENDOR_ADMIN (active). Bad input raises ``DomainError``
-    and writes nothing."""
+    operator: Operator,
+) -> CreatedVendor:
+    """A new vendor and an invitation for its first VENDOR_ADMIN (accepted with an
+    identity-provider token: ``invitationAccept``). Bad input raises ``DomainError`` and
+    writes nothing."""
     name, slug, email = name.strip(), slug.strip(), admin_email.strip().lower()
     if not name or len(name) > MAX_NAME:
         raise DomainError(
@@ -67,11 +75,12 @@ async def create_vendor(
     if await repository.get_user_by_email(session, email) is not None:
         raise DomainError(Code.DUPLICATE_EMAIL, f"A user with e-mail {email!r} exists.", "email")
     vendor = await service.create_vendor(session, clock, name=name, slug=slug)
-    admin = await service.create_user(
-        session, clock, vendor_id=vendor.id, email=email, role=Role.VENDOR_ADMIN,
-        display_name=admin_name or email.split("@")[0],
-    )  # fmt: skip
-    return vendor, admin
+    await _audit(session, clock, operator, "vendor.created", vendor, None,
+                 {"name": vendor.name, "slug": vendor.slug}, None)  # fmt: skip
+    invitation = await invitations.create_invitation(
+        session, operator, clock, email=email, role=Role.VENDOR_ADMIN, vendor_id=vendor.id
+    )
+    return CreatedVendor(vendor, invitation)
 
 
 async def find_vendor(session: AsyncSession, slug: str) -> Vendor | None:
@@ -95,7 +104,7 @@ async def list_vendors(session: AsyncSession) -> list[VendorRow]:
 
 
 async def suspend_vendor(
-    session: AsyncSession, clock: Clock, *, slug: str, reason: str, actor: str
+    session: AsyncSession, clock: Clock, *, slug: str, reason: str, operator: Operator
 ) -> Vendor:
     reason = reason.strip()
     if not reason or len(reason) > MAX_REASON:
@@ -110,11 +119,13 @@ async def suspend_vendor(
     vendor.suspended_at = clock.now()
     session.add(vendor)
     await session.flush()
+    await _audit(session, clock, operator, "vendor.suspended", vendor,
+                 {"status": VendorStatus.ACTIVE}, {"status": vendor.status}, reason)  # fmt: skip
     return vendor
 
 
 async def reactivate_vendor(
-    session: AsyncSession, clock: Clock, *, slug: str, actor: str
+    session: AsyncSession, clock: Clock, *, slug: str, operator: Operator
 ) -> Vendor:
     vendor = await _locked(session, slug)
     if vendor.status is not VendorStatus.SUSPENDED:
@@ -124,7 +135,26 @@ async def reactivate_vendor(
     vendor.suspended_at = None
     session.add(vendor)
     await session.flush()
+    await _audit(session, clock, operator, "vendor.reactivated", vendor,
+                 {"status": VendorStatus.SUSPENDED}, {"status": vendor.status}, None)  # fmt: skip
     return vendor
+
+
+async def _audit(
+    session: AsyncSession,
+    clock: Clock,
+    operator: Operator,
+    action: str,
+    vendor: Vendor,
+    before: dict[str, object] | None,
+    after: dict[str, object] | None,
+    reason: str | None,
+) -> None:
+    await audit.record(
+        session, vendor_id=vendor.id, actor=operator.caller, action=action,
+        entity_type="vendor", entity_id=str(vendor.id), before=before, after=after,
+        reason=reason, at=clock.now(),
+    )  # fmt: skip
 
 
 async def _locked(session: AsyncSession, slug: str) -> Vendor:

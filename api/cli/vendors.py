@@ -14,7 +14,6 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.auth import issue_token
 from api.cli.settings import load_settings
 from api.cli.wiring import announcing
 from api.settings import Settings
@@ -22,19 +21,20 @@ from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.errors import DomainError
 from partners import vendors
+from partners.invitations import Operator
 
 app = typer.Typer(help="Vendors (tenants): the operator's commands.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
-def operator() -> str:
-    """Who runs the command, as the audit log names it."""
+def operator() -> Operator:
+    """Who runs the command, as the audit log names it (operator:<login>)."""
     try:
         login = getpass.getuser()
     except Exception:  # noqa: BLE001 - no login name in some containers
         login = "unknown"
-    return f"operator:{login}"
+    return Operator(login)
 
 
 async def _write(
@@ -64,17 +64,25 @@ def create(
     """Create a vendor and its first VENDOR_ADMIN."""
     settings = load_settings()
     result = asyncio.run(_write(settings, lambda session, clock: vendors.create_vendor(
-        session, clock, name=name, slug=slug, admin_email=admin_email, actor=operator()
+        session, clock, name=name, slug=slug, admin_email=admin_email, operator=operator()
     )))  # fmt: skip
     if isinstance(result, DomainError):
         raise _fail(result)
-    vendor, admin = result
-    console.print(f"created vendor {vendor.slug!r} ({vendor.name}), admin {admin.email}")
-    if settings.production or settings.jwt.algorithm != "HS256":
-        console.print("the admin signs in through your identity provider")
-        return
-    console.print("a development token for the admin (channelboard token EMAIL mints more):")
-    print(issue_token(settings.jwt, admin))  # noqa: T201 - the command's output
+    vendor, invitation = result.vendor, result.invitation.invitation
+    table = Table(title=f"Vendor {vendor.slug!r} created: invitation for its first admin")
+    for column in ("vendor", "email", "role", "invitation id", "expires at"):
+        table.add_column(column)
+    table.add_row(
+        f"{vendor.name} ({vendor.slug})", invitation.email, invitation.role.value,
+        str(invitation.id), invitation.expires_at.isoformat(timespec="seconds"),
+    )  # fmt: skip
+    Console(width=200).print(table)
+    console.print(
+        "The admin accepts with invitationAccept(token) while signed in with an "
+        "identity-provider token (locally: channelboard token --subject SUB --email EMAIL). "
+        "The one-time invitation token (shown only now):"
+    )
+    print(result.invitation.token)  # noqa: T201 - the command's output
 
 
 @app.command("list")
@@ -105,7 +113,7 @@ def suspend(
     websockets close; its data is kept."""
     settings = load_settings()
     result = asyncio.run(_write(settings, lambda session, clock: vendors.suspend_vendor(
-        session, clock, slug=slug, reason=reason, actor=operator()
+        session, clock, slug=slug, reason=reason, operator=operator()
     )))  # fmt: skip
     if isinstance(result, DomainError):
         raise _fail(result)
@@ -117,7 +125,7 @@ def reactivate(slug: str = typer.Argument(..., help="The vendor's slug.")) -> No
     """Reactivate a suspended vendor."""
     settings = load_settings()
     result = asyncio.run(_write(settings, lambda session, clock: vendors.reactivate_vendor(
-        session, clock, slug=slug, actor=operator()
+        session, clock, slug=slug, operator=operator()
     )))  # fmt: skip
     if isinstance(result, DomainError):
         raise _fail(result)

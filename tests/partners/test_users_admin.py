@@ -8,13 +8,18 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.errors import DomainError
 from partners import service as partners_service
+from partners import users
+from partners.errors import UserAccountErrorCode
 from partners.models import User
 from partners.roles import Role
-from tests.factories import Tenant, gid
+from tests.factories import Tenant, blocked_on_a_lock, gid, principal_of
 from tests.support import GQL, error_codes
 
 ROLE = """mutation($id: ID!, $role: Role!) {
@@ -209,12 +214,19 @@ async def test_two_admins_demoting_each_other_at_once_leave_one(
     first = tenant.user(role)
     second = await add_user(db, clock, tenant, role, partner=0 if role.is_partner else None)
     demoted = "FINANCE" if role is Role.VENDOR_ADMIN else "PARTNER_REP"
+    tokens = [gql.token(first), gql.token(second)]
+    for token in tokens:  # authenticated (and cached) before either change begins
+        assert (await gql(ME, token=token))["data"]["me"]["role"] == role.value
     results = await asyncio.gather(
-        gql(ROLE, {"id": gid(second), "role": demoted}, as_user=first),
-        gql(ROLE, {"id": gid(first), "role": demoted}, as_user=second),
+        gql(ROLE, {"id": gid(second), "role": demoted}, token=tokens[0]),
+        gql(ROLE, {"id": gid(first), "role": demoted}, token=tokens[1]),
     )
-    outcomes = sorted(tuple(errors(r, "userRoleChange")) for r in results)
-    assert outcomes == [(), ("LAST_ADMIN",)]
+    # One wins; the other finds itself the last admin (or, had it started after the
+    # winner committed, already demoted: FORBIDDEN). Never both.
+    outcomes = sorted(
+        ("FORBIDDEN",) if r["data"] is None else tuple(errors(r, "userRoleChange")) for r in results
+    )
+    assert outcomes in ([(), ("LAST_ADMIN",)], [(), ("FORBIDDEN",)])
     roles = [(await stored(db, u)).role for u in (first, second)]
     assert sorted(roles) == sorted([role, Role(demoted)])
 
@@ -254,3 +266,56 @@ async def test_users_filters_by_role_and_active(gql: GQL, tenant: Tenant) -> Non
     assert await emails(tenant.user(Role.PARTNER_ADMIN, 1), role="PARTNER_REP") == {
         tenant.user(Role.PARTNER_REP, 1).email
     }
+
+
+async def test_a_second_demotion_waits_for_the_first_and_finds_the_last_admin(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The service under two transactions: the second (its caller authenticated before the
+    first demoted it) waits for the vendor's row lock and then counts the admins afresh."""
+    first = tenant.user(Role.VENDOR_ADMIN)
+    second = await add_user(db, clock, tenant, Role.VENDOR_ADMIN)
+
+    async def demote_first() -> None:
+        async with db.transaction() as session:
+            await users.change_role(
+                session, principal_of(second), clock, user_id=first.id, role=Role.FINANCE
+            )
+
+    async with db.transaction() as session:
+        await users.change_role(
+            session, principal_of(first), clock, user_id=second.id, role=Role.FINANCE
+        )
+        task = asyncio.create_task(demote_first())
+        await blocked_on_a_lock(session, task)
+    with pytest.raises(DomainError) as refused:
+        await task
+    assert refused.value.code is UserAccountErrorCode.LAST_ADMIN
+    assert [(await stored(db, u)).role for u in (first, second)] == [
+        Role.VENDOR_ADMIN, Role.FINANCE
+    ]  # fmt: skip
+
+
+async def test_every_change_is_audited_with_before_after_and_reason(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin, rep = tenant.user(Role.VENDOR_ADMIN), tenant.user(Role.PARTNER_REP)
+    await gql.data(ROLE, {"id": gid(rep), "role": "PARTNER_ADMIN"}, as_user=admin)
+    await gql.data(DEACTIVATE, {"id": gid(rep)}, as_user=admin)
+    await gql.data(REACTIVATE, {"id": gid(rep)}, as_user=admin)
+    refused = await gql(DEACTIVATE, {"id": gid(admin)}, as_user=admin)  # changes nothing
+    assert errors(refused, "userDeactivate") == ["SELF_CHANGE"]
+    async with db.session() as session:
+        entries = (await session.exec(
+            select(AuditEntry).where(AuditEntry.vendor_id == tenant.vendor.id)
+            .order_by(col(AuditEntry.id))
+        )).all()  # fmt: skip
+    assert [(e.actor, e.action, e.entity_type, e.entity_id, e.before, e.after, e.reason)
+            for e in entries] == [
+        (f"user:{admin.id}", "user.role_changed", "user", str(rep.id), {"role": "PARTNER_REP"},
+         {"role": "PARTNER_ADMIN"}, "reorg"),
+        (f"user:{admin.id}", "user.deactivated", "user", str(rep.id), {"active": True},
+         {"active": False}, None),
+        (f"user:{admin.id}", "user.reactivated", "user", str(rep.id), {"active": False},
+         {"active": True}, None),
+    ]  # fmt: skip

@@ -9,16 +9,27 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.applications import Starlette
 
 from api.settings import Settings
+from infra.audit import AuditEntry
+from infra.clock import OffsetClock
 from infra.db import Database
-from partners.models import User, Vendor, VendorStatus
+from partners.invitations import Identity, accept_invitation, token_hash
+from partners.models import Invitation, User, Vendor, VendorStatus
 from partners.roles import Role
 from tests.factories import Tenant
 from tests.processes import cli_process
-from tests.support import GQL, answers, close_frame, count_rows, live_server, ws_client
+from tests.support import (
+    GQL,
+    answers,
+    close_frame,
+    count_rows,
+    live_server,
+    make_token,
+    ws_client,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -47,8 +58,8 @@ async def reason(gql: GQL, token: str) -> str | None:
     return found
 
 
-async def test_create_makes_a_vendor_and_its_first_admin_who_can_sign_in(
-    settings: Settings, gql: GQL, db: Database
+async def test_create_makes_a_vendor_and_invites_its_first_admin(
+    settings: Settings, gql: GQL, db: Database, clock: OffsetClock
 ) -> None:
     slug = f"initech-{uuid.uuid4().hex[:6]}"
     email = f"boss@{slug}.example"
@@ -56,14 +67,44 @@ async def test_create_makes_a_vendor_and_its_first_admin_who_can_sign_in(
         settings, "vendors", "create", "--name", "Initech", "--slug", slug, "--admin-email", email
     )
     assert code == 0, out
-    token = out.strip().splitlines()[-1]
-    data = await gql(ME, token=token)
+    invitation_token = out.strip().splitlines()[-1]
+    async with db.session() as session:
+        vendor = (await session.exec(select(Vendor).where(Vendor.slug == slug))).one()
+        invitation = (
+            await session.exec(select(Invitation).where(Invitation.vendor_id == vendor.id))
+        ).one()
+        entries = (await session.exec(select(AuditEntry).where(
+            AuditEntry.vendor_id == vendor.id, AuditEntry.action == "vendor.created"
+        ))).all()  # fmt: skip
+    assert (invitation.email, invitation.role) == (email, Role.VENDOR_ADMIN)
+    assert invitation.token_hash == token_hash(invitation_token)
+    assert invitation.invited_by.startswith("operator:")
+    assert [e.after for e in entries] == [{"name": "Initech", "slug": slug}]
+    # The admin signs in with its identity provider and accepts; then it is the admin.
+    subject = f"idp|{uuid.uuid4().hex}"
+    identity = Identity(subject=subject, email=email, email_verified=True)
+    async with db.transaction() as session:
+        await accept_invitation(session, identity, clock, token=invitation_token, claim="sub")
+    data = await gql(ME, token=make_token(None, sub=subject))
     assert data == {"data": {"me": {"role": "VENDOR_ADMIN", "vendor": {"slug": slug}}}}
 
     code, out = await channelboard(settings, "vendors", "list")
     assert code == 0, out
     [line] = [row for row in out.splitlines() if slug in row]
     assert [cell.strip() for cell in line.split("│")[1:6]] == [slug, "Initech", "ACTIVE", "1", "0"]
+
+    code, out = await channelboard(settings, "vendors", "suspend", slug, "--reason", "trial over")
+    assert code == 0, out
+    async with db.session() as session:
+        actions = (await session.exec(
+            select(AuditEntry.action, AuditEntry.reason, AuditEntry.after)
+            .where(AuditEntry.vendor_id == vendor.id).order_by(col(AuditEntry.id))
+        )).all()  # fmt: skip
+    assert [tuple(a) for a in actions][-1] == (
+        "vendor.suspended",
+        "trial over",
+        {"status": "SUSPENDED"},
+    )
 
 
 @pytest.mark.parametrize(
