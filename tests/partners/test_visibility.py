@@ -197,3 +197,45 @@ async def test_product_upsert_reports_every_bad_field_and_changes_nothing(
         as_user=tenant.user(Role.CHANNEL_MANAGER),
     )
     assert error_codes(denied) == ["FORBIDDEN"]
+
+
+# --- Users' administration (issue 12, item 3): every role against every user of both
+# vendors. Non-admins are forbidden; an admin finds exactly the users it may list (others,
+# the other vendor's included, are NOT_FOUND), and nothing it may not touch changes.
+USER_MUTATIONS = [
+    ("userDeactivate", "mutation($id: ID!) { userDeactivate(input: {id: $id}) "
+                       "{ user { id } userErrors { code } } }"),
+    ("userRoleChange", "mutation($id: ID!) { userRoleChange(input: {id: $id, role: PARTNER_REP})"
+                       " { user { id } userErrors { code } } }"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("field", "mutation"), USER_MUTATIONS, ids=[m[0] for m in USER_MUTATIONS])
+async def test_user_mutations_reach_only_the_users_an_admin_may_list(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role, field: str, mutation: str
+) -> None:
+    caller = tenant.user(role)
+    listed = visible_user_emails(tenant, role)
+    for target in [*tenant.users.values(), *other_tenant.users.values()]:
+        payload = await gql(mutation, {"id": gid(target)}, as_user=caller)
+        if role not in (Role.VENDOR_ADMIN, Role.PARTNER_ADMIN):
+            assert error_codes(payload) == ["FORBIDDEN"], target.email
+            continue
+        codes = [e["code"] for e in payload["data"][field]["userErrors"]]
+        if target.email not in listed:
+            assert codes == ["NOT_FOUND"], target.email
+        else:  # its own: refused for a reason of its own, never NOT_FOUND
+            assert "NOT_FOUND" not in codes, target.email
+    after = await gql.data(
+        "{ users(first: 100) { edges { node { email role active } } } }",
+        as_user=other_tenant.user(Role.VENDOR_ADMIN),
+    )
+    assert all(
+        e["node"]["active"] and e["node"]["role"] == other_tenant_role(other_tenant, e["node"])
+        for e in after["users"]["edges"]
+    )
+
+
+def other_tenant_role(tenant: Tenant, node: dict[str, str]) -> str:
+    return next(u.role.value for u in tenant.users.values() if u.email == node["email"])
