@@ -40,17 +40,19 @@ def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> 
 
 @app.command()
 def demo() -> None:
-    """Seed demo data (idempotent): vendor, partners and a user of every role."""
+    """Seed demo data (idempotent): a vendor, partners and a user of every role, and a
+    second vendor with a partner and users of its own."""
     from api.cli.demo import seed_demo  # noqa: PLC0415
 
     settings = load_settings()
     summary = asyncio.run(seed_demo(settings))
     table = Table(title="Demo users (get a token: channelboard token EMAIL)")
+    table.add_column("vendor")
     table.add_column("email")
     table.add_column("role")
     table.add_column("partner")
-    for email, role, partner in summary:
-        table.add_row(email, role, partner or "-")
+    for vendor, email, role, partner in summary:
+        table.add_row(vendor, email, role, partner or "-")
     Console().print(table)
 
 
