@@ -115,9 +115,10 @@ async def test_filters(db: Database, clock: OffsetClock, tenant: Tenant, gql: GQ
 
 
 async def test_finance_reads_only_entries_about_money_settings(
-    db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL
+    db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant, gql: GQL
 ) -> None:
     await _seed(db, clock, tenant)
+    await _seed(db, clock, other_tenant)
     data = await gql.data(LOG, as_user=tenant.user(Role.FINANCE))
     assert _actions(data) == ["payout_policy.updated", "program.created"]
     # Asking for what it may not read finds nothing (not an error).
