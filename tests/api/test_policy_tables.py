@@ -36,13 +36,23 @@ from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import service as tenancy
 from partners import users as user_admin
+from partners.audit_log import AUDIT
 from partners.policy import TENANCY, USERS, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, USERS]
+TABLES: list[Policy[Any]] = [
+    TENANCY,
+    CATALOGUE,
+    DEALS,
+    SALES,
+    EARNINGS,
+    CONTESTS,
+    AUDIT,
+    USERS,
+]
 
 
 def _root_fields() -> list[tuple[str, Any]]:
