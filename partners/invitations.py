@@ -14,8 +14,10 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import false, func, update
 from sqlalchemy.exc import IntegrityError
@@ -56,6 +58,7 @@ class Identity:
     subject: str | None
     email: str | None
     email_verified: bool
+    claim: str = "sub"  # the claim ``subject`` was read from (CHANNELBOARD_IDENTITY_CLAIM)
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,19 @@ class IssuedInvitation:
     token: str  # shown once; only its hash is stored
 
 
-class InvitationState:
+class InvitationState(StrEnum):
     """What a caller reads: the stored status, or EXPIRED for a pending one past expiry."""
 
+    PENDING = "PENDING"
     EXPIRED = "EXPIRED"
+    ACCEPTED = "ACCEPTED"
+    REVOKED = "REVOKED"
 
-    @staticmethod
-    def of(invitation: Invitation, now: datetime) -> str:
+    @classmethod
+    def of(cls, invitation: Invitation, now: datetime) -> InvitationState:
         if invitation.status is InvitationStatus.PENDING and invitation.expires_at <= now:
-            return InvitationState.EXPIRED
-        return invitation.status.value
+            return cls.EXPIRED
+        return cls(invitation.status.value)
 
 
 def normalise_email(email: str) -> str:
@@ -100,7 +106,7 @@ def readable_invitations(principal: Principal) -> SelectOfScalar[Invitation]:
 
 
 def invitations_matching(
-    principal: Principal, now: datetime, *, state: str | None = None
+    principal: Principal, now: datetime, *, state: InvitationState | None = None
 ) -> SelectOfScalar[Invitation]:
     """Readable invitations in one state (PENDING, EXPIRED, ACCEPTED, REVOKED) or all."""
     stmt = readable_invitations(principal)
@@ -111,11 +117,11 @@ def invitations_matching(
             return stmt.where(
                 Invitation.status == InvitationStatus.PENDING, Invitation.expires_at <= now
             )
-        case InvitationStatus.PENDING:
+        case InvitationState.PENDING:
             return stmt.where(
                 Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > now
             )
-    return stmt.where(Invitation.status == InvitationStatus(state))
+    return stmt.where(Invitation.status == InvitationStatus(state.value))
 
 
 async def create_invitation(
@@ -255,7 +261,6 @@ async def accept_invitation(
     clock: Clock,
     *,
     token: str,
-    claim: str,
     display_name: str | None = None,
 ) -> User:
     """Create the invited user, bound to the identity's subject. Exactly one of several
@@ -268,6 +273,7 @@ async def accept_invitation(
     if invitation is None:
         raise DomainError(Code.INVALID_TOKEN, "This invitation token is not valid.", "token")
     _refuse_closed(invitation, "token")
+    claim = identity.claim
     now = clock.now()
     if invitation.expires_at <= now:
         raise DomainError(Code.INVITATION_EXPIRED, "This invitation has expired.", "token")
@@ -326,3 +332,10 @@ async def accept_invitation(
     )
     await session.refresh(invitation)
     return user
+
+
+async def invitations_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Invitation]:
+    rows = await session.exec(readable_invitations(principal).where(col(Invitation.id).in_(ids)))
+    return {i.id: i for i in rows}

@@ -33,6 +33,7 @@ from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
+from schema.partners.invitations import InvitationsMutation, InvitationsQuery, InvitationType
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
@@ -46,6 +47,7 @@ QUERIES: tuple[type, ...] = (
     EarningsQuery,
     LeaderboardsQuery,
     OperationsQuery,
+    InvitationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -54,6 +56,7 @@ MUTATIONS: tuple[type, ...] = (
     SalesMutation,
     EarningsMutation,
     LeaderboardsMutation,
+    InvitationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -76,6 +79,7 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    InvitationType,
 )
 
 

@@ -32,7 +32,7 @@ async def test_an_operator_invites_a_vendors_first_admin_who_accepts(
     assert issued.token not in issued.invitation.token_hash
     async with db.transaction() as session:
         user = await invitations.accept_invitation(
-            session, Identity("idp|1", None, False), clock, token=issued.token, claim="sub"
+            session, Identity("idp|1", None, False), clock, token=issued.token
         )
     assert (user.vendor_id, user.role, user.email) == (
         tenant.vendor.id, Role.VENDOR_ADMIN, "first.admin@example.com"
@@ -85,7 +85,7 @@ async def test_an_expired_invitation_can_be_resent_and_the_old_token_is_dead(
     async with db.transaction() as session:
         with pytest.raises(DomainError) as raised:
             await invitations.accept_invitation(
-                session, Identity("idp|late", None, False), clock, token=first.token, claim="sub"
+                session, Identity("idp|late", None, False), clock, token=first.token
             )
     assert raised.value.code is Code.INVITATION_EXPIRED
     async with db.transaction() as session:
@@ -95,12 +95,12 @@ async def test_an_expired_invitation_can_be_resent_and_the_old_token_is_dead(
     async with db.transaction() as session:
         with pytest.raises(DomainError) as raised:
             await invitations.accept_invitation(
-                session, Identity("idp|late", None, False), clock, token=first.token, claim="sub"
+                session, Identity("idp|late", None, False), clock, token=first.token
             )
     assert raised.value.code is Code.INVALID_TOKEN
     async with db.transaction() as session:
         user = await invitations.accept_invitation(
-            session, Identity("idp|late", None, False), clock, token=second.token, claim="sub"
+            session, Identity("idp|late", None, False), clock, token=second.token
         )
     async with db.read_session() as session:
         found = (await session.exec(select(User).where(User.email == "late@example.com"))).all()
