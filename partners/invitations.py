@@ -25,13 +25,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
+from partners.audit_log import log_change
 from partners.errors import InvitationErrorCode as Code
 from partners.models import Invitation, InvitationStatus, Partner, User, UserSubject
 from partners.policy import INVITATIONS, InvitationOp
 from partners.roles import PARTNER_ROLES, Principal, Role
 
+# The audit log's entity types for what this module changes.
+AUDIT_INVITATION = "invitation"
+AUDIT_USER = "user"
 DEFAULT_EXPIRY_DAYS = 7
 MAX_EXPIRY_DAYS = 90
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -184,6 +189,21 @@ async def create_invitation(
     )
     session.add(invitation)
     await session.flush()
+    after = {
+        "email": address, "role": role, "partner_id": partner_id,
+        "expires_at": invitation.expires_at, "status": invitation.status,
+    }  # fmt: skip
+    if isinstance(inviter, Principal):
+        await log_change(
+            session, inviter, clock, action="invitation.created", entity_type=AUDIT_INVITATION,
+            entity_id=invitation.id, before=None, after=after,
+        )  # fmt: skip
+    else:
+        await audit.record(
+            session, vendor_id=vendor, actor=inviter.caller, action="invitation.created",
+            entity_type=AUDIT_INVITATION, entity_id=str(invitation.id), before=None,
+            after=after, reason=None, at=now,
+        )  # fmt: skip
     return IssuedInvitation(invitation, token)
 
 
@@ -235,10 +255,17 @@ async def resend_invitation(
             Code.INVALID, f"Expiry must be 1 to {MAX_EXPIRY_DAYS} days.", "expiresInDays"
         )
     token, digest = _new_token()
+    before = {"expires_at": invitation.expires_at, "token": "replaced"}
     invitation.token_hash = digest
     invitation.expires_at = clock.now() + timedelta(days=days)
     session.add(invitation)
     await session.flush()
+    # The token itself never goes in the log; "token" marks that a new one was issued.
+    await log_change(
+        session, principal, clock, action="invitation.resent", entity_type=AUDIT_INVITATION,
+        entity_id=invitation.id, before=before,
+        after={"expires_at": invitation.expires_at, "token": "new"},
+    )  # fmt: skip
     return IssuedInvitation(invitation, token)
 
 
@@ -252,6 +279,11 @@ async def revoke_invitation(
     invitation.revoked_at = clock.now()
     session.add(invitation)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="invitation.revoked", entity_type=AUDIT_INVITATION,
+        entity_id=invitation.id, before={"status": InvitationStatus.PENDING},
+        after={"status": invitation.status},
+    )  # fmt: skip
     return invitation
 
 
@@ -331,6 +363,22 @@ async def accept_invitation(
         .values(accepted_user_id=user.id)
     )
     await session.refresh(invitation)
+    # The new user is the actor: it accepted, with the identity it is now bound to.
+    actor = f"user:{user.id}"
+    await audit.record(
+        session, vendor_id=user.vendor_id, actor=actor, action="invitation.accepted",
+        entity_type=AUDIT_INVITATION, entity_id=str(invitation.id),
+        before={"status": InvitationStatus.PENDING},
+        after={"status": InvitationStatus.ACCEPTED, "accepted_user_id": user.id},
+        reason=None, at=now,
+    )  # fmt: skip
+    await audit.record(
+        session, vendor_id=user.vendor_id, actor=actor, action="user.created",
+        entity_type=AUDIT_USER, entity_id=str(user.id), before=None,
+        after={"email": user.email, "role": user.role, "partner_id": user.partner_id,
+               "subject": identity.subject, "invitation_id": invitation.id},
+        reason=None, at=now,
+    )  # fmt: skip
     return user
 
 

@@ -18,10 +18,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlmodel import func, select
+from strawberry import relay
 
 from api.app import create_app
 from api.auth import issue_subject_token
 from api.settings import Settings
+from infra.audit import AuditEntry
 from infra.clock import Clock, OffsetClock
 from infra.db import Database
 from partners.models import Invitation, User, UserSubject
@@ -82,13 +84,21 @@ def codes(result: dict[str, Any]) -> list[str]:
     return [e["code"] for e in result["userErrors"]]
 
 
-async def counts(db: Database) -> tuple[int, int, int, list[tuple[str, str]]]:
-    """Users, bound subjects, invitations, and each invitation's status and token hash."""
+async def counts(db: Database) -> tuple[int, int, int, list[tuple[str, str]], int]:
+    """Users, bound subjects, invitations, each invitation's status and token hash, and
+    audit entries."""
     async with db.read_session() as session:
         users = (await session.exec(select(func.count()).select_from(User))).one()
         subjects = (await session.exec(select(func.count()).select_from(UserSubject))).one()
         rows = (await session.exec(select(Invitation).order_by(Invitation.id))).all()
-    return users, subjects, len(rows), [(r.status.value, r.token_hash) for r in rows]
+        entries = (await session.exec(select(func.count()).select_from(AuditEntry))).one()
+    return users, subjects, len(rows), [(r.status.value, r.token_hash) for r in rows], entries
+
+
+async def audit_trail(db: Database) -> list[tuple[str, str, str]]:
+    async with db.read_session() as session:
+        rows = (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()
+    return [(r.actor, r.action, r.entity_id) for r in rows]
 
 
 async def test_the_whole_flow_with_a_development_token(
@@ -131,6 +141,16 @@ async def test_the_whole_flow_with_a_development_token(
     ] == 0
     # Tokens whose sub is a user id keep working.
     assert (await gql.data(ME, as_user=admin))["me"]["role"] == "VENDOR_ADMIN"
+    # Each change is in the audit log: the invitation by the admin, the acceptance and the
+    # new user by the new user.
+    new_user = accepted["user"]["id"]
+    new_user_id = str(relay.GlobalID.from_id(new_user).node_id)
+    invitation_id = str(relay.GlobalID.from_id(invitation["id"]).node_id)
+    assert await audit_trail(db) == [
+        (f"user:{admin.id}", "invitation.created", invitation_id),
+        (f"user:{new_user_id}", "invitation.accepted", invitation_id),
+        (f"user:{new_user_id}", "user.created", new_user_id),
+    ]
 
 
 async def test_a_partner_admin_invites_its_own_organisations_users(
@@ -275,6 +295,10 @@ async def test_expired_used_revoked_and_unknown_tokens_are_refused(
     assert resent["invitationResend"]["invitation"]["status"] == "PENDING"
     assert codes(await accept(gql, newcomer, expiring["token"])) == ["INVALID_TOKEN"]
     assert (await accept(gql, newcomer, new_token))["user"]["email"] == "late@example.com"
+    actions = [action for _, action, _ in await audit_trail(db)]
+    assert actions.count("invitation.revoked") == 1
+    assert actions.count("invitation.resent") == 1
+    assert actions.count("user.created") == 2
 
 
 async def test_a_bound_subject_or_a_user_token_cannot_accept_again(
@@ -333,7 +357,7 @@ async def test_two_concurrent_accepts_of_one_invitation_make_one_user(
     losers = [codes(r) for r in results if r["user"] is None]
     assert len(winners) == 1
     assert losers == [["INVITATION_USED"]]
-    users, subjects, _, statuses = await counts(db)
+    users, subjects, _, statuses, _ = await counts(db)
     assert (users, subjects) == (users_before + 1, 1)
     assert [s for s, _ in statuses] == ["ACCEPTED"]
 

@@ -36,6 +36,7 @@ from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import invitations
 from partners import service as tenancy
+from partners.audit_log import AUDIT
 from partners.policy import INVITATIONS, TENANCY, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
@@ -43,7 +44,16 @@ from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, INVITATIONS]
+TABLES: list[Policy[Any]] = [
+    TENANCY,
+    CATALOGUE,
+    DEALS,
+    SALES,
+    EARNINGS,
+    CONTESTS,
+    AUDIT,
+    INVITATIONS,
+]
 
 
 def _root_fields() -> list[tuple[str, Any]]:

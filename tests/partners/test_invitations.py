@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.errors import DomainError, Forbidden
@@ -41,6 +42,16 @@ async def test_an_operator_invites_a_vendors_first_admin_who_accepts(
         stored = await session.get(Invitation, issued.invitation.id)
     assert stored is not None
     assert (stored.status, stored.accepted_user_id) == (InvitationStatus.ACCEPTED, user.id)
+    async with db.read_session() as session:
+        entries = (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()
+    assert [(e.actor, e.action) for e in entries] == [
+        ("operator:ops", "invitation.created"),
+        (f"user:{user.id}", "invitation.accepted"),
+        (f"user:{user.id}", "user.created"),
+    ]
+    assert entries[0].after is not None
+    assert entries[0].after["email"] == "first.admin@example.com"
+    assert issued.token not in str([e.after for e in entries])
 
 
 async def test_a_role_without_the_operation_is_refused_by_the_service(
