@@ -207,11 +207,15 @@ async def create_invitation(
     return IssuedInvitation(invitation, token)
 
 
-async def _refuse_existing_user(session: AsyncSession, vendor_id: uuid.UUID, email: str) -> None:
-    result = await session.exec(
-        select(User.id).where(User.vendor_id == vendor_id, func.lower(User.email) == email)
-    )
-    if result.first() is not None:
+async def _refuse_existing_user(
+    session: AsyncSession, vendor_id: uuid.UUID | None, email: str
+) -> None:
+    """DUPLICATE_EMAIL when a user (active or not) has the address: in the vendor, or
+    anywhere when ``vendor_id`` is None."""
+    stmt = select(User.id).where(func.lower(User.email) == email)
+    if vendor_id is not None:
+        stmt = stmt.where(User.vendor_id == vendor_id)
+    if (await session.exec(stmt)).first() is not None:
         raise DomainError(
             Code.DUPLICATE_EMAIL, "A user with this e-mail address already exists.", "email"
         )
@@ -323,7 +327,9 @@ async def accept_invitation(
         raise DomainError(
             Code.SUBJECT_ALREADY_BOUND, "This sign-in is already bound to a user.", "token"
         )
-    await _refuse_existing_user(session, invitation.vendor_id, invitation.email)
+    # A user's e-mail address is unique across vendors (user_account.email), so an address
+    # that has an account with any vendor cannot get a second one.
+    await _refuse_existing_user(session, None, invitation.email)
     # Claim the invitation first: a concurrent accept waits on this row (PostgreSQL) or on
     # the write lock (SQLite), then matches nothing.
     claimed = await session.execute(

@@ -329,6 +329,20 @@ async def test_an_email_that_became_a_user_after_the_invitation_is_refused_at_ac
     assert await counts(db) == before
 
 
+async def test_an_address_with_an_account_at_another_vendor_cannot_accept(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, db: Database
+) -> None:
+    """Inviting it reveals nothing about the other vendor; accepting is refused (a user's
+    e-mail address is unique across vendors)."""
+    email = other_tenant.user(Role.FINANCE).email
+    created = await create(gql, tenant.user(Role.VENDOR_ADMIN), email=email, role="FINANCE")
+    assert created["userErrors"] == []
+    before = await counts(db)
+    result = await accept(gql, subject_token(gql, "idp|elsewhere"), created["token"])
+    assert codes(result) == ["DUPLICATE_EMAIL"]
+    assert await counts(db) == before
+
+
 async def test_accept_needs_a_valid_sign_in(gql: GQL, tenant: Tenant, db: Database) -> None:
     created = await create(gql, tenant.user(Role.VENDOR_ADMIN), email="a@example.com",
                            role="FINANCE")  # fmt: skip
