@@ -19,7 +19,7 @@ from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
-from partners.invitations import Identity
+from partners.invitations import Identity, normalise_email
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor, VendorStatus
 from partners.roles import Principal
 
@@ -196,12 +196,13 @@ class Authenticator:
         verified = claims.get("email_verified") is True
         value = claims.get(claim)
         subject = value if isinstance(value, str) and value.strip() else None
-        if claim == "email" and not verified:
-            subject = None
+        if claim == "email":  # an address: one spelling, and only once the IdP verified it
+            subject = normalise_email(subject) if subject is not None and verified else None
         return Identity(
             subject=subject,
             email=email if isinstance(email, str) else None,
             email_verified=verified,
+            claim=claim,
         )
 
     async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:

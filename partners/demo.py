@@ -126,7 +126,7 @@ async def _user(
 async def _accept(session: AsyncSession, clock: Clock, token: str, email: str, name: str) -> User:
     identity = Identity(subject=f"demo|{email}", email=email, email_verified=True)
     return await invitations.accept_invitation(
-        session, identity, clock, token=token, claim="sub", display_name=name
+        session, identity, clock, token=token, display_name=name
     )
 
 

@@ -14,8 +14,10 @@ import hashlib
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import false, func, update
 from sqlalchemy.exc import IntegrityError
@@ -23,13 +25,18 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
+from partners.audit_log import log_change
 from partners.errors import InvitationErrorCode as Code
 from partners.models import Invitation, InvitationStatus, Partner, User, UserSubject
 from partners.policy import INVITATIONS, InvitationOp
 from partners.roles import PARTNER_ROLES, Principal, Role
 
+# The audit log's entity types for what this module changes.
+AUDIT_INVITATION = "invitation"
+AUDIT_USER = "user"
 DEFAULT_EXPIRY_DAYS = 7
 MAX_EXPIRY_DAYS = 90
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -56,6 +63,7 @@ class Identity:
     subject: str | None
     email: str | None
     email_verified: bool
+    claim: str = "sub"  # the claim ``subject`` was read from (CHANNELBOARD_IDENTITY_CLAIM)
 
 
 @dataclass(frozen=True)
@@ -64,16 +72,19 @@ class IssuedInvitation:
     token: str  # shown once; only its hash is stored
 
 
-class InvitationState:
+class InvitationState(StrEnum):
     """What a caller reads: the stored status, or EXPIRED for a pending one past expiry."""
 
+    PENDING = "PENDING"
     EXPIRED = "EXPIRED"
+    ACCEPTED = "ACCEPTED"
+    REVOKED = "REVOKED"
 
-    @staticmethod
-    def of(invitation: Invitation, now: datetime) -> str:
+    @classmethod
+    def of(cls, invitation: Invitation, now: datetime) -> InvitationState:
         if invitation.status is InvitationStatus.PENDING and invitation.expires_at <= now:
-            return InvitationState.EXPIRED
-        return invitation.status.value
+            return cls.EXPIRED
+        return cls(invitation.status.value)
 
 
 def normalise_email(email: str) -> str:
@@ -100,7 +111,7 @@ def readable_invitations(principal: Principal) -> SelectOfScalar[Invitation]:
 
 
 def invitations_matching(
-    principal: Principal, now: datetime, *, state: str | None = None
+    principal: Principal, now: datetime, *, state: InvitationState | None = None
 ) -> SelectOfScalar[Invitation]:
     """Readable invitations in one state (PENDING, EXPIRED, ACCEPTED, REVOKED) or all."""
     stmt = readable_invitations(principal)
@@ -111,11 +122,11 @@ def invitations_matching(
             return stmt.where(
                 Invitation.status == InvitationStatus.PENDING, Invitation.expires_at <= now
             )
-        case InvitationStatus.PENDING:
+        case InvitationState.PENDING:
             return stmt.where(
                 Invitation.status == InvitationStatus.PENDING, Invitation.expires_at > now
             )
-    return stmt.where(Invitation.status == InvitationStatus(state))
+    return stmt.where(Invitation.status == InvitationStatus(state.value))
 
 
 async def create_invitation(
@@ -178,14 +189,33 @@ async def create_invitation(
     )
     session.add(invitation)
     await session.flush()
+    after = {
+        "email": address, "role": role, "partner_id": partner_id,
+        "expires_at": invitation.expires_at, "status": invitation.status,
+    }  # fmt: skip
+    if isinstance(inviter, Principal):
+        await log_change(
+            session, inviter, clock, action="invitation.created", entity_type=AUDIT_INVITATION,
+            entity_id=invitation.id, before=None, after=after,
+        )  # fmt: skip
+    else:
+        await audit.record(
+            session, vendor_id=vendor, actor=inviter.caller, action="invitation.created",
+            entity_type=AUDIT_INVITATION, entity_id=str(invitation.id), before=None,
+            after=after, reason=None, at=now,
+        )  # fmt: skip
     return IssuedInvitation(invitation, token)
 
 
-async def _refuse_existing_user(session: AsyncSession, vendor_id: uuid.UUID, email: str) -> None:
-    result = await session.exec(
-        select(User.id).where(User.vendor_id == vendor_id, func.lower(User.email) == email)
-    )
-    if result.first() is not None:
+async def _refuse_existing_user(
+    session: AsyncSession, vendor_id: uuid.UUID | None, email: str
+) -> None:
+    """DUPLICATE_EMAIL when a user (active or not) has the address: in the vendor, or
+    anywhere when ``vendor_id`` is None."""
+    stmt = select(User.id).where(func.lower(User.email) == email)
+    if vendor_id is not None:
+        stmt = stmt.where(User.vendor_id == vendor_id)
+    if (await session.exec(stmt)).first() is not None:
         raise DomainError(
             Code.DUPLICATE_EMAIL, "A user with this e-mail address already exists.", "email"
         )
@@ -229,10 +259,17 @@ async def resend_invitation(
             Code.INVALID, f"Expiry must be 1 to {MAX_EXPIRY_DAYS} days.", "expiresInDays"
         )
     token, digest = _new_token()
+    before = {"expires_at": invitation.expires_at, "token": "replaced"}
     invitation.token_hash = digest
     invitation.expires_at = clock.now() + timedelta(days=days)
     session.add(invitation)
     await session.flush()
+    # The token itself never goes in the log; "token" marks that a new one was issued.
+    await log_change(
+        session, principal, clock, action="invitation.resent", entity_type=AUDIT_INVITATION,
+        entity_id=invitation.id, before=before,
+        after={"expires_at": invitation.expires_at, "token": "new"},
+    )  # fmt: skip
     return IssuedInvitation(invitation, token)
 
 
@@ -246,6 +283,11 @@ async def revoke_invitation(
     invitation.revoked_at = clock.now()
     session.add(invitation)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="invitation.revoked", entity_type=AUDIT_INVITATION,
+        entity_id=invitation.id, before={"status": InvitationStatus.PENDING},
+        after={"status": invitation.status},
+    )  # fmt: skip
     return invitation
 
 
@@ -255,7 +297,6 @@ async def accept_invitation(
     clock: Clock,
     *,
     token: str,
-    claim: str,
     display_name: str | None = None,
 ) -> User:
     """Create the invited user, bound to the identity's subject. Exactly one of several
@@ -268,6 +309,7 @@ async def accept_invitation(
     if invitation is None:
         raise DomainError(Code.INVALID_TOKEN, "This invitation token is not valid.", "token")
     _refuse_closed(invitation, "token")
+    claim = identity.claim
     now = clock.now()
     if invitation.expires_at <= now:
         raise DomainError(Code.INVITATION_EXPIRED, "This invitation has expired.", "token")
@@ -285,7 +327,9 @@ async def accept_invitation(
         raise DomainError(
             Code.SUBJECT_ALREADY_BOUND, "This sign-in is already bound to a user.", "token"
         )
-    await _refuse_existing_user(session, invitation.vendor_id, invitation.email)
+    # A user's e-mail address is unique across vendors (user_account.email), so an address
+    # that has an account with any vendor cannot get a second one.
+    await _refuse_existing_user(session, None, invitation.email)
     # Claim the invitation first: a concurrent accept waits on this row (PostgreSQL) or on
     # the write lock (SQLite), then matches nothing.
     claimed = await session.execute(
@@ -325,4 +369,27 @@ async def accept_invitation(
         .values(accepted_user_id=user.id)
     )
     await session.refresh(invitation)
+    # The new user is the actor: it accepted, with the identity it is now bound to.
+    actor = f"user:{user.id}"
+    await audit.record(
+        session, vendor_id=user.vendor_id, actor=actor, action="invitation.accepted",
+        entity_type=AUDIT_INVITATION, entity_id=str(invitation.id),
+        before={"status": InvitationStatus.PENDING},
+        after={"status": InvitationStatus.ACCEPTED, "accepted_user_id": user.id},
+        reason=None, at=now,
+    )  # fmt: skip
+    await audit.record(
+        session, vendor_id=user.vendor_id, actor=actor, action="user.created",
+        entity_type=AUDIT_USER, entity_id=str(user.id), before=None,
+        after={"email": user.email, "role": user.role, "partner_id": user.partner_id,
+               "subject": identity.subject, "invitation_id": invitation.id},
+        reason=None, at=now,
+    )  # fmt: skip
     return user
+
+
+async def invitations_by_ids(
+    session: AsyncSession, principal: Principal, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Invitation]:
+    rows = await session.exec(readable_invitations(principal).where(col(Invitation.id).in_(ids)))
+    return {i.id: i for i in rows}

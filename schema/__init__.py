@@ -34,6 +34,7 @@ from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
 from schema.partners.audit_log import AuditEntryType, AuditLogQuery
+from schema.partners.invitations import InvitationsMutation, InvitationsQuery, InvitationType
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
@@ -48,6 +49,7 @@ QUERIES: tuple[type, ...] = (
     EarningsQuery,
     LeaderboardsQuery,
     OperationsQuery,
+    InvitationsQuery,
     AuditLogQuery,
 )
 MUTATIONS: tuple[type, ...] = (
@@ -58,6 +60,7 @@ MUTATIONS: tuple[type, ...] = (
     SalesMutation,
     EarningsMutation,
     LeaderboardsMutation,
+    InvitationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -80,6 +83,7 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    InvitationType,
     AuditEntryType,
 )
 

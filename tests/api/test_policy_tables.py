@@ -34,13 +34,15 @@ from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from partners import invitations
 from partners import service as tenancy
 from partners import users as user_admin
 from partners.audit_log import AUDIT
-from partners.policy import TENANCY, USERS, Policy
+from partners.policy import INVITATIONS, TENANCY, USERS, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
+from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated
 
 TABLES: list[Policy[Any]] = [
@@ -52,6 +54,7 @@ TABLES: list[Policy[Any]] = [
     CONTESTS,
     AUDIT,
     USERS,
+    INVITATIONS,
 ]
 
 
@@ -73,7 +76,7 @@ def test_every_role_restricted_root_field_reads_a_policy_table() -> None:
         classes = field.permission_classes
         assert classes, f"{name} has no permission class"
         for permission in classes:
-            if permission is IsAuthenticated:
+            if permission in (IsAuthenticated, HasIdentity):  # authentication, not a role
                 continue
             table, op = operations[name]  # the table names its operations after the fields
             assert (permission.policy, permission.operation) == (table, op), name
@@ -124,6 +127,8 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, start=NOW, end=NOW, currency="USD")),
     ("contest", Role.CHANNEL_MANAGER, lambda s, p: contests.cancel_contest(
         s, p, CLOCK, contest_id=uuid.uuid4())),
+    ("invitation", Role.PARTNER_REP, lambda s, p: invitations.create_invitation(
+        s, p, CLOCK, email="x@example.com", role=Role.PARTNER_REP)),
 ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.errors import DomainError, Forbidden
@@ -32,7 +33,7 @@ async def test_an_operator_invites_a_vendors_first_admin_who_accepts(
     assert issued.token not in issued.invitation.token_hash
     async with db.transaction() as session:
         user = await invitations.accept_invitation(
-            session, Identity("idp|1", None, False), clock, token=issued.token, claim="sub"
+            session, Identity("idp|1", None, False), clock, token=issued.token
         )
     assert (user.vendor_id, user.role, user.email) == (
         tenant.vendor.id, Role.VENDOR_ADMIN, "first.admin@example.com"
@@ -41,6 +42,16 @@ async def test_an_operator_invites_a_vendors_first_admin_who_accepts(
         stored = await session.get(Invitation, issued.invitation.id)
     assert stored is not None
     assert (stored.status, stored.accepted_user_id) == (InvitationStatus.ACCEPTED, user.id)
+    async with db.read_session() as session:
+        entries = (await session.exec(select(AuditEntry).order_by(AuditEntry.id))).all()
+    assert [(e.actor, e.action) for e in entries] == [
+        ("operator:ops", "invitation.created"),
+        (f"user:{user.id}", "invitation.accepted"),
+        (f"user:{user.id}", "user.created"),
+    ]
+    assert entries[0].after is not None
+    assert entries[0].after["email"] == "first.admin@example.com"
+    assert issued.token not in str([e.after for e in entries])
 
 
 async def test_a_role_without_the_operation_is_refused_by_the_service(
@@ -85,7 +96,7 @@ async def test_an_expired_invitation_can_be_resent_and_the_old_token_is_dead(
     async with db.transaction() as session:
         with pytest.raises(DomainError) as raised:
             await invitations.accept_invitation(
-                session, Identity("idp|late", None, False), clock, token=first.token, claim="sub"
+                session, Identity("idp|late", None, False), clock, token=first.token
             )
     assert raised.value.code is Code.INVITATION_EXPIRED
     async with db.transaction() as session:
@@ -95,12 +106,12 @@ async def test_an_expired_invitation_can_be_resent_and_the_old_token_is_dead(
     async with db.transaction() as session:
         with pytest.raises(DomainError) as raised:
             await invitations.accept_invitation(
-                session, Identity("idp|late", None, False), clock, token=first.token, claim="sub"
+                session, Identity("idp|late", None, False), clock, token=first.token
             )
     assert raised.value.code is Code.INVALID_TOKEN
     async with db.transaction() as session:
         user = await invitations.accept_invitation(
-            session, Identity("idp|late", None, False), clock, token=second.token, claim="sub"
+            session, Identity("idp|late", None, False), clock, token=second.token
         )
     async with db.read_session() as session:
         found = (await session.exec(select(User).where(User.email == "late@example.com"))).all()

@@ -84,7 +84,7 @@ async def test_create_makes_a_vendor_and_invites_its_first_admin(
     subject = f"idp|{uuid.uuid4().hex}"
     identity = Identity(subject=subject, email=email, email_verified=True)
     async with db.transaction() as session:
-        await accept_invitation(session, identity, clock, token=invitation_token, claim="sub")
+        await accept_invitation(session, identity, clock, token=invitation_token)
     data = await gql(ME, token=make_token(None, sub=subject))
     assert data == {"data": {"me": {"role": "VENDOR_ADMIN", "vendor": {"slug": slug}}}}
 
