@@ -19,13 +19,17 @@ from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
-from partners.models import ApiKey, Partner, PartnerStatus, User
+from partners.invitations import Identity, normalise_email
+from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor, VendorStatus
 from partners.roles import Principal
 
 
 @dataclass(frozen=True)
 class AuthFailure:
     reason: str  # one of schema.permissions.AUTH_MESSAGES
+    # Set for a valid identity-provider token whose subject no user is bound to (reason
+    # UNKNOWN_USER): the one thing it may do is accept an invitation.
+    identity: Identity | None = None
 
 
 class TokenVerifier:
@@ -110,12 +114,13 @@ def numeric_date(value: object) -> float | None:
 
 
 # What a principal is read from: a change to any of these drops every cached principal.
-PRINCIPAL_TABLES = ("user_account", "partner", "api_key")
+PRINCIPAL_TABLES = ("user_account", "partner", "api_key", "vendor")
 
 
 class Authenticator:
     def __init__(self, jwt_settings: JWTSettings, db: Database, clock: Clock) -> None:
         self.verifier = TokenVerifier(jwt_settings)
+        self.identity_claim = jwt_settings.identity_claim
         self.leeway = timedelta(seconds=jwt_settings.leeway_seconds)
         self.db = db
         self.clock = clock
@@ -160,19 +165,50 @@ class Authenticator:
         claims = self.verifier.decode(token, self.clock.now())
         if isinstance(claims, AuthFailure):
             return claims
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except ValueError:
-            return AuthFailure("UNKNOWN_USER")
-        user = await repository.get_user(session, user_id)
-        partner = None
-        if user is not None and user.active and user.partner_id is not None:
-            partner = await repository.get_partner(session, user.partner_id)
+        user = await self._user_of(session, claims)
+        if user is None:
+            return AuthFailure("UNKNOWN_USER", identity=self._identity(claims))
+        partner = vendor = None
+        if user.active:
+            vendor = await repository.get_vendor(session, user.vendor_id)
+            if user.partner_id is not None:
+                partner = await repository.get_partner(session, user.partner_id)
         expires_at = datetime.fromtimestamp(float(claims["exp"]), UTC)
-        return _user_principal(user, partner, expires_at)
+        return _user_principal(user, partner, expires_at, vendor)
+
+    async def _user_of(self, session: AsyncSession, claims: dict[str, Any]) -> User | None:
+        """The user a token's ``sub`` names by id (our own development tokens), else the
+        user bound to the token's identity-provider subject (``identity_claim``)."""
+        try:
+            user = await repository.get_user(session, uuid.UUID(str(claims["sub"])))
+        except ValueError:
+            user = None
+        if user is not None:
+            return user
+        subject = self._identity(claims).subject
+        return None if subject is None else await repository.get_user_by_subject(session, subject)
+
+    def _identity(self, claims: dict[str, Any]) -> Identity:
+        """The identity-provider subject of verified claims: the configured claim's value
+        (the ``email`` claim counts only when ``email_verified`` is true)."""
+        claim = self.identity_claim
+        email = claims.get("email")
+        verified = claims.get("email_verified") is True
+        value = claims.get(claim)
+        subject = value if isinstance(value, str) and value.strip() else None
+        if claim == "email":  # an address: one spelling, and only once the IdP verified it
+            subject = normalise_email(subject) if subject is not None and verified else None
+        return Identity(
+            subject=subject,
+            email=email if isinstance(email, str) else None,
+            email_verified=verified,
+            claim=claim,
+        )
 
     async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
-        return _key_principal(await service.verify_api_key(session, secret))
+        key = await service.verify_api_key(session, secret)
+        vendor = await repository.get_vendor(session, key.vendor_id) if key else None
+        return _key_principal(key, vendor)
 
     async def current(
         self, principals: Collection[Principal]
@@ -187,6 +223,7 @@ class Authenticator:
             partner_ids = {u.partner_id for u in users.values() if u.partner_id is not None}
             partners = await repository.get_partners(session, partner_ids) if partner_ids else {}
             keys = await repository.get_api_keys(session, key_ids) if key_ids else {}
+            vendors = await repository.get_vendors(session, {p.vendor_id for p in principals})
         now = self.clock.now()
         outcomes: dict[Principal, Principal | AuthFailure] = {}
         for p in principals:
@@ -194,22 +231,30 @@ class Authenticator:
                 outcomes[p] = AuthFailure("TOKEN_EXPIRED")
             elif p.api_key_id is not None:
                 key = keys.get(p.api_key_id)
-                outcomes[p] = _key_principal(None if key is None or key.revoked_at else key)
+                live = None if key is None or key.revoked_at else key
+                outcomes[p] = _key_principal(live, vendors.get(live.vendor_id) if live else None)
             else:
                 user = users.get(p.user_id) if p.user_id is not None else None
                 partner = partners.get(user.partner_id) if user and user.partner_id else None
-                outcomes[p] = _user_principal(user, partner, p.expires_at)
+                vendor = vendors.get(user.vendor_id) if user else None
+                outcomes[p] = _user_principal(user, partner, p.expires_at, vendor)
         return outcomes
 
 
 def _user_principal(
-    user: User | None, partner: Partner | None, expires_at: datetime | None
+    user: User | None,
+    partner: Partner | None,
+    expires_at: datetime | None,
+    vendor: Vendor | None,
 ) -> Principal | AuthFailure:
-    """The principal of a token's user (``partner``: its partner's row, if it has one)."""
+    """The principal of a token's user (``partner``: its partner's row, if it has one;
+    ``vendor``: its vendor's row)."""
     if user is None:
         return AuthFailure("UNKNOWN_USER")
     if not user.active:
         return AuthFailure("USER_DEACTIVATED")
+    if vendor is None or vendor.status is not VendorStatus.ACTIVE:
+        return AuthFailure("VENDOR_SUSPENDED")
     if user.partner_id is not None and (
         partner is None or partner.status is not PartnerStatus.ACTIVE
     ):
@@ -217,10 +262,12 @@ def _user_principal(
     return principal_for(user, expires_at=expires_at)
 
 
-def _key_principal(key: ApiKey | None) -> Principal | AuthFailure:
-    """The principal of a live API key (None: unknown, malformed or revoked)."""
+def _key_principal(key: ApiKey | None, vendor: Vendor | None) -> Principal | AuthFailure:
+    """The principal of a live API key (None: unknown, malformed or revoked) of ``vendor``."""
     if key is None:
         return AuthFailure("INVALID_API_KEY")
+    if vendor is None or vendor.status is not VendorStatus.ACTIVE:
+        return AuthFailure("VENDOR_SUSPENDED")
     return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
 
 
@@ -233,6 +280,33 @@ def principal_for(user: User, *, expires_at: datetime | None = None) -> Principa
         email=user.email,
         expires_at=expires_at,
     )
+
+
+def issue_subject_token(
+    settings: JWTSettings,
+    *,
+    subject: str,
+    email: str | None = None,
+    email_verified: bool = False,
+    ttl: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
+) -> str:
+    """A development token for an identity-provider subject that may not be bound to a user
+    yet (to try ``invitationAccept`` locally), signed with the shared HS256 secret."""
+    if settings.algorithm != "HS256":
+        raise ValueError("channelboard only issues HS256 development tokens")
+    issued = now or datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
+    if email is not None:
+        claims["email"] = email
+        claims["email_verified"] = email_verified
+    return jwt.encode(claims, settings.secret, algorithm="HS256")
 
 
 def issue_token(

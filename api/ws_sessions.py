@@ -1,13 +1,14 @@
 """Open websockets and the principals they authenticated as, so that a socket is closed
 (``4403``) as soon as its credential would be refused over HTTP: when its token expires
 (after the JWT leeway, as over HTTP), its API key is revoked, its user is deactivated or
-changes role or partner, or its partner is suspended - whichever process made the change.
+changes role or partner, its partner is suspended, or its vendor is suspended - whichever
+process made the change.
 
 A commit that writes a table principals are read from (``api.auth.PRINCIPAL_TABLES``) bumps
 that table's epoch in this process at once, or through Redis pub/sub when another process
 committed it (``infra.cache.TableEpochs``); each bump schedules a re-check of every open
-socket (``Authenticator.current``: the user, partner and key rows behind the open sockets'
-principals, read again in bulk). A lost pub/sub connection, after which a notice may be
+socket (``Authenticator.current``: the user, partner, key and vendor rows behind the open
+sockets' principals, read again in bulk). A lost pub/sub connection, after which a notice may be
 missing, schedules one as well, and while pub/sub is down the sockets are re-checked every
 10 s. Those tables change rarely (an admin's action; ``api.key_usage`` writes
 ``last_used_at`` unreported for that reason).

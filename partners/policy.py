@@ -73,3 +73,43 @@ TENANCY = Policy[TenancyOp](
         TenancyOp.OUTBOX_EVENTS_READ: VENDOR_ADMIN,
     }
 )
+
+
+# --- Users (issue 12, item 3): role changes, deactivation, reactivation. Row-level: a vendor
+# admin acts on any user of its vendor, a partner admin on its own organisation's users
+# (``repository.readable_users``), and only a vendor admin may make someone vendor staff.
+class UserOp(StrEnum):
+    USER_ROLE_CHANGE = "userRoleChange"
+    USER_DEACTIVATE = "userDeactivate"
+    USER_REACTIVATE = "userReactivate"
+
+
+USERS = Policy[UserOp](
+    {
+        UserOp.USER_ROLE_CHANGE: ADMINS,
+        UserOp.USER_DEACTIVATE: ADMINS,
+        UserOp.USER_REACTIVATE: ADMINS,
+    }
+)
+
+
+# --- Invitations (issue 12, item 2) ---------------------------------------------------
+# Row-level: a partner admin invites only its own organisation's users (PARTNER_ADMIN,
+# PARTNER_REP) and sees only its organisation's invitations (partners.invitations).
+
+
+class InvitationOp(StrEnum):
+    CREATE = "invitationCreate"
+    RESEND = "invitationResend"
+    REVOKE = "invitationRevoke"
+    READ = "invitations"
+
+
+INVITATIONS = Policy[InvitationOp](
+    {
+        InvitationOp.CREATE: ADMINS,
+        InvitationOp.RESEND: ADMINS,
+        InvitationOp.REVOKE: ADMINS,
+        InvitationOp.READ: ADMINS,
+    }
+)

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from partners.access import scope
-from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
+from partners.models import ApiKey, Partner, PartnerStatus, User, UserSubject, Vendor
 from partners.policy import TENANCY, TenancyOp
 from partners.roles import Principal, Role
 
@@ -32,6 +32,18 @@ def readable_users(principal: Principal) -> SelectOfScalar[User]:
     if principal.user_id is None:
         return stmt.where(false())
     return stmt.where(User.id == principal.user_id)
+
+
+def users_matching(
+    principal: Principal, *, role: Role | None = None, active: bool | None = None
+) -> SelectOfScalar[User]:
+    """Readable users narrowed by role and/or active (each optional)."""
+    stmt = readable_users(principal)
+    if role is not None:
+        stmt = stmt.where(User.role == role)
+    if active is not None:
+        stmt = stmt.where(User.active == active)
+    return stmt
 
 
 def readable_api_keys(principal: Principal) -> SelectOfScalar[ApiKey]:
@@ -90,6 +102,12 @@ async def get_api_keys(
     return {k.id: k for k in rows}
 
 
+async def get_vendors(session: AsyncSession, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Vendor]:
+    """Unscoped: for authentication."""
+    rows = await session.exec(select(Vendor).where(col(Vendor.id).in_(list(ids))))
+    return {v.id: v for v in rows}
+
+
 async def get_vendor(session: AsyncSession, vendor_id: uuid.UUID) -> Vendor | None:
     return await session.get(Vendor, vendor_id)
 
@@ -104,6 +122,16 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     result = await session.exec(select(User).where(func.lower(User.email) == email.lower()))
+    return result.first()
+
+
+async def get_user_by_subject(session: AsyncSession, subject: str) -> User | None:
+    """The user bound to an identity-provider subject (partners.invitations)."""
+    result = await session.exec(
+        select(User)
+        .join(UserSubject, col(UserSubject.user_id) == User.id)
+        .where(UserSubject.subject == subject)
+    )
     return result.first()
 
 

@@ -33,9 +33,12 @@ from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
+from schema.partners.audit_log import AuditEntryType, AuditLogQuery
+from schema.partners.invitations import InvitationsMutation, InvitationsQuery, InvitationType
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
+from schema.partners.users import UsersMutation
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -46,14 +49,18 @@ QUERIES: tuple[type, ...] = (
     EarningsQuery,
     LeaderboardsQuery,
     OperationsQuery,
+    InvitationsQuery,
+    AuditLogQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
+    UsersMutation,
     CatalogueMutation,
     DealRegistrationMutation,
     SalesMutation,
     EarningsMutation,
     LeaderboardsMutation,
+    InvitationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -76,6 +83,8 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    InvitationType,
+    AuditEntryType,
 )
 
 

@@ -19,6 +19,7 @@ from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from partners.invitations import Identity
 from partners.roles import Principal
 
 
@@ -92,6 +93,9 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Set for HTTP queries: what the operation read (infra.memo); None elsewhere.
     recording: Recording | None = None
+    # A valid identity-provider token whose subject is bound to no user (principal None,
+    # auth_failure UNKNOWN_USER): only invitationAccept reads it.
+    identity: Identity | None = None
 
     @property
     def caller(self) -> Principal:

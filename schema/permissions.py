@@ -33,6 +33,7 @@ AUTH_MESSAGES = {
     "USER_DEACTIVATED": "The token's user is deactivated.",
     "PARTNER_INACTIVE": "The user's partner organisation is not active.",
     "INVALID_API_KEY": "The API key is unknown or revoked.",
+    "VENDOR_SUSPENDED": "The vendor's account is suspended.",
 }
 
 

@@ -21,8 +21,9 @@ from partners import repository
 
 async def seed_demo(
     settings: Settings, clock: Clock | None = None
-) -> list[tuple[str, str, str | None]]:
-    """``clock``: the system clock unless given (tests pin the date the demo is seeded on)."""
+) -> list[tuple[str, str, str, str | None]]:
+    """``clock``: the system clock unless given (tests pin the date the demo is seeded on).
+    The demo users: (vendor, email, role, partner)."""
     db = Database(settings.database_url)
     clock = clock or SystemClock()
     try:
@@ -38,10 +39,18 @@ async def seed_demo(
             await earnings_demo.seed(session, clock, tenancy, signals=build_claim_signals())
             # Later domains seed here, in dependency order.
             await leaderboards_demo.seed(session, clock, tenancy.vendor)
-        names = {tenancy.acme.id: tenancy.acme.name, tenancy.globex.id: tenancy.globex.name}
+            # A second vendor, so that isolation shows in the demo too.
+            second = await partners_demo.seed_second_vendor(session, clock)
+        partners = {p.id: p.name for p in (tenancy.acme, tenancy.globex, second.partner)}
         return [
-            (u.email, u.role.value, names.get(u.partner_id) if u.partner_id else None)
-            for u in tenancy.users.values()
+            (
+                vendor.name,
+                u.email,
+                u.role.value,
+                partners.get(u.partner_id) if u.partner_id else None,
+            )
+            for vendor, users in ((tenancy.vendor, tenancy.users), (second.vendor, second.users))
+            for u in users.values()
         ]
     finally:
         await db.dispose()

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli import deals, dispatch, leaderboards, outbox, serials
+from api.cli import audit, deals, dispatch, leaderboards, outbox, serials, vendors
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -40,35 +40,68 @@ def migrate(revision: str = typer.Argument("head", help="Target revision.")) -> 
 
 @app.command()
 def demo() -> None:
-    """Seed demo data (idempotent): vendor, partners and a user of every role."""
+    """Seed demo data (idempotent): a vendor, partners and a user of every role, and a
+    second vendor with a partner and users of its own."""
     from api.cli.demo import seed_demo  # noqa: PLC0415
 
     settings = load_settings()
     summary = asyncio.run(seed_demo(settings))
     table = Table(title="Demo users (get a token: channelboard token EMAIL)")
+    table.add_column("vendor")
     table.add_column("email")
     table.add_column("role")
     table.add_column("partner")
-    for email, role, partner in summary:
-        table.add_row(email, role, partner or "-")
+    for vendor, email, role, partner in summary:
+        table.add_row(vendor, email, role, partner or "-")
     Console().print(table)
 
 
 @app.command()
 def token(
-    email: str,
+    user_email: str | None = typer.Argument(
+        None, metavar="EMAIL", help="The user to mint a token for (omit with --subject)."
+    ),
     ttl: int = typer.Option(12 * 3600, "--ttl", help="Lifetime in seconds."),
+    subject: str | None = typer.Option(
+        None,
+        "--subject",
+        help="Mint a token for this identity-provider subject instead, "
+        "bound to no user yet: what invitationAccept is called with.",
+    ),
+    email: str | None = typer.Option(None, "--email", help="With --subject: the email claim."),
+    email_verified: bool = typer.Option(
+        False, "--email-verified", help="With --subject: claim email_verified: true."
+    ),
 ) -> None:
-    """Print a development JWT for the user with EMAIL (HS256 shared secret only)."""
+    """Print a development JWT for the user with EMAIL, or for an identity-provider
+    subject with --subject (HS256 shared secret only)."""
+    from api.auth import issue_subject_token  # noqa: PLC0415
     from api.cli.demo import token_for  # noqa: PLC0415
 
     settings = load_settings()
     if settings.production:
         console.print("[red]refusing to mint tokens in production[/red]")
         raise typer.Exit(2)
-    result = asyncio.run(token_for(settings, email, timedelta(seconds=ttl)))
+    if subject is not None:
+        if user_email is not None:
+            console.print("[red]give either EMAIL or --subject, not both[/red]")
+            raise typer.Exit(2)
+        print(  # noqa: T201 - the token is the command's output
+            issue_subject_token(
+                settings.jwt,
+                subject=subject,
+                email=email,
+                email_verified=email_verified,
+                ttl=timedelta(seconds=ttl),
+            )  # fmt: skip
+        )
+        return
+    if user_email is None:
+        console.print("[red]give the user's EMAIL, or --subject SUB[/red]")
+        raise typer.Exit(2)
+    result = asyncio.run(token_for(settings, user_email, timedelta(seconds=ttl)))
     if result is None:
-        console.print(f"[red]no user with email {email!r}[/red] (run 'channelboard demo'?)")
+        console.print(f"[red]no user with email {user_email!r}[/red] (run 'channelboard demo'?)")
         raise typer.Exit(1)
     print(result)  # noqa: T201 - the token is the command's output
 
@@ -141,6 +174,8 @@ app.add_typer(leaderboards.app, name="leaderboards")
 app.command("simulate")(leaderboards.simulate)
 app.command("dispatch")(dispatch.dispatch)
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(audit.app, name="audit")
+app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 
 
 def main() -> None:

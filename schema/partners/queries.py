@@ -10,6 +10,7 @@ from partners.policy import TENANCY, TenancyOp
 from schema.context import Context
 from schema.partners.inputs import PartnerFilter
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
+from schema.partners.users import UserFilter
 from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id
 
@@ -79,11 +80,16 @@ class PartnersQuery:
         description="Users: a vendor admin sees the vendor's, a partner admin its organisation's.",
     )
     async def users(
-        self, info: Info[Context, None], first: int | None = None, after: str | None = None
+        self,
+        info: Info[Context, None],
+        first: int | None = None,
+        after: str | None = None,
+        filter: UserFilter | None = None,
     ) -> Connection[UserType] | None:
         principal = info.context.caller
+        f = filter or UserFilter()
         return await paginate(
-            info.context, repository.readable_users(principal),
+            info.context, repository.users_matching(principal, role=f.role, active=f.active),
             first=first, after=after, to_node=UserType.from_model,
         )  # fmt: skip
 

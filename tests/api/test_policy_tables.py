@@ -34,14 +34,28 @@ from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from partners import invitations
 from partners import service as tenancy
-from partners.policy import TENANCY, Policy
+from partners import users as user_admin
+from partners.audit_log import AUDIT
+from partners.policy import INVITATIONS, TENANCY, USERS, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
+from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS]
+TABLES: list[Policy[Any]] = [
+    TENANCY,
+    CATALOGUE,
+    DEALS,
+    SALES,
+    EARNINGS,
+    CONTESTS,
+    AUDIT,
+    USERS,
+    INVITATIONS,
+]
 
 
 def _root_fields() -> list[tuple[str, Any]]:
@@ -62,7 +76,7 @@ def test_every_role_restricted_root_field_reads_a_policy_table() -> None:
         classes = field.permission_classes
         assert classes, f"{name} has no permission class"
         for permission in classes:
-            if permission is IsAuthenticated:
+            if permission in (IsAuthenticated, HasIdentity):  # authentication, not a role
                 continue
             table, op = operations[name]  # the table names its operations after the fields
             assert (permission.policy, permission.operation) == (table, op), name
@@ -82,6 +96,10 @@ Call = Callable[[AsyncSession, Principal], Awaitable[object]]
 REFUSED: list[tuple[str, Role, Call]] = [
     ("api key", Role.FINANCE, lambda s, p: tenancy.create_api_key(
         s, p, CLOCK, name="k", role=Role.FINANCE)),
+    ("user role", Role.CHANNEL_MANAGER, lambda s, p: user_admin.change_role(
+        s, p, CLOCK, user_id=uuid.uuid4(), role=Role.FINANCE)),
+    ("user deactivate", Role.PARTNER_REP, lambda s, p: user_admin.deactivate(
+        s, p, CLOCK, user_id=uuid.uuid4())),
     ("product", Role.CHANNEL_MANAGER, lambda s, p: catalogue.upsert_product(
         s, p, CLOCK, sku="X", name="X", list_price_minor=1, currency="USD")),
     ("deal approve", Role.FINANCE, lambda s, p: review.approve(
@@ -109,6 +127,8 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, start=NOW, end=NOW, currency="USD")),
     ("contest", Role.CHANNEL_MANAGER, lambda s, p: contests.cancel_contest(
         s, p, CLOCK, contest_id=uuid.uuid4())),
+    ("invitation", Role.PARTNER_REP, lambda s, p: invitations.create_invitation(
+        s, p, CLOCK, email="x@example.com", role=Role.PARTNER_REP)),
 ]  # fmt: skip
 
 

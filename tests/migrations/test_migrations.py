@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -93,6 +94,18 @@ def test_one_head_and_dated_file_names() -> None:
         assert path.name[:16].replace("-", "").replace("_", "")[:12].isdigit(), path.name
 
 
+async def insert_as_of(session: Any, *rows: Any) -> None:
+    """Insert ORM rows into an older database: only the columns it has."""
+    connection = await session.connection()
+    for row in rows:
+        table = type(row).__table__
+        present = await connection.run_sync(
+            lambda sync, name=table.name: {c["name"] for c in inspect(sync).get_columns(name)}
+        )
+        values = {k: v for k, v in row.model_dump().items() if k in present}
+        await connection.execute(table.insert().values(values))
+
+
 async def test_keys_made_before_the_idempotency_table_still_replay(
     scratch_url: str, tmp_path: Path
 ) -> None:
@@ -111,11 +124,9 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
     from deal_registration.storage import LocalStorage  # noqa: PLC0415
     from infra.clock import FrozenClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
+    from partners.models import Partner, User, Vendor  # noqa: PLC0415
     from partners.roles import Role  # noqa: PLC0415
-    from tests.factories import (
-        create_tenant,  # noqa: PLC0415
-        principal_of,  # noqa: PLC0415
-    )
+    from tests.factories import principal_of  # noqa: PLC0415
 
     await migrations.upgrade(scratch_url, "0006_contests")
     now = datetime(2026, 11, 30, 9, tzinfo=UTC)
@@ -123,17 +134,25 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
     db = Database(scratch_url)
     try:
         async with db.transaction() as session:
-            tenant = await create_tenant(session, clock)
-            rep, admin = tenant.user(Role.PARTNER_REP), tenant.user(Role.PARTNER_ADMIN)
+            # The tenancy rows as that revision has them (later revisions add columns).
+            vendor = Vendor(name="Old", slug="old", created_at=now)
+            partner = Partner(vendor_id=vendor.id, name="Old partner", region="EMEA",
+                              created_at=now)  # fmt: skip
+            rep, admin = (
+                User(vendor_id=vendor.id, partner_id=partner.id, email=f"{role.value}@old.example",
+                     display_name=role.value, role=role, created_at=now)
+                for role in (Role.PARTNER_REP, Role.PARTNER_ADMIN)
+            )  # fmt: skip
+            await insert_as_of(session, vendor, partner, rep, admin)
             claim = SaleClaim(
-                vendor_id=tenant.vendor.id, partner_id=tenant.partners[0].id,
+                vendor_id=vendor.id, partner_id=partner.id,
                 rep_user_id=rep.id, customer_name="Initech", invoice_number="INV-1",
                 sale_date=date(2026, 11, 29), amount_minor=100_00, currency="USD",
                 region="EMEA", state=ClaimState.UNDER_REVIEW, idempotency_key="old-claim",
                 created_at=now, updated_at=now,
             )  # fmt: skip
             deal = DealRegistration(
-                vendor_id=tenant.vendor.id, partner_id=tenant.partners[0].id,
+                vendor_id=vendor.id, partner_id=partner.id,
                 registered_by_id=rep.id, status=DealStatus.DRAFT, customer_name="Acme",
                 customer_name_key="acme", customer_domain="acme.com", customer_country="US",
                 estimated_value_minor=1_000_00, currency="USD",

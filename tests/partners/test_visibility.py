@@ -197,3 +197,88 @@ async def test_product_upsert_reports_every_bad_field_and_changes_nothing(
         as_user=tenant.user(Role.CHANNEL_MANAGER),
     )
     assert error_codes(denied) == ["FORBIDDEN"]
+
+
+# --- Users' administration (issue 12, item 3): every role against every user of both
+# vendors. Non-admins are forbidden; an admin finds exactly the users it may list (others,
+# the other vendor's included, are NOT_FOUND), and nothing it may not touch changes.
+USER_MUTATIONS = [
+    ("userDeactivate", "mutation($id: ID!) { userDeactivate(input: {id: $id}) "
+                       "{ user { id } userErrors { code } } }"),
+    ("userRoleChange", "mutation($id: ID!) { userRoleChange(input: {id: $id, role: PARTNER_REP})"
+                       " { user { id } userErrors { code } } }"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("field", "mutation"), USER_MUTATIONS, ids=[m[0] for m in USER_MUTATIONS])
+async def test_user_mutations_reach_only_the_users_an_admin_may_list(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role, field: str, mutation: str
+) -> None:
+    caller = tenant.user(role)
+    listed = visible_user_emails(tenant, role)
+    for target in [*tenant.users.values(), *other_tenant.users.values()]:
+        payload = await gql(mutation, {"id": gid(target)}, as_user=caller)
+        if role not in (Role.VENDOR_ADMIN, Role.PARTNER_ADMIN):
+            assert error_codes(payload) == ["FORBIDDEN"], target.email
+            continue
+        codes = [e["code"] for e in payload["data"][field]["userErrors"]]
+        if target.email not in listed:
+            assert codes == ["NOT_FOUND"], target.email
+        else:  # its own: refused for a reason of its own, never NOT_FOUND
+            assert "NOT_FOUND" not in codes, target.email
+    after = await gql.data(
+        "{ users(first: 100) { edges { node { email role active } } } }",
+        as_user=other_tenant.user(Role.VENDOR_ADMIN),
+    )
+    assert all(
+        e["node"]["active"] and e["node"]["role"] == other_tenant_role(other_tenant, e["node"])
+        for e in after["users"]["edges"]
+    )
+
+
+def other_tenant_role(tenant: Tenant, node: dict[str, str]) -> str:
+    return next(u.role.value for u in tenant.users.values() if u.email == node["email"])
+
+
+# --- Invitations (issue 12, item 2) ---------------------------------------------------
+
+
+async def _invite_everywhere(gql: GQL, tenant: Tenant) -> dict[str, str]:
+    """One vendor-staff invitation and one per partner; their ids by who may see them."""
+    create = """mutation($input: InvitationCreateInput!) {
+      invitationCreate(input: $input) { invitation { id } userErrors { code } } }"""
+    ids = {}
+    for key, user, fields in (
+        ("vendor", tenant.user(Role.VENDOR_ADMIN), {"role": "FINANCE"}),
+        ("p0", tenant.user(Role.PARTNER_ADMIN, 0), {"role": "PARTNER_REP"}),
+        ("p1", tenant.user(Role.PARTNER_ADMIN, 1), {"role": "PARTNER_REP"}),
+    ):
+        fields["email"] = f"{key}-{tenant.vendor.slug}@invited.example"
+        data = await gql.data(create, {"input": fields}, as_user=user)
+        ids[key] = data["invitationCreate"]["invitation"]["id"]
+    return ids
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_invitations_list_and_nodes(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role
+) -> None:
+    mine = await _invite_everywhere(gql, tenant)
+    theirs = await _invite_everywhere(gql, other_tenant)
+    visible = {
+        Role.VENDOR_ADMIN: {"vendor", "p0", "p1"},
+        Role.PARTNER_ADMIN: {"p0"},
+    }.get(role, set())
+    user = tenant.user(role)
+    payload = await gql("{ invitations { totalCount edges { node { id } } } }", as_user=user)
+    if visible:
+        listed = {e["node"]["id"] for e in payload["data"]["invitations"]["edges"]}
+        assert listed == {mine[k] for k in visible}
+    else:
+        assert error_codes(payload) == ["FORBIDDEN"]
+    for key, invitation_id in [*mine.items(), *(("other", i) for i in theirs.values())]:
+        data = await gql.data(
+            "query($id: ID!) { node(id: $id) { id } }", {"id": invitation_id}, as_user=user
+        )
+        assert (data["node"] is not None) == (key in visible), (role, key)
