@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -19,6 +19,9 @@ class PartnerStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
     TERMINATED = "TERMINATED"
+    # Partner administration (issue 12): archived partners are hidden from default lists,
+    # take no new activity, and keep their history.
+    ARCHIVED = "ARCHIVED"
 
 
 def _enum(enum: type[StrEnum], name: str) -> SAEnum:
@@ -36,7 +39,11 @@ class Vendor(SQLModel, table=True):
 
 class Partner(SQLModel, table=True):
     __tablename__ = "partner"
-    __table_args__ = (UniqueConstraint("vendor_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("vendor_id", "name"),
+        # An index, not a constraint: SQLite adds it without copying the table.
+        Index("uq_partner_vendor_id_external_ref", "vendor_id", "external_ref", unique=True),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
@@ -49,6 +56,18 @@ class Partner(SQLModel, table=True):
     )
     internal_notes: str = Field(default="", max_length=4000)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # --- partner administration (issue 12, partners/admin.py) ---
+    legal_name: str = Field(default="", max_length=200)
+    country: str | None = Field(default=None, max_length=2)
+    # The key of a re-import (the vendor's own id for the partner, e.g. its CRM id).
+    external_ref: str | None = Field(default=None, max_length=100)
+    # [{"name": ..., "email": ..., "phone": ...}], at most MAX_CONTACTS.
+    contacts: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class User(SQLModel, table=True):

@@ -73,3 +73,33 @@ TENANCY = Policy[TenancyOp](
         TenancyOp.OUTBOX_EVENTS_READ: VENDOR_ADMIN,
     }
 )
+
+
+# --- partner administration (issue 12: partners/admin.py, partners/imports.py) ---
+class PartnerOp(StrEnum):
+    PARTNER_CREATE = "partnerCreate"
+    # Row-level: a channel manager may change only the contacts and tags of its assigned
+    # partners (partners/admin.py MANAGER_EDITABLE); a vendor admin every field.
+    PARTNER_UPDATE = "partnerUpdate"
+    PARTNER_SUSPEND = "partnerSuspend"
+    PARTNER_REACTIVATE = "partnerReactivate"
+    PARTNER_ARCHIVE = "partnerArchive"
+    PARTNERS_IMPORT = "partnersImport"
+    MANAGER_ASSIGN = "partnerManagerAssign"
+    MANAGER_UNASSIGN = "partnerManagerUnassign"
+    MANAGERS_READ = "partnerManagers"
+
+
+PARTNERS = Policy[PartnerOp](
+    {
+        PartnerOp.PARTNER_CREATE: VENDOR_ADMIN,
+        PartnerOp.PARTNER_UPDATE: REVIEWERS,
+        PartnerOp.PARTNER_SUSPEND: VENDOR_ADMIN,
+        PartnerOp.PARTNER_REACTIVATE: VENDOR_ADMIN,
+        PartnerOp.PARTNER_ARCHIVE: VENDOR_ADMIN,
+        PartnerOp.PARTNERS_IMPORT: VENDOR_ADMIN,
+        PartnerOp.MANAGER_ASSIGN: VENDOR_ADMIN,
+        PartnerOp.MANAGER_UNASSIGN: VENDOR_ADMIN,
+        PartnerOp.MANAGERS_READ: REVIEWERS,
+    }
+)

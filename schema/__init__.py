@@ -33,6 +33,7 @@ from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
+from schema.partners.admin import PartnerAdminMutation
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
@@ -49,6 +50,7 @@ QUERIES: tuple[type, ...] = (
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
+    PartnerAdminMutation,
     CatalogueMutation,
     DealRegistrationMutation,
     SalesMutation,

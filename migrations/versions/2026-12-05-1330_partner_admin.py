@@ -1,0 +1,65 @@
+"""partner administration: legal name, country, contacts, tags, external reference, status
+reason and time; the ARCHIVED status (a non-native enum: no type change)
+
+Revision ID: 0011_partner_admin
+Revises: 0010_contest_board_version
+Create Date: 2026-12-05 13:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import infra.db
+
+revision: str = "0011_partner_admin"
+down_revision: str | None = "0010_contest_board_version"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Plain ADD COLUMNs (no batch copy on SQLite: the partner table is referenced by rows
+    # whose foreign keys SQLite enforces). The status enum is non-native (VARCHAR(32)),
+    # so ARCHIVED needs no change in the database.
+    op.add_column(
+        "partner",
+        sa.Column(
+            "legal_name",
+            sqlmodel.sql.sqltypes.AutoString(length=200),
+            nullable=False,
+            server_default="",
+        ),
+    )
+    op.add_column(
+        "partner", sa.Column("country", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=True)
+    )
+    op.add_column(
+        "partner",
+        sa.Column("external_ref", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=True),
+    )
+    op.add_column("partner", sa.Column("contacts", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column("partner", sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
+    op.add_column(
+        "partner",
+        sa.Column("status_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    )
+    op.add_column(
+        "partner",
+        sa.Column("status_changed_at", infra.db.UTCDateTime(timezone=True), nullable=True),
+    )
+    op.create_index(
+        "uq_partner_vendor_id_external_ref", "partner", ["vendor_id", "external_ref"], unique=True
+    )
+
+
+def downgrade() -> None:
+    op.execute("UPDATE partner SET status = 'TERMINATED' WHERE status = 'ARCHIVED'")
+    op.drop_index("uq_partner_vendor_id_external_ref", table_name="partner")
+    for column in (
+        "status_changed_at", "status_reason", "tags", "contacts", "external_ref", "country",
+        "legal_name",
+    ):  # fmt: skip
+        op.drop_column("partner", column)
