@@ -157,7 +157,7 @@ async def import_partners(
     text = io.TextIOWrapper(
         io.BufferedReader(_Counting(source, progress)), encoding="utf-8-sig", newline=""
     )
-    rows = csv.reader(text)
+    rows = csv.reader(text, strict=True)
     report = ImportReport()
     planned: list[tuple[Partner | None, dict[str, Any]]] = []
     seen_keys: dict[str, int] = {}
