@@ -22,6 +22,7 @@ from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
+from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
 MAX_RATE_BP = 10_000
@@ -375,7 +376,15 @@ async def create_program(
     program = Program(vendor_id=principal.vendor_id, name=name, currency=currency, created_at=now)
     session.add(program)
     await session.flush()
-    return await _add_version(session, principal, clock, program, rules, effective_from or now, 1)
+    start = effective_from or now
+    version = await _add_version(session, principal, clock, program, rules, start, 1)
+    await log_change(
+        session, principal, clock, action="program.created", entity_type=AuditEntity.PROGRAM,
+        entity_id=program.id, before=None, after={"name": program.name,
+        "currency": program.currency, "rules": version.rules,
+        "effective_from": version.effective_from},
+    )  # fmt: skip
+    return version
 
 
 async def create_version(
@@ -427,7 +436,18 @@ async def create_version(
             "cannot take effect before that.",
             "effective_from",
         )
-    return await _add_version(session, principal, clock, program, rules, start, latest.number + 1)
+    version = await _add_version(
+        session, principal, clock, program, rules, start, latest.number + 1
+    )
+    await log_change(
+        session, principal, clock, action="program_version.created",
+        entity_type=AuditEntity.PROGRAM_VERSION, entity_id=version.id,
+        before={"number": latest.number, "rules": latest.rules,
+        "effective_from": latest.effective_from},
+        after={"program_id": program.id, "number": version.number, "rules": version.rules,
+        "effective_from": version.effective_from},
+    )  # fmt: skip
+    return version
 
 
 async def _add_version(

@@ -26,11 +26,13 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from partners import repository
 from partners.access import accessible_partner_ids
+from partners.audit_log import AuditEntity
 from partners.errors import PartnerErrorCode
 from partners.models import ManagerAssignment, Partner, PartnerStatus, User
 from partners.policy import PARTNERS, PartnerOp
@@ -491,6 +493,12 @@ async def audit(
     reason: str | None = None,
 ) -> None:
     """Record an administrative change in the audit log, in the same transaction. ``actor``
-    overrides ``principal.caller`` (a CLI command: ``operator:<login>``)."""
-    # Filled in once infra/audit.py (branch i12-audit) is merged.
-    return None
+    overrides ``principal.caller`` (a CLI command: ``operator:<login>``). Every partner
+    action, manager assignments included, is an entry about the partner (entity type
+    ``partner``), so a partner's history reads in one filter."""
+    await infra_audit.record(
+        session, vendor_id=change.partner.vendor_id, actor=actor or principal.caller,
+        action=change.action, entity_type=AuditEntity.PARTNER, entity_id=str(change.partner.id),
+        before=change.before, after=change.after, reason=reason or change.reason,
+        at=clock.now(),
+    )  # fmt: skip

@@ -34,6 +34,7 @@ from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
 from schema.partners.admin import PartnerAdminMutation
+from schema.partners.audit_log import AuditEntryType, AuditLogQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
@@ -47,6 +48,7 @@ QUERIES: tuple[type, ...] = (
     EarningsQuery,
     LeaderboardsQuery,
     OperationsQuery,
+    AuditLogQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -78,6 +80,7 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    AuditEntryType,
 )
 
 

@@ -35,13 +35,14 @@ from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import service as tenancy
+from partners.audit_log import AUDIT
 from partners.policy import TENANCY, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS]
+TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT]
 
 
 def _root_fields() -> list[tuple[str, Any]]:

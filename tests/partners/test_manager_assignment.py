@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import connect
 
 from deal_registration.registrations import notices
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners import service as partners_service
@@ -69,6 +70,7 @@ async def test_who_may_assign_and_bad_input(
     bad = await gql.data(ASSIGN, _input(tenant, manager=inactive), as_user=admin)
     assert [e["code"] for e in bad["partnerManagerAssign"]["userErrors"]] == ["MANAGER_NOT_FOUND"]
     assert await count_rows(db, ManagerAssignment) == 2  # one per tenant, from the factory
+    assert await count_rows(db, AuditEntry) == 0
 
     twice = await gql.data(ASSIGN, _input(tenant, partner=0), as_user=admin)
     assert [e["code"] for e in twice["partnerManagerAssign"]["userErrors"]] == ["ALREADY_ASSIGNED"]

@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from earnings.models import EarningEntry
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.models import Partner, PartnerStatus
@@ -49,6 +50,16 @@ NEW = {
 }
 
 
+async def _audit(db: Database, tenant: Tenant) -> list[AuditEntry]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(AuditEntry)
+            .where(AuditEntry.vendor_id == tenant.vendor.id, AuditEntry.entity_type == "partner")
+            .order_by(AuditEntry.id)  # type: ignore[arg-type]
+        )
+        return list(rows)
+
+
 async def _partners(db: Database, tenant: Tenant) -> dict[str, Partner]:
     async with db.session() as session:
         rows = await session.exec(select(Partner).where(Partner.vendor_id == tenant.vendor.id))
@@ -74,6 +85,15 @@ async def test_create_partner(gql: GQL, db: Database, tenant: Tenant, other_tena
         {"name": "Ada", "email": "ada@initrode.example", "phone": "+49 30 1234"}
     ]
     assert partner["externalRef"] == "CRM-1"
+    [entry] = await _audit(db, tenant)
+    assert (entry.action, entry.before, entry.actor) == (
+        "partner.created",
+        None,
+        f"user:{admin.id}",
+    )
+    assert entry.after is not None
+    assert entry.after["name"] == "Initrode GmbH"
+    assert entry.after["tags"] == ["cloud", "reseller"]
 
     # The same name in another vendor is another partner; in the same vendor a duplicate.
     other = await gql.data(
@@ -110,6 +130,7 @@ async def test_bad_partner_input_changes_nothing(
     assert (errors[0]["code"], errors[0]["field"]) == (code, field)
     assert result["partnerCreate"]["partner"] is None
     assert await count_rows(db, Partner) == 2
+    assert await count_rows(db, AuditEntry) == 0
 
 
 async def test_update_by_admin_and_by_the_assigned_manager(
@@ -156,6 +177,13 @@ async def test_update_by_admin_and_by_the_assigned_manager(
     ]
     stored = (await _partners(db, tenant))[tenant.partners[0].name]
     assert stored.tags == ["b"]
+    updates = await _audit(db, tenant)
+    assert [(e.actor, e.before, e.after) for e in updates] == [
+        (f"user:{admin.id}", {"country": None, "legal_name": "", "tags": []},
+         {"country": "FR", "legal_name": "Legal Ltd", "tags": ["a"]}),
+        (f"user:{manager.id}", {"contacts": [], "tags": ["a"]},
+         {"contacts": [{"name": "Bo", "email": "bo@p.example", "phone": ""}], "tags": ["b"]}),
+    ]  # fmt: skip
     assert stored.contacts == [{"name": "Bo", "email": "bo@p.example", "phone": ""}]
     # Renaming onto another partner's name is refused.
     clash = await gql.data(
@@ -202,6 +230,15 @@ async def test_suspend_refuses_its_users_and_reactivate_restores_them(
 
     back = await gql.data(REACTIVATE, {"input": {"id": target}}, as_user=admin)
     assert back["partnerReactivate"]["partner"]["status"] == "ACTIVE"
+    entries = await _audit(db, tenant)
+    assert [(e.action, e.before, e.after, e.reason) for e in entries] == [
+        ("partner.suspended", {"status": "ACTIVE", "status_reason": None},
+         {"status": "SUSPENDED", "status_reason": "unpaid invoices"}, "unpaid invoices"),
+        ("partner.reactivated", {"status": "SUSPENDED", "status_reason": "unpaid invoices"},
+         {"status": "ACTIVE", "status_reason": None}, None),
+    ]  # fmt: skip
+    assert {e.actor for e in entries} == {f"user:{admin.id}"}
+    assert {e.entity_id for e in entries} == {str(tenant.partners[0].id)}
     assert "errors" not in await gql(ME, as_user=rep)
     not_suspended = await gql.data(REACTIVATE, {"input": {"id": target}}, as_user=admin)
     assert [e["code"] for e in not_suspended["partnerReactivate"]["userErrors"]] == [

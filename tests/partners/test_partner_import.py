@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import select
 
 from api.settings import Settings
+from infra.audit import AuditEntry
 from infra.db import Database
 from partners.models import Partner
 from partners.roles import Role
@@ -73,8 +74,10 @@ async def test_import_for_vendor_admins_only_and_idempotent(
     assert alpha.tier == "REGISTERED"  # tier is not imported
     assert partners["Beta Systems"].contacts == []
 
+    assert await count_rows(db, AuditEntry) == 3  # one per created partner
     again = (await _upload(gql, data, admin))["data"]["partnersImport"]
     assert again["result"]["unchanged"] == 3
+    assert await count_rows(db, AuditEntry) == 3  # nothing changed, nothing recorded
     assert await _by_name(db, tenant) == partners  # nothing changed
 
     # A changed file: renamed by its external_ref, Gamma matched by name; a new one.
@@ -123,6 +126,7 @@ CRM-7,{tenant.partners[0].name},,EMEA,GB,,,
         (7, "WRONG_COLUMN_COUNT"),
     ]
     assert await count_rows(db, Partner) == 2
+    assert await count_rows(db, AuditEntry) == 0
 
     good_only = (await _upload(gql, bad, admin, goodRowsOnly=True))["data"]["partnersImport"]
     assert good_only["result"]["applied"] is True
@@ -204,3 +208,7 @@ async def test_cli_import_reports_and_is_idempotent(
 
     code, output = await _cli(settings, str(good), "--vendor", "no-such-vendor")
     assert code == 2
+    async with db.session() as session:
+        actors = set(await session.exec(select(AuditEntry.actor)))
+    assert len(actors) == 1
+    assert next(iter(actors)).startswith("operator:")
