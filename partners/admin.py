@@ -35,7 +35,7 @@ from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity
 from partners.errors import PartnerErrorCode
 from partners.models import ManagerAssignment, Partner, PartnerStatus, User
-from partners.policy import PARTNERS, PartnerOp
+from partners.policy import PARTNERS, REVIEWERS, PartnerOp
 from partners.roles import Principal, Role
 
 MAX_CONTACTS = 10
@@ -465,8 +465,9 @@ async def unassign_manager(
 async def managers_of(
     session: AsyncSession, principal: Principal, partner_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[User]]:
-    """The channel managers assigned to each of the given (readable) partners."""
-    if not PARTNERS.allows(principal, PartnerOp.MANAGERS_READ):
+    """The channel managers assigned to each of the given (readable) partners; vendor admins
+    and channel managers read them (``Partner.managers``), other roles nothing."""
+    if principal.role not in REVIEWERS:
         return {}
     rows = await session.exec(
         select(ManagerAssignment.partner_id, User)

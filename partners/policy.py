@@ -87,7 +87,6 @@ class PartnerOp(StrEnum):
     PARTNERS_IMPORT = "partnersImport"
     MANAGER_ASSIGN = "partnerManagerAssign"
     MANAGER_UNASSIGN = "partnerManagerUnassign"
-    MANAGERS_READ = "partnerManagers"
 
 
 PARTNERS = Policy[PartnerOp](
@@ -100,6 +99,5 @@ PARTNERS = Policy[PartnerOp](
         PartnerOp.PARTNERS_IMPORT: VENDOR_ADMIN,
         PartnerOp.MANAGER_ASSIGN: VENDOR_ADMIN,
         PartnerOp.MANAGER_UNASSIGN: VENDOR_ADMIN,
-        PartnerOp.MANAGERS_READ: REVIEWERS,
     }
 )

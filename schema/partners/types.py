@@ -10,6 +10,7 @@ from strawberry import Info, relay
 
 from partners import admin, repository
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
+from partners.policy import REVIEWERS
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import VendorStaff, roles
@@ -96,7 +97,7 @@ class PartnerType(relay.Node):
     @strawberry.field(
         description="The channel managers assigned to this partner. Vendor admins and "
         "channel managers; null for other roles.",
-        permission_classes=[roles(Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER)],
+        permission_classes=[roles(*REVIEWERS)],
     )
     async def managers(self, info: Info[Context, None]) -> list[UserType] | None:
         found = await admin.managers_of(

@@ -34,15 +34,19 @@ from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from partners import admin as partner_admin
+from partners import imports as partner_imports
 from partners import service as tenancy
 from partners.audit_log import AUDIT
-from partners.policy import TENANCY, Policy
+from partners.policy import PARTNERS, TENANCY, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT]
+TABLES: list[Policy[Any]] = [
+    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT, PARTNERS
+]  # fmt: skip
 
 
 def _root_fields() -> list[tuple[str, Any]]:
@@ -110,6 +114,14 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, start=NOW, end=NOW, currency="USD")),
     ("contest", Role.CHANNEL_MANAGER, lambda s, p: contests.cancel_contest(
         s, p, CLOCK, contest_id=uuid.uuid4())),
+    ("partner suspend", Role.CHANNEL_MANAGER, lambda s, p: partner_admin.suspend_partner(
+        s, p, CLOCK, partner_id=uuid.uuid4(), reason="r")),
+    ("partner update", Role.FINANCE, lambda s, p: partner_admin.update_partner(
+        s, p, CLOCK, partner_id=uuid.uuid4(), fields=partner_admin.PartnerFields(tags=["a"]))),
+    ("partners import", Role.CHANNEL_MANAGER, lambda s, p: partner_imports.import_partners(
+        s, p, CLOCK, source=io.BytesIO(b""))),
+    ("manager assign", Role.CHANNEL_MANAGER, lambda s, p: partner_admin.assign_manager(
+        s, p, CLOCK, partner_id=uuid.uuid4(), manager_id=uuid.uuid4())),
 ]  # fmt: skip
 
 
