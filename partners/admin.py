@@ -224,6 +224,15 @@ async def create_partner(
     session: AsyncSession, principal: Principal, clock: Clock, *, fields: PartnerFields
 ) -> Change:
     PARTNERS.require(principal, PartnerOp.PARTNER_CREATE)
+    return await add_partner(session, principal, clock, fields=fields)
+
+
+async def add_partner(
+    session: AsyncSession, principal: Principal, clock: Clock, *, fields: PartnerFields
+) -> Change:
+    """Create a partner in the caller's vendor, audited. The caller's operation has been
+    authorised already (``partnerCreate``, or ``partnerApplicationApprove``, which channel
+    managers may perform too)."""
     values, errors = clean(fields)
     if fields.name is None:
         errors.append(DomainError(PartnerErrorCode.REQUIRED, "Give the partner a name.", "name"))

@@ -61,6 +61,7 @@ class AuditEntity(StrEnum):
     # Partner administration (partners/admin.py): create, update, suspend, reactivate,
     # archive, import, manager assignments.
     PARTNER = "partner"
+    PARTNER_APPLICATION = "partner_application"
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).

@@ -38,3 +38,16 @@ class PartnerErrorCode(StrEnum):
     WRONG_COLUMN_COUNT = "WRONG_COLUMN_COUNT"
     DUPLICATE_IN_FILE = "DUPLICATE_IN_FILE"
     ROWS_REJECTED = "ROWS_REJECTED"
+
+
+class ApplicationErrorCode(StrEnum):
+    """Partner applications (partners/applications.py)."""
+
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    INVALID_COUNTRY = "INVALID_COUNTRY"
+    RATE_LIMITED = "RATE_LIMITED"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_DECIDED = "ALREADY_DECIDED"
+    DUPLICATE_NAME = "DUPLICATE_NAME"

@@ -117,3 +117,44 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+# --- partner applications (issue 12, partners/applications.py) ---
+class ApplicationStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class PartnerApplication(SQLModel, table=True):
+    """A company asking to join a vendor's program (unauthenticated ``partnerApply``).
+
+    ``vendor_id`` is null when the slug named no vendor: the application is kept (and
+    answered) exactly like one for a real vendor, so that nobody learns which slugs exist,
+    and nobody ever reviews it."""
+
+    __tablename__ = "partner_application"
+    __table_args__ = (
+        Index("ix_partner_application_address_at", "client_address", "created_at"),
+        Index("ix_partner_application_email_at", "contact_email", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    reference: str = Field(max_length=32, unique=True)
+    vendor_id: uuid.UUID | None = Field(default=None, foreign_key="vendor.id", index=True)
+    vendor_slug: str = Field(max_length=64)
+    company: str = Field(max_length=200)
+    contact_name: str = Field(max_length=200)
+    contact_email: str = Field(max_length=254)
+    country: str = Field(max_length=2)
+    message: str = Field(default="", max_length=2000)
+    client_address: str = Field(max_length=64)
+    status: ApplicationStatus = Field(
+        default=ApplicationStatus.PENDING,
+        sa_column=Column(_enum(ApplicationStatus, "application_status"), nullable=False),
+    )
+    rejection_reason: str | None = Field(default=None, max_length=500)
+    partner_id: uuid.UUID | None = Field(default=None, foreign_key="partner.id")
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -101,3 +101,20 @@ PARTNERS = Policy[PartnerOp](
         PartnerOp.MANAGER_UNASSIGN: VENDOR_ADMIN,
     }
 )
+
+
+# --- partner applications (issue 12: partners/applications.py); partnerApply and
+# partnerApplicationStatus are unauthenticated and have no row here ---
+class ApplicationOp(StrEnum):
+    APPLICATIONS_READ = "partnerApplications"
+    APPLICATION_APPROVE = "partnerApplicationApprove"
+    APPLICATION_REJECT = "partnerApplicationReject"
+
+
+APPLICATIONS = Policy[ApplicationOp](
+    {
+        ApplicationOp.APPLICATIONS_READ: REVIEWERS,
+        ApplicationOp.APPLICATION_APPROVE: REVIEWERS,
+        ApplicationOp.APPLICATION_REJECT: REVIEWERS,
+    }
+)

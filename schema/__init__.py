@@ -34,6 +34,11 @@ from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
 from schema.partners.admin import PartnerAdminMutation
+from schema.partners.applications import (
+    ApplicationsMutation,
+    ApplicationsQuery,
+    PartnerApplicationType,
+)
 from schema.partners.audit_log import AuditEntryType, AuditLogQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
@@ -49,10 +54,12 @@ QUERIES: tuple[type, ...] = (
     LeaderboardsQuery,
     OperationsQuery,
     AuditLogQuery,
+    ApplicationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
     PartnerAdminMutation,
+    ApplicationsMutation,
     CatalogueMutation,
     DealRegistrationMutation,
     SalesMutation,
@@ -81,6 +88,7 @@ NODE_TYPES: tuple[type, ...] = (
     ProgramType,
     ContestType,
     AuditEntryType,
+    PartnerApplicationType,
 )
 
 

@@ -1,4 +1,4 @@
-"""partner administration: legal name, country, contacts, tags, external reference, status
+"""partner administration and applications: the partner_application table; legal name, country, contacts, tags, external reference, status
 reason and time; the ARCHIVED status (a non-native enum: no type change)
 
 Revision ID: 0011_partner_admin
@@ -53,9 +53,57 @@ def upgrade() -> None:
     op.create_index(
         "uq_partner_vendor_id_external_ref", "partner", ["vendor_id", "external_ref"], unique=True
     )
+    op.create_table(
+        "partner_application",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("reference", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("vendor_id", sa.Uuid(), nullable=True),
+        sa.Column("vendor_slug", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("company", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("contact_name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("contact_email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("country", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
+        sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("client_address", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column(
+            "status",
+            sa.Enum(
+                "PENDING",
+                "APPROVED",
+                "REJECTED",
+                name="application_status",
+                native_enum=False,
+                length=32,
+            ),
+            nullable=False,
+        ),  # fmt: skip
+        sa.Column("rejection_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("partner_id", sa.Uuid(), nullable=True),
+        sa.Column("decided_by", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+        sa.Column("decided_at", infra.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", infra.db.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["partner_id"], ["partner.id"], name=op.f("fk_partner_application_partner_id_partner")
+        ),
+        sa.ForeignKeyConstraint(
+            ["vendor_id"], ["vendor.id"], name=op.f("fk_partner_application_vendor_id_vendor")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_partner_application")),
+        sa.UniqueConstraint("reference", name=op.f("uq_partner_application_reference")),
+    )
+    op.create_index(
+        "ix_partner_application_address_at",
+        "partner_application",
+        ["client_address", "created_at"],
+    )
+    op.create_index(
+        "ix_partner_application_email_at", "partner_application", ["contact_email", "created_at"]
+    )
+    op.create_index(op.f("ix_partner_application_vendor_id"), "partner_application", ["vendor_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("partner_application")
     op.execute("UPDATE partner SET status = 'TERMINATED' WHERE status = 'ARCHIVED'")
     op.drop_index("uq_partner_vendor_id_external_ref", table_name="partner")
     for column in (

@@ -35,17 +35,18 @@ from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import admin as partner_admin
+from partners import applications as partner_applications
 from partners import imports as partner_imports
 from partners import service as tenancy
 from partners.audit_log import AUDIT
-from partners.policy import PARTNERS, TENANCY, Policy
+from partners.policy import APPLICATIONS, PARTNERS, TENANCY, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, Public
 
 TABLES: list[Policy[Any]] = [
-    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT, PARTNERS
+    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT, PARTNERS, APPLICATIONS
 ]  # fmt: skip
 
 
@@ -67,7 +68,7 @@ def test_every_role_restricted_root_field_reads_a_policy_table() -> None:
         classes = field.permission_classes
         assert classes, f"{name} has no permission class"
         for permission in classes:
-            if permission is IsAuthenticated:
+            if permission in (IsAuthenticated, Public):
                 continue
             table, op = operations[name]  # the table names its operations after the fields
             assert (permission.policy, permission.operation) == (table, op), name
@@ -120,6 +121,8 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, partner_id=uuid.uuid4(), fields=partner_admin.PartnerFields(tags=["a"]))),
     ("partners import", Role.CHANNEL_MANAGER, lambda s, p: partner_imports.import_partners(
         s, p, CLOCK, source=io.BytesIO(b""))),
+    ("application reject", Role.FINANCE, lambda s, p: partner_applications.reject(
+        s, p, CLOCK, application_id=uuid.uuid4(), reason="r")),
     ("manager assign", Role.CHANNEL_MANAGER, lambda s, p: partner_admin.assign_manager(
         s, p, CLOCK, partner_id=uuid.uuid4(), manager_id=uuid.uuid4())),
 ]  # fmt: skip
