@@ -32,7 +32,7 @@ from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from partners import repository
 from partners.access import accessible_partner_ids
-from partners.audit_log import AuditEntity
+from partners.audit_log import AuditEntity, actor_of
 from partners.errors import PartnerErrorCode
 from partners.models import ManagerAssignment, Partner, PartnerStatus, User
 from partners.policy import PARTNERS, REVIEWERS, PartnerOp
@@ -503,11 +503,11 @@ async def audit(
     reason: str | None = None,
 ) -> None:
     """Record an administrative change in the audit log, in the same transaction. ``actor``
-    overrides ``principal.caller`` (a CLI command: ``operator:<login>``). Every partner
+    overrides ``actor_of(principal)`` (user, API key, or ``operator:<login>``). Every partner
     action, manager assignments included, is an entry about the partner (entity type
     ``partner``), so a partner's history reads in one filter."""
     await infra_audit.record(
-        session, vendor_id=change.partner.vendor_id, actor=actor or principal.caller,
+        session, vendor_id=change.partner.vendor_id, actor=actor or actor_of(principal),
         action=change.action, entity_type=AuditEntity.PARTNER, entity_id=str(change.partner.id),
         before=change.before, after=change.after, reason=reason or change.reason,
         at=clock.now(),

@@ -30,7 +30,7 @@ from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from partners import admin
-from partners.audit_log import AuditEntity
+from partners.audit_log import AuditEntity, actor_of
 from partners.errors import ApplicationErrorCode, PartnerErrorCode
 from partners.models import ApplicationStatus, PartnerApplication, Vendor
 from partners.policy import APPLICATIONS, ApplicationOp
@@ -261,7 +261,7 @@ async def _decide(
     application.status = status
     application.rejection_reason = reason
     application.partner_id = partner_id
-    application.decided_by = principal.caller
+    application.decided_by = actor_of(principal)
     application.decided_at = clock.now()
     session.add(application)
     await session.flush()
@@ -270,7 +270,7 @@ async def _decide(
         after["partner_id"] = str(partner_id)
     assert application.vendor_id is not None
     await infra_audit.record(
-        session, vendor_id=application.vendor_id, actor=principal.caller,
+        session, vendor_id=application.vendor_id, actor=actor_of(principal),
         action=f"partner_application.{status.value.lower()}",
         entity_type=AuditEntity.PARTNER_APPLICATION, entity_id=str(application.id),
         before={"status": ApplicationStatus.PENDING.value}, after=after, reason=reason,

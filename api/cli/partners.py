@@ -5,7 +5,6 @@ all-or-nothing unless --good-rows-only, idempotent re-import)."""
 from __future__ import annotations
 
 import asyncio
-import getpass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlmodel import select
 
-from api.cli.settings import load_settings
+from api.cli.settings import load_settings, operator
 from api.cli.wiring import announcing
 from api.settings import Settings
 from infra.clock import SystemClock
@@ -61,7 +60,7 @@ async def _import(
         if found is None:
             console.print(f"[red]no vendor with slug {slug!r}[/red]")
             return 2
-        principal = Principal(vendor_id=found.id, role=Role.VENDOR_ADMIN)
+        principal = Principal(vendor_id=found.id, role=Role.VENDOR_ADMIN, operator=operator())
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
             TimeRemainingColumn(), console=console,
@@ -74,7 +73,6 @@ async def _import(
                         session, principal, SystemClock(), source=source, filename=name,
                         good_rows_only=good_rows_only,
                         progress=lambda n: progress.advance(task, n),
-                        actor=f"operator:{getpass.getuser()}",
                     )  # fmt: skip
                     progress.update(task, description="committed")
         except imports.ImportRejected as refused:
