@@ -19,6 +19,7 @@ from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
 from partners import repository, service
+from partners.invitations import Identity, normalise_email
 from partners.models import ApiKey, Partner, PartnerStatus, User
 from partners.roles import Principal
 
@@ -26,6 +27,9 @@ from partners.roles import Principal
 @dataclass(frozen=True)
 class AuthFailure:
     reason: str  # one of schema.permissions.AUTH_MESSAGES
+    # Set for a valid identity-provider token whose subject no user is bound to (reason
+    # UNKNOWN_USER): the one thing it may do is accept an invitation.
+    identity: Identity | None = None
 
 
 class TokenVerifier:
@@ -116,6 +120,7 @@ PRINCIPAL_TABLES = ("user_account", "partner", "api_key")
 class Authenticator:
     def __init__(self, jwt_settings: JWTSettings, db: Database, clock: Clock) -> None:
         self.verifier = TokenVerifier(jwt_settings)
+        self.identity_claim = jwt_settings.identity_claim
         self.leeway = timedelta(seconds=jwt_settings.leeway_seconds)
         self.db = db
         self.clock = clock
@@ -160,16 +165,43 @@ class Authenticator:
         claims = self.verifier.decode(token, self.clock.now())
         if isinstance(claims, AuthFailure):
             return claims
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except ValueError:
-            return AuthFailure("UNKNOWN_USER")
-        user = await repository.get_user(session, user_id)
+        user = await self._user_of(session, claims)
+        if user is None:
+            return AuthFailure("UNKNOWN_USER", identity=self._identity(claims))
         partner = None
         if user is not None and user.active and user.partner_id is not None:
             partner = await repository.get_partner(session, user.partner_id)
         expires_at = datetime.fromtimestamp(float(claims["exp"]), UTC)
         return _user_principal(user, partner, expires_at)
+
+    async def _user_of(self, session: AsyncSession, claims: dict[str, Any]) -> User | None:
+        """The user a token's ``sub`` names by id (our own development tokens), else the
+        user bound to the token's identity-provider subject (``identity_claim``)."""
+        try:
+            user = await repository.get_user(session, uuid.UUID(str(claims["sub"])))
+        except ValueError:
+            user = None
+        if user is not None:
+            return user
+        subject = self._identity(claims).subject
+        return None if subject is None else await repository.get_user_by_subject(session, subject)
+
+    def _identity(self, claims: dict[str, Any]) -> Identity:
+        """The identity-provider subject of verified claims: the configured claim's value
+        (the ``email`` claim counts only when ``email_verified`` is true)."""
+        claim = self.identity_claim
+        email = claims.get("email")
+        verified = claims.get("email_verified") is True
+        value = claims.get(claim)
+        subject = value if isinstance(value, str) and value.strip() else None
+        if claim == "email":  # an address: one spelling, and only once the IdP verified it
+            subject = normalise_email(subject) if subject is not None and verified else None
+        return Identity(
+            subject=subject,
+            email=email if isinstance(email, str) else None,
+            email_verified=verified,
+            claim=claim,
+        )
 
     async def _api_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
         return _key_principal(await service.verify_api_key(session, secret))
@@ -233,6 +265,33 @@ def principal_for(user: User, *, expires_at: datetime | None = None) -> Principa
         email=user.email,
         expires_at=expires_at,
     )
+
+
+def issue_subject_token(
+    settings: JWTSettings,
+    *,
+    subject: str,
+    email: str | None = None,
+    email_verified: bool = False,
+    ttl: timedelta = timedelta(hours=12),
+    now: datetime | None = None,
+) -> str:
+    """A development token for an identity-provider subject that may not be bound to a user
+    yet (to try ``invitationAccept`` locally), signed with the shared HS256 secret."""
+    if settings.algorithm != "HS256":
+        raise ValueError("channelboard only issues HS256 development tokens")
+    issued = now or datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "iss": settings.issuer,
+        "aud": settings.audience,
+        "iat": int(issued.timestamp()),
+        "exp": int((issued + ttl).timestamp()),
+    }
+    if email is not None:
+        claims["email"] = email
+        claims["email_verified"] = email_verified
+    return jwt.encode(claims, settings.secret, algorithm="HS256")
 
 
 def issue_token(

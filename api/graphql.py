@@ -266,7 +266,12 @@ class GraphQLView(GraphQL[Context, None]):
         outcome = await self.authenticator.authenticate(request.headers.get("authorization"))
         if isinstance(outcome, Principal):
             return Context(services=self.services, principal=outcome, request=request)
-        return Context(services=self.services, auth_failure=outcome.reason, request=request)
+        return Context(
+            services=self.services,
+            auth_failure=outcome.reason,
+            identity=outcome.identity,
+            request=request,
+        )
 
     async def get_context(self, request: Any, response: Any) -> Context:
         # Only websockets get here (HTTP passes its context to `run`); they authenticate in

@@ -37,6 +37,9 @@ class JWTSettings:
     issuer: str = "channelboard-dev"
     audience: str = "channelboard"
     leeway_seconds: int = 30
+    # The claim an identity-provider subject is read from when binding it to a user
+    # (CHANNELBOARD_IDENTITY_CLAIM): "sub", or "email" (only with email_verified: true).
+    identity_claim: str = "sub"
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ class StorageSettings:
 _JWT, _LIMITS, _STORAGE = JWTSettings(), Limits(), StorageSettings()
 
 # Each group's fields -> the Settings field (the variable) that holds it.
-_JWT_FIELDS = {f.name: f"jwt_{f.name}" for f in fields(JWTSettings)}
+_JWT_FIELDS = {
+    f.name: f.name if f.name == "identity_claim" else f"jwt_{f.name}" for f in fields(JWTSettings)
+}
 _LIMIT_FIELDS = {f.name: f.name for f in fields(Limits) if f.name != "max_page_size"}
 _STORAGE_FIELDS = {
     "backend": "storage_backend",
@@ -125,6 +130,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = _JWT.issuer
     jwt_audience: str = _JWT.audience
     jwt_leeway_seconds: int = _JWT.leeway_seconds
+    identity_claim: str = Field(_JWT.identity_claim, min_length=1, max_length=64)
 
     max_query_depth: int = _LIMITS.max_query_depth
     max_aliases: int = _LIMITS.max_aliases

@@ -158,3 +158,51 @@ class PartnerApplication(SQLModel, table=True):
     decided_by: str | None = Field(default=None, max_length=200)
     decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+# --- Invitations (issue 12, item 2) ---------------------------------------------------
+
+
+class InvitationStatus(StrEnum):
+    """Stored states; "expired" is derived from ``expires_at`` and the clock."""
+
+    PENDING = "PENDING"
+    ACCEPTED = "ACCEPTED"
+    REVOKED = "REVOKED"
+
+
+class UserSubject(SQLModel, table=True):
+    """The identity-provider subject a user signs in as, bound when it accepts an invitation.
+    A subject is global to the identity provider, so it is unique overall (the key); a user
+    has at most one. (A table of its own rather than a column, so that the user table, which
+    every principal is read from, keeps its shape.)"""
+
+    __tablename__ = "user_subject"
+
+    subject: str = Field(max_length=255, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="user_account.id", unique=True)
+    bound_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class Invitation(SQLModel, table=True):
+    """An invitation to join a vendor (or one of its partners) with a role. Only a SHA-256
+    of the one-time acceptance token is stored; a resend replaces it."""
+
+    __tablename__ = "invitation"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    partner_id: uuid.UUID | None = Field(default=None, foreign_key="partner.id", index=True)
+    email: str = Field(max_length=254, index=True)  # normalised: trimmed, lower-case
+    role: Role = Field(sa_column=Column(_enum(Role, "role"), nullable=False))
+    status: InvitationStatus = Field(
+        default=InvitationStatus.PENDING,
+        sa_column=Column(_enum(InvitationStatus, "invitation_status"), nullable=False),
+    )
+    token_hash: str = Field(max_length=64, unique=True)
+    invited_by: str = Field(max_length=100)  # Principal.caller, or "operator:<login>"
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    accepted_user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    accepted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

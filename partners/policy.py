@@ -118,3 +118,25 @@ APPLICATIONS = Policy[ApplicationOp](
         ApplicationOp.APPLICATION_REJECT: REVIEWERS,
     }
 )
+
+
+# --- Invitations (issue 12, item 2) ---------------------------------------------------
+# Row-level: a partner admin invites only its own organisation's users (PARTNER_ADMIN,
+# PARTNER_REP) and sees only its organisation's invitations (partners.invitations).
+
+
+class InvitationOp(StrEnum):
+    CREATE = "invitationCreate"
+    RESEND = "invitationResend"
+    REVOKE = "invitationRevoke"
+    READ = "invitations"
+
+
+INVITATIONS = Policy[InvitationOp](
+    {
+        InvitationOp.CREATE: ADMINS,
+        InvitationOp.RESEND: ADMINS,
+        InvitationOp.REVOKE: ADMINS,
+        InvitationOp.READ: ADMINS,
+    }
+)

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from partners.access import scope
-from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
+from partners.models import ApiKey, Partner, PartnerStatus, User, UserSubject, Vendor
 from partners.policy import TENANCY, TenancyOp
 from partners.roles import Principal, Role
 
@@ -104,6 +104,16 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     result = await session.exec(select(User).where(func.lower(User.email) == email.lower()))
+    return result.first()
+
+
+async def get_user_by_subject(session: AsyncSession, subject: str) -> User | None:
+    """The user bound to an identity-provider subject (partners.invitations)."""
+    result = await session.exec(
+        select(User)
+        .join(UserSubject, col(UserSubject.user_id) == User.id)
+        .where(UserSubject.subject == subject)
+    )
     return result.first()
 
 

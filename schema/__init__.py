@@ -40,6 +40,7 @@ from schema.partners.applications import (
     PartnerApplicationType,
 )
 from schema.partners.audit_log import AuditEntryType, AuditLogQuery
+from schema.partners.invitations import InvitationsMutation, InvitationsQuery, InvitationType
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerType, UserType
@@ -53,6 +54,7 @@ QUERIES: tuple[type, ...] = (
     EarningsQuery,
     LeaderboardsQuery,
     OperationsQuery,
+    InvitationsQuery,
     AuditLogQuery,
     ApplicationsQuery,
 )
@@ -65,6 +67,7 @@ MUTATIONS: tuple[type, ...] = (
     SalesMutation,
     EarningsMutation,
     LeaderboardsMutation,
+    InvitationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -87,6 +90,7 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    InvitationType,
     AuditEntryType,
     PartnerApplicationType,
 )

@@ -20,6 +20,7 @@ from infra.redis import Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
+from partners.invitations import Identity
 from partners.roles import Principal
 
 
@@ -95,6 +96,9 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # Set for HTTP queries: what the operation read (infra.memo); None elsewhere.
     recording: Recording | None = None
+    # A valid identity-provider token whose subject is bound to no user (principal None,
+    # auth_failure UNKNOWN_USER): only invitationAccept reads it.
+    identity: Identity | None = None
 
     @property
     def caller(self) -> Principal:

@@ -56,19 +56,50 @@ def demo() -> None:
 
 @app.command()
 def token(
-    email: str,
+    user_email: str | None = typer.Argument(
+        None, metavar="EMAIL", help="The user to mint a token for (omit with --subject)."
+    ),
     ttl: int = typer.Option(12 * 3600, "--ttl", help="Lifetime in seconds."),
+    subject: str | None = typer.Option(
+        None,
+        "--subject",
+        help="Mint a token for this identity-provider subject instead, "
+        "bound to no user yet: what invitationAccept is called with.",
+    ),
+    email: str | None = typer.Option(None, "--email", help="With --subject: the email claim."),
+    email_verified: bool = typer.Option(
+        False, "--email-verified", help="With --subject: claim email_verified: true."
+    ),
 ) -> None:
-    """Print a development JWT for the user with EMAIL (HS256 shared secret only)."""
+    """Print a development JWT for the user with EMAIL, or for an identity-provider
+    subject with --subject (HS256 shared secret only)."""
+    from api.auth import issue_subject_token  # noqa: PLC0415
     from api.cli.demo import token_for  # noqa: PLC0415
 
     settings = load_settings()
     if settings.production:
         console.print("[red]refusing to mint tokens in production[/red]")
         raise typer.Exit(2)
-    result = asyncio.run(token_for(settings, email, timedelta(seconds=ttl)))
+    if subject is not None:
+        if user_email is not None:
+            console.print("[red]give either EMAIL or --subject, not both[/red]")
+            raise typer.Exit(2)
+        print(  # noqa: T201 - the token is the command's output
+            issue_subject_token(
+                settings.jwt,
+                subject=subject,
+                email=email,
+                email_verified=email_verified,
+                ttl=timedelta(seconds=ttl),
+            )  # fmt: skip
+        )
+        return
+    if user_email is None:
+        console.print("[red]give the user's EMAIL, or --subject SUB[/red]")
+        raise typer.Exit(2)
+    result = asyncio.run(token_for(settings, user_email, timedelta(seconds=ttl)))
     if result is None:
-        console.print(f"[red]no user with email {email!r}[/red] (run 'channelboard demo'?)")
+        console.print(f"[red]no user with email {user_email!r}[/red] (run 'channelboard demo'?)")
         raise typer.Exit(1)
     print(result)  # noqa: T201 - the token is the command's output
 

@@ -2,7 +2,7 @@
 reason and time; the ARCHIVED status (a non-native enum: no type change)
 
 Revision ID: 0011_partner_admin
-Revises: 0011_audit_log
+Revises: 0011_invitations
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import infra.db
 
 revision: str = "0011_partner_admin"
-down_revision: str | None = "0011_audit_log"
+down_revision: str | None = "0011_invitations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,6 +14,7 @@ import httpx
 import jwt
 import pytest
 
+from api.settings import DEVELOPMENT_SECRET
 from schema import build_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,25 @@ def test_migrate_demo_and_token(cli_env: dict[str, str], tmp_path: Path) -> None
     unknown = run(["token", "nobody@example.com"], cli_env)
     assert unknown.returncode == 1
     assert "no user" in unknown.stderr
+
+
+@pytest.mark.slow
+def test_token_for_an_unbound_subject(cli_env: dict[str, str]) -> None:
+    minted = run(
+        ["token", "--subject", "idp|42", "--email", "new@example.com", "--email-verified"],
+        cli_env,
+    )
+    assert minted.returncode == 0, minted.stderr
+    claims = jwt.decode(
+        minted.stdout.strip(), DEVELOPMENT_SECRET, algorithms=["HS256"], audience="channelboard"
+    )
+    assert claims["sub"] == "idp|42"
+    assert (claims["email"], claims["email_verified"]) == ("new@example.com", True)
+    assert "role" not in claims
+    plain = run(["token", "--subject", "idp|43"], cli_env)
+    assert "email" not in jwt.decode(plain.stdout.strip(), options={"verify_signature": False})
+    both = run(["token", "someone@example.com", "--subject", "idp|44"], cli_env)
+    assert both.returncode == 2
 
 
 @pytest.mark.slow

@@ -37,16 +37,19 @@ from leaderboards.policy import CONTESTS
 from partners import admin as partner_admin
 from partners import applications as partner_applications
 from partners import imports as partner_imports
+from partners import invitations
 from partners import service as tenancy
 from partners.audit_log import AUDIT
-from partners.policy import APPLICATIONS, PARTNERS, TENANCY, Policy
+from partners.policy import APPLICATIONS, INVITATIONS, PARTNERS, TENANCY, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
+from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public
 
 TABLES: list[Policy[Any]] = [
-    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT, PARTNERS, APPLICATIONS
+    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT, INVITATIONS, PARTNERS,
+    APPLICATIONS,
 ]  # fmt: skip
 
 
@@ -68,7 +71,7 @@ def test_every_role_restricted_root_field_reads_a_policy_table() -> None:
         classes = field.permission_classes
         assert classes, f"{name} has no permission class"
         for permission in classes:
-            if permission in (IsAuthenticated, Public):
+            if permission in (IsAuthenticated, HasIdentity, Public):  # not a role
                 continue
             table, op = operations[name]  # the table names its operations after the fields
             assert (permission.policy, permission.operation) == (table, op), name
@@ -125,6 +128,8 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, application_id=uuid.uuid4(), reason="r")),
     ("manager assign", Role.CHANNEL_MANAGER, lambda s, p: partner_admin.assign_manager(
         s, p, CLOCK, partner_id=uuid.uuid4(), manager_id=uuid.uuid4())),
+    ("invitation", Role.PARTNER_REP, lambda s, p: invitations.create_invitation(
+        s, p, CLOCK, email="x@example.com", role=Role.PARTNER_REP)),
 ]  # fmt: skip
 
 

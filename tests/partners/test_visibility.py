@@ -259,3 +259,46 @@ async def test_application_nodes_stay_in_their_vendor(
     assert (mine["node"] or {}).get("id") == expected
     theirs = await gql.data(query, {"id": node_id}, as_user=other_tenant.user(role))
     assert theirs["node"] is None
+
+
+# --- Invitations (issue 12, item 2) ---------------------------------------------------
+
+
+async def _invite_everywhere(gql: GQL, tenant: Tenant) -> dict[str, str]:
+    """One vendor-staff invitation and one per partner; their ids by who may see them."""
+    create = """mutation($input: InvitationCreateInput!) {
+      invitationCreate(input: $input) { invitation { id } userErrors { code } } }"""
+    ids = {}
+    for key, user, fields in (
+        ("vendor", tenant.user(Role.VENDOR_ADMIN), {"role": "FINANCE"}),
+        ("p0", tenant.user(Role.PARTNER_ADMIN, 0), {"role": "PARTNER_REP"}),
+        ("p1", tenant.user(Role.PARTNER_ADMIN, 1), {"role": "PARTNER_REP"}),
+    ):
+        fields["email"] = f"{key}-{tenant.vendor.slug}@invited.example"
+        data = await gql.data(create, {"input": fields}, as_user=user)
+        ids[key] = data["invitationCreate"]["invitation"]["id"]
+    return ids
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_invitations_list_and_nodes(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role
+) -> None:
+    mine = await _invite_everywhere(gql, tenant)
+    theirs = await _invite_everywhere(gql, other_tenant)
+    visible = {
+        Role.VENDOR_ADMIN: {"vendor", "p0", "p1"},
+        Role.PARTNER_ADMIN: {"p0"},
+    }.get(role, set())
+    user = tenant.user(role)
+    payload = await gql("{ invitations { totalCount edges { node { id } } } }", as_user=user)
+    if visible:
+        listed = {e["node"]["id"] for e in payload["data"]["invitations"]["edges"]}
+        assert listed == {mine[k] for k in visible}
+    else:
+        assert error_codes(payload) == ["FORBIDDEN"]
+    for key, invitation_id in [*mine.items(), *(("other", i) for i in theirs.values())]:
+        data = await gql.data(
+            "query($id: ID!) { node(id: $id) { id } }", {"id": invitation_id}, as_user=user
+        )
+        assert (data["node"] is not None) == (key in visible), (role, key)
