@@ -6,10 +6,11 @@ and the applicant follows its application by the reference it was given (``statu
   application is stored without a vendor; its status stays PENDING; nobody reviews it).
 - Throttled per client address and per e-mail (``ApplicationLimits``; counted in SQL over
   the last hour, so every API process shares the count): ``RATE_LIMITED``.
-- Approving creates the partner (``partners.admin.create_partner``, audited). The
-  invitation for the applicant's admin belongs to the invitations module (branch
-  i12-invites), not in this branch yet: until it is, the reviewer invites the contact
-  (``contactEmail``) once invitations exist. See docs/partners.md.
+- Approving creates the partner (``partners.admin.add_partner``, audited) and, when the
+  approver may invite (the invitations table: a vendor admin), an invitation for the
+  applicant as the partner's first PARTNER_ADMIN, in the same transaction. A channel
+  manager's approval creates the partner only; a vendor admin then invites the contact
+  (``invitationCreate``). See docs/partners.md.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from partners import admin
+from partners import admin, invitations
 from partners.audit_log import AuditEntity, actor_of
-from partners.errors import ApplicationErrorCode, PartnerErrorCode
+from partners.errors import ApplicationErrorCode, InvitationErrorCode, PartnerErrorCode
+from partners.invitations import IssuedInvitation
 from partners.models import ApplicationStatus, PartnerApplication, Vendor
-from partners.policy import APPLICATIONS, ApplicationOp
-from partners.roles import Principal
+from partners.policy import APPLICATIONS, INVITATIONS, ApplicationOp, InvitationOp
+from partners.roles import Principal, Role
 
 WINDOW = timedelta(hours=1)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
@@ -192,6 +194,12 @@ async def _pending(
     return found
 
 
+@dataclass(frozen=True)
+class Approval:
+    application: PartnerApplication
+    invitation: IssuedInvitation | None  # None when the approver may not invite
+
+
 async def approve(
     session: AsyncSession,
     principal: Principal,
@@ -199,8 +207,9 @@ async def approve(
     *,
     application_id: uuid.UUID,
     region: str,
-) -> PartnerApplication:
-    """Create the partner (named after the company, with the applicant as its contact)."""
+) -> Approval:
+    """Create the partner (named after the company, with the applicant as its contact) and,
+    if the approver may invite, invite the applicant as its first PARTNER_ADMIN."""
     APPLICATIONS.require(principal, ApplicationOp.APPLICATION_APPROVE)
     application = await _pending(session, principal, application_id)
     fields = admin.PartnerFields(
@@ -221,10 +230,26 @@ async def approve(
         raise DomainError(
             ApplicationErrorCode.REQUIRED, errors.errors[0].message, "region"
         ) from errors
-    return await _decide(
+    issued = None
+    if INVITATIONS.allows(principal, InvitationOp.CREATE):
+        try:
+            issued = await invitations.create_invitation(
+                session, principal, clock, email=application.contact_email,
+                role=Role.PARTNER_ADMIN, partner_id=change.partner.id,
+            )  # fmt: skip
+        except DomainError as error:
+            if error.code is InvitationErrorCode.DUPLICATE_EMAIL:
+                raise DomainError(
+                    ApplicationErrorCode.DUPLICATE_EMAIL,
+                    "A user with the applicant's e-mail exists already.",
+                    "id",
+                ) from error
+            raise
+    decided = await _decide(
         session, principal, clock, application, ApplicationStatus.APPROVED, None,
         partner_id=change.partner.id,
     )  # fmt: skip
+    return Approval(decided, issued)
 
 
 async def reject(

@@ -51,6 +51,7 @@ class ApplicationErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     ALREADY_DECIDED = "ALREADY_DECIDED"
     DUPLICATE_NAME = "DUPLICATE_NAME"
+    DUPLICATE_EMAIL = "DUPLICATE_EMAIL"
 
 
 class InvitationErrorCode(StrEnum):

@@ -19,6 +19,7 @@ from partners.policy import APPLICATIONS, ApplicationOp
 from schema.context import Context
 from schema.errors import UserError, user_errors
 from schema.mutations import Payload, Write, run
+from schema.partners.invitations import InvitationType
 from schema.permissions import Public, allowed
 from schema.relay import Connection, paginate, visible_nodes
 
@@ -112,6 +113,30 @@ class PartnerApplicationPayload(Payload[PartnerApplication], errors=ApplicationE
         return cls(application=PartnerApplicationType.from_model(result))
 
 
+@strawberry.type
+class PartnerApplicationApprovePayload(Payload[applications.Approval], errors=ApplicationError):
+    application: PartnerApplicationType | None = None
+    invitation: InvitationType | None = strawberry.field(
+        default=None, description="The invitation of the applicant (null: not invited)."
+    )
+    invitation_token: str | None = strawberry.field(
+        default=None,
+        description="The invitation's one-time acceptance token, shown only in this "
+        "response: send it to the applicant (invitationAccept).",
+    )
+    user_errors: list[ApplicationError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: applications.Approval, write: Write) -> Self:
+        issued = result.invitation
+        return cls(
+            application=PartnerApplicationType.from_model(result.application),
+            invitation=InvitationType.from_model(issued.invitation, write.clock.now())
+            if issued else None,
+            invitation_token=issued.token if issued else None,
+        )  # fmt: skip
+
+
 def client_address(info: Info[Context, None]) -> str:
     """The ASGI client's address (uvicorn applies X-Forwarded-For only from
     --forwarded-allow-ips: see the README's CHANNELBOARD_APPLY_LIMIT_PER_ADDRESS)."""
@@ -196,13 +221,14 @@ class ApplicationsMutation:
     @strawberry.mutation(
         permission_classes=[allowed(APPLICATIONS, ApplicationOp.APPLICATION_APPROVE)],
         description="Approve an application: creates the partner (the company's name, the "
-        "applicant as its contact). Inviting its first admin is a separate step "
-        "(invitations).",
+        "applicant as its contact) and, when a vendor admin approves, invites the applicant "
+        "as its first PARTNER_ADMIN (a channel manager's approval creates the partner only; "
+        "a vendor admin then invites).",
     )
     async def partner_application_approve(
         self, info: Info[Context, None], input: PartnerApplicationApproveInput
-    ) -> PartnerApplicationPayload:
-        return await run(info, PartnerApplicationPayload, lambda m: applications.approve(
+    ) -> PartnerApplicationApprovePayload:
+        return await run(info, PartnerApplicationApprovePayload, lambda m: applications.approve(
             m.session, m.principal, m.clock, application_id=m.id(input.id, "PartnerApplication"),
             region=input.region,
         ))  # fmt: skip

@@ -22,7 +22,8 @@ LIST = """query($status: ApplicationStatus) { partnerApplications(status: $statu
   totalCount edges { node { id reference company contactEmail status } } } }"""
 APPROVE = """mutation($input: PartnerApplicationApproveInput!) {
   partnerApplicationApprove(input: $input) {
-    application { status partnerId } userErrors { field code } } }"""
+    application { status partnerId } invitation { email role } invitationToken
+    userErrors { field code } } }"""
 REJECT = """mutation($input: PartnerApplicationRejectInput!) {
   partnerApplicationReject(input: $input) {
     application { status rejectionReason } userErrors { field code } } }"""
@@ -124,6 +125,8 @@ async def test_review_approve_and_reject(
 
     approved = (await gql.data(APPROVE, approve, as_user=manager))["partnerApplicationApprove"]
     assert approved["application"]["status"] == "APPROVED"
+    # A channel manager may not invite: the partner is created, the invitation is not.
+    assert (approved["invitation"], approved["invitationToken"]) == (None, None)
     async with db.session() as session:
         partner = (
             await session.exec(select(Partner).where(Partner.name == "Hooli Resellers"))
@@ -155,3 +158,34 @@ async def test_review_approve_and_reject(
     assert sorted(actions) == [
         "partner.created", "partner_application.approved", "partner_application.rejected"
     ]  # fmt: skip
+
+
+async def test_a_vendor_admin_approval_invites_the_applicant(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await _apply(gql, form(tenant))
+    taken = tenant.user(Role.PARTNER_REP).email
+    await _apply(gql, form(tenant, company="Taken Inc", contactEmail=taken))
+    nodes = (await gql.data(LIST, as_user=admin))["partnerApplications"]["edges"]
+    ids = {e["node"]["company"]: e["node"]["id"] for e in nodes}
+
+    approved = await gql.data(
+        APPROVE, {"input": {"id": ids["Hooli Resellers"], "region": "NA"}}, as_user=admin
+    )
+    payload = approved["partnerApplicationApprove"]
+    assert payload["userErrors"] == []
+    assert payload["invitation"] == {"email": "gavin@hooli.example", "role": "PARTNER_ADMIN"}
+    assert payload["invitationToken"]
+
+    # The applicant's e-mail already has a user: nothing is created.
+    refused = await gql.data(
+        APPROVE, {"input": {"id": ids["Taken Inc"], "region": "NA"}}, as_user=admin
+    )
+    assert [e["code"] for e in refused["partnerApplicationApprove"]["userErrors"]] == [
+        "DUPLICATE_EMAIL"
+    ]
+    async with db.session() as session:
+        names = set(await session.exec(select(Partner.name)))
+    assert "Taken Inc" not in names
+    assert "Hooli Resellers" in names
