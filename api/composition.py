@@ -24,6 +24,7 @@ from leaderboards import handlers as leaderboards_handlers
 from leaderboards.boards import Boards
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from partners.applications import ApplicationLimits
 from schema.context import Services
 
 
@@ -54,6 +55,10 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
+        application_limits=ApplicationLimits(
+            per_address=settings.apply_limit_per_address,
+            per_email=settings.apply_limit_per_email,
+        ),
     )
     outbox.register_all(handlers(services))
     return services

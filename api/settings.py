@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # waiting 1 s, 2 s, 4 s, ... (at most outbox_backoff_cap_seconds) between them.
     outbox_max_attempts: int = Field(10, ge=1)
     outbox_backoff_cap_seconds: int = Field(300, ge=1)
+    # Unauthenticated partner applications (partnerApply) per hour, per client address and
+    # per contact e-mail (partners/applications.py).
+    apply_limit_per_address: int = Field(5, ge=1)
+    apply_limit_per_email: int = Field(3, ge=1)
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: str = _JWT.secret

@@ -58,6 +58,10 @@ class AuditEntity(StrEnum):
     SERIAL_IMPORT = "serial_import"
     PRODUCT = "product"
     OUTBOX_EVENT = "outbox_event"
+    # Partner administration (partners/admin.py): create, update, suspend, reactivate,
+    # archive, import, manager assignments.
+    PARTNER = "partner"
+    PARTNER_APPLICATION = "partner_application"
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -19,6 +19,9 @@ class PartnerStatus(StrEnum):
     ACTIVE = "ACTIVE"
     SUSPENDED = "SUSPENDED"
     TERMINATED = "TERMINATED"
+    # Partner administration (issue 12): archived partners are hidden from default lists,
+    # take no new activity, and keep their history.
+    ARCHIVED = "ARCHIVED"
 
 
 def _enum(enum: type[StrEnum], name: str) -> SAEnum:
@@ -50,7 +53,11 @@ class Vendor(SQLModel, table=True):
 
 class Partner(SQLModel, table=True):
     __tablename__ = "partner"
-    __table_args__ = (UniqueConstraint("vendor_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("vendor_id", "name"),
+        # An index, not a constraint: SQLite adds it without copying the table.
+        Index("uq_partner_vendor_id_external_ref", "vendor_id", "external_ref", unique=True),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
@@ -63,6 +70,18 @@ class Partner(SQLModel, table=True):
     )
     internal_notes: str = Field(default="", max_length=4000)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # --- partner administration (issue 12, partners/admin.py) ---
+    legal_name: str = Field(default="", max_length=200)
+    country: str | None = Field(default=None, max_length=2)
+    # The key of a re-import (the vendor's own id for the partner, e.g. its CRM id).
+    external_ref: str | None = Field(default=None, max_length=100)
+    # [{"name": ..., "email": ..., "phone": ...}], at most MAX_CONTACTS.
+    contacts: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status_reason: str | None = Field(default=None, max_length=500)
+    status_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class User(SQLModel, table=True):
@@ -112,6 +131,47 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+# --- partner applications (issue 12, partners/applications.py) ---
+class ApplicationStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+
+
+class PartnerApplication(SQLModel, table=True):
+    """A company asking to join a vendor's program (unauthenticated ``partnerApply``).
+
+    ``vendor_id`` is null when the slug named no vendor: the application is kept (and
+    answered) exactly like one for a real vendor, so that nobody learns which slugs exist,
+    and nobody ever reviews it."""
+
+    __tablename__ = "partner_application"
+    __table_args__ = (
+        Index("ix_partner_application_address_at", "client_address", "created_at"),
+        Index("ix_partner_application_email_at", "contact_email", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    reference: str = Field(max_length=32, unique=True)
+    vendor_id: uuid.UUID | None = Field(default=None, foreign_key="vendor.id", index=True)
+    vendor_slug: str = Field(max_length=64)
+    company: str = Field(max_length=200)
+    contact_name: str = Field(max_length=200)
+    contact_email: str = Field(max_length=254)
+    country: str = Field(max_length=2)
+    message: str = Field(default="", max_length=2000)
+    client_address: str = Field(max_length=64)
+    status: ApplicationStatus = Field(
+        default=ApplicationStatus.PENDING,
+        sa_column=Column(_enum(ApplicationStatus, "application_status"), nullable=False),
+    )
+    rejection_reason: str | None = Field(default=None, max_length=500)
+    partner_id: uuid.UUID | None = Field(default=None, foreign_key="partner.id")
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 # --- Invitations (issue 12, item 2) ---------------------------------------------------

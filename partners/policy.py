@@ -93,6 +93,51 @@ USERS = Policy[UserOp](
 )
 
 
+# --- partner administration (issue 12: partners/admin.py, partners/imports.py) ---
+class PartnerOp(StrEnum):
+    PARTNER_CREATE = "partnerCreate"
+    # Row-level: a channel manager may change only the contacts and tags of its assigned
+    # partners (partners/admin.py MANAGER_EDITABLE); a vendor admin every field.
+    PARTNER_UPDATE = "partnerUpdate"
+    PARTNER_SUSPEND = "partnerSuspend"
+    PARTNER_REACTIVATE = "partnerReactivate"
+    PARTNER_ARCHIVE = "partnerArchive"
+    PARTNERS_IMPORT = "partnersImport"
+    MANAGER_ASSIGN = "partnerManagerAssign"
+    MANAGER_UNASSIGN = "partnerManagerUnassign"
+
+
+PARTNERS = Policy[PartnerOp](
+    {
+        PartnerOp.PARTNER_CREATE: VENDOR_ADMIN,
+        PartnerOp.PARTNER_UPDATE: REVIEWERS,
+        PartnerOp.PARTNER_SUSPEND: VENDOR_ADMIN,
+        PartnerOp.PARTNER_REACTIVATE: VENDOR_ADMIN,
+        PartnerOp.PARTNER_ARCHIVE: VENDOR_ADMIN,
+        PartnerOp.PARTNERS_IMPORT: VENDOR_ADMIN,
+        PartnerOp.MANAGER_ASSIGN: VENDOR_ADMIN,
+        PartnerOp.MANAGER_UNASSIGN: VENDOR_ADMIN,
+    }
+)
+
+
+# --- partner applications (issue 12: partners/applications.py); partnerApply and
+# partnerApplicationStatus are unauthenticated and have no row here ---
+class ApplicationOp(StrEnum):
+    APPLICATIONS_READ = "partnerApplications"
+    APPLICATION_APPROVE = "partnerApplicationApprove"
+    APPLICATION_REJECT = "partnerApplicationReject"
+
+
+APPLICATIONS = Policy[ApplicationOp](
+    {
+        ApplicationOp.APPLICATIONS_READ: REVIEWERS,
+        ApplicationOp.APPLICATION_APPROVE: REVIEWERS,
+        ApplicationOp.APPLICATION_REJECT: REVIEWERS,
+    }
+)
+
+
 # --- Invitations (issue 12, item 2) ---------------------------------------------------
 # Row-level: a partner admin invites only its own organisation's users (PARTNER_ADMIN,
 # PARTNER_REP) and sees only its organisation's invitations (partners.invitations).

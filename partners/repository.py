@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import false, func
+from sqlalchemy import String, cast, false, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -147,11 +147,22 @@ def partners_matching(
     tier: str | None = None,
     region: str | None = None,
     search: str | None = None,
+    include_archived: bool = False,
+    tag: str | None = None,
+    country: str | None = None,
 ) -> SelectOfScalar[Partner]:
-    """Readable partners narrowed by the given filters (each optional)."""
+    """Readable partners narrowed by the given filters (each optional). Archived partners
+    are left out unless asked for (``include_archived``, or ``status=ARCHIVED``)."""
     stmt = readable_partners(principal)
     if status is not None:
         stmt = stmt.where(Partner.status == status)
+    elif not include_archived:
+        stmt = stmt.where(Partner.status != PartnerStatus.ARCHIVED)
+    if country is not None:
+        stmt = stmt.where(Partner.country == country.strip().upper())
+    if tag is not None:
+        # Tags are a JSON list of lower-case words: match the quoted word in its text.
+        stmt = stmt.where(cast(col(Partner.tags), String).contains(f'"{tag.strip().lower()}"'))
     if tier is not None:
         stmt = stmt.where(Partner.tier == tier)
     if region is not None:

@@ -33,6 +33,12 @@ from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
+from schema.partners.admin import PartnerAdminMutation
+from schema.partners.applications import (
+    ApplicationsMutation,
+    ApplicationsQuery,
+    PartnerApplicationType,
+)
 from schema.partners.audit_log import AuditEntryType, AuditLogQuery
 from schema.partners.invitations import InvitationsMutation, InvitationsQuery, InvitationType
 from schema.partners.mutations import PartnersMutation
@@ -51,10 +57,13 @@ QUERIES: tuple[type, ...] = (
     OperationsQuery,
     InvitationsQuery,
     AuditLogQuery,
+    ApplicationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
     UsersMutation,
+    PartnerAdminMutation,
+    ApplicationsMutation,
     CatalogueMutation,
     DealRegistrationMutation,
     SalesMutation,
@@ -85,6 +94,7 @@ NODE_TYPES: tuple[type, ...] = (
     ContestType,
     InvitationType,
     AuditEntryType,
+    PartnerApplicationType,
 )
 
 

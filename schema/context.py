@@ -19,6 +19,7 @@ from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from partners.applications import ApplicationLimits
 from partners.invitations import Identity
 from partners.roles import Principal
 
@@ -42,6 +43,8 @@ class Services:
     max_page_size: int
     max_upload_bytes: int
     production: bool
+    # Partner applications (partners/applications.py): the unauthenticated throttle.
+    application_limits: ApplicationLimits = ApplicationLimits()
 
 
 class OperationScope:

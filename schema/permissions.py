@@ -47,6 +47,16 @@ class IsAuthenticated(BasePermission):
         return True
 
 
+class Public(BasePermission):
+    """Open to anyone, credentials or not: said explicitly on the few root fields that are
+    (partnerApply, partnerApplicationStatus), so that no field is public by omission."""
+
+    message = ""
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        return True
+
+
 def forbidden(message: str = "Your role may not perform this operation.") -> GraphQLError:
     return GraphQLError(message, extensions={"code": "FORBIDDEN"})
 

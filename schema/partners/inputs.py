@@ -26,3 +26,8 @@ class PartnerFilter:
     tier: str | None = None
     region: str | None = None
     search: str | None = strawberry.field(default=None, description="Part of the name.")
+    include_archived: bool = strawberry.field(
+        default=False, description="Archived partners are left out unless this is true."
+    )
+    tag: str | None = strawberry.field(default=None, description="Partners with this tag.")
+    country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2.")

@@ -37,8 +37,9 @@ class PartnersQuery:
         principal = info.context.caller
         f = filter or PartnerFilter()
         stmt = repository.partners_matching(
-            principal, status=f.status, tier=f.tier, region=f.region, search=f.search
-        )
+            principal, status=f.status, tier=f.tier, region=f.region, search=f.search,
+            include_archived=f.include_archived, tag=f.tag, country=f.country,
+        )  # fmt: skip
         return await paginate(
             info.context, stmt, first=first, after=after,
             to_node=PartnerType.from_model,

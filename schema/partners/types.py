@@ -8,17 +8,24 @@ from datetime import datetime
 import strawberry
 from strawberry import Info, relay
 
-from partners import repository
+from partners import admin, repository
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
+from partners.policy import REVIEWERS
 from partners.roles import Role
 from schema.context import Context
-from schema.permissions import VendorStaff
+from schema.permissions import VendorStaff, roles
 from schema.relay import visible_nodes
 
 RoleEnum = strawberry.enum(
     Role, description="What a user may see and do; see the README's roles table."
 )
-PartnerStatusEnum = strawberry.enum(PartnerStatus)
+PartnerStatusEnum = strawberry.enum(
+    PartnerStatus,
+    description="ACTIVE: its users sign in and submit. SUSPENDED: its users are refused "
+    "(PARTNER_INACTIVE) and it submits nothing new; what it already submitted is still "
+    "reviewed and approved sales keep crediting its earnings. ARCHIVED: as suspended, and "
+    "final; hidden from default lists, history kept. TERMINATED: legacy, as ARCHIVED.",
+)
 
 
 @strawberry.type(name="Vendor", description="A vendor: the tenant that runs a partner program.")
@@ -32,6 +39,13 @@ class VendorType:
         return cls(id=relay.GlobalID("Vendor", str(vendor.id)), name=vendor.name, slug=vendor.slug)
 
 
+@strawberry.type(description="A person to talk to at a partner.")
+class PartnerContact:
+    name: str
+    email: str
+    phone: str = ""
+
+
 @strawberry.type(name="Partner", description="A partner organisation (reseller, distributor…).")
 class PartnerType(relay.Node):
     id: relay.NodeID[str]
@@ -41,12 +55,55 @@ class PartnerType(relay.Node):
     status: PartnerStatus
     created_at: datetime
     _internal_notes: strawberry.Private[str]
+    # --- partner administration (issue 12) ---
+    legal_name: str = strawberry.field(default="", description="The registered company name.")
+    country: str | None = strawberry.field(
+        default=None, description="ISO 3166-1 alpha-2 code, e.g. DE."
+    )
+    contacts: list[PartnerContact] = strawberry.field(
+        default_factory=list, description="The partner's contacts (at most 10)."
+    )
+    tags: list[str] = strawberry.field(
+        default_factory=list, description="Lower-case labels, e.g. for segments."
+    )
+    status_changed_at: datetime | None = strawberry.field(
+        default=None, description="When the status last changed (null: never since creation)."
+    )
+    _status_reason: strawberry.Private[str | None] = None
+    _external_ref: strawberry.Private[str | None] = None
 
     @strawberry.field(
         description="Vendor-internal notes. Vendor roles only.", permission_classes=[VendorStaff]
     )
     def internal_notes(self) -> str | None:
         return self._internal_notes
+
+    @strawberry.field(
+        description="Why the partner was suspended, reactivated or archived. Vendor roles "
+        "only (a suspended partner's users cannot sign in).",
+        permission_classes=[VendorStaff],
+    )
+    def status_reason(self) -> str | None:
+        return self._status_reason
+
+    @strawberry.field(
+        description="The vendor's own reference for the partner (e.g. its CRM id): the key "
+        "of a re-import. Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    def external_ref(self) -> str | None:
+        return self._external_ref
+
+    @strawberry.field(
+        description="The channel managers assigned to this partner. Vendor admins and "
+        "channel managers; null for other roles.",
+        permission_classes=[roles(*REVIEWERS)],
+    )
+    async def managers(self, info: Info[Context, None]) -> list[UserType] | None:
+        found = await admin.managers_of(
+            info.context.session, info.context.caller, [uuid.UUID(self.id)]
+        )
+        return [UserType.from_model(u) for u in found.get(uuid.UUID(self.id), [])]
 
     @classmethod
     def from_model(cls, partner: Partner) -> PartnerType:
@@ -58,6 +115,13 @@ class PartnerType(relay.Node):
             status=partner.status,
             created_at=partner.created_at,
             _internal_notes=partner.internal_notes,
+            legal_name=partner.legal_name,
+            country=partner.country,
+            contacts=[PartnerContact(**c) for c in partner.contacts],
+            tags=list(partner.tags),
+            status_changed_at=partner.status_changed_at,
+            _status_reason=partner.status_reason,
+            _external_ref=partner.external_ref,
         )
 
     resolve_nodes = visible_nodes(repository.partners_by_ids)

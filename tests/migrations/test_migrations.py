@@ -94,18 +94,6 @@ def test_one_head_and_dated_file_names() -> None:
         assert path.name[:16].replace("-", "").replace("_", "")[:12].isdigit(), path.name
 
 
-async def insert_as_of(session: Any, *rows: Any) -> None:
-    """Insert ORM rows into an older database: only the columns it has."""
-    connection = await session.connection()
-    for row in rows:
-        table = type(row).__table__
-        present = await connection.run_sync(
-            lambda sync, name=table.name: {c["name"] for c in inspect(sync).get_columns(name)}
-        )
-        values = {k: v for k, v in row.model_dump().items() if k in present}
-        await connection.execute(table.insert().values(values))
-
-
 async def test_keys_made_before_the_idempotency_table_still_replay(
     scratch_url: str, tmp_path: Path
 ) -> None:
@@ -124,7 +112,6 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
     from deal_registration.storage import LocalStorage  # noqa: PLC0415
     from infra.clock import FrozenClock  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
-    from partners.models import Partner, User, Vendor  # noqa: PLC0415
     from partners.roles import Role  # noqa: PLC0415
     from tests.factories import principal_of  # noqa: PLC0415
 
@@ -134,16 +121,9 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
     db = Database(scratch_url)
     try:
         async with db.transaction() as session:
-            # The tenancy rows as that revision has them (later revisions add columns).
-            vendor = Vendor(name="Old", slug="old", created_at=now)
-            partner = Partner(vendor_id=vendor.id, name="Old partner", region="EMEA",
-                              created_at=now)  # fmt: skip
-            rep, admin = (
-                User(vendor_id=vendor.id, partner_id=partner.id, email=f"{role.value}@old.example",
-                     display_name=role.value, role=role, created_at=now)
-                for role in (Role.PARTNER_REP, Role.PARTNER_ADMIN)
-            )  # fmt: skip
-            await insert_as_of(session, vendor, partner, rep, admin)
+            tenant = await _old_tenant(session, now)
+            rep, admin = tenant.user(Role.PARTNER_REP), tenant.user(Role.PARTNER_ADMIN)
+            vendor, partner = tenant.vendor, tenant.partners[0]
             claim = SaleClaim(
                 vendor_id=vendor.id, partner_id=partner.id,
                 rep_user_id=rep.id, customer_name="Initech", invoice_number="INV-1",
@@ -178,3 +158,41 @@ async def test_keys_made_before_the_idempotency_table_still_replay(
             assert again.id == deal.id
     finally:
         await db.dispose()
+
+
+async def _old_tenant(session: Any, now: Any) -> Any:
+    """A vendor, a partner and its admin and rep, written with only the columns the
+    database has at an old revision (today's models may have more: each later migration
+    adds its own)."""
+    from sqlalchemy import Column, MetaData, Table  # noqa: PLC0415
+
+    from partners.models import Partner, User, Vendor  # noqa: PLC0415
+    from partners.roles import Role  # noqa: PLC0415
+    from tests.factories import Tenant  # noqa: PLC0415
+
+    vendor = Vendor(name="Old vendor", slug="old-vendor", created_at=now)
+    partner = Partner(vendor_id=vendor.id, name="Old partner", region="EMEA", created_at=now)
+    users = {
+        (role, 0): User(
+            vendor_id=vendor.id,
+            partner_id=partner.id,
+            email=f"{role.value.lower()}@old.example",
+            display_name=role.value.title(),
+            role=role,
+            created_at=now,
+        )  # fmt: skip
+        for role in (Role.PARTNER_ADMIN, Role.PARTNER_REP)
+    }
+    connection = await session.connection()
+    for row in (vendor, partner, *users.values()):
+        table = type(row).__table__  # type: ignore[attr-defined]
+        present = await connection.run_sync(
+            lambda sync, name=table.name: {c["name"] for c in inspect(sync).get_columns(name)}
+        )
+        columns = [c for c in table.columns if c.name in present]
+        # A table of those columns alone: the model's defaults for newer columns stay out.
+        old = Table(table.name, MetaData(), *(Column(c.name, c.type) for c in columns))
+        await connection.execute(
+            old.insert().values({c.name: getattr(row, c.name) for c in columns})
+        )
+    return Tenant(vendor=vendor, partners=[partner], users=dict(users))

@@ -241,6 +241,68 @@ def other_tenant_role(tenant: Tenant, node: dict[str, str]) -> str:
     return next(u.role.value for u in tenant.users.values() if u.email == node["email"])
 
 
+# --- partner administration (issue 12): the new Partner fields and application nodes ---
+@pytest.mark.parametrize("role", ROLES)
+async def test_partner_admin_fields_by_role(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(
+        """mutation($input: PartnerUpdateInput!) { partnerUpdate(input: $input) {
+          userErrors { code } } }""",
+        {"input": {"id": gid(tenant.partners[0]), "tags": ["gold-club"], "externalRef": "R-1",
+                   "contacts": [{"name": "Ann", "email": "ann@p.example"}]}},
+        as_user=admin,
+    )  # fmt: skip
+    payload = await gql(
+        """{ partners { edges { node { name tags contacts { email } externalRef statusReason
+             managers { email } } } } }""",
+        as_user=tenant.user(role),
+    )
+    [node] = [
+        e["node"]
+        for e in payload["data"]["partners"]["edges"]
+        if e["node"]["name"] == tenant.partners[0].name
+    ]
+    assert node["tags"] == ["gold-club"]
+    assert node["contacts"] == [{"email": "ann@p.example"}]
+    assert node["externalRef"] == ("R-1" if role.is_vendor_staff else None)
+    if role in (Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER):
+        assert node["managers"] == [{"email": tenant.user(Role.CHANNEL_MANAGER).email}]
+    else:
+        assert node["managers"] is None
+    # Nothing of the other vendor, whatever the filter.
+    other = await gql.data(
+        """query($f: PartnerFilter) { partners(filter: $f) { totalCount } }""",
+        {"f": {"includeArchived": True, "tag": "gold-club"}},
+        as_user=other_tenant.user(role),
+    )
+    assert other["partners"]["totalCount"] == 0
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_application_nodes_stay_in_their_vendor(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role
+) -> None:
+    applied = await gql.data(
+        """mutation($input: PartnerApplyInput!) { partnerApply(input: $input) { reference } }""",
+        {"input": {"vendorSlug": tenant.vendor.slug, "company": "Hooli", "contactName": "G",
+                   "contactEmail": f"g-{role.value.lower()}@hooli.example", "country": "US"}},
+    )  # fmt: skip
+    assert applied["partnerApply"]["reference"]
+    listed = await gql.data(
+        "{ partnerApplications { edges { node { id } } } }", as_user=tenant.user(Role.VENDOR_ADMIN)
+    )
+    [edge] = listed["partnerApplications"]["edges"]
+    node_id = edge["node"]["id"]
+    query = "query($id: ID!) { node(id: $id) { id } }"
+    mine = await gql.data(query, {"id": node_id}, as_user=tenant.user(role))
+    expected = node_id if role in (Role.VENDOR_ADMIN, Role.CHANNEL_MANAGER) else None
+    assert (mine["node"] or {}).get("id") == expected
+    theirs = await gql.data(query, {"id": node_id}, as_user=other_tenant.user(role))
+    assert theirs["node"] is None
+
+
 # --- Invitations (issue 12, item 2) ---------------------------------------------------
 
 
