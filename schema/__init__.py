@@ -33,9 +33,10 @@ from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
+from schema.partners.groups import PartnerGroupsMutation, PartnerGroupsQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
-from schema.partners.types import ApiKeyType, PartnerType, UserType
+from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -46,6 +47,7 @@ QUERIES: tuple[type, ...] = (
     EarningsQuery,
     LeaderboardsQuery,
     OperationsQuery,
+    PartnerGroupsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -54,6 +56,7 @@ MUTATIONS: tuple[type, ...] = (
     SalesMutation,
     EarningsMutation,
     LeaderboardsMutation,
+    PartnerGroupsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -76,6 +79,7 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    PartnerGroupType,
 )
 
 

@@ -34,14 +34,16 @@ from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from partners import groups
 from partners import service as tenancy
+from partners.group_policy import GROUPS
 from partners.policy import TENANCY, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS]
+TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS]
 
 
 def _root_fields() -> list[tuple[str, Any]]:
@@ -107,6 +109,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, statement_id=uuid.uuid4())),
     ("metrics", Role.PARTNER_ADMIN, lambda s, p: metrics.vendor_metrics(
         s, p, start=NOW, end=NOW, currency="USD")),
+    ("partner group", Role.CHANNEL_MANAGER, lambda s, p: groups.create_group(
+        s, p, CLOCK, name="g")),
+    ("program tier", Role.FINANCE, lambda s, p: groups.set_program_tier(
+        s, p, CLOCK, partner_id=uuid.uuid4(), tier="X", reason="r")),
     ("contest", Role.CHANNEL_MANAGER, lambda s, p: contests.cancel_contest(
         s, p, CLOCK, contest_id=uuid.uuid4())),
 ]  # fmt: skip
