@@ -11,6 +11,7 @@ from catalogue.policy import CATALOGUE, CatalogueOp
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
 SKU_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
@@ -85,6 +86,7 @@ async def upsert_product(
         created_at=now,
         updated_at=now,
     )
+    before = _audited(product) if existing is not None else None
     product.name = name
     product.category = category.strip()[:64]
     product.list_price_minor = list_price_minor
@@ -94,4 +96,19 @@ async def upsert_product(
     product.updated_at = now
     session.add(product)
     await session.flush()
+    after = _audited(product)
+    if before is None or before != after:  # an upsert that changes nothing is no change
+        await log_change(
+            session, principal, clock,
+            action="product.created" if existing is None else "product.updated",
+            entity_type=AuditEntity.PRODUCT, entity_id=product.id, before=before, after=after,
+        )  # fmt: skip
     return product
+
+
+def _audited(product: Product) -> dict[str, object]:
+    return {
+        "sku": product.sku, "name": product.name, "category": product.category,
+        "list_price_minor": product.list_price_minor, "currency": product.currency,
+        "margin_rate_bp": product.margin_rate_bp, "active": product.active,
+    }  # fmt: skip

@@ -55,6 +55,7 @@ from infra.errors import DomainError, DomainErrors
 from infra.ids import new_id
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
+from partners.audit_log import AuditEntity, log_change
 from partners.groups import groups_of
 from partners.models import Partner
 from partners.repository import get_readable_partner
@@ -634,4 +635,10 @@ async def adjust(
     await session.flush()
     await taken.done(session, out.written[0].id)
     await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    await log_change(
+        session, principal, clock, action="adjustment.created",
+        entity_type=AuditEntity.ADJUSTMENT, entity_id=out.written[0].id, before=None,
+        after={"partner_id": partner_id, "amount_minor": amount_minor, "currency": currency},
+        reason=note,
+    )  # fmt: skip
     return out.written[0]

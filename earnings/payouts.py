@@ -43,10 +43,12 @@ from earnings.models import (
 )
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.rounding import BP, format_bp, ratio_bp
+from infra.audit import mask
 from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError
 from infra.money import Money
+from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.repository import get_readable_partner
 from partners.roles import Principal
@@ -106,18 +108,33 @@ async def set_policy(
         )  # fmt: skip
     if not 1 <= review_days <= 90:
         raise DomainError(EarningsErrorCode.INVALID_FACTOR, "1 to 90 days.", "review_days")
-    policy = (
+    existing = (
         await session.exec(
             select(PayoutPolicy).where(PayoutPolicy.vendor_id == principal.vendor_id)
         )
-    ).first() or PayoutPolicy(vendor_id=principal.vendor_id, updated_at=clock.now())
+    ).first()
+    policy = existing or PayoutPolicy(vendor_id=principal.vendor_id, updated_at=clock.now())
+    before = _policy_fields(existing) if existing is not None else None
     policy.above_average_factor_bp = above_average_factor_bp
     policy.trailing_statements = trailing_statements
     policy.review_days = review_days
     policy.updated_at = clock.now()
     session.add(policy)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="payout_policy.updated",
+        entity_type=AuditEntity.PAYOUT_POLICY, entity_id=policy.id, before=before,
+        after=_policy_fields(policy),
+    )  # fmt: skip
     return policy
+
+
+def _policy_fields(policy: PayoutPolicy) -> dict[str, int]:
+    return {
+        "above_average_factor_bp": policy.above_average_factor_bp,
+        "trailing_statements": policy.trailing_statements,
+        "review_days": policy.review_days,
+    }
 
 
 def bank_fingerprint(account: str) -> str:
@@ -139,7 +156,7 @@ async def set_profile(
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
         raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")
-    fingerprint = None
+    fingerprint = masked = None
     if bank_account is not None:
         normalised = re.sub(r"[\s-]", "", bank_account).upper()
         if not BANK_ACCOUNT.match(normalised):
@@ -149,16 +166,32 @@ async def set_profile(
                 "bank_account",
             )
         fingerprint = bank_fingerprint(normalised)
-    profile = await profile_for(session, partner.id) or PayoutProfile(
+        masked = mask(normalised)  # the audit log's view: never the whole account
+    existing = await profile_for(session, partner.id)
+    profile = existing or PayoutProfile(
         vendor_id=partner.vendor_id, partner_id=partner.id, updated_at=clock.now()
     )
+    before: dict[str, object] = {
+        "tax_form_on_file": profile.tax_form_on_file,
+        "bank_account": "****" if profile.bank_account_fingerprint else None,
+    }
+    after = dict(before)
     if tax_form_on_file is not None:
         profile.tax_form_on_file = tax_form_on_file
+        after["tax_form_on_file"] = tax_form_on_file
     if fingerprint is not None:
+        if fingerprint != profile.bank_account_fingerprint:
+            after["bank_account"] = masked
         profile.bank_account_fingerprint = fingerprint
     profile.updated_at = clock.now()
     session.add(profile)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="payout_profile.updated",
+        entity_type=AuditEntity.PAYOUT_PROFILE, entity_id=profile.id,
+        before=before if existing is not None else None,
+        after={"partner_id": partner.id, **after} if existing is None else after,
+    )  # fmt: skip
     if profile.tax_form_on_file:
         await _release_cleared_tax_holds(session, principal, clock, partner.id)
     return profile
@@ -467,6 +500,11 @@ async def approve(
         session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
     )
     _decide(session, principal, clock.now(), statement, DecisionAction.APPROVE)
+    await log_change(
+        session, principal, clock, action="payout_statement.approved",
+        entity_type=AuditEntity.PAYOUT_STATEMENT, entity_id=statement.id,
+        before={"status": PayoutStatus.PENDING}, after={"status": PayoutStatus.APPROVED},
+    )  # fmt: skip
     await record_change(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
     )
@@ -489,6 +527,12 @@ async def mark_paid(
         paid_reference=reference.strip()[:200],
     )  # fmt: skip
     _decide(session, principal, clock.now(), statement, DecisionAction.PAY, note=reference.strip())
+    await log_change(
+        session, principal, clock, action="payout_statement.paid",
+        entity_type=AuditEntity.PAYOUT_STATEMENT, entity_id=statement.id,
+        before={"status": PayoutStatus.APPROVED},
+        after={"status": PayoutStatus.PAID, "paid_reference": reference.strip()[:200]},
+    )  # fmt: skip
     await record_change(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
     )
@@ -529,6 +573,12 @@ async def hold(
         session, principal, now, statement,
         HoldFinding(HoldReason.MANUAL, note, expected_release_at=expected_release_at),
     )  # fmt: skip
+    await log_change(
+        session, principal, clock, action="payout_hold.placed",
+        entity_type=AuditEntity.PAYOUT_HOLD, entity_id=placed.id, before=None,
+        after={"statement_id": statement.id, "reason": placed.reason,
+        "expected_release_at": expected_release_at}, reason=note,
+    )  # fmt: skip
     await record_change(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
     )
@@ -564,6 +614,7 @@ async def release(
                 "hold_id",
             )
     statement = await _release_hold(session, principal, clock.now(), found, note.strip())
+    await _log_release(session, principal, clock, found, note.strip())
     await record_change(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
     )
@@ -595,9 +646,21 @@ async def _release_cleared_tax_holds(
     now = clock.now()
     for found in open_holds:
         await _release_hold(session, principal, now, found, TAX_FORM_RELEASE_NOTE)
+        await _log_release(session, principal, clock, found, TAX_FORM_RELEASE_NOTE)
     if open_holds:
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
     return open_holds
+
+
+async def _log_release(
+    session: AsyncSession, principal: Principal, clock: Clock, found: PayoutHold, note: str
+) -> None:
+    await log_change(
+        session, principal, clock, action="payout_hold.released",
+        entity_type=AuditEntity.PAYOUT_HOLD, entity_id=found.id, before={"released_at": None},
+        after={"released_at": found.released_at, "statement_id": found.statement_id},
+        reason=note,
+    )  # fmt: skip
 
 
 async def _release_hold(

@@ -22,6 +22,7 @@ from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
+from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.roles import Principal
 
@@ -401,7 +402,16 @@ async def create_program(
     await check_overlap(session, program)
     session.add(program)
     await session.flush()
-    return await _add_version(session, principal, clock, program, rules, effective_from or now, 1)
+    start = effective_from or now
+    version = await _add_version(session, principal, clock, program, rules, start, 1)
+    await log_change(
+        session, principal, clock, action="program.created", entity_type=AuditEntity.PROGRAM,
+        entity_id=program.id, before=None, after={"name": program.name,
+        "currency": program.currency, "kind": program.kind.value,
+        "target_group_ids": program.target_group_ids, "rules": version.rules,
+        "effective_from": version.effective_from},
+    )  # fmt: skip
+    return version
 
 
 def targets_of(program: Program) -> frozenset[uuid.UUID]:
@@ -512,7 +522,18 @@ async def create_version(
             "cannot take effect before that.",
             "effective_from",
         )
-    return await _add_version(session, principal, clock, program, rules, start, latest.number + 1)
+    version = await _add_version(
+        session, principal, clock, program, rules, start, latest.number + 1
+    )
+    await log_change(
+        session, principal, clock, action="program_version.created",
+        entity_type=AuditEntity.PROGRAM_VERSION, entity_id=version.id,
+        before={"number": latest.number, "rules": latest.rules,
+        "effective_from": latest.effective_from},
+        after={"program_id": program.id, "number": version.number, "rules": version.rules,
+        "effective_from": version.effective_from},
+    )  # fmt: skip
+    return version
 
 
 async def _add_version(

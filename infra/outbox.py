@@ -59,6 +59,7 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import audit
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
 from infra.ids import new_id
@@ -589,7 +590,8 @@ async def retry_event(
     """Re-queue an undispatched event (dead or waiting): due now, with a fresh set of
     attempts. None when there is no such event (unknown, dispatched or discarded)."""
     return await _act(
-        db, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        db, clock, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        "outbox_event.retried", by,
         attempts=0, next_attempt_at=None, dead_at=None, retried_at=clock.now(), retried_by=by,
     )  # fmt: skip
 
@@ -600,15 +602,25 @@ async def discard_event(
     """Set an undispatched event aside for good: no handler will run for it, and later
     events of its aggregate go ahead. None when there is no such event."""
     return await _act(
-        db, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        db, clock, event_id, [EventState.DEAD, EventState.RETRYING, EventState.PENDING],
+        "outbox_event.discarded", by,
         discarded_at=clock.now(), discarded_by=by, next_attempt_at=None,
     )  # fmt: skip
 
 
 async def _act(
-    db: Database, event_id: uuid.UUID, states: list[EventState], **values: Any
+    db: Database,
+    clock: Clock,
+    event_id: uuid.UUID,
+    states: list[EventState],
+    action: str,
+    by: str,
+    **values: Any,
 ) -> OutboxEvent | None:
+    """The conditional update, and its audit entry (an operator's act, by ``by``)."""
     async with db.transaction() as session:
+        found = await session.get(OutboxEvent, event_id)
+        before = {"state": state_of(found), "attempts": found.attempts} if found else None
         result = await session.execute(
             update(OutboxEvent)
             .where(col(OutboxEvent.id) == event_id, in_states(states))
@@ -616,7 +628,16 @@ async def _act(
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return None
-        return await session.get(OutboxEvent, event_id, populate_existing=True)
+        event = await session.get(OutboxEvent, event_id, populate_existing=True)
+        assert event is not None
+        await audit.record(
+            session, vendor_id=event.vendor_id, actor=f"operator:{by}", action=action,
+            entity_type="outbox_event", entity_id=str(event.id),
+            before=before,
+            after={"state": state_of(event), "attempts": event.attempts}, reason=None,
+            at=clock.now(),
+        )  # fmt: skip
+        return event
 
 
 async def backlog(session: AsyncSession, now: datetime) -> dict[str, float | int]:

@@ -27,17 +27,24 @@ class Page(Generic[T]):
 
 
 async def keyset_page(
-    session: AsyncSession, statement: SelectOfScalar[T], *, after: uuid.UUID | None, limit: int
+    session: AsyncSession,
+    statement: SelectOfScalar[T],
+    *,
+    after: uuid.UUID | None,
+    limit: int,
+    descending: bool = False,
 ) -> Page[T]:
-    """Up to ``limit`` rows of the statement with ids above ``after``, in id order, and how
-    many rows the statement matches in all. The statement selects one entity with an ``id``."""
+    """Up to ``limit`` rows of the statement with ids above ``after``, in id order (below it,
+    in descending order: newest first), and how many rows the statement matches in all. The
+    statement selects one entity with an ``id``."""
     id_column: Any = statement.column_descriptions[0]["entity"].id
     total = await session.scalar(select(func.count()).select_from(statement.subquery()))
     page = statement
     if after is not None:
-        page = page.where(col(id_column) > after)
+        page = page.where(col(id_column) < after if descending else col(id_column) > after)
+    order = col(id_column).desc() if descending else col(id_column)
     rows: Sequence[T] = (
-        (await session.exec(page.order_by(col(id_column)).limit(limit + 1))).all() if limit else []
+        (await session.exec(page.order_by(order).limit(limit + 1))).all() if limit else []
     )
     return Page(rows=rows[:limit], total=int(total or 0), has_next=len(rows) > limit)
 

@@ -46,6 +46,7 @@ from leaderboards.models import (
 from leaderboards.policy import CONTESTS, ContestOp
 from leaderboards.recurrence import RecurrenceError, parse_recurrence, zone
 from leaderboards.scoring import plan_credit
+from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.roles import Principal
 
@@ -273,6 +274,11 @@ async def create_contest(
         )  # fmt: skip
     )
     await session.flush()
+    await log_change(
+        session, principal, clock, action="contest.created", entity_type=AuditEntity.CONTEST,
+        entity_id=contest.id, before=None,
+        after={f.name: _jsonable(getattr(s, f.name)) for f in fields(s)},
+    )  # fmt: skip
     return contest
 
 
@@ -333,6 +339,11 @@ async def update_contest(
         )  # fmt: skip
     )
     await session.flush()
+    await log_change(
+        session, principal, clock, action="contest.updated", entity_type=AuditEntity.CONTEST,
+        entity_id=contest.id, before={k: v[0] for k, v in diff.items()},
+        after={k: v[1] for k, v in diff.items()},
+    )  # fmt: skip
     if contest.status is ContestStatus.SCHEDULED:
         await rescore(session, clock, contest)
     return contest
@@ -351,6 +362,11 @@ async def publish_contest(
     contest.updated_at = clock.now()
     session.add(contest)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="contest.published", entity_type=AuditEntity.CONTEST,
+        entity_id=contest.id, before={"status": ContestStatus.DRAFT},
+        after={"status": ContestStatus.SCHEDULED},
+    )  # fmt: skip
     await rescore(session, clock, contest)
     return contest
 
@@ -369,6 +385,11 @@ async def cancel_contest(
     contest.updated_at = clock.now()
     session.add(contest)
     await _changed(session, clock, contest)
+    await log_change(
+        session, principal, clock, action="contest.cancelled", entity_type=AuditEntity.CONTEST,
+        entity_id=contest.id, before={"status": status},
+        after={"status": ContestStatus.CANCELLED},
+    )  # fmt: skip
     return contest
 
 

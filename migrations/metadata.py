@@ -7,6 +7,7 @@ import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
+import infra.audit
 import infra.idempotency
 import infra.outbox
 import leaderboards.models
@@ -25,6 +26,7 @@ MODEL_MODULES = (
     earnings.models,
     leaderboards.models,
     deal_registration.attachments,
+    infra.audit,
 )
 
 

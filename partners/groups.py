@@ -28,6 +28,7 @@ from infra.codes import is_country
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from partners.access import accessible_partner_ids
+from partners.audit_log import log_change
 from partners.errors import GroupErrorCode
 from partners.group_models import (
     MemberMode,
@@ -599,7 +600,7 @@ async def set_program_tier(
         reason=f"program tier changed to {new_tier}", by=principal.caller,
     )  # fmt: skip
     await _record(
-        session, principal, clock, "partner.tier_changed", "Partner", str(partner.id), before,
+        session, principal, clock, "partner.tier_changed", "partner", str(partner.id), before,
         {"tier": new_tier}, reason.strip(),
     )  # fmt: skip
     return partner
@@ -616,7 +617,7 @@ async def _audit(
     reason: str | None = None,
 ) -> None:
     await _record(
-        session, principal, clock, action, "PartnerGroup", str(group.id), before, after, reason
+        session, principal, clock, action, "partner_group", str(group.id), before, after, reason
     )
 
 
@@ -631,5 +632,7 @@ async def _record(
     after: dict[str, Any] | None,
     reason: str | None,
 ) -> None:
-    """The audit log entry (infra.audit, once merged)."""
-    return None
+    await log_change(
+        session, principal, clock, action=action, entity_type=entity_type, entity_id=entity_id,
+        before=before, after=after, reason=reason,
+    )  # fmt: skip

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.clock import Clock
 from infra.errors import DomainError
 from partners import repository
+from partners.audit_log import AuditEntity, log_change
 from partners.errors import TenancyErrorCode
 from partners.models import ApiKey, ManagerAssignment, Partner, PartnerStatus, User, Vendor
 from partners.policy import TENANCY, TenancyOp
@@ -140,6 +141,11 @@ async def create_api_key(
     )
     session.add(key)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="api_key.created", entity_type=AuditEntity.API_KEY,
+        entity_id=key.id, before=None, after={"name": key.name, "role": key.role,
+        "prefix": key.prefix},
+    )  # fmt: skip
     return IssuedApiKey(key=key, secret=secret)
 
 
@@ -156,6 +162,10 @@ async def revoke_api_key(
     key.revoked_at = clock.now()
     session.add(key)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="api_key.revoked", entity_type=AuditEntity.API_KEY,
+        entity_id=key.id, before={"revoked_at": None}, after={"revoked_at": key.revoked_at},
+    )  # fmt: skip
     return key
 
 

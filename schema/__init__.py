@@ -33,6 +33,7 @@ from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
 from schema.operations.queries import OperationsQuery
+from schema.partners.audit_log import AuditEntryType, AuditLogQuery
 from schema.partners.groups import PartnerGroupsMutation, PartnerGroupsQuery
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
@@ -48,6 +49,7 @@ QUERIES: tuple[type, ...] = (
     LeaderboardsQuery,
     OperationsQuery,
     PartnerGroupsQuery,
+    AuditLogQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -80,6 +82,7 @@ NODE_TYPES: tuple[type, ...] = (
     ProgramType,
     ContestType,
     PartnerGroupType,
+    AuditEntryType,
 )
 
 

@@ -71,11 +71,15 @@ async def paginate(
     first: int | None,
     after: str | None,
     to_node: Callable[[RowT], NodeType],
+    descending: bool = False,
 ) -> Connection[NodeType]:
-    """A Relay connection over a domain's readable statement (keyset pages by id)."""
+    """A Relay connection over a domain's readable statement (keyset pages by id; newest
+    first when ``descending``)."""
     limit = check_page_size(first, context.services.max_page_size)
     after_id = decode_cursor(after) if after is not None else None
-    page = await keyset_page(context.session, statement, after=after_id, limit=limit)
+    page = await keyset_page(
+        context.session, statement, after=after_id, limit=limit, descending=descending
+    )
     edges = [relay.Edge(cursor=encode_cursor(r.id), node=to_node(r)) for r in page.rows]
     return Connection(
         edges=edges,

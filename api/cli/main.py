@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli import deals, dispatch, leaderboards, outbox, serials
+from api.cli import audit, deals, dispatch, leaderboards, outbox, serials
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -141,6 +141,7 @@ app.add_typer(leaderboards.app, name="leaderboards")
 app.command("simulate")(leaderboards.simulate)
 app.command("dispatch")(dispatch.dispatch)
 app.add_typer(outbox.app, name="outbox")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

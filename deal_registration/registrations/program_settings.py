@@ -17,6 +17,7 @@ from deal_registration.registrations.submission import MAX_VALUE_MINOR
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
 
@@ -79,6 +80,8 @@ async def update_settings(
     if errors:
         raise DomainErrors(errors)
     settings = await lock_program(session, principal.vendor_id, clock)
+    audited = (*SETTING_RANGES, "currency")
+    before = {name: getattr(settings, name) for name in audited}
     for name in SETTING_RANGES:
         value = getattr(change, name)
         if value is not None:
@@ -89,4 +92,9 @@ async def update_settings(
     settings.updated_by_id = principal.user_id
     session.add(settings)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="deal_program_settings.updated",
+        entity_type=AuditEntity.DEAL_PROGRAM_SETTINGS, entity_id=principal.vendor_id,
+        before=before, after={name: getattr(settings, name) for name in audited},
+    )  # fmt: skip
     return settings

@@ -12,6 +12,7 @@ from deal_registration.sales.policy import SALES, SalesOp
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
 MAX_SERIALS = 500
@@ -58,6 +59,7 @@ async def update_settings(
     await lock_for_write(session)
     found = await session.get(SalesSettings, principal.vendor_id)
     settings = found or repository.default_settings(principal.vendor_id)
+    before = _audited(settings)
     if claim_window_days is not None:
         settings.claim_window_days = claim_window_days
     if auto_approve_limit_minor is not None:
@@ -72,4 +74,19 @@ async def update_settings(
     settings.updated_by_id = principal.user_id
     session.add(settings)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="sale_claim_settings.updated",
+        entity_type=AuditEntity.SALE_CLAIM_SETTINGS, entity_id=principal.vendor_id,
+        before=before, after=_audited(settings),
+    )  # fmt: skip
     return settings
+
+
+def _audited(settings: SalesSettings) -> dict[str, object]:
+    return {
+        "claim_window_days": settings.claim_window_days,
+        "auto_approve_limit_minor": settings.auto_approve_limit_minor,
+        "auto_approve_currency": settings.auto_approve_currency,
+        "proof_required": settings.proof_required,
+        "max_serials_per_claim": settings.max_serials_per_claim,
+    }

@@ -40,6 +40,7 @@ from infra.clock import Clock
 from infra.db import UTCDateTime, wrote
 from infra.errors import DomainError
 from infra.ids import new_id
+from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.roles import Principal
 
@@ -281,6 +282,13 @@ async def import_serials(
     )
     session.add(record)
     await session.flush()
+    await log_change(
+        session, principal, clock, action="serial_import.applied",
+        entity_type=AuditEntity.SERIAL_IMPORT, entity_id=record.id, before=None,
+        after={"filename": record.filename, "sha256": record.sha256, "rows": record.rows,
+        "inserted": record.inserted, "updated": record.updated,
+        "unchanged": record.unchanged, "rejected": record.rejected},
+    )  # fmt: skip
     report.applied = True
     report.import_id = record.id
     return report

@@ -1,8 +1,8 @@
 """partner groups with membership history, program tier history, programs that target
 groups (kind BASE/BONUS; existing programs become BASE programs for every partner)
 
-Revision ID: 0011_partner_groups
-Revises: 0010_contest_board_version
+Revision ID: 0012_partner_groups
+Revises: 0011_audit_log
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0011_partner_groups"
-down_revision: str | None = "0010_contest_board_version"
+revision: str = "0012_partner_groups"
+down_revision: str | None = "0011_audit_log"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

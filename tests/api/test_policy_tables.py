@@ -36,6 +36,7 @@ from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import groups
 from partners import service as tenancy
+from partners.audit_log import AUDIT
 from partners.group_policy import GROUPS
 from partners.policy import TENANCY, Policy
 from partners.roles import Principal, Role
@@ -43,7 +44,9 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.permissions import IsAuthenticated
 
-TABLES: list[Policy[Any]] = [TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS]
+TABLES: list[Policy[Any]] = [
+    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT
+]  # fmt: skip
 
 
 def _root_fields() -> list[tuple[str, Any]]:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.group_models import PartnerGroup, PartnerGroupMembership, PartnerTierChange
@@ -232,3 +233,26 @@ async def test_a_program_tier_change_is_kept_and_moves_rule_memberships(
         result = data["partnerTierSet"]
         assert [(e["code"], e["field"]) for e in result["userErrors"]] == errors
     assert await counts(db) == before
+
+
+async def test_group_and_tier_changes_are_audited(gql: GQL, tenant: Tenant, db: Database) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    group = (await create(gql, tenant, name="Pilot", rule=EMEA))["partnerGroup"]
+    ids = {"id": group["id"], "partnerIds": [gid(tenant.partners[1])], "reason": "not yet"}
+    await gql.data(REMOVE, {"input": ids}, as_user=admin)
+    await gql.data(UPDATE, {"input": {"id": group["id"], "name": "Pilot 2"}}, as_user=admin)
+    await gql.data(DELETE, {"input": {"id": group["id"], "reason": "done"}}, as_user=admin)
+    tier = {"partnerId": gid(tenant.partners[0]), "tier": "SELECT", "reason": "signed"}
+    await gql.data(TIER, {"input": tier}, as_user=admin)
+    async with db.session() as session:
+        rows = list(await session.exec(select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)))
+    actor = f"user:{admin.id}"
+    assert [(e.action, e.actor, e.reason) for e in rows] == [
+        ("partner_group.created", actor, None),
+        ("partner_group.members_removed", actor, "not yet"),
+        ("partner_group.updated", actor, None),
+        ("partner_group.archived", actor, "done"),
+        ("partner.tier_changed", actor, "signed"),
+    ]
+    assert (rows[2].before, rows[2].after) == ({"name": "Pilot"}, {"name": "Pilot 2"})
+    assert (rows[4].before, rows[4].after) == ({"tier": "REGISTERED"}, {"tier": "SELECT"})

@@ -1,0 +1,72 @@
+"""`channelboard audit export`: the audit log as CSV on standard output (the operator's
+view of a vendor's administrative changes; GraphQL's `auditLogExport` is the vendor's)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+
+import typer
+from rich.console import Console
+
+from api.cli.settings import load_settings
+
+app = typer.Typer(help="The audit log of administrative changes.", no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)
+
+
+def _instant(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        console.print(f"[red]--since is not an ISO 8601 date or time:[/red] {value!r}")
+        raise typer.Exit(2) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def export(
+    vendor: str | None = typer.Option(
+        None, "--vendor", help="The vendor's slug (required when there is more than one)."
+    ),
+    since: str | None = typer.Option(
+        None, "--since", help="Entries at or after this ISO 8601 date/time (UTC if no offset)."
+    ),
+) -> None:
+    """Write the vendor's audit entries (oldest first) as CSV to standard output."""
+    from sqlmodel import select  # noqa: PLC0415
+
+    from infra.db import Database  # noqa: PLC0415
+    from partners.audit_log import export_rows, to_csv, vendor_entries  # noqa: PLC0415
+    from partners.models import Vendor  # noqa: PLC0415
+
+    settings = load_settings()
+    start = _instant(since)
+
+    async def run() -> str | None:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                stmt = select(Vendor)
+                if vendor is not None:
+                    stmt = stmt.where(Vendor.slug == vendor)
+                vendors = list(await session.exec(stmt.limit(2)))
+                if len(vendors) != 1:
+                    return None
+                rows = await export_rows(session, vendor_entries(vendors[0].id, since=start))
+                return to_csv(rows)
+        finally:
+            await db.dispose()
+
+    result = asyncio.run(run())
+    if result is None:
+        console.print(
+            f"[red]no vendor {vendor!r}[/red]"
+            if vendor is not None
+            else "[red]more than one vendor (or none): name one with --vendor SLUG[/red]"
+        )
+        raise typer.Exit(1)
+    sys.stdout.write(result)
