@@ -89,27 +89,36 @@ async def log_change(
     reason: str | None = None,
 ) -> AuditEntry:
     """``infra.audit.record`` for a change the caller made (its vendor, its caller id, now).
-    Given both ``before`` and ``after``, only the fields whose values differ are kept."""
+    Given both ``before`` and ``after``, fields with equal values on both sides are dropped."""
     if before is not None and after is not None:
         before, after = changed_fields(before, after)
     return await audit.record(
-        session, vendor_id=principal.vendor_id, actor=principal.caller, action=action,
+        session, vendor_id=principal.vendor_id, actor=actor_of(principal), action=action,
         entity_type=entity_type, entity_id=str(entity_id),
         before=dict(before) if before is not None else None,
         after=dict(after) if after is not None else None, reason=reason, at=clock.now(),
     )  # fmt: skip
 
 
+def actor_of(principal: Principal) -> str:
+    """``Principal.caller`` ("user:<id>", "api_key:<id>"), or "operator:<login>" for a
+    command run without either ("operator:system" when it names no operator: the demo)."""
+    if principal.user_id is not None or principal.api_key_id is not None:
+        return principal.caller
+    return f"operator:{principal.operator or 'system'}"
+
+
 def changed_fields(
     before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The fields of ``before`` and ``after`` whose values differ (compared as stored)."""
-    keys = [
-        k
-        for k in {**before, **after}
-        if audit.json_safe(before.get(k)) != audit.json_safe(after.get(k))
-    ]
-    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+    """Drop the fields both sides name with equal values (compared as stored); a field only
+    one side names (context, like the statement a released hold belongs to) stays there."""
+    safe = audit.json_safe
+    same = {k for k in before.keys() & after.keys() if safe(before[k]) == safe(after[k])}
+    return (
+        {k: v for k, v in before.items() if k not in same},
+        {k: v for k, v in after.items() if k not in same},
+    )
 
 
 def readable_audit_entries(principal: Principal) -> SelectOfScalar[AuditEntry]:

@@ -39,6 +39,8 @@ class Principal:
     email: str | None = None
     api_key_id: uuid.UUID | None = None
     expires_at: datetime | None = None
+    # A command run by an operator acts without a user or a key: its login, for the audit log.
+    operator: str | None = None
 
     def __post_init__(self) -> None:
         if self.role.is_partner and self.partner_id is None:

@@ -7,7 +7,6 @@ cause is fixed; ``discard`` sets it aside for good. Both record who and when in 
 from __future__ import annotations
 
 import asyncio
-import getpass
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -15,20 +14,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.settings import load_settings
+from api.cli.settings import load_settings, operator
 from api.cli.wiring import running_redis_url
 from api.settings import Settings
 from infra.outbox import EventState
 
 app = typer.Typer(help="Outbox events that are stuck: list, retry, discard.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (a container): say so
-        return "unknown"
 
 
 def _event_id(value: str) -> uuid.UUID:
@@ -97,7 +89,7 @@ def _act(
     async def run() -> object | None:
         db = Database(settings.database_url)
         try:
-            result = await action(db, SystemClock(), parsed, by=by or _operator())
+            result = await action(db, SystemClock(), parsed, by=by or operator())
         finally:
             await db.dispose()
         if result is not None:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from sqlmodel import select
 
-from api.cli.settings import load_settings
+from api.cli.settings import load_settings, operator
 from api.cli.wiring import announcing
 from api.settings import Settings
 from deal_registration.sales import serials
@@ -57,7 +57,7 @@ async def _import(
         if found is None:
             console.print(f"[red]no vendor with slug {slug!r}[/red]")
             return 2
-        principal = Principal(vendor_id=found.id, role=Role.VENDOR_ADMIN)
+        principal = Principal(vendor_id=found.id, role=Role.VENDOR_ADMIN, operator=operator())
         progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
             TimeRemainingColumn(), console=console,

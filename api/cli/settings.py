@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+
 import typer
 from rich.console import Console
 
@@ -17,3 +19,11 @@ def load_settings() -> Settings:
     except SettingsError as exc:
         console.print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(2) from exc
+
+
+def operator() -> str:
+    """Who runs this command (the login name), as the audit log names an operator."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container): say so
+        return "unknown"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import sys
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlmodel import col, select
 from api.cli.demo import seed_demo
 from api.settings import Settings
 from deal_registration.sales.models import SaleClaim, Serial
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from schema.context import Services
@@ -61,6 +63,18 @@ async def test_cli_import_reports_and_is_idempotent(
 
     code, output = await _cli(settings, str(good), "--vendor", "no-such-vendor")
     assert code == 2
+
+    # One audit entry per applied import, naming the operator who ran the command.
+    async with db.session() as session:
+        entries = list(
+            await session.exec(
+                select(AuditEntry)
+                .where(AuditEntry.action == "serial_import.applied")
+                .order_by(col(AuditEntry.id))
+            )
+        )
+    assert [e.after["rows"] for e in entries if e.after] == [2, 8, 3]
+    assert {e.actor for e in entries[1:]} == {f"operator:{getpass.getuser()}"}
 
 
 async def test_demo_seeds_registry_and_claims_idempotently(
