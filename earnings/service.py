@@ -288,7 +288,7 @@ async def _uncovered_sales(
     found = []
     for source in await session.exec(stmt):
         skus = [str(line.get("sku") or "") for line in source.lines]
-        gap = await coverage.gap(source.currency, source.effective_at, skus)
+        gap = await coverage.gap(source.currency, source.effective_at, skus, source.partner_id)
         # A program made later, effective back then, does not credit sales already
         # credited: the sale still earned nothing because none covered it when credited.
         found.append((source, gap or Gap(source.currency, no_program=True)))
