@@ -1,5 +1,6 @@
 """partner groups with membership history, program tier history, programs that target
-groups (kind BASE/BONUS; existing programs become BASE programs for every partner)
+groups (kind BASE/BONUS; existing programs become BASE programs for every partner), contest
+eligibility by partner group
 
 Revision ID: 0012_partner_groups
 Revises: 0011_audit_log
@@ -159,8 +160,15 @@ def upgrade() -> None:
             sa.Column("target_group_ids", sa.JSON(), server_default="[]", nullable=False)
         )
 
+    with op.batch_alter_table("contest", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("eligible_group_ids", _s(4000), server_default="", nullable=False)
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("contest", schema=None) as batch_op:
+        batch_op.drop_column("eligible_group_ids")
     with op.batch_alter_table("earning_program", schema=None) as batch_op:
         batch_op.drop_column("target_group_ids")
         batch_op.drop_column("kind")
