@@ -192,3 +192,22 @@ async def test_base_programs_for_groups_that_share_a_partner_overlap(
     await es.tx(
         db, lambda s: programs.create_version(s, admin, clock, program_id=apac.id, rules=EIGHT)
     )
+
+
+async def test_targets_must_be_the_vendors_live_groups(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    clock.freeze(T0)
+    theirs = await pilot_group(db, clock, other_tenant)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    targets = [gid("PartnerGroup", theirs), "not-an-id"]
+    data = await gql.data(
+        CREATE, {"input": program_input("Pilot", 100, targetGroupIds=targets)}, as_user=admin
+    )
+    result = data["earningProgramCreate"]
+    assert result["program"] is None
+    assert [(e["code"], e["field"]) for e in result["userErrors"]] == [
+        ("NOT_FOUND", "targetGroupIds.0"), ("NOT_FOUND", "targetGroupIds.1"),
+    ]  # fmt: skip
+    async with db.session() as session:
+        assert list(await session.exec(select(Program))) == []
