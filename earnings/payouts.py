@@ -297,6 +297,13 @@ async def generate_statements(
         made.append(statement)
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
     await session.flush()
+    if made:
+        held = sum(1 for m in made if m.status is PayoutStatus.HELD)
+        await log_change(
+            session, principal, clock, action="payout_statements.generated",
+            entity_type=AuditEntity.PAYOUT_STATEMENT, entity_id=f"{start:%Y-%m}", before=None,
+            after={"month": f"{start:%Y-%m}", "statements": len(made), "held": held},
+        )  # fmt: skip
     return made
 
 

@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -174,22 +174,38 @@ def vendor_entries(
 CSV_COLUMNS = (
     "id", "at", "actor", "action", "entity_type", "entity_id", "before", "after", "reason",
 )  # fmt: skip
-EXPORT_LIMIT = 100_000
 
 
 async def export_rows(
-    session: AsyncSession, stmt: SelectOfScalar[AuditEntry], *, limit: int = EXPORT_LIMIT
+    session: AsyncSession, stmt: SelectOfScalar[AuditEntry], *, limit: int
 ) -> list[AuditEntry]:
     """The statement's entries, oldest first (a CSV reads as a history), at most ``limit``."""
     rows = await session.exec(stmt.order_by(col(AuditEntry.id)).limit(limit))
     return list(rows)
 
 
-def to_csv(entries: Iterable[AuditEntry]) -> str:
-    """RFC 4180 CSV with a header row; before/after as compact JSON, times in ISO 8601 UTC."""
+async def export_pages(
+    session: AsyncSession, stmt: SelectOfScalar[AuditEntry], *, page: int = 5_000
+) -> AsyncIterator[list[AuditEntry]]:
+    """Every entry of the statement, oldest first, a page at a time (for exports of any
+    size: keyset pages by id, never the whole log in memory)."""
+    after: uuid.UUID | None = None
+    while True:
+        batch = stmt if after is None else stmt.where(col(AuditEntry.id) > after)
+        rows = list(await session.exec(batch.order_by(col(AuditEntry.id)).limit(page)))
+        if not rows:
+            return
+        yield rows
+        after = rows[-1].id
+
+
+def to_csv(entries: Iterable[AuditEntry], *, header: bool = True) -> str:
+    """RFC 4180 CSV (with a header row unless ``header`` is false); before/after as compact
+    JSON, times in ISO 8601 UTC."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    if header:
+        writer.writerow(CSV_COLUMNS)
     for e in entries:
         writer.writerow(
             [

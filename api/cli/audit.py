@@ -40,13 +40,13 @@ def export(
     from sqlmodel import select  # noqa: PLC0415
 
     from infra.db import Database  # noqa: PLC0415
-    from partners.audit_log import export_rows, to_csv, vendor_entries  # noqa: PLC0415
+    from partners.audit_log import export_pages, to_csv, vendor_entries  # noqa: PLC0415
     from partners.models import Vendor  # noqa: PLC0415
 
     settings = load_settings()
     start = _instant(since)
 
-    async def run() -> str | None:
+    async def run() -> bool:
         db = Database(settings.database_url)
         try:
             async with db.session() as session:
@@ -55,18 +55,19 @@ def export(
                     stmt = stmt.where(Vendor.slug == vendor)
                 vendors = list(await session.exec(stmt.limit(2)))
                 if len(vendors) != 1:
-                    return None
-                rows = await export_rows(session, vendor_entries(vendors[0].id, since=start))
-                return to_csv(rows)
+                    return False
+                sys.stdout.write(to_csv([]))  # the header
+                entries = vendor_entries(vendors[0].id, since=start)
+                async for page in export_pages(session, entries):
+                    sys.stdout.write(to_csv(page, header=False))
+                return True
         finally:
             await db.dispose()
 
-    result = asyncio.run(run())
-    if result is None:
+    if not asyncio.run(run()):
         console.print(
             f"[red]no vendor {vendor!r}[/red]"
             if vendor is not None
             else "[red]more than one vendor (or none): name one with --vendor SLUG[/red]"
         )
         raise typer.Exit(1)
-    sys.stdout.write(result)

@@ -5,7 +5,7 @@ every entry of its vendor, finance the entries about money settings, nobody else
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 import strawberry
@@ -62,8 +62,12 @@ class AuditLogFilter:
     action_prefix: str | None = strawberry.field(
         default=None, description="E.g. 'program.' for every program action."
     )
-    since: datetime | None = strawberry.field(default=None, description="Inclusive.")
-    until: datetime | None = strawberry.field(default=None, description="Exclusive.")
+    since: datetime | None = strawberry.field(
+        default=None, description="Inclusive; UTC when it has no offset."
+    )
+    until: datetime | None = strawberry.field(
+        default=None, description="Exclusive; UTC when it has no offset."
+    )
 
     def statement(self, info: Info[Context, None]) -> Statement[AuditEntry]:
         entity_id = self.entity_id
@@ -72,9 +76,14 @@ class AuditLogFilter:
             entity_id = str(parsed) if parsed is not None else entity_id
         return audit_log.audit_entries_matching(
             info.context.caller, entity_type=self.entity_type, entity_id=entity_id,
-            actor=self.actor, action_prefix=self.action_prefix, since=self.since,
-            until=self.until,
+            actor=self.actor, action_prefix=self.action_prefix, since=_utc(self.since),
+            until=_utc(self.until),
         )  # fmt: skip
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A time without an offset is read as UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @strawberry.type(description="The audit log as CSV (RFC 4180, a header row, oldest first).")

@@ -20,7 +20,13 @@ from api.settings import Settings
 from infra.audit import AuditEntry, record
 from infra.clock import OffsetClock
 from infra.db import Database
-from partners.audit_log import MONEY_ENTITY_TYPES, AuditEntity, readable_audit_entries
+from partners.audit_log import (
+    MONEY_ENTITY_TYPES,
+    AuditEntity,
+    export_pages,
+    readable_audit_entries,
+    vendor_entries,
+)
 from partners.roles import Role
 from tests.factories import Tenant
 from tests.processes import process_env
@@ -112,12 +118,15 @@ async def test_filters(db: Database, clock: OffsetClock, tenant: Tenant, gql: GQ
     assert await actions(actor="api_key:nobody") == []
     since, until = made[1].at.isoformat(), made[3].at.isoformat()
     assert await actions(since=since, until=until) == ["contest.published", "program.created"]
+    naive = made[3].at.replace(tzinfo=None).isoformat()  # read as UTC
+    assert await actions(since=naive) == ["payout_policy.updated"]
 
 
 async def test_finance_reads_only_entries_about_money_settings(
-    db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL
+    db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant, gql: GQL
 ) -> None:
     await _seed(db, clock, tenant)
+    await _seed(db, clock, other_tenant)
     data = await gql.data(LOG, as_user=tenant.user(Role.FINANCE))
     assert _actions(data) == ["payout_policy.updated", "program.created"]
     # Asking for what it may not read finds nothing (not an error).
@@ -248,3 +257,16 @@ async def test_reading_the_log_writes_nothing(
     await gql.data(EXPORT, as_user=tenant.user(Role.VENDOR_ADMIN))
     async with db.session() as session:
         assert len((await session.exec(select(AuditEntry))).all()) == 4
+
+
+async def test_the_operators_export_reads_the_log_in_pages(
+    db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    made = await _seed(db, clock, tenant)
+    await _seed(db, clock, other_tenant)
+    async with db.session() as session:
+        pages = [
+            [e.id for e in page]
+            async for page in export_pages(session, vendor_entries(tenant.vendor.id), page=3)
+        ]
+    assert pages == [[e.id for e in made[:3]], [made[3].id]]

@@ -227,9 +227,15 @@ async def test_statements_holds_and_releases(
     await es.sale(db, clock, tenant, 100_000)
     await dispatch(services)
     clock.freeze(datetime(2026, 11, 2, tzinfo=UTC))
+    await log.new()
     [statement] = await es.generate(db, clock, tenant, services.claim_signals)
     assert statement.status is PayoutStatus.PENDING
-    await log.new()
+    entry = await log.one("payout_statements.generated")
+    assert (entry.entity_id, entry.after) == (
+        "2026-10", {"month": "2026-10", "statements": 1, "held": 0},
+    )  # fmt: skip
+    await es.generate(db, clock, tenant, services.claim_signals)  # made before: nothing new
+    await log.none()
     finance = tenant.principal(Role.FINANCE)
 
     hold = await _tx(db, lambda s: payouts.hold(
