@@ -15,6 +15,7 @@ from sqlmodel import select
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
+from partners import service
 from partners.group_models import PartnerGroup, PartnerGroupMembership, PartnerTierChange
 from partners.roles import Role
 from tests.factories import Tenant, gid
@@ -256,3 +257,20 @@ async def test_group_and_tier_changes_are_audited(gql: GQL, tenant: Tenant, db: 
     ]
     assert (rows[2].before, rows[2].after) == ({"name": "Pilot"}, {"name": "Pilot 2"})
     assert (rows[4].before, rows[4].after) == ({"tier": "REGISTERED"}, {"tier": "SELECT"})
+
+
+async def test_a_new_partner_joins_the_rule_groups_it_matches(
+    gql: GQL, tenant: Tenant, db: Database, clock: OffsetClock
+) -> None:
+    group = (await create(gql, tenant, name="EMEA", rule=EMEA))["partnerGroup"]
+    async with db.transaction() as session:
+        await service.create_partner(
+            session, clock, vendor_id=tenant.vendor.id, name="Newcomer", region="EMEA"
+        )
+        await service.create_partner(
+            session, clock, vendor_id=tenant.vendor.id, name="Faraway", region="APAC"
+        )
+    names = await member_names(gql, tenant, group["id"])
+    assert names is not None
+    assert "Newcomer" in names
+    assert "Faraway" not in names
