@@ -17,7 +17,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from catalogue.repository import products_by_sku
 from deal_registration.events import SaleApproved
 from earnings import programs
-from earnings.models import ProgramVersion
+from earnings.models import Program, ProgramVersion
+from partners.groups import groups_of
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,29 @@ class Coverage:
     def __init__(self, session: AsyncSession, vendor_id: uuid.UUID) -> None:
         self._session = session
         self._vendor_id = vendor_id
-        self._versions: dict[str, list[list[ProgramVersion]]] = {}
+        self._versions: dict[str, list[tuple[Program, list[ProgramVersion]]]] = {}
         self._categories: dict[str, str] = {}
 
-    async def gap(self, currency: str, at: datetime, skus: Sequence[str]) -> Gap | None:
-        """What no program in force at ``at`` covers of a sale of ``skus`` (none: a sale
-        without product lines) in ``currency``; None when every line earns a base rate."""
+    async def gap(
+        self, currency: str, at: datetime, skus: Sequence[str], partner_id: uuid.UUID
+    ) -> Gap | None:
+        """What no program in force at ``at`` for the partner (by its groups then) covers of
+        a sale of ``skus`` (none: a sale without product lines) in ``currency``; None when
+        every line earns a base rate."""
         if currency not in self._versions:
             found = await programs.vendor_programs(self._session, self._vendor_id, currency)
             self._versions[currency] = [
-                await programs.versions_of(self._session, p.id) for p in found
+                (p, await programs.versions_of(self._session, p.id)) for p in found
             ]
-        in_force = [programs.version_in_force(v, at) for v in self._versions[currency]]
+        groups: set[uuid.UUID] | None = None
+        in_force = []
+        for program, versions in self._versions[currency]:
+            if program.target_group_ids:
+                if groups is None:
+                    groups = await groups_of(self._session, self._vendor_id, partner_id, at)
+                if not programs.applies_to(program, groups):
+                    continue
+            in_force.append(programs.version_in_force(versions, at))
         rules = [programs.Rules.from_json(v.rules) for v in in_force if v is not None]
         if not rules:
             return Gap(currency, no_program=True)
@@ -81,5 +93,5 @@ async def sale_gap(session: AsyncSession, vendor_id: uuid.UUID, sale: SaleApprov
     at = sale.sold_at or sale.approved_at
     assert at is not None, "an approved sale has its instant"
     return await Coverage(session, vendor_id).gap(
-        sale.currency, at, [line.sku for line in sale.lines]
+        sale.currency, at, [line.sku for line in sale.lines], sale.partner_id
     )

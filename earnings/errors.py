@@ -31,6 +31,7 @@ class EarningsErrorCode(StrEnum):
     INVALID_FACTOR = "INVALID_FACTOR"
     INVALID_BANK_ACCOUNT = "INVALID_BANK_ACCOUNT"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    OVERLAPPING_BASE_PROGRAM = "OVERLAPPING_BASE_PROGRAM"
 
 
 def currency_error(currency: str, field: str = "currency") -> DomainError | None:

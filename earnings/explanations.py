@@ -12,7 +12,14 @@ from enum import StrEnum
 from typing import Any
 
 from earnings.coverage import Gap
-from earnings.models import CreditedSource, EntryKind, PayoutHold, PayoutStatement, PayoutStatus
+from earnings.models import (
+    CreditedSource,
+    EntryKind,
+    PayoutHold,
+    PayoutStatement,
+    PayoutStatus,
+    ProgramKind,
+)
 from earnings.payouts import hold_explanation, release_words
 from earnings.programs import TierStatus
 from earnings.rounding import format_bp
@@ -23,6 +30,7 @@ class ExplanationKind(StrEnum):
     EARNINGS_ROSE = "EARNINGS_ROSE"
     EARNINGS_FELL = "EARNINGS_FELL"
     EARNINGS_UNCHANGED = "EARNINGS_UNCHANGED"
+    PROGRAMS = "PROGRAMS"
     RATE_ROSE = "RATE_ROSE"
     RATE_FELL = "RATE_FELL"
     PROGRAM_CHANGED = "PROGRAM_CHANGED"
@@ -68,6 +76,30 @@ def explain_total(current: int, previous: int, currency: str) -> Explanation:
         f"You earned {_m(current, currency)} in this period, the same as in the previous period.",
         0,
     )
+
+
+def explain_programs(
+    totals: Sequence[tuple[str, ProgramKind, int]], currency: str
+) -> list[Explanation]:
+    """Which programs the period's earnings came from, a bonus program said to be on top:
+    "Your earnings came from Partner Rewards (base program): 80.00 USD; Pilot (bonus
+    program, paid on top of your base program): 10.00 USD." """
+    if not totals:
+        return []
+    parts = [
+        f"{name} ("
+        + ("bonus program, paid on top of your base program" if kind is ProgramKind.BONUS
+           else "base program")
+        + f"): {_m(total, currency)}"
+        for name, kind, total in totals
+    ]  # fmt: skip
+    return [
+        Explanation(
+            ExplanationKind.PROGRAMS,
+            f"Your earnings came from {'; '.join(parts)}.",
+            sum(total for _, _, total in totals),
+        )
+    ]
 
 
 def _level(status: TierStatus) -> str:

@@ -35,7 +35,15 @@ from earnings import programs
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.events import EarningsChanged
-from earnings.models import CreditedSource, EarningEntry, EntryKind, ProgramVersion, SourceType
+from earnings.models import (
+    CreditedSource,
+    EarningEntry,
+    EntryKind,
+    Program,
+    ProgramKind,
+    ProgramVersion,
+    SourceType,
+)
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
@@ -48,6 +56,7 @@ from infra.ids import new_id
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
 from partners.audit_log import AuditEntity, log_change
+from partners.groups import groups_of
 from partners.models import Partner
 from partners.repository import get_readable_partner
 from partners.roles import Principal
@@ -102,28 +111,57 @@ class Run:
     locked (a lock lasts until the commit). Only for transactions that credit and nothing
     else: a session that also edits programs passes none."""
 
-    # (vendor, currency) -> each program's versions
-    versions: dict[tuple[uuid.UUID, str], list[list[ProgramVersion]]] = field(default_factory=dict)
+    # (vendor, currency) -> each program and its versions
+    versions: dict[tuple[uuid.UUID, str], list[tuple[Program, list[ProgramVersion]]]] = field(
+        default_factory=dict
+    )
     rules: dict[uuid.UUID, Rules] = field(default_factory=dict)  # by version id
     locked: set[uuid.UUID] = field(default_factory=set)
 
 
 async def _in_force(
-    session: AsyncSession, run: Run, vendor_id: uuid.UUID, currency: str, at: datetime
-) -> list[tuple[ProgramVersion, Rules]]:
-    """The versions in force at ``at`` of the vendor's programs in ``currency``."""
+    session: AsyncSession,
+    run: Run,
+    vendor_id: uuid.UUID,
+    currency: str,
+    at: datetime,
+    partner_id: uuid.UUID,
+) -> list[tuple[Program, ProgramVersion, Rules]]:
+    """The versions in force at ``at`` of the vendor's programs in ``currency`` that applied
+    to the partner then (its groups at ``at``): at most one BASE program (the oldest, should
+    group moves since its creation have made two apply) and any BONUS programs."""
     key = (vendor_id, currency)
     if key not in run.versions:
         found = await programs.vendor_programs(session, vendor_id, currency)
-        run.versions[key] = [await programs.versions_of(session, p.id) for p in found]
+        found.sort(key=lambda p: (p.created_at, p.id))
+        run.versions[key] = [(p, await programs.versions_of(session, p.id)) for p in found]
+    groups: set[uuid.UUID] | None = None
     in_force = []
-    for versions in run.versions[key]:
+    base_taken = False
+    for program, versions in run.versions[key]:
         version = programs.version_in_force(versions, at)
-        if version is not None:
-            if version.id not in run.rules:
-                run.rules[version.id] = Rules.from_json(version.rules)
-            in_force.append((version, run.rules[version.id]))
+        if version is None:
+            continue
+        if program.target_group_ids:
+            if groups is None:
+                groups = await groups_of(session, vendor_id, partner_id, at)
+            if not programs.applies_to(program, groups):
+                continue
+        if program.kind is ProgramKind.BASE:
+            if base_taken:
+                continue
+            base_taken = True
+        if version.id not in run.rules:
+            run.rules[version.id] = Rules.from_json(version.rules)
+        in_force.append((program, version, run.rules[version.id]))
     return in_force
+
+
+def _named(program: Program, rule: str) -> str:
+    """An entry's rule text names its program (and says a bonus is on top)."""
+    if program.kind is ProgramKind.BONUS:
+        return f"{program.name} (bonus program, paid on top of your base program): {rule}"
+    return f"{program.name}: {rule}"
 
 
 async def credit_in_session(
@@ -326,8 +364,10 @@ async def _credit_sale(
     out = _Entries(session, source, now, [])
     lines = _lines(sale.amount_minor, sale.lines)  # adds no SKU: the products above serve
     money = Money(sale.amount_minor, sale.currency)
-    in_force = await _in_force(session, run, event.vendor_id, sale.currency, effective_at)
-    for version, rules in in_force:
+    in_force = await _in_force(
+        session, run, event.vendor_id, sale.currency, effective_at, sale.partner_id
+    )
+    for program, version, rules in in_force:
         standing = await standing_at(
             session, vendor_id=event.vendor_id, partner_id=sale.partner_id,
             currency=sale.currency, at=effective_at, window_days=rules.window_days,
@@ -348,7 +388,7 @@ async def _credit_sale(
                 else:
                     rule = f"{rate.describe(sale.currency)} of {line_money.format()} ({what})"
                 out.add(
-                    version, EntryKind.COMMISSION, amount, rule,
+                    version, EntryKind.COMMISSION, amount, _named(program, rule),
                     {
                         "sku": line.sku, "category": category, "units": line.units,
                         "line_amount_minor": line.amount_minor, "rate_bp": rate.rate_bp,
@@ -361,11 +401,13 @@ async def _credit_sale(
                 )  # fmt: skip
             for s, spiff in enumerate(rules.spiffs):
                 if spiff.applies(line.sku, sale.region, effective_at) and line.units > 0:
+                    per_unit = Money(spiff.per_unit_minor, sale.currency).format()
+                    where = f" in {spiff.region}" if spiff.region else ""
                     out.add(
                         version, EntryKind.SPIFF, spiff.per_unit_minor * line.units,
-                        f"Spiff {Money(spiff.per_unit_minor, sale.currency).format()} x "
-                        f"{line.units} units of {line.sku}"
-                        + (f" in {spiff.region}" if spiff.region else ""),
+                        _named(
+                            program, f"Spiff {per_unit} x {line.units} units of {line.sku}{where}"
+                        ),
                         {
                             "sku": line.sku, "units": line.units, "region": sale.region,
                             "per_unit_minor": spiff.per_unit_minor,
@@ -377,7 +419,10 @@ async def _credit_sale(
         if choice.tier is not None and choice.uplift_bp:
             out.add(
                 version, EntryKind.TIER_UPLIFT, apply_bp(sale.amount_minor, choice.uplift_bp),
-                f"{choice.tier.name} uplift {format_bp(choice.uplift_bp)} of {money.format()}",
+                _named(
+                    program,
+                    f"{choice.tier.name} uplift {format_bp(choice.uplift_bp)} of {money.format()}",
+                ),
                 {"sale_amount_minor": sale.amount_minor, **tier},
             )  # fmt: skip
     await session.flush()
@@ -484,8 +529,8 @@ async def _credit_deal(
         ),
     )
     out = _Entries(session, source, now, [])
-    for version, rules in await _in_force(
-        session, run, event.vendor_id, deal.currency, deal.won_at
+    for program, version, rules in await _in_force(
+        session, run, event.vendor_id, deal.currency, deal.won_at, deal.partner_id
     ):
         amount = programs.deal_bonus(rules, deal.amount_minor)
         if amount <= 0:
@@ -500,7 +545,7 @@ async def _credit_deal(
             )
         out.add(
             version, EntryKind.DEAL_BONUS, amount,
-            "Won registered deal bonus: " + " + ".join(parts),
+            _named(program, "Won registered deal bonus: " + " + ".join(parts)),
             {
                 "registration_id": str(deal.registration_id),
                 "deal_amount_minor": deal.amount_minor,

@@ -59,6 +59,14 @@ class DecisionAction(StrEnum):
     PAY = "PAY"
 
 
+class ProgramKind(StrEnum):
+    """BASE programs never overlap for one partner (refused at creation); BONUS programs
+    pay on top of whatever else applies, and say so."""
+
+    BASE = "BASE"
+    BONUS = "BONUS"
+
+
 class Program(SQLModel, table=True):
     __tablename__ = "earning_program"
     __table_args__ = (UniqueConstraint("vendor_id", "name"),)
@@ -67,6 +75,14 @@ class Program(SQLModel, table=True):
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
     name: str = Field(max_length=200)
     currency: str = Field(max_length=3)
+    kind: ProgramKind = Field(
+        default=ProgramKind.BASE,
+        sa_column=Column(_enum(ProgramKind, "program_kind"), nullable=False, server_default="BASE"),
+    )
+    # The partner groups it applies to (str UUIDs); empty: every partner of the vendor.
+    target_group_ids: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 

@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.errors import EarningsErrorCode, currency_error
-from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramVersion
+from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramKind, ProgramVersion
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.repository import readable_programs
 from earnings.rounding import BP, apply_bp, format_bp
@@ -23,6 +23,7 @@ from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from partners.audit_log import AuditEntity, log_change
+from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.roles import Principal
 
 MAX_RATE_BP = 10_000
@@ -347,12 +348,33 @@ async def create_program(
     currency: str,
     rules: Rules,
     effective_from: datetime | None = None,
+    kind: ProgramKind = ProgramKind.BASE,
+    target_group_ids: list[uuid.UUID] | None = None,
 ) -> ProgramVersion:
+    """A program and its first version. It applies to the partners of ``target_group_ids``
+    at a sale's date (none given: every partner). A BASE program that would overlap
+    another BASE program in the currency is refused (OVERLAPPING_BASE_PROGRAM); a BONUS
+    program pays on top of whatever else applies."""
     EARNINGS.require(principal, EarningsOp.CREATE_PROGRAM)
     await begin_write(session)
     name = name.strip()
     currency = currency.strip().upper()
     errors = validate_rules(rules)
+    targets = list(dict.fromkeys(target_group_ids or []))
+    found = set(
+        await session.exec(
+            select(PartnerGroup.id).where(
+                PartnerGroup.vendor_id == principal.vendor_id,
+                col(PartnerGroup.id).in_(targets),
+                col(PartnerGroup.archived_at).is_(None),
+            )
+        )
+    ) if targets else set()  # fmt: skip
+    for i, group_id in enumerate(targets):
+        if group_id not in found:
+            errors.append(
+                DomainError(EarningsErrorCode.NOT_FOUND, "No such group.", f"target_group_ids.{i}")
+            )
     if not name:
         errors.append(DomainError(EarningsErrorCode.REQUIRED, "Give the program a name.", "name"))
     elif len(name) > 200:
@@ -373,7 +395,11 @@ async def create_program(
             EarningsErrorCode.DUPLICATE_NAME, "A program with this name exists.", "name"
         )
     now = clock.now()
-    program = Program(vendor_id=principal.vendor_id, name=name, currency=currency, created_at=now)
+    program = Program(
+        vendor_id=principal.vendor_id, name=name, currency=currency, created_at=now, kind=kind,
+        target_group_ids=[str(g) for g in targets],
+    )  # fmt: skip
+    await check_overlap(session, program)
     session.add(program)
     await session.flush()
     start = effective_from or now
@@ -381,10 +407,69 @@ async def create_program(
     await log_change(
         session, principal, clock, action="program.created", entity_type=AuditEntity.PROGRAM,
         entity_id=program.id, before=None, after={"name": program.name,
-        "currency": program.currency, "rules": version.rules,
+        "currency": program.currency, "kind": program.kind.value,
+        "target_group_ids": program.target_group_ids, "rules": version.rules,
         "effective_from": version.effective_from},
     )  # fmt: skip
     return version
+
+
+def targets_of(program: Program) -> frozenset[uuid.UUID]:
+    return frozenset(uuid.UUID(g) for g in program.target_group_ids)
+
+
+def applies_to(program: Program, groups: set[uuid.UUID]) -> bool:
+    """The program applies to a partner in ``groups`` (no targets: to every partner)."""
+    targets = targets_of(program)
+    return not targets or bool(targets & groups)
+
+
+async def _ever_shared_partner(
+    session: AsyncSession, left: frozenset[uuid.UUID], right: frozenset[uuid.UUID]
+) -> bool:
+    """Some partner was ever (or is) a member of a group of each set."""
+    a = select(PartnerGroupMembership.partner_id).where(
+        col(PartnerGroupMembership.group_id).in_(list(left))
+    )
+    b = select(PartnerGroupMembership.partner_id).where(
+        col(PartnerGroupMembership.group_id).in_(list(right)),
+        col(PartnerGroupMembership.partner_id).in_(a),
+    )
+    return (await session.exec(b.limit(1))).first() is not None
+
+
+async def check_overlap(session: AsyncSession, program: Program) -> None:
+    """Refuse a BASE program that would pay a partner on top of another BASE program of the
+    currency. Programs run from their first version on without end, so any two overlap in
+    time; their targets overlap when either targets every partner, they share a group, or
+    some partner was ever in a group of each (conservative: membership may change)."""
+    if program.kind is not ProgramKind.BASE:
+        return
+    others = await session.exec(
+        select(Program)
+        .where(
+            Program.vendor_id == program.vendor_id,
+            Program.currency == program.currency,
+            Program.kind == ProgramKind.BASE,
+            Program.id != program.id,
+        )
+        .order_by(col(Program.created_at), col(Program.id))
+    )
+    mine = targets_of(program)
+    for other in others:
+        theirs = targets_of(other)
+        if (
+            not mine
+            or not theirs
+            or mine & theirs
+            or await _ever_shared_partner(session, mine, theirs)
+        ):
+            raise DomainError(
+                EarningsErrorCode.OVERLAPPING_BASE_PROGRAM,
+                f"The base program '{other.name}' already applies to some of these partners "
+                f"in {program.currency}; target other groups or make this a BONUS program.",
+                "target_group_ids",
+            )
 
 
 async def create_version(
@@ -413,6 +498,7 @@ async def create_version(
     start = effective_from or now
     if start.tzinfo is None:
         raise DomainError(EarningsErrorCode.INVALID_PERIOD, "Give a timezone.", "effective_from")
+    await check_overlap(session, program)
     versions = await versions_of(session, program.id)
     latest = versions[-1]
     if start < latest.effective_from:

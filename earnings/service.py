@@ -25,6 +25,8 @@ from earnings.models import (
     PayoutHold,
     PayoutStatement,
     PayoutStatus,
+    Program,
+    ProgramKind,
     SourceType,
 )
 from earnings.payouts import hold_explanation, month_start, next_month
@@ -32,6 +34,7 @@ from earnings.programs import Rules, TierStatus
 from earnings.repository import Scope
 from infra.clock import Clock
 from infra.errors import DomainError
+from partners.groups import groups_of
 from partners.roles import Principal
 
 MAX_PERIOD_DAYS = 400
@@ -86,12 +89,15 @@ async def default_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
 async def tier_status(
     session: AsyncSession, scope: Scope, currency: str, at: datetime, signals: ClaimSignals
 ) -> TierStatus | None:
-    """The partner's standing in its vendor's first program in ``currency`` (tiers are an
-    organisation's, also when a rep asks)."""
+    """The partner's earnings tier: its standing in the BASE program in ``currency`` that
+    applied to it at ``at`` (its groups then), else the vendor's first program there (tiers
+    are an organisation's, also when a rep asks)."""
     found = await programs.vendor_programs(session, scope.vendor_id, currency)
     if not found:
         return None
-    program = found[0]
+    found.sort(key=lambda p: (p.kind is not ProgramKind.BASE, p.created_at, p.id))
+    groups = await groups_of(session, scope.vendor_id, scope.partner_id, at)
+    program = next((p for p in found if programs.applies_to(p, groups)), found[0])
     version = await programs.version_at(session, program.id, at)
     if version is None:
         return None
@@ -233,8 +239,19 @@ async def summary(
         .order_by(col(PayoutHold.id))
     )
     uncovered = await _uncovered_sales(session, scope, start, end)
+    by_program = await session.exec(
+        select(Program.name, Program.kind, func.sum(EarningEntry.amount_minor))
+        .join(Program, col(Program.id) == col(EarningEntry.program_id))
+        .where(*in_period)
+        .group_by(col(Program.id), col(Program.name), col(Program.kind))
+        .order_by(col(Program.kind), col(Program.name))
+    )
     result.explanations = [
         explanations.explain_total(result.earned_minor, result.previous_earned_minor, currency),
+        *explanations.explain_programs(
+            [(name, ProgramKind(kind), int(total or 0)) for name, kind, total in by_program],
+            currency,
+        ),
         *explanations.explain_rate(before, result.tier),
         *explanations.explain_entries(
             result.by_kind, currency, clawbacks=clawbacks, spiff_skus=spiff_skus
@@ -271,7 +288,7 @@ async def _uncovered_sales(
     found = []
     for source in await session.exec(stmt):
         skus = [str(line.get("sku") or "") for line in source.lines]
-        gap = await coverage.gap(source.currency, source.effective_at, skus)
+        gap = await coverage.gap(source.currency, source.effective_at, skus, source.partner_id)
         # A program made later, effective back then, does not credit sales already
         # credited: the sale still earned nothing because none covered it when credited.
         found.append((source, gap or Gap(source.currency, no_program=True)))

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from infra.db import UTCDateTime
 from infra.ids import new_id
@@ -86,6 +86,12 @@ class Contest(SQLModel, table=True):
     eligible_regions: str = Field(default="", max_length=1000)
     eligible_partner_ids: str = Field(default="", max_length=20000)
     eligible_skus: str = Field(default="", max_length=4000)
+    # Partner groups (UUID hex, ",a,b,"): a partner counts while a member at the event's
+    # instant; a partner user sees the contest while its partner is a member now.
+    eligible_group_ids: str = Field(
+        default="",
+        sa_column=Column(AutoString(length=4000), nullable=False, server_default=""),
+    )
     # participant id (str) -> target in the metric's unit; ranks by share of target when set
     targets: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     ranking_style: RankingStyle = Field(

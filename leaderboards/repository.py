@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, literal, or_
+from sqlalchemy import ColumnElement, String, and_, cast, exists, false, func, literal, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -28,6 +28,8 @@ from leaderboards.models import (
     ParticipantKind,
 )
 from partners.access import accessible_partner_ids
+from partners.group_models import PartnerGroupMembership
+from partners.groups import groups_of
 from partners.models import Partner, User
 from partners.roles import Principal
 
@@ -35,6 +37,17 @@ from partners.roles import Principal
 def _listed(column: Any, value: Any) -> ColumnElement[bool]:
     """An empty list means everyone; else the value must be one of the ",A,B," items."""
     return or_(col(column) == "", col(column).like(literal("%,") + value + literal(",%")))
+
+
+def _in_a_listed_group(principal: Principal) -> ColumnElement[bool]:
+    """The caller's partner is now a member of a group the contest lists (as UUID hex: the
+    text of a UUID without its hyphens on PostgreSQL, as stored on SQLite)."""
+    group_hex = func.replace(cast(PartnerGroupMembership.group_id, String), "-", "")
+    return exists().where(
+        col(PartnerGroupMembership.partner_id) == principal.partner_id,
+        col(PartnerGroupMembership.left_at).is_(None),
+        col(Contest.eligible_group_ids).like(literal("%,") + func.lower(group_hex) + literal(",%")),
+    )
 
 
 def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
@@ -53,6 +66,7 @@ def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
                 col(Contest.eligible_partner_ids) == "",
                 col(Contest.eligible_partner_ids).contains(f",{principal.partner_id},"),
             ),
+            or_(col(Contest.eligible_group_ids) == "", _in_a_listed_group(principal)),
         )
     )
     return stmt.where(Contest.status != ContestStatus.DRAFT, eligible)
@@ -340,3 +354,12 @@ def contests_in_status(
     if status is not None:
         stmt = stmt.where(Contest.status == status)
     return stmt
+
+
+async def groups_at(
+    session: AsyncSession, contest: Contest, partner_id: uuid.UUID, at: datetime
+) -> frozenset[str]:
+    """The partner's groups at ``at`` (hex), read only for a contest that names groups."""
+    if not contest.eligible_group_ids:
+        return frozenset()
+    return frozenset(g.hex for g in await groups_of(session, contest.vendor_id, partner_id, at))

@@ -158,9 +158,12 @@ class Leaderboards:
                         continue
                     if not contest.starts_at <= instant < contest.ends_at:
                         continue
+                    groups = await repository.groups_at(
+                        session, contest, payload.partner_id, instant
+                    )
                     row = ledger_row(
-                        contest, event, tier=tiers.get(payload.partner_id, ""), original=None,
-                        now=now,
+                        contest, event, tier=tiers.get(payload.partner_id, ""), groups=groups,
+                        original=None, now=now,
                     )  # fmt: skip
                     if row is not None:
                         rows.append(row)

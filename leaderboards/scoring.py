@@ -258,7 +258,12 @@ def _period(contest: Contest, instant: datetime) -> Period | None:
 
 
 def credit_for(
-    contest: Contest, event_type: str, payload: SaleApproved | DealWon, *, partner_tier: str
+    contest: Contest,
+    event_type: str,
+    payload: SaleApproved | DealWon,
+    *,
+    partner_tier: str,
+    partner_groups: frozenset[str] = frozenset(),
 ) -> tuple[uuid.UUID, int, str] | None:
     """(participant, points, description) for an approval or a won deal under the contest's
     rules, or None when it does not count."""
@@ -268,6 +273,10 @@ def credit_for(
     ):
         return None
     if contest.eligible_tiers and f",{partner_tier}," not in contest.eligible_tiers:
+        return None
+    if contest.eligible_group_ids and not any(
+        f",{g}," in contest.eligible_group_ids for g in partner_groups
+    ):
         return None
     if contest.eligible_regions and f",{payload.region}," not in contest.eligible_regions:
         return None
@@ -332,12 +341,15 @@ def plan_credit(
     occurred_at: datetime,
     *,
     partner_tier: str,
+    partner_groups: frozenset[str] = frozenset(),
 ) -> Credit | None:
     instant = event_instant(event_type, payload, occurred_at)
     period = _period(contest, instant)
     if period is None:
         return None
-    found = credit_for(contest, event_type, payload, partner_tier=partner_tier)
+    found = credit_for(
+        contest, event_type, payload, partner_tier=partner_tier, partner_groups=partner_groups
+    )
     if found is None:
         return None
     participant, points, description = found

@@ -45,8 +45,9 @@ from leaderboards.models import (
 )
 from leaderboards.policy import CONTESTS, ContestOp
 from leaderboards.recurrence import RecurrenceError, parse_recurrence, zone
-from leaderboards.scoring import plan_credit
+from leaderboards.scoring import event_instant, plan_credit
 from partners.audit_log import AuditEntity, log_change
+from partners.group_models import PartnerGroup
 from partners.models import Partner
 from partners.roles import Principal
 
@@ -69,6 +70,7 @@ class ContestSettings:
     eligible_tiers: list[str] = field(default_factory=list)
     eligible_regions: list[str] = field(default_factory=list)
     eligible_partner_ids: list[str] = field(default_factory=list)
+    eligible_group_ids: list[str] = field(default_factory=list)  # UUID hex
     eligible_skus: list[str] = field(default_factory=list)
     targets: dict[str, int] = field(default_factory=dict)
     ranking_style: RankingStyle = RankingStyle.COMPETITION
@@ -87,6 +89,7 @@ class ContestSettings:
             eligible_tiers=unpack(contest.eligible_tiers),
             eligible_regions=unpack(contest.eligible_regions),
             eligible_partner_ids=unpack(contest.eligible_partner_ids),
+            eligible_group_ids=unpack(contest.eligible_group_ids),
             eligible_skus=unpack(contest.eligible_skus), targets=dict(contest.targets),
             ranking_style=contest.ranking_style, visibility=contest.visibility,
             visible_top_n=contest.visible_top_n, anonymise=contest.anonymise,
@@ -208,6 +211,7 @@ def _apply(contest: Contest, s: ContestSettings) -> None:
     contest.eligible_tiers = pack(s.eligible_tiers)
     contest.eligible_regions = pack(s.eligible_regions)
     contest.eligible_partner_ids = pack(s.eligible_partner_ids)
+    contest.eligible_group_ids = pack(s.eligible_group_ids)
     contest.eligible_skus = pack(s.eligible_skus)
     contest.targets = dict(s.targets)
     contest.ranking_style = s.ranking_style
@@ -249,12 +253,36 @@ async def _validate_partners(
         s.eligible_partner_ids = sorted(str(i) for i in set(ids))
 
 
+async def _validate_groups(session: AsyncSession, principal: Principal, s: ContestSettings) -> None:
+    ids: list[uuid.UUID] = []
+    for raw in s.eligible_group_ids:
+        try:
+            ids.append(uuid.UUID(raw))
+        except ValueError:
+            ids.append(uuid.UUID(int=0))
+    if ids:
+        found = await session.exec(
+            select(PartnerGroup.id).where(
+                PartnerGroup.vendor_id == principal.vendor_id,
+                col(PartnerGroup.id).in_(ids),
+                col(PartnerGroup.archived_at).is_(None),
+            )
+        )
+        if len(set(found)) != len(set(ids)):
+            raise DomainError(
+                Code.NOT_FOUND, "One of the partner groups does not exist.",
+                "eligibility.group_ids",
+            )  # fmt: skip
+    s.eligible_group_ids = sorted({i.hex for i in ids})
+
+
 async def create_contest(
     session: AsyncSession, principal: Principal, clock: Clock, *, settings: ContestSettings
 ) -> Contest:
     CONTESTS.require(principal, ContestOp.CREATE)
     s = validate(settings)
     await _validate_partners(session, principal, s)
+    await _validate_groups(session, principal, s)
     now = clock.now()
     contest = Contest(
         vendor_id=principal.vendor_id, name=s.name, starts_at=s.starts_at, ends_at=s.ends_at,
@@ -312,6 +340,7 @@ async def update_contest(
         setattr(after, key, value)
     after = validate(after)
     await _validate_partners(session, principal, after)
+    await _validate_groups(session, principal, after)
     if status is ContestStatus.LIVE and after.starts_at != before.starts_at:
         raise DomainError(Code.NOT_EDITABLE, "A live contest's start cannot move.", "starts_at")
     if status is ContestStatus.LIVE and after.ends_at <= now:
@@ -413,6 +442,7 @@ def ledger_row(
     event: OutboxEvent,
     *,
     tier: str,
+    groups: frozenset[str] = frozenset(),
     original: ContestCredit | None,
     now: datetime,
 ) -> ContestCredit | None:
@@ -424,7 +454,9 @@ def ledger_row(
         SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
         else DealWon.parse(event.payload)
     )  # fmt: skip
-    credit = plan_credit(contest, event.type, payload, event.occurred_at, partner_tier=tier)
+    credit = plan_credit(
+        contest, event.type, payload, event.occurred_at, partner_tier=tier, partner_groups=groups
+    )
     if credit is None:
         return None
     return ContestCredit(
@@ -484,9 +516,18 @@ async def rescore(session: AsyncSession, clock: Clock, contest: Contest) -> int:
         original = None
         if event.type == SALE_REVERSED:
             original = originals.pop(SaleReversed.parse(event.payload).reverses_event_id, None)
+        groups: frozenset[str] = frozenset()
+        if contest.eligible_group_ids and event.type != SALE_REVERSED:
+            payload: SaleApproved | DealWon = (
+                SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
+                else DealWon.parse(event.payload)
+            )  # fmt: skip
+            instant = event_instant(event.type, payload, event.occurred_at)
+            groups = await repository.groups_at(session, contest, partner_of(event), instant)
         row = ledger_row(
-            contest, event, tier=tiers.get(partner_of(event), ""), original=original, now=now
-        )
+            contest, event, tier=tiers.get(partner_of(event), ""), groups=groups,
+            original=original, now=now,
+        )  # fmt: skip
         if row is None:
             continue
         if event.type != SALE_REVERSED:

@@ -11,11 +11,13 @@ import infra.audit
 import infra.idempotency
 import infra.outbox
 import leaderboards.models
+import partners.group_models
 import partners.models
 from infra.db import metadata
 
 MODEL_MODULES = (
     partners.models,
+    partners.group_models,
     infra.outbox,
     infra.idempotency,
     catalogue.models,

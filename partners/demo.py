@@ -62,8 +62,8 @@ async def seed(session: AsyncSession, clock: Clock) -> DemoTenancy:
             internal_notes=notes,
         )  # fmt: skip
 
-    acme = await partner("Acme Resellers", "EMEA", "GOLD", "Strong Q3; watch discounting.")
-    globex = await partner("Globex Systems", "NA", "SILVER", "Payment terms under review.")
+    acme = await partner("Acme Resellers", "EMEA", "PREMIER", "Strong Q3; watch discounting.")
+    globex = await partner("Globex Systems", "NA", "SELECT", "Payment terms under review.")
     partners = {"acme": acme, "globex": globex}
 
     users: dict[str, User] = {admin.email: admin}

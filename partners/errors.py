@@ -35,6 +35,8 @@ class VendorErrorCode(StrEnum):
     REASON_REQUIRED = "REASON_REQUIRED"
     ALREADY_SUSPENDED = "ALREADY_SUSPENDED"
     NOT_SUSPENDED = "NOT_SUSPENDED"
+
+
 class PartnerErrorCode(StrEnum):
     """Partner administration (partners/admin.py, partners/imports.py)."""
 
@@ -76,6 +78,20 @@ class ApplicationErrorCode(StrEnum):
     ALREADY_DECIDED = "ALREADY_DECIDED"
     DUPLICATE_NAME = "DUPLICATE_NAME"
     DUPLICATE_EMAIL = "DUPLICATE_EMAIL"
+
+
+class GroupErrorCode(StrEnum):
+    """Partner groups and program tiers (partners/groups.py)."""
+
+    NOT_FOUND = "NOT_FOUND"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    DUPLICATE_NAME = "DUPLICATE_NAME"
+    UNKNOWN_ATTRIBUTE = "UNKNOWN_ATTRIBUTE"
+    INVALID_RULE = "INVALID_RULE"
+    ARCHIVED = "ARCHIVED"
+    INVALID_TIER = "INVALID_TIER"
+    UNCHANGED = "UNCHANGED"
 
 
 class InvitationErrorCode(StrEnum):

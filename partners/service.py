@@ -15,6 +15,7 @@ from infra.errors import DomainError
 from partners import repository
 from partners.audit_log import AuditEntity, log_change
 from partners.errors import TenancyErrorCode
+from partners.groups import refresh_memberships
 from partners.models import ApiKey, ManagerAssignment, Partner, PartnerStatus, User, Vendor
 from partners.policy import TENANCY, TenancyOp
 from partners.roles import VENDOR_ROLES, Principal, Role
@@ -51,6 +52,10 @@ async def create_partner(
     )
     session.add(partner)
     await session.flush()
+    await refresh_memberships(
+        session, clock, vendor_id=vendor_id, partner_ids=[partner.id], reason="partner created",
+        by="system",
+    )  # fmt: skip
     return partner
 
 

@@ -40,10 +40,11 @@ from schema.partners.applications import (
     PartnerApplicationType,
 )
 from schema.partners.audit_log import AuditEntryType, AuditLogQuery
+from schema.partners.groups import PartnerGroupsMutation, PartnerGroupsQuery
 from schema.partners.invitations import InvitationsMutation, InvitationsQuery, InvitationType
 from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
-from schema.partners.types import ApiKeyType, PartnerType, UserType
+from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
@@ -56,6 +57,7 @@ QUERIES: tuple[type, ...] = (
     LeaderboardsQuery,
     OperationsQuery,
     InvitationsQuery,
+    PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
 )
@@ -70,6 +72,7 @@ MUTATIONS: tuple[type, ...] = (
     EarningsMutation,
     LeaderboardsMutation,
     InvitationsMutation,
+    PartnerGroupsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -93,6 +96,7 @@ NODE_TYPES: tuple[type, ...] = (
     ProgramType,
     ContestType,
     InvitationType,
+    PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
 )

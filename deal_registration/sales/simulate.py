@@ -42,7 +42,7 @@ from partners.models import Partner, PartnerStatus, User, Vendor
 from partners.roles import Principal, Role
 
 VENDOR_ADMIN = "admin@northwind.example"
-# Who sells, and how often: reps close most deals, the bigger (GOLD) partner sells more.
+# Who sells, and how often: reps close most deals, the bigger (PREMIER) partner sells more.
 SELLERS = (
     ("rep@acme.example", 5),
     ("admin@acme.example", 2),

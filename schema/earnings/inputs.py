@@ -7,9 +7,11 @@ from datetime import datetime
 import strawberry
 
 from earnings.errors import EarningsErrorCode
+from earnings.models import ProgramKind
 from earnings.programs import BaseRate, Rules, Spiff, Tier
 from infra.errors import DomainError, DomainErrors
 from infra.money import parse_decimal
+from schema.earnings import types  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyInput
 
 
@@ -118,6 +120,16 @@ class EarningProgramCreateInput:
     currency: str
     rules: ProgramRulesInput
     effective_from: datetime | None = strawberry.field(default=None, description="Now if null.")
+    kind: ProgramKind = strawberry.field(
+        default=ProgramKind.BASE,
+        description="BASE: at most one applies to a partner (an overlapping one is refused "
+        "with OVERLAPPING_BASE_PROGRAM); BONUS: paid on top of whatever else applies.",
+    )
+    target_group_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list,
+        description="The partner groups it applies to, by membership at each sale's date; "
+        "empty: every partner.",
+    )
 
 
 @strawberry.input

@@ -170,6 +170,7 @@ class EarningsMutation:
             return await _program(m, await programs.create_program(
                 m.session, m.principal, m.clock, name=input.name, currency=currency,
                 rules=input.rules.to_rules(currency), effective_from=input.effective_from,
+                kind=input.kind, target_group_ids=m.ids(input.target_group_ids, "PartnerGroup"),
             ))  # fmt: skip
 
         return await run(info, EarningProgramPayload, create)

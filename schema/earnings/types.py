@@ -27,15 +27,18 @@ from earnings.models import (
     PayoutStatement,
     PayoutStatus,
     Program,
+    ProgramKind,
     ProgramVersion,
 )
 from earnings.payouts import hold_explanation
 from earnings.programs import Rules, TierStatus
 from earnings.rounding import format_bp
 from earnings.service import Summary
+from partners.groups import groups_by_ids
 from partners.roles import Principal
 from schema.context import Context
 from schema.money import MoneyType
+from schema.partners.types import PartnerGroupType
 from schema.permissions import FinanceOrAdmin, VendorStaff
 from schema.relay import to_global_id, visible_nodes
 
@@ -44,6 +47,9 @@ PayoutStatusEnum = strawberry.enum(PayoutStatus)
 HoldReasonEnum = strawberry.enum(HoldReason, description="Why a payout is held (vendor roles).")
 DecisionActionEnum = strawberry.enum(DecisionAction, name="PayoutDecisionAction")
 ExplanationKindEnum = strawberry.enum(ExplanationKind)
+ProgramKindEnum = strawberry.enum(
+    ProgramKind, description="BASE: one per partner; BONUS: paid on top of the base program."
+)
 
 
 def _money(amount: int | None, currency: str) -> MoneyType | None:
@@ -520,6 +526,19 @@ class ProgramType(relay.Node):
     id: relay.NodeID[str]
     name: str
     currency: str
+    kind: ProgramKind = strawberry.field(
+        description="BASE (one per partner) or BONUS (paid on top of the base program)."
+    )
+    _target_group_ids: strawberry.Private[list[str]]
+
+    @strawberry.field(
+        description="The partner groups it applies to (empty: every partner). Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    async def target_groups(self, info: Info[Context, None]) -> list[PartnerGroupType] | None:
+        ids = [uuid.UUID(g) for g in self._target_group_ids]
+        found = await groups_by_ids(info.context.session, info.context.caller, ids)
+        return [PartnerGroupType.from_model(found[i]) for i in ids if i in found]
 
     @strawberry.field(description="Every version, oldest first; the last one is in force.")
     async def versions(self, info: Info[Context, None]) -> list[ProgramVersionType]:
@@ -528,6 +547,9 @@ class ProgramType(relay.Node):
 
     @classmethod
     def of(cls, p: Program) -> ProgramType:
-        return cls(id=str(p.id), name=p.name, currency=p.currency)
+        return cls(
+            id=str(p.id), name=p.name, currency=p.currency, kind=p.kind,
+            _target_group_ids=list(p.target_group_ids),
+        )  # fmt: skip
 
     resolve_nodes = visible_nodes(repository.programs_by_ids, lambda cls, row, _ctx: cls.of(row))

@@ -23,6 +23,11 @@ class ContestEligibilityInput:
     regions: list[str] = strawberry.field(default_factory=list)
     skus: list[str] = strawberry.field(default_factory=list)
     partner_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+    group_ids: list[strawberry.ID] = strawberry.field(
+        default_factory=list,
+        description="Only partners in one of these partner groups at the sale's (or won "
+        "deal's) instant.",
+    )
 
 
 @strawberry.input

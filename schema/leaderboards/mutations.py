@@ -52,6 +52,7 @@ def _settings(m: Write, input: ContestCreateInput | ContestUpdateInput) -> dict[
         out["eligible_regions"] = list(eligibility.regions)
         out["eligible_skus"] = list(eligibility.skus)
         out["eligible_partner_ids"] = [str(i) for i in m.ids(eligibility.partner_ids, "Partner")]
+        out["eligible_group_ids"] = [str(i) for i in m.ids(eligibility.group_ids, "PartnerGroup")]
     if (targets := input.targets) not in (UNSET, None):
         out["targets"] = {_participant(t.participant_id): int(t.target) for t in targets}
     if (visibility := input.visibility) not in (UNSET, None):

@@ -83,6 +83,7 @@ class ContestEligibility:
     regions: list[str]
     skus: list[str]
     _partner_ids: strawberry.Private[list[str]]
+    _group_ids: strawberry.Private[list[str]]
 
     @strawberry.field(
         description="Only these partner organisations (global ids). Vendor roles only.",
@@ -91,6 +92,15 @@ class ContestEligibility:
     def partner_ids(self) -> list[strawberry.ID] | None:
         return [
             strawberry.ID(str(to_global_id("Partner", uuid.UUID(p)))) for p in self._partner_ids
+        ]
+
+    @strawberry.field(
+        description="Only partners in one of these partner groups (global ids). Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    def group_ids(self) -> list[strawberry.ID] | None:
+        return [
+            strawberry.ID(str(to_global_id("PartnerGroup", uuid.UUID(g)))) for g in self._group_ids
         ]
 
 
@@ -193,6 +203,7 @@ class ContestType(relay.Node):
                 tiers=unpack(contest.eligible_tiers), regions=unpack(contest.eligible_regions),
                 skus=unpack(contest.eligible_skus),
                 _partner_ids=unpack(contest.eligible_partner_ids),
+                _group_ids=unpack(contest.eligible_group_ids),
             ),
             prizes=[
                 Prize(

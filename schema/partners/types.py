@@ -8,13 +8,14 @@ from datetime import datetime
 import strawberry
 from strawberry import Info, relay
 
-from partners import admin, repository
+from partners import admin, groups, repository
+from partners.group_models import PartnerGroup, PartnerTierChange
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
 from partners.policy import REVIEWERS
 from partners.roles import Role
 from schema.context import Context
 from schema.permissions import VendorStaff, roles
-from schema.relay import visible_nodes
+from schema.relay import Connection, paginate, visible_nodes
 
 RoleEnum = strawberry.enum(
     Role, description="What a user may see and do; see the README's roles table."
@@ -50,7 +51,15 @@ class PartnerContact:
 class PartnerType(relay.Node):
     id: relay.NodeID[str]
     name: str
-    tier: str
+    tier: str = strawberry.field(
+        deprecation_reason="Use programTier (the same value); the earnings tier is "
+        "EarningsSummary.tier."
+    )
+    program_tier: str = strawberry.field(
+        description="The partner-program level the vendor awards (e.g. REGISTERED, SELECT, "
+        "PREMIER), set with partnerTierSet. Not the earnings tier a rev-share program "
+        "computes from revenue (EarningsSummary.tier)."
+    )
     region: str
     status: PartnerStatus
     created_at: datetime
@@ -105,12 +114,36 @@ class PartnerType(relay.Node):
         )
         return [UserType.from_model(u) for u in found.get(uuid.UUID(self.id), [])]
 
+    @strawberry.field(
+        description="The groups the partner is in now. Vendor roles only (groups may encode "
+        "internal segmentation).",
+        permission_classes=[VendorStaff],
+    )
+    async def groups(self, info: Info[Context, None]) -> list[PartnerGroupType] | None:
+        ctx = info.context
+        found = await groups.partner_groups_now(
+            ctx.session, ctx.caller, uuid.UUID(self.id), ctx.services.clock.now()
+        )
+        return [PartnerGroupType.from_model(g) for g in found]
+
+    @strawberry.field(
+        description="Every change of the program tier, oldest first. Vendor roles only.",
+        permission_classes=[VendorStaff],
+    )
+    async def program_tier_history(
+        self, info: Info[Context, None]
+    ) -> list[PartnerTierChangeType] | None:
+        ctx = info.context
+        rows = await groups.tier_history(ctx.session, ctx.caller, uuid.UUID(self.id))
+        return [PartnerTierChangeType.from_model(c) for c in rows]
+
     @classmethod
     def from_model(cls, partner: Partner) -> PartnerType:
         return cls(
             id=str(partner.id),
             name=partner.name,
             tier=partner.tier,
+            program_tier=partner.tier,
             region=partner.region,
             status=partner.status,
             created_at=partner.created_at,
@@ -216,3 +249,85 @@ class Me:
             info.context.session, info.context.principal, self._partner_id
         )
         return PartnerType.from_model(partner) if partner else None
+
+
+# --- partner groups and program tiers (schema/partners/groups.py holds the operations) ---
+
+RuleOpEnum = strawberry.enum(groups.RuleOp, name="GroupRuleOp")
+
+
+@strawberry.type(description="One condition of a group's membership rule.")
+class GroupRuleCondition:
+    attribute: str = strawberry.field(description="region, country, tags or tier.")
+    op: groups.RuleOp
+    values: list[str]
+
+
+@strawberry.type(
+    name="PartnerGroup",
+    description="A segment of partners: explicit members and/or a rule on partner attributes. "
+    "Programs and contests target groups. Vendor staff only.",
+)
+class PartnerGroupType(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    rule: list[GroupRuleCondition] = strawberry.field(
+        description="All conditions must hold; empty: explicit members only."
+    )
+    archived_at: datetime | None
+    created_at: datetime
+
+    @strawberry.field(
+        description="The members at `at` (default now) that you may see, from the membership "
+        "history."
+    )
+    async def members(
+        self,
+        info: Info[Context, None],
+        at: datetime | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> Connection[PartnerType]:
+        ctx = info.context
+        when = at or ctx.services.clock.now()
+        return await paginate(
+            ctx, groups.readable_members(ctx.caller, uuid.UUID(self.id), when),
+            first=first, after=after, to_node=PartnerType.from_model,
+        )  # fmt: skip
+
+    @classmethod
+    def from_model(cls, group: PartnerGroup) -> PartnerGroupType:
+        return cls(
+            id=str(group.id),
+            name=group.name,
+            description=group.description,
+            rule=[
+                GroupRuleCondition(
+                    attribute=c["attribute"], op=groups.RuleOp(c["op"]), values=list(c["values"])
+                )
+                for c in group.rule
+            ],  # fmt: skip
+            archived_at=group.archived_at,
+            created_at=group.created_at,
+        )
+
+    resolve_nodes = visible_nodes(groups.groups_by_ids)
+
+
+@strawberry.type(
+    name="PartnerTierChange", description="A change of a partner's program tier, and why."
+)
+class PartnerTierChangeType:
+    from_tier: str
+    to_tier: str
+    reason: str
+    changed_by: str
+    changed_at: datetime
+
+    @classmethod
+    def from_model(cls, c: PartnerTierChange) -> PartnerTierChangeType:
+        return cls(
+            from_tier=c.from_tier, to_tier=c.to_tier, reason=c.reason, changed_by=c.changed_by,
+            changed_at=c.changed_at,
+        )  # fmt: skip

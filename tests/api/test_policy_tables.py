@@ -36,11 +36,13 @@ from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import admin as partner_admin
 from partners import applications as partner_applications
+from partners import groups
 from partners import imports as partner_imports
 from partners import invitations
 from partners import service as tenancy
 from partners import users as user_admin
 from partners.audit_log import AUDIT
+from partners.group_policy import GROUPS
 from partners.policy import APPLICATIONS, INVITATIONS, PARTNERS, TENANCY, USERS, Policy
 from partners.roles import Principal, Role
 from schema import build_schema
@@ -49,8 +51,8 @@ from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public
 
 TABLES: list[Policy[Any]] = [
-    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, AUDIT, USERS, INVITATIONS, PARTNERS,
-    APPLICATIONS,
+    TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
+    PARTNERS, APPLICATIONS,
 ]  # fmt: skip
 
 
@@ -121,6 +123,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, statement_id=uuid.uuid4())),
     ("metrics", Role.PARTNER_ADMIN, lambda s, p: metrics.vendor_metrics(
         s, p, start=NOW, end=NOW, currency="USD")),
+    ("partner group", Role.CHANNEL_MANAGER, lambda s, p: groups.create_group(
+        s, p, CLOCK, name="g")),
+    ("program tier", Role.FINANCE, lambda s, p: groups.set_program_tier(
+        s, p, CLOCK, partner_id=uuid.uuid4(), tier="X", reason="r")),
     ("contest", Role.CHANNEL_MANAGER, lambda s, p: contests.cancel_contest(
         s, p, CLOCK, contest_id=uuid.uuid4())),
     ("partner suspend", Role.CHANNEL_MANAGER, lambda s, p: partner_admin.suspend_partner(

@@ -344,3 +344,39 @@ async def test_invitations_list_and_nodes(
             "query($id: ID!) { node(id: $id) { id } }", {"id": invitation_id}, as_user=user
         )
         assert (data["node"] is not None) == (key in visible), (role, key)
+
+
+# --- partner groups (issue 12, item 7) ---
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_partner_groups_by_role_and_vendor(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, role: Role
+) -> None:
+    """Vendor staff list their vendor's groups (members: the partners they may see);
+    partner roles are refused; the other vendor's groups are never listed nor found."""
+    create = """mutation($input: PartnerGroupCreateInput!) {
+      partnerGroupCreate(input: $input) { partnerGroup { id } } }"""
+    rule = [{"attribute": "region", "op": "IN", "values": ["EMEA"]}]
+    for t, name in ((tenant, "Mine"), (other_tenant, "Theirs")):
+        await gql.data(
+            create, {"input": {"name": name, "rule": rule}}, as_user=t.user(Role.VENDOR_ADMIN)
+        )
+    query = "{ partnerGroups { edges { node { id name members { edges { node { name } } } } } } }"
+    payload = await gql(query, as_user=tenant.user(role))
+    if role.is_partner:
+        assert error_codes(payload) == ["FORBIDDEN"]
+        return
+    [edge] = payload["data"]["partnerGroups"]["edges"]
+    assert edge["node"]["name"] == "Mine"
+    names = {e["node"]["name"] for e in edge["node"]["members"]["edges"]}
+    assert names == {tenant.partners[i].name for i in visible_partner_indexes(role)}
+    theirs = await gql.data(
+        "{ partnerGroups { edges { node { id } } } }", as_user=other_tenant.user(Role.FINANCE)
+    )
+    [their_edge] = theirs["partnerGroups"]["edges"]
+    found = await gql.data(
+        "query($id: ID!) { partnerGroup(id: $id) { id } node(id: $id) { id } }",
+        {"id": their_edge["node"]["id"]}, as_user=tenant.user(role),
+    )  # fmt: skip
+    assert found == {"partnerGroup": None, "node": None}
