@@ -1,6 +1,6 @@
 """invitations (hashed one-time tokens) and identity-provider subjects bound to users
 
-Revision ID: 0011_invitations
+Revision ID: 0012_invitations
 Revises: 0011_audit_log
 Create Date: 2026-12-05 13:23:54.403748
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0011_invitations"
+revision: str = "0012_invitations"
 down_revision: str | None = "0011_audit_log"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -36,9 +36,8 @@ from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
 from partners import admin as partner_admin
 from partners import applications as partner_applications
-from partners import groups
+from partners import groups, invitations
 from partners import imports as partner_imports
-from partners import invitations
 from partners import service as tenancy
 from partners import users as user_admin
 from partners.audit_log import AUDIT

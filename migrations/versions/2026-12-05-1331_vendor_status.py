@@ -1,7 +1,7 @@
 """vendor status: a suspended vendor's users and API keys are refused
 
-Revision ID: 0011_vendor_status
-Revises: 0011_invitations
+Revision ID: 0013_vendor_status
+Revises: 0012_invitations
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0011_vendor_status"
-down_revision: str | None = "0011_invitations"
+revision: str = "0013_vendor_status"
+down_revision: str | None = "0012_invitations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,8 +2,8 @@
 groups (kind BASE/BONUS; existing programs become BASE programs for every partner), contest
 eligibility by partner group
 
-Revision ID: 0012_partner_groups
-Revises: 0011_audit_log
+Revision ID: 0015_partner_groups
+Revises: 0014_partner_admin
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0012_partner_groups"
-down_revision: str | None = "0011_audit_log"
+revision: str = "0015_partner_groups"
+down_revision: str | None = "0014_partner_admin"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

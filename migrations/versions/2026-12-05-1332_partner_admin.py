@@ -1,8 +1,8 @@
 """partner administration and applications: the partner_application table; legal name, country, contacts, tags, external reference, status
 reason and time; the ARCHIVED status (a non-native enum: no type change)
 
-Revision ID: 0011_partner_admin
-Revises: 0011_invitations
+Revision ID: 0014_partner_admin
+Revises: 0013_vendor_status
 Create Date: 2026-12-05 13:30:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0011_partner_admin"
-down_revision: str | None = "0011_invitations"
+revision: str = "0014_partner_admin"
+down_revision: str | None = "0013_vendor_status"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
