@@ -34,6 +34,7 @@ from partners import repository
 from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity, actor_of
 from partners.errors import PartnerErrorCode
+from partners.groups import refresh_memberships
 from partners.models import ManagerAssignment, Partner, PartnerStatus, User
 from partners.policy import PARTNERS, REVIEWERS, PartnerOp
 from partners.roles import Principal, Role
@@ -44,6 +45,28 @@ TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # What a channel manager may change on its assigned partners; the rest is the vendor admin's.
 MANAGER_EDITABLE = frozenset({"contacts", "tags"})
+# The fields partner-group rules read (partners/groups.py ATTRIBUTES; ``tier`` is the program
+# tier, changed only by partnerTierSet): a change of any of them re-evaluates the partner's
+# rule memberships in the same transaction.
+GROUP_RULE_FIELDS = frozenset({"region", "country", "tags"})
+
+
+async def refresh_partner_groups(
+    session: AsyncSession,
+    clock: Clock,
+    partners: Sequence[Partner],
+    *,
+    reason: str,
+    by: str,
+) -> None:
+    """Bring these partners' group memberships in line with their attributes now."""
+    by_vendor: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for partner in partners:
+        by_vendor.setdefault(partner.vendor_id, []).append(partner.id)
+    for vendor_id, ids in by_vendor.items():
+        await refresh_memberships(
+            session, clock, vendor_id=vendor_id, partner_ids=ids, reason=reason, by=by
+        )
 
 
 @dataclass(frozen=True)
@@ -246,6 +269,9 @@ async def add_partner(
     await session.flush()
     change = Change(partner, "partner.created", None, snapshot(partner, sorted(values)))
     await audit(session, principal, clock, change)
+    await refresh_partner_groups(
+        session, clock, [partner], reason="partner created", by=actor_of(principal)
+    )
     return change
 
 
@@ -287,6 +313,10 @@ async def update_partner(
     change = Change(partner, "partner.updated", before, snapshot(partner, changed))
     if changed:
         await audit(session, principal, clock, change)
+    if GROUP_RULE_FIELDS.intersection(changed):
+        await refresh_partner_groups(
+            session, clock, [partner], reason="partner updated", by=actor_of(principal)
+        )
     return change
 
 

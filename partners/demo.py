@@ -15,7 +15,9 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
-from partners import invitations, service, vendors
+from partners import admin as partner_admin
+from partners import groups, invitations, service, vendors
+from partners.admin import PartnerFields
 from partners.invitations import Identity, Operator
 from partners.models import ManagerAssignment, Partner, User, Vendor
 from partners.roles import Principal, Role
@@ -51,19 +53,19 @@ async def seed(session: AsyncSession, clock: Clock) -> DemoTenancy:
         admin=("admin@northwind.example", "Nora Admin"),
     )  # fmt: skip
 
-    async def partner(name: str, region: str, tier: str, notes: str) -> Partner:
+    async def partner(name: str, region: str, country: str, tier: str, notes: str) -> Partner:
         found = (
             await session.exec(
                 select(Partner).where(Partner.vendor_id == vendor.id, Partner.name == name)
             )
         ).first()
-        return found or await service.create_partner(
-            session, clock, vendor_id=vendor.id, name=name, region=region, tier=tier,
-            internal_notes=notes,
+        return found or await _partner(
+            session, clock, admin, name=name, region=region, country=country, tier=tier,
+            notes=notes,
         )  # fmt: skip
 
-    acme = await partner("Acme Resellers", "EMEA", "PREMIER", "Strong Q3; watch discounting.")
-    globex = await partner("Globex Systems", "NA", "SELECT", "Payment terms under review.")
+    acme = await partner("Acme Resellers", "EMEA", "GB", "PREMIER", "Strong Q3; watch discounting.")
+    globex = await partner("Globex Systems", "NA", "US", "SELECT", "Payment terms under review.")
     partners = {"acme": acme, "globex": globex}
 
     users: dict[str, User] = {admin.email: admin}
@@ -101,6 +103,35 @@ async def _vendor(
     found = (await session.exec(select(User).where(User.email == email))).first()
     assert found is not None, f"demo vendor {slug!r} without its admin"
     return vendor, found
+
+
+async def _partner(
+    session: AsyncSession,
+    clock: Clock,
+    admin: User,
+    *,
+    name: str,
+    region: str,
+    country: str,
+    tier: str | None,
+    notes: str,
+) -> Partner:
+    """A partner created as a vendor admin creates one (``partnerCreate``: audited, its group
+    memberships evaluated), its program tier set as ``partnerTierSet`` sets it (with
+    history), and the demo's internal notes."""
+    principal = Principal(vendor_id=admin.vendor_id, role=admin.role, user_id=admin.id)
+    change = await partner_admin.add_partner(
+        session, principal, clock, fields=PartnerFields(name=name, region=region, country=country)
+    )
+    partner = change.partner
+    if tier is not None:
+        await groups.set_program_tier(
+            session, principal, clock, partner_id=partner.id, tier=tier, reason="demo"
+        )
+    partner.internal_notes = notes
+    session.add(partner)
+    await session.flush()
+    return partner
 
 
 async def _user(
@@ -157,9 +188,9 @@ async def seed_second_vendor(session: AsyncSession, clock: Clock) -> SecondVendo
                 Partner.vendor_id == vendor.id, Partner.name == "Fabrikam Solutions"
             )
         )
-    ).first() or await service.create_partner(
-        session, clock, vendor_id=vendor.id, name="Fabrikam Solutions", region="APAC",
-        internal_notes="Pilot partner for Contoso.",
+    ).first() or await _partner(
+        session, clock, admin, name="Fabrikam Solutions", region="APAC", country="AU",
+        tier=None, notes="Pilot partner for Contoso.",
     )  # fmt: skip
     users: dict[str, User] = {admin.email: admin}
     for email, name, role, of_partner in SECOND_VENDOR_USERS[1:]:

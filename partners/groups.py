@@ -4,10 +4,11 @@ Membership of a partner in a group is ``(explicit INCLUDE or the rule matches) a
 explicit EXCLUDE``, for groups that are not archived. ``refresh_memberships`` brings the
 interval table (``PartnerGroupMembership``) in line with that, in the caller's
 transaction; it runs when members are added or removed, when a rule changes, when a group
-is archived, and when a partner's attributes change (its program tier here; **any service
-that changes a partner's region, country or tags — partnerUpdate — must call it for that
-partner in the same transaction**). ``groups_of`` answers membership at an instant: money
-and contests read it at the sale's date."""
+is archived, and when a partner's attributes change (its program tier here; its region,
+country or tags in ``partners.admin`` — partnerCreate, partnerUpdate, application approval —
+and ``partners.imports``, through ``admin.refresh_partner_groups``, in the same
+transaction; any new service that changes them must do the same). ``groups_of`` answers
+membership at an instant: money and contests read it at the sale's date."""
 
 from __future__ import annotations
 

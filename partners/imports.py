@@ -25,7 +25,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
 from infra.errors import DomainError
-from partners.admin import Change, Contact, PartnerFields, audit, clean, snapshot
+from partners.admin import (
+    GROUP_RULE_FIELDS,
+    Change,
+    Contact,
+    PartnerFields,
+    audit,
+    clean,
+    refresh_partner_groups,
+    snapshot,
+)
+from partners.audit_log import actor_of
 from partners.errors import PartnerErrorCode
 from partners.models import Partner, PartnerStatus
 from partners.policy import PARTNERS, PartnerOp
@@ -243,12 +253,14 @@ async def import_partners(
     if report.rejected and not good_rows_only:
         raise ImportRejected(report)
     reason = f"import {filename}".strip()
+    regroup: list[Partner] = []  # created, or changed in a field group rules read
     for target, values in planned:
         if target is None:
             partner = Partner(vendor_id=vendor_id, created_at=clock.now(), **values)
             session.add(partner)
             await session.flush()
             report.inserted += 1
+            regroup.append(partner)
             change = Change(partner, "partner.created", None, snapshot(partner, sorted(values)))
             await audit(session, principal, clock, change, actor=actor, reason=reason)
             continue
@@ -264,5 +276,10 @@ async def import_partners(
         report.updated += 1
         change = Change(target, "partner.updated", before, snapshot(target, changed))
         await audit(session, principal, clock, change, actor=actor, reason=reason)
+        if GROUP_RULE_FIELDS.intersection(changed):
+            regroup.append(target)
+    await refresh_partner_groups(
+        session, clock, regroup, reason=reason, by=actor or actor_of(principal)
+    )
     report.applied = True
     return report

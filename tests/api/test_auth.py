@@ -96,14 +96,22 @@ async def test_none_algorithm_is_refused(gql: GQL, tenant: Tenant) -> None:
     assert await reason(gql, token=unsigned) in {"BAD_SIGNATURE", "INVALID_TOKEN"}
 
 
-async def test_inactive_partner_locks_out_its_users(gql: GQL, tenant: Tenant, db: Database) -> None:
+@pytest.mark.parametrize(
+    "status", [PartnerStatus.SUSPENDED, PartnerStatus.ARCHIVED, PartnerStatus.TERMINATED]
+)
+async def test_inactive_partner_locks_out_its_users(
+    gql: GQL, tenant: Tenant, db: Database, status: PartnerStatus
+) -> None:
+    """Every status but ACTIVE (partnerSuspend's SUSPENDED, partnerArchive's ARCHIVED, the
+    legacy TERMINATED) refuses the partner's users; its vendor's staff are unaffected."""
     rep = tenant.user(Role.PARTNER_REP)
     async with db.transaction() as session:
         partner = await session.get(Partner, rep.partner_id)
         assert partner is not None
-        partner.status = PartnerStatus.SUSPENDED
+        partner.status = status
         session.add(partner)
     assert await reason(gql, token=gql.token(rep)) == "PARTNER_INACTIVE"
+    assert "errors" not in await gql(ME, token=gql.token(tenant.user(Role.VENDOR_ADMIN)))
 
 
 async def test_expiry_follows_the_service_clock(
