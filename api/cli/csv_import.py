@@ -1,0 +1,133 @@
+"""What every `channelboard … import FILE.csv` command shares: the vendor looked up by slug,
+the import run as that vendor's admin (audited as operator:<login>) in one transaction with
+a progress bar over the file's bytes, and the summary table with line-numbered errors.
+Exit codes: 0 imported, 1 refused (bad rows under all-or-nothing, or a bad file), 2 no such
+vendor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.cli.settings import load_settings, operator
+from api.cli.wiring import announcing
+from api.settings import Settings
+from infra.db import Database
+from infra.errors import DomainError
+from partners.models import Vendor
+from partners.roles import Principal, Role
+
+console = Console(stderr=True)
+SHOWN_ERRORS = 50
+
+
+class RowError(Protocol):
+    @property
+    def line(self) -> int: ...
+    @property
+    def code(self) -> Enum: ...
+    @property
+    def message(self) -> str: ...
+
+
+class Report(Protocol):
+    @property
+    def applied(self) -> bool: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def inserted(self) -> int: ...
+    @property
+    def updated(self) -> int: ...
+    @property
+    def unchanged(self) -> int: ...
+    @property
+    def rejected(self) -> int: ...
+    @property
+    def errors(self) -> Sequence[RowError]: ...
+
+
+# (session, principal, source, file name, progress callback) -> the import's report
+Importer = Callable[
+    [AsyncSession, Principal, BinaryIO, str, Callable[[int], None]], Awaitable[Report]
+]
+
+
+def run(file: Path, *, vendor: str, title: str, importer: Importer) -> None:
+    """Import ``file`` for the vendor ``vendor`` and exit with the command's code. A refusal
+    of the whole file (bad rows under all-or-nothing) is a DomainError carrying ``report``."""
+    settings = load_settings()
+    with file.open("rb") as source:
+        size = file.stat().st_size
+        code = asyncio.run(_run(settings, source, file.name, size, vendor, title, importer))
+    raise typer.Exit(code)
+
+
+async def _run(
+    settings: Settings, source: BinaryIO, name: str, size: int, slug: str, title: str,
+    importer: Importer,
+) -> int:  # fmt: skip
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            found = (await session.exec(select(Vendor).where(Vendor.slug == slug))).first()
+        if found is None:
+            console.print(f"[red]no vendor with slug {slug!r}[/red]")
+            return 2
+        principal = Principal(vendor_id=found.id, role=Role.VENDOR_ADMIN, operator=operator())
+        progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+            TimeRemainingColumn(), console=console,
+        )  # fmt: skip
+        try:
+            with progress:
+                task = progress.add_task(f"reading {name}", total=size)
+                async with announcing(settings, db), db.transaction() as session:
+                    report = await importer(
+                        session, principal, source, name,
+                        lambda n: progress.advance(task, n),
+                    )  # fmt: skip
+                    progress.update(task, description="committed")
+        except DomainError as error:
+            refused: Report | None = getattr(error, "report", None)
+            if refused is not None:
+                _summary(title, refused)
+                console.print(f"[red]{error.message}[/red]")
+            else:
+                console.print(f"[red]{error.code.value}:[/red] {error.message}")
+            return 1
+        _summary(title, report)
+        return 0
+    finally:
+        await db.dispose()
+
+
+def _summary(title: str, report: Report) -> None:
+    table = Table(title=title + ("" if report.applied else " (nothing written)"))
+    for column in ("rows", "inserted", "updated", "unchanged", "rejected"):
+        table.add_column(column, justify="right")
+    table.add_row(
+        *(f"{v:,}" for v in (report.rows, report.inserted, report.updated, report.unchanged,
+                             report.rejected))
+    )  # fmt: skip
+    Console().print(table)
+    if report.errors:
+        errors = Table(title="Rejected rows")
+        errors.add_column("line", justify="right")
+        errors.add_column("code")
+        errors.add_column("reason")
+        for error in report.errors[:SHOWN_ERRORS]:
+            errors.add_row(str(error.line), error.code.value, error.message)
+        Console().print(errors)
+        if report.rejected > SHOWN_ERRORS:
+            console.print(f"… and {report.rejected - SHOWN_ERRORS:,} more.")
