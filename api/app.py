@@ -20,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 from api import graphiql
 from api.attachments import download_attachment
 from api.auth import Authenticator
-from api.composition import build_services
+from api.composition import build_services, clock_jobs
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
@@ -30,7 +30,6 @@ from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis, connect
 from infra.ws_direct import KeepWebSocketSend
-from leaderboards.closing import run_closer
 from schema import build_schema
 from schema.document_limits import DocumentLimits
 
@@ -85,9 +84,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ]
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
-            background.append(
-                asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
-            )
+            background += [
+                asyncio.create_task(job, name=name) for name, job in clock_jobs(services).items()
+            ]
         else:
             outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's

@@ -5,7 +5,9 @@ dispatcher (``channelboard dispatch``). Nothing is wired by a module global or a
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -22,6 +24,7 @@ from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards import handlers as leaderboards_handlers
 from leaderboards.boards import Boards
+from leaderboards.closing import run_closer
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
@@ -75,6 +78,15 @@ def handlers(services: Services) -> list[Registration]:
             services.db, services.clock, services.hub, services.claim_signals
         ),
     ]
+
+
+def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
+    """The jobs the clock drives (no event marks their instants), by task name: they run
+    wherever the outbox is dispatched, inline in the app or in ``channelboard dispatch``,
+    and each is safe to run in several processes at once."""
+    return {
+        "contest-closer": run_closer(services.leaderboards),
+    }
 
 
 def build_claim_signals() -> ClaimSignals:

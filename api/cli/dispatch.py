@@ -17,8 +17,8 @@ from rich.console import Console
 
 from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
+from api.composition import clock_jobs
 from api.settings import Settings
-from leaderboards.closing import run_closer
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -35,16 +35,17 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         console.print(f"dispatching outbox events (polling every {poll_interval:g} s)")
         loop = asyncio.get_running_loop()
         running = asyncio.create_task(services.outbox.run(poll_interval), name="outbox-dispatcher")
-        # Contests and periods close as the clock ends them (API processes running with
-        # CHANNELBOARD_DISPATCH=external leave that to this process too).
-        closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+        # What the clock drives (contests and periods closing, ...): API processes running
+        # with CHANNELBOARD_DISPATCH=external leave that to this process too.
+        jobs = [asyncio.create_task(job, name=name) for name, job in clock_jobs(services).items()]
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        closer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
+        for job in jobs:
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
     console.print("dispatcher stopped")
     return 0
 
