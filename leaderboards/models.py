@@ -246,3 +246,24 @@ class ContestWinner(SQLModel, table=True):
     approved_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class DisplayKey(SQLModel, table=True):
+    """A read-only credential for an office screen (the TV page): it reads the boards of its
+    contests as a partner viewer does, and nothing else. Only a hash of its secret is kept
+    (like an API key's); revoking it closes the screens using it."""
+
+    __tablename__ = "display_key"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    label: str = Field(max_length=100)
+    prefix: str = Field(max_length=16, unique=True)
+    secret_hash: str = Field(max_length=64)
+    # The contests it shows, in rotation order (str UUIDs).
+    contest_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rotate_seconds: int = 30
+    created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

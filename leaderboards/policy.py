@@ -13,6 +13,9 @@ class ContestOp(StrEnum):
     PUBLISH = "contestPublish"
     CANCEL = "contestCancel"
     APPROVE_PRIZE = "contestPrizeApprove"
+    DISPLAY_KEY_CREATE = "displayKeyCreate"
+    DISPLAY_KEY_REVOKE = "displayKeyRevoke"
+    DISPLAY_KEYS_READ = "displayKeys"
 
 
 CONTESTS = Policy[ContestOp](
@@ -23,5 +26,8 @@ CONTESTS = Policy[ContestOp](
         ContestOp.CANCEL: VENDOR_ADMIN,
         # Money leaves the vendor: finance decides, as it approves payouts.
         ContestOp.APPROVE_PRIZE: FINANCE,
+        ContestOp.DISPLAY_KEY_CREATE: VENDOR_ADMIN,
+        ContestOp.DISPLAY_KEY_REVOKE: VENDOR_ADMIN,
+        ContestOp.DISPLAY_KEYS_READ: VENDOR_ADMIN,
     }
 )

@@ -155,8 +155,15 @@ class Reader:
     async def contest(self, principal: Principal, contest_id: uuid.UUID | None) -> Contest:
         if contest_id is None:
             raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
-        partner = None if principal.is_vendor_staff else principal.partner_id
-        key = (contest_id, (principal.vendor_id, partner))
+        # Who sees the same contests: vendor staff, a partner, a display key's screen.
+        audience = (
+            principal.display_key_id
+            if principal.is_display
+            else None
+            if principal.is_vendor_staff
+            else principal.partner_id
+        )
+        key = (contest_id, (principal.vendor_id, audience))
         cached = self.rt.contests.get(key)
         if cached is not None:
             return cached

@@ -55,6 +55,10 @@ def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
     stmt = select(Contest).where(Contest.vendor_id == principal.vendor_id)
     if principal.is_vendor_staff:
         return stmt
+    if principal.is_display:  # a screen: its own contests, once published
+        return stmt.where(
+            col(Contest.id).in_(list(principal.contest_ids)), Contest.status != ContestStatus.DRAFT
+        )
     if principal.partner_id is None:
         return stmt.where(false())
     eligible = exists().where(

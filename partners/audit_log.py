@@ -64,6 +64,7 @@ class AuditEntity(StrEnum):
     PARTNER_APPLICATION = "partner_application"
     # A contest winner's money prize approved by finance (leaderboards/winners.py).
     CONTEST_PRIZE = "contest_prize"
+    DISPLAY_KEY = "display_key"
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).

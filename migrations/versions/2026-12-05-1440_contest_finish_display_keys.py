@@ -82,8 +82,37 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_contest_winner_partner_id"), ["partner_id"])
         batch_op.create_index(batch_op.f("ix_contest_winner_vendor_id"), ["vendor_id"])
 
+    op.create_table(
+        "display_key",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("vendor_id", sa.Uuid(), nullable=False),
+        sa.Column("label", _s(100), nullable=False),
+        sa.Column("prefix", _s(16), nullable=False),
+        sa.Column("secret_hash", _s(64), nullable=False),
+        sa.Column("contest_ids", sa.JSON(), nullable=False),
+        sa.Column("rotate_seconds", sa.Integer(), nullable=False),
+        sa.Column("created_by_id", sa.Uuid(), nullable=True),
+        sa.Column("created_at", _at(), nullable=False),
+        sa.Column("expires_at", _at(), nullable=True),
+        sa.Column("revoked_at", _at(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["user_account.id"],
+            name=op.f("fk_display_key_created_by_id_user_account"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["vendor_id"], ["vendor.id"], name=op.f("fk_display_key_vendor_id_vendor")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_display_key")),
+        sa.UniqueConstraint("prefix", name=op.f("uq_display_key_prefix")),
+    )  # fmt: skip
+    with op.batch_alter_table("display_key", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_display_key_vendor_id"), ["vendor_id"])
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("display_key", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_display_key_vendor_id"))
+    op.drop_table("display_key")
     with op.batch_alter_table("contest_winner", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contest_winner_vendor_id"))
         batch_op.drop_index(batch_op.f("ix_contest_winner_partner_id"))
