@@ -14,12 +14,15 @@ from sqlalchemy import func
 from sqlmodel import select
 from starlette.applications import Starlette
 
+from api.settings import Settings
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards.models import Contest, DisplayKey, VisibilityMode
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
+from tests.processes import cli_process
 from tests.support import GQL, close_frame, error_codes, live_server, ws_client
 
 CREATE = """
@@ -313,3 +316,29 @@ async def test_revoking_a_display_key_closes_its_screens(
         while message.get("id") != live_id:  # (the legacy protocol completes the refusal)
             message = await two.receive()
         assert message["type"] in ("next", "data")  # the other key still works
+
+
+@pytest.mark.slow
+async def test_the_command_line_prints_a_screens_url_with_a_new_key(
+    settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL
+) -> None:
+    contest = await create_contest(db, clock, tenant, name="Lobby contest")
+    await create_contest(db, clock, tenant, name="Draft", publish=False)
+    args = ("leaderboards", "display-key", "--vendor", tenant.vendor.slug, "--label", "Lobby",
+            "--base-url", "http://tv.example:8000/")  # fmt: skip
+    async with cli_process(settings, *args) as process:
+        out, _ = await process.communicate()
+    assert process.returncode == 0, out
+    url = out.decode().strip().splitlines()[-1]
+    assert url.startswith("http://tv.example:8000/tv#key=cbd_")
+    secret = url.split("#key=", 1)[1]
+    screen = (await gql(SCREEN, token=secret))["data"]["screen"]
+    assert (screen["label"], [c["id"] for c in screen["contests"]]) == ("Lobby", [gid(contest)])
+    async with db.session() as session:
+        [entry] = await session.exec(
+            select(AuditEntry).where(AuditEntry.action == "display_key.created")
+        )
+    assert entry.actor.startswith("operator:")
+    async with cli_process(settings, "leaderboards", "display-key", "--vendor", "nope") as process:
+        await process.communicate()
+    assert process.returncode == 2
