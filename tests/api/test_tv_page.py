@@ -209,3 +209,31 @@ async def test_a_revoked_key_stops_the_screen_with_a_message(
         await until(page, "document.body.dataset.state === 'error'", 15_000)
         assert "/tv#key=" in (await page.text_content("#message") or "")
     await page.close()
+
+
+async def test_a_screen_shows_its_contests_in_turn(
+    app: Starlette, db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL,
+    browser: Browser,
+) -> None:  # fmt: skip
+    first = await create_contest(db, clock, tenant, name="First contest")
+    second = await create_contest(db, clock, tenant, name="Second contest")
+    data = await gql.data(
+        CREATE_KEY,
+        {"input": {"label": "Hall", "contestIds": [gid(first), gid(second)], "rotateSeconds": 10}},
+        as_user=tenant.user(Role.VENDOR_ADMIN),
+    )  # fmt: skip
+    page = await browser.new_page()
+    async with live_server(app) as address:
+        problems = watch(page, address)
+        await page.goto(f"http://{address}/tv#key={data['displayKeyCreate']['secret']}")
+        await until(
+            page, "document.getElementById('title').textContent === 'First contest'", 15_000
+        )
+        assert await page.text_content("#rotation") == "1 / 2"
+        # After its 10 s, the next contest (a generous bound: the shared machine is slow).
+        await until(
+            page, "document.getElementById('title').textContent === 'Second contest'", 30_000
+        )
+        assert await page.text_content("#rotation") == "2 / 2"
+        assert problems == []
+    await page.close()

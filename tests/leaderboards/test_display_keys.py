@@ -309,6 +309,17 @@ async def test_revoking_a_display_key_closes_its_screens(
             refused["payload"].get("errors") or [refused["payload"]]
         )  # fmt: skip
         assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+        # Any other subscription is refused (the socket stays open for its own board).
+        other_id = await screen.subscribe(
+            "subscription { dealRegistrationStatusChanged { registrationId } }", {}
+        )
+        message = await screen.receive()
+        while message.get("id") != other_id:
+            message = await screen.receive()
+        errors = message["payload"] if protocol == "graphql-transport-ws" else (
+            message["payload"].get("errors") or [message["payload"]]
+        )  # fmt: skip
+        assert [e["extensions"].get("reason") for e in errors] == ["DISPLAY_KEY_SCOPE"]
         await gql.data(REVOKE, {"id": doomed_id}, as_user=tenant.user(Role.VENDOR_ADMIN))
         assert await close_frame(screen.ws) == (4403, "DISPLAY_KEY_REVOKED")
         live_id = await two.subscribe(LIVE, {"id": gid(contest)})

@@ -110,7 +110,13 @@
 
   function render() {
     const contest = current();
-    if (!contest || state.fatal) return;
+    if (state.fatal) return;
+    $("message").hidden = Boolean(contest);
+    $("board-view").hidden = !contest;
+    if (!contest) {
+      $("message").textContent = "No published contest to show yet.";
+      return;
+    }
     $("title").textContent = contest.name;
     const board = state.boards[contest.id];
     const winners = state.winners[contest.id];
@@ -311,12 +317,6 @@
       if (!data.screen) throw Object.assign(new Error("no screen"), { fatal: true });
       state.contests = data.screen.contests;
       state.rotateSeconds = data.screen.rotateSeconds;
-      if (!state.contests.length) {
-        $("message").hidden = false;
-        $("message").textContent = "No published contest to show yet.";
-      } else {
-        $("message").hidden = true;
-      }
       if (Object.values(state.boards).some((b) => b.final)) await loadWinners();
       render();
       connect();
