@@ -137,7 +137,8 @@ class LeaderboardsQuery:
         description="A contest's standings, best first (at most 100 rows per page). Partners "
         "see what the contest grants: the full board or the top N, names or anonymised. "
         "`period` selects a day/week/month of a recurring contest (default: the current "
-        "one). NOT_FOUND for an unknown contest and one you may not see alike.",
+        "one). NOT_FOUND for an unknown contest and one you may not see alike. A display "
+        "key (an office screen) reads its own contests here, as a partner sees them.",
     )
     async def leaderboard(
         self,

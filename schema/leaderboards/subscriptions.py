@@ -79,7 +79,8 @@ class LeaderboardsSubscription:
         "the contest ends (also while you watch), its final standings are sent (`final: "
         "true`, at a higher version than the last live push) and the subscription "
         "completes; a cancelled one errors "
-        "(CONTEST_CANCELLED); an unknown or invisible one errors NOT_FOUND.",
+        "(CONTEST_CANCELLED); an unknown or invisible one errors NOT_FOUND. A display key "
+        "(an office screen) subscribes to its own contests, as a partner sees them.",
     )
     async def leaderboard_changed(
         self, info: Info[Context, None], contest_id: strawberry.ID, first: int = 10

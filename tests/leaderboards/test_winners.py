@@ -237,6 +237,13 @@ async def test_finance_approves_a_money_prize_into_the_winners_earnings(
         "Prize for finishing 1st in the contest 'Q4 push' (Cash): 500.00 USD, approved by "
         "our finance team."
     )
+    summary = await gql.data(
+        '{ earnings(currency: "USD") { explanations { kind text } } }',
+        as_user=tenant.user(Role.PARTNER_ADMIN, 1),
+    )
+    assert {"kind": "PRIZE", "text": "Contest prizes you won added 500.00 USD."} in summary[
+        "earnings"
+    ]["explanations"]
     theirs = await gql.data(ENTRIES, as_user=tenant.user(Role.PARTNER_ADMIN, 0))
     assert theirs["earningEntries"]["edges"] == []
     async with db.session() as session:
