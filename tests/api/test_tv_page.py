@@ -212,11 +212,17 @@ async def test_a_revoked_key_stops_the_screen_with_a_message(
 
 
 async def test_a_screen_shows_its_contests_in_turn(
-    app: Starlette, db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL,
-    browser: Browser,
+    app: Starlette, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    gql: GQL, browser: Browser,
 ) -> None:  # fmt: skip
-    first = await create_contest(db, clock, tenant, name="First contest")
+    first = await create_contest(
+        db, clock, tenant, name="First contest",
+        prizes=[{"from_rank": 1, "to_rank": 1, "prize": "Cup"}],
+    )  # fmt: skip
     second = await create_contest(db, clock, tenant, name="Second contest")
+    await approve_sale(db, clock, tenant, partner=0, amount=500_00)
+    await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+    await dispatch(services)
     data = await gql.data(
         CREATE_KEY,
         {"input": {"label": "Hall", "contestIds": [gid(first), gid(second)], "rotateSeconds": 10}},
@@ -230,6 +236,12 @@ async def test_a_screen_shows_its_contests_in_turn(
             page, "document.getElementById('title').textContent === 'First contest'", 15_000
         )
         assert await page.text_content("#rotation") == "1 / 2"
+        await until(page, "document.querySelectorAll('#board li').length === 2", 15_000)
+        # Below the prizes, each row shows its target: what it takes to reach a prize.
+        target = await page.text_content('#board li[data-rank="2"] .gap')
+        assert target is not None
+        assert target.endswith("to a prize")
+        assert "300" in target
         # After its 10 s, the next contest (a generous bound: the shared machine is slow).
         await until(
             page, "document.getElementById('title').textContent === 'Second contest'", 30_000

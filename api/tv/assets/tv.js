@@ -144,6 +144,9 @@
     if (state.rendered !== contest.id) { list.replaceChildren(); state.rendered = contest.id; }
     const rowHeight = list.parentElement.clientHeight / ROWS;
     const existing = new Map([...list.children].map((li) => [li.dataset.key, li]));
+    // The target below the prizes: the score of the last prize-winning row on the board.
+    const lastPrizeRank = Math.max(0, ...contest.prizes.map((p) => p.toRank));
+    const prizeLine = rows.filter((r) => r.rank <= lastPrizeRank).pop();
     const seen = new Set();
     rows.forEach((row, index) => {
       const k = rowKey(row);
@@ -166,8 +169,9 @@
       li.dataset.name = row.participant.name;
       li.querySelector(".rank").textContent = row.rank;
       li.querySelector(".name").textContent = row.participant.name;
-      li.querySelector(".gap").textContent = row.gapToAbove
-        ? `${score(contest, row.gapToAbove)} to ${ordinal(row.rank - 1)}` : "";
+      li.querySelector(".gap").textContent = prizeLine && row.rank > lastPrizeRank
+        ? `${score(contest, prizeLine.score - row.score)} to a prize`
+        : row.gapToAbove ? `${score(contest, row.gapToAbove)} to ${ordinal(row.rank - 1)}` : "";
       li.querySelector(".prize").textContent = prizeFor(contest, row.rank);
       li.querySelector(".score").textContent = score(contest, row.score);
       li.style.height = `${rowHeight * 0.9}px`;
