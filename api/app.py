@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from api import graphiql
+from api import graphiql, tv
 from api.attachments import download_attachment
 from api.auth import Authenticator
 from api.composition import build_services, clock_jobs
@@ -126,6 +126,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/attachments/{attachment_id}", download_attachment, methods=["GET"]),
+            # The TV page for office screens (display keys), in production too.
+            Route("/tv", tv.tv_page, methods=["GET"]),
+            Mount(tv.PREFIX, tv.static_files()),
             *graphiql_routes,
         ],
         middleware=[

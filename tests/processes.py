@@ -39,9 +39,12 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def api_process(settings: Settings, **extra: str) -> AsyncIterator[str]:
-    """A uvicorn process serving the app; yields its host:port once it answers."""
-    port = free_port()
+async def api_process(
+    settings: Settings, *, port: int | None = None, **extra: str
+) -> AsyncIterator[str]:
+    """A uvicorn process serving the app (on ``port``, else a free one); yields its
+    host:port once it answers."""
+    port = port or free_port()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",

@@ -14,7 +14,7 @@ from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
 from api.cli.redis_loss import REDIS_LOST, quiet_redis_tracebacks
-from api.cli.settings import load_settings
+from api.cli.settings import load_settings, operator
 from api.cli.wiring import wiring
 from api.settings import Settings
 from infra.clock import SystemClock
@@ -133,3 +133,65 @@ def simulate(
     with contextlib.suppress(KeyboardInterrupt):
         code = asyncio.run(_simulate(load_settings(), rate, count))
     raise typer.Exit(code)
+
+
+async def _display_key(
+    settings: Settings, slug: str, contests: list[str], label: str, base_url: str
+) -> int:
+    from infra.db import Database  # noqa: PLC0415
+    from infra.errors import DomainError, DomainErrors  # noqa: PLC0415
+    from leaderboards.display_keys import create_display_key  # noqa: PLC0415
+    from partners.models import Vendor  # noqa: PLC0415
+    from partners.roles import Principal, Role  # noqa: PLC0415
+
+    db = Database(settings.database_url)
+    try:
+        async with db.transaction() as session:
+            vendor = (await session.exec(select(Vendor).where(Vendor.slug == slug))).first()
+            if vendor is None:
+                console.print(f"[red]no vendor with slug {slug!r}[/red]")
+                return 2
+            stmt = select(Contest).where(
+                Contest.vendor_id == vendor.id, Contest.status == ContestStatus.SCHEDULED
+            )
+            found = list(await session.exec(stmt.order_by(col(Contest.created_at))))
+            chosen = [
+                c for c in found if not contests or str(c.id) in contests or c.name in contests
+            ]
+            if not chosen:
+                console.print("[red]no published contest to show[/red]")
+                return 1
+            admin = Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN, operator=operator())
+            try:
+                issued = await create_display_key(
+                    session, admin, SystemClock(), label=label, contest_ids=[c.id for c in chosen]
+                )
+            except (DomainError, DomainErrors) as exc:
+                errors = exc.errors if isinstance(exc, DomainErrors) else [exc]
+                for error in errors:
+                    console.print(f"[red]{error.code.value}:[/red] {error.message}")
+                return 1
+        console.print(f"display key {label!r} for {', '.join(c.name for c in chosen)}")
+        print(f"{base_url.rstrip('/')}/tv#key={issued.secret}")  # noqa: T201 - the output
+        return 0
+    finally:
+        await db.dispose()
+
+
+@app.command("display-key")
+def display_key(
+    contests: list[str] = typer.Argument(  # noqa: B008 - typer's way
+        None, help="Contest ids or names; default: every published contest of the vendor."
+    ),
+    vendor: str = typer.Option("northwind", "--vendor", help="The vendor's slug."),
+    label: str = typer.Option("Office TV", "--label", help="Where the screen is."),
+    base_url: str = typer.Option(
+        "http://127.0.0.1:8000", "--base-url", help="Where the API is served."
+    ),
+) -> None:
+    """Create a display key for an office screen (as the vendor's admin, audited as the
+    operator) and print the TV page's URL with it: open it on the screen, full screen. The
+    key is shown this once; revoke it with `displayKeyRevoke`."""
+    raise typer.Exit(
+        asyncio.run(_display_key(load_settings(), vendor, contests or [], label, base_url))
+    )
