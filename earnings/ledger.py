@@ -31,7 +31,7 @@ from deal_registration.events import (
     SaleApproved,
     SaleReversed,
 )
-from earnings import programs
+from earnings import programs, tier_changes
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.events import EarningsChanged
@@ -181,7 +181,7 @@ async def credit_in_session(
         entries = await _credit_sale(session, clock, run, event, sale, signals)
     elif event.type == SALE_REVERSED:
         reversal = SaleReversed.parse(event.payload)
-        entries = await _credit_reversal(session, clock, run, event, reversal)
+        entries = await _credit_reversal(session, clock, run, event, reversal, signals)
     elif event.type == DEAL_WON:
         entries = await _credit_deal(session, clock, run, event, DealWon.parse(event.payload))
     else:
@@ -375,6 +375,11 @@ async def _credit_sale(
         )  # fmt: skip
         choice = programs.select_tier(rules, standing)
         tier = tier_inputs(rules, standing, choice)
+        await tier_changes.record_if_changed(
+            session, clock, source=event, partner_id=sale.partner_id, program=program,
+            rules=rules, before=tier_changes.without(standing, sale.amount_minor),
+            after=standing, currency=sale.currency,
+        )  # fmt: skip
         for i, line in enumerate(lines):
             product = products.get(line.sku)
             category = product.category if product else ""
@@ -431,7 +436,12 @@ async def _credit_sale(
 
 
 async def _credit_reversal(
-    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, rev: SaleReversed
+    session: AsyncSession,
+    clock: Clock,
+    run: Run,
+    event: OutboxEvent,
+    rev: SaleReversed,
+    signals: ClaimSignals,
 ) -> list[EarningEntry]:
     now = clock.now()
     original = (
@@ -466,6 +476,20 @@ async def _credit_reversal(
         ),
     )
     out = _Entries(session, source, now, [])
+    effective_at = source.effective_at
+    for program, _version, rules in await _in_force(
+        session, run, event.vendor_id, rev.currency, effective_at, rev.partner_id
+    ):
+        standing = await standing_at(
+            session, vendor_id=event.vendor_id, partner_id=rev.partner_id,
+            currency=rev.currency, at=effective_at, window_days=rules.window_days,
+            signals=signals,
+        )  # fmt: skip
+        await tier_changes.record_if_changed(
+            session, clock, source=event, partner_id=rev.partner_id, program=program,
+            rules=rules, before=tier_changes.without(standing, -reversed_amount),
+            after=standing, currency=rev.currency,
+        )  # fmt: skip
     if original is not None and original_revenue > 0:
         taken = await session.exec(
             select(EarningEntry)
