@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from deal_registration.events import (
 from earnings import programs, tier_changes
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
-from earnings.events import EarningsChanged
+from earnings.events import EarningsChanged, EntryCreated
 from earnings.models import (
     CreditedSource,
     EarningEntry,
@@ -190,10 +191,16 @@ async def credit_in_session(
 
 
 async def record_change(
-    session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, partner_id: uuid.UUID
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    entries: Sequence[EarningEntry] = (),
 ) -> None:
-    """Tell subscribers (after commit, via the outbox) that a partner's earnings changed."""
-    changed = EarningsChanged(partner_id=partner_id)
+    """Tell subscribers (after commit, via the outbox) that a partner's earnings changed,
+    with the ledger entries the change wrote."""
+    changed = EarningsChanged(partner_id=partner_id, entries=[_created(e) for e in entries])
     await record_event(
         session,
         clock,
@@ -202,6 +209,15 @@ async def record_change(
         aggregate_id=partner_id,
         payload=changed.to_payload(),
     )
+
+
+def _created(entry: EarningEntry) -> EntryCreated:
+    return EntryCreated(
+        entry_id=entry.id, kind=entry.kind.value, amount_minor=entry.amount_minor,
+        currency=entry.currency, explanation=entry.rule, program_id=entry.program_id,
+        rep_user_id=entry.rep_user_id, source_event_id=entry.source_event_id,
+        effective_at=entry.effective_at, booked_at=entry.booked_at,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- standing
@@ -431,7 +447,10 @@ async def _credit_sale(
                 {"sale_amount_minor": sale.amount_minor, **tier},
             )  # fmt: skip
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=sale.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=sale.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
@@ -527,7 +546,10 @@ async def _credit_reversal(
             )  # fmt: skip
             out.written[-1].program_version_id = entry.program_version_id
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=rev.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=rev.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
@@ -577,7 +599,10 @@ async def _credit_deal(
             },
         )  # fmt: skip
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=deal.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=deal.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
@@ -658,7 +683,10 @@ async def adjust(
     )  # fmt: skip
     await session.flush()
     await taken.done(session, out.written[0].id)
-    await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    await record_change(
+        session, clock, vendor_id=principal.vendor_id, partner_id=partner_id,
+        entries=out.written,
+    )  # fmt: skip
     await log_change(
         session, principal, clock, action="adjustment.created",
         entity_type=AuditEntity.ADJUSTMENT, entity_id=out.written[0].id, before=None,
