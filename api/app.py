@@ -88,6 +88,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             background.append(
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
             )
+            # Clock-driven notifications (deal protection expiring) and the mail sender.
+            background.append(asyncio.create_task(services.notifier.run(), name="notifier"))
         else:
             outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's

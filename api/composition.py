@@ -24,6 +24,9 @@ from leaderboards import handlers as leaderboards_handlers
 from leaderboards.boards import Boards
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from notifications import handlers as notifications_handlers
+from notifications.runtime import Notifier
+from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
 from schema.context import Services
 
@@ -52,6 +55,7 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         fanout=Fanout(leaderboards),
         claim_signals=build_claim_signals(),
         storage=build_storage(settings),
+        notifier=build_notifier(settings, db=db, clock=clock, hub=hub),
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
@@ -74,7 +78,16 @@ def handlers(services: Services) -> list[Registration]:
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
+        # After crediting: a credit's TierChanged is handled in the same pass.
+        *notifications_handlers.handlers(services.notifier),
     ]
+
+
+def build_notifier(settings: Settings, *, db: Database, clock: Clock, hub: Hub) -> Notifier:
+    """The inbox and e-mail notifier; e-mail only when an SMTP host is configured."""
+    smtp = settings.smtp
+    sender = MailSender(db, clock, smtp) if smtp is not None else None
+    return Notifier(db, clock, hub, sender=sender, invitation_url=settings.invitation_url)
 
 
 def build_claim_signals() -> ClaimSignals:

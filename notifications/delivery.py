@@ -103,7 +103,7 @@ async def deliver(
             vendor_id=user.vendor_id, user_id=user.id, partner_id=user.partner_id,
             category=notice.category, kind=notice.kind, dedupe_key=notice.dedupe_key,
             subject_id=notice.subject_id, title=message.title, body=message.body,
-            params=rendering._json_safe(notice.params), created_at=now,
+            params=rendering.json_safe(notice.params), created_at=now,
         )  # fmt: skip
         session.add(notification)
         made.append(notification)
@@ -157,7 +157,8 @@ async def _queue(
 async def partner_admins(session: AsyncSession, partner_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await session.exec(
         select(User.id).where(
-            User.partner_id == partner_id, User.role == Role.PARTNER_ADMIN,
+            User.partner_id == partner_id,
+            User.role == Role.PARTNER_ADMIN,
             col(User.active).is_(True),
         )  # fmt: skip
     )
@@ -167,7 +168,8 @@ async def partner_admins(session: AsyncSession, partner_id: uuid.UUID) -> list[u
 async def vendor_admins(session: AsyncSession, vendor_id: uuid.UUID) -> list[uuid.UUID]:
     rows = await session.exec(
         select(User.id).where(
-            User.vendor_id == vendor_id, User.role == Role.VENDOR_ADMIN,
+            User.vendor_id == vendor_id,
+            User.role == Role.VENDOR_ADMIN,
             col(User.active).is_(True),
         )  # fmt: skip
     )

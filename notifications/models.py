@@ -57,7 +57,9 @@ class Notification(SQLModel, table=True):
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
     user_id: uuid.UUID = Field(foreign_key="user_account.id")
     partner_id: uuid.UUID | None = Field(default=None, foreign_key="partner.id")
-    category: Category = Field(sa_column=Column(_enum(Category, "notification_category"), nullable=False))
+    category: Category = Field(
+        sa_column=Column(_enum(Category, "notification_category"), nullable=False)
+    )
     kind: str = Field(max_length=64)
     dedupe_key: str = Field(max_length=200)
     subject_id: uuid.UUID | None = None  # the claim, deal, statement, contest... it is about

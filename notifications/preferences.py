@@ -84,9 +84,7 @@ async def update_preferences(
             Code.INVALID_LOCALE, f"Notifications are written in {', '.join(LOCALES)}.", "locale"
         ))  # fmt: skip
     if time_zone is not None and not is_time_zone(time_zone):
-        errors.append(
-            DomainError(Code.INVALID_TIME_ZONE, "Not an IANA time zone.", "time_zone")
-        )
+        errors.append(DomainError(Code.INVALID_TIME_ZONE, "Not an IANA time zone.", "time_zone"))
     if digest_hour is not None and not 0 <= digest_hour <= 23:
         errors.append(
             DomainError(Code.INVALID_DIGEST_HOUR, "The digest hour is 0 to 23.", "digest_hour")

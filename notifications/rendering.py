@@ -6,6 +6,7 @@ a user typed (a customer name, a reason) is escaped where it lands in HTML."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -58,20 +59,22 @@ class Formats:
         at = datetime.fromisoformat(value) if isinstance(value, str) else value
         return at.astimezone(self._tz)
 
-    def date(self, value: str | datetime) -> str:
+    def date(self, value: str | dt.datetime) -> str:
         return str(format_date(self._instant(value).date(), format="long", locale=self.locale))
 
-    def datetime(self, value: str | datetime) -> str:
+    def datetime(self, value: str | dt.datetime) -> str:
         return str(
-            format_datetime(self._instant(value), format="long", tzinfo=self._tz, locale=self.locale)
+            format_datetime(
+                self._instant(value), format="long", tzinfo=self._tz, locale=self.locale
+            )
         )
 
-    def month(self, value: str | datetime) -> str:
+    def month(self, value: str | dt.datetime) -> str:
         # The month a statement covers: its first instant, read in UTC like the statement.
         at = datetime.fromisoformat(value) if isinstance(value, str) else value
         return str(format_date(at.date(), format="LLLL y", locale=self.locale))
 
-    def day(self, value: str | date) -> str:
+    def day(self, value: str | dt.date) -> str:
         day = date.fromisoformat(value) if isinstance(value, str) else value
         return str(format_date(day, format="long", locale=self.locale))
 
@@ -95,7 +98,7 @@ class Message:
         return [p.strip() for p in self.body.split("\n\n") if p.strip()]
 
 
-def _json_safe(params: dict[str, Any]) -> dict[str, Any]:
+def json_safe(params: dict[str, Any]) -> dict[str, Any]:
     def encode(value: Any) -> Any:
         if isinstance(value, uuid.UUID):
             return str(value)
@@ -114,7 +117,7 @@ def render(kind: str, params: dict[str, Any], *, locale: str, time_zone: str) ->
     """A notification's title and body in ``locale``. ``kind`` names the macros
     ``<kind>_title`` and ``<kind>_body`` of every messages file."""
     messages = _messages(locale, time_zone)
-    p = _json_safe(params)
+    p = json_safe(params)
     title = " ".join(str(getattr(messages, f"{kind}_title")(p)).split())
     body = str(getattr(messages, f"{kind}_body")(p)).strip()
     return Message(title=title[:300], body=body[:4000])
@@ -128,7 +131,9 @@ def kinds() -> set[str]:
 def _kinds(locale: str) -> set[str]:
     module = _messages(locale, "UTC")
     names = {n for n in dir(module) if not n.startswith("_")}
-    return {n[: -len("_title")] for n in names if n.endswith("_title") and f"{n[:-6]}_body" in names}
+    return {
+        n[: -len("_title")] for n in names if n.endswith("_title") and f"{n[:-6]}_body" in names
+    }
 
 
 @dataclass(frozen=True)

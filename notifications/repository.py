@@ -53,3 +53,10 @@ async def newer_than(
     if after is not None:
         stmt = stmt.where(col(Notification.id) > after)
     return list(await session.exec(stmt.order_by(col(Notification.id)).limit(limit)))
+
+
+async def latest_id(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
+    """The id of the caller's newest notification (None: none yet)."""
+    stmt = readable_notifications(principal).order_by(col(Notification.id).desc()).limit(1)
+    found = (await session.exec(stmt)).first()
+    return found.id if found else None

@@ -32,6 +32,10 @@ from schema.leaderboards.queries import LeaderboardsQuery
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
+from schema.notifications.mutations import NotificationsMutation
+from schema.notifications.queries import NotificationsQuery
+from schema.notifications.subscriptions import NotificationsSubscription
+from schema.notifications.types import NotificationType
 from schema.operations.queries import OperationsQuery
 from schema.partners.admin import PartnerAdminMutation
 from schema.partners.applications import (
@@ -60,6 +64,7 @@ QUERIES: tuple[type, ...] = (
     PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
+    NotificationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -73,12 +78,14 @@ MUTATIONS: tuple[type, ...] = (
     LeaderboardsMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
+    NotificationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
     SalesSubscription,
     EarningsSubscription,
     LeaderboardsSubscription,
+    NotificationsSubscription,
 )
 # Subscriptions served by a fast path on graphql-transport-ws (see schema/leaderboards/live.py):
 # factories (schema, services) -> object with plan(query, variables, name) and run(...).
@@ -99,6 +106,7 @@ NODE_TYPES: tuple[type, ...] = (
     PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
+    NotificationType,
 )
 
 

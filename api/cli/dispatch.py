@@ -38,13 +38,16 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
         closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+        # Clock-driven notifications and the mail sender run beside the dispatcher too.
+        notifier = asyncio.create_task(services.notifier.run(), name="notifier")
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        closer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
+        for task in (closer, notifier):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     console.print("dispatcher stopped")
     return 0
 
