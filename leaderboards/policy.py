@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from partners.policy import VENDOR_ADMIN, Policy
+from partners.policy import FINANCE, VENDOR_ADMIN, Policy
 
 
 class ContestOp(StrEnum):
@@ -12,6 +12,7 @@ class ContestOp(StrEnum):
     UPDATE = "contestUpdate"
     PUBLISH = "contestPublish"
     CANCEL = "contestCancel"
+    APPROVE_PRIZE = "contestPrizeApprove"
 
 
 CONTESTS = Policy[ContestOp](
@@ -20,5 +21,7 @@ CONTESTS = Policy[ContestOp](
         ContestOp.UPDATE: VENDOR_ADMIN,
         ContestOp.PUBLISH: VENDOR_ADMIN,
         ContestOp.CANCEL: VENDOR_ADMIN,
+        # Money leaves the vendor: finance decides, as it approves payouts.
+        ContestOp.APPROVE_PRIZE: FINANCE,
     }
 )

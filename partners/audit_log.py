@@ -62,6 +62,8 @@ class AuditEntity(StrEnum):
     # archive, import, manager assignments.
     PARTNER = "partner"
     PARTNER_APPLICATION = "partner_application"
+    # A contest winner's money prize approved by finance (leaderboards/winners.py).
+    CONTEST_PRIZE = "contest_prize"
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).
@@ -76,6 +78,7 @@ MONEY_ENTITY_TYPES: frozenset[str] = frozenset(
         AuditEntity.PAYOUT_STATEMENT,
         AuditEntity.SALE_CLAIM_SETTINGS,
         AuditEntity.DEAL_PROGRAM_SETTINGS,
+        AuditEntity.CONTEST_PRIZE,
     }
 )
 

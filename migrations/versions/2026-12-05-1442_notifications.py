@@ -3,7 +3,7 @@
 that fired (notification_trigger)
 
 Revision ID: 0016_notifications
-Revises: 0015_partner_groups
+Revises: 0016_contest_finish_display_keys (chained after the tv branch's, merged here; was 0015_partner_groups)
 Create Date: 2026-12-05 14:42:33.133728
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import infra.db
 
 revision: str = "0016_notifications"
-down_revision: str | None = "0015_partner_groups"
+down_revision: str | None = "0016_contest_finish_display_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
