@@ -57,7 +57,7 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         fanout=Fanout(leaderboards),
         claim_signals=build_claim_signals(),
         storage=build_storage(settings),
-        notifier=build_notifier(settings, db=db, clock=clock, hub=hub),
+        notifier=build_notifier(settings, db=db, clock=clock, hub=hub, boards=leaderboards.boards),
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
@@ -115,11 +115,15 @@ def prize_handlers(services: Services) -> list[Registration]:
     return [batch([CONTEST_PRIZE_APPROVED], credit)]
 
 
-def build_notifier(settings: Settings, *, db: Database, clock: Clock, hub: Hub) -> Notifier:
+def build_notifier(
+    settings: Settings, *, db: Database, clock: Clock, hub: Hub, boards: Boards
+) -> Notifier:
     """The inbox and e-mail notifier; e-mail only when an SMTP host is configured."""
     smtp = settings.smtp
     sender = MailSender(db, clock, smtp) if smtp is not None else None
-    return Notifier(db, clock, hub, sender=sender, invitation_url=settings.invitation_url)
+    return Notifier(
+        db, clock, hub, sender=sender, boards=boards, invitation_url=settings.invitation_url
+    )
 
 
 def build_claim_signals() -> ClaimSignals:

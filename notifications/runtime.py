@@ -20,7 +20,8 @@ from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from infra.pubsub import Hub
-from notifications import expiry
+from leaderboards.boards import Boards
+from notifications import contests, expiry
 from notifications.delivery import deliver, publish
 from notifications.invitations import mail_invitation
 from notifications.models import Mail, Notification
@@ -39,6 +40,7 @@ class Notifier:
         hub: Hub,
         *,
         sender: MailSender | None,
+        boards: Boards | None = None,
         invitation_url: str | None = None,
         extra_triggers: Mapping[str, Trigger] | None = None,
     ) -> None:
@@ -46,6 +48,7 @@ class Notifier:
         self.clock = clock
         self.hub = hub
         self.sender = sender
+        self.boards = boards  # contest standings, for "prize within reach"
         self.invitation_url = invitation_url
         self.triggers: dict[str, Trigger] = {**TRIGGERS, **(extra_triggers or {})}
 
@@ -75,8 +78,14 @@ class Notifier:
         return await mail_invitation(session, self.clock, issued, url_template=self.invitation_url)
 
     async def tick(self) -> None:
-        """One periodic pass: clock-driven triggers, then the mail that is due."""
+        """One periodic pass: the clock-driven triggers (deal protection expiring, prizes
+        within reach), then the mail that is due."""
         await publish(self.hub, await expiry.notify_expiring(self.db, self.clock, email=self.email))
+        if self.boards is not None:
+            reach = await contests.notify_within_reach(
+                self.db, self.clock, self.boards, email=self.email
+            )
+            await publish(self.hub, reach)
         if self.sender is not None:
             await self.sender.send_due()
 

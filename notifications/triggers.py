@@ -27,6 +27,8 @@ from earnings.events import (
 )
 from earnings.models import PayoutHold, PayoutStatus
 from infra.outbox import OutboxEvent
+from leaderboards.events import CONTEST_FINISHED
+from notifications.contests import contest_finished
 from notifications.delivery import Notice, partner_admins, vendor_admins
 from notifications.models import Category
 from partners.events import PARTNER_APPLIED, PartnerApplied
@@ -181,4 +183,5 @@ TRIGGERS: dict[str, Trigger] = {
     PAYOUT_STATEMENT_STATUS_CHANGED: payout_status_changed,
     TIER_CHANGED: tier_changed,
     PARTNER_APPLIED: partner_applied,
+    CONTEST_FINISHED: contest_finished,
 }
