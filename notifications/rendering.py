@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_time, get_datetime_format
 from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -63,11 +63,14 @@ class Formats:
         return str(format_date(self._instant(value).date(), format="long", locale=self.locale))
 
     def datetime(self, value: str | dt.datetime) -> str:
-        return str(
-            format_datetime(
-                self._instant(value), format="long", tzinfo=self._tz, locale=self.locale
-            )
+        """The long date and short time joined the locale's way, with the reader's time
+        zone named (e.g. "March 2, 2027 at 12:30 AM (Europe/Berlin)")."""
+        at = self._instant(value)
+        joined = str(get_datetime_format("long", locale=self.locale)).format(
+            format_time(at, format="short", locale=self.locale),
+            format_date(at.date(), format="long", locale=self.locale),
         )
+        return f"{joined} ({self.time_zone})"
 
     def month(self, value: str | dt.datetime) -> str:
         # The month a statement covers: its first instant, read in UTC like the statement.
