@@ -177,6 +177,23 @@ async def partner_applied(session: AsyncSession, event: OutboxEvent) -> list[Not
     )  # fmt: skip
 
 
+# Recorded by the webhooks package (``webhooks.events.WebhookEndpointDisabled``: endpoint_id,
+# url, failing_since, disabled_at, last_error_class). Webhooks and notifications are
+# independent layers, so its payload is read here by that contract, not through its class.
+WEBHOOK_ENDPOINT_DISABLED = "WebhookEndpointDisabled"
+
+
+async def webhook_endpoint_disabled(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+    """An endpoint disabled after persistent delivery failure: to the vendor's admins."""
+    payload = event.payload
+    params = {"url": str(payload["url"]), "reason": payload.get("last_error_class") or None}
+    admins = await vendor_admins(session, event.vendor_id)
+    endpoint_id = uuid.UUID(str(payload["endpoint_id"]))
+    return _to(
+        list(admins), event, Category.WEBHOOK, "webhook_disabled", params, endpoint_id
+    )  # fmt: skip
+
+
 TRIGGERS: dict[str, Trigger] = {
     CLAIM_STATE_CHANGED: claim_state_changed,
     DEAL_STATUS_CHANGED: deal_status_changed,
@@ -184,4 +201,5 @@ TRIGGERS: dict[str, Trigger] = {
     TIER_CHANGED: tier_changed,
     PARTNER_APPLIED: partner_applied,
     CONTEST_FINISHED: contest_finished,
+    WEBHOOK_ENDPOINT_DISABLED: webhook_endpoint_disabled,
 }

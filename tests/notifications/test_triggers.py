@@ -5,6 +5,7 @@ read back through GraphQL as its recipient sees it; nobody else is told."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from earnings import payouts
 from earnings.programs import BaseRate, Rules, Tier
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.outbox import record_event
 from notifications.models import Notification
 from partners.models import User
 from partners.roles import Role
@@ -205,3 +207,34 @@ async def test_a_partner_application_tells_the_vendors_admins(
     async with db.session() as session:
         rows = list(await session.exec(select(Notification).order_by(col(Notification.id))))
     assert len(rows) == 1
+
+
+async def test_a_disabled_webhook_endpoint_tells_the_vendors_admins(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:  # fmt: skip
+    # As the webhooks delivery worker records it (webhooks.events.WebhookEndpointDisabled).
+    endpoint_id = uuid.uuid4()
+    async with db.transaction() as session:
+        await record_event(
+            session, clock, vendor_id=tenant.vendor.id, type="WebhookEndpointDisabled",
+            aggregate_id=endpoint_id,
+            payload={
+                "endpoint_id": str(endpoint_id), "url": "https://crm.example/hooks?a=1&b=<2>",
+                "failing_since": (clock.now() - timedelta(days=1)).isoformat(),
+                "disabled_at": clock.now().isoformat(), "last_error_class": "ConnectTimeout",
+            },
+        )  # fmt: skip
+    await dispatch(services)
+    [note] = await told(gql, tenant.user(Role.VENDOR_ADMIN))
+    assert note["category"] == "WEBHOOK"
+    assert note["title"] == "Webhook endpoint disabled"
+    assert note["body"].startswith(
+        "The webhook endpoint https://crm.example/hooks?a=1&b=<2> was disabled after repeated "
+        "delivery failures (ConnectTimeout)."
+    )
+    for user in (
+        tenant.user(Role.FINANCE), tenant.user(Role.PARTNER_ADMIN, 0),
+        other_tenant.user(Role.VENDOR_ADMIN),
+    ):  # fmt: skip
+        assert await told(gql, user) == []
