@@ -149,13 +149,16 @@ async def _reach(
         f"prize-reach:{contest.id}:{period.key}:{row.participant_id}": (row, gap)
         for row, gap in chasing
     }
+    async with db.session() as session:
+        fired = set(
+            await session.exec(
+                select(FiredTrigger.key).where(col(FiredTrigger.key).in_(list(keys)))
+            )
+        )
+    if not set(keys) - fired:
+        return []  # told before: no write transaction
     try:
         async with db.transaction() as session:
-            fired = set(
-                await session.exec(
-                    select(FiredTrigger.key).where(col(FiredTrigger.key).in_(list(keys)))
-                )
-            )
             notices: list[Notice] = []
             for key, (row, gap) in keys.items():
                 if key in fired:

@@ -30,30 +30,36 @@ async def notify_expiring(db: Database, clock: Clock, *, email: bool) -> list[No
     trigger fired is skipped, and two processes racing for one deal write its trigger row
     once (the loser's transaction rolls back)."""
     now = clock.now()
-    try:
-        async with db.transaction() as session:
-            deals = list(
-                await session.exec(
-                    select(DealRegistration).where(
-                        DealRegistration.status == DealStatus.APPROVED,
-                        col(DealRegistration.is_protected).is_(True),
-                        col(DealRegistration.expires_at) > now,
-                        col(DealRegistration.expires_at) <= now + WINDOW,
-                    )
+    # Read first: the check runs every second, and a write transaction each time would
+    # hold SQLite's write lock for nothing.
+    async with db.session() as session:
+        deals = list(
+            await session.exec(
+                select(DealRegistration).where(
+                    DealRegistration.status == DealStatus.APPROVED,
+                    col(DealRegistration.is_protected).is_(True),
+                    col(DealRegistration.expires_at) > now,
+                    col(DealRegistration.expires_at) <= now + WINDOW,
                 )
             )
-            if not deals:
-                return []
-            keys = {trigger_key(d): d for d in deals}
-            fired = set(
+        )
+        keys = {trigger_key(d): d for d in deals}
+        fired = (
+            set(
                 await session.exec(
                     select(FiredTrigger.key).where(col(FiredTrigger.key).in_(list(keys)))
                 )
             )
+            if keys
+            else set()
+        )
+    due = {key: deal for key, deal in keys.items() if key not in fired}
+    if not due:
+        return []
+    try:
+        async with db.transaction() as session:
             notices: list[Notice] = []
-            for key, deal in keys.items():
-                if key in fired:
-                    continue
+            for key, deal in due.items():
                 session.add(FiredTrigger(key=key, vendor_id=deal.vendor_id, fired_at=now))
                 params = {"customer": deal.customer_name, "protected_until": deal.expires_at}
                 admins = await partner_admins(session, deal.partner_id)
@@ -71,7 +77,7 @@ async def notify_expiring(db: Database, clock: Clock, *, email: bool) -> list[No
                     )  # fmt: skip
                     for user_id in recipients
                 ]
-            await session.flush()
+            await session.flush()  # the trigger rows first: a racing process fails here
             return await deliver(session, clock, notices, email=email)
     except IntegrityError:  # another process fired these first
         return []

@@ -1,5 +1,6 @@
-"""Who may do what with notifications: every signed-in user reads and manages their own
-inbox and preferences (rows are the caller's own: ``repository.readable_notifications``)."""
+"""Who may do what with notifications: every signed-in user manages their own inbox and
+preferences (rows are the caller's own: ``repository.readable_notifications``; reading the
+inbox needs only a signed-in caller)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,8 @@ EVERYONE = VENDOR_STAFF | PARTNER_USERS
 
 
 class NotificationOp(StrEnum):
-    READ = "notifications"
     MARK_READ = "notificationMarkRead"
     MARK_ALL_READ = "notificationMarkAllRead"
-    PREFERENCES_READ = "notificationPreferences"
     PREFERENCES_UPDATE = "notificationPreferencesUpdate"
 
 

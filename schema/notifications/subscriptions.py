@@ -8,16 +8,15 @@ from strawberry import Info
 
 from notifications import repository
 from notifications.delivery import channel
-from notifications.policy import NOTIFICATIONS, NotificationOp
 from schema.context import Context
 from schema.notifications.types import NotificationType
-from schema.permissions import allowed
+from schema.permissions import IsAuthenticated
 
 
 @strawberry.type
 class NotificationsSubscription:
     @strawberry.subscription(
-        permission_classes=[allowed(NOTIFICATIONS, NotificationOp.READ)],
+        permission_classes=[IsAuthenticated],
         description="Your new notifications as they arrive (made by whichever process "
         "handled the event). After a lost connection to the notice bus, what arrived "
         "meanwhile is sent in order. An API key receives nothing.",

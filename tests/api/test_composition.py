@@ -11,7 +11,7 @@ from deal_registration.events import (
     SALE_REVERSED,
 )
 from earnings.events import EARNINGS_CHANGED
-from leaderboards.events import CONTEST_CHANGED
+from leaderboards.events import CONTEST_CHANGED, CONTEST_PRIZE_APPROVED
 from schema.context import Services
 
 
@@ -27,6 +27,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_CHANGED,), False),
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
+        ((CONTEST_PRIZE_APPROVED,), True),  # contest prizes credited (tv branch)
+        (tuple(sorted(services.notifier.triggers)), True),  # notifications, last
     ]
 
 
