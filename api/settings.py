@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = None
     mail_from: str = Field("channelboard@localhost", min_length=3, max_length=254)
+    # A CA bundle (PEM) to verify the SMTP server's certificate with instead of the system's
+    # (a relay with a certificate from an internal CA).
+    smtp_ca_file: Path | None = None
     # The invitation e-mail's link, with {token} where the acceptance token goes (unset:
     # the e-mail gives the token to use with invitationAccept).
     invitation_url: str | None = None
@@ -257,6 +260,7 @@ class Settings(BaseSettings):
         return SmtpSettings(
             host=self.smtp_host, port=self.smtp_port, security=self.smtp_security,
             username=self.smtp_user, password=self.smtp_password, from_address=self.mail_from,
+            ca_file=str(self.smtp_ca_file) if self.smtp_ca_file else None,
         )  # fmt: skip
 
     @cached_property

@@ -43,6 +43,7 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = None
     from_address: str = "channelboard@localhost"
+    ca_file: str | None = None  # verify the server with this CA bundle (default: the system's)
     timeout_seconds: float = 30.0
 
 
@@ -162,7 +163,7 @@ class MailSender:
             message, hostname=smtp.host, port=smtp.port, username=smtp.username,
             password=smtp.password, use_tls=smtp.security == "tls",
             start_tls=True if smtp.security == "starttls" else False,
-            timeout=smtp.timeout_seconds,
+            cert_bundle=smtp.ca_file, timeout=smtp.timeout_seconds,
         )  # fmt: skip
 
     async def _sent(self, mail: Mail) -> None:
