@@ -237,3 +237,21 @@ async def test_anonymous_cannot_subscribe(app: Starlette) -> None:
             await asyncio.wait_for(ws.recv(), 30)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4403
+
+
+async def test_a_notification_by_id_is_its_owners_only(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    other_tenant: Tenant,
+) -> None:  # fmt: skip
+    await seed_registry(db, clock, tenant, 10)
+    await decided_claim(gql, services, tenant, clock)
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    [edge] = (await inbox(gql, rep))["notifications"]["edges"]
+    query = "query($id: ID!) { node(id: $id) { ... on Notification { id kind } } }"
+    mine = await gql.data(query, {"id": edge["node"]["id"]}, as_user=rep)
+    assert mine["node"] == {"id": edge["node"]["id"], "kind": "claim_approved"}
+    for user in (
+        tenant.user(Role.PARTNER_ADMIN, 0), tenant.user(Role.VENDOR_ADMIN),
+        tenant.user(Role.PARTNER_REP, 1), other_tenant.user(Role.VENDOR_ADMIN),
+    ):  # fmt: skip
+        assert (await gql.data(query, {"id": edge["node"]["id"]}, as_user=user))["node"] is None
