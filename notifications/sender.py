@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import make_msgid
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
 from infra.db import Database
@@ -122,14 +122,17 @@ class MailSender:
     async def _message(self, mail: Mail) -> EmailMessage | None:
         if mail.kind is MailKind.DIGEST:
             return await self._digest(mail)
-        return self._email(mail.to_address, mail.subject, mail.text_body, mail.html_body)
+        return self._email(mail, mail.to_address, mail.subject, mail.text_body, mail.html_body)
 
-    def _email(self, to: str, subject: str, text: str, html: str) -> EmailMessage:
+    def _email(self, mail: Mail, to: str, subject: str, text: str, html: str) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.smtp.from_address
         message["To"] = to
         message["Subject"] = subject
-        message["Message-ID"] = make_msgid(domain=self.smtp.from_address.rpartition("@")[2])
+        # The same on every attempt: at least once may mean twice, and a receiving system
+        # can tell a repeat by its Message-ID.
+        domain = self.smtp.from_address.rpartition("@")[2] or "channelboard"
+        message["Message-ID"] = f"<{mail.id}@{domain}>"
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message
@@ -155,7 +158,7 @@ class MailSender:
             messages, subject=subject, locale=prefs.locale, time_zone=prefs.time_zone,
             name=user.display_name,
         )  # fmt: skip
-        return self._email(user.email, rendered.subject, rendered.text, rendered.html)
+        return self._email(digest, user.email, rendered.subject, rendered.text, rendered.html)
 
     async def _deliver(self, message: EmailMessage) -> None:
         smtp = self.smtp
@@ -196,3 +199,17 @@ class MailSender:
             mail.id, mail.to_address, attempts, self.max_attempts,
             ", set aside" if dead else "", values["last_error"],
         )  # fmt: skip
+
+
+async def mail_backlog(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """For /readyz: e-mails due and not sent yet (retries waiting included), and those set
+    aside after their last attempt (``deadLetters``: the SMTP server kept refusing them)."""
+    unsent = (
+        col(Mail.sent_at).is_(None), Mail.kind != MailKind.DIGEST_ITEM,
+    )  # fmt: skip
+    due = select(func.count()).where(*unsent, col(Mail.dead_at).is_(None), col(Mail.due_at) <= now)
+    dead = select(func.count()).where(*unsent, col(Mail.dead_at).is_not(None))
+    return {
+        "due": int((await session.exec(due)).one()),
+        "deadLetters": int((await session.exec(dead)).one()),
+    }

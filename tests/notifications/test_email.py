@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import col, select
 
@@ -18,6 +19,7 @@ from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from notifications.models import Mail, MailKind, Notification
+from notifications.sender import MailSender, SmtpSettings
 from partners.models import User
 from partners.roles import Role
 from schema.context import Services
@@ -309,3 +311,30 @@ async def test_a_restarted_dispatcher_loses_nothing(
     async with db.session() as session:
         rows = list(await session.exec(select(Notification).where(Notification.user_id == rep.id)))
     assert len(rows) == 2
+
+
+async def test_a_mail_refused_every_attempt_is_set_aside_and_shown_in_readyz(
+    client: httpx.AsyncClient, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant, smtp: tuple[Receiver, int],
+) -> None:  # fmt: skip
+    receiver, port = smtp
+    receiver.refusing = True
+    async with db.transaction() as session:
+        now = clock.now()
+        session.add(Mail(
+            vendor_id=tenant.vendor.id, kind=MailKind.MESSAGE, to_address="x@example.com",
+            subject="s", text_body="t", html_body="<p>h</p>", created_at=now, due_at=now,
+        ))  # fmt: skip
+    assert (await client.get("/readyz")).json()["mail"] == {"due": 1, "deadLetters": 0}
+    sender = MailSender(
+        db, clock, SmtpSettings(host="127.0.0.1", port=port, security="none"), max_attempts=2
+    )
+    await sender.send_due()
+    assert (await client.get("/readyz")).json()["mail"] == {"due": 0, "deadLetters": 0}
+    clock.advance(timedelta(seconds=2))  # the retry falls due
+    await sender.send_due()
+    assert (await client.get("/readyz")).json()["mail"] == {"due": 0, "deadLetters": 1}
+    [mail] = await mails(db)
+    assert mail.attempts == 2
+    assert mail.dead_at is not None
+    assert receiver.messages == []
