@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import update
 from sqlmodel import col
@@ -36,12 +37,18 @@ async def mark_read(
     return found
 
 
-async def mark_all_read(session: AsyncSession, principal: Principal, clock: Clock) -> int:
-    """Mark every unread notification of the caller read; returns how many were unread."""
+async def mark_all_read(
+    session: AsyncSession, principal: Principal, clock: Clock, *, before: datetime | None = None
+) -> int:
+    """Mark the caller's unread notifications read (those created before ``before``, if
+    given); returns how many were marked."""
     NOTIFICATIONS.require(principal, NotificationOp.MARK_ALL_READ)
     if principal.user_id is None:
         raise DomainError(Code.NOT_A_USER, "An API key has no inbox.")
-    ids = unread(readable_notifications(principal)).with_only_columns(col(Notification.id))
+    stmt = unread(readable_notifications(principal))
+    if before is not None:
+        stmt = stmt.where(col(Notification.created_at) < before)
+    ids = stmt.with_only_columns(col(Notification.id))
     result = await session.execute(
         update(Notification)
         .where(col(Notification.id).in_(ids.scalar_subquery()))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from schema.notifications.types import NotificationCategoryEnum, NotificationChannelEnum
@@ -12,7 +14,11 @@ class NotificationMarkReadInput:
 
 @strawberry.input
 class NotificationMarkAllReadInput:
-    confirm: bool = strawberry.field(default=True, description="Unused; inputs need a field.")
+    before: datetime | None = strawberry.field(
+        default=None,
+        description="Only those created before this instant (e.g. when the list was shown), "
+        "so that one arriving meanwhile stays unread; default: all.",
+    )
 
 
 @strawberry.input

@@ -74,13 +74,14 @@ class NotificationsMutation:
 
     @strawberry.mutation(
         permission_classes=[allowed(NOTIFICATIONS, NotificationOp.MARK_ALL_READ)],
-        description="Mark all your notifications read.",
+        description="Mark all your notifications read (or those created before `before`).",
     )
     async def notification_mark_all_read(
         self, info: Info[Context, None], input: NotificationMarkAllReadInput | None = None
     ) -> NotificationMarkAllReadPayload:
+        before = input.before if input is not None else None
         return await run(info, NotificationMarkAllReadPayload, lambda m: inbox.mark_all_read(
-            m.session, m.principal, m.clock,
+            m.session, m.principal, m.clock, before=before,
         ))  # fmt: skip
 
     @strawberry.mutation(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -255,3 +256,22 @@ async def test_a_notification_by_id_is_its_owners_only(
         tenant.user(Role.PARTNER_REP, 1), other_tenant.user(Role.VENDOR_ADMIN),
     ):  # fmt: skip
         assert (await gql.data(query, {"id": edge["node"]["id"]}, as_user=user))["node"] is None
+
+
+async def test_mark_all_read_before_an_instant_leaves_later_ones_unread(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await seed_registry(db, clock, tenant, 10)
+    await decided_claim(gql, services, tenant, clock, serial="SN000001")
+    shown_at = clock.now()
+    clock.advance(timedelta(minutes=1))
+    await decided_claim(gql, services, tenant, clock, serial="SN000002")
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    marked = await gql.data(
+        """mutation($input: NotificationMarkAllReadInput) {
+             notificationMarkAllRead(input: $input) { marked userErrors { code } } }""",
+        {"input": {"before": shown_at.isoformat()}}, as_user=rep,
+    )  # fmt: skip
+    assert marked["notificationMarkAllRead"] == {"marked": 1, "userErrors": []}
+    unread = await inbox(gql, rep, unread=True)
+    assert unread["unreadNotificationCount"] == 1
