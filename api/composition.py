@@ -29,6 +29,9 @@ from leaderboards.closing import run_closer
 from leaderboards.events import CONTEST_PRIZE_APPROVED, ContestPrizeApproved
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from notifications import handlers as notifications_handlers
+from notifications.runtime import Notifier
+from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
 from schema.context import Services
 
@@ -57,6 +60,7 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         fanout=Fanout(leaderboards),
         claim_signals=build_claim_signals(),
         storage=build_storage(settings),
+        notifier=build_notifier(settings, db=db, clock=clock, hub=hub, boards=leaderboards.boards),
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
@@ -80,6 +84,8 @@ def handlers(services: Services) -> list[Registration]:
             services.db, services.clock, services.hub, services.claim_signals
         ),
         *prize_handlers(services),
+        # After crediting: a credit's TierChanged is handled in the same pass.
+        *notifications_handlers.handlers(services.notifier),
     ]
 
 
@@ -89,7 +95,11 @@ def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
     and each is safe to run in several processes at once."""
     return {
         "contest-closer": run_closer(services.leaderboards),
+        # deal protection about to expire, the mail queue and its daily digests
+        "notifier": services.notifier.run(),
     }
+
+
 def prize_handlers(services: Services) -> list[Registration]:
     """Approved contest prizes (leaderboards) credited to earnings: the two domains do not
     know each other, so the approval event is translated here."""
@@ -117,6 +127,17 @@ def prize_handlers(services: Services) -> list[Registration]:
         await credit_prizes(services.db, services.clock, awards)
 
     return [batch([CONTEST_PRIZE_APPROVED], credit)]
+
+
+def build_notifier(
+    settings: Settings, *, db: Database, clock: Clock, hub: Hub, boards: Boards
+) -> Notifier:
+    """The inbox and e-mail notifier; e-mail only when an SMTP host is configured."""
+    smtp = settings.smtp
+    sender = MailSender(db, clock, smtp) if smtp is not None else None
+    return Notifier(
+        db, clock, hub, sender=sender, boards=boards, invitation_url=settings.invitation_url
+    )
 
 
 def build_claim_signals() -> ClaimSignals:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from api.migrations import current_revision, head_revision
 from infra.outbox import backlog
+from notifications import sender
 from schema.context import Services
 
 
@@ -57,6 +58,16 @@ async def outbox_backlog(services: Services) -> dict[str, float | int] | None:
         return None
 
 
+async def mail_backlog(services: Services) -> dict[str, int] | None:
+    """Notification e-mails due and not sent yet, and those set aside after their last
+    attempt (``notifications.sender``). None when it cannot be read in time."""
+    try:
+        async with asyncio.timeout(2), services.db.session() as session:
+            return await sender.mail_backlog(session, services.clock.now())
+    except Exception:  # noqa: BLE001 - the database check reports why
+        return None
+
+
 async def readyz(request: Request) -> JSONResponse:
     services = request.app.state.services
     ok, checks = await readiness(services)
@@ -65,6 +76,7 @@ async def readyz(request: Request) -> JSONResponse:
             "status": "ready" if ok else "unavailable",
             "checks": checks,
             "outbox": await outbox_backlog(services) if ok else None,
+            "mail": await mail_backlog(services) if ok else None,
         },
         status_code=200 if ok else 503,
     )

@@ -20,6 +20,8 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from notifications.sender import SmtpSettings
+
 DEVELOPMENT_SECRET = "channelboard-development-secret-do-not-use-in-production"
 PREFIX = "CHANNELBOARD_"
 
@@ -153,6 +155,20 @@ class Settings(BaseSettings):
     s3_region: str | None = None
     s3_prefix: str = _STORAGE.s3_prefix
 
+    # E-mail notifications (notifications/sender.py): off while no SMTP host is set.
+    smtp_host: str | None = None
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    mail_from: str = Field("channelboard@localhost", min_length=3, max_length=254)
+    # A CA bundle (PEM) to verify the SMTP server's certificate with instead of the system's
+    # (a relay with a certificate from an internal CA).
+    smtp_ca_file: Path | None = None
+    # The invitation e-mail's link, with {token} where the acceptance token goes (unset:
+    # the e-mail gives the token to use with invitationAccept).
+    invitation_url: str | None = None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """From ``environ`` (``os.environ`` unless given: tests pass a mapping), only."""
@@ -235,6 +251,17 @@ class Settings(BaseSettings):
     @cached_property
     def limits(self) -> Limits:
         return Limits(**{g: getattr(self, f) for g, f in _LIMIT_FIELDS.items()})
+
+    @cached_property
+    def smtp(self) -> SmtpSettings | None:
+        """The SMTP server to send notifications through; None: e-mail is off."""
+        if not self.smtp_host:
+            return None
+        return SmtpSettings(
+            host=self.smtp_host, port=self.smtp_port, security=self.smtp_security,
+            username=self.smtp_user, password=self.smtp_password, from_address=self.mail_from,
+            ca_file=str(self.smtp_ca_file) if self.smtp_ca_file else None,
+        )  # fmt: skip
 
     @cached_property
     def storage(self) -> StorageSettings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,10 +32,10 @@ from deal_registration.events import (
     SaleApproved,
     SaleReversed,
 )
-from earnings import programs
+from earnings import programs, tier_changes
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
-from earnings.events import EarningsChanged
+from earnings.events import EarningsChanged, EntryCreated
 from earnings.models import (
     CreditedSource,
     EarningEntry,
@@ -181,7 +182,7 @@ async def credit_in_session(
         entries = await _credit_sale(session, clock, run, event, sale, signals)
     elif event.type == SALE_REVERSED:
         reversal = SaleReversed.parse(event.payload)
-        entries = await _credit_reversal(session, clock, run, event, reversal)
+        entries = await _credit_reversal(session, clock, run, event, reversal, signals)
     elif event.type == DEAL_WON:
         entries = await _credit_deal(session, clock, run, event, DealWon.parse(event.payload))
     else:
@@ -190,10 +191,16 @@ async def credit_in_session(
 
 
 async def record_change(
-    session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, partner_id: uuid.UUID
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    entries: Sequence[EarningEntry] = (),
 ) -> None:
-    """Tell subscribers (after commit, via the outbox) that a partner's earnings changed."""
-    changed = EarningsChanged(partner_id=partner_id)
+    """Tell subscribers (after commit, via the outbox) that a partner's earnings changed,
+    with the ledger entries the change wrote."""
+    changed = EarningsChanged(partner_id=partner_id, entries=[_created(e) for e in entries])
     await record_event(
         session,
         clock,
@@ -202,6 +209,15 @@ async def record_change(
         aggregate_id=partner_id,
         payload=changed.to_payload(),
     )
+
+
+def _created(entry: EarningEntry) -> EntryCreated:
+    return EntryCreated(
+        entry_id=entry.id, kind=entry.kind.value, amount_minor=entry.amount_minor,
+        currency=entry.currency, explanation=entry.rule, program_id=entry.program_id,
+        rep_user_id=entry.rep_user_id, source_event_id=entry.source_event_id,
+        effective_at=entry.effective_at, booked_at=entry.booked_at,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- standing
@@ -375,6 +391,11 @@ async def _credit_sale(
         )  # fmt: skip
         choice = programs.select_tier(rules, standing)
         tier = tier_inputs(rules, standing, choice)
+        await tier_changes.record_if_changed(
+            session, clock, source=event, partner_id=sale.partner_id, program=program,
+            rules=rules, before=tier_changes.without(standing, sale.amount_minor),
+            after=standing, currency=sale.currency,
+        )  # fmt: skip
         for i, line in enumerate(lines):
             product = products.get(line.sku)
             category = product.category if product else ""
@@ -426,12 +447,20 @@ async def _credit_sale(
                 {"sale_amount_minor": sale.amount_minor, **tier},
             )  # fmt: skip
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=sale.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=sale.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
 async def _credit_reversal(
-    session: AsyncSession, clock: Clock, run: Run, event: OutboxEvent, rev: SaleReversed
+    session: AsyncSession,
+    clock: Clock,
+    run: Run,
+    event: OutboxEvent,
+    rev: SaleReversed,
+    signals: ClaimSignals,
 ) -> list[EarningEntry]:
     now = clock.now()
     original = (
@@ -466,6 +495,20 @@ async def _credit_reversal(
         ),
     )
     out = _Entries(session, source, now, [])
+    effective_at = source.effective_at
+    for program, _version, rules in await _in_force(
+        session, run, event.vendor_id, rev.currency, effective_at, rev.partner_id
+    ):
+        standing = await standing_at(
+            session, vendor_id=event.vendor_id, partner_id=rev.partner_id,
+            currency=rev.currency, at=effective_at, window_days=rules.window_days,
+            signals=signals,
+        )  # fmt: skip
+        await tier_changes.record_if_changed(
+            session, clock, source=event, partner_id=rev.partner_id, program=program,
+            rules=rules, before=tier_changes.without(standing, -reversed_amount),
+            after=standing, currency=rev.currency,
+        )  # fmt: skip
     if original is not None and original_revenue > 0:
         taken = await session.exec(
             select(EarningEntry)
@@ -503,7 +546,10 @@ async def _credit_reversal(
             )  # fmt: skip
             out.written[-1].program_version_id = entry.program_version_id
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=rev.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=rev.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
@@ -553,7 +599,10 @@ async def _credit_deal(
             },
         )  # fmt: skip
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=deal.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=deal.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
@@ -634,7 +683,10 @@ async def adjust(
     )  # fmt: skip
     await session.flush()
     await taken.done(session, out.written[0].id)
-    await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
+    await record_change(
+        session, clock, vendor_id=principal.vendor_id, partner_id=partner_id,
+        entries=out.written,
+    )  # fmt: skip
     await log_change(
         session, principal, clock, action="adjustment.created",
         entity_type=AuditEntity.ADJUSTMENT, entity_id=out.written[0].id, before=None,

@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from earnings import repository
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode
+from earnings.events import PayoutStatementStatusChanged
 from earnings.ledger import record_change
 from earnings.models import (
     CreditedSource,
@@ -48,6 +49,7 @@ from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError
 from infra.money import Money
+from infra.outbox import record_event
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.repository import get_readable_partner
@@ -292,8 +294,9 @@ async def generate_statements(
         except IntegrityError:
             continue  # generated before (or by a concurrent run)
         _decide(session, principal, now, statement, DecisionAction.GENERATE)
+        await record_status(session, clock, statement, None)
         for finding in await automatic_holds(session, statement, policy, now, signals):
-            await _place_hold(session, principal, now, statement, finding)
+            await _place_hold(session, principal, clock, statement, finding)
         made.append(statement)
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
     await session.flush()
@@ -396,13 +399,37 @@ async def automatic_holds(
     return findings
 
 
+async def record_status(
+    session: AsyncSession,
+    clock: Clock,
+    statement: PayoutStatement,
+    from_status: PayoutStatus | None,
+    reason: HoldReason | None = None,
+) -> None:
+    """The statement's ``PayoutStatementStatusChanged`` event, in the caller's transaction
+    (the statement's partner is its aggregate, like its ``EarningsChanged``)."""
+    changed = PayoutStatementStatusChanged(
+        statement_id=statement.id, partner_id=statement.partner_id,
+        from_status=from_status.value if from_status else None, to_status=statement.status.value,
+        reason=reason.value if reason else None, currency=statement.currency,
+        total_minor=statement.total_minor, entry_count=statement.entry_count,
+        period_start=statement.period_start, period_end=statement.period_end, at=clock.now(),
+    )  # fmt: skip
+    await record_event(
+        session, clock, vendor_id=statement.vendor_id, type=changed.type,
+        aggregate_id=statement.partner_id, payload=changed.to_payload(),
+    )  # fmt: skip
+
+
 async def _place_hold(
     session: AsyncSession,
     principal: Principal,
-    now: datetime,
+    clock: Clock,
     statement: PayoutStatement,
     finding: HoldFinding,
 ) -> PayoutHold:
+    now = clock.now()
+    before = statement.status
     hold = PayoutHold(
         vendor_id=statement.vendor_id,
         statement_id=statement.id,
@@ -423,6 +450,8 @@ async def _place_hold(
         session, principal, now, statement, DecisionAction.HOLD, reason=finding.reason,
         hold=hold, note=finding.internal_note,
     )  # fmt: skip
+    if before is not PayoutStatus.HELD:
+        await record_status(session, clock, statement, before, finding.reason)
     return hold
 
 
@@ -507,6 +536,7 @@ async def approve(
         session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
     )
     _decide(session, principal, clock.now(), statement, DecisionAction.APPROVE)
+    await record_status(session, clock, statement, PayoutStatus.PENDING)
     await log_change(
         session, principal, clock, action="payout_statement.approved",
         entity_type=AuditEntity.PAYOUT_STATEMENT, entity_id=statement.id,
@@ -534,6 +564,7 @@ async def mark_paid(
         paid_reference=reference.strip()[:200],
     )  # fmt: skip
     _decide(session, principal, clock.now(), statement, DecisionAction.PAY, note=reference.strip())
+    await record_status(session, clock, statement, PayoutStatus.APPROVED)
     await log_change(
         session, principal, clock, action="payout_statement.paid",
         entity_type=AuditEntity.PAYOUT_STATEMENT, entity_id=statement.id,
@@ -577,7 +608,7 @@ async def hold(
             EarningsErrorCode.INVALID_STATUS, "The statement is already paid.", "statement_id"
         )
     placed = await _place_hold(
-        session, principal, now, statement,
+        session, principal, clock, statement,
         HoldFinding(HoldReason.MANUAL, note, expected_release_at=expected_release_at),
     )  # fmt: skip
     await log_change(
@@ -620,7 +651,7 @@ async def release(
                 "There is still no tax form on file for this partner.",
                 "hold_id",
             )
-    statement = await _release_hold(session, principal, clock.now(), found, note.strip())
+    statement = await _release_hold(session, principal, clock, found, note.strip())
     await _log_release(session, principal, clock, found, note.strip())
     await record_change(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
@@ -650,9 +681,8 @@ async def _release_cleared_tax_holds(
             .order_by(col(PayoutHold.id))
         )
     )
-    now = clock.now()
     for found in open_holds:
-        await _release_hold(session, principal, now, found, TAX_FORM_RELEASE_NOTE)
+        await _release_hold(session, principal, clock, found, TAX_FORM_RELEASE_NOTE)
         await _log_release(session, principal, clock, found, TAX_FORM_RELEASE_NOTE)
     if open_holds:
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
@@ -671,10 +701,11 @@ async def _log_release(
 
 
 async def _release_hold(
-    session: AsyncSession, principal: Principal, now: datetime, found: PayoutHold, note: str
+    session: AsyncSession, principal: Principal, clock: Clock, found: PayoutHold, note: str
 ) -> PayoutStatement:
     """Mark one hold released, with its decision; the statement is PENDING (to approve)
     again when no other hold remains."""
+    now = clock.now()
     found.released_at = now
     found.released_by_id = principal.user_id
     found.release_note = note[:2000]
@@ -691,6 +722,7 @@ async def _release_hold(
         statement.status = PayoutStatus.PENDING
         statement.updated_at = now
         session.add(statement)
+        await record_status(session, clock, statement, PayoutStatus.HELD, found.reason)
     _decide(
         session, principal, now, statement, DecisionAction.RELEASE, reason=found.reason,
         hold=found, note=note,

@@ -11,6 +11,7 @@ import infra.audit
 import infra.idempotency
 import infra.outbox
 import leaderboards.models
+import notifications.models
 import partners.group_models
 import partners.models
 from infra.db import metadata
@@ -27,6 +28,7 @@ MODEL_MODULES = (
     leaderboards.models,
     deal_registration.attachments,
     infra.audit,
+    notifications.models,
 )
 
 

@@ -34,6 +34,7 @@ from partners import repository
 from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity, actor_of
 from partners.errors import PartnerErrorCode
+from partners.events import record_enrolled
 from partners.groups import refresh_memberships
 from partners.models import ManagerAssignment, Partner, PartnerStatus, User
 from partners.policy import PARTNERS, REVIEWERS, PartnerOp
@@ -251,11 +252,17 @@ async def create_partner(
 
 
 async def add_partner(
-    session: AsyncSession, principal: Principal, clock: Clock, *, fields: PartnerFields
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    fields: PartnerFields,
+    application_id: uuid.UUID | None = None,
 ) -> Change:
-    """Create a partner in the caller's vendor, audited. The caller's operation has been
-    authorised already (``partnerCreate``, or ``partnerApplicationApprove``, which channel
-    managers may perform too)."""
+    """Create a partner in the caller's vendor, audited, with its ``PartnerEnrolled`` event.
+    The caller's operation has been authorised already (``partnerCreate``, or
+    ``partnerApplicationApprove``, which channel managers may perform too, passing the
+    application's id)."""
     values, errors = clean(fields)
     if fields.name is None:
         errors.append(DomainError(PartnerErrorCode.REQUIRED, "Give the partner a name.", "name"))
@@ -269,6 +276,10 @@ async def add_partner(
     await session.flush()
     change = Change(partner, "partner.created", None, snapshot(partner, sorted(values)))
     await audit(session, principal, clock, change)
+    await record_enrolled(
+        session, clock, partner, via="APPLICATION" if application_id else "CREATED",
+        application_id=application_id,
+    )  # fmt: skip
     await refresh_partner_groups(
         session, clock, [partner], reason="partner created", by=actor_of(principal)
     )

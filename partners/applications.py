@@ -33,6 +33,7 @@ from infra.errors import DomainError, DomainErrors
 from partners import admin, invitations
 from partners.audit_log import AuditEntity, actor_of
 from partners.errors import ApplicationErrorCode, InvitationErrorCode, PartnerErrorCode
+from partners.events import record_applied
 from partners.invitations import IssuedInvitation
 from partners.models import ApplicationStatus, PartnerApplication, Vendor
 from partners.policy import APPLICATIONS, INVITATIONS, ApplicationOp, InvitationOp
@@ -145,6 +146,7 @@ async def apply(
     )  # fmt: skip
     session.add(application)
     await session.flush()
+    await record_applied(session, clock, application)
     return application
 
 
@@ -217,7 +219,9 @@ async def approve(
         contacts=[admin.Contact(application.contact_name, application.contact_email)],
     )  # fmt: skip
     try:
-        change = await admin.add_partner(session, principal, clock, fields=fields)
+        change = await admin.add_partner(
+            session, principal, clock, fields=fields, application_id=application.id
+        )
     except DomainError as error:
         if error.code is PartnerErrorCode.DUPLICATE_NAME:
             raise DomainError(

@@ -37,6 +37,7 @@ from partners.admin import (
 )
 from partners.audit_log import actor_of
 from partners.errors import PartnerErrorCode
+from partners.events import record_enrolled
 from partners.models import Partner, PartnerStatus
 from partners.policy import PARTNERS, PartnerOp
 from partners.roles import Principal
@@ -263,6 +264,7 @@ async def import_partners(
             regroup.append(partner)
             change = Change(partner, "partner.created", None, snapshot(partner, sorted(values)))
             await audit(session, principal, clock, change, actor=actor, reason=reason)
+            await record_enrolled(session, clock, partner, via="IMPORT")
             continue
         changed = sorted(k for k, v in values.items() if getattr(target, k) != v)
         if not changed:

@@ -33,6 +33,10 @@ from schema.leaderboards.screens import DisplayKeyType, ScreensMutation, Screens
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
+from schema.notifications.mutations import NotificationsMutation
+from schema.notifications.queries import NotificationsQuery
+from schema.notifications.subscriptions import NotificationsSubscription
+from schema.notifications.types import NotificationType
 from schema.operations.queries import OperationsQuery
 from schema.partners.admin import PartnerAdminMutation
 from schema.partners.applications import (
@@ -62,6 +66,7 @@ QUERIES: tuple[type, ...] = (
     PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
+    NotificationsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -76,12 +81,14 @@ MUTATIONS: tuple[type, ...] = (
     ScreensMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
+    NotificationsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
     SalesSubscription,
     EarningsSubscription,
     LeaderboardsSubscription,
+    NotificationsSubscription,
 )
 # Subscriptions served by a fast path on graphql-transport-ws (see schema/leaderboards/live.py):
 # factories (schema, services) -> object with plan(query, variables, name) and run(...).
@@ -103,6 +110,7 @@ NODE_TYPES: tuple[type, ...] = (
     PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
+    NotificationType,
 )
 
 

@@ -19,6 +19,7 @@ from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from notifications.runtime import Notifier
 from partners.applications import ApplicationLimits
 from partners.invitations import Identity
 from partners.roles import Principal
@@ -40,6 +41,7 @@ class Services:
     fanout: Fanout  # live leaderboard feeds (one per process)
     claim_signals: ClaimSignals  # what earnings reads of sale claims
     storage: Storage  # uploaded files (proof)
+    notifier: Notifier  # the inbox, e-mail and their triggers
     max_page_size: int
     max_upload_bytes: int
     production: bool

@@ -207,6 +207,7 @@ class ApplicationsMutation:
                 limits=ctx.services.application_limits,
             )  # fmt: skip
             await session.commit()
+            ctx.services.outbox.notify()  # its PartnerApplied event (whatever the slug)
         except DomainError as error:
             await session.rollback()
             return PartnerApplyPayload(user_errors=user_errors([error], ApplicationError))

@@ -174,11 +174,18 @@ class InvitationsMutation:
     async def invitation_create(
         self, info: Info[Context, None], input: InvitationCreateInput
     ) -> InvitationIssuePayload:
-        return await run(info, InvitationIssuePayload, lambda m: invitations.create_invitation(
-            m.session, m.principal, m.clock, email=input.email, role=input.role,
-            partner_id=m.optional_id(input.partner_id, "Partner"),
-            expires_in_days=input.expires_in_days,
-        ))  # fmt: skip
+        notifier = info.context.services.notifier
+
+        async def issue(m: Write) -> IssuedInvitation:
+            issued = await invitations.create_invitation(
+                m.session, m.principal, m.clock, email=input.email, role=input.role,
+                partner_id=m.optional_id(input.partner_id, "Partner"),
+                expires_in_days=input.expires_in_days,
+            )  # fmt: skip
+            await notifier.invitation_issued(m.session, issued)  # the e-mail, if SMTP is set
+            return issued
+
+        return await run(info, InvitationIssuePayload, issue)
 
     @strawberry.mutation(
         permission_classes=[allowed(INVITATIONS, InvitationOp.RESEND)],
@@ -188,10 +195,17 @@ class InvitationsMutation:
     async def invitation_resend(
         self, info: Info[Context, None], input: InvitationResendInput
     ) -> InvitationIssuePayload:
-        return await run(info, InvitationIssuePayload, lambda m: invitations.resend_invitation(
-            m.session, m.principal, m.clock, invitation_id=m.id(input.id, "Invitation"),
-            expires_in_days=input.expires_in_days,
-        ))  # fmt: skip
+        notifier = info.context.services.notifier
+
+        async def reissue(m: Write) -> IssuedInvitation:
+            issued = await invitations.resend_invitation(
+                m.session, m.principal, m.clock, invitation_id=m.id(input.id, "Invitation"),
+                expires_in_days=input.expires_in_days,
+            )  # fmt: skip
+            await notifier.invitation_issued(m.session, issued)
+            return issued
+
+        return await run(info, InvitationIssuePayload, reissue)
 
     @strawberry.mutation(
         permission_classes=[allowed(INVITATIONS, InvitationOp.REVOKE)],

@@ -27,7 +27,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_CHANGED,), False),
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
-        ((CONTEST_PRIZE_APPROVED,), True),  # approved prizes into earnings
+        ((CONTEST_PRIZE_APPROVED,), True),  # contest prizes credited (tv branch)
+        (tuple(sorted(services.notifier.triggers)), True),  # notifications, last
     ]
 
 

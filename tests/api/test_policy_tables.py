@@ -34,6 +34,7 @@ from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from notifications.policy import NOTIFICATIONS
 from partners import admin as partner_admin
 from partners import applications as partner_applications
 from partners import groups, invitations
@@ -51,7 +52,7 @@ from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuth
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS,
+    PARTNERS, APPLICATIONS, NOTIFICATIONS,
 ]  # fmt: skip
 
 
