@@ -26,6 +26,7 @@ from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from subscriptions import handlers as subscriptions_handlers
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -71,6 +72,7 @@ def handlers(services: Services) -> list[Registration]:
     return [
         *deal_registration_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
+        *subscriptions_handlers.handlers(services.db, services.clock),
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),

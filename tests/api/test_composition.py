@@ -25,6 +25,7 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CLAIM_STATE_CHANGED,), True),
         (scored, True),
         ((CONTEST_CHANGED,), False),
+        ((SALE_APPROVED, DEAL_WON), True),  # subscriptions started or extended
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
     ]

@@ -1,0 +1,54 @@
+"""What the subscription tests share: a catalogue with a yearly subscription product, and a
+first sale of it that starts a subscription."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel import select
+
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.outbox import OutboxEvent
+from schema.context import Services
+from subscriptions.models import Subscription
+from tests.factories import CATALOGUE, Product, Tenant, add_products, approve_sale, dispatch
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+CLOUD = Product("NW-CLOUD-1Y", 120_000, subscription_term_months=12)
+CLOUD_3Y = Product("NW-CLOUD-3Y", 300_000, subscription_term_months=36)
+
+
+async def seed(db: Database, clock: OffsetClock, tenant: Tenant) -> None:
+    async with db.transaction() as session:
+        await add_products(session, clock, tenant, (*CATALOGUE, CLOUD, CLOUD_3Y))
+
+
+async def first_sale(
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    services: Services,
+    *,
+    partner: int = 0,
+    amount: int = 120_000,
+    customer: str = "Initech GmbH",
+    sku: str = CLOUD.sku,
+    currency: str = "USD",
+) -> tuple[OutboxEvent, Subscription]:
+    """An approved sale of a subscription product, dispatched: the subscription it started."""
+    event = await approve_sale(
+        db, clock, tenant, partner=partner, amount=amount, sku=sku, customer=customer,
+        currency=currency,
+    )  # fmt: skip
+    await dispatch(services)
+    async with db.session() as session:
+        found = (
+            await session.exec(
+                select(Subscription)
+                .where(Subscription.partner_id == tenant.partners[partner].id)
+                .order_by(Subscription.created_at.desc())  # type: ignore[attr-defined]
+            )
+        ).first()
+    assert found is not None
+    return event, found
