@@ -156,6 +156,7 @@ def _renewal(
         "term_amount_minor": change.amount_after_minor, "rate_bp": rate,
         "schedule_bp": list(r.renewal_schedule_bp), "max_renewals": r.max_renewals,
         "max_months": r.max_months, "months_since_start": months_in,
+        "term_start": change.term_start.isoformat(),
     }  # fmt: skip
     if r.max_renewals is not None and n > r.max_renewals:
         return  # past the cap: nothing to pay (the explanation says which cap applies)
@@ -231,6 +232,7 @@ def _expansion(
             "amount_before_minor": change.amount_before_minor,
             "previous_peak_minor": peak, "amount_after_minor": change.amount_after_minor,
             "net_increase_minor": net, "rate_bp": r.expansion_bonus_bp,
+            "term_start": change.term_start.isoformat(),
         },
         line_key=str(change.subscription_id),
     )  # fmt: skip
@@ -239,15 +241,17 @@ def _expansion(
 async def _clawback(
     session: AsyncSession, out: _Entries, change: SubscriptionChanged, customer: str
 ) -> None:
-    """Take back what the current term earned (its renewal, escalator and expansions) when
-    the cancellation falls within the clawback window of the program that paid it."""
-    days_in = (change.effective_at - change.term_start).days
+    """Take back what the current term earned (its renewal, escalator and expansions: the
+    entries whose ``term_start`` is this term's) when the cancellation falls within the
+    clawback window of the program that paid it. A cancellation before the term started
+    counts as day 0."""
+    days_in = max((change.effective_at - change.term_start).days, 0)
+    term = change.term_start.isoformat()
     sources = select(CreditedSource.id).where(
         CreditedSource.subject_id == change.subscription_id,
         col(CreditedSource.source_type).in_(
             [SourceType.SUBSCRIPTION_RENEWED, SourceType.SUBSCRIPTION_EXPANDED]
         ),
-        col(CreditedSource.effective_at) >= change.term_start,
     )
     entries = await session.exec(
         select(EarningEntry)
@@ -257,7 +261,7 @@ async def _clawback(
     )
     rules: dict[uuid.UUID, Rules] = {}
     for entry in list(entries):
-        if entry.program_version_id is None:
+        if entry.program_version_id is None or entry.inputs.get("term_start") != term:
             continue
         if entry.program_version_id not in rules:
             version = await session.get(ProgramVersion, entry.program_version_id)

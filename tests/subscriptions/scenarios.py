@@ -52,3 +52,37 @@ async def first_sale(
         ).first()
     assert found is not None
     return event, found
+
+
+async def settle(services: Services) -> None:
+    """Dispatch until nothing is pending: a sale's handler records subscription events,
+    whose handlers then credit earnings and contests."""
+    while await dispatch(services):
+        pass
+
+
+SUBSCRIPTIONS = """query($partnerId: ID) {
+subscriptions(partnerId: $partnerId) { totalCount edges { node {
+  id sku status renewals endsAt termStart amount { amountMinor currency }
+  annualRecurringRevenue { amountMinor } account { name }
+  history { kind source externalId amountBefore { amountMinor } amountAfter { amountMinor }
+            renewalNumber }
+} } } }"""
+
+_CHANGE = """mutation($input: {input}!) {{ {name}(input: $input) {{
+  subscription {{ id status renewals endsAt amount {{ amountMinor }} }}
+  userErrors {{ field code message }} }} }}"""
+RENEW = _CHANGE.format(input="SubscriptionRenewInput", name="subscriptionRenew")
+EXPAND = _CHANGE.format(input="SubscriptionAmountChangeInput", name="subscriptionExpand")
+CONTRACT = _CHANGE.format(input="SubscriptionAmountChangeInput", name="subscriptionContract")
+CANCEL = _CHANGE.format(input="SubscriptionCancelInput", name="subscriptionCancel")
+
+RENEWALS_DUE = """query($days: Int!, $partnerId: ID) {
+renewalsDue(withinDays: $days, partnerId: $partnerId) {
+  subscription { id sku } account { name } probabilityBp baseProbabilityBp
+  expectedAmount { amountMinor } factors { code effect explanation } } }"""
+
+NRR = """query($partnerId: ID) { netRevenueRetention(partnerId: $partnerId) {
+  currency accounts subscriptions startingArr { amountMinor } expansion { amountMinor }
+  contraction { amountMinor } churn { amountMinor } endingArr { amountMinor } nrrBp explanation
+} }"""
