@@ -12,7 +12,16 @@ from infra.db import Database
 from infra.outbox import OutboxEvent
 from schema.context import Services
 from subscriptions.models import Subscription
-from tests.factories import CATALOGUE, Product, Tenant, add_products, approve_sale, dispatch
+from tests.factories import (
+    CATALOGUE,
+    Product,
+    Tenant,
+    add_products,
+    approve_sale,
+    dispatch,
+)
+
+__all__ = ["add_products"]
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 CLOUD = Product("NW-CLOUD-1Y", 120_000, subscription_term_months=12)
