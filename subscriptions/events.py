@@ -6,6 +6,7 @@ expansion, negative for a contraction or a cancellation, the difference for a re
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,25 @@ class SubscriptionChanged(Event):
             "term_end": self.term_end.isoformat(),
             "effective_at": self.effective_at.isoformat(),
         }
+
+    def to_json(self) -> str:
+        """``to_payload`` as JSON text, built directly (the bulk import's hot path)."""
+        rep = "null" if self.rep_user_id is None else f'"{self.rep_user_id}"'
+        return (
+            f'{{"change_id": "{self.change_id}", "subscription_id": "{self.subscription_id}", '
+            f'"account_id": "{self.account_id}", "partner_id": "{self.partner_id}", '
+            f'"rep_user_id": {rep}, "kind": {json.dumps(self.kind)}, '
+            f'"sku": {json.dumps(self.sku)}, "region": {json.dumps(self.region)}, '
+            f'"currency": {json.dumps(self.currency)}, "term_months": {self.term_months}, '
+            f'"amount_before_minor": {self.amount_before_minor}, '
+            f'"amount_after_minor": {self.amount_after_minor}, '
+            f'"arr_delta_minor": {self.arr_delta_minor}, '
+            f'"renewal_number": {self.renewal_number}, '
+            f'"subscription_started_at": "{self.subscription_started_at.isoformat()}", '
+            f'"term_start": "{self.term_start.isoformat()}", '
+            f'"term_end": "{self.term_end.isoformat()}", '
+            f'"effective_at": "{self.effective_at.isoformat()}"}}'
+        )
 
     @property
     def event_type(self) -> str:

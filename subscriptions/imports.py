@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import base64
 import csv
+import gc
 import io
-import json
 import logging
 import time
 import uuid
@@ -40,7 +40,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.clock import Clock
 from infra.db import UTCDateTime, begin_write, wrote
 from infra.errors import DomainError
-from infra.ids import new_id
+from infra.ids import IdBlock, new_id
 from infra.money import parse_decimal
 from infra.outbox import OutboxEvent
 from partners.audit_log import AuditEntity, log_change
@@ -143,7 +143,7 @@ class _Sub:
         self.changed = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Row:
     line: int
     external_id: str
@@ -174,7 +174,22 @@ class _Instants:
         return value
 
 
+_IDS: dict[str, uuid.UUID | None] = {}
+
+
 def _subscription_id(raw: str) -> uuid.UUID | None:
+    """Memoised (a billing file names each subscription several times); bounded."""
+    found = _IDS.get(raw, False)
+    if found is not False:
+        return found  # type: ignore[return-value]
+    value = _parse_subscription_id(raw)
+    if len(_IDS) >= 1_000_000:
+        _IDS.clear()
+    _IDS[raw] = value
+    return value
+
+
+def _parse_subscription_id(raw: str) -> uuid.UUID | None:
     raw = raw.strip()
     try:
         return uuid.UUID(raw)
@@ -229,6 +244,11 @@ async def import_changes(
     connection = await session.connection()
     postgres = connection.dialect.name == "postgresql"
     importer = _Importer(connection, postgres, vendor_id, now, report)
+    # The import holds every subscription it touched and every billing id it saw; the
+    # cyclic collector would rescan them all, again and again, while nothing it allocates
+    # forms a cycle: pause it for the import.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         header = next(rows, None)
         if header is None:
@@ -256,6 +276,9 @@ async def import_changes(
             SubscriptionImportErrorCode.MALFORMED_CSV,
             f"Line {rows.line_num}: not valid CSV ({exc}).", "file",
         ) from exc  # fmt: skip
+    finally:
+        if collecting:
+            gc.enable()
     if report.rows == 0:
         raise DomainError(SubscriptionImportErrorCode.EMPTY_FILE, "The file has no rows.", "file")
     report.errors.sort(key=lambda e: e.line)
@@ -316,37 +339,37 @@ def _check_row(
             line, code.WRONG_COLUMN_COUNT, f"Expected {len(columns)} columns, found {len(raw)}."
         )
         return None
-
-    def get(name: str) -> str:
-        index = columns.get(name)
-        return raw[index].strip() if index is not None else ""
-
-    external_id = get("external_id")
+    external_id = raw[columns["external_id"]].strip()
     if not external_id or len(external_id) > 100:
         report.add_error(line, code.REQUIRED, "external_id is the billing id (1-100 characters).")
         return None
-    kind = KINDS.get(get("kind").upper())
+    kind = KINDS.get(raw[columns["kind"]].strip().upper())
     if kind is None:
         report.add_error(
             line, code.INVALID_KIND, "kind is RENEWED, EXPANDED, CONTRACTED or CANCELLED."
         )
         return None
-    effective_at = instants.parse(get("effective_at"))
+    effective_at = instants.parse(raw[columns["effective_at"]])
     if effective_at is None:
         report.add_error(
             line, code.INVALID_DATE, "effective_at is an ISO 8601 date or instant, e.g. 2026-03-31."
         )
         return None
-    term = get("term_months")
+    index = columns.get("term_months")
+    term = raw[index].strip() if index is not None else ""
     term_months = None
     if term:
         if not term.isdigit() or not 1 <= int(term) <= 120:
             report.add_error(line, code.INVALID_TERM, "term_months is 1 to 120.")
             return None
         term_months = int(term)
+    index = columns.get("amount")
+    amount = raw[index].strip() if index is not None else ""
+    index = columns.get("currency")
+    currency = raw[index].strip().upper() if index is not None else ""
     return _Row(
-        line, external_id, _subscription_id(get("subscription")), kind, effective_at,
-        get("amount"), get("currency").upper(), term_months,
+        line, external_id, _subscription_id(raw[columns["subscription"]]), kind, effective_at,
+        amount, currency, term_months,
     )  # fmt: skip
 
 
@@ -363,6 +386,7 @@ class _Importer:
         self.vendor_id, self.now, self.report = vendor_id, now, report
         self.subs: dict[uuid.UUID, _Sub] = {}
         self.seen: dict[str, int] = {}  # external id -> its line in this file
+        self.ids = IdBlock()
 
     async def apply(self, batch: list[_Row]) -> None:
         code = SubscriptionImportErrorCode
@@ -417,7 +441,7 @@ class _Importer:
     def _rows(
         self, sub: _Sub, before: changes.State, after: changes.State, row: _Row
     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        change_id, event_id = new_id(), new_id()
+        change_id, event_id = self.ids.next(), self.ids.next()
         amount_after = 0 if row.kind is ChangeKind.CANCELLED else after.amount_minor
         event = SubscriptionChanged(
             change_id=change_id, subscription_id=sub.id, account_id=sub.account_id,
@@ -436,10 +460,10 @@ class _Importer:
             amount_after, before.currency, after.term_months, after.term_start, after.ends_at,
             after.renewals, self.now,
         )  # fmt: skip
-        payload: Any = event.to_payload()
+        payload: Any = None if self.postgres else event.to_payload()
         outbox = (
             event_id, self.vendor_id, event.event_type, sub.id,
-            json.dumps(payload) if self.postgres else payload, row.effective_at, self.now, 0,
+            event.to_json() if self.postgres else payload, row.effective_at, self.now, 0,
         )  # fmt: skip
         return change, outbox
 

@@ -140,15 +140,9 @@ def upgrade() -> None:
         sa.Column("renewal_number", sa.Integer(), nullable=False),
         sa.Column("recorded_at", infra.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["partner_id"], ["partner.id"], name=op.f("fk_subscription_change_partner_id_partner")
-        ),
-        sa.ForeignKeyConstraint(
             ["subscription_id"],
             ["subscription.id"],
             name=op.f("fk_subscription_change_subscription_id_subscription"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["vendor_id"], ["vendor.id"], name=op.f("fk_subscription_change_vendor_id_vendor")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscription_change")),
         sa.UniqueConstraint(
