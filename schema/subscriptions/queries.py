@@ -3,7 +3,9 @@ from __future__ import annotations
 import strawberry
 from strawberry import Info
 
+from infra.errors import DomainError
 from schema.context import Context
+from schema.earnings.queries import query_error
 from schema.permissions import allowed
 from schema.relay import Connection, paginate, row_id
 from schema.subscriptions.types import (
@@ -51,10 +53,13 @@ class SubscriptionsQuery:
     ) -> list[RenewalDueType]:
         ctx = info.context
         partner = row_id(partner_id, "Partner") if partner_id is not None else None
-        due = await renewals.visible_renewals_due(
-            ctx.session, ctx.caller, ctx.services.clock, within_days=within_days,
-            partner_id=partner,
-        )  # fmt: skip
+        try:
+            due = await renewals.visible_renewals_due(
+                ctx.session, ctx.caller, ctx.services.clock, within_days=within_days,
+                partner_id=partner,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
         return [RenewalDueType.of(d) for d in due]
 
     @strawberry.field(

@@ -11,7 +11,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from schema.context import Services
-from subscriptions.models import Subscription
+from subscriptions.models import CustomerAccount, Subscription
 from tests.factories import (
     CATALOGUE,
     Product,
@@ -55,8 +55,12 @@ async def first_sale(
         found = (
             await session.exec(
                 select(Subscription)
-                .where(Subscription.partner_id == tenant.partners[partner].id)
-                .order_by(Subscription.created_at.desc())  # type: ignore[attr-defined]
+                .join(CustomerAccount, CustomerAccount.id == Subscription.account_id)  # type: ignore[arg-type]
+                .where(
+                    Subscription.partner_id == tenant.partners[partner].id,
+                    CustomerAccount.name == customer,
+                    Subscription.sku == sku,
+                )
             )
         ).first()
     assert found is not None
