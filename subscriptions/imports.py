@@ -49,7 +49,7 @@ from subscriptions import changes
 from subscriptions.errors import SubscriptionImportErrorCode
 from subscriptions.events import SubscriptionChanged, arr_of
 from subscriptions.models import ChangeKind, ChangeSource, Subscription, SubscriptionChange
-from subscriptions.policy import SUBSCRIPTIONS, SubscriptionOp
+from subscriptions.policy import REPORT_OPS, SUBSCRIPTIONS
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,10 @@ async def import_changes(
     progress: Callable[[int], None] | None = None,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
-    """Apply a billing CSV to the caller's vendor's subscriptions. Vendor admins only."""
-    SUBSCRIPTIONS.require(principal, SubscriptionOp.IMPORT)
+    """Apply a billing CSV to the caller's vendor's subscriptions: whoever may report every
+    kind of change (vendor admins and finance; the command runs as the vendor's admin)."""
+    for op in REPORT_OPS.values():
+        SUBSCRIPTIONS.require(principal, op)
     started = time.perf_counter()
     await begin_write(session)
     now = clock.now()

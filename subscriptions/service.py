@@ -27,7 +27,7 @@ from subscriptions.models import (
     SubscriptionChange,
     SubscriptionStatus,
 )
-from subscriptions.policy import SUBSCRIPTIONS, SubscriptionOp
+from subscriptions.policy import REPORT_OPS, SUBSCRIPTIONS
 from subscriptions.repository import get_readable_subscription
 
 BILLING_KINDS = (
@@ -178,8 +178,8 @@ async def report_change(
     """The billing system reports a renewal, expansion, contraction or cancellation.
     Idempotent by ``external_id`` (the billing system's id of the change): the same change
     reported again answers the subscription and changes nothing."""
-    SUBSCRIPTIONS.require(principal, SubscriptionOp.REPORT_CHANGE)
     assert kind in BILLING_KINDS
+    SUBSCRIPTIONS.require(principal, REPORT_OPS[kind.value])
     external_id = external_id.strip()
     if not external_id or len(external_id) > 100:
         raise DomainError(

@@ -58,13 +58,10 @@ async def _report(
     return await run(info, SubscriptionChangePayload, action)
 
 
-REPORT = allowed(SUBSCRIPTIONS, SubscriptionOp.REPORT_CHANGE)
-
-
 @strawberry.type
 class SubscriptionsMutation:
     @strawberry.mutation(
-        permission_classes=[REPORT],
+        permission_classes=[allowed(SUBSCRIPTIONS, SubscriptionOp.RENEW)],
         description="The billing system reports a renewal: the next term, from the current end.",
     )
     async def subscription_renew(
@@ -73,7 +70,7 @@ class SubscriptionsMutation:
         return await _report(info, ChangeKind.RENEWED, input, input.amount, input.term_months)
 
     @strawberry.mutation(
-        permission_classes=[REPORT],
+        permission_classes=[allowed(SUBSCRIPTIONS, SubscriptionOp.EXPAND)],
         description="The billing system reports an expansion: a higher recurring amount.",
     )
     async def subscription_expand(
@@ -82,7 +79,7 @@ class SubscriptionsMutation:
         return await _report(info, ChangeKind.EXPANDED, input, input.amount)
 
     @strawberry.mutation(
-        permission_classes=[REPORT],
+        permission_classes=[allowed(SUBSCRIPTIONS, SubscriptionOp.CONTRACT)],
         description="The billing system reports a contraction: a lower recurring amount.",
     )
     async def subscription_contract(
@@ -91,7 +88,7 @@ class SubscriptionsMutation:
         return await _report(info, ChangeKind.CONTRACTED, input, input.amount)
 
     @strawberry.mutation(
-        permission_classes=[REPORT],
+        permission_classes=[allowed(SUBSCRIPTIONS, SubscriptionOp.CANCEL)],
         description="The billing system reports a cancellation.",
     )
     async def subscription_cancel(

@@ -50,7 +50,7 @@ class SubscriptionsQuery:
         info: Info[Context, None],
         within_days: int = 90,
         partner_id: strawberry.ID | None = None,
-    ) -> list[RenewalDueType]:
+    ) -> list[RenewalDueType] | None:
         ctx = info.context
         partner = row_id(partner_id, "Partner") if partner_id is not None else None
         try:
@@ -69,7 +69,7 @@ class SubscriptionsQuery:
     )
     async def net_revenue_retention(
         self, info: Info[Context, None], partner_id: strawberry.ID | None = None
-    ) -> list[NetRevenueRetentionType]:
+    ) -> list[NetRevenueRetentionType] | None:
         ctx = info.context
         partner = row_id(partner_id, "Partner") if partner_id is not None else None
         found = await retention.net_revenue_retention(
