@@ -87,22 +87,15 @@ class SubscriptionChanged(Event):
 
     def to_json(self) -> str:
         """``to_payload`` as JSON text, built directly (the bulk import's hot path)."""
-        rep = "null" if self.rep_user_id is None else f'"{self.rep_user_id}"'
-        return (
-            f'{{"change_id": "{self.change_id}", "subscription_id": "{self.subscription_id}", '
-            f'"account_id": "{self.account_id}", "partner_id": "{self.partner_id}", '
-            f'"rep_user_id": {rep}, "kind": {json.dumps(self.kind)}, '
-            f'"sku": {json.dumps(self.sku)}, "region": {json.dumps(self.region)}, '
-            f'"currency": {json.dumps(self.currency)}, "term_months": {self.term_months}, '
-            f'"amount_before_minor": {self.amount_before_minor}, '
-            f'"amount_after_minor": {self.amount_after_minor}, '
-            f'"arr_delta_minor": {self.arr_delta_minor}, '
-            f'"renewal_number": {self.renewal_number}, '
-            f'"subscription_started_at": "{self.subscription_started_at.isoformat()}", '
-            f'"term_start": "{self.term_start.isoformat()}", '
-            f'"term_end": "{self.term_end.isoformat()}", '
-            f'"effective_at": "{self.effective_at.isoformat()}"}}'
-        )
+        fixed = fixed_json(
+            self.subscription_id, self.account_id, self.partner_id, self.rep_user_id, self.sku,
+            self.region, self.currency, self.subscription_started_at,
+        )  # fmt: skip
+        return change_json(
+            fixed, self.change_id, self.kind, self.term_months, self.amount_before_minor,
+            self.amount_after_minor, self.arr_delta_minor, self.renewal_number,
+            self.term_start, self.term_end, self.effective_at,
+        )  # fmt: skip
 
     @property
     def event_type(self) -> str:
@@ -130,3 +123,47 @@ class SubscriptionChanged(Event):
             term_end=datetime.fromisoformat(payload["term_end"]),
             effective_at=datetime.fromisoformat(payload["effective_at"]),
         )
+
+
+def fixed_json(
+    subscription_id: uuid.UUID,
+    account_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    rep_user_id: uuid.UUID | None,
+    sku: str,
+    region: str,
+    currency: str,
+    started_at: datetime,
+) -> str:
+    """The members of a ``SubscriptionChanged`` payload that are the subscription's own (the
+    import builds them once per subscription)."""
+    rep = "null" if rep_user_id is None else f'"{rep_user_id}"'
+    return (
+        f'"subscription_id": "{subscription_id}", "account_id": "{account_id}", '
+        f'"partner_id": "{partner_id}", "rep_user_id": {rep}, "sku": {json.dumps(sku)}, '
+        f'"region": {json.dumps(region)}, "currency": {json.dumps(currency)}, '
+        f'"subscription_started_at": "{started_at.isoformat()}"'
+    )
+
+
+def change_json(
+    fixed: str,
+    change_id: uuid.UUID,
+    kind: str,
+    term_months: int,
+    amount_before_minor: int,
+    amount_after_minor: int,
+    arr_delta_minor: int,
+    renewal_number: int,
+    term_start: datetime,
+    term_end: datetime,
+    effective_at: datetime,
+) -> str:
+    """A ``SubscriptionChanged`` payload as JSON text (``fixed`` from ``fixed_json``)."""
+    return (
+        f'{{"change_id": "{change_id}", {fixed}, "kind": "{kind}", '
+        f'"term_months": {term_months}, "amount_before_minor": {amount_before_minor}, '
+        f'"amount_after_minor": {amount_after_minor}, "arr_delta_minor": {arr_delta_minor}, '
+        f'"renewal_number": {renewal_number}, "term_start": "{term_start.isoformat()}", '
+        f'"term_end": "{term_end.isoformat()}", "effective_at": "{effective_at.isoformat()}"}}'
+    )

@@ -47,7 +47,7 @@ from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 from subscriptions import changes
 from subscriptions.errors import SubscriptionImportErrorCode
-from subscriptions.events import SubscriptionChanged, arr_of
+from subscriptions.events import SubscriptionChanged, arr_of, change_json, fixed_json
 from subscriptions.models import ChangeKind, ChangeSource, Subscription, SubscriptionChange
 from subscriptions.policy import REPORT_OPS, SUBSCRIPTIONS
 
@@ -58,6 +58,7 @@ COLUMNS = ("external_id", "subscription", "kind", "effective_at", "amount", "cur
 REQUIRED_COLUMNS = ("external_id", "subscription", "kind", "effective_at")
 KINDS = {k.value: k for k in (ChangeKind.RENEWED, ChangeKind.EXPANDED, ChangeKind.CONTRACTED,
                               ChangeKind.CANCELLED)}  # fmt: skip
+_EVENT_TYPES = {kind: "Subscription" + kind.value.capitalize() for kind in KINDS.values()}
 MAX_REPORTED_ERRORS = 1000
 BATCH_SIZE = 50_000
 
@@ -131,7 +132,7 @@ class _Sub:
     """A subscription as the import needs it: what events carry, and its current state."""
 
     __slots__ = ("id", "partner_id", "rep_user_id", "account_id", "sku", "region",
-                 "starts_at", "state", "changed")  # fmt: skip
+                 "starts_at", "state", "changed", "json")  # fmt: skip
 
     def __init__(self, row: Any) -> None:
         (self.id, self.partner_id, self.rep_user_id, self.account_id, self.sku, self.region,
@@ -141,6 +142,7 @@ class _Sub:
             term_start=row[10], ends_at=row[11], renewals=row[12], cancelled_at=row[13],
         )  # fmt: skip
         self.changed = False
+        self.json = ""  # its payload members (events.fixed_json), built at its first change
 
 
 @dataclass(slots=True)
@@ -444,28 +446,51 @@ class _Importer:
         self, sub: _Sub, before: changes.State, after: changes.State, row: _Row
     ) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         change_id, event_id = self.ids.next(), self.ids.next()
+        kind = row.kind.value
         amount_after = 0 if row.kind is ChangeKind.CANCELLED else after.amount_minor
-        event = SubscriptionChanged(
-            change_id=change_id, subscription_id=sub.id, account_id=sub.account_id,
-            partner_id=sub.partner_id, rep_user_id=sub.rep_user_id, kind=row.kind.value,
-            sku=sub.sku, region=sub.region, currency=before.currency,
-            term_months=after.term_months, amount_before_minor=before.amount_minor,
-            amount_after_minor=amount_after,
-            arr_delta_minor=arr_of(amount_after, after.term_months)
-            - arr_of(before.amount_minor, before.term_months),
-            renewal_number=after.renewals, subscription_started_at=sub.starts_at,
-            term_start=after.term_start, term_end=after.ends_at, effective_at=row.effective_at,
-        )  # fmt: skip
+        arr_delta = arr_of(amount_after, after.term_months) - arr_of(
+            before.amount_minor, before.term_months
+        )
         change = (
-            change_id, self.vendor_id, sub.id, sub.partner_id, row.kind.value,
-            ChangeSource.BILLING.value, row.external_id, row.effective_at, before.amount_minor,
-            amount_after, before.currency, after.term_months, after.term_start, after.ends_at,
-            after.renewals, self.now,
+            change_id, self.vendor_id, sub.id, sub.partner_id, kind, ChangeSource.BILLING.value,
+            row.external_id, row.effective_at, before.amount_minor, amount_after,
+            before.currency, after.term_months, after.term_start, after.ends_at, after.renewals,
+            self.now,
         )  # fmt: skip
-        payload: Any = None if self.postgres else event.to_payload()
+        if self.postgres:
+            if not sub.json:
+                sub.json = fixed_json(
+                    sub.id, sub.account_id, sub.partner_id, sub.rep_user_id, sub.sku, sub.region,
+                    before.currency, sub.starts_at,
+                )  # fmt: skip
+            payload: Any = change_json(
+                sub.json, change_id, kind, after.term_months, before.amount_minor, amount_after,
+                arr_delta, after.renewals, after.term_start, after.ends_at, row.effective_at,
+            )  # fmt: skip
+        else:
+            payload = SubscriptionChanged(
+                change_id=change_id,
+                subscription_id=sub.id,
+                account_id=sub.account_id,
+                partner_id=sub.partner_id,
+                rep_user_id=sub.rep_user_id,
+                kind=kind,
+                sku=sub.sku,
+                region=sub.region,
+                currency=before.currency,
+                term_months=after.term_months,
+                amount_before_minor=before.amount_minor,
+                amount_after_minor=amount_after,
+                arr_delta_minor=arr_delta,
+                renewal_number=after.renewals,
+                subscription_started_at=sub.starts_at,
+                term_start=after.term_start,
+                term_end=after.ends_at,
+                effective_at=row.effective_at,
+            ).to_payload()
         outbox = (
-            event_id, self.vendor_id, event.event_type, sub.id,
-            event.to_json() if self.postgres else payload, row.effective_at, self.now, 0,
+            event_id, self.vendor_id, _EVENT_TYPES[row.kind], sub.id, payload, row.effective_at,
+            self.now, 0,
         )  # fmt: skip
         return change, outbox
 

@@ -184,3 +184,20 @@ async def test_imported_renewals_are_events_like_reported_ones(
     assert renewed.to_payload() == events[-1].payload
     await ss.settle(services)
     assert await recurring_entries(db) == [(EntryKind.RENEWAL_COMMISSION, 12_000)]
+
+
+def test_the_json_payload_is_the_payload() -> None:
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    event = SubscriptionChanged(
+        change_id=uuid.uuid4(), subscription_id=uuid.uuid4(), account_id=uuid.uuid4(),
+        partner_id=uuid.uuid4(), rep_user_id=None, kind="RENEWED", sku='SKU-"1"',
+        region="EMEA", currency="USD", term_months=12, amount_before_minor=1,
+        amount_after_minor=2, arr_delta_minor=1, renewal_number=1,
+        subscription_started_at=at, term_start=at, term_end=at, effective_at=at,
+    )  # fmt: skip
+    assert json.loads(event.to_json()) == event.to_payload()
+    assert SubscriptionChanged.parse(event.to_payload()) == event
