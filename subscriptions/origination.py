@@ -14,19 +14,28 @@ it; billing changes never move it. It moves only when another partner's approved
 won deal extends it, from that term on (the partner who sold the term owns it).
 
 Each line is applied once: its change is keyed ``sale:<event id>:<line>`` (or ``deal:``),
-unique per vendor, so a re-run of the handler changes nothing."""
+unique per vendor, so a re-run of the handler changes nothing. A reversal of the sale
+cancels the subscriptions it started (``cancel_reversed``)."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.models import Product
-from deal_registration.events import DEAL_WON, SALE_APPROVED, DealWon, Line, SaleApproved
+from deal_registration.events import (
+    DEAL_WON,
+    SALE_APPROVED,
+    SALE_REVERSED,
+    DealWon,
+    Line,
+    SaleApproved,
+    SaleReversed,
+)
 from deal_registration.registrations.conflicts import normalise_name
 from infra.clock import Clock
 from infra.db import Database, begin_write
@@ -37,10 +46,11 @@ from subscriptions.models import (
     ChangeSource,
     CustomerAccount,
     Subscription,
+    SubscriptionChange,
     SubscriptionStatus,
 )
 
-ORIGIN_TYPES = (SALE_APPROVED, DEAL_WON)
+ORIGIN_TYPES = (SALE_APPROVED, DEAL_WON, SALE_REVERSED)
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,42 @@ async def apply_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> N
     async with db.transaction() as session:
         await begin_write(session)
         for event in events:
-            await apply_origin(session, clock, Origin.of(event))
+            if event.type == SALE_REVERSED:
+                await cancel_reversed(session, clock, event)
+            else:
+                await apply_origin(session, clock, Origin.of(event))
+
+
+async def cancel_reversed(session: AsyncSession, clock: Clock, event: OutboxEvent) -> int:
+    """A sale that started subscriptions was reversed (refunded, returned): each one it
+    started that is still live is cancelled at the reversal (a CANCELLED change keyed
+    ``reversal:<event>:<line>``, so earnings claws back as for any cancellation). Terms a sale
+    added to an existing subscription are left to the billing system to correct."""
+    reversal = SaleReversed.parse(event.payload)
+    started = await session.exec(
+        select(SubscriptionChange).where(
+            SubscriptionChange.vendor_id == event.vendor_id,
+            col(SubscriptionChange.external_id).startswith(f"sale:{reversal.reverses_event_id}:"),
+            SubscriptionChange.kind == ChangeKind.STARTED,
+        )
+    )
+    written = 0
+    for change in list(started):
+        external_id = f"reversal:{event.id}:{change.external_id.rsplit(':', 1)[1]}"
+        if await service.change_by_external_id(session, event.vendor_id, external_id):
+            continue
+        subscription = await session.get(Subscription, change.subscription_id)
+        if subscription is None or subscription.status is SubscriptionStatus.CANCELLED:
+            continue
+        when = max(reversal.reversed_at or event.occurred_at, subscription.starts_at)
+        before = service.state_of(subscription)
+        after = replace(before, cancelled_at=when)
+        await service.record(
+            session, clock, subscription, before, after, kind=ChangeKind.CANCELLED,
+            source=ChangeSource.SALE, external_id=external_id, effective_at=when,
+        )  # fmt: skip
+        written += 1
+    return written
 
 
 async def _account(session: AsyncSession, origin: Origin) -> CustomerAccount:

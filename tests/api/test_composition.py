@@ -31,7 +31,10 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CLAIM_STATE_CHANGED,), True),
         ((*scored, SUBSCRIPTION_STARTED, SUBSCRIPTION_EXPANDED), True),  # contest scoring
         ((CONTEST_CHANGED,), False),
-        ((SALE_APPROVED, DEAL_WON), True),  # subscriptions started or extended
+        (
+            (SALE_APPROVED, DEAL_WON, SALE_REVERSED),
+            True,
+        ),  # subscriptions started, extended or cancelled
         (scored, True),  # earnings crediting
         ((SUBSCRIPTION_RENEWED, SUBSCRIPTION_EXPANDED, SUBSCRIPTION_CANCELLED), True),
         ((EARNINGS_CHANGED,), True),

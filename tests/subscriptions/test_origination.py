@@ -11,12 +11,14 @@ from sqlmodel import col, select
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.errors import DomainError
+from infra.outbox import OutboxEvent
 from partners.roles import Role
 from schema.context import Services
 from subscriptions import renewals, service
 from subscriptions.errors import SubscriptionErrorCode
 from subscriptions.models import ChangeKind, Subscription, SubscriptionChange, SubscriptionStatus
-from tests.factories import Tenant, approve_sale, dispatch
+from subscriptions.origination import Origin, apply_origin, cancel_reversed
+from tests.factories import Tenant, approve_sale, dispatch, reverse_sale
 from tests.subscriptions import scenarios as ss
 
 
@@ -51,8 +53,6 @@ async def test_a_sale_of_a_subscription_product_starts_one_once(
     await approve_sale(db, clock, tenant, sku="NW-ROUTER-X1", customer="Initech GmbH")
     await dispatch(services)
     async with db.transaction() as session:
-        from subscriptions.origination import Origin, apply_origin
-
         assert await apply_origin(session, clock, Origin.of(event)) == 0
         count = len(list(await session.exec(select(Subscription))))
     assert count == 1
@@ -140,3 +140,25 @@ async def test_renewals_due_carry_an_explained_probability(
     assert due[0].estimate.probability_bp == 5_000
     assert due[0].account.name == "Initech GmbH"
     assert "renewed 0 of 0 times" in due[0].estimate.factors[0].text
+
+
+async def test_a_reversed_sale_cancels_the_subscription_it_started(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    event, sub = await ss.first_sale(db, clock, tenant, services)
+    clock.advance(timedelta(days=10))
+    reversal = await reverse_sale(db, clock, tenant, event, reason="refund")
+    await ss.settle(services)
+    async with db.session() as session:
+        again = await session.get(Subscription, sub.id)
+    assert again is not None
+    assert (again.status, again.cancelled_at) == (SubscriptionStatus.CANCELLED, clock.now())
+    kinds = [(c.kind, c.external_id) for c in await changes_of(db, sub.id)]
+    assert kinds == [
+        (ChangeKind.STARTED, f"sale:{event.id}:0"),
+        (ChangeKind.CANCELLED, f"reversal:{reversal.id}:0"),
+    ]
+    async with db.transaction() as session:
+        stored = await session.get(OutboxEvent, reversal.id)
+        assert stored is not None
+        assert await cancel_reversed(session, clock, stored) == 0  # a re-run changes nothing
