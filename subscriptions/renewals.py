@@ -112,21 +112,23 @@ async def renewals_due(
     partner_id: uuid.UUID | None,
     until: datetime,
     *,
-    since: datetime,
+    since: datetime | None = None,
 ) -> list[RenewalDue]:
     """Live subscriptions of the vendor (of one partner, when given) whose term ends in
-    [since, until], soonest first, with their renewal probability. No access check: for
+    [since, until] (by ``until`` when ``since`` is None), soonest first, with their renewal
+    probability (its history as of ``since``, else ``until``). No access check: for
     services that have decided what the caller may see (forecasts)."""
     stmt = select(Subscription).where(
         Subscription.vendor_id == vendor_id,
         Subscription.status == SubscriptionStatus.ACTIVE,
-        col(Subscription.ends_at) >= since,
         col(Subscription.ends_at) <= until,
     )
+    if since is not None:
+        stmt = stmt.where(col(Subscription.ends_at) >= since)
     if partner_id is not None:
         stmt = stmt.where(Subscription.partner_id == partner_id)
     due = list(await session.exec(stmt.order_by(col(Subscription.ends_at), col(Subscription.id))))
-    return await _estimates(session, due, since)
+    return await _estimates(session, due, since or until)
 
 
 async def visible_renewals_due(
