@@ -18,6 +18,7 @@ from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
 from earnings.prizes import PrizeAward, credit_prizes
+from earnings.recurring import run_retention_checks
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
@@ -34,6 +35,7 @@ from notifications.runtime import Notifier
 from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from subscriptions import handlers as subscriptions_handlers
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -80,6 +82,7 @@ def handlers(services: Services) -> list[Registration]:
     return [
         *deal_registration_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
+        *subscriptions_handlers.handlers(services.db, services.clock),
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
@@ -97,6 +100,8 @@ def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
         "contest-closer": run_closer(services.leaderboards),
         # deal protection about to expire, the mail queue and its daily digests
         "notifier": services.notifier.run(),
+        # recurring commissions' retention bonuses, due when an account has stayed N months
+        "retention-checks": run_retention_checks(services.db, services.clock),
     }
 
 

@@ -51,6 +51,9 @@ from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
+from schema.subscriptions.mutations import SubscriptionsMutation
+from schema.subscriptions.queries import SubscriptionsQuery
+from schema.subscriptions.types import SubscriptionType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -59,6 +62,7 @@ QUERIES: tuple[type, ...] = (
     DealRegistrationQuery,
     SalesQuery,
     EarningsQuery,
+    SubscriptionsQuery,
     LeaderboardsQuery,
     ScreensQuery,
     OperationsQuery,
@@ -77,6 +81,7 @@ MUTATIONS: tuple[type, ...] = (
     DealRegistrationMutation,
     SalesMutation,
     EarningsMutation,
+    SubscriptionsMutation,
     LeaderboardsMutation,
     ScreensMutation,
     InvitationsMutation,
@@ -104,6 +109,7 @@ NODE_TYPES: tuple[type, ...] = (
     EarningEntryType,
     PayoutStatementType,
     ProgramType,
+    SubscriptionType,
     ContestType,
     DisplayKeyType,
     InvitationType,

@@ -13,7 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli import audit, deals, dispatch, leaderboards, outbox, partners, serials, vendors
+from api.cli import (
+    audit,
+    deals,
+    dispatch,
+    leaderboards,
+    outbox,
+    partners,
+    serials,
+    subscriptions,
+    vendors,
+)
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -24,6 +34,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)
 app.add_typer(serials.app, name="serials")
+app.add_typer(subscriptions.app, name="subscriptions")
 
 
 @app.command()

@@ -13,6 +13,12 @@ from deal_registration.events import (
 from earnings.events import EARNINGS_CHANGED
 from leaderboards.events import CONTEST_CHANGED, CONTEST_PRIZE_APPROVED
 from schema.context import Services
+from subscriptions.events import (
+    SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_EXPANDED,
+    SUBSCRIPTION_RENEWED,
+    SUBSCRIPTION_STARTED,
+)
 
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
@@ -23,9 +29,14 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
     assert declared == [
         ((DEAL_STATUS_CHANGED,), True),
         ((CLAIM_STATE_CHANGED,), True),
-        (scored, True),
+        ((*scored, SUBSCRIPTION_STARTED, SUBSCRIPTION_EXPANDED), True),  # contest scoring
         ((CONTEST_CHANGED,), False),
+        (
+            (SALE_APPROVED, DEAL_WON, SALE_REVERSED),
+            True,
+        ),  # subscriptions started, extended or cancelled
         (scored, True),  # earnings crediting
+        ((SUBSCRIPTION_RENEWED, SUBSCRIPTION_EXPANDED, SUBSCRIPTION_CANCELLED), True),
         ((EARNINGS_CHANGED,), True),
         ((CONTEST_PRIZE_APPROVED,), True),  # contest prizes credited (tv branch)
         (tuple(sorted(services.notifier.triggers)), True),  # notifications, last

@@ -49,10 +49,11 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
+from subscriptions.policy import SUBSCRIPTIONS
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS, NOTIFICATIONS,
+    PARTNERS, APPLICATIONS, NOTIFICATIONS, SUBSCRIPTIONS,
 ]  # fmt: skip
 
 
