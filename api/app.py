@@ -21,11 +21,13 @@ from api import graphiql
 from api.attachments import download_attachment
 from api.auth import Authenticator
 from api.composition import build_services
+from api.exports import download_export
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
 from api.ws_sessions import SocketSessions
+from forecasts.accuracy import run_forecast_closer
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis, connect
@@ -88,6 +90,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             background.append(
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
             )
+            background.append(
+                asyncio.create_task(
+                    run_forecast_closer(services.db, services.clock), name="forecast-closer"
+                )
+            )
         else:
             outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's
@@ -127,6 +134,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/attachments/{attachment_id}", download_attachment, methods=["GET"]),
+            Route("/exports/{kind}.csv", download_export, methods=["GET"]),
             *graphiql_routes,
         ],
         middleware=[

@@ -15,6 +15,7 @@ from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
+from forecasts import handlers as forecasts_handlers
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, Registration
@@ -74,6 +75,8 @@ def handlers(services: Services) -> list[Registration]:
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
+        # After crediting: concentration guardrails read the credited revenue.
+        *forecasts_handlers.handlers(services.db, services.clock),
     ]
 
 

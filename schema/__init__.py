@@ -26,6 +26,14 @@ from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
 from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
+from schema.forecasts.mutations import ForecastsMutation
+from schema.forecasts.queries import ForecastsQuery
+from schema.forecasts.types import (
+    ConcentrationAlertType,
+    ConcentrationThresholdType,
+    ForecastAccuracyType,
+    PartnerForecastType,
+)
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
@@ -60,6 +68,7 @@ QUERIES: tuple[type, ...] = (
     PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
+    ForecastsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -73,6 +82,7 @@ MUTATIONS: tuple[type, ...] = (
     LeaderboardsMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
+    ForecastsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -99,6 +109,10 @@ NODE_TYPES: tuple[type, ...] = (
     PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
+    PartnerForecastType,
+    ForecastAccuracyType,
+    ConcentrationThresholdType,
+    ConcentrationAlertType,
 )
 
 

@@ -13,7 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli import audit, deals, dispatch, leaderboards, outbox, partners, serials, vendors
+from api.cli import (
+    audit,
+    deals,
+    dispatch,
+    exports,
+    leaderboards,
+    outbox,
+    partners,
+    serials,
+    vendors,
+)
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -175,6 +185,7 @@ app.command("simulate")(leaderboards.simulate)
 app.command("dispatch")(dispatch.dispatch)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(audit.app, name="audit")
+app.add_typer(exports.app, name="exports")
 app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 app.add_typer(partners.app, name="partners")
 
