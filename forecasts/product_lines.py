@@ -1,6 +1,6 @@
-"""Product lines: a forecast is per product line, and a product's line is its catalogue
-``category`` (the product family the vendor files it under). Products without a category,
-and deals registered without product lines, fall in ``OTHER``."""
+"""Product lines as forecasts read them (``catalogue.product_lines``: a product's line is its
+catalogue category, ``OTHER`` without one): the vendor's lines, and how a registered deal's
+value splits across them."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from catalogue.models import Product
+from catalogue.product_lines import OTHER, line_of
 from deal_registration.registrations.models import DealRegistrationLine
 from earnings.rounding import divide_rounded
 
-OTHER = "Other"
-
-
-def line_of(category: str) -> str:
-    return category.strip() or OTHER
+__all__ = ["OTHER", "deal_line_weights", "line_of", "split", "vendor_product_lines"]
 
 
 async def vendor_product_lines(session: AsyncSession, vendor_id: uuid.UUID) -> list[str]:
