@@ -89,13 +89,26 @@ def parse_currency(text: str) -> str:
     return code
 
 
+@dataclass(frozen=True)
+class PartnerKey:
+    id: uuid.UUID
+    name: str
+    region: str
+
+
 async def partner_rows(
     session: AsyncSession, principal: Principal, clock: Clock, quarter: Quarter, currency: str
-) -> dict[uuid.UUID, tuple[Partner, RollupRow]]:
-    """One row per partner the caller may read (three grouped queries and the partners)."""
+) -> dict[uuid.UUID, tuple[PartnerKey, RollupRow]]:
+    """One row per partner the caller may read (four grouped queries; columns only, no
+    partner objects: at 10,000 partners their loading would cost more than the sums)."""
     visible = accessible_partner_ids(principal)
-    partners = await session.exec(select(Partner).where(col(Partner.id).in_(visible)))
-    rows = {p.id: (p, RollupRow(key=str(p.id), label=p.name, partners=1)) for p in partners}
+    partners = await session.exec(
+        select(Partner.id, Partner.name, Partner.region).where(col(Partner.id).in_(visible))
+    )
+    rows = {
+        pid: (PartnerKey(pid, name, region), RollupRow(key=str(pid), label=name, partners=1))
+        for pid, name, region in partners
+    }
     forecasts = await session.exec(
         select(
             PartnerForecast.partner_id,
