@@ -190,6 +190,7 @@ async def rollup(
         memberships = await session.exec(
             select(PartnerGroupMembership.group_id, PartnerGroupMembership.partner_id).where(
                 PartnerGroupMembership.vendor_id == principal.vendor_id,
+                col(PartnerGroupMembership.partner_id).in_(accessible_partner_ids(principal)),
                 col(PartnerGroupMembership.joined_at) <= now,
                 (col(PartnerGroupMembership.left_at).is_(None))
                 | (col(PartnerGroupMembership.left_at) > now),
