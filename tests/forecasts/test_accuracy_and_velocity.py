@@ -22,7 +22,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, add_products, approve_sale, dispatch, gid
 from tests.forecasts.scenarios import SUBMIT, add_deal, line, next_quarter
-from tests.support import GQL, error_codes
+from tests.support import GQL, error_codes, eventually
 
 ACCURACY = """query($p: ID) { forecastAccuracy(partnerId: $p) { totalCount edges { node {
   partnerId quarter commit { amountMinor } actual { amountMinor } accuracyBp biasBp } } } }"""
@@ -189,3 +189,30 @@ async def test_pipeline_velocity_per_partner(
     bad = await gql('{ pipelineVelocity(currency: "ZZZ") { openDeals } }',
                     as_user=tenant.user(Role.VENDOR_ADMIN))  # fmt: skip
     assert error_codes(bad) == ["INVALID_CURRENCY"]
+
+
+@pytest.mark.slow
+async def test_the_app_closes_quarters_by_the_clock(
+    gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database
+) -> None:
+    """Nobody calls the closer: the app's own (beside its outbox dispatcher) records the
+    accuracy once the clock has passed the quarter's end."""
+    q = next_quarter(clock)
+    result = await gql.data(
+        SUBMIT, {"input": {"quarter": q.key, "lines": [line("Other", "10.00", "10.00")]}},
+        as_user=tenant.user(Role.PARTNER_ADMIN),
+    )  # fmt: skip
+    assert result["forecastSubmit"]["userErrors"] == []
+    clock.advance(q.ends_at - clock.now() + timedelta(minutes=5))
+
+    async def recorded() -> bool:
+        async with db.session() as session:
+            return (
+                await accuracy.accuracy_of(session, tenant.vendor.id, tenant.partners[0].id, q.key)
+                is not None
+            )
+
+    await eventually(recorded, within=15)
+    data = await gql.data(ACCURACY, {}, as_user=tenant.user(Role.PARTNER_ADMIN))
+    node = data["forecastAccuracy"]["edges"][0]["node"]
+    assert (node["accuracyBp"], node["biasBp"], node["actual"]) == (0, None, {"amountMinor": 0})
