@@ -57,7 +57,7 @@ class ForecastsQuery:
     )
     async def forecast_draft(
         self, info: Info[Context, None], quarter: str, currency: str = "USD"
-    ) -> ForecastDraftType:
+    ) -> ForecastDraftType | None:
         ctx = info.context
         try:
             draft = await submission.draft(
@@ -101,7 +101,7 @@ class ForecastsQuery:
         quarter: str,
         currency: str = "USD",
         by: RollupByEnum = rollup.RollupBy.PARTNER,  # type: ignore[valid-type]
-    ) -> ForecastRollupType:
+    ) -> ForecastRollupType | None:
         ctx = info.context
         try:
             result = await rollup.rollup(
@@ -145,7 +145,7 @@ class ForecastsQuery:
         info: Info[Context, None],
         partner_id: strawberry.ID | None = None,
         currency: str = "USD",
-    ) -> list[PipelineVelocityType]:
+    ) -> list[PipelineVelocityType] | None:
         ctx = info.context
         try:
             rows = await velocity.readable_velocities(

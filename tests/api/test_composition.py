@@ -11,13 +11,15 @@ from deal_registration.events import (
     SALE_REVERSED,
 )
 from earnings.events import EARNINGS_CHANGED
+from forecasts.events import CONCENTRATION_THRESHOLD_CHANGED
 from leaderboards.events import CONTEST_CHANGED
 from schema.context import Services
 
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
     """Live notices and contest scoring run before earnings crediting in a run (they take a
-    few ms; crediting takes milliseconds a sale and nothing live waits for it)."""
+    few ms; crediting takes milliseconds a sale and nothing live waits for it); the
+    concentration check runs last."""
     declared = [(r.event_types, r.batched) for r in handlers(services)]
     scored = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
     assert declared == [
@@ -27,6 +29,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_CHANGED,), False),
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
+        # after crediting: concentration guardrails read the credited revenue
+        ((EARNINGS_CHANGED, CONCENTRATION_THRESHOLD_CHANGED), True),
     ]
 
 
