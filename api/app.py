@@ -27,6 +27,7 @@ from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
 from api.ws_sessions import SocketSessions
+from earnings.recurring import run_retention_checks
 from forecasts.accuracy import run_forecast_closer
 from infra.clock import Clock, SystemClock
 from infra.db import Database
@@ -93,6 +94,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             background.append(
                 asyncio.create_task(
                     run_forecast_closer(services.db, services.clock), name="forecast-closer"
+                )
+            )
+            background.append(
+                asyncio.create_task(
+                    run_retention_checks(services.db, services.clock), name="retention-checks"
                 )
             )
         else:

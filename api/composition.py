@@ -16,6 +16,7 @@ from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
 from forecasts import handlers as forecasts_handlers
+from forecasts.renewals import subscription_renewals
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, Registration
@@ -27,6 +28,7 @@ from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from subscriptions import handlers as subscriptions_handlers
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -60,6 +62,7 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
             per_address=settings.apply_limit_per_address,
             per_email=settings.apply_limit_per_email,
         ),
+        renewals_due=subscription_renewals,
     )
     outbox.register_all(handlers(services))
     return services
@@ -72,6 +75,7 @@ def handlers(services: Services) -> list[Registration]:
     return [
         *deal_registration_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
+        *subscriptions_handlers.handlers(services.db, services.clock),
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),

@@ -16,6 +16,10 @@ class Product(SQLModel, table=True):
         UniqueConstraint("vendor_id", "sku"),
         CheckConstraint("list_price_minor >= 0", name="list_price_not_negative"),
         CheckConstraint("margin_rate_bp BETWEEN -10000 AND 10000", name="margin_rate_range"),
+        CheckConstraint(
+            "subscription_term_months IS NULL OR subscription_term_months BETWEEN 1 AND 120",
+            name="subscription_term_range",
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -29,5 +33,8 @@ class Product(SQLModel, table=True):
     # partner roles.
     margin_rate_bp: int = 0
     active: bool = True
+    # Set for a subscription product: the length of one term. An approved sale or a won deal
+    # of it starts (or extends) a subscription of this term (subscriptions/).
+    subscription_term_months: int | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -30,6 +30,7 @@ async def upsert_product(
     category: str = "",
     margin_rate_bp: int = 0,
     active: bool = True,
+    subscription_term_months: int | None = None,
 ) -> Product:
     """Create the product with this SKU, or update it. Vendor admins only; the vendor is
     the caller's."""
@@ -73,6 +74,14 @@ async def upsert_product(
                 "margin_rate_bp",
             )
         )
+    if subscription_term_months is not None and not 1 <= subscription_term_months <= 120:
+        errors.append(
+            DomainError(
+                CatalogueErrorCode.INVALID_TERM,
+                "A subscription term is 1 to 120 months (leave it empty for a one-off product).",
+                "subscription_term_months",
+            )
+        )
     if errors:
         raise DomainErrors(errors)
     now = clock.now()
@@ -93,6 +102,7 @@ async def upsert_product(
     product.currency = currency
     product.margin_rate_bp = margin_rate_bp
     product.active = active
+    product.subscription_term_months = subscription_term_months
     product.updated_at = now
     session.add(product)
     await session.flush()
@@ -111,4 +121,5 @@ def _audited(product: Product) -> dict[str, object]:
         "sku": product.sku, "name": product.name, "category": product.category,
         "list_price_minor": product.list_price_minor, "currency": product.currency,
         "margin_rate_bp": product.margin_rate_bp, "active": product.active,
+        "subscription_term_months": product.subscription_term_months,
     }  # fmt: skip

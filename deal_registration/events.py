@@ -44,6 +44,8 @@ class SaleApproved(Event):
     lines: list[Line] = field(default_factory=list)
     sold_at: datetime | None = None
     approved_at: datetime | None = None
+    # The claim's customer, as the partner named it (subscriptions key accounts by it).
+    customer_name: str = ""
 
     @property
     def units(self) -> int:
@@ -63,6 +65,7 @@ class SaleApproved(Event):
             approved_at=datetime.fromisoformat(payload["approved_at"])
             if payload.get("approved_at")
             else None,
+            customer_name=payload.get("customer_name", ""),
         )
 
 
@@ -139,6 +142,9 @@ class DealWon(Event):
     amount_minor: int
     won_at: datetime
     lines: list[Line] = field(default_factory=list)
+    # The registration's customer (subscriptions key accounts by it).
+    customer_name: str = ""
+    customer_domain: str = ""
 
     @classmethod
     def parse(cls, payload: dict[str, Any]) -> Self:
@@ -151,6 +157,8 @@ class DealWon(Event):
             amount_minor=int(payload["amount_minor"]),
             won_at=datetime.fromisoformat(payload["won_at"]),
             lines=[Line(**line) for line in payload.get("lines", [])],
+            customer_name=payload.get("customer_name", ""),
+            customer_domain=payload.get("customer_domain", ""),
         )
 
 

@@ -42,6 +42,11 @@ class ExplanationKind(StrEnum):
     HOLD_RELEASED = "HOLD_RELEASED"
     NOT_COVERED = "NOT_COVERED"
     NEXT_TIER = "NEXT_TIER"
+    RENEWALS = "RENEWALS"
+    ESCALATOR = "ESCALATOR"
+    EXPANSION_BONUS = "EXPANSION_BONUS"
+    RETENTION_BONUS = "RETENTION_BONUS"
+    SUBSCRIPTION_CLAWBACK = "SUBSCRIPTION_CLAWBACK"
 
 
 @dataclass(frozen=True)
@@ -166,24 +171,59 @@ def explain_entries(
     *,
     clawbacks: Sequence[tuple[uuid.UUID, Mapping[str, Any]]] = (),
     spiff_skus: set[str] | None = None,
+    subscription_clawbacks: Sequence[tuple[uuid.UUID, Mapping[str, Any], int]] = (),
 ) -> list[Explanation]:
-    """From the period's sums per kind, its clawbacks (source event, inputs: for the
-    reversals and their reasons) and the SKUs its spiffs were paid on."""
+    """From the period's sums per kind, its clawbacks of reversed sales (source event,
+    inputs: for the reversals and their reasons), those of cancelled subscriptions (source
+    event, inputs, amount) and the SKUs its spiffs were paid on."""
     reasons = {str(inputs.get("reason", "")) for _, inputs in clawbacks}
     reversed_sales = {event_id for event_id, _ in clawbacks}
     spiff_skus = spiff_skus or set()
     out = []
-    if sums.get(EntryKind.CLAWBACK):
+    recurring_taken = sum(amount for _, _, amount in subscription_clawbacks)
+    sale_taken = sums.get(EntryKind.CLAWBACK, 0) - recurring_taken
+    if sale_taken:
         n = len(reversed_sales)
         why = ", ".join(sorted(r for r in reasons if r))
         out.append(
             Explanation(
                 ExplanationKind.CLAWBACK,
-                f"{_m(-sums[EntryKind.CLAWBACK], currency)} was taken back because {n} "
+                f"{_m(-sale_taken, currency)} was taken back because {n} "
                 f"sale{'s were' if n > 1 else ' was'} reversed" + (f" ({why})." if why else "."),
-                sums[EntryKind.CLAWBACK],
+                sale_taken,
             )
         )
+    if recurring_taken:
+        cancelled = {str(inputs.get("subscription_id")) for _, inputs, _ in subscription_clawbacks}
+        windows = sorted(
+            {int(inputs.get("clawback_days", 0)) for _, inputs, _ in subscription_clawbacks}
+        )
+        n = len(cancelled)
+        out.append(
+            Explanation(
+                ExplanationKind.SUBSCRIPTION_CLAWBACK,
+                f"{_m(-recurring_taken, currency)} was taken back because {n} "
+                f"subscription{'s were' if n > 1 else ' was'} cancelled within the clawback "
+                f"window ({', '.join(f'{d} days' for d in windows)} of the term's start): "
+                "what that term's renewal and expansions earned.",
+                recurring_taken,
+            )
+        )
+    recurring = (
+        (EntryKind.RENEWAL_COMMISSION, ExplanationKind.RENEWALS,
+         "Renewals of your customers' subscriptions added {}."),
+        (EntryKind.ESCALATOR, ExplanationKind.ESCALATOR,
+         "Multi-year escalators on renewed multi-year terms added {}."),
+        (EntryKind.EXPANSION_BONUS, ExplanationKind.EXPANSION_BONUS,
+         "Expansion bonuses on your customers' net increases added {}."),
+        (EntryKind.RETENTION_BONUS, ExplanationKind.RETENTION_BONUS,
+         "Retention bonuses for customers still active after the program's months added {}."),
+    )  # fmt: skip
+    for entry_kind, kind, text in recurring:
+        if sums.get(entry_kind):
+            out.append(
+                Explanation(kind, text.format(_m(sums[entry_kind], currency)), sums[entry_kind])
+            )
     if sums.get(EntryKind.SPIFF):
         out.append(
             Explanation(

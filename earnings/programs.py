@@ -78,6 +78,45 @@ class Spiff:
 
 
 @dataclass(frozen=True)
+class Recurring:
+    """What a program pays on subscriptions (docs/recurring.md#recurring-commissions).
+
+    - ``renewal_rate_bp`` of each renewed term's amount; ``renewal_schedule_bp`` (optional)
+      declines it: renewal n pays ``schedule[n-1]``, the last entry from then on;
+    - capped: no renewal after the ``max_renewals``-th, nor one whose term starts more than
+      ``max_months`` after the subscription started (None: no cap);
+    - ``multi_year_escalator_bp`` more per year beyond the first of a multi-year term;
+    - ``expansion_bonus_bp`` of an expansion's net increase (above the highest amount the
+      subscription had before);
+    - ``retention_bonus_minor`` once the account is still active ``retention_months``
+      after the start;
+    - a cancellation within ``clawback_days`` of the current term's start takes back what
+      that term's renewal and expansions earned (0: never)."""
+
+    renewal_rate_bp: int = 0
+    renewal_schedule_bp: tuple[int, ...] = ()
+    max_renewals: int | None = None
+    max_months: int | None = None
+    multi_year_escalator_bp: int = 0
+    expansion_bonus_bp: int = 0
+    retention_months: int | None = None
+    retention_bonus_minor: int = 0
+    clawback_days: int = 0
+
+    def renewal_rate(self, renewal_number: int) -> int:
+        if self.renewal_schedule_bp:
+            return self.renewal_schedule_bp[min(renewal_number, len(self.renewal_schedule_bp)) - 1]
+        return self.renewal_rate_bp
+
+    def escalator_bp(self, term_months: int) -> int:
+        return self.multi_year_escalator_bp * max(term_months // 12 - 1, 0)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Recurring:
+        return cls(**{**data, "renewal_schedule_bp": tuple(data.get("renewal_schedule_bp", ()))})
+
+
+@dataclass(frozen=True)
 class Rules:
     base_rates: tuple[BaseRate, ...] = ()
     window_days: int = 30
@@ -86,6 +125,7 @@ class Rules:
     deal_bonus_bp: int = 0
     deal_bonus_minor: int = 0
     clawback: bool = True
+    recurring: Recurring | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -113,6 +153,7 @@ class Rules:
             deal_bonus_bp=int(data.get("deal_bonus_bp", 0)),
             deal_bonus_minor=int(data.get("deal_bonus_minor", 0)),
             clawback=bool(data.get("clawback", True)),
+            recurring=Recurring.from_json(data["recurring"]) if data.get("recurring") else None,
         )
 
     def tiers_ascending(self) -> list[Tier]:
@@ -297,10 +338,62 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
             err(code.INVALID_SPIFF, "Give instants with a timezone.", path)
         elif spiff.ends_at <= spiff.starts_at:
             err(code.SPIFF_ENDS_BEFORE_START, "The spiff ends before it starts.", f"{path}.ends_at")
+    if rules.recurring is not None:
+        errors.extend(validate_recurring(rules.recurring, prefix))
     if rules.deal_bonus_bp < 0 or rules.deal_bonus_minor < 0:
         err(code.NEGATIVE_RATE, "A deal bonus cannot be negative.", "deal_bonus")
     elif rules.deal_bonus_bp > MAX_RATE_BP or rules.deal_bonus_minor > MAX_AMOUNT_MINOR:
         err(code.INVALID_RATE, "The deal bonus is too large.", "deal_bonus")
+    return errors
+
+
+def validate_recurring(r: Recurring, prefix: str) -> list[DomainError]:
+    code = EarningsErrorCode
+    path = f"{prefix}.recurring"
+    errors: list[DomainError] = []
+    rates = {
+        "renewal_rate_bp": r.renewal_rate_bp,
+        "multi_year_escalator_bp": r.multi_year_escalator_bp,
+        "expansion_bonus_bp": r.expansion_bonus_bp,
+        **{f"renewal_schedule_bp.{i}": v for i, v in enumerate(r.renewal_schedule_bp)},
+    }
+    for name, value in rates.items():
+        if value < 0:
+            errors.append(
+                DomainError(code.NEGATIVE_RATE, "A rate cannot be negative.", f"{path}.{name}")
+            )
+        elif value > MAX_RATE_BP:
+            errors.append(
+                DomainError(code.INVALID_RATE, "A rate is at most 100%.", f"{path}.{name}")
+            )
+    limits: dict[str, int | None] = {
+        "max_renewals": r.max_renewals, "max_months": r.max_months,
+        "retention_months": r.retention_months,
+    }  # fmt: skip
+    for name, limit in limits.items():
+        if limit is not None and not 1 <= limit <= 600:
+            errors.append(
+                DomainError(code.INVALID_RECURRING, "Give 1 to 600, or nothing.", f"{path}.{name}")
+            )
+    if not 0 <= r.clawback_days <= 3650:
+        errors.append(
+            DomainError(code.INVALID_RECURRING, "0 to 3650 days.", f"{path}.clawback_days")
+        )
+    if r.retention_bonus_minor < 0:
+        errors.append(
+            DomainError(
+                code.NEGATIVE_RATE, "A bonus cannot be negative.", f"{path}.retention_bonus"
+            )
+        )
+    elif r.retention_bonus_minor > MAX_AMOUNT_MINOR:
+        errors.append(DomainError(code.INVALID_AMOUNT, "Too large.", f"{path}.retention_bonus"))
+    if r.retention_bonus_minor and r.retention_months is None:
+        errors.append(
+            DomainError(
+                code.INVALID_RECURRING, "Say after how many months the retention bonus is paid.",
+                f"{path}.retention_months",
+            )
+        )  # fmt: skip
     return errors
 
 

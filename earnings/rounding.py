@@ -10,17 +10,11 @@ the entries it undoes exactly, never recomputes them.
 
 from __future__ import annotations
 
+from infra.money import divide_rounded
+
+__all__ = ["BP", "apply_bp", "divide_rounded", "format_bp", "ratio_bp"]
+
 BP = 10_000  # basis points in 100 %
-
-
-def divide_rounded(numerator: int, denominator: int) -> int:
-    """numerator / denominator rounded half away from zero (denominator > 0)."""
-    if denominator <= 0:
-        raise ValueError("denominator must be positive")
-    quotient, remainder = divmod(abs(numerator), denominator)
-    if remainder * 2 >= denominator:
-        quotient += 1
-    return quotient if numerator >= 0 else -quotient
 
 
 def apply_bp(amount_minor: int, rate_bp: int) -> int:

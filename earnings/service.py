@@ -182,13 +182,18 @@ async def summary(
     result.previous_earned_minor = await _sum(
         session, _booked(scope, currency, start - (end - start), start)
     )
-    clawbacks = list(
+    all_clawbacks = list(
         await session.exec(
-            select(EarningEntry.source_event_id, EarningEntry.inputs).where(
-                *in_period, EarningEntry.kind == EntryKind.CLAWBACK
-            )
+            select(
+                EarningEntry.source_event_id, EarningEntry.inputs, EarningEntry.amount_minor
+            ).where(*in_period, EarningEntry.kind == EntryKind.CLAWBACK)
         )
     )
+    # A cancelled subscription's clawback names it; a reversed sale's does not.
+    clawbacks = [(e, inputs) for e, inputs, _ in all_clawbacks if "subscription_id" not in inputs]
+    subscription_clawbacks = [
+        (e, inputs, amount) for e, inputs, amount in all_clawbacks if "subscription_id" in inputs
+    ]
     spiff_keys = await session.exec(
         select(EarningEntry.line_key)
         .where(*in_period, EarningEntry.kind == EntryKind.SPIFF)
@@ -254,7 +259,11 @@ async def summary(
         ),
         *explanations.explain_rate(before, result.tier),
         *explanations.explain_entries(
-            result.by_kind, currency, clawbacks=clawbacks, spiff_skus=spiff_skus
+            result.by_kind,
+            currency,
+            clawbacks=clawbacks,
+            spiff_skus=spiff_skus,
+            subscription_clawbacks=subscription_clawbacks,
         ),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
         *(explanations.explain_release(hold, statement) for hold, statement in released),

@@ -33,6 +33,9 @@ from infra.money import to_decimal_string
 from partners.audit_log import readable_audit_entries
 from partners.models import Partner
 from partners.roles import Principal
+from subscriptions.events import arr_of
+from subscriptions.models import Subscription
+from subscriptions.repository import readable_subscriptions
 
 PAGE = 1_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -101,6 +104,16 @@ def _forecast(f: PartnerForecast, partner: str) -> Cells:
     ]  # fmt: skip
 
 
+def _subscription(s: Subscription, partner: str) -> Cells:
+    return [
+        str(s.id), str(s.partner_id), text_cell(partner), str(s.account_id), text_cell(s.sku),
+        text_cell(s.region), s.term_months, s.amount_minor,
+        to_decimal_string(s.amount_minor, s.currency), s.currency,
+        arr_of(s.amount_minor, s.term_months), s.status.value, s.renewals, _at(s.starts_at),
+        _at(s.term_start), _at(s.ends_at), _at(s.cancelled_at), _at(s.updated_at),
+    ]  # fmt: skip
+
+
 def _audit(e: AuditEntry, _: str) -> Cells:
     return [
         str(e.id), _at(e.at), text_cell(e.actor), text_cell(e.action), text_cell(e.entity_type),
@@ -141,6 +154,14 @@ KINDS: dict[str, ExportKind] = {
             ("id", "at", "actor", "action", "entity_type", "entity_id", "before", "after",
              "reason"),
             _audit,
+        ),
+        ExportKind(
+            ExportOp.SUBSCRIPTIONS, "Subscriptions as they stand (status, current term, ARR).",
+            Subscription, Subscription.updated_at, readable_subscriptions,
+            ("id", "partner_id", "partner_name", "account_id", "sku", "region", "term_months",
+             "amount_minor", "amount", "currency", "arr_minor", "status", "renewals",
+             "starts_at", "term_start", "ends_at", "cancelled_at", "updated_at"),
+            _subscription, Subscription.partner_id,
         ),
     )
 }  # fmt: skip

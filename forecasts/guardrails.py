@@ -4,7 +4,9 @@ together, may hold in a quarter, overall or within a region or partner group.
 
     share(top N) = Σ basis of the N partners with the most ÷ Σ basis of every partner in scope
 
-(in basis points, rounded half away from zero; partners with a negative total count as 0;
+Bases: revenue effective in the quarter so far, or annual recurring revenue of the
+subscriptions live now. Shares are in basis points, rounded half away from zero (partners
+with a negative total count as 0;
 no share while the total is 0). A share strictly above the threshold's ``max_share_bp``
 crosses it: one ``ConcentrationAlert`` per threshold and quarter (whatever happens later in
 the quarter) and a ``ConcentrationAlerted`` event, in the same transaction. Checked for the
@@ -44,6 +46,8 @@ from partners.audit_log import log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.models import Partner
 from partners.roles import Principal
+from subscriptions.events import arr_of
+from subscriptions.models import Subscription, SubscriptionStatus
 
 AUDIT_ENTITY = "concentration_threshold"
 
@@ -56,9 +60,30 @@ async def _revenue(
     )
 
 
-# One row per basis: recurring revenue (subscriptions) is one more member and one more row.
+async def _recurring(
+    session: AsyncSession, *, vendor_id: uuid.UUID, currency: str, start: datetime, end: datetime
+) -> dict[uuid.UUID, int]:
+    """Annual recurring revenue (``subscriptions.events.arr_of``) of the subscriptions live
+    at ``end`` (active, started, their term not over), per partner."""
+    rows = await session.exec(
+        select(Subscription).where(
+            Subscription.vendor_id == vendor_id,
+            Subscription.currency == currency,
+            Subscription.status == SubscriptionStatus.ACTIVE,
+            col(Subscription.starts_at) <= end,
+            col(Subscription.ends_at) > end,
+        )
+    )
+    out: dict[uuid.UUID, int] = {}
+    for sub in rows:
+        out[sub.partner_id] = out.get(sub.partner_id, 0) + arr_of(sub.amount_minor, sub.term_months)
+    return out
+
+
+# One reader per basis.
 BASES: dict[ShareBasis, Callable[..., Awaitable[dict[uuid.UUID, int]]]] = {
     ShareBasis.REVENUE: _revenue,
+    ShareBasis.RECURRING_REVENUE: _recurring,
 }
 
 

@@ -1,6 +1,6 @@
 """What forecasts does after other domains' events commit: check the concentration
-guardrails of every vendor whose partners' earnings changed (the quarter to date), and a
-threshold once it is set."""
+guardrails of every vendor whose partners' earnings or subscriptions changed (the quarter
+to date), and a threshold once it is set."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from forecasts.events import CONCENTRATION_THRESHOLD_CHANGED
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent, Registration, batch
+from subscriptions.events import SUBSCRIPTION_EVENT_TYPES
 
 
 def handlers(db: Database, clock: Clock) -> list[Registration]:
@@ -22,4 +23,6 @@ def handlers(db: Database, clock: Clock) -> list[Registration]:
             async with db.transaction() as session:
                 await guardrails.evaluate(session, clock, vendor_id)
 
-    return [batch([EARNINGS_CHANGED, CONCENTRATION_THRESHOLD_CHANGED], check)]
+    return [
+        batch([EARNINGS_CHANGED, *SUBSCRIPTION_EVENT_TYPES, CONCENTRATION_THRESHOLD_CHANGED], check)
+    ]

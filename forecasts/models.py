@@ -119,10 +119,10 @@ class ShareMetric(StrEnum):
 
 
 class ShareBasis(StrEnum):
-    """What the share is of. Recurring revenue (subscriptions) joins here once that domain
-    is merged: a member and a row in ``guardrails.BASES``."""
+    """What the share is of (each has its reader in ``guardrails.BASES``)."""
 
-    REVENUE = "REVENUE"
+    REVENUE = "REVENUE"  # qualified revenue effective in the quarter so far
+    RECURRING_REVENUE = "RECURRING_REVENUE"  # annual recurring revenue of live subscriptions
 
 
 class GuardrailScope(StrEnum):

@@ -53,6 +53,7 @@ class ExportOp(StrEnum):
     PAYOUTS = "payouts"
     FORECASTS = "forecasts"
     AUDIT = "audit"
+    SUBSCRIPTIONS = "subscriptions"
 
 
 EXPORTS = Policy[ExportOp](
@@ -61,5 +62,6 @@ EXPORTS = Policy[ExportOp](
         ExportOp.PAYOUTS: FINANCE_OR_ADMIN | PARTNER_ADMIN,
         ExportOp.FORECASTS: PARTNER_ADMIN_OR_STAFF,
         ExportOp.AUDIT: FINANCE_OR_ADMIN,
+        ExportOp.SUBSCRIPTIONS: FINANCE_OR_ADMIN | PARTNER_ADMIN,
     }
 )

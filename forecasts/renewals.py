@@ -1,10 +1,10 @@
-"""Renewals due, as forecasts read them: the extension point the subscriptions domain fills.
+"""Renewals due, as forecasts read them.
 
 The forecast pre-fill adds the renewals a partner has due in the quarter, weighted by their
-renewal probability, to what its open deals suggest. Subscriptions live in another domain
-(``subscriptions/``, a lower layer); the composition root passes its read function here as
-``Services.renewals_due``. Until it is wired (None), the pre-fill reads deals only and says
-so (``Draft.renewals_included``)."""
+renewal probability, to what its open deals suggest. The composition root passes
+``subscription_renewals`` (over ``subscriptions.renewals.renewals_due``) to the schema as
+``Services.renewals_due``; without one (None) the pre-fill reads deals only and says so
+(``Draft.renewals_included``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from catalogue.models import Product
+from catalogue.product_lines import line_of
+from subscriptions.renewals import renewals_due
 
 
 @dataclass(frozen=True)
@@ -34,3 +39,41 @@ class RenewalsDue(Protocol):
         start: datetime,
         end: datetime,
     ) -> list[DueRenewal]: ...
+
+
+async def subscription_renewals(
+    session: AsyncSession,
+    *,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    start: datetime,
+    end: datetime,
+) -> list[DueRenewal]:
+    """The partner's live subscriptions whose term ends in ``[start, end)``: the term's
+    amount, the product line of its SKU, and the subscriptions domain's renewal probability."""
+    due = [
+        r
+        for r in await renewals_due(session, vendor_id, partner_id, end, since=start)
+        if r.subscription.ends_at < end
+    ]
+    if not due:
+        return []
+    skus = {r.subscription.sku for r in due}
+    categories = dict(
+        (
+            await session.exec(
+                select(Product.sku, Product.category).where(
+                    Product.vendor_id == vendor_id, col(Product.sku).in_(skus)
+                )
+            )
+        ).all()
+    )
+    return [
+        DueRenewal(
+            product_line=line_of(categories.get(r.subscription.sku, "")),
+            amount_minor=r.subscription.amount_minor,
+            currency=r.subscription.currency,
+            probability_bp=r.estimate.probability_bp,
+        )
+        for r in due
+    ]

@@ -35,3 +35,18 @@ def new_id() -> uuid.UUID:
     value |= 0b10 << 62  # RFC 4122 variant
     value |= rand
     return uuid.UUID(int=value)
+
+
+class IdBlock:
+    """Ids for the rows of one bulk write: one fresh UUIDv7 plus a counter in its random
+    bits. Unique (one base per block, distinct counters), time-ordered and in write order,
+    at a fraction of a microsecond each (``new_id`` takes a lock and a clock read)."""
+
+    def __init__(self) -> None:
+        base = new_id().int
+        self.high = base & ~((1 << 62) - 1)
+        self.next_low = (base & ((1 << 62) - 1)) % ((1 << 62) - (1 << 40))
+
+    def next(self) -> uuid.UUID:
+        self.next_low += 1
+        return uuid.UUID(int=self.high | self.next_low)

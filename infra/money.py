@@ -102,3 +102,15 @@ def to_decimal_string(amount_minor: int, currency: str) -> str:
     sign = "-" if amount_minor < 0 else ""
     whole, frac = divmod(abs(amount_minor), 10**exp)
     return f"{sign}{whole}.{frac:0{exp}d}"
+
+
+def divide_rounded(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half away from zero (denominator > 0): the ledger's
+    one rounding rule (``earnings/rounding.py``), here so that domains below earnings
+    (subscriptions' annual recurring revenue) round the same way."""
+    if denominator <= 0:
+        raise ValueError("denominator must be positive")
+    quotient, remainder = divmod(abs(numerator), denominator)
+    if remainder * 2 >= denominator:
+        quotient += 1
+    return quotient if numerator >= 0 else -quotient

@@ -33,6 +33,8 @@ class Metric(StrEnum):
     APPROVED_CLAIMS = "APPROVED_CLAIMS"
     WON_DEALS = "WON_DEALS"
     POINTS = "POINTS"
+    # Annual recurring revenue won: new subscriptions' ARR plus expansions' increase.
+    NEW_ARR = "NEW_ARR"
 
 
 class RankingStyle(StrEnum):

@@ -15,10 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.events import (
-    SALE_APPROVED,
     SALE_REVERSED,
-    DealWon,
-    SaleApproved,
     SaleReversed,
 )
 from infra.cache import ReadCache, SingleFlight
@@ -32,7 +29,7 @@ from leaderboards.events import ContestChanged
 from leaderboards.models import Contest, ContestCredit, ContestStatus
 from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
-from leaderboards.scoring import NOT_BUILT, event_instant
+from leaderboards.scoring import NOT_BUILT, Source, event_instant, parse_source
 from leaderboards.service import ledger_row, reversal_credit
 from leaderboards.versions import Ceilings
 
@@ -116,16 +113,13 @@ class Leaderboards:
         self, session: AsyncSession, events: list[OutboxEvent], now: datetime
     ) -> tuple[dict[uuid.UUID, Contest], list[ContestCredit]]:
         """The credits these events earn, in commit order, from a fixed number of queries."""
-        sources: dict[uuid.UUID, tuple[SaleApproved | DealWon, datetime]] = {}
+        sources: dict[uuid.UUID, tuple[Source, datetime]] = {}
         reversals: dict[uuid.UUID, SaleReversed] = {}
         for event in events:
             if event.type == SALE_REVERSED:
                 reversals[event.id] = SaleReversed.parse(event.payload)
                 continue
-            payload: SaleApproved | DealWon = (
-                SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
-                else DealWon.parse(event.payload)
-            )  # fmt: skip
+            payload = parse_source(event.type, event.payload)
             sources[event.id] = (payload, event_instant(event.type, payload, event.occurred_at))
         candidates: list[Contest] = []
         tiers: dict[uuid.UUID, str] = {}

@@ -39,8 +39,49 @@ from infra.redis import Keys
 from leaderboards import ranking
 from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, unpack
 from leaderboards.recurrence import Period, parse_recurrence, period_at
+from subscriptions.events import SUBSCRIPTION_EXPANDED, SUBSCRIPTION_STARTED, SubscriptionChanged
 
-SCORED_EVENT_TYPES = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
+SCORED_EVENT_TYPES = (
+    SALE_APPROVED,
+    SALE_REVERSED,
+    DEAL_WON,
+    SUBSCRIPTION_STARTED,
+    SUBSCRIPTION_EXPANDED,
+)
+NEW_ARR_TYPES = (SUBSCRIPTION_STARTED, SUBSCRIPTION_EXPANDED)
+
+
+@dataclass(frozen=True)
+class NewArr:
+    """A new subscription's ARR or an expansion's increase, as a contest reads it (the
+    NEW_ARR metric): ``amount_minor`` is the ARR won, on one line of the subscription's SKU."""
+
+    partner_id: uuid.UUID
+    rep_user_id: uuid.UUID | None
+    region: str
+    currency: str
+    amount_minor: int
+    lines: list[Line]
+    at: datetime
+
+
+Source = SaleApproved | DealWon | NewArr
+
+
+def parse_source(event_type: str, payload: dict[str, object]) -> Source:
+    """The scored reading of an approval, a won deal or a subscription start/expansion."""
+    if event_type == SALE_APPROVED:
+        return SaleApproved.parse(payload)
+    if event_type == DEAL_WON:
+        return DealWon.parse(payload)
+    change = SubscriptionChanged.parse(payload)
+    arr = max(change.arr_delta_minor, 0)
+    return NewArr(
+        partner_id=change.partner_id, rep_user_id=change.rep_user_id, region=change.region,
+        currency=change.currency, amount_minor=arr,
+        lines=[Line(sku=change.sku, units=0, amount_minor=arr)], at=change.effective_at,
+    )  # fmt: skip
+
 
 NOT_BUILT = -1
 DUPLICATE = 0
@@ -260,7 +301,7 @@ def _period(contest: Contest, instant: datetime) -> Period | None:
 def credit_for(
     contest: Contest,
     event_type: str,
-    payload: SaleApproved | DealWon,
+    payload: Source,
     *,
     partner_tier: str,
     partner_groups: frozenset[str] = frozenset(),
@@ -311,6 +352,8 @@ def credit_for(
             points = claims
         case Metric.WON_DEALS:
             points = deals
+        case Metric.NEW_ARR:
+            points = revenue if event_type in NEW_ARR_TYPES else 0
         case Metric.POINTS:
             points = (
                 (revenue * w.get("revenue_per_major_unit", 0) // 100 if is_sale else 0)
@@ -320,6 +363,9 @@ def credit_for(
             )
     if points == 0:
         return None
+    if isinstance(payload, NewArr):
+        what = "new ARR" if event_type == SUBSCRIPTION_STARTED else "expansion ARR"
+        return participant, points, f"{what} {payload.currency} {revenue}"
     what = "sale" if is_sale else "won deal"
     return participant, points, f"{what} {payload.currency} {payload.amount_minor} ({units} units)"
 
@@ -328,7 +374,9 @@ def tick_of(period: Period, instant: datetime) -> int:
     return min(int((instant - period.starts_at).total_seconds() // 60), ranking.MAX_TICK)
 
 
-def event_instant(event_type: str, payload: SaleApproved | DealWon, fallback: datetime) -> datetime:
+def event_instant(event_type: str, payload: Source, fallback: datetime) -> datetime:
+    if isinstance(payload, NewArr):
+        return payload.at
     if isinstance(payload, DealWon):
         return payload.won_at
     return payload.approved_at or fallback
@@ -337,7 +385,7 @@ def event_instant(event_type: str, payload: SaleApproved | DealWon, fallback: da
 def plan_credit(
     contest: Contest,
     event_type: str,
-    payload: SaleApproved | DealWon,
+    payload: Source,
     occurred_at: datetime,
     *,
     partner_tier: str,

@@ -17,11 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.events import (
-    DEAL_WON,
-    SALE_APPROVED,
     SALE_REVERSED,
-    DealWon,
-    SaleApproved,
     SaleReversed,
 )
 from infra.clock import Clock
@@ -45,7 +41,7 @@ from leaderboards.models import (
 )
 from leaderboards.policy import CONTESTS, ContestOp
 from leaderboards.recurrence import RecurrenceError, parse_recurrence, zone
-from leaderboards.scoring import event_instant, plan_credit
+from leaderboards.scoring import SCORED_EVENT_TYPES, event_instant, parse_source, plan_credit
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup
 from partners.models import Partner
@@ -450,10 +446,7 @@ def ledger_row(
     exactly what its sale credited (``original``), if it happens before that period closes."""
     if event.type == SALE_REVERSED:
         return reversal_credit(contest, event, original, now) if original else None
-    payload: SaleApproved | DealWon = (
-        SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
-        else DealWon.parse(event.payload)
-    )  # fmt: skip
+    payload = parse_source(event.type, event.payload)
     credit = plan_credit(
         contest, event.type, payload, event.occurred_at, partner_tier=tier, partner_groups=groups
     )
@@ -504,7 +497,7 @@ async def rescore(session: AsyncSession, clock: Clock, contest: Contest) -> int:
             select(OutboxEvent)
             .where(
                 OutboxEvent.vendor_id == contest.vendor_id,
-                col(OutboxEvent.type).in_((SALE_APPROVED, SALE_REVERSED, DEAL_WON)),
+                col(OutboxEvent.type).in_(SCORED_EVENT_TYPES),
             )
             .order_by(col(OutboxEvent.id))
         )
@@ -518,10 +511,7 @@ async def rescore(session: AsyncSession, clock: Clock, contest: Contest) -> int:
             original = originals.pop(SaleReversed.parse(event.payload).reverses_event_id, None)
         groups: frozenset[str] = frozenset()
         if contest.eligible_group_ids and event.type != SALE_REVERSED:
-            payload: SaleApproved | DealWon = (
-                SaleApproved.parse(event.payload) if event.type == SALE_APPROVED
-                else DealWon.parse(event.payload)
-            )  # fmt: skip
+            payload = parse_source(event.type, event.payload)
             instant = event_instant(event.type, payload, event.occurred_at)
             groups = await repository.groups_at(session, contest, partner_of(event), instant)
         row = ledger_row(

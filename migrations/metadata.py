@@ -14,6 +14,7 @@ import infra.outbox
 import leaderboards.models
 import partners.group_models
 import partners.models
+import subscriptions.models
 from infra.db import metadata
 
 MODEL_MODULES = (
@@ -29,6 +30,7 @@ MODEL_MODULES = (
     leaderboards.models,
     deal_registration.attachments,
     infra.audit,
+    subscriptions.models,
 )
 
 

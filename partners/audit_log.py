@@ -56,6 +56,7 @@ class AuditEntity(StrEnum):
     SALE_CLAIM_SETTINGS = "sale_claim_settings"
     DEAL_PROGRAM_SETTINGS = "deal_program_settings"
     SERIAL_IMPORT = "serial_import"
+    SUBSCRIPTION_IMPORT = "subscription_import"
     PRODUCT = "product"
     OUTBOX_EVENT = "outbox_event"
     # Partner administration (partners/admin.py): create, update, suspend, reactivate,

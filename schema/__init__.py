@@ -54,6 +54,9 @@ from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
+from schema.subscriptions.mutations import SubscriptionsMutation
+from schema.subscriptions.queries import SubscriptionsQuery
+from schema.subscriptions.types import SubscriptionType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -62,6 +65,7 @@ QUERIES: tuple[type, ...] = (
     DealRegistrationQuery,
     SalesQuery,
     EarningsQuery,
+    SubscriptionsQuery,
     LeaderboardsQuery,
     OperationsQuery,
     InvitationsQuery,
@@ -79,6 +83,7 @@ MUTATIONS: tuple[type, ...] = (
     DealRegistrationMutation,
     SalesMutation,
     EarningsMutation,
+    SubscriptionsMutation,
     LeaderboardsMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
@@ -104,6 +109,7 @@ NODE_TYPES: tuple[type, ...] = (
     EarningEntryType,
     PayoutStatementType,
     ProgramType,
+    SubscriptionType,
     ContestType,
     InvitationType,
     PartnerGroupType,

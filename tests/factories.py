@@ -119,6 +119,7 @@ class Product:
     category: str = ""
     margin_rate_bp: int = 4_000
     currency: str = "USD"
+    subscription_term_months: int | None = None  # set: a subscription product
 
 
 # The catalogue most tests sell from (deal registrations' lines, claims' amounts).
@@ -138,7 +139,7 @@ async def add_products(
         await catalogue_service.upsert_product(
             session, admin, clock, sku=p.sku, name=p.name or p.sku.title(),
             list_price_minor=p.list_price_minor, currency=p.currency, category=p.category,
-            margin_rate_bp=p.margin_rate_bp,
+            margin_rate_bp=p.margin_rate_bp, subscription_term_months=p.subscription_term_months,
         )  # fmt: skip
 
 
@@ -181,6 +182,7 @@ async def approve_sale(
     rep: uuid.UUID | None = None,
     currency: str = "USD",
     region: str = "EMEA",
+    customer: str = "",
 ) -> OutboxEvent:
     """A ``SaleApproved`` event, approved ``at`` (default now) and sold then unless
     ``sold_at`` says otherwise; its lines default to ``units`` of ``sku`` for ``amount``."""
@@ -189,7 +191,7 @@ async def approve_sale(
         claim_id=uuid.uuid4(), partner_id=tenant.partners[partner].id, rep_user_id=rep,
         region=region, currency=currency, amount_minor=amount,
         lines=[Line(sku=sku, units=units, amount_minor=amount)] if lines is None else lines,
-        sold_at=sold_at or when, approved_at=when,
+        sold_at=sold_at or when, approved_at=when, customer_name=customer,
     )  # fmt: skip
     return await _record(db, clock, tenant, sale, sale.claim_id, when)
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.settings import Settings
+from earnings.recurring import run_retention_checks
 from forecasts.accuracy import run_forecast_closer
 from leaderboards.closing import run_closer
 
@@ -43,11 +44,14 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         quarters = asyncio.create_task(
             run_forecast_closer(services.db, services.clock), name="forecast-closer"
         )
+        retention = asyncio.create_task(
+            run_retention_checks(services.db, services.clock), name="retention-checks"
+        )
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        for task in (closer, quarters):
+        for task in (closer, quarters, retention):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -22,6 +22,7 @@ from api.cli import (
     outbox,
     partners,
     serials,
+    subscriptions,
     vendors,
 )
 from api.cli.settings import load_settings
@@ -34,6 +35,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True, soft_wrap=True)
 app.add_typer(serials.app, name="serials")
+app.add_typer(subscriptions.app, name="subscriptions")
 
 
 @app.command()

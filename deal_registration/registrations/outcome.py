@@ -76,6 +76,8 @@ async def mark_won(
         amount_minor=registration.estimated_value_minor,
         won_at=clock.now(),
         lines=allocate(registration.estimated_value_minor, lines),
+        customer_name=registration.customer_name,
+        customer_domain=registration.customer_domain,
     )
     await record_event(
         session, clock, vendor_id=registration.vendor_id, type=event.type,

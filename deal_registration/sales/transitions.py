@@ -137,6 +137,7 @@ async def credit_of(session: AsyncSession, claim: SaleClaim, now: datetime) -> S
         claim_id=claim.id, partner_id=claim.partner_id, rep_user_id=claim.rep_user_id,
         region=claim.region, currency=claim.currency, amount_minor=claim.amount_minor,
         lines=lines, sold_at=datetime.combine(claim.sale_date, time(0), UTC), approved_at=now,
+        customer_name=claim.customer_name,
     )  # fmt: skip
 
 

@@ -2,7 +2,7 @@
 thresholds and alerts
 
 Revision ID: 0016_forecasts
-Revises: 0015_partner_groups
+Revises: 0016_subscriptions
 Create Date: 2026-12-05 14:41:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import infra.db
 
 revision: str = "0016_forecasts"
-down_revision: str | None = "0015_partner_groups"
+down_revision: str | None = "0016_subscriptions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -39,7 +39,9 @@ def upgrade() -> None:
         sa.Column("top_n", sa.Integer(), nullable=False),
         sa.Column(
             "basis",
-            sa.Enum("REVENUE", name="share_basis", native_enum=False, length=32),
+            sa.Enum(
+                "REVENUE", "RECURRING_REVENUE", name="share_basis", native_enum=False, length=32
+            ),
             nullable=False,
         ),
         sa.Column(

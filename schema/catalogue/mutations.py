@@ -48,6 +48,7 @@ class CatalogueMutation:
                 m.session, m.principal, m.clock, sku=input.sku, name=input.name,
                 list_price_minor=price.minor, currency=price.currency, category=input.category,
                 margin_rate_bp=input.margin_rate_bp, active=input.active,
+                subscription_term_months=input.subscription_term_months,
             )  # fmt: skip
 
         return await run(info, ProductUpsertPayload, upsert)

@@ -18,6 +18,9 @@ class ProductType(relay.Node):
     category: str
     list_price: MoneyType
     active: bool
+    subscription_term_months: int | None = strawberry.field(
+        description="The months of one term for a subscription product; null for one-off products."
+    )
     _margin_rate_bp: strawberry.Private[int]
 
     @strawberry.field(
@@ -37,6 +40,7 @@ class ProductType(relay.Node):
             category=product.category,
             list_price=MoneyType.of(product.list_price_minor, product.currency),
             active=product.active,
+            subscription_term_months=product.subscription_term_months,
             _margin_rate_bp=product.margin_rate_bp,
         )
 

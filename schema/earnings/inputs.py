@@ -8,7 +8,7 @@ import strawberry
 
 from earnings.errors import EarningsErrorCode
 from earnings.models import ProgramKind
-from earnings.programs import BaseRate, Rules, Spiff, Tier
+from earnings.programs import BaseRate, Recurring, Rules, Spiff, Tier
 from infra.errors import DomainError, DomainErrors
 from infra.money import parse_decimal
 from schema.earnings import types  # noqa: F401 - registers the GraphQL enums first
@@ -45,6 +45,38 @@ class SpiffInput:
     region: str = strawberry.field(default="", description="Empty for every region.")
 
 
+@strawberry.input(name="EarningProgramRecurringInput")
+class RecurringInput:
+    renewal_rate_bp: int = strawberry.field(
+        default=0, description="Paid on each renewed term's amount (1000 = 10%)."
+    )
+    renewal_schedule_bp: list[int] = strawberry.field(
+        default_factory=list,
+        description="A declining schedule: renewal n pays entry n (the last entry after).",
+    )
+    max_renewals: int | None = strawberry.field(
+        default=None, description="Pay no renewal after this many."
+    )
+    max_months: int | None = strawberry.field(
+        default=None, description="Pay no renewal whose term starts this many months in."
+    )
+    multi_year_escalator_bp: int = strawberry.field(
+        default=0, description="Added per year beyond the first of a multi-year term."
+    )
+    expansion_bonus_bp: int = strawberry.field(
+        default=0, description="Of an expansion's net increase above the previous peak."
+    )
+    retention_months: int | None = None
+    retention_bonus: str = strawberry.field(
+        default="0", description="Paid once the account is still active after retentionMonths."
+    )
+    clawback_days: int = strawberry.field(
+        default=0,
+        description="A cancellation within this many days of the term's start "
+        "takes back that term's recurring earnings (0: never).",
+    )
+
+
 @strawberry.input(name="EarningProgramRulesInput")
 class ProgramRulesInput:
     base_rates: list[BaseRateInput]
@@ -54,6 +86,9 @@ class ProgramRulesInput:
     deal_bonus_bp: int = 0
     deal_bonus: str = strawberry.field(default="0", description="Flat bonus per won deal.")
     clawback: bool = strawberry.field(default=True, description="Take back reversed sales.")
+    recurring: RecurringInput | None = strawberry.field(
+        default=None, description="What the program pays on subscriptions (docs/recurring.md)."
+    )
 
     def to_rules(self, currency: str) -> Rules:
         """Raises DomainErrors for amounts that are not decimals in the currency."""
@@ -108,6 +143,21 @@ class ProgramRulesInput:
             deal_bonus_bp=self.deal_bonus_bp,
             deal_bonus_minor=amount(self.deal_bonus, "deal_bonus"),
             clawback=self.clawback,
+            recurring=None
+            if self.recurring is None
+            else Recurring(
+                renewal_rate_bp=self.recurring.renewal_rate_bp,
+                renewal_schedule_bp=tuple(self.recurring.renewal_schedule_bp),
+                max_renewals=self.recurring.max_renewals,
+                max_months=self.recurring.max_months,
+                multi_year_escalator_bp=self.recurring.multi_year_escalator_bp,
+                expansion_bonus_bp=self.recurring.expansion_bonus_bp,
+                retention_months=self.recurring.retention_months,
+                retention_bonus_minor=amount(
+                    self.recurring.retention_bonus, "recurring.retention_bonus"
+                ),
+                clawback_days=self.recurring.clawback_days,
+            ),
         )
         if errors:
             raise DomainErrors(errors)

@@ -31,7 +31,7 @@ from earnings.models import (
     ProgramVersion,
 )
 from earnings.payouts import hold_explanation
-from earnings.programs import Rules, TierStatus
+from earnings.programs import Recurring, Rules, TierStatus
 from earnings.rounding import format_bp
 from earnings.service import Summary
 from partners.groups import groups_by_ids
@@ -510,6 +510,30 @@ class SpiffType:
     ends_at: datetime
 
 
+@strawberry.type(name="EarningProgramRecurring")
+class RecurringType:
+    renewal_rate_bp: int
+    renewal_schedule_bp: list[int]
+    max_renewals: int | None
+    max_months: int | None
+    multi_year_escalator_bp: int
+    expansion_bonus_bp: int
+    retention_months: int | None
+    retention_bonus: MoneyType
+    clawback_days: int
+
+    @classmethod
+    def of(cls, r: Recurring, c: str) -> RecurringType:
+        return cls(
+            renewal_rate_bp=r.renewal_rate_bp, renewal_schedule_bp=list(r.renewal_schedule_bp),
+            max_renewals=r.max_renewals, max_months=r.max_months,
+            multi_year_escalator_bp=r.multi_year_escalator_bp,
+            expansion_bonus_bp=r.expansion_bonus_bp, retention_months=r.retention_months,
+            retention_bonus=MoneyType.of(r.retention_bonus_minor, c),
+            clawback_days=r.clawback_days,
+        )  # fmt: skip
+
+
 @strawberry.type(name="EarningProgramRules")
 class RulesType:
     base_rates: list[BaseRateType]
@@ -519,6 +543,7 @@ class RulesType:
     deal_bonus_bp: int
     deal_bonus: MoneyType
     clawback: bool
+    recurring: RecurringType | None
 
     @classmethod
     def of(cls, rules: Rules, c: str) -> RulesType:
@@ -549,6 +574,7 @@ class RulesType:
             deal_bonus_bp=rules.deal_bonus_bp,
             deal_bonus=MoneyType.of(rules.deal_bonus_minor, c),
             clawback=rules.clawback,
+            recurring=RecurringType.of(rules.recurring, c) if rules.recurring else None,
         )  # fmt: skip
 
 

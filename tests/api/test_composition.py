@@ -14,23 +14,32 @@ from earnings.events import EARNINGS_CHANGED
 from forecasts.events import CONCENTRATION_THRESHOLD_CHANGED
 from leaderboards.events import CONTEST_CHANGED
 from schema.context import Services
+from subscriptions.events import (
+    SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_EVENT_TYPES,
+    SUBSCRIPTION_EXPANDED,
+    SUBSCRIPTION_RENEWED,
+    SUBSCRIPTION_STARTED,
+)
 
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
     """Live notices and contest scoring run before earnings crediting in a run (they take a
     few ms; crediting takes milliseconds a sale and nothing live waits for it); the
-    concentration check runs last."""
+    concentration check (revenue and recurring revenue) runs last."""
     declared = [(r.event_types, r.batched) for r in handlers(services)]
     scored = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
     assert declared == [
         ((DEAL_STATUS_CHANGED,), True),
         ((CLAIM_STATE_CHANGED,), True),
-        (scored, True),
+        ((*scored, SUBSCRIPTION_STARTED, SUBSCRIPTION_EXPANDED), True),  # contest scoring
         ((CONTEST_CHANGED,), False),
+        ((SALE_APPROVED, DEAL_WON), True),  # subscriptions started or extended
         (scored, True),  # earnings crediting
+        ((SUBSCRIPTION_RENEWED, SUBSCRIPTION_EXPANDED, SUBSCRIPTION_CANCELLED), True),
         ((EARNINGS_CHANGED,), True),
         # after crediting: concentration guardrails read the credited revenue
-        ((EARNINGS_CHANGED, CONCENTRATION_THRESHOLD_CHANGED), True),
+        ((EARNINGS_CHANGED, *SUBSCRIPTION_EVENT_TYPES, CONCENTRATION_THRESHOLD_CHANGED), True),
     ]
 
 

@@ -51,10 +51,11 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public
+from subscriptions.policy import SUBSCRIPTIONS
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS, FORECASTS,
+    PARTNERS, APPLICATIONS, FORECASTS, SUBSCRIPTIONS,
 ]  # fmt: skip
 
 

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import update
 
 from api.settings import Settings
+from deal_registration.events import Line
 from earnings.programs import BaseRate, Rules
 from forecasts import exports
 from infra.clock import OffsetClock
@@ -27,8 +28,9 @@ from partners.models import Partner, User
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings.scenarios import generate, make_program
-from tests.factories import Tenant, approve_sale, dispatch, principal_of
+from tests.factories import Tenant, add_products, approve_sale, dispatch, principal_of
 from tests.processes import process_env
+from tests.subscriptions.scenarios import CLOUD
 from tests.support import GQL
 
 FORMULA = '=HYPERLINK("http://evil.example")'
@@ -177,3 +179,31 @@ async def test_the_command_line_writes_an_export_to_a_file(
     assert code == 2
     code, err = await _cli(settings, "write", "audit", "--vendor", "nobody", "--out", str(out))
     assert code == 1
+
+
+async def test_subscriptions_export(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant, other_tenant: Tenant, db: Database,
+    clock: OffsetClock, services: Services,
+) -> None:  # fmt: skip
+    async with db.transaction() as session:
+        await add_products(session, clock, tenant, (CLOUD,))
+    for partner, amount in ((0, 1_200_00), (1, 600_00)):
+        await approve_sale(db, clock, tenant, partner=partner, amount=amount,
+                           lines=[Line(CLOUD.sku, 1, amount)])  # fmt: skip
+    while await dispatch(services):
+        pass
+    response = await export(client, gql, "subscriptions", tenant.user(Role.FINANCE))
+    assert response.status_code == 200
+    rows = rows_of(response.text)
+    assert sorted((int(r["amount_minor"]), int(r["arr_minor"]), r["status"]) for r in rows) == [
+        (60_000, 60_000, "ACTIVE"), (120_000, 120_000, "ACTIVE"),
+    ]  # fmt: skip
+    own = rows_of(
+        (await export(client, gql, "subscriptions", tenant.user(Role.PARTNER_ADMIN))).text
+    )
+    assert [r["partner_id"] for r in own] == [str(tenant.partners[0].id)]
+    theirs = await export(client, gql, "subscriptions", other_tenant.user(Role.FINANCE))
+    assert rows_of(theirs.text) == []
+    for role in (Role.CHANNEL_MANAGER, Role.PARTNER_REP):
+        refused = await export(client, gql, "subscriptions", tenant.user(role))
+        assert refused.status_code == 403

@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from deal_registration.events import Line
 from deal_registration.registrations.models import DealStatus
 from forecasts.models import ForecastRevision, PartnerForecast
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
-from tests.factories import Product, Tenant, add_products, gid
+from schema.context import Services
+from tests.factories import Product, Tenant, add_products, approve_sale, dispatch, gid
 from tests.forecasts.scenarios import SUBMIT, add_deal, line, next_quarter, usd
 from tests.support import GQL, error_codes
 
@@ -25,6 +27,7 @@ CATALOGUE = (
     Product("NW-ROUTER-X1", 100_000, category="Routing"),
     Product("NW-SWITCH-48", 300_000, category="Switching"),
     Product("NW-AP-6E", 50_000),
+    Product("NW-CARE-1Y", 120_000, category="Services", subscription_term_months=12),
 )
 DRAFT = """query($q: String!) { forecastDraft(quarter: $q) { quarter currency renewalsIncluded
   lines { productLine commit { amountMinor } bestCase { amountMinor } deals renewals } } }"""
@@ -124,11 +127,20 @@ async def test_bad_input_is_coded_and_changes_nothing(
 
 
 @pytest.mark.usefixtures("catalogue")
-async def test_the_draft_prefills_from_open_deals_by_stage_probability(
-    gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database
+async def test_the_draft_prefills_from_open_deals_and_renewals_due(
+    gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database, services: Services
 ) -> None:
     q = next_quarter(clock)
     inside = q.starts_at.date() + timedelta(days=10)
+    # A yearly subscription sold a year before the quarter's 10th day comes up for renewal
+    # in it (the subscriptions domain starts it from the sale); one of partner 1 does not
+    # count.
+    sold = q.starts_at + timedelta(days=10) - timedelta(days=365)
+    care = [Line("NW-CARE-1Y", 1, 1_200_00)]
+    await approve_sale(db, clock, tenant, amount=1_200_00, lines=care, sold_at=sold)
+    await approve_sale(db, clock, tenant, partner=1, amount=1_200_00, lines=care, sold_at=sold)
+    while await dispatch(services):
+        pass
     # 1 router (1,000.00) + 1 switch (3,000.00): a 10,000.00 deal splits 2,500 / 7,500.
     await add_deal(db, clock, tenant, value=10_000_00, closes=inside,
                    lines=[("NW-ROUTER-X1", 1), ("NW-SWITCH-48", 1)])  # fmt: skip
@@ -141,8 +153,14 @@ async def test_the_draft_prefills_from_open_deals_by_stage_probability(
 
     data = await gql.data(DRAFT, {"q": q.key}, as_user=tenant.user(Role.PARTNER_ADMIN))
     draft = data["forecastDraft"]
-    assert draft["renewalsIncluded"] is False
-    assert draft["lines"] == [
+    assert draft["renewalsIncluded"] is True
+    services_line = next(ln for ln in draft["lines"] if ln["productLine"] == "Services")
+    # The renewal at its probability (the subscriptions domain's model), in full as best case.
+    assert services_line["renewals"] == 1
+    assert services_line["deals"] == 0
+    assert services_line["bestCase"] == {"amountMinor": 120_000}
+    assert 0 < services_line["commit"]["amountMinor"] < 120_000
+    assert [ln for ln in draft["lines"] if ln["productLine"] != "Services"] == [
         # SUBMITTED: 10 % of 2,000.00; no product lines: Other.
         {"productLine": "Other", "commit": {"amountMinor": 20_000},
          "bestCase": {"amountMinor": 200_000}, "deals": 1, "renewals": 0},
@@ -158,7 +176,10 @@ async def test_the_draft_prefills_from_open_deals_by_stage_probability(
                           lines=[line("Routing", "100.00", "200.00")])  # fmt: skip
     assert result["userErrors"] == []
     lines = {ln["productLine"]: ln["commit"]["amountMinor"] for ln in result["forecast"]["lines"]}
-    assert lines == {"Other": 20_000, "Routing": 10_000, "Switching": 450_000}
+    assert lines == {
+        "Other": 20_000, "Routing": 10_000, "Services": services_line["commit"]["amountMinor"],
+        "Switching": 450_000,
+    }  # fmt: skip
     assert result["forecast"]["revisions"][0]["prefilled"] is True
 
 

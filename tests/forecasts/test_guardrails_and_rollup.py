@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import select
 
+from deal_registration.events import Line
 from deal_registration.registrations.models import DealStatus
 from forecasts.events import CONCENTRATION_ALERTED
 from forecasts.models import ConcentrationAlert, ConcentrationThreshold
@@ -21,8 +22,9 @@ from infra.outbox import OutboxEvent
 from partners.models import Partner
 from partners.roles import Role
 from schema.context import Services
-from tests.factories import Tenant, approve_sale, dispatch, gid
+from tests.factories import Tenant, add_products, approve_sale, dispatch, gid
 from tests.forecasts.scenarios import SUBMIT, add_deal, line, next_quarter
+from tests.subscriptions.scenarios import CLOUD
 from tests.support import GQL, error_codes
 
 SET = """mutation($input: ConcentrationThresholdSetInput!) {
@@ -219,3 +221,26 @@ async def test_the_rollup_by_partner_region_and_group(
     assert error_codes(await gql(ROLLUP, {"q": q.key, "by": "PARTNER"})) == ["UNAUTHENTICATED"]
     bad = await gql(ROLLUP, {"q": "2027-Q5", "by": "PARTNER"}, as_user=admin)
     assert error_codes(bad) == ["INVALID_QUARTER"]
+
+
+async def test_recurring_revenue_thresholds_read_live_subscriptions(
+    gql: GQL, tenant: Tenant, db: Database, services: Services
+) -> None:
+    """A share of annual recurring revenue: partner 0's yearly 1,200.00 subscription against
+    partner 1's 300.00 is 80 % of the ARR; one alert, checked when subscriptions change."""
+    async with db.transaction() as session:
+        await add_products(session, services.clock, tenant, (CLOUD,))
+    recurring = {"metric": "TOP_PARTNER_SHARE", "basis": "RECURRING_REVENUE",
+                 "maxShareBp": 7_500}  # fmt: skip
+    made = await gql.data(SET, {"input": recurring}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert made["concentrationThresholdSet"]["userErrors"] == []
+    for partner, amount in ((0, 1_200_00), (1, 300_00)):
+        await approve_sale(db, services.clock, tenant, partner=partner, amount=amount,
+                           lines=[Line(CLOUD.sku, 1, amount)])  # fmt: skip
+    await settle(services)
+    data = await gql.data(ALERTS, as_user=tenant.user(Role.VENDOR_ADMIN))
+    [alert] = [e["node"] for e in data["concentrationAlerts"]["edges"]]
+    assert (alert["shareBp"], alert["topRevenue"], alert["totalRevenue"]) == (
+        8_000, {"amountMinor": 120_000}, {"amountMinor": 150_000},
+    )  # fmt: skip
+    assert alert["topPartnerIds"] == [gid(tenant.partners[0])]

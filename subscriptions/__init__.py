@@ -1,0 +1,1 @@
+"""Customer accounts and subscriptions attributed to partners (docs/recurring.md)."""

@@ -1,0 +1,203 @@
+"""Recurring commission rules through the services: the declining schedule and its caps,
+the multi-year escalator, the expansion bonus on the net increase, the clawback window,
+the retention bonus's conditions, rule validation; and imported renewals credited like
+reported ones."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from sqlmodel import col, select
+
+from earnings import recurring
+from earnings.models import EarningEntry, EntryKind
+from earnings.programs import BaseRate, Recurring, Rules, validate_rules
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.outbox import OutboxEvent
+from partners.roles import Role
+from schema.context import Services
+from subscriptions import imports, service
+from subscriptions.events import SUBSCRIPTION_EVENT_TYPES, SubscriptionChanged
+from subscriptions.models import ChangeKind, Subscription
+from tests.earnings.scenarios import make_program
+from tests.factories import Tenant
+from tests.subscriptions import scenarios as ss
+
+
+@pytest.fixture(autouse=True)
+async def catalogue(db: Database, clock: OffsetClock, tenant: Tenant) -> None:
+    clock.freeze(ss.T0)
+    await ss.seed(db, clock, tenant)
+
+
+async def program(db: Database, clock: OffsetClock, tenant: Tenant, r: Recurring) -> None:
+    await make_program(db, clock, tenant, Rules(base_rates=(BaseRate(rate_bp=0),), recurring=r))
+
+
+async def report(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services, sub: Subscription,
+    kind: ChangeKind, key: str, **kw: object,
+) -> None:  # fmt: skip
+    async with db.transaction() as session:
+        await service.report_change(
+            session, tenant.principal(Role.FINANCE), clock, subscription_id=sub.id, kind=kind,
+            external_id=key, **kw,  # type: ignore[arg-type]
+        )  # fmt: skip
+    await ss.settle(services)
+
+
+async def recurring_entries(db: Database) -> list[tuple[EntryKind, int]]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(EarningEntry)
+            .where(col(EarningEntry.kind) != EntryKind.COMMISSION)
+            .order_by(col(EarningEntry.booked_at), col(EarningEntry.id))
+        )
+        return [(e.kind, e.amount_minor) for e in rows]
+
+
+async def test_declining_schedule_capped_in_renewals(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    await program(db, clock, tenant, Recurring(renewal_schedule_bp=(1000, 800, 500),
+                                               max_renewals=4))  # fmt: skip
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    for n in range(1, 6):
+        clock.advance(timedelta(days=365))
+        await report(db, clock, tenant, services, sub, ChangeKind.RENEWED, f"r{n}")
+    # 10%, 8%, 5%, then the last entry again, and nothing after the 4th renewal.
+    assert await recurring_entries(db) == [
+        (EntryKind.RENEWAL_COMMISSION, 12_000), (EntryKind.RENEWAL_COMMISSION, 9_600),
+        (EntryKind.RENEWAL_COMMISSION, 6_000), (EntryKind.RENEWAL_COMMISSION, 6_000),
+    ]  # fmt: skip
+
+
+async def test_cap_in_months_and_the_multi_year_escalator(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    await program(db, clock, tenant, Recurring(renewal_rate_bp=1000, max_months=72,
+                                               multi_year_escalator_bp=100))  # fmt: skip
+    _, sub = await ss.first_sale(db, clock, tenant, services, sku=ss.CLOUD_3Y.sku, amount=300_000)
+    clock.advance(timedelta(days=1000))
+    await report(db, clock, tenant, services, sub, ChangeKind.RENEWED, "r1")  # term at 36 months
+    clock.advance(timedelta(days=1100))
+    await report(db, clock, tenant, services, sub, ChangeKind.RENEWED, "r2")  # at 72: capped
+    # 10% of 3,000.00, and the escalator: 1% for each of 2 years beyond the first.
+    assert await recurring_entries(db) == [
+        (EntryKind.RENEWAL_COMMISSION, 30_000), (EntryKind.ESCALATOR, 6_000),
+    ]  # fmt: skip
+
+
+async def test_expansion_bonus_pays_the_net_increase_above_the_peak_once(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    await program(db, clock, tenant, Recurring(expansion_bonus_bp=1000))
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    usd = "USD"
+    await report(db, clock, tenant, services, sub, ChangeKind.EXPANDED, "x1",
+                 amount_minor=150_000, currency=usd)  # fmt: skip
+    await report(db, clock, tenant, services, sub, ChangeKind.CONTRACTED, "c1",
+                 amount_minor=100_000, currency=usd)  # fmt: skip
+    await report(db, clock, tenant, services, sub, ChangeKind.EXPANDED, "x2",
+                 amount_minor=160_000, currency=usd)  # fmt: skip
+    # +300.00, then back above the 1,500.00 peak by only 100.00.
+    assert await recurring_entries(db) == [
+        (EntryKind.EXPANSION_BONUS, 3_000), (EntryKind.EXPANSION_BONUS, 1_000),
+    ]  # fmt: skip
+
+
+async def test_cancelled_after_the_window_keeps_what_was_earned(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    await program(db, clock, tenant, Recurring(renewal_rate_bp=1000, clawback_days=30))
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    clock.advance(timedelta(days=366))
+    await report(db, clock, tenant, services, sub, ChangeKind.RENEWED, "r1")
+    clock.advance(timedelta(days=40))  # 40 days into the term
+    await report(db, clock, tenant, services, sub, ChangeKind.CANCELLED, "c1")
+    assert await recurring_entries(db) == [(EntryKind.RENEWAL_COMMISSION, 12_000)]
+
+
+async def test_retention_needs_the_account_active_at_the_mark(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    await program(db, clock, tenant, Recurring(retention_months=6, retention_bonus_minor=2_500))
+    _, kept = await ss.first_sale(db, clock, tenant, services)
+    _, lost = await ss.first_sale(db, clock, tenant, services, customer="Hooli")
+    clock.advance(timedelta(days=100))
+    await report(db, clock, tenant, services, lost, ChangeKind.CANCELLED, "c1")
+    assert await recurring.credit_retention(db, clock) == 0  # not 6 months yet
+    clock.advance(timedelta(days=90))
+    assert await recurring.credit_retention(db, clock) == 1
+    assert await recurring.credit_retention(db, clock) == 0
+    assert await recurring_entries(db) == [(EntryKind.RETENTION_BONUS, 2_500)]
+    assert kept.id != lost.id
+
+
+def test_recurring_rules_are_validated() -> None:
+    bad = Rules(recurring=Recurring(
+        renewal_rate_bp=-1, renewal_schedule_bp=(20_000,), max_renewals=0, clawback_days=-1,
+        retention_bonus_minor=100,
+    ))  # fmt: skip
+    found = {(e.code.value, e.field) for e in validate_rules(bad)}
+    assert found == {
+        ("NEGATIVE_RATE", "rules.recurring.renewal_rate_bp"),
+        ("INVALID_RATE", "rules.recurring.renewal_schedule_bp.0"),
+        ("INVALID_RECURRING", "rules.recurring.max_renewals"),
+        ("INVALID_RECURRING", "rules.recurring.clawback_days"),
+        ("INVALID_RECURRING", "rules.recurring.retention_months"),
+    }
+    assert Rules.from_json(Rules(recurring=Recurring(renewal_schedule_bp=(5, 4))).to_json()) == (
+        Rules(recurring=Recurring(renewal_schedule_bp=(5, 4)))
+    )
+
+
+async def test_imported_renewals_are_events_like_reported_ones(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    await program(db, clock, tenant, Recurring(renewal_rate_bp=1000))
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    clock.advance(timedelta(days=360))
+    body = (
+        "external_id,subscription,kind,effective_at\n"
+        f"r1,{sub.id},RENEWED,{clock.now().isoformat()}\n"
+    )
+    async with db.transaction() as session:
+        await imports.import_changes(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, source=io.BytesIO(body.encode())
+        )
+    async with db.session() as session:
+        events = list(
+            await session.exec(
+                select(OutboxEvent)
+                .where(col(OutboxEvent.type).in_(SUBSCRIPTION_EVENT_TYPES))
+                .order_by(col(OutboxEvent.id))
+            )
+        )
+    renewed = SubscriptionChanged.parse(events[-1].payload)
+    assert (events[-1].type, renewed.renewal_number, renewed.amount_after_minor) == (
+        "SubscriptionRenewed", 1, 120_000,
+    )  # fmt: skip
+    assert renewed.to_payload() == events[-1].payload
+    await ss.settle(services)
+    assert await recurring_entries(db) == [(EntryKind.RENEWAL_COMMISSION, 12_000)]
+
+
+def test_the_json_payload_is_the_payload() -> None:
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    at = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    event = SubscriptionChanged(
+        change_id=uuid.uuid4(), subscription_id=uuid.uuid4(), account_id=uuid.uuid4(),
+        partner_id=uuid.uuid4(), rep_user_id=None, kind="RENEWED", sku='SKU-"1"',
+        region="EMEA", currency="USD", term_months=12, amount_before_minor=1,
+        amount_after_minor=2, arr_delta_minor=1, renewal_number=1,
+        subscription_started_at=at, term_start=at, term_end=at, effective_at=at,
+    )  # fmt: skip
+    assert json.loads(event.to_json()) == event.to_payload()
+    assert SubscriptionChanged.parse(event.to_payload()) == event
