@@ -3,8 +3,10 @@
 Partner-visible: revenue (and the previous quarter's, growth), deals registered, won and
 lost in the quarter and the win rate, open pipeline and pipeline velocity (now), the
 forecast and its accuracy (once the quarter closed), commissions booked, payouts paid and
-pending, and the program tier. Vendor-only (None for partner roles, refused by the schema):
-contribution margin, payout ratio and the partner's share of the vendor's revenue."""
+pending, annual recurring revenue now and net revenue retention over the last 12 months
+(the subscriptions domain's figures), and the program tier. Vendor-only (None for partner
+roles, refused by the schema): contribution margin, payout ratio and the partner's share of
+the vendor's revenue."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ from infra.clock import Clock
 from partners.models import Partner
 from partners.repository import get_readable_partner
 from partners.roles import Principal
+from subscriptions.events import arr_of
+from subscriptions.models import Subscription, SubscriptionStatus
+from subscriptions.retention import net_revenue_retention
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class Scorecard:
     commissions_minor: int
     payouts_paid_minor: int
     payouts_pending_minor: int
+    recurring_revenue_minor: int
+    net_revenue_retention_bp: int | None
     internal: Internal | None
 
     @property
@@ -139,6 +146,17 @@ async def scorecard(
     )  # fmt: skip
     by_status = {status: int(total or 0) for status, total in statements}
     paid = by_status.pop(PayoutStatus.PAID, 0)
+    now = clock.now()
+    live = await session.exec(
+        select(Subscription).where(
+            Subscription.partner_id == partner.id, Subscription.currency == code,
+            Subscription.status == SubscriptionStatus.ACTIVE,
+            col(Subscription.starts_at) <= now, col(Subscription.ends_at) > now,
+        )
+    )  # fmt: skip
+    recurring = sum(arr_of(s.amount_minor, s.term_months) for s in live)
+    retention = await net_revenue_retention(session, principal, clock, partner_id=partner.id)
+    nrr = next((r.nrr_bp for r in retention if r.currency == code), None)
     internal = None
     if not principal.is_partner:
         margin = int(
@@ -166,5 +184,6 @@ async def scorecard(
         deals_won=won, deals_lost=lost, velocity=velocity, forecast=forecast,
         accuracy=await accuracy_of(session, vendor_id, partner.id, q.key),
         commissions_minor=commissions, payouts_paid_minor=paid,
-        payouts_pending_minor=sum(by_status.values()), internal=internal,
+        payouts_pending_minor=sum(by_status.values()), recurring_revenue_minor=recurring,
+        net_revenue_retention_bp=nrr, internal=internal,
     )  # fmt: skip

@@ -375,6 +375,12 @@ class PartnerScorecardType:
     commissions: MoneyType = strawberry.field(description="Ledger entries booked in the quarter.")
     payouts_paid: MoneyType
     payouts_pending: MoneyType = strawberry.field(description="Pending, approved or held.")
+    recurring_revenue: MoneyType = strawberry.field(
+        description="Annual recurring revenue of the partner's live subscriptions now."
+    )
+    net_revenue_retention_bp: int | None = strawberry.field(
+        description="Net revenue retention of its accounts over the last 12 months."
+    )
     _contribution_margin: strawberry.Private[MoneyType | None]
     _payout_ratio_bp: strawberry.Private[int | None]
     _share_bp: strawberry.Private[int | None]
@@ -414,6 +420,8 @@ class PartnerScorecardType:
             forecast_accuracy=ForecastAccuracyType.of(s.accuracy) if s.accuracy else None,
             commissions=m(s.commissions_minor, c), payouts_paid=m(s.payouts_paid_minor, c),
             payouts_pending=m(s.payouts_pending_minor, c),
+            recurring_revenue=m(s.recurring_revenue_minor, c),
+            net_revenue_retention_bp=s.net_revenue_retention_bp,
             _contribution_margin=m(internal.contribution_margin_minor, c) if internal else None,
             _payout_ratio_bp=internal.payout_ratio_bp if internal else None,
             _share_bp=internal.share_of_vendor_revenue_bp if internal else None,

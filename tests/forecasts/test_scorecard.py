@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from deal_registration.events import Line
 from deal_registration.registrations.models import DealStatus
 from earnings.programs import BaseRate, Rules
 from forecasts import accuracy
@@ -14,15 +15,17 @@ from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings.scenarios import make_program
-from tests.factories import Tenant, add_products, approve_sale, dispatch, gid
+from tests.factories import CATALOGUE, Tenant, add_products, approve_sale, dispatch, gid
 from tests.forecasts.scenarios import SUBMIT, add_deal, line, next_quarter
+from tests.subscriptions.scenarios import CLOUD
 from tests.support import GQL, error_codes
 
 SHARED = """partnerName quarter programTier revenue { amountMinor }
   previousQuarterRevenue { amountMinor } growthBp dealsRegistered dealsWon dealsLost winRateBp
   pipelineVelocity { openDeals } forecast { commit { amountMinor } }
   forecastAccuracy { accuracyBp biasBp } commissions { amountMinor }
-  payoutsPaid { amountMinor } payoutsPending { amountMinor }"""
+  payoutsPaid { amountMinor } payoutsPending { amountMinor } recurringRevenue { amountMinor }
+  netRevenueRetentionBp"""
 CARD = f"""query($p: ID!, $q: String!) {{ partnerScorecard(partnerId: $p, quarter: $q) {{
   {SHARED} }} }}"""
 INTERNAL = f"""query($p: ID!, $q: String!) {{ partnerScorecard(partnerId: $p, quarter: $q) {{
@@ -34,7 +37,7 @@ async def test_the_scorecard_of_a_quarter(
     services: Services,
 ) -> None:  # fmt: skip
     async with db.transaction() as session:
-        await add_products(session, clock, tenant)  # 40 % catalogue margin
+        await add_products(session, clock, tenant, (*CATALOGUE, CLOUD))  # 40 % margin
     await make_program(db, clock, tenant, Rules(base_rates=(BaseRate(rate_bp=800),)))
     q = next_quarter(clock)
     submitted = await gql.data(
@@ -44,7 +47,8 @@ async def test_the_scorecard_of_a_quarter(
     assert submitted["forecastSubmit"]["userErrors"] == []
     clock.advance(q.starts_at - clock.now() + timedelta(days=10))
     now = clock.now()
-    await approve_sale(db, clock, tenant, partner=0, amount=1_500_00)
+    await approve_sale(db, clock, tenant, partner=0, amount=1_500_00, lines=[
+        Line("NW-ROUTER-X1", 1, 300_00), Line(CLOUD.sku, 1, 1_200_00)])  # fmt: skip
     await approve_sale(db, clock, tenant, partner=1, amount=500_00)
     await approve_sale(
         db, clock, tenant, partner=0, amount=1_000_00, sold_at=q.starts_at - timedelta(days=3)
@@ -85,6 +89,8 @@ async def test_the_scorecard_of_a_quarter(
         # 8 % of the 2,500.00 credited (booked) in the quarter
         "commissions": {"amountMinor": 20_000},
         "payoutsPaid": {"amountMinor": 0}, "payoutsPending": {"amountMinor": 0},
+        # the yearly subscription sold in the quarter; no 12-month cohort yet
+        "recurringRevenue": {"amountMinor": 120_000}, "netRevenueRetentionBp": None,
     }  # fmt: skip
     # Vendor-only figures: refused to the partner, given to vendor staff.
     refused = await gql(INTERNAL, variables, as_user=tenant.user(Role.PARTNER_ADMIN))
