@@ -21,6 +21,7 @@ from api import graphiql, tv
 from api.attachments import download_attachment
 from api.auth import Authenticator
 from api.composition import build_services, clock_jobs
+from api.exports import download_export
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             # The TV page for office screens (display keys), in production too.
             Route("/tv", tv.tv_page, methods=["GET"]),
             Mount(tv.PREFIX, tv.static_files()),
+            Route("/exports/{kind}.csv", download_export, methods=["GET"]),
             *graphiql_routes,
         ],
         middleware=[

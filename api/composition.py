@@ -19,6 +19,9 @@ from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
 from earnings.prizes import PrizeAward, credit_prizes
 from earnings.recurring import run_retention_checks
+from forecasts import handlers as forecasts_handlers
+from forecasts.accuracy import run_forecast_closer
+from forecasts.renewals import subscription_renewals
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
@@ -70,6 +73,7 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
             per_address=settings.apply_limit_per_address,
             per_email=settings.apply_limit_per_email,
         ),
+        renewals_due=subscription_renewals,
     )
     outbox.register_all(handlers(services))
     return services
@@ -87,6 +91,8 @@ def handlers(services: Services) -> list[Registration]:
             services.db, services.clock, services.hub, services.claim_signals
         ),
         *prize_handlers(services),
+        # After crediting: concentration guardrails read the credited revenue.
+        *forecasts_handlers.handlers(services.db, services.clock),
         # After crediting: a credit's TierChanged is handled in the same pass.
         *notifications_handlers.handlers(services.notifier),
     ]
@@ -102,6 +108,8 @@ def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
         "notifier": services.notifier.run(),
         # recurring commissions' retention bonuses, due when an account has stayed N months
         "retention-checks": run_retention_checks(services.db, services.clock),
+        # a quarter's forecast accuracy, once its sales have been credited
+        "forecast-closer": run_forecast_closer(services.db, services.clock),
     }
 
 

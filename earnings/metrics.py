@@ -1,25 +1,32 @@
 """Vendor-only program metrics: contribution margin (catalogue ``margin_rate_bp``), payout
-ratio, activation rate, concentration and earnings volatility, per partner and in total.
-Never computed for partner roles."""
+ratio, activation rate, concentration and earnings volatility, per partner and in total,
+and optionally segmented by partner region, product line (catalogue category) or partner
+group. Never computed for partner roles."""
 
 from __future__ import annotations
 
 import math
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from catalogue.models import Product
+from catalogue.product_lines import OTHER, line_of
 from earnings.errors import currency_error
 from earnings.models import CreditedSource, EarningEntry, SourceType
 from earnings.payouts import month_start, next_month, previous_month
 from earnings.policy import EARNINGS, EarningsOp
-from earnings.rounding import ratio_bp
+from earnings.rounding import divide_rounded, ratio_bp
 from earnings.service import check_period
+from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.models import Partner, PartnerStatus
 from partners.repository import readable_partners
 from partners.roles import Principal
@@ -51,6 +58,30 @@ class PartnerFigures:
     figures: Figures
 
 
+class Segmentation(StrEnum):
+    REGION = "REGION"  # the partner's region
+    PRODUCT_LINE = "PRODUCT_LINE"  # the catalogue category of each sold line
+    GROUP = "GROUP"  # the partner groups the partner was in at the period's end
+
+
+@dataclass
+class Segment:
+    """One segment's revenue (qualified, as ``Figures.revenue_minor``), its share of the
+    total, and its concentration (its top partner's share of the segment's revenue).
+    Earnings and sales are the segment's partners' (none for product lines: a ledger entry
+    is the partner's, not a line's). A partner in several groups counts in each."""
+
+    key: str
+    label: str
+    revenue_minor: int = 0
+    earnings_minor: int | None = None
+    sales: int | None = None
+    partners: int = 0
+    share_bp: int | None = None
+    concentration_bp: int | None = None
+    by_partner: dict[uuid.UUID, int] = field(default_factory=dict, repr=False)
+
+
 @dataclass
 class VendorMetrics:
     start: datetime
@@ -61,6 +92,8 @@ class VendorMetrics:
     activation_rate_bp: int | None = None
     concentration_bp: int | None = None
     top_partner: Partner | None = None
+    segmented_by: Segmentation | None = None
+    segments: list[Segment] = field(default_factory=list)
 
 
 def volatility_bp(monthly: list[int]) -> int | None:
@@ -74,7 +107,13 @@ def volatility_bp(monthly: list[int]) -> int | None:
 
 
 async def vendor_metrics(
-    session: AsyncSession, principal: Principal, *, start: datetime, end: datetime, currency: str
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    start: datetime,
+    end: datetime,
+    currency: str,
+    segment_by: Segmentation | None = None,
 ) -> VendorMetrics:
     EARNINGS.require(principal, EarningsOp.READ_METRICS)
     check_period(start, end)
@@ -152,4 +191,103 @@ async def vendor_metrics(
         result.top_partner = top.partner
         result.concentration_bp = ratio_bp(top.figures.revenue_minor, total.revenue_minor)
     result.partners.sort(key=lambda pf: (-pf.figures.revenue_minor, pf.partner.name))
+    if segment_by is not None:
+        result.segmented_by = segment_by
+        result.segments = await _segments(session, principal, result, segment_by)
     return result
+
+
+async def _segments(
+    session: AsyncSession, principal: Principal, m: VendorMetrics, by: Segmentation
+) -> list[Segment]:
+    buckets: dict[str, Segment] = {}
+    if by is Segmentation.PRODUCT_LINE:
+        await _product_lines(session, principal, m, buckets)
+    else:
+        keys: dict[uuid.UUID, list[tuple[str, str]]] = {}
+        if by is Segmentation.REGION:
+            keys = {pf.partner.id: [(pf.partner.region, pf.partner.region)] for pf in m.partners}
+        else:
+            keys = await _groups_at(session, principal, m.end - timedelta(microseconds=1))
+        for pf in m.partners:
+            for key, label in keys.get(pf.partner.id, []):
+                seg = buckets.setdefault(key, Segment(key, label, earnings_minor=0, sales=0))
+                seg.revenue_minor += pf.figures.revenue_minor
+                seg.earnings_minor = (seg.earnings_minor or 0) + pf.figures.earnings_minor
+                seg.sales = (seg.sales or 0) + pf.figures.sales
+                seg.by_partner[pf.partner.id] = pf.figures.revenue_minor
+    for seg in buckets.values():
+        seg.partners = len(seg.by_partner)
+        seg.share_bp = ratio_bp(seg.revenue_minor, m.total.revenue_minor)
+        if seg.revenue_minor > 0 and seg.by_partner:
+            seg.concentration_bp = ratio_bp(max(seg.by_partner.values()), seg.revenue_minor)
+    return sorted(buckets.values(), key=lambda s: (-s.revenue_minor, s.label))
+
+
+async def _groups_at(
+    session: AsyncSession, principal: Principal, at: datetime
+) -> dict[uuid.UUID, list[tuple[str, str]]]:
+    rows = await session.exec(
+        select(PartnerGroupMembership.partner_id, PartnerGroup.id, PartnerGroup.name)
+        .join(PartnerGroup, col(PartnerGroup.id) == col(PartnerGroupMembership.group_id))
+        .where(
+            PartnerGroupMembership.vendor_id == principal.vendor_id,
+            col(PartnerGroupMembership.joined_at) <= at,
+            or_(
+                col(PartnerGroupMembership.left_at).is_(None),
+                col(PartnerGroupMembership.left_at) > at,
+            ),
+        )
+    )
+    out: dict[uuid.UUID, list[tuple[str, str]]] = defaultdict(list)
+    for partner_id, group_id, name in rows:
+        out[partner_id].append((str(group_id), name))
+    return out
+
+
+async def _product_lines(
+    session: AsyncSession, principal: Principal, m: VendorMetrics, buckets: dict[str, Segment]
+) -> None:
+    """Each credited source's revenue split across its lines' product lines in proportion
+    to the lines' amounts (a partial reversal names the sale's lines), the rounding
+    difference to the largest line; a source without lines is ``OTHER``."""
+    categories = dict(
+        (
+            await session.exec(
+                select(Product.sku, Product.category).where(
+                    Product.vendor_id == principal.vendor_id
+                )
+            )
+        ).all()
+    )
+    ids = [pf.partner.id for pf in m.partners]
+    sources = await session.exec(
+        select(CreditedSource.partner_id, CreditedSource.revenue_minor, CreditedSource.lines)
+        .where(
+            col(CreditedSource.partner_id).in_(ids),
+            CreditedSource.currency == m.currency,
+            col(CreditedSource.credited_at) >= m.start,
+            col(CreditedSource.credited_at) < m.end,
+            CreditedSource.revenue_minor != 0,
+        )
+    )  # fmt: skip
+    for partner_id, revenue, lines in sources:
+        for line, amount in _split(revenue, lines, categories).items():
+            seg = buckets.setdefault(line, Segment(line, line))
+            seg.revenue_minor += amount
+            seg.by_partner[partner_id] = seg.by_partner.get(partner_id, 0) + amount
+
+
+def _split(revenue: int, lines: Sequence[Any], categories: dict[str, str]) -> dict[str, int]:
+    weights: dict[str, int] = defaultdict(int)
+    for ln in lines:
+        weights[line_of(categories.get(str(ln.get("sku") or ""), ""))] += abs(
+            int(ln.get("amount_minor") or 0)
+        )
+    total = sum(weights.values())
+    if total <= 0:
+        return {OTHER: revenue}
+    shares = {name: divide_rounded(revenue * w, total) for name, w in weights.items()}
+    largest = max(sorted(weights), key=lambda name: weights[name])
+    shares[largest] += revenue - sum(shares.values())
+    return shares

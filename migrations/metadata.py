@@ -7,6 +7,7 @@ import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
+import forecasts.models
 import infra.audit
 import infra.idempotency
 import infra.outbox
@@ -26,6 +27,7 @@ MODEL_MODULES = (
     deal_registration.registrations.models,
     deal_registration.sales.models,
     earnings.models,
+    forecasts.models,
     leaderboards.models,
     deal_registration.attachments,
     infra.audit,

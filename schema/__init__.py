@@ -26,6 +26,14 @@ from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
 from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
+from schema.forecasts.mutations import ForecastsMutation
+from schema.forecasts.queries import ForecastsQuery
+from schema.forecasts.types import (
+    ConcentrationAlertType,
+    ConcentrationThresholdType,
+    ForecastAccuracyType,
+    PartnerForecastType,
+)
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
@@ -71,6 +79,7 @@ QUERIES: tuple[type, ...] = (
     AuditLogQuery,
     ApplicationsQuery,
     NotificationsQuery,
+    ForecastsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -87,6 +96,7 @@ MUTATIONS: tuple[type, ...] = (
     InvitationsMutation,
     PartnerGroupsMutation,
     NotificationsMutation,
+    ForecastsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -117,6 +127,10 @@ NODE_TYPES: tuple[type, ...] = (
     AuditEntryType,
     PartnerApplicationType,
     NotificationType,
+    PartnerForecastType,
+    ForecastAccuracyType,
+    ConcentrationThresholdType,
+    ConcentrationAlertType,
 )
 
 

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from deal_registration.storage import Storage
 from earnings.claims import ClaimSignals
+from forecasts.renewals import RenewalsDue
 from infra.clock import Clock
 from infra.db import Database, DbSession, read_only
 from infra.memo import Recording
@@ -47,6 +48,9 @@ class Services:
     production: bool
     # Partner applications (partners/applications.py): the unauthenticated throttle.
     application_limits: ApplicationLimits = ApplicationLimits()
+    # Renewals due, read by the forecast pre-fill (forecasts/renewals.py): the subscriptions
+    # domain's read function once merged; None until then (deals only).
+    renewals_due: RenewalsDue | None = None
 
 
 class OperationScope:

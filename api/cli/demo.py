@@ -12,6 +12,7 @@ from catalogue import demo as catalogue_demo
 from deal_registration.registrations import demo as deals_demo
 from deal_registration.sales import demo as sales_demo
 from earnings import demo as earnings_demo
+from forecasts import demo as forecasts_demo
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from leaderboards import demo as leaderboards_demo
@@ -39,6 +40,7 @@ async def seed_demo(
             await earnings_demo.seed(session, clock, tenancy, signals=build_claim_signals())
             # Later domains seed here, in dependency order.
             await leaderboards_demo.seed(session, clock, tenancy.vendor)
+            await forecasts_demo.seed(session, clock, tenancy)
             # A second vendor, so that isolation shows in the demo too.
             second = await partners_demo.seed_second_vendor(session, clock)
         partners = {p.id: p.name for p in (tenancy.acme, tenancy.globex, second.partner)}

@@ -17,6 +17,7 @@ from api.cli import (
     audit,
     deals,
     dispatch,
+    exports,
     leaderboards,
     outbox,
     partners,
@@ -186,6 +187,7 @@ app.command("simulate")(leaderboards.simulate)
 app.command("dispatch")(dispatch.dispatch)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(audit.app, name="audit")
+app.add_typer(exports.app, name="exports")
 app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 app.add_typer(partners.app, name="partners")
 

@@ -21,6 +21,7 @@ from schema.earnings.types import (
     EarningEntryType,
     EarningsSummaryType,
     ForecastType,
+    MetricsSegmentationEnum,
     PayoutStatementType,
     ProgramType,
     VendorMetricsType,
@@ -181,22 +182,24 @@ class EarningsQuery:
     @strawberry.field(
         permission_classes=[allowed(EARNINGS, EarningsOp.READ_METRICS)],
         description="Contribution margin, payout ratio, activation, concentration and "
-        "volatility, per partner and in total. Vendor roles only (channel managers: their "
-        "assigned partners).",
+        "volatility, per partner and in total, and revenue by region, product line or partner "
+        "group (segmentBy). Vendor roles only (channel managers: their assigned partners).",
     )
     async def earnings_metrics(
         self,
         info: Info[Context, None],
         period: EarningsPeriodInput | None = None,
         currency: str = "USD",
+        segment_by: MetricsSegmentationEnum | None = None,  # type: ignore[valid-type]
     ) -> VendorMetricsType | None:
         ctx = info.context
         principal = ctx.caller
         start, end = _period(ctx, period)
         try:
             result = await metrics.vendor_metrics(
-                ctx.session, principal, start=start, end=end, currency=currency.strip().upper()
-            )
+                ctx.session, principal, start=start, end=end, currency=currency.strip().upper(),
+                segment_by=segment_by,
+            )  # fmt: skip
         except DomainError as error:
             raise query_error(error) from error
         return VendorMetricsType.of(result)

@@ -16,7 +16,7 @@ from strawberry.scalars import JSON
 from earnings import programs, repository
 from earnings.explanations import Explanation, ExplanationKind
 from earnings.forecast import Forecast
-from earnings.metrics import Figures, VendorMetrics
+from earnings.metrics import Figures, Segment, Segmentation, VendorMetrics
 from earnings.models import (
     DecisionAction,
     EarningEntry,
@@ -397,6 +397,44 @@ class PartnerFiguresType:
     figures: FiguresType
 
 
+MetricsSegmentationEnum = strawberry.enum(
+    Segmentation,
+    name="EarningsSegmentation",
+    description="REGION: the partner's region; PRODUCT_LINE: the catalogue category of each "
+    "sold line; GROUP: the partner groups the partner was in at the period's end.",
+)
+
+
+@strawberry.type(name="EarningsSegment", description="Vendor-internal segment figures.")
+class SegmentType:
+    key: str = strawberry.field(
+        description="The region, the product line, or the partner group's id."
+    )
+    label: str
+    revenue: MoneyType
+    earnings: MoneyType | None = strawberry.field(
+        description="The segment's partners' earnings; null for product lines."
+    )
+    sales: int | None
+    partners: int = strawberry.field(description="Partners with revenue or in the segment.")
+    share_bp: int | None = strawberry.field(description="The segment's share of all revenue.")
+    concentration_bp: int | None = strawberry.field(
+        description="The segment's top partner's share of the segment's revenue."
+    )
+
+    @classmethod
+    def of(cls, s: Segment, currency: str, by: Segmentation) -> SegmentType:
+        key = s.key
+        if by is Segmentation.GROUP:
+            key = str(to_global_id("PartnerGroup", uuid.UUID(s.key)))
+        return cls(
+            key=key, label=s.label, revenue=MoneyType.of(s.revenue_minor, currency),
+            earnings=None if s.earnings_minor is None else MoneyType.of(s.earnings_minor, currency),
+            sales=s.sales, partners=s.partners, share_bp=s.share_bp,
+            concentration_bp=s.concentration_bp,
+        )  # fmt: skip
+
+
 @strawberry.type(name="VendorEarningsMetrics", description="Vendor roles only.")
 class VendorMetricsType:
     period_start: datetime
@@ -411,6 +449,10 @@ class VendorMetricsType:
         description="The top partner's share of revenue."
     )
     top_partner_id: relay.GlobalID | None
+    segmented_by: MetricsSegmentationEnum | None  # type: ignore[valid-type]
+    segments: list[SegmentType] = strawberry.field(
+        description="Revenue by the segmentation asked for (segmentBy); empty without one."
+    )
 
     @classmethod
     def of(cls, m: VendorMetrics) -> VendorMetricsType:
@@ -430,6 +472,12 @@ class VendorMetricsType:
             activation_rate_bp=m.activation_rate_bp,
             concentration_bp=m.concentration_bp,
             top_partner_id=to_global_id("Partner", m.top_partner.id) if m.top_partner else None,
+            segmented_by=m.segmented_by,
+            segments=[
+                SegmentType.of(seg, m.currency, m.segmented_by)
+                for seg in m.segments
+                if m.segmented_by is not None
+            ],
         )
 
 

@@ -11,10 +11,12 @@ from deal_registration.events import (
     SALE_REVERSED,
 )
 from earnings.events import EARNINGS_CHANGED
+from forecasts.events import CONCENTRATION_THRESHOLD_CHANGED
 from leaderboards.events import CONTEST_CHANGED, CONTEST_PRIZE_APPROVED
 from schema.context import Services
 from subscriptions.events import (
     SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_EVENT_TYPES,
     SUBSCRIPTION_EXPANDED,
     SUBSCRIPTION_RENEWED,
     SUBSCRIPTION_STARTED,
@@ -23,7 +25,8 @@ from subscriptions.events import (
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
     """Live notices and contest scoring run before earnings crediting in a run (they take a
-    few ms; crediting takes milliseconds a sale and nothing live waits for it)."""
+    few ms; crediting takes milliseconds a sale and nothing live waits for it); the
+    concentration check (revenue and recurring revenue) runs last."""
     declared = [(r.event_types, r.batched) for r in handlers(services)]
     scored = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
     assert declared == [
@@ -39,6 +42,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((SUBSCRIPTION_RENEWED, SUBSCRIPTION_EXPANDED, SUBSCRIPTION_CANCELLED), True),
         ((EARNINGS_CHANGED,), True),
         ((CONTEST_PRIZE_APPROVED,), True),  # contest prizes credited (tv branch)
+        # after crediting: concentration guardrails read the credited revenue
+        ((EARNINGS_CHANGED, *SUBSCRIPTION_EVENT_TYPES, CONCENTRATION_THRESHOLD_CHANGED), True),
         (tuple(sorted(services.notifier.triggers)), True),  # notifications, last
     ]
 

@@ -29,6 +29,9 @@ from deal_registration.sales.policy import SALES
 from deal_registration.storage import LocalStorage
 from earnings import ledger, metrics, payouts, programs
 from earnings.policy import EARNINGS
+from forecasts import guardrails, submission
+from forecasts.models import GuardrailScope, ShareBasis, ShareMetric
+from forecasts.policy import FORECASTS
 from infra.clock import SystemClock
 from infra.db import Database
 from infra.errors import Forbidden
@@ -53,7 +56,7 @@ from subscriptions.policy import SUBSCRIPTIONS
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS, NOTIFICATIONS, SUBSCRIPTIONS,
+    PARTNERS, APPLICATIONS, NOTIFICATIONS, FORECASTS, SUBSCRIPTIONS,
 ]  # fmt: skip
 
 
@@ -149,6 +152,11 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, partner_id=uuid.uuid4(), manager_id=uuid.uuid4())),
     ("invitation", Role.PARTNER_REP, lambda s, p: invitations.create_invitation(
         s, p, CLOCK, email="x@example.com", role=Role.PARTNER_REP)),
+    ("forecast", Role.VENDOR_ADMIN, lambda s, p: submission.submit(
+        s, p, CLOCK, quarter="2099-Q1", currency="USD", lines=[])),
+    ("concentration threshold", Role.FINANCE, lambda s, p: guardrails.set_threshold(
+        s, p, CLOCK, metric=ShareMetric.TOP_PARTNER_SHARE, basis=ShareBasis.REVENUE,
+        scope=GuardrailScope.OVERALL, max_share_bp=5000, currency="USD")),
 ]  # fmt: skip
 
 

@@ -1,0 +1,209 @@
+"""CSV exports for finance reconciliation (issue 14, item 6): `GET /exports/{kind}.csv`
+streams a registry kind's rows (commissions, payouts, forecasts, audit trail) a keyset page
+at a time, role-checked by the EXPORTS policy table and row-checked by each kind's
+readable statement; formulas are defused; `channelboard exports write` writes the same
+CSV to a file."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from api.settings import Settings
+from deal_registration.events import Line
+from earnings.programs import BaseRate, Rules
+from forecasts import exports
+from infra.clock import OffsetClock
+from infra.db import Database
+from partners.models import Partner, User
+from partners.roles import Role
+from schema.context import Services
+from tests.earnings.scenarios import generate, make_program
+from tests.factories import Tenant, add_products, approve_sale, dispatch, principal_of
+from tests.processes import process_env
+from tests.subscriptions.scenarios import CLOUD
+from tests.support import GQL
+
+FORMULA = '=HYPERLINK("http://evil.example")'
+
+
+def rows_of(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+async def export(
+    client: httpx.AsyncClient, gql: GQL, kind: str, user: User | None = None, query: str = ""
+) -> httpx.Response:
+    headers = {} if user is None else {"authorization": f"Bearer {gql.token(user)}"}
+    return await client.get(f"/exports/{kind}.csv{query}", headers=headers)
+
+
+@pytest.fixture
+async def ledger(db: Database, clock: OffsetClock, tenant: Tenant, services: Services) -> None:
+    """Commissions for both partners (8 %), partner 0 named like a formula."""
+    await make_program(db, clock, tenant, Rules(base_rates=(BaseRate(rate_bp=800),)))
+    async with db.transaction() as session:
+        await session.exec(
+            update(Partner).where(Partner.id == tenant.partners[0].id).values(name=FORMULA)
+        )  # type: ignore[call-overload]
+    for partner, amount in ((0, 1_000_00), (0, 2_000_00), (1, 500_00)):
+        await approve_sale(db, clock, tenant, partner=partner, amount=amount)
+    while await dispatch(services):
+        pass
+
+
+@pytest.mark.usefixtures("ledger")
+async def test_commissions_export_by_role_partner_and_vendor(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    response = await export(client, gql, "commissions", tenant.user(Role.FINANCE))
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"].startswith('attachment; filename="commissions-')
+    assert "content-length" not in response.headers  # streamed, not built first
+    assert response.text.splitlines()[0] == ",".join(exports.KINDS["commissions"].columns)
+    rows = rows_of(response.text)
+    assert sorted(int(r["amount_minor"]) for r in rows) == [4_000, 8_000, 16_000]
+    assert {r["amount"] for r in rows} == {"40.00", "80.00", "160.00"}
+    # The formula-like partner name is defused; numbers stay numbers.
+    assert {r["partner_name"] for r in rows if r["partner_id"] == str(tenant.partners[0].id)} == {
+        "'" + FORMULA
+    }
+    assert all(r["rule"] and r["rule"][0] not in "=+-@" for r in rows)
+
+    mine = rows_of(
+        (await export(client, gql, "commissions", tenant.user(Role.PARTNER_ADMIN, 1))).text
+    )
+    assert {r["partner_id"] for r in mine} == {str(tenant.partners[1].id)}
+    theirs = await export(client, gql, "commissions", other_tenant.user(Role.FINANCE))
+    assert theirs.status_code == 200
+    assert rows_of(theirs.text) == []
+    for role in (Role.CHANNEL_MANAGER, Role.PARTNER_REP):
+        refused = await export(client, gql, "commissions", tenant.user(role))
+        assert refused.status_code == 403
+        assert refused.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    anonymous = await export(client, gql, "commissions")
+    assert anonymous.status_code == 401
+    assert (await export(client, gql, "salaries", tenant.user(Role.FINANCE))).status_code == 404
+    bad = await export(client, gql, "commissions", tenant.user(Role.FINANCE), "?since=yesterday")
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["extensions"]["code"] == "INVALID_DATETIME"
+    later = await export(client, gql, "commissions", tenant.user(Role.FINANCE), "?since=2999-01-01")
+    assert rows_of(later.text) == []
+
+
+@pytest.mark.usefixtures("ledger")
+async def test_payouts_forecasts_and_audit_exports(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database,
+    services: Services,
+) -> None:  # fmt: skip
+    clock.advance(timedelta(days=40))
+    statements = await generate(db, clock, tenant, services.claim_signals)
+    payouts = rows_of((await export(client, gql, "payouts", tenant.user(Role.FINANCE))).text)
+    assert sorted(int(r["total_minor"]) for r in payouts) == sorted(
+        s.total_minor for s in statements
+    )
+    own = rows_of((await export(client, gql, "payouts", tenant.user(Role.PARTNER_ADMIN))).text)
+    assert {r["partner_id"] for r in own} == {str(tenant.partners[0].id)}
+
+    set_threshold = """mutation { concentrationThresholdSet(input: {metric: TOP_PARTNER_SHARE,
+      maxShareBp: 5000, reason: "+1 for the board"}) { userErrors { code } } }"""
+    await gql.data(set_threshold, as_user=tenant.user(Role.VENDOR_ADMIN))
+    audit = rows_of((await export(client, gql, "audit", tenant.user(Role.VENDOR_ADMIN))).text)
+    entry = next(r for r in audit if r["entity_type"] == "concentration_threshold")
+    assert entry["reason"] == "'+1 for the board"
+    # Finance reads the money settings only; partners no audit trail at all.
+    finance = rows_of((await export(client, gql, "audit", tenant.user(Role.FINANCE))).text)
+    assert all(r["entity_type"] != "concentration_threshold" for r in finance)
+    assert (await export(client, gql, "audit", tenant.user(Role.PARTNER_ADMIN))).status_code == 403
+    forecasts = await export(client, gql, "forecasts", tenant.user(Role.PARTNER_REP))
+    assert forecasts.status_code == 403
+
+
+@pytest.mark.usefixtures("ledger")
+async def test_an_export_is_read_a_keyset_page_at_a_time(db: Database, tenant: Tenant) -> None:
+    finance = principal_of(tenant.user(Role.FINANCE))
+    kind = exports.KINDS["commissions"]
+    async with db.read_session() as session:
+        pages = [page async for page in exports.pages(session, finance, kind, page=2)]
+        chunks = [chunk async for chunk in exports.stream(session, finance, kind, page=2)]
+    assert [len(p) for p in pages] == [2, 1]
+    ids = [row[0] for page in pages for row in page]
+    assert ids == sorted(ids)  # id (time) order, each page after the last
+    assert len(chunks) == 3  # the header, then one chunk per page
+    assert chunks[0] == ",".join(kind.columns) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "cell"),
+    [("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"),
+     ("\tx", "'\tx"), ("plain", "plain"), ("", "")],
+)  # fmt: skip
+def test_text_cells_never_start_a_formula(text: str, cell: str) -> None:
+    assert exports.text_cell(text) == cell
+
+
+async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "api", "exports", *args, env=process_env(settings),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ledger")
+async def test_the_command_line_writes_an_export_to_a_file(
+    settings: Settings, tenant: Tenant, tmp_path: Path
+) -> None:
+    out = tmp_path / "commissions.csv"
+    code, err = await _cli(settings, "write", "commissions", "--vendor", tenant.vendor.slug,
+                           "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    assert "wrote 3 rows" in err
+    rows: list[dict[str, Any]] = rows_of(out.read_text())
+    assert sorted(int(r["amount_minor"]) for r in rows) == [4_000, 8_000, 16_000]
+    code, err = await _cli(settings, "write", "wages", "--vendor", tenant.vendor.slug,
+                           "--out", str(out))  # fmt: skip
+    assert code == 2
+    code, err = await _cli(settings, "write", "audit", "--vendor", "nobody", "--out", str(out))
+    assert code == 1
+
+
+async def test_subscriptions_export(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant, other_tenant: Tenant, db: Database,
+    clock: OffsetClock, services: Services,
+) -> None:  # fmt: skip
+    async with db.transaction() as session:
+        await add_products(session, clock, tenant, (CLOUD,))
+    for partner, amount in ((0, 1_200_00), (1, 600_00)):
+        await approve_sale(db, clock, tenant, partner=partner, amount=amount,
+                           lines=[Line(CLOUD.sku, 1, amount)])  # fmt: skip
+    while await dispatch(services):
+        pass
+    response = await export(client, gql, "subscriptions", tenant.user(Role.FINANCE))
+    assert response.status_code == 200
+    rows = rows_of(response.text)
+    assert sorted((int(r["amount_minor"]), int(r["arr_minor"]), r["status"]) for r in rows) == [
+        (60_000, 60_000, "ACTIVE"), (120_000, 120_000, "ACTIVE"),
+    ]  # fmt: skip
+    own = rows_of(
+        (await export(client, gql, "subscriptions", tenant.user(Role.PARTNER_ADMIN))).text
+    )
+    assert [r["partner_id"] for r in own] == [str(tenant.partners[0].id)]
+    theirs = await export(client, gql, "subscriptions", other_tenant.user(Role.FINANCE))
+    assert rows_of(theirs.text) == []
+    for role in (Role.CHANNEL_MANAGER, Role.PARTNER_REP):
+        refused = await export(client, gql, "subscriptions", tenant.user(role))
+        assert refused.status_code == 403
