@@ -88,6 +88,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             background.append(
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
             )
+            background.append(
+                asyncio.create_task(services.webhooks.run(), name="webhook-deliveries")
+            )
         else:
             outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's

@@ -26,6 +26,9 @@ from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from webhooks import handlers as webhooks_handlers
+from webhooks.targets import TargetPolicy
+from webhooks.worker import DeliveryWorker
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -52,6 +55,13 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         fanout=Fanout(leaderboards),
         claim_signals=build_claim_signals(),
         storage=build_storage(settings),
+        webhooks=DeliveryWorker(
+            db,
+            clock,
+            policy=TargetPolicy(allow_private=settings.webhooks_allow_private_targets),
+            timeout=settings.webhooks_timeout_seconds,
+            concurrency=settings.webhooks_concurrency,
+        ),
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
@@ -67,13 +77,15 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
 def handlers(services: Services) -> list[Registration]:
     """Every outbox handler, in the order the batch handlers of a run run: the cheap live
     ones first (deal and claim notices, contest scoring: a few ms a run), then earnings
-    crediting (milliseconds a sale), which nothing here waits for."""
+    crediting (milliseconds a sale), which nothing here waits for, then the webhook
+    deliveries (one SQL pass a run; the sending happens in the delivery worker)."""
     return [
         *deal_registration_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
+        *webhooks_handlers.handlers(services.db, services.clock, services.webhooks),
     ]
 
 

@@ -62,6 +62,7 @@ class AuditEntity(StrEnum):
     # archive, import, manager assignments.
     PARTNER = "partner"
     PARTNER_APPLICATION = "partner_application"
+    WEBHOOK_ENDPOINT = "webhook_endpoint"  # webhooks/endpoints.py, webhooks/delivery.py
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).

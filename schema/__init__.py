@@ -46,6 +46,9 @@ from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
+from schema.webhooks.mutations import WebhooksMutation
+from schema.webhooks.queries import WebhooksQuery
+from schema.webhooks.types import WebhookDeliveryType, WebhookEndpointType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -60,6 +63,7 @@ QUERIES: tuple[type, ...] = (
     PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
+    WebhooksQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -73,6 +77,7 @@ MUTATIONS: tuple[type, ...] = (
     LeaderboardsMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
+    WebhooksMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -99,6 +104,8 @@ NODE_TYPES: tuple[type, ...] = (
     PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
+    WebhookEndpointType,
+    WebhookDeliveryType,
 )
 
 

@@ -22,6 +22,7 @@ from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
 from partners.invitations import Identity
 from partners.roles import Principal
+from webhooks.worker import DeliveryWorker
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Services:
     fanout: Fanout  # live leaderboard feeds (one per process)
     claim_signals: ClaimSignals  # what earnings reads of sale claims
     storage: Storage  # uploaded files (proof)
+    webhooks: DeliveryWorker  # sends webhook deliveries; its target policy checks URLs
     max_page_size: int
     max_upload_bytes: int
     production: bool

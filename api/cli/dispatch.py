@@ -2,9 +2,10 @@
 
 With ``CHANNELBOARD_DISPATCH=external`` the API processes only record events (and wake this
 process over pub/sub); this process runs every handler the app registers: earnings
-crediting, contest scoring, live notices. Crediting costs milliseconds per sale, which on
-an API process's event loop would delay every request and live push queued behind it.
-Stopping it loses nothing: events stay pending in SQL until a dispatcher runs again."""
+crediting, contest scoring, live notices; and it sends the webhook deliveries. Crediting
+costs milliseconds per sale, which on an API process's event loop would delay every
+request and live push queued behind it. Stopping it loses nothing: events (and webhook
+deliveries) stay pending in SQL until a dispatcher runs again."""
 
 from __future__ import annotations
 
@@ -38,13 +39,16 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
         closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+        # Webhook deliveries leave from here too (the handler above makes their rows).
+        deliveries = asyncio.create_task(services.webhooks.run(), name="webhook-deliveries")
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        closer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
+        for task in (closer, deliveries):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     console.print("dispatcher stopped")
     return 0
 
