@@ -145,8 +145,10 @@ class DeliveryWorker:
         self.concurrency = concurrency
         self.batch_size = batch_size
         # Longer than a round can take: its requests run at most `timeout` each, in
-        # batch_size / concurrency waves, plus the writes.
-        self.lease = lease or timedelta(seconds=timeout * (batch_size // concurrency + 1) + 30)
+        # batch_size / concurrency waves, plus the writes. (Real time, like the outbox's
+        # lease: it is about processes.)
+        waves = -(-batch_size // concurrency)
+        self.lease = lease or timedelta(seconds=timeout * waves + 10)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._client: httpx.AsyncClient | None = None
@@ -316,7 +318,9 @@ class DeliveryWorker:
             extensions["sni_hostname"] = target.sni
         started = time.perf_counter()
         try:
-            async with self._http().stream(
+            # One deadline for the whole exchange (httpx's applies per read: an endpoint
+            # trickling bytes would hold a slot for ever).
+            async with asyncio.timeout(self.timeout), self._http().stream(
                 "POST", target.pinned, content=delivery.body.encode(), headers=send_headers,
                 extensions=extensions,
             ) as response:  # fmt: skip
@@ -327,7 +331,7 @@ class DeliveryWorker:
                     if len(received) >= RESPONSE_BYTES:
                         break
                 outcome.response_body = received[:RESPONSE_BYTES].decode("utf-8", "replace")
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             outcome.error_class = "TIMEOUT"
         except httpx.ConnectError as exc:
             outcome.error_class = "TLS_ERROR" if _caused_by_tls(exc) else "CONNECT_ERROR"
