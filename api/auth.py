@@ -1,5 +1,6 @@
 """Credentials to Principal: JWT bearer tokens (HS256 for development, RS256 with a public
-key or JWKS in production) and vendor API keys. Failures carry a distinct reason code."""
+key or JWKS in production), vendor API keys and display keys (office screens). Failures
+carry a distinct reason code."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from api.settings import JWTSettings
 from infra.cache import ReadCache, SingleFlight
 from infra.clock import Clock
 from infra.db import Database
+from leaderboards import display_keys
+from leaderboards.models import DisplayKey
 from partners import repository, service
 from partners.invitations import Identity, normalise_email
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor, VendorStatus
@@ -114,7 +117,7 @@ def numeric_date(value: object) -> float | None:
 
 
 # What a principal is read from: a change to any of these drops every cached principal.
-PRINCIPAL_TABLES = ("user_account", "partner", "api_key", "vendor")
+PRINCIPAL_TABLES = ("user_account", "partner", "api_key", "vendor", "display_key")
 
 
 class Authenticator:
@@ -143,7 +146,7 @@ class Authenticator:
         if cached is None:
             outcome = await self._loads.run(credential, lambda: self._load(credential))
         elif cached.expires_at is not None and self.clock.now() > cached.expires_at + self.leeway:
-            return AuthFailure("TOKEN_EXPIRED")
+            return AuthFailure("DISPLAY_KEY_EXPIRED" if cached.is_display else "TOKEN_EXPIRED")
         else:
             outcome = cached
         if isinstance(outcome, Principal) and outcome.api_key_id is not None:
@@ -155,6 +158,8 @@ class Authenticator:
         async with self.db.read_session() as session:
             if credential.startswith(service.API_KEY_PREFIX):
                 outcome = await self._api_key(session, credential)
+            elif credential.startswith(display_keys.DISPLAY_KEY_PREFIX):
+                outcome = await self._display_key(session, credential)
             else:
                 outcome = await self._token(session, credential)
         if isinstance(outcome, Principal):
@@ -210,6 +215,11 @@ class Authenticator:
         vendor = await repository.get_vendor(session, key.vendor_id) if key else None
         return _key_principal(key, vendor)
 
+    async def _display_key(self, session: AsyncSession, secret: str) -> Principal | AuthFailure:
+        key = await display_keys.verify_display_key(session, secret)
+        vendor = await repository.get_vendor(session, key.vendor_id) if key else None
+        return _display_principal(key, vendor, self.clock.now() - self.leeway)
+
     async def current(
         self, principals: Collection[Principal]
     ) -> dict[Principal, Principal | AuthFailure]:
@@ -218,16 +228,24 @@ class Authenticator:
         credential itself - signature, claims, key hash - cannot have changed)."""
         user_ids = {p.user_id for p in principals if p.user_id is not None}
         key_ids = {p.api_key_id for p in principals if p.api_key_id is not None}
+        display_ids = {p.display_key_id for p in principals if p.display_key_id is not None}
         async with self.db.read_session() as session:
             users = await repository.get_users(session, user_ids) if user_ids else {}
             partner_ids = {u.partner_id for u in users.values() if u.partner_id is not None}
             partners = await repository.get_partners(session, partner_ids) if partner_ids else {}
             keys = await repository.get_api_keys(session, key_ids) if key_ids else {}
+            screens = (
+                await display_keys.display_keys_by_ids(session, display_ids) if display_ids else {}
+            )
             vendors = await repository.get_vendors(session, {p.vendor_id for p in principals})
         now = self.clock.now()
         outcomes: dict[Principal, Principal | AuthFailure] = {}
         for p in principals:
-            if p.expires_at is not None and now > p.expires_at + self.leeway:
+            if p.display_key_id is not None:
+                screen = screens.get(p.display_key_id)
+                vendor = vendors.get(screen.vendor_id) if screen else None
+                outcomes[p] = _display_principal(screen, vendor, now - self.leeway)
+            elif p.expires_at is not None and now > p.expires_at + self.leeway:
                 outcomes[p] = AuthFailure("TOKEN_EXPIRED")
             elif p.api_key_id is not None:
                 key = keys.get(p.api_key_id)
@@ -269,6 +287,22 @@ def _key_principal(key: ApiKey | None, vendor: Vendor | None) -> Principal | Aut
     if vendor is None or vendor.status is not VendorStatus.ACTIVE:
         return AuthFailure("VENDOR_SUSPENDED")
     return Principal(vendor_id=key.vendor_id, role=key.role, api_key_id=key.id)
+
+
+def _display_principal(
+    key: DisplayKey | None, vendor: Vendor | None, now: datetime
+) -> Principal | AuthFailure:
+    """The principal of a display key (None: unknown or malformed) of ``vendor``; ``now``
+    less the leeway tokens get."""
+    if key is None:
+        return AuthFailure("INVALID_DISPLAY_KEY")
+    if key.revoked_at is not None:
+        return AuthFailure("DISPLAY_KEY_REVOKED")
+    if key.expires_at is not None and now > key.expires_at:
+        return AuthFailure("DISPLAY_KEY_EXPIRED")
+    if vendor is None or vendor.status is not VendorStatus.ACTIVE:
+        return AuthFailure("VENDOR_SUSPENDED")
+    return display_keys.principal_of(key)
 
 
 def principal_for(user: User, *, expires_at: datetime | None = None) -> Principal:

@@ -15,13 +15,15 @@ from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
+from earnings.prizes import PrizeAward, credit_prizes
 from infra.clock import Clock
 from infra.db import Database
-from infra.outbox import Dispatcher, Registration
+from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
 from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards import handlers as leaderboards_handlers
 from leaderboards.boards import Boards
+from leaderboards.events import CONTEST_PRIZE_APPROVED, ContestPrizeApproved
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
@@ -85,8 +87,38 @@ def handlers(services: Services) -> list[Registration]:
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
+        *prize_handlers(services),
         *webhooks_handlers.handlers(services.db, services.clock, services.webhooks),
     ]
+
+
+def prize_handlers(services: Services) -> list[Registration]:
+    """Approved contest prizes (leaderboards) credited to earnings: the two domains do not
+    know each other, so the approval event is translated here."""
+
+    async def credit(events: list[OutboxEvent]) -> None:
+        awards = []
+        for event in events:
+            approved = ContestPrizeApproved.parse(event.payload)
+            awards.append(
+                PrizeAward(
+                    event_id=event.id,
+                    vendor_id=approved.vendor_id,
+                    partner_id=approved.partner_id,
+                    rep_user_id=approved.rep_user_id,
+                    contest_id=approved.contest_id,
+                    contest_name=approved.contest_name,
+                    period=approved.period,
+                    rank=approved.rank,
+                    prize=approved.prize,
+                    amount_minor=approved.amount_minor,
+                    currency=approved.currency,
+                    won_at=approved.period_ends_at,
+                )  # fmt: skip
+            )
+        await credit_prizes(services.db, services.clock, awards)
+
+    return [batch([CONTEST_PRIZE_APPROVED], credit)]
 
 
 def build_claim_signals() -> ClaimSignals:

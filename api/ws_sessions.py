@@ -45,7 +45,7 @@ UNHEARD_RECHECK_SECONDS = 10.0
 def _identity(principal: Principal) -> tuple[object, ...]:
     """What a socket's permissions follow from; a change of any of these closes it."""
     p = principal
-    return (p.vendor_id, p.role, p.user_id, p.partner_id, p.api_key_id)
+    return (p.vendor_id, p.role, p.user_id, p.partner_id, p.api_key_id, p.display_key_id)
 
 
 @dataclass(eq=False)
@@ -97,8 +97,9 @@ class SocketSessions:
             deadline = principal.expires_at + self.authenticator.leeway
             delay = (deadline - self.clock.now()).total_seconds()
             socket.expiry = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), self._close_soon, socket, "TOKEN_EXPIRED"
-            )
+                max(delay, 0.0), self._close_soon, socket,
+                "DISPLAY_KEY_EXPIRED" if principal.is_display else "TOKEN_EXPIRED",
+            )  # fmt: skip
         self._open[id(websocket.scope)] = socket
         if since != self.generation:
             self._dirty.set()

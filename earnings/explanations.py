@@ -38,6 +38,7 @@ class ExplanationKind(StrEnum):
     SPIFF = "SPIFF"
     DEAL_BONUS = "DEAL_BONUS"
     ADJUSTMENT = "ADJUSTMENT"
+    PRIZE = "PRIZE"
     HOLD = "HOLD"
     HOLD_RELEASED = "HOLD_RELEASED"
     NOT_COVERED = "NOT_COVERED"
@@ -207,6 +208,14 @@ def explain_entries(
                 ExplanationKind.ADJUSTMENT,
                 f"Adjustments by our finance team: {_m(sums[EntryKind.ADJUSTMENT], currency)}.",
                 sums[EntryKind.ADJUSTMENT],
+            )
+        )
+    if sums.get(EntryKind.PRIZE):
+        out.append(
+            Explanation(
+                ExplanationKind.PRIZE,
+                f"Contest prizes you won added {_m(sums[EntryKind.PRIZE], currency)}.",
+                sums[EntryKind.PRIZE],
             )
         )
     return out

@@ -25,6 +25,7 @@ class SourceType(StrEnum):
     SALE_REVERSED = "SALE_REVERSED"
     DEAL_WON = "DEAL_WON"
     ADJUSTMENT = "ADJUSTMENT"
+    PRIZE = "PRIZE"  # a contest prize finance approved (earnings.prizes)
 
 
 class EntryKind(StrEnum):
@@ -34,6 +35,7 @@ class EntryKind(StrEnum):
     DEAL_BONUS = "DEAL_BONUS"
     ADJUSTMENT = "ADJUSTMENT"
     CLAWBACK = "CLAWBACK"
+    PRIZE = "PRIZE"
 
 
 class PayoutStatus(StrEnum):

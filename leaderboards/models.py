@@ -104,7 +104,9 @@ class Contest(SQLModel, table=True):
     )
     visible_top_n: int = 10
     anonymise: bool = False
-    # [{"from_rank": 1, "to_rank": 1, "prize": "..."}]
+    # [{"from_rank": 1, "to_rank": 1, "prize": "...", "amount_minor": 50000}]: amount_minor
+    # (in the contest's currency; absent when the prize is not money) is what finance may
+    # credit to a winner's earnings (leaderboards.winners).
     prizes: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
@@ -209,3 +211,59 @@ class ContestBoardVersion(SQLModel, table=True):
 
     contest_id: uuid.UUID = Field(foreign_key="contest.id", primary_key=True)
     ceiling: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class PrizeStatus(StrEnum):
+    NONE = "NONE"  # the prize is not money (a trip, a trophy), or there is none
+    PENDING = "PENDING"  # a money prize waiting for finance's approval
+    APPROVED = "APPROVED"  # approved: credited to the winner's earnings (kind PRIZE)
+
+
+class ContestWinner(SQLModel, table=True):
+    """A winner of a finished contest or period, recorded with its frozen standings (in the
+    same transaction, so once per period): the rank, the participant, and the prize its rank
+    won then (a later change of the contest's prizes does not change it)."""
+
+    __tablename__ = "contest_winner"
+    __table_args__ = (UniqueConstraint("contest_id", "period_key", "participant_id"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    contest_id: uuid.UUID = Field(foreign_key="contest.id", index=True)
+    period_key: str = Field(max_length=16)
+    participant_id: uuid.UUID
+    partner_id: uuid.UUID = Field(foreign_key="partner.id", index=True)
+    rep_user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    rank: int
+    score: int = Field(sa_column=Column(BigInteger, nullable=False))
+    prize: str = Field(default="", max_length=200)
+    prize_minor: int | None = Field(default=None, sa_column=Column(BigInteger))
+    currency: str = Field(max_length=3)
+    prize_status: PrizeStatus = Field(
+        default=PrizeStatus.NONE,
+        sa_column=Column(_enum(PrizeStatus, "contest_prize_status"), nullable=False),
+    )
+    approved_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class DisplayKey(SQLModel, table=True):
+    """A read-only credential for an office screen (the TV page): it reads the boards of its
+    contests as a partner viewer does, and nothing else. Only a hash of its secret is kept
+    (like an API key's); revoking it closes the screens using it."""
+
+    __tablename__ = "display_key"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    label: str = Field(max_length=100)
+    prefix: str = Field(max_length=16, unique=True)
+    secret_hash: str = Field(max_length=64)
+    # The contests it shows, in rotation order (str UUIDs).
+    contest_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    rotate_seconds: int = 30
+    created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

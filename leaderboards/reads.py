@@ -20,6 +20,8 @@ from leaderboards.models import (
     ContestCredit,
     ContestStanding,
     ContestStatus,
+    ContestWinner,
+    PrizeStatus,
     VisibilityMode,
 )
 from leaderboards.rebuild import ensure_built
@@ -95,6 +97,14 @@ class BoardView:
 
 
 @dataclass(frozen=True)
+class WinnerView:
+    winner: ContestWinner
+    participant: RowView
+    # The prize's state: vendor staff and the winner itself only.
+    prize_status: PrizeStatus | None
+
+
+@dataclass(frozen=True)
 class StandingView:
     participant: RowView
     standing: ranking.Standing
@@ -145,8 +155,15 @@ class Reader:
     async def contest(self, principal: Principal, contest_id: uuid.UUID | None) -> Contest:
         if contest_id is None:
             raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
-        partner = None if principal.is_vendor_staff else principal.partner_id
-        key = (contest_id, (principal.vendor_id, partner))
+        # Who sees the same contests: vendor staff, a partner, a display key's screen.
+        audience = (
+            principal.display_key_id
+            if principal.is_display
+            else None
+            if principal.is_vendor_staff
+            else principal.partner_id
+        )
+        key = (contest_id, (principal.vendor_id, audience))
         cached = self.rt.contests.get(key)
         if cached is not None:
             return cached
@@ -341,6 +358,28 @@ class Reader:
             is_you=r.participant_id == viewer.self_id,
             rank=r.rank, score=r.score, gap_to_above=r.gap_to_above,
         )  # fmt: skip
+
+    async def winners(
+        self, contest: Contest, viewer: Viewer, period_key: str | None
+    ) -> list[WinnerView]:
+        """The recorded winners as the viewer may see them: the contest's visibility holds
+        (a TOP_N contest shows partners its top rows only, besides their own; an anonymised
+        one hides other winners' names)."""
+        if self.recording is not None:
+            self.recording.taint()  # read from SQL, outside the page cache
+        rows = await repository.winners_of(self.session, contest.id, period_key)
+        if viewer.top_n is not None:
+            rows = [w for w in rows if w.rank <= viewer.top_n or w.participant_id == viewer.self_id]
+        names = await self.names(contest.vendor_id, [w.participant_id for w in rows])
+        staff = viewer.principal.is_vendor_staff
+        out = []
+        for w in rows:
+            view = self._view(
+                viewer, ranking.Row(w.participant_id, w.rank, w.score, 0, 0, None), names
+            )
+            status = w.prize_status if staff or view.is_you else None
+            out.append(WinnerView(winner=w, participant=view, prize_status=status))
+        return out
 
     async def _frozen_standing(
         self, contest: Contest, period: Period, participant: uuid.UUID

@@ -29,6 +29,7 @@ from leaderboards.models import (
 )
 from leaderboards.recurrence import Period
 from leaderboards.scoring import BoardMode, apply_credit, target_for
+from leaderboards.winners import record_winners
 
 Progress = Callable[[int, int], None]
 REAPPLY_WINDOW = timedelta(minutes=2)
@@ -227,6 +228,8 @@ async def _insert_frozen(
                     rank_value=row.value,
                 )  # fmt: skip
             )
+        # Winners and ContestFinished commit with the standings: once per period.
+        await record_winners(session, clock, contest, period, rows)
         return frozen
 
 

@@ -25,6 +25,7 @@ from leaderboards.models import (
     ContestRevision,
     ContestStanding,
     ContestStatus,
+    ContestWinner,
     ParticipantKind,
 )
 from partners.access import accessible_partner_ids
@@ -54,6 +55,10 @@ def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
     stmt = select(Contest).where(Contest.vendor_id == principal.vendor_id)
     if principal.is_vendor_staff:
         return stmt
+    if principal.is_display:  # a screen: its own contests, once published
+        return stmt.where(
+            col(Contest.id).in_(list(principal.contest_ids)), Contest.status != ContestStatus.DRAFT
+        )
     if principal.partner_id is None:
         return stmt.where(false())
     eligible = exists().where(
@@ -363,3 +368,33 @@ async def groups_at(
     if not contest.eligible_group_ids:
         return frozenset()
     return frozenset(g.hex for g in await groups_of(session, contest.vendor_id, partner_id, at))
+
+
+async def winners_of(
+    session: AsyncSession, contest_id: uuid.UUID, period_key: str | None = None
+) -> Sequence[ContestWinner]:
+    """A contest's recorded winners (of one period, or of all), by period then rank. The
+    caller has read the contest through ``readable_contests``; what of each winner it may
+    see is ``reads.Reader.winners``'s."""
+    stmt = select(ContestWinner).where(ContestWinner.contest_id == contest_id)
+    if period_key is not None:
+        stmt = stmt.where(ContestWinner.period_key == period_key)
+    rows = await session.exec(
+        stmt.order_by(col(ContestWinner.period_key), col(ContestWinner.rank), col(ContestWinner.id))
+    )
+    return rows.all()
+
+
+async def get_winner(
+    session: AsyncSession, principal: Principal, winner_id: uuid.UUID
+) -> ContestWinner | None:
+    """A winner of a contest the caller may read (vendor staff: any of its vendor)."""
+    rows = await session.exec(
+        select(ContestWinner).where(
+            ContestWinner.id == winner_id,
+            col(ContestWinner.contest_id).in_(
+                readable_contests(principal).with_only_columns(col(Contest.id))
+            ),
+        )
+    )
+    return rows.first()

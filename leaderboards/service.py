@@ -185,6 +185,27 @@ def validate(s: ContestSettings) -> ContestSettings:
                 )
             )
             break
+        if len(str(prize["prize"]).strip()) > 200:
+            errors.append(
+                DomainError(Code.TOO_LONG, "A prize is at most 200 characters.", "prizes")
+            )
+            break
+        amount = prize.get("amount_minor")
+        if amount is not None and (
+            isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0
+        ):
+            errors.append(
+                DomainError(Code.INVALID_PRIZE, "A prize's amount must be positive.", "prizes")
+            )
+            break
+        if amount is not None and prize.get("currency", s.currency) != s.currency:
+            errors.append(
+                DomainError(
+                    Code.INVALID_PRIZE, "A prize is paid in the contest's currency.", "prizes"
+                )
+            )
+            break
+        prize.pop("currency", None)  # the contest's: kept once, on the contest
         ranges.append((lo, hi))
     ranges.sort()
     if any(b[0] <= a[1] for a, b in zip(ranges, ranges[1:], strict=False)):

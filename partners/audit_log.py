@@ -62,7 +62,10 @@ class AuditEntity(StrEnum):
     # archive, import, manager assignments.
     PARTNER = "partner"
     PARTNER_APPLICATION = "partner_application"
-    WEBHOOK_ENDPOINT = "webhook_endpoint"  # webhooks/endpoints.py, webhooks/delivery.py
+    # A contest winner's money prize approved by finance (leaderboards/winners.py).
+    CONTEST_PRIZE = "contest_prize"
+    DISPLAY_KEY = "display_key"
+    WEBHOOK_ENDPOINT = "webhook_endpoint"  # webhooks/endpoints.py, webhooks/worker.py
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).
@@ -77,6 +80,7 @@ MONEY_ENTITY_TYPES: frozenset[str] = frozenset(
         AuditEntity.PAYOUT_STATEMENT,
         AuditEntity.SALE_CLAIM_SETTINGS,
         AuditEntity.DEAL_PROGRAM_SETTINGS,
+        AuditEntity.CONTEST_PRIZE,
     }
 )
 

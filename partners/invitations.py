@@ -32,7 +32,7 @@ from partners.audit_log import log_change
 from partners.errors import InvitationErrorCode as Code
 from partners.models import Invitation, InvitationStatus, Partner, User, UserSubject
 from partners.policy import INVITATIONS, InvitationOp
-from partners.roles import PARTNER_ROLES, Principal, Role
+from partners.roles import PARTNER_ROLES, USER_ROLES, Principal, Role
 
 # The audit log's entity types for what this module changes.
 AUDIT_INVITATION = "invitation"
@@ -158,6 +158,8 @@ async def create_invitation(
         if vendor_id is None:
             raise ValueError("an operator names the vendor")
         vendor = vendor_id
+    if role not in USER_ROLES:
+        raise DomainError(Code.ROLE_NOT_ALLOWED, "Users take a vendor or a partner role.", "role")
     address = normalise_email(email)
     if not _EMAIL.match(address) or len(address) > 254:
         raise DomainError(Code.INVALID_EMAIL, "This is not an e-mail address.", "email")

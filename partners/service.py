@@ -18,7 +18,7 @@ from partners.errors import TenancyErrorCode
 from partners.groups import refresh_memberships
 from partners.models import ApiKey, ManagerAssignment, Partner, PartnerStatus, User, Vendor
 from partners.policy import TENANCY, TenancyOp
-from partners.roles import VENDOR_ROLES, Principal, Role
+from partners.roles import USER_ROLES, VENDOR_ROLES, Principal, Role
 
 API_KEY_PREFIX = "cbk_"
 
@@ -70,7 +70,7 @@ async def create_user(
     partner_id: uuid.UUID | None = None,
     active: bool = True,
 ) -> User:
-    if role.is_partner != (partner_id is not None):
+    if role not in USER_ROLES or role.is_partner != (partner_id is not None):
         raise DomainError(
             TenancyErrorCode.INVALID_ROLE,
             "partner roles need a partner; vendor roles must not have one",

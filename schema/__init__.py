@@ -29,6 +29,7 @@ from schema.extensions import build_extensions
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
+from schema.leaderboards.screens import DisplayKeyType, ScreensMutation, ScreensQuery
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
@@ -58,6 +59,7 @@ QUERIES: tuple[type, ...] = (
     SalesQuery,
     EarningsQuery,
     LeaderboardsQuery,
+    ScreensQuery,
     OperationsQuery,
     InvitationsQuery,
     PartnerGroupsQuery,
@@ -75,6 +77,7 @@ MUTATIONS: tuple[type, ...] = (
     SalesMutation,
     EarningsMutation,
     LeaderboardsMutation,
+    ScreensMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
     WebhooksMutation,
@@ -100,6 +103,7 @@ NODE_TYPES: tuple[type, ...] = (
     PayoutStatementType,
     ProgramType,
     ContestType,
+    DisplayKeyType,
     InvitationType,
     PartnerGroupType,
     AuditEntryType,

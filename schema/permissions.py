@@ -34,10 +34,39 @@ AUTH_MESSAGES = {
     "PARTNER_INACTIVE": "The user's partner organisation is not active.",
     "INVALID_API_KEY": "The API key is unknown or revoked.",
     "VENDOR_SUSPENDED": "The vendor's account is suspended.",
+    "INVALID_DISPLAY_KEY": "The display key is unknown.",
+    "DISPLAY_KEY_REVOKED": "The display key was revoked.",
+    "DISPLAY_KEY_EXPIRED": "The display key has expired.",
 }
 
 
+def display_key_scope() -> GraphQLError:
+    return GraphQLError(
+        "A display key reads its contests' leaderboards only.",
+        extensions={"code": "FORBIDDEN", "reason": "DISPLAY_KEY_SCOPE"},
+    )
+
+
 class IsAuthenticated(BasePermission):
+    """Any user or API key. A display key (an office screen) is refused: it may use only
+    the fields that take ``ScreenOrAuthenticated``."""
+
+    message = "Authentication required."
+    error_extensions = {"code": "UNAUTHENTICATED"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        principal = info.context.principal
+        if principal is None:
+            raise unauthenticated(info.context.auth_failure)
+        if principal.is_display:
+            raise display_key_scope()
+        return True
+
+
+class ScreenOrAuthenticated(BasePermission):
+    """Any authenticated caller, display keys included: the few fields an office screen
+    reads (its contests' boards: row-level, ``leaderboards.repository.readable_contests``)."""
+
     message = "Authentication required."
     error_extensions = {"code": "UNAUTHENTICATED"}
 
@@ -45,6 +74,19 @@ class IsAuthenticated(BasePermission):
         if info.context.principal is None:
             raise unauthenticated(info.context.auth_failure)
         return True
+
+
+class ScreenOnly(BasePermission):
+    """Display keys only (what the screen's key shows); FORBIDDEN for everyone else."""
+
+    message = "Only a display key reads this."
+    error_extensions = {"code": "FORBIDDEN"}
+
+    def has_permission(self, source: Any, info: Info[Context, None], **kwargs: Any) -> bool:
+        principal = info.context.principal
+        if principal is None:
+            raise unauthenticated(info.context.auth_failure)
+        return principal.is_display
 
 
 class Public(BasePermission):
@@ -73,6 +115,8 @@ def roles(*allowed: Role) -> type[BasePermission]:
             principal = info.context.principal
             if principal is None:
                 raise unauthenticated(info.context.auth_failure)
+            if principal.is_display:
+                raise display_key_scope()
             return principal.role in allowed_set
 
     HasRole.__name__ = "HasRole_" + "_".join(sorted(r.value for r in allowed_set))

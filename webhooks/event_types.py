@@ -8,10 +8,11 @@ vendor's (deliveries go only to the event's own vendor) and never secrets. Keys 
 camelCase, as in the GraphQL API; ids are the UUIDs inside the API's global ids; money is
 integer minor units with its currency; instants ISO 8601 UTC.
 
-Adding an event type (e.g. "rule.fired" once rules record a ``RuleFired`` event) is one
-``Source`` in ``SOURCES``: the outbox type, the webhook type names it produces with their
-descriptions, and the mapper. Nothing else changes: the handler, the registration checks
-and the ``webhookEventTypes`` query all read ``SOURCES``.
+Adding an event type is one ``Source`` in ``SOURCES``: the outbox type, the webhook type
+names it produces with their descriptions, and the mapper. Nothing else changes: the
+handler, the registration checks and the ``webhookEventTypes`` query all read
+``SOURCES``. "rule.fired" goes here once the rules domain (``incentives``, a layer below
+this one) records its ``RuleFired`` event.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from earnings.events import (
     PayoutStatementStatusChanged,
 )
 from infra.outbox import OutboxEvent
+from leaderboards.events import CONTEST_FINISHED, ContestFinished
 from partners.events import PARTNER_APPLIED, PARTNER_ENROLLED, PartnerApplied, PartnerEnrolled
 
 
@@ -182,6 +184,24 @@ def _enrolled(payload: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _contest(payload: dict[str, Any]) -> dict[str, Any]:
+    finished = ContestFinished.parse(payload)
+    return {
+        "contest_id": str(finished.contest_id), "contest_name": finished.contest_name,
+        "period": finished.period, "period_starts_at": _iso(finished.period_starts_at),
+        "period_ends_at": _iso(finished.period_ends_at), "final": finished.final,
+        "anonymised": finished.anonymised,
+        "winners": [
+            {
+                "rank": w.rank, "participant_id": str(w.participant_id),
+                "partner_id": str(w.partner_id), "score": w.score, "prize": w.prize,
+                "prize_minor": w.prize_minor, "currency": w.currency,
+            }
+            for w in finished.winners
+        ],
+    }  # fmt: skip
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -232,6 +252,15 @@ SOURCES: tuple[Source, ...] = (
             "reads. One message per entry (its webhook-id is the entry's id)."
         },
         _entries,
+    ),
+    Source(
+        CONTEST_FINISHED,
+        {
+            "contest.finished": "A contest (or one period of a recurring contest) ended: its "
+            "winners with rank, score and prize. `anonymised` says the contest hides "
+            "participants from partners: show these ids to partners only as the board does."
+        },
+        _one("contest.finished", _contest),
     ),
     Source(
         PARTNER_APPLIED,

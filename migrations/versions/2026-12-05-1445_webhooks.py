@@ -3,7 +3,7 @@ delivery row per message and endpoint (with its lease and retry schedule) and an
 row per HTTP request (the delivery log)
 
 Revision ID: 0016_webhooks
-Revises: 0015_partner_groups
+Revises: 0016_contest_finish_display_keys
 Create Date: 2026-12-05 14:43:14.011578
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import infra.db
 
 revision: str = "0016_webhooks"
-down_revision: str | None = "0015_partner_groups"
+down_revision: str | None = "0016_contest_finish_display_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

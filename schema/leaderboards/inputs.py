@@ -7,6 +7,7 @@ from strawberry.types.unset import UNSET
 
 from leaderboards.models import Metric, ParticipantKind, RankingStyle, VisibilityMode
 from schema.leaderboards.types import Score
+from schema.money import MoneyInput
 
 
 @strawberry.input
@@ -48,6 +49,11 @@ class PrizeInput:
     from_rank: int
     to_rank: int
     prize: str
+    amount: MoneyInput | None = strawberry.field(
+        default=None,
+        description="A money prize, in the contest's currency: finance may credit it to each "
+        "winner's earnings once the contest (or period) ends.",
+    )
 
 
 @strawberry.input(description="A new contest (created as a DRAFT unless `publish`).")
@@ -92,3 +98,9 @@ class ContestUpdateInput:
 @strawberry.input
 class ContestIdInput:
     id: strawberry.ID
+
+
+@strawberry.input
+class ContestPrizeApproveInput:
+    id: strawberry.ID = strawberry.field(description="The ContestWinner.")
+    note: str = strawberry.field(default="", description="Kept in the audit log.")

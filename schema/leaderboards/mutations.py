@@ -1,20 +1,26 @@
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import strawberry
 from strawberry import Info
 from strawberry.types.unset import UNSET
 
 from infra.errors import DomainError
-from leaderboards import service
+from leaderboards import repository, service, winners
 from leaderboards.errors import ContestErrorCode
-from leaderboards.models import Contest
+from leaderboards.models import Contest, ContestWinner
 from leaderboards.policy import CONTESTS, ContestOp
 from schema.context import Context
 from schema.errors import UserError
-from schema.leaderboards.inputs import ContestCreateInput, ContestIdInput, ContestUpdateInput
-from schema.leaderboards.types import ContestType
+from schema.leaderboards.inputs import (
+    ContestCreateInput,
+    ContestIdInput,
+    ContestPrizeApproveInput,
+    ContestUpdateInput,
+    PrizeInput,
+)
+from schema.leaderboards.types import ContestType, ContestWinnerType
 from schema.mutations import Payload, Write, run
 from schema.permissions import allowed
 from schema.relay import parse_global_id
@@ -25,6 +31,7 @@ ContestErrorCodeEnum = strawberry.enum(ContestErrorCode)
 @strawberry.type
 class ContestError(UserError):
     code: ContestErrorCode
+    amount_code: ClassVar[ContestErrorCode] = ContestErrorCode.INVALID_PRIZE
 
 
 @strawberry.type
@@ -35,6 +42,16 @@ class ContestPayload(Payload[Contest], errors=ContestError):
     @classmethod
     def of(cls, result: Contest, write: Write) -> Self:
         return cls(contest=ContestType.from_model(result, write.clock.now()))
+
+
+@strawberry.type
+class ContestPrizeApprovePayload(Payload[tuple[ContestWinner, str]], errors=ContestError):
+    winner: ContestWinnerType | None = None
+    user_errors: list[ContestError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: tuple[ContestWinner, str], write: Write) -> Self:
+        return cls(winner=ContestWinnerType.for_staff(*result))
 
 
 def _settings(m: Write, input: ContestCreateInput | ContestUpdateInput) -> dict[str, Any]:
@@ -60,10 +77,15 @@ def _settings(m: Write, input: ContestCreateInput | ContestUpdateInput) -> dict[
         out["visible_top_n"] = visibility.top_n
         out["anonymise"] = visibility.anonymised
     if (prizes := input.prizes) not in (UNSET, None):
-        out["prizes"] = [
-            {"from_rank": p.from_rank, "to_rank": p.to_rank, "prize": p.prize.strip()}
-            for p in prizes
-        ]
+        out["prizes"] = [_prize(m, p, i) for i, p in enumerate(prizes)]
+    return out
+
+
+def _prize(m: Write, p: PrizeInput, index: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"from_rank": p.from_rank, "to_rank": p.to_rank, "prize": p.prize.strip()}
+    if p.amount is not None:
+        amount = m.money(p.amount, f"prizes.{index}.amount")
+        out["amount_minor"], out["currency"] = amount.minor, amount.currency
     return out
 
 
@@ -132,3 +154,21 @@ class LeaderboardsMutation:
         return await run(info, ContestPayload, lambda m: service.cancel_contest(
             m.session, m.principal, m.clock, contest_id=m.id(input.id, "Contest")
         ))  # fmt: skip
+
+    @strawberry.mutation(
+        permission_classes=[allowed(CONTESTS, ContestOp.APPROVE_PRIZE)],
+        description="Approve a winner's money prize (finance): it is credited to the "
+        "winner's earnings as a PRIZE entry, once. Audited.",
+    )
+    async def contest_prize_approve(
+        self, info: Info[Context, None], input: ContestPrizeApproveInput
+    ) -> ContestPrizeApprovePayload:
+        async def approve(m: Write) -> tuple[ContestWinner, str]:
+            winner = await winners.approve_prize(
+                m.session, m.principal, m.clock, winner_id=m.id(input.id, "ContestWinner"),
+                note=input.note,
+            )  # fmt: skip
+            names = await repository.names_of(m.session, winner.vendor_id, [winner.participant_id])
+            return winner, names.get(winner.participant_id, "Unknown")
+
+        return await run(info, ContestPrizeApprovePayload, approve)

@@ -24,7 +24,7 @@ from schema.leaderboards.types import (
     Standing,
     StandingExplanation,
 )
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, ScreenOrAuthenticated
 from schema.relay import Connection, check_page_size, paginate, parse_global_id
 
 
@@ -133,7 +133,7 @@ class LeaderboardsQuery:
         )
 
     @strawberry.field(
-        permission_classes=[IsAuthenticated],
+        permission_classes=[ScreenOrAuthenticated],
         description="A contest's standings, best first (at most 100 rows per page). Partners "
         "see what the contest grants: the full board or the top N, names or anonymised. "
         "`period` selects a day/week/month of a recurring contest (default: the current "

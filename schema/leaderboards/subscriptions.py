@@ -14,7 +14,7 @@ from leaderboards.reads import Reader, StandingView, viewer_for
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.leaderboards.types import LeaderboardRow, LeaderboardUpdate, Standing
-from schema.permissions import IsAuthenticated
+from schema.permissions import ScreenOrAuthenticated
 from schema.relay import check_page_size, parse_global_id, to_global_id
 
 
@@ -71,7 +71,7 @@ class ObjectRenderer:
 @strawberry.type
 class LeaderboardsSubscription:
     @strawberry.subscription(
-        permission_classes=[IsAuthenticated],
+        permission_classes=[ScreenOrAuthenticated],
         description="The top `first` rows and your own standing, pushed when they change "
         "(at most about four times a second per contest; always ending on the latest state). "
         "The first message is a fresh snapshot. Each push carries the contest's version. "

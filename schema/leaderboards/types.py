@@ -15,16 +15,19 @@ from leaderboards import repository
 from leaderboards.models import (
     Contest,
     ContestStatus,
+    ContestWinner,
     Metric,
     ParticipantKind,
+    PrizeStatus,
     RankingStyle,
     VisibilityMode,
     unpack,
 )
-from leaderboards.reads import RowView, StandingView
+from leaderboards.reads import Reader, RowView, StandingView, WinnerView, viewer_for
 from leaderboards.recurrence import parse_recurrence, periods_between
 from leaderboards.service import effective_status
 from schema.context import Context
+from schema.money import MoneyType
 from schema.permissions import VendorStaff
 from schema.relay import global_id, to_global_id, visible_nodes
 
@@ -68,6 +71,9 @@ class Prize:
     from_rank: int
     to_rank: int
     prize: str
+    amount: MoneyType | None = strawberry.field(
+        default=None, description="A money prize (credited to earnings once finance approves)."
+    )
 
 
 @strawberry.type(description="What partners see of the board.")
@@ -187,6 +193,21 @@ class ContestType(relay.Node):
             for r in rows
         ]
 
+    @strawberry.field(
+        description="Who won (rank, participant, prize), recorded when a period's standings "
+        "froze; of one period, or of every period so far. Partners see them as the board "
+        "shows them (a TOP_N contest: its top rows and their own; an anonymised contest "
+        "hides other participants)."
+    )
+    async def winners(
+        self, info: Info[Context, None], period: str | None = None
+    ) -> list[ContestWinnerType]:
+        principal = info.context.caller
+        context = info.context
+        reader = Reader(context.services.leaderboards, lambda: context.session, context.recording)
+        views = await reader.winners(self._model, viewer_for(principal, self._model), period)
+        return [ContestWinnerType.of(v, self._model.participant_kind) for v in views]
+
     @classmethod
     def from_model(cls, contest: Contest, now: datetime) -> ContestType:
         return cls(
@@ -209,6 +230,9 @@ class ContestType(relay.Node):
                 Prize(
                     from_rank=int(p["from_rank"]), to_rank=int(p["to_rank"]),
                     prize=str(p["prize"]),
+                    amount=MoneyType.of(int(p["amount_minor"]), contest.currency)
+                    if p.get("amount_minor") is not None
+                    else None,
                 )
                 for p in contest.prizes
             ],
@@ -254,6 +278,53 @@ def participant_of(row: RowView, kind: ParticipantKind) -> Participant:
     type_name = "Partner" if kind is ParticipantKind.PARTNER else "User"
     gid = global_id(type_name, row.participant_id) if row.participant_id else None
     return Participant(id=gid, name=row.name, is_you=row.is_you)
+
+
+PrizeStatusEnum = strawberry.enum(
+    PrizeStatus,
+    description="NONE: the prize is not money (nothing to credit); PENDING: waits for "
+    "finance's approval; APPROVED: credited to the winner's earnings.",
+)
+
+
+@strawberry.type(name="ContestWinner", description="A winner of a finished contest or period.")
+class ContestWinnerType:
+    id: strawberry.ID
+    period: str
+    rank: int
+    participant: Participant
+    score: Score
+    prize: str = strawberry.field(description="What the rank won (empty: no prize).")
+    prize_amount: MoneyType | None = strawberry.field(description="A money prize.")
+    prize_status: PrizeStatus | None = strawberry.field(
+        description="Vendor staff and the winner itself only."
+    )
+    _winner: strawberry.Private[ContestWinner]
+
+    @strawberry.field(description="When finance approved the prize. Vendor roles only.",
+                      permission_classes=[VendorStaff])  # fmt: skip
+    def approved_at(self) -> datetime | None:
+        return self._winner.approved_at
+
+    @classmethod
+    def of(cls, view: WinnerView, kind: ParticipantKind) -> ContestWinnerType:
+        w = view.winner
+        return cls(
+            id=global_id("ContestWinner", w.id), period=w.period_key, rank=w.rank,
+            participant=participant_of(view.participant, kind), score=Score(w.score),
+            prize=w.prize,
+            prize_amount=MoneyType.of(w.prize_minor, w.currency)
+            if w.prize_minor is not None
+            else None,
+            prize_status=view.prize_status, _winner=w,
+        )  # fmt: skip
+
+    @classmethod
+    def for_staff(cls, w: ContestWinner, name: str) -> ContestWinnerType:
+        """A winner as vendor staff see it (the prize approval's answer)."""
+        participant = RowView(w.participant_id, name, False, w.rank, w.score, None)
+        kind = ParticipantKind.REP if w.rep_user_id is not None else ParticipantKind.PARTNER
+        return cls.of(WinnerView(w, participant, w.prize_status), kind)
 
 
 @strawberry.type(description="A leaderboard page.")

@@ -18,7 +18,9 @@ from schema.permissions import VendorStaff, roles
 from schema.relay import Connection, paginate, visible_nodes
 
 RoleEnum = strawberry.enum(
-    Role, description="What a user may see and do; see the README's roles table."
+    Role,
+    description="What a user may see and do; see the README's roles table. DISPLAY is no "
+    "user's: it is the role of a display key's TV screen.",
 )
 PartnerStatusEnum = strawberry.enum(
     PartnerStatus,

@@ -11,7 +11,7 @@ from deal_registration.events import (
     SALE_REVERSED,
 )
 from earnings.events import EARNINGS_CHANGED
-from leaderboards.events import CONTEST_CHANGED
+from leaderboards.events import CONTEST_CHANGED, CONTEST_PRIZE_APPROVED
 from schema.context import Services
 from webhooks.deliveries import SOURCE_TYPES
 
@@ -29,6 +29,7 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_CHANGED,), False),
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
+        ((CONTEST_PRIZE_APPROVED,), True),  # approved prizes into earnings
         (SOURCE_TYPES, True),  # webhook deliveries, last
     ]
 

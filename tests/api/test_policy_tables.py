@@ -47,7 +47,7 @@ from partners.roles import Principal, Role
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
-from schema.permissions import IsAuthenticated, Public
+from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
@@ -73,7 +73,14 @@ def test_every_role_restricted_root_field_reads_a_policy_table() -> None:
         classes = field.permission_classes
         assert classes, f"{name} has no permission class"
         for permission in classes:
-            if permission in (IsAuthenticated, HasIdentity, Public):  # not a role
+            # Not a role: who authenticated (a user, an API key, a display key).
+            if permission in (
+                IsAuthenticated,
+                HasIdentity,
+                Public,
+                ScreenOrAuthenticated,
+                ScreenOnly,
+            ):
                 continue
             table, op = operations[name]  # the table names its operations after the fields
             assert (permission.policy, permission.operation) == (table, op), name

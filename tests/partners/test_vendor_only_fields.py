@@ -16,7 +16,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
 from schema import build_schema
-from schema.permissions import IsAuthenticated
+from schema.permissions import IsAuthenticated, ScreenOrAuthenticated
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.factories import Tenant, add_products, create_contest, gid
@@ -25,7 +25,8 @@ from tests.support import GQL
 
 def _refusing_fields() -> list[tuple[str, str, bool]]:
     """(type, field, nullable) of every field whose permission classes can refuse an
-    authenticated caller (anything beyond IsAuthenticated), outside Mutation/Subscription."""
+    authenticated caller (anything beyond IsAuthenticated and ScreenOrAuthenticated),
+    outside Mutation/Subscription."""
     schema = build_schema()
     out = []
     for name, type_ in schema._schema.type_map.items():
@@ -34,7 +35,7 @@ def _refusing_fields() -> list[tuple[str, str, bool]]:
         for field_name, field in type_.fields.items():
             definition = field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
             permissions = getattr(definition, "permission_classes", None) or []
-            if any(p is not IsAuthenticated for p in permissions):
+            if any(p not in (IsAuthenticated, ScreenOrAuthenticated) for p in permissions):
                 out.append((name, field_name, not isinstance(field.type, GraphQLNonNull)))
     return out
 

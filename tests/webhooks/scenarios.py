@@ -18,7 +18,7 @@ from webhooks.models import WebhookDelivery
 ALL_TYPES = [
     "sale_claim.approved", "sale_claim.rejected", "sale_claim.reversed",
     "deal_registration.status_changed", "payout_statement.status_changed",
-    "earnings_entry.created", "partner.applied", "partner.enrolled",
+    "earnings_entry.created", "contest.finished", "partner.applied", "partner.enrolled",
 ]  # fmt: skip
 
 

@@ -14,7 +14,8 @@ from tests.deal_registration.registrations.scenarios import submit
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, add_products, dispatch
+from tests.factories import Tenant, add_products, dispatch, gid
+from tests.leaderboards.test_winners import APPROVE, finished_contest, winners_of
 from tests.partners.test_partner_applications import _apply, form
 from tests.support import GQL
 from tests.webhooks.receiver import Receiver, receiving
@@ -99,3 +100,34 @@ async def test_claims_deals_and_partners(
         )  # fmt: skip
         [enrolled] = of_type(receiver, "partner.enrolled")
         assert (enrolled["name"], enrolled["via"]) == ("Raviga", "CREATED")
+
+
+async def test_a_finished_contest_and_its_approved_prize(
+    gql: GQL, db: Database, clock: OffsetClock, services: Services, tenant: Tenant,
+    worker: DeliveryWorker,
+) -> None:  # fmt: skip
+    async with receiving() as receiver:
+        await register(gql, tenant, receiver)
+        contest = await finished_contest(services, db, clock, tenant)
+        cash = (await winners_of(db, contest.id))[0]
+        approved = await gql.data(
+            APPROVE, {"input": {"id": gid(cash), "note": "ok"}}, as_user=tenant.user(Role.FINANCE)
+        )
+        assert approved["contestPrizeApprove"]["userErrors"] == []
+        for _ in range(3):  # the finish, the approval, then the credit's EarningsChanged
+            await dispatch(services)
+        while await worker.deliver_due():
+            pass
+        [finished] = of_type(receiver, "contest.finished")
+        assert (finished["contestId"], finished["contestName"], finished["final"]) == (
+            str(contest.id), "Q4 push", True
+        )  # fmt: skip
+        first = finished["winners"][0]
+        assert (first["rank"], first["partnerId"], first["prize"], first["prizeMinor"]) == (
+            1, str(tenant.partners[1].id), "Cash", 500_00
+        )  # fmt: skip
+        prizes = [e for e in of_type(receiver, "earnings_entry.created") if e["kind"] == "PRIZE"]
+        assert [(p["partnerId"], p["amountMinor"]) for p in prizes] == [
+            (str(tenant.partners[1].id), 500_00)
+        ]
+        assert prizes[0]["explanation"].startswith("Prize for finishing 1st")
