@@ -10,9 +10,9 @@ all (timed: deliveries per second, and the worker process's CPU per delivery). E
 is signed, sent over HTTP/1.1 keep-alive, its attempt written to the delivery log and its
 row marked DELIVERED, exactly as in production. The receiver is a process of its own (a
 minimal asyncio HTTP server answering 200 at once) that checks every 10th signature with the
-`standardwebhooks` library, as an integrator would, and reports any that fail. Private
-targets are allowed (loopback), so no DNS lookups are made. Prints figures; not part of the
-test run.
+`standardwebhooks` library, as an integrator would (with its endpoint's secret), and
+reports any that fail. Private targets are allowed (loopback), so no DNS lookups are made.
+Prints figures; not part of the test run.
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ VERIFY_EVERY = 10
 # ------------------------------------------------------------------------ the receiver
 
 
-async def receive(port: int, secret: str) -> None:
-    """HTTP/1.1 keep-alive, 200 for every POST; every 10th body's signature verified."""
+async def receive(port: int, secrets: list[str]) -> None:
+    """HTTP/1.1 keep-alive, 200 for every POST; every 10th body's signature verified with
+    the secret of its endpoint (the path /hook/N is endpoint N's)."""
     from standardwebhooks import Webhook, WebhookVerificationError  # noqa: PLC0415
 
-    verifier = Webhook(secret)
+    verifiers = [Webhook(secret) for secret in secrets]
     counts = {"received": 0, "verified": 0, "failed": 0}
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -44,6 +45,7 @@ async def receive(port: int, secret: str) -> None:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
+                endpoint = int(lines[0].split(" ")[1].rsplit("/", 1)[1])
                 headers = {}
                 for line in lines[1:]:
                     if ":" in line:
@@ -53,7 +55,7 @@ async def receive(port: int, secret: str) -> None:
                 counts["received"] += 1
                 if counts["received"] % VERIFY_EVERY == 0:
                     try:
-                        verifier.verify(body, headers)
+                        verifiers[endpoint].verify(body, headers)
                         counts["verified"] += 1
                     except WebhookVerificationError:
                         counts["failed"] += 1
@@ -128,7 +130,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
 
     receiver = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "benchmarks.webhook_delivery", "--receiver", str(port),
-        "--secret", secrets[0], stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        "--secrets", ",".join(secrets), stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert receiver.stdout is not None
     assert receiver.stdin is not None
@@ -200,10 +203,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--receiver", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--secret", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--secrets", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receiver is not None:
-        asyncio.run(receive(args.receiver, args.secret))
+        asyncio.run(receive(args.receiver, args.secrets.split(",")))
         return
     os.environ.setdefault("CHANNELBOARD_LOG_LEVEL", "warning")
     if args.database_url:
