@@ -219,10 +219,20 @@ class DeliveryWorker:
             await self.close()
 
     async def _next_due(self) -> datetime | None:
+        """When the next delivery this worker could claim falls due (not one of a disabled
+        endpoint's, nor one another worker holds: those would wake it for nothing)."""
+        wall = datetime.now(UTC)
         async with self.db.session() as session:
             found = await session.scalar(
-                select(func.min(WebhookDelivery.next_attempt_at)).where(
-                    WebhookDelivery.status == DeliveryStatus.PENDING
+                select(func.min(WebhookDelivery.next_attempt_at))
+                .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
+                .where(
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookEndpoint.status == EndpointStatus.ACTIVE,
+                    or_(
+                        col(WebhookDelivery.leased_until).is_(None),
+                        col(WebhookDelivery.leased_until) < wall,
+                    ),
                 )
             )
             return found if isinstance(found, datetime) else None
