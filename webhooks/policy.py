@@ -11,6 +11,7 @@ from partners.policy import FINANCE_OR_ADMIN, VENDOR_ADMIN, Policy
 
 
 class WebhookOp(StrEnum):
+    EVENT_TYPES_READ = "webhookEventTypes"
     ENDPOINTS_READ = "webhookEndpoints"
     DELIVERIES_READ = "webhookDeliveries"
     ENDPOINT_CREATE = "webhookEndpointCreate"
@@ -24,6 +25,7 @@ class WebhookOp(StrEnum):
 
 WEBHOOKS = Policy[WebhookOp](
     {
+        WebhookOp.EVENT_TYPES_READ: FINANCE_OR_ADMIN,
         WebhookOp.ENDPOINTS_READ: FINANCE_OR_ADMIN,
         WebhookOp.DELIVERIES_READ: FINANCE_OR_ADMIN,
         WebhookOp.ENDPOINT_CREATE: VENDOR_ADMIN,

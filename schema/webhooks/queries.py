@@ -21,7 +21,7 @@ from webhooks.policy import WEBHOOKS, WebhookOp
 @strawberry.type
 class WebhooksQuery:
     @strawberry.field(
-        permission_classes=[allowed(WEBHOOKS, WebhookOp.ENDPOINTS_READ)],
+        permission_classes=[allowed(WEBHOOKS, WebhookOp.EVENT_TYPES_READ)],
         description="The event types an endpoint can subscribe to, with what each means.",
     )
     def webhook_event_types(self) -> list[WebhookEventType]:

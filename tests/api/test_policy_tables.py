@@ -48,10 +48,14 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
+from webhooks import deliveries as webhook_deliveries
+from webhooks import endpoints as webhook_endpoints
+from webhooks.policy import WEBHOOKS
+from webhooks.targets import TargetPolicy
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS,
+    PARTNERS, APPLICATIONS, WEBHOOKS,
 ]  # fmt: skip
 
 
@@ -147,6 +151,11 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, partner_id=uuid.uuid4(), manager_id=uuid.uuid4())),
     ("invitation", Role.PARTNER_REP, lambda s, p: invitations.create_invitation(
         s, p, CLOCK, email="x@example.com", role=Role.PARTNER_REP)),
+    ("webhook endpoint", Role.FINANCE, lambda s, p: webhook_endpoints.create_endpoint(
+        s, p, CLOCK, policy=TargetPolicy(), url="https://example.com/h",
+        event_types=["partner.enrolled"])),
+    ("webhook replay", Role.CHANNEL_MANAGER, lambda s, p: webhook_deliveries.replay(
+        s, p, CLOCK, endpoint_id=uuid.uuid4(), event_id=uuid.uuid4())),
 ]  # fmt: skip
 
 
