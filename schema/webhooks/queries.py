@@ -24,7 +24,7 @@ class WebhooksQuery:
         permission_classes=[allowed(WEBHOOKS, WebhookOp.EVENT_TYPES_READ)],
         description="The event types an endpoint can subscribe to, with what each means.",
     )
-    def webhook_event_types(self) -> list[WebhookEventType]:
+    def webhook_event_types(self) -> list[WebhookEventType] | None:
         return [WebhookEventType(name=n, description=d) for n, d in EVENT_TYPES.items()]
 
     @strawberry.field(
