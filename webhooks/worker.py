@@ -284,6 +284,10 @@ class DeliveryWorker:
             .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
             .limit(self.batch_size)
         )
+        # A read first: an idle worker polls every second, and takes no write lock for it.
+        async with self.db.session() as session:
+            if (await session.exec(due.limit(1))).first() is None:
+                return token, []
         async with self.db.transaction() as session:
             result = await session.execute(
                 update(WebhookDelivery)
