@@ -39,6 +39,9 @@ from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
 from schema.context import Services
 from subscriptions import handlers as subscriptions_handlers
+from webhooks import handlers as webhooks_handlers
+from webhooks.targets import TargetPolicy
+from webhooks.worker import DeliveryWorker
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -66,6 +69,13 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
         claim_signals=build_claim_signals(),
         storage=build_storage(settings),
         notifier=build_notifier(settings, db=db, clock=clock, hub=hub, boards=leaderboards.boards),
+        webhooks=DeliveryWorker(
+            db,
+            clock,
+            policy=TargetPolicy(allow_private=settings.webhooks_allow_private_targets),
+            timeout=settings.webhooks_timeout_seconds,
+            concurrency=settings.webhooks_concurrency,
+        ),
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
@@ -82,7 +92,8 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
 def handlers(services: Services) -> list[Registration]:
     """Every outbox handler, in the order the batch handlers of a run run: the cheap live
     ones first (deal and claim notices, contest scoring: a few ms a run), then earnings
-    crediting (milliseconds a sale), which nothing here waits for."""
+    crediting (milliseconds a sale), which nothing here waits for, then the webhook
+    deliveries (one SQL pass a run; the sending happens in the delivery worker)."""
     return [
         *deal_registration_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
@@ -95,6 +106,7 @@ def handlers(services: Services) -> list[Registration]:
         *forecasts_handlers.handlers(services.db, services.clock),
         # After crediting: a credit's TierChanged is handled in the same pass.
         *notifications_handlers.handlers(services.notifier),
+        *webhooks_handlers.handlers(services.db, services.clock, services.webhooks),
     ]
 
 
@@ -110,6 +122,8 @@ def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
         "retention-checks": run_retention_checks(services.db, services.clock),
         # a quarter's forecast accuracy, once its sales have been credited
         "forecast-closer": run_forecast_closer(services.db, services.clock),
+        # webhook deliveries due (first attempts and retries), sent from their rows
+        "webhook-deliveries": services.webhooks.run(),
     }
 
 

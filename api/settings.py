@@ -124,6 +124,11 @@ class Settings(BaseSettings):
     # per contact e-mail (partners/applications.py).
     apply_limit_per_address: int = Field(5, ge=1)
     apply_limit_per_email: int = Field(3, ge=1)
+    # Webhooks (webhooks/): private, loopback, link-local, ... targets are refused unless
+    # allowed (tests, closed networks); each request's timeout; requests in flight at once.
+    webhooks_allow_private_targets: bool = False
+    webhooks_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    webhooks_concurrency: int = Field(64, ge=1, le=1000)
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: str = _JWT.secret

@@ -72,32 +72,32 @@ async def credit_prizes(db: Database, clock: Clock, awards: list[PrizeAward]) ->
                 )  # fmt: skip
                 session.add(source)
                 await session.flush()
-                session.add(
-                    EarningEntry(
-                        vendor_id=award.vendor_id,
-                        partner_id=award.partner_id,
-                        rep_user_id=award.rep_user_id,
-                        source_id=source.id,
-                        source_event_id=award.event_id,
-                        kind=EntryKind.PRIZE,
-                        amount_minor=award.amount_minor,
-                        currency=award.currency,
-                        rule=explanation(award)[:500],
-                        inputs={
-                            "contest_id": str(award.contest_id),
-                            "period": award.period,
-                            "rank": award.rank,
-                            "prize": award.prize,
-                            "amount_minor": award.amount_minor,
-                        },
-                        effective_at=award.won_at,
-                        booked_at=now,
-                    )  # fmt: skip
+                entry = EarningEntry(
+                    vendor_id=award.vendor_id,
+                    partner_id=award.partner_id,
+                    rep_user_id=award.rep_user_id,
+                    source_id=source.id,
+                    source_event_id=award.event_id,
+                    kind=EntryKind.PRIZE,
+                    amount_minor=award.amount_minor,
+                    currency=award.currency,
+                    rule=explanation(award)[:500],
+                    inputs={
+                        "contest_id": str(award.contest_id),
+                        "period": award.period,
+                        "rank": award.rank,
+                        "prize": award.prize,
+                        "amount_minor": award.amount_minor,
+                    },
+                    effective_at=award.won_at,
+                    booked_at=now,
                 )
+                session.add(entry)
                 await session.flush()
                 await record_change(
-                    session, clock, vendor_id=award.vendor_id, partner_id=award.partner_id
-                )
+                    session, clock, vendor_id=award.vendor_id, partner_id=award.partner_id,
+                    entries=[entry],
+                )  # fmt: skip
                 written += 1
         except IntegrityError:
             async with db.session() as session:

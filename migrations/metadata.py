@@ -16,6 +16,7 @@ import notifications.models
 import partners.group_models
 import partners.models
 import subscriptions.models
+import webhooks.models
 from infra.db import metadata
 
 MODEL_MODULES = (
@@ -33,6 +34,7 @@ MODEL_MODULES = (
     infra.audit,
     notifications.models,
     subscriptions.models,
+    webhooks.models,
 )
 
 

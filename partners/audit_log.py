@@ -66,6 +66,7 @@ class AuditEntity(StrEnum):
     # A contest winner's money prize approved by finance (leaderboards/winners.py).
     CONTEST_PRIZE = "contest_prize"
     DISPLAY_KEY = "display_key"
+    WEBHOOK_ENDPOINT = "webhook_endpoint"  # webhooks/endpoints.py, webhooks/worker.py
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).

@@ -62,6 +62,9 @@ from schema.partners.users import UsersMutation
 from schema.subscriptions.mutations import SubscriptionsMutation
 from schema.subscriptions.queries import SubscriptionsQuery
 from schema.subscriptions.types import SubscriptionType
+from schema.webhooks.mutations import WebhooksMutation
+from schema.webhooks.queries import WebhooksQuery
+from schema.webhooks.types import WebhookDeliveryType, WebhookEndpointType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -80,6 +83,7 @@ QUERIES: tuple[type, ...] = (
     ApplicationsQuery,
     NotificationsQuery,
     ForecastsQuery,
+    WebhooksQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -97,6 +101,7 @@ MUTATIONS: tuple[type, ...] = (
     PartnerGroupsMutation,
     NotificationsMutation,
     ForecastsMutation,
+    WebhooksMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -131,6 +136,8 @@ NODE_TYPES: tuple[type, ...] = (
     ForecastAccuracyType,
     ConcentrationThresholdType,
     ConcentrationAlertType,
+    WebhookEndpointType,
+    WebhookDeliveryType,
 )
 
 

@@ -24,6 +24,7 @@ from notifications.runtime import Notifier
 from partners.applications import ApplicationLimits
 from partners.invitations import Identity
 from partners.roles import Principal
+from webhooks.worker import DeliveryWorker
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Services:
     claim_signals: ClaimSignals  # what earnings reads of sale claims
     storage: Storage  # uploaded files (proof)
     notifier: Notifier  # the inbox, e-mail and their triggers
+    webhooks: DeliveryWorker  # sends webhook deliveries; its target policy checks URLs
     max_page_size: int
     max_upload_bytes: int
     production: bool

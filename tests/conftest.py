@@ -114,6 +114,8 @@ def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -
             "CHANNELBOARD_DATABASE_URL": database_url,
             "CHANNELBOARD_REDIS_URL": redis_url,
             "CHANNELBOARD_REDIS_NAMESPACE": namespace,
+            # Webhook tests deliver to receivers on loopback.
+            "CHANNELBOARD_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
         }
     )
 
@@ -154,7 +156,11 @@ async def _clean_state(request: pytest.FixtureRequest, clock: OffsetClock) -> As
     if "app" not in request.fixturenames:
         return
     services: Services = request.getfixturevalue("app").state.services
-    async with services.outbox.paused(), services.db.transaction() as session:
+    async with (
+        services.outbox.paused(),
+        services.webhooks.paused(),
+        services.db.transaction() as session,
+    ):
         # Paused: a handler crediting a leftover event must not write between the deletes.
         for table in reversed(target_metadata().sorted_tables):
             await session.execute(delete(table))

@@ -2,9 +2,10 @@
 
 With ``CHANNELBOARD_DISPATCH=external`` the API processes only record events (and wake this
 process over pub/sub); this process runs every handler the app registers: earnings
-crediting, contest scoring, live notices. Crediting costs milliseconds per sale, which on
-an API process's event loop would delay every request and live push queued behind it.
-Stopping it loses nothing: events stay pending in SQL until a dispatcher runs again."""
+crediting, contest scoring, live notices; and it sends the webhook deliveries. Crediting
+costs milliseconds per sale, which on an API process's event loop would delay every
+request and live push queued behind it. Stopping it loses nothing: events (and webhook
+deliveries) stay pending in SQL until a dispatcher runs again."""
 
 from __future__ import annotations
 

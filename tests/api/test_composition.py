@@ -21,12 +21,15 @@ from subscriptions.events import (
     SUBSCRIPTION_RENEWED,
     SUBSCRIPTION_STARTED,
 )
+from webhooks.deliveries import SOURCE_TYPES
 
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
     """Live notices and contest scoring run before earnings crediting in a run (they take a
     few ms; crediting takes milliseconds a sale and nothing live waits for it); the
-    concentration check (revenue and recurring revenue) runs last."""
+    concentration check (revenue and recurring revenue) runs after it; then
+    notifications, and webhook deliveries are made last (the sending happens in the delivery
+    worker)."""
     declared = [(r.event_types, r.batched) for r in handlers(services)]
     scored = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
     assert declared == [
@@ -44,7 +47,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_PRIZE_APPROVED,), True),  # contest prizes credited (tv branch)
         # after crediting: concentration guardrails read the credited revenue
         ((EARNINGS_CHANGED, *SUBSCRIPTION_EVENT_TYPES, CONCENTRATION_THRESHOLD_CHANGED), True),
-        (tuple(sorted(services.notifier.triggers)), True),  # notifications, last
+        (tuple(sorted(services.notifier.triggers)), True),  # notifications
+        (SOURCE_TYPES, True),  # webhook deliveries, last
     ]
 
 

@@ -53,10 +53,14 @@ from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
 from subscriptions.policy import SUBSCRIPTIONS
+from webhooks import deliveries as webhook_deliveries
+from webhooks import endpoints as webhook_endpoints
+from webhooks.policy import WEBHOOKS
+from webhooks.targets import TargetPolicy
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS, NOTIFICATIONS, FORECASTS, SUBSCRIPTIONS,
+    PARTNERS, APPLICATIONS, NOTIFICATIONS, FORECASTS, SUBSCRIPTIONS, WEBHOOKS,
 ]  # fmt: skip
 
 
@@ -157,6 +161,11 @@ REFUSED: list[tuple[str, Role, Call]] = [
     ("concentration threshold", Role.FINANCE, lambda s, p: guardrails.set_threshold(
         s, p, CLOCK, metric=ShareMetric.TOP_PARTNER_SHARE, basis=ShareBasis.REVENUE,
         scope=GuardrailScope.OVERALL, max_share_bp=5000, currency="USD")),
+    ("webhook endpoint", Role.FINANCE, lambda s, p: webhook_endpoints.create_endpoint(
+        s, p, CLOCK, policy=TargetPolicy(), url="https://example.com/h",
+        event_types=["partner.enrolled"])),
+    ("webhook replay", Role.CHANNEL_MANAGER, lambda s, p: webhook_deliveries.replay(
+        s, p, CLOCK, endpoint_id=uuid.uuid4(), event_id=uuid.uuid4())),
 ]  # fmt: skip
 
 
