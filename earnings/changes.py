@@ -262,8 +262,8 @@ async def program_changes(
         })  # fmt: skip
         for at in instants:
             in_force = programs.version_in_force(history, at)
-            if in_force is None:
-                continue  # the program has not started yet: its first version says so
+            if in_force is None or at == history[0].effective_from:
+                continue  # not started yet, or starting now: its first version says so
             was = bool(targets & _groups_before(intervals, at))
             is_ = bool(targets & _groups_at(intervals, at))
             if was == is_:

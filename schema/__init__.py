@@ -46,6 +46,9 @@ from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
+from schema.pilots.mutations import PilotsMutation
+from schema.pilots.queries import PilotsQuery
+from schema.pilots.types import PilotType
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -60,6 +63,7 @@ QUERIES: tuple[type, ...] = (
     PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
+    PilotsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -73,6 +77,7 @@ MUTATIONS: tuple[type, ...] = (
     LeaderboardsMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
+    PilotsMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -99,6 +104,7 @@ NODE_TYPES: tuple[type, ...] = (
     PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
+    PilotType,
 )
 
 
