@@ -24,6 +24,8 @@ from leaderboards import handlers as leaderboards_handlers
 from leaderboards.boards import Boards
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from next_actions import handlers as next_actions_handlers
+from next_actions import sources as next_action_sources
 from partners.applications import ApplicationLimits
 from schema.context import Services
 
@@ -59,6 +61,8 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
             per_address=settings.apply_limit_per_address,
             per_email=settings.apply_limit_per_email,
         ),
+        # The incentives domain's rule recommendations join here once it is merged.
+        next_action_sources=next_action_sources.BUILT_IN,
     )
     outbox.register_all(handlers(services))
     return services
@@ -70,6 +74,7 @@ def handlers(services: Services) -> list[Registration]:
     crediting (milliseconds a sale), which nothing here waits for."""
     return [
         *deal_registration_handlers.handlers(services.hub),
+        *next_actions_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals

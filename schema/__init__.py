@@ -32,6 +32,7 @@ from schema.leaderboards.queries import LeaderboardsQuery
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
+from schema.next_actions.queries import NextActionsQuery, NextActionsSubscription
 from schema.operations.queries import OperationsQuery
 from schema.partners.admin import PartnerAdminMutation
 from schema.partners.applications import (
@@ -64,6 +65,7 @@ QUERIES: tuple[type, ...] = (
     AuditLogQuery,
     ApplicationsQuery,
     PilotsQuery,
+    NextActionsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -84,6 +86,7 @@ SUBSCRIPTIONS: tuple[type, ...] = (
     SalesSubscription,
     EarningsSubscription,
     LeaderboardsSubscription,
+    NextActionsSubscription,
 )
 # Subscriptions served by a fast path on graphql-transport-ws (see schema/leaderboards/live.py):
 # factories (schema, services) -> object with plan(query, variables, name) and run(...).

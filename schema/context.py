@@ -19,6 +19,8 @@ from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from next_actions.actions import Source
+from next_actions.sources import BUILT_IN
 from partners.applications import ApplicationLimits
 from partners.invitations import Identity
 from partners.roles import Principal
@@ -45,6 +47,9 @@ class Services:
     production: bool
     # Partner applications (partners/applications.py): the unauthenticated throttle.
     application_limits: ApplicationLimits = ApplicationLimits()
+    # Where next best actions come from: the built-in sources, and other domains' (the
+    # incentives domain's rule recommendations) as the composition root lists them.
+    next_action_sources: tuple[Source, ...] = BUILT_IN
 
 
 class OperationScope:
