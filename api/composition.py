@@ -26,6 +26,7 @@ from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from signals import handlers as signals_handlers
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -67,13 +68,16 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
 def handlers(services: Services) -> list[Registration]:
     """Every outbox handler, in the order the batch handlers of a run run: the cheap live
     ones first (deal and claim notices, contest scoring: a few ms a run), then earnings
-    crediting (milliseconds a sale), which nothing here waits for."""
+    crediting (milliseconds a sale), which nothing here waits for, then the signal
+    facts and snapshots, which read what crediting wrote."""
     return [
         *deal_registration_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
+        # After crediting: a day's facts read the ledger rows the credit wrote.
+        *signals_handlers.handlers(services.db, services.clock),
     ]
 
 

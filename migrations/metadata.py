@@ -13,6 +13,7 @@ import infra.outbox
 import leaderboards.models
 import partners.group_models
 import partners.models
+import signals.models
 from infra.db import metadata
 
 MODEL_MODULES = (
@@ -27,6 +28,7 @@ MODEL_MODULES = (
     leaderboards.models,
     deal_registration.attachments,
     infra.audit,
+    signals.models,
 )
 
 
