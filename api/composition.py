@@ -15,6 +15,7 @@ from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
+from incentives import handlers as incentives_handlers
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, Registration
@@ -78,6 +79,7 @@ def handlers(services: Services) -> list[Registration]:
         ),
         # After crediting: a day's facts read the ledger rows the credit wrote.
         *signals_handlers.handlers(services.db, services.clock),
+        *incentives_handlers.handlers(services.db, services.clock),
     ]
 
 

@@ -7,6 +7,7 @@ import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
+import incentives.models
 import infra.audit
 import infra.idempotency
 import infra.outbox
@@ -29,6 +30,7 @@ MODEL_MODULES = (
     deal_registration.attachments,
     infra.audit,
     signals.models,
+    incentives.models,
 )
 
 

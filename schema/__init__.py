@@ -26,6 +26,9 @@ from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
 from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
+from schema.incentives.mutations import IncentivesMutation
+from schema.incentives.queries import IncentivesQuery
+from schema.incentives.types import IncentiveRuleType, RuleFiringType
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
@@ -60,6 +63,7 @@ QUERIES: tuple[type, ...] = (
     PartnerGroupsQuery,
     AuditLogQuery,
     ApplicationsQuery,
+    IncentivesQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -73,6 +77,7 @@ MUTATIONS: tuple[type, ...] = (
     LeaderboardsMutation,
     InvitationsMutation,
     PartnerGroupsMutation,
+    IncentivesMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -99,6 +104,8 @@ NODE_TYPES: tuple[type, ...] = (
     PartnerGroupType,
     AuditEntryType,
     PartnerApplicationType,
+    IncentiveRuleType,
+    RuleFiringType,
 )
 
 
