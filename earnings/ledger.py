@@ -436,7 +436,7 @@ async def _credit_sale(
                     program,
                     f"{overlay.label}: {'+' if overlay.delta_bp > 0 else ''}"
                     f"{format_bp(overlay.delta_bp)} of {money.format()} until "
-                    f"{overlay.ends_at:%d %B %Y}",
+                    f"{overlay.ends_at.day} {overlay.ends_at:%B %Y}",
                 ),
                 {
                     "sale_amount_minor": sale.amount_minor, "overlay_id": str(overlay.id),
