@@ -26,6 +26,7 @@ from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
 from api.ws_sessions import SocketSessions
+from incentives.daily import run_daily
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis, connect
@@ -87,6 +88,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
             background.append(
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+            )
+            background.append(
+                asyncio.create_task(run_daily(db, services.clock), name="daily-rule-run")
             )
         else:
             outbox.hand_off(services.hub)

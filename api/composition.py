@@ -15,6 +15,7 @@ from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
 from earnings.claims import ClaimSignals
+from incentives import handlers as incentives_handlers
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, Registration
@@ -28,6 +29,7 @@ from next_actions import handlers as next_actions_handlers
 from next_actions import sources as next_action_sources
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from signals import handlers as signals_handlers
 
 
 def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
@@ -61,7 +63,7 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
             per_address=settings.apply_limit_per_address,
             per_email=settings.apply_limit_per_email,
         ),
-        # The incentives domain's rule recommendations join here once it is merged.
+        # Built-in sources and the incentives domain's rule recommendations.
         next_action_sources=next_action_sources.BUILT_IN,
     )
     outbox.register_all(handlers(services))
@@ -71,7 +73,8 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
 def handlers(services: Services) -> list[Registration]:
     """Every outbox handler, in the order the batch handlers of a run run: the cheap live
     ones first (deal and claim notices, contest scoring: a few ms a run), then earnings
-    crediting (milliseconds a sale), which nothing here waits for."""
+    crediting (milliseconds a sale), which nothing here waits for, then the signal
+    facts and snapshots, which read what crediting wrote."""
     return [
         *deal_registration_handlers.handlers(services.hub),
         *next_actions_handlers.handlers(services.hub),
@@ -79,6 +82,9 @@ def handlers(services: Services) -> list[Registration]:
         *earnings_handlers.handlers(
             services.db, services.clock, services.hub, services.claim_signals
         ),
+        # After crediting: a day's facts read the ledger rows the credit wrote.
+        *signals_handlers.handlers(services.db, services.clock),
+        *incentives_handlers.handlers(services.db, services.clock),
     ]
 
 

@@ -32,6 +32,7 @@ class EarningsErrorCode(StrEnum):
     INVALID_BANK_ACCOUNT = "INVALID_BANK_ACCOUNT"
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     OVERLAPPING_BASE_PROGRAM = "OVERLAPPING_BASE_PROGRAM"
+    OVERLAY_BEYOND_CAP = "OVERLAY_BEYOND_CAP"
 
 
 def currency_error(currency: str, field: str = "currency") -> DomainError | None:

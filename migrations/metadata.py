@@ -7,6 +7,7 @@ import deal_registration.attachments
 import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
+import incentives.models
 import infra.audit
 import infra.idempotency
 import infra.outbox
@@ -14,6 +15,7 @@ import leaderboards.models
 import partners.group_models
 import partners.models
 import pilots.models
+import signals.models
 from infra.db import metadata
 
 MODEL_MODULES = (
@@ -29,6 +31,8 @@ MODEL_MODULES = (
     deal_registration.attachments,
     infra.audit,
     pilots.models,
+    signals.models,
+    incentives.models,
 )
 
 

@@ -12,6 +12,7 @@ from deal_registration.events import (
     SALE_REVERSED,
 )
 from earnings.events import EARNINGS_CHANGED
+from incentives.events import RULE_FIRED
 from infra.outbox import OutboxEvent, Registration, batch
 from infra.pubsub import Hub
 
@@ -22,6 +23,7 @@ TRIGGERS = [
     DEAL_WON,
     SALE_APPROVED,
     SALE_REVERSED,
+    RULE_FIRED,  # a rule's firing may recommend an action
 ]
 
 
@@ -30,8 +32,7 @@ def channel(hub: Hub, partner_id: object) -> str:
 
 
 def handlers(hub: Hub, triggers: list[str] | None = None) -> list[Registration]:
-    """``triggers`` adds other domains' event types that carry a ``partner_id`` (the
-    incentives domain's recommendation events, once wired)."""
+    """``triggers`` adds other event types that carry a ``partner_id``."""
 
     async def publish(events: list[OutboxEvent]) -> None:
         # One notice per partner and run; a subscriber re-reads on any notice.

@@ -20,6 +20,7 @@ from earnings.models import HoldReason, PayoutHold, PayoutStatement
 from earnings.payouts import hold_explanation
 from earnings.repository import Scope, readable_holds
 from earnings.rounding import format_bp
+from incentives.recommendations import active_recommendations
 from infra.money import Money
 from leaderboards.models import Contest, ContestStatus, ParticipantKind, VisibilityMode
 from leaderboards.reads import Reader, Viewer
@@ -210,10 +211,29 @@ async def prizes_in_reach(session: AsyncSession, view: Viewpoint) -> list[NextAc
     return out
 
 
+async def rule_recommendations(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
+    """What the vendor's incentive rules recommended to the partner (organisation-level: a
+    rep reads its organisation's), until each expires or its rule is rolled back."""
+    found = await active_recommendations(session, view.partner_id, view.now)
+    return [
+        NextAction(
+            key=f"{ActionKind.RECOMMENDATION}:{r.id}",
+            kind=ActionKind.RECOMMENDATION,
+            title=r.title,
+            why=r.text,
+            due_at=r.expires_at,
+            link=r.link,
+            code=r.code,
+        )  # fmt: skip
+        for r in found[:MAX_PER_SOURCE]
+    ]
+
+
 BUILT_IN: tuple[Source, ...] = (
     holds_needing_a_document,
     claims_needing_proof,
     expiring_protections,
+    rule_recommendations,
     prizes_in_reach,
     next_tier,
 )

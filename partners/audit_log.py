@@ -62,6 +62,10 @@ class AuditEntity(StrEnum):
     # archive, import, manager assignments.
     PARTNER = "partner"
     PARTNER_APPLICATION = "partner_application"
+    # Incentive rules (incentives/rules.py): drafts, approvals, pauses, rollbacks, budgets;
+    # their firings are recorded by the rule itself (actor "rule:<id>").
+    INCENTIVE_RULE = "incentive_rule"
+    RULE_FIRING = "rule_firing"
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).
@@ -76,6 +80,8 @@ MONEY_ENTITY_TYPES: frozenset[str] = frozenset(
         AuditEntity.PAYOUT_STATEMENT,
         AuditEntity.SALE_CLAIM_SETTINGS,
         AuditEntity.DEAL_PROGRAM_SETTINGS,
+        AuditEntity.INCENTIVE_RULE,
+        AuditEntity.RULE_FIRING,
     }
 )
 

@@ -219,6 +219,64 @@ async def refresh_memberships(
     return changed
 
 
+async def open_window(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    group_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    until: datetime,
+    reason: str,
+    by: str,
+) -> PartnerGroupMembership:
+    """A timed membership: the partner is in the group from now until ``until`` (a
+    promotion tier placed by an incentive rule), whatever the group's rule says; programs
+    targeting the group pay it during the window. ``refresh_memberships`` never touches
+    it (it keeps only the open-ended intervals). Raises NOT_FOUND for a group that is not
+    the vendor's or is archived."""
+    group = await session.get(PartnerGroup, group_id)
+    if group is None or group.vendor_id != vendor_id or group.archived_at is not None:
+        raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "group_id")
+    interval = PartnerGroupMembership(
+        vendor_id=vendor_id, group_id=group_id, partner_id=partner_id, joined_at=clock.now(),
+        left_at=until, join_reason=reason[:500], joined_by=by[:100],
+        left_reason="window ended", left_by=by[:100],
+    )  # fmt: skip
+    session.add(interval)
+    await session.flush()
+    return interval
+
+
+async def close_windows(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    membership_ids: Collection[uuid.UUID],
+    reason: str,
+    by: str,
+) -> list[PartnerGroupMembership]:
+    """End now the timed memberships among ``membership_ids`` that are still running."""
+    if not membership_ids:
+        return []
+    now = clock.now()
+    rows = list(
+        await session.exec(
+            select(PartnerGroupMembership).where(
+                col(PartnerGroupMembership.id).in_(list(membership_ids)),
+                col(PartnerGroupMembership.left_at) > now,
+            )
+        )
+    )
+    for interval in rows:
+        interval.left_at = max(now, interval.joined_at)
+        interval.left_reason = reason[:500]
+        interval.left_by = by[:100]
+        session.add(interval)
+    await session.flush()
+    return rows
+
+
 async def groups_of(
     session: AsyncSession, vendor_id: uuid.UUID, partner_id: uuid.UUID, at: datetime
 ) -> set[uuid.UUID]:

@@ -26,6 +26,9 @@ from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
 from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
 from schema.extensions import build_extensions
+from schema.incentives.mutations import IncentivesMutation
+from schema.incentives.queries import IncentivesQuery
+from schema.incentives.types import IncentiveRuleType, RuleFiringType
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
@@ -66,6 +69,7 @@ QUERIES: tuple[type, ...] = (
     ApplicationsQuery,
     PilotsQuery,
     NextActionsQuery,
+    IncentivesQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -80,6 +84,7 @@ MUTATIONS: tuple[type, ...] = (
     InvitationsMutation,
     PartnerGroupsMutation,
     PilotsMutation,
+    IncentivesMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -108,6 +113,8 @@ NODE_TYPES: tuple[type, ...] = (
     AuditEntryType,
     PartnerApplicationType,
     PilotType,
+    IncentiveRuleType,
+    RuleFiringType,
 )
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.settings import Settings
+from incentives.daily import run_daily
 from leaderboards.closing import run_closer
 
 console = Console(stderr=True, soft_wrap=True)
@@ -38,13 +39,18 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
         closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+        # Incentive rules are evaluated once a day as well as when signals change.
+        daily = asyncio.create_task(run_daily(services.db, services.clock), name="daily-rule-run")
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
         closer.cancel()
+        daily.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await closer
+        with contextlib.suppress(asyncio.CancelledError):
+            await daily
     console.print("dispatcher stopped")
     return 0
 

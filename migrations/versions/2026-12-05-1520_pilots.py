@@ -2,8 +2,8 @@
 status, its treatment arm's group) and each partner's recorded arm and stratum
 
 Revision ID: 0016_pilots
-Revises: 0015_partner_groups
-Create Date: 2026-12-05 14:40:00
+Revises: 0016_incentives
+Create Date: 2026-12-05 15:20:00
 """
 
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from alembic import op
 import infra.db
 
 revision: str = "0016_pilots"
-down_revision: str | None = "0015_partner_groups"
+down_revision: str | None = "0016_incentives"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
