@@ -405,11 +405,19 @@ def snapshot(group: PartnerGroup) -> dict[str, Any]:
 
 
 async def _group(session: AsyncSession, principal: Principal, group_id: uuid.UUID) -> PartnerGroup:
+    """The group to change: refused when another domain manages its members."""
     group = (
         await session.exec(readable_groups(principal).where(PartnerGroup.id == group_id))
     ).first()
     if group is None:
         raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "id")
+    if group.managed_by is not None:
+        raise DomainError(
+            GroupErrorCode.MANAGED,
+            f"This group is managed by a {group.managed_by} (its treatment arm): start, extend "
+            "or end the pilot instead.",
+            "id",
+        )
     return group
 
 

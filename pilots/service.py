@@ -172,7 +172,7 @@ async def create_pilot(
     treatment = PartnerGroup(
         vendor_id=principal.vendor_id, name=treatment_group_name(name),
         description=f"The treatment arm of pilot {name}; its members are the pilot's to set.",
-        rule=[], created_at=now, updated_at=now,
+        rule=[], managed_by="pilot", created_at=now, updated_at=now,
     )  # fmt: skip
     session.add(treatment)
     await session.flush()

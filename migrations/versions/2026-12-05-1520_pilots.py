@@ -1,5 +1,6 @@
 """pilots with control groups: a pilot over an eligible partner group (seed, planned end,
-status, its treatment arm's group) and each partner's recorded arm and stratum
+status, its treatment arm's group) and each partner's recorded arm and stratum; a group
+managed by another domain (partner_group.managed_by)
 
 Revision ID: 0016_pilots
 Revises: 0016_incentives
@@ -21,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("partner_group", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("managed_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True)
+        )
     op.create_table(
         "pilot",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -106,3 +111,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_pilot_vendor_id"))
 
     op.drop_table("pilot")
+    with op.batch_alter_table("partner_group", schema=None) as batch_op:
+        batch_op.drop_column("managed_by")

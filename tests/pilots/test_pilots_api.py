@@ -238,6 +238,47 @@ async def test_bad_input_is_coded_and_changes_nothing(
     assert (await ps.counts(db))[:2] == before[:2]
 
 
+async def test_the_treatment_group_is_the_pilots_to_fill(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    """The group mutations refuse to change a pilot's treatment group (MANAGED): moving a
+    partner between arms by hand would break the random assignment."""
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(resellers, T0 + timedelta(days=30)))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=admin)
+    treatment = pilot["treatmentGroup"]["id"]
+    before = await ps.counts(db)
+    members = {"id": treatment, "partnerIds": [gid(p) for p in tenant.partners]}
+    for mutation, input in (
+        ("partnerGroupMembersAdd(input: $input)", members),
+        ("partnerGroupMembersRemove(input: $input)", members),
+        ("partnerGroupUpdate(input: $input)", {"id": treatment, "rule": []}),
+        ("partnerGroupDelete(input: $input)", {"id": treatment}),
+    ):
+        kind = {
+            "partnerGroupMembersAdd": "PartnerGroupMembersInput",
+            "partnerGroupMembersRemove": "PartnerGroupMembersInput",
+            "partnerGroupUpdate": "PartnerGroupUpdateInput",
+            "partnerGroupDelete": "PartnerGroupDeleteInput",
+        }[mutation.split("(")[0]]
+        query = f"mutation($input: {kind}!) {{ {mutation} {{ userErrors {{ code field }} }} }}"
+        data = await gql.data(query, {"input": input}, as_user=admin)
+        [result] = data.values()
+        assert result["userErrors"] == [{"code": "MANAGED", "field": "id"}], mutation
+    assert await ps.counts(db) == before
+    listed = await gql.data(
+        "query($id: ID!) { partnerGroup(id: $id) { managedBy members { edges { node { id } } } } }",
+        {"id": treatment}, as_user=admin,
+    )  # fmt: skip
+    assert listed["partnerGroup"]["managedBy"] == "pilot"
+    assert len(listed["partnerGroup"]["members"]["edges"]) == 4
+
+
 async def test_who_may_do_what_and_refusals_change_nothing(
     gql: GQL, db: Database, clock: OffsetClock, other_tenant: Tenant
 ) -> None:
