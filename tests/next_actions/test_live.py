@@ -15,7 +15,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, dispatch
+from tests.factories import Tenant, dispatch, gid
 from tests.support import GQL, live_server, ws_client
 
 pytestmark = pytest.mark.slow
@@ -57,3 +57,29 @@ async def test_the_list_is_pushed_again_when_it_changes(
         # Nothing else was queued (the other partner's claim sent nothing).
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.receive(), 0.5)
+
+
+async def test_a_subscription_is_refused_like_the_query(
+    app: Starlette, gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    query = "subscription($p: ID) { nextActionsChanged(partnerId: $p) { actions { kind } } }"
+    partner_0 = gid(tenant.partners[0])
+    # (Anonymous sockets are closed at connection_init, 4403: tests/api/test_auth.py.)
+    cases = [
+        (tenant.user(Role.FINANCE), partner_0, "FORBIDDEN"),
+        (tenant.user(Role.VENDOR_ADMIN), None, "PARTNER_REQUIRED"),
+        (tenant.user(Role.PARTNER_ADMIN, 1), partner_0, "NOT_FOUND"),
+        (other_tenant.user(Role.VENDOR_ADMIN), partner_0, "NOT_FOUND"),
+    ]
+    async with live_server(app) as address:
+        for user, partner_id, code in cases:
+            async with ws_client(address, gql.token(user)) as ws:
+                await ws.subscribe(query, {"p": partner_id})
+                message = await ws.receive()
+                errors = message["payload"]
+                errors = errors.get("errors", errors) if isinstance(errors, dict) else errors
+                assert [e["extensions"]["code"] for e in errors] == [code], (user, message)
+        # Allowed: a vendor admin names the partner.
+        async with ws_client(address, gql.token(tenant.user(Role.VENDOR_ADMIN))) as ws:
+            await ws.subscribe(query, {"p": partner_0})
+            assert "nextActionsChanged" in await ws.data()
