@@ -47,22 +47,22 @@ async def place_review(
         internal_note=internal_note[:2000], starts_at=now, ends_at=ends_at, source=source[:32],
         source_id=source_id, created_at=now,
     )  # fmt: skip
-    session.add(review)
-    statements = list(
-        await session.exec(
-            select(PayoutStatement).where(
-                PayoutStatement.vendor_id == vendor_id,
-                PayoutStatement.partner_id == partner_id,
-                col(PayoutStatement.status).in_(OPEN_STATUSES),
+    session.add(review)  # flushed by the caller (or below, with the holds)
+    with session.no_autoflush:  # a rule run places many: one flush for all of them
+        statements = list(
+            await session.exec(
+                select(PayoutStatement).where(
+                    PayoutStatement.vendor_id == vendor_id,
+                    PayoutStatement.partner_id == partner_id,
+                    col(PayoutStatement.status).in_(OPEN_STATUSES),
+                )
             )
         )
-    )
     finding = HoldFinding(
         HoldReason.REVIEW, internal_note, expected_release_at=ends_at, partner_note=partner_note
     )
     for statement in statements:
         await hold_statement(session, None, now, statement, finding)
-    await session.flush()
     if statements:
         await record_change(session, clock, vendor_id=vendor_id, partner_id=partner_id)
     return review, len(statements)

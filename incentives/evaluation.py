@@ -144,32 +144,51 @@ async def fire(
         paid = await overlays.paid_by_sources(session, source=act.SOURCE, source_ids=[rule.id])
         budget_left = rule.budget_cap_minor - paid
     group_rates: dict[uuid.UUID, Any] = {}
-    for partner_id in partner_ids:
-        if partner_id in done:
-            out.already += 1
-            continue
+    rows: dict[uuid.UUID, Any] = {}
+    todo = [p for p in partner_ids if p not in done]
+    out.already += len(partner_ids) - len(todo)
+
+    async def one(partner_id: uuid.UUID) -> tuple[RuleFiring, list[Any]]:
+        """Apply the actions and build the firing (added, not flushed); the rows naming
+        the firing are returned, to be added once it is written."""
         firing_id = new_id()
         ctx = act.Context(
             session=session, clock=clock, vendor_id=rule.vendor_id, rule_id=rule.id,
             rule_name=rule.name, firing_id=firing_id, partner_id=partner_id,
             values=values[partner_id], budget_left_minor=budget_left, group_rates=group_rates,
+            rows=rows,
         )  # fmt: skip
+        outcomes = [await act.apply(ctx, action) for action in compiled.actions]
+        firing = RuleFiring(
+            id=firing_id, vendor_id=rule.vendor_id, rule_id=rule.id, version_id=version.id,
+            version_number=version.number, partner_id=partner_id, period_key=key,
+            signal_day=day.isoformat(), values=read_values(compiled, values[partner_id]),
+            outcomes=outcomes, trigger=trigger, fired_at=clock.now(),
+        )  # fmt: skip
+        session.add(firing)
+        await _announce(session, clock, compiled, firing)
+        return firing, list(ctx.pending)
+
+    # All of the rule's firings in one savepoint and two flushes (the firings, then the
+    # rows that name them). Should a concurrent evaluation have written one meanwhile,
+    # the unique constraint undoes the savepoint and each is tried on its own.
+    try:
+        async with session.begin_nested():
+            made = [await one(partner_id) for partner_id in todo]
+            await session.flush()
+            session.add_all([row for _, pending in made for row in pending])
+            await session.flush()
+        out.firings.extend(firing for firing, _ in made)
+        return
+    except IntegrityError:
+        pass
+    for partner_id in todo:
         try:
             async with session.begin_nested():
-                outcomes = [await act.apply(ctx, action) for action in compiled.actions]
-                firing = RuleFiring(
-                    id=firing_id, vendor_id=rule.vendor_id, rule_id=rule.id,
-                    version_id=version.id, version_number=version.number,
-                    partner_id=partner_id, period_key=key, signal_day=day.isoformat(),
-                    values=read_values(compiled, values[partner_id]), outcomes=outcomes,
-                    trigger=trigger, fired_at=clock.now(),
-                )  # fmt: skip
-                session.add(firing)
+                firing, pending = await one(partner_id)
                 await session.flush()  # the idempotency guard: a second firing fails here
-                for pending in ctx.pending:  # rows that name the firing
-                    session.add(pending)
+                session.add_all(pending)
                 await session.flush()
-                await _announce(session, clock, compiled, firing)
         except IntegrityError:
             out.already += 1  # fired by a concurrent evaluation; its savepoint is undone
             continue
@@ -192,7 +211,7 @@ async def _announce(
     )  # fmt: skip
     await record_event(
         session, clock, vendor_id=rule.vendor_id, type=fired.type,
-        aggregate_id=firing.partner_id, payload=fired.to_payload(),
+        aggregate_id=firing.partner_id, payload=fired.to_payload(), flush=False,
     )  # fmt: skip
     await record(
         session, vendor_id=rule.vendor_id, actor=f"rule:{rule.id}",
@@ -203,7 +222,7 @@ async def _announce(
             "period": firing.period_key, "values": firing.values,
             "actions": fired.actions, "estimated_cost_minor": fired.estimated_cost_minor,
         },
-        reason=None, at=firing.fired_at,
+        reason=None, at=firing.fired_at, flush=False,
     )  # fmt: skip
 
 

@@ -32,16 +32,17 @@ class Condition:
 
     def holds(self, values: Mapping[str, Any]) -> bool:
         """True when the condition is true on these values; False when false or when it
-        cannot be evaluated on them (a null compared, a division by zero)."""
+        cannot be evaluated on them (a null compared, a division by zero). Only the names
+        it reads are handed over: the library converts every value it is given."""
         try:
-            return self.program.execute(values) is True
+            return self.program.execute({name: values.get(name) for name in self.reads}) is True
         except (TypeError, ValueError, RuntimeError, ZeroDivisionError):
             return False
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[bool, str | None]:
         """(fires, why not when it could not be evaluated)."""
         try:
-            return self.program.execute(values) is True, None
+            return self.program.execute({n: values.get(n) for n in self.reads}) is True, None
         except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
             return False, str(error).split("\n")[0][:300]
 

@@ -101,8 +101,10 @@ async def record(
     after: dict[str, Any] | None,
     reason: str | None,
     at: datetime,
+    flush: bool = True,
 ) -> AuditEntry:
-    """Add one entry to the caller's transaction (flushed, not committed)."""
+    """Add one entry to the caller's transaction (flushed, not committed; ``flush=False``:
+    a caller recording many flushes once itself)."""
     entry = AuditEntry(
         vendor_id=vendor_id,
         at=at,
@@ -115,5 +117,6 @@ async def record(
         reason=reason or None,
     )
     session.add(entry)
-    await session.flush()
+    if flush:
+        await session.flush()
     return entry

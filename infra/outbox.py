@@ -152,7 +152,10 @@ async def record_event(
     aggregate_id: uuid.UUID,
     payload: dict[str, Any],
     occurred_at: datetime | None = None,
+    flush: bool = True,
 ) -> OutboxEvent:
+    """Add an event to the caller's transaction (``flush=False``: a caller recording many
+    flushes once itself)."""
     now = clock.now()
     event = OutboxEvent(
         vendor_id=vendor_id,
@@ -163,7 +166,8 @@ async def record_event(
         recorded_at=now,
     )
     session.add(event)
-    await session.flush()
+    if flush:
+        await session.flush()
     return event
 
 
