@@ -214,6 +214,8 @@ class Context:
     pending: list[RuleRecommendation] = field(default_factory=list)
     # The groups and programs actions name, read once per run (the identity map is weak).
     rows: dict[uuid.UUID, Any] = field(default_factory=dict)
+    # Statements not yet paid, by partner, read at once for a run's payout holds.
+    open_statements: dict[uuid.UUID, list[Any]] | None = None
 
     async def group(self, group_id: uuid.UUID) -> PartnerGroup:
         if group_id not in self.rows:
@@ -295,6 +297,8 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
                 partner_note=action.partner_reason,
                 internal_note=f"Rule {ctx.rule_name} fired (firing {ctx.firing_id}).",
                 ends_at=until, source=SOURCE, source_id=ctx.rule_id,
+                open_statements=None if ctx.open_statements is None
+                else ctx.open_statements.get(ctx.partner_id, []),
             )  # fmt: skip
             outcome |= {
                 "review_id": str(review.id), "statements_held": held,
