@@ -21,6 +21,11 @@ from incentives.errors import RuleErrorCode
 from infra.errors import DomainError
 
 MAX_LENGTH = 2000
+# CEL's standard functions a condition may call (operators are named "_+_", "!_", "@in").
+FUNCTIONS = frozenset({
+    "size", "int", "uint", "double", "string", "bool", "type", "dyn", "contains",
+    "startsWith", "endsWith", "matches", "has", "all", "exists", "exists_one", "map", "filter",
+})  # fmt: skip
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
@@ -60,6 +65,16 @@ def compile_condition(source: str, names: Collection[str], field: str = "conditi
         program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise DomainError(RuleErrorCode.CONDITION_INVALID, _syntax(str(error)), field) from None
+    functions = [
+        f for f in program.references()["functions"] if not _operator(f) and f not in FUNCTIONS
+    ]
+    if functions:
+        raise DomainError(
+            RuleErrorCode.CONDITION_INVALID,
+            f"Unknown function {', '.join(repr(f) for f in functions)}; a condition may call "
+            f"{', '.join(sorted(FUNCTIONS))}.",
+            field,
+        )
     reads = tuple(sorted(program.variables()))
     unknown = [name for name in reads if name not in names]
     if unknown:
@@ -80,6 +95,13 @@ def compile_condition(source: str, names: Collection[str], field: str = "conditi
             RuleErrorCode.NOT_BOOLEAN, "A condition answers true or false, not a value.", field
         )
     return condition
+
+
+def _operator(name: str) -> bool:
+    """CEL names its operators "_&&_", "_?_:_", "!_", "-_", "@in"."""
+    if name.startswith("@") or name in ("!_", "-_"):
+        return True
+    return len(name) > 2 and name[0] == name[-1] == "_" and not name[1:-1].isidentifier()
 
 
 def _try(program: Any, values: Mapping[str, Any]) -> Any:
