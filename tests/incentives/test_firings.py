@@ -18,6 +18,8 @@ from incentives.models import Period, RuleFiring
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
+from partners import groups
+from partners.group_models import MemberMode
 from partners.roles import Role
 from schema.context import Services
 from signals.events import SIGNALS_CHANGED
@@ -147,3 +149,41 @@ async def test_rules_are_created_from_the_shipped_templates(
     assert unknown["incentiveRuleCreateFromTemplate"]["userErrors"][0]["code"] == (
         "UNKNOWN_TEMPLATE"
     )
+
+
+async def test_a_rule_with_a_target_group_fires_only_for_its_members(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    services: Services,
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    admin = principal_of(s.author)
+
+    async def pilot(session: object) -> object:
+        group = await groups.create_group(session, admin, clock, name="Treatment")  # type: ignore[arg-type]
+        await groups.set_members(
+            session, admin, clock, group_id=group.id, partner_ids=[tenant.partners[1].id],  # type: ignore[arg-type]
+            mode=MemberMode.INCLUDE,
+        )  # fmt: skip
+        return group.id
+
+    treatment = await es.tx(db, pilot)
+    recommend = [Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")]
+    await active_rule(
+        db, clock, s, condition="revenue_7d > 0", target_group_id=treatment, actions=recommend
+    )
+    assert await run_due(db, clock) == 1
+    [firing] = await firings(db)
+    assert firing.partner_id == tenant.partners[1].id  # partner 0 sold too, but is not in it
+    # The partner's explanation does not name the group it was picked from.
+    explained = await gql.data("{ incentiveExplanations { text } }",
+                               as_user=tenant.user(Role.PARTNER_REP, 1))  # fmt: skip
+    assert explained["incentiveExplanations"] == [
+        {"text": "Your revenue over the last 7 days was 500.00 USD, so we recommend: Go."}
+    ]
+    # Another vendor's staff see none of it.
+    theirs = await gql.data(FIRINGS, as_user=other_tenant.user(Role.VENDOR_ADMIN))
+    assert theirs["ruleFirings"]["totalCount"] == 0
