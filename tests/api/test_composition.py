@@ -13,6 +13,8 @@ from deal_registration.events import (
 from earnings.events import EARNINGS_CHANGED
 from leaderboards.events import CONTEST_CHANGED
 from schema.context import Services
+from signals.events import SIGNALS_CHANGED
+from signals.handlers import SIGNAL_SOURCE_TYPES
 
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
@@ -27,6 +29,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_CHANGED,), False),
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
+        (SIGNAL_SOURCE_TYPES, True),  # signals, after crediting (they read the ledger)
+        ((SIGNALS_CHANGED,), True),  # incentive rules, after the snapshots they read
     ]
 
 
