@@ -36,8 +36,7 @@ async def add_overlay(
     session: AsyncSession,
     clock: Clock,
     *,
-    vendor_id: uuid.UUID,
-    program_id: uuid.UUID,
+    program: Program,
     partner_id: uuid.UUID,
     delta_bp: int,
     ends_at: datetime,
@@ -45,19 +44,17 @@ async def add_overlay(
     source_id: uuid.UUID,
     label: str,
 ) -> RateOverlay:
-    """An overlay from now until ``ends_at`` on the vendor's program for the partner."""
+    """An overlay from now until ``ends_at`` on the program for the partner (the caller has
+    read ``program`` as the partner's vendor's)."""
     check_delta(delta_bp)
-    program = await session.get(Program, program_id)
-    if program is None or program.vendor_id != vendor_id:
-        raise DomainError(EarningsErrorCode.NOT_FOUND, "No such program.", "program_id")
     now = clock.now()
     overlay = RateOverlay(
-        vendor_id=vendor_id, program_id=program_id, partner_id=partner_id, delta_bp=delta_bp,
+        vendor_id=program.vendor_id, program_id=program.id, partner_id=partner_id,
+        delta_bp=delta_bp,
         starts_at=now, ends_at=ends_at, source=source[:32], source_id=source_id,
         label=label[:200], created_at=now,
     )  # fmt: skip
-    session.add(overlay)
-    await session.flush()
+    session.add(overlay)  # flushed by the caller (a rule run flushes its firings at once)
     return overlay
 
 

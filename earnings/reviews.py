@@ -33,8 +33,10 @@ async def place_review(
     ends_at: datetime,
     source: str,
     source_id: uuid.UUID,
+    open_statements: list[PayoutStatement] | None = None,
 ) -> tuple[PayoutReview, int]:
-    """Hold the partner's open statements (not yet paid) and those generated until
+    """Hold the partner's open statements (not yet paid; read here unless the caller read
+    them for many partners at once, ``open_statements_of``) and those generated until
     ``ends_at``. Returns the review and how many statements it held now."""
     partner_note = partner_note.strip()
     if not partner_note:
@@ -47,25 +49,39 @@ async def place_review(
         internal_note=internal_note[:2000], starts_at=now, ends_at=ends_at, source=source[:32],
         source_id=source_id, created_at=now,
     )  # fmt: skip
-    session.add(review)
-    statements = list(
-        await session.exec(
-            select(PayoutStatement).where(
-                PayoutStatement.vendor_id == vendor_id,
-                PayoutStatement.partner_id == partner_id,
-                col(PayoutStatement.status).in_(OPEN_STATUSES),
-            )
-        )
-    )
+    session.add(review)  # flushed by the caller (or below, with the holds)
+    if open_statements is None:
+        found = await open_statements_of(session, vendor_id, [partner_id])
+        open_statements = found.get(partner_id, [])
+    statements = open_statements
     finding = HoldFinding(
         HoldReason.REVIEW, internal_note, expected_release_at=ends_at, partner_note=partner_note
     )
     for statement in statements:
         await hold_statement(session, None, now, statement, finding)
-    await session.flush()
     if statements:
         await record_change(session, clock, vendor_id=vendor_id, partner_id=partner_id)
     return review, len(statements)
+
+
+async def open_statements_of(
+    session: AsyncSession, vendor_id: uuid.UUID, partner_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[PayoutStatement]]:
+    """The statements not yet paid of these partners, by partner."""
+    out: dict[uuid.UUID, list[PayoutStatement]] = {}
+    ids = list(partner_ids)
+    with session.no_autoflush:  # a rule run places many: one flush for all of them
+        for i in range(0, len(ids), 500):
+            rows = await session.exec(
+                select(PayoutStatement).where(
+                    PayoutStatement.vendor_id == vendor_id,
+                    col(PayoutStatement.partner_id).in_(ids[i : i + 500]),
+                    col(PayoutStatement.status).in_(OPEN_STATUSES),
+                )
+            )
+            for statement in rows:
+                out.setdefault(statement.partner_id, []).append(statement)
+    return out
 
 
 async def end_reviews(

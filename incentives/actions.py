@@ -212,6 +212,26 @@ class Context:
     group_rates: dict[uuid.UUID, list[tuple[Program, int]]]
     # Rows that name the firing, added once the firing is written.
     pending: list[RuleRecommendation] = field(default_factory=list)
+    # The groups and programs actions name, read once per run (the identity map is weak).
+    rows: dict[uuid.UUID, Any] = field(default_factory=dict)
+    # Statements not yet paid, by partner, read at once for a run's payout holds.
+    open_statements: dict[uuid.UUID, list[Any]] | None = None
+
+    async def group(self, group_id: uuid.UUID) -> PartnerGroup:
+        if group_id not in self.rows:
+            self.rows[group_id] = await self.session.get(PartnerGroup, group_id)
+        found = self.rows[group_id]
+        if found is None or found.vendor_id != self.vendor_id:
+            raise DomainError(RuleErrorCode.NOT_FOUND, "No such group.", "group_id")
+        return found  # type: ignore[no-any-return]
+
+    async def program(self, program_id: uuid.UUID) -> Program:
+        if program_id not in self.rows:
+            self.rows[program_id] = await self.session.get(Program, program_id)
+        found = self.rows[program_id]
+        if found is None or found.vendor_id != self.vendor_id:
+            raise DomainError(RuleErrorCode.NOT_FOUND, "No such program.", "program_id")
+        return found  # type: ignore[no-any-return]
 
 
 async def estimate(ctx: Context, action: Action) -> int:
@@ -243,14 +263,14 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
     match action.kind:
         case ActionKind.GROUP_WINDOW:
             assert action.group_id is not None
+            group = await ctx.group(action.group_id)
             window = await groups.open_window(
-                ctx.session, ctx.clock, vendor_id=ctx.vendor_id, group_id=action.group_id,
-                partner_id=ctx.partner_id, until=until, reason=f"Rule {ctx.rule_name}", by=by,
+                ctx.session, ctx.clock, group=group, partner_id=ctx.partner_id, until=until,
+                reason=f"Rule {ctx.rule_name}", by=by,
             )  # fmt: skip
-            group = await ctx.session.get(PartnerGroup, action.group_id)
             outcome |= {
                 "membership_id": str(window.id), "group_id": str(action.group_id),
-                "group_name": group.name if group else "",
+                "group_name": group.name,
                 "programs": [
                     {"name": p.name, "rate_bp": bp} for p, bp in await _rates(ctx, action.group_id)
                 ],
@@ -261,15 +281,15 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
                 outcome["skipped"] = "BUDGET_REACHED"
                 outcome["estimated_cost_minor"] = 0
                 return outcome
+            program = await ctx.program(action.program_id)
             overlay = await overlays.add_overlay(
-                ctx.session, ctx.clock, vendor_id=ctx.vendor_id, program_id=action.program_id,
-                partner_id=ctx.partner_id, delta_bp=action.delta_bp, ends_at=until,
-                source=SOURCE, source_id=ctx.rule_id, label=ctx.rule_name,
+                ctx.session, ctx.clock, program=program, partner_id=ctx.partner_id,
+                delta_bp=action.delta_bp, ends_at=until, source=SOURCE, source_id=ctx.rule_id,
+                label=ctx.rule_name,
             )  # fmt: skip
-            program = await ctx.session.get(Program, action.program_id)
             outcome |= {
                 "overlay_id": str(overlay.id), "program_id": str(action.program_id),
-                "program_name": program.name if program else "", "delta_bp": action.delta_bp,
+                "program_name": program.name, "delta_bp": action.delta_bp,
             }  # fmt: skip
         case ActionKind.PAYOUT_HOLD:
             review, held = await reviews.place_review(
@@ -277,6 +297,8 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
                 partner_note=action.partner_reason,
                 internal_note=f"Rule {ctx.rule_name} fired (firing {ctx.firing_id}).",
                 ends_at=until, source=SOURCE, source_id=ctx.rule_id,
+                open_statements=None if ctx.open_statements is None
+                else ctx.open_statements.get(ctx.partner_id, []),
             )  # fmt: skip
             outcome |= {
                 "review_id": str(review.id), "statements_held": held,

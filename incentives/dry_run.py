@@ -68,11 +68,13 @@ async def dry_run(
     )  # fmt: skip
     out = DryRun(rule, version.number, day, len(values), len(partners), 0, rule.currency)
     rates: dict[uuid.UUID, Any] = {}
+    rows: dict[uuid.UUID, Any] = {}
     for partner_id in partners:
         ctx = act.Context(
             session=session, clock=clock, vendor_id=rule.vendor_id, rule_id=rule.id,
             rule_name=rule.name, firing_id=new_id(), partner_id=partner_id,
             values=values[partner_id], budget_left_minor=budget_left, group_rates=rates,
+            rows=rows,
         )  # fmt: skip
         costs = []
         for action in compiled.actions:

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from earnings import overlays
+from earnings import overlays, reviews
 from incentives import actions as act
 from incentives.actions import Action, ActionKind
 from incentives.events import RuleFired
@@ -32,10 +33,10 @@ from incentives.models import (
     RuleFiring,
     RuleStatus,
 )
-from infra.audit import record
+from infra.audit import record_many
 from infra.clock import Clock
 from infra.ids import new_id
-from infra.outbox import record_event
+from infra.outbox import record_events
 from partners.audit_log import AuditEntity
 from partners.groups import member_ids_at
 from signals.definitions import DEFINITIONS
@@ -115,7 +116,7 @@ def read_values(compiled: Compiled, values: Mapping[str, Any]) -> dict[str, Any]
 
 @dataclass
 class Evaluation:
-    firings: list[RuleFiring] = field(default_factory=list)
+    firings: list[uuid.UUID] = field(default_factory=list)  # the ids of those written
     already: int = 0  # fired before in the period
 
 
@@ -144,66 +145,96 @@ async def fire(
         paid = await overlays.paid_by_sources(session, source=act.SOURCE, source_ids=[rule.id])
         budget_left = rule.budget_cap_minor - paid
     group_rates: dict[uuid.UUID, Any] = {}
-    for partner_id in partner_ids:
-        if partner_id in done:
-            out.already += 1
-            continue
+    rows: dict[uuid.UUID, Any] = {}
+    todo = [p for p in partner_ids if p not in done]
+    out.already += len(partner_ids) - len(todo)
+    now = clock.now()
+    statements = None
+    if any(a.kind is ActionKind.PAYOUT_HOLD for a in compiled.actions):
+        statements = await reviews.open_statements_of(session, rule.vendor_id, todo)
+
+    async def one(partner_id: uuid.UUID) -> tuple[dict[str, Any], list[Any]]:
+        """Apply the actions; the firing's row, and the rows naming the firing (added once
+        it is written)."""
         firing_id = new_id()
         ctx = act.Context(
             session=session, clock=clock, vendor_id=rule.vendor_id, rule_id=rule.id,
             rule_name=rule.name, firing_id=firing_id, partner_id=partner_id,
             values=values[partner_id], budget_left_minor=budget_left, group_rates=group_rates,
+            rows=rows, open_statements=statements,
         )  # fmt: skip
+        outcomes = [await act.apply(ctx, action) for action in compiled.actions]
+        firing = {
+            "id": firing_id, "vendor_id": rule.vendor_id, "rule_id": rule.id,
+            "version_id": version.id, "version_number": version.number,
+            "partner_id": partner_id, "period_key": key, "signal_day": day.isoformat(),
+            "values": read_values(compiled, values[partner_id]), "outcomes": outcomes,
+            "trigger": trigger, "fired_at": now,
+        }  # fmt: skip
+        return firing, list(ctx.pending)
+
+    async def write(made: list[tuple[dict[str, Any], list[Any]]]) -> None:
+        # The firings in one INSERT (the unique constraint guards each), then the rows that
+        # name them, the RuleFired events and the audit entries.
+        await session.execute(insert(RuleFiring), [firing for firing, _ in made])
+        session.add_all([row for _, pending in made for row in pending])
+        await session.flush()
+        await _announce(session, clock, compiled, [firing for firing, _ in made])
+
+    # All of the rule's firings in one savepoint. Should a concurrent evaluation have
+    # written one meanwhile, the savepoint is undone and each is tried on its own.
+    try:
+        async with session.begin_nested():
+            made = [await one(partner_id) for partner_id in todo]
+            if made:
+                await write(made)
+        out.firings.extend(firing["id"] for firing, _ in made)
+        return
+    except IntegrityError:
+        pass
+    for partner_id in todo:
         try:
             async with session.begin_nested():
-                outcomes = [await act.apply(ctx, action) for action in compiled.actions]
-                firing = RuleFiring(
-                    id=firing_id, vendor_id=rule.vendor_id, rule_id=rule.id,
-                    version_id=version.id, version_number=version.number,
-                    partner_id=partner_id, period_key=key, signal_day=day.isoformat(),
-                    values=read_values(compiled, values[partner_id]), outcomes=outcomes,
-                    trigger=trigger, fired_at=clock.now(),
-                )  # fmt: skip
-                session.add(firing)
-                await session.flush()  # the idempotency guard: a second firing fails here
-                for pending in ctx.pending:  # rows that name the firing
-                    session.add(pending)
-                await session.flush()
-                await _announce(session, clock, compiled, firing)
+                made = [await one(partner_id)]
+                await write(made)
         except IntegrityError:
             out.already += 1  # fired by a concurrent evaluation; its savepoint is undone
             continue
-        out.firings.append(firing)
+        out.firings.append(made[0][0]["id"])
 
 
 async def _announce(
-    session: AsyncSession, clock: Clock, compiled: Compiled, firing: RuleFiring
+    session: AsyncSession, clock: Clock, compiled: Compiled, firings: list[dict[str, Any]]
 ) -> None:
+    """A RuleFired event and an audit entry per firing."""
     rule, version = compiled.rule, compiled.version
-    applied = [o for o in firing.outcomes if not o.get("skipped")]
     notify = [a for a in compiled.actions if a.kind is ActionKind.NOTIFY_STAFF]
-    fired = RuleFired(
-        firing_id=firing.id, rule_id=rule.id, rule_name=rule.name, version_id=version.id,
-        version_number=version.number, partner_id=firing.partner_id,
-        actions=[o["kind"] for o in applied],
-        estimated_cost_minor=sum(int(o.get("estimated_cost_minor", 0)) for o in applied),
-        currency=rule.currency, notify_staff=bool(notify),
-        message=notify[0].message if notify else "", fired_at=firing.fired_at,
-    )  # fmt: skip
-    await record_event(
-        session, clock, vendor_id=rule.vendor_id, type=fired.type,
-        aggregate_id=firing.partner_id, payload=fired.to_payload(),
-    )  # fmt: skip
-    await record(
+    events, entries = [], []
+    for firing in firings:
+        applied = [o for o in firing["outcomes"] if not o.get("skipped")]
+        fired = RuleFired(
+            firing_id=firing["id"], rule_id=rule.id, rule_name=rule.name,
+            version_id=version.id, version_number=version.number,
+            partner_id=firing["partner_id"], actions=[o["kind"] for o in applied],
+            estimated_cost_minor=sum(int(o.get("estimated_cost_minor", 0)) for o in applied),
+            currency=rule.currency, notify_staff=bool(notify),
+            message=notify[0].message if notify else "", fired_at=firing["fired_at"],
+        )  # fmt: skip
+        events.append((rule.vendor_id, fired.type, firing["partner_id"], fired.to_payload()))
+        entries.append((
+            str(firing["id"]),
+            {
+                "rule": rule.name, "version": version.number,
+                "partner_id": str(firing["partner_id"]), "period": firing["period_key"],
+                "values": firing["values"], "actions": fired.actions,
+                "estimated_cost_minor": fired.estimated_cost_minor,
+            },
+        ))  # fmt: skip
+    await record_events(session, clock, events)
+    await record_many(
         session, vendor_id=rule.vendor_id, actor=f"rule:{rule.id}",
         action="incentive_rule.fired", entity_type=AuditEntity.RULE_FIRING,
-        entity_id=str(firing.id), before=None,
-        after={
-            "rule": rule.name, "version": version.number, "partner_id": str(firing.partner_id),
-            "period": firing.period_key, "values": firing.values,
-            "actions": fired.actions, "estimated_cost_minor": fired.estimated_cost_minor,
-        },
-        reason=None, at=firing.fired_at,
+        at=clock.now(), entries=entries,
     )  # fmt: skip
 
 

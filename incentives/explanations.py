@@ -32,7 +32,10 @@ def _value(name: str, value: Any, currency: str) -> str | None:
     definition = DEFINITIONS.get(name)
     if definition is None or value is None:
         return None
-    label = definition.label[0].lower() + definition.label[1:]
+    # "Revenue, 7 days" -> "your revenue over the last 7 days was ..."
+    base = definition.label.split(",")[0]
+    label = base[0].lower() + base[1:]
+    over = f" over the last {definition.window_days} days" if definition.window_days else ""
     match definition.unit:
         case Unit.RATIO:
             percent = f"{abs(float(value)) * 100:.0f} %"
@@ -40,15 +43,15 @@ def _value(name: str, value: Any, currency: str) -> str | None:
                 when = "week over week" if name.endswith("wow") else "month over month"
                 verb = "grew" if float(value) >= 0 else "fell"
                 return f"your revenue {verb} {percent} {when}"
-            return f"your {label} is {f'{float(value) * 100:.0f} %'}"
+            return f"your {label}{over} was {float(value) * 100:.0f} %"
         case Unit.MONEY:
-            return f"your {label} is {Money(int(value), currency).format()}"
+            return f"your {label}{over} was {Money(int(value), currency).format()}"
         case Unit.DAYS:
-            return f"your {label} is {int(value)} days"
+            return f"your {label} was {int(value)} days"
         case Unit.BOOL:
             return f"your {label}: {'yes' if value else 'no'}"
         case _:
-            return f"your {label} is {value}"
+            return f"your {label}{over} came to {value}"
 
 
 def _action(outcome: Mapping[str, Any]) -> str | None:

@@ -21,6 +21,11 @@ from incentives.errors import RuleErrorCode
 from infra.errors import DomainError
 
 MAX_LENGTH = 2000
+# CEL's standard functions a condition may call (operators are named "_+_", "!_", "@in").
+FUNCTIONS = frozenset({
+    "size", "int", "uint", "double", "string", "bool", "type", "dyn", "contains",
+    "startsWith", "endsWith", "matches", "has", "all", "exists", "exists_one", "map", "filter",
+})  # fmt: skip
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
@@ -32,16 +37,17 @@ class Condition:
 
     def holds(self, values: Mapping[str, Any]) -> bool:
         """True when the condition is true on these values; False when false or when it
-        cannot be evaluated on them (a null compared, a division by zero)."""
+        cannot be evaluated on them (a null compared, a division by zero). Only the names
+        it reads are handed over: the library converts every value it is given."""
         try:
-            return self.program.execute(values) is True
+            return self.program.execute({name: values.get(name) for name in self.reads}) is True
         except (TypeError, ValueError, RuntimeError, ZeroDivisionError):
             return False
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[bool, str | None]:
         """(fires, why not when it could not be evaluated)."""
         try:
-            return self.program.execute(values) is True, None
+            return self.program.execute({n: values.get(n) for n in self.reads}) is True, None
         except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
             return False, str(error).split("\n")[0][:300]
 
@@ -59,6 +65,16 @@ def compile_condition(source: str, names: Collection[str], field: str = "conditi
         program = cel.compile(source)
     except (ValueError, RuntimeError) as error:
         raise DomainError(RuleErrorCode.CONDITION_INVALID, _syntax(str(error)), field) from None
+    functions = [
+        f for f in program.references()["functions"] if not _operator(f) and f not in FUNCTIONS
+    ]
+    if functions:
+        raise DomainError(
+            RuleErrorCode.CONDITION_INVALID,
+            f"Unknown function {', '.join(repr(f) for f in functions)}; a condition may call "
+            f"{', '.join(sorted(FUNCTIONS))}.",
+            field,
+        )
     reads = tuple(sorted(program.variables()))
     unknown = [name for name in reads if name not in names]
     if unknown:
@@ -79,6 +95,13 @@ def compile_condition(source: str, names: Collection[str], field: str = "conditi
             RuleErrorCode.NOT_BOOLEAN, "A condition answers true or false, not a value.", field
         )
     return condition
+
+
+def _operator(name: str) -> bool:
+    """CEL names its operators "_&&_", "_?_:_", "!_", "-_", "@in"."""
+    if name.startswith("@") or name in ("!_", "-_"):
+        return True
+    return len(name) > 2 and name[0] == name[-1] == "_" and not name[1:-1].isidentifier()
 
 
 def _try(program: Any, values: Mapping[str, Any]) -> Any:

@@ -11,6 +11,12 @@ from partners.policy import PARTNER_USERS, REVIEWERS, Policy
 
 class NextActionsOp(StrEnum):
     READ = "nextActions"
+    SUBSCRIBE = "nextActionsChanged"
 
 
-NEXT_ACTIONS = Policy[NextActionsOp]({NextActionsOp.READ: PARTNER_USERS | REVIEWERS})
+NEXT_ACTIONS = Policy[NextActionsOp](
+    {
+        NextActionsOp.READ: PARTNER_USERS | REVIEWERS,
+        NextActionsOp.SUBSCRIBE: PARTNER_USERS | REVIEWERS,
+    }
+)

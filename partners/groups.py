@@ -223,8 +223,7 @@ async def open_window(
     session: AsyncSession,
     clock: Clock,
     *,
-    vendor_id: uuid.UUID,
-    group_id: uuid.UUID,
+    group: PartnerGroup,
     partner_id: uuid.UUID,
     until: datetime,
     reason: str,
@@ -233,18 +232,17 @@ async def open_window(
     """A timed membership: the partner is in the group from now until ``until`` (a
     promotion tier placed by an incentive rule), whatever the group's rule says; programs
     targeting the group pay it during the window. ``refresh_memberships`` never touches
-    it (it keeps only the open-ended intervals). Raises NOT_FOUND for a group that is not
-    the vendor's or is archived."""
-    group = await session.get(PartnerGroup, group_id)
-    if group is None or group.vendor_id != vendor_id or group.archived_at is not None:
+    it (it keeps only the open-ended intervals). Raises NOT_FOUND for an archived group (the
+    caller has read ``group`` as the partner's vendor's)."""
+    if group.archived_at is not None:
         raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "group_id")
     interval = PartnerGroupMembership(
-        vendor_id=vendor_id, group_id=group_id, partner_id=partner_id, joined_at=clock.now(),
+        vendor_id=group.vendor_id, group_id=group.id, partner_id=partner_id,
+        joined_at=clock.now(),
         left_at=until, join_reason=reason[:500], joined_by=by[:100],
         left_reason="window ended", left_by=by[:100],
     )  # fmt: skip
-    session.add(interval)
-    await session.flush()
+    session.add(interval)  # flushed by the caller (a rule run flushes its firings at once)
     return interval
 
 

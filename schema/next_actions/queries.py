@@ -61,7 +61,7 @@ class NextActionsQuery:
         self,
         info: Info[Context, None],
         partner_id: PartnerIdArg = None,
-    ) -> NextActionsType:
+    ) -> NextActionsType | None:
         session = info.context.session
         return await _read(info, session, await _viewpoint(info, session, partner_id))
 
@@ -69,7 +69,7 @@ class NextActionsQuery:
 @strawberry.type
 class NextActionsSubscription:
     @strawberry.subscription(
-        permission_classes=[allowed(NEXT_ACTIONS, NextActionsOp.READ)],
+        permission_classes=[allowed(NEXT_ACTIONS, NextActionsOp.SUBSCRIBE)],
         description="`nextActions`, first now and again whenever they change (a claim, deal, "
         "hold, sale or earnings change of the partner, from any API process).",
     )

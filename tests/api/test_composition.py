@@ -12,7 +12,10 @@ from deal_registration.events import (
 )
 from earnings.events import EARNINGS_CHANGED
 from leaderboards.events import CONTEST_CHANGED
+from next_actions.handlers import TRIGGERS as NEXT_ACTION_TRIGGERS
 from schema.context import Services
+from signals.events import SIGNALS_CHANGED
+from signals.handlers import SIGNAL_SOURCE_TYPES
 
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
@@ -23,10 +26,13 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
     assert declared == [
         ((DEAL_STATUS_CHANGED,), True),
         ((CLAIM_STATE_CHANGED,), True),
+        (tuple(NEXT_ACTION_TRIGGERS), True),  # next best actions: live notices
         (scored, True),
         ((CONTEST_CHANGED,), False),
         (scored, True),  # earnings crediting
         ((EARNINGS_CHANGED,), True),
+        (SIGNAL_SOURCE_TYPES, True),  # signals, after crediting (they read the ledger)
+        ((SIGNALS_CHANGED,), True),  # incentive rules, after the snapshots they read
     ]
 
 

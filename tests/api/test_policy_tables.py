@@ -29,11 +29,14 @@ from deal_registration.sales.policy import SALES
 from deal_registration.storage import LocalStorage
 from earnings import ledger, metrics, payouts, programs
 from earnings.policy import EARNINGS
+from incentives.policy import RULES
 from infra.clock import SystemClock
 from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from next_actions import service as next_actions
+from next_actions.policy import NEXT_ACTIONS
 from partners import admin as partner_admin
 from partners import applications as partner_applications
 from partners import groups, invitations
@@ -44,6 +47,8 @@ from partners.audit_log import AUDIT
 from partners.group_policy import GROUPS
 from partners.policy import APPLICATIONS, INVITATIONS, PARTNERS, TENANCY, USERS, Policy
 from partners.roles import Principal, Role
+from pilots import service as pilots
+from pilots.policy import PILOTS
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
@@ -51,7 +56,7 @@ from schema.permissions import IsAuthenticated, Public
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS,
+    PARTNERS, APPLICATIONS, PILOTS, NEXT_ACTIONS, RULES,
 ]  # fmt: skip
 
 
@@ -140,6 +145,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, partner_id=uuid.uuid4(), manager_id=uuid.uuid4())),
     ("invitation", Role.PARTNER_REP, lambda s, p: invitations.create_invitation(
         s, p, CLOCK, email="x@example.com", role=Role.PARTNER_REP)),
+    ("pilot", Role.CHANNEL_MANAGER, lambda s, p: pilots.create_pilot(
+        s, p, CLOCK, name="p", group_id=uuid.uuid4(), ends_at=NOW)),
+    ("next actions", Role.FINANCE, lambda s, p: next_actions.viewpoint(
+        s, p, CLOCK, partner_id=uuid.uuid4(), signals=None, leaderboards=None)),  # type: ignore[arg-type]
 ]  # fmt: skip
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import func, select
+
 from incentives import rules
 from incentives.actions import Action
-from incentives.models import IncentiveRule, Period
+from incentives.daily import run_due
+from incentives.models import IncentiveRule, IncentiveRuleVersion, Period, RuleFiring
 from infra.clock import OffsetClock
 from infra.db import Database
 from tests.earnings import scenarios as es
@@ -40,11 +43,15 @@ async def active_rule(
 
 
 async def _versions(session: Any, rule: IncentiveRule) -> list[Any]:
-    from sqlmodel import select
-
-    from incentives.models import IncentiveRuleVersion
-
     rows = await session.exec(
         select(IncentiveRuleVersion.id).where(IncentiveRuleVersion.rule_id == rule.id)
     )
     return list(rows)
+
+
+async def daily(db: Database, clock: OffsetClock) -> int:
+    """Run the daily evaluation; the number of firings there are then (counted, not taken
+    from the run: the app's own daily loop may have run it a moment before)."""
+    await run_due(db, clock)
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(RuleFiring)) or 0)

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from incentives.actions import Action, ActionKind
-from incentives.daily import run_due
 from incentives.models import Period
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -16,7 +15,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid
-from tests.incentives.rules import active_rule
+from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
 from tests.support import GQL
 
@@ -86,7 +85,7 @@ async def test_a_payout_hold_stops_the_payout_with_the_partners_reason(
                           ActionKind.PAYOUT_HOLD, days=14,
                           partner_reason="Your sales grew fast, so we check this payout first",
                       )])  # fmt: skip
-    assert await run_due(db, clock) == 1  # partner 0 sold 2,240.00 USD, partner 1 500.00
+    assert await daily(db, clock) == 1  # partner 0 sold 2,240.00 USD, partner 1 500.00
     approve = """mutation($id: ID!) { payoutApprove(input: {statementId: $id}) {
       statement { status } userErrors { code } } }"""
     finance = tenant.user(Role.FINANCE)
@@ -117,7 +116,7 @@ async def test_a_group_window_pays_the_groups_program_then_stops(
         period=Period.MONTH,
         actions=[Action(ActionKind.GROUP_WINDOW, days=3, group_id=s.boost_group_id)],
     )  # fmt: skip  (monthly: the later sales re-fire nothing in December)
-    assert await run_due(db, clock) == 1
+    assert await daily(db, clock) == 1
     clock.freeze(T0 + timedelta(days=1))
     await es.sale(db, clock, tenant, 100_00, partner_index=0)  # in the window
     clock.freeze(T0 + timedelta(days=4))
@@ -150,12 +149,12 @@ async def test_a_budget_cap_stops_further_rate_actions(
                       budget_cap_minor=2_00, actions=[
         Action(ActionKind.RATE_OVERLAY, days=1, program_id=s.base_program_id, delta_bp=200)
     ])  # fmt: skip
-    assert await run_due(db, clock) == 1
+    assert await daily(db, clock) == 1
     clock.advance(timedelta(hours=1))
     await es.sale(db, clock, tenant, 500_00, partner_index=0)  # pays a 10.00 overlay
     await settle(services)  # (its signals fire nothing new: fired today already)
     clock.freeze(T0 + timedelta(days=1))
-    assert await run_due(db, clock) == 1  # a new day: it fires, but the budget is spent
+    assert await daily(db, clock) == 2  # a new day: it fires, but the budget is spent
     firings = nodes(await gql.data(FIRINGS, as_user=s.author), "ruleFirings")
     assert [f["outcomes"][0]["skipped"] for f in firings] == ["BUDGET_REACHED", None]
     clock.advance(timedelta(hours=1))

@@ -13,17 +13,18 @@ from earnings.models import AppendOnlyError
 from incentives import handlers as incentive_handlers
 from incentives import rules
 from incentives.actions import Action, ActionKind
-from incentives.daily import run_due
 from incentives.models import Period, RuleFiring
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
+from partners import groups
+from partners.group_models import MemberMode
 from partners.roles import Role
 from schema.context import Services
 from signals.events import SIGNALS_CHANGED
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, principal_of
-from tests.incentives.rules import active_rule
+from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
 from tests.support import GQL
 
@@ -42,7 +43,7 @@ async def test_a_firing_is_written_once_per_version_partner_and_period(
     await active_rule(db, clock, s, condition=GROWTH, period=Period.WEEK, actions=[
         Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")
     ])  # fmt: skip
-    assert await run_due(db, clock) == 1
+    assert await daily(db, clock) == 1
     # Signals change again the same week: the handler evaluates and writes nothing.
     await es.sale(db, clock, tenant, 10_00, partner_index=0)
     await settle(services)
@@ -78,14 +79,14 @@ async def test_a_paused_rule_is_not_evaluated_until_resumed(
     author = principal_of(s.author)
     await es.tx(db, lambda x: rules.set_status(x, author, clock, rule_id=rule.id, pause=True,
                                                reason="review"))  # fmt: skip
-    assert await run_due(db, clock) == 0
+    assert await daily(db, clock) == 0
     await es.sale(db, clock, tenant, 10_00, partner_index=0)
     await settle(services)
     assert await firings(db) == []
     await es.tx(db, lambda x: rules.set_status(x, author, clock, rule_id=rule.id, pause=False,
                                                reason="done"))  # fmt: skip
     clock.advance(timedelta(days=1))
-    assert await run_due(db, clock) == 1
+    assert await daily(db, clock) == 1
 
 
 async def test_vendor_only_signals_are_read_but_never_shown_to_the_partner(
@@ -96,7 +97,7 @@ async def test_vendor_only_signals_are_read_but_never_shown_to_the_partner(
                       "payout_ratio > 0.05", actions=[Action(
                           ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
                           delta_bp=-100)])  # fmt: skip
-    assert await run_due(db, clock) == 2  # both earn 8 % of their revenue
+    assert await daily(db, clock) == 2  # both earn 8 % of their revenue
     staff = await gql.data(FIRINGS, as_user=s.author)
     values = staff["ruleFirings"]["edges"][0]["node"]["values"]
     assert [v["name"] for v in values] == ["payout_ratio"]
@@ -147,3 +148,41 @@ async def test_rules_are_created_from_the_shipped_templates(
     assert unknown["incentiveRuleCreateFromTemplate"]["userErrors"][0]["code"] == (
         "UNKNOWN_TEMPLATE"
     )
+
+
+async def test_a_rule_with_a_target_group_fires_only_for_its_members(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    services: Services,
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    admin = principal_of(s.author)
+
+    async def pilot(session: object) -> object:
+        group = await groups.create_group(session, admin, clock, name="Treatment")  # type: ignore[arg-type]
+        await groups.set_members(
+            session, admin, clock, group_id=group.id, partner_ids=[tenant.partners[1].id],  # type: ignore[arg-type]
+            mode=MemberMode.INCLUDE,
+        )  # fmt: skip
+        return group.id
+
+    treatment = await es.tx(db, pilot)
+    recommend = [Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")]
+    await active_rule(
+        db, clock, s, condition="revenue_7d > 0", target_group_id=treatment, actions=recommend
+    )
+    assert await daily(db, clock) == 1
+    [firing] = await firings(db)
+    assert firing.partner_id == tenant.partners[1].id  # partner 0 sold too, but is not in it
+    # The partner's explanation does not name the group it was picked from.
+    explained = await gql.data("{ incentiveExplanations { text } }",
+                               as_user=tenant.user(Role.PARTNER_REP, 1))  # fmt: skip
+    assert explained["incentiveExplanations"] == [
+        {"text": "Your revenue over the last 7 days was 500.00 USD, so we recommend: Go."}
+    ]
+    # Another vendor's staff see none of it.
+    theirs = await gql.data(FIRINGS, as_user=other_tenant.user(Role.VENDOR_ADMIN))
+    assert theirs["ruleFirings"]["totalCount"] == 0
