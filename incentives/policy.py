@@ -10,9 +10,11 @@ from partners.policy import VENDOR_ADMIN, VENDOR_STAFF, Policy
 
 class RuleOp(StrEnum):
     READ = "incentiveRules"
+    READ_ONE = "incentiveRule"
     READ_FIRINGS = "ruleFirings"
     READ_TEMPLATES = "ruleTemplates"
     CREATE = "incentiveRuleCreate"
+    CREATE_FROM_TEMPLATE = "incentiveRuleCreateFromTemplate"
     DRAFT = "incentiveRuleDraft"
     DRY_RUN = "incentiveRuleDryRun"
     APPROVE = "incentiveRuleApprove"
@@ -25,9 +27,11 @@ class RuleOp(StrEnum):
 RULES = Policy[RuleOp](
     {
         RuleOp.READ: VENDOR_STAFF,
+        RuleOp.READ_ONE: VENDOR_STAFF,
         RuleOp.READ_FIRINGS: VENDOR_STAFF,
         RuleOp.READ_TEMPLATES: VENDOR_ADMIN,
         RuleOp.CREATE: VENDOR_ADMIN,
+        RuleOp.CREATE_FROM_TEMPLATE: VENDOR_ADMIN,
         RuleOp.DRAFT: VENDOR_ADMIN,
         RuleOp.DRY_RUN: VENDOR_ADMIN,
         RuleOp.APPROVE: VENDOR_ADMIN,

@@ -101,7 +101,7 @@ class IncentivesMutation:
         return await run(info, IncentiveRulePayload, create)
 
     @strawberry.mutation(
-        permission_classes=[allowed(RULES, RuleOp.CREATE)],
+        permission_classes=[allowed(RULES, RuleOp.CREATE_FROM_TEMPLATE)],
         description="Create a rule (a draft) from a shipped template.",
     )
     async def incentive_rule_create_from_template(

@@ -48,7 +48,7 @@ class IncentivesQuery:
         )  # fmt: skip
 
     @strawberry.field(
-        permission_classes=[allowed(RULES, RuleOp.READ)],
+        permission_classes=[allowed(RULES, RuleOp.READ_ONE)],
         description="A rule by id; null when it does not exist or is another vendor's.",
     )
     async def incentive_rule(
@@ -88,7 +88,7 @@ class IncentivesQuery:
         permission_classes=[allowed(RULES, RuleOp.READ_TEMPLATES)],
         description="The rule templates shipped with the product.",
     )
-    def rule_templates(self) -> list[RuleTemplate]:
+    def rule_templates(self) -> list[RuleTemplate] | None:
         return [RuleTemplate.of(t) for t in TEMPLATES]
 
     @strawberry.field(

@@ -29,6 +29,8 @@ from deal_registration.sales.policy import SALES
 from deal_registration.storage import LocalStorage
 from earnings import ledger, metrics, payouts, programs
 from earnings.policy import EARNINGS
+from incentives import rules as incentive_rules
+from incentives.policy import RULES
 from infra.clock import SystemClock
 from infra.db import Database
 from infra.errors import Forbidden
@@ -51,7 +53,7 @@ from schema.permissions import IsAuthenticated, Public
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS,
+    PARTNERS, APPLICATIONS, RULES,
 ]  # fmt: skip
 
 
@@ -122,6 +124,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, statement_id=uuid.uuid4())),
     ("metrics", Role.PARTNER_ADMIN, lambda s, p: metrics.vendor_metrics(
         s, p, start=NOW, end=NOW, currency="USD")),
+    ("incentive rule", Role.CHANNEL_MANAGER, lambda s, p: incentive_rules.create_rule(
+        s, p, CLOCK, name="r", condition="revenue_7d > 0", actions=[])),
+    ("rule approval", Role.FINANCE, lambda s, p: incentive_rules.approve(
+        s, p, CLOCK, version_id=uuid.uuid4(), reason="r")),
     ("partner group", Role.CHANNEL_MANAGER, lambda s, p: groups.create_group(
         s, p, CLOCK, name="g")),
     ("program tier", Role.FINANCE, lambda s, p: groups.set_program_tier(
