@@ -33,6 +33,7 @@ from infra.ws_direct import KeepWebSocketSend
 from leaderboards.closing import run_closer
 from schema import build_schema
 from schema.document_limits import DocumentLimits
+from signals.daily import run_daily
 
 log = logging.getLogger("channelboard")
 
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
         app.state.services = services
         app.state.settings = settings
-        app.state.authenticator = Authenticator(settings.jwt, db, clock)
+        app.state.authenticator = Authenticator(
+            settings.jwt, db, clock, activity_flush_seconds=settings.signals_activity_flush_seconds
+        )
         sockets = SocketSessions(
             app.state.authenticator,
             db.epochs,
@@ -78,15 +81,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.response_memo = graphql_endpoint.view.memo
         key_usage = app.state.authenticator.key_usage
+        active_users = app.state.authenticator.active_users
         background = [
             sharing,
             asyncio.create_task(key_usage.run(), name="api-key-usage"),
+            asyncio.create_task(active_users.run(), name="active-users"),
             asyncio.create_task(sockets.run(), name="websocket-rechecks"),
         ]
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
             background.append(
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+            )
+            background.append(
+                asyncio.create_task(run_daily(services.db, services.clock), name="signals-daily")
             )
         else:
             outbox.hand_off(services.hub)
@@ -104,6 +112,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await key_usage.flush()  # the uses noted since the last flush
+            await active_users.flush()
             await services.hub.drain()  # table-change notices of the last commits
             await services.hub.close()
             await redis.aclose()

@@ -19,6 +19,7 @@ from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.settings import Settings
 from leaderboards.closing import run_closer
+from signals.daily import run_daily
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -38,13 +39,15 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
         closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+        daily = asyncio.create_task(run_daily(services.db, services.clock), name="signals-daily")
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        closer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
+        for task in (closer, daily):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     console.print("dispatcher stopped")
     return 0
 
