@@ -96,8 +96,9 @@ async def refresh(
     partner_ids: Collection[uuid.UUID],
     first: date,
 ) -> list[SignalsChanged]:
-    """Recompute the partners' facts from ``first`` to today, then their snapshots of
-    those days (normally just today's: a handler lags the event by seconds)."""
+    """Recompute the partners' facts from ``first`` to today, then their snapshots: today's,
+    and those already taken of the days since ``first`` (normally none: a handler lags its
+    event by seconds; after a dispatcher outage, the days the daily job took meanwhile)."""
     today = clock.now().date()
     first = min(first, today)
     currency = await signal_currency(session, vendor_id)
@@ -107,7 +108,23 @@ async def refresh(
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=partner_ids, first=first, last=today
     )
-    return await take(session, clock, vendor_id, currency, partner_ids, days_between(first, today))
+    by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
+    by_day[today] = set(partner_ids)
+    if first < today:
+        pairs = await session.exec(
+            select(col(SignalSnapshot.day), col(SignalSnapshot.partner_id)).where(
+                SignalSnapshot.vendor_id == vendor_id,
+                col(SignalSnapshot.partner_id).in_(list(partner_ids)),
+                col(SignalSnapshot.day) >= first,
+                col(SignalSnapshot.day) < today,
+            )
+        )
+        for day, partner_id in pairs:
+            by_day[day].add(partner_id)
+    changes = []
+    for day, ids in sorted(by_day.items()):
+        changes += await take(session, clock, vendor_id, currency, sorted(ids), [day])
+    return changes
 
 
 async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> int:
@@ -132,7 +149,7 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
 
 async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> tuple[int, int]:
     """Recompute all of a vendor's facts from the source tables, then every snapshot it
-    had (and today's for every partner). Returns (fact rows, snapshots written)."""
+    had (and today's for every partner). Returns (fact rows, snapshots that changed)."""
     today = clock.now().date()
     currency = await signal_currency(session, vendor_id)
     first = await _first_source_day(session, vendor_id) or today
@@ -143,15 +160,22 @@ async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> 
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=None, first=first, last=today
     )
-    days = set(
-        await session.exec(
-            select(col(SignalSnapshot.day)).where(SignalSnapshot.vendor_id == vendor_id).distinct()
+    # Every snapshot taken before is re-taken (the history rules read stays complete), and
+    # today's of every partner.
+    pairs = await session.exec(
+        select(col(SignalSnapshot.day), col(SignalSnapshot.partner_id)).where(
+            SignalSnapshot.vendor_id == vendor_id
         )
     )
-    partners = list(await session.exec(select(Partner.id).where(Partner.vendor_id == vendor_id)))
+    by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
+    for day, partner_id in pairs:
+        by_day[day].add(partner_id)
+    by_day[today] |= set(
+        await session.exec(select(Partner.id).where(Partner.vendor_id == vendor_id))
+    )
     written = 0
-    for day in sorted(days | {today}):
-        written += len(await take(session, clock, vendor_id, currency, partners, [day]))
+    for day, partner_ids in sorted(by_day.items()):
+        written += len(await take(session, clock, vendor_id, currency, sorted(partner_ids), [day]))
     return len(found), written
 
 
