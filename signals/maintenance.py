@@ -85,10 +85,6 @@ async def upsert(
         await session.execute(stmt)
 
 
-def days_between(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 async def refresh(
     session: AsyncSession,
     clock: Clock,
