@@ -20,8 +20,11 @@ import uuid
 from collections import defaultdict
 from datetime import date
 
+from sqlmodel import col, select
+
 from infra.clock import Clock
 from infra.db import Database, begin_write
+from partners.models import User
 from signals import maintenance
 from signals.models import SignalActiveUser
 
@@ -39,6 +42,9 @@ class ActiveUsers:
         self.interval = interval
         self._pending: set[Seen] = set()
         self._written: set[Seen] = set()  # today's, so each is written once a day
+        # One flush at a time: a flush returns once everything noted before it is written,
+        # even what a flush already under way took.
+        self._flushing = asyncio.Lock()
 
     def note(self, vendor_id: uuid.UUID, partner_id: uuid.UUID, user_id: uuid.UUID) -> None:
         """A partner user was active now (a set insert: called on every request)."""
@@ -48,23 +54,37 @@ class ActiveUsers:
 
     async def flush(self) -> int:
         """Write what was noted since the last flush; returns how many rows were new here."""
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         pending, self._pending = self._pending, set()
         if not pending:
             return 0
         try:
             async with self.db.transaction() as session:
                 await begin_write(session)
+                # Users (or partners) deleted since they were seen are dropped: one such row
+                # would otherwise fail every flush on its foreign key.
+                users = {u for _, _, u, _ in pending}
+                known = set(
+                    await session.exec(
+                        select(User.id, User.partner_id).where(col(User.id).in_(users))
+                    )
+                )
                 rows = [
                     {"vendor_id": v, "partner_id": p, "user_id": u, "day": d}
                     for v, p, u, d in sorted(pending)
+                    if (u, p) in known
                 ]
-                await maintenance.upsert(
-                    session, SignalActiveUser, ["partner_id", "day", "user_id"], rows
-                )
+                if rows:
+                    await maintenance.upsert(
+                        session, SignalActiveUser, ["partner_id", "day", "user_id"], rows
+                    )
                 by_vendor: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
                 today = self.clock.now().date()
-                for v, p, _, d in pending:
-                    if d == today:
+                for v, p, u, d in pending:
+                    if d == today and (u, p) in known:
                         by_vendor[v].add(p)
                 for vendor_id, partner_ids in sorted(by_vendor.items()):
                     currency = await maintenance.signal_currency(session, vendor_id)
