@@ -53,7 +53,8 @@ class ActiveUsers:
             self._pending.add(seen)
 
     async def flush(self) -> int:
-        """Write what was noted since the last flush; returns how many rows were new here."""
+        """Write what was noted since the last flush; returns how many rows it wrote (rows
+        another process wrote first included)."""
         async with self._flushing:
             return await self._flush()
 
@@ -61,6 +62,7 @@ class ActiveUsers:
         pending, self._pending = self._pending, set()
         if not pending:
             return 0
+        written = 0
         try:
             async with self.db.transaction() as session:
                 await begin_write(session)
@@ -77,6 +79,7 @@ class ActiveUsers:
                     for v, p, u, d in sorted(pending)
                     if (u, p) in known
                 ]
+                written = len(rows)
                 if rows:
                     await maintenance.upsert(
                         session, SignalActiveUser, ["partner_id", "day", "user_id"], rows
@@ -100,7 +103,7 @@ class ActiveUsers:
             return 0
         today = self.clock.now().date()
         self._written = {s for s in self._written | pending if s[3] == today}
-        return len(pending)
+        return written
 
     async def run(self) -> None:
         """Flush every ``interval`` seconds until cancelled (the app flushes once more at
