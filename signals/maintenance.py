@@ -39,6 +39,8 @@ from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
 from signals.snapshots import Values, complete
 
 DEFAULT_CURRENCY = "USD"
+# Partners per batch of snapshots (a database's limit on bind parameters is ~32,000).
+CHUNK = 2_000
 
 
 async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
@@ -153,6 +155,7 @@ async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> 
     found = await facts.compute(
         session, vendor_id, currency, partner_ids=None, first=first, last=today
     )
+    # Facts of the vendor older than its first source row (none but by a bug) go too.
     await session.exec(delete(SignalFact).where(col(SignalFact.vendor_id) == vendor_id))
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=None, first=first, last=today
@@ -312,6 +315,11 @@ async def take(
     if not partner_ids or not days:
         return []
     ids = list(partner_ids)
+    if len(ids) > CHUNK:  # bound the IN lists (and the facts held in memory)
+        chunked: list[SignalsChanged] = []
+        for i in range(0, len(ids), CHUNK):
+            chunked += await take(session, clock, vendor_id, currency, ids[i : i + CHUNK], days)
+        return chunked
     loaded = await _load(session, vendor_id, ids, days[0], days[-1])
     existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any]]] = {
         (partner_id, facts.as_day(day)): (currency_, values_)

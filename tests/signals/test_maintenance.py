@@ -14,7 +14,7 @@ from infra.clock import OffsetClock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent
 from schema.context import Services
-from signals import daily, handlers, maintenance
+from signals import daily, facts, handlers, maintenance
 from signals.events import SIGNALS_CHANGED
 from signals.models import SignalFact, SignalSnapshot
 from signals.snapshots import values_at
@@ -83,22 +83,25 @@ async def test_each_signal_on_the_scenario_and_rebuild_equals_incremental(
     incremental = await stored(db, tenant)
     async with db.transaction() as session:
         await begin_write(session)
-        facts, changed = await maintenance.rebuild(session, clock, tenant.vendor.id)
+        count, changed = await maintenance.rebuild(session, clock, tenant.vendor.id)
     assert changed == 0  # no snapshot differs from what the handlers kept
-    assert facts == len(incremental[0])
+    assert count == len(incremental[0])
     assert await stored(db, tenant) == incremental
 
 
+@pytest.mark.parametrize("copy_above", [facts.COPY_ABOVE, 1])
 async def test_a_rebuild_restores_lost_facts_and_snapshots(
     app: Starlette, services: Services, db: Database, clock: OffsetClock, gql: GQL,
-    tenant: Tenant,
+    tenant: Tenant, copy_above: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
+    """(With a threshold of 1, PostgreSQL writes the facts with COPY, as for a large vendor.)"""
+    monkeypatch.setattr(facts, "COPY_ABOVE", copy_above)
     await run(app, services, db, clock, gql, tenant)
     await daily.take_all_due(db, clock)
     before = await stored(db, tenant)
     async with db.transaction() as session:
-        for fact in await session.exec(select(SignalFact)):
-            await session.delete(fact)
+        for row in await session.exec(select(SignalFact)):
+            await session.delete(row)
         snapshot = (await session.exec(select(SignalSnapshot))).first()
         assert snapshot is not None
         snapshot.values = {**snapshot.values, "revenue_7d": 1}
