@@ -12,13 +12,12 @@ import asyncio
 import logging
 import uuid
 
-from sqlmodel import col, select
+from sqlmodel import select
 
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from partners.models import Partner
 from signals import maintenance
-from signals.models import SignalSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +27,9 @@ async def take_all_due(db: Database, clock: Clock) -> int:
     many partners were due."""
     today = clock.now().date()
     async with db.session() as session:
-        taken = select(SignalSnapshot.partner_id).where(SignalSnapshot.day == today)
         vendors: list[uuid.UUID] = list(
             await session.exec(
-                select(Partner.vendor_id).where(col(Partner.id).not_in(taken)).distinct()
+                select(Partner.vendor_id).where(~maintenance.has_snapshot(today)).distinct()
             )
         )
     due = 0
