@@ -49,6 +49,7 @@ from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
+from schema.signals.queries import SignalsQuery
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -64,6 +65,7 @@ QUERIES: tuple[type, ...] = (
     AuditLogQuery,
     ApplicationsQuery,
     IncentivesQuery,
+    SignalsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,

@@ -50,10 +50,11 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public
+from signals.policy import SIGNALS
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS, RULES,
+    PARTNERS, APPLICATIONS, RULES, SIGNALS,
 ]  # fmt: skip
 
 
