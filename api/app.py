@@ -26,7 +26,7 @@ from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
 from api.ws_sessions import SocketSessions
-from incentives.daily import run_daily
+from incentives.daily import run_daily as run_rules_daily
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis, connect
@@ -34,6 +34,7 @@ from infra.ws_direct import KeepWebSocketSend
 from leaderboards.closing import run_closer
 from schema import build_schema
 from schema.document_limits import DocumentLimits
+from signals.daily import run_daily as run_signals_daily
 
 log = logging.getLogger("channelboard")
 
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
         app.state.services = services
         app.state.settings = settings
-        app.state.authenticator = Authenticator(settings.jwt, db, clock)
+        app.state.authenticator = Authenticator(
+            settings.jwt, db, clock, activity_flush_seconds=settings.signals_activity_flush_seconds
+        )
         sockets = SocketSessions(
             app.state.authenticator,
             db.epochs,
@@ -79,9 +82,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.response_memo = graphql_endpoint.view.memo
         key_usage = app.state.authenticator.key_usage
+        active_users = app.state.authenticator.active_users
         background = [
             sharing,
             asyncio.create_task(key_usage.run(), name="api-key-usage"),
+            asyncio.create_task(active_users.run(), name="active-users"),
             asyncio.create_task(sockets.run(), name="websocket-rechecks"),
         ]
         if settings.dispatch == "inline":
@@ -90,7 +95,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
             )
             background.append(
-                asyncio.create_task(run_daily(db, services.clock), name="daily-rule-run")
+                asyncio.create_task(
+                    run_signals_daily(services.db, services.clock), name="signals-daily"
+                )
+            )
+            background.append(
+                asyncio.create_task(
+                    run_rules_daily(services.db, services.clock), name="daily-rule-run"
+                )
             )
         else:
             outbox.hand_off(services.hub)
@@ -108,6 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await key_usage.flush()  # the uses noted since the last flush
+            await active_users.flush()
             await services.hub.drain()  # table-change notices of the last commits
             await services.hub.close()
             await redis.aclose()

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     # per contact e-mail (partners/applications.py).
     apply_limit_per_address: int = Field(5, ge=1)
     apply_limit_per_email: int = Field(3, ge=1)
+    # Seconds between writes of the partner users seen active (signals/activity.py).
+    signals_activity_flush_seconds: float = Field(60.0, gt=0)
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: str = _JWT.secret

@@ -45,9 +45,8 @@ async def run_due(db: Database, clock: Clock) -> int:
         try:
             async with db.transaction() as session:
                 await begin_write(session)
-                session.add(
-                    RuleDailyRun(vendor_id=vendor_id, day=today.isoformat(), ran_at=clock.now())
-                )
+                run = RuleDailyRun(vendor_id=vendor_id, day=today.isoformat(), ran_at=clock.now())
+                session.add(run)
                 await session.flush()  # another process ran it: IntegrityError, nothing kept
                 # Today's snapshots of partners that had no activity yet today (the signals'
                 # own daily job does the same; whichever runs first takes them).
@@ -55,6 +54,8 @@ async def run_due(db: Database, clock: Clock) -> int:
                 out = await evaluate_vendor(
                     session, clock, vendor_id=vendor_id, day=today, trigger=TRIGGER
                 )
+                run.firings = len(out.firings)
+                session.add(run)
                 fired += len(out.firings)
         except IntegrityError:
             log.info("the daily rule run of %s for %s ran elsewhere", vendor_id, today)

@@ -439,7 +439,7 @@ async def create_from_template(
     currency: str = "USD",
 ) -> IncentiveRule:
     """A rule (a draft) from a shipped template, its blanks filled in."""
-    RULES.require(principal, RuleOp.CREATE)
+    RULES.require(principal, RuleOp.CREATE_FROM_TEMPLATE)
     template = BY_KEY.get(key)
     if template is None:
         raise DomainError(

@@ -53,6 +53,7 @@ from schema.partners.users import UsersMutation
 from schema.pilots.mutations import PilotsMutation
 from schema.pilots.queries import PilotsQuery
 from schema.pilots.types import PilotType
+from schema.signals.queries import SignalsQuery
 
 # Each domain contributes its parts here; the order is the order fields appear in the schema.
 QUERIES: tuple[type, ...] = (
@@ -70,6 +71,7 @@ QUERIES: tuple[type, ...] = (
     PilotsQuery,
     NextActionsQuery,
     IncentivesQuery,
+    SignalsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,

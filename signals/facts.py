@@ -16,6 +16,7 @@ earnings tier's standing, which uses the sale date, but not yesterday's signals)
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection
@@ -231,6 +232,29 @@ async def replace(
         }
         for (partner_id, day), f in sorted(facts.items())
     ]  # fmt: skip
+    if len(rows) >= COPY_ABOVE and session.get_bind().dialect.name == "postgresql":
+        await _copy(session, rows)
+        return
     table = SignalFact.__table__  # type: ignore[attr-defined]
     for i in range(0, len(rows), 5000):
         await session.execute(table.insert(), rows[i : i + 5000])
+
+
+# A rebuild writes hundreds of thousands of fact rows: on PostgreSQL through COPY, several
+# times faster than batched INSERTs.
+COPY_ABOVE = 20_000
+
+
+async def _copy(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    connection = await (await session.connection()).get_raw_connection()
+    driver = connection.driver_connection
+    assert driver is not None
+    columns = list(rows[0])
+    await driver.copy_records_to_table(
+        SignalFact.__tablename__,
+        records=[
+            tuple(json.dumps(r[c]) if c == "response_seconds" else r[c] for c in columns)
+            for r in rows
+        ],
+        columns=columns,
+    )

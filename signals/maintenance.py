@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import Exists, delete, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel, col, select
@@ -38,6 +39,8 @@ from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
 from signals.snapshots import Values, complete
 
 DEFAULT_CURRENCY = "USD"
+# Partners per batch of snapshots (a database's limit on bind parameters is ~32,000).
+CHUNK = 2_000
 
 
 async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
@@ -85,10 +88,6 @@ async def upsert(
         await session.execute(stmt)
 
 
-def days_between(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
 async def refresh(
     session: AsyncSession,
     clock: Clock,
@@ -96,8 +95,9 @@ async def refresh(
     partner_ids: Collection[uuid.UUID],
     first: date,
 ) -> list[SignalsChanged]:
-    """Recompute the partners' facts from ``first`` to today, then their snapshots of
-    those days (normally just today's: a handler lags the event by seconds)."""
+    """Recompute the partners' facts from ``first`` to today, then their snapshots: today's,
+    and those already taken of the days since ``first`` (normally none: a handler lags its
+    event by seconds; after a dispatcher outage, the days the daily job took meanwhile)."""
     today = clock.now().date()
     first = min(first, today)
     currency = await signal_currency(session, vendor_id)
@@ -107,7 +107,33 @@ async def refresh(
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=partner_ids, first=first, last=today
     )
-    return await take(session, clock, vendor_id, currency, partner_ids, days_between(first, today))
+    by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
+    by_day[today] = set(partner_ids)
+    if first < today:
+        pairs = await session.exec(
+            select(col(SignalSnapshot.day), col(SignalSnapshot.partner_id)).where(
+                SignalSnapshot.vendor_id == vendor_id,
+                col(SignalSnapshot.partner_id).in_(list(partner_ids)),
+                col(SignalSnapshot.day) >= first,
+                col(SignalSnapshot.day) < today,
+            )
+        )
+        for day, partner_id in pairs:
+            by_day[day].add(partner_id)
+    changes = []
+    for day, ids in sorted(by_day.items()):
+        changes += await take(session, clock, vendor_id, currency, sorted(ids), [day])
+    return changes
+
+
+def has_snapshot(day: date) -> Exists:
+    """The partner (of the enclosing query) has a snapshot of ``day``: a primary-key lookup
+    per partner, where NOT IN would read every snapshot of the day each minute."""
+    return (
+        select(SignalSnapshot.partner_id)
+        .where(col(SignalSnapshot.partner_id) == Partner.id, SignalSnapshot.day == day)
+        .exists()
+    )
 
 
 async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> int:
@@ -115,12 +141,9 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
     re-take yesterday's, which the last minutes' activity may have moved). Returns how
     many partners were due."""
     today = clock.now().date()
-    taken = select(SignalSnapshot.partner_id).where(
-        SignalSnapshot.vendor_id == vendor_id, SignalSnapshot.day == today
-    )
     due = list(
         await session.exec(
-            select(Partner.id).where(Partner.vendor_id == vendor_id, col(Partner.id).not_in(taken))
+            select(Partner.id).where(Partner.vendor_id == vendor_id, ~has_snapshot(today))
         )
     )
     if not due:
@@ -132,26 +155,34 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
 
 async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> tuple[int, int]:
     """Recompute all of a vendor's facts from the source tables, then every snapshot it
-    had (and today's for every partner). Returns (fact rows, snapshots written)."""
+    had (and today's for every partner). Returns (fact rows, snapshots that changed)."""
     today = clock.now().date()
     currency = await signal_currency(session, vendor_id)
     first = await _first_source_day(session, vendor_id) or today
     found = await facts.compute(
         session, vendor_id, currency, partner_ids=None, first=first, last=today
     )
+    # Facts of the vendor older than its first source row (none but by a bug) go too.
     await session.exec(delete(SignalFact).where(col(SignalFact.vendor_id) == vendor_id))
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=None, first=first, last=today
     )
-    days = set(
-        await session.exec(
-            select(col(SignalSnapshot.day)).where(SignalSnapshot.vendor_id == vendor_id).distinct()
+    # Every snapshot taken before is re-taken (the history rules read stays complete), and
+    # today's of every partner.
+    pairs = await session.exec(
+        select(col(SignalSnapshot.day), col(SignalSnapshot.partner_id)).where(
+            SignalSnapshot.vendor_id == vendor_id
         )
     )
-    partners = list(await session.exec(select(Partner.id).where(Partner.vendor_id == vendor_id)))
+    by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
+    for day, partner_id in pairs:
+        by_day[day].add(partner_id)
+    by_day[today] |= set(
+        await session.exec(select(Partner.id).where(Partner.vendor_id == vendor_id))
+    )
     written = 0
-    for day in sorted(days | {today}):
-        written += len(await take(session, clock, vendor_id, currency, partners, [day]))
+    for day, partner_ids in sorted(by_day.items()):
+        written += len(await take(session, clock, vendor_id, currency, sorted(partner_ids), [day]))
     return len(found), written
 
 
@@ -198,40 +229,43 @@ async def _load(
     ids = list(partner_ids)
     mine = col(SignalFact.partner_id).in_(ids)
     by_partner: dict[uuid.UUID, list[Fact]] = defaultdict(list)
-    rows = await session.exec(
-        select(SignalFact).where(
-            SignalFact.vendor_id == vendor_id, mine,
+    # Columns, not ORM rows: this runs for every run of events (the CPU budget is per sale).
+    fact_columns = [getattr(SignalFact, name) for name in facts.COUNTERS]
+    rows = await session.execute(
+        sa_select(
+            col(SignalFact.partner_id), col(SignalFact.day), col(SignalFact.response_seconds),
+            *fact_columns,
+        ).where(
+            col(SignalFact.vendor_id) == vendor_id, mine,
             col(SignalFact.day) >= start, col(SignalFact.day) <= last,
         )
     )  # fmt: skip
-    for row in rows:
-        by_partner[row.partner_id].append(
-            Fact(
-                row.day,
-                {name: getattr(row, name) for name in facts.COUNTERS},
-                tuple(row.response_seconds),
-            )
+    first_sale: dict[uuid.UUID, date] = {}
+    for partner_id, day, seconds, *counts in rows:
+        day = facts.as_day(day)
+        fact = Fact(day, dict(zip(facts.COUNTERS, counts, strict=True)), tuple(seconds or ()))
+        by_partner[partner_id].append(fact)
+        if fact.counts["sales"] > 0 and (
+            partner_id not in first_sale or day < first_sale[partner_id]
+        ):
+            first_sale[partner_id] = day
+    before = await session.execute(
+        sa_select(
+            col(SignalFact.partner_id), func.sum(col(SignalFact.pipeline_delta_minor)),
+            func.min(col(SignalFact.day)).filter(col(SignalFact.sales) > 0),
+            func.max(col(SignalFact.day)).filter(col(SignalFact.sales) > 0),
         )
-    before = await session.exec(
-        select(
-            SignalFact.partner_id, func.sum(SignalFact.pipeline_delta_minor),
-            func.max(SignalFact.day).filter(col(SignalFact.sales) > 0),
-        )
-        .where(SignalFact.vendor_id == vendor_id, mine, col(SignalFact.day) < start)
+        .where(col(SignalFact.vendor_id) == vendor_id, mine, col(SignalFact.day) < start)
         .group_by(col(SignalFact.partner_id))
     )  # fmt: skip
     pipeline: dict[uuid.UUID, int] = {}
     last_before: dict[uuid.UUID, date] = {}
-    for partner_id, total, last_sale in before:
+    for partner_id, total, first_sold, last_sold in before:
         pipeline[partner_id] = int(total or 0)
-        if last_sale is not None:
-            last_before[partner_id] = facts.as_day(last_sale)
-    firsts = await session.exec(
-        select(SignalFact.partner_id, func.min(SignalFact.day))
-        .where(SignalFact.vendor_id == vendor_id, mine, col(SignalFact.sales) > 0)
-        .group_by(col(SignalFact.partner_id))
-    )
-    first_sale = {p: facts.as_day(d) for p, d in firsts}
+        if first_sold is not None:
+            first_sale[partner_id] = facts.as_day(first_sold)
+        if last_sold is not None:
+            last_before[partner_id] = facts.as_day(last_sold)
     active: dict[uuid.UUID, list[tuple[date, uuid.UUID]]] = defaultdict(list)
     users = await session.exec(
         select(
@@ -288,17 +322,25 @@ async def take(
     if not partner_ids or not days:
         return []
     ids = list(partner_ids)
+    if len(ids) > CHUNK:  # bound the IN lists (and the facts held in memory)
+        chunked: list[SignalsChanged] = []
+        for i in range(0, len(ids), CHUNK):
+            chunked += await take(session, clock, vendor_id, currency, ids[i : i + CHUNK], days)
+        return chunked
     loaded = await _load(session, vendor_id, ids, days[0], days[-1])
-    existing = {
-        (row.partner_id, row.day): row
-        for row in await session.exec(
-            select(SignalSnapshot).where(
-                SignalSnapshot.vendor_id == vendor_id,
+    existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any]]] = {
+        (partner_id, facts.as_day(day)): (currency_, values_)
+        for partner_id, day, currency_, values_ in await session.execute(
+            sa_select(
+                col(SignalSnapshot.partner_id), col(SignalSnapshot.day),
+                col(SignalSnapshot.currency), col(SignalSnapshot.values),
+            ).where(
+                col(SignalSnapshot.vendor_id) == vendor_id,
                 col(SignalSnapshot.partner_id).in_(ids),
                 col(SignalSnapshot.day).in_(days),
             )
         )
-    }
+    }  # fmt: skip
     now = clock.now()
     changes: list[SignalsChanged] = []
     rows = []
@@ -307,8 +349,8 @@ async def take(
             window = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
             values = compute.values(day, window, _history(loaded, partner_id, day))
             old = existing.get((partner_id, day))
-            before: Values = complete(old.values) if old is not None else {}
-            if old is not None and before == values and old.currency == currency:
+            before: Values = complete(old[1]) if old is not None else {}
+            if old is not None and before == values and old[0] == currency:
                 continue
             names = [name for name, value in values.items() if before.get(name, ...) != value]
             changes.append(SignalsChanged(vendor_id, partner_id, day, names))

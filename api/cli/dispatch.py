@@ -18,8 +18,9 @@ from rich.console import Console
 from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.settings import Settings
-from incentives.daily import run_daily
+from incentives.daily import run_daily as run_rules_daily
 from leaderboards.closing import run_closer
+from signals.daily import run_daily as run_signals_daily
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -39,18 +40,21 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
         closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
+        daily = asyncio.create_task(
+            run_signals_daily(services.db, services.clock), name="signals-daily"
+        )
         # Incentive rules are evaluated once a day as well as when signals change.
-        daily = asyncio.create_task(run_daily(services.db, services.clock), name="daily-rule-run")
+        rules = asyncio.create_task(
+            run_rules_daily(services.db, services.clock), name="daily-rule-run"
+        )
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        closer.cancel()
-        daily.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await closer
-        with contextlib.suppress(asyncio.CancelledError):
-            await daily
+        for task in (closer, daily, rules):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     console.print("dispatcher stopped")
     return 0
 

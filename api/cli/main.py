@@ -13,7 +13,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli import audit, deals, dispatch, leaderboards, outbox, partners, serials, vendors
+from api.cli import (
+    audit,
+    deals,
+    dispatch,
+    leaderboards,
+    outbox,
+    partners,
+    serials,
+    signals,
+    vendors,
+)
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -177,6 +187,7 @@ app.add_typer(outbox.app, name="outbox")
 app.add_typer(audit.app, name="audit")
 app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 app.add_typer(partners.app, name="partners")
+app.add_typer(signals.app, name="signals")  # issue 13: the signal feed
 
 
 def main() -> None:

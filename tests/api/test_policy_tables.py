@@ -29,6 +29,7 @@ from deal_registration.sales.policy import SALES
 from deal_registration.storage import LocalStorage
 from earnings import ledger, metrics, payouts, programs
 from earnings.policy import EARNINGS
+from incentives import rules as incentive_rules
 from incentives.policy import RULES
 from infra.clock import SystemClock
 from infra.db import Database
@@ -53,10 +54,11 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public
+from signals.policy import SIGNALS
 
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
-    PARTNERS, APPLICATIONS, PILOTS, NEXT_ACTIONS, RULES,
+    PARTNERS, APPLICATIONS, RULES, SIGNALS, PILOTS, NEXT_ACTIONS,
 ]  # fmt: skip
 
 
@@ -127,6 +129,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, statement_id=uuid.uuid4())),
     ("metrics", Role.PARTNER_ADMIN, lambda s, p: metrics.vendor_metrics(
         s, p, start=NOW, end=NOW, currency="USD")),
+    ("incentive rule", Role.CHANNEL_MANAGER, lambda s, p: incentive_rules.create_rule(
+        s, p, CLOCK, name="r", condition="revenue_7d > 0", actions=[])),
+    ("rule approval", Role.FINANCE, lambda s, p: incentive_rules.approve(
+        s, p, CLOCK, version_id=uuid.uuid4(), reason="r")),
     ("partner group", Role.CHANNEL_MANAGER, lambda s, p: groups.create_group(
         s, p, CLOCK, name="g")),
     ("program tier", Role.FINANCE, lambda s, p: groups.set_program_tier(
