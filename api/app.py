@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")
         app.state.services = services
         app.state.settings = settings
-        app.state.authenticator = Authenticator(settings.jwt, db, clock)
+        app.state.authenticator = Authenticator(
+            settings.jwt, db, clock, activity_flush_seconds=settings.signals_activity_flush_seconds
+        )
         sockets = SocketSessions(
             app.state.authenticator,
             db.epochs,
@@ -78,9 +80,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.response_memo = graphql_endpoint.view.memo
         key_usage = app.state.authenticator.key_usage
+        active_users = app.state.authenticator.active_users
         background = [
             sharing,
             asyncio.create_task(key_usage.run(), name="api-key-usage"),
+            asyncio.create_task(active_users.run(), name="active-users"),
             asyncio.create_task(sockets.run(), name="websocket-rechecks"),
         ]
         if settings.dispatch == "inline":
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await key_usage.flush()  # the uses noted since the last flush
+            await active_users.flush()
             await services.hub.drain()  # table-change notices of the last commits
             await services.hub.close()
             await redis.aclose()

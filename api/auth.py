@@ -25,6 +25,7 @@ from partners import repository, service
 from partners.invitations import Identity, normalise_email
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor, VendorStatus
 from partners.roles import Principal
+from signals.activity import FLUSH_INTERVAL_SECONDS, ActiveUsers
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,14 @@ PRINCIPAL_TABLES = ("user_account", "partner", "api_key", "vendor", "display_key
 
 
 class Authenticator:
-    def __init__(self, jwt_settings: JWTSettings, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        jwt_settings: JWTSettings,
+        db: Database,
+        clock: Clock,
+        *,
+        activity_flush_seconds: float = FLUSH_INTERVAL_SECONDS,
+    ) -> None:
         self.verifier = TokenVerifier(jwt_settings)
         self.identity_claim = jwt_settings.identity_claim
         self.leeway = timedelta(seconds=jwt_settings.leeway_seconds)
@@ -129,6 +137,9 @@ class Authenticator:
         self.clock = clock
         # Authentication only reads: an API key's last use is written in the background.
         self.key_usage = KeyUsage(db)
+        # Partner users' activity, for the active-user signals: noted in memory, written in
+        # batches (signals/activity.py).
+        self.active_users = ActiveUsers(db, clock, interval=activity_flush_seconds)
         # Credential -> principal: a request would otherwise spend most of its time on the
         # user and partner queries. Exact: entries drop when those tables change anywhere.
         self._principals: ReadCache[str, Principal] = ReadCache(db.epochs, PRINCIPAL_TABLES)
@@ -151,6 +162,12 @@ class Authenticator:
             outcome = cached
         if isinstance(outcome, Principal) and outcome.api_key_id is not None:
             self.key_usage.note(outcome.api_key_id, self.clock.now())
+        if (
+            isinstance(outcome, Principal)
+            and outcome.partner_id is not None
+            and outcome.user_id is not None
+        ):
+            self.active_users.note(outcome.vendor_id, outcome.partner_id, outcome.user_id)
         return outcome
 
     async def _load(self, credential: str) -> Principal | AuthFailure:

@@ -22,6 +22,8 @@ from earnings.recurring import run_retention_checks
 from forecasts import handlers as forecasts_handlers
 from forecasts.accuracy import run_forecast_closer
 from forecasts.renewals import subscription_renewals
+from incentives import handlers as incentives_handlers
+from incentives.daily import run_daily as run_rules_daily
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
@@ -33,11 +35,15 @@ from leaderboards.closing import run_closer
 from leaderboards.events import CONTEST_PRIZE_APPROVED, ContestPrizeApproved
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from next_actions import handlers as next_actions_handlers
+from next_actions import sources as next_action_sources
 from notifications import handlers as notifications_handlers
 from notifications.runtime import Notifier
 from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
 from schema.context import Services
+from signals import handlers as signals_handlers
+from signals.daily import run_daily as run_signals_daily
 from subscriptions import handlers as subscriptions_handlers
 from webhooks import handlers as webhooks_handlers
 from webhooks.targets import TargetPolicy
@@ -84,6 +90,8 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
             per_email=settings.apply_limit_per_email,
         ),
         renewals_due=subscription_renewals,
+        # Built-in sources and the incentives domain's rule recommendations.
+        next_action_sources=next_action_sources.BUILT_IN,
     )
     outbox.register_all(handlers(services))
     return services
@@ -92,10 +100,13 @@ def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clo
 def handlers(services: Services) -> list[Registration]:
     """Every outbox handler, in the order the batch handlers of a run run: the cheap live
     ones first (deal and claim notices, contest scoring: a few ms a run), then earnings
-    crediting (milliseconds a sale), which nothing here waits for, then the webhook
-    deliveries (one SQL pass a run; the sending happens in the delivery worker)."""
+    crediting (milliseconds a sale), which nothing here waits for, then what reads the
+    credited ledger (prizes, concentration guardrails, the signal facts and snapshots, the
+    incentive rules that read them), then notifications and the webhook deliveries (one
+    SQL pass a run; the sending happens in the delivery worker)."""
     return [
         *deal_registration_handlers.handlers(services.hub),
+        *next_actions_handlers.handlers(services.hub),
         *leaderboards_handlers.handlers(services.leaderboards),
         *subscriptions_handlers.handlers(services.db, services.clock),
         *earnings_handlers.handlers(
@@ -104,6 +115,9 @@ def handlers(services: Services) -> list[Registration]:
         *prize_handlers(services),
         # After crediting: concentration guardrails read the credited revenue.
         *forecasts_handlers.handlers(services.db, services.clock),
+        # After crediting: a day's facts read the ledger rows the credit wrote.
+        *signals_handlers.handlers(services.db, services.clock),
+        *incentives_handlers.handlers(services.db, services.clock),
         # After crediting: a credit's TierChanged is handled in the same pass.
         *notifications_handlers.handlers(services.notifier),
         *webhooks_handlers.handlers(services.db, services.clock, services.webhooks),
@@ -124,6 +138,10 @@ def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
         "forecast-closer": run_forecast_closer(services.db, services.clock),
         # webhook deliveries due (first attempts and retries), sent from their rows
         "webhook-deliveries": services.webhooks.run(),
+        # the day's signal snapshots (windows move and days-since grow without an event)
+        "signals-daily": run_signals_daily(services.db, services.clock),
+        # incentive rules are evaluated once a day as well as when the signals they read change
+        "daily-rule-run": run_rules_daily(services.db, services.clock),
     }
 
 

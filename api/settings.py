@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     webhooks_allow_private_targets: bool = False
     webhooks_timeout_seconds: float = Field(10.0, gt=0, le=60)
     webhooks_concurrency: int = Field(64, ge=1, le=1000)
+    # Seconds between writes of the partner users seen active (signals/activity.py).
+    signals_activity_flush_seconds: float = Field(60.0, gt=0)
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: str = _JWT.secret

@@ -33,6 +33,7 @@ class EarningsErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
     OVERLAPPING_BASE_PROGRAM = "OVERLAPPING_BASE_PROGRAM"
     INVALID_RECURRING = "INVALID_RECURRING"
+    OVERLAY_BEYOND_CAP = "OVERLAY_BEYOND_CAP"
 
 
 def currency_error(currency: str, field: str = "currency") -> DomainError | None:

@@ -34,6 +34,9 @@ class ExplanationKind(StrEnum):
     RATE_ROSE = "RATE_ROSE"
     RATE_FELL = "RATE_FELL"
     PROGRAM_CHANGED = "PROGRAM_CHANGED"
+    PROGRAM_STARTED = "PROGRAM_STARTED"
+    PROGRAM_NOW_APPLIES = "PROGRAM_NOW_APPLIES"
+    PROGRAM_NO_LONGER_APPLIES = "PROGRAM_NO_LONGER_APPLIES"
     CLAWBACK = "CLAWBACK"
     SPIFF = "SPIFF"
     DEAL_BONUS = "DEAL_BONUS"
@@ -151,18 +154,7 @@ def explain_rate(previous: TierStatus | None, current: TierStatus | None) -> lis
                 ExplanationKind.RATE_FELL, f"Your rate fell from {before} to {after} because {why}."
             )
         )
-    if previous.base_rate_bp != current.base_rate_bp and (
-        previous.version_number != current.version_number
-    ):
-        kind = ExplanationKind.PROGRAM_CHANGED
-        out.append(
-            Explanation(
-                kind,
-                f"The {current.program_name} program changed (version {current.version_number}): "
-                f"the base rate is now {format_bp(current.base_rate_bp or 0)}, it was "
-                f"{format_bp(previous.base_rate_bp or 0)}.",
-            )
-        )
+    # A new version's changes (any field) are explained by earnings.changes.
     return out
 
 
@@ -242,14 +234,7 @@ def explain_entries(
                 sums[EntryKind.DEAL_BONUS],
             )
         )
-    if sums.get(EntryKind.ADJUSTMENT):
-        out.append(
-            Explanation(
-                ExplanationKind.ADJUSTMENT,
-                f"Adjustments by our finance team: {_m(sums[EntryKind.ADJUSTMENT], currency)}.",
-                sums[EntryKind.ADJUSTMENT],
-            )
-        )
+    # Adjustments are explained one by one, with their note: earnings.changes.
     if sums.get(EntryKind.PRIZE):
         out.append(
             Explanation(

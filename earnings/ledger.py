@@ -45,6 +45,7 @@ from earnings.models import (
     ProgramVersion,
     SourceType,
 )
+from earnings.overlays import overlays_at
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
@@ -294,6 +295,7 @@ class _Entries:
         inputs: dict[str, Any],
         line_key: str = "",
         program_id: uuid.UUID | None = None,
+        overlay_id: uuid.UUID | None = None,
     ) -> None:
         entry = EarningEntry(
             vendor_id=self.source.vendor_id,
@@ -311,6 +313,7 @@ class _Entries:
             inputs=inputs,
             effective_at=self.source.effective_at,
             booked_at=self.booked_at,
+            overlay_id=overlay_id,
         )
         self.session.add(entry)
         self.written.append(entry)
@@ -383,6 +386,7 @@ async def _credit_sale(
     in_force = await _in_force(
         session, run, event.vendor_id, sale.currency, effective_at, sale.partner_id
     )
+    overlays = await overlays_at(session, event.vendor_id, sale.partner_id, effective_at)
     for program, version, rules in in_force:
         standing = await standing_at(
             session, vendor_id=event.vendor_id, partner_id=sale.partner_id,
@@ -445,6 +449,24 @@ async def _credit_sale(
                     f"{choice.tier.name} uplift {format_bp(choice.uplift_bp)} of {money.format()}",
                 ),
                 {"sale_amount_minor": sale.amount_minor, **tier},
+            )  # fmt: skip
+        for overlay in (o for o in overlays if o.program_id == program.id):
+            out.add(
+                version, EntryKind.RATE_OVERLAY, apply_bp(sale.amount_minor, overlay.delta_bp),
+                _named(
+                    program,
+                    f"{overlay.label}: {'+' if overlay.delta_bp > 0 else ''}"
+                    f"{format_bp(overlay.delta_bp)} of {money.format()} until "
+                    f"{overlay.ends_at.day} {overlay.ends_at:%B %Y}",
+                ),
+                {
+                    "sale_amount_minor": sale.amount_minor, "overlay_id": str(overlay.id),
+                    "delta_bp": overlay.delta_bp, "source": overlay.source,
+                    "source_id": str(overlay.source_id), "label": overlay.label,
+                    "starts_at": overlay.starts_at.isoformat(),
+                    "ends_at": overlay.ends_at.isoformat(),
+                },
+                line_key=f"overlay:{overlay.id}", overlay_id=overlay.id,
             )  # fmt: skip
     await session.flush()
     await record_change(

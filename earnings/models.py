@@ -44,6 +44,7 @@ class EntryKind(StrEnum):
     ESCALATOR = "ESCALATOR"
     EXPANSION_BONUS = "EXPANSION_BONUS"
     RETENTION_BONUS = "RETENTION_BONUS"
+    RATE_OVERLAY = "RATE_OVERLAY"
 
 
 class PayoutStatus(StrEnum):
@@ -59,6 +60,7 @@ class HoldReason(StrEnum):
     RISK_FLAGS = "RISK_FLAGS"
     SHARED_BANK_ACCOUNT = "SHARED_BANK_ACCOUNT"
     MANUAL = "MANUAL"
+    REVIEW = "REVIEW"  # a review placed by an incentive rule (``PayoutReview``)
 
 
 class DecisionAction(StrEnum):
@@ -177,6 +179,8 @@ class EarningEntry(SQLModel, table=True):
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     effective_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     booked_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # The rate overlay a RATE_OVERLAY entry paid (what a rule's budget is charged with).
+    overlay_id: uuid.UUID | None = Field(default=None, index=True)
 
 
 class PayoutStatement(SQLModel, table=True):
@@ -215,6 +219,8 @@ class PayoutHold(SQLModel, table=True):
     reason: HoldReason = Field(sa_column=Column(_enum(HoldReason, "hold_reason"), nullable=False))
     # Vendor-internal: why, in the vendor's words (risk flags, figures, a finance note).
     internal_note: str = Field(default="", max_length=2000)
+    # What the partner reads for a REVIEW hold (the words the rule's author gave).
+    partner_note: str = Field(default="", max_length=500)
     risk_flags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     expected_release_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
@@ -277,6 +283,52 @@ class PayoutPolicy(SQLModel, table=True):
     trailing_statements: int = 3
     review_days: int = 14
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class RateOverlay(SQLModel, table=True):
+    """A temporary change of what one program pays one partner: ``delta_bp`` of each sale
+    effective in ``[starts_at, ends_at)`` (ended early at ``ended_at``), credited as a
+    RATE_OVERLAY entry. ``source``/``source_id`` say what placed it (an incentive rule's
+    firing) and ``label`` is the name the partner reads beside the amount."""
+
+    __tablename__ = "earning_rate_overlay"
+    __table_args__ = (
+        Index("ix_earning_rate_overlay_partner", "partner_id", "starts_at"),
+        CheckConstraint("delta_bp <> 0", name="delta_not_zero"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    program_id: uuid.UUID = Field(foreign_key="earning_program.id")
+    partner_id: uuid.UUID = Field(foreign_key="partner.id")
+    delta_bp: int
+    starts_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    ends_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    source: str = Field(max_length=32)
+    source_id: uuid.UUID = Field(index=True)
+    label: str = Field(max_length=200)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class PayoutReview(SQLModel, table=True):
+    """A partner's payouts held for review from ``starts_at`` until ``ends_at`` (or its
+    release): statements open now are held at once, statements generated meanwhile are
+    held at generation. ``partner_note`` is what the partner reads."""
+
+    __tablename__ = "payout_review"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    partner_id: uuid.UUID = Field(foreign_key="partner.id", index=True)
+    partner_note: str = Field(max_length=500)
+    internal_note: str = Field(default="", max_length=2000)
+    starts_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    ends_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    source: str = Field(max_length=32)
+    source_id: uuid.UUID = Field(index=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class AppendOnlyError(RuntimeError):

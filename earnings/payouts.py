@@ -213,6 +213,7 @@ class HoldFinding:
     internal_note: str
     risk_flags: tuple[str, ...] = ()
     expected_release_at: datetime | None = None
+    partner_note: str = ""  # what the partner reads (REVIEW holds)
 
 
 async def generate_statements(
@@ -293,10 +294,10 @@ async def generate_statements(
                 await session.flush()
         except IntegrityError:
             continue  # generated before (or by a concurrent run)
-        _decide(session, principal, now, statement, DecisionAction.GENERATE)
+        _decide(session, principal.user_id, now, statement, DecisionAction.GENERATE)
         await record_status(session, clock, statement, None)
         for finding in await automatic_holds(session, statement, policy, now, signals):
-            await _place_hold(session, principal, clock, statement, finding)
+            await _place_hold(session, principal.user_id, clock, statement, finding)
         made.append(statement)
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
     await session.flush()
@@ -385,6 +386,13 @@ async def automatic_holds(
         )
         if claim is not None
     ]
+    for review in await repository.active_reviews(session, statement.partner_id, now):
+        findings.append(
+            HoldFinding(
+                HoldReason.REVIEW, review.internal_note, expected_release_at=review.ends_at,
+                partner_note=review.partner_note,
+            )
+        )  # fmt: skip
     flags = await signals.risk_flags(session, statement.vendor_id, claim_ids)
     flagged = [f"claim {claim}: {flag}" for claim, fl in sorted(flags.items()) for flag in fl]
     if flagged:
@@ -423,7 +431,7 @@ async def record_status(
 
 async def _place_hold(
     session: AsyncSession,
-    principal: Principal,
+    actor_user_id: uuid.UUID | None,
     clock: Clock,
     statement: PayoutStatement,
     finding: HoldFinding,
@@ -438,8 +446,9 @@ async def _place_hold(
         internal_note=finding.internal_note[:2000],
         risk_flags=list(finding.risk_flags),
         expected_release_at=finding.expected_release_at,
-        created_by_id=principal.user_id,
+        created_by_id=actor_user_id,
         created_at=now,
+        partner_note=finding.partner_note[:500],
     )
     session.add(hold)
     statement.status = PayoutStatus.HELD
@@ -447,7 +456,7 @@ async def _place_hold(
     session.add(statement)
     await session.flush()
     _decide(
-        session, principal, now, statement, DecisionAction.HOLD, reason=finding.reason,
+        session, actor_user_id, now, statement, DecisionAction.HOLD, reason=finding.reason,
         hold=hold, note=finding.internal_note,
     )  # fmt: skip
     if before is not PayoutStatus.HELD:
@@ -455,9 +464,20 @@ async def _place_hold(
     return hold
 
 
+async def hold_statement(
+    session: AsyncSession,
+    actor_user_id: uuid.UUID | None,
+    clock: Clock,
+    statement: PayoutStatement,
+    finding: HoldFinding,
+) -> PayoutHold:
+    """Place a hold on a statement, with its decision record (``earnings.reviews``)."""
+    return await _place_hold(session, actor_user_id, clock, statement, finding)
+
+
 def _decide(
     session: AsyncSession,
-    principal: Principal,
+    actor_user_id: uuid.UUID | None,
     now: datetime,
     statement: PayoutStatement,
     action: DecisionAction,
@@ -473,7 +493,7 @@ def _decide(
         action=action,
         reason=reason,
         hold_id=hold.id if hold else None,
-        actor_user_id=principal.user_id,
+        actor_user_id=actor_user_id,
         amount_minor=statement.total_minor,
         currency=statement.currency,
         data_version=statement.data_version,
@@ -535,7 +555,7 @@ async def approve(
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.PENDING, PayoutStatus.APPROVED
     )
-    _decide(session, principal, clock.now(), statement, DecisionAction.APPROVE)
+    _decide(session, principal.user_id, clock.now(), statement, DecisionAction.APPROVE)
     await record_status(session, clock, statement, PayoutStatus.PENDING)
     await log_change(
         session, principal, clock, action="payout_statement.approved",
@@ -563,7 +583,10 @@ async def mark_paid(
         session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,
         paid_reference=reference.strip()[:200],
     )  # fmt: skip
-    _decide(session, principal, clock.now(), statement, DecisionAction.PAY, note=reference.strip())
+    _decide(
+        session, principal.user_id, clock.now(), statement, DecisionAction.PAY,
+        note=reference.strip(),
+    )  # fmt: skip
     await record_status(session, clock, statement, PayoutStatus.APPROVED)
     await log_change(
         session, principal, clock, action="payout_statement.paid",
@@ -608,7 +631,7 @@ async def hold(
             EarningsErrorCode.INVALID_STATUS, "The statement is already paid.", "statement_id"
         )
     placed = await _place_hold(
-        session, principal, clock, statement,
+        session, principal.user_id, clock, statement,
         HoldFinding(HoldReason.MANUAL, note, expected_release_at=expected_release_at),
     )  # fmt: skip
     await log_change(
@@ -724,7 +747,7 @@ async def _release_hold(
         session.add(statement)
         await record_status(session, clock, statement, PayoutStatus.HELD, found.reason)
     _decide(
-        session, principal, now, statement, DecisionAction.RELEASE, reason=found.reason,
+        session, principal.user_id, now, statement, DecisionAction.RELEASE, reason=found.reason,
         hold=found, note=note,
     )  # fmt: skip
     return statement
@@ -742,6 +765,8 @@ def hold_explanation(hold: PayoutHold) -> tuple[str, str]:
         else ""
     )
     why, clears = _hold_words(hold.reason, when)
+    if hold.reason is HoldReason.REVIEW and hold.partner_note:
+        why = hold.partner_note.rstrip(".") + "." + when
     if hold.released_at is not None:
         words = release_words(hold)
         clears = words[0].upper() + words[1:]
@@ -781,6 +806,11 @@ def _hold_words(reason: HoldReason, when: str) -> tuple[str, str]:
                 "The bank account on file needs to be verified before we pay into it.",
                 "Confirm your bank details with your channel manager; our finance team "
                 "releases the payout once they are verified.",
+            )
+        case HoldReason.REVIEW:
+            return (
+                "Our finance team reviews this payout before paying it." + when,
+                "No action is needed from you; our finance team releases it after the review.",
             )
         case HoldReason.MANUAL:
             return (

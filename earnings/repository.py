@@ -22,6 +22,7 @@ from earnings.models import (
     EntryKind,
     PayoutDecision,
     PayoutHold,
+    PayoutReview,
     PayoutStatement,
     PayoutStatus,
     Program,
@@ -198,3 +199,21 @@ async def programs_by_ids(
     session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Program]:
     return await by_ids(session, readable_programs(principal), ids)
+
+
+async def active_reviews(
+    session: AsyncSession, partner_id: uuid.UUID, at: datetime
+) -> list[PayoutReview]:
+    """The partner's payout reviews in force at ``at`` (statements generated then are
+    held)."""
+    rows = await session.exec(
+        select(PayoutReview)
+        .where(
+            PayoutReview.partner_id == partner_id,
+            col(PayoutReview.starts_at) <= at,
+            col(PayoutReview.ends_at) > at,
+            col(PayoutReview.ended_at).is_(None),
+        )
+        .order_by(col(PayoutReview.starts_at))
+    )
+    return list(rows)

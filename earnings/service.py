@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from earnings import explanations, programs
+from earnings import changes, explanations, programs
 from earnings.claims import ClaimSignals
 from earnings.coverage import Coverage, Gap
 from earnings.errors import EarningsErrorCode, currency_error
@@ -258,6 +258,15 @@ async def summary(
             currency,
         ),
         *explanations.explain_rate(before, result.tier),
+        *await changes.program_changes(
+            session,
+            vendor_id=scope.vendor_id,
+            partner_id=scope.partner_id,
+            currency=currency,
+            start=start,
+            end=end,
+            now=now,
+        ),
         *explanations.explain_entries(
             result.by_kind,
             currency,
@@ -265,6 +274,7 @@ async def summary(
             spiff_skus=spiff_skus,
             subscription_clawbacks=subscription_clawbacks,
         ),
+        *await changes.adjustments(session, in_period, currency),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
         *(explanations.explain_release(hold, statement) for hold, statement in released),
         *explanations.explain_uncovered(uncovered, currency),

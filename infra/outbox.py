@@ -54,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis.exceptions
-from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, or_, update
+from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -165,6 +165,28 @@ async def record_event(
     session.add(event)
     await session.flush()
     return event
+
+
+async def record_events(
+    session: AsyncSession,
+    clock: Clock,
+    events: Sequence[tuple[uuid.UUID, str, uuid.UUID, dict[str, Any]]],
+) -> int:
+    """``record_event`` for many events at once, as ``(vendor_id, type, aggregate_id,
+    payload)``: one INSERT, no ORM object per event (a rule run records one per firing).
+    Returns how many were recorded."""
+    if not events:
+        return 0
+    now = clock.now()
+    await session.execute(
+        insert(OutboxEvent),
+        [
+            {"id": new_id(), "vendor_id": vendor_id, "type": type_, "aggregate_id": aggregate,
+             "payload": payload, "occurred_at": now, "recorded_at": now, "attempts": 0}
+            for vendor_id, type_, aggregate, payload in events
+        ],
+    )  # fmt: skip
+    return len(events)
 
 
 # Wake-ups for a dispatcher in another process (``CHANNELBOARD_DISPATCH=external``).

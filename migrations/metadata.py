@@ -8,6 +8,7 @@ import deal_registration.registrations.models
 import deal_registration.sales.models
 import earnings.models
 import forecasts.models
+import incentives.models
 import infra.audit
 import infra.idempotency
 import infra.outbox
@@ -15,6 +16,8 @@ import leaderboards.models
 import notifications.models
 import partners.group_models
 import partners.models
+import pilots.models
+import signals.models
 import subscriptions.models
 import webhooks.models
 from infra.db import metadata
@@ -35,6 +38,9 @@ MODEL_MODULES = (
     notifications.models,
     subscriptions.models,
     webhooks.models,
+    pilots.models,
+    signals.models,
+    incentives.models,
 )
 
 

@@ -67,6 +67,10 @@ class AuditEntity(StrEnum):
     CONTEST_PRIZE = "contest_prize"
     DISPLAY_KEY = "display_key"
     WEBHOOK_ENDPOINT = "webhook_endpoint"  # webhooks/endpoints.py, webhooks/worker.py
+    # Incentive rules (incentives/rules.py): drafts, approvals, pauses, rollbacks, budgets;
+    # their firings are recorded by the rule itself (actor "rule:<id>").
+    INCENTIVE_RULE = "incentive_rule"
+    RULE_FIRING = "rule_firing"
 
 
 # What FINANCE may read: the entries about money (what partners are paid, and on what terms).
@@ -82,6 +86,8 @@ MONEY_ENTITY_TYPES: frozenset[str] = frozenset(
         AuditEntity.SALE_CLAIM_SETTINGS,
         AuditEntity.DEAL_PROGRAM_SETTINGS,
         AuditEntity.CONTEST_PRIZE,
+        AuditEntity.INCENTIVE_RULE,
+        AuditEntity.RULE_FIRING,
     }
 )
 

@@ -92,6 +92,7 @@ class GroupErrorCode(StrEnum):
     ARCHIVED = "ARCHIVED"
     INVALID_TIER = "INVALID_TIER"
     UNCHANGED = "UNCHANGED"
+    MANAGED = "MANAGED"
 
 
 class InvitationErrorCode(StrEnum):

@@ -35,6 +35,9 @@ class PartnerGroup(SQLModel, table=True):
     description: str = Field(default="", max_length=2000)
     rule: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     archived_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # Set when another domain owns the members (``"pilot"``: a pilot's treatment arm, which
+    # only the pilot fills and empties); the group mutations then refuse to change it.
+    managed_by: str | None = Field(default=None, max_length=32)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 

@@ -219,6 +219,62 @@ async def refresh_memberships(
     return changed
 
 
+async def open_window(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    group: PartnerGroup,
+    partner_id: uuid.UUID,
+    until: datetime,
+    reason: str,
+    by: str,
+) -> PartnerGroupMembership:
+    """A timed membership: the partner is in the group from now until ``until`` (a
+    promotion tier placed by an incentive rule), whatever the group's rule says; programs
+    targeting the group pay it during the window. ``refresh_memberships`` never touches
+    it (it keeps only the open-ended intervals). Raises NOT_FOUND for an archived group (the
+    caller has read ``group`` as the partner's vendor's)."""
+    if group.archived_at is not None:
+        raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "group_id")
+    interval = PartnerGroupMembership(
+        vendor_id=group.vendor_id, group_id=group.id, partner_id=partner_id,
+        joined_at=clock.now(),
+        left_at=until, join_reason=reason[:500], joined_by=by[:100],
+        left_reason="window ended", left_by=by[:100],
+    )  # fmt: skip
+    session.add(interval)  # flushed by the caller (a rule run flushes its firings at once)
+    return interval
+
+
+async def close_windows(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    membership_ids: Collection[uuid.UUID],
+    reason: str,
+    by: str,
+) -> list[PartnerGroupMembership]:
+    """End now the timed memberships among ``membership_ids`` that are still running."""
+    if not membership_ids:
+        return []
+    now = clock.now()
+    rows = list(
+        await session.exec(
+            select(PartnerGroupMembership).where(
+                col(PartnerGroupMembership.id).in_(list(membership_ids)),
+                col(PartnerGroupMembership.left_at) > now,
+            )
+        )
+    )
+    for interval in rows:
+        interval.left_at = max(now, interval.joined_at)
+        interval.left_reason = reason[:500]
+        interval.left_by = by[:100]
+        session.add(interval)
+    await session.flush()
+    return rows
+
+
 async def groups_of(
     session: AsyncSession, vendor_id: uuid.UUID, partner_id: uuid.UUID, at: datetime
 ) -> set[uuid.UUID]:
@@ -347,11 +403,19 @@ def snapshot(group: PartnerGroup) -> dict[str, Any]:
 
 
 async def _group(session: AsyncSession, principal: Principal, group_id: uuid.UUID) -> PartnerGroup:
+    """The group to change: refused when another domain manages its members."""
     group = (
         await session.exec(readable_groups(principal).where(PartnerGroup.id == group_id))
     ).first()
     if group is None:
         raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "id")
+    if group.managed_by is not None:
+        raise DomainError(
+            GroupErrorCode.MANAGED,
+            f"This group is managed by a {group.managed_by} (its treatment arm): start, extend "
+            "or end the pilot instead.",
+            "id",
+        )
     return group
 
 

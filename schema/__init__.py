@@ -34,6 +34,9 @@ from schema.forecasts.types import (
     ForecastAccuracyType,
     PartnerForecastType,
 )
+from schema.incentives.mutations import IncentivesMutation
+from schema.incentives.queries import IncentivesQuery
+from schema.incentives.types import IncentiveRuleType, RuleFiringType
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
@@ -41,6 +44,7 @@ from schema.leaderboards.screens import DisplayKeyType, ScreensMutation, Screens
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
+from schema.next_actions.queries import NextActionsQuery, NextActionsSubscription
 from schema.notifications.mutations import NotificationsMutation
 from schema.notifications.queries import NotificationsQuery
 from schema.notifications.subscriptions import NotificationsSubscription
@@ -59,6 +63,10 @@ from schema.partners.mutations import PartnersMutation
 from schema.partners.queries import PartnersQuery
 from schema.partners.types import ApiKeyType, PartnerGroupType, PartnerType, UserType
 from schema.partners.users import UsersMutation
+from schema.pilots.mutations import PilotsMutation
+from schema.pilots.queries import PilotsQuery
+from schema.pilots.types import PilotType
+from schema.signals.queries import SignalsQuery
 from schema.subscriptions.mutations import SubscriptionsMutation
 from schema.subscriptions.queries import SubscriptionsQuery
 from schema.subscriptions.types import SubscriptionType
@@ -84,6 +92,10 @@ QUERIES: tuple[type, ...] = (
     NotificationsQuery,
     ForecastsQuery,
     WebhooksQuery,
+    PilotsQuery,
+    NextActionsQuery,
+    IncentivesQuery,
+    SignalsQuery,
 )
 MUTATIONS: tuple[type, ...] = (
     PartnersMutation,
@@ -102,6 +114,8 @@ MUTATIONS: tuple[type, ...] = (
     NotificationsMutation,
     ForecastsMutation,
     WebhooksMutation,
+    PilotsMutation,
+    IncentivesMutation,
 )
 SUBSCRIPTIONS: tuple[type, ...] = (
     DealRegistrationSubscription,
@@ -109,6 +123,7 @@ SUBSCRIPTIONS: tuple[type, ...] = (
     EarningsSubscription,
     LeaderboardsSubscription,
     NotificationsSubscription,
+    NextActionsSubscription,
 )
 # Subscriptions served by a fast path on graphql-transport-ws (see schema/leaderboards/live.py):
 # factories (schema, services) -> object with plan(query, variables, name) and run(...).
@@ -138,6 +153,9 @@ NODE_TYPES: tuple[type, ...] = (
     ConcentrationAlertType,
     WebhookEndpointType,
     WebhookDeliveryType,
+    PilotType,
+    IncentiveRuleType,
+    RuleFiringType,
 )
 
 

@@ -20,6 +20,8 @@ from infra.pubsub import Hub
 from infra.redis import Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
+from next_actions.actions import Source
+from next_actions.sources import BUILT_IN
 from notifications.runtime import Notifier
 from partners.applications import ApplicationLimits
 from partners.invitations import Identity
@@ -53,6 +55,9 @@ class Services:
     # Renewals due, read by the forecast pre-fill (forecasts/renewals.py): the subscriptions
     # domain's read function once merged; None until then (deals only).
     renewals_due: RenewalsDue | None = None
+    # Where next best actions come from: the built-in sources, and other domains' (the
+    # incentives domain's rule recommendations) as the composition root lists them.
+    next_action_sources: tuple[Source, ...] = BUILT_IN
 
 
 class OperationScope:

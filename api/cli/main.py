@@ -22,6 +22,7 @@ from api.cli import (
     outbox,
     partners,
     serials,
+    signals,
     subscriptions,
     vendors,
 )
@@ -190,6 +191,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(exports.app, name="exports")
 app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 app.add_typer(partners.app, name="partners")
+app.add_typer(signals.app, name="signals")  # issue 13: the signal feed
 
 
 def main() -> None:

@@ -278,6 +278,10 @@ class PartnerGroupType(relay.Node):
         description="All conditions must hold; empty: explicit members only."
     )
     archived_at: datetime | None
+    managed_by: str | None = strawberry.field(
+        description='Set when another domain fills the group ("pilot": a pilot\'s treatment '
+        "arm); the group mutations then refuse to change it (MANAGED)."
+    )
     created_at: datetime
 
     @strawberry.field(
@@ -311,6 +315,7 @@ class PartnerGroupType(relay.Node):
                 for c in group.rule
             ],  # fmt: skip
             archived_at=group.archived_at,
+            managed_by=group.managed_by,
             created_at=group.created_at,
         )
 

@@ -13,7 +13,10 @@ from deal_registration.events import (
 from earnings.events import EARNINGS_CHANGED
 from forecasts.events import CONCENTRATION_THRESHOLD_CHANGED
 from leaderboards.events import CONTEST_CHANGED, CONTEST_PRIZE_APPROVED
+from next_actions.handlers import TRIGGERS as NEXT_ACTION_TRIGGERS
 from schema.context import Services
+from signals.events import SIGNALS_CHANGED
+from signals.handlers import SIGNAL_SOURCE_TYPES
 from subscriptions.events import (
     SUBSCRIPTION_CANCELLED,
     SUBSCRIPTION_EVENT_TYPES,
@@ -35,6 +38,7 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
     assert declared == [
         ((DEAL_STATUS_CHANGED,), True),
         ((CLAIM_STATE_CHANGED,), True),
+        (tuple(NEXT_ACTION_TRIGGERS), True),  # next best actions: live notices
         ((*scored, SUBSCRIPTION_STARTED, SUBSCRIPTION_EXPANDED), True),  # contest scoring
         ((CONTEST_CHANGED,), False),
         (
@@ -47,6 +51,8 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((CONTEST_PRIZE_APPROVED,), True),  # contest prizes credited (tv branch)
         # after crediting: concentration guardrails read the credited revenue
         ((EARNINGS_CHANGED, *SUBSCRIPTION_EVENT_TYPES, CONCENTRATION_THRESHOLD_CHANGED), True),
+        (SIGNAL_SOURCE_TYPES, True),  # signals, after crediting (they read the ledger)
+        ((SIGNALS_CHANGED,), True),  # incentive rules, after the snapshots they read
         (tuple(sorted(services.notifier.triggers)), True),  # notifications
         (SOURCE_TYPES, True),  # webhook deliveries, last
     ]

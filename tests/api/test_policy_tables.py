@@ -32,11 +32,15 @@ from earnings.policy import EARNINGS
 from forecasts import guardrails, submission
 from forecasts.models import GuardrailScope, ShareBasis, ShareMetric
 from forecasts.policy import FORECASTS
+from incentives import rules as incentive_rules
+from incentives.policy import RULES
 from infra.clock import SystemClock
 from infra.db import Database
 from infra.errors import Forbidden
 from leaderboards import service as contests
 from leaderboards.policy import CONTESTS
+from next_actions import service as next_actions
+from next_actions.policy import NEXT_ACTIONS
 from notifications.policy import NOTIFICATIONS
 from partners import admin as partner_admin
 from partners import applications as partner_applications
@@ -48,10 +52,13 @@ from partners.audit_log import AUDIT
 from partners.group_policy import GROUPS
 from partners.policy import APPLICATIONS, INVITATIONS, PARTNERS, TENANCY, USERS, Policy
 from partners.roles import Principal, Role
+from pilots import service as pilots
+from pilots.policy import PILOTS
 from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
+from signals.policy import SIGNALS
 from subscriptions.policy import SUBSCRIPTIONS
 from webhooks import deliveries as webhook_deliveries
 from webhooks import endpoints as webhook_endpoints
@@ -61,6 +68,7 @@ from webhooks.targets import TargetPolicy
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
     PARTNERS, APPLICATIONS, NOTIFICATIONS, FORECASTS, SUBSCRIPTIONS, WEBHOOKS,
+    RULES, SIGNALS, PILOTS, NEXT_ACTIONS,
 ]  # fmt: skip
 
 
@@ -138,6 +146,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, statement_id=uuid.uuid4())),
     ("metrics", Role.PARTNER_ADMIN, lambda s, p: metrics.vendor_metrics(
         s, p, start=NOW, end=NOW, currency="USD")),
+    ("incentive rule", Role.CHANNEL_MANAGER, lambda s, p: incentive_rules.create_rule(
+        s, p, CLOCK, name="r", condition="revenue_7d > 0", actions=[])),
+    ("rule approval", Role.FINANCE, lambda s, p: incentive_rules.approve(
+        s, p, CLOCK, version_id=uuid.uuid4(), reason="r")),
     ("partner group", Role.CHANNEL_MANAGER, lambda s, p: groups.create_group(
         s, p, CLOCK, name="g")),
     ("program tier", Role.FINANCE, lambda s, p: groups.set_program_tier(
@@ -166,6 +178,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         event_types=["partner.enrolled"])),
     ("webhook replay", Role.CHANNEL_MANAGER, lambda s, p: webhook_deliveries.replay(
         s, p, CLOCK, endpoint_id=uuid.uuid4(), event_id=uuid.uuid4())),
+    ("pilot", Role.CHANNEL_MANAGER, lambda s, p: pilots.create_pilot(
+        s, p, CLOCK, name="p", group_id=uuid.uuid4(), ends_at=NOW)),
+    ("next actions", Role.FINANCE, lambda s, p: next_actions.viewpoint(
+        s, p, CLOCK, partner_id=uuid.uuid4(), signals=None, leaderboards=None)),  # type: ignore[arg-type]
 ]  # fmt: skip
 
 

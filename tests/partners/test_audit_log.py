@@ -143,6 +143,7 @@ def test_the_money_settings_finance_reads_are_named_explicitly() -> None:
         "program", "program_version", "payout_policy", "payout_profile", "adjustment",
         "payout_hold", "payout_statement", "sale_claim_settings", "deal_program_settings",
         "contest_prize",
+        "incentive_rule", "rule_firing",
     }  # fmt: skip
 
 

@@ -1,0 +1,255 @@
+"""Signal maintenance: CPU per approval of the signal handlers, and a full rebuild.
+
+    .venv/bin/python -m benchmarks.signal_maintenance handlers [--approvals 1000] [--run 20]
+        [--partners 200] [--url URL]
+    .venv/bin/python -m benchmarks.signal_maintenance rebuild --url postgresql+asyncpg://...
+        [--partners 10000] [--entries 1000000]
+
+``handlers``: approvals are credited by earnings first (not measured), then the events an
+approval gives the signal handler — its claim's SaleClaimStateChanged and the credit's
+EarningsChanged — are handled in the dispatcher's runs of ``--run`` events; each partner
+already has 90 days of facts and snapshots. The figure is the process CPU time
+(``time.process_time``) spent in ``signals.handlers.apply`` divided by the approvals (on
+SQLite that includes the database engine, which runs in the process; on PostgreSQL the
+server's CPU is not counted, the wall time is shown beside it).
+
+``rebuild``: a fresh vendor with ``--partners`` partners and ``--entries`` ledger entries
+(sales with a commission and a tier uplift each, 10 % refunded with their clawbacks, over
+180 days) loaded with COPY, then ``signals.maintenance.rebuild`` timed.
+
+Prints figures; not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import select
+
+from api import migrations
+from api.composition import build_claim_signals
+from deal_registration.events import Line, SaleApproved, SaleClaimStateChanged
+from earnings import ledger, programs
+from earnings.events import EARNINGS_CHANGED
+from earnings.programs import BaseRate, Rules, Tier
+from infra.clock import FrozenClock
+from infra.db import Database, begin_write
+from infra.ids import new_id
+from infra.outbox import OutboxEvent, record_event
+from partners import service as partners_service
+from partners.models import Partner
+from partners.roles import Principal, Role
+from signals import handlers, maintenance
+from signals.facts import COUNTERS
+from signals.models import SignalFact
+
+START = datetime(2026, 6, 1, 10, tzinfo=UTC)
+
+
+async def _vendor(
+    db: Database, clock: FrozenClock, partners: int
+) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    async with db.transaction() as s:
+        vendor = await partners_service.create_vendor(
+            s, clock, name="Bench", slug=f"bench-{uuid.uuid4().hex[:6]}"
+        )
+        admin = Principal(vendor_id=vendor.id, role=Role.VENDOR_ADMIN)
+        rules = Rules(base_rates=(BaseRate(800),), tiers=(Tier("Silver", 1_000_000, 100),))
+        await programs.create_program(
+            s, admin, clock, name="Bench", currency="USD", rules=rules,
+            effective_from=START - timedelta(days=400),
+        )  # fmt: skip
+        rows = [
+            Partner(vendor_id=vendor.id, name=f"P{i:05d}", region="EMEA", created_at=clock.now())
+            for i in range(partners)
+        ]
+        table = Partner.__table__  # type: ignore[attr-defined]
+        for i in range(0, len(rows), 2000):
+            await s.execute(table.insert(), [r.model_dump() for r in rows[i : i + 2000]])
+    return vendor.id, [r.id for r in rows]
+
+
+async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> None:
+    await migrations.upgrade(url)
+    db = Database(url)
+    clock = FrozenClock(START)
+    vendor_id, partner_ids = await _vendor(db, clock, partners)
+    rng = random.Random(7)
+    # 90 days of history per partner: facts (a sale every third day) and today's snapshot.
+    async with db.transaction() as s:
+        rows: list[dict[str, Any]] = []
+        for p in partner_ids:
+            for d in range(1, 91, 3):
+                rows.append(
+                    {"partner_id": p, "day": (START - timedelta(days=d)).date(),
+                     "vendor_id": vendor_id, "currency": "USD",
+                     **dict.fromkeys(COUNTERS, 0), "sales": 1, "sales_minor": 50_000,
+                     "earnings_minor": 4_000, "margin_minor": 20_000, "response_seconds": []}
+                )  # fmt: skip
+        await s.execute(SignalFact.__table__.insert(), rows)  # type: ignore[attr-defined]
+        await begin_write(s)
+        await maintenance.take(s, clock, vendor_id, "USD", partner_ids, [START.date()])
+    signals = build_claim_signals()
+    # Approvals: a SaleApproved (credited by earnings, not measured) and the claim's state
+    # notice; crediting records EarningsChanged.
+    approved: list[OutboxEvent] = []
+    notices: list[OutboxEvent] = []
+    async with db.transaction() as s:
+        for i in range(approvals):
+            clock.set(START + timedelta(seconds=20 * i))
+            partner = rng.choice(partner_ids)
+            claim_id = uuid.uuid4()
+            sale = SaleApproved(
+                claim_id=claim_id, partner_id=partner, rep_user_id=None, region="EMEA",
+                currency="USD", amount_minor=91_800, lines=[Line("NW-AP-6E", 2, 91_800)],
+                sold_at=clock.now(), approved_at=clock.now(),
+            )  # fmt: skip
+            approved.append(
+                await record_event(
+                    s,
+                    clock,
+                    vendor_id=vendor_id,
+                    type=sale.type,
+                    aggregate_id=claim_id,
+                    payload=sale.to_payload(),
+                )  # fmt: skip
+            )
+            state = SaleClaimStateChanged(claim_id, partner, None, "APPROVED")
+            notices.append(
+                await record_event(
+                    s,
+                    clock,
+                    vendor_id=vendor_id,
+                    type=state.type,
+                    aggregate_id=claim_id,
+                    payload=state.to_payload(),
+                )  # fmt: skip
+            )
+    for i in range(0, len(approved), run):
+        clock.set(approved[i].occurred_at)
+        await ledger.credit_many(db, clock, approved[i : i + run], signals=signals)
+    async with db.session() as s:
+        changed = [
+            e for e in await s.exec(select(OutboxEvent).where(OutboxEvent.type == EARNINGS_CHANGED))
+        ]
+    changed.sort(key=lambda e: e.id)
+    # The dispatcher's order: each approval's notice, then (after crediting) its
+    # EarningsChanged; runs of ``run`` events.
+    stream: list[OutboxEvent] = [e for pair in zip(notices, changed, strict=True) for e in pair]
+    cpu = wall = 0.0
+    for i in range(0, len(stream), run):
+        batch = stream[i : i + run]
+        clock.set(batch[-1].occurred_at)
+        c0, w0 = time.process_time(), time.perf_counter()
+        await handlers.apply(db, clock, batch)
+        cpu += time.process_time() - c0
+        wall += time.perf_counter() - w0
+    await db.dispose()
+    print(f"database: {url.split(':')[0]}; {partners} partners with 90 days of facts")
+    print(
+        f"{approvals} approvals ({len(stream)} signal events) in runs of {run}: "
+        f"CPU {1000 * cpu / approvals:.3f} ms per approval, wall {1000 * wall / approvals:.3f} ms"
+    )
+
+
+async def rebuild_bench(url: str, partners: int, entries: int) -> None:
+    await migrations.upgrade(url)
+    db = Database(url)
+    clock = FrozenClock(START)
+    began = time.perf_counter()
+    vendor_id, partner_ids = await _vendor(db, clock, partners)
+    async with db.session() as s:
+        program_id, version_id = (
+            await s.execute(text("SELECT program_id, id FROM earning_program_version LIMIT 1"))
+        ).one()
+    rng = random.Random(11)
+    sources: list[tuple[Any, ...]] = []
+    lines: list[tuple[Any, ...]] = []
+    lines_json = json.dumps([{"sku": "NW-AP-6E", "units": 1, "amount_minor": 45_900}])
+    sales = entries // 2
+    for i in range(sales):
+        partner = partner_ids[i % partners]
+        at = START - timedelta(seconds=rng.randrange(180 * 86_400))
+        source_id, event_id = new_id(), uuid.uuid4()
+        amount = rng.randrange(10_000, 200_000)
+        sources.append((source_id, vendor_id, partner, event_id, "SALE_APPROVED", amount,
+                        amount * 2 // 5, lines_json, at, at))  # fmt: skip
+        kinds = (("COMMISSION", amount * 8 // 100), ("TIER_UPLIFT", amount // 100))
+        if i % 10 == 9:  # refunded a week later: the reversal's source and clawbacks
+            back = at + timedelta(days=7)
+            rev_id, rev_event = new_id(), uuid.uuid4()
+            sources.append((rev_id, vendor_id, partner, rev_event, "SALE_REVERSED", -amount,
+                            -(amount * 2 // 5), lines_json, back, back))  # fmt: skip
+            lines.append((new_id(), vendor_id, partner, rev_id, rev_event, program_id,
+                          version_id, "CLAWBACK", "COMMISSION:", -kinds[0][1], back))  # fmt: skip
+            kinds = kinds[:1] + (("TIER_UPLIFT", kinds[1][1]),)
+            lines.append((new_id(), vendor_id, partner, source_id, event_id, program_id,
+                          version_id, kinds[1][0], "", kinds[1][1], at))  # fmt: skip
+            lines.append((new_id(), vendor_id, partner, source_id, event_id, program_id,
+                          version_id, kinds[0][0], "", kinds[0][1], at))  # fmt: skip
+            continue
+        for kind, value in kinds:
+            lines.append((new_id(), vendor_id, partner, source_id, event_id, program_id,
+                          version_id, kind, "", value, at))  # fmt: skip
+    lines = lines[:entries]
+    async with db.transaction() as s:
+        raw = (await (await s.connection()).get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.copy_records_to_table(
+            "earning_source",
+            records=[(sid, v, p, None, e, t, None, None, "EMEA", "USD", r, m, ln, "", eff, cred)
+                     for sid, v, p, e, t, r, m, ln, eff, cred in sources],
+            columns=["id", "vendor_id", "partner_id", "rep_user_id", "source_event_id",
+                     "source_type", "subject_id", "reverses_event_id", "region", "currency",
+                     "revenue_minor", "margin_minor", "lines", "note", "effective_at",
+                     "credited_at"],
+        )  # fmt: skip
+        await raw.copy_records_to_table(
+            "earning_entry",
+            records=[(eid, v, p, None, sid, ev, prog, ver, kind, key, amt, "USD", "bench", "{}",
+                      at, at) for eid, v, p, sid, ev, prog, ver, kind, key, amt, at in lines],
+            columns=["id", "vendor_id", "partner_id", "rep_user_id", "source_id",
+                     "source_event_id", "program_id", "program_version_id", "kind", "line_key",
+                     "amount_minor", "currency", "rule", "inputs", "effective_at", "booked_at"],
+        )  # fmt: skip
+        await s.execute(text("ANALYZE earning_source"))
+        await s.execute(text("ANALYZE earning_entry"))
+    loaded = time.perf_counter() - began
+    c0, w0 = time.process_time(), time.perf_counter()
+    async with db.transaction() as s:
+        await begin_write(s)
+        facts, snapshots = await maintenance.rebuild(s, clock, vendor_id)
+    cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+    await db.dispose()
+    print(f"database: {url.split(':')[0]}; loaded {partners} partners, {len(sources)} credited "
+          f"sources, {len(lines)} ledger entries in {loaded:.1f} s")  # fmt: skip
+    print(f"rebuild: {facts} partner-days of facts, {snapshots} snapshots in {wall:.1f} s "
+          f"(client CPU {cpu:.1f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["handlers", "rebuild"])
+    parser.add_argument("--url", default=None)
+    parser.add_argument("--approvals", type=int, default=1000)
+    parser.add_argument("--run", type=int, default=20, help="Events per handler run.")
+    parser.add_argument("--partners", type=int, default=None)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    args = parser.parse_args()
+    url = args.url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    if args.what == "handlers":
+        asyncio.run(handlers_bench(url, args.approvals, args.run, args.partners or 200))
+    else:
+        if not url.startswith("postgresql"):
+            parser.error("the rebuild benchmark loads with COPY: give a PostgreSQL --url")
+        asyncio.run(rebuild_bench(url, args.partners or 10_000, args.entries))

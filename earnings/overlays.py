@@ -1,0 +1,115 @@
+"""Rate overlays: a temporary plus or minus on what a program pays one partner, placed by
+another part of the product (an incentive rule's firing) through this service, and paid
+by crediting (``earnings.ledger``) as a RATE_OVERLAY entry that names it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from earnings.errors import EarningsErrorCode
+from earnings.models import EarningEntry, Program, RateOverlay
+from infra.clock import Clock
+from infra.errors import DomainError
+
+# The largest change an overlay may make to a program's rate, either way (10 points).
+MAX_OVERLAY_BP = 1_000
+
+
+def check_delta(delta_bp: int, field: str = "delta_bp") -> None:
+    if delta_bp == 0:
+        raise DomainError(EarningsErrorCode.INVALID_RATE, "An overlay changes the rate.", field)
+    if abs(delta_bp) > MAX_OVERLAY_BP:
+        raise DomainError(
+            EarningsErrorCode.OVERLAY_BEYOND_CAP,
+            f"An overlay changes a rate by at most {MAX_OVERLAY_BP} basis points either way.",
+            field,
+        )
+
+
+async def add_overlay(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    program: Program,
+    partner_id: uuid.UUID,
+    delta_bp: int,
+    ends_at: datetime,
+    source: str,
+    source_id: uuid.UUID,
+    label: str,
+) -> RateOverlay:
+    """An overlay from now until ``ends_at`` on the program for the partner (the caller has
+    read ``program`` as the partner's vendor's)."""
+    check_delta(delta_bp)
+    now = clock.now()
+    overlay = RateOverlay(
+        vendor_id=program.vendor_id, program_id=program.id, partner_id=partner_id,
+        delta_bp=delta_bp,
+        starts_at=now, ends_at=ends_at, source=source[:32], source_id=source_id,
+        label=label[:200], created_at=now,
+    )  # fmt: skip
+    session.add(overlay)  # flushed by the caller (a rule run flushes its firings at once)
+    return overlay
+
+
+async def end_overlays(
+    session: AsyncSession, clock: Clock, *, overlay_ids: Collection[uuid.UUID]
+) -> list[RateOverlay]:
+    """End now those of these overlays that are still running (sales effective from now on
+    no longer get them). Returns those ended."""
+    if not overlay_ids:
+        return []
+    now = clock.now()
+    rows = list(
+        await session.exec(
+            select(RateOverlay).where(
+                col(RateOverlay.id).in_(list(overlay_ids)),
+                col(RateOverlay.ended_at).is_(None),
+                col(RateOverlay.ends_at) > now,
+            )
+        )
+    )
+    for overlay in rows:
+        overlay.ended_at = now
+        session.add(overlay)
+    await session.flush()
+    return rows
+
+
+async def overlays_at(
+    session: AsyncSession, vendor_id: uuid.UUID, partner_id: uuid.UUID, at: datetime
+) -> list[RateOverlay]:
+    """The partner's overlays in force at ``at`` (a sale's effective time)."""
+    rows = await session.exec(
+        select(RateOverlay)
+        .where(
+            RateOverlay.vendor_id == vendor_id,
+            RateOverlay.partner_id == partner_id,
+            col(RateOverlay.starts_at) <= at,
+            col(RateOverlay.ends_at) > at,
+            or_(col(RateOverlay.ended_at).is_(None), col(RateOverlay.ended_at) > at),
+        )
+        .order_by(col(RateOverlay.starts_at), col(RateOverlay.id))
+    )
+    return list(rows)
+
+
+async def paid_by_sources(
+    session: AsyncSession, *, source: str, source_ids: Collection[uuid.UUID]
+) -> int:
+    """What the overlays of these sources have paid so far (minor units; clawbacks of
+    their entries are not netted: a budget counts what was paid out)."""
+    if not source_ids:
+        return 0
+    total = await session.scalar(
+        select(func.coalesce(func.sum(EarningEntry.amount_minor), 0))
+        .join(RateOverlay, col(RateOverlay.id) == col(EarningEntry.overlay_id))
+        .where(RateOverlay.source == source, col(RateOverlay.source_id).in_(list(source_ids)))
+    )
+    return int(total or 0)

@@ -1,0 +1,351 @@
+"""What a rule does when it fires: the actions, their validation, and applying them.
+
+Every action is placed through the service of the domain that owns its effect: a group
+window through ``partners.groups``, a rate overlay through ``earnings.overlays`` (so that
+crediting pays it and the entry names it), a payout review through ``earnings.reviews``;
+a recommendation is this domain's own row, and vendor staff are told through the
+``RuleFired`` outbox event. Each application returns an outcome (what was placed, until
+when, the estimated cost) that the firing keeps."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from earnings import overlays, programs, reviews
+from earnings.errors import EarningsErrorCode
+from earnings.models import Program, ProgramKind
+from earnings.rounding import apply_bp
+from incentives.errors import RuleErrorCode
+from incentives.models import RuleRecommendation
+from infra.clock import Clock
+from infra.errors import DomainError, DomainErrors
+from partners import groups
+from partners.group_models import PartnerGroup
+
+SOURCE = "incentive_rule"  # what earnings records as the source of overlays and reviews
+MAX_DAYS = 366
+
+
+class ActionKind(StrEnum):
+    GROUP_WINDOW = "GROUP_WINDOW"  # into a group (a promotion tier) for a window
+    RATE_OVERLAY = "RATE_OVERLAY"  # +/- basis points on a program for a window
+    PAYOUT_HOLD = "PAYOUT_HOLD"  # hold payouts for review, with the partner's reason
+    RECOMMEND = "RECOMMEND"  # recommend an action to the partner
+    NOTIFY_STAFF = "NOTIFY_STAFF"  # tell vendor staff (the RuleFired event)
+
+
+# Actions a partner sees the effect of (and so reads an explanation of).
+PARTNER_VISIBLE = frozenset(
+    {ActionKind.GROUP_WINDOW, ActionKind.RATE_OVERLAY, ActionKind.PAYOUT_HOLD,
+     ActionKind.RECOMMEND}
+)  # fmt: skip
+RATE_ACTIONS = frozenset({ActionKind.RATE_OVERLAY})
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    days: int = 30
+    group_id: uuid.UUID | None = None
+    program_id: uuid.UUID | None = None
+    delta_bp: int = 0
+    partner_reason: str = ""
+    title: str = ""
+    text: str = ""
+    link: str | None = None
+    code: str | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind.value, "days": self.days}
+        if self.group_id:
+            data["group_id"] = str(self.group_id)
+        if self.program_id:
+            data["program_id"] = str(self.program_id)
+        if self.delta_bp:
+            data["delta_bp"] = self.delta_bp
+        for name in ("partner_reason", "title", "text", "message"):
+            if getattr(self, name):
+                data[name] = getattr(self, name)
+        if self.link:
+            data["link"] = self.link
+        if self.code:
+            data["code"] = self.code
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Action:
+        return cls(
+            kind=ActionKind(data["kind"]),
+            days=int(data.get("days", 30)),
+            group_id=uuid.UUID(data["group_id"]) if data.get("group_id") else None,
+            program_id=uuid.UUID(data["program_id"]) if data.get("program_id") else None,
+            delta_bp=int(data.get("delta_bp", 0)),
+            partner_reason=str(data.get("partner_reason", "")),
+            title=str(data.get("title", "")),
+            text=str(data.get("text", "")),
+            link=data.get("link"),
+            code=data.get("code"),
+            message=str(data.get("message", "")),
+        )
+
+
+async def validate(
+    session: AsyncSession, vendor_id: uuid.UUID, actions: Sequence[Action], field: str = "actions"
+) -> list[Action]:
+    """Check every action (its group or program is the vendor's, its window, its words);
+    raise every problem at once."""
+    if not actions:
+        raise DomainError(RuleErrorCode.NO_ACTIONS, "Give the rule at least one action.", field)
+    errors: list[DomainError] = []
+
+    def bad(code: RuleErrorCode, message: str, path: str) -> None:
+        errors.append(DomainError(code, message, path))
+
+    out: list[Action] = []
+    for i, action in enumerate(actions):
+        path = f"{field}.{i}"
+        if not 1 <= action.days <= MAX_DAYS:
+            bad(RuleErrorCode.INVALID_WINDOW, f"A window of 1 to {MAX_DAYS} days.", f"{path}.days")
+        match action.kind:
+            case ActionKind.GROUP_WINDOW:
+                group = (
+                    await session.get(PartnerGroup, action.group_id) if action.group_id else None
+                )
+                if group is None or group.vendor_id != vendor_id or group.archived_at is not None:
+                    bad(RuleErrorCode.NOT_FOUND, "No such group.", f"{path}.group_id")
+            case ActionKind.RATE_OVERLAY:
+                program = (
+                    await session.get(Program, action.program_id) if action.program_id else None
+                )
+                if program is None or program.vendor_id != vendor_id:
+                    bad(RuleErrorCode.NOT_FOUND, "No such program.", f"{path}.program_id")
+                try:
+                    overlays.check_delta(action.delta_bp, f"{path}.delta_bp")
+                except DomainError as error:
+                    code = (
+                        RuleErrorCode.OVERLAY_BEYOND_CAP
+                        if error.code == EarningsErrorCode.OVERLAY_BEYOND_CAP
+                        else RuleErrorCode.INVALID_ACTION
+                    )
+                    bad(code, error.message, f"{path}.delta_bp")
+            case ActionKind.PAYOUT_HOLD:
+                if not action.partner_reason.strip():
+                    bad(RuleErrorCode.REQUIRED, "Say why, in words the partner reads.",
+                        f"{path}.partner_reason")  # fmt: skip
+                elif len(action.partner_reason) > 500:
+                    bad(RuleErrorCode.TOO_LONG, "At most 500 characters.", f"{path}.partner_reason")
+            case ActionKind.RECOMMEND:
+                if not action.title.strip() or not action.text.strip():
+                    bad(RuleErrorCode.REQUIRED, "A recommendation has a title and a text.",
+                        f"{path}.title")  # fmt: skip
+                elif len(action.title) > 200 or len(action.text) > 2000:
+                    bad(RuleErrorCode.TOO_LONG, "A title of at most 200 characters, a text of "
+                        "at most 2000.", f"{path}.text")  # fmt: skip
+                if action.link and not action.link.startswith(("https://", "http://", "/")):
+                    bad(RuleErrorCode.INVALID_ACTION, "A link is an http(s) URL or a path.",
+                        f"{path}.link")  # fmt: skip
+                if (action.link and len(action.link) > 500) or (
+                    action.code and len(action.code) > 100
+                ):
+                    bad(RuleErrorCode.TOO_LONG, "A link of at most 500 characters, a code of "
+                        "at most 100.", f"{path}.link")  # fmt: skip
+            case ActionKind.NOTIFY_STAFF:
+                if len(action.message) > 500:
+                    bad(RuleErrorCode.TOO_LONG, "At most 500 characters.", f"{path}.message")
+        out.append(action)
+    if errors:
+        raise DomainErrors(errors)
+    return out
+
+
+# ------------------------------------------------------------------------------ estimates
+
+
+async def group_programs(
+    session: AsyncSession, vendor_id: uuid.UUID, group_id: uuid.UUID, at: datetime
+) -> list[tuple[Program, int]]:
+    """The BONUS programs targeting the group and their default rate at ``at`` (what being
+    in the group pays on top)."""
+    found = []
+    for program in await programs.vendor_programs(session, vendor_id):
+        if program.kind is not ProgramKind.BONUS or str(group_id) not in program.target_group_ids:
+            continue
+        version = programs.version_in_force(await programs.versions_of(session, program.id), at)
+        if version is None:
+            continue
+        rate = programs.Rules.from_json(version.rules).base_rate_for("", "")
+        if rate is not None and rate.rate_bp:
+            found.append((program, rate.rate_bp))
+    return found
+
+
+def projected_revenue(values: Mapping[str, Any], days: int) -> int:
+    """The revenue a window of ``days`` is expected to bring: the trailing 30 days' pace."""
+    revenue = values.get("revenue_30d")
+    if not isinstance(revenue, int) or isinstance(revenue, bool) or revenue <= 0:
+        return 0
+    return revenue * days // 30
+
+
+@dataclass
+class Context:
+    """What applying (or estimating) a rule's actions needs besides the action."""
+
+    session: AsyncSession
+    clock: Clock
+    vendor_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    firing_id: uuid.UUID
+    partner_id: uuid.UUID
+    values: Mapping[str, Any]
+    budget_left_minor: int | None  # None: no cap
+    group_rates: dict[uuid.UUID, list[tuple[Program, int]]]
+    # Rows that name the firing, added once the firing is written.
+    pending: list[RuleRecommendation] = field(default_factory=list)
+    # The groups and programs actions name, read once per run (the identity map is weak).
+    rows: dict[uuid.UUID, Any] = field(default_factory=dict)
+    # Statements not yet paid, by partner, read at once for a run's payout holds.
+    open_statements: dict[uuid.UUID, list[Any]] | None = None
+
+    async def group(self, group_id: uuid.UUID) -> PartnerGroup:
+        if group_id not in self.rows:
+            self.rows[group_id] = await self.session.get(PartnerGroup, group_id)
+        found = self.rows[group_id]
+        if found is None or found.vendor_id != self.vendor_id:
+            raise DomainError(RuleErrorCode.NOT_FOUND, "No such group.", "group_id")
+        return found  # type: ignore[no-any-return]
+
+    async def program(self, program_id: uuid.UUID) -> Program:
+        if program_id not in self.rows:
+            self.rows[program_id] = await self.session.get(Program, program_id)
+        found = self.rows[program_id]
+        if found is None or found.vendor_id != self.vendor_id:
+            raise DomainError(RuleErrorCode.NOT_FOUND, "No such program.", "program_id")
+        return found  # type: ignore[no-any-return]
+
+
+async def estimate(ctx: Context, action: Action) -> int:
+    """The estimated incentive cost of the action over its window (minor units)."""
+    revenue = projected_revenue(ctx.values, action.days)
+    if action.kind is ActionKind.RATE_OVERLAY:
+        return apply_bp(revenue, action.delta_bp)
+    if action.kind is ActionKind.GROUP_WINDOW and action.group_id is not None:
+        rates = await _rates(ctx, action.group_id)
+        return sum(apply_bp(revenue, bp) for _, bp in rates)
+    return 0
+
+
+async def _rates(ctx: Context, group_id: uuid.UUID) -> list[tuple[Program, int]]:
+    if group_id not in ctx.group_rates:
+        ctx.group_rates[group_id] = await group_programs(
+            ctx.session, ctx.vendor_id, group_id, ctx.clock.now()
+        )
+    return ctx.group_rates[group_id]
+
+
+async def apply(ctx: Context, action: Action) -> dict[str, Any]:
+    """Place the action's effect; the outcome the firing records."""
+    now = ctx.clock.now()
+    until = now + timedelta(days=action.days)
+    outcome: dict[str, Any] = {"kind": action.kind.value, "until": until.isoformat()}
+    outcome["estimated_cost_minor"] = await estimate(ctx, action)
+    by = f"rule:{ctx.rule_id}"
+    match action.kind:
+        case ActionKind.GROUP_WINDOW:
+            assert action.group_id is not None
+            group = await ctx.group(action.group_id)
+            window = await groups.open_window(
+                ctx.session, ctx.clock, group=group, partner_id=ctx.partner_id, until=until,
+                reason=f"Rule {ctx.rule_name}", by=by,
+            )  # fmt: skip
+            outcome |= {
+                "membership_id": str(window.id), "group_id": str(action.group_id),
+                "group_name": group.name,
+                "programs": [
+                    {"name": p.name, "rate_bp": bp} for p, bp in await _rates(ctx, action.group_id)
+                ],
+            }  # fmt: skip
+        case ActionKind.RATE_OVERLAY:
+            assert action.program_id is not None
+            if ctx.budget_left_minor is not None and ctx.budget_left_minor <= 0:
+                outcome["skipped"] = "BUDGET_REACHED"
+                outcome["estimated_cost_minor"] = 0
+                return outcome
+            program = await ctx.program(action.program_id)
+            overlay = await overlays.add_overlay(
+                ctx.session, ctx.clock, program=program, partner_id=ctx.partner_id,
+                delta_bp=action.delta_bp, ends_at=until, source=SOURCE, source_id=ctx.rule_id,
+                label=ctx.rule_name,
+            )  # fmt: skip
+            outcome |= {
+                "overlay_id": str(overlay.id), "program_id": str(action.program_id),
+                "program_name": program.name, "delta_bp": action.delta_bp,
+            }  # fmt: skip
+        case ActionKind.PAYOUT_HOLD:
+            review, held = await reviews.place_review(
+                ctx.session, ctx.clock, vendor_id=ctx.vendor_id, partner_id=ctx.partner_id,
+                partner_note=action.partner_reason,
+                internal_note=f"Rule {ctx.rule_name} fired (firing {ctx.firing_id}).",
+                ends_at=until, source=SOURCE, source_id=ctx.rule_id,
+                open_statements=None if ctx.open_statements is None
+                else ctx.open_statements.get(ctx.partner_id, []),
+            )  # fmt: skip
+            outcome |= {
+                "review_id": str(review.id), "statements_held": held,
+                "partner_reason": action.partner_reason,
+            }  # fmt: skip
+        case ActionKind.RECOMMEND:
+            recommendation = RuleRecommendation(
+                vendor_id=ctx.vendor_id, partner_id=ctx.partner_id, firing_id=ctx.firing_id,
+                title=action.title, text=action.text, link=action.link, code=action.code,
+                created_at=now, expires_at=until,
+            )  # fmt: skip
+            ctx.pending.append(recommendation)
+            outcome |= {"recommendation_id": str(recommendation.id), "title": action.title}
+        case ActionKind.NOTIFY_STAFF:
+            outcome |= {"message": action.message}
+    return outcome
+
+
+async def undo(session: AsyncSession, clock: Clock, outcomes: Sequence[Mapping[str, Any]]) -> int:
+    """End now what these outcomes placed and is still running (a rollback): group windows,
+    overlays, reviews (holds already placed stay for finance), recommendations. Returns how
+    many effects were ended."""
+
+    def ids(key: str) -> list[uuid.UUID]:
+        return [uuid.UUID(o[key]) for o in outcomes if o.get(key)]
+
+    ended = len(
+        await groups.close_windows(
+            session, clock, membership_ids=ids("membership_id"), reason="rule rolled back",
+            by="incentives",
+        )
+    )  # fmt: skip
+    ended += len(await overlays.end_overlays(session, clock, overlay_ids=ids("overlay_id")))
+    ended += len(await reviews.end_reviews(session, clock, review_ids=ids("review_id")))
+    recommendation_ids = ids("recommendation_id")
+    if recommendation_ids:
+        now = clock.now()
+        rows = await session.exec(
+            select(RuleRecommendation).where(
+                col(RuleRecommendation.id).in_(recommendation_ids),
+                col(RuleRecommendation.withdrawn_at).is_(None),
+                col(RuleRecommendation.expires_at) > now,
+            )
+        )
+        for recommendation in rows:
+            recommendation.withdrawn_at = now
+            session.add(recommendation)
+            ended += 1
+    await session.flush()
+    return ended

@@ -1,0 +1,269 @@
+"""Evaluating active rules and firing them.
+
+A rule's active version is evaluated for the vendor's partners (those of its target group
+when it has one) on one day's signal snapshot (``signals.snapshots.values_at``): when the
+signals it reads change (``handlers``) and once a day (``daily``). A firing is written once
+per (rule version, partner, period): the unique constraint makes a second evaluation of the
+same period — a re-run, or the daily run after the signal handler — write nothing. Each
+firing's actions and its record are written in one savepoint, so a firing that loses a race
+leaves no action behind."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from earnings import overlays, reviews
+from incentives import actions as act
+from incentives.actions import Action, ActionKind
+from incentives.events import RuleFired
+from incentives.expressions import Condition, compile_condition
+from incentives.models import (
+    IncentiveRule,
+    IncentiveRuleVersion,
+    Period,
+    RuleFiring,
+    RuleStatus,
+)
+from infra.audit import record_many
+from infra.clock import Clock
+from infra.ids import new_id
+from infra.outbox import record_events
+from partners.audit_log import AuditEntity
+from partners.groups import member_ids_at
+from signals.definitions import DEFINITIONS
+from signals.snapshots import values_at
+
+Values = dict[uuid.UUID, dict[str, Any]]
+ValuesAt = Callable[[AsyncSession, uuid.UUID, date, Collection[uuid.UUID] | None], Awaitable[Any]]
+
+
+def period_key(period: Period, day: date) -> str:
+    match period:
+        case Period.DAY:
+            return day.isoformat()
+        case Period.WEEK:
+            year, week, _ = day.isocalendar()
+            return f"{year}-W{week:02d}"
+        case Period.MONTH:
+            return f"{day:%Y-%m}"
+    raise ValueError(period)  # pragma: no cover
+
+
+@dataclass
+class Compiled:
+    rule: IncentiveRule
+    version: IncentiveRuleVersion
+    condition: Condition
+    actions: list[Action]
+
+    @classmethod
+    def of(cls, rule: IncentiveRule, version: IncentiveRuleVersion) -> Compiled:
+        return cls(
+            rule, version, compile_condition(version.condition, DEFINITIONS),
+            [Action.from_json(a) for a in version.actions],
+        )  # fmt: skip
+
+
+async def active_rules(
+    session: AsyncSession, vendor_id: uuid.UUID, changed: Collection[str] | None = None
+) -> list[Compiled]:
+    """The vendor's active rules with their active versions; only those reading one of
+    ``changed`` when given."""
+    rows = await session.exec(
+        select(IncentiveRule, IncentiveRuleVersion)
+        .join(
+            IncentiveRuleVersion,
+            col(IncentiveRuleVersion.id) == col(IncentiveRule.active_version_id),
+        )
+        .where(IncentiveRule.vendor_id == vendor_id, IncentiveRule.status == RuleStatus.ACTIVE)
+        .order_by(col(IncentiveRule.created_at), col(IncentiveRule.id))
+    )
+    wanted = set(changed) if changed is not None else None
+    return [
+        Compiled.of(rule, version)
+        for rule, version in rows
+        if wanted is None or wanted & set(version.reads)
+    ]
+
+
+async def eligible(
+    session: AsyncSession, compiled: Compiled, values: Values, clock: Clock
+) -> list[uuid.UUID]:
+    """The partners (of ``values``) for whom the rule's condition holds, in its target
+    group when it has one."""
+    candidates: Collection[uuid.UUID] = values.keys()
+    if compiled.rule.target_group_id is not None:
+        members = set(await session.exec(member_ids_at(compiled.rule.target_group_id, clock.now())))
+        candidates = [p for p in values if p in members]
+    holds = compiled.condition.holds
+    return [p for p in candidates if holds(values[p])]
+
+
+def read_values(compiled: Compiled, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values the condition read (what the firing keeps and the partner's explanation
+    quotes, where visible to it)."""
+    return {name: values.get(name) for name in compiled.condition.reads}
+
+
+@dataclass
+class Evaluation:
+    firings: list[uuid.UUID] = field(default_factory=list)  # the ids of those written
+    already: int = 0  # fired before in the period
+
+
+async def fire(
+    session: AsyncSession,
+    clock: Clock,
+    compiled: Compiled,
+    partner_ids: list[uuid.UUID],
+    values: Values,
+    *,
+    day: date,
+    trigger: str,
+    out: Evaluation,
+) -> None:
+    rule, version = compiled.rule, compiled.version
+    key = period_key(version.period, day)
+    done = set(
+        await session.exec(
+            select(RuleFiring.partner_id).where(
+                RuleFiring.version_id == version.id, RuleFiring.period_key == key
+            )
+        )
+    )
+    budget_left: int | None = None
+    if rule.budget_cap_minor is not None:
+        paid = await overlays.paid_by_sources(session, source=act.SOURCE, source_ids=[rule.id])
+        budget_left = rule.budget_cap_minor - paid
+    group_rates: dict[uuid.UUID, Any] = {}
+    rows: dict[uuid.UUID, Any] = {}
+    todo = [p for p in partner_ids if p not in done]
+    out.already += len(partner_ids) - len(todo)
+    now = clock.now()
+    statements = None
+    if any(a.kind is ActionKind.PAYOUT_HOLD for a in compiled.actions):
+        statements = await reviews.open_statements_of(session, rule.vendor_id, todo)
+
+    async def one(partner_id: uuid.UUID) -> tuple[dict[str, Any], list[Any]]:
+        """Apply the actions; the firing's row, and the rows naming the firing (added once
+        it is written)."""
+        firing_id = new_id()
+        ctx = act.Context(
+            session=session, clock=clock, vendor_id=rule.vendor_id, rule_id=rule.id,
+            rule_name=rule.name, firing_id=firing_id, partner_id=partner_id,
+            values=values[partner_id], budget_left_minor=budget_left, group_rates=group_rates,
+            rows=rows, open_statements=statements,
+        )  # fmt: skip
+        outcomes = [await act.apply(ctx, action) for action in compiled.actions]
+        firing = {
+            "id": firing_id, "vendor_id": rule.vendor_id, "rule_id": rule.id,
+            "version_id": version.id, "version_number": version.number,
+            "partner_id": partner_id, "period_key": key, "signal_day": day.isoformat(),
+            "values": read_values(compiled, values[partner_id]), "outcomes": outcomes,
+            "trigger": trigger, "fired_at": now,
+        }  # fmt: skip
+        return firing, list(ctx.pending)
+
+    async def write(made: list[tuple[dict[str, Any], list[Any]]]) -> None:
+        # The firings in one INSERT (the unique constraint guards each), then the rows that
+        # name them, the RuleFired events and the audit entries.
+        await session.execute(insert(RuleFiring), [firing for firing, _ in made])
+        session.add_all([row for _, pending in made for row in pending])
+        await session.flush()
+        await _announce(session, clock, compiled, [firing for firing, _ in made])
+
+    # All of the rule's firings in one savepoint. Should a concurrent evaluation have
+    # written one meanwhile, the savepoint is undone and each is tried on its own.
+    try:
+        async with session.begin_nested():
+            made = [await one(partner_id) for partner_id in todo]
+            if made:
+                await write(made)
+        out.firings.extend(firing["id"] for firing, _ in made)
+        return
+    except IntegrityError:
+        pass
+    for partner_id in todo:
+        try:
+            async with session.begin_nested():
+                made = [await one(partner_id)]
+                await write(made)
+        except IntegrityError:
+            out.already += 1  # fired by a concurrent evaluation; its savepoint is undone
+            continue
+        out.firings.append(made[0][0]["id"])
+
+
+async def _announce(
+    session: AsyncSession, clock: Clock, compiled: Compiled, firings: list[dict[str, Any]]
+) -> None:
+    """A RuleFired event and an audit entry per firing."""
+    rule, version = compiled.rule, compiled.version
+    notify = [a for a in compiled.actions if a.kind is ActionKind.NOTIFY_STAFF]
+    events, entries = [], []
+    for firing in firings:
+        applied = [o for o in firing["outcomes"] if not o.get("skipped")]
+        fired = RuleFired(
+            firing_id=firing["id"], rule_id=rule.id, rule_name=rule.name,
+            version_id=version.id, version_number=version.number,
+            partner_id=firing["partner_id"], actions=[o["kind"] for o in applied],
+            estimated_cost_minor=sum(int(o.get("estimated_cost_minor", 0)) for o in applied),
+            currency=rule.currency, notify_staff=bool(notify),
+            message=notify[0].message if notify else "", fired_at=firing["fired_at"],
+        )  # fmt: skip
+        events.append((rule.vendor_id, fired.type, firing["partner_id"], fired.to_payload()))
+        entries.append((
+            str(firing["id"]),
+            {
+                "rule": rule.name, "version": version.number,
+                "partner_id": str(firing["partner_id"]), "period": firing["period_key"],
+                "values": firing["values"], "actions": fired.actions,
+                "estimated_cost_minor": fired.estimated_cost_minor,
+            },
+        ))  # fmt: skip
+    await record_events(session, clock, events)
+    await record_many(
+        session, vendor_id=rule.vendor_id, actor=f"rule:{rule.id}",
+        action="incentive_rule.fired", entity_type=AuditEntity.RULE_FIRING,
+        at=clock.now(), entries=entries,
+    )  # fmt: skip
+
+
+async def evaluate_vendor(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    day: date,
+    trigger: str,
+    partner_ids: Collection[uuid.UUID] | None = None,
+    changed: Collection[str] | None = None,
+    values: Values | None = None,
+) -> Evaluation:
+    """Evaluate the vendor's active rules (those reading ``changed``, when given) for the
+    partners (all when None) on ``day``'s signals, and fire them. In the caller's
+    transaction."""
+    out = Evaluation()
+    rules = await active_rules(session, vendor_id, changed)
+    if not rules:
+        return out
+    if values is None:
+        values = await values_at(
+            session, vendor_id, day, list(partner_ids) if partner_ids else None
+        )
+    for compiled in rules:
+        partners = await eligible(session, compiled, values, clock)
+        if partners:
+            await fire(
+                session, clock, compiled, partners, values, day=day, trigger=trigger, out=out
+            )
+    return out

@@ -1,0 +1,51 @@
+"""The events incentives records in the outbox (``infra.events.Event``)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+from infra.events import Event
+
+RULE_FIRED = "RuleFired"
+
+
+@dataclass(frozen=True)
+class RuleFired(Event):
+    """A rule fired for a partner. ``notify_staff`` is set when one of its actions is
+    "notify vendor staff" (notifications tell them); webhooks may forward every firing.
+    ``actions`` are the action kinds applied (those skipped, e.g. over budget, are not);
+    ``estimated_cost_minor`` the estimated incentive cost over their windows."""
+
+    type: ClassVar[str] = RULE_FIRED
+    firing_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    version_id: uuid.UUID
+    version_number: int
+    partner_id: uuid.UUID
+    actions: list[str]
+    estimated_cost_minor: int
+    currency: str
+    notify_staff: bool
+    message: str
+    fired_at: datetime
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            firing_id=uuid.UUID(payload["firing_id"]),
+            rule_id=uuid.UUID(payload["rule_id"]),
+            rule_name=str(payload["rule_name"]),
+            version_id=uuid.UUID(payload["version_id"]),
+            version_number=int(payload["version_number"]),
+            partner_id=uuid.UUID(payload["partner_id"]),
+            actions=[str(a) for a in payload["actions"]],
+            estimated_cost_minor=int(payload["estimated_cost_minor"]),
+            currency=str(payload["currency"]),
+            notify_staff=bool(payload["notify_staff"]),
+            message=str(payload.get("message", "")),
+            fired_at=datetime.fromisoformat(payload["fired_at"]),
+        )

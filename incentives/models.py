@@ -1,0 +1,164 @@
+"""Incentive rules, their versions, their firings and the recommendations they make.
+
+A rule is a name and a status; what it does is in its versions (condition, actions,
+period), each a draft until a second vendor admin approves it. Firings are immutable
+records (the ORM refuses updates and deletes, like the ledger): one per (rule version,
+partner, period), with the signal values read and what each action did."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, event
+from sqlalchemy import Enum as SAEnum
+from sqlmodel import Field, SQLModel
+
+from earnings.models import AppendOnlyError
+from infra.db import UTCDateTime
+from infra.ids import new_id
+
+
+def _enum(enum: type[StrEnum], name: str) -> SAEnum:
+    return SAEnum(enum, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class RuleStatus(StrEnum):
+    DRAFT = "DRAFT"  # no version approved yet
+    ACTIVE = "ACTIVE"  # its active version is evaluated
+    PAUSED = "PAUSED"  # not evaluated until resumed
+
+
+class VersionStatus(StrEnum):
+    DRAFT = "DRAFT"
+    APPROVED = "APPROVED"  # approved once; the rule's active version is one of these
+    DISCARDED = "DISCARDED"  # a draft replaced by a newer draft
+
+
+class Period(StrEnum):
+    """How often a rule may fire for one partner: once per UTC day, ISO week or month."""
+
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+
+
+class IncentiveRule(SQLModel, table=True):
+    __tablename__ = "incentive_rule"
+    __table_args__ = (UniqueConstraint("vendor_id", "name"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", max_length=2000)
+    status: RuleStatus = Field(
+        sa_column=Column(_enum(RuleStatus, "incentive_rule_status"), nullable=False)
+    )
+    active_version_id: uuid.UUID | None = Field(default=None)
+    # Only partners in this group at evaluation are evaluated (a pilot's treatment group).
+    target_group_id: uuid.UUID | None = Field(default=None, foreign_key="partner_group.id")
+    # What its rate overlays may pay in total (minor units of ``currency``); None: no cap.
+    budget_cap_minor: int | None = None
+    currency: str = Field(default="USD", max_length=3)
+    template: str | None = Field(default=None, max_length=64)
+    created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class IncentiveRuleVersion(SQLModel, table=True):
+    __tablename__ = "incentive_rule_version"
+    __table_args__ = (UniqueConstraint("rule_id", "number"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    rule_id: uuid.UUID = Field(foreign_key="incentive_rule.id", index=True)
+    number: int
+    condition: str = Field(max_length=2000)
+    # The signal names the condition reads (what a SignalsChanged event is matched with).
+    reads: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    actions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    period: Period = Field(sa_column=Column(_enum(Period, "incentive_period"), nullable=False))
+    status: VersionStatus = Field(
+        sa_column=Column(_enum(VersionStatus, "incentive_version_status"), nullable=False)
+    )
+    created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    approved_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    approval_reason: str = Field(default="", max_length=2000)
+
+
+class RuleFiring(SQLModel, table=True):
+    """One firing: which version, for whom, in which period, on what values, doing what."""
+
+    __tablename__ = "incentive_rule_firing"
+    __table_args__ = (
+        UniqueConstraint("version_id", "partner_id", "period_key"),
+        Index("ix_incentive_rule_firing_partner", "partner_id", "fired_at"),
+        Index("ix_incentive_rule_firing_rule", "rule_id", "fired_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    rule_id: uuid.UUID = Field(foreign_key="incentive_rule.id")
+    version_id: uuid.UUID = Field(foreign_key="incentive_rule_version.id")
+    version_number: int
+    partner_id: uuid.UUID = Field(foreign_key="partner.id")
+    period_key: str = Field(max_length=16)
+    signal_day: str = Field(max_length=10)  # the snapshot day read (YYYY-MM-DD)
+    values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # One per action: kind, what it did (or why not), ids of what it placed, amounts.
+    outcomes: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    trigger: str = Field(max_length=16)  # SIGNALS or DAILY
+    fired_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class RuleRecommendation(SQLModel, table=True):
+    """An action a rule recommends to a partner, shown until it expires or is withdrawn."""
+
+    __tablename__ = "incentive_recommendation"
+    __table_args__ = (Index("ix_incentive_recommendation_partner", "partner_id", "expires_at"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    partner_id: uuid.UUID = Field(foreign_key="partner.id")
+    firing_id: uuid.UUID = Field(foreign_key="incentive_rule_firing.id", index=True)
+    title: str = Field(max_length=200)
+    text: str = Field(max_length=2000)
+    link: str | None = Field(default=None, max_length=500)
+    code: str | None = Field(default=None, max_length=100)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    withdrawn_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class RuleDailyRun(SQLModel, table=True):
+    """The daily evaluation of a vendor's rules ran for this day (the clock-driven run does
+    each day once)."""
+
+    __tablename__ = "incentive_daily_run"
+    __table_args__ = (UniqueConstraint("vendor_id", "day"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
+    day: str = Field(max_length=10)
+    firings: int = 0
+    ran_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+def _refuse(kind: str) -> Any:
+    def refuse(_mapper: Any, _connection: Any, target: Any) -> None:
+        raise AppendOnlyError(f"{type(target).__name__} rows are immutable ({kind} refused)")
+
+    return refuse
+
+
+event.listen(RuleFiring, "before_update", _refuse("update"))
+event.listen(RuleFiring, "before_delete", _refuse("delete"))

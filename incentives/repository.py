@@ -1,0 +1,118 @@
+"""Which incentive rows a caller may read: rules, versions and firings are vendor-side
+(vendor staff of the rule's vendor; a channel manager only the firings of its assigned
+partners); partner users read only the firings and recommendations addressed to their own
+partner, as explanations (``explanations``) — never the rule, its condition or values."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from sqlalchemy import false
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
+
+from incentives.models import IncentiveRule, IncentiveRuleVersion, RuleFiring
+from incentives.policy import RULES, RuleOp
+from partners.access import scope
+from partners.roles import Principal
+
+
+def readable_rules(principal: Principal) -> SelectOfScalar[IncentiveRule]:
+    if not RULES.allows(principal, RuleOp.READ):
+        return select(IncentiveRule).where(false())
+    return select(IncentiveRule).where(IncentiveRule.vendor_id == principal.vendor_id)
+
+
+def readable_versions(principal: Principal) -> SelectOfScalar[IncentiveRuleVersion]:
+    if not RULES.allows(principal, RuleOp.READ):
+        return select(IncentiveRuleVersion).where(false())
+    return select(IncentiveRuleVersion).where(IncentiveRuleVersion.vendor_id == principal.vendor_id)
+
+
+def readable_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:
+    """Vendor staff: the firings of partners they may read."""
+    if not RULES.allows(principal, RuleOp.READ_FIRINGS):
+        return select(RuleFiring).where(false())
+    return select(RuleFiring).where(scope(principal, RuleFiring.vendor_id, RuleFiring.partner_id))
+
+
+def partner_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:
+    """Partner users: their own partner's firings (to explain; never the rule itself)."""
+    if not principal.is_partner or principal.partner_id is None:
+        return select(RuleFiring).where(false())
+    return select(RuleFiring).where(
+        RuleFiring.vendor_id == principal.vendor_id,
+        RuleFiring.partner_id == principal.partner_id,
+    )
+
+
+async def rules_by_ids(
+    session: AsyncSession, principal: Principal, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, IncentiveRule]:
+    rows = await session.exec(readable_rules(principal).where(col(IncentiveRule.id).in_(ids)))
+    return {r.id: r for r in rows}
+
+
+async def versions_of(
+    session: AsyncSession, principal: Principal, rule_id: uuid.UUID
+) -> list[IncentiveRuleVersion]:
+    rows = await session.exec(
+        readable_versions(principal)
+        .where(IncentiveRuleVersion.rule_id == rule_id)
+        .order_by(col(IncentiveRuleVersion.number))
+    )
+    return list(rows)
+
+
+async def get_version(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID
+) -> IncentiveRuleVersion | None:
+    rows = await session.exec(
+        readable_versions(principal).where(IncentiveRuleVersion.id == version_id)
+    )
+    return rows.first()
+
+
+async def rule_currencies(
+    session: AsyncSession, rule_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The currency of each rule (what a partner's explanation formats money in)."""
+    if not rule_ids:
+        return {}
+    rows = await session.exec(
+        select(IncentiveRule.id, IncentiveRule.currency).where(
+            col(IncentiveRule.id).in_(list(rule_ids))
+        )
+    )
+    return dict(rows.all())
+
+
+async def firings_by_ids(
+    session: AsyncSession, principal: Principal, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, RuleFiring]:
+    rows = await session.exec(readable_firings(principal).where(col(RuleFiring.id).in_(ids)))
+    return {f.id: f for f in rows}
+
+
+async def vendor_rule_currencies(
+    session: AsyncSession, principal: Principal
+) -> dict[uuid.UUID, str]:
+    rows = await session.exec(
+        select(IncentiveRule.id, IncentiveRule.currency).where(
+            IncentiveRule.vendor_id == principal.vendor_id
+        )
+    )
+    return dict(rows.all())
+
+
+async def latest_partner_firings(
+    session: AsyncSession, principal: Principal, limit: int
+) -> list[RuleFiring]:
+    rows = await session.exec(
+        partner_firings(principal)
+        .order_by(col(RuleFiring.fired_at).desc(), col(RuleFiring.id).desc())
+        .limit(limit)
+    )
+    return list(rows)

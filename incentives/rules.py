@@ -1,0 +1,474 @@
+"""Rule governance: create (a first draft), draft a new version, dry run, approve (four
+eyes), pause, resume, roll back, budget. Every change is audited; only vendor admins act.
+
+A version's condition and actions are checked when drafted; it becomes the rule's active
+version only when a second vendor admin approves it with a reason. Rolling back makes an
+earlier approved version active again and ends what the replaced version's firings placed
+and is still running (group windows, overlays, payout reviews, recommendations); holds
+already placed on statements stay for finance to release."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from incentives import actions as act
+from incentives.actions import Action
+from incentives.errors import RuleErrorCode
+from incentives.expressions import compile_condition
+from incentives.models import (
+    IncentiveRule,
+    IncentiveRuleVersion,
+    Period,
+    RuleFiring,
+    RuleStatus,
+    VersionStatus,
+)
+from incentives.policy import RULES, RuleOp
+from incentives.repository import readable_rules, readable_versions
+from incentives.templates import BY_KEY
+from infra.clock import Clock
+from infra.db import begin_write
+from infra.errors import DomainError, DomainErrors
+from infra.money import is_currency
+from partners.audit_log import AuditEntity, log_change
+from partners.group_models import PartnerGroup
+from partners.roles import Principal
+from signals.definitions import DEFINITIONS
+
+MAX_BUDGET_MINOR = 10**12
+
+
+def snapshot(rule: IncentiveRule) -> dict[str, Any]:
+    return {
+        "name": rule.name, "status": rule.status.value,
+        "active_version_id": rule.active_version_id, "target_group_id": rule.target_group_id,
+        "budget_cap_minor": rule.budget_cap_minor, "currency": rule.currency,
+    }  # fmt: skip
+
+
+def version_snapshot(version: IncentiveRuleVersion) -> dict[str, Any]:
+    return {
+        "number": version.number, "condition": version.condition, "actions": version.actions,
+        "period": version.period.value, "status": version.status.value,
+    }  # fmt: skip
+
+
+async def _rule(session: AsyncSession, principal: Principal, rule_id: uuid.UUID) -> IncentiveRule:
+    found = (
+        await session.exec(readable_rules(principal).where(IncentiveRule.id == rule_id))
+    ).first()
+    if found is None:
+        raise DomainError(RuleErrorCode.NOT_FOUND, "No such rule.", "id")
+    return found
+
+
+async def _version(
+    session: AsyncSession, principal: Principal, version_id: uuid.UUID, field: str = "version_id"
+) -> IncentiveRuleVersion:
+    found = (
+        await session.exec(
+            readable_versions(principal).where(IncentiveRuleVersion.id == version_id)
+        )
+    ).first()
+    if found is None:
+        raise DomainError(RuleErrorCode.NOT_FOUND, "No such rule version.", field)
+    return found
+
+
+def _budget(cap: int | None, currency: str, errors: list[DomainError]) -> None:
+    if cap is not None and cap < 0:
+        errors.append(DomainError(
+            RuleErrorCode.NEGATIVE_CAP, "A budget cap is zero or more.", "budget_cap.amount"
+        ))  # fmt: skip
+    elif cap is not None and cap > MAX_BUDGET_MINOR:
+        errors.append(DomainError(
+            RuleErrorCode.INVALID_ACTION, "That budget cap is too large.", "budget_cap.amount"
+        ))  # fmt: skip
+    if not is_currency(currency):
+        errors.append(DomainError(
+            RuleErrorCode.INVALID_CURRENCY, "Use an ISO 4217 currency code like USD.",
+            "budget_cap.currency",
+        ))  # fmt: skip
+
+
+async def _checked(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    condition: str,
+    actions: Sequence[Action],
+    errors: list[DomainError],
+) -> tuple[str, list[str], list[Action]]:
+    reads: list[str] = []
+    try:
+        compiled = compile_condition(condition, DEFINITIONS)
+        condition, reads = compiled.source, list(compiled.reads)
+    except DomainError as bad:
+        errors.append(bad)
+    checked: list[Action] = []
+    try:
+        checked = await act.validate(session, vendor_id, actions)
+    except DomainErrors as bad:
+        errors.extend(bad.errors)
+    except DomainError as bad:
+        errors.append(bad)
+    return condition, reads, checked
+
+
+async def create_rule(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    name: str,
+    description: str = "",
+    condition: str,
+    actions: Sequence[Action],
+    period: Period = Period.WEEK,
+    target_group_id: uuid.UUID | None = None,
+    budget_cap_minor: int | None = None,
+    currency: str = "USD",
+    template: str | None = None,
+) -> IncentiveRule:
+    """A new rule with its first version as a draft (nothing is evaluated until a second
+    vendor admin approves it)."""
+    RULES.require(principal, RuleOp.CREATE)
+    await begin_write(session)
+    errors: list[DomainError] = []
+    name = name.strip()
+    if not name:
+        errors.append(DomainError(RuleErrorCode.REQUIRED, "Give the rule a name.", "name"))
+    elif len(name) > 200:
+        errors.append(DomainError(RuleErrorCode.TOO_LONG, "At most 200 characters.", "name"))
+    if len(description) > 2000:
+        errors.append(
+            DomainError(RuleErrorCode.TOO_LONG, "At most 2000 characters.", "description")
+        )
+    _budget(budget_cap_minor, currency, errors)
+    if target_group_id is not None:
+        group = await session.get(PartnerGroup, target_group_id)
+        if group is None or group.vendor_id != principal.vendor_id or group.archived_at:
+            errors.append(DomainError(RuleErrorCode.NOT_FOUND, "No such group.", "target_group_id"))
+    condition, reads, checked = await _checked(
+        session, principal.vendor_id, condition, actions, errors
+    )
+    if errors:
+        raise DomainErrors(errors)
+    taken = await session.exec(
+        select(IncentiveRule.id).where(
+            IncentiveRule.vendor_id == principal.vendor_id, IncentiveRule.name == name
+        )
+    )
+    if taken.first() is not None:
+        raise DomainError(RuleErrorCode.DUPLICATE_NAME, "A rule with this name exists.", "name")
+    now = clock.now()
+    rule = IncentiveRule(
+        vendor_id=principal.vendor_id, name=name, description=description,
+        status=RuleStatus.DRAFT, target_group_id=target_group_id,
+        budget_cap_minor=budget_cap_minor, currency=currency, template=template,
+        created_by_id=principal.user_id, created_at=now, updated_at=now,
+    )  # fmt: skip
+    session.add(rule)
+    await session.flush()
+    version = _new_version(rule, 1, condition, reads, checked, period, principal, now)
+    session.add(version)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.created",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
+        after=snapshot(rule) | {"draft": version_snapshot(version)},
+    )  # fmt: skip
+    return rule
+
+
+def _new_version(
+    rule: IncentiveRule,
+    number: int,
+    condition: str,
+    reads: list[str],
+    actions: list[Action],
+    period: Period,
+    principal: Principal,
+    now: Any,
+) -> IncentiveRuleVersion:
+    return IncentiveRuleVersion(
+        vendor_id=rule.vendor_id, rule_id=rule.id, number=number, condition=condition,
+        reads=reads, actions=[a.to_json() for a in actions], period=period,
+        status=VersionStatus.DRAFT, created_by_id=principal.user_id, created_at=now,
+    )  # fmt: skip
+
+
+async def draft_version(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    rule_id: uuid.UUID,
+    condition: str,
+    actions: Sequence[Action],
+    period: Period = Period.WEEK,
+) -> IncentiveRuleVersion:
+    """A new draft version of the rule (an earlier unapproved draft is discarded)."""
+    RULES.require(principal, RuleOp.DRAFT)
+    await begin_write(session)
+    rule = await _rule(session, principal, rule_id)
+    errors: list[DomainError] = []
+    condition, reads, checked = await _checked(session, rule.vendor_id, condition, actions, errors)
+    if errors:
+        raise DomainErrors(errors)
+    versions = list(
+        await session.exec(
+            select(IncentiveRuleVersion).where(IncentiveRuleVersion.rule_id == rule.id)
+        )
+    )
+    for old in versions:
+        if old.status is VersionStatus.DRAFT:
+            old.status = VersionStatus.DISCARDED
+            session.add(old)
+    number = max((v.number for v in versions), default=0) + 1
+    version = _new_version(rule, number, condition, reads, checked, period, principal, clock.now())
+    session.add(version)
+    rule.updated_at = clock.now()
+    session.add(rule)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.drafted",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
+        after={"draft": version_snapshot(version)},
+    )  # fmt: skip
+    return version
+
+
+def _reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise DomainError(RuleErrorCode.REQUIRED, "Give a reason.", "reason")
+    if len(reason) > 2000:
+        raise DomainError(RuleErrorCode.TOO_LONG, "At most 2000 characters.", "reason")
+    return reason
+
+
+async def approve(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    version_id: uuid.UUID,
+    reason: str,
+) -> IncentiveRule:
+    """Four eyes: a vendor admin other than the draft's author approves it with a reason;
+    it becomes the rule's active version (a paused rule stays paused)."""
+    RULES.require(principal, RuleOp.APPROVE)
+    await begin_write(session)
+    version = await _version(session, principal, version_id)
+    reason = _reason(reason)
+    if version.status is not VersionStatus.DRAFT:
+        raise DomainError(RuleErrorCode.NOT_A_DRAFT, "Only a draft is approved.", "version_id")
+    if principal.user_id is None or version.created_by_id == principal.user_id:
+        raise DomainError(
+            RuleErrorCode.SELF_APPROVAL,
+            "Another vendor admin approves a draft, not its author.",
+            "version_id",
+        )
+    rule = await _rule(session, principal, version.rule_id)
+    before = snapshot(rule)
+    now = clock.now()
+    version.status = VersionStatus.APPROVED
+    version.approved_by_id = principal.user_id
+    version.approved_at = now
+    version.approval_reason = reason
+    rule.active_version_id = version.id
+    if rule.status is RuleStatus.DRAFT:
+        rule.status = RuleStatus.ACTIVE
+    rule.updated_at = now
+    session.add(version)
+    session.add(rule)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.approved",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=before,
+        after=snapshot(rule) | {"approved_version": version.number}, reason=reason,
+    )  # fmt: skip
+    return rule
+
+
+async def set_status(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    rule_id: uuid.UUID,
+    pause: bool,
+    reason: str,
+) -> IncentiveRule:
+    """Pause (no evaluation; what it placed runs on) or resume an approved rule."""
+    RULES.require(principal, RuleOp.PAUSE if pause else RuleOp.RESUME)
+    await begin_write(session)
+    rule = await _rule(session, principal, rule_id)
+    reason = _reason(reason)
+    wanted_from = RuleStatus.ACTIVE if pause else RuleStatus.PAUSED
+    if rule.status is not wanted_from:
+        raise DomainError(
+            RuleErrorCode.INVALID_STATUS,
+            f"The rule is {rule.status.value}; only an {wanted_from.value} rule is "
+            f"{'paused' if pause else 'resumed'}.",
+            "id",
+        )
+    before = snapshot(rule)
+    rule.status = RuleStatus.PAUSED if pause else RuleStatus.ACTIVE
+    rule.updated_at = clock.now()
+    session.add(rule)
+    await session.flush()
+    await log_change(
+        session, principal, clock,
+        action="incentive_rule.paused" if pause else "incentive_rule.resumed",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=before,
+        after=snapshot(rule), reason=reason,
+    )  # fmt: skip
+    return rule
+
+
+async def roll_back(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    rule_id: uuid.UUID,
+    to_version: int,
+    reason: str,
+) -> IncentiveRule:
+    """Make an earlier approved version active again, and end what the replaced version's
+    firings placed that still runs."""
+    RULES.require(principal, RuleOp.ROLL_BACK)
+    await begin_write(session)
+    rule = await _rule(session, principal, rule_id)
+    reason = _reason(reason)
+    current = (
+        await session.get(IncentiveRuleVersion, rule.active_version_id)
+        if rule.active_version_id
+        else None
+    )
+    target = (
+        await session.exec(
+            select(IncentiveRuleVersion).where(
+                IncentiveRuleVersion.rule_id == rule.id, IncentiveRuleVersion.number == to_version
+            )
+        )
+    ).first()
+    if (
+        current is None
+        or target is None
+        or target.status is not VersionStatus.APPROVED
+        or target.number >= current.number
+    ):
+        raise DomainError(
+            RuleErrorCode.NOT_AN_EARLIER_VERSION,
+            "Roll back to an approved version older than the active one.",
+            "to_version",
+        )
+    before = snapshot(rule)
+    outcomes = [
+        outcome
+        for firing in await session.exec(
+            select(RuleFiring).where(RuleFiring.version_id == current.id)
+        )
+        for outcome in firing.outcomes
+    ]
+    ended = await act.undo(session, clock, outcomes)
+    rule.active_version_id = target.id
+    rule.updated_at = clock.now()
+    session.add(rule)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.rolled_back",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id,
+        before=before | {"version": current.number},
+        after=snapshot(rule) | {"version": target.number, "effects_ended": ended},
+        reason=reason,
+    )  # fmt: skip
+    return rule
+
+
+async def set_budget(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    rule_id: uuid.UUID,
+    budget_cap_minor: int | None,
+    currency: str,
+) -> IncentiveRule:
+    """Set (None: remove) the cap on what the rule's rate overlays may pay."""
+    RULES.require(principal, RuleOp.SET_BUDGET)
+    await begin_write(session)
+    rule = await _rule(session, principal, rule_id)
+    errors: list[DomainError] = []
+    _budget(budget_cap_minor, currency, errors)
+    if errors:
+        raise DomainErrors(errors)
+    before = snapshot(rule)
+    rule.budget_cap_minor = budget_cap_minor
+    rule.currency = currency
+    rule.updated_at = clock.now()
+    session.add(rule)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.budget_set",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=before,
+        after=snapshot(rule),
+    )  # fmt: skip
+    return rule
+
+
+async def create_from_template(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    key: str,
+    name: str | None = None,
+    group_id: uuid.UUID | None = None,
+    program_id: uuid.UUID | None = None,
+    target_group_id: uuid.UUID | None = None,
+    budget_cap_minor: int | None = None,
+    currency: str = "USD",
+) -> IncentiveRule:
+    """A rule (a draft) from a shipped template, its blanks filled in."""
+    RULES.require(principal, RuleOp.CREATE_FROM_TEMPLATE)
+    template = BY_KEY.get(key)
+    if template is None:
+        raise DomainError(
+            RuleErrorCode.UNKNOWN_TEMPLATE,
+            f"No such template; the templates are: {', '.join(sorted(BY_KEY))}.",
+            "template",
+        )
+    filled = [
+        Action(**{**a.__dict__, "group_id": group_id if a.kind is act.ActionKind.GROUP_WINDOW
+                  else a.group_id,
+                  "program_id": program_id if a.kind is act.ActionKind.RATE_OVERLAY
+                  else a.program_id})
+        for a in template.actions
+    ]  # fmt: skip
+    return await create_rule(
+        session, principal, clock, name=name or template.name,
+        description=template.description, condition=template.condition, actions=filled,
+        period=template.period, target_group_id=target_group_id,
+        budget_cap_minor=budget_cap_minor, currency=currency, template=template.key,
+    )  # fmt: skip
+
+
+def parse_day(raw: str | None, today: date) -> date:
+    if raw is None:
+        return today
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise DomainError(RuleErrorCode.INVALID_DATE, "A date like 2026-12-05.", "date") from None
+    if day > today:
+        raise DomainError(RuleErrorCode.INVALID_DATE, "Today or a past date.", "date")
+    return day

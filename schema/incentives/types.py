@@ -1,0 +1,310 @@
+"""Incentive rule types. Rules, versions and firings are vendor-side; a partner reads only
+``IncentiveExplanation`` and ``RuleRecommendation`` rows addressed to it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import strawberry
+from strawberry import Info, relay
+
+from incentives import repository
+from incentives.actions import Action, ActionKind
+from incentives.dry_run import DryRun
+from incentives.explanations import explain
+from incentives.models import (
+    IncentiveRule,
+    IncentiveRuleVersion,
+    Period,
+    RuleFiring,
+    RuleRecommendation,
+    RuleStatus,
+    VersionStatus,
+)
+from incentives.templates import Template
+from schema.context import Context
+from schema.money import MoneyType
+from schema.relay import global_id, visible_nodes
+
+RuleStatusEnum = strawberry.enum(RuleStatus, description="DRAFT until a version is approved.")
+VersionStatusEnum = strawberry.enum(VersionStatus)
+PeriodEnum = strawberry.enum(
+    Period, name="RulePeriod", description="A rule fires at most once per partner and period."
+)
+ActionKindEnum = strawberry.enum(ActionKind, name="RuleActionKind")
+
+
+@strawberry.type(description="One action of a rule version.")
+class RuleAction:
+    kind: ActionKind
+    days: int = strawberry.field(description="The window (or a recommendation's life).")
+    group_id: strawberry.ID | None
+    program_id: strawberry.ID | None
+    delta_bp: int | None = strawberry.field(description="A rate overlay's change.")
+    partner_reason: str | None = strawberry.field(description="What the partner reads (hold).")
+    title: str | None
+    text: str | None
+    link: str | None
+    code: str | None
+    message: str | None = strawberry.field(description="For vendor staff (notify).")
+
+    @classmethod
+    def of(cls, action: Action) -> RuleAction:
+        return cls(
+            kind=action.kind, days=action.days,
+            group_id=global_id("PartnerGroup", action.group_id) if action.group_id else None,
+            program_id=global_id("Program", action.program_id) if action.program_id else None,
+            delta_bp=action.delta_bp or None, partner_reason=action.partner_reason or None,
+            title=action.title or None, text=action.text or None, link=action.link,
+            code=action.code, message=action.message or None,
+        )  # fmt: skip
+
+
+@strawberry.type(description="A signal value a rule read.")
+class RuleSignalValue:
+    name: str
+    value: str | None = strawberry.field(description="As JSON (a number, true/false); null "
+                                         "when the signal had no value.")  # fmt: skip
+
+
+def signal_values(values: dict[str, Any]) -> list[RuleSignalValue]:
+    return [
+        RuleSignalValue(name=k, value=None if v is None else json.dumps(v))
+        for k, v in sorted(values.items())
+    ]
+
+
+@strawberry.type(name="IncentiveRuleVersion")
+class IncentiveRuleVersionType:
+    id: strawberry.ID
+    number: int
+    condition: str = strawberry.field(description="A CEL expression over signals.")
+    reads: list[str] = strawberry.field(description="The signals the condition reads.")
+    actions: list[RuleAction]
+    period: Period
+    status: VersionStatus
+    created_by_id: strawberry.ID | None
+    created_at: datetime
+    approved_by_id: strawberry.ID | None
+    approved_at: datetime | None
+    approval_reason: str | None
+
+    @classmethod
+    def from_model(cls, version: IncentiveRuleVersion) -> IncentiveRuleVersionType:
+        return cls(
+            id=global_id("IncentiveRuleVersion", version.id), number=version.number,
+            condition=version.condition, reads=list(version.reads),
+            actions=[RuleAction.of(Action.from_json(a)) for a in version.actions],
+            period=version.period, status=version.status,
+            created_by_id=global_id("User", version.created_by_id) if version.created_by_id
+            else None,
+            created_at=version.created_at,
+            approved_by_id=global_id("User", version.approved_by_id) if version.approved_by_id
+            else None,
+            approved_at=version.approved_at, approval_reason=version.approval_reason or None,
+        )  # fmt: skip
+
+
+@strawberry.type(
+    name="IncentiveRule",
+    description="A rule: when its active version's condition holds for a partner, its "
+    "actions fire. Vendor staff only.",
+)
+class IncentiveRuleType(relay.Node):
+    id: relay.NodeID[str]
+    name: str
+    description: str
+    status: RuleStatus
+    template: str | None
+    target_group_id: strawberry.ID | None = strawberry.field(
+        description="Only partners in this group are evaluated (a pilot's treatment)."
+    )
+    budget_cap: MoneyType | None = strawberry.field(
+        description="What its rate overlays may pay in total; null: no cap."
+    )
+    created_at: datetime
+    updated_at: datetime
+    active_version_id: strawberry.Private[uuid.UUID | None]
+
+    resolve_nodes = visible_nodes(repository.rules_by_ids)
+
+    @strawberry.field(description="The version evaluated while the rule is ACTIVE.")
+    async def active_version(self, info: Info[Context, None]) -> IncentiveRuleVersionType | None:
+        if self.active_version_id is None:
+            return None
+        found = await repository.get_version(
+            info.context.session, info.context.caller, self.active_version_id
+        )
+        return IncentiveRuleVersionType.from_model(found) if found else None
+
+    @strawberry.field(description="Every version, oldest first.")
+    async def versions(self, info: Info[Context, None]) -> list[IncentiveRuleVersionType]:
+        rows = await repository.versions_of(
+            info.context.session, info.context.caller, uuid.UUID(self.id)
+        )
+        return [IncentiveRuleVersionType.from_model(v) for v in rows]
+
+    @classmethod
+    def from_model(cls, rule: IncentiveRule) -> IncentiveRuleType:
+        return cls(
+            id=str(rule.id), name=rule.name, description=rule.description, status=rule.status,
+            template=rule.template,
+            target_group_id=global_id("PartnerGroup", rule.target_group_id)
+            if rule.target_group_id else None,
+            budget_cap=MoneyType.of(rule.budget_cap_minor, rule.currency)
+            if rule.budget_cap_minor is not None else None,
+            active_version_id=rule.active_version_id, created_at=rule.created_at,
+            updated_at=rule.updated_at,
+        )  # fmt: skip
+
+
+@strawberry.type(description="What one action of a firing did.")
+class RuleActionOutcome:
+    kind: ActionKind
+    until: datetime
+    skipped: str | None = strawberry.field(
+        description="Why it was not applied (BUDGET_REACHED), else null."
+    )
+    estimated_cost: MoneyType
+    detail: str = strawberry.field(description="What it placed, as JSON (ids, group, program).")
+
+
+@strawberry.type(
+    name="RuleFiring",
+    description="An immutable record of a rule firing for a partner: the version, the signal "
+    "values read, what each action did, when. Vendor staff (a channel manager: its "
+    "partners).",
+)
+class RuleFiringType(relay.Node):
+    id: relay.NodeID[str]
+    rule_id: strawberry.ID
+    version_number: int
+    partner_id: strawberry.ID
+    period: str
+    signal_day: date
+    trigger: str
+    fired_at: datetime
+    values: list[RuleSignalValue]
+    outcomes: list[RuleActionOutcome]
+    explanation: str | None = strawberry.field(
+        description="What the partner reads about it (null when nothing of it is visible "
+        "to the partner)."
+    )
+
+    resolve_nodes = visible_nodes(repository.firings_by_ids)
+
+    @classmethod
+    def from_model(cls, firing: RuleFiring, currency: str = "USD") -> RuleFiringType:
+        return cls(
+            id=str(firing.id), rule_id=global_id("IncentiveRule", firing.rule_id),
+            version_number=firing.version_number,
+            partner_id=global_id("Partner", firing.partner_id), period=firing.period_key,
+            signal_day=date.fromisoformat(firing.signal_day), trigger=firing.trigger,
+            fired_at=firing.fired_at, values=signal_values(firing.values),
+            outcomes=[
+                RuleActionOutcome(
+                    kind=ActionKind(o["kind"]), until=datetime.fromisoformat(o["until"]),
+                    skipped=o.get("skipped"),
+                    estimated_cost=MoneyType.of(int(o.get("estimated_cost_minor", 0)), currency),
+                    detail=json.dumps(
+                        {k: v for k, v in o.items()
+                         if k not in {"kind", "until", "skipped", "estimated_cost_minor"}},
+                        sort_keys=True,
+                    ),
+                )
+                for o in firing.outcomes
+            ],
+            explanation=explain(firing.values, firing.outcomes, currency),
+        )  # fmt: skip
+
+
+@strawberry.type(description="What a rule did that affects you, in plain language.")
+class IncentiveExplanation:
+    fired_at: datetime
+    text: str
+
+
+@strawberry.type(description="An action recommended to you.")
+class RuleRecommendationType:
+    title: str
+    text: str
+    link: str | None
+    code: str | None
+    expires_at: datetime
+
+    @classmethod
+    def from_model(cls, row: RuleRecommendation) -> RuleRecommendationType:
+        return cls(
+            title=row.title, text=row.text, link=row.link, code=row.code,
+            expires_at=row.expires_at,
+        )  # fmt: skip
+
+
+@strawberry.type(description="An action a partner would get, with its estimated cost.")
+class RuleDryRunAction:
+    kind: ActionKind
+    estimated_cost: MoneyType
+
+
+@strawberry.type(description="A partner the version would fire for.")
+class RuleDryRunPartner:
+    partner_id: strawberry.ID
+    partner_name: str
+    values: list[RuleSignalValue]
+    actions: list[RuleDryRunAction]
+
+
+@strawberry.type(description="What a version would do on a day's signals; nothing is written.")
+class RuleDryRun:
+    version_number: int
+    day: date
+    evaluated: int = strawberry.field(description="Partners with signals that day.")
+    firing: int = strawberry.field(description="Partners it would fire for.")
+    estimated_cost: MoneyType = strawberry.field(
+        description="The estimated incentive cost over the actions' windows (rate overlays "
+        "and group programs on the trailing 30 days' revenue pace)."
+    )
+    partners: list[RuleDryRunPartner] = strawberry.field(description="At most 500 listed.")
+
+    @classmethod
+    def of(cls, run: DryRun) -> RuleDryRun:
+        return cls(
+            version_number=run.version_number, day=run.day, evaluated=run.evaluated,
+            firing=run.firing, estimated_cost=MoneyType.of(run.estimated_cost_minor, run.currency),
+            partners=[
+                RuleDryRunPartner(
+                    partner_id=global_id("Partner", p.partner_id), partner_name=p.partner_name,
+                    values=signal_values(p.values),
+                    actions=[
+                        RuleDryRunAction(
+                            kind=ActionKind(kind), estimated_cost=MoneyType.of(cost, run.currency)
+                        )
+                        for kind, cost in p.actions
+                    ],
+                )
+                for p in run.partners
+            ],
+        )  # fmt: skip
+
+
+@strawberry.type(description="A rule template shipped with the product.")
+class RuleTemplate:
+    key: str
+    name: str
+    description: str
+    condition: str
+    period: Period
+    actions: list[RuleAction]
+    needs_group: bool = strawberry.field(description="Give a group (the promotion tier).")
+    needs_program: bool = strawberry.field(description="Give a program (the overlay's).")
+
+    @classmethod
+    def of(cls, t: Template) -> RuleTemplate:
+        return cls(
+            key=t.key, name=t.name, description=t.description, condition=t.condition,
+            period=t.period, actions=[RuleAction.of(a) for a in t.actions],
+            needs_group=t.needs_group, needs_program=t.needs_program,
+        )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The signal feed in GraphQL: ``signals`` and ``signalDefinitions``."""

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import strawberry
+from strawberry import Info
+
+from infra.errors import DomainError
+from schema.context import Context
+from schema.earnings.queries import query_error
+from schema.permissions import allowed
+from schema.relay import row_id
+from schema.signals.types import SignalDayType, SignalDefinitionType
+from signals import reads
+from signals.policy import SIGNALS, SignalsOp
+
+
+@strawberry.type
+class SignalsQuery:
+    @strawberry.field(
+        permission_classes=[allowed(SIGNALS, SignalsOp.READ)],
+        description="A partner's daily signals from 'from' to 'to' (UTC days, inclusive, at "
+        "most 366), oldest first; days before its first snapshot are left out. Partner users "
+        "read their own partner (the default) and the partner-visible signals; vendor staff "
+        "the partners they may see, with the vendor-only signals too. Null for a partner you "
+        "may not see. Bad ranges: INVALID_RANGE, RANGE_TOO_LONG.",
+    )
+    async def signals(
+        self,
+        info: Info[Context, None],
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        partner_id: strawberry.ID | None = None,
+    ) -> list[SignalDayType] | None:
+        ctx = info.context
+        try:
+            days = await reads.partner_signals(
+                ctx.session, ctx.caller,
+                partner_id=None if partner_id is None else row_id(partner_id, "Partner"),
+                first=from_, last=to,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
+        return None if days is None else [SignalDayType.of(d) for d in days]
+
+    @strawberry.field(
+        permission_classes=[allowed(SIGNALS, SignalsOp.READ_DEFINITIONS)],
+        description="Every signal you may read, described in plain words (partner users: "
+        "the partner-visible ones).",
+    )
+    def signal_definitions(self, info: Info[Context, None]) -> list[SignalDefinitionType] | None:
+        return [SignalDefinitionType.of(d) for d in reads.definitions_for(info.context.caller)]

@@ -1,0 +1,1 @@
+"""Signals: daily per-partner performance and engagement figures (docs/signals.md)."""

@@ -1,0 +1,380 @@
+"""Keeping facts and snapshots: one function per way they move.
+
+- ``refresh``: the outbox handlers, for the partners and days a run of events touched
+  (facts recomputed from their sources, then those days' snapshots);
+- ``take_due``: the daily job, for partners without a snapshot of today yet (the windows
+  move and "days since" grows with no event at all);
+- ``rebuild``: ``channelboard signals rebuild``, everything from the source tables.
+
+Each snapshot write records ``SignalsChanged`` with the names whose values changed, in the
+same transaction, so the rules hear of exactly what they read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Exists, delete, func
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import SQLModel, col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from deal_registration.registrations.models import DealTransition
+from deal_registration.sales.models import SaleClaim, SalesSettings
+from earnings.models import CreditedSource, Program, ProgramKind
+from infra.clock import Clock
+from infra.outbox import OutboxEvent
+from partners.models import Partner
+from signals import compute, facts
+from signals.compute import LOOKBACK_DAYS, Fact, History
+from signals.events import SignalsChanged
+from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
+from signals.snapshots import Values, complete
+
+DEFAULT_CURRENCY = "USD"
+# Partners per batch of snapshots (a database's limit on bind parameters is ~32,000).
+CHUNK = 2_000
+
+
+async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
+    """The currency a vendor's money signals are in: that of its program (the oldest BASE
+    program, else the oldest program), else of its claim settings, else USD. Sales,
+    earnings and deals in other currencies are left out, never converted."""
+    programs = list(
+        await session.exec(
+            select(Program.currency, Program.kind)
+            .where(Program.vendor_id == vendor_id)
+            .order_by(col(Program.created_at), col(Program.id))
+        )
+    )
+    for currency, kind in programs:
+        if kind is ProgramKind.BASE:
+            return currency
+    if programs:
+        return programs[0][0]
+    settings = await session.get(SalesSettings, vendor_id)
+    return settings.auto_approve_currency if settings is not None else DEFAULT_CURRENCY
+
+
+async def upsert(
+    session: AsyncSession,
+    model: type[SQLModel],
+    keys: list[str],
+    rows: list[dict[str, Any]],
+    update: list[str] | None = None,
+) -> None:
+    """Insert rows, updating (or, without ``update``, keeping) those whose key exists: a
+    handler, the daily job and another process's activity flush may write the same
+    partner-day at once, and the last to commit wins with values it computed from
+    committed facts."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table = model.__table__  # type: ignore[attr-defined]
+    for i in range(0, len(rows), 2000):
+        stmt = insert(table).values(rows[i : i + 2000])
+        if update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=keys, set_={name: stmt.excluded[name] for name in update}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+        await session.execute(stmt)
+
+
+async def refresh(
+    session: AsyncSession,
+    clock: Clock,
+    vendor_id: uuid.UUID,
+    partner_ids: Collection[uuid.UUID],
+    first: date,
+) -> list[SignalsChanged]:
+    """Recompute the partners' facts from ``first`` to today, then their snapshots: today's,
+    and those already taken of the days since ``first`` (normally none: a handler lags its
+    event by seconds; after a dispatcher outage, the days the daily job took meanwhile)."""
+    today = clock.now().date()
+    first = min(first, today)
+    currency = await signal_currency(session, vendor_id)
+    found = await facts.compute(
+        session, vendor_id, currency, partner_ids=partner_ids, first=first, last=today
+    )
+    await facts.replace(
+        session, vendor_id, currency, found, partner_ids=partner_ids, first=first, last=today
+    )
+    by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
+    by_day[today] = set(partner_ids)
+    if first < today:
+        pairs = await session.exec(
+            select(col(SignalSnapshot.day), col(SignalSnapshot.partner_id)).where(
+                SignalSnapshot.vendor_id == vendor_id,
+                col(SignalSnapshot.partner_id).in_(list(partner_ids)),
+                col(SignalSnapshot.day) >= first,
+                col(SignalSnapshot.day) < today,
+            )
+        )
+        for day, partner_id in pairs:
+            by_day[day].add(partner_id)
+    changes = []
+    for day, ids in sorted(by_day.items()):
+        changes += await take(session, clock, vendor_id, currency, sorted(ids), [day])
+    return changes
+
+
+def has_snapshot(day: date) -> Exists:
+    """The partner (of the enclosing query) has a snapshot of ``day``: a primary-key lookup
+    per partner, where NOT IN would read every snapshot of the day each minute."""
+    return (
+        select(SignalSnapshot.partner_id)
+        .where(col(SignalSnapshot.partner_id) == Partner.id, SignalSnapshot.day == day)
+        .exists()
+    )
+
+
+async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> int:
+    """Take today's snapshot of each of the vendor's partners that has none yet (and
+    re-take yesterday's, which the last minutes' activity may have moved). Returns how
+    many partners were due."""
+    today = clock.now().date()
+    due = list(
+        await session.exec(
+            select(Partner.id).where(Partner.vendor_id == vendor_id, ~has_snapshot(today))
+        )
+    )
+    if not due:
+        return 0
+    currency = await signal_currency(session, vendor_id)
+    await take(session, clock, vendor_id, currency, due, [today - timedelta(days=1), today])
+    return len(due)
+
+
+async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> tuple[int, int]:
+    """Recompute all of a vendor's facts from the source tables, then every snapshot it
+    had (and today's for every partner). Returns (fact rows, snapshots that changed)."""
+    today = clock.now().date()
+    currency = await signal_currency(session, vendor_id)
+    first = await _first_source_day(session, vendor_id) or today
+    found = await facts.compute(
+        session, vendor_id, currency, partner_ids=None, first=first, last=today
+    )
+    # Facts of the vendor older than its first source row (none but by a bug) go too.
+    await session.exec(delete(SignalFact).where(col(SignalFact.vendor_id) == vendor_id))
+    await facts.replace(
+        session, vendor_id, currency, found, partner_ids=None, first=first, last=today
+    )
+    # Every snapshot taken before is re-taken (the history rules read stays complete), and
+    # today's of every partner.
+    pairs = await session.exec(
+        select(col(SignalSnapshot.day), col(SignalSnapshot.partner_id)).where(
+            SignalSnapshot.vendor_id == vendor_id
+        )
+    )
+    by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
+    for day, partner_id in pairs:
+        by_day[day].add(partner_id)
+    by_day[today] |= set(
+        await session.exec(select(Partner.id).where(Partner.vendor_id == vendor_id))
+    )
+    written = 0
+    for day, partner_ids in sorted(by_day.items()):
+        written += len(await take(session, clock, vendor_id, currency, sorted(partner_ids), [day]))
+    return len(found), written
+
+
+async def _first_source_day(session: AsyncSession, vendor_id: uuid.UUID) -> date | None:
+    first = (
+        await session.exec(
+            select(func.min(CreditedSource.credited_at)).where(
+                CreditedSource.vendor_id == vendor_id
+            )
+        )
+    ).first()
+    claims = (
+        await session.exec(
+            select(func.min(SaleClaim.created_at)).where(SaleClaim.vendor_id == vendor_id)
+        )
+    ).first()
+    deals = (
+        await session.exec(
+            select(func.min(DealTransition.at)).where(DealTransition.vendor_id == vendor_id)
+        )
+    ).first()
+    instants = [i for i in (first, claims, deals) if i is not None]
+    return min(facts.as_day(i) for i in instants) if instants else None
+
+
+@dataclass
+class _Loaded:
+    facts: dict[uuid.UUID, list[Fact]]
+    pipeline_before: dict[uuid.UUID, int]
+    first_sale: dict[uuid.UUID, date]
+    last_sale_before: dict[uuid.UUID, date]
+    active: dict[uuid.UUID, list[tuple[date, uuid.UUID]]]
+
+
+async def _load(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_ids: Collection[uuid.UUID],
+    first: date,
+    last: date,
+) -> _Loaded:
+    """Facts of [first - look-back, last], and what lies before that window."""
+    start = first - timedelta(days=LOOKBACK_DAYS - 1)
+    ids = list(partner_ids)
+    mine = col(SignalFact.partner_id).in_(ids)
+    by_partner: dict[uuid.UUID, list[Fact]] = defaultdict(list)
+    # Columns, not ORM rows: this runs for every run of events (the CPU budget is per sale).
+    fact_columns = [getattr(SignalFact, name) for name in facts.COUNTERS]
+    rows = await session.execute(
+        sa_select(
+            col(SignalFact.partner_id), col(SignalFact.day), col(SignalFact.response_seconds),
+            *fact_columns,
+        ).where(
+            col(SignalFact.vendor_id) == vendor_id, mine,
+            col(SignalFact.day) >= start, col(SignalFact.day) <= last,
+        )
+    )  # fmt: skip
+    first_sale: dict[uuid.UUID, date] = {}
+    for partner_id, day, seconds, *counts in rows:
+        day = facts.as_day(day)
+        fact = Fact(day, dict(zip(facts.COUNTERS, counts, strict=True)), tuple(seconds or ()))
+        by_partner[partner_id].append(fact)
+        if fact.counts["sales"] > 0 and (
+            partner_id not in first_sale or day < first_sale[partner_id]
+        ):
+            first_sale[partner_id] = day
+    before = await session.execute(
+        sa_select(
+            col(SignalFact.partner_id), func.sum(col(SignalFact.pipeline_delta_minor)),
+            func.min(col(SignalFact.day)).filter(col(SignalFact.sales) > 0),
+            func.max(col(SignalFact.day)).filter(col(SignalFact.sales) > 0),
+        )
+        .where(col(SignalFact.vendor_id) == vendor_id, mine, col(SignalFact.day) < start)
+        .group_by(col(SignalFact.partner_id))
+    )  # fmt: skip
+    pipeline: dict[uuid.UUID, int] = {}
+    last_before: dict[uuid.UUID, date] = {}
+    for partner_id, total, first_sold, last_sold in before:
+        pipeline[partner_id] = int(total or 0)
+        if first_sold is not None:
+            first_sale[partner_id] = facts.as_day(first_sold)
+        if last_sold is not None:
+            last_before[partner_id] = facts.as_day(last_sold)
+    active: dict[uuid.UUID, list[tuple[date, uuid.UUID]]] = defaultdict(list)
+    users = await session.exec(
+        select(
+            col(SignalActiveUser.partner_id),
+            col(SignalActiveUser.day),
+            col(SignalActiveUser.user_id),
+        ).where(
+            SignalActiveUser.vendor_id == vendor_id,
+            col(SignalActiveUser.partner_id).in_(ids),
+            col(SignalActiveUser.day) >= first - timedelta(days=29),
+            col(SignalActiveUser.day) <= last,
+        )
+    )
+    for partner_id, day, user_id in users:
+        active[partner_id].append((facts.as_day(day), user_id))
+    return _Loaded(by_partner, pipeline, first_sale, last_before, active)
+
+
+def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
+    """What the snapshot of ``day`` reads beyond its windows: the loaded facts start where
+    ``pipeline_before`` and ``last_sale_before`` end."""
+    upto = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
+    pipeline = loaded.pipeline_before.get(partner_id, 0) + sum(
+        f.counts["pipeline_delta_minor"] for f in upto
+    )
+    sale_days = [f.day for f in upto if f.counts["sales"] > 0]
+    last_sale = max(sale_days) if sale_days else loaded.last_sale_before.get(partner_id)
+    active = loaded.active.get(partner_id, [])
+
+    def users(days: int) -> int:
+        since = day - timedelta(days=days - 1)
+        return len({user for d, user in active if since <= d <= day})
+
+    return History(
+        pipeline_minor=pipeline,
+        first_sale=loaded.first_sale.get(partner_id),
+        last_sale=last_sale,
+        active_users_7d=users(7),
+        active_users_30d=users(30),
+    )
+
+
+async def take(
+    session: AsyncSession,
+    clock: Clock,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID],
+    days: Iterable[date],
+) -> list[SignalsChanged]:
+    """Compute and store the partners' snapshots of ``days``; record ``SignalsChanged``
+    for each that changed. Returns those changes."""
+    days = sorted(set(days))
+    if not partner_ids or not days:
+        return []
+    ids = list(partner_ids)
+    if len(ids) > CHUNK:  # bound the IN lists (and the facts held in memory)
+        chunked: list[SignalsChanged] = []
+        for i in range(0, len(ids), CHUNK):
+            chunked += await take(session, clock, vendor_id, currency, ids[i : i + CHUNK], days)
+        return chunked
+    loaded = await _load(session, vendor_id, ids, days[0], days[-1])
+    existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any]]] = {
+        (partner_id, facts.as_day(day)): (currency_, values_)
+        for partner_id, day, currency_, values_ in await session.execute(
+            sa_select(
+                col(SignalSnapshot.partner_id), col(SignalSnapshot.day),
+                col(SignalSnapshot.currency), col(SignalSnapshot.values),
+            ).where(
+                col(SignalSnapshot.vendor_id) == vendor_id,
+                col(SignalSnapshot.partner_id).in_(ids),
+                col(SignalSnapshot.day).in_(days),
+            )
+        )
+    }  # fmt: skip
+    now = clock.now()
+    changes: list[SignalsChanged] = []
+    rows = []
+    for day in days:
+        for partner_id in ids:
+            window = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
+            values = compute.values(day, window, _history(loaded, partner_id, day))
+            old = existing.get((partner_id, day))
+            before: Values = complete(old[1]) if old is not None else {}
+            if old is not None and before == values and old[0] == currency:
+                continue
+            names = [name for name, value in values.items() if before.get(name, ...) != value]
+            changes.append(SignalsChanged(vendor_id, partner_id, day, names))
+            rows.append(
+                {
+                    "partner_id": partner_id, "day": day, "vendor_id": vendor_id,
+                    "currency": currency, "values": values, "computed_at": now,
+                }
+            )  # fmt: skip
+    if not rows:
+        return changes
+    await upsert(
+        session, SignalSnapshot, ["partner_id", "day"], rows, ["currency", "values", "computed_at"]
+    )
+    session.add_all(
+        OutboxEvent(
+            vendor_id=vendor_id,
+            type=change.type,
+            aggregate_id=change.partner_id,
+            payload=change.to_payload(),
+            occurred_at=now,
+            recorded_at=now,
+        )  # fmt: skip
+        for change in changes
+    )
+    await session.flush()
+    return changes

@@ -1,0 +1,70 @@
+"""What callers read of signals: a partner's daily values over a range, only the partners
+the caller may see (``partners.repository.get_readable_partner``) and only the signals its
+role may see (vendor-only ones to vendor staff)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra.errors import DomainError
+from partners.repository import get_readable_partner
+from partners.roles import Principal
+from signals.definitions import DEFINITIONS, SignalDefinition, visible_names
+from signals.errors import SignalsErrorCode as Code
+from signals.policy import SIGNALS, SignalsOp
+from signals.snapshots import Value, complete, history
+
+MAX_RANGE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class SignalDay:
+    day: date
+    currency: str
+    values: list[tuple[SignalDefinition, Value]]
+
+
+def definitions_for(principal: Principal) -> list[SignalDefinition]:
+    SIGNALS.require(principal, SignalsOp.READ_DEFINITIONS)
+    return [DEFINITIONS[name] for name in visible_names(principal.is_vendor_staff)]
+
+
+def check_range(first: date, last: date) -> None:
+    if first > last:
+        raise DomainError(Code.INVALID_RANGE, "'from' is after 'to'.", "from")
+    if (last - first) >= timedelta(days=MAX_RANGE_DAYS):
+        raise DomainError(Code.RANGE_TOO_LONG, f"At most {MAX_RANGE_DAYS} days at a time.", "to")
+
+
+async def partner_signals(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None,
+    first: date,
+    last: date,
+) -> list[SignalDay] | None:
+    """The partner's snapshots from ``first`` to ``last`` (days without one are left out);
+    None for a partner the caller may not see (answered like a missing one). A partner
+    user's partner is its own when not given."""
+    SIGNALS.require(principal, SignalsOp.READ)
+    check_range(first, last)
+    if partner_id is None:
+        if principal.partner_id is None:
+            raise DomainError(Code.PARTNER_REQUIRED, "Name the partner.", "partner_id")
+        partner_id = principal.partner_id
+    partner = await get_readable_partner(session, principal, partner_id)
+    if partner is None:
+        return None
+    names = visible_names(principal.is_vendor_staff)
+    out = []
+    for snapshot in await history(session, partner.vendor_id, partner.id, first, last):
+        values = complete(snapshot.values)
+        out.append(
+            SignalDay(snapshot.day, snapshot.currency, [(DEFINITIONS[n], values[n]) for n in names])
+        )
+    return out

@@ -1,0 +1,68 @@
+"""Reading snapshots: what rules (and the ``signals`` query) read. Snapshots are written
+only by ``signals.maintenance`` (handlers, the daily job, the rebuild)."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from collections.abc import Collection
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from signals.definitions import DEFINITIONS
+from signals.models import SignalSnapshot
+
+Value = int | float | bool | None
+Values = dict[str, Value]
+
+
+def complete(values: dict[str, object]) -> Values:
+    """Every defined name, None where the stored snapshot has no value for it (a signal
+    added after the snapshot was taken)."""
+    out: Values = {}
+    for name in DEFINITIONS:
+        value = values.get(name)
+        out[name] = value if isinstance(value, int | float | bool) else None
+    return out
+
+
+async def values_at(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    day: datetime.date,
+    partner_ids: Collection[uuid.UUID] | None = None,
+) -> dict[uuid.UUID, Values]:
+    """Each partner's signal values as of ``day``'s snapshot (partners without a snapshot
+    that day are left out). No access check: the caller is a rule engine or a service that
+    has checked its principal."""
+    statement = select(SignalSnapshot).where(
+        SignalSnapshot.vendor_id == vendor_id, SignalSnapshot.day == day
+    )
+    if partner_ids is not None:
+        if not partner_ids:
+            return {}
+        statement = statement.where(col(SignalSnapshot.partner_id).in_(list(partner_ids)))
+    rows = await session.exec(statement)
+    return {row.partner_id: complete(row.values) for row in rows}
+
+
+async def history(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    first: datetime.date,
+    last: datetime.date,
+) -> list[SignalSnapshot]:
+    """A partner's snapshots from ``first`` to ``last`` inclusive, oldest first."""
+    rows = await session.exec(
+        select(SignalSnapshot)
+        .where(
+            SignalSnapshot.vendor_id == vendor_id,
+            SignalSnapshot.partner_id == partner_id,
+            col(SignalSnapshot.day) >= first,
+            col(SignalSnapshot.day) <= last,
+        )
+        .order_by(col(SignalSnapshot.day))
+    )
+    return list(rows)

@@ -1,0 +1,188 @@
+"""Firings: idempotent per (rule version, partner, period) whichever evaluation runs,
+immutable, paused rules are not evaluated, vendor-only signals are read but never shown to
+the partner, a channel manager sees its partners' firings only; templates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from earnings.models import AppendOnlyError
+from incentives import handlers as incentive_handlers
+from incentives import rules
+from incentives.actions import Action, ActionKind
+from incentives.models import Period, RuleFiring
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.outbox import OutboxEvent
+from partners import groups
+from partners.group_models import MemberMode
+from partners.roles import Role
+from schema.context import Services
+from signals.events import SIGNALS_CHANGED
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, principal_of
+from tests.incentives.rules import active_rule, daily
+from tests.incentives.scenarios import GROWTH, T0, settle, shop
+from tests.support import GQL
+
+FIRINGS = "{ ruleFirings { totalCount edges { node { partnerId values { name value } } } } }"
+
+
+async def firings(db: Database) -> list[RuleFiring]:
+    async with db.session() as session:
+        return list(await session.exec(select(RuleFiring)))
+
+
+async def test_a_firing_is_written_once_per_version_partner_and_period(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition=GROWTH, period=Period.WEEK, actions=[
+        Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")
+    ])  # fmt: skip
+    assert await daily(db, clock) == 1
+    # Signals change again the same week: the handler evaluates and writes nothing.
+    await es.sale(db, clock, tenant, 10_00, partner_index=0)
+    await settle(services)
+    async with db.session() as session:
+        changed = list(
+            await session.exec(select(OutboxEvent).where(OutboxEvent.type == SIGNALS_CHANGED))
+        )
+    assert await incentive_handlers.apply(db, clock, changed) == 0  # a re-run: nothing
+    [firing] = await firings(db)
+    # The record is immutable.
+    async with db.transaction() as session:
+        stored = await session.get(RuleFiring, firing.id)
+        assert stored is not None
+        stored.period_key = "changed"
+        session.add(stored)
+        with pytest.raises(AppendOnlyError):
+            await session.flush()
+        await session.rollback()
+    # The next week is a new period: it fires again.
+    clock.freeze(T0 + timedelta(days=2))  # Monday 7 December 2026
+    await es.sale(db, clock, tenant, 10_00, partner_index=0)
+    await settle(services)
+    assert sorted(f.period_key for f in await firings(db)) == ["2026-W49", "2026-W50"]
+
+
+async def test_a_paused_rule_is_not_evaluated_until_resumed(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
+        Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")
+    ])  # fmt: skip
+    author = principal_of(s.author)
+    await es.tx(db, lambda x: rules.set_status(x, author, clock, rule_id=rule.id, pause=True,
+                                               reason="review"))  # fmt: skip
+    assert await daily(db, clock) == 0
+    await es.sale(db, clock, tenant, 10_00, partner_index=0)
+    await settle(services)
+    assert await firings(db) == []
+    await es.tx(db, lambda x: rules.set_status(x, author, clock, rule_id=rule.id, pause=False,
+                                               reason="done"))  # fmt: skip
+    clock.advance(timedelta(days=1))
+    assert await daily(db, clock) == 1
+
+
+async def test_vendor_only_signals_are_read_but_never_shown_to_the_partner(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, name="Cost guard", condition="payout_ratio != null && "
+                      "payout_ratio > 0.05", actions=[Action(
+                          ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
+                          delta_bp=-100)])  # fmt: skip
+    assert await daily(db, clock) == 2  # both earn 8 % of their revenue
+    staff = await gql.data(FIRINGS, as_user=s.author)
+    values = staff["ruleFirings"]["edges"][0]["node"]["values"]
+    assert [v["name"] for v in values] == ["payout_ratio"]
+    explained = await gql.data("{ incentiveExplanations { text } }",
+                               as_user=tenant.user(Role.PARTNER_ADMIN, 0))  # fmt: skip
+    assert explained["incentiveExplanations"] == [{
+        "text": "A program rule applies to you: Partner Rewards pays -1 point on every sale "
+        "until 4 January 2027."
+    }]  # fmt: skip
+    # A channel manager sees the firings of its assigned partner (partner 0) only.
+    managed = await gql.data(FIRINGS, as_user=tenant.user(Role.CHANNEL_MANAGER))
+    assert managed["ruleFirings"]["totalCount"] == 1
+
+
+async def test_rules_are_created_from_the_shipped_templates(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    create = """mutation($input: IncentiveRuleFromTemplateInput!) {
+      incentiveRuleCreateFromTemplate(input: $input) {
+        rule { name status template versions { condition period
+          actions { kind days groupId programId deltaBp } } }
+        userErrors { code field message } } }"""
+    made = {}
+    for key, extra in [
+        ("growth_promotion", {"groupId": s.gid("group")}),
+        ("margin_guard", {"programId": s.gid("base")}),
+        ("payout_spike_review", {}),
+        ("engagement_boost", {}),
+    ]:
+        result = await gql.data(create, {"input": {"template": key, **extra}}, as_user=s.author)
+        assert result["incentiveRuleCreateFromTemplate"]["userErrors"] == [], key
+        made[key] = result["incentiveRuleCreateFromTemplate"]["rule"]
+    growth = made["growth_promotion"]
+    assert (growth["name"], growth["status"], growth["template"]) == (
+        "Growth promotion", "DRAFT", "growth_promotion"
+    )  # fmt: skip
+    assert growth["versions"][0]["actions"] == [{"kind": "GROUP_WINDOW", "days": 30,
+        "groupId": s.gid("group"), "programId": None, "deltaBp": None}]  # fmt: skip
+    assert made["margin_guard"]["versions"][0]["actions"][0]["deltaBp"] == -100
+    # A template's blank left empty is coded; an unknown template too.
+    blank = await gql.data(create, {"input": {"template": "growth_promotion", "name": "B"}},
+                           as_user=s.author)  # fmt: skip
+    assert [e["code"] for e in blank["incentiveRuleCreateFromTemplate"]["userErrors"]] == [
+        "NOT_FOUND"
+    ]
+    unknown = await gql.data(create, {"input": {"template": "nope"}}, as_user=s.author)
+    assert unknown["incentiveRuleCreateFromTemplate"]["userErrors"][0]["code"] == (
+        "UNKNOWN_TEMPLATE"
+    )
+
+
+async def test_a_rule_with_a_target_group_fires_only_for_its_members(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    services: Services,
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    admin = principal_of(s.author)
+
+    async def pilot(session: object) -> object:
+        group = await groups.create_group(session, admin, clock, name="Treatment")  # type: ignore[arg-type]
+        await groups.set_members(
+            session, admin, clock, group_id=group.id, partner_ids=[tenant.partners[1].id],  # type: ignore[arg-type]
+            mode=MemberMode.INCLUDE,
+        )  # fmt: skip
+        return group.id
+
+    treatment = await es.tx(db, pilot)
+    recommend = [Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")]
+    await active_rule(
+        db, clock, s, condition="revenue_7d > 0", target_group_id=treatment, actions=recommend
+    )
+    assert await daily(db, clock) == 1
+    [firing] = await firings(db)
+    assert firing.partner_id == tenant.partners[1].id  # partner 0 sold too, but is not in it
+    # The partner's explanation does not name the group it was picked from.
+    explained = await gql.data("{ incentiveExplanations { text } }",
+                               as_user=tenant.user(Role.PARTNER_REP, 1))  # fmt: skip
+    assert explained["incentiveExplanations"] == [
+        {"text": "Your revenue over the last 7 days was 500.00 USD, so we recommend: Go."}
+    ]
+    # Another vendor's staff see none of it.
+    theirs = await gql.data(FIRINGS, as_user=other_tenant.user(Role.VENDOR_ADMIN))
+    assert theirs["ruleFirings"]["totalCount"] == 0

@@ -1,0 +1,85 @@
+"""`nextActionsChanged` over real websockets, both protocols: the list now, then again when
+an outbox event of the partner changes it (published through the Hub, so a subscriber on
+any process hears it); a change of another partner sends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.applications import Starlette
+
+from infra.clock import OffsetClock
+from partners.roles import Role
+from schema.context import Services
+from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, dispatch, gid
+from tests.support import GQL, live_server, ws_client
+
+pytestmark = pytest.mark.slow
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SUBSCRIPTION = "subscription { nextActionsChanged { actions { kind title } } }"
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_the_list_is_pushed_again_when_it_changes(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services,
+    protocol: str,
+) -> None:  # fmt: skip
+    db = services.db
+    clock.freeze(T0 - timedelta(days=3))
+    await es.make_program(db, clock, tenant, es.worked_rules(T0))
+    await seed_registry(db, clock, tenant, 4)  # settles: the clock is now T0 - 1 day
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0)), protocol) as ws,
+    ):
+        await ws.subscribe(SUBSCRIPTION, {})
+        first = await ws.data()
+        assert [a["kind"] for a in first["nextActionsChanged"]["actions"]] == ["NEXT_TIER"]
+        # Another partner's claim: no message for this subscriber.
+        made = await gql.data(CREATE, {"input": claim_input(["SN000003"], clock)},
+                              as_user=tenant.user(Role.PARTNER_REP, 1))  # fmt: skip
+        assert made["saleClaimCreate"]["saleClaim"]["state"] == "NEEDS_PROOF"
+        await dispatch(services)
+        # Its own rep's claim that needs proof: the list again, with the claim first.
+        mine = claim_input(["SN000001"], clock)
+        await gql.data(CREATE, {"input": mine}, as_user=tenant.user(Role.PARTNER_REP, 0))
+        invoice = mine["invoiceNumber"]
+        await dispatch(services)
+        update = await ws.data()
+        assert update["nextActionsChanged"]["actions"] == [
+            {"kind": "CLAIM_NEEDS_PROOF", "title": f"Upload proof for invoice {invoice}"},
+            first["nextActionsChanged"]["actions"][0],
+        ]
+        # Nothing else was queued (the other partner's claim sent nothing).
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.receive(), 0.5)
+
+
+async def test_a_subscription_is_refused_like_the_query(
+    app: Starlette, gql: GQL, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    query = "subscription($p: ID) { nextActionsChanged(partnerId: $p) { actions { kind } } }"
+    partner_0 = gid(tenant.partners[0])
+    # (Anonymous sockets are closed at connection_init, 4403: tests/api/test_auth.py.)
+    cases = [
+        (tenant.user(Role.FINANCE), partner_0, "FORBIDDEN"),
+        (tenant.user(Role.VENDOR_ADMIN), None, "PARTNER_REQUIRED"),
+        (tenant.user(Role.PARTNER_ADMIN, 1), partner_0, "NOT_FOUND"),
+        (other_tenant.user(Role.VENDOR_ADMIN), partner_0, "NOT_FOUND"),
+    ]
+    async with live_server(app) as address:
+        for user, partner_id, code in cases:
+            async with ws_client(address, gql.token(user)) as ws:
+                await ws.subscribe(query, {"p": partner_id})
+                message = await ws.receive()
+                errors = message["payload"]
+                errors = errors.get("errors", errors) if isinstance(errors, dict) else errors
+                assert [e["extensions"]["code"] for e in errors] == [code], (user, message)
+        # Allowed: a vendor admin names the partner.
+        async with ws_client(address, gql.token(tenant.user(Role.VENDOR_ADMIN))) as ws:
+            await ws.subscribe(query, {"p": partner_0})
+            assert "nextActionsChanged" in await ws.data()

@@ -1,0 +1,109 @@
+"""Partners never learn that they are in a pilot, let alone in its control arm (issue 13,
+item 4): a partner in control and one in treatment (same stratum) get the same answers to
+every partner-facing read — their organisation, groups, programs, earnings and their
+explanations, the pilot's own queries and node ids, error messages — except the treatment
+program's effect itself (the program starting to apply to the treatment partner's sales)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from infra.clock import OffsetClock
+from infra.db import Database
+from partners.models import Partner
+from partners.roles import Role
+from tests.factories import Tenant, gid
+from tests.pilots import scenarios as ps
+from tests.pilots.test_pilots_api import PROGRAM, create, pilot_uuid
+from tests.support import GQL
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PARTNER_READS = """query($me: ID!, $pilot: ID!, $group: ID!, $treatment: ID!) {
+  me { role partner { name tier programTier region status } }
+  partner(id: $me) { name region tier groups { name } }
+  mine: node(id: $me) { id }
+  x1: node(id: $pilot) { id }
+  x2: node(id: $group) { id }
+  x3: node(id: $treatment) { id }
+  earningPrograms { edges { node { name kind targetGroups { name } } } }
+  earnings { earned { amountMinor } pending { amountMinor } held { amountMinor }
+    tier { currentTier rate nextTier } explanations { kind text } }
+}"""
+REFUSED = [
+    "{ pilots { edges { node { id } } } }",
+    "{ partnerGroups { edges { node { name } } } }",
+]
+
+
+def scrubbed(payload: dict[str, Any], partner: Partner, index: int) -> str:
+    """The answer with the caller's own name and ids replaced, so that two partners' answers
+    compare equal when they tell nothing apart."""
+    text = json.dumps(payload, sort_keys=True)
+    for own in (gid(partner), partner.name, str(partner.id)):
+        text = text.replace(own, "<me>")
+    return text.replace(f"Partner_admin {index}", "<user>")
+
+
+async def test_a_control_partner_and_a_treatment_partner_see_nothing_that_tells_them_apart(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    clock.freeze(T0)
+    tenant: Tenant = await ps.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(PROGRAM, {"input": {"name": "Partner Rewards", "currency": "USD",
+                   "rules": {"baseRates": [{"rateBp": 800}]}}}, as_user=admin)  # fmt: skip
+    group = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(group, T0 + timedelta(days=30), seed="3"))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    treatment_group = pilot["treatmentGroup"]["id"]
+    await gql.data(PROGRAM, {"input": {"name": "Spring offer", "currency": "USD",
+                   "kind": "BONUS", "rules": {"baseRates": [{"rateBp": 300}]},
+                   "targetGroupIds": [treatment_group]}}, as_user=admin)  # fmt: skip
+    clock.freeze(T0 + timedelta(hours=1))
+    await gql.data(ps.START, {"input": {"id": pilot["id"]}}, as_user=admin)
+    clock.freeze(T0 + timedelta(days=2))
+    arms = await ps.arms(db, pilot_uuid(pilot["id"]))
+    # The first stratum's two partners: one in each arm.
+    same_stratum = [i for i, p in enumerate(tenant.partners) if i % len(ps.STRATA) == 0]
+    by_arm = {arms[tenant.partners[i].id]: i for i in same_stratum}
+    assert set(by_arm) == {"TREATMENT", "CONTROL"}
+
+    async def seen(arm: str, role: Role) -> tuple[str, list[str], str]:
+        index = by_arm[arm]
+        partner = tenant.partners[index]
+        user = tenant.user(role, index)
+        variables = {"me": gid(partner), "pilot": pilot["id"], "group": group,
+                     "treatment": treatment_group}  # fmt: skip
+        answer = await gql(PARTNER_READS, variables, as_user=user)
+        texts = [
+            e["text"] for e in answer["data"]["earnings"]["explanations"]
+            if e["kind"] == "PROGRAM_NOW_APPLIES"
+        ]  # fmt: skip
+        answer["data"]["earnings"]["explanations"] = [
+            e for e in answer["data"]["earnings"]["explanations"]
+            if e["kind"] != "PROGRAM_NOW_APPLIES"
+        ]  # fmt: skip
+        refused = [await gql(q, as_user=user) for q in REFUSED]
+        report = await gql(ps.REPORT, {"id": pilot["id"]}, as_user=user)
+        everything = {"reads": answer, "refused": refused, "report": report}
+        # What the server wrote (data and error messages), not the paths the caller sent.
+        said = json.dumps([answer["data"], *(
+            [e["message"] for e in r.get("errors", [])] for r in (answer, *refused, report)
+        )])  # fmt: skip
+        return scrubbed(everything, partner, index), texts, said
+
+    for role in (Role.PARTNER_ADMIN, Role.PARTNER_REP):
+        control, control_effect, said = await seen("CONTROL", role)
+        treatment, treatment_effect, _ = await seen("TREATMENT", role)
+        assert control == treatment
+        # The one difference: the program's effect, named by the program alone.
+        assert control_effect == []
+        assert treatment_effect == [
+            "From 02 Mar 2026 the Spring offer program (bonus program, paid on top of your "
+            "base program) applies to your sales: 3% of every sale."
+        ]
+        for word in ("pilot", "control", "treatment", "boost test", " arm"):
+            assert word not in said.lower(), word

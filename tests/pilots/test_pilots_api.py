@@ -1,0 +1,333 @@
+"""Pilots through GraphQL (issue 13, item 4): create (random, stratified, recorded arms from a
+seed), start (the treatment arm joins its group, so a program targeting it pays the
+treatment only), extend, end, the report; bad input coded and changing nothing; who may do
+what, and that a refused call changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import col, select
+
+from infra.audit import AuditEntry
+from infra.clock import OffsetClock
+from infra.db import Database
+from partners import groups
+from partners.group_models import MemberMode
+from partners.roles import Role
+from schema.context import Services
+from schema.relay import parse_global_id
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, dispatch, gid
+from tests.pilots import scenarios as ps
+from tests.pilots.scenarios import ASSIGNMENTS, CREATE, END, EXTEND, REPORT, START
+from tests.support import GQL, error_codes
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PROGRAM = """mutation($input: EarningProgramCreateInput!) { earningProgramCreate(input: $input) {
+  program { id } userErrors { code field } } }"""
+
+
+def pilot_uuid(global_id: str) -> uuid.UUID:
+    found = parse_global_id(global_id, "Pilot")
+    assert found is not None
+    return found
+
+
+async def create(gql: GQL, tenant: Tenant, input: dict[str, object]) -> dict[str, object]:
+    data = await gql.data(CREATE, {"input": input}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    return data["pilotCreate"]  # type: ignore[no-any-return]
+
+
+async def test_arms_are_drawn_at_random_stratified_recorded_and_reproducible(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    group = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(group, T0 + timedelta(days=30), seed="42"))
+    assert made["userErrors"] == []
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    assert (pilot["status"], pilot["seed"], pilot["group"]) == (
+        "DRAFT",
+        "42",
+        {"name": "Resellers"},
+    )
+    assert pilot["treatmentGroup"]["name"] == "Pilot Boost test: treatment"
+    data = await gql.data(ASSIGNMENTS, {"id": pilot["id"]}, as_user=tenant.user(Role.FINANCE))
+    rows = [e["node"] for e in data["node"]["assignments"]["edges"]]
+    assert len(rows) == 8
+    per_stratum = Counter((r["stratum"], r["arm"]) for r in rows)
+    for region, tier in ps.STRATA:
+        assert per_stratum[(f"{region}|{tier}", "TREATMENT")] == 1
+        assert per_stratum[(f"{region}|{tier}", "CONTROL")] == 1
+    first = await ps.arms(db, pilot_uuid(pilot["id"]))
+    # End it; the same seed over the same members draws the same arms again.
+    await gql.data(END, {"input": {"id": pilot["id"]}}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    again = await create(gql, tenant, {**ps.create_input(group, T0 + timedelta(days=30),
+                                       seed="42"), "name": "Again"})  # fmt: skip
+    assert again["userErrors"] == []
+    assert isinstance(again["pilot"], dict)
+    assert await ps.arms(db, pilot_uuid(again["pilot"]["id"])) == first
+    # Without a seed, one is drawn and recorded.
+    await gql.data(END, {"input": {"id": again["pilot"]["id"]}},
+                   as_user=tenant.user(Role.VENDOR_ADMIN))  # fmt: skip
+    drawn = await create(gql, tenant, {**ps.create_input(group, T0 + timedelta(days=30)),
+                                       "name": "Drawn"})  # fmt: skip
+    assert isinstance(drawn["pilot"], dict)
+    assert int(drawn["pilot"]["seed"]) >= 0
+
+
+async def test_a_program_on_the_treatment_arm_pays_the_treatment_only_and_the_report_sees_it(
+    gql: GQL, db: Database, clock: OffsetClock, services: Services
+) -> None:
+    clock.freeze(T0 - timedelta(days=40))
+    tenant = await ps.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(PROGRAM, {"input": {"name": "Partner Rewards", "currency": "USD",
+                   "rules": {"baseRates": [{"rateBp": 800}]}}}, as_user=admin)  # fmt: skip
+    # Two partners sold before the pilot: they cannot "activate" in it.
+    await es.sale(db, clock, tenant, 100_00, partner_index=0, rep=False)
+    await es.sale(db, clock, tenant, 100_00, partner_index=1, rep=False)
+    await dispatch(services)
+    clock.freeze(T0)
+    group = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(group, T0 + timedelta(days=30), seed="7"))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    boost = await gql.data(PROGRAM, {"input": {
+        "name": "Boost", "currency": "USD", "kind": "BONUS",
+        "rules": {"baseRates": [{"rateBp": 500}]},
+        "targetGroupIds": [pilot["treatmentGroup"]["id"]],
+    }}, as_user=admin)  # fmt: skip
+    assert boost["earningProgramCreate"]["userErrors"] == []
+    started = await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=admin)
+    assert started["pilotStart"]["pilot"]["status"] == "RUNNING"
+    arms = await ps.arms(db, pilot_uuid(pilot["id"]))
+    index = {p.id: i for i, p in enumerate(tenant.partners)}
+    clock.freeze(T0 + timedelta(days=1))
+    for partner_id in arms:
+        amount = 1_000_00 + 100_00 * index[partner_id]
+        await es.sale(db, clock, tenant, amount, partner_index=index[partner_id], rep=False)
+    await dispatch(services)
+    clock.freeze(T0 + timedelta(days=10))
+    data = await gql.data(REPORT, {"id": pilot["id"]}, as_user=tenant.user(Role.FINANCE))
+    report = data["pilotReport"]
+    assert report["windowStart"] == T0.isoformat()
+    assert report["windowEnd"] == (T0 + timedelta(days=10)).isoformat()
+    assert report["currency"] == "USD"
+    assert report["confidenceLevel"] == 0.95
+    revenue = {arm: [] for arm in ("TREATMENT", "CONTROL")}  # type: dict[str, list[int]]
+    for partner_id, arm in arms.items():
+        revenue[arm].append(1_000_00 + 100_00 * index[partner_id])
+    cost = report["payoutCost"]
+    expected_t = sum(r * 13 // 100 for r in revenue["TREATMENT"]) / 4  # 8% + 5% bonus
+    expected_c = sum(r * 8 // 100 for r in revenue["CONTROL"]) / 4
+    assert cost["treatmentMean"]["amountMinor"] == round(expected_t)
+    assert cost["controlMean"]["amountMinor"] == round(expected_c)
+    assert cost["difference"]["amountMinor"] == round(expected_t - expected_c)
+    low, high = cost["intervalLow"]["amountMinor"], cost["intervalHigh"]["amountMinor"]
+    assert low < cost["difference"]["amountMinor"] < high
+    assert (cost["treatmentPartners"], cost["controlPartners"]) == (4, 4)
+    assert any("Small sample" in note for note in cost["notes"])
+    assert report["revenue"]["treatmentMean"]["amountMinor"] == sum(revenue["TREATMENT"]) // 4
+    # Activation: six partners had never sold; all six sold in the window.
+    activation = report["activation"]
+    assert activation["treatmentEligible"] + activation["controlEligible"] == 6
+    assert activation["treatmentActivated"] == activation["treatmentEligible"]
+    assert activation["controlActivated"] == activation["controlEligible"]
+    assert activation["difference"] == 0.0
+    assert activation["intervalLow"] < 0 < activation["intervalHigh"]
+    # Extend, then end: the treatment stops earning the bonus from the end on.
+    extended = await gql.data(EXTEND, {"input": {"id": pilot["id"], "endsAt": (
+        T0 + timedelta(days=60)).isoformat(), "reason": "more data"}}, as_user=admin)  # fmt: skip
+    assert extended["pilotExtend"]["pilot"]["endsAt"] == (T0 + timedelta(days=60)).isoformat()
+    ended = await gql.data(END, {"input": {"id": pilot["id"]}}, as_user=admin)
+    assert ended["pilotEnd"]["pilot"]["status"] == "ENDED"
+    treated = next(i for p, i in index.items() if arms[p] == "TREATMENT")
+    clock.freeze(T0 + timedelta(days=11))
+    after = await es.sale(db, clock, tenant, 1_000_00, partner_index=treated, rep=False)
+    await dispatch(services)
+    from tests.earnings.test_program_targets import credited  # noqa: PLC0415
+
+    assert [name for name, _, _ in await credited(db, after.id)] == ["Partner Rewards"]
+    final = await gql.data(REPORT, {"id": pilot["id"]}, as_user=admin)
+    assert final["pilotReport"]["windowEnd"] == (T0 + timedelta(days=10)).isoformat()
+    async with db.session() as session:
+        actions = list(await session.exec(
+            select(AuditEntry.action).where(AuditEntry.entity_type == "pilot")
+            .order_by(col(AuditEntry.id))
+        ))  # fmt: skip
+    assert actions == ["pilot.created", "pilot.started", "pilot.extended", "pilot.ended"]
+
+
+async def test_bad_input_is_coded_and_changes_nothing(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    admin = tenant.principal(Role.VENDOR_ADMIN)
+    resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    empty = await es.tx(db, lambda s: groups.create_group(s, admin, clock, name="Empty"))
+    single = await es.tx(db, lambda s: groups.create_group(s, admin, clock, name="Single"))
+    await es.tx(db, lambda s: groups.set_members(
+        s, admin, clock, group_id=single.id, partner_ids=[tenant.partners[0].id],
+        mode=MemberMode.INCLUDE,
+    ))  # fmt: skip
+    later = T0 + timedelta(days=30)
+    before = await ps.counts(db)
+    cases = [
+        (ps.create_input(gid("PartnerGroup", empty.id), later), "EMPTY_GROUP", "groupId"),
+        (ps.create_input(gid("PartnerGroup", single.id), later), "TOO_FEW_PARTNERS", "groupId"),
+        (ps.create_input(resellers, T0 - timedelta(days=1)), "INVALID_DATE", "endsAt"),
+        (ps.create_input(resellers, T0), "INVALID_DATE", "endsAt"),
+        (ps.create_input(resellers, later, seed="-3"), "INVALID_SEED", "seed"),
+        (ps.create_input(resellers, later, seed="x"), "INVALID_SEED", "seed"),
+        ({**ps.create_input(resellers, later), "name": " "}, "REQUIRED", "name"),
+        (ps.create_input(gid("PartnerGroup", uuid.uuid4()), later), "NOT_FOUND", "groupId"),
+    ]
+    for input, code, field in cases:
+        result = await create(gql, tenant, input)
+        assert result["pilot"] is None
+        assert [(e["code"], e["field"]) for e in result["userErrors"]] == [(code, field)], input
+    assert await ps.counts(db) == before
+    # A pilot exists; another on the same partners overlaps, its treatment group is no
+    # eligible group, a second pilot of the same name is refused.
+    made = await create(gql, tenant, ps.create_input(resellers, later))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    before = await ps.counts(db)
+    single_id = gid("PartnerGroup", single.id)
+    for input, code in (
+        ({**ps.create_input(single_id, later), "name": "Other"}, "TOO_FEW_PARTNERS"),
+        ({**ps.create_input(resellers, later), "name": "Other"}, "OVERLAPPING_PILOT"),
+        ({**ps.create_input(pilot["treatmentGroup"]["id"], later), "name": "O"},
+         "INELIGIBLE_GROUP"),
+    ):  # fmt: skip
+        result = await create(gql, tenant, input)
+        assert [e["code"] for e in result["userErrors"]] == [code]
+    # Half the partners in another group: still overlapping.
+    half = await es.tx(db, lambda s: groups.create_group(
+        s, admin, clock, name="Half", rule=[("region", "IN", ["AMER"])]
+    ))  # fmt: skip
+    result = await create(gql, tenant, {**ps.create_input(gid("PartnerGroup", half.id), later),
+                                        "name": "Half pilot"})  # fmt: skip
+    assert [e["code"] for e in result["userErrors"]] == ["OVERLAPPING_PILOT"]
+    assert "4 partners" in result["userErrors"][0]["message"]
+    assert (await ps.counts(db))[:2] == before[:2]
+    # Report before start; extend to an earlier end; end a draft twice; start an ended one.
+    vendor_admin = tenant.user(Role.VENDOR_ADMIN)
+    early = await gql(REPORT, {"id": pilot["id"]}, as_user=vendor_admin)
+    assert error_codes(early) == ["NOT_STARTED"]
+    bad_extend = await gql.data(EXTEND, {"input": {"id": pilot["id"], "endsAt": (
+        T0 + timedelta(days=10)).isoformat()}}, as_user=vendor_admin)  # fmt: skip
+    assert [e["code"] for e in bad_extend["pilotExtend"]["userErrors"]] == ["INVALID_DATE"]
+    clock.freeze(later + timedelta(days=1))
+    late_start = await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=vendor_admin)
+    assert [e["code"] for e in late_start["pilotStart"]["userErrors"]] == ["INVALID_DATE"]
+    before = await ps.counts(db)
+    await gql.data(END, {"input": {"id": pilot["id"]}}, as_user=vendor_admin)
+    for mutation, name in ((END, "pilotEnd"), (START, "pilotStart")):
+        again = await gql.data(mutation, {"input": {"id": pilot["id"]}}, as_user=vendor_admin)
+        assert [e["code"] for e in again[name]["userErrors"]] == ["INVALID_STATUS"]
+    bad_currency = await gql(REPORT, {"id": pilot["id"], "currency": "XX"}, as_user=vendor_admin)
+    assert error_codes(bad_currency) == ["NOT_STARTED"]  # a draft that ended never started
+    assert (await ps.counts(db))[:2] == before[:2]
+
+
+async def test_the_treatment_group_is_the_pilots_to_fill(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    """The group mutations refuse to change a pilot's treatment group (MANAGED): moving a
+    partner between arms by hand would break the random assignment."""
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(resellers, T0 + timedelta(days=30)))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=admin)
+    treatment = pilot["treatmentGroup"]["id"]
+    before = await ps.counts(db)
+    members = {"id": treatment, "partnerIds": [gid(p) for p in tenant.partners]}
+    for mutation, input in (
+        ("partnerGroupMembersAdd(input: $input)", members),
+        ("partnerGroupMembersRemove(input: $input)", members),
+        ("partnerGroupUpdate(input: $input)", {"id": treatment, "rule": []}),
+        ("partnerGroupDelete(input: $input)", {"id": treatment}),
+    ):
+        kind = {
+            "partnerGroupMembersAdd": "PartnerGroupMembersInput",
+            "partnerGroupMembersRemove": "PartnerGroupMembersInput",
+            "partnerGroupUpdate": "PartnerGroupUpdateInput",
+            "partnerGroupDelete": "PartnerGroupDeleteInput",
+        }[mutation.split("(")[0]]
+        query = f"mutation($input: {kind}!) {{ {mutation} {{ userErrors {{ code field }} }} }}"
+        data = await gql.data(query, {"input": input}, as_user=admin)
+        [result] = data.values()
+        assert result["userErrors"] == [{"code": "MANAGED", "field": "id"}], mutation
+    assert await ps.counts(db) == before
+    listed = await gql.data(
+        "query($id: ID!) { partnerGroup(id: $id) { managedBy members { edges { node { id } } } } }",
+        {"id": treatment}, as_user=admin,
+    )  # fmt: skip
+    assert listed["partnerGroup"]["managedBy"] == "pilot"
+    assert len(listed["partnerGroup"]["members"]["edges"]) == 4
+
+
+async def test_who_may_do_what_and_refusals_change_nothing(
+    gql: GQL, db: Database, clock: OffsetClock, other_tenant: Tenant
+) -> None:
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    later = T0 + timedelta(days=30)
+    made = await create(gql, tenant, ps.create_input(resellers, later))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    before = await ps.counts(db)
+    writes = [
+        (CREATE, {**ps.create_input(resellers, later), "name": "X"}),
+        (START, {"id": pilot["id"]}),
+        (EXTEND, {"id": pilot["id"], "endsAt": (later + timedelta(days=5)).isoformat()}),
+        (END, {"id": pilot["id"]}),
+    ]
+    reads = [
+        ("{ pilots { edges { node { id } } } }", {}),
+        (REPORT, {"id": pilot["id"]}),
+    ]
+    for mutation, input in writes:
+        assert error_codes(await gql(mutation, {"input": input})) == ["UNAUTHENTICATED"]
+        for role in (Role.CHANNEL_MANAGER, Role.FINANCE, Role.PARTNER_ADMIN, Role.PARTNER_REP):
+            refused = await gql(mutation, {"input": input}, as_user=tenant.user(role))
+            assert error_codes(refused) == ["FORBIDDEN"], (mutation, role)
+    for query, variables in reads:
+        assert error_codes(await gql(query, variables)) == ["UNAUTHENTICATED"]
+        for role in (Role.CHANNEL_MANAGER, Role.PARTNER_ADMIN, Role.PARTNER_REP):
+            refused = await gql(query, variables, as_user=tenant.user(role))
+            assert error_codes(refused) == ["FORBIDDEN"], (query, role)
+    for role in (Role.PARTNER_ADMIN, Role.PARTNER_REP, Role.CHANNEL_MANAGER):
+        node = await gql("query($id: ID!) { node(id: $id) { id } }", {"id": pilot["id"]},
+                         as_user=tenant.user(role))  # fmt: skip
+        assert node["data"]["node"] is None
+    # The other vendor: the pilot does not exist for it.
+    other = other_tenant.user(Role.VENDOR_ADMIN)
+    for mutation, input in writes[1:]:
+        data = await gql.data(mutation, {"input": input}, as_user=other)
+        [result] = data.values()
+        assert [e["code"] for e in result["userErrors"]] == ["NOT_FOUND"], mutation
+    foreign = await gql.data(CREATE, {"input": {**ps.create_input(resellers, later),
+                             "name": "Y"}}, as_user=other)  # fmt: skip
+    assert [e["code"] for e in foreign["pilotCreate"]["userErrors"]] == ["NOT_FOUND"]
+    assert (await gql.data(REPORT, {"id": pilot["id"]}, as_user=other))["pilotReport"] is None
+    assert (await gql.data("{ pilots { edges { node { id } } } }", as_user=other))[
+        "pilots"]["edges"] == []  # fmt: skip
+    assert await ps.counts(db) == before
+    # Allowed: finance reads the list.
+    listed = await gql.data("{ pilots { edges { node { id } } } }",
+                            as_user=tenant.user(Role.FINANCE))  # fmt: skip
+    assert [e["node"]["id"] for e in listed["pilots"]["edges"]] == [pilot["id"]]
