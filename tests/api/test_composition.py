@@ -19,7 +19,8 @@ from signals.handlers import SIGNAL_SOURCE_TYPES
 
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
     """Live notices and contest scoring run before earnings crediting in a run (they take a
-    few ms; crediting takes milliseconds a sale and nothing live waits for it)."""
+    few ms; crediting takes milliseconds a sale and nothing live waits for it); the signal
+    facts last, as they read what crediting wrote."""
     declared = [(r.event_types, r.batched) for r in handlers(services)]
     scored = (SALE_APPROVED, SALE_REVERSED, DEAL_WON)
     assert declared == [
