@@ -10,8 +10,9 @@ approval gives the signal handler — its claim's SaleClaimStateChanged and the 
 EarningsChanged — are handled in the dispatcher's runs of ``--run`` events; each partner
 already has 90 days of facts and snapshots. The figure is the process CPU time
 (``time.process_time``) spent in ``signals.handlers.apply`` divided by the approvals (on
-SQLite that includes the database engine, which runs in the process; on PostgreSQL the
-server's CPU is not counted, the wall time is shown beside it).
+SQLite that includes the database engine, which runs in the process); on PostgreSQL the
+CPU of its backends serving the benchmark's database is read from /proc (a server on this
+machine) and shown beside it.
 
 ``rebuild``: a fresh vendor with ``--partners`` partners and ``--entries`` ledger entries
 (sales with a commission and a tier uplift each, 10 % refunded with their clawbacks, over
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import tempfile
 import time
@@ -140,13 +142,19 @@ async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> N
         await ledger.credit_many(db, clock, approved[i : i + run], signals=signals)
     async with db.session() as s:
         changed = [
-            e for e in await s.exec(select(OutboxEvent).where(OutboxEvent.type == EARNINGS_CHANGED))
+            e
+            for e in await s.exec(
+                select(OutboxEvent).where(
+                    OutboxEvent.type == EARNINGS_CHANGED, OutboxEvent.vendor_id == vendor_id
+                )
+            )
         ]
     changed.sort(key=lambda e: e.id)
     # The dispatcher's order: each approval's notice, then (after crediting) its
     # EarningsChanged; runs of ``run`` events.
     stream: list[OutboxEvent] = [e for pair in zip(notices, changed, strict=True) for e in pair]
     cpu = wall = 0.0
+    server_before = await _server_cpu(db, url)
     for i in range(0, len(stream), run):
         batch = stream[i : i + run]
         clock.set(batch[-1].occurred_at)
@@ -154,12 +162,48 @@ async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> N
         await handlers.apply(db, clock, batch)
         cpu += time.process_time() - c0
         wall += time.perf_counter() - w0
+    server_after = await _server_cpu(db, url)
     await db.dispose()
     print(f"database: {url.split(':')[0]}; {partners} partners with 90 days of facts")
     print(
         f"{approvals} approvals ({len(stream)} signal events) in runs of {run}: "
         f"CPU {1000 * cpu / approvals:.3f} ms per approval, wall {1000 * wall / approvals:.3f} ms"
     )
+    if server_after:
+        server = sum(t - server_before.get(pid, 0.0) for pid, t in server_after.items())
+        print(
+            f"PostgreSQL backends' CPU {1000 * server / approvals:.3f} ms per approval; "
+            f"together {1000 * (cpu + server) / approvals:.3f} ms"
+        )
+
+
+async def _server_cpu(db: Database, url: str) -> dict[int, float]:
+    """CPU seconds (user + system) of the PostgreSQL backends serving this database, read
+    from /proc (a server on this machine); empty for SQLite, whose engine runs in-process
+    and is counted by ``process_time``."""
+    if not url.startswith("postgresql"):
+        return {}
+    async with db.session() as s:
+        pids = (
+            await s.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        ).scalars()
+        out = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            seconds = _proc_cpu(pid, tick)
+            if seconds is not None:
+                out[pid] = seconds
+    return out
+
+
+def _proc_cpu(pid: int, tick: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / tick
 
 
 async def rebuild_bench(url: str, partners: int, entries: int) -> None:

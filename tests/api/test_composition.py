@@ -30,7 +30,8 @@ from webhooks.deliveries import SOURCE_TYPES
 def test_handlers_are_registered_in_the_declared_order(services: Services) -> None:
     """Live notices and contest scoring run before earnings crediting in a run (they take a
     few ms; crediting takes milliseconds a sale and nothing live waits for it); the
-    concentration check (revenue and recurring revenue) runs after it; then
+    concentration check (revenue and recurring revenue) runs after it, then
+    the signal facts (they read what crediting wrote) and the rules that read them; then
     notifications, and webhook deliveries are made last (the sending happens in the delivery
     worker)."""
     declared = [(r.event_types, r.batched) for r in handlers(services)]
