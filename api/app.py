@@ -93,9 +93,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             background.append(
                 asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
             )
-            background.append(
-                asyncio.create_task(run_daily(services.db, services.clock), name="signals-daily")
-            )
+            if settings.signals_daily_interval_seconds:
+                daily = run_daily(
+                    services.db, services.clock, settings.signals_daily_interval_seconds
+                )
+                background.append(asyncio.create_task(daily, name="signals-daily"))
         else:
             outbox.hand_off(services.hub)
         # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's

@@ -114,6 +114,10 @@ def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -
             "CHANNELBOARD_DATABASE_URL": database_url,
             "CHANNELBOARD_REDIS_URL": redis_url,
             "CHANNELBOARD_REDIS_NAMESPACE": namespace,
+            # The signal loops record events in the background: tests run them when they
+            # mean to (signals.daily.take_all_due, the authenticator's active_users.flush).
+            "CHANNELBOARD_SIGNALS_DAILY_INTERVAL_SECONDS": "0",
+            "CHANNELBOARD_SIGNALS_ACTIVITY_FLUSH_SECONDS": "3600",
         }
     )
 

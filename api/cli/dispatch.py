@@ -39,7 +39,11 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         # Contests and periods close as the clock ends them (API processes running with
         # CHANNELBOARD_DISPATCH=external leave that to this process too).
         closer = asyncio.create_task(run_closer(services.leaderboards), name="contest-closer")
-        daily = asyncio.create_task(run_daily(services.db, services.clock), name="signals-daily")
+        # The day's signal snapshots (signals/daily.py), here too.
+        daily = asyncio.create_task(
+            run_daily(services.db, services.clock, settings.signals_daily_interval_seconds or 60.0),
+            name="signals-daily",
+        )
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):

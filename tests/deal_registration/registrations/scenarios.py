@@ -7,7 +7,7 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
-from sqlmodel import func, select
+from sqlmodel import col, func, select
 
 from deal_registration.registrations import review, submission
 from deal_registration.registrations.models import (
@@ -22,6 +22,7 @@ from infra.clock import Clock, OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from partners.models import User
+from signals.events import SIGNALS_CHANGED
 from tests.factories import principal_of
 from tests.support import GQL
 
@@ -86,9 +87,13 @@ async def snapshot(db: Database, registration_id: uuid.UUID | None = None) -> di
             counted = select(func.count()).select_from(model)
             if model is OutboxEvent:
                 # Not the "earnings changed" notices the app's dispatcher records in the
-                # background while it credits an earlier event (a won deal): they are not
-                # the operation's doing, and the poll may run between the two snapshots.
-                counted = counted.where(OutboxEvent.type != EARNINGS_CHANGED)
+                # background while it credits an earlier event (a won deal), nor the
+                # "signals changed" ones it records while it keeps the signals of earlier
+                # events: they are not the operation's doing, and the poll may run between
+                # the two snapshots.
+                counted = counted.where(
+                    col(OutboxEvent.type).not_in([EARNINGS_CHANGED, SIGNALS_CHANGED])
+                )
             counts[model.__name__] = await session.scalar(counted)
         row = None
         if registration_id is not None:
