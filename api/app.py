@@ -90,7 +90,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if settings.dispatch == "inline":
             background.append(asyncio.create_task(outbox.run(), name="outbox-dispatcher"))
             background += [
-                asyncio.create_task(job, name=name) for name, job in clock_jobs(services).items()
+                asyncio.create_task(job, name=name)
+                for name, job in clock_jobs(settings, services).items()
             ]
         else:
             outbox.hand_off(services.hub)

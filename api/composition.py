@@ -124,11 +124,11 @@ def handlers(services: Services) -> list[Registration]:
     ]
 
 
-def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
+def clock_jobs(settings: Settings, services: Services) -> dict[str, Coroutine[Any, Any, None]]:
     """The jobs the clock drives (no event marks their instants), by task name: they run
     wherever the outbox is dispatched, inline in the app or in ``channelboard dispatch``,
     and each is safe to run in several processes at once."""
-    return {
+    jobs = {
         "contest-closer": run_closer(services.leaderboards),
         # deal protection about to expire, the mail queue and its daily digests
         "notifier": services.notifier.run(),
@@ -138,11 +138,13 @@ def clock_jobs(services: Services) -> dict[str, Coroutine[Any, Any, None]]:
         "forecast-closer": run_forecast_closer(services.db, services.clock),
         # webhook deliveries due (first attempts and retries), sent from their rows
         "webhook-deliveries": services.webhooks.run(),
-        # the day's signal snapshots (windows move and days-since grow without an event)
-        "signals-daily": run_signals_daily(services.db, services.clock),
         # incentive rules are evaluated once a day as well as when the signals they read change
         "daily-rule-run": run_rules_daily(services.db, services.clock),
     }
+    if interval := settings.signals_daily_interval_seconds:  # 0: off in this process
+        # the day's signal snapshots (windows move and days-since grow without an event)
+        jobs["signals-daily"] = run_signals_daily(services.db, services.clock, interval)
+    return jobs
 
 
 def prize_handlers(services: Services) -> list[Registration]:

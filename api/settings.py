@@ -131,6 +131,9 @@ class Settings(BaseSettings):
     webhooks_concurrency: int = Field(64, ge=1, le=1000)
     # Seconds between writes of the partner users seen active (signals/activity.py).
     signals_activity_flush_seconds: float = Field(60.0, gt=0)
+    # Seconds between the daily snapshot job's checks (signals/daily.py); 0: this process
+    # does not run it (another one does: a dispatcher process, or an API process).
+    signals_daily_interval_seconds: float = Field(60.0, ge=0)
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: str = _JWT.secret

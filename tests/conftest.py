@@ -116,6 +116,10 @@ def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -
             "CHANNELBOARD_REDIS_NAMESPACE": namespace,
             # Webhook tests deliver to receivers on loopback.
             "CHANNELBOARD_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",
+            # The signal loops record events in the background: tests run them when they
+            # mean to (signals.daily.take_all_due, the authenticator's active_users.flush).
+            "CHANNELBOARD_SIGNALS_DAILY_INTERVAL_SECONDS": "0",
+            "CHANNELBOARD_SIGNALS_ACTIVITY_FLUSH_SECONDS": "3600",
         }
     )
 

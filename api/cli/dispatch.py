@@ -38,7 +38,10 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         running = asyncio.create_task(services.outbox.run(poll_interval), name="outbox-dispatcher")
         # What the clock drives (contests and periods closing, ...): API processes running
         # with CHANNELBOARD_DISPATCH=external leave that to this process too.
-        jobs = [asyncio.create_task(job, name=name) for name, job in clock_jobs(services).items()]
+        jobs = [
+            asyncio.create_task(job, name=name)
+            for name, job in clock_jobs(settings, services).items()
+        ]
         # SIGTERM (a process manager stopping it) ends the loop between events, like Ctrl-C.
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
