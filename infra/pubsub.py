@@ -34,6 +34,11 @@ from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, is_unavail
 log = logging.getLogger(__name__)
 
 
+# At most this long (about) between a notice reaching its node and this process reading it
+# on a cluster; an idle process polls each node with channels that often.
+SHARDED_POLL_SECONDS = 0.02
+
+
 class Listener:
     """One subscriber's messages; None means "the connection was lost and made again:
     something may be missing, re-read current state"."""
@@ -318,7 +323,9 @@ class Hub:
 
     async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
         while True:
-            message = await pubsub.get_sharded_message(timeout=1.0)
+            # redis-py polls the nodes one after another, each for a share of the timeout:
+            # a short one bounds how long a notice on one node waits while another is read.
+            message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
             if self._note_routes(pubsub) and self._healthy:
                 self.reconnects += 1
                 log.warning("pub/sub channels moved to another node; subscribers re-read state")
