@@ -152,6 +152,25 @@ class LocalCluster:
         self.wait_ready(timeout)
         return replica
 
+    def kill(self, master: int, timeout: float = 30.0) -> int:
+        """Kill ``master`` (SIGKILL, as a crashed host): its replica takes over once the
+        others have not heard from it for the node timeout. Then the killed node is started
+        again (it rejoins as a replica, so later failovers have one). Returns the new
+        master's port."""
+        replica = self.replica_of(master)
+        process = self.processes[master]
+        process.kill()
+        process.wait()
+        self._wait(
+            lambda: _client(replica).info("replication")["role"] == "master",
+            timeout,
+            f"{replica} to take over from the killed {master}",
+        )
+        self.wait_ready(timeout)
+        self._start_node(master)  # its nodes.conf remembers the cluster
+        self.wait_ready(timeout)
+        return replica
+
     def flush(self, port: int) -> None:
         """Lose one master's data (as a restart without persistence does); its replica
         follows."""

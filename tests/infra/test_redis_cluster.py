@@ -85,10 +85,13 @@ async def test_a_master_that_loses_its_data_has_the_boards_rebuilt_from_the_ledg
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["operator", "crash"])
 async def test_a_failover_keeps_scoring_and_live_subscriptions_resume(
-    cluster: LocalCluster, app: Starlette, gql: GQL, services: Services, db: Database,
-    clock: OffsetClock, tenant: Tenant,
+    how: str, cluster: LocalCluster, app: Starlette, gql: GQL, services: Services,
+    db: Database, clock: OffsetClock, tenant: Tenant,
 ) -> None:  # fmt: skip
+    """``operator``: CLUSTER FAILOVER on the replica (a planned handover); ``crash``: the
+    master is killed and its replica promoted after the node timeout."""
     contest = await create_contest(db, clock, tenant)
     await approve_sale(db, clock, tenant, partner=0, amount=300_00)
     await dispatch(services)
@@ -102,7 +105,7 @@ async def test_a_failover_keeps_scoring_and_live_subscriptions_resume(
         # script cache is empty, and which the subscription must follow).
         old = cluster.node_of(services.leaderboards.channel(contest.id))
         reconnects = services.hub.reconnects
-        new = cluster.failover(old)
+        new = cluster.failover(old) if how == "operator" else cluster.kill(old)
         assert cluster.node_of(services.leaderboards.channel(contest.id)) == new
 
         await approve_sale(db, clock, tenant, partner=1, amount=500_00)
