@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             embedded = EmbeddedRedis(settings.var_dir / "redis")
             redis_url = embedded.start()  # main thread: see EmbeddedRedis._die_with_parent
         db = Database(settings.database_url)
-        redis = connect(redis_url)
+        redis = connect(redis_url, cluster=settings.redis_cluster)
         services = build_services(settings, db=db, redis=redis, clock=clock)
         outbox = services.outbox
         sharing = asyncio.create_task(db.epochs.share(services.hub), name="table-epochs")

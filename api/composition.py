@@ -9,8 +9,6 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
-from redis.asyncio import Redis
-
 from api.settings import Settings
 from deal_registration import handlers as deal_registration_handlers
 from deal_registration.sales.signals import SaleClaimSignals
@@ -28,7 +26,7 @@ from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
 from infra.pubsub import Hub
-from infra.redis import Keys
+from infra.redis import AnyRedis, Keys
 from leaderboards import handlers as leaderboards_handlers
 from leaderboards.boards import Boards
 from leaderboards.closing import run_closer
@@ -50,7 +48,7 @@ from webhooks.targets import TargetPolicy
 from webhooks.worker import DeliveryWorker
 
 
-def build_services(settings: Settings, *, db: Database, redis: Redis, clock: Clock) -> Services:
+def build_services(settings: Settings, *, db: Database, redis: AnyRedis, clock: Clock) -> Services:
     """The process's services over an open database and Redis, with every outbox handler
     registered on its dispatcher (``handlers``), so that an event committed by any process
     is handled the same way by whichever process dispatches it."""

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""  # default: a SQLite file in var_dir
     redis_url: str | None = None
+    # True: redis_url is one node of a Redis Cluster (7+); the others are discovered from it.
+    redis_cluster: bool = False
     redis_namespace: str = "cb"
     log_level: str = "info"
     # "inline": each API process dispatches outbox events itself (the embedded default).
@@ -230,6 +232,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.redis_cluster and not self.redis_url:
+            raise SettingsError(
+                "CHANNELBOARD_REDIS_CLUSTER needs CHANNELBOARD_REDIS_URL (a node of the cluster)"
+            )
+        if "{" in self.redis_namespace or "}" in self.redis_namespace:
+            raise SettingsError("CHANNELBOARD_REDIS_NAMESPACE may not contain { or }")
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise SettingsError("CHANNELBOARD_STORAGE=s3 needs CHANNELBOARD_S3_BUCKET")
         if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_file):

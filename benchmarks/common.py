@@ -14,7 +14,19 @@ from infra.redis import EmbeddedRedis
 
 
 @contextmanager
-def bench_redis() -> Iterator[str]:
+def bench_redis(*, cluster: bool = False) -> Iterator[str]:
+    """A Redis URL; ``cluster``: a seed node of a private local Redis Cluster (three
+    masters with a replica each, as the cluster tests start)."""
+    if cluster:
+        from tests.redis_cluster import LocalCluster  # noqa: PLC0415 - only when asked
+
+        with tempfile.TemporaryDirectory(prefix="cbbench-cluster-") as tmp:
+            local = LocalCluster(Path(tmp)).start()
+            try:
+                yield local.url
+            finally:
+                local.stop()
+        return
     url = os.environ.get("CHANNELBOARD_BENCH_REDIS_URL")
     if url:
         yield url

@@ -6,7 +6,10 @@ read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
         [--duration 30] [--clients 2] [--workers 1] [--dispatch generator|process] [--program]
-        [--database-url postgresql+asyncpg://postgres@127.0.0.1/EMPTY_DB]
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1/EMPTY_DB] [--cluster]
+
+--cluster runs it on a private local Redis Cluster (three masters with a replica each;
+sharded pub/sub) instead of one embedded redis-server.
 
 uvicorn serves (one worker unless --workers) with CHANNELBOARD_DISPATCH=external: it only
 serves. The clients (minimal asyncio websocket clients, graphql-transport-ws, one
@@ -370,6 +373,7 @@ def main() -> None:
     parser.add_argument(
         "--database-url", help="an empty database (default: a temporary SQLite file)"
     )
+    parser.add_argument("--cluster", action="store_true", help="on a local Redis Cluster")
     parser.add_argument(
         "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
     )
@@ -380,11 +384,15 @@ def main() -> None:
         uvloop.run(client_main(address, tokens, contest, float(seconds), out))
         return
 
-    with tempfile.TemporaryDirectory(prefix="cbfanout-") as tmp, bench_redis() as redis_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="cbfanout-") as tmp,
+        bench_redis(cluster=args.cluster) as redis_url,
+    ):
         db_url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'fanout.db'}"
         env = {
             **os.environ, "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,
             "CHANNELBOARD_DATABASE_URL": db_url, "CHANNELBOARD_REDIS_URL": redis_url,
+            "CHANNELBOARD_REDIS_CLUSTER": "true" if args.cluster else "false",
             "CHANNELBOARD_REDIS_NAMESPACE": f"fanout-{uuid.uuid4().hex[:6]}",
             "CHANNELBOARD_LOG_LEVEL": "warning",
             # The server only serves: no dispatcher of its own racing the generator's.

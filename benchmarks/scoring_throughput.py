@@ -173,11 +173,11 @@ async def consumer_path(
     start = time.perf_counter()
     for offset in range(0, len(rows), dispatch_batch):
         batches = crediting.plan(rows[offset : offset + dispatch_batch], contests, boards.keys_of)
-        results = await crediting.apply(redis, boards.scripts, batches)
+        results = await crediting.apply(boards.scripts, batches)
         assert all(r > 0 for r in results), results
     rate = len(rows) / (time.perf_counter() - start)
     again = crediting.plan(rows[:dispatch_batch], contests, boards.keys_of)
-    assert await crediting.apply(redis, boards.scripts, again) == [DUPLICATE] * len(again)
+    assert await crediting.apply(boards.scripts, again) == [DUPLICATE] * len(again)
     return rate
 
 

@@ -6,6 +6,13 @@ own. A listener that falls behind loses its oldest messages, never blocks the ot
 messages are "something changed" notices, and the subscriber re-reads current state. The
 connection is made again for as long as the process runs; a listener hears None when
 messages may have been lost meanwhile.
+
+On a Redis Cluster the notices use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+): a
+channel lives on the node that owns its slot, so a notice is sent to one shard instead of
+being broadcast to every node, and redis-py's cluster pub/sub holds one connection per node
+that has channels, following them when a failover or a slot migration moves them. A channel
+that moved, or a node connection that was made again, means notices may have been missed:
+listeners hear None, as after a lost connection to a single server.
 """
 
 from __future__ import annotations
@@ -16,14 +23,20 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import RedisError
 
-from infra.redis import Keys, RedisUnavailable, is_unavailable
+from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, is_unavailable
 
 log = logging.getLogger(__name__)
+
+
+# At most this long (about) between a notice reaching its node and this process reading it
+# on a cluster; an idle process polls each node with channels that often.
+SHARDED_POLL_SECONDS = 0.02
 
 
 class Listener:
@@ -63,7 +76,7 @@ class Hub:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         keys: Keys,
         *,
         backoff: tuple[float, float] = (0.1, 2.0),
@@ -85,6 +98,11 @@ class Hub:
         self._connect_within = connect_within
         self._closed = False
         self.reconnects = 0  # times the subscription connection was lost and made again
+        self.sharded = is_cluster(redis)
+        # Cluster: where each channel was heard last (node name), and the node connections
+        # seen, to notice a failover or reconnection that redis-py handled out of sight.
+        self._routes: dict[object, str] = {}
+        self._node_connections: set[int] = set()
 
     @property
     def subscribed(self) -> bool:
@@ -95,6 +113,8 @@ class Hub:
         return self.keys("chan", *parts)
 
     async def publish(self, channel: str, message: bytes | str) -> int:
+        if self.sharded:
+            return int(await self.redis.spublish(channel, message))
         return int(await self.redis.publish(channel, message))
 
     async def watch(self, channel: str, callback: Callable[[bytes | None], None]) -> None:
@@ -166,7 +186,10 @@ class Hub:
                 return  # someone listens again
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
-                    await self._pubsub.unsubscribe(channel)
+                    if isinstance(self._pubsub, ClusterPubSub):
+                        await self._pubsub.sunsubscribe(channel)
+                    else:
+                        await self._pubsub.unsubscribe(channel)
 
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
         try:
@@ -174,7 +197,11 @@ class Hub:
             # that arrives as the subscription completes, and the cancelled subscriber then
             # waits for messages forever (a closing socket's operations never finished).
             async with asyncio.timeout(self._connect_within):
-                await pubsub.subscribe(channel)
+                if isinstance(pubsub, ClusterPubSub):
+                    await pubsub.ssubscribe(channel)
+                    self._note_routes(pubsub)
+                else:
+                    await pubsub.subscribe(channel)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
 
@@ -226,9 +253,13 @@ class Hub:
             try:
                 async with self._lock:
                     # A subscription with no channel yet: redis-py needs one before reading.
-                    await pubsub.subscribe(self.keys("chan", "_hub"))
-                    channels = {*self._listeners, *self._watchers}
-                    if channels:
+                    channels = {self.keys("chan", "_hub"), *self._listeners, *self._watchers}
+                    if isinstance(pubsub, ClusterPubSub):
+                        self._routes.clear()
+                        self._node_connections.clear()
+                        await pubsub.ssubscribe(*channels)
+                        self._note_routes(pubsub)
+                    else:
                         await pubsub.subscribe(*channels)
                     if pubsub.connection is not None:
                         pubsub.connection.register_connect_callback(self._reconnected_silently)
@@ -263,22 +294,58 @@ class Hub:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             delay = min(delay * 2, self._backoff[1])
 
+    def _note_routes(self, pubsub: ClusterPubSub) -> bool:
+        """Record which node holds each channel (and watch new node connections for silent
+        reconnections); True when a channel known before is now held elsewhere (a failover
+        or a slot migration moved it: what was published meanwhile may be lost)."""
+        moved = False
+        routes: dict[object, str] = dict(getattr(pubsub, "_shard_channel_to_node", {}))
+        for channel, node in routes.items():
+            if self._routes.get(channel, node) != node:
+                moved = True
+        self._routes = routes
+        for node_pubsub in list(pubsub.node_pubsub_mapping.values()):
+            connection = node_pubsub.connection
+            if connection is not None and id(connection) not in self._node_connections:
+                self._node_connections.add(id(connection))
+                connection.register_connect_callback(self._reconnected_silently)
+        return moved
+
     async def _read(self, pubsub: PubSub) -> None:
+        if isinstance(pubsub, ClusterPubSub):
+            await self._read_sharded(pubsub)
+            return
         while True:
             message = await pubsub.get_message(timeout=1.0)
             if message is None or message.get("type") != "message":
                 continue
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
-            data = message["data"]
-            body = data if isinstance(data, bytes) else str(data).encode()
-            for listener in list(self._listeners.get(channel, ())):
-                listener.offer(body)
-            for callback in self._watchers.get(channel, ()):
-                try:
-                    callback(body)
-                except Exception:
-                    log.exception("pub/sub watcher failed on %s", channel)
+            self._deliver(message)
+
+    async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
+        while True:
+            # redis-py polls the nodes one after another, each for a share of the timeout:
+            # a short one bounds how long a notice on one node waits while another is read.
+            message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
+            if self._note_routes(pubsub) and self._healthy:
+                self.reconnects += 1
+                log.warning("pub/sub channels moved to another node; subscribers re-read state")
+                self._missed()
+            if message is None or message.get("type") not in ("smessage", b"smessage"):
+                continue
+            self._deliver(message)
+
+    def _deliver(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        data = message["data"]
+        body = data if isinstance(data, bytes) else str(data).encode()
+        for listener in list(self._listeners.get(channel, ())):
+            listener.offer(body)
+        for callback in self._watchers.get(channel, ()):
+            try:
+                callback(body)
+            except Exception:
+                log.exception("pub/sub watcher failed on %s", channel)
 
     async def drain(self, within: float = 5.0) -> None:
         """Wait (at most ``within`` seconds) for what ``publish_soon`` started: a command

@@ -19,25 +19,48 @@ import time
 from pathlib import Path
 
 from redis import Redis as SyncRedis
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
 
 
+# A single server, or a cluster (CHANNELBOARD_REDIS_CLUSTER): both speak the same commands
+# for what we do; only pipelines of scripts and pub/sub take a different path on a cluster.
+AnyRedis = Redis | RedisCluster
+
+
 class Keys:
     """Every key and channel name goes through here, so deployments (and test runs) that
-    share one Redis server never see each other's data."""
+    share one Redis server never see each other's data.
+
+    On a cluster, keys that one script or pipeline touches together must share a hash slot:
+    ``tag(x)`` makes ``{x}`` the part Redis hashes, so every key of one contest (built with
+    its id tagged) lives on one node. The namespace itself may hold no braces, else it would
+    be the hash tag and put everything on one node."""
 
     def __init__(self, namespace: str) -> None:
+        if "{" in namespace or "}" in namespace:
+            raise ValueError("the Redis namespace may not contain { or }")
         self.namespace = namespace
 
     def __call__(self, *parts: object) -> str:
         return ":".join([self.namespace, *(str(p) for p in parts)])
+
+    @staticmethod
+    def tag(part: object) -> str:
+        """``part`` as a cluster hash tag: keys holding the same tag share a slot."""
+        return "{" + str(part) + "}"
 
 
 class RedisUnavailable(Exception):
@@ -47,22 +70,36 @@ class RedisUnavailable(Exception):
     retry_after_seconds = 2
 
 
+_UNAVAILABLE = (
+    RedisUnavailable, RedisConnectionError, RedisTimeoutError, ReadOnlyError,
+    ClusterDownError, SlotNotCoveredError, RedisClusterUnreachableError, TryAgainError,
+)  # fmt: skip
+
+
 def is_unavailable(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it was raised from) means Redis is out of reach, as
     opposed to a bug: refused or dropped connections, timeouts, a server still loading its
-    data after a restart, a replica that cannot take writes during a failover."""
+    data after a restart, a replica that cannot take writes during a failover (on a cluster:
+    a slot with no master yet, a node no longer reachable)."""
     seen = 0
     while error is not None and seen < 10:
-        if isinstance(
-            error, RedisUnavailable | RedisConnectionError | RedisTimeoutError | ReadOnlyError
-        ):
+        if isinstance(error, _UNAVAILABLE):
             return True
         error = error.__cause__ or error.__context__
         seen += 1
     return False
 
 
-def connect(url: str) -> Redis:
+def connect(url: str, *, cluster: bool = False) -> AnyRedis:
+    """A client for the server at ``url``, or for the cluster ``url`` is one node of (the
+    others are discovered from it; failovers and moved slots are followed)."""
+    if cluster:
+        return RedisCluster.from_url(
+            url,
+            decode_responses=False,
+            socket_connect_timeout=2,
+            socket_timeout=10,
+        )
     # Fail fast while Redis is down (a request answers SERVICE_UNAVAILABLE in well under a
     # second instead of waiting out redis-py's default retries of up to ~10 s); a blackholed
     # host (a failover that moved the address) can hold neither a connect nor a command
@@ -174,6 +211,10 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def is_cluster(redis: AnyRedis) -> bool:
+    return isinstance(redis, RedisCluster)
 
 
 def _responds(url: str) -> bool:

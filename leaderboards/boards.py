@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from redis.asyncio import Redis
-
-from infra.redis import Keys
+from infra.redis import AnyRedis, Keys
 from leaderboards import ranking
 from leaderboards.models import Contest
-from leaderboards.scoring import BoardKeys, BoardMode, Scripts
+from leaderboards.scoring import AnyPipeline, BoardKeys, BoardMode, Scripts
 
 
 class Boards:
     """One per process (per Redis client)."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: AnyRedis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
@@ -62,14 +60,16 @@ class Boards:
         k = self.keys_of(contest.id)
         z, raw, dz, _dc, _seen = k.board(period_key)
         mode = BoardMode.of(contest)
-        pipe = self.redis.pipeline(transaction=False)
-        for participant in participants:
-            await self.scripts.standing(
-                keys=[z, raw, dz, k.built, k.version],
-                args=[str(participant), mode.scale, int(mode.rich), int(mode.dense)],
-                client=pipe,
-            )
-        replies = await pipe.execute()
+
+        async def queue(pipe: AnyPipeline) -> None:
+            for participant in participants:
+                await self.scripts.standing(
+                    keys=[z, raw, dz, k.built, k.version],
+                    args=[str(participant), mode.scale, int(mode.rich), int(mode.dense)],
+                    client=pipe,  # type: ignore[arg-type]
+                )
+
+        replies = await self.scripts.pipelined(queue)
         return [
             ranking.standing_from_reply(r, p, contest.ranking_style, mode.scale)
             for r, p in zip(replies, participants, strict=True)

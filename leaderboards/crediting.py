@@ -8,10 +8,16 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from leaderboards.models import Contest, ContestCredit
-from leaderboards.scoring import BatchItem, BoardKeys, BoardMode, Scripts, queue_credits, target_for
+from leaderboards.scoring import (
+    AnyPipeline,
+    BatchItem,
+    BoardKeys,
+    BoardMode,
+    Scripts,
+    queue_credits,
+    target_for,
+)
 
 # Items per script call: big enough to amortise the call, small enough that one call does
 # not hold Redis (single-threaded) for more than a millisecond or two.
@@ -61,12 +67,15 @@ def plan(
     return batches
 
 
-async def apply(redis: Redis, scripts: Scripts, batches: list[BoardBatch]) -> list[int]:
-    """One pipelined round trip; per batch the contest's new version, DUPLICATE (nothing
-    new) or NOT_BUILT (Redis lost the contest: rebuild from the ledger, then retry)."""
+async def apply(scripts: Scripts, batches: list[BoardBatch]) -> list[int]:
+    """One pipelined round trip (one per node on a cluster: each board's keys share a slot);
+    per batch the contest's new version, DUPLICATE (nothing new) or NOT_BUILT (Redis lost
+    the contest: rebuild from the ledger, then retry)."""
     if not batches:
         return []
-    pipe = redis.pipeline(transaction=False)
-    for batch in batches:
-        await queue_credits(scripts, pipe, batch.keys, batch.mode, batch.period_key, batch.items)
-    return [int(result) for result in await pipe.execute()]
+
+    async def queue(pipe: AnyPipeline) -> None:
+        for b in batches:
+            await queue_credits(scripts, pipe, b.keys, b.mode, b.period_key, b.items)
+
+    return [int(result) for result in await scripts.pipelined(queue)]

@@ -66,6 +66,20 @@ async def rebuild(
             await boards.redis.delete(k.lock)
 
 
+async def drop_untagged_keys(boards: Boards) -> int:
+    """Delete board keys of the layout before hash tags (``{ns}:lb:<contest>:...``, where
+    keys are now ``{ns}:lb:{<contest>}:...``): after an upgrade nothing reads them (each
+    contest is rebuilt from the ledger under its new keys on first use), they only take
+    memory. SCAN walks every master of a cluster. Returns the number deleted."""
+    prefix = boards.keys("lb", "")
+    dropped = 0
+    async for key in boards.redis.scan_iter(match=f"{prefix}*", count=1000):
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        if not name[len(prefix) :].startswith("{"):
+            dropped += int(await boards.redis.delete(key))
+    return dropped
+
+
 async def _rebuild_locked(
     db: Database, boards: Boards, clock: Clock, contest_id: uuid.UUID, progress: Progress | None
 ) -> int:

@@ -23,6 +23,7 @@ from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent
 from infra.pubsub import Hub
+from infra.redis import Keys
 from leaderboards import crediting, repository
 from leaderboards.boards import Boards
 from leaderboards.events import ContestChanged
@@ -86,7 +87,7 @@ class Leaderboards:
         self.pages = PageCache(boards, hub, db.epochs, self.channel)
 
     def channel(self, contest_id: uuid.UUID | str) -> str:
-        return self.hub.channel("lb", contest_id)
+        return self.hub.channel("lb", Keys.tag(contest_id))  # the slot of its board's keys
 
     async def notify(self, contest_id: uuid.UUID | str, version: int) -> None:
         await self.hub.publish(self.channel(contest_id), str(version))
@@ -188,7 +189,7 @@ class Leaderboards:
         rebuilt: set[uuid.UUID] = set()
         batches = crediting.plan(rows, contests, self.boards.keys_of)
         for _attempt in range(3):
-            results = await crediting.apply(self.boards.redis, self.boards.scripts, batches)
+            results = await crediting.apply(self.boards.scripts, batches)
             retry = [b for b, r in zip(batches, results, strict=True) if r == NOT_BUILT]
             for batch, result in zip(batches, results, strict=True):
                 if result > 0:

@@ -6,7 +6,9 @@ and updates the participant's score in the same atomic step, so a replayed or co
 dispatched event never counts twice. The SQL ledger (``ContestCredit``, unique per contest
 and event) is written first; Redis is derived from it and can be rebuilt (rebuild.py).
 
-Board layout, per contest and period (``{ns}:lb:{contest}:p:{period}:...``):
+Board layout, per contest and period (``{ns}:lb:{{contest}}:p:{period}:...``; the contest
+id in braces is a cluster hash tag, so all of a contest's keys share one slot and every
+script and pipeline below stays on one node):
 
 - ``z``     sorted set: participant -> encoded rank value (ranking.encode)
 - ``raw``   hash: participant -> raw score (only in "rich" mode: targets, dense, first-to-reach)
@@ -20,12 +22,15 @@ and per contest: ``ver`` (a version bumped on every change, carried by every pus
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from deal_registration.events import (
     DEAL_WON,
@@ -35,7 +40,7 @@ from deal_registration.events import (
     Line,
     SaleApproved,
 )
-from infra.redis import Keys
+from infra.redis import AnyRedis, Keys, is_cluster
 from leaderboards import ranking
 from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, unpack
 from leaderboards.recurrence import Period, parse_recurrence, period_at
@@ -108,7 +113,7 @@ class BoardMode:
 
 class BoardKeys:
     def __init__(self, keys: Keys, contest_id: uuid.UUID | str) -> None:
-        self.base = keys("lb", str(contest_id))
+        self.base = keys("lb", Keys.tag(contest_id))
 
     @property
     def version(self) -> str:
@@ -229,15 +234,38 @@ return redis.call('INCRBY', KEYS[7], credited)
 """
 
 
+AnyPipeline = Pipeline | ClusterPipeline
+
+
 class Scripts:
     """The Lua scripts, registered once per Redis client (EVALSHA after the first call)."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis) -> None:
+        self.redis = redis
         self.credit: AsyncScript = redis.register_script(CREDIT_LUA)
         self.credit_many: AsyncScript = redis.register_script(CREDIT_MANY_LUA)
         self.page: AsyncScript = redis.register_script(ranking.PAGE_LUA)
         self.standing: AsyncScript = redis.register_script(ranking.STANDING_LUA)
         self.swap: AsyncScript = redis.register_script(SWAP_LUA)
+
+    async def pipelined(self, queue: Callable[[AnyPipeline], Awaitable[None]]) -> list[Any]:
+        """Run the script calls ``queue`` puts on a pipeline, in one round trip per node.
+        A single server's pipeline loads missing scripts itself; a cluster's cannot (a new
+        node, a promoted replica or a restarted one has an empty script cache), so there
+        they are loaded on every master and the pipeline runs again: every script here is
+        a read or an idempotent credit, so running one twice changes nothing."""
+        pipe = self.redis.pipeline(transaction=False)
+        await queue(pipe)
+        if not is_cluster(self.redis):
+            return list(await pipe.execute())
+        try:
+            return list(await pipe.execute())
+        except NoScriptError:
+            for script in (self.credit, self.credit_many, self.page, self.standing, self.swap):
+                await self.redis.script_load(script.script)
+            pipe = self.redis.pipeline(transaction=False)
+            await queue(pipe)
+            return list(await pipe.execute())
 
 
 # Replace a contest's boards with freshly built shadow copies in one atomic step. The
@@ -486,7 +514,7 @@ async def apply_credits(
 
 async def queue_credits(
     scripts: Scripts,
-    pipe: Pipeline,
+    pipe: AnyPipeline,
     keys: BoardKeys,
     mode: BoardMode,
     period_key: str,
@@ -494,4 +522,4 @@ async def queue_credits(
 ) -> None:
     """``apply_credits`` queued on a pipeline (its result comes from ``pipe.execute()``)."""
     call_keys, call_args = credits_call(keys, mode, period_key, items)
-    await scripts.credit_many(keys=call_keys, args=call_args, client=pipe)
+    await scripts.credit_many(keys=call_keys, args=call_args, client=pipe)  # type: ignore[arg-type]

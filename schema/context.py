@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError
-from redis.asyncio import Redis
 
 from deal_registration.storage import Storage
 from earnings.claims import ClaimSignals
@@ -17,7 +16,7 @@ from infra.db import Database, DbSession, read_only
 from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
-from infra.redis import Keys
+from infra.redis import AnyRedis, Keys
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from next_actions.actions import Source
@@ -36,7 +35,7 @@ class Services:
     and shared by every request."""
 
     db: Database
-    redis: Redis
+    redis: AnyRedis
     keys: Keys
     clock: Clock
     outbox: Dispatcher

@@ -1,6 +1,8 @@
 """Fixtures: a migrated database (SQLite by default, PostgreSQL when
 CHANNELBOARD_TEST_DATABASE_URL is set), a real Redis (embedded by default, or
-CHANNELBOARD_TEST_REDIS_URL) under a key namespace of its own, the app, and cleanup of both
+CHANNELBOARD_TEST_REDIS_URL, or with CHANNELBOARD_TEST_REDIS_CLUSTER=1 a local Redis
+Cluster of three masters and three replicas started for the run) under a key namespace of
+its own, the app, and cleanup of both
 stores after every test. Under pytest-xdist (`-n 2`) each worker has its own database,
 embedded Redis and key namespace."""
 
@@ -27,6 +29,7 @@ from infra.redis import EmbeddedRedis
 from migrations.metadata import target_metadata
 from schema.context import Services
 from tests.factories import Tenant, create_tenant
+from tests.redis_cluster import LocalCluster
 from tests.support import GQL
 
 
@@ -60,8 +63,29 @@ def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("var")
 
 
+def cluster_selected() -> bool:
+    return os.environ.get("CHANNELBOARD_TEST_REDIS_CLUSTER", "") not in ("", "0")
+
+
 @pytest.fixture(scope="session")
-def redis_url(var_dir: Path) -> Iterator[str]:
+def local_cluster(var_dir: Path) -> Iterator[LocalCluster | None]:
+    """The run's (under pytest-xdist: the worker's) local Redis Cluster, or None when the
+    tests run on a single server."""
+    if not cluster_selected():
+        yield None
+        return
+    cluster = LocalCluster(var_dir / "redis-cluster").start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(var_dir: Path, local_cluster: LocalCluster | None) -> Iterator[str]:
+    if local_cluster is not None:
+        yield local_cluster.url
+        return
     external = os.environ.get("CHANNELBOARD_TEST_REDIS_URL")
     if external:
         yield external
@@ -113,6 +137,7 @@ def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -
             "CHANNELBOARD_VAR_DIR": str(var_dir),
             "CHANNELBOARD_DATABASE_URL": database_url,
             "CHANNELBOARD_REDIS_URL": redis_url,
+            "CHANNELBOARD_REDIS_CLUSTER": "true" if cluster_selected() else "false",
             "CHANNELBOARD_REDIS_NAMESPACE": namespace,
             # Webhook tests deliver to receivers on loopback.
             "CHANNELBOARD_WEBHOOKS_ALLOW_PRIVATE_TARGETS": "true",

@@ -31,6 +31,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "CHANNELBOARD_VAR_DIR": str(settings.var_dir),
         "CHANNELBOARD_DATABASE_URL": settings.database_url,
         "CHANNELBOARD_REDIS_URL": settings.redis_url or "",
+        "CHANNELBOARD_REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
         "CHANNELBOARD_REDIS_NAMESPACE": settings.redis_namespace,
         "CHANNELBOARD_LOG_LEVEL": "warning",
         "COLUMNS": "200",

@@ -16,6 +16,7 @@ import httpx
 import jwt
 import uvicorn
 import websockets
+from redis.asyncio import RedisCluster
 from sqlalchemy import func
 from sqlmodel import select
 from starlette.applications import Starlette
@@ -208,7 +209,12 @@ async def listening(services: Services, channel: str, *, count: int = 1) -> None
     now on can be missed)."""
 
     async def subscribed() -> bool:
-        [(_, listeners)] = await services.redis.pubsub_numsub(channel)
+        redis = services.redis
+        if isinstance(redis, RedisCluster):  # sharded: ask the node that owns the channel
+            node = redis.get_node_from_key(channel)
+            [(_, listeners)] = await redis.pubsub_shardnumsub(channel, target_nodes=node)
+        else:
+            [(_, listeners)] = await redis.pubsub_numsub(channel)
         return int(listeners) >= count
 
     await eventually(subscribed, within=15)

@@ -25,7 +25,7 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 async def _rebuild(settings: Settings, contest: str | None) -> int:
-    from leaderboards.rebuild import rebuild  # noqa: PLC0415
+    from leaderboards.rebuild import drop_untagged_keys, rebuild  # noqa: PLC0415
 
     async with wiring(settings) as services:
         async with services.db.session() as session:
@@ -53,6 +53,10 @@ async def _rebuild(settings: Settings, contest: str | None) -> int:
                 version = await services.leaderboards.boards.version(c.id)
                 await services.leaderboards.notify(c.id, version)
                 console.print(f"{c.name}: {replayed} credits replayed (version {version})")
+        if not contest:  # the whole deployment: also what an older key layout left behind
+            dropped = await drop_untagged_keys(services.leaderboards.boards)
+            if dropped:
+                console.print(f"{dropped} keys of the layout before hash tags deleted")
         return 0
 
 
@@ -60,7 +64,8 @@ async def _rebuild(settings: Settings, contest: str | None) -> int:
 def rebuild(
     contest: str | None = typer.Argument(None, help="Contest id or name; default: all live."),
 ) -> None:
-    """Rebuild standings in Redis from the SQL credit ledger (after a flush or failover)."""
+    """Rebuild standings in Redis from the SQL credit ledger (after a flush or failover,
+    or an upgrade that renamed the keys: then the old keys are deleted too)."""
 
     raise typer.Exit(asyncio.run(_rebuild(load_settings(), contest)))
 

@@ -112,7 +112,7 @@ async def _wake_dispatcher(settings: Settings) -> None:
     url = running_redis_url(settings)
     if url is None:
         return
-    redis = connect(url)
+    redis = connect(url, cluster=settings.redis_cluster)
     hub = Hub(redis, Keys(settings.redis_namespace))
     try:
         await hub.publish(hub.channel(WAKE_CHANNEL), b"")

@@ -52,7 +52,7 @@ async def announcing(settings: Settings, db: Database) -> AsyncIterator[None]:
     if url is None:
         yield
         return
-    redis = connect(url)
+    redis = connect(url, cluster=settings.redis_cluster)
     hub = Hub(redis, Keys(settings.redis_namespace))
     try:
         async with _sharing(db, hub):
@@ -75,7 +75,7 @@ async def wiring(settings: Settings) -> AsyncIterator[Services]:
         embedded = EmbeddedRedis(settings.var_dir / "redis")
         url = await asyncio.to_thread(embedded.start)
     db = Database(settings.database_url)
-    redis = connect(url)
+    redis = connect(url, cluster=settings.redis_cluster)
     services = build_services(settings, db=db, redis=redis, clock=SystemClock())
     try:
         async with _sharing(db, services.hub):

@@ -48,6 +48,15 @@ def test_document_and_websocket_limits_come_from_the_environment() -> None:
     assert (limits.ws_max_message_bytes, limits.ws_max_connections_per_principal) == (65536, 3)
 
 
+def test_the_embedded_default_is_a_single_redis_server() -> None:
+    settings = Settings.from_env({})
+    assert (settings.redis_url, settings.redis_cluster) == (None, False)
+    cluster = Settings.from_env(
+        {"CHANNELBOARD_REDIS_URL": "redis://10.0.0.5:7000/0", "CHANNELBOARD_REDIS_CLUSTER": "1"}
+    )
+    assert cluster.redis_cluster
+
+
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(SettingsError, match="development JWT secret"):
         Settings.from_env({"CHANNELBOARD_ENV": "production"})
@@ -66,6 +75,8 @@ def test_production_refuses_the_development_secret() -> None:
         ({"CHANNELBOARD_JWT_ALGORITHM": "HS512"}, "HS256 or RS256"),
         ({"CHANNELBOARD_JWT_ALGORITHM": "RS256"}, "PUBLIC_KEY"),
         ({"CHANNELBOARD_MAX_QUERY_DEPTH": "deep"}, "whole number"),
+        ({"CHANNELBOARD_REDIS_CLUSTER": "true"}, "needs CHANNELBOARD_REDIS_URL"),
+        ({"CHANNELBOARD_REDIS_NAMESPACE": "cb{1}"}, "may not contain"),
     ],
 )
 def test_bad_settings_are_refused_with_a_reason(env: dict[str, str], message: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.asyncio import RedisCluster
 from sqlalchemy import event
 from sqlmodel import col, update
 from starlette.applications import Starlette
@@ -21,7 +22,7 @@ from infra.cache import ReadCache, SingleFlight, TableEpochs
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.pubsub import Hub
-from infra.redis import connect
+from infra.redis import connect, is_cluster
 from partners.models import Partner, PartnerStatus, User
 from partners.roles import Role
 from schema.context import Services
@@ -66,7 +67,7 @@ async def other_process(db: Database, services: Services) -> AsyncIterator[Datab
     """A second Database with its own epochs and Hub on the same Redis: what another API
     process is, as far as the caches can tell."""
     other = Database(db.url)
-    redis = connect(_url(services))
+    redis = connect(_url(services), cluster=is_cluster(services.redis))
     hub = Hub(redis, services.keys)
     await other.epochs.share(hub)
     try:
@@ -79,6 +80,9 @@ async def other_process(db: Database, services: Services) -> AsyncIterator[Datab
 
 
 def _url(services: Services) -> str:
+    if isinstance(services.redis, RedisCluster):  # any node: the others are discovered
+        node = services.redis.get_default_node()
+        return f"redis://{node.host}:{node.port}/0"
     kwargs = services.redis.get_connection_kwargs()
     if kwargs.get("path"):
         return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
@@ -168,7 +172,12 @@ async def test_caches_survive_a_lost_pubsub_connection(
     token = gql.token(rep)
     assert await reason(gql, token) is None
     reconnects = services.hub.reconnects
-    await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    if isinstance(services.redis, RedisCluster):  # the subscriptions are on every master
+        await services.redis.execute_command(
+            "CLIENT", "KILL", "TYPE", "pubsub", target_nodes=RedisCluster.ALL_NODES
+        )
+    else:
+        await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
 
     async def resubscribed() -> bool:
         return services.hub.reconnects > reconnects and services.hub.subscribed

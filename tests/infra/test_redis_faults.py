@@ -170,7 +170,7 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
 
     async with (
         only_the_process_dispatches(services),
-        api_process(settings, REDIS_URL=own_redis.url) as address,
+        api_process(settings, REDIS_URL=own_redis.url, REDIS_CLUSTER="false") as address,
         httpx.AsyncClient(base_url=f"http://{address}") as http,
     ):
         contest = await create_contest(db, clock, tenant)
@@ -243,7 +243,7 @@ async def test_while_redis_is_down_reads_and_new_subscriptions_answer_a_coded_er
     try:
         async with (
             only_the_process_dispatches(services),
-            api_process(settings, REDIS_URL=own_redis.url) as address,
+            api_process(settings, REDIS_URL=own_redis.url, REDIS_CLUSTER="false") as address,
             httpx.AsyncClient(base_url=f"http://{address}") as http,
         ):
             contest = await create_contest(db, clock, tenant)

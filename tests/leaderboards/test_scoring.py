@@ -16,7 +16,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from leaderboards.models import Contest, ContestCredit, Metric
-from leaderboards.rebuild import rebuild
+from leaderboards.rebuild import ensure_built, rebuild
 from leaderboards.scoring import DUPLICATE, BatchItem, BoardMode, apply_credits
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, reverse_sale, win_deal
@@ -167,3 +167,30 @@ async def test_rebuild_command_restores_standings(
     assert await _rebuild(settings, "Rebuild me") == 0
     assert await board(services, contest) == before
     assert await _rebuild(settings, "No such contest") == 1
+
+
+async def test_an_upgrade_from_untagged_keys_rebuilds_and_drops_the_old_keys(
+    settings: Settings, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Before hash tags a board lived at ``{ns}:lb:<contest>:...``: after the upgrade the
+    contest is rebuilt from the ledger under its tagged keys, at a version above any shown
+    (the floor kept in SQL), and `leaderboards rebuild` deletes the old keys."""
+    contest = await create_contest(db, clock, tenant, name="Upgraded")
+    await approve_sale(db, clock, tenant, partner=0, amount=400)
+    await dispatch(services)
+    before = await board(services, contest)
+    boards = services.leaderboards.boards
+    version = await boards.version(contest.id)
+    async for key in services.redis.scan_iter(match=services.keys("lb", "*")):
+        await services.redis.delete(key)
+    old = services.keys("lb", contest.id, "p", "all", "z")  # as the old layout named it
+    await services.redis.zadd(old, {str(tenant.partners[0].id): 400})
+    await services.redis.set(services.keys("lb", contest.id, "ver"), version)
+
+    await ensure_built(db, boards, clock, contest)  # what every read does first
+    assert await board(services, contest) == before
+    assert await boards.version(contest.id) >= version
+    assert await _rebuild(settings, None) == 0
+    assert not await services.redis.exists(old)
+    assert not await services.redis.exists(services.keys("lb", contest.id, "ver"))
+    assert await board(services, contest) == before

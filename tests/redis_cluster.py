@@ -1,0 +1,204 @@
+"""A real local Redis Cluster for tests (CHANNELBOARD_TEST_REDIS_CLUSTER=1): three masters
+with a replica each, `redis-server --cluster-enabled yes` on free loopback ports with their
+data in a temporary folder, joined by `redis-cli --cluster create`, stopped after the run."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis import Redis
+
+from infra.redis import redis_server_binary
+
+MASTERS = 3
+# A node that stops answering is failed over after this long (the default, 15 s, would make
+# a failover test wait that long).
+NODE_TIMEOUT_MS = 2000
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, so at most 55535."""
+    while True:
+        port = random.randint(20000, 55535)  # noqa: S311 - not security
+        try:
+            for p in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        return port
+
+
+def _client(port: int) -> Redis:
+    return Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=5)
+
+
+@dataclass
+class LocalCluster:
+    data_dir: Path
+    ports: list[int] = field(default_factory=list)
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """A seed node: the client discovers the others from it."""
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("a local Redis Cluster needs redis-cli on PATH")
+        self.ports = [_cluster_port() for _ in range(MASTERS * 2)]
+        try:
+            self._start_all(cli, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start_all(self, cli: str, timeout: float) -> None:
+        for port in self.ports:
+            self._start_node(port)
+        for port in self.ports:
+            self._wait(lambda p=port: bool(_client(p).ping()), timeout, f"node {port} to start")
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        self.wait_ready(timeout)
+
+    def _start_node(self, port: int) -> None:
+        node_dir = self.data_dir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--dir", str(node_dir),
+             "--save", "", "--appendonly", "no", "--logfile", str(node_dir / "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Every running node sees the cluster as ok (all slots served), every node agrees
+        on who serves which slots, and every replica is in sync with its master."""
+
+        def ready() -> bool:
+            if len({self._slot_owners(port) for port in self.running}) != 1:
+                return False
+            for port in self.running:
+                replication = _client(port).info("replication")
+                if replication["role"] == "slave" and replication["master_link_status"] != "up":
+                    return False
+                info = _client(port).execute_command("CLUSTER", "INFO")
+                text = info.decode() if isinstance(info, bytes) else str(info)
+                if "cluster_state:ok" not in text:
+                    return False
+            return len(self.masters()) == MASTERS
+
+        self._wait(ready, timeout, "the cluster to be ready")
+
+    @staticmethod
+    def _slot_owners(port: int) -> tuple[tuple[int, int, int], ...]:
+        slots = _client(port).execute_command("CLUSTER", "SLOTS")
+        return tuple(
+            sorted((int(first), int(last), int(primary[1])) for first, last, primary, *_ in slots)
+        )
+
+    @property
+    def running(self) -> list[int]:
+        return [p for p, proc in self.processes.items() if proc.poll() is None]
+
+    def masters(self) -> list[int]:
+        return [p for p in self.running if _client(p).info("replication")["role"] == "master"]
+
+    def replica_of(self, master: int) -> int:
+        for port in self.running:
+            info = _client(port).info("replication")
+            if info["role"] == "slave" and int(info["master_port"]) == master:
+                return port
+        raise LookupError(f"no replica of {master}")
+
+    def node_of(self, key: str) -> int:
+        """The port of the master that owns ``key``'s slot."""
+        client = _client(self.running[0])
+        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+        for first, last, primary, *_replicas in client.execute_command("CLUSTER", "SLOTS"):
+            if int(first) <= slot <= int(last):
+                return int(primary[1])
+        raise LookupError(f"no node serves slot {slot}")
+
+    def failover(self, master: int, timeout: float = 30.0) -> int:
+        """Promote ``master``'s replica (CLUSTER FAILOVER on the replica, as an operator
+        does); returns the new master's port once the cluster is ok again."""
+        replica = self.replica_of(master)
+        deadline = time.monotonic() + timeout
+        while _client(replica).info("replication")["role"] != "master":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{replica} did not take over from {master}")
+            _client(replica).execute_command("CLUSTER", "FAILOVER")  # again, if one lapsed
+            self._wait(
+                lambda: _client(replica).info("replication")["role"] == "master",
+                5,
+                f"{replica} to take over from {master}",
+                fail=False,
+            )
+        self.wait_ready(timeout)
+        return replica
+
+    def kill(self, master: int, timeout: float = 30.0) -> int:
+        """Kill ``master`` (SIGKILL, as a crashed host): its replica takes over once the
+        others have not heard from it for the node timeout. Then the killed node is started
+        again (it rejoins as a replica, so later failovers have one). Returns the new
+        master's port."""
+        replica = self.replica_of(master)
+        process = self.processes[master]
+        process.kill()
+        process.wait()
+        self._wait(
+            lambda: _client(replica).info("replication")["role"] == "master",
+            timeout,
+            f"{replica} to take over from the killed {master}",
+        )
+        self.wait_ready(timeout)
+        self._start_node(master)  # its nodes.conf remembers the cluster
+        self.wait_ready(timeout)
+        return replica
+
+    def flush(self, port: int) -> None:
+        """Lose one master's data (as a restart without persistence does); its replica
+        follows."""
+        _client(port).flushall()
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.processes.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.processes.clear()
+
+    @staticmethod
+    def _wait(check: object, timeout: float, what: str, *, fail: bool = True) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if check():  # type: ignore[operator]
+                    return
+            except Exception:  # noqa: BLE001, S110 - not ready yet
+                pass
+            if time.monotonic() > deadline:
+                if not fail:
+                    return
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.1)
