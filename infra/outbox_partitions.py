@@ -196,16 +196,18 @@ class PartitionLeases:
         and another dispatcher took it: the pass must end)."""
         now = datetime.now(UTC)
         p, d = self.partition_table, self.dispatcher_table
+        held = self.held
         async with self.db.engine.begin() as conn:
             await conn.execute(update(d).where(d.c.holder == self.holder).values(seen_at=now))
-            if not self.held:
+            if not held:
                 return True
             result = await conn.execute(
                 update(p)
-                .where(p.c.partition.in_(self.held), p.c.holder == self.holder)
+                .where(p.c.partition.in_(held), p.c.holder == self.holder)
                 .values(expires_at=now + LEASE)
             )
-            return bool(result.rowcount == len(self.held))
+        # A claim that ran meanwhile (releasing some) is no loss: it renewed them itself.
+        return bool(result.rowcount == len(held)) or self.held != held
 
     async def release(self) -> None:
         """Leave: the others take these partitions at their next pass, not after LEASE."""
