@@ -24,7 +24,7 @@ from deal_registration.events import DealStatusChanged
 from deal_registration.registrations.notices import vendor_channel
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import OutboxEvent, record_event
+from infra.outbox import OutboxEvent, _Lease, record_event
 from infra.outbox_partitions import (
     OutboxPartition,
     PartitionLeases,
@@ -114,6 +114,19 @@ async def test_leases_split_the_partitions_fairly(settings: Settings, db: Databa
     # A dispatcher configured with another partition count takes nothing.
     assert await PartitionLeases(db, 4).claim() == ()
     assert set((await _holders(db)).values()) == {second.holder, third.holder}
+
+
+async def test_partitioned_dispatchers_stand_aside_during_a_single_lease_pass(
+    settings: Settings, db: Database
+) -> None:
+    _postgres_only(settings)
+    single = _Lease(db)
+    async with db.session() as session:
+        assert await single.take(await single.passes(session))
+    leases = PartitionLeases(db, PARTITIONS)
+    assert await leases.claim() == ()  # one writer at a time: never both modes at once
+    await single.release()
+    assert await leases.claim() == tuple(range(PARTITIONS))
 
 
 # ------------------------------------------------------------------ real dispatchers
