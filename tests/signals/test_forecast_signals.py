@@ -122,8 +122,9 @@ async def test_a_concentration_alert_is_a_vendor_only_signal(
     top = {"metric": "TOP_PARTNER_SHARE", "maxShareBp": 6_000, "reason": "board policy"}
     made = (await gql.data(SET, {"input": top}, as_user=admin))["concentrationThresholdSet"]
     assert made["userErrors"] == []
-    await approve_sale(db, clock, tenant, partner=0, amount=700_00)
-    await approve_sale(db, clock, tenant, partner=1, amount=300_00)
+    async with services.outbox.paused():  # both sales before the check (the app dispatches too)
+        await approve_sale(db, clock, tenant, partner=0, amount=700_00)
+        await approve_sale(db, clock, tenant, partner=1, amount=300_00)
     await settle(services)  # the sales, the alert (70 % > 60 %), then the snapshots it names
     for user in (admin, tenant.user(Role.FINANCE), tenant.user(Role.CHANNEL_MANAGER)):
         values = await day_of(gql, user, tenant.partners[0], clock)
