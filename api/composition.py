@@ -22,6 +22,7 @@ from forecasts.accuracy import run_forecast_closer
 from forecasts.renewals import subscription_renewals
 from incentives import handlers as incentives_handlers
 from incentives.daily import run_daily as run_rules_daily
+from incentives.events import RULE_FIRED
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
@@ -36,6 +37,8 @@ from leaderboards.runtime import Leaderboards
 from next_actions import handlers as next_actions_handlers
 from next_actions import sources as next_action_sources
 from notifications import handlers as notifications_handlers
+from notifications.delivery import Trigger
+from notifications.rules import next_action_trigger
 from notifications.runtime import Notifier
 from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
@@ -62,6 +65,7 @@ def build_services(settings: Settings, *, db: Database, redis: AnyRedis, clock: 
         partitions=settings.outbox_partitions,
     )
     leaderboards = Leaderboards(db, Boards(redis, keys), clock, hub, dispatcher=outbox)
+    claim_signals = build_claim_signals()
     services = Services(
         db=db,
         redis=redis,
@@ -71,9 +75,18 @@ def build_services(settings: Settings, *, db: Database, redis: AnyRedis, clock: 
         hub=hub,
         leaderboards=leaderboards,
         fanout=Fanout(leaderboards),
-        claim_signals=build_claim_signals(),
+        claim_signals=claim_signals,
         storage=build_storage(settings),
-        notifier=build_notifier(settings, db=db, clock=clock, hub=hub, boards=leaderboards.boards),
+        notifier=build_notifier(
+            settings,
+            db=db,
+            clock=clock,
+            hub=hub,
+            leaderboards=leaderboards,
+            next_actions=next_action_trigger(
+                next_action_sources.BUILT_IN, claim_signals, leaderboards
+            ),
+        ),  # fmt: skip
         webhooks=DeliveryWorker(
             db,
             clock,
@@ -176,14 +189,22 @@ def prize_handlers(services: Services) -> list[Registration]:
 
 
 def build_notifier(
-    settings: Settings, *, db: Database, clock: Clock, hub: Hub, boards: Boards
+    settings: Settings,
+    *,
+    db: Database,
+    clock: Clock,
+    hub: Hub,
+    leaderboards: Leaderboards,
+    next_actions: Trigger,
 ) -> Notifier:
-    """The inbox and e-mail notifier; e-mail only when an SMTP host is configured."""
+    """The inbox and e-mail notifier; e-mail only when an SMTP host is configured. A rule's
+    firing also tells the partner's users of the next best action it added."""
     smtp = settings.smtp
     sender = MailSender(db, clock, smtp) if smtp is not None else None
     return Notifier(
-        db, clock, hub, sender=sender, boards=boards, invitation_url=settings.invitation_url
-    )
+        db, clock, hub, sender=sender, boards=leaderboards.boards,
+        invitation_url=settings.invitation_url, extra_triggers={RULE_FIRED: next_actions},
+    )  # fmt: skip
 
 
 def build_claim_signals() -> ClaimSignals:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -220,6 +221,24 @@ async def recorded_since(
     rows = await session.exec(
         select(ForecastAccuracy)
         .where(ForecastAccuracy.vendor_id == vendor_id, col(ForecastAccuracy.recorded_at) >= since)
+        .order_by(col(ForecastAccuracy.recorded_at), col(ForecastAccuracy.id))
+    )
+    return list(rows)
+
+
+async def accuracies_recorded(
+    session: AsyncSession, vendor_id: uuid.UUID, partner_ids: Collection[uuid.UUID],
+    until: datetime,
+) -> list[ForecastAccuracy]:  # fmt: skip
+    """The partners' accuracies recorded before ``until``, oldest first: the signal feed
+    picks, for each day, the last one recorded by the day's end."""
+    rows = await session.exec(
+        select(ForecastAccuracy)
+        .where(
+            ForecastAccuracy.vendor_id == vendor_id,
+            col(ForecastAccuracy.partner_id).in_(list(partner_ids)),
+            col(ForecastAccuracy.recorded_at) < until,
+        )
         .order_by(col(ForecastAccuracy.recorded_at), col(ForecastAccuracy.id))
     )
     return list(rows)

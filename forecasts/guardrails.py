@@ -204,6 +204,21 @@ async def evaluate(
     return created
 
 
+async def alerts_fired(
+    session: AsyncSession, vendor_id: uuid.UUID, quarters: Collection[str], until: datetime
+) -> list[ConcentrationAlert]:
+    """The vendor's alerts of ``quarters`` raised before ``until`` (a read for the signal
+    feed: which partners an alert of the quarter names)."""
+    rows = await session.exec(
+        select(ConcentrationAlert).where(
+            ConcentrationAlert.vendor_id == vendor_id,
+            col(ConcentrationAlert.quarter).in_(list(quarters)),
+            col(ConcentrationAlert.fired_at) < until,
+        )
+    )
+    return list(rows)
+
+
 # ------------------------------------------------------------------- administration
 
 

@@ -10,7 +10,7 @@ the recipient's next daily digest."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
+from infra.outbox import OutboxEvent
 from infra.pubsub import Hub
 from notifications import rendering
 from notifications.models import Category, Channel, Mail, MailKind, Notification
@@ -174,3 +175,29 @@ async def vendor_admins(session: AsyncSession, vendor_id: uuid.UUID) -> list[uui
         )  # fmt: skip
     )
     return list(rows)
+
+
+Trigger = Callable[[AsyncSession, OutboxEvent], Awaitable[list[Notice]]]
+
+
+def to_each(
+    recipients: Sequence[uuid.UUID | None],
+    event: OutboxEvent,
+    category: Category,
+    kind: str,
+    params: dict[str, Any],
+    subject_id: uuid.UUID | None,
+) -> list[Notice]:
+    """One notice per distinct recipient, keyed by the event (delivered once per user)."""
+    seen = dict.fromkeys(r for r in recipients if r is not None)
+    return [
+        Notice(
+            user_id=user_id,
+            category=category,
+            kind=kind,
+            dedupe_key=f"event:{event.id}",
+            params=params,
+            subject_id=subject_id,
+        )  # fmt: skip
+        for user_id in seen
+    ]

@@ -31,7 +31,9 @@ class Category(StrEnum):
     CONTEST = "CONTEST"  # a contest won, or a prize within reach
     PARTNER_APPLICATION = "PARTNER_APPLICATION"  # vendor staff: a partner applied
     WEBHOOK = "WEBHOOK"  # vendor staff: a webhook endpoint was disabled
-    NEXT_ACTION = "NEXT_ACTION"  # next best actions (from the signals work)
+    NEXT_ACTION = "NEXT_ACTION"  # a new next best action (a rule's recommendation)
+    INCENTIVE = "INCENTIVE"  # a rule's effect on the partner; staff: a rule's notify action
+    CONCENTRATION = "CONCENTRATION"  # vendor staff: a concentration guardrail was crossed
 
 
 class Channel(StrEnum):

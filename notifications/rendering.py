@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_datetime_format
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from infra.money import exponent
@@ -54,6 +54,10 @@ class Formats:
 
     def number(self, value: int | float) -> str:
         return str(format_decimal(value, locale=self.locale))
+
+    def percent(self, ratio: float) -> str:
+        """0.425 -> '42.5%' (English), '42,5 %' (German)."""
+        return str(format_percent(ratio, format="#,##0.#%", locale=self.locale))
 
     def _instant(self, value: str | datetime) -> datetime:
         at = datetime.fromisoformat(value) if isinstance(value, str) else value

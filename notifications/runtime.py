@@ -4,9 +4,11 @@ the clock, the hub (live notices to ``notificationReceived``), the mail sender (
 no SMTP host is configured: then nothing is queued for e-mail, and the inbox still works)
 and the triggers (event type -> who is told what).
 
-Extension point: ``extra_triggers`` adds triggers for event types other domains record
-(next best actions, from the signals work: return ``Notice``s of category NEXT_ACTION with
-a kind whose ``<kind>_title``/``<kind>_body`` macros exist in every messages file)."""
+Extension point: ``extra_triggers`` adds triggers that need what only the composition root
+holds (next best actions: ``notifications.rules.next_action_trigger`` over the composed
+sources). A trigger for an event type that already has one runs after it (both notify);
+each returns ``Notice``s with a kind whose ``<kind>_title``/``<kind>_body`` macros exist
+in every messages file."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from infra.outbox import OutboxEvent
 from infra.pubsub import Hub
 from leaderboards.boards import Boards
 from notifications import contests, expiry
-from notifications.delivery import deliver, publish
+from notifications.delivery import Notice, deliver, publish
 from notifications.invitations import mail_invitation
 from notifications.models import Mail, Notification
 from notifications.sender import MailSender
@@ -30,6 +32,13 @@ from notifications.triggers import TRIGGERS, Trigger
 from partners.invitations import IssuedInvitation
 
 log = logging.getLogger(__name__)
+
+
+def _both(first: Trigger, second: Trigger) -> Trigger:
+    async def trigger(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+        return [*await first(session, event), *await second(session, event)]
+
+    return trigger
 
 
 class Notifier:
@@ -50,7 +59,10 @@ class Notifier:
         self.sender = sender
         self.boards = boards  # contest standings, for "prize within reach"
         self.invitation_url = invitation_url
-        self.triggers: dict[str, Trigger] = {**TRIGGERS, **(extra_triggers or {})}
+        self.triggers: dict[str, Trigger] = dict(TRIGGERS)
+        for event_type, extra in (extra_triggers or {}).items():
+            first = self.triggers.get(event_type)
+            self.triggers[event_type] = extra if first is None else _both(first, extra)
 
     @property
     def email(self) -> bool:

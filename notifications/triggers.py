@@ -9,7 +9,6 @@ goes to the vendor's admins. Nobody is told of another partner's or vendor's rec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -26,37 +25,16 @@ from earnings.events import (
     TierChanged,
 )
 from earnings.models import PayoutHold, PayoutStatus
+from forecasts.events import CONCENTRATION_ALERTED
+from incentives.events import RULE_FIRED
 from infra.outbox import OutboxEvent
 from leaderboards.events import CONTEST_FINISHED
 from notifications.contests import contest_finished
-from notifications.delivery import Notice, partner_admins, vendor_admins
+from notifications.delivery import Notice, Trigger, partner_admins, to_each, vendor_admins
+from notifications.forecasts import concentration_alerted
 from notifications.models import Category
+from notifications.rules import rule_fired
 from partners.events import PARTNER_APPLIED, PartnerApplied
-
-Trigger = Callable[[AsyncSession, OutboxEvent], Awaitable[list[Notice]]]
-
-
-def _to(
-    recipients: list[uuid.UUID | None],
-    event: OutboxEvent,
-    category: Category,
-    kind: str,
-    params: dict[str, Any],
-    subject_id: uuid.UUID | None,
-) -> list[Notice]:
-    seen = dict.fromkeys(r for r in recipients if r is not None)
-    return [
-        Notice(
-            user_id=user_id,
-            category=category,
-            kind=kind,
-            dedupe_key=f"event:{event.id}",
-            params=params,
-            subject_id=subject_id,
-        )  # fmt: skip
-        for user_id in seen
-    ]
-
 
 _CLAIM_KINDS = {
     ClaimState.APPROVED: "claim_approved",
@@ -98,7 +76,7 @@ async def claim_state_changed(session: AsyncSession, event: OutboxEvent) -> list
         "reason": reason.value.replace("_", " ").lower() if reason else None,
     }  # fmt: skip
     admins = await partner_admins(session, claim.partner_id)
-    return _to([claim.rep_user_id, *admins], event, Category.CLAIM, kind, params, claim.id)
+    return to_each([claim.rep_user_id, *admins], event, Category.CLAIM, kind, params, claim.id)
 
 
 async def deal_status_changed(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
@@ -116,7 +94,7 @@ async def deal_status_changed(session: AsyncSession, event: OutboxEvent) -> list
         "protected_until": deal.expires_at if deal.is_protected else None,
     }  # fmt: skip
     admins = await partner_admins(session, deal.partner_id)
-    return _to([deal.registered_by_id, *admins], event, Category.DEAL, kind, params, deal.id)
+    return to_each([deal.registered_by_id, *admins], event, Category.DEAL, kind, params, deal.id)
 
 
 async def payout_status_changed(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
@@ -148,7 +126,7 @@ async def payout_status_changed(session: AsyncSession, event: OutboxEvent) -> li
     else:
         return []
     admins = await partner_admins(session, changed.partner_id)
-    return _to(list(admins), event, Category.PAYOUT, kind, params, changed.statement_id)
+    return to_each(list(admins), event, Category.PAYOUT, kind, params, changed.statement_id)
 
 
 async def tier_changed(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
@@ -162,7 +140,7 @@ async def tier_changed(session: AsyncSession, event: OutboxEvent) -> list[Notice
     }  # fmt: skip
     kind = "tier_reached" if changed.reached else "tier_lost"
     admins = await partner_admins(session, changed.partner_id)
-    return _to(list(admins), event, Category.TIER, kind, params, changed.program_id)
+    return to_each(list(admins), event, Category.TIER, kind, params, changed.program_id)
 
 
 async def partner_applied(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
@@ -171,7 +149,7 @@ async def partner_applied(session: AsyncSession, event: OutboxEvent) -> list[Not
     contact = " ".join(p for p in (applied.contact_name, f"<{applied.contact_email}>") if p)
     params = {"company": applied.company, "contact": contact}
     admins = await vendor_admins(session, event.vendor_id)
-    return _to(
+    return to_each(
         list(admins), event, Category.PARTNER_APPLICATION, "partner_applied", params,
         applied.application_id,
     )  # fmt: skip
@@ -189,7 +167,7 @@ async def webhook_endpoint_disabled(session: AsyncSession, event: OutboxEvent) -
     params = {"url": str(payload["url"]), "reason": payload.get("last_error_class") or None}
     admins = await vendor_admins(session, event.vendor_id)
     endpoint_id = uuid.UUID(str(payload["endpoint_id"]))
-    return _to(
+    return to_each(
         list(admins), event, Category.WEBHOOK, "webhook_disabled", params, endpoint_id
     )  # fmt: skip
 
@@ -202,4 +180,8 @@ TRIGGERS: dict[str, Trigger] = {
     PARTNER_APPLIED: partner_applied,
     CONTEST_FINISHED: contest_finished,
     WEBHOOK_ENDPOINT_DISABLED: webhook_endpoint_disabled,
+    RULE_FIRED: rule_fired,
+    CONCENTRATION_ALERTED: concentration_alerted,
 }
+
+__all__ = ["TRIGGERS", "Trigger"]

@@ -31,6 +31,8 @@ class History:
     last_sale: date | None = None
     active_users_7d: int = 0
     active_users_30d: int = 0
+    forecast_accuracy: float | None = None  # the last closed quarter's, by the day's end
+    concentration_alert_open: bool = False  # named by an alert of the day's quarter
 
 
 def _sum(facts: list[Fact], day: date, days: int, name: str, offset: int = 0) -> int:
@@ -97,4 +99,6 @@ def values(day: date, facts: list[Fact], history: History) -> Values:
         "activated": first_sale is not None,
         "active_users_7d": history.active_users_7d,
         "active_users_30d": history.active_users_30d,
+        "forecast_accuracy": history.forecast_accuracy,
+        "concentration_alert_open": history.concentration_alert_open,
     }

@@ -120,6 +120,14 @@ _ALL = [
     _d("active_users_30d", "Active users, 30 days",
        "The partner's users who used the API on at least one of the last 30 days.",
        Unit.COUNT, 30),
+    _d("forecast_accuracy", "Forecast accuracy",
+       "How close the partner's committed forecast of its last closed quarter came to its "
+       "actual revenue, as a fraction (1 is exact: 1 - |actual - commit| / the larger of "
+       "the two); undefined before a quarter with a forecast has closed.", Unit.RATIO, None),
+    _d("concentration_alert_open", "Named in a concentration alert",
+       "Whether a concentration alert of the current quarter names the partner among the "
+       "largest partners whose share crossed one of the vendor's thresholds.", Unit.BOOL,
+       None, Visibility.VENDOR_ONLY),
 ]  # fmt: skip
 
 DEFINITIONS: dict[str, SignalDefinition] = {d.name: d for d in _ALL}

@@ -3,7 +3,9 @@
 Signals listen to the events that tell of a partner's day changing: ``EarningsChanged``
 (recorded by every credit — sale, reversal, won deal — and every adjustment, after the
 ledger rows exist), ``SaleClaimStateChanged`` (claims submitted, approved, rejected) and
-``DealStatusChanged`` (registrations submitted, answered, won, lost). A run of events
+``DealStatusChanged`` (registrations submitted, answered, won, lost), and from forecasts
+``ForecastAccuracyRecorded`` (a quarter closed: ``forecast_accuracy``) and
+``ConcentrationAlerted`` (the partners it names: ``concentration_alert_open``). A run of events
 recomputes, in one transaction, the facts of the partners it names from the earliest day
 it touches to today, then their snapshots (``signals.maintenance.refresh``): idempotent,
 as a partner-day is recomputed from its sources rather than incremented.
@@ -17,12 +19,16 @@ from datetime import date, timedelta
 
 from deal_registration.events import CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED
 from earnings.events import EARNINGS_CHANGED
+from forecasts.events import CONCENTRATION_ALERTED, FORECAST_ACCURACY_RECORDED
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent, Registration, batch
 from signals import maintenance
 
-SIGNAL_SOURCE_TYPES = (EARNINGS_CHANGED, CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED)
+SIGNAL_SOURCE_TYPES = (
+    EARNINGS_CHANGED, CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED, FORECAST_ACCURACY_RECORDED,
+    CONCENTRATION_ALERTED,
+)  # fmt: skip
 
 # An event is recorded a moment after the rows it tells of (a credit's ``credited_at`` is
 # read before its EarningsChanged is written): the first minutes of a day also recompute
@@ -35,10 +41,10 @@ async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
     touched: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
     first: dict[uuid.UUID, date] = {}
     for event in events:
-        partner_id = event.payload.get("partner_id")
-        if partner_id is None:
+        named = _partners(event)
+        if not named:
             continue
-        touched[event.vendor_id].add(uuid.UUID(str(partner_id)))
+        touched[event.vendor_id].update(named)
         day = (event.occurred_at - SLACK).date()
         first[event.vendor_id] = min(first.get(event.vendor_id, day), day)
     changed = 0
@@ -52,6 +58,14 @@ async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
             )
             changed += len(changes)
     return changed
+
+
+def _partners(event: OutboxEvent) -> set[uuid.UUID]:
+    """The partners an event is about: its partner, or those a concentration alert names."""
+    if event.type == CONCENTRATION_ALERTED:
+        return {uuid.UUID(str(p)) for p in event.payload.get("top_partner_ids", [])}
+    partner_id = event.payload.get("partner_id")
+    return {uuid.UUID(str(partner_id))} if partner_id is not None else set()
 
 
 def handlers(db: Database, clock: Clock) -> list[Registration]:

@@ -29,6 +29,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from deal_registration.registrations.models import DealTransition
 from deal_registration.sales.models import SaleClaim, SalesSettings
 from earnings.models import CreditedSource, Program, ProgramKind
+from earnings.rounding import BP
+from forecasts.accuracy import accuracies_recorded
+from forecasts.guardrails import alerts_fired
+from forecasts.quarters import Quarter
 from infra.clock import Clock
 from infra.outbox import OutboxEvent
 from partners.models import Partner
@@ -218,6 +222,9 @@ class _Loaded:
     first_sale: dict[uuid.UUID, date]
     last_sale_before: dict[uuid.UUID, date]
     active: dict[uuid.UUID, list[tuple[date, uuid.UUID]]]
+    # (day recorded, accuracy) oldest first; (quarter, day raised) of alerts naming it.
+    accuracy: dict[uuid.UUID, list[tuple[date, float]]]
+    alerts: dict[uuid.UUID, list[tuple[str, date]]]
 
 
 async def _load(
@@ -284,7 +291,22 @@ async def _load(
     )
     for partner_id, day, user_id in users:
         active[partner_id].append((facts.as_day(day), user_id))
-    return _Loaded(by_partner, pipeline, first_sale, last_before, active)
+    until = facts.start_of(last + timedelta(days=1))
+    accuracy: dict[uuid.UUID, list[tuple[date, float]]] = defaultdict(list)
+    for row in await accuracies_recorded(session, vendor_id, ids, until):
+        accuracy[row.partner_id].append((facts.as_day(row.recorded_at), row.accuracy_bp / BP))
+    alerts: dict[uuid.UUID, list[tuple[str, date]]] = defaultdict(list)
+    quarters = {Quarter.of(facts.start_of(first)).key, Quarter.of(facts.start_of(last)).key}
+    quarter = Quarter.of(facts.start_of(first)).next()
+    while quarter.starts_at < until:  # a rebuild's range may span several quarters
+        quarters.add(quarter.key)
+        quarter = quarter.next()
+    wanted = {str(i): i for i in ids}
+    for alert in await alerts_fired(session, vendor_id, quarters, until):
+        for named in alert.top_partner_ids:
+            if named in wanted:
+                alerts[wanted[named]].append((alert.quarter, facts.as_day(alert.fired_at)))
+    return _Loaded(by_partner, pipeline, first_sale, last_before, active, accuracy, alerts)
 
 
 def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
@@ -302,12 +324,18 @@ def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
         since = day - timedelta(days=days - 1)
         return len({user for d, user in active if since <= d <= day})
 
+    recorded = [value for on, value in loaded.accuracy.get(partner_id, []) if on <= day]
+    quarter = Quarter.of(facts.start_of(day)).key
     return History(
         pipeline_minor=pipeline,
         first_sale=loaded.first_sale.get(partner_id),
         last_sale=last_sale,
         active_users_7d=users(7),
         active_users_30d=users(30),
+        forecast_accuracy=recorded[-1] if recorded else None,
+        concentration_alert_open=any(
+            q == quarter and on <= day for q, on in loaded.alerts.get(partner_id, [])
+        ),
     )
 
 

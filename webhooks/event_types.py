@@ -11,8 +11,7 @@ integer minor units with its currency; instants ISO 8601 UTC.
 Adding an event type is one ``Source`` in ``SOURCES``: the outbox type, the webhook type
 names it produces with their descriptions, and the mapper. Nothing else changes: the
 handler, the registration checks and the ``webhookEventTypes`` query all read
-``SOURCES``. "rule.fired" goes here once the rules domain (``incentives``, a layer below
-this one) records its ``RuleFired`` event.
+``SOURCES``.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from earnings.events import (
     EarningsChanged,
     PayoutStatementStatusChanged,
 )
+from incentives.events import RULE_FIRED, RuleFired
 from infra.outbox import OutboxEvent
 from leaderboards.events import CONTEST_FINISHED, ContestFinished
 from partners.events import PARTNER_APPLIED, PARTNER_ENROLLED, PartnerApplied, PartnerEnrolled
@@ -202,6 +202,19 @@ def _contest(payload: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _rule_fired(payload: dict[str, Any]) -> dict[str, Any]:
+    # The firing's own facts only: not the signal values read (they may include vendor-only
+    # signals of the partner) and not the staff message (internal to the vendor's staff).
+    fired = RuleFired.parse(payload)
+    return {
+        "rule_firing_id": str(fired.firing_id), "rule_id": str(fired.rule_id),
+        "rule_name": fired.rule_name, "rule_version_id": str(fired.version_id),
+        "version": fired.version_number, "partner_id": str(fired.partner_id),
+        "actions": list(fired.actions), "estimated_cost_minor": fired.estimated_cost_minor,
+        "currency": fired.currency, "fired_at": _iso(fired.fired_at),
+    }  # fmt: skip
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -274,6 +287,14 @@ SOURCES: tuple[Source, ...] = (
             "from an approved application (APPLICATION) or by an import (IMPORT)."
         },
         _one("partner.enrolled", _enrolled),
+    ),
+    Source(
+        RULE_FIRED,
+        {
+            "rule.fired": "An incentive rule fired for a partner: the rule and version, the "
+            "action kinds it applied and their estimated incentive cost over their windows."
+        },
+        _one("rule.fired", _rule_fired),
     ),
 )
 

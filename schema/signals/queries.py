@@ -9,16 +9,17 @@ from strawberry import Info
 from infra.errors import DomainError
 from schema.context import Context
 from schema.earnings.queries import query_error
-from schema.permissions import IsAuthenticated
+from schema.permissions import allowed
 from schema.relay import row_id
 from schema.signals.types import SignalDayType, SignalDefinitionType
 from signals import reads
+from signals.policy import SIGNALS, SignalsOp
 
 
 @strawberry.type
 class SignalsQuery:
     @strawberry.field(
-        permission_classes=[IsAuthenticated],
+        permission_classes=[allowed(SIGNALS, SignalsOp.READ)],
         description="A partner's daily signals from 'from' to 'to' (UTC days, inclusive, at "
         "most 366), oldest first; days before its first snapshot are left out. Partner users "
         "read their own partner (the default) and the partner-visible signals; vendor staff "
@@ -44,7 +45,7 @@ class SignalsQuery:
         return None if days is None else [SignalDayType.of(d) for d in days]
 
     @strawberry.field(
-        permission_classes=[IsAuthenticated],
+        permission_classes=[allowed(SIGNALS, SignalsOp.READ_DEFINITIONS)],
         description="Every signal you may read, described in plain words (partner users: "
         "the partner-visible ones).",
     )

@@ -73,8 +73,9 @@ async def test_a_crossed_threshold_alerts_once_per_quarter(
     await settle(services)
     assert await count(db, ConcentrationAlert) == 0  # no revenue yet: no share
 
-    await approve_sale(db, services.clock, tenant, partner=0, amount=700_00)
-    await approve_sale(db, services.clock, tenant, partner=1, amount=300_00)
+    async with services.outbox.paused():  # both sales before the check (the app dispatches too)
+        await approve_sale(db, services.clock, tenant, partner=0, amount=700_00)
+        await approve_sale(db, services.clock, tenant, partner=1, amount=300_00)
     await settle(services)
     data = await gql.data(ALERTS, as_user=tenant.user(Role.FINANCE))
     alerts = sorted((e["node"] for e in data["concentrationAlerts"]["edges"]),
@@ -234,9 +235,10 @@ async def test_recurring_revenue_thresholds_read_live_subscriptions(
                  "maxShareBp": 7_500}  # fmt: skip
     made = await gql.data(SET, {"input": recurring}, as_user=tenant.user(Role.VENDOR_ADMIN))
     assert made["concentrationThresholdSet"]["userErrors"] == []
-    for partner, amount in ((0, 1_200_00), (1, 300_00)):
-        await approve_sale(db, services.clock, tenant, partner=partner, amount=amount,
-                           lines=[Line(CLOUD.sku, 1, amount)])  # fmt: skip
+    async with services.outbox.paused():  # both sales before the check (the app dispatches too)
+        for partner, amount in ((0, 1_200_00), (1, 300_00)):
+            await approve_sale(db, services.clock, tenant, partner=partner, amount=amount,
+                               lines=[Line(CLOUD.sku, 1, amount)])  # fmt: skip
     await settle(services)
     data = await gql.data(ALERTS, as_user=tenant.user(Role.VENDOR_ADMIN))
     [alert] = [e["node"] for e in data["concentrationAlerts"]["edges"]]

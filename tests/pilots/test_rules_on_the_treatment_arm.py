@@ -1,8 +1,10 @@
 """A rule (incentives domain) targeting a pilot's treatment group acts on the treatment only:
-its recommendation reaches the treatment partners' next actions and no control partner's."""
+its recommendation reaches the treatment partners' next actions and no control partner's,
+and so do its notifications, which never name the pilot or its treatment group."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,12 +17,14 @@ from incentives.daily import run_due
 from incentives.models import IncentiveRuleVersion, RuleFiring
 from infra.clock import OffsetClock
 from partners import service as partners_service
+from partners.group_models import PartnerGroup
 from partners.roles import Role
 from pilots.models import Pilot
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import dispatch, gid, principal_of
 from tests.next_actions.scenarios import QUERY
+from tests.notifications.scenarios import INBOX
 from tests.pilots import scenarios as ps
 from tests.pilots.test_pilots_api import PROGRAM, create, pilot_uuid
 from tests.support import GQL
@@ -88,3 +92,25 @@ async def test_a_rule_on_the_treatment_group_recommends_to_the_treatment_only(
             assert data["nextActions"]["actions"][0]["kind"] == "RECOMMENDATION"
         else:
             assert recommended == []
+
+    # Notified: the treatment partners' admins (the firing, explained, and the new action),
+    # in words that name neither the pilot nor its treatment group; control partners: nothing.
+    while await dispatch(services):
+        pass
+    async with db.session() as session:
+        treatment = await session.get(PartnerGroup, target)
+        assert treatment is not None
+    for index, partner in enumerate(tenant.partners):
+        inbox = await gql.data(INBOX, {}, as_user=tenant.user(Role.PARTNER_ADMIN, index))
+        notes = [e["node"] for e in inbox["notifications"]["edges"]
+                 if e["node"]["category"] in ("INCENTIVE", "NEXT_ACTION")]  # fmt: skip
+        if arms[partner.id] == "TREATMENT":
+            assert sorted(n["kind"] for n in notes) == [
+                "next_action_recommendation", "rule_applied"
+            ]  # fmt: skip
+            text = json.dumps(notes)
+            assert treatment.name not in text
+            assert "pilot" not in text.lower()
+            assert "control" not in text.lower()
+        else:
+            assert notes == []

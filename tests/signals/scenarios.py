@@ -73,6 +73,8 @@ EXPECTED_D8: dict[str, Any] = {
     "activated": True,
     "active_users_7d": 1,  # the rep (D8); the partner admin was last seen on D0
     "active_users_30d": 2,
+    "forecast_accuracy": None,  # no quarter with a forecast has closed
+    "concentration_alert_open": False,
 }
 
 

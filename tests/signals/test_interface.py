@@ -25,7 +25,10 @@ def test_every_definition_is_named_and_explained() -> None:
         assert definition.label
         assert definition.description.endswith(".")
     vendor_only = {n for n, d in DEFINITIONS.items() if d.visibility is Visibility.VENDOR_ONLY}
-    assert {"gross_margin", "contribution_margin", "payout_ratio", "risk_flags_30d"} == vendor_only
+    assert {
+        "gross_margin", "contribution_margin", "payout_ratio", "risk_flags_30d",
+        "concentration_alert_open",
+    } == vendor_only  # fmt: skip
     assert DEFINITIONS["revenue_7d"].unit is Unit.MONEY
 
 

@@ -19,6 +19,7 @@ ALL_TYPES = [
     "sale_claim.approved", "sale_claim.rejected", "sale_claim.reversed",
     "deal_registration.status_changed", "payout_statement.status_changed",
     "earnings_entry.created", "contest.finished", "partner.applied", "partner.enrolled",
+    "rule.fired",
 ]  # fmt: skip
 
 

@@ -85,6 +85,7 @@ async def test_event_types_are_listed_with_their_meaning(gql: GQL, tenant: Tenan
         "sale_claim.approved", "sale_claim.rejected", "sale_claim.reversed",
         "deal_registration.status_changed", "payout_statement.status_changed",
         "earnings_entry.created", "contest.finished", "partner.applied", "partner.enrolled",
+        "rule.fired",
     ]  # fmt: skip
     assert all(t["description"] for t in types)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
@@ -15,6 +16,8 @@ from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, add_products, dispatch, gid
+from tests.incentives.rules import active_rule, daily
+from tests.incentives.scenarios import GROWTH, settle, shop
 from tests.leaderboards.test_winners import APPROVE, finished_contest, winners_of
 from tests.partners.test_partner_applications import _apply, form
 from tests.support import GQL
@@ -131,3 +134,44 @@ async def test_a_finished_contest_and_its_approved_prize(
             (str(tenant.partners[1].id), 500_00)
         ]
         assert prizes[0]["explanation"].startswith("Prize for finishing 1st")
+
+
+async def test_a_rule_firing(
+    gql: GQL, db: Database, clock: OffsetClock, services: Services, tenant: Tenant,
+    worker: DeliveryWorker,
+) -> None:  # fmt: skip
+    s = await shop(db, clock, tenant, services)
+    async with receiving() as receiver:
+        await register(gql, tenant, receiver)
+        rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
+            Action(ActionKind.GROUP_WINDOW, group_id=s.boost_group_id, days=30),
+            Action(ActionKind.NOTIFY_STAFF, message="Partner 0 is growing fast"),
+        ])  # fmt: skip
+        assert await daily(db, clock) == 1
+        await settle(services)
+        while await worker.deliver_due():
+            pass
+        [fired] = of_type(receiver, "rule.fired")
+        assert (fired["ruleId"], fired["ruleName"], fired["version"], fired["partnerId"]) == (
+            str(rule.id), "Growth kicker", 1, str(tenant.partners[0].id)
+        )  # fmt: skip
+        assert fired["actions"] == ["GROUP_WINDOW", "NOTIFY_STAFF"]
+        assert (fired["estimatedCostMinor"], fired["currency"]) == (
+            44_80,
+            "USD",
+        )  # Boost: 2 % of the 30-day pace
+        assert fired["firedAt"].startswith("2026-12-05T")
+        # The firing's own facts: no signal values read, no staff message.
+        assert set(fired) == {
+            "ruleFiringId",
+            "ruleId",
+            "ruleName",
+            "ruleVersionId",
+            "version",
+            "partnerId",
+            "actions",
+            "estimatedCostMinor",
+            "currency",
+            "firedAt",
+        }
+        assert "growing" not in str(fired)

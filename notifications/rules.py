@@ -1,0 +1,130 @@
+"""Incentive rule firings (``incentives.events.RuleFired``) and the next best actions they
+add, as notifications.
+
+- A rule whose action is "notify vendor staff" tells the vendor's admins and the channel
+  managers who look after the partner (the staff message, the rule and the partner).
+- A firing the partner sees the effect of (a group window, a rate overlay, a payout hold, a
+  recommendation) tells the partner's admins, in the words ``incentiveExplanations`` shows
+  them (``incentives.explanations.explain``): partner-visible signals only, never the
+  rule's target group (a pilot's treatment, so never who is in a pilot's control group),
+  never a staff message or a skipped action.
+- A new next best action of a notifying kind (``NOTIFY_KINDS``) tells every user of the
+  partner once per action (``dedupe_key`` ``next_action:<action key>``): built from the
+  partner's ranked list as its admin reads it (``next_actions.service``), as of the event.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from earnings.claims import ClaimSignals
+from incentives.actions import ActionKind as RuleActionKind
+from incentives.events import RuleFired
+from incentives.explanations import explain
+from incentives.models import RuleFiring
+from infra.outbox import OutboxEvent
+from leaderboards.runtime import Leaderboards
+from next_actions.actions import ActionKind, Source, Viewpoint
+from next_actions.service import next_actions
+from notifications.delivery import Notice, Trigger, partner_admins, to_each, vendor_admins
+from notifications.models import Category
+from partners.models import ManagerAssignment, Partner, User
+from partners.roles import Principal, Role
+
+# The next best actions that notify when they appear. The other kinds each have a
+# notification of their own when they come about (payout_held says what clears a hold,
+# claim_proof_requested, deal_expiring, prize_within_reach, tier_reached), so listing them
+# here would tell the partner twice.
+NOTIFY_KINDS = frozenset({ActionKind.RECOMMENDATION})
+
+
+async def partner_managers(session: AsyncSession, partner_id: uuid.UUID) -> list[uuid.UUID]:
+    """The active channel managers assigned to the partner."""
+    rows = await session.exec(
+        select(User.id)
+        .join(ManagerAssignment, col(ManagerAssignment.manager_id) == col(User.id))
+        .where(
+            ManagerAssignment.partner_id == partner_id,
+            User.role == Role.CHANNEL_MANAGER,
+            col(User.active).is_(True),
+        )  # fmt: skip
+    )
+    return list(rows)
+
+
+async def rule_fired(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+    fired = RuleFired.parse(event.payload)
+    notices: list[Notice] = []
+    if fired.notify_staff and RuleActionKind.NOTIFY_STAFF.value in fired.actions:
+        partner = await session.get(Partner, fired.partner_id)
+        staff = [
+            *await vendor_admins(session, event.vendor_id),
+            *await partner_managers(session, fired.partner_id),
+        ]
+        params = {
+            "rule": fired.rule_name, "version": fired.version_number,
+            "partner": partner.name if partner else str(fired.partner_id),
+            "message": fired.message or None, "actions": list(fired.actions),
+            "cost_minor": fired.estimated_cost_minor, "currency": fired.currency,
+        }  # fmt: skip
+        notices += to_each(
+            list(staff), event, Category.INCENTIVE, "rule_staff", params, fired.firing_id
+        )
+    firing = await session.get(RuleFiring, fired.firing_id)
+    if firing is not None:
+        text = explain(firing.values, firing.outcomes, fired.currency)
+        if text is not None:
+            admins = await partner_admins(session, fired.partner_id)
+            notices += to_each(
+                list(admins), event, Category.INCENTIVE, "rule_applied", {"explanation": text},
+                fired.firing_id,
+            )  # fmt: skip
+    return notices
+
+
+def next_action_trigger(
+    sources: Sequence[Source], signals: ClaimSignals, leaderboards: Leaderboards
+) -> Trigger:
+    """The trigger for events that can add a next best action of a notifying kind (a rule's
+    recommendation: ``RuleFired``), over the composed list's sources."""
+
+    async def trigger(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+        partner_id = uuid.UUID(str(event.payload["partner_id"]))
+        reader = Principal(vendor_id=event.vendor_id, role=Role.PARTNER_ADMIN,
+                           partner_id=partner_id)  # fmt: skip
+        view = Viewpoint(
+            principal=reader, partner_id=partner_id, vendor_id=event.vendor_id,
+            now=event.occurred_at, signals=signals, leaderboards=leaderboards,
+        )  # fmt: skip
+        found = [a for a in await next_actions(session, view, sources) if a.kind in NOTIFY_KINDS]
+        if not found:
+            return []
+        users = list(
+            await session.exec(
+                select(User.id).where(User.partner_id == partner_id, col(User.active).is_(True))
+            )
+        )
+        return [
+            Notice(
+                user_id=user_id,
+                category=Category.NEXT_ACTION,
+                kind=f"next_action_{action.kind.value.lower()}",
+                dedupe_key=f"next_action:{action.key}",
+                params={
+                    "title": action.title,
+                    "why": action.why,
+                    "due_at": action.due_at,
+                    "link": action.link,
+                    "code": action.code,
+                },
+                subject_id=action.subject_id,
+            )  # fmt: skip
+            for action in found
+            for user_id in users
+        ]
+
+    return trigger
