@@ -58,6 +58,7 @@ from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
+from signals.policy import SIGNALS
 from subscriptions.policy import SUBSCRIPTIONS
 from webhooks import deliveries as webhook_deliveries
 from webhooks import endpoints as webhook_endpoints
@@ -67,7 +68,7 @@ from webhooks.targets import TargetPolicy
 TABLES: list[Policy[Any]] = [
     TENANCY, CATALOGUE, DEALS, SALES, EARNINGS, CONTESTS, GROUPS, AUDIT, USERS, INVITATIONS,
     PARTNERS, APPLICATIONS, NOTIFICATIONS, FORECASTS, SUBSCRIPTIONS, WEBHOOKS,
-    RULES, PILOTS, NEXT_ACTIONS,
+    RULES, SIGNALS, PILOTS, NEXT_ACTIONS,
 ]  # fmt: skip
 
 
