@@ -455,14 +455,15 @@ async def _credit_sale(
                 version, EntryKind.RATE_OVERLAY, apply_bp(sale.amount_minor, overlay.delta_bp),
                 _named(
                     program,
-                    f"{overlay.label}: {'+' if overlay.delta_bp > 0 else ''}"
+                    # Partner-facing words: never the overlay's source's internal name.
+                    f"Incentive overlay {'+' if overlay.delta_bp > 0 else ''}"
                     f"{format_bp(overlay.delta_bp)} of {money.format()} until "
                     f"{overlay.ends_at.day} {overlay.ends_at:%B %Y}",
                 ),
                 {
                     "sale_amount_minor": sale.amount_minor, "overlay_id": str(overlay.id),
                     "delta_bp": overlay.delta_bp, "source": overlay.source,
-                    "source_id": str(overlay.source_id), "label": overlay.label,
+                    "source_id": str(overlay.source_id),
                     "starts_at": overlay.starts_at.isoformat(),
                     "ends_at": overlay.ends_at.isoformat(),
                 },

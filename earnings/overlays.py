@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import func, or_
 from sqlmodel import col, select
@@ -58,6 +59,80 @@ async def add_overlay(
     return overlay
 
 
+async def live_overlays(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_ids: Collection[uuid.UUID],
+    program_ids: Collection[uuid.UUID],
+    at: datetime,
+) -> dict[tuple[uuid.UUID, uuid.UUID], list[RateOverlay]]:
+    """The overlays running at ``at`` by (partner, program), for these partners and
+    programs (read once for a rule run)."""
+    out: dict[tuple[uuid.UUID, uuid.UUID], list[RateOverlay]] = {}
+    if not partner_ids or not program_ids:
+        return out
+    rows = await session.exec(
+        select(RateOverlay).where(
+            RateOverlay.vendor_id == vendor_id,
+            col(RateOverlay.partner_id).in_(list(partner_ids)),
+            col(RateOverlay.program_id).in_(list(program_ids)),
+            col(RateOverlay.starts_at) <= at,
+            col(RateOverlay.ends_at) > at,
+            or_(col(RateOverlay.ended_at).is_(None), col(RateOverlay.ended_at) > at),
+        )
+    )
+    for overlay in rows:
+        out.setdefault((overlay.partner_id, overlay.program_id), []).append(overlay)
+    return out
+
+
+class Placed(StrEnum):
+    ADDED = "ADDED"  # a new overlay
+    EXTENDED = "EXTENDED"  # the source's live overlay now runs until the later end
+    ALREADY_LIVE = "ALREADY_LIVE"  # the source's live overlay already runs as long
+    CAP_REACHED = "CAP_REACHED"  # the live overlays' total would pass MAX_OVERLAY_BP
+
+
+async def place_overlay(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    program: Program,
+    partner_id: uuid.UUID,
+    delta_bp: int,
+    ends_at: datetime,
+    source: str,
+    source_id: uuid.UUID,
+    label: str,
+    live: list[RateOverlay],
+) -> tuple[RateOverlay | None, Placed, datetime | None]:
+    """Place an overlay without stacking: a source has at most one live overlay per
+    (partner, program) — a new placement extends it — and the live overlays on one
+    partner's program total at most ``MAX_OVERLAY_BP`` either way. ``live`` is what runs
+    now on this partner's program (``live_overlays``); it is kept up to date. Returns the
+    overlay placed or extended (None when refused), what happened, and the end it had
+    before an extension."""
+    check_delta(delta_bp)
+    now = clock.now()
+    running = [o for o in live if o.ends_at > now and (o.ended_at is None or o.ended_at > now)]
+    own = next((o for o in running if o.source == source[:32] and o.source_id == source_id), None)
+    if own is not None:
+        if ends_at <= own.ends_at:
+            return own, Placed.ALREADY_LIVE, None
+        before = own.ends_at
+        own.ends_at = ends_at
+        session.add(own)
+        return own, Placed.EXTENDED, before
+    if abs(sum(o.delta_bp for o in running) + delta_bp) > MAX_OVERLAY_BP:
+        return None, Placed.CAP_REACHED, None
+    overlay = await add_overlay(
+        session, clock, program=program, partner_id=partner_id, delta_bp=delta_bp,
+        ends_at=ends_at, source=source, source_id=source_id, label=label,
+    )  # fmt: skip
+    live.append(overlay)
+    return overlay, Placed.ADDED, None
+
+
 async def end_overlays(
     session: AsyncSession, clock: Clock, *, overlay_ids: Collection[uuid.UUID]
 ) -> list[RateOverlay]:
@@ -101,15 +176,19 @@ async def overlays_at(
 
 
 async def paid_by_sources(
-    session: AsyncSession, *, source: str, source_ids: Collection[uuid.UUID]
+    session: AsyncSession, *, source: str, source_ids: Collection[uuid.UUID], currency: str
 ) -> int:
-    """What the overlays of these sources have paid so far (minor units; clawbacks of
-    their entries are not netted: a budget counts what was paid out)."""
+    """What the overlays of these sources have paid so far in ``currency`` (minor units;
+    clawbacks of their entries are not netted: a budget counts what was paid out)."""
     if not source_ids:
         return 0
     total = await session.scalar(
         select(func.coalesce(func.sum(EarningEntry.amount_minor), 0))
         .join(RateOverlay, col(RateOverlay.id) == col(EarningEntry.overlay_id))
-        .where(RateOverlay.source == source, col(RateOverlay.source_id).in_(list(source_ids)))
+        .where(
+            RateOverlay.source == source,
+            col(RateOverlay.source_id).in_(list(source_ids)),
+            EarningEntry.currency == currency,
+        )
     )
     return int(total or 0)

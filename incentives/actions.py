@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import overlays, programs, reviews
 from earnings.errors import EarningsErrorCode
-from earnings.models import Program, ProgramKind
+from earnings.models import Program, ProgramKind, RateOverlay
 from earnings.rounding import apply_bp
 from incentives.errors import RuleErrorCode
 from incentives.models import RuleRecommendation
@@ -99,10 +99,15 @@ class Action:
 
 
 async def validate(
-    session: AsyncSession, vendor_id: uuid.UUID, actions: Sequence[Action], field: str = "actions"
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    actions: Sequence[Action],
+    currency: str,
+    field: str = "actions",
 ) -> list[Action]:
-    """Check every action (its group or program is the vendor's, its window, its words);
-    raise every problem at once."""
+    """Check every action (its group or program is the vendor's and not a pilot's arm, an
+    overlay's program pays in the rule's ``currency``, its window, its words); raise every
+    problem at once."""
     if not actions:
         raise DomainError(RuleErrorCode.NO_ACTIONS, "Give the rule at least one action.", field)
     errors: list[DomainError] = []
@@ -122,12 +127,22 @@ async def validate(
                 )
                 if group is None or group.vendor_id != vendor_id or group.archived_at is not None:
                     bad(RuleErrorCode.NOT_FOUND, "No such group.", f"{path}.group_id")
+                elif group.managed_by is not None:
+                    # A pilot's treatment arm: a window would put control partners in it.
+                    bad(RuleErrorCode.MANAGED_GROUP, f"This group is managed by a "
+                        f"{group.managed_by}; a rule does not place partners in it.",
+                        f"{path}.group_id")  # fmt: skip
             case ActionKind.RATE_OVERLAY:
                 program = (
                     await session.get(Program, action.program_id) if action.program_id else None
                 )
                 if program is None or program.vendor_id != vendor_id:
                     bad(RuleErrorCode.NOT_FOUND, "No such program.", f"{path}.program_id")
+                elif program.currency != currency:
+                    # The budget counts the rule's currency only.
+                    bad(RuleErrorCode.CURRENCY_MISMATCH, f"The program pays in "
+                        f"{program.currency}; the rule's budget is in {currency}.",
+                        f"{path}.program_id")  # fmt: skip
                 try:
                     overlays.check_delta(action.delta_bp, f"{path}.delta_bp")
                 except DomainError as error:
@@ -197,6 +212,22 @@ def projected_revenue(values: Mapping[str, Any], days: int) -> int:
 
 
 @dataclass
+class Budget:
+    """What the rule may still spend on rate actions in this run (None: no cap): what it
+    had left when the run began, less each rate action's estimated cost placed since."""
+
+    left_minor: int | None
+
+    @property
+    def reached(self) -> bool:
+        return self.left_minor is not None and self.left_minor <= 0
+
+    def spend(self, amount_minor: int) -> None:
+        if self.left_minor is not None:
+            self.left_minor -= amount_minor
+
+
+@dataclass
 class Context:
     """What applying (or estimating) a rule's actions needs besides the action."""
 
@@ -208,7 +239,7 @@ class Context:
     firing_id: uuid.UUID
     partner_id: uuid.UUID
     values: Mapping[str, Any]
-    budget_left_minor: int | None  # None: no cap
+    budget: Budget
     group_rates: dict[uuid.UUID, list[tuple[Program, int]]]
     # Rows that name the firing, added once the firing is written.
     pending: list[RuleRecommendation] = field(default_factory=list)
@@ -216,6 +247,8 @@ class Context:
     rows: dict[uuid.UUID, Any] = field(default_factory=dict)
     # Statements not yet paid, by partner, read at once for a run's payout holds.
     open_statements: dict[uuid.UUID, list[Any]] | None = None
+    # The overlays running now by (partner, program), read at once for a run.
+    live: dict[tuple[uuid.UUID, uuid.UUID], list[RateOverlay]] = field(default_factory=dict)
 
     async def group(self, group_id: uuid.UUID) -> PartnerGroup:
         if group_id not in self.rows:
@@ -277,16 +310,29 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
             }  # fmt: skip
         case ActionKind.RATE_OVERLAY:
             assert action.program_id is not None
-            if ctx.budget_left_minor is not None and ctx.budget_left_minor <= 0:
+            if ctx.budget.reached:
                 outcome["skipped"] = "BUDGET_REACHED"
                 outcome["estimated_cost_minor"] = 0
                 return outcome
             program = await ctx.program(action.program_id)
-            overlay = await overlays.add_overlay(
+            overlay, placed, before = await overlays.place_overlay(
                 ctx.session, ctx.clock, program=program, partner_id=ctx.partner_id,
                 delta_bp=action.delta_bp, ends_at=until, source=SOURCE, source_id=ctx.rule_id,
                 label=ctx.rule_name,
+                live=ctx.live.setdefault((ctx.partner_id, program.id), []),
             )  # fmt: skip
+            if overlay is None or placed is overlays.Placed.ALREADY_LIVE:
+                # Never a second overlay from the rule, never past the cap in total.
+                outcome["skipped"] = placed.value
+                outcome["estimated_cost_minor"] = 0
+                return outcome
+            if before is not None:  # extended: the cost of the added days only
+                added = max(0, (until - max(before, now)).days)
+                outcome["estimated_cost_minor"] = apply_bp(
+                    projected_revenue(ctx.values, added), action.delta_bp
+                )
+                outcome["extended"] = True
+            ctx.budget.spend(int(outcome["estimated_cost_minor"]))
             outcome |= {
                 "overlay_id": str(overlay.id), "program_id": str(action.program_id),
                 "program_name": program.name, "delta_bp": action.delta_bp,

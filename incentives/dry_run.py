@@ -57,10 +57,12 @@ async def dry_run(
     compiled = Compiled.of(rule, version)
     values = await values_at(session, rule.vendor_id, day, None)
     partners = await eligible(session, compiled, values, clock)
-    budget_left: int | None = None
+    budget = act.Budget(None)
     if rule.budget_cap_minor is not None:
-        paid = await overlays.paid_by_sources(session, source=act.SOURCE, source_ids=[rule.id])
-        budget_left = rule.budget_cap_minor - paid
+        paid = await overlays.paid_by_sources(
+            session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
+        )
+        budget = act.Budget(rule.budget_cap_minor - paid)
     names = dict(
         (await session.exec(
             select(Partner.id, Partner.name).where(col(Partner.id).in_(partners[:MAX_LISTED]))
@@ -73,15 +75,16 @@ async def dry_run(
         ctx = act.Context(
             session=session, clock=clock, vendor_id=rule.vendor_id, rule_id=rule.id,
             rule_name=rule.name, firing_id=new_id(), partner_id=partner_id,
-            values=values[partner_id], budget_left_minor=budget_left, group_rates=rates,
+            values=values[partner_id], budget=budget, group_rates=rates,
             rows=rows,
         )  # fmt: skip
         costs = []
         for action in compiled.actions:
-            skipped = (
-                action.kind in act.RATE_ACTIONS and budget_left is not None and budget_left <= 0
-            )
-            costs.append((action.kind.value, 0 if skipped else await act.estimate(ctx, action)))
+            rate = action.kind in act.RATE_ACTIONS
+            cost = 0 if rate and budget.reached else await act.estimate(ctx, action)
+            if rate:
+                budget.spend(cost)  # as a run spends it
+            costs.append((action.kind.value, cost))
         out.estimated_cost_minor += sum(c for _, c in costs)
         if len(out.partners) < MAX_LISTED:
             out.partners.append(

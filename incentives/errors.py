@@ -24,3 +24,5 @@ class RuleErrorCode(StrEnum):
     UNKNOWN_TEMPLATE = "UNKNOWN_TEMPLATE"
     INVALID_DATE = "INVALID_DATE"
     INVALID_AMOUNT = "INVALID_AMOUNT"
+    MANAGED_GROUP = "MANAGED_GROUP"  # a pilot's arm: no rule places partners in it
+    CURRENCY_MISMATCH = "CURRENCY_MISMATCH"  # an overlay's program pays in another currency

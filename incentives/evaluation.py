@@ -140,10 +140,12 @@ async def fire(
             )
         )
     )
-    budget_left: int | None = None
+    budget = act.Budget(None)
     if rule.budget_cap_minor is not None:
-        paid = await overlays.paid_by_sources(session, source=act.SOURCE, source_ids=[rule.id])
-        budget_left = rule.budget_cap_minor - paid
+        paid = await overlays.paid_by_sources(
+            session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
+        )
+        budget = act.Budget(rule.budget_cap_minor - paid)
     group_rates: dict[uuid.UUID, Any] = {}
     rows: dict[uuid.UUID, Any] = {}
     todo = [p for p in partner_ids if p not in done]
@@ -152,6 +154,10 @@ async def fire(
     statements = None
     if any(a.kind is ActionKind.PAYOUT_HOLD for a in compiled.actions):
         statements = await reviews.open_statements_of(session, rule.vendor_id, todo)
+    overlay_programs = {
+        a.program_id for a in compiled.actions if a.kind is ActionKind.RATE_OVERLAY and a.program_id
+    }
+    live = await overlays.live_overlays(session, rule.vendor_id, todo, overlay_programs, now)
 
     async def one(partner_id: uuid.UUID) -> tuple[dict[str, Any], list[Any]]:
         """Apply the actions; the firing's row, and the rows naming the firing (added once
@@ -160,8 +166,8 @@ async def fire(
         ctx = act.Context(
             session=session, clock=clock, vendor_id=rule.vendor_id, rule_id=rule.id,
             rule_name=rule.name, firing_id=firing_id, partner_id=partner_id,
-            values=values[partner_id], budget_left_minor=budget_left, group_rates=group_rates,
-            rows=rows, open_statements=statements,
+            values=values[partner_id], budget=budget, group_rates=group_rates,
+            rows=rows, open_statements=statements, live=live,
         )  # fmt: skip
         outcomes = [await act.apply(ctx, action) for action in compiled.actions]
         firing = {
@@ -183,6 +189,9 @@ async def fire(
 
     # All of the rule's firings in one savepoint. Should a concurrent evaluation have
     # written one meanwhile, the savepoint is undone and each is tried on its own.
+    # An undone savepoint undoes its spending and its overlays too: the budget and the live
+    # overlays are read again before the retries and kept per try.
+    start = budget.left_minor
     try:
         async with session.begin_nested():
             made = [await one(partner_id) for partner_id in todo]
@@ -192,13 +201,22 @@ async def fire(
         return
     except IntegrityError:
         pass
+    budget.left_minor = start
     for partner_id in todo:
+        live.clear()
+        live.update(
+            await overlays.live_overlays(
+                session, rule.vendor_id, [partner_id], overlay_programs, now
+            )
+        )
+        before = budget.left_minor
         try:
             async with session.begin_nested():
                 made = [await one(partner_id)]
                 await write(made)
         except IntegrityError:
             out.already += 1  # fired by a concurrent evaluation; its savepoint is undone
+            budget.left_minor = before
             continue
         out.firings.append(made[0][0]["id"])
 

@@ -6,9 +6,10 @@ partner, as explanations (``explanations``) — never the rule, its condition or
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from datetime import datetime
 
-from sqlalchemy import false
+from sqlalchemy import and_, false, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -107,12 +108,32 @@ async def vendor_rule_currencies(
     return dict(rows.all())
 
 
-async def latest_partner_firings(
-    session: AsyncSession, principal: Principal, limit: int
-) -> list[RuleFiring]:
-    rows = await session.exec(
-        partner_firings(principal)
-        .order_by(col(RuleFiring.fired_at).desc(), col(RuleFiring.id).desc())
-        .limit(limit)
-    )
-    return list(rows)
+async def partner_firings_newest_first(
+    session: AsyncSession, principal: Principal, batch: int
+) -> AsyncIterator[list[RuleFiring]]:
+    """The partner's firings newest first, a batch at a time (keyset pages): the caller
+    drops those it may not show and stops once it has enough, so that hidden firings never
+    push visible ones out of a limit."""
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        stmt = partner_firings(principal)
+        if after is not None:
+            at, last = after
+            stmt = stmt.where(
+                or_(
+                    col(RuleFiring.fired_at) < at,
+                    and_(col(RuleFiring.fired_at) == at, col(RuleFiring.id) < last),
+                )
+            )
+        rows = list(
+            await session.exec(
+                stmt.order_by(col(RuleFiring.fired_at).desc(), col(RuleFiring.id).desc()).limit(
+                    batch
+                )
+            )
+        )
+        if rows:
+            yield rows
+        if len(rows) < batch:
+            return
+        after = (rows[-1].fired_at, rows[-1].id)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from incentives import actions as act
@@ -102,6 +102,7 @@ async def _checked(
     vendor_id: uuid.UUID,
     condition: str,
     actions: Sequence[Action],
+    currency: str,
     errors: list[DomainError],
 ) -> tuple[str, list[str], list[Action]]:
     reads: list[str] = []
@@ -112,7 +113,7 @@ async def _checked(
         errors.append(bad)
     checked: list[Action] = []
     try:
-        checked = await act.validate(session, vendor_id, actions)
+        checked = await act.validate(session, vendor_id, actions, currency)
     except DomainErrors as bad:
         errors.extend(bad.errors)
     except DomainError as bad:
@@ -155,7 +156,7 @@ async def create_rule(
         if group is None or group.vendor_id != principal.vendor_id or group.archived_at:
             errors.append(DomainError(RuleErrorCode.NOT_FOUND, "No such group.", "target_group_id"))
     condition, reads, checked = await _checked(
-        session, principal.vendor_id, condition, actions, errors
+        session, principal.vendor_id, condition, actions, currency, errors
     )
     if errors:
         raise DomainErrors(errors)
@@ -218,7 +219,9 @@ async def draft_version(
     await begin_write(session)
     rule = await _rule(session, principal, rule_id)
     errors: list[DomainError] = []
-    condition, reads, checked = await _checked(session, rule.vendor_id, condition, actions, errors)
+    condition, reads, checked = await _checked(
+        session, rule.vendor_id, condition, actions, rule.currency, errors
+    )
     if errors:
         raise DomainErrors(errors)
     versions = list(
@@ -278,6 +281,9 @@ async def approve(
     rule = await _rule(session, principal, version.rule_id)
     before = snapshot(rule)
     now = clock.now()
+    # What the replaced version placed ends, as on a rollback: the new version's firings
+    # (a new version fires anew) would otherwise run beside it.
+    ended = await _end_effects(session, clock, rule.active_version_id)
     version.status = VersionStatus.APPROVED
     version.approved_by_id = principal.user_id
     version.approved_at = now
@@ -292,7 +298,8 @@ async def approve(
     await log_change(
         session, principal, clock, action="incentive_rule.approved",
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=before,
-        after=snapshot(rule) | {"approved_version": version.number}, reason=reason,
+        after=snapshot(rule) | {"approved_version": version.number, "effects_ended": ended},
+        reason=reason,
     )  # fmt: skip
     return rule
 
@@ -372,14 +379,7 @@ async def roll_back(
             "to_version",
         )
     before = snapshot(rule)
-    outcomes = [
-        outcome
-        for firing in await session.exec(
-            select(RuleFiring).where(RuleFiring.version_id == current.id)
-        )
-        for outcome in firing.outcomes
-    ]
-    ended = await act.undo(session, clock, outcomes)
+    ended = await _end_effects(session, clock, current.id)
     rule.active_version_id = target.id
     rule.updated_at = clock.now()
     session.add(rule)
@@ -392,6 +392,20 @@ async def roll_back(
         reason=reason,
     )  # fmt: skip
     return rule
+
+
+async def _end_effects(session: AsyncSession, clock: Clock, version_id: uuid.UUID | None) -> int:
+    """End what the version's firings placed that still runs; how many effects ended."""
+    if version_id is None:
+        return 0
+    outcomes = [
+        outcome
+        for firing in await session.exec(
+            select(RuleFiring).where(RuleFiring.version_id == version_id)
+        )
+        for outcome in firing.outcomes
+    ]
+    return await act.undo(session, clock, outcomes)
 
 
 async def set_budget(
@@ -409,6 +423,23 @@ async def set_budget(
     rule = await _rule(session, principal, rule_id)
     errors: list[DomainError] = []
     _budget(budget_cap_minor, currency, errors)
+    if not errors and currency != rule.currency:
+        # The rule's overlays must pay in its (new) currency.
+        for version in await session.exec(
+            select(IncentiveRuleVersion).where(
+                IncentiveRuleVersion.rule_id == rule.id,
+                col(IncentiveRuleVersion.status).in_([VersionStatus.DRAFT, VersionStatus.APPROVED]),
+            )
+        ):
+            try:
+                await act.validate(
+                    session, rule.vendor_id, [Action.from_json(a) for a in version.actions],
+                    currency, "budget_cap.currency",
+                )  # fmt: skip
+            except DomainErrors as bad:
+                errors.extend(e for e in bad.errors if e.code is RuleErrorCode.CURRENCY_MISMATCH)
+            except DomainError as bad:
+                errors.append(bad)
     if errors:
         raise DomainErrors(errors)
     before = snapshot(rule)

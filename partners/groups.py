@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import false, or_
+from sqlalchemy import ColumnElement, false, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -208,6 +208,21 @@ async def refresh_memberships(
             interval.left_by = by[:100]
             session.add(interval)
             changed.append(interval)
+    # An archived group's timed windows end too (a pilot's end, an archived promotion).
+    archived = [g.id for g in groups if g.archived_at is not None]
+    if archived:
+        timed = select(PartnerGroupMembership).where(
+            col(PartnerGroupMembership.group_id).in_(archived),
+            col(PartnerGroupMembership.left_at) > now,
+        )
+        if partner_ids is not None:
+            timed = timed.where(col(PartnerGroupMembership.partner_id).in_(list(partner_ids)))
+        for interval in await session.exec(timed):
+            interval.left_at = max(now, interval.joined_at)
+            interval.left_reason = reason[:500]
+            interval.left_by = by[:100]
+            session.add(interval)
+            changed.append(interval)
     for group_id, partner_id in sorted(wanted - set(current)):
         interval = PartnerGroupMembership(
             vendor_id=vendor_id, group_id=group_id, partner_id=partner_id, joined_at=now,
@@ -236,6 +251,10 @@ async def open_window(
     caller has read ``group`` as the partner's vendor's)."""
     if group.archived_at is not None:
         raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "group_id")
+    if group.managed_by is not None:  # a pilot's arm: its members are the pilot's to set
+        raise DomainError(
+            GroupErrorCode.MANAGED, f"This group is managed by a {group.managed_by}.", "group_id"
+        )
     interval = PartnerGroupMembership(
         vendor_id=group.vendor_id, group_id=group.id, partner_id=partner_id,
         joined_at=clock.now(),
@@ -278,9 +297,13 @@ async def close_windows(
 async def groups_of(
     session: AsyncSession, vendor_id: uuid.UUID, partner_id: uuid.UUID, at: datetime
 ) -> set[uuid.UUID]:
-    """The groups the partner was in at ``at`` (intervals are ``[joined_at, left_at)``)."""
+    """The groups the partner was in at ``at`` (intervals are ``[joined_at, left_at)``;
+    none after its group was archived)."""
     rows = await session.exec(
-        select(PartnerGroupMembership.group_id).where(
+        select(PartnerGroupMembership.group_id)
+        .join(PartnerGroup, col(PartnerGroup.id) == col(PartnerGroupMembership.group_id))
+        .where(
+            _not_archived_at(at),
             PartnerGroupMembership.vendor_id == vendor_id,
             PartnerGroupMembership.partner_id == partner_id,
             col(PartnerGroupMembership.joined_at) <= at,
@@ -293,14 +316,24 @@ async def groups_of(
     return set(rows)
 
 
+def _not_archived_at(at: datetime) -> ColumnElement[bool]:
+    return or_(col(PartnerGroup.archived_at).is_(None), col(PartnerGroup.archived_at) > at)
+
+
 def member_ids_at(group_id: uuid.UUID, at: datetime) -> SelectOfScalar[uuid.UUID]:
-    return select(PartnerGroupMembership.partner_id).where(
-        PartnerGroupMembership.group_id == group_id,
-        col(PartnerGroupMembership.joined_at) <= at,
-        or_(
-            col(PartnerGroupMembership.left_at).is_(None),
-            col(PartnerGroupMembership.left_at) > at,
-        ),
+    """The group's members at ``at`` (none after it was archived)."""
+    return (
+        select(PartnerGroupMembership.partner_id)
+        .join(PartnerGroup, col(PartnerGroup.id) == col(PartnerGroupMembership.group_id))
+        .where(
+            _not_archived_at(at),
+            PartnerGroupMembership.group_id == group_id,
+            col(PartnerGroupMembership.joined_at) <= at,
+            or_(
+                col(PartnerGroupMembership.left_at).is_(None),
+                col(PartnerGroupMembership.left_at) > at,
+            ),
+        )
     )
 
 

@@ -124,13 +124,19 @@ class IncentivesQuery:
     )
     async def incentive_explanations(self, info: Info[Context, None]) -> list[IncentiveExplanation]:
         ctx = info.context
-        firings = await repository.latest_partner_firings(ctx.session, ctx.caller, MAX_EXPLANATIONS)
-        currencies = await repository.rule_currencies(ctx.session, {f.rule_id for f in firings})
-        out = []
-        for firing in firings:
-            text = explain(firing.values, firing.outcomes, currencies.get(firing.rule_id, "USD"))
-            if text is not None:
-                out.append(IncentiveExplanation(fired_at=firing.fired_at, text=text))
+        # Those the partner may not see are dropped before the limit, not after it.
+        out: list[IncentiveExplanation] = []
+        async for firings in repository.partner_firings_newest_first(
+            ctx.session, ctx.caller, MAX_EXPLANATIONS
+        ):
+            currencies = await repository.rule_currencies(ctx.session, {f.rule_id for f in firings})
+            for firing in firings:
+                currency = currencies.get(firing.rule_id, "USD")
+                text = explain(firing.values, firing.outcomes, currency)
+                if text is not None:
+                    out.append(IncentiveExplanation(fired_at=firing.fired_at, text=text))
+                    if len(out) == MAX_EXPLANATIONS:
+                        return out
         return out
 
     @strawberry.field(

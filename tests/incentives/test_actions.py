@@ -1,11 +1,15 @@
 """Each action's effect, through the public interface: a rate overlay changes what the next
-sale earns (and the entry names it), a payout hold stops the payout, a group window makes a
-group-targeted program pay and then stop; a budget cap stops further rate actions."""
+sale earns (the entry says so in partner words), a payout hold stops the payout, a group
+window makes a group-targeted program pay and then stop; a budget cap stops further rate
+actions."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
+
+import httpx
 
 from incentives.actions import Action, ActionKind
 from incentives.models import Period
@@ -15,6 +19,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid
+from tests.forecasts.test_exports import export
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
 from tests.support import GQL
@@ -29,8 +34,13 @@ def nodes(data: dict[str, Any], field: str) -> list[dict[str, Any]]:
     return [e["node"] for e in data[field]["edges"]]
 
 
-async def test_an_overlay_changes_what_the_next_sale_earns_and_names_the_rule(
-    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+async def test_an_overlay_changes_what_the_next_sale_earns_in_partner_words(
+    gql: GQL,
+    client: httpx.AsyncClient,
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    services: Services,
 ) -> None:
     s = await shop(db, clock, tenant, services)
     rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
@@ -54,9 +64,14 @@ async def test_an_overlay_changes_what_the_next_sale_earns_and_names_the_rule(
     [overlay] = nodes(await gql.data(ENTRIES, {"kind": "RATE_OVERLAY"}, as_user=partner),
                       "earningEntries")  # fmt: skip
     assert overlay["amount"] == {"amountMinor": 3_00}
+    # The partner reads what it earns, never the rule's internal name.
     assert overlay["rule"] == (
-        "Partner Rewards: Growth kicker: +1.5% of 200.00 USD until 4 January 2027"
+        "Partner Rewards: Incentive overlay +1.5% of 200.00 USD until 4 January 2027"
     )
+    assert "Growth kicker" not in json.dumps(overlay)
+    csv_text = (await export(client, gql, "commissions", partner)).text
+    assert "Incentive overlay +1.5% of 200.00 USD" in csv_text
+    assert "Growth kicker" not in csv_text
     assert overlay["inputs"]["sale_amount_minor"] == 200_00
     assert overlay["inputs"]["delta_bp"] == 150
     assert overlay["inputs"]["source_id"] == str(rule.id)

@@ -1,0 +1,130 @@
+"""A rule's budget is spent within a run (not only between runs), counts its own currency
+only, and an overlay on a program paying in another currency is refused."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import func, select
+
+from earnings import overlays, programs
+from earnings.programs import BaseRate, Rules
+from incentives.actions import SOURCE, Action, ActionKind
+from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
+from infra.clock import OffsetClock
+from infra.db import Database
+from partners.roles import Role
+from schema.context import Services
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, gid
+from tests.incentives.rules import active_rule, daily
+from tests.incentives.scenarios import GROWTH, settle, shop
+from tests.incentives.test_actions import FIRINGS, nodes
+from tests.incentives.test_bad_input_and_roles import BUDGET, CREATE, rule_input
+from tests.support import GQL
+
+
+async def test_a_run_stops_rate_actions_once_its_estimates_spend_the_budget(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    # Both partners qualify; either one's estimate (1.49 or 0.33 USD) spends the 0.30 cap.
+    await active_rule(db, clock, s, condition="revenue_30d > 0", period=Period.DAY,
+                      budget_cap_minor=30, actions=[
+        Action(ActionKind.RATE_OVERLAY, days=1, program_id=s.base_program_id, delta_bp=200)
+    ])  # fmt: skip
+    assert await daily(db, clock) == 2
+    firings = nodes(await gql.data(FIRINGS, as_user=s.author), "ruleFirings")
+    assert sorted(str(f["outcomes"][0]["skipped"]) for f in firings) == [
+        "BUDGET_REACHED", "None"
+    ]  # fmt: skip
+    # The dry run spends it the same way.
+    dry = await gql.data(
+        """query($v: ID!) { incentiveRuleDryRun(versionId: $v) { firing
+             estimatedCost { amountMinor } partners { actions { estimatedCost { amountMinor } } }
+           } }""",
+        {"v": await _version_gid(db)}, as_user=s.author,
+    )  # fmt: skip
+    costs = sorted(
+        a["estimatedCost"]["amountMinor"]
+        for p in dry["incentiveRuleDryRun"]["partners"]
+        for a in p["actions"]
+    )
+    assert len(costs) == 2
+    assert costs[0] == 0
+    assert costs[1] > 0
+
+
+async def _version_gid(db: Database) -> str:
+    async with db.session() as session:
+        [version] = list(await session.exec(select(IncentiveRuleVersion.id)))
+    return gid("IncentiveRuleVersion", version)
+
+
+async def test_what_a_rule_paid_counts_only_its_currency(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
+        Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id, delta_bp=150)
+    ])  # fmt: skip
+    assert await daily(db, clock) == 1
+    clock.advance(timedelta(hours=1))
+    await es.sale(db, clock, tenant, 200_00, partner_index=0)
+    await settle(services)
+    async with db.session() as session:
+        paid = {
+            currency: await overlays.paid_by_sources(
+                session, source=SOURCE, source_ids=[rule.id], currency=currency
+            )
+            for currency in ("USD", "EUR")
+        }
+    assert paid == {"USD": 3_00, "EUR": 0}
+
+
+async def rule_counts(db: Database) -> tuple[int, int]:
+    async with db.session() as session:
+        rules = await session.scalar(select(func.count()).select_from(IncentiveRule))
+        versions = await session.scalar(select(func.count()).select_from(IncentiveRuleVersion))
+        return int(rules or 0), int(versions or 0)
+
+
+async def test_an_overlay_on_a_program_in_another_currency_is_refused(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+
+    async def euro(session: Any) -> Any:
+        return await programs.create_program(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro Rewards",
+            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
+            effective_from=clock.now(),
+        )  # fmt: skip
+
+    eur = await es.tx(db, euro)
+    overlay = {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id), "deltaBp": 100}
+    refused = await gql.data(CREATE, {"input": rule_input(
+        actions=[overlay], budgetCap={"amount": "100.00", "currency": "USD"})},
+        as_user=s.author)  # fmt: skip
+    result = refused["incentiveRuleCreate"]
+    assert result["rule"] is None
+    assert [(e["code"], e["field"]) for e in result["userErrors"]] == [
+        ("CURRENCY_MISMATCH", "actions.0.programId")
+    ]
+    assert await rule_counts(db) == (0, 0)
+    # In the rule's currency it is accepted; moving the budget to EUR is then refused.
+    usd = {**overlay, "programId": s.gid("base")}
+    made = await gql.data(CREATE, {"input": rule_input(
+        actions=[usd], budgetCap={"amount": "100.00", "currency": "USD"})},
+        as_user=s.author)  # fmt: skip
+    rule = made["incentiveRuleCreate"]["rule"]
+    assert made["incentiveRuleCreate"]["userErrors"] == []
+    moved = await gql.data(BUDGET, {"input": {"id": rule["id"], "budgetCap": {
+        "amount": "100.00", "currency": "EUR"}}}, as_user=s.author)  # fmt: skip
+    assert [e["code"] for e in moved["incentiveRuleBudgetSet"]["userErrors"]] == [
+        "CURRENCY_MISMATCH"
+    ]
+    async with db.session() as session:
+        [stored] = list(await session.exec(select(IncentiveRule)))
+    assert (stored.currency, stored.budget_cap_minor) == ("USD", 100_00)

@@ -1,0 +1,63 @@
+"""Archiving a group (or ending the pilot whose arm it is) ends its timed windows too: a
+rule's promotion window stops paying the group's programs and the partner is no longer
+among its members."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from incentives.actions import Action, ActionKind
+from incentives.models import Period
+from infra.clock import OffsetClock
+from infra.db import Database
+from partners import groups
+from partners.group_models import PartnerGroupMembership
+from partners.roles import Role
+from schema.context import Services
+from tests.earnings import scenarios as es
+from tests.factories import Tenant
+from tests.incentives.rules import active_rule, daily
+from tests.incentives.scenarios import GROWTH, T0, settle, shop
+from tests.incentives.test_actions import ENTRIES, nodes
+from tests.support import GQL
+
+MEMBERS = """query($id: ID!, $at: DateTime) { partnerGroup(id: $id) {
+  members(at: $at) { edges { node { name } } } } }"""
+DELETE = """mutation($input: PartnerGroupDeleteInput!) { partnerGroupDelete(input: $input) {
+  partnerGroup { archivedAt } userErrors { code } } }"""
+
+
+async def test_archiving_a_group_ends_the_windows_a_rule_opened_in_it(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition=GROWTH, period=Period.MONTH, actions=[
+        Action(ActionKind.GROUP_WINDOW, days=30, group_id=s.boost_group_id)
+    ])  # fmt: skip
+    assert await daily(db, clock) == 1
+    clock.advance(timedelta(hours=1))
+    inside = await gql.data(MEMBERS, {"id": s.gid("group"), "at": None}, as_user=s.author)
+    assert len(inside["partnerGroup"]["members"]["edges"]) == 1
+    archived = await gql.data(DELETE, {"input": {"id": s.gid("group"), "reason": "promo over"}},
+                              as_user=s.author)  # fmt: skip
+    assert archived["partnerGroupDelete"]["userErrors"] == []
+    now = clock.now()
+    async with db.session() as session:
+        [window] = list(await session.exec(select(PartnerGroupMembership)))
+        assert (window.left_at, window.left_reason) == (now, "promo over")
+        assert (
+            await groups.groups_of(session, tenant.vendor.id, tenant.partners[0].id, now) == set()
+        )
+    members = await gql.data(MEMBERS, {"id": s.gid("group"), "at": None}, as_user=s.author)
+    assert members["partnerGroup"]["members"]["edges"] == []
+    clock.freeze(T0 + timedelta(days=1))
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)
+    await settle(services)
+    partner = tenant.user(Role.PARTNER_ADMIN, 0)
+    entries = nodes(await gql.data(ENTRIES, {"kind": "COMMISSION"}, as_user=partner),
+                    "earningEntries")  # fmt: skip
+    paid = sorted((e["inputs"]["line_amount_minor"], e["amount"]["amountMinor"]) for e in entries)
+    # Partner Rewards only: no Boost bonus after the group was archived.
+    assert paid == [(100_00, 8_00), (1_000_00, 80_00), (1_240_00, 99_20)]
