@@ -580,7 +580,9 @@ async def create_version(
     EARNINGS.require(principal, EarningsOp.CREATE_PROGRAM_VERSION)
     await begin_write(session)
     program = (
-        await session.exec(readable_programs(principal).where(Program.id == program_id))
+        await session.exec(
+            (await readable_programs(session, principal)).where(Program.id == program_id)
+        )
     ).first()
     if program is None:
         raise DomainError(EarningsErrorCode.NOT_FOUND, "No such program.", "program_id")

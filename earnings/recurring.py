@@ -122,6 +122,10 @@ async def credit_subscription_event(
     customer = await _customer(session, change.account_id)
     if event.type == SUBSCRIPTION_CANCELLED:
         await _clawback(session, out, change, customer)
+    elif change.source != "BILLING":
+        # A term added by a sale or a won deal: the sale's own commission pays it (and the
+        # ledger's reversal rule takes that back), so no recurring commission is due.
+        pass
     else:
         for program, version, rules in await _in_force(
             session, run, event.vendor_id, change.currency, change.effective_at,
@@ -135,7 +139,10 @@ async def credit_subscription_event(
                 peak = await _peak_before(session, change)
                 _expansion(out, program, version, rules.recurring, change, customer, peak)
     await session.flush()
-    await record_change(session, clock, vendor_id=event.vendor_id, partner_id=change.partner_id)
+    await record_change(
+        session, clock, vendor_id=event.vendor_id, partner_id=change.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return out.written
 
 
@@ -391,7 +398,10 @@ async def _retention_of(
         line_key=str(sub.id),
     )  # fmt: skip
     await session.flush()
-    await record_change(session, clock, vendor_id=sub.vendor_id, partner_id=sub.partner_id)
+    await record_change(
+        session, clock, vendor_id=sub.vendor_id, partner_id=sub.partner_id,
+        entries=out.written,
+    )  # fmt: skip
     return 1
 
 

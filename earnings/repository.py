@@ -29,6 +29,7 @@ from earnings.models import (
 )
 from infra.pages import by_ids
 from partners.access import RepAccess, scope
+from partners.group_models import PartnerGroupMembership
 from partners.models import User
 from partners.repository import get_readable_partner
 from partners.roles import Principal, Role
@@ -51,9 +52,29 @@ def readable_holds(principal: Principal) -> SelectOfScalar[PayoutHold]:
     return select(PayoutHold).where(col(PayoutHold.statement_id).in_(select(statements.c.id)))
 
 
-def readable_programs(principal: Principal) -> SelectOfScalar[Program]:
-    """Every user of a vendor may read its programs (partners see the rules they earn by)."""
-    return select(Program).where(Program.vendor_id == principal.vendor_id)
+async def readable_programs(session: AsyncSession, principal: Principal) -> SelectOfScalar[Program]:
+    """Vendor staff read every program of their vendor. Partner users read only the programs
+    that apply to their partner now: untargeted ones, and those targeted at a group it is in
+    now (an open membership). A program targeted elsewhere (a pilot's treatment-only bonus,
+    say) is answered as if it did not exist, so nothing hints at groups it is not in."""
+    stmt = select(Program).where(Program.vendor_id == principal.vendor_id)
+    if not principal.role.is_partner:
+        return stmt
+    groups = {
+        str(g)
+        for g in await session.exec(
+            select(PartnerGroupMembership.group_id).where(
+                PartnerGroupMembership.vendor_id == principal.vendor_id,
+                PartnerGroupMembership.partner_id == principal.partner_id,
+                col(PartnerGroupMembership.left_at).is_(None),
+            )
+        )
+    }
+    targeted = await session.exec(
+        select(Program.id, Program.target_group_ids).where(Program.vendor_id == principal.vendor_id)
+    )
+    applying = [pid for pid, targets in targeted if not targets or groups & set(targets)]
+    return stmt.where(col(Program.id).in_(applying))
 
 
 def readable_decisions(principal: Principal) -> SelectOfScalar[PayoutDecision]:
@@ -191,14 +212,16 @@ async def readable_program(
     session: AsyncSession, principal: Principal, program_id: uuid.UUID
 ) -> Program | None:
     return (
-        await session.exec(readable_programs(principal).where(Program.id == program_id))
+        await session.exec(
+            (await readable_programs(session, principal)).where(Program.id == program_id)
+        )
     ).first()
 
 
 async def programs_by_ids(
     session: AsyncSession, principal: Principal, ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Program]:
-    return await by_ids(session, readable_programs(principal), ids)
+    return await by_ids(session, await readable_programs(session, principal), ids)
 
 
 async def active_reviews(

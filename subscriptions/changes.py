@@ -114,5 +114,5 @@ def apply(
             )  # fmt: skip
         case ChangeKind.CANCELLED:
             return replace(state, cancelled_at=effective_at)
-        case ChangeKind.STARTED:  # pragma: no cover - starts come from sales and deals
-            raise ValueError("a start is not a billing change")
+        case ChangeKind.STARTED | ChangeKind.REVERTED:  # pragma: no cover - from sales
+            raise ValueError("starts and reverted terms come from sales, not billing")

@@ -20,6 +20,7 @@ SUBSCRIPTION_RENEWED = "SubscriptionRenewed"
 SUBSCRIPTION_EXPANDED = "SubscriptionExpanded"
 SUBSCRIPTION_CONTRACTED = "SubscriptionContracted"
 SUBSCRIPTION_CANCELLED = "SubscriptionCancelled"
+SUBSCRIPTION_REVERTED = "SubscriptionReverted"
 
 SUBSCRIPTION_EVENT_TYPES = (
     SUBSCRIPTION_STARTED,
@@ -27,6 +28,7 @@ SUBSCRIPTION_EVENT_TYPES = (
     SUBSCRIPTION_EXPANDED,
     SUBSCRIPTION_CONTRACTED,
     SUBSCRIPTION_CANCELLED,
+    SUBSCRIPTION_REVERTED,
 )
 
 
@@ -40,7 +42,9 @@ def arr_of(amount_minor: int, term_months: int) -> int:
 class SubscriptionChanged(Event):
     """A subscription changed (``kind``: STARTED, RENEWED, EXPANDED, CONTRACTED,
     CANCELLED); the outbox type is ``Subscription<Kind>``. ``change_id`` is the
-    ``subscription_change`` row; ``term_start``/``term_end`` the term in force after it."""
+    ``subscription_change`` row; ``term_start``/``term_end`` the term in force after it.
+    ``source`` is who made the change: ``SALE`` or ``DEAL`` (the sale's own commission pays
+    the term it adds, so earnings credits no recurring commission on it) or ``BILLING``."""
 
     type: ClassVar[str] = "SubscriptionChanged"
     change_id: uuid.UUID
@@ -61,6 +65,7 @@ class SubscriptionChanged(Event):
     term_start: datetime
     term_end: datetime
     effective_at: datetime
+    source: str = "BILLING"
 
     def to_payload(self) -> dict[str, Any]:
         # Written out rather than through asdict: the CSV import builds a million of these.
@@ -83,6 +88,7 @@ class SubscriptionChanged(Event):
             "term_start": self.term_start.isoformat(),
             "term_end": self.term_end.isoformat(),
             "effective_at": self.effective_at.isoformat(),
+            "source": self.source,
         }
 
     def to_json(self) -> str:
@@ -94,7 +100,7 @@ class SubscriptionChanged(Event):
         return change_json(
             fixed, self.change_id, self.kind, self.term_months, self.amount_before_minor,
             self.amount_after_minor, self.arr_delta_minor, self.renewal_number,
-            self.term_start, self.term_end, self.effective_at,
+            self.term_start, self.term_end, self.effective_at, self.source,
         )  # fmt: skip
 
     @property
@@ -122,6 +128,7 @@ class SubscriptionChanged(Event):
             term_start=datetime.fromisoformat(payload["term_start"]),
             term_end=datetime.fromisoformat(payload["term_end"]),
             effective_at=datetime.fromisoformat(payload["effective_at"]),
+            source=payload.get("source", "BILLING"),
         )
 
 
@@ -158,6 +165,7 @@ def change_json(
     term_start: datetime,
     term_end: datetime,
     effective_at: datetime,
+    source: str = "BILLING",
 ) -> str:
     """A ``SubscriptionChanged`` payload as JSON text (``fixed`` from ``fixed_json``)."""
     return (
@@ -165,5 +173,6 @@ def change_json(
         f'"term_months": {term_months}, "amount_before_minor": {amount_before_minor}, '
         f'"amount_after_minor": {amount_after_minor}, "arr_delta_minor": {arr_delta_minor}, '
         f'"renewal_number": {renewal_number}, "term_start": "{term_start.isoformat()}", '
-        f'"term_end": "{term_end.isoformat()}", "effective_at": "{effective_at.isoformat()}"}}'
+        f'"term_end": "{term_end.isoformat()}", "effective_at": "{effective_at.isoformat()}", '
+        f'"source": "{source}"}}'
     )

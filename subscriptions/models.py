@@ -35,6 +35,8 @@ class ChangeKind(StrEnum):
     EXPANDED = "EXPANDED"
     CONTRACTED = "CONTRACTED"
     CANCELLED = "CANCELLED"
+    # A reversed sale's term taken back (the subscription as it was before the sale).
+    REVERTED = "REVERTED"
 
 
 class ChangeSource(StrEnum):

@@ -15,7 +15,9 @@ won deal extends it, from that term on (the partner who sold the term owns it).
 
 Each line is applied once: its change is keyed ``sale:<event id>:<line>`` (or ``deal:``),
 unique per vendor, so a re-run of the handler changes nothing. A reversal of the sale
-cancels the subscriptions it started (``cancel_reversed``)."""
+cancels the subscriptions it started and takes back the terms it added
+(``cancel_reversed``). The term a sale adds is paid by the sale's own commission: its
+RENEWED change carries ``source`` SALE (or DEAL), which earnings does not credit again."""
 
 from __future__ import annotations
 
@@ -102,18 +104,21 @@ async def apply_many(db: Database, clock: Clock, events: list[OutboxEvent]) -> N
 async def cancel_reversed(session: AsyncSession, clock: Clock, event: OutboxEvent) -> int:
     """A sale that started subscriptions was reversed (refunded, returned): each one it
     started that is still live is cancelled at the reversal (a CANCELLED change keyed
-    ``reversal:<event>:<line>``, so earnings claws back as for any cancellation). Terms a sale
-    added to an existing subscription are left to the billing system to correct."""
+    ``reversal:<event>:<line>``, so earnings claws back as for any cancellation). A term it
+    added to an existing subscription is taken back (``_revert_term``)."""
     reversal = SaleReversed.parse(event.payload)
     started = await session.exec(
         select(SubscriptionChange).where(
             SubscriptionChange.vendor_id == event.vendor_id,
             col(SubscriptionChange.external_id).startswith(f"sale:{reversal.reverses_event_id}:"),
-            SubscriptionChange.kind == ChangeKind.STARTED,
+            col(SubscriptionChange.kind).in_([ChangeKind.STARTED, ChangeKind.RENEWED]),
         )
     )
     written = 0
     for change in list(started):
+        if change.kind is ChangeKind.RENEWED:
+            written += await _revert_term(session, clock, event, reversal, change)
+            continue
         external_id = f"reversal:{event.id}:{change.external_id.rsplit(':', 1)[1]}"
         if await service.change_by_external_id(session, event.vendor_id, external_id):
             continue
@@ -129,6 +134,68 @@ async def cancel_reversed(session: AsyncSession, clock: Clock, event: OutboxEven
         )  # fmt: skip
         written += 1
     return written
+
+
+async def _revert_term(
+    session: AsyncSession,
+    clock: Clock,
+    event: OutboxEvent,
+    reversal: SaleReversed,
+    change: SubscriptionChange,
+) -> int:
+    """Take back the term a reversed sale added: the subscription returns to the state before
+    the sale (its term, amount, renewals and attribution), as a REVERTED change keyed
+    ``reversal:<event>:<line>``. Only while the sale's term is still the subscription's last
+    change; once billing changed it since, the billing system corrects it."""
+    external_id = f"reversal:{event.id}:{change.external_id.rsplit(':', 1)[1]}"
+    if await service.change_by_external_id(session, event.vendor_id, external_id):
+        return 0
+    subscription = await session.get(Subscription, change.subscription_id)
+    if subscription is None or subscription.status is SubscriptionStatus.CANCELLED:
+        return 0
+    history = list(
+        await session.exec(
+            select(SubscriptionChange)
+            .where(SubscriptionChange.subscription_id == subscription.id)
+            .order_by(col(SubscriptionChange.recorded_at).desc(), col(SubscriptionChange.id).desc())
+        )
+    )
+    if history[0].id != change.id:
+        return 0
+    previous = history[1]
+    before = service.state_of(subscription)
+    after = replace(
+        before, amount_minor=change.amount_before_minor, term_start=previous.term_start,
+        ends_at=previous.term_end, renewals=previous.renewal_number,
+    )  # fmt: skip
+    if previous.partner_id != subscription.partner_id:
+        # Attribution goes back to the partner whose sale or deal set it before.
+        subscription.partner_id = previous.partner_id
+        subscription.rep_user_id, subscription.region = await _attribution_before(
+            session, history[1:]
+        )
+    when = max(reversal.reversed_at or event.occurred_at, subscription.starts_at)
+    await service.record(
+        session, clock, subscription, before, after, kind=ChangeKind.REVERTED,
+        source=ChangeSource.SALE, external_id=external_id, effective_at=when,
+    )  # fmt: skip
+    return 1
+
+
+async def _attribution_before(
+    session: AsyncSession, history: list[SubscriptionChange]
+) -> tuple[uuid.UUID | None, str]:
+    """The rep and region of the last sale or deal that set the attribution (billing changes
+    never move it), read from that sale's or deal's event."""
+    for change in history:
+        if change.source is ChangeSource.BILLING or change.kind is ChangeKind.REVERTED:
+            continue
+        event = await session.get(OutboxEvent, uuid.UUID(change.external_id.split(":")[1]))
+        if event is not None:
+            origin = Origin.of(event)
+            return origin.rep_user_id, origin.region[:32]
+        break
+    return None, ""
 
 
 async def _account(session: AsyncSession, origin: Origin) -> CustomerAccount:

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,10 +48,15 @@ class RenewalDue:
 async def history(
     session: AsyncSession, vendor_id: uuid.UUID, partner_id: uuid.UUID | None, now: datetime
 ) -> probability.History:
-    """Renewals decided so far: renewed (renewal changes) and not (cancelled, or past the
-    end of the term without a renewal)."""
-    renewed_q = select(func.count()).where(
-        SubscriptionChange.vendor_id == vendor_id, SubscriptionChange.kind == ChangeKind.RENEWED
+    """Renewals decided so far: renewed (renewal changes, less those a reversed sale took
+    back) and not (cancelled, or past the end of the term without a renewal)."""
+    renewed_q = select(
+        func.coalesce(
+            func.sum(case((col(SubscriptionChange.kind) == ChangeKind.RENEWED, 1), else_=-1)), 0
+        )
+    ).where(
+        SubscriptionChange.vendor_id == vendor_id,
+        col(SubscriptionChange.kind).in_([ChangeKind.RENEWED, ChangeKind.REVERTED]),
     )
     ended_q = select(func.count()).where(
         Subscription.vendor_id == vendor_id,

@@ -105,6 +105,7 @@ def change_row(
         term_start=after.term_start,
         term_end=after.ends_at,
         effective_at=effective_at,
+        source=source.value,
     )
     return row, event
 

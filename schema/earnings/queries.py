@@ -214,6 +214,6 @@ class EarningsQuery:
         ctx = info.context
         principal = ctx.caller
         return await paginate(
-            ctx, repository.readable_programs(principal), first=first,
+            ctx, await repository.readable_programs(ctx.session, principal), first=first,
             after=after, to_node=ProgramType.of,
         )  # fmt: skip

@@ -1,12 +1,14 @@
 """Partners never learn that they are in a pilot, let alone in its control arm (issue 13,
 item 4): a partner in control and one in treatment (same stratum) get the same answers to
-every partner-facing read — their organisation, groups, programs, earnings and their
-explanations, the pilot's own queries and node ids, error messages — except the treatment
-program's effect itself (the program starting to apply to the treatment partner's sales)."""
+every partner-facing read — their organisation, groups, earnings and their explanations, the
+pilot's own queries and node ids, error messages — except the treatment program itself: it
+is listed to (and its effect explained to) the treatment partner only; to the control partner
+it is as absent as a program that does not exist, by list and by node id."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,14 +22,17 @@ from tests.pilots.test_pilots_api import PROGRAM, create, pilot_uuid
 from tests.support import GQL
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-PARTNER_READS = """query($me: ID!, $pilot: ID!, $group: ID!, $treatment: ID!) {
+PARTNER_READS = """query($me: ID!, $pilot: ID!, $group: ID!, $treatment: ID!, $offer: ID!,
+    $missing: ID!) {
   me { role partner { name tier programTier region status } }
   partner(id: $me) { name region tier groups { name } }
   mine: node(id: $me) { id }
   x1: node(id: $pilot) { id }
   x2: node(id: $group) { id }
   x3: node(id: $treatment) { id }
-  earningPrograms { edges { node { name kind targetGroups { name } } } }
+  programs: earningPrograms { edges { node { name kind } } }
+  offer: node(id: $offer) { id }
+  missing: node(id: $missing) { id }
   earnings { earned { amountMinor } pending { amountMinor } held { amountMinor }
     tier { currentTier rate nextTier } explanations { kind text } }
 }"""
@@ -59,7 +64,7 @@ async def test_a_control_partner_and_a_treatment_partner_see_nothing_that_tells_
     pilot = made["pilot"]
     assert isinstance(pilot, dict)
     treatment_group = pilot["treatmentGroup"]["id"]
-    await gql.data(PROGRAM, {"input": {"name": "Spring offer", "currency": "USD",
+    offer = await gql.data(PROGRAM, {"input": {"name": "Spring offer", "currency": "USD",
                    "kind": "BONUS", "rules": {"baseRates": [{"rateBp": 300}]},
                    "targetGroupIds": [treatment_group]}}, as_user=admin)  # fmt: skip
     clock.freeze(T0 + timedelta(hours=1))
@@ -71,13 +76,19 @@ async def test_a_control_partner_and_a_treatment_partner_see_nothing_that_tells_
     by_arm = {arms[tenant.partners[i].id]: i for i in same_stratum}
     assert set(by_arm) == {"TREATMENT", "CONTROL"}
 
-    async def seen(arm: str, role: Role) -> tuple[str, list[str], str]:
+    offer_id = offer["earningProgramCreate"]["program"]["id"]
+    missing_id = gid("EarningProgram", uuid.uuid4())
+
+    async def seen(arm: str, role: Role) -> tuple[str, list[str], str, list[Any]]:
         index = by_arm[arm]
         partner = tenant.partners[index]
         user = tenant.user(role, index)
         variables = {"me": gid(partner), "pilot": pilot["id"], "group": group,
-                     "treatment": treatment_group}  # fmt: skip
+                     "treatment": treatment_group, "offer": offer_id,
+                     "missing": missing_id}  # fmt: skip
         answer = await gql(PARTNER_READS, variables, as_user=user)
+        # The program the partner's arm gets: set aside, compared below.
+        programs = [answer["data"].pop("programs"), answer["data"].pop("offer")]
         texts = [
             e["text"] for e in answer["data"]["earnings"]["explanations"]
             if e["kind"] == "PROGRAM_NOW_APPLIES"
@@ -93,12 +104,20 @@ async def test_a_control_partner_and_a_treatment_partner_see_nothing_that_tells_
         said = json.dumps([answer["data"], *(
             [e["message"] for e in r.get("errors", [])] for r in (answer, *refused, report)
         )])  # fmt: skip
-        return scrubbed(everything, partner, index), texts, said
+        return scrubbed(everything, partner, index), texts, said, programs
 
     for role in (Role.PARTNER_ADMIN, Role.PARTNER_REP):
-        control, control_effect, said = await seen("CONTROL", role)
-        treatment, treatment_effect, _ = await seen("TREATMENT", role)
+        control, control_effect, said, control_programs = await seen("CONTROL", role)
+        treatment, treatment_effect, _, treatment_programs = await seen("TREATMENT", role)
         assert control == treatment
+        # The control partner sees the programs that apply to it, as if the offer did not
+        # exist (its node answers as a missing id does); the treatment partner sees the offer.
+        base = {"name": "Partner Rewards", "kind": "BASE"}
+        assert control_programs == [{"edges": [{"node": base}]}, None]
+        assert treatment_programs[1] == {"id": offer_id}
+        assert [e["node"]["name"] for e in treatment_programs[0]["edges"]] == [
+            "Partner Rewards", "Spring offer",
+        ]  # fmt: skip
         # The one difference: the program's effect, named by the program alone.
         assert control_effect == []
         assert treatment_effect == [

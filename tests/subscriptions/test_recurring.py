@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import col, select
 
 from earnings import recurring
+from earnings.events import EARNINGS_CHANGED, EarningsChanged
 from earnings.models import EarningEntry, EntryKind
 from earnings.programs import BaseRate, Recurring, Rules, validate_rules
 from infra.clock import OffsetClock
@@ -21,9 +22,9 @@ from partners.roles import Role
 from schema.context import Services
 from subscriptions import imports, service
 from subscriptions.events import SUBSCRIPTION_EVENT_TYPES, SubscriptionChanged
-from subscriptions.models import ChangeKind, Subscription
+from subscriptions.models import ChangeKind, Subscription, SubscriptionChange, SubscriptionStatus
 from tests.earnings.scenarios import make_program
-from tests.factories import Tenant
+from tests.factories import Tenant, approve_sale, reverse_sale
 from tests.subscriptions import scenarios as ss
 
 
@@ -201,3 +202,109 @@ def test_the_json_payload_is_the_payload() -> None:
     )  # fmt: skip
     assert json.loads(event.to_json()) == event.to_payload()
     assert SubscriptionChanged.parse(event.to_payload()) == event
+
+
+async def test_a_sale_that_extends_a_subscription_is_paid_once_and_its_reversal_undoes_it(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """The sale's commission pays the term it adds: no renewal commission or escalator on top.
+    Reversing the sale takes the term (and the attribution it moved) back."""
+    await make_program(
+        db, clock, tenant,
+        Rules(base_rates=(BaseRate(rate_bp=1000),),
+              recurring=Recurring(renewal_rate_bp=1000, clawback_days=30)),
+    )  # fmt: skip
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    clock.advance(timedelta(days=300))
+    extending = await approve_sale(
+        db, clock, tenant, partner=1, amount=130_000, sku=ss.CLOUD.sku, customer="Initech GmbH"
+    )
+    await ss.settle(services)
+    async with db.session() as session:
+        extended = await session.get(Subscription, sub.id)
+        assert extended is not None
+        assert (extended.partner_id, extended.renewals) == (tenant.partners[1].id, 1)
+    assert await recurring_entries(db) == []  # the sale's COMMISSION only
+    assert await commissions(db) == [(tenant.partners[0].id, 12_000),
+                                     (tenant.partners[1].id, 13_000)]  # fmt: skip
+
+    clock.advance(timedelta(days=10))
+    reversal = await reverse_sale(db, clock, tenant, extending)
+    await ss.settle(services)
+    async with db.session() as session:
+        again = await session.get(Subscription, sub.id)
+        assert again is not None
+        history = list(
+            await session.exec(
+                select(SubscriptionChange)
+                .where(SubscriptionChange.subscription_id == sub.id)
+                .order_by(col(SubscriptionChange.recorded_at), col(SubscriptionChange.id))
+            )
+        )
+    assert (again.partner_id, again.rep_user_id, again.region) == (
+        sub.partner_id, sub.rep_user_id, sub.region,
+    )  # fmt: skip
+    assert (again.amount_minor, again.renewals, again.term_start, again.ends_at) == (
+        sub.amount_minor, 0, sub.term_start, sub.ends_at,
+    )  # fmt: skip
+    assert again.status is SubscriptionStatus.ACTIVE
+    assert [(c.kind, c.external_id) for c in history][-1] == (
+        ChangeKind.REVERTED, f"reversal:{reversal.id}:0",
+    )  # fmt: skip
+    # The sale's commission was taken back; nothing recurring was ever paid on it.
+    assert sum(a for p, a in await commissions(db) if p == tenant.partners[1].id) == 13_000
+    assert await recurring_entries(db) == [(EntryKind.CLAWBACK, -13_000)]
+
+    # The billing system's next renewal is the subscription's first, paid to partner 0.
+    clock.advance(timedelta(days=60))
+    await report(db, clock, tenant, services, again, ChangeKind.RENEWED, "r1")
+    entries = await recurring_entries(db)
+    assert entries[-1] == (EntryKind.RENEWAL_COMMISSION, 12_000)
+
+
+async def commissions(db: Database) -> list[tuple[object, int]]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(EarningEntry)
+            .where(EarningEntry.kind == EntryKind.COMMISSION)
+            .order_by(col(EarningEntry.booked_at), col(EarningEntry.id))
+        )
+        return [(e.partner_id, e.amount_minor) for e in rows]
+
+
+async def test_earnings_changed_lists_every_recurring_entry(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Renewal, escalator, expansion, retention and clawback entries reach subscribers
+    (``EarningsChanged.entries``, what ``earnings_entry.created`` webhooks deliver)."""
+    await program(db, clock, tenant, Recurring(
+        renewal_rate_bp=1000, multi_year_escalator_bp=100, expansion_bonus_bp=500,
+        retention_months=6, retention_bonus_minor=2_500, clawback_days=30,
+    ))  # fmt: skip
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    clock.advance(timedelta(days=200))
+    assert await recurring.credit_retention(db, clock) == 1
+    clock.advance(timedelta(days=166))
+    await report(db, clock, tenant, services, sub, ChangeKind.RENEWED, "r1", term_months=24)
+    clock.advance(timedelta(days=5))
+    await report(db, clock, tenant, services, sub, ChangeKind.EXPANDED, "x1",
+                 amount_minor=150_000, currency="USD")  # fmt: skip
+    clock.advance(timedelta(days=5))
+    await report(db, clock, tenant, services, sub, ChangeKind.CANCELLED, "c1")
+    async with db.session() as session:
+        written = {
+            e.id: (e.kind, e.amount_minor, e.rule)
+            for e in await session.exec(
+                select(EarningEntry).where(col(EarningEntry.kind) != EntryKind.COMMISSION)
+            )
+        }
+        events = await session.exec(select(OutboxEvent).where(OutboxEvent.type == EARNINGS_CHANGED))
+        listed = {
+            e.entry_id: (EntryKind(e.kind), e.amount_minor, e.explanation)
+            for ev in events for e in EarningsChanged.parse(ev.payload).entries
+        }  # fmt: skip
+    assert {k for k, _, _ in written.values()} == {
+        EntryKind.RENEWAL_COMMISSION, EntryKind.ESCALATOR, EntryKind.EXPANSION_BONUS,
+        EntryKind.RETENTION_BONUS, EntryKind.CLAWBACK,
+    }  # fmt: skip
+    assert {i: v for i, v in listed.items() if i in written} == written
