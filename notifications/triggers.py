@@ -25,7 +25,7 @@ from earnings.events import (
     PayoutStatementStatusChanged,
     TierChanged,
 )
-from earnings.models import PayoutHold, PayoutStatus
+from earnings.models import HoldReason, PayoutHold, PayoutStatus
 from infra.outbox import OutboxEvent
 from leaderboards.events import CONTEST_FINISHED
 from notifications.contests import contest_finished
@@ -137,9 +137,15 @@ async def payout_status_changed(session: AsyncSession, event: OutboxEvent) -> li
             )
             .order_by(col(PayoutHold.created_at))
         )
-        # The hold reason and expected release only: never the internal note or flags.
+        # The hold reason, expected release and (a review's) words written for the
+        # partner only: never the internal note or flags.
         params["holds"] = [
-            {"reason": h.reason.value, "expected_release_at": h.expected_release_at} for h in holds
+            {
+                "reason": h.reason.value,
+                "expected_release_at": h.expected_release_at,
+                "partner_note": h.partner_note if h.reason is HoldReason.REVIEW else "",
+            }  # fmt: skip
+            for h in holds
         ] or [{"reason": changed.reason or "MANUAL", "expected_release_at": None}]
     elif changed.from_status == PayoutStatus.HELD.value:
         kind = "payout_released"
