@@ -344,8 +344,9 @@ async def credit_retention(db: Database, clock: Clock) -> int:
             return await _retention_of(session, clock, sub_id, by_id[program_id], m)
 
     return await passes.each(
-        "retention bonus (subscription, program, months)", due, pay, expected=(IntegrityError,)
-    )
+        "retention bonus", due, pay, expected=(IntegrityError,),
+        key=lambda u: f"subscription {u[0]}, {u[2]} months (vendor {by_id[u[1]].vendor_id})",
+    )  # fmt: skip
 
 
 async def _retention_of(

@@ -105,12 +105,14 @@ async def close_all_due(rt: Leaderboards) -> int:
         due = [(c, p) for c in candidates if (p := last_closed(c, now)) is not None]
         frozen = await repository.frozen_pairs(session, [(c.id, p.key) for c, p in due])
     # An ended contest is closed once its last period is frozen and so is the contest.
-    todo = [c.id for c, p in due if (c.id, p.key) not in frozen or now >= c.ends_at]
+    todo = [c for c, p in due if (c.id, p.key) not in frozen or now >= c.ends_at]
 
-    async def close(contest_id: uuid.UUID) -> int:
-        return int(await close_due(rt, contest_id))
+    async def close(contest: Contest) -> int:
+        return int(await close_due(rt, contest.id))
 
-    return await passes.each("closing contest", todo, close)
+    return await passes.each(
+        "closing contest", todo, close, key=lambda c: f"{c.id} (vendor {c.vendor_id})"
+    )
 
 
 async def run_closer(rt: Leaderboards, interval: float = 1.0) -> None:

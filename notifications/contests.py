@@ -136,7 +136,12 @@ async def notify_within_reach(
         return len(told)
 
     # A contest at a time: one that cannot be checked does not hold back the others.
-    await passes.each("prize-within-reach check of contest", running, check, key=lambda c: c.id)
+    await passes.each(
+        "prize-within-reach check of contest",
+        running,
+        check,
+        key=lambda c: f"{c.id} (vendor {c.vendor_id})",
+    )
     return made
 
 

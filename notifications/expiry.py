@@ -84,5 +84,8 @@ async def notify_expiring(db: Database, clock: Clock, *, email: bool) -> list[No
 
     # A deal at a time: one that cannot be notified does not hold back the others.
     # IntegrityError: another process fired it first.
-    await passes.each("deal expiry notice", due, fire, expected=(IntegrityError,))
+    await passes.each(
+        "deal expiry notice", due, fire, expected=(IntegrityError,),
+        key=lambda k: f"{k} (vendor {due[k].vendor_id})",
+    )  # fmt: skip
     return made
