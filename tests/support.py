@@ -280,11 +280,13 @@ async def answers(client: WSClient) -> bool:
 
 
 @asynccontextmanager
-async def refused_inserts(db: Database, table: str, vendor_id: uuid.UUID) -> AsyncIterator[None]:
+async def refused_inserts(
+    db: Database, table: str, owner: uuid.UUID, *, column: str = "vendor_id"
+) -> AsyncIterator[None]:
     """A fault in the database, not in our code: while open, every insert into ``table``
-    of a row of ``vendor_id`` fails (a trigger on SQLite and PostgreSQL) with a data error
-    (numeric overflow; not a constraint's, which jobs take for a concurrent write), as a
-    vendor's data that a job cannot process would make it fail, every time."""
+    of a row whose ``column`` is ``owner`` (a vendor, a contest) fails (a trigger on SQLite
+    and PostgreSQL) with a data error (numeric overflow; not a constraint's, which jobs
+    take for a concurrent write), as data a job cannot process would, every time."""
     name = f"cb_test_refuse_{table}"
     async with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -294,12 +296,12 @@ async def refused_inserts(db: Database, table: str, vendor_id: uuid.UUID) -> Asy
             )
             await connection.exec_driver_sql(
                 f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW "
-                f"WHEN (NEW.vendor_id = '{vendor_id}'::uuid) EXECUTE FUNCTION {name}()"
+                f"WHEN (NEW.{column} = '{owner}'::uuid) EXECUTE FUNCTION {name}()"
             )
         else:  # SQLite keeps a UUID as 32 hex digits
             await connection.exec_driver_sql(
                 f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
-                f"WHEN NEW.vendor_id IN ('{vendor_id.hex}', '{vendor_id}') "
+                f"WHEN NEW.{column} IN ('{owner.hex}', '{owner}') "
                 "BEGIN SELECT abs(-9223372036854775807 - 1); END"  # "integer overflow"
             )
     try:
