@@ -30,6 +30,7 @@ from earnings.models import (
 )
 from earnings.programs import Recurring, Rules
 from earnings.rounding import apply_bp, format_bp
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.money import Money
@@ -306,9 +307,11 @@ async def credit_retention(db: Database, clock: Clock) -> int:
     after its start (not cancelled by then, its term reaching that mark), under each
     program in force at the mark that has one. Returns how many bonuses it paid."""
     now = clock.now()
-    due: list[tuple[uuid.UUID, Program, int]] = []
+    due: list[tuple[uuid.UUID, uuid.UUID, int]] = []  # (subscription, program, months)
+    by_id: dict[uuid.UUID, Program] = {}
     async with db.session() as session:
         for program in await session.exec(select(Program).order_by(col(Program.id))):
+            by_id[program.id] = program
             months: set[int] = set()
             for version in await programs.versions_of(session, program.id):
                 recurring = Rules.from_json(version.rules).recurring
@@ -340,15 +343,17 @@ async def credit_retention(db: Database, clock: Clock) -> int:
                     if ends_at < mark or (cancelled_at is not None and cancelled_at <= mark):
                         continue
                     if retention_event_id(sub_id, program.id) not in paid_ids:
-                        due.append((sub_id, program, m))
-    paid = 0
-    for sub_id, program, m in due:
-        try:
-            async with db.transaction() as session:
-                paid += await _retention_of(session, clock, sub_id, program, m)
-        except IntegrityError:
-            log.info("the retention bonus of %s was credited concurrently", sub_id)
-    return paid
+                        due.append((sub_id, program.id, m))
+
+    async def pay(unit: tuple[uuid.UUID, uuid.UUID, int]) -> int:
+        sub_id, program_id, m = unit
+        async with db.transaction() as session:
+            return await _retention_of(session, clock, sub_id, by_id[program_id], m)
+
+    return await passes.each(
+        "retention bonus", due, pay, expected=(IntegrityError,),
+        key=lambda u: f"subscription {u[0]}, {u[2]} months (vendor {by_id[u[1]].vendor_id})",
+    )  # fmt: skip
 
 
 async def _retention_of(

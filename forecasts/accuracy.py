@@ -33,6 +33,7 @@ from forecasts.actuals import revenue_by_partner
 from forecasts.events import ForecastAccuracyRecorded
 from forecasts.models import ForecastAccuracy, ForecastQuarterClose, PartnerForecast
 from forecasts.quarters import Quarter
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent, record_event
@@ -158,17 +159,19 @@ async def close_all_due(db: Database, clock: Clock) -> int:
                 .distinct()
             )
         )
-    closed = 0
-    for vendor_id, key in pending:
+
+    async def close(unit: tuple[uuid.UUID, str]) -> int:
+        vendor_id, key = unit
         quarter = Quarter.parse(key)
         if quarter is None:  # pragma: no cover - written by Quarter.key only
-            continue
-        try:
-            if await close_quarter(db, clock, vendor_id, quarter):
-                closed += 1
-        except IntegrityError:  # another process closed it first
-            continue
-    return closed
+            return 0
+        return int(await close_quarter(db, clock, vendor_id, quarter))
+
+    # IntegrityError: another process closed it first
+    return await passes.each(
+        "closing the forecast quarter (vendor, quarter)", pending, close,
+        expected=(IntegrityError,),
+    )  # fmt: skip
 
 
 async def run_forecast_closer(db: Database, clock: Clock, interval: float = 5.0) -> None:

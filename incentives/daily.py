@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from incentives.evaluation import evaluate_vendor
 from incentives.models import IncentiveRule, RuleDailyRun, RuleStatus
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from signals.maintenance import take_due
@@ -40,26 +41,26 @@ async def run_due(db: Database, clock: Clock) -> int:
                 )
             )
         )
-    fired = 0
-    for vendor_id in vendors:
-        try:
-            async with db.transaction() as session:
-                await begin_write(session)
-                run = RuleDailyRun(vendor_id=vendor_id, day=today.isoformat(), ran_at=clock.now())
-                session.add(run)
-                await session.flush()  # another process ran it: IntegrityError, nothing kept
-                # Today's snapshots of partners that had no activity yet today (the signals'
-                # own daily job does the same; whichever runs first takes them).
-                await take_due(session, clock, vendor_id)
-                out = await evaluate_vendor(
-                    session, clock, vendor_id=vendor_id, day=today, trigger=TRIGGER
-                )
-                run.firings = len(out.firings)
-                session.add(run)
-                fired += len(out.firings)
-        except IntegrityError:
-            log.info("the daily rule run of %s for %s ran elsewhere", vendor_id, today)
-    return fired
+
+    async def run(vendor_id: uuid.UUID) -> int:
+        async with db.transaction() as session:
+            await begin_write(session)
+            run = RuleDailyRun(vendor_id=vendor_id, day=today.isoformat(), ran_at=clock.now())
+            session.add(run)
+            await session.flush()  # another process ran it: IntegrityError, nothing kept
+            # Today's snapshots of partners that had no activity yet today (the signals'
+            # own daily job does the same; whichever runs first takes them).
+            await take_due(session, clock, vendor_id)
+            out = await evaluate_vendor(
+                session, clock, vendor_id=vendor_id, day=today, trigger=TRIGGER
+            )
+            run.firings = len(out.firings)
+            session.add(run)
+            return len(out.firings)
+
+    return await passes.each(
+        f"daily rule run of {today} for vendor", vendors, run, expected=(IntegrityError,)
+    )
 
 
 async def run_daily(db: Database, clock: Clock, interval: float = 60.0) -> None:

@@ -14,6 +14,7 @@ import logging
 import uuid
 from datetime import datetime, timedelta
 
+from infra import passes
 from leaderboards import repository
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.rebuild import finalize_due
@@ -103,14 +104,15 @@ async def close_all_due(rt: Leaderboards) -> int:
         candidates = await repository.started_unfrozen_contests(session, now)
         due = [(c, p) for c in candidates if (p := last_closed(c, now)) is not None]
         frozen = await repository.frozen_pairs(session, [(c.id, p.key) for c, p in due])
-    closed = 0
-    for contest, period in due:
-        # An ended contest is closed once its last period is frozen and so is the contest.
-        if ((contest.id, period.key) not in frozen or now >= contest.ends_at) and (
-            await close_due(rt, contest.id)
-        ):
-            closed += 1
-    return closed
+    # An ended contest is closed once its last period is frozen and so is the contest.
+    todo = [c for c, p in due if (c.id, p.key) not in frozen or now >= c.ends_at]
+
+    async def close(contest: Contest) -> int:
+        return int(await close_due(rt, contest.id))
+
+    return await passes.each(
+        "closing contest", todo, close, key=lambda c: f"{c.id} (vendor {c.vendor_id})"
+    )
 
 
 async def run_closer(rt: Leaderboards, interval: float = 1.0) -> None:

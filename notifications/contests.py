@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import OutboxEvent
@@ -108,18 +109,19 @@ async def notify_within_reach(
             if c.prizes and now < c.ends_at
         ]
     made: list[Notification] = []
-    for contest in running:
+
+    async def check(contest: Contest) -> int:
         window = (contest.starts_at, contest.ends_at)
         period = period_at(parse_recurrence(contest.recurrence), contest.time_zone, window, now)
         if period is None or period.ends_at - now > REACH_WINDOW:
-            continue
+            return 0
         last_prize_rank = max(int(p["to_rank"]) for p in contest.prizes)
         page = await boards.page(contest, period.key, 0, last_prize_rank + REACH_RANKS)
         if not page.built:
-            continue
+            return 0
         by_rank = [r for r in page.rows if r.rank <= last_prize_rank and r.score > 0]
         if not by_rank:
-            continue
+            return 0
         threshold = by_rank[-1]  # the lowest prize-winning row
         chasing = [
             (r, threshold.score - r.score)
@@ -127,10 +129,19 @@ async def notify_within_reach(
             if last_prize_rank < r.rank <= last_prize_rank + REACH_RANKS
             and 0 < threshold.score - r.score <= threshold.score * REACH_SHARE_BP // 10_000
         ]
-        if chasing:
-            made += await _reach(
-                db, clock, contest, period, chasing, threshold.rank, email=email
-            )  # fmt: skip
+        if not chasing:
+            return 0
+        told = await _reach(db, clock, contest, period, chasing, threshold.rank, email=email)
+        made.extend(told)
+        return len(told)
+
+    # A contest at a time: one that cannot be checked does not hold back the others.
+    await passes.each(
+        "prize-within-reach check of contest",
+        running,
+        check,
+        key=lambda c: f"{c.id} (vendor {c.vendor_id})",
+    )
     return made
 
 

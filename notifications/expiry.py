@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from deal_registration.registrations.models import DealRegistration, DealStatus
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database
 from notifications.delivery import Notice, deliver, partner_admins
@@ -56,28 +57,35 @@ async def notify_expiring(db: Database, clock: Clock, *, email: bool) -> list[No
     due = {key: deal for key, deal in keys.items() if key not in fired}
     if not due:
         return []
-    try:
+    made: list[Notification] = []
+
+    async def fire(key: str) -> int:
+        deal = due[key]
         async with db.transaction() as session:
-            notices: list[Notice] = []
-            for key, deal in due.items():
-                session.add(FiredTrigger(key=key, vendor_id=deal.vendor_id, fired_at=now))
-                params = {"customer": deal.customer_name, "protected_until": deal.expires_at}
-                admins = await partner_admins(session, deal.partner_id)
-                recipients = dict.fromkeys(
-                    r for r in (deal.registered_by_id, *admins) if r is not None
-                )
-                notices += [
-                    Notice(
-                        user_id=user_id,
-                        category=Category.DEAL,
-                        kind="deal_expiring",
-                        dedupe_key=key,
-                        params=params,
-                        subject_id=deal.id,
-                    )  # fmt: skip
-                    for user_id in recipients
-                ]
-            await session.flush()  # the trigger rows first: a racing process fails here
-            return await deliver(session, clock, notices, email=email)
-    except IntegrityError:  # another process fired these first
-        return []
+            session.add(FiredTrigger(key=key, vendor_id=deal.vendor_id, fired_at=now))
+            params = {"customer": deal.customer_name, "protected_until": deal.expires_at}
+            admins = await partner_admins(session, deal.partner_id)
+            recipients = dict.fromkeys(r for r in (deal.registered_by_id, *admins) if r is not None)
+            notices = [
+                Notice(
+                    user_id=user_id,
+                    category=Category.DEAL,
+                    kind="deal_expiring",
+                    dedupe_key=key,
+                    params=params,
+                    subject_id=deal.id,
+                )  # fmt: skip
+                for user_id in recipients
+            ]
+            await session.flush()  # the trigger row first: a racing process fails here
+            delivered = await deliver(session, clock, notices, email=email)
+        made.extend(delivered)  # committed
+        return len(delivered)
+
+    # A deal at a time: one that cannot be notified does not hold back the others.
+    # IntegrityError: another process fired it first.
+    await passes.each(
+        "deal expiry notice", due, fire, expected=(IntegrityError,),
+        key=lambda k: f"{k} (vendor {due[k].vendor_id})",
+    )  # fmt: skip
+    return made

@@ -21,6 +21,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database
 from infra.outbox import backoff, describe
@@ -83,10 +84,9 @@ class MailSender:
                     .limit(self.batch_size)
                 )
             )
-        sent = 0
-        for mail_id in due:
-            sent += await self._send_one(mail_id)
-        return sent
+        # A mail at a time: one that cannot be rendered does not hold back the queue (its
+        # claim lapses and it is tried again on a later pass).
+        return await passes.each("sending mail", due, self._send_one)
 
     async def _claim(self, mail_id: uuid.UUID) -> Mail | None:
         now = self.clock.now()

@@ -24,7 +24,7 @@ from earnings.events import (
     PayoutStatementStatusChanged,
     TierChanged,
 )
-from earnings.models import PayoutHold, PayoutStatus
+from earnings.models import HoldReason, PayoutHold, PayoutStatus
 from forecasts.events import CONCENTRATION_ALERTED
 from incentives.events import RULE_FIRED
 from infra.outbox import OutboxEvent
@@ -115,9 +115,15 @@ async def payout_status_changed(session: AsyncSession, event: OutboxEvent) -> li
             )
             .order_by(col(PayoutHold.created_at))
         )
-        # The hold reason and expected release only: never the internal note or flags.
+        # The hold reason, expected release and (a review's) words written for the
+        # partner only: never the internal note or flags.
         params["holds"] = [
-            {"reason": h.reason.value, "expected_release_at": h.expected_release_at} for h in holds
+            {
+                "reason": h.reason.value,
+                "expected_release_at": h.expected_release_at,
+                "partner_note": h.partner_note if h.reason is HoldReason.REVIEW else "",
+            }  # fmt: skip
+            for h in holds
         ] or [{"reason": changed.reason or "MANUAL", "expected_release_at": None}]
     elif changed.from_status == PayoutStatus.HELD.value:
         kind = "payout_released"

@@ -14,6 +14,7 @@ import uuid
 
 from sqlmodel import select
 
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from partners.models import Partner
@@ -32,12 +33,13 @@ async def take_all_due(db: Database, clock: Clock) -> int:
                 select(Partner.vendor_id).where(~maintenance.has_snapshot(today)).distinct()
             )
         )
-    due = 0
-    for vendor_id in sorted(vendors):
+
+    async def take(vendor_id: uuid.UUID) -> int:
         async with db.transaction() as session:
             await begin_write(session)
-            due += await maintenance.take_due(session, clock, vendor_id)
-    return due
+            return await maintenance.take_due(session, clock, vendor_id)
+
+    return await passes.each("daily signal snapshots of vendor", sorted(vendors), take)
 
 
 async def run_daily(db: Database, clock: Clock, interval: float = 60.0) -> None:

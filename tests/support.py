@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -276,3 +277,39 @@ async def answers(client: WSClient) -> bool:
     op_id = await client.subscribe(PROBE, {})  # invalid: answered at once with an error
     message = await client.receive()
     return bool(message["type"] == "error" and message["id"] == op_id)
+
+
+@asynccontextmanager
+async def refused_inserts(
+    db: Database, table: str, owner: uuid.UUID, *, column: str = "vendor_id"
+) -> AsyncIterator[None]:
+    """A fault in the database, not in our code: while open, every insert into ``table``
+    of a row whose ``column`` is ``owner`` (a vendor, a contest) fails (a trigger on SQLite
+    and PostgreSQL) with a data error (numeric overflow; not a constraint's, which jobs
+    take for a concurrent write), as data a job cannot process would, every time."""
+    name = f"cb_test_refuse_{table}"
+    async with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22003'; END $$"
+            )
+            await connection.exec_driver_sql(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW "
+                f"WHEN (NEW.{column} = '{owner}'::uuid) EXECUTE FUNCTION {name}()"
+            )
+        else:  # SQLite keeps a UUID as 32 hex digits
+            await connection.exec_driver_sql(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
+                f"WHEN NEW.{column} IN ('{owner.hex}', '{owner}') "
+                "BEGIN SELECT abs(-9223372036854775807 - 1); END"  # "integer overflow"
+            )
+    try:
+        yield
+    finally:
+        async with db.engine.begin() as connection:
+            await connection.exec_driver_sql(f"DROP TRIGGER {name}" + (
+                f" ON {table}" if connection.dialect.name == "postgresql" else ""
+            ))  # fmt: skip
+            if connection.dialect.name == "postgresql":
+                await connection.exec_driver_sql(f"DROP FUNCTION {name}()")

@@ -22,7 +22,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, add_products, approve_sale, dispatch, gid
 from tests.forecasts.scenarios import SUBMIT, add_deal, line, next_quarter
-from tests.support import GQL, error_codes, eventually
+from tests.support import GQL, error_codes, eventually, refused_inserts
 
 ACCURACY = """query($p: ID) { forecastAccuracy(partnerId: $p) { totalCount edges { node {
   partnerId quarter commit { amountMinor } actual { amountMinor } accuracyBp biasBp } } } }"""
@@ -216,3 +216,32 @@ async def test_the_app_closes_quarters_by_the_clock(
     data = await gql.data(ACCURACY, {}, as_user=tenant.user(Role.PARTNER_ADMIN))
     node = data["forecastAccuracy"]["edges"][0]["node"]
     assert (node["accuracyBp"], node["biasBp"], node["actual"]) == (0, None, {"amountMinor": 0})
+
+
+async def test_a_vendor_whose_quarter_cannot_close_does_not_stop_the_others(
+    gql: GQL, tenant: Tenant, other_tenant: Tenant, clock: OffsetClock, db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """One vendor's close fails in the database, every time: the closer's pass still closes
+    the other vendor's quarter, and the first once the fault is gone."""
+    q = next_quarter(clock)
+    for t in (tenant, other_tenant):
+        result = await gql.data(
+            SUBMIT, {"input": {"quarter": q.key, "lines": [line("Other", "10.00", "10.00")]}},
+            as_user=t.user(Role.PARTNER_ADMIN),
+        )  # fmt: skip
+        assert result["forecastSubmit"]["userErrors"] == []
+    clock.advance(q.ends_at - clock.now() + timedelta(minutes=5))
+
+    async def recorded(t: Tenant) -> bool:
+        async with db.session() as session:
+            found = await accuracy.accuracy_of(session, t.vendor.id, t.partners[0].id, q.key)
+        return found is not None
+
+    async with refused_inserts(db, "forecast_quarter_close", tenant.vendor.id):
+        await accuracy.close_all_due(db, clock)  # (the app's closer may have been first)
+        assert await recorded(other_tenant)
+        assert not await recorded(tenant)
+    assert str(tenant.vendor.id) in caplog.text  # logged with the vendor, then went on
+    await accuracy.close_all_due(db, clock)
+    assert await recorded(tenant)

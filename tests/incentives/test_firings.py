@@ -4,6 +4,7 @@ the partner, a channel manager sees its partners' firings only; templates."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,8 @@ from earnings.models import AppendOnlyError
 from incentives import handlers as incentive_handlers
 from incentives import rules
 from incentives.actions import Action, ActionKind
-from incentives.models import Period, RuleFiring
+from incentives.daily import run_due
+from incentives.models import Period, RuleDailyRun, RuleFiring
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
@@ -26,7 +28,7 @@ from tests.earnings import scenarios as es
 from tests.factories import Tenant, principal_of
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
-from tests.support import GQL
+from tests.support import GQL, refused_inserts
 
 FIRINGS = "{ ruleFirings { totalCount edges { node { partnerId values { name value } } } } }"
 
@@ -186,3 +188,33 @@ async def test_a_rule_with_a_target_group_fires_only_for_its_members(
     # Another vendor's staff see none of it.
     theirs = await gql.data(FIRINGS, as_user=other_tenant.user(Role.VENDOR_ADMIN))
     assert theirs["ruleFirings"]["totalCount"] == 0
+
+
+async def test_a_vendor_whose_daily_run_fails_does_not_stop_the_others(
+    db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant, services: Services,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The daily run goes vendor by vendor in id order: the first one's run fails in the
+    database, every time; the second's still runs, and the first's once the fault is gone."""
+    first, second = sorted([tenant, other_tenant], key=lambda t: t.vendor.id)
+    for t in (first, second):
+        s = await shop(db, clock, t, services)
+        await active_rule(db, clock, s, condition=GROWTH, actions=[
+            Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")
+        ])  # fmt: skip
+    async with refused_inserts(db, "incentive_daily_run", first.vendor.id):
+        await run_due(db, clock)  # (the app's daily loop may have run the second first)
+        assert await ran_today(db, clock) == {second.vendor.id}
+    assert str(first.vendor.id) in caplog.text  # logged with the vendor, then went on
+    assert {f.vendor_id for f in await firings(db)} == {second.vendor.id}
+    await run_due(db, clock)
+    assert await ran_today(db, clock) == {first.vendor.id, second.vendor.id}
+    assert {f.vendor_id for f in await firings(db)} == {first.vendor.id, second.vendor.id}
+
+
+async def ran_today(db: Database, clock: OffsetClock) -> set[uuid.UUID]:
+    day = clock.now().date().isoformat()
+    async with db.session() as session:
+        return set(
+            await session.exec(select(RuleDailyRun.vendor_id).where(RuleDailyRun.day == day))
+        )

@@ -6,13 +6,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import repository
-from leaderboards.closing import SETTLE_GRACE, close_due
+from leaderboards.closing import SETTLE_GRACE, close_all_due, close_due
 from leaderboards.runtime import Leaderboards
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
+from tests.support import refused_inserts
 
 
 def other_process(services: Services) -> Leaderboards:
@@ -61,3 +64,26 @@ async def test_a_credit_that_never_comes_holds_the_end_for_a_bounded_time(
         clock.advance(SETTLE_GRACE)
         assert await close_due(rt, contest.id)
         assert await frozen_scores(db, contest.id) == [500]
+
+
+async def test_a_contest_that_cannot_freeze_does_not_stop_the_closer(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """One contest's freeze fails in the database, every time: the closer's pass still
+    freezes the other vendor's contest, and the first once the fault is gone."""
+    ends_at = clock.now() + timedelta(hours=1)
+    failing = await create_contest(db, clock, tenant, ends_at=ends_at)
+    healthy = await create_contest(db, clock, other_tenant, ends_at=ends_at)
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await approve_sale(db, clock, other_tenant, partner=0, amount=700)
+    await dispatch(services)
+    rt = other_process(services)
+    async with refused_inserts(db, "contest_period", failing.id, column="contest_id"):
+        clock.advance(timedelta(hours=1, seconds=1))
+        await close_all_due(rt)  # (the app's closer may have been first)
+        assert await frozen_scores(db, healthy.id) == [700]
+        assert await frozen_scores(db, failing.id) is None
+    assert f"{failing.id} (vendor {tenant.vendor.id})" in caplog.text
+    await close_all_due(rt)
+    assert await frozen_scores(db, failing.id) == [500]

@@ -6,7 +6,7 @@ e-mail, and a restarted dispatcher losing nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +34,7 @@ from tests.notifications.scenarios import (
     smtp_server,
     text_of,
 )
+from tests.notifications.test_triggers import held_for_review
 from tests.support import GQL, eventually
 
 APPROVE = """mutation($input: SaleClaimApproveInput!) {
@@ -109,6 +110,39 @@ async def test_decision_mail_in_english_and_german_with_user_text_escaped(
             await session.exec(select(Notification).where(Notification.user_id == admin.id))
         ).one()
     assert row.title.startswith("Verkaufsmeldung genehmigt")
+
+
+async def test_a_review_hold_mail_carries_the_partner_note_escaped_in_german(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    smtp: tuple[Receiver, int],
+) -> None:  # fmt: skip
+    receiver, port = smtp
+    admin = tenant.user(Role.PARTNER_ADMIN, 0)
+    assert (await prefer(gql, admin, locale="de", timeZone="Europe/Berlin"))["userErrors"] == []
+    async with mailing(services, port) as sender:
+        await held_for_review(db, services, clock, tenant, "Wachstum <b>prüfen</b> & belegen")
+        await services.outbox.dispatch_pending()
+        await sender.send_due()
+
+        async def held_mail() -> list[Any]:
+            return [m for m in receiver.to(admin.email) if "Auszahlung" in m["Subject"]]
+
+        await eventually(lambda: _any(held_mail()))
+    [german] = await held_mail()
+    text = text_of(german)
+    assert (
+        "Diese Auszahlung ist wegen einer Prüfung angehalten: Wachstum <b>prüfen</b> & belegen."
+        in text
+    )
+    assert "Was sie freigibt: Sie müssen nichts tun; die Sperre endet mit der Prüfung." in text
+    assert "inflated" not in text
+    html = html_of(german)
+    assert "Wachstum &lt;b&gt;prüfen&lt;/b&gt; &amp; belegen" in html
+    assert "<b>" not in html
+
+
+async def _any(found: Awaitable[list[Any]]) -> bool:
+    return bool(await found)
 
 
 async def _count(receiver: Receiver, a: str, b: str, n: int) -> bool:

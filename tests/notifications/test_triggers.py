@@ -12,7 +12,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from deal_registration.registrations import review
-from earnings import payouts
+from earnings import payouts, reviews
 from earnings.programs import BaseRate, Rules, Tier
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -149,6 +149,43 @@ async def test_a_manual_hold_tells_nothing_of_the_internal_note(
     assert "fraud" not in held["body"]
     assert "Our finance team has paused this payout." in held["body"]
     assert "We expect to release it by November 20, 2026." in held["body"]
+
+
+async def held_for_review(
+    db: Database, services: Services, clock: OffsetClock, tenant: Tenant, partner_note: str
+) -> None:
+    """Partner 0's October statement, held by a review (as an incentive rule places one)
+    with ``partner_note`` for the partner and an internal note for the vendor."""
+    clock.freeze(OCTOBER)
+    await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
+    await es.sale(db, clock, tenant, 100_000)
+    await dispatch(services)
+    clock.freeze(NOVEMBER)
+    await es.tax_form(db, clock, tenant)  # no automatic hold: the review's is the only one
+    await es.generate(db, clock, tenant, services.claim_signals)
+    await tx(
+        db,
+        lambda s: reviews.place_review(
+            s, clock, vendor_id=tenant.vendor.id, partner_id=tenant.partners[0].id,
+            partner_note=partner_note, internal_note="growth looks inflated",
+            ends_at=datetime(2026, 11, 30, tzinfo=UTC), source="RULE", source_id=uuid.uuid4(),
+        ),
+    )  # fmt: skip
+
+
+async def test_a_review_hold_tells_the_partner_the_rules_note(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await held_for_review(db, services, clock, tenant, "We check unusual growth <b>first</b>")
+    await dispatch(services)
+    [held] = await told(gql, tenant.user(Role.PARTNER_ADMIN, 0))
+    assert held["kind"] == "payout_held"
+    assert (
+        "This payout is on hold for a review: We check unusual growth <b>first</b>."
+        " We expect to release it by November 30, 2026." in held["body"]
+    )
+    assert "What clears it: no action is needed from you" in held["body"]
+    assert "inflated" not in held["body"]  # the internal note stays the vendor's
 
 
 async def test_tier_reached_by_a_sale_and_lost_by_a_reversal(

@@ -3,7 +3,7 @@ handlers, the daily snapshot, and the rebuild equal to the incremental result.""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from signals.models import SignalFact, SignalSnapshot
 from signals.snapshots import values_at
 from tests.factories import Tenant
 from tests.signals.scenarios import EXPECTED_D8, run
-from tests.support import GQL
+from tests.support import GQL, refused_inserts
 
 
 async def stored(db: Database, tenant: Tenant) -> tuple[list[Any], list[Any]]:
@@ -139,3 +139,31 @@ async def test_handling_the_same_events_twice_counts_them_once(
             await session.exec(select(OutboxEvent).where(OutboxEvent.type == SIGNALS_CHANGED))
         )
     assert len(again) == announced  # nothing changed, nothing announced
+
+
+async def test_a_vendor_whose_snapshots_fail_does_not_stop_the_daily_pass(
+    db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The pass goes vendor by vendor in id order: the first one's snapshots fail (in the
+    database, every time), the second's are still taken, and the first's next pass once
+    the fault is gone."""
+    first, second = sorted([tenant, other_tenant], key=lambda t: t.vendor.id)
+    today = clock.now().date()
+    async with refused_inserts(db, "signal_snapshot", first.vendor.id):
+        assert await daily.take_all_due(db, clock) == len(second.partners)
+    assert str(first.vendor.id) in caplog.text  # logged with the vendor, then went on
+    assert await snapshotted(db, second, today) == {p.id for p in second.partners}
+    assert await snapshotted(db, first, today) == set()
+    assert await daily.take_all_due(db, clock) == len(first.partners)
+    assert await snapshotted(db, first, today) == {p.id for p in first.partners}
+
+
+async def snapshotted(db: Database, tenant: Tenant, day: date) -> set[Any]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(SignalSnapshot.partner_id).where(
+                SignalSnapshot.vendor_id == tenant.vendor.id, SignalSnapshot.day == day
+            )
+        )
+        return set(rows)

@@ -26,6 +26,7 @@ from subscriptions.models import ChangeKind, Subscription, SubscriptionChange, S
 from tests.earnings.scenarios import make_program
 from tests.factories import Tenant, approve_sale, reverse_sale
 from tests.subscriptions import scenarios as ss
+from tests.support import refused_inserts
 
 
 @pytest.fixture(autouse=True)
@@ -308,3 +309,30 @@ async def test_earnings_changed_lists_every_recurring_entry(
         EntryKind.RETENTION_BONUS, EntryKind.CLAWBACK,
     }  # fmt: skip
     assert {i: v for i, v in listed.items() if i in written} == written
+
+
+async def test_a_retention_bonus_that_fails_does_not_stop_the_others(
+    db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant, services: Services,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The first vendor's bonus fails in the database, every time: the pass still pays the
+    second vendor's, and the first's once the fault is gone."""
+    await ss.seed(db, clock, other_tenant)
+    for t in (tenant, other_tenant):  # the programs in this order: the pass's order
+        await program(db, clock, t, Recurring(retention_months=6, retention_bonus_minor=2_500))
+        await ss.first_sale(db, clock, t, services)
+    clock.advance(timedelta(days=190))
+    async with refused_inserts(db, "earning_source", tenant.vendor.id):
+        await recurring.credit_retention(db, clock)  # (the app's checks may have been first)
+        assert await bonuses(db) == {other_tenant.vendor.id: 2_500}
+    assert str(tenant.vendor.id) in caplog.text  # logged with the vendor, then went on
+    assert await recurring.credit_retention(db, clock) == 1
+    assert await bonuses(db) == {tenant.vendor.id: 2_500, other_tenant.vendor.id: 2_500}
+
+
+async def bonuses(db: Database) -> dict[object, int]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(EarningEntry).where(EarningEntry.kind == EntryKind.RETENTION_BONUS)
+        )
+        return {e.vendor_id: e.amount_minor for e in rows}

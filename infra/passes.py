@@ -1,0 +1,41 @@
+"""One pass of a clock-driven job over many units of work (a vendor, a quarter, a mail):
+each unit runs on its own (its own transaction, opened by ``work``), and a unit that
+raises is logged with its key and skipped until the next pass, so that one vendor whose
+data the job cannot process does not stop every vendor after it, every pass, forever."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+async def each(
+    job: str,
+    units: Iterable[T],
+    work: Callable[[T], Awaitable[int]],
+    *,
+    expected: tuple[type[Exception], ...] = (),
+    key: Callable[[T], object] = lambda unit: unit,
+) -> int:
+    """Run ``work`` on every unit in order; returns the sum of what the calls returned.
+    ``expected`` are failures that are part of the job (another process did the unit
+    first): noted at INFO, not as errors. ``key`` names a unit in the log (its id)."""
+    total = 0
+    for unit in units:
+        try:
+            total += await work(unit)
+        except asyncio.CancelledError:
+            raise
+        except expected:
+            log.info("%s: %s was done elsewhere", job, key(unit))
+        except Exception:
+            log.exception(
+                "%s failed for %s; going on with the next, retried next pass", job, key(unit)
+            )
+    return total
