@@ -2,8 +2,8 @@
 (notification_settings), the mail queue with digests (mail), and the clock-driven triggers
 that fired (notification_trigger)
 
-Revision ID: 0016_notifications
-Revises: 0016_contest_finish_display_keys (chained after the tv branch's, merged here; was 0015_partner_groups)
+Revision ID: 0017_notifications
+Revises: 0016_contest_finish_display_keys
 Create Date: 2026-12-05 14:42:33.133728
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_notifications"
+revision: str = "0017_notifications"
 down_revision: str | None = "0016_contest_finish_display_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

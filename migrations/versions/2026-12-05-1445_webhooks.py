@@ -2,8 +2,8 @@
 delivery row per message and endpoint (with its lease and retry schedule) and an attempt
 row per HTTP request (the delivery log)
 
-Revision ID: 0016_webhooks
-Revises: 0016_contest_finish_display_keys
+Revision ID: 0020_webhooks
+Revises: 0019_forecasts
 Create Date: 2026-12-05 14:43:14.011578
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_webhooks"
-down_revision: str | None = "0016_forecasts"
+revision: str = "0020_webhooks"
+down_revision: str | None = "0019_forecasts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

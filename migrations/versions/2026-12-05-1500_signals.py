@@ -1,7 +1,7 @@
 """signals: per-partner daily facts and snapshots, and active users per day
 
-Revision ID: 0016_signals
-Revises: 0015_partner_groups
+Revision ID: 0021_signals
+Revises: 0020_webhooks
 Create Date: 2026-12-05 15:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_signals"
-down_revision: str | None = "0016_webhooks"
+revision: str = "0021_signals"
+down_revision: str | None = "0020_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

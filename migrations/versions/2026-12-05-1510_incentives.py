@@ -1,8 +1,8 @@
 """incentives: rules, versions, firings, recommendations, the daily run; rate overlays and
 payout reviews in earnings (placed by rules), a ledger entry's overlay, a hold's partner note
 
-Revision ID: 0016_incentives
-Revises: 0016_signals
+Revision ID: 0022_incentives
+Revises: 0021_signals
 Create Date: 2026-12-05 15:10:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_incentives"
-down_revision: str | None = "0016_signals"
+revision: str = "0022_incentives"
+down_revision: str | None = "0021_signals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

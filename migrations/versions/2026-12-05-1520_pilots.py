@@ -2,8 +2,8 @@
 status, its treatment arm's group) and each partner's recorded arm and stratum; a group
 managed by another domain (partner_group.managed_by)
 
-Revision ID: 0016_pilots
-Revises: 0016_incentives
+Revision ID: 0023_pilots
+Revises: 0022_incentives
 Create Date: 2026-12-05 15:20:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_pilots"
-down_revision: str | None = "0016_incentives"
+revision: str = "0023_pilots"
+down_revision: str | None = "0022_incentives"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

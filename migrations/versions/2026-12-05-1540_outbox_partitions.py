@@ -1,7 +1,7 @@
 """outbox partitions: each event's slot, partition leases and the dispatchers holding them
 
-Revision ID: 0016_outbox_partitions
-Revises: 0015_partner_groups
+Revision ID: 0024_outbox_partitions
+Revises: 0023_pilots
 Create Date: 2026-12-05 15:40:00
 
 Events recorded before this revision get slot 0 (one partition, in commit order among
@@ -17,8 +17,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_outbox_partitions"
-down_revision: str | None = "0016_pilots"
+revision: str = "0024_outbox_partitions"
+down_revision: str | None = "0023_pilots"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

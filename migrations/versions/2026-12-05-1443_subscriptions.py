@@ -1,8 +1,8 @@
 """customer accounts, subscriptions and their change history; products may be
 subscription products (subscription_term_months)
 
-Revision ID: 0016_subscriptions
-Revises: 0015_partner_groups
+Revision ID: 0018_subscriptions
+Revises: 0017_notifications
 Create Date: 2026-12-05 14:39:43.293851
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_subscriptions"
-down_revision: str | None = "0016_notifications"
+revision: str = "0018_subscriptions"
+down_revision: str | None = "0017_notifications"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """partner forecasts with revisions, forecast accuracy per closed quarter, concentration
 thresholds and alerts
 
-Revision ID: 0016_forecasts
-Revises: 0016_subscriptions
+Revision ID: 0019_forecasts
+Revises: 0018_subscriptions
 Create Date: 2026-12-05 14:41:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0016_forecasts"
-down_revision: str | None = "0016_subscriptions"
+revision: str = "0019_forecasts"
+down_revision: str | None = "0018_subscriptions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
