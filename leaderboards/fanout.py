@@ -149,6 +149,11 @@ class Feed:
         self.task: asyncio.Task[None] | None = None
         self.clock_task: asyncio.Task[None] | None = None
         self.contest: Contest | None = None  # as of the latest refresh
+        # Everything the clock ended up to this instant is closed (frozen), as far as this
+        # feed's watcher knows; None until its first pass.
+        self.closed_until: datetime | None = None
+        self._poke = asyncio.Event()  # wakes the watcher before its tick
+        self._held = False  # a refresh waited for the watcher's close: it pushes after
         self.refreshes = 0
         self._refresh_lock = asyncio.Lock()
 
@@ -167,24 +172,28 @@ class Feed:
 
     async def _watch_clock(self) -> None:
         """Start, period ends and the end come with no event: wake at the next one (or
-        every ``clock_tick`` seconds, since the clock may be moved), close what is due,
-        and push the board that follows (the final one ends every subscription). The
-        first pass closes whatever is due already (a contest that ended unwatched)."""
+        every ``clock_tick`` seconds, since the clock may be moved, or when a refresh finds
+        a boundary passed), close what is due, and push the board that follows (the final
+        one ends every subscription). The first pass closes whatever is due already (a
+        contest that ended unwatched)."""
         rt = self.fanout.runtime
-        last: datetime | None = None  # the instant up to which everything is closed
         pushed: datetime | None = None  # the boundary whose board was pushed
         while True:
+            self._poke.clear()
             now = rt.clock.now()
-            contest = self.contest
-            due = None
-            if contest is not None:
-                due = now if last is None else next_boundary(contest, last)
+            due = self._due(now)
             if due is not None and due <= now:
+                last = self.closed_until
                 try:
                     done = await close_due(rt, self.contest_id)
-                    if last is not None and pushed != due:
-                        await self.refresh()  # (a freeze is also announced: all processes)
-                        pushed = due
+                    if done:
+                        self.closed_until = now
+                        # The board that follows (a freeze is also announced: all
+                        # processes), and whatever a refresh held back meanwhile.
+                        if self._held or (last is not None and pushed != due):
+                            self._held = False
+                            await self.refresh()
+                            pushed = due
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -194,12 +203,22 @@ class Feed:
                         log.exception("closing contest %s failed; retrying", self.contest_id)
                     done = False
                 if done:
-                    last = now
                     continue
             wait = self.fanout.clock_tick
             if due is not None and due > now:
                 wait = min(wait, (due - now).total_seconds())
-            await asyncio.sleep(max(wait, 0.01))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), max(wait, 0.01))
+
+    def _due(self, now: datetime) -> datetime | None:
+        """The boundary this feed has still to close (due once it is not after ``now``):
+        ``now`` before the watcher's first pass, None while the contest is unknown or
+        nothing is coming."""
+        if self.contest is None:
+            return None
+        if self.closed_until is None:
+            return now
+        return next_boundary(self.contest, self.closed_until)
 
     @property
     def empty(self) -> bool:
@@ -259,8 +278,20 @@ class Feed:
             if contest is None:
                 return
             self.contest = contest
+            now = rt.clock.now()
+            if (due := self._due(now)) is not None and due <= now:
+                self._poke.set()  # the watcher closes it now
+                if only is None:
+                    self._held = True
+                    # The clock has moved the board past a boundary that is not closed yet:
+                    # its push waits for the close (within closing.SETTLE_GRACE), which
+                    # freezes the ended period and announces a new version. Pushed now, the
+                    # next period's board would carry the version of the ended one's, and
+                    # the ended one might not be frozen yet. A new subscriber is served at
+                    # once, as a read is.
+                    return
             reader = Reader(rt, session)
-            status = effective_status(contest, rt.clock.now())
+            status = effective_status(contest, now)
             groups = [only.group] if only else [g for g in self.groups.values() if g.subscribers]
             boards: dict[tuple[int, str], BoardView] = {}
             if status is not ContestStatus.CANCELLED:

@@ -285,10 +285,16 @@ async def test_an_open_subscription_moves_to_the_next_period_at_its_boundary(
         assert (live["period"], [r["score"] for r in live["rows"]]) == (today, [250])
 
         clock.advance(timedelta(minutes=10))  # past midnight, with no event
+        # A notice heard after midnight but before the day's close (as a late one on a
+        # cluster's sharded pub/sub is): the next day's board waits for the close, which
+        # freezes today and announces a new version.
+        await services.leaderboards.notify(contest.id, live["version"])
         pushed = (await client.data())["leaderboardChanged"]
         assert (pushed["period"], pushed["rows"], pushed["final"]) == (tomorrow, [], False)
         assert pushed["mine"]["score"] == 0
         assert pushed["version"] > live["version"]
+        async with db.session() as session:
+            assert today in await repository.frozen_periods(session, contest.id)
 
         # The new period scores live; the closed one was frozen as it ended.
         await approve_sale(db, clock, tenant, partner=0, amount=40)
