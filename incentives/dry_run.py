@@ -57,12 +57,12 @@ async def dry_run(
     compiled = Compiled.of(rule, version)
     values = await values_at(session, rule.vendor_id, day, None)
     partners = await eligible(session, compiled, values, clock)
-    budget = act.Budget(None)
+    paid = 0
     if rule.budget_cap_minor is not None:
         paid = await overlays.paid_by_sources(
             session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
         )
-        budget = act.Budget(rule.budget_cap_minor - paid)
+    budget = act.Budget(act.budget_left(rule.budget_cap_minor, rule.budget_committed_minor, paid))
     names = dict(
         (await session.exec(
             select(Partner.id, Partner.name).where(col(Partner.id).in_(partners[:MAX_LISTED]))
