@@ -14,8 +14,8 @@ from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
 from partners.roles import Role
 from schema.context import Services
-from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.deal_registration.registrations.scenarios import register
+from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, add_products, dispatch, gid
 from tests.incentives.rules import active_rule, daily
