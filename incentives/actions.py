@@ -374,6 +374,11 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
     return outcome
 
 
+def overlay_ids(outcomes: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
+    """The rate overlays these outcomes placed (or extended)."""
+    return sorted({uuid.UUID(o["overlay_id"]) for o in outcomes if o.get("overlay_id")})
+
+
 async def undo(session: AsyncSession, clock: Clock, outcomes: Sequence[Mapping[str, Any]]) -> int:
     """End now what these outcomes placed and is still running (a rollback): group windows,
     overlays, reviews (holds already placed stay for finance), recommendations. Returns how
