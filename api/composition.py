@@ -42,6 +42,7 @@ from notifications.rules import next_action_trigger
 from notifications.runtime import Notifier
 from notifications.sender import MailSender
 from partners.applications import ApplicationLimits
+from pilots.service import run_pilot_ends
 from schema.context import Services
 from signals import handlers as signals_handlers
 from signals.daily import run_daily as run_signals_daily
@@ -151,6 +152,8 @@ def clock_jobs(settings: Settings, services: Services) -> dict[str, Coroutine[An
         "webhook-deliveries": services.webhooks.run(),
         # incentive rules are evaluated once a day as well as when the signals they read change
         "daily-rule-run": run_rules_daily(services.db, services.clock),
+        # pilots end by themselves when their planned end passes
+        "pilot-ends": run_pilot_ends(services.db, services.clock),
     }
     if interval := settings.signals_daily_interval_seconds:  # 0: off in this process
         # the day's signal snapshots (windows move and days-since grow without an event)

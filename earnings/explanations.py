@@ -51,6 +51,7 @@ class ExplanationKind(StrEnum):
     EXPANSION_BONUS = "EXPANSION_BONUS"
     RETENTION_BONUS = "RETENTION_BONUS"
     SUBSCRIPTION_CLAWBACK = "SUBSCRIPTION_CLAWBACK"
+    OVERLAY_WITHDRAWN = "OVERLAY_WITHDRAWN"
 
 
 @dataclass(frozen=True)
@@ -321,3 +322,27 @@ def explain_next_tier(status: TierStatus | None) -> list[Explanation]:
 
 def period_label(start: datetime, end: datetime) -> str:
     return f"{start:%d %b %Y} - {end:%d %b %Y}"
+
+
+def explain_withdrawn(
+    withdrawn: Sequence[tuple[Mapping[str, Any], int]], currency: str
+) -> list[Explanation]:
+    """What withdrawn incentive overlays took back or gave back in the period
+    (``earnings.withdrawals``; inputs and amount of each entry): one sentence."""
+    if not withdrawn:
+        return []
+    unpaid = sum(amount for inputs, amount in withdrawn if not inputs.get("paid"))
+    paid = sum(amount for inputs, amount in withdrawn if inputs.get("paid"))
+    parts = []
+    if unpaid:
+        parts.append(
+            f"{_m(abs(unpaid), currency)} of incentive overlay earnings not yet paid out was "
+            + ("reversed" if unpaid < 0 else "given back")
+        )
+    if paid:
+        parts.append(
+            f"{_m(abs(paid), currency)} already paid was "
+            + ("clawed back from your next payout" if paid < 0 else "paid back to you")
+        )
+    text = "An incentive promotion was withdrawn: " + " and ".join(parts) + "."
+    return [Explanation(ExplanationKind.OVERLAY_WITHDRAWN, text, unpaid + paid)]

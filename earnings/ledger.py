@@ -533,15 +533,26 @@ async def _credit_reversal(
             after=standing, currency=rev.currency,
         )  # fmt: skip
     if original is not None and original_revenue > 0:
-        taken = await session.exec(
-            select(EarningEntry)
-            .where(EarningEntry.source_event_id == rev.reverses_event_id)
-            .order_by(col(EarningEntry.id))
+        taken = list(
+            await session.exec(
+                select(EarningEntry)
+                .where(EarningEntry.source_event_id == rev.reverses_event_id)
+                .order_by(col(EarningEntry.id))
+            )
         )
         versions: dict[uuid.UUID, Rules] = {}
         full = reversed_amount >= original_revenue
-        for entry in list(taken):
-            if entry.program_version_id is None:
+        # An overlay entry already taken back whole when its rule was rolled back
+        # (earnings.withdrawals) has nothing left to claw back.
+        withdrawn = set(
+            await session.exec(
+                select(EarningEntry.line_key).where(
+                    col(EarningEntry.line_key).in_([f"withdrawn:{e.id}" for e in taken])
+                )
+            )
+        )
+        for entry in taken:
+            if entry.program_version_id is None or f"withdrawn:{entry.id}" in withdrawn:
                 continue
             if entry.program_version_id not in versions:
                 version = await session.get(ProgramVersion, entry.program_version_id)

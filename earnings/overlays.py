@@ -93,6 +93,34 @@ class Placed(StrEnum):
     CAP_REACHED = "CAP_REACHED"  # the live overlays' total would pass MAX_OVERLAY_BP
 
 
+def running(live: Collection[RateOverlay], now: datetime) -> list[RateOverlay]:
+    """Those of ``live`` still running at ``now``."""
+    return [o for o in live if o.ends_at > now and (o.ended_at is None or o.ended_at > now)]
+
+
+def plan_overlay(
+    live: Collection[RateOverlay],
+    now: datetime,
+    *,
+    delta_bp: int,
+    ends_at: datetime,
+    source: str,
+    source_id: uuid.UUID,
+) -> tuple[Placed, RateOverlay | None]:
+    """What placing an overlay would do, given what runs on the partner's program
+    (``live``), without doing it: ADDED, EXTENDED or ALREADY_LIVE (with the source's live
+    overlay), or CAP_REACHED. ``place_overlay`` does it; a rule's dry run only asks."""
+    now_running = running(live, now)
+    own = next(
+        (o for o in now_running if o.source == source[:32] and o.source_id == source_id), None
+    )
+    if own is not None:
+        return (Placed.ALREADY_LIVE if ends_at <= own.ends_at else Placed.EXTENDED), own
+    if abs(sum(o.delta_bp for o in now_running) + delta_bp) > MAX_OVERLAY_BP:
+        return Placed.CAP_REACHED, None
+    return Placed.ADDED, None
+
+
 async def place_overlay(
     session: AsyncSession,
     clock: Clock,
@@ -113,18 +141,21 @@ async def place_overlay(
     overlay placed or extended (None when refused), what happened, and the end it had
     before an extension."""
     check_delta(delta_bp)
-    now = clock.now()
-    running = [o for o in live if o.ends_at > now and (o.ended_at is None or o.ended_at > now)]
-    own = next((o for o in running if o.source == source[:32] and o.source_id == source_id), None)
-    if own is not None:
-        if ends_at <= own.ends_at:
-            return own, Placed.ALREADY_LIVE, None
-        before = own.ends_at
-        own.ends_at = ends_at
-        session.add(own)
-        return own, Placed.EXTENDED, before
-    if abs(sum(o.delta_bp for o in running) + delta_bp) > MAX_OVERLAY_BP:
-        return None, Placed.CAP_REACHED, None
+    placed, own = plan_overlay(
+        live, clock.now(), delta_bp=delta_bp, ends_at=ends_at, source=source,
+        source_id=source_id,
+    )  # fmt: skip
+    match placed:
+        case Placed.ALREADY_LIVE:
+            return own, placed, None
+        case Placed.EXTENDED:
+            assert own is not None
+            before = own.ends_at
+            own.ends_at = ends_at
+            session.add(own)
+            return own, placed, before
+        case Placed.CAP_REACHED:
+            return None, placed, None
     overlay = await add_overlay(
         session, clock, program=program, partner_id=partner_id, delta_bp=delta_bp,
         ends_at=ends_at, source=source, source_id=source_id, label=label,

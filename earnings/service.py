@@ -12,7 +12,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from earnings import changes, explanations, programs
+from earnings import changes, explanations, programs, withdrawals
 from earnings.claims import ClaimSignals
 from earnings.coverage import Coverage, Gap
 from earnings.errors import EarningsErrorCode, currency_error
@@ -189,7 +189,17 @@ async def summary(
             ).where(*in_period, EarningEntry.kind == EntryKind.CLAWBACK)
         )
     )
-    # A cancelled subscription's clawback names it; a reversed sale's does not.
+    # A cancelled subscription's clawback names it; a reversed sale's does not; a withdrawn
+    # overlay's is explained with the overlay reversals (earnings.withdrawals).
+    all_clawbacks = [c for c in all_clawbacks if withdrawals.MARK not in c[1]]
+    withdrawn = [
+        (inputs, int(amount))
+        for inputs, amount in await session.exec(
+            select(EarningEntry.inputs, EarningEntry.amount_minor).where(
+                *in_period, col(EarningEntry.line_key).like("withdrawn:%")
+            )
+        )
+    ]
     clawbacks = [(e, inputs) for e, inputs, _ in all_clawbacks if "subscription_id" not in inputs]
     subscription_clawbacks = [
         (e, inputs, amount) for e, inputs, amount in all_clawbacks if "subscription_id" in inputs
@@ -268,12 +278,18 @@ async def summary(
             now=now,
         ),
         *explanations.explain_entries(
-            result.by_kind,
+            # (a withdrawn overlay's clawback is explained with the withdrawals)
+            result.by_kind
+            | {
+                EntryKind.CLAWBACK: result.by_kind.get(EntryKind.CLAWBACK, 0)
+                - sum(a for inputs, a in withdrawn if inputs.get("paid") and a < 0)
+            },
             currency,
             clawbacks=clawbacks,
             spiff_skus=spiff_skus,
             subscription_clawbacks=subscription_clawbacks,
         ),
+        *explanations.explain_withdrawn(withdrawn, currency),
         *await changes.adjustments(session, in_period, currency),
         *(explanations.explain_hold(h.hold, h.statement) for h in result.holds),
         *(explanations.explain_release(hold, statement) for hold, statement in released),

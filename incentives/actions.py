@@ -214,17 +214,28 @@ def projected_revenue(values: Mapping[str, Any], days: int) -> int:
 @dataclass
 class Budget:
     """What the rule may still spend on rate actions in this run (None: no cap): what it
-    had left when the run began, less each rate action's estimated cost placed since."""
+    had left when the run began, less each rate action's estimated cost placed since;
+    ``spent_minor``: those costs (added to the rule's ``budget_committed_minor``)."""
 
     left_minor: int | None
+    spent_minor: int = 0
 
     @property
     def reached(self) -> bool:
         return self.left_minor is not None and self.left_minor <= 0
 
     def spend(self, amount_minor: int) -> None:
+        self.spent_minor += amount_minor
         if self.left_minor is not None:
             self.left_minor -= amount_minor
+
+
+def budget_left(cap_minor: int | None, committed_minor: int, paid_minor: int) -> int | None:
+    """What a rule may still commit: its cap less the larger of what its rate actions have
+    committed (their estimated costs) and what its overlays have paid (None: no cap)."""
+    if cap_minor is None:
+        return None
+    return cap_minor - max(committed_minor, paid_minor)
 
 
 @dataclass
@@ -361,6 +372,11 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
         case ActionKind.NOTIFY_STAFF:
             outcome |= {"message": action.message}
     return outcome
+
+
+def overlay_ids(outcomes: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
+    """The rate overlays these outcomes placed (or extended)."""
+    return sorted({uuid.UUID(o["overlay_id"]) for o in outcomes if o.get("overlay_id")})
 
 
 async def undo(session: AsyncSession, clock: Clock, outcomes: Sequence[Mapping[str, Any]]) -> int:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import overlays, reviews
+from earnings.models import Program
 from incentives import actions as act
 from incentives.actions import Action, ActionKind
 from incentives.events import RuleFired
@@ -140,12 +141,6 @@ async def fire(
             )
         )
     )
-    budget = act.Budget(None)
-    if rule.budget_cap_minor is not None:
-        paid = await overlays.paid_by_sources(
-            session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
-        )
-        budget = act.Budget(rule.budget_cap_minor - paid)
     group_rates: dict[uuid.UUID, Any] = {}
     rows: dict[uuid.UUID, Any] = {}
     todo = [p for p in partner_ids if p not in done]
@@ -157,6 +152,29 @@ async def fire(
     overlay_programs = {
         a.program_id for a in compiled.actions if a.kind is ActionKind.RATE_OVERLAY and a.program_id
     }
+    budget = act.Budget(None)
+    if overlay_programs and todo:
+        # The budget is checked and spent under the rule's row lock (PostgreSQL; SQLite's
+        # write lock is the transaction's already), read fresh: a concurrent run of the
+        # rule waits here until this one has committed what it spent.
+        cap, committed, status, active = (
+            await session.exec(
+                select(
+                    IncentiveRule.budget_cap_minor, IncentiveRule.budget_committed_minor,
+                    IncentiveRule.status, IncentiveRule.active_version_id,
+                )
+                .where(IncentiveRule.id == rule.id)
+                .with_for_update(key_share=True)
+            )
+        ).one()  # fmt: skip
+        if status is not RuleStatus.ACTIVE or active != version.id:
+            return  # paused or replaced by a concurrent change while this run waited
+        paid = 0
+        if cap is not None:
+            paid = await overlays.paid_by_sources(
+                session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
+            )
+        budget = act.Budget(act.budget_left(cap, committed, paid))
     live = await overlays.live_overlays(session, rule.vendor_id, todo, overlay_programs, now)
 
     async def one(partner_id: uuid.UUID) -> tuple[dict[str, Any], list[Any]]:
@@ -179,29 +197,36 @@ async def fire(
         }  # fmt: skip
         return firing, list(ctx.pending)
 
-    async def write(made: list[tuple[dict[str, Any], list[Any]]]) -> None:
+    async def write(made: list[tuple[dict[str, Any], list[Any]]], spent: int) -> None:
         # The firings in one INSERT (the unique constraint guards each), then the rows that
-        # name them, the RuleFired events and the audit entries.
+        # name them, what their rate actions committed, the RuleFired events and the audit
+        # entries.
         await session.execute(insert(RuleFiring), [firing for firing, _ in made])
         session.add_all([row for _, pending in made for row in pending])
         await session.flush()
+        if spent:
+            await session.execute(
+                update(IncentiveRule)
+                .where(col(IncentiveRule.id) == rule.id)
+                .values(budget_committed_minor=IncentiveRule.budget_committed_minor + spent)
+            )
         await _announce(session, clock, compiled, [firing for firing, _ in made])
 
     # All of the rule's firings in one savepoint. Should a concurrent evaluation have
     # written one meanwhile, the savepoint is undone and each is tried on its own.
     # An undone savepoint undoes its spending and its overlays too: the budget and the live
     # overlays are read again before the retries and kept per try.
-    start = budget.left_minor
+    start, spent = budget.left_minor, budget.spent_minor
     try:
         async with session.begin_nested():
             made = [await one(partner_id) for partner_id in todo]
             if made:
-                await write(made)
+                await write(made, budget.spent_minor - spent)
         out.firings.extend(firing["id"] for firing, _ in made)
         return
     except IntegrityError:
         pass
-    budget.left_minor = start
+    budget.left_minor, budget.spent_minor = start, spent
     for partner_id in todo:
         live.clear()
         live.update(
@@ -209,14 +234,14 @@ async def fire(
                 session, rule.vendor_id, [partner_id], overlay_programs, now
             )
         )
-        before = budget.left_minor
+        before, spent = budget.left_minor, budget.spent_minor
         try:
             async with session.begin_nested():
                 made = [await one(partner_id)]
-                await write(made)
+                await write(made, budget.spent_minor - spent)
         except IntegrityError:
             out.already += 1  # fired by a concurrent evaluation; its savepoint is undone
-            budget.left_minor = before
+            budget.left_minor, budget.spent_minor = before, spent
             continue
         out.firings.append(made[0][0]["id"])
 
@@ -274,6 +299,26 @@ async def evaluate_vendor(
     rules = await active_rules(session, vendor_id, changed)
     if not rules:
         return out
+    # The live overlays on a partner's program total at most MAX_OVERLAY_BP, whatever the
+    # rules: runs that may place overlays on the same programs take those programs' row
+    # locks first, in one order (PostgreSQL; NO KEY UPDATE, so crediting's inserts naming
+    # the program are not blocked; SQLite's write lock is the transaction's already), so a
+    # concurrent run reads the overlays this one placed once it has committed.
+    programs = sorted(
+        {
+            action.program_id
+            for compiled in rules
+            for action in compiled.actions
+            if action.kind is ActionKind.RATE_OVERLAY and action.program_id is not None
+        }
+    )
+    if programs:
+        await session.exec(
+            select(Program.id)
+            .where(col(Program.id).in_(programs))
+            .order_by(col(Program.id))
+            .with_for_update(key_share=True)
+        )
     if values is None:
         values = await values_at(
             session, vendor_id, day, list(partner_ids) if partner_ids else None

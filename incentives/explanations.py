@@ -100,3 +100,24 @@ def explain(
     else:
         text = "A program rule applies to you: " + what + "."
     return text[0].upper() + text[1:]
+
+
+def parts(
+    values: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """What ``explain`` says, as data a notification renders in the reader's language: the
+    partner-visible signal values read (name, unit, window, value) and the visible actions
+    (kind, until, and what each names). None when nothing of the firing is visible."""
+    shown = [o for o in outcomes if _action(o) is not None]
+    if not shown:
+        return None
+    signals = [
+        {"name": name, "unit": d.unit.value, "window_days": d.window_days, "value": values[name]}
+        for name in sorted(values)
+        if (d := DEFINITIONS.get(name)) is not None and d.visibility is Visibility.PARTNER
+        if values[name] is not None
+    ]
+    keep = ("kind", "until", "group_name", "programs", "program_name", "delta_bp",
+            "partner_reason", "title")  # fmt: skip
+    actions = [{k: o[k] for k in keep if k in o} for o in shown]
+    return {"signals": signals, "actions": actions}

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, event
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -61,6 +61,12 @@ class IncentiveRule(SQLModel, table=True):
     target_group_id: uuid.UUID | None = Field(default=None, foreign_key="partner_group.id")
     # What its rate overlays may pay in total (minor units of ``currency``); None: no cap.
     budget_cap_minor: int | None = None
+    # What its rate actions have committed so far: the sum of their estimated costs, added
+    # in the transaction that places them (``incentives.evaluation``); the budget left is
+    # the cap less the larger of this and what the overlays have paid.
+    budget_committed_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
     currency: str = Field(default="USD", max_length=3)
     template: str | None = Field(default=None, max_length=64)
     created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")

@@ -17,6 +17,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from earnings import withdrawals
 from incentives import actions as act
 from incentives.actions import Action
 from incentives.errors import RuleErrorCode
@@ -348,9 +349,12 @@ async def roll_back(
     rule_id: uuid.UUID,
     to_version: int,
     reason: str,
+    reverse_earnings: bool = False,
 ) -> IncentiveRule:
     """Make an earlier approved version active again, and end what the replaced version's
-    firings placed that still runs."""
+    firings placed that still runs. With ``reverse_earnings``, what the replaced version's
+    overlays paid is taken back too (``earnings.withdrawals``): reversed where not yet paid
+    out, clawed back from the next payout where paid."""
     RULES.require(principal, RuleOp.ROLL_BACK)
     await begin_write(session)
     rule = await _rule(session, principal, rule_id)
@@ -379,7 +383,19 @@ async def roll_back(
             "to_version",
         )
     before = snapshot(rule)
-    ended = await _end_effects(session, clock, current.id)
+    outcomes = await _outcomes(session, current.id)
+    ended = await act.undo(session, clock, outcomes)
+    money: dict[str, Any] = {}
+    if reverse_earnings:
+        withdrawn = await withdrawals.withdraw_overlay_earnings(
+            session, clock, overlay_ids=act.overlay_ids(outcomes),
+            why="the promotion was withdrawn",
+        )  # fmt: skip
+        money = {
+            "earnings_reversed_minor": withdrawn.reversed_minor,
+            "earnings_clawed_back_minor": withdrawn.clawed_back_minor,
+            "earning_entries": len(withdrawn.entries),
+        }
     rule.active_version_id = target.id
     rule.updated_at = clock.now()
     session.add(rule)
@@ -388,24 +404,29 @@ async def roll_back(
         session, principal, clock, action="incentive_rule.rolled_back",
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id,
         before=before | {"version": current.number},
-        after=snapshot(rule) | {"version": target.number, "effects_ended": ended},
+        after=snapshot(rule) | {"version": target.number, "effects_ended": ended,
+                                "reverse_earnings": reverse_earnings} | money,
         reason=reason,
     )  # fmt: skip
     return rule
 
 
-async def _end_effects(session: AsyncSession, clock: Clock, version_id: uuid.UUID | None) -> int:
-    """End what the version's firings placed that still runs; how many effects ended."""
-    if version_id is None:
-        return 0
-    outcomes = [
+async def _outcomes(session: AsyncSession, version_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Every action outcome of the version's firings."""
+    return [
         outcome
         for firing in await session.exec(
             select(RuleFiring).where(RuleFiring.version_id == version_id)
         )
         for outcome in firing.outcomes
     ]
-    return await act.undo(session, clock, outcomes)
+
+
+async def _end_effects(session: AsyncSession, clock: Clock, version_id: uuid.UUID | None) -> int:
+    """End what the version's firings placed that still runs; how many effects ended."""
+    if version_id is None:
+        return 0
+    return await act.undo(session, clock, await _outcomes(session, version_id))
 
 
 async def set_budget(

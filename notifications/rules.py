@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from earnings.claims import ClaimSignals
 from incentives.actions import ActionKind as RuleActionKind
 from incentives.events import RuleFired
-from incentives.explanations import explain
+from incentives.explanations import explain, parts
 from incentives.models import RuleFiring
 from infra.outbox import OutboxEvent
 from leaderboards.runtime import Leaderboards
@@ -79,8 +79,12 @@ async def rule_fired(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
         text = explain(firing.values, firing.outcomes, fired.currency)
         if text is not None:
             admins = await partner_admins(session, fired.partner_id)
+            # The English sentence incentiveExplanations shows, and its parts for the
+            # other languages (the messages file of each builds its own sentence).
+            params = {"explanation": text, "currency": fired.currency,
+                      **(parts(firing.values, firing.outcomes) or {})}  # fmt: skip
             notices += to_each(
-                list(admins), event, Category.INCENTIVE, "rule_applied", {"explanation": text},
+                list(admins), event, Category.INCENTIVE, "rule_applied", params,
                 fired.firing_id,
             )  # fmt: skip
     return notices

@@ -8,6 +8,8 @@ membership closes at that instant and sales after it earn nothing more under the
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import uuid
 from datetime import datetime
@@ -16,10 +18,11 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import audit, passes
 from infra.clock import Clock
-from infra.db import begin_write
+from infra.db import Database, begin_write
 from infra.errors import DomainError, DomainErrors
-from partners.audit_log import log_change
+from partners.audit_log import changed_fields, log_change
 from partners.group_models import MemberMode, PartnerGroup, PartnerGroupMember
 from partners.groups import member_ids_at, readable_groups, refresh_memberships
 from partners.models import Partner, PartnerStatus
@@ -29,6 +32,8 @@ from pilots.errors import PilotErrorCode
 from pilots.models import Arm, Pilot, PilotAssignment, PilotStatus
 from pilots.policy import PILOTS, PilotOp
 from pilots.repository import get_readable_pilot
+
+log = logging.getLogger(__name__)
 
 LIVE = (PilotStatus.DRAFT, PilotStatus.RUNNING)
 AUDIT_ENTITY = "pilot"
@@ -302,6 +307,17 @@ async def end_pilot(
     await begin_write(session)
     pilot = await _pilot(session, principal, pilot_id)
     _status(pilot, LIVE, "ended")
+    before = await _end(session, clock, pilot, by=principal.caller)
+    await log_change(
+        session, principal, clock, action="pilot.ended", entity_type=AUDIT_ENTITY,
+        entity_id=pilot.id, before=before, after=snapshot(pilot), reason=reason,
+    )  # fmt: skip
+    return pilot
+
+
+async def _end(session: AsyncSession, clock: Clock, pilot: Pilot, *, by: str) -> dict[str, Any]:
+    """Archive the treatment group (its memberships close now) and mark the pilot ENDED;
+    returns its snapshot before. The assignments stay, so the report still reads them."""
     now = clock.now()
     before = snapshot(pilot)
     group = await session.get(PartnerGroup, pilot.treatment_group_id)
@@ -314,10 +330,60 @@ async def end_pilot(
     await session.flush()
     await refresh_memberships(
         session, clock, vendor_id=pilot.vendor_id, group_ids=[pilot.treatment_group_id],
-        reason=f"pilot {pilot.name} ended", by=principal.caller,
+        reason=f"pilot {pilot.name} ended", by=by,
     )  # fmt: skip
-    await log_change(
-        session, principal, clock, action="pilot.ended", entity_type=AUDIT_ENTITY,
-        entity_id=pilot.id, before=before, after=snapshot(pilot), reason=reason,
-    )  # fmt: skip
-    return pilot
+    return before
+
+
+# ------------------------------------------------------------------ the planned end
+
+CLOCK_ACTOR = "clock:pilot-end"  # who the audit log names for an end the clock made
+
+
+async def end_due(db: Database, clock: Clock) -> int:
+    """End every running pilot whose planned end has passed, each in its own transaction
+    (``infra.passes.each``: one that fails is retried next pass, the others go on). A pilot
+    another process ended first, or extended meanwhile, is left as it is. Returns how many
+    were ended."""
+    now = clock.now()
+    async with db.session() as session:
+        due = list(
+            await session.exec(
+                select(Pilot.id)
+                .where(Pilot.status == PilotStatus.RUNNING, col(Pilot.ends_at) <= now)
+                .order_by(col(Pilot.ends_at), col(Pilot.id))
+            )
+        )
+
+    async def end(pilot_id: uuid.UUID) -> int:
+        async with db.transaction() as session:
+            await begin_write(session)
+            pilot = (
+                await session.exec(select(Pilot).where(Pilot.id == pilot_id).with_for_update())
+            ).one()
+            if pilot.status is not PilotStatus.RUNNING or pilot.ends_at > clock.now():
+                return 0  # ended by hand, or extended, since the list was read
+            before = await _end(session, clock, pilot, by=CLOCK_ACTOR)
+            after = snapshot(pilot)
+            before, after = changed_fields(before, after)
+            await audit.record(
+                session, vendor_id=pilot.vendor_id, actor=CLOCK_ACTOR, action="pilot.ended",
+                entity_type=AUDIT_ENTITY, entity_id=str(pilot.id), before=dict(before),
+                after=dict(after), reason="its planned end passed", at=clock.now(),
+            )  # fmt: skip
+            return 1
+
+    return await passes.each("ending the pilot", due, end)
+
+
+async def run_pilot_ends(db: Database, clock: Clock, interval: float = 5.0) -> None:
+    """End pilots as the clock passes their planned end (inline in each API process, or in
+    `channelboard dispatch`)."""
+    while True:
+        try:
+            await end_due(db, clock)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("ending pilots failed; retrying")
+        await asyncio.sleep(interval)

@@ -81,6 +81,13 @@ class IncentiveRuleRollBackInput:
     id: strawberry.ID
     to_version: int
     reason: str
+    reverse_earnings: bool = strawberry.field(
+        default=False,
+        description="Also take back what the replaced version's rate overlays paid: entries "
+        "not yet paid out are reversed, paid ones clawed back from the partner's next payout "
+        "(a negative overlay's are paid back), each with a plain-language explanation. "
+        "Default false: what was earned stays, only what still runs ends.",
+    )
 
 
 @strawberry.input

@@ -172,7 +172,8 @@ class IncentivesMutation:
     @strawberry.mutation(
         permission_classes=[allowed(RULES, RuleOp.ROLL_BACK)],
         description="Make an earlier approved version active again; what the replaced "
-        "version's firings placed and still runs ends now.",
+        "version's firings placed and still runs ends now (with reverseEarnings, what its "
+        "overlays paid is taken back too).",
     )
     async def incentive_rule_roll_back(
         self, info: Info[Context, None], input: IncentiveRuleRollBackInput
@@ -180,6 +181,7 @@ class IncentivesMutation:
         return await run(info, IncentiveRulePayload, lambda m: rules.roll_back(
             m.session, m.principal, m.clock, rule_id=m.id(input.id, "IncentiveRule"),
             to_version=input.to_version, reason=input.reason,
+            reverse_earnings=input.reverse_earnings,
         ))  # fmt: skip
 
     @strawberry.mutation(

@@ -243,10 +243,26 @@ class RuleRecommendationType:
         )  # fmt: skip
 
 
-@strawberry.type(description="An action a partner would get, with its estimated cost.")
+@strawberry.type(
+    description="An action a partner would get, with its estimated cost, against what "
+    "already runs for the partner."
+)
 class RuleDryRunAction:
     kind: ActionKind
     estimated_cost: MoneyType
+    skipped: str | None = strawberry.field(
+        description="Why it would not be applied, as a firing would say (BUDGET_REACHED, "
+        "ALREADY_LIVE: this rule's overlay already runs as long, CAP_REACHED: with the "
+        "overlays already running on the partner's program it would pass the cap); else null."
+    )
+    running_delta_bp: int | None = strawberry.field(
+        description="A rate overlay: the basis points other rules' overlays already run on "
+        "the partner's program now (they stack with it, within the cap)."
+    )
+    note: str | None = strawberry.field(
+        description="What already runs and what it changes, in words (extended, stacked, "
+        "not placed)."
+    )
 
 
 @strawberry.type(description="A partner the version would fire for.")
@@ -280,9 +296,11 @@ class RuleDryRun:
                     values=signal_values(p.values),
                     actions=[
                         RuleDryRunAction(
-                            kind=ActionKind(kind), estimated_cost=MoneyType.of(cost, run.currency)
+                            kind=ActionKind(a.kind),
+                            estimated_cost=MoneyType.of(a.cost_minor, run.currency),
+                            skipped=a.skipped, running_delta_bp=a.running_bp, note=a.note,
                         )
-                        for kind, cost in p.actions
+                        for a in p.actions
                     ],
                 )
                 for p in run.partners

@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from earnings.models import RateOverlay
+from earnings.rounding import apply_bp
 from incentives import rules
 from incentives.actions import Action, ActionKind
 from incentives.models import IncentiveRuleVersion, Period, VersionStatus
@@ -18,8 +19,8 @@ from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, principal_of
-from tests.incentives.rules import active_rule, daily
+from tests.factories import Tenant, gid, principal_of
+from tests.incentives.rules import _versions, active_rule, daily
 from tests.incentives.scenarios import T0, settle, shop
 from tests.incentives.test_actions import ENTRIES, FIRINGS, nodes
 from tests.support import GQL
@@ -127,3 +128,65 @@ async def test_approving_a_new_version_ends_what_the_replaced_one_placed(
             )
         )
     assert sorted(statuses) == [VersionStatus.APPROVED, VersionStatus.APPROVED]
+
+
+DRY_RUN = """query($v: ID!, $day: Date) { incentiveRuleDryRun(versionId: $v, day: $day) {
+  firing estimatedCost { amountMinor }
+  partners { partnerName actions { kind estimatedCost { amountMinor } skipped runningDeltaBp
+                                   note } } } }"""
+
+
+async def test_the_dry_run_counts_the_overlays_already_running_and_says_so(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    running = await active_rule(db, clock, s, name="Running", condition=BIG_SELLER, actions=[
+        Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id, delta_bp=600)
+    ])  # fmt: skip
+    assert await daily(db, clock) == 1  # partner 0: +6 points until T0 + 30 days
+
+    async def draft(name: str, delta_bp: int) -> str:
+        async def make(session: Any) -> str:
+            rule = await rules.create_rule(
+                session, principal_of(s.author), clock, name=name, condition=BIG_SELLER,
+                actions=[Action(ActionKind.RATE_OVERLAY, days=30,
+                                program_id=s.base_program_id, delta_bp=delta_bp)],
+                period=Period.WEEK,
+            )  # fmt: skip
+            [version] = await _versions(session, rule)
+            return gid("IncentiveRuleVersion", version)
+
+        return await es.tx(db, make)
+
+    async def dry(version: str) -> tuple[int, dict[str, Any]]:
+        variables = {"v": version, "day": T0.date().isoformat()}  # T0's signals
+        run = (await gql.data(DRY_RUN, variables, as_user=s.author))["incentiveRuleDryRun"]
+        [partner] = run["partners"]
+        [action] = partner["actions"]
+        return run["estimatedCost"]["amountMinor"], action
+
+    # Another +6 points would pass the 10-point cap with the running +6: not placed.
+    total, action = await dry(await draft("Too much", 600))
+    assert (total, action["skipped"], action["runningDeltaBp"]) == (0, "CAP_REACHED", 600)
+    assert action["estimatedCost"]["amountMinor"] == 0
+    assert "already run +6 points on Partner Rewards" in action["note"]
+    assert "pass the cap of 10 points" in action["note"]
+    # +2 points stack with it: placed and costed, and the note says it stacks.
+    total, action = await dry(await draft("A little more", 200))
+    assert (action["skipped"], action["runningDeltaBp"]) == (None, 600)
+    assert total == action["estimatedCost"]["amountMinor"] > 0
+    assert "Stacks with +6 points" in action["note"]
+    assert "+8 points in all" in action["note"]
+    # The running rule's own version: its overlay already runs as long (nothing new), and a
+    # day later it would be extended by a day, costed for that day only.
+    own = gid("IncentiveRuleVersion", running.active_version_id)
+    total, action = await dry(own)
+    assert (total, action["skipped"], action["runningDeltaBp"]) == (0, "ALREADY_LIVE", 0)
+    assert "already runs on Partner Rewards until" in action["note"]
+    clock.advance(timedelta(days=1))
+    total, action = await dry(own)
+    assert action["skipped"] is None
+    assert "it would be extended to" in action["note"]
+    assert "costed for the 1 added days" in action["note"]
+    assert 0 < total == action["estimatedCost"]["amountMinor"]
+    assert total == apply_bp(2_240_00 * 1 // 30, 600)  # a day of the 30-day pace, +6 %

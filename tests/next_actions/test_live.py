@@ -10,12 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from starlette.applications import Starlette
 
+from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
 from partners.roles import Role
 from schema.context import Services
+from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, dispatch, gid
+from tests.factories import Tenant, add_products, dispatch, gid
+from tests.incentives.rules import active_rule, daily
+from tests.incentives.scenarios import GROWTH, shop
 from tests.support import GQL, live_server, ws_client
 
 pytestmark = pytest.mark.slow
@@ -83,3 +87,63 @@ async def test_a_subscription_is_refused_like_the_query(
         async with ws_client(address, gql.token(tenant.user(Role.VENDOR_ADMIN))) as ws:
             await ws.subscribe(query, {"p": partner_0})
             assert "nextActionsChanged" in await ws.data()
+
+
+async def test_the_list_is_pushed_when_only_time_passes(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """No event at all: a protected deal comes within the 14-day warning, counts down a
+    day, and leaves the list when its protection ends; each instant pushes the list (the
+    clock is moved past each instant: the subscription notices within a clock tick)."""
+    db = services.db
+    rep, admin = tenant.user(Role.PARTNER_REP, 0), tenant.user(Role.VENDOR_ADMIN)
+    # Approved 80 days before T0: its 90-day protection ends at T0 + 10 days.
+    clock.freeze(T0 - timedelta(days=80))
+    async with db.transaction() as session:
+        await add_products(session, clock, tenant)
+    deal = await register(db, clock, rep, approve_as=admin)
+    assert deal.expires_at is not None
+    subscription = "subscription { nextActionsChanged { actions { kind why dueAt } } }"
+    clock.freeze(deal.expires_at - timedelta(days=15))
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as ws,
+    ):
+        await ws.subscribe(subscription, {})
+        assert (await ws.data())["nextActionsChanged"]["actions"] == []  # 15 days: not yet
+        # The warning period begins: pushed with no event.
+        clock.freeze(deal.expires_at - timedelta(days=14))
+        [action] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert action["kind"] == "DEAL_PROTECTION_EXPIRING"
+        assert "ends in 14 days" in action["why"]
+        # The countdown: "14 days" lasts until that instant, "13 days" from just after.
+        clock.freeze(deal.expires_at - timedelta(days=14) + timedelta(seconds=1))
+        [action] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert "ends in 13 days" in action["why"]
+        # The protection ends: the list is pushed without it.
+        clock.freeze(deal.expires_at)
+        assert (await ws.data())["nextActionsChanged"]["actions"] == []
+        # Nothing is due any more: nothing else is sent.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.receive(), 1.5)
+
+
+async def test_an_expiring_recommendation_leaves_the_pushed_list_by_itself(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(services.db, clock, tenant, services)
+    await active_rule(services.db, clock, s, condition=GROWTH, actions=[
+        Action(ActionKind.RECOMMEND, days=2, title="Book a demo day", text="Sells more.")
+    ])  # fmt: skip
+    assert await daily(services.db, clock) == 1
+    subscription = "subscription { nextActionsChanged { actions { kind title } } }"
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as ws,
+    ):
+        await ws.subscribe(subscription, {})
+        kinds = [a["kind"] for a in (await ws.data())["nextActionsChanged"]["actions"]]
+        assert "RECOMMENDATION" in kinds
+        clock.advance(timedelta(days=2))  # its expiry: no event marks it
+        kinds = [a["kind"] for a in (await ws.data())["nextActionsChanged"]["actions"]]
+        assert "RECOMMENDATION" not in kinds

@@ -27,6 +27,7 @@ from tests.forecasts.test_guardrails_and_rollup import SET
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, settle, shop
 from tests.notifications.scenarios import INBOX, Receiver, mailing, smtp_server, text_of
+from tests.notifications.test_email import prefer
 from tests.support import GQL, eventually
 
 EXPLANATIONS = "{ incentiveExplanations { text } }"
@@ -178,3 +179,35 @@ async def test_a_concentration_alert_tells_vendor_admins_and_finance(
             select(Notification.kind).where(col(Notification.vendor_id) == tenant.vendor.id)
         )
         assert sorted(rows) == ["concentration_alert", "concentration_alert"]
+
+
+async def test_a_firing_is_told_to_a_german_reader_in_german(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    admin = tenant.user(Role.PARTNER_ADMIN, 0)
+    assert (await prefer(gql, admin, locale="de", timeZone="Europe/Berlin"))["userErrors"] == []
+    await active_rule(db, clock, s, condition=GROWTH, actions=[
+        Action(ActionKind.GROUP_WINDOW, group_id=s.boost_group_id, days=30),
+        Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id, delta_bp=150),
+        Action(ActionKind.RECOMMEND, title="Demo-Tag buchen", text="Mehr verkaufen."),
+    ])  # fmt: skip
+    assert await daily(db, clock) == 1
+    await settle(services)
+    notes = {n["kind"]: n for n in await told(gql, admin)}
+    note = notes["rule_applied"]
+    assert note["title"] == "Eine Programmregel betrifft Sie"
+    body = note["body"]
+    assert body.startswith("Aufgrund Ihrer Werte (Ihr Umsatz ist gegenüber der Vorwoche um 24")
+    assert "gestiegen" in body
+    assert " gilt: Sie sind bis " in body
+    assert " in Boost: +2 Punkte auf jeden Verkauf" in body
+    assert "zahlt bis" in body
+    assert "+1,5 Punkte auf jeden Verkauf" in body
+    assert "wir empfehlen: Demo-Tag buchen." in body
+    # No English left (the explanation incentiveExplanations shows is English).
+    for word in ("revenue", "until", "every sale", "recommend", "points"):
+        assert word not in body.lower()
+    # An English reader of the same firing still reads incentiveExplanations' sentence.
+    [explained] = (await gql.data(EXPLANATIONS, as_user=admin))["incentiveExplanations"]
+    assert explained["text"].startswith("Your revenue grew 24 % week over week")

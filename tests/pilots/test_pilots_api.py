@@ -331,3 +331,66 @@ async def test_who_may_do_what_and_refusals_change_nothing(
     listed = await gql.data("{ pilots { edges { node { id } } } }",
                             as_user=tenant.user(Role.FINANCE))  # fmt: skip
     assert [e["node"]["id"] for e in listed["pilots"]["edges"]] == [pilot["id"]]
+
+
+async def test_a_pilot_ends_by_itself_when_its_planned_end_passes_and_keeps_its_report(
+    gql: GQL, db: Database, clock: OffsetClock, services: Services
+) -> None:
+    from pilots.service import end_due  # noqa: PLC0415
+    from tests.earnings.test_program_targets import credited  # noqa: PLC0415
+
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(PROGRAM, {"input": {"name": "Partner Rewards", "currency": "USD",
+                   "rules": {"baseRates": [{"rateBp": 800}]}}}, as_user=admin)  # fmt: skip
+    group = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(group, T0 + timedelta(days=10), seed="7"))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    boost = await gql.data(PROGRAM, {"input": {
+        "name": "Boost", "currency": "USD", "kind": "BONUS",
+        "rules": {"baseRates": [{"rateBp": 500}]},
+        "targetGroupIds": [pilot["treatmentGroup"]["id"]],
+    }}, as_user=admin)  # fmt: skip
+    assert boost["earningProgramCreate"]["userErrors"] == []
+    assert (await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=admin))[
+        "pilotStart"]["pilot"]["status"] == "RUNNING"  # fmt: skip
+    arms = await ps.arms(db, pilot_uuid(pilot["id"]))
+    index = {p.id: i for i, p in enumerate(tenant.partners)}
+    treated = next(index[p] for p, arm in arms.items() if arm == "TREATMENT")
+    clock.freeze(T0 + timedelta(days=1))
+    during = await es.sale(db, clock, tenant, 1_000_00, partner_index=treated, rep=False)
+    await dispatch(services)
+    assert sorted(n for n, _, _ in await credited(db, during.id)) == ["Boost", "Partner Rewards"]
+
+    # Before the planned end nothing happens; once the clock passes it, the pilot ends.
+    clock.freeze(T0 + timedelta(days=10) - timedelta(seconds=1))
+    await end_due(db, clock)
+    report = await gql.data(REPORT, {"id": pilot["id"]}, as_user=admin)
+    node = """query($id: ID!) { node(id: $id) { ... on Pilot { status endedAt } } }"""
+    assert (await gql.data(node, {"id": pilot["id"]}, as_user=admin))["node"]["status"] == (
+        "RUNNING"
+    )
+    clock.freeze(T0 + timedelta(days=10, seconds=1))
+    await end_due(db, clock)  # (the app's clock job may have been first)
+    assert await end_due(db, clock) == 0  # ended once
+    ended = (await gql.data(node, {"id": pilot["id"]}, as_user=admin))["node"]
+    assert ended["status"] == "ENDED"
+    assert ended["endedAt"] is not None
+    assert ended["endedAt"] >= (T0 + timedelta(days=10)).isoformat()
+    # The treatment is back to normal: its sales earn the base program only.
+    clock.freeze(T0 + timedelta(days=11))
+    after = await es.sale(db, clock, tenant, 1_000_00, partner_index=treated, rep=False)
+    await dispatch(services)
+    assert [n for n, _, _ in await credited(db, after.id)] == ["Partner Rewards"]
+    # The report is kept: the same window and figures as at the planned end.
+    final = await gql.data(REPORT, {"id": pilot["id"]}, as_user=admin)
+    assert final["pilotReport"]["windowEnd"] == (T0 + timedelta(days=10)).isoformat()
+    assert final["pilotReport"]["payoutCost"] == report["pilotReport"]["payoutCost"]
+    async with db.session() as session:
+        entries = list(await session.exec(
+            select(AuditEntry.action, AuditEntry.actor).where(AuditEntry.entity_type == "pilot")
+            .order_by(col(AuditEntry.id))
+        ))  # fmt: skip
+    assert entries[-1] == ("pilot.ended", "clock:pilot-end")
