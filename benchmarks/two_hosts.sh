@@ -58,19 +58,24 @@ PIDS=()          # everything started in the root namespace or a host, stopped a
 BRIDGE_MADE=""
 DB_MADE=""
 FAILED=1
+STOPPED=""       # a signal, not a failure: no log tails
+CLUSTER_READY=""
 
 cleanup() {
   local code=$?
   set +e
   trap - EXIT INT TERM
-  if [ "$FAILED" = 1 ] && [ -n "$TMP" ] && [ -d "$TMP/logs" ]; then
+  if [ "$FAILED" = 1 ] && [ -z "$STOPPED" ] && [ -n "$TMP" ] && [ -d "$TMP/logs" ]; then
     for log in "$TMP"/logs/*.log; do
       [ -s "$log" ] || continue
+      # Redis's own logs only if the cluster never formed.
+      case "$log" in */redis-*) [ -n "$CLUSTER_READY" ] && continue ;; esac
       echo "--- last lines of $(basename "$log")" >&2
       tail -n 15 "$log" >&2
     done
   fi
   say "cleaning up"
+  [ -n "$STEP" ] && PIDS+=("$STEP")
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
   for _ in $(seq 100); do
     local alive=""
@@ -97,11 +102,19 @@ cleanup() {
   exit "$code"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'STOPPED=1; exit 130' INT
+trap 'STOPPED=1; exit 143' TERM
 
-# Run a step in the background and wait for it, so a signal interrupts the wait at once.
-step() { "$@" & wait $!; }
+# Run a step in the background and wait for it, so a signal interrupts the wait at once
+# (cleanup stops the step too). `step LOG command...` writes its output to LOG: redirecting
+# the call itself would also send the trap's output there, when it runs during the wait.
+STEP=""
+step() {
+  local log="$1"; shift
+  if [ "$log" = - ]; then "$@" & else "$@" >"$log" 2>&1 & fi
+  STEP=$!
+  wait "$STEP"
+}
 
 # A /24 no interface or route here uses yet.
 SUBNET=""
@@ -156,8 +169,8 @@ for port in "${REDIS_PORTS[@]}"; do
     sleep 0.1
   done
 done
-step redis-cli --cluster create $(printf "$GW:%s " "${REDIS_PORTS[@]}") \
-  --cluster-replicas 1 --cluster-yes >"$TMP/logs/cluster-create.log" 2>&1
+step "$TMP/logs/cluster-create.log" redis-cli --cluster create \
+  $(printf "$GW:%s " "${REDIS_PORTS[@]}") --cluster-replicas 1 --cluster-yes
 for _ in $(seq 300); do
   ok=1
   for port in "${REDIS_PORTS[@]}"; do
@@ -167,6 +180,7 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 [ -n "$ok" ] || die "the Redis Cluster did not become ready"
+CLUSTER_READY=1
 
 # --- PostgreSQL: a database of our own, reached from the hosts through a forwarder ------
 say "PostgreSQL $PGHOST:$PGPORT, database $DB, forwarded at $GW:$PG_FORWARD_PORT"
@@ -193,8 +207,8 @@ operator() {
     CHANNELBOARD_DATABASE_URL="$LOCAL_DB" "$PY" -m api "$@"
 }
 say "migrate, demo data, $SALES serials shipped to Acme Resellers"
-step operator migrate >"$TMP/logs/migrate.log" 2>&1
-step operator demo >"$TMP/logs/demo.log" 2>&1
+step "$TMP/logs/migrate.log" operator migrate
+step "$TMP/logs/demo.log" operator demo
 SERIALS=()
 {
   echo "serial,sku,shipped_to,region,shipped_at"
@@ -205,7 +219,7 @@ SERIALS=()
     echo "$serial,NW-AP-6E,Acme Resellers,EMEA,$shipped"
   done
 } >"$TMP/serials.csv"
-step operator serials import "$TMP/serials.csv" --vendor northwind >"$TMP/logs/serials.log" 2>&1
+step "$TMP/logs/serials.log" operator serials import "$TMP/serials.csv" --vendor northwind
 ADMIN_TOKEN="$(operator token admin@northwind.example)"
 REP_TOKEN="$(operator token rep@acme.example)"
 
@@ -221,11 +235,11 @@ say "host A: channelboard serve$([ "$DISPATCH" = external ] && echo ' + channelb
 in_host "$NS_A" host-a serve --host 0.0.0.0 --port 8000
 in_host "$NS_B" host-b serve --host 0.0.0.0 --port 8000
 [ "$DISPATCH" = external ] && in_host "$NS_A" dispatcher dispatch
-step "$PY" -m benchmarks.two_hosts ready "http://$IP_A:8000/readyz" "http://$IP_B:8000/readyz" \
+step - "$PY" -m benchmarks.two_hosts ready "http://$IP_A:8000/readyz" "http://$IP_B:8000/readyz" \
   || die "the hosts did not become ready"
 say "both hosts ready (/readyz 200)"
 
-step "$PY" -m benchmarks.two_hosts probe --a "http://$IP_A:8000" --b "http://$IP_B:8000" \
+step - "$PY" -m benchmarks.two_hosts probe --a "http://$IP_A:8000" --b "http://$IP_B:8000" \
   --admin-token "$ADMIN_TOKEN" --rep-token "$REP_TOKEN" \
   --serials "$(IFS=,; echo "${SERIALS[*]}")"
 say "load: $(uptime)"
