@@ -20,6 +20,11 @@
 # Both hosts run CHANNELBOARD_ENV=production with a random HS256 secret. The probe (a
 # client in the root namespace, benchmarks/two_hosts.py) subscribes on both hosts, then
 # claims and approves sales through host A only.
+#
+# Only SIGKILL leaves things behind (no trap runs); then, with the pid and N it printed:
+#   ip netns del cb2h-a-<pid>; ip netns del cb2h-b-<pid>; ip link del cb2h<pid>
+#   kill the redis-server processes bound to 10.231.N.1 and the forwarder (by pid)
+#   psql -c 'DROP DATABASE cb_two_hosts_<pid> WITH (FORCE)'; rm -rf its /tmp/cb-two-hosts.XXXXXX
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,7 +35,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --sales) SALES="$2"; shift 2 ;;
     --dispatch) DISPATCH="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
