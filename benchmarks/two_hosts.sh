@@ -207,9 +207,10 @@ HOST_DB="postgresql+asyncpg://$PGUSER@$GW:$PG_FORWARD_PORT/$DB"
 
 # The operator's steps, from the root namespace: migrate, seed, ship serials, mint tokens.
 cd "$REPO"
+# Always run in a subshell (`step`, `$(...)`): exec, so stopping the step stops the command.
 operator() {
   CHANNELBOARD_ENV=development CHANNELBOARD_VAR_DIR="$TMP/operator" \
-    CHANNELBOARD_DATABASE_URL="$LOCAL_DB" "$PY" -m api "$@"
+    CHANNELBOARD_DATABASE_URL="$LOCAL_DB" exec "$PY" -m api "$@"
 }
 say "migrate, demo data, $SALES serials shipped to Acme Resellers"
 step "$TMP/logs/migrate.log" operator migrate
