@@ -146,6 +146,14 @@ def test_the_readme_names_every_variable_and_no_other() -> None:
     assert named == Settings.variables()
 
 
+def test_the_deployment_guide_names_every_variable_and_no_other() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    named = set(re.findall(r"`(CHANNELBOARD_[A-Z0-9_]+)", guide))
+    assert Settings.variables() <= named
+    # Partitioned dispatchers are described in docs/dispatchers.md, where a version has them.
+    assert named - Settings.variables() <= {"CHANNELBOARD_OUTBOX_PARTITIONS"}
+
+
 def test_overrides_are_checked_like_the_environment() -> None:
     settings = Settings.from_env({})
     with pytest.raises(SettingsError, match="development JWT secret"):
