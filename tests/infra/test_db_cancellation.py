@@ -15,8 +15,7 @@ from infra.clock import OffsetClock
 from infra.db import Database, is_sqlite
 from partners.models import Vendor
 from partners.service import create_vendor
-from tests.factories import blocked_on_a_lock
-from tests.support import HeldStatement
+from tests.support import HeldStatement, eventually
 
 ADVISORY_KEY = 7_346_112
 
@@ -50,11 +49,24 @@ async def test_a_transaction_cancelled_mid_statement_leaves_no_lock(
         with pytest.raises(asyncio.CancelledError) as cut_off:
             await task
     else:
+
+        async def job_waits() -> bool:  # a fresh snapshot of the server's activity each time
+            async with db.session() as watcher:
+                waiting = await watcher.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'"
+                        " AND datname = current_database()"
+                    )
+                )
+                return bool(waiting)
+
         async with db.session() as holder:
             await holder.execute(text(f"SELECT pg_advisory_lock({ADVISORY_KEY})"))
             task = asyncio.create_task(job())
-            await blocked_on_a_lock(holder, task)
-            task.cancel()
+            try:
+                await eventually(job_waits, within=30)
+            finally:
+                task.cancel()
             with pytest.raises(asyncio.CancelledError) as cut_off:
                 await task
             await holder.execute(text(f"SELECT pg_advisory_unlock({ADVISORY_KEY})"))
