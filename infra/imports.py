@@ -2,7 +2,7 @@
 serial registry), generic over each domain's error-code enum: the report of what a file
 did, with every bad row by line number and code (the first ``MAX_REPORTED_ERRORS`` kept),
 the all-or-nothing refusal that carries it, and the file read once as UTF-8 text (a BOM is
-fine) with its bytes counted, and its dates read."""
+fine) with its progress told, and its dates read."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class _Digest(Protocol):
 
 
 class Source(io.RawIOBase):
-    """A binary file read once: counts its bytes, tells ``progress`` of each chunk, and
+    """A binary file read once: tells ``progress`` how many bytes each chunk had, and
     feeds ``digest`` (a hashlib object) when given one."""
 
     def __init__(
@@ -77,7 +77,6 @@ class Source(io.RawIOBase):
         self.source = source
         self.progress = progress
         self.digest = digest
-        self.bytes_read = 0
 
     def readable(self) -> bool:
         return True
@@ -88,7 +87,6 @@ class Source(io.RawIOBase):
         buffer[:n] = chunk
         if self.digest is not None:
             self.digest.update(chunk)
-        self.bytes_read += n
         if self.progress is not None:
             self.progress(n)
         return n
