@@ -27,6 +27,7 @@ from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
 from api.ws_sessions import SocketSessions
+from infra import tasks
 from infra.clock import Clock, SystemClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis, connect
@@ -104,10 +105,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # Every job has ended (its transaction rolled back, its connection returned)
+            # before the engine is disposed of.
+            await tasks.stop(background)
             await key_usage.flush()  # the uses noted since the last flush
             await active_users.flush()
             await services.hub.drain()  # table-change notices of the last commits

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, event, inspect
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.types import TypeDecorator
@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.cache import TableEpochs
+from infra.tasks import to_completion
 
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -98,6 +99,19 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(WRITE_INTENT, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    # A statement cancelled while aiosqlite's thread runs it (a task cancelled mid-query:
+    # a clock job as its app stops) is no lost connection: the thread finishes the
+    # statement, and what is queued after it (the rollback) runs next. SQLAlchemy treats
+    # the cancellation as a disconnect, though, and closes the connection without a
+    # rollback; Python's sqlite3 then leaves it open as a "zombie" (sqlite3_close_v2) while
+    # the cancelled query's cursor lives (its traceback keeps it), holding the write lock:
+    # every other writer then fails with "database is locked". So it stays connected and
+    # the transaction's rollback releases the lock.
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _cancelled_is_no_disconnect(context: ExceptionContext) -> None:
+        if isinstance(context.original_exception, asyncio.CancelledError):
+            context.is_disconnect = False
 
 
 WRITE_INTENT = "channelboard_write_intent"
@@ -273,14 +287,17 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A writer's session (see ``begin_write``) that commits when the block ends
-        normally and rolls back otherwise."""
-        async with self._sessions() as session:
+        normally and rolls back otherwise. The commit or the rollback, and returning the
+        connection, run to their end even when the task is cancelled meanwhile (the
+        cancellation is raised after them): a transaction is never left half-ended, holding
+        its locks, on a connection nobody will return."""
+        async with self._sessions() as session:  # closes to completion (SQLAlchemy)
             try:
                 await begin_write(session)
                 yield session
-                await session.commit()
+                await to_completion(session.commit())
             except BaseException:
-                await session.rollback()
+                await to_completion(session.rollback())
                 raise
 
     async def dispose(self) -> None:

@@ -15,14 +15,13 @@ contact columns give the partner's one contact (empty: no contacts). Tier is not
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import imports
 from infra.clock import Clock
 from infra.errors import DomainError
 from partners.admin import (
@@ -53,60 +52,13 @@ OPTIONAL_COLUMNS = (
     "contact_phone",
 )
 CONTACT_COLUMNS = ("contact_name", "contact_email", "contact_phone")
-MAX_REPORTED_ERRORS = 1000
 
 
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    code: PartnerErrorCode
-    message: str
+class ImportReport(imports.ImportReport[PartnerErrorCode]):
+    """What a partner import did (or, refused, found)."""
 
 
-@dataclass
-class ImportReport:
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    applied: bool = False
-
-    def add_error(self, line: int, code: PartnerErrorCode, message: str) -> None:
-        self.rejected += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(RowError(line, code, message))
-
-
-class ImportRejected(DomainError):
-    """Some rows were bad and the caller wanted all or nothing: nothing was written."""
-
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__(
-            PartnerErrorCode.ROWS_REJECTED,
-            f"{report.rejected} of {report.rows} rows are invalid; nothing was imported. "
-            "Fix them, or import the good rows only.",
-            "file",
-        )
-        self.report = report
-
-
-class _Counting(io.RawIOBase):
-    def __init__(self, source: IO[bytes], progress: Callable[[int], None] | None) -> None:
-        self.source = source
-        self.progress = progress
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.source.read(len(buffer))
-        n = len(chunk)
-        buffer[:n] = chunk
-        if self.progress is not None:
-            self.progress(n)
-        return n
+ImportRejected = imports.ImportRejected
 
 
 def _columns(header: list[str]) -> dict[str, int]:
@@ -165,9 +117,7 @@ async def import_partners(
     existing = list(await session.exec(select(Partner).where(Partner.vendor_id == vendor_id)))
     by_ref = {p.external_ref: p for p in existing if p.external_ref}
     by_name = {p.name.lower(): p for p in existing}
-    text = io.TextIOWrapper(
-        io.BufferedReader(_Counting(source, progress)), encoding="utf-8-sig", newline=""
-    )
+    text = imports.Source(source, progress).text()
     rows = csv.reader(text, strict=True)
     report = ImportReport()
     planned: list[tuple[Partner | None, dict[str, Any]]] = []
@@ -252,7 +202,7 @@ async def import_partners(
         raise DomainError(PartnerErrorCode.EMPTY_FILE, "The file has no rows.", "file")
     report.errors.sort(key=lambda e: e.line)
     if report.rejected and not good_rows_only:
-        raise ImportRejected(report)
+        raise ImportRejected(PartnerErrorCode.ROWS_REJECTED, report)
     reason = f"import {filename}".strip()
     regroup: list[Partner] = []  # created, or changed in a field group rules read
     for target, values in planned:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import base64
 import csv
 import gc
-import io
 import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import Column, Integer, MetaData, Table, Uuid, any_, bindparam, insert, text
@@ -37,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import imports
 from infra.clock import Clock
 from infra.db import UTCDateTime, begin_write, wrote
 from infra.errors import DomainError
@@ -59,7 +59,6 @@ REQUIRED_COLUMNS = ("external_id", "subscription", "kind", "effective_at")
 KINDS = {k.value: k for k in (ChangeKind.RENEWED, ChangeKind.EXPANDED, ChangeKind.CONTRACTED,
                               ChangeKind.CANCELLED)}  # fmt: skip
 _EVENT_TYPES = {kind: "Subscription" + kind.value.capitalize() for kind in KINDS.values()}
-MAX_REPORTED_ERRORS = 1000
 BATCH_SIZE = 50_000
 
 _CHANGE_COLUMNS = [
@@ -89,43 +88,12 @@ STAGE = Table(
 _STAGE_COLUMNS = [c.name for c in STAGE.columns]
 
 
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    code: SubscriptionImportErrorCode
-    message: str
-
-
-@dataclass
-class ImportReport:
+class ImportReport(imports.ImportReport[SubscriptionImportErrorCode]):
     """``inserted``: changes applied; ``updated``: subscriptions they changed;
     ``unchanged``: rows whose billing id was applied before."""
 
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    applied: bool = False
 
-    def add_error(self, line: int, code: SubscriptionImportErrorCode, message: str) -> None:
-        self.rejected += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(RowError(line, code, message))
-
-
-class ImportRejected(DomainError):
-    """Some rows were bad and the caller wanted all or nothing: nothing was written."""
-
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__(
-            SubscriptionImportErrorCode.ROWS_REJECTED,
-            f"{report.rejected} of {report.rows} rows are invalid; nothing was imported. "
-            "Fix them, or import the good rows only.",
-            "file",
-        )
-        self.report = report
+ImportRejected = imports.ImportRejected
 
 
 class _Sub:
@@ -157,25 +125,6 @@ class _Row:
     term_months: int | None
 
 
-class _Instants:
-    def __init__(self) -> None:
-        self.cache: dict[str, datetime | None] = {}
-
-    def parse(self, raw: str) -> datetime | None:
-        found = self.cache.get(raw, False)
-        if found is not False:
-            return found  # type: ignore[return-value]
-        try:
-            value: datetime | None = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            value = None
-        if value is not None:
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if len(self.cache) < 100_000:
-            self.cache[raw] = value
-        return value
-
-
 _IDS: dict[str, uuid.UUID | None] = {}
 
 
@@ -204,22 +153,6 @@ def _parse_subscription_id(raw: str) -> uuid.UUID | None:
         return None
 
 
-class _Progress(io.RawIOBase):
-    def __init__(self, source: IO[bytes], progress: Callable[[int], None] | None) -> None:
-        self.source, self.progress = source, progress
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.source.read(len(buffer))
-        n = len(chunk)
-        buffer[:n] = chunk
-        if self.progress is not None:
-            self.progress(n)
-        return n
-
-
 async def import_changes(
     session: AsyncSession,
     principal: Principal,
@@ -239,10 +172,7 @@ async def import_changes(
     await begin_write(session)
     now = clock.now()
     vendor_id = principal.vendor_id
-    text_stream = io.TextIOWrapper(
-        io.BufferedReader(_Progress(source, progress), buffer_size=1 << 20),
-        encoding="utf-8-sig", newline="",
-    )  # fmt: skip
+    text_stream = imports.Source(source, progress).text(buffer_size=1 << 20)
     rows = csv.reader(text_stream)
     report = ImportReport()
     connection = await session.connection()
@@ -258,7 +188,7 @@ async def import_changes(
         if header is None:
             raise DomainError(SubscriptionImportErrorCode.EMPTY_FILE, "The file is empty.", "file")
         columns = _columns(header)
-        instants = _Instants()
+        instants = imports.Instants()
         batch: list[_Row] = []
         for line, raw in _lines(rows):
             report.rows += 1
@@ -287,7 +217,7 @@ async def import_changes(
         raise DomainError(SubscriptionImportErrorCode.EMPTY_FILE, "The file has no rows.", "file")
     report.errors.sort(key=lambda e: e.line)
     if report.rejected and not good_rows_only:
-        raise ImportRejected(report)
+        raise ImportRejected(SubscriptionImportErrorCode.ROWS_REJECTED, report)
     applied_at = time.perf_counter()
     report.updated = await importer.merge()
     for table in (Subscription.__tablename__, SubscriptionChange.__tablename__):
@@ -334,7 +264,7 @@ def _check_row(
     raw: list[str],
     line: int,
     columns: dict[str, int],
-    instants: _Instants,
+    instants: imports.Instants,
     report: ImportReport,
 ) -> _Row | None:
     code = SubscriptionImportErrorCode

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,14 +20,16 @@ import jwt
 import uvicorn
 import websockets
 from redis.asyncio import RedisCluster
-from sqlalchemy import func
+from sqlalchemy import event, func
+from sqlalchemy.engine import AdaptedConnection, Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from starlette.applications import Starlette
 
 from api.auth import issue_token
 from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
-from infra.db import Database
+from infra.db import WRITE_INTENT, Database
 from partners.models import User
 from schema.context import Services
 
@@ -313,3 +317,43 @@ async def refused_inserts(
             ))  # fmt: skip
             if connection.dialect.name == "postgresql":
                 await connection.exec_driver_sql(f"DROP FUNCTION {name}()")
+
+
+class HeldStatement:
+    """Holds a SQLite statement mid-execution: from now on, the first whose SQL matches
+    ``pattern``, run in a transaction of ``engine`` (a writer's only, with
+    ``writers_only``), stops inside its first step on aiosqlite's thread until
+    ``release()``. The task awaiting it can then be cancelled mid-statement
+    deterministically (no timing)."""
+
+    def __init__(self, engine: AsyncEngine, pattern: str, *, writers_only: bool = False) -> None:
+        self.engine = engine
+        self.pattern = re.compile(pattern)
+        self.writers_only = writers_only
+        self._entered = threading.Event()
+        self._released = threading.Event()
+        self._fired = False
+        event.listen(engine.sync_engine, "begin", self._on_begin)
+
+    def _on_begin(self, connection: Connection) -> None:  # a transaction starts
+        writer = connection.get_execution_options().get(WRITE_INTENT, False)
+        trace = self._trace if writer or not self.writers_only else None
+        adapted = connection.connection.dbapi_connection
+        assert isinstance(adapted, AdaptedConnection)
+        adapted.run_async(lambda driver: driver.set_trace_callback(trace))
+
+    def _trace(self, sql: str) -> None:  # on the connection's thread
+        if not self._fired and self.pattern.search(sql):
+            self._fired = True
+            self._entered.set()
+            self._released.wait(timeout=120)
+
+    async def entered(self) -> None:
+        """Return once the statement is held (failing after a minute)."""
+        assert await asyncio.to_thread(self._entered.wait, 60), "no statement was held"
+
+    def release(self) -> None:
+        """Let the held statement go on; hold no other."""
+        self._released.set()
+        if event.contains(self.engine.sync_engine, "begin", self._on_begin):
+            event.remove(self.engine.sync_engine, "begin", self._on_begin)

@@ -20,6 +20,7 @@ from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.composition import clock_jobs
 from api.settings import Settings
+from infra.tasks import stop
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -46,10 +47,8 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         loop.add_signal_handler(signal.SIGTERM, running.cancel)
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        for job in jobs:
-            job.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+        # Every job has ended (its transaction rolled back) before the engine is disposed of.
+        await stop(jobs)
     console.print("dispatcher stopped")
     return 0
 

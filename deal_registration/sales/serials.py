@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, bindparam, insert, text
@@ -36,6 +35,7 @@ from deal_registration.sales.errors import SerialImportErrorCode
 from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import Serial, SerialImport, SerialStatus
 from deal_registration.sales.policy import SALES, SalesOp
+from infra import imports
 from infra.clock import Clock
 from infra.db import UTCDateTime, wrote
 from infra.errors import DomainError
@@ -50,7 +50,6 @@ SERIAL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9._/]{2,63}$")
 _SERIAL_NOISE = re.compile(r"[\s\-]+")
 REQUIRED_COLUMNS = ("serial", "sku", "shipped_to", "region", "shipped_at")
 OPTIONAL_COLUMNS = ("status",)
-MAX_REPORTED_ERRORS = 1000
 BATCH_SIZE = 20_000
 
 
@@ -63,41 +62,12 @@ def is_well_formed(serial: str) -> bool:
     return bool(SERIAL_PATTERN.match(serial))
 
 
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    code: SerialImportErrorCode
-    message: str
-
-
 @dataclass
-class ImportReport:
-    rows: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    errors: list[RowError] = field(default_factory=list)
-    applied: bool = False
+class ImportReport(imports.ImportReport[SerialImportErrorCode]):
     import_id: uuid.UUID | None = None
 
-    def add_error(self, line: int, code: SerialImportErrorCode, message: str) -> None:
-        self.rejected += 1
-        if len(self.errors) < MAX_REPORTED_ERRORS:
-            self.errors.append(RowError(line, code, message))
 
-
-class ImportRejected(DomainError):
-    """Some rows were bad and the caller wanted all or nothing: nothing was written."""
-
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__(
-            SerialImportErrorCode.ROWS_REJECTED,
-            f"{report.rejected} of {report.rows} rows are invalid; nothing was imported. "
-            "Fix them, or import the good rows only.",
-            "file",
-        )
-        self.report = report
+ImportRejected = imports.ImportRejected
 
 
 _stage_metadata = MetaData()
@@ -118,29 +88,6 @@ STAGE = Table(
 _STAGE_COLUMNS = ["line", "id", "serial", "sku", "partner_id", "region", "shipped_at", "status"]
 
 
-class _Reader(io.RawIOBase):
-    """A binary source that hashes what passes through and reports progress."""
-
-    def __init__(self, source: IO[bytes], progress: Callable[[int], None] | None) -> None:
-        self.source = source
-        self.digest = hashlib.sha256()
-        self.bytes_read = 0
-        self.progress = progress
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.source.read(len(buffer))
-        n = len(chunk)
-        buffer[:n] = chunk
-        self.digest.update(chunk)
-        self.bytes_read += n
-        if self.progress is not None:
-            self.progress(n)
-        return n
-
-
 class _IdBlock:
     """Ids for the rows of one import: one fresh UUIDv7 plus the line number in its random
     bits. Unique (one base per import, distinct lines), time-ordered, and in file order, so
@@ -154,29 +101,6 @@ class _IdBlock:
 
     def id_for(self, line: int) -> uuid.UUID:
         return uuid.UUID(int=self.high | (self.offset + line))
-
-
-class _Instants:
-    """ISO 8601 dates or instants to UTC datetimes (naive means UTC), memoised: shipment
-    files repeat the same few dates."""
-
-    def __init__(self) -> None:
-        self.cache: dict[str, datetime | None] = {}
-
-    def parse(self, raw: str) -> datetime | None:
-        found = self.cache.get(raw, False)
-        if found is not False:
-            return found  # type: ignore[return-value]
-        value: datetime | None
-        try:
-            value = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            value = None
-        if value is not None:
-            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if len(self.cache) < 100_000:
-            self.cache[raw] = value
-        return value
 
 
 async def import_serials(
@@ -205,10 +129,8 @@ async def import_serials(
         partners[partner.name.strip().lower()] = partner.id
         partners[str(partner.id)] = partner.id
 
-    reader_source = _Reader(source, progress)
-    text_stream = io.TextIOWrapper(
-        io.BufferedReader(reader_source, buffer_size=1 << 20), encoding="utf-8-sig", newline=""
-    )
+    digest = hashlib.sha256()
+    text_stream = imports.Source(source, progress, digest).text(buffer_size=1 << 20)
     rows = csv.reader(text_stream)
     report = ImportReport()
     ids = _IdBlock()
@@ -251,7 +173,7 @@ async def import_serials(
         await _reject_duplicates(connection, report)
         report.errors.sort(key=lambda e: e.line)
         if report.rejected and not good_rows_only:
-            raise ImportRejected(report)
+            raise ImportRejected(SerialImportErrorCode.ROWS_REJECTED, report)
         checked_at = time.perf_counter()
         if postgres:
             await _merge_postgres(connection, report, vendor_id, now)
@@ -271,7 +193,7 @@ async def import_serials(
     record = SerialImport(
         vendor_id=vendor_id,
         filename=filename[:255],
-        sha256=reader_source.digest.hexdigest(),
+        sha256=digest.hexdigest(),
         rows=report.rows,
         inserted=report.inserted,
         updated=report.updated,
@@ -397,7 +319,7 @@ def _check_row(
     return (line, ids.id_for(line), serial, sku, partner_id, region, shipped_at, status)
 
 
-_INSTANTS = _Instants()
+_INSTANTS = imports.Instants()
 
 
 async def _stage(connection: AsyncConnection, batch: list[tuple[Any, ...]], postgres: bool) -> None:

@@ -381,10 +381,9 @@ async def test_two_concurrent_accepts_of_one_invitation_make_one_user(
 
 @asynccontextmanager
 async def app_with(settings: Settings, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
-    # A second app on the test database, for its sign-in settings only: it leaves the outbox
-    # and the clock-driven jobs to the session's app ("external"), so that none of its jobs
-    # is cut off mid-transaction when it stops (SQLite: a write lock left behind).
-    app = create_app(settings.with_overrides(dispatch="external"), clock=clock)
+    # A second app on the test database, for its sign-in settings (its clock jobs, cut off
+    # when it stops, leave nothing behind: tests/api/test_app_stop.py).
+    app = create_app(settings, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://idp") as client:

@@ -1,0 +1,58 @@
+"""Ending asyncio work cleanly: a cleanup that a cancellation must not cut off (a
+transaction's commit or rollback), and the stop of a process's background tasks (the outbox
+dispatcher, the clock jobs) before what they use (the engine) is disposed of."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+
+async def to_completion(cleanup: Coroutine[Any, Any, T]) -> T:
+    """Await ``cleanup`` in a task of its own, to its end even when the calling task is
+    cancelled meanwhile (once or repeatedly); a cancellation received while waiting is
+    raised after it. A plain ``await`` would be cut off mid-statement, and
+    ``asyncio.shield`` alone would return at once and leave the cleanup running in the
+    background, past the engine's disposal."""
+    task = asyncio.ensure_future(cleanup)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if not task.done():
+                cancelled = err
+                continue
+            if not task.cancelled():
+                task.exception()  # retrieved: the cancellation is what the caller gets
+            raise
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+    return result
+
+
+async def stop(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until every one of them has ended (they stop side by
+    side), even when the caller is cancelled meanwhile: a job's transaction has then rolled
+    back and returned its connection, so disposing of the engine next leaves no transaction
+    (on SQLite: no write lock) behind. A task that ends with an error rather than its
+    cancellation is logged, and the others are still awaited."""
+    for task in tasks:
+        task.cancel()
+    await to_completion(_ended(tasks))
+
+
+async def _ended(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("%s failed as it stopped", task.get_name(), exc_info=error)

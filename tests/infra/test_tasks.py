@@ -1,0 +1,66 @@
+"""Cleanups that a cancellation does not cut off, and stopping background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from infra.tasks import stop, to_completion
+
+
+async def test_a_cleanup_runs_to_its_end_and_then_the_cancellation_is_raised() -> None:
+    started, finish = asyncio.Event(), asyncio.Event()
+    ended: list[str] = []
+
+    async def cleanup() -> int:
+        started.set()
+        await finish.wait()
+        ended.append("cleanup")
+        return 1
+
+    caller = asyncio.create_task(to_completion(cleanup()))
+    await started.wait()
+    for _ in range(2):  # cancelled, and cancelled again
+        caller.cancel()
+        await asyncio.sleep(0)
+    assert not caller.done()
+    finish.set()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert ended == ["cleanup"]
+
+
+async def test_a_cleanup_uncancelled_returns_its_result() -> None:
+    async def cleanup() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    assert await to_completion(cleanup()) == 7
+
+
+async def test_stop_waits_for_every_task_and_logs_one_that_fails_as_it_stops(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = [asyncio.Event() for _ in range(3)]
+    ended: list[str] = []
+
+    async def job(i: int) -> None:
+        running[i].set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0)  # a cleanup that awaits (a rollback)
+            ended.append(f"job-{i}")
+            if i == 0:
+                raise ValueError("failed while stopping")
+
+    tasks = [asyncio.create_task(job(i), name=f"job-{i}") for i in range(3)]
+    for event in running:
+        await event.wait()
+    with caplog.at_level(logging.ERROR, logger="infra.tasks"):
+        await stop(tasks)
+    assert sorted(ended) == ["job-0", "job-1", "job-2"]
+    assert all(task.done() for task in tasks)
+    assert [r.getMessage() for r in caplog.records] == ["job-0 failed as it stopped"]
