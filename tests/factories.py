@@ -267,6 +267,9 @@ async def blocked_on_a_lock(session: AsyncSession, task: asyncio.Task[Any]) -> N
         return
 
     async def blocked() -> bool:
+        # The server's activity view is a snapshot per transaction: drop it, or a poll
+        # that came before the wait would hide the wait from every later poll.
+        await session.execute(text("SELECT pg_stat_clear_snapshot()"))
         waiting = await session.scalar(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
