@@ -116,6 +116,33 @@ class FastFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
             parent_type, source, field_details_list, path, position_context
         )
 
+    def complete_value(
+        self,
+        return_type: Any,
+        field_details_list: Any,
+        info: Any,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """graphql-core's, going straight to the sub-selection for a value of an object type
+        without ``is_type_of`` (possibly non-null): what its non-null, null, list, leaf and
+        abstract checks come to for such a value (a list item, a resolver's object)."""
+        object_type = return_type.of_type if type(return_type) is GraphQLNonNull else return_type
+        if (
+            type(object_type) is GraphQLObjectType
+            and object_type.is_type_of is None
+            and result is not None
+            and result is not Undefined
+            and not isinstance(result, Exception)
+        ):
+            return self.collect_and_execute_subfields(
+                object_type, field_details_list, path, result, position_context
+            )
+        return super().complete_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
     def _complete_object(
         self,
         field_def: GraphQLField,
