@@ -61,10 +61,9 @@ def _plan(schema: Any, type_name: str, field_name: str, field_def: GraphQLField)
         or field.default_resolver is not getattr
     ):
         return None
-    of_type = field_def.type
-    non_null = isinstance(of_type, GraphQLNonNull)
-    if non_null:
-        of_type = of_type.of_type
+    declared = field_def.type
+    non_null = isinstance(declared, GraphQLNonNull)
+    of_type = declared.of_type if isinstance(declared, GraphQLNonNull) else declared
     if isinstance(of_type, GraphQLScalarType | GraphQLEnumType):
         return (field.python_name, of_type, None, non_null)
     if isinstance(of_type, GraphQLObjectType) and of_type.is_type_of is None:
@@ -108,7 +107,7 @@ class FastFieldsExecutor(StrawberryGraphQLCoreExecutionContext):
                 coerced = None
             if coerced is not None and coerced is not Undefined:
                 return coerced
-        elif object_type is not None and not self.is_awaitable(result):
+        elif object_type is not None and field_def is not None and not self.is_awaitable(result):
             return self._complete_object(
                 field_def, object_type, field_details_list, path, result, position_context
             )

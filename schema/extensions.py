@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from graphql import GraphQLError
 from strawberry.extensions import DisableIntrospection, MaskErrors, SchemaExtension
@@ -121,7 +121,7 @@ class OperationHooks(MaskUnexpectedErrors):
 
     async def on_operation(self) -> AsyncIterator[None]:  # type: ignore[override]
         scope = open_operation_scope()
-        masking = MaskUnexpectedErrors.on_operation(self)
+        masking = cast(Generator[None, None, None], MaskUnexpectedErrors.on_operation(self))
         next(masking)
         try:
             yield
