@@ -9,6 +9,7 @@ import json
 import logging
 from typing import Any, cast
 
+import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -327,6 +328,37 @@ class GraphQLView(GraphQL[Context, None]):
             request.state.root_fields = len(response.get("data") or {})
         return response
 
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """strawberry's, with a short way for the common request: a POST of plain
+        `application/json` asking for no streamed transport (strawberry parses every
+        Content-Type with the email package, ~10 us). Anything else goes strawberry's way."""
+        content_type = request.content_type
+        if (
+            request.method != "POST"
+            or content_type is None
+            or content_type.partition(";")[0].strip() != JSON  # (strawberry: case-sensitive)
+            or self._get_stream_transport_from_headers(request.headers) is not None
+        ):
+            return await super().parse_http_body(request)
+        data = self.parse_json(await request.get_body())
+        if not isinstance(data, dict):
+            return await super().parse_http_body(request)  # batches: strawberry refuses them
+        query, variables, extensions = (data.get(k) for k in ("query", "variables", "extensions"))
+        for value, what, kinds in (
+            (query, "`query` must be a string", str),
+            (variables, "`variables` must be an object", dict),
+            (extensions, "`extensions` must be an object", dict),
+        ):
+            if value is not None and not isinstance(value, kinds):
+                raise HTTPException(400, f"The GraphQL operation's {what} or null, if provided.")
+        return GraphQLRequestData(
+            query=query,
+            variables=variables,
+            operation_name=data.get("operationName"),
+            extensions=extensions,
+            protocol="http",
+        )
+
     async def parse_multipart(self, request: Any) -> dict[str, Any]:
         return await parse_multipart(self, request)
 
@@ -340,7 +372,12 @@ class GraphQLView(GraphQL[Context, None]):
             raise json.JSONDecodeError("nested too deeply", "", 0) from None
 
     def encode_json(self, data: object) -> str:
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        """Compact UTF-8 JSON (orjson: a tenth of the json module's time for a page of a
+        leaderboard). What orjson refuses (an integer beyond 64 bits) goes to json."""
+        try:
+            return orjson.dumps(data).decode()
+        except TypeError:  # orjson.JSONEncodeError is a TypeError
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def _finish_http_response(request: Request, response: Response) -> None:

@@ -1,5 +1,5 @@
 import { auditServer } from 'graphql-http';
-const results = await auditServer({ url: 'process.env.CHANNELBOARD_URL ?? 'http://127.0.0.1:8000/graphql'' });
+const results = await auditServer({ url: process.env.CHANNELBOARD_URL ?? 'http://127.0.0.1:8000/graphql' });
 for (const r of results) {
   if (r.status !== 'ok') console.log(r.status, r.id, r.name, '::', r.reason);
 }

@@ -145,6 +145,24 @@ class ReadCache(Generic[K, V]):
         self._entries.move_to_end(key)
         return value
 
+    def get_many(self, keys: Iterable[K]) -> list[V | None]:
+        """``get`` of each key (one liveness, stamp and clock reading for all of them)."""
+        if not self.epochs.live:
+            return [None for _ in keys]
+        current, now, entries = self.stamp(), time.monotonic(), self._entries
+        out: list[V | None] = []
+        for key in keys:
+            entry = entries.get(key)
+            if entry is None:
+                out.append(None)
+            elif entry[0] != current or now - entry[1] > self.ttl:
+                del entries[key]
+                out.append(None)
+            else:
+                entries.move_to_end(key)
+                out.append(entry[2])
+        return out
+
     def put(self, key: K, value: V, stamp: Stamp) -> None:
         if stamp != self.stamp() or not self.epochs.live:
             return  # the tables changed while the value was read

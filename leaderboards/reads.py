@@ -184,8 +184,9 @@ class Reader:
         cache = self.rt.names
         out: dict[uuid.UUID, str] = {}
         missing = []
-        for participant in ids:
-            name = cache.get((vendor_id, participant))
+        for participant, name in zip(
+            ids, cache.get_many([(vendor_id, p) for p in ids]), strict=True
+        ):
             if name is None:
                 missing.append(participant)
             elif name:  # "" remembers that there is none

@@ -25,6 +25,7 @@ from schema.earnings.mutations import EarningsMutation
 from schema.earnings.queries import EarningsQuery
 from schema.earnings.subscriptions import EarningsSubscription
 from schema.earnings.types import EarningEntryType, PayoutStatementType, ProgramType
+from schema.execution import executor_for
 from schema.extensions import build_extensions
 from schema.forecasts.mutations import ForecastsMutation
 from schema.forecasts.queries import ForecastsQuery
@@ -189,4 +190,7 @@ def build_schema(
         ),
     )
     schema.document_gate = gate
+    # Plain attribute fields completed without graphql-core's per-field resolve info
+    # (schema/execution.py): read by strawberry at every execute and subscribe.
+    schema.execution_context_class = executor_for(schema)
     return schema

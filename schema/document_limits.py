@@ -400,9 +400,41 @@ def _stand_in(operation_type: OperationType, name: str | None) -> DocumentNode:
     return DocumentNode(definitions=(operation,))
 
 
+def gate_parse(gate: DocumentGate, context: Any) -> GraphQLError | None:
+    """Strawberry's parse step through the gate, for a strawberry ExecutionContext: its
+    document, or a stand-in and the refusal (the first limit or parse error) to answer."""
+    anonymous = getattr(context.context, "principal", None) is None
+    limits = gate.anonymous_limits if anonymous else gate.limits
+    context.parse_options["max_tokens"] = limits.max_tokens
+    if context.graphql_document is None and context.query:
+        checked = gate.check(context.query, context.operation_name, anonymous=anonymous)
+        if isinstance(checked, DocumentNode):
+            context.graphql_document = checked
+        else:
+            # A stand-in document, so that strawberry neither parses the text again nor
+            # picks "the first" operation; the validation step answers with the refusal.
+            allowed = {op.value for op in context.allowed_operations}
+            kind = OperationType("query" if "query" in allowed else min(allowed))
+            context.graphql_document = _stand_in(kind, context.operation_name)
+            return checked
+    return None
+
+
+def gate_validate(gate: DocumentGate, context: Any, refused: GraphQLError | None) -> None:
+    """Strawberry's validation step through the gate's cache (``refused``: what
+    ``gate_parse`` refused): sets the context's pre-execution errors."""
+    if refused is not None:
+        context.pre_execution_errors = [refused]
+    elif context.graphql_document is not None and context.pre_execution_errors is None:
+        context.pre_execution_errors = gate.validate(
+            context.schema._schema, context.graphql_document, context.validation_rules
+        )
+
+
 class DocumentChecks(SchemaExtension):
     """Strawberry's parse and validate steps through the gate: a document that breaks a limit
-    never reaches validation. (Replaces MaxTokensLimiter, ParserCache and ValidationCache.)"""
+    never reaches validation. (Replaces MaxTokensLimiter, ParserCache and ValidationCache.)
+    The schema uses the same steps in ``schema.extensions.OperationHooks``."""
 
     def __init__(self, gate: DocumentGate) -> None:
         super().__init__()
@@ -410,29 +442,9 @@ class DocumentChecks(SchemaExtension):
         self.refused: GraphQLError | None = None
 
     def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        anonymous = getattr(context.context, "principal", None) is None
-        limits = self.gate.anonymous_limits if anonymous else self.gate.limits
-        context.parse_options["max_tokens"] = limits.max_tokens
-        if context.graphql_document is None and context.query:
-            checked = self.gate.check(context.query, context.operation_name, anonymous=anonymous)
-            if isinstance(checked, DocumentNode):
-                context.graphql_document = checked
-            else:
-                # A stand-in document, so that strawberry neither parses the text again nor
-                # picks "the first" operation; on_validate answers with the refusal.
-                allowed = {op.value for op in context.allowed_operations}
-                kind = OperationType("query" if "query" in allowed else min(allowed))
-                context.graphql_document = _stand_in(kind, context.operation_name)
-                self.refused = checked
+        self.refused = gate_parse(self.gate, self.execution_context)
         yield
 
     def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if self.refused is not None:
-            context.pre_execution_errors = [self.refused]
-        elif context.graphql_document is not None and context.pre_execution_errors is None:
-            context.pre_execution_errors = self.gate.validate(
-                context.schema._schema, context.graphql_document, context.validation_rules
-            )
+        gate_validate(self.gate, self.execution_context, self.refused)
         yield

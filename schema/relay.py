@@ -98,8 +98,23 @@ def parse_global_id(
 ) -> uuid.UUID | None:
     """The row id inside a global id, or None when it is malformed or of another type.
     Callers answer None exactly like "not found", so a bad id reveals nothing."""
+    if isinstance(value, str):
+        return _parse_text(value, expected_type)
     try:
         gid = value if isinstance(value, relay.GlobalID) else relay.GlobalID.from_id(value)
+        if expected_type is not None and gid.type_name != expected_type:
+            return None
+        return uuid.UUID(gid.node_id)
+    except (ValueError, TypeError, binascii.Error, GraphQLError):
+        return None
+
+
+@functools.lru_cache(maxsize=10_000)
+def _parse_text(value: str, expected_type: str | None) -> uuid.UUID | None:
+    """parse_global_id of a string: a pure function, remembered (clients send the same
+    few ids again and again; UUIDs are immutable)."""
+    try:
+        gid = relay.GlobalID.from_id(value)
         if expected_type is not None and gid.type_name != expected_type:
             return None
         return uuid.UUID(gid.node_id)

@@ -129,6 +129,41 @@ async def test_variables_must_be_an_object(client: httpx.AsyncClient) -> None:
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+@pytest.mark.parametrize(
+    ("body", "what"),
+    [
+        ({"query": 1}, "`query` must be a string"),
+        ({"query": "{ __typename }", "variables": "x"}, "`variables` must be an object"),
+        ({"query": "{ __typename }", "extensions": [1]}, "`extensions` must be an object"),
+        ([{"query": "{ __typename }"}], "Batching is not enabled"),
+    ],
+)
+async def test_request_fields_of_the_wrong_kind_are_400(
+    client: httpx.AsyncClient, content_type: str, body: object, what: str
+) -> None:
+    response = await client.post(
+        "/graphql", content=json.dumps(body), headers={"content-type": content_type}
+    )
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert what in error["message"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_responses_are_compact_utf8_json(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/graphql",
+        json={"query": "{ __typename s: __typename }"},
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert response.status_code == 200
+    assert response.content == b'{"data":{"__typename":"Query","s":"Query"}}'
+    unknown = await client.post("/graphql", json={"query": '{ __typename @skip(if: "café") }'})
+    assert r"caf\u00e9" not in unknown.text  # not escaped: UTF-8
+    assert "café" in unknown.json()["errors"][0]["message"]
+
+
 async def test_body_size_limit(client: httpx.AsyncClient) -> None:
     padding = "#" + "x" * (1 << 20) + "\n"
     response = await client.post("/graphql", json={"query": padding + "{ __typename }"})

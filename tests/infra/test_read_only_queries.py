@@ -3,7 +3,9 @@ INSERT/UPDATE/DELETE, to begin a write and to commit; a mutation's session write
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 import strawberry
@@ -12,8 +14,12 @@ from strawberry import Info
 
 from infra.db import Database, ReadOnlySessionError, begin_write, read_only
 from partners.models import Vendor
+from partners.roles import Principal, Role
 from schema.context import Context, Services
-from schema.extensions import SessionScope
+from schema.document_limits import DocumentGate, DocumentLimits
+from schema.extensions import OperationHooks, SessionScope
+
+PRINCIPAL = Principal(vendor_id=uuid.uuid4(), role=Role.VENDOR_ADMIN)
 
 
 def _vendor(slug: str) -> Vendor:
@@ -42,7 +48,15 @@ class Mutation:
         return await _write(info, slug)
 
 
-SCHEMA = strawberry.Schema(query=Query, mutation=Mutation, extensions=[SessionScope])
+# SessionScope alone, and as the API's schema has it (with the document checks and masking).
+SCHEMAS = {
+    "SessionScope": strawberry.Schema(query=Query, mutation=Mutation, extensions=[SessionScope]),
+    "OperationHooks": strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=[partial(OperationHooks, DocumentGate(DocumentLimits()))],
+    ),
+}
 
 
 async def _vendors(db: Database, slug: str) -> int:
@@ -50,18 +64,27 @@ async def _vendors(db: Database, slug: str) -> int:
         return len((await session.exec(select(Vendor).where(Vendor.slug == slug))).all())
 
 
-async def test_a_query_cannot_write_and_a_mutation_can(services: Services, db: Database) -> None:
-    context = Context(services=services)
-    query = await SCHEMA.execute('{ sneakyWrite(slug: "ro-query") }', context_value=context)
+@pytest.mark.parametrize("extension", SCHEMAS)
+async def test_a_query_cannot_write_and_a_mutation_can(
+    services: Services, db: Database, extension: str
+) -> None:
+    schema = SCHEMAS[extension]
+    context = Context(services=services, principal=PRINCIPAL)
+    query = await schema.execute(
+        f'{{ sneakyWrite(slug: "ro-query-{extension}") }}', context_value=context
+    )
     assert query.errors is not None
-    assert isinstance(query.errors[0].original_error, ReadOnlySessionError)
-    assert await _vendors(db, "ro-query") == 0
+    if extension == "SessionScope":
+        assert isinstance(query.errors[0].original_error, ReadOnlySessionError)
+    else:  # masked as the API masks it: a bug, not the caller's error
+        assert query.errors[0].extensions == {"code": "INTERNAL_SERVER_ERROR"}
+    assert await _vendors(db, f"ro-query-{extension}") == 0
 
-    mutation = await SCHEMA.execute(
-        'mutation { honestWrite(slug: "ro-mutation") }', context_value=context
+    mutation = await schema.execute(
+        f'mutation {{ honestWrite(slug: "ro-mutation-{extension}") }}', context_value=context
     )
     assert mutation.errors is None
-    assert await _vendors(db, "ro-mutation") == 1
+    assert await _vendors(db, f"ro-mutation-{extension}") == 1
 
 
 async def test_a_read_only_session_refuses_every_kind_of_write(db: Database) -> None:
