@@ -339,7 +339,7 @@ class GraphQLView(GraphQL[Context, None]):
             or content_type.partition(";")[0].strip() != JSON  # (strawberry: case-sensitive)
             or self._get_stream_transport_from_headers(request.headers) is not None
         ):
-            return await super().parse_http_body(request)
+            return _named(await super().parse_http_body(request))
         data = self.parse_json(await request.get_body())
         if not isinstance(data, dict):
             return await super().parse_http_body(request)  # batches: strawberry refuses them
@@ -351,12 +351,14 @@ class GraphQLView(GraphQL[Context, None]):
         ):
             if value is not None and not isinstance(value, kinds):
                 raise HTTPException(400, f"The GraphQL operation's {what} or null, if provided.")
-        return GraphQLRequestData(
-            query=query,
-            variables=variables,
-            operation_name=data.get("operationName"),
-            extensions=extensions,
-            protocol="http",
+        return _named(
+            GraphQLRequestData(
+                query=query,
+                variables=variables,
+                operation_name=data.get("operationName"),
+                extensions=extensions,
+                protocol="http",
+            )
         )
 
     async def parse_multipart(self, request: Any) -> dict[str, Any]:
@@ -403,3 +405,17 @@ async def _fail_operation(operation: Operation[Context, None], exc: Exception) -
         error = GraphQLError("Internal error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
     with contextlib.suppress(Exception):  # the client may be gone already
         await operation.send_initial_errors([error])
+
+
+def _named(
+    data: GraphQLRequestData | list[GraphQLRequestData],
+) -> GraphQLRequestData | list[GraphQLRequestData]:
+    """A request whose `operationName` is not a string (or null) is malformed, whichever
+    way its body came (JSON, multipart): a 400, before anything keys a cache on it."""
+    for one in data if isinstance(data, list) else [data]:
+        if one.operation_name is not None and not isinstance(one.operation_name, str):
+            raise HTTPException(
+                400,
+                "The GraphQL operation's `operationName` must be a string or null, if provided.",
+            )
+    return data

@@ -137,6 +137,8 @@ async def test_variables_must_be_an_object(client: httpx.AsyncClient) -> None:
         ({"query": "{ __typename }", "variables": "x"}, "`variables` must be an object"),
         ({"query": "{ __typename }", "extensions": [1]}, "`extensions` must be an object"),
         ([{"query": "{ __typename }"}], "Batching is not enabled"),
+        ({"query": "{ __typename }", "operationName": {"a": 1}}, "`operationName` must be a"),
+        ({"query": "{ __typename }", "operationName": 7}, "`operationName` must be a"),
     ],
 )
 async def test_request_fields_of_the_wrong_kind_are_400(
@@ -148,6 +150,22 @@ async def test_request_fields_of_the_wrong_kind_are_400(
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert what in error["message"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_an_operation_name_that_is_not_a_string_is_400_in_a_multipart_request(
+    client: httpx.AsyncClient,
+) -> None:
+    operations = {"query": "{ __typename }", "variables": {}, "operationName": ["x"]}
+    response = await client.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": "{}"},
+        files={"unused": ("a.txt", b"x", "text/plain")},
+        headers={"apollo-require-preflight": "1"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert "`operationName` must be a" in error["message"]
     assert error["extensions"]["code"] == "BAD_REQUEST"
 
 
