@@ -88,8 +88,10 @@ class OutboxEvent(SQLModel, table=True):
     type: str = Field(max_length=64, index=True)
     aggregate_id: uuid.UUID
     # ``slot_of`` the event's ordering key: its partition when several dispatchers share
-    # the outbox (``infra.outbox_partitions``).
-    partition_slot: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    # the outbox (``infra.outbox_partitions``). No default: build events with ``new_event``
+    # (or ``record_event(s)``), which derive it; a slot left out would put a partner's
+    # events in partition 0, out of order with the rest of its events.
+    partition_slot: int = Field(sa_column_kwargs={"server_default": "0"})
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -168,19 +170,37 @@ async def record_event(
     (default: the payload's ``partner_id``, else the aggregate; see
     ``infra.outbox_partitions.ordering_key``)."""
     now = clock.now()
+    event = new_event(
+        vendor_id=vendor_id, type=type, aggregate_id=aggregate_id, payload=payload,
+        occurred_at=occurred_at or now, recorded_at=now, order_key=order_key,
+    )  # fmt: skip
+    session.add(event)
+    await session.flush()
+    return event
+
+
+def new_event(
+    *,
+    vendor_id: uuid.UUID,
+    type: str,
+    aggregate_id: uuid.UUID,
+    payload: dict[str, Any],
+    occurred_at: datetime,
+    recorded_at: datetime,
+    order_key: uuid.UUID | None = None,
+) -> OutboxEvent:
+    """An event row, its slot derived from its ordering key (``record_event``), for code
+    that adds many to a session at once."""
     key = order_key if order_key is not None else ordering_key(aggregate_id, payload)
-    event = OutboxEvent(
+    return OutboxEvent(
         vendor_id=vendor_id,
         type=type,
         aggregate_id=aggregate_id,
         partition_slot=slot_of(key),
         payload=payload,
-        occurred_at=occurred_at or now,
-        recorded_at=now,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
     )
-    session.add(event)
-    await session.flush()
-    return event
 
 
 async def record_events(
@@ -198,7 +218,8 @@ async def record_events(
         insert(OutboxEvent),
         [
             {"id": new_id(), "vendor_id": vendor_id, "type": type_, "aggregate_id": aggregate,
-             "payload": payload, "occurred_at": now, "recorded_at": now, "attempts": 0}
+             "partition_slot": slot_of(ordering_key(aggregate, payload)), "payload": payload,
+             "occurred_at": now, "recorded_at": now, "attempts": 0}
             for vendor_id, type_, aggregate, payload in events
         ],
     )  # fmt: skip
