@@ -1,6 +1,8 @@
-"""Approvals per second through every handler (live notices, contest scoring, earnings
-crediting with a tiered program, its notices) with 1, 2, … `channelboard dispatch`
-processes sharing the outbox (CHANNELBOARD_OUTBOX_PARTITIONS, PostgreSQL only).
+"""Approvals per second through every handler the app registers (live notices, contest
+scoring, earnings crediting with a tiered program and its notices, concentration
+guardrails, signal facts and snapshots, the incentive rules they trigger, notifications,
+webhook deliveries) with 1, 2, … `channelboard dispatch` processes sharing the outbox
+(CHANNELBOARD_OUTBOX_PARTITIONS, PostgreSQL only).
 
     .venv/bin/python -m benchmarks.dispatch_scaling --database-url postgresql+asyncpg://…/EMPTY_DB
         [--approvals 2000] [--dispatchers 1,2] [--partitions 16] [--partners 200]
@@ -8,7 +10,10 @@ processes sharing the outbox (CHANNELBOARD_OUTBOX_PARTITIONS, PostgreSQL only).
 For each dispatcher count: commit a backlog of approvals (the fan-out tenant with an earnings
 program, ``--partners`` partners, one live contest) while every partition is held by the
 benchmark, start the dispatchers, release the partitions once all of them are registered,
-and time until the outbox is empty (the EarningsChanged events crediting records included).
+and time until the outbox is empty (the events the handlers record in turn included:
+EarningsChanged, SignalsChanged, ...). The dispatchers' daily signal snapshot job is off
+(CHANNELBOARD_SIGNALS_DAILY_INTERVAL_SECONDS=0): its first pass would snapshot every
+partner at start-up and add that to the first drain.
 A drain measures the most the dispatchers can do, not a latency. Prints approvals/s and
 each dispatcher's CPU; not part of the test run.
 """
@@ -107,6 +112,7 @@ async def drain(env: dict[str, str], dispatchers: int, approvals: int) -> tuple[
             env=env,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # (Ctrl-C reaches them through the finally below)
         )  # fmt: skip
         for _ in range(dispatchers)
     ]
@@ -140,7 +146,11 @@ async def drain(env: dict[str, str], dispatchers: int, approvals: int) -> tuple[
         for p in procs:
             p.terminate()
         for p in procs:
-            await p.wait()
+            try:
+                await asyncio.wait_for(p.wait(), 30)
+            except TimeoutError:
+                p.kill()
+                await p.wait()
         await db.dispose()
 
 
@@ -159,6 +169,7 @@ def main() -> None:
             "CHANNELBOARD_REDIS_NAMESPACE": f"scale-{uuid.uuid4().hex[:6]}",
             "CHANNELBOARD_DISPATCH": "external", "CHANNELBOARD_LOG_LEVEL": "warning",
             "CHANNELBOARD_OUTBOX_PARTITIONS": str(args.partitions),
+            "CHANNELBOARD_SIGNALS_DAILY_INTERVAL_SECONDS": "0",
         }  # fmt: skip
         asyncio.run(seed(args.database_url, 10, args.partners))
         asyncio.run(add_program(env))
