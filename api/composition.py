@@ -63,6 +63,7 @@ def build_services(settings: Settings, *, db: Database, redis: AnyRedis, clock: 
         clock,
         max_attempts=settings.outbox_max_attempts,
         backoff_cap=timedelta(seconds=settings.outbox_backoff_cap_seconds),
+        partitions=settings.outbox_partitions,
     )
     leaderboards = Leaderboards(db, Boards(redis, keys), clock, hub, dispatcher=outbox)
     claim_signals = build_claim_signals()

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # waiting 1 s, 2 s, 4 s, ... (at most outbox_backoff_cap_seconds) between them.
     outbox_max_attempts: int = Field(10, ge=1)
     outbox_backoff_cap_seconds: int = Field(300, ge=1)
+    # Above 1 (PostgreSQL only): dispatchers share the outbox in this many partitions, each
+    # leasing its share (infra/outbox_partitions.py); 1: one dispatcher at a time.
+    outbox_partitions: int = Field(1, ge=1, le=1024)
     # Unauthenticated partner applications (partnerApply) per hour, per client address and
     # per contact e-mail (partners/applications.py).
     apply_limit_per_address: int = Field(5, ge=1)
@@ -238,6 +241,11 @@ class Settings(BaseSettings):
             )
         if "{" in self.redis_namespace or "}" in self.redis_namespace:
             raise SettingsError("CHANNELBOARD_REDIS_NAMESPACE may not contain { or }")
+        if self.outbox_partitions > 1 and self.database_url.startswith("sqlite"):
+            raise SettingsError(
+                "CHANNELBOARD_OUTBOX_PARTITIONS above 1 needs PostgreSQL (SQLite has one "
+                "writer: one dispatcher at a time)"
+            )
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise SettingsError("CHANNELBOARD_STORAGE=s3 needs CHANNELBOARD_S3_BUCKET")
         if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_file):

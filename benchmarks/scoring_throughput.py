@@ -27,8 +27,7 @@ from benchmarks.common import bench_redis
 from deal_registration.events import Line, SaleApproved
 from infra.clock import SystemClock
 from infra.db import Database
-from infra.ids import new_id
-from infra.outbox import Dispatcher, OutboxEvent
+from infra.outbox import Dispatcher, new_event
 from infra.pubsub import Hub
 from infra.redis import Keys, connect
 from leaderboards import crediting
@@ -209,8 +208,7 @@ async def end_to_end(redis_url: str, events: int, dispatch_batch: int) -> float:
                     sold_at=now, approved_at=now,
                 )  # fmt: skip
                 session.add(
-                    OutboxEvent(
-                        id=new_id(),
+                    new_event(
                         vendor_id=tenant.vendor.id,
                         type=SaleApproved.type,
                         aggregate_id=sale.claim_id,

@@ -35,6 +35,12 @@ and ``listen``). Either way a poll catches events whose wake-up was lost. Howeve
 dispatchers run, one at a time dispatches: a pass holds a lease row (``outbox_lease``),
 so no two dispatch the same event and commit order holds; a dispatcher that dies
 mid-pass loses the lease after ``LEASE`` and the others take over.
+
+Several dispatchers at once (PostgreSQL, ``CHANNELBOARD_OUTBOX_PARTITIONS`` above 1): the
+events are split into partitions by their ordering key (the partner, else the aggregate;
+``infra.outbox_partitions``), each dispatcher leases its share of the partitions, and a
+pass dispatches only the events of the partitions it holds. Per aggregate, everything
+above holds within a partition (an aggregate's events share its ordering key).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from infra import audit
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
 from infra.ids import new_id
+from infra.outbox_partitions import HEARTBEAT, PartitionLeases, ordering_key, slot_of
 from infra.pubsub import Hub
 
 log = logging.getLogger(__name__)
@@ -80,6 +87,11 @@ class OutboxEvent(SQLModel, table=True):
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
     type: str = Field(max_length=64, index=True)
     aggregate_id: uuid.UUID
+    # ``slot_of`` the event's ordering key: its partition when several dispatchers share
+    # the outbox (``infra.outbox_partitions``). No default: build events with ``new_event``
+    # (or ``record_event(s)``), which derive it; a slot left out would put a partner's
+    # events in partition 0, out of order with the rest of its events.
+    partition_slot: int = Field(sa_column_kwargs={"server_default": "0"})
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -152,19 +164,43 @@ async def record_event(
     aggregate_id: uuid.UUID,
     payload: dict[str, Any],
     occurred_at: datetime | None = None,
+    order_key: uuid.UUID | None = None,
 ) -> OutboxEvent:
+    """Record an event. ``order_key``: the events whose relative order handlers rely on
+    (default: the payload's ``partner_id``, else the aggregate; see
+    ``infra.outbox_partitions.ordering_key``)."""
     now = clock.now()
-    event = OutboxEvent(
-        vendor_id=vendor_id,
-        type=type,
-        aggregate_id=aggregate_id,
-        payload=payload,
-        occurred_at=occurred_at or now,
-        recorded_at=now,
-    )
+    event = new_event(
+        vendor_id=vendor_id, type=type, aggregate_id=aggregate_id, payload=payload,
+        occurred_at=occurred_at or now, recorded_at=now, order_key=order_key,
+    )  # fmt: skip
     session.add(event)
     await session.flush()
     return event
+
+
+def new_event(
+    *,
+    vendor_id: uuid.UUID,
+    type: str,
+    aggregate_id: uuid.UUID,
+    payload: dict[str, Any],
+    occurred_at: datetime,
+    recorded_at: datetime,
+    order_key: uuid.UUID | None = None,
+) -> OutboxEvent:
+    """An event row, its slot derived from its ordering key (``record_event``), for code
+    that adds many to a session at once."""
+    key = order_key if order_key is not None else ordering_key(aggregate_id, payload)
+    return OutboxEvent(
+        vendor_id=vendor_id,
+        type=type,
+        aggregate_id=aggregate_id,
+        partition_slot=slot_of(key),
+        payload=payload,
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+    )
 
 
 async def record_events(
@@ -182,7 +218,8 @@ async def record_events(
         insert(OutboxEvent),
         [
             {"id": new_id(), "vendor_id": vendor_id, "type": type_, "aggregate_id": aggregate,
-             "payload": payload, "occurred_at": now, "recorded_at": now, "attempts": 0}
+             "partition_slot": slot_of(ordering_key(aggregate, payload)), "payload": payload,
+             "occurred_at": now, "recorded_at": now, "attempts": 0}
             for vendor_id, type_, aggregate, payload in events
         ],
     )  # fmt: skip
@@ -341,6 +378,7 @@ class Dispatcher:
         batch_size: int = 500,
         max_attempts: int = 10,
         backoff_cap: timedelta = timedelta(minutes=5),
+        partitions: int = 1,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -355,6 +393,10 @@ class Dispatcher:
         self._lease_busy = False
         self._next_retry: datetime | None = None
         self._dispatched_by: Hub | None = None
+        # Partition mode (PostgreSQL): this dispatcher's share of the outbox.
+        self.partitions = partitions
+        self._partitions = PartitionLeases(db, partitions) if partitions > 1 else None
+        self._partitions_lost = False
 
     def register(self, event_type: str, handler: Handler) -> None:
         self._handlers[event_type].append(handler)
@@ -403,10 +445,14 @@ class Dispatcher:
 
     def _select_page(self, after: uuid.UUID | None) -> Any:
         """Undispatched events after ``after`` in commit order, dead and waiting ones
-        included (they hold back later events of their aggregate)."""
+        included (they hold back later events of their aggregate); in partition mode, of
+        the partitions this dispatcher holds."""
         stmt = select(OutboxEvent).where(
             col(OutboxEvent.dispatched_at).is_(None), col(OutboxEvent.discarded_at).is_(None)
         )
+        if self._partitions is not None:
+            slot = col(OutboxEvent.partition_slot)
+            stmt = stmt.where((slot % self.partitions).in_(self._partitions.held))
         if after is not None:
             stmt = stmt.where(col(OutboxEvent.id) > after)
         return stmt.order_by(col(OutboxEvent.id)).limit(self.batch_size)
@@ -416,7 +462,7 @@ class Dispatcher:
     # and SQLite refuses a write from a stale snapshot ("database is locked") however long
     # it waits.
 
-    async def _page(self, after: uuid.UUID) -> list[OutboxEvent]:
+    async def _page(self, after: uuid.UUID | None) -> list[OutboxEvent]:
         async with self.db.session() as session:
             return list(await session.exec(self._select_page(after)))
 
@@ -457,6 +503,8 @@ class Dispatcher:
         async with self._lock:
             self._lease_busy = False
             self._next_retry = None
+            if self._partitions is not None:
+                return await self._dispatch_partitions(self._partitions)
             while True:
                 seen, first = await self._first_page()
                 if not first:
@@ -475,21 +523,52 @@ class Dispatcher:
                 with contextlib.suppress(Exception):  # it expires anyway
                     await self._lease.release()
 
+    async def _dispatch_partitions(self, leases: PartitionLeases) -> int:
+        """A pass over the partitions this dispatcher holds (taken, or rebalanced, first:
+        the events are read after the leases, so never from a page another holder has since
+        dispatched)."""
+        if not await leases.claim():
+            return 0
+        self._partitions_lost = False
+        return await self._dispatch_all(await self._page(None))
+
+    async def heartbeat(self) -> None:
+        """Partition mode: extend this dispatcher's leases every ``HEARTBEAT`` while it runs
+        (however long a pass takes), so only a dead or frozen dispatcher loses them."""
+        assert self._partitions is not None
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                if not await self._partitions.renew():
+                    log.warning("outbox partition lease lost (expired); the pass ends")
+                    self._partitions_lost = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox partition heartbeat failed; retrying")
+
     async def _dispatch_all(self, events: list[OutboxEvent]) -> int:
         done = 0
         # Aggregates whose earlier event waits, is dead, or failed in this pass.
         held: set[uuid.UUID] = set()
         while events:
             for segment in self._segments(self._due(events, held, self.clock.now())):
+                if self._partitions_lost:  # another dispatcher holds one of them now
+                    return done
                 ready = [e for e in segment if e.aggregate_id not in held]
                 if ready:
                     done += await self._dispatch_segment(ready, held)
-            if len(events) == self.batch_size and not await self._lease.renew():
+            if len(events) == self.batch_size and not await self._renew():
                 log.warning("outbox dispatch lease lost mid-pass (overran it); pass ends")
                 return done
             # The next page: further events, or those handlers recorded meanwhile.
             events = await self._page(events[-1].id)
         return done
+
+    async def _renew(self) -> bool:
+        if self._partitions is not None:
+            return await self._partitions.renew()
+        return await self._lease.renew()
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
         """Split at every event without a batch handler, and at every event that failed
@@ -589,6 +668,19 @@ class Dispatcher:
     async def run(self, poll_interval: float = 1.0) -> None:
         """Dispatch forever: right after a local commit, and on a poll for other processes'
         events, for retries that fall due, and for anything a crash left behind."""
+        if self._partitions is None:
+            return await self._run(poll_interval)
+        heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        try:
+            await self._run(poll_interval)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(Exception):  # they expire anyway
+                await self._partitions.release()
+
+    async def _run(self, poll_interval: float) -> None:
         while True:
             try:
                 await self.dispatch_pending(wait=False)
@@ -599,6 +691,8 @@ class Dispatcher:
             # Another dispatcher held the lease: it may have finished its pass just before
             # our events committed, so look again soon rather than a whole poll later.
             timeout = min(poll_interval, 0.2) if self._lease_busy else poll_interval
+            if self._partitions is not None:  # take over a dead one's partitions promptly
+                timeout = min(timeout, HEARTBEAT)
             if self._next_retry is not None:  # and wake for a retry that falls due sooner
                 until = (self._next_retry - self.clock.now()).total_seconds()
                 timeout = min(timeout, max(until, 0.05))

@@ -34,7 +34,7 @@ from forecasts.accuracy import accuracies_recorded
 from forecasts.guardrails import alerts_fired
 from forecasts.quarters import Quarter
 from infra.clock import Clock
-from infra.outbox import OutboxEvent
+from infra.outbox import new_event
 from partners.models import Partner
 from signals import compute, facts
 from signals.compute import LOOKBACK_DAYS, Fact, History
@@ -397,7 +397,7 @@ async def take(
         session, SignalSnapshot, ["partner_id", "day"], rows, ["currency", "values", "computed_at"]
     )
     session.add_all(
-        OutboxEvent(
+        new_event(
             vendor_id=vendor_id,
             type=change.type,
             aggregate_id=change.partner_id,

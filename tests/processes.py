@@ -1,10 +1,19 @@
 """Real channelboard processes for tests: uvicorn serving the app, and CLI commands, on the
-test run's database, Redis and key namespace."""
+test run's database, Redis and key namespace.
+
+None outlives its test: each runs in a process group of its own, is killed by its PID (the
+group's id) when its block ends, and is reaped with a timeout, so a failing test cannot
+leave one running (holding outbox leases, SQL locks or a port) nor hang its teardown on
+it; on Linux each also dies with the test process (if pytest itself is killed)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +23,42 @@ import httpx
 
 from api.settings import Settings
 from tests.support import eventually
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait for a killed process to be reaped before giving up on it (loudly).
+REAP_WITHIN = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the test process dies (Linux)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def _spawn(*args: str, **kwargs: object) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *args,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def stop(process: asyncio.subprocess.Process, *, grace: float = 0.0) -> None:
+    """Stop ``process`` and its process group (by its PID) unless it has exited: SIGTERM
+    and up to ``grace`` seconds to leave, then SIGKILL; reaped within ``REAP_WITHIN``
+    seconds more. Never hangs."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, REAP_WITHIN)):
+        if process.returncode is None and wait:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, sig)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), wait)
+    if process.returncode is None:
+        log.error("process %d still running %.0f s after SIGKILL", process.pid, REAP_WITHIN)
 
 
 def free_port() -> int:
@@ -46,7 +91,7 @@ async def api_process(
     """A uvicorn process serving the app (on ``port``, else a free one); yields its
     host:port once it answers."""
     port = port or free_port()
-    process = await asyncio.create_subprocess_exec(
+    process = await _spawn(
         sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
         "--log-level", "warning", env=process_env(settings, **extra),
@@ -61,26 +106,24 @@ async def api_process(
                 except httpx.TransportError:
                     return False
 
-            await eventually(answers, within=30)
+            # Seconds when idle; on two cores shared by many test runs, tens of seconds.
+            await eventually(answers, within=90)
         yield address
     finally:
-        process.terminate()
-        await process.wait()
+        await stop(process, grace=REAP_WITHIN)
 
 
 @asynccontextmanager
 async def cli_process(
     settings: Settings, *args: str, **extra: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    """``channelboard ARGS`` running in the background (output piped); killed if the block
-    leaves it running."""
-    process = await asyncio.create_subprocess_exec(
+    """``channelboard ARGS`` running in the background (output piped); killed (by PID,
+    reaped with a timeout) if the block leaves it running."""
+    process = await _spawn(
         sys.executable, "-m", "api", *args, env=process_env(settings, **extra),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     try:
         yield process
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await stop(process)

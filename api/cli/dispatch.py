@@ -5,7 +5,9 @@ process over pub/sub); this process runs every handler the app registers: earnin
 crediting, contest scoring, live notices; and it sends the webhook deliveries. Crediting
 costs milliseconds per sale, which on an API process's event loop would delay every
 request and live push queued behind it. Stopping it loses nothing: events (and webhook
-deliveries) stay pending in SQL until a dispatcher runs again."""
+deliveries) stay pending in SQL until a dispatcher runs again. With
+CHANNELBOARD_OUTBOX_PARTITIONS above 1 (PostgreSQL) several of these processes share the
+events, each leasing its share of the partitions (docs/dispatchers.md)."""
 
 from __future__ import annotations
 
@@ -60,7 +62,8 @@ def dispatch(
     ),
 ) -> None:  # fmt: skip
     """Dispatch outbox events for API processes that run with CHANNELBOARD_DISPATCH=external
-    (a second one is a standby: one dispatcher at a time holds the outbox lease)."""
+    (a second one is a standby: one dispatcher at a time holds the outbox lease; with
+    CHANNELBOARD_OUTBOX_PARTITIONS above 1 on PostgreSQL, several share the events)."""
 
     code = 0
     with contextlib.suppress(KeyboardInterrupt):

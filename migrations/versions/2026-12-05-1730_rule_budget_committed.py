@@ -1,8 +1,8 @@
 """incentive rule budgets spent atomically: what a rule's rate actions have committed
 (their estimated costs), kept on the rule so concurrent and later runs count it
 
-Revision ID: 0024_rule_budget_committed
-Revises: 0023_pilots
+Revision ID: 0025_rule_budget_committed
+Revises: 0024_outbox_partitions
 Create Date: 2026-12-05 17:30:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_rule_budget_committed"
-down_revision: str | None = "0023_pilots"
+revision: str = "0025_rule_budget_committed"
+down_revision: str | None = "0024_outbox_partitions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -119,6 +119,13 @@ async def test_a_dispatcher_process_handles_what_api_processes_commit(
 
             # A 10-minute poll: only the pub/sub wake-up can explain a prompt dispatch below.
             async with cli_process(settings, "dispatch", "--poll-interval", "600") as worker:
+                # Its start-up (seconds, tens on a loaded machine) is not what is measured.
+                assert worker.stdout is not None
+                async with asyncio.timeout(120):
+                    while b"dispatching outbox events" not in (
+                        line := await worker.stdout.readline()
+                    ):
+                        assert line, "the dispatcher exited"
                 # What was pending when it started: credited, scored, pushed.
                 while True:
                     rows = (await live.data())["leaderboardChanged"]["rows"]
