@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -187,8 +188,12 @@ async def evaluate(
             currency=threshold.currency, top_partner_ids=[str(p) for p in share.top_partner_ids],
             fired_at=now,
         )  # fmt: skip
-        session.add(alert)
-        await session.flush()
+        try:
+            async with session.begin_nested():
+                session.add(alert)
+                await session.flush()
+        except IntegrityError:
+            continue  # raised meanwhile by another dispatcher (its event is recorded there)
         event = ConcentrationAlerted(
             alert_id=alert.id, threshold_id=threshold.id, quarter=q.key,
             metric=threshold.metric.value, top_n=threshold.top_n, basis=threshold.basis.value,

@@ -5,6 +5,7 @@ region and group; partner roles and other vendors are refused or see nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlmodel import select
 
 from deal_registration.events import Line
 from deal_registration.registrations.models import DealStatus
+from forecasts import guardrails
 from forecasts.events import CONCENTRATION_ALERTED
 from forecasts.models import ConcentrationAlert, ConcentrationThreshold
 from infra.audit import AuditEntry
@@ -22,7 +24,14 @@ from infra.outbox import OutboxEvent
 from partners.models import Partner
 from partners.roles import Role
 from schema.context import Services
-from tests.factories import Tenant, add_products, approve_sale, dispatch, gid
+from tests.factories import (
+    Tenant,
+    add_products,
+    approve_sale,
+    blocked_on_a_lock,
+    dispatch,
+    gid,
+)
 from tests.forecasts.scenarios import SUBMIT, add_deal, line, next_quarter
 from tests.subscriptions.scenarios import CLOUD
 from tests.support import GQL, error_codes
@@ -246,3 +255,33 @@ async def test_recurring_revenue_thresholds_read_live_subscriptions(
         8_000, {"amountMinor": 120_000}, {"amountMinor": 150_000},
     )  # fmt: skip
     assert alert["topPartnerIds"] == [gid(tenant.partners[0])]
+
+
+async def test_two_dispatchers_checking_one_threshold_at_once_raise_one_alert(
+    gql: GQL, tenant: Tenant, db: Database, services: Services
+) -> None:
+    """Two dispatchers (outbox partitions) may check one vendor's thresholds at once: the
+    second's insert waits for the first's and must then find the alert raised, not fail
+    its whole run on the unique (threshold, quarter) key and be retried."""
+    await approve_sale(db, services.clock, tenant, partner=0, amount=700_00)
+    await approve_sale(db, services.clock, tenant, partner=1, amount=300_00)
+    await settle(services)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    top = {"metric": "TOP_PARTNER_SHARE", "maxShareBp": 6_000, "reason": "board policy"}
+    async with services.outbox.paused():  # the two checks below are the only ones
+        assert (await gql.data(SET, {"input": top}, as_user=admin))[
+            "concentrationThresholdSet"]["userErrors"] == []  # fmt: skip
+        vendor = tenant.vendor.id
+        async with db.transaction() as first:
+            assert len(await guardrails.evaluate(first, services.clock, vendor)) == 1
+
+            async def second() -> int:
+                async with db.transaction() as session:
+                    return len(await guardrails.evaluate(session, services.clock, vendor))
+
+            racing = asyncio.create_task(second())
+            await blocked_on_a_lock(first, racing)  # (SQLite: the write lock orders them)
+        assert await racing == 0
+        assert await count(db, ConcentrationAlert) == 1
+        alerted = OutboxEvent.type == CONCENTRATION_ALERTED
+        assert await count(db, OutboxEvent, alerted) == 1
