@@ -16,7 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Exists, delete, func
@@ -37,7 +37,7 @@ from infra.clock import Clock
 from infra.outbox import OutboxEvent
 from partners.models import Partner
 from signals import compute, facts
-from signals.compute import LOOKBACK_DAYS, Fact, History
+from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
 from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
 from signals.snapshots import Values, complete
@@ -219,7 +219,7 @@ async def _first_source_day(session: AsyncSession, vendor_id: uuid.UUID) -> date
 class _Loaded:
     facts: dict[uuid.UUID, list[Fact]]
     pipeline_before: dict[uuid.UUID, int]
-    first_sale: dict[uuid.UUID, date]
+    first_sale_before: dict[uuid.UUID, date]
     last_sale_before: dict[uuid.UUID, date]
     active: dict[uuid.UUID, list[tuple[date, uuid.UUID]]]
     # (day recorded, accuracy) oldest first; (quarter, day raised) of alerts naming it.
@@ -250,15 +250,10 @@ async def _load(
             col(SignalFact.day) >= start, col(SignalFact.day) <= last,
         )
     )  # fmt: skip
-    first_sale: dict[uuid.UUID, date] = {}
     for partner_id, day, seconds, *counts in rows:
         day = facts.as_day(day)
         fact = Fact(day, dict(zip(facts.COUNTERS, counts, strict=True)), tuple(seconds or ()))
         by_partner[partner_id].append(fact)
-        if fact.counts["sales"] > 0 and (
-            partner_id not in first_sale or day < first_sale[partner_id]
-        ):
-            first_sale[partner_id] = day
     before = await session.execute(
         sa_select(
             col(SignalFact.partner_id), func.sum(col(SignalFact.pipeline_delta_minor)),
@@ -269,6 +264,7 @@ async def _load(
         .group_by(col(SignalFact.partner_id))
     )  # fmt: skip
     pipeline: dict[uuid.UUID, int] = {}
+    first_sale: dict[uuid.UUID, date] = {}
     last_before: dict[uuid.UUID, date] = {}
     for partner_id, total, first_sold, last_sold in before:
         pipeline[partner_id] = int(total or 0)
@@ -309,15 +305,24 @@ async def _load(
     return _Loaded(by_partner, pipeline, first_sale, last_before, active, accuracy, alerts)
 
 
-def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
-    """What the snapshot of ``day`` reads beyond its windows: the loaded facts start where
-    ``pipeline_before`` and ``last_sale_before`` end."""
-    upto = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
-    pipeline = loaded.pipeline_before.get(partner_id, 0) + sum(
-        f.counts["pipeline_delta_minor"] for f in upto
+def _basis(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> compute.Basis:
+    """What the snapshot of ``day`` reads from the days before it: the loaded facts start
+    where ``pipeline_before`` and the sales before end."""
+    return compute.basis(
+        day,
+        loaded.facts.get(partner_id, []),
+        facts.COUNTERS,
+        pipeline_before=loaded.pipeline_before.get(partner_id, 0),
+        first_sale_before=loaded.first_sale_before.get(partner_id),
+        last_sale_before=loaded.last_sale_before.get(partner_id),
     )
-    sale_days = [f.day for f in upto if f.counts["sales"] > 0]
-    last_sale = max(sale_days) if sale_days else loaded.last_sale_before.get(partner_id)
+
+
+def _today(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> Fact | None:
+    return next((f for f in loaded.facts.get(partner_id, []) if f.day == day), None)
+
+
+def _extras(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> Extras:
     active = loaded.active.get(partner_id, [])
 
     def users(days: int) -> int:
@@ -326,10 +331,7 @@ def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
 
     recorded = [value for on, value in loaded.accuracy.get(partner_id, []) if on <= day]
     quarter = Quarter.of(facts.start_of(day)).key
-    return History(
-        pipeline_minor=pipeline,
-        first_sale=loaded.first_sale.get(partner_id),
-        last_sale=last_sale,
+    return Extras(
         active_users_7d=users(7),
         active_users_30d=users(30),
         forecast_accuracy=recorded[-1] if recorded else None,
@@ -359,12 +361,13 @@ async def take(
             chunked += await take(session, clock, vendor_id, currency, ids[i : i + CHUNK], days)
         return chunked
     loaded = await _load(session, vendor_id, ids, days[0], days[-1])
-    existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any]]] = {
-        (partner_id, facts.as_day(day)): (currency_, values_)
-        for partner_id, day, currency_, values_ in await session.execute(
+    existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any], Any]] = {
+        (partner_id, facts.as_day(day)): (currency_, values_, basis_)
+        for partner_id, day, currency_, values_, basis_ in await session.execute(
             sa_select(
                 col(SignalSnapshot.partner_id), col(SignalSnapshot.day),
                 col(SignalSnapshot.currency), col(SignalSnapshot.values),
+                col(SignalSnapshot.basis),
             ).where(
                 col(SignalSnapshot.vendor_id) == vendor_id,
                 col(SignalSnapshot.partner_id).in_(ids),
@@ -377,25 +380,43 @@ async def take(
     rows = []
     for day in days:
         for partner_id in ids:
-            window = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
-            values = compute.values(day, window, _history(loaded, partner_id, day))
+            basis = _basis(loaded, partner_id, day)
+            today = _today(loaded, partner_id, day)
+            values = compute.values_of(day, basis, today, _extras(loaded, partner_id, day))
             old = existing.get((partner_id, day))
             before: Values = complete(old[1]) if old is not None else {}
-            if old is not None and before == values and old[0] == currency:
+            stored_basis = basis.to_json(today)
+            if (
+                old is not None and before == values and old[0] == currency
+                and old[2] == stored_basis
+            ):  # fmt: skip
                 continue
             names = [name for name, value in values.items() if before.get(name, ...) != value]
-            changes.append(SignalsChanged(vendor_id, partner_id, day, names))
+            if names or old is None or old[0] != currency:
+                changes.append(SignalsChanged(vendor_id, partner_id, day, names))
             rows.append(
                 {
                     "partner_id": partner_id, "day": day, "vendor_id": vendor_id,
-                    "currency": currency, "values": values, "computed_at": now,
+                    "currency": currency, "values": values, "basis": stored_basis,
+                    "computed_at": now,
                 }
             )  # fmt: skip
     if not rows:
         return changes
     await upsert(
-        session, SignalSnapshot, ["partner_id", "day"], rows, ["currency", "values", "computed_at"]
-    )
+        session, SignalSnapshot, ["partner_id", "day"], rows,
+        ["currency", "values", "basis", "computed_at"],
+    )  # fmt: skip
+    await _announce(session, vendor_id, now, changes)
+    return changes
+
+
+async def _announce(
+    session: AsyncSession, vendor_id: uuid.UUID, now: datetime, changes: list[SignalsChanged]
+) -> None:
+    """Record ``SignalsChanged`` for each change, in the snapshot's transaction."""
+    if not changes:
+        return
     session.add_all(
         OutboxEvent(
             vendor_id=vendor_id,
@@ -408,4 +429,3 @@ async def take(
         for change in changes
     )
     await session.flush()
-    return changes

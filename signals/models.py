@@ -62,6 +62,10 @@ class SignalSnapshot(SQLModel, table=True):
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
     currency: str = Field(max_length=3)
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What the values were computed from besides the day's own facts (``compute.Basis``), and
+    # those facts: an event of the day replaces the latter alone (``maintenance.advance``).
+    # None: taken before bases were kept; the next event re-takes it in full.
+    basis: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     computed_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
