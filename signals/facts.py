@@ -24,9 +24,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    delete,
+    func,
+    literal_column,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.models import DealRegistration, DealStatus, DealTransition
@@ -37,6 +46,8 @@ from signals.models import SignalFact
 OPEN_DEAL_STATUSES = frozenset({DealStatus.SUBMITTED, DealStatus.UNDER_REVIEW, DealStatus.APPROVED})
 _APPROVALS = (DecisionAction.APPROVED, DecisionAction.AUTO_APPROVED)
 _REJECTIONS = (DecisionAction.REJECTED, DecisionAction.AUTO_REJECTED)
+# The kinds of row a union reads besides decision actions and source types.
+_EARNINGS, _FLAG = "EARNINGS", "RISK_FLAG"
 
 # Every counter of a fact row (the columns ``recompute`` fills, besides the lists).
 COUNTERS = (
@@ -44,6 +55,19 @@ COUNTERS = (
     "claims_submitted", "claims_approved", "claims_rejected", "risk_flags",
     "deals_registered", "deals_won", "deals_lost", "pipeline_delta_minor",
 )  # fmt: skip
+
+
+# The counters each kind of source fills: what an event of that kind can change (the deals'
+# also fill ``response_seconds``).
+CREDITS, CLAIMS, DEALS = "credits", "claims", "deals"
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    CREDITS: (
+        "sales", "sales_minor", "reversals", "reversed_minor", "margin_minor", "earnings_minor",
+    ),
+    CLAIMS: ("claims_submitted", "claims_approved", "claims_rejected", "risk_flags"),
+    DEALS: ("deals_registered", "deals_won", "deals_lost", "pipeline_delta_minor"),
+}  # fmt: skip
+assert sorted(c for cs in CATEGORIES.values() for c in cs) == sorted(COUNTERS)
 
 
 @dataclass
@@ -92,17 +116,41 @@ async def compute(
     partner_ids: Collection[uuid.UUID] | None,
     first: date,
     last: date,
+    categories: Collection[str] = tuple(CATEGORIES),
 ) -> dict[Key, DayFacts]:
     """The facts of each partner-day in [first, last] that has any (money only in
-    ``currency``: the vendor's signal currency; other currencies are not converted)."""
+    ``currency``: the vendor's signal currency; other currencies are not converted). With
+    ``categories``, only those kinds of source are read (the other counters stay 0)."""
     since, until = start_of(first), start_of(last + timedelta(days=1))
     out: dict[Key, DayFacts] = defaultdict(DayFacts)
+    if CREDITS in categories:
+        await _credits(session, vendor_id, currency, partner_ids, since, until, out)
+    if CLAIMS in categories:
+        await _claims(session, vendor_id, partner_ids, since, until, out)
+    if DEALS in categories:
+        await _deals(session, vendor_id, currency, partner_ids, since, until, out)
+    return {key: facts for key, facts in out.items() if not facts.empty()}
 
+
+async def _credits(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID] | None,
+    since: datetime,
+    until: datetime,
+    out: dict[Key, DayFacts],
+) -> None:
+
+    # Sales and reversals by source, earnings by ledger entry: one statement (a handler run
+    # pays per statement), the kinds told apart by ``kind``.
     day = day_expression(session, CreditedSource.credited_at)
-    rows = await session.execute(
+    kind = type_coerce(col(CreditedSource.source_type), String)
+    sources = (
         sa_select(
-            col(CreditedSource.partner_id), day, col(CreditedSource.source_type), func.count(),
-            func.sum(col(CreditedSource.revenue_minor)), func.sum(col(CreditedSource.margin_minor)),
+            col(CreditedSource.partner_id), day.label("day"), kind.label("kind"),
+            func.count().label("n"), func.sum(col(CreditedSource.revenue_minor)).label("amount"),
+            func.sum(col(CreditedSource.margin_minor)).label("margin"),
         )
         .where(
             col(CreditedSource.vendor_id) == vendor_id, col(CreditedSource.currency) == currency,
@@ -114,57 +162,89 @@ async def compute(
         )
         .group_by(col(CreditedSource.partner_id), day, col(CreditedSource.source_type))
     )  # fmt: skip
-    for partner_id, d, kind, n, revenue, margin in rows:
-        counts = out[(partner_id, as_day(d))].counts
-        if kind == SourceType.SALE_APPROVED:
-            counts["sales"] += int(n)
-            counts["sales_minor"] += int(revenue or 0)
-        else:
-            counts["reversals"] += int(n)
-            counts["reversed_minor"] -= int(revenue or 0)
-        counts["margin_minor"] += int(margin or 0)
-
     day = day_expression(session, EarningEntry.booked_at)
-    rows2 = await session.exec(
-        select(EarningEntry.partner_id, day, func.sum(EarningEntry.amount_minor))
+    entries = (
+        sa_select(
+            col(EarningEntry.partner_id), day.label("day"),
+            literal_column(f"'{_EARNINGS}'", String).label("kind"), literal_column("0"),
+            func.sum(col(EarningEntry.amount_minor)), literal_column("0"),
+        )
         .where(
-            EarningEntry.vendor_id == vendor_id, EarningEntry.currency == currency,
+            col(EarningEntry.vendor_id) == vendor_id, col(EarningEntry.currency) == currency,
             _in(EarningEntry.partner_id, partner_ids),
             col(EarningEntry.booked_at) >= since, col(EarningEntry.booked_at) < until,
         )
         .group_by(col(EarningEntry.partner_id), day)
     )  # fmt: skip
-    for partner_id, d, amount in rows2:
-        out[(partner_id, as_day(d))].counts["earnings_minor"] += int(amount or 0)
+    for partner_id, d, kind_, n, amount, margin in await session.execute(
+        union_all(sources, entries)
+    ):
+        counts = out[(partner_id, as_day(d))].counts
+        if kind_ == _EARNINGS:
+            counts["earnings_minor"] += int(amount or 0)
+            continue
+        if kind_ == SourceType.SALE_APPROVED:
+            counts["sales"] += int(n)
+            counts["sales_minor"] += int(amount or 0)
+        else:
+            counts["reversals"] += int(n)
+            counts["reversed_minor"] -= int(amount or 0)
+        counts["margin_minor"] += int(margin or 0)
 
-    decisions = await session.exec(
-        select(SaleClaim.partner_id, SaleClaimDecision.action, SaleClaimDecision.decided_at)
+
+async def _claims(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_ids: Collection[uuid.UUID] | None,
+    since: datetime,
+    until: datetime,
+    out: dict[Key, DayFacts],
+) -> None:
+    # Decisions and risk flags: one statement, told apart by ``kind``.
+    decisions: Any = (
+        sa_select(
+            col(SaleClaim.partner_id),
+            type_coerce(col(SaleClaimDecision.action), String).label("kind"),
+            col(SaleClaimDecision.decided_at).label("at"),
+        )
         .join(SaleClaim, col(SaleClaim.id) == SaleClaimDecision.claim_id)
         .where(
-            SaleClaim.vendor_id == vendor_id, _in(SaleClaim.partner_id, partner_ids),
+            col(SaleClaim.vendor_id) == vendor_id, _in(SaleClaim.partner_id, partner_ids),
             col(SaleClaimDecision.decided_at) >= since, col(SaleClaimDecision.decided_at) < until,
         )
     )  # fmt: skip
-    for partner_id, action, at in decisions:
-        counts = out[(partner_id, as_day(at))].counts
-        if action is DecisionAction.SUBMITTED:
-            counts["claims_submitted"] += 1
-        elif action in _APPROVALS:
-            counts["claims_approved"] += 1
-        elif action in _REJECTIONS:
-            counts["claims_rejected"] += 1
-
-    flags = await session.exec(
-        select(SaleClaim.partner_id, RiskFlag.created_at)
+    flags = (
+        sa_select(
+            col(SaleClaim.partner_id), literal_column(f"'{_FLAG}'", String),
+            col(RiskFlag.created_at),
+        )
         .join(SaleClaim, col(SaleClaim.id) == RiskFlag.claim_id)
         .where(
-            RiskFlag.vendor_id == vendor_id, _in(SaleClaim.partner_id, partner_ids),
+            col(RiskFlag.vendor_id) == vendor_id, _in(SaleClaim.partner_id, partner_ids),
             col(RiskFlag.created_at) >= since, col(RiskFlag.created_at) < until,
         )
     )  # fmt: skip
-    for partner_id, at in flags:
-        out[(partner_id, as_day(at))].counts["risk_flags"] += 1
+    for partner_id, kind, at in await session.execute(union_all(decisions, flags)):
+        counts = out[(partner_id, as_day(at))].counts
+        if kind == _FLAG:
+            counts["risk_flags"] += 1
+        elif kind == DecisionAction.SUBMITTED:
+            counts["claims_submitted"] += 1
+        elif kind in _APPROVALS:
+            counts["claims_approved"] += 1
+        elif kind in _REJECTIONS:
+            counts["claims_rejected"] += 1
 
+
+async def _deals(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID] | None,
+    since: datetime,
+    until: datetime,
+    out: dict[Key, DayFacts],
+) -> None:
     transitions = await session.execute(
         sa_select(
             col(DealRegistration.partner_id), col(DealRegistration.currency),
@@ -202,7 +282,6 @@ async def compute(
             and submitted_at is not None
         ):
             facts.response_seconds.append(max(0, int((at - submitted_at).total_seconds())))
-    return {key: facts for key, facts in out.items() if not facts.empty()}
 
 
 async def replace(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Exists, delete, func
+from sqlalchemy import ColumnElement, Exists, String, case, delete, func, literal
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -47,24 +47,32 @@ DEFAULT_CURRENCY = "USD"
 CHUNK = 2_000
 
 
-async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
-    """The currency a vendor's money signals are in: that of its program (the oldest BASE
-    program, else the oldest program), else of its claim settings, else USD. Sales,
-    earnings and deals in other currencies are left out, never converted."""
-    programs = list(
-        await session.exec(
-            select(Program.currency, Program.kind)
-            .where(Program.vendor_id == vendor_id)
-            .order_by(col(Program.created_at), col(Program.id))
+def currency_expression(vendor_id: uuid.UUID) -> ColumnElement[str]:
+    """The currency a vendor's money signals are in, in SQL: that of its program (the
+    oldest BASE program, else the oldest program), else of its claim settings, else USD.
+    Sales, earnings and deals in other currencies are left out, never converted."""
+    program = (
+        sa_select(col(Program.currency))
+        .where(col(Program.vendor_id) == vendor_id)
+        .order_by(
+            case((col(Program.kind) == ProgramKind.BASE, 0), else_=1),
+            col(Program.created_at), col(Program.id),
         )
+        .limit(1)
+        .scalar_subquery()
+    )  # fmt: skip
+    settings = (
+        sa_select(col(SalesSettings.auto_approve_currency))
+        .where(col(SalesSettings.vendor_id) == vendor_id)
+        .scalar_subquery()
     )
-    for currency, kind in programs:
-        if kind is ProgramKind.BASE:
-            return currency
-    if programs:
-        return programs[0][0]
-    settings = await session.get(SalesSettings, vendor_id)
-    return settings.auto_approve_currency if settings is not None else DEFAULT_CURRENCY
+    return func.coalesce(program, settings, literal(DEFAULT_CURRENCY, String))
+
+
+async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
+    """The vendor's signal currency (``currency_expression``), in one query."""
+    currency: str = (await session.execute(sa_select(currency_expression(vendor_id)))).scalar_one()
+    return currency
 
 
 async def upsert(
@@ -429,3 +437,116 @@ async def _announce(
         for change in changes
     )
     await session.flush()
+
+
+async def advance(
+    session: AsyncSession,
+    clock: Clock,
+    vendor_id: uuid.UUID,
+    touched: dict[uuid.UUID, set[str]],
+) -> tuple[list[SignalsChanged], set[uuid.UUID]]:
+    """The handlers' way for events of today: recompute today's facts of the kinds of source
+    the events tell of (``facts.CATEGORIES``) for the partners they name, and move today's
+    snapshot by them alone: its basis (the days before today, closed) is kept, so no window
+    is read again. A recompute, not an increment: an event handled twice writes the same
+    row. Returns the changes and the partners it could not advance (no snapshot of today
+    with a basis in the signal currency): the caller refreshes those in full."""
+    today = clock.now().date()
+    ids = sorted(touched)
+    # The vendor's signal currency rides along with the snapshots (one query).
+    statement = sa_select(
+        col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
+        col(SignalSnapshot.values), col(SignalSnapshot.basis),
+        currency_expression(vendor_id).label("signal_currency"),
+    ).where(
+        col(SignalSnapshot.vendor_id) == vendor_id, col(SignalSnapshot.partner_id).in_(ids),
+        col(SignalSnapshot.day) == today,
+    )  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()  # another handler's advance waits for ours
+    found: dict[uuid.UUID, tuple[Values, compute.Basis, Fact]] = {}
+    currency = ""
+    for partner_id, currency_, values, stored, currency in await session.execute(statement):
+        if currency_ != currency or not stored:
+            continue
+        basis = compute.Basis.from_json(stored, facts.COUNTERS)
+        before = compute.stored_today(stored, today, facts.COUNTERS)
+        if basis is not None and before is not None:
+            found[partner_id] = (complete(values), basis, before)
+    rest = set(ids) - set(found)
+    if not found:
+        return [], rest
+    categories = set().union(*(touched[p] for p in found))
+    recomputed = await facts.compute(
+        session, vendor_id, currency, partner_ids=list(found), first=today, last=today,
+        categories=categories,
+    )  # fmt: skip
+    columns = [c for category in sorted(categories) for c in facts.CATEGORIES[category]]
+    if facts.DEALS in categories:
+        columns.append("response_seconds")
+    now = clock.now()
+    changes: list[SignalsChanged] = []
+    fact_rows: list[dict[str, Any]] = []
+    emptied: list[uuid.UUID] = []
+    snapshot_rows: list[dict[str, Any]] = []
+    for partner_id, (old_values, basis, before) in sorted(found.items()):
+        day_facts = recomputed.get((partner_id, today), facts.DayFacts())
+        counts = dict(before.counts)
+        for category in categories:
+            for name in facts.CATEGORIES[category]:
+                counts[name] = day_facts.counts[name]
+        seconds = (
+            tuple(sorted(day_facts.response_seconds))
+            if facts.DEALS in categories
+            else before.response_seconds
+        )
+        after = Fact(today, counts, seconds)
+        if after == before:
+            continue
+        if not seconds and not any(counts.values()):
+            emptied.append(partner_id)
+        else:
+            fact_rows.append(
+                {
+                    "partner_id": partner_id, "day": today, "vendor_id": vendor_id,
+                    "currency": currency, **counts, "response_seconds": list(seconds),
+                }
+            )  # fmt: skip
+        values = compute.values_of(today, basis, after, _extras_of(old_values))
+        names = [name for name, value in values.items() if old_values.get(name, ...) != value]
+        if names:
+            changes.append(SignalsChanged(vendor_id, partner_id, today, names))
+        snapshot_rows.append(
+            {
+                "partner_id": partner_id, "day": today, "vendor_id": vendor_id,
+                "currency": currency, "values": values, "basis": basis.to_json(after),
+                "computed_at": now,
+            }
+        )  # fmt: skip
+    # Only the recomputed columns of a fact row are set: the others keep what their own
+    # sources gave.
+    await upsert(session, SignalFact, ["partner_id", "day"], fact_rows, ["currency", *columns])
+    if emptied:
+        await session.execute(
+            delete(SignalFact).where(
+                col(SignalFact.partner_id).in_(emptied), col(SignalFact.day) == today
+            )
+        )
+    await upsert(
+        session, SignalSnapshot, ["partner_id", "day"], snapshot_rows,
+        ["currency", "values", "basis", "computed_at"],
+    )  # fmt: skip
+    await _announce(session, vendor_id, now, changes)
+    return changes, rest
+
+
+def _extras_of(values: Values) -> Extras:
+    """What a snapshot read from outside the facts, as it stored it (events of sales, claims
+    and deals do not move it; the activity flush and forecast events re-take in full)."""
+    accuracy = values.get("forecast_accuracy")
+    return Extras(
+        active_users_7d=int(values.get("active_users_7d") or 0),
+        active_users_30d=int(values.get("active_users_30d") or 0),
+        forecast_accuracy=float(accuracy) if accuracy is not None else None,
+        concentration_alert_open=bool(values.get("concentration_alert_open")),
+    )
