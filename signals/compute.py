@@ -221,3 +221,34 @@ def values_of(day: date, basis: Basis, today: Fact | None, extras: Extras) -> Va
         "forecast_accuracy": extras.forecast_accuracy,
         "concentration_alert_open": extras.concentration_alert_open,
     }
+
+
+def rep_values_of(day: date, basis: Basis, today: Fact | None) -> Values:
+    """A rep's values as of ``day`` (``definitions.REP_NAMES``): the partner's formulas over
+    the rep's facts (``facts.REP_COUNTERS``)."""
+    counts = today.counts if today is not None and today.day == day else {}
+
+    def s(days: int, name: str) -> int:
+        return basis.before[days][name] + counts.get(name, 0)
+
+    def revenue(days: int) -> int:
+        return s(days, "sales_minor") - s(days, "reversed_minor")
+
+    won, lost = s(90, "deals_won"), s(90, "deals_lost")
+    sold_today = counts.get("sales", 0) > 0
+    last_sale = day if sold_today else basis.last_sale_before
+    first_sale = basis.first_sale_before or (day if sold_today else None)
+    return {
+        "revenue_7d": revenue(7),
+        "revenue_30d": revenue(30),
+        "revenue_90d": revenue(90),
+        "claims_submitted_30d": s(30, "claims_submitted"),
+        "deals_registered_30d": s(30, "deals_registered"),
+        "deals_won_90d": won,
+        "deals_lost_90d": lost,
+        "win_rate": _ratio(won, won + lost),
+        "open_pipeline": basis.pipeline_before + counts.get("pipeline_delta_minor", 0),
+        "days_since_last_sale": (day - last_sale).days if last_sale else None,
+        "days_since_first_sale": (day - first_sale).days if first_sale else None,
+        "activated": first_sale is not None,
+    }

@@ -69,6 +69,12 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 assert sorted(c for cs in CATEGORIES.values() for c in cs) == sorted(COUNTERS)
 
+# The counters kept per rep (``signal_rep_fact``): what the rep signals read.
+REP_COUNTERS = (
+    "sales", "sales_minor", "reversals", "reversed_minor", "claims_submitted",
+    "deals_registered", "deals_won", "deals_lost", "pipeline_delta_minor",
+)  # fmt: skip
+
 
 @dataclass
 class DayFacts:
@@ -80,6 +86,8 @@ class DayFacts:
 
 
 Key = tuple[uuid.UUID, date]
+# A rep's day: (partner, rep user, day) — ``compute(..., reps=True)``.
+RepKey = tuple[uuid.UUID, uuid.UUID, date]
 
 
 def start_of(day: date) -> datetime:
@@ -121,15 +129,68 @@ async def compute(
     """The facts of each partner-day in [first, last] that has any (money only in
     ``currency``: the vendor's signal currency; other currencies are not converted). With
     ``categories``, only those kinds of source are read (the other counters stay 0)."""
+    return await _compute(
+        session, vendor_id, currency, partner_ids, first, last, categories, reps=False
+    )
+
+
+async def compute_reps(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    *,
+    partner_ids: Collection[uuid.UUID] | None,
+    first: date,
+    last: date,
+) -> dict[RepKey, DayFacts]:
+    """The same facts per rep: the same source rows grouped by the rep they name (a sale's
+    ``earning_source.rep_user_id``, a claim's ``sale_claim.rep_user_id``, a deal's
+    ``deal_registration.registered_by_id``); rows naming no rep are left out. Earnings,
+    margins, claim decisions and risk flags are not kept per rep (``REP_COUNTERS``)."""
+    return await _compute(
+        session, vendor_id, currency, partner_ids, first, last, tuple(CATEGORIES), reps=True
+    )
+
+
+async def _compute(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID] | None,
+    first: date,
+    last: date,
+    categories: Collection[str],
+    *,
+    reps: bool,
+) -> dict[Any, DayFacts]:
     since, until = start_of(first), start_of(last + timedelta(days=1))
-    out: dict[Key, DayFacts] = defaultdict(DayFacts)
+    out: dict[Any, DayFacts] = defaultdict(DayFacts)
     if CREDITS in categories:
-        await _credits(session, vendor_id, currency, partner_ids, since, until, out)
+        await _credits(session, vendor_id, currency, partner_ids, since, until, out, reps)
     if CLAIMS in categories:
-        await _claims(session, vendor_id, partner_ids, since, until, out)
+        await _claims(session, vendor_id, partner_ids, since, until, out, reps)
     if DEALS in categories:
-        await _deals(session, vendor_id, currency, partner_ids, since, until, out)
+        await _deals(session, vendor_id, currency, partner_ids, since, until, out, reps)
+    if reps:
+        return {
+            key: _only(facts, REP_COUNTERS)
+            for key, facts in out.items()
+            if key[1] is not None and not _only(facts, REP_COUNTERS).empty()
+        }
     return {key: facts for key, facts in out.items() if not facts.empty()}
+
+
+def _only(facts: DayFacts, counters: Collection[str]) -> DayFacts:
+    return DayFacts({c: facts.counts[c] for c in counters}, [])
+
+
+def _key(partner_id: uuid.UUID, rep_id: Any, day: Any, reps: bool) -> tuple[Any, ...]:
+    return (partner_id, rep_id, as_day(day)) if reps else (partner_id, as_day(day))
+
+
+def _rep(column: Any, reps: bool) -> Any:
+    """The rep column grouped by (for rep facts), else a constant null."""
+    return col(column) if reps else literal_column("NULL")
 
 
 async def _credits(
@@ -139,17 +200,20 @@ async def _credits(
     partner_ids: Collection[uuid.UUID] | None,
     since: datetime,
     until: datetime,
-    out: dict[Key, DayFacts],
+    out: dict[Any, DayFacts],
+    reps: bool = False,
 ) -> None:
 
     # Sales and reversals by source, earnings by ledger entry: one statement (a handler run
-    # pays per statement), the kinds told apart by ``kind``.
+    # pays per statement), the kinds told apart by ``kind``. Per rep, no earnings.
     day = day_expression(session, CreditedSource.credited_at)
     kind = type_coerce(col(CreditedSource.source_type), String)
+    rep = _rep(CreditedSource.rep_user_id, reps)
     sources = (
         sa_select(
-            col(CreditedSource.partner_id), day.label("day"), kind.label("kind"),
-            func.count().label("n"), func.sum(col(CreditedSource.revenue_minor)).label("amount"),
+            col(CreditedSource.partner_id), rep.label("rep"), day.label("day"),
+            kind.label("kind"), func.count().label("n"),
+            func.sum(col(CreditedSource.revenue_minor)).label("amount"),
             func.sum(col(CreditedSource.margin_minor)).label("margin"),
         )
         .where(
@@ -160,12 +224,15 @@ async def _credits(
                 [SourceType.SALE_APPROVED, SourceType.SALE_REVERSED]
             ),
         )
-        .group_by(col(CreditedSource.partner_id), day, col(CreditedSource.source_type))
+        .group_by(
+            col(CreditedSource.partner_id), *([rep] if reps else []), day,
+            col(CreditedSource.source_type),
+        )
     )  # fmt: skip
     day = day_expression(session, EarningEntry.booked_at)
     entries = (
         sa_select(
-            col(EarningEntry.partner_id), day.label("day"),
+            col(EarningEntry.partner_id), literal_column("NULL"), day.label("day"),
             literal_column(f"'{_EARNINGS}'", String).label("kind"), literal_column("0"),
             func.sum(col(EarningEntry.amount_minor)), literal_column("0"),
         )
@@ -176,10 +243,9 @@ async def _credits(
         )
         .group_by(col(EarningEntry.partner_id), day)
     )  # fmt: skip
-    for partner_id, d, kind_, n, amount, margin in await session.execute(
-        union_all(sources, entries)
-    ):
-        counts = out[(partner_id, as_day(d))].counts
+    statement: Any = sources if reps else union_all(sources, entries)
+    for partner_id, rep_id, d, kind_, n, amount, margin in await session.execute(statement):
+        counts = out[_key(partner_id, rep_id, d, reps)].counts
         if kind_ == _EARNINGS:
             counts["earnings_minor"] += int(amount or 0)
             continue
@@ -198,12 +264,14 @@ async def _claims(
     partner_ids: Collection[uuid.UUID] | None,
     since: datetime,
     until: datetime,
-    out: dict[Key, DayFacts],
+    out: dict[Any, DayFacts],
+    reps: bool = False,
 ) -> None:
     # Decisions and risk flags: one statement, told apart by ``kind``.
+    rep = _rep(SaleClaim.rep_user_id, reps)
     decisions: Any = (
         sa_select(
-            col(SaleClaim.partner_id),
+            col(SaleClaim.partner_id), rep.label("rep"),
             type_coerce(col(SaleClaimDecision.action), String).label("kind"),
             col(SaleClaimDecision.decided_at).label("at"),
         )
@@ -215,7 +283,7 @@ async def _claims(
     )  # fmt: skip
     flags = (
         sa_select(
-            col(SaleClaim.partner_id), literal_column(f"'{_FLAG}'", String),
+            col(SaleClaim.partner_id), rep, literal_column(f"'{_FLAG}'", String),
             col(RiskFlag.created_at),
         )
         .join(SaleClaim, col(SaleClaim.id) == RiskFlag.claim_id)
@@ -224,8 +292,11 @@ async def _claims(
             col(RiskFlag.created_at) >= since, col(RiskFlag.created_at) < until,
         )
     )  # fmt: skip
-    for partner_id, kind, at in await session.execute(union_all(decisions, flags)):
-        counts = out[(partner_id, as_day(at))].counts
+    if reps:  # per rep, only submissions count
+        decisions = decisions.where(col(SaleClaimDecision.action) == DecisionAction.SUBMITTED)
+    statement: Any = decisions if reps else union_all(decisions, flags)
+    for partner_id, rep_id, kind, at in await session.execute(statement):
+        counts = out[_key(partner_id, rep_id, at, reps)].counts
         if kind == _FLAG:
             counts["risk_flags"] += 1
         elif kind == DecisionAction.SUBMITTED:
@@ -243,11 +314,13 @@ async def _deals(
     partner_ids: Collection[uuid.UUID] | None,
     since: datetime,
     until: datetime,
-    out: dict[Key, DayFacts],
+    out: dict[Any, DayFacts],
+    reps: bool = False,
 ) -> None:
     transitions = await session.execute(
         sa_select(
-            col(DealRegistration.partner_id), col(DealRegistration.currency),
+            col(DealRegistration.partner_id), _rep(DealRegistration.registered_by_id, reps),
+            col(DealRegistration.currency),
             col(DealRegistration.estimated_value_minor), col(DealRegistration.submitted_at),
             col(DealTransition.from_status), col(DealTransition.to_status), col(DealTransition.at),
         )
@@ -258,10 +331,10 @@ async def _deals(
             col(DealTransition.at) >= since, col(DealTransition.at) < until,
         )
     )  # fmt: skip
-    for partner_id, deal_currency, value, submitted_at, before, after, at in transitions:
+    for partner_id, rep_id, deal_currency, value, submitted_at, before, after, at in transitions:
         if before == after:
             continue
-        facts = out[(partner_id, as_day(at))]
+        facts = out[_key(partner_id, rep_id, at, reps)]
         counts = facts.counts
         if after is DealStatus.SUBMITTED:
             counts["deals_registered"] += 1

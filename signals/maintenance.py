@@ -36,7 +36,7 @@ from forecasts.quarters import Quarter
 from infra.clock import Clock
 from infra.outbox import OutboxEvent
 from partners.models import Partner
-from signals import compute, facts
+from signals import compute, facts, reps
 from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
 from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
@@ -122,6 +122,7 @@ async def refresh(
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=partner_ids, first=first, last=today
     )
+    await reps.refresh(session, clock, vendor_id, currency, partner_ids, first)
     by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
     by_day[today] = set(partner_ids)
     if first < today:
@@ -165,6 +166,7 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
         return 0
     currency = await signal_currency(session, vendor_id)
     await take(session, clock, vendor_id, currency, due, [today - timedelta(days=1), today])
+    await reps.take_due(session, clock, vendor_id, currency)
     return len(due)
 
 
@@ -198,6 +200,7 @@ async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> 
     written = 0
     for day, partner_ids in sorted(by_day.items()):
         written += len(await take(session, clock, vendor_id, currency, sorted(partner_ids), [day]))
+    await reps.rebuild(session, clock, vendor_id, currency, first)
     return len(found), written
 
 
@@ -537,6 +540,9 @@ async def advance(
         ["currency", "values", "basis", "computed_at"],
     )  # fmt: skip
     await _announce(session, vendor_id, now, changes)
+    # The reps of the partners whose day moved: today's rep facts and snapshots.
+    moved = [row["partner_id"] for row in snapshot_rows]
+    await reps.refresh(session, clock, vendor_id, currency, moved, today)
     return changes, rest
 
 

@@ -36,7 +36,7 @@ from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent
 from partners.roles import Role
 from signals import handlers, maintenance
-from signals.models import SignalFact, SignalSnapshot
+from signals.models import SignalFact, SignalRepFact, SignalRepSnapshot, SignalSnapshot
 from tests.factories import Tenant, create_tenant
 
 START = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -54,6 +54,7 @@ steps = st.lists(
         st.integers(0, 30 * 60),  # minutes the clock moves first
         st.booleans(),  # the daily job runs first
         st.booleans(),  # the event is handled late (at the next step)
+        st.booleans(),  # the partner's admin is the rep (else its rep user)
     ),
     min_size=1,
     max_size=25,
@@ -67,7 +68,7 @@ class World:
     open_deals: dict[int, list[tuple[uuid.UUID, DealStatus]]] = field(default_factory=dict)
 
 
-async def stored(db: Database, vendor_id: uuid.UUID) -> tuple[list[Any], list[Any]]:
+async def stored(db: Database, vendor_id: uuid.UUID) -> tuple[list[Any], ...]:
     async with db.session() as session:
         facts = [
             f.model_dump()
@@ -85,14 +86,39 @@ async def stored(db: Database, vendor_id: uuid.UUID) -> tuple[list[Any], list[An
                 .order_by(col(SignalSnapshot.partner_id), col(SignalSnapshot.day))
             )
         ]
-    return facts, snapshots
+        rep_facts = [
+            f.model_dump()
+            for f in await session.exec(
+                select(SignalRepFact)
+                .where(SignalRepFact.vendor_id == vendor_id)
+                .order_by(
+                    col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id),
+                    col(SignalRepFact.day),
+                )
+            )
+        ]  # fmt: skip
+        rep_snapshots = [
+            (s.partner_id, s.rep_user_id, s.day, s.currency, s.values)
+            for s in await session.exec(
+                select(SignalRepSnapshot)
+                .where(SignalRepSnapshot.vendor_id == vendor_id)
+                .order_by(
+                    col(SignalRepSnapshot.partner_id), col(SignalRepSnapshot.rep_user_id),
+                    col(SignalRepSnapshot.day),
+                )
+            )
+        ]  # fmt: skip
+    return facts, snapshots, rep_facts, rep_snapshots
 
 
-async def happen(db: Database, world: World, kind: str, index: int, amount: int) -> OutboxEvent:
-    """Write the source rows of ``kind`` as its service would, and the event it records."""
+async def happen(
+    db: Database, world: World, kind: str, index: int, amount: int, admin: bool = False
+) -> OutboxEvent:
+    """Write the source rows of ``kind`` as its service would, and the event it records
+    (naming as its rep the partner's admin or its rep user)."""
     tenant, now = world.tenant, world.clock.now()
     partner = tenant.partners[index]
-    rep = tenant.user(Role.PARTNER_REP, index).id
+    rep = tenant.user(Role.PARTNER_ADMIN if admin else Role.PARTNER_REP, index).id
     vendor_id = tenant.vendor.id
     async with db.transaction() as s:
         if kind in ("sale", "reversal", "earning"):
@@ -221,7 +247,7 @@ async def take_due(db: Database, world: World) -> None:
 )
 @given(steps=steps)
 async def test_advancing_snapshots_equals_a_rebuild(
-    db: Database, steps: list[tuple[str, int, int, int, bool, bool]]
+    db: Database, steps: list[tuple[str, int, int, int, bool, bool, bool]]
 ) -> None:
     clock = FrozenClock(START)
     async with db.transaction() as s:
@@ -230,7 +256,7 @@ async def test_advancing_snapshots_equals_a_rebuild(
     await take_due(db, world)
     late: list[OutboxEvent] = []
     days: set[date] = set()
-    for kind, index, amount, minutes, daily_first, handle_late in steps:
+    for kind, index, amount, minutes, daily_first, handle_late, admin in steps:
         clock.set(clock.now() + timedelta(minutes=minutes))
         days.add(clock.now().date())
         if late:
@@ -238,7 +264,7 @@ async def test_advancing_snapshots_equals_a_rebuild(
             late = []
         if daily_first:
             await take_due(db, world)
-        event = await happen(db, world, kind, index, amount)
+        event = await happen(db, world, kind, index, amount, admin)
         if handle_late:
             late.append(event)
         else:
@@ -251,3 +277,6 @@ async def test_advancing_snapshots_equals_a_rebuild(
         await begin_write(s)
         await maintenance.rebuild(s, clock, tenant.vendor.id)
     assert await stored(db, tenant.vendor.id) == before
+    # Per rep too (and not vacuously: a sale, a submission or a deal names its rep).
+    if any(kind not in ("earning", "claim_approved", "claim_rejected") for kind, *_ in steps):
+        assert before[2] and before[3]
