@@ -21,9 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Exists, String, case, delete, func, literal
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.models import DealTransition
@@ -41,6 +39,7 @@ from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
 from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
 from signals.snapshots import Values, complete
+from signals.store import upsert
 
 DEFAULT_CURRENCY = "USD"
 # Partners per batch of snapshots (a database's limit on bind parameters is ~32,000).
@@ -73,34 +72,6 @@ async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
     """The vendor's signal currency (``currency_expression``), in one query."""
     currency: str = (await session.execute(sa_select(currency_expression(vendor_id)))).scalar_one()
     return currency
-
-
-async def upsert(
-    session: AsyncSession,
-    model: type[SQLModel],
-    keys: list[str],
-    rows: list[dict[str, Any]],
-    update: list[str] | None = None,
-) -> None:
-    """Insert rows, updating (or, without ``update``, keeping) those whose key exists: a
-    handler, the daily job and another process's activity flush may write the same
-    partner-day at once, and the last to commit wins with values it computed from
-    committed facts."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(model.__table__)  # type: ignore[attr-defined]
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    # One statement with a list of parameter sets: compiled once and cached (a VALUES list
-    # built from the rows was compiled anew each call, most of a handler run's CPU).
-    for i in range(0, len(rows), 2000):
-        await session.execute(stmt, rows[i : i + 2000])
 
 
 async def refresh(

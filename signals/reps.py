@@ -27,6 +27,7 @@ from infra.clock import Clock
 from signals import compute, facts
 from signals.compute import LOOKBACK_DAYS, Fact
 from signals.models import SignalRepFact, SignalRepSnapshot
+from signals.store import upsert
 
 # Partners per batch (bounds the IN lists and the facts held in memory).
 CHUNK = 2_000
@@ -255,8 +256,6 @@ async def take(
                 "values": compute.rep_values_of(day, basis, today), "computed_at": now,
             }
         )  # fmt: skip
-    from signals.maintenance import upsert  # the partner's module imports this one
-
     await upsert(
         session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], out,
         ["currency", "values", "computed_at"],

@@ -279,4 +279,5 @@ async def test_advancing_snapshots_equals_a_rebuild(
     assert await stored(db, tenant.vendor.id) == before
     # Per rep too (and not vacuously: a sale, a submission or a deal names its rep).
     if any(kind not in ("earning", "claim_approved", "claim_rejected") for kind, *_ in steps):
-        assert before[2] and before[3]
+        assert before[2]
+        assert before[3]
