@@ -130,7 +130,15 @@ async def compute(
     ``currency``: the vendor's signal currency; other currencies are not converted). With
     ``categories``, only those kinds of source are read (the other counters stay 0)."""
     return await _compute(
-        session, vendor_id, currency, partner_ids, first, last, categories, reps=False
+        session,
+        vendor_id,
+        currency,
+        partner_ids,
+        first,
+        last,
+        categories,
+        reps=False,
+        only_reps=False,
     )
 
 
@@ -142,13 +150,22 @@ async def compute_reps(
     partner_ids: Collection[uuid.UUID] | None,
     first: date,
     last: date,
+    categories: Collection[str] = tuple(CATEGORIES),
 ) -> dict[RepKey, DayFacts]:
     """The same facts per rep: the same source rows grouped by the rep they name (a sale's
     ``earning_source.rep_user_id``, a claim's ``sale_claim.rep_user_id``, a deal's
     ``deal_registration.registered_by_id``); rows naming no rep are left out. Earnings,
     margins, claim decisions and risk flags are not kept per rep (``REP_COUNTERS``)."""
     return await _compute(
-        session, vendor_id, currency, partner_ids, first, last, tuple(CATEGORIES), reps=True
+        session,
+        vendor_id,
+        currency,
+        partner_ids,
+        first,
+        last,
+        categories,
+        reps=True,
+        only_reps=True,
     )
 
 
@@ -162,15 +179,22 @@ async def _compute(
     categories: Collection[str],
     *,
     reps: bool,
+    only_reps: bool,
 ) -> dict[Any, DayFacts]:
+    """Grouped by partner and day, or with ``reps`` by partner, rep and day (``only_reps``:
+    only the rows a rep counter reads; else every row, those of no rep under None)."""
     since, until = start_of(first), start_of(last + timedelta(days=1))
     out: dict[Any, DayFacts] = defaultdict(DayFacts)
     if CREDITS in categories:
-        await _credits(session, vendor_id, currency, partner_ids, since, until, out, reps)
+        await _credits(
+            session, vendor_id, currency, partner_ids, since, until, out, reps, only_reps
+        )
     if CLAIMS in categories:
-        await _claims(session, vendor_id, partner_ids, since, until, out, reps)
+        await _claims(session, vendor_id, partner_ids, since, until, out, reps, only_reps)
     if DEALS in categories:
-        await _deals(session, vendor_id, currency, partner_ids, since, until, out, reps)
+        await _deals(session, vendor_id, currency, partner_ids, since, until, out, reps, only_reps)
+    if reps and not only_reps:
+        return out
     if reps:
         return {
             key: _only(facts, REP_COUNTERS)
@@ -178,6 +202,36 @@ async def _compute(
             if key[1] is not None and not _only(facts, REP_COUNTERS).empty()
         }
     return {key: facts for key, facts in out.items() if not facts.empty()}
+
+
+async def compute_both(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    *,
+    partner_ids: Collection[uuid.UUID],
+    first: date,
+    last: date,
+    categories: Collection[str],
+) -> tuple[dict[Key, DayFacts], dict[RepKey, DayFacts]]:
+    """``compute`` and ``compute_reps`` from the same statements (a handler run pays per
+    statement): the source rows grouped by rep as well, summed per partner."""
+    grouped = await _compute(
+        session, vendor_id, currency, partner_ids, first, last, categories,
+        reps=True, only_reps=False,
+    )  # fmt: skip
+    partners: dict[Key, DayFacts] = defaultdict(DayFacts)
+    reps: dict[RepKey, DayFacts] = {}
+    for (partner_id, rep_id, day), found in grouped.items():
+        total = partners[(partner_id, day)]
+        for name, n in found.counts.items():
+            total.counts[name] += n
+        total.response_seconds += found.response_seconds
+        if rep_id is not None:
+            mine = _only(found, REP_COUNTERS)
+            if not mine.empty():
+                reps[(partner_id, rep_id, day)] = mine
+    return {k: f for k, f in partners.items() if not f.empty()}, reps
 
 
 def _only(facts: DayFacts, counters: Collection[str]) -> DayFacts:
@@ -202,6 +256,7 @@ async def _credits(
     until: datetime,
     out: dict[Any, DayFacts],
     reps: bool = False,
+    only_reps: bool = False,
 ) -> None:
 
     # Sales and reversals by source, earnings by ledger entry: one statement (a handler run
@@ -243,7 +298,7 @@ async def _credits(
         )
         .group_by(col(EarningEntry.partner_id), day)
     )  # fmt: skip
-    statement: Any = sources if reps else union_all(sources, entries)
+    statement: Any = sources if only_reps else union_all(sources, entries)
     for partner_id, rep_id, d, kind_, n, amount, margin in await session.execute(statement):
         counts = out[_key(partner_id, rep_id, d, reps)].counts
         if kind_ == _EARNINGS:
@@ -266,6 +321,7 @@ async def _claims(
     until: datetime,
     out: dict[Any, DayFacts],
     reps: bool = False,
+    only_reps: bool = False,
 ) -> None:
     # Decisions and risk flags: one statement, told apart by ``kind``.
     rep = _rep(SaleClaim.rep_user_id, reps)
@@ -292,9 +348,9 @@ async def _claims(
             col(RiskFlag.created_at) >= since, col(RiskFlag.created_at) < until,
         )
     )  # fmt: skip
-    if reps:  # per rep, only submissions count
+    if only_reps:  # per rep, only submissions count
         decisions = decisions.where(col(SaleClaimDecision.action) == DecisionAction.SUBMITTED)
-    statement: Any = decisions if reps else union_all(decisions, flags)
+    statement: Any = decisions if only_reps else union_all(decisions, flags)
     for partner_id, rep_id, kind, at in await session.execute(statement):
         counts = out[_key(partner_id, rep_id, at, reps)].counts
         if kind == _FLAG:
@@ -316,6 +372,7 @@ async def _deals(
     until: datetime,
     out: dict[Any, DayFacts],
     reps: bool = False,
+    only_reps: bool = False,
 ) -> None:
     transitions = await session.execute(
         sa_select(

@@ -451,7 +451,8 @@ async def advance(
     if not found:
         return [], rest
     categories = set().union(*(touched[p] for p in found))
-    recomputed = await facts.compute(
+    # The partners' facts of today and their reps' (``signals.reps``), from one read.
+    recomputed, rep_facts = await facts.compute_both(
         session, vendor_id, currency, partner_ids=list(found), first=today, last=today,
         categories=categories,
     )  # fmt: skip
@@ -512,8 +513,8 @@ async def advance(
     )  # fmt: skip
     await _announce(session, vendor_id, now, changes)
     # The reps of the partners whose day moved: today's rep facts and snapshots.
-    moved = [row["partner_id"] for row in snapshot_rows]
-    await reps.refresh(session, clock, vendor_id, currency, moved, today)
+    moved = {row["partner_id"]: categories for row in snapshot_rows}
+    await reps.advance(session, clock, vendor_id, currency, moved, rep_facts)
     return changes, rest
 
 

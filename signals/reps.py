@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, literal_column, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -184,6 +184,87 @@ async def _retake(
     return written
 
 
+RepKey = tuple[uuid.UUID, uuid.UUID]
+
+
+async def _load(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_ids: list[uuid.UUID],
+    day: date,
+    rep_ids: Collection[uuid.UUID] | None = None,
+) -> tuple[dict[RepKey, list[Fact]], dict[RepKey, tuple[int, date | None, date | None]]]:
+    """The partners' rep facts (``rep_ids``: of those reps) of the look-back ending with
+    ``day``, and per rep what lies before it: the pipeline's running sum, the first and the
+    last sale. One statement (a handler run pays per statement): the rows before the
+    look-back are grouped into one per rep, told apart by a null day."""
+    start = day - timedelta(days=LOOKBACK_DAYS - 1)
+    where = [
+        col(SignalRepFact.vendor_id) == vendor_id, col(SignalRepFact.partner_id).in_(partner_ids)
+    ]  # fmt: skip
+    if rep_ids is not None:
+        where.append(col(SignalRepFact.rep_user_id).in_(list(rep_ids)))
+    none: Any = literal_column("NULL")
+    window = sa_select(
+        col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id),
+        col(SignalRepFact.day).label("day"), none.label("first_sold"), none.label("last_sold"),
+        *[getattr(SignalRepFact, name) for name in facts.REP_COUNTERS],
+    ).where(*where, col(SignalRepFact.day) >= start, col(SignalRepFact.day) <= day)  # fmt: skip
+    history = (
+        sa_select(
+            col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id), none,
+            func.min(col(SignalRepFact.day)).filter(col(SignalRepFact.sales) > 0),
+            func.max(col(SignalRepFact.day)).filter(col(SignalRepFact.sales) > 0),
+            *[
+                func.sum(col(SignalRepFact.pipeline_delta_minor))
+                if name == "pipeline_delta_minor" else literal_column("0")
+                for name in facts.REP_COUNTERS
+            ],
+        )
+        .where(*where, col(SignalRepFact.day) < start)
+        .group_by(col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id))
+    )  # fmt: skip
+    by_rep: dict[RepKey, list[Fact]] = defaultdict(list)
+    before: dict[RepKey, tuple[int, date | None, date | None]] = {}
+    for partner_id, rep_id, d, first_sold, last_sold, *counts in await session.execute(
+        union_all(window, history)
+    ):
+        counters = {name: int(n or 0) for name, n in zip(facts.REP_COUNTERS, counts, strict=True)}
+        if d is not None:
+            by_rep[(partner_id, rep_id)].append(Fact(facts.as_day(d), counters))
+            continue
+        before[(partner_id, rep_id)] = (
+            counters["pipeline_delta_minor"],
+            facts.as_day(first_sold) if first_sold is not None else None,
+            facts.as_day(last_sold) if last_sold is not None else None,
+        )
+    return by_rep, before
+
+
+def _values(
+    key: RepKey,
+    day: date,
+    by_rep: dict[RepKey, list[Fact]],
+    before: dict[RepKey, tuple[int, date | None, date | None]],
+    today: Fact | None,
+) -> dict[str, Any]:
+    pipeline, first_sale, last_sale = before.get(key, (0, None, None))
+    basis = compute.basis(
+        day, by_rep.get(key, []), facts.REP_COUNTERS, pipeline_before=pipeline,
+        first_sale_before=first_sale, last_sale_before=last_sale,
+    )  # fmt: skip
+    return compute.rep_values_of(day, basis, today)
+
+
+def _snapshot_row(
+    key: RepKey, day: date, vendor_id: uuid.UUID, currency: str, values: dict[str, Any], now: Any
+) -> dict[str, Any]:
+    return {
+        "partner_id": key[0], "rep_user_id": key[1], "day": day, "vendor_id": vendor_id,
+        "currency": currency, "values": values, "computed_at": now,
+    }  # fmt: skip
+
+
 async def take(
     session: AsyncSession,
     clock: Clock,
@@ -206,58 +287,84 @@ async def take(
             written += await take(session, clock, vendor_id, currency, part, day, only=only)
         return written
     wanted = None if only is None else {(p, r) for p, r, d in only if d == day}
-    start = day - timedelta(days=LOOKBACK_DAYS - 1)
-    mine = col(SignalRepFact.partner_id).in_(ids)
-    by_rep: dict[tuple[uuid.UUID, uuid.UUID], list[Fact]] = defaultdict(list)
-    rows = await session.execute(
-        sa_select(
-            col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id), col(SignalRepFact.day),
-            *[getattr(SignalRepFact, name) for name in facts.REP_COUNTERS],
-        ).where(
-            col(SignalRepFact.vendor_id) == vendor_id, mine,
-            col(SignalRepFact.day) >= start, col(SignalRepFact.day) <= day,
-        )
-    )  # fmt: skip
-    for partner_id, rep_id, d, *counts in rows:
-        counters = dict(zip(facts.REP_COUNTERS, counts, strict=True))
-        by_rep[(partner_id, rep_id)].append(Fact(facts.as_day(d), counters))
-    before: dict[tuple[uuid.UUID, uuid.UUID], tuple[int, date | None, date | None]] = {}
-    for partner_id, rep_id, total, first_sold, last_sold in await session.execute(
-        sa_select(
-            col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id),
-            func.sum(col(SignalRepFact.pipeline_delta_minor)),
-            func.min(col(SignalRepFact.day)).filter(col(SignalRepFact.sales) > 0),
-            func.max(col(SignalRepFact.day)).filter(col(SignalRepFact.sales) > 0),
-        )
-        .where(col(SignalRepFact.vendor_id) == vendor_id, mine, col(SignalRepFact.day) < start)
-        .group_by(col(SignalRepFact.partner_id), col(SignalRepFact.rep_user_id))
-    ):  # fmt: skip
-        before[(partner_id, rep_id)] = (
-            int(total or 0),
-            facts.as_day(first_sold) if first_sold is not None else None,
-            facts.as_day(last_sold) if last_sold is not None else None,
-        )
+    by_rep, before = await _load(session, vendor_id, ids, day)
     now = clock.now()
     out: list[dict[str, Any]] = []
     for key in sorted(set(by_rep) | set(before)):
         if wanted is not None and key not in wanted:
             continue
-        loaded = by_rep.get(key, [])
-        pipeline, first_sale, last_sale = before.get(key, (0, None, None))
-        basis = compute.basis(
-            day, loaded, facts.REP_COUNTERS, pipeline_before=pipeline,
-            first_sale_before=first_sale, last_sale_before=last_sale,
-        )  # fmt: skip
-        today = next((f for f in loaded if f.day == day), None)
-        out.append(
-            {
-                "partner_id": key[0], "rep_user_id": key[1], "day": day,
-                "vendor_id": vendor_id, "currency": currency,
-                "values": compute.rep_values_of(day, basis, today), "computed_at": now,
-            }
-        )  # fmt: skip
+        today = next((f for f in by_rep.get(key, []) if f.day == day), None)
+        values = _values(key, day, by_rep, before, today)
+        out.append(_snapshot_row(key, day, vendor_id, currency, values, now))
     await upsert(
         session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], out,
         ["currency", "values", "computed_at"],
     )  # fmt: skip
     return len(out)
+
+
+async def advance(
+    session: AsyncSession,
+    clock: Clock,
+    vendor_id: uuid.UUID,
+    currency: str,
+    touched: dict[uuid.UUID, set[str]],
+    recomputed: dict[facts.RepKey, facts.DayFacts],
+) -> int:
+    """The handlers' way for events of today (``maintenance.advance``): today's rep facts
+    of the kinds of source the events tell of, for the partners they name, as recomputed
+    with the partners' (``facts.compute_both``: ``recomputed``), stored, and today's
+    snapshot re-taken of the reps whose facts moved. The other reps' snapshots of
+    today stand: the daily job (or a refresh) took them before this partner's snapshot of
+    today could be advanced. Returns how many snapshots were written."""
+    if not touched:
+        return 0
+    today = clock.now().date()
+    ids = sorted(touched)
+    # Only the reps the recompute found can move: a day's sources only grow, so a rep with
+    # facts of today stored is found again.
+    by_rep, before = await _load(session, vendor_id, ids, today, {r for _, r, _ in recomputed})
+    stored = {key: f for key, fs in by_rep.items() for f in fs if f.day == today}
+    keys = {(p, r) for p, r, _ in recomputed} | set(stored)
+    now = clock.now()
+    fact_rows: list[dict[str, Any]] = []
+    emptied: list[RepKey] = []
+    snapshot_rows: list[dict[str, Any]] = []
+    for key in sorted(keys):
+        old = stored.get(key)
+        counts = dict(old.counts) if old is not None else dict.fromkeys(facts.REP_COUNTERS, 0)
+        found = recomputed.get((key[0], key[1], today))
+        for category in touched.get(key[0], ()):
+            for name in facts.CATEGORIES[category]:
+                if name in counts:
+                    counts[name] = found.counts[name] if found is not None else 0
+        if old is not None and counts == old.counts:
+            continue
+        if any(counts.values()):
+            fact_rows.append(
+                {
+                    "partner_id": key[0], "rep_user_id": key[1], "day": today,
+                    "vendor_id": vendor_id, "currency": currency, **counts,
+                }
+            )  # fmt: skip
+        else:
+            emptied.append(key)
+        values = _values(key, today, by_rep, before, Fact(today, counts))
+        snapshot_rows.append(_snapshot_row(key, today, vendor_id, currency, values, now))
+    await upsert(
+        session, SignalRepFact, ["partner_id", "rep_user_id", "day"], fact_rows,
+        ["currency", *facts.REP_COUNTERS],
+    )  # fmt: skip
+    for partner_id, rep_id in emptied:  # none but by a bug: a day's sources only grow
+        await session.execute(
+            delete(SignalRepFact).where(
+                col(SignalRepFact.partner_id) == partner_id,
+                col(SignalRepFact.rep_user_id) == rep_id,
+                col(SignalRepFact.day) == today,
+            )
+        )
+    await upsert(
+        session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], snapshot_rows,
+        ["currency", "values", "computed_at"],
+    )  # fmt: skip
+    return len(snapshot_rows)
