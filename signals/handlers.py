@@ -15,8 +15,9 @@ tell of are recomputed, and the snapshot moves by them over its stored basis (th
 before today are closed), a few statements whatever the windows. Anything else (events
 dated before today, forecast events, a partner without today's snapshot) is refreshed in
 full (``signals.maintenance.refresh``): its facts from the earliest day it touches to
-today, then its snapshots. Both are idempotent: a partner-day is recomputed from its
-sources rather than incremented.
+today, then its snapshots. Either way the partner's reps move with it (``signals.reps``).
+Both are idempotent: a partner-day is recomputed from its sources rather than
+incremented.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 """Rep signals: per partner, rep and day, the facts of the source rows that name the rep
 (``facts.compute_reps``) and the rep's snapshot (``compute.rep_values_of``).
 
-They move with the partner's: ``signals.maintenance`` calls ``refresh`` wherever it
-recomputes a partner's facts (the handlers' advance and refresh), ``take_due`` from the
-daily job and ``rebuild`` from the rebuild. A rep has a snapshot of a day once it has
-history (a fact row on or before the day): today's is taken for every rep with history
-of the partners an event names, and of every partner when the day starts; a past day's is
-re-taken only where one was taken. Nothing here records ``SignalsChanged``: rules read
-the partner's signals, never a rep's.
+They move with the partner's (``signals.maintenance``): a handler's advance of a partner
+advances its reps (``advance``: today's rep facts of the events' kinds, read with the
+partner's, and the snapshots of the reps whose facts moved); a refresh refreshes them
+(``refresh``: rep facts from the first day touched, today's snapshot of every rep with
+history, and those already taken since); the daily job calls ``take_due``, the rebuild
+``rebuild``. A rep has a snapshot of a day once it has history (a fact row on or before
+the day); a past day's is re-taken only where one was taken. Nothing here records
+``SignalsChanged``: rules read the partner's signals, never a rep's.
 """
 
 from __future__ import annotations
