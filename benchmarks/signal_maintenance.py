@@ -1,14 +1,15 @@
 """Signal maintenance: CPU per approval of the signal handlers, and a full rebuild.
 
     .venv/bin/python -m benchmarks.signal_maintenance handlers [--approvals 1000] [--run 20]
-        [--partners 200] [--url URL]
+        [--partners 200] [--reps 3] [--url URL]
     .venv/bin/python -m benchmarks.signal_maintenance rebuild --url postgresql+asyncpg://...
         [--partners 10000] [--entries 1000000]
 
-``handlers``: approvals are credited by earnings first (not measured), then the events an
-approval gives the signal handler — its claim's SaleClaimStateChanged and the credit's
-EarningsChanged — are handled in the dispatcher's runs of ``--run`` events; each partner
-already has 90 days of facts and snapshots. The figure is the process CPU time
+``handlers``: approvals (each naming one of its partner's ``--reps`` reps, default 3) are
+credited by earnings first (not measured), then the events an approval gives the signal
+handler — its claim's SaleClaimStateChanged and the credit's EarningsChanged — are handled
+in the dispatcher's runs of ``--run`` events; each partner (and each of its reps) already
+has 90 days of facts and a snapshot. The figure is the process CPU time
 (``time.process_time``) spent in ``signals.handlers.apply`` divided by the approvals (on
 SQLite that includes the database engine, which runs in the process); on PostgreSQL the
 CPU of its backends serving the benchmark's database is read from /proc (a server on this
@@ -52,8 +53,9 @@ from partners import service as partners_service
 from partners.models import Partner
 from partners.roles import Principal, Role
 from signals import handlers, maintenance
-from signals.facts import COUNTERS
-from signals.models import SignalFact
+from signals import reps as signal_reps
+from signals.facts import COUNTERS, REP_COUNTERS
+from signals.models import SignalFact, SignalRepFact
 
 START = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
@@ -81,12 +83,17 @@ async def _vendor(
     return vendor.id, [r.id for r in rows]
 
 
-async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> None:
+async def handlers_bench(
+    url: str, approvals: int, run: int, partners: int, reps_per_partner: int
+) -> None:
     await migrations.upgrade(url)
     db = Database(url)
     clock = FrozenClock(START)
     vendor_id, partner_ids = await _vendor(db, clock, partners)
     rng = random.Random(7)
+    # Each partner's reps (``earning_source.rep_user_id`` is no foreign key): the sales of
+    # the history and the approvals name one of them (none with --reps 0).
+    reps = {p: [uuid.uuid4() for _ in range(reps_per_partner)] for p in partner_ids}
     # 90 days of history per partner: facts (a sale every third day) and today's snapshot.
     async with db.transaction() as s:
         rows: list[dict[str, Any]] = []
@@ -99,8 +106,18 @@ async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> N
                      "earnings_minor": 4_000, "margin_minor": 20_000, "response_seconds": []}
                 )  # fmt: skip
         await s.execute(SignalFact.__table__.insert(), rows)  # type: ignore[attr-defined]
+        rep_rows = [
+            {"partner_id": r["partner_id"], "rep_user_id": reps[r["partner_id"]][i % len(
+                reps[r["partner_id"]])], "day": r["day"], "vendor_id": vendor_id,
+             "currency": "USD", **dict.fromkeys(REP_COUNTERS, 0), "sales": 1,
+             "sales_minor": 50_000}
+            for i, r in enumerate(rows) if reps_per_partner
+        ]  # fmt: skip
+        if rep_rows:
+            await s.execute(SignalRepFact.__table__.insert(), rep_rows)  # type: ignore[attr-defined]
         await begin_write(s)
         await maintenance.take(s, clock, vendor_id, "USD", partner_ids, [START.date()])
+        await signal_reps.take(s, clock, vendor_id, "USD", partner_ids, START.date())
     signals = build_claim_signals()
     # Approvals: a SaleApproved (credited by earnings, not measured) and the claim's state
     # notice; crediting records EarningsChanged.
@@ -112,7 +129,9 @@ async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> N
             partner = rng.choice(partner_ids)
             claim_id = uuid.uuid4()
             sale = SaleApproved(
-                claim_id=claim_id, partner_id=partner, rep_user_id=None, region="EMEA",
+                claim_id=claim_id, partner_id=partner,
+                rep_user_id=rng.choice(reps[partner]) if reps_per_partner else None,
+                region="EMEA",
                 currency="USD", amount_minor=91_800, lines=[Line("NW-AP-6E", 2, 91_800)],
                 sold_at=clock.now(), approved_at=clock.now(),
             )  # fmt: skip
@@ -164,7 +183,10 @@ async def handlers_bench(url: str, approvals: int, run: int, partners: int) -> N
         wall += time.perf_counter() - w0
     server_after = await _server_cpu(db, url)
     await db.dispose()
-    print(f"database: {url.split(':')[0]}; {partners} partners with 90 days of facts")
+    print(
+        f"database: {url.split(':')[0]}; {partners} partners with 90 days of facts, "
+        f"{reps_per_partner} reps each"
+    )
     print(
         f"{approvals} approvals ({len(stream)} signal events) in runs of {run}: "
         f"CPU {1000 * cpu / approvals:.3f} ms per approval, wall {1000 * wall / approvals:.3f} ms"
@@ -288,11 +310,12 @@ if __name__ == "__main__":
     parser.add_argument("--approvals", type=int, default=1000)
     parser.add_argument("--run", type=int, default=20, help="Events per handler run.")
     parser.add_argument("--partners", type=int, default=None)
+    parser.add_argument("--reps", type=int, default=3, help="Reps per partner (handlers).")
     parser.add_argument("--entries", type=int, default=1_000_000)
     args = parser.parse_args()
     url = args.url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
     if args.what == "handlers":
-        asyncio.run(handlers_bench(url, args.approvals, args.run, args.partners or 200))
+        asyncio.run(handlers_bench(url, args.approvals, args.run, args.partners or 200, args.reps))
     else:
         if not url.startswith("postgresql"):
             parser.error("the rebuild benchmark loads with COPY: give a PostgreSQL --url")

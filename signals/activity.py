@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from partners.models import User
-from signals import maintenance
+from signals import maintenance, store
 from signals.models import SignalActiveUser
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class ActiveUsers:
                 ]
                 written = len(rows)
                 if rows:
-                    await maintenance.upsert(
+                    await store.upsert(
                         session, SignalActiveUser, ["partner_id", "day", "user_id"], rows
                     )
                 by_vendor: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)

@@ -10,7 +10,7 @@ before it). docs/signals.md explains each formula.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -40,6 +40,9 @@ class SignalDefinition:
     visibility: Visibility
     window_days: int | None  # None: all history up to the day, or a state on the day
     subject: Subject = Subject.PARTNER
+    # Also kept per rep (``repSignals``): the same formula over what the rep's own sales,
+    # claims and deals did (``REP_NAMES``).
+    per_rep: bool = False
 
 
 def _d(
@@ -130,7 +133,19 @@ _ALL = [
        None, Visibility.VENDOR_ONLY),
 ]  # fmt: skip
 
+# The signals kept per rep too: those where a rep's own rows mean something. Not margins,
+# earnings, payout ratio, refund rate, claim decisions or risk (vendor-only or the
+# partner's as a whole), activity, forecasts or concentration (partner-level).
+REP_NAMES: tuple[str, ...] = (
+    "revenue_7d", "revenue_30d", "revenue_90d", "claims_submitted_30d",
+    "deals_registered_30d", "deals_won_90d", "deals_lost_90d", "win_rate", "open_pipeline",
+    "days_since_last_sale", "days_since_first_sale", "activated",
+)  # fmt: skip
+
+_ALL = [replace(d, per_rep=d.name in REP_NAMES) for d in _ALL]
+
 DEFINITIONS: dict[str, SignalDefinition] = {d.name: d for d in _ALL}
+assert all(DEFINITIONS[n].visibility is Visibility.PARTNER for n in REP_NAMES)
 
 PARTNER_VISIBLE: frozenset[str] = frozenset(
     d.name for d in _ALL if d.visibility is Visibility.PARTNER

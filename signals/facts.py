@@ -24,9 +24,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    delete,
+    func,
+    literal_column,
+    type_coerce,
+    union_all,
+)
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.models import DealRegistration, DealStatus, DealTransition
@@ -37,11 +46,32 @@ from signals.models import SignalFact
 OPEN_DEAL_STATUSES = frozenset({DealStatus.SUBMITTED, DealStatus.UNDER_REVIEW, DealStatus.APPROVED})
 _APPROVALS = (DecisionAction.APPROVED, DecisionAction.AUTO_APPROVED)
 _REJECTIONS = (DecisionAction.REJECTED, DecisionAction.AUTO_REJECTED)
+# The kinds of row a union reads besides decision actions and source types.
+_EARNINGS, _FLAG = "EARNINGS", "RISK_FLAG"
 
 # Every counter of a fact row (the columns ``recompute`` fills, besides the lists).
 COUNTERS = (
     "sales", "sales_minor", "reversals", "reversed_minor", "margin_minor", "earnings_minor",
     "claims_submitted", "claims_approved", "claims_rejected", "risk_flags",
+    "deals_registered", "deals_won", "deals_lost", "pipeline_delta_minor",
+)  # fmt: skip
+
+
+# The counters each kind of source fills: what an event of that kind can change (the deals'
+# also fill ``response_seconds``).
+CREDITS, CLAIMS, DEALS = "credits", "claims", "deals"
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    CREDITS: (
+        "sales", "sales_minor", "reversals", "reversed_minor", "margin_minor", "earnings_minor",
+    ),
+    CLAIMS: ("claims_submitted", "claims_approved", "claims_rejected", "risk_flags"),
+    DEALS: ("deals_registered", "deals_won", "deals_lost", "pipeline_delta_minor"),
+}  # fmt: skip
+assert sorted(c for cs in CATEGORIES.values() for c in cs) == sorted(COUNTERS)
+
+# The counters kept per rep (``signal_rep_fact``): what the rep signals read.
+REP_COUNTERS = (
+    "sales", "sales_minor", "reversals", "reversed_minor", "claims_submitted",
     "deals_registered", "deals_won", "deals_lost", "pipeline_delta_minor",
 )  # fmt: skip
 
@@ -56,6 +86,8 @@ class DayFacts:
 
 
 Key = tuple[uuid.UUID, date]
+# A rep's day: (partner, rep user, day) — ``compute(..., reps=True)``.
+RepKey = tuple[uuid.UUID, uuid.UUID, date]
 
 
 def start_of(day: date) -> datetime:
@@ -92,17 +124,152 @@ async def compute(
     partner_ids: Collection[uuid.UUID] | None,
     first: date,
     last: date,
+    categories: Collection[str] = tuple(CATEGORIES),
 ) -> dict[Key, DayFacts]:
     """The facts of each partner-day in [first, last] that has any (money only in
-    ``currency``: the vendor's signal currency; other currencies are not converted)."""
-    since, until = start_of(first), start_of(last + timedelta(days=1))
-    out: dict[Key, DayFacts] = defaultdict(DayFacts)
+    ``currency``: the vendor's signal currency; other currencies are not converted). With
+    ``categories``, only those kinds of source are read (the other counters stay 0)."""
+    return await _compute(
+        session,
+        vendor_id,
+        currency,
+        partner_ids,
+        first,
+        last,
+        categories,
+        reps=False,
+        only_reps=False,
+    )
 
+
+async def compute_reps(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    *,
+    partner_ids: Collection[uuid.UUID] | None,
+    first: date,
+    last: date,
+    categories: Collection[str] = tuple(CATEGORIES),
+) -> dict[RepKey, DayFacts]:
+    """The same facts per rep: the same source rows grouped by the rep they name (a sale's
+    ``earning_source.rep_user_id``, a claim's ``sale_claim.rep_user_id``, a deal's
+    ``deal_registration.registered_by_id``); rows naming no rep are left out. Earnings,
+    margins, claim decisions and risk flags are not kept per rep (``REP_COUNTERS``)."""
+    return await _compute(
+        session,
+        vendor_id,
+        currency,
+        partner_ids,
+        first,
+        last,
+        categories,
+        reps=True,
+        only_reps=True,
+    )
+
+
+async def _compute(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID] | None,
+    first: date,
+    last: date,
+    categories: Collection[str],
+    *,
+    reps: bool,
+    only_reps: bool,
+) -> dict[Any, DayFacts]:
+    """Grouped by partner and day, or with ``reps`` by partner, rep and day (``only_reps``:
+    only the rows a rep counter reads; else every row, those of no rep under None)."""
+    since, until = start_of(first), start_of(last + timedelta(days=1))
+    out: dict[Any, DayFacts] = defaultdict(DayFacts)
+    if CREDITS in categories:
+        await _credits(
+            session, vendor_id, currency, partner_ids, since, until, out, reps, only_reps
+        )
+    if CLAIMS in categories:
+        await _claims(session, vendor_id, partner_ids, since, until, out, reps, only_reps)
+    if DEALS in categories:
+        await _deals(session, vendor_id, currency, partner_ids, since, until, out, reps, only_reps)
+    if reps and not only_reps:
+        return out
+    if reps:
+        return {
+            key: _only(facts, REP_COUNTERS)
+            for key, facts in out.items()
+            if key[1] is not None and not _only(facts, REP_COUNTERS).empty()
+        }
+    return {key: facts for key, facts in out.items() if not facts.empty()}
+
+
+async def compute_both(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    *,
+    partner_ids: Collection[uuid.UUID],
+    first: date,
+    last: date,
+    categories: Collection[str],
+) -> tuple[dict[Key, DayFacts], dict[RepKey, DayFacts]]:
+    """``compute`` and ``compute_reps`` from the same statements (a handler run pays per
+    statement): the source rows grouped by rep as well, summed per partner."""
+    grouped = await _compute(
+        session, vendor_id, currency, partner_ids, first, last, categories,
+        reps=True, only_reps=False,
+    )  # fmt: skip
+    partners: dict[Key, DayFacts] = defaultdict(DayFacts)
+    reps: dict[RepKey, DayFacts] = {}
+    for (partner_id, rep_id, day), found in grouped.items():
+        total = partners[(partner_id, day)]
+        for name, n in found.counts.items():
+            total.counts[name] += n
+        total.response_seconds += found.response_seconds
+        if rep_id is not None:
+            mine = _only(found, REP_COUNTERS)
+            if not mine.empty():
+                reps[(partner_id, rep_id, day)] = mine
+    return {k: f for k, f in partners.items() if not f.empty()}, reps
+
+
+def _only(facts: DayFacts, counters: Collection[str]) -> DayFacts:
+    return DayFacts({c: facts.counts[c] for c in counters}, [])
+
+
+def _key(partner_id: uuid.UUID, rep_id: Any, day: Any, reps: bool) -> tuple[Any, ...]:
+    return (partner_id, rep_id, as_day(day)) if reps else (partner_id, as_day(day))
+
+
+def _rep(column: Any, reps: bool) -> Any:
+    """The rep column grouped by (for rep facts), else a constant null."""
+    return col(column) if reps else literal_column("NULL")
+
+
+async def _credits(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID] | None,
+    since: datetime,
+    until: datetime,
+    out: dict[Any, DayFacts],
+    reps: bool = False,
+    only_reps: bool = False,
+) -> None:
+
+    # Sales and reversals by source, earnings by ledger entry: one statement (a handler run
+    # pays per statement), the kinds told apart by ``kind``. Per rep, no earnings.
     day = day_expression(session, CreditedSource.credited_at)
-    rows = await session.execute(
+    kind = type_coerce(col(CreditedSource.source_type), String)
+    rep = _rep(CreditedSource.rep_user_id, reps)
+    sources = (
         sa_select(
-            col(CreditedSource.partner_id), day, col(CreditedSource.source_type), func.count(),
-            func.sum(col(CreditedSource.revenue_minor)), func.sum(col(CreditedSource.margin_minor)),
+            col(CreditedSource.partner_id), rep.label("rep"), day.label("day"),
+            kind.label("kind"), func.count().label("n"),
+            func.sum(col(CreditedSource.revenue_minor)).label("amount"),
+            func.sum(col(CreditedSource.margin_minor)).label("margin"),
         )
         .where(
             col(CreditedSource.vendor_id) == vendor_id, col(CreditedSource.currency) == currency,
@@ -112,62 +279,105 @@ async def compute(
                 [SourceType.SALE_APPROVED, SourceType.SALE_REVERSED]
             ),
         )
-        .group_by(col(CreditedSource.partner_id), day, col(CreditedSource.source_type))
+        .group_by(
+            col(CreditedSource.partner_id), *([rep] if reps else []), day,
+            col(CreditedSource.source_type),
+        )
     )  # fmt: skip
-    for partner_id, d, kind, n, revenue, margin in rows:
-        counts = out[(partner_id, as_day(d))].counts
-        if kind == SourceType.SALE_APPROVED:
-            counts["sales"] += int(n)
-            counts["sales_minor"] += int(revenue or 0)
-        else:
-            counts["reversals"] += int(n)
-            counts["reversed_minor"] -= int(revenue or 0)
-        counts["margin_minor"] += int(margin or 0)
-
     day = day_expression(session, EarningEntry.booked_at)
-    rows2 = await session.exec(
-        select(EarningEntry.partner_id, day, func.sum(EarningEntry.amount_minor))
+    entries = (
+        sa_select(
+            col(EarningEntry.partner_id), literal_column("NULL"), day.label("day"),
+            literal_column(f"'{_EARNINGS}'", String).label("kind"), literal_column("0"),
+            func.sum(col(EarningEntry.amount_minor)), literal_column("0"),
+        )
         .where(
-            EarningEntry.vendor_id == vendor_id, EarningEntry.currency == currency,
+            col(EarningEntry.vendor_id) == vendor_id, col(EarningEntry.currency) == currency,
             _in(EarningEntry.partner_id, partner_ids),
             col(EarningEntry.booked_at) >= since, col(EarningEntry.booked_at) < until,
         )
         .group_by(col(EarningEntry.partner_id), day)
     )  # fmt: skip
-    for partner_id, d, amount in rows2:
-        out[(partner_id, as_day(d))].counts["earnings_minor"] += int(amount or 0)
+    statement: Any = sources if only_reps else union_all(sources, entries)
+    for partner_id, rep_id, d, kind_, n, amount, margin in await session.execute(statement):
+        counts = out[_key(partner_id, rep_id, d, reps)].counts
+        if kind_ == _EARNINGS:
+            counts["earnings_minor"] += int(amount or 0)
+            continue
+        if kind_ == SourceType.SALE_APPROVED:
+            counts["sales"] += int(n)
+            counts["sales_minor"] += int(amount or 0)
+        else:
+            counts["reversals"] += int(n)
+            counts["reversed_minor"] -= int(amount or 0)
+        counts["margin_minor"] += int(margin or 0)
 
-    decisions = await session.exec(
-        select(SaleClaim.partner_id, SaleClaimDecision.action, SaleClaimDecision.decided_at)
+
+async def _claims(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_ids: Collection[uuid.UUID] | None,
+    since: datetime,
+    until: datetime,
+    out: dict[Any, DayFacts],
+    reps: bool = False,
+    only_reps: bool = False,
+) -> None:
+    # Decisions and risk flags: one statement, told apart by ``kind``.
+    rep = _rep(SaleClaim.rep_user_id, reps)
+    decisions: Any = (
+        sa_select(
+            col(SaleClaim.partner_id), rep.label("rep"),
+            type_coerce(col(SaleClaimDecision.action), String).label("kind"),
+            col(SaleClaimDecision.decided_at).label("at"),
+        )
         .join(SaleClaim, col(SaleClaim.id) == SaleClaimDecision.claim_id)
         .where(
-            SaleClaim.vendor_id == vendor_id, _in(SaleClaim.partner_id, partner_ids),
+            col(SaleClaim.vendor_id) == vendor_id, _in(SaleClaim.partner_id, partner_ids),
             col(SaleClaimDecision.decided_at) >= since, col(SaleClaimDecision.decided_at) < until,
         )
     )  # fmt: skip
-    for partner_id, action, at in decisions:
-        counts = out[(partner_id, as_day(at))].counts
-        if action is DecisionAction.SUBMITTED:
-            counts["claims_submitted"] += 1
-        elif action in _APPROVALS:
-            counts["claims_approved"] += 1
-        elif action in _REJECTIONS:
-            counts["claims_rejected"] += 1
-
-    flags = await session.exec(
-        select(SaleClaim.partner_id, RiskFlag.created_at)
+    flags = (
+        sa_select(
+            col(SaleClaim.partner_id), rep, literal_column(f"'{_FLAG}'", String),
+            col(RiskFlag.created_at),
+        )
         .join(SaleClaim, col(SaleClaim.id) == RiskFlag.claim_id)
         .where(
-            RiskFlag.vendor_id == vendor_id, _in(SaleClaim.partner_id, partner_ids),
+            col(RiskFlag.vendor_id) == vendor_id, _in(SaleClaim.partner_id, partner_ids),
             col(RiskFlag.created_at) >= since, col(RiskFlag.created_at) < until,
         )
     )  # fmt: skip
-    for partner_id, at in flags:
-        out[(partner_id, as_day(at))].counts["risk_flags"] += 1
+    if only_reps:  # per rep, only submissions count
+        decisions = decisions.where(col(SaleClaimDecision.action) == DecisionAction.SUBMITTED)
+    statement: Any = decisions if only_reps else union_all(decisions, flags)
+    for partner_id, rep_id, kind, at in await session.execute(statement):
+        counts = out[_key(partner_id, rep_id, at, reps)].counts
+        if kind == _FLAG:
+            counts["risk_flags"] += 1
+        elif kind == DecisionAction.SUBMITTED:
+            counts["claims_submitted"] += 1
+        elif kind in _APPROVALS:
+            counts["claims_approved"] += 1
+        elif kind in _REJECTIONS:
+            counts["claims_rejected"] += 1
 
+
+async def _deals(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    partner_ids: Collection[uuid.UUID] | None,
+    since: datetime,
+    until: datetime,
+    out: dict[Any, DayFacts],
+    reps: bool = False,
+    only_reps: bool = False,
+) -> None:
     transitions = await session.execute(
         sa_select(
-            col(DealRegistration.partner_id), col(DealRegistration.currency),
+            col(DealRegistration.partner_id), _rep(DealRegistration.registered_by_id, reps),
+            col(DealRegistration.currency),
             col(DealRegistration.estimated_value_minor), col(DealRegistration.submitted_at),
             col(DealTransition.from_status), col(DealTransition.to_status), col(DealTransition.at),
         )
@@ -178,10 +388,10 @@ async def compute(
             col(DealTransition.at) >= since, col(DealTransition.at) < until,
         )
     )  # fmt: skip
-    for partner_id, deal_currency, value, submitted_at, before, after, at in transitions:
+    for partner_id, rep_id, deal_currency, value, submitted_at, before, after, at in transitions:
         if before == after:
             continue
-        facts = out[(partner_id, as_day(at))]
+        facts = out[_key(partner_id, rep_id, at, reps)]
         counts = facts.counts
         if after is DealStatus.SUBMITTED:
             counts["deals_registered"] += 1
@@ -202,7 +412,6 @@ async def compute(
             and submitted_at is not None
         ):
             facts.response_seconds.append(max(0, int((at - submitted_at).total_seconds())))
-    return {key: facts for key, facts in out.items() if not facts.empty()}
 
 
 async def replace(

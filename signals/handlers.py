@@ -6,9 +6,18 @@ ledger rows exist), ``SaleClaimStateChanged`` (claims submitted, approved, rejec
 ``DealStatusChanged`` (registrations submitted, answered, won, lost), and from forecasts
 ``ForecastAccuracyRecorded`` (a quarter closed: ``forecast_accuracy``) and
 ``ConcentrationAlerted`` (the partners it names: ``concentration_alert_open``). A run of events
-recomputes, in one transaction, the facts of the partners it names from the earliest day
-it touches to today, then their snapshots (``signals.maintenance.refresh``): idempotent,
-as a partner-day is recomputed from its sources rather than incremented.
+recomputes, in one transaction, the facts of the partners it names, and their snapshots.
+
+The usual case — events of a sale, a claim or a deal dated today, of a partner whose
+snapshot of today exists (the daily job takes it at midnight) — is advanced
+(``signals.maintenance.advance``): only today's facts of the kinds of source the events
+tell of are recomputed, and the snapshot moves by them over its stored basis (the days
+before today are closed), a few statements whatever the windows. Anything else (events
+dated before today, forecast events, a partner without today's snapshot) is refreshed in
+full (``signals.maintenance.refresh``): its facts from the earliest day it touches to
+today, then its snapshots. Either way the partner's reps move with it (``signals.reps``).
+Both are idempotent: a partner-day is recomputed from its sources rather than
+incremented.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent, Registration, batch
 from signals import maintenance
+from signals.facts import CLAIMS, CREDITS, DEALS
 
 SIGNAL_SOURCE_TYPES = (
     EARNINGS_CHANGED, CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED, FORECAST_ACCURACY_RECORDED,
@@ -36,22 +46,43 @@ SIGNAL_SOURCE_TYPES = (
 SLACK = timedelta(minutes=5)
 
 
+# The kinds of source (``signals.facts.CATEGORIES``) an event of the day can change.
+CATEGORY = {EARNINGS_CHANGED: CREDITS, CLAIM_STATE_CHANGED: CLAIMS, DEAL_STATUS_CHANGED: DEALS}
+
+
 async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
-    """Refresh the partners the events name. Returns how many snapshots changed."""
+    """Advance or refresh the partners the events name. Returns how many snapshots changed."""
+    today = clock.now().date()
     touched: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
     first: dict[uuid.UUID, date] = {}
+    quick: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = defaultdict(lambda: defaultdict(set))
     for event in events:
         named = _partners(event)
         if not named:
             continue
-        touched[event.vendor_id].update(named)
         day = (event.occurred_at - SLACK).date()
+        category = CATEGORY.get(event.type)
+        if category is not None and day == today:
+            for partner_id in named:
+                quick[event.vendor_id][partner_id].add(category)
+            continue
+        touched[event.vendor_id].update(named)
         first[event.vendor_id] = min(first.get(event.vendor_id, day), day)
-    changed = 0
-    if not touched:
+    if not touched and not quick:
         return 0
+    changed = 0
     async with db.transaction() as session:
         await begin_write(session)
+        for vendor_id, partners in sorted(quick.items()):
+            # A partner refreshed in full anyway is not advanced first.
+            wanted = {p: c for p, c in partners.items() if p not in touched.get(vendor_id, ())}
+            if not wanted:
+                continue
+            changes, rest = await maintenance.advance(session, clock, vendor_id, wanted)
+            changed += len(changes)
+            if rest:
+                touched[vendor_id].update(rest)
+                first[vendor_id] = min(first.get(vendor_id, today), today)
         for vendor_id, partner_ids in sorted(touched.items()):
             changes = await maintenance.refresh(
                 session, clock, vendor_id, sorted(partner_ids), first[vendor_id]

@@ -16,14 +16,12 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Exists, delete, func
+from sqlalchemy import ColumnElement, Exists, String, case, delete, func, literal
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.models import DealTransition
@@ -36,63 +34,44 @@ from forecasts.quarters import Quarter
 from infra.clock import Clock
 from infra.outbox import new_event
 from partners.models import Partner
-from signals import compute, facts
-from signals.compute import LOOKBACK_DAYS, Fact, History
+from signals import compute, facts, reps
+from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
 from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
 from signals.snapshots import Values, complete
+from signals.store import upsert
 
 DEFAULT_CURRENCY = "USD"
 # Partners per batch of snapshots (a database's limit on bind parameters is ~32,000).
 CHUNK = 2_000
 
 
-async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
-    """The currency a vendor's money signals are in: that of its program (the oldest BASE
-    program, else the oldest program), else of its claim settings, else USD. Sales,
-    earnings and deals in other currencies are left out, never converted."""
-    programs = list(
-        await session.exec(
-            select(Program.currency, Program.kind)
-            .where(Program.vendor_id == vendor_id)
-            .order_by(col(Program.created_at), col(Program.id))
+def currency_expression(vendor_id: uuid.UUID) -> ColumnElement[str]:
+    """The currency a vendor's money signals are in, in SQL: that of its program (the
+    oldest BASE program, else the oldest program), else of its claim settings, else USD.
+    Sales, earnings and deals in other currencies are left out, never converted."""
+    program = (
+        sa_select(col(Program.currency))
+        .where(col(Program.vendor_id) == vendor_id)
+        .order_by(
+            case((col(Program.kind) == ProgramKind.BASE, 0), else_=1),
+            col(Program.created_at), col(Program.id),
         )
+        .limit(1)
+        .scalar_subquery()
+    )  # fmt: skip
+    settings = (
+        sa_select(col(SalesSettings.auto_approve_currency))
+        .where(col(SalesSettings.vendor_id) == vendor_id)
+        .scalar_subquery()
     )
-    for currency, kind in programs:
-        if kind is ProgramKind.BASE:
-            return currency
-    if programs:
-        return programs[0][0]
-    settings = await session.get(SalesSettings, vendor_id)
-    return settings.auto_approve_currency if settings is not None else DEFAULT_CURRENCY
+    return func.coalesce(program, settings, literal(DEFAULT_CURRENCY, String))
 
 
-async def upsert(
-    session: AsyncSession,
-    model: type[SQLModel],
-    keys: list[str],
-    rows: list[dict[str, Any]],
-    update: list[str] | None = None,
-) -> None:
-    """Insert rows, updating (or, without ``update``, keeping) those whose key exists: a
-    handler, the daily job and another process's activity flush may write the same
-    partner-day at once, and the last to commit wins with values it computed from
-    committed facts."""
-    if not rows:
-        return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(model.__table__)  # type: ignore[attr-defined]
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    # One statement with a list of parameter sets: compiled once and cached (a VALUES list
-    # built from the rows was compiled anew each call, most of a handler run's CPU).
-    for i in range(0, len(rows), 2000):
-        await session.execute(stmt, rows[i : i + 2000])
+async def signal_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:
+    """The vendor's signal currency (``currency_expression``), in one query."""
+    currency: str = (await session.execute(sa_select(currency_expression(vendor_id)))).scalar_one()
+    return currency
 
 
 async def refresh(
@@ -114,6 +93,7 @@ async def refresh(
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=partner_ids, first=first, last=today
     )
+    await reps.refresh(session, clock, vendor_id, currency, partner_ids, first)
     by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
     by_day[today] = set(partner_ids)
     if first < today:
@@ -157,6 +137,7 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
         return 0
     currency = await signal_currency(session, vendor_id)
     await take(session, clock, vendor_id, currency, due, [today - timedelta(days=1), today])
+    await reps.take_due(session, clock, vendor_id, currency)
     return len(due)
 
 
@@ -190,6 +171,7 @@ async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> 
     written = 0
     for day, partner_ids in sorted(by_day.items()):
         written += len(await take(session, clock, vendor_id, currency, sorted(partner_ids), [day]))
+    await reps.rebuild(session, clock, vendor_id, currency, first)
     return len(found), written
 
 
@@ -219,7 +201,7 @@ async def _first_source_day(session: AsyncSession, vendor_id: uuid.UUID) -> date
 class _Loaded:
     facts: dict[uuid.UUID, list[Fact]]
     pipeline_before: dict[uuid.UUID, int]
-    first_sale: dict[uuid.UUID, date]
+    first_sale_before: dict[uuid.UUID, date]
     last_sale_before: dict[uuid.UUID, date]
     active: dict[uuid.UUID, list[tuple[date, uuid.UUID]]]
     # (day recorded, accuracy) oldest first; (quarter, day raised) of alerts naming it.
@@ -250,15 +232,10 @@ async def _load(
             col(SignalFact.day) >= start, col(SignalFact.day) <= last,
         )
     )  # fmt: skip
-    first_sale: dict[uuid.UUID, date] = {}
     for partner_id, day, seconds, *counts in rows:
         day = facts.as_day(day)
         fact = Fact(day, dict(zip(facts.COUNTERS, counts, strict=True)), tuple(seconds or ()))
         by_partner[partner_id].append(fact)
-        if fact.counts["sales"] > 0 and (
-            partner_id not in first_sale or day < first_sale[partner_id]
-        ):
-            first_sale[partner_id] = day
     before = await session.execute(
         sa_select(
             col(SignalFact.partner_id), func.sum(col(SignalFact.pipeline_delta_minor)),
@@ -269,6 +246,7 @@ async def _load(
         .group_by(col(SignalFact.partner_id))
     )  # fmt: skip
     pipeline: dict[uuid.UUID, int] = {}
+    first_sale: dict[uuid.UUID, date] = {}
     last_before: dict[uuid.UUID, date] = {}
     for partner_id, total, first_sold, last_sold in before:
         pipeline[partner_id] = int(total or 0)
@@ -309,15 +287,24 @@ async def _load(
     return _Loaded(by_partner, pipeline, first_sale, last_before, active, accuracy, alerts)
 
 
-def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
-    """What the snapshot of ``day`` reads beyond its windows: the loaded facts start where
-    ``pipeline_before`` and ``last_sale_before`` end."""
-    upto = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
-    pipeline = loaded.pipeline_before.get(partner_id, 0) + sum(
-        f.counts["pipeline_delta_minor"] for f in upto
+def _basis(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> compute.Basis:
+    """What the snapshot of ``day`` reads from the days before it: the loaded facts start
+    where ``pipeline_before`` and the sales before end."""
+    return compute.basis(
+        day,
+        loaded.facts.get(partner_id, []),
+        facts.COUNTERS,
+        pipeline_before=loaded.pipeline_before.get(partner_id, 0),
+        first_sale_before=loaded.first_sale_before.get(partner_id),
+        last_sale_before=loaded.last_sale_before.get(partner_id),
     )
-    sale_days = [f.day for f in upto if f.counts["sales"] > 0]
-    last_sale = max(sale_days) if sale_days else loaded.last_sale_before.get(partner_id)
+
+
+def _today(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> Fact | None:
+    return next((f for f in loaded.facts.get(partner_id, []) if f.day == day), None)
+
+
+def _extras(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> Extras:
     active = loaded.active.get(partner_id, [])
 
     def users(days: int) -> int:
@@ -326,10 +313,7 @@ def _history(loaded: _Loaded, partner_id: uuid.UUID, day: date) -> History:
 
     recorded = [value for on, value in loaded.accuracy.get(partner_id, []) if on <= day]
     quarter = Quarter.of(facts.start_of(day)).key
-    return History(
-        pipeline_minor=pipeline,
-        first_sale=loaded.first_sale.get(partner_id),
-        last_sale=last_sale,
+    return Extras(
         active_users_7d=users(7),
         active_users_30d=users(30),
         forecast_accuracy=recorded[-1] if recorded else None,
@@ -359,12 +343,13 @@ async def take(
             chunked += await take(session, clock, vendor_id, currency, ids[i : i + CHUNK], days)
         return chunked
     loaded = await _load(session, vendor_id, ids, days[0], days[-1])
-    existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any]]] = {
-        (partner_id, facts.as_day(day)): (currency_, values_)
-        for partner_id, day, currency_, values_ in await session.execute(
+    existing: dict[tuple[uuid.UUID, date], tuple[str, dict[str, Any], Any]] = {
+        (partner_id, facts.as_day(day)): (currency_, values_, basis_)
+        for partner_id, day, currency_, values_, basis_ in await session.execute(
             sa_select(
                 col(SignalSnapshot.partner_id), col(SignalSnapshot.day),
                 col(SignalSnapshot.currency), col(SignalSnapshot.values),
+                col(SignalSnapshot.basis),
             ).where(
                 col(SignalSnapshot.vendor_id) == vendor_id,
                 col(SignalSnapshot.partner_id).in_(ids),
@@ -377,25 +362,43 @@ async def take(
     rows = []
     for day in days:
         for partner_id in ids:
-            window = [f for f in loaded.facts.get(partner_id, []) if f.day <= day]
-            values = compute.values(day, window, _history(loaded, partner_id, day))
+            basis = _basis(loaded, partner_id, day)
+            today = _today(loaded, partner_id, day)
+            values = compute.values_of(day, basis, today, _extras(loaded, partner_id, day))
             old = existing.get((partner_id, day))
             before: Values = complete(old[1]) if old is not None else {}
-            if old is not None and before == values and old[0] == currency:
+            stored_basis = basis.to_json(today)
+            if (
+                old is not None and before == values and old[0] == currency
+                and old[2] == stored_basis
+            ):  # fmt: skip
                 continue
             names = [name for name, value in values.items() if before.get(name, ...) != value]
-            changes.append(SignalsChanged(vendor_id, partner_id, day, names))
+            if names or old is None or old[0] != currency:
+                changes.append(SignalsChanged(vendor_id, partner_id, day, names))
             rows.append(
                 {
                     "partner_id": partner_id, "day": day, "vendor_id": vendor_id,
-                    "currency": currency, "values": values, "computed_at": now,
+                    "currency": currency, "values": values, "basis": stored_basis,
+                    "computed_at": now,
                 }
             )  # fmt: skip
     if not rows:
         return changes
     await upsert(
-        session, SignalSnapshot, ["partner_id", "day"], rows, ["currency", "values", "computed_at"]
-    )
+        session, SignalSnapshot, ["partner_id", "day"], rows,
+        ["currency", "values", "basis", "computed_at"],
+    )  # fmt: skip
+    await _announce(session, vendor_id, now, changes)
+    return changes
+
+
+async def _announce(
+    session: AsyncSession, vendor_id: uuid.UUID, now: datetime, changes: list[SignalsChanged]
+) -> None:
+    """Record ``SignalsChanged`` for each change, in the snapshot's transaction."""
+    if not changes:
+        return
     session.add_all(
         new_event(
             vendor_id=vendor_id,
@@ -408,4 +411,120 @@ async def take(
         for change in changes
     )
     await session.flush()
-    return changes
+
+
+async def advance(
+    session: AsyncSession,
+    clock: Clock,
+    vendor_id: uuid.UUID,
+    touched: dict[uuid.UUID, set[str]],
+) -> tuple[list[SignalsChanged], set[uuid.UUID]]:
+    """The handlers' way for events of today: recompute today's facts of the kinds of source
+    the events tell of (``facts.CATEGORIES``) for the partners they name, and move today's
+    snapshot by them alone: its basis (the days before today, closed) is kept, so no window
+    is read again. A recompute, not an increment: an event handled twice writes the same
+    row. Returns the changes and the partners it could not advance (no snapshot of today
+    with a basis in the signal currency): the caller refreshes those in full."""
+    today = clock.now().date()
+    ids = sorted(touched)
+    # The vendor's signal currency rides along with the snapshots (one query).
+    statement = sa_select(
+        col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
+        col(SignalSnapshot.values), col(SignalSnapshot.basis),
+        currency_expression(vendor_id).label("signal_currency"),
+    ).where(
+        col(SignalSnapshot.vendor_id) == vendor_id, col(SignalSnapshot.partner_id).in_(ids),
+        col(SignalSnapshot.day) == today,
+    )  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()  # another handler's advance waits for ours
+    found: dict[uuid.UUID, tuple[Values, compute.Basis, Fact]] = {}
+    currency = ""
+    for partner_id, currency_, values, stored, currency in await session.execute(statement):
+        if currency_ != currency or not stored:
+            continue
+        basis = compute.Basis.from_json(stored, facts.COUNTERS)
+        before = compute.stored_today(stored, today, facts.COUNTERS)
+        if basis is not None and before is not None:
+            found[partner_id] = (complete(values), basis, before)
+    rest = set(ids) - set(found)
+    if not found:
+        return [], rest
+    categories = set().union(*(touched[p] for p in found))
+    # The partners' facts of today and their reps' (``signals.reps``), from one read.
+    recomputed, rep_facts = await facts.compute_both(
+        session, vendor_id, currency, partner_ids=list(found), first=today, last=today,
+        categories=categories,
+    )  # fmt: skip
+    columns = [c for category in sorted(categories) for c in facts.CATEGORIES[category]]
+    if facts.DEALS in categories:
+        columns.append("response_seconds")
+    now = clock.now()
+    changes: list[SignalsChanged] = []
+    fact_rows: list[dict[str, Any]] = []
+    emptied: list[uuid.UUID] = []
+    snapshot_rows: list[dict[str, Any]] = []
+    for partner_id, (old_values, basis, before) in sorted(found.items()):
+        day_facts = recomputed.get((partner_id, today), facts.DayFacts())
+        counts = dict(before.counts)
+        for category in categories:
+            for name in facts.CATEGORIES[category]:
+                counts[name] = day_facts.counts[name]
+        seconds = (
+            tuple(sorted(day_facts.response_seconds))
+            if facts.DEALS in categories
+            else before.response_seconds
+        )
+        after = Fact(today, counts, seconds)
+        if after == before:
+            continue
+        if not seconds and not any(counts.values()):
+            emptied.append(partner_id)
+        else:
+            fact_rows.append(
+                {
+                    "partner_id": partner_id, "day": today, "vendor_id": vendor_id,
+                    "currency": currency, **counts, "response_seconds": list(seconds),
+                }
+            )  # fmt: skip
+        values = compute.values_of(today, basis, after, _extras_of(old_values))
+        names = [name for name, value in values.items() if old_values.get(name, ...) != value]
+        if names:
+            changes.append(SignalsChanged(vendor_id, partner_id, today, names))
+        snapshot_rows.append(
+            {
+                "partner_id": partner_id, "day": today, "vendor_id": vendor_id,
+                "currency": currency, "values": values, "basis": basis.to_json(after),
+                "computed_at": now,
+            }
+        )  # fmt: skip
+    # Only the recomputed columns of a fact row are set: the others keep what their own
+    # sources gave.
+    await upsert(session, SignalFact, ["partner_id", "day"], fact_rows, ["currency", *columns])
+    if emptied:
+        await session.execute(
+            delete(SignalFact).where(
+                col(SignalFact.partner_id).in_(emptied), col(SignalFact.day) == today
+            )
+        )
+    await upsert(
+        session, SignalSnapshot, ["partner_id", "day"], snapshot_rows,
+        ["currency", "values", "basis", "computed_at"],
+    )  # fmt: skip
+    await _announce(session, vendor_id, now, changes)
+    # The reps of the partners whose day moved: today's rep facts and snapshots.
+    moved = {row["partner_id"]: categories for row in snapshot_rows}
+    await reps.advance(session, clock, vendor_id, currency, moved, rep_facts)
+    return changes, rest
+
+
+def _extras_of(values: Values) -> Extras:
+    """What a snapshot read from outside the facts, as it stored it (events of sales, claims
+    and deals do not move it; the activity flush and forecast events re-take in full)."""
+    accuracy = values.get("forecast_accuracy")
+    return Extras(
+        active_users_7d=int(values.get("active_users_7d") or 0),
+        active_users_30d=int(values.get("active_users_30d") or 0),
+        forecast_accuracy=float(accuracy) if accuracy is not None else None,
+        concentration_alert_open=bool(values.get("concentration_alert_open")),
+    )

@@ -62,6 +62,10 @@ class SignalSnapshot(SQLModel, table=True):
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
     currency: str = Field(max_length=3)
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # What the values were computed from besides the day's own facts (``compute.Basis``), and
+    # those facts: an event of the day replaces the latter alone (``maintenance.advance``).
+    # None: taken before bases were kept; the next event re-takes it in full.
+    basis: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     computed_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -75,3 +79,44 @@ class SignalActiveUser(SQLModel, table=True):
     day: date = Field(sa_column=Column(Date, primary_key=True))
     user_id: uuid.UUID = Field(foreign_key="user_account.id", primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
+
+
+class SignalRepFact(SQLModel, table=True):
+    """What happened to one of a partner's reps on one UTC day: the partner's facts (dated
+    the same way, ``SignalFact``) of the source rows that name the rep — a sale's or
+    reversal's ``earning_source.rep_user_id``, a claim's ``sale_claim.rep_user_id``, a
+    deal's ``deal_registration.registered_by_id``. Only what the rep signals read."""
+
+    __tablename__ = "signal_rep_fact"
+    __table_args__ = (Index("ix_signal_rep_fact_vendor_day", "vendor_id", "day"),)
+
+    partner_id: uuid.UUID = Field(foreign_key="partner.id", primary_key=True)
+    rep_user_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
+    currency: str = Field(max_length=3)
+    sales: int = 0
+    sales_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    reversals: int = 0
+    reversed_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    claims_submitted: int = 0
+    deals_registered: int = 0
+    deals_won: int = 0
+    deals_lost: int = 0
+    pipeline_delta_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class SignalRepSnapshot(SQLModel, table=True):
+    """A rep's signal values as of the end of ``day`` (``signals.definitions.REP_NAMES``).
+    Rules do not read these (they read the partner's): no ``SignalsChanged`` is recorded."""
+
+    __tablename__ = "signal_rep_snapshot"
+    __table_args__ = (Index("ix_signal_rep_snapshot_vendor_day", "vendor_id", "day"),)
+
+    partner_id: uuid.UUID = Field(foreign_key="partner.id", primary_key=True)
+    rep_user_id: uuid.UUID = Field(primary_key=True)
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
+    currency: str = Field(max_length=3)
+    values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    computed_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -1,6 +1,7 @@
-"""What callers read of signals: a partner's daily values over a range, only the partners
-the caller may see (``partners.repository.get_readable_partner``) and only the signals its
-role may see (vendor-only ones to vendor staff)."""
+"""What callers read of signals: a partner's (or one of its reps') daily values over a
+range, only the partners the caller may see (``partners.repository.get_readable_partner``)
+and only the signals its role may see (vendor-only ones to vendor staff); a partner rep
+reads only its own rep signals."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.errors import DomainError
 from partners.repository import get_readable_partner
-from partners.roles import Principal
-from signals.definitions import DEFINITIONS, SignalDefinition, visible_names
+from partners.roles import Principal, Role
+from signals.definitions import DEFINITIONS, REP_NAMES, SignalDefinition, visible_names
 from signals.errors import SignalsErrorCode as Code
 from signals.policy import SIGNALS, SignalsOp
-from signals.snapshots import Value, complete, history
+from signals.snapshots import Value, complete, complete_rep, history, rep_history
 
 MAX_RANGE_DAYS = 366
 
@@ -66,5 +67,47 @@ async def partner_signals(
         values = complete(snapshot.values)
         out.append(
             SignalDay(snapshot.day, snapshot.currency, [(DEFINITIONS[n], values[n]) for n in names])
+        )
+    return out
+
+
+async def rep_signals(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    partner_id: uuid.UUID | None,
+    rep_user_id: uuid.UUID | None,
+    first: date,
+    last: date,
+) -> list[SignalDay] | None:
+    """A rep's snapshots of the partner from ``first`` to ``last`` (days before its first
+    sale, claim or deal are left out): the per-rep signals (``REP_NAMES``, all
+    partner-visible). None for a partner the caller may not see, or a rep other than
+    itself for a partner rep (answered like a missing one). A partner user's partner is its
+    own when not given, a partner rep's rep itself."""
+    SIGNALS.require(principal, SignalsOp.READ_REPS)
+    check_range(first, last)
+    if partner_id is None:
+        if principal.partner_id is None:
+            raise DomainError(Code.PARTNER_REQUIRED, "Name the partner.", "partner_id")
+        partner_id = principal.partner_id
+    if rep_user_id is None:
+        if principal.role is not Role.PARTNER_REP or principal.user_id is None:
+            raise DomainError(Code.REP_REQUIRED, "Name the rep.", "rep_user_id")
+        rep_user_id = principal.user_id
+    partner = await get_readable_partner(session, principal, partner_id)
+    if partner is None:
+        return None
+    if principal.role is Role.PARTNER_REP and rep_user_id != principal.user_id:
+        return None
+    out = []
+    for snapshot in await rep_history(
+        session, partner.vendor_id, partner.id, rep_user_id, first, last
+    ):
+        values = complete_rep(snapshot.values)
+        out.append(
+            SignalDay(
+                snapshot.day, snapshot.currency, [(DEFINITIONS[n], values[n]) for n in REP_NAMES]
+            )
         )
     return out

@@ -10,8 +10,8 @@ from collections.abc import Collection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from signals.definitions import DEFINITIONS
-from signals.models import SignalSnapshot
+from signals.definitions import DEFINITIONS, REP_NAMES
+from signals.models import SignalRepSnapshot, SignalSnapshot
 
 Value = int | float | bool | None
 Values = dict[str, Value]
@@ -64,5 +64,37 @@ async def history(
             col(SignalSnapshot.day) <= last,
         )
         .order_by(col(SignalSnapshot.day))
+    )
+    return list(rows)
+
+
+def complete_rep(values: dict[str, object]) -> Values:
+    """Every rep signal's name (``REP_NAMES``), None where the stored snapshot has none."""
+    out: Values = {}
+    for name in REP_NAMES:
+        value = values.get(name)
+        out[name] = value if isinstance(value, int | float | bool) else None
+    return out
+
+
+async def rep_history(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    partner_id: uuid.UUID,
+    rep_user_id: uuid.UUID,
+    first: datetime.date,
+    last: datetime.date,
+) -> list[SignalRepSnapshot]:
+    """A partner's rep's snapshots from ``first`` to ``last`` inclusive, oldest first."""
+    rows = await session.exec(
+        select(SignalRepSnapshot)
+        .where(
+            SignalRepSnapshot.vendor_id == vendor_id,
+            SignalRepSnapshot.partner_id == partner_id,
+            SignalRepSnapshot.rep_user_id == rep_user_id,
+            col(SignalRepSnapshot.day) >= first,
+            col(SignalRepSnapshot.day) <= last,
+        )
+        .order_by(col(SignalRepSnapshot.day))
     )
     return list(rows)

@@ -45,6 +45,36 @@ class SignalsQuery:
         return None if days is None else [SignalDayType.of(d) for d in days]
 
     @strawberry.field(
+        permission_classes=[allowed(SIGNALS, SignalsOp.READ_REPS)],
+        description="One of a partner's reps' daily signals from 'from' to 'to' (UTC days, "
+        "inclusive, at most 366), oldest first: the signals whose definition says 'perRep', "
+        "over the sales, claims and deals that name the rep (deals: the user who registered "
+        "them); days before the rep's first are left out. A partner rep reads its own (the "
+        "default), a partner admin its partner's reps, vendor staff the reps of the partners "
+        "they may see. Null for a partner or rep you may not see. Bad ranges: INVALID_RANGE, "
+        "RANGE_TOO_LONG; no rep named: REP_REQUIRED.",
+    )
+    async def rep_signals(
+        self,
+        info: Info[Context, None],
+        from_: Annotated[date, strawberry.argument(name="from")],
+        to: date,
+        partner_id: strawberry.ID | None = None,
+        rep_user_id: strawberry.ID | None = None,
+    ) -> list[SignalDayType] | None:
+        ctx = info.context
+        try:
+            days = await reads.rep_signals(
+                ctx.session, ctx.caller,
+                partner_id=None if partner_id is None else row_id(partner_id, "Partner"),
+                rep_user_id=None if rep_user_id is None else row_id(rep_user_id, "User"),
+                first=from_, last=to,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
+        return None if days is None else [SignalDayType.of(d) for d in days]
+
+    @strawberry.field(
         permission_classes=[allowed(SIGNALS, SignalsOp.READ_DEFINITIONS)],
         description="Every signal you may read, described in plain words (partner users: "
         "the partner-visible ones).",

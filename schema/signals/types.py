@@ -33,6 +33,10 @@ class SignalDefinitionType:
     window_days: int | None = strawberry.field(
         description="The trailing window in days; null for all history or a current state."
     )
+    per_rep: bool = strawberry.field(
+        description="Also kept per rep (repSignals): the same formula over the sales, claims "
+        "and deals that name the rep."
+    )
 
     @classmethod
     def of(cls, d: SignalDefinition) -> Self:
@@ -43,6 +47,7 @@ class SignalDefinitionType:
             unit=d.unit,
             visibility=d.visibility,
             window_days=d.window_days,
+            per_rep=d.per_rep,
         )
 
 
@@ -73,7 +78,9 @@ class SignalValueType:
         return out
 
 
-@strawberry.type(name="SignalDay", description="A partner's signals as of the end of a day.")
+@strawberry.type(
+    name="SignalDay", description="A partner's (or a rep's) signals as of the end of a day."
+)
 class SignalDayType:
     day: date = strawberry.field(description="The UTC day; today's values are so far.")
     currency: str = strawberry.field(description="The currency of the money signals.")
