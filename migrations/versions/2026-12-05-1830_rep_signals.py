@@ -1,8 +1,8 @@
 """rep signals: per partner, rep and day, the facts of the source rows naming the rep and the
 rep's snapshot
 
-Revision ID: 0025_rep_signals
-Revises: 0024_signal_basis
+Revision ID: 0027_rep_signals
+Revises: 0026_signal_basis
 Create Date: 2026-12-05 18:30:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import infra.db
 
-revision: str = "0025_rep_signals"
-down_revision: str | None = "0024_signal_basis"
+revision: str = "0027_rep_signals"
+down_revision: str | None = "0026_signal_basis"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """signal snapshots keep their basis (the sums of the days before the day and the day's own
 facts), so an event of the day updates a snapshot without re-reading its windows
 
-Revision ID: 0024_signal_basis
-Revises: 0023_pilots
+Revision ID: 0026_signal_basis
+Revises: 0025_rule_budget_committed
 Create Date: 2026-12-05 17:30:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0024_signal_basis"
-down_revision: str | None = "0023_pilots"
+revision: str = "0026_signal_basis"
+down_revision: str | None = "0025_rule_budget_committed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
