@@ -67,7 +67,8 @@ class Snapshot:
 
 class Renderer(Protocol):
     """Turns a snapshot into what a transport sends: ``shared`` once per group and change,
-    ``message`` once per subscriber (cheap: the shared part plus its own standing)."""
+    ``message`` once per participant and tag in the group (cheap: the shared part plus its
+    own standing; subscribers of one participant with the same tag get the same message)."""
 
     def shared(self, snapshot: Snapshot) -> Any: ...
 
