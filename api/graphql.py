@@ -162,6 +162,13 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
     them recognises is served by it (e.g. executed once per group of subscribers), anything
     else by strawberry as usual."""
 
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_init_received and self.connection_init_timeout_task is not None:
+            # strawberry cancels the timeout but keeps the task, and with it the
+            # cancellation's traceback and frames, for the connection's lifetime.
+            self.connection_init_timeout_task = None
+
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         try:
             errors = refusals(self.schema, operation.query, operation.operation_name)
@@ -307,6 +314,7 @@ class GraphQLView(GraphQL[Context, None]):
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "reason": outcome.reason})
         context.principal = outcome
         context.auth_failure = None
+        context.connection_params = None  # the credential is not kept per connection
         self.sockets.open(context.request, outcome, since=since)
         return cast(UnsetType, UNSET)
 

@@ -48,7 +48,7 @@ def _identity(principal: Principal) -> tuple[object, ...]:
     return (p.vendor_id, p.role, p.user_id, p.partner_id, p.api_key_id, p.display_key_id)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Socket:
     websocket: WebSocket
     principal: Principal

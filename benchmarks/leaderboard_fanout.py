@@ -5,8 +5,22 @@ include it (a push with a version at or above the one the credit produced; versi
 read atomically with the rows), and server memory per connected subscriber.
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
-        [--duration 30] [--clients 2] [--workers 1] [--dispatch generator|process] [--program]
+        [--duration 30] [--clients 2] [--servers 1] [--workers 1]
+        [--dispatch generator|process] [--program]
         [--database-url postgresql+asyncpg://postgres@127.0.0.1/EMPTY_DB] [--cluster]
+        [--trace-memory]
+
+--servers N starts N API processes (uvicorn, each on its own port, as behind a load
+balancer); every client process spreads its connections over them in turn, so each serves
+subscribers / N. Memory per subscriber is the growth of all API processes' resident memory
+(RSS, children included) from before the first connection to all subscribed and idle,
+divided by the subscribers. Besides latency (p50/p95/p99/max over every (approval,
+subscriber) pair) the run checks the results: every subscriber's versions never go back,
+and every subscriber's last push carries the board's final version.
+
+--trace-memory starts the API processes under tracemalloc (benchmarks/traced_server.py)
+and prints the allocation sites that grew most per subscriber (slower; memory figures of
+such a run are not comparable).
 
 --cluster runs it on a private local Redis Cluster (three masters with a replica each;
 sharded pub/sub) instead of one embedded redis-server.
@@ -38,6 +52,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -187,16 +202,19 @@ class BenchClient(asyncio.Protocol):
 
 
 async def client_main(
-    address: str, tokens: list[str], contest: str, seconds: float, out: str
+    addresses: str, tokens: list[str], contest: str, seconds: float, out: str
 ) -> None:
+    """Connects ``tokens`` subscribers, the i-th to the i-th of the comma-separated
+    ``addresses`` in turn."""
     loop = asyncio.get_running_loop()
-    host, port = address.rsplit(":", 1)
+    servers = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in addresses.split(",")]
     logs: list[list[tuple[int, int]]] = [[] for _ in tokens]
     protocols: list[BenchClient] = []
 
     async def one(index: int) -> None:
+        host, port = servers[index % len(servers)]
         _, proto = await loop.create_connection(
-            lambda: BenchClient(tokens[index], contest, logs[index]), host, int(port)
+            lambda: BenchClient(tokens[index], contest, logs[index]), host, port
         )
         protocols.append(proto)
         await proto.subscribed
@@ -367,7 +385,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--duration", type=float, default=30)
     parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--servers", type=int, default=1, help="API processes, one port each")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per server")
     parser.add_argument("--dispatch", choices=("generator", "process"), default="generator")
     parser.add_argument("--program", action="store_true", help="add an earnings program")
     parser.add_argument(
@@ -375,13 +394,17 @@ def main() -> None:
     )
     parser.add_argument("--cluster", action="store_true", help="on a local Redis Cluster")
     parser.add_argument(
-        "--client", nargs=5, metavar=("ADDR", "TOKENS", "CONTEST", "SECONDS", "OUT")
+        "--trace-memory", nargs="?", const="", metavar="DIR",
+        help="tracemalloc the servers (snapshots kept in DIR if given)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--client", nargs=5, metavar=("ADDRS", "TOKENS", "CONTEST", "SECONDS", "OUT")
     )
     args = parser.parse_args()
     if args.client:
-        address, token_file, contest, seconds, out = args.client
+        addresses, token_file, contest, seconds, out = args.client
         tokens = json.loads(Path(token_file).read_text())
-        uvloop.run(client_main(address, tokens, contest, float(seconds), out))
+        uvloop.run(client_main(addresses, tokens, contest, float(seconds), out))
         return
 
     with (
@@ -395,36 +418,69 @@ def main() -> None:
             "CHANNELBOARD_REDIS_CLUSTER": "true" if args.cluster else "false",
             "CHANNELBOARD_REDIS_NAMESPACE": f"fanout-{uuid.uuid4().hex[:6]}",
             "CHANNELBOARD_LOG_LEVEL": "warning",
-            # The server only serves: no dispatcher of its own racing the generator's.
+            # The servers only serve: no dispatcher of their own racing the generator's.
             "CHANNELBOARD_DISPATCH": "external",
         }  # fmt: skip
         contest, tokens, _partners = asyncio.run(seed(db_url, args.subscribers, args.partners))
         if args.program:
             asyncio.run(add_program(env))
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-             "127.0.0.1", "--port", str(port), "--ws-per-message-deflate", "false",
-             "--log-level", "warning", "--no-access-log", "--backlog", "4096",
-             "--workers", str(args.workers)],
-            env=env,
-        )  # fmt: skip
-        address = f"127.0.0.1:{port}"
+        ports = [free_port() for _ in range(args.servers)]
+        tracing = args.trace_memory is not None
+        trace = Path(args.trace_memory or tmp) / "trace"
+        runner = ["benchmarks.traced_server", str(trace)] if tracing else ["uvicorn"]
+        servers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    *runner,
+                    "api.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--ws-per-message-deflate",
+                    "false",
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "--backlog",
+                    "4096",
+                    "--workers",
+                    str(args.workers),
+                ],
+                env=env,
+            )  # fmt: skip
+            for port in ports
+        ]
+        addresses = [f"127.0.0.1:{port}" for port in ports]
         clients: list[subprocess.Popen[bytes]] = []
         dispatcher = None
         if args.dispatch == "process":
             dispatcher = subprocess.Popen([sys.executable, "-m", "api", "dispatch"], env=env)
+
+        def servers_rss() -> int:
+            return sum(rss_kb(s.pid) for s in servers)
+
+        def servers_cpu() -> float:
+            return sum(cpu_s(s.pid) for s in servers)
+
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"http://{address}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                raise RuntimeError(f"the server did not start (exit code {server.poll()})")
+            for server, address in zip(servers, addresses, strict=True):
+                deadline = time.monotonic() + 180  # (a loaded machine, tracemalloc)
+                while time.monotonic() < deadline and server.poll() is None:
+                    try:
+                        if httpx.get(f"http://{address}/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        time.sleep(0.2)
+                else:
+                    raise RuntimeError(f"a server did not start (exit code {server.poll()})")
             time.sleep(1)
-            base_rss = rss_kb(server.pid)
+            if tracing:
+                _snapshot(servers, trace, 0)
+            base_rss = servers_rss()
             per = -(-len(tokens) // args.clients)
             outs = []
             t0 = time.perf_counter()
@@ -440,7 +496,7 @@ def main() -> None:
                             "-m",
                             "benchmarks.leaderboard_fanout",
                             "--client",
-                            address,
+                            ",".join(addresses),
                             str(token_file),
                             contest,
                             str(args.duration + 8),
@@ -455,63 +511,41 @@ def main() -> None:
                 time.sleep(0.5)
             connect_s = time.perf_counter() - t0
             time.sleep(2)
-            subscribed_rss = rss_kb(server.pid)
-            print(f"{len(tokens):,} subscribers connected and subscribed in {connect_s:.1f} s")
+            subscribed_rss = servers_rss()
+            if tracing:
+                _snapshot(servers, trace, 1)
+                _report_growth(trace, len(servers), len(tokens))
+            print(f"{len(tokens):,} subscribers connected and subscribed in {connect_s:.1f} s "
+                  f"to {args.servers} server(s) x {args.workers} worker(s)")  # fmt: skip
             print(
                 f"server RSS: {base_rss / 1024:.1f} MiB before, {subscribed_rss / 1024:.1f} MiB "
                 f"with all subscribed: {(subscribed_rss - base_rss) / len(tokens):.1f} KiB per "
                 "subscriber"
             )
             print(f"load average before the run: {os.getloadavg()}")
-            cpu_before = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            cpu_before = [servers_cpu(), *(cpu_s(c.pid) for c in clients)]
             dispatcher_before = cpu_s(dispatcher.pid) if dispatcher else 0.0
             generator_before = time.process_time()
             started = time.perf_counter()
             events = asyncio.run(generate(env, args.rate, args.duration, dispatcher is not None))
             elapsed = time.perf_counter() - started
             generator_cpu = time.process_time() - generator_before
-            cpu_after = [cpu_s(server.pid), *(cpu_s(c.pid) for c in clients)]
+            cpu_after = [servers_cpu(), *(cpu_s(c.pid) for c in clients)]
             if dispatcher is not None:
                 used = (cpu_s(dispatcher.pid) - dispatcher_before) / elapsed
                 print(f"dispatcher process (every handler, earnings too): {used:.0%} of a core")
             server_cpu, *client_cpu = (a - b for a, b in zip(cpu_after, cpu_before, strict=True))
             clients_pct = " ".join(f"{c / elapsed:.0%}" for c in client_cpu)
-            print(f"CPU during the run ({elapsed:.0f} s): server {server_cpu / elapsed:.0%} of a "
-                  f"core, client processes {clients_pct}, generator "
+            print(f"CPU during the run ({elapsed:.0f} s): servers {server_cpu / elapsed:.0%} of "
+                  f"a core (all together), client processes {clients_pct}, generator "
                   f"{generator_cpu / elapsed:.0%}")  # fmt: skip
             print(f"load average after the run: {os.getloadavg()}")
-            peak_rss = rss_kb(server.pid)
+            peak_rss = servers_rss()
             print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
                   f"during the run {peak_rss / 1024:.1f} MiB")  # fmt: skip
             for c in clients:
                 c.wait(timeout=600)
-            latencies: list[float] = []
-            worst: dict[int, float] = {}  # second of the run -> its slowest delivery
-            missed = 0
-            pushes = 0
-            for out in outs:
-                for log in json.loads(Path(out).read_text()):
-                    pushes += len(log)
-                    # The first push whose version is >= v is where the running maximum
-                    # of versions first reaches v.
-                    reached = list(itertools.accumulate((v for v, _ in log), max))
-                    for committed, version in events:
-                        i = bisect.bisect_left(reached, version)
-                        if i == len(log):
-                            missed += 1
-                        else:
-                            latencies.append((log[i][1] - committed) / 1e9)
-                            second = (committed - events[0][0]) // 10**9
-                            worst[second] = max(worst.get(second, 0.0), latencies[-1])
-            print(f"pushes received: {pushes:,} ({pushes / len(tokens):.1f} per subscriber)")
-            print("slowest delivery per second of the run (ms): " + " ".join(
-                f"{worst[k] * 1000:.0f}" for k in sorted(worst)))  # fmt: skip
-            print(
-                f"commit-to-receive latency over {len(latencies):,} (event, subscriber) pairs: "
-                f"p50 {percentile(latencies, 50) * 1000:.0f} ms, "
-                f"p99 {percentile(latencies, 99) * 1000:.0f} ms, "
-                f"max {max(latencies) * 1000:.0f} ms; never received: {missed}"
-            )
+            _report(outs, events, len(tokens))
         finally:
             for c in clients:
                 if c.poll() is None:
@@ -519,8 +553,101 @@ def main() -> None:
             if dispatcher is not None:
                 dispatcher.terminate()
                 dispatcher.wait()
-            server.terminate()
-            server.wait()
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait()
+
+
+def _report(outs: list[str], events: list[tuple[int, int]], subscribers: int) -> None:
+    latencies: list[float] = []
+    worst: dict[int, float] = {}  # second of the run -> its slowest delivery
+    missed = pushes = backwards = short = 0
+    final = max(v for _, v in events)
+    for out in outs:
+        for log in json.loads(Path(out).read_text()):
+            pushes += len(log)
+            versions = [v for v, _ in log]
+            backwards += sum(b < a for a, b in itertools.pairwise(versions))
+            if not versions or versions[-1] != final:
+                short += 1  # its last push is not the final state
+            # The first push whose version is >= v is where the running maximum of
+            # versions first reaches v.
+            reached = list(itertools.accumulate(versions, max))
+            for committed, version in events:
+                i = bisect.bisect_left(reached, version)
+                if i == len(log):
+                    missed += 1
+                else:
+                    latencies.append((log[i][1] - committed) / 1e9)
+                    second = (committed - events[0][0]) // 10**9
+                    worst[second] = max(worst.get(second, 0.0), latencies[-1])
+    print(f"pushes received: {pushes:,} ({pushes / subscribers:.1f} per subscriber)")
+    print("slowest delivery per second of the run (ms): " + " ".join(
+        f"{worst[k] * 1000:.0f}" for k in sorted(worst)))  # fmt: skip
+    if not latencies:
+        print(f"no push carried an approval; never received: {missed}")
+        return
+    ms = {p: percentile(latencies, p) * 1000 for p in (50, 95, 99)}
+    print(
+        f"commit-to-receive latency over {len(latencies):,} (event, subscriber) pairs: "
+        f"p50 {ms[50]:.0f} ms, p95 {ms[95]:.0f} ms, p99 {ms[99]:.0f} ms, "
+        f"max {max(latencies) * 1000:.0f} ms; never received: {missed}"
+    )
+    print(f"results: {backwards} pushes with a version below the one before; "
+          f"{subscribers - short:,} of {subscribers:,} subscribers ended on the final version "
+          f"{final}")  # fmt: skip
+
+
+def _snapshot(servers: list[subprocess.Popen[bytes]], trace: Path, n: int) -> None:
+    """Asks each traced server (benchmarks/traced_server.py) for its n-th tracemalloc
+    snapshot, and waits for them."""
+    for server in servers:
+        os.kill(server.pid, signal.SIGUSR1)
+    for server in servers:
+        while not Path(f"{trace}-{server.pid}-{n}.snap").exists():
+            time.sleep(0.5)
+
+
+def _report_growth(trace: Path, servers: int, subscribers: int) -> None:
+    import tracemalloc  # noqa: PLC0415
+
+    snaps = sorted(trace.parent.glob(trace.name + "-*.snap"))
+    by_pid: dict[str, list[Path]] = {}
+    for snap in snaps:
+        by_pid.setdefault(snap.name.split("-")[1], []).append(snap)
+    total: dict[str, int] = {}
+    for pid, (before, after, *_) in by_pid.items():
+        diff = tracemalloc.Snapshot.load(str(after)).compare_to(
+            tracemalloc.Snapshot.load(str(before)), "lineno"
+        )
+        print(f"tracemalloc, server {pid}: {sum(d.size_diff for d in diff) / 1024:,.0f} KiB grew")
+        for d in diff:
+            site = str(d.traceback[0])
+            total[site] = total.get(site, 0) + d.size_diff
+    files: dict[str, int] = {}
+    for site, size in total.items():
+        name = site.rsplit(":", 1)[0]
+        name = name.split("site-packages/")[-1].split("/lib/python3")[-1].removeprefix(os.getcwd())
+        files[name] = files.get(name, 0) + size
+    print(f"by file, bytes per subscriber ({servers} server(s)):")
+    for name, size in sorted(files.items(), key=lambda kv: -kv[1])[:30]:
+        print(f"  {size / subscribers:8.0f}  {name}")
+    top = sorted(total.items(), key=lambda kv: -kv[1])[:30]
+    print(f"allocation sites that grew most, bytes per subscriber ({servers} server(s)):")
+    for site, size in top:
+        print(f"  {size / subscribers:8.0f}  {site}")
+    counts: dict[str, int] = {}
+    for before, after, *_ in by_pid.values():
+        old = json.loads(Path(str(before) + ".types").read_text())
+        for name, n in json.loads(Path(str(after) + ".types").read_text()).items():
+            counts[name] = counts.get(name, 0) + n - old.get(name, 0)
+    print(
+        "objects tracked by the collector, per subscriber: "
+        f"{sum(counts.values()) / subscribers:.1f}"
+    )
+    for name, n in sorted(counts.items(), key=lambda kv: -kv[1])[:30]:
+        print(f"  {n / subscribers:6.2f}  {name}")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,10 @@ def direct_socket(scope: Scope) -> DirectSocket | None:
     proto = getattr(send, "__self__", None)
     if not isinstance(proto, WebSocketsSansIOProtocol) or proto.transport is None:
         return None
+    if proto.handshake_complete:
+        # uvicorn keeps the upgrade request and response (their headers: ~3.5 KiB) for
+        # the connection's lifetime, though it reads them only while accepting.
+        proto.request = proto.response = None  # type: ignore[assignment]
     return DirectSocket(proto)
 
 

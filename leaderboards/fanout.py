@@ -67,7 +67,8 @@ class Snapshot:
 
 class Renderer(Protocol):
     """Turns a snapshot into what a transport sends: ``shared`` once per group and change,
-    ``message`` once per subscriber (cheap: the shared part plus its own standing)."""
+    ``message`` once per participant and tag in the group (cheap: the shared part plus its
+    own standing; subscribers of one participant with the same tag get the same message)."""
 
     def shared(self, snapshot: Snapshot) -> Any: ...
 
@@ -80,7 +81,9 @@ False leaves it to the subscriber's own task."""
 
 
 class Subscriber:
-    __slots__ = ("_wake", "done", "group", "latest", "participant", "sink", "tag")
+    # Thousands live per process: slots, and a future only while its task waits (an
+    # asyncio.Event per subscriber held a deque of its own).
+    __slots__ = ("_waiter", "_woken", "done", "group", "latest", "participant", "sink", "tag")
 
     def __init__(
         self, group: Group, participant: uuid.UUID | None, tag: Any = None, sink: Sink | None = None
@@ -91,7 +94,8 @@ class Subscriber:
         self.sink = sink
         self.latest: Any = None
         self.done = False
-        self._wake = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, message: Any, *, final: bool = False) -> None:
         """Deliver through the sink when nothing is waiting (no task wake-up), else replace
@@ -101,15 +105,26 @@ class Subscriber:
         self.done = final
         if self.latest is None and self.sink is not None and self.sink(message):
             if final:
-                self._wake.set()  # the subscriber's task ends the operation
+                self._wake()  # the subscriber's task ends the operation
             return
         self.latest = message
-        self._wake.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self) -> None:
         """Until something was offered that the sink did not take, or the final one."""
-        await self._wake.wait()
-        self._wake.clear()
+        if not self._woken:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._woken = False
 
     def take(self) -> Any:
         message, self.latest = self.latest, None
@@ -133,9 +148,24 @@ class Group:
     viewer: Viewer  # the audience's visibility, as nobody in particular (no self_id)
     renderer: Renderer
     subscribers: set[Subscriber] = field(default_factory=set)
+    # The same subscribers by participant (None: none of its own), so that a refresh
+    # looks each participant's standing and renders up once, not once per subscriber.
+    by_participant: dict[uuid.UUID | None, set[Subscriber]] = field(default_factory=dict)
     # (what it was rendered from, the shared render, the render per participant whose own
     # row is on the board: None when it is not)
     cache: tuple[tuple[Any, ...], Any, dict[uuid.UUID, Any]] | None = None
+
+    def add(self, sub: Subscriber) -> None:
+        self.subscribers.add(sub)
+        self.by_participant.setdefault(sub.participant, set()).add(sub)
+
+    def discard(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+        same = self.by_participant.get(sub.participant)
+        if same is not None:
+            same.discard(sub)
+            if not same:
+                del self.by_participant[sub.participant]
 
 
 class Feed:
@@ -293,14 +323,20 @@ class Feed:
             reader = Reader(rt, session)
             status = effective_status(contest, now)
             groups = [only.group] if only else [g for g in self.groups.values() if g.subscribers]
+            # Who is served, by group and participant: those who join from here on are
+            # served by their own refresh.
+            members_of: dict[GroupKey, dict[uuid.UUID | None, list[Subscriber]]] = {
+                g.key: {only.participant: [only]} if only
+                else {p: list(subs) for p, subs in g.by_participant.items()}
+                for g in groups
+            }  # fmt: skip
             boards: dict[tuple[int, str], BoardView] = {}
             if status is not ContestStatus.CANCELLED:
                 for group in groups:
                     k = (group.key.first, group.key.audience)
                     if k not in boards:
                         boards[k] = await reader.board(contest, group.viewer, None, 0, k[0])
-            subs = [only] if only else [s for g in groups for s in g.subscribers]
-            participants = sorted({s.participant for s in subs if s.participant}, key=str)
+            participants = sorted({p for m in members_of.values() for p in m if p}, key=str)
             standings: dict[uuid.UUID, StandingView] = {}
             any_board = next(iter(boards.values()), None)
             # Partners of one contest share one audience; vendor staff have no standing
@@ -321,14 +357,11 @@ class Feed:
                 standings = {v.standing.participant_id: v for v in views}
             # Each participant's own view of each board it watches with its row on it.
             personal: dict[tuple[int, str, uuid.UUID], BoardView | None] = {}
-            members_of: dict[GroupKey, list[Subscriber]] = {}
             for group in groups:
                 k = (group.key.first, group.key.audience)
                 board = boards.get(k)
-                # Those who join from here on are served by their own refresh.
-                members = members_of[group.key] = [only] if only else list(group.subscribers)
-                for p in {s.participant for s in members if s.participant}:
-                    if board is not None and (k[0], k[1], p) not in personal:
+                for p in members_of[group.key]:
+                    if p and board is not None and (k[0], k[1], p) not in personal:
                         mine = await reader.personal(contest, board, group.viewer, p)
                         personal[(k[0], k[1], p)] = mine
         for group in groups:
@@ -342,18 +375,30 @@ class Feed:
             else:
                 shared, own = await _render(group.renderer, snap), {}
                 group.cache = (cache_key, shared, own)
-            members = [s for s in members_of[group.key] if s in group.subscribers]
-            for p in {s.participant for s in members if s.participant} - own.keys():
-                # Its own row is its own: rendered once per participant (None: not on it).
-                mine = personal.get((k[0], k[1], p))
-                own[p] = None if mine is None else await _render(
-                    group.renderer, Snapshot(contest, status, mine, version)
-                )  # fmt: skip
-            final, message = snap.final, group.renderer.message
-            for sub in members:
-                me = standings.get(sub.participant) if sub.participant else None
-                view = own.get(sub.participant) if sub.participant else None
-                sub.offer(message(sub, shared if view is None else view, me), final=final)
+            members = members_of[group.key]
+            for p in members:
+                if p and p not in own:
+                    # Its own row is its own: rendered once per participant (None: not on it).
+                    mine = personal.get((k[0], k[1], p))
+                    own[p] = None if mine is None else await _render(
+                        group.renderer, Snapshot(contest, status, mine, version)
+                    )  # fmt: skip
+            final, message, current = snap.final, group.renderer.message, group.subscribers
+            for p, subs in members.items():
+                me = standings.get(p) if p else None
+                view = own.get(p) if p else None
+                body = shared if view is None else view
+                tag: Any = _NO_TAG
+                pushed: Any = None
+                for sub in subs:
+                    if sub not in current:
+                        continue  # left while the board was read
+                    if sub.tag != tag:  # the same message for the same operation id
+                        tag, pushed = sub.tag, message(sub, body, me)
+                    sub.offer(pushed, final=final)
+
+
+_NO_TAG = object()
 
 
 async def _render(renderer: Renderer, snapshot: Snapshot) -> Any:
@@ -401,13 +446,13 @@ class Fanout:
         if group is None:
             group = feed.groups[key] = Group(key, viewer.shared, renderer)
         sub = Subscriber(group, viewer.self_id, tag, sink)
-        group.subscribers.add(sub)
+        group.add(sub)
         try:
             await asyncio.shield(feed.opened)  # raises RedisUnavailable while Redis is down
             await feed.refresh(only=sub)
             yield sub
         finally:
-            group.subscribers.discard(sub)
+            group.discard(sub)
             if not group.subscribers:
                 feed.groups.pop(key, None)
             if feed.empty and self.feeds.get(contest.id) is feed:

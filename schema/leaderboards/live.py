@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -74,11 +74,27 @@ def _has_directives(node: Any) -> bool:
     return any(_has_directives(s) for s in selection_set.selections)
 
 
+# Distinct (document, variables, operation name) whose plans are kept, and distinct
+# (plan, participant kind, audience) whose renderers are: thousands of subscribers asking
+# the same thing share one of each instead of holding a parsed copy per operation.
+SHARED_PLANS = 256
+
+
 class FastPath:
     def __init__(self, schema: Any, services: Services) -> None:
         self.schema = schema
         self.graphql_schema = schema._schema
         self.services = services
+        self._plans: dict[tuple[str, str | None, str], Plan | None] = {}
+        self._renderers: dict[tuple[str, ParticipantKind, str], JsonRenderer] = {}
+
+    def renderer(self, plan: Plan, kind: ParticipantKind, audience: str) -> JsonRenderer:
+        """The group's renderer (a fan-out group is one plan and audience)."""
+        key = (plan.shape, kind, audience)
+        found = self._renderers.get(key)
+        if found is None or found.plan is not plan:
+            found = _keep(self._renderers, key, JsonRenderer(self, plan, kind))
+        return found
 
     def _document(self, query: str, name: str | None) -> DocumentNode | None:
         """The document if it passes the limits every path applies (the caller has sent
@@ -93,6 +109,14 @@ class FastPath:
         await run(self, handler, operation, plan)
 
     def plan(self, query: str, variables: dict[str, Any] | None, name: str | None) -> Plan | None:
+        """How to serve this operation on the fast path (shared by every operation asking
+        the same), or None for strawberry's path."""
+        key = (query, name, json.dumps(variables, sort_keys=True, default=str))
+        if key in self._plans:
+            return self._plans[key]
+        return _keep(self._plans, key, self._plan(query, variables, name))
+
+    def _plan(self, query: str, variables: dict[str, Any] | None, name: str | None) -> Plan | None:
         doc = self._document(query, name)
         if doc is None:
             return None
@@ -143,6 +167,17 @@ class FastPath:
             response_key=(field.alias or field.name).value, me=me, fragments=fragments,
             contest_id=str(args["contestId"]), first=int(args.get("first", 10)), shape=shape,
         )  # fmt: skip
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _keep(kept: dict[K, V], key: K, value: V) -> V:
+    if len(kept) >= SHARED_PLANS:
+        del kept[next(iter(kept))]  # the oldest
+    kept[key] = value
+    return value
 
 
 class JsonRenderer:
@@ -299,7 +334,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
         await operation.send_initial_errors([error])
         return
     viewer = viewer_for(principal, contest)
-    renderer = JsonRenderer(fast, plan, contest.participant_kind)
+    renderer = fast.renderer(plan, contest.participant_kind, viewer.audience)
     ws = handler.websocket.ws
     direct = direct_socket(ws.scope)
     fanout = services.fanout

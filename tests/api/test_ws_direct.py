@@ -95,6 +95,8 @@ async def test_pushes_are_written_in_the_feeds_pass(
         assert proto.writable.is_set()
         assert sock.open
         assert proto.transport.get_write_buffer_limits()[1] == 32 * 1024
+        # Released once the connection is open (uvicorn reads them only while accepting).
+        assert (proto.request, proto.response) == (None, None)
         sink = sub.sink
         assert sink is not None
         results: list[bool] = []
