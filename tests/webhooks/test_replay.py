@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
@@ -79,7 +79,9 @@ async def test_replay_by_event_id_and_by_range(
     async with db.session() as session:
         replays = list(
             await session.exec(
-                select(AuditEntry).where(AuditEntry.action == "webhook_endpoint.replayed")
+                select(AuditEntry)
+                .where(AuditEntry.action == "webhook_endpoint.replayed")
+                .order_by(col(AuditEntry.at), col(AuditEntry.id))  # (no order is not an order)
             )
         )
     assert [e.after["messages"] for e in replays if e.after] == [1, 2]
