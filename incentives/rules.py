@@ -353,8 +353,9 @@ async def roll_back(
 ) -> IncentiveRule:
     """Make an earlier approved version active again, and end what the replaced version's
     firings placed that still runs. With ``reverse_earnings``, what the replaced version's
-    overlays paid is taken back too (``earnings.withdrawals``): reversed where not yet paid
-    out, clawed back from the next payout where paid."""
+    overlays paid is taken back too (``earnings.withdrawals``): reversed when booked this
+    month (no statement has it yet), clawed back in this month's statement when an earlier
+    month's statement pays it."""
     RULES.require(principal, RuleOp.ROLL_BACK)
     await begin_write(session)
     rule = await _rule(session, principal, rule_id)
