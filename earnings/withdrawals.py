@@ -27,7 +27,7 @@ explanations list the withdrawals apart from refunded sales' clawbacks."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,10 +68,17 @@ def _day(at: datetime) -> str:
 
 
 async def withdraw_overlay_earnings(
-    session: AsyncSession, clock: Clock, *, overlay_ids: Collection[uuid.UUID], why: str
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    overlay_ids: Collection[uuid.UUID],
+    why: str,
+    since: Mapping[uuid.UUID, datetime] | None = None,
 ) -> Withdrawal:
     """Balance what these overlays' entries paid and is still outstanding (see the module
-    docstring); ``why`` ends the partner's sentence ("the promotion was withdrawn").
+    docstring); ``why`` ends the partner's sentence ("the promotion was withdrawn"). For an
+    overlay in ``since`` (one only extended), only the entries of sales effective from
+    then on (what the extension paid).
     Idempotent: a second call finds nothing outstanding."""
     out = Withdrawal()
     if not overlay_ids:
@@ -87,7 +94,14 @@ async def withdraw_overlay_earnings(
             )
             .order_by(col(EarningEntry.booked_at), col(EarningEntry.id))
         )
-        if MARK not in entry.inputs and entry.amount_minor != 0
+        if MARK not in entry.inputs
+        and entry.amount_minor != 0
+        and (
+            since is None
+            or entry.overlay_id is None
+            or entry.overlay_id not in since
+            or entry.effective_at >= since[entry.overlay_id]
+        )
     ]
     if not paid_by_overlay:
         return out

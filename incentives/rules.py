@@ -385,12 +385,13 @@ async def roll_back(
         )
     before = snapshot(rule)
     outcomes = await _outcomes(session, current.id)
-    ended = await act.undo(session, clock, outcomes)
+    ended = await act.undo(session, clock, outcomes, restore_extended=True)
     money: dict[str, Any] = {}
     if reverse_earnings:
+        windows = act.overlay_windows(outcomes)
         withdrawn = await withdrawals.withdraw_overlay_earnings(
-            session, clock, overlay_ids=act.overlay_ids(outcomes),
-            why="the promotion was withdrawn",
+            session, clock, overlay_ids=list(windows), why="the promotion was withdrawn",
+            since={o: since for o, since in windows.items() if since is not None},
         )  # fmt: skip
         money = {
             "earnings_reversed_minor": withdrawn.reversed_minor,

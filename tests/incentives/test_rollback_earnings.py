@@ -14,7 +14,8 @@ import pytest
 from sqlmodel import col, select
 
 from earnings import payouts
-from earnings.models import EarningEntry, RateOverlay
+from earnings.models import EarningEntry, Program, RateOverlay
+from earnings.overlays import add_overlay
 from earnings.withdrawals import withdraw_overlay_earnings
 from incentives.actions import SOURCE, Action, ActionKind
 from incentives.models import Period, RuleFiring
@@ -302,3 +303,111 @@ async def test_an_earlier_months_entry_not_yet_paid_is_taken_back_in_this_months
         "An incentive promotion was withdrawn: 2.00 USD on an earlier statement not yet paid "
         "out was taken back in this period's statement (the earlier statement still pays it)."
     )
+
+
+async def test_a_rollback_takes_back_only_the_extension_of_an_earlier_versions_overlay(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Every version of a rule places under the rule's source, so a firing of v2 extends an
+    overlay of v1 still running (approval ends v1's effects, but a v1 firing racing the
+    approval places one after). Rolling back to v1 with reverseEarnings takes back only
+    what the extension paid (sales after v1's end), and v1's overlay would have ended
+    then: it ends now, not earlier or later."""
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
+        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
+    ])  # fmt: skip
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    ok = await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
+    }}, as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["userErrors"] == []
+
+    async def racing_v1_overlay(session: Any) -> RateOverlay:  # +2% for 30 days
+        program = await session.get(Program, s.base_program_id)
+        placed = await add_overlay(
+            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
+            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
+        )  # fmt: skip
+        await session.flush()
+        return placed
+
+    v1_overlay = await es.tx(db, racing_v1_overlay)
+    clock.freeze(T0 + timedelta(hours=1))
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)  # v1's: 2.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=1))
+    await daily(db, clock)  # v2 fires: extends v1's overlay to day 61
+    async with db.session() as session:
+        [firing] = list(await session.exec(
+            select(RuleFiring).where(RuleFiring.rule_id == rule.id,
+                                     RuleFiring.partner_id == tenant.partners[0].id)
+        ))  # fmt: skip
+    [outcome] = firing.outcomes
+    assert outcome["overlay_id"] == str(v1_overlay.id)
+    assert outcome["extended"] is True
+    assert outcome["before"] == (T0 + timedelta(days=30)).isoformat()
+    clock.freeze(T0 + timedelta(days=2))
+    await es.sale(db, clock, tenant, 150_00, partner_index=0)  # within v1's 30 days: 3.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=35))
+    await es.sale(db, clock, tenant, 50_00, partner_index=0)  # the extension's: 1.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=36))
+    back = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
+        "reverseEarnings": True,
+    }}, as_user=s.author)  # fmt: skip
+    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    await settle(services)
+    new = [e for e in await entries(gql, tenant) if "withdrawn_overlay_id" in e["inputs"]]
+    assert [e["amount"]["amountMinor"] for e in new] == [-1_00]
+    async with db.session() as session:
+        after = await session.get(RateOverlay, v1_overlay.id)
+    assert after is not None
+    assert after.ended_at == T0 + timedelta(days=36)  # past v1's end: ends now
+
+
+async def test_a_rollback_gives_an_extended_overlay_back_its_earlier_end(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """As above, rolled back before v1's end: the overlay runs on to v1's end."""
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
+        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
+    ])  # fmt: skip
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
+    }}, as_user=s.approver)  # fmt: skip
+
+    async def racing_v1_overlay(session: Any) -> RateOverlay:
+        program = await session.get(Program, s.base_program_id)
+        placed = await add_overlay(
+            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
+            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
+        )  # fmt: skip
+        await session.flush()
+        return placed
+
+    v1_overlay = await es.tx(db, racing_v1_overlay)
+    clock.freeze(T0 + timedelta(days=1))
+    await daily(db, clock)  # v2 extends it to day 61
+    clock.freeze(T0 + timedelta(days=2))
+    back = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
+        "reverseEarnings": True,
+    }}, as_user=s.author)  # fmt: skip
+    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    async with db.session() as session:
+        after = await session.get(RateOverlay, v1_overlay.id)
+    assert after is not None
+    assert (after.ends_at, after.ended_at) == (T0 + timedelta(days=30), None)
