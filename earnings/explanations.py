@@ -331,8 +331,11 @@ def explain_withdrawn(
     (``earnings.withdrawals``; inputs and amount of each entry): one sentence."""
     if not withdrawn:
         return []
-    unpaid = sum(amount for inputs, amount in withdrawn if not inputs.get("paid"))
-    paid = sum(amount for inputs, amount in withdrawn if inputs.get("paid"))
+
+    def total(kind: str) -> int:
+        return sum(amount for inputs, amount in withdrawn if _withdrawn_kind(inputs) == kind)
+
+    unpaid, paid, pending = total("this"), total("paid"), total("pending")
     parts = []
     if unpaid:
         parts.append(
@@ -344,5 +347,20 @@ def explain_withdrawn(
             f"{_m(abs(paid), currency)} already paid was "
             + ("clawed back from your next payout" if paid < 0 else "paid back to you")
         )
+    if pending:
+        parts.append(
+            f"{_m(abs(pending), currency)} on an earlier statement not yet paid out was "
+            + ("taken back" if pending < 0 else "paid back")
+            + " in this period's statement (the earlier statement still pays it)"
+        )
     text = "An incentive promotion was withdrawn: " + " and ".join(parts) + "."
-    return [Explanation(ExplanationKind.OVERLAY_WITHDRAWN, text, unpaid + paid)]
+    return [Explanation(ExplanationKind.OVERLAY_WITHDRAWN, text, unpaid + paid + pending)]
+
+
+def _withdrawn_kind(inputs: Mapping[str, Any]) -> str:
+    """Where a withdrawal lands: "this" (reversed in the original's own statement), "paid"
+    (the original's statement was paid) or "pending" (an earlier statement not yet paid)."""
+    if inputs.get("paid"):
+        return "paid"
+    # Entries written before ``later_statement`` was recorded: not paid was reversed.
+    return "pending" if inputs.get("later_statement") else "this"

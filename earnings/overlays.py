@@ -5,7 +5,7 @@ by crediting (``earnings.ledger``) as a RATE_OVERLAY entry that names it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from enum import StrEnum
 
@@ -186,6 +186,38 @@ async def end_overlays(
         session.add(overlay)
     await session.flush()
     return rows
+
+
+async def shorten_overlays(
+    session: AsyncSession, clock: Clock, *, ends: Mapping[uuid.UUID, datetime]
+) -> list[RateOverlay]:
+    """Give these running overlays back an earlier end (an extension withdrawn): the end if
+    it is still to come, else they end now. Returns those changed."""
+    if not ends:
+        return []
+    now = clock.now()
+    rows = list(
+        await session.exec(
+            select(RateOverlay).where(
+                col(RateOverlay.id).in_(list(ends)),
+                col(RateOverlay.ended_at).is_(None),
+                col(RateOverlay.ends_at) > now,
+            )
+        )
+    )
+    changed = []
+    for overlay in rows:
+        end = ends[overlay.id]
+        if end <= now:
+            overlay.ended_at = now
+        elif end < overlay.ends_at:
+            overlay.ends_at = end
+        else:
+            continue
+        session.add(overlay)
+        changed.append(overlay)
+    await session.flush()
+    return changed
 
 
 async def overlays_at(

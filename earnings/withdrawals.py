@@ -8,14 +8,18 @@ now, in integer minor units — the whole outstanding amount, so no new rounding
 rounding rule ran when the entry was credited, and a partial refund's clawback already
 rounded its share):
 
-- **not yet paid** — no statement of the entry's month, or one not PAID (pending,
-  approved, held): a RATE_OVERLAY entry of the opposite amount naming the same overlay, so
-  the overlay's line nets to what it really paid and the entry's statement (or the next
-  one, if the entry's month has ended) never pays it;
-- **paid** — the entry's month has a PAID statement: a CLAWBACK entry (a positive overlay)
-  taken from the next statement, or, for a negative overlay that withheld money, a
-  RATE_OVERLAY entry paying it back; neither names the overlay, so, as with other
-  clawbacks, a rule's budget still counts what was paid out.
+- **in this month's statement** — the entry was booked this month, so no statement has
+  it yet and the reversal lands in the same statement: a RATE_OVERLAY entry of the
+  opposite amount naming the same overlay, so the overlay's line nets to what it really
+  paid and that statement never pays it ("reversed before it was paid out");
+- **in an earlier month's statement** — its month has ended, so that month's statement
+  (made or still to be made, and whether PENDING, APPROVED, HELD or PAID) pays the
+  original, and the entry booked now lands in this month's statement: a CLAWBACK entry (a
+  positive overlay), or, for a negative overlay that withheld money, a RATE_OVERLAY entry
+  paying it back; neither names the overlay, so, as with other clawbacks, a rule's budget
+  still counts what is paid out. The partner reads "taken from your next payout" when that
+  statement is PAID, and "taken back in your <this month> statement" otherwise (it is
+  not paid yet, but it will pay the original).
 
 Each entry says why in the partner's words (never the rule's name), and the summary's
 explanations list the withdrawals apart from refunded sales' clawbacks."""
@@ -23,7 +27,7 @@ explanations list the withdrawals apart from refunded sales' clawbacks."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -52,8 +56,10 @@ MARK = "withdrawn_overlay_id"  # the inputs key of every entry written here
 
 @dataclass
 class Withdrawal:
-    reversed_minor: int = 0  # not yet paid, reversed (negative: taken back)
-    clawed_back_minor: int = 0  # paid, clawed back or paid back (signed like the entries)
+    reversed_minor: int = 0  # booked this month, reversed (negative: taken back)
+    # In an earlier month's statement (paid or not): clawed back or paid back in this
+    # month's (signed like the entries)
+    clawed_back_minor: int = 0
     entries: list[EarningEntry] = field(default_factory=list)
 
 
@@ -62,10 +68,17 @@ def _day(at: datetime) -> str:
 
 
 async def withdraw_overlay_earnings(
-    session: AsyncSession, clock: Clock, *, overlay_ids: Collection[uuid.UUID], why: str
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    overlay_ids: Collection[uuid.UUID],
+    why: str,
+    since: Mapping[uuid.UUID, datetime] | None = None,
 ) -> Withdrawal:
     """Balance what these overlays' entries paid and is still outstanding (see the module
-    docstring); ``why`` ends the partner's sentence ("the promotion was withdrawn").
+    docstring); ``why`` ends the partner's sentence ("the promotion was withdrawn"). For an
+    overlay in ``since`` (one only extended), only the entries of sales effective from
+    then on (what the extension paid).
     Idempotent: a second call finds nothing outstanding."""
     out = Withdrawal()
     if not overlay_ids:
@@ -81,7 +94,14 @@ async def withdraw_overlay_earnings(
             )
             .order_by(col(EarningEntry.booked_at), col(EarningEntry.id))
         )
-        if MARK not in entry.inputs and entry.amount_minor != 0
+        if MARK not in entry.inputs
+        and entry.amount_minor != 0
+        and (
+            since is None
+            or entry.overlay_id is None
+            or entry.overlay_id not in since
+            or entry.effective_at >= since[entry.overlay_id]
+        )
     ]
     if not paid_by_overlay:
         return out
@@ -132,8 +152,13 @@ async def withdraw_overlay_earnings(
             session.add(sources[key])
             await session.flush()
         source = sources[key]
-        statement = statements.get((entry.partner_id, entry.currency, month_start(entry.booked_at)))
+        entry_month = month_start(entry.booked_at)
+        statement = statements.get((entry.partner_id, entry.currency, entry_month))
         paid = statement is not None and statement.status is PayoutStatus.PAID
+        # Booked this month: no statement has the entry yet; the reversal nets it out in
+        # the same one. Otherwise that month's statement pays it and this month's takes
+        # it back, whatever that statement's status.
+        later = entry_month != month_start(now)
         program = programs.get(entry.program_id) if entry.program_id else None
         name = program.name if program else "Your program"
         delta = int(entry.inputs.get("delta_bp") or 0)
@@ -145,23 +170,33 @@ async def withdraw_overlay_earnings(
             MARK: str(entry.overlay_id), "reverses_entry_id": str(entry.id),
             "original_kind": EntryKind.RATE_OVERLAY.value, "original_amount_minor":
             entry.amount_minor, "outstanding_minor": outstanding, "paid": paid,
+            "later_statement": later,
             "statement_id": str(statement.id) if statement else None, "reason": why,
         }  # fmt: skip
-        if not paid:
+        if not later:
             kind, overlay_id = EntryKind.RATE_OVERLAY, entry.overlay_id
             rule = f"{name}: {what} reversed before it was paid out: {why}"
             out.reversed_minor -= outstanding
         else:
-            assert statement is not None
             kind = EntryKind.CLAWBACK if outstanding > 0 else EntryKind.RATE_OVERLAY
             overlay_id = None
-            month = f"{statement.period_start:%B %Y}"
-            rule = (
-                f"{name}: clawback of {what}, paid in the {month} statement: {why}; taken "
-                "from your next payout"
-                if outstanding > 0
-                else f"{name}: {what}, withheld in the {month} statement, paid back: {why}"
-            )
+            month = f"{entry_month:%B %Y}"
+            if paid:
+                rule = (
+                    f"{name}: clawback of {what}, paid in the {month} statement: {why}; taken "
+                    "from your next payout"
+                    if outstanding > 0
+                    else f"{name}: {what}, withheld in the {month} statement, paid back: {why}"
+                )
+            else:
+                this = f"{now:%B %Y}"
+                rule = (
+                    f"{name}: clawback of {what}, in the {month} statement: {why}; taken back "
+                    f"in your {this} statement"
+                    if outstanding > 0
+                    else f"{name}: {what}, withheld in the {month} statement: {why}; paid back "
+                    f"in your {this} statement"
+                )
             out.clawed_back_minor -= outstanding
         withdrawn = EarningEntry(
             vendor_id=entry.vendor_id, partner_id=entry.partner_id,

@@ -343,6 +343,7 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
                     projected_revenue(ctx.values, added), action.delta_bp
                 )
                 outcome["extended"] = True
+                outcome["before"] = before.isoformat()  # the end a rollback restores
             ctx.budget.spend(int(outcome["estimated_cost_minor"]))
             outcome |= {
                 "overlay_id": str(overlay.id), "program_id": str(action.program_id),
@@ -379,10 +380,37 @@ def overlay_ids(outcomes: Sequence[Mapping[str, Any]]) -> list[uuid.UUID]:
     return sorted({uuid.UUID(o["overlay_id"]) for o in outcomes if o.get("overlay_id")})
 
 
-async def undo(session: AsyncSession, clock: Clock, outcomes: Sequence[Mapping[str, Any]]) -> int:
+def overlay_windows(outcomes: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, datetime | None]:
+    """What of each overlay these outcomes own: None, the whole overlay (one of them added
+    it, or an extension recorded before ``before`` was kept); else the time from which
+    they extended it (the earliest end an extension replaced: an earlier version's, since
+    every version of a rule places under the rule's source)."""
+    out: dict[uuid.UUID, datetime | None] = {}
+    for outcome in outcomes:
+        if not outcome.get("overlay_id"):
+            continue
+        overlay_id = uuid.UUID(outcome["overlay_id"])
+        before = outcome.get("before") if outcome.get("extended") else None
+        since = datetime.fromisoformat(before) if before else None
+        if since is None or (overlay_id in out and out[overlay_id] is None):
+            out[overlay_id] = None
+        else:
+            known = out.get(overlay_id, since)
+            out[overlay_id] = min(since, known) if known is not None else None
+    return out
+
+
+async def undo(
+    session: AsyncSession,
+    clock: Clock,
+    outcomes: Sequence[Mapping[str, Any]],
+    *,
+    restore_extended: bool = False,
+) -> int:
     """End now what these outcomes placed and is still running (a rollback): group windows,
-    overlays, reviews (holds already placed stay for finance), recommendations. Returns how
-    many effects were ended."""
+    overlays, reviews (holds already placed stay for finance), recommendations. With
+    ``restore_extended`` (a rollback to the version before), an overlay they only extended
+    goes back to the end it had instead. Returns how many effects were ended."""
 
     def ids(key: str) -> list[uuid.UUID]:
         return [uuid.UUID(o[key]) for o in outcomes if o.get(key)]
@@ -393,7 +421,19 @@ async def undo(session: AsyncSession, clock: Clock, outcomes: Sequence[Mapping[s
             by="incentives",
         )
     )  # fmt: skip
-    ended += len(await overlays.end_overlays(session, clock, overlay_ids=ids("overlay_id")))
+    windows = overlay_windows(outcomes)
+    if not restore_extended:
+        windows = dict.fromkeys(windows)
+    ended += len(
+        await overlays.end_overlays(
+            session, clock, overlay_ids=[o for o, since in windows.items() if since is None]
+        )
+    )
+    ended += len(
+        await overlays.shorten_overlays(
+            session, clock, ends={o: since for o, since in windows.items() if since is not None}
+        )
+    )
     ended += len(await reviews.end_reviews(session, clock, review_ids=ids("review_id")))
     recommendation_ids = ids("recommendation_id")
     if recommendation_ids:

@@ -353,8 +353,9 @@ async def roll_back(
 ) -> IncentiveRule:
     """Make an earlier approved version active again, and end what the replaced version's
     firings placed that still runs. With ``reverse_earnings``, what the replaced version's
-    overlays paid is taken back too (``earnings.withdrawals``): reversed where not yet paid
-    out, clawed back from the next payout where paid."""
+    overlays paid is taken back too (``earnings.withdrawals``): reversed when booked this
+    month (no statement has it yet), clawed back in this month's statement when an earlier
+    month's statement pays it."""
     RULES.require(principal, RuleOp.ROLL_BACK)
     await begin_write(session)
     rule = await _rule(session, principal, rule_id)
@@ -384,12 +385,13 @@ async def roll_back(
         )
     before = snapshot(rule)
     outcomes = await _outcomes(session, current.id)
-    ended = await act.undo(session, clock, outcomes)
+    ended = await act.undo(session, clock, outcomes, restore_extended=True)
     money: dict[str, Any] = {}
     if reverse_earnings:
+        windows = act.overlay_windows(outcomes)
         withdrawn = await withdrawals.withdraw_overlay_earnings(
-            session, clock, overlay_ids=act.overlay_ids(outcomes),
-            why="the promotion was withdrawn",
+            session, clock, overlay_ids=list(windows), why="the promotion was withdrawn",
+            since={o: since for o, since in windows.items() if since is not None},
         )  # fmt: skip
         money = {
             "earnings_reversed_minor": withdrawn.reversed_minor,

@@ -84,8 +84,10 @@ class IncentiveRuleRollBackInput:
     reverse_earnings: bool = strawberry.field(
         default=False,
         description="Also take back what the replaced version's rate overlays paid: entries "
-        "not yet paid out are reversed, paid ones clawed back from the partner's next payout "
-        "(a negative overlay's are paid back), each with a plain-language explanation. "
+        "booked this month are reversed before any statement pays them; earlier months' "
+        "entries, which their month's statement pays, are clawed back in this month's "
+        "statement (a negative overlay's are paid back), each with a plain-language "
+        "explanation. "
         "Default false: what was earned stays, only what still runs ends.",
     )
 

@@ -1,19 +1,24 @@
 """Rolling a rule version back with ``reverseEarnings``: what its rate overlays paid is
-taken back — reversed where not yet paid out, clawed back from the next payout where its
-statement was paid — each entry explained to the partner; without it (the default) what
-was earned stays. Through GraphQL; the repeat through the earnings service."""
+taken back — reversed when booked this month (no statement has it yet), clawed back in
+this month's statement when an earlier month's statement pays it (paid or not yet) — each
+entry explained to the partner; without it (the default) what was earned stays. Through
+GraphQL; the repeat through the earnings service."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from earnings import payouts
-from earnings.models import EarningEntry, RateOverlay
+from earnings.models import EarningEntry, Program, RateOverlay
+from earnings.overlays import add_overlay
 from earnings.withdrawals import withdraw_overlay_earnings
 from incentives.actions import SOURCE, Action, ActionKind
+from incentives.models import Period, RuleFiring
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -30,6 +35,7 @@ from tests.support import GQL
 JANUARY = {"start": "2027-01-01T00:00:00+00:00", "end": "2027-02-01T00:00:00+00:00"}
 SUMMARY = """query($period: EarningsPeriodInput) {
   earnings(period: $period) { explanations { kind text } } }"""
+ANY_REVENUE = "revenue_30d != null && revenue_30d > 0"
 MILD = "days_since_last_sale != null && days_since_last_sale > 30"  # fires for nobody here
 
 
@@ -170,3 +176,238 @@ async def test_a_rollback_reverses_unpaid_overlay_money_and_claws_back_paid(
         and e["inputs"]["original_kind"] == "RATE_OVERLAY"
     ]  # fmt: skip
     assert [e["amount"]["amountMinor"] for e in refund] == [-3_00]
+
+
+async def test_rolling_back_takes_back_only_what_the_replaced_version_placed(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """v1 places +2% for 60 days; v2, approved on day 20, fires. Approving v2 ended v1's
+    overlay, so v2 places its own (it does not extend v1's): rolling back to v1 with
+    reverseEarnings takes back what v2's overlay paid, never what v1's paid before."""
+    s = await shop(db, clock, tenant, services)
+    overlay = [Action(ActionKind.RATE_OVERLAY, program_id=s.base_program_id, delta_bp=200,
+                      days=60)]  # fmt: skip
+    rule = await active_rule(db, clock, s, name="Push", condition=GROWTH, actions=overlay,
+                             period=Period.MONTH)  # fmt: skip
+    assert await daily(db, clock) == 1
+    clock.freeze(T0 + timedelta(hours=1))
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)  # under v1: 2.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=20))
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    ok = await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
+    }}, as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["userErrors"] == []
+    await daily(db, clock)
+    async with db.session() as session:
+        firings = list(await session.exec(
+            select(RuleFiring).where(RuleFiring.rule_id == rule.id,
+                                     RuleFiring.partner_id == tenant.partners[0].id)
+            .order_by(col(RuleFiring.fired_at))
+        ))  # fmt: skip
+        [v1_overlay, v2_overlay] = [
+            await session.get(RateOverlay, uuid.UUID(f.outcomes[0]["overlay_id"])) for f in firings
+        ]
+    assert v1_overlay is not None
+    assert v2_overlay is not None
+    assert v1_overlay.id != v2_overlay.id
+    assert "extended" not in firings[1].outcomes[0]
+    assert v1_overlay.ended_at == T0 + timedelta(days=20)  # ended when v2 was approved
+    clock.freeze(T0 + timedelta(days=21))
+    await es.sale(db, clock, tenant, 150_00, partner_index=0)  # under v2: 3.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=22))
+    back = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
+        "reverseEarnings": True,
+    }}, as_user=s.author)  # fmt: skip
+    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    await settle(services)
+    new = [e for e in await entries(gql, tenant) if "withdrawn_overlay_id" in e["inputs"]]
+    assert [e["amount"]["amountMinor"] for e in new] == [-3_00]
+    assert new[0]["inputs"]["withdrawn_overlay_id"] == str(v2_overlay.id)
+
+
+@pytest.mark.parametrize("december", ["APPROVED", "HELD", None])
+async def test_an_earlier_months_entry_not_yet_paid_is_taken_back_in_this_months_statement(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    services: Services,
+    december: str | None,
+) -> None:
+    """December's statement (approved, held, or not made yet) pays December's overlay
+    entry; the withdrawal booked in January is in January's statement: the partner is
+    told it is taken back there, not that it was reversed before it was paid out."""
+    s = await shop(db, clock, tenant, services)
+    if december != "HELD":
+        await es.tax_form(db, clock, tenant, 0)  # (else December's statement is held)
+    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
+        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
+    ])  # fmt: skip
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": GROWTH, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    ok = await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "push"
+    }}, as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["userErrors"] == []
+    assert await daily(db, clock) == 1
+    clock.freeze(T0 + timedelta(hours=1))
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)  # 2.00 in December
+    await settle(services)
+    clock.freeze(datetime(2027, 1, 2, 9, 0, tzinfo=UTC))
+    if december is not None:
+        [statement] = [
+            st
+            for st in await es.generate(db, clock, tenant, services.claim_signals)
+            if st.partner_id == tenant.partners[0].id
+        ]
+        assert statement.status.value == ("HELD" if december == "HELD" else "PENDING")
+        if december == "APPROVED":
+            finance = tenant.principal(Role.FINANCE)
+            await es.tx(db, lambda x: payouts.approve(x, finance, clock,
+                                                      statement_id=statement.id))  # fmt: skip
+    taken = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
+        "reverseEarnings": True,
+    }}, as_user=s.author)  # fmt: skip
+    assert taken["incentiveRuleRollBack"]["userErrors"] == []
+    await settle(services)
+    partner = tenant.user(Role.PARTNER_ADMIN, 0)
+    [withdrawn] = [
+        e
+        for e in nodes(await gql.data(ENTRIES, {"kind": "CLAWBACK"}, as_user=partner),
+                       "earningEntries")
+        if "withdrawn_overlay_id" in e["inputs"]
+    ]  # fmt: skip
+    assert withdrawn["amount"]["amountMinor"] == -2_00
+    assert withdrawn["rule"] == (
+        "Partner Rewards: clawback of the incentive overlay +2% credited on 5 December 2026 "
+        "(2.00 USD), in the December 2026 statement: the promotion was withdrawn; taken back "
+        "in your January 2027 statement"
+    )
+    assert withdrawn["inputs"]["paid"] is False
+    assert withdrawn["inputs"]["later_statement"] is True
+    summary = await gql.data(SUMMARY, {"period": JANUARY}, as_user=partner)
+    texts = {e["kind"]: e["text"] for e in summary["earnings"]["explanations"]}
+    assert texts["OVERLAY_WITHDRAWN"] == (
+        "An incentive promotion was withdrawn: 2.00 USD on an earlier statement not yet paid "
+        "out was taken back in this period's statement (the earlier statement still pays it)."
+    )
+
+
+async def test_a_rollback_takes_back_only_the_extension_of_an_earlier_versions_overlay(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Every version of a rule places under the rule's source, so a firing of v2 extends an
+    overlay of v1 still running (approval ends v1's effects, but a v1 firing racing the
+    approval places one after). Rolling back to v1 with reverseEarnings takes back only
+    what the extension paid (sales after v1's end), and v1's overlay would have ended
+    then: it ends now, not earlier or later."""
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
+        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
+    ])  # fmt: skip
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    ok = await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
+    }}, as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["userErrors"] == []
+
+    async def racing_v1_overlay(session: Any) -> RateOverlay:  # +2% for 30 days
+        program = await session.get(Program, s.base_program_id)
+        placed = await add_overlay(
+            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
+            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
+        )  # fmt: skip
+        await session.flush()
+        return placed
+
+    v1_overlay = await es.tx(db, racing_v1_overlay)
+    clock.freeze(T0 + timedelta(hours=1))
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)  # v1's: 2.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=1))
+    await daily(db, clock)  # v2 fires: extends v1's overlay to day 61
+    async with db.session() as session:
+        [firing] = list(await session.exec(
+            select(RuleFiring).where(RuleFiring.rule_id == rule.id,
+                                     RuleFiring.partner_id == tenant.partners[0].id)
+        ))  # fmt: skip
+    [outcome] = firing.outcomes
+    assert outcome["overlay_id"] == str(v1_overlay.id)
+    assert outcome["extended"] is True
+    assert outcome["before"] == (T0 + timedelta(days=30)).isoformat()
+    clock.freeze(T0 + timedelta(days=2))
+    await es.sale(db, clock, tenant, 150_00, partner_index=0)  # within v1's 30 days: 3.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=35))
+    await es.sale(db, clock, tenant, 50_00, partner_index=0)  # the extension's: 1.00
+    await settle(services)
+    clock.freeze(T0 + timedelta(days=36))
+    back = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
+        "reverseEarnings": True,
+    }}, as_user=s.author)  # fmt: skip
+    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    await settle(services)
+    new = [e for e in await entries(gql, tenant) if "withdrawn_overlay_id" in e["inputs"]]
+    assert [e["amount"]["amountMinor"] for e in new] == [-1_00]
+    async with db.session() as session:
+        after = await session.get(RateOverlay, v1_overlay.id)
+    assert after is not None
+    assert after.ended_at == T0 + timedelta(days=36)  # past v1's end: ends now
+
+
+async def test_a_rollback_gives_an_extended_overlay_back_its_earlier_end(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """As above, rolled back before v1's end: the overlay runs on to v1's end."""
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
+        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
+    ])  # fmt: skip
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
+    }}, as_user=s.approver)  # fmt: skip
+
+    async def racing_v1_overlay(session: Any) -> RateOverlay:
+        program = await session.get(Program, s.base_program_id)
+        placed = await add_overlay(
+            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
+            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
+        )  # fmt: skip
+        await session.flush()
+        return placed
+
+    v1_overlay = await es.tx(db, racing_v1_overlay)
+    clock.freeze(T0 + timedelta(days=1))
+    await daily(db, clock)  # v2 extends it to day 61
+    clock.freeze(T0 + timedelta(days=2))
+    back = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
+        "reverseEarnings": True,
+    }}, as_user=s.author)  # fmt: skip
+    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    async with db.session() as session:
+        after = await session.get(RateOverlay, v1_overlay.id)
+    assert after is not None
+    assert (after.ends_at, after.ended_at) == (T0 + timedelta(days=30), None)
