@@ -96,10 +96,11 @@ class OutboxEvent(SQLModel, table=True):
     type: str = Field(max_length=64, index=True)
     aggregate_id: uuid.UUID
     # ``slot_of`` the event's ordering key: its partition when several dispatchers share
-    # the outbox (``infra.outbox_partitions``). No default: build events with ``new_event``
-    # (or ``record_event(s)``), which derive it; a slot left out would put a partner's
-    # events in partition 0, out of order with the rest of its events.
-    partition_slot: int = Field(sa_column_kwargs={"server_default": "0"})
+    # the outbox (``infra.outbox_partitions``). No default, in Python or in the database:
+    # build events with ``new_event`` (or ``record_event(s)``), which derive it; a row
+    # inserted without one fails (NOT NULL) rather than put a partner's events in
+    # partition 0, out of order with the rest of its events.
+    partition_slot: int
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
