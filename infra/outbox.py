@@ -56,7 +56,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import redis.exceptions
@@ -69,7 +69,15 @@ from infra import audit
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
 from infra.ids import new_id
-from infra.outbox_partitions import HEARTBEAT, PartitionLeases, ordering_key, slot_of
+from infra.outbox_partitions import (
+    HEARTBEAT,
+    SINGLE_LEASE_NAME,
+    OutboxPartition,
+    PartitionLeases,
+    db_now,
+    ordering_key,
+    slot_of,
+)
 from infra.pubsub import Hub
 
 log = logging.getLogger(__name__)
@@ -88,10 +96,11 @@ class OutboxEvent(SQLModel, table=True):
     type: str = Field(max_length=64, index=True)
     aggregate_id: uuid.UUID
     # ``slot_of`` the event's ordering key: its partition when several dispatchers share
-    # the outbox (``infra.outbox_partitions``). No default: build events with ``new_event``
-    # (or ``record_event(s)``), which derive it; a slot left out would put a partner's
-    # events in partition 0, out of order with the rest of its events.
-    partition_slot: int = Field(sa_column_kwargs={"server_default": "0"})
+    # the outbox (``infra.outbox_partitions``). No default, in Python or in the database:
+    # build events with ``new_event`` (or ``record_event(s)``), which derive it; a row
+    # inserted without one fails (NOT NULL) rather than put a partner's events in
+    # partition 0, out of order with the rest of its events.
+    partition_slot: int
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     occurred_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     recorded_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -272,7 +281,7 @@ BACKOFF_BASE = timedelta(seconds=1)
 # How long a pass may hold the dispatch lease without renewing it (renewed every page of
 # events): after a dispatcher dies mid-pass, the others wait this long at most.
 LEASE = timedelta(seconds=30)
-LEASE_NAME = "dispatch"
+LEASE_NAME = SINGLE_LEASE_NAME
 
 _URL_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]*(:[^/\s@]*)?@")
 _KEY_VALUE_SECRETS = re.compile(
@@ -302,10 +311,13 @@ def backoff(attempts: int, cap: timedelta) -> timedelta:
 class _Lease:
     """One row that says which dispatcher may dispatch. Taken by a conditional UPDATE (free,
     expired, or already ours; and no pass ended since the taker read its events), so exactly
-    one of several contenders gets it, on SQLite and on PostgreSQL alike. Real time, not the
-    injectable clock: it is about processes, not the business day (and a test's shifted
-    clock must not keep it forever). Core statements: cheaper than ORM ones (a pass takes
-    and releases the lease), and the lease is no table the read caches need to hear of."""
+    one of several contenders gets it, on SQLite and on PostgreSQL alike; never while a
+    partitioned dispatcher holds a partition lease (``infra.outbox_partitions``: one mode at
+    a time). Real time, not the injectable clock: it is about processes, not the business
+    day (and a test's shifted clock must not keep it forever); the database's (``db_now``),
+    so hosts whose clocks disagree agree on when it expires. Core statements: cheaper than
+    ORM ones (a pass takes and releases the lease), and the lease is no table the read
+    caches need to hear of."""
 
     table = OutboxLease.__table__  # type: ignore[attr-defined]
 
@@ -322,14 +334,31 @@ class _Lease:
         return None if value is None else int(value)
 
     async def take(self, seen: int | None) -> bool:
-        """Take the lease, if no pass ended since ``passes()`` returned ``seen``."""
-        now = datetime.now(UTC)
+        """Take the lease, if no pass ended since ``passes()`` returned ``seen`` and no
+        partition lease is live."""
         t = self.table
+        p = OutboxPartition.__table__  # type: ignore[attr-defined]
         try:
             # The write comes first, so on SQLite the transaction simply queues for the
-            # write lock (no read snapshot to go stale).
+            # write lock (no read snapshot to go stale). On PostgreSQL the row is locked
+            # first, so the partition leases are read after any claim in progress commits.
             async with self.db.engine.begin() as conn:
+                if conn.dialect.name == "postgresql" and seen is not None:
+                    await conn.execute(
+                        select(t.c.name).where(t.c.name == LEASE_NAME).with_for_update()
+                    )
+                now = await db_now(conn)
+                partitioned = (
+                    select(p.c.partition)
+                    .where(p.c.holder.is_not(None), p.c.expires_at >= now)
+                    .exists()
+                )
                 if seen is None:
+                    if (
+                        conn.dialect.name == "postgresql"
+                        and (await conn.execute(select(partitioned))).scalar()
+                    ):
+                        return False
                     await conn.execute(
                         t.insert().values(
                             name=LEASE_NAME, holder=self.holder, expires_at=now + LEASE, passes=0
@@ -339,7 +368,7 @@ class _Lease:
                 free = or_(t.c.holder.is_(None), t.c.holder == self.holder, t.c.expires_at < now)
                 result = await conn.execute(
                     update(t)
-                    .where(t.c.name == LEASE_NAME, t.c.passes == seen, free)
+                    .where(t.c.name == LEASE_NAME, t.c.passes == seen, free, ~partitioned)
                     .values(holder=self.holder, expires_at=now + LEASE)
                 )
                 return bool(result.rowcount == 1)
@@ -348,8 +377,8 @@ class _Lease:
 
     async def renew(self) -> bool:
         t = self.table
-        now = datetime.now(UTC)
         async with self.db.engine.begin() as conn:
+            now = await db_now(conn)
             result = await conn.execute(
                 update(t)
                 .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
@@ -397,6 +426,7 @@ class Dispatcher:
         self.partitions = partitions
         self._partitions = PartitionLeases(db, partitions) if partitions > 1 else None
         self._partitions_lost = False
+        self._running = False  # in ``run`` (its heartbeat keeps the leases between passes)
 
     def register(self, event_type: str, handler: Handler) -> None:
         self._handlers[event_type].append(handler)
@@ -527,10 +557,27 @@ class Dispatcher:
         """A pass over the partitions this dispatcher holds (taken, or rebalanced, first:
         the events are read after the leases, so never from a page another holder has since
         dispatched)."""
-        if not await leases.claim():
-            return 0
-        self._partitions_lost = False
-        return await self._dispatch_all(await self._page(None))
+        if self._running:
+            if not await leases.claim():
+                return 0
+            self._partitions_lost = False
+            return await self._dispatch_all(await self._page(None))
+        # A one-off pass (a CLI command dispatching what it recorded): it leaves the events
+        # to the running dispatchers if there are any (they poll every HEARTBEAT), else
+        # takes the partitions with a heartbeat while it runs and hands them back after it,
+        # so that no dispatcher waits LEASE for them.
+        heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        try:
+            if not await leases.claim(join=False):
+                return 0
+            self._partitions_lost = False
+            return await self._dispatch_all(await self._page(None))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(Exception):  # they expire anyway
+                await leases.release()
 
     async def heartbeat(self) -> None:
         """Partition mode: extend this dispatcher's leases every ``HEARTBEAT`` while it runs
@@ -671,9 +718,11 @@ class Dispatcher:
         if self._partitions is None:
             return await self._run(poll_interval)
         heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        self._running = True
         try:
             await self._run(poll_interval)
         finally:
+            self._running = False
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat

@@ -18,7 +18,15 @@ it counts the live dispatchers, releases what it holds beyond its fair share
 UPDATE SKIP LOCKED`` (two takers never block on, or both get, one row). A heartbeat
 extends its leases every ``HEARTBEAT``; a dispatcher that dies stops extending them, and
 after ``LEASE`` the others take its partitions at their next pass. Real time, like the
-single lease: it is about processes, not the business day."""
+single lease: it is about processes, not the business day; and the database's clock
+(``db_now``), so that hosts whose clocks disagree still agree on when a lease expires.
+
+One mode at a time. The single lease (``outbox_lease``, ``CHANNELBOARD_OUTBOX_PARTITIONS=1``)
+and the partition leases exclude each other: the single lease is not taken while a
+partition lease is live, and a partitioned dispatcher takes and extends nothing while the
+single lease is held (its heartbeat then gives its partitions up and ends its pass). Each
+side reads the other's leases only after locking the single lease's row (``FOR UPDATE``
+to take it, ``FOR SHARE`` here), so the two checks never pass at once."""
 
 from __future__ import annotations
 
@@ -33,6 +41,7 @@ from typing import Any
 
 from sqlalchemy import Column, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from infra.db import Database, UTCDateTime
@@ -46,6 +55,41 @@ LEASE = timedelta(seconds=5)
 HEARTBEAT = 1.0  # seconds
 # A dispatcher row not seen for this long is deleted (it only counts while live anyway).
 FORGET = timedelta(minutes=10)
+
+
+# The single lease's row (``infra.outbox.OutboxLease``; by name: that module imports this).
+SINGLE_LEASE_NAME = "dispatch"
+
+
+async def db_now(conn: AsyncConnection) -> datetime:
+    """Now, by the clock every dispatcher shares: PostgreSQL's ``clock_timestamp()`` (the
+    actual time, not the transaction's start), so a host whose clock is off neither takes
+    live leases nor lets its own lapse. SQLite is one file on one host: every process on it
+    reads the same clock, so it is this process's."""
+    if conn.dialect.name == "postgresql":
+        value = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+    return datetime.now(UTC)
+
+
+async def single_lease_holder(conn: AsyncConnection) -> str | None:
+    """Who holds the single lease now, if anyone (locks its row ``FOR SHARE`` first: see
+    the module docstring)."""
+    await conn.execute(
+        text("SELECT name FROM outbox_lease WHERE name = :name FOR SHARE"),
+        {"name": SINGLE_LEASE_NAME},
+    )
+    now = await db_now(conn)
+    found = (
+        await conn.execute(
+            text(
+                "SELECT holder FROM outbox_lease WHERE name = :name AND holder IS NOT NULL "
+                "AND expires_at >= :now"
+            ),
+            {"name": SINGLE_LEASE_NAME, "now": now},
+        )
+    ).first()
+    return None if found is None else str(found[0])
 
 
 def slot_of(key: uuid.UUID) -> int:
@@ -102,24 +146,38 @@ class PartitionLeases:
                 .values([{"partition": p} for p in range(self.partitions)])
                 .on_conflict_do_nothing(index_elements=["partition"])
             )
+            # The single lease's row, free, so that there is always a row to lock.
+            await conn.execute(
+                text(
+                    "INSERT INTO outbox_lease (name, passes) VALUES (:name, 0) "
+                    "ON CONFLICT (name) DO NOTHING"
+                ),
+                {"name": SINGLE_LEASE_NAME},
+            )
         self._rows_ready = True
 
-    async def claim(self) -> tuple[int, ...]:
+    async def claim(self, *, join: bool = True) -> tuple[int, ...]:
         """Heartbeat, then hold this dispatcher's fair share of partitions: release the
         excess, take free or expired ones. Called between passes only (a released partition
-        must have nothing of ours in flight). Returns the partitions held."""
+        must have nothing of ours in flight). Returns the partitions held.
+
+        ``join=False``: a one-off pass (a CLI command dispatching what it recorded), not a
+        dispatcher: it is not counted among the live ones, and takes nothing while one
+        runs (that one dispatches the events); the caller releases what it took."""
         await self._ensure_rows()
-        now = datetime.now(UTC)
         p, d = self.partition_table, self.dispatcher_table
         async with self.db.engine.begin() as conn:
-            await conn.execute(
-                insert(d)
-                .values(holder=self.holder, partitions=self.partitions, seen_at=now)
-                .on_conflict_do_update(
-                    index_elements=["holder"],
-                    set_={"seen_at": now, "partitions": self.partitions},
+            single = await single_lease_holder(conn)
+            now = await db_now(conn)
+            if join:
+                await conn.execute(
+                    insert(d)
+                    .values(holder=self.holder, partitions=self.partitions, seen_at=now)
+                    .on_conflict_do_update(
+                        index_elements=["holder"],
+                        set_={"seen_at": now, "partitions": self.partitions},
+                    )
                 )
-            )
             await conn.execute(delete(d).where(d.c.seen_at < now - FORGET))
             live = (
                 await conn.execute(
@@ -127,19 +185,10 @@ class PartitionLeases:
                 )
             ).all()
             others = {count for _, count in live if count != self.partitions}
-            single = (
-                await conn.execute(
-                    text(
-                        "SELECT holder FROM outbox_lease WHERE holder IS NOT NULL "
-                        "AND expires_at >= :now"
-                    ),
-                    {"now": now},
-                )
-            ).first()
             if single is not None:
                 # A dispatcher with CHANNELBOARD_OUTBOX_PARTITIONS=1 is in a pass over
                 # every event: stand aside (the setting belongs in every process alike).
-                log.warning("outbox: a single-lease dispatcher (%s) is running", single[0])
+                log.warning("outbox: a single-lease dispatcher (%s) is running", single)
                 await self._release_all(conn)
                 self.held = ()
                 return self.held
@@ -152,6 +201,9 @@ class PartitionLeases:
                     self.partitions, sorted(others),
                 )  # fmt: skip
                 await self._release_all(conn)
+                self.held = ()
+                return self.held
+            if not join and live:
                 self.held = ()
                 return self.held
             share = math.ceil(self.partitions / max(len(live), 1))
@@ -192,18 +244,26 @@ class PartitionLeases:
         return self.held
 
     async def renew(self) -> bool:
-        """Extend the leases held (the heartbeat); False when one was lost (it expired
-        and another dispatcher took it: the pass must end)."""
-        now = datetime.now(UTC)
+        """Extend the leases held (the heartbeat); False when one was lost: it expired
+        (another dispatcher may have taken it), or a single-lease dispatcher took the
+        outbox, and then this one gives up all it holds. Either way the pass must end."""
         p, d = self.partition_table, self.dispatcher_table
         held = self.held
         async with self.db.engine.begin() as conn:
+            single = await single_lease_holder(conn) if held else None
+            now = await db_now(conn)
             await conn.execute(update(d).where(d.c.holder == self.holder).values(seen_at=now))
             if not held:
                 return True
+            if single is not None:
+                log.warning("outbox: a single-lease dispatcher (%s) took over", single)
+                await self._release_all(conn)
+                self.held = ()
+                return False
+            # Only leases still live: an expired one may be another's already.
             result = await conn.execute(
                 update(p)
-                .where(p.c.partition.in_(held), p.c.holder == self.holder)
+                .where(p.c.partition.in_(held), p.c.holder == self.holder, p.c.expires_at >= now)
                 .values(expires_at=now + LEASE)
             )
         # A claim that ran meanwhile (releasing some) is no loss: it renewed them itself.
@@ -212,13 +272,21 @@ class PartitionLeases:
     async def release(self) -> None:
         """Leave: the others take these partitions at their next pass, not after LEASE."""
         async with self.db.engine.begin() as conn:
-            await self._release_all(conn)
+            released = await self._release_all(conn)
             d = self.dispatcher_table
             await conn.execute(delete(d).where(d.c.holder == self.holder))
+            if released:
+                # A pass ended: a single-lease dispatcher that read its events before it
+                # must read them again before it takes the lease (``_Lease.take``).
+                await conn.execute(
+                    text("UPDATE outbox_lease SET passes = passes + 1 WHERE name = :name"),
+                    {"name": SINGLE_LEASE_NAME},
+                )
         self.held = ()
 
-    async def _release_all(self, conn: Any) -> None:
+    async def _release_all(self, conn: Any) -> int:
         p = self.partition_table
-        await conn.execute(
+        result = await conn.execute(
             update(p).where(p.c.holder == self.holder).values(holder=None, expires_at=None)
         )
+        return int(result.rowcount)

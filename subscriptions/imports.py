@@ -43,6 +43,7 @@ from infra.errors import DomainError
 from infra.ids import IdBlock, new_id
 from infra.money import parse_decimal
 from infra.outbox import OutboxEvent
+from infra.outbox_partitions import ordering_key, slot_of
 from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 from subscriptions import changes
@@ -67,8 +68,8 @@ _CHANGE_COLUMNS = [
     "term_start", "term_end", "renewal_number", "recorded_at",
 ]  # fmt: skip
 _EVENT_COLUMNS = [
-    "id", "vendor_id", "type", "aggregate_id", "payload", "occurred_at", "recorded_at",
-    "attempts",
+    "id", "vendor_id", "type", "aggregate_id", "partition_slot", "payload", "occurred_at",
+    "recorded_at", "attempts",
 ]  # fmt: skip
 
 _stage_metadata = MetaData()
@@ -418,9 +419,11 @@ class _Importer:
                 term_end=after.ends_at,
                 effective_at=row.effective_at,
             ).to_payload()
+        # The slot ``record_event`` would give it: its partner's (infra/outbox_partitions.py).
+        slot = slot_of(ordering_key(sub.id, {"partner_id": sub.partner_id}))
         outbox = (
-            event_id, self.vendor_id, _EVENT_TYPES[row.kind], sub.id, payload, row.effective_at,
-            self.now, 0,
+            event_id, self.vendor_id, _EVENT_TYPES[row.kind], sub.id, slot, payload,
+            row.effective_at, self.now, 0,
         )  # fmt: skip
         return change, outbox
 

@@ -18,19 +18,21 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlmodel import col
 
 from api.settings import Settings, SettingsError
 from deal_registration.events import DealStatusChanged
 from deal_registration.registrations.notices import vendor_channel
+from infra import outbox, outbox_partitions
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import OutboxEvent, _Lease, record_event, record_events
+from infra.outbox import Dispatcher, Handler, OutboxEvent, _Lease, record_event, record_events
 from infra.outbox_partitions import (
+    OutboxDispatcher,
     OutboxPartition,
     PartitionLeases,
     slot_of,
@@ -173,6 +175,140 @@ async def test_partitioned_dispatchers_stand_aside_during_a_single_lease_pass(
     assert await leases.claim() == ()  # one writer at a time: never both modes at once
     await single.release()
     assert await leases.claim() == tuple(range(PARTITIONS))
+
+
+async def test_the_single_lease_is_not_taken_while_a_partition_lease_is_live(
+    settings: Settings, db: Database
+) -> None:
+    _postgres_only(settings)
+    leases = PartitionLeases(db, PARTITIONS)
+    assert await leases.claim() == tuple(range(PARTITIONS))
+    single = _Lease(db)
+    async with db.session() as session:
+        seen = await single.passes(session)
+    assert not await single.take(seen)  # one mode at a time, whichever came first
+
+    # The partitioned dispatcher froze past its leases; a single-lease one took over: its
+    # heartbeat must not bring the leases back, and it gives them all up.
+    async with db.transaction() as session:
+        await session.execute(
+            update(OutboxPartition).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    async with db.session() as session:
+        seen = await single.passes(session)
+    assert await single.take(seen)
+    assert not await leases.renew()
+    assert leases.held == ()
+    assert set((await _holders(db)).values()) == {None}
+
+
+async def test_a_single_lease_dispatcher_waits_for_a_partitioned_pass(
+    services: Services, settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A rolling deploy: a process still on CHANNELBOARD_OUTBOX_PARTITIONS=1 comes while a
+    partitioned dispatcher is inside its pass. It must not run the same events."""
+    _postgres_only(settings)
+    handled: list[tuple[str, uuid.UUID]] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    def handler(name: str) -> Handler:
+        async def handle(event: OutboxEvent) -> None:
+            handled.append((name, event.id))
+            if name == "partitioned":
+                started.set()
+                await release.wait()
+
+        return handle
+
+    partitioned = Dispatcher(db, clock, partitions=PARTITIONS)
+    single = Dispatcher(db, clock)
+    partitioned.register("ProbeModes", handler("partitioned"))
+    single.register("ProbeModes", handler("single"))
+    async with services.outbox.paused():  # the app's own dispatcher stays out of it
+        async with db.transaction() as session:
+            event = await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeModes",
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        running = asyncio.create_task(partitioned.dispatch_pending())
+        await asyncio.wait_for(started.wait(), 10)
+        assert await asyncio.wait_for(single.dispatch_pending(wait=False), 10) == 0
+        release.set()
+        assert await running == 1
+        assert await single.dispatch_pending() == 0
+    assert handled == [("partitioned", event.id)]
+
+
+class _AheadClock(datetime):
+    """A host whose clock runs a minute ahead of the others'."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> _AheadClock:
+        ahead = datetime.now(tz) + timedelta(minutes=1)
+        return cls.fromtimestamp(ahead.timestamp(), tz)
+
+
+async def test_a_host_with_a_clock_ahead_takes_no_live_lease(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _postgres_only(settings)
+    partitioned = PartitionLeases(db, PARTITIONS)
+    assert await partitioned.claim() == tuple(range(PARTITIONS))
+    single = _Lease(db)
+    async with db.session() as session:
+        seen = await single.passes(session)
+
+    # From here on, this process's clock is a minute ahead (the leases last seconds).
+    monkeypatch.setattr(outbox_partitions, "datetime", _AheadClock)
+    monkeypatch.setattr(outbox, "datetime", _AheadClock)
+    ahead = PartitionLeases(db, PARTITIONS)
+    assert await ahead.claim() == ()  # the first's leases are live, by the database's clock
+    assert set((await _holders(db)).values()) == {partitioned.holder}
+    assert not await single.take(seen)
+    assert await partitioned.renew()  # and the first's own are still its to extend
+
+
+async def test_a_one_off_pass_in_partition_mode_hands_everything_back(
+    services: Services, settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A CLI command (``signals rebuild``, ``simulate``) dispatches what it recorded: it is
+    no dispatcher, so it must leave no lease and no live dispatcher row behind, and it
+    leaves the events to a running dispatcher when there is one."""
+    _postgres_only(settings)
+    handled: list[uuid.UUID] = []
+
+    async def handle(event: OutboxEvent) -> None:
+        handled.append(event.id)
+
+    one_off = Dispatcher(db, clock, partitions=PARTITIONS)
+    one_off.register("ProbeOneOff", handle)
+    async with services.outbox.paused():
+        async with db.transaction() as session:
+            event = await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeOneOff",
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        assert await one_off.dispatch_pending() == 1  # no dispatcher runs: it does it
+        assert handled == [event.id]
+        assert set((await _holders(db)).values()) == {None}
+        assert await _dispatchers(db) == []
+
+        running = PartitionLeases(db, PARTITIONS)
+        await running.claim()
+        async with db.transaction() as session:
+            await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeOneOff",
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        assert await one_off.dispatch_pending() == 0  # the running one's to dispatch
+        assert await _dispatchers(db) == [running.holder]
+        assert set((await _holders(db)).values()) == {running.holder}
+
+
+async def _dispatchers(db: Database) -> list[str]:
+    async with db.session() as session:
+        rows = await session.execute(select(OutboxDispatcher.holder))  # type: ignore[call-overload]
+        return sorted(rows.scalars())
 
 
 # ------------------------------------------------------------------ real dispatchers

@@ -19,6 +19,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from infra.errors import DomainError, Forbidden
 from infra.outbox import OutboxEvent
+from infra.outbox_partitions import slot_of
 from partners.roles import Role
 from schema.context import Services
 from subscriptions import imports
@@ -86,13 +87,15 @@ async def test_rows_apply_in_order_and_a_rerun_changes_nothing(
     assert b2.ends_at == ss.T0.replace(year=2029)
     assert await count_rows(db, OutboxEvent) == events_before + 4
     async with db.session() as session:
-        types = [
-            e.type
-            for e in await session.exec(
+        events = list(
+            await session.exec(
                 select(OutboxEvent).where(OutboxEvent.aggregate_id == b.id).order_by(OutboxEvent.id)  # type: ignore[arg-type]
             )
-        ]
+        )
+    types = [e.type for e in events]
     assert types == ["SubscriptionStarted", "SubscriptionRenewed", "SubscriptionCancelled"]
+    # Imported like recorded: in its partner's slot (its partition, with several dispatchers).
+    assert {e.partition_slot for e in events} == {slot_of(b.partner_id)}
 
     again = await run_import(db, clock, tenant, body)
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 4)
