@@ -119,4 +119,8 @@ class SignalRepSnapshot(SQLModel, table=True):
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id")
     currency: str = Field(max_length=3)
     values: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # As the partner's (``SignalSnapshot.basis``): the rep's sums of the days before the day
+    # and its facts of the day, which alone an event of the day replaces (``reps.advance``).
+    # None: taken before rep bases were kept; the next advance reads the rep's windows.
+    basis: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     computed_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

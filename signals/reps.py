@@ -242,28 +242,39 @@ async def _load(
     return by_rep, before
 
 
-def _values(
+def _basis(
     key: RepKey,
     day: date,
     by_rep: dict[RepKey, list[Fact]],
     before: dict[RepKey, tuple[int, date | None, date | None]],
-    today: Fact | None,
-) -> dict[str, Any]:
+) -> compute.Basis:
+    """The rep's basis of ``day`` from its loaded look-back (``_load``)."""
     pipeline, first_sale, last_sale = before.get(key, (0, None, None))
-    basis = compute.basis(
+    return compute.basis(
         day, by_rep.get(key, []), facts.REP_COUNTERS, pipeline_before=pipeline,
         first_sale_before=first_sale, last_sale_before=last_sale,
     )  # fmt: skip
-    return compute.rep_values_of(day, basis, today)
 
 
 def _snapshot_row(
-    key: RepKey, day: date, vendor_id: uuid.UUID, currency: str, values: dict[str, Any], now: Any
+    key: RepKey,
+    day: date,
+    vendor_id: uuid.UUID,
+    currency: str,
+    basis: compute.Basis,
+    today: Fact | None,
+    now: Any,
 ) -> dict[str, Any]:
+    """The snapshot of ``day``: its values, and the basis and facts of the day they follow
+    from (what ``advance`` moves it by)."""
     return {
         "partner_id": key[0], "rep_user_id": key[1], "day": day, "vendor_id": vendor_id,
-        "currency": currency, "values": values, "computed_at": now,
+        "currency": currency, "values": compute.rep_values_of(day, basis, today),
+        "basis": basis.to_json(today), "computed_at": now,
     }  # fmt: skip
+
+
+SNAPSHOT_COLUMNS = ["currency", "values", "basis", "computed_at"]
 
 
 async def take(
@@ -295,12 +306,11 @@ async def take(
         if wanted is not None and key not in wanted:
             continue
         today = next((f for f in by_rep.get(key, []) if f.day == day), None)
-        values = _values(key, day, by_rep, before, today)
-        out.append(_snapshot_row(key, day, vendor_id, currency, values, now))
+        basis = _basis(key, day, by_rep, before)
+        out.append(_snapshot_row(key, day, vendor_id, currency, basis, today, now))
     await upsert(
-        session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], out,
-        ["currency", "values", "computed_at"],
-    )  # fmt: skip
+        session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], out, SNAPSHOT_COLUMNS
+    )
     return len(out)
 
 
@@ -315,24 +325,57 @@ async def advance(
     """The handlers' way for events of today (``maintenance.advance``): today's rep facts
     of the kinds of source the events tell of, for the partners they name, as recomputed
     with the partners' (``facts.compute_both``: ``recomputed``), stored, and today's
-    snapshot re-taken of the reps whose facts moved. The other reps' snapshots of
-    today stand: the daily job (or a refresh) took them before this partner's snapshot of
-    today could be advanced. Returns how many snapshots were written."""
-    if not touched:
-        return 0
+    snapshot moved of the reps whose facts moved. As the partner's: a rep's snapshot of
+    today keeps its basis (the days before today, closed) and its facts of today, so it
+    moves by the recomputed facts alone, no window read; a rep without one (its first
+    fact, or a snapshot stored before bases were kept) is taken from its windows. The
+    other reps' snapshots of today stand: the daily job (or a refresh) took them before
+    this partner's snapshot of today could be advanced. Returns how many snapshots were
+    written."""
+    # The recompute read every partner the run named; only the partners whose facts of
+    # today moved (``touched``) can have reps whose facts moved.
+    recomputed = {key: found for key, found in recomputed.items() if key[0] in touched}
+    if not recomputed:
+        return 0  # a day's sources only grow: no rep found, no rep fact of today moved
     today = clock.now().date()
     ids = sorted(touched)
+    rep_ids = sorted({r for _, r, _ in recomputed})
     # Only the reps the recompute found can move: a day's sources only grow, so a rep with
-    # facts of today stored is found again.
-    by_rep, before = await _load(session, vendor_id, ids, today, {r for _, r, _ in recomputed})
-    stored = {key: f for key, fs in by_rep.items() for f in fs if f.day == today}
-    keys = {(p, r) for p, r, _ in recomputed} | set(stored)
+    # facts of today stored is found again. Their snapshots of today, with the basis.
+    kept: dict[RepKey, tuple[compute.Basis, Fact]] = {}
+    for partner_id, rep_id, currency_, stored in await session.execute(
+        sa_select(
+            col(SignalRepSnapshot.partner_id), col(SignalRepSnapshot.rep_user_id),
+            col(SignalRepSnapshot.currency), col(SignalRepSnapshot.basis),
+        ).where(
+            col(SignalRepSnapshot.vendor_id) == vendor_id,
+            col(SignalRepSnapshot.partner_id).in_(ids),
+            col(SignalRepSnapshot.rep_user_id).in_(rep_ids),
+            col(SignalRepSnapshot.day) == today,
+        )
+    ):  # fmt: skip
+        if currency_ != currency or not stored:
+            continue
+        basis = compute.Basis.from_json(stored, facts.REP_COUNTERS)
+        before = compute.stored_today(stored, today, facts.REP_COUNTERS)
+        if basis is not None and before is not None:
+            kept[(partner_id, rep_id)] = (basis, before)
+    # The others read their windows (one statement for them all).
+    keys = {(p, r) for p, r, _ in recomputed} | set(kept)
+    taken: dict[RepKey, tuple[compute.Basis, Fact | None]] = dict(kept)
+    missing = keys - set(kept)
+    if missing:
+        by_rep, loaded_before = await _load(
+            session, vendor_id, sorted({p for p, _ in missing}), today, {r for _, r in missing}
+        )
+        stored = {k: f for k, fs in by_rep.items() if k not in kept for f in fs if f.day == today}
+        for key in sorted(missing | set(stored)):
+            taken[key] = (_basis(key, today, by_rep, loaded_before), stored.get(key))
     now = clock.now()
     fact_rows: list[dict[str, Any]] = []
     emptied: list[RepKey] = []
     snapshot_rows: list[dict[str, Any]] = []
-    for key in sorted(keys):
-        old = stored.get(key)
+    for key, (basis, old) in sorted(taken.items()):
         counts = dict(old.counts) if old is not None else dict.fromkeys(facts.REP_COUNTERS, 0)
         found = recomputed.get((key[0], key[1], today))
         for category in touched.get(key[0], ()):
@@ -350,8 +393,8 @@ async def advance(
             )  # fmt: skip
         else:
             emptied.append(key)
-        values = _values(key, today, by_rep, before, Fact(today, counts))
-        snapshot_rows.append(_snapshot_row(key, today, vendor_id, currency, values, now))
+        after = Fact(today, counts)
+        snapshot_rows.append(_snapshot_row(key, today, vendor_id, currency, basis, after, now))
     await upsert(
         session, SignalRepFact, ["partner_id", "rep_user_id", "day"], fact_rows,
         ["currency", *facts.REP_COUNTERS],
@@ -366,6 +409,6 @@ async def advance(
         )
     await upsert(
         session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], snapshot_rows,
-        ["currency", "values", "computed_at"],
+        SNAPSHOT_COLUMNS,
     )  # fmt: skip
     return len(snapshot_rows)

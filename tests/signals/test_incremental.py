@@ -98,7 +98,7 @@ async def stored(db: Database, vendor_id: uuid.UUID) -> tuple[list[Any], ...]:
             )
         ]  # fmt: skip
         rep_snapshots = [
-            (s.partner_id, s.rep_user_id, s.day, s.currency, s.values)
+            (s.partner_id, s.rep_user_id, s.day, s.currency, s.values, s.basis)
             for s in await session.exec(
                 select(SignalRepSnapshot)
                 .where(SignalRepSnapshot.vendor_id == vendor_id)
@@ -298,3 +298,65 @@ async def test_advancing_snapshots_equals_a_rebuild(
     if any(kind not in ("earning", "claim_approved", "claim_rejected") for kind, *_ in steps):
         assert before[2]
         assert before[3]
+
+
+async def test_a_rep_snapshot_without_a_basis_is_advanced_from_its_windows(db: Database) -> None:
+    """A rep snapshot of today stored before bases were kept (no basis) is moved by reading
+    the rep's windows, and keeps a basis from then on: as a rebuild would store it."""
+    clock = FrozenClock(START)
+    async with db.transaction() as s:
+        tenant = await create_tenant(s, clock)
+    world = World(tenant, clock)
+    await take_due(db, world)
+    for day in range(3):  # history before today, and a snapshot of today
+        clock.set(START + timedelta(days=day))
+        await take_due(db, world)
+        await handlers.apply(db, clock, [await happen(db, world, "sale", 0, 1_000 + day)])
+        await handlers.apply(db, clock, [await happen(db, world, "deal_submitted", 0, 500)])
+    async with db.transaction() as s:
+        stripped = await s.exec(
+            select(SignalRepSnapshot).where(
+                SignalRepSnapshot.vendor_id == tenant.vendor.id,
+                SignalRepSnapshot.day == clock.now().date(),
+            )
+        )
+        for snapshot in stripped:
+            snapshot.basis = None
+            s.add(snapshot)
+    clock.set(clock.now() + timedelta(minutes=5))
+    await handlers.apply(db, clock, [await happen(db, world, "sale", 0, 7_000)])
+    await handlers.apply(db, clock, [await happen(db, world, "deal_won", 0, 0)])
+    before = await stored(db, tenant.vendor.id)
+    assert before[3]
+    assert all(basis is not None for *_, basis in before[3])
+    async with db.transaction() as s:
+        await begin_write(s)
+        await maintenance.rebuild(s, clock, tenant.vendor.id)
+    after = await stored(db, tenant.vendor.id)
+    for rebuilt, kept_ in zip(after[2:], before[2:], strict=True):
+        assert rebuilt == kept_, _diff(rebuilt, kept_)
+
+
+async def test_a_partner_whose_day_did_not_move_keeps_its_reps_facts(db: Database) -> None:
+    """A run naming two partners, one of whose facts of today do not move (its event handled
+    again): its reps' facts and snapshots of today stay as they were (they were emptied)."""
+    clock = FrozenClock(START)
+    async with db.transaction() as s:
+        tenant = await create_tenant(s, clock)
+    world = World(tenant, clock)
+    await take_due(db, world)
+    first = await happen(db, world, "sale", 0, 4_000)
+    await handlers.apply(db, clock, [first])
+    kept = await stored(db, tenant.vendor.id)
+    assert kept[2]
+    assert kept[3]
+    clock.set(clock.now() + timedelta(minutes=1))
+    await handlers.apply(db, clock, [first, await happen(db, world, "sale", 1, 3_000)])
+    before = await stored(db, tenant.vendor.id)
+    assert [f for f in before[2] if f["partner_id"] == tenant.partners[0].id] == kept[2]
+    async with db.transaction() as s:
+        await begin_write(s)
+        await maintenance.rebuild(s, clock, tenant.vendor.id)
+    after = await stored(db, tenant.vendor.id)
+    for rebuilt, kept_ in zip(after[2:], before[2:], strict=True):
+        assert rebuilt == kept_, _diff(rebuilt, kept_)
