@@ -1,8 +1,8 @@
 """rep snapshots keep their basis (as partner snapshots do), so an event of the day moves a
 rep's snapshot without re-reading its windows
 
-Revision ID: 0028_rep_basis
-Revises: 0027_rep_signals
+Revision ID: 0029_rep_basis
+Revises: 0028_partition_slot_required
 Create Date: 2026-12-05 19:00:00
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0028_rep_basis"
-down_revision: str | None = "0027_rep_signals"
+revision: str = "0029_rep_basis"
+down_revision: str | None = "0028_partition_slot_required"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
