@@ -152,7 +152,7 @@ async def test_a_dispatcher_process_handles_what_api_processes_commit(
 async def test_the_dispatcher_refuses_to_run_without_a_shared_redis(
     settings: Settings, tmp_path: object
 ) -> None:
-    bare = settings.with_overrides(redis_url=None, var_dir=tmp_path)
+    bare = settings.with_overrides(redis_url=None, redis_cluster=False, var_dir=tmp_path)
     async with cli_process(bare, "dispatch") as worker:
         output, _ = await asyncio.wait_for(worker.communicate(), 60)
     assert worker.returncode == 2
