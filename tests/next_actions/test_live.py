@@ -89,6 +89,11 @@ async def test_a_subscription_is_refused_like_the_query(
             assert "nextActionsChanged" in await ws.data()
 
 
+# The tests below move the clock by days; a token of the default hour would expire on the
+# server's clock meanwhile, and the server rightly closes the socket (4403 TOKEN_EXPIRED).
+MOVES = timedelta(days=30)
+
+
 async def test_the_list_is_pushed_when_only_time_passes(
     app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
@@ -107,7 +112,7 @@ async def test_the_list_is_pushed_when_only_time_passes(
     clock.freeze(deal.expires_at - timedelta(days=15))
     async with (
         live_server(app) as address,
-        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as ws,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0), ttl=MOVES)) as ws,
     ):
         await ws.subscribe(subscription, {})
         assert (await ws.data())["nextActionsChanged"]["actions"] == []  # 15 days: not yet
@@ -139,7 +144,7 @@ async def test_an_expiring_recommendation_leaves_the_pushed_list_by_itself(
     subscription = "subscription { nextActionsChanged { actions { kind title } } }"
     async with (
         live_server(app) as address,
-        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as ws,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0), ttl=MOVES)) as ws,
     ):
         await ws.subscribe(subscription, {})
         kinds = [a["kind"] for a in (await ws.data())["nextActionsChanged"]["actions"]]
