@@ -261,6 +261,31 @@ async def standing_at(
     )
 
 
+async def window_moves_at(
+    session: AsyncSession,
+    *,
+    partner_id: uuid.UUID,
+    currency: str,
+    at: datetime,
+    window_days: int,
+) -> datetime | None:
+    """The next instant after ``at`` at which ``standing_at`` changes with no new credit:
+    when the oldest sale or reversal in the trailing window leaves it."""
+    window = timedelta(days=window_days)
+    oldest = await session.scalar(
+        select(func.min(CreditedSource.effective_at)).where(
+            CreditedSource.partner_id == partner_id,
+            CreditedSource.currency == currency,
+            col(CreditedSource.effective_at) > at - window,
+            col(CreditedSource.effective_at) <= at,
+            col(CreditedSource.source_type).in_(
+                [SourceType.SALE_APPROVED, SourceType.SALE_REVERSED]
+            ),
+        )
+    )
+    return oldest + window if oldest is not None else None
+
+
 def tier_inputs(rules: Rules, standing: Standing, choice: TierChoice) -> dict[str, Any]:
     return {
         "window_days": rules.window_days,

@@ -17,7 +17,7 @@ from earnings.claims import ClaimSignals
 from earnings.coverage import Coverage, Gap
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.explanations import Explanation
-from earnings.ledger import standing_at
+from earnings.ledger import standing_at, window_moves_at
 from earnings.models import (
     CreditedSource,
     EarningEntry,
@@ -107,6 +107,17 @@ async def tier_status(
         at=at, window_days=rules.window_days, signals=signals,
     )  # fmt: skip
     return programs.status_from(program, version, rules, standing)
+
+
+async def tier_moves_at(
+    session: AsyncSession, scope: Scope, currency: str, at: datetime, status: TierStatus
+) -> datetime | None:
+    """When time alone next changes ``status``'s qualified revenue: a sale leaving its
+    trailing window."""
+    return await window_moves_at(
+        session, partner_id=scope.partner_id, currency=currency, at=at,
+        window_days=status.window_days,
+    )  # fmt: skip
 
 
 def _booked(scope: Scope, currency: str, start: datetime, end: datetime) -> list[Any]:

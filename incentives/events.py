@@ -10,6 +10,9 @@ from typing import Any, ClassVar, Self
 from infra.events import Event
 
 RULE_FIRED = "RuleFired"
+# What a rule version placed for a partner was ended (a rollback, or a new version approved):
+# its recommendations leave the partner's next actions.
+RULE_EFFECTS_ENDED = "RuleEffectsEnded"
 
 
 @dataclass(frozen=True)

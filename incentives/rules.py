@@ -21,6 +21,7 @@ from earnings import withdrawals
 from incentives import actions as act
 from incentives.actions import Action
 from incentives.errors import RuleErrorCode
+from incentives.events import RULE_EFFECTS_ENDED
 from incentives.expressions import compile_condition
 from incentives.models import (
     IncentiveRule,
@@ -37,6 +38,7 @@ from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from infra.outbox import record_events
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup
 from partners.roles import Principal
@@ -284,7 +286,7 @@ async def approve(
     now = clock.now()
     # What the replaced version placed ends, as on a rollback: the new version's firings
     # (a new version fires anew) would otherwise run beside it.
-    ended = await _end_effects(session, clock, rule.active_version_id)
+    ended = await _end_effects(session, clock, rule, rule.active_version_id)
     version.status = VersionStatus.APPROVED
     version.approved_by_id = principal.user_id
     version.approved_at = now
@@ -386,6 +388,7 @@ async def roll_back(
     before = snapshot(rule)
     outcomes = await _outcomes(session, current.id)
     ended = await act.undo(session, clock, outcomes, restore_extended=True)
+    await _tell_partners(session, clock, rule, current.id, ended)
     money: dict[str, Any] = {}
     if reverse_earnings:
         windows = act.overlay_windows(outcomes)
@@ -424,11 +427,36 @@ async def _outcomes(session: AsyncSession, version_id: uuid.UUID) -> list[dict[s
     ]
 
 
-async def _end_effects(session: AsyncSession, clock: Clock, version_id: uuid.UUID | None) -> int:
+async def _end_effects(
+    session: AsyncSession, clock: Clock, rule: IncentiveRule, version_id: uuid.UUID | None
+) -> int:
     """End what the version's firings placed that still runs; how many effects ended."""
     if version_id is None:
         return 0
-    return await act.undo(session, clock, await _outcomes(session, version_id))
+    ended = await act.undo(session, clock, await _outcomes(session, version_id))
+    await _tell_partners(session, clock, rule, version_id, ended)
+    return ended
+
+
+async def _tell_partners(
+    session: AsyncSession,
+    clock: Clock,
+    rule: IncentiveRule,
+    version_id: uuid.UUID,
+    ended: int,
+) -> None:
+    """A ``RuleEffectsEnded`` per partner the version fired for, once its effects ended:
+    a live list of next actions drops the withdrawn recommendations at once."""
+    if not ended:
+        return
+    partners = await session.exec(
+        select(RuleFiring.partner_id).where(RuleFiring.version_id == version_id).distinct()
+    )
+    payload = {"rule_id": str(rule.id), "version_id": str(version_id)}
+    await record_events(session, clock, [
+        (rule.vendor_id, RULE_EFFECTS_ENDED, p, payload | {"partner_id": str(p)})
+        for p in sorted(partners)
+    ])  # fmt: skip
 
 
 async def set_budget(

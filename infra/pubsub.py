@@ -150,12 +150,15 @@ class Hub:
             log.error("pub/sub publish failed", exc_info=task.exception())
 
     @contextlib.asynccontextmanager
-    async def listen(self, channel: str, *, maxsize: int = 16) -> AsyncIterator[Listener]:
+    async def listen(
+        self, channel: str, *, maxsize: int = 16, into: Listener | None = None
+    ) -> AsyncIterator[Listener]:
         """Receive messages published on ``channel`` (by any process) while the block runs.
         The Redis subscription is confirmed before the block starts, so nothing published
         after entering is missed; after a lost connection the listener receives None.
-        Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
-        listener = Listener(channel, maxsize)
+        ``into``: deliver into that listener (one queue for several channels) instead of a
+        new one. Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
+        listener = into if into is not None else Listener(channel, maxsize)
         async with self._lock:
             await self._connected()
             first = not self._listeners[channel]

@@ -38,6 +38,9 @@ class NextAction:
     code: str | None = None  # an id or code the partner quotes or enters
     subject_type: str | None = None  # the GraphQL type of the record it is about
     subject_id: uuid.UUID | None = None
+    # When time alone next changes this action's text while it stays listed (a sale leaving
+    # the tier's trailing window); not shown, it wakes a live list.
+    changes_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Live next best actions: a notice per partner on the events that change what its
-actions are built from (its earnings and holds, its claims, its deals, its sales), published
-through the Hub so a subscriber on any process re-reads its list."""
+actions are built from (its earnings and holds, its claims, its deals, its sales, a rule's
+recommendations appearing or withdrawn), published through the Hub so a subscriber on any
+process re-reads its list."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from deal_registration.events import (
     SALE_REVERSED,
 )
 from earnings.events import EARNINGS_CHANGED
-from incentives.events import RULE_FIRED
+from incentives.events import RULE_EFFECTS_ENDED, RULE_FIRED
 from infra.outbox import OutboxEvent, Registration, batch
 from infra.pubsub import Hub
 
@@ -24,6 +25,7 @@ TRIGGERS = [
     SALE_APPROVED,
     SALE_REVERSED,
     RULE_FIRED,  # a rule's firing may recommend an action
+    RULE_EFFECTS_ENDED,  # a rollback withdraws its recommendations
 ]
 
 

@@ -39,11 +39,11 @@ def _m(amount: int, currency: str) -> str:
 
 async def next_tier(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
     currency = await earnings.default_currency(session, view.vendor_id)
-    status = await earnings.tier_status(
-        session, Scope(view.vendor_id, view.partner_id), currency, view.now, view.signals
-    )
+    scope = Scope(view.vendor_id, view.partner_id)
+    status = await earnings.tier_status(session, scope, currency, view.now, view.signals)
     if status is None or status.next_tier is None or status.amount_to_next_minor is None:
         return []
+    changes_at = await earnings.tier_moves_at(session, scope, currency, view.now, status)
     nxt = status.next_tier
     gain = nxt.uplift_bp - (status.tier.uplift_bp if status.tier else 0)
     more = _m(status.amount_to_next_minor, currency)
@@ -56,6 +56,7 @@ async def next_tier(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
         f"{_m(nxt.threshold_minor, currency)}"
         + (f" and adds +{format_bp(gain)} on every sale." if gain > 0 else "."),
         amount_minor=status.amount_to_next_minor, currency=currency, link="/earnings",
+        changes_at=changes_at,
     )]  # fmt: skip
 
 
@@ -164,17 +165,17 @@ def _participant(view: Viewpoint, contest: Contest) -> uuid.UUID | None:
     return view.principal.user_id if view.principal.is_partner else None
 
 
-async def prizes_in_reach(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
-    """Running contests with prizes where the participant is outside the prizes but behind
-    the last prize place by at most ``PRIZE_REACH_SHARE`` of that place's score; read with
-    the participant's own board visibility (a TOP_N board hides the line beyond its top)."""
+async def _prize_contests(
+    session: AsyncSession, view: Viewpoint
+) -> list[tuple[Contest, int, str, uuid.UUID, int | None]]:
+    """Live contests with prizes the viewpoint takes part in and whose prize line it may see:
+    each with its last prize rank, that prize, the participant and the board's visible top."""
     contests = await session.exec(
         readable_contests(view.principal)
         .where(Contest.status == ContestStatus.SCHEDULED)
         .order_by(col(Contest.ends_at), col(Contest.id))
         .limit(MAX_PER_SOURCE)
     )
-    reader = Reader(view.leaderboards, session)
     out = []
     for contest in contests:
         line = _prize_line(contest)
@@ -187,6 +188,24 @@ async def prizes_in_reach(session: AsyncSession, view: Viewpoint) -> list[NextAc
         top_n = contest.visible_top_n if contest.visibility is VisibilityMode.TOP_N else None
         if top_n is not None and last_rank > top_n:
             continue
+        out.append((contest, last_rank, prize, me, top_n))
+    return out
+
+
+async def watched_contests(session: AsyncSession, view: Viewpoint) -> list[uuid.UUID]:
+    """The contests whose standings ``prizes_in_reach`` reads: other participants' scores
+    move its gap (or bring the prize into or out of reach), so a live list listens to their
+    boards too."""
+    return [contest.id for contest, *_ in await _prize_contests(session, view)]
+
+
+async def prizes_in_reach(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
+    """Running contests with prizes where the participant is outside the prizes but behind
+    the last prize place by at most ``PRIZE_REACH_SHARE`` of that place's score; read with
+    the participant's own board visibility (a TOP_N board hides the line beyond its top)."""
+    reader = Reader(view.leaderboards, session)
+    out = []
+    for contest, last_rank, prize, me, top_n in await _prize_contests(session, view):
         viewer = Viewer(view.principal, me, top_n, contest.anonymise)
         standing = (await reader.standing(contest, viewer, me, None)).standing
         if standing.rank <= last_rank and standing.on_board:

@@ -1,6 +1,7 @@
 """When time alone changes a partner's next actions, with no event to say so: a listed
 action's due time passes (a protected deal's protection ends, a recommendation expires, a
-contest ends), a deal's "ends in N days" counts down a day, a protected deal comes within
+contest ends), a sale leaves the tier's trailing window (the amount to the next tier
+grows), a deal's "ends in N days" counts down a day, a protected deal comes within
 the warning period, a contest with prizes starts. The live list (``nextActionsChanged``)
 re-reads at the next such instant, as the contest feeds do at their boundaries."""
 
@@ -25,11 +26,14 @@ TICK = timedelta(microseconds=1)
 
 def listed_change(actions: Iterable[NextAction], now: datetime) -> datetime | None:
     """The next instant after ``now`` at which time alone changes one of these listed
-    actions: its due time (it leaves the list then), and for a deal's protection the instant
+    actions: its due time (it leaves the list then), its own ``changes_at`` (the next tier's
+    amount as a sale leaves the trailing window), and for a deal's protection the instant
     its "ends in N days" becomes N - 1 (``(expires_at - now).days`` drops just after
     ``expires_at - N days``)."""
     found: list[datetime] = []
     for action in actions:
+        if action.changes_at is not None and action.changes_at > now:
+            found.append(action.changes_at)
         if action.due_at is None or action.due_at <= now:
             continue
         found.append(action.due_at)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import replace
 from datetime import datetime
@@ -14,7 +16,8 @@ from infra.clock import Clock
 from infra.db import DbSession
 from infra.errors import DomainError
 from infra.pubsub import Listener
-from next_actions import handlers, service, timing
+from leaderboards.runtime import Leaderboards
+from next_actions import handlers, service, sources, timing
 from next_actions.actions import Viewpoint
 from next_actions.policy import NEXT_ACTIONS, NextActionsOp
 from schema.context import Context
@@ -61,20 +64,76 @@ async def _read(info: Info[Context, None], session: DbSession, view: Viewpoint) 
 CLOCK_TICK_SECONDS = 1.0
 
 
-async def _wait(listener: Listener, clock: Clock, wake: datetime | None) -> None:
-    """Until a notice comes or the clock passes ``wake`` (None: a notice only)."""
+# A followed contest's board moves with every sale of every participant, and only the
+# prize-in-reach action reads it: its notices re-read the list at most this often (seconds).
+# The partner's own notices and time boundaries are never held back.
+BOARD_GAP_SECONDS = 1.0
+
+
+class _Boards:
+    """One listener on the live boards of the contests the list reads standings from
+    (``sources.watched_contests``), following them as they start, end or change."""
+
+    def __init__(self, leaderboards: Leaderboards) -> None:
+        self.listener = Listener("boards", maxsize=1)
+        self._leaderboards = leaderboards
+        self._open: dict[uuid.UUID, contextlib.AsyncExitStack] = {}
+
+    async def follow(self, contests: list[uuid.UUID]) -> bool:
+        """Listen to exactly these boards; True when one was added (a notice published
+        before it was heard may be missing: read again)."""
+        for contest_id in set(self._open) - set(contests):
+            await self._open.pop(contest_id).aclose()
+        added = False
+        for contest_id in contests:
+            if contest_id in self._open:
+                continue
+            stack = contextlib.AsyncExitStack()
+            lb = self._leaderboards
+            await stack.enter_async_context(
+                lb.hub.listen(lb.channel(contest_id), into=self.listener)
+            )
+            self._open[contest_id] = stack
+            added = True
+        return added
+
+    async def aclose(self) -> None:
+        await self.follow([])
+
+
+async def _wait(
+    own: Listener, boards: Listener, clock: Clock, wake: datetime | None, read_at: float
+) -> None:
+    """Until a notice of the partner's own comes, the clock passes ``wake`` (None: no time
+    boundary), or a followed board moved and ``BOARD_GAP_SECONDS`` have passed since the
+    list was read at ``read_at`` (the loop's time)."""
+    loop = asyncio.get_running_loop()
+    board_moved = False
     while True:
-        timeout = None
+        timeouts = []
         if wake is not None:
             left = (wake - clock.now()).total_seconds()
             if left <= 0:
                 return
-            timeout = min(CLOCK_TICK_SECONDS, left)
+            timeouts.append(min(CLOCK_TICK_SECONDS, left))
+        if board_moved:
+            left = read_at + BOARD_GAP_SECONDS - loop.time()
+            if left <= 0:
+                return
+            timeouts.append(left)
+        getters = {asyncio.ensure_future(own.get()): True}
+        if not board_moved:
+            getters[asyncio.ensure_future(boards.get())] = False
         try:
-            await asyncio.wait_for(listener.get(), timeout)
+            done, _ = await asyncio.wait(
+                getters, timeout=min(timeouts, default=None), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for getter in getters:
+                getter.cancel()  # a cancelled Queue.get leaves its item in the queue
+        if any(getters[getter] for getter in done):
             return
-        except TimeoutError:
-            continue
+        board_moved = board_moved or bool(done)
 
 
 @strawberry.type
@@ -97,9 +156,10 @@ class NextActionsSubscription:
     @strawberry.subscription(
         permission_classes=[allowed(NEXT_ACTIONS, NextActionsOp.SUBSCRIBE)],
         description="`nextActions`, first now and again whenever they change (a claim, deal, "
-        "hold, sale or earnings change of the partner, from any API process; or time alone: "
-        "a deadline or expiry passing, a deal's protection coming within the warning period "
-        "or counting down a day).",
+        "hold, sale, earnings change or rule recommendation of the partner, from any API "
+        "process; another participant's score in a contest whose prize is in reach; or time "
+        "alone: a deadline or expiry passing, a sale leaving the tier's window, a deal's "
+        "protection coming within the warning period or counting down a day).",
     )
     async def next_actions_changed(
         self,
@@ -109,17 +169,31 @@ class NextActionsSubscription:
         services = info.context.services
         async with services.db.read_session() as session:
             view = await _viewpoint(info, session, partner_id)
-        async with services.hub.listen(handlers.channel(services.hub, view.partner_id)) as listener:
-            last: NextActionsType | None = None
-            while True:
-                # A short session per notice or time boundary; the clock moves on between.
-                view = replace(view, now=services.clock.now())
-                async with services.db.read_session() as session:
-                    found = await service.next_actions(session, view, services.next_action_sources)
-                    # What time alone changes next (a deadline, an expiry, a countdown).
-                    wake = await timing.next_change(session, view, found)
-                current = NextActionsType(actions=[NextActionType.of(a) for a in found])
-                if current != last:
-                    yield current
-                    last = current
-                await _wait(listener, services.clock, wake)
+        follow_boards = sources.prizes_in_reach in services.next_action_sources
+        boards = _Boards(services.leaderboards)
+        loop = asyncio.get_running_loop()
+        async with services.hub.listen(handlers.channel(services.hub, view.partner_id)) as own:
+            try:
+                last: NextActionsType | None = None
+                while True:
+                    # A short session per notice or time boundary; the clock moves on between.
+                    view = replace(view, now=services.clock.now())
+                    read_at = loop.time()
+                    async with services.db.read_session() as session:
+                        found = await service.next_actions(
+                            session, view, services.next_action_sources
+                        )
+                        # What time alone changes next (a deadline, an expiry, a countdown).
+                        wake = await timing.next_change(session, view, found)
+                        contests = (
+                            await sources.watched_contests(session, view) if follow_boards else []
+                        )
+                    current = NextActionsType(actions=[NextActionType.of(a) for a in found])
+                    if current != last:
+                        yield current
+                        last = current
+                    if await boards.follow(contests):
+                        continue  # a board newly heard may have moved since the read
+                    await _wait(own, boards.listener, services.clock, wake, read_at)
+            finally:
+                await boards.aclose()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
+from incentives import rules
 from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
 from partners.roles import Role
@@ -17,9 +19,10 @@ from schema.context import Services
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, add_products, dispatch, gid
+from tests.factories import Tenant, add_products, dispatch, gid, principal_of
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, shop
+from tests.next_actions.scenarios import world
 from tests.support import GQL, live_server, ws_client
 
 pytestmark = pytest.mark.slow
@@ -152,3 +155,108 @@ async def test_an_expiring_recommendation_leaves_the_pushed_list_by_itself(
         clock.advance(timedelta(days=2))  # its expiry: no event marks it
         kinds = [a["kind"] for a in (await ws.data())["nextActionsChanged"]["actions"]]
         assert "RECOMMENDATION" not in kinds
+
+
+async def test_another_participants_sale_moves_a_prize_within_reach(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """How far a prize is reads the contest's board, which the other participants' sales
+    move, with no event of this partner: the live list follows the board."""
+    await world(gql, clock, tenant, services)
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0))) as ws,
+    ):
+        await ws.subscribe(SUBSCRIPTION, {})
+        before = _prize((await ws.data())["nextActionsChanged"]["actions"])
+        assert before == "10,000 more points for a prize in Spring sprint"
+        # The leader (the other partner) sells again: the prize moves away.
+        await es.sale(services.db, clock, tenant, 10_000, partner_index=1, rep=False)
+        await dispatch(services)
+        after = _prize((await ws.data())["nextActionsChanged"]["actions"])
+        assert after == "20,000 more points for a prize in Spring sprint"
+        # Out of reach (behind by more than a quarter of the leader's score): it leaves.
+        await es.sale(services.db, clock, tenant, 100_000, partner_index=1, rep=False)
+        await dispatch(services)
+        assert _prize((await ws.data())["nextActionsChanged"]["actions"]) is None
+
+
+def _prize(actions: list[dict[str, str]]) -> str | None:
+    found = [a["title"] for a in actions if a["kind"] == "CONTEST_PRIZE_IN_REACH"]
+    return found[0] if found else None
+
+
+async def test_a_sale_leaving_the_tier_window_moves_the_next_tier_by_itself(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """The amount to the next tier is over a trailing window: when a sale leaves it, the
+    list is pushed with no event (the clock is moved past that instant)."""
+    db = services.db
+    clock.freeze(T0 - timedelta(days=40))
+    await es.make_program(db, clock, tenant, es.worked_rules(clock.now()))
+    clock.freeze(T0 - timedelta(days=20))
+    await es.sale(db, clock, tenant, 1_200_000)  # 30-day window: in it until T0 + 10 days
+    await dispatch(services)
+    clock.freeze(T0)
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0), ttl=MOVES)) as ws,
+    ):
+        await ws.subscribe(SUBSCRIPTION, {})
+        [tier] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert tier == {"kind": "NEXT_TIER", "title": "Sell 13,000.00 USD more to reach Gold"}
+        clock.freeze(T0 + timedelta(days=10, seconds=1))
+        [tier] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert tier == {"kind": "NEXT_TIER", "title": "Sell 10,000.00 USD more to reach Silver"}
+
+
+async def test_a_withdrawn_recommendation_leaves_the_pushed_list_at_once(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A new version approved ends what the one before placed, and a rollback ends what the
+    replaced version placed: either way its recommendation leaves the live list then, not
+    at the next notice of the partner's own."""
+    db = services.db
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
+        Action(ActionKind.RECOMMEND, days=7, title="Book a demo day", text="Sells more.")
+    ])  # fmt: skip
+    assert await daily(db, clock) == 1
+    subscription = "subscription { nextActionsChanged { actions { kind title } } }"
+
+    def recommended(data: dict[str, Any]) -> list[str]:
+        actions = data["nextActionsChanged"]["actions"]
+        return [a["title"] for a in actions if a["kind"] == "RECOMMENDATION"]
+
+    async def second(session: Any) -> None:
+        version = await rules.draft_version(
+            session, principal_of(s.author), clock, rule_id=rule.id, condition=GROWTH,
+            actions=[Action(ActionKind.RECOMMEND, days=7, title="Run a webinar", text="Too.")],
+        )  # fmt: skip
+        await rules.approve(
+            session, principal_of(s.approver), clock, version_id=version.id, reason="better"
+        )
+
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0), ttl=MOVES)) as ws,
+    ):
+        await ws.subscribe(subscription, {})
+        assert recommended(await ws.data()) == ["Book a demo day"]
+        await es.tx(db, second)
+        await dispatch(services)
+        assert recommended(await ws.data()) == []
+        clock.advance(timedelta(days=1))
+        assert await daily(db, clock) == 2  # the new version fires anew at the next run
+        await dispatch(services)
+        assert recommended(await ws.data()) == ["Run a webinar"]
+
+        async def back(session: Any) -> None:
+            await rules.roll_back(
+                session, principal_of(s.approver), clock, rule_id=rule.id, to_version=1,
+                reason="the webinar was cancelled",
+            )  # fmt: skip
+
+        await es.tx(db, back)
+        await dispatch(services)
+        assert recommended(await ws.data()) == []
