@@ -12,6 +12,7 @@ from strawberry.dataloader import DataLoader
 
 from deal_registration.attachments import Attachment, ProofFile, attachments_of_owners
 from schema.context import Context
+from schema.loaders import list_loader
 
 
 @strawberry.type(name="Attachment", description="A proof file (PDF, PNG or JPEG).")
@@ -47,14 +48,8 @@ def owner_attachments(ctx: Context, owner_kind: str) -> DataLoader[uuid.UUID, li
     """The attachments of owners of one kind, batched per operation (no caching: a
     mutation's payload sees the file it just added). The caller has already decided that
     the owner is readable."""
-    name = f"attachments.{owner_kind}"
-    loader: DataLoader[uuid.UUID, list[Attachment]] | None = ctx.loaders.get(name)
-    if loader is None:
-
-        async def load(ids: list[uuid.UUID]) -> list[list[Attachment]]:
-            found = await attachments_of_owners(ctx.session, owner_kind, ids)
-            return [found.get(i, []) for i in ids]
-
-        loader = DataLoader(load_fn=load, cache=False)
-        ctx.loaders[name] = loader
-    return loader
+    return list_loader(
+        ctx,
+        f"attachments.{owner_kind}",
+        lambda ids: attachments_of_owners(ctx.session, owner_kind, ids),
+    )

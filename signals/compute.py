@@ -172,50 +172,66 @@ def _growth(now: int, before: int) -> float | None:
     return None if before <= 0 else (now - before) / before
 
 
-def values_of(day: date, basis: Basis, today: Fact | None, extras: Extras) -> Values:
-    """The signal values as of ``day`` from its basis and its own facts."""
-    counts = today.counts if today is not None and today.day == day else {}
+class _Window:
+    """Sums over a day's windows: the basis (the days before) plus the day's own facts."""
 
-    def s(days: int, name: str) -> int:
-        return basis.before[days][name] + counts.get(name, 0)
+    def __init__(self, day: date, basis: Basis, today: Fact | None) -> None:
+        self.day, self.basis = day, basis
+        self.counts = today.counts if today is not None and today.day == day else {}
 
-    def revenue(days: int) -> int:
-        return s(days, "sales_minor") - s(days, "reversed_minor")
+    def s(self, days: int, name: str) -> int:
+        return self.basis.before[days][name] + self.counts.get(name, 0)
 
-    r7, r30 = revenue(7), revenue(30)
-    margin30, earnings30 = s(30, "margin_minor"), s(30, "earnings_minor")
-    won, lost = s(90, "deals_won"), s(90, "deals_lost")
-    approved, rejected = s(90, "claims_approved"), s(90, "claims_rejected")
-    responses = [*basis.responses, *(today.response_seconds if counts and today else ())]
-    sold_today = counts.get("sales", 0) > 0
+    def revenue(self, days: int) -> int:
+        return self.s(days, "sales_minor") - self.s(days, "reversed_minor")
+
+
+def _shared_values(w: _Window) -> Values:
+    """The formulas a rep's values share with its partner's (over the rep's or the
+    partner's facts): ``definitions.REP_NAMES``."""
+    day, basis = w.day, w.basis
+    won, lost = w.s(90, "deals_won"), w.s(90, "deals_lost")
+    sold_today = w.counts.get("sales", 0) > 0
     last_sale = day if sold_today else basis.last_sale_before
     first_sale = basis.first_sale_before or (day if sold_today else None)
     return {
-        "revenue_7d": r7,
-        "revenue_30d": r30,
-        "revenue_90d": revenue(90),
+        "revenue_7d": w.revenue(7),
+        "revenue_30d": w.revenue(30),
+        "revenue_90d": w.revenue(90),
+        "claims_submitted_30d": w.s(30, "claims_submitted"),
+        "deals_registered_30d": w.s(30, "deals_registered"),
+        "deals_won_90d": won,
+        "deals_lost_90d": lost,
+        "win_rate": _ratio(won, won + lost),
+        "open_pipeline": basis.pipeline_before + w.counts.get("pipeline_delta_minor", 0),
+        "days_since_last_sale": (day - last_sale).days if last_sale else None,
+        "days_since_first_sale": (day - first_sale).days if first_sale else None,
+        "activated": first_sale is not None,
+    }
+
+
+def values_of(day: date, basis: Basis, today: Fact | None, extras: Extras) -> Values:
+    """The signal values as of ``day`` from its basis and its own facts."""
+    w = _Window(day, basis, today)
+    r7, r30 = w.revenue(7), w.revenue(30)
+    margin30, earnings30 = w.s(30, "margin_minor"), w.s(30, "earnings_minor")
+    approved, rejected = w.s(90, "claims_approved"), w.s(90, "claims_rejected")
+    responses = [*basis.responses, *(today.response_seconds if w.counts and today else ())]
+    return {
+        **_shared_values(w),
         "revenue_growth_wow": _growth(r7, basis.revenue_prev_7),
         "revenue_growth_mom": _growth(r30, basis.revenue_prev_30),
-        "earnings_7d": s(7, "earnings_minor"),
+        "earnings_7d": w.s(7, "earnings_minor"),
         "earnings_30d": earnings30,
         "gross_margin": _ratio(margin30, r30),
         "contribution_margin": _ratio(margin30 - earnings30, r30),
         "payout_ratio": _ratio(earnings30, r30),
-        "refund_rate": _ratio(s(90, "reversed_minor"), s(90, "sales_minor")),
+        "refund_rate": _ratio(w.s(90, "reversed_minor"), w.s(90, "sales_minor")),
         "approved_claim_share": _ratio(approved, approved + rejected),
-        "risk_flags_30d": s(30, "risk_flags"),
-        "claims_submitted_30d": s(30, "claims_submitted"),
-        "deals_registered_30d": s(30, "deals_registered"),
-        "deals_won_90d": won,
-        "deals_lost_90d": lost,
-        "win_rate": _ratio(won, won + lost),
-        "open_pipeline": basis.pipeline_before + counts.get("pipeline_delta_minor", 0),
+        "risk_flags_30d": w.s(30, "risk_flags"),
         "registration_response_days": (
             round(statistics.median(responses) / 86_400, 4) if responses else None
         ),
-        "days_since_last_sale": (day - last_sale).days if last_sale else None,
-        "days_since_first_sale": (day - first_sale).days if first_sale else None,
-        "activated": first_sale is not None,
         "active_users_7d": extras.active_users_7d,
         "active_users_30d": extras.active_users_30d,
         "forecast_accuracy": extras.forecast_accuracy,
@@ -226,29 +242,4 @@ def values_of(day: date, basis: Basis, today: Fact | None, extras: Extras) -> Va
 def rep_values_of(day: date, basis: Basis, today: Fact | None) -> Values:
     """A rep's values as of ``day`` (``definitions.REP_NAMES``): the partner's formulas over
     the rep's facts (``facts.REP_COUNTERS``)."""
-    counts = today.counts if today is not None and today.day == day else {}
-
-    def s(days: int, name: str) -> int:
-        return basis.before[days][name] + counts.get(name, 0)
-
-    def revenue(days: int) -> int:
-        return s(days, "sales_minor") - s(days, "reversed_minor")
-
-    won, lost = s(90, "deals_won"), s(90, "deals_lost")
-    sold_today = counts.get("sales", 0) > 0
-    last_sale = day if sold_today else basis.last_sale_before
-    first_sale = basis.first_sale_before or (day if sold_today else None)
-    return {
-        "revenue_7d": revenue(7),
-        "revenue_30d": revenue(30),
-        "revenue_90d": revenue(90),
-        "claims_submitted_30d": s(30, "claims_submitted"),
-        "deals_registered_30d": s(30, "deals_registered"),
-        "deals_won_90d": won,
-        "deals_lost_90d": lost,
-        "win_rate": _ratio(won, won + lost),
-        "open_pipeline": basis.pipeline_before + counts.get("pipeline_delta_minor", 0),
-        "days_since_last_sale": (day - last_sale).days if last_sale else None,
-        "days_since_first_sale": (day - first_sale).days if first_sale else None,
-        "activated": first_sale is not None,
-    }
+    return _shared_values(_Window(day, basis, today))

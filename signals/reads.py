@@ -6,18 +6,20 @@ reads only its own rep signals."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.errors import DomainError
-from partners.repository import get_readable_partner
+from partners.repository import get_readable_partner, get_user
 from partners.roles import Principal, Role
 from signals.definitions import DEFINITIONS, REP_NAMES, SignalDefinition, visible_names
 from signals.errors import SignalsErrorCode as Code
+from signals.models import SignalRepSnapshot, SignalSnapshot
 from signals.policy import SIGNALS, SignalsOp
-from signals.snapshots import Value, complete, complete_rep, history, rep_history
+from signals.snapshots import Value, Values, complete, complete_rep, history, rep_history
 
 MAX_RANGE_DAYS = 366
 
@@ -41,6 +43,34 @@ def check_range(first: date, last: date) -> None:
         raise DomainError(Code.RANGE_TOO_LONG, f"At most {MAX_RANGE_DAYS} days at a time.", "to")
 
 
+def _partner_asked(
+    principal: Principal, op: SignalsOp, partner_id: uuid.UUID | None, first: date, last: date
+) -> uuid.UUID:
+    """What both reads check before reading anything: the role, the range, and the partner
+    (a partner user's own when not given)."""
+    SIGNALS.require(principal, op)
+    check_range(first, last)
+    if partner_id is not None:
+        return partner_id
+    if principal.partner_id is None:
+        raise DomainError(Code.PARTNER_REQUIRED, "Name the partner.", "partner_id")
+    return principal.partner_id
+
+
+def _days(
+    snapshots: Iterable[SignalSnapshot | SignalRepSnapshot],
+    values_of: Callable[[dict[str, object]], Values],
+    names: Iterable[str],
+) -> list[SignalDay]:
+    out = []
+    for snapshot in snapshots:
+        values = values_of(snapshot.values)
+        out.append(
+            SignalDay(snapshot.day, snapshot.currency, [(DEFINITIONS[n], values[n]) for n in names])
+        )
+    return out
+
+
 async def partner_signals(
     session: AsyncSession,
     principal: Principal,
@@ -52,23 +82,12 @@ async def partner_signals(
     """The partner's snapshots from ``first`` to ``last`` (days without one are left out);
     None for a partner the caller may not see (answered like a missing one). A partner
     user's partner is its own when not given."""
-    SIGNALS.require(principal, SignalsOp.READ)
-    check_range(first, last)
-    if partner_id is None:
-        if principal.partner_id is None:
-            raise DomainError(Code.PARTNER_REQUIRED, "Name the partner.", "partner_id")
-        partner_id = principal.partner_id
+    partner_id = _partner_asked(principal, SignalsOp.READ, partner_id, first, last)
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
         return None
-    names = visible_names(principal.is_vendor_staff)
-    out = []
-    for snapshot in await history(session, partner.vendor_id, partner.id, first, last):
-        values = complete(snapshot.values)
-        out.append(
-            SignalDay(snapshot.day, snapshot.currency, [(DEFINITIONS[n], values[n]) for n in names])
-        )
-    return out
+    snapshots = await history(session, partner.vendor_id, partner.id, first, last)
+    return _days(snapshots, complete, visible_names(principal.is_vendor_staff))
 
 
 async def rep_signals(
@@ -82,32 +101,22 @@ async def rep_signals(
 ) -> list[SignalDay] | None:
     """A rep's snapshots of the partner from ``first`` to ``last`` (days before its first
     sale, claim or deal are left out): the per-rep signals (``REP_NAMES``, all
-    partner-visible). None for a partner the caller may not see, or a rep other than
-    itself for a partner rep (answered like a missing one). A partner user's partner is its
-    own when not given, a partner rep's rep itself."""
-    SIGNALS.require(principal, SignalsOp.READ_REPS)
-    check_range(first, last)
-    if partner_id is None:
-        if principal.partner_id is None:
-            raise DomainError(Code.PARTNER_REQUIRED, "Name the partner.", "partner_id")
-        partner_id = principal.partner_id
+    partner-visible). None for a partner the caller may not see, a rep that is not one of
+    the partner's users, or a rep other than itself for a partner rep (answered like a
+    missing one, as ``earnings`` answers a rep not of the partner). A partner user's
+    partner is its own when not given, a partner rep's rep itself."""
+    partner_id = _partner_asked(principal, SignalsOp.READ_REPS, partner_id, first, last)
     if rep_user_id is None:
         if principal.role is not Role.PARTNER_REP or principal.user_id is None:
             raise DomainError(Code.REP_REQUIRED, "Name the rep.", "rep_user_id")
         rep_user_id = principal.user_id
+    if principal.role is Role.PARTNER_REP and rep_user_id != principal.user_id:
+        return None
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
         return None
-    if principal.role is Role.PARTNER_REP and rep_user_id != principal.user_id:
+    rep = await get_user(session, rep_user_id)
+    if rep is None or (rep.vendor_id, rep.partner_id) != (partner.vendor_id, partner.id):
         return None
-    out = []
-    for snapshot in await rep_history(
-        session, partner.vendor_id, partner.id, rep_user_id, first, last
-    ):
-        values = complete_rep(snapshot.values)
-        out.append(
-            SignalDay(
-                snapshot.day, snapshot.currency, [(DEFINITIONS[n], values[n]) for n in REP_NAMES]
-            )
-        )
-    return out
+    snapshots = await rep_history(session, partner.vendor_id, partner.id, rep.id, first, last)
+    return _days(snapshots, complete_rep, REP_NAMES)

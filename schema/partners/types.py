@@ -8,12 +8,13 @@ from datetime import datetime
 import strawberry
 from strawberry import Info, relay
 
-from partners import admin, groups, repository
+from partners import groups, repository
 from partners.group_models import PartnerGroup, PartnerTierChange
 from partners.models import ApiKey, Partner, PartnerStatus, User, Vendor
 from partners.policy import REVIEWERS
 from partners.roles import Role
 from schema.context import Context
+from schema.partners.loaders import partner_managers
 from schema.permissions import VendorStaff, roles
 from schema.relay import Connection, paginate, visible_nodes
 
@@ -111,10 +112,8 @@ class PartnerType(relay.Node):
         permission_classes=[roles(*REVIEWERS)],
     )
     async def managers(self, info: Info[Context, None]) -> list[UserType] | None:
-        found = await admin.managers_of(
-            info.context.session, info.context.caller, [uuid.UUID(self.id)]
-        )
-        return [UserType.from_model(u) for u in found.get(uuid.UUID(self.id), [])]
+        found = await partner_managers(info.context).load(uuid.UUID(self.id))
+        return [UserType.from_model(u) for u in found]
 
     @strawberry.field(
         description="The groups the partner is in now. Vendor roles only (groups may encode "

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from strawberry import Info
@@ -14,6 +15,17 @@ from schema.relay import row_id
 from schema.signals.types import SignalDayType, SignalDefinitionType
 from signals import reads
 from signals.policy import SIGNALS, SignalsOp
+
+
+async def _signal_days(
+    read: Coroutine[Any, Any, list[reads.SignalDay] | None],
+) -> list[SignalDayType] | None:
+    """A read's days as GraphQL types; a bad argument as a coded error naming it."""
+    try:
+        days = await read
+    except DomainError as error:
+        raise query_error(error) from error
+    return None if days is None else [SignalDayType.of(d) for d in days]
 
 
 @strawberry.type
@@ -34,15 +46,15 @@ class SignalsQuery:
         partner_id: strawberry.ID | None = None,
     ) -> list[SignalDayType] | None:
         ctx = info.context
-        try:
-            days = await reads.partner_signals(
-                ctx.session, ctx.caller,
+        return await _signal_days(
+            reads.partner_signals(
+                ctx.session,
+                ctx.caller,
                 partner_id=None if partner_id is None else row_id(partner_id, "Partner"),
-                first=from_, last=to,
-            )  # fmt: skip
-        except DomainError as error:
-            raise query_error(error) from error
-        return None if days is None else [SignalDayType.of(d) for d in days]
+                first=from_,
+                last=to,
+            )
+        )
 
     @strawberry.field(
         permission_classes=[allowed(SIGNALS, SignalsOp.READ_REPS)],
@@ -51,8 +63,9 @@ class SignalsQuery:
         "over the sales, claims and deals that name the rep (deals: the user who registered "
         "them); days before the rep's first are left out. A partner rep reads its own (the "
         "default), a partner admin its partner's reps, vendor staff the reps of the partners "
-        "they may see. Null for a partner or rep you may not see. Bad ranges: INVALID_RANGE, "
-        "RANGE_TOO_LONG; no rep named: REP_REQUIRED.",
+        "they may see. Null for a partner or rep you may not see, and for a rep that is not "
+        "one of the partner's users. Bad ranges: INVALID_RANGE, RANGE_TOO_LONG; no rep "
+        "named: REP_REQUIRED.",
     )
     async def rep_signals(
         self,
@@ -63,16 +76,16 @@ class SignalsQuery:
         rep_user_id: strawberry.ID | None = None,
     ) -> list[SignalDayType] | None:
         ctx = info.context
-        try:
-            days = await reads.rep_signals(
-                ctx.session, ctx.caller,
+        return await _signal_days(
+            reads.rep_signals(
+                ctx.session,
+                ctx.caller,
                 partner_id=None if partner_id is None else row_id(partner_id, "Partner"),
                 rep_user_id=None if rep_user_id is None else row_id(rep_user_id, "User"),
-                first=from_, last=to,
-            )  # fmt: skip
-        except DomainError as error:
-            raise query_error(error) from error
-        return None if days is None else [SignalDayType.of(d) for d in days]
+                first=from_,
+                last=to,
+            )
+        )
 
     @strawberry.field(
         permission_classes=[allowed(SIGNALS, SignalsOp.READ_DEFINITIONS)],

@@ -11,6 +11,7 @@ from strawberry import Info, relay
 from strawberry.dataloader import DataLoader
 
 from schema.context import Context
+from schema.loaders import list_loader
 from schema.relay import global_id, visible_nodes
 from webhooks import repository
 from webhooks.models import (
@@ -113,17 +114,9 @@ class WebhookAttemptType:
 
 
 def _attempts(ctx: Context) -> DataLoader[uuid.UUID, list[WebhookAttempt]]:
-    name = "webhooks.attempts"
-    loader: DataLoader[uuid.UUID, list[WebhookAttempt]] | None = ctx.loaders.get(name)
-    if loader is None:
-
-        async def load(ids: list[uuid.UUID]) -> list[list[WebhookAttempt]]:
-            found = await repository.attempts_of(ctx.session, ctx.caller, ids)
-            return [found.get(i, []) for i in ids]
-
-        loader = DataLoader(load_fn=load, cache=False)
-        ctx.loaders[name] = loader
-    return loader
+    return list_loader(
+        ctx, "webhooks.attempts", lambda ids: repository.attempts_of(ctx.session, ctx.caller, ids)
+    )
 
 
 @strawberry.type(

@@ -18,7 +18,7 @@ from earnings.models import EarningEntry, Program, RateOverlay
 from earnings.overlays import add_overlay
 from earnings.withdrawals import withdraw_overlay_earnings
 from incentives.actions import SOURCE, Action, ActionKind
-from incentives.models import Period, RuleFiring
+from incentives.models import IncentiveRule, Period, RuleFiring
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -27,7 +27,7 @@ from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid, reverse_sale
 from tests.incentives.rules import active_rule, daily
-from tests.incentives.scenarios import GROWTH, T0, settle, shop
+from tests.incentives.scenarios import GROWTH, T0, Shop, settle, shop
 from tests.incentives.test_actions import ENTRIES, nodes
 from tests.incentives.test_rule_life import APPROVE, DRAFT, ROLL_BACK
 from tests.support import GQL
@@ -48,6 +48,56 @@ async def entries(gql: GQL, tenant: Tenant) -> list[dict[str, Any]]:
     ]
 
 
+async def mild_rule(db: Database, clock: OffsetClock, s: Shop, name: str = "Push") -> IncentiveRule:
+    """A rule whose version 1 fires for nobody here and only recommends."""
+    return await active_rule(db, clock, s, name=name, condition=MILD, actions=[
+        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
+    ])  # fmt: skip
+
+
+async def approve_overlay_version(
+    gql: GQL, s: Shop, rule: IncentiveRule, condition: str, reason: str
+) -> None:
+    """The rule's next version, approved: on ``condition``, +2% on the base program for 60
+    days."""
+    drafted = await gql.data(DRAFT, {"input": {
+        "ruleId": gid("IncentiveRule", rule.id), "condition": condition, "period": "MONTH",
+        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
+                     "days": 60}],
+    }}, as_user=s.author)  # fmt: skip
+    ok = await gql.data(APPROVE, {"input": {
+        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": reason
+    }}, as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["userErrors"] == []
+
+
+async def roll_back(gql: GQL, s: Shop, rule: IncentiveRule, *, reverse: bool) -> None:
+    """Roll the rule back to version 1 (with ``reverseEarnings`` when ``reverse``)."""
+    extra = {"reverseEarnings": True} if reverse else {}
+    back = await gql.data(ROLL_BACK, {"input": {
+        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong", **extra,
+    }}, as_user=s.author)  # fmt: skip
+    assert back["incentiveRuleRollBack"]["userErrors"] == []
+
+
+async def racing_v1_overlay(
+    db: Database, clock: OffsetClock, s: Shop, tenant: Tenant, rule: IncentiveRule
+) -> RateOverlay:
+    """A +2% overlay for 30 days under the rule's source, as a v1 firing racing v2's
+    approval places it."""
+
+    async def place(session: Any) -> RateOverlay:
+        program = await session.get(Program, s.base_program_id)
+        placed = await add_overlay(
+            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
+            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
+        )  # fmt: skip
+        await session.flush()
+        return placed
+
+    return await es.tx(db, place)
+
+
 async def test_a_rollback_reverses_unpaid_overlay_money_and_claws_back_paid(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
@@ -56,19 +106,8 @@ async def test_a_rollback_reverses_unpaid_overlay_money_and_claws_back_paid(
     # Two rules, each at version 1 (mild) then version 2: +2 points for 60 days.
     rules = {}
     for name in ("Kept", "Taken"):
-        rule = await active_rule(db, clock, s, name=name, condition=MILD, actions=[
-            Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
-        ])  # fmt: skip
-        drafted = await gql.data(DRAFT, {"input": {
-            "ruleId": gid("IncentiveRule", rule.id), "condition": GROWTH, "period": "MONTH",
-            "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
-                         "days": 60}],
-        }}, as_user=s.author)  # fmt: skip
-        version = drafted["incentiveRuleDraft"]["version"]
-        ok = await gql.data(APPROVE, {"input": {"versionId": version["id"], "reason": "push"}},
-                            as_user=s.approver)  # fmt: skip
-        assert ok["incentiveRuleApprove"]["userErrors"] == []
-        rules[name] = rule
+        rules[name] = await mild_rule(db, clock, s, name)
+        await approve_overlay_version(gql, s, rules[name], GROWTH, "push")
     assert await daily(db, clock) == 2  # partner 0, once per rule
 
     # December: a sale pays each overlay 2.00; the statement is generated and paid.
@@ -93,18 +132,11 @@ async def test_a_rollback_reverses_unpaid_overlay_money_and_claws_back_paid(
 
     # The default: what "Kept" paid stays; only its overlay ends.
     clock.advance(timedelta(hours=1))
-    kept = await gql.data(ROLL_BACK, {"input": {
-        "id": gid("IncentiveRule", rules["Kept"].id), "toVersion": 1, "reason": "Wrong"
-    }}, as_user=s.author)  # fmt: skip
-    assert kept["incentiveRuleRollBack"]["userErrors"] == []
+    await roll_back(gql, s, rules["Kept"], reverse=False)
     assert len(await entries(gql, tenant)) == 4
 
     # reverseEarnings: what "Taken" paid is taken back.
-    taken = await gql.data(ROLL_BACK, {"input": {
-        "id": gid("IncentiveRule", rules["Taken"].id), "toVersion": 1, "reason": "Wrong",
-        "reverseEarnings": True,
-    }}, as_user=s.author)  # fmt: skip
-    assert taken["incentiveRuleRollBack"]["userErrors"] == []
+    await roll_back(gql, s, rules["Taken"], reverse=True)
     await settle(services)
     new = [e for e in await entries(gql, tenant) if "withdrawn_overlay_id" in e["inputs"]]
     by_amount = {e["amount"]["amountMinor"]: e for e in new}
@@ -194,15 +226,7 @@ async def test_rolling_back_takes_back_only_what_the_replaced_version_placed(
     await es.sale(db, clock, tenant, 100_00, partner_index=0)  # under v1: 2.00
     await settle(services)
     clock.freeze(T0 + timedelta(days=20))
-    drafted = await gql.data(DRAFT, {"input": {
-        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
-        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
-                     "days": 60}],
-    }}, as_user=s.author)  # fmt: skip
-    ok = await gql.data(APPROVE, {"input": {
-        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
-    }}, as_user=s.approver)  # fmt: skip
-    assert ok["incentiveRuleApprove"]["userErrors"] == []
+    await approve_overlay_version(gql, s, rule, ANY_REVENUE, "longer")
     await daily(db, clock)
     async with db.session() as session:
         firings = list(await session.exec(
@@ -222,11 +246,7 @@ async def test_rolling_back_takes_back_only_what_the_replaced_version_placed(
     await es.sale(db, clock, tenant, 150_00, partner_index=0)  # under v2: 3.00
     await settle(services)
     clock.freeze(T0 + timedelta(days=22))
-    back = await gql.data(ROLL_BACK, {"input": {
-        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
-        "reverseEarnings": True,
-    }}, as_user=s.author)  # fmt: skip
-    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    await roll_back(gql, s, rule, reverse=True)
     await settle(services)
     new = [e for e in await entries(gql, tenant) if "withdrawn_overlay_id" in e["inputs"]]
     assert [e["amount"]["amountMinor"] for e in new] == [-3_00]
@@ -248,18 +268,8 @@ async def test_an_earlier_months_entry_not_yet_paid_is_taken_back_in_this_months
     s = await shop(db, clock, tenant, services)
     if december != "HELD":
         await es.tax_form(db, clock, tenant, 0)  # (else December's statement is held)
-    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
-        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
-    ])  # fmt: skip
-    drafted = await gql.data(DRAFT, {"input": {
-        "ruleId": gid("IncentiveRule", rule.id), "condition": GROWTH, "period": "MONTH",
-        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
-                     "days": 60}],
-    }}, as_user=s.author)  # fmt: skip
-    ok = await gql.data(APPROVE, {"input": {
-        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "push"
-    }}, as_user=s.approver)  # fmt: skip
-    assert ok["incentiveRuleApprove"]["userErrors"] == []
+    rule = await mild_rule(db, clock, s)
+    await approve_overlay_version(gql, s, rule, GROWTH, "push")
     assert await daily(db, clock) == 1
     clock.freeze(T0 + timedelta(hours=1))
     await es.sale(db, clock, tenant, 100_00, partner_index=0)  # 2.00 in December
@@ -276,11 +286,7 @@ async def test_an_earlier_months_entry_not_yet_paid_is_taken_back_in_this_months
             finance = tenant.principal(Role.FINANCE)
             await es.tx(db, lambda x: payouts.approve(x, finance, clock,
                                                       statement_id=statement.id))  # fmt: skip
-    taken = await gql.data(ROLL_BACK, {"input": {
-        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
-        "reverseEarnings": True,
-    }}, as_user=s.author)  # fmt: skip
-    assert taken["incentiveRuleRollBack"]["userErrors"] == []
+    await roll_back(gql, s, rule, reverse=True)
     await settle(services)
     partner = tenant.user(Role.PARTNER_ADMIN, 0)
     [withdrawn] = [
@@ -314,29 +320,9 @@ async def test_a_rollback_takes_back_only_the_extension_of_an_earlier_versions_o
     what the extension paid (sales after v1's end), and v1's overlay would have ended
     then: it ends now, not earlier or later."""
     s = await shop(db, clock, tenant, services)
-    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
-        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
-    ])  # fmt: skip
-    drafted = await gql.data(DRAFT, {"input": {
-        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
-        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
-                     "days": 60}],
-    }}, as_user=s.author)  # fmt: skip
-    ok = await gql.data(APPROVE, {"input": {
-        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
-    }}, as_user=s.approver)  # fmt: skip
-    assert ok["incentiveRuleApprove"]["userErrors"] == []
-
-    async def racing_v1_overlay(session: Any) -> RateOverlay:  # +2% for 30 days
-        program = await session.get(Program, s.base_program_id)
-        placed = await add_overlay(
-            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
-            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
-        )  # fmt: skip
-        await session.flush()
-        return placed
-
-    v1_overlay = await es.tx(db, racing_v1_overlay)
+    rule = await mild_rule(db, clock, s)
+    await approve_overlay_version(gql, s, rule, ANY_REVENUE, "longer")
+    v1_overlay = await racing_v1_overlay(db, clock, s, tenant, rule)
     clock.freeze(T0 + timedelta(hours=1))
     await es.sale(db, clock, tenant, 100_00, partner_index=0)  # v1's: 2.00
     await settle(services)
@@ -358,11 +344,7 @@ async def test_a_rollback_takes_back_only_the_extension_of_an_earlier_versions_o
     await es.sale(db, clock, tenant, 50_00, partner_index=0)  # the extension's: 1.00
     await settle(services)
     clock.freeze(T0 + timedelta(days=36))
-    back = await gql.data(ROLL_BACK, {"input": {
-        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
-        "reverseEarnings": True,
-    }}, as_user=s.author)  # fmt: skip
-    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    await roll_back(gql, s, rule, reverse=True)
     await settle(services)
     new = [e for e in await entries(gql, tenant) if "withdrawn_overlay_id" in e["inputs"]]
     assert [e["amount"]["amountMinor"] for e in new] == [-1_00]
@@ -377,36 +359,13 @@ async def test_a_rollback_gives_an_extended_overlay_back_its_earlier_end(
 ) -> None:
     """As above, rolled back before v1's end: the overlay runs on to v1's end."""
     s = await shop(db, clock, tenant, services)
-    rule = await active_rule(db, clock, s, name="Push", condition=MILD, actions=[
-        Action(ActionKind.RECOMMEND, title="Sell again", text="It has been a while.")
-    ])  # fmt: skip
-    drafted = await gql.data(DRAFT, {"input": {
-        "ruleId": gid("IncentiveRule", rule.id), "condition": ANY_REVENUE, "period": "MONTH",
-        "actions": [{"kind": "RATE_OVERLAY", "programId": s.gid("base"), "deltaBp": 200,
-                     "days": 60}],
-    }}, as_user=s.author)  # fmt: skip
-    await gql.data(APPROVE, {"input": {
-        "versionId": drafted["incentiveRuleDraft"]["version"]["id"], "reason": "longer"
-    }}, as_user=s.approver)  # fmt: skip
-
-    async def racing_v1_overlay(session: Any) -> RateOverlay:
-        program = await session.get(Program, s.base_program_id)
-        placed = await add_overlay(
-            session, clock, program=program, partner_id=tenant.partners[0].id, delta_bp=200,
-            ends_at=T0 + timedelta(days=30), source=SOURCE, source_id=rule.id, label="Push",
-        )  # fmt: skip
-        await session.flush()
-        return placed
-
-    v1_overlay = await es.tx(db, racing_v1_overlay)
+    rule = await mild_rule(db, clock, s)
+    await approve_overlay_version(gql, s, rule, ANY_REVENUE, "longer")
+    v1_overlay = await racing_v1_overlay(db, clock, s, tenant, rule)
     clock.freeze(T0 + timedelta(days=1))
     await daily(db, clock)  # v2 extends it to day 61
     clock.freeze(T0 + timedelta(days=2))
-    back = await gql.data(ROLL_BACK, {"input": {
-        "id": gid("IncentiveRule", rule.id), "toVersion": 1, "reason": "Wrong",
-        "reverseEarnings": True,
-    }}, as_user=s.author)  # fmt: skip
-    assert back["incentiveRuleRollBack"]["userErrors"] == []
+    await roll_back(gql, s, rule, reverse=True)
     async with db.session() as session:
         after = await session.get(RateOverlay, v1_overlay.id)
     assert after is not None

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 from starlette.applications import Starlette
 from websockets.asyncio.client import connect
@@ -30,6 +31,7 @@ UNASSIGN = """mutation($input: PartnerManagerInput!) { partnerManagerUnassign(in
   partner { name managers { email } } userErrors { field code } } }"""
 CLAIMS = "{ saleClaims { totalCount edges { node { id } } } }"
 PARTNERS = "{ partners { edges { node { name } } } }"
+PARTNERS_MANAGERS = "{ partners { edges { node { managers { email } } } } }"
 
 
 def _input(tenant: Tenant, partner: int = 1, manager: Any = None) -> dict[str, Any]:
@@ -170,3 +172,25 @@ async def test_an_open_subscription_follows_the_assignment(
             "name": "Own Co", "domain": "own.example", "country": "US"})  # fmt: skip
         second = await next_change()
         assert (second["registrationId"], second["toStatus"]) == (own, "SUBMITTED")
+
+
+async def test_a_page_of_partners_loads_their_managers_in_one_query(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin, manager = tenant.user(Role.VENDOR_ADMIN), tenant.user(Role.CHANNEL_MANAGER)
+    assigned = await gql.data(ASSIGN, _input(tenant, 1), as_user=admin)  # (0 is already)
+    assert assigned["partnerManagerAssign"]["userErrors"] == []
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        page = await gql.data(PARTNERS_MANAGERS, as_user=admin)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    managers = [e["node"]["managers"] for e in page["partners"]["edges"]]
+    assert managers == [[{"email": manager.email}]] * 2
+    assert sum("FROM manager_assignment" in s for s in statements) == 1

@@ -4,6 +4,7 @@ reps, vendor staff the reps of the partners they may see)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -187,10 +188,21 @@ async def test_who_may_read_which_rep(
     for user, variables in invisible:
         data = await gql.data(REP_SIGNALS, variables, as_user=user)
         assert data["repSignals"] is None, (user.role, variables)
-    # Those who may see the partner read its other partner's rep... as nothing: the signals
-    # are kept per partner and rep.
-    data = await gql.data(REP_SIGNALS, of(rep_a, theirs), as_user=tenant.user(Role.VENDOR_ADMIN))
-    assert data["repSignals"] == []
+    # Null too, for those who may see the partner, when the rep is not one of its users: a
+    # rep of another partner or vendor, a vendor user, an id that names no user.
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    not_its = [
+        of(rep_a, theirs),
+        of(tenant.user(Role.PARTNER_REP, 1)),
+        of(other_tenant.user(Role.PARTNER_REP)),
+        of(tenant.user(Role.CHANNEL_MANAGER)),
+        {**week, "partnerId": mine, "repUserId": gid("User", uuid.uuid4())},
+    ]
+    for variables in not_its:
+        assert (await gql.data(REP_SIGNALS, variables, as_user=admin))["repSignals"] is None
+    # Allowed: the rep itself, its partner's admin, vendor staff who may see the partner.
+    for user in (rep_a, tenant.user(Role.PARTNER_ADMIN), admin, tenant.user(Role.CHANNEL_MANAGER)):
+        assert (await gql.data(REP_SIGNALS, of(rep_a), as_user=user))["repSignals"], user.role
 
     # Anonymous callers and display keys (an office screen) are refused.
     assert error_codes(await gql(REP_SIGNALS, of(rep_a))) == ["UNAUTHENTICATED"]
