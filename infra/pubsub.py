@@ -103,6 +103,9 @@ class Hub:
         # seen, to notice a failover or reconnection that redis-py handled out of sight.
         self._routes: dict[object, str] = {}
         self._node_connections: set[int] = set()
+        # Subscriptions sent and not yet confirmed by Redis: redis-py's subscribe only writes
+        # the command, and the reader sees the confirmation (a listener must not enter before).
+        self._confirming: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
 
     @property
     def subscribed(self) -> bool:
@@ -200,13 +203,38 @@ class Hub:
             # that arrives as the subscription completes, and the cancelled subscriber then
             # waits for messages forever (a closing socket's operations never finished).
             async with asyncio.timeout(self._connect_within):
-                if isinstance(pubsub, ClusterPubSub):
-                    await pubsub.ssubscribe(channel)
-                    self._note_routes(pubsub)
-                else:
-                    await pubsub.subscribe(channel)
+                confirmed = asyncio.get_running_loop().create_future()
+                self._confirming[channel].append(confirmed)
+                try:
+                    if isinstance(pubsub, ClusterPubSub):
+                        await pubsub.ssubscribe(channel)
+                        self._note_routes(pubsub)
+                    else:
+                        await pubsub.subscribe(channel)
+                    await confirmed  # the reader sees Redis confirm it
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._confirming[channel].remove(confirmed)
+                    if not self._confirming[channel]:
+                        del self._confirming[channel]
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
+
+    def _confirmed(self, message: dict[str, Any]) -> None:
+        """A subscription confirmation: whoever waits for it may start listening."""
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        for waiter in self._confirming.pop(channel, ()):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _unconfirmed(self) -> None:
+        """The connection is gone: no confirmation will come for what was sent on it."""
+        waiting, self._confirming = self._confirming, defaultdict(list)
+        for waiters in waiting.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(ConnectionError("the pub/sub connection was lost"))
 
     async def _connected(self) -> None:
         """Start the reader if needed and require the connection to be up (called with the
@@ -252,7 +280,8 @@ class Hub:
         delay = self._backoff[0]
         ever_connected = False
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            # Confirmations are read too: a new listener waits for its own (``_subscribe``).
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
             try:
                 async with self._lock:
                     # A subscription with no channel yet: redis-py needs one before reading.
@@ -288,6 +317,7 @@ class Hub:
                     log.debug("pub/sub reconnect failed: %s", exc)
             finally:
                 self._healthy = False
+                self._unconfirmed()
                 if self._pubsub is pubsub:
                     self._pubsub = None
                 if pubsub.connection is not None:  # pooled: must not call us when reused
@@ -320,9 +350,12 @@ class Hub:
             return
         while True:
             message = await pubsub.get_message(timeout=1.0)
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
-            self._deliver(message)
+            if message.get("type") in ("subscribe", b"subscribe"):
+                self._confirmed(message)
+            elif message.get("type") in ("message", b"message"):
+                self._deliver(message)
 
     async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
         while True:
@@ -333,9 +366,12 @@ class Hub:
                 self.reconnects += 1
                 log.warning("pub/sub channels moved to another node; subscribers re-read state")
                 self._missed()
-            if message is None or message.get("type") not in ("smessage", b"smessage"):
+            if message is None:
                 continue
-            self._deliver(message)
+            if message.get("type") in ("ssubscribe", b"ssubscribe"):
+                self._confirmed(message)
+            elif message.get("type") in ("smessage", b"smessage"):
+                self._deliver(message)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         channel = message["channel"]

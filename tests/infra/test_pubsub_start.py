@@ -67,11 +67,6 @@ class HoldingProxy:
             server.close()
 
 
-@pytest.mark.xfail(
-    reason="Hub.listen enters once SUBSCRIBE is written, not once Redis confirms it "
-    "(redis-py's PubSub.subscribe only sends; the reader drops the confirmation)",
-    raises=AssertionError,
-)
 async def test_what_is_published_once_listen_has_entered_is_heard(
     redis_url: str, local_cluster: LocalCluster | None
 ) -> None:
