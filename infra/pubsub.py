@@ -125,8 +125,8 @@ class Hub:
         with None after a reconnection (whatever was published meanwhile is lost). While
         the connection is down the watcher is registered all the same: the reconnection
         subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
+        await self._start()
         async with self._lock:
-            await self._start()
             first = channel not in self._watchers and channel not in self._listeners
             self._watchers[channel].append(callback)
             if first and self._healthy and self._pubsub is not None:
@@ -162,6 +162,7 @@ class Hub:
         ``into``: deliver into that listener (one queue for several channels) instead of a
         new one. Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
         listener = into if into is not None else Listener(channel, maxsize)
+        await self._start()
         async with self._lock:
             await self._connected()
             first = not self._listeners[channel]
@@ -237,25 +238,24 @@ class Hub:
                     waiter.set_exception(ConnectionError("the pub/sub connection was lost"))
 
     async def _connected(self) -> None:
-        """Start the reader if needed and require the connection to be up (called with the
-        lock held). The first attempt is awaited; later outages fail fast."""
-        await self._start()
+        """Require the connection to be up (called with the lock held, after ``_start``):
+        later outages fail fast."""
+        await self._start(wait=False)
         if not self._healthy or self._pubsub is None:
             raise RedisUnavailable("the pub/sub connection to Redis is down")
 
-    async def _start(self) -> None:
+    async def _start(self, *, wait: bool = True) -> None:
+        """Start the reader if needed, and the first time wait for its first connection
+        attempt. Called without the lock when waiting (the reader takes it to subscribe; a
+        waiter cancelled while re-taking a released lock would release someone else's)."""
         if self._closed:
             raise RedisUnavailable("the pub/sub hub is closed")
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._run(), name="pubsub-reader")
-        if not self._tried.is_set():
-            self._lock.release()  # the reader needs the lock to subscribe
-            try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._connect_within):  # see _subscribe
-                        await self._tried.wait()
-            finally:
-                await self._lock.acquire()
+        if wait and not self._tried.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._connect_within):  # see _subscribe
+                    await self._tried.wait()
 
     def _missed(self) -> None:
         for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
