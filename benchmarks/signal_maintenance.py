@@ -145,7 +145,7 @@ async def handlers_bench(
                     payload=sale.to_payload(),
                 )  # fmt: skip
             )
-            state = SaleClaimStateChanged(claim_id, partner, None, "APPROVED")
+            state = SaleClaimStateChanged(claim_id, partner, None, "APPROVED", credit_follows=True)
             notices.append(
                 await record_event(
                     s,
