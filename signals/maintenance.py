@@ -442,7 +442,7 @@ async def advance(
     # The vendor's signal currency rides along with the snapshots, and so do the partners'
     # reps' snapshots of today (``reps.advance``): one query. The JSON comes as text, parsed
     # once per partner (a partner's row repeats for each of its reps).
-    statement = (
+    statement: Any = (
         sa_select(
             col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
             type_coerce(col(SignalSnapshot.values), String).label("values"),
