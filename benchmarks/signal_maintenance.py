@@ -5,11 +5,13 @@
     .venv/bin/python -m benchmarks.signal_maintenance rebuild --url postgresql+asyncpg://...
         [--partners 10000] [--entries 1000000]
 
-``handlers``: approvals (each naming one of its partner's ``--reps`` reps, default 3) are
-credited by earnings first (not measured), then the events an approval gives the signal
-handler — its claim's SaleClaimStateChanged and the credit's EarningsChanged — are handled
-in the dispatcher's runs of ``--run`` events; each partner (and each of its reps) already
-has 90 days of facts and a snapshot. The figure is the process CPU time
+``handlers``: approvals (each a claim with its approval decision, naming one of its
+partner's ``--reps`` reps, default 3) are credited by earnings first (not measured), then
+the events an approval gives the signal handler — its claim's SaleClaimStateChanged (which
+says its credit follows: the handler leaves it to the credit's event) and the credit's
+EarningsChanged — are handled in the dispatcher's runs of ``--run`` events; each partner
+(and each of its reps) already has 90 days of facts and a snapshot. The figure is the
+process CPU time
 (``time.process_time``) spent in ``signals.handlers.apply`` divided by the approvals (on
 SQLite that includes the database engine, which runs in the process); on PostgreSQL the
 CPU of its backends serving the benchmark's database is read from /proc (a server on this
@@ -42,6 +44,7 @@ from sqlmodel import select
 from api import migrations
 from api.composition import build_claim_signals
 from deal_registration.events import Line, SaleApproved, SaleClaimStateChanged
+from deal_registration.sales.models import ClaimState, DecisionAction, SaleClaim, SaleClaimDecision
 from earnings import ledger, programs
 from earnings.events import EARNINGS_CHANGED
 from earnings.programs import BaseRate, Rules, Tier
@@ -50,7 +53,7 @@ from infra.db import Database, begin_write
 from infra.ids import new_id
 from infra.outbox import OutboxEvent, record_event
 from partners import service as partners_service
-from partners.models import Partner
+from partners.models import Partner, User
 from partners.roles import Principal, Role
 from signals import handlers, maintenance
 from signals import reps as signal_reps
@@ -124,13 +127,41 @@ async def handlers_bench(
     approved: list[OutboxEvent] = []
     notices: list[OutboxEvent] = []
     async with db.transaction() as s:
+        claimant = User(
+            vendor_id=vendor_id, email=f"{uuid.uuid4().hex}@bench.example", display_name="B",
+            role=Role.VENDOR_ADMIN, created_at=clock.now(),
+        )  # fmt: skip
+        s.add(claimant)
+        await s.flush()
         for i in range(approvals):
             clock.set(START + timedelta(seconds=20 * i))
             partner = rng.choice(partner_ids)
-            claim_id = uuid.uuid4()
+            rep = rng.choice(reps[partner]) if reps_per_partner else None
+            # The claim and its approval, as the claims service writes them: the claims of
+            # the partner's day move with the approval (the reps above are no user rows:
+            # the claim names a user of the vendor; a rep's claim counters count
+            # submissions only).
+            claim = SaleClaim(
+                vendor_id=vendor_id, partner_id=partner, rep_user_id=claimant.id,
+                customer_name="C", invoice_number=f"INV-{i}", sale_date=clock.now().date(),
+                amount_minor=91_800, currency="USD", state=ClaimState.APPROVED,
+                created_at=clock.now(), updated_at=clock.now(),
+            )  # fmt: skip
+            s.add(claim)
+            await s.flush()
+            s.add(
+                SaleClaimDecision(
+                    claim_id=claim.id,
+                    action=DecisionAction.APPROVED,
+                    from_state=ClaimState.UNDER_REVIEW,
+                    to_state=ClaimState.APPROVED,
+                    note="",
+                    decided_at=clock.now(),
+                )  # fmt: skip
+            )
+            claim_id = claim.id
             sale = SaleApproved(
-                claim_id=claim_id, partner_id=partner,
-                rep_user_id=rng.choice(reps[partner]) if reps_per_partner else None,
+                claim_id=claim_id, partner_id=partner, rep_user_id=rep,
                 region="EMEA",
                 currency="USD", amount_minor=91_800, lines=[Line("NW-AP-6E", 2, 91_800)],
                 sold_at=clock.now(), approved_at=clock.now(),
@@ -145,7 +176,7 @@ async def handlers_bench(
                     payload=sale.to_payload(),
                 )  # fmt: skip
             )
-            state = SaleClaimStateChanged(claim_id, partner, None, "APPROVED")
+            state = SaleClaimStateChanged(claim_id, partner, rep, "APPROVED", credit_follows=True)
             notices.append(
                 await record_event(
                     s,

@@ -184,3 +184,7 @@ class SaleClaimStateChanged(Event):
     partner_id: uuid.UUID
     rep_user_id: uuid.UUID | None
     state: str
+    # The same transaction recorded the claim's SaleApproved or SaleReversed: its credit's
+    # EarningsChanged follows (``source_at`` = this change's instant), so consumers that
+    # only count the claim's day (signals) may leave the change to that event.
+    credit_follows: bool = False

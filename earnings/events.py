@@ -56,12 +56,18 @@ class EarningsChanged(Event):
     type: ClassVar[str] = EARNINGS_CHANGED
     partner_id: uuid.UUID
     entries: list[EntryCreated] = field(default_factory=list)
+    # A credit of a sale claim's approval or reversal: when that claim decision happened
+    # (its SaleApproved / SaleReversed event's instant). Signals count the decision with
+    # the credit (the claim's notice says ``credit_follows`` and is left to this event).
+    source_at: datetime | None = None
 
     @classmethod
     def parse(cls, payload: dict[str, Any]) -> Self:
+        at = payload.get("source_at")
         return cls(
             partner_id=uuid.UUID(payload["partner_id"]),
             entries=[EntryCreated.parse(e) for e in payload.get("entries", [])],
+            source_at=datetime.fromisoformat(at) if at else None,
         )
 
 

@@ -198,10 +198,14 @@ async def record_change(
     vendor_id: uuid.UUID,
     partner_id: uuid.UUID,
     entries: Sequence[EarningEntry] = (),
+    source_at: datetime | None = None,
 ) -> None:
     """Tell subscribers (after commit, via the outbox) that a partner's earnings changed,
-    with the ledger entries the change wrote."""
-    changed = EarningsChanged(partner_id=partner_id, entries=[_created(e) for e in entries])
+    with the ledger entries the change wrote (and, for a sale claim's credit, when the
+    claim was approved or reversed: ``EarningsChanged.source_at``)."""
+    changed = EarningsChanged(
+        partner_id=partner_id, entries=[_created(e) for e in entries], source_at=source_at
+    )
     await record_event(
         session,
         clock,
@@ -497,7 +501,7 @@ async def _credit_sale(
     await session.flush()
     await record_change(
         session, clock, vendor_id=event.vendor_id, partner_id=sale.partner_id,
-        entries=out.written,
+        entries=out.written, source_at=event.occurred_at,
     )  # fmt: skip
     return out.written
 
@@ -607,7 +611,7 @@ async def _credit_reversal(
     await session.flush()
     await record_change(
         session, clock, vendor_id=event.vendor_id, partner_id=rev.partner_id,
-        entries=out.written,
+        entries=out.written, source_at=event.occurred_at,
     )  # fmt: skip
     return out.written
 

@@ -185,12 +185,18 @@ async def _compute(
     only the rows a rep counter reads; else every row, those of no rep under None)."""
     since, until = start_of(first), start_of(last + timedelta(days=1))
     out: dict[Any, DayFacts] = defaultdict(DayFacts)
+    # Credits and claims rows share a shape (partner, rep, day, kind, n, amount, margin):
+    # one statement for both (a handler run pays per statement; an approval moves both).
+    parts: list[Any] = []
     if CREDITS in categories:
-        await _credits(
-            session, vendor_id, currency, partner_ids, since, until, out, reps, only_reps
-        )
+        parts += _credits(session, vendor_id, currency, partner_ids, since, until, reps, only_reps)
     if CLAIMS in categories:
-        await _claims(session, vendor_id, partner_ids, since, until, out, reps, only_reps)
+        parts += _claims(session, vendor_id, partner_ids, since, until, reps, only_reps)
+    if parts:
+        statement: Any = parts[0] if len(parts) == 1 else union_all(*parts)
+        rows = await session.execute(statement)
+        for partner_id, rep_id, d, kind, n, amount, margin in rows:
+            _count(out[_key(partner_id, rep_id, d, reps)].counts, kind, n, amount, margin)
     if DEALS in categories:
         await _deals(session, vendor_id, currency, partner_ids, since, until, out, reps, only_reps)
     if reps and not only_reps:
@@ -247,18 +253,16 @@ def _rep(column: Any, reps: bool) -> Any:
     return col(column) if reps else literal_column("NULL")
 
 
-async def _credits(
+def _credits(
     session: AsyncSession,
     vendor_id: uuid.UUID,
     currency: str,
     partner_ids: Collection[uuid.UUID] | None,
     since: datetime,
     until: datetime,
-    out: dict[Any, DayFacts],
-    reps: bool = False,
-    only_reps: bool = False,
-) -> None:
-
+    reps: bool,
+    only_reps: bool,
+) -> list[Any]:
     # Sales and reversals by source, earnings by ledger entry: one statement (a handler run
     # pays per statement), the kinds told apart by ``kind``. Per rep, no earnings.
     day = day_expression(session, CreditedSource.credited_at)
@@ -298,69 +302,76 @@ async def _credits(
         )
         .group_by(col(EarningEntry.partner_id), day)
     )  # fmt: skip
-    statement: Any = sources if only_reps else union_all(sources, entries)
-    for partner_id, rep_id, d, kind_, n, amount, margin in await session.execute(statement):
-        counts = out[_key(partner_id, rep_id, d, reps)].counts
-        if kind_ == _EARNINGS:
-            counts["earnings_minor"] += int(amount or 0)
-            continue
-        if kind_ == SourceType.SALE_APPROVED:
-            counts["sales"] += int(n)
-            counts["sales_minor"] += int(amount or 0)
-        else:
-            counts["reversals"] += int(n)
-            counts["reversed_minor"] -= int(amount or 0)
-        counts["margin_minor"] += int(margin or 0)
+    return [sources] if only_reps else [sources, entries]
 
 
-async def _claims(
+def _claims(
     session: AsyncSession,
     vendor_id: uuid.UUID,
     partner_ids: Collection[uuid.UUID] | None,
     since: datetime,
     until: datetime,
-    out: dict[Any, DayFacts],
-    reps: bool = False,
-    only_reps: bool = False,
-) -> None:
-    # Decisions and risk flags: one statement, told apart by ``kind``.
+    reps: bool,
+    only_reps: bool,
+) -> list[Any]:
+    """Decisions by action and risk flags, counted per partner (and rep) and day, in the
+    credits' row shape (no amounts)."""
     rep = _rep(SaleClaim.rep_user_id, reps)
+    decided = day_expression(session, SaleClaimDecision.decided_at)
     decisions: Any = (
         sa_select(
-            col(SaleClaim.partner_id), rep.label("rep"),
+            col(SaleClaim.partner_id), rep.label("rep"), decided.label("day"),
             type_coerce(col(SaleClaimDecision.action), String).label("kind"),
-            col(SaleClaimDecision.decided_at).label("at"),
+            func.count().label("n"), literal_column("0"), literal_column("0"),
         )
         .join(SaleClaim, col(SaleClaim.id) == SaleClaimDecision.claim_id)
         .where(
             col(SaleClaim.vendor_id) == vendor_id, _in(SaleClaim.partner_id, partner_ids),
             col(SaleClaimDecision.decided_at) >= since, col(SaleClaimDecision.decided_at) < until,
         )
+        .group_by(
+            col(SaleClaim.partner_id), *([rep] if reps else []), decided,
+            col(SaleClaimDecision.action),
+        )
     )  # fmt: skip
+    if only_reps:  # per rep, only submissions count
+        return [decisions.where(col(SaleClaimDecision.action) == DecisionAction.SUBMITTED)]
+    flagged = day_expression(session, RiskFlag.created_at)
     flags = (
         sa_select(
-            col(SaleClaim.partner_id), rep, literal_column(f"'{_FLAG}'", String),
-            col(RiskFlag.created_at),
+            col(SaleClaim.partner_id), rep, flagged, literal_column(f"'{_FLAG}'", String),
+            func.count(), literal_column("0"), literal_column("0"),
         )
         .join(SaleClaim, col(SaleClaim.id) == RiskFlag.claim_id)
         .where(
             col(RiskFlag.vendor_id) == vendor_id, _in(SaleClaim.partner_id, partner_ids),
             col(RiskFlag.created_at) >= since, col(RiskFlag.created_at) < until,
         )
+        .group_by(col(SaleClaim.partner_id), *([rep] if reps else []), flagged)
     )  # fmt: skip
-    if only_reps:  # per rep, only submissions count
-        decisions = decisions.where(col(SaleClaimDecision.action) == DecisionAction.SUBMITTED)
-    statement: Any = decisions if only_reps else union_all(decisions, flags)
-    for partner_id, rep_id, kind, at in await session.execute(statement):
-        counts = out[_key(partner_id, rep_id, at, reps)].counts
-        if kind == _FLAG:
-            counts["risk_flags"] += 1
-        elif kind == DecisionAction.SUBMITTED:
-            counts["claims_submitted"] += 1
-        elif kind in _APPROVALS:
-            counts["claims_approved"] += 1
-        elif kind in _REJECTIONS:
-            counts["claims_rejected"] += 1
+    return [decisions, flags]
+
+
+def _count(counts: dict[str, int], kind: str, n: int, amount: Any, margin: Any) -> None:
+    """Add one grouped row of credits or claims (told apart by ``kind``) to a day's counts."""
+    if kind == _EARNINGS:
+        counts["earnings_minor"] += int(amount or 0)
+    elif kind == SourceType.SALE_APPROVED:
+        counts["sales"] += int(n)
+        counts["sales_minor"] += int(amount or 0)
+        counts["margin_minor"] += int(margin or 0)
+    elif kind == SourceType.SALE_REVERSED:
+        counts["reversals"] += int(n)
+        counts["reversed_minor"] -= int(amount or 0)
+        counts["margin_minor"] += int(margin or 0)
+    elif kind == _FLAG:
+        counts["risk_flags"] += int(n)
+    elif kind == DecisionAction.SUBMITTED:
+        counts["claims_submitted"] += int(n)
+    elif kind in _APPROVALS:
+        counts["claims_approved"] += int(n)
+    elif kind in _REJECTIONS:
+        counts["claims_rejected"] += int(n)
 
 
 async def _deals(

@@ -18,13 +18,20 @@ full (``signals.maintenance.refresh``): its facts from the earliest day it touch
 today, then its snapshots. Either way the partner's reps move with it (``signals.reps``).
 Both are idempotent: a partner-day is recomputed from its sources rather than
 incremented.
+
+A claim's approval (or reversal) is one run, not two: its notice says a credit follows
+(``credit_follows``) and is skipped; the credit's ``EarningsChanged`` says when the claim
+was decided (``source_at``) and moves both the credits and the claims of the partner's
+day (from the decision's day, should the credit come after midnight). A credit always
+records its ``EarningsChanged`` (with no entries when no program applies), so no decision
+is left uncounted; other claim changes (submitted, rejected) are handled by their notice.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from deal_registration.events import CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED
 from earnings.events import EARNINGS_CHANGED
@@ -33,7 +40,7 @@ from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent, Registration, batch
 from signals import maintenance
-from signals.facts import CLAIMS, CREDITS, DEALS
+from signals.facts import CLAIMS, CREDITS, DEALS, as_day
 
 SIGNAL_SOURCE_TYPES = (
     EARNINGS_CHANGED, CLAIM_STATE_CHANGED, DEAL_STATUS_CHANGED, FORECAST_ACCURACY_RECORDED,
@@ -50,6 +57,22 @@ SLACK = timedelta(minutes=5)
 CATEGORY = {EARNINGS_CHANGED: CREDITS, CLAIM_STATE_CHANGED: CLAIMS, DEAL_STATUS_CHANGED: DEALS}
 
 
+def _kinds(event: OutboxEvent) -> tuple[set[str], date] | None:
+    """The kinds of source the event moves and the first day it moves them; None for an
+    event left to another. A claim's approval or reversal (``credit_follows``) is left to
+    its credit's EarningsChanged, which carries the decision's instant (``source_at``) and
+    moves the claims with the credits: one run, one write transaction per approval."""
+    day = (event.occurred_at - SLACK).date()
+    category = CATEGORY.get(event.type)
+    if category is None:
+        return set(), day
+    if event.type == CLAIM_STATE_CHANGED and event.payload.get("credit_follows"):
+        return None
+    if event.type == EARNINGS_CHANGED and (at := event.payload.get("source_at")):
+        return {CREDITS, CLAIMS}, min(day, as_day(datetime.fromisoformat(at)))
+    return {category}, day
+
+
 async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
     """Advance or refresh the partners the events name. Returns how many snapshots changed."""
     today = clock.now().date()
@@ -58,13 +81,13 @@ async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
     quick: dict[uuid.UUID, dict[uuid.UUID, set[str]]] = defaultdict(lambda: defaultdict(set))
     for event in events:
         named = _partners(event)
-        if not named:
+        kinds = _kinds(event)
+        if not named or kinds is None:
             continue
-        day = (event.occurred_at - SLACK).date()
-        category = CATEGORY.get(event.type)
-        if category is not None and day == today:
+        categories, day = kinds
+        if categories and day == today:
             for partner_id in named:
-                quick[event.vendor_id][partner_id].add(category)
+                quick[event.vendor_id][partner_id].update(categories)
             continue
         touched[event.vendor_id].update(named)
         first[event.vendor_id] = min(first.get(event.vendor_id, day), day)

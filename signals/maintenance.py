@@ -12,6 +12,7 @@ same transaction, so the rules hear of exactly what they read.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
@@ -19,7 +20,18 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Exists, String, case, delete, func, literal
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    String,
+    and_,
+    case,
+    delete,
+    func,
+    join,
+    literal,
+    type_coerce,
+)
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,7 +49,7 @@ from partners.models import Partner
 from signals import compute, facts, reps
 from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
-from signals.models import SignalActiveUser, SignalFact, SignalSnapshot
+from signals.models import SignalActiveUser, SignalFact, SignalRepSnapshot, SignalSnapshot
 from signals.snapshots import Values, complete
 from signals.store import upsert
 
@@ -427,26 +439,55 @@ async def advance(
     with a basis in the signal currency): the caller refreshes those in full."""
     today = clock.now().date()
     ids = sorted(touched)
-    # The vendor's signal currency rides along with the snapshots (one query).
-    statement = sa_select(
-        col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
-        col(SignalSnapshot.values), col(SignalSnapshot.basis),
-        currency_expression(vendor_id).label("signal_currency"),
-    ).where(
-        col(SignalSnapshot.vendor_id) == vendor_id, col(SignalSnapshot.partner_id).in_(ids),
-        col(SignalSnapshot.day) == today,
+    # The vendor's signal currency rides along with the snapshots, and so do the partners'
+    # reps' snapshots of today (``reps.advance``): one query. The JSON comes as text, parsed
+    # once per partner (a partner's row repeats for each of its reps).
+    statement: Any = (
+        sa_select(
+            col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
+            type_coerce(col(SignalSnapshot.values), String).label("values"),
+            type_coerce(col(SignalSnapshot.basis), String).label("basis"),
+            currency_expression(vendor_id).label("signal_currency"),
+            col(SignalRepSnapshot.rep_user_id),
+            col(SignalRepSnapshot.currency).label("rep_currency"),
+            type_coerce(col(SignalRepSnapshot.basis), String).label("rep_basis"),
+        )
+        .select_from(
+            join(
+                SignalSnapshot, SignalRepSnapshot,
+                and_(
+                    col(SignalRepSnapshot.partner_id) == col(SignalSnapshot.partner_id),
+                    col(SignalRepSnapshot.day) == col(SignalSnapshot.day),
+                ),
+                isouter=True,
+            )
+        )
+        .where(
+            col(SignalSnapshot.vendor_id) == vendor_id, col(SignalSnapshot.partner_id).in_(ids),
+            col(SignalSnapshot.day) == today,
+        )
     )  # fmt: skip
     if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()  # another handler's advance waits for ours
+        # Another handler's advance waits for ours (the partner's row; its reps follow it).
+        statement = statement.with_for_update(of=SignalSnapshot)
     found: dict[uuid.UUID, tuple[Values, compute.Basis, Fact]] = {}
+    rep_snapshots: dict[reps.RepKey, tuple[str, Any]] = {}
+    seen: set[uuid.UUID] = set()
     currency = ""
-    for partner_id, currency_, values, stored, currency in await session.execute(statement):
+    rows = await session.execute(statement)
+    for partner_id, currency_, values, stored, currency, rep_id, rep_currency, rep_basis in rows:
+        if rep_id is not None:
+            rep_snapshots[(partner_id, rep_id)] = (rep_currency, rep_basis)
+        if partner_id in seen:
+            continue
+        seen.add(partner_id)
+        stored = _json(stored)
         if currency_ != currency or not stored:
             continue
         basis = compute.Basis.from_json(stored, facts.COUNTERS)
         before = compute.stored_today(stored, today, facts.COUNTERS)
         if basis is not None and before is not None:
-            found[partner_id] = (complete(values), basis, before)
+            found[partner_id] = (complete(_json(values)), basis, before)
     rest = set(ids) - set(found)
     if not found:
         return [], rest
@@ -514,8 +555,13 @@ async def advance(
     await _announce(session, vendor_id, now, changes)
     # The reps of the partners whose day moved: today's rep facts and snapshots.
     moved = {row["partner_id"]: categories for row in snapshot_rows}
-    await reps.advance(session, clock, vendor_id, currency, moved, rep_facts)
+    await reps.advance(session, clock, vendor_id, currency, moved, rep_facts, rep_snapshots)
     return changes, rest
+
+
+def _json(value: Any) -> Any:
+    """A JSON column read as text (``type_coerce(..., String)``), parsed; None stays None."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _extras_of(values: Values) -> Extras:

@@ -13,6 +13,7 @@ the day); a past day's is re-taken only where one was taken. Nothing here record
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
@@ -321,6 +322,7 @@ async def advance(
     currency: str,
     touched: dict[uuid.UUID, set[str]],
     recomputed: dict[facts.RepKey, facts.DayFacts],
+    snapshots: dict[RepKey, tuple[str, Any]],
 ) -> int:
     """The handlers' way for events of today (``maintenance.advance``): today's rep facts
     of the kinds of source the events tell of, for the partners they name, as recomputed
@@ -330,30 +332,22 @@ async def advance(
     moves by the recomputed facts alone, no window read; a rep without one (its first
     fact, or a snapshot stored before bases were kept) is taken from its windows. The
     other reps' snapshots of today stand: the daily job (or a refresh) took them before
-    this partner's snapshot of today could be advanced. Returns how many snapshots were
-    written."""
+    this partner's snapshot of today could be advanced. ``snapshots``: the partners' reps'
+    snapshots of today (currency, basis as stored: JSON text or parsed), read with the
+    partners' (``maintenance.advance``). Returns how many snapshots were written."""
     # The recompute read every partner the run named; only the partners whose facts of
     # today moved (``touched``) can have reps whose facts moved.
     recomputed = {key: found for key, found in recomputed.items() if key[0] in touched}
     if not recomputed:
         return 0  # a day's sources only grow: no rep found, no rep fact of today moved
     today = clock.now().date()
-    ids = sorted(touched)
-    rep_ids = sorted({r for _, r, _ in recomputed})
     # Only the reps the recompute found can move: a day's sources only grow, so a rep with
     # facts of today stored is found again. Their snapshots of today, with the basis.
     kept: dict[RepKey, tuple[compute.Basis, Fact]] = {}
-    for partner_id, rep_id, currency_, stored in await session.execute(
-        sa_select(
-            col(SignalRepSnapshot.partner_id), col(SignalRepSnapshot.rep_user_id),
-            col(SignalRepSnapshot.currency), col(SignalRepSnapshot.basis),
-        ).where(
-            col(SignalRepSnapshot.vendor_id) == vendor_id,
-            col(SignalRepSnapshot.partner_id).in_(ids),
-            col(SignalRepSnapshot.rep_user_id).in_(rep_ids),
-            col(SignalRepSnapshot.day) == today,
-        )
-    ):  # fmt: skip
+    for partner_id, rep_id, _ in recomputed:
+        currency_, stored = snapshots.get((partner_id, rep_id), ("", None))
+        if isinstance(stored, str | bytes):
+            stored = json.loads(stored)
         if currency_ != currency or not stored:
             continue
         basis = compute.Basis.from_json(stored, facts.REP_COUNTERS)

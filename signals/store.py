@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
@@ -23,16 +25,24 @@ async def upsert(
     committed facts."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(model.__table__)  # type: ignore[attr-defined]
-    if update:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    stmt = _statement(
+        session.get_bind().dialect.name, model.__table__,  # type: ignore[attr-defined]
+        tuple(keys), tuple(update or ()),
+    )  # fmt: skip
     # One statement with a list of parameter sets: compiled once and cached (a VALUES list
     # built from the rows was compiled anew each call, most of a handler run's CPU).
     for i in range(0, len(rows), 2000):
         await session.execute(stmt, rows[i : i + 2000])
+
+
+@cache
+def _statement(dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...]) -> Any:
+    """The upsert statement, built once per table and columns: building ``excluded`` (a
+    column collection of the table) cost ~0.3 ms a call, a good part of a handler run."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table)
+    if update:
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={name: stmt.excluded[name] for name in update}
+        )
+    return stmt.on_conflict_do_nothing(index_elements=list(keys))

@@ -84,7 +84,8 @@ async def transition(
         )  # fmt: skip
     )
     await session.flush()
-    if to_state in CREDITED_STATES and from_state not in CREDITED_STATES:
+    credited = to_state in CREDITED_STATES and from_state not in CREDITED_STATES
+    if credited:
         approved = await credit_of(session, claim, now)
         event = await record_event(
             session, clock, vendor_id=claim.vendor_id, type=approved.type,
@@ -107,7 +108,7 @@ async def transition(
         )  # fmt: skip
     changed = SaleClaimStateChanged(
         claim_id=claim.id, partner_id=claim.partner_id, rep_user_id=claim.rep_user_id,
-        state=to_state.value,
+        state=to_state.value, credit_follows=credited or to_state is ClaimState.REVERSED,
     )  # fmt: skip
     await record_event(
         session, clock, vendor_id=claim.vendor_id, type=changed.type, aggregate_id=claim.id,

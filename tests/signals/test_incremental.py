@@ -43,6 +43,7 @@ START = datetime(2026, 3, 1, 9, tzinfo=UTC)
 
 KINDS = (
     "sale", "reversal", "earning", "claim_submitted", "claim_approved", "claim_rejected",
+    "approval",
     "flag", "deal_submitted", "deal_approved", "deal_won", "deal_lost", "deal_withdrawn",
 )  # fmt: skip
 
@@ -113,9 +114,17 @@ async def stored(db: Database, vendor_id: uuid.UUID) -> tuple[list[Any], ...]:
 
 async def happen(
     db: Database, world: World, kind: str, index: int, amount: int, admin: bool = False
-) -> OutboxEvent:
-    """Write the source rows of ``kind`` as its service would, and the event it records
-    (naming as its rep the partner's admin or its rep user)."""
+) -> list[OutboxEvent]:
+    """Write the source rows of ``kind`` as its service would, and the events it records
+    (naming as its rep the partner's admin or its rep user). An ``approval`` is a claim
+    approved and credited: the claim's notice (its credit follows) and the credit's
+    EarningsChanged (with when the claim was approved)."""
+    if kind == "approval":
+        notice = await happen(db, world, "claim_approved", index, amount, admin)
+        credit = await happen(db, world, "sale", index, amount, admin)
+        notice[0].payload["credit_follows"] = True
+        credit[0].payload["source_at"] = world.clock.now().isoformat()
+        return notice + credit
     tenant, now = world.tenant, world.clock.now()
     partner = tenant.partners[index]
     rep = tenant.user(Role.PARTNER_ADMIN if admin else Role.PARTNER_REP, index).id
@@ -230,10 +239,12 @@ async def happen(
                 if target is DealStatus.APPROVED:
                     deals.append((registration_id, target))
             event_type = DEAL_STATUS_CHANGED
-    return OutboxEvent(
-        vendor_id=vendor_id, type=event_type, aggregate_id=uuid.uuid4(),
-        payload={"partner_id": str(partner.id)}, occurred_at=now, recorded_at=now,
-    )  # fmt: skip
+    return [
+        OutboxEvent(
+            vendor_id=vendor_id, type=event_type, aggregate_id=uuid.uuid4(),
+            payload={"partner_id": str(partner.id)}, occurred_at=now, recorded_at=now,
+        )
+    ]  # fmt: skip
 
 
 def _diff(rebuilt: list[Any], kept: list[Any]) -> list[Any]:
@@ -277,11 +288,11 @@ async def test_advancing_snapshots_equals_a_rebuild(
             late = []
         if daily_first:
             await take_due(db, world)
-        event = await happen(db, world, kind, index, amount, admin)
+        events = await happen(db, world, kind, index, amount, admin)
         if handle_late:
-            late.append(event)
+            late += events
         else:
-            await handlers.apply(db, clock, [event])
+            await handlers.apply(db, clock, events)
     if late:
         await handlers.apply(db, clock, late)
     await take_due(db, world)
@@ -311,8 +322,8 @@ async def test_a_rep_snapshot_without_a_basis_is_advanced_from_its_windows(db: D
     for day in range(3):  # history before today, and a snapshot of today
         clock.set(START + timedelta(days=day))
         await take_due(db, world)
-        await handlers.apply(db, clock, [await happen(db, world, "sale", 0, 1_000 + day)])
-        await handlers.apply(db, clock, [await happen(db, world, "deal_submitted", 0, 500)])
+        await handlers.apply(db, clock, await happen(db, world, "sale", 0, 1_000 + day))
+        await handlers.apply(db, clock, await happen(db, world, "deal_submitted", 0, 500))
     async with db.transaction() as s:
         stripped = await s.exec(
             select(SignalRepSnapshot).where(
@@ -324,8 +335,8 @@ async def test_a_rep_snapshot_without_a_basis_is_advanced_from_its_windows(db: D
             snapshot.basis = None
             s.add(snapshot)
     clock.set(clock.now() + timedelta(minutes=5))
-    await handlers.apply(db, clock, [await happen(db, world, "sale", 0, 7_000)])
-    await handlers.apply(db, clock, [await happen(db, world, "deal_won", 0, 0)])
+    await handlers.apply(db, clock, await happen(db, world, "sale", 0, 7_000))
+    await handlers.apply(db, clock, await happen(db, world, "deal_won", 0, 0))
     before = await stored(db, tenant.vendor.id)
     assert before[3]
     assert all(basis is not None for *_, basis in before[3])
@@ -346,12 +357,12 @@ async def test_a_partner_whose_day_did_not_move_keeps_its_reps_facts(db: Databas
     world = World(tenant, clock)
     await take_due(db, world)
     first = await happen(db, world, "sale", 0, 4_000)
-    await handlers.apply(db, clock, [first])
+    await handlers.apply(db, clock, first)
     kept = await stored(db, tenant.vendor.id)
     assert kept[2]
     assert kept[3]
     clock.set(clock.now() + timedelta(minutes=1))
-    await handlers.apply(db, clock, [first, await happen(db, world, "sale", 1, 3_000)])
+    await handlers.apply(db, clock, first + await happen(db, world, "sale", 1, 3_000))
     before = await stored(db, tenant.vendor.id)
     assert [f for f in before[2] if f["partner_id"] == tenant.partners[0].id] == kept[2]
     async with db.transaction() as s:
