@@ -45,6 +45,7 @@ from schema.leaderboards.screens import DisplayKeyType, ScreensMutation, Screens
 from schema.leaderboards.subscriptions import LeaderboardsSubscription
 from schema.leaderboards.types import LEADERBOARD_SCALARS, ContestType
 from schema.money import SCALARS
+from schema.naming import RememberedNames
 from schema.next_actions.queries import NextActionsQuery, NextActionsSubscription
 from schema.notifications.mutations import NotificationsMutation
 from schema.notifications.queries import NotificationsQuery
@@ -186,7 +187,9 @@ def build_schema(
         types=NODE_TYPES,
         extensions=build_extensions(gate=gate, production=production),
         config=StrawberryConfig(
-            disable_field_suggestions=production, scalar_map={**SCALARS, **LEADERBOARD_SCALARS}
+            disable_field_suggestions=production,
+            scalar_map={**SCALARS, **LEADERBOARD_SCALARS},
+            name_converter=RememberedNames(),
         ),
     )
     schema.document_gate = gate
