@@ -15,10 +15,13 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -31,10 +34,12 @@ from api import graphiql
 from api.auth import Authenticator, AuthFailure
 from api.multipart import parse_multipart
 from api.ws_limits import (
+    MESSAGE_TOO_BIG,
     LegacyOperationLimits,
     LimitedWebSocketAdapter,
     TransportOperationLimits,
     refusals,
+    too_big,
 )
 from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
@@ -162,6 +167,50 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
     them recognises is served by it (e.g. executed once per group of subscribers), anything
     else by strawberry as usual."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Fast-path operations joined to their feed with no task (see schema.leaderboards.live
+        # DirectSink), by operation id; they are in `operations` too.
+        self.parked: dict[str, Any] = {}
+
+    async def serve(self, receive: Receive) -> None:
+        """``handle`` reading uvicorn's ``receive`` itself (api.ws_lean): the connection's
+        task waits in this one coroutine, not in strawberry's iterator over Starlette's
+        WebSocket. The same messages, limits and closes as ``handle``."""
+        self.on_request_accepted()
+        ws = cast(LimitedWebSocketAdapter, self.websocket).ws
+        limit: int = getattr(self.view, "ws_max_message_bytes", 0)
+        try:
+            while ws.application_state != WebSocketState.DISCONNECTED:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break  # websocket.disconnect
+                text = message.get("text")
+                if text is None:
+                    await self.handle_invalid_message("WebSocket message type must be text")
+                    break
+                if too_big(text, limit):
+                    await self.websocket.close(
+                        MESSAGE_TOO_BIG, f"Message larger than {limit} bytes"
+                    )
+                    break
+                try:
+                    data = self.view.decode_json(text)
+                except json.JSONDecodeError:
+                    await self.handle_invalid_message("WebSocket message must be valid JSON")
+                    break
+                await self.handle_message(cast(Any, data))
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await self.shutdown()
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        parked = self.parked.pop(operation_id, None)
+        await super().cleanup_operation(operation_id)
+        if parked is not None:
+            await parked.stop()
+
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
         if self.connection_init_received and self.connection_init_timeout_task is not None:
@@ -179,12 +228,14 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
                 plan = fast.plan(operation.query, operation.variables, operation.operation_name)
                 if plan is None:
                     continue
+                parked = False
                 try:
-                    await fast.run(self, operation, plan)
+                    parked = await fast.run(self, operation, plan)
                 except Exception as exc:  # (answered while the operation is still registered)
                     await _fail_operation(operation, exc)
                 finally:
-                    self.operations.pop(operation.id, None)
+                    if not parked:  # (a parked one stays until it completes)
+                        self.operations.pop(operation.id, None)
                 return
         except Exception as exc:  # strawberry's own path logs, masks and answers; so do we
             await _fail_operation(operation, exc)
@@ -216,6 +267,25 @@ class GraphQLView(GraphQL[Context, None]):
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
         self.memo = ResponseMemo(services.db.epochs)
+
+    async def serve_transport_ws(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A graphql-transport-ws connection handed over by api.ws_lean: what strawberry's
+        ``run`` does for one (origin check, accept, context), then ``TransportWSHandler.serve``."""
+        ws = WebSocket(scope, receive, send)
+        if not self._check_websocket_origin(ws):
+            await self.reject_websocket(ws)
+            return
+        await ws.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
+        handler = TransportWSHandler(
+            view=cast(Any, self),
+            websocket=LimitedWebSocketAdapter(cast(Any, self), ws, ws),
+            context=await self.get_context(ws, response=ws),
+            root_value=None,  # (strawberry's get_root_value: None)
+            schema=self.schema,
+            connection_init_wait_timeout=self.connection_init_wait_timeout,
+            max_subscriptions_per_connection=self.max_subscriptions_per_connection,
+        )
+        await handler.serve(receive)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: its assets come from this app, not a CDN (works offline)."""

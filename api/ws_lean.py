@@ -1,0 +1,77 @@
+"""graphql-transport-ws on /graphql served from the outermost ASGI layer.
+
+Thousands of idle subscribers per process make every object a connection keeps alive count
+(issue 16: at most 20 KiB of server memory per idle subscriber). Through Starlette, each
+connection's task waited for its next message about 20 coroutines deep (uvicorn → Starlette's
+middleware and router → the view → strawberry's handler → its message iterator →
+Starlette's WebSocket), and each leaderboard operation held a task of its own, six
+coroutines deep, that woke only when its socket fell behind.
+
+Here a websocket on /graphql whose chosen subprotocol is graphql-transport-ws skips the
+middleware and the router: ``App.__call__`` hands it to the view's ``serve_transport_ws``
+(strawberry's origin check, accept and context, as its ``run`` does), and the connection's
+task waits in ``TransportWSHandler.serve``, which reads uvicorn's ``receive`` itself and
+feeds strawberry's own ``handle_message`` (so every protocol rule - connection_init timeout
+4408, bad payload 4400, too many inits 4429, duplicate ids 4409, ping/pong, complete, the
+limits of api.ws_limits, the credential checks of api.ws_sessions - is the same code as on
+the ASGI path). A `leaderboardChanged` operation on the fan-out's fast path is then a
+registered subscriber with no task while idle (schema.leaderboards.live.DirectSink); every
+other operation runs in its task through strawberry's schema, as before.
+
+Nothing the middleware does applies to these connections: KeepWebSocketSend's job (the
+server's own ``send``, for infra.ws_direct) is done here, BodySizeLimit concerns HTTP
+bodies only (websocket messages have their own limit), and Starlette's error middleware
+re-raises websocket errors (serve_closing_on_failure closes with 1011/1013 here as on the
+ASGI path). The legacy `graphql-ws` subprotocol, a handshake offering no subprotocol we
+speak, and everything else keep Starlette's path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from api.ws_sessions import serve_closing_on_failure
+from infra.ws_direct import SCOPE_KEY
+
+if TYPE_CHECKING:
+    from api.graphql import GraphQLView
+
+PATH = "/graphql"
+
+
+def chosen_subprotocol(view: GraphQLView, scope: Scope) -> str | None:
+    """The subprotocol strawberry would pick: the client's first one that we speak."""
+    offered = view.websocket_subprotocols
+    return next((p for p in scope.get("subprotocols") or () if p in offered), None)
+
+
+async def serve(view: GraphQLView, scope: Scope, receive: Receive, send: Send) -> None:
+    scope[SCOPE_KEY] = send
+    try:
+        await serve_closing_on_failure(view.serve_transport_ws, scope, receive, send)
+    finally:
+        view.sockets.forget(scope)
+
+
+class App(Starlette):
+    """Starlette, with graphql-transport-ws connections on /graphql served before its
+    middleware and router (``view`` is set once the lifespan has built it)."""
+
+    view: GraphQLView | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        view = self.view
+        if (
+            scope["type"] == "websocket"
+            and view is not None
+            and scope["path"] == PATH
+            and chosen_subprotocol(view, scope) == GRAPHQL_TRANSPORT_WS_PROTOCOL
+        ):
+            scope["app"] = self
+            await serve(view, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
