@@ -41,9 +41,15 @@ from api.ws_limits import (
     refusals,
     too_big,
 )
-from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
+from api.ws_sessions import (
+    AuthUnavailable,
+    SocketSessions,
+    close_after_failure,
+    serve_closing_on_failure,
+)
 from infra.memo import MemoKey, ResponseMemo
 from infra.redis import is_unavailable
+from infra.ws_direct import SCOPE_KEY, release_handshake
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
@@ -207,9 +213,11 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
 
     async def cleanup_operation(self, operation_id: str) -> None:
         parked = self.parked.pop(operation_id, None)
-        await super().cleanup_operation(operation_id)
-        if parked is not None:
-            await parked.stop()
+        if parked is None:
+            await super().cleanup_operation(operation_id)
+            return
+        self.operations.pop(operation_id, None)  # (it has no task to cancel)
+        await parked.stop()
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
@@ -270,22 +278,33 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def serve_transport_ws(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A graphql-transport-ws connection handed over by api.ws_lean: what strawberry's
-        ``run`` does for one (origin check, accept, context), then ``TransportWSHandler.serve``."""
+        ``run`` does for one (origin check, accept, context), then ``TransportWSHandler.serve``,
+        and what ``__call__`` adds (a failure closes with a code, the socket is forgotten),
+        all in this one coroutine: the connection's task waits in it for its whole life."""
+        scope[SCOPE_KEY] = send  # (KeepWebSocketSend's job on the ASGI path)
         ws = WebSocket(scope, receive, send)
-        if not self._check_websocket_origin(ws):
-            await self.reject_websocket(ws)
-            return
-        await ws.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
-        handler = TransportWSHandler(
-            view=cast(Any, self),
-            websocket=LimitedWebSocketAdapter(cast(Any, self), ws, ws),
-            context=await self.get_context(ws, response=ws),
-            root_value=None,  # (strawberry's get_root_value: None)
-            schema=self.schema,
-            connection_init_wait_timeout=self.connection_init_wait_timeout,
-            max_subscriptions_per_connection=self.max_subscriptions_per_connection,
-        )
-        await handler.serve(receive)
+        try:
+            if not self._check_websocket_origin(ws):
+                await self.reject_websocket(ws)
+                return
+            await ws.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
+            release_handshake(scope)
+            handler = TransportWSHandler(
+                view=cast(Any, self),
+                websocket=LimitedWebSocketAdapter(cast(Any, self), ws, ws),
+                context=await self.get_context(ws, response=ws),
+                root_value=None,  # (strawberry's get_root_value: None)
+                schema=self.schema,
+                connection_init_wait_timeout=self.connection_init_wait_timeout,
+                max_subscriptions_per_connection=self.max_subscriptions_per_connection,
+            )
+            await handler.serve(receive)
+        except Exception as exc:
+            if ws.application_state != WebSocketState.CONNECTED:  # not accepted, or closed
+                raise
+            await close_after_failure(send, exc)
+        finally:
+            self.sockets.forget(scope)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: its assets come from this app, not a CDN (works offline)."""

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-
-from api.ws_sessions import serve_closing_on_failure
-from infra.ws_direct import SCOPE_KEY
 
 if TYPE_CHECKING:
     from api.graphql import GraphQLView
@@ -49,14 +47,6 @@ def chosen_subprotocol(view: GraphQLView, scope: Scope) -> str | None:
     return next((p for p in scope.get("subprotocols") or () if p in offered), None)
 
 
-async def serve(view: GraphQLView, scope: Scope, receive: Receive, send: Send) -> None:
-    scope[SCOPE_KEY] = send
-    try:
-        await serve_closing_on_failure(view.serve_transport_ws, scope, receive, send)
-    finally:
-        view.sockets.forget(scope)
-
-
 class App(Starlette):
     """Starlette, with graphql-transport-ws connections on /graphql served before its
     middleware and router (``view`` is set once the lifespan has built it)."""
@@ -68,10 +58,10 @@ class App(Starlette):
         if (
             scope["type"] == "websocket"
             and view is not None
-            and scope["path"] == PATH
+            and get_route_path(scope) == PATH  # (as Starlette's router matches it)
             and chosen_subprotocol(view, scope) == GRAPHQL_TRANSPORT_WS_PROTOCOL
         ):
             scope["app"] = self
-            await serve(view, scope, receive, send)
+            await view.serve_transport_ws(scope, receive, send)
             return
         await super().__call__(scope, receive, send)

@@ -194,11 +194,17 @@ async def serve_closing_on_failure(
     except Exception as exc:
         if not accepted or closed:
             raise
-        if isinstance(exc, AuthUnavailable):
-            log.warning("websocket authentication could not reach the database", exc_info=exc)
-            code, reason = 1013, "Service unavailable, try again later"
-        else:
-            log.exception("websocket connection failed")
-            code, reason = 1011, "Internal server error"
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await send({"type": "websocket.close", "code": code, "reason": reason})
+        await close_after_failure(send, exc)
+
+
+async def close_after_failure(send: Send, exc: Exception) -> None:
+    """End an accepted websocket whose serving failed: 1013 (try again later) when its
+    credential could not be checked, 1011 otherwise (see ``serve_closing_on_failure``)."""
+    if isinstance(exc, AuthUnavailable):
+        log.warning("websocket authentication could not reach the database", exc_info=exc)
+        code, reason = 1013, "Service unavailable, try again later"
+    else:
+        log.exception("websocket connection failed", exc_info=exc)
+        code, reason = 1011, "Internal server error"
+    with contextlib.suppress(Exception):  # the client may be gone already
+        await send({"type": "websocket.close", "code": code, "reason": reason})

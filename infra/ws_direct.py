@@ -88,16 +88,34 @@ class DirectSocket:
         await self.proto.writable.wait()
 
 
-def direct_socket(scope: Scope) -> DirectSocket | None:
-    send = scope.get(SCOPE_KEY)
-    proto = getattr(send, "__self__", None)
+def _protocol(scope: Scope) -> WebSocketsSansIOProtocol | None:
+    proto = getattr(scope.get(SCOPE_KEY), "__self__", None)
     if not isinstance(proto, WebSocketsSansIOProtocol) or proto.transport is None:
         return None
-    if proto.handshake_complete:
-        # uvicorn keeps the upgrade request and response (their headers: ~3.5 KiB) for
-        # the connection's lifetime, though it reads them only while accepting.
-        proto.request = proto.response = None  # type: ignore[assignment]
+    return proto
+
+
+def direct_socket(scope: Scope) -> DirectSocket | None:
+    proto = _protocol(scope)
+    if proto is None:
+        return None
+    release_handshake(scope)
     return DirectSocket(proto)
+
+
+def release_handshake(scope: Scope) -> None:
+    """Once the connection is open, drop the upgrade request and response: uvicorn keeps
+    them (their headers: ~3.5 KiB) for the connection's lifetime, though it reads them only
+    while accepting, and websockets' parser keeps the request too (a local of its generator,
+    suspended for the connection's life), so its headers are emptied as well. (The scope
+    has its own copy of the request headers.)"""
+    proto = _protocol(scope)
+    if proto is None or not proto.handshake_complete:
+        return
+    request = proto.request
+    if request is not None:
+        request.headers.clear()
+    proto.request = proto.response = None  # type: ignore[assignment]
 
 
 class KeepWebSocketSend:

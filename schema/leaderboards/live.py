@@ -424,6 +424,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
         await operation.send_initial_errors([service_unavailable_error()])
         return False
     handler.parked[operation.id] = sink
+    operation.task = None  # (this task ends now; strawberry would keep it, finished)
     sink.joined(sub)
     return True
 
