@@ -49,7 +49,7 @@ from api.ws_sessions import (
 )
 from infra.memo import MemoKey, ResponseMemo
 from infra.redis import is_unavailable
-from infra.ws_direct import SCOPE_KEY, release_handshake
+from infra.ws_direct import SCOPE_KEY, slim
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
@@ -288,7 +288,7 @@ class GraphQLView(GraphQL[Context, None]):
                 await self.reject_websocket(ws)
                 return
             await ws.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
-            release_handshake(scope)
+            slim(scope)
             handler = TransportWSHandler(
                 view=cast(Any, self),
                 websocket=LimitedWebSocketAdapter(cast(Any, self), ws, ws),

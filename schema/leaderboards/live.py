@@ -424,7 +424,10 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
         await operation.send_initial_errors([service_unavailable_error()])
         return False
     handler.parked[operation.id] = sink
-    operation.task = None  # (this task ends now; strawberry would keep it, finished)
+    # This task ends now (strawberry would keep it, finished), and the plan holds the
+    # document (the operation's copy of the query text is not needed any more).
+    operation.task = None
+    operation.query, operation.variables = "", None
     sink.joined(sub)
     return True
 
