@@ -15,13 +15,10 @@ from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import InvalidOperationTypeError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -34,22 +31,14 @@ from api import graphiql
 from api.auth import Authenticator, AuthFailure
 from api.multipart import parse_multipart
 from api.ws_limits import (
-    MESSAGE_TOO_BIG,
     LegacyOperationLimits,
     LimitedWebSocketAdapter,
     TransportOperationLimits,
     refusals,
-    too_big,
 )
-from api.ws_sessions import (
-    AuthUnavailable,
-    SocketSessions,
-    close_after_failure,
-    serve_closing_on_failure,
-)
+from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
 from infra.redis import is_unavailable
-from infra.ws_direct import SCOPE_KEY, slim
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
@@ -179,38 +168,6 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
         # DirectSink), by operation id; they are in `operations` too.
         self.parked: dict[str, Any] = {}
 
-    async def serve(self, receive: Receive) -> None:
-        """``handle`` reading uvicorn's ``receive`` itself (api.ws_lean): the connection's
-        task waits in this one coroutine, not in strawberry's iterator over Starlette's
-        WebSocket. The same messages, limits and closes as ``handle``."""
-        self.on_request_accepted()
-        ws = cast(LimitedWebSocketAdapter, self.websocket).ws
-        limit: int = getattr(self.view, "ws_max_message_bytes", 0)
-        try:
-            while ws.application_state != WebSocketState.DISCONNECTED:
-                message = await receive()
-                if message["type"] != "websocket.receive":
-                    break  # websocket.disconnect
-                text = message.get("text")
-                if text is None:
-                    await self.handle_invalid_message("WebSocket message type must be text")
-                    break
-                if too_big(text, limit):
-                    await self.websocket.close(
-                        MESSAGE_TOO_BIG, f"Message larger than {limit} bytes"
-                    )
-                    break
-                try:
-                    data = self.view.decode_json(text)
-                except json.JSONDecodeError:
-                    await self.handle_invalid_message("WebSocket message must be valid JSON")
-                    break
-                await self.handle_message(cast(Any, data))
-        except WebSocketDisconnected:
-            pass
-        finally:
-            await self.shutdown()
-
     async def cleanup_operation(self, operation_id: str) -> None:
         parked = self.parked.pop(operation_id, None)
         if parked is None:
@@ -275,36 +232,6 @@ class GraphQLView(GraphQL[Context, None]):
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
         self.memo = ResponseMemo(services.db.epochs)
-
-    async def serve_transport_ws(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A graphql-transport-ws connection handed over by api.ws_lean: what strawberry's
-        ``run`` does for one (origin check, accept, context), then ``TransportWSHandler.serve``,
-        and what ``__call__`` adds (a failure closes with a code, the socket is forgotten),
-        all in this one coroutine: the connection's task waits in it for its whole life."""
-        scope[SCOPE_KEY] = send  # (KeepWebSocketSend's job on the ASGI path)
-        ws = WebSocket(scope, receive, send)
-        try:
-            if not self._check_websocket_origin(ws):
-                await self.reject_websocket(ws)
-                return
-            await ws.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
-            slim(scope)
-            handler = TransportWSHandler(
-                view=cast(Any, self),
-                websocket=LimitedWebSocketAdapter(cast(Any, self), ws, ws),
-                context=await self.get_context(ws, response=ws),
-                root_value=None,  # (strawberry's get_root_value: None)
-                schema=self.schema,
-                connection_init_wait_timeout=self.connection_init_wait_timeout,
-                max_subscriptions_per_connection=self.max_subscriptions_per_connection,
-            )
-            await handler.serve(receive)
-        except Exception as exc:
-            if ws.application_state != WebSocketState.CONNECTED:  # not accepted, or closed
-                raise
-            await close_after_failure(send, exc)
-        finally:
-            self.sockets.forget(scope)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: its assets come from this app, not a CDN (works offline)."""

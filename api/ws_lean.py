@@ -28,15 +28,20 @@ speak, and everything else keep Starlette's path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import Any, cast
 
 from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-if TYPE_CHECKING:
-    from api.graphql import GraphQLView
+from api.graphql import GraphQLView, TransportWSHandler
+from api.ws_limits import MESSAGE_TOO_BIG, LimitedWebSocketAdapter, too_big
+from api.ws_sessions import close_after_failure
+from infra.ws_direct import SCOPE_KEY, slim
 
 PATH = "/graphql"
 
@@ -54,6 +59,7 @@ class App(Starlette):
     view: GraphQLView | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # (a coroutine function: uvicorn tells ASGI 3 applications by that)
         view = self.view
         if (
             scope["type"] == "websocket"
@@ -62,6 +68,63 @@ class App(Starlette):
             and chosen_subprotocol(view, scope) == GRAPHQL_TRANSPORT_WS_PROTOCOL
         ):
             scope["app"] = self
-            await view.serve_transport_ws(scope, receive, send)
+            await serve(view, scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+async def serve(view: GraphQLView, scope: Scope, receive: Receive, send: Send) -> None:
+    """One graphql-transport-ws connection, in this one coroutine for its whole life: what
+    strawberry's ``run`` does for one (origin check, accept, context) and its handler's
+    ``handle`` (reading uvicorn's ``receive`` directly, with api.ws_limits' size check),
+    and what ``GraphQLView.__call__`` adds on the ASGI path: a failure after the handshake
+    closes with a code (api.ws_sessions.close_after_failure), the socket is forgotten."""
+    scope[SCOPE_KEY] = send  # (KeepWebSocketSend's job on the ASGI path)
+    ws = WebSocket(scope, receive, send)
+    try:
+        if not view._check_websocket_origin(ws):
+            await view.reject_websocket(ws)
+            return
+        await ws.accept(subprotocol=GRAPHQL_TRANSPORT_WS_PROTOCOL)
+        slim(scope)
+        handler = TransportWSHandler(
+            view=cast(Any, view),
+            websocket=LimitedWebSocketAdapter(cast(Any, view), ws, ws),
+            context=await view.get_context(ws, response=ws),
+            root_value=None,  # (strawberry's get_root_value: None)
+            schema=view.schema,
+            connection_init_wait_timeout=view.connection_init_wait_timeout,
+            max_subscriptions_per_connection=view.max_subscriptions_per_connection,
+        )
+        handler.on_request_accepted()
+        limit = view.ws_max_message_bytes
+        try:
+            while ws.application_state != WebSocketState.DISCONNECTED:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    break  # websocket.disconnect
+                text = message.get("text")
+                if text is None:
+                    await handler.handle_invalid_message("WebSocket message type must be text")
+                    break
+                if too_big(text, limit):
+                    await handler.websocket.close(
+                        MESSAGE_TOO_BIG, f"Message larger than {limit} bytes"
+                    )
+                    break
+                try:
+                    data = view.decode_json(text)
+                except json.JSONDecodeError:
+                    await handler.handle_invalid_message("WebSocket message must be valid JSON")
+                    break
+                await handler.handle_message(cast(Any, data))
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await handler.shutdown()
+    except Exception as exc:
+        if ws.application_state != WebSocketState.CONNECTED:  # not accepted, or closed
+            raise
+        await close_after_failure(send, exc)
+    finally:
+        view.sockets.forget(scope)
