@@ -96,6 +96,11 @@ async def serve(view: GraphQLView, scope: Scope, receive: Receive, send: Send) -
             connection_init_wait_timeout=view.connection_init_wait_timeout,
             max_subscriptions_per_connection=view.max_subscriptions_per_connection,
         )
+        # The upgrade request's headers were read (origin, host); credentials come in
+        # connection_init and nothing reads them again: not kept for the connection's life.
+        headers = scope.get("headers")
+        if isinstance(headers, list):
+            headers.clear()
         handler.on_request_accepted()
         limit = view.ws_max_message_bytes
         try:
