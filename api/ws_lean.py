@@ -7,23 +7,28 @@ middleware and router → the view → strawberry's handler → its message iter
 Starlette's WebSocket), and each leaderboard operation held a task of its own, six
 coroutines deep, that woke only when its socket fell behind.
 
-Here a websocket on /graphql whose chosen subprotocol is graphql-transport-ws skips the
-middleware and the router: ``App.__call__`` hands it to the view's ``serve_transport_ws``
-(strawberry's origin check, accept and context, as its ``run`` does), and the connection's
-task waits in ``TransportWSHandler.serve``, which reads uvicorn's ``receive`` itself and
-feeds strawberry's own ``handle_message`` (so every protocol rule - connection_init timeout
-4408, bad payload 4400, too many inits 4429, duplicate ids 4409, ping/pong, complete, the
-limits of api.ws_limits, the credential checks of api.ws_sessions - is the same code as on
-the ASGI path). A `leaderboardChanged` operation on the fan-out's fast path is then a
-registered subscriber with no task while idle (schema.leaderboards.live.DirectSink); every
-other operation runs in its task through strawberry's schema, as before.
+Here a websocket on /graphql whose chosen subprotocol (the client's first one we speak, as
+strawberry picks it) is graphql-transport-ws skips the middleware and the router:
+``App.__call__`` hands it to ``serve``, which does what strawberry's ``run`` does for one
+(origin check, accept, context) and then reads uvicorn's ``receive`` itself, feeding each
+message to strawberry's own ``handle_message`` on our ``TransportWSHandler`` (so every
+protocol rule - connection_init timeout 4408, bad payload 4400, too many inits 4429,
+duplicate ids 4409, ping/pong, complete, the limits of api.ws_limits, the credential checks
+of api.ws_sessions - is the same code as on the ASGI path). The connection's task waits in
+this one coroutine for its whole life (under uvicorn's two and ``App.__call__``). Once
+accepted, ``infra.ws_direct.slim`` drops the handshake's request and response and swaps
+uvicorn's ``asyncio.Queue`` and ``Event`` for smaller equivalents, and the request headers
+are cleared (read only while accepting). A `leaderboardChanged` operation on the fan-out's
+fast path is then a registered subscriber with no task while idle
+(schema.leaderboards.live.DirectSink); every other operation runs in its task through
+strawberry's schema, as before.
 
 Nothing the middleware does applies to these connections: KeepWebSocketSend's job (the
 server's own ``send``, for infra.ws_direct) is done here, BodySizeLimit concerns HTTP
 bodies only (websocket messages have their own limit), and Starlette's error middleware
-re-raises websocket errors (serve_closing_on_failure closes with 1011/1013 here as on the
-ASGI path). The legacy `graphql-ws` subprotocol, a handshake offering no subprotocol we
-speak, and everything else keep Starlette's path.
+re-raises websocket errors (a failure after the handshake closes with 1011/1013 here as
+``serve_closing_on_failure`` does on the ASGI path). The legacy `graphql-ws` subprotocol,
+a handshake offering no subprotocol we speak, and everything else keep Starlette's path.
 """
 
 from __future__ import annotations

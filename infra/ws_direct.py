@@ -15,6 +15,12 @@ tests/api/test_ws_direct.py fails if an upgrade breaks these assumptions.
 Every frame is one ``transport.write`` (never half a frame), uvicorn never fragments its own
 messages, and the ASGI path also writes whole frames synchronously, so frames from both
 paths interleave only at frame boundaries and keep the order they were issued in.
+
+``slim`` (used by api.ws_lean once a connection is accepted) trims what uvicorn keeps per
+connection: the handshake's request and response, and its ``asyncio.Queue`` of received
+messages and ``writable`` event, replaced by ``Inbox`` and ``Flag`` (the same methods,
+without the deques: ~3.8 KiB per idle connection). Its keep-alive ping timer stays: it is
+what notices a peer that vanished without closing (and frees its subscriber).
 """
 
 from __future__ import annotations
