@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,6 +27,7 @@ from api.graphql import GraphQLView
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
+from api.ws_lean import App
 from api.ws_sessions import SocketSessions
 from infra import tasks
 from infra.clock import Clock, SystemClock
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             multipart_uploads_enabled=True,
         )
         app.state.response_memo = graphql_endpoint.view.memo
+        cast(App, app).view = graphql_endpoint.view
         key_usage = app.state.authenticator.key_usage
         active_users = app.state.authenticator.active_users
         background = [
@@ -125,7 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         [] if settings.production else [Mount(graphiql.PREFIX, graphiql.static_files())]
     )
 
-    return Starlette(
+    return App(
         routes=[
             Route("/", root),
             Route("/graphql", graphql_endpoint, methods=["GET", "POST"]),

@@ -162,6 +162,20 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
     them recognises is served by it (e.g. executed once per group of subscribers), anything
     else by strawberry as usual."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Fast-path operations joined to their feed with no task (see schema.leaderboards.live
+        # DirectSink), by operation id; they are in `operations` too.
+        self.parked: dict[str, Any] = {}
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        parked = self.parked.pop(operation_id, None)
+        if parked is None:
+            await super().cleanup_operation(operation_id)
+            return
+        self.operations.pop(operation_id, None)  # (it has no task to cancel)
+        await parked.stop()
+
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
         if self.connection_init_received and self.connection_init_timeout_task is not None:
@@ -179,12 +193,14 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
                 plan = fast.plan(operation.query, operation.variables, operation.operation_name)
                 if plan is None:
                     continue
+                parked = False
                 try:
-                    await fast.run(self, operation, plan)
+                    parked = await fast.run(self, operation, plan)
                 except Exception as exc:  # (answered while the operation is still registered)
                     await _fail_operation(operation, exc)
                 finally:
-                    self.operations.pop(operation.id, None)
+                    if not parked:  # (a parked one stays until it completes)
+                        self.operations.pop(operation.id, None)
                 return
         except Exception as exc:  # strawberry's own path logs, masks and answers; so do we
             await _fail_operation(operation, exc)

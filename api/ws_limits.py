@@ -43,7 +43,7 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
         try:
             while self.ws.application_state != WebSocketState.DISCONNECTED:
                 text = await self.ws.receive_text()
-                if limit and len(text) * 4 > limit and len(text.encode()) > limit:
+                if too_big(text, limit):
                     await self.close(MESSAGE_TOO_BIG, f"Message larger than {limit} bytes")
                     return
                 try:
@@ -61,6 +61,11 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             return
         await super().close(code, reason)
+
+
+def too_big(text: str, limit: int) -> bool:
+    """A message over the size limit in bytes (0: none); counted only when it may be."""
+    return bool(limit) and len(text) * 4 > limit and len(text.encode()) > limit
 
 
 def refuse_connection(websocket: WebSocket, limit: int) -> ConnectionRejectionError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ def _identity(principal: Principal) -> tuple[object, ...]:
 class _Socket:
     websocket: WebSocket
     principal: Principal
-    expiry: asyncio.TimerHandle | None = field(default=None)
+    expires: float | None = field(default=None)  # loop time at which its credential expires
 
 
 class SocketSessions:
@@ -76,6 +77,11 @@ class SocketSessions:
         self._dirty = asyncio.Event()
         self.generation = 0  # bumped by every change that calls for a re-check
         self._closing: set[asyncio.Task[None]] = set()
+        # Credential expiries: one timer for all sockets (a timer per socket was ~0.5 KiB
+        # each), at the earliest of a heap of (loop time, socket key); entries of sockets
+        # that closed stay until their time and are skipped then.
+        self._expiries: list[tuple[float, int]] = []
+        self._expiry_timer: asyncio.TimerHandle | None = None
         epochs.listen(self._tables_changed)
 
     def _tables_changed(self, tables: frozenset[str] | None) -> None:
@@ -93,14 +99,13 @@ class SocketSessions:
             raise refuse_connection(websocket, limit)
         self._per_caller[principal.caller] += 1
         socket = _Socket(websocket, principal)
+        key = id(websocket.scope)
         if principal.expires_at is not None:
             deadline = principal.expires_at + self.authenticator.leeway
             delay = (deadline - self.clock.now()).total_seconds()
-            socket.expiry = asyncio.get_running_loop().call_later(
-                max(delay, 0.0), self._close_soon, socket,
-                "DISPLAY_KEY_EXPIRED" if principal.is_display else "TOKEN_EXPIRED",
-            )  # fmt: skip
-        self._open[id(websocket.scope)] = socket
+            socket.expires = asyncio.get_running_loop().time() + max(delay, 0.0)
+            self._expire_at(socket.expires, key)
+        self._open[key] = socket
         if since != self.generation:
             self._dirty.set()
 
@@ -112,8 +117,34 @@ class SocketSessions:
         self._per_caller[socket.principal.caller] -= 1
         if self._per_caller[socket.principal.caller] <= 0:
             del self._per_caller[socket.principal.caller]
-        if socket.expiry is not None:
-            socket.expiry.cancel()
+
+    def _expire_at(self, when: float, key: int) -> None:
+        if len(self._expiries) > 2 * len(self._open) + 64:  # mostly closed sockets': compact
+            self._expiries = [
+                (s.expires, k) for k, s in self._open.items() if s.expires is not None
+            ]
+            heapq.heapify(self._expiries)
+        heapq.heappush(self._expiries, (when, key))
+        timer = self._expiry_timer
+        if timer is None or when < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._expiry_timer = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        """Close the sockets whose credential has expired by now."""
+        self._expiry_timer = None
+        now = asyncio.get_running_loop().time() + 0.005  # (the loop may run a timer early)
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            _, key = heapq.heappop(heap)
+            socket = self._open.get(key)
+            # (a socket opened since under the same key has an entry of its own)
+            if socket is not None and socket.expires is not None and socket.expires <= now:
+                reason = "DISPLAY_KEY_EXPIRED" if socket.principal.is_display else "TOKEN_EXPIRED"
+                self._close_soon(socket, reason)
+        if heap:
+            self._expiry_timer = asyncio.get_running_loop().call_at(heap[0][0], self._expire)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -194,11 +225,17 @@ async def serve_closing_on_failure(
     except Exception as exc:
         if not accepted or closed:
             raise
-        if isinstance(exc, AuthUnavailable):
-            log.warning("websocket authentication could not reach the database", exc_info=exc)
-            code, reason = 1013, "Service unavailable, try again later"
-        else:
-            log.exception("websocket connection failed")
-            code, reason = 1011, "Internal server error"
-        with contextlib.suppress(Exception):  # the client may be gone already
-            await send({"type": "websocket.close", "code": code, "reason": reason})
+        await close_after_failure(send, exc)
+
+
+async def close_after_failure(send: Send, exc: Exception) -> None:
+    """End an accepted websocket whose serving failed: 1013 (try again later) when its
+    credential could not be checked, 1011 otherwise (see ``serve_closing_on_failure``)."""
+    if isinstance(exc, AuthUnavailable):
+        log.warning("websocket authentication could not reach the database", exc_info=exc)
+        code, reason = 1013, "Service unavailable, try again later"
+    else:
+        log.exception("websocket connection failed", exc_info=exc)
+        code, reason = 1011, "Internal server error"
+    with contextlib.suppress(Exception):  # the client may be gone already
+        await send({"type": "websocket.close", "code": code, "reason": reason})

@@ -437,6 +437,27 @@ class Fanout:
     ) -> AsyncIterator[Subscriber]:
         """Join the contest's feed; the first message (a fresh snapshot) is already offered
         when the block starts."""
+        sub = await self.join(
+            contest, viewer, first=first, renderer=renderer, shape=shape, tag=tag, sink=sink
+        )
+        try:
+            yield sub
+        finally:
+            await self.leave(contest.id, sub)
+
+    async def join(
+        self,
+        contest: Contest,
+        viewer: Viewer,
+        *,
+        first: int,
+        renderer: Renderer,
+        shape: str = "",
+        tag: Any = None,
+        sink: Sink | None = None,
+    ) -> Subscriber:
+        """``subscribe`` without the block, for a subscriber with no task of its own (its
+        sink takes every message): it stays in the feed until ``leave``."""
         feed = self.feeds.get(contest.id)
         if feed is None:
             feed = self.feeds[contest.id] = Feed(self, contest.id)
@@ -450,14 +471,24 @@ class Fanout:
         try:
             await asyncio.shield(feed.opened)  # raises RedisUnavailable while Redis is down
             await feed.refresh(only=sub)
-            yield sub
-        finally:
-            group.discard(sub)
-            if not group.subscribers:
-                feed.groups.pop(key, None)
-            if feed.empty and self.feeds.get(contest.id) is feed:
-                del self.feeds[contest.id]
-                await feed.stop()
+        except BaseException:
+            await self.leave(contest.id, sub)
+            raise
+        return sub
+
+    async def leave(self, contest_id: uuid.UUID, sub: Subscriber) -> None:
+        """The subscriber is gone (again: nothing happens); the last one stops the feed."""
+        sub.done = True
+        group = sub.group
+        group.discard(sub)
+        feed = self.feeds.get(contest_id)
+        if feed is None:
+            return
+        if not group.subscribers and feed.groups.get(group.key) is group:
+            del feed.groups[group.key]
+        if feed.empty:
+            del self.feeds[contest_id]
+            await feed.stop()
 
     async def close(self) -> None:
         for feed in list(self.feeds.values()):

@@ -16,6 +16,8 @@ ordinary path, which produces the same JSON (tests compare the two).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable
@@ -105,8 +107,8 @@ class FastPath:
             return None
         return doc
 
-    async def run(self, handler: Any, operation: Any, plan: Plan) -> None:
-        await run(self, handler, operation, plan)
+    async def run(self, handler: Any, operation: Any, plan: Plan) -> bool:
+        return await run(self, handler, operation, plan)
 
     def plan(self, query: str, variables: dict[str, Any] | None, name: str | None) -> Plan | None:
         """How to serve this operation on the fast path (shared by every operation asking
@@ -302,26 +304,92 @@ def project(
 
 
 class DirectSink:
-    """A socket that keeps up gets its frame during the feed's own pass (no task wake-up);
-    one that is behind is left to its task, which sends the latest once it drains."""
+    """The whole delivery of an operation whose socket uvicorn lets us write to: the feed's
+    pass writes its frame (no task wakes), so the operation needs no task while it is idle.
+    A socket that is behind gets the latest message once it drains (a short task, only
+    then); the final push is followed by `complete`, an error ends the operation."""
 
-    __slots__ = ("operation", "operations", "socket")
+    __slots__ = ("drainer", "fanout", "contest", "handler", "operation", "pending", "socket",
+                 "sub", "ending")  # fmt: skip
 
-    def __init__(self, socket: DirectSocket, operations: dict[str, Any], operation: Any) -> None:
+    def __init__(
+        self, socket: DirectSocket, handler: Any, operation: Any, fanout: Fanout, contest: Any
+    ) -> None:
         self.socket = socket
-        self.operations = operations
+        self.handler = handler
         self.operation = operation
+        self.fanout = fanout
+        self.contest = contest
+        self.sub: Subscriber | None = None  # set once joined (the first push comes before)
+        self.pending: Push | None = None
+        self.drainer: asyncio.Task[None] | None = None
+        self.ending: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> bool:
+        # Once the client completed the operation, nothing more is sent for it.
+        return self.handler.operations.get(self.operation.id) is self.operation
 
     def __call__(self, message: Any) -> bool:
-        # Once the client completed the operation (its task is cancelled but may not have
-        # unwound yet), nothing more is sent for it.
-        if self.operations.get(self.operation.id) is not self.operation:
+        if not self.current or self.ending is not None:
             return True  # consumed: dropped
-        return isinstance(message, Push) and self.socket.write_if_keeping_up(message.frame)
+        if isinstance(message, GraphQLError):
+            self.end(message)
+        elif isinstance(message, Push):
+            if self.pending is None and self.socket.write_if_keeping_up(message.frame):
+                if self.sub is not None and self.sub.done:
+                    self.end()
+            elif self.socket.open:
+                self.pending = message  # behind: the latest only, once it drains
+                if self.drainer is None:
+                    self.drainer = asyncio.create_task(self._drain())
+        return True
+
+    def joined(self, sub: Subscriber) -> None:
+        """The first push has been offered: if it was the final one, end now."""
+        self.sub = sub
+        if sub.done and self.pending is None and self.current:
+            self.end()
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending is not None:
+                await self.socket.drained()
+                push, self.pending = self.pending, None
+                if not self.current or not self.socket.write(push.frame):
+                    return
+            if self.sub is not None and self.sub.done:
+                self.end()
+        finally:
+            self.drainer = None
+
+    def end(self, error: GraphQLError | None = None) -> None:
+        if self.ending is None:
+            self.ending = asyncio.create_task(self._end(error))
+
+    async def _end(self, error: GraphQLError | None) -> None:
+        with contextlib.suppress(Exception):  # the client may be gone already
+            if self.current:
+                if error is not None:
+                    await self.operation.send_initial_errors([error])
+                else:
+                    message = {"id": self.operation.id, "type": "complete"}
+                    await self.operation.send_operation_message(message)
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Leave the feed (the operation completed, or its connection ended)."""
+        if self.handler.parked.get(self.operation.id) is self:
+            del self.handler.parked[self.operation.id]
+        if self.drainer is not None:
+            self.drainer.cancel()
+        if self.sub is not None:
+            await self.fanout.leave(self.contest.id, self.sub)
 
 
-async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
-    """Serve one operation on the fast path until it completes or the client leaves."""
+async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
+    """Serve one operation on the fast path: True when it stays joined with no task (its
+    DirectSink delivers; the handler stops it), False once it ended."""
     context: Context = handler.context
     principal = context.principal
     services = fast.services
@@ -332,7 +400,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
         contest = await contest_for_subscription(services, principal, plan.contest_id)
     except GraphQLError as error:
         await operation.send_initial_errors([error])
-        return
+        return False
     viewer = viewer_for(principal, contest)
     renderer = fast.renderer(plan, contest.participant_kind, viewer.audience)
     ws = handler.websocket.ws
@@ -340,35 +408,46 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> None:
     fanout = services.fanout
 
     try:
-        await _serve(fanout, contest, viewer, limit, renderer, plan, operation, handler, direct)
+        if direct is None:
+            await _serve(fanout, contest, viewer, limit, renderer, plan, operation, handler)
+            return False
+        sink = DirectSink(direct, handler, operation, fanout, contest)
+        sub = await fanout.join(
+            contest, viewer, first=limit, renderer=renderer, shape=plan.shape,
+            tag=operation.id, sink=sink,
+        )  # fmt: skip
     except Exception as exc:
         if not is_unavailable(exc):
             raise
         # Redis is down as the operation starts: a coded error frame, as strawberry's
         # path sends (an open operation rides out an outage and resumes instead).
         await operation.send_initial_errors([service_unavailable_error()])
+        return False
+    handler.parked[operation.id] = sink
+    # This task ends now (strawberry would keep it, finished), and the plan holds the
+    # document (the operation's copy of the query text is not needed any more).
+    operation.task = None
+    operation.query, operation.variables = "", None
+    sink.joined(sub)
+    return True
 
 
 async def _serve(
     fanout: Fanout, contest: Contest, viewer: Viewer, limit: int, renderer: JsonRenderer,
-    plan: Plan, operation: Any, handler: Any, direct: DirectSocket | None,
+    plan: Plan, operation: Any, handler: Any,
 ) -> None:  # fmt: skip
+    """A server we cannot write to directly: the operation's task delivers."""
     ws = handler.websocket.ws
     async with fanout.subscribe(
         contest, viewer, first=limit, renderer=renderer, shape=plan.shape, tag=operation.id,
-        sink=DirectSink(direct, handler.operations, operation) if direct is not None else None,
     ) as sub:  # fmt: skip
         while True:
             await sub.wait()
-            if direct is not None and isinstance(sub.latest, Push):
-                await direct.drained()  # behind: send the latest once the socket drains
             message = sub.take()
             if isinstance(message, GraphQLError):
                 await operation.send_initial_errors([message])
                 return
-            if isinstance(message, Push) and not (
-                direct is not None and direct.write(message.frame)
-            ):
+            if isinstance(message, Push):
                 try:
                     await ws.send_text(message.text)
                 except (WebSocketDisconnect, RuntimeError, OSError):

@@ -1,0 +1,121 @@
+"""The lean graphql-transport-ws path (api.ws_lean): which connections take it, that a
+fast-path leaderboard operation holds no task while idle, and the smaller stand-ins for
+uvicorn's per-connection queue and event (infra.ws_direct.Inbox, Flag). The protocol's
+rules are proved on this path by the other websocket tests (they connect through uvicorn
+with graphql-transport-ws, so they take it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import websockets
+from starlette.applications import Starlette
+from starlette.types import Scope
+
+from api.ws_lean import App, chosen_subprotocol
+from infra.clock import OffsetClock
+from infra.db import Database
+from infra.ws_direct import Flag, Inbox
+from partners.roles import Role
+from schema.context import Services
+from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
+from tests.support import GQL, eventually, live_server, ws_client
+
+LIVE = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 5) {
+  version rows { score } } }"""
+
+
+def scope(*subprotocols: str) -> Scope:
+    return {"type": "websocket", "path": "/graphql", "subprotocols": list(subprotocols)}
+
+
+def test_the_clients_first_subprotocol_we_speak_chooses_the_path(app: Starlette) -> None:
+    assert isinstance(app, App)
+    view = app.view
+    assert view is not None
+    lean = "graphql-transport-ws"
+    assert chosen_subprotocol(view, scope(lean)) == lean
+    assert chosen_subprotocol(view, scope("chat", lean, "graphql-ws")) == lean
+    assert chosen_subprotocol(view, scope("graphql-ws", lean)) == "graphql-ws"  # legacy path
+    assert chosen_subprotocol(view, scope("chat")) is None  # strawberry refuses it (4406)
+
+
+def operation_tasks() -> list[asyncio.Task[object]]:
+    """Tasks running a websocket operation (strawberry's ``run_operation``)."""
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "").endswith(".run_operation")
+    ]
+
+
+@pytest.mark.slow
+async def test_an_idle_leaderboard_operation_holds_no_task(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant,
+) -> None:  # fmt: skip
+    contest = await create_contest(db, clock, tenant)
+    await dispatch(services)
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address, ws_client(address, token) as client:
+        first = await client.subscribe(LIVE, {"id": gid(contest)})  # (starts the feed's tasks)
+        await client.data()
+        others = [await client.subscribe(LIVE, {"id": gid(contest)}) for _ in range(3)]
+        for _ in others:
+            await client.data()
+
+        async def settled() -> bool:  # each operation's task ends once it has joined
+            return not operation_tasks()
+
+        await eventually(settled)
+        await approve_sale(db, clock, tenant, partner=0, amount=300)
+        await dispatch(services)
+        pushed = {}
+        for _ in range(4):
+            message = await client.receive()
+            pushed[message["id"]] = message["payload"]["data"]["leaderboardChanged"]
+        assert set(pushed) == {first, *others}
+        assert all(sum(r["score"] for r in board["rows"]) == 300 for board in pushed.values())
+
+
+@pytest.mark.slow
+async def test_legacy_and_unknown_subprotocols_keep_the_asgi_path(
+    app: Starlette, gql: GQL, tenant: Tenant
+) -> None:
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address:
+        async with ws_client(address, token, protocol="graphql-ws") as client:
+            assert client.ws.subprotocol == "graphql-ws"
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with websockets.connect(
+                f"ws://{address}/graphql",
+                subprotocols=["chat"],  # type: ignore[list-item]
+            ) as ws:
+                await ws.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4406
+
+
+async def test_inbox_hands_over_messages_in_order() -> None:
+    inbox = Inbox([1])
+    assert await inbox.get() == 1
+    assert inbox.empty()
+    waiting = asyncio.ensure_future(inbox.get())
+    await asyncio.sleep(0)
+    inbox.put_nowait(2)
+    inbox.put_nowait(3)
+    assert await waiting == 2
+    assert await inbox.get() == 3
+
+
+async def test_flag_wakes_its_waiters_when_set() -> None:
+    flag = Flag(True)
+    assert await flag.wait()
+    flag.clear()
+    waiters = [asyncio.ensure_future(flag.wait()) for _ in range(2)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiters)
+    flag.set()
+    assert await asyncio.gather(*waiters) == [True, True]
+    assert flag.is_set()
