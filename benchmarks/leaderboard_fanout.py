@@ -2,7 +2,11 @@
 
 Reports p50/p99 from the commit of an approval to a subscriber receiving standings that
 include it (a push with a version at or above the one the credit produced; versions are
-read atomically with the rows), and server memory per connected subscriber.
+read atomically with the rows), and server memory per connected subscriber. The latency is
+split where the contest's version notice goes out on pub/sub (the generator listens on the
+channel as the servers' feeds do): commit to notice (the dispatcher's pick-up, scoring,
+publish) and notice to receipt (the fan-out's wait for a refresh, its reads, rendering,
+the pass over the sockets, the client process).
 
     .venv/bin/python -m benchmarks.leaderboard_fanout [--subscribers 5000] [--rate 50]
         [--duration 30] [--clients 2] [--servers 1] [--workers 1]
@@ -314,10 +318,11 @@ async def add_program(env: dict[str, str]) -> None:
 
 async def generate(
     env: dict[str, str], rate: float, seconds: float, by_process: bool
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int | None]]:
     """Approve sales at `rate`/s, committed then dispatched by this process as the API
     process approving them would, or (``by_process``) handed to the dispatcher process;
-    returns (commit time ns, version that includes it)."""
+    returns (commit time ns, version that includes it, when this process heard the first
+    notice of a version that includes it)."""
     from sqlmodel import select  # noqa: PLC0415
 
     from api.cli.wiring import wiring  # noqa: PLC0415
@@ -348,6 +353,19 @@ async def generate(
             partners = list(await session.exec(select(Partner)))
             contest_id = (await session.exec(select(Contest.id))).one()
         first_version = await w.leaderboards.boards.version(contest_id)
+        # When each version's notice reached this process over pub/sub, as it reaches
+        # the servers' feeds: splits commit-to-receipt into dispatch and fan-out.
+        heard: dict[int, int] = {}
+        channel = w.leaderboards.channel(contest_id)
+        listening = w.hub.listen(channel, maxsize=100_000)
+        listener = await listening.__aenter__()
+
+        async def note() -> None:
+            async for message in listener:
+                if message is not None:
+                    heard.setdefault(int(message), time.time_ns())
+
+        noting = asyncio.create_task(note())
         start = time.perf_counter()
         n = 0
         while time.perf_counter() - start < seconds:
@@ -375,7 +393,27 @@ async def generate(
             final = await w.leaderboards.boards.version(contest_id)
             if final != first_version + n:
                 raise RuntimeError(f"board at version {final}, expected {first_version + n}")
-    return out
+        await asyncio.sleep(0.5)  # the last notices
+        noting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await noting
+        await listening.__aexit__(None, None, None)
+    # An approval's notice: the first one at or above the version that includes it.
+    versions = sorted(heard)
+    earliest = list(itertools.accumulate((heard[v] for v in reversed(versions)), min))[::-1]
+    to_notice = []
+    noticed: list[int | None] = []
+    for committed, version in out:
+        i = bisect.bisect_left(versions, version)
+        noticed.append(earliest[i] if i < len(versions) else None)
+        if i < len(versions):
+            to_notice.append((earliest[i] - committed) / 1e9)
+    if to_notice:
+        ms = {p: percentile(to_notice, p) * 1000 for p in (50, 95, 99)}
+        print(f"commit to the version's pub/sub notice (dispatch, scoring, publish) over "
+              f"{len(to_notice)} approvals: p50 {ms[50]:.0f} ms, p95 {ms[95]:.0f} ms, "
+              f"p99 {ms[99]:.0f} ms, max {max(to_notice) * 1000:.0f} ms")  # fmt: skip
+    return [(c, v, n) for (c, v), n in zip(out, noticed, strict=True)]
 
 
 def main() -> None:
@@ -559,11 +597,12 @@ def main() -> None:
                 server.wait()
 
 
-def _report(outs: list[str], events: list[tuple[int, int]], subscribers: int) -> None:
+def _report(outs: list[str], events: list[tuple[int, int, int | None]], subscribers: int) -> None:
     latencies: list[float] = []
+    fanned: list[float] = []  # from the notice to the receipt: the fan-out's part
     worst: dict[int, float] = {}  # second of the run -> its slowest delivery
     missed = pushes = backwards = short = 0
-    final = max(v for _, v in events)
+    final = max(v for _, v, _ in events)
     for out in outs:
         for log in json.loads(Path(out).read_text()):
             pushes += len(log)
@@ -574,12 +613,14 @@ def _report(outs: list[str], events: list[tuple[int, int]], subscribers: int) ->
             # The first push whose version is >= v is where the running maximum of
             # versions first reaches v.
             reached = list(itertools.accumulate(versions, max))
-            for committed, version in events:
+            for committed, version, noticed in events:
                 i = bisect.bisect_left(reached, version)
                 if i == len(log):
                     missed += 1
                 else:
                     latencies.append((log[i][1] - committed) / 1e9)
+                    if noticed is not None:
+                        fanned.append((log[i][1] - noticed) / 1e9)
                     second = (committed - events[0][0]) // 10**9
                     worst[second] = max(worst.get(second, 0.0), latencies[-1])
     print(f"pushes received: {pushes:,} ({pushes / subscribers:.1f} per subscriber)")
@@ -594,6 +635,10 @@ def _report(outs: list[str], events: list[tuple[int, int]], subscribers: int) ->
         f"p50 {ms[50]:.0f} ms, p95 {ms[95]:.0f} ms, p99 {ms[99]:.0f} ms, "
         f"max {max(latencies) * 1000:.0f} ms; never received: {missed}"
     )
+    if fanned:
+        ms = {p: percentile(fanned, p) * 1000 for p in (50, 95, 99)}
+        print(f"notice-to-receive (the fan-out: wait, read, render, pass, client): p50 "
+              f"{ms[50]:.0f} ms, p95 {ms[95]:.0f} ms, p99 {ms[99]:.0f} ms")  # fmt: skip
     print(f"results: {backwards} pushes with a version below the one before; "
           f"{subscribers - short:,} of {subscribers:,} subscribers ended on the final version "
           f"{final}")  # fmt: skip

@@ -2,9 +2,13 @@
 
 Per process, one ``Feed`` per watched contest listens on the contest's Redis pub/sub
 channel (infra.pubsub.Hub: one Redis connection per process, so a change scored by any
-process reaches every process). Changes are coalesced: at most one refresh per contest per
-``interval`` (the first change after a quiet spell is pushed at once; later ones wait for
-the interval and collapse into one refresh, which always reads the final state).
+process reaches every process). Changes are coalesced by the refresh itself, not by a tick:
+a change that finds the feed idle is pushed at once; those that come while a refresh runs
+collapse into one refresh right after it (no sooner than ``interval``, 50 ms, after its
+end), which always reads the final state. So a change waits at most about one refresh plus
+that gap, and how often a feed pushes adapts to what a refresh costs: a small feed pushes
+at most every ``interval``, a feed of thousands of sockets as often as its pass over them
+allows (a fixed 250 ms tick made every change wait 0-250 ms on top of the pass).
 
 A refresh reads the board once per distinct (first, audience), as nobody in particular
 (``Viewer.shared``: no row is "you", anonymised rows stay anonymised), renders it once per
@@ -268,26 +272,31 @@ class Feed:
         rt = self.fanout.runtime
         async with rt.hub.listen(rt.channel(self.contest_id), maxsize=1) as listener:
             self.opened.set_result(None)
-            last = 0.0
+            done = 0.0  # when the latest refresh ended
             retry = RETRY[0]
             while True:
                 # A version notice, or None after Redis came back (anything may have
                 # changed, even the version after a flush): either way, read and push.
                 await listener.get()
-                wait = last + self.fanout.interval - time.monotonic()
+                # Idle: at once. Notices that come while a refresh runs wait in the
+                # listener's queue of one and are served by one refresh right after it,
+                # ``interval`` after its end at the earliest: the wait is bounded by a
+                # refresh plus that gap, however steadily changes come.
+                wait = done + self.fanout.interval - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 while not listener.queue.empty():  # fold notices that came meanwhile
                     listener.queue.get_nowait()
-                last = time.monotonic()
                 try:
                     await self.refresh()
+                    done = time.monotonic()
                     retry = RETRY[0]
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
                     if not is_unavailable(exc):
                         log.exception("leaderboard refresh failed for %s", self.contest_id)
+                        done = time.monotonic()
                         continue
                     # Redis is down, or back but still loading its data: try again until a
                     # refresh gets through (the reconnection notice may already be spent).
@@ -416,9 +425,11 @@ class Fanout:
     """One per process."""
 
     def __init__(
-        self, runtime: Leaderboards, interval: float = 0.25, clock_tick: float = 1.0
+        self, runtime: Leaderboards, interval: float = 0.05, clock_tick: float = 1.0
     ) -> None:
         self.runtime = runtime
+        # The least time between one refresh's end and the next one's start: bounds how
+        # often a small feed pushes (a large one is bounded by its pass over the sockets).
         self.interval = interval
         self.clock_tick = clock_tick  # how soon a moved clock is noticed (tests, simulations)
         self.feeds: dict[uuid.UUID, Feed] = {}

@@ -130,7 +130,7 @@ async def test_changes_are_coalesced_and_slow_consumers_get_only_the_latest(
     contest = await create_contest(db, clock, tenant)
     await dispatch(services)
     fanout = services.fanout
-    fanout.interval = 2.0
+    interval, fanout.interval = fanout.interval, 2.0
     principal = tenant.principal(Role.VENDOR_ADMIN)
     viewer = viewer_for(principal, contest)
     renderer = Collector()
@@ -158,7 +158,7 @@ async def test_changes_are_coalesced_and_slow_consumers_get_only_the_latest(
             # Rendered once per change for the group, not once per subscriber.
             assert renderer.shared_calls <= 1 + (feed.refreshes - before)
     finally:
-        fanout.interval = 0.25
+        fanout.interval = interval
 
 
 async def test_a_slow_websocket_client_does_not_delay_others(
