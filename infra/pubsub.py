@@ -103,9 +103,6 @@ class Hub:
         # seen, to notice a failover or reconnection that redis-py handled out of sight.
         self._routes: dict[object, str] = {}
         self._node_connections: set[int] = set()
-        # Subscriptions sent and not yet confirmed by Redis: redis-py's subscribe only writes
-        # the command, and the reader sees the confirmation (a listener must not enter before).
-        self._confirming: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
 
     @property
     def subscribed(self) -> bool:
@@ -125,8 +122,8 @@ class Hub:
         with None after a reconnection (whatever was published meanwhile is lost). While
         the connection is down the watcher is registered all the same: the reconnection
         subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
-        await self._start()
         async with self._lock:
+            await self._start()
             first = channel not in self._watchers and channel not in self._listeners
             self._watchers[channel].append(callback)
             if first and self._healthy and self._pubsub is not None:
@@ -162,7 +159,6 @@ class Hub:
         ``into``: deliver into that listener (one queue for several channels) instead of a
         new one. Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
         listener = into if into is not None else Listener(channel, maxsize)
-        await self._start()
         async with self._lock:
             await self._connected()
             first = not self._listeners[channel]
@@ -204,58 +200,34 @@ class Hub:
             # that arrives as the subscription completes, and the cancelled subscriber then
             # waits for messages forever (a closing socket's operations never finished).
             async with asyncio.timeout(self._connect_within):
-                confirmed = asyncio.get_running_loop().create_future()
-                self._confirming[channel].append(confirmed)
-                try:
-                    if isinstance(pubsub, ClusterPubSub):
-                        await pubsub.ssubscribe(channel)
-                        self._note_routes(pubsub)
-                    else:
-                        await pubsub.subscribe(channel)
-                    await confirmed  # the reader sees Redis confirm it
-                finally:
-                    with contextlib.suppress(ValueError):
-                        self._confirming[channel].remove(confirmed)
-                    if not self._confirming[channel]:
-                        del self._confirming[channel]
+                if isinstance(pubsub, ClusterPubSub):
+                    await pubsub.ssubscribe(channel)
+                    self._note_routes(pubsub)
+                else:
+                    await pubsub.subscribe(channel)
         except (RedisError, OSError, TimeoutError) as exc:
             raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
 
-    def _confirmed(self, message: dict[str, Any]) -> None:
-        """A subscription confirmation: whoever waits for it may start listening."""
-        channel = message["channel"]
-        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
-        for waiter in self._confirming.pop(channel, ()):
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _unconfirmed(self) -> None:
-        """The connection is gone: no confirmation will come for what was sent on it."""
-        waiting, self._confirming = self._confirming, defaultdict(list)
-        for waiters in waiting.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(ConnectionError("the pub/sub connection was lost"))
-
     async def _connected(self) -> None:
-        """Require the connection to be up (called with the lock held, after ``_start``):
-        later outages fail fast."""
-        await self._start(wait=False)
+        """Start the reader if needed and require the connection to be up (called with the
+        lock held). The first attempt is awaited; later outages fail fast."""
+        await self._start()
         if not self._healthy or self._pubsub is None:
             raise RedisUnavailable("the pub/sub connection to Redis is down")
 
-    async def _start(self, *, wait: bool = True) -> None:
-        """Start the reader if needed, and the first time wait for its first connection
-        attempt. Called without the lock when waiting (the reader takes it to subscribe; a
-        waiter cancelled while re-taking a released lock would release someone else's)."""
+    async def _start(self) -> None:
         if self._closed:
             raise RedisUnavailable("the pub/sub hub is closed")
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._run(), name="pubsub-reader")
-        if wait and not self._tried.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._connect_within):  # see _subscribe
-                    await self._tried.wait()
+        if not self._tried.is_set():
+            self._lock.release()  # the reader needs the lock to subscribe
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._connect_within):  # see _subscribe
+                        await self._tried.wait()
+            finally:
+                await self._lock.acquire()
 
     def _missed(self) -> None:
         for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
@@ -280,8 +252,7 @@ class Hub:
         delay = self._backoff[0]
         ever_connected = False
         while True:
-            # Confirmations are read too: a new listener waits for its own (``_subscribe``).
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 async with self._lock:
                     # A subscription with no channel yet: redis-py needs one before reading.
@@ -317,7 +288,6 @@ class Hub:
                     log.debug("pub/sub reconnect failed: %s", exc)
             finally:
                 self._healthy = False
-                self._unconfirmed()
                 if self._pubsub is pubsub:
                     self._pubsub = None
                 if pubsub.connection is not None:  # pooled: must not call us when reused
@@ -350,12 +320,9 @@ class Hub:
             return
         while True:
             message = await pubsub.get_message(timeout=1.0)
-            if message is None:
+            if message is None or message.get("type") != "message":
                 continue
-            if message.get("type") in ("subscribe", b"subscribe"):
-                self._confirmed(message)
-            elif message.get("type") in ("message", b"message"):
-                self._deliver(message)
+            self._deliver(message)
 
     async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
         while True:
@@ -366,12 +333,9 @@ class Hub:
                 self.reconnects += 1
                 log.warning("pub/sub channels moved to another node; subscribers re-read state")
                 self._missed()
-            if message is None:
+            if message is None or message.get("type") not in ("smessage", b"smessage"):
                 continue
-            if message.get("type") in ("ssubscribe", b"ssubscribe"):
-                self._confirmed(message)
-            elif message.get("type") in ("smessage", b"smessage"):
-                self._deliver(message)
+            self._deliver(message)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
