@@ -176,6 +176,11 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
         self.operations.pop(operation_id, None)  # (it has no task to cancel)
         await parked.stop()
 
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        for parked in list(self.parked.values()):  # any no longer listed in `operations`
+            await parked.stop()
+
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)
         if self.connection_init_received and self.connection_init_timeout_task is not None:
@@ -199,8 +204,10 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
                 except Exception as exc:  # (answered while the operation is still registered)
                     await _fail_operation(operation, exc)
                 finally:
-                    if not parked:  # (a parked one stays until it completes)
-                        self.operations.pop(operation.id, None)
+                    # (A parked one stays until it completes.) Only this operation: the
+                    # client may have completed it and reused its id for a new one already.
+                    if not parked and self.operations.get(operation.id) is operation:
+                        del self.operations[operation.id]
                 return
         except Exception as exc:  # strawberry's own path logs, masks and answers; so do we
             await _fail_operation(operation, exc)

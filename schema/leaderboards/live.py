@@ -331,8 +331,11 @@ class DirectSink:
         return self.handler.operations.get(self.operation.id) is self.operation
 
     def __call__(self, message: Any) -> bool:
-        if not self.current or self.ending is not None:
+        if self.ending is not None:
             return True  # consumed: dropped
+        if not self.current:  # completed (or its id taken over): leave the feed
+            self.ending = asyncio.create_task(self.stop())
+            return True
         if isinstance(message, GraphQLError):
             self.end(message)
         elif isinstance(message, Push):
@@ -422,6 +425,9 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
         # Redis is down as the operation starts: a coded error frame, as strawberry's
         # path sends (an open operation rides out an outage and resumes instead).
         await operation.send_initial_errors([service_unavailable_error()])
+        return False
+    if not sink.current:  # completed while joining (its id may be another's now)
+        await fanout.leave(contest.id, sub)
         return False
     handler.parked[operation.id] = sink
     # This task ends now (strawberry would keep it, finished), and the plan holds the

@@ -7,11 +7,13 @@ with graphql-transport-ws, so they take it)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 import websockets
 from starlette.applications import Starlette
 from starlette.types import Scope
+from websockets.frames import Frame, Opcode
 
 from api.ws_lean import App, chosen_subprotocol
 from infra.clock import OffsetClock
@@ -20,8 +22,10 @@ from infra.ws_direct import Flag, Inbox
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
-from tests.support import GQL, eventually, live_server, ws_client
+from tests.support import GQL, close_code, eventually, live_server, ws_client
 
+# Long enough for the first operation to be reading, short of its join (1-5 ms here).
+JOINING = 0.002
 LIVE = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 5) {
   version rows { score } } }"""
 
@@ -119,3 +123,66 @@ async def test_flag_wakes_its_waiters_when_set() -> None:
     flag.set()
     assert await asyncio.gather(*waiters) == [True, True]
     assert flag.is_set()
+
+
+@pytest.mark.slow
+async def test_an_id_completed_and_reused_at_once_serves_the_new_operation(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant,
+) -> None:  # fmt: skip
+    """The protocol lets a client reuse an id once it completed it. Sent together, the
+    first operation is still joining when it is completed: its ending must not take the
+    new one's place (before, it unlisted the new operation, which then dropped every push
+    and stayed in the feed after the connection closed)."""
+    contest = await create_contest(db, clock, tenant)
+    await dispatch(services)
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    subscribe = {"id": "1", "type": "subscribe",
+                 "payload": {"query": LIVE, "variables": {"id": gid(contest)}}}  # fmt: skip
+    async with live_server(app) as address, ws_client(address, token) as client:
+        # The first subscribe alone; while it is joining (reading the contest and its
+        # board), its complete and the new subscribe in one write: the server reads both
+        # before the first operation's task wakes to its cancellation.
+        def frame(message: dict[str, object]) -> bytes:
+            data = json.dumps(message).encode()
+            return Frame(Opcode.TEXT, data).serialize(mask=True, extensions=[])
+
+        client.ws.transport.write(frame(subscribe))
+        await asyncio.sleep(JOINING)
+        client.ws.transport.write(frame({"id": "1", "type": "complete"}) + frame(subscribe))
+        first = await client.receive()
+        assert first["id"] == "1", first
+        assert first["type"] == "next", first
+        await approve_sale(db, clock, tenant, partner=0, amount=300)
+        await dispatch(services)
+
+        async def pushed() -> bool:
+            message = await client.receive()
+            rows = message["payload"]["data"]["leaderboardChanged"]["rows"]
+            return bool(sum(r["score"] for r in rows) == 300)
+
+        await eventually(pushed)
+    fanout = services.fanout
+
+    async def left() -> bool:  # the connection closed: nothing of it stays in the feed
+        return contest.id not in fanout.feeds
+
+    await eventually(left)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("message", ["not json", "1", "[]", '"subscribe"', "null"])
+async def test_a_message_that_is_not_a_json_object_closes_with_4400(
+    app: Starlette, message: str
+) -> None:
+    """graphql-transport-ws: a message that is not a valid protocol message closes the
+    socket with 4400 (before, JSON that was not an object closed with 1011, an error)."""
+    async with (
+        live_server(app) as address,
+        websockets.connect(
+            f"ws://{address}/graphql",
+            subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        ) as ws,
+    ):
+        await ws.send(message)
+        assert await close_code(ws) == 4400
