@@ -127,6 +127,9 @@ async def serve(view: GraphQLView, scope: Scope, receive: Receive, send: Send) -
                 except json.JSONDecodeError:
                     await handler.handle_invalid_message("WebSocket message must be valid JSON")
                     break
+                if not isinstance(data, dict):  # (strawberry's handler expects an object)
+                    await handler.handle_invalid_message("WebSocket message must be an object")
+                    break
                 await handler.handle_message(cast(Any, data))
                 # Not kept while waiting for the next one (a subscribe message holds its
                 # query twice: ~1 KiB per idle connection).
