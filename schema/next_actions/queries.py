@@ -16,6 +16,7 @@ from infra.clock import Clock
 from infra.db import DbSession
 from infra.errors import DomainError
 from infra.pubsub import Listener
+from infra.redis import RedisUnavailable
 from leaderboards.runtime import Leaderboards
 from next_actions import handlers, service, sources, timing
 from next_actions.actions import Viewpoint
@@ -90,9 +91,14 @@ class _Boards:
                 continue
             stack = contextlib.AsyncExitStack()
             lb = self._leaderboards
-            await stack.enter_async_context(
-                lb.hub.listen(lb.channel(contest_id), into=self.listener)
-            )
+            try:
+                await stack.enter_async_context(
+                    lb.hub.listen(lb.channel(contest_id), into=self.listener)
+                )
+            except RedisUnavailable:
+                # Not followed for now: the partner's own listener hears the reconnection
+                # (None), the list is read again, and the board followed then.
+                continue
             self._open[contest_id] = stack
             added = True
         return added
