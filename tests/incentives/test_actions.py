@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from incentives.actions import Action, ActionKind
-from incentives.models import Period
+from incentives.models import Period, RuleDailyRun
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
@@ -43,6 +43,12 @@ async def test_an_overlay_changes_what_the_next_sale_earns_in_partner_words(
     services: Services,
 ) -> None:
     s = await shop(db, clock, tenant, services)
+    # Today's daily run counts as done: the app's own daily loop would otherwise evaluate
+    # the rule as soon as it is active (partner 0 grew already) and race the sale below.
+    async with db.transaction() as session:
+        session.add(RuleDailyRun(
+            vendor_id=tenant.vendor.id, day=clock.now().date().isoformat(), ran_at=clock.now()
+        ))  # fmt: skip
     rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
         Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id, delta_bp=150)
     ])  # fmt: skip
