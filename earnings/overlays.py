@@ -164,15 +164,11 @@ async def place_overlay(
     return overlay, Placed.ADDED, None
 
 
-async def end_overlays(
-    session: AsyncSession, clock: Clock, *, overlay_ids: Collection[uuid.UUID]
+async def _running(
+    session: AsyncSession, overlay_ids: Collection[uuid.UUID], now: datetime
 ) -> list[RateOverlay]:
-    """End now those of these overlays that are still running (sales effective from now on
-    no longer get them). Returns those ended."""
-    if not overlay_ids:
-        return []
-    now = clock.now()
-    rows = list(
+    """Those of these overlays still running at ``now`` (not ended, end still to come)."""
+    return list(
         await session.exec(
             select(RateOverlay).where(
                 col(RateOverlay.id).in_(list(overlay_ids)),
@@ -181,6 +177,17 @@ async def end_overlays(
             )
         )
     )
+
+
+async def end_overlays(
+    session: AsyncSession, clock: Clock, *, overlay_ids: Collection[uuid.UUID]
+) -> list[RateOverlay]:
+    """End now those of these overlays that are still running (sales effective from now on
+    no longer get them). Returns those ended."""
+    if not overlay_ids:
+        return []
+    now = clock.now()
+    rows = await _running(session, overlay_ids, now)
     for overlay in rows:
         overlay.ended_at = now
         session.add(overlay)
@@ -196,15 +203,7 @@ async def shorten_overlays(
     if not ends:
         return []
     now = clock.now()
-    rows = list(
-        await session.exec(
-            select(RateOverlay).where(
-                col(RateOverlay.id).in_(list(ends)),
-                col(RateOverlay.ended_at).is_(None),
-                col(RateOverlay.ends_at) > now,
-            )
-        )
-    )
+    rows = await _running(session, ends, now)
     changed = []
     for overlay in rows:
         end = ends[overlay.id]
