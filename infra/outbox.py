@@ -67,7 +67,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra import audit
 from infra.clock import Clock
-from infra.db import Database, UTCDateTime
+from infra.db import Database, UTCDateTime, execute_core
 from infra.ids import new_id
 from infra.outbox_partitions import (
     HEARTBEAT,
@@ -212,19 +212,25 @@ def new_event(
     )
 
 
+# ``record_events``'s statement (a Core insert, built once).
+_INSERT = insert(OutboxEvent.__table__)  # type: ignore[attr-defined]
+
+
 async def record_events(
     session: AsyncSession,
     clock: Clock,
     events: Sequence[tuple[uuid.UUID, str, uuid.UUID, dict[str, Any]]],
 ) -> int:
     """``record_event`` for many events at once, as ``(vendor_id, type, aggregate_id,
-    payload)``: one INSERT, no ORM object per event (a rule run records one per firing).
-    Returns how many were recorded."""
+    payload)``: one INSERT past the ORM, no ORM object per event (a rule run records one
+    per firing; a signal handler's run one per partner whose signals moved). Returns how
+    many were recorded."""
     if not events:
         return 0
     now = clock.now()
-    await session.execute(
-        insert(OutboxEvent),
+    await execute_core(
+        session,
+        _INSERT,
         [
             {"id": new_id(), "vendor_id": vendor_id, "type": type_, "aggregate_id": aggregate,
              "partition_slot": slot_of(ordering_key(aggregate, payload)), "payload": payload,

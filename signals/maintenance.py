@@ -17,14 +17,17 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Exists,
     String,
     and_,
+    bindparam,
     case,
     delete,
     func,
@@ -44,7 +47,8 @@ from forecasts.accuracy import accuracies_recorded
 from forecasts.guardrails import alerts_fired
 from forecasts.quarters import Quarter
 from infra.clock import Clock
-from infra.outbox import new_event
+from infra.db import execute_core
+from infra.outbox import record_events
 from partners.models import Partner
 from signals import compute, facts, reps
 from signals.compute import LOOKBACK_DAYS, Extras, Fact
@@ -58,7 +62,7 @@ DEFAULT_CURRENCY = "USD"
 CHUNK = 2_000
 
 
-def currency_expression(vendor_id: uuid.UUID) -> ColumnElement[str]:
+def currency_expression(vendor_id: uuid.UUID | BindParameter[Any]) -> ColumnElement[str]:
     """The currency a vendor's money signals are in, in SQL: that of its program (the
     oldest BASE program, else the oldest program), else of its claim settings, else USD.
     Sales, earnings and deals in other currencies are left out, never converted."""
@@ -401,28 +405,58 @@ async def take(
         session, SignalSnapshot, ["partner_id", "day"], rows,
         ["currency", "values", "basis", "computed_at"],
     )  # fmt: skip
-    await _announce(session, vendor_id, now, changes)
+    await _announce(session, clock, vendor_id, changes)
     return changes
 
 
 async def _announce(
-    session: AsyncSession, vendor_id: uuid.UUID, now: datetime, changes: list[SignalsChanged]
+    session: AsyncSession, clock: Clock, vendor_id: uuid.UUID, changes: list[SignalsChanged]
 ) -> None:
     """Record ``SignalsChanged`` for each change, in the snapshot's transaction."""
-    if not changes:
-        return
-    session.add_all(
-        new_event(
-            vendor_id=vendor_id,
-            type=change.type,
-            aggregate_id=change.partner_id,
-            payload=change.to_payload(),
-            occurred_at=now,
-            recorded_at=now,
-        )  # fmt: skip
-        for change in changes
+    await record_events(
+        session,
+        clock,
+        [(vendor_id, change.type, change.partner_id, change.to_payload()) for change in changes],
     )
-    await session.flush()
+
+
+@cache
+def _advance_read(dialect: str) -> Any:
+    """``advance``'s read, built once (building it cost as much as running it): the
+    partners' snapshots of today (``ids``, ``today``). The vendor's signal currency rides
+    along with them, and so do the partners' reps' snapshots of today (``reps.advance``):
+    one query. The JSON comes as text, parsed once per partner (a partner's row repeats
+    for each of its reps)."""
+    statement: Any = (
+        sa_select(
+            col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
+            type_coerce(col(SignalSnapshot.values), String).label("values"),
+            type_coerce(col(SignalSnapshot.basis), String).label("basis"),
+            currency_expression(bindparam("vendor_id")).label("signal_currency"),
+            col(SignalRepSnapshot.rep_user_id),
+            col(SignalRepSnapshot.currency).label("rep_currency"),
+            type_coerce(col(SignalRepSnapshot.basis), String).label("rep_basis"),
+        )
+        .select_from(
+            join(
+                SignalSnapshot, SignalRepSnapshot,
+                and_(
+                    col(SignalRepSnapshot.partner_id) == col(SignalSnapshot.partner_id),
+                    col(SignalRepSnapshot.day) == col(SignalSnapshot.day),
+                ),
+                isouter=True,
+            )
+        )
+        .where(
+            col(SignalSnapshot.vendor_id) == bindparam("vendor_id"),
+            col(SignalSnapshot.partner_id).in_(bindparam("ids", expanding=True)),
+            col(SignalSnapshot.day) == bindparam("today"),
+        )
+    )  # fmt: skip
+    if dialect == "postgresql":
+        # Another handler's advance waits for ours (the partner's row; its reps follow it).
+        statement = statement.with_for_update(of=SignalSnapshot)
+    return statement
 
 
 async def advance(
@@ -439,42 +473,15 @@ async def advance(
     with a basis in the signal currency): the caller refreshes those in full."""
     today = clock.now().date()
     ids = sorted(touched)
-    # The vendor's signal currency rides along with the snapshots, and so do the partners'
-    # reps' snapshots of today (``reps.advance``): one query. The JSON comes as text, parsed
-    # once per partner (a partner's row repeats for each of its reps).
-    statement: Any = (
-        sa_select(
-            col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
-            type_coerce(col(SignalSnapshot.values), String).label("values"),
-            type_coerce(col(SignalSnapshot.basis), String).label("basis"),
-            currency_expression(vendor_id).label("signal_currency"),
-            col(SignalRepSnapshot.rep_user_id),
-            col(SignalRepSnapshot.currency).label("rep_currency"),
-            type_coerce(col(SignalRepSnapshot.basis), String).label("rep_basis"),
-        )
-        .select_from(
-            join(
-                SignalSnapshot, SignalRepSnapshot,
-                and_(
-                    col(SignalRepSnapshot.partner_id) == col(SignalSnapshot.partner_id),
-                    col(SignalRepSnapshot.day) == col(SignalSnapshot.day),
-                ),
-                isouter=True,
-            )
-        )
-        .where(
-            col(SignalSnapshot.vendor_id) == vendor_id, col(SignalSnapshot.partner_id).in_(ids),
-            col(SignalSnapshot.day) == today,
-        )
-    )  # fmt: skip
-    if session.get_bind().dialect.name == "postgresql":
-        # Another handler's advance waits for ours (the partner's row; its reps follow it).
-        statement = statement.with_for_update(of=SignalSnapshot)
     found: dict[uuid.UUID, tuple[Values, compute.Basis, Fact]] = {}
     rep_snapshots: dict[reps.RepKey, tuple[str, Any]] = {}
     seen: set[uuid.UUID] = set()
     currency = ""
-    rows = await session.execute(statement)
+    rows = await execute_core(
+        session,
+        _advance_read(session.get_bind().dialect.name),
+        {"vendor_id": vendor_id, "ids": ids, "today": today},
+    )
     for partner_id, currency_, values, stored, currency, rep_id, rep_currency, rep_basis in rows:
         if rep_id is not None:
             rep_snapshots[(partner_id, rep_id)] = (rep_currency, rep_basis)
@@ -552,7 +559,7 @@ async def advance(
         session, SignalSnapshot, ["partner_id", "day"], snapshot_rows,
         ["currency", "values", "basis", "computed_at"],
     )  # fmt: skip
-    await _announce(session, vendor_id, now, changes)
+    await _announce(session, clock, vendor_id, changes)
     # The reps of the partners whose day moved: today's rep facts and snapshots.
     moved = {row["partner_id"]: categories for row in snapshot_rows}
     await reps.advance(session, clock, vendor_id, currency, moved, rep_facts, rep_snapshots)

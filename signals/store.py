@@ -11,6 +11,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra.db import execute_core
+
 
 async def upsert(
     session: AsyncSession,
@@ -30,9 +32,13 @@ async def upsert(
         tuple(keys), tuple(update or ()),
     )  # fmt: skip
     # One statement with a list of parameter sets: compiled once and cached (a VALUES list
-    # built from the rows was compiled anew each call, most of a handler run's CPU).
+    # built from the rows was compiled anew each call, most of a handler run's CPU), run
+    # past the ORM (``execute_core``).
+    if len(rows) == 1:  # a lone row is no executemany (cheaper for the driver)
+        await execute_core(session, stmt, rows[0])
+        return
     for i in range(0, len(rows), 2000):
-        await session.execute(stmt, rows[i : i + 2000])
+        await execute_core(session, stmt, rows[i : i + 2000])
 
 
 @cache

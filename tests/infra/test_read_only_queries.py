@@ -9,10 +9,11 @@ from functools import partial
 
 import pytest
 import strawberry
+from sqlalchemy import insert
 from sqlmodel import select, update
 from strawberry import Info
 
-from infra.db import Database, ReadOnlySessionError, begin_write, read_only
+from infra.db import Database, ReadOnlySessionError, begin_write, execute_core, read_only
 from partners.models import Vendor
 from partners.roles import Principal, Role
 from schema.context import Context, Services
@@ -100,4 +101,18 @@ async def test_a_read_only_session_refuses_every_kind_of_write(db: Database) -> 
             await begin_write(session)
         with pytest.raises(ReadOnlySessionError):
             await session.commit()
+        with pytest.raises(ReadOnlySessionError):  # past the ORM too (hot paths)
+            await execute_core(session, insert(Vendor.__table__), _vendor("ro-core").model_dump())  # type: ignore[attr-defined]
     assert await _vendors(db, "ro-flush") == 0
+    assert await _vendors(db, "ro-core") == 0
+
+
+async def test_a_write_past_the_orm_reaches_the_read_caches(db: Database) -> None:
+    """``execute_core`` skips the ORM's events, which tell the read caches what a commit
+    wrote: it tells them itself."""
+    seen: list[frozenset[str] | None] = []
+    db.epochs.listen(seen.append)
+    async with db.transaction() as session:
+        await execute_core(session, insert(Vendor.__table__), _vendor("core-write").model_dump())  # type: ignore[attr-defined]
+    assert frozenset({"vendor"}) in seen
+    assert await _vendors(db, "core-write") == 1
