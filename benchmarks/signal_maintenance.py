@@ -152,6 +152,7 @@ async def handlers_bench(
             s.add(
                 SaleClaimDecision(
                     claim_id=claim.id,
+                    partner_id=partner,
                     action=DecisionAction.APPROVED,
                     from_state=ClaimState.UNDER_REVIEW,
                     to_state=ClaimState.APPROVED,

@@ -354,8 +354,10 @@ def _claims(dialect: str, reps: bool, only_reps: bool, every_partner: bool) -> l
         )
         .join(SaleClaim, col(SaleClaim.id) == SaleClaimDecision.claim_id)
         .where(
+            # The partners' decisions by their own index (partner, instant), not through
+            # the vendor's claims.
             col(SaleClaim.vendor_id) == _VENDOR,
-            _in_partners(SaleClaim.partner_id, every_partner),
+            _in_partners(SaleClaimDecision.partner_id, every_partner),
             col(SaleClaimDecision.decided_at) >= _SINCE,
             col(SaleClaimDecision.decided_at) < _UNTIL,
         )

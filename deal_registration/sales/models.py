@@ -214,12 +214,19 @@ class SerialCredit(SQLModel, table=True):
 
 
 class SaleClaimDecision(SQLModel, table=True):
-    """Every state change of a claim: what, from and to which state, by whom, when."""
+    """Every state change of a claim: what, from and to which state, by whom, when. The
+    claim's partner is kept with it (a claim never changes partner) so a partner's
+    decisions of a day are found by index, not by walking all of its vendor's claims (the
+    signal handlers read them at every approval)."""
 
     __tablename__ = "sale_claim_decision"
+    __table_args__ = (
+        Index("ix_sale_claim_decision_partner_id_decided_at", "partner_id", "decided_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     claim_id: uuid.UUID = Field(foreign_key="sale_claim.id", index=True)
+    partner_id: uuid.UUID = Field(foreign_key="partner.id")
     action: DecisionAction = Field(
         sa_column=Column(_enum(DecisionAction, "sale_decision_action"), nullable=False)
     )
@@ -239,7 +246,12 @@ class RiskFlag(SQLModel, table=True):
     """A vendor-internal warning on a claim. Never shown to partner roles."""
 
     __tablename__ = "sale_claim_risk_flag"
-    __table_args__ = (UniqueConstraint("claim_id", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("claim_id", "kind"),
+        # A day's flags of a vendor, by index (the signal handlers read them at every
+        # approval).
+        Index("ix_sale_claim_risk_flag_vendor_id_created_at", "vendor_id", "created_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)

@@ -74,6 +74,7 @@ async def transition(
     session.add(
         SaleClaimDecision(
             claim_id=claim.id,
+            partner_id=claim.partner_id,
             action=action,
             from_state=from_state,
             to_state=to_state,

@@ -179,6 +179,7 @@ async def happen(
             s.add(
                 SaleClaimDecision(
                     claim_id=claim.id,
+                    partner_id=claim.partner_id,
                     action=action,
                     to_state=ClaimState.UNDER_REVIEW,
                     note="",
