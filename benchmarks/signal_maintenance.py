@@ -1,7 +1,7 @@
 """Signal maintenance: CPU per approval of the signal handlers, and a full rebuild.
 
     .venv/bin/python -m benchmarks.signal_maintenance handlers [--approvals 1000] [--run 20]
-        [--partners 200] [--reps 3] [--url URL]
+        [--partners 200] [--reps 3] [--claims 0] [--url URL]
     .venv/bin/python -m benchmarks.signal_maintenance rebuild --url postgresql+asyncpg://...
         [--partners 10000] [--entries 1000000]
 
@@ -10,7 +10,8 @@ partner's ``--reps`` reps, default 3) are credited by earnings first (not measur
 the events an approval gives the signal handler — its claim's SaleClaimStateChanged (which
 says its credit follows: the handler leaves it to the credit's event) and the credit's
 EarningsChanged — are handled in the dispatcher's runs of ``--run`` events; each partner
-(and each of its reps) already has 90 days of facts and a snapshot. The figure is the
+(and each of its reps) already has 90 days of facts and a snapshot, and the vendor
+``--claims`` decided claims over those days. The figure is the
 process CPU time
 (``time.process_time``) spent in ``signals.handlers.apply`` divided by the approvals (on
 SQLite that includes the database engine, which runs in the process); on PostgreSQL the
@@ -86,8 +87,42 @@ async def _vendor(
     return vendor.id, [r.id for r in rows]
 
 
+async def _claims_history(
+    db: Database, clock: FrozenClock, vendor_id: uuid.UUID, partner_ids: list[uuid.UUID], n: int
+) -> None:
+    """``n`` claims of the vendor's partners over the 90 days before, each approved (a claim
+    and its decision): what a day's decisions are read among."""
+    rng = random.Random(3)
+    async with db.transaction() as s:
+        user = User(
+            vendor_id=vendor_id, email=f"{uuid.uuid4().hex}@bench.example", display_name="H",
+            role=Role.VENDOR_ADMIN, created_at=clock.now(),
+        )  # fmt: skip
+        s.add(user)
+        await s.flush()
+        claims, decisions = [], []
+        for i in range(n):
+            at = START - timedelta(seconds=rng.randrange(1, 90 * 86_400))
+            partner = rng.choice(partner_ids)
+            claim_id = new_id()
+            claims.append(
+                {"id": claim_id, "vendor_id": vendor_id, "partner_id": partner,
+                 "rep_user_id": user.id, "customer_name": "C", "invoice_number": f"H-{i}",
+                 "sale_date": at.date(), "amount_minor": 50_000, "currency": "USD",
+                 "state": ClaimState.APPROVED, "created_at": at, "updated_at": at}
+            )  # fmt: skip
+            decisions.append(
+                {"id": new_id(), "claim_id": claim_id, "partner_id": partner,
+                 "action": DecisionAction.APPROVED, "from_state": ClaimState.UNDER_REVIEW,
+                 "to_state": ClaimState.APPROVED, "note": "", "decided_at": at}
+            )  # fmt: skip
+        for table, rows in ((SaleClaim, claims), (SaleClaimDecision, decisions)):
+            for i in range(0, len(rows), 5000):
+                await s.execute(table.__table__.insert(), rows[i : i + 5000])  # type: ignore[attr-defined]
+
+
 async def handlers_bench(
-    url: str, approvals: int, run: int, partners: int, reps_per_partner: int
+    url: str, approvals: int, run: int, partners: int, reps_per_partner: int, history: int
 ) -> None:
     await migrations.upgrade(url)
     db = Database(url)
@@ -121,6 +156,8 @@ async def handlers_bench(
         await begin_write(s)
         await maintenance.take(s, clock, vendor_id, "USD", partner_ids, [START.date()])
         await signal_reps.take(s, clock, vendor_id, "USD", partner_ids, START.date())
+    if history:
+        await _claims_history(db, clock, vendor_id, partner_ids, history)
     signals = build_claim_signals()
     # Approvals: a SaleApproved (credited by earnings, not measured) and the claim's state
     # notice; crediting records EarningsChanged.
@@ -344,10 +381,18 @@ if __name__ == "__main__":
     parser.add_argument("--partners", type=int, default=None)
     parser.add_argument("--reps", type=int, default=3, help="Reps per partner (handlers).")
     parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument(
+        "--claims", type=int, default=0,
+        help="Claims of the vendor's history, decided over the 90 days before (handlers).",
+    )  # fmt: skip
     args = parser.parse_args()
     url = args.url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
     if args.what == "handlers":
-        asyncio.run(handlers_bench(url, args.approvals, args.run, args.partners or 200, args.reps))
+        asyncio.run(
+            handlers_bench(
+                url, args.approvals, args.run, args.partners or 200, args.reps, args.claims
+            )
+        )
     else:
         if not url.startswith("postgresql"):
             parser.error("the rebuild benchmark loads with COPY: give a PostgreSQL --url")
