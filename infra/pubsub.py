@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -103,6 +103,12 @@ class Hub:
         # seen, to notice a failover or reconnection that redis-py handled out of sight.
         self._routes: dict[object, str] = {}
         self._node_connections: set[int] = set()
+        # SUBSCRIBEs sent on the current connection and not yet confirmed, per channel, in
+        # the order sent (Redis confirms them in that order): redis-py only writes the
+        # command, and a listener must not start before Redis has its subscription. The
+        # reader resolves them; a lost connection and ``close`` cancel them, so a waiting
+        # ``listen`` always wakes.
+        self._unconfirmed: dict[str, deque[asyncio.Future[None]]] = {}
 
     @property
     def subscribed(self) -> bool:
@@ -122,8 +128,8 @@ class Hub:
         with None after a reconnection (whatever was published meanwhile is lost). While
         the connection is down the watcher is registered all the same: the reconnection
         subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
+        await self._start()
         async with self._lock:
-            await self._start()
             first = channel not in self._watchers and channel not in self._listeners
             self._watchers[channel].append(callback)
             if first and self._healthy and self._pubsub is not None:
@@ -157,10 +163,13 @@ class Hub:
         The Redis subscription is confirmed before the block starts, so nothing published
         after entering is missed; after a lost connection the listener receives None.
         ``into``: deliver into that listener (one queue for several channels) instead of a
-        new one. Raises RedisUnavailable (at once, not after a hang) while Redis is down."""
+        new one. Raises RedisUnavailable (at once, not after a hang) while Redis is down, and
+        when the subscription is not confirmed (the connection lost or the Hub closed
+        meanwhile; or no confirmation within ``connect_within``)."""
         listener = into if into is not None else Listener(channel, maxsize)
+        await self._start()
         async with self._lock:
-            await self._connected()
+            self._require_connection()
             first = not self._listeners[channel]
             if first and channel not in self._watchers:
                 assert self._pubsub is not None
@@ -170,7 +179,14 @@ class Hub:
                     del self._listeners[channel]
                     raise
             self._listeners[channel].add(listener)
+            # The latest SUBSCRIBE of the channel (this one's, or one a watcher or another
+            # listener sent just before) once Redis confirms it: waited for without the
+            # lock, so a slow confirmation holds up no one else.
+            pending = self._unconfirmed.get(channel)
+            confirmation = pending[-1] if pending else None
         try:
+            if confirmation is not None:
+                await self._await_confirmation(confirmation)
             yield listener
         finally:
             # No awaiting here: this runs while the subscription is being cancelled, and a
@@ -195,6 +211,11 @@ class Hub:
                         await self._pubsub.unsubscribe(channel)
 
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
+        """Send the subscription (called with the lock held); ``_unconfirmed`` gets a
+        future the reader resolves when Redis confirms it."""
+        # Noted before sending: the confirmation can be read before the send returns.
+        confirmation = asyncio.get_running_loop().create_future()
+        self._unconfirmed.setdefault(channel, deque()).append(confirmation)
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
             # that arrives as the subscription completes, and the cancelled subscriber then
@@ -205,29 +226,68 @@ class Hub:
                     self._note_routes(pubsub)
                 else:
                     await pubsub.subscribe(channel)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
+        except BaseException as exc:
+            # Not sent (redis-py drops a connection it failed to write to, and the reader
+            # then cancels the rest): no confirmation is coming for this one.
+            confirmation.cancel()
+            with contextlib.suppress(KeyError, ValueError):
+                self._unconfirmed[channel].remove(confirmation)
+            if isinstance(exc, (RedisError, OSError, TimeoutError)):
+                raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
+            raise
 
-    async def _connected(self) -> None:
-        """Start the reader if needed and require the connection to be up (called with the
-        lock held). The first attempt is awaited; later outages fail fast."""
-        await self._start()
+    async def _await_confirmation(self, confirmation: asyncio.Future[None]) -> None:
+        """Wait until Redis has confirmed a subscription; RedisUnavailable if the connection
+        was lost or the Hub closed meanwhile, or after ``connect_within``. asyncio.wait
+        neither cancels the shared future when this waiter is cancelled, nor swallows that
+        cancellation (see ``_subscribe``)."""
+        await asyncio.wait([confirmation], timeout=self._connect_within)
+        if not confirmation.done() or confirmation.cancelled():
+            raise RedisUnavailable("Redis did not confirm the pub/sub subscription")
+
+    def _confirm(self, message: dict[str, Any]) -> None:
+        """A SUBSCRIBE's confirmation (the reader reads them in the order they were sent):
+        its listener may start."""
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        pending = self._unconfirmed.get(channel)
+        if not pending:
+            return  # the reader's own subscription on connecting, or a resubscription
+        confirmation = pending.popleft()
+        if not pending:
+            del self._unconfirmed[channel]
+        if not confirmation.done():
+            confirmation.set_result(None)
+
+    def _cancel_unconfirmed(self) -> None:
+        """The connection is gone (or the Hub closed): no confirmation comes for what was
+        sent on it, and whoever waits for one must wake now."""
+        pending, self._unconfirmed = self._unconfirmed, {}
+        for confirmations in pending.values():
+            for confirmation in confirmations:
+                confirmation.cancel()
+
+    def _require_connection(self) -> None:
+        """Fail fast while the connection is down (called with the lock held, after
+        ``_start``)."""
+        if self._closed:
+            raise RedisUnavailable("the pub/sub hub is closed")
         if not self._healthy or self._pubsub is None:
             raise RedisUnavailable("the pub/sub connection to Redis is down")
 
     async def _start(self) -> None:
+        """Start the reader if needed, and the first time wait for its first connection
+        attempt. Called without the lock: the reader takes it to subscribe (and releasing a
+        held lock to wait, then retaking it, went wrong when cancelled while retaking it:
+        the caller's ``async with`` then released a lock another task held)."""
         if self._closed:
             raise RedisUnavailable("the pub/sub hub is closed")
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._run(), name="pubsub-reader")
         if not self._tried.is_set():
-            self._lock.release()  # the reader needs the lock to subscribe
-            try:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._connect_within):  # see _subscribe
-                        await self._tried.wait()
-            finally:
-                await self._lock.acquire()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._connect_within):  # see _subscribe
+                    await self._tried.wait()
 
     def _missed(self) -> None:
         for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
@@ -251,8 +311,13 @@ class Hub:
         with backoff, until the Hub is closed."""
         delay = self._backoff[0]
         ever_connected = False
-        while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        # ``_closed`` is checked as well as the task being cancelled: on Python 3.11 a
+        # cancellation can be lost inside redis-py (its writes use asyncio.wait_for, which
+        # drops a cancellation arriving as the write completes), and the reader would then
+        # read on after ``close`` forever, holding up the app's shutdown.
+        while not self._closed:
+            # Confirmations are read too: a new listener waits for its own (``listen``).
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
             try:
                 async with self._lock:
                     # A subscription with no channel yet: redis-py needs one before reading.
@@ -266,6 +331,8 @@ class Hub:
                         await pubsub.subscribe(*channels)
                     if pubsub.connection is not None:
                         pubsub.connection.register_connect_callback(self._reconnected_silently)
+                    if self._closed:
+                        return  # closed while connecting (its cancellation may be lost)
                     self._pubsub = pubsub
                     self._healthy = True
                 self._tried.set()
@@ -288,6 +355,7 @@ class Hub:
                     log.debug("pub/sub reconnect failed: %s", exc)
             finally:
                 self._healthy = False
+                self._cancel_unconfirmed()
                 if self._pubsub is pubsub:
                     self._pubsub = None
                 if pubsub.connection is not None:  # pooled: must not call us when reused
@@ -318,14 +386,17 @@ class Hub:
         if isinstance(pubsub, ClusterPubSub):
             await self._read_sharded(pubsub)
             return
-        while True:
+        while not self._closed:  # see _run
             message = await pubsub.get_message(timeout=1.0)
-            if message is None or message.get("type") != "message":
+            if message is None:
                 continue
-            self._deliver(message)
+            if message.get("type") in ("subscribe", b"subscribe"):
+                self._confirm(message)
+            elif message.get("type") in ("message", b"message"):
+                self._deliver(message)
 
     async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
-        while True:
+        while not self._closed:  # see _run
             # redis-py polls the nodes one after another, each for a share of the timeout:
             # a short one bounds how long a notice on one node waits while another is read.
             message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
@@ -333,9 +404,12 @@ class Hub:
                 self.reconnects += 1
                 log.warning("pub/sub channels moved to another node; subscribers re-read state")
                 self._missed()
-            if message is None or message.get("type") not in ("smessage", b"smessage"):
+            if message is None:
                 continue
-            self._deliver(message)
+            if message.get("type") in ("ssubscribe", b"ssubscribe"):
+                self._confirm(message)
+            elif message.get("type") in ("smessage", b"smessage"):
+                self._deliver(message)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -359,6 +433,10 @@ class Hub:
 
     async def close(self) -> None:
         self._closed = True
+        # Wake at once whoever waits for a confirmation or for the first connection,
+        # whatever the reader is doing.
+        self._cancel_unconfirmed()
+        self._tried.set()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

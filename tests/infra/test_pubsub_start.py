@@ -2,7 +2,9 @@
 starts, so nothing published after entering is missed. A real Redis behind a proxy this
 test can hold: the listener's SUBSCRIBE is held on its way to Redis until the listener has
 published (or, when ``listen`` rightly waits for the confirmation, for at most a second;
-that bound only ends the hold, no assertion depends on it)."""
+that bound only ends the hold, no assertion depends on it). A listen waiting for its
+confirmation must wake when the Hub is closed or the connection is lost (an app's shutdown
+must not wait on it)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from infra.pubsub import Hub
-from infra.redis import Keys, connect
+from infra.redis import Keys, RedisUnavailable, connect
 from tests.redis_cluster import LocalCluster
 
 
@@ -29,6 +31,8 @@ class HoldingProxy:
     hold_after: bytes
     holding: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
+    clients: list[asyncio.StreamWriter] = field(default_factory=list)
+    server: asyncio.Server | None = None
 
     async def _up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         marker_seen = False
@@ -47,6 +51,7 @@ class HoldingProxy:
             await writer.drain()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.clients.append(client_w)
         url = urlsplit(self.target)
         if url.scheme == "unix":
             server_r, server_w = await asyncio.open_unix_connection(url.path)
@@ -59,19 +64,21 @@ class HoldingProxy:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[int]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         try:
-            yield server.sockets[0].getsockname()[1]
+            yield self.server.sockets[0].getsockname()[1]
         finally:
             self.release.set()
-            server.close()
+            self.server.close()
+
+    def drop(self) -> None:
+        """Redis goes away: every connection is closed, and new ones are refused."""
+        assert self.server is not None
+        self.server.close()
+        for writer in self.clients:
+            writer.close()
 
 
-@pytest.mark.xfail(
-    reason="Hub.listen enters once SUBSCRIBE is written, not once Redis confirms it "
-    "(redis-py's PubSub.subscribe only sends; the reader drops the confirmation)",
-    raises=AssertionError,
-)
 async def test_what_is_published_once_listen_has_entered_is_heard(
     redis_url: str, local_cluster: LocalCluster | None
 ) -> None:
@@ -105,3 +112,40 @@ async def test_what_is_published_once_listen_has_entered_is_heard(
             await hub.close()
             await proxied.aclose()
             await publisher.aclose()
+
+
+@pytest.mark.parametrize("ending", ["close", "connection lost"])
+async def test_a_listen_waiting_for_its_confirmation_wakes_when_the_hub_stops(
+    redis_url: str, local_cluster: LocalCluster | None, ending: str
+) -> None:
+    """The SUBSCRIBE is held for the whole test, and the Hub would wait an hour for its
+    confirmation: closing the Hub (or losing the connection) must end the wait, with
+    RedisUnavailable and without entering the block (the test hangs otherwise)."""
+    if local_cluster is not None:
+        pytest.skip("one proxied connection: a single Redis server")
+    keys = Keys(f"hubstop-{uuid.uuid4().hex[:8]}")
+    proxy = HoldingProxy(redis_url, keys("chan", "_hub").encode())
+    async with proxy.running() as port:
+        proxied = connect(f"redis://127.0.0.1:{port}/0")
+        hub = Hub(proxied, keys, connect_within=3600, backoff=(3600, 3600))
+        entered = False
+
+        async def listen() -> None:
+            nonlocal entered
+            async with hub.listen(hub.channel("a")):
+                entered = True
+
+        listening = asyncio.create_task(listen())
+        try:
+            await proxy.holding.wait()  # the SUBSCRIBE is sent, and held
+            if ending == "close":
+                await hub.close()
+            else:
+                proxy.drop()
+            with pytest.raises(RedisUnavailable):
+                await listening
+            assert not entered
+        finally:
+            listening.cancel()
+            await hub.close()
+            await proxied.aclose()
