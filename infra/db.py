@@ -199,8 +199,9 @@ async def execute_core(
     statement (its execute events and compile state: about half the CPU of a small
     statement on SQLite). For hot paths of a few statements run very often (a signal
     handler's run), with statements built once (a statement is also compiled once: its
-    cache key is kept with it). A write is refused on a read-only session and reported to
-    the read caches, as through the ORM."""
+    cache key is kept with it). As through the ORM, a write is refused on a read-only
+    session and reported to the read caches (and nothing is flushed first: our sessions do
+    not autoflush)."""
     table = getattr(statement, "table", None)
     if table is not None and getattr(statement, "is_dml", False):
         if session.sync_session.info.get(_READ_ONLY):
