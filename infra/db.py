@@ -7,6 +7,7 @@ constraints stable names so migrations read the same on both databases.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -207,8 +208,11 @@ async def execute_core(
         if session.sync_session.info.get(_READ_ONLY):
             raise ReadOnlySessionError("a read-only session (a query) tried to write")
         wrote(session, table.name)
-    connection = await session.connection()
-    return await connection.execute(statement, params)
+    # A request's session is shared by sibling resolvers: its calls take its lock.
+    lock = session._lock if isinstance(session, LockedAsyncSession) else contextlib.nullcontext()
+    async with lock:
+        connection = await session.connection()
+        return await connection.execute(statement, params)
 
 
 @event.listens_for(Session, "after_flush")

@@ -220,14 +220,15 @@ async def record_events(
     session: AsyncSession,
     clock: Clock,
     events: Sequence[tuple[uuid.UUID, str, uuid.UUID, dict[str, Any]]],
+    at: datetime | None = None,
 ) -> int:
     """``record_event`` for many events at once, as ``(vendor_id, type, aggregate_id,
     payload)``: one INSERT past the ORM, no ORM object per event (a rule run records one
-    per firing; a signal handler's run one per partner whose signals moved). Returns how
-    many were recorded."""
+    per firing; a signal handler's run one per partner whose signals moved), occurred and
+    recorded ``at`` (default: now). Returns how many were recorded."""
     if not events:
         return 0
-    now = clock.now()
+    now = at or clock.now()
     await execute_core(
         session,
         _INSERT,

@@ -17,7 +17,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -405,18 +405,24 @@ async def take(
         session, SignalSnapshot, ["partner_id", "day"], rows,
         ["currency", "values", "basis", "computed_at"],
     )  # fmt: skip
-    await _announce(session, clock, vendor_id, changes)
+    await _announce(session, clock, vendor_id, now, changes)
     return changes
 
 
 async def _announce(
-    session: AsyncSession, clock: Clock, vendor_id: uuid.UUID, changes: list[SignalsChanged]
+    session: AsyncSession,
+    clock: Clock,
+    vendor_id: uuid.UUID,
+    now: datetime,
+    changes: list[SignalsChanged],
 ) -> None:
-    """Record ``SignalsChanged`` for each change, in the snapshot's transaction."""
+    """Record ``SignalsChanged`` for each change, in the snapshot's transaction, at the
+    snapshot's instant."""
     await record_events(
         session,
         clock,
         [(vendor_id, change.type, change.partner_id, change.to_payload()) for change in changes],
+        at=now,
     )
 
 
@@ -559,7 +565,7 @@ async def advance(
         session, SignalSnapshot, ["partner_id", "day"], snapshot_rows,
         ["currency", "values", "basis", "computed_at"],
     )  # fmt: skip
-    await _announce(session, clock, vendor_id, changes)
+    await _announce(session, clock, vendor_id, now, changes)
     # The reps of the partners whose day moved: today's rep facts and snapshots.
     moved = {row["partner_id"]: categories for row in snapshot_rows}
     await reps.advance(session, clock, vendor_id, currency, moved, rep_facts, rep_snapshots)

@@ -254,7 +254,7 @@ class RiskFlag(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id")  # indexed with created_at
     claim_id: uuid.UUID = Field(foreign_key="sale_claim.id", index=True)
     kind: RiskKind = Field(sa_column=Column(_enum(RiskKind, "risk_kind"), nullable=False))
     detail: str = Field(default="", max_length=500)

@@ -6,7 +6,9 @@ Revision ID: 0030_decision_partner
 Revises: 0029_rep_basis
 Create Date: 2026-12-05 23:50:00
 
-The partner is copied from each decision's claim (a claim never changes partner).
+The partner is copied from each decision's claim (a claim never changes partner). Deploy:
+stop the old version's API processes before migrating (docs/deploy.md): they write
+decisions without the partner, which the new column refuses.
 """
 
 from collections.abc import Sequence
@@ -39,10 +41,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_sale_claim_risk_flag_vendor_id_created_at", ["vendor_id", "created_at"]
         )
+        # What the vendor's index served, the new one serves (its first column).
+        batch_op.drop_index("ix_sale_claim_risk_flag_vendor_id")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sale_claim_risk_flag", schema=None) as batch_op:
+        batch_op.create_index("ix_sale_claim_risk_flag_vendor_id", ["vendor_id"])
         batch_op.drop_index("ix_sale_claim_risk_flag_vendor_id_created_at")
     with op.batch_alter_table("sale_claim_decision", schema=None) as batch_op:
         batch_op.drop_index("ix_sale_claim_decision_partner_id_decided_at")
