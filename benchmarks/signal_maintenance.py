@@ -87,6 +87,17 @@ async def _vendor(
     return vendor.id, [r.id for r in rows]
 
 
+async def _claimant(s: Any, clock: FrozenClock, vendor_id: uuid.UUID) -> User:
+    """The user the benchmark's claims name (a vendor user: the reps are no user rows)."""
+    user = User(
+        vendor_id=vendor_id, email=f"{uuid.uuid4().hex}@bench.example", display_name="B",
+        role=Role.VENDOR_ADMIN, created_at=clock.now(),
+    )  # fmt: skip
+    s.add(user)
+    await s.flush()
+    return user
+
+
 async def _claims_history(
     db: Database, clock: FrozenClock, vendor_id: uuid.UUID, partner_ids: list[uuid.UUID], n: int
 ) -> None:
@@ -94,12 +105,7 @@ async def _claims_history(
     and its decision): what a day's decisions are read among."""
     rng = random.Random(3)
     async with db.transaction() as s:
-        user = User(
-            vendor_id=vendor_id, email=f"{uuid.uuid4().hex}@bench.example", display_name="H",
-            role=Role.VENDOR_ADMIN, created_at=clock.now(),
-        )  # fmt: skip
-        s.add(user)
-        await s.flush()
+        user = await _claimant(s, clock, vendor_id)
         claims, decisions = [], []
         for i in range(n):
             # Before the benchmark's day: the day's decisions are the approvals' alone.
@@ -169,12 +175,7 @@ async def handlers_bench(
     approved: list[OutboxEvent] = []
     notices: list[OutboxEvent] = []
     async with db.transaction() as s:
-        claimant = User(
-            vendor_id=vendor_id, email=f"{uuid.uuid4().hex}@bench.example", display_name="B",
-            role=Role.VENDOR_ADMIN, created_at=clock.now(),
-        )  # fmt: skip
-        s.add(claimant)
-        await s.flush()
+        claimant = await _claimant(s, clock, vendor_id)
         for i in range(approvals):
             clock.set(START + timedelta(seconds=20 * i))
             partner = rng.choice(partner_ids)
