@@ -34,3 +34,16 @@ class ClaimSignals(Protocol):
         """Approved claims / decided claims of the partner in [since, until), in basis
         points; None when unknown."""
         ...
+
+    async def oldest_decided_claim(
+        self,
+        session: AsyncSession,
+        vendor_id: uuid.UUID,
+        partner_id: uuid.UUID,
+        since: datetime,
+        until: datetime,
+    ) -> datetime | None:
+        """When the oldest of the claims ``approved_share_bp`` counts over [since, until)
+        was made (None: none, or unknown): the first to leave a trailing window, which
+        moves the share with no decision."""
+        ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -109,15 +109,37 @@ async def tier_status(
     return programs.status_from(program, version, rules, standing)
 
 
+# The least step of an instant: what is counted up to ``t`` included changes at ``t + TICK``.
+TICK = timedelta(microseconds=1)
+
+
 async def tier_moves_at(
-    session: AsyncSession, scope: Scope, currency: str, at: datetime, status: TierStatus
+    session: AsyncSession,
+    scope: Scope,
+    currency: str,
+    at: datetime,
+    status: TierStatus,
+    signals: ClaimSignals,
 ) -> datetime | None:
-    """When time alone next changes ``status``'s qualified revenue: a sale leaving its
-    trailing window."""
-    return await window_moves_at(
+    """When time alone next changes ``status``: a sale leaving its trailing window (the
+    qualified revenue and the refund rate), or, when a tier it reads has an approved-claims
+    gate, a decided claim leaving it (the approved share)."""
+    moves = await window_moves_at(
         session, partner_id=scope.partner_id, currency=currency, at=at,
         window_days=status.window_days,
     )  # fmt: skip
+    tiers = (status.tier, status.reached, status.next_tier)
+    if any(t is not None and t.min_approved_share_bp is not None for t in tiers):
+        window = timedelta(days=status.window_days)
+        # The share counts claims made in [at - window, at) (``standing_at``): one made at
+        # ``oldest`` is counted up to ``oldest + window`` included, and left out just after.
+        oldest = await signals.oldest_decided_claim(
+            session, scope.vendor_id, scope.partner_id, at - window, at
+        )
+        leaves = oldest + window + TICK if oldest is not None else None
+        if leaves is not None and (moves is None or leaves < moves):
+            moves = leaves
+    return moves
 
 
 def _booked(scope: Scope, currency: str, start: datetime, end: datetime) -> list[Any]:

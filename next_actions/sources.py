@@ -43,7 +43,9 @@ async def next_tier(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
     status = await earnings.tier_status(session, scope, currency, view.now, view.signals)
     if status is None or status.next_tier is None or status.amount_to_next_minor is None:
         return []
-    changes_at = await earnings.tier_moves_at(session, scope, currency, view.now, status)
+    changes_at = await earnings.tier_moves_at(
+        session, scope, currency, view.now, status, view.signals
+    )
     nxt = status.next_tier
     gain = nxt.uplift_bp - (status.tier.uplift_bp if status.tier else 0)
     more = _m(status.amount_to_next_minor, currency)

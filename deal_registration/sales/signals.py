@@ -62,3 +62,22 @@ class SaleClaimSignals:
             return None
         approved = sum(counts.get(s, 0) for s in _APPROVED)
         return approved * 10_000 // decided
+
+    async def oldest_decided_claim(
+        self,
+        session: AsyncSession,
+        vendor_id: uuid.UUID,
+        partner_id: uuid.UUID,
+        since: datetime,
+        until: datetime,
+    ) -> datetime | None:
+        oldest: datetime | None = await session.scalar(
+            select(func.min(SaleClaim.created_at)).where(
+                SaleClaim.vendor_id == vendor_id,
+                SaleClaim.partner_id == partner_id,
+                col(SaleClaim.created_at) >= since,
+                col(SaleClaim.created_at) < until,
+                col(SaleClaim.state).in_(_DECIDED),
+            )
+        )
+        return oldest

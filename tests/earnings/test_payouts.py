@@ -55,6 +55,16 @@ class FlaggedClaims:
     ) -> int | None:
         return None
 
+    async def oldest_decided_claim(
+        self,
+        session: AsyncSession,
+        vendor_id: uuid.UUID,
+        partner_id: uuid.UUID,
+        since: datetime,
+        until: datetime,
+    ) -> datetime | None:
+        return None
+
 
 @pytest.fixture
 def flagged() -> FlaggedClaims:
