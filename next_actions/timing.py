@@ -1,9 +1,10 @@
 """When time alone changes a partner's next actions, with no event to say so: a listed
 action's due time passes (a protected deal's protection ends, a recommendation expires, a
 contest ends), a sale leaves the tier's trailing window (the amount to the next tier
-grows) or a decided claim does (the approved share a tier's gate reads), a deal's "ends in N days" counts down a day, a protected deal comes within
-the warning period, a contest with prizes starts. The live list (``nextActionsChanged``)
-re-reads at the next such instant, as the contest feeds do at their boundaries."""
+grows) or a decided claim does (the approved share a tier's gate reads), a deal's "ends
+in N days" counts down a day, a protected deal comes within the warning period, a
+contest with prizes starts. The live list (``nextActionsChanged``) re-reads at the next
+such instant, as the contest feeds do at their boundaries."""
 
 from __future__ import annotations
 
