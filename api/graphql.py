@@ -38,7 +38,7 @@ from api.ws_limits import (
 )
 from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
-from infra.redis import is_unavailable
+from infra.outages import is_unavailable
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
@@ -427,9 +427,10 @@ def _finish_http_response(request: Request, response: Response) -> None:
 
 async def _fail_operation(operation: Operation[Context, None], exc: Exception) -> None:
     """An operation the fast path could not serve: a coded error frame (never silence), and
-    the bug in the log (a lost Redis is no bug: SERVICE_UNAVAILABLE, as elsewhere)."""
+    the bug in the log (a lost Redis or database is no bug: SERVICE_UNAVAILABLE, as
+    elsewhere)."""
     if is_unavailable(exc):
-        log.warning("websocket operation %s: Redis unavailable: %s", operation.id, exc)
+        log.warning("websocket operation %s: unavailable: %s", operation.id, exc)
         error = service_unavailable_error()
     else:
         log.error("websocket operation %s failed", operation.id, exc_info=exc)

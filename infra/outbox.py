@@ -69,6 +69,7 @@ from infra import audit
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime, execute_core
 from infra.ids import new_id
+from infra.outages import database_unreachable
 from infra.outbox_partitions import (
     HEARTBEAT,
     SINGLE_LEASE_NAME,
@@ -661,6 +662,8 @@ class Dispatcher:
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - charged to the event, below
+            if database_unreachable(exc):  # a lost connection, whatever its error class
+                raise
             if len(segment) == 1:
                 await self._charge(segment[0], exc)
                 held.add(segment[0].aggregate_id)

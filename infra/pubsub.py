@@ -29,7 +29,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import RedisError
 
-from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, is_unavailable
+from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, redis_unreachable
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class Hub:
         self._background.discard(task)
         if task.cancelled() or task.exception() is None:
             return
-        if is_unavailable(task.exception()):  # subscribers re-read when Redis is back
+        if redis_unreachable(task.exception()):  # subscribers re-read when Redis is back
             log.warning("pub/sub publish skipped: Redis unavailable")
         else:
             log.error("pub/sub publish failed", exc_info=task.exception())

@@ -76,7 +76,7 @@ _UNAVAILABLE = (
 )  # fmt: skip
 
 
-def is_unavailable(error: BaseException | None) -> bool:
+def redis_unreachable(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it was raised from) means Redis is out of reach, as
     opposed to a bug: refused or dropped connections, timeouts, a server still loading its
     data after a restart, a replica that cannot take writes during a failover (on a cluster:

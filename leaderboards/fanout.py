@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from infra.redis import is_unavailable
+from infra.outages import is_unavailable
 from leaderboards.closing import close_due, next_boundary
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer

@@ -14,7 +14,8 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from infra.errors import Forbidden
-from infra.redis import RedisUnavailable, is_unavailable
+from infra.outages import is_unavailable
+from infra.redis import RedisUnavailable
 from schema.context import close_operation_scope, current_operation_scope, open_operation_scope
 from schema.document_limits import DocumentGate, gate_parse, gate_validate
 
@@ -49,8 +50,10 @@ def is_expected(error: GraphQLError) -> bool:
 
 
 def service_unavailable_error(path: Any = None) -> GraphQLError:
-    """What a client sees while Redis (standings, live feeds) is out of reach: not a bug,
-    a moment to wait. Nothing is lost meanwhile; the outbox applies events once it is back."""
+    """What a client sees while Redis (standings, live feeds) or the database is out of
+    reach (``infra.outages``): not a bug, a moment to wait. Nothing is lost meanwhile: a
+    transaction that met the outage rolled back, and the outbox applies events once it is
+    back."""
     return GraphQLError(
         "A service this needs is temporarily unavailable; retry shortly.",
         path=path,
@@ -67,7 +70,7 @@ def _should_mask(error: GraphQLError) -> bool:
     if isinstance(error.original_error, Forbidden):
         return True  # replaced by FORBIDDEN (anonymise_error)
     if is_unavailable(error.original_error):
-        log.warning("Redis unavailable in %s: %s", error.path, error.original_error)
+        log.warning("unavailable in %s: %s", error.path, error.original_error)
         return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
     log.error("unexpected error in %s", error.path, exc_info=error.original_error)
     return True
@@ -75,7 +78,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 class MaskUnexpectedErrors(MaskErrors):
     """Masks bugs (no stack traces, no SQL) but tells clients it was one; an unreachable
-    Redis is told as SERVICE_UNAVAILABLE with a retry hint."""
+    Redis or database is told as SERVICE_UNAVAILABLE with a retry hint."""
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         if isinstance(error.original_error, Forbidden):

@@ -40,7 +40,7 @@ from graphql import (
 from graphql.execution.values import get_argument_values, get_variable_values
 from starlette.websockets import WebSocketDisconnect
 
-from infra.redis import is_unavailable
+from infra.outages import is_unavailable
 from infra.ws_direct import DirectSocket, direct_socket, text_frame
 from leaderboards.fanout import Fanout, Snapshot, Subscriber
 from leaderboards.models import Contest, ContestStatus, ParticipantKind

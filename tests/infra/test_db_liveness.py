@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from infra.db import Database, is_sqlite
+from infra.outages import is_unavailable
 
 
 @pytest.fixture
@@ -56,6 +57,7 @@ async def test_within_the_window_the_first_statement_finds_it_and_the_pool_start
         with pytest.raises(DBAPIError) as failed:
             await _backend(db)
         assert failed.value.connection_invalidated
+        assert is_unavailable(failed.value)  # SERVICE_UNAVAILABLE, not a bug (test_outages)
         assert await _backend(db) != dead
     finally:
         await db.dispose()

@@ -1,0 +1,31 @@
+"""Whether an error means a service the app stands on is out of reach right now — Redis
+(``infra.redis.redis_unreachable``) or the database — as opposed to a bug. Callers answer
+SERVICE_UNAVAILABLE with a retry hint and log one line, not a traceback; the dispatcher
+ends its pass without charging the event. Nothing is lost: a transaction that met the
+outage rolled back, and the outbox keeps its events."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
+
+from infra.redis import redis_unreachable
+
+
+def database_unreachable(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) is the database out of reach: a
+    connection found dead by its statement (SQLAlchemy then replaces the pool's
+    connections: ``connection_invalidated``), a refused or dropped connection."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, ConnectionError):  # refused, reset, aborted, broken pipe
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def is_unavailable(error: BaseException | None) -> bool:
+    """Redis or the database out of reach (see the module)."""
+    return redis_unreachable(error) or database_unreachable(error)

@@ -1,0 +1,43 @@
+"""An unreachable database is an outage, not a bug: ``infra.outages.is_unavailable`` says
+so for a refused connection and a connection found dead (tests/infra/test_db_liveness.py),
+and GraphQL answers it SERVICE_UNAVAILABLE with a retry hint; a bad statement stays a bug."""
+
+from __future__ import annotations
+
+import pytest
+from graphql import GraphQLError
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from infra.db import Database
+from infra.outages import database_unreachable, is_unavailable
+from schema.extensions import MaskUnexpectedErrors
+
+
+async def _error_of(db: Database, sql: str) -> BaseException:
+    try:
+        async with db.session() as session:
+            await session.execute(text(sql))
+    except Exception as exc:  # noqa: BLE001 - what it raises is what is classified
+        return exc
+    pytest.fail("the statement ran")
+
+
+async def test_a_refused_connection_is_an_outage_and_answered_as_one() -> None:
+    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/x")
+    try:
+        error = await _error_of(nowhere, "SELECT 1")
+    finally:
+        await nowhere.dispose()
+    assert database_unreachable(error)
+    assert is_unavailable(error)
+    answered = MaskUnexpectedErrors().anonymise_error(GraphQLError("x", original_error=error))
+    assert answered.extensions == {"code": "SERVICE_UNAVAILABLE", "retryAfterSeconds": 2}
+
+
+async def test_a_bad_statement_is_a_bug(db: Database) -> None:
+    error = await _error_of(db, "SELECT * FROM no_such_table")
+    assert isinstance(error, DBAPIError)
+    assert not is_unavailable(error)
+    answered = MaskUnexpectedErrors().anonymise_error(GraphQLError("x", original_error=error))
+    assert answered.extensions == {"code": "INTERNAL_SERVER_ERROR"}
