@@ -669,6 +669,9 @@ class TierStatus:
     gate_failures: list[str]
     next_tier: Tier | None
     amount_to_next_minor: int | None
+    # Some tier has an approved-claims gate: the approved share (over the same window) can
+    # then change the tier held.
+    share_gated: bool = False
 
     @property
     def rate_bp(self) -> int | None:
@@ -694,4 +697,5 @@ def status_from(
         gate_failures=choice.gate_failures,
         next_tier=choice.next_tier,
         amount_to_next_minor=choice.amount_to_next(standing),
+        share_gated=any(t.min_approved_share_bp is not None for t in rules.tiers),
     )

@@ -122,14 +122,13 @@ async def tier_moves_at(
     signals: ClaimSignals,
 ) -> datetime | None:
     """When time alone next changes ``status``: a sale leaving its trailing window (the
-    qualified revenue and the refund rate), or, when a tier it reads has an approved-claims
-    gate, a decided claim leaving it (the approved share)."""
+    qualified revenue and the refund rate), or, when a tier of the program has an
+    approved-claims gate, a decided claim leaving it (the approved share)."""
     moves = await window_moves_at(
         session, partner_id=scope.partner_id, currency=currency, at=at,
         window_days=status.window_days,
     )  # fmt: skip
-    tiers = (status.tier, status.reached, status.next_tier)
-    if any(t is not None and t.min_approved_share_bp is not None for t in tiers):
+    if status.share_gated:
         window = timedelta(days=status.window_days)
         # The share counts claims made in [at - window, at) (``standing_at``): one made at
         # ``oldest`` is counted up to ``oldest + window`` included, and left out just after.
