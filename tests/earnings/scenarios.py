@@ -4,14 +4,18 @@ tests see them (by a partner's rep, without lines unless given), and payout stat
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry import relay
 
 from deal_registration.events import Line
+from deal_registration.sales import review
+from deal_registration.sales.models import RejectReason
 from earnings import payouts, programs
 from earnings.claims import ClaimSignals
 from earnings.models import PayoutHold, PayoutStatement, ProgramVersion
@@ -20,7 +24,10 @@ from infra.clock import Clock, OffsetClock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent
 from partners.roles import Role
-from tests.factories import Product, Tenant, add_products, approve_sale
+from schema.context import Services
+from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
+from tests.factories import Product, Tenant, add_products, approve_sale, dispatch
+from tests.support import GQL
 
 __all__ = ["BaseRate", "Rules", "Spiff", "Tier", "programs"]
 
@@ -137,3 +144,39 @@ async def holds_of(db: Database, statement: PayoutStatement) -> list[PayoutHold]
     async with db.session() as session:
         rows = await session.exec(select(PayoutHold).where(PayoutHold.statement_id == statement.id))
         return list(rows)
+
+
+# Silver needs half of the partner's decided claims (made in the 30-day window) approved.
+SHARE_GATED = Rules(
+    base_rates=(BaseRate(rate_bp=800),), window_days=30,
+    tiers=(Tier("Silver", 1_000_000, 100, min_approved_share_bp=5_000),
+           Tier("Gold", 2_500_000, 200)),
+)  # fmt: skip
+
+
+async def share_gated_partner(
+    db: Database, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services, t0: datetime
+) -> uuid.UUID:
+    """Partner 0 under ``SHARE_GATED`` at ``t0``: a claim of its rep made and rejected at
+    t0 - 20 days (0 % approved: Silver's gate shut until the claim leaves the window at
+    t0 + 10 days) and a 12,000.00 sale at t0 - 5 days (Silver's line), credited. The clock
+    is left at t0 - 5 days. Returns the claim's id."""
+    clock.freeze(t0 - timedelta(days=40))
+    await make_program(db, clock, tenant, SHARE_GATED)
+    await seed_registry(db, clock, tenant, 4)
+    clock.freeze(t0 - timedelta(days=20))
+    made = await gql.data(CREATE, {"input": claim_input(["SN000001"], clock)},
+                          as_user=tenant.user(Role.PARTNER_REP, 0))  # fmt: skip
+    claim_id = uuid.UUID(relay.GlobalID.from_id(made["saleClaimCreate"]["saleClaim"]["id"]).node_id)
+
+    async def reject(session: AsyncSession) -> None:
+        await review.reject(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, claim_id=claim_id,
+            reason=RejectReason.OTHER,
+        )  # fmt: skip
+
+    await tx(db, reject)
+    clock.freeze(t0 - timedelta(days=5))
+    await sale(db, clock, tenant, 1_200_000)  # in the window until t0 + 25 days
+    await dispatch(services)
+    return claim_id

@@ -5,56 +5,26 @@ tests/next_actions/test_live.py)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from strawberry import relay
 
 from api.composition import build_claim_signals
-from deal_registration.sales import review
-from deal_registration.sales.models import RejectReason, SaleClaim
+from deal_registration.sales.models import SaleClaim
 from earnings import service
-from earnings.programs import BaseRate, Rules, Tier
 from earnings.repository import Scope
 from infra.clock import OffsetClock
 from infra.db import Database
-from partners.roles import Role
 from schema.context import Services
-from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, dispatch
+from tests.factories import Tenant
 from tests.support import GQL
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-GATED = Rules(
-    base_rates=(BaseRate(rate_bp=800),), window_days=30,
-    tiers=(Tier("Silver", 1_000_000, 100, min_approved_share_bp=5_000),
-           Tier("Gold", 2_500_000, 200)),
-)  # fmt: skip
 
 
 async def test_a_rejected_claim_leaving_the_window_frees_the_gate_at_the_instant_named(
     db: Database, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
-    clock.freeze(T0 - timedelta(days=40))
-    await es.make_program(db, clock, tenant, GATED)
-    await seed_registry(db, clock, tenant, 4)
-    clock.freeze(T0 - timedelta(days=20))
-    made = await gql.data(CREATE, {"input": claim_input(["SN000001"], clock)},
-                          as_user=tenant.user(Role.PARTNER_REP, 0))  # fmt: skip
-    claim_id = uuid.UUID(relay.GlobalID.from_id(made["saleClaimCreate"]["saleClaim"]["id"]).node_id)
-
-    async def reject(session: Any) -> None:
-        await review.reject(
-            session, tenant.principal(Role.VENDOR_ADMIN), clock, claim_id=claim_id,
-            reason=RejectReason.OTHER,
-        )  # fmt: skip
-
-    await es.tx(db, reject)
-    clock.freeze(T0 - timedelta(days=5))
-    await es.sale(db, clock, tenant, 1_200_000)  # Silver's line, in the window until T0 + 25 d
-    await dispatch(services)  # credited
+    claim_id = await es.share_gated_partner(db, gql, clock, tenant, services, T0)
     scope, signals = Scope(tenant.vendor.id, tenant.partners[0].id), build_claim_signals()
     async with db.session() as session:
         made_at = (await session.get(SaleClaim, claim_id)).created_at  # type: ignore[union-attr]

@@ -5,17 +5,12 @@ any process hears it); a change of another partner sends nothing."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
-from strawberry import relay
 
-from deal_registration.sales import review
-from deal_registration.sales.models import RejectReason
-from earnings.programs import BaseRate, Rules, Tier
 from incentives import rules
 from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
@@ -273,30 +268,7 @@ async def test_a_claim_leaving_the_tier_window_moves_the_next_tier_by_itself(
     """Under an approved-claims gate the share is over the trailing window too: when a
     rejected claim leaves it, the tier the partner holds (so what the next one adds) moves,
     and the list is pushed with no event."""
-    db = services.db
-    clock.freeze(T0 - timedelta(days=40))
-    gated = Rules(
-        base_rates=(BaseRate(rate_bp=800),), window_days=30,
-        tiers=(Tier("Silver", 1_000_000, 100, min_approved_share_bp=5_000),
-               Tier("Gold", 2_500_000, 200)),
-    )  # fmt: skip
-    await es.make_program(db, clock, tenant, gated)
-    await seed_registry(db, clock, tenant, 4)
-    clock.freeze(T0 - timedelta(days=20))  # a claim made and rejected: 0 % approved
-    made = await gql.data(CREATE, {"input": claim_input(["SN000001"], clock)},
-                          as_user=tenant.user(Role.PARTNER_REP, 0))  # fmt: skip
-    claim_id = uuid.UUID(relay.GlobalID.from_id(made["saleClaimCreate"]["saleClaim"]["id"]).node_id)
-
-    async def reject(session: Any) -> None:
-        await review.reject(
-            session, tenant.principal(Role.VENDOR_ADMIN), clock, claim_id=claim_id,
-            reason=RejectReason.OTHER,
-        )  # fmt: skip
-
-    await es.tx(db, reject)
-    clock.freeze(T0 - timedelta(days=5))
-    await es.sale(db, clock, tenant, 1_200_000)  # Silver's line; in the window until T0 + 25 d
-    await dispatch(services)
+    await es.share_gated_partner(services.db, gql, clock, tenant, services, T0)
     clock.freeze(T0)
     subscription = "subscription { nextActionsChanged { actions { kind why } } }"
     async with (
