@@ -12,7 +12,7 @@ each event's per-event handlers in order, then every batch handler with its even
 one transaction marks the whole segment dispatched.
 
 Failures. An infrastructure fault (Redis or the database unreachable, a lock timeout:
-``TRANSIENT_ERRORS``) ends the pass and leaves everything pending, uncharged, for the next
+``is_transient``) ends the pass and leaves everything pending, uncharged, for the next
 one: an outage is not the events' fault, and nothing is lost while it lasts. Any other
 error is the event's: when a segment fails, it is re-run in halves down to single events,
 so only an event that fails alone is charged an attempt (its neighbours are dispatched). A
@@ -285,6 +285,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
 )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An infrastructure fault, not the event's: one of ``TRANSIENT_ERRORS``, or a database
+    connection lost whatever its error class (``infra.outages``)."""
+    return isinstance(exc, TRANSIENT_ERRORS) or database_unreachable(exc)
+
+
 BACKOFF_BASE = timedelta(seconds=1)
 # How long a pass may hold the dispatch lease without renewing it (renewed every page of
 # events): after a dispatcher dies mid-pass, the others wait this long at most.
@@ -659,10 +667,8 @@ class Dispatcher:
         is isolated by re-running the segment in halves down to single events."""
         try:
             await self._run_handlers(segment)
-        except TRANSIENT_ERRORS:
-            raise
         except Exception as exc:  # noqa: BLE001 - charged to the event, below
-            if database_unreachable(exc):  # a lost connection, whatever its error class
+            if is_transient(exc):
                 raise
             if len(segment) == 1:
                 await self._charge(segment[0], exc)

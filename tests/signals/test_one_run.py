@@ -54,6 +54,16 @@ async def submit(gql: GQL, tenant: Tenant, clock: OffsetClock, serial: str, amou
     return claim_id
 
 
+async def submitted(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> str:
+    """The world of ``setup`` and a claim of 400.00 submitted in it, its notices handled."""
+    serials = await setup(gql, db, clock, tenant)
+    claim = await submit(gql, tenant, clock, serials[0], "400.00")
+    await settle(services)
+    return claim
+
+
 async def changes(db: Database, tenant: Tenant) -> list[list[str]]:
     """The names of each SignalsChanged of partner 0, in order."""
     async with db.session() as session:
@@ -104,9 +114,7 @@ async def kept_and_rebuilt(
 async def test_an_approval_moves_the_claims_and_the_sale_in_one_snapshot_write(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
-    serials = await setup(gql, db, clock, tenant)
-    claim = await submit(gql, tenant, clock, serials[0], "400.00")
-    await settle(services)
+    claim = await submitted(gql, db, clock, tenant, services)
     before = await changes(db, tenant)
 
     data = await gql.data(
@@ -128,9 +136,7 @@ async def test_an_approval_moves_the_claims_and_the_sale_in_one_snapshot_write(
 async def test_a_rejection_is_counted_by_its_own_notice(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
-    serials = await setup(gql, db, clock, tenant)
-    claim = await submit(gql, tenant, clock, serials[0], "400.00")
-    await settle(services)
+    claim = await submitted(gql, db, clock, tenant, services)
     before = await changes(db, tenant)
 
     data = await gql.data(
@@ -153,9 +159,7 @@ async def test_a_rejection_is_counted_by_its_own_notice(
 async def test_an_approval_credited_after_midnight_counts_on_the_day_it_was_approved(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
-    serials = await setup(gql, db, clock, tenant)
-    claim = await submit(gql, tenant, clock, serials[0], "400.00")
-    await settle(services)
+    claim = await submitted(gql, db, clock, tenant, services)
     clock.freeze(clock.now().replace(hour=23, minute=50))
     data = await gql.data(
         APPROVE, {"input": {"id": claim}}, as_user=tenant.user(Role.CHANNEL_MANAGER)
