@@ -217,10 +217,11 @@ async def test_a_run_with_an_event_credited_before_credits_the_others_once(
 ) -> None:
     """The dispatcher credits runs of events in one transaction; one of them credited
     already (a re-run after a crash, another process) must not stop or double the rest."""
-    first, done, last = [await es.sale(db, clock, tenant, 100_000) for _ in range(3)]
     signals = services.claim_signals
-    assert len(await ledger.credit(db, clock, done, signals=signals)) == 1
-    assert await ledger.credit_many(db, clock, [first, done, last], signals=signals) == 2
+    async with services.outbox.paused():  # the app's own dispatcher would credit them too
+        first, done, last = [await es.sale(db, clock, tenant, 100_000) for _ in range(3)]
+        assert len(await ledger.credit(db, clock, done, signals=signals)) == 1
+        assert await ledger.credit_many(db, clock, [first, done, last], signals=signals) == 2
     for event in (first, done, last):
         assert await entries_of(db, event.id) == {(EntryKind.COMMISSION, "0:"): 8_000}
     assert await ledger.credit_many(db, clock, [first, done, last], signals=signals) == 0
@@ -231,10 +232,11 @@ async def test_concurrent_crediting_of_one_event_credits_it_once(
     db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
     """Several processes (here: connections) credit the same event at the same moment."""
-    event = await es.sale(db, clock, tenant, 1_234_567)
-    results = await asyncio.gather(
-        *(ledger.credit(db, clock, event, signals=services.claim_signals) for _ in range(4))
-    )
+    async with services.outbox.paused():  # the app's own dispatcher would be a fifth
+        event = await es.sale(db, clock, tenant, 1_234_567)
+        results = await asyncio.gather(
+            *(ledger.credit(db, clock, event, signals=services.claim_signals) for _ in range(4))
+        )
     assert sorted(len(r) for r in results) == [0, 0, 0, 2]
     # 8% of 12,345.67 = 987.6536 -> 987.65; Silver 1% = 123.4567 -> 123.46
     assert await entries_of(db, event.id) == {
@@ -270,13 +272,14 @@ async def test_concurrent_credits_of_one_partner_see_each_others_revenue(
 ) -> None:
     """Two 6,000.00 sales credited at the same moment (two processes): together they reach
     Silver's 10,000.00, so whichever is credited second gets the uplift — exactly one."""
-    first = await es.sale(db, clock, tenant, 600_000)
-    second = await es.sale(db, clock, tenant, 600_000)
     signals = services.claim_signals
-    await asyncio.gather(
-        ledger.credit(db, clock, first, signals=signals),
-        ledger.credit(db, clock, second, signals=signals),
-    )
+    async with services.outbox.paused():  # the app's own dispatcher would be a third
+        first = await es.sale(db, clock, tenant, 600_000)
+        second = await es.sale(db, clock, tenant, 600_000)
+        await asyncio.gather(
+            ledger.credit(db, clock, first, signals=signals),
+            ledger.credit(db, clock, second, signals=signals),
+        )
     kinds = [kind for event in (first, second) for kind, _ in await entries_of(db, event.id)]
     assert kinds.count(EntryKind.TIER_UPLIFT) == 1
     assert kinds.count(EntryKind.COMMISSION) == 2
