@@ -8,6 +8,12 @@
 
 Each snapshot write records ``SignalsChanged`` with the names whose values changed, in the
 same transaction, so the rules hear of exactly what they read.
+
+Lock order: writers of the same partners run at once on PostgreSQL (two dispatchers, the
+daily job, the daily rule run, the activity flush), so each takes its rows in one order,
+or two of them deadlock: a partner's snapshot of today first when it exists (``advance``,
+``refresh``), then its facts, its snapshots by day, and its reps' rows last; partners in id
+order throughout.
 """
 
 from __future__ import annotations
@@ -102,6 +108,7 @@ async def refresh(
     event by seconds; after a dispatcher outage, the days the daily job took meanwhile)."""
     today = clock.now().date()
     first = min(first, today)
+    await _lock_today(session, vendor_id, partner_ids, today)
     currency = await signal_currency(session, vendor_id)
     found = await facts.compute(
         session, vendor_id, currency, partner_ids=partner_ids, first=first, last=today
@@ -109,7 +116,6 @@ async def refresh(
     await facts.replace(
         session, vendor_id, currency, found, partner_ids=partner_ids, first=first, last=today
     )
-    await reps.refresh(session, clock, vendor_id, currency, partner_ids, first)
     by_day: dict[date, set[uuid.UUID]] = defaultdict(set)
     by_day[today] = set(partner_ids)
     if first < today:
@@ -126,7 +132,28 @@ async def refresh(
     changes = []
     for day, ids in sorted(by_day.items()):
         changes += await take(session, clock, vendor_id, currency, sorted(ids), [day])
+    # The reps after their partners (the module's lock order).
+    await reps.refresh(session, clock, vendor_id, currency, partner_ids, first)
     return changes
+
+
+async def _lock_today(
+    session: AsyncSession, vendor_id: uuid.UUID, partner_ids: Collection[uuid.UUID], today: date
+) -> None:
+    """On PostgreSQL, lock the partners' snapshots of today that exist, in partner order,
+    before writing anything of theirs: as ``advance`` does (``_advance_read``)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite: one writer at a time (``begin_write``)
+    await session.execute(
+        sa_select(col(SignalSnapshot.partner_id))
+        .where(
+            col(SignalSnapshot.vendor_id) == vendor_id,
+            col(SignalSnapshot.partner_id).in_(sorted(partner_ids)),
+            col(SignalSnapshot.day) == today,
+        )
+        .order_by(col(SignalSnapshot.partner_id))
+        .with_for_update()
+    )
 
 
 def has_snapshot(day: date) -> Exists:
@@ -146,7 +173,9 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
     today = clock.now().date()
     due = list(
         await session.exec(
-            select(Partner.id).where(Partner.vendor_id == vendor_id, ~has_snapshot(today))
+            select(Partner.id)
+            .where(Partner.vendor_id == vendor_id, ~has_snapshot(today))
+            .order_by(col(Partner.id))  # the module's lock order
         )
     )
     if not due:

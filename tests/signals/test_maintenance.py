@@ -3,6 +3,7 @@ handlers, the daily snapshot, and the rebuild equal to the incremental result.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,13 +14,16 @@ from starlette.applications import Starlette
 from infra.clock import OffsetClock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent
+from partners.roles import Role
 from schema.context import Services
 from signals import daily, facts, handlers, maintenance
+from signals import reps as signal_reps
 from signals.events import SIGNALS_CHANGED
 from signals.models import SignalFact, SignalSnapshot
 from signals.snapshots import values_at
-from tests.factories import Tenant
-from tests.signals.scenarios import EXPECTED_D8, run
+from tests.earnings.scenarios import make_program, seed_products, worked_rules
+from tests.factories import Tenant, approve_sale, blocked_on_a_lock
+from tests.signals.scenarios import EXPECTED_D8, run, settle
 from tests.support import GQL, refused_inserts
 
 
@@ -167,3 +171,34 @@ async def snapshotted(db: Database, tenant: Tenant, day: date) -> set[Any]:
             )
         )
         return set(rows)
+
+
+async def test_the_daily_snapshots_and_a_handlers_refresh_of_a_partner_do_not_deadlock(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The daily job takes a partner's snapshot of today and then its reps'; a handler's
+    refresh of the same partner at that moment must take them in the same order (it took
+    the reps' first: on PostgreSQL each then waited for the other, and one was killed)."""
+    await seed_products(db, clock, tenant)
+    await make_program(db, clock, tenant, worked_rules(clock.now()))
+    partner = tenant.partners[0].id
+    await approve_sale(db, clock, tenant, amount=1_000_00, rep=tenant.user(Role.PARTNER_REP).id)
+    await settle(services)  # the rep has history; nothing of tomorrow is taken yet
+    clock.advance(timedelta(days=1))
+    today = clock.now().date()
+    async with services.outbox.paused(), db.transaction() as daily_job:
+        await begin_write(daily_job)
+        currency = await maintenance.signal_currency(daily_job, tenant.vendor.id)
+        await maintenance.take(daily_job, clock, tenant.vendor.id, currency, [partner], [today])
+
+        async def refresh() -> None:
+            async with db.transaction() as session:
+                await begin_write(session)
+                await maintenance.refresh(session, clock, tenant.vendor.id, [partner], today)
+
+        handler = asyncio.create_task(refresh())
+        await blocked_on_a_lock(daily_job, handler)  # on the partner's snapshot
+        # the rep's snapshot of today, and yesterday's re-taken
+        assert await signal_reps.take_due(daily_job, clock, tenant.vendor.id, currency) == 2
+    await handler
+    assert await snapshotted(db, tenant, today) == {partner}
