@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import OutboxEvent, record_event
+from infra.outbox import Dispatcher, OutboxEvent, record_event
 from partners.models import Vendor
 from schema.context import Services
 from tests.factories import Tenant
@@ -45,7 +45,7 @@ async def test_a_handler_writing_in_its_own_transaction_does_not_block_dispatch(
 async def test_batch_handlers_get_runs_in_commit_order_split_at_per_event_types(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
-    dispatcher = services.outbox
+    dispatcher = Dispatcher(db, clock)  # its own: what the app's dispatched is not seen
     seen: list[str] = []
     failures = [ConnectionError("redis went away")]
 
@@ -60,31 +60,32 @@ async def test_batch_handlers_get_runs_in_commit_order_split_at_per_event_types(
     async def also(event: OutboxEvent) -> None:
         seen.append("also " + event.payload["n"])
 
-    dispatcher.register_batch(["ProbeBatchA", "ProbeBatchB"], batch)
-    dispatcher.register("ProbeBatchA", also)
-    dispatcher.register("ProbeSolo", solo)
-    async with db.transaction() as session:
-        for type_, n in [
-            ("ProbeBatchA", "a1"), ("ProbeBatchB", "b1"), ("ProbeSolo", "s1"),
-            ("ProbeBatchB", "b2"), ("ProbeBatchA", "fail"),
-        ]:  # fmt: skip
-            await record_event(
-                session, clock, vendor_id=tenant.vendor.id, type=type_,
-                aggregate_id=uuid.uuid4(), payload={"n": n},
-            )  # fmt: skip
-    with contextlib.suppress(ConnectionError):
-        await dispatcher.dispatch_pending()
-    assert seen == [
-        "also a1", "batch a1,b1", "solo s1", "also fail", "batch b2,fail",
-    ]  # fmt: skip
-    async with db.session() as session:
-        rows = await session.exec(
-            select(OutboxEvent.payload, OutboxEvent.dispatched_at).where(
-                col(OutboxEvent.type).startswith("Probe")
+    async with services.outbox.paused():  # the app's own dispatcher stays out of it
+        dispatcher.register_batch(["ProbeBatchA", "ProbeBatchB"], batch)
+        dispatcher.register("ProbeBatchA", also)
+        dispatcher.register("ProbeSolo", solo)
+        async with db.transaction() as session:
+            for type_, n in [
+                ("ProbeBatchA", "a1"), ("ProbeBatchB", "b1"), ("ProbeSolo", "s1"),
+                ("ProbeBatchB", "b2"), ("ProbeBatchA", "fail"),
+            ]:  # fmt: skip
+                await record_event(
+                    session, clock, vendor_id=tenant.vendor.id, type=type_,
+                    aggregate_id=uuid.uuid4(), payload={"n": n},
+                )  # fmt: skip
+        with contextlib.suppress(ConnectionError):
+            await dispatcher.dispatch_pending()
+        assert seen == [
+            "also a1", "batch a1,b1", "solo s1", "also fail", "batch b2,fail",
+        ]  # fmt: skip
+        async with db.session() as session:
+            rows = await session.exec(
+                select(OutboxEvent.payload, OutboxEvent.dispatched_at).where(
+                    col(OutboxEvent.type).startswith("Probe")
+                )
             )
-        )
-        pending = sorted(p["n"] for p, at in rows if at is None)
-    assert pending == ["b2", "fail"]  # the failed run, whole; the earlier ones are marked
-    seen.clear()
-    await dispatcher.dispatch_pending()
-    assert seen == ["also fail", "batch b2,fail"]
+            pending = sorted(p["n"] for p, at in rows if at is None)
+        assert pending == ["b2", "fail"]  # the failed run, whole; the earlier ones are marked
+        seen.clear()
+        await dispatcher.dispatch_pending()
+        assert seen == ["also fail", "batch b2,fail"]
