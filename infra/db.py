@@ -26,6 +26,7 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.cache import TableEpochs
+from infra.sqlite_driver import OneTripDBAPI
 from infra.tasks import to_completion
 
 SQLModel.metadata.naming_convention = {
@@ -87,7 +88,9 @@ def create_engine(
 ) -> AsyncEngine:
     ensure_sqlite_directory(url)
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": 30}, module=OneTripDBAPI()
+        )
         _configure_sqlite(engine)
         return engine
     engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
