@@ -51,18 +51,20 @@ def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool) 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     """A buffered cursor whose statement is one call on the connection's thread."""
 
-    __slots__ = ("_description", "_rowcount", "_lastrowid")
+    __slots__ = ("_description", "_rowcount", "_lastrowid", "_arraysize")
     _awaitable_cursor_close = False  # nothing of it stays open on the thread
 
     def __init__(self, adapt_connection: Any) -> None:
         # No driver cursor is opened here (the base class opens one: a crossing).
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
+        self._cursor = None  # type: ignore[assignment]
         self._rows = deque()
         self._soft_closed_memoized = EMPTY_DICT
         self._description: Any = None
         self._rowcount = -1
         self._lastrowid: Any = None
+        self._arraysize = 1  # the DB-API default: fetchmany() without a size
 
     @property
     def description(self) -> Any:
@@ -75,6 +77,17 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     @property
     def lastrowid(self) -> Any:  # the driver's: None before an insert
         return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    def nextset(self) -> None:
+        return None  # SQLite has one result set per statement
 
     def close(self) -> None:
         self._rows.clear()
@@ -99,6 +112,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        # Nothing of an earlier statement on this cursor outlives a failed one.
+        self._description, self._rows, self._rowcount, self._lastrowid = None, deque(), -1, None
         async with self._adapt_connection._execute_mutex:
             outcome: _Outcome = await connection._execute(  # type: ignore[no-untyped-call]
                 _run, connection._conn, operation, parameters, many

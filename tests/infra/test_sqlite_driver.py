@@ -49,7 +49,10 @@ async def test_the_cursor_reports_what_the_driver_does(sqlite_db: Database) -> N
         assert sorted(returned.all()) == [(3, "c!"), (4, "d!")]
         rows = await connection.execute(text("SELECT id, name FROM driver_probe ORDER BY id"))
         assert list(rows.keys()) == ["id", "name"]
-        assert rows.all() == [(1, "a"), (2, "b!")]
+        assert rows.fetchmany() == [(1, "a")]  # the DB-API's arraysize: one
+        assert rows.all() == [(2, "b!")]
+        rows = await connection.execute(text("SELECT id FROM driver_probe ORDER BY id"))
+        assert [list(part) for part in rows.partitions(1)] == [[(1,)], [(2,)]]
 
 
 async def test_an_error_is_sqlalchemys_and_the_connection_goes_on(sqlite_db: Database) -> None:
