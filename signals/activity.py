@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from partners.models import User
-from signals import maintenance, store
+from signals import locks, maintenance, store
 from signals.models import SignalActiveUser
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class ActiveUsers:
         try:
             async with self.db.transaction() as session:
                 await begin_write(session)
+                await locks.hold(session, {v for v, _, _, _ in pending})
                 # Users (or partners) deleted since they were seen are dropped: one such row
                 # would otherwise fail every flush on its foreign key.
                 users = {u for _, _, u, _ in pending}

@@ -39,7 +39,7 @@ from forecasts.events import CONCENTRATION_ALERTED, FORECAST_ACCURACY_RECORDED
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent, Registration, batch
-from signals import maintenance
+from signals import locks, maintenance
 from signals.facts import CLAIMS, CREDITS, DEALS, as_day
 
 SIGNAL_SOURCE_TYPES = (
@@ -96,6 +96,7 @@ async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
     changed = 0
     async with db.transaction() as session:
         await begin_write(session)
+        await locks.hold(session, {*quick, *touched})  # every vendor of the run, first
         for vendor_id, partners in sorted(quick.items()):
             # A partner refreshed in full anyway is not advanced first.
             wanted = {p: c for p, c in partners.items() if p not in touched.get(vendor_id, ())}

@@ -9,11 +9,8 @@
 Each snapshot write records ``SignalsChanged`` with the names whose values changed, in the
 same transaction, so the rules hear of exactly what they read.
 
-Lock order: writers of the same partners run at once on PostgreSQL (two dispatchers, the
-daily job, the daily rule run, the activity flush), so each takes its rows in one order,
-or two of them deadlock: a partner's snapshot of today first when it exists (``advance``,
-``refresh``), then its facts, its snapshots by day, and its reps' rows last; partners in id
-order throughout.
+Every writer holds the vendor's signal lock first (``signals.locks``): writers of one
+vendor run one after the other, whatever rows they touch.
 """
 
 from __future__ import annotations
@@ -56,7 +53,7 @@ from infra.clock import Clock
 from infra.db import execute_core
 from infra.outbox import record_events
 from partners.models import Partner
-from signals import compute, facts, reps
+from signals import compute, facts, locks, reps
 from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
 from signals.models import SignalActiveUser, SignalFact, SignalRepSnapshot, SignalSnapshot
@@ -108,7 +105,7 @@ async def refresh(
     event by seconds; after a dispatcher outage, the days the daily job took meanwhile)."""
     today = clock.now().date()
     first = min(first, today)
-    await _lock_today(session, vendor_id, partner_ids, today)
+    await locks.hold(session, [vendor_id])
     currency = await signal_currency(session, vendor_id)
     found = await facts.compute(
         session, vendor_id, currency, partner_ids=partner_ids, first=first, last=today
@@ -132,28 +129,8 @@ async def refresh(
     changes = []
     for day, ids in sorted(by_day.items()):
         changes += await take(session, clock, vendor_id, currency, sorted(ids), [day])
-    # The reps after their partners (the module's lock order).
     await reps.refresh(session, clock, vendor_id, currency, partner_ids, first)
     return changes
-
-
-async def _lock_today(
-    session: AsyncSession, vendor_id: uuid.UUID, partner_ids: Collection[uuid.UUID], today: date
-) -> None:
-    """On PostgreSQL, lock the partners' snapshots of today that exist, in partner order,
-    before writing anything of theirs: as ``advance`` does (``_advance_read``)."""
-    if session.get_bind().dialect.name != "postgresql":
-        return  # SQLite: one writer at a time (``begin_write``)
-    await session.execute(
-        sa_select(col(SignalSnapshot.partner_id))
-        .where(
-            col(SignalSnapshot.vendor_id) == vendor_id,
-            col(SignalSnapshot.partner_id).in_(sorted(partner_ids)),
-            col(SignalSnapshot.day) == today,
-        )
-        .order_by(col(SignalSnapshot.partner_id))
-        .with_for_update()
-    )
 
 
 def has_snapshot(day: date) -> Exists:
@@ -170,12 +147,13 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
     """Take today's snapshot of each of the vendor's partners that has none yet (and
     re-take yesterday's, which the last minutes' activity may have moved). Returns how
     many partners were due."""
+    await locks.hold(session, [vendor_id])
     today = clock.now().date()
     due = list(
         await session.exec(
             select(Partner.id)
             .where(Partner.vendor_id == vendor_id, ~has_snapshot(today))
-            .order_by(col(Partner.id))  # the module's lock order
+            .order_by(col(Partner.id))
         )
     )
     if not due:
@@ -189,6 +167,7 @@ async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) ->
 async def rebuild(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID) -> tuple[int, int]:
     """Recompute all of a vendor's facts from the source tables, then every snapshot it
     had (and today's for every partner). Returns (fact rows, snapshots that changed)."""
+    await locks.hold(session, [vendor_id])
     today = clock.now().date()
     currency = await signal_currency(session, vendor_id)
     first = await _first_source_day(session, vendor_id) or today
@@ -378,6 +357,7 @@ async def take(
 ) -> list[SignalsChanged]:
     """Compute and store the partners' snapshots of ``days``; record ``SignalsChanged``
     for each that changed. Returns those changes."""
+    await locks.hold(session, [vendor_id])
     days = sorted(set(days))
     if not partner_ids or not days:
         return []
@@ -456,12 +436,13 @@ async def _announce(
 
 
 @cache
-def _advance_read(dialect: str) -> Any:
+def _advance_read() -> Any:
     """``advance``'s read, built once (building it cost as much as running it): the
     partners' snapshots of today (``ids``, ``today``). The vendor's signal currency rides
     along with them, and so do the partners' reps' snapshots of today (``reps.advance``):
     one query. The JSON comes as text, parsed once per partner (a partner's row repeats
-    for each of its reps)."""
+    for each of its reps). No row lock: the vendor's signal lock keeps other writers out
+    (``signals.locks``)."""
     statement: Any = (
         sa_select(
             col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
@@ -488,9 +469,6 @@ def _advance_read(dialect: str) -> Any:
             col(SignalSnapshot.day) == bindparam("today"),
         )
     )  # fmt: skip
-    if dialect == "postgresql":
-        # Another handler's advance waits for ours (the partner's row; its reps follow it).
-        statement = statement.with_for_update(of=SignalSnapshot)
     return statement
 
 
@@ -506,6 +484,7 @@ async def advance(
     is read again. A recompute, not an increment: an event handled twice writes the same
     row. Returns the changes and the partners it could not advance (no snapshot of today
     with a basis in the signal currency): the caller refreshes those in full."""
+    await locks.hold(session, [vendor_id])
     today = clock.now().date()
     ids = sorted(touched)
     found: dict[uuid.UUID, tuple[Values, compute.Basis, Fact]] = {}
@@ -514,7 +493,7 @@ async def advance(
     currency = ""
     rows = await execute_core(
         session,
-        _advance_read(session.get_bind().dialect.name),
+        _advance_read(),
         {"vendor_id": vendor_id, "ids": ids, "today": today},
     )
     for partner_id, currency_, values, stored, currency, rep_id, rep_currency, rep_basis in rows:

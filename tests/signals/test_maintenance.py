@@ -4,11 +4,14 @@ handlers, the daily snapshot, and the rebuild equal to the incremental result.""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 
 from infra.clock import OffsetClock
@@ -16,7 +19,7 @@ from infra.db import Database, begin_write
 from infra.outbox import OutboxEvent
 from partners.roles import Role
 from schema.context import Services
-from signals import daily, facts, handlers, maintenance
+from signals import daily, facts, handlers, locks, maintenance
 from signals import reps as signal_reps
 from signals.events import SIGNALS_CHANGED
 from signals.models import SignalFact, SignalSnapshot
@@ -24,7 +27,7 @@ from signals.snapshots import values_at
 from tests.earnings.scenarios import make_program, seed_products, worked_rules
 from tests.factories import Tenant, approve_sale, blocked_on_a_lock
 from tests.signals.scenarios import EXPECTED_D8, run, settle
-from tests.support import GQL, refused_inserts
+from tests.support import GQL, eventually, refused_inserts
 
 
 async def stored(db: Database, tenant: Tenant) -> tuple[list[Any], list[Any]]:
@@ -202,3 +205,67 @@ async def test_the_daily_snapshots_and_a_handlers_refresh_of_a_partner_do_not_de
         assert await signal_reps.take_due(daily_job, clock, tenant.vendor.id, currency) == 2
     await handler
     assert await snapshotted(db, tenant, today) == {partner}
+
+
+WRITERS: dict[str, Callable[[AsyncSession, OffsetClock, Tenant], Awaitable[object]]] = {
+    "advance": lambda s, clock, t: maintenance.advance(
+        s, clock, t.vendor.id, {t.partners[1].id: {facts.CREDITS}}
+    ),
+    "refresh": lambda s, clock, t: maintenance.refresh(
+        s, clock, t.vendor.id, [t.partners[1].id], clock.now().date()
+    ),
+    "take_due": lambda s, clock, t: maintenance.take_due(s, clock, t.vendor.id),
+    "rebuild": lambda s, clock, t: maintenance.rebuild(s, clock, t.vendor.id),
+}
+
+
+@pytest.mark.parametrize("writer", sorted(WRITERS))
+async def test_each_signal_writer_waits_for_another_writer_of_the_vendor(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant, writer: str
+) -> None:
+    """Writers of one vendor's signal rows run one after the other, even on rows of other
+    partners (rows not inserted yet cannot be locked in any order: two writers could each
+    wait for the other). Here the first holds partner 0's snapshot of today, the second
+    writes for partner 1 (or all); on PostgreSQL it waits for the first's commit."""
+    if not db.url.startswith("postgresql"):
+        pytest.skip("PostgreSQL runs writers at once; SQLite one at a time anyway")
+    today = clock.now().date()
+    async with services.outbox.paused(), db.transaction() as first:
+        currency = await maintenance.signal_currency(first, tenant.vendor.id)
+        await maintenance.take(
+            first, clock, tenant.vendor.id, currency, [tenant.partners[0].id], [today]
+        )
+
+        async def second() -> None:
+            async with db.transaction() as session:
+                await WRITERS[writer](session, clock, tenant)
+
+        task = asyncio.create_task(second())
+
+        async def waits() -> bool:
+            await first.execute(text("SELECT pg_stat_clear_snapshot()"))
+            waiting = await first.scalar(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                     " AND NOT granted AND classid = :namespace"),
+                {"namespace": locks.NAMESPACE},
+            )  # fmt: skip
+            return bool(waiting)
+
+        await eventually(waits)
+        assert not task.done()
+    await task
+    assert tenant.partners[0].id in await snapshotted(db, tenant, today)
+
+
+async def test_holding_a_vendor_after_another_that_comes_later_is_refused(
+    db: Database, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    first, second = sorted([tenant.vendor.id, other_tenant.vendor.id], key=locks.key)
+    async with db.transaction() as session:
+        await locks.hold(session, [second])
+        await locks.hold(session, [second])  # held: nothing asked
+        with pytest.raises(locks.LockOrderError):
+            await locks.hold(session, [first])
+    async with db.transaction() as session:  # a new transaction holds nothing yet
+        await locks.hold(session, [first])
+        await locks.hold(session, [first, second])
