@@ -26,6 +26,23 @@ def database_unreachable(error: BaseException | None) -> bool:
     return False
 
 
+def rolled_back_by_the_database(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) is PostgreSQL's transaction rollback
+    (SQLSTATE class 40: a deadlock broken by killing this side, a serialization
+    conflict): nothing of the transaction stayed, and running it again is the remedy.
+    psycopg reports these as ``OperationalError``; asyncpg's adapter only as a
+    ``DBAPIError``, with the SQLSTATE beside it."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, DBAPIError):
+            sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+            if isinstance(sqlstate, str) and sqlstate.startswith("40"):
+                return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 def is_unavailable(error: BaseException | None) -> bool:
     """Redis or the database out of reach (see the module)."""
     return redis_unreachable(error) or database_unreachable(error)

@@ -69,7 +69,7 @@ from infra import audit
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime, execute_core
 from infra.ids import new_id
-from infra.outages import database_unreachable
+from infra.outages import database_unreachable, rolled_back_by_the_database
 from infra.outbox_partitions import (
     HEARTBEAT,
     SINGLE_LEASE_NAME,
@@ -288,9 +288,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_transient(exc: BaseException) -> bool:
-    """An infrastructure fault, not the event's: one of ``TRANSIENT_ERRORS``, or a database
-    connection lost whatever its error class (``infra.outages``)."""
-    return isinstance(exc, TRANSIENT_ERRORS) or database_unreachable(exc)
+    """An infrastructure fault, not the event's: one of ``TRANSIENT_ERRORS``, a database
+    connection lost whatever its error class, or a transaction the database rolled back to
+    break a deadlock or a serialization conflict (``infra.outages``)."""
+    return (
+        isinstance(exc, TRANSIENT_ERRORS)
+        or database_unreachable(exc)
+        or rolled_back_by_the_database(exc)
+    )
 
 
 BACKOFF_BASE = timedelta(seconds=1)

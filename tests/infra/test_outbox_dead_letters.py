@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis.exceptions
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from api.settings import Settings, SettingsError
@@ -292,6 +293,40 @@ async def test_an_outage_is_not_charged_to_the_events(
             0, None, None, None,
         )  # fmt: skip
         redis_down = False
+        assert await dispatcher.dispatch_pending() == 1
+        assert (await _row(db, event)).dispatched_at is not None
+
+
+async def test_a_transaction_the_database_rolled_back_is_retried_uncharged(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """PostgreSQL kills one side of a deadlock (or a serialization conflict): the handler's
+    transaction is gone, not wrong, and runs again on the next pass without counting
+    towards the dead letter. asyncpg's adapter reports it as a bare DBAPIError."""
+    if not db.url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL rollback (SQLSTATE class 40)")
+    rolled_back = ["40P01", "40001"]
+
+    async def handler(event: OutboxEvent) -> None:
+        async with db.transaction() as session:
+            if rolled_back:
+                code = rolled_back.pop(0)
+                raise_it = f"RAISE EXCEPTION 'rolled back' USING ERRCODE = '{code}'"
+                await session.execute(text(f"DO $$ BEGIN {raise_it}; END $$"))
+
+    dispatcher = Dispatcher(db, clock)  # its own: the app's would dispatch it too
+    dispatcher.register("ProbeRolledBack", handler)
+    async with services.outbox.paused():  # the app's own dispatcher stays out of it
+        async with db.transaction() as session:
+            event = await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeRolledBack",
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        for _ in range(2):
+            with pytest.raises(sa_exc.DBAPIError, match="rolled back"):
+                await dispatcher.dispatch_pending()
+            row = await _row(db, event)
+            assert (row.attempts, row.dead_at, row.dispatched_at) == (0, None, None)
         assert await dispatcher.dispatch_pending() == 1
         assert (await _row(db, event)).dispatched_at is not None
 
