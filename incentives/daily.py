@@ -43,14 +43,17 @@ async def run_due(db: Database, clock: Clock) -> int:
         )
 
     async def run(vendor_id: uuid.UUID) -> int:
+        # Today's snapshots of partners that had no activity yet today (the signals' own
+        # daily job does the same; whichever runs first takes them), in a transaction of
+        # their own: the vendor's signal lock (signals.locks) is not held through the
+        # evaluation.
+        async with db.transaction() as session:
+            await take_due(session, clock, vendor_id)
         async with db.transaction() as session:
             await begin_write(session)
             run = RuleDailyRun(vendor_id=vendor_id, day=today.isoformat(), ran_at=clock.now())
             session.add(run)
             await session.flush()  # another process ran it: IntegrityError, nothing kept
-            # Today's snapshots of partners that had no activity yet today (the signals'
-            # own daily job does the same; whichever runs first takes them).
-            await take_due(session, clock, vendor_id)
             out = await evaluate_vendor(
                 session, clock, vendor_id=vendor_id, day=today, trigger=TRIGGER
             )

@@ -26,17 +26,22 @@ def database_unreachable(error: BaseException | None) -> bool:
     return False
 
 
+# SQLSTATEs of a transaction PostgreSQL rolled back itself: serialization_failure,
+# deadlock_detected.
+ROLLED_BACK = frozenset({"40001", "40P01"})
+
+
 def rolled_back_by_the_database(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it was raised from) is PostgreSQL's transaction rollback
-    (SQLSTATE class 40: a deadlock broken by killing this side, a serialization
-    conflict): nothing of the transaction stayed, and running it again is the remedy.
+    (``ROLLED_BACK``: a deadlock broken by killing this side, a serialization conflict):
+    nothing of the transaction stayed, and running it again is the remedy.
     psycopg reports these as ``OperationalError``; asyncpg's adapter only as a
     ``DBAPIError``, with the SQLSTATE beside it."""
     seen = 0
     while error is not None and seen < 10:
         if isinstance(error, DBAPIError):
             sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-            if isinstance(sqlstate, str) and sqlstate.startswith("40"):
+            if sqlstate in ROLLED_BACK:
                 return True
         error = error.__cause__ or error.__context__
         seen += 1

@@ -7,9 +7,11 @@ inserts. A row not inserted yet cannot be locked in advance, so no order of row 
 keeps two of them from each waiting for the other (a deadlock: PostgreSQL kills one; the
 daily job and a handler's refresh did, in the test suite). Each writer holds instead,
 before it reads or writes a signal row, a transaction-scoped advisory lock on the vendor:
-writers of one vendor queue, writers of different vendors do not meet. A transaction that
-writes for several vendors holds them all at once, before any (``hold`` takes them in one
-order); holding one more later in the same transaction is refused, as it could deadlock.
+writers of one vendor queue; writers of different vendors wait for each other only
+through a transaction that holds both (a run of events, the activity flush) or should two
+vendors share a key. A transaction that writes for several vendors holds them all at once,
+before any (``hold`` takes them in one order); asking later for a vendor that comes before
+one it holds is refused, as it could deadlock.
 
 On SQLite writers already run one at a time (``infra.db.begin_write``); the bookkeeping,
 and so the refusal, is the same.
@@ -45,11 +47,8 @@ def key(vendor_id: uuid.UUID) -> int:
 
 async def hold(session: AsyncSession, vendor_ids: Iterable[uuid.UUID]) -> None:
     """Hold the vendors' signal locks until the transaction ends (waiting for other
-    writers of theirs). Those already held by this transaction are not asked again."""
-    transaction = session.sync_session.get_transaction()
-    held_by, held = session.sync_session.info.get(_HELD, (None, set()))
-    if held_by is not transaction:  # a new transaction of the session holds nothing yet
-        held = set()
+    writers of theirs). Those this transaction holds already are not asked again."""
+    held = _held(session)
     wanted = sorted({key(v) for v in vendor_ids} - held)
     if not wanted:
         return
@@ -58,4 +57,17 @@ async def hold(session: AsyncSession, vendor_ids: Iterable[uuid.UUID]) -> None:
     if session.get_bind().dialect.name == "postgresql":
         for k in wanted:
             await execute_core(session, _LOCK, {"namespace": NAMESPACE, "key": k})
-    session.sync_session.info[_HELD] = (session.sync_session.get_transaction(), held | set(wanted))
+    sync = session.sync_session
+    sync.info[_HELD] = (sync.get_transaction(), sync.get_nested_transaction(), held | set(wanted))
+
+
+def _held(session: AsyncSession) -> set[int]:
+    """The keys this transaction holds: none in a new transaction of the session, nor after
+    a rollback to the savepoint they were taken in (which releases them)."""
+    sync = session.sync_session
+    root, nested, keys = sync.info.get(_HELD, (None, None, set()))
+    if root is None or root is not sync.get_transaction():
+        return set()
+    if nested is not None and nested is not sync.get_nested_transaction():
+        return set()  # taken in a savepoint that has ended since (asked again: re-entrant)
+    return set(keys)

@@ -26,7 +26,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
-from signals import compute, facts
+from signals import compute, facts, locks
 from signals.compute import LOOKBACK_DAYS, Fact
 from signals.models import SignalRepFact, SignalRepSnapshot
 from signals.store import upsert
@@ -48,6 +48,7 @@ async def refresh(
     """Recompute the partners' rep facts from ``first`` to today, then the snapshots of
     today of their reps with history, and those already taken of the days since ``first``.
     Returns how many snapshots were written."""
+    await locks.hold(session, [vendor_id])  # (held by the caller: a no-op)
     today = clock.now().date()
     first = min(first, today)
     ids = sorted(set(partner_ids))
@@ -68,6 +69,7 @@ async def refresh(
 async def take_due(session: AsyncSession, clock: Clock, vendor_id: uuid.UUID, currency: str) -> int:
     """The day starts: today's snapshot of every rep with history that has none yet, and
     yesterday's re-taken where one was taken (its last minutes)."""
+    await locks.hold(session, [vendor_id])  # (held by the caller: a no-op)
     today = clock.now().date()
     mine = (col(SignalRepSnapshot.partner_id) == SignalRepFact.partner_id) & (
         col(SignalRepSnapshot.rep_user_id) == SignalRepFact.rep_user_id
@@ -97,6 +99,7 @@ async def rebuild(
 ) -> int:
     """All of a vendor's rep facts from the source tables (from ``first``), every rep
     snapshot it had re-taken, and today's of every rep with history. Returns the fact rows."""
+    await locks.hold(session, [vendor_id])  # (held by the caller: a no-op)
     today = clock.now().date()
     found = await facts.compute_reps(
         session, vendor_id, currency, partner_ids=None, first=first, last=today
@@ -290,6 +293,7 @@ async def take(
 ) -> int:
     """Compute and store the snapshots of ``day`` of the partners' reps with history on or
     before it (``only``: of those reps alone). Returns how many were written."""
+    await locks.hold(session, [vendor_id])  # (held by the caller: a no-op)
     ids = sorted(set(partner_ids))
     if not ids:
         return 0
@@ -335,6 +339,7 @@ async def advance(
     this partner's snapshot of today could be advanced. ``snapshots``: the partners' reps'
     snapshots of today (currency, basis as stored: JSON text or parsed), read with the
     partners' (``maintenance.advance``). Returns how many snapshots were written."""
+    await locks.hold(session, [vendor_id])  # (held by the caller: a no-op)
     # The recompute read every partner the run named; only the partners whose facts of
     # today moved (``touched``) can have reps whose facts moved.
     recomputed = {key: found for key, found in recomputed.items() if key[0] in touched}

@@ -304,7 +304,7 @@ async def test_a_transaction_the_database_rolled_back_is_retried_uncharged(
     transaction is gone, not wrong, and runs again on the next pass without counting
     towards the dead letter. asyncpg's adapter reports it as a bare DBAPIError."""
     if not db.url.startswith("postgresql"):
-        pytest.skip("a PostgreSQL rollback (SQLSTATE class 40)")
+        pytest.skip("a PostgreSQL rollback (SQLSTATE 40P01, 40001)")
     rolled_back = ["40P01", "40001"]
 
     async def handler(event: OutboxEvent) -> None:

@@ -269,3 +269,25 @@ async def test_holding_a_vendor_after_another_that_comes_later_is_refused(
     async with db.transaction() as session:  # a new transaction holds nothing yet
         await locks.hold(session, [first])
         await locks.hold(session, [first, second])
+
+
+async def test_a_lock_a_rolled_back_savepoint_released_is_taken_again(
+    db: Database, tenant: Tenant
+) -> None:
+    async def held(session: AsyncSession) -> int:
+        if not db.url.startswith("postgresql"):
+            return 1  # SQLite: nothing to hold (one writer at a time)
+        count = await session.scalar(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                 " AND classid = :namespace AND pid = pg_backend_pid()"),
+            {"namespace": locks.NAMESPACE},
+        )  # fmt: skip
+        return int(count or 0)
+
+    async with db.transaction() as session:
+        savepoint = await session.begin_nested()
+        await locks.hold(session, [tenant.vendor.id])
+        assert await held(session) == 1
+        await savepoint.rollback()  # releases what was taken in it
+        await locks.hold(session, [tenant.vendor.id])
+        assert await held(session) == 1
