@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -268,6 +270,23 @@ async def test_two_dispatchers_never_dispatch_the_same_event(
         assert [at is not None for at in rows] == [True]
 
 
+@asynccontextmanager
+async def probed(
+    services: Services, clock: OffsetClock, tenant: Tenant, event_type: str, handler: Handler
+) -> AsyncIterator[tuple[Dispatcher, OutboxEvent]]:
+    """A dispatcher of the test's own with ``handler`` for ``event_type``, and one such event
+    recorded, while the app's own dispatcher is paused (its poll would dispatch it too)."""
+    dispatcher = Dispatcher(services.db, clock)
+    dispatcher.register(event_type, handler)
+    async with services.outbox.paused():
+        async with services.db.transaction() as session:
+            event = await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type=event_type,
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        yield dispatcher, event
+
+
 async def test_an_outage_is_not_charged_to_the_events(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -277,14 +296,7 @@ async def test_an_outage_is_not_charged_to_the_events(
         if redis_down:
             raise redis.exceptions.ConnectionError("Error 111 connecting to redis:6379.")
 
-    dispatcher = Dispatcher(db, clock)  # its own: the app's would dispatch it too
-    dispatcher.register("ProbeOutage", handler)
-    async with services.outbox.paused():  # the app's own dispatcher stays out of it
-        async with db.transaction() as session:
-            event = await record_event(
-                session, clock, vendor_id=tenant.vendor.id, type="ProbeOutage",
-                aggregate_id=uuid.uuid4(), payload={},
-            )  # fmt: skip
+    async with probed(services, clock, tenant, "ProbeOutage", handler) as (dispatcher, event):
         for _ in range(dispatcher.max_attempts + 1):
             with pytest.raises(redis.exceptions.ConnectionError):
                 await dispatcher.dispatch_pending()
@@ -314,14 +326,7 @@ async def test_a_transaction_the_database_rolled_back_is_retried_uncharged(
                 raise_it = f"RAISE EXCEPTION 'rolled back' USING ERRCODE = '{code}'"
                 await session.execute(text(f"DO $$ BEGIN {raise_it}; END $$"))
 
-    dispatcher = Dispatcher(db, clock)  # its own: the app's would dispatch it too
-    dispatcher.register("ProbeRolledBack", handler)
-    async with services.outbox.paused():  # the app's own dispatcher stays out of it
-        async with db.transaction() as session:
-            event = await record_event(
-                session, clock, vendor_id=tenant.vendor.id, type="ProbeRolledBack",
-                aggregate_id=uuid.uuid4(), payload={},
-            )  # fmt: skip
+    async with probed(services, clock, tenant, "ProbeRolledBack", handler) as (dispatcher, event):
         for _ in range(2):
             with pytest.raises(sa_exc.DBAPIError, match="rolled back"):
                 await dispatcher.dispatch_pending()
