@@ -3,10 +3,10 @@
 aiosqlite runs each SQLite connection in a thread of its own, and every call crosses over
 to it and back. SQLAlchemy's adapter makes three or four such calls per statement: open a
 cursor, execute, fetch the rows, close the cursor. On a machine with more than one core
-each crossing wakes the other thread on another core, which costs more CPU than a small
-statement itself: a signal handler's run (nine statements) spent ~1.4 ms of its ~3.3 ms
-in them (docs/benchmarks.md, issue 13). This cursor does the four in one crossing, as
-SQLAlchemy's asyncpg adapter does for its driver (rows fetched with the execute).
+each crossing wakes the other thread, often on the other core: a lone approval's signal
+run made 19 calls and spent 0.7-0.95 ms of CPU outside the event loop's thread. This
+cursor does the four in one crossing, as SQLAlchemy's asyncpg adapter does for its driver
+(rows fetched with the execute): 7 calls, 0.45-0.6 ms (docs/benchmarks.md, issue 13).
 
 Everything else is SQLAlchemy's aiosqlite dialect: connections, transactions, error
 translation, the per-connection execute lock, and server-side (streaming) cursors, which
