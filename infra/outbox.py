@@ -52,6 +52,7 @@ import logging
 import os
 import re
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -80,6 +81,7 @@ from infra.outbox_partitions import (
     slot_of,
 )
 from infra.pubsub import Hub
+from infra.tasks import wind_down
 
 log = logging.getLogger(__name__)
 
@@ -258,12 +260,14 @@ class Registration:
     event_types: tuple[str, ...]
     handler: Handler | BatchHandler
     batched: bool
+    live: bool = False
 
 
-def batch(event_types: Iterable[str], handler: BatchHandler) -> Registration:
+def batch(event_types: Iterable[str], handler: BatchHandler, *, live: bool = False) -> Registration:
     """Runs of consecutive events of these types, in commit order (preferred: see
-    ``Dispatcher.register_batch``)."""
-    return Registration(tuple(event_types), handler, batched=True)
+    ``Dispatcher.register_batch``). ``live``: someone watches its effect as it happens (a
+    leaderboard's push): it runs in the live lane too (``Dispatcher`` docstring)."""
+    return Registration(tuple(event_types), handler, batched=True, live=live)
 
 
 def each(event_type: str, handler: Handler) -> Registration:
@@ -299,6 +303,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 BACKOFF_BASE = timedelta(seconds=1)
+# The most pending events the live lane looks at: with more, the dispatcher is behind, the
+# pass has a backlog to clear, and a lane reading it at every commit would slow it; it
+# stands aside for LIVE_REST seconds.
+LIVE_PAGE = 500
+LIVE_REST = 1.0
 # How long a pass may hold the dispatch lease without renewing it (renewed every page of
 # events): after a dispatcher dies mid-pass, the others wait this long at most.
 LEASE = timedelta(seconds=30)
@@ -418,7 +427,20 @@ class _Lease:
 
 
 class Dispatcher:
-    """Runs registered handlers for committed events; one per process."""
+    """Runs registered handlers for committed events; one per process.
+
+    The live lane. A pass runs every handler of a segment before it reads the next page,
+    so an event committed during a pass would wait for all of it (earnings crediting, the
+    signals, the rules) before its leaderboard moved. While ``run`` holds the outbox (its
+    lease or partitions) and a pass is under way, each wake-up (a commit) therefore also
+    runs the ``live`` batch handlers at once over the events not yet given them, in commit
+    order, with the pass's ordering rules (an aggregate with an event waiting, dead, or
+    retrying is left to the pass); the pass then skips those handlers for them. A live
+    handler that fails in the lane is simply run again by the pass, which charges the
+    failure as it does any other (so live handlers must be idempotent, as every handler
+    is). One lock orders the lane's runs and the pass's live steps, so a contest still
+    scores its events in commit order.
+    """
 
     def __init__(
         self,
@@ -437,7 +459,16 @@ class Dispatcher:
         self.backoff_cap = backoff_cap
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._batch_handlers: list[tuple[frozenset[str], BatchHandler]] = []
+        self._live_handlers: list[tuple[frozenset[str], BatchHandler]] = []
         self._wake = asyncio.Event()
+        # The live lane (class docstring): its wake-up, its lock, and the events of the
+        # current pass that have had their live handlers.
+        self._live_wake = asyncio.Event()
+        self._live_lock = asyncio.Lock()
+        self._live_done: set[uuid.UUID] = set()
+        self._live_held: set[uuid.UUID] = set()  # aggregates the lane failed on this pass
+        self._live_types: frozenset[str] = frozenset()
+        self._lane_on = False
         self._lock = asyncio.Lock()
         self._lease = _Lease(db)
         self._lease_busy = False
@@ -447,26 +478,36 @@ class Dispatcher:
         self.partitions = partitions
         self._partitions = PartitionLeases(db, partitions) if partitions > 1 else None
         self._partitions_lost = False
-        self._running = False  # in ``run`` (its heartbeat keeps the leases between passes)
+        # In ``run``: the live lane runs during its passes, and in partition mode its
+        # heartbeat keeps the leases between passes.
+        self._running = False
 
     def register(self, event_type: str, handler: Handler) -> None:
         self._handlers[event_type].append(handler)
 
-    def register_batch(self, event_types: Iterable[str], handler: BatchHandler) -> None:
+    def register_batch(
+        self, event_types: Iterable[str], handler: BatchHandler, *, live: bool = False
+    ) -> None:
         """``handler`` receives lists of events of these types, in commit order. It must
-        cope with order inside the list itself (e.g. a reversal after its approval)."""
-        self._batch_handlers.append((frozenset(event_types), handler))
+        cope with order inside the list itself (e.g. a reversal after its approval).
+        ``live``: it runs in the live lane too (class docstring), and first in a segment."""
+        handlers = self._live_handlers if live else self._batch_handlers
+        handlers.append((frozenset(event_types), handler))
+        if live:
+            self._live_types |= frozenset(event_types)
 
     def register_all(self, registrations: Iterable[Registration]) -> None:
         """Register in the given order (batch handlers of a run run in that order)."""
         for r in registrations:
             if r.batched:
-                self.register_batch(r.event_types, cast(BatchHandler, r.handler))
+                self.register_batch(r.event_types, cast(BatchHandler, r.handler), live=r.live)
             else:
                 self.register(r.event_types[0], cast(Handler, r.handler))
 
     def _batched(self, event_type: str) -> bool:
-        return any(event_type in types for types, _ in self._batch_handlers)
+        return any(
+            event_type in types for types, _ in (*self._live_handlers, *self._batch_handlers)
+        )
 
     @contextlib.asynccontextmanager
     async def paused(self) -> AsyncIterator[None]:
@@ -485,25 +526,35 @@ class Dispatcher:
     async def listen(self, hub: Hub) -> None:
         """Wake on other processes' ``notify`` (their commits); the poll still catches what
         a lost notice or a crash left behind."""
-        await hub.watch(hub.channel(WAKE_CHANNEL), lambda _message: self._wake.set())
+        await hub.watch(hub.channel(WAKE_CHANNEL), lambda _message: self._woken())
 
     def notify(self) -> None:
         """Something committed events: dispatch soon (the poll loop catches the rest)."""
         if self._dispatched_by is not None:
             self._dispatched_by.publish_soon(self._dispatched_by.channel(WAKE_CHANNEL), b"")
         else:
-            self._wake.set()
+            self._woken()
+
+    def _woken(self) -> None:
+        self._wake.set()
+        self._live_wake.set()
+
+    def _undispatched(self) -> list[ColumnElement[bool]]:
+        """Events not dispatched or discarded; in partition mode, of the partitions this
+        dispatcher holds."""
+        where: list[ColumnElement[bool]] = [
+            col(OutboxEvent.dispatched_at).is_(None),
+            col(OutboxEvent.discarded_at).is_(None),
+        ]
+        if self._partitions is not None:
+            slot = col(OutboxEvent.partition_slot)
+            where.append((slot % self.partitions).in_(self._partitions.held))
+        return where
 
     def _select_page(self, after: uuid.UUID | None) -> Any:
         """Undispatched events after ``after`` in commit order, dead and waiting ones
-        included (they hold back later events of their aggregate); in partition mode, of
-        the partitions this dispatcher holds."""
-        stmt = select(OutboxEvent).where(
-            col(OutboxEvent.dispatched_at).is_(None), col(OutboxEvent.discarded_at).is_(None)
-        )
-        if self._partitions is not None:
-            slot = col(OutboxEvent.partition_slot)
-            stmt = stmt.where((slot % self.partitions).in_(self._partitions.held))
+        included (they hold back later events of their aggregate)."""
+        stmt = select(OutboxEvent).where(*self._undispatched())
         if after is not None:
             stmt = stmt.where(col(OutboxEvent.id) > after)
         return stmt.order_by(col(OutboxEvent.id)).limit(self.batch_size)
@@ -616,6 +667,107 @@ class Dispatcher:
                 log.exception("outbox partition heartbeat failed; retrying")
 
     async def _dispatch_all(self, events: list[OutboxEvent]) -> int:
+        if not (self._running and self._live_handlers):
+            return await self._dispatch_pass(events)
+        # (A wake-up left from before the pass is not cleared: one may have come after the
+        # pass read its first page, and an extra look costs one read.)
+        stop = asyncio.Event()
+        self._lane_on = True
+        lane = asyncio.create_task(self._live_lane(stop), name="outbox-live-lane")
+        try:
+            return await self._dispatch_pass(events)
+        finally:
+            self._lane_on = False
+            stop.set()
+            self._live_wake.set()
+            # The lane's run in progress finishes (a handler cut off half-way would leave,
+            # say, its Redis connection mid-reply), unless the process is stopping.
+            if await wind_down(lane) is not None:
+                log.error("outbox live lane failed", exc_info=lane.exception())
+            self._live_done.clear()
+            self._live_held.clear()
+
+    async def _live_lane(self, stop: asyncio.Event) -> None:
+        """For as long as a pass runs: the live handlers of what commits meanwhile."""
+        rest_until = 0.0
+        while True:
+            await self._live_wake.wait()
+            self._live_wake.clear()
+            if stop.is_set():
+                return
+            if time.monotonic() < rest_until:
+                continue
+            try:
+                if not await self._live_run():
+                    rest_until = time.monotonic() + LIVE_REST  # behind: stand aside a while
+            except Exception as exc:  # noqa: BLE001 - the pass runs and charges them
+                log.info("outbox live lane left events to the pass: %s", describe(exc)[0])
+
+    async def _live_run(self) -> bool:
+        """The live handlers of the pending events that have not had them, in commit order,
+        but for aggregates with an event dead, waiting, retried or failed in the lane: two
+        narrow reads, then the rows of the events to run (usually the one just committed).
+        False when the dispatcher is behind (``LIVE_PAGE`` events or more pending)."""
+        e = OutboxEvent
+        fresh = [col(e.attempts) == 0, col(e.dead_at).is_(None)]
+        async with self.db.session() as session:
+            heads = (
+                await session.execute(
+                    select(col(e.id), col(e.aggregate_id), col(e.type))
+                    .where(*self._undispatched(), *fresh)
+                    .order_by(col(e.id))
+                    .limit(LIVE_PAGE)
+                )
+            ).all()
+            if len(heads) == LIVE_PAGE:
+                return False  # the pass has a backlog to clear: reading it would slow it
+            held = set(
+                (
+                    await session.execute(
+                        select(col(e.aggregate_id))
+                        .where(*self._undispatched(), ~and_(*fresh))
+                        .distinct()
+                    )
+                ).scalars()
+            )
+            ready = [
+                head.id
+                for head in heads
+                if head.type in self._live_types
+                and head.id not in self._live_done
+                and head.aggregate_id not in held
+                and head.aggregate_id not in self._live_held
+            ]
+            if not ready:
+                return True
+            events = list(
+                await session.exec(select(e).where(col(e.id).in_(ready)).order_by(col(e.id)))
+            )
+        if self._partitions_lost:
+            return True  # another dispatcher holds one of them now
+        try:
+            await self._live_step(events)
+        except Exception:
+            # Left to the pass, which charges the failure: the lane does not try these
+            # aggregates again this pass (nor re-publish the notices that went out).
+            self._live_held.update(event.aggregate_id for event in events)
+            raise
+        return True
+
+    async def _live_step(self, events: list[OutboxEvent]) -> None:
+        """The live handlers of those of ``events`` that have not had them this pass."""
+        if not self._live_handlers:
+            return
+        async with self._live_lock:
+            todo = [e for e in events if e.id not in self._live_done]
+            for types, handler in self._live_handlers:
+                wanted = [e for e in todo if e.type in types]
+                if wanted:
+                    await handler(wanted)
+            if self._lane_on:  # (else no lane: nothing to skip, nothing to remember)
+                self._live_done.update(e.id for e in todo if e.type in self._live_types)
+
+    async def _dispatch_pass(self, events: list[OutboxEvent]) -> int:
         done = 0
         # Aggregates whose earlier event waits, is dead, or failed in this pass.
         held: set[uuid.UUID] = set()
@@ -658,6 +810,7 @@ class Dispatcher:
         return segments
 
     async def _run_handlers(self, segment: list[OutboxEvent]) -> None:
+        await self._live_step(segment)
         for event in segment:
             for handler in self._handlers.get(event.type, ()):
                 await handler(event)
@@ -700,6 +853,7 @@ class Dispatcher:
                 .where(col(OutboxEvent.id).in_([e.id for e in events]))
                 .values(dispatched_at=self.clock.now(), next_attempt_at=None)
             )
+        self._live_done.difference_update(e.id for e in events)  # a pass may last for hours
 
     async def _charge(self, event: OutboxEvent, exc: Exception) -> None:
         """One more failed attempt: wait (backoff), or dead-letter it at ``max_attempts``."""
@@ -715,6 +869,7 @@ class Dispatcher:
             "dead_at": now if dead else None,
         }
         self._retry_at(values["next_attempt_at"])
+        self._live_done.discard(event.id)
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxEvent)
@@ -736,19 +891,24 @@ class Dispatcher:
     async def run(self, poll_interval: float = 1.0) -> None:
         """Dispatch forever: right after a local commit, and on a poll for other processes'
         events, for retries that fall due, and for anything a crash left behind."""
-        if self._partitions is None:
-            return await self._run(poll_interval)
-        heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        partitions = self._partitions
+        heartbeat = (
+            None
+            if partitions is None
+            else asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
+        )
         self._running = True
         try:
             await self._run(poll_interval)
         finally:
             self._running = False
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            with contextlib.suppress(Exception):  # they expire anyway
-                await self._partitions.release()
+            if heartbeat is not None:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
+            if partitions is not None:
+                with contextlib.suppress(Exception):  # they expire anyway
+                    await partitions.release()
 
     async def _run(self, poll_interval: float) -> None:
         while True:

@@ -39,6 +39,24 @@ async def to_completion(cleanup: Coroutine[Any, Any, T]) -> T:
     return result
 
 
+async def wind_down(task: asyncio.Task[Any]) -> BaseException | None:
+    """Wait for a task that was told to end (it finishes what it is doing) and return its
+    exception, if any; but when the calling task is being cancelled, or is cancelled while
+    it waits, cancel ``task`` too, wait for it, and let the cancellation go on: a plain
+    ``await`` inside ``contextlib.suppress(CancelledError)`` would swallow the caller's
+    own cancellation along with the task's, and a process would never stop."""
+    current = asyncio.current_task()
+    if current is not None and current.cancelling():
+        task.cancel()
+    try:
+        await asyncio.wait([task])
+    except asyncio.CancelledError:
+        task.cancel()
+        await asyncio.wait([task])
+        raise
+    return None if task.cancelled() else task.exception()
+
+
 async def stop(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait until every one of them has ended (they stop side by
     side), even when the caller is cancelled meanwhile: a job's transaction has then rolled

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from infra.tasks import stop, to_completion
+from infra.tasks import stop, to_completion, wind_down
 
 
 async def test_a_cleanup_runs_to_its_end_and_then_the_cancellation_is_raised() -> None:
@@ -64,3 +64,51 @@ async def test_stop_waits_for_every_task_and_logs_one_that_fails_as_it_stops(
     assert sorted(ended) == ["job-0", "job-1", "job-2"]
     assert all(task.done() for task in tasks)
     assert [r.getMessage() for r in caplog.records] == ["job-0 failed as it stopped"]
+
+
+async def test_winding_down_waits_for_the_task_and_returns_its_error() -> None:
+    async def finishing() -> None:
+        await asyncio.sleep(0.05)
+        raise ValueError("its own")
+
+    task = asyncio.create_task(finishing())
+    error = await wind_down(task)
+    assert isinstance(error, ValueError)
+    assert task.done()
+
+
+async def test_a_cancellation_while_winding_down_is_passed_on_not_swallowed() -> None:
+    """The caller (a dispatcher's pass ending) is cancelled while it waits for the task (a
+    live lane's run that takes its time): the task is cancelled too, and so is the caller,
+    which a ``suppress(CancelledError)`` around ``await task`` would have let run on."""
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(slow())
+    await started.wait()
+    caller = asyncio.create_task(wind_down(task))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert task.cancelled()
+
+
+async def test_a_caller_already_being_cancelled_cancels_the_task_at_once() -> None:
+    task = asyncio.create_task(asyncio.sleep(3600))
+
+    async def pass_then_cancelled() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:  # as the pass's ``finally`` runs when the process stops
+            await wind_down(task)
+
+    caller = asyncio.create_task(pass_then_cancelled())
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, 5)
+    assert task.cancelled()
