@@ -112,7 +112,9 @@ def build_services(settings: Settings, *, db: Database, redis: AnyRedis, clock: 
 
 def handlers(services: Services) -> list[Registration]:
     """Every outbox handler, in the order the batch handlers of a run run: the cheap live
-    ones first (deal and claim notices, contest scoring: a few ms a run), then earnings
+    ones first (deal and claim notices, contest scoring: a few ms a run; registered
+    ``live``, so that what commits during a pass is also handled by them at once:
+    ``infra.outbox.Dispatcher``), then earnings
     crediting (milliseconds a sale), which nothing here waits for, then what reads the
     credited ledger (prizes, concentration guardrails, the signal facts and snapshots, the
     incentive rules that read them), then notifications and the webhook deliveries (one

@@ -1,6 +1,7 @@
 """What deal registration does after its events commit: live notices of deal status
 changes and of sale-claim state changes, published on the partners' and vendors' channels
-(cheap, latency-sensitive: the composition root registers them first)."""
+(cheap, latency-sensitive: live, so they also run in the dispatcher's live lane, ahead of
+a pass's slow handlers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,6 @@ from infra.pubsub import Hub
 
 def handlers(hub: Hub) -> list[Registration]:
     return [
-        batch([DEAL_STATUS_CHANGED], notices.publisher(hub)),
-        batch([CLAIM_STATE_CHANGED], fanout.publisher(hub)),
+        batch([DEAL_STATUS_CHANGED], notices.publisher(hub), live=True),
+        batch([CLAIM_STATE_CHANGED], fanout.publisher(hub), live=True),
     ]

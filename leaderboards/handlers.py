@@ -12,6 +12,7 @@ from leaderboards.scoring import SCORED_EVENT_TYPES
 
 def handlers(runtime: Leaderboards) -> list[Registration]:
     return [
-        batch(SCORED_EVENT_TYPES, runtime.on_source_events),
+        # Live: the dispatcher's live lane scores what commits during a pass at once.
+        batch(SCORED_EVENT_TYPES, runtime.on_source_events, live=True),
         each(CONTEST_CHANGED, runtime.on_contest_changed),
     ]
