@@ -63,6 +63,7 @@ from typing import Any, cast
 import redis.exceptions
 from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import aliased
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -467,6 +468,11 @@ class Dispatcher:
         self._live_lock = asyncio.Lock()
         self._live_done: set[uuid.UUID] = set()
         self._live_held: set[uuid.UUID] = set()  # aggregates the lane failed on this pass
+        # The pass's aggregates the lane must leave alone: those of the segment it is
+        # handling (until marked or charged), and those it holds (a failure this pass).
+        self._in_pass: set[uuid.UUID] = set()
+        self._pass_held: set[uuid.UUID] = set()
+        self._renewed_at = 0.0  # when the single lease was last taken or renewed
         self._live_types: frozenset[str] = frozenset()
         self._lane_on = False
         self._lock = asyncio.Lock()
@@ -614,6 +620,7 @@ class Dispatcher:
                 if len(first) < self.batch_size and not self._due(first, set(), self.clock.now()):
                     return 0  # all wait for a retry, or behind a dead letter: no lease needed
                 if await self._lease.take(seen):
+                    self._renewed_at = time.monotonic()
                     break
                 if not wait:
                     self._lease_busy = True
@@ -680,12 +687,14 @@ class Dispatcher:
             self._lane_on = False
             stop.set()
             self._live_wake.set()
-            # The lane's run in progress finishes (a handler cut off half-way would leave,
-            # say, its Redis connection mid-reply), unless the process is stopping.
-            if await wind_down(lane) is not None:
-                log.error("outbox live lane failed", exc_info=lane.exception())
-            self._live_done.clear()
-            self._live_held.clear()
+            try:
+                # The lane's run in progress finishes (a handler cut off half-way would
+                # leave, say, its Redis connection mid-reply), unless the process stops.
+                if await wind_down(lane) is not None:
+                    log.error("outbox live lane failed", exc_info=lane.exception())
+            finally:
+                self._live_done.clear()
+                self._live_held.clear()
 
     async def _live_lane(self, stop: asyncio.Event) -> None:
         """For as long as a pass runs: the live handlers of what commits meanwhile."""
@@ -695,8 +704,11 @@ class Dispatcher:
             self._live_wake.clear()
             if stop.is_set():
                 return
-            if time.monotonic() < rest_until:
-                continue
+            if (rest := rest_until - time.monotonic()) > 0:  # then one look for all since
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), rest)
+                if stop.is_set():
+                    return
             try:
                 if not await self._live_run():
                     rest_until = time.monotonic() + LIVE_REST  # behind: stand aside a while
@@ -705,48 +717,50 @@ class Dispatcher:
 
     async def _live_run(self) -> bool:
         """The live handlers of the pending events that have not had them, in commit order,
-        but for aggregates with an event dead, waiting, retried or failed in the lane: two
-        narrow reads, then the rows of the events to run (usually the one just committed).
-        False when the dispatcher is behind (``LIVE_PAGE`` events or more pending)."""
-        e = OutboxEvent
-        fresh = [col(e.attempts) == 0, col(e.dead_at).is_(None)]
+        but for aggregates with an event dead, waiting or retried, in the pass's hands, or
+        failed in the lane: one narrow read, then the rows of the events to run (usually
+        the one just committed). False when the dispatcher is behind (``LIVE_PAGE`` events
+        or more pending)."""
+        if not self._owns_outbox():
+            return True
+        e, h = OutboxEvent, aliased(OutboxEvent)
+        fresh = and_(col(e.attempts) == 0, col(e.dead_at).is_(None))
+        # An aggregate with an event dead, waiting or retried (``ix_outbox_event_aggregate``).
+        held = (
+            select(col(h.id))
+            .where(
+                col(h.aggregate_id) == col(e.aggregate_id),
+                col(h.dispatched_at).is_(None),
+                col(h.discarded_at).is_(None),
+                or_(col(h.attempts) > 0, col(h.dead_at).is_not(None)),
+            )
+            .exists()
+        )
         async with self.db.session() as session:
             heads = (
                 await session.execute(
                     select(col(e.id), col(e.aggregate_id), col(e.type))
-                    .where(*self._undispatched(), *fresh)
+                    .where(*self._undispatched(), fresh, ~held)
                     .order_by(col(e.id))
                     .limit(LIVE_PAGE)
                 )
             ).all()
             if len(heads) == LIVE_PAGE:
                 return False  # the pass has a backlog to clear: reading it would slow it
-            held = set(
-                (
-                    await session.execute(
-                        select(col(e.aggregate_id))
-                        .where(*self._undispatched(), ~and_(*fresh))
-                        .distinct()
-                    )
-                ).scalars()
-            )
             ready = [
                 head.id
                 for head in heads
                 if head.type in self._live_types
                 and head.id not in self._live_done
-                and head.aggregate_id not in held
-                and head.aggregate_id not in self._live_held
+                and not self._left_to_pass(head.aggregate_id)
             ]
             if not ready:
                 return True
             events = list(
                 await session.exec(select(e).where(col(e.id).in_(ready)).order_by(col(e.id)))
             )
-        if self._partitions_lost:
-            return True  # another dispatcher holds one of them now
         try:
-            await self._live_step(events)
+            await self._live_step(events, lane=True)
         except Exception:
             # Left to the pass, which charges the failure: the lane does not try these
             # aggregates again this pass (nor re-publish the notices that went out).
@@ -754,12 +768,30 @@ class Dispatcher:
             raise
         return True
 
-    async def _live_step(self, events: list[OutboxEvent]) -> None:
-        """The live handlers of those of ``events`` that have not had them this pass."""
+    def _left_to_pass(self, aggregate_id: uuid.UUID) -> bool:
+        return (
+            aggregate_id in self._in_pass
+            or aggregate_id in self._pass_held
+            or aggregate_id in self._live_held
+        )
+
+    def _owns_outbox(self) -> bool:
+        """The lane runs only while this dispatcher surely holds what its pass dispatches."""
+        if self._partitions is not None:
+            return not self._partitions_lost
+        return time.monotonic() - self._renewed_at < LEASE.total_seconds() * 0.9
+
+    async def _live_step(self, events: list[OutboxEvent], *, lane: bool = False) -> None:
+        """The live handlers of those of ``events`` that have not had them this pass. From
+        the lane (``lane``), what it read is checked again under the lock: the pass may
+        have handled, marked or charged some of them meanwhile (it never waits for this
+        lock inside a transaction, so reading here cannot deadlock)."""
         if not self._live_handlers:
             return
         async with self._live_lock:
             todo = [e for e in events if e.id not in self._live_done]
+            if lane and todo:
+                todo = await self._still_pending(todo)
             for types, handler in self._live_handlers:
                 wanted = [e for e in todo if e.type in types]
                 if wanted:
@@ -767,18 +799,53 @@ class Dispatcher:
             if self._lane_on:  # (else no lane: nothing to skip, nothing to remember)
                 self._live_done.update(e.id for e in todo if e.type in self._live_types)
 
+    async def _still_pending(self, events: list[OutboxEvent]) -> list[OutboxEvent]:
+        """Those of ``events`` still fresh and undispatched, and not in the pass's hands."""
+        e = OutboxEvent
+        async with self.db.session() as session:
+            pending = set(
+                (
+                    await session.execute(
+                        select(col(e.id)).where(
+                            col(e.id).in_([event.id for event in events]),
+                            col(e.dispatched_at).is_(None),
+                            col(e.discarded_at).is_(None),
+                            col(e.attempts) == 0,
+                            col(e.dead_at).is_(None),
+                        )
+                    )
+                ).scalars()
+            )
+        return [
+            event
+            for event in events
+            if event.id in pending and not self._left_to_pass(event.aggregate_id)
+        ]
+
     async def _dispatch_pass(self, events: list[OutboxEvent]) -> int:
         done = 0
         # Aggregates whose earlier event waits, is dead, or failed in this pass.
         held: set[uuid.UUID] = set()
+        self._pass_held = held
         while events:
             for segment in self._segments(self._due(events, held, self.clock.now())):
                 if self._partitions_lost:  # another dispatcher holds one of them now
                     return done
                 ready = [e for e in segment if e.aggregate_id not in held]
                 if ready:
-                    done += await self._dispatch_segment(ready, held)
-            if len(events) == self.batch_size and not await self._renew():
+                    self._in_pass = {e.aggregate_id for e in ready}
+                    try:
+                        done += await self._dispatch_segment(ready, held)
+                    finally:
+                        self._in_pass = set()
+            # The lease is renewed every page (a page of the batch size, or a third of
+            # LEASE since the last renewal: under a steady stream a pass reads small pages
+            # for as long as the stream lasts).
+            renew = len(events) == self.batch_size or (
+                self._partitions is None
+                and time.monotonic() - self._renewed_at > LEASE.total_seconds() / 3
+            )
+            if renew and not await self._renew():
                 log.warning("outbox dispatch lease lost mid-pass (overran it); pass ends")
                 return done
             # The next page: further events, or those handlers recorded meanwhile.
@@ -788,7 +855,9 @@ class Dispatcher:
     async def _renew(self) -> bool:
         if self._partitions is not None:
             return await self._partitions.renew()
-        return await self._lease.renew()
+        if renewed := await self._lease.renew():
+            self._renewed_at = time.monotonic()
+        return renewed
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:
         """Split at every event without a batch handler, and at every event that failed
@@ -869,13 +938,13 @@ class Dispatcher:
             "dead_at": now if dead else None,
         }
         self._retry_at(values["next_attempt_at"])
-        self._live_done.discard(event.id)
         async with self.db.transaction() as session:
             await session.execute(
                 update(OutboxEvent)
                 .where(col(OutboxEvent.id) == event.id, col(OutboxEvent.dispatched_at).is_(None))
                 .values(**values)
             )
+        self._live_done.discard(event.id)
         if dead:
             log.error(
                 "outbox event %s (%s) dead-lettered after %d attempts: %s: %s",

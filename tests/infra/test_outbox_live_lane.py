@@ -5,16 +5,26 @@ failure there is left to the pass, which charges it as usual."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlmodel import col, select
 
+from infra import outbox
 from infra.clock import OffsetClock
-from infra.outbox import LIVE_PAGE, Dispatcher, OutboxEvent, record_event, record_events
+from infra.outbox import (
+    LIVE_PAGE,
+    Dispatcher,
+    OutboxEvent,
+    OutboxLease,
+    record_event,
+    record_events,
+)
 from schema.context import Services
 from tests.factories import Tenant
 from tests.support import eventually
@@ -28,10 +38,12 @@ class Live:
 
     broken: bool = True
     runs: list[list[str]] = field(default_factory=list)
+    failures: int = 0
 
     async def __call__(self, events: list[OutboxEvent]) -> None:
         names = [e.payload["name"] for e in events]
         if self.broken and any(e.payload.get("poison") for e in events):
+            self.failures += 1
             raise ValueError("poison")
         self.runs.append(names)
 
@@ -44,10 +56,12 @@ class Slow:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     started: asyncio.Event = field(default_factory=asyncio.Event)
     runs: list[list[str]] = field(default_factory=list)
+    delay: float = 0.0  # each run's time once released
 
     async def __call__(self, events: list[OutboxEvent]) -> None:
         self.started.set()
         await self.release.wait()
+        await asyncio.sleep(self.delay)
         self.runs.append([e.payload["name"] for e in events])
 
 
@@ -137,6 +151,11 @@ async def test_a_live_failure_is_left_to_the_pass_which_charges_it_and_holds_its
         await asyncio.wait_for(slow.started.wait(), 10)
         aggregate = uuid.uuid4()
         poison = await commit(services, clock, tenant, dispatcher, "poison", aggregate, poison=True)
+
+        async def lane_failed() -> bool:
+            return live.failures == 1
+
+        await eventually(lane_failed)
         after = await commit(services, clock, tenant, dispatcher, "after", aggregate)
         other = await commit(services, clock, tenant, dispatcher, "other")
 
@@ -226,3 +245,58 @@ async def test_the_lane_leaves_an_aggregate_with_an_event_waiting_for_a_retry_to
 
         await eventually(through, within=10)
         assert names(live.runs).index("x") < names(live.runs).index("y")
+
+
+async def test_the_lane_leaves_an_aggregate_the_pass_is_handling_to_the_pass(
+    services: Services, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The pass is in the slow handlers of an aggregate's event (its live step done): a later
+    event of that aggregate waits for it, since that event may yet fail and hold the rest."""
+    async with running(services, clock) as (dispatcher, live, slow):
+        aggregate = uuid.uuid4()
+        await commit(services, clock, tenant, dispatcher, "approved", aggregate)
+        await asyncio.wait_for(slow.started.wait(), 10)
+        await commit(services, clock, tenant, dispatcher, "reversed", aggregate)
+        await commit(services, clock, tenant, dispatcher, "another")
+
+        async def lane_ran() -> bool:
+            return "another" in names(live.runs)
+
+        await eventually(lane_ran)
+        assert "reversed" not in names(live.runs)
+        slow.release.set()
+
+        async def reversed_live() -> bool:
+            return "reversed" in names(live.runs)
+
+        await eventually(reversed_live)
+        assert names(live.runs).count("reversed") == 1
+
+
+async def test_a_pass_under_a_steady_stream_keeps_renewing_its_lease(
+    services: Services, clock: OffsetClock, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads small pages for as long as commits keep coming; it used to renew the
+    single lease only after a full page, so a long stream outlived the lease, and another
+    dispatcher could take it mid-pass (the lane, which runs only while the lease is
+    surely held, would stop too). Here LEASE is 3 s and the stream lasts 2.5 s."""
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=3))
+    async with running(services, clock) as (dispatcher, live, slow):
+        slow.release.set()
+        slow.delay = 0.1  # slower than the stream: the pass never finds an empty page
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:
+            await commit(services, clock, tenant, dispatcher, "tick")
+            await asyncio.sleep(0.03)
+        lease = OutboxLease.__table__  # type: ignore[attr-defined]
+        async with services.db.engine.connect() as conn:
+            holder, expires_at = (
+                await conn.execute(
+                    select(lease.c.holder, lease.c.expires_at).where(
+                        lease.c.name == outbox.LEASE_NAME
+                    )
+                )
+            ).one()
+        assert holder is not None  # one pass, still running
+        # Renewed within the stream: more than a second of the lease is left.
+        assert expires_at - datetime.now(UTC) > timedelta(seconds=1)
