@@ -435,12 +435,12 @@ class Dispatcher:
     signals, the rules) before its leaderboard moved. While ``run`` holds the outbox (its
     lease or partitions) and a pass is under way, each wake-up (a commit) therefore also
     runs the ``live`` batch handlers at once over the events not yet given them, in commit
-    order, with the pass's ordering rules (an aggregate with an event waiting, dead, or
-    retrying is left to the pass); the pass then skips those handlers for them. A live
-    handler that fails in the lane is simply run again by the pass, which charges the
-    failure as it does any other (so live handlers must be idempotent, as every handler
-    is). One lock orders the lane's runs and the pass's live steps, so a contest still
-    scores its events in commit order.
+    order, with the pass's ordering rules (an aggregate with an event waiting, dead or
+    retried, or one the pass is handling, is left to the pass); the pass then skips those
+    handlers for them. A live handler that fails in the lane is run again by the pass,
+    which charges the failure as it does any other (so live handlers must be idempotent,
+    as every handler is). One lock orders the lane's runs and the pass's live steps, so a
+    contest still scores its events in commit order. docs/dispatchers.md, "The live lane".
     """
 
     def __init__(
@@ -619,8 +619,9 @@ class Dispatcher:
                     return 0
                 if len(first) < self.batch_size and not self._due(first, set(), self.clock.now()):
                     return 0  # all wait for a retry, or behind a dead letter: no lease needed
+                asked = time.monotonic()  # (before: the lease runs from the database's now)
                 if await self._lease.take(seen):
-                    self._renewed_at = time.monotonic()
+                    self._renewed_at = asked
                     break
                 if not wait:
                     self._lease_busy = True
@@ -725,22 +726,19 @@ class Dispatcher:
             return True
         e, h = OutboxEvent, aliased(OutboxEvent)
         fresh = and_(col(e.attempts) == 0, col(e.dead_at).is_(None))
-        # An aggregate with an event dead, waiting or retried (``ix_outbox_event_aggregate``).
-        held = (
-            select(col(h.id))
-            .where(
-                col(h.aggregate_id) == col(e.aggregate_id),
-                col(h.dispatched_at).is_(None),
-                col(h.discarded_at).is_(None),
-                or_(col(h.attempts) > 0, col(h.dead_at).is_not(None)),
-            )
-            .exists()
+        # The aggregates with an event dead, waiting or retried: a list found once through
+        # the pending index (correlated per event, it would walk each aggregate's history,
+        # dispatched events included: a busy partner's EarningsChanged grow without end).
+        held = select(col(h.aggregate_id)).where(
+            col(h.dispatched_at).is_(None),
+            col(h.discarded_at).is_(None),
+            or_(col(h.attempts) > 0, col(h.dead_at).is_not(None)),
         )
         async with self.db.session() as session:
             heads = (
                 await session.execute(
                     select(col(e.id), col(e.aggregate_id), col(e.type))
-                    .where(*self._undispatched(), fresh, ~held)
+                    .where(*self._undispatched(), fresh, col(e.aggregate_id).not_in(held))
                     .order_by(col(e.id))
                     .limit(LIVE_PAGE)
                 )
@@ -855,8 +853,9 @@ class Dispatcher:
     async def _renew(self) -> bool:
         if self._partitions is not None:
             return await self._partitions.renew()
+        asked = time.monotonic()  # (before: the lease runs from the database's now)
         if renewed := await self._lease.renew():
-            self._renewed_at = time.monotonic()
+            self._renewed_at = asked
         return renewed
 
     def _segments(self, events: list[OutboxEvent]) -> list[list[OutboxEvent]]:

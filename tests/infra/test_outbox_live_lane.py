@@ -273,30 +273,41 @@ async def test_the_lane_leaves_an_aggregate_the_pass_is_handling_to_the_pass(
         assert names(live.runs).count("reversed") == 1
 
 
+@pytest.mark.slow
 async def test_a_pass_under_a_steady_stream_keeps_renewing_its_lease(
     services: Services, clock: OffsetClock, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pass reads small pages for as long as commits keep coming; it used to renew the
     single lease only after a full page, so a long stream outlived the lease, and another
-    dispatcher could take it mid-pass (the lane, which runs only while the lease is
-    surely held, would stop too). Here LEASE is 3 s and the stream lasts 2.5 s."""
-    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=3))
-    async with running(services, clock) as (dispatcher, live, slow):
-        slow.release.set()
-        slow.delay = 0.1  # slower than the stream: the pass never finds an empty page
-        started = time.monotonic()
-        while time.monotonic() - started < 2.5:
-            await commit(services, clock, tenant, dispatcher, "tick")
-            await asyncio.sleep(0.03)
-        lease = OutboxLease.__table__  # type: ignore[attr-defined]
+    dispatcher could take it mid-pass (the lane, which runs only while the lease is held,
+    would stop too). Here LEASE is 6 s and one pass lasts through a 5 s stream."""
+    monkeypatch.setattr(outbox, "LEASE", timedelta(seconds=6))
+    lease = OutboxLease.__table__  # type: ignore[attr-defined]
+
+    async def lease_row() -> tuple[str | None, datetime, int]:
         async with services.db.engine.connect() as conn:
-            holder, expires_at = (
+            row = (
                 await conn.execute(
-                    select(lease.c.holder, lease.c.expires_at).where(
+                    select(lease.c.holder, lease.c.expires_at, lease.c.passes).where(
                         lease.c.name == outbox.LEASE_NAME
                     )
                 )
             ).one()
-        assert holder is not None  # one pass, still running
-        # Renewed within the stream: more than a second of the lease is left.
-        assert expires_at - datetime.now(UTC) > timedelta(seconds=1)
+        return row.holder, row.expires_at, row.passes
+
+    async with running(services, clock) as (dispatcher, live, slow):
+        slow.delay = 0.1  # slower than the stream: the pass never finds an empty page
+        await commit(services, clock, tenant, dispatcher, "tick")
+        await asyncio.wait_for(slow.started.wait(), 10)
+        holder, _, passes = await lease_row()
+        assert holder is not None
+        slow.release.set()
+        started = time.monotonic()
+        while time.monotonic() - started < 5:
+            await commit(services, clock, tenant, dispatcher, "tick")
+            await asyncio.sleep(0.03)
+        now_holder, expires_at, now_passes = await lease_row()
+        # The same pass, still running: no pass ended meanwhile (``passes``).
+        assert (now_holder, now_passes) == (holder, passes)
+        # Renewed during the stream: without renewals about 1 s of the lease would be left.
+        assert expires_at - datetime.now(UTC) > timedelta(seconds=2.5)
