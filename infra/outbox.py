@@ -725,7 +725,6 @@ class Dispatcher:
         if not self._owns_outbox():
             return True
         e, h = OutboxEvent, aliased(OutboxEvent)
-        fresh = and_(col(e.attempts) == 0, col(e.dead_at).is_(None))
         # The aggregates with an event dead, waiting or retried: a list found once through
         # the pending index (correlated per event, it would walk each aggregate's history,
         # dispatched events included: a busy partner's EarningsChanged grow without end).
@@ -738,7 +737,11 @@ class Dispatcher:
             heads = (
                 await session.execute(
                     select(col(e.id), col(e.aggregate_id), col(e.type))
-                    .where(*self._undispatched(), fresh, col(e.aggregate_id).not_in(held))
+                    .where(
+                        *self._undispatched(),
+                        in_states([EventState.PENDING]),
+                        col(e.aggregate_id).not_in(held),
+                    )
                     .order_by(col(e.id))
                     .limit(LIVE_PAGE)
                 )
@@ -806,10 +809,7 @@ class Dispatcher:
                     await session.execute(
                         select(col(e.id)).where(
                             col(e.id).in_([event.id for event in events]),
-                            col(e.dispatched_at).is_(None),
-                            col(e.discarded_at).is_(None),
-                            col(e.attempts) == 0,
-                            col(e.dead_at).is_(None),
+                            in_states([EventState.PENDING]),
                         )
                     )
                 ).scalars()
