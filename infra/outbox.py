@@ -748,13 +748,18 @@ class Dispatcher:
             ).all()
             if len(heads) == LIVE_PAGE:
                 return False  # the pass has a backlog to clear: reading it would slow it
-            ready = [
-                head.id
-                for head in heads
-                if head.type in self._live_types
-                and head.id not in self._live_done
-                and not self._left_to_pass(head.aggregate_id)
-            ]
+            ready: list[uuid.UUID] = []
+            for head in heads:
+                if head.type in self._handlers:
+                    # An event handled on its own (a contest's settings changed: its board
+                    # is rebuilt) is not overtaken: what follows may be scored against it.
+                    break
+                if (
+                    head.type in self._live_types
+                    and head.id not in self._live_done
+                    and not self._left_to_pass(head.aggregate_id)
+                ):
+                    ready.append(head.id)
             if not ready:
                 return True
             events = list(
