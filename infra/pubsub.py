@@ -319,7 +319,10 @@ class Hub:
             # Confirmations are read too: a new listener waits for its own (``listen``).
             pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
             try:
-                async with self._lock:
+                # Bounded: a listen waits for this lock, and must fail fast, not wait out a
+                # server that accepts the connection but does not answer (stopped, or
+                # overloaded) for the client's socket timeout and retries (~30 s).
+                async with self._lock, asyncio.timeout(self._connect_within):  # see _subscribe
                     # A subscription with no channel yet: redis-py needs one before reading.
                     channels = {self.keys("chan", "_hub"), *self._listeners, *self._watchers}
                     if isinstance(pubsub, ClusterPubSub):

@@ -149,3 +149,34 @@ async def test_a_listen_waiting_for_its_confirmation_wakes_when_the_hub_stops(
             listening.cancel()
             await hub.close()
             await proxied.aclose()
+
+
+async def test_a_listen_fails_fast_while_redis_accepts_connections_but_does_not_answer() -> None:
+    """A stopped or overloaded server accepts the connection and says nothing. The reader's
+    attempt to connect holds the Hub's lock; were it not bounded by ``connect_within``, a
+    listen would wait out the client's socket timeout and retries (~30 s) for that lock.
+    The outer bound only ends a hang: it is no measure of speed."""
+    silent_clients: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent_clients.append(writer)
+        while await reader.read(65536):
+            pass  # read and never answer
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    unanswering = connect(f"redis://127.0.0.1:{port}/0")
+    hub = Hub(unanswering, Keys(f"hubsilent-{uuid.uuid4().hex[:8]}"), connect_within=0.5)
+    try:
+        async with asyncio.timeout(8):
+            for _ in range(2):  # the first listen, and one during the reader's retries
+                with pytest.raises(RedisUnavailable):
+                    async with hub.listen(hub.channel("a")):
+                        pytest.fail("entered without a subscription")
+        assert not hub.subscribed
+    finally:
+        await hub.close()
+        await unanswering.aclose()
+        server.close()
+        for writer in silent_clients:
+            writer.close()
