@@ -119,6 +119,9 @@ async def count_rows(db: Database, model: Any) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+SHUTDOWN_WITHIN = 30.0  # a bound on a hang, not a measure of speed
+
+
 @asynccontextmanager
 async def live_server(app: Starlette) -> AsyncIterator[str]:
     """Serve an already started app on a free loopback port (real uvicorn, real sockets)."""
@@ -135,7 +138,34 @@ async def live_server(app: Starlette) -> AsyncIterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        await task
+        await _shut_down(task)
+
+
+async def _shut_down(serving: asyncio.Task[None]) -> None:
+    """uvicorn's shutdown waits, without a bound, for every connection's task to end: a
+    subscription that does not end when its socket closes would hang the test until the
+    suite's timeout. Fail instead, naming what still runs."""
+    try:
+        async with asyncio.timeout(SHUTDOWN_WITHIN):
+            await asyncio.shield(serving)
+    except TimeoutError:
+        stuck = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        shown = "\n".join(_awaiting(task) for task in stuck)
+        serving.cancel()
+        raise AssertionError(f"the server did not shut down; still running:\n{shown}") from None
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """Where a task waits: its chain of awaited coroutines, outermost first (a task's own
+    stack shows only its first frame)."""
+    lines = [task.get_name()]
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is not None:
+            lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None)
+    return "\n".join(lines)
 
 
 class WSClient:
