@@ -9,11 +9,12 @@ import json
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 import jwt
@@ -30,6 +31,7 @@ from api.auth import issue_token
 from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
 from infra.db import WRITE_INTENT, Database
+from infra.outbox import BatchHandler, Dispatcher
 from partners.models import User
 from schema.context import Services
 
@@ -253,6 +255,26 @@ async def listening(services: Services, channel: str, *, count: int = 1) -> None
         return int(listeners) >= count
 
     await eventually(subscribed, within=15)
+
+
+H = TypeVar("H", bound=BatchHandler)
+_BATCH_HANDLERS: weakref.WeakKeyDictionary[Dispatcher, dict[str, BatchHandler]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def batch_handler_of(
+    services: Services, event_types: list[str], name: str, make: Callable[[], H]
+) -> H:
+    """The test's batch handler ``name`` on the app's dispatcher: made and registered the
+    first time an app is seen, the same one after (a dispatcher cannot unregister, and the
+    app is shared by tests). Keyed by the dispatcher itself: an id could be reused by the
+    next app."""
+    registered = _BATCH_HANDLERS.setdefault(services.outbox, {})
+    if name not in registered:
+        registered[name] = make()
+        services.outbox.register_batch(event_types, registered[name])
+    return cast(H, registered[name])
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 3.0) -> None:

@@ -29,7 +29,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale
 from tests.processes import cli_process
-from tests.support import GQL, error_codes, eventually
+from tests.support import GQL, batch_handler_of, error_codes, eventually
 
 POISON_TYPE = "ProbePoisonRun"
 OUTBOX = """
@@ -59,15 +59,9 @@ class Probe:
         self.applied.extend(names)
 
 
-_PROBES: dict[int, Probe] = {}
-
-
 def probe(services: Services) -> Probe:
-    """One probe registered per app (handlers cannot be unregistered), reset per test."""
-    found = _PROBES.get(id(services.outbox))
-    if found is None:
-        found = _PROBES[id(services.outbox)] = Probe()
-        services.outbox.register_batch([POISON_TYPE], found)
+    """The app's probe, reset for this test."""
+    found = batch_handler_of(services, [POISON_TYPE], "poison-probe", Probe)
     found.broken, found.calls, found.applied = True, [], []
     return found
 

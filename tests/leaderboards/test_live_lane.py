@@ -17,7 +17,7 @@ from infra.outbox import OutboxEvent
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
-from tests.support import GQL, live_server, ws_client
+from tests.support import GQL, batch_handler_of, live_server, ws_client
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +41,9 @@ class Gate:
             await self.opened.wait()
 
 
-_GATES: dict[int, Gate] = {}
-
-
 def gate(services: Services) -> Gate:
-    """One gate registered per app (handlers cannot be unregistered), reset per test."""
-    found = _GATES.get(id(services.outbox))
-    if found is None:
-        found = _GATES[id(services.outbox)] = Gate()
-        services.outbox.register_batch([SALE_APPROVED], found)
+    """The app's gate, reset for this test."""
+    found = batch_handler_of(services, [SALE_APPROVED], "live-lane-gate", Gate)
     found.closed, found.opened, found.entered = False, asyncio.Event(), asyncio.Event()
     return found
 
