@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from earnings import programs
 from earnings.explanations import Explanation, ExplanationKind
 from earnings.models import EarningEntry, EntryKind, Program, ProgramKind, ProgramVersion
-from earnings.programs import BaseRate, Rules, Spiff, Tier
+from earnings.programs import BaseRate, Recurring, Rules, Spiff, Tier
 from earnings.rounding import format_bp
 from infra.money import Money
 from partners.group_models import PartnerGroupMembership
@@ -137,6 +137,71 @@ def _deal_bonus(rules: Rules, currency: str) -> str:
     return " plus ".join(parts) if parts else "nothing"
 
 
+def _renewal_pay(terms: Recurring) -> str:
+    if terms.renewal_schedule_bp:
+        *first, last = (format_bp(bp) for bp in terms.renewal_schedule_bp)
+        return ", ".join(first + [f"then {last} from then on"]) if first else last
+    return format_bp(terms.renewal_rate_bp) if terms.renewal_rate_bp else "nothing"
+
+
+def _renewal_cap(terms: Recurring) -> str:
+    caps = []
+    if terms.max_renewals is not None:
+        caps.append(f"for the first {terms.max_renewals} renewals")
+    if terms.max_months is not None:
+        caps.append(f"for terms starting within {terms.max_months} months of the start")
+    return " and ".join(caps) if caps else "without limit"
+
+
+def _retention(terms: Recurring, currency: str) -> str:
+    if not terms.retention_bonus_minor or terms.retention_months is None:
+        return "nothing"
+    return f"{_m(terms.retention_bonus_minor, currency)} once, {terms.retention_months} months in"
+
+
+def _cancellations(terms: Recurring) -> str:
+    days = terms.clawback_days
+    if not days:
+        return "never taken back"
+    return f"taken back if it is cancelled within {days} days of the term's start"
+
+
+def _recurring(before: Recurring | None, after: Recurring | None, currency: str) -> list[str]:
+    """Subscriptions' terms; no terms pays as Recurring() does: nothing."""
+    if before == after:
+        return []
+    if after is None:
+        return ["subscriptions no longer earn recurring commissions"]
+    was, now = before or Recurring(), after
+    clauses = [
+        ("each renewal of a subscription now earns {}, it was {}", _renewal_pay),
+        ("renewals now earn {}, it was {}", _renewal_cap),
+        (
+            "a multi-year term now earns {} per year beyond the first, it was {}",
+            lambda t: (
+                f"+{format_bp(t.multi_year_escalator_bp)} more"
+                if t.multi_year_escalator_bp
+                else "nothing more"
+            ),
+        ),
+        (
+            "an expansion now earns {} of its net increase, it was {}",
+            lambda t: format_bp(t.expansion_bonus_bp),
+        ),
+        ("an account still active now earns {}, it was {}", lambda t: _retention(t, currency)),
+        (
+            "what a subscription's renewal and expansions earned is now {}, it was {}",
+            _cancellations,
+        ),
+    ]
+    out = []
+    for sentence, describe in clauses:
+        a, b = describe(was), describe(now)
+        if a != b:
+            out.append(sentence.format(b, a))
+    return out
+
+
 def describe_changes(before: Rules, after: Rules, currency: str) -> list[str]:
     """Each difference between two versions' rules as a clause a partner can read."""
     out = _base_rates(before, after, currency)
@@ -160,6 +225,9 @@ def describe_changes(before: Rules, after: Rules, currency: str) -> list[str]:
             if after.clawback
             else "a reversed sale no longer takes back what it earned"
         )
+    out += _recurring(before.recurring, after.recurring, currency)
+    if not out and before != after:  # never "the same" when it is not
+        out.append("some of its terms changed")
     return out
 
 

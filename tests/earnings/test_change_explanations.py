@@ -5,9 +5,13 @@ Expected sentences written by hand."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from earnings import programs
+from earnings.changes import describe_changes
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners import groups
@@ -208,3 +212,90 @@ async def test_each_adjustment_is_explained_with_its_note_to_its_partner_only(
     assert await explained(gql, tenant, index=1) == []
     # Adjustments are the organisation's: its rep's own earnings do not include them.
     assert await explained(gql, tenant, Role.PARTNER_REP, 0) == []
+
+
+async def test_a_change_of_what_subscriptions_earn_is_explained(
+    gql: GQL, clock: OffsetClock, tenant: Tenant
+) -> None:
+    clock.freeze(T0)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    recurring = {"renewalRateBp": 1000, "clawbackDays": 0}
+    created = await gql.data(CREATE, {"input": {
+        "name": "Renewals", "currency": "USD", "rules": rules(recurring=recurring),
+        "effectiveFrom": "2026-01-01T00:00:00+00:00",
+    }}, as_user=admin)  # fmt: skip
+    program_id = created["earningProgramCreate"]["program"]["id"]
+    for effective, changed in [
+        ("2026-03-05", {"renewalRateBp": 200, "clawbackDays": 90}),
+        ("2026-03-06", None),
+    ]:
+        result = await gql.data(VERSION, {"input": {
+            "programId": program_id, "rules": rules(recurring=changed),
+            "effectiveFrom": f"{effective}T00:00:00+00:00",
+        }}, as_user=admin)  # fmt: skip
+        assert result["earningProgramVersionCreate"]["userErrors"] == []
+    clock.freeze(T0 + timedelta(days=5))
+    assert (await explained(gql, tenant))[-2:] == [
+        ("PROGRAM_CHANGED",
+         "The Renewals program changed on 05 Mar 2026 (version 2): each renewal of a "
+         "subscription now earns 2%, it was 10%; what a subscription's renewal and expansions "
+         "earned is now taken back if it is cancelled within 90 days of the term's start, it "
+         "was never taken back."),
+        ("PROGRAM_CHANGED",
+         "The Renewals program changed on 06 Mar 2026 (version 3): subscriptions no longer "
+         "earn recurring commissions."),
+    ]  # fmt: skip
+
+
+def _changed(value: Any, declared: str) -> Any:
+    """Another value of a rules field's declared type (enough to make it differ)."""
+    if value is None:
+        return "other" if "str" in declared else 5
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 7
+    if isinstance(value, tuple):
+        return (*value, 300)
+    if isinstance(value, str):
+        return value + "-other"
+    if isinstance(value, datetime):
+        return value + timedelta(days=1)
+    raise AssertionError(f"no other value for {value!r}")
+
+
+def test_every_field_of_a_programs_rules_has_its_own_sentence() -> None:
+    """A field added to the rules must be explained when it changes: each field of each part
+    of the rules, changed alone, gives a sentence of its own (not the catch-all)."""
+    base_rate = programs.BaseRate(rate_bp=800)
+    tier = programs.Tier(name="Gold", threshold_minor=1_000_000, uplift_bp=200)
+    spiff = programs.Spiff(
+        sku="AP-1", per_unit_minor=2_500, starts_at=T0, ends_at=T0 + timedelta(days=7)
+    )
+    recurring = programs.Recurring(
+        renewal_rate_bp=1000, retention_months=12, retention_bonus_minor=5_000
+    )
+    base = programs.Rules(
+        base_rates=(base_rate,), tiers=(tier,), spiffs=(spiff,), recurring=recurring
+    )
+    parts: list[tuple[Any, Callable[[Any], programs.Rules]]] = [
+        (base, lambda changed: changed),
+        (base_rate, lambda changed: dataclasses.replace(base, base_rates=(changed,))),
+        (tier, lambda changed: dataclasses.replace(base, tiers=(changed,))),
+        (spiff, lambda changed: dataclasses.replace(base, spiffs=(changed,))),
+        (recurring, lambda changed: dataclasses.replace(base, recurring=changed)),
+    ]
+    for part, into in parts:
+        for field in dataclasses.fields(part):
+            if dataclasses.is_dataclass(getattr(part, field.name)) or field.name in {
+                "base_rates", "tiers", "spiffs", "recurring"
+            }:  # fmt: skip
+                continue  # the parts themselves, each covered field by field
+            changed = dataclasses.replace(
+                part, **{field.name: _changed(getattr(part, field.name), str(field.type))}
+            )
+            clauses = describe_changes(base, into(changed), "USD")
+            assert clauses, f"{type(part).__name__}.{field.name} changed unexplained"
+            assert clauses != ["some of its terms changed"], (
+                f"{type(part).__name__}.{field.name} has no sentence of its own"
+            )
