@@ -297,11 +297,27 @@ async def _rates(ctx: Context, group_id: uuid.UUID) -> list[tuple[Program, int]]
     return ctx.group_rates[group_id]
 
 
+async def closed_group(ctx: Context, action: Action) -> str | None:
+    """Why a group window cannot be opened now, though the group was fine when the rule
+    was written: it was archived since (GROUP_ARCHIVED), or a pilot took it over as its
+    treatment arm (GROUP_MANAGED). The rule's other actions still apply."""
+    if action.kind is not ActionKind.GROUP_WINDOW or action.group_id is None:
+        return None
+    group = await ctx.group(action.group_id)
+    if group.archived_at is not None:
+        return "GROUP_ARCHIVED"
+    if group.managed_by is not None:
+        return "GROUP_MANAGED"
+    return None
+
+
 async def apply(ctx: Context, action: Action) -> dict[str, Any]:
     """Place the action's effect; the outcome the firing records."""
     now = ctx.clock.now()
     until = now + timedelta(days=action.days)
     outcome: dict[str, Any] = {"kind": action.kind.value, "until": until.isoformat()}
+    if closed := await closed_group(ctx, action):
+        return outcome | {"skipped": closed, "estimated_cost_minor": 0}
     outcome["estimated_cost_minor"] = await estimate(ctx, action)
     by = f"rule:{ctx.rule_id}"
     match action.kind:

@@ -38,8 +38,8 @@ MAX_LISTED = 500  # partners listed; counts and totals cover all
 class DryAction:
     kind: str
     cost_minor: int
-    # Why it would not be applied (BUDGET_REACHED, ALREADY_LIVE, CAP_REACHED), as a firing's
-    # outcome would say; None when it would be.
+    # Why it would not be applied (BUDGET_REACHED, ALREADY_LIVE, CAP_REACHED, GROUP_ARCHIVED,
+    # GROUP_MANAGED), as a firing's outcome would say; None when it would be.
     skipped: str | None = None
     # A rate overlay: the basis points other overlays already run on the partner's program.
     running_bp: int | None = None
@@ -105,6 +105,8 @@ async def dry_run(
         for action in compiled.actions:
             if action.kind in act.RATE_ACTIONS:
                 costs.append(await _rate(ctx, action, live, now))
+            elif closed := await act.closed_group(ctx, action):
+                costs.append(DryAction(action.kind.value, 0, skipped=closed))
             else:
                 costs.append(DryAction(action.kind.value, await act.estimate(ctx, action)))
         out.estimated_cost_minor += sum(c.cost_minor for c in costs)

@@ -166,7 +166,9 @@ class RuleActionOutcome:
     kind: ActionKind
     until: datetime
     skipped: str | None = strawberry.field(
-        description="Why it was not applied (BUDGET_REACHED), else null."
+        description="Why it was not applied, else null: BUDGET_REACHED; ALREADY_LIVE or "
+        "CAP_REACHED (a rate overlay); GROUP_ARCHIVED or GROUP_MANAGED (a group window whose "
+        "group was archived, or taken over by a pilot, after the rule was written)."
     )
     estimated_cost: MoneyType
     detail: str = strawberry.field(description="What it placed, as JSON (ids, group, program).")
@@ -253,7 +255,9 @@ class RuleDryRunAction:
     skipped: str | None = strawberry.field(
         description="Why it would not be applied, as a firing would say (BUDGET_REACHED, "
         "ALREADY_LIVE: this rule's overlay already runs as long, CAP_REACHED: with the "
-        "overlays already running on the partner's program it would pass the cap); else null."
+        "overlays already running on the partner's program it would pass the cap, "
+        "GROUP_ARCHIVED, GROUP_MANAGED: the window's group was archived or a pilot took it "
+        "over); else null."
     )
     running_delta_bp: int | None = strawberry.field(
         description="A rate overlay: the basis points other rules' overlays already run on "

@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from incentives.actions import Action, ActionKind
-from incentives.models import Period
+from incentives.models import Period, RuleFiring, RuleRecommendation
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners import groups
@@ -17,7 +17,7 @@ from partners.group_models import PartnerGroupMembership
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
-from tests.factories import Tenant
+from tests.factories import Tenant, gid
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
 from tests.incentives.test_actions import ENTRIES, nodes
@@ -61,3 +61,39 @@ async def test_archiving_a_group_ends_the_windows_a_rule_opened_in_it(
     paid = sorted((e["inputs"]["line_amount_minor"], e["amount"]["amountMinor"]) for e in entries)
     # Partner Rewards only: no Boost bonus after the group was archived.
     assert paid == [(100_00, 8_00), (1_000_00, 80_00), (1_240_00, 99_20)]
+
+
+DRY_RUN = """query($v: ID!) { incentiveRuleDryRun(versionId: $v) {
+  firing estimatedCost { amountMinor } partners { actions { kind skipped } } } }"""
+
+
+async def test_a_rule_whose_group_was_archived_still_fires_its_other_actions(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """The group was fine when the rule was approved. Archived since, its window is skipped
+    with the reason, and the recommendation still reaches the partner: the vendor's whole
+    daily run failed on it before (NOT_FOUND from the window), every rule with it."""
+    s = await shop(db, clock, tenant, services)
+    rule = await active_rule(db, clock, s, condition=GROWTH, period=Period.MONTH, actions=[
+        Action(ActionKind.GROUP_WINDOW, days=30, group_id=s.boost_group_id),
+        Action(ActionKind.RECOMMEND, days=7, title="Keep it up",
+               text="Your growth qualifies you for more."),
+    ])  # fmt: skip
+    archived = await gql.data(DELETE, {"input": {"id": s.gid("group"), "reason": "promo over"}},
+                              as_user=s.author)  # fmt: skip
+    assert archived["partnerGroupDelete"]["userErrors"] == []
+    version = gid("IncentiveRuleVersion", rule.active_version_id)
+    dry = (await gql.data(DRY_RUN, {"v": version}, as_user=s.author))["incentiveRuleDryRun"]
+    assert dry["firing"] == 1
+    assert dry["partners"][0]["actions"] == [
+        {"kind": "GROUP_WINDOW", "skipped": "GROUP_ARCHIVED"},
+        {"kind": "RECOMMEND", "skipped": None},
+    ]
+    assert await daily(db, clock) == 1
+    async with db.session() as session:
+        [firing] = list(await session.exec(select(RuleFiring)))
+        assert [(o["kind"], o.get("skipped"), o["estimated_cost_minor"]) for o in firing.outcomes] \
+            == [("GROUP_WINDOW", "GROUP_ARCHIVED", 0), ("RECOMMEND", None, 0)]  # fmt: skip
+        assert list(await session.exec(select(PartnerGroupMembership))) == []
+        [recommended] = list(await session.exec(select(RuleRecommendation)))
+        assert recommended.partner_id == tenant.partners[0].id
