@@ -324,6 +324,11 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
         case ActionKind.GROUP_WINDOW:
             assert action.group_id is not None
             group = await ctx.group(action.group_id)
+            if outcome["estimated_cost_minor"] and ctx.budget.reached:
+                # A window into a group its programs pay for spends the budget as an
+                # overlay does: the cap stops it too.
+                return outcome | {"skipped": "BUDGET_REACHED", "estimated_cost_minor": 0}
+            ctx.budget.spend(int(outcome["estimated_cost_minor"]))
             window = await groups.open_window(
                 ctx.session, ctx.clock, group=group, partner_id=ctx.partner_id, until=until,
                 reason=f"Rule {ctx.rule_name}", by=by,

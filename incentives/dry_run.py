@@ -108,7 +108,7 @@ async def dry_run(
             elif closed := await act.closed_group(ctx, action):
                 costs.append(DryAction(action.kind.value, 0, skipped=closed))
             else:
-                costs.append(DryAction(action.kind.value, await act.estimate(ctx, action)))
+                costs.append(_spending(ctx, action, await act.estimate(ctx, action)))
         out.estimated_cost_minor += sum(c.cost_minor for c in costs)
         if len(out.partners) < MAX_LISTED:
             out.partners.append(
@@ -120,6 +120,15 @@ async def dry_run(
                 )
             )
     return out
+
+
+def _spending(ctx: act.Context, action: act.Action, cost_minor: int) -> DryAction:
+    """An action that costs (a window into a group its programs pay for) spends the budget
+    as ``actions.apply`` would, and is skipped once it is reached."""
+    if cost_minor and ctx.budget.reached:
+        return DryAction(action.kind.value, 0, skipped="BUDGET_REACHED")
+    ctx.budget.spend(cost_minor)
+    return DryAction(action.kind.value, cost_minor)
 
 
 async def _rate(

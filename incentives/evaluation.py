@@ -153,7 +153,8 @@ async def fire(
         a.program_id for a in compiled.actions if a.kind is ActionKind.RATE_OVERLAY and a.program_id
     }
     budget = act.Budget(None)
-    if overlay_programs and todo:
+    spends = overlay_programs or any(a.kind is ActionKind.GROUP_WINDOW for a in compiled.actions)
+    if spends and todo:
         # The budget is checked and spent under the rule's row lock (PostgreSQL; SQLite's
         # write lock is the transaction's already), read fresh: a concurrent run of the
         # rule waits here until this one has committed what it spent.

@@ -38,7 +38,7 @@ class IncentiveRuleCreateInput:
     period: Period = Period.WEEK
     target_group_id: strawberry.ID | None = None
     budget_cap: MoneyInput | None = strawberry.field(
-        default=None, description="What its rate overlays may pay in total."
+        default=None, description="What its rate overlays and paid group windows may cost in total."
     )
 
 

@@ -123,7 +123,7 @@ class IncentiveRuleType(relay.Node):
         description="Only partners in this group are evaluated (a pilot's treatment)."
     )
     budget_cap: MoneyType | None = strawberry.field(
-        description="What its rate overlays may pay in total; null: no cap."
+        description="What its rate overlays and paid group windows may cost in total; null: no cap."
     )
     created_at: datetime
     updated_at: datetime

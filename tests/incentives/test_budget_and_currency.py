@@ -14,6 +14,7 @@ from incentives.actions import SOURCE, Action, ActionKind
 from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
 from infra.clock import OffsetClock
 from infra.db import Database
+from partners.group_models import PartnerGroupMembership
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
@@ -58,6 +59,35 @@ async def test_a_run_stops_rate_actions_once_its_estimates_spend_the_budget(
     ]  # fmt: skip
     # What the run committed stays spent: a dry run now places no rate action.
     assert await dry_costs() == [0, 0]
+
+
+async def test_the_budget_stops_group_windows_its_groups_programs_pay_for(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A window into Boost (a bonus program pays its members) costs as an overlay does: the
+    cap holds it too. Before, only overlays spent the budget, and a capped promotion rule
+    (the shipped growth template is one) placed windows without limit."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_30d > 0", period=Period.DAY,
+                      budget_cap_minor=30, actions=[
+        Action(ActionKind.GROUP_WINDOW, days=1, group_id=s.boost_group_id)
+    ])  # fmt: skip
+    dry = """query($v: ID!) { incentiveRuleDryRun(versionId: $v) {
+         partners { actions { skipped estimatedCost { amountMinor } } } } }"""
+    run = await gql.data(dry, {"v": await _version_gid(db)}, as_user=s.author)
+    actions = [a for p in run["incentiveRuleDryRun"]["partners"] for a in p["actions"]]
+    assert sorted(str(a["skipped"]) for a in actions) == ["BUDGET_REACHED", "None"]
+    assert await daily(db, clock) == 2
+    firings = nodes(await gql.data(FIRINGS, as_user=s.author), "ruleFirings")
+    assert sorted(str(f["outcomes"][0]["skipped"]) for f in firings) == [
+        "BUDGET_REACHED", "None"
+    ]  # fmt: skip
+    async with db.session() as session:
+        windows = await session.scalar(select(func.count()).select_from(PartnerGroupMembership))
+        committed = await session.scalar(select(IncentiveRule.budget_committed_minor))
+    assert windows == 1
+    assert committed is not None
+    assert committed > 0
 
 
 async def _version_gid(db: Database) -> str:
