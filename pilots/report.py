@@ -107,6 +107,9 @@ async def pilot_report(
         col(EarningEntry.effective_at) >= start,
         col(EarningEntry.effective_at) < end,
     ], EarningEntry.partner_id)  # fmt: skip
+    # Contribution margin: what the catalogue margin leaves after what the partner earned
+    # (a treatment that pays more must show it here, not only in the payout cost).
+    contribution = {p: margin.get(p, 0) - cost.get(p, 0) for p in ids}
     # Activation: the first approved sale ever (any currency) falls in the window, among
     # the partners that had not sold before it started.
     firsts = {
@@ -136,7 +139,9 @@ async def pilot_report(
     return PilotReport(
         pilot=pilot, start=start, end=end, currency=currency, level=LEVEL,
         revenue=compare_means(values(revenue, Arm.TREATMENT), values(revenue, Arm.CONTROL)),
-        margin=compare_means(values(margin, Arm.TREATMENT), values(margin, Arm.CONTROL)),
+        margin=compare_means(
+            values(contribution, Arm.TREATMENT), values(contribution, Arm.CONTROL)
+        ),
         payout_cost=compare_means(values(cost, Arm.TREATMENT), values(cost, Arm.CONTROL)),
         activation=compare_proportions(t_k, t_n, c_k, c_n),
     )  # fmt: skip

@@ -177,7 +177,10 @@ class PilotReportType:
     currency: str
     confidence_level: float
     revenue: PilotMeanLiftType = strawberry.field(description="Attributed (net) revenue.")
-    margin: PilotMeanLiftType = strawberry.field(description="Contribution margin.")
+    margin: PilotMeanLiftType = strawberry.field(
+        description="Contribution margin: the catalogue margin of the window's sales less "
+        "everything the ledger credited in the window (the payout cost).",
+    )
     payout_cost: PilotMeanLiftType = strawberry.field(
         description="Everything the ledger credited for sales in the window (all programs)."
     )

@@ -9,8 +9,9 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import col, func, select
 
+from earnings.models import CreditedSource
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -134,6 +135,19 @@ async def test_a_program_on_the_treatment_arm_pays_the_treatment_only_and_the_re
     assert (cost["treatmentPartners"], cost["controlPartners"]) == (4, 4)
     assert any("Small sample" in note for note in cost["notes"])
     assert report["revenue"]["treatmentMean"]["amountMinor"] == sum(revenue["TREATMENT"]) // 4
+    # Contribution margin: the catalogue margin less what each partner earned.
+    async with db.session() as session:
+        gross = dict(
+            (await session.exec(
+                select(CreditedSource.partner_id, func.sum(CreditedSource.margin_minor))
+                .group_by(col(CreditedSource.partner_id))
+            )).all()
+        )  # fmt: skip
+    for arm, rate in (("TREATMENT", 13), ("CONTROL", 8)):
+        members = [p for p, a in arms.items() if a == arm]
+        left = [gross[p] - (1_000_00 + 100_00 * index[p]) * rate // 100 for p in members]
+        key = "treatmentMean" if arm == "TREATMENT" else "controlMean"
+        assert report["margin"][key]["amountMinor"] == round(sum(left) / len(left))
     # Activation: six partners had never sold; all six sold in the window.
     activation = report["activation"]
     assert activation["treatmentEligible"] + activation["controlEligible"] == 6
