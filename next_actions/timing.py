@@ -3,7 +3,7 @@ action's due time passes (a protected deal's protection ends, a recommendation e
 contest ends), a sale leaves the tier's trailing window (the amount to the next tier
 grows) or a decided claim does (the approved share a tier's gate reads), a deal's "ends
 in N days" counts down a day, a protected deal comes within the warning period, a
-contest with prizes starts. The live list (``nextActionsChanged``) re-reads at the next
+contest with prizes starts, a program version dated later takes effect. The live list (``nextActionsChanged``) re-reads at the next
 such instant, as the contest feeds do at their boundaries."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlmodel import col
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations.models import DealRegistration, DealStatus
 from deal_registration.registrations.repository import readable_registrations
+from earnings.models import ProgramVersion
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.repository import readable_contests
 from next_actions.actions import ActionKind, NextAction, Viewpoint
@@ -71,9 +72,17 @@ async def coming(session: AsyncSession, view: Viewpoint) -> datetime | None:
             .limit(1)
         )
     ).first()
+    # A program version dated later takes effect then (the next tier's amount and uplift).
+    version_starts = await session.scalar(
+        select(func.min(ProgramVersion.effective_from)).where(
+            ProgramVersion.vendor_id == view.vendor_id, ProgramVersion.effective_from > view.now
+        )
+    )
     warn = deal.expires_at if deal is not None else None
     starts = contest.starts_at if contest is not None else None
-    found = [at for at in (warn - PROTECTION_WARNING if warn else None, starts) if at]
+    found = [
+        at for at in (warn - PROTECTION_WARNING if warn else None, starts, version_starts) if at
+    ]
     return min(found, default=None)
 
 

@@ -163,9 +163,10 @@ class NextActionsSubscription:
         permission_classes=[allowed(NEXT_ACTIONS, NextActionsOp.SUBSCRIBE)],
         description="`nextActions`, first now and again whenever they change (a claim, deal, "
         "hold, sale, earnings change or rule recommendation of the partner, from any API "
-        "process; another participant's score in a contest whose prize is in reach; or time "
-        "alone: a deadline or expiry passing, a sale leaving the tier's window, a deal's "
-        "protection coming within the warning period or counting down a day).",
+        "process; another participant's score in a contest whose prize is in reach; a "
+        "program's new version; or time alone: a deadline or expiry passing, a sale leaving "
+        "the tier's window, a deal's protection coming within the warning period or "
+        "counting down a day, a program version dated later taking effect).",
     )
     async def next_actions_changed(
         self,
@@ -178,7 +179,9 @@ class NextActionsSubscription:
         follow_boards = sources.prizes_in_reach in services.next_action_sources
         boards = _Boards(services.leaderboards)
         loop = asyncio.get_running_loop()
-        async with services.hub.listen(handlers.channel(services.hub, view.partner_id)) as own:
+        channel = handlers.channel(services.hub, view.partner_id)
+        programs = handlers.ProgramWake.of(services.db.epochs)
+        async with services.hub.listen(channel) as own, programs.waking(own):
             try:
                 last: NextActionsType | None = None
                 while True:

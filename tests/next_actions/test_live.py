@@ -5,12 +5,14 @@ any process hears it); a change of another partner sends nothing."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
+from earnings import programs
 from incentives import rules
 from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
@@ -282,3 +284,43 @@ async def test_a_claim_leaving_the_tier_window_moves_the_next_tier_by_itself(
         clock.freeze(T0 + timedelta(days=10, seconds=1))  # the rejected claim left
         [tier] = (await ws.data())["nextActionsChanged"]["actions"]
         assert tier["why"].endswith("adds +1% on every sale.")  # Silver holds
+
+
+async def test_a_new_program_version_moves_the_next_tier_at_once_and_when_dated_later(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A program's version is no partner's event: the list is pushed when one is made (any
+    process; the tables' change notice), and when one dated later takes effect."""
+    db = services.db
+    clock.freeze(T0 - timedelta(days=40))
+    version = await es.make_program(db, clock, tenant, es.worked_rules(clock.now()))
+    clock.freeze(T0)
+    await es.sale(db, clock, tenant, 1_200_000)
+    await dispatch(services)
+    worked = es.worked_rules(T0 - timedelta(days=40))
+
+    async def new_version(gold_minor: int, effective_from: datetime | None) -> None:
+        tiers = (worked.tiers[0], replace(worked.tiers[1], threshold_minor=gold_minor))
+        async with db.transaction() as session:
+            await programs.create_version(
+                session, tenant.principal(Role.VENDOR_ADMIN), clock,
+                program_id=version.program_id, rules=replace(worked, tiers=tiers),
+                effective_from=effective_from,
+            )  # fmt: skip
+
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0), ttl=MOVES)) as ws,
+    ):
+        await ws.subscribe(SUBSCRIPTION, {})
+        [tier] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert tier == {"kind": "NEXT_TIER", "title": "Sell 13,000.00 USD more to reach Gold"}
+        await new_version(2_000_000, None)
+        [tier] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert tier == {"kind": "NEXT_TIER", "title": "Sell 8,000.00 USD more to reach Gold"}
+        await new_version(3_000_000, T0 + timedelta(days=2))  # nothing moves yet
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.receive(), 0.5)
+        clock.freeze(T0 + timedelta(days=2, seconds=1))
+        [tier] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert tier == {"kind": "NEXT_TIER", "title": "Sell 18,000.00 USD more to reach Gold"}
