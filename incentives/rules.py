@@ -62,12 +62,14 @@ def version_snapshot(version: IncentiveRuleVersion) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def _rule(session: AsyncSession, principal: Principal, rule_id: uuid.UUID) -> IncentiveRule:
+async def _rule(
+    session: AsyncSession, principal: Principal, rule_id: uuid.UUID, field: str = "id"
+) -> IncentiveRule:
     found = (
         await session.exec(readable_rules(principal).where(IncentiveRule.id == rule_id))
     ).first()
     if found is None:
-        raise DomainError(RuleErrorCode.NOT_FOUND, "No such rule.", "id")
+        raise DomainError(RuleErrorCode.NOT_FOUND, "No such rule.", field)
     return found
 
 
@@ -220,7 +222,7 @@ async def draft_version(
     """A new draft version of the rule (an earlier unapproved draft is discarded)."""
     RULES.require(principal, RuleOp.DRAFT)
     await begin_write(session)
-    rule = await _rule(session, principal, rule_id)
+    rule = await _rule(session, principal, rule_id, "rule_id")
     errors: list[DomainError] = []
     condition, reads, checked = await _checked(
         session, rule.vendor_id, condition, actions, rule.currency, errors
@@ -466,12 +468,14 @@ async def set_budget(
     *,
     rule_id: uuid.UUID,
     budget_cap_minor: int | None,
-    currency: str,
+    currency: str | None = None,
 ) -> IncentiveRule:
-    """Set (None: remove) the cap on what the rule's rate overlays may pay."""
+    """Set (None: remove) the cap on what the rule's rate overlays may pay; ``currency``
+    None keeps the rule's (removing a cap never changes the currency)."""
     RULES.require(principal, RuleOp.SET_BUDGET)
     await begin_write(session)
     rule = await _rule(session, principal, rule_id)
+    currency = rule.currency if currency is None else currency
     errors: list[DomainError] = []
     _budget(budget_cap_minor, currency, errors)
     if not errors and currency != rule.currency:
@@ -485,12 +489,14 @@ async def set_budget(
             try:
                 await act.validate(
                     session, rule.vendor_id, [Action.from_json(a) for a in version.actions],
-                    currency, "budget_cap.currency",
+                    currency,
                 )  # fmt: skip
-            except DomainErrors as bad:
-                errors.extend(e for e in bad.errors if e.code is RuleErrorCode.CURRENCY_MISMATCH)
-            except DomainError as bad:
-                errors.append(bad)
+            except (DomainError, DomainErrors) as bad:
+                errors.extend(
+                    _stored_action_error(version, e, "budget_cap.currency")
+                    for e in (bad.errors if isinstance(bad, DomainErrors) else [bad])
+                    if e.code is RuleErrorCode.CURRENCY_MISMATCH
+                )
     if errors:
         raise DomainErrors(errors)
     before = snapshot(rule)
@@ -505,6 +511,28 @@ async def set_budget(
         after=snapshot(rule),
     )  # fmt: skip
     return rule
+
+
+def _stored_action_error(
+    version: IncentiveRuleVersion, error: DomainError, field: str
+) -> DomainError:
+    """An error about a stored version's action (its path ``actions.<i>.…`` names no input
+    field of the request) at the request's ``field``, the version and action named in the
+    message."""
+    index = int((error.field or "actions.0").split(".")[1])
+    return DomainError(
+        error.code, f"Version {version.number}, action {index + 1}: {error.message}", field
+    )
+
+
+def _template_field(error: DomainError) -> DomainError:
+    """A template's actions are fixed but for the group and the program the caller fills
+    in: an error at ``actions.<i>.group_id`` is the input's ``group_id`` (and so for
+    ``program_id``)."""
+    last = (error.field or "").rsplit(".", 1)[-1]
+    if (error.field or "").startswith("actions.") and last in ("group_id", "program_id"):
+        return DomainError(error.code, error.message, last)
+    return error
 
 
 async def create_from_template(
@@ -536,12 +564,17 @@ async def create_from_template(
                   else a.program_id})
         for a in template.actions
     ]  # fmt: skip
-    return await create_rule(
-        session, principal, clock, name=name or template.name,
-        description=template.description, condition=template.condition, actions=filled,
-        period=template.period, target_group_id=target_group_id,
-        budget_cap_minor=budget_cap_minor, currency=currency, template=template.key,
-    )  # fmt: skip
+    try:
+        return await create_rule(
+            session, principal, clock, name=name or template.name,
+            description=template.description, condition=template.condition, actions=filled,
+            period=template.period, target_group_id=target_group_id,
+            budget_cap_minor=budget_cap_minor, currency=currency, template=template.key,
+        )  # fmt: skip
+    except DomainErrors as bad:
+        raise DomainErrors([_template_field(e) for e in bad.errors]) from None
+    except DomainError as bad:
+        raise _template_field(bad) from None
 
 
 def parse_day(raw: str | None, today: date) -> date:

@@ -71,7 +71,7 @@ async def pilot_report(
     if pilot is None:
         return None
     if pilot.started_at is None:
-        raise DomainError(PilotErrorCode.NOT_STARTED, "The pilot has not started.", "id")
+        raise DomainError(PilotErrorCode.NOT_STARTED, "The pilot has not started.", "pilot_id")
     if currency is not None and (bad := currency_error(currency.strip().upper(), "currency")):
         raise DomainError(PilotErrorCode.INVALID_CURRENCY, bad.message, "currency")
     currency = currency.strip().upper() if currency else await default_currency(

@@ -5,6 +5,7 @@ What tests build lives in ``tests.factories``."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import threading
@@ -20,6 +21,7 @@ import httpx
 import jwt
 import uvicorn
 import websockets
+from graphql import GraphQLInputObjectType, GraphQLList, GraphQLSchema, get_nullable_type
 from redis.asyncio import RedisCluster
 from sqlalchemy import event, func
 from sqlalchemy.engine import AdaptedConnection, Connection
@@ -33,6 +35,7 @@ from infra.clock import Clock
 from infra.db import WRITE_INTENT, Database
 from infra.outbox import BatchHandler, Dispatcher
 from partners.models import User
+from schema import build_schema
 from schema.context import Services
 
 
@@ -91,6 +94,41 @@ class GQL:
 
 def error_codes(payload: dict[str, Any]) -> list[str]:
     return [e.get("extensions", {}).get("code") for e in payload.get("errors", [])]
+
+
+@functools.cache
+def _graphql_schema() -> GraphQLSchema:
+    return build_schema()._schema
+
+
+def names_input_field(mutation: str, field: str | None) -> bool:
+    """Whether a userError's ``field`` (camelCase, dotted, list items by index) names an
+    argument of ``mutation`` or a field within one; a first name that is no argument is
+    looked up in its ``input``. None (the request as a whole) names nothing wrongly."""
+    if field is None:
+        return True
+    mutation_type = _graphql_schema().mutation_type
+    assert mutation_type is not None
+    names: dict[str, Any] = {n: a.type for n, a in mutation_type.fields[mutation].args.items()}
+    parts = field.split(".")
+    if parts[0] not in names and "input" in names:
+        parts.insert(0, "input")
+    kind: Any = None
+    for part in parts:
+        if kind is not None:
+            kind = get_nullable_type(kind)
+            if isinstance(kind, GraphQLList):
+                if not part.isdigit():
+                    return False
+                kind = kind.of_type
+                continue
+            if not isinstance(kind, GraphQLInputObjectType):
+                return False
+            names = {n: f.type for n, f in kind.fields.items()}
+        if part not in names:
+            return False
+        kind = names[part]
+    return True
 
 
 async def multipart(

@@ -186,7 +186,8 @@ class IncentivesMutation:
 
     @strawberry.mutation(
         permission_classes=[allowed(RULES, RuleOp.SET_BUDGET)],
-        description="Set (or with null remove) the cap on what the rule's rate overlays pay.",
+        description="Set (or with null remove) the cap on what the rule's rate overlays pay; "
+        "removing it keeps the rule's currency.",
     )
     async def incentive_rule_budget_set(
         self, info: Info[Context, None], input: IncentiveRuleBudgetSetInput
@@ -196,7 +197,7 @@ class IncentivesMutation:
             return await rules.set_budget(
                 m.session, m.principal, m.clock, rule_id=m.id(input.id, "IncentiveRule"),
                 budget_cap_minor=cap.minor if cap else None,
-                currency=cap.currency if cap else "USD",
+                currency=cap.currency if cap else None,
             )  # fmt: skip
 
         return await run(info, IncentiveRulePayload, set_budget)

@@ -3,19 +3,27 @@ role, other vendor, partner, allowed)."""
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import pytest
 from sqlmodel import func, select
 
+from incentives import rules
+from incentives.actions import Action, ActionKind
 from incentives.models import IncentiveRule, IncentiveRuleVersion
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
+from partners.audit_log import AuditEntity
 from partners.roles import Role
 from schema.context import Services
-from tests.factories import Tenant, gid
-from tests.incentives.scenarios import GROWTH, shop
-from tests.support import GQL
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, gid, principal_of
+from tests.incentives.rules import active_rule
+from tests.incentives.scenarios import GROWTH, Shop, shop
+from tests.support import GQL, error_codes, names_input_field
 
 CREATE = """mutation($input: IncentiveRuleCreateInput!) { incentiveRuleCreate(input: $input) {
   rule { id versions { id } } userErrors { code field message } } }"""
@@ -80,6 +88,7 @@ async def test_bad_rules_are_coded_and_change_nothing(
     ]
     assert result["rule"] is None
     assert [(e["code"], e["field"]) for e in result["userErrors"]][:1] == [(code, field)]
+    assert names_input_field("incentiveRuleCreate", field)
     assert words in result["userErrors"][0]["message"]
     assert await counts(db) == (0, 0)
 
@@ -176,3 +185,154 @@ async def test_roles_on_rule_operations(
         "growth_promotion", "margin_guard", "payout_spike_review", "engagement_boost"
     ]  # fmt: skip
     assert gid(tenant.partners[0])  # (ids are global)
+
+
+class Ids(NamedTuple):
+    rule: str
+    draft: str | None  # a version 3 drafted by the author (for approve)
+    group: str
+    program: str
+
+
+class State(NamedTuple):
+    """What a refused call must leave as it was."""
+
+    rules: dict[uuid.UUID, tuple[Any, ...]]
+    versions: list[tuple[uuid.UUID, int, str]]
+    audit: int
+
+    def rule(self) -> tuple[Any, ...]:
+        """(status, active version number, cap, currency) of the rule under test."""
+        [shown] = [r[1:5] for r in self.rules.values() if r[0] == "Growth kicker"]
+        return shown
+
+
+async def state(db: Database) -> State:
+    async with db.session() as session:
+        versions = list(await session.exec(select(IncentiveRuleVersion)))
+        number = {v.id: v.number for v in versions}
+        rules = {
+            r.id: (
+                r.name, r.status.value,
+                number[r.active_version_id] if r.active_version_id else None,
+                r.budget_cap_minor, r.currency, r.updated_at,
+            )
+            for r in await session.exec(select(IncentiveRule))
+        }  # fmt: skip
+        audit = await session.scalar(
+            select(func.count()).select_from(AuditEntry).where(
+                AuditEntry.entity_type == AuditEntity.INCENTIVE_RULE.value
+            )
+        )  # fmt: skip
+    return State(rules, sorted((v.rule_id, v.number, v.status.value) for v in versions),
+                 int(audit or 0))  # fmt: skip
+
+
+class Case(NamedTuple):
+    input_type: str
+    input: Callable[[Ids], dict[str, Any]]
+    prepare: str | None  # "pause": the rule is paused first; "draft": a version 3 is drafted
+    allowed: str  # "author" or "approver" (four eyes)
+    effect: Callable[[State], Any]  # what the allowed call changes …
+    to: Any  # … to this
+    foreign_field: str  # where another vendor's admin is told NOT_FOUND
+
+
+GOVERNANCE = {
+    "incentiveRuleCreate": Case(
+        "IncentiveRuleCreateInput",
+        lambda i: rule_input(name="Margin kicker", actions=[
+            {"kind": "RATE_OVERLAY", "programId": i.program, "deltaBp": 100}]),
+        None, "author", lambda st: len(st.rules), 2, "actions.0.programId"),
+    "incentiveRuleCreateFromTemplate": Case(
+        "IncentiveRuleFromTemplateInput",
+        lambda i: {"template": "growth_promotion", "groupId": i.group},
+        None, "author", lambda st: len(st.rules), 2, "groupId"),
+    "incentiveRuleDraft": Case(
+        "IncentiveRuleDraftInput",
+        lambda i: {"ruleId": i.rule, "condition": GROWTH,
+                   "actions": [{"kind": "RECOMMEND", "title": "a", "text": "b"}]},
+        None, "author", lambda st: max(v[1:] for v in st.versions), (3, "DRAFT"), "ruleId"),
+    "incentiveRuleApprove": Case(
+        "IncentiveRuleApproveInput", lambda i: {"versionId": i.draft, "reason": "ok"},
+        "draft", "approver", lambda st: st.rule()[1], 3, "versionId"),
+    "incentiveRulePause": Case(
+        "IncentiveRuleStatusInput", lambda i: {"id": i.rule, "reason": "x"},
+        None, "author", lambda st: st.rule()[0], "PAUSED", "id"),
+    "incentiveRuleResume": Case(
+        "IncentiveRuleStatusInput", lambda i: {"id": i.rule, "reason": "x"},
+        "pause", "author", lambda st: st.rule()[0], "ACTIVE", "id"),
+    "incentiveRuleRollBack": Case(
+        "IncentiveRuleRollBackInput", lambda i: {"id": i.rule, "toVersion": 1, "reason": "x"},
+        None, "author", lambda st: st.rule()[1], 1, "id"),
+    "incentiveRuleBudgetSet": Case(
+        "IncentiveRuleBudgetSetInput",
+        lambda i: {"id": i.rule, "budgetCap": {"amount": "5.00", "currency": "USD"}},
+        None, "author", lambda st: st.rule()[2], 5_00, "id"),
+}  # fmt: skip
+
+
+async def governed_rule(db: Database, clock: OffsetClock, s: Shop, prepare: str | None) -> Ids:
+    """The shop's rule with versions 1 and 2 approved (2 active), 20.00 USD cap; paused or
+    with a version 3 drafted when the case needs it."""
+    rule = await active_rule(
+        db, clock, s, condition=GROWTH, budget_cap_minor=20_00,
+        actions=[Action(ActionKind.RECOMMEND, title="v1", text="t")],
+    )  # fmt: skip
+    author, approver = principal_of(s.author), principal_of(s.approver)
+
+    async def versions(session: Any) -> uuid.UUID | None:
+        def draft() -> Any:
+            return rules.draft_version(
+                session, author, clock, rule_id=rule.id, condition=GROWTH,
+                actions=[Action(ActionKind.RECOMMEND, title="v2", text="t")],
+            )  # fmt: skip
+
+        v2 = await draft()
+        await rules.approve(session, approver, clock, version_id=v2.id, reason="ok")
+        if prepare == "pause":
+            await rules.set_status(session, author, clock, rule_id=rule.id, pause=True,
+                                   reason="x")  # fmt: skip
+        v3 = await draft() if prepare == "draft" else None
+        return v3.id if v3 else None
+
+    v3 = await es.tx(db, versions)
+    return Ids(gid("IncentiveRule", rule.id), gid("IncentiveRuleVersion", v3) if v3 else None,
+               s.gid("group"), s.gid("base"))  # fmt: skip
+
+
+@pytest.mark.parametrize("mutation", list(GOVERNANCE))
+async def test_who_may_govern_rules_and_refusals_change_nothing(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    services: Services,
+    mutation: str,
+) -> None:
+    """Anonymous: UNAUTHENTICATED; finance, channel manager and partner roles: FORBIDDEN;
+    another vendor's admin: NOT_FOUND at the input field it sent; none of them changes the
+    rule (status, active version, cap, versions, audit). A vendor admin may."""
+    case = GOVERNANCE[mutation]
+    s = await shop(db, clock, tenant, services)
+    ids = await governed_rule(db, clock, s, case.prepare)
+    doc = f"""mutation($input: {case.input_type}!) {{ {mutation}(input: $input) {{
+      userErrors {{ code field message }} }} }}"""
+    variables = {"input": case.input(ids)}
+    before = await state(db)
+    assert error_codes(await gql(doc, variables)) == ["UNAUTHENTICATED"]
+    for role in (Role.FINANCE, Role.CHANNEL_MANAGER, Role.PARTNER_ADMIN, Role.PARTNER_REP):
+        refused = await gql(doc, variables, as_user=tenant.user(role))
+        assert error_codes(refused) == ["FORBIDDEN"], role
+        assert refused["data"] is None, role
+    foreign = await gql.data(doc, variables, as_user=other_tenant.user(Role.VENDOR_ADMIN))
+    errors = foreign[mutation]["userErrors"]
+    assert [(e["code"], e["field"]) for e in errors] == [("NOT_FOUND", case.foreign_field)]
+    assert names_input_field(mutation, errors[0]["field"])
+    assert await state(db) == before
+    assert case.effect(before) != case.to
+    user = s.author if case.allowed == "author" else s.approver
+    done = await gql.data(doc, variables, as_user=user)
+    assert done[mutation]["userErrors"] == []
+    assert case.effect(await state(db)) == case.to

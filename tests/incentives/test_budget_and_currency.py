@@ -156,9 +156,50 @@ async def test_an_overlay_on_a_program_in_another_currency_is_refused(
     assert made["incentiveRuleCreate"]["userErrors"] == []
     moved = await gql.data(BUDGET, {"input": {"id": rule["id"], "budgetCap": {
         "amount": "100.00", "currency": "EUR"}}}, as_user=s.author)  # fmt: skip
-    assert [e["code"] for e in moved["incentiveRuleBudgetSet"]["userErrors"]] == [
-        "CURRENCY_MISMATCH"
+    assert [(e["code"], e["field"]) for e in moved["incentiveRuleBudgetSet"]["userErrors"]] == [
+        ("CURRENCY_MISMATCH", "budgetCap.currency")
     ]
     async with db.session() as session:
         [stored] = list(await session.exec(select(IncentiveRule)))
     assert (stored.currency, stored.budget_cap_minor) == ("USD", 100_00)
+
+
+async def test_removing_the_cap_keeps_the_rules_currency(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A null cap removes the cap and keeps the rule's currency (EUR here): it is no move to
+    USD, which its EUR overlay would refuse. A real move (a USD cap) is refused at
+    `budgetCap.currency`, the version and action at fault named in the message."""
+    s = await shop(db, clock, tenant, services)
+
+    async def euro(session: Any) -> Any:
+        return await programs.create_program(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro Rewards",
+            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
+            effective_from=clock.now(),
+        )  # fmt: skip
+
+    eur = await es.tx(db, euro)
+    made = await gql.data(CREATE, {"input": rule_input(
+        budgetCap={"amount": "100.00", "currency": "EUR"}, actions=[
+            {"kind": "RECOMMEND", "title": "Go", "text": "Sell more."},
+            {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id),
+             "deltaBp": 100}])}, as_user=s.author)  # fmt: skip
+    assert made["incentiveRuleCreate"]["userErrors"] == []
+    rule = made["incentiveRuleCreate"]["rule"]["id"]
+    removed = await gql.data(BUDGET, {"input": {"id": rule, "budgetCap": None}},
+                             as_user=s.author)  # fmt: skip
+    assert removed["incentiveRuleBudgetSet"] == {"rule": {"budgetCap": None}, "userErrors": []}
+    async with db.session() as session:
+        [stored] = list(await session.exec(select(IncentiveRule)))
+    assert (stored.currency, stored.budget_cap_minor) == ("EUR", None)
+    moved = await gql.data(BUDGET, {"input": {"id": rule, "budgetCap": {
+        "amount": "100.00", "currency": "USD"}}}, as_user=s.author)  # fmt: skip
+    [error] = moved["incentiveRuleBudgetSet"]["userErrors"]
+    assert (error["code"], error["field"]) == ("CURRENCY_MISMATCH", "budgetCap.currency")
+    assert error["message"] == (
+        "Version 1, action 2: The program pays in EUR; the rule's budget is in USD."
+    )
+    async with db.session() as session:
+        [stored] = list(await session.exec(select(IncentiveRule)))
+    assert (stored.currency, stored.budget_cap_minor) == ("EUR", None)

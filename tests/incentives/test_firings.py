@@ -143,9 +143,9 @@ async def test_rules_are_created_from_the_shipped_templates(
     # A template's blank left empty is coded; an unknown template too.
     blank = await gql.data(create, {"input": {"template": "growth_promotion", "name": "B"}},
                            as_user=s.author)  # fmt: skip
-    assert [e["code"] for e in blank["incentiveRuleCreateFromTemplate"]["userErrors"]] == [
-        "NOT_FOUND"
-    ]
+    # The input's blank is at fault, not the template's action.
+    errors = blank["incentiveRuleCreateFromTemplate"]["userErrors"]
+    assert [(e["code"], e["field"]) for e in errors] == [("NOT_FOUND", "groupId")]
     unknown = await gql.data(create, {"input": {"template": "nope"}}, as_user=s.author)
     assert unknown["incentiveRuleCreateFromTemplate"]["userErrors"][0]["code"] == (
         "UNKNOWN_TEMPLATE"

@@ -24,7 +24,7 @@ from tests.earnings import scenarios as es
 from tests.factories import Tenant, dispatch, gid
 from tests.pilots import scenarios as ps
 from tests.pilots.scenarios import ASSIGNMENTS, CREATE, END, EXTEND, REPORT, START
-from tests.support import GQL, error_codes
+from tests.support import GQL, error_codes, names_input_field
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PROGRAM = """mutation($input: EarningProgramCreateInput!) { earningProgramCreate(input: $input) {
@@ -236,6 +236,7 @@ async def test_bad_input_is_coded_and_changes_nothing(
     vendor_admin = tenant.user(Role.VENDOR_ADMIN)
     early = await gql(REPORT, {"id": pilot["id"]}, as_user=vendor_admin)
     assert error_codes(early) == ["NOT_STARTED"]
+    assert early["errors"][0]["extensions"]["field"] == "pilotId"  # the argument's name
     bad_extend = await gql.data(EXTEND, {"input": {"id": pilot["id"], "endsAt": (
         T0 + timedelta(days=10)).isoformat()}}, as_user=vendor_admin)  # fmt: skip
     assert [e["code"] for e in bad_extend["pilotExtend"]["userErrors"]] == ["INVALID_DATE"]
@@ -332,11 +333,14 @@ async def test_who_may_do_what_and_refusals_change_nothing(
     other = other_tenant.user(Role.VENDOR_ADMIN)
     for mutation, input in writes[1:]:
         data = await gql.data(mutation, {"input": input}, as_user=other)
-        [result] = data.values()
+        [(name, result)] = data.items()
         assert [e["code"] for e in result["userErrors"]] == ["NOT_FOUND"], mutation
+        assert names_input_field(name, result["userErrors"][0]["field"]), mutation
     foreign = await gql.data(CREATE, {"input": {**ps.create_input(resellers, later),
                              "name": "Y"}}, as_user=other)  # fmt: skip
-    assert [e["code"] for e in foreign["pilotCreate"]["userErrors"]] == ["NOT_FOUND"]
+    assert [(e["code"], e["field"]) for e in foreign["pilotCreate"]["userErrors"]] == [
+        ("NOT_FOUND", "groupId")
+    ]
     assert (await gql.data(REPORT, {"id": pilot["id"]}, as_user=other))["pilotReport"] is None
     assert (await gql.data("{ pilots { edges { node { id } } } }", as_user=other))[
         "pilots"]["edges"] == []  # fmt: skip
