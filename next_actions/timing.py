@@ -3,8 +3,9 @@ action's due time passes (a protected deal's protection ends, a recommendation e
 contest ends), a sale leaves the tier's trailing window (the amount to the next tier
 grows) or a decided claim does (the approved share a tier's gate reads), a deal's "ends
 in N days" counts down a day, a protected deal comes within the warning period, a
-contest with prizes starts, a program version dated later takes effect. The live list (``nextActionsChanged``) re-reads at the next
-such instant, as the contest feeds do at their boundaries."""
+contest with prizes starts, a program version dated later takes effect. The live list
+(``nextActionsChanged``) re-reads at the next such instant, as the contest feeds do at
+their boundaries."""
 
 from __future__ import annotations
 
