@@ -31,7 +31,7 @@ from earnings.models import (
 )
 from earnings.payouts import hold_explanation, month_start, next_month
 from earnings.programs import Rules, TierStatus
-from earnings.repository import Scope
+from earnings.repository import Scope, readable_holds
 from infra.clock import Clock
 from infra.errors import DomainError
 from partners.groups import groups_of
@@ -261,10 +261,13 @@ async def summary(
     at = min(end, now)
     result.tier = await tier_status(session, scope, currency, at, signals)
     before = await tier_status(session, scope, currency, start, signals)
+    # Holds are organisation-level: a rep reads none (its own entries still count as held).
+    mine = col(PayoutHold.id).in_(select(readable_holds(principal).subquery().c.id))
     holds = await session.exec(
         select(PayoutHold, PayoutStatement)
         .join(PayoutStatement, col(PayoutStatement.id) == col(PayoutHold.statement_id))
         .where(
+            mine,
             PayoutHold.partner_id == scope.partner_id,
             PayoutStatement.currency == currency,
             col(PayoutHold.released_at).is_(None),
@@ -278,6 +281,7 @@ async def summary(
         select(PayoutHold, PayoutStatement)
         .join(PayoutStatement, col(PayoutStatement.id) == col(PayoutHold.statement_id))
         .where(
+            mine,
             PayoutHold.partner_id == scope.partner_id,
             PayoutStatement.currency == currency,
             col(PayoutHold.released_at) >= start,

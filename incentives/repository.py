@@ -1,7 +1,11 @@
 """Which incentive rows a caller may read: rules, versions and firings are vendor-side
 (vendor staff of the rule's vendor; a channel manager only the firings of its assigned
 partners); partner users read only the firings and recommendations addressed to their own
-partner, as explanations (``explanations``) — never the rule, its condition or values."""
+partner, as explanations (``explanations``) — never the rule, its condition or values.
+A firing is an organisation-level record (it read the organisation's signals and may hold
+its payouts): a partner admin reads its partner's, a partner rep none (``RepAccess.NONE``,
+as earnings' statements and holds). Recommendations are advice to the organisation's
+people, without figures: reps read them too."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from incentives.models import IncentiveRule, IncentiveRuleVersion, RuleFiring
 from incentives.policy import RULES, RuleOp
-from partners.access import scope
+from partners.access import RepAccess, scope
 from partners.roles import Principal
 
 
@@ -40,12 +44,12 @@ def readable_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:
 
 
 def partner_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:
-    """Partner users: their own partner's firings (to explain; never the rule itself)."""
+    """Partner admins: their own partner's firings (to explain; never the rule itself).
+    Partner reps: none, the firings are the organisation's."""
     if not principal.is_partner or principal.partner_id is None:
         return select(RuleFiring).where(false())
     return select(RuleFiring).where(
-        RuleFiring.vendor_id == principal.vendor_id,
-        RuleFiring.partner_id == principal.partner_id,
+        scope(principal, RuleFiring.vendor_id, RuleFiring.partner_id, RepAccess.NONE)
     )
 
 

@@ -7,7 +7,9 @@ rows of a partner-owned table follow from that.
 - partner admins and reps: their own partner;
 - on rows a rep owns (a claim, a registration, an earning), a rep reads only its own —
   and nothing when the principal names no user (the guard once missing from claims);
-- on organisation-level rows (statements), reps read nothing.
+- on organisation-level rows (statements, holds, the organisation's signal snapshots, the
+  rule firings addressed to it), reps read nothing: a rep reads its own figures, never the
+  organisation's money, performance or holds (``reads_organisation_records``).
 
 Nothing crosses vendors: the vendor filter is part of the predicate.
 """
@@ -30,7 +32,15 @@ class RepAccess(Enum):
     """What a partner rep reads of a partner-owned table that has no owner column."""
 
     PARTNER = "PARTNER"  # its partner's rows, as a partner admin (partners themselves)
-    NONE = "NONE"  # nothing: organisation-level records (statements, holds)
+    NONE = "NONE"  # nothing: organisation-level records (statements, holds, signals, firings)
+
+
+def reads_organisation_records(principal: Principal) -> bool:
+    """Whether the caller reads the organisation-level records (``RepAccess.NONE``) of the
+    partners it may read: every role but a partner rep, which reads its own rows and
+    figures only. Reads that answer a rep with its own figures instead of the
+    organisation's (``signals``) ask this; ``scope`` applies it to every such table."""
+    return principal.role is not Role.PARTNER_REP
 
 
 def assigned_partner_ids(principal: Principal) -> SelectOfScalar[uuid.UUID]:
@@ -56,6 +66,8 @@ def scope(
     naming the rep a row belongs to (reps then read only their own rows), or a
     ``RepAccess`` for tables without one."""
     vendor = col(vendor_column) == principal.vendor_id
+    if owner is RepAccess.NONE and not reads_organisation_records(principal):
+        return false()
     match principal.role:
         case Role.VENDOR_ADMIN | Role.FINANCE:
             return vendor
@@ -67,7 +79,7 @@ def scope(
             partner = col(partner_column) == principal.partner_id
             if owner is RepAccess.PARTNER:
                 return and_(vendor, partner)
-            if owner is RepAccess.NONE or principal.user_id is None:
+            if principal.user_id is None:
                 return false()
             return and_(vendor, partner, col(owner) == principal.user_id)
     return false()  # DISPLAY: a screen reads no partner-owned rows

@@ -1,7 +1,12 @@
 """What callers read of signals: a partner's (or one of its reps') daily values over a
 range, only the partners the caller may see (``partners.repository.get_readable_partner``)
-and only the signals its role may see (vendor-only ones to vendor staff); a partner rep
-reads only its own rep signals."""
+and only the signals its role may see (vendor-only ones to vendor staff).
+
+A partner rep reads its own figures and never the organisation's
+(``partners.access.reads_organisation_records``): the partner's snapshot is an
+organisation-level record (its revenue, earnings, pipeline, deals of every rep), so
+``signals`` answers a rep with its own rep signals (``REP_NAMES``, as ``repSignals``), and
+``signalDefinitions`` lists those only."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from datetime import date, timedelta
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.errors import DomainError
+from partners.access import reads_organisation_records
 from partners.repository import get_readable_partner, get_user
 from partners.roles import Principal, Role
 from signals.definitions import DEFINITIONS, REP_NAMES, SignalDefinition, visible_names
@@ -33,6 +39,8 @@ class SignalDay:
 
 def definitions_for(principal: Principal) -> list[SignalDefinition]:
     SIGNALS.require(principal, SignalsOp.READ_DEFINITIONS)
+    if not reads_organisation_records(principal):
+        return [DEFINITIONS[name] for name in REP_NAMES]
     return [DEFINITIONS[name] for name in visible_names(principal.is_vendor_staff)]
 
 
@@ -81,12 +89,15 @@ async def partner_signals(
 ) -> list[SignalDay] | None:
     """The partner's snapshots from ``first`` to ``last`` (days without one are left out);
     None for a partner the caller may not see (answered like a missing one). A partner
-    user's partner is its own when not given."""
+    user's partner is its own when not given. A partner rep gets its own figures instead:
+    its rep snapshots of its partner (``rep_signals`` of itself)."""
     partner_id = _partner_asked(principal, SignalsOp.READ, partner_id, first, last)
+    if not reads_organisation_records(principal):
+        return await _own_rep_days(session, principal, partner_id, principal.user_id, first, last)
     partner = await get_readable_partner(session, principal, partner_id)
     if partner is None:
         return None
-    snapshots = await history(session, partner.vendor_id, partner.id, first, last)
+    snapshots = await history(session, principal, partner.id, first, last)
     return _days(snapshots, complete, visible_names(principal.is_vendor_staff))
 
 
@@ -110,6 +121,21 @@ async def rep_signals(
         if principal.role is not Role.PARTNER_REP or principal.user_id is None:
             raise DomainError(Code.REP_REQUIRED, "Name the rep.", "rep_user_id")
         rep_user_id = principal.user_id
+    return await _own_rep_days(session, principal, partner_id, rep_user_id, first, last)
+
+
+async def _own_rep_days(
+    session: AsyncSession,
+    principal: Principal,
+    partner_id: uuid.UUID,
+    rep_user_id: uuid.UUID | None,
+    first: date,
+    last: date,
+) -> list[SignalDay] | None:
+    """The rep's days, checked (the range and role already were): None for a partner the
+    caller may not see, a rep not of the partner, or a rep other than itself for a rep."""
+    if rep_user_id is None:
+        return None
     if principal.role is Role.PARTNER_REP and rep_user_id != principal.user_id:
         return None
     partner = await get_readable_partner(session, principal, partner_id)
@@ -118,5 +144,5 @@ async def rep_signals(
     rep = await get_user(session, rep_user_id)
     if rep is None or (rep.vendor_id, rep.partner_id) != (partner.vendor_id, partner.id):
         return None
-    snapshots = await rep_history(session, partner.vendor_id, partner.id, rep.id, first, last)
+    snapshots = await rep_history(session, principal, partner.id, rep.id, first, last)
     return _days(snapshots, complete_rep, REP_NAMES)

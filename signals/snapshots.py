@@ -1,5 +1,9 @@
 """Reading snapshots: what rules (and the ``signals`` query) read. Snapshots are written
-only by ``signals.maintenance`` (handlers, the daily job, the rebuild)."""
+only by ``signals.maintenance`` (handlers, the daily job, the rebuild).
+
+What a caller may read starts from ``readable_snapshots`` / ``readable_rep_snapshots``
+(``partners.access.scope``): a partner's snapshot is an organisation-level record, which a
+partner rep never reads (``RepAccess.NONE``); a rep's snapshot is owned by its rep."""
 
 from __future__ import annotations
 
@@ -9,12 +13,35 @@ from collections.abc import Collection
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
+from partners.access import RepAccess, scope
+from partners.roles import Principal
 from signals.definitions import DEFINITIONS, REP_NAMES
 from signals.models import SignalRepSnapshot, SignalSnapshot
 
 Value = int | float | bool | None
 Values = dict[str, Value]
+
+
+def readable_snapshots(principal: Principal) -> SelectOfScalar[SignalSnapshot]:
+    """The partner snapshots the caller may read: the organisation's figures (none to a
+    partner rep)."""
+    return select(SignalSnapshot).where(
+        scope(principal, SignalSnapshot.vendor_id, SignalSnapshot.partner_id, RepAccess.NONE)
+    )
+
+
+def readable_rep_snapshots(principal: Principal) -> SelectOfScalar[SignalRepSnapshot]:
+    """The rep snapshots the caller may read (a partner rep: its own)."""
+    return select(SignalRepSnapshot).where(
+        scope(
+            principal,
+            SignalRepSnapshot.vendor_id,
+            SignalRepSnapshot.partner_id,
+            SignalRepSnapshot.rep_user_id,
+        )
+    )
 
 
 def complete(values: dict[str, object]) -> Values:
@@ -49,16 +76,16 @@ async def values_at(
 
 async def history(
     session: AsyncSession,
-    vendor_id: uuid.UUID,
+    principal: Principal,
     partner_id: uuid.UUID,
     first: datetime.date,
     last: datetime.date,
 ) -> list[SignalSnapshot]:
-    """A partner's snapshots from ``first`` to ``last`` inclusive, oldest first."""
+    """A partner's snapshots from ``first`` to ``last`` inclusive, oldest first, as far as
+    the caller may read them."""
     rows = await session.exec(
-        select(SignalSnapshot)
+        readable_snapshots(principal)
         .where(
-            SignalSnapshot.vendor_id == vendor_id,
             SignalSnapshot.partner_id == partner_id,
             col(SignalSnapshot.day) >= first,
             col(SignalSnapshot.day) <= last,
@@ -79,17 +106,17 @@ def complete_rep(values: dict[str, object]) -> Values:
 
 async def rep_history(
     session: AsyncSession,
-    vendor_id: uuid.UUID,
+    principal: Principal,
     partner_id: uuid.UUID,
     rep_user_id: uuid.UUID,
     first: datetime.date,
     last: datetime.date,
 ) -> list[SignalRepSnapshot]:
-    """A partner's rep's snapshots from ``first`` to ``last`` inclusive, oldest first."""
+    """A partner's rep's snapshots from ``first`` to ``last`` inclusive, oldest first, as
+    far as the caller may read them."""
     rows = await session.exec(
-        select(SignalRepSnapshot)
+        readable_rep_snapshots(principal)
         .where(
-            SignalRepSnapshot.vendor_id == vendor_id,
             SignalRepSnapshot.partner_id == partner_id,
             SignalRepSnapshot.rep_user_id == rep_user_id,
             col(SignalRepSnapshot.day) >= first,

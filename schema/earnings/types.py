@@ -297,7 +297,9 @@ class EarningsSummaryType:
     by_kind: list[KindAmount]
     revenue: MoneyType = strawberry.field(description="Qualified revenue credited in the period.")
     tier: TierStatusType | None
-    holds: list[PayoutHoldType] = strawberry.field(description="Holds not yet released.")
+    holds: list[PayoutHoldType] = strawberry.field(
+        description="Holds not yet released (none to a partner rep: they are the partner's)."
+    )
     explanations: list[ExplanationType]
     _margin: strawberry.Private[int | None]
 

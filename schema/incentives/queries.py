@@ -119,8 +119,9 @@ class IncentivesQuery:
 
     @strawberry.field(
         permission_classes=[IsAuthenticated],
-        description="For partner users: what incentive rules did that affects your "
-        "organisation, newest first, in plain language (empty for vendor staff).",
+        description="For partner admins: what incentive rules did that affects your "
+        "organisation, newest first, in plain language (empty for vendor staff, and for "
+        "partner reps: a firing reads and changes the organisation's figures and payouts).",
     )
     async def incentive_explanations(self, info: Info[Context, None]) -> list[IncentiveExplanation]:
         ctx = info.context

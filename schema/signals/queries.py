@@ -33,10 +33,12 @@ class SignalsQuery:
     @strawberry.field(
         permission_classes=[allowed(SIGNALS, SignalsOp.READ)],
         description="A partner's daily signals from 'from' to 'to' (UTC days, inclusive, at "
-        "most 366), oldest first; days before its first snapshot are left out. Partner users "
-        "read their own partner (the default) and the partner-visible signals; vendor staff "
-        "the partners they may see, with the vendor-only signals too. Null for a partner you "
-        "may not see. Bad ranges: INVALID_RANGE, RANGE_TOO_LONG.",
+        "most 366), oldest first; days before its first snapshot are left out. A partner "
+        "admin reads its own partner (the default) and the partner-visible signals; vendor "
+        "staff the partners they may see, with the vendor-only signals too. A partner rep "
+        "never reads its organisation's figures: it gets its own (the 'perRep' signals over "
+        "its own sales, claims and deals, as repSignals), from its first day. Null for a "
+        "partner you may not see. Bad ranges: INVALID_RANGE, RANGE_TOO_LONG.",
     )
     async def signals(
         self,
@@ -89,8 +91,9 @@ class SignalsQuery:
 
     @strawberry.field(
         permission_classes=[allowed(SIGNALS, SignalsOp.READ_DEFINITIONS)],
-        description="Every signal you may read, described in plain words (partner users: "
-        "the partner-visible ones).",
+        description="Every signal you may read, described in plain words (a partner admin: "
+        "the partner-visible ones; a partner rep: the 'perRep' ones, which it reads over its "
+        "own sales, claims and deals).",
     )
     def signal_definitions(self, info: Info[Context, None]) -> list[SignalDefinitionType] | None:
         return [SignalDefinitionType.of(d) for d in reads.definitions_for(info.context.caller)]

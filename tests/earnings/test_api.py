@@ -252,6 +252,10 @@ async def test_partner_roles_never_receive_vendor_internals(
         # Reps read no statements at all: an empty list, no error to learn from.
         assert data["payouts"]["edges"] == []
         return
+    if role is Role.PARTNER_REP and name.startswith("summary hold"):
+        # Nor holds: the organisation's, as its statements.
+        assert data["earnings"]["holds"] == []
+        return
     assert "FORBIDDEN" in error_codes(payload), payload
 
 
@@ -651,3 +655,40 @@ async def test_other_payout_refusals_change_nothing(
         {"code": "INVALID_FACTOR", "field": "aboveAverageFactorBp"}
     ]
     assert await counts() == before
+
+
+async def test_a_rep_reads_its_own_held_earnings_but_never_its_organisations_holds(
+    gql: GQL, held: Tenant, other_tenant: Tenant
+) -> None:
+    """Holds are organisation-level, as statements are (``RepAccess.NONE``): the partner
+    admin reads them, with the statement's total; the rep reads how much of its own earnings
+    is held, never the holds, their reasons or the organisation's statement total."""
+    variables = {"period": MARCH_PERIOD}
+    admin = (await gql.data(SUMMARY, variables, as_user=held.user(Role.PARTNER_ADMIN)))["earnings"]
+    assert len(admin["holds"]) == 3
+    assert [e for e in admin["explanations"] if e["kind"] == "HOLD"]
+    assert admin["held"]["amountMinor"] == 183_600
+    assert "1,836.00 USD" in json.dumps(admin)
+
+    rep = held.user(Role.PARTNER_REP)
+    payload = await gql(SUMMARY, variables, as_user=rep)
+    mine = payload["data"]["earnings"]
+    assert mine["held"]["amountMinor"] == 108_000  # its own entries, in a held statement
+    assert mine["holds"] == []
+    assert not [e for e in mine["explanations"] if e["kind"].startswith("HOLD")]
+    text = json.dumps(payload)
+    for secret in ("1,836.00", "tax form", "being reviewed", "paused", SECRET_NOTE):
+        assert secret not in text, secret
+    # Partner 1's users and another vendor's read nothing of partner 0's holds.
+    mine_id = gid(held.partners[0])
+    others = [
+        (held.user(Role.PARTNER_ADMIN, 1), {}),
+        (held.user(Role.PARTNER_REP, 1), {}),
+        (other_tenant.user(Role.PARTNER_ADMIN), {"partnerId": mine_id}),
+        (other_tenant.user(Role.VENDOR_ADMIN), {"partnerId": mine_id}),
+    ]
+    for user, asked in others:
+        answer = json.dumps(await gql(SUMMARY, {**variables, **asked}, as_user=user))
+        for secret in ("1,836.00", "being reviewed", "paused"):  # partner 0's holds
+            assert secret not in answer, (user.role, secret)
+    assert error_codes(await gql(SUMMARY, variables)) == ["UNAUTHENTICATED"]

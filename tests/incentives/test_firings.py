@@ -181,7 +181,7 @@ async def test_a_rule_with_a_target_group_fires_only_for_its_members(
     assert firing.partner_id == tenant.partners[1].id  # partner 0 sold too, but is not in it
     # The partner's explanation does not name the group it was picked from.
     explained = await gql.data("{ incentiveExplanations { text } }",
-                               as_user=tenant.user(Role.PARTNER_REP, 1))  # fmt: skip
+                               as_user=tenant.user(Role.PARTNER_ADMIN, 1))  # fmt: skip
     assert explained["incentiveExplanations"] == [
         {"text": "Your revenue over the last 7 days was 500.00 USD, so we recommend: Go."}
     ]
