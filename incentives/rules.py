@@ -18,6 +18,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import withdrawals
+from earnings.models import Program
+from earnings.service import default_currency
 from incentives import actions as act
 from incentives.actions import Action
 from incentives.errors import RuleErrorCode
@@ -86,6 +88,20 @@ async def _version(
     return found
 
 
+async def _rule_currency(
+    session: AsyncSession, vendor_id: uuid.UUID, actions: Sequence[Action]
+) -> str:
+    """A rule created without a budget is in the currency its overlays' program pays in
+    (an overlay must be), else the vendor's first program's: never a fixed USD that would
+    refuse an overlay on a EUR program for a budget nobody set."""
+    for action in actions:
+        if action.kind in act.RATE_ACTIONS and action.program_id is not None:
+            program = await session.get(Program, action.program_id)
+            if program is not None and program.vendor_id == vendor_id:
+                return program.currency
+    return await default_currency(session, vendor_id)
+
+
 def _budget(cap: int | None, currency: str, errors: list[DomainError]) -> None:
     if cap is not None and cap < 0:
         errors.append(DomainError(
@@ -138,13 +154,15 @@ async def create_rule(
     period: Period = Period.WEEK,
     target_group_id: uuid.UUID | None = None,
     budget_cap_minor: int | None = None,
-    currency: str = "USD",
+    currency: str | None = None,
     template: str | None = None,
 ) -> IncentiveRule:
     """A new rule with its first version as a draft (nothing is evaluated until a second
-    vendor admin approves it)."""
+    vendor admin approves it). ``currency``: its budget's (None: see ``_rule_currency``)."""
     RULES.require(principal, RuleOp.CREATE)
     await begin_write(session)
+    if currency is None:
+        currency = await _rule_currency(session, principal.vendor_id, actions)
     errors: list[DomainError] = []
     name = name.strip()
     if not name:
@@ -546,7 +564,7 @@ async def create_from_template(
     program_id: uuid.UUID | None = None,
     target_group_id: uuid.UUID | None = None,
     budget_cap_minor: int | None = None,
-    currency: str = "USD",
+    currency: str | None = None,
 ) -> IncentiveRule:
     """A rule (a draft) from a shipped template, its blanks filled in."""
     RULES.require(principal, RuleOp.CREATE_FROM_TEMPLATE)

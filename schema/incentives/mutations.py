@@ -95,7 +95,7 @@ class IncentivesMutation:
                 period=input.period,
                 target_group_id=m.optional_id(input.target_group_id, "PartnerGroup"),
                 budget_cap_minor=cap.minor if cap else None,
-                currency=cap.currency if cap else "USD",
+                currency=cap.currency if cap else None,
             )  # fmt: skip
 
         return await run(info, IncentiveRulePayload, create)
@@ -115,7 +115,7 @@ class IncentivesMutation:
                 program_id=m.optional_id(input.program_id, "Program"),
                 target_group_id=m.optional_id(input.target_group_id, "PartnerGroup"),
                 budget_cap_minor=cap.minor if cap else None,
-                currency=cap.currency if cap else "USD",
+                currency=cap.currency if cap else None,
             )  # fmt: skip
 
         return await run(info, IncentiveRulePayload, create)

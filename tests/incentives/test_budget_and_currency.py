@@ -164,6 +164,34 @@ async def test_an_overlay_on_a_program_in_another_currency_is_refused(
     assert (stored.currency, stored.budget_cap_minor) == ("USD", 100_00)
 
 
+async def test_a_rule_without_a_budget_takes_its_overlays_currency(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """No budget, no currency given: the rule is in the currency its overlay's program pays
+    in (it was USD, and an overlay on a EUR program was refused for a budget nobody set)."""
+    s = await shop(db, clock, tenant, services)
+
+    async def euro(session: Any) -> Any:
+        return await programs.create_program(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro Rewards",
+            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
+            effective_from=clock.now(),
+        )  # fmt: skip
+
+    eur = await es.tx(db, euro)
+    overlay = {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id), "deltaBp": 100}
+    made = await gql.data(CREATE, {"input": rule_input(actions=[overlay])}, as_user=s.author)
+    assert made["incentiveRuleCreate"]["userErrors"] == []
+    recommend = {"kind": "RECOMMEND", "title": "Try the bundle", "text": "It sells."}
+    other = await gql.data(CREATE, {"input": rule_input(name="Advice", actions=[recommend])},
+                           as_user=s.author)  # fmt: skip
+    assert other["incentiveRuleCreate"]["userErrors"] == []
+    async with db.session() as session:
+        stored = {r.name: r.currency for r in await session.exec(select(IncentiveRule))}
+    # The other one: the vendor's first program's currency (the shop's is USD).
+    assert stored == {"Growth kicker": "EUR", "Advice": "USD"}
+
+
 async def test_removing_the_cap_keeps_the_rules_currency(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
