@@ -427,38 +427,39 @@ async def undo(
     outcomes: Sequence[Mapping[str, Any]],
     *,
     restore_extended: bool = False,
-) -> int:
-    """End now what these outcomes placed and is still running (a rollback): group windows,
-    overlays, reviews (holds already placed stay for finance), recommendations. With
-    ``restore_extended`` (a rollback to the version before), an overlay they only extended
-    goes back to the end it had instead. Returns how many effects were ended."""
+) -> dict[uuid.UUID, datetime]:
+    """End now what these outcomes placed and is still running (a rule change): group
+    windows, overlays, reviews (holds already placed stay for finance), recommendations.
+    With ``restore_extended`` (a rollback to the version before), an overlay they only
+    extended goes back to the end it had instead. Returns, per effect changed (its
+    membership, overlay, review or recommendation id), the end it has now: now when it
+    ended, a later time when an extension was withdrawn."""
 
     def ids(key: str) -> list[uuid.UUID]:
         return [uuid.UUID(o[key]) for o in outcomes if o.get(key)]
 
-    ended = len(
-        await groups.close_windows(
-            session, clock, membership_ids=ids("membership_id"), reason="rule rolled back",
-            by="incentives",
-        )
-    )  # fmt: skip
+    now = clock.now()
+    ended: dict[uuid.UUID, datetime] = {}
+    for window in await groups.close_windows(
+        session, clock, membership_ids=ids("membership_id"), reason="rule rolled back",
+        by="incentives",
+    ):  # fmt: skip
+        ended[window.id] = now
     windows = overlay_windows(outcomes)
     if not restore_extended:
         windows = dict.fromkeys(windows)
-    ended += len(
-        await overlays.end_overlays(
-            session, clock, overlay_ids=[o for o, since in windows.items() if since is None]
-        )
-    )
-    ended += len(
-        await overlays.shorten_overlays(
-            session, clock, ends={o: since for o, since in windows.items() if since is not None}
-        )
-    )
-    ended += len(await reviews.end_reviews(session, clock, review_ids=ids("review_id")))
+    for overlay in await overlays.end_overlays(
+        session, clock, overlay_ids=[o for o, since in windows.items() if since is None]
+    ):
+        ended[overlay.id] = now
+    for overlay in await overlays.shorten_overlays(
+        session, clock, ends={o: since for o, since in windows.items() if since is not None}
+    ):
+        ended[overlay.id] = now if overlay.ended_at is not None else overlay.ends_at
+    for review in await reviews.end_reviews(session, clock, review_ids=ids("review_id")):
+        ended[review.id] = now
     recommendation_ids = ids("recommendation_id")
     if recommendation_ids:
-        now = clock.now()
         rows = await session.exec(
             select(RuleRecommendation).where(
                 col(RuleRecommendation.id).in_(recommendation_ids),
@@ -469,6 +470,18 @@ async def undo(
         for recommendation in rows:
             recommendation.withdrawn_at = now
             session.add(recommendation)
-            ended += 1
+            ended[recommendation.id] = now
     await session.flush()
     return ended
+
+
+EFFECT_KEYS = ("membership_id", "overlay_id", "review_id", "recommendation_id")
+
+
+def effect_id(outcome: Mapping[str, Any]) -> str | None:
+    """The id of what the outcome placed (a membership, an overlay, a review or a
+    recommendation); None when it placed nothing."""
+    for key in EFFECT_KEYS:
+        if outcome.get(key):
+            return str(outcome[key])
+    return None

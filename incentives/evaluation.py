@@ -2,9 +2,11 @@
 
 A rule's active version is evaluated for the vendor's partners (those of its target group
 when it has one) on one day's signal snapshot (``signals.snapshots.values_at``): when the
-signals it reads change (``handlers``) and once a day (``daily``). A firing is written once
-per (rule version, partner, period): the unique constraint makes a second evaluation of the
-same period — a re-run, or the daily run after the signal handler — write nothing. Each
+signals it reads change (``handlers``), when it is activated (``handlers``: an approval, a
+rollback, a resume) and once a day (``daily``). A firing is written once per (rule version,
+activation, partner, period): the unique constraint makes a second evaluation of the same
+period in the same activation — a re-run, or the daily run after the signal handler —
+write nothing, while a version made active again by a rollback fires anew. Each
 firing's actions and its record are written in one savepoint, so a firing that loses a race
 leaves no action behind."""
 
@@ -75,11 +77,14 @@ class Compiled:
 
 
 async def active_rules(
-    session: AsyncSession, vendor_id: uuid.UUID, changed: Collection[str] | None = None
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    changed: Collection[str] | None = None,
+    rule_ids: Collection[uuid.UUID] | None = None,
 ) -> list[Compiled]:
     """The vendor's active rules with their active versions; only those reading one of
-    ``changed`` when given."""
-    rows = await session.exec(
+    ``changed``, and only ``rule_ids``, when given."""
+    statement = (
         select(IncentiveRule, IncentiveRuleVersion)
         .join(
             IncentiveRuleVersion,
@@ -88,6 +93,9 @@ async def active_rules(
         .where(IncentiveRule.vendor_id == vendor_id, IncentiveRule.status == RuleStatus.ACTIVE)
         .order_by(col(IncentiveRule.created_at), col(IncentiveRule.id))
     )
+    if rule_ids is not None:
+        statement = statement.where(col(IncentiveRule.id).in_(list(rule_ids)))
+    rows = await session.exec(statement)
     wanted = set(changed) if changed is not None else None
     return [
         Compiled.of(rule, version)
@@ -134,10 +142,13 @@ async def fire(
 ) -> None:
     rule, version = compiled.rule, compiled.version
     key = period_key(version.period, day)
+    activation = rule.activation
     done = set(
         await session.exec(
             select(RuleFiring.partner_id).where(
-                RuleFiring.version_id == version.id, RuleFiring.period_key == key
+                RuleFiring.version_id == version.id,
+                RuleFiring.activation == activation,
+                RuleFiring.period_key == key,
             )
         )
     )
@@ -158,18 +169,21 @@ async def fire(
         # The budget is checked and spent under the rule's row lock (PostgreSQL; SQLite's
         # write lock is the transaction's already), read fresh: a concurrent run of the
         # rule waits here until this one has committed what it spent.
-        cap, committed, status, active = (
+        fresh = (
             await session.exec(
-                select(
-                    IncentiveRule.budget_cap_minor, IncentiveRule.budget_committed_minor,
-                    IncentiveRule.status, IncentiveRule.active_version_id,
-                )
+                select(IncentiveRule)
                 .where(IncentiveRule.id == rule.id)
                 .with_for_update(key_share=True)
+                .execution_options(populate_existing=True)
             )
-        ).one()  # fmt: skip
-        if status is not RuleStatus.ACTIVE or active != version.id:
-            return  # paused or replaced by a concurrent change while this run waited
+        ).one()
+        if (
+            fresh.status is not RuleStatus.ACTIVE
+            or fresh.active_version_id != version.id
+            or fresh.activation != activation
+        ):
+            return  # paused, replaced or rolled back by a concurrent change meanwhile
+        cap, committed = fresh.budget_cap_minor, fresh.budget_committed_minor
         paid = 0
         if cap is not None:
             paid = await overlays.paid_by_sources(
@@ -192,7 +206,8 @@ async def fire(
         firing = {
             "id": firing_id, "vendor_id": rule.vendor_id, "rule_id": rule.id,
             "version_id": version.id, "version_number": version.number,
-            "partner_id": partner_id, "period_key": key, "signal_day": day.isoformat(),
+            "activation": activation, "partner_id": partner_id, "period_key": key,
+            "signal_day": day.isoformat(),
             "values": read_values(compiled, values[partner_id]), "outcomes": outcomes,
             "trigger": trigger, "fired_at": now,
         }  # fmt: skip
@@ -292,12 +307,13 @@ async def evaluate_vendor(
     partner_ids: Collection[uuid.UUID] | None = None,
     changed: Collection[str] | None = None,
     values: Values | None = None,
+    rule_ids: Collection[uuid.UUID] | None = None,
 ) -> Evaluation:
-    """Evaluate the vendor's active rules (those reading ``changed``, when given) for the
-    partners (all when None) on ``day``'s signals, and fire them. In the caller's
-    transaction."""
+    """Evaluate the vendor's active rules (those reading ``changed``, and only ``rule_ids``,
+    when given) for the partners (all when None) on ``day``'s signals, and fire them. In
+    the caller's transaction."""
     out = Evaluation()
-    rules = await active_rules(session, vendor_id, changed)
+    rules = await active_rules(session, vendor_id, changed, rule_ids)
     if not rules:
         return out
     # The live overlays on a partner's program total at most MAX_OVERLAY_BP, whatever the

@@ -13,6 +13,8 @@ RULE_FIRED = "RuleFired"
 # What a rule version placed for a partner was ended (a rollback, or a new version approved):
 # its recommendations leave the partner's next actions.
 RULE_EFFECTS_ENDED = "RuleEffectsEnded"
+# A version was made active (approved, rolled back to) or the rule resumed: evaluate it now.
+RULE_ACTIVATED = "RuleActivated"
 
 
 @dataclass(frozen=True)
@@ -51,4 +53,26 @@ class RuleFired(Event):
             notify_staff=bool(payload["notify_staff"]),
             message=str(payload.get("message", "")),
             fired_at=datetime.fromisoformat(payload["fired_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class RuleActivated(Event):
+    """A rule became active with ``version_id`` in its ``activation`` (an approval, a
+    rollback, a resume): the handler evaluates it at once for the vendor's partners, unless
+    the rule has changed again since (that change has an event of its own)."""
+
+    type: ClassVar[str] = RULE_ACTIVATED
+    rule_id: uuid.UUID
+    version_id: uuid.UUID
+    version_number: int
+    activation: int
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            rule_id=uuid.UUID(payload["rule_id"]),
+            version_id=uuid.UUID(payload["version_id"]),
+            version_number=int(payload["version_number"]),
+            activation=int(payload["activation"]),
         )

@@ -2,7 +2,13 @@
 may see that the condition read, then what happened and until when ("Your revenue grew
 24 % week over week, so you are in Boost until 4 January 2027: +2 points on every sale").
 Never a vendor-only signal, never the rule's target group (a pilot's treatment), never
-an action the partner does not see (staff notifications, skipped actions)."""
+an action the partner does not see (staff notifications, skipped actions).
+
+What a change of the rule ended early (``RuleFiringEnd``: a new version approved, a
+rollback) is told in the past tense, with when it ended ("…, so you were in Boost: +2
+points on every sale (Boost bonus); we recommended: Keep growing. Boost ended and the
+recommendation was withdrawn on 6 December 2026 when the rule changed."): a withdrawn
+recommendation never reads as current. Never which version, nor why the vendor changed it."""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from incentives.actions import PARTNER_VISIBLE, ActionKind
+from incentives.actions import PARTNER_VISIBLE, ActionKind, effect_id
+from incentives.models import RuleFiringEnd
 from infra.money import Money
 from signals.definitions import DEFINITIONS, Unit, Visibility
 
@@ -54,20 +61,16 @@ def _value(name: str, value: Any, currency: str) -> str | None:
             return f"your {label}{over} came to {value}"
 
 
-def _action(outcome: Mapping[str, Any]) -> str | None:
+def _action(outcome: Mapping[str, Any], until_at: datetime | None = None) -> str | None:
+    """What the outcome does, in the present tense, until its end (``until_at`` when a
+    rule change moved it)."""
     kind = ActionKind(outcome["kind"])
     if kind not in PARTNER_VISIBLE or outcome.get("skipped"):
         return None
-    until = day(datetime.fromisoformat(outcome["until"]))
+    until = day(until_at or datetime.fromisoformat(outcome["until"]))
     match kind:
         case ActionKind.GROUP_WINDOW:
-            pays = [
-                f"{points(p['rate_bp'])} on every sale ({p['name']})"
-                for p in outcome.get("programs", [])
-            ]
-            return f"you are in {outcome['group_name']} until {until}" + (
-                ": " + ", ".join(pays) if pays else ""
-            )
+            return f"you are in {outcome['group_name']} until {until}" + _pays(outcome)
         case ActionKind.RATE_OVERLAY:
             return (
                 f"{outcome['program_name']} pays {points(int(outcome['delta_bp']))} on every "
@@ -81,11 +84,78 @@ def _action(outcome: Mapping[str, Any]) -> str | None:
     return None  # pragma: no cover
 
 
+def _pays(outcome: Mapping[str, Any]) -> str:
+    pays = [
+        f"{points(p['rate_bp'])} on every sale ({p['name']})" for p in outcome.get("programs", [])
+    ]
+    return ": " + ", ".join(pays) if pays else ""
+
+
+def _ended(outcome: Mapping[str, Any]) -> tuple[str, str]:
+    """A visible outcome a rule change ended: what it did, in the past tense, and what
+    ended."""
+    match ActionKind(outcome["kind"]):
+        case ActionKind.GROUP_WINDOW:
+            group = outcome["group_name"]
+            return f"you were in {group}" + _pays(outcome), f"{group} ended"
+        case ActionKind.RATE_OVERLAY:
+            delta, program = points(int(outcome["delta_bp"])), outcome["program_name"]
+            return f"{program} paid {delta} on every sale", f"the {delta} on {program} ended"
+        case ActionKind.PAYOUT_HOLD:
+            reason = str(outcome.get("partner_reason", "")).rstrip(".")
+            return (
+                f"your payouts were held for review: {reason}",
+                "the review of your payouts ended",
+            )
+        case _:
+            return f"we recommended: {outcome['title']}", "the recommendation was withdrawn"
+
+
+def _changes(
+    outcome: Mapping[str, Any], ends: Sequence[RuleFiringEnd]
+) -> tuple[datetime, datetime] | None:
+    """When a rule change last ended or shortened what the outcome placed, and the end it
+    has since; None when no change touched it."""
+    effect = effect_id(outcome)
+    found = None
+    for end in sorted(ends, key=lambda e: e.ended_at):
+        if effect is not None and effect in end.effects:
+            found = (end.ended_at, datetime.fromisoformat(end.effects[effect]))
+    return found
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def explain(
-    values: Mapping[str, Any], outcomes: Sequence[Mapping[str, Any]], currency: str
+    values: Mapping[str, Any],
+    outcomes: Sequence[Mapping[str, Any]],
+    currency: str,
+    ends: Sequence[RuleFiringEnd] = (),
 ) -> str | None:
-    """The partner's explanation of a firing, or None when nothing of it is visible."""
-    actions = [a for a in (_action(o) for o in outcomes) if a]
+    """The partner's explanation of a firing, or None when nothing of it is visible;
+    ``ends``: what changes of the rule ended of it since."""
+    actions: list[str] = []
+    ended: dict[datetime, list[str]] = {}  # when -> what ended then
+    for outcome in outcomes:
+        if _action(outcome) is None:
+            continue
+        change = _changes(outcome, ends)
+        if change is None:
+            actions.append(str(_action(outcome)))
+            continue
+        at, until = change
+        if until > at:  # only an extension was withdrawn: it runs on to its earlier end
+            actions.append(str(_action(outcome, until)))
+            ended.setdefault(at, []).append(
+                f"the {points(int(outcome['delta_bp']))} on {outcome['program_name']} was "
+                f"brought back to end on {day(until)}"
+            )
+            continue
+        did, what = _ended(outcome)
+        actions.append(did)
+        ended.setdefault(at, []).append(what)
     if not actions:
         return None
     seen = [
@@ -99,6 +169,9 @@ def explain(
         text = " and ".join(seen) + ", so " + what + "."
     else:
         text = "A program rule applies to you: " + what + "."
+    for at, changed in sorted(ended.items()):
+        said = f"{_and(changed)} on {day(at)} when the rule changed."
+        text += " " + said[0].upper() + said[1:]
     return text[0].upper() + text[1:]
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, event
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -68,6 +68,11 @@ class IncentiveRule(SQLModel, table=True):
         default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
     )
     currency: str = Field(default="USD", max_length=3)
+    # How many times a version was made active (approvals and rollbacks): the current
+    # activation, which the firings of the active version are keyed with.
+    activation: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     template: str | None = Field(default=None, max_length=64)
     created_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
@@ -100,11 +105,20 @@ class IncentiveRuleVersion(SQLModel, table=True):
 
 
 class RuleFiring(SQLModel, table=True):
-    """One firing: which version, for whom, in which period, on what values, doing what."""
+    """One firing: which version (in which of the rule's activations), for whom, in which
+    period, on what values, doing what."""
 
     __tablename__ = "incentive_rule_firing"
     __table_args__ = (
-        UniqueConstraint("version_id", "partner_id", "period_key"),
+        # Exactly once per (version, activation, partner, period). Named here: the
+        # convention's name would pass PostgreSQL's 63 characters.
+        UniqueConstraint(
+            "version_id",
+            "activation",
+            "partner_id",
+            "period_key",
+            name="uq_incentive_rule_firing_version_activation_partner_period",
+        ),  # fmt: skip
         Index("ix_incentive_rule_firing_partner", "partner_id", "fired_at"),
         Index("ix_incentive_rule_firing_rule", "rule_id", "fired_at"),
     )
@@ -114,6 +128,10 @@ class RuleFiring(SQLModel, table=True):
     rule_id: uuid.UUID = Field(foreign_key="incentive_rule.id")
     version_id: uuid.UUID = Field(foreign_key="incentive_rule_version.id")
     version_number: int
+    # The rule's activation it fired in (``IncentiveRule.activation`` then).
+    activation: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     partner_id: uuid.UUID = Field(foreign_key="partner.id")
     period_key: str = Field(max_length=16)
     signal_day: str = Field(max_length=10)  # the snapshot day read (YYYY-MM-DD)
@@ -124,6 +142,35 @@ class RuleFiring(SQLModel, table=True):
     )
     trigger: str = Field(max_length=16)  # SIGNALS or DAILY
     fired_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class EndCause(StrEnum):
+    """Why a firing's effects ended before their time."""
+
+    NEW_VERSION = "NEW_VERSION"  # another version of the rule was approved
+    ROLLED_BACK = "ROLLED_BACK"  # the rule was rolled back to an earlier version
+
+
+class RuleFiringEnd(SQLModel, table=True):
+    """What a change of the rule ended of one firing's effects, and when: the firing stays
+    as written; the partner's explanation of it reads both ("Boost ended on 6 December
+    2026 when the rule changed")."""
+
+    __tablename__ = "incentive_rule_firing_end"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    rule_id: uuid.UUID = Field(foreign_key="incentive_rule.id")
+    firing_id: uuid.UUID = Field(foreign_key="incentive_rule_firing.id", index=True)
+    partner_id: uuid.UUID = Field(foreign_key="partner.id")
+    cause: EndCause = Field(
+        sa_column=Column(_enum(EndCause, "incentive_end_cause"), nullable=False)
+    )
+    ended_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # Per effect the firing placed that was still running (its membership, overlay, review
+    # or recommendation id): the end it has now, ISO 8601 — ``ended_at`` when it ended; a
+    # later time when only an extension of it was withdrawn (it runs on to its earlier end).
+    effects: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
 class RuleRecommendation(SQLModel, table=True):
@@ -166,5 +213,6 @@ def _refuse(kind: str) -> Any:
     return refuse
 
 
-event.listen(RuleFiring, "before_update", _refuse("update"))
-event.listen(RuleFiring, "before_delete", _refuse("delete"))
+for _immutable in (RuleFiring, RuleFiringEnd):
+    event.listen(_immutable, "before_update", _refuse("update"))
+    event.listen(_immutable, "before_delete", _refuse("delete"))

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from incentives.models import IncentiveRule, IncentiveRuleVersion, RuleFiring
+from incentives.models import IncentiveRule, IncentiveRuleVersion, RuleFiring, RuleFiringEnd
 from incentives.policy import RULES, RuleOp
 from partners.access import RepAccess, scope
 from partners.roles import Principal
@@ -92,6 +92,24 @@ async def rule_currencies(
         )
     )
     return dict(rows.all())
+
+
+async def ends_of(
+    session: AsyncSession, firing_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[RuleFiringEnd]]:
+    """What rule changes ended of each of these firings (already read through a readable
+    statement), oldest first."""
+    if not firing_ids:
+        return {}
+    rows = await session.exec(
+        select(RuleFiringEnd)
+        .where(col(RuleFiringEnd.firing_id).in_(list(firing_ids)))
+        .order_by(col(RuleFiringEnd.ended_at), col(RuleFiringEnd.id))
+    )
+    found: dict[uuid.UUID, list[RuleFiringEnd]] = {}
+    for row in rows:
+        found.setdefault(row.firing_id, []).append(row)
+    return found
 
 
 async def firings_by_ids(

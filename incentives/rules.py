@@ -5,7 +5,14 @@ A version's condition and actions are checked when drafted; it becomes the rule'
 version only when a second vendor admin approves it with a reason. Rolling back makes an
 earlier approved version active again and ends what the replaced version's firings placed
 and is still running (group windows, overlays, payout reviews, recommendations); holds
-already placed on statements stay for finance to release."""
+already placed on statements stay for finance to release.
+
+Each approval and rollback starts a new activation of the rule (``IncentiveRule.activation``):
+the version made active fires anew in it, once per partner and period, even one that fired
+this period before it was replaced. What a change ends of a firing is recorded per firing
+(``RuleFiringEnd``) for the partner's explanation, and a ``RuleActivated`` event has the
+rule evaluated at once (``incentives.handlers``), so the partner's state matches the
+version now active without waiting for a signal to change or for the daily run."""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,13 +31,15 @@ from earnings.service import default_currency
 from incentives import actions as act
 from incentives.actions import Action
 from incentives.errors import RuleErrorCode
-from incentives.events import RULE_EFFECTS_ENDED
+from incentives.events import RULE_EFFECTS_ENDED, RuleActivated
 from incentives.expressions import compile_condition
 from incentives.models import (
+    EndCause,
     IncentiveRule,
     IncentiveRuleVersion,
     Period,
     RuleFiring,
+    RuleFiringEnd,
     RuleStatus,
     VersionStatus,
 )
@@ -39,6 +49,7 @@ from incentives.templates import BY_KEY
 from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
+from infra.ids import new_id
 from infra.money import is_currency
 from infra.outbox import record_events
 from partners.audit_log import AuditEntity, log_change
@@ -54,6 +65,7 @@ def snapshot(rule: IncentiveRule) -> dict[str, Any]:
         "name": rule.name, "status": rule.status.value,
         "active_version_id": rule.active_version_id, "target_group_id": rule.target_group_id,
         "budget_cap_minor": rule.budget_cap_minor, "currency": rule.currency,
+        "activation": rule.activation,
     }  # fmt: skip
 
 
@@ -306,7 +318,9 @@ async def approve(
     now = clock.now()
     # What the replaced version placed ends, as on a rollback: the new version's firings
     # (a new version fires anew) would otherwise run beside it.
-    ended = await _end_effects(session, clock, rule, rule.active_version_id)
+    ended, _ = await _end_effects(
+        session, clock, rule, rule.active_version_id, EndCause.NEW_VERSION
+    )
     version.status = VersionStatus.APPROVED
     version.approved_by_id = principal.user_id
     version.approved_at = now
@@ -314,10 +328,12 @@ async def approve(
     rule.active_version_id = version.id
     if rule.status is RuleStatus.DRAFT:
         rule.status = RuleStatus.ACTIVE
+    rule.activation += 1
     rule.updated_at = now
     session.add(version)
     session.add(rule)
     await session.flush()
+    await _activated(session, clock, rule, version)
     await log_change(
         session, principal, clock, action="incentive_rule.approved",
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=before,
@@ -354,6 +370,10 @@ async def set_status(
     rule.updated_at = clock.now()
     session.add(rule)
     await session.flush()
+    if not pause:
+        active = await session.get(IncentiveRuleVersion, rule.active_version_id)
+        assert active is not None  # a paused rule had an approved version
+        await _activated(session, clock, rule, active)
     await log_change(
         session, principal, clock,
         action="incentive_rule.paused" if pause else "incentive_rule.resumed",
@@ -406,9 +426,9 @@ async def roll_back(
             "to_version",
         )
     before = snapshot(rule)
-    outcomes = await _outcomes(session, current.id)
-    ended = await act.undo(session, clock, outcomes, restore_extended=True)
-    await _tell_partners(session, clock, rule, current.id, ended)
+    ended, outcomes = await _end_effects(
+        session, clock, rule, current.id, EndCause.ROLLED_BACK, restore_extended=True
+    )
     money: dict[str, Any] = {}
     if reverse_earnings:
         windows = act.overlay_windows(outcomes)
@@ -422,9 +442,11 @@ async def roll_back(
             "earning_entries": len(withdrawn.entries),
         }
     rule.active_version_id = target.id
+    rule.activation += 1
     rule.updated_at = clock.now()
     session.add(rule)
     await session.flush()
+    await _activated(session, clock, rule, target)
     await log_change(
         session, principal, clock, action="incentive_rule.rolled_back",
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id,
@@ -436,26 +458,52 @@ async def roll_back(
     return rule
 
 
-async def _outcomes(session: AsyncSession, version_id: uuid.UUID) -> list[dict[str, Any]]:
-    """Every action outcome of the version's firings."""
-    return [
-        outcome
-        for firing in await session.exec(
-            select(RuleFiring).where(RuleFiring.version_id == version_id)
-        )
-        for outcome in firing.outcomes
-    ]
-
-
 async def _end_effects(
-    session: AsyncSession, clock: Clock, rule: IncentiveRule, version_id: uuid.UUID | None
-) -> int:
-    """End what the version's firings placed that still runs; how many effects ended."""
+    session: AsyncSession,
+    clock: Clock,
+    rule: IncentiveRule,
+    version_id: uuid.UUID | None,
+    cause: EndCause,
+    *,
+    restore_extended: bool = False,
+) -> tuple[int, list[dict[str, Any]]]:
+    """End what the version's firings placed that still runs (``act.undo``), and record
+    per firing what ended and when (``RuleFiringEnd``: the partner's explanation of the
+    firing says so). How many effects ended, and every outcome of the version's firings."""
     if version_id is None:
-        return 0
-    ended = await act.undo(session, clock, await _outcomes(session, version_id))
-    await _tell_partners(session, clock, rule, version_id, ended)
-    return ended
+        return 0, []
+    firings = list(
+        await session.exec(
+            select(RuleFiring)
+            .where(RuleFiring.version_id == version_id)
+            .order_by(col(RuleFiring.fired_at), col(RuleFiring.id))
+        )
+    )
+    outcomes = [outcome for firing in firings for outcome in firing.outcomes]
+    ended = await act.undo(session, clock, outcomes, restore_extended=restore_extended)
+    if not ended:
+        return 0, outcomes
+    now = clock.now()
+    changed = {str(effect): until.isoformat() for effect, until in ended.items()}
+    rows: list[dict[str, Any]] = []
+    partners: set[uuid.UUID] = set()
+    for firing in firings:
+        effects = {
+            effect: changed[effect]
+            for outcome in firing.outcomes
+            if (effect := act.effect_id(outcome)) is not None and effect in changed
+        }
+        if effects:
+            partners.add(firing.partner_id)
+            rows.append({
+                "id": new_id(), "vendor_id": rule.vendor_id, "rule_id": rule.id,
+                "firing_id": firing.id, "partner_id": firing.partner_id, "cause": cause,
+                "ended_at": now, "effects": effects,
+            })  # fmt: skip
+    if rows:
+        await session.execute(insert(RuleFiringEnd), rows)
+    await _tell_partners(session, clock, rule, version_id, partners)
+    return len(ended), outcomes
 
 
 async def _tell_partners(
@@ -463,20 +511,30 @@ async def _tell_partners(
     clock: Clock,
     rule: IncentiveRule,
     version_id: uuid.UUID,
-    ended: int,
+    partners: set[uuid.UUID],
 ) -> None:
-    """A ``RuleEffectsEnded`` per partner the version fired for, once its effects ended:
-    a live list of next actions drops the withdrawn recommendations at once."""
-    if not ended:
-        return
-    partners = await session.exec(
-        select(RuleFiring.partner_id).where(RuleFiring.version_id == version_id).distinct()
-    )
+    """A ``RuleEffectsEnded`` per partner whose effects of the version ended: a live list
+    of next actions drops the withdrawn recommendations at once."""
     payload = {"rule_id": str(rule.id), "version_id": str(version_id)}
     await record_events(session, clock, [
         (rule.vendor_id, RULE_EFFECTS_ENDED, p, payload | {"partner_id": str(p)})
         for p in sorted(partners)
     ])  # fmt: skip
+
+
+async def _activated(
+    session: AsyncSession, clock: Clock, rule: IncentiveRule, version: IncentiveRuleVersion
+) -> None:
+    """Have the rule evaluated at once for its partners (``RuleActivated``, handled after
+    commit), when it is active: its version fires in the new activation now rather than at
+    the next signal change or daily run. A paused rule is evaluated when resumed."""
+    if rule.status is not RuleStatus.ACTIVE:
+        return
+    event = RuleActivated(
+        rule_id=rule.id, version_id=version.id, version_number=version.number,
+        activation=rule.activation,
+    )  # fmt: skip
+    await record_events(session, clock, [(rule.vendor_id, event.type, rule.id, event.to_payload())])
 
 
 async def set_budget(

@@ -131,9 +131,10 @@ class IncentivesQuery:
             ctx.session, ctx.caller, MAX_EXPLANATIONS
         ):
             currencies = await repository.rule_currencies(ctx.session, {f.rule_id for f in firings})
+            ends = await repository.ends_of(ctx.session, [f.id for f in firings])
             for firing in firings:
                 currency = currencies.get(firing.rule_id, "USD")
-                text = explain(firing.values, firing.outcomes, currency)
+                text = explain(firing.values, firing.outcomes, currency, ends.get(firing.id, []))
                 if text is not None:
                     out.append(IncentiveExplanation(fired_at=firing.fired_at, text=text))
                     if len(out) == MAX_EXPLANATIONS:

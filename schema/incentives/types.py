@@ -26,6 +26,7 @@ from incentives.models import (
 )
 from incentives.templates import Template
 from schema.context import Context
+from schema.loaders import list_loader
 from schema.money import MoneyType
 from schema.relay import global_id, visible_nodes
 
@@ -186,15 +187,33 @@ class RuleFiringType(relay.Node):
     version_number: int
     partner_id: strawberry.ID
     period: str
+    activation: int = strawberry.field(
+        description="The rule's activation it fired in: each approval and each rollback "
+        "starts a new one, in which the version active fires at most once per partner and "
+        "period."
+    )
     signal_day: date
-    trigger: str
+    trigger: str = strawberry.field(
+        description="SIGNALS (its signals changed), DAILY (the daily run) or ACTIVATION "
+        "(evaluated as its version was approved, rolled back to or resumed)."
+    )
     fired_at: datetime
     values: list[RuleSignalValue]
     outcomes: list[RuleActionOutcome]
-    explanation: str | None = strawberry.field(
+    _values: strawberry.Private[dict[str, Any]]
+    _outcomes: strawberry.Private[list[dict[str, Any]]]
+    _currency: strawberry.Private[str]
+
+    @strawberry.field(
         description="What the partner reads about it (null when nothing of it is visible "
-        "to the partner)."
+        "to the partner), including what a later change of the rule ended of it."
     )
+    async def explanation(self, info: Info[Context, None]) -> str | None:
+        ctx = info.context
+        ends = await list_loader(
+            ctx, "incentives.firing_ends", lambda ids: repository.ends_of(ctx.session, ids)
+        ).load(uuid.UUID(str(self.id)))
+        return explain(self._values, self._outcomes, self._currency, ends)
 
     resolve_nodes = visible_nodes(repository.firings_by_ids)
 
@@ -204,7 +223,8 @@ class RuleFiringType(relay.Node):
             id=str(firing.id), rule_id=global_id("IncentiveRule", firing.rule_id),
             version_number=firing.version_number,
             partner_id=global_id("Partner", firing.partner_id), period=firing.period_key,
-            signal_day=date.fromisoformat(firing.signal_day), trigger=firing.trigger,
+            activation=firing.activation, signal_day=date.fromisoformat(firing.signal_day),
+            trigger=firing.trigger,
             fired_at=firing.fired_at, values=signal_values(firing.values),
             outcomes=[
                 RuleActionOutcome(
@@ -219,7 +239,7 @@ class RuleFiringType(relay.Node):
                 )
                 for o in firing.outcomes
             ],
-            explanation=explain(firing.values, firing.outcomes, currency),
+            _values=firing.values, _outcomes=firing.outcomes, _currency=currency,
         )  # fmt: skip
 
 

@@ -49,15 +49,16 @@ async def test_an_overlay_changes_what_the_next_sale_earns_in_partner_words(
         session.add(RuleDailyRun(
             vendor_id=tenant.vendor.id, day=clock.now().date().isoformat(), ran_at=clock.now()
         ))  # fmt: skip
+    await es.sale(db, clock, tenant, 10_00, partner_index=0)
+    await settle(services)
     rule = await active_rule(db, clock, s, condition=GROWTH, actions=[
         Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id, delta_bp=150)
     ])  # fmt: skip
-    # A sale changes partner 0's signals: the rule fires on SignalsChanged.
-    await es.sale(db, clock, tenant, 10_00, partner_index=0)
+    # Approval evaluates the rule at once (partner 0 grew already): it fires on RuleActivated.
     await settle(services)
     admin = s.author
     [firing] = nodes(await gql.data(FIRINGS, as_user=admin), "ruleFirings")
-    assert (firing["trigger"], firing["partnerId"]) == ("SIGNALS", gid(tenant.partners[0]))
+    assert (firing["trigger"], firing["partnerId"]) == ("ACTIVATION", gid(tenant.partners[0]))
     # 1.5 % on the trailing 30 days' pace (2,250.00 USD) over 30 days.
     assert firing["outcomes"] == [
         {"kind": "RATE_OVERLAY", "skipped": None, "estimatedCost": {"amountMinor": 33_75}}

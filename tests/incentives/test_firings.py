@@ -1,4 +1,5 @@
-"""Firings: idempotent per (rule version, partner, period) whichever evaluation runs,
+"""Firings: idempotent per (rule version, activation, partner, period) whichever evaluation
+runs (a version rolled back to fires anew, once per period in each activation),
 immutable, paused rules are not evaluated, vendor-only signals are read but never shown to
 the partner, a channel manager sees its partners' firings only; templates."""
 
@@ -9,13 +10,17 @@ from datetime import timedelta
 
 import pytest
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.models import AppendOnlyError
 from incentives import handlers as incentive_handlers
 from incentives import rules
 from incentives.actions import Action, ActionKind
 from incentives.daily import run_due
-from incentives.models import Period, RuleDailyRun, RuleFiring
+from incentives.evaluation import evaluate_vendor
+from incentives.events import RULE_ACTIVATED
+from incentives.models import IncentiveRuleVersion, Period, RuleDailyRun, RuleFiring
+from incentives.recommendations import active_recommendations
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
@@ -69,6 +74,80 @@ async def test_a_firing_is_written_once_per_version_partner_and_period(
     await es.sale(db, clock, tenant, 10_00, partner_index=0)
     await settle(services)
     assert sorted(f.period_key for f in await firings(db)) == ["2026-W49", "2026-W50"]
+
+
+async def test_a_version_rolled_back_to_fires_once_per_period_in_each_activation(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await shop(db, clock, tenant, services)
+    author, approver = principal_of(s.author), principal_of(s.approver)
+    rule = await active_rule(db, clock, s, condition=GROWTH, period=Period.MONTH, actions=[
+        Action(ActionKind.RECOMMEND, title="Version 1", text="Sell more.")
+    ])  # fmt: skip
+    await settle(services)
+
+    async def replace(number: int) -> None:
+        """Approve a new version (it fires at once), then roll back to version 1."""
+
+        async def draft(session: AsyncSession) -> IncentiveRuleVersion:
+            return await rules.draft_version(
+                session, author, clock, rule_id=rule.id, condition=GROWTH,
+                period=Period.MONTH,
+                actions=[Action(ActionKind.RECOMMEND, title=f"Version {number}", text="t")],
+            )  # fmt: skip
+
+        version = await es.tx(db, draft)
+        await es.tx(db, lambda session: rules.approve(
+            session, approver, clock, version_id=version.id, reason="try it"
+        ))  # fmt: skip
+        await settle(services)
+        await es.tx(db, lambda session: rules.roll_back(
+            session, author, clock, rule_id=rule.id, to_version=1, reason="back"
+        ))  # fmt: skip
+        await settle(services)
+
+    async def fired() -> list[tuple[int, int, str]]:
+        return sorted((f.version_number, f.activation, f.period_key) for f in await firings(db))
+
+    async def evaluate_again() -> None:
+        """Every evaluation there is, again, in the same period: none writes a firing."""
+        await es.sale(db, clock, tenant, 10_00, partner_index=0)  # the signals move
+        await settle(services)
+        assert await daily(db, clock) == len(await firings(db))
+
+        async def run(session: AsyncSession) -> None:
+            out = await evaluate_vendor(
+                session, clock, vendor_id=tenant.vendor.id, day=clock.now().date(),
+                trigger="SIGNALS",
+            )  # fmt: skip
+            assert (out.firings, out.already) == ([], 1)
+
+        await es.tx(db, run)
+        async with db.session() as session:
+            activated = list(
+                await session.exec(select(OutboxEvent).where(OutboxEvent.type == RULE_ACTIVATED))
+            )
+        assert await incentive_handlers.activate(db, clock, activated) == 0
+
+    assert await fired() == [(1, 1, "2026-12")]
+    await replace(2)
+    # Version 1 is active again in activation 3: it fired anew this month, once.
+    assert await fired() == [(1, 1, "2026-12"), (1, 3, "2026-12"), (2, 2, "2026-12")]
+    await evaluate_again()
+    clock.advance(timedelta(days=1))
+    await evaluate_again()
+    assert await fired() == [(1, 1, "2026-12"), (1, 3, "2026-12"), (2, 2, "2026-12")]
+    # Replaced and restored again: once more, in its new activation only.
+    await replace(3)
+    await evaluate_again()
+    assert await fired() == [
+        (1, 1, "2026-12"), (1, 3, "2026-12"), (1, 5, "2026-12"), (2, 2, "2026-12"),
+        (3, 4, "2026-12"),
+    ]  # fmt: skip
+    # The partner has version 1's recommendation, once, and nothing of the others.
+    async with db.session() as session:
+        current = await active_recommendations(session, tenant.partners[0].id, clock.now())
+    assert [r.title for r in current] == ["Version 1"]
 
 
 async def test_a_paused_rule_is_not_evaluated_until_resumed(

@@ -1,5 +1,6 @@
 """A rule's whole life through GraphQL (issue 13, "Done means"): draft -> dry run ->
-approve (four eyes) -> fire -> explained to the partner -> rolled back."""
+approve (four eyes) -> fire -> explained to the partner -> rolled back -> the earlier
+version in force again, and the partner told what ended."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlmodel import col, select
 from earnings.models import EarningEntry, Program
 from infra.clock import OffsetClock
 from infra.db import Database
+from partners import groups
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
@@ -35,6 +37,7 @@ FIRINGS = """query($rule: ID) { ruleFirings(ruleId: $rule) { totalCount edges { 
   versionNumber partnerId period trigger values { name value }
   outcomes { kind skipped estimatedCost { amountMinor } } explanation } } } }"""
 EXPLAINED = "{ incentiveExplanations { text } ruleRecommendations { title text link } }"
+MEMBERS = """{ partnerGroups { edges { node { name members { edges { node { id } } } } } } }"""
 AUDIT = """{ auditLog(filter: {entityType: "incentive_rule"}) { edges { node {
   action reason } } } }"""
 
@@ -49,18 +52,38 @@ async def paid_by(db: Database, event_id: object) -> dict[str, int]:
         return dict(rows.all())
 
 
+async def in_groups(gql: GQL, as_user: object) -> dict[str, list[str]]:
+    """Each group's members now, as the vendor reads them."""
+    data = await gql.data(MEMBERS, as_user=as_user)
+    return {
+        e["node"]["name"]: [m["node"]["id"] for m in e["node"]["members"]["edges"]]
+        for e in data["partnerGroups"]["edges"]
+    }
+
+
 async def test_a_rule_from_draft_to_rollback(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
     s = await shop(db, clock, tenant, services)
     partner = tenant.user(Role.PARTNER_ADMIN, 0)
+    me = gid(tenant.partners[0])
 
-    # Version 1: a mild rule, approved (it fires for nobody here).
+    async def starter_group(session: object) -> object:
+        return await groups.create_group(
+            session,  # type: ignore[arg-type]
+            tenant.principal(Role.VENDOR_ADMIN),
+            clock,
+            name="Starter",
+        )
+
+    starter = await es.tx(db, starter_group)  # a group no program pays extra in
+
+    # Version 1: a mild promotion (the Starter group, a tip), approved.
     created = await gql.data(CREATE, {"input": {
-        "name": "Growth boost", "condition": "days_since_last_sale != null && "
-        "days_since_last_sale > 30", "period": "WEEK",
-        "actions": [{"kind": "RECOMMEND", "days": 14, "title": "Sell again",
-                     "text": "It has been a while."}],
+        "name": "Growth boost", "condition": GROWTH, "period": "MONTH",
+        "actions": [{"kind": "GROUP_WINDOW", "groupId": gid(starter), "days": 30},
+                    {"kind": "RECOMMEND", "days": 14, "title": "Sell again",
+                     "text": "Your customers are buying."}],
     }}, as_user=s.author)  # fmt: skip
     rule = created["incentiveRuleCreate"]["rule"]
     assert created["incentiveRuleCreate"]["userErrors"] == []
@@ -69,6 +92,19 @@ async def test_a_rule_from_draft_to_rollback(
     approved = await gql.data(APPROVE, {"input": {"versionId": v1["id"], "reason": "ok"}},
                               as_user=s.approver)  # fmt: skip
     assert approved["incentiveRuleApprove"]["rule"]["status"] == "ACTIVE"
+    # Approval evaluates the rule at once: partner 0 grew, so it is in Starter now.
+    await settle(services)
+    assert (await in_groups(gql, s.author))["Starter"] == [me]
+    v1_now = (
+        "Your revenue grew 24 % week over week, so you are in Starter until 4 January 2027; "
+        "we recommend: Sell again."
+    )
+    assert await gql.data(EXPLAINED, as_user=partner) == {
+        "incentiveExplanations": [{"text": v1_now}],
+        "ruleRecommendations": [
+            {"title": "Sell again", "text": "Your customers are buying.", "link": None}
+        ],
+    }  # fmt: skip
 
     # Draft version 2: the growth promotion.
     drafted = await gql.data(DRAFT, {"input": {
@@ -100,10 +136,10 @@ async def test_a_rule_from_draft_to_rollback(
     assert past["incentiveRuleDryRun"]["firing"] == 0
     assert (await gql.data(FIRINGS, {"rule": rule["id"]}, as_user=s.author))["ruleFirings"][
         "totalCount"
-    ] == 0
-    assert await gql.data(EXPLAINED, as_user=partner) == {
-        "incentiveExplanations": [], "ruleRecommendations": []
-    }  # fmt: skip
+    ] == 1  # version 1's firing only
+    assert (await gql.data(EXPLAINED, as_user=partner))["incentiveExplanations"] == [
+        {"text": v1_now}
+    ]
 
     # Four eyes: the author may not approve its own draft; the second admin does.
     own = await gql.data(APPROVE, {"input": {"versionId": v2["id"], "reason": "mine"}},
@@ -115,13 +151,15 @@ async def test_a_rule_from_draft_to_rollback(
         "number": 2, "approvalReason": "Q4 push"
     }  # fmt: skip
 
-    # Fire: the daily evaluation.
-    assert await daily(db, clock) == 1
-    assert await daily(db, clock) == 1  # once a day
+    # Fire: approval evaluates version 2 at once (version 1's window and tip end); the daily
+    # evaluation then writes nothing more.
+    await settle(services)
+    assert await daily(db, clock) == 2
+    assert await daily(db, clock) == 2  # once a day
     firings = (await gql.data(FIRINGS, {"rule": rule["id"]}, as_user=s.author))["ruleFirings"]
-    [firing] = [e["node"] for e in firings["edges"]]
+    [firing] = [e["node"] for e in firings["edges"] if e["node"]["versionNumber"] == 2]
     assert (firing["versionNumber"], firing["partnerId"], firing["period"], firing["trigger"]) == (
-        2, gid(tenant.partners[0]), "2026-12", "DAILY"
+        2, me, "2026-12", "ACTIVATION"
     )  # fmt: skip
     assert {"name": "revenue_growth_wow", "value": "0.24"} in firing["values"]
     assert [o["kind"] for o in firing["outcomes"]] == ["GROUP_WINDOW", "RECOMMEND", "NOTIFY_STAFF"]
@@ -132,8 +170,14 @@ async def test_a_rule_from_draft_to_rollback(
         "+2 points on every sale (Boost bonus); we recommend: Keep growing."
     )
     assert firing["explanation"] == expected
+    # Version 1's firing now reads as ended, in the past tense: its tip is no longer current.
+    v1_ended = (
+        "Your revenue grew 24 % week over week, so you were in Starter; we recommended: Sell "
+        "again. Starter ended and the recommendation was withdrawn on 5 December 2026 when "
+        "the rule changed."
+    )
     assert await gql.data(EXPLAINED, as_user=partner) == {
-        "incentiveExplanations": [{"text": expected}],
+        "incentiveExplanations": [{"text": expected}, {"text": v1_ended}],
         "ruleRecommendations": [
             {"title": "Keep growing", "text": "Register your next deals early.",
              "link": "/deals/new"}
@@ -148,20 +192,46 @@ async def test_a_rule_from_draft_to_rollback(
     await settle(services)
     assert await paid_by(db, boosted.id) == {"Partner Rewards": 8_00, "Boost bonus": 2_00}
 
-    # Roll back to version 1: the window ends now, the recommendation is withdrawn.
+    # Roll back to version 1: Boost ends now, its recommendation is withdrawn, and version 1
+    # is in force again at once, in this period already: partner 0 is back in Starter with
+    # version 1's tip.
+    assert (await in_groups(gql, s.author)) == {"Boost": [me], "Starter": []}
     undo = {"id": rule["id"], "toVersion": 1, "reason": "Too generous"}
     back = await gql.data(ROLL_BACK, {"input": undo}, as_user=s.author)
     assert back["incentiveRuleRollBack"] == {
         "rule": {"status": "ACTIVE", "activeVersion": {"number": 1}}, "userErrors": []
     }  # fmt: skip
+    await settle(services)
+    assert (await in_groups(gql, s.author)) == {"Boost": [], "Starter": [me]}
     clock.freeze(T0 + timedelta(days=2))
     after = await es.sale(db, clock, tenant, 100_00, partner_index=0)
     await settle(services)
     assert await paid_by(db, after.id) == {"Partner Rewards": 8_00}
-    assert (await gql.data(EXPLAINED, as_user=partner))["ruleRecommendations"] == []
-    # The firing record stays as it was; every admin change is in the audit log.
+    explained = await gql.data(EXPLAINED, as_user=partner)
+    assert explained["ruleRecommendations"] == [
+        {"title": "Sell again", "text": "Your customers are buying.", "link": None}
+    ]
+    # Newest first: version 1 in force again; version 2's promotion, ended by the rollback
+    # (its recommendation not current any more); version 1's first firing, ended before.
+    assert explained["incentiveExplanations"] == [
+        # (the day's sale moved the growth it read)
+        {"text": "Your revenue grew 34 % week over week, so you are in Starter until 5 January "
+                 "2027; we recommend: Sell again."},
+        {"text": "Your revenue grew 24 % week over week, so you were in Boost: +2 points on "
+                 "every sale (Boost bonus); we recommended: Keep growing. Boost ended and the "
+                 "recommendation was withdrawn on 6 December 2026 when the rule changed."},
+        {"text": v1_ended},
+    ]  # fmt: skip
+    assert "Growth boost" not in str(explained)
+    # The firing records stay as they were (version 2's too), one more for version 1 in its
+    # new activation; every admin change is in the audit log.
     again = (await gql.data(FIRINGS, {"rule": rule["id"]}, as_user=s.author))["ruleFirings"]
-    assert again["totalCount"] == 1
+    assert again["totalCount"] == 3
+    assert [e["node"]["versionNumber"] for e in again["edges"]] == [1, 2, 1]
+    [kept] = [e["node"] for e in again["edges"] if e["node"]["versionNumber"] == 2]
+    assert {k: v for k, v in kept.items() if k != "explanation"} == {
+        k: v for k, v in firing.items() if k != "explanation"
+    }
     audit = await gql.data(AUDIT, as_user=s.author)
     actions = [e["node"]["action"] for e in audit["auditLog"]["edges"]]
     assert actions == [
@@ -171,4 +241,4 @@ async def test_a_rule_from_draft_to_rollback(
     fired = await gql.data(
         """{ auditLog(filter: {entityType: "rule_firing"}) { totalCount } }""", as_user=s.author
     )
-    assert fired["auditLog"]["totalCount"] == 1
+    assert fired["auditLog"]["totalCount"] == 3

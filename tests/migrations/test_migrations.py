@@ -164,8 +164,6 @@ async def _old_tenant(session: Any, now: Any) -> Any:
     """A vendor, a partner and its admin and rep, written with only the columns the
     database has at an old revision (today's models may have more: each later migration
     adds its own)."""
-    from sqlalchemy import Column, MetaData, Table  # noqa: PLC0415
-
     from partners.models import Partner, User, Vendor  # noqa: PLC0415
     from partners.roles import Role  # noqa: PLC0415
     from tests.factories import Tenant  # noqa: PLC0415
@@ -183,9 +181,17 @@ async def _old_tenant(session: Any, now: Any) -> Any:
         )  # fmt: skip
         for role in (Role.PARTNER_ADMIN, Role.PARTNER_REP)
     }
+    await _insert_old(session, [vendor, partner, *users.values()])
+    return Tenant(vendor=vendor, partners=[partner], users=dict(users))
+
+
+async def _insert_old(session: Any, rows: list[Any]) -> None:
+    """Insert model rows with only the columns the database has at an old revision."""
+    from sqlalchemy import Column, MetaData, Table  # noqa: PLC0415
+
     connection = await session.connection()
-    for row in (vendor, partner, *users.values()):
-        table = type(row).__table__  # type: ignore[attr-defined]
+    for row in rows:
+        table = type(row).__table__
         present = await connection.run_sync(
             lambda sync, name=table.name: {c["name"] for c in inspect(sync).get_columns(name)}
         )
@@ -195,4 +201,69 @@ async def _old_tenant(session: Any, now: Any) -> Any:
         await connection.execute(
             old.insert().values({c.name: getattr(row, c.name) for c in columns})
         )
-    return Tenant(vendor=vendor, partners=[partner], users=dict(users))
+
+
+async def test_firings_made_before_activations_keep_the_current_activations_key(
+    scratch_url: str,
+) -> None:
+    """0031 keys firings by (version, activation, partner, period): the rules and firings
+    there were are activation 0, so what the active version fired this period still holds
+    its key (nothing fires twice after the upgrade); a later activation may fire anew, and
+    then a downgrade to the old key refuses, naming the firing it cannot keep."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from sqlalchemy import select  # noqa: PLC0415
+    from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
+
+    from incentives.models import (  # noqa: PLC0415
+        IncentiveRule,
+        IncentiveRuleVersion,
+        Period,
+        RuleFiring,
+        RuleStatus,
+        VersionStatus,
+    )
+    from infra.db import Database  # noqa: PLC0415
+
+    await migrations.upgrade(scratch_url, "0030_decision_partner")
+    now = datetime(2026, 12, 5, 9, tzinfo=UTC)
+    db = Database(scratch_url)
+
+    def firing(rule: IncentiveRule, version: IncentiveRuleVersion, **extra: Any) -> RuleFiring:
+        return RuleFiring(
+            vendor_id=rule.vendor_id, rule_id=rule.id, version_id=version.id,
+            version_number=version.number, partner_id=partner_id, period_key="2026-12",
+            signal_day="2026-12-05", values={}, outcomes=[], trigger="DAILY", fired_at=now,
+            **extra,
+        )  # fmt: skip
+
+    try:
+        async with db.transaction() as session:
+            tenant = await _old_tenant(session, now)
+            partner_id = tenant.partners[0].id
+            rule = IncentiveRule(
+                vendor_id=tenant.vendor.id, name="Old rule", status=RuleStatus.ACTIVE,
+                created_at=now, updated_at=now,
+            )  # fmt: skip
+            version = IncentiveRuleVersion(
+                vendor_id=tenant.vendor.id, rule_id=rule.id, number=1, condition="true",
+                period=Period.MONTH, status=VersionStatus.APPROVED, created_at=now,
+            )  # fmt: skip
+            rule.active_version_id = version.id
+            old = firing(rule, version)
+            await _insert_old(session, [rule, version, old])
+        await migrations.upgrade(scratch_url)
+        async with db.session() as session:
+            found = (await session.execute(select(IncentiveRule.activation))).scalars().all()
+            fired = (await session.execute(select(RuleFiring.activation))).scalars().all()
+        assert (found, fired) == ([0], [0])
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as session:
+                session.add(firing(rule, version, activation=0))  # the same key again
+        async with db.transaction() as session:
+            session.add(firing(rule, version, activation=1))  # a later activation: anew
+        with pytest.raises(RuntimeError, match="fired twice"):
+            await migrations.downgrade(scratch_url, "0030_decision_partner")
+        assert await migrations.database_revision(scratch_url) == migrations.head_revision()
+    finally:
+        await db.dispose()
