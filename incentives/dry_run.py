@@ -4,13 +4,13 @@ in a query's read-only session) and ignores firings already made: it answers "wh
 this version do on that day" — but against what runs now: the overlays already live on
 each partner's programs (this rule's own, which a firing extends or leaves, and other
 rules', which count towards the cap per program) and the rule's budget left, each said in
-the action's ``note``."""
+the action's ``note``. A target group's members are those of that day."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -74,7 +74,12 @@ async def dry_run(
     rule = await _rule(session, principal, version.rule_id)
     compiled = Compiled.of(rule, version)
     values = await values_at(session, rule.vendor_id, day, None)
-    partners = await eligible(session, compiled, values, clock)
+    # The target group as it was that day (its end, or now for today): the signals are
+    # that day's.
+    day_ends = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
+    partners = await eligible(
+        session, compiled, values, clock, members_at=min(day_ends, clock.now())
+    )
     paid = 0
     if rule.budget_cap_minor is not None:
         paid = await overlays.paid_by_sources(

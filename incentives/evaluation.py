@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -105,13 +105,19 @@ async def active_rules(
 
 
 async def eligible(
-    session: AsyncSession, compiled: Compiled, values: Values, clock: Clock
+    session: AsyncSession,
+    compiled: Compiled,
+    values: Values,
+    clock: Clock,
+    *,
+    members_at: datetime | None = None,
 ) -> list[uuid.UUID]:
     """The partners (of ``values``) for whom the rule's condition holds, in its target
-    group when it has one."""
+    group (at ``members_at``, default now) when it has one."""
     candidates: Collection[uuid.UUID] = values.keys()
     if compiled.rule.target_group_id is not None:
-        members = set(await session.exec(member_ids_at(compiled.rule.target_group_id, clock.now())))
+        at = members_at or clock.now()
+        members = set(await session.exec(member_ids_at(compiled.rule.target_group_id, at)))
         candidates = [p for p in values if p in members]
     holds = compiled.condition.holds
     return [p for p in candidates if holds(values[p])]

@@ -6,10 +6,10 @@ the partner, a channel manager sees its partners' firings only; templates."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.models import AppendOnlyError
@@ -29,8 +29,9 @@ from partners.group_models import MemberMode
 from partners.roles import Role
 from schema.context import Services
 from signals.events import SIGNALS_CHANGED
+from signals.models import SignalSnapshot
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, principal_of
+from tests.factories import Tenant, gid, principal_of
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
 from tests.support import GQL, refused_inserts
@@ -297,3 +298,49 @@ async def ran_today(db: Database, clock: OffsetClock) -> set[uuid.UUID]:
         return set(
             await session.exec(select(RuleDailyRun.vendor_id).where(RuleDailyRun.day == day))
         )
+
+
+async def test_a_past_days_dry_run_reads_the_target_group_of_that_day(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """The signals are that day's, and so is the target group: a partner that joined today
+    would not have fired yesterday (it read today's members before)."""
+    s = await shop(db, clock, tenant, services)
+    admin = principal_of(s.author)
+
+    async def joined_today(session: object) -> object:
+        group = await groups.create_group(session, admin, clock, name="Joined today")  # type: ignore[arg-type]
+        await groups.set_members(
+            session, admin, clock, group_id=group.id, partner_ids=[tenant.partners[0].id],  # type: ignore[arg-type]
+            mode=MemberMode.INCLUDE,
+        )  # fmt: skip
+        return group.id
+
+    group = await es.tx(db, joined_today)
+    go = [Action(ActionKind.RECOMMEND, title="Go", text="Sell.")]
+    rule = await active_rule(
+        db, clock, s, condition="revenue_30d > 0", target_group_id=group, actions=go
+    )
+    dry = "query($v: ID!, $day: Date) { incentiveRuleDryRun(versionId: $v, day: $day) { firing } }"
+    version = gid("IncentiveRuleVersion", rule.active_version_id)
+
+    async def firing_on(day: date) -> int:
+        data = await gql.data(dry, {"v": version, "day": day.isoformat()}, as_user=s.author)
+        return int(data["incentiveRuleDryRun"]["firing"])
+
+    assert await firing_on(clock.now().date()) == 1
+    # The last day before today with a snapshot, on which the condition held.
+    async with db.session() as session:
+        past = (
+            await session.exec(
+                select(SignalSnapshot)
+                .where(
+                    SignalSnapshot.partner_id == tenant.partners[0].id,
+                    SignalSnapshot.day < clock.now().date(),
+                )
+                .order_by(col(SignalSnapshot.day).desc())
+                .limit(1)
+            )
+        ).one()
+    assert past.values["revenue_30d"] > 0
+    assert await firing_on(past.day) == 0
