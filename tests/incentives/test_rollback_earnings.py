@@ -20,7 +20,7 @@ from earnings.withdrawals import withdraw_overlay_earnings
 from incentives.actions import SOURCE, Action, ActionKind
 from incentives.models import IncentiveRule, Period, RuleFiring
 from infra.audit import AuditEntry
-from infra.clock import OffsetClock
+from infra.clock import Clock, OffsetClock
 from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
@@ -80,8 +80,22 @@ async def roll_back(gql: GQL, s: Shop, rule: IncentiveRule, *, reverse: bool) ->
     assert back["incentiveRuleRollBack"]["userErrors"] == []
 
 
+async def v2_extending_a_racing_v1_overlay(
+    gql: GQL, services: Services, s: Shop, tenant: Tenant, rule: IncentiveRule
+) -> RateOverlay:
+    """Version 2 approved (+2% for 60 days on any revenue), and v1's overlay that a v1
+    firing racing the approval placed; v2's evaluation at its activation then extends it.
+    The app's dispatcher is held meanwhile: its run of the activation must come after the
+    racing overlay, as in the race (else v2 places one of its own)."""
+    async with services.outbox.paused():
+        await approve_overlay_version(gql, s, rule, ANY_REVENUE, "longer")
+        v1_overlay = await racing_v1_overlay(services.db, services.clock, s, tenant, rule)
+    await settle(services)
+    return v1_overlay
+
+
 async def racing_v1_overlay(
-    db: Database, clock: OffsetClock, s: Shop, tenant: Tenant, rule: IncentiveRule
+    db: Database, clock: Clock, s: Shop, tenant: Tenant, rule: IncentiveRule
 ) -> RateOverlay:
     """A +2% overlay for 30 days under the rule's source, as a v1 firing racing v2's
     approval places it."""
@@ -321,13 +335,12 @@ async def test_a_rollback_takes_back_only_the_extension_of_an_earlier_versions_o
     then: it ends now, not earlier or later."""
     s = await shop(db, clock, tenant, services)
     rule = await mild_rule(db, clock, s)
-    await approve_overlay_version(gql, s, rule, ANY_REVENUE, "longer")
-    v1_overlay = await racing_v1_overlay(db, clock, s, tenant, rule)
+    v1_overlay = await v2_extending_a_racing_v1_overlay(gql, services, s, tenant, rule)
     clock.freeze(T0 + timedelta(hours=1))
     await es.sale(db, clock, tenant, 100_00, partner_index=0)  # v1's: 2.00
     await settle(services)
     clock.freeze(T0 + timedelta(days=1))
-    await daily(db, clock)  # v2 fires: extends v1's overlay to day 61
+    await daily(db, clock)  # nothing more: v2 fired at its activation, extending it to day 60
     async with db.session() as session:
         [firing] = list(await session.exec(
             select(RuleFiring).where(RuleFiring.rule_id == rule.id,
@@ -360,10 +373,9 @@ async def test_a_rollback_gives_an_extended_overlay_back_its_earlier_end(
     """As above, rolled back before v1's end: the overlay runs on to v1's end."""
     s = await shop(db, clock, tenant, services)
     rule = await mild_rule(db, clock, s)
-    await approve_overlay_version(gql, s, rule, ANY_REVENUE, "longer")
-    v1_overlay = await racing_v1_overlay(db, clock, s, tenant, rule)
+    v1_overlay = await v2_extending_a_racing_v1_overlay(gql, services, s, tenant, rule)
     clock.freeze(T0 + timedelta(days=1))
-    await daily(db, clock)  # v2 extends it to day 61
+    await daily(db, clock)  # nothing more: v2 extended it to day 60 at its activation
     clock.freeze(T0 + timedelta(days=2))
     await roll_back(gql, s, rule, reverse=True)
     async with db.session() as session:
