@@ -12,6 +12,7 @@ from deal_registration.events import (
 )
 from earnings.events import EARNINGS_CHANGED
 from forecasts.events import CONCENTRATION_THRESHOLD_CHANGED
+from incentives.events import RULE_ACTIVATED
 from leaderboards.events import CONTEST_CHANGED, CONTEST_PRIZE_APPROVED
 from next_actions.handlers import TRIGGERS as NEXT_ACTION_TRIGGERS
 from schema.context import Services
@@ -54,6 +55,7 @@ def test_handlers_are_registered_in_the_declared_order(services: Services) -> No
         ((EARNINGS_CHANGED, *SUBSCRIPTION_EVENT_TYPES, CONCENTRATION_THRESHOLD_CHANGED), True),
         (SIGNAL_SOURCE_TYPES, True),  # signals, after crediting (they read the ledger)
         ((SIGNALS_CHANGED,), True),  # incentive rules, after the snapshots they read
+        ((RULE_ACTIVATED,), True),  # a rule approved, rolled back or resumed: evaluated at once
         (tuple(sorted(services.notifier.triggers)), True),  # notifications
         (SOURCE_TYPES, True),  # webhook deliveries, last
     ]
