@@ -349,6 +349,20 @@ class Database:
             yield session
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncSession]:
+        """A session whose statements all read one state of the database: the snapshot of
+        its first read. For a reader that reads one state in several statements (a
+        rebuild's scores, then the events they count). PostgreSQL's default (READ
+        COMMITTED) gives each statement a snapshot of its own, so a transaction that
+        commits between two of them shows in the second only: here its transaction is
+        REPEATABLE READ (only reads: it never fails with a serialization error). SQLite's
+        read transaction keeps one snapshot already."""
+        async with self._sessions() as session:
+            if self.engine.dialect.name == "postgresql":
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
         """A session that refuses to write (see ``read_only``): for subscriptions."""
         async with self._sessions() as session:

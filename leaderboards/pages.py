@@ -9,8 +9,10 @@ see infra.cache). Popular pages (the top 10 everyone polls) then cost no Redis r
 
 While the pub/sub connection is down nothing is served from here (a notice may be lost);
 a page that is read while a notice is in flight is cached under the version it was read
-at, which the notice then supersedes. A Redis restart that lost the board serves the last
-page seen until the rebuild's notice: the rebuilt board has the same standings.
+at, which the notice then supersedes. What is heard only goes up: a notice that arrives
+after a newer one (two handlers or processes announce at once) changes nothing. A Redis
+restart that lost the board serves the last page seen until the rebuild's notice: the
+rebuilt board has the same standings.
 """
 
 from __future__ import annotations
@@ -73,7 +75,11 @@ class PageCache:
                 self._heard.clear()
                 return
             try:
-                self._heard[contest_id] = int(message)
+                # Only up: versions never go back (leaderboards.versions), so a notice of
+                # a lower one is late (read before a change another process announced
+                # first), and must not make the page cached at that version current again.
+                version = int(message)
+                self._heard[contest_id] = max(self._heard.get(contest_id, 0), version)
             except ValueError:
                 self._heard.pop(contest_id, None)
 

@@ -86,7 +86,10 @@ async def _rebuild_locked(
     started = clock.now()
     k = boards.keys_of(contest_id)
     redis = boards.redis
-    async with db.session() as session:
+    # One snapshot for the scores and the seen set: a credit committed between two reads
+    # of their own would be in the seen set and not in the scores, and the re-apply below
+    # (and the credit's own call) would take it for a duplicate: lost from the board.
+    async with db.snapshot() as session:
         contest = await session.get(Contest, contest_id)
         if contest is None:
             return 0
