@@ -40,7 +40,7 @@ CHUNK = 2_000
 async def ensure_built(db: Database, boards: Boards, clock: Clock, contest: Contest) -> None:
     """Rebuild the contest's standings if Redis lost them (flush, restart, failover)."""
     if not await boards.is_built(contest.id):
-        await rebuild(db, boards, clock, contest.id)
+        await rebuild(db, boards, clock, contest.id, if_missing=True)
 
 
 async def rebuild(
@@ -50,14 +50,23 @@ async def rebuild(
     contest_id: uuid.UUID,
     *,
     progress: Progress | None = None,
+    if_missing: bool = False,
 ) -> int:
-    """Rebuild one contest's boards from the ledger; returns the credits replayed."""
+    """Rebuild one contest's boards from the ledger; returns the credits replayed.
+    ``if_missing``: a board that another rebuild built meanwhile will do (Redis lost it,
+    any build restores it). Otherwise, after another rebuild, rebuild again: it read the
+    ledger and the contest before this caller's change (a contest's new settings, an
+    operator's command) may have committed."""
     k = boards.keys_of(contest_id)
     token = uuid.uuid4().hex
     while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
-        # Someone else is rebuilding: wait for them rather than doing it twice.
+        # Someone else is rebuilding: wait for them rather than rebuilding beside them.
         await asyncio.sleep(0.05)
-        if await boards.redis.exists(k.built) and not await boards.redis.exists(k.lock):
+        if (
+            if_missing
+            and await boards.redis.exists(k.built)
+            and not await boards.redis.exists(k.lock)
+        ):
             return 0
     try:
         return await _rebuild_locked(db, boards, clock, contest_id, progress)

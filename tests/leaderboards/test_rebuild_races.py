@@ -202,3 +202,24 @@ async def test_a_late_notice_of_an_older_version_does_not_bring_back_its_cached_
         await announcing  # the notice of the version before the sale
         await eventually(lambda: announced(newer - 1))
         assert await scores() == [250_00, 100_00]
+
+
+async def test_an_explicit_rebuild_after_another_rebuild_still_rebuilds(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A contest's settings changed (or an operator asked) while another rebuild held the
+    lock: that rebuild read the ledger and the contest before the change, so the board it
+    built will not do. Only a board Redis lost may take another's build (``ensure_built``);
+    an explicit rebuild waited for the lock, saw the board built, and did nothing."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, amount=100_00)
+    await dispatch(services)
+    boards = services.leaderboards.boards
+    lock = boards.keys_of(contest.id).lock
+    async with services.outbox.paused():
+        await boards.redis.set(lock, "another rebuild")  # built, and being rebuilt
+        rebuilding = asyncio.create_task(rebuild(db, boards, clock, contest.id))
+        await asyncio.sleep(0.2)  # it has found the lock taken and waits
+        assert not rebuilding.done()
+        await boards.redis.delete(lock)  # the other rebuild is done
+        assert await rebuilding == 1  # it rebuilt: one credit replayed
