@@ -212,7 +212,7 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
     then a downgrade to the old key refuses, naming the firing it cannot keep."""
     from datetime import UTC, datetime  # noqa: PLC0415
 
-    from sqlalchemy import select  # noqa: PLC0415
+    from sqlalchemy import delete, select  # noqa: PLC0415
     from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
 
     from incentives.models import (  # noqa: PLC0415
@@ -220,6 +220,7 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
         IncentiveRuleVersion,
         Period,
         RuleFiring,
+        RuleRecommendation,
         RuleStatus,
         VersionStatus,
     )
@@ -251,7 +252,14 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
             )  # fmt: skip
             rule.active_version_id = version.id
             old = firing(rule, version)
+            # A row that references the firing: SQLite rebuilds the firings' table to change
+            # its key, and the drop failed on it with foreign keys enforced.
+            tip = RuleRecommendation(
+                vendor_id=rule.vendor_id, partner_id=partner_id, firing_id=old.id, title="Go",
+                text="Sell more.", created_at=now, expires_at=now,
+            )  # fmt: skip
             await _insert_old(session, [rule, version, old])
+            await _insert_old(session, [tip])
         await migrations.upgrade(scratch_url)
         async with db.session() as session:
             found = (await session.execute(select(IncentiveRule.activation))).scalars().all()
@@ -265,5 +273,11 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
         with pytest.raises(RuntimeError, match="fired twice"):
             await migrations.downgrade(scratch_url, "0030_decision_partner")
         assert await migrations.database_revision(scratch_url) == migrations.head_revision()
+        async with db.transaction() as session:
+            await session.execute(delete(RuleFiring).where(RuleFiring.activation == 1))
+        await migrations.downgrade(scratch_url, "0030_decision_partner")  # the tip kept
+        async with db.session() as session:
+            kept = (await session.execute(select(RuleRecommendation.firing_id))).scalars().all()
+        assert kept == [old.id]
     finally:
         await db.dispose()
