@@ -71,7 +71,7 @@ async def dry_run(
 ) -> DryRun:
     RULES.require(principal, RuleOp.DRY_RUN)
     version = await _version(session, principal, version_id, "version_id")
-    rule = await _rule(session, principal, version.rule_id)
+    rule = await _rule(session, principal, version.rule_id, to_change=False)
     compiled = Compiled.of(rule, version)
     values = await values_at(session, rule.vendor_id, day, None)
     # The target group as it was that day (its end, or now for today): the signals are

@@ -171,10 +171,11 @@ async def fire(
     }
     budget = act.Budget(None)
     spends = overlay_programs or any(a.kind is ActionKind.GROUP_WINDOW for a in compiled.actions)
-    if spends and todo:
-        # The budget is checked and spent under the rule's row lock (PostgreSQL; SQLite's
-        # write lock is the transaction's already), read fresh: a concurrent run of the
-        # rule waits here until this one has committed what it spent.
+    if todo:
+        # Under the rule's row lock (PostgreSQL; SQLite's write lock is the transaction's
+        # already), read fresh: a change of the rule (approve, roll back, pause: they take
+        # it first) made meanwhile is seen, and the budget is checked and spent there: a
+        # concurrent run of the rule waits here until this one has committed what it spent.
         fresh = (
             await session.exec(
                 select(IncentiveRule)
@@ -191,11 +192,12 @@ async def fire(
             return  # paused, replaced or rolled back by a concurrent change meanwhile
         cap, committed = fresh.budget_cap_minor, fresh.budget_committed_minor
         paid = 0
-        if cap is not None:
+        if spends and cap is not None:
             paid = await overlays.paid_by_sources(
                 session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
             )
-        budget = act.Budget(act.budget_left(cap, committed, paid))
+        if spends:
+            budget = act.Budget(act.budget_left(cap, committed, paid))
     live = await overlays.live_overlays(session, rule.vendor_id, todo, overlay_programs, now)
 
     async def one(partner_id: uuid.UUID) -> tuple[dict[str, Any], list[Any]]:

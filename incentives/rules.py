@@ -77,11 +77,23 @@ def version_snapshot(version: IncentiveRuleVersion) -> dict[str, Any]:
 
 
 async def _rule(
-    session: AsyncSession, principal: Principal, rule_id: uuid.UUID, field: str = "id"
+    session: AsyncSession,
+    principal: Principal,
+    rule_id: uuid.UUID,
+    field: str = "id",
+    *,
+    to_change: bool = True,
 ) -> IncentiveRule:
-    found = (
-        await session.exec(readable_rules(principal).where(IncentiveRule.id == rule_id))
-    ).first()
+    """The rule, locked when it is ``to_change`` (PostgreSQL; SQLite's write lock is the
+    transaction's): an evaluation re-checks the rule under the same lock before it fires,
+    so a version replaced, rolled back or paused here fires nothing after its effects were
+    ended, and two changes of one rule go one after the other."""
+    statement = readable_rules(principal).where(IncentiveRule.id == rule_id)
+    if to_change:
+        statement = statement.with_for_update(key_share=True).execution_options(
+            populate_existing=True
+        )
+    found = (await session.exec(statement)).first()
     if found is None:
         raise DomainError(RuleErrorCode.NOT_FOUND, "No such rule.", field)
     return found

@@ -13,13 +13,14 @@ from collections.abc import Collection
 from sqlmodel import col, select
 
 from earnings.models import RateOverlay
+from incentives import rules
 from incentives.actions import SOURCE, Action, ActionKind
 from incentives.evaluation import evaluate_vendor
 from incentives.models import IncentiveRule, Period, RuleFiring
 from infra.clock import OffsetClock
 from infra.db import Database, begin_write
 from schema.context import Services
-from tests.factories import Tenant
+from tests.factories import Tenant, blocked_on_a_lock, principal_of
 from tests.incentives.rules import active_rule
 from tests.incentives.scenarios import shop
 
@@ -106,3 +107,36 @@ async def test_two_rules_firing_at_once_stay_within_the_overlay_cap(
         "CAP_REACHED",
         "PLACED",
     ]
+
+
+async def test_an_evaluation_waiting_on_an_approval_fires_nothing_of_the_replaced_version(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """An evaluation that read version 1 as active while version 2's approval was under way
+    waits for the approval (the rule's row lock, taken first by approve, roll back and
+    pause), then sees the rule changed and fires nothing: before, a rule that spends no
+    budget took no lock, and v1's firing landed after the approval had ended v1's effects
+    (its recommendation then stayed beside v2)."""
+    s = await shop(db, clock, tenant, services)
+    go = [Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")]
+    everyone = [p.id for p in tenant.partners]
+    async with services.outbox.paused():  # no evaluation at activation in the background
+        rule = await active_rule(db, clock, s, condition="revenue_30d > 0", actions=go)
+        v1 = rule.active_version_id
+        async with db.transaction() as session:
+            v2 = await rules.draft_version(
+                session, principal_of(s.author), clock, rule_id=rule.id,
+                condition="revenue_30d > 1000000000", actions=go,
+            )  # fmt: skip
+        async with db.transaction() as approving, db.session() as watching:
+            await rules.approve(
+                approving, principal_of(s.approver), clock, version_id=v2.id, reason="ok"
+            )
+            evaluating = asyncio.create_task(
+                evaluate(db, clock, tenant.vendor.id, partner_ids=everyone, changed=["revenue_30d"])
+            )
+            await blocked_on_a_lock(watching, evaluating)
+        await evaluating
+        async with db.session() as session:
+            fired = list(await session.exec(select(RuleFiring.version_id)))
+    assert v1 not in fired
