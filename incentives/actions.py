@@ -218,6 +218,7 @@ class Budget:
     ``spent_minor``: those costs (added to the rule's ``budget_committed_minor``)."""
 
     left_minor: int | None
+    currency: str  # the rule's: what its costs are counted in
     spent_minor: int = 0
 
     @property
@@ -228,6 +229,13 @@ class Budget:
         self.spent_minor += amount_minor
         if self.left_minor is not None:
             self.left_minor -= amount_minor
+
+    def try_spend(self, amount_minor: int) -> bool:
+        """Spend a cost unless the budget is already reached (what costs nothing goes)."""
+        if amount_minor and self.reached:
+            return False
+        self.spend(amount_minor)
+        return True
 
 
 def budget_left(cap_minor: int | None, committed_minor: int, paid_minor: int) -> int | None:
@@ -284,8 +292,10 @@ async def estimate(ctx: Context, action: Action) -> int:
     if action.kind is ActionKind.RATE_OVERLAY:
         return apply_bp(revenue, action.delta_bp)
     if action.kind is ActionKind.GROUP_WINDOW and action.group_id is not None:
+        # What the group's programs pay in the rule's currency (the budget's): a program
+        # paying in another is no cost the rule's budget could hold.
         rates = await _rates(ctx, action.group_id)
-        return sum(apply_bp(revenue, bp) for _, bp in rates)
+        return sum(apply_bp(revenue, bp) for p, bp in rates if p.currency == ctx.budget.currency)
     return 0
 
 
@@ -324,11 +334,10 @@ async def apply(ctx: Context, action: Action) -> dict[str, Any]:
         case ActionKind.GROUP_WINDOW:
             assert action.group_id is not None
             group = await ctx.group(action.group_id)
-            if outcome["estimated_cost_minor"] and ctx.budget.reached:
+            if not ctx.budget.try_spend(int(outcome["estimated_cost_minor"])):
                 # A window into a group its programs pay for spends the budget as an
                 # overlay does: the cap stops it too.
                 return outcome | {"skipped": "BUDGET_REACHED", "estimated_cost_minor": 0}
-            ctx.budget.spend(int(outcome["estimated_cost_minor"]))
             window = await groups.open_window(
                 ctx.session, ctx.clock, group=group, partner_id=ctx.partner_id, until=until,
                 reason=f"Rule {ctx.rule_name}", by=by,

@@ -85,7 +85,9 @@ async def dry_run(
         paid = await overlays.paid_by_sources(
             session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
         )
-    budget = act.Budget(act.budget_left(rule.budget_cap_minor, rule.budget_committed_minor, paid))
+    budget = act.Budget(
+        act.budget_left(rule.budget_cap_minor, rule.budget_committed_minor, paid), rule.currency
+    )
     names = dict(
         (await session.exec(
             select(Partner.id, Partner.name).where(col(Partner.id).in_(partners[:MAX_LISTED]))
@@ -130,9 +132,8 @@ async def dry_run(
 def _spending(ctx: act.Context, action: act.Action, cost_minor: int) -> DryAction:
     """An action that costs (a window into a group its programs pay for) spends the budget
     as ``actions.apply`` would, and is skipped once it is reached."""
-    if cost_minor and ctx.budget.reached:
+    if not ctx.budget.try_spend(cost_minor):
         return DryAction(action.kind.value, 0, skipped="BUDGET_REACHED")
-    ctx.budget.spend(cost_minor)
     return DryAction(action.kind.value, cost_minor)
 
 

@@ -169,7 +169,7 @@ async def fire(
     overlay_programs = {
         a.program_id for a in compiled.actions if a.kind is ActionKind.RATE_OVERLAY and a.program_id
     }
-    budget = act.Budget(None)
+    budget = act.Budget(None, rule.currency)
     spends = overlay_programs or any(a.kind is ActionKind.GROUP_WINDOW for a in compiled.actions)
     if todo:
         # Under the rule's row lock (PostgreSQL; SQLite's write lock is the transaction's
@@ -197,7 +197,7 @@ async def fire(
                 session, source=act.SOURCE, source_ids=[rule.id], currency=rule.currency
             )
         if spends:
-            budget = act.Budget(act.budget_left(cap, committed, paid))
+            budget = act.Budget(act.budget_left(cap, committed, paid), rule.currency)
     live = await overlays.live_overlays(session, rule.vendor_id, todo, overlay_programs, now)
 
     async def one(partner_id: uuid.UUID) -> tuple[dict[str, Any], list[Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import func, select
 
 from earnings import overlays, programs
+from earnings.models import ProgramKind
 from earnings.programs import BaseRate, Rules
 from incentives.actions import SOURCE, Action, ActionKind
 from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
@@ -231,3 +232,34 @@ async def test_removing_the_cap_keeps_the_rules_currency(
     async with db.session() as session:
         [stored] = list(await session.exec(select(IncentiveRule)))
     assert (stored.currency, stored.budget_cap_minor) == ("EUR", None)
+
+
+async def test_a_windows_cost_counts_only_what_its_group_pays_in_the_rules_currency(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """The budget is in the rule's currency: a bonus program paying the group in euros
+    adds nothing to a USD rule's estimate (it added its basis points as if in dollars)."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_30d > 0", period=Period.DAY, actions=[
+        Action(ActionKind.GROUP_WINDOW, days=7, group_id=s.boost_group_id)
+    ])  # fmt: skip
+    dry = """query($v: ID!) { incentiveRuleDryRun(versionId: $v) {
+         estimatedCost { amountMinor currency } } }"""
+
+    async def estimate() -> dict[str, Any]:
+        data = await gql.data(dry, {"v": await _version_gid(db)}, as_user=s.author)
+        return dict(data["incentiveRuleDryRun"]["estimatedCost"])
+
+    in_dollars = await estimate()
+    assert in_dollars["amountMinor"] > 0
+
+    async def euro_bonus(session: Any) -> Any:
+        return await programs.create_program(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro boost",
+            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
+            effective_from=clock.now(), kind=ProgramKind.BONUS,
+            target_group_ids=[s.boost_group_id],
+        )  # fmt: skip
+
+    await es.tx(db, euro_bonus)
+    assert await estimate() == in_dollars
