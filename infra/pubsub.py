@@ -319,19 +319,23 @@ class Hub:
             # Confirmations are read too: a new listener waits for its own (``listen``).
             pubsub = self.redis.pubsub(ignore_subscribe_messages=False)
             try:
-                # Bounded: a listen waits for this lock, and must fail fast, not wait out a
-                # server that accepts the connection but does not answer (stopped, or
-                # overloaded) for the client's socket timeout and retries (~30 s).
-                async with self._lock, asyncio.timeout(self._connect_within):  # see _subscribe
+                async with self._lock:
                     # A subscription with no channel yet: redis-py needs one before reading.
                     channels = {self.keys("chan", "_hub"), *self._listeners, *self._watchers}
-                    if isinstance(pubsub, ClusterPubSub):
-                        self._routes.clear()
-                        self._node_connections.clear()
-                        await pubsub.ssubscribe(*channels)
-                        self._note_routes(pubsub)
-                    else:
-                        await pubsub.subscribe(*channels)
+                    # Bounded: a listen waits for this lock, and must fail fast, not wait
+                    # out a server that accepts the connection but does not answer (stopped,
+                    # or overloaded) for the client's socket timeout and retries (~30 s).
+                    # Many channels take longer to send (a cluster: a command each), so the
+                    # bound grows with them.
+                    within = self._connect_within * (1 + len(channels) / 1000)
+                    async with asyncio.timeout(within):  # see _subscribe
+                        if isinstance(pubsub, ClusterPubSub):
+                            self._routes.clear()
+                            self._node_connections.clear()
+                            await pubsub.ssubscribe(*channels)
+                            self._note_routes(pubsub)
+                        else:
+                            await pubsub.subscribe(*channels)
                     if pubsub.connection is not None:
                         pubsub.connection.register_connect_callback(self._reconnected_silently)
                     if self._closed:

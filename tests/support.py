@@ -5,6 +5,7 @@ What tests build lives in ``tests.factories``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import re
@@ -188,11 +189,16 @@ async def _shut_down(serving: asyncio.Task[None]) -> None:
     try:
         async with asyncio.timeout(SHUTDOWN_WITHIN):
             await asyncio.shield(serving)
-    except TimeoutError:
+    except TimeoutError as hung:
         stuck = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         shown = "\n".join(_awaiting(task) for task in stuck)
         serving.cancel()
-        raise AssertionError(f"the server did not shut down; still running:\n{shown}") from None
+        with contextlib.suppress(BaseException):
+            async with asyncio.timeout(5):
+                await serving
+        # Not ``from None``: what the test raised, if anything (often why the shutdown
+        # hangs), stays in the report as the context.
+        raise AssertionError(f"the server did not shut down; still running:\n{shown}") from hung
 
 
 def _awaiting(task: asyncio.Task[Any]) -> str:

@@ -216,10 +216,23 @@ async def test_an_explicit_rebuild_after_another_rebuild_still_rebuilds(
     await dispatch(services)
     boards = services.leaderboards.boards
     lock = boards.keys_of(contest.id).lock
+    refused = asyncio.Event()
+    redis = boards.redis
+    take = redis.set
+
+    async def set_watched(*args: Any, **kwargs: Any) -> Any:
+        taken = await take(*args, **kwargs)
+        if kwargs.get("nx") and not taken:
+            refused.set()  # the rebuild found the lock taken: it waits from now
+        return taken
+
     async with services.outbox.paused():
-        await boards.redis.set(lock, "another rebuild")  # built, and being rebuilt
-        rebuilding = asyncio.create_task(rebuild(db, boards, clock, contest.id))
-        await asyncio.sleep(0.2)  # it has found the lock taken and waits
-        assert not rebuilding.done()
-        await boards.redis.delete(lock)  # the other rebuild is done
-        assert await rebuilding == 1  # it rebuilt: one credit replayed
+        await redis.set(lock, "another rebuild")  # built, and being rebuilt
+        redis.set = set_watched  # type: ignore[method-assign]
+        try:
+            rebuilding = asyncio.create_task(rebuild(db, boards, clock, contest.id))
+            await reached(refused, rebuilding)
+            await redis.delete(lock)  # the other rebuild is done
+            assert await rebuilding == 1  # it rebuilt: one credit replayed
+        finally:
+            del redis.set  # the instance attribute: the class's method again

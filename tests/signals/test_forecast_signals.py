@@ -83,6 +83,13 @@ async def test_forecast_accuracy_is_a_signal_a_rule_reads(
             SIGNALS, {"from": today, "to": today}, as_user=tenant.user(Role.PARTNER_REP, i)
         )
         assert all("forecast_accuracy" not in by_name(d) for d in rep_days["signals"])
+        # (that holds for no days too:) nor is it among the signals a rep may read at all.
+        defined = await gql.data(
+            "{ signalDefinitions { name } }", as_user=tenant.user(Role.PARTNER_REP, i)
+        )
+        names = {d["name"] for d in defined["signalDefinitions"]}
+        assert names
+        assert "forecast_accuracy" not in names
     assert "forecast_accuracy" in PARTNER_VISIBLE
     staff = await day_of(gql, tenant.user(Role.VENDOR_ADMIN), tenant.partners[0], clock)
     assert staff["forecast_accuracy"]["number"] == 0.9
