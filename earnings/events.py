@@ -107,6 +107,29 @@ class PayoutStatementStatusChanged(Event):
         )
 
 
+PROGRAM_CHANGED = "ProgramChanged"
+
+
+@dataclass(frozen=True)
+class ProgramChanged(Event):
+    """A program was created or got a new version (``version_number``, in force from
+    ``effective_from``): every partner it may apply to has new terms, with no event of its
+    own (live next actions re-read: the next tier's amount and uplift)."""
+
+    type: ClassVar[str] = PROGRAM_CHANGED
+    program_id: uuid.UUID
+    version_number: int
+    effective_from: datetime
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            program_id=uuid.UUID(payload["program_id"]),
+            version_number=int(payload["version_number"]),
+            effective_from=datetime.fromisoformat(payload["effective_from"]),
+        )
+
+
 TIER_CHANGED = "TierChanged"
 
 

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.errors import EarningsErrorCode, currency_error
+from earnings.events import ProgramChanged
 from earnings.models import PayoutStatement, PayoutStatus, Program, ProgramKind, ProgramVersion
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.repository import readable_programs
@@ -22,6 +23,7 @@ from infra.clock import Clock
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
+from infra.outbox import record_events
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.roles import Principal
@@ -651,6 +653,10 @@ async def _add_version(
     )
     session.add(version)
     await session.flush()
+    changed = ProgramChanged(program.id, number, effective_from)
+    await record_events(
+        session, clock, [(program.vendor_id, changed.type, program.id, changed.to_payload())]
+    )
     return version
 
 

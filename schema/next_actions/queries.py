@@ -180,8 +180,11 @@ class NextActionsSubscription:
         boards = _Boards(services.leaderboards)
         loop = asyncio.get_running_loop()
         channel = handlers.channel(services.hub, view.partner_id)
-        programs = handlers.ProgramWake.of(services.db.epochs)
-        async with services.hub.listen(channel) as own, programs.waking(own):
+        vendor_wide = handlers.vendor_channel(services.hub, view.vendor_id)
+        async with (
+            services.hub.listen(channel) as own,
+            services.hub.listen(vendor_wide, into=own),  # one queue: either notice re-reads
+        ):
             try:
                 last: NextActionsType | None = None
                 while True:

@@ -289,8 +289,9 @@ async def test_a_claim_leaving_the_tier_window_moves_the_next_tier_by_itself(
 async def test_a_new_program_version_moves_the_next_tier_at_once_and_when_dated_later(
     app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
-    """A program's version is no partner's event: the list is pushed when one is made (any
-    process; the tables' change notice), and when one dated later takes effect."""
+    """A program's version is no partner's event: the list is pushed when one is made (its
+    ProgramChanged notifies the vendor's lists, on any process), and when one dated later
+    takes effect."""
     db = services.db
     clock.freeze(T0 - timedelta(days=40))
     version = await es.make_program(db, clock, tenant, es.worked_rules(clock.now()))
@@ -307,6 +308,7 @@ async def test_a_new_program_version_moves_the_next_tier_at_once_and_when_dated_
                 program_id=version.program_id, rules=replace(worked, tiers=tiers),
                 effective_from=effective_from,
             )  # fmt: skip
+        await dispatch(services)  # its ProgramChanged: a notice to the vendor's lists
 
     async with (
         live_server(app) as address,
