@@ -89,12 +89,45 @@ def compile_condition(source: str, names: Collection[str], field: str = "conditi
             RuleErrorCode.NOT_BOOLEAN, "A condition reads at least one signal.", field
         )
     condition = Condition(source, program, reads)
-    result = _try(program, {name: 0 for name in reads})
-    if result is not None and not isinstance(result, bool):
+    probes = [{name: 0 for name in reads}, *_typed_probes(names, reads)]
+    tried = [_attempt(program, values) for values in probes]
+    if any(result is not None and not isinstance(result, bool) for result, _ in tried):
         raise DomainError(
             RuleErrorCode.NOT_BOOLEAN, "A condition answers true or false, not a value.", field
         )
+    typed = tried[1:]
+    if typed and all(isinstance(error, TypeError) for _, error in typed):
+        # On values of the signals' own types (a count, an amount, a ratio, a flag) it
+        # cannot be evaluated at all: it would never fire (a field of a number, a function
+        # of the wrong type).
+        reason = str(typed[0][1]).split("\n")[0][:200]
+        raise DomainError(
+            RuleErrorCode.CONDITION_INVALID,
+            f"The condition cannot be evaluated on the signals' values: {reason}",
+            field,
+        )
     return condition
+
+
+# Two values of each signal unit (``signals.definitions.Unit``), neither zero: a division
+# by a signal is no error here.
+_SAMPLES: dict[str, tuple[Any, Any]] = {
+    "MONEY": (100_000, 7), "COUNT": (3, 1), "DAYS": (5, 1), "RATIO": (0.25, 1.5),
+    "BOOL": (True, False),
+}  # fmt: skip
+
+
+def _typed_probes(names: Collection[str], reads: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Values of the signals' own types, when ``names`` describes them (the definitions:
+    each with its ``unit``); none otherwise."""
+    if not isinstance(names, Mapping):
+        return []
+    units = [str(getattr(names[name], "unit", "")) for name in reads]
+    if not all(unit in _SAMPLES for unit in units):
+        return []
+    return [
+        {name: _SAMPLES[unit][i] for name, unit in zip(reads, units, strict=True)} for i in range(2)
+    ]
 
 
 def _operator(name: str) -> bool:
@@ -104,11 +137,12 @@ def _operator(name: str) -> bool:
     return len(name) > 2 and name[0] == name[-1] == "_" and not name[1:-1].isidentifier()
 
 
-def _try(program: Any, values: Mapping[str, Any]) -> Any:
+def _attempt(program: Any, values: Mapping[str, Any]) -> tuple[Any, Exception | None]:
+    """(the result, None), or (None, the error) when it cannot be evaluated on these."""
     try:
-        return program.execute(values)
-    except (TypeError, ValueError, RuntimeError, ZeroDivisionError):
-        return None
+        return program.execute(values), None
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
+        return None, error
 
 
 def _syntax(message: str) -> str:

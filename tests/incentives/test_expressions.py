@@ -37,6 +37,11 @@ def test_an_evaluation_error_does_not_fire_and_says_why() -> None:
         ("revenue_7d > 1 &&\n  )", RuleErrorCode.CONDITION_INVALID, "line 2, column 3"),
         ("weekly_revenue > 1", RuleErrorCode.UNKNOWN_SIGNAL, "'weekly_revenue'"),
         ("revenue_7d * 2", RuleErrorCode.NOT_BOOLEAN, "true or false"),
+        # Checked on values of the signals' types too, not zeros alone: a value on some
+        # days, a field of a number (never evaluable: the rule would never fire).
+        ("revenue_7d > 0 ? 1 : true", RuleErrorCode.NOT_BOOLEAN, "true or false"),
+        ("revenue_7d.amount > 1", RuleErrorCode.CONDITION_INVALID, "cannot be evaluated"),
+        ("has(gross_margin.x)", RuleErrorCode.CONDITION_INVALID, "cannot be evaluated"),
         ("1 > 0", RuleErrorCode.NOT_BOOLEAN, "at least one signal"),
         ("  ", RuleErrorCode.REQUIRED, "Write a condition"),
         (
