@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -239,7 +239,11 @@ def wrote(session: AsyncSession, *tables: str) -> None:
 
 
 async def execute_core(
-    session: AsyncSession, statement: Executable, params: Any = None
+    session: AsyncSession,
+    statement: Executable,
+    params: Any = None,
+    *,
+    writes: Iterable[str] = (),
 ) -> Result[*tuple[Any, ...]]:
     """Execute a Core statement on the session's connection, past the ORM's work per
     statement (its execute events and compile state: about half the CPU of a small
@@ -247,12 +251,15 @@ async def execute_core(
     handler's run), with statements built once (a statement is also compiled once: its
     cache key is kept with it). As through the ORM, a write is refused on a read-only
     session and reported to the read caches (and nothing is flushed first: our sessions do
-    not autoflush)."""
+    not autoflush). ``writes``: the tables a statement writes that is no INSERT, UPDATE or
+    DELETE of its own (a SELECT whose CTEs write, ``signals.store.Writes``)."""
     table = getattr(statement, "table", None)
-    if table is not None and getattr(statement, "is_dml", False):
+    written = [table.name] if table is not None and getattr(statement, "is_dml", False) else []
+    written += writes
+    if written:
         if session.sync_session.info.get(_READ_ONLY):
             raise ReadOnlySessionError("a read-only session (a query) tried to write")
-        wrote(session, table.name)
+        wrote(session, *written)
     # A request's session is shared by sibling resolvers: its calls take its lock.
     lock = session._lock if isinstance(session, LockedAsyncSession) else contextlib.nullcontext()
     async with lock:

@@ -232,18 +232,26 @@ async def record_events(
     recorded ``at`` (default: now). Returns how many were recorded."""
     if not events:
         return 0
-    now = at or clock.now()
-    await execute_core(
-        session,
-        _INSERT,
-        [
-            {"id": new_id(), "vendor_id": vendor_id, "type": type_, "aggregate_id": aggregate,
-             "partition_slot": slot_of(ordering_key(aggregate, payload)), "payload": payload,
-             "occurred_at": now, "recorded_at": now, "attempts": 0}
-            for vendor_id, type_, aggregate, payload in events
-        ],
-    )  # fmt: skip
+    await execute_core(session, _INSERT, event_rows(clock, events, at))
     return len(events)
+
+
+def event_rows(
+    clock: Clock,
+    events: Sequence[tuple[uuid.UUID, str, uuid.UUID, dict[str, Any]]],
+    at: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """``record_events``'s rows of ``outbox_event``, for a caller that inserts them in a
+    statement of its own (``signals.store.Writes``: with other rows, in one statement on
+    PostgreSQL), in the transaction of the change they tell of. Each event's id is taken
+    here, in the order given (the dispatcher's order among events of one commit)."""
+    now = at or clock.now()
+    return [
+        {"id": new_id(), "vendor_id": vendor_id, "type": type_, "aggregate_id": aggregate,
+         "partition_slot": slot_of(ordering_key(aggregate, payload)), "payload": payload,
+         "occurred_at": now, "recorded_at": now, "attempts": 0}
+        for vendor_id, type_, aggregate, payload in events
+    ]  # fmt: skip
 
 
 # Wake-ups for a dispatcher in another process (``CHANNELBOARD_DISPATCH=external``).

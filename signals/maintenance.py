@@ -51,14 +51,14 @@ from forecasts.guardrails import alerts_fired
 from forecasts.quarters import Quarter
 from infra.clock import Clock
 from infra.db import execute_core
-from infra.outbox import record_events
+from infra.outbox import OutboxEvent, event_rows, record_events
 from partners.models import Partner
 from signals import compute, facts, locks, reps
 from signals.compute import LOOKBACK_DAYS, Extras, Fact
 from signals.events import SignalsChanged
 from signals.models import SignalActiveUser, SignalFact, SignalRepSnapshot, SignalSnapshot
 from signals.snapshots import Values, complete
-from signals.store import upsert
+from signals.store import Writes, upsert
 
 DEFAULT_CURRENCY = "USD"
 # Partners per batch of snapshots (a database's limit on bind parameters is ~32,000).
@@ -560,23 +560,35 @@ async def advance(
                 "computed_at": now,
             }
         )  # fmt: skip
+    # The run's writes, the reps' with them: one statement on PostgreSQL (``store.Writes``).
+    writes = Writes(session)
     # Only the recomputed columns of a fact row are set: the others keep what their own
     # sources gave.
-    await upsert(session, SignalFact, ["partner_id", "day"], fact_rows, ["currency", *columns])
+    writes.upsert(SignalFact, ["partner_id", "day"], fact_rows, ["currency", *columns])
     if emptied:
+        await writes.flush()
         await session.execute(
             delete(SignalFact).where(
                 col(SignalFact.partner_id).in_(emptied), col(SignalFact.day) == today
             )
         )
-    await upsert(
-        session, SignalSnapshot, ["partner_id", "day"], snapshot_rows,
+    writes.upsert(
+        SignalSnapshot, ["partner_id", "day"], snapshot_rows,
         ["currency", "values", "basis", "computed_at"],
     )  # fmt: skip
-    await _announce(session, clock, vendor_id, now, changes)
+    # ``SignalsChanged``, in the snapshots' transaction, at their instant.
+    writes.insert(
+        OutboxEvent.__table__,  # type: ignore[attr-defined]
+        event_rows(
+            clock,
+            [(vendor_id, c.type, c.partner_id, c.to_payload()) for c in changes],
+            at=now,
+        ),
+    )
     # The reps of the partners whose day moved: today's rep facts and snapshots.
     moved = {row["partner_id"]: categories for row in snapshot_rows}
-    await reps.advance(session, clock, vendor_id, currency, moved, rep_facts, rep_snapshots)
+    await reps.advance(session, clock, vendor_id, currency, moved, rep_facts, rep_snapshots, writes)
+    await writes.flush()
     return changes, rest
 
 

@@ -29,7 +29,7 @@ from infra.clock import Clock
 from signals import compute, facts, locks
 from signals.compute import LOOKBACK_DAYS, Fact
 from signals.models import SignalRepFact, SignalRepSnapshot
-from signals.store import upsert
+from signals.store import Writes, upsert
 
 # Partners per batch (bounds the IN lists and the facts held in memory).
 CHUNK = 2_000
@@ -327,6 +327,7 @@ async def advance(
     touched: dict[uuid.UUID, set[str]],
     recomputed: dict[facts.RepKey, facts.DayFacts],
     snapshots: dict[RepKey, tuple[str, Any]],
+    writes: Writes,
 ) -> int:
     """The handlers' way for events of today (``maintenance.advance``): today's rep facts
     of the kinds of source the events tell of, for the partners they name, as recomputed
@@ -338,7 +339,8 @@ async def advance(
     other reps' snapshots of today stand: the daily job (or a refresh) took them before
     this partner's snapshot of today could be advanced. ``snapshots``: the partners' reps'
     snapshots of today (currency, basis as stored: JSON text or parsed), read with the
-    partners' (``maintenance.advance``). Returns how many snapshots were written."""
+    partners' (``maintenance.advance``). The rows go to ``writes``, the caller's writes of
+    the partners' rows, which it flushes. Returns how many snapshots were written."""
     await locks.hold(session, [vendor_id])  # (held by the caller: a no-op)
     # The recompute read every partner the run named; only the partners whose facts of
     # today moved (``touched``) can have reps whose facts moved.
@@ -364,6 +366,7 @@ async def advance(
     taken: dict[RepKey, tuple[compute.Basis, Fact | None]] = dict(kept)
     missing = keys - set(kept)
     if missing:
+        await writes.flush()  # (a statement of its own follows: the writes go first)
         by_rep, loaded_before = await _load(
             session, vendor_id, sorted({p for p, _ in missing}), today, {r for _, r in missing}
         )
@@ -394,10 +397,12 @@ async def advance(
             emptied.append(key)
         after = Fact(today, counts)
         snapshot_rows.append(_snapshot_row(key, today, vendor_id, currency, basis, after, now))
-    await upsert(
-        session, SignalRepFact, ["partner_id", "rep_user_id", "day"], fact_rows,
+    writes.upsert(
+        SignalRepFact, ["partner_id", "rep_user_id", "day"], fact_rows,
         ["currency", *facts.REP_COUNTERS],
     )  # fmt: skip
+    if emptied:
+        await writes.flush()
     for partner_id, rep_id in emptied:  # none but by a bug: a day's sources only grow
         await session.execute(
             delete(SignalRepFact).where(
@@ -406,8 +411,7 @@ async def advance(
                 col(SignalRepFact.day) == today,
             )
         )
-    await upsert(
-        session, SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], snapshot_rows,
-        SNAPSHOT_COLUMNS,
-    )  # fmt: skip
+    writes.upsert(
+        SignalRepSnapshot, ["partner_id", "rep_user_id", "day"], snapshot_rows, SNAPSHOT_COLUMNS
+    )
     return len(snapshot_rows)
