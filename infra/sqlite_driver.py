@@ -11,6 +11,14 @@ cursor does the four in one crossing, as SQLAlchemy's asyncpg adapter does for i
 Everything else is SQLAlchemy's aiosqlite dialect: connections, transactions, error
 translation, the per-connection execute lock, and server-side (streaming) cursors, which
 keep fetching from the thread row batch by row batch.
+
+One crossing is saved besides: the pool's reset of a connection returned to it (a
+rollback) right after the transaction's COMMIT. Python's sqlite3 does nothing on a
+rollback outside a transaction (our connections never BEGIN implicitly: isolation_level
+None), so once a commit or a rollback has returned and nothing has run on the connection
+since, a rollback is skipped here instead of crossing to the thread to do nothing. A
+commit or rollback that did not return (an error, a cancellation: it may still be
+running) leaves the next rollback to cross, and to run after it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_ss_cursor,
 )
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
@@ -112,6 +121,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        self._adapt_connection._ended = False  # type: ignore[attr-defined]  # it may BEGIN
         # Nothing of an earlier statement on this cursor outlives a failed one.
         self._description, self._rows, self._rowcount, self._lastrowid = None, deque(), -1, None
         async with self._adapt_connection._execute_mutex:
@@ -122,9 +132,56 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = deque(rows)
 
 
-class _Connection(AsyncAdapt_aiosqlite_connection):
+class _StreamingCursor(AsyncAdapt_aiosqlite_ss_cursor):
+    """SQLAlchemy's server-side cursor, telling its connection that a statement ran."""
+
     __slots__ = ()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        self._adapt_connection._ended = False  # type: ignore[attr-defined]
+        return super().execute(operation, parameters)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
+        self._adapt_connection._ended = False  # type: ignore[attr-defined]
+        return super().executemany(operation, seq_of_parameters)
+
+
+class _Connection(AsyncAdapt_aiosqlite_connection):
+    """The adapted connection: ``OneTripCursor`` cursors, and a rollback skipped when the
+    last thing done on it was a commit or rollback that returned (``_ended``): SQLite is
+    then outside any transaction, and sqlite3's rollback would do nothing."""
+
+    __slots__ = ("_ended",)
     _cursor_cls = OneTripCursor
+    _ss_cursor_cls = _StreamingCursor
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._ended = False  # unknown: a rollback crosses
+
+    def rollback(self) -> None:
+        if self._ended:
+            return
+        super().rollback()
+        self._ended = True
+
+    def commit(self) -> None:
+        self._ended = False  # until it returns (it may fail, or be cancelled midway)
+        super().commit()
+        self._ended = True
+
+    @property
+    def isolation_level(self) -> Any:
+        return self._connection.isolation_level
+
+    @isolation_level.setter
+    def isolation_level(self, value: Any) -> None:
+        self._ended = False
+        AsyncAdapt_aiosqlite_connection.isolation_level.fset(self, value)  # type: ignore[attr-defined]
+
+    def create_function(self, *args: Any, **kw: Any) -> None:
+        self._ended = False
+        super().create_function(*args, **kw)
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -4,8 +4,11 @@ it: rows, row counts (one statement and many), the last row id, errors as SQLAlc
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import exc, text
 
@@ -66,3 +69,75 @@ async def test_an_error_is_sqlalchemys_and_the_connection_goes_on(sqlite_db: Dat
             await session.execute(text("SELECT * FROM no_such_table"))
     async with sqlite_db.session() as session:
         assert (await session.execute(text("SELECT count(*) FROM driver_probe"))).scalar() == 1
+
+
+async def test_a_rollback_right_after_a_commit_stays_off_the_thread(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's reset after a COMMIT (a rollback) makes no call on aiosqlite's thread:
+    SQLite is outside any transaction then. A rollback after anything else does, and rolls
+    back."""
+    calls: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    async with sqlite_db.transaction() as session:
+        await session.execute(text("INSERT INTO driver_probe (name) VALUES ('kept')"))
+    # BEGIN IMMEDIATE, the insert, the commit; the pool's rollback skipped.
+    assert calls == ["_run", "_run", "commit"]
+
+    def on_the_dbapi_connection(connection: Any) -> None:
+        raw = connection.connection.dbapi_connection  # as SQLAlchemy drives it
+        calls.clear()
+        raw.rollback()  # a connection just returned to the pool: nothing to undo
+        assert calls == []
+        raw.cursor().execute("BEGIN")
+        raw.cursor().execute("INSERT INTO driver_probe (name) VALUES ('undone')")
+        raw.rollback()
+        assert calls == ["_run", "_run", "rollback"]
+        raw.rollback()  # rolled back already
+        assert calls == ["_run", "_run", "rollback"]
+        # A streaming cursor's statement too.
+        streaming = raw.cursor(server_side=True)
+        streaming.execute("BEGIN")
+        streaming.execute("INSERT INTO driver_probe (name) VALUES ('streamed')")
+        streaming.close()
+        calls.clear()
+        raw.rollback()
+        assert calls == ["rollback"]
+        names = raw.cursor()
+        names.execute("SELECT name FROM driver_probe ORDER BY id")
+        assert names.fetchall() == [("kept",)]
+
+    async with sqlite_db.engine.connect() as connection:
+        await connection.run_sync(on_the_dbapi_connection)
+
+
+async def test_a_failed_commit_leaves_the_rollback_to_do(sqlite_db: Database) -> None:
+    """A COMMIT that fails (a deferred foreign key violated) leaves the transaction open:
+    the rollback that follows crosses to the thread and undoes it."""
+
+    def on_the_dbapi_connection(connection: Any) -> None:
+        raw = connection.connection.dbapi_connection
+        raw.cursor().execute("CREATE TEMP TABLE parent_probe (id INTEGER PRIMARY KEY)")
+        raw.cursor().execute(
+            "CREATE TEMP TABLE child_probe (parent_id INTEGER REFERENCES parent_probe (id)"
+            " DEFERRABLE INITIALLY DEFERRED)"
+        )
+        raw.cursor().execute("BEGIN")
+        raw.cursor().execute("INSERT INTO child_probe (parent_id) VALUES (7)")
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            raw.commit()
+        raw.rollback()
+        count = raw.cursor()
+        count.execute("SELECT count(*) FROM child_probe")
+        assert count.fetchall() == [(0,)]
+        raw.cursor().execute("DROP TABLE child_probe")
+        raw.cursor().execute("DROP TABLE parent_probe")
+
+    async with sqlite_db.engine.connect() as connection:
+        await connection.run_sync(on_the_dbapi_connection)
