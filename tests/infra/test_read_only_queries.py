@@ -10,6 +10,7 @@ from functools import partial
 import pytest
 import strawberry
 from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError, PendingRollbackError
 from sqlmodel import select, update
 from strawberry import Info
 
@@ -116,3 +117,35 @@ async def test_a_write_past_the_orm_reaches_the_read_caches(db: Database) -> Non
         await execute_core(session, insert(Vendor.__table__), _vendor("core-write").model_dump())  # type: ignore[attr-defined]
     assert frozenset({"vendor"}) in seen
     assert await _vendors(db, "core-write") == 1
+
+
+async def test_execute_core_follows_the_sessions_transactions(db: Database) -> None:
+    """``execute_core`` keeps the session's connection for the rest of a transaction, and
+    asks the session again in the next one, and after a savepoint's failure (which the
+    session reports until it is rolled back)."""
+    table = Vendor.__table__  # type: ignore[attr-defined]
+    async with db.session() as session:
+        await begin_write(session)
+        await execute_core(session, insert(table), _vendor("core-first").model_dump())
+        first = await session.connection()
+        await session.rollback()
+        await begin_write(session)  # a new transaction: its own connection
+        await execute_core(session, insert(table), _vendor("core-second").model_dump())
+        assert await session.connection() is not first or not first.in_transaction()
+        await session.commit()
+        await begin_write(session)
+        with pytest.raises(IntegrityError):
+            async with session.begin_nested():
+                await session.execute(insert(table), _vendor("core-second").model_dump())
+        await execute_core(session, insert(table), _vendor("core-third").model_dump())
+        nested = await session.begin_nested()
+        session.add(_vendor("core-second"))
+        with pytest.raises(IntegrityError):
+            await session.flush()
+        with pytest.raises(PendingRollbackError):  # as the session itself answers
+            await execute_core(session, insert(table), _vendor("core-fourth").model_dump())
+        await nested.rollback()
+        await execute_core(session, insert(table), _vendor("core-fifth").model_dump())
+        await session.commit()
+    assert [await _vendors(db, f"core-{n}") for n in ("first", "second", "third")] == [0, 1, 1]
+    assert [await _vendors(db, f"core-{n}") for n in ("fourth", "fifth")] == [0, 1]
