@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -253,6 +253,51 @@ async def compute_both(
         session, vendor_id, currency, partner_ids, first, last, categories,
         reps=True, only_reps=False,
     )  # fmt: skip
+    return _both(grouped)
+
+
+def tagged_parts(dialect: str, categories: Collection[str], currency: Any) -> list[tuple[str, Any]]:
+    """``compute_both``'s reads of the credits' and claims' rows (of ``categories``: each
+    part a SELECT in the row shape (partner, rep, day, kind, n, amount, margin), told which
+    kind of source it reads), with their bound parameters (``vendor_id``, ``since``,
+    ``until``, ``partner_ids``) and the currency an SQL expression instead of a parameter:
+    for a caller that reads them in a statement of its own with other rows
+    (``maintenance.advance``), and hands the rows to ``compute_both_from``."""
+    parts: list[tuple[str, Any]] = []
+    if CREDITS in categories:
+        parts += [(CREDITS, p) for p in _credits(dialect, True, False, False, currency)]
+    if CLAIMS in categories:
+        parts += [(CLAIMS, p) for p in _claims(dialect, True, False, False)]
+    return parts
+
+
+async def compute_both_from(
+    session: AsyncSession,
+    vendor_id: uuid.UUID,
+    currency: str,
+    rows: Iterable[tuple[Any, ...]],
+    *,
+    partner_ids: Collection[uuid.UUID],
+    first: date,
+    last: date,
+    categories: Collection[str],
+) -> tuple[dict[Key, DayFacts], dict[RepKey, DayFacts]]:
+    """``compute_both`` with the credits' and claims' rows read already (``tagged_parts``,
+    of these partners, days and categories): the deals' rows, when asked for, are read
+    here."""
+    since, until = start_of(first), start_of(last + timedelta(days=1))
+    out: dict[Any, DayFacts] = defaultdict(DayFacts)
+    for partner_id, rep_id, d, kind, n, amount, margin in rows:
+        _count(out[_key(partner_id, rep_id, d, True)].counts, kind, n, amount, margin)
+    if DEALS in categories:
+        await _deals(session, vendor_id, currency, partner_ids, since, until, out, True, False)
+    return _both(out)
+
+
+def _both(
+    grouped: dict[Any, DayFacts],
+) -> tuple[dict[Key, DayFacts], dict[RepKey, DayFacts]]:
+    """Facts grouped by partner, rep and day: summed per partner, and per rep."""
     partners: dict[Key, DayFacts] = defaultdict(DayFacts)
     reps: dict[RepKey, DayFacts] = {}
     for (partner_id, rep_id, day), found in grouped.items():
@@ -298,9 +343,12 @@ def _rows_statement(
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
-def _credits(dialect: str, reps: bool, only_reps: bool, every_partner: bool) -> list[Any]:
+def _credits(
+    dialect: str, reps: bool, only_reps: bool, every_partner: bool, currency: Any = _CURRENCY
+) -> list[Any]:
     # Sales and reversals by source, earnings by ledger entry: one statement (a handler run
-    # pays per statement), the kinds told apart by ``kind``. Per rep, no earnings.
+    # pays per statement), the kinds told apart by ``kind``. Per rep, no earnings. The money
+    # in ``currency``: the ``currency`` parameter, or an SQL expression (``tagged_parts``).
     day = day_expression(dialect, CreditedSource.credited_at)
     kind = type_coerce(col(CreditedSource.source_type), String)
     rep = _rep(CreditedSource.rep_user_id, reps)
@@ -312,7 +360,7 @@ def _credits(dialect: str, reps: bool, only_reps: bool, every_partner: bool) -> 
             func.sum(col(CreditedSource.margin_minor)).label("margin"),
         )
         .where(
-            col(CreditedSource.vendor_id) == _VENDOR, col(CreditedSource.currency) == _CURRENCY,
+            col(CreditedSource.vendor_id) == _VENDOR, col(CreditedSource.currency) == currency,
             _in_partners(CreditedSource.partner_id, every_partner),
             col(CreditedSource.credited_at) >= _SINCE, col(CreditedSource.credited_at) < _UNTIL,
             col(CreditedSource.source_type).in_(
@@ -332,7 +380,7 @@ def _credits(dialect: str, reps: bool, only_reps: bool, every_partner: bool) -> 
             func.sum(col(EarningEntry.amount_minor)), literal_column("0"),
         )
         .where(
-            col(EarningEntry.vendor_id) == _VENDOR, col(EarningEntry.currency) == _CURRENCY,
+            col(EarningEntry.vendor_id) == _VENDOR, col(EarningEntry.currency) == currency,
             _in_partners(EarningEntry.partner_id, every_partner),
             col(EarningEntry.booked_at) >= _SINCE, col(EarningEntry.booked_at) < _UNTIL,
         )

@@ -25,18 +25,24 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
+    Date,
     Exists,
     String,
+    Text,
+    Uuid,
     and_,
     bindparam,
     case,
+    cast,
     delete,
     func,
     join,
     literal,
-    type_coerce,
+    null,
+    union_all,
 )
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
@@ -435,23 +441,44 @@ async def _announce(
     )
 
 
+# ``advance``'s read: which part a row comes from (the snapshots, or a kind of source),
+# and the types of a source row's columns after the partner's.
+_SNAPSHOTS = "snapshots"
+_SOURCE_TYPES = (Uuid(), Date(), String(), BigInteger(), BigInteger(), BigInteger())
+
+
 @cache
-def _advance_read() -> Any:
-    """``advance``'s read, built once (building it cost as much as running it): the
-    partners' snapshots of today (``ids``, ``today``). The vendor's signal currency rides
-    along with them, and so do the partners' reps' snapshots of today (``reps.advance``):
-    one query. The JSON comes as text, parsed once per partner (a partner's row repeats
-    for each of its reps). No row lock: the vendor's signal lock keeps other writers out
-    (``signals.locks``)."""
-    statement: Any = (
+def _advance_read(dialect: str, categories: tuple[str, ...]) -> Any:
+    """``advance``'s read, one statement built once per dialect and kinds of source
+    (building it cost as much as running it): the partners' snapshots of today (``ids``,
+    ``today``), the vendor's signal currency riding along with them and their reps'
+    snapshots of today (``reps.advance``); and the day's rows of the credits and claims
+    of those partners (``categories``: ``facts.tagged_parts``, ``partner_ids``, ``since``,
+    ``until``), read in the signal currency computed in the statement. One statement, not
+    two: a statement is most of a run's cost (a round trip on PostgreSQL, on SQLite a
+    crossing to aiosqlite's thread and back). Each row says its part (``_SNAPSHOTS``, or
+    the kind of source of a source row); the columns of the other part are null. The JSON
+    comes as text, parsed once per partner (a partner's row repeats for each of its reps).
+    No row lock: the vendor's signal lock keeps other writers out (``signals.locks``)."""
+    currency = currency_expression(bindparam("vendor_id"))
+    snapshot_columns: list[Any] = [
+        col(SignalSnapshot.currency).label("currency"),
+        cast(col(SignalSnapshot.values), Text).label("values"),
+        cast(col(SignalSnapshot.basis), Text).label("basis"),
+        currency.label("signal_currency"),
+        col(SignalRepSnapshot.rep_user_id).label("rep_user_id"),
+        col(SignalRepSnapshot.currency).label("rep_currency"),
+        cast(col(SignalRepSnapshot.basis), Text).label("rep_basis"),
+    ]
+    parts = facts.tagged_parts(dialect, categories, currency)
+    snapshots = (
         sa_select(
-            col(SignalSnapshot.partner_id), col(SignalSnapshot.currency),
-            type_coerce(col(SignalSnapshot.values), String).label("values"),
-            type_coerce(col(SignalSnapshot.basis), String).label("basis"),
-            currency_expression(bindparam("vendor_id")).label("signal_currency"),
-            col(SignalRepSnapshot.rep_user_id),
-            col(SignalRepSnapshot.currency).label("rep_currency"),
-            type_coerce(col(SignalRepSnapshot.basis), String).label("rep_basis"),
+            col(SignalSnapshot.partner_id),
+            # A source row's (rep, day, kind, n, amount, margin): nulls, cast (PostgreSQL
+            # types a bare null of a UNION's first pair as text).
+            *([cast(null(), t) for t in _SOURCE_TYPES] if parts else []),
+            literal(_SNAPSHOTS, String).label("part"),
+            *snapshot_columns,
         )
         .select_from(
             join(
@@ -469,7 +496,16 @@ def _advance_read() -> Any:
             col(SignalSnapshot.day) == bindparam("today"),
         )
     )  # fmt: skip
-    return statement
+    if not parts:
+        return snapshots
+    # The source parts first (a UNION's rows are typed as its first part's): they read as
+    # ``facts.compute_both`` reads them.
+    padding = [cast(null(), c.type) for c in snapshot_columns]
+    sources = [
+        part.add_columns(literal(category, String).label("part"), *padding)
+        for category, part in parts
+    ]
+    return union_all(*sources, snapshots)
 
 
 async def advance(
@@ -491,12 +527,33 @@ async def advance(
     rep_snapshots: dict[reps.RepKey, tuple[str, Any]] = {}
     seen: set[uuid.UUID] = set()
     currency = ""
+    # The kinds of source of every partner named: the read comes before it is known which
+    # can be advanced (their source rows are kept, of their kinds alone, below).
+    kinds = tuple(c for c in (facts.CREDITS, facts.CLAIMS) if any(c in t for t in touched.values()))
+    source_rows: list[tuple[str, tuple[Any, ...]]] = []
     rows = await execute_core(
         session,
-        _advance_read(),
-        {"vendor_id": vendor_id, "ids": ids, "today": today},
-    )
-    for partner_id, currency_, values, stored, currency, rep_id, rep_currency, rep_basis in rows:
+        _advance_read(session.get_bind().dialect.name, kinds),
+        {
+            "vendor_id": vendor_id, "ids": ids, "partner_ids": ids, "today": today,
+            "since": facts.start_of(today), "until": facts.start_of(today + timedelta(days=1)),
+        },
+    )  # fmt: skip
+    for (
+        partner_id,
+        *source,
+        part,
+        currency_,
+        values,
+        stored,
+        currency,
+        rep_id,
+        rep_currency,
+        rep_basis,
+    ) in rows:
+        if part != _SNAPSHOTS:
+            source_rows.append((part, (partner_id, *source)))
+            continue
         if rep_id is not None:
             rep_snapshots[(partner_id, rep_id)] = (rep_currency, rep_basis)
         if partner_id in seen:
@@ -513,10 +570,13 @@ async def advance(
     if not found:
         return [], rest
     categories = set().union(*(touched[p] for p in found))
-    # The partners' facts of today and their reps' (``signals.reps``), from one read.
-    recomputed, rep_facts = await facts.compute_both(
-        session, vendor_id, currency, partner_ids=list(found), first=today, last=today,
-        categories=categories,
+    # The partners' facts of today and their reps' (``signals.reps``): the source rows
+    # read above of these partners and of their kinds of source (as ``facts.compute_both``
+    # reads them), and the deals' rows read now if asked for.
+    recomputed, rep_facts = await facts.compute_both_from(
+        session, vendor_id, currency,
+        [row for part, row in source_rows if part in categories and row[0] in found],
+        partner_ids=list(found), first=today, last=today, categories=categories,
     )  # fmt: skip
     columns = [c for category in sorted(categories) for c in facts.CATEGORIES[category]]
     if facts.DEALS in categories:
