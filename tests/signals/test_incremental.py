@@ -372,3 +372,50 @@ async def test_a_partner_whose_day_did_not_move_keeps_its_reps_facts(db: Databas
     after = await stored(db, tenant.vendor.id)
     for rebuilt, kept_ in zip(after[2:], before[2:], strict=True):
         assert rebuilt == kept_, _diff(rebuilt, kept_)
+
+
+async def test_a_run_moves_each_partner_by_its_own_kinds_of_source(db: Database) -> None:
+    """A run naming a partner advanced for a claim and another refreshed for a sale (it has
+    no snapshot of today): the day's credits are read for both, in the advance's one read,
+    but the first partner's are not taken: its facts move by its claims alone (its sale's
+    own event, handled later, moves them by the credits), as a rebuild has them at the
+    end."""
+    clock = FrozenClock(START)
+    async with db.transaction() as s:
+        tenant = await create_tenant(s, clock)
+    world = World(tenant, clock)
+    await take_due(db, world)
+    ours, theirs = tenant.partners[0].id, tenant.partners[1].id
+    today = clock.now().date()
+    # A sale naming the partner's admin as its rep, its event not handled yet.
+    held_back = await happen(db, world, "sale", 0, 4_000, admin=True)
+    admin = tenant.user(Role.PARTNER_ADMIN, 0).id
+    async with db.transaction() as s:
+        dropped = await s.exec(
+            select(SignalSnapshot).where(
+                SignalSnapshot.partner_id == theirs, SignalSnapshot.day == today
+            )
+        )
+        for snapshot in dropped:
+            await s.delete(snapshot)
+    clock.set(clock.now() + timedelta(minutes=1))
+    claim = await happen(db, world, "claim_submitted", 0, 1_000)
+    sale = await happen(db, world, "sale", 1, 3_000)
+    await handlers.apply(db, clock, claim + sale)
+
+    kept = await stored(db, tenant.vendor.id)
+    facts = {(f["partner_id"], f["day"]): f for f in kept[0]}
+    assert (facts[(ours, today)]["claims_submitted"], facts[(ours, today)]["sales"]) == (1, 0)
+    assert facts[(theirs, today)]["sales"] == 1
+    # Nor is the admin a rep of the day yet (its only source row is the sale).
+    assert not [f for f in kept[2] if f["rep_user_id"] == admin]
+    assert not [s for s in kept[3] if s[1] == admin]
+    await handlers.apply(db, clock, held_back)
+    before = await stored(db, tenant.vendor.id)
+    assert {(f["partner_id"], f["day"]): f for f in before[0]}[(ours, today)]["sales"] == 1
+    async with db.transaction() as s:
+        await begin_write(s)
+        await maintenance.rebuild(s, clock, tenant.vendor.id)
+    after = await stored(db, tenant.vendor.id)
+    for rebuilt, kept in zip(after, before, strict=True):
+        assert rebuilt == kept, _diff(rebuilt, kept)
