@@ -1,14 +1,15 @@
 """Signal maintenance: CPU per approval of the signal handlers, and a full rebuild.
 
     .venv/bin/python -m benchmarks.signal_maintenance handlers [--approvals 1000] [--run 20]
-        [--partners 200] [--reps 3] [--claims 0] [--url URL]
+        [--partners 200] [--reps 3] [--claims 0] [--credit-first] [--url URL]
     .venv/bin/python -m benchmarks.signal_maintenance rebuild --url postgresql+asyncpg://...
         [--partners 10000] [--entries 1000000]
 
 ``handlers``: approvals (each a claim with its approval decision, naming one of its
-partner's ``--reps`` reps, default 3) are credited by earnings first (not measured), then
-the events an approval gives the signal handler — its claim's SaleClaimStateChanged (which
-says its credit follows: the handler leaves it to the credit's event) and the credit's
+partner's ``--reps`` reps, default 3) are credited by earnings (not measured) just before
+the run that handles them (``--credit-first``: all before the first run), and the events
+an approval gives the signal handler — its claim's SaleClaimStateChanged (which says its
+credit follows: the handler leaves it to the credit's event) and the credit's
 EarningsChanged — are handled in the dispatcher's runs of ``--run`` events; each partner
 (and each of its reps) already has 90 days of facts and a snapshot, and the vendor
 ``--claims`` decided claims over those days. The figure is the
