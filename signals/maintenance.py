@@ -546,14 +546,15 @@ async def advance(
         currency_,
         values,
         stored,
-        currency,
+        signal_currency,
         rep_id,
         rep_currency,
         rep_basis,
     ) in rows:
-        if part != _SNAPSHOTS:
+        if part != _SNAPSHOTS:  # (its snapshot columns are null, in whatever order)
             source_rows.append((part, (partner_id, *source)))
             continue
+        currency = signal_currency
         if rep_id is not None:
             rep_snapshots[(partner_id, rep_id)] = (rep_currency, rep_basis)
         if partner_id in seen:
