@@ -27,6 +27,21 @@ from tests.incentives.test_bad_input_and_roles import BUDGET, CREATE, rule_input
 from tests.support import GQL
 
 
+async def euro_program(
+    db: Database, clock: OffsetClock, tenant: Tenant, *, name: str = "Euro Rewards", **extra: Any
+) -> Any:
+    """A program paying 5% in euros (the shop's programs pay in dollars), from now."""
+
+    async def create(session: Any) -> Any:
+        return await programs.create_program(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name=name, currency="EUR",
+            rules=Rules(base_rates=(BaseRate(rate_bp=500),)), effective_from=clock.now(),
+            **extra,
+        )  # fmt: skip
+
+    return await es.tx(db, create)
+
+
 async def test_a_run_stops_rate_actions_once_its_estimates_spend_the_budget(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
@@ -130,14 +145,7 @@ async def test_an_overlay_on_a_program_in_another_currency_is_refused(
 ) -> None:
     s = await shop(db, clock, tenant, services)
 
-    async def euro(session: Any) -> Any:
-        return await programs.create_program(
-            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro Rewards",
-            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
-            effective_from=clock.now(),
-        )  # fmt: skip
-
-    eur = await es.tx(db, euro)
+    eur = await euro_program(db, clock, tenant)
     overlay = {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id), "deltaBp": 100}
     refused = await gql.data(CREATE, {"input": rule_input(
         actions=[overlay], budgetCap={"amount": "100.00", "currency": "USD"})},
@@ -172,14 +180,7 @@ async def test_a_rule_without_a_budget_takes_its_overlays_currency(
     in (it was USD, and an overlay on a EUR program was refused for a budget nobody set)."""
     s = await shop(db, clock, tenant, services)
 
-    async def euro(session: Any) -> Any:
-        return await programs.create_program(
-            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro Rewards",
-            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
-            effective_from=clock.now(),
-        )  # fmt: skip
-
-    eur = await es.tx(db, euro)
+    eur = await euro_program(db, clock, tenant)
     overlay = {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id), "deltaBp": 100}
     made = await gql.data(CREATE, {"input": rule_input(actions=[overlay])}, as_user=s.author)
     assert made["incentiveRuleCreate"]["userErrors"] == []
@@ -201,14 +202,7 @@ async def test_removing_the_cap_keeps_the_rules_currency(
     `budgetCap.currency`, the version and action at fault named in the message."""
     s = await shop(db, clock, tenant, services)
 
-    async def euro(session: Any) -> Any:
-        return await programs.create_program(
-            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro Rewards",
-            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
-            effective_from=clock.now(),
-        )  # fmt: skip
-
-    eur = await es.tx(db, euro)
+    eur = await euro_program(db, clock, tenant)
     made = await gql.data(CREATE, {"input": rule_input(
         budgetCap={"amount": "100.00", "currency": "EUR"}, actions=[
             {"kind": "RECOMMEND", "title": "Go", "text": "Sell more."},
@@ -253,13 +247,8 @@ async def test_a_windows_cost_counts_only_what_its_group_pays_in_the_rules_curre
     in_dollars = await estimate()
     assert in_dollars["amountMinor"] > 0
 
-    async def euro_bonus(session: Any) -> Any:
-        return await programs.create_program(
-            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Euro boost",
-            currency="EUR", rules=Rules(base_rates=(BaseRate(rate_bp=500),)),
-            effective_from=clock.now(), kind=ProgramKind.BONUS,
-            target_group_ids=[s.boost_group_id],
-        )  # fmt: skip
-
-    await es.tx(db, euro_bonus)
+    await euro_program(
+        db, clock, tenant, name="Euro boost", kind=ProgramKind.BONUS,
+        target_group_ids=[s.boost_group_id],
+    )  # fmt: skip
     assert await estimate() == in_dollars

@@ -33,7 +33,7 @@ from signals.models import SignalSnapshot
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid, principal_of
 from tests.incentives.rules import active_rule, daily
-from tests.incentives.scenarios import GROWTH, T0, settle, shop
+from tests.incentives.scenarios import GROWTH, T0, Shop, settle, shop
 from tests.support import GQL, refused_inserts
 
 FIRINGS = "{ ruleFirings { totalCount edges { node { partnerId values { name value } } } } }"
@@ -232,6 +232,23 @@ async def test_rules_are_created_from_the_shipped_templates(
     )
 
 
+async def group_of(
+    db: Database, clock: OffsetClock, s: Shop, name: str, partner_ids: list[uuid.UUID]
+) -> uuid.UUID:
+    """A group of these partners from now, made by the shop's admin."""
+    admin = principal_of(s.author)
+
+    async def make(session: AsyncSession) -> uuid.UUID:
+        group = await groups.create_group(session, admin, clock, name=name)
+        await groups.set_members(
+            session, admin, clock, group_id=group.id, partner_ids=partner_ids,
+            mode=MemberMode.INCLUDE,
+        )  # fmt: skip
+        return group.id
+
+    return await es.tx(db, make)
+
+
 async def test_a_rule_with_a_target_group_fires_only_for_its_members(
     gql: GQL,
     db: Database,
@@ -241,17 +258,7 @@ async def test_a_rule_with_a_target_group_fires_only_for_its_members(
     services: Services,
 ) -> None:
     s = await shop(db, clock, tenant, services)
-    admin = principal_of(s.author)
-
-    async def pilot(session: object) -> object:
-        group = await groups.create_group(session, admin, clock, name="Treatment")  # type: ignore[arg-type]
-        await groups.set_members(
-            session, admin, clock, group_id=group.id, partner_ids=[tenant.partners[1].id],  # type: ignore[arg-type]
-            mode=MemberMode.INCLUDE,
-        )  # fmt: skip
-        return group.id
-
-    treatment = await es.tx(db, pilot)
+    treatment = await group_of(db, clock, s, "Treatment", [tenant.partners[1].id])
     recommend = [Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")]
     await active_rule(
         db, clock, s, condition="revenue_7d > 0", target_group_id=treatment, actions=recommend
@@ -306,17 +313,7 @@ async def test_a_past_days_dry_run_reads_the_target_group_of_that_day(
     """The signals are that day's, and so is the target group: a partner that joined today
     would not have fired yesterday (it read today's members before)."""
     s = await shop(db, clock, tenant, services)
-    admin = principal_of(s.author)
-
-    async def joined_today(session: object) -> object:
-        group = await groups.create_group(session, admin, clock, name="Joined today")  # type: ignore[arg-type]
-        await groups.set_members(
-            session, admin, clock, group_id=group.id, partner_ids=[tenant.partners[0].id],  # type: ignore[arg-type]
-            mode=MemberMode.INCLUDE,
-        )  # fmt: skip
-        return group.id
-
-    group = await es.tx(db, joined_today)
+    group = await group_of(db, clock, s, "Joined today", [tenant.partners[0].id])
     go = [Action(ActionKind.RECOMMEND, title="Go", text="Sell.")]
     rule = await active_rule(
         db, clock, s, condition="revenue_30d > 0", target_group_id=group, actions=go
