@@ -69,6 +69,19 @@ async def reached(step: asyncio.Event, task: asyncio.Task[Any]) -> None:
         raise AssertionError("the task ended before the step")
 
 
+async def contest_changed(db: Database, contest: Contest) -> OutboxEvent:
+    """The contest's ContestChanged, as its handler receives it."""
+    async with db.session() as session:
+        return (
+            await session.exec(
+                select(OutboxEvent).where(
+                    OutboxEvent.type == CONTEST_CHANGED,
+                    col(OutboxEvent.aggregate_id) == contest.id,
+                )
+            )
+        ).one()
+
+
 async def board(services: Services, contest: Contest) -> list[tuple[str, int]]:
     page = await services.leaderboards.boards.page(contest, "all", 0, 100)
     assert page.built
@@ -111,15 +124,7 @@ async def test_a_new_contests_rebuild_and_its_first_sale_handled_at_once_keep_th
     contest = await create_contest(db, clock, tenant)  # ContestChanged pending: no board
     runtime = services.leaderboards
     async with services.outbox.paused(), held_ledger_read(db) as held:
-        async with db.session() as session:
-            changed = (
-                await session.exec(
-                    select(OutboxEvent).where(
-                        OutboxEvent.type == CONTEST_CHANGED,
-                        col(OutboxEvent.aggregate_id) == contest.id,
-                    )
-                )
-            ).one()
+        changed = await contest_changed(db, contest)
         sale = await approve_sale(db, clock, tenant, amount=100_00)
         # The other dispatcher: the app's runtime on a database whose ledger read holds.
         other = Leaderboards(held, runtime.boards, clock, runtime.hub, dispatcher=None)
@@ -169,15 +174,7 @@ async def test_a_late_notice_of_an_older_version_does_not_bring_back_its_cached_
     await dispatch(services)
     runtime = services.leaderboards
     async with services.outbox.paused():
-        async with db.session() as session:
-            changed = (
-                await session.exec(
-                    select(OutboxEvent).where(
-                        OutboxEvent.type == CONTEST_CHANGED,
-                        col(OutboxEvent.aggregate_id) == contest.id,
-                    )
-                )
-            ).one()
+        changed = await contest_changed(db, contest)
         sale = await approve_sale(db, clock, tenant, partner=1, amount=250_00)
         other = NoticeHeld(services, clock)
         announcing = asyncio.create_task(other.on_contest_changed(changed))
