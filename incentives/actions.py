@@ -10,11 +10,11 @@ when, the estimated cost) that the firing keeps."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -449,29 +449,30 @@ async def undo(
 
     now = clock.now()
     ended: dict[uuid.UUID, datetime] = {}
-    for window in await groups.close_windows(
-        session, clock, membership_ids=ids("membership_id"), reason="rule rolled back",
-        by="incentives",
-    ):  # fmt: skip
-        ended[window.id] = now
+    # Every firing the version ever made: a long-lived rule's run past the drivers' limit
+    # on bound parameters (32,767 on asyncpg; SQLite's default is 32,766) in one IN list,
+    # so the ids go CHUNK at a time. The overlays' windows are worked out over all first.
+    for chunk in _chunks(ids("membership_id")):
+        for window in await groups.close_windows(
+            session, clock, membership_ids=chunk, reason="rule rolled back", by="incentives"
+        ):
+            ended[window.id] = now
     windows = overlay_windows(outcomes)
     if not restore_extended:
         windows = dict.fromkeys(windows)
-    for overlay in await overlays.end_overlays(
-        session, clock, overlay_ids=[o for o, since in windows.items() if since is None]
-    ):
-        ended[overlay.id] = now
-    for overlay in await overlays.shorten_overlays(
-        session, clock, ends={o: since for o, since in windows.items() if since is not None}
-    ):
-        ended[overlay.id] = now if overlay.ended_at is not None else overlay.ends_at
-    for review in await reviews.end_reviews(session, clock, review_ids=ids("review_id")):
-        ended[review.id] = now
-    recommendation_ids = ids("recommendation_id")
-    if recommendation_ids:
+    for chunk in _chunks([o for o, since in windows.items() if since is None]):
+        for overlay in await overlays.end_overlays(session, clock, overlay_ids=chunk):
+            ended[overlay.id] = now
+    for items in _chunks([(o, since) for o, since in windows.items() if since is not None]):
+        for overlay in await overlays.shorten_overlays(session, clock, ends=dict(items)):
+            ended[overlay.id] = now if overlay.ended_at is not None else overlay.ends_at
+    for chunk in _chunks(ids("review_id")):
+        for review in await reviews.end_reviews(session, clock, review_ids=chunk):
+            ended[review.id] = now
+    for chunk in _chunks(ids("recommendation_id")):
         rows = await session.exec(
             select(RuleRecommendation).where(
-                col(RuleRecommendation.id).in_(recommendation_ids),
+                col(RuleRecommendation.id).in_(chunk),
                 col(RuleRecommendation.withdrawn_at).is_(None),
                 col(RuleRecommendation.expires_at) > now,
             )
@@ -482,6 +483,15 @@ async def undo(
             ended[recommendation.id] = now
     await session.flush()
     return ended
+
+
+CHUNK = 5_000  # ids in one IN list
+T = TypeVar("T")
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
 EFFECT_KEYS = ("membership_id", "overlay_id", "review_id", "recommendation_id")

@@ -13,13 +13,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.models import AppendOnlyError
+from incentives import actions, rules
 from incentives import handlers as incentive_handlers
-from incentives import rules
 from incentives.actions import Action, ActionKind
 from incentives.daily import run_due
 from incentives.evaluation import evaluate_vendor
 from incentives.events import RULE_ACTIVATED
-from incentives.models import IncentiveRuleVersion, Period, RuleDailyRun, RuleFiring
+from incentives.models import (
+    IncentiveRuleVersion,
+    Period,
+    RuleDailyRun,
+    RuleFiring,
+    RuleRecommendation,
+)
 from incentives.recommendations import active_recommendations
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -341,3 +347,50 @@ async def test_a_past_days_dry_run_reads_the_target_group_of_that_day(
         ).one()
     assert past.values["revenue_30d"] > 0
     assert await firing_on(past.day) == 0
+
+
+async def test_a_new_version_ends_every_effect_when_the_ids_go_a_chunk_at_a_time(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Approving a version ends what every firing of the one before placed: a long-lived
+    rule's firings pass any driver's limit on bound parameters in one IN list (an approval
+    or a rollback then failed), so the ids go in chunks. A chunk of one here: every
+    partner's window and recommendation still end."""
+    monkeypatch.setattr(actions, "CHUNK", 1)
+    s = await shop(db, clock, tenant, services)
+    go = [
+        Action(ActionKind.GROUP_WINDOW, days=30, group_id=s.boost_group_id),
+        Action(ActionKind.RECOMMEND, title="Go", text="Sell more."),
+    ]
+    async with services.outbox.paused():
+        rule = await active_rule(db, clock, s, condition="revenue_30d > 0", actions=go)
+        assert await daily(db, clock) == 2  # both partners
+        async with db.transaction() as session:
+            v2 = await rules.draft_version(
+                session, principal_of(s.author), clock, rule_id=rule.id,
+                condition="revenue_30d > 1000000000", actions=go,
+            )  # fmt: skip
+        async with db.transaction() as session:
+            await rules.approve(
+                session, principal_of(s.approver), clock, version_id=v2.id, reason="ok"
+            )
+    now = clock.now()
+    async with db.session() as session:
+        members = list(await session.exec(groups.member_ids_at(s.boost_group_id, now)))
+        tips = list(await session.exec(select(RuleRecommendation)))
+    assert members == []
+    assert len(tips) == 2
+    assert all(tip.withdrawn_at == now for tip in tips)
+
+
+async def test_undoing_more_effects_than_a_statement_may_bind_works(db: Database) -> None:
+    """33,000 firings' effects (a weekly rule over 10,000 partners for a season): one IN
+    list of their ids passed asyncpg's limit on bound parameters (32,767; SQLite's default
+    is 32,766, this machine's build allows 250,000) and the approval or rollback failed."""
+    outcomes = [
+        {"kind": "RECOMMEND", "recommendation_id": str(uuid.uuid4())} for _ in range(33_000)
+    ] + [{"kind": "GROUP_WINDOW", "membership_id": str(uuid.uuid4())} for _ in range(33_000)]
+    clock = OffsetClock()
+    async with db.transaction() as session:
+        assert await actions.undo(session, clock, outcomes) == {}  # none still runs
