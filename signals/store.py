@@ -117,20 +117,20 @@ class Writes:
         if not parts:
             return
         session = self._session
-        if len(parts) == 1 or session.get_bind().dialect.name != "postgresql":
+        if (
+            len(parts) == 1
+            or session.get_bind().dialect.name != "postgresql"
+            or any(  # many rows, or rows of other columns
+                len(rows) > MERGED_ROWS or any(list(row) != list(rows[0]) for row in rows)
+                for *_, rows in parts
+            )
+        ):  # each table's rows on their own
             for table, keys, update, rows in parts:
                 await _write(session, table, keys, update, rows)
             return
         shape = tuple(
             (table, keys, update, tuple(rows[0]), len(rows)) for table, keys, update, rows in parts
         )
-        if any(
-            len(rows) > MERGED_ROWS or any(list(row) != list(rows[0]) for row in rows)
-            for *_, rows in parts
-        ):  # many rows, or rows of other columns: each table's on their own
-            for table, keys, update, rows in parts:
-                await _write(session, table, keys, update, rows)
-            return
         params = {
             f"w{i}_{r}_{name}": value
             for i, (*_, rows) in enumerate(parts)
