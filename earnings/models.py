@@ -8,10 +8,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint, event
+from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
+from infra.append_only import append_only
 from infra.db import UTCDateTime
 from infra.ids import new_id
 
@@ -331,17 +332,4 @@ class PayoutReview(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
-class AppendOnlyError(RuntimeError):
-    pass
-
-
-def _refuse(kind: str) -> Any:
-    def refuse(_mapper: Any, _connection: Any, target: Any) -> None:
-        raise AppendOnlyError(f"{type(target).__name__} rows are append-only ({kind} refused)")
-
-    return refuse
-
-
-for _model in (EarningEntry, PayoutDecision, CreditedSource):
-    event.listen(_model, "before_update", _refuse("update"))
-    event.listen(_model, "before_delete", _refuse("delete"))
+append_only(EarningEntry, PayoutDecision, CreditedSource)

@@ -12,11 +12,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from earnings.models import AppendOnlyError
+from infra.append_only import append_only
 from infra.db import UTCDateTime
 from infra.ids import new_id
 
@@ -206,13 +206,4 @@ class RuleDailyRun(SQLModel, table=True):
     ran_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
-def _refuse(kind: str) -> Any:
-    def refuse(_mapper: Any, _connection: Any, target: Any) -> None:
-        raise AppendOnlyError(f"{type(target).__name__} rows are immutable ({kind} refused)")
-
-    return refuse
-
-
-for _immutable in (RuleFiring, RuleFiringEnd):
-    event.listen(_immutable, "before_update", _refuse("update"))
-    event.listen(_immutable, "before_delete", _refuse("delete"))
+append_only(RuleFiring, RuleFiringEnd)

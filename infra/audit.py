@@ -11,7 +11,8 @@ same transaction as the change, so a change and its entry commit or roll back to
   instants, dates, enums and decimals given here are written as strings). Secrets never go
   in: a bank account appears masked, an API key by its prefix.
 
-Rows are append-only: the ORM refuses to update or delete them (``AuditLogImmutableError``).
+Rows are append-only (``infra.append_only``): the ORM refuses to update or delete them, the
+database any UPDATE.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, event, insert
+from sqlalchemy import JSON, Column, Index, insert
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra.append_only import append_only
 from infra.db import UTCDateTime
 from infra.ids import new_id
 
@@ -50,19 +52,7 @@ class AuditEntry(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=2000)
 
 
-class AuditLogImmutableError(RuntimeError):
-    """An audit entry was about to be updated or deleted through the ORM."""
-
-
-def _refuse(kind: str) -> Any:
-    def refuse(_mapper: Any, _connection: Any, target: Any) -> None:
-        raise AuditLogImmutableError(f"audit entries are immutable ({kind} refused)")
-
-    return refuse
-
-
-event.listen(AuditEntry, "before_update", _refuse("update"))
-event.listen(AuditEntry, "before_delete", _refuse("delete"))
+append_only(AuditEntry)
 
 
 def json_safe(value: Any) -> Any:

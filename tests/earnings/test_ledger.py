@@ -11,7 +11,8 @@ from sqlmodel import col, select
 
 from deal_registration.events import Line
 from earnings import ledger
-from earnings.models import AppendOnlyError, EarningEntry, EntryKind
+from earnings.models import EarningEntry, EntryKind
+from infra.append_only import AppendOnlyError
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role

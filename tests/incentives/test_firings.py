@@ -12,7 +12,6 @@ import pytest
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from earnings.models import AppendOnlyError
 from incentives import actions, rules
 from incentives import handlers as incentive_handlers
 from incentives.actions import Action, ActionKind
@@ -27,6 +26,7 @@ from incentives.models import (
     RuleRecommendation,
 )
 from incentives.recommendations import active_recommendations
+from infra.append_only import AppendOnlyError
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent

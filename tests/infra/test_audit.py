@@ -7,9 +7,12 @@ import uuid
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
-from infra.audit import AuditEntry, AuditLogImmutableError, mask, record
+from infra.append_only import AppendOnlyError
+from infra.audit import AuditEntry, mask, record
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
@@ -70,15 +73,32 @@ async def test_entries_cannot_be_updated_or_deleted(
         entry = (await session.exec(select(AuditEntry))).one()
         entry.actor = "operator:someone-else"
         session.add(entry)
-        with pytest.raises(AuditLogImmutableError):
+        with pytest.raises(AppendOnlyError):
             await session.flush()
         await session.rollback()
         entry = (await session.exec(select(AuditEntry))).one()
         await session.delete(entry)
-        with pytest.raises(AuditLogImmutableError):
+        with pytest.raises(AppendOnlyError):
             await session.flush()
 
 
 def test_mask_keeps_only_the_tail() -> None:
     assert mask("DE89370400440532013000") == "****3000"
     assert mask("123") == "****"
+
+
+async def test_the_database_refuses_an_update_the_orm_never_sees(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A bulk ``update()`` passes the ORM's events by: the table's trigger refuses it."""
+    async with db.transaction() as session:
+        await record(
+            session, vendor_id=tenant.vendor.id, actor="operator:test", action="x.y",
+            entity_type="x", entity_id="1", before=None, after={"a": 1}, reason=None,
+            at=clock.now(),
+        )  # fmt: skip
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with db.transaction() as session:
+            await session.execute(update(AuditEntry).values(actor="operator:someone-else"))
+    async with db.session() as session:
+        assert (await session.exec(select(AuditEntry.actor))).all() == ["operator:test"]

@@ -260,7 +260,9 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
             )  # fmt: skip
             await _insert_old(session, [rule, version, old])
             await _insert_old(session, [tip])
-        await migrations.upgrade(scratch_url)
+        # To 0031 only: on SQLite (no transactional DDL) Alembic commits each step, so a
+        # downgrade from a later head would undo the later steps before 0031 refuses.
+        await migrations.upgrade(scratch_url, "0031_rule_activations")
         async with db.session() as session:
             found = (await session.execute(select(IncentiveRule.activation))).scalars().all()
             fired = (await session.execute(select(RuleFiring.activation))).scalars().all()
@@ -272,7 +274,7 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
             session.add(firing(rule, version, activation=1))  # a later activation: anew
         with pytest.raises(RuntimeError, match="fired twice"):
             await migrations.downgrade(scratch_url, "0030_decision_partner")
-        assert await migrations.database_revision(scratch_url) == migrations.head_revision()
+        assert await migrations.database_revision(scratch_url) == "0031_rule_activations"
         async with db.transaction() as session:
             await session.execute(delete(RuleFiring).where(RuleFiring.activation == 1))
         await migrations.downgrade(scratch_url, "0030_decision_partner")  # the tip kept
