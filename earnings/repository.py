@@ -53,10 +53,13 @@ def readable_holds(principal: Principal) -> SelectOfScalar[PayoutHold]:
 
 
 async def readable_programs(session: AsyncSession, principal: Principal) -> SelectOfScalar[Program]:
-    """Vendor staff read every program of their vendor. Partner users read only the programs
-    that apply to their partner now: untargeted ones, and those targeted at a group it is in
-    now (an open membership). A program targeted elsewhere (a pilot's treatment-only bonus,
-    say) is answered as if it did not exist, so nothing hints at groups it is not in."""
+    """Vendor staff read every program of their vendor. Partner users read the programs
+    that apply or applied to their partner: untargeted ones, and those targeted at a group
+    it is or was in (a rule's promotion window included, from its start: memberships never
+    start later than they are written). One that paid the partner stays readable after it
+    left the group, so its entries stay explained. A program targeted elsewhere (a pilot's
+    treatment-only bonus, say) is answered as if it did not exist, so nothing hints at
+    groups it was never in."""
     stmt = select(Program).where(Program.vendor_id == principal.vendor_id)
     if not principal.role.is_partner:
         return stmt
@@ -66,7 +69,6 @@ async def readable_programs(session: AsyncSession, principal: Principal) -> Sele
             select(PartnerGroupMembership.group_id).where(
                 PartnerGroupMembership.vendor_id == principal.vendor_id,
                 PartnerGroupMembership.partner_id == principal.partner_id,
-                col(PartnerGroupMembership.left_at).is_(None),
             )
         )
     }

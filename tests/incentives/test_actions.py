@@ -21,7 +21,7 @@ from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid
 from tests.forecasts.test_exports import export
 from tests.incentives.rules import active_rule, daily
-from tests.incentives.scenarios import GROWTH, T0, settle, shop
+from tests.incentives.scenarios import GROWTH, T0, Shop, settle, shop
 from tests.support import GQL
 
 ENTRIES = """query($kind: EntryKind) { earningEntries(kind: $kind) { edges { node {
@@ -32,6 +32,15 @@ FIRINGS = """{ ruleFirings { edges { node { trigger partnerId
 
 def nodes(data: dict[str, Any], field: str) -> list[dict[str, Any]]:
     return [e["node"] for e in data[field]["edges"]]
+
+
+async def programs_read(gql: GQL, s: Shop, user: Any) -> tuple[list[str], bool]:
+    """The programs the user lists, and whether it reads the Boost program by its id."""
+    listed = await gql.data("{ earningPrograms { edges { node { name } } } }", as_user=user)
+    node = await gql.data(
+        "query($id: ID!) { node(id: $id) { id } }", {"id": s.gid("boost")}, as_user=user
+    )
+    return [n["name"] for n in nodes(listed, "earningPrograms")], node["node"] is not None
 
 
 async def test_an_overlay_changes_what_the_next_sale_earns_in_partner_words(
@@ -139,12 +148,19 @@ async def test_a_group_window_pays_the_groups_program_then_stops(
         actions=[Action(ActionKind.GROUP_WINDOW, days=3, group_id=s.boost_group_id)],
     )  # fmt: skip  (monthly: the later sales re-fire nothing in December)
     assert await daily(db, clock) == 1
+    partner = tenant.user(Role.PARTNER_ADMIN, 0)
     clock.freeze(T0 + timedelta(days=1))
     await es.sale(db, clock, tenant, 100_00, partner_index=0)  # in the window
+    # The partner reads the program that pays it in the window (it was answered as if it
+    # did not exist: only open-ended memberships counted), and still does after it, where
+    # its entries name it; a partner never in the group does not.
+    assert await programs_read(gql, s, partner) == (["Partner Rewards", "Boost bonus"], True)
     clock.freeze(T0 + timedelta(days=4))
     await es.sale(db, clock, tenant, 300_00, partner_index=0)  # after it
     await settle(services)
-    partner = tenant.user(Role.PARTNER_ADMIN, 0)
+    assert await programs_read(gql, s, partner) == (["Partner Rewards", "Boost bonus"], True)
+    outsider = tenant.user(Role.PARTNER_ADMIN, 1)
+    assert await programs_read(gql, s, outsider) == (["Partner Rewards"], False)
     entries = nodes(await gql.data(ENTRIES, {"kind": "COMMISSION"}, as_user=partner),
                     "earningEntries")  # fmt: skip
     paid = sorted((e["inputs"]["line_amount_minor"], e["amount"]["amountMinor"]) for e in entries)
