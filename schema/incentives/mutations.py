@@ -64,7 +64,7 @@ def _actions(m: Write, actions: list[RuleActionInput]) -> list[Action]:
             kind=a.kind,
             days=a.days,
             group_id=m.optional_id(a.group_id, "PartnerGroup"),
-            program_id=m.optional_id(a.program_id, "Program"),
+            program_id=m.optional_id(a.program_id, "EarningProgram"),
             delta_bp=a.delta_bp,
             partner_reason=a.partner_reason,
             title=a.title,
@@ -112,7 +112,7 @@ class IncentivesMutation:
             return await rules.create_from_template(
                 m.session, m.principal, m.clock, key=input.template, name=input.name,
                 group_id=m.optional_id(input.group_id, "PartnerGroup"),
-                program_id=m.optional_id(input.program_id, "Program"),
+                program_id=m.optional_id(input.program_id, "EarningProgram"),
                 target_group_id=m.optional_id(input.target_group_id, "PartnerGroup"),
                 budget_cap_minor=cap.minor if cap else None,
                 currency=cap.currency if cap else None,

@@ -146,7 +146,7 @@ async def test_an_overlay_on_a_program_in_another_currency_is_refused(
     s = await shop(db, clock, tenant, services)
 
     eur = await euro_program(db, clock, tenant)
-    overlay = {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id), "deltaBp": 100}
+    overlay = {"kind": "RATE_OVERLAY", "programId": gid("EarningProgram", eur.program_id), "deltaBp": 100}
     refused = await gql.data(CREATE, {"input": rule_input(
         actions=[overlay], budgetCap={"amount": "100.00", "currency": "USD"})},
         as_user=s.author)  # fmt: skip
@@ -181,7 +181,7 @@ async def test_a_rule_without_a_budget_takes_its_overlays_currency(
     s = await shop(db, clock, tenant, services)
 
     eur = await euro_program(db, clock, tenant)
-    overlay = {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id), "deltaBp": 100}
+    overlay = {"kind": "RATE_OVERLAY", "programId": gid("EarningProgram", eur.program_id), "deltaBp": 100}
     made = await gql.data(CREATE, {"input": rule_input(actions=[overlay])}, as_user=s.author)
     assert made["incentiveRuleCreate"]["userErrors"] == []
     recommend = {"kind": "RECOMMEND", "title": "Try the bundle", "text": "It sells."}
@@ -206,7 +206,7 @@ async def test_removing_the_cap_keeps_the_rules_currency(
     made = await gql.data(CREATE, {"input": rule_input(
         budgetCap={"amount": "100.00", "currency": "EUR"}, actions=[
             {"kind": "RECOMMEND", "title": "Go", "text": "Sell more."},
-            {"kind": "RATE_OVERLAY", "programId": gid("Program", eur.program_id),
+            {"kind": "RATE_OVERLAY", "programId": gid("EarningProgram", eur.program_id),
              "deltaBp": 100}])}, as_user=s.author)  # fmt: skip
     assert made["incentiveRuleCreate"]["userErrors"] == []
     rule = made["incentiveRuleCreate"]["rule"]["id"]
