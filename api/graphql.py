@@ -36,6 +36,7 @@ from api.ws_limits import (
     TransportOperationLimits,
     refusals,
 )
+from api.ws_messages import malformed
 from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
 from infra.memo import MemoKey, ResponseMemo
 from infra.outages import is_unavailable
@@ -180,6 +181,13 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
         await super().shutdown()
         for parked in list(self.parked.values()):  # any no longer listed in `operations`
             await parked.stop()
+
+    async def handle_message(self, message: Any) -> None:
+        problem = malformed(message)
+        if problem is not None:
+            await self.handle_invalid_message(problem)  # closes with 4400
+            return
+        await super().handle_message(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

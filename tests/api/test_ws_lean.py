@@ -186,3 +186,32 @@ async def test_a_message_that_is_not_a_json_object_closes_with_4400(
     ):
         await ws.send(message)
         assert await close_code(ws) == 4400
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"id": "1", "type": "subscribe", "payload": "not an object"},
+        {"id": ["a"], "type": "subscribe", "payload": {"query": "{ __typename }"}},
+        {"id": "", "type": "subscribe", "payload": {"query": "{ __typename }"}},
+        {"id": "1", "type": "subscribe", "payload": {"query": ["{ __typename }"]}},
+        {"id": "1", "type": "subscribe", "payload": {"query": "{ a }", "variables": []}},
+        {"id": "1", "type": "subscribe", "payload": {"query": "{ a }", "operationName": 1}},
+        {"id": "1", "type": "subscribe", "payload": {"query": "{ a }", "extensions": "x"}},
+        {"id": {"a": 1}, "type": "complete"},
+        {"type": "ping", "payload": "x"},
+        {"type": 5},
+    ],
+)
+async def test_a_message_of_the_wrong_shape_closes_with_4400(
+    app: Starlette, gql: GQL, tenant: Tenant, message: dict[str, object]
+) -> None:
+    """A protocol message whose fields have the wrong types closes the socket with 4400, on
+    an acknowledged connection; before, a payload that was not an object or an id that was
+    a list raised inside strawberry's handler and closed it with 1011, logging a server
+    error for every such message."""
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address, ws_client(address, token) as client:
+        await client.ws.send(json.dumps(message))
+        assert await close_code(client.ws) == 4400

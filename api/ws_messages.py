@@ -1,0 +1,51 @@
+"""The shapes of graphql-transport-ws messages from a client, as the protocol defines them
+(and as the reference server's ``validateMessage`` checks them): a message of another
+format closes the socket with 4400.
+
+strawberry's handler reads the fields it needs and turns only a missing key into 4400; a
+``payload`` that is a string or an ``id`` that is a list raised ``TypeError`` inside it,
+which closed the socket with 1011 and logged a server error with a traceback for every such
+message a client cared to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# For each field of a subscribe payload, the JSON types it may have (None: null or absent).
+_SUBSCRIBE_PAYLOAD: dict[str, tuple[type, ...]] = {
+    "query": (str,),
+    "variables": (dict, type(None)),
+    "operationName": (str, type(None)),
+    "extensions": (dict, type(None)),
+}
+
+
+def malformed(message: Mapping[str, Any]) -> str | None:
+    """Why the message is not a protocol message, or None when its shape is right (an
+    unknown ``type`` is left to the handler, which answers it the same way)."""
+    kind = message.get("type")
+    if not isinstance(kind, str):
+        return "The message's type must be a string"
+    if kind in ("connection_init", "ping", "pong"):
+        if not isinstance(message.get("payload"), dict | None):
+            return f"The {kind} message's payload must be an object"
+        return None
+    if kind not in ("subscribe", "complete"):
+        return None
+    if not isinstance(message.get("id"), str) or not message["id"]:
+        return f"The {kind} message's id must be a non-empty string"
+    if kind == "complete":
+        return None
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return "The subscribe message's payload must be an object"
+    for field, types in _SUBSCRIBE_PAYLOAD.items():
+        if not isinstance(payload.get(field), types):
+            kinds = " or ".join("null" if t is type(None) else _NAMES[t] for t in types)
+            return f"The subscribe payload's {field} must be {kinds}"
+    return None
+
+
+_NAMES = {str: "a string", dict: "an object"}
