@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# For each field of a subscribe payload, the JSON types it may have (None: null or absent).
-_SUBSCRIBE_PAYLOAD: dict[str, tuple[type, ...]] = {
-    "query": (str,),
-    "variables": (dict, type(None)),
-    "operationName": (str, type(None)),
-    "extensions": (dict, type(None)),
+# For each field of a subscribe payload, the JSON types it may have (NoneType: null or
+# absent), and how to say so.
+_SUBSCRIBE_PAYLOAD: dict[str, tuple[tuple[type, ...], str]] = {
+    "query": ((str,), "a string"),
+    "variables": ((dict, type(None)), "an object or null"),
+    "operationName": ((str, type(None)), "a string or null"),
+    "extensions": ((dict, type(None)), "an object or null"),
 }
 
 
@@ -41,11 +42,7 @@ def malformed(message: Mapping[str, Any]) -> str | None:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         return "The subscribe message's payload must be an object"
-    for field, types in _SUBSCRIBE_PAYLOAD.items():
+    for field, (types, described) in _SUBSCRIBE_PAYLOAD.items():
         if not isinstance(payload.get(field), types):
-            kinds = " or ".join("null" if t is type(None) else _NAMES[t] for t in types)
-            return f"The subscribe payload's {field} must be {kinds}"
+            return f"The subscribe payload's {field} must be {described}"
     return None
-
-
-_NAMES = {str: "a string", dict: "an object"}
