@@ -120,6 +120,13 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
 
     connection_init_received = False
 
+    async def handle_message(self, message: Any) -> None:
+        problem = malformed(message, legacy=True)
+        if problem is not None:  # (strawberry raised on these: 1011 and a logged error)
+            await self.websocket.close(code=4400, reason=problem)
+            return
+        await super().handle_message(message)
+
     async def handle(self) -> None:
         timeout = asyncio.create_task(self._close_unless_initialised())
         try:

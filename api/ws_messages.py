@@ -1,6 +1,7 @@
 """The shapes of graphql-transport-ws messages from a client, as the protocol defines them
 (and as the reference server's ``validateMessage`` checks them): a message of another
-format closes the socket with 4400.
+format closes the socket with 4400. The legacy ``graphql-ws`` protocol's ``start`` and
+``stop`` have the shapes of ``subscribe`` and ``complete``, and are checked the same way.
 
 strawberry's handler reads the fields it needs and turns only a missing key into 4400; a
 ``payload`` that is a string or an ``id`` that is a list raised ``TypeError`` inside it,
@@ -23,26 +24,30 @@ _SUBSCRIBE_PAYLOAD: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
-def malformed(message: Mapping[str, Any]) -> str | None:
+_LEGACY = {"start": "subscribe", "stop": "complete"}
+
+
+def malformed(message: Mapping[str, Any], *, legacy: bool = False) -> str | None:
     """Why the message is not a protocol message, or None when its shape is right (an
-    unknown ``type`` is left to the handler, which answers it the same way)."""
-    kind = message.get("type")
-    if not isinstance(kind, str):
+    unknown ``type`` is left to the handler, which answers it as the protocol says)."""
+    name = message.get("type")
+    if not isinstance(name, str):
         return "The message's type must be a string"
+    kind = _LEGACY.get(name, name) if legacy else name
     if kind in ("connection_init", "ping", "pong"):
         if not isinstance(message.get("payload"), dict | None):
-            return f"The {kind} message's payload must be an object"
+            return f"The {name} message's payload must be an object"
         return None
     if kind not in ("subscribe", "complete"):
         return None
     if not isinstance(message.get("id"), str) or not message["id"]:
-        return f"The {kind} message's id must be a non-empty string"
+        return f"The {name} message's id must be a non-empty string"
     if kind == "complete":
         return None
     payload = message.get("payload")
     if not isinstance(payload, dict):
-        return "The subscribe message's payload must be an object"
+        return f"The {name} message's payload must be an object"
     for field, (types, described) in _SUBSCRIBE_PAYLOAD.items():
         if not isinstance(payload.get(field), types):
-            return f"The subscribe payload's {field} must be {described}"
+            return f"The {name} payload's {field} must be {described}"
     return None
