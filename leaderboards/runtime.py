@@ -30,7 +30,7 @@ from leaderboards.events import ContestChanged
 from leaderboards.models import Contest, ContestCredit, ContestStatus
 from leaderboards.pages import PageCache
 from leaderboards.rebuild import ensure_built, rebuild
-from leaderboards.scoring import NOT_BUILT, Source, event_instant, parse_source
+from leaderboards.scoring import DUPLICATE, NOT_BUILT, Source, event_instant, parse_source
 from leaderboards.service import ledger_row, reversal_credit
 from leaderboards.versions import Ceilings
 
@@ -187,6 +187,11 @@ class Leaderboards:
         """Apply the rows to Redis; returns each changed contest's final version."""
         versions: dict[uuid.UUID, int] = {}
         rebuilt: set[uuid.UUID] = set()
+        # Contests whose credits were all counted already: a re-run of events whose first
+        # run reached Redis and then died (the process, the connection, another node of a
+        # cluster's pipeline) before its notice went out. Announced again at the current
+        # version, or no page cache or live feed would ever hear of those credits.
+        counted: set[uuid.UUID] = set()
         batches = crediting.plan(rows, contests, self.boards.keys_of)
         for _attempt in range(3):
             results = await crediting.apply(self.boards.scripts, batches)
@@ -194,6 +199,8 @@ class Leaderboards:
             for batch, result in zip(batches, results, strict=True):
                 if result > 0:
                     versions[batch.contest_id] = max(versions.get(batch.contest_id, 0), result)
+                elif result == DUPLICATE:
+                    counted.add(batch.contest_id)
             if not retry:
                 break
             # Redis lost these contests: rebuild from the ledger (which has these credits,
@@ -207,7 +214,7 @@ class Leaderboards:
             for batch in batches:
                 log.error("could not credit %d events to contest %s", len(batch.items),
                           batch.contest_id)  # fmt: skip
-        for contest_id in rebuilt - versions.keys():
+        for contest_id in (rebuilt | counted) - versions.keys():
             versions[contest_id] = await self.boards.version(contest_id)
         for contest_id, version in versions.items():
             await self.ceilings.cover(contest_id, version)
