@@ -54,10 +54,11 @@ class RuleAction:
 
     @classmethod
     def of(cls, action: Action) -> RuleAction:
+        group, program = action.group_id, action.program_id
         return cls(
             kind=action.kind, days=action.days,
-            group_id=global_id("PartnerGroup", action.group_id) if action.group_id else None,
-            program_id=global_id("EarningProgram", action.program_id) if action.program_id else None,
+            group_id=global_id("PartnerGroup", group) if group else None,
+            program_id=global_id("EarningProgram", program) if program else None,
             delta_bp=action.delta_bp or None, partner_reason=action.partner_reason or None,
             title=action.title or None, text=action.text or None, link=action.link,
             code=action.code, message=action.message or None,

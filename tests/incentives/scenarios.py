@@ -36,8 +36,11 @@ class Shop:
     boost_program_id: uuid.UUID
 
     def gid(self, kind: str) -> str:
-        ids = {"base": ("EarningProgram", self.base_program_id), "group": ("PartnerGroup",
-               self.boost_group_id), "boost": ("EarningProgram", self.boost_program_id)}  # fmt: skip
+        ids = {
+            "base": ("EarningProgram", self.base_program_id),
+            "group": ("PartnerGroup", self.boost_group_id),
+            "boost": ("EarningProgram", self.boost_program_id),
+        }
         type_name, row_id = ids[kind]
         return gid(type_name, row_id)
 

@@ -146,7 +146,11 @@ async def test_an_overlay_on_a_program_in_another_currency_is_refused(
     s = await shop(db, clock, tenant, services)
 
     eur = await euro_program(db, clock, tenant)
-    overlay = {"kind": "RATE_OVERLAY", "programId": gid("EarningProgram", eur.program_id), "deltaBp": 100}
+    overlay = {
+        "kind": "RATE_OVERLAY",
+        "programId": gid("EarningProgram", eur.program_id),
+        "deltaBp": 100,
+    }
     refused = await gql.data(CREATE, {"input": rule_input(
         actions=[overlay], budgetCap={"amount": "100.00", "currency": "USD"})},
         as_user=s.author)  # fmt: skip
@@ -181,7 +185,11 @@ async def test_a_rule_without_a_budget_takes_its_overlays_currency(
     s = await shop(db, clock, tenant, services)
 
     eur = await euro_program(db, clock, tenant)
-    overlay = {"kind": "RATE_OVERLAY", "programId": gid("EarningProgram", eur.program_id), "deltaBp": 100}
+    overlay = {
+        "kind": "RATE_OVERLAY",
+        "programId": gid("EarningProgram", eur.program_id),
+        "deltaBp": 100,
+    }
     made = await gql.data(CREATE, {"input": rule_input(actions=[overlay])}, as_user=s.author)
     assert made["incentiveRuleCreate"]["userErrors"] == []
     recommend = {"kind": "RECOMMEND", "title": "Try the bundle", "text": "It sells."}
