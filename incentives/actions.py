@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -165,8 +166,9 @@ async def validate(
                 elif len(action.title) > 200 or len(action.text) > 2000:
                     bad(RuleErrorCode.TOO_LONG, "A title of at most 200 characters, a text of "
                         "at most 2000.", f"{path}.text")  # fmt: skip
-                if action.link and not action.link.startswith(("https://", "http://", "/")):
-                    bad(RuleErrorCode.INVALID_ACTION, "A link is an http(s) URL or a path.",
+                if action.link and not safe_link(action.link):
+                    bad(RuleErrorCode.INVALID_ACTION, "A link is an http(s) URL with a host, "
+                        "or a path in the app (starting with a single /).",
                         f"{path}.link")  # fmt: skip
                 if (action.link and len(action.link) > 500) or (
                     action.code and len(action.code) > 100
@@ -180,6 +182,17 @@ async def validate(
     if errors:
         raise DomainErrors(errors)
     return out
+
+
+def safe_link(link: str) -> bool:
+    """An http(s) URL with a host, or a path in the app. A browser reads "//host" and
+    "/\\host" as another site, and control characters or spaces may split a header or a
+    message a link is written into."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in link) or "\\" in link:
+        return False
+    if link.startswith(("https://", "http://")):
+        return bool(urlsplit(link).hostname)
+    return link.startswith("/") and not link.startswith("//")
 
 
 # ------------------------------------------------------------------------------ estimates

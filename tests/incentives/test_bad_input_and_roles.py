@@ -66,6 +66,12 @@ async def counts(db: Database) -> tuple[int, int]:
         ({"actions": []}, "NO_ACTIONS", "actions", "at least one"),
         ({"actions": [{"kind": "GROUP_WINDOW", "groupId": "UGFydG5lckdyb3VwOng=", "days": 0}]},
          "INVALID_WINDOW", "actions.0.days", "1 to 366"),
+        # A link leaves the app only for a URL with a host; "//host" and "/\\host" are
+        # other sites to a browser, not paths (they passed as paths).
+        *[({"actions": [{"kind": "RECOMMEND", "title": "Go", "text": "Now.", "link": link}]},
+           "INVALID_ACTION", "actions.0.link", "http(s) URL")
+          for link in ("//evil.example/x", "/\\evil.example", "javascript:alert(1)",
+                       "https://", "/deals\nSet-Cookie: a=b")],
     ],
 )  # fmt: skip
 async def test_bad_rules_are_coded_and_change_nothing(
