@@ -20,6 +20,7 @@ SALE_REVERSED = "SaleReversed"
 DEAL_APPROVED = "DealApproved"
 DEAL_WON = "DealWon"
 DEAL_STATUS_CHANGED = "DealStatusChanged"
+DEAL_PROTECTION_CHANGED = "DealProtectionChanged"
 CLAIM_STATE_CHANGED = "SaleClaimStateChanged"
 
 
@@ -173,6 +174,33 @@ class DealStatusChanged(Event):
     from_status: str | None
     to_status: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class DealProtectionChanged(Event):
+    """An approved registration's protection moved to end at ``protected_until`` (from
+    ``previous_until``) with no change of status (an extension granted): what reads the
+    end (next actions' expiring deals, integrations) hears it. Approval starts the window
+    (``DealApproved``) and a status change ends it (``DealStatusChanged``)."""
+
+    type: ClassVar[str] = DEAL_PROTECTION_CHANGED
+    registration_id: uuid.UUID
+    partner_id: uuid.UUID
+    previous_until: datetime
+    protected_until: datetime
+    action: str  # the DealAction that moved it (GRANT_EXTENSION)
+    at: datetime
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            registration_id=uuid.UUID(payload["registration_id"]),
+            partner_id=uuid.UUID(payload["partner_id"]),
+            previous_until=datetime.fromisoformat(payload["previous_until"]),
+            protected_until=datetime.fromisoformat(payload["protected_until"]),
+            action=payload["action"],
+            at=datetime.fromisoformat(payload["at"]),
+        )
 
 
 @dataclass(frozen=True)

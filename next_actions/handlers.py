@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from deal_registration.events import (
     CLAIM_STATE_CHANGED,
+    DEAL_PROTECTION_CHANGED,
     DEAL_STATUS_CHANGED,
     DEAL_WON,
     SALE_APPROVED,
@@ -22,6 +23,7 @@ TRIGGERS = [
     EARNINGS_CHANGED,
     CLAIM_STATE_CHANGED,
     DEAL_STATUS_CHANGED,
+    DEAL_PROTECTION_CHANGED,  # an extension moves an expiring deal's end
     DEAL_WON,
     SALE_APPROVED,
     SALE_REVERSED,

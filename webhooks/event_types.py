@@ -25,9 +25,11 @@ from typing import Any
 
 from deal_registration.events import (
     CLAIM_STATE_CHANGED,
+    DEAL_PROTECTION_CHANGED,
     DEAL_STATUS_CHANGED,
     SALE_APPROVED,
     SALE_REVERSED,
+    DealProtectionChanged,
     SaleApproved,
     SaleReversed,
 )
@@ -122,6 +124,16 @@ def _deal_status(payload: dict[str, Any]) -> dict[str, Any]:
         "deal_registration_id": payload["registration_id"], "partner_id": payload["partner_id"],
         "from_status": payload.get("from_status"), "to_status": payload["to_status"],
         "at": payload["at"],
+    }  # fmt: skip
+
+
+def _deal_protection(payload: dict[str, Any]) -> dict[str, Any]:
+    changed = DealProtectionChanged.parse(payload)
+    return {
+        "deal_registration_id": str(changed.registration_id),
+        "partner_id": str(changed.partner_id), "previous_until": _iso(changed.previous_until),
+        "protected_until": _iso(changed.protected_until), "action": changed.action,
+        "at": _iso(changed.at),
     }  # fmt: skip
 
 
@@ -248,6 +260,14 @@ SOURCES: tuple[Source, ...] = (
             "approved, rejected, won, lost, expired, ...)."
         },
         _one("deal_registration.status_changed", _deal_status),
+    ),
+    Source(
+        DEAL_PROTECTION_CHANGED,
+        {
+            "deal_registration.protection_changed": "An approved deal registration's protection "
+            "end moved with no change of status (an extension granted)."
+        },
+        _one("deal_registration.protection_changed", _deal_protection),
     ),
     Source(
         PAYOUT_STATEMENT_STATUS_CHANGED,

@@ -13,6 +13,7 @@ from deal_registration.registrations.lifecycle import (
     check_transition,
     clean_reason,
     load_registration,
+    move_protection,
     record_transition,
 )
 from deal_registration.registrations.models import (
@@ -95,11 +96,10 @@ async def decide_extension(
                 f"At most {program.max_extensions} extensions are allowed.",
                 "id",
             )
-        assert registration.expires_at is not None
-        registration.expires_at += timedelta(days=program.extension_days)
         registration.extensions_granted += 1
-        registration.updated_at = now
-        session.add(registration)
+        await move_protection(
+            session, clock, registration, timedelta(days=program.extension_days), action
+        )
     request.status = ExtensionStatus.GRANTED if grant else ExtensionStatus.REFUSED
     request.decided_by_id = principal.user_id
     request.decided_at = now

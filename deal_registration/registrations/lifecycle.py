@@ -4,10 +4,11 @@ leads, loading a registration for an action, and the transition rows (audit and 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from deal_registration.events import DealProtectionChanged
 from deal_registration.registrations import notices, repository
 from deal_registration.registrations.errors import DealRegistrationErrorCode as Code
 from deal_registration.registrations.models import (
@@ -96,6 +97,33 @@ async def record_transition(
             to_status=registration.status.value, at=now,
         )  # fmt: skip
     return transition
+
+
+async def move_protection(
+    session: AsyncSession,
+    clock: Clock,
+    registration: DealRegistration,
+    by: timedelta,
+    action: DealAction,
+) -> None:
+    """Move an approved registration's protection end by ``by`` and record it: with no
+    status change, ``record_transition`` records no ``DealStatusChanged``, so this is the
+    event that tells what reads the end (a live next-actions list, webhooks). Every move
+    of an approved registration's ``expires_at`` goes through here."""
+    assert registration.expires_at is not None
+    now = clock.now()
+    previous = registration.expires_at
+    registration.expires_at = previous + by
+    registration.updated_at = now
+    session.add(registration)
+    changed = DealProtectionChanged(
+        registration_id=registration.id, partner_id=registration.partner_id,
+        previous_until=previous, protected_until=registration.expires_at,
+        action=action.value, at=now,
+    )  # fmt: skip
+    await notices.record_protection_change(
+        session, clock, vendor_id=registration.vendor_id, changed=changed
+    )
 
 
 def clean_reason(value: str, *, required: bool, name: str = "reason") -> str:

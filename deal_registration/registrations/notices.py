@@ -1,6 +1,7 @@
 """Live status-change notices: recorded in the outbox with the change, published after
 commit on the vendor's and the partner's deal channels. A notice carries ids and statuses
-only; subscribers re-read the registration through their own visibility rules."""
+only; subscribers re-read the registration through their own visibility rules. A moved
+protection end (no status change) is recorded here too, for its own consumers."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from deal_registration.events import DealStatusChanged
+from deal_registration.events import DealProtectionChanged, DealStatusChanged
 from infra.clock import Clock
 from infra.outbox import BatchHandler, OutboxEvent, record_event
 from infra.pubsub import Hub
@@ -51,6 +52,16 @@ async def record_status_change(
         payload=changed.to_payload(),
         occurred_at=at,
     )
+
+
+async def record_protection_change(
+    session: AsyncSession, clock: Clock, *, vendor_id: uuid.UUID, changed: DealProtectionChanged
+) -> None:
+    await record_event(
+        session, clock, vendor_id=vendor_id, type=changed.type,
+        aggregate_id=changed.registration_id, payload=changed.to_payload(),
+        occurred_at=changed.at,
+    )  # fmt: skip
 
 
 def publisher(hub: Hub) -> BatchHandler:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
+from deal_registration.registrations import extensions
 from earnings import programs
 from incentives import rules
 from incentives.actions import Action, ActionKind
@@ -326,3 +327,41 @@ async def test_a_new_program_version_moves_the_next_tier_at_once_and_when_dated_
         clock.freeze(T0 + timedelta(days=2, seconds=1))
         [tier] = (await ws.data())["nextActionsChanged"]["actions"]
         assert tier == {"kind": "NEXT_TIER", "title": "Sell 18,000.00 USD more to reach Gold"}
+
+
+async def test_a_granted_extension_pushes_the_list_without_the_expiring_deal(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """An extension keeps the deal APPROVED (no status change): its DealProtectionChanged
+    pushes the list at once, not when the old countdown instant comes."""
+    db = services.db
+    rep, admin = tenant.user(Role.PARTNER_REP, 0), tenant.user(Role.VENDOR_ADMIN)
+    clock.freeze(T0 - timedelta(days=80))
+    async with db.transaction() as session:
+        await add_products(session, clock, tenant)
+    deal = await register(db, clock, rep, approve_as=admin)
+    assert deal.expires_at is not None
+    clock.freeze(deal.expires_at - timedelta(days=5))
+    partner_admin = tenant.user(Role.PARTNER_ADMIN, 0)
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(partner_admin, ttl=MOVES)) as ws,
+    ):
+        await ws.subscribe(SUBSCRIPTION, {})
+        [action] = (await ws.data())["nextActionsChanged"]["actions"]
+        assert action["kind"] == "DEAL_PROTECTION_EXPIRING"
+        async with db.transaction() as session:
+            await extensions.request_extension(
+                session, principal_of(rep), clock, registration_id=deal.id, reason="Need time"
+            )
+        await dispatch(services)
+        async with db.transaction() as session:
+            await extensions.decide_extension(
+                session, principal_of(admin), clock, registration_id=deal.id, grant=True
+            )
+        await dispatch(services)
+        # The protection now ends 35 days from now, past the warning period.
+        fresh = await gql.data("{ nextActions { actions { kind } } }", as_user=partner_admin)
+        assert fresh["nextActions"]["actions"] == []
+        pushed = await asyncio.wait_for(ws.data(), 3.0)
+        assert pushed["nextActionsChanged"]["actions"] == []

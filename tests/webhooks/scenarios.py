@@ -17,7 +17,8 @@ from webhooks.models import WebhookDelivery
 
 ALL_TYPES = [
     "sale_claim.approved", "sale_claim.rejected", "sale_claim.reversed",
-    "deal_registration.status_changed", "payout_statement.status_changed",
+    "deal_registration.status_changed", "deal_registration.protection_changed",
+    "payout_statement.status_changed",
     "earnings_entry.created", "contest.finished", "partner.applied", "partner.enrolled",
     "rule.fired",
 ]  # fmt: skip

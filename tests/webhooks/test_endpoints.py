@@ -83,7 +83,8 @@ async def test_event_types_are_listed_with_their_meaning(gql: GQL, tenant: Tenan
     names = [t["name"] for t in types]
     assert names == [
         "sale_claim.approved", "sale_claim.rejected", "sale_claim.reversed",
-        "deal_registration.status_changed", "payout_statement.status_changed",
+        "deal_registration.status_changed", "deal_registration.protection_changed",
+        "payout_statement.status_changed",
         "earnings_entry.created", "contest.finished", "partner.applied", "partner.enrolled",
         "rule.fired",
     ]  # fmt: skip

@@ -3,19 +3,21 @@ what its data carries, for the endpoint's own vendor (who owns every figure in i
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from deal_registration.registrations import extensions
 from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
 from schema.context import Services
+from tests.deal_registration.registrations.scenarios import register as register_deal
 from tests.deal_registration.registrations.scenarios import submit
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, add_products, dispatch, gid
+from tests.factories import Tenant, add_products, dispatch, gid, principal_of
 from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, settle, shop
 from tests.leaderboards.test_winners import APPROVE, finished_contest, winners_of
@@ -175,3 +177,34 @@ async def test_a_rule_firing(
             "firedAt",
         }
         assert "growing" not in str(fired)
+
+
+async def test_a_granted_extension(
+    gql: GQL, db: Database, clock: OffsetClock, services: Services, tenant: Tenant,
+    worker: DeliveryWorker,
+) -> None:  # fmt: skip
+    async with receiving() as receiver:
+        await register(gql, tenant, receiver)
+        async with db.transaction() as session:
+            await add_products(session, clock, tenant)
+        rep, admin = tenant.user(Role.PARTNER_REP), tenant.user(Role.VENDOR_ADMIN)
+        clock.freeze()
+        deal = await register_deal(db, clock, rep, approve_as=admin)
+        assert deal.expires_at is not None
+        async with db.transaction() as session:
+            await extensions.request_extension(
+                session, principal_of(rep), clock, registration_id=deal.id, reason="Later."
+            )
+            await extensions.decide_extension(
+                session, principal_of(admin), clock, registration_id=deal.id, grant=True
+            )
+        await dispatch(services)
+        while await worker.deliver_due():
+            pass
+        [moved] = of_type(receiver, "deal_registration.protection_changed")
+        assert moved == {
+            "dealRegistrationId": str(deal.id), "partnerId": str(tenant.partners[0].id),
+            "previousUntil": deal.expires_at.isoformat(),
+            "protectedUntil": (deal.expires_at + timedelta(days=30)).isoformat(),
+            "action": "GRANT_EXTENSION", "at": clock.now().isoformat(),
+        }  # fmt: skip

@@ -12,8 +12,22 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from deal_registration.events import DEAL_APPROVED, DEAL_WON, DealApproved, DealWon
-from deal_registration.registrations import expiry, outcome, repository, review, submission
+from deal_registration.events import (
+    DEAL_APPROVED,
+    DEAL_PROTECTION_CHANGED,
+    DEAL_WON,
+    DealApproved,
+    DealProtectionChanged,
+    DealWon,
+)
+from deal_registration.registrations import (
+    expiry,
+    extensions,
+    outcome,
+    repository,
+    review,
+    submission,
+)
 from deal_registration.registrations.models import (
     DealAction,
     DealRegistration,
@@ -397,3 +411,30 @@ async def test_concurrent_retries_with_one_idempotency_key_create_one_registrati
     async with db.session() as session:
         rows = list(await session.exec(select(DealRegistration)))
     assert len(rows) == 1
+
+
+async def test_a_granted_extension_records_the_moved_protection_end(
+    db: Database, clock: OffsetClock, catalogue: Tenant
+) -> None:
+    """The status stays APPROVED, so no DealStatusChanged: DealProtectionChanged tells what
+    reads the end (next actions, webhooks). A refusal moves nothing and records nothing."""
+    clock.freeze()
+    t = catalogue
+    rep, manager = principal_of(t.user(Role.PARTNER_REP)), t.user(Role.CHANNEL_MANAGER)
+    reg = await register(db, clock, t.user(Role.PARTNER_REP), approve_as=manager)
+    assert reg.expires_at is not None
+    for grant in (False, True):
+        async with db.transaction() as session:
+            await extensions.request_extension(
+                session, rep, clock, registration_id=reg.id, reason="Board meeting moved."
+            )
+            await extensions.decide_extension(
+                session, principal_of(manager), clock, registration_id=reg.id, grant=grant,
+                reason="" if grant else "Not yet.",
+            )  # fmt: skip
+    [event] = await events_of(db, DEAL_PROTECTION_CHANGED)
+    changed = DealProtectionChanged.parse(event.payload)
+    assert (changed.registration_id, changed.partner_id) == (reg.id, reg.partner_id)
+    assert changed.previous_until == reg.expires_at
+    assert changed.protected_until == reg.expires_at + timedelta(days=30)
+    assert (changed.action, changed.at) == ("GRANT_EXTENSION", clock.now())
