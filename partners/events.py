@@ -1,11 +1,14 @@
 """The events partner administration records in the outbox (``infra.events.Event``).
 
 Integrations (webhooks) and notifications consume them; they carry what the vendor's own
-staff may read about the partner or the application, nothing of another vendor."""
+staff may read about the partner or the application, nothing of another vendor.
+``GroupMembershipsChanged`` is internal (no webhook, no notification): it names pilots'
+treatment groups, which a partner must never learn of."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
@@ -14,11 +17,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
 from infra.events import Event, uuid_or_none
-from infra.outbox import record_event
+from infra.outbox import record_event, record_events
+from partners.group_models import PartnerGroupMembership
 from partners.models import Partner, PartnerApplication
 
 PARTNER_APPLIED = "PartnerApplied"
 PARTNER_ENROLLED = "PartnerEnrolled"
+GROUP_MEMBERSHIPS_CHANGED = "GroupMembershipsChanged"
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,73 @@ class PartnerEnrolled(Event):
             application_id=uuid_or_none(payload.get("application_id")),
             enrolled_at=datetime.fromisoformat(payload["enrolled_at"]),
         )
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    partner_id: uuid.UUID
+    joined: list[uuid.UUID]  # group ids
+    left: list[uuid.UUID]
+
+
+@dataclass(frozen=True)
+class GroupMembershipsChanged(Event):
+    """Partners joined or left groups at ``at`` (one change-set: a group's members or rule,
+    a partner's attributes, a pilot's start or end): what reads a partner's groups (its
+    BASE program, so its next tier) re-reads for these partners."""
+
+    type: ClassVar[str] = GROUP_MEMBERSHIPS_CHANGED
+    changes: list[MemberChange]
+    at: datetime
+
+    @property
+    def partner_ids(self) -> list[uuid.UUID]:
+        return [c.partner_id for c in self.changes]
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            changes=[
+                MemberChange(
+                    partner_id=uuid.UUID(c["partner_id"]),
+                    joined=[uuid.UUID(g) for g in c["joined"]],
+                    left=[uuid.UUID(g) for g in c["left"]],
+                )
+                for c in payload["changes"]
+            ],
+            at=datetime.fromisoformat(payload["at"]),
+        )
+
+
+# Partners per GroupMembershipsChanged: a rule over 10,000 partners is 20 events, inserted
+# in one statement, each of a bounded size (not one event per partner, nor one huge one).
+MEMBERSHIP_CHUNK = 500
+
+
+async def record_memberships_changed(
+    session: AsyncSession,
+    clock: Clock,
+    *,
+    vendor_id: uuid.UUID,
+    intervals: Iterable[PartnerGroupMembership],
+) -> int:
+    """The change-set of membership intervals just opened (``left_at`` null) or closed,
+    as few events as ``MEMBERSHIP_CHUNK`` allows; returns how many were recorded."""
+    by_partner: dict[uuid.UUID, MemberChange] = {}
+    for interval in intervals:
+        change = by_partner.setdefault(
+            interval.partner_id, MemberChange(interval.partner_id, [], [])
+        )
+        (change.joined if interval.left_at is None else change.left).append(interval.group_id)
+    changes = [by_partner[p] for p in sorted(by_partner)]
+    now = clock.now()
+    # The vendor is the aggregate: its change-sets are dispatched in the order they were made.
+    events = [
+        (vendor_id, GROUP_MEMBERSHIPS_CHANGED, vendor_id,
+         GroupMembershipsChanged(changes=changes[i : i + MEMBERSHIP_CHUNK], at=now).to_payload())
+        for i in range(0, len(changes), MEMBERSHIP_CHUNK)
+    ]  # fmt: skip
+    return await record_events(session, clock, events, now)
 
 
 async def record_applied(

@@ -31,6 +31,7 @@ from infra.errors import DomainError, DomainErrors
 from partners.access import accessible_partner_ids
 from partners.audit_log import log_change
 from partners.errors import GroupErrorCode
+from partners.events import record_memberships_changed
 from partners.group_models import (
     MemberMode,
     PartnerGroup,
@@ -166,7 +167,7 @@ async def refresh_memberships(
     """Open and close membership intervals so that they match groups' rules and explicit
     members now, for the given partners (all of the vendor's when None) in the given groups
     (all when None). Returns the intervals opened or closed. Runs in the caller's
-    transaction; idempotent."""
+    transaction; idempotent. The change-set is recorded (``GroupMembershipsChanged``)."""
     now = clock.now()
     groups_stmt = select(PartnerGroup).where(PartnerGroup.vendor_id == vendor_id)
     partners_stmt = select(Partner).where(Partner.vendor_id == vendor_id)
@@ -231,6 +232,9 @@ async def refresh_memberships(
         session.add(interval)
         changed.append(interval)
     await session.flush()
+    # Every membership change but a timed window's goes through here: one place to tell
+    # (a window is told by its rule's events, and its end is a time boundary).
+    await record_memberships_changed(session, clock, vendor_id=vendor_id, intervals=changed)
     return changed
 
 

@@ -12,8 +12,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlmodel import col, select
+
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.outbox import OutboxEvent
+from partners.events import GROUP_MEMBERSHIPS_CHANGED, GroupMembershipsChanged
 from partners.models import Partner
 from partners.roles import Role
 from tests.factories import Tenant, gid
@@ -126,3 +130,38 @@ async def test_a_control_partner_and_a_treatment_partner_see_nothing_that_tells_
         ]
         for word in ("pilot", "control", "treatment", "boost test", " arm"):
             assert word not in said.lower(), word
+
+
+async def test_a_pilots_start_and_end_tell_of_its_treatment_partners_only(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    """The membership events of a pilot's start and end (which push those partners' live
+    next actions) name the treatment partners only: a control partner hears nothing, like
+    a partner outside the pilot."""
+    clock.freeze(T0)
+    tenant: Tenant = await ps.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    group = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(group, T0 + timedelta(days=30), seed="3"))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    told_before = len(await _memberships_told(db))
+    clock.freeze(T0 + timedelta(hours=1))
+    await gql.data(ps.START, {"input": {"id": pilot["id"]}}, as_user=admin)
+    clock.freeze(T0 + timedelta(days=1))
+    await gql.data(ps.END, {"input": {"id": pilot["id"]}}, as_user=admin)
+    arms = await ps.arms(db, pilot_uuid(pilot["id"]))
+    treated = sorted(p for p, arm in arms.items() if arm == "TREATMENT")
+    assert 0 < len(treated) < len(arms)
+    started, ended = (await _memberships_told(db))[told_before:]
+    assert sorted(started.partner_ids) == sorted(ended.partner_ids) == treated
+
+
+async def _memberships_told(db: Database) -> list[GroupMembershipsChanged]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(OutboxEvent)
+            .where(OutboxEvent.type == GROUP_MEMBERSHIPS_CHANGED)
+            .order_by(col(OutboxEvent.id))
+        )
+        return [GroupMembershipsChanged.parse(e.payload) for e in rows]
