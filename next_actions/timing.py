@@ -3,7 +3,8 @@ action's due time passes (a protected deal's protection ends, a recommendation e
 contest ends), a sale leaves the tier's trailing window (the amount to the next tier
 grows) or a decided claim does (the approved share a tier's gate reads), a deal's "ends
 in N days" counts down a day, a protected deal comes within the warning period, a
-contest with prizes starts, a program version dated later takes effect. The live list
+contest with prizes starts, a program version dated later takes effect, a timed group
+membership (an incentive rule's window) ends (the BASE program its next tier reads). The live list
 (``nextActionsChanged``) re-reads at the next such instant, as the contest feeds do at
 their boundaries."""
 
@@ -22,6 +23,7 @@ from leaderboards.models import Contest, ContestStatus
 from leaderboards.repository import readable_contests
 from next_actions.actions import ActionKind, NextAction, Viewpoint
 from next_actions.sources import PROTECTION_WARNING
+from partners.group_models import PartnerGroupMembership
 
 DAY = timedelta(days=1)
 TICK = timedelta(microseconds=1)
@@ -48,10 +50,11 @@ def listed_change(actions: Iterable[NextAction], now: datetime) -> datetime | No
 
 
 async def coming(session: AsyncSession, view: Viewpoint) -> datetime | None:
-    """The next instant after ``now`` at which time alone adds an action the list does not
-    have yet: a protected deal of the reader's coming within the warning period, a
+    """The next instant after ``now`` at which time alone changes the list beyond its
+    listed actions: a protected deal of the reader's coming within the warning period, a
     readable contest with prizes starting (whether its participant is then within reach
-    is read at that instant)."""
+    is read at that instant), a program version or the partner's groups changing (its
+    next tier)."""
     deal = (
         await session.exec(
             readable_registrations(view.principal)
@@ -79,10 +82,20 @@ async def coming(session: AsyncSession, view: Viewpoint) -> datetime | None:
             ProgramVersion.vendor_id == view.vendor_id, ProgramVersion.effective_from > view.now
         )
     )
+    # A timed membership of the partner's ends then: its groups, so its BASE program.
+    window_ends = await session.scalar(
+        select(func.min(PartnerGroupMembership.left_at)).where(
+            PartnerGroupMembership.vendor_id == view.vendor_id,
+            PartnerGroupMembership.partner_id == view.partner_id,
+            col(PartnerGroupMembership.left_at) > view.now,
+        )
+    )
     warn = deal.expires_at if deal is not None else None
     starts = contest.starts_at if contest is not None else None
     found = [
-        at for at in (warn - PROTECTION_WARNING if warn else None, starts, version_starts) if at
+        at
+        for at in (warn - PROTECTION_WARNING if warn else None, starts, version_starts, window_ends)
+        if at
     ]
     return min(found, default=None)
 

@@ -1,6 +1,6 @@
 """`nextActionsChanged` follows the partner's groups: the next tier is read from the BASE
 program of the groups the partner is in, so joining or leaving a group (explicit members,
-a rule re-evaluated after partnerUpdate) pushes the list."""
+a rule re-evaluated after partnerUpdate, a timed window ending) pushes the list."""
 
 from __future__ import annotations
 
@@ -110,3 +110,25 @@ async def test_a_partner_update_that_moves_it_into_a_rule_group_pushes_the_next_
         pushed = await asyncio.wait_for(ws.data(), 3.0)
         assert next_tier(pushed["nextActionsChanged"]["actions"]) == "Platinum"
 
+
+async def test_a_timed_group_window_ending_moves_the_next_tier_by_itself(
+    app: Starlette, gql: GQL, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A window (an incentive rule's promotion tier) ends with no event: its end is one of
+    the instants the live list re-reads at."""
+    elite = await elite_and_standard(services, clock, tenant)
+    until = clock.now() + timedelta(days=2)
+    async with services.db.transaction() as session:
+        await groups.open_window(
+            session, clock, group=elite, partner_id=tenant.partners[0].id, until=until,
+            reason="promotion", by="test",
+        )  # fmt: skip
+    async with (
+        live_server(app) as address,
+        ws_client(address, gql.token(tenant.user(Role.PARTNER_ADMIN, 0), ttl=MOVES)) as ws,
+    ):
+        await ws.subscribe(SUBSCRIPTION, {})
+        assert next_tier((await ws.data())["nextActionsChanged"]["actions"]) == "Platinum"
+        clock.freeze(until + timedelta(seconds=1))
+        pushed = await asyncio.wait_for(ws.data(), 5.0)
+        assert next_tier(pushed["nextActionsChanged"]["actions"]) == "Silver"
