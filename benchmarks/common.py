@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,3 +53,18 @@ def summary_ms(values: list[float]) -> str:
         f"p50 {percentile(values, 50) * 1000:.3f} ms, p99 {percentile(values, 99) * 1000:.3f} ms,"
         f" mean {statistics.fmean(values) * 1000:.3f} ms (n={len(values)})"
     )
+
+
+def machine_speed() -> str:
+    """A yardstick printed beside CPU figures: the best of three runs of a fixed pure-Python
+    loop. This machine is a VM whose host varies between sessions (the same code measured
+    twice as slow one day as the day before), so figures of different days compare only
+    through it."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.process_time() - started)
+    return f"yardstick: a 10,000,000-step Python loop took {best:.2f} s of CPU (best of 3)"

@@ -71,7 +71,7 @@ from typing import cast
 import httpx
 import uvloop
 
-from benchmarks.common import bench_redis, percentile
+from benchmarks.common import bench_redis, machine_speed, percentile
 
 QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10) {
   version rows { rank score participant { name } } me { rank score gapToNext } } }"""
@@ -560,6 +560,7 @@ def main() -> None:
                 f"with all subscribed: {(subscribed_rss - base_rss) / len(tokens):.1f} KiB per "
                 "subscriber"
             )
+            print(machine_speed())
             print(f"load average before the run: {os.getloadavg()}")
             cpu_before = [servers_cpu(), *(cpu_s(c.pid) for c in clients)]
             dispatcher_before = cpu_s(dispatcher.pid) if dispatcher else 0.0

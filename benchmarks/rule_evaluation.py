@@ -30,6 +30,7 @@ from typing import Any
 from sqlmodel import select
 
 from api import migrations
+from benchmarks.common import machine_speed
 from earnings import programs
 from earnings.models import ProgramKind
 from earnings.programs import BaseRate, Rules
@@ -142,6 +143,7 @@ async def seed(db: Database, clock: FrozenClock, partners: int, rules: int, shar
 
 
 async def main(url: str, partners: int, rules: int, share: float) -> None:
+    print(machine_speed())
     await migrations.upgrade(url)
     db = Database(url)
     clock = FrozenClock(NOW)

@@ -45,6 +45,7 @@ from sqlmodel import col, select
 
 from api import migrations
 from api.composition import build_claim_signals
+from benchmarks.common import machine_speed
 from deal_registration.events import Line, SaleApproved, SaleClaimStateChanged
 from deal_registration.sales.models import ClaimState, DecisionAction, SaleClaim, SaleClaimDecision
 from earnings import ledger, programs
@@ -427,6 +428,7 @@ if __name__ == "__main__":
     )  # fmt: skip
     args = parser.parse_args()
     url = args.url or f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}"
+    print(machine_speed())
     if args.what == "handlers":
         asyncio.run(
             handlers_bench(
