@@ -1,7 +1,7 @@
 """Active users, recorded cheaply: authentication notes (partner, user, day) in a set in
 memory, and ``run`` writes the new ones every ``interval`` seconds as one batched insert
-that ignores rows another process wrote first, then re-takes today's snapshot of the
-partners that gained an active user.
+that ignores rows another process wrote first, then re-takes the snapshots of the partners
+that gained an active user, of the days they were active (yesterday's too, across midnight).
 
 Why not a write per request: every request would become a writer (on SQLite, a request
 failing whenever another writer holds the lock). Why not Redis HyperLogLog: the counts
@@ -85,15 +85,20 @@ class ActiveUsers:
                     await store.upsert(
                         session, SignalActiveUser, ["partner_id", "day", "user_id"], rows
                     )
-                by_vendor: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
-                today = self.clock.now().date()
+                # The snapshots of the days the rows are of: yesterday's too for rows noted
+                # before midnight and written after it (today's snapshot is taken by then,
+                # and yesterday's would otherwise keep the count from before them).
+                by_vendor: dict[uuid.UUID, tuple[set[uuid.UUID], set[date]]] = defaultdict(
+                    lambda: (set(), set())
+                )
                 for v, p, u, d in pending:
-                    if d == today and (u, p) in known:
-                        by_vendor[v].add(p)
-                for vendor_id, partner_ids in sorted(by_vendor.items()):
+                    if (u, p) in known:
+                        by_vendor[v][0].add(p)
+                        by_vendor[v][1].add(d)
+                for vendor_id, (partner_ids, days) in sorted(by_vendor.items()):
                     currency = await maintenance.signal_currency(session, vendor_id)
                     await maintenance.take(
-                        session, self.clock, vendor_id, currency, sorted(partner_ids), [today]
+                        session, self.clock, vendor_id, currency, sorted(partner_ids), days
                     )
         except BaseException as exc:  # cancelled mid-write (shutdown) included: keep them
             if isinstance(exc, Exception):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import select
 
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
+from signals import maintenance
 from signals.activity import ActiveUsers
 from signals.models import SignalActiveUser
 from signals.snapshots import values_at
@@ -43,3 +45,25 @@ async def test_notes_are_written_in_batches_once_a_day(
     assert await activity.flush() == 1
     assert (tenant.partners[1].id, tenant.user(Role.PARTNER_REP, 1).id) in await rows(db)
     assert len(await rows(db)) == 3
+
+
+async def test_a_note_written_after_midnight_counts_in_its_own_days_snapshot(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A user seen just before midnight and written just after counts in that day's
+    snapshot, though the day's snapshots were taken by then (before, only today's was
+    re-taken, and yesterday's kept the count from before the note)."""
+    activity = ActiveUsers(db, clock, interval=3600)
+    partner, rep = tenant.partners[0].id, tenant.user(Role.PARTNER_REP)
+    evening = datetime(2026, 12, 5, 23, 59, 30, tzinfo=UTC)
+    clock.freeze(evening)
+    async with db.transaction() as session:
+        await maintenance.take_due(session, clock, tenant.vendor.id)
+    activity.note(tenant.vendor.id, partner, rep.id)
+    clock.freeze(evening + timedelta(minutes=1))
+    async with db.transaction() as session:  # the day's job: yesterday re-taken, today taken
+        await maintenance.take_due(session, clock, tenant.vendor.id)
+    assert await activity.flush() == 1
+    async with db.session() as session:
+        yesterday = (await values_at(session, tenant.vendor.id, evening.date()))[partner]
+    assert yesterday["active_users_7d"] == 1
