@@ -492,6 +492,7 @@ class Dispatcher:
         self.partitions = partitions
         self._partitions = PartitionLeases(db, partitions) if partitions > 1 else None
         self._partitions_lost = False
+        self._claimed_at = 0.0  # when it last claimed (``_rebalance``)
         # In ``run``: the live lane runs during its passes, and in partition mode its
         # heartbeat keeps the leases between passes.
         self._running = False
@@ -646,9 +647,8 @@ class Dispatcher:
         the events are read after the leases, so never from a page another holder has since
         dispatched)."""
         if self._running:
-            if not await leases.claim():
+            if not await self._claim(leases):
                 return 0
-            self._partitions_lost = False
             return await self._dispatch_all(await self._page(None))
         # A one-off pass (a CLI command dispatching what it recorded): it leaves the events
         # to the running dispatchers if there are any (they poll every HEARTBEAT), else
@@ -656,9 +656,8 @@ class Dispatcher:
         # so that no dispatcher waits LEASE for them.
         heartbeat = asyncio.create_task(self.heartbeat(), name="outbox-heartbeat")
         try:
-            if not await leases.claim(join=False):
+            if not await self._claim(leases):
                 return 0
-            self._partitions_lost = False
             return await self._dispatch_all(await self._page(None))
         finally:
             heartbeat.cancel()
@@ -666,6 +665,31 @@ class Dispatcher:
                 await heartbeat
             with contextlib.suppress(Exception):  # they expire anyway
                 await leases.release()
+
+    async def _claim(self, leases: PartitionLeases) -> tuple[int, ...]:
+        self._claimed_at = time.monotonic()
+        held = await leases.claim(join=self._running)
+        self._partitions_lost = False
+        return held
+
+    async def _rebalance(self, leases: PartitionLeases) -> bool:
+        """Between a pass's segments (nothing of the pass in flight), at most every
+        ``HEARTBEAT``: the claim of a pass's start, so that a dispatcher that joins gets its
+        share during a long pass (a backlog, a steady stream), not after it. The lane's lock
+        is held across it, so no live handler runs on a partition given up, and the lane
+        checks what it read against the partitions still held. True when it took a
+        partition: the pass never read that one's events before its cursor, and must
+        read again from the start."""
+        if time.monotonic() - self._claimed_at < HEARTBEAT:
+            return False
+        async with self._live_lock:
+            await self._claim(leases)
+        return bool(leases.taken)
+
+    def _holds(self, event: OutboxEvent) -> bool:
+        if self._partitions is None:
+            return True
+        return event.partition_slot % self.partitions in self._partitions.held
 
     async def heartbeat(self) -> None:
         """Partition mode: extend this dispatcher's leases every ``HEARTBEAT`` while it runs
@@ -814,7 +838,8 @@ class Dispatcher:
                 self._live_done.update(e.id for e in todo if e.type in self._live_types)
 
     async def _still_pending(self, events: list[OutboxEvent]) -> list[OutboxEvent]:
-        """Those of ``events`` still fresh and undispatched, and not in the pass's hands."""
+        """Those of ``events`` still fresh and undispatched, of a partition still held, and
+        not in the pass's hands."""
         e = OutboxEvent
         async with self.db.session() as session:
             pending = set(
@@ -823,6 +848,7 @@ class Dispatcher:
                         select(col(e.id)).where(
                             col(e.id).in_([event.id for event in events]),
                             in_states([EventState.PENDING]),
+                            *self._undispatched(),  # (of the partitions still held)
                         )
                     )
                 ).scalars()
@@ -839,10 +865,14 @@ class Dispatcher:
         held: set[uuid.UUID] = set()
         self._pass_held = held
         while events:
+            after: uuid.UUID | None = events[-1].id
             for segment in self._segments(self._due(events, held, self.clock.now())):
                 if self._partitions_lost:  # another dispatcher holds one of them now
                     return done
-                ready = [e for e in segment if e.aggregate_id not in held]
+                if self._partitions is not None and await self._rebalance(self._partitions):
+                    after = None  # read again from the start (what it held back stays held)
+                    break
+                ready = [e for e in segment if e.aggregate_id not in held and self._holds(e)]
                 if ready:
                     self._in_pass = {e.aggregate_id for e in ready}
                     try:
@@ -860,7 +890,7 @@ class Dispatcher:
                 log.warning("outbox dispatch lease lost mid-pass (overran it); pass ends")
                 return done
             # The next page: further events, or those handlers recorded meanwhile.
-            events = await self._page(events[-1].id)
+            events = await self._page(after)
         return done
 
     async def _renew(self) -> bool:

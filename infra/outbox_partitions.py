@@ -12,14 +12,16 @@ notice; otherwise the event's aggregate (a contest's settings change). What that
 handler is in ``docs/dispatchers.md``.
 
 Leases. Each dispatcher keeps a row in ``outbox_dispatcher`` (heartbeat ``seen_at``) and
-leases rows of ``outbox_partition`` (``holder``, ``expires_at``). At the start of each pass
-it counts the live dispatchers, releases what it holds beyond its fair share
-(``ceil(P / live)``), and takes free or expired partitions up to it with ``SELECT … FOR
-UPDATE SKIP LOCKED`` (two takers never block on, or both get, one row). A heartbeat
-extends its leases every ``HEARTBEAT``; a dispatcher that dies stops extending them, and
-after ``LEASE`` the others take its partitions at their next pass. Real time, like the
-single lease: it is about processes, not the business day; and the database's clock
-(``db_now``), so that hosts whose clocks disagree still agree on when a lease expires.
+leases rows of ``outbox_partition`` (``holder``, ``expires_at``). At the start of each pass,
+and between a pass's segments at most every ``HEARTBEAT`` (a pass lasts as long as a
+backlog or a steady stream: a newcomer must not wait for its end), it counts the live
+dispatchers, releases what it holds beyond its fair share (``ceil(P / live)``), and takes
+free or expired partitions up to it with ``SELECT … FOR UPDATE SKIP LOCKED`` (two takers
+never block on, or both get, one row). A heartbeat extends its leases every
+``HEARTBEAT``; a dispatcher that dies stops extending them, and after ``LEASE`` the others
+take its partitions at their next claim. Real time, like the single lease: it is about
+processes, not the business day; and the database's clock (``db_now``), so that hosts
+whose clocks disagree still agree on when a lease expires.
 
 One mode at a time. The single lease (``outbox_lease``, ``CHANNELBOARD_OUTBOX_PARTITIONS=1``)
 and the partition leases exclude each other: the single lease is not taken while a
@@ -135,6 +137,9 @@ class PartitionLeases:
         self.partitions = partitions
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held: tuple[int, ...] = ()
+        # What the last claim took that was not live ours already: a pass under way has
+        # not read those partitions' events from their start.
+        self.taken: tuple[int, ...] = ()
         self._rows_ready = False
 
     async def _ensure_rows(self) -> None:
@@ -158,13 +163,16 @@ class PartitionLeases:
 
     async def claim(self, *, join: bool = True) -> tuple[int, ...]:
         """Heartbeat, then hold this dispatcher's fair share of partitions: release the
-        excess, take free or expired ones. Called between passes only (a released partition
-        must have nothing of ours in flight). Returns the partitions held.
+        excess, take free or expired ones (``taken``). Only with nothing of ours in flight on
+        the partitions it may release: between passes, or between a pass's segments with
+        the live lane held (``Dispatcher``). Returns the partitions held.
 
         ``join=False``: a one-off pass (a CLI command dispatching what it recorded), not a
         dispatcher: it is not counted among the live ones, and takes nothing while one
-        runs (that one dispatches the events); the caller releases what it took."""
+        runs (that one dispatches the events), giving back what it took when one starts;
+        the caller releases what it took."""
         await self._ensure_rows()
+        self.taken = ()
         p, d = self.partition_table, self.dispatcher_table
         async with self.db.engine.begin() as conn:
             single = await single_lease_holder(conn)
@@ -204,6 +212,7 @@ class PartitionLeases:
                 self.held = ()
                 return self.held
             if not join and live:
+                await self._release_all(conn)
                 self.held = ()
                 return self.held
             share = math.ceil(self.partitions / max(len(live), 1))
@@ -233,7 +242,8 @@ class PartitionLeases:
                         .with_for_update(skip_locked=True)
                     )
                 ).scalars()
-                mine = sorted([*mine, *free])
+                self.taken = tuple(free)
+                mine = sorted([*mine, *self.taken])
             if mine:
                 await conn.execute(
                     update(p)
