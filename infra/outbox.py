@@ -347,6 +347,11 @@ def backoff(attempts: int, cap: timedelta) -> timedelta:
     return min(wait, cap)
 
 
+class PartitionLost(Exception):
+    """The partitions of events this dispatcher was about to mark or charge are no longer
+    its own (``Dispatcher._fence``)."""
+
+
 class _Lease:
     """One row that says which dispatcher may dispatch. Taken by a conditional UPDATE (free,
     expired, or already ours; and no pass ended since the taker read its events), so exactly
@@ -877,6 +882,9 @@ class Dispatcher:
                     self._in_pass = {e.aggregate_id for e in ready}
                     try:
                         done += await self._dispatch_segment(ready, held)
+                    except PartitionLost:
+                        log.warning("outbox partition taken by another dispatcher; pass ends")
+                        return done
                     finally:
                         self._in_pass = set()
             # The lease is renewed every page (a page of the batch size, or a third of
@@ -959,12 +967,24 @@ class Dispatcher:
 
     async def _mark_dispatched(self, events: Sequence[OutboxEvent]) -> None:
         async with self.db.transaction() as session:
+            await self._fence(session, events)
             await session.execute(
                 update(OutboxEvent)
                 .where(col(OutboxEvent.id).in_([e.id for e in events]))
                 .values(dispatched_at=self.clock.now(), next_attempt_at=None)
             )
         self._live_done.difference_update(e.id for e in events)  # a pass may last for hours
+
+    async def _fence(self, session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
+        """Partition mode: refuse to write the events' state unless this dispatcher still
+        holds their partitions (one that froze past its lease may resume mid-segment after
+        another took them); the caller's transaction rolls back and the pass ends."""
+        if self._partitions is None:
+            return
+        partitions = {e.partition_slot % self.partitions for e in events}
+        if not await self._partitions.fence(session, partitions):
+            self._partitions_lost = True
+            raise PartitionLost(sorted(partitions))
 
     async def _charge(self, event: OutboxEvent, exc: Exception) -> None:
         """One more failed attempt: wait (backoff), or dead-letter it at ``max_attempts``."""
@@ -981,6 +1001,7 @@ class Dispatcher:
         }
         self._retry_at(values["next_attempt_at"])
         async with self.db.transaction() as session:
+            await self._fence(session, [event])
             await session.execute(
                 update(OutboxEvent)
                 .where(col(OutboxEvent.id) == event.id, col(OutboxEvent.dispatched_at).is_(None))

@@ -23,6 +23,11 @@ take its partitions at their next claim. Real time, like the single lease: it is
 processes, not the business day; and the database's clock (``db_now``), so that hosts
 whose clocks disagree still agree on when a lease expires.
 
+Fencing. A dispatcher that froze past ``LEASE`` may resume mid-segment after another took
+its partition: marking or charging events locks their partitions' rows (``fence``) and is
+refused unless it still holds them, so a stale holder never writes over the new one's
+state, and learns at once that its pass must end.
+
 One mode at a time. The single lease (``outbox_lease``, ``CHANNELBOARD_OUTBOX_PARTITIONS=1``)
 and the partition leases exclude each other: the single lease is not taken while a
 partition lease is live, and a partitioned dispatcher takes and extends nothing while the
@@ -38,12 +43,13 @@ import os
 import socket
 import uuid
 import zlib
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import Field, SQLModel
 
 from infra.db import Database, UTCDateTime
@@ -278,6 +284,20 @@ class PartitionLeases:
             )
         # A claim that ran meanwhile (releasing some) is no loss: it renewed them itself.
         return bool(result.rowcount == len(held)) or self.held != held
+
+    async def fence(self, session: AsyncSession, partitions: Iterable[int]) -> bool:
+        """Whether this dispatcher still holds ``partitions``, in the caller's transaction,
+        their rows locked ``FOR SHARE`` until it ends: a claim skips locked rows, so none
+        changes hands before the caller's writes commit. Held, not live: a lease that
+        lapsed but that nobody took is still nobody else's."""
+        wanted = set(partitions)
+        p = self.partition_table
+        found = await session.execute(
+            select(p.c.partition)
+            .where(p.c.partition.in_(wanted), p.c.holder == self.holder)
+            .with_for_update(read=True)
+        )
+        return set(found.scalars()) == wanted
 
     async def release(self) -> None:
         """Leave: the others take these partitions at their next pass, not after LEASE."""

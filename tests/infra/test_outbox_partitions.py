@@ -305,6 +305,42 @@ async def test_a_one_off_pass_in_partition_mode_hands_everything_back(
         assert set((await _holders(db)).values()) == {running.holder}
 
 
+async def test_a_holder_that_lost_its_partitions_marks_and_charges_nothing(
+    services: Services, settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Fencing: a dispatcher froze mid-segment past its lease, and another took its
+    partitions and runs those events again. The stale one resumes: it must not mark them
+    dispatched nor charge them a failure over the new holder's work, and its pass ends."""
+    _postgres_only(settings)
+    broken = asyncio.Event()  # set: the handler fails (an error of its own, charged)
+
+    async def handle(event: OutboxEvent) -> None:
+        # Frozen here past LEASE: another dispatcher took the partitions meanwhile.
+        async with db.transaction() as session:
+            await session.execute(update(OutboxPartition).values(holder="another:1:x"))
+        if broken.is_set():
+            raise ValueError("the handler's own error")
+
+    stale = Dispatcher(db, clock, partitions=PARTITIONS)
+    stale.register("ProbeFence", handle)
+    async with services.outbox.paused():
+        async with db.transaction() as session:
+            event = await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeFence",
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        for fails in (False, True):
+            if fails:
+                broken.set()
+            async with db.transaction() as session:  # the other one left: all free
+                await session.execute(update(OutboxPartition).values(holder=None, expires_at=None))
+            assert await stale.dispatch_pending() == 0
+            async with db.session() as session:
+                row = await session.get(OutboxEvent, event.id, populate_existing=True)
+            assert row is not None
+            assert (row.dispatched_at, row.attempts) == (None, 0)
+
+
 async def _dispatchers(db: Database) -> list[str]:
     async with db.session() as session:
         rows = await session.execute(select(OutboxDispatcher.holder))  # type: ignore[call-overload]
