@@ -27,14 +27,14 @@ from redis.asyncio import RedisCluster
 from sqlalchemy import event, func
 from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.applications import Starlette
 
 from api.auth import issue_token
 from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
 from infra.db import WRITE_INTENT, Database
-from infra.outbox import BatchHandler, Dispatcher
+from infra.outbox import BatchHandler, Dispatcher, OutboxEvent
 from partners.models import User
 from schema import build_schema
 from schema.context import Services
@@ -455,3 +455,12 @@ class HeldStatement:
         self._released.set()
         if event.contains(self.engine.sync_engine, "begin", self._on_begin):
             event.remove(self.engine.sync_engine, "begin", self._on_begin)
+
+
+async def recorded(db: Database, event_type: str) -> list[dict[str, Any]]:
+    """The payloads of the outbox events of this type, in the order they were recorded."""
+    async with db.session() as session:
+        rows = await session.exec(
+            select(OutboxEvent).where(OutboxEvent.type == event_type).order_by(col(OutboxEvent.id))
+        )
+        return [e.payload for e in rows]

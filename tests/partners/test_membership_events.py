@@ -6,26 +6,19 @@ partners writes a handful of rows, not one per partner."""
 from __future__ import annotations
 
 import pytest
-from sqlmodel import col, select
 
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import OutboxEvent
 from partners import events, groups
 from partners.events import GROUP_MEMBERSHIPS_CHANGED, GroupMembershipsChanged
 from partners.group_models import MemberMode
 from partners.roles import Role
 from tests.factories import create_tenant
+from tests.support import recorded
 
 
 async def changes(db: Database) -> list[GroupMembershipsChanged]:
-    async with db.session() as session:
-        rows = await session.exec(
-            select(OutboxEvent)
-            .where(OutboxEvent.type == GROUP_MEMBERSHIPS_CHANGED)
-            .order_by(col(OutboxEvent.id))
-        )
-        return [GroupMembershipsChanged.parse(e.payload) for e in rows]
+    return [GroupMembershipsChanged.parse(p) for p in await recorded(db, GROUP_MEMBERSHIPS_CHANGED)]
 
 
 async def test_membership_changes_are_recorded_per_change_set_in_bounded_events(

@@ -12,18 +12,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import col, select
-
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import OutboxEvent
 from partners.events import GROUP_MEMBERSHIPS_CHANGED, GroupMembershipsChanged
 from partners.models import Partner
 from partners.roles import Role
 from tests.factories import Tenant, gid
 from tests.pilots import scenarios as ps
 from tests.pilots.test_pilots_api import PROGRAM, create, pilot_uuid
-from tests.support import GQL
+from tests.support import GQL, recorded
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PARTNER_READS = """query($me: ID!, $pilot: ID!, $group: ID!, $treatment: ID!, $offer: ID!,
@@ -158,10 +155,4 @@ async def test_a_pilots_start_and_end_tell_of_its_treatment_partners_only(
 
 
 async def _memberships_told(db: Database) -> list[GroupMembershipsChanged]:
-    async with db.session() as session:
-        rows = await session.exec(
-            select(OutboxEvent)
-            .where(OutboxEvent.type == GROUP_MEMBERSHIPS_CHANGED)
-            .order_by(col(OutboxEvent.id))
-        )
-        return [GroupMembershipsChanged.parse(e.payload) for e in rows]
+    return [GroupMembershipsChanged.parse(p) for p in await recorded(db, GROUP_MEMBERSHIPS_CHANGED)]
