@@ -1,17 +1,26 @@
 """Standings rebuilt from the SQL credit ledger, and frozen into SQL when a period ends.
 
-A rebuild writes shadow keys, then swaps them in with one Lua script (readers never see a
-half-built board), then re-applies credits recorded around the time it started through
-the idempotent credit script, so a credit that landed on the old keys while the shadow was
-being built is not lost. One rebuild per contest at a time (a Redis lock); others wait.
+A rebuild writes shadow keys (named for that rebuild), then swaps them in with one Lua
+script (readers never see a half-built board). From before it reads the ledger until the
+swap, every credit applied to the old board is also noted in the contest's journal; the swap
+returns those its snapshot of the ledger did not count, and the rebuild re-applies them
+through the idempotent credit script, so a credit that landed on the old keys while the
+shadow was being built is not lost. Which credits those are is decided by what the snapshot
+saw, not by timestamps: hosts' clocks may differ (docs/dispatchers.md, "One clock").
+
+One rebuild per contest at a time: a Redis lock, renewed while the rebuild runs; others
+wait. The swap happens only while the lock is still the rebuild's: one that lost it (its
+process stalled past the lock's expiry and another rebuild ran) drops its copy and starts
+again rather than swap in a board read before the other's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -28,13 +37,20 @@ from leaderboards.models import (
     ContestStanding,
 )
 from leaderboards.recurrence import Period
-from leaderboards.scoring import BoardMode, apply_credit, target_for
+from leaderboards.scoring import BoardKeys, BoardMode, apply_credit, target_for
 from leaderboards.winners import record_winners
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[int, int], None]
-REAPPLY_WINDOW = timedelta(minutes=2)
-LOCK_MS = 120_000
+LOCK_MS = 120_000  # renewed every LOCK_MS / 4 while the rebuild runs
 CHUNK = 2_000
+# A shadow copy left by a rebuild that died expires (the swap makes the live keys persist).
+SHADOW_TTL_MS = 24 * 3600 * 1000
+
+
+class LockLost(Exception):
+    """The rebuild's lock expired (and another rebuild may have run): its copy is stale."""
 
 
 async def ensure_built(db: Database, boards: Boards, clock: Clock, contest: Contest) -> None:
@@ -58,21 +74,38 @@ async def rebuild(
     ledger and the contest before this caller's change (a contest's new settings, an
     operator's command) may have committed."""
     k = boards.keys_of(contest_id)
-    token = uuid.uuid4().hex
-    while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
-        # Someone else is rebuilding: wait for them rather than rebuilding beside them.
-        await asyncio.sleep(0.05)
-        if (
-            if_missing
-            and await boards.redis.exists(k.built)
-            and not await boards.redis.exists(k.lock)
-        ):
-            return 0
-    try:
-        return await _rebuild_locked(db, boards, clock, contest_id, progress)
-    finally:
-        if await boards.redis.get(k.lock) == token.encode():
-            await boards.redis.delete(k.lock)
+    while True:
+        token = uuid.uuid4().hex
+        while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
+            # Someone else is rebuilding: wait for them rather than rebuilding beside them.
+            await asyncio.sleep(0.05)
+            if (
+                if_missing
+                and await boards.redis.exists(k.built)
+                and not await boards.redis.exists(k.lock)
+            ):
+                return 0
+        renewing = asyncio.create_task(_keep_lock(boards, k, token), name="rebuild-lock")
+        try:
+            return await _rebuild_locked(db, boards, contest_id, token, progress)
+        except LockLost:
+            log.warning("rebuild of contest %s outlived its lock; rebuilding again", contest_id)
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+            await boards.scripts.release(keys=[k.lock], args=[token])
+
+
+async def _keep_lock(boards: Boards, k: BoardKeys, token: str) -> None:
+    """Extend the lock (and the journal) while the rebuild runs, however long it takes."""
+    while True:
+        await asyncio.sleep(LOCK_MS / 4000)
+        try:
+            if not await boards.scripts.renew(keys=[k.lock, k.journal], args=[token, LOCK_MS]):
+                return  # lost: the swap will refuse
+        except Exception:  # Redis unavailable for a moment: try again, the lock has time
+            log.warning("could not renew the rebuild lock %s", k.lock, exc_info=True)
 
 
 async def drop_untagged_keys(boards: Boards) -> int:
@@ -90,11 +123,19 @@ async def drop_untagged_keys(boards: Boards) -> int:
 
 
 async def _rebuild_locked(
-    db: Database, boards: Boards, clock: Clock, contest_id: uuid.UUID, progress: Progress | None
+    db: Database,
+    boards: Boards,
+    contest_id: uuid.UUID,
+    token: str,
+    progress: Progress | None,
 ) -> int:
-    started = clock.now()
     k = boards.keys_of(contest_id)
     redis = boards.redis
+    shadow = f"tmp:{token}:"
+    # The journal first: every credit applied to the old board from now on is noted, so
+    # one the snapshot below does not see is found again at the swap.
+    await redis.sadd(k.journal, "")
+    await redis.pexpire(k.journal, LOCK_MS)
     # One snapshot for the scores and the seen set: a credit committed between two reads
     # of their own would be in the seen set and not in the scores, and the re-apply below
     # (and the credit's own call) would take it for a duplicate: lost from the board.
@@ -123,14 +164,19 @@ async def _rebuild_locked(
             )
         ).all()
     periods = sorted({p for p, _ in events} | {p for p, *_ in totals})
+    shadow_keys = [key for period in periods for key in k.board(period, tmp=shadow)]
     total_steps = len(totals) + len(events)
     done = 0
-    for period in periods:
-        await redis.delete(*k.board(period, tmp="tmp:"))
     pipe = redis.pipeline(transaction=False)
+
+    async def execute() -> None:
+        for key in shadow_keys:  # before the keys exist, PEXPIRE does nothing: each time
+            pipe.pexpire(key, SHADOW_TTL_MS)
+        await pipe.execute()
+
     dense_counts: dict[tuple[str, int], int] = {}
     for i, (period, participant, raw, tick) in enumerate(totals):
-        z, raw_key, _dz, _dc, _seen = k.board(period, tmp="tmp:")
+        z, raw_key, _dz, _dc, _seen = k.board(period, tmp=shadow)
         raw = int(raw)
         target = target_for(contest, participant)
         value = raw * 10000 // target if target else raw
@@ -139,23 +185,23 @@ async def _rebuild_locked(
         pipe.zadd(z, {str(participant): ranking.encode(value, int(tick), mode.scale)})
         dense_counts[(period, value)] = dense_counts.get((period, value), 0) + 1
         if i % CHUNK == CHUNK - 1:
-            await pipe.execute()
+            await execute()
             done += CHUNK
             if progress:
                 progress(done, total_steps)
     if mode.dense:
         for (period, value), count in dense_counts.items():
-            _z, _raw, dz, dc, _seen = k.board(period, tmp="tmp:")
+            _z, _raw, dz, dc, _seen = k.board(period, tmp=shadow)
             pipe.zadd(dz, {str(value): value})
             pipe.hset(dc, str(value), count)
-    await pipe.execute()
+    await execute()
     done = len(totals)
     if progress:
         progress(done, total_steps)
     for start in range(0, len(events), CHUNK):
         for period, event_id in events[start : start + CHUNK]:
-            pipe.sadd(k.board(period, tmp="tmp:")[4], str(event_id))
-        await pipe.execute()
+            pipe.sadd(k.board(period, tmp=shadow)[4], str(event_id))
+        await execute()
         done = len(totals) + min(start + CHUNK, len(events))
         if progress:
             progress(done, total_steps)
@@ -164,25 +210,33 @@ async def _rebuild_locked(
     if not await redis.exists(k.version):
         # Redis lost the count: raise the ceiling before the board shows a version above it.
         ceiling = await versions.cover(db, contest_id, start_at)
-    await boards.scripts.swap(
-        keys=[k.periods, k.built, k.version], args=[k.base, start_at, *periods]
+    reply = await boards.scripts.swap(
+        keys=[k.periods, k.built, k.version, k.lock, k.journal],
+        args=[k.base, f"{k.base}:{shadow[:-1]}", token, start_at, *periods],
     )
-    # Credits committed while the shadow was built may have gone to the old keys.
-    async with db.session() as session:
-        recent = (
-            await session.exec(
-                select(ContestCredit).where(
-                    ContestCredit.contest_id == contest_id,
-                    ContestCredit.created_at >= started - REAPPLY_WINDOW,
+    if int(reply[0]) < 0:
+        if shadow_keys:
+            await redis.delete(*shadow_keys)
+        raise LockLost(contest_id)
+    # Credits applied to the old board that the snapshot did not count.
+    missed = [uuid.UUID(e.decode() if isinstance(e, bytes) else str(e)) for e in reply[1:]]
+    for start in range(0, len(missed), CHUNK):
+        async with db.session() as session:
+            recent = (
+                await session.exec(
+                    select(ContestCredit).where(
+                        ContestCredit.contest_id == contest_id,
+                        col(ContestCredit.event_id).in_(missed[start : start + CHUNK]),
+                    )
                 )
-            )
-        ).all()
-    for credit in recent:
-        await apply_credit(
-            boards.scripts, k, mode, event_id=credit.event_id, participant=credit.participant_id,
-            period_key=credit.period_key, delta=credit.delta, tick=credit.tick,
-            target=target_for(contest, credit.participant_id),
-        )  # fmt: skip
+            ).all()
+        for credit in recent:
+            await apply_credit(
+                boards.scripts, k, mode, event_id=credit.event_id,
+                participant=credit.participant_id, period_key=credit.period_key,
+                delta=credit.delta, tick=credit.tick,
+                target=target_for(contest, credit.participant_id),
+            )  # fmt: skip
     version = await boards.version(contest_id)
     if version > ceiling - versions.HEADROOM // 2:  # a SQL write only when it is needed
         await versions.cover(db, contest_id, version)

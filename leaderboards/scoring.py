@@ -15,8 +15,10 @@ script and pipeline below stays on one node):
 - ``dz``/``dc`` distinct rank values (sorted set + counts), for dense ranks in O(log N)
 - ``seen``  set of credited source event ids
 
-and per contest: ``ver`` (a version bumped on every change, carried by every push) and
-``built`` (present while Redis holds the contest's standings; missing means rebuild first).
+and per contest: ``ver`` (a version bumped on every change, carried by every push),
+``built`` (present while Redis holds the contest's standings; missing means rebuild first),
+and, while a rebuild runs, ``lock`` and ``journal`` (``period|event`` of every credit applied
+meanwhile, which the rebuild's snapshot of the ledger may not have seen).
 """
 
 from __future__ import annotations
@@ -131,18 +133,25 @@ class BoardKeys:
     def periods(self) -> str:
         return f"{self.base}:periods"
 
+    @property
+    def journal(self) -> str:
+        return f"{self.base}:journal"
+
     def board(self, period: str, *, tmp: str = "") -> list[str]:
-        """z, raw, dz, dc, seen for one period (``tmp`` builds a shadow copy)."""
+        """z, raw, dz, dc, seen for one period (``tmp`` names a rebuild's shadow copy)."""
         prefix = f"{self.base}:{tmp}p:{period}"
         return [f"{prefix}:z", f"{prefix}:raw", f"{prefix}:dz", f"{prefix}:dc", f"{prefix}:seen"]
 
 
-# KEYS: z raw dz dc seen built ver periods
+# KEYS: z raw dz dc seen built ver periods journal
 # ARGV: event_id member delta tick scale rich dense target period
 CREDIT_LUA = """
 if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
 if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then return 0 end
 redis.call('SADD', KEYS[8], ARGV[9])
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  redis.call('SADD', KEYS[9], ARGV[9] .. '|' .. ARGV[1])
+end
 local member = ARGV[2]
 if ARGV[6] == '0' then
   redis.call('ZINCRBY', KEYS[1], ARGV[3], member)
@@ -182,18 +191,20 @@ return redis.call('INCR', KEYS[7])
 
 
 # Many credits to one board in one atomic call (same semantics as CREDIT_LUA per item).
-# KEYS: z raw dz dc seen built ver periods
+# KEYS: z raw dz dc seen built ver periods journal
 # ARGV: scale rich dense period, then (event_id member delta tick target) per credit
 CREDIT_MANY_LUA = """
 if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
 local scale = tonumber(ARGV[1])
 local rich = ARGV[2] == '1'
 local dense = ARGV[3] == '1'
+local journal = redis.call('EXISTS', KEYS[9]) == 1
 redis.call('SADD', KEYS[8], ARGV[4])
 local credited = 0
 for i = 5, #ARGV, 5 do
   if redis.call('SADD', KEYS[5], ARGV[i]) == 1 then
     credited = credited + 1
+    if journal then redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. ARGV[i]) end
     local member = ARGV[i + 1]
     if not rich then
       redis.call('ZINCRBY', KEYS[1], ARGV[i + 2], member)
@@ -247,6 +258,8 @@ class Scripts:
         self.page: AsyncScript = redis.register_script(ranking.PAGE_LUA)
         self.standing: AsyncScript = redis.register_script(ranking.STANDING_LUA)
         self.swap: AsyncScript = redis.register_script(SWAP_LUA)
+        self.renew: AsyncScript = redis.register_script(RENEW_LUA)
+        self.release: AsyncScript = redis.register_script(RELEASE_LUA)
 
     async def pipelined(self, queue: Callable[[AnyPipeline], Awaitable[None]]) -> list[Any]:
         """Run the script calls ``queue`` puts on a pipeline, in one round trip per node.
@@ -268,37 +281,74 @@ class Scripts:
             return list(await pipe.execute())
 
 
-# Replace a contest's boards with freshly built shadow copies in one atomic step. The
-# version goes on from where it was, or, when Redis lost it, from the floor kept in SQL
-# (leaderboards/versions.py), so it never goes backwards.
-# KEYS: periods built ver; ARGV: base, floor, new period keys...
+# Replace a contest's boards with a rebuild's shadow copies in one atomic step, if the
+# rebuild still holds the contest's lock (one that outlived its lock must not swap in a copy
+# read before another rebuild's). The version goes on from where it was, or, when Redis
+# lost it, from the floor kept in SQL (leaderboards/versions.py), so it never goes backwards.
+# Returns the version, then the events
+# of the journal (credits applied to the old board while the copy was built) that the copy
+# does not count: the rebuild re-applies them. {-1} when the lock is not the rebuild's.
+# KEYS: periods built ver lock journal; ARGV: base, shadow base, token, floor, periods...
 SWAP_LUA = """
+if redis.call('GET', KEYS[4]) ~= ARGV[3] then return {-1} end
 local base = ARGV[1]
+local shadow = ARGV[2]
 local suffixes = {':z', ':raw', ':dz', ':dc', ':seen'}
 local new = {}
-for i = 3, #ARGV do new[ARGV[i]] = true end
+for i = 5, #ARGV do new[ARGV[i]] = true end
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not new[p] then
     for _, s in ipairs(suffixes) do redis.call('DEL', base .. ':p:' .. p .. s) end
   end
 end
 redis.call('DEL', KEYS[1])
-for i = 3, #ARGV do
+for i = 5, #ARGV do
   local p = ARGV[i]
   redis.call('SADD', KEYS[1], p)
   for _, s in ipairs(suffixes) do
-    local tmp = base .. ':tmp:p:' .. p .. s
+    local tmp = shadow .. ':p:' .. p .. s
     local live = base .. ':p:' .. p .. s
-    if redis.call('EXISTS', tmp) == 1 then redis.call('RENAME', tmp, live)
-    else redis.call('DEL', live) end
+    if redis.call('EXISTS', tmp) == 1 then
+      redis.call('RENAME', tmp, live)
+      redis.call('PERSIST', live)
+    else
+      redis.call('DEL', live)
+    end
   end
 end
 redis.call('SET', KEYS[2], '1')
+local version
 if redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('SET', KEYS[3], ARGV[2])
-  return tonumber(ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[4])
+  version = tonumber(ARGV[4])
+else
+  version = redis.call('INCR', KEYS[3])
 end
-return redis.call('INCR', KEYS[3])
+local reply = {version}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  local bar = string.find(m, '|', 1, true)
+  if bar then
+    local seen = base .. ':p:' .. string.sub(m, 1, bar - 1) .. ':seen'
+    local event = string.sub(m, bar + 1)
+    if redis.call('SISMEMBER', seen, event) == 0 then table.insert(reply, event) end
+  end
+end
+redis.call('DEL', KEYS[5])
+return reply
+"""
+
+# A rebuild's lock (and journal) kept alive while it runs; released only by its holder.
+# KEYS: lock journal; ARGV: token, ms
+RENEW_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
+# KEYS: lock; ARGV: token
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
 """
 
 
@@ -450,7 +500,7 @@ def credit_call(
     """KEYS and ARGV of the credit script for one credit."""
     z, raw, dz, dc, seen = keys.board(period_key)
     return (
-        [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods],
+        [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods, keys.journal],
         [
             str(event_id), str(participant), delta, tick, mode.scale,
             int(mode.rich), int(mode.dense), target, period_key,
@@ -495,7 +545,7 @@ def credits_call(
     args: list[str | int] = [mode.scale, int(mode.rich), int(mode.dense), period_key]
     for item in items:
         args += [str(item.event_id), str(item.participant), item.delta, item.tick, item.target]
-    return [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods], args
+    return [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods, keys.journal], args
 
 
 async def apply_credits(

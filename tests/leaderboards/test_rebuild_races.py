@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -18,6 +19,7 @@ from sqlmodel import col, select
 from infra.clock import OffsetClock
 from infra.db import Database, LockedAsyncSession
 from infra.outbox import OutboxEvent
+from leaderboards.boards import Boards
 from leaderboards.events import CONTEST_CHANGED
 from leaderboards.models import Contest, ContestCredit
 from leaderboards.rebuild import rebuild
@@ -233,3 +235,72 @@ async def test_an_explicit_rebuild_after_another_rebuild_still_rebuilds(
             assert await rebuilding == 1  # it rebuilt: one credit replayed
         finally:
             del redis.set  # the instance attribute: the class's method again
+
+
+async def test_a_sale_scored_during_a_rebuild_on_a_host_whose_clock_is_behind(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Which credits the rebuild re-applies after its swap must not depend on hosts'
+    clocks (docs/dispatchers.md, "One clock"): chosen by ``created_at >= started - 2 min``,
+    a credit written by a host whose clock runs 3 minutes behind the rebuilding host's was
+    left off the board."""
+    contest = await create_contest(db, clock, tenant)
+    await dispatch(services)  # its board is built (empty)
+    runtime = services.leaderboards
+    rebuilder_clock = OffsetClock(offset=clock.offset + timedelta(minutes=3))  # other host
+    async with services.outbox.paused(), held_ledger_read(db) as held:
+        sale = await approve_sale(db, clock, tenant, amount=100_00)
+        rebuilding = asyncio.create_task(rebuild(held, runtime.boards, rebuilder_clock, contest.id))
+        await reached(held.read, rebuilding)
+        await runtime.on_source_events([sale])  # credited by this (slower-clocked) host
+        assert await board(services, contest) == [(str(tenant.partners[0].id), 100_00)]
+        held.go.set()
+        await rebuilding
+        assert await board(services, contest) == [(str(tenant.partners[0].id), 100_00)]
+
+
+class SwapHeld(Boards):
+    """The app's boards, but the rebuild's swap waits until ``go`` is set: a rebuild whose
+    process stalls (a long GC pause, a suspended VM) once its copy is built."""
+
+    def __init__(self, boards: Boards) -> None:
+        super().__init__(boards.redis, boards.keys)
+        self.holding = asyncio.Event()
+        self.go = asyncio.Event()
+        swap = self.scripts.swap
+
+        async def held_swap(*args: Any, **kwargs: Any) -> Any:
+            self.holding.set()
+            await self.go.wait()
+            return await swap(*args, **kwargs)
+
+        self.scripts.swap = held_swap  # type: ignore[assignment]
+
+
+async def test_a_rebuild_that_outlived_its_lock_does_not_swap_in_its_stale_copy(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A rebuild stalls after building its copy until its lock expires; another rebuild
+    takes the lock and swaps in its board. The first must not then swap in what it holds
+    (with one set of shadow key names, the second had already renamed them away and the
+    first put an empty board in place of the standings); it rebuilds again once the lock
+    is free."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, amount=100_00)
+    await dispatch(services)
+    expected = [(str(tenant.partners[0].id), 100_00)]
+    clock.advance(timedelta(minutes=10))  # the credit is old news by the rebuilds
+    try:
+        boards = services.leaderboards.boards
+        stalled = SwapHeld(boards)
+        async with services.outbox.paused():
+            first = asyncio.create_task(rebuild(db, stalled, clock, contest.id))
+            await reached(stalled.holding, first)
+            await boards.redis.delete(boards.keys_of(contest.id).lock)  # it expired
+            await rebuild(db, boards, clock, contest.id)  # another process's rebuild
+            assert await board(services, contest) == expected
+            stalled.go.set()
+            await first
+            assert await board(services, contest) == expected
+    finally:
+        clock.advance(-timedelta(minutes=10))
