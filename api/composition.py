@@ -33,6 +33,7 @@ from leaderboards.boards import Boards
 from leaderboards.closing import run_closer
 from leaderboards.events import CONTEST_PRIZE_APPROVED, ContestPrizeApproved
 from leaderboards.fanout import Fanout
+from leaderboards.integrity import run_board_checks
 from leaderboards.runtime import Leaderboards
 from next_actions import handlers as next_actions_handlers
 from next_actions import sources as next_action_sources
@@ -145,6 +146,8 @@ def clock_jobs(settings: Settings, services: Services) -> dict[str, Coroutine[An
     and each is safe to run in several processes at once."""
     jobs = {
         "contest-closer": run_closer(services.leaderboards),
+        # boards a Redis failover or restart left missing writes (at start, each minute)
+        "board-checks": run_board_checks(services.leaderboards),
         # deal protection about to expire, the mail queue and its daily digests
         "notifier": services.notifier.run(),
         # recurring commissions' retention bonuses, due when an account has stayed N months

@@ -65,6 +65,11 @@ class PageCache:
             self._pages.put(key, page, stamp)
         return page
 
+    def heard(self, contest_id: uuid.UUID) -> int:
+        """The latest version of the contest read or announced, as far as this process
+        heard (0 when it did not)."""
+        return self._heard.get(contest_id, 0)
+
     def is_current(self, contest_id: uuid.UUID, version: int) -> bool:
         """The board is still at ``version``, as far as this process can hear."""
         return self.hub.subscribed and self._heard.get(contest_id) == version

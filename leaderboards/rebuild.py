@@ -205,11 +205,10 @@ async def _rebuild_locked(
         done = len(totals) + min(start + CHUNK, len(events))
         if progress:
             progress(done, total_steps)
+    # The rebuilt board starts above every version ever handed out (a Redis that lost
+    # writes counts from where its copy was), and the ceiling is raised before it shows.
     start_at = await versions.floor(db, contest_id)
-    ceiling = start_at - 1
-    if not await redis.exists(k.version):
-        # Redis lost the count: raise the ceiling before the board shows a version above it.
-        ceiling = await versions.cover(db, contest_id, start_at)
+    ceiling = await versions.cover(db, contest_id, start_at)
     reply = await boards.scripts.swap(
         keys=[k.periods, k.built, k.version, k.lock, k.journal],
         args=[k.base, f"{k.base}:{shadow[:-1]}", token, start_at, *periods],

@@ -70,6 +70,9 @@ class Leaderboards:
         # None in a process that does not dispatch.
         self.dispatcher = dispatcher
         self.ceilings = Ceilings(db)
+        # The highest version this process announced per contest: a credit that comes back
+        # at or below it (or below one heard from others) found a Redis that lost writes.
+        self._announced: dict[uuid.UUID, int] = {}
         # Rows every read needs and that rarely change (see infra.cache): a contest as one
         # caller may see it, and participants' display names.
         self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
@@ -90,7 +93,17 @@ class Leaderboards:
         return self.hub.channel("lb", Keys.tag(contest_id))  # the slot of its board's keys
 
     async def notify(self, contest_id: uuid.UUID | str, version: int) -> None:
+        key = contest_id if isinstance(contest_id, uuid.UUID) else uuid.UUID(contest_id)
+        if len(self._announced) > 100_000:
+            self._announced.clear()
+        self._announced[key] = max(self._announced.get(key, 0), version)
         await self.hub.publish(self.channel(contest_id), str(version))
+
+    def shown(self, contest_id: uuid.UUID) -> int:
+        """The highest version of the contest this process announced or heard of: Redis
+        hands out versions only upwards, so a new one at or below it means Redis lost
+        writes (leaderboards.integrity)."""
+        return max(self._announced.get(contest_id, 0), self.pages.heard(contest_id))
 
     async def on_source_event(self, event: OutboxEvent) -> None:
         await self.on_source_events([event])
@@ -216,6 +229,15 @@ class Leaderboards:
                           batch.contest_id)  # fmt: skip
         for contest_id in (rebuilt | counted) - versions.keys():
             versions[contest_id] = await self.boards.version(contest_id)
+        for contest_id, version in list(versions.items()):
+            if version <= self.shown(contest_id):
+                # The count went back: Redis lost writes (a replica that was behind took
+                # over, a restart from an older snapshot) and kept the board's ``built``.
+                # Its ledger has everything: rebuild, above every version handed out.
+                log.warning("contest %s: Redis handed out version %d again (it lost writes); "
+                            "rebuilding its board", contest_id, version)  # fmt: skip
+                await rebuild(self.db, self.boards, self.clock, contest_id)
+                versions[contest_id] = await self.boards.version(contest_id)
         for contest_id, version in versions.items():
             await self.ceilings.cover(contest_id, version)
         return versions

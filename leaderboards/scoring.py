@@ -19,6 +19,10 @@ and per contest: ``ver`` (a version bumped on every change, carried by every pus
 ``built`` (present while Redis holds the contest's standings; missing means rebuild first),
 and, while a rebuild runs, ``lock`` and ``journal`` (``period|event`` of every credit applied
 meanwhile, which the rebuild's snapshot of the ledger may not have seen).
+
+``built`` only tells that Redis has *a* board, not all of it: a replica promoted while it was
+behind, or a restart from an older snapshot, keeps ``built`` and lacks the latest writes.
+``leaderboards.integrity`` finds such boards (against the SQL ledger and version ceiling).
 """
 
 from __future__ import annotations
@@ -260,6 +264,8 @@ class Scripts:
         self.swap: AsyncScript = redis.register_script(SWAP_LUA)
         self.renew: AsyncScript = redis.register_script(RENEW_LUA)
         self.release: AsyncScript = redis.register_script(RELEASE_LUA)
+        self.counts: AsyncScript = redis.register_script(COUNTS_LUA)
+        self.missing: AsyncScript = redis.register_script(MISSING_LUA)
 
     async def pipelined(self, queue: Callable[[AnyPipeline], Awaitable[None]]) -> list[Any]:
         """Run the script calls ``queue`` puts on a pipeline, in one round trip per node.
@@ -283,9 +289,9 @@ class Scripts:
 
 # Replace a contest's boards with a rebuild's shadow copies in one atomic step, if the
 # rebuild still holds the contest's lock (one that outlived its lock must not swap in a copy
-# read before another rebuild's). The version goes on from where it was, or, when Redis
-# lost it, from the floor kept in SQL (leaderboards/versions.py), so it never goes backwards.
-# Returns the version, then the events
+# read before another rebuild's). The version goes on above both the old count and the floor
+# kept in SQL (leaderboards/versions.py): a rebuild after Redis lost writes (the count went
+# back) never hands out a version a client has seen. Returns the version, then the events
 # of the journal (credits applied to the old board while the copy was built) that the copy
 # does not count: the rebuild re-applies them. {-1} when the lock is not the rebuild's.
 # KEYS: periods built ver lock journal; ARGV: base, shadow base, token, floor, periods...
@@ -317,12 +323,11 @@ for i = 5, #ARGV do
   end
 end
 redis.call('SET', KEYS[2], '1')
-local version
-if redis.call('EXISTS', KEYS[3]) == 0 then
+local version = redis.call('INCR', KEYS[3])
+local floor = tonumber(ARGV[4])
+if version < floor then
   redis.call('SET', KEYS[3], ARGV[4])
-  version = tonumber(ARGV[4])
-else
-  version = redis.call('INCR', KEYS[3])
+  version = floor
 end
 local reply = {version}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[5])) do
@@ -349,6 +354,32 @@ return 1
 RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
+"""
+
+# What a check of a contest's board reads in one step (leaderboards.integrity): {0} when
+# not built, {1, 1} while a rebuild runs, else {1, 0, version, period, credits, ...}
+# (credits: the period's seen set's cardinality).
+# KEYS: periods built lock ver; ARGV: base
+COUNTS_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 1} end
+local reply = {1, 0, tonumber(redis.call('GET', KEYS[4]) or '0')}
+for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  table.insert(reply, p)
+  table.insert(reply, redis.call('SCARD', ARGV[1] .. ':p:' .. p .. ':seen'))
+end
+return reply
+"""
+# Which of these events a board's seen set lacks: {0, missing...}, or {1} while the board
+# is not built or a rebuild runs (its swap and re-apply are one step to a reader).
+# KEYS: seen built lock; ARGV: event ids
+MISSING_LUA = """
+if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 1 then return {1} end
+local reply = {0}
+for i = 1, #ARGV do
+  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then table.insert(reply, ARGV[i]) end
+end
+return reply
 """
 
 

@@ -6,7 +6,13 @@ replica) would count from 1 again: a client holding version 5 would see versions
 and a process's page cache would take the rebuilt board's version 5 for the page it cached
 at the old version 5. So SQL keeps a ceiling per contest (no version above it was ever
 handed out), raised ``HEADROOM`` ahead of the count: one small SQL write covers thousands of
-changes. A board rebuilt from nothing starts just above the ceiling.
+changes. A rebuilt board starts just above the ceiling, whatever Redis still counted: a
+Redis that lost only its latest writes (a replica that was behind took over) counts from an
+older version, not from nothing.
+
+The ceiling is only raised to ``HEADROOM`` above a version handed out (or about to be: a
+rebuild raises it before its swap), so Redis's count is at least ``ceiling - HEADROOM``
+unless Redis lost writes (``leaderboards.integrity`` checks it).
 """
 
 from __future__ import annotations

@@ -1,0 +1,152 @@
+"""A Redis that comes back with *some* of a contest's writes missing: a replica promoted
+while it was behind (replication is asynchronous, so a failover may lose acknowledged
+writes) or a server restarted from an older snapshot. It keeps the contest's ``built`` key,
+so the read path rebuilds nothing: without more, the credits it lost stayed off the board
+for good (their outbox events were dispatched) and the version went back below what
+subscribers and page caches were shown (``leaderboards.integrity``).
+
+Simulated on whatever Redis the run uses: the contest's keys are DUMPed, more changes are
+made, then the keys are RESTOREd (what a replica that had not received those writes holds
+after its promotion)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from infra.clock import OffsetClock
+from infra.db import Database
+from leaderboards import integrity
+from leaderboards.models import Contest
+from leaderboards.runtime import Leaderboards, insert_credits
+from schema.context import Services
+from tests.factories import Tenant, approve_sale, create_contest, dispatch
+from tests.leaderboards.test_rebuild_races import contest_changed
+from tests.support import eventually
+
+
+async def scores(services: Services, contest: Contest) -> list[int]:
+    page = await services.leaderboards.boards.page(contest, "all", 0, 100)
+    return [r.score for r in page.rows]
+
+
+@asynccontextmanager
+async def lost_writes(services: Services, contest: Contest) -> AsyncIterator[None]:
+    """What the block writes to the contest's keys is lost when it ends (and nothing
+    else: the keys as they were before it come back, ``built`` included)."""
+    redis = services.redis
+    pattern = services.leaderboards.boards.keys_of(contest.id).base + ":*"
+    saved = {k: await redis.dump(k) async for k in redis.scan_iter(match=pattern)}
+    yield
+    async for k in redis.scan_iter(match=pattern):
+        await redis.delete(k)
+    for k, v in saved.items():
+        await redis.restore(k, 0, v, replace=True)
+
+
+def fresh_process(services: Services) -> Leaderboards:
+    """Another process's runtime (a dispatcher started after the failover): it has
+    announced and heard nothing, so only the check against SQL can tell."""
+    rt = services.leaderboards
+    return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub, dispatcher=None)
+
+
+async def test_a_credit_after_a_replica_behind_took_over_rebuilds_the_board(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The next credit's version comes back at or below one this process announced: the
+    board is rebuilt from the ledger, the lost credit is back, and the version is above
+    every version shown before."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    boards = services.leaderboards.boards
+    async with lost_writes(services, contest):
+        await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+        await dispatch(services)
+        assert await scores(services, contest) == [300_00, 200_00]
+        shown = await boards.version(contest.id)
+
+    await approve_sale(db, clock, tenant, partner=0, amount=1)
+    await dispatch(services)
+    # partner 1's 200.00 is in the SQL ledger; the board shows it again
+    assert await scores(services, contest) == [300_01, 200_00]
+    assert await boards.version(contest.id) > shown
+
+
+async def test_the_check_finds_credits_a_replica_lost_and_announces_the_rebuilt_board(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """No credit comes after the failover, and the process checking has seen nothing: the
+    check compares the board with the ledger, rebuilds it, and subscribers hear a version
+    above the one they were shown with the lost credit."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    rt = fresh_process(services)
+    assert await integrity.lost(rt, contest.id) is None  # nothing lost yet
+    async with lost_writes(services, contest):
+        await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+        await dispatch(services)
+        shown = await rt.boards.version(contest.id)
+    assert await scores(services, contest) == [300_00]
+    assert await integrity.lost(rt, contest.id) is not None
+
+    heard: list[bytes | None] = []
+    await rt.hub.watch(rt.channel(contest.id), heard.append)
+    await integrity.check(rt, contest.id)
+    assert await scores(services, contest) == [300_00, 200_00]
+    version = await rt.boards.version(contest.id)
+    assert version > shown
+    await eventually(lambda: _true(str(version).encode() in heard), within=10)
+    assert await integrity.lost(rt, contest.id) is None
+
+
+async def test_the_check_finds_a_lost_rebuild_by_its_version(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A settings change's rebuild is lost (the ledger's credits are all on the board, the
+    standings are the old settings'): the version went back below what the rebuild showed,
+    which the SQL ceiling tells."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    rt = fresh_process(services)
+    async with lost_writes(services, contest):
+        changed = await contest_changed(db, contest)
+        await services.leaderboards.on_contest_changed(changed)
+        shown = await rt.boards.version(contest.id)
+    assert await rt.boards.version(contest.id) < shown
+    assert await integrity.lost(rt, contest.id) is not None
+    await integrity.check(rt, contest.id)
+    assert await rt.boards.version(contest.id) > shown
+    assert await integrity.lost(rt, contest.id) is None
+
+
+async def test_a_credit_committed_and_not_yet_applied_is_not_a_loss(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A credit in the ledger whose event is not dispatched yet is on its way to the board
+    (a dispatcher between its insert and its Redis call): the check leaves the board alone
+    (no rebuild: the version does not move)."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    rt = services.leaderboards
+    async with services.outbox.paused():
+        sale = await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+        async with db.session() as session:
+            _contests, rows = await rt._ledger_rows(session, [sale], clock.now())
+        async with db.transaction() as session:
+            await insert_credits(session, rows)
+        before = await rt.boards.version(contest.id)
+        assert await integrity.lost(rt, contest.id) is None
+        assert not await integrity.check(rt, contest.id)
+        assert await rt.boards.version(contest.id) == before
+    await dispatch(services)
+    assert await scores(services, contest) == [300_00, 200_00]
+    assert await integrity.lost(rt, contest.id) is None
+
+
+async def _true(value: bool) -> bool:
+    return value
