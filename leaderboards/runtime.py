@@ -100,9 +100,9 @@ class Leaderboards:
         await self.hub.publish(self.channel(contest_id), str(version))
 
     def shown(self, contest_id: uuid.UUID) -> int:
-        """The highest version of the contest this process announced or heard of: Redis
-        hands out versions only upwards, so a new one at or below it means Redis lost
-        writes (leaderboards.integrity)."""
+        """The highest version of the contest this process announced or heard of so far:
+        Redis hands out versions only upwards, so one it hands out later at or below this
+        means Redis lost writes (leaderboards.integrity)."""
         return max(self._announced.get(contest_id, 0), self.pages.heard(contest_id))
 
     async def on_source_event(self, event: OutboxEvent) -> None:
@@ -205,13 +205,18 @@ class Leaderboards:
         # cluster's pipeline) before its notice went out. Announced again at the current
         # version, or no page cache or live feed would ever hear of those credits.
         counted: set[uuid.UUID] = set()
+        went_back: set[uuid.UUID] = set()
         batches = crediting.plan(rows, contests, self.boards.keys_of)
         for _attempt in range(3):
+            # Versions shown before the call: the scripts' new ones must be above them.
+            shown = {b.contest_id: self.shown(b.contest_id) for b in batches}
             results = await crediting.apply(self.boards.scripts, batches)
             retry = [b for b, r in zip(batches, results, strict=True) if r == NOT_BUILT]
             for batch, result in zip(batches, results, strict=True):
                 if result > 0:
                     versions[batch.contest_id] = max(versions.get(batch.contest_id, 0), result)
+                    if result <= shown[batch.contest_id]:
+                        went_back.add(batch.contest_id)
                 elif result == DUPLICATE:
                     counted.add(batch.contest_id)
             if not retry:
@@ -229,15 +234,14 @@ class Leaderboards:
                           batch.contest_id)  # fmt: skip
         for contest_id in (rebuilt | counted) - versions.keys():
             versions[contest_id] = await self.boards.version(contest_id)
-        for contest_id, version in list(versions.items()):
-            if version <= self.shown(contest_id):
-                # The count went back: Redis lost writes (a replica that was behind took
-                # over, a restart from an older snapshot) and kept the board's ``built``.
-                # Its ledger has everything: rebuild, above every version handed out.
-                log.warning("contest %s: Redis handed out version %d again (it lost writes); "
-                            "rebuilding its board", contest_id, version)  # fmt: skip
-                await rebuild(self.db, self.boards, self.clock, contest_id)
-                versions[contest_id] = await self.boards.version(contest_id)
+        for contest_id in went_back:
+            # The count went back: Redis lost writes (a replica that was behind took over, a
+            # restart from an older snapshot) and kept the board's ``built``. The ledger has
+            # everything: rebuild, above every version handed out (leaderboards.integrity).
+            log.warning("contest %s: Redis handed out version %d again (it lost writes); "
+                        "rebuilding its board", contest_id, versions[contest_id])  # fmt: skip
+            await rebuild(self.db, self.boards, self.clock, contest_id)
+            versions[contest_id] = await self.boards.version(contest_id)
         for contest_id, version in versions.items():
             await self.ceilings.cover(contest_id, version)
         return versions
