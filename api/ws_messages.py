@@ -27,9 +27,11 @@ _SUBSCRIBE_PAYLOAD: dict[str, tuple[tuple[type, ...], str]] = {
 _LEGACY = {"start": "subscribe", "stop": "complete"}
 
 
-def malformed(message: Mapping[str, Any], *, legacy: bool = False) -> str | None:
+def malformed(message: Any, *, legacy: bool = False) -> str | None:
     """Why the message is not a protocol message, or None when its shape is right (an
     unknown ``type`` is left to the handler, which answers it as the protocol says)."""
+    if not isinstance(message, Mapping):  # (the legacy handler is given any JSON)
+        return "A message must be a JSON object"
     name = message.get("type")
     if not isinstance(name, str):
         return "The message's type must be a string"

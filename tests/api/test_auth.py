@@ -374,13 +374,18 @@ async def test_a_connection_may_run_only_a_few_operations(
         {"type": "start", "payload": {"query": "subscription { a }"}},
         {"id": "1", "type": "start", "payload": {"query": 5}},
         {"id": ["1"], "type": "stop"},
+        [],
+        1,
+        None,
+        "start",
     ],
 )
 async def test_a_legacy_message_of_the_wrong_shape_closes_with_4400(
-    app: Starlette, gql: GQL, tenant: Tenant, message: dict[str, Any]
+    app: Starlette, gql: GQL, tenant: Tenant, message: Any
 ) -> None:
     """The legacy graphql-ws protocol's start and stop are checked like graphql-transport-ws'
-    subscribe and complete; before, strawberry raised on them (1011, a logged error)."""
+    subscribe and complete, and JSON that is not an object is refused; before, strawberry
+    raised on them (1011, a logged error)."""
     token = gql.token(tenant.user(Role.PARTNER_REP))
     async with live_server(app) as address:
         ws, reply = await ws_open(address, "graphql-ws", {"Authorization": f"Bearer {token}"})
