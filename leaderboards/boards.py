@@ -24,6 +24,11 @@ class Boards:
     async def is_built(self, contest_id: uuid.UUID) -> bool:
         return bool(await self.redis.exists(self.keys_of(contest_id).built))
 
+    async def rebuilds(self, contest_id: uuid.UUID) -> int:
+        """How many rebuilds swapped a board in (the value of ``built``; 0: not built)."""
+        value = await self.redis.get(self.keys_of(contest_id).built)
+        return int(value or 0)
+
     async def version(self, contest_id: uuid.UUID) -> int:
         value = await self.redis.get(self.keys_of(contest_id).version)
         return int(value or 0)

@@ -19,12 +19,10 @@ Two checks find it:
     than ``HEADROOM`` below the SQL ceiling (``versions``: the ceiling is only ever raised to
     ``HEADROOM`` above a version handed out, so the version Redis counts is at least
     ``ceiling - HEADROOM``: a lost rebuild's swap or a lost freeze shows here);
-  - a period whose seen set counts fewer events than the ledger has credits (Redis read
-    first, so equal counts prove every credit is on the board), then, only then, which of
-    the ledger's credits whose outbox event is dispatched (so applied to Redis before the
-    read) the seen set lacks. A credit committed and not yet applied (in flight) is not a
-    loss; one dispatched and missing is (or a scoring run that gave up: it belongs on the
-    board too).
+  - a period whose seen set counts fewer events than the ledger has credits already
+    applied (their outbox event dispatched: each was applied to Redis before it was
+    marked; read from SQL before Redis, so a Redis that lost nothing holds at least those).
+    A credit committed and not yet applied (in flight) is not counted, so not a loss.
 
 On a loss the contest is rebuilt from the ledger (exact: the same rebuild as a settings
 change), at a version above every version ever handed out (``rebuild``), and the new
@@ -37,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -51,31 +50,38 @@ from leaderboards.runtime import Leaderboards
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 60.0  # seconds between two checks of every live contest
-CHUNK = 1_000  # events per membership check (one short script call)
 
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def lost(rt: Leaderboards, contest_id: uuid.UUID) -> str | None:
-    """What the contest's board in Redis lost (a sentence for the log), or None when it
-    has everything SQL says it should, is not built (the next read or credit builds it), or
-    is being rebuilt."""
-    k = rt.boards.keys_of(contest_id)
-    reply = await rt.boards.scripts.counts(
-        keys=[k.periods, k.built, k.lock, k.version], args=[k.base]
-    )
-    if int(reply[0]) == 0 or int(reply[1]) == 1:
-        return None
-    version = int(reply[2])
-    on_board = {_text(p): int(n) for p, n in zip(reply[3::2], reply[4::2], strict=True)}
+@dataclass(frozen=True)
+class Loss:
+    reason: str  # a sentence for the log
+    rebuilds: int  # the board's rebuild count when it was seen (``Boards.rebuilds``)
+
+
+async def lost(rt: Leaderboards, contest_id: uuid.UUID) -> Loss | None:
+    """What the contest's board in Redis lost, or None when it has everything SQL says it
+    should, is not built (the next read or credit builds it), or is being rebuilt.
+
+    SQL is read first, Redis after: the version bounds and, per period, the credits already
+    applied (their outbox event is dispatched, and each was applied to Redis before it was
+    marked). All of them only grow, so a Redis read after them holds at least as much
+    unless it lost writes. (Read the other way round, a credit by another dispatcher, a
+    period frozen or a rebuild's raised ceiling landing between the reads looked like a
+    loss, and a busy contest's credits in flight made every check scan its whole ledger.)"""
     async with rt.db.session() as session:
-        credited = dict(
+        applied = dict(
             (
                 await session.exec(
                     select(ContestCredit.period_key, func.count())
-                    .where(ContestCredit.contest_id == contest_id)
+                    .join(OutboxEvent, col(OutboxEvent.id) == col(ContestCredit.event_id))
+                    .where(
+                        ContestCredit.contest_id == contest_id,
+                        col(OutboxEvent.dispatched_at).is_not(None),
+                    )
                     .group_by(col(ContestCredit.period_key))
                 )
             ).all()
@@ -88,55 +94,35 @@ async def lost(rt: Leaderboards, contest_id: uuid.UUID) -> str | None:
                 )
             )
         ).one()
-    if frozen is not None and version < frozen:
-        return f"its version {version} is below its frozen period's {frozen}"
-    if ceiling is not None and version < ceiling.ceiling - versions.HEADROOM:
-        return f"its version {version} went back (ceiling {ceiling.ceiling})"
-    for period, count in sorted(credited.items()):
-        if on_board.get(period, 0) < count:
-            missing = await _missing(rt, contest_id, period)
-            if missing:
-                return f"{missing} dispatched credits are missing from period {period}"
-    return None
-
-
-async def _missing(rt: Leaderboards, contest_id: uuid.UUID, period: str) -> int:
-    """How many of the period's credits whose event is dispatched the seen set lacks (read
-    after the ledger: each was applied before it was marked dispatched). 0 while a rebuild
-    runs: its swap and its re-apply of the journal are not one step."""
-    async with rt.db.session() as session:
-        applied = (
-            await session.exec(
-                select(ContestCredit.event_id)
-                .join(OutboxEvent, col(OutboxEvent.id) == col(ContestCredit.event_id))
-                .where(
-                    ContestCredit.contest_id == contest_id,
-                    ContestCredit.period_key == period,
-                    col(OutboxEvent.dispatched_at).is_not(None),
-                )
-            )
-        ).all()
     k = rt.boards.keys_of(contest_id)
-    seen = k.board(period)[4]
-    missing = 0
-    for start in range(0, len(applied), CHUNK):
-        reply = await rt.boards.scripts.missing(
-            keys=[seen, k.built, k.lock], args=[str(e) for e in applied[start : start + CHUNK]]
-        )
-        if int(reply[0]) == 1:
-            return 0
-        missing += len(reply) - 1
-    return missing
+    reply = await rt.boards.scripts.counts(
+        keys=[k.periods, k.built, k.lock, k.version], args=[k.base]
+    )
+    if int(reply[0]) == 0 or int(reply[1]) == 1:
+        return None
+    rebuilds, version = int(reply[0]), int(reply[2])
+    on_board = {_text(p): int(n) for p, n in zip(reply[3::2], reply[4::2], strict=True)}
+    if frozen is not None and version < frozen:
+        return Loss(f"its version {version} is below its frozen period's {frozen}", rebuilds)
+    if ceiling is not None and version < ceiling.ceiling - versions.HEADROOM:
+        return Loss(f"its version {version} went back (ceiling {ceiling.ceiling})", rebuilds)
+    for period, count in sorted(applied.items()):
+        if on_board.get(period, 0) < count:
+            reason = f"period {period} counts {on_board.get(period, 0)} credits of {count} applied"
+            return Loss(reason, rebuilds)
+    return None
 
 
 async def check(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
     """Rebuild the contest's board if Redis lost part of it, and announce the rebuilt
     board. Returns whether it did."""
-    reason = await lost(rt, contest_id)
-    if reason is None:
+    loss = await lost(rt, contest_id)
+    if loss is None:
         return False
-    log.warning("contest %s: Redis lost part of its board (%s); rebuilding", contest_id, reason)
-    await rebuild(rt.db, rt.boards, rt.clock, contest_id)
+    log.warning("contest %s: Redis lost part of its board (%s); rebuilding", contest_id,
+                loss.reason)  # fmt: skip
+    # Every dispatcher checks at once when Redis comes back: one rebuild per loss will do.
+    await rebuild(rt.db, rt.boards, rt.clock, contest_id, unless_rebuilt_since=loss.rebuilds)
     await rt.notify(contest_id, await rt.boards.version(contest_id))
     return True
 

@@ -67,24 +67,35 @@ async def rebuild(
     *,
     progress: Progress | None = None,
     if_missing: bool = False,
+    unless_rebuilt_since: int | None = None,
 ) -> int:
     """Rebuild one contest's boards from the ledger; returns the credits replayed.
     ``if_missing``: a board that another rebuild built meanwhile will do (Redis lost it,
-    any build restores it). Otherwise, after another rebuild, rebuild again: it read the
-    ledger and the contest before this caller's change (a contest's new settings, an
-    operator's command) may have committed."""
+    any build restores it). ``unless_rebuilt_since``: the board's rebuild count
+    (``Boards.rebuilds``) when a loss was seen; a rebuild swapped in since then (by another
+    dispatcher that saw the same loss) will do, so one loss costs one rebuild, not one per
+    dispatcher. Otherwise, after another rebuild, rebuild again: it read the ledger and the
+    contest before this caller's change (a contest's new settings, an operator's command)
+    may have committed."""
     k = boards.keys_of(contest_id)
+
+    async def done_by_another() -> bool:
+        if if_missing:
+            return await boards.is_built(contest_id)
+        if unless_rebuilt_since is not None:
+            return await boards.rebuilds(contest_id) != unless_rebuilt_since
+        return False
+
     while True:
         token = uuid.uuid4().hex
         while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
             # Someone else is rebuilding: wait for them rather than rebuilding beside them.
             await asyncio.sleep(0.05)
-            if (
-                if_missing
-                and await boards.redis.exists(k.built)
-                and not await boards.redis.exists(k.lock)
-            ):
+            if not await boards.redis.exists(k.lock) and await done_by_another():
                 return 0
+        if unless_rebuilt_since is not None and await done_by_another():
+            await boards.scripts.release(keys=[k.lock], args=[token])
+            return 0
         renewing = asyncio.create_task(_keep_lock(boards, k, token), name="rebuild-lock")
         try:
             return await _rebuild_locked(db, boards, contest_id, token, progress)
@@ -134,8 +145,7 @@ async def _rebuild_locked(
     shadow = f"tmp:{token}:"
     # The journal first: every credit applied to the old board from now on is noted, so
     # one the snapshot below does not see is found again at the swap.
-    await redis.sadd(k.journal, "")
-    await redis.pexpire(k.journal, LOCK_MS)
+    await boards.scripts.journal(keys=[k.journal], args=[LOCK_MS])
     # One snapshot for the scores and the seen set: a credit committed between two reads
     # of their own would be in the seen set and not in the scores, and the re-apply below
     # (and the credit's own call) would take it for a duplicate: lost from the board.

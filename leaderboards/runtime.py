@@ -240,7 +240,9 @@ class Leaderboards:
             # everything: rebuild, above every version handed out (leaderboards.integrity).
             log.warning("contest %s: Redis handed out version %d again (it lost writes); "
                         "rebuilding its board", contest_id, versions[contest_id])  # fmt: skip
-            await rebuild(self.db, self.boards, self.clock, contest_id)
+            # Every dispatcher crediting the contest sees the same loss: one rebuild will do.
+            since = await self.boards.rebuilds(contest_id)
+            await rebuild(self.db, self.boards, self.clock, contest_id, unless_rebuilt_since=since)
             versions[contest_id] = await self.boards.version(contest_id)
         for contest_id, version in versions.items():
             await self.ceilings.cover(contest_id, version)

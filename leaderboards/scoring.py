@@ -16,7 +16,8 @@ script and pipeline below stays on one node):
 - ``seen``  set of credited source event ids
 
 and per contest: ``ver`` (a version bumped on every change, carried by every push),
-``built`` (present while Redis holds the contest's standings; missing means rebuild first),
+``built`` (present while Redis holds the contest's standings; missing means rebuild first;
+its value counts the rebuilds that swapped a board in),
 and, while a rebuild runs, ``lock`` and ``journal`` (``period|event`` of every credit applied
 meanwhile, which the rebuild's snapshot of the ledger may not have seen).
 
@@ -262,10 +263,10 @@ class Scripts:
         self.page: AsyncScript = redis.register_script(ranking.PAGE_LUA)
         self.standing: AsyncScript = redis.register_script(ranking.STANDING_LUA)
         self.swap: AsyncScript = redis.register_script(SWAP_LUA)
+        self.journal: AsyncScript = redis.register_script(JOURNAL_LUA)
         self.renew: AsyncScript = redis.register_script(RENEW_LUA)
         self.release: AsyncScript = redis.register_script(RELEASE_LUA)
         self.counts: AsyncScript = redis.register_script(COUNTS_LUA)
-        self.missing: AsyncScript = redis.register_script(MISSING_LUA)
 
     async def pipelined(self, queue: Callable[[AnyPipeline], Awaitable[None]]) -> list[Any]:
         """Run the script calls ``queue`` puts on a pipeline, in one round trip per node.
@@ -322,7 +323,7 @@ for i = 5, #ARGV do
     end
   end
 end
-redis.call('SET', KEYS[2], '1')
+redis.call('INCR', KEYS[2])  -- built counts the swaps: a rebuild since a loss was seen
 local version = redis.call('INCR', KEYS[3])
 local floor = tonumber(ARGV[4])
 if version < floor then
@@ -342,6 +343,15 @@ redis.call('DEL', KEYS[5])
 return reply
 """
 
+# A rebuild's journal started with its expiry in one step: made in two, a connection lost
+# between them left a journal no rebuild renews, growing with every credit until some
+# later rebuild's swap. KEYS: journal; ARGV: ms
+JOURNAL_LUA = """
+redis.call('SADD', KEYS[1], '')
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 # A rebuild's lock (and journal) kept alive while it runs; released only by its holder.
 # KEYS: lock journal; ARGV: token, ms
 RENEW_LUA = """
@@ -357,27 +367,17 @@ return redis.call('DEL', KEYS[1])
 """
 
 # What a check of a contest's board reads in one step (leaderboards.integrity): {0} when
-# not built, {1, 1} while a rebuild runs, else {1, 0, version, period, credits, ...}
-# (credits: the period's seen set's cardinality).
+# not built, {built, 1} while a rebuild runs, else {built, 0, version, period, credits, ...}
+# (built: how many rebuilds swapped a board in; credits: the period's seen set's cardinality).
 # KEYS: periods built lock ver; ARGV: base
 COUNTS_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 0 then return {0} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {1, 1} end
-local reply = {1, 0, tonumber(redis.call('GET', KEYS[4]) or '0')}
+local built = tonumber(redis.call('GET', KEYS[2]) or '0')
+if built == 0 then return {0} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {built, 1} end
+local reply = {built, 0, tonumber(redis.call('GET', KEYS[4]) or '0')}
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   table.insert(reply, p)
   table.insert(reply, redis.call('SCARD', ARGV[1] .. ':p:' .. p .. ':seen'))
-end
-return reply
-"""
-# Which of these events a board's seen set lacks: {0, missing...}, or {1} while the board
-# is not built or a rebuild runs (its swap and re-apply are one step to a reader).
-# KEYS: seen built lock; ARGV: event ids
-MISSING_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 0 or redis.call('EXISTS', KEYS[3]) == 1 then return {1} end
-local reply = {0}
-for i = 1, #ARGV do
-  if redis.call('SISMEMBER', KEYS[1], ARGV[i]) == 0 then table.insert(reply, ARGV[i]) end
 end
 return reply
 """

@@ -11,12 +11,16 @@ after its promotion)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import integrity
+from leaderboards import rebuild as rebuild_module
+from leaderboards.boards import Boards
 from leaderboards.models import Contest
 from leaderboards.runtime import Leaderboards, insert_credits
 from schema.context import Services
@@ -150,3 +154,111 @@ async def test_a_credit_committed_and_not_yet_applied_is_not_a_loss(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+class CountsAround(Boards):
+    """The app's boards, with something else happening just before and just after the
+    check's read of Redis (what other dispatchers do while the check runs)."""
+
+    def __init__(self, boards: Boards, before: Any, after: Any) -> None:
+        super().__init__(boards.redis, boards.keys)
+        counts = self.scripts.counts
+
+        async def counts_around(*args: Any, **kwargs: Any) -> Any:
+            await before()
+            reply = await counts(*args, **kwargs)
+            await after()
+            return reply
+
+        self.scripts.counts = counts_around  # type: ignore[method-assign]
+
+
+async def test_credits_by_other_dispatchers_while_the_check_reads_are_not_a_loss(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Other dispatchers credit the contest (each raising the SQL ceiling to its version
+    plus HEADROOM) between the check's two reads, Redis and SQL, whichever comes first.
+    Before, Redis was read first: the older version against the newer ceiling read as a
+    loss, and a whole board was rebuilt."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    rt = services.leaderboards
+    async with services.outbox.paused():
+        early = await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+        late = await approve_sale(db, clock, tenant, partner=1, amount=100_00)
+
+        async def credits(sale: Any) -> Any:
+            async def credit() -> None:  # another dispatcher, with Ceilings of its own
+                await fresh_process(services).on_source_events([sale])
+
+            return credit
+
+        boards = CountsAround(rt.boards, await credits(early), await credits(late))
+        checker = Leaderboards(rt.db, boards, rt.clock, rt.hub, dispatcher=None)
+        assert await integrity.lost(checker, contest.id) is None
+
+
+@contextmanager
+def rebuilds_counted() -> Iterator[list[int]]:
+    """The full rebuilds made in the block (each slowed a little, as a contest of some size
+    would be), counted."""
+    calls: list[int] = []
+    original = rebuild_module._rebuild_locked
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        await asyncio.sleep(0.2)
+        return await original(*args, **kwargs)
+
+    rebuild_module._rebuild_locked = counted  # type: ignore[assignment]
+    try:
+        yield calls
+    finally:
+        rebuild_module._rebuild_locked = original  # type: ignore[assignment]
+
+
+async def test_one_lost_board_is_rebuilt_once_when_two_dispatchers_check_it(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Every dispatcher checks at once when the Redis connection comes back. Two that find
+    the same loss rebuild once: the second sees, under the lock, that a rebuild was swapped
+    in since it saw the loss (before, it rebuilt the whole board again, N dispatchers N
+    times)."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    async with lost_writes(services, contest):
+        await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+        await dispatch(services)
+    a, b = fresh_process(services), fresh_process(services)
+    with rebuilds_counted() as calls:
+        await asyncio.gather(integrity.check(a, contest.id), integrity.check(b, contest.id))
+    assert await scores(services, contest) == [300_00, 200_00]
+    assert len(calls) == 1
+
+
+async def test_two_dispatchers_that_see_the_same_lost_writes_while_crediting_rebuild_once(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """After a failover to a replica that was behind, each dispatcher crediting the contest
+    sees its version come back at or below one it announced: the board is rebuilt once,
+    not once by each."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    a, b = fresh_process(services), fresh_process(services)
+    async with services.outbox.paused():
+        async with lost_writes(services, contest):
+            await a.on_source_events(
+                [await approve_sale(db, clock, tenant, partner=1, amount=10_00)]
+            )
+            await b.on_source_events(
+                [await approve_sale(db, clock, tenant, partner=1, amount=10_00)]
+            )
+        s3 = await approve_sale(db, clock, tenant, partner=0, amount=1)
+        s4 = await approve_sale(db, clock, tenant, partner=0, amount=1)
+        with rebuilds_counted() as calls:
+            await asyncio.gather(a.on_source_events([s3]), b.on_source_events([s4]))
+    assert await scores(services, contest) == [300_02, 20_00]
+    assert len(calls) == 1
