@@ -276,6 +276,15 @@ class PartitionLeases:
                 await self._release_all(conn)
                 self.held = ()
                 return False
+            # Rows locked in partition order first, as ``fence`` locks them: the pass's marks
+            # and this heartbeat run at once, and an UPDATE locks rows in whatever order its
+            # scan meets them (two orders can deadlock, and PostgreSQL aborts one side).
+            await conn.execute(
+                select(p.c.partition)
+                .where(p.c.partition.in_(held), p.c.holder == self.holder)
+                .order_by(p.c.partition)
+                .with_for_update(key_share=True)
+            )
             # Only leases still live: an expired one may be another's already.
             result = await conn.execute(
                 update(p)
@@ -295,6 +304,7 @@ class PartitionLeases:
         found = await session.execute(
             select(p.c.partition)
             .where(p.c.partition.in_(wanted), p.c.holder == self.holder)
+            .order_by(p.c.partition)  # (in the order ``renew`` locks them)
             .with_for_update(read=True)
         )
         return set(found.scalars()) == wanted
