@@ -158,6 +158,9 @@ class Group:
     # (what it was rendered from, the shared render, the render per participant whose own
     # row is on the board: None when it is not)
     cache: tuple[tuple[Any, ...], Any, dict[uuid.UUID, Any]] | None = None
+    # The highest board version pushed to the group: Redis back with its last writes lost
+    # (a replica that was behind, a restart from an older snapshot) counts from below it.
+    high: int = 0
 
     def add(self, sub: Subscriber) -> None:
         self.subscribers.add(sub)
@@ -377,6 +380,16 @@ class Feed:
             k = (group.key.first, group.key.audience)
             board = boards.get(k)
             version = board.version if board else 0
+            if only is None and board is not None and version < group.high:
+                # Not pushed: its subscribers were shown a later version. The board checks
+                # rebuild such a board above every version handed out, and announce it
+                # (leaderboards.integrity). (A new subscriber is served what there is, as a
+                # read is.)
+                log.warning("contest %s: Redis is back at version %d, below the %d pushed; "
+                            "waiting for its rebuild", self.contest_id, version,
+                            group.high)  # fmt: skip
+                continue
+            group.high = max(group.high, version)
             snap = Snapshot(contest, status, board, version)
             cache_key = (version, contest.version, status, board.period.key if board else None)
             if group.cache is not None and group.cache[0] == cache_key:

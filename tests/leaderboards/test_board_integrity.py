@@ -22,9 +22,12 @@ from leaderboards import integrity
 from leaderboards import rebuild as rebuild_module
 from leaderboards.boards import Boards
 from leaderboards.models import Contest
+from leaderboards.reads import viewer_for
 from leaderboards.runtime import Leaderboards, insert_credits
+from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
+from tests.leaderboards.test_live import Collector
 from tests.leaderboards.test_rebuild_races import contest_changed
 from tests.support import eventually
 
@@ -262,3 +265,35 @@ async def test_two_dispatchers_that_see_the_same_lost_writes_while_crediting_reb
             await asyncio.gather(a.on_source_events([s3]), b.on_source_events([s4]))
     assert await scores(services, contest) == [300_02, 20_00]
     assert len(calls) == 1
+
+
+async def test_a_live_subscriber_is_never_pushed_an_older_version_after_a_reconnect(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Redis comes back having lost its last writes (the board keeps ``built``, its version
+    goes back) and the Hub reconnects: every feed refreshes at once. Before, it pushed the
+    older version and standings to subscribers shown the later ones; now it pushes nothing
+    below what it pushed, and the board check's rebuild brings the later state back."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    viewer = viewer_for(tenant.principal(Role.VENDOR_ADMIN), contest)
+    async with services.fanout.subscribe(contest, viewer, first=3, renderer=Collector()) as sub:
+        assert (await sub.next())[1] == [300_00]
+        async with lost_writes(services, contest):
+            await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+            await dispatch(services)
+            shown = await sub.next()
+            while shown[1] != [300_00, 200_00]:
+                shown = await sub.next()
+        hub = services.leaderboards.hub
+        before = hub.reconnects
+        await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await eventually(lambda: _true(hub.reconnects > before and hub.subscribed), within=10)
+        await integrity.check(fresh_process(services), contest.id)  # what the dispatcher does
+        async with asyncio.timeout(30):
+            pushed = await sub.next()
+            while pushed[0] <= shown[0]:  # (a push at the version shown is the same state)
+                assert pushed[1] == [300_00, 200_00], (shown, pushed)
+                pushed = await sub.next()
+        assert pushed[1] == [300_00, 200_00], (shown, pushed)
