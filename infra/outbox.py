@@ -60,7 +60,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import redis.exceptions
 from sqlalchemy import JSON, Column, ColumnElement, Index, and_, func, insert, or_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import aliased
@@ -82,6 +81,7 @@ from infra.outbox_partitions import (
     slot_of,
 )
 from infra.pubsub import Hub
+from infra.redis import redis_unreachable
 from infra.tasks import wind_down
 
 log = logging.getLogger(__name__)
@@ -288,24 +288,21 @@ def each(event_type: str, handler: Handler) -> Registration:
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    # A Redis Cluster failing over: no master for a slot yet, or no node reachable.
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.SlotNotCoveredError,
-    redis.exceptions.RedisClusterUnreachableError,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
 )
 
 
 def is_transient(exc: BaseException) -> bool:
-    """An infrastructure fault, not the event's: one of ``TRANSIENT_ERRORS``, a database
-    connection lost whatever its error class, or a transaction the database rolled back to
-    break a deadlock or a serialization conflict (``infra.outages``)."""
+    """An infrastructure fault, not the event's: one of ``TRANSIENT_ERRORS``, Redis out of
+    reach as ``infra.redis`` defines it (one list: a replica answering READONLY during a
+    failover was charged to the events here, and a failover of minutes dead-lettered their
+    credits), a database connection lost whatever its error class, or a transaction the
+    database rolled back to break a deadlock or a serialization conflict
+    (``infra.outages``)."""
     return (
         isinstance(exc, TRANSIENT_ERRORS)
+        or redis_unreachable(exc)
         or database_unreachable(exc)
         or rolled_back_by_the_database(exc)
     )

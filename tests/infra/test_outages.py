@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import pytest
 from graphql import GraphQLError
+from redis.exceptions import ReadOnlyError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from infra.db import Database
 from infra.outages import database_unreachable, is_unavailable
+from infra.outbox import is_transient
 from schema.extensions import MaskUnexpectedErrors
 
 
@@ -41,3 +43,16 @@ async def test_a_bad_statement_is_a_bug(db: Database) -> None:
     assert not is_unavailable(error)
     answered = MaskUnexpectedErrors().anonymise_error(GraphQLError("x", original_error=error))
     assert answered.extensions == {"code": "INTERNAL_SERVER_ERROR"}
+
+
+def test_a_redis_replica_refusing_writes_is_an_outage_for_the_dispatcher() -> None:
+    """During a failover behind one address (a managed primary endpoint, Sentinel) writes
+    reach the demoted primary and answer READONLY. It is Redis out of reach, not the
+    event's fault: the pass ends uncharged. Before, the dispatcher charged the event an
+    attempt each pass, and a failover of minutes dead-lettered the credits."""
+    refused = ReadOnlyError("You can't write against a read only replica.")
+    assert is_transient(refused)
+    wrapped = RuntimeError("crediting failed")
+    wrapped.__cause__ = refused
+    assert is_transient(wrapped)
+    assert not is_transient(RuntimeError("a bug"))
