@@ -1,7 +1,9 @@
 """One pass of a clock-driven job over many units of work (a vendor, a quarter, a mail):
 each unit runs on its own (its own transaction, opened by ``work``), and a unit that
 raises is logged with its key and skipped until the next pass, so that one vendor whose
-data the job cannot process does not stop every vendor after it, every pass, forever."""
+data the job cannot process does not stop every vendor after it, every pass, forever.
+Redis or the database out of reach is nobody's data: the pass ends there with one warning
+line (every unit after it would meet the same outage, each with a traceback)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
+
+from infra.outages import is_unavailable
 
 T = TypeVar("T")
 
@@ -34,7 +38,10 @@ async def each(
             raise
         except expected:
             log.info("%s: %s was done elsewhere", job, key(unit))
-        except Exception:
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("%s: %s; the pass ends, retried next pass", job, exc)
+                break
             log.exception(
                 "%s failed for %s; going on with the next, retried next pass", job, key(unit)
             )
