@@ -54,6 +54,7 @@ from infra.money import is_currency
 from infra.outbox import record_events
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup
+from partners.models import ApiKey
 from partners.roles import Principal
 from signals.definitions import DEFINITIONS
 
@@ -100,13 +101,19 @@ async def _rule(
 
 
 async def _version(
-    session: AsyncSession, principal: Principal, version_id: uuid.UUID, field: str = "version_id"
+    session: AsyncSession,
+    principal: Principal,
+    version_id: uuid.UUID,
+    field: str = "version_id",
+    *,
+    fresh: bool = False,
 ) -> IncentiveRuleVersion:
-    found = (
-        await session.exec(
-            readable_versions(principal).where(IncentiveRuleVersion.id == version_id)
-        )
-    ).first()
+    """The version; ``fresh``: as the database has it now (read again, not the object the
+    session already holds)."""
+    statement = readable_versions(principal).where(IncentiveRuleVersion.id == version_id)
+    if fresh:
+        statement = statement.execution_options(populate_existing=True)
+    found = (await session.exec(statement)).first()
     if found is None:
         raise DomainError(RuleErrorCode.NOT_FOUND, "No such rule version.", field)
     return found
@@ -215,15 +222,16 @@ async def create_rule(
     if taken.first() is not None:
         raise DomainError(RuleErrorCode.DUPLICATE_NAME, "A rule with this name exists.", "name")
     now = clock.now()
+    author = await _person(session, principal)
     rule = IncentiveRule(
         vendor_id=principal.vendor_id, name=name, description=description,
         status=RuleStatus.DRAFT, target_group_id=target_group_id,
         budget_cap_minor=budget_cap_minor, currency=currency, template=template,
-        created_by_id=principal.user_id, created_at=now, updated_at=now,
+        created_by_id=author, created_at=now, updated_at=now,
     )  # fmt: skip
     session.add(rule)
     await session.flush()
-    version = _new_version(rule, 1, condition, reads, checked, period, principal, now)
+    version = _new_version(rule, 1, condition, reads, checked, period, author, now)
     session.add(version)
     await session.flush()
     await log_change(
@@ -241,14 +249,23 @@ def _new_version(
     reads: list[str],
     actions: list[Action],
     period: Period,
-    principal: Principal,
+    author: uuid.UUID | None,
     now: Any,
 ) -> IncentiveRuleVersion:
     return IncentiveRuleVersion(
         vendor_id=rule.vendor_id, rule_id=rule.id, number=number, condition=condition,
         reads=reads, actions=[a.to_json() for a in actions], period=period,
-        status=VersionStatus.DRAFT, created_by_id=principal.user_id, created_at=now,
+        status=VersionStatus.DRAFT, created_by_id=author, created_at=now,
     )  # fmt: skip
+
+
+async def _person(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
+    """The person behind the caller, for four eyes: the user, or the user who made the API
+    key (a draft written with one's own key is one's own: approved by oneself, it was)."""
+    if principal.user_id is not None or principal.api_key_id is None:
+        return principal.user_id
+    key = await session.get(ApiKey, principal.api_key_id)
+    return key.created_by_id if key is not None else None
 
 
 async def draft_version(
@@ -281,7 +298,8 @@ async def draft_version(
             old.status = VersionStatus.DISCARDED
             session.add(old)
     number = max((v.number for v in versions), default=0) + 1
-    version = _new_version(rule, number, condition, reads, checked, period, principal, clock.now())
+    author = await _person(session, principal)
+    version = _new_version(rule, number, condition, reads, checked, period, author, clock.now())
     session.add(version)
     rule.updated_at = clock.now()
     session.add(rule)
@@ -315,8 +333,13 @@ async def approve(
     it becomes the rule's active version (a paused rule stays paused)."""
     RULES.require(principal, RuleOp.APPROVE)
     await begin_write(session)
-    version = await _version(session, principal, version_id)
     reason = _reason(reason)
+    # The rule locked first, the version read after: a draft its author replaced, or
+    # another admin approved, meanwhile (both lock the rule) is seen as it now is, not
+    # approved as it was read (PostgreSQL; SQLite's write lock is the transaction's).
+    rule_id = (await _version(session, principal, version_id)).rule_id
+    rule = await _rule(session, principal, rule_id)
+    version = await _version(session, principal, version_id, fresh=True)
     if version.status is not VersionStatus.DRAFT:
         raise DomainError(RuleErrorCode.NOT_A_DRAFT, "Only a draft is approved.", "version_id")
     if principal.user_id is None or version.created_by_id == principal.user_id:
@@ -325,7 +348,6 @@ async def approve(
             "Another vendor admin approves a draft, not its author.",
             "version_id",
         )
-    rule = await _rule(session, principal, version.rule_id)
     before = snapshot(rule)
     now = clock.now()
     # What the replaced version placed ends, as on a rollback: the new version's firings

@@ -128,6 +128,27 @@ async def test_a_negative_cap_self_approval_and_a_second_approval_change_nothing
     assert again["incentiveRuleApprove"]["userErrors"][0]["code"] == "NOT_A_DRAFT"
 
 
+async def test_a_draft_written_with_ones_own_api_key_is_ones_own(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Four eyes hold through an API key: a draft written with a key is its maker's, so
+    the admin who made the key cannot approve it (before, the draft had no author and its
+    maker approved it signed in); another admin can."""
+    s = await shop(db, clock, tenant, services)
+    made = await gql.data(
+        'mutation { apiKeyCreate(input: {name: "my script", role: VENDOR_ADMIN}) { secret } }',
+        as_user=s.author,
+    )
+    drafted = await gql(CREATE, {"input": rule_input()}, token=made["apiKeyCreate"]["secret"])
+    version = drafted["data"]["incentiveRuleCreate"]["rule"]["versions"][0]["id"]
+    own = await gql.data(APPROVE, {"input": {"versionId": version, "reason": "mine"}},
+                         as_user=s.author)  # fmt: skip
+    assert own["incentiveRuleApprove"]["userErrors"][0]["code"] == "SELF_APPROVAL"
+    ok = await gql.data(APPROVE, {"input": {"versionId": version, "reason": "fine"}},
+                        as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["rule"]["status"] == "ACTIVE"
+
+
 READS = {
     "incentiveRules": "{ incentiveRules { totalCount } }",
     "ruleFirings": "{ ruleFirings { totalCount } }",

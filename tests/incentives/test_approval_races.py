@@ -1,0 +1,150 @@
+"""Four eyes under concurrency: an approval reads the version after it locks the rule, so
+an edit (a new draft, which discards the old one) or a second approval committed while it
+waited is seen (before, the version was read and checked first: a discarded draft became
+the active version, and two approvals made two activations). PostgreSQL only (on SQLite
+the write lock serialises them)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from incentives import rules
+from incentives.actions import Action, ActionKind
+from incentives.models import IncentiveRule, IncentiveRuleVersion, Period, VersionStatus
+from infra.clock import OffsetClock
+from infra.db import Database, begin_write
+from infra.errors import DomainError
+from partners import service as partners_service
+from partners.roles import Role
+from schema.context import Services
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, principal_of
+from tests.incentives.scenarios import shop
+
+BIG = "revenue_30d >= 100000"
+
+
+def _gate(monkeypatch: pytest.MonkeyPatch, who: uuid.UUID) -> tuple[asyncio.Event, asyncio.Event]:
+    """Pause ``who``'s approval after its checks, just before it locks the rule."""
+    reached, go = asyncio.Event(), asyncio.Event()
+    original = rules._rule
+
+    async def gated(session: Any, principal: Any, rule_id: Any, *a: Any, **k: Any) -> Any:
+        if principal.user_id == who and not go.is_set():
+            reached.set()
+            await go.wait()
+        return await original(session, principal, rule_id, *a, **k)
+
+    monkeypatch.setattr(rules, "_rule", gated)
+    return reached, go
+
+
+async def _draft_rule(db: Database, clock: OffsetClock, s: Any) -> tuple[uuid.UUID, uuid.UUID]:
+    async def make(session: Any) -> tuple[uuid.UUID, uuid.UUID]:
+        rule = await rules.create_rule(
+            session, principal_of(s.author), clock, name="Raced", condition=BIG,
+            actions=[Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
+                            delta_bp=100)], period=Period.WEEK,
+        )  # fmt: skip
+        [version] = await session.exec(
+            select(IncentiveRuleVersion.id).where(IncentiveRuleVersion.rule_id == rule.id)
+        )
+        return rule.id, version
+
+    return await es.tx(db, make)
+
+
+async def test_approving_a_draft_its_author_replaced_meanwhile_is_refused(
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
+    s = await shop(db, clock, tenant, services)
+    rule_id, v1 = await _draft_rule(db, clock, s)
+    reached, go = _gate(monkeypatch, s.approver.id)
+
+    async def approve() -> Any:
+        async with db.transaction() as session:
+            await begin_write(session)
+            return await rules.approve(
+                session, principal_of(s.approver), clock, version_id=v1, reason="looks fine"
+            )
+
+    approval = asyncio.create_task(approve())
+    await reached.wait()
+    # Meanwhile the author replaces the draft: +10 points instead of +1 (v1 discarded).
+    await es.tx(db, lambda session: rules.draft_version(
+        session, principal_of(s.author), clock, rule_id=rule_id, condition=BIG,
+        actions=[Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
+                        delta_bp=1000)],
+    ))  # fmt: skip
+    go.set()
+    with pytest.raises(DomainError) as refused:
+        await approval
+    assert str(refused.value.code) == "NOT_A_DRAFT"
+    async with db.session() as session:
+        rule = await session.get(IncentiveRule, rule_id)
+        versions = {
+            v.number: v.status
+            for v in await session.exec(
+                select(IncentiveRuleVersion).where(IncentiveRuleVersion.rule_id == rule_id)
+            )
+        }
+    assert rule is not None
+    # A discarded draft never becomes the active version.
+    assert rule.active_version_id is None, versions
+    assert versions == {1: VersionStatus.DISCARDED, 2: VersionStatus.DRAFT}
+
+
+async def test_two_admins_approving_one_draft_at_once_make_one_activation(
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
+    s = await shop(db, clock, tenant, services)
+    third = await es.tx(db, lambda session: partners_service.create_user(
+        session, clock, vendor_id=tenant.vendor.id, email=f"third-{uuid.uuid4().hex[:6]}@x.example",
+        role=Role.VENDOR_ADMIN, display_name="Third Admin",
+    ))  # fmt: skip
+    rule_id, v1 = await _draft_rule(db, clock, s)
+    reached, go = _gate(monkeypatch, third.id)
+
+    async def approve(user: Any) -> Any:
+        async with db.transaction() as session:
+            await begin_write(session)
+            return await rules.approve(
+                session, principal_of(user), clock, version_id=v1, reason="fine"
+            )
+
+    late = asyncio.create_task(approve(third))
+    await reached.wait()
+    await approve(s.approver)
+    go.set()
+    errors = []
+    try:
+        await late
+    except DomainError as error:
+        errors.append(str(error.code))
+    async with db.session() as session:
+        rule = await session.get(IncentiveRule, rule_id)
+        version = await session.get(IncentiveRuleVersion, v1)
+    assert rule is not None
+    assert version is not None
+    assert (rule.activation, errors) == (1, ["NOT_A_DRAFT"]), (
+        rule.activation,
+        errors,
+        version.approved_by_id == third.id,
+    )
