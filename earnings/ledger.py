@@ -45,7 +45,7 @@ from earnings.models import (
     ProgramVersion,
     SourceType,
 )
-from earnings.overlays import overlays_at
+from earnings.overlays import MAX_OVERLAY_BP, overlays_at, paid_deltas
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.programs import Rules, Standing, TierChoice
 from earnings.repository import readable_entries
@@ -479,19 +479,21 @@ async def _credit_sale(
                 ),
                 {"sale_amount_minor": sale.amount_minor, **tier},
             )  # fmt: skip
-        for overlay in (o for o in overlays if o.program_id == program.id):
+        on_program = [o for o in overlays if o.program_id == program.id]
+        for overlay, paid_bp in zip(on_program, paid_deltas(on_program), strict=True):
             out.add(
-                version, EntryKind.RATE_OVERLAY, apply_bp(sale.amount_minor, overlay.delta_bp),
+                version, EntryKind.RATE_OVERLAY, apply_bp(sale.amount_minor, paid_bp),
                 _named(
                     program,
                     # Partner-facing words: never the overlay's source's internal name.
                     f"Incentive overlay {'+' if overlay.delta_bp > 0 else ''}"
                     f"{format_bp(overlay.delta_bp)} of {money.format()} until "
-                    f"{overlay.ends_at.day} {overlay.ends_at:%B %Y}",
+                    f"{overlay.ends_at.day} {overlay.ends_at:%B %Y}"
+                    + _trimmed(overlay.delta_bp, paid_bp),
                 ),
                 {
                     "sale_amount_minor": sale.amount_minor, "overlay_id": str(overlay.id),
-                    "delta_bp": overlay.delta_bp, "source": overlay.source,
+                    "delta_bp": overlay.delta_bp, "paid_bp": paid_bp, "source": overlay.source,
                     "source_id": str(overlay.source_id),
                     "starts_at": overlay.starts_at.isoformat(),
                     "ends_at": overlay.ends_at.isoformat(),
@@ -504,6 +506,16 @@ async def _credit_sale(
         entries=out.written, source_at=event.occurred_at,
     )  # fmt: skip
     return out.written
+
+
+def _trimmed(delta_bp: int, paid_bp: int) -> str:
+    """The words for an overlay the cap trimmed at crediting (none when it paid in full)."""
+    if paid_bp == delta_bp:
+        return ""
+    return (
+        f", {'+' if paid_bp > 0 else ''}{format_bp(paid_bp)} paid: incentive overlays on a "
+        f"program pay at most {format_bp(MAX_OVERLAY_BP)} in all either way"
+    )
 
 
 async def _credit_reversal(

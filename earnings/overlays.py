@@ -5,7 +5,7 @@ by crediting (``earnings.ledger``) as a RATE_OVERLAY entry that names it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 
@@ -67,7 +67,8 @@ async def live_overlays(
     at: datetime,
 ) -> dict[tuple[uuid.UUID, uuid.UUID], list[RateOverlay]]:
     """The overlays running at ``at`` by (partner, program), for these partners and
-    programs (read once for a rule run)."""
+    programs (read once for a rule run). Overlays start when placed, so these are all the
+    overlays a window opening at ``at`` can meet (what ``plan_overlay`` checks the cap over)."""
     out: dict[tuple[uuid.UUID, uuid.UUID], list[RateOverlay]] = {}
     if not partner_ids or not program_ids:
         return out
@@ -90,12 +91,58 @@ class Placed(StrEnum):
     ADDED = "ADDED"  # a new overlay
     EXTENDED = "EXTENDED"  # the source's live overlay now runs until the later end
     ALREADY_LIVE = "ALREADY_LIVE"  # the source's live overlay already runs as long
-    CAP_REACHED = "CAP_REACHED"  # the live overlays' total would pass MAX_OVERLAY_BP
+    CAP_REACHED = "CAP_REACHED"  # the total would pass MAX_OVERLAY_BP at some instant
 
 
 def running(live: Collection[RateOverlay], now: datetime) -> list[RateOverlay]:
     """Those of ``live`` still running at ``now``."""
     return [o for o in live if o.ends_at > now and (o.ended_at is None or o.ended_at > now)]
+
+
+def _end(overlay: RateOverlay) -> datetime:
+    """When the overlay stops: its end, or earlier if it was ended."""
+    return overlay.ends_at if overlay.ended_at is None else min(overlay.ends_at, overlay.ended_at)
+
+
+def totals_over(
+    overlays: Collection[RateOverlay], start: datetime, end: datetime
+) -> tuple[int, int]:
+    """The lowest and highest total of these overlays at any instant in [start, end).
+    The total only changes where an overlay starts or stops, so it is read at ``start`` and
+    at each of those boundaries inside the window (a sweep over them)."""
+    inside = [o for o in overlays if o.starts_at < end and _end(o) > start]
+    instants = {start} | {t for o in inside for t in (o.starts_at, _end(o)) if start < t < end}
+    totals = [sum(o.delta_bp for o in inside if o.starts_at <= t < _end(o)) for t in instants]
+    return min(totals), max(totals)
+
+
+def passes_cap(
+    others: Collection[RateOverlay], delta_bp: int, start: datetime, end: datetime
+) -> bool:
+    """Whether an overlay of ``delta_bp`` over [start, end) would take the total on the
+    partner's program past MAX_OVERLAY_BP either way at any instant: the others' totals
+    change as they start and stop, so checking only the placement instant is not enough
+    (a -5 ending early leaves a +10 and a +5 placed beside it at +15)."""
+    low, high = totals_over(others, start, end)
+    return max(abs(low + delta_bp), abs(high + delta_bp)) > MAX_OVERLAY_BP
+
+
+def paid_deltas(in_force: Sequence[RateOverlay]) -> list[int]:
+    """What each of the overlays in force on one partner's program pays (basis points, in
+    the order given: placement order), the total held to MAX_OVERLAY_BP either way.
+    Placement keeps the total within the cap over each new window, but ending an overlay
+    early (a rule rolled back) can still lift it past: a -5 ended beside a +10 and a +5.
+    So crediting clamps too, trimming the latest-placed overlays on the side in excess."""
+    paid = [o.delta_bp for o in in_force]
+    excess = sum(paid) - max(-MAX_OVERLAY_BP, min(MAX_OVERLAY_BP, sum(paid)))
+    for i in reversed(range(len(paid))):
+        if excess == 0:
+            break
+        if paid[i] * excess > 0:  # the same side as the excess
+            cut = paid[i] if abs(paid[i]) <= abs(excess) else excess
+            paid[i] -= cut
+            excess -= cut
+    return paid
 
 
 def plan_overlay(
@@ -110,13 +157,19 @@ def plan_overlay(
     """What placing an overlay would do, given what runs on the partner's program
     (``live``), without doing it: ADDED, EXTENDED or ALREADY_LIVE (with the source's live
     overlay), or CAP_REACHED. ``place_overlay`` does it; a rule's dry run only asks."""
-    now_running = running(live, now)
     own = next(
-        (o for o in now_running if o.source == source[:32] and o.source_id == source_id), None
+        (o for o in running(live, now) if o.source == source[:32] and o.source_id == source_id),
+        None,
     )
     if own is not None:
-        return (Placed.ALREADY_LIVE if ends_at <= own.ends_at else Placed.EXTENDED), own
-    if abs(sum(o.delta_bp for o in now_running) + delta_bp) > MAX_OVERLAY_BP:
+        if ends_at <= own.ends_at:
+            return Placed.ALREADY_LIVE, own
+        # Only the added days are new: the cap must hold over them too.
+        others = [o for o in live if o is not own]
+        if passes_cap(others, own.delta_bp, own.ends_at, ends_at):
+            return Placed.CAP_REACHED, own
+        return Placed.EXTENDED, own
+    if passes_cap(live, delta_bp, now, ends_at):
         return Placed.CAP_REACHED, None
     return Placed.ADDED, None
 

@@ -168,11 +168,8 @@ async def _rate(
                 f"This rule's overlay already runs on {program.name} until {day(own.ends_at)}: "
                 "nothing new would be placed."))  # fmt: skip
         case overlays.Placed.CAP_REACHED:
-            return DryAction(kind, 0, placed.value, others, (
-                f"Other overlays already run {points(others)} on {program.name} for this "
-                f"partner; {points(action.delta_bp)} more would pass the cap of "
-                f"{points(overlays.MAX_OVERLAY_BP, signed=False)} either way: it would not "
-                "be placed."))  # fmt: skip
+            why = _cap_note(on, own, action.delta_bp, now, until, others, program.name)
+            return DryAction(kind, 0, placed.value, others, why)
         case overlays.Placed.EXTENDED:
             assert own is not None
             added = max(0, (until - max(own.ends_at, now)).days)
@@ -198,3 +195,40 @@ async def _rate(
             f"this partner: {points(others + action.delta_bp)} in all while both run."
         )
     return DryAction(kind, cost, None, others, note)
+
+
+def _cap_note(
+    on: list[RateOverlay],
+    own: RateOverlay | None,
+    delta_bp: int,
+    now: datetime,
+    until: datetime,
+    others: int,
+    program_name: str,
+) -> str:
+    """Why the overlay (or the extension of this rule's own) would pass the cap: the other
+    overlays' total at the instant of the window where it would (``plan_overlay``'s check),
+    which is not always the total now (a negative overlay ending before it would)."""
+    start = now if own is None else own.ends_at
+    low, high = overlays.totals_over([o for o in on if o is not own], start, until)
+    delta = delta_bp if own is None else own.delta_bp
+    worst = high if abs(high + delta) > overlays.MAX_OVERLAY_BP else low
+    cap = points(overlays.MAX_OVERLAY_BP, signed=False)
+    if own is not None:
+        return (
+            f"This rule's overlay runs {points(delta)} on {program_name} until "
+            f"{day(own.ends_at)}; other overlays would run {points(worst)} at times before "
+            f"{day(until)}: extending it would pass the cap of {cap} either way, so it "
+            "would not be extended."
+        )
+    if worst == others:
+        return (
+            f"Other overlays already run {points(others)} on {program_name} for this "
+            f"partner; {points(delta)} more would pass the cap of {cap} either way: it "
+            "would not be placed."
+        )
+    return (
+        f"Other overlays run {points(others)} on {program_name} for this partner now and "
+        f"{points(worst)} at times before {day(until)} (as others end); {points(delta)} "
+        f"more would pass the cap of {cap} either way: it would not be placed."
+    )

@@ -1,14 +1,17 @@
 """Rate overlays never stack: a rule that fires again (each week, an overlay of 30 days)
-extends its live overlay instead of adding one, the live overlays on one partner's program
-total at most MAX_OVERLAY_BP, and approving a new version ends what the replaced one placed."""
+extends its live overlay instead of adding one, the overlays on one partner's program total
+at most MAX_OVERLAY_BP at every instant of a new overlay's window (not only when it is
+placed), and approving a new version ends what the replaced one placed."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlmodel import col, select
 
+from earnings import overlays
 from earnings.models import RateOverlay
 from earnings.rounding import apply_bp
 from incentives import rules
@@ -16,6 +19,7 @@ from incentives.actions import Action, ActionKind
 from incentives.models import IncentiveRuleVersion, Period, VersionStatus
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.ids import new_id
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
@@ -91,6 +95,99 @@ async def test_live_overlays_on_one_program_total_at_most_the_cap(
     await es.sale(db, clock, tenant, 100_00, partner_index=0)
     await settle(services)
     assert [(a, p) for a, p, _ in await overlay_entries(gql, tenant)] == [(100_00, 6_00)]
+
+
+async def test_the_cap_holds_over_the_whole_window_not_only_when_placed(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """-5 points for 5 days, then +10 and +5 for 30: at each placement the total now is
+    -5, +5, +10, within the cap, but once the -5 ends the +10 and +5 would run at +15. The
+    +5 is refused (the dry run says why), and a sale on day 6 pays at most 10 points."""
+    s = await shop(db, clock, tenant, services)
+    placed = []
+    for name, delta, days in (("Minus", -500, 5), ("Plus A", 1000, 30), ("Plus B", 500, 30)):
+        placed.append(await active_rule(db, clock, s, name=name, condition=BIG_SELLER, actions=[
+            Action(ActionKind.RATE_OVERLAY, days=days, program_id=s.base_program_id,
+                   delta_bp=delta)
+        ]))  # fmt: skip
+        clock.advance(timedelta(seconds=1))
+    await settle(services)
+    await daily(db, clock)
+    firings = nodes(await gql.data(FIRINGS, as_user=s.author), "ruleFirings")
+    assert sorted(str(f["outcomes"][0]["skipped"]) for f in firings) == [
+        "CAP_REACHED", "None", "None"
+    ]  # fmt: skip
+    variables = {"v": gid("IncentiveRuleVersion", placed[2].active_version_id)}
+    run = (await gql.data(DRY_RUN, variables, as_user=s.author))["incentiveRuleDryRun"]
+    [action] = run["partners"][0]["actions"]
+    assert (action["skipped"], action["runningDeltaBp"]) == ("CAP_REACHED", 500)
+    assert "now and +10 points at times before" in action["note"]
+    # Six days later the -5 has ended: only the +10 runs.
+    at = T0 + timedelta(days=6)
+    assert [d for d, _ in await live_overlays(db, at)] == [1000]
+    clock.freeze(at)
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)
+    await settle(services)
+    assert [(a, p) for a, p, _ in await overlay_entries(gql, tenant)] == [(100_00, 10_00)]
+
+
+async def test_crediting_holds_the_cap_when_a_negative_overlay_is_ended_early(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """-5, +10 and +5 for 30 days each stay within the cap, until the -5 is ended early (a
+    rollback ends what a rule placed): crediting then pays the +10 and trims the later +5
+    to nothing, and its entry says why."""
+    s = await shop(db, clock, tenant, services)
+    for name, delta in (("Minus", -500), ("Plus A", 1000), ("Plus B", 500)):
+        await active_rule(db, clock, s, name=name, condition=BIG_SELLER, actions=[
+            Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
+                   delta_bp=delta)
+        ])  # fmt: skip
+        clock.advance(timedelta(seconds=1))
+    await daily(db, clock)
+    assert [d for d, _ in await live_overlays(db, clock.now())] == [-500, 500, 1000]
+
+    async def end_minus(session: Any) -> None:
+        rows = await session.exec(select(RateOverlay).where(RateOverlay.delta_bp == -500))
+        await overlays.end_overlays(session, clock, overlay_ids=[o.id for o in rows])
+
+    await es.tx(db, end_minus)
+    clock.advance(timedelta(hours=1))
+    await es.sale(db, clock, tenant, 100_00, partner_index=0)
+    await settle(services)
+    entries = await overlay_entries(gql, tenant)
+    assert sorted(p for _, p, _ in entries) == [0, 10_00]
+    [trimmed] = [w for _, p, w in entries if p == 0]
+    assert trimmed.startswith("Partner Rewards: Incentive overlay +5% of 100.00 USD until")
+    assert trimmed.endswith(
+        ", 0% paid: incentive overlays on a program pay at most 10% in all either way"
+    )
+
+
+def test_crediting_trims_the_latest_overlays_on_the_side_past_the_cap() -> None:
+    def at(*deltas: int) -> list[RateOverlay]:
+        return [RateOverlay(delta_bp=d) for d in deltas]
+
+    assert overlays.paid_deltas(at(1000, 500)) == [1000, 0]
+    assert overlays.paid_deltas(at(800, -200, 600)) == [800, -200, 400]
+    assert overlays.paid_deltas(at(-600, 300, -900)) == [-600, 300, -700]
+    assert overlays.paid_deltas(at(400, 300)) == [400, 300]
+
+
+def test_an_extension_is_refused_when_its_added_days_would_pass_the_cap() -> None:
+    """A rule's own overlay extended past the end of a negative one beside it would run
+    past the cap over the added days: refused (it keeps its end), not extended."""
+    rule, other = new_id(), new_id()
+    live = [
+        RateOverlay(vendor_id=rule, program_id=rule, partner_id=rule, delta_bp=bp,
+                    starts_at=T0, ends_at=T0 + timedelta(days=days), source="incentive_rule",
+                    source_id=source, label="", created_at=T0)
+        for bp, days, source in ((-500, 5, other), (1000, 30, other), (500, 3, rule))
+    ]  # fmt: skip
+    plan = partial(overlays.plan_overlay, live, T0 + timedelta(days=1), delta_bp=500,
+                   source="incentive_rule", source_id=rule)  # fmt: skip
+    assert plan(ends_at=T0 + timedelta(days=5))[0] is overlays.Placed.EXTENDED
+    assert plan(ends_at=T0 + timedelta(days=6))[0] is overlays.Placed.CAP_REACHED
 
 
 async def test_approving_a_new_version_ends_what_the_replaced_one_placed(
