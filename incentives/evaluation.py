@@ -43,6 +43,7 @@ from infra.outbox import record_events
 from partners.audit_log import AuditEntity
 from partners.groups import member_ids_at
 from signals.definitions import DEFINITIONS
+from signals.maintenance import signal_currency
 from signals.snapshots import values_at
 
 Values = dict[uuid.UUID, dict[str, Any]]
@@ -145,7 +146,10 @@ async def fire(
     day: date,
     trigger: str,
     out: Evaluation,
+    signal_currency: str,
 ) -> None:
+    """Fire the rule for ``partner_ids`` on ``values`` (their money in ``signal_currency``,
+    which each firing records: its explanation formats that money in it)."""
     rule, version = compiled.rule, compiled.version
     key = period_key(version.period, day)
     activation = rule.activation
@@ -217,7 +221,7 @@ async def fire(
             "activation": activation, "partner_id": partner_id, "period_key": key,
             "signal_day": day.isoformat(),
             "values": read_values(compiled, values[partner_id]), "outcomes": outcomes,
-            "trigger": trigger, "fired_at": now,
+            "trigger": trigger, "fired_at": now, "signal_currency": signal_currency,
         }  # fmt: skip
         return firing, list(ctx.pending)
 
@@ -348,10 +352,12 @@ async def evaluate_vendor(
         values = await values_at(
             session, vendor_id, day, list(partner_ids) if partner_ids else None
         )
+    currency = await signal_currency(session, vendor_id)
     for compiled in rules:
         partners = await eligible(session, compiled, values, clock)
         if partners:
             await fire(
-                session, clock, compiled, partners, values, day=day, trigger=trigger, out=out
-            )
+                session, clock, compiled, partners, values, day=day, trigger=trigger, out=out,
+                signal_currency=currency,
+            )  # fmt: skip
     return out

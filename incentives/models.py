@@ -142,6 +142,10 @@ class RuleFiring(SQLModel, table=True):
     )
     trigger: str = Field(max_length=16)  # SIGNALS or DAILY
     fired_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # The currency of the money among ``values`` (the vendor's signal currency then, not
+    # the rule's). Null on firings recorded before it was kept: those read the vendor's
+    # signal currency now (``repository.signal_currencies``).
+    signal_currency: str | None = Field(default=None, max_length=3)
 
 
 class EndCause(StrEnum):
