@@ -8,7 +8,12 @@ What a change of the rule ended early (``RuleFiringEnd``: a new version approved
 rollback) is told in the past tense, with when it ended ("…, so you were in Boost: +2
 points on every sale (Boost bonus); we recommended: Keep growing. Boost ended and the
 recommendation was withdrawn on 6 December 2026 when the rule changed."): a withdrawn
-recommendation never reads as current. Never which version, nor why the vendor changed it."""
+recommendation never reads as current. Never which version, nor why the vendor changed it.
+
+What ended otherwise by the time it is read is told in the past tense too, with when: a
+group window closed early (the vendor archived the group) or run out ("Boost ended on 8
+December 2026."), a recommendation expired ("the recommendation expired on …"). Money
+among the signal values is in the signals' currency (the vendor's), never the rule's."""
 
 from __future__ import annotations
 
@@ -34,6 +39,11 @@ def day(at: datetime) -> str:
     return f"{at.day} {at:%B %Y}"
 
 
+def _count(n: int, noun: str) -> str:
+    """1 -> '1 day', 2 -> '2 days'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _value(name: str, value: Any, currency: str) -> str | None:
     """The partner's words for one signal value; None when it has no value."""
     definition = DEFINITIONS.get(name)
@@ -54,7 +64,7 @@ def _value(name: str, value: Any, currency: str) -> str | None:
         case Unit.MONEY:
             return f"your {label}{over} was {Money(int(value), currency).format()}"
         case Unit.DAYS:
-            return f"your {label} was {int(value)} days"
+            return f"your {label} was {_count(int(value), 'day')}"
         case Unit.BOOL:
             return f"your {label}: {'yes' if value else 'no'}"
         case _:
@@ -92,8 +102,8 @@ def _pays(outcome: Mapping[str, Any]) -> str:
 
 
 def _ended(outcome: Mapping[str, Any]) -> tuple[str, str]:
-    """A visible outcome a rule change ended: what it did, in the past tense, and what
-    ended."""
+    """A visible outcome that ended (by a rule change, or run out): what it did, in the past
+    tense, and what ended."""
     match ActionKind(outcome["kind"]):
         case ActionKind.GROUP_WINDOW:
             group = outcome["group_name"]
@@ -109,6 +119,24 @@ def _ended(outcome: Mapping[str, Any]) -> tuple[str, str]:
             )
         case _:
             return f"we recommended: {outcome['title']}", "the recommendation was withdrawn"
+
+
+def _stopped(
+    outcome: Mapping[str, Any], now: datetime | None, window_ends: Mapping[str, datetime]
+) -> datetime | None:
+    """When what the outcome placed stopped by ``now`` other than by a rule change: a group
+    window's membership closed (at its end, or earlier: its group archived), a
+    recommendation expired. None while it runs (and always without ``now``)."""
+    if now is None:
+        return None
+    match ActionKind(outcome["kind"]):
+        case ActionKind.GROUP_WINDOW:
+            at = window_ends.get(str(outcome.get("membership_id")))
+        case ActionKind.RECOMMEND:
+            at = datetime.fromisoformat(outcome["until"])
+        case _:
+            return None
+    return at if at is not None and at <= now else None
 
 
 def _changes(
@@ -133,29 +161,44 @@ def explain(
     outcomes: Sequence[Mapping[str, Any]],
     currency: str,
     ends: Sequence[RuleFiringEnd] = (),
+    *,
+    now: datetime | None = None,
+    window_ends: Mapping[str, datetime] | None = None,
 ) -> str | None:
-    """The partner's explanation of a firing, or None when nothing of it is visible;
-    ``ends``: what changes of the rule ended of it since."""
+    """The partner's explanation of a firing, or None when nothing of it is visible.
+    ``currency``: that of the money among ``values`` (the signals', recorded with the
+    firing); ``ends``: what changes of the rule ended of it since; ``now``: when it is
+    read (without it, nothing has run out); ``window_ends``: when each group window it
+    opened closes, by membership id (``repository.readings``)."""
     actions: list[str] = []
-    ended: dict[datetime, list[str]] = {}  # when -> what ended then
+    # (when, by a rule change) -> what ended then
+    ended: dict[tuple[datetime, bool], list[str]] = {}
     for outcome in outcomes:
         if _action(outcome) is None:
             continue
         change = _changes(outcome, ends)
         if change is None:
-            actions.append(str(_action(outcome)))
+            stopped = _stopped(outcome, now, window_ends or {})
+            if stopped is None:
+                actions.append(str(_action(outcome)))
+                continue
+            did, what = _ended(outcome)
+            if ActionKind(outcome["kind"]) is ActionKind.RECOMMEND:
+                what = "the recommendation expired"
+            actions.append(did)
+            ended.setdefault((stopped, False), []).append(what)
             continue
         at, until = change
         if until > at:  # only an extension was withdrawn: it runs on to its earlier end
             actions.append(str(_action(outcome, until)))
-            ended.setdefault(at, []).append(
+            ended.setdefault((at, True), []).append(
                 f"the {points(int(outcome['delta_bp']))} on {outcome['program_name']} was "
                 f"brought back to end on {day(until)}"
             )
             continue
         did, what = _ended(outcome)
         actions.append(did)
-        ended.setdefault(at, []).append(what)
+        ended.setdefault((at, True), []).append(what)
     if not actions:
         return None
     seen = [
@@ -169,8 +212,8 @@ def explain(
         text = " and ".join(seen) + ", so " + what + "."
     else:
         text = "A program rule applies to you: " + what + "."
-    for at, changed in sorted(ended.items()):
-        said = f"{_and(changed)} on {day(at)} when the rule changed."
+    for (at, by_change), changed in sorted(ended.items()):
+        said = f"{_and(changed)} on {day(at)}" + (" when the rule changed." if by_change else ".")
         text += " " + said[0].upper() + said[1:]
     return text[0].upper() + text[1:]
 

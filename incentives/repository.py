@@ -10,7 +10,8 @@ people, without figures: reps read them too."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, false, or_
@@ -21,7 +22,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 from incentives.models import IncentiveRule, IncentiveRuleVersion, RuleFiring, RuleFiringEnd
 from incentives.policy import RULES, RuleOp
 from partners.access import RepAccess, scope
+from partners.group_models import PartnerGroupMembership
 from partners.roles import Principal
+from signals.maintenance import signal_currency
 
 
 def readable_rules(principal: Principal) -> SelectOfScalar[IncentiveRule]:
@@ -80,18 +83,67 @@ async def get_version(
     return rows.first()
 
 
-async def rule_currencies(
-    session: AsyncSession, rule_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    """The currency of each rule (what a partner's explanation formats money in)."""
-    if not rule_ids:
+@dataclass(frozen=True)
+class Reading:
+    """What a firing's explanation reads besides the firing and its ends: the currency of
+    its signal values, and when each group window it opened closed (its membership's
+    ``left_at``: the window's end, or earlier when the group was archived or the partner
+    taken out of it)."""
+
+    signal_currency: str
+    window_ends: dict[str, datetime]
+
+
+async def readings(
+    session: AsyncSession, firings: Sequence[RuleFiring]
+) -> dict[uuid.UUID, Reading]:
+    """The reading of each of these firings (already read through a readable statement).
+    A firing recorded before firings kept their signal currency reads the vendor's signal
+    currency now."""
+    if not firings:
         return {}
-    rows = await session.exec(
-        select(IncentiveRule.id, IncentiveRule.currency).where(
-            col(IncentiveRule.id).in_(list(rule_ids))
+    currencies = {
+        vendor_id: await signal_currency(session, vendor_id)
+        for vendor_id in sorted({f.vendor_id for f in firings if f.signal_currency is None})
+    }
+    windows = {
+        uuid.UUID(str(o["membership_id"]))
+        for f in firings
+        for o in f.outcomes
+        if o.get("membership_id")
+    }
+    left: dict[str, datetime] = {}
+    if windows:
+        rows = await session.exec(
+            select(PartnerGroupMembership.id, PartnerGroupMembership.left_at).where(
+                col(PartnerGroupMembership.id).in_(sorted(windows))
+            )
         )
+        left = {str(i): at for i, at in rows if at is not None}
+    return {
+        f.id: Reading(
+            signal_currency=f.signal_currency or currencies[f.vendor_id],
+            window_ends={
+                str(o["membership_id"]): left[str(o["membership_id"])]
+                for o in f.outcomes
+                if str(o.get("membership_id")) in left
+            },
+        )
+        for f in firings
+    }
+
+
+async def readings_of(
+    session: AsyncSession, firing_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[Reading]]:
+    """``readings`` by the ids of firings already read through a readable statement (a
+    loader's fetch: one reading a firing)."""
+    if not firing_ids:
+        return {}
+    firings = list(
+        await session.exec(select(RuleFiring).where(col(RuleFiring.id).in_(list(firing_ids))))
     )
-    return dict(rows.all())
+    return {i: [r] for i, r in (await readings(session, firings)).items()}
 
 
 async def ends_of(

@@ -26,6 +26,7 @@ from incentives.actions import ActionKind as RuleActionKind
 from incentives.events import RuleFired
 from incentives.explanations import explain, parts
 from incentives.models import RuleFiring
+from incentives.repository import readings
 from infra.outbox import OutboxEvent
 from leaderboards.runtime import Leaderboards
 from next_actions.actions import ActionKind, Source, Viewpoint
@@ -76,12 +77,14 @@ async def rule_fired(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
         )
     firing = await session.get(RuleFiring, fired.firing_id)
     if firing is not None:
-        text = explain(firing.values, firing.outcomes, fired.currency)
+        # The signals' money is in their currency (recorded with the firing), not the rule's.
+        [reading] = (await readings(session, [firing])).values()
+        text = explain(firing.values, firing.outcomes, reading.signal_currency)
         if text is not None:
             admins = await partner_admins(session, fired.partner_id)
             # The English sentence incentiveExplanations shows, and its parts for the
             # other languages (the messages file of each builds its own sentence).
-            params = {"explanation": text, "currency": fired.currency,
+            params = {"explanation": text, "currency": reading.signal_currency,
                       **(parts(firing.values, firing.outcomes) or {})}  # fmt: skip
             notices += to_each(
                 list(admins), event, Category.INCENTIVE, "rule_applied", params,

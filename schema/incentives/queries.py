@@ -130,11 +130,15 @@ class IncentivesQuery:
         async for firings in repository.partner_firings_newest_first(
             ctx.session, ctx.caller, MAX_EXPLANATIONS
         ):
-            currencies = await repository.rule_currencies(ctx.session, {f.rule_id for f in firings})
+            readings = await repository.readings(ctx.session, firings)
             ends = await repository.ends_of(ctx.session, [f.id for f in firings])
+            now = ctx.services.clock.now()
             for firing in firings:
-                currency = currencies.get(firing.rule_id, "USD")
-                text = explain(firing.values, firing.outcomes, currency, ends.get(firing.id, []))
+                reading = readings[firing.id]
+                text = explain(
+                    firing.values, firing.outcomes, reading.signal_currency,
+                    ends.get(firing.id, []), now=now, window_ends=reading.window_ends,
+                )  # fmt: skip
                 if text is not None:
                     out.append(IncentiveExplanation(fired_at=firing.fired_at, text=text))
                     if len(out) == MAX_EXPLANATIONS:

@@ -203,7 +203,6 @@ class RuleFiringType(relay.Node):
     outcomes: list[RuleActionOutcome]
     _values: strawberry.Private[dict[str, Any]]
     _outcomes: strawberry.Private[list[dict[str, Any]]]
-    _currency: strawberry.Private[str]
 
     @strawberry.field(
         description="What the partner reads about it (null when nothing of it is visible "
@@ -211,10 +210,17 @@ class RuleFiringType(relay.Node):
     )
     async def explanation(self, info: Info[Context, None]) -> str | None:
         ctx = info.context
+        firing_id = uuid.UUID(str(self.id))
         ends = await list_loader(
             ctx, "incentives.firing_ends", lambda ids: repository.ends_of(ctx.session, ids)
-        ).load(uuid.UUID(str(self.id)))
-        return explain(self._values, self._outcomes, self._currency, ends)
+        ).load(firing_id)
+        [reading] = await list_loader(
+            ctx, "incentives.firing_readings", lambda ids: repository.readings_of(ctx.session, ids)
+        ).load(firing_id)
+        return explain(
+            self._values, self._outcomes, reading.signal_currency, ends,
+            now=ctx.services.clock.now(), window_ends=reading.window_ends,
+        )  # fmt: skip
 
     resolve_nodes = visible_nodes(repository.firings_by_ids)
 
@@ -240,7 +246,7 @@ class RuleFiringType(relay.Node):
                 )
                 for o in firing.outcomes
             ],
-            _values=firing.values, _outcomes=firing.outcomes, _currency=currency,
+            _values=firing.values, _outcomes=firing.outcomes,
         )  # fmt: skip
 
 

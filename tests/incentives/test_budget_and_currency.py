@@ -1,5 +1,6 @@
 """A rule's budget is spent within a run (not only between runs), counts its own currency
-only, and an overlay on a program paying in another currency is refused."""
+only, and an overlay on a program paying in another currency is refused; the partner reads
+the signals' money in the signals' currency, whatever the rule's."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from sqlmodel import func, select
 from earnings import overlays, programs
 from earnings.models import ProgramKind
 from earnings.programs import BaseRate, Rules
+from incentives import repository
 from incentives.actions import SOURCE, Action, ActionKind
-from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
+from incentives.models import IncentiveRule, IncentiveRuleVersion, Period, RuleFiring
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.ids import new_id
 from partners.group_models import PartnerGroupMembership
 from partners.roles import Role
 from schema.context import Services
@@ -260,3 +263,45 @@ async def test_a_windows_cost_counts_only_what_its_group_pays_in_the_rules_curre
         target_group_ids=[s.boost_group_id],
     )  # fmt: skip
     assert await estimate() == in_dollars
+
+
+async def test_signal_money_is_explained_in_the_signals_currency_not_the_rules(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A rule overlaying a euro program has the currency EUR; the signals its condition read
+    are in the vendor's signal currency (its base program's: USD), and the partner reads
+    them so: before, "your revenue over the last 30 days was 2,240.00 EUR"."""
+    s = await shop(db, clock, tenant, services)
+    program = await euro_program(db, clock, tenant, name="Euro kicker", kind=ProgramKind.BONUS)
+    await active_rule(db, clock, s, condition="revenue_30d >= 100000", actions=[
+        Action(ActionKind.RATE_OVERLAY, days=30, program_id=program.program_id, delta_bp=100)
+    ])  # fmt: skip
+    await settle(services)
+    await daily(db, clock)
+    data = await gql.data(
+        "{ incentiveExplanations { text } }", as_user=tenant.user(Role.PARTNER_ADMIN, 0)
+    )
+    [text] = [e["text"] for e in data["incentiveExplanations"]]
+    assert "revenue over the last 30 days was 2,240.00 USD" in text, text
+
+
+async def test_a_firing_recorded_without_its_signal_currency_reads_the_vendors(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Firings are append-only, so those written before firings kept their signal currency
+    keep null: they are explained in the vendor's signal currency as it is now; a new
+    firing records its own."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_30d >= 100000", actions=[
+        Action(ActionKind.RECOMMEND, days=3, title="Bundle a care pack", text="Do it")
+    ])  # fmt: skip
+    await settle(services)
+    await daily(db, clock)
+    async with db.session() as session:
+        [firing] = list(await session.exec(select(RuleFiring)))
+        old = RuleFiring.model_validate(
+            firing.model_dump() | {"id": new_id(), "signal_currency": None}
+        )
+        found = await repository.readings(session, [firing, old])
+    assert firing.signal_currency == "USD"
+    assert (found[firing.id].signal_currency, found[old.id].signal_currency) == ("USD", "USD")

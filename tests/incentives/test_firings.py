@@ -18,6 +18,7 @@ from incentives.actions import Action, ActionKind
 from incentives.daily import run_due
 from incentives.evaluation import evaluate_vendor
 from incentives.events import RULE_ACTIVATED
+from incentives.explanations import explain
 from incentives.models import (
     IncentiveRuleVersion,
     Period,
@@ -394,3 +395,13 @@ async def test_undoing_more_effects_than_a_statement_may_bind_works(db: Database
     clock = OffsetClock()
     async with db.transaction() as session:
         assert await actions.undo(session, clock, outcomes) == {}  # none still runs
+
+
+def test_one_day_is_explained_in_the_singular() -> None:
+    """ "Your days since last sale was 1 day", not "1 days"."""
+    recommend = {"kind": "RECOMMEND", "until": "2027-01-04T00:00:00+00:00", "title": "Call us",
+                 "recommendation_id": "r1"}  # fmt: skip
+    one = explain({"days_since_last_sale": 1}, [recommend], "USD")
+    two = explain({"days_since_last_sale": 2}, [recommend], "USD")
+    assert "was 1 day," in str(one), one
+    assert "was 2 days," in str(two), two

@@ -1,6 +1,6 @@
 """Archiving a group (or ending the pilot whose arm it is) ends its timed windows too: a
 rule's promotion window stops paying the group's programs and the partner is no longer
-among its members."""
+among its members, nor told it is."""
 
 from __future__ import annotations
 
@@ -97,3 +97,31 @@ async def test_a_rule_whose_group_was_archived_still_fires_its_other_actions(
         assert list(await session.exec(select(PartnerGroupMembership))) == []
         [recommended] = list(await session.exec(select(RuleRecommendation)))
         assert recommended.partner_id == tenant.partners[0].id
+
+
+async def test_a_window_ended_by_archiving_its_group_is_not_explained_as_running(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Archived two days into a 30-day window, the group no longer has the partner nor pays
+    it: the explanation tells the window in the past tense, with when it ended, as it tells
+    what a rule change ended (before: "you are in Boost until …")."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_30d >= 100000", actions=[
+        Action(ActionKind.GROUP_WINDOW, days=30, group_id=s.boost_group_id)
+    ])  # fmt: skip
+    await settle(services)
+    await daily(db, clock)
+    clock.advance(timedelta(days=2))
+    archived_on = clock.now()
+    await es.tx(db, lambda session: groups.archive_group(
+        session, tenant.principal(Role.VENDOR_ADMIN), clock, group_id=s.boost_group_id,
+        reason="promotion over",
+    ))  # fmt: skip
+    await settle(services)
+    data = await gql.data(
+        "{ incentiveExplanations { text } }", as_user=tenant.user(Role.PARTNER_ADMIN, 0)
+    )
+    [text] = [e["text"] for e in data["incentiveExplanations"]]
+    assert "you are in Boost until" not in text, text
+    assert "you were in Boost" in text, text
+    assert text.endswith(f" Boost ended on {archived_on.day} {archived_on:%B %Y}."), text

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlmodel import col, select
 
 from earnings.models import EarningEntry, Program
+from incentives.actions import Action, ActionKind
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners import groups
@@ -16,7 +17,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid
-from tests.incentives.rules import daily
+from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, T0, settle, shop
 from tests.support import GQL
 
@@ -242,3 +243,26 @@ async def test_a_rule_from_draft_to_rollback(
         """{ auditLog(filter: {entityType: "rule_firing"}) { totalCount } }""", as_user=s.author
     )
     assert fired["auditLog"]["totalCount"] == 3
+
+
+async def test_an_expired_recommendation_is_not_explained_as_current(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A 3-day recommendation read 4 days on: gone from ruleRecommendations, and the
+    explanation says it expired, and when (before: "…, so we recommend: Bundle a care
+    pack.")."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_30d >= 100000", actions=[
+        Action(ActionKind.RECOMMEND, days=3, title="Bundle a care pack", text="Do it")
+    ])  # fmt: skip
+    await settle(services)
+    await daily(db, clock)
+    expires = clock.now() + timedelta(days=3)
+    clock.advance(timedelta(days=4))
+    partner = tenant.user(Role.PARTNER_ADMIN, 0)
+    data = await gql.data(EXPLAINED, as_user=partner)
+    assert data["ruleRecommendations"] == []
+    [text] = [e["text"] for e in data["incentiveExplanations"]]
+    assert "we recommend: Bundle a care pack" not in text, text
+    assert "we recommended: Bundle a care pack." in text, text
+    assert text.endswith(f" The recommendation expired on {expires.day} {expires:%B %Y}."), text
