@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -176,6 +177,23 @@ class RuleActionOutcome:
     detail: str = strawberry.field(description="What it placed, as JSON (ids, group, program).")
 
 
+@dataclass
+class _PricedFiring:
+    """A firing with its rule's currency (what ``node(id)`` builds a RuleFiring from)."""
+
+    id: uuid.UUID
+    firing: RuleFiring
+    currency: str
+
+
+async def _firings_by_ids(
+    session: Any, principal: Any, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, _PricedFiring]:
+    found = await repository.firings_by_ids(session, principal, ids)
+    currencies = await repository.vendor_rule_currencies(session, principal)
+    return {i: _PricedFiring(i, f, currencies.get(f.rule_id, "USD")) for i, f in found.items()}
+
+
 @strawberry.type(
     name="RuleFiring",
     description="An immutable record of a rule firing for a partner: the version, the signal "
@@ -222,10 +240,14 @@ class RuleFiringType(relay.Node):
             now=ctx.services.clock.now(), window_ends=reading.window_ends,
         )  # fmt: skip
 
-    resolve_nodes = visible_nodes(repository.firings_by_ids)
+    resolve_nodes = visible_nodes(
+        lambda session, principal, ids: _firings_by_ids(session, principal, ids),
+        lambda cls, priced, _ctx: cls.from_model(priced.firing, priced.currency),
+    )
 
     @classmethod
-    def from_model(cls, firing: RuleFiring, currency: str = "USD") -> RuleFiringType:
+    def from_model(cls, firing: RuleFiring, currency: str) -> RuleFiringType:
+        """``currency``: the rule's, which its actions' estimated costs are in."""
         return cls(
             id=str(firing.id), rule_id=global_id("IncentiveRule", firing.rule_id),
             version_number=firing.version_number,

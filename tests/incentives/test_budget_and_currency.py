@@ -283,6 +283,21 @@ async def test_signal_money_is_explained_in_the_signals_currency_not_the_rules(
     )
     [text] = [e["text"] for e in data["incentiveExplanations"]]
     assert "revenue over the last 30 days was 2,240.00 USD" in text, text
+    # The overlay's estimated cost is in the rule's currency, listed or fetched by id
+    # (node(id) gave it in USD whatever the rule's currency).
+    outcomes = "outcomes { estimatedCost { currency } }"
+    listed = await gql.data(f"{{ ruleFirings {{ edges {{ node {{ id {outcomes} }} }} }} }}",
+                            as_user=s.author)  # fmt: skip
+    [firing] = [e["node"] for e in listed["ruleFirings"]["edges"]]
+    fetched = await gql.data(
+        f"query($id: ID!) {{ node(id: $id) {{ ... on RuleFiring {{ {outcomes} }} }} }}",
+        {"id": firing["id"]}, as_user=s.author,
+    )  # fmt: skip
+    assert (
+        firing["outcomes"]
+        == fetched["node"]["outcomes"]
+        == [{"estimatedCost": {"currency": "EUR"}}]
+    )
 
 
 async def test_a_firing_recorded_without_its_signal_currency_reads_the_vendors(
