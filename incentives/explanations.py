@@ -12,7 +12,8 @@ recommendation never reads as current. Never which version, nor why the vendor c
 
 What ended otherwise by the time it is read is told in the past tense too, with when: a
 group window closed early (the vendor archived the group) or run out ("Boost ended on 8
-December 2026."), a recommendation expired ("the recommendation expired on …"). Money
+December 2026."), a recommendation expired ("the recommendation expired on …"), an
+overlay or a payout hold run out. Money
 among the signal values is in the signals' currency (the vendor's), never the rule's."""
 
 from __future__ import annotations
@@ -126,13 +127,16 @@ def _stopped(
 ) -> datetime | None:
     """When what the outcome placed stopped by ``now`` other than by a rule change: a group
     window's membership closed (at its end, or earlier: its group archived), a
-    recommendation expired. None while it runs (and always without ``now``)."""
+    recommendation expired, an overlay or a hold ran out. None while it runs (and always
+    without ``now``)."""
     if now is None:
         return None
     match ActionKind(outcome["kind"]):
         case ActionKind.GROUP_WINDOW:
             at = window_ends.get(str(outcome.get("membership_id")))
-        case ActionKind.RECOMMEND:
+        case ActionKind.RECOMMEND | ActionKind.RATE_OVERLAY | ActionKind.PAYOUT_HOLD:
+            # (An overlay a later firing extended is that firing's to tell: this one's
+            # part ended at its own end.)
             at = datetime.fromisoformat(outcome["until"])
         case _:
             return None

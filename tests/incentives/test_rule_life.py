@@ -266,3 +266,30 @@ async def test_an_expired_recommendation_is_not_explained_as_current(
     assert "we recommend: Bundle a care pack" not in text, text
     assert "we recommended: Bundle a care pack." in text, text
     assert text.endswith(f" The recommendation expired on {expires.day} {expires:%B %Y}."), text
+
+
+async def test_an_overlay_that_ran_out_is_explained_in_the_past_tense(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A 3-day overlay read 4 days on: the partner reads what it paid and when it ended
+    (before: "Partner Rewards pays +1 point on every sale until …", a date gone by)."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_30d >= 100000", actions=[
+        Action(ActionKind.RATE_OVERLAY, days=3, program_id=s.base_program_id, delta_bp=100)
+    ])  # fmt: skip
+    await settle(services)
+    await daily(db, clock)
+    ends = clock.now() + timedelta(days=3)
+    partner = tenant.user(Role.PARTNER_ADMIN, 0)
+    [now] = [
+        e["text"] for e in (await gql.data(EXPLAINED, as_user=partner))["incentiveExplanations"]
+    ]
+    assert "Partner Rewards pays +1 point on every sale until" in now, now
+    clock.advance(timedelta(days=4))
+    [text] = [
+        e["text"] for e in (await gql.data(EXPLAINED, as_user=partner))["incentiveExplanations"]
+    ]
+    assert "Partner Rewards paid +1 point on every sale" in text, text
+    assert text.endswith(f" The +1 point on Partner Rewards ended on {ends.day} {ends:%B %Y}."), (
+        text
+    )
