@@ -24,9 +24,17 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, principal_of
-from tests.incentives.scenarios import shop
+from tests.incentives.scenarios import Shop, shop
 
 BIG = "revenue_30d >= 100000"
+
+
+@pytest.fixture
+async def s(db: Database, clock: OffsetClock, tenant: Tenant, services: Services) -> Shop:
+    """The shop of the rule tests, on PostgreSQL only."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
+    return await shop(db, clock, tenant, services)
 
 
 def _gate(monkeypatch: pytest.MonkeyPatch, who: uuid.UUID) -> tuple[asyncio.Event, asyncio.Event]:
@@ -63,12 +71,9 @@ async def test_approving_a_draft_its_author_replaced_meanwhile_is_refused(
     db: Database,
     clock: OffsetClock,
     tenant: Tenant,
-    services: Services,
+    s: Shop,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
-    s = await shop(db, clock, tenant, services)
     rule_id, v1 = await _draft_rule(db, clock, s)
     reached, go = _gate(monkeypatch, s.approver.id)
 
@@ -109,12 +114,9 @@ async def test_two_admins_approving_one_draft_at_once_make_one_activation(
     db: Database,
     clock: OffsetClock,
     tenant: Tenant,
-    services: Services,
+    s: Shop,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
-    s = await shop(db, clock, tenant, services)
     third = await es.tx(db, lambda session: partners_service.create_user(
         session, clock, vendor_id=tenant.vendor.id, email=f"third-{uuid.uuid4().hex[:6]}@x.example",
         role=Role.VENDOR_ADMIN, display_name="Third Admin",
