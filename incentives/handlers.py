@@ -25,12 +25,21 @@ ACTIVATION_TRIGGER = "ACTIVATION"
 async def apply(db: Database, clock: Clock, events: list[OutboxEvent]) -> int:
     """Evaluate, per vendor and snapshot day, the active rules reading a changed signal for
     the partners whose snapshots changed. Returns how many firings were written (a re-run
-    writes none: firings are unique per rule version, activation, partner and period)."""
+    writes none: firings are unique per rule version, activation, partner and period).
+
+    Only today's snapshots are evaluated. A past day's changes late (an event dispatched
+    after midnight, a dispatcher that was down, yesterday re-taken by the daily job) and
+    moves today's snapshot with it, whose trailing windows hold that day: a rule fires on
+    what is true now, in the current period, never for a period gone by (each such firing
+    placed its action now, on figures since superseded)."""
+    today = clock.now().date()
     touched: dict[tuple[uuid.UUID, date], tuple[set[uuid.UUID], set[str]]] = defaultdict(
         lambda: (set(), set())
     )
     for event in events:
         changed = SignalsChanged.parse(event.payload)
+        if changed.day < today:
+            continue
         partners, names = touched[(changed.vendor_id, changed.day)]
         partners.add(changed.partner_id)
         names.update(changed.names)

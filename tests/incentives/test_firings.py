@@ -35,6 +35,7 @@ from partners import groups
 from partners.group_models import MemberMode
 from partners.roles import Role
 from schema.context import Services
+from signals.daily import take_all_due
 from signals.events import SIGNALS_CHANGED
 from signals.models import SignalSnapshot
 from tests.earnings import scenarios as es
@@ -82,6 +83,33 @@ async def test_a_firing_is_written_once_per_version_partner_and_period(
     await es.sale(db, clock, tenant, 10_00, partner_index=0)
     await settle(services)
     assert sorted(f.period_key for f in await firings(db)) == ["2026-W49", "2026-W50"]
+
+
+async def test_signals_of_past_days_changed_late_fire_the_rule_for_today_only(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A sale dispatched days after it was approved (a dispatcher that was down) changes the
+    snapshots of every day since. A rule fires on what is true now: today's snapshot, which
+    the late sale moved too, not once for each past day (a daily rule fired three times,
+    each placing its action now, for days long gone)."""
+    s = await shop(db, clock, tenant, services)
+    await active_rule(db, clock, s, condition="revenue_7d > 0", period=Period.DAY, actions=[
+        Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")
+    ])  # fmt: skip
+    await settle(services)  # its activation: partners 0 and 1 sold today
+    assert len(await firings(db)) == 2
+    # Each day's snapshots are taken as it starts (the signals' daily job); the sale of the
+    # first day is dispatched on the third.
+    for days in (1, 2, 3):
+        clock.freeze(T0 + timedelta(days=days))
+        await take_all_due(db, clock)
+        if days == 1:
+            await es.sale(db, clock, tenant, 10_00, partner_index=0)
+    await settle(services)
+    late = {(f.partner_id, f.period_key) for f in await firings(db)
+            if f.period_key != T0.date().isoformat()}  # fmt: skip
+    today = (T0 + timedelta(days=3)).date().isoformat()
+    assert late == {(tenant.partners[0].id, today), (tenant.partners[1].id, today)}
 
 
 async def test_a_version_rolled_back_to_fires_once_per_period_in_each_activation(
