@@ -344,9 +344,13 @@ def backoff(attempts: int, cap: timedelta) -> timedelta:
     return min(wait, cap)
 
 
-class PartitionLost(Exception):
-    """The partitions of events this dispatcher was about to mark or charge are no longer
-    its own (``Dispatcher._fence``)."""
+class LeaseLost(Exception):
+    """The events this dispatcher was about to mark or charge are no longer its to write
+    (``Dispatcher._fence``): another dispatcher holds the lease now."""
+
+
+class PartitionLost(LeaseLost):
+    """The same, in partition mode: the events' partitions are another's now."""
 
 
 class _Lease:
@@ -415,6 +419,20 @@ class _Lease:
                 return bool(result.rowcount == 1)
         except sa_exc.IntegrityError:  # another dispatcher inserted the row first
             return False
+
+    async def held(self, session: AsyncSession) -> bool:
+        """Whether this dispatcher still holds the lease, in the caller's transaction, the
+        row locked ``FOR SHARE`` until it ends (PostgreSQL; SQLite's write lock is the
+        transaction's): a taker's UPDATE waits, so the lease does not change hands before
+        the caller's writes commit. Held, not live: a lease that lapsed but that nobody took
+        is still nobody else's."""
+        t = self.table
+        found = await session.execute(
+            select(t.c.name)
+            .where(t.c.name == LEASE_NAME, t.c.holder == self.holder)
+            .with_for_update(read=True)
+        )
+        return found.first() is not None
 
     async def renew(self) -> bool:
         t = self.table
@@ -879,8 +897,9 @@ class Dispatcher:
                     self._in_pass = {e.aggregate_id for e in ready}
                     try:
                         done += await self._dispatch_segment(ready, held)
-                    except PartitionLost:
-                        log.warning("outbox partition taken by another dispatcher; pass ends")
+                    except LeaseLost as lost:
+                        what = "partition" if isinstance(lost, PartitionLost) else "lease"
+                        log.warning("outbox %s taken by another dispatcher; pass ends", what)
                         return done
                     finally:
                         self._in_pass = set()
@@ -973,10 +992,13 @@ class Dispatcher:
         self._live_done.difference_update(e.id for e in events)  # a pass may last for hours
 
     async def _fence(self, session: AsyncSession, events: Sequence[OutboxEvent]) -> None:
-        """Partition mode: refuse to write the events' state unless this dispatcher still
-        holds their partitions (one that froze past its lease may resume mid-segment after
-        another took them); the caller's transaction rolls back and the pass ends."""
+        """Refuse to write the events' state unless this dispatcher still holds the lease,
+        or in partition mode their partitions: one that froze past its lease may resume
+        mid-segment after another took over and ran those events again. The caller's
+        transaction rolls back and the pass ends."""
         if self._partitions is None:
+            if not await self._lease.held(session):
+                raise LeaseLost()
             return
         partitions = {e.partition_slot % self.partitions for e in events}
         if not await self._partitions.fence(session, partitions):

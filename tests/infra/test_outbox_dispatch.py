@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import uuid
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import Dispatcher, OutboxEvent, record_event
+from infra.outbox import Dispatcher, OutboxEvent, OutboxLease, record_event
 from partners.models import Vendor
 from schema.context import Services
 from tests.factories import Tenant
@@ -89,3 +90,37 @@ async def test_batch_handlers_get_runs_in_commit_order_split_at_per_event_types(
         seen.clear()
         await dispatcher.dispatch_pending()
         assert seen == ["also fail", "batch b2,fail"]
+
+
+async def test_a_dispatcher_that_lost_the_lease_marks_and_charges_nothing(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Fencing, one dispatcher at a time: this one froze mid-pass past its lease, and
+    another took the lease and runs those events again. Resumed, it must not mark them
+    dispatched nor charge them a failure over the new holder's work, and its pass ends."""
+    lease = OutboxLease.__table__  # type: ignore[attr-defined]
+    broken = [False]  # True: the handler fails (an error of its own, charged)
+
+    async def handle(event: OutboxEvent) -> None:
+        # Frozen here past LEASE: another dispatcher took the lease meanwhile.
+        async with db.transaction() as session:
+            await session.execute(update(lease).values(holder="another:1:x"))
+        if broken[0]:
+            raise ValueError("the handler's own error")
+
+    stale = Dispatcher(db, clock)
+    stale.register("ProbeFence", handle)
+    async with services.outbox.paused():
+        async with db.transaction() as session:
+            event = await record_event(
+                session, clock, vendor_id=tenant.vendor.id, type="ProbeFence",
+                aggregate_id=uuid.uuid4(), payload={},
+            )  # fmt: skip
+        for broken[0] in (False, True):
+            async with db.transaction() as session:  # the other one's pass ended: free
+                await session.execute(update(lease).values(holder=None, expires_at=None))
+            assert await stale.dispatch_pending() == 0
+            async with db.session() as session:
+                row = await session.get(OutboxEvent, event.id, populate_existing=True)
+            assert row is not None
+            assert (row.dispatched_at, row.attempts) == (None, 0)
