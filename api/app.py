@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -32,6 +31,7 @@ from api.ws_sessions import SocketSessions
 from infra import tasks
 from infra.clock import Clock, SystemClock
 from infra.db import Database
+from infra.heap import freeze_startup_heap
 from infra.redis import EmbeddedRedis, connect
 from infra.ws_direct import KeepWebSocketSend
 from schema import build_schema
@@ -99,12 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ]
         else:
             outbox.hand_off(services.hub)
-        # Everything built so far (modules, the schema, SQLAlchemy's and strawberry's
-        # tables, about 175,000 objects) lives as long as the process: keep it out of the
-        # collector's full passes, which otherwise rescan it (~100 ms) and pause every
-        # live push while they run. (Collected first, so no garbage is frozen with it.)
-        gc.collect()
-        gc.freeze()
+        freeze_startup_heap()
         try:
             yield
         finally:

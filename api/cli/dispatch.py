@@ -22,6 +22,7 @@ from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
 from api.composition import clock_jobs
 from api.settings import Settings
+from infra.heap import freeze_startup_heap
 from infra.tasks import stop
 
 console = Console(stderr=True, soft_wrap=True)
@@ -36,6 +37,7 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
         return 2
     async with wiring(settings) as services:
         await services.outbox.listen(services.hub)
+        freeze_startup_heap()
         console.print(f"dispatching outbox events (polling every {poll_interval:g} s)")
         loop = asyncio.get_running_loop()
         running = asyncio.create_task(services.outbox.run(poll_interval), name="outbox-dispatcher")
