@@ -3,6 +3,7 @@ embedded redis-server), a database, and a migrated schema with demo-like data.""
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import tempfile
@@ -68,3 +69,34 @@ def machine_speed() -> str:
             total += i
         best = min(best, time.process_time() - started)
     return f"yardstick: a 10,000,000-step Python loop took {best:.2f} s of CPU (best of 3)"
+
+
+class CollectorTime:
+    """The garbage collector's passes, and their CPU, inside ``counting()`` blocks (the
+    process's CPU: the collector runs on whichever thread allocates)."""
+
+    def __init__(self) -> None:
+        self.cpu = 0.0
+        self.passes = 0
+        self.full = 0
+        self._on = False
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if not self._on:
+            return
+        if phase == "start":
+            self._started = time.process_time()
+            return
+        self.cpu += time.process_time() - self._started
+        self.passes += 1
+        self.full += info["generation"] == 2
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        self._on = True
+        try:
+            yield
+        finally:
+            self._on = False

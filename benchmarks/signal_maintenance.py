@@ -45,7 +45,7 @@ from sqlmodel import col, select
 
 from api import migrations
 from api.composition import build_claim_signals
-from benchmarks.common import machine_speed
+from benchmarks.common import CollectorTime, machine_speed
 from deal_registration.events import Line, SaleApproved, SaleClaimStateChanged
 from deal_registration.sales.models import ClaimState, DecisionAction, SaleClaim, SaleClaimDecision
 from earnings import ledger, programs
@@ -269,6 +269,7 @@ async def handlers_bench(
 
     if credit_first:
         await credit(approvals)
+    collector = CollectorTime()
     cpu = wall = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     server_before = await _server_cpu(db, url)
@@ -284,7 +285,8 @@ async def handlers_bench(
         assert len(batch) == len(stream[i : i + run])
         clock.set(batch[-1].occurred_at)
         c0, w0 = time.process_time(), time.perf_counter()
-        await handlers.apply(db, clock, batch)
+        with collector.counting():
+            await handlers.apply(db, clock, batch)
         cpu += time.process_time() - c0
         wall += time.perf_counter() - w0
     server_after = await _server_cpu(db, url)
@@ -296,6 +298,10 @@ async def handlers_bench(
     print(
         f"{approvals} approvals ({len(stream)} signal events) in runs of {run}: "
         f"CPU {1000 * cpu / approvals:.3f} ms per approval, wall {1000 * wall / approvals:.3f} ms"
+    )
+    print(
+        f"of which the garbage collector: {1000 * collector.cpu / approvals:.3f} ms per approval"
+        f" ({collector.passes} passes, {collector.full} full)"
     )
     if server_after:
         server = sum(t - server_before.get(pid, 0.0) for pid, t in server_after.items())
