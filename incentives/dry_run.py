@@ -21,7 +21,7 @@ from earnings.models import RateOverlay
 from earnings.rounding import apply_bp
 from incentives import actions as act
 from incentives.evaluation import Compiled, eligible, read_values
-from incentives.explanations import day, points
+from incentives.explanations import count, day, points
 from incentives.models import IncentiveRule
 from incentives.policy import RULES, RuleOp
 from incentives.rules import _rule, _version
@@ -178,7 +178,7 @@ async def _rate(
             extended = (
                 f"This rule's overlay already runs on {program.name} until "
                 f"{day(own.ends_at)}: it would be extended to {day(until)}, costed for the "
-                f"{added} added days."
+                f"{count(added, 'added day')}."
             )
             return DryAction(kind, cost, None, others, extended)
     cost = await act.estimate(ctx, action)

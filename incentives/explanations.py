@@ -40,7 +40,7 @@ def day(at: datetime) -> str:
     return f"{at.day} {at:%B %Y}"
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
     """1 -> '1 day', 2 -> '2 days'."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
@@ -65,7 +65,7 @@ def _value(name: str, value: Any, currency: str) -> str | None:
         case Unit.MONEY:
             return f"your {label}{over} was {Money(int(value), currency).format()}"
         case Unit.DAYS:
-            return f"your {label} was {_count(int(value), 'day')}"
+            return f"your {label} was {count(int(value), 'day')}"
         case Unit.BOOL:
             return f"your {label}: {'yes' if value else 'no'}"
         case _:

@@ -284,6 +284,6 @@ async def test_the_dry_run_counts_the_overlays_already_running_and_says_so(
     total, action = await dry(own)
     assert action["skipped"] is None
     assert "it would be extended to" in action["note"]
-    assert "costed for the 1 added days" in action["note"]
+    assert "costed for the 1 added day." in action["note"]
     assert 0 < total == action["estimatedCost"]["amountMinor"]
     assert total == apply_bp(2_240_00 * 1 // 30, 600)  # a day of the 30-day pace, +6 %
