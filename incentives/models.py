@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint, text
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
@@ -175,6 +175,52 @@ class RuleFiringEnd(SQLModel, table=True):
     # or recommendation id): the end it has now, ISO 8601 — ``ended_at`` when it ended; a
     # later time when only an extension of it was withdrawn (it runs on to its earlier end).
     effects: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class BudgetChangeStatus(StrEnum):
+    PENDING = "PENDING"  # waits for a second vendor admin
+    APPLIED = "APPLIED"  # approved: the rule's budget is the change's
+    CANCELLED = "CANCELLED"  # withdrawn or rejected by a vendor admin
+    SUPERSEDED = "SUPERSEDED"  # a later budget request or change of the rule replaced it
+
+
+class IncentiveRuleBudgetChange(SQLModel, table=True):
+    """A loosening of an approved rule's budget (a higher cap, no cap, another currency)
+    asked for by one vendor admin: the rule's budget stays as it is until a second vendor
+    admin approves it (four eyes, as a version's approval). At most one is pending per rule;
+    ``from_*`` is the budget it was asked from, which must still be the rule's when it is
+    approved."""
+
+    __tablename__ = "incentive_rule_budget_change"
+    __table_args__ = (
+        Index(
+            "uq_incentive_rule_budget_change_pending",
+            "rule_id",
+            unique=True,
+            sqlite_where=text("status = 'PENDING'"),
+            postgresql_where=text("status = 'PENDING'"),
+        ),  # fmt: skip
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
+    rule_id: uuid.UUID = Field(foreign_key="incentive_rule.id", index=True)
+    status: BudgetChangeStatus = Field(
+        sa_column=Column(
+            _enum(BudgetChangeStatus, "incentive_budget_change_status"), nullable=False
+        )
+    )
+    from_cap_minor: int | None = Field(default=None, sa_column=Column(BigInteger))
+    from_currency: str = Field(max_length=3)
+    to_cap_minor: int | None = Field(default=None, sa_column=Column(BigInteger))
+    to_currency: str = Field(max_length=3)
+    reason: str = Field(max_length=2000)
+    # The person who asked (an API key's maker for a key): not the one who approves.
+    requested_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    requested_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    decided_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    decision_reason: str = Field(default="", max_length=2000)
 
 
 class RuleRecommendation(SQLModel, table=True):
