@@ -26,3 +26,5 @@ class RuleErrorCode(StrEnum):
     INVALID_AMOUNT = "INVALID_AMOUNT"
     MANAGED_GROUP = "MANAGED_GROUP"  # a pilot's arm: no rule places partners in it
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"  # an overlay's program pays in another currency
+    NOT_PENDING = "NOT_PENDING"  # a budget change already approved, cancelled or replaced
+    BUDGET_CHANGED = "BUDGET_CHANGED"  # the rule's budget is no longer the change's "from"

@@ -22,6 +22,8 @@ class RuleOp(StrEnum):
     RESUME = "incentiveRuleResume"
     ROLL_BACK = "incentiveRuleRollBack"
     SET_BUDGET = "incentiveRuleBudgetSet"
+    APPROVE_BUDGET_CHANGE = "incentiveRuleBudgetChangeApprove"
+    CANCEL_BUDGET_CHANGE = "incentiveRuleBudgetChangeCancel"
 
 
 RULES = Policy[RuleOp](
@@ -39,5 +41,7 @@ RULES = Policy[RuleOp](
         RuleOp.RESUME: VENDOR_ADMIN,
         RuleOp.ROLL_BACK: VENDOR_ADMIN,
         RuleOp.SET_BUDGET: VENDOR_ADMIN,
+        RuleOp.APPROVE_BUDGET_CHANGE: VENDOR_ADMIN,
+        RuleOp.CANCEL_BUDGET_CHANGE: VENDOR_ADMIN,
     }
 )

@@ -19,7 +19,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from incentives.models import IncentiveRule, IncentiveRuleVersion, RuleFiring, RuleFiringEnd
+from incentives.models import (
+    BudgetChangeStatus,
+    IncentiveRule,
+    IncentiveRuleBudgetChange,
+    IncentiveRuleVersion,
+    RuleFiring,
+    RuleFiringEnd,
+)
 from incentives.policy import RULES, RuleOp
 from partners.access import RepAccess, scope
 from partners.group_models import PartnerGroupMembership
@@ -37,6 +44,27 @@ def readable_versions(principal: Principal) -> SelectOfScalar[IncentiveRuleVersi
     if not RULES.allows(principal, RuleOp.READ):
         return select(IncentiveRuleVersion).where(false())
     return select(IncentiveRuleVersion).where(IncentiveRuleVersion.vendor_id == principal.vendor_id)
+
+
+def readable_budget_changes(principal: Principal) -> SelectOfScalar[IncentiveRuleBudgetChange]:
+    """Vendor staff of the rule's vendor, as the rule itself."""
+    if not RULES.allows(principal, RuleOp.READ):
+        return select(IncentiveRuleBudgetChange).where(false())
+    return select(IncentiveRuleBudgetChange).where(
+        IncentiveRuleBudgetChange.vendor_id == principal.vendor_id
+    )
+
+
+async def pending_budget_change(
+    session: AsyncSession, principal: Principal, rule_id: uuid.UUID
+) -> IncentiveRuleBudgetChange | None:
+    rows = await session.exec(
+        readable_budget_changes(principal).where(
+            IncentiveRuleBudgetChange.rule_id == rule_id,
+            IncentiveRuleBudgetChange.status == BudgetChangeStatus.PENDING,
+        )
+    )
+    return rows.first()
 
 
 def readable_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -34,8 +35,10 @@ from incentives.errors import RuleErrorCode
 from incentives.events import RULE_EFFECTS_ENDED, RuleActivated
 from incentives.expressions import compile_condition
 from incentives.models import (
+    BudgetChangeStatus,
     EndCause,
     IncentiveRule,
+    IncentiveRuleBudgetChange,
     IncentiveRuleVersion,
     Period,
     RuleFiring,
@@ -44,7 +47,7 @@ from incentives.models import (
     VersionStatus,
 )
 from incentives.policy import RULES, RuleOp
-from incentives.repository import readable_rules, readable_versions
+from incentives.repository import readable_budget_changes, readable_rules, readable_versions
 from incentives.templates import BY_KEY
 from infra.clock import Clock
 from infra.db import begin_write
@@ -571,23 +574,44 @@ async def _activated(
     await record_events(session, clock, [(rule.vendor_id, event.type, rule.id, event.to_payload())])
 
 
-async def set_budget(
-    session: AsyncSession,
-    principal: Principal,
-    clock: Clock,
-    *,
-    rule_id: uuid.UUID,
-    budget_cap_minor: int | None,
-    currency: str | None = None,
-) -> IncentiveRule:
-    """Set (None: remove) the cap on what the rule's rate overlays may pay; ``currency``
-    None keeps the rule's (removing a cap never changes the currency)."""
-    RULES.require(principal, RuleOp.SET_BUDGET)
-    await begin_write(session)
-    rule = await _rule(session, principal, rule_id)
-    currency = rule.currency if currency is None else currency
+@dataclass(frozen=True)
+class BudgetOutcome:
+    """What a budget call did: ``applied``, the rule's budget is now the one asked for;
+    else ``change`` waits for a second vendor admin (or was just cancelled). ``change``: the
+    budget change row concerned, None for a budget set at once."""
+
+    rule: IncentiveRule
+    change: IncentiveRuleBudgetChange | None
+    applied: bool
+
+
+def loosens(rule: IncentiveRule, cap: int | None, currency: str) -> bool:
+    """Whether this budget lets the rule spend more than its own does: a higher cap, no cap
+    where it has one, or another currency (what it committed counts in its currency; a cap
+    set where there was none, in another currency, is a move of currency too)."""
+    if currency != rule.currency:
+        return True
+    if rule.budget_cap_minor is None:
+        return False
+    return cap is None or cap > rule.budget_cap_minor
+
+
+def change_snapshot(change: IncentiveRuleBudgetChange) -> dict[str, Any]:
+    return {
+        "budget_change_id": str(change.id), "status": change.status.value,
+        "from_cap_minor": change.from_cap_minor, "from_currency": change.from_currency,
+        "to_cap_minor": change.to_cap_minor, "to_currency": change.to_currency,
+        "requested_by_id": str(change.requested_by_id) if change.requested_by_id else None,
+    }  # fmt: skip
+
+
+async def _budget_errors(
+    session: AsyncSession, rule: IncentiveRule, cap: int | None, currency: str, field: str
+) -> list[DomainError]:
+    """What is wrong with this budget for the rule (its bounds; in another currency, the
+    rule's draft and approved versions' overlays must pay in it), at ``field``."""
     errors: list[DomainError] = []
-    _budget(budget_cap_minor, currency, errors)
+    _budget(cap, currency, errors)
     if not errors and currency != rule.currency:
         # The rule's overlays must pay in its (new) currency.
         for version in await session.exec(
@@ -603,12 +627,83 @@ async def set_budget(
                 )  # fmt: skip
             except (DomainError, DomainErrors) as bad:
                 errors.extend(
-                    _stored_action_error(version, e, "budget_cap.currency")
+                    _stored_action_error(version, e, f"{field}.currency")
                     for e in (bad.errors if isinstance(bad, DomainErrors) else [bad])
                     if e.code is RuleErrorCode.CURRENCY_MISMATCH
                 )
+    return errors
+
+
+async def _supersede(
+    session: AsyncSession, clock: Clock, rule: IncentiveRule
+) -> IncentiveRuleBudgetChange | None:
+    """The rule's pending budget change, marked replaced (a new request, or a budget set
+    meanwhile, takes its place)."""
+    pending = (
+        await session.exec(
+            select(IncentiveRuleBudgetChange).where(
+                IncentiveRuleBudgetChange.rule_id == rule.id,
+                IncentiveRuleBudgetChange.status == BudgetChangeStatus.PENDING,
+            )
+        )
+    ).first()
+    if pending is None:
+        return None
+    pending.status = BudgetChangeStatus.SUPERSEDED
+    pending.decided_at = clock.now()
+    session.add(pending)
+    await session.flush()  # before a new pending change: one pending per rule
+    return pending
+
+
+async def set_budget(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    rule_id: uuid.UUID,
+    budget_cap_minor: int | None,
+    currency: str | None = None,
+    reason: str = "",
+) -> BudgetOutcome:
+    """Set (None: remove) the cap on what the rule's rate overlays may pay; ``currency``
+    None keeps the rule's (removing a cap never changes the currency).
+
+    A tightening (a cap where there was none, a lower cap) applies at once, as does any
+    budget of a rule never approved (its approval will cover it). Loosening an approved
+    rule's budget (``loosens``) needs a reason and is only asked for: a pending change,
+    replacing an earlier pending one, that a second vendor admin approves
+    (``approve_budget_change``). A budget applied at once replaces a pending change too."""
+    RULES.require(principal, RuleOp.SET_BUDGET)
+    await begin_write(session)
+    rule = await _rule(session, principal, rule_id)
+    currency = rule.currency if currency is None else currency
+    errors = await _budget_errors(session, rule, budget_cap_minor, currency, "budget_cap")
     if errors:
         raise DomainErrors(errors)
+    if rule.status is not RuleStatus.DRAFT and loosens(rule, budget_cap_minor, currency):
+        reason = _reason(reason)
+        replaced = await _supersede(session, clock, rule)
+        change = IncentiveRuleBudgetChange(
+            vendor_id=rule.vendor_id, rule_id=rule.id, status=BudgetChangeStatus.PENDING,
+            from_cap_minor=rule.budget_cap_minor, from_currency=rule.currency,
+            to_cap_minor=budget_cap_minor, to_currency=currency, reason=reason,
+            requested_by_id=await _person(session, principal), requested_at=clock.now(),
+        )  # fmt: skip
+        session.add(change)
+        await session.flush()
+        await log_change(
+            session, principal, clock, action="incentive_rule.budget_change_requested",
+            entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
+            after=change_snapshot(change)
+            | {"superseded": str(replaced.id) if replaced else None},
+            reason=reason,
+        )  # fmt: skip
+        return BudgetOutcome(rule, change, applied=False)
+    given = _reason(reason) if reason.strip() else None
+    replaced = None
+    if (budget_cap_minor, currency) != (rule.budget_cap_minor, rule.currency):
+        replaced = await _supersede(session, clock, rule)
     before = snapshot(rule)
     rule.budget_cap_minor = budget_cap_minor
     rule.currency = currency
@@ -617,10 +712,137 @@ async def set_budget(
     await session.flush()
     await log_change(
         session, principal, clock, action="incentive_rule.budget_set",
-        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=before,
-        after=snapshot(rule),
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id,
+        before=before | {"superseded": None},
+        after=snapshot(rule) | {"superseded": str(replaced.id) if replaced else None},
+        reason=given,
     )  # fmt: skip
-    return rule
+    return BudgetOutcome(rule, None, applied=True)
+
+
+async def _budget_change(
+    session: AsyncSession,
+    principal: Principal,
+    change_id: uuid.UUID,
+    *,
+    fresh: bool = False,
+) -> IncentiveRuleBudgetChange:
+    statement = readable_budget_changes(principal).where(IncentiveRuleBudgetChange.id == change_id)
+    if fresh:
+        statement = statement.execution_options(populate_existing=True)
+    found = (await session.exec(statement)).first()
+    if found is None:
+        raise DomainError(RuleErrorCode.NOT_FOUND, "No such budget change.", "id")
+    return found
+
+
+async def _decided(
+    session: AsyncSession, principal: Principal, change_id: uuid.UUID
+) -> tuple[IncentiveRule, IncentiveRuleBudgetChange]:
+    """The change's rule, locked first, then the change as it is now: an approval or a
+    cancellation meanwhile (both lock the rule) is seen, not decided again."""
+    rule_id = (await _budget_change(session, principal, change_id)).rule_id
+    rule = await _rule(session, principal, rule_id)
+    return rule, await _budget_change(session, principal, change_id, fresh=True)
+
+
+async def approve_budget_change(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    change_id: uuid.UUID,
+    reason: str,
+) -> BudgetOutcome:
+    """Four eyes on a loosening: a vendor admin other than the one who asked approves the
+    pending change with a reason, and the rule's budget becomes the change's. Refused
+    (BUDGET_CHANGED) when the rule's budget is no longer the one it was asked from."""
+    RULES.require(principal, RuleOp.APPROVE_BUDGET_CHANGE)
+    await begin_write(session)
+    reason = _reason(reason)
+    rule, change = await _decided(session, principal, change_id)
+    live = change.status in (BudgetChangeStatus.PENDING, BudgetChangeStatus.SUPERSEDED)
+    if live and (rule.budget_cap_minor, rule.currency) != (
+        change.from_cap_minor,
+        change.from_currency,
+    ):
+        raise DomainError(
+            RuleErrorCode.BUDGET_CHANGED,
+            "The rule's budget changed since this change was asked for; ask again.",
+            "id",
+        )
+    if change.status is not BudgetChangeStatus.PENDING:
+        raise DomainError(
+            RuleErrorCode.NOT_PENDING,
+            f"This budget change is {change.status.value.lower()}; only a pending one is approved.",
+            "id",
+        )
+    if principal.user_id is None or change.requested_by_id == principal.user_id:
+        raise DomainError(
+            RuleErrorCode.SELF_APPROVAL,
+            "Another vendor admin approves a budget change, not the one who asked for it.",
+            "id",
+        )
+    errors = await _budget_errors(session, rule, change.to_cap_minor, change.to_currency, "id")
+    if errors:  # a version drafted since, paying in the old currency
+        raise DomainErrors([DomainError(e.code, e.message, "id") for e in errors])
+    before = snapshot(rule)
+    now = clock.now()
+    rule.budget_cap_minor = change.to_cap_minor
+    rule.currency = change.to_currency
+    rule.updated_at = now
+    change.status = BudgetChangeStatus.APPLIED
+    change.decided_by_id = principal.user_id
+    change.decided_at = now
+    change.decision_reason = reason
+    session.add(rule)
+    session.add(change)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.budget_change_approved",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id,
+        before=before | {"budget_change_id": None},
+        after=snapshot(rule) | {"budget_change_id": str(change.id),
+                                "requested_by_id": change_snapshot(change)["requested_by_id"],
+                                "request_reason": change.reason},
+        reason=reason,
+    )  # fmt: skip
+    return BudgetOutcome(rule, change, applied=True)
+
+
+async def cancel_budget_change(
+    session: AsyncSession,
+    principal: Principal,
+    clock: Clock,
+    *,
+    change_id: uuid.UUID,
+    reason: str,
+) -> BudgetOutcome:
+    """Withdraw or reject a pending budget change (any vendor admin, the one who asked
+    too), with a reason; the rule's budget stays as it is."""
+    RULES.require(principal, RuleOp.CANCEL_BUDGET_CHANGE)
+    await begin_write(session)
+    reason = _reason(reason)
+    rule, change = await _decided(session, principal, change_id)
+    if change.status is not BudgetChangeStatus.PENDING:
+        raise DomainError(
+            RuleErrorCode.NOT_PENDING,
+            f"This budget change is {change.status.value.lower()}; only a pending one is "
+            "cancelled.",
+            "id",
+        )
+    change.status = BudgetChangeStatus.CANCELLED
+    change.decided_by_id = await _person(session, principal)
+    change.decided_at = clock.now()
+    change.decision_reason = reason
+    session.add(change)
+    await session.flush()
+    await log_change(
+        session, principal, clock, action="incentive_rule.budget_change_cancelled",
+        entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
+        after=change_snapshot(change), reason=reason,
+    )  # fmt: skip
+    return BudgetOutcome(rule, change, applied=False)
 
 
 def _stored_action_error(
