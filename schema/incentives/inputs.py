@@ -96,3 +96,14 @@ class IncentiveRuleRollBackInput:
 class IncentiveRuleBudgetSetInput:
     id: strawberry.ID
     budget_cap: MoneyInput | None = strawberry.field(description="null removes the cap.")
+    reason: str = strawberry.field(
+        default="",
+        description="Why. Required to loosen an approved rule's budget (a higher cap, no cap, "
+        "another currency), which waits for a second vendor admin; optional otherwise.",
+    )
+
+
+@strawberry.input
+class IncentiveRuleBudgetChangeDecideInput:
+    id: strawberry.ID = strawberry.field(description="The pending budget change.")
+    reason: str

@@ -1,5 +1,6 @@
 """Rule governance mutations: create (from scratch or a template), draft a version,
-approve (four eyes), pause, resume, roll back, set the budget. Vendor admins only."""
+approve (four eyes), pause, resume, roll back, set the budget (a loosening approved by a
+second admin). Vendor admins only."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from schema.context import Context
 from schema.errors import UserError
 from schema.incentives.inputs import (
     IncentiveRuleApproveInput,
+    IncentiveRuleBudgetChangeDecideInput,
     IncentiveRuleBudgetSetInput,
     IncentiveRuleCreateInput,
     IncentiveRuleDraftInput,
@@ -25,7 +27,11 @@ from schema.incentives.inputs import (
     IncentiveRuleStatusInput,
     RuleActionInput,
 )
-from schema.incentives.types import IncentiveRuleType, IncentiveRuleVersionType
+from schema.incentives.types import (
+    IncentiveRuleBudgetChangeType,
+    IncentiveRuleType,
+    IncentiveRuleVersionType,
+)
 from schema.mutations import Payload, Write, run
 from schema.permissions import allowed
 
@@ -56,6 +62,28 @@ class IncentiveRuleVersionPayload(Payload[IncentiveRuleVersion], errors=RuleErro
     @classmethod
     def of(cls, result: IncentiveRuleVersion, write: Write) -> Self:
         return cls(version=IncentiveRuleVersionType.from_model(result))
+
+
+@strawberry.type
+class IncentiveRuleBudgetPayload(Payload[rules.BudgetOutcome], errors=RuleError):
+    rule: IncentiveRuleType | None = None
+    applied: bool | None = strawberry.field(
+        default=None,
+        description="Whether the rule's budget is now the one asked for; false: the change "
+        "waits for a second vendor admin (or was cancelled).",
+    )
+    budget_change: IncentiveRuleBudgetChangeType | None = strawberry.field(
+        default=None, description="The budget change concerned; null for a budget set at once."
+    )
+    user_errors: list[RuleError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: rules.BudgetOutcome, write: Write) -> Self:
+        change = result.change
+        return cls(
+            rule=IncentiveRuleType.from_model(result.rule), applied=result.applied,
+            budget_change=IncentiveRuleBudgetChangeType.from_model(change) if change else None,
+        )  # fmt: skip
 
 
 def _actions(m: Write, actions: list[RuleActionInput]) -> list[Action]:
@@ -187,17 +215,47 @@ class IncentivesMutation:
     @strawberry.mutation(
         permission_classes=[allowed(RULES, RuleOp.SET_BUDGET)],
         description="Set (or with null remove) the cap on what the rule's rate overlays pay; "
-        "removing it keeps the rule's currency.",
+        "removing it keeps the rule's currency. A tighter budget, or any budget of a rule "
+        "never approved, applies at once; loosening an approved rule's budget (a higher cap, "
+        "no cap, another currency) needs a reason and waits for another vendor admin's "
+        "approval (`applied: false`, the `budgetChange` pending), replacing a pending one.",
     )
     async def incentive_rule_budget_set(
         self, info: Info[Context, None], input: IncentiveRuleBudgetSetInput
-    ) -> IncentiveRulePayload:
-        async def set_budget(m: Write) -> IncentiveRule:
+    ) -> IncentiveRuleBudgetPayload:
+        async def set_budget(m: Write) -> rules.BudgetOutcome:
             cap = m.optional_money(input.budget_cap, "budget_cap")
             return await rules.set_budget(
                 m.session, m.principal, m.clock, rule_id=m.id(input.id, "IncentiveRule"),
                 budget_cap_minor=cap.minor if cap else None,
-                currency=cap.currency if cap else None,
+                currency=cap.currency if cap else None, reason=input.reason,
             )  # fmt: skip
 
-        return await run(info, IncentiveRulePayload, set_budget)
+        return await run(info, IncentiveRuleBudgetPayload, set_budget)
+
+    @strawberry.mutation(
+        permission_classes=[allowed(RULES, RuleOp.APPROVE_BUDGET_CHANGE)],
+        description="Approve a pending budget change (four eyes: not the one who asked) with "
+        "a reason; the rule's budget becomes the change's. BUDGET_CHANGED when the rule's "
+        "budget is no longer the one it was asked from.",
+    )
+    async def incentive_rule_budget_change_approve(
+        self, info: Info[Context, None], input: IncentiveRuleBudgetChangeDecideInput
+    ) -> IncentiveRuleBudgetPayload:
+        return await run(info, IncentiveRuleBudgetPayload, lambda m: rules.approve_budget_change(
+            m.session, m.principal, m.clock,
+            change_id=m.id(input.id, "IncentiveRuleBudgetChange"), reason=input.reason,
+        ))  # fmt: skip
+
+    @strawberry.mutation(
+        permission_classes=[allowed(RULES, RuleOp.CANCEL_BUDGET_CHANGE)],
+        description="Withdraw or reject a pending budget change with a reason; the rule's "
+        "budget stays as it is.",
+    )
+    async def incentive_rule_budget_change_cancel(
+        self, info: Info[Context, None], input: IncentiveRuleBudgetChangeDecideInput
+    ) -> IncentiveRuleBudgetPayload:
+        return await run(info, IncentiveRuleBudgetPayload, lambda m: rules.cancel_budget_change(
+            m.session, m.principal, m.clock,
+            change_id=m.id(input.id, "IncentiveRuleBudgetChange"), reason=input.reason,
+        ))  # fmt: skip

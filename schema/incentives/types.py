@@ -17,7 +17,9 @@ from incentives.actions import Action, ActionKind
 from incentives.dry_run import DryRun
 from incentives.explanations import explain
 from incentives.models import (
+    BudgetChangeStatus,
     IncentiveRule,
+    IncentiveRuleBudgetChange,
     IncentiveRuleVersion,
     Period,
     RuleFiring,
@@ -37,6 +39,53 @@ PeriodEnum = strawberry.enum(
     Period, name="RulePeriod", description="A rule fires at most once per partner and period."
 )
 ActionKindEnum = strawberry.enum(ActionKind, name="RuleActionKind")
+BudgetChangeStatusEnum = strawberry.enum(
+    BudgetChangeStatus, name="RuleBudgetChangeStatus", description="PENDING until a second "
+    "vendor admin approves (APPLIED) or a vendor admin cancels it (CANCELLED); SUPERSEDED when "
+    "a later request or budget of the rule replaced it."
+)  # fmt: skip
+
+
+def _cap(minor: int | None, currency: str) -> MoneyType | None:
+    return MoneyType.of(minor, currency) if minor is not None else None
+
+
+@strawberry.type(
+    name="IncentiveRuleBudgetChange",
+    description="A loosening of an approved rule's budget asked for by one vendor admin; the "
+    "rule's budget is unchanged until another vendor admin approves it. Vendor staff only.",
+)
+class IncentiveRuleBudgetChangeType:
+    id: strawberry.ID
+    status: BudgetChangeStatus
+    from_cap: MoneyType | None = strawberry.field(
+        description="The rule's cap when it was asked for; null: no cap."
+    )
+    to_cap: MoneyType | None = strawberry.field(description="The cap asked for; null: no cap.")
+    to_currency: str = strawberry.field(description="The rule's budget currency asked for.")
+    reason: str
+    requested_by_id: strawberry.ID | None = strawberry.field(
+        description="The user who asked (for an API key, the user who made the key)."
+    )
+    requested_at: datetime
+    decided_by_id: strawberry.ID | None
+    decided_at: datetime | None
+    decision_reason: str | None
+
+    @classmethod
+    def from_model(cls, change: IncentiveRuleBudgetChange) -> IncentiveRuleBudgetChangeType:
+        def user(row_id: uuid.UUID | None) -> strawberry.ID | None:
+            return global_id("User", row_id) if row_id else None
+
+        return cls(
+            id=global_id("IncentiveRuleBudgetChange", change.id), status=change.status,
+            from_cap=_cap(change.from_cap_minor, change.from_currency),
+            to_cap=_cap(change.to_cap_minor, change.to_currency),
+            to_currency=change.to_currency, reason=change.reason,
+            requested_by_id=user(change.requested_by_id), requested_at=change.requested_at,
+            decided_by_id=user(change.decided_by_id), decided_at=change.decided_at,
+            decision_reason=change.decision_reason or None,
+        )  # fmt: skip
 
 
 @strawberry.type(description="One action of a rule version.")
@@ -143,6 +192,17 @@ class IncentiveRuleType(relay.Node):
         )
         return IncentiveRuleVersionType.from_model(found) if found else None
 
+    @strawberry.field(
+        description="A loosening of its budget waiting for a second vendor admin, if any."
+    )
+    async def pending_budget_change(
+        self, info: Info[Context, None]
+    ) -> IncentiveRuleBudgetChangeType | None:
+        found = await repository.pending_budget_change(
+            info.context.session, info.context.caller, uuid.UUID(self.id)
+        )
+        return IncentiveRuleBudgetChangeType.from_model(found) if found else None
+
     @strawberry.field(description="Every version, oldest first.")
     async def versions(self, info: Info[Context, None]) -> list[IncentiveRuleVersionType]:
         rows = await repository.versions_of(
@@ -157,8 +217,7 @@ class IncentiveRuleType(relay.Node):
             template=rule.template,
             target_group_id=global_id("PartnerGroup", rule.target_group_id)
             if rule.target_group_id else None,
-            budget_cap=MoneyType.of(rule.budget_cap_minor, rule.currency)
-            if rule.budget_cap_minor is not None else None,
+            budget_cap=_cap(rule.budget_cap_minor, rule.currency),
             active_version_id=rule.active_version_id, created_at=rule.created_at,
             updated_at=rule.updated_at,
         )  # fmt: skip
