@@ -2,7 +2,7 @@
 an edit (a new draft, which discards the old one) or a second approval committed while it
 waited is seen (before, the version was read and checked first: a discarded draft became
 the active version, and two approvals made two activations). PostgreSQL only (on SQLite
-the write lock serialises them)."""
+the write lock serialises them). A budget change's approval does the same (issue 13)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlmodel import select
 from incentives import rules
 from incentives.actions import Action, ActionKind
 from incentives.models import IncentiveRule, IncentiveRuleVersion, Period, VersionStatus
+from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database, begin_write
 from infra.errors import DomainError
@@ -24,6 +25,7 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, principal_of
+from tests.incentives.rules import active_rule
 from tests.incentives.scenarios import Shop, shop
 
 BIG = "revenue_30d >= 100000"
@@ -150,3 +152,83 @@ async def test_two_admins_approving_one_draft_at_once_make_one_activation(
         errors,
         version.approved_by_id == third.id,
     )
+
+
+async def _raise_asked(db: Database, clock: OffsetClock, s: Shop) -> tuple[uuid.UUID, uuid.UUID]:
+    """An active rule with a 20.00 cap, and a raise to 50.00 its author asked for."""
+    rule = await active_rule(
+        db, clock, s, condition=BIG, budget_cap_minor=20_00,
+        actions=[Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")],
+    )  # fmt: skip
+    asked = await es.tx(db, lambda session: rules.set_budget(
+        session, principal_of(s.author), clock, rule_id=rule.id, budget_cap_minor=50_00,
+        reason="Q4 push",
+    ))  # fmt: skip
+    assert asked.change is not None
+    return rule.id, asked.change.id
+
+
+async def _approve_change(db: Database, clock: OffsetClock, user: Any, change: uuid.UUID) -> Any:
+    async with db.transaction() as session:
+        await begin_write(session)
+        return await rules.approve_budget_change(
+            session, principal_of(user), clock, change_id=change, reason="agreed"
+        )
+
+
+async def test_a_budget_raise_approved_while_the_cap_is_tightened_is_refused(
+    db: Database,
+    clock: OffsetClock,
+    s: Shop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The approval read the change (pending) before the author tightened the cap; it locks
+    the rule and reads the change again, so it sees the budget moved and applies nothing."""
+    rule_id, change = await _raise_asked(db, clock, s)
+    reached, go = _gate(monkeypatch, s.approver.id)
+    approval = asyncio.create_task(_approve_change(db, clock, s.approver, change))
+    await reached.wait()
+    await es.tx(db, lambda session: rules.set_budget(
+        session, principal_of(s.author), clock, rule_id=rule_id, budget_cap_minor=10_00,
+    ))  # fmt: skip
+    go.set()
+    with pytest.raises(DomainError) as refused:
+        await approval
+    assert str(refused.value.code) == "BUDGET_CHANGED"
+    async with db.session() as session:
+        rule = await session.get(IncentiveRule, rule_id)
+    assert rule is not None
+    assert rule.budget_cap_minor == 10_00
+
+
+async def test_two_admins_approving_one_budget_change_at_once_apply_it_once(
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    s: Shop,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    third = await es.tx(db, lambda session: partners_service.create_user(
+        session, clock, vendor_id=tenant.vendor.id, email=f"third-{uuid.uuid4().hex[:6]}@x.example",
+        role=Role.VENDOR_ADMIN, display_name="Third Admin",
+    ))  # fmt: skip
+    rule_id, change = await _raise_asked(db, clock, s)
+    reached, go = _gate(monkeypatch, third.id)
+    late = asyncio.create_task(_approve_change(db, clock, third, change))
+    await reached.wait()
+    await _approve_change(db, clock, s.approver, change)
+    go.set()
+    with pytest.raises(DomainError) as refused:
+        await late
+    assert str(refused.value.code) == "NOT_PENDING"
+    async with db.session() as session:
+        approvals = list(
+            await session.exec(
+                select(AuditEntry).where(
+                    AuditEntry.action == "incentive_rule.budget_change_approved"
+                )
+            )
+        )
+        rule = await session.get(IncentiveRule, rule_id)
+    assert rule is not None
+    assert (rule.budget_cap_minor, len(approvals)) == (50_00, 1)
