@@ -1,5 +1,7 @@
 """Rule governance: create (a first draft), draft a new version, dry run, approve (four
-eyes), pause, resume, roll back, budget. Every change is audited; only vendor admins act.
+eyes), pause, resume, roll back, budget (loosening an approved rule's budget is four eyes
+too: ``set_budget`` asks, ``approve_budget_change`` applies). Every change is audited; only
+vendor admins act.
 
 A version's condition and actions are checked when drafted; it becomes the rule's active
 version only when a second vendor admin approves it with a reason. Rolling back makes an
