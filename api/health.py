@@ -1,5 +1,5 @@
-"""/healthz (the process is up) and /readyz (it can serve: database, Redis, schema; and,
-for the operator, the outbox backlog)."""
+"""/healthz (the process is up) and /readyz (it can serve: database, Redis, schema, live
+feeds subscribed; and, for the operator, the outbox backlog)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,14 @@ async def readiness(services: Services) -> tuple[bool, dict[str, str]]:
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"unreachable: {type(exc).__name__}"
+    # Live feeds: whether this process's Hub hears the notices its websocket subscribers
+    # are pushed from (its subscriptions confirmed by Redis), from what the Hub's reader
+    # already knows. Redis answering a PING is not enough: after an outage or a failover
+    # the Hub may still be resubscribing, or failing to. No grace period for a momentary
+    # reconnection: while it lasts, notices are missed here; a balancer's own threshold of
+    # consecutive failures absorbs a blip (docs/deploy.md).
+    problem = services.hub.live_problem()
+    checks["live"] = "ok" if problem is None else problem
     return all(v == "ok" for v in checks.values()), checks
 
 

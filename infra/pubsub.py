@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -109,11 +110,45 @@ class Hub:
         # reader resolves them; a lost connection and ``close`` cancel them, so a waiting
         # ``listen`` always wakes.
         self._unconfirmed: dict[str, deque[asyncio.Future[None]]] = {}
+        # Channels subscribed again on the current connection (the reader's resubscription
+        # after connecting, redis-py's after a silent reconnection) that Redis has not
+        # confirmed yet: until it has, their notices are not heard. Since when (monotonic)
+        # this process has not been hearing, and why: for ``live_problem``.
+        self._awaiting: set[str] = set()
+        self._unheard_since = time.monotonic()
+        self._unheard_why = "connecting"
 
     @property
     def subscribed(self) -> bool:
         """The subscription connection is up (no message is being missed)."""
         return self._healthy and self._reader is not None and not self._reader.done()
+
+    def live_problem(self) -> str | None:
+        """None while every channel this process needs is subscribed and Redis has
+        confirmed it (or when the Hub was never started: nothing to hear); otherwise why
+        not, for readiness. Only what the reader already knows: no Redis round trip."""
+        if self._reader is None:
+            return None
+        if self._closed:
+            return "not subscribed: the pub/sub hub is closed"
+        since = f"{time.monotonic() - self._unheard_since:.0f} s"
+        if self._reader.done():
+            return f"not subscribed since {since}: the pub/sub reader stopped"
+        if not self._healthy:
+            return f"not subscribed since {since}: {self._unheard_why}"
+        needed = {self.keys("chan", "_hub"), *self._listeners, *self._watchers}
+        # A watcher's own subscription counts too; a listener's is awaited by its ``listen``.
+        waiting = (self._awaiting & needed) | (self._unconfirmed.keys() & self._watchers.keys())
+        if waiting:
+            return (
+                f"resubscribing since {since}: "
+                f"{len(waiting)} of {len(needed)} channels not confirmed by Redis"
+            )
+        return None
+
+    def _stopped_hearing(self, why: str) -> None:
+        self._unheard_since = time.monotonic()
+        self._unheard_why = why
 
     def channel(self, *parts: object) -> str:
         return self.keys("chan", *parts)
@@ -250,6 +285,7 @@ class Hub:
         its listener may start."""
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else str(channel)
+        self._awaiting.discard(channel)
         pending = self._unconfirmed.get(channel)
         if not pending:
             return  # the reader's own subscription on connecting, or a resubscription
@@ -283,6 +319,7 @@ class Hub:
         if self._closed:
             raise RedisUnavailable("the pub/sub hub is closed")
         if self._reader is None or self._reader.done():
+            self._stopped_hearing("connecting")
             self._reader = asyncio.create_task(self._run(), name="pubsub-reader")
         if not self._tried.is_set():
             with contextlib.suppress(TimeoutError):
@@ -299,12 +336,28 @@ class Hub:
             for listener in list(listeners):
                 listener.offer(None)
 
-    def _reconnected_silently(self, _connection: object) -> None:
+    def _reconnected_silently(self, connection: object) -> None:
         """redis-py reconnects (and resubscribes) inside a read when the server answers
-        again within its retries: messages of the gap are lost all the same."""
+        again within its retries: messages of the gap are lost all the same, and those of
+        the connection's channels go unheard until Redis confirms the resubscription
+        (redis-py has sent it, before calling us)."""
         if self._healthy:
+            self._stopped_hearing("reconnecting")
+            self._awaiting |= self._channels_on(connection)
             self.reconnects += 1
             self._missed()
+
+    def _channels_on(self, connection: object) -> set[str]:
+        pubsubs: list[PubSub] = []
+        if isinstance(self._pubsub, ClusterPubSub):
+            pubsubs = list(self._pubsub.node_pubsub_mapping.values())
+        elif self._pubsub is not None:
+            pubsubs = [self._pubsub]
+        for pubsub in pubsubs:
+            if pubsub.connection is connection:
+                names = [*pubsub.channels, *pubsub.shard_channels]
+                return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+        return set()
 
     async def _run(self) -> None:
         """Connect, subscribe to every channel, read until the connection fails; again,
@@ -341,6 +394,7 @@ class Hub:
                     if self._closed:
                         return  # closed while connecting (its cancellation may be lost)
                     self._pubsub = pubsub
+                    self._awaiting = set(channels)  # confirmed as the reader reads on
                     self._healthy = True
                 self._tried.set()
                 delay = self._backoff[0]
@@ -356,12 +410,17 @@ class Hub:
                 self._tried.set()
                 if self._healthy:
                     log.warning("pub/sub connection lost (%s); reconnecting", exc)
+                    self._stopped_hearing(f"connection lost ({type(exc).__name__})")
                     self._healthy = False
                     self._missed()
                 else:
+                    self._unheard_why = f"cannot connect ({type(exc).__name__})"
                     log.debug("pub/sub reconnect failed: %s", exc)
             finally:
+                if self._healthy:  # cancelled, or the Hub closed, while reading
+                    self._stopped_hearing("stopped")
                 self._healthy = False
+                self._awaiting.clear()
                 self._cancel_unconfirmed()
                 if self._pubsub is pubsub:
                     self._pubsub = None

@@ -19,6 +19,7 @@ from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, connect
 from schema.context import Services
 from tests.factories import Tenant
+from tests.support import eventually
 
 
 async def test_embedded_redis_starts_serves_persists_and_stops(tmp_path: Path) -> None:
@@ -51,9 +52,13 @@ async def test_a_second_embedded_redis_on_the_same_data_is_refused(tmp_path: Pat
 
 
 async def test_readyz_reports_ok(client: httpx.AsyncClient) -> None:
+    # (The app may have just started: ready once its live subscriptions are confirmed.)
+    await eventually(lambda: _is_ready(client), within=10)
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "migrations": "ok", "redis": "ok"}
+    assert response.json()["checks"] == {
+        "database": "ok", "migrations": "ok", "redis": "ok", "live": "ok",
+    }  # fmt: skip
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 
 
@@ -95,14 +100,25 @@ async def test_readyz_is_503_when_redis_is_down(
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
-            assert (await client.get("/readyz")).status_code == 200
+            await eventually(lambda: _is_ready(client), within=10)
             server.stop()
             response = await client.get("/readyz")
+
+            # The Hub notices the lost subscription connection too (at its next read).
+            async def live_reported_down() -> bool:
+                live = (await client.get("/readyz")).json()["checks"]["live"]
+                return bool(live.startswith("not subscribed since"))
+
+            await eventually(live_reported_down, within=10)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"].startswith("unreachable")
     assert body["checks"]["database"] == "ok"
+
+
+async def _is_ready(client: httpx.AsyncClient) -> bool:
+    return (await client.get("/readyz")).status_code == 200
 
 
 async def test_readyz_is_503_when_migrations_are_not_current(
