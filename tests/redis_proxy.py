@@ -1,0 +1,82 @@
+"""A TCP proxy in front of a real Redis that a test can hold (a command kept on its way
+to Redis) or drop (Redis gone for every client)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+@dataclass
+class HoldingProxy:
+    """Forwards Redis connections; client bytes after ``hold_after`` has passed (with
+    ``hold_marker``, those carrying it too) wait until ``release`` is set (``holding`` is
+    set when some do). A connection ends on both sides when either side ends (Redis
+    stopped: its clients see the connection lost), and at once when Redis cannot be
+    reached."""
+
+    target: str  # the Redis URL (TCP or a unix socket)
+    hold_after: bytes
+    hold_marker: bool = False
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    clients: list[asyncio.StreamWriter] = field(default_factory=list)
+    server: asyncio.Server | None = None
+
+    async def _up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        marker_seen = False
+        while data := await reader.read(65536):
+            marker_seen = marker_seen or (self.hold_marker and self.hold_after in data)
+            if marker_seen and not self.release.is_set():
+                self.holding.set()
+                await self.release.wait()
+            marker_seen = marker_seen or self.hold_after in data
+            writer.write(data)
+            await writer.drain()
+
+    @staticmethod
+    async def _down(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+
+    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        self.clients.append(client_w)
+        url = urlsplit(self.target)
+        try:
+            if url.scheme == "unix":
+                server_r, server_w = await asyncio.open_unix_connection(url.path)
+            else:
+                server_r, server_w = await asyncio.open_connection(url.hostname, url.port or 6379)
+        except OSError:
+            client_w.close()
+            return
+        directions = [
+            asyncio.create_task(self._up(client_r, server_w)),
+            asyncio.create_task(self._down(server_r, client_w)),
+        ]
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        for task in directions:
+            task.cancel()
+        for w in (client_w, server_w):
+            w.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[int]:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        try:
+            yield self.server.sockets[0].getsockname()[1]
+        finally:
+            self.release.set()
+            self.server.close()
+
+    def drop(self) -> None:
+        """Redis goes away: every connection is closed, and new ones are refused."""
+        assert self.server is not None
+        self.server.close()
+        for writer in self.clients:
+            writer.close()
