@@ -208,10 +208,27 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
             assert approved["data"]["saleClaimApprove"]["userErrors"] == [], approved
             review = await post(http, START_REVIEW, {"input": {"id": deal}}, manager)
             assert review["data"]["dealRegistrationStartReview"]["userErrors"] == [], review
+
+            # Unready meanwhile: Redis unreachable, live feeds not subscribed.
+            async def down() -> bool:
+                response = await http.get("/readyz")
+                checks = response.json()["checks"]
+                return response.status_code == 503 and checks["live"] != "ok"
+
+            await eventually(down, within=10)
             # Down for longer than the reader used to wait before giving up (0.5 s).
             await asyncio.sleep(3)
             own_redis.start()
             await own_redis.wait_ready()
+
+            # Ready again once the process hears its live feeds (tests/infra/
+            # test_readiness_live.py shows the state in between: PING answers, not yet).
+            async def ready() -> bool:
+                response = await http.get("/readyz")
+                live = response.json()["checks"]["live"]
+                return response.status_code == 200 and live == "ok"
+
+            await eventually(ready, within=15)
 
             # Every open subscription resumes with the current state; versions only rise
             # (the external Redis came back empty: the board was rebuilt from SQL).
@@ -229,6 +246,10 @@ async def test_open_subscriptions_resume_with_current_state_after_redis_returns(
             # A read serves the current version, never the one from before the loss.
             read = await post(http, LEADERBOARD, {"id": contest_id}, vendor)
             assert read["data"]["leaderboard"]["version"] >= after["version"], read
+
+            # A change made now is pushed: heard through the process's new subscription.
+            await approve_sale(db, clock, tenant, partner=0, amount=1)
+            await until_rows(board, [100_00, 150_01], at_least=after["version"])
 
 
 async def test_while_redis_is_down_reads_and_new_subscriptions_answer_a_coded_error(
