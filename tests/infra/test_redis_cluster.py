@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from redis.crc import key_slot
 from starlette.applications import Starlette
@@ -87,8 +88,8 @@ async def test_a_master_that_loses_its_data_has_the_boards_rebuilt_from_the_ledg
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["operator", "crash"])
 async def test_a_failover_keeps_scoring_and_live_subscriptions_resume(
-    how: str, cluster: LocalCluster, app: Starlette, gql: GQL, services: Services,
-    db: Database, clock: OffsetClock, tenant: Tenant,
+    how: str, cluster: LocalCluster, app: Starlette, client: httpx.AsyncClient, gql: GQL,
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
 ) -> None:  # fmt: skip
     """``operator``: CLUSTER FAILOVER on the replica (a planned handover); ``crash``: the
     master is killed and its replica promoted after the node timeout."""
@@ -128,6 +129,13 @@ async def test_a_failover_keeps_scoring_and_live_subscriptions_resume(
         # handover may be lost) and hears later changes through the new master.
         await eventually(lambda: _true(services.hub.reconnects > reconnects), within=15)
         await eventually(lambda: _true(services.hub.subscribed), within=15)
+
+        # /readyz follows: ready, its live feeds confirmed on the new master.
+        async def ready() -> bool:
+            response = await client.get("/readyz")
+            return response.status_code == 200 and response.json()["checks"]["live"] == "ok"
+
+        await eventually(ready, within=15)
         await approve_sale(db, clock, tenant, partner=0, amount=1)
         await dispatch(services)
         async with asyncio.timeout(15):
