@@ -96,7 +96,7 @@ async def test_readyz_is_503_when_redis_is_down(
 ) -> None:
     server = EmbeddedRedis(tmp_path / "down")
     url = server.start()
-    app = create_app(settings.with_overrides(redis_url=url), clock=clock)
+    app = create_app(settings.with_overrides(redis_url=url, redis_cluster=False), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
