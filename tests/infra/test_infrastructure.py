@@ -115,6 +115,9 @@ async def test_readyz_is_503_when_redis_is_down(
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"].startswith("unreachable")
     assert body["checks"]["database"] == "ok"
+    # What waits is shown while Redis is down, when it matters most.
+    assert body["outbox"] is not None
+    assert body["mail"] is not None
 
 
 async def _is_ready(client: httpx.AsyncClient) -> bool:
