@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from infra.db import UTCDateTime
+from infra.db import MINOR_UNITS, UTCDateTime
 from infra.ids import new_id
 
 
@@ -27,7 +27,7 @@ class Product(SQLModel, table=True):
     sku: str = Field(max_length=64)
     name: str = Field(max_length=200)
     category: str = Field(default="", max_length=64)
-    list_price_minor: int
+    list_price_minor: int = Field(sa_column=Column(MINOR_UNITS, nullable=False))
     currency: str = Field(max_length=3)
     # Vendor-internal: contribution margin in basis points of list price. Never shown to
     # partner roles.

@@ -13,7 +13,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from infra.append_only import append_only
-from infra.db import UTCDateTime
+from infra.db import MINOR_UNITS, UTCDateTime
 from infra.ids import new_id
 
 
@@ -139,9 +139,9 @@ class CreditedSource(SQLModel, table=True):
     region: str = Field(default="", max_length=32)
     currency: str = Field(max_length=3)
     # Qualified revenue: positive for a sale, negative for its reversal, 0 otherwise.
-    revenue_minor: int = 0
+    revenue_minor: int = Field(default=0, sa_column=Column(MINOR_UNITS, nullable=False))
     # Vendor-internal: catalogue contribution margin of the revenue (signed like it).
-    margin_minor: int = 0
+    margin_minor: int = Field(default=0, sa_column=Column(MINOR_UNITS, nullable=False))
     lines: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
@@ -174,7 +174,7 @@ class EarningEntry(SQLModel, table=True):
         sa_column=Column(_enum(EntryKind, "earning_entry_kind"), nullable=False)
     )
     line_key: str = Field(default="", max_length=100)
-    amount_minor: int
+    amount_minor: int = Field(sa_column=Column(MINOR_UNITS, nullable=False))
     currency: str = Field(max_length=3)
     rule: str = Field(max_length=500)
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -196,7 +196,7 @@ class PayoutStatement(SQLModel, table=True):
     currency: str = Field(max_length=3)
     period_start: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     period_end: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-    total_minor: int
+    total_minor: int = Field(sa_column=Column(MINOR_UNITS, nullable=False))
     entry_count: int
     data_version: str = Field(max_length=80)
     program_version_ids: list[str] = Field(
@@ -248,7 +248,7 @@ class PayoutDecision(SQLModel, table=True):
     )
     hold_id: uuid.UUID | None = Field(default=None, foreign_key="payout_hold.id")
     actor_user_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
-    amount_minor: int
+    amount_minor: int = Field(sa_column=Column(MINOR_UNITS, nullable=False))
     currency: str = Field(max_length=3)
     data_version: str = Field(max_length=80)
     program_version_ids: list[str] = Field(

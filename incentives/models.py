@@ -17,7 +17,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from infra.append_only import append_only
-from infra.db import UTCDateTime
+from infra.db import MINOR_UNITS, UTCDateTime
 from infra.ids import new_id
 
 
@@ -60,7 +60,7 @@ class IncentiveRule(SQLModel, table=True):
     # Only partners in this group at evaluation are evaluated (a pilot's treatment group).
     target_group_id: uuid.UUID | None = Field(default=None, foreign_key="partner_group.id")
     # What its rate overlays may pay in total (minor units of ``currency``); None: no cap.
-    budget_cap_minor: int | None = None
+    budget_cap_minor: int | None = Field(default=None, sa_column=Column(MINOR_UNITS))
     # What its rate actions have committed so far: the sum of their estimated costs, added
     # in the transaction that places them (``incentives.evaluation``); the budget left is
     # the cap less the larger of this and what the overlays have paid.

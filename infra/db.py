@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Executable, event, inspect
+from sqlalchemy import BigInteger, DateTime, Executable, Integer, event, inspect
 from sqlalchemy.engine import Dialect, ExceptionContext, Result, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -46,6 +46,12 @@ metadata = SQLModel.metadata
 
 # The session type as the layers above name it (schema/ imports no SQL library).
 DbSession = AsyncSession
+
+
+# An amount in minor units on the tables made before money columns were declared BIGINT:
+# PostgreSQL's BIGINT, SQLite's INTEGER as those tables declare it (64 bits there already;
+# migration 0035).
+MINOR_UNITS = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -15,7 +15,7 @@ from sqlalchemy import CheckConstraint, Column, Index, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
-from infra.db import UTCDateTime
+from infra.db import MINOR_UNITS, UTCDateTime
 from infra.ids import new_id
 
 
@@ -137,7 +137,9 @@ class SalesSettings(SQLModel, table=True):
 
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", primary_key=True)
     claim_window_days: int = 90
-    auto_approve_limit_minor: int = 500_000
+    auto_approve_limit_minor: int = Field(
+        default=500_000, sa_column=Column(MINOR_UNITS, nullable=False)
+    )
     auto_approve_currency: str = Field(default="USD", max_length=3)
     proof_required: bool = True
     max_serials_per_claim: int = 500
@@ -161,7 +163,7 @@ class SaleClaim(SQLModel, table=True):
     customer_name: str = Field(max_length=200)
     invoice_number: str = Field(max_length=64)
     sale_date: date
-    amount_minor: int
+    amount_minor: int = Field(sa_column=Column(MINOR_UNITS, nullable=False))
     currency: str = Field(max_length=3)
     region: str = Field(default="", max_length=32)
     state: ClaimState = Field(

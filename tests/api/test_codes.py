@@ -125,6 +125,22 @@ async def test_a_code_not_on_the_list_is_a_user_error(
     assert {"field": field, "code": code} in payload["data"][mutation]["userErrors"]
 
 
+async def test_an_amount_beyond_32_bits_is_stored_and_read_back(
+    gql: GQL, catalogue: Tenant
+) -> None:
+    """100,000,000.00 USD: within what the API accepts, beyond a 32-bit column (PostgreSQL
+    refused it with a database error, an INTERNAL_SERVER_ERROR to the caller)."""
+    upsert = """mutation($input: ProductUpsertInput!) { productUpsert(input: $input) {
+      product { listPrice { amountMinor amount } } userErrors { field code } } }"""
+    variables = {"input": {"sku": "NW-BIG", "name": "Core router",
+                           "listPrice": money("100000000.00", "USD")}}  # fmt: skip
+    data = await gql.data(upsert, variables, as_user=catalogue.user(Role.VENDOR_ADMIN))
+    assert data["productUpsert"] == {
+        "product": {"listPrice": {"amountMinor": 10_000_000_000, "amount": "100000000.00"}},
+        "userErrors": [],
+    }
+
+
 async def test_real_codes_and_their_minor_units_are_accepted(
     gql: GQL, clock: OffsetClock, catalogue: Tenant
 ) -> None:

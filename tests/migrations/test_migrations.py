@@ -13,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import BigInteger, inspect
 from sqlalchemy.engine import Connection, make_url
 
 from api import migrations
@@ -85,6 +85,19 @@ async def test_history_upgrades_and_downgrades_step_by_step(scratch_url: str) ->
 async def test_models_and_migrations_agree(scratch_url: str) -> None:
     await migrations.upgrade(scratch_url)
     assert await _drift(scratch_url) == []
+
+
+def test_every_amount_in_minor_units_has_64_bits() -> None:
+    """Amounts are accepted up to 10^12 minor units and more (a list price, a deal's value,
+    a budget cap, a forecast) and sum into totals: a 32-bit column (PostgreSQL's INTEGER)
+    refused anything above 21,474,836.47 USD with a database error."""
+    narrow = [
+        f"{table.name}.{column.name}"
+        for table in target_metadata().tables.values()
+        for column in table.columns
+        if column.name.endswith("_minor") and not isinstance(column.type, BigInteger)
+    ]
+    assert narrow == []
 
 
 def test_one_head_and_dated_file_names() -> None:
