@@ -35,6 +35,8 @@ from graphql import (
 from graphql.validation import ASTValidationRule
 from strawberry.extensions import SchemaExtension
 
+from schema.text_input import nul_in_literals, nul_in_variables
+
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 
 
@@ -364,6 +366,8 @@ class DocumentGate:
             errors: list[GraphQLError] = found[1]
             return errors
         errors = validate_document(schema, document, rules)
+        if not errors and (nul := nul_in_literals(document)) is not None:
+            errors = [nul]
         size = len(document.loc.source.body) if document.loc else 0
         self._validated.remember(key, (document, errors), size)
         return errors
@@ -429,6 +433,8 @@ def gate_validate(gate: DocumentGate, context: Any, refused: GraphQLError | None
         context.pre_execution_errors = gate.validate(
             context.schema._schema, context.graphql_document, context.validation_rules
         )
+        if not context.pre_execution_errors and (nul := nul_in_variables(context.variables)):
+            context.pre_execution_errors = [nul]
 
 
 class DocumentChecks(SchemaExtension):
