@@ -38,6 +38,7 @@ from schema.forecasts.types import (
 from schema.incentives.mutations import IncentivesMutation
 from schema.incentives.queries import IncentivesQuery
 from schema.incentives.types import IncentiveRuleType, RuleFiringType
+from schema.instants import INSTANT_SCALARS
 from schema.leaderboards.live import FastPath as LeaderboardFastPath
 from schema.leaderboards.mutations import LeaderboardsMutation
 from schema.leaderboards.queries import LeaderboardsQuery
@@ -188,7 +189,7 @@ def build_schema(
         extensions=build_extensions(gate=gate, production=production),
         config=StrawberryConfig(
             disable_field_suggestions=production,
-            scalar_map={**SCALARS, **LEADERBOARD_SCALARS},
+            scalar_map={**INSTANT_SCALARS, **SCALARS, **LEADERBOARD_SCALARS},
             name_converter=RememberedNames(),
         ),
     )

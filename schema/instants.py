@@ -1,0 +1,85 @@
+"""DateTime and Date inputs every layer below can use.
+
+strawberry's scalars accept any ISO value Python parses, so an instant at the edge of
+Python's range with an offset (``0001-01-01T00:00:00+05:00``, ``9999-12-31T23:59:59-05:00``)
+failed on its way to UTC (OverflowError), and one without an offset failed where the
+database stores only UTC instants: an INTERNAL_SERVER_ERROR on either backend. Here an
+instant is parsed once, made UTC (a value without an offset is read as UTC, as the imports
+read one), and must lie in years 1 to 9998, leaving services a year of room for the
+windows, months and periods they compute from it; a date the same. What is refused is a
+coded error naming the variable (GRAPHQL_VALIDATION_FAILED, as for any variable a scalar
+refuses), before the operation runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dateutil.parser
+from strawberry.exceptions import StrawberryInputCoercionError
+from strawberry.types.scalar import ScalarDefinition
+
+FIRST = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+END = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)  # exclusive
+RANGE = "from 0001-01-01T00:00:00Z up to (not including) 9999-01-01T00:00:00Z"
+
+
+def _refuse(value: object, kind: str, why: str) -> StrawberryInputCoercionError:
+    return StrawberryInputCoercionError(f'Value cannot represent a {kind}: "{value}". {why}')
+
+
+def parse_instant(value: object) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _refuse(value, "DateTime", "Expected a string.")
+    try:
+        parsed = dateutil.parser.isoparse(value)
+    except (ValueError, OverflowError) as error:
+        raise _refuse(value, "DateTime", str(error)) from None
+    try:
+        instant = (
+            parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+        )
+    except OverflowError:
+        instant = None
+    if instant is None or not FIRST <= instant < END:
+        raise _refuse(value, "DateTime", f"An instant is {RANGE}.")
+    return instant
+
+
+def parse_date(value: object) -> dt.date:
+    if not isinstance(value, str):
+        raise _refuse(value, "Date", "Expected a string.")
+    try:
+        parsed = dt.date.fromisoformat(value)
+    except ValueError as error:
+        raise _refuse(value, "Date", str(error)) from None
+    if parsed.year > END.year - 1:
+        raise _refuse(value, "Date", "A date is from 0001-01-01 to 9998-12-31.")
+    return parsed
+
+
+def _isoformat(value: dt.date) -> str:
+    return value.isoformat()
+
+
+INSTANT_SCALARS: dict[object, ScalarDefinition] = {
+    dt.datetime: ScalarDefinition(
+        name="DateTime",
+        description="An instant in ISO 8601, e.g. 2027-01-15T09:30:00+01:00; without an offset "
+        "it is read as UTC. From 0001-01-01T00:00:00Z up to 9999-01-01T00:00:00Z.",
+        specified_by_url=None,
+        serialize=_isoformat,
+        parse_value=parse_instant,
+        parse_literal=None,
+        origin=dt.datetime,
+    ),
+    dt.date: ScalarDefinition(
+        name="Date",
+        description="A calendar date in ISO 8601, e.g. 2027-01-15; from 0001-01-01 to 9998-12-31.",
+        specified_by_url=None,
+        serialize=_isoformat,
+        parse_value=parse_date,
+        parse_literal=None,
+        origin=dt.date,
+    ),
+}

@@ -1,0 +1,45 @@
+"""A DateTime or Date input is a UTC instant (or date) every layer can use: one at the edge
+of Python's range with an offset, or beyond year 9998, is refused before the operation
+runs with a coded error naming the variable; one without an offset is read as UTC. Both
+failed with an INTERNAL_SERVER_ERROR (OverflowError converting to UTC; the database layer
+refusing a naive value), on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import pytest
+
+from partners.roles import Role
+from tests.factories import Tenant
+from tests.support import GQL
+
+MARK = """mutation($before: DateTime!) { notificationMarkAllRead(input: {before: $before}) {
+  marked userErrors { field code } } }"""
+LOOKUP = 'query($day: Date!) { serialLookup(serial: "NONE-1", saleDate: $day) { __typename } }'
+
+
+@pytest.mark.parametrize(
+    "instant",
+    ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "9999-06-01T00:00:00Z"],
+)
+async def test_an_instant_out_of_range_is_refused_with_a_code(
+    gql: GQL, tenant: Tenant, instant: str
+) -> None:
+    refused = await gql(MARK, {"before": instant}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert refused.get("data") is None
+    [error] = refused["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", error
+    assert "$before" in error["message"]
+
+
+async def test_an_instant_without_an_offset_is_read_as_utc(gql: GQL, tenant: Tenant) -> None:
+    user = tenant.user(Role.VENDOR_ADMIN)
+    for before in ("2027-01-15T00:00:00", "0001-01-01T00:00:00+00:00"):
+        done = await gql.data(MARK, {"before": before}, as_user=user)
+        assert done["notificationMarkAllRead"]["userErrors"] == []
+
+
+async def test_a_date_beyond_year_9998_is_refused_with_a_code(gql: GQL, tenant: Tenant) -> None:
+    rep = tenant.user(Role.PARTNER_REP)
+    refused = await gql(LOOKUP, {"day": "9999-12-31"}, as_user=rep)
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+    assert (await gql.data(LOOKUP, {"day": "2027-01-15"}, as_user=rep))["serialLookup"]
