@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dateutil.parser
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
@@ -32,7 +31,7 @@ def parse_instant(value: object) -> dt.datetime:
     if not isinstance(value, str):
         raise _refuse(value, "DateTime", "Expected a string.")
     try:
-        parsed = dateutil.parser.isoparse(value)
+        parsed = dt.datetime.fromisoformat(value)
     except (ValueError, OverflowError) as error:
         raise _refuse(value, "DateTime", str(error)) from None
     try:
