@@ -616,6 +616,7 @@ async def hold(
     note = note.strip()
     if not note:
         raise DomainError(EarningsErrorCode.REQUIRED, "Say why (for the audit trail).", "note")
+    _check_note(note)
     now = clock.now()
     if expected_release_at is not None and expected_release_at <= now:
         raise DomainError(
@@ -646,6 +647,14 @@ async def hold(
     return placed
 
 
+MAX_NOTE = 2000  # the hold's, the decision's and the audit entry's column
+
+
+def _check_note(note: str) -> None:
+    if len(note) > MAX_NOTE:
+        raise DomainError(EarningsErrorCode.TOO_LONG, f"At most {MAX_NOTE} characters.", "note")
+
+
 async def release(
     session: AsyncSession,
     principal: Principal,
@@ -657,6 +666,7 @@ async def release(
     """Release one hold; when none remains the statement is PENDING again (to approve)."""
     EARNINGS.require(principal, EarningsOp.RELEASE_HOLD)
     await begin_write(session)
+    _check_note(note.strip())
     found = (
         await session.exec(repository.readable_holds(principal).where(PayoutHold.id == hold_id))
     ).first()

@@ -644,6 +644,9 @@ async def test_other_payout_refusals_change_nothing(
         assert error_codes(await gql(generate, as_user=user)) == ["FORBIDDEN"]
     empty = await gql.data(hold, {"id": statement_id, "note": "  "}, as_user=finance)
     assert empty["payoutHold"]["userErrors"] == [{"code": "REQUIRED", "field": "note"}]
+    # Longer than its column: PostgreSQL failed the write (INTERNAL_SERVER_ERROR).
+    long = await gql.data(hold, {"id": statement_id, "note": "x" * 2001}, as_user=finance)
+    assert long["payoutHold"]["userErrors"] == [{"code": "TOO_LONG", "field": "note"}]
     foreign = await gql.data(
         hold, {"id": statement_id, "note": "x"}, as_user=other_tenant.user(Role.FINANCE)
     )
