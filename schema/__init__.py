@@ -69,6 +69,7 @@ from schema.partners.users import UsersMutation
 from schema.pilots.mutations import PilotsMutation
 from schema.pilots.queries import PilotsQuery
 from schema.pilots.types import PilotType
+from schema.scalars import INPUT_SCALARS
 from schema.signals.queries import SignalsQuery
 from schema.subscriptions.mutations import SubscriptionsMutation
 from schema.subscriptions.queries import SubscriptionsQuery
@@ -189,7 +190,7 @@ def build_schema(
         extensions=build_extensions(gate=gate, production=production),
         config=StrawberryConfig(
             disable_field_suggestions=production,
-            scalar_map={**INSTANT_SCALARS, **SCALARS, **LEADERBOARD_SCALARS},
+            scalar_map={**INSTANT_SCALARS, **SCALARS, **LEADERBOARD_SCALARS, **INPUT_SCALARS},
             name_converter=RememberedNames(),
         ),
     )
