@@ -30,7 +30,7 @@ from partners.models import Partner, PartnerStatus, User
 from partners.roles import Role
 from schema import build_schema
 from tests.factories import Tenant
-from tests.support import GQL, error_codes, live_server, make_token
+from tests.support import GQL, error_codes, live_server, make_token, multipart
 
 ME = "{ me { role } }"
 
@@ -124,7 +124,10 @@ async def test_expiry_follows_the_service_clock(
 
 
 def placeholder(type_: GraphQLInputType) -> str:
-    """A syntactically valid literal for a required input (the value never gets used)."""
+    """A syntactically valid literal for a required input (the value never gets used); a
+    file is the variable $file (an upload is no literal: a multipart request maps it)."""
+    if getattr(type_, "name", "") == "Upload":
+        return "$file"
     if isinstance(type_, GraphQLNonNull):
         return placeholder(type_.of_type)
     if isinstance(type_, GraphQLList):
@@ -160,7 +163,8 @@ def operation_for(kind: str, name: str, field: GraphQLField) -> str:
         if not isinstance(get_named_type(field.type), GraphQLScalarType | GraphQLEnumType)
         else ""
     )
-    return f"{kind} {{ {name}{f'({args})' if args else ''}{selection} }}"
+    file = "($file: Upload!)" if "$file" in args else ""
+    return f"{kind}{file} {{ {name}{f'({args})' if args else ''}{selection} }}"
 
 
 # Open to anyone on purpose (schema.permissions.Public): partner applications.
@@ -179,7 +183,12 @@ async def test_every_root_field_requires_authentication(gql: GQL) -> None:
             if name in PUBLIC_ROOT_FIELDS:
                 public.add(name)
                 continue
-            payload = await gql(operation_for(kind, name, field))
+            operation = operation_for(kind, name, field)
+            if "$file" in operation:
+                files = {"variables.file": ("a.csv", b"x", "text/csv")}
+                payload = (await multipart(gql, operation, {"file": None}, files)).json()
+            else:
+                payload = await gql(operation)
             assert error_codes(payload) == ["UNAUTHENTICATED"], (name, payload)
     assert public == PUBLIC_ROOT_FIELDS
 
