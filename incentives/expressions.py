@@ -26,6 +26,11 @@ FUNCTIONS = frozenset({
     "size", "int", "uint", "double", "string", "bool", "type", "dyn", "contains",
     "startsWith", "endsWith", "matches", "has", "all", "exists", "exists_one", "map", "filter",
 })  # fmt: skip
+# What running a condition on values raises when it cannot be evaluated on them: a null
+# compared, a type mismatch, a division by zero, a 64-bit integer overflow (ArithmeticError
+# covers the last two).
+EVALUATION_ERRORS = (TypeError, ValueError, RuntimeError, ArithmeticError)
+
 _POSITION = re.compile(r"<input>:(\d+):(\d+):\s*(.*)")
 
 
@@ -37,18 +42,18 @@ class Condition:
 
     def holds(self, values: Mapping[str, Any]) -> bool:
         """True when the condition is true on these values; False when false or when it
-        cannot be evaluated on them (a null compared, a division by zero). Only the names
-        it reads are handed over: the library converts every value it is given."""
+        cannot be evaluated on them (a null compared, a division by zero, an overflow). Only
+        the names it reads are handed over: the library converts every value it is given."""
         try:
             return self.program.execute({name: values.get(name) for name in self.reads}) is True
-        except (TypeError, ValueError, RuntimeError, ZeroDivisionError):
+        except EVALUATION_ERRORS:
             return False
 
     def evaluate(self, values: Mapping[str, Any]) -> tuple[bool, str | None]:
         """(fires, why not when it could not be evaluated)."""
         try:
             return self.program.execute({n: values.get(n) for n in self.reads}) is True, None
-        except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
+        except EVALUATION_ERRORS as error:
             return False, str(error).split("\n")[0][:300]
 
 
@@ -141,7 +146,7 @@ def _attempt(program: Any, values: Mapping[str, Any]) -> tuple[Any, Exception | 
     """(the result, None), or (None, the error) when it cannot be evaluated on these."""
     try:
         return program.execute(values), None
-    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as error:
+    except EVALUATION_ERRORS as error:
         return None, error
 
 
