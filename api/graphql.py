@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from typing import Any, cast
 
 import orjson
@@ -55,6 +56,8 @@ def error_body(message: str, code: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
+# An escape of a surrogate (\\uD800 to \\uDFFF) in JSON text: paired (valid) or lone (not).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _STATUS_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
@@ -412,12 +415,25 @@ class GraphQLView(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON of a body, a multipart field or a websocket message. Nesting too deep for
-        the decoder (a few hundred KB of brackets) is malformed JSON like any other: a 400
-        over HTTP, close 4400 over websockets, never an uncaught RecursionError (a 500)."""
+        the decoder (a few hundred KB of brackets), bytes that are not UTF-8 (or the UTF-16
+        or -32 JSON allows) and a lone surrogate (an escape such as \\ud800 not part of a
+        pair: no text, so no database or client can store it) are malformed JSON like any
+        other: a 400 over HTTP, close 4400 over websockets, never an uncaught error (a 500)
+        here or where the string is written."""
         try:
-            return json.loads(data)
+            # json.loads would decode bytes with "surrogatepass": a lone surrogate got in.
+            text = data if isinstance(data, str) else data.decode(json.detect_encoding(data))
+            decoded = json.loads(text)
         except RecursionError:
             raise json.JSONDecodeError("nested too deeply", "", 0) from None
+        except UnicodeDecodeError:
+            raise json.JSONDecodeError("not UTF-8", "", 0) from None
+        if _SURROGATE_ESCAPE.search(text):
+            try:  # (only then: a pair is an emoji, a lone one no text)
+                json.dumps(decoded, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                raise json.JSONDecodeError("a lone surrogate", "", 0) from None
+        return decoded
 
     def encode_json(self, data: object) -> str:
         """Compact UTF-8 JSON (orjson: a tenth of the json module's time for a page of a
