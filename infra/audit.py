@@ -24,7 +24,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, insert
+from sqlalchemy import JSON, Column, Index, String, Text, insert
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,7 +49,13 @@ class AuditEntry(SQLModel, table=True):
     entity_id: str = Field(max_length=200)
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    reason: str | None = Field(default=None, max_length=2000)
+    # Unbounded: each service bounds the reasons and notes it accepts, and the entry keeps
+    # whatever it was given (a cap here failed the change's whole transaction on
+    # PostgreSQL, a 500, when a service passed on a longer note; SQLite's declared
+    # VARCHAR(2000) is no limit; migration 0036).
+    reason: str | None = Field(
+        default=None, sa_column=Column(Text().with_variant(String(2000), "sqlite"))
+    )
 
 
 append_only(AuditEntry)
