@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import col, select
@@ -43,6 +43,11 @@ def treatment_group_name(name: str) -> str:
     return f"Pilot {name}: treatment"
 
 
+# A pilot is an experiment with an end in sight: a longer one is a program, not a pilot
+# (and an end in year 9999 a typo); extending one is bound the same way, from now.
+MAX_RUN = timedelta(days=2 * 366)
+
+
 def _check_end(ends_at: datetime, now: datetime, errors: list[DomainError]) -> None:
     if ends_at.tzinfo is None:
         errors.append(DomainError(PilotErrorCode.INVALID_DATE, "Give a timezone.", "ends_at"))
@@ -50,6 +55,12 @@ def _check_end(ends_at: datetime, now: datetime, errors: list[DomainError]) -> N
         errors.append(
             DomainError(PilotErrorCode.INVALID_DATE, "The end must be in the future.", "ends_at")
         )
+    elif ends_at > now + MAX_RUN:
+        errors.append(DomainError(
+            PilotErrorCode.INVALID_DATE,
+            f"A pilot ends within two years: by {(now + MAX_RUN).date().isoformat()}.",
+            "ends_at",
+        ))  # fmt: skip
 
 
 def snapshot(pilot: Pilot) -> dict[str, Any]:

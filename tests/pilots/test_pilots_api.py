@@ -198,6 +198,7 @@ async def test_bad_input_is_coded_and_changes_nothing(
         (ps.create_input(gid("PartnerGroup", single.id), later), "TOO_FEW_PARTNERS", "groupId"),
         (ps.create_input(resellers, T0 - timedelta(days=1)), "INVALID_DATE", "endsAt"),
         (ps.create_input(resellers, T0), "INVALID_DATE", "endsAt"),
+        (ps.create_input(resellers, T0 + timedelta(days=733)), "INVALID_DATE", "endsAt"),
         (ps.create_input(resellers, later, seed="-3"), "INVALID_SEED", "seed"),
         (ps.create_input(resellers, later, seed="x"), "INVALID_SEED", "seed"),
         ({**ps.create_input(resellers, later), "name": " "}, "REQUIRED", "name"),
@@ -240,6 +241,9 @@ async def test_bad_input_is_coded_and_changes_nothing(
     bad_extend = await gql.data(EXTEND, {"input": {"id": pilot["id"], "endsAt": (
         T0 + timedelta(days=10)).isoformat()}}, as_user=vendor_admin)  # fmt: skip
     assert [e["code"] for e in bad_extend["pilotExtend"]["userErrors"]] == ["INVALID_DATE"]
+    too_far = await gql.data(EXTEND, {"input": {"id": pilot["id"], "endsAt": (
+        "9000-01-01T00:00:00Z")}}, as_user=vendor_admin)  # fmt: skip
+    assert [e["code"] for e in too_far["pilotExtend"]["userErrors"]] == ["INVALID_DATE"]
     clock.freeze(later + timedelta(days=1))
     late_start = await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=vendor_admin)
     assert [e["code"] for e in late_start["pilotStart"]["userErrors"]] == ["INVALID_DATE"]
