@@ -39,6 +39,14 @@ async def s(db: Database, clock: OffsetClock, tenant: Tenant, services: Services
     return await shop(db, clock, tenant, services)
 
 
+async def _third_admin(db: Database, clock: OffsetClock, tenant: Tenant) -> Any:
+    """A vendor admin besides the shop's author and approver."""
+    return await es.tx(db, lambda session: partners_service.create_user(
+        session, clock, vendor_id=tenant.vendor.id, email=f"third-{uuid.uuid4().hex[:6]}@x.example",
+        role=Role.VENDOR_ADMIN, display_name="Third Admin",
+    ))  # fmt: skip
+
+
 def _gate(monkeypatch: pytest.MonkeyPatch, who: uuid.UUID) -> tuple[asyncio.Event, asyncio.Event]:
     """Pause ``who``'s approval after its checks, just before it locks the rule."""
     reached, go = asyncio.Event(), asyncio.Event()
@@ -119,10 +127,7 @@ async def test_two_admins_approving_one_draft_at_once_make_one_activation(
     s: Shop,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    third = await es.tx(db, lambda session: partners_service.create_user(
-        session, clock, vendor_id=tenant.vendor.id, email=f"third-{uuid.uuid4().hex[:6]}@x.example",
-        role=Role.VENDOR_ADMIN, display_name="Third Admin",
-    ))  # fmt: skip
+    third = await _third_admin(db, clock, tenant)
     rule_id, v1 = await _draft_rule(db, clock, s)
     reached, go = _gate(monkeypatch, third.id)
 
@@ -208,10 +213,7 @@ async def test_two_admins_approving_one_budget_change_at_once_apply_it_once(
     s: Shop,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    third = await es.tx(db, lambda session: partners_service.create_user(
-        session, clock, vendor_id=tenant.vendor.id, email=f"third-{uuid.uuid4().hex[:6]}@x.example",
-        role=Role.VENDOR_ADMIN, display_name="Third Admin",
-    ))  # fmt: skip
+    third = await _third_admin(db, clock, tenant)
     rule_id, change = await _raise_asked(db, clock, s)
     reached, go = _gate(monkeypatch, third.id)
     late = asyncio.create_task(_approve_change(db, clock, third, change))
