@@ -120,8 +120,15 @@ class Hub:
 
     @property
     def subscribed(self) -> bool:
-        """The subscription connection is up (no message is being missed)."""
-        return self._healthy and self._reader is not None and not self._reader.done()
+        """The subscription connection is up and Redis has confirmed every channel it
+        carries (no message is being missed): the read caches serve only then. Between a
+        (re)connection's subscriptions and their confirmations a notice is not heard."""
+        return (
+            self._healthy
+            and not self._awaiting
+            and self._reader is not None
+            and not self._reader.done()
+        )
 
     def live_problem(self) -> str | None:
         """None while every channel this process needs is subscribed and Redis has
@@ -238,6 +245,7 @@ class Hub:
         async with self._lock:
             if channel in self._listeners or channel in self._watchers or self._pubsub is None:
                 return  # someone listens again
+            self._awaiting.discard(channel)  # no longer needed: no longer awaited
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     if isinstance(self._pubsub, ClusterPubSub):

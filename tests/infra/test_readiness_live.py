@@ -86,10 +86,16 @@ async def test_ready_only_once_the_hub_has_resubscribed_after_an_outage(
                     assert checks["redis"] == "ok", checks
                     assert checks["live"].startswith("resubscribing since"), checks
                     assert status == 503
+                    # Nor do the read caches serve: another process's change committed now
+                    # would not be heard (they served as soon as the resubscription was
+                    # sent, and kept what they read then until their TTL).
+                    epochs = app.state.services.db.epochs
+                    assert not epochs.live
 
                     # Redis confirms it: ready, and a notice published now is heard.
                     proxy.release.set()
                     await eventually(ready, within=10)
+                    assert epochs.live
                     assert await publisher.publish(channel, b"after") == 1
                     async with asyncio.timeout(5):
                         while (message := await listener.get()) is None:
