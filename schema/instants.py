@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 from strawberry.exceptions import StrawberryInputCoercionError
+from strawberry.schema.types.base_scalars import DateTimeDefinition
 from strawberry.types.scalar import ScalarDefinition
 
 FIRST = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
@@ -30,10 +31,16 @@ def _refuse(value: object, kind: str, why: str) -> StrawberryInputCoercionError:
 def parse_instant(value: object) -> dt.datetime:
     if not isinstance(value, str):
         raise _refuse(value, "DateTime", "Expected a string.")
+    # What strawberry's own DateTime accepted (dateutil's isoparse: RFC 3339's lower-case
+    # "t" and "z", ISO 8601's 24:00, reduced precision, week and ordinal dates), so no value
+    # a client sent before is refused now (``datetime.fromisoformat`` refuses several); it
+    # refuses what it cannot parse with the same coded message.
+    assert DateTimeDefinition.parse_value is not None
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except (ValueError, OverflowError) as error:
+        parsed = DateTimeDefinition.parse_value(value)
+    except OverflowError as error:  # 9999-12-31T24:00
         raise _refuse(value, "DateTime", str(error)) from None
+    assert isinstance(parsed, dt.datetime)
     try:
         instant = (
             parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)

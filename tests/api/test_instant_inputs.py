@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from partners.roles import Role
+from schema.instants import parse_instant
 from tests.factories import Tenant
 from tests.support import GQL
 
@@ -43,3 +44,27 @@ async def test_a_date_beyond_year_9998_is_refused_with_a_code(gql: GQL, tenant: 
     refused = await gql(LOOKUP, {"day": "9999-12-31"}, as_user=rep)
     assert [e["extensions"]["code"] for e in refused["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
     assert (await gql.data(LOOKUP, {"day": "2027-01-15"}, as_user=rep))["serialLookup"]
+
+
+@pytest.mark.parametrize(
+    ("before", "utc"),
+    [
+        # What the DateTime scalar accepted before it judged the range (strawberry's
+        # parser, dateutil's isoparse) stays accepted: RFC 3339's lower-case "t" and "z",
+        # ISO 8601's end of day, reduced precision and ordinal dates.
+        ("2027-01-15t09:30:00z", "2027-01-15T09:30:00+00:00"),
+        ("2027-01-15T24:00:00Z", "2027-01-16T00:00:00+00:00"),
+        ("2027-01", "2027-01-01T00:00:00+00:00"),
+        ("2027-015T09:00Z", "2027-01-15T09:00:00+00:00"),
+    ],
+)
+def test_an_instant_accepted_before_is_accepted_still(before: str, utc: str) -> None:
+    assert parse_instant(before).isoformat() == utc
+
+
+async def test_an_end_of_day_at_the_edge_is_refused_with_a_code(gql: GQL, tenant: Tenant) -> None:
+    refused = await gql(
+        MARK, {"before": "9999-12-31T24:00:00Z"}, as_user=tenant.user(Role.VENDOR_ADMIN)
+    )
+    assert refused.get("data") is None
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
