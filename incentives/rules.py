@@ -1,6 +1,6 @@
 """Rule governance: create (a first draft), draft a new version, dry run, approve (four
-eyes), pause, resume, roll back, budget (loosening an approved rule's budget is four eyes
-too: ``set_budget`` asks, ``approve_budget_change`` applies). Every change is audited; only
+eyes), pause, resume, roll back, budget (loosening a rule's budget is four eyes too:
+``set_budget`` asks, ``approve_budget_change`` applies). Every change is audited; only
 vendor admins act.
 
 A version's condition and actions are checked when drafted; it becomes the rule's active
@@ -671,11 +671,12 @@ async def set_budget(
     """Set (None: remove) the cap on what the rule's rate overlays may pay; ``currency``
     None keeps the rule's (removing a cap never changes the currency).
 
-    A tightening (a cap where there was none, a lower cap) applies at once, as does any
-    budget of a rule never approved (its approval will cover it). Loosening an approved
-    rule's budget (``loosens``) needs a reason and is only asked for: a pending change,
-    replacing an earlier pending one, that a second vendor admin approves
-    (``approve_budget_change``). A budget applied at once replaces a pending change too."""
+    A tightening (a cap where there was none, a lower cap) applies at once. Loosening
+    (``loosens``) needs a reason and is only asked for: a pending change, replacing an
+    earlier pending one, that a second vendor admin approves (``approve_budget_change``).
+    A rule not yet approved too: a version's approver approves the budget they see, and a
+    cap removed the moment before would otherwise go live unseen. A budget applied at once
+    replaces a pending change too."""
     RULES.require(principal, RuleOp.SET_BUDGET)
     await begin_write(session)
     rule = await _rule(session, principal, rule_id)
@@ -683,7 +684,7 @@ async def set_budget(
     errors = await _budget_errors(session, rule, budget_cap_minor, currency, "budget_cap")
     if errors:
         raise DomainErrors(errors)
-    if rule.status is not RuleStatus.DRAFT and loosens(rule, budget_cap_minor, currency):
+    if loosens(rule, budget_cap_minor, currency):
         reason = _reason(reason)
         replaced = await _supersede(session, clock, rule)
         change = IncentiveRuleBudgetChange(

@@ -27,6 +27,7 @@ from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, settle, shop
 from tests.incentives.test_actions import FIRINGS, nodes
 from tests.incentives.test_bad_input_and_roles import BUDGET, CREATE, rule_input
+from tests.incentives.test_budget_four_eyes import APPROVE, SET
 from tests.support import GQL
 
 
@@ -221,9 +222,13 @@ async def test_removing_the_cap_keeps_the_rules_currency(
              "deltaBp": 100}])}, as_user=s.author)  # fmt: skip
     assert made["incentiveRuleCreate"]["userErrors"] == []
     rule = made["incentiveRuleCreate"]["rule"]["id"]
-    removed = await gql.data(BUDGET, {"input": {"id": rule, "budgetCap": None}},
+    # Removing a cap loosens it: asked by one admin, approved by another.
+    removed = await gql.data(SET, {"input": {"id": rule, "budgetCap": None, "reason": "open"}},
                              as_user=s.author)  # fmt: skip
-    assert removed["incentiveRuleBudgetSet"] == {"rule": {"budgetCap": None}, "userErrors": []}
+    change = removed["incentiveRuleBudgetSet"]["budgetChange"]["id"]
+    approved = await gql.data(APPROVE, {"input": {"id": change, "reason": "ok"}},
+                              as_user=s.approver)  # fmt: skip
+    assert approved["incentiveRuleBudgetChangeApprove"]["rule"] == {"budgetCap": None}
     async with db.session() as session:
         [stored] = list(await session.exec(select(IncentiveRule)))
     assert (stored.currency, stored.budget_cap_minor) == ("EUR", None)

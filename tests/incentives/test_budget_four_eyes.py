@@ -310,21 +310,26 @@ async def test_a_pending_change_is_cancelled_with_a_reason(
     )  # fmt: skip
 
 
-async def test_a_draft_rules_budget_is_set_at_once(
+async def test_a_draft_rules_budget_is_loosened_with_four_eyes_too(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
-    """A rule never approved: its approval covers its budget, raised or removed."""
+    """A rule not yet approved: its version's approver approves the budget they see, so a
+    cap raised or removed meanwhile waits for a second admin as on an active rule (it was
+    set at once: removed the moment before the approval, it went live unseen)."""
     s = await shop(db, clock, tenant, services)
     made = await gql.data(CREATE, {"input": rule_input(budgetCap=usd("10.00"))},
                           as_user=s.author)  # fmt: skip
     rule = made["incentiveRuleCreate"]["rule"]["id"]
-    for cap, after in ((usd("99.00"), (99_00, "USD")), (None, (None, "USD")),
-                       (usd("5.00", "EUR"), (5_00, "EUR"))):  # fmt: skip
-        done = await gql.data(SET, {"input": {"id": rule, "budgetCap": cap}}, as_user=s.author)
-        assert done["incentiveRuleBudgetSet"]["applied"] is True
-        assert done["incentiveRuleBudgetSet"]["budgetChange"] is None
-        assert await budget(db) == after
-    assert await changes(db) == []
+    for cap in (usd("99.00"), None, usd("5.00", "EUR")):
+        asked = await gql.data(SET, {"input": {"id": rule, "budgetCap": cap, "reason": "more"}},
+                               as_user=s.author)  # fmt: skip
+        assert asked["incentiveRuleBudgetSet"]["applied"] is False
+        assert asked["incentiveRuleBudgetSet"]["budgetChange"]["status"] == "PENDING"
+        assert await budget(db) == (10_00, "USD")
+    lower = await gql.data(SET, {"input": {"id": rule, "budgetCap": usd("4.00")}},
+                           as_user=s.author)  # fmt: skip
+    assert lower["incentiveRuleBudgetSet"]["applied"] is True
+    assert await budget(db) == (4_00, "USD")
 
 
 @pytest.mark.parametrize("mutation", ["approve", "cancel", "set"])
