@@ -82,6 +82,7 @@ class Hub:
         *,
         backoff: tuple[float, float] = (0.1, 2.0),
         connect_within: float = 3.0,
+        confirm_within: float = 10.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -115,6 +116,11 @@ class Hub:
         # confirmed yet: until it has, their notices are not heard. Since when (monotonic)
         # this process has not been hearing, and why: for ``live_problem``.
         self._awaiting: set[str] = set()
+        # A resubscription Redis never confirms (lost on its way: a node that no longer
+        # holds the channel's slot) would keep the read caches off, and the process
+        # unready, for good: past this deadline the reader starts over on a new connection.
+        self._confirm_within = confirm_within
+        self._awaiting_until = 0.0
         self._unheard_since = time.monotonic()
         self._unheard_why = "connecting"
 
@@ -351,7 +357,7 @@ class Hub:
         (redis-py has sent it, before calling us)."""
         if self._healthy:
             self._stopped_hearing("reconnecting")
-            self._awaiting |= self._channels_on(connection)
+            self._await(self._channels_on(connection))
             self.reconnects += 1
             self._missed()
 
@@ -402,7 +408,8 @@ class Hub:
                     if self._closed:
                         return  # closed while connecting (its cancellation may be lost)
                     self._pubsub = pubsub
-                    self._awaiting = set(channels)  # confirmed as the reader reads on
+                    self._awaiting.clear()
+                    self._await(channels)  # confirmed as the reader reads on
                     self._healthy = True
                 self._tried.set()
                 delay = self._backoff[0]
@@ -439,6 +446,22 @@ class Hub:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
             delay = min(delay * 2, self._backoff[1])
 
+    def _await(self, channels: set[str]) -> None:
+        """Note subscriptions sent and not confirmed yet, and by when they must be."""
+        if channels:
+            within = self._confirm_within * (1 + len(channels) / 1000)  # as for sending
+            self._awaiting_until = max(self._awaiting_until, time.monotonic() + within)
+            self._awaiting |= channels
+
+    def _check_confirmed(self) -> None:
+        """Raise (the reader then starts over) when a subscription is still unconfirmed
+        past its deadline."""
+        if self._awaiting and time.monotonic() > self._awaiting_until:
+            raise ConnectionError(
+                f"Redis did not confirm {len(self._awaiting)} subscription(s) in time "
+                f"(e.g. {sorted(self._awaiting)[0]})"
+            )
+
     def _note_routes(self, pubsub: ClusterPubSub) -> bool:
         """Record which node holds each channel (and watch new node connections for silent
         reconnections); True when a channel known before is now held elsewhere (a failover
@@ -461,6 +484,7 @@ class Hub:
             await self._read_sharded(pubsub)
             return
         while not self._closed:  # see _run
+            self._check_confirmed()  # (after the last message read: it may be the one)
             message = await pubsub.get_message(timeout=1.0)
             if message is None:
                 continue
@@ -471,6 +495,7 @@ class Hub:
 
     async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
         while not self._closed:  # see _run
+            self._check_confirmed()
             # redis-py polls the nodes one after another, each for a share of the timeout:
             # a short one bounds how long a notice on one node waits while another is read.
             message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)

@@ -18,6 +18,7 @@ from infra.pubsub import Hub
 from infra.redis import Keys, RedisUnavailable, connect
 from tests.redis_cluster import LocalCluster
 from tests.redis_proxy import HoldingProxy
+from tests.support import eventually
 
 
 async def test_what_is_published_once_listen_has_entered_is_heard(
@@ -121,3 +122,32 @@ async def test_a_listen_fails_fast_while_redis_accepts_connections_but_does_not_
         server.close()
         for writer in silent_clients:
             writer.close()
+
+
+async def test_a_subscription_never_confirmed_makes_the_hub_start_over(
+    redis_url: str, local_cluster: LocalCluster | None
+) -> None:
+    """A resubscription whose confirmation never comes (lost on its way: a cluster node
+    that no longer holds the channel's slot) would keep ``subscribed`` false, so the read
+    caches off and /readyz at 503, for good. Past ``confirm_within`` the reader starts over
+    on a new connection, which subscribes to everything again. (The lost confirmation is
+    stood in for: a channel noted as awaiting one that will not come.)"""
+    redis = connect(redis_url, cluster=local_cluster is not None)
+    hub = Hub(redis, Keys(f"hubconfirm-{uuid.uuid4().hex[:8]}"), confirm_within=0.5)
+    try:
+        async with hub.listen(hub.channel("a")) as listener:
+            assert hub.subscribed
+            hub._await({hub.channel("lost")})  # noqa: SLF001 - the confirmation that never comes
+            assert not hub.subscribed
+            async with asyncio.timeout(15):
+                while (await listener.get()) is not None:
+                    pass  # told that the connection was made again: re-read
+
+            async def resubscribed() -> bool:
+                return hub.subscribed
+
+            await eventually(resubscribed, within=15)
+            assert hub.reconnects >= 1
+    finally:
+        await hub.close()
+        await redis.aclose()
