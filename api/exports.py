@@ -2,15 +2,16 @@
 
 The caller's Bearer token is checked as for attachments; the kind's row in the ``EXPORTS``
 policy table decides who may export it (403 ``FORBIDDEN`` otherwise) and its readable
-statement which rows. ``since`` and ``until`` (ISO 8601; UTC when no offset) bound the
-kind's time column (``until`` exclusive). The body is a Starlette ``StreamingResponse``
-over keyset pages in a read-only session of its own, so memory holds one page whatever the
-export's size."""
+statement which rows. ``since`` and ``until`` (ISO 8601; UTC when no offset; in the range
+of any DateTime input, refused with 400 before the stream starts) bound the kind's time
+column (``until`` exclusive). The body is a Starlette ``StreamingResponse`` over keyset
+pages in a read-only session of its own, so memory holds one page whatever the export's
+size."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -18,17 +19,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from api.auth import Authenticator, AuthFailure
 from forecasts import exports
 from schema.context import Services
+from schema.instants import InstantError, instant_of
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(
         {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
     )
-
-
-def _instant(raw: str | None) -> datetime:
-    value = datetime.fromisoformat((raw or "").strip())
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def download_export(request: Request) -> Response:
@@ -46,9 +43,9 @@ async def download_export(request: Request) -> Response:
     for name in bounds:
         if name in request.query_params:
             try:
-                bounds[name] = _instant(request.query_params[name])
-            except ValueError:
-                return _error(400, "INVALID_DATETIME", f"'{name}' is not an ISO 8601 time.")
+                bounds[name] = instant_of(request.query_params[name].strip())
+            except InstantError as error:
+                return _error(400, "INVALID_DATETIME", f"'{name}' is not an ISO 8601 time: {error}")
 
     async def body() -> AsyncIterator[str]:
         async with services.db.read_session() as session:

@@ -28,18 +28,24 @@ def _refuse(value: object, kind: str, why: str) -> StrawberryInputCoercionError:
     return StrawberryInputCoercionError(f'Value cannot represent a {kind}: "{value}". {why}')
 
 
-def parse_instant(value: object) -> dt.datetime:
-    if not isinstance(value, str):
-        raise _refuse(value, "DateTime", "Expected a string.")
+class InstantError(ValueError):
+    """Not an ISO 8601 instant in the range every layer can use; the message says why."""
+
+
+def instant_of(text: str) -> dt.datetime:
+    """An ISO 8601 date or time as a UTC instant (UTC when it has no offset) in years 1 to
+    9998, or ``InstantError``. For every input that takes an instant as text, the GraphQL
+    scalar, the CSV export's query parameters and the CLI options alike."""
     # What strawberry's own DateTime accepted (dateutil's isoparse: RFC 3339's lower-case
     # "t" and "z", ISO 8601's 24:00, reduced precision, week and ordinal dates), so no value
-    # a client sent before is refused now (``datetime.fromisoformat`` refuses several); it
-    # refuses what it cannot parse with the same coded message.
+    # a client sent before is refused now (``datetime.fromisoformat`` refuses several).
     assert DateTimeDefinition.parse_value is not None
     try:
-        parsed = DateTimeDefinition.parse_value(value)
-    except OverflowError as error:  # 9999-12-31T24:00
-        raise _refuse(value, "DateTime", str(error)) from None
+        parsed = DateTimeDefinition.parse_value(text)
+    except StrawberryInputCoercionError as error:  # its message: '... "<text>". <why>'
+        raise InstantError(str(error).rpartition('". ')[2] or "Not an ISO 8601 instant.") from None
+    except (ValueError, OverflowError) as error:  # 9999-12-31T24:00 overflows
+        raise InstantError(str(error)) from None
     assert isinstance(parsed, dt.datetime)
     try:
         instant = (
@@ -48,8 +54,17 @@ def parse_instant(value: object) -> dt.datetime:
     except OverflowError:
         instant = None
     if instant is None or not FIRST <= instant < END:
-        raise _refuse(value, "DateTime", f"An instant is {RANGE}.")
+        raise InstantError(f"An instant is {RANGE}.")
     return instant
+
+
+def parse_instant(value: object) -> dt.datetime:
+    if not isinstance(value, str):
+        raise _refuse(value, "DateTime", "Expected a string.")
+    try:
+        return instant_of(value)
+    except InstantError as error:
+        raise _refuse(value, "DateTime", str(error)) from None
 
 
 def parse_date(value: object) -> dt.date:

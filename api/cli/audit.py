@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
 import typer
 from rich.console import Console
@@ -17,14 +17,15 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _instant(value: str | None) -> datetime | None:
+    from schema.instants import InstantError, instant_of  # noqa: PLC0415
+
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
+        return instant_of(value)
+    except InstantError as exc:
         console.print(f"[red]--since is not an ISO 8601 date or time:[/red] {value!r}")
         raise typer.Exit(2) from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @app.command()

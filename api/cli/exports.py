@@ -5,7 +5,7 @@ file page by page (the same registry, columns and CSV-injection escaping as
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -18,14 +18,15 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 def _instant(value: str | None, name: str) -> datetime | None:
+    from schema.instants import InstantError, instant_of  # noqa: PLC0415
+
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
+        return instant_of(value)
+    except InstantError as exc:
         console.print(f"[red]{name} is not an ISO 8601 date or time:[/red] {value!r}")
         raise typer.Exit(2) from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 @app.command()

@@ -101,6 +101,25 @@ async def test_commissions_export_by_role_partner_and_vendor(
     assert rows_of(later.text) == []
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?since=0001-01-01T00:00:00%2B14:00",  # before year 1 in UTC
+        "?until=9999-12-31T23:59:59-14:00",  # after year 9999 in UTC
+        "?until=9999-06-01",  # past the last year services can compute from
+    ],
+)
+@pytest.mark.parametrize("kind", ["commissions", "audit", "subscriptions"])
+async def test_export_bounds_outside_the_instant_range_are_refused(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant, query: str, kind: str
+) -> None:
+    """An edge of Python's range with an offset overflowed on its way to UTC inside the
+    stream, after the 200 had been sent: a broken download, not an error."""
+    response = await export(client, gql, kind, tenant.user(Role.VENDOR_ADMIN), query)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_DATETIME"
+
+
 @pytest.mark.usefixtures("ledger")
 async def test_payouts_forecasts_and_audit_exports(
     client: httpx.AsyncClient, gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database,
