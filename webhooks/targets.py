@@ -66,12 +66,14 @@ class Target:
 
 def is_public(address: Address) -> bool:
     """Not private, loopback, link-local, multicast, reserved, unspecified or shared
-    (carrier-grade NAT) space, including IPv4 addresses inside IPv6 forms."""
+    (carrier-grade NAT) space, including IPv4 addresses inside IPv6 forms. IPv6 site-local
+    (fec0::/10, deprecated but still routed inside some networks) is inside too: Python
+    counts it as global."""
     if isinstance(address, ipaddress.IPv6Address):
         for inner in (address.ipv4_mapped, address.sixtofour):
             if inner is not None:
                 return is_public(inner)
-        if address.teredo is not None:
+        if address.teredo is not None or address.is_site_local:
             return False
     return address.is_global and not (
         address.is_multicast or address.is_reserved or address.is_loopback

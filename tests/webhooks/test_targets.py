@@ -39,7 +39,10 @@ INSIDE = [
     "http://169.254.169.254/latest/meta-data/", "http://[::1]/hook",
     "http://[::ffff:127.0.0.1]/hook", "http://[fe80::1]/hook", "http://[fd00::1]/hook",
     "http://0.0.0.0/hook", "http://224.0.0.1/hook", "http://100.64.0.1/hook",
-    "http://240.0.0.1/hook", "https://[2002:7f00:1::]/hook",
+    "http://240.0.0.1/hook", "https://[2002:7f00:1::]/hook", "http://[fec0::1]/hook",
+    # Decimal, octal and short forms of 127.0.0.1: the system resolver reads them as it.
+    "http://2130706433/hook", "http://0177.0.0.1/hook", "http://0x7f.1/hook",
+    "http://127.1/hook", "http://[::127.0.0.1]/hook",
 ]  # fmt: skip
 
 
