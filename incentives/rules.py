@@ -59,8 +59,8 @@ from infra.money import is_currency
 from infra.outbox import record_events
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup
-from partners.models import ApiKey
 from partners.roles import Principal
+from partners.service import person_behind
 from signals.definitions import DEFINITIONS
 
 MAX_BUDGET_MINOR = 10**12
@@ -227,7 +227,7 @@ async def create_rule(
     if taken.first() is not None:
         raise DomainError(RuleErrorCode.DUPLICATE_NAME, "A rule with this name exists.", "name")
     now = clock.now()
-    author = await _person(session, principal)
+    author = await person_behind(session, principal)
     rule = IncentiveRule(
         vendor_id=principal.vendor_id, name=name, description=description,
         status=RuleStatus.DRAFT, target_group_id=target_group_id,
@@ -264,15 +264,6 @@ def _new_version(
     )  # fmt: skip
 
 
-async def _person(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
-    """The person behind the caller, for four eyes: the user, or the user who made the API
-    key (a draft written with one's own key is one's own: approved by oneself, it was)."""
-    if principal.user_id is not None or principal.api_key_id is None:
-        return principal.user_id
-    key = await session.get(ApiKey, principal.api_key_id)
-    return key.created_by_id if key is not None else None
-
-
 async def draft_version(
     session: AsyncSession,
     principal: Principal,
@@ -303,7 +294,7 @@ async def draft_version(
             old.status = VersionStatus.DISCARDED
             session.add(old)
     number = max((v.number for v in versions), default=0) + 1
-    author = await _person(session, principal)
+    author = await person_behind(session, principal)
     version = _new_version(rule, number, condition, reads, checked, period, author, clock.now())
     session.add(version)
     rule.updated_at = clock.now()
@@ -691,7 +682,7 @@ async def set_budget(
             vendor_id=rule.vendor_id, rule_id=rule.id, status=BudgetChangeStatus.PENDING,
             from_cap_minor=rule.budget_cap_minor, from_currency=rule.currency,
             to_cap_minor=budget_cap_minor, to_currency=currency, reason=reason,
-            requested_by_id=await _person(session, principal), requested_at=clock.now(),
+            requested_by_id=await person_behind(session, principal), requested_at=clock.now(),
         )  # fmt: skip
         session.add(change)
         await session.flush()
@@ -835,7 +826,7 @@ async def cancel_budget_change(
             "id",
         )
     change.status = BudgetChangeStatus.CANCELLED
-    change.decided_by_id = await _person(session, principal)
+    change.decided_by_id = await person_behind(session, principal)
     change.decided_at = clock.now()
     change.decision_reason = reason
     session.add(change)

@@ -118,6 +118,16 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+async def person_behind(session: AsyncSession, principal: Principal) -> uuid.UUID | None:
+    """The person behind the caller, for four eyes and for who made what: the user, or the
+    user who made the API key (a key made with a key is its maker's maker's, so no chain of
+    keys leaves a person's own request without them)."""
+    if principal.user_id is not None or principal.api_key_id is None:
+        return principal.user_id
+    key = await session.get(ApiKey, principal.api_key_id)
+    return key.created_by_id if key is not None else None
+
+
 async def create_api_key(
     session: AsyncSession, principal: Principal, clock: Clock, *, name: str, role: Role
 ) -> IssuedApiKey:
@@ -141,7 +151,7 @@ async def create_api_key(
         prefix=prefix,
         secret_hash=hash_secret(secret),
         role=role,
-        created_by_id=principal.user_id,
+        created_by_id=await person_behind(session, principal),
         created_at=clock.now(),
     )
     session.add(key)

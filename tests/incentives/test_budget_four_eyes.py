@@ -252,6 +252,26 @@ async def test_a_change_asked_with_ones_own_api_key_is_ones_own(
     assert await budget(db) == (None, "USD")
 
 
+async def test_a_key_made_with_ones_own_key_is_ones_own_too(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A key made with a key had no maker, so a change asked with it had no requester and
+    the admin behind both keys approved it herself: four eyes held by one."""
+    s = await shop(db, clock, tenant, services)
+    rule = await governed(db, clock, s)
+    make = 'mutation { apiKeyCreate(input: {name: "script", role: VENDOR_ADMIN}) { secret } }'
+    first = (await gql.data(make, as_user=s.author))["apiKeyCreate"]["secret"]
+    second = (await gql(make, token=first))["data"]["apiKeyCreate"]["secret"]
+    asked = await gql(SET, {"input": {"id": rule, "budgetCap": None, "reason": "script"}},
+                      token=second)  # fmt: skip
+    change = asked["data"]["incentiveRuleBudgetSet"]["budgetChange"]
+    assert change["requestedById"] == gid("User", s.author.id)
+    own = await gql.data(APPROVE, {"input": {"id": change["id"], "reason": "x"}},
+                         as_user=s.author)  # fmt: skip
+    assert errors_of(own) == [("SELF_APPROVAL", "id")]
+    assert await budget(db) == (20_00, "USD")
+
+
 async def test_a_change_is_stale_once_the_budget_moved_and_a_new_request_replaces_it(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
