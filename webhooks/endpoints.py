@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import col
+from sqlalchemy import func, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.audit import mask
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from partners.audit_log import AuditEntity, log_change
+from partners.models import Vendor
 from partners.roles import Principal
 from webhooks import targets
 from webhooks.errors import WebhookErrorCode
@@ -34,6 +35,9 @@ from webhooks.repository import readable_endpoints
 from webhooks.signing import new_secret
 
 MAX_DESCRIPTION = 500
+# Endpoints a vendor may have (enabled or disabled, not deleted): each event is sent to
+# each of them, so an unbounded number was an unbounded fan-out of requests per event.
+MAX_ENDPOINTS = 20
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=7)
 
@@ -100,6 +104,27 @@ async def _readable(
     return found
 
 
+async def _room_for_one_more(session: AsyncSession, principal: Principal) -> None:
+    """TOO_MANY_ENDPOINTS at ``MAX_ENDPOINTS``; the vendor's row is locked first, so two
+    registrations at once cannot both take the last place."""
+    await session.exec(select(Vendor.id).where(Vendor.id == principal.vendor_id).with_for_update())
+    count = (
+        await session.exec(
+            select(func.count())
+            .select_from(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.vendor_id == principal.vendor_id,
+                col(WebhookEndpoint.deleted_at).is_(None),
+            )
+        )
+    ).one()
+    if count >= MAX_ENDPOINTS:
+        raise DomainError(
+            WebhookErrorCode.TOO_MANY_ENDPOINTS,
+            f"A vendor has at most {MAX_ENDPOINTS} webhook endpoints; delete one first.",
+        )
+
+
 async def create_endpoint(
     session: AsyncSession,
     principal: Principal,
@@ -129,6 +154,7 @@ async def create_endpoint(
         errors.insert(0, error)
     if errors:
         raise DomainErrors(errors)
+    await _room_for_one_more(session, principal)
     now = clock.now()
     secret = new_secret()
     endpoint = WebhookEndpoint(

@@ -19,3 +19,4 @@ class WebhookErrorCode(StrEnum):
     INVALID_RANGE = "INVALID_RANGE"  # from after to, or in the future
     RANGE_TOO_LONG = "RANGE_TOO_LONG"  # more than MAX_REPLAY_RANGE
     ENDPOINT_DISABLED = "ENDPOINT_DISABLED"  # replay to a disabled endpoint
+    TOO_MANY_ENDPOINTS = "TOO_MANY_ENDPOINTS"  # the vendor has MAX_ENDPOINTS already

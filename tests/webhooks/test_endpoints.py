@@ -236,3 +236,21 @@ async def test_update_disable_enable_rotate_delete_are_audited(
     assert row is not None
     assert row.deleted_at is not None
     assert (row.secret, row.previous_secret) == ("", None)  # but its secrets are gone
+
+
+async def test_a_vendor_has_at_most_twenty_endpoints(
+    gql: GQL, db: Database, tenant: Tenant, other_tenant: Tenant
+) -> None:
+    """Each event goes to every endpoint: without a bound, one admin's script multiplied
+    the outbound requests of every event without end."""
+    for i in range(20):
+        await create(gql, tenant, description=f"hook {i}")
+    refused = await gql.data(CREATE, new(), as_user=tenant.user(Role.VENDOR_ADMIN))
+    errors = refused["webhookEndpointCreate"]["userErrors"]
+    assert [(e["code"], e["field"]) for e in errors] == [("TOO_MANY_ENDPOINTS", None)]
+    assert await count_rows(db, WebhookEndpoint) == 20
+    await create(gql, other_tenant)  # a bound per vendor
+    listed = await gql.data(ENDPOINTS, as_user=tenant.user(Role.VENDOR_ADMIN))
+    first = listed["webhookEndpoints"]["edges"][0]["node"]["id"]
+    await gql.data(DELETE, {"id": first}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    await create(gql, tenant)  # room again
