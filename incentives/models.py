@@ -185,7 +185,7 @@ class BudgetChangeStatus(StrEnum):
 
 
 class IncentiveRuleBudgetChange(SQLModel, table=True):
-    """A loosening of an approved rule's budget (a higher cap, no cap, another currency)
+    """A loosening of a rule's budget (a higher cap, no cap, another currency)
     asked for by one vendor admin: the rule's budget stays as it is until a second vendor
     admin approves it (four eyes, as a version's approval). At most one is pending per rule;
     ``from_*`` is the budget it was asked from, which must still be the rule's when it is

@@ -98,7 +98,7 @@ class IncentiveRuleBudgetSetInput:
     budget_cap: MoneyInput | None = strawberry.field(description="null removes the cap.")
     reason: str = strawberry.field(
         default="",
-        description="Why. Required to loosen an approved rule's budget (a higher cap, no cap, "
+        description="Why. Required to loosen a rule's budget (a higher cap, no cap, "
         "another currency), which waits for a second vendor admin; optional otherwise.",
     )
 

@@ -215,10 +215,10 @@ class IncentivesMutation:
     @strawberry.mutation(
         permission_classes=[allowed(RULES, RuleOp.SET_BUDGET)],
         description="Set (or with null remove) the cap on what the rule's rate overlays pay; "
-        "removing it keeps the rule's currency. A tighter budget, or any budget of a rule "
-        "never approved, applies at once; loosening an approved rule's budget (a higher cap, "
-        "no cap, another currency) needs a reason and waits for another vendor admin's "
-        "approval (`applied: false`, the `budgetChange` pending), replacing a pending one.",
+        "removing it keeps the rule's currency. A tighter budget applies at once; loosening "
+        "a rule's budget (a higher cap, no cap, another currency), approved or not yet, needs "
+        "a reason and waits for another vendor admin's approval (`applied: false`, the "
+        "`budgetChange` pending), replacing a pending one.",
     )
     async def incentive_rule_budget_set(
         self, info: Info[Context, None], input: IncentiveRuleBudgetSetInput

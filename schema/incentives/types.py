@@ -52,8 +52,8 @@ def _cap(minor: int | None, currency: str) -> MoneyType | None:
 
 @strawberry.type(
     name="IncentiveRuleBudgetChange",
-    description="A loosening of an approved rule's budget asked for by one vendor admin; the "
-    "rule's budget is unchanged until another vendor admin approves it. Vendor staff only.",
+    description="A loosening of a rule's budget asked for by one vendor admin; the rule's "
+    "budget is unchanged until another vendor admin approves it. Vendor staff only.",
 )
 class IncentiveRuleBudgetChangeType:
     id: strawberry.ID
