@@ -1,5 +1,6 @@
 """Whether an error means a service the app stands on is out of reach right now — Redis
-(``infra.redis.redis_unreachable``) or the database — as opposed to a bug. Callers answer
+(``infra.redis.redis_unreachable``) or the database — as opposed to a bug (and, at the
+end, the database refusing a value: ``value_refused``). Callers answer
 SERVICE_UNAVAILABLE with a retry hint and log one line, not a traceback; the dispatcher
 ends its pass without charging the event. Nothing is lost: a transaction that met the
 outage rolled back, and the outbox keeps its events."""
@@ -51,3 +52,24 @@ def rolled_back_by_the_database(error: BaseException | None) -> bool:
 def is_unavailable(error: BaseException | None) -> bool:
     """Redis or the database out of reach (see the module)."""
     return redis_unreachable(error) or database_unreachable(error)
+
+
+def value_refused(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) is PostgreSQL refusing a value (its
+    SQLSTATE class 22, data exception: a string over its column's length, a number out of
+    its type's range, a character it cannot store) or asyncpg refusing to encode one for
+    a parameter. Not an outage: a gap in the service's own validation, which answers
+    before the database should; the client is told its input was refused
+    (``schema.extensions``), the transaction rolled back, and the gap logged to be
+    closed."""
+    seen = 0
+    while error is not None and seen < 10:
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+        kind = type(error)
+        if kind.__name__ == "DataError" and kind.__module__.startswith("asyncpg"):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False

@@ -14,7 +14,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from infra.errors import Forbidden
-from infra.outages import is_unavailable
+from infra.outages import is_unavailable, value_refused
 from infra.redis import RedisUnavailable
 from schema.context import close_operation_scope, current_operation_scope, open_operation_scope
 from schema.document_limits import DocumentGate, gate_parse, gate_validate
@@ -93,6 +93,16 @@ class MaskUnexpectedErrors(MaskErrors):
             unavailable = service_unavailable_error(error.path)
             unavailable.nodes, unavailable.positions = error.nodes, error.positions
             return unavailable
+        if value_refused(error.original_error):
+            # A validation gap (logged by _should_mask): the client's input, not a crash.
+            refused = GraphQLError(
+                "A value is outside what its field can store (too long, or out of range); "
+                "nothing was changed.",
+                path=error.path,
+                extensions={"code": "INVALID_VALUE"},
+            )
+            refused.nodes, refused.positions = error.nodes, error.positions
+            return refused
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked
