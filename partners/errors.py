@@ -9,6 +9,7 @@ class TenancyErrorCode(StrEnum):
     DUPLICATE = "DUPLICATE"
     ALREADY_REVOKED = "ALREADY_REVOKED"
     INVALID_ROLE = "INVALID_ROLE"
+    PERSON_REQUIRED = "PERSON_REQUIRED"  # an API key is made by a person, not by a key
 
 
 class UserAccountErrorCode(StrEnum):

@@ -132,6 +132,13 @@ async def create_api_key(
     session: AsyncSession, principal: Principal, clock: Clock, *, name: str, role: Role
 ) -> IssuedApiKey:
     TENANCY.require(principal, TenancyOp.API_KEY_CREATE)
+    if principal.user_id is None:
+        # A key making keys would let a leaked one outlive its revocation through the keys
+        # it made, each acting for the vendor.
+        raise DomainError(
+            TenancyErrorCode.PERSON_REQUIRED,
+            "An API key is made by a signed-in vendor admin, not by another API key.",
+        )
     name = name.strip()
     if not name:
         raise DomainError(TenancyErrorCode.REQUIRED, "Give the key a name.", "name")

@@ -256,14 +256,22 @@ async def test_a_key_made_with_ones_own_key_is_ones_own_too(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
     """A key made with a key had no maker, so a change asked with it had no requester and
-    the admin behind both keys approved it herself: four eyes held by one."""
+    the admin behind both keys approved it herself: four eyes held by one. Keys are made
+    by people only now (PERSON_REQUIRED), and a change asked with one is its maker's."""
     s = await shop(db, clock, tenant, services)
     rule = await governed(db, clock, s)
     make = 'mutation { apiKeyCreate(input: {name: "script", role: VENDOR_ADMIN}) { secret } }'
     first = (await gql.data(make, as_user=s.author))["apiKeyCreate"]["secret"]
-    second = (await gql(make, token=first))["data"]["apiKeyCreate"]["secret"]
+    refused = await gql(
+        'mutation { apiKeyCreate(input: {name: "copy", role: VENDOR_ADMIN}) '
+        "{ secret userErrors { code field } } }",
+        token=first,
+    )
+    assert refused["data"]["apiKeyCreate"] == {
+        "secret": None, "userErrors": [{"code": "PERSON_REQUIRED", "field": None}]
+    }  # fmt: skip
     asked = await gql(SET, {"input": {"id": rule, "budgetCap": None, "reason": "script"}},
-                      token=second)  # fmt: skip
+                      token=first)  # fmt: skip
     change = asked["data"]["incentiveRuleBudgetSet"]["budgetChange"]
     assert change["requestedById"] == gid("User", s.author.id)
     own = await gql.data(APPROVE, {"input": {"id": change["id"], "reason": "x"}},
