@@ -16,7 +16,7 @@ from partners.roles import Role
 from schema.context import Context
 from schema.partners.loaders import partner_managers
 from schema.permissions import VendorStaff, roles
-from schema.relay import Connection, paginate, visible_nodes
+from schema.relay import Connection, global_id, paginate, visible_nodes
 
 RoleEnum = strawberry.enum(
     Role,
@@ -206,6 +206,11 @@ class ApiKeyType(relay.Node):
     last_used_at: datetime | None = strawberry.field(
         description="When the key last authenticated a request, to the minute."
     )
+    created_by_id: strawberry.ID | None = strawberry.field(
+        description="The admin who made the key (a User id; what is drafted or asked with "
+        "it is theirs for four eyes): revoke a departing admin's keys, which act for the "
+        "vendor and outlive their maker's account."
+    )
 
     @classmethod
     def from_model(cls, key: ApiKey) -> ApiKeyType:
@@ -217,6 +222,7 @@ class ApiKeyType(relay.Node):
             created_at=key.created_at,
             revoked_at=key.revoked_at,
             last_used_at=key.last_used_at,
+            created_by_id=global_id("User", key.created_by_id) if key.created_by_id else None,
         )
 
     resolve_nodes = visible_nodes(repository.api_keys_by_ids)

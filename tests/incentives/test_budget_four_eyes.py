@@ -262,6 +262,9 @@ async def test_a_key_made_with_ones_own_key_is_ones_own_too(
     rule = await governed(db, clock, s)
     make = 'mutation { apiKeyCreate(input: {name: "script", role: VENDOR_ADMIN}) { secret } }'
     first = (await gql.data(make, as_user=s.author))["apiKeyCreate"]["secret"]
+    # Its maker is shown to the vendor's admins (whose keys to revoke when one leaves).
+    keys = await gql.data("{ apiKeys { edges { node { createdById } } } }", as_user=s.approver)
+    assert keys["apiKeys"]["edges"] == [{"node": {"createdById": gid("User", s.author.id)}}]
     refused = await gql(
         'mutation { apiKeyCreate(input: {name: "copy", role: VENDOR_ADMIN}) '
         "{ secret userErrors { code field } } }",
