@@ -54,20 +54,29 @@ def is_unavailable(error: BaseException | None) -> bool:
     return redis_unreachable(error) or database_unreachable(error)
 
 
+# The data exceptions (SQLSTATE class 22) that mean a value did not fit where it was put:
+# too long for its column, beyond its type's range, a character the database cannot store.
+# The rest of the class (a division by zero, a cast of a constant, an invalid argument to a
+# function) is what our own statements raise with no client value in them: a bug.
+VALUE_DOES_NOT_FIT = frozenset({"22001", "22003", "22021", "22026", "22P05"})
+
+
 def value_refused(error: BaseException | None) -> bool:
-    """Whether ``error`` (or what it was raised from) is PostgreSQL refusing a value (its
-    SQLSTATE class 22, data exception: a string over its column's length, a number out of
-    its type's range, a character it cannot store) or asyncpg refusing to encode one for
-    a parameter. Not an outage: a gap in the service's own validation, which answers
+    """Whether ``error`` (or what it was raised from) is PostgreSQL refusing a value that
+    does not fit (``VALUE_DOES_NOT_FIT``: a string over its column's length, a number out
+    of its type's range, a character it cannot store) or asyncpg refusing to encode one
+    for a parameter. Not an outage: a gap in the service's own validation, which answers
     before the database should; the client is told its input was refused
     (``schema.extensions``), the transaction rolled back, and the gap logged to be
     closed."""
     seen = 0
     while error is not None and seen < 10:
         sqlstate = getattr(error, "sqlstate", None)
-        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+        if isinstance(sqlstate, str) and sqlstate in VALUE_DOES_NOT_FIT:
             return True
         kind = type(error)
+        # asyncpg's DataError itself (not its subclasses, the rest of class 22): the one it
+        # raises when it cannot encode a parameter ("invalid input for query argument").
         if kind.__name__ == "DataError" and kind.__module__.startswith("asyncpg"):
             return True
         error = error.__cause__ or error.__context__

@@ -38,3 +38,22 @@ async def test_a_value_the_database_refuses_is_the_clients_invalid_value(db: Dat
         assert masked.extensions == {"code": "INVALID_VALUE"}
         assert masked.path == ["productUpsert"]
     assert not value_refused(ValueError("a bug of ours"))
+
+
+async def test_a_data_exception_of_our_own_sql_stays_an_internal_error(db: Database) -> None:
+    """SQLSTATE class 22 is also what our own statements raise with no client value in
+    them (a division by zero, a cast of a constant, an interval overflowing): a bug, which
+    must not be told to the client as its input being refused."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's SQLSTATEs")
+    ours = [
+        await _refused(db, "SELECT 1 / (SELECT count(*) FROM probe)", {}),  # 22012
+        await _refused(db, "SELECT CAST('not-a-uuid' AS uuid)", {}),  # 22P02
+        await _refused(db, "SELECT generate_series(1, 3, 0)", {}),  # 22023
+    ]
+    for error in ours:
+        assert not value_refused(error), repr(error)
+        masked = MaskUnexpectedErrors().anonymise_error(
+            GraphQLError("raw", original_error=error, path=["leaderboard"])
+        )
+        assert masked.extensions == {"code": "INTERNAL_SERVER_ERROR"}
