@@ -177,12 +177,24 @@ class Hub:
         the connection is down the watcher is registered all the same: the reconnection
         subscribes it (and calls it with None); ``subscribed`` tells whether it hears."""
         await self._start()
+        confirmation: asyncio.Future[None] | None = None
         async with self._lock:
             first = channel not in self._watchers and channel not in self._listeners
             self._watchers[channel].append(callback)
             if first and self._healthy and self._pubsub is not None:
                 with contextlib.suppress(RedisUnavailable):  # the reader reconnects
-                    await self._subscribe(self._pubsub, channel)
+                    # Awaited as a resubscription is: not heard (``subscribed`` false) until
+                    # Redis confirms it, and the reader starts over if it never does.
+                    await self._subscribe(self._pubsub, channel, awaited=True)
+                    pending = self._unconfirmed.get(channel)
+                    confirmation = pending[-1] if pending else None
+        if confirmation is not None:
+            # Subscribed before the caller reads what the channel tells of changes to
+            # (a notice published before Redis has the subscription is not heard). Without
+            # the lock, as ``listen``; a late or lost confirmation leaves ``subscribed``
+            # false until it comes or the reader has started over.
+            with contextlib.suppress(RedisUnavailable):
+                await self._await_confirmation(confirmation)
 
     def publish_soon(self, channel: str, message: bytes | str) -> None:
         """Publish from synchronous code (e.g. an after-commit hook); failures are logged."""
@@ -259,12 +271,15 @@ class Hub:
                     else:
                         await self._pubsub.unsubscribe(channel)
 
-    async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
+    async def _subscribe(self, pubsub: PubSub, channel: str, *, awaited: bool = False) -> None:
         """Send the subscription (called with the lock held); ``_unconfirmed`` gets a
-        future the reader resolves when Redis confirms it."""
+        future the reader resolves when Redis confirms it. ``awaited``: in ``_awaiting``
+        too until then (a watcher's: no caller waits for it as a listener does)."""
         # Noted before sending: the confirmation can be read before the send returns.
         confirmation = asyncio.get_running_loop().create_future()
         self._unconfirmed.setdefault(channel, deque()).append(confirmation)
+        if awaited:
+            self._await({channel})
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
             # that arrives as the subscription completes, and the cancelled subscriber then
@@ -281,6 +296,8 @@ class Hub:
             confirmation.cancel()
             with contextlib.suppress(KeyError, ValueError):
                 self._unconfirmed[channel].remove(confirmation)
+            if awaited:
+                self._awaiting.discard(channel)
             if isinstance(exc, (RedisError, OSError, TimeoutError)):
                 raise RedisUnavailable("the pub/sub connection to Redis is down") from exc
             raise

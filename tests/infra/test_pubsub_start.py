@@ -151,3 +151,42 @@ async def test_a_subscription_never_confirmed_makes_the_hub_start_over(
     finally:
         await hub.close()
         await redis.aclose()
+
+
+async def test_a_watch_never_confirmed_keeps_the_caches_off_and_makes_the_hub_start_over(
+    redis_url: str, local_cluster: LocalCluster | None
+) -> None:
+    """A channel watched once the Hub is up (a read cache's first contest) is not heard
+    until Redis confirms its SUBSCRIBE: ``subscribed`` (what the read caches serve on) must
+    say so meanwhile, and a confirmation that never comes (the SUBSCRIBE lost on its way,
+    stood in for by not sending it) must make the reader start over, as for a
+    resubscription, instead of leaving the watcher deaf and /readyz at 503 for good."""
+    if local_cluster is not None:
+        pytest.skip("the lost SUBSCRIBE is stood in for on a single connection")
+    redis = connect(redis_url)
+    hub = Hub(redis, Keys(f"hubwatch-{uuid.uuid4().hex[:8]}"), confirm_within=0.5)
+    heard: list[bytes | None] = []
+    try:
+        async with hub.listen(hub.channel("a")):
+            assert hub.subscribed
+            pubsub = hub._pubsub  # noqa: SLF001 - the connection whose SUBSCRIBE is lost
+            assert pubsub is not None
+
+            async def lost(*channels: object) -> None:
+                return None
+
+            pubsub.subscribe = lost  # type: ignore[method-assign]
+            await hub.watch(hub.channel("watched"), heard.append)
+            assert not hub.subscribed  # not heard yet: the caches must not serve
+
+            async def heard_again() -> bool:
+                await hub.publish(hub.channel("watched"), b"7")
+                return hub.subscribed and b"7" in heard
+
+            await eventually(heard_again, within=15)
+            assert hub.reconnects >= 1
+            assert None in heard  # told to re-read
+            assert hub.live_problem() is None
+    finally:
+        await hub.close()
+        await redis.aclose()
