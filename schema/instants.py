@@ -39,11 +39,17 @@ def instant_of(text: str) -> dt.datetime:
     # What strawberry's own DateTime accepted (dateutil's isoparse: RFC 3339's lower-case
     # "t" and "z", ISO 8601's 24:00, reduced precision, week and ordinal dates), so no value
     # a client sent before is refused now (``datetime.fromisoformat`` refuses several).
+    # And what ``datetime.fromisoformat`` accepted (the export's and the CLI's parser, and
+    # this one's for a while) that isoparse does not: an offset with seconds, a space
+    # before the offset.
     assert DateTimeDefinition.parse_value is not None
     try:
         parsed = DateTimeDefinition.parse_value(text)
     except StrawberryInputCoercionError as error:  # its message: '... "<text>". <why>'
-        raise InstantError(str(error).rpartition('". ')[2] or "Not an ISO 8601 instant.") from None
+        parsed = _fromisoformat(text)
+        if parsed is None:
+            why = str(error).rpartition('". ')[2] or "Not an ISO 8601 instant."
+            raise InstantError(why) from None
     except (ValueError, OverflowError) as error:  # 9999-12-31T24:00 overflows
         raise InstantError(str(error)) from None
     assert isinstance(parsed, dt.datetime)
@@ -56,6 +62,13 @@ def instant_of(text: str) -> dt.datetime:
     if instant is None or not FIRST <= instant < END:
         raise InstantError(f"An instant is {RANGE}.")
     return instant
+
+
+def _fromisoformat(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def parse_instant(value: object) -> dt.datetime:

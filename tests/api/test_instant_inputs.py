@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from partners.roles import Role
-from schema.instants import parse_instant
+from schema.instants import instant_of, parse_instant
 from tests.factories import Tenant
 from tests.support import GQL
 
@@ -68,3 +68,19 @@ async def test_an_end_of_day_at_the_edge_is_refused_with_a_code(gql: GQL, tenant
     )
     assert refused.get("data") is None
     assert [e["extensions"]["code"] for e in refused["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+
+
+@pytest.mark.parametrize(
+    ("before", "utc"),
+    [
+        # What datetime.fromisoformat accepted (the CSV export's since/until, the CLI's
+        # --since/--until, and this scalar just before): an offset with seconds, a space
+        # before the offset.
+        ("2027-01-15T09:30:00+01:00:00", "2027-01-15T08:30:00+00:00"),
+        ("2027-01-15T09:30:00 +01:00", "2027-01-15T08:30:00+00:00"),
+        ("2027-01-15T09:30:00-00:00:30", "2027-01-15T09:30:30+00:00"),
+    ],
+)
+def test_an_instant_fromisoformat_accepted_is_accepted_still(before: str, utc: str) -> None:
+    assert instant_of(before).isoformat() == utc
+    assert parse_instant(before).isoformat() == utc
