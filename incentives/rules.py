@@ -227,7 +227,7 @@ async def create_rule(
     if taken.first() is not None:
         raise DomainError(RuleErrorCode.DUPLICATE_NAME, "A rule with this name exists.", "name")
     now = clock.now()
-    author = await person_behind(session, principal)
+    author = await _asker(session, principal)
     rule = IncentiveRule(
         vendor_id=principal.vendor_id, name=name, description=description,
         status=RuleStatus.DRAFT, target_group_id=target_group_id,
@@ -264,6 +264,21 @@ def _new_version(
     )  # fmt: skip
 
 
+async def _asker(session: AsyncSession, principal: Principal) -> uuid.UUID:
+    """The person asking for what a second vendor admin approves (a draft, a loosening):
+    refused (PERSON_REQUIRED) when there is none to tell apart from the approver, as for an
+    API key made with a key before keys recorded their maker's maker, which its admin
+    could otherwise approve herself."""
+    person = await person_behind(session, principal)
+    if person is None:
+        raise DomainError(
+            RuleErrorCode.PERSON_REQUIRED,
+            "This API key has no known maker, so no second admin can be told apart from "
+            "them: ask as a signed-in vendor admin, or with a key one makes now.",
+        )
+    return person
+
+
 async def draft_version(
     session: AsyncSession,
     principal: Principal,
@@ -294,7 +309,7 @@ async def draft_version(
             old.status = VersionStatus.DISCARDED
             session.add(old)
     number = max((v.number for v in versions), default=0) + 1
-    author = await person_behind(session, principal)
+    author = await _asker(session, principal)
     version = _new_version(rule, number, condition, reads, checked, period, author, clock.now())
     session.add(version)
     rule.updated_at = clock.now()
@@ -677,12 +692,13 @@ async def set_budget(
         raise DomainErrors(errors)
     if loosens(rule, budget_cap_minor, currency):
         reason = _reason(reason)
+        requester = await _asker(session, principal)
         replaced = await _supersede(session, clock, rule)
         change = IncentiveRuleBudgetChange(
             vendor_id=rule.vendor_id, rule_id=rule.id, status=BudgetChangeStatus.PENDING,
             from_cap_minor=rule.budget_cap_minor, from_currency=rule.currency,
             to_cap_minor=budget_cap_minor, to_currency=currency, reason=reason,
-            requested_by_id=await person_behind(session, principal), requested_at=clock.now(),
+            requested_by_id=requester, requested_at=clock.now(),
         )  # fmt: skip
         session.add(change)
         await session.flush()

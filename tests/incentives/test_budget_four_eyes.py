@@ -1,6 +1,6 @@
-"""Four eyes on a rule's budget (issue 13): tightening applies at once, as does any budget
-of a rule never approved; loosening an approved rule's budget (a higher cap, no cap, another
-currency) needs a reason and waits for a second vendor admin, who approves it with a reason.
+"""Four eyes on a rule's budget (issue 13): tightening applies at once; loosening a rule's
+budget, approved or not yet (a higher cap, no cap, another currency), needs a reason and
+waits for a second vendor admin, who approves it with a reason.
 Until then the rule spends against its old cap. Every step is audited; refusals change
 nothing."""
 
@@ -18,6 +18,7 @@ from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.audit_log import AuditEntity
+from partners.models import ApiKey
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
@@ -399,3 +400,27 @@ async def test_who_may_loosen_a_budget_and_refusals_change_nothing(
         assert (seen.get("data") or {}).get("incentiveRule") is None, role
     staff = await gql.data(RULE, {"id": rule}, as_user=tenant.user(Role.CHANNEL_MANAGER))
     assert staff["incentiveRule"]["pendingBudgetChange"]["id"] == change
+
+
+async def test_a_key_with_no_known_maker_asks_for_nothing_four_eyes_decide(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A key made with a key before they recorded their maker's maker (1aaa23d) has none:
+    a change asked with it had no requester, and the admin behind it approved it herself.
+    Such a key asks for no loosening (PERSON_REQUIRED) and drafts no version; nothing is
+    pending, the budget is unchanged."""
+    s = await shop(db, clock, tenant, services)
+    rule = await governed(db, clock, s)
+    make = 'mutation { apiKeyCreate(input: {name: "old", role: VENDOR_ADMIN}) { secret } }'
+    secret = (await gql.data(make, as_user=s.author))["apiKeyCreate"]["secret"]
+    async with db.transaction() as session:  # as a key made with a key was stored
+        for key in await session.exec(select(ApiKey)):
+            key.created_by_id = None
+            session.add(key)
+    asked = await gql(SET, {"input": {"id": rule, "budgetCap": None, "reason": "script"}},
+                      token=secret)  # fmt: skip
+    assert errors_of(asked["data"]) == [("PERSON_REQUIRED", None)]
+    assert await changes(db) == []
+    drafted = await gql(CREATE, {"input": rule_input(name="Keyed")}, token=secret)
+    assert errors_of(drafted["data"]) == [("PERSON_REQUIRED", None)]
+    assert await budget(db) == (20_00, "USD")
