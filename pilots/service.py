@@ -241,7 +241,13 @@ async def start_pilot(
     _check_end(pilot.ends_at, now, errors)
     if errors:
         raise DomainError(
-            PilotErrorCode.INVALID_DATE, "The pilot's end has passed: extend it first.", "id"
+            PilotErrorCode.INVALID_DATE,
+            "The pilot's end has passed: extend it first."
+            if pilot.ends_at <= now
+            # A draft stored before ends were bounded: its end is moved in, not out.
+            else "The pilot's end is more than two years ahead: give it an end within two "
+            "years first (pilotExtend).",
+            "id",
         )
     before = snapshot(pilot)
     treated = await session.exec(
@@ -278,14 +284,16 @@ async def extend_pilot(
     ends_at: datetime,
     reason: str | None = None,
 ) -> Pilot:
-    """Move the planned end later (never earlier: end it instead)."""
+    """Move the planned end later (never earlier: end it instead); an end beyond the
+    two-year bound (a pilot stored before it) may be moved in, within it."""
     PILOTS.require(principal, PilotOp.EXTEND)
     await begin_write(session)
     pilot = await _pilot(session, principal, pilot_id)
     _status(pilot, LIVE, "extended")
     errors: list[DomainError] = []
     _check_end(ends_at, clock.now(), errors)
-    if not errors and ends_at <= pilot.ends_at:
+    beyond = pilot.ends_at > clock.now() + MAX_RUN
+    if not errors and not beyond and ends_at <= pilot.ends_at:
         errors.append(DomainError(
             PilotErrorCode.INVALID_DATE,
             f"The pilot already runs until {pilot.ends_at.isoformat()}; give a later end.",

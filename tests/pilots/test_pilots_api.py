@@ -18,6 +18,7 @@ from infra.db import Database
 from partners import groups
 from partners.group_models import MemberMode
 from partners.roles import Role
+from pilots.models import Pilot
 from schema.context import Services
 from schema.relay import parse_global_id
 from tests.earnings import scenarios as es
@@ -416,3 +417,30 @@ async def test_a_pilot_ends_by_itself_when_its_planned_end_passes_and_keeps_its_
             .order_by(col(AuditEntry.id))
         ))  # fmt: skip
     assert entries[-1] == ("pilot.ended", "clock:pilot-end")
+
+
+async def test_a_draft_stored_with_an_end_beyond_two_years_is_told_so_and_can_be_brought_in(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    """A pilot created before ends were bounded (967ef9d) may end in year 9000: starting
+    it said its end had passed and to extend it, and extending refused any end before
+    year 9000. It is told what is wrong, and its end can be brought within the bound."""
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    pilot = await create(gql, tenant, ps.create_input(resellers, T0 + timedelta(days=30)))
+    async with db.transaction() as session:  # as stored before the bound
+        for row in await session.exec(select(Pilot)):
+            row.ends_at = row.ends_at.replace(year=9000)
+            session.add(row)
+    pilot_id = pilot["pilot"]["id"]  # type: ignore[index]
+    refused = await gql.data(START, {"input": {"id": pilot_id}}, as_user=admin)
+    [error] = refused["pilotStart"]["userErrors"]
+    assert (error["code"], error["field"]) == ("INVALID_DATE", "id")
+    assert "more than two years ahead" in error["message"]
+    end = (T0 + timedelta(days=60)).isoformat()
+    brought = await gql.data(EXTEND, {"input": {"id": pilot_id, "endsAt": end}}, as_user=admin)
+    assert brought["pilotExtend"]["userErrors"] == []
+    started = await gql.data(START, {"input": {"id": pilot_id}}, as_user=admin)
+    assert started["pilotStart"]["userErrors"] == []
