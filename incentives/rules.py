@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert
@@ -604,12 +604,16 @@ def loosens(rule: IncentiveRule, cap: int | None, currency: str) -> bool:
     return cap is None or cap > rule.budget_cap_minor
 
 
+def _id_text(row_id: uuid.UUID | None) -> str | None:
+    return str(row_id) if row_id else None
+
+
 def change_snapshot(change: IncentiveRuleBudgetChange) -> dict[str, Any]:
     return {
         "budget_change_id": str(change.id), "status": change.status.value,
         "from_cap_minor": change.from_cap_minor, "from_currency": change.from_currency,
         "to_cap_minor": change.to_cap_minor, "to_currency": change.to_currency,
-        "requested_by_id": str(change.requested_by_id) if change.requested_by_id else None,
+        "requested_by_id": _id_text(change.requested_by_id),
     }  # fmt: skip
 
 
@@ -746,6 +750,26 @@ async def _budget_change(
     return found
 
 
+def _must_be_pending(change: IncentiveRuleBudgetChange, done: str) -> None:
+    if change.status is not BudgetChangeStatus.PENDING:
+        raise DomainError(
+            RuleErrorCode.NOT_PENDING,
+            f"This budget change is {change.status.value.lower()}; only a pending one is {done}.",
+            "id",
+        )
+
+
+def _decide(
+    change: IncentiveRuleBudgetChange,
+    status: BudgetChangeStatus,
+    by: uuid.UUID | None,
+    at: datetime,
+    reason: str,
+) -> None:
+    change.status = status
+    change.decided_by_id, change.decided_at, change.decision_reason = by, at, reason
+
+
 async def _decided(
     session: AsyncSession, principal: Principal, change_id: uuid.UUID
 ) -> tuple[IncentiveRule, IncentiveRuleBudgetChange]:
@@ -781,12 +805,7 @@ async def approve_budget_change(
             "The rule's budget changed since this change was asked for; ask again.",
             "id",
         )
-    if change.status is not BudgetChangeStatus.PENDING:
-        raise DomainError(
-            RuleErrorCode.NOT_PENDING,
-            f"This budget change is {change.status.value.lower()}; only a pending one is approved.",
-            "id",
-        )
+    _must_be_pending(change, "approved")
     if principal.user_id is None or change.requested_by_id == principal.user_id:
         raise DomainError(
             RuleErrorCode.SELF_APPROVAL,
@@ -801,10 +820,7 @@ async def approve_budget_change(
     rule.budget_cap_minor = change.to_cap_minor
     rule.currency = change.to_currency
     rule.updated_at = now
-    change.status = BudgetChangeStatus.APPLIED
-    change.decided_by_id = principal.user_id
-    change.decided_at = now
-    change.decision_reason = reason
+    _decide(change, BudgetChangeStatus.APPLIED, principal.user_id, now, reason)
     session.add(rule)
     session.add(change)
     await session.flush()
@@ -813,7 +829,7 @@ async def approve_budget_change(
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id,
         before=before | {"budget_change_id": None},
         after=snapshot(rule) | {"budget_change_id": str(change.id),
-                                "requested_by_id": change_snapshot(change)["requested_by_id"],
+                                "requested_by_id": _id_text(change.requested_by_id),
                                 "request_reason": change.reason},
         reason=reason,
     )  # fmt: skip
@@ -834,17 +850,9 @@ async def cancel_budget_change(
     await begin_write(session)
     reason = _reason(reason)
     rule, change = await _decided(session, principal, change_id)
-    if change.status is not BudgetChangeStatus.PENDING:
-        raise DomainError(
-            RuleErrorCode.NOT_PENDING,
-            f"This budget change is {change.status.value.lower()}; only a pending one is "
-            "cancelled.",
-            "id",
-        )
-    change.status = BudgetChangeStatus.CANCELLED
-    change.decided_by_id = await person_behind(session, principal)
-    change.decided_at = clock.now()
-    change.decision_reason = reason
+    _must_be_pending(change, "cancelled")
+    who = await person_behind(session, principal)
+    _decide(change, BudgetChangeStatus.CANCELLED, who, clock.now(), reason)
     session.add(change)
     await session.flush()
     await log_change(
