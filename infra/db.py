@@ -30,6 +30,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import jsonio
 from infra.cache import TableEpochs
 from infra.sqlite_driver import OneTripDBAPI
 from infra.tasks import to_completion
@@ -94,17 +95,21 @@ def ensure_sqlite_directory(url: str) -> None:
 PING_AFTER_IDLE_SECONDS = 0.5
 
 
+# JSON columns' text through orjson (``infra.jsonio``: as the json module reads and writes it).
+_JSON: dict[str, Any] = {"json_serializer": jsonio.dumps, "json_deserializer": jsonio.loads}
+
+
 def create_engine(
     url: str, *, echo: bool = False, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
 ) -> AsyncEngine:
     ensure_sqlite_directory(url)
     if is_sqlite(url):
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": 30}, module=OneTripDBAPI()
+            url, echo=echo, connect_args={"timeout": 30}, module=OneTripDBAPI(), **_JSON
         )
         _configure_sqlite(engine)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, **_JSON)
     _ping_after_idle(engine, ping_after_idle)
     return engine
 

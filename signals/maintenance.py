@@ -15,7 +15,6 @@ vendor run one after the other, whatever rows they touch.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
@@ -55,6 +54,7 @@ from earnings.rounding import BP
 from forecasts.accuracy import accuracies_recorded
 from forecasts.guardrails import alerts_fired
 from forecasts.quarters import Quarter
+from infra import jsonio
 from infra.clock import Clock
 from infra.db import execute_core
 from infra.outbox import OutboxEvent, event_rows, record_events
@@ -655,7 +655,7 @@ async def advance(
 
 def _json(value: Any) -> Any:
     """A JSON column read as text (``type_coerce(..., String)``), parsed; None stays None."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    return jsonio.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _extras_of(values: Values) -> Extras:

@@ -13,7 +13,6 @@ the day); a past day's is re-taken only where one was taken. Nothing here record
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
@@ -25,6 +24,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import jsonio
 from infra.clock import Clock
 from signals import compute, facts, locks
 from signals.compute import LOOKBACK_DAYS, Fact
@@ -354,7 +354,7 @@ async def advance(
     for partner_id, rep_id, _ in recomputed:
         currency_, stored = snapshots.get((partner_id, rep_id), ("", None))
         if isinstance(stored, str | bytes):
-            stored = json.loads(stored)
+            stored = jsonio.loads(stored)
         if currency_ != currency or not stored:
             continue
         basis = compute.Basis.from_json(stored, facts.REP_COUNTERS)
