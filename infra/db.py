@@ -30,7 +30,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infra import jsonio
+from infra import jsonio, sqlite_driver
 from infra.cache import TableEpochs
 from infra.sqlite_driver import OneTripDBAPI
 from infra.tasks import to_completion
@@ -280,6 +280,17 @@ async def execute_core(
     lock = session._lock if isinstance(session, LockedAsyncSession) else contextlib.nullcontext()
     async with lock:
         return await (await _connection(session)).execute(statement, params)
+
+
+@asynccontextmanager
+async def writes_together(session: AsyncSession) -> AsyncIterator[None]:
+    """Writes of the block (statements that return no rows) go to the database together:
+    on SQLite in one crossing to aiosqlite's thread, with the next statement that returns
+    rows or at the block's end (``infra.sqlite_driver``); elsewhere each as it comes. Their
+    row counts are not known: for writes that need none."""
+    raw = await (await _connection(session)).get_raw_connection()
+    async with sqlite_driver.together(raw.dbapi_connection):
+        yield
 
 
 _CONNECTION = "channelboard_connection"

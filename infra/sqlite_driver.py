@@ -23,8 +23,11 @@ running) leaves the next rollback to cross, and to run after it.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import aiosqlite
@@ -34,22 +37,53 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     AsyncAdapt_aiosqlite_ss_cursor,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, list[Any], int, Any]
+_Statement = tuple[str, Any, bool]  # the SQL, its parameters, whether an executemany
+
+# A statement that returns no rows, and so may wait for a later crossing (``together``).
+_ROWLESS = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b(?!.*\bRETURNING\b)", re.I | re.S)
 
 
-def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool) -> _Outcome:
-    """On aiosqlite's thread: the statement, its rows, and the cursor closed."""
+class _KeptFailed(Exception):
+    """A kept statement failed (``_run``): which one, and the driver's error."""
+
+    def __init__(self, statement: _Statement, error: Exception) -> None:
+        super().__init__(statement[0])
+        self.statement, self.error = statement, error
+
+
+def _execute(cursor: sqlite3.Cursor, sql: str, parameters: Any, many: bool) -> None:
+    if many:
+        cursor.executemany(sql, parameters)
+    elif parameters is None:
+        cursor.execute(sql)
+    else:
+        cursor.execute(sql, parameters)
+
+
+def _run(
+    connection: sqlite3.Connection,
+    sql: str | None,
+    parameters: Any,
+    many: bool,
+    kept: list[_Statement] = [],  # noqa: B006 (never changed)
+) -> _Outcome:
+    """On aiosqlite's thread: the kept statements, then the statement (if any), its rows,
+    and the cursor closed."""
     cursor = connection.cursor()
     try:
-        if many:
-            cursor.executemany(sql, parameters)
-        elif parameters is None:
-            cursor.execute(sql)
-        else:
-            cursor.execute(sql, parameters)
+        for statement in kept:
+            try:
+                _execute(cursor, *statement)
+            except Exception as error:
+                raise _KeptFailed(statement, error) from error
+        if sql is None:
+            return None, [], -1, None
+        _execute(cursor, sql, parameters, many)
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, rows, cursor.rowcount, cursor.lastrowid
@@ -120,14 +154,14 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
             self._adapt_connection._handle_exception(error)
 
     async def _one_trip(self, operation: Any, parameters: Any, *, many: bool) -> None:
-        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-        self._adapt_connection._ended = False  # type: ignore[attr-defined]  # it may BEGIN
+        adapted: _Connection = self._adapt_connection  # type: ignore[assignment]
+        adapted._ended = False  # it may BEGIN
         # Nothing of an earlier statement on this cursor outlives a failed one.
         self._description, self._rows, self._rowcount, self._lastrowid = None, deque(), -1, None
-        async with self._adapt_connection._execute_mutex:
-            outcome: _Outcome = await connection._execute(  # type: ignore[no-untyped-call]
-                _run, connection._conn, operation, parameters, many
-            )
+        if adapted._kept is not None and _ROWLESS.match(operation):
+            adapted._kept.append((operation, parameters, many))  # run with a later crossing
+            return
+        outcome = await adapted._trip(operation, parameters, many)
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = deque(rows)
 
@@ -151,13 +185,55 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     last thing done on it was a commit or rollback that returned (``_ended``): SQLite is
     then outside any transaction, and sqlite3's rollback would do nothing."""
 
-    __slots__ = ("_ended",)
+    __slots__ = ("_ended", "_kept")
     _cursor_cls = OneTripCursor
     _ss_cursor_cls = _StreamingCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._ended = False  # unknown: a rollback crosses
+        self._kept: list[_Statement] | None = None  # inside ``together``: writes kept
+
+    async def _trip(self, sql: str | None, parameters: Any = None, many: bool = False) -> _Outcome:
+        """One crossing: the kept writes, then the statement (if any) and its rows."""
+        kept, connection = self._kept or [], self._connection
+        if self._kept:
+            self._kept = []
+        try:
+            async with self._execute_mutex:
+                return await connection._execute(  # type: ignore[no-any-return]
+                    _run, connection._conn, sql, parameters, many, kept
+                )
+        except _KeptFailed as failed:  # as SQLAlchemy reports a statement's failure
+            sql, parameters, many = failed.statement
+            try:
+                self._handle_exception(failed.error)
+            except Exception as error:
+                raise DBAPIError.instance(
+                    sql, parameters, error, self.dbapi.Error, ismulti=many
+                ) from failed.error
+            raise  # (not reached: the handler raises)
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """Writes of the block wait for the next crossing, or the block's end (see the
+        module's notes). A block that raises drops what it kept (its transaction is
+        failing: the caller rolls it back)."""
+        if self._kept is not None:  # already inside one
+            yield
+            return
+        self._kept = []
+        try:
+            yield
+        except BaseException:
+            self._kept = None
+            raise
+        try:
+            if self._kept:
+                self._ended = False
+                await self._trip(None)
+        finally:
+            self._kept = None
 
     def rollback(self) -> None:
         if self._ended:
@@ -194,3 +270,10 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         adapted = super().connect(*arg, **kw)
         return _Connection(self, adapted._connection)
+
+
+def together(dbapi_connection: Any) -> AbstractAsyncContextManager[None]:
+    """``_Connection.together`` for a connection of this driver; for another, nothing."""
+    if isinstance(dbapi_connection, _Connection):
+        return dbapi_connection.together()
+    return nullcontext()

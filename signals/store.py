@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infra.db import execute_core
+from infra.db import execute_core, writes_together
 
 
 async def upsert(
@@ -84,8 +84,9 @@ class Writes:
     """Rows of several tables written together, at ``flush``, in the order given: on
     PostgreSQL in one statement (each table's rows a data-modifying CTE of it: a handler's
     advance writes five tables, and a statement's round trip and its work on both sides
-    were most of what a write cost); elsewhere (SQLite has no data-modifying CTEs) each
-    table's rows as ``upsert`` writes them. For writes that do not touch a row twice (the
+    were most of what a write cost); on SQLite (no data-modifying CTEs) each table's rows
+    as ``upsert`` writes them, in one crossing to the driver's thread
+    (``infra.db.writes_together``). For writes that do not touch a row twice (the
     parts of one statement see the same snapshot, and one statement's ON CONFLICT may
     not update a row twice); a statement of the transaction that reads or writes these
     tables is run after a ``flush``."""
@@ -125,8 +126,9 @@ class Writes:
                 for *_, rows in parts
             )
         ):  # each table's rows on their own
-            for table, keys, update, rows in parts:
-                await _write(session, table, keys, update, rows)
+            async with writes_together(session):
+                for table, keys, update, rows in parts:
+                    await _write(session, table, keys, update, rows)
             return
         shape = tuple(
             (table, keys, update, tuple(rows[0]), len(rows)) for table, keys, update, rows in parts

@@ -11,8 +11,9 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import exc, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from infra.db import Database, is_sqlite
+from infra.db import Database, execute_core, is_sqlite, writes_together
 from infra.sqlite_driver import OneTripCursor
 
 
@@ -141,3 +142,84 @@ async def test_a_failed_commit_leaves_the_rollback_to_do(sqlite_db: Database) ->
 
     async with sqlite_db.engine.connect() as connection:
         await connection.run_sync(on_the_dbapi_connection)
+
+
+@pytest.fixture
+def crossings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls made on aiosqlite's thread, by name."""
+    calls: list[str] = []
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(fn, "__name__", repr(fn)))
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def _names(db: Database) -> list[str]:
+    async with db.session() as session:
+        rows = await session.execute(text("SELECT name FROM driver_probe ORDER BY id"))
+        return [name for (name,) in rows]
+
+
+async def test_writes_together_share_one_crossing(
+    sqlite_db: Database, crossings: list[str]
+) -> None:
+    """Writes of a ``writes_together`` block run in order in one call on the thread, at the
+    block's end or with the next statement that returns rows (which sees them)."""
+    insert = text("INSERT INTO driver_probe (name) VALUES (:name)")
+    async with sqlite_db.transaction() as session:
+        crossings.clear()
+        async with writes_together(session):
+            await execute_core(session, insert, {"name": "a"})
+            await execute_core(session, insert, [{"name": "b"}, {"name": "c"}])
+            await execute_core(session, text("UPDATE driver_probe SET name = 'a!' WHERE id = 1"))
+            assert crossings == []  # kept
+            seen = await execute_core(session, text("SELECT name FROM driver_probe ORDER BY id"))
+            assert seen.scalars().all() == ["a!", "b", "c"]
+            assert crossings == ["_run"]  # the three writes and the read, in one call
+            await execute_core(session, text("DELETE FROM driver_probe WHERE name = 'b'"))
+            returned = await execute_core(
+                session, text("INSERT INTO driver_probe (name) VALUES ('d') RETURNING name")
+            )
+            assert returned.scalars().all() == ["d"]  # RETURNING: rows, so not kept
+            await execute_core(session, insert, {"name": "e"})
+        assert crossings == ["_run", "_run", "_run"]  # the block's end: the last write
+    assert await _names(sqlite_db) == ["a!", "c", "d", "e"]
+
+
+async def test_a_kept_write_that_fails_is_sqlalchemys_error_and_nothing_is_written(
+    sqlite_db: Database,
+) -> None:
+    insert = text("INSERT INTO driver_probe (name) VALUES (:name)")
+
+    async def write() -> None:
+        async with sqlite_db.transaction() as session, writes_together(session):
+            await execute_core(session, insert, {"name": "x"})
+            await execute_core(session, insert, [{"name": "y"}, {"name": "x"}])
+            await execute_core(session, insert, {"name": "z"})
+
+    with pytest.raises(exc.IntegrityError, match="UNIQUE") as raised:
+        await write()
+    assert raised.value.statement == "INSERT INTO driver_probe (name) VALUES (?)"
+    assert raised.value.params == [("y",), ("x",)]
+    assert await _names(sqlite_db) == []
+    async with sqlite_db.transaction() as session:  # the connection goes on
+        await session.execute(insert, {"name": "after"})
+    assert await _names(sqlite_db) == ["after"]
+
+
+async def test_a_block_that_raises_drops_what_it_kept(sqlite_db: Database) -> None:
+
+    async def fail_half_way(session: AsyncSession) -> None:
+        async with writes_together(session):
+            await execute_core(session, text("INSERT INTO driver_probe (name) VALUES ('no')"))
+            raise RuntimeError("the flush failed half-way")
+
+    async with sqlite_db.transaction() as session:
+        with pytest.raises(RuntimeError):
+            await fail_half_way(session)
+        await execute_core(session, text("INSERT INTO driver_probe (name) VALUES ('yes')"))
+    assert await _names(sqlite_db) == ["yes"]
