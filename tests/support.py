@@ -12,7 +12,7 @@ import re
 import threading
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -153,6 +153,21 @@ async def multipart(
     if token is not None:
         hdrs["authorization"] = f"Bearer {token}"
     return await gql.client.post("/graphql", data=form, files=upload, headers=hdrs)
+
+
+@contextlib.contextmanager
+def sql_statements(db: Database) -> Iterator[list[str]]:
+    """The SQL statements the database is sent inside the block, as sent."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def count_rows(db: Database, model: Any) -> int:

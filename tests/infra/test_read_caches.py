@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from redis.asyncio import RedisCluster
-from sqlalchemy import event
 from sqlmodel import col, update
 from starlette.applications import Starlette
 
@@ -34,24 +32,10 @@ from tests.deal_registration.sales.scenarios import (
 from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
 from tests.leaderboards.scenarios import BOARD
 from tests.processes import cli_process
-from tests.support import GQL, error_codes, eventually
+from tests.support import GQL, error_codes, eventually, sql_statements
 
 TYPENAME = "{ __typename }"
 ME = "{ me { role } }"
-
-
-@contextlib.contextmanager
-def sql_statements(db: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
 async def reason(gql: GQL, token: str) -> str | None:
