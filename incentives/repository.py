@@ -55,16 +55,21 @@ def readable_budget_changes(principal: Principal) -> SelectOfScalar[IncentiveRul
     )
 
 
-async def pending_budget_change(
-    session: AsyncSession, principal: Principal, rule_id: uuid.UUID
-) -> IncentiveRuleBudgetChange | None:
+async def pending_budget_changes(
+    session: AsyncSession, principal: Principal, rule_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[IncentiveRuleBudgetChange]]:
+    """The pending budget change of each of these rules that has one (at most one a rule),
+    in one query (a loader's fetch: ``IncentiveRule.pendingBudgetChange`` on a page of
+    rules)."""
+    if not rule_ids:
+        return {}
     rows = await session.exec(
         readable_budget_changes(principal).where(
-            IncentiveRuleBudgetChange.rule_id == rule_id,
+            col(IncentiveRuleBudgetChange.rule_id).in_(list(rule_ids)),
             IncentiveRuleBudgetChange.status == BudgetChangeStatus.PENDING,
         )
     )
-    return rows.first()
+    return {row.rule_id: [row] for row in rows}
 
 
 def readable_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:

@@ -198,10 +198,12 @@ class IncentiveRuleType(relay.Node):
     async def pending_budget_change(
         self, info: Info[Context, None]
     ) -> IncentiveRuleBudgetChangeType | None:
-        found = await repository.pending_budget_change(
-            info.context.session, info.context.caller, uuid.UUID(self.id)
-        )
-        return IncentiveRuleBudgetChangeType.from_model(found) if found else None
+        ctx = info.context
+        found = await list_loader(
+            ctx, "incentives.pending_budget_changes",
+            lambda ids: repository.pending_budget_changes(ctx.session, ctx.caller, ids),
+        ).load(uuid.UUID(self.id))  # fmt: skip
+        return IncentiveRuleBudgetChangeType.from_model(found[0]) if found else None
 
     @strawberry.field(description="Every version, oldest first.")
     async def versions(self, info: Info[Context, None]) -> list[IncentiveRuleVersionType]:

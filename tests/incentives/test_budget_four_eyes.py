@@ -27,7 +27,7 @@ from tests.incentives.rules import active_rule, daily
 from tests.incentives.scenarios import GROWTH, Shop, shop
 from tests.incentives.test_actions import FIRINGS, nodes
 from tests.incentives.test_bad_input_and_roles import CREATE, rule_input
-from tests.support import GQL, error_codes, names_input_field
+from tests.support import GQL, error_codes, names_input_field, sql_statements
 
 CHANGE = """budgetChange { id status fromCap { amountMinor currency } toCap { amountMinor
   currency } toCurrency reason requestedById decidedById decisionReason }"""
@@ -424,3 +424,42 @@ async def test_a_key_with_no_known_maker_asks_for_nothing_four_eyes_decide(
     drafted = await gql(CREATE, {"input": rule_input(name="Keyed")}, token=secret)
     assert errors_of(drafted["data"]) == [("PERSON_REQUIRED", None)]
     assert await budget(db) == (20_00, "USD")
+
+
+RULES_PAGE = """query($first: Int!) { incentiveRules(first: $first) { edges { node { name
+  pendingBudgetChange { status toCap { amountMinor } requestedById } } } } }"""
+
+
+async def test_a_page_of_rules_reads_their_pending_changes_in_one_query(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A list of rules each with a pending loosening: one query for all their pending
+    changes, and a page of five costs the statements a page of one does."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+
+    async def make(session: Any) -> None:
+        for n in range(5):
+            rule = await rules.create_rule(
+                session, principal_of(admin), clock, name=f"Rule {n}", condition=GROWTH,
+                actions=[Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")],
+                budget_cap_minor=10_00, currency="USD",
+            )  # fmt: skip
+            await rules.set_budget(
+                session, principal_of(admin), clock, rule_id=rule.id,
+                budget_cap_minor=(n + 2) * 10_00, reason=f"more for {n}",
+            )  # fmt: skip
+
+    await es.tx(db, make)
+    await gql.data(RULES_PAGE, {"first": 1}, as_user=admin)  # the caller, cached
+    sent: dict[int, list[str]] = {}
+    for first in (1, 5):
+        with sql_statements(db) as seen:
+            page = await gql.data(RULES_PAGE, {"first": first}, as_user=admin)
+        sent[first] = list(seen)
+        shown = [e["node"]["pendingBudgetChange"] for e in page["incentiveRules"]["edges"]]
+        assert len(shown) == first
+        assert all(c["status"] == "PENDING" for c in shown)
+        assert all(c["requestedById"] == gid("User", admin.id) for c in shown)
+    assert sorted(c["toCap"]["amountMinor"] for c in shown) == [2_000, 3_000, 4_000, 5_000, 6_000]
+    assert sum("FROM incentive_rule_budget_change" in s for s in sent[5]) == 1
+    assert len(sent[5]) == len(sent[1]), (sent[1], sent[5])
