@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
-from infra.events import Event
+from infra.events import Event, uuid_or_none
 
 RULE_FIRED = "RuleFired"
 # What a rule version placed for a partner was ended (a rollback, or a new version approved):
@@ -15,6 +15,10 @@ RULE_FIRED = "RuleFired"
 RULE_EFFECTS_ENDED = "RuleEffectsEnded"
 # A version was made active (approved, rolled back to) or the rule resumed: evaluate it now.
 RULE_ACTIVATED = "RuleActivated"
+# A loosening of a rule's budget was asked for, or decided (approved, cancelled): the
+# vendor's other admins are told (notifications).
+RULE_BUDGET_CHANGE_REQUESTED = "RuleBudgetChangeRequested"
+RULE_BUDGET_CHANGE_DECIDED = "RuleBudgetChangeDecided"
 
 
 @dataclass(frozen=True)
@@ -75,4 +79,83 @@ class RuleActivated(Event):
             version_id=uuid.UUID(payload["version_id"]),
             version_number=int(payload["version_number"]),
             activation=int(payload["activation"]),
+        )
+
+
+def _minor(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class BudgetChangeRequested(Event):
+    """A vendor admin asked to loosen a rule's budget (``rules.set_budget``): a pending
+    change from ``from_*`` to ``to_*`` (a cap None: no cap) that a second vendor admin
+    approves. ``superseded_id``: the pending change it replaced, if any."""
+
+    type: ClassVar[str] = RULE_BUDGET_CHANGE_REQUESTED
+    change_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    from_cap_minor: int | None
+    from_currency: str
+    to_cap_minor: int | None
+    to_currency: str
+    reason: str
+    requested_by_id: uuid.UUID
+    requested_at: datetime
+    superseded_id: uuid.UUID | None
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            change_id=uuid.UUID(payload["change_id"]),
+            rule_id=uuid.UUID(payload["rule_id"]),
+            rule_name=str(payload["rule_name"]),
+            from_cap_minor=_minor(payload["from_cap_minor"]),
+            from_currency=str(payload["from_currency"]),
+            to_cap_minor=_minor(payload["to_cap_minor"]),
+            to_currency=str(payload["to_currency"]),
+            reason=str(payload["reason"]),
+            requested_by_id=uuid.UUID(payload["requested_by_id"]),
+            requested_at=datetime.fromisoformat(payload["requested_at"]),
+            superseded_id=uuid_or_none(payload.get("superseded_id")),
+        )
+
+
+@dataclass(frozen=True)
+class BudgetChangeDecided(Event):
+    """A pending budget change was approved (``status`` APPLIED: the rule's budget is now
+    ``to_*``) or cancelled (CANCELLED: it stays ``from_*``) by ``decided_by_id`` (None: an
+    API key with no known maker cancelled it), with ``decision_reason``. A change replaced
+    by a later request or budget (SUPERSEDED) has no event of its own."""
+
+    type: ClassVar[str] = RULE_BUDGET_CHANGE_DECIDED
+    change_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    status: str
+    from_cap_minor: int | None
+    from_currency: str
+    to_cap_minor: int | None
+    to_currency: str
+    requested_by_id: uuid.UUID | None
+    decided_by_id: uuid.UUID | None
+    decision_reason: str
+    decided_at: datetime
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        return cls(
+            change_id=uuid.UUID(payload["change_id"]),
+            rule_id=uuid.UUID(payload["rule_id"]),
+            rule_name=str(payload["rule_name"]),
+            status=str(payload["status"]),
+            from_cap_minor=_minor(payload["from_cap_minor"]),
+            from_currency=str(payload["from_currency"]),
+            to_cap_minor=_minor(payload["to_cap_minor"]),
+            to_currency=str(payload["to_currency"]),
+            requested_by_id=uuid_or_none(payload.get("requested_by_id")),
+            decided_by_id=uuid_or_none(payload.get("decided_by_id")),
+            decision_reason=str(payload["decision_reason"]),
+            decided_at=datetime.fromisoformat(payload["decided_at"]),
         )

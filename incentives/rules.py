@@ -34,7 +34,12 @@ from earnings.service import default_currency
 from incentives import actions as act
 from incentives.actions import Action
 from incentives.errors import RuleErrorCode
-from incentives.events import RULE_EFFECTS_ENDED, RuleActivated
+from incentives.events import (
+    RULE_EFFECTS_ENDED,
+    BudgetChangeDecided,
+    BudgetChangeRequested,
+    RuleActivated,
+)
 from incentives.expressions import compile_condition
 from incentives.models import (
     BudgetChangeStatus,
@@ -617,6 +622,29 @@ def change_snapshot(change: IncentiveRuleBudgetChange) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def _tell(
+    session: AsyncSession,
+    clock: Clock,
+    rule: IncentiveRule,
+    event: BudgetChangeRequested | BudgetChangeDecided,
+) -> None:
+    """Record a budget change's event in the outbox, in the transaction of the change: the
+    vendor's other admins are told after commit (``notifications.rules``), and a process
+    that dies after the commit leaves the event for the next dispatcher run."""
+    await record_events(session, clock, [(rule.vendor_id, event.type, rule.id, event.to_payload())])
+
+
+def _decided_event(rule: IncentiveRule, change: IncentiveRuleBudgetChange) -> BudgetChangeDecided:
+    assert change.decided_at is not None
+    return BudgetChangeDecided(
+        change_id=change.id, rule_id=rule.id, rule_name=rule.name, status=change.status.value,
+        from_cap_minor=change.from_cap_minor, from_currency=change.from_currency,
+        to_cap_minor=change.to_cap_minor, to_currency=change.to_currency,
+        requested_by_id=change.requested_by_id, decided_by_id=change.decided_by_id,
+        decision_reason=change.decision_reason, decided_at=change.decided_at,
+    )  # fmt: skip
+
+
 async def _budget_errors(
     session: AsyncSession, rule: IncentiveRule, cap: int | None, currency: str, field: str
 ) -> list[DomainError]:
@@ -713,6 +741,13 @@ async def set_budget(
             | {"superseded": str(replaced.id) if replaced else None},
             reason=reason,
         )  # fmt: skip
+        await _tell(session, clock, rule, BudgetChangeRequested(
+            change_id=change.id, rule_id=rule.id, rule_name=rule.name,
+            from_cap_minor=change.from_cap_minor, from_currency=change.from_currency,
+            to_cap_minor=change.to_cap_minor, to_currency=change.to_currency, reason=reason,
+            requested_by_id=requester, requested_at=change.requested_at,
+            superseded_id=replaced.id if replaced else None,
+        ))  # fmt: skip
         return BudgetOutcome(rule, change, applied=False)
     given = _reason(reason) if reason.strip() else None
     replaced = None
@@ -833,6 +868,7 @@ async def approve_budget_change(
                                 "request_reason": change.reason},
         reason=reason,
     )  # fmt: skip
+    await _tell(session, clock, rule, _decided_event(rule, change))
     return BudgetOutcome(rule, change, applied=True)
 
 
@@ -860,6 +896,7 @@ async def cancel_budget_change(
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
         after=change_snapshot(change), reason=reason,
     )  # fmt: skip
+    await _tell(session, clock, rule, _decided_event(rule, change))
     return BudgetOutcome(rule, change, applied=False)
 
 
