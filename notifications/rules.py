@@ -11,6 +11,12 @@ add, as notifications.
 - A new next best action of a notifying kind (``NOTIFY_KINDS``) tells every user of the
   partner once per action (``dedupe_key`` ``next_action:<action key>``): built from the
   partner's ranked list as its admin reads it (``next_actions.service``), as of the event.
+- A loosening of a rule's budget asked for (``BudgetChangeRequested``) tells the vendor's
+  other admins, who may approve it (four eyes): which rule, its cap then and the one asked
+  for, who asked and why. Its approval or cancellation (``BudgetChangeDecided``) tells the
+  admins who were told of the request but did not decide it (the one who asked among
+  them), so nobody goes on to act on a decided request, and the one who asked learns the
+  outcome. Vendor admins only: never a channel manager, finance or a partner user.
 """
 
 from __future__ import annotations
@@ -23,9 +29,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.claims import ClaimSignals
 from incentives.actions import ActionKind as RuleActionKind
-from incentives.events import RuleFired
+from incentives.events import BudgetChangeDecided, BudgetChangeRequested, RuleFired
 from incentives.explanations import explain, parts
-from incentives.models import RuleFiring
+from incentives.models import BudgetChangeStatus, RuleFiring
 from incentives.repository import readings
 from infra.outbox import OutboxEvent
 from leaderboards.runtime import Leaderboards
@@ -135,3 +141,62 @@ def next_action_trigger(
         ]
 
     return trigger
+
+
+async def _person(session: AsyncSession, user_id: uuid.UUID | None) -> str | None:
+    """How a message names a vendor admin: the display name and e-mail address (None: an
+    API key with no known maker)."""
+    user = await session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        return None
+    return f"{user.display_name} <{user.email}>" if user.display_name else user.email
+
+
+def _caps(change: BudgetChangeRequested | BudgetChangeDecided) -> dict[str, object]:
+    return {
+        "rule": change.rule_name,
+        "from_minor": change.from_cap_minor, "from_currency": change.from_currency,
+        "to_minor": change.to_cap_minor, "to_currency": change.to_currency,
+    }  # fmt: skip
+
+
+async def _other_admins(
+    session: AsyncSession, vendor_id: uuid.UUID, but: uuid.UUID | None
+) -> list[uuid.UUID]:
+    return [a for a in await vendor_admins(session, vendor_id) if a != but]
+
+
+async def budget_change_requested(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+    """A budget loosening asked for: to the vendor's admins but the one who asked."""
+    asked = BudgetChangeRequested.parse(event.payload)
+    params = _caps(asked) | {
+        "requester": await _person(session, asked.requested_by_id), "reason": asked.reason,
+        "replaces": asked.superseded_id is not None,
+    }  # fmt: skip
+    admins = await _other_admins(session, event.vendor_id, asked.requested_by_id)
+    return to_each(
+        admins, event, Category.RULE_GOVERNANCE, "rule_budget_change_requested", params,
+        asked.change_id,
+    )  # fmt: skip
+
+
+async def budget_change_decided(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+    """A budget loosening approved or cancelled: to the vendor's admins but the one who
+    decided (the one who asked is told, unless they withdrew it themselves)."""
+    decided = BudgetChangeDecided.parse(event.payload)
+    kinds = {
+        BudgetChangeStatus.APPLIED.value: "rule_budget_change_approved",
+        BudgetChangeStatus.CANCELLED.value: "rule_budget_change_cancelled",
+    }
+    kind = kinds.get(decided.status)
+    if kind is None:
+        return []
+    params = _caps(decided) | {
+        "requester": await _person(session, decided.requested_by_id),
+        "decider": await _person(session, decided.decided_by_id),
+        "withdrawn": decided.decided_by_id is not None
+        and decided.decided_by_id == decided.requested_by_id,
+        "reason": decided.decision_reason,
+    }  # fmt: skip
+    admins = await _other_admins(session, event.vendor_id, decided.decided_by_id)
+    return to_each(admins, event, Category.RULE_GOVERNANCE, kind, params, decided.change_id)

@@ -4,7 +4,8 @@ the event's id (so a re-run of the handler delivers nothing twice).
 
 Recipients: a partner's news goes to the partner's admins and, for what a rep did (a
 claim, a deal), to that rep; vendor news (a partner applied, a webhook endpoint disabled)
-goes to the vendor's admins. Nobody is told of another partner's or vendor's records."""
+goes to the vendor's admins (a rule's budget loosening: to its admins but the one who acted,
+``notifications.rules``). Nobody is told of another partner's or vendor's records."""
 
 from __future__ import annotations
 
@@ -26,14 +27,14 @@ from earnings.events import (
 )
 from earnings.models import HoldReason, PayoutHold, PayoutStatus
 from forecasts.events import CONCENTRATION_ALERTED
-from incentives.events import RULE_FIRED
+from incentives.events import RULE_BUDGET_CHANGE_DECIDED, RULE_BUDGET_CHANGE_REQUESTED, RULE_FIRED
 from infra.outbox import OutboxEvent
 from leaderboards.events import CONTEST_FINISHED
 from notifications.contests import contest_finished
 from notifications.delivery import Notice, Trigger, partner_admins, to_each, vendor_admins
 from notifications.forecasts import concentration_alerted
 from notifications.models import Category
-from notifications.rules import rule_fired
+from notifications.rules import budget_change_decided, budget_change_requested, rule_fired
 from partners.events import PARTNER_APPLIED, PartnerApplied
 
 _CLAIM_KINDS = {
@@ -187,6 +188,8 @@ TRIGGERS: dict[str, Trigger] = {
     CONTEST_FINISHED: contest_finished,
     WEBHOOK_ENDPOINT_DISABLED: webhook_endpoint_disabled,
     RULE_FIRED: rule_fired,
+    RULE_BUDGET_CHANGE_REQUESTED: budget_change_requested,
+    RULE_BUDGET_CHANGE_DECIDED: budget_change_decided,
     CONCENTRATION_ALERTED: concentration_alerted,
 }
 
