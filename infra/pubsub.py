@@ -28,6 +28,7 @@ from typing import Any
 
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
+from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, redis_unreachable
@@ -102,9 +103,10 @@ class Hub:
         self.reconnects = 0  # times the subscription connection was lost and made again
         self.sharded = is_cluster(redis)
         # Cluster: where each channel was heard last (node name), and the node connections
-        # seen, to notice a failover or reconnection that redis-py handled out of sight.
+        # that call ``_reconnected_silently``, to notice a failover or reconnection that
+        # redis-py handled out of sight.
         self._routes: dict[object, str] = {}
-        self._node_connections: set[int] = set()
+        self._node_connections: set[AbstractConnection] = set()
         # SUBSCRIBEs sent on the current connection and not yet confirmed, per channel, in
         # the order sent (Redis confirms them in that order): redis-py only writes the
         # command, and a listener must not start before Redis has its subscription. The
@@ -367,24 +369,34 @@ class Hub:
             for listener in list(listeners):
                 listener.offer(None)
 
-    def _reconnected_silently(self, connection: object) -> None:
+    def _reconnected_silently(self, connection: AbstractConnection) -> None:
         """redis-py reconnects (and resubscribes) inside a read when the server answers
         again within its retries: messages of the gap are lost all the same, and those of
         the connection's channels go unheard until Redis confirms the resubscription
         (redis-py has sent it, before calling us)."""
+        if not self._holds(connection):
+            # A cluster node's connection redis-py took back from us (a node pub/sub it
+            # dropped goes back to the node's pool, for any command): nothing of ours lost.
+            self._unwatch(connection)
+            self._node_connections.discard(connection)
+            return
         if self._healthy:
             self._stopped_hearing("reconnecting")
             self._await(self._channels_on(connection))
             self.reconnects += 1
             self._missed()
 
-    def _channels_on(self, connection: object) -> set[str]:
-        pubsubs: list[PubSub] = []
+    def _pubsubs(self) -> list[PubSub]:
+        """The pub/subs holding connections: the server's, or each node's on a cluster."""
         if isinstance(self._pubsub, ClusterPubSub):
-            pubsubs = list(self._pubsub.node_pubsub_mapping.values())
-        elif self._pubsub is not None:
-            pubsubs = [self._pubsub]
-        for pubsub in pubsubs:
+            return list(self._pubsub.node_pubsub_mapping.values())
+        return [self._pubsub] if self._pubsub is not None else []
+
+    def _holds(self, connection: AbstractConnection) -> bool:
+        return any(pubsub.connection is connection for pubsub in self._pubsubs())
+
+    def _channels_on(self, connection: AbstractConnection) -> set[str]:
+        for pubsub in self._pubsubs():
             if pubsub.connection is connection:
                 names = [*pubsub.channels, *pubsub.shard_channels]
                 return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
@@ -415,7 +427,6 @@ class Hub:
                     async with asyncio.timeout(within):  # see _subscribe
                         if isinstance(pubsub, ClusterPubSub):
                             self._routes.clear()
-                            self._node_connections.clear()
                             await pubsub.ssubscribe(*channels)
                             self._note_routes(pubsub)
                         else:
@@ -456,8 +467,10 @@ class Hub:
                 self._cancel_unconfirmed()
                 if self._pubsub is pubsub:
                     self._pubsub = None
-                if pubsub.connection is not None:  # pooled: must not call us when reused
+                # Pooled (a cluster node's too): must not call us when used for other things.
+                if pubsub.connection is not None:
                     pubsub.connection.deregister_connect_callback(self._reconnected_silently)
+                self._forget_node_connections(set())
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pubsub.aclose())
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
@@ -480,7 +493,7 @@ class Hub:
             )
 
     def _note_routes(self, pubsub: ClusterPubSub) -> bool:
-        """Record which node holds each channel (and watch new node connections for silent
+        """Record which node holds each channel (and watch the node connections for silent
         reconnections); True when a channel known before is now held elsewhere (a failover
         or a slot migration moved it: what was published meanwhile may be lost)."""
         moved = False
@@ -489,12 +502,25 @@ class Hub:
             if self._routes.get(channel, node) != node:
                 moved = True
         self._routes = routes
+        connections: set[AbstractConnection] = set()
         for node_pubsub in list(pubsub.node_pubsub_mapping.values()):
-            connection = node_pubsub.connection
-            if connection is not None and id(connection) not in self._node_connections:
-                self._node_connections.add(id(connection))
-                connection.register_connect_callback(self._reconnected_silently)
+            connection: AbstractConnection | None = node_pubsub.connection
+            if connection is not None:
+                connections.add(connection)
+                if connection not in self._node_connections:
+                    connection.register_connect_callback(self._reconnected_silently)  # type: ignore[no-untyped-call]
+        self._forget_node_connections(connections)
         return moved
+
+    def _forget_node_connections(self, kept: set[AbstractConnection]) -> None:
+        """Stop watching the node connections not in ``kept``: redis-py gave them back to
+        their node's pool, whose other commands connecting them again lose us nothing."""
+        for connection in self._node_connections - kept:
+            self._unwatch(connection)
+        self._node_connections = kept
+
+    def _unwatch(self, connection: AbstractConnection) -> None:
+        connection.deregister_connect_callback(self._reconnected_silently)  # type: ignore[no-untyped-call]
 
     async def _read(self, pubsub: PubSub) -> None:
         if isinstance(pubsub, ClusterPubSub):
