@@ -12,7 +12,8 @@ channel lives on the node that owns its slot, so a notice is sent to one shard i
 being broadcast to every node, and redis-py's cluster pub/sub holds one connection per node
 that has channels, following them when a failover or a slot migration moves them. A channel
 that moved, or a node connection that was made again, means notices may have been missed:
-listeners hear None, as after a lost connection to a single server.
+listeners hear None, as after a lost connection to a single server, and the channel is not
+heard (``subscribed`` false) until its node confirms the new subscription.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ class Hub:
             return f"not subscribed since {since}: the pub/sub reader stopped"
         if not self._healthy:
             return f"not subscribed since {since}: {self._unheard_why}"
-        needed = {self.keys("chan", "_hub"), *self._listeners, *self._watchers}
+        needed = self._needed()
         # A watcher's own subscription counts too; a listener's is awaited by its ``listen``.
         waiting = (self._awaiting & needed) | (self._unconfirmed.keys() & self._watchers.keys())
         if waiting:
@@ -160,6 +161,10 @@ class Hub:
                 f"{len(waiting)} of {len(needed)} channels not confirmed by Redis"
             )
         return None
+
+    def _needed(self) -> set[str]:
+        """The channels this process hears (the reader's own, to have one)."""
+        return {self.keys("chan", "_hub"), *self._listeners, *self._watchers}
 
     def _stopped_hearing(self, why: str) -> None:
         self._unheard_since = time.monotonic()
@@ -289,7 +294,7 @@ class Hub:
             async with asyncio.timeout(self._connect_within):
                 if isinstance(pubsub, ClusterPubSub):
                     await pubsub.ssubscribe(channel)
-                    self._note_routes(pubsub)
+                    self._follow_routes(pubsub)
                 else:
                     await pubsub.subscribe(channel)
         except BaseException as exc:
@@ -492,15 +497,15 @@ class Hub:
                 f"(e.g. {sorted(self._awaiting)[0]})"
             )
 
-    def _note_routes(self, pubsub: ClusterPubSub) -> bool:
+    def _note_routes(self, pubsub: ClusterPubSub) -> set[str]:
         """Record which node holds each channel (and watch the node connections for silent
-        reconnections); True when a channel known before is now held elsewhere (a failover
-        or a slot migration moved it: what was published meanwhile may be lost)."""
-        moved = False
+        reconnections); return the channels known before that are now held elsewhere."""
         routes: dict[object, str] = dict(getattr(pubsub, "_shard_channel_to_node", {}))
-        for channel, node in routes.items():
-            if self._routes.get(channel, node) != node:
-                moved = True
+        moved = {
+            channel.decode() if isinstance(channel, bytes) else str(channel)
+            for channel, node in routes.items()
+            if self._routes.get(channel, node) != node
+        }
         self._routes = routes
         connections: set[AbstractConnection] = set()
         for node_pubsub in list(pubsub.node_pubsub_mapping.values()):
@@ -511,6 +516,20 @@ class Hub:
                     connection.register_connect_callback(self._reconnected_silently)  # type: ignore[no-untyped-call]
         self._forget_node_connections(connections)
         return moved
+
+    def _follow_routes(self, pubsub: ClusterPubSub) -> None:
+        """Channels that a failover or a slot migration moved: what was published meanwhile
+        may be lost, and redis-py has sent their SSUBSCRIBE to the new node (before it
+        recorded the new route). They are awaited as a resubscription is (not heard, so
+        ``subscribed`` false, until that node confirms them; the reader starts over if it
+        never does) before the listeners are told to re-read."""
+        moved = self._note_routes(pubsub) & self._needed()
+        if moved and self._healthy:
+            self._stopped_hearing("channels moved")
+            self._await(moved)
+            self.reconnects += 1
+            log.warning("pub/sub channels moved to another node; subscribers re-read state")
+            self._missed()
 
     def _forget_node_connections(self, kept: set[AbstractConnection]) -> None:
         """Stop watching the node connections not in ``kept``: redis-py gave them back to
@@ -542,10 +561,7 @@ class Hub:
             # redis-py polls the nodes one after another, each for a share of the timeout:
             # a short one bounds how long a notice on one node waits while another is read.
             message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
-            if self._note_routes(pubsub) and self._healthy:
-                self.reconnects += 1
-                log.warning("pub/sub channels moved to another node; subscribers re-read state")
-                self._missed()
+            self._follow_routes(pubsub)  # (before a confirmation it read is handled)
             if message is None:
                 continue
             if message.get("type") in ("ssubscribe", b"ssubscribe"):

@@ -1,7 +1,7 @@
 """The Hub on a Redis Cluster (sharded pub/sub), against the real local cluster
 (CHANNELBOARD_TEST_REDIS_CLUSTER=1): a node connection the Hub is done with goes back to
 the node's pool and is reused for other commands without telling the Hub's listeners
-anything."""
+anything, and a channel that moved to another node is awaited as a resubscription is."""
 
 from __future__ import annotations
 
@@ -68,6 +68,57 @@ async def test_a_node_connection_reused_for_other_commands_tells_listeners_nothi
             assert hub.subscribed
             for key in keys:
                 await redis.delete(key)
+    finally:
+        await hub.close()
+        await redis.aclose()
+
+
+async def test_a_moved_channel_is_not_heard_until_its_new_node_confirms_it(
+    cluster: LocalCluster,
+) -> None:
+    """A failover moves a watched channel to the promoted replica. When the Hub tells its
+    watchers to re-read, the channel's SSUBSCRIBE on the new master is sent but not yet
+    confirmed: ``subscribed`` (what the read caches serve on, and /readyz's ``live``) must
+    say so then, or a cache re-reads and keeps what it read while a change is unheard.
+    Once confirmed, the Hub is subscribed again and the moved channel is heard."""
+    redis = connect(cluster.url, cluster=True)
+    hub = Hub(redis, Keys(f"hubmoved-{uuid.uuid4().hex[:8]}"))
+    told: list[tuple[bool, str | None]] = []
+    heard: list[bytes] = []
+
+    def watcher(message: bytes | None) -> None:
+        if message is None:  # what the Hub says at the moment it tells us to re-read
+            told.append((hub.subscribed, hub.live_problem()))
+        else:
+            heard.append(message)
+
+    try:
+        watched = hub.channel("watched")
+        await hub.watch(watched, watcher)
+        assert hub.subscribed
+        old = cluster.node_of(watched)
+        new = await asyncio.to_thread(cluster.failover, old)
+        assert cluster.node_of(watched) == new
+
+        async def moved() -> bool:
+            # A write to the channel's slot meets a MOVED, after which redis-py moves the
+            # channel (a SPUBLISH would not: the old master, now a replica, serves it).
+            await redis.set(watched, b"1")
+            return bool(told)
+
+        await eventually(moved, within=20)
+        await redis.delete(watched)
+        subscribed, problem = told[0]
+        assert not subscribed, "subscribed before the new node confirmed the channel"
+        assert problem is not None
+        assert problem.startswith("resubscribing since")
+
+        async def heard_again() -> bool:
+            await hub.publish(watched, b"after")
+            return hub.subscribed and b"after" in heard
+
+        await eventually(heard_again, within=15)
+        assert hub.live_problem() is None
     finally:
         await hub.close()
         await redis.aclose()
