@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 # At most this long (about) between a notice reaching its node and this process reading it
 # on a cluster; an idle process polls each node with channels that often.
 SHARDED_POLL_SECONDS = 0.02
+# Each read of what has already arrived before a confirmation counts as missing: not 0, which
+# would not let the event loop move bytes still in the socket into the client's buffer.
+DRAIN_SECONDS = 0.01
 
 
 class Listener:
@@ -542,32 +545,50 @@ class Hub:
         connection.deregister_connect_callback(self._reconnected_silently)  # type: ignore[no-untyped-call]
 
     async def _read(self, pubsub: PubSub) -> None:
-        if isinstance(pubsub, ClusterPubSub):
-            await self._read_sharded(pubsub)
-            return
+        # redis-py polls a cluster's nodes one after another, each for a share of the
+        # timeout: a short one bounds how long a notice on one node waits for another's.
+        wait = SHARDED_POLL_SECONDS if isinstance(pubsub, ClusterPubSub) else 1.0
         while not self._closed:  # see _run
-            self._check_confirmed()  # (after the last message read: it may be the one)
-            message = await pubsub.get_message(timeout=1.0)
-            if message is None:
-                continue
-            if message.get("type") in ("subscribe", b"subscribe"):
-                self._confirm(message)
-            elif message.get("type") in ("message", b"message"):
-                self._deliver(message)
+            if self._awaiting and time.monotonic() > self._awaiting_until:
+                # Past the deadline, first read what has already arrived: a starved event
+                # loop, not Redis, may have held the confirmations up (they wait in the
+                # socket, or were read by a poll whose timeout ran out meanwhile).
+                until = time.monotonic() + 1.0  # (a busy channel must not hold it off)
+                while time.monotonic() < until and await self._read_one(pubsub, DRAIN_SECONDS):
+                    pass
+                if not await self._received_unread():
+                    self._check_confirmed()
+            await self._read_one(pubsub, wait)
 
-    async def _read_sharded(self, pubsub: ClusterPubSub) -> None:
-        while not self._closed:  # see _run
-            self._check_confirmed()
-            # redis-py polls the nodes one after another, each for a share of the timeout:
-            # a short one bounds how long a notice on one node waits while another is read.
-            message = await pubsub.get_sharded_message(timeout=SHARDED_POLL_SECONDS)
+    async def _received_unread(self) -> bool:
+        """Whether a connection of ours holds what Redis sent and nobody read yet: after a
+        failed read redis-py skips that node for a while (a second), though it has made the
+        connection again and resubscribed, and the confirmations wait there meanwhile."""
+        for pubsub in self._pubsubs():
+            connection = pubsub.connection
+            if connection is not None and connection.is_connected:
+                with contextlib.suppress(RedisError, OSError):
+                    if await connection.can_read():
+                        return True
+        return False
+
+    async def _read_one(self, pubsub: PubSub, within: float) -> bool:
+        """Read one message (a confirmation or a notice) and act on it; False when none
+        came ``within`` that many seconds."""
+        if isinstance(pubsub, ClusterPubSub):
+            message = await pubsub.get_sharded_message(timeout=within)
             self._follow_routes(pubsub)  # (before a confirmation it read is handled)
-            if message is None:
-                continue
-            if message.get("type") in ("ssubscribe", b"ssubscribe"):
-                self._confirm(message)
-            elif message.get("type") in ("smessage", b"smessage"):
-                self._deliver(message)
+        else:
+            message = await pubsub.get_message(timeout=within)
+        if message is None:
+            return False
+        kind = message.get("type")
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind in ("subscribe", "ssubscribe"):
+            self._confirm(message)
+        elif kind in ("message", "smessage"):
+            self._deliver(message)
+        return True
 
     def _deliver(self, message: dict[str, Any]) -> None:
         channel = message["channel"]

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 import uuid
+from pathlib import Path
 
 import pytest
+from redis import Redis
 
 from infra.pubsub import Hub
-from infra.redis import Keys, RedisUnavailable, connect
+from infra.redis import EmbeddedRedis, Keys, RedisUnavailable, connect
 from tests.redis_cluster import LocalCluster
 from tests.redis_proxy import HoldingProxy
 from tests.support import eventually
@@ -190,3 +194,62 @@ async def test_a_watch_never_confirmed_keeps_the_caches_off_and_makes_the_hub_st
     finally:
         await hub.close()
         await redis.aclose()
+
+
+async def test_confirmations_held_up_by_a_starved_event_loop_do_not_make_the_hub_start_over(
+    redis_url: str, local_cluster: LocalCluster | None, tmp_path: Path
+) -> None:
+    """The subscription connection is killed and redis-py makes it again within its read,
+    resubscribing. The event loop is then starved past ``confirm_within`` (a watcher told
+    to re-read blocks it), while Redis's confirmations arrive in the socket. They came in
+    time: the reader must read what has arrived before deciding one is missing, not start
+    over (a second "re-read" for every listener, and a needless reconnection)."""
+    server: EmbeddedRedis | None = None
+    if local_cluster is None:  # a server of its own: CLIENT KILL reaches only this Hub
+        server = EmbeddedRedis(tmp_path / "redis")
+        url = server.start()
+    else:
+        url = redis_url
+    redis = connect(url, cluster=local_cluster is not None)
+    hub = Hub(redis, Keys(f"hubstarved-{uuid.uuid4().hex[:8]}"), confirm_within=0.3)
+    # Several channels on one connection (on a cluster: one node), so that several
+    # confirmations wait in its socket; on a cluster one on another node too, or redis-py
+    # would raise the killed node's error, as the only node's (the Hub then starts over).
+    names = (hub.channel(f"c{i}") for i in itertools.count())
+    if local_cluster is not None:
+        node = local_cluster.node_of(hub.channel("_hub"))
+        elsewhere = next(name for name in names if local_cluster.node_of(name) != node)
+        names = (name for name in names if local_cluster.node_of(name) == node)
+        killer = Redis(host="127.0.0.1", port=node)
+    else:
+        elsewhere = next(names)
+        killer = Redis.from_url(url)
+    watched, listened = next(names), next(names)
+    starved: list[float] = []
+
+    def watcher(message: bytes | None) -> None:
+        if message is None and not starved:
+            started = time.monotonic()
+            time.sleep(1.0)  # noqa: ASYNC251 - the starved event loop under test
+            starved.append(time.monotonic() - started)
+
+    try:
+        await hub.watch(watched, watcher)
+        async with hub.listen(listened) as listener, hub.listen(elsewhere):
+            assert hub.subscribed
+            killer.client_kill_filter(_type="pubsub")
+
+            async def resubscribed() -> bool:
+                return bool(starved) and hub.subscribed
+
+            await eventually(resubscribed, within=15)
+            await asyncio.sleep(0.5)  # a start-over would have begun by now
+            assert hub.reconnects == 1, "started over with every confirmation received"
+            assert [listener.queue.get_nowait() for _ in range(listener.queue.qsize())] == [None]
+            assert hub.live_problem() is None
+    finally:
+        await hub.close()
+        await redis.aclose()
+        killer.close()
+        if server is not None:
+            server.stop()
