@@ -206,6 +206,16 @@ async def test_a_kept_write_that_fails_is_sqlalchemys_error_and_nothing_is_writt
     assert raised.value.statement == "INSERT INTO driver_probe (name) VALUES (?)"
     assert raised.value.params == [("y",), ("x",)]
     assert await _names(sqlite_db) == []
+
+    async def write_then_read() -> None:  # the kept writes fail in the read's crossing
+        async with sqlite_db.transaction() as session, writes_together(session):
+            await execute_core(session, insert, [{"name": "x"}, {"name": "x"}])
+            await execute_core(session, text("SELECT count(*) FROM driver_probe"))
+
+    with pytest.raises(exc.IntegrityError, match="UNIQUE") as raised:
+        await write_then_read()
+    assert raised.value.statement == "INSERT INTO driver_probe (name) VALUES (?)"
+    assert await _names(sqlite_db) == []
     async with sqlite_db.transaction() as session:  # the connection goes on
         await session.execute(insert, {"name": "after"})
     assert await _names(sqlite_db) == ["after"]
