@@ -160,7 +160,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get(WRITE_INTENT, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        # Sent with the transaction's first statement (one crossing to aiosqlite's thread
+        # fewer; none for a transaction that runs no statement).
+        if not sqlite_driver.begin_soon(connection.connection.dbapi_connection, sql):
+            connection.exec_driver_sql(sql)
 
     # A statement cancelled while aiosqlite's thread runs it (a task cancelled mid-query:
     # a clock job as its app stops) is no lost connection: the thread finishes the

@@ -167,16 +167,17 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _StreamingCursor(AsyncAdapt_aiosqlite_ss_cursor):
-    """SQLAlchemy's server-side cursor, telling its connection that a statement ran."""
+    """SQLAlchemy's server-side cursor, telling its connection that a statement ran (and
+    sending what waits for one first: a BEGIN, kept writes)."""
 
     __slots__ = ()
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        self._adapt_connection._ended = False  # type: ignore[attr-defined]
+        self._adapt_connection._before_statement()  # type: ignore[attr-defined]
         return super().execute(operation, parameters)
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> Any:
-        self._adapt_connection._ended = False  # type: ignore[attr-defined]
+        self._adapt_connection._before_statement()  # type: ignore[attr-defined]
         return super().executemany(operation, seq_of_parameters)
 
 
@@ -185,7 +186,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     last thing done on it was a commit or rollback that returned (``_ended``): SQLite is
     then outside any transaction, and sqlite3's rollback would do nothing."""
 
-    __slots__ = ("_ended", "_kept")
+    __slots__ = ("_ended", "_kept", "_begin")
     _cursor_cls = OneTripCursor
     _ss_cursor_cls = _StreamingCursor
 
@@ -193,26 +194,41 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self._ended = False  # unknown: a rollback crosses
         self._kept: list[_Statement] | None = None  # inside ``together``: writes kept
+        self._begin: str | None = None  # a BEGIN not sent yet (``begin_soon``)
+
+    def begin_soon(self, sql: str) -> None:
+        """BEGIN (``sql``) with the next statement, in its crossing."""
+        self._ended = False
+        self._begin = sql
+
+    def _before_statement(self) -> None:
+        """A statement is about to run past ``_trip``: send what must precede it."""
+        self._ended = False
+        if self._begin is not None or self._kept:
+            await_(self._trip(None))
 
     async def _trip(self, sql: str | None, parameters: Any = None, many: bool = False) -> _Outcome:
-        """One crossing: the kept writes, then the statement (if any) and its rows."""
+        """One crossing: the BEGIN not sent yet, the kept writes, then the statement (if
+        any) and its rows."""
         kept, connection = self._kept or [], self._connection
         if self._kept:
             self._kept = []
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            kept = [(begin, None, False), *kept]
         try:
             async with self._execute_mutex:
                 return await connection._execute(  # type: ignore[no-any-return]
                     _run, connection._conn, sql, parameters, many, kept
                 )
-        except _KeptFailed as failed:  # as SQLAlchemy reports a statement's failure
-            sql, parameters, many = failed.statement
-            try:
-                self._handle_exception(failed.error)
-            except Exception as error:
-                raise DBAPIError.instance(
-                    sql, parameters, error, self.dbapi.Error, ismulti=many
-                ) from failed.error
-            raise  # (not reached: the handler raises)
+        except _KeptFailed as failed:
+            if begin is not None and failed.statement is kept[0]:
+                self._begin = begin  # not begun: the next statement must not autocommit
+            # The driver's error, as a statement's own is raised (SQLAlchemy wraps it naming
+            # the statement it runs, or ``together`` naming this one): with which it was.
+            failed.error.add_note(f"(sent before the statement, and failed: {failed.statement[0]})")
+            failed.error.kept_statement = failed.statement  # type: ignore[attr-defined]
+            self._handle_exception(failed.error)
 
     @asynccontextmanager
     async def together(self) -> AsyncIterator[None]:
@@ -232,16 +248,30 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
             if self._kept:
                 self._ended = False
                 await self._trip(None)
+        except self.dbapi.Error as error:  # outside SQLAlchemy's execution: as it reports one
+            sql, parameters, many = getattr(error, "kept_statement", (None, None, False))
+            raise DBAPIError.instance(
+                sql, parameters, error, self.dbapi.Error, ismulti=many
+            ) from error
         finally:
             self._kept = None
 
     def rollback(self) -> None:
+        if self._begin is not None:  # nothing ran since the BEGIN, which was never sent
+            self._begin, self._kept = None, [] if self._kept is not None else None
+            self._ended = True
         if self._ended:
             return
         super().rollback()
         self._ended = True
 
     def commit(self) -> None:
+        if self._kept:
+            await_(self._trip(None))
+        if self._begin is not None:  # nothing ran since the BEGIN, which was never sent
+            self._begin = None
+            self._ended = True
+            return
         self._ended = False  # until it returns (it may fail, or be cancelled midway)
         super().commit()
         self._ended = True
@@ -270,6 +300,15 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
         adapted = super().connect(*arg, **kw)
         return _Connection(self, adapted._connection)
+
+
+def begin_soon(dbapi_connection: Any, sql: str) -> bool:
+    """``_Connection.begin_soon`` for a connection of this driver (True); for another,
+    nothing (False: the caller begins)."""
+    if isinstance(dbapi_connection, _Connection):
+        dbapi_connection.begin_soon(sql)
+        return True
+    return False
 
 
 def together(dbapi_connection: Any) -> AbstractAsyncContextManager[None]:

@@ -88,8 +88,8 @@ async def test_a_rollback_right_after_a_commit_stays_off_the_thread(
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     async with sqlite_db.transaction() as session:
         await session.execute(text("INSERT INTO driver_probe (name) VALUES ('kept')"))
-    # BEGIN IMMEDIATE, the insert, the commit; the pool's rollback skipped.
-    assert calls == ["_run", "_run", "commit"]
+    # BEGIN IMMEDIATE with the insert, the commit; the pool's rollback skipped.
+    assert calls == ["_run", "commit"]
 
     def on_the_dbapi_connection(connection: Any) -> None:
         raw = connection.connection.dbapi_connection  # as SQLAlchemy drives it
@@ -214,7 +214,9 @@ async def test_a_kept_write_that_fails_is_sqlalchemys_error_and_nothing_is_writt
 
     with pytest.raises(exc.IntegrityError, match="UNIQUE") as raised:
         await write_then_read()
-    assert raised.value.statement == "INSERT INTO driver_probe (name) VALUES (?)"
+    assert raised.value.orig.__notes__ == [  # (the statement SQLAlchemy names is the read)
+        "(sent before the statement, and failed: INSERT INTO driver_probe (name) VALUES (?))"
+    ]
     assert await _names(sqlite_db) == []
     async with sqlite_db.transaction() as session:  # the connection goes on
         await session.execute(insert, {"name": "after"})
@@ -233,3 +235,47 @@ async def test_a_block_that_raises_drops_what_it_kept(sqlite_db: Database) -> No
             await fail_half_way(session)
         await execute_core(session, text("INSERT INTO driver_probe (name) VALUES ('yes')"))
     assert await _names(sqlite_db) == ["yes"]
+
+
+async def test_a_begin_crosses_with_the_first_statement_and_an_empty_one_not_at_all(
+    sqlite_db: Database, crossings: list[str]
+) -> None:
+    crossings.clear()
+    async with sqlite_db.transaction():
+        pass
+    async with sqlite_db.session() as session:
+        await session.connection()  # begun, nothing run
+    assert crossings == []
+    async with sqlite_db.session() as session:
+        assert (await session.execute(text("SELECT count(*) FROM driver_probe"))).scalar() == 0
+        await session.rollback()
+    assert crossings == ["_run", "rollback"]  # BEGIN with the read
+
+
+async def test_a_begin_that_fails_is_sent_again_with_the_next_statement(
+    sqlite_db: Database, tmp_path: Any
+) -> None:
+    """A BEGIN IMMEDIATE refused (another connection holds the write lock past the busy
+    timeout) leaves nothing begun: the next statement begins first, so it does not run
+    outside a transaction (autocommitted)."""
+    path = sqlite_db.engine.url.database
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    def on_the_dbapi_connection(connection: Any) -> None:
+        raw = connection.connection.dbapi_connection
+        raw.cursor().execute("PRAGMA busy_timeout=50")
+        raw.begin_soon("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            raw.cursor().execute("INSERT INTO driver_probe (name) VALUES ('refused')")
+        other.execute("ROLLBACK")
+        raw.cursor().execute("INSERT INTO driver_probe (name) VALUES ('begun')")
+        raw.rollback()  # undoes it: it ran in the transaction the BEGIN opened
+        raw.cursor().execute("PRAGMA busy_timeout=30000")
+
+    try:
+        async with sqlite_db.engine.connect() as connection:
+            await connection.run_sync(on_the_dbapi_connection)
+    finally:
+        other.close()
+    assert await _names(sqlite_db) == []
