@@ -97,23 +97,34 @@ async def rules_by_ids(
 
 
 async def versions_of(
-    session: AsyncSession, principal: Principal, rule_id: uuid.UUID
-) -> list[IncentiveRuleVersion]:
+    session: AsyncSession, principal: Principal, rule_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[IncentiveRuleVersion]]:
+    """Every version of each of these rules, oldest first, in one query (a loader's fetch:
+    ``IncentiveRule.versions`` on a page of rules)."""
+    if not rule_ids:
+        return {}
     rows = await session.exec(
         readable_versions(principal)
-        .where(IncentiveRuleVersion.rule_id == rule_id)
-        .order_by(col(IncentiveRuleVersion.number))
+        .where(col(IncentiveRuleVersion.rule_id).in_(list(rule_ids)))
+        .order_by(col(IncentiveRuleVersion.rule_id), col(IncentiveRuleVersion.number))
     )
-    return list(rows)
+    found: dict[uuid.UUID, list[IncentiveRuleVersion]] = {}
+    for row in rows:
+        found.setdefault(row.rule_id, []).append(row)
+    return found
 
 
-async def get_version(
-    session: AsyncSession, principal: Principal, version_id: uuid.UUID
-) -> IncentiveRuleVersion | None:
+async def versions_by_ids(
+    session: AsyncSession, principal: Principal, version_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[IncentiveRuleVersion]]:
+    """These versions (those the caller may read), in one query (a loader's fetch:
+    ``IncentiveRule.activeVersion`` on a page of rules)."""
+    if not version_ids:
+        return {}
     rows = await session.exec(
-        readable_versions(principal).where(IncentiveRuleVersion.id == version_id)
+        readable_versions(principal).where(col(IncentiveRuleVersion.id).in_(list(version_ids)))
     )
-    return rows.first()
+    return {row.id: [row] for row in rows}
 
 
 @dataclass(frozen=True)

@@ -187,10 +187,12 @@ class IncentiveRuleType(relay.Node):
     async def active_version(self, info: Info[Context, None]) -> IncentiveRuleVersionType | None:
         if self.active_version_id is None:
             return None
-        found = await repository.get_version(
-            info.context.session, info.context.caller, self.active_version_id
-        )
-        return IncentiveRuleVersionType.from_model(found) if found else None
+        ctx = info.context
+        found = await list_loader(
+            ctx, "incentives.versions_by_ids",
+            lambda ids: repository.versions_by_ids(ctx.session, ctx.caller, ids),
+        ).load(self.active_version_id)  # fmt: skip
+        return IncentiveRuleVersionType.from_model(found[0]) if found else None
 
     @strawberry.field(
         description="A loosening of its budget waiting for a second vendor admin, if any."
@@ -207,9 +209,11 @@ class IncentiveRuleType(relay.Node):
 
     @strawberry.field(description="Every version, oldest first.")
     async def versions(self, info: Info[Context, None]) -> list[IncentiveRuleVersionType]:
-        rows = await repository.versions_of(
-            info.context.session, info.context.caller, uuid.UUID(self.id)
-        )
+        ctx = info.context
+        rows = await list_loader(
+            ctx, "incentives.versions_of",
+            lambda ids: repository.versions_of(ctx.session, ctx.caller, ids),
+        ).load(uuid.UUID(self.id))  # fmt: skip
         return [IncentiveRuleVersionType.from_model(v) for v in rows]
 
     @classmethod

@@ -23,8 +23,8 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, gid, principal_of
-from tests.incentives.rules import active_rule, daily
-from tests.incentives.scenarios import GROWTH, Shop, shop
+from tests.incentives.rules import _versions, active_rule, daily
+from tests.incentives.scenarios import GROWTH, Shop, settle, shop
 from tests.incentives.test_actions import FIRINGS, nodes
 from tests.incentives.test_bad_input_and_roles import CREATE, rule_input
 from tests.support import GQL, error_codes, names_input_field, sql_statements
@@ -463,3 +463,61 @@ async def test_a_page_of_rules_reads_their_pending_changes_in_one_query(
     assert sorted(c["toCap"]["amountMinor"] for c in shown) == [2_000, 3_000, 4_000, 5_000, 6_000]
     assert sum("FROM incentive_rule_budget_change" in s for s in sent[5]) == 1
     assert len(sent[5]) == len(sent[1]), (sent[1], sent[5])
+
+
+VERSIONS_PAGE = """query($first: Int!) { incentiveRules(first: $first) { edges { node { name
+  activeVersion { number status condition } versions { number status createdById } } } } }"""
+
+
+async def test_a_page_of_rules_reads_their_versions_in_one_query_each(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant,
+    services: Services,
+) -> None:  # fmt: skip
+    """A list of rules, each with an approved version and a draft of the next: one query
+    for all their active versions and one for all their versions, so a page of five costs
+    the statements a page of one does. Who may read them is unchanged: another vendor's
+    admin reads none of them, a partner none at all."""
+    s = await shop(db, clock, tenant, services)
+
+    async def make(session: Any) -> None:
+        for n in range(5):
+            rule = await rules.create_rule(
+                session, principal_of(s.author), clock, name=f"Rule {n}", condition=GROWTH,
+                actions=[Action(ActionKind.RECOMMEND, title="Go", text="Sell more.")],
+            )  # fmt: skip
+            [first] = await _versions(session, rule)
+            await rules.approve(
+                session, principal_of(s.approver), clock, version_id=first, reason="ok"
+            )
+            await rules.draft_version(
+                session, principal_of(s.author), clock, rule_id=rule.id,
+                condition=f"revenue_7d > {n}", actions=[Action(ActionKind.RECOMMEND,
+                title="Go", text="Sell more.")],
+            )  # fmt: skip
+
+    await es.tx(db, make)
+    await settle(services)  # the approvals' evaluations, not counted with the page
+    await gql.data(VERSIONS_PAGE, {"first": 1}, as_user=s.author)  # the caller, cached
+    sent: dict[int, list[str]] = {}
+    for first in (1, 5):
+        with sql_statements(db) as seen:
+            page = await gql.data(VERSIONS_PAGE, {"first": first}, as_user=s.author)
+        sent[first] = list(seen)
+        shown = [e["node"] for e in page["incentiveRules"]["edges"]]
+        assert len(shown) == first
+        for node in shown:
+            assert node["activeVersion"] == {"number": 1, "status": "APPROVED",
+                                             "condition": GROWTH}  # fmt: skip
+            assert [(v["number"], v["status"]) for v in node["versions"]] == [
+                (1, "APPROVED"), (2, "DRAFT")
+            ]  # fmt: skip
+            assert {v["createdById"] for v in node["versions"]} == {gid("User", s.author.id)}
+    assert sum("FROM incentive_rule_version" in q for q in sent[5]) == 2, sent[5]
+    assert len(sent[5]) == len(sent[1]), (sent[1], sent[5])
+    # The same page read by another vendor's admin and by a partner: nothing of it.
+    foreign = other_tenant.user(Role.VENDOR_ADMIN)
+    other = await gql.data(VERSIONS_PAGE, {"first": 5}, as_user=foreign)
+    assert other["incentiveRules"]["edges"] == []
+    assert error_codes(
+        await gql(VERSIONS_PAGE, {"first": 5}, as_user=tenant.user(Role.PARTNER_ADMIN, 0))
+    ) == ["FORBIDDEN"]  # fmt: skip
