@@ -125,9 +125,13 @@ class BudgetChangeRequested(Event):
 @dataclass(frozen=True)
 class BudgetChangeDecided(Event):
     """A pending budget change was approved (``status`` APPLIED: the rule's budget is now
-    ``to_*``) or cancelled (CANCELLED: it stays ``from_*``) by ``decided_by_id`` (None: an
-    API key with no known maker cancelled it), with ``decision_reason``. A change replaced
-    by a later request or budget (SUPERSEDED) has no event of its own."""
+    ``to_*``), cancelled (CANCELLED: it stays ``from_*``) or replaced by a budget applied
+    at once, a tightening (SUPERSEDED: the rule's budget is now ``now_*``), by
+    ``decided_by_id`` (None: an API key with no known maker), with ``decision_reason``
+    (a tightening's reason is optional: may be empty). ``now_*``: the rule's budget after
+    the decision (empty ``now_currency``: an event recorded before it was kept). A change
+    replaced by a later loosening request has no event of its own (the request tells
+    of it)."""
 
     type: ClassVar[str] = RULE_BUDGET_CHANGE_DECIDED
     change_id: uuid.UUID
@@ -142,6 +146,8 @@ class BudgetChangeDecided(Event):
     decided_by_id: uuid.UUID | None
     decision_reason: str
     decided_at: datetime
+    now_cap_minor: int | None = None
+    now_currency: str = ""
 
     @classmethod
     def parse(cls, payload: dict[str, Any]) -> Self:
@@ -158,4 +164,6 @@ class BudgetChangeDecided(Event):
             decided_by_id=uuid_or_none(payload.get("decided_by_id")),
             decision_reason=str(payload["decision_reason"]),
             decided_at=datetime.fromisoformat(payload["decided_at"]),
+            now_cap_minor=_minor(payload.get("now_cap_minor")),
+            now_currency=str(payload.get("now_currency", "")),
         )

@@ -634,14 +634,24 @@ async def _tell(
     await record_events(session, clock, [(rule.vendor_id, event.type, rule.id, event.to_payload())])
 
 
-def _decided_event(rule: IncentiveRule, change: IncentiveRuleBudgetChange) -> BudgetChangeDecided:
+def _decided_event(
+    rule: IncentiveRule,
+    change: IncentiveRuleBudgetChange,
+    *,
+    by: uuid.UUID | None = None,
+    reason: str | None = None,
+) -> BudgetChangeDecided:
+    """The change's decision as an event, the rule's budget after it as ``now_*``; ``by``
+    and ``reason``: who replaced it and why (a SUPERSEDED change keeps neither itself)."""
     assert change.decided_at is not None
     return BudgetChangeDecided(
         change_id=change.id, rule_id=rule.id, rule_name=rule.name, status=change.status.value,
         from_cap_minor=change.from_cap_minor, from_currency=change.from_currency,
         to_cap_minor=change.to_cap_minor, to_currency=change.to_currency,
-        requested_by_id=change.requested_by_id, decided_by_id=change.decided_by_id,
-        decision_reason=change.decision_reason, decided_at=change.decided_at,
+        requested_by_id=change.requested_by_id, decided_by_id=by or change.decided_by_id,
+        decision_reason=change.decision_reason if reason is None else reason,
+        decided_at=change.decided_at, now_cap_minor=rule.budget_cap_minor,
+        now_currency=rule.currency,
     )  # fmt: skip
 
 
@@ -766,6 +776,12 @@ async def set_budget(
         after=snapshot(rule) | {"superseded": str(replaced.id) if replaced else None},
         reason=given,
     )  # fmt: skip
+    if replaced is not None:
+        # The admins asked to approve the replaced loosening learn it is gone, and the
+        # budget the rule has instead.
+        who = await person_behind(session, principal)
+        await _tell(session, clock, rule, _decided_event(rule, replaced, by=who,
+                                                         reason=given or ""))  # fmt: skip
     return BudgetOutcome(rule, None, applied=True)
 
 

@@ -16,7 +16,9 @@ add, as notifications.
   for, who asked and why. Its approval or cancellation (``BudgetChangeDecided``) tells the
   admins who were told of the request but did not decide it (the one who asked among
   them), so nobody goes on to act on a decided request, and the one who asked learns the
-  outcome. Vendor admins only: never a channel manager, finance or a partner user.
+  outcome. A tightening applied at once that replaces the pending loosening
+  (``BudgetChangeDecided``, SUPERSEDED) tells them too, with the cap the rule has now.
+  Vendor admins only: never a channel manager, finance or a partner user.
 """
 
 from __future__ import annotations
@@ -181,12 +183,14 @@ async def budget_change_requested(session: AsyncSession, event: OutboxEvent) -> 
 
 
 async def budget_change_decided(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
-    """A budget loosening approved or cancelled: to the vendor's admins but the one who
-    decided (the one who asked is told, unless they withdrew it themselves)."""
+    """A budget loosening approved, cancelled, or replaced by a tightening applied at once:
+    to the vendor's admins but the one who decided (the one who asked is told, unless they
+    withdrew or replaced it themselves)."""
     decided = BudgetChangeDecided.parse(event.payload)
     kinds = {
         BudgetChangeStatus.APPLIED.value: "rule_budget_change_approved",
         BudgetChangeStatus.CANCELLED.value: "rule_budget_change_cancelled",
+        BudgetChangeStatus.SUPERSEDED.value: "rule_budget_change_superseded",
     }
     kind = kinds.get(decided.status)
     if kind is None:
@@ -197,6 +201,7 @@ async def budget_change_decided(session: AsyncSession, event: OutboxEvent) -> li
         "withdrawn": decided.decided_by_id is not None
         and decided.decided_by_id == decided.requested_by_id,
         "reason": decided.decision_reason,
+        "now_minor": decided.now_cap_minor, "now_currency": decided.now_currency,
     }  # fmt: skip
     admins = await _other_admins(session, event.vendor_id, decided.decided_by_id)
     return to_each(admins, event, Category.RULE_GOVERNANCE, kind, params, decided.change_id)

@@ -287,3 +287,68 @@ async def test_a_refused_approval_or_cancellation_tells_nobody(
     await settle(services)
     assert await budget_events(db) == [RULE_BUDGET_CHANGE_REQUESTED]
     assert await notification_count(db) == told_before
+
+
+async def test_a_tightening_that_replaces_a_pending_loosening_tells_those_asked_to_approve_it(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant,
+    services: Services,
+) -> None:  # fmt: skip
+    s = await shop(db, clock, tenant, services)
+    rule = await governed(db, clock, s)  # a cap of 20.00 USD
+    third, gone = await admin(db, clock, tenant), await admin(db, clock, tenant, active=False)
+    change = await ask(gql, rule, s.author, usd("50.00"), "Q4 push")
+    await settle(services)
+    # The second admin, asked to approve it, tightens the budget instead: the loosening is
+    # replaced (SUPERSEDED), recorded in the outbox with the tightening itself.
+    lower = await gql.data(SET, {"input": {"id": rule, "budgetCap": usd("10.00"),
+                                           "reason": "Spend is running hot"}},
+                           as_user=s.approver)  # fmt: skip
+    assert lower["incentiveRuleBudgetSet"]["applied"] is True
+    assert sorted(await budget_events(db)) == [RULE_BUDGET_CHANGE_DECIDED,
+                                               RULE_BUDGET_CHANGE_REQUESTED]  # fmt: skip
+    await settle(services)
+    # The one who asked and the third admin, both told of the request: it is gone, and the
+    # cap the rule has now.
+    for user in (s.author, third):
+        [note] = [n for n in await told(gql, user) if n["kind"] == "rule_budget_change_superseded"]
+        assert note["title"] == "Budget change replaced: Growth kicker"
+        assert note["body"] == (
+            f"{named(s.approver)} set a tighter budget on the incentive rule Growth kicker: it "
+            f"now has a cap of $10.00. This replaces the pending request {named(s.author)} made "
+            "to loosen its budget from a cap of $20.00 to a cap of $50.00: there is nothing "
+            "left to approve or cancel.\n\nReason given: Spend is running hot"
+        )  # fmt: skip
+        assert gid("IncentiveRuleBudgetChange", note["subjectId"]) == change
+    # Not the one who tightened, not a deactivated admin, nobody else.
+    assert [n["kind"] for n in await told(gql, s.approver)] == ["rule_budget_change_requested"]
+    for user in bystanders(s, other_tenant):
+        assert await told(gql, user) == [], user.email
+    assert await notified(db, gone) == 0
+
+    # Handled again: nobody is told twice.
+    before = await notification_count(db)
+    async with db.session() as session:
+        events = list(await session.exec(
+            select(OutboxEvent).where(OutboxEvent.type == RULE_BUDGET_CHANGE_DECIDED)
+        ))  # fmt: skip
+    await services.notifier.handle(events)
+    assert await notification_count(db) == before
+
+    # The one who asked replaces their own request by a tightening, without a reason: the
+    # other admins are told, the reason left out; the one who asked is not told.
+    await ask(gql, rule, s.author, usd("30.00"), "Try again")
+    await settle(services)
+    lower = await gql.data(SET, {"input": {"id": rule, "budgetCap": usd("5.00")}},
+                           as_user=s.author)  # fmt: skip
+    assert lower["incentiveRuleBudgetSet"]["applied"] is True
+    await settle(services)
+    for user in (s.approver, third):
+        notes = [n for n in await told(gql, user) if n["kind"] == "rule_budget_change_superseded"
+                 and "a cap of $5.00" in n["body"]]  # fmt: skip
+        assert [n["body"] for n in notes] == [
+            f"{named(s.author)} set a tighter budget on the incentive rule Growth kicker: it "
+            "now has a cap of $5.00. This replaces the pending request they made to loosen "
+            "its budget from a cap of $10.00 to a cap of $30.00: there is nothing left to "
+            "approve or cancel."
+        ]  # fmt: skip
+    assert [n["kind"] for n in await told(gql, s.author)] == ["rule_budget_change_superseded"]
