@@ -19,6 +19,11 @@ RULE_ACTIVATED = "RuleActivated"
 # vendor's other admins are told (notifications).
 RULE_BUDGET_CHANGE_REQUESTED = "RuleBudgetChangeRequested"
 RULE_BUDGET_CHANGE_DECIDED = "RuleBudgetChangeDecided"
+# A draft version was written (it waits for a second vendor admin's approval), or decided
+# (approved: now the rule's active version; discarded: replaced by a newer draft): the
+# vendor's other admins are told (notifications).
+RULE_VERSION_DRAFTED = "RuleVersionDrafted"
+RULE_VERSION_DECIDED = "RuleVersionDecided"
 
 
 @dataclass(frozen=True)
@@ -166,4 +171,79 @@ class BudgetChangeDecided(Event):
             decided_at=datetime.fromisoformat(payload["decided_at"]),
             now_cap_minor=_minor(payload.get("now_cap_minor")),
             now_currency=str(payload.get("now_currency", "")),
+        )
+
+
+@dataclass(frozen=True)
+class VersionDrafted(Event):
+    """A vendor admin (``author_id``) drafted version ``version_number`` of a rule (a new
+    rule's first, or a new version, ``rules.create_rule``/``draft_version``): it waits for
+    a second vendor admin's approval. ``condition`` is its CEL source, ``period`` how often
+    it may fire per partner; ``actions`` its actions as ``Action.to_json`` has them, each
+    with the name of its group (``group_name``) or program (``program_name``) as they were
+    then. ``replaced_number``: the draft it discarded, if any."""
+
+    type: ClassVar[str] = RULE_VERSION_DRAFTED
+    version_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    version_number: int
+    condition: str
+    period: str
+    actions: list[dict[str, Any]]
+    author_id: uuid.UUID
+    drafted_at: datetime
+    replaced_number: int | None
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        replaced = payload.get("replaced_number")
+        return cls(
+            version_id=uuid.UUID(payload["version_id"]),
+            rule_id=uuid.UUID(payload["rule_id"]),
+            rule_name=str(payload["rule_name"]),
+            version_number=int(payload["version_number"]),
+            condition=str(payload["condition"]),
+            period=str(payload["period"]),
+            actions=[dict(a) for a in payload["actions"]],
+            author_id=uuid.UUID(payload["author_id"]),
+            drafted_at=datetime.fromisoformat(payload["drafted_at"]),
+            replaced_number=None if replaced is None else int(replaced),
+        )
+
+
+@dataclass(frozen=True)
+class VersionDecided(Event):
+    """A draft version was decided by ``decided_by_id``: approved (``status`` APPROVED,
+    with the approval's ``reason``; ``paused``: the rule stays paused) or discarded
+    (DISCARDED: ``decided_by_id`` drafted version ``replaced_by_number`` in its place)."""
+
+    type: ClassVar[str] = RULE_VERSION_DECIDED
+    version_id: uuid.UUID
+    rule_id: uuid.UUID
+    rule_name: str
+    version_number: int
+    status: str
+    author_id: uuid.UUID | None
+    decided_by_id: uuid.UUID | None
+    reason: str
+    decided_at: datetime
+    replaced_by_number: int | None
+    paused: bool
+
+    @classmethod
+    def parse(cls, payload: dict[str, Any]) -> Self:
+        replaced_by = payload.get("replaced_by_number")
+        return cls(
+            version_id=uuid.UUID(payload["version_id"]),
+            rule_id=uuid.UUID(payload["rule_id"]),
+            rule_name=str(payload["rule_name"]),
+            version_number=int(payload["version_number"]),
+            status=str(payload["status"]),
+            author_id=uuid_or_none(payload.get("author_id")),
+            decided_by_id=uuid_or_none(payload.get("decided_by_id")),
+            reason=str(payload.get("reason", "")),
+            decided_at=datetime.fromisoformat(payload["decided_at"]),
+            replaced_by_number=None if replaced_by is None else int(replaced_by),
+            paused=bool(payload.get("paused", False)),
         )

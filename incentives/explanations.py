@@ -95,6 +95,32 @@ def _action(outcome: Mapping[str, Any], until_at: datetime | None = None) -> str
     return None  # pragma: no cover
 
 
+def drafted_action(action: Mapping[str, Any]) -> str:
+    """What one action of a version not yet approved would do for a partner it fires
+    for, in the words of the partner's explanation (``_action``) but for the action's
+    window rather than until a date, and about the partner rather than to it: for the
+    vendor admins asked to approve it. ``action``: ``Action.to_json`` with the name of its
+    group (``group_name``) or program (``program_name``)."""
+    days = count(int(action.get("days", 30)), "day")
+    match ActionKind(action["kind"]):
+        case ActionKind.GROUP_WINDOW:
+            return f"the partner is in {action.get('group_name', '')} for {days}"
+        case ActionKind.RATE_OVERLAY:
+            return (
+                f"{action.get('program_name', '')} pays {points(int(action.get('delta_bp', 0)))}"
+                f" on every sale for {days}"
+            )
+        case ActionKind.PAYOUT_HOLD:
+            reason = str(action.get("partner_reason", "")).rstrip(".")
+            return f"the partner's payouts are held for review for {days}: {reason}"
+        case ActionKind.RECOMMEND:
+            return f"we recommend: {action.get('title', '')} (for {days})"
+        case ActionKind.NOTIFY_STAFF:
+            message = str(action.get("message", ""))
+            return "vendor staff are told" + (f": {message}" if message else "")
+    return ""  # pragma: no cover
+
+
 def _pays(outcome: Mapping[str, Any]) -> str:
     pays = [
         f"{points(p['rate_bp'])} on every sale ({p['name']})" for p in outcome.get("programs", [])

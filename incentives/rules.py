@@ -39,6 +39,8 @@ from incentives.events import (
     BudgetChangeDecided,
     BudgetChangeRequested,
     RuleActivated,
+    VersionDecided,
+    VersionDrafted,
 )
 from incentives.expressions import compile_condition
 from incentives.models import (
@@ -249,6 +251,7 @@ async def create_rule(
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
         after=snapshot(rule) | {"draft": version_snapshot(version)},
     )  # fmt: skip
+    await _drafted(session, clock, rule, version, replaced=[])
     return rule
 
 
@@ -309,10 +312,10 @@ async def draft_version(
             select(IncentiveRuleVersion).where(IncentiveRuleVersion.rule_id == rule.id)
         )
     )
-    for old in versions:
-        if old.status is VersionStatus.DRAFT:
-            old.status = VersionStatus.DISCARDED
-            session.add(old)
+    discarded = [old for old in versions if old.status is VersionStatus.DRAFT]
+    for old in discarded:
+        old.status = VersionStatus.DISCARDED
+        session.add(old)
     number = max((v.number for v in versions), default=0) + 1
     author = await _asker(session, principal)
     version = _new_version(rule, number, condition, reads, checked, period, author, clock.now())
@@ -325,7 +328,60 @@ async def draft_version(
         entity_type=AuditEntity.INCENTIVE_RULE, entity_id=rule.id, before=None,
         after={"draft": version_snapshot(version)},
     )  # fmt: skip
+    await _drafted(session, clock, rule, version, replaced=discarded)
     return version
+
+
+async def _drafted(
+    session: AsyncSession,
+    clock: Clock,
+    rule: IncentiveRule,
+    version: IncentiveRuleVersion,
+    *,
+    replaced: Sequence[IncentiveRuleVersion],
+) -> None:
+    """Record, in the outbox and the transaction of the draft, that it waits for a second
+    vendor admin (``VersionDrafted``: the vendor's other admins are told after commit,
+    ``notifications.rules``), and that the drafts it replaced were discarded
+    (``VersionDecided``, DISCARDED: those told of them learn there is nothing left to
+    approve of them)."""
+    assert version.created_by_id is not None  # ``_asker``: a person drafts
+    actions: list[dict[str, Any]] = []
+    for data in version.actions:
+        named = dict(data)
+        if data.get("group_id"):
+            group = await session.get(PartnerGroup, uuid.UUID(str(data["group_id"])))
+            named["group_name"] = group.name if group else ""
+        if data.get("program_id"):
+            program = await session.get(Program, uuid.UUID(str(data["program_id"])))
+            named["program_name"] = program.name if program else ""
+        actions.append(named)
+    events: list[VersionDrafted | VersionDecided] = [
+        VersionDecided(
+            version_id=old.id,
+            rule_id=rule.id,
+            rule_name=rule.name,
+            version_number=old.number,
+            status=old.status.value,
+            author_id=old.created_by_id,
+            decided_by_id=version.created_by_id,
+            reason="",
+            decided_at=version.created_at,
+            replaced_by_number=version.number,
+            paused=rule.status is RuleStatus.PAUSED,
+        )  # fmt: skip
+        for old in replaced
+    ]
+    events.append(VersionDrafted(
+        version_id=version.id, rule_id=rule.id, rule_name=rule.name,
+        version_number=version.number, condition=version.condition,
+        period=version.period.value, actions=actions, author_id=version.created_by_id,
+        drafted_at=version.created_at,
+        replaced_number=max((old.number for old in replaced), default=None),
+    ))  # fmt: skip
+    await record_events(
+        session, clock, [(rule.vendor_id, e.type, rule.id, e.to_payload()) for e in events]
+    )
 
 
 def _reason(reason: str) -> str:
@@ -390,6 +446,16 @@ async def approve(
         after=snapshot(rule) | {"approved_version": version.number, "effects_ended": ended},
         reason=reason,
     )  # fmt: skip
+    # The admins told of the draft (its author too) learn it is decided.
+    decided = VersionDecided(
+        version_id=version.id, rule_id=rule.id, rule_name=rule.name,
+        version_number=version.number, status=version.status.value,
+        author_id=version.created_by_id, decided_by_id=principal.user_id, reason=reason,
+        decided_at=now, replaced_by_number=None, paused=rule.status is RuleStatus.PAUSED,
+    )  # fmt: skip
+    await record_events(
+        session, clock, [(rule.vendor_id, decided.type, rule.id, decided.to_payload())]
+    )
     return rule
 
 

@@ -34,7 +34,8 @@ class Category(StrEnum):
     NEXT_ACTION = "NEXT_ACTION"  # a new next best action (a rule's recommendation)
     INCENTIVE = "INCENTIVE"  # a rule's effect on the partner; staff: a rule's notify action
     CONCENTRATION = "CONCENTRATION"  # vendor staff: a concentration guardrail was crossed
-    # Vendor admins: a rule's budget loosening asked for (to approve or cancel), or decided.
+    # Vendor admins: a rule's draft version or budget loosening to approve (or cancel), and
+    # its decision.
     RULE_GOVERNANCE = "RULE_GOVERNANCE"
 
 

@@ -19,6 +19,14 @@ add, as notifications.
   outcome. A tightening applied at once that replaces the pending loosening
   (``BudgetChangeDecided``, SUPERSEDED) tells them too, with the cap the rule has now.
   Vendor admins only: never a channel manager, finance or a partner user.
+- A draft version written (``VersionDrafted``: a new rule's first, or a new version)
+  tells the vendor's other admins, who may approve it (four eyes): which rule, the version
+  number, its condition (its CEL source, as the version shows it), how often it may fire
+  and its actions (in the words of the partner's explanation: ``drafted_action``), who
+  wrote it, and that another vendor admin must approve it. Its approval or its discarding
+  (a newer draft replaced it: ``VersionDecided``) tells the vendor's admins but the one
+  who decided (so its author learns it was approved, or replaced by someone else).
+  Vendor admins only, as for budgets.
 """
 
 from __future__ import annotations
@@ -31,9 +39,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.claims import ClaimSignals
 from incentives.actions import ActionKind as RuleActionKind
-from incentives.events import BudgetChangeDecided, BudgetChangeRequested, RuleFired
-from incentives.explanations import explain, parts
-from incentives.models import BudgetChangeStatus, RuleFiring
+from incentives.events import (
+    BudgetChangeDecided,
+    BudgetChangeRequested,
+    RuleFired,
+    VersionDecided,
+    VersionDrafted,
+)
+from incentives.explanations import drafted_action, explain, parts
+from incentives.models import BudgetChangeStatus, RuleFiring, VersionStatus
 from incentives.repository import readings
 from infra.outbox import OutboxEvent
 from leaderboards.runtime import Leaderboards
@@ -205,3 +219,50 @@ async def budget_change_decided(session: AsyncSession, event: OutboxEvent) -> li
     }  # fmt: skip
     admins = await _other_admins(session, event.vendor_id, decided.decided_by_id)
     return to_each(admins, event, Category.RULE_GOVERNANCE, kind, params, decided.change_id)
+
+
+async def version_drafted(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+    """A draft version waiting for approval: to the vendor's admins but its author."""
+    drafted = VersionDrafted.parse(event.payload)
+    params = {
+        "rule": drafted.rule_name, "version": drafted.version_number,
+        "author": await _person(session, drafted.author_id),
+        "condition": drafted.condition, "period": drafted.period,
+        # The English words (incentives.explanations) and their parts, for the other
+        # languages' messages files to word.
+        "summary": [drafted_action(a) for a in drafted.actions],
+        "actions": [
+            {k: a[k] for k in ("kind", "days", "group_name", "program_name", "delta_bp",
+                               "partner_reason", "title", "message") if k in a}
+            for a in drafted.actions
+        ],
+        "replaces": drafted.replaced_number,
+    }  # fmt: skip
+    admins = await _other_admins(session, event.vendor_id, drafted.author_id)
+    return to_each(
+        admins, event, Category.RULE_GOVERNANCE, "rule_version_drafted", params,
+        drafted.version_id,
+    )  # fmt: skip
+
+
+async def version_decided(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
+    """A draft version approved or discarded: to the vendor's admins but the one who
+    decided (its author is told, unless they replaced it themselves)."""
+    decided = VersionDecided.parse(event.payload)
+    kinds = {
+        VersionStatus.APPROVED.value: "rule_version_approved",
+        VersionStatus.DISCARDED.value: "rule_version_discarded",
+    }
+    kind = kinds.get(decided.status)
+    if kind is None:
+        return []
+    params = {
+        "rule": decided.rule_name, "version": decided.version_number,
+        "author": await _person(session, decided.author_id),
+        "decider": await _person(session, decided.decided_by_id),
+        "own": decided.author_id is not None and decided.author_id == decided.decided_by_id,
+        "reason": decided.reason, "replaced_by": decided.replaced_by_number,
+        "paused": decided.paused,
+    }  # fmt: skip
+    admins = await _other_admins(session, event.vendor_id, decided.decided_by_id)
+    return to_each(admins, event, Category.RULE_GOVERNANCE, kind, params, decided.version_id)

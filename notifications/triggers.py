@@ -4,8 +4,9 @@ the event's id (so a re-run of the handler delivers nothing twice).
 
 Recipients: a partner's news goes to the partner's admins and, for what a rep did (a
 claim, a deal), to that rep; vendor news (a partner applied, a webhook endpoint disabled)
-goes to the vendor's admins (a rule's budget loosening: to its admins but the one who acted,
-``notifications.rules``). Nobody is told of another partner's or vendor's records."""
+goes to the vendor's admins (a rule's budget loosening or draft version: to its admins but
+the one who acted, ``notifications.rules``). Nobody is told of another partner's or
+vendor's records."""
 
 from __future__ import annotations
 
@@ -27,14 +28,26 @@ from earnings.events import (
 )
 from earnings.models import HoldReason, PayoutHold, PayoutStatus
 from forecasts.events import CONCENTRATION_ALERTED
-from incentives.events import RULE_BUDGET_CHANGE_DECIDED, RULE_BUDGET_CHANGE_REQUESTED, RULE_FIRED
+from incentives.events import (
+    RULE_BUDGET_CHANGE_DECIDED,
+    RULE_BUDGET_CHANGE_REQUESTED,
+    RULE_FIRED,
+    RULE_VERSION_DECIDED,
+    RULE_VERSION_DRAFTED,
+)
 from infra.outbox import OutboxEvent
 from leaderboards.events import CONTEST_FINISHED
 from notifications.contests import contest_finished
 from notifications.delivery import Notice, Trigger, partner_admins, to_each, vendor_admins
 from notifications.forecasts import concentration_alerted
 from notifications.models import Category
-from notifications.rules import budget_change_decided, budget_change_requested, rule_fired
+from notifications.rules import (
+    budget_change_decided,
+    budget_change_requested,
+    rule_fired,
+    version_decided,
+    version_drafted,
+)
 from partners.events import PARTNER_APPLIED, PartnerApplied
 
 _CLAIM_KINDS = {
@@ -190,6 +203,8 @@ TRIGGERS: dict[str, Trigger] = {
     RULE_FIRED: rule_fired,
     RULE_BUDGET_CHANGE_REQUESTED: budget_change_requested,
     RULE_BUDGET_CHANGE_DECIDED: budget_change_decided,
+    RULE_VERSION_DRAFTED: version_drafted,
+    RULE_VERSION_DECIDED: version_decided,
     CONCENTRATION_ALERTED: concentration_alerted,
 }
 
