@@ -426,12 +426,18 @@ async def test_a_key_with_no_known_maker_asks_for_nothing_four_eyes_decide(
     assert await budget(db) == (20_00, "USD")
 
 
+def rule_reads(sent: list[str]) -> list[str]:
+    """The statements that read rules, versions or budget changes: the app's background
+    loops (the outbox's lease, clock triggers) send others meanwhile, counted or not."""
+    return [statement for statement in sent if "FROM incentive_rule" in statement]
+
+
 RULES_PAGE = """query($first: Int!) { incentiveRules(first: $first) { edges { node { name
   pendingBudgetChange { status toCap { amountMinor } requestedById } } } } }"""
 
 
 async def test_a_page_of_rules_reads_their_pending_changes_in_one_query(
-    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
     """A list of rules each with a pending loosening: one query for all their pending
     changes, and a page of five costs the statements a page of one does."""
@@ -450,6 +456,8 @@ async def test_a_page_of_rules_reads_their_pending_changes_in_one_query(
             )  # fmt: skip
 
     await es.tx(db, make)
+    # What the drafts and requests tell the other admins, not counted with the page.
+    await settle(services)
     await gql.data(RULES_PAGE, {"first": 1}, as_user=admin)  # the caller, cached
     sent: dict[int, list[str]] = {}
     for first in (1, 5):
@@ -462,7 +470,7 @@ async def test_a_page_of_rules_reads_their_pending_changes_in_one_query(
         assert all(c["requestedById"] == gid("User", admin.id) for c in shown)
     assert sorted(c["toCap"]["amountMinor"] for c in shown) == [2_000, 3_000, 4_000, 5_000, 6_000]
     assert sum("FROM incentive_rule_budget_change" in s for s in sent[5]) == 1
-    assert len(sent[5]) == len(sent[1]), (sent[1], sent[5])
+    assert len(rule_reads(sent[5])) == len(rule_reads(sent[1])), (sent[1], sent[5])
 
 
 VERSIONS_PAGE = """query($first: Int!) { incentiveRules(first: $first) { edges { node { name
@@ -513,7 +521,7 @@ async def test_a_page_of_rules_reads_their_versions_in_one_query_each(
             ]  # fmt: skip
             assert {v["createdById"] for v in node["versions"]} == {gid("User", s.author.id)}
     assert sum("FROM incentive_rule_version" in q for q in sent[5]) == 2, sent[5]
-    assert len(sent[5]) == len(sent[1]), (sent[1], sent[5])
+    assert len(rule_reads(sent[5])) == len(rule_reads(sent[1])), (sent[1], sent[5])
     # The same page read by another vendor's admin and by a partner: nothing of it.
     foreign = other_tenant.user(Role.VENDOR_ADMIN)
     other = await gql.data(VERSIONS_PAGE, {"first": 5}, as_user=foreign)
