@@ -13,7 +13,10 @@ being broadcast to every node, and redis-py's cluster pub/sub holds one connecti
 that has channels, following them when a failover or a slot migration moves them. A channel
 that moved, or a node connection that was made again, means notices may have been missed:
 listeners hear None, as after a lost connection to a single server, and the channel is not
-heard (``subscribed`` false) until its node confirms the new subscription.
+heard (``subscribed`` false) until its node confirms the new subscription. A node that drops
+its channels itself (a failover made it a replica) says so with a SUNSUBSCRIBE nobody asked
+for, which redis-py does not act on: the Hub subscribes them again where their slot now
+lives (``_note_dropped``).
 """
 
 from __future__ import annotations
@@ -127,6 +130,11 @@ class Hub:
         # unready, for good: past this deadline the reader starts over on a new connection.
         self._confirm_within = confirm_within
         self._awaiting_until = 0.0
+        # Cluster: channels a node dropped unasked (read, not yet subscribed again), and the
+        # channels subscribed again for that whose confirmation tells the listeners to re-read
+        # once more: what was published before Redis had the new subscription is lost too.
+        self._dropped_unheard: set[str] = set()
+        self._retell: set[str] = set()
         self._unheard_since = time.monotonic()
         self._unheard_why = "connecting"
 
@@ -274,6 +282,8 @@ class Hub:
             if channel in self._listeners or channel in self._watchers or self._pubsub is None:
                 return  # someone listens again
             self._awaiting.discard(channel)  # no longer needed: no longer awaited
+            self._dropped_unheard.discard(channel)
+            self._heard_again(channel)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     if isinstance(self._pubsub, ClusterPubSub):
@@ -327,6 +337,7 @@ class Hub:
         channel = message["channel"]
         channel = channel.decode() if isinstance(channel, bytes) else str(channel)
         self._awaiting.discard(channel)
+        self._heard_again(channel)
         pending = self._unconfirmed.get(channel)
         if not pending:
             return  # the reader's own subscription on connecting, or a resubscription
@@ -335,6 +346,14 @@ class Hub:
             del self._unconfirmed[channel]
         if not confirmation.done():
             confirmation.set_result(None)
+
+    def _heard_again(self, channel: str) -> None:
+        """``channel`` is confirmed (or no longer needed): once every channel subscribed
+        again after a drop is, the listeners re-read (see ``_resubscribe_dropped``)."""
+        if channel in self._retell:
+            self._retell.discard(channel)
+            if not self._retell:
+                self._missed()
 
     def _cancel_unconfirmed(self) -> None:
         """The connection is gone (or the Hub closed): no confirmation comes for what was
@@ -472,6 +491,8 @@ class Hub:
                     self._stopped_hearing("stopped")
                 self._healthy = False
                 self._awaiting.clear()
+                self._dropped_unheard.clear()
+                self._retell.clear()  # (starting over tells everyone anyway)
                 self._cancel_unconfirmed()
                 if self._pubsub is pubsub:
                     self._pubsub = None
@@ -528,11 +549,15 @@ class Hub:
         never does) before the listeners are told to re-read."""
         moved = self._note_routes(pubsub) & self._needed()
         if moved and self._healthy:
-            self._stopped_hearing("channels moved")
+            # Those already awaited (dropped by their node, or after a reconnection) were
+            # not heard since their listeners were told.
+            told = moved <= self._awaiting
             self._await(moved)
-            self.reconnects += 1
-            log.warning("pub/sub channels moved to another node; subscribers re-read state")
-            self._missed()
+            if not told:
+                self._stopped_hearing("channels moved")
+                self.reconnects += 1
+                log.warning("pub/sub channels moved to another node; subscribers re-read state")
+                self._missed()
 
     def _forget_node_connections(self, kept: set[AbstractConnection]) -> None:
         """Stop watching the node connections not in ``kept``: redis-py gave them back to
@@ -559,6 +584,14 @@ class Hub:
                 if not await self._received_unread():
                     self._check_confirmed()
             await self._read_one(pubsub, wait)
+            if self._dropped_unheard and isinstance(pubsub, ClusterPubSub):
+                # A node drops all its channels of a slot at once: read its other drops
+                # first, to subscribe them again together (resubscribing one moves the
+                # others in redis-py, whose drops, read later, would look like its own).
+                until = time.monotonic() + 1.0
+                while time.monotonic() < until and await self._read_one(pubsub, DRAIN_SECONDS):
+                    pass
+                await self._resubscribe_dropped(pubsub)
 
     async def _received_unread(self) -> bool:
         """Whether a connection of ours holds what Redis sent and nobody read yet: after a
@@ -575,7 +608,9 @@ class Hub:
     async def _read_one(self, pubsub: PubSub, within: float) -> bool:
         """Read one message (a confirmation or a notice) and act on it; False when none
         came ``within`` that many seconds."""
+        leaving: set[str] = set()
         if isinstance(pubsub, ClusterPubSub):
+            leaving = self._leaving(pubsub)
             message = await pubsub.get_sharded_message(timeout=within)
             self._follow_routes(pubsub)  # (before a confirmation it read is handled)
         else:
@@ -588,7 +623,65 @@ class Hub:
             self._confirm(message)
         elif kind in ("message", "smessage"):
             self._deliver(message)
+        elif kind == "sunsubscribe" and isinstance(pubsub, ClusterPubSub):
+            self._note_dropped(pubsub, _name(message["channel"]), leaving)
+        # A single server sends no UNSUBSCRIBE unasked: an ACL change that takes a channel
+        # away closes the connection (Redis 7), which the reader makes again.
         return True
+
+    @staticmethod
+    def _leaving(pubsub: ClusterPubSub) -> set[str]:
+        """The channels whose SUNSUBSCRIBE redis-py has sent (for the Hub, or to move them
+        to another node) and whose reply it has not read."""
+        return {
+            _name(channel)
+            for node_pubsub in list(pubsub.node_pubsub_mapping.values())
+            for channel in node_pubsub.pending_unsubscribe_shard_channels
+        }
+
+    def _note_dropped(self, pubsub: ClusterPubSub, channel: str, leaving: set[str]) -> None:
+        """A SUNSUBSCRIBE read: when its node dropped the channel unasked (a failover made the
+        node a replica, or a slot migration took the slot away), it is no longer heard. Not
+        one asked for: the Hub's own (a channel no longer needed, or subscribed again since),
+        or redis-py's moving a channel (its reply was awaited, or the node it came from no
+        longer holds the channel in redis-py's books). redis-py keeps the dropped channel as
+        subscribed; the old master, now a replica, answers it no MOVED; so the Hub must
+        subscribe it again (``_resubscribe_dropped``)."""
+        if channel in leaving or channel not in self._needed() or not self._healthy:
+            return
+        if channel in self._awaiting or channel in self._unconfirmed:
+            return  # a subscription is on its way: its confirmation (or deadline) decides
+        held = any(
+            channel in map(_name, node_pubsub.shard_channels)
+            and channel not in map(_name, node_pubsub.pending_unsubscribe_shard_channels)
+            for node_pubsub in list(pubsub.node_pubsub_mapping.values())
+        )
+        if held:
+            self._dropped_unheard.add(channel)
+            self._await({channel})  # not heard from now on; the deadline applies
+            self._retell.add(channel)
+
+    async def _resubscribe_dropped(self, pubsub: ClusterPubSub) -> None:
+        """Subscribe the dropped channels again where their slot now lives: refresh
+        redis-py's slot map (nothing else would: no command of ours meets a MOVED), which
+        moves every channel whose node changed, and SSUBSCRIBE the dropped ones (on the
+        same node if the map has not changed yet: a replica still hears its shard's notices,
+        and a later refresh moves them). Listeners re-read now and again once Redis has
+        confirmed them all (``_heard_again``): what was published before that is lost. A
+        failure here makes the reader start over; a confirmation that never comes too."""
+        dropped, self._dropped_unheard = self._dropped_unheard, set()
+        self._stopped_hearing("channels dropped by their node")
+        self.reconnects += 1
+        log.warning("pub/sub channels dropped by their node (failover?); resubscribing")
+        self._missed()
+        async with self._lock, asyncio.timeout(self._connect_within):  # see _subscribe
+            await pubsub.cluster.nodes_manager.initialize()
+            # Not those no longer needed, confirmed since (subscribed again by redis-py), or
+            # with a subscription of their own on its way (a listen or watch since).
+            again = (dropped & self._needed() & self._awaiting) - self._unconfirmed.keys()
+            if again:
+                await pubsub.ssubscribe(*again)
+            self._follow_routes(pubsub)
 
     def _deliver(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
@@ -623,3 +716,7 @@ class Hub:
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
+
+
+def _name(channel: object) -> str:
+    return channel.decode() if isinstance(channel, bytes) else str(channel)

@@ -1,7 +1,8 @@
 """The Hub on a Redis Cluster (sharded pub/sub), against the real local cluster
 (CHANNELBOARD_TEST_REDIS_CLUSTER=1): a node connection the Hub is done with goes back to
 the node's pool and is reused for other commands without telling the Hub's listeners
-anything, and a channel that moved to another node is awaited as a resubscription is."""
+anything, a channel that moved to another node is awaited as a resubscription is, and a
+channel its node dropped (a failover) is subscribed again where its slot now lives."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from infra.pubsub import Hub
 from infra.redis import Keys, connect
@@ -119,6 +121,88 @@ async def test_a_moved_channel_is_not_heard_until_its_new_node_confirms_it(
 
         await eventually(heard_again, within=15)
         assert hub.live_problem() is None
+    finally:
+        await hub.close()
+        await redis.aclose()
+
+
+async def test_a_channel_dropped_by_a_failover_is_heard_again_without_a_command_on_its_slot(
+    cluster: LocalCluster,
+) -> None:
+    """CLUSTER FAILOVER makes the channel's master a replica, which drops its shard
+    subscriptions with a SUNSUBSCRIBE nobody asked for. The old master (a replica now)
+    answers no MOVED, and no other command of the Hub's client touches the slot, so nothing
+    else tells redis-py: the Hub must notice the drop itself. Its listeners are told to
+    re-read while the channel is not heard (``subscribed`` false), and hear what is
+    published through the new master afterwards (before, they heard nothing, for good,
+    while ``subscribed`` stayed true)."""
+    redis = connect(cluster.url, cluster=True)
+    hub = Hub(redis, Keys(f"hubdropped-{uuid.uuid4().hex[:8]}"))
+    told: list[tuple[bool, str | None]] = []
+
+    def watcher(message: bytes | None) -> None:
+        if message is None:  # what the Hub says at the moment it tells us to re-read
+            told.append((hub.subscribed, hub.live_problem()))
+
+    publisher: AsyncRedis | None = None
+    try:
+        channel = hub.channel("dropped")
+        await hub.watch(channel, watcher)
+        async with hub.listen(channel) as listener:
+            assert hub.subscribed
+            old = cluster.node_of(channel)
+            new = await asyncio.to_thread(cluster.failover, old)
+            assert cluster.node_of(channel) == new
+            publisher = AsyncRedis(host="127.0.0.1", port=new)
+            received: list[bytes | None] = []
+
+            async def heard_after_told() -> bool:
+                await publisher.spublish(channel, b"after")
+                while not listener.queue.empty():
+                    received.append(listener.queue.get_nowait())
+                return None in received and b"after" in received[received.index(None) :]
+
+            await eventually(heard_after_told, within=10)
+            assert told, "the watcher was not told to re-read"
+            subscribed, problem = told[0]
+            assert not subscribed, "subscribed before the channel's new node confirmed it"
+            assert problem is not None
+            # Told again once heard: what was published before the new node had the
+            # subscription is lost too.
+            assert told[-1] == (True, None)
+            assert hub.subscribed
+            assert hub.live_problem() is None
+            assert hub.reconnects == 1, "redis-py's own moves taken for drops"
+    finally:
+        await hub.close()
+        await redis.aclose()
+        if publisher is not None:
+            await publisher.aclose()
+
+
+async def test_the_hubs_own_unsubscribes_are_not_taken_for_drops(cluster: LocalCluster) -> None:
+    """A listen that ends unsubscribes its channel (the Hub's own SUNSUBSCRIBE), and a listen
+    of it right after subscribes it again, often before the reply is read. Neither reply is
+    a node dropping a channel: nobody is told to re-read, and the channel is heard."""
+    redis = connect(cluster.url, cluster=True)
+    hub = Hub(redis, Keys(f"hubown-{uuid.uuid4().hex[:8]}"))
+    try:
+        channel = hub.channel("again")
+        async with hub.listen(hub.channel("bystander")) as bystander:
+            for turns in range(6):  # the next listen before, with and after the unsubscribe
+                async with hub.listen(channel):
+                    pass
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+            async with hub.listen(channel) as listener:
+                await asyncio.sleep(0.3)  # every reply read
+                assert bystander.queue.empty(), "told to re-read with nothing lost"
+                assert listener.queue.empty()
+                assert hub.reconnects == 0
+                assert hub.subscribed
+                await hub.publish(channel, b"heard")
+                async with asyncio.timeout(5):
+                    assert await listener.get() == b"heard"
     finally:
         await hub.close()
         await redis.aclose()
