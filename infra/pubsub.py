@@ -135,6 +135,9 @@ class Hub:
         # once more: what was published before Redis had the new subscription is lost too.
         self._dropped_unheard: set[str] = set()
         self._retell: set[str] = set()
+        # Resolved by the reader once it has read all that had arrived when it was asked
+        # for (``_read_through``).
+        self._read_all: asyncio.Future[None] | None = None
         self._unheard_since = time.monotonic()
         self._unheard_why = "connecting"
 
@@ -324,12 +327,29 @@ class Hub:
 
     async def _await_confirmation(self, confirmation: asyncio.Future[None]) -> None:
         """Wait until Redis has confirmed a subscription; RedisUnavailable if the connection
-        was lost or the Hub closed meanwhile, or after ``connect_within``. asyncio.wait
-        neither cancels the shared future when this waiter is cancelled, nor swallows that
-        cancellation (see ``_subscribe``)."""
+        was lost or the Hub closed meanwhile, or after ``connect_within`` and the reader
+        having read what had arrived by then. asyncio.wait neither cancels the shared
+        future when this waiter is cancelled, nor swallows that cancellation (see
+        ``_subscribe``)."""
         await asyncio.wait([confirmation], timeout=self._connect_within)
+        if not confirmation.done() and self._healthy:
+            # Past the deadline, first let the reader read what has already arrived (as it
+            # does for its own, ``_read``): a starved event loop, not Redis, may have held
+            # the confirmation up. At most as long again (a reader held up for good).
+            await asyncio.wait(
+                [confirmation, self._read_through()],
+                timeout=self._connect_within,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
         if not confirmation.done() or confirmation.cancelled():
             raise RedisUnavailable("Redis did not confirm the pub/sub subscription")
+
+    def _read_through(self) -> asyncio.Future[None]:
+        """A future the reader resolves once it has read all that has arrived by now (a read
+        that found nothing, and nothing left unread), or cancels when it stops."""
+        if self._read_all is None:
+            self._read_all = asyncio.get_running_loop().create_future()
+        return self._read_all
 
     def _confirm(self, message: dict[str, Any]) -> None:
         """A SUBSCRIBE's confirmation (the reader reads them in the order they were sent):
@@ -494,6 +514,9 @@ class Hub:
                 self._dropped_unheard.clear()
                 self._retell.clear()  # (starting over tells everyone anyway)
                 self._cancel_unconfirmed()
+                if self._read_all is not None:
+                    self._read_all.cancel()  # nothing more is read on this connection
+                    self._read_all = None
                 if self._pubsub is pubsub:
                     self._pubsub = None
                 # Pooled (a cluster node's too): must not call us when used for other things.
@@ -583,7 +606,15 @@ class Hub:
                     pass
                 if not await self._received_unread():
                     self._check_confirmed()
-            await self._read_one(pubsub, wait)
+            read = await self._read_one(pubsub, wait)
+            asked = self._read_all
+            if asked is not None and not read and not await self._received_unread():
+                # Nothing came within the wait, nothing is left unread: all that had
+                # arrived when this was asked for has been read.
+                if self._read_all is asked:
+                    self._read_all = None
+                if not asked.done():
+                    asked.set_result(None)
             if self._dropped_unheard and isinstance(pubsub, ClusterPubSub):
                 # A node drops all its channels of a slot at once: read its other drops
                 # first, to subscribe them again together (resubscribing one moves the

@@ -253,3 +253,41 @@ async def test_confirmations_held_up_by_a_starved_event_loop_do_not_make_the_hub
         killer.close()
         if server is not None:
             server.stop()
+
+
+async def test_a_listen_whose_confirmation_waits_unread_past_connect_within_enters(
+    redis_url: str, local_cluster: LocalCluster | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop is starved past ``connect_within`` (stood in for: the reader held up
+    that long) while Redis's confirmation of a listen's SUBSCRIBE waits in the socket. It
+    came in time: the listen must let the reader read what has arrived before deciding it
+    is missing, as the reader does for its own, not refuse the subscriber with
+    RedisUnavailable (it did)."""
+    redis = connect(redis_url, cluster=local_cluster is not None)
+    hub = Hub(redis, Keys(f"hubheld-{uuid.uuid4().hex[:8]}"), connect_within=1.0)
+    read_one = hub._read_one  # noqa: SLF001 - the reader's read, to hold it up
+    hold = asyncio.Event()  # set: the reader's next read is held up first
+    holding = asyncio.Event()
+
+    async def held_up(pubsub: object, within: float) -> bool:
+        if hold.is_set():
+            hold.clear()
+            holding.set()
+            await asyncio.sleep(1.5)  # past connect_within, within twice that
+        return await read_one(pubsub, within)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub, "_read_one", held_up)
+    try:
+        async with hub.listen(hub.channel("bystander")):
+            hold.set()
+            async with asyncio.timeout(5):
+                await holding.wait()
+            async with hub.listen(hub.channel("held")) as listener:
+                await hub.publish(hub.channel("held"), b"heard")
+                async with asyncio.timeout(5):
+                    assert await listener.get() == b"heard"
+            assert hub.reconnects == 0
+            assert hub.live_problem() is None
+    finally:
+        await hub.close()
+        await redis.aclose()
