@@ -303,7 +303,9 @@ async def accept_invitation(
 ) -> User:
     """Create the invited user, bound to the identity's subject. Exactly one of several
     concurrent accepts of one invitation succeeds: the invitation moves out of PENDING by a
-    conditional update, which the others then find already done."""
+    conditional update, which the others then find already done (INVITATION_USED). It comes
+    before the checks of the subject and the address: on PostgreSQL (READ COMMITTED) those
+    would see the winner's user once committed, and refuse a loser for the wrong reason."""
     result = await session.exec(
         select(Invitation).where(Invitation.token_hash == token_hash(token.strip()))
     )
@@ -325,15 +327,8 @@ async def accept_invitation(
         raise DomainError(
             Code.EMAIL_MISMATCH, "The signed-in e-mail is not the invited one.", "token"
         )
-    if await session.get(UserSubject, identity.subject) is not None:
-        raise DomainError(
-            Code.SUBJECT_ALREADY_BOUND, "This sign-in is already bound to a user.", "token"
-        )
-    # A user's e-mail address is unique across vendors (user_account.email), so an address
-    # that has an account with any vendor cannot get a second one.
-    await _refuse_existing_user(session, None, invitation.email)
     # Claim the invitation first: a concurrent accept waits on this row (PostgreSQL) or on
-    # the write lock (SQLite), then matches nothing.
+    # the write lock (SQLite), then matches nothing. A refusal below rolls the claim back.
     claimed = await session.execute(
         update(Invitation)
         .where(
@@ -345,6 +340,13 @@ async def accept_invitation(
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise DomainError(Code.INVITATION_USED, "This invitation was already accepted.", "token")
+    if await session.get(UserSubject, identity.subject) is not None:
+        raise DomainError(
+            Code.SUBJECT_ALREADY_BOUND, "This sign-in is already bound to a user.", "token"
+        )
+    # A user's e-mail address is unique across vendors (user_account.email), so an address
+    # that has an account with any vendor cannot get a second one.
+    await _refuse_existing_user(session, None, invitation.email)
     name = (display_name or "").strip() or invitation.email.split("@", 1)[0]
     user = User(
         vendor_id=invitation.vendor_id,
@@ -354,16 +356,22 @@ async def accept_invitation(
         role=invitation.role,
         created_at=now,
     )
+    # The address or the subject may have been taken since they were checked (another
+    # invitation of the address, or of the sign-in, accepted meanwhile): the same refusal
+    # as when the other came first.
     session.add(user)
     try:
         await session.flush()
-        session.add(UserSubject(subject=identity.subject, user_id=user.id, bound_at=now))
-        await session.flush()
-    except IntegrityError as exc:  # the subject or the e-mail was taken meanwhile
+    except IntegrityError as exc:  # user_account.email
         raise DomainError(
-            Code.SUBJECT_ALREADY_BOUND,
-            "This sign-in or e-mail address already belongs to a user.",
-            "token",
+            Code.DUPLICATE_EMAIL, "A user with this e-mail address already exists.", "email"
+        ) from exc
+    session.add(UserSubject(subject=identity.subject, user_id=user.id, bound_at=now))
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # user_subject's primary key
+        raise DomainError(
+            Code.SUBJECT_ALREADY_BOUND, "This sign-in is already bound to a user.", "token"
         ) from exc
     await session.execute(
         update(Invitation)

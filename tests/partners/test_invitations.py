@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from enum import Enum
+from typing import Any
 
 import pytest
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
@@ -116,3 +121,116 @@ async def test_an_expired_invitation_can_be_resent_and_the_old_token_is_dead(
     async with db.read_session() as session:
         found = (await session.exec(select(User).where(User.email == "late@example.com"))).all()
     assert [u.id for u in found] == [user.id]
+
+
+# --- Concurrent accepts on PostgreSQL (READ COMMITTED: each statement sees what committed
+# before it). The late accept's session stops after its n-th query until the other accept
+# has committed, which forces the interleaving a loaded machine produced now and then.
+
+
+def stop_after_query(
+    session: AsyncSession, monkeypatch: pytest.MonkeyPatch, n: int
+) -> tuple[asyncio.Event, asyncio.Event]:
+    """``(stopped, go)``: ``stopped`` is set once the session's ``n``-th ``exec`` has
+    returned; it then waits for ``go``."""
+    stopped, go = asyncio.Event(), asyncio.Event()
+    original: Callable[..., Awaitable[Any]] = session.exec
+    count = 0
+
+    async def exec_then_wait(*args: Any, **kwargs: Any) -> Any:
+        nonlocal count
+        result = await original(*args, **kwargs)
+        count += 1
+        if count == n:
+            stopped.set()
+            await go.wait()
+        return result
+
+    monkeypatch.setattr(session, "exec", exec_then_wait)
+    return stopped, go
+
+
+async def race(
+    db: Database,
+    clock: OffsetClock,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    late_token: str,
+    first_token: str,
+    stop_after: int,
+) -> Enum:
+    """The late accept runs until its ``stop_after``-th query, the first one accepts and
+    commits, then the late one goes on; returns the code the late one was refused with."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
+
+    async def late() -> Enum:
+        try:
+            async with db.transaction() as session:  # rolled back by the refusal
+                started.set_result(stop_after_query(session, monkeypatch, stop_after))
+                await invitations.accept_invitation(
+                    session, Identity("idp|late", None, False), clock, token=late_token
+                )
+        except DomainError as refused:
+            return refused.code
+        raise AssertionError("the late accept was not refused")
+
+    started: asyncio.Future[tuple[asyncio.Event, asyncio.Event]] = asyncio.Future()
+    task = asyncio.create_task(late())
+    stopped, go = await started
+    await asyncio.wait_for(stopped.wait(), 10)
+    async with db.transaction() as session:
+        await invitations.accept_invitation(
+            session, Identity("idp|first", None, False), clock, token=first_token
+        )
+    go.set()
+    return await asyncio.wait_for(task, 10)
+
+
+async def test_an_accept_that_read_the_invitation_before_another_committed_finds_it_used(
+    db: Database, clock: OffsetClock, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The late accept read the invitation as PENDING; the other's user is committed before
+    its next query. It is told the invitation was used (it was checking the e-mail address
+    next, and was told DUPLICATE_EMAIL)."""
+    async with db.transaction() as session:
+        issued = await invitations.create_invitation(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, email="race@example.com",
+            role=Role.FINANCE,
+        )  # fmt: skip
+    code = await race(
+        db, clock, monkeypatch, late_token=issued.token, first_token=issued.token, stop_after=1
+    )
+    assert code is Code.INVITATION_USED
+    async with db.read_session() as session:
+        found = (await session.exec(select(User).where(User.email == "race@example.com"))).all()
+    assert len(found) == 1
+
+
+async def test_two_invitations_of_one_address_accepted_at_once_make_one_user(
+    db: Database, clock: OffsetClock, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The late accept found no user with the address; the other's is committed before it
+    inserts its own. Refused as DUPLICATE_EMAIL, as when they come one after the other (the
+    unique address, not the sign-in, is what was taken)."""
+    admin = tenant.principal(Role.VENDOR_ADMIN)
+    async with db.transaction() as session:
+        first = await invitations.create_invitation(
+            session, admin, clock, email="twice@example.com", role=Role.FINANCE
+        )
+        second = await invitations.create_invitation(
+            session, admin, clock, email="twice@example.com", role=Role.CHANNEL_MANAGER
+        )
+    code = await race(
+        db, clock, monkeypatch, late_token=second.token, first_token=first.token, stop_after=2
+    )
+    assert code is Code.DUPLICATE_EMAIL
+    async with db.read_session() as session:
+        found = (await session.exec(select(User).where(User.email == "twice@example.com"))).all()
+        statuses = (
+            await session.exec(
+                select(Invitation.status).where(Invitation.email == "twice@example.com")
+            )
+        ).all()
+    assert [u.role for u in found] == [Role.FINANCE]
+    assert sorted(statuses) == [InvitationStatus.ACCEPTED, InvitationStatus.PENDING]
