@@ -16,7 +16,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
@@ -26,11 +25,10 @@ from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.redis import EmbeddedRedis
-from migrations.metadata import target_metadata
 from schema.context import Services
 from tests.factories import Tenant, create_tenant
 from tests.redis_cluster import LocalCluster
-from tests.support import GQL
+from tests.support import GQL, wipe
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -185,14 +183,7 @@ async def _clean_state(request: pytest.FixtureRequest, clock: OffsetClock) -> As
     if "app" not in request.fixturenames:
         return
     services: Services = request.getfixturevalue("app").state.services
-    async with (
-        services.outbox.paused(),
-        services.webhooks.paused(),
-        services.db.transaction() as session,
-    ):
-        # Paused: a handler crediting a leftover event must not write between the deletes.
-        for table in reversed(target_metadata().sorted_tables):
-            await session.execute(delete(table))
+    await wipe(services)
     pattern = services.keys("*")
     async for key in services.redis.scan_iter(match=pattern, count=1000):
         await services.redis.delete(key)

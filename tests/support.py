@@ -24,8 +24,9 @@ import uvicorn
 import websockets
 from graphql import GraphQLInputObjectType, GraphQLList, GraphQLSchema, get_nullable_type
 from redis.asyncio import RedisCluster
-from sqlalchemy import event, func
+from sqlalchemy import delete, event, func, text
 from sqlalchemy.engine import AdaptedConnection, Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from starlette.applications import Starlette
@@ -35,9 +36,15 @@ from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
 from infra.db import WRITE_INTENT, Database
 from infra.outbox import BatchHandler, Dispatcher, OutboxEvent
+from migrations.metadata import target_metadata
 from partners.models import User
 from schema import build_schema
 from schema.context import Services
+
+# How long the wipe waits for a table lock before it lets go of those it holds and starts
+# again, and for how long in all (a transaction a test left open would block it for ever).
+WIPE_LOCK_WAIT = "100ms"
+WIPE_WITHIN = 30.0
 
 
 @dataclass
@@ -479,3 +486,36 @@ async def recorded(db: Database, event_type: str) -> list[dict[str, Any]]:
             select(OutboxEvent).where(OutboxEvent.type == event_type).order_by(col(OutboxEvent.id))
         )
         return [e.payload for e in rows]
+
+
+async def wipe(services: Services) -> None:
+    """Delete every row of every table, as the cleanup after each test does.
+
+    The app's background work goes on meanwhile: the outbox dispatcher and the webhook
+    worker are paused (a handler crediting a leftover event must not write between the
+    deletes), but the clock jobs (the daily rule run's snapshots, the closers) and the
+    activity flush are not. On PostgreSQL (READ COMMITTED) such a writer can insert a row
+    after the wipe deleted that table and commit it before the wipe deletes the row's
+    parent (a snapshot of a partner), which failed the wipe on the foreign key. So first
+    the wipe locks every table against writers (EXCLUSIVE: reads go on), waiting for those
+    at work to commit; lest it wait holding some tables while a writer waits for one of
+    those, it gives up after ``WIPE_LOCK_WAIT`` and starts again. On SQLite writers take
+    turns already (BEGIN IMMEDIATE)."""
+    tables = list(reversed(target_metadata().sorted_tables))
+    postgres = services.db.engine.dialect.name == "postgresql"
+    lock = text("LOCK TABLE " + ", ".join(f'"{t.name}"' for t in tables) + " IN EXCLUSIVE MODE")
+    deadline = asyncio.get_running_loop().time() + WIPE_WITHIN
+    async with services.outbox.paused(), services.webhooks.paused():
+        while True:
+            try:
+                async with services.db.transaction() as session:
+                    if postgres:
+                        await session.execute(text(f"SET LOCAL lock_timeout = '{WIPE_LOCK_WAIT}'"))
+                        await session.execute(lock)
+                    for table in tables:
+                        await session.execute(delete(table))
+                return
+            except DBAPIError as exc:
+                lock_not_available = getattr(exc.orig, "sqlstate", None) == "55P03"
+                if not lock_not_available or asyncio.get_running_loop().time() > deadline:
+                    raise
