@@ -224,11 +224,13 @@ async def _refuse_existing_user(
 
 
 async def _readable(
-    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID
+    session: AsyncSession, principal: Principal, invitation_id: uuid.UUID, *, lock: bool = False
 ) -> Invitation:
-    result = await session.exec(
-        readable_invitations(principal).where(Invitation.id == invitation_id)
-    )
+    """The invitation, if the principal may read it; ``lock``: held until the transaction
+    ends (for a change: an accept committed after this read would otherwise be overwritten,
+    an accepted invitation shown as revoked while its user signs in)."""
+    stmt = readable_invitations(principal).where(Invitation.id == invitation_id)
+    result = await session.exec(stmt.with_for_update() if lock else stmt)
     invitation = result.first()
     if invitation is None:
         raise DomainError(Code.NOT_FOUND, "No such invitation.", "id")
@@ -253,7 +255,7 @@ async def resend_invitation(
     """A new token (the old one stops working) and a new expiry, for a pending (or
     expired) invitation."""
     INVITATIONS.require(principal, InvitationOp.RESEND)
-    invitation = await _readable(session, principal, invitation_id)
+    invitation = await _readable(session, principal, invitation_id, lock=True)
     _refuse_closed(invitation, "id")
     days = DEFAULT_EXPIRY_DAYS if expires_in_days is None else expires_in_days
     if not 1 <= days <= MAX_EXPIRY_DAYS:
@@ -279,7 +281,7 @@ async def revoke_invitation(
     session: AsyncSession, principal: Principal, clock: Clock, *, invitation_id: uuid.UUID
 ) -> Invitation:
     INVITATIONS.require(principal, InvitationOp.REVOKE)
-    invitation = await _readable(session, principal, invitation_id)
+    invitation = await _readable(session, principal, invitation_id, lock=True)
     _refuse_closed(invitation, "id")
     invitation.status = InvitationStatus.REVOKED
     invitation.revoked_at = clock.now()

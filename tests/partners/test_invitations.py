@@ -234,3 +234,64 @@ async def test_two_invitations_of_one_address_accepted_at_once_make_one_user(
         ).all()
     assert [u.role for u in found] == [Role.FINANCE]
     assert sorted(statuses) == [InvitationStatus.ACCEPTED, InvitationStatus.PENDING]
+
+
+@pytest.mark.parametrize("change", ["revoke", "resend"])
+async def test_a_revoke_or_resend_that_read_the_invitation_before_an_accept_wins_or_loses_whole(
+    db: Database,
+    clock: OffsetClock,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    change: str,
+) -> None:
+    """The admin's change has read the invitation (PENDING) when an accept comes. Before,
+    the accept committed and the change then wrote over it: a revoked invitation whose
+    user signs in, or a new token for an accepted one. Now the change holds the row: the
+    accept waits, then finds the invitation revoked or its token replaced, and is refused."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
+    admin = tenant.principal(Role.VENDOR_ADMIN)
+    async with db.transaction() as session:
+        issued = await invitations.create_invitation(
+            session, admin, clock, email="late@example.com", role=Role.FINANCE
+        )
+    invitation_id = issued.invitation.id
+
+    async def changed() -> None:
+        async with db.transaction() as session:
+            started.set_result(stop_after_query(session, monkeypatch, 1))
+            if change == "revoke":
+                await invitations.revoke_invitation(
+                    session, admin, clock, invitation_id=invitation_id
+                )
+            else:
+                await invitations.resend_invitation(
+                    session, admin, clock, invitation_id=invitation_id
+                )
+
+    async def accepted() -> Enum | None:
+        try:
+            async with db.transaction() as session:
+                await invitations.accept_invitation(
+                    session, Identity("idp|late", None, False), clock, token=issued.token
+                )
+        except DomainError as refused:
+            return refused.code
+        return None
+
+    started: asyncio.Future[tuple[asyncio.Event, asyncio.Event]] = asyncio.Future()
+    changing = asyncio.create_task(changed())
+    stopped, go = await started
+    await asyncio.wait_for(stopped.wait(), 10)
+    accepting = asyncio.create_task(accepted())
+    await asyncio.wait({accepting}, timeout=1.0)  # done before (the defect), or waiting
+    go.set()
+    await asyncio.wait_for(changing, 10)
+    assert await asyncio.wait_for(accepting, 10) is Code.INVITATION_USED
+    async with db.read_session() as session:
+        users = (await session.exec(select(User).where(User.email == "late@example.com"))).all()
+        status = (
+            await session.exec(select(Invitation.status).where(Invitation.id == invitation_id))
+        ).one()
+    assert users == []
+    assert status is (InvitationStatus.REVOKED if change == "revoke" else InvitationStatus.PENDING)
