@@ -31,6 +31,41 @@ async def sqlite_db(db: Database) -> AsyncIterator[Database]:
         await session.execute(text("DROP TABLE driver_probe"))
 
 
+class Crossings:
+    """The calls made on aiosqlite's thread, by name, on the connections a test watches
+    (the test app's background jobs use others meanwhile)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[aiosqlite.Connection, str]] = []
+        self.watched: set[aiosqlite.Connection] = set()
+
+    def watch(self, dbapi_connection: Any) -> None:
+        """Count the calls on this connection (SQLAlchemy's adapted DB-API connection)."""
+        self.watched.add(dbapi_connection._connection)
+
+    async def watch_session(self, session: AsyncSession) -> None:
+        self.watch((await (await session.connection()).get_raw_connection()).dbapi_connection)
+
+    def names(self) -> list[str]:
+        return [name for connection, name in self.calls if connection in self.watched]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def crossings(monkeypatch: pytest.MonkeyPatch) -> Crossings:
+    counted = Crossings()
+    real = aiosqlite.Connection._execute
+
+    async def counting(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        counted.calls.append((self, getattr(fn, "__name__", repr(fn))))
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+    return counted
+
+
 async def test_the_cursor_reports_what_the_driver_does(sqlite_db: Database) -> None:
     async with sqlite_db.transaction() as session:
         connection = await session.connection()
@@ -73,43 +108,37 @@ async def test_an_error_is_sqlalchemys_and_the_connection_goes_on(sqlite_db: Dat
 
 
 async def test_a_rollback_right_after_a_commit_stays_off_the_thread(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+    sqlite_db: Database, crossings: Crossings
 ) -> None:
     """The pool's reset after a COMMIT (a rollback) makes no call on aiosqlite's thread:
     SQLite is outside any transaction then. A rollback after anything else does, and rolls
     back."""
-    calls: list[str] = []
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
     async with sqlite_db.transaction() as session:
+        await crossings.watch_session(session)
         await session.execute(text("INSERT INTO driver_probe (name) VALUES ('kept')"))
     # BEGIN IMMEDIATE with the insert, the commit; the pool's rollback skipped.
-    assert calls == ["_run", "commit"]
+    assert crossings.names() == ["_run", "commit"]
 
     def on_the_dbapi_connection(connection: Any) -> None:
         raw = connection.connection.dbapi_connection  # as SQLAlchemy drives it
-        calls.clear()
+        crossings.watch(raw)
+        crossings.clear()
         raw.rollback()  # a connection just returned to the pool: nothing to undo
-        assert calls == []
+        assert crossings.names() == []
         raw.cursor().execute("BEGIN")
         raw.cursor().execute("INSERT INTO driver_probe (name) VALUES ('undone')")
         raw.rollback()
-        assert calls == ["_run", "_run", "rollback"]
+        assert crossings.names() == ["_run", "_run", "rollback"]
         raw.rollback()  # rolled back already
-        assert calls == ["_run", "_run", "rollback"]
+        assert crossings.names() == ["_run", "_run", "rollback"]
         # A streaming cursor's statement too.
         streaming = raw.cursor(server_side=True)
         streaming.execute("BEGIN")
         streaming.execute("INSERT INTO driver_probe (name) VALUES ('streamed')")
         streaming.close()
-        calls.clear()
+        crossings.clear()
         raw.rollback()
-        assert calls == ["rollback"]
+        assert crossings.names() == ["rollback"]
         names = raw.cursor()
         names.execute("SELECT name FROM driver_probe ORDER BY id")
         assert names.fetchall() == [("kept",)]
@@ -144,20 +173,6 @@ async def test_a_failed_commit_leaves_the_rollback_to_do(sqlite_db: Database) ->
         await connection.run_sync(on_the_dbapi_connection)
 
 
-@pytest.fixture
-def crossings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The calls made on aiosqlite's thread, by name."""
-    calls: list[str] = []
-    real = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(fn, "__name__", repr(fn)))
-        return await real(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return calls
-
-
 async def _names(db: Database) -> list[str]:
     async with db.session() as session:
         rows = await session.execute(text("SELECT name FROM driver_probe ORDER BY id"))
@@ -165,28 +180,28 @@ async def _names(db: Database) -> list[str]:
 
 
 async def test_writes_together_share_one_crossing(
-    sqlite_db: Database, crossings: list[str]
+    sqlite_db: Database, crossings: Crossings
 ) -> None:
     """Writes of a ``writes_together`` block run in order in one call on the thread, at the
     block's end or with the next statement that returns rows (which sees them)."""
     insert = text("INSERT INTO driver_probe (name) VALUES (:name)")
     async with sqlite_db.transaction() as session:
-        crossings.clear()
+        await crossings.watch_session(session)  # (no crossing: the BEGIN waits)
         async with writes_together(session):
             await execute_core(session, insert, {"name": "a"})
             await execute_core(session, insert, [{"name": "b"}, {"name": "c"}])
             await execute_core(session, text("UPDATE driver_probe SET name = 'a!' WHERE id = 1"))
-            assert crossings == []  # kept
+            assert crossings.names() == []  # kept
             seen = await execute_core(session, text("SELECT name FROM driver_probe ORDER BY id"))
             assert seen.scalars().all() == ["a!", "b", "c"]
-            assert crossings == ["_run"]  # the three writes and the read, in one call
+            assert crossings.names() == ["_run"]  # BEGIN, the three writes, the read
             await execute_core(session, text("DELETE FROM driver_probe WHERE name = 'b'"))
             returned = await execute_core(
                 session, text("INSERT INTO driver_probe (name) VALUES ('d') RETURNING name")
             )
             assert returned.scalars().all() == ["d"]  # RETURNING: rows, so not kept
             await execute_core(session, insert, {"name": "e"})
-        assert crossings == ["_run", "_run", "_run"]  # the block's end: the last write
+        assert crossings.names() == ["_run", "_run", "_run"]  # the block's end: the last write
     assert await _names(sqlite_db) == ["a!", "c", "d", "e"]
 
 
@@ -238,18 +253,18 @@ async def test_a_block_that_raises_drops_what_it_kept(sqlite_db: Database) -> No
 
 
 async def test_a_begin_crosses_with_the_first_statement_and_an_empty_one_not_at_all(
-    sqlite_db: Database, crossings: list[str]
+    sqlite_db: Database, crossings: Crossings
 ) -> None:
-    crossings.clear()
-    async with sqlite_db.transaction():
-        pass
+    async with sqlite_db.transaction() as session:
+        await crossings.watch_session(session)  # begun, nothing run
     async with sqlite_db.session() as session:
-        await session.connection()  # begun, nothing run
-    assert crossings == []
+        await crossings.watch_session(session)
+    assert crossings.names() == []
     async with sqlite_db.session() as session:
+        await crossings.watch_session(session)
         assert (await session.execute(text("SELECT count(*) FROM driver_probe"))).scalar() == 0
         await session.rollback()
-    assert crossings == ["_run", "rollback"]  # BEGIN with the read
+    assert crossings.names() == ["_run", "rollback"]  # BEGIN with the read
 
 
 async def test_a_begin_that_fails_is_sent_again_with_the_next_statement(
