@@ -16,7 +16,8 @@ class HoldingProxy:
     ``hold_marker``, those carrying it too) wait until ``release`` is set (``holding`` is
     set when some do). A connection ends on both sides when either side ends (Redis
     stopped: its clients see the connection lost), and at once when Redis cannot be
-    reached."""
+    reached. While ``refusing``, a new connection is closed at once (Redis seems down to a
+    client that reconnects, while it still serves everyone already connected)."""
 
     target: str  # the Redis URL (TCP or a unix socket)
     hold_after: bytes
@@ -25,6 +26,7 @@ class HoldingProxy:
     release: asyncio.Event = field(default_factory=asyncio.Event)
     clients: list[asyncio.StreamWriter] = field(default_factory=list)
     server: asyncio.Server | None = None
+    refusing: bool = False
 
     async def _up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         marker_seen = False
@@ -44,6 +46,9 @@ class HoldingProxy:
             await writer.drain()
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            client_w.close()
+            return
         self.clients.append(client_w)
         url = urlsplit(self.target)
         try:
@@ -73,6 +78,13 @@ class HoldingProxy:
         finally:
             self.release.set()
             self.server.close()
+
+    def cut(self) -> None:
+        """Every connection made so far is closed; new ones are still made (unless
+        ``refusing``)."""
+        for writer in self.clients:
+            writer.close()
+        self.clients.clear()
 
     def drop(self) -> None:
         """Redis goes away: every connection is closed, and new ones are refused."""

@@ -36,6 +36,7 @@ from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.clock import Clock
 from infra.db import WRITE_INTENT, Database
 from infra.outbox import BatchHandler, Dispatcher, OutboxEvent
+from infra.pubsub import Hub, Listener
 from migrations.metadata import target_metadata
 from partners.models import User
 from schema import build_schema
@@ -341,6 +342,21 @@ def batch_handler_of(
         registered[name] = make()
         services.outbox.register_batch(event_types, registered[name])
     return cast(H, registered[name])
+
+
+class ToldProbe(Listener):
+    """A listener that notes, for each None it is offered, whether its channel was
+    confirmed by Redis then (not awaited by the Hub)."""
+
+    def __init__(self, hub: Hub, channel: str) -> None:
+        super().__init__(channel, maxsize=16)
+        self.hub = hub
+        self.told: list[bool] = []
+
+    def offer(self, message: bytes | None) -> None:
+        if message is None:
+            self.told.append(self.channel not in self.hub._awaiting)  # noqa: SLF001
+        super().offer(message)
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], *, within: float = 3.0) -> None:
