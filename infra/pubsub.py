@@ -5,7 +5,9 @@ subscriptions) register for channels here and get each message from a small queu
 own. A listener that falls behind loses its oldest messages, never blocks the others:
 messages are "something changed" notices, and the subscriber re-reads current state. The
 connection is made again for as long as the process runs; a listener hears None when
-messages may have been lost meanwhile.
+messages may have been lost meanwhile: once when the loss is noticed, and once more when
+Redis has confirmed the channel's new subscription (what was published between a re-read
+at the first None and the confirmation is lost too).
 
 On a Redis Cluster the notices use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+): a
 channel lives on the node that owns its slot, so a notice is sent to one shard instead of
@@ -13,7 +15,8 @@ being broadcast to every node, and redis-py's cluster pub/sub holds one connecti
 that has channels, following them when a failover or a slot migration moves them. A channel
 that moved, or a node connection that was made again, means notices may have been missed:
 listeners hear None, as after a lost connection to a single server, and the channel is not
-heard (``subscribed`` false) until its node confirms the new subscription. A node that drops
+heard (``subscribed`` false) until its node confirms the new subscription; then the
+listeners of the channels subscribed again hear None once more. A node that drops
 its channels itself (a failover made it a replica) says so with a SUNSUBSCRIBE nobody asked
 for, which redis-py does not act on: the Hub subscribes them again where their slot now
 lives (``_note_dropped``).
@@ -80,7 +83,8 @@ class Hub:
     reader reconnects forever with capped exponential backoff and subscribes to every
     channel again. Whatever was published meanwhile is lost, so every watcher is called
     with None and every listener receives None ("you may have missed something: re-read
-    current state"), once when the loss is noticed and once after resubscribing.
+    current state"), once when the loss is noticed and once Redis has confirmed the
+    resubscription (those of the channels subscribed again; see ``_retell``).
     """
 
     def __init__(
@@ -130,11 +134,15 @@ class Hub:
         # unready, for good: past this deadline the reader starts over on a new connection.
         self._confirm_within = confirm_within
         self._awaiting_until = 0.0
-        # Cluster: channels a node dropped unasked (read, not yet subscribed again), and the
-        # channels subscribed again for that whose confirmation tells the listeners to re-read
-        # once more: what was published before Redis had the new subscription is lost too.
+        # Cluster: channels a node dropped unasked (read, not yet subscribed again).
         self._dropped_unheard: set[str] = set()
+        # Channels subscribed again (after a reconnection, a move or a drop) whose listeners
+        # were told to re-read before Redis confirmed the new subscription: what was
+        # published between their re-read and the confirmation is lost too, so they are told
+        # once more when every channel of ``_retell`` is confirmed (``_heard_again``).
+        # ``_retold``: all the channels to tell then (``_retell`` the unconfirmed ones).
         self._retell: set[str] = set()
+        self._retold: set[str] = set()
         # Resolved by the reader once it has read all that had arrived when it was asked
         # for (``_read_through``).
         self._read_all: asyncio.Future[None] | None = None
@@ -367,13 +375,20 @@ class Hub:
         if not confirmation.done():
             confirmation.set_result(None)
 
+    def _retell_once_confirmed(self, channels: set[str]) -> None:
+        """The listeners and watchers of ``channels`` (subscribed again, not confirmed yet)
+        were told to re-read: tell them again once Redis has confirmed them all."""
+        self._retell |= channels
+        self._retold |= channels
+
     def _heard_again(self, channel: str) -> None:
         """``channel`` is confirmed (or no longer needed): once every channel subscribed
-        again after a drop is, the listeners re-read (see ``_resubscribe_dropped``)."""
+        again is, their listeners re-read (see ``_retell``)."""
         if channel in self._retell:
             self._retell.discard(channel)
             if not self._retell:
-                self._missed()
+                retold, self._retold = self._retold, set()
+                self._missed(retold)
 
     def _cancel_unconfirmed(self) -> None:
         """The connection is gone (or the Hub closed): no confirmation comes for what was
@@ -406,21 +421,28 @@ class Hub:
                 async with asyncio.timeout(self._connect_within):  # see _subscribe
                     await self._tried.wait()
 
-    def _missed(self) -> None:
-        for callback in [c for callbacks in self._watchers.values() for c in callbacks]:
+    def _missed(self, channels: set[str] | None = None) -> None:
+        """Tell the watchers and listeners (of ``channels``; of all when None) that notices
+        may have been missed: they re-read current state."""
+        watchers = [
+            c for n, cs in self._watchers.items() if channels is None or n in channels for c in cs
+        ]
+        for callback in watchers:
             try:
                 callback(None)
             except Exception:
                 log.exception("pub/sub watcher failed on a reconnection")
-        for listeners in list(self._listeners.values()):
-            for listener in list(listeners):
-                listener.offer(None)
+        for name, listeners in list(self._listeners.items()):
+            if channels is None or name in channels:
+                for listener in list(listeners):
+                    listener.offer(None)
 
     def _reconnected_silently(self, connection: AbstractConnection) -> None:
         """redis-py reconnects (and resubscribes) inside a read when the server answers
         again within its retries: messages of the gap are lost all the same, and those of
         the connection's channels go unheard until Redis confirms the resubscription
-        (redis-py has sent it, before calling us)."""
+        (redis-py has sent it, before calling us). Listeners re-read now, and those of the
+        connection's channels again once it is confirmed."""
         if not self._holds(connection):
             # A cluster node's connection redis-py took back from us (a node pub/sub it
             # dropped goes back to the node's pool, for any command): nothing of ours lost.
@@ -429,7 +451,9 @@ class Hub:
             return
         if self._healthy:
             self._stopped_hearing("reconnecting")
-            self._await(self._channels_on(connection))
+            channels = self._channels_on(connection)
+            self._await(channels)
+            self._retell_once_confirmed(channels)
             self.reconnects += 1
             self._missed()
 
@@ -485,13 +509,16 @@ class Hub:
                     self._pubsub = pubsub
                     self._awaiting.clear()
                     self._await(channels)  # confirmed as the reader reads on
+                    if ever_connected:
+                        # Told when the connection was lost; again once Redis has every
+                        # channel: whatever came while we were away, or before that.
+                        self._retell_once_confirmed(channels)
                     self._healthy = True
                 self._tried.set()
                 delay = self._backoff[0]
                 if ever_connected:
                     self.reconnects += 1
-                    log.warning("pub/sub connection restored; subscribers re-read state")
-                    self._missed()  # whatever came while we were away
+                    log.warning("pub/sub connection restored; re-read once confirmed")
                 ever_connected = True
                 await self._read(pubsub)
             except asyncio.CancelledError:
@@ -513,6 +540,7 @@ class Hub:
                 self._awaiting.clear()
                 self._dropped_unheard.clear()
                 self._retell.clear()  # (starting over tells everyone anyway)
+                self._retold.clear()
                 self._cancel_unconfirmed()
                 if self._read_all is not None:
                     self._read_all.cancel()  # nothing more is read on this connection
@@ -576,6 +604,7 @@ class Hub:
             # not heard since their listeners were told.
             told = moved <= self._awaiting
             self._await(moved)
+            self._retell_once_confirmed(moved)  # (told again once the new node has them)
             if not told:
                 self._stopped_hearing("channels moved")
                 self.reconnects += 1
@@ -690,7 +719,7 @@ class Hub:
         if held:
             self._dropped_unheard.add(channel)
             self._await({channel})  # not heard from now on; the deadline applies
-            self._retell.add(channel)
+            self._retell_once_confirmed({channel})
 
     async def _resubscribe_dropped(self, pubsub: ClusterPubSub) -> None:
         """Subscribe the dropped channels again where their slot now lives: refresh

@@ -22,7 +22,7 @@ from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, RedisUnavailable, connect
 from tests.redis_cluster import LocalCluster
 from tests.redis_proxy import HoldingProxy
-from tests.support import eventually
+from tests.support import ToldProbe, eventually
 
 
 async def test_what_is_published_once_listen_has_entered_is_heard(
@@ -203,7 +203,7 @@ async def test_confirmations_held_up_by_a_starved_event_loop_do_not_make_the_hub
     resubscribing. The event loop is then starved past ``confirm_within`` (a watcher told
     to re-read blocks it), while Redis's confirmations arrive in the socket. They came in
     time: the reader must read what has arrived before deciding one is missing, not start
-    over (a second "re-read" for every listener, and a needless reconnection)."""
+    over (one more "re-read" for every listener, and a needless reconnection)."""
     server: EmbeddedRedis | None = None
     if local_cluster is None:  # a server of its own: CLIENT KILL reaches only this Hub
         server = EmbeddedRedis(tmp_path / "redis")
@@ -245,7 +245,10 @@ async def test_confirmations_held_up_by_a_starved_event_loop_do_not_make_the_hub
             await eventually(resubscribed, within=15)
             await asyncio.sleep(0.5)  # a start-over would have begun by now
             assert hub.reconnects == 1, "started over with every confirmation received"
-            assert [listener.queue.get_nowait() for _ in range(listener.queue.qsize())] == [None]
+            # Told when the connection was lost and once the resubscription was confirmed; a
+            # start-over would have told it a third time.
+            told = [listener.queue.get_nowait() for _ in range(listener.queue.qsize())]
+            assert told == [None, None]
             assert hub.live_problem() is None
     finally:
         await hub.close()
@@ -291,3 +294,63 @@ async def test_a_listen_whose_confirmation_waits_unread_past_connect_within_ente
     finally:
         await hub.close()
         await redis.aclose()
+
+
+@pytest.mark.parametrize("reconnection", ["by redis-py within a read", "by the hub starting over"])
+async def test_a_listener_is_told_to_re_read_once_its_resubscription_is_confirmed(
+    redis_url: str, local_cluster: LocalCluster | None, reconnection: str
+) -> None:
+    """The subscription connection is lost and made again (redis-py's reconnection within its
+    read, or the reader's on a new connection), and Redis's confirmation of the
+    resubscription is held back. The listener is told at once that it may have missed
+    notices, and re-reads then; a change published after that re-read and before Redis has
+    the subscription is lost. It must be told again once the subscription is confirmed, or
+    it keeps the stale state until the next change (before, it was told only when the
+    resubscription was sent, and never heard of the change)."""
+    if local_cluster is not None:
+        pytest.skip("one proxied connection: a single Redis server")
+    keys = Keys(f"hubreread-{uuid.uuid4().hex[:8]}")
+    proxy = HoldingProxy(redis_url, keys("chan", "_hub").encode(), hold_marker=True)
+    proxy.release.set()  # the first subscription passes
+    async with proxy.running() as port:
+        proxied = connect(f"redis://127.0.0.1:{port}/0")
+        publisher = connect(redis_url)
+        hub = Hub(proxied, keys, backoff=(0.05, 0.1))
+        channel = hub.channel("a")
+        try:
+            async with hub.listen(channel, into=ToldProbe(hub, channel)) as listener:
+                assert isinstance(listener, ToldProbe)
+                assert hub.subscribed
+                proxy.release.clear()  # the resubscription is held on its way to Redis
+                proxy.refusing = reconnection == "by the hub starting over"
+                proxy.cut()
+                async with asyncio.timeout(10):
+                    assert await listener.get() is None  # told at once: re-read
+                proxy.refusing = False
+                async with asyncio.timeout(10):
+                    await proxy.holding.wait()
+                # The listener has re-read; then a change, while Redis lacks the subscription.
+                assert await publisher.publish(channel, b"unheard") == 0
+                assert not hub.subscribed
+                # (Re-read already: any other None so far was offered before the change.)
+                early = [listener.queue.get_nowait() for _ in range(listener.queue.qsize())]
+                assert set(early) <= {None}
+                proxy.release.set()
+
+                async def confirmed() -> bool:
+                    return hub.subscribed
+
+                await eventually(confirmed, within=10)
+                async with asyncio.timeout(5):
+                    assert await listener.get() is None, "not told to re-read once confirmed"
+                assert listener.told[-1], "told before the subscription was confirmed"
+                await asyncio.sleep(0.2)
+                assert listener.queue.empty(), "told more than once more"
+                await publisher.publish(channel, b"heard")
+                async with asyncio.timeout(5):
+                    assert await listener.get() == b"heard"
+        finally:
+            proxy.release.set()
+            await hub.close()
+            await proxied.aclose()
+            await publisher.aclose()
