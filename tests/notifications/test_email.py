@@ -213,7 +213,9 @@ async def test_daily_digest_batches_a_days_mail_at_the_local_hour(
         await services.outbox.dispatch_pending()
         await sender.send_due()
         assert receiver.to(rep.email) == []  # the partner admin's (no digest) went out
-        assert len(receiver.to(tenant.user(Role.PARTNER_ADMIN, 0).email)) == 3
+        # (the app's own mail pass may have claimed one first: it is still being sent)
+        admin = tenant.user(Role.PARTNER_ADMIN, 0).email
+        await eventually(lambda: _has(receiver, admin, 3))
         [digest] = [m for m in await mails(db) if m.kind is MailKind.DIGEST]
         assert digest.due_at == datetime(2027, 3, 11, 7, 0, tzinfo=UTC)  # 08:00 CET
         clock.advance(timedelta(hours=20, minutes=59))  # 06:59 UTC: not yet
@@ -230,8 +232,8 @@ async def test_daily_digest_batches_a_days_mail_at_the_local_hour(
     assert all(m.sent_at is not None for m in await mails(db))
 
 
-async def _has(receiver: Receiver, address: str) -> bool:
-    return bool(receiver.to(address))
+async def _has(receiver: Receiver, address: str, count: int = 1) -> bool:
+    return len(receiver.to(address)) >= count
 
 
 async def test_a_refused_mail_is_retried_with_backoff_and_sent_once(
