@@ -391,7 +391,16 @@ class Feed:
                 continue
             group.high = max(group.high, version)
             snap = Snapshot(contest, status, board, version)
-            cache_key = (version, contest.version, status, board.period.key if board else None)
+            # Everything the render reads: freezing an ended contest (``final``) may leave the
+            # board's version as it was, and a render of it from before the freeze says
+            # ``final: false`` (the subscription then completed without a final push).
+            cache_key = (
+                version,
+                contest.version,
+                status,
+                snap.final,
+                board.period.key if board else None,
+            )
             if group.cache is not None and group.cache[0] == cache_key:
                 _, shared, own = group.cache
             else:
