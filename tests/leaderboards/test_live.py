@@ -3,6 +3,7 @@ versions, final and cancelled contests, auth; coalescing and slow consumers in t
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -306,3 +307,50 @@ async def test_an_open_subscription_moves_to_the_next_period_at_its_boundary(
         assert update["version"] > pushed["version"]
     async with db.session() as session:
         assert today in await repository.frozen_periods(session, contest.id)
+
+
+async def test_a_subscriber_who_came_while_the_contest_froze_gets_the_final_push(
+    app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The closer froze the ended contest's last period (a new board version) and has not
+    yet marked the contest frozen when a second subscriber comes: its first push is that
+    version, not final. The contest's freeze keeps the version; the push after it must be
+    rendered anew, final, not taken from the render of that version before (it said
+    `final: false`, and `complete` followed: no final push)."""
+    from leaderboards import rebuild  # noqa: PLC0415
+
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=250)
+    await dispatch(services)
+    clock.advance(timedelta(hours=2))
+    periods_frozen, go = asyncio.Event(), asyncio.Event()
+    real = rebuild.freeze_period
+
+    async def freeze_then_wait(*args: Any, **kwargs: Any) -> Any:
+        frozen = await real(*args, **kwargs)
+        periods_frozen.set()
+        await go.wait()  # the contest is marked frozen after this returns
+        return frozen
+
+    monkeypatch.setattr(rebuild, "freeze_period", freeze_then_wait)
+    token = issue_token(
+        gql.settings.jwt, tenant.user(Role.PARTNER_REP, 0), ttl=timedelta(hours=5),
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    async with (
+        live_server(app) as address,
+        ws_client(address, token) as first,
+        ws_client(address, token) as second,
+    ):
+        await first.subscribe(LIVE, {"id": gid(contest)})  # its board's end is due: closing
+        assert (await first.data())["leaderboardChanged"]["final"] is False
+        await asyncio.wait_for(periods_frozen.wait(), 15)
+        await second.subscribe(LIVE, {"id": gid(contest)})
+        assert (await second.data())["leaderboardChanged"]["final"] is False
+        go.set()
+        for client in (first, second):
+            pushes = await _until_final(client)
+            assert pushes[-1]["final"] is True
+            assert [r["score"] for r in pushes[-1]["rows"]] == [250]
+            assert (await client.receive())["type"] == "complete"
