@@ -17,15 +17,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from api import graphiql
@@ -50,6 +51,19 @@ log = logging.getLogger("channelboard.http")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 WS_AUTH_KEYS = ("Authorization", "authorization", "authToken", "token")
+# What each method may run over HTTP; subscriptions are served over the websockets only.
+HTTP_OPERATIONS = {
+    "GET": frozenset({OperationType.QUERY}),
+    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
+}
+
+
+def subscription_over_http_error() -> GraphQLError:
+    return GraphQLError(
+        "Subscriptions are served over websockets (graphql-transport-ws at /graphql), "
+        "not over HTTP.",
+        extensions={"code": "OPERATION_NOT_ALLOWED"},
+    )
 
 
 def error_body(message: str, code: str) -> dict[str, Any]:
@@ -359,13 +373,40 @@ class GraphQLView(GraphQL[Context, None]):
         self.sockets.open(context.request, outcome, since=since)
         return cast(UnsetType, UNSET)
 
-    async def execute_single(self, *args: Any, **kwargs: Any) -> ExecutionResult:
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """strawberry's, with the operation types HTTP serves here: queries (GET, POST) and
+        mutations (POST). A mutation over GET is 405, as the spec says. A subscription is a
+        request error (no data; 400 under application/graphql-response+json): no HTTP
+        streaming transport is offered, and strawberry, which allows subscriptions over
+        both methods, ran one as a query (its resolver's stream is no value: a masked
+        INTERNAL_SERVER_ERROR and a logged bug)."""
+        method = request_adapter.method
         try:
-            return await super().execute_single(*args, **kwargs)
-        except HTTPException as exc:
-            if isinstance(exc.__cause__, InvalidOperationTypeError):
-                raise HTTPException(405, exc.reason) from exc
-            raise
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=HTTP_OPERATIONS[method],
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            raise HTTPException(400, exc.as_http_error_reason()) from exc
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                return ExecutionResult(data=None, errors=[subscription_over_http_error()])
+            raise HTTPException(405, exc.as_http_error_reason(method)) from exc
+        except MissingQueryError as exc:
+            raise HTTPException(400, "No GraphQL query found in the request") from exc
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

@@ -116,6 +116,39 @@ async def test_request_errors_have_no_data_and_400_under_graphql_response_json(
     assert error_codes(syntax.json()) == ["GRAPHQL_PARSE_FAILED"]
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize(
+    "subscription",
+    [
+        "subscription { notificationReceived { id } }",
+        'subscription { leaderboardChanged(contestId: "Q29udGVzdDp4") { version } }',
+    ],
+)
+async def test_subscriptions_over_http_are_a_request_error(
+    gql: GQL, tenant: Tenant, method: str, subscription: str
+) -> None:
+    """Subscriptions are served over the websockets only: over HTTP (Apollo's HttpLink when a
+    client's split sends one there) a request error that says so, never an execution of the
+    subscription as a query (a masked INTERNAL_SERVER_ERROR)."""
+    token = gql.token(tenant.user(Role.PARTNER_REP, 0))
+    for accept, status in ((GRAPHQL_RESPONSE, 400), ("application/json", 200)):
+        headers = {"accept": accept, "authorization": f"Bearer {token}"}
+        if method == "GET":
+            response = await gql.client.get(
+                "/graphql", params={"query": subscription}, headers=headers
+            )
+        else:
+            response = await gql.client.post(
+                "/graphql", json={"query": subscription}, headers=headers
+            )
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith(accept)
+        body = response.json()
+        assert "data" not in body
+        assert error_codes(body) == ["OPERATION_NOT_ALLOWED"]
+        assert "websockets" in body["errors"][0]["message"]
+
+
 async def test_field_errors_keep_200_and_data(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql", json={"query": "{ me { role } }"}, headers={"accept": GRAPHQL_RESPONSE}
