@@ -1,11 +1,15 @@
 """What every owner of proof files shares in GraphQL: the Attachment type, reading a
-multipart upload, and batch loading of an owner's attachments."""
+multipart upload, and batch loading of an owner's attachments.
+
+An upload is read from its start by every reader: the multipart request spec lets `map`
+put one file at several paths (one file for two variables, as extract-files sends a file
+used twice), and each of them gets the whole file, not what an earlier reader left."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -39,9 +43,17 @@ class AttachmentType:
 
 
 async def read_upload(upload: Any, max_bytes: int) -> ProofFile:
-    """At most max_bytes + 1 bytes of an upload (more means "too large")."""
+    """At most max_bytes + 1 bytes of an upload (more means "too large"), from its start."""
+    await upload.seek(0)
     data = await upload.read(max_bytes + 1)
     return ProofFile(filename=str(getattr(upload, "filename", "") or ""), data=data)
+
+
+def upload_source(upload: Any) -> BinaryIO:
+    """An upload's file, at its start, for a reader that streams it (an import)."""
+    source: BinaryIO = upload.file
+    source.seek(0)
+    return source
 
 
 def owner_attachments(ctx: Context, owner_kind: str) -> DataLoader[uuid.UUID, list[Attachment]]:

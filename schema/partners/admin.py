@@ -14,6 +14,7 @@ from infra.errors import DomainError
 from partners import admin, imports
 from partners.errors import PartnerErrorCode
 from partners.policy import PARTNERS, PartnerOp
+from schema.attachments import upload_source
 from schema.context import Context
 from schema.errors import UserError
 from schema.mutations import Payload, Write, run
@@ -267,7 +268,7 @@ class PartnerAdminMutation:
     ) -> PartnersImportPayload:
         file: Any = input.file
         return await run(info, PartnersImportPayload, lambda m: imports.import_partners(
-            m.session, m.principal, m.clock, source=file.file,
+            m.session, m.principal, m.clock, source=upload_source(file),
             filename=str(file.filename or ""), good_rows_only=input.good_rows_only,
         ))  # fmt: skip
 

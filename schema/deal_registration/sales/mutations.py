@@ -17,6 +17,7 @@ from deal_registration.sales.policy import SALES, SalesOp
 from earnings import coverage
 from earnings.coverage import Gap
 from infra.errors import DomainError
+from schema.attachments import upload_source
 from schema.context import Context
 from schema.deal_registration.sales.inputs import (
     SaleClaimApproveInput,
@@ -257,6 +258,6 @@ class SalesMutation:
     ) -> SerialsImportPayload:
         file: Any = input.file
         return await run(info, SerialsImportPayload, lambda m: serials.import_serials(
-            m.session, m.principal, m.clock, source=file.file,
+            m.session, m.principal, m.clock, source=upload_source(file),
             filename=str(file.filename or ""), good_rows_only=input.good_rows_only,
         ))  # fmt: skip

@@ -4,6 +4,7 @@ names, hashes, and who may download."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +183,36 @@ async def test_reused_proof_file_raises_an_internal_flag(
         as_user=tenant.user(Role.CHANNEL_MANAGER),
     )  # fmt: skip
     assert flags["saleClaim"]["riskFlags"] == [{"kind": "REUSED_PROOF_FILE"}]
+
+
+async def test_one_file_mapped_to_two_variables_reaches_both_whole(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The multipart request spec lets `map` put one file at several paths (extract-files,
+    under apollo-upload-client, sends a File used for two variables so): each field gets
+    the whole file. The second read got what the first left, nothing: EMPTY_FILE."""
+    await seed_registry(db, clock, tenant, 6)
+    claim_id = await _claim(gql, tenant, clock)
+    query = """
+    mutation($id: ID!, $a: Upload!, $b: Upload!) {
+      a: saleClaimAttachProof(input: {id: $id, file: $a}) { userErrors { code } }
+      b: saleClaimAttachProof(input: {id: $id, file: $b}) {
+        saleClaim { attachments { size sha256 } }
+        userErrors { code }
+      }
+    }"""
+    operations = {"query": query, "variables": {"id": claim_id, "a": None, "b": None}}
+    response = await gql.client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps(operations),
+            "map": json.dumps({"1": ["variables.a", "variables.b"]}),
+        },
+        files={"1": ("invoice.pdf", PDF, "application/pdf")},
+        headers={"authorization": f"Bearer {gql.token(tenant.user(Role.PARTNER_REP, 0))}"},
+    )
+    data = response.json()["data"]
+    assert data["a"]["userErrors"] == []
+    assert data["b"]["userErrors"] == []
+    whole = {"size": len(PDF), "sha256": hashlib.sha256(PDF).hexdigest()}
+    assert data["b"]["saleClaim"]["attachments"] == [whole, whole]

@@ -4,6 +4,7 @@ bad files — through the service and through the GraphQL upload."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -192,3 +193,34 @@ async def test_graphql_upload_refuses_wrong_header(
     errors = payload["data"]["serialsImport"]["userErrors"]
     assert [(e["field"], e["code"]) for e in errors] == [("file", "WRONG_HEADER")]
     assert await count_rows(db, Serial) == 0
+
+
+async def test_one_file_mapped_to_two_imports_is_read_whole_by_both(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """One file at two paths of `map` (the multipart spec allows it): the second import
+    reads the file from its start too (it read what the first left: an empty file)."""
+    await _product(db, clock, tenant)
+    data = csv_bytes(registry_rows(tenant, clock, 3))
+    fields = "result { rows inserted unchanged } userErrors { code }"
+    query = f"""
+    mutation($a: Upload!, $b: Upload!) {{
+      first: serialsImport(input: {{file: $a}}) {{ {fields} }}
+      again: serialsImport(input: {{file: $b}}) {{ {fields} }}
+    }}"""
+    response = await gql.client.post(
+        "/graphql",
+        data={
+            "operations": json.dumps({"query": query, "variables": {"a": None, "b": None}}),
+            "map": json.dumps({"0": ["variables.a", "variables.b"]}),
+        },
+        files={"0": ("ship.csv", data, "text/csv")},
+        headers={"authorization": f"Bearer {gql.token(tenant.user(Role.VENDOR_ADMIN))}"},
+    )
+    payload = response.json()["data"]
+    assert payload["first"] == {
+        "result": {"rows": 3, "inserted": 3, "unchanged": 0}, "userErrors": []
+    }  # fmt: skip
+    assert payload["again"] == {
+        "result": {"rows": 3, "inserted": 0, "unchanged": 3}, "userErrors": []
+    }  # fmt: skip
