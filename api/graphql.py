@@ -13,7 +13,7 @@ from typing import Any, cast
 import orjson
 from cross_web import HTTPException
 from graphql import GraphQLError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
@@ -309,6 +309,11 @@ class GraphQLView(GraphQL[Context, None]):
                 self.memo.put(key, context.recording, fields, bytes(response.body))
         except HTTPException as exc:
             response = self.error_response(exc.status_code, exc.reason, request)
+        except ClientDisconnect:
+            # Gone while sending its body (an upload cancelled): no one to answer, no bug.
+            # (Uncaught, uvicorn logged "Exception in ASGI application" for each.)
+            log.info("the client went away before its request body was complete")
+            return
         await response(scope, receive, send)
 
     async def _memo_key(self, request: Request, context: Context) -> MemoKey | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import httpx
 import jwt
 import pytest
 from sqlalchemy import text
+from starlette.applications import Starlette
 
 from api.app import create_app
 from api.settings import DEVELOPMENT_SECRET, Settings
@@ -200,6 +202,55 @@ async def test_an_operation_name_that_is_not_a_string_is_400_in_a_multipart_requ
     error = response.json()["errors"][0]
     assert "`operationName` must be a" in error["message"]
     assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+@pytest.mark.parametrize("kind", ["multipart", "json"])
+async def test_a_client_gone_mid_body_ends_the_request_quietly(
+    app: Starlette, gql: GQL, tenant: Tenant, kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that goes away while sending its body (an upload cancelled on a phone): the
+    request ends there, no error is logged and nothing is sent. Starlette's ClientDisconnect
+    went up out of the app: uvicorn logged "Exception in ASGI application" with a traceback,
+    once per cancelled upload."""
+    token = gql.token(tenant.user(Role.PARTNER_REP, 0))
+    if kind == "multipart":
+        content_type = b"multipart/form-data; boundary=cut"
+        first = (
+            b'--cut\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
+            b'{"query":"mutation($f: Upload!) { saleClaimAttachProof(input: {id: \\"x\\", '
+            b'file: $f}) { userErrors { code } } }","variables":{"f":null}}\r\n'
+            b'--cut\r\nContent-Disposition: form-data; name="map"\r\n\r\n{"1":["variables.f"]}'
+            b'\r\n--cut\r\nContent-Disposition: form-data; name="1"; filename="a.pdf"\r\n'
+            b"Content-Type: application/pdf\r\n\r\n%PDF-1.4\n" + b" " * 65536
+        )
+    else:
+        content_type = b"application/json"
+        first = b'{"query": "{ me { role } }", "variables": {"pad": "' + b" " * 4096
+    messages = [
+        {"type": "http.request", "body": first, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("testserver", 80),
+        "headers": [
+            (b"host", b"testserver"), (b"content-type", content_type),
+            (b"content-length", b"200000"), (b"authorization", f"Bearer {token}".encode()),
+        ],
+    }  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        await app(scope, receive, send)
+    assert sent == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 async def test_responses_are_compact_utf8_json(client: httpx.AsyncClient) -> None:
