@@ -1,0 +1,161 @@
+// urql (@urql/core) against a running channelboard: fetchExchange (GET for queries within
+// the URL limit, urql's default, POST beyond it and for mutations) and subscriptionExchange
+// over graphql-ws (lazy: false, connectionParams as a function, a reconnect, a subscription
+// the server completes, one the client stops mid-stream).
+import { Client, fetchExchange, gql, subscriptionExchange } from '@urql/core';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { URL_HTTP, URL_WS, check, finish, sleep, step, tokens, withTimeout } from './common.mjs';
+
+const T = await tokens('rep@acme.example', 'admin@northwind.example');
+const REP = T['rep@acme.example'];
+const ADMIN = T['admin@northwind.example'];
+
+function recordingFetch() {
+  const seen = [];
+  const f = async (uri, options) => {
+    const response = await fetch(uri, options);
+    seen.push({ method: options.method ?? 'GET', uri: String(uri), accept: new Headers(options.headers).get('accept'),
+      status: response.status, type: response.headers.get('content-type') });
+    return response;
+  };
+  f.seen = seen;
+  return f;
+}
+
+let paramsCalls = 0;
+let pongs = 0;
+const connected = [];
+const closed = [];
+const ws = createClient({
+  url: URL_WS, webSocketImpl: WebSocket, lazy: false, retryAttempts: 3, keepAlive: 300, retryWait: () => sleep(300),
+  shouldRetry: () => true,
+  connectionParams: async () => { paramsCalls += 1; return { Authorization: `Bearer ${REP}` }; },
+  on: { connected: (socket) => connected.push(socket), closed: (e) => closed.push(e.code), pong: () => { pongs += 1; } },
+});
+
+function makeClient(token, fetchImpl, extra = {}) {
+  return new Client({
+    url: URL_HTTP, fetch: fetchImpl, requestPolicy: 'network-only',
+    fetchOptions: () => ({ headers: token ? { authorization: `Bearer ${token}` } : {} }),
+    exchanges: [subscriptionExchange({
+      forwardSubscription(request) {
+        const input = { ...request, query: request.query || '' };
+        return { subscribe: (sink) => ({ unsubscribe: ws.subscribe(input, sink) }) };
+      },
+    }), fetchExchange],
+    ...extra,
+  });
+}
+
+const repFetch = recordingFetch();
+const rep = makeClient(REP, repFetch);
+const admin = makeClient(ADMIN, recordingFetch());
+const anon = makeClient(null, recordingFetch());
+
+await step('lazy: false connects at once', async () => {
+  await withTimeout((async () => { while (!connected.length) await sleep(50); })(), 10000, 'connected');
+  check('graphql-ws lazy: false: connected before any operation, connectionParams (a function) called once',
+    connected.length === 1 && paramsCalls === 1, `${connected.length} ${paramsCalls}`);
+});
+
+await step('GET query', async () => {
+  const result = await rep.query(gql`query Me { me { role partner { name } } }`, {}).toPromise();
+  const last = repFetch.seen.at(-1);
+  check('query: urql\'s default GET within the URL limit, answered', last.method === 'GET' && result.data?.me?.role === 'PARTNER_REP',
+    JSON.stringify({ last, error: String(result.error ?? '') }));
+  check('GET answered 200 application/graphql-response+json (urql\'s Accept lists it first)',
+    last.status === 200 && last.type?.startsWith('application/graphql-response+json'), JSON.stringify(last));
+});
+
+await step('long query goes POST', async () => {
+  const fields = Array.from({ length: 16 }, (_, i) => `f${i}: contests(first: ${i + 1}) { totalCount edges { node { id name metric status startsAt endsAt } } }`).join('\n');
+  const result = await rep.query(`query Long { ${fields} ${' '.repeat(2100)} }`, {}).toPromise();
+  const last = repFetch.seen.at(-1);
+  check('a query beyond the URL limit: POST, answered', last.method === 'POST' && typeof result.data?.f0?.totalCount === 'number',
+    JSON.stringify({ last, error: String(result.error ?? '') }));
+});
+
+await step('GET query with variables and a validation error', async () => {
+  const ok = await rep.query(gql`query C($n: Int!) { contests(first: $n) { totalCount } }`, { n: 2 }).toPromise();
+  check('GET with variables in the URL', typeof ok.data?.contests?.totalCount === 'number' && repFetch.seen.at(-1).method === 'GET',
+    String(ok.error ?? ''));
+  const bad = await rep.query(gql`query Bad { me { nope } }`, {}).toPromise();
+  const e = bad.error?.graphQLErrors?.[0];
+  check('validation error over GET: CombinedError with GRAPHQL_VALIDATION_FAILED, no network error',
+    e?.extensions?.code === 'GRAPHQL_VALIDATION_FAILED' && !bad.error.networkError, String(bad.error));
+});
+
+await step('errors', async () => {
+  const r = await anon.query(gql`query Me { me { role } }`, {}).toPromise();
+  const e = r.error?.graphQLErrors?.[0];
+  check('anonymous: graphQLErrors[0].extensions.code UNAUTHENTICATED', e?.extensions?.code === 'UNAUTHENTICATED', String(r.error));
+  const m = await rep.mutation(gql`mutation { salesSettingsUpdate(input: {proofRequired: false}) { userErrors { code } } }`, {}).toPromise();
+  check('rep mutation it may never perform: FORBIDDEN', m.error?.graphQLErrors?.[0]?.extensions?.code === 'FORBIDDEN', String(m.error));
+  const u = await rep.mutation(gql`mutation Bad($input: SaleClaimCreateInput!) { saleClaimCreate(input: $input) { saleClaim { id } userErrors { field code } } }`,
+    { input: { serials: ['DEMO-000001', 'demo-000001'], customerName: 'Initech', invoiceNumber: 'X', saleDate: '2026-12-01', amount: { amount: '10.00', currency: 'USD' } } }).toPromise();
+  check('mutation POST with userErrors (DUPLICATE_SERIAL), no error', !u.error && repFetch.seen.at(-1).method === 'POST'
+    && u.data.saleClaimCreate.userErrors.some((x) => x.code === 'DUPLICATE_SERIAL'), JSON.stringify(u.data ?? String(u.error)));
+});
+
+const BOARD = gql`subscription Board($contestId: ID!) { leaderboardChanged(contestId: $contestId, first: 5) { contestId version final status rows { rank score } } }`;
+
+await step('subscription that the server completes', async () => {
+  const now = Date.now();
+  const created = await admin.mutation(gql`mutation Make($input: ContestCreateInput!) { contestCreate(input: $input) { contest { id status } userErrors { field code message } } }`,
+    { input: { name: `urql ${now}`, startsAt: new Date(now - 60000).toISOString(), endsAt: new Date(now + 6000).toISOString(), publish: true } }).toPromise();
+  const contest = created.data?.contestCreate?.contest;
+  if (!check('a contest ending in 6 s', Boolean(contest), JSON.stringify(created.data ?? String(created.error)))) return;
+  const pushes = [];
+  const done = new Promise((resolve) => {
+    const { unsubscribe } = rep.subscription(BOARD, { contestId: contest.id }).subscribe((r) => {
+      pushes.push(r);
+      if (r.error || r.data?.leaderboardChanged?.final) resolve();
+    });
+    setTimeout(() => { unsubscribe(); resolve(); }, 20000);
+  });
+  await done;
+  const last = pushes.at(-1);
+  check('subscriptionExchange: a snapshot, then final standings when the contest ends',
+    pushes.length >= 2 && !pushes[0].data.leaderboardChanged.final && last.data?.leaderboardChanged?.final === true,
+    JSON.stringify(pushes.map((p) => p.data?.leaderboardChanged ?? String(p.error))));
+});
+
+let contestId;
+await step('unsubscribe mid-stream, then reconnect', async () => {
+  const { data } = await rep.query(gql`query Contests { contests(first: 10) { edges { node { id metric status } } } }`, {}).toPromise();
+  contestId = data.contests.edges.find((e) => e.node.status === 'LIVE')?.node.id;
+  const first = [];
+  const sub = rep.subscription(BOARD, { contestId }).subscribe((r) => first.push(r));
+  await withTimeout((async () => { while (!first.length) await sleep(50); })(), 10000, 'first snapshot');
+  sub.unsubscribe();
+  check('unsubscribing mid-stream', first[0].data?.leaderboardChanged?.contestId === contestId, JSON.stringify(first[0]));
+
+  const again = [];
+  const sub2 = rep.subscription(BOARD, { contestId }).subscribe((r) => again.push(r));
+  await withTimeout((async () => { while (!again.length) await sleep(50); })(), 10000, 'snapshot on the same socket');
+  check('a new subscription on the same socket after an unsubscribe', again[0].data?.leaderboardChanged?.contestId === contestId);
+  ws.terminate(); // the socket drops; graphql-ws reconnects and subscribes again
+  await withTimeout((async () => { while (connected.length < 2 || again.length < 2) await sleep(50); })(), 15000, 'reconnect');
+  check('after a dropped socket: reconnected, connectionParams called again, a fresh snapshot',
+    connected.length === 2 && paramsCalls === 2 && again.at(-1).data?.leaderboardChanged?.contestId === contestId,
+    JSON.stringify({ connected: connected.length, paramsCalls, closed, pushes: again.length }));
+  sub2.unsubscribe();
+});
+
+await step('too many operations', async () => {
+  const subs = [];
+  const results = [];
+  // (urql shares identical operations: each asks for a different `first`)
+  for (let i = 0; i < 6; i += 1) subs.push(rep.subscription(`subscription Board${i}($contestId: ID!) { leaderboardChanged(contestId: $contestId, first: ${i + 1}) { version } }`, { contestId }).subscribe((r) => results.push(r)));
+  await withTimeout((async () => { while (results.length < 6) await sleep(50); })(), 15000, 'six answers');
+  const refused = results.filter((r) => r.error);
+  check('a sixth operation on one socket: one error TOO_MANY_OPERATIONS, the socket stays up',
+    refused.length === 1 && refused[0].error.graphQLErrors[0]?.extensions?.code === 'TOO_MANY_OPERATIONS' && connected.length === 2,
+    JSON.stringify(results.map((r) => r.error ? String(r.error) : r.data.leaderboardChanged.version)));
+  subs.forEach((s) => s.unsubscribe());
+});
+
+check('keepAlive pings answered with pongs', pongs > 0, `${pongs}`);
+await ws.dispose();
+finish('urql');
