@@ -305,7 +305,8 @@ async def accept_invitation(
 ) -> User:
     """Create the invited user, bound to the identity's subject. Exactly one of several
     concurrent accepts of one invitation succeeds: the invitation moves out of PENDING by a
-    conditional update, which the others then find already done (INVITATION_USED). It comes
+    conditional update, which the others then find already done (INVITATION_USED; or
+    INVITATION_REVOKED, or INVALID_TOKEN, when a revoke or a resend got there first). It comes
     before the checks of the subject and the address: on PostgreSQL (READ COMMITTED) those
     would see the winner's user once committed, and refuse a loser for the wrong reason."""
     result = await session.exec(
@@ -341,7 +342,11 @@ async def accept_invitation(
         .values(status=InvitationStatus.ACCEPTED, accepted_at=now)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise DomainError(Code.INVITATION_USED, "This invitation was already accepted.", "token")
+        # Another transaction moved it first: accepted, revoked, or given a new token. Read
+        # what it committed, so the refusal names that (as when it came first).
+        await session.refresh(invitation)
+        _refuse_closed(invitation, "token")
+        raise DomainError(Code.INVALID_TOKEN, "This invitation token is not valid.", "token")
     if await session.get(UserSubject, identity.subject) is not None:
         raise DomainError(
             Code.SUBJECT_ALREADY_BOUND, "This sign-in is already bound to a user.", "token"

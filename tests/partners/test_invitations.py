@@ -247,7 +247,8 @@ async def test_a_revoke_or_resend_that_read_the_invitation_before_an_accept_wins
     """The admin's change has read the invitation (PENDING) when an accept comes. Before,
     the accept committed and the change then wrote over it: a revoked invitation whose
     user signs in, or a new token for an accepted one. Now the change holds the row: the
-    accept waits, then finds the invitation revoked or its token replaced, and is refused."""
+    accept waits, then finds the invitation revoked or its token replaced, and is refused
+    as when it came after the change (it was told INVITATION_USED, "already accepted")."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
     admin = tenant.principal(Role.VENDOR_ADMIN)
@@ -287,7 +288,8 @@ async def test_a_revoke_or_resend_that_read_the_invitation_before_an_accept_wins
     await asyncio.wait({accepting}, timeout=1.0)  # done before (the defect), or waiting
     go.set()
     await asyncio.wait_for(changing, 10)
-    assert await asyncio.wait_for(accepting, 10) is Code.INVITATION_USED
+    expected = Code.INVITATION_REVOKED if change == "revoke" else Code.INVALID_TOKEN
+    assert await asyncio.wait_for(accepting, 10) is expected
     async with db.read_session() as session:
         users = (await session.exec(select(User).where(User.email == "late@example.com"))).all()
         status = (
@@ -295,3 +297,46 @@ async def test_a_revoke_or_resend_that_read_the_invitation_before_an_accept_wins
         ).one()
     assert users == []
     assert status is (InvitationStatus.REVOKED if change == "revoke" else InvitationStatus.PENDING)
+
+
+async def test_an_accept_that_read_the_invitation_before_a_revoke_committed_finds_it_revoked(
+    db: Database, clock: OffsetClock, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The accept read the invitation as PENDING; a revoke commits before its claim, which
+    then matches nothing. It is told the invitation was revoked (it was told
+    INVITATION_USED, "already accepted"), and no user is made."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: on SQLite the accept holds the write lock from its BEGIN")
+    admin = tenant.principal(Role.VENDOR_ADMIN)
+    async with db.transaction() as session:
+        issued = await invitations.create_invitation(
+            session, admin, clock, email="revoked@example.com", role=Role.FINANCE
+        )
+
+    async def late() -> Enum:
+        try:
+            async with db.transaction() as session:
+                started.set_result(stop_after_query(session, monkeypatch, 1))
+                await invitations.accept_invitation(
+                    session, Identity("idp|late", None, False), clock, token=issued.token
+                )
+        except DomainError as refused:
+            return refused.code
+        raise AssertionError("the accept was not refused")
+
+    started: asyncio.Future[tuple[asyncio.Event, asyncio.Event]] = asyncio.Future()
+    task = asyncio.create_task(late())
+    stopped, go = await started
+    await asyncio.wait_for(stopped.wait(), 10)
+    async with db.transaction() as session:
+        await invitations.revoke_invitation(
+            session, admin, clock, invitation_id=issued.invitation.id
+        )
+    go.set()
+    assert await asyncio.wait_for(task, 10) is Code.INVITATION_REVOKED
+    async with db.read_session() as session:
+        users = (await session.exec(select(User).where(User.email == "revoked@example.com"))).all()
+        stored = await session.get(Invitation, issued.invitation.id)
+    assert users == []
+    assert stored is not None
+    assert stored.status is InvitationStatus.REVOKED
