@@ -700,22 +700,15 @@ async def _tell(
     await record_events(session, clock, [(rule.vendor_id, event.type, rule.id, event.to_payload())])
 
 
-def _decided_event(
-    rule: IncentiveRule,
-    change: IncentiveRuleBudgetChange,
-    *,
-    by: uuid.UUID | None = None,
-    reason: str | None = None,
-) -> BudgetChangeDecided:
-    """The change's decision as an event, the rule's budget after it as ``now_*``; ``by``
-    and ``reason``: who replaced it and why (a SUPERSEDED change keeps neither itself)."""
+def _decided_event(rule: IncentiveRule, change: IncentiveRuleBudgetChange) -> BudgetChangeDecided:
+    """The change's decision as an event, the rule's budget after it as ``now_*``."""
     assert change.decided_at is not None
     return BudgetChangeDecided(
         change_id=change.id, rule_id=rule.id, rule_name=rule.name, status=change.status.value,
         from_cap_minor=change.from_cap_minor, from_currency=change.from_currency,
         to_cap_minor=change.to_cap_minor, to_currency=change.to_currency,
-        requested_by_id=change.requested_by_id, decided_by_id=by or change.decided_by_id,
-        decision_reason=change.decision_reason if reason is None else reason,
+        requested_by_id=change.requested_by_id, decided_by_id=change.decided_by_id,
+        decision_reason=change.decision_reason,
         decided_at=change.decided_at, now_cap_minor=rule.budget_cap_minor,
         now_currency=rule.currency,
     )  # fmt: skip
@@ -751,10 +744,16 @@ async def _budget_errors(
 
 
 async def _supersede(
-    session: AsyncSession, clock: Clock, rule: IncentiveRule
+    session: AsyncSession,
+    clock: Clock,
+    rule: IncentiveRule,
+    *,
+    by: uuid.UUID | None,
+    reason: str = "",
 ) -> IncentiveRuleBudgetChange | None:
     """The rule's pending budget change, marked replaced (a new request, or a budget set
-    meanwhile, takes its place)."""
+    meanwhile, takes its place), decided ``by`` the person who replaced it (an API key's
+    maker for a key), now, for ``reason`` (a budget set's, if it gave one)."""
     pending = (
         await session.exec(
             select(IncentiveRuleBudgetChange).where(
@@ -765,8 +764,7 @@ async def _supersede(
     ).first()
     if pending is None:
         return None
-    pending.status = BudgetChangeStatus.SUPERSEDED
-    pending.decided_at = clock.now()
+    _decide(pending, BudgetChangeStatus.SUPERSEDED, by, clock.now(), reason)
     session.add(pending)
     await session.flush()  # before a new pending change: one pending per rule
     return pending
@@ -801,7 +799,7 @@ async def set_budget(
     if loosens(rule, budget_cap_minor, currency):
         reason = _reason(reason)
         requester = await _asker(session, principal)
-        replaced = await _supersede(session, clock, rule)
+        replaced = await _supersede(session, clock, rule, by=requester)
         change = IncentiveRuleBudgetChange(
             vendor_id=rule.vendor_id, rule_id=rule.id, status=BudgetChangeStatus.PENDING,
             from_cap_minor=rule.budget_cap_minor, from_currency=rule.currency,
@@ -828,7 +826,8 @@ async def set_budget(
     given = _reason(reason) if reason.strip() else None
     replaced = None
     if (budget_cap_minor, currency) != (rule.budget_cap_minor, rule.currency):
-        replaced = await _supersede(session, clock, rule)
+        who = await person_behind(session, principal)
+        replaced = await _supersede(session, clock, rule, by=who, reason=given or "")
     before = snapshot(rule)
     rule.budget_cap_minor = budget_cap_minor
     rule.currency = currency
@@ -845,9 +844,7 @@ async def set_budget(
     if replaced is not None:
         # The admins asked to approve the replaced loosening learn it is gone, and the
         # budget the rule has instead.
-        who = await person_behind(session, principal)
-        await _tell(session, clock, rule, _decided_event(rule, replaced, by=who,
-                                                         reason=given or ""))  # fmt: skip
+        await _tell(session, clock, rule, _decided_event(rule, replaced))
     return BudgetOutcome(rule, None, applied=True)
 
 

@@ -68,9 +68,17 @@ class IncentiveRuleBudgetChangeType:
         description="The user who asked (for an API key, the user who made the key)."
     )
     requested_at: datetime
-    decided_by_id: strawberry.ID | None
-    decided_at: datetime | None
-    decision_reason: str | None
+    decided_by_id: strawberry.ID | None = strawberry.field(
+        description="The user who approved, cancelled or replaced it (for an API key, the "
+        "user who made the key); null while pending."
+    )
+    decided_at: datetime | None = strawberry.field(
+        description="When it was approved, cancelled or replaced; null while pending."
+    )
+    decision_reason: str | None = strawberry.field(
+        description="The approval's or cancellation's reason, or the reason given with the "
+        "budget that replaced it."
+    )
 
     @classmethod
     def from_model(cls, change: IncentiveRuleBudgetChange) -> IncentiveRuleBudgetChangeType:

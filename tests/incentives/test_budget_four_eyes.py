@@ -6,6 +6,7 @@ nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -529,3 +530,39 @@ async def test_a_page_of_rules_reads_their_versions_in_one_query_each(
     assert error_codes(
         await gql(VERSIONS_PAGE, {"first": 5}, as_user=tenant.user(Role.PARTNER_ADMIN, 0))
     ) == ["FORBIDDEN"]  # fmt: skip
+
+
+async def test_a_replaced_change_records_who_replaced_it_when_and_why(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A pending loosening replaced by another admin's request, then one replaced by a
+    tightening: each SUPERSEDED change is decided by the one who replaced it, at that
+    moment, with the tightening's reason (it recorded only the moment)."""
+    s = await shop(db, clock, tenant, services)
+    rule = await governed(db, clock, s)
+
+    async def decided() -> list[tuple[str, Any, Any, str]]:
+        async with db.session() as session:
+            rows = await session.exec(
+                select(IncentiveRuleBudgetChange).order_by(IncentiveRuleBudgetChange.requested_at)
+            )
+            return [(c.status.value, c.decided_by_id, c.decided_at, c.decision_reason)
+                    for c in rows]  # fmt: skip
+
+    await gql.data(SET, {"input": {"id": rule, "budgetCap": usd("50.00"), "reason": "more"}},
+                   as_user=s.author)  # fmt: skip
+    clock.advance(timedelta(minutes=5))
+    replaced_at = clock.now()
+    await gql.data(SET, {"input": {"id": rule, "budgetCap": usd("80.00"), "reason": "most"}},
+                   as_user=s.approver)  # fmt: skip
+    clock.advance(timedelta(minutes=5))
+    tightened_at = clock.now()
+    tightened = await gql.data(
+        SET, {"input": {"id": rule, "budgetCap": usd("10.00"), "reason": "over budget"}},
+        as_user=s.author,
+    )  # fmt: skip
+    assert tightened["incentiveRuleBudgetSet"]["applied"] is True
+    assert await decided() == [
+        ("SUPERSEDED", s.approver.id, replaced_at, ""),
+        ("SUPERSEDED", s.author.id, tightened_at, "over budget"),
+    ]
