@@ -28,4 +28,5 @@ class RuleErrorCode(StrEnum):
     CURRENCY_MISMATCH = "CURRENCY_MISMATCH"  # an overlay's program pays in another currency
     NOT_PENDING = "NOT_PENDING"  # a budget change already approved, cancelled or replaced
     BUDGET_CHANGED = "BUDGET_CHANGED"  # the rule's budget is no longer the change's "from"
-    PERSON_REQUIRED = "PERSON_REQUIRED"  # an API key with no known maker: whose eyes?
+    # An API key with no known maker (whose eyes?), or approving (a person approves).
+    PERSON_REQUIRED = "PERSON_REQUIRED"

@@ -384,6 +384,17 @@ async def _drafted(
     )
 
 
+def _refuse_approval_without_person(principal: Principal) -> None:
+    """Four eyes are a second person's, signed in: an API key (or an operator's command)
+    approves nothing, whoever made it. Told so (PERSON_REQUIRED), not that it is the
+    author (SELF_APPROVAL), which its maker may well not be."""
+    if principal.user_id is None:
+        raise DomainError(
+            RuleErrorCode.PERSON_REQUIRED,
+            "A signed-in vendor admin approves, not an API key.",
+        )
+
+
 def _reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
@@ -414,7 +425,8 @@ async def approve(
     version = await _version(session, principal, version_id, fresh=True)
     if version.status is not VersionStatus.DRAFT:
         raise DomainError(RuleErrorCode.NOT_A_DRAFT, "Only a draft is approved.", "version_id")
-    if principal.user_id is None or version.created_by_id == principal.user_id:
+    _refuse_approval_without_person(principal)
+    if version.created_by_id == principal.user_id:
         raise DomainError(
             RuleErrorCode.SELF_APPROVAL,
             "Another vendor admin approves a draft, not its author.",
@@ -920,7 +932,8 @@ async def approve_budget_change(
             "id",
         )
     _must_be_pending(change, "approved")
-    if principal.user_id is None or change.requested_by_id == principal.user_id:
+    _refuse_approval_without_person(principal)
+    if change.requested_by_id == principal.user_id:
         raise DomainError(
             RuleErrorCode.SELF_APPROVAL,
             "Another vendor admin approves a budget change, not the one who asked for it.",

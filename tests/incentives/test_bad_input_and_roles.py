@@ -16,6 +16,7 @@ from incentives.models import IncentiveRule, IncentiveRuleVersion
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.outbox import OutboxEvent
 from partners.audit_log import AuditEntity
 from partners.roles import Role
 from schema.context import Services
@@ -147,6 +148,49 @@ async def test_a_draft_written_with_ones_own_api_key_is_ones_own(
     ok = await gql.data(APPROVE, {"input": {"versionId": version, "reason": "fine"}},
                         as_user=s.approver)  # fmt: skip
     assert ok["incentiveRuleApprove"]["rule"]["status"] == "ACTIVE"
+
+
+async def test_an_api_key_approves_no_draft_whoever_made_it(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """An API key has no person behind it to be the second pair of eyes, even one made by
+    an admin other than the author: refused as PERSON_REQUIRED (it was SELF_APPROVAL, "not
+    its author", which the key's maker is not), and nothing is decided, audited or told."""
+    s = await shop(db, clock, tenant, services)
+    created = await gql.data(CREATE, {"input": rule_input()}, as_user=s.author)
+    version = created["incentiveRuleCreate"]["rule"]["versions"][0]["id"]
+    made = await gql.data(
+        'mutation { apiKeyCreate(input: {name: "approver script", role: VENDOR_ADMIN}) '
+        "{ secret } }",
+        as_user=s.approver,
+    )
+    before = await _decisions(db)
+    refused = await gql(APPROVE, {"input": {"versionId": version, "reason": "scripted"}},
+                        token=made["apiKeyCreate"]["secret"])  # fmt: skip
+    payload = refused["data"]["incentiveRuleApprove"]
+    assert payload["rule"] is None
+    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("PERSON_REQUIRED", None)]
+    assert await _decisions(db) == before
+    assert before[0] == ["DRAFT"]
+    ok = await gql.data(APPROVE, {"input": {"versionId": version, "reason": "fine"}},
+                        as_user=s.approver)  # fmt: skip
+    assert ok["incentiveRuleApprove"]["rule"]["status"] == "ACTIVE"
+
+
+async def _decisions(db: Database) -> tuple[list[str], list[str], int]:
+    """The versions' statuses, the rule audit's actions, and the outbox's events."""
+    async with db.session() as session:
+        statuses = [v.status.value for v in await session.exec(select(IncentiveRuleVersion))]
+        actions = [
+            e.action
+            for e in await session.exec(
+                select(AuditEntry)
+                .where(AuditEntry.entity_type == AuditEntity.INCENTIVE_RULE.value)
+                .order_by(AuditEntry.id)
+            )
+        ]
+        events = (await session.exec(select(func.count()).select_from(OutboxEvent))).one()
+    return statuses, actions, events
 
 
 READS = {

@@ -254,6 +254,30 @@ async def test_a_change_asked_with_ones_own_api_key_is_ones_own(
     assert await budget(db) == (None, "USD")
 
 
+async def test_an_api_key_approves_no_budget_change_whoever_made_it(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A key made by an admin other than the one who asked is still no second person:
+    PERSON_REQUIRED (it was SELF_APPROVAL, "not the one who asked for it"); nothing
+    changes."""
+    s = await shop(db, clock, tenant, services)
+    rule = await governed(db, clock, s)
+    asked = await gql.data(SET, {"input": {"id": rule, "budgetCap": None, "reason": "more"}},
+                           as_user=s.author)  # fmt: skip
+    change = asked["incentiveRuleBudgetSet"]["budgetChange"]["id"]
+    made = await gql.data(
+        'mutation { apiKeyCreate(input: {name: "approver script", role: VENDOR_ADMIN}) '
+        "{ secret } }",
+        as_user=s.approver,
+    )
+    before = await everything(db)
+    refused = await gql(APPROVE, {"input": {"id": change, "reason": "scripted"}},
+                        token=made["apiKeyCreate"]["secret"])  # fmt: skip
+    assert errors_of(refused["data"]) == [("PERSON_REQUIRED", None)]
+    assert await everything(db) == before
+    assert before[:2] == ((20_00, "USD"), [("PENDING", None, "USD")])
+
+
 async def test_a_key_made_with_ones_own_key_is_ones_own_too(
     gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
 ) -> None:
