@@ -7,7 +7,9 @@ messages are "something changed" notices, and the subscriber re-reads current st
 connection is made again for as long as the process runs; a listener hears None when
 messages may have been lost meanwhile: once when the loss is noticed, and once more when
 Redis has confirmed the channel's new subscription (what was published between a re-read
-at the first None and the confirmation is lost too).
+at the first None and the confirmation is lost too). A notice ``publish_soon`` cannot send
+(Redis out of reach from here, while other processes may still be subscribed) is sent
+again until it is: their listeners would hear neither it nor a None.
 
 On a Redis Cluster the notices use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7+): a
 channel lives on the node that owns its slot, so a notice is sent to one shard instead of
@@ -49,6 +51,10 @@ SHARDED_POLL_SECONDS = 0.02
 # Each read of what has already arrived before a confirmation counts as missing: not 0, which
 # would not let the event loop move bytes still in the socket into the client's buffer.
 DRAIN_SECONDS = 0.01
+# Distinct notices kept per channel while ``publish_soon`` cannot send them (the same notice
+# twice is kept once): past this, the oldest is dropped, and this process's own listeners
+# of the channel re-read.
+MAX_UNSENT = 1000
 
 
 class Listener:
@@ -95,6 +101,7 @@ class Hub:
         backoff: tuple[float, float] = (0.1, 2.0),
         connect_within: float = 3.0,
         confirm_within: float = 10.0,
+        resend_backoff: tuple[float, float] = (0.05, 2.0),
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -148,6 +155,14 @@ class Hub:
         self._read_all: asyncio.Future[None] | None = None
         self._unheard_since = time.monotonic()
         self._unheard_why = "connecting"
+        # Notices ``publish_soon`` could not send, per channel in the order first kept, and
+        # the task sending them again (``_resend``); ``_reachable`` cuts its backoff short
+        # when another publish got through.
+        self._unsent: dict[str, dict[bytes, int]] = {}
+        self._kept = 0  # how many notices were kept so far (which keeping is the latest)
+        self._resender: asyncio.Task[None] | None = None
+        self._reachable = asyncio.Event()
+        self._resend_backoff = resend_backoff
 
     @property
     def subscribed(self) -> bool:
@@ -226,23 +241,85 @@ class Hub:
                 await self._await_confirmation(confirmation)
 
     def publish_soon(self, channel: str, message: bytes | str) -> None:
-        """Publish from synchronous code (e.g. an after-commit hook); failures are logged."""
+        """Publish from synchronous code (e.g. an after-commit hook), for "something
+        changed" notices (read-cache invalidations, dispatcher wake-ups) only: one that
+        cannot be sent because Redis is out of reach is sent again, with backoff, until it
+        is (possibly after later ones; the same notice kept twice is sent once). The
+        subscribers of other processes whose own connection stayed up (a publish's new
+        pooled connection timing out on a loaded host, a short outage) would otherwise miss
+        it and stay stale. Other failures (bugs) are logged."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no event loop (synchronous tooling): nobody here to tell
-        task = loop.create_task(self.publish(channel, message))
+        body = message.encode() if isinstance(message, str) else message
+        task = loop.create_task(self._publish_or_keep(channel, body))
         self._background.add(task)
-        task.add_done_callback(self._published)
+        task.add_done_callback(self._background.discard)
 
-    def _published(self, task: asyncio.Task[int]) -> None:
-        self._background.discard(task)
-        if task.cancelled() or task.exception() is None:
-            return
-        if redis_unreachable(task.exception()):  # subscribers re-read when Redis is back
-            log.warning("pub/sub publish skipped: Redis unavailable")
+    @property
+    def unsent(self) -> int:
+        """Notices of ``publish_soon`` waiting to be sent again (Redis out of reach)."""
+        return sum(len(kept) for kept in self._unsent.values())
+
+    async def _publish_or_keep(self, channel: str, message: bytes) -> None:
+        try:
+            await self.publish(channel, message)
+        except Exception as exc:  # noqa: BLE001 - logged, or kept to send again
+            if redis_unreachable(exc):
+                self._keep(channel, message)
+            else:
+                log.error("pub/sub publish failed", exc_info=exc)
         else:
-            log.error("pub/sub publish failed", exc_info=task.exception())
+            if self._unsent:
+                self._reachable.set()  # Redis answers: send the kept ones now
+
+    def _keep(self, channel: str, message: bytes) -> None:
+        if self._closed:
+            return
+        kept = self._unsent.setdefault(channel, {})
+        self._kept += 1
+        kept[message] = self._kept
+        if len(kept) > MAX_UNSENT:
+            del kept[next(iter(kept))]
+            log.error("pub/sub: too many notices unsent on %s; the oldest dropped", channel)
+            self._missed({channel})
+        if self._resender is None or self._resender.done():
+            log.warning("pub/sub publish failed: Redis unavailable; sending it again")
+            self._resender = asyncio.get_running_loop().create_task(self._resend())
+            self._background.add(self._resender)
+            self._resender.add_done_callback(self._background.discard)
+
+    async def _resend(self) -> None:
+        """Send the kept notices again, oldest first, with capped exponential backoff, until
+        none is left (or the Hub is closed)."""
+        delay = self._resend_backoff[0]
+        while self._unsent and not self._closed:
+            self._reachable.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay * random.uniform(0.5, 1.0)):  # noqa: S311
+                    await self._reachable.wait()
+            try:
+                for channel, kept in list(self._unsent.items()):
+                    for message, keeping in list(kept.items()):
+                        try:
+                            await self.publish(channel, message)
+                        except Exception as exc:
+                            if redis_unreachable(exc):
+                                raise
+                            log.error("pub/sub publish failed", exc_info=exc)
+                        # Kept again meanwhile (a later change's notice failed too, maybe
+                        # after this one reached Redis): sent again, not forgotten.
+                        if kept.get(message) == keeping:
+                            del kept[message]
+                    if not kept:
+                        self._unsent.pop(channel, None)
+            except Exception:  # noqa: BLE001 - out of reach still: wait and try again
+                delay = min(delay * 2, self._resend_backoff[1])
+            else:
+                delay = self._resend_backoff[0]
+        if not self._unsent:
+            log.warning("pub/sub notices sent again: Redis answers")
 
     @contextlib.asynccontextmanager
     async def listen(
@@ -765,6 +842,11 @@ class Hub:
 
     async def close(self) -> None:
         self._closed = True
+        if self._unsent:
+            log.warning("pub/sub hub closed with %d notice(s) unsent", self.unsent)
+        self._unsent.clear()
+        if self._resender is not None:
+            self._resender.cancel()
         # Wake at once whoever waits for a confirmation or for the first connection,
         # whatever the reader is doing.
         self._cancel_unconfirmed()
