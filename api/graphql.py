@@ -432,12 +432,18 @@ class GraphQLView(GraphQL[Context, None]):
             request.method != "POST"
             or content_type is None
             or content_type.partition(";")[0].strip() != JSON  # (strawberry: case-sensitive)
-            or self._get_stream_transport_from_headers(request.headers) is not None
         ):
             return _named(await super().parse_http_body(request))
         data = self.parse_json(await request.get_body())
-        if not isinstance(data, dict):
-            return await super().parse_http_body(request)  # batches: strawberry refuses them
+        if not isinstance(data, dict | list):
+            # A number, string, boolean or null: strawberry would ask it for its "query"
+            # (an AttributeError, a 500).
+            raise HTTPException(
+                400, 'The request body must be a JSON object, e.g. {"query": "{ me { role } }"}.'
+            )
+        if isinstance(data, list) or self._get_stream_transport_from_headers(request.headers):
+            # Batches (strawberry refuses them) and streamed transports go strawberry's way.
+            return _named(await super().parse_http_body(request))
         query, variables, extensions = (data.get(k) for k in ("query", "variables", "extensions"))
         for value, what, kinds in (
             (query, "`query` must be a string", str),

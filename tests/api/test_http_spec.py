@@ -188,6 +188,23 @@ async def test_request_fields_of_the_wrong_kind_are_400(
     assert error["extensions"]["code"] == "BAD_REQUEST"
 
 
+@pytest.mark.parametrize("body", [b"5", b'"{ __typename }"', b"true", b"null"])
+@pytest.mark.parametrize("accept", ["application/json", "application/graphql-response+json"])
+async def test_a_body_that_is_json_but_no_object_is_400(
+    client: httpx.AsyncClient, body: bytes, accept: str
+) -> None:
+    """A JSON number, string, boolean or null as the whole body was asked for its "query"
+    (an AttributeError: a 500, found by tests/api/test_fuzz.py's probes)."""
+    response = await client.post(
+        "/graphql", content=body, headers={"content-type": "application/json", "accept": accept}
+    )
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert "must be a JSON object" in error["message"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert (await client.post("/graphql", json={"query": "{ __typename }"})).status_code == 200
+
+
 async def test_an_operation_name_that_is_not_a_string_is_400_in_a_multipart_request(
     client: httpx.AsyncClient,
 ) -> None:
