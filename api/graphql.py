@@ -469,17 +469,22 @@ class GraphQLView(GraphQL[Context, None]):
         """JSON of a body, a multipart field or a websocket message. Nesting too deep for
         the decoder (a few hundred KB of brackets), bytes that are not UTF-8 (or the UTF-16
         or -32 JSON allows) and a lone surrogate (an escape such as \\ud800 not part of a
-        pair: no text, so no database or client can store it) are malformed JSON like any
-        other: a 400 over HTTP, close 4400 over websockets, never an uncaught error (a 500)
-        here or where the string is written."""
+        pair: no text, so no database or client can store it) and an integer longer than
+        Python converts (4300 digits: a plain ValueError from the decoder) are malformed
+        JSON like any other: a 400 over HTTP, close 4400 over websockets, never an uncaught
+        error (a 500) here or where the string is written."""
         try:
             # json.loads would decode bytes with "surrogatepass": a lone surrogate got in.
             text = data if isinstance(data, str) else data.decode(json.detect_encoding(data))
             decoded = json.loads(text)
         except RecursionError:
             raise json.JSONDecodeError("nested too deeply", "", 0) from None
+        except json.JSONDecodeError:
+            raise
         except UnicodeDecodeError:
             raise json.JSONDecodeError("not UTF-8", "", 0) from None
+        except ValueError:
+            raise json.JSONDecodeError("an integer with too many digits", "", 0) from None
         if _SURROGATE_ESCAPE.search(text):
             try:  # (only then: a pair is an emoji, a lone one no text)
                 json.dumps(decoded, ensure_ascii=False).encode()

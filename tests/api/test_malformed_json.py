@@ -73,3 +73,34 @@ async def test_a_lone_surrogate_over_websockets_closes_with_4400(
         text = json.dumps(message)[:-2] + ', "variables": {"id": "\\ud800"}}}'
         await ws.send(text)
         assert await closed_with(ws) == 4400
+
+
+DIGITS = b"1" + b"0" * 5000  # beyond the 4300 digits Python converts an integer from
+
+
+async def test_an_integer_of_more_digits_than_python_reads_is_a_400(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """json.loads raises a plain ValueError for it, not a JSONDecodeError: it escaped the
+    view, a 500 with no JSON body (found by tests/api/test_fuzz.py's probes)."""
+    body = CREATE_GROUP.encode().replace(b"NAME", b'"a", "size": ' + DIGITS)
+    response = await post(gql, tenant, body)
+    assert response.status_code == 400, response.text
+    assert error_codes(response.json()) == ["BAD_REQUEST"]
+    assert await count_rows(db, PartnerGroup) == 0
+
+
+async def test_an_integer_of_more_digits_than_python_reads_closes_a_websocket_with_4400(
+    app: Starlette, gql: GQL, tenant: Tenant
+) -> None:
+    token = gql.token(tenant.user(Role.PARTNER_REP))
+    async with live_server(app) as address:
+        ws, reply = await ws_open(
+            address, "graphql-transport-ws", {"Authorization": f"Bearer {token}"}
+        )
+        assert reply == {"type": "connection_ack"}
+        query = "subscription($id: ID) { dealRegistrationStatusChanged(id: $id) { id } }"
+        message = {"id": "1", "type": "subscribe", "payload": {"query": query}}
+        text = json.dumps(message)[:-2] + ', "variables": {"n": ' + DIGITS.decode() + "}}}"
+        await ws.send(text)
+        assert await closed_with(ws) == 4400
