@@ -365,12 +365,27 @@ class DocumentGate:
         if found is not None and found[0] is document:
             errors: list[GraphQLError] = found[1]
             return errors
-        errors = validate_document(schema, document, rules)
+        errors = [_as_request_error(e) for e in validate_document(schema, document, rules)]
         if not errors and (nul := nul_in_literals(document)) is not None:
             errors = [nul]
         size = len(document.loc.source.body) if document.loc else 0
         self._validated.remember(key, (document, errors), size)
         return errors
+
+
+def _as_request_error(error: GraphQLError) -> GraphQLError:
+    """A validation error is about the document, never a bug. graphql-core keeps the
+    exception a scalar's parse_literal raised (a ValueError: a Score of 1.5, an Int literal
+    of more digits than Python converts) as the error's original_error, and the masking
+    took that for a bug: INTERNAL_SERVER_ERROR instead of the message. The same error,
+    coded, without it."""
+    if error.original_error is None or isinstance(error.original_error, GraphQLError):
+        return error
+    return GraphQLError(
+        error.message,
+        nodes=error.nodes,
+        extensions={**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"},
+    )
 
 
 def refusals(schema: Any, query: str, operation_name: str | None) -> list[GraphQLError]:
