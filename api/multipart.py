@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cross_web import HTTPException
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 def _bad(reason: str) -> HTTPException:
@@ -72,6 +73,10 @@ async def parse_multipart(view: Any, request: Any) -> dict[str, Any]:
         form = await request.get_form_data()
     except ValueError as e:
         raise HTTPException(400, "Unable to parse the multipart body") from e
+    except StarletteHTTPException as e:
+        # Starlette's form parser refuses a body (no boundary, too many parts, a field
+        # over its size) with its own HTTPException: a plain-text 400 with no code.
+        raise _bad(f"{e.detail.rstrip('.')}") from e
     operations = form.form.get("operations", "{}")
     files_map = form.form.get("map", "{}")
     if isinstance(operations, bytes | str):

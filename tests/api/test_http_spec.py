@@ -270,6 +270,38 @@ async def test_a_client_gone_mid_body_ends_the_request_quietly(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def _too_many_fields() -> bytes:
+    parts = [
+        f'--b\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n'.encode()
+        for i in range(1001)
+    ]
+    return b"".join(parts) + b"--b--\r\n"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "what"),
+    [
+        ("multipart/form-data", b"x", "Missing boundary"),
+        ("multipart/form-data; boundary=b", _too_many_fields(), "Too many fields"),
+    ],
+    ids=["no-boundary", "too-many-fields"],
+)
+async def test_a_multipart_body_the_form_parser_refuses_is_a_coded_400(
+    client: httpx.AsyncClient, content_type: str, body: bytes, what: str
+) -> None:
+    """Starlette's form parser refuses these with its own HTTPException: it was a
+    plain-text 400 with no code (found by tests/api/test_fuzz.py's probes)."""
+    response = await client.post(
+        "/graphql",
+        content=body,
+        headers={"content-type": content_type, "apollo-require-preflight": "1"},
+    )
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["message"].startswith("Malformed multipart request: " + what)
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
 async def test_responses_are_compact_utf8_json(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql",
