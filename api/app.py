@@ -21,6 +21,7 @@ from api import graphiql, tv
 from api.attachments import download_attachment
 from api.auth import Authenticator
 from api.composition import build_services, clock_jobs
+from api.cors import cors_middleware
 from api.exports import download_export
 from api.graphql import GraphQLView
 from api.health import healthz, readyz
@@ -80,6 +81,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
             ws_max_message_bytes=limits.ws_max_message_bytes,
             multipart_uploads_enabled=True,
+            # Cross-origin websocket handshakes (a browser's Origin naming another site)
+            # from the origins CORS allows; same-origin pages and clients sending no Origin
+            # always connect.
+            allowed_origins=settings.cors.origins,
         )
         app.state.response_memo = graphql_endpoint.view.memo
         cast(App, app).view = graphql_endpoint.view
@@ -145,6 +150,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
                 max_multipart_bytes=limits.max_upload_bytes + (1 << 20),
             ),
         ],
+        # Around everything, Starlette's error middleware included: every HTTP response of
+        # an allowed origin carries the CORS headers (api.cors).
+        outermost=cors_middleware(settings.cors),
         lifespan=lifespan,
     )
 

@@ -13,11 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from notifications.sender import SmtpSettings
@@ -75,6 +76,21 @@ class StorageSettings:
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_prefix: str = "attachments/"
+
+
+@dataclass(frozen=True)
+class CorsSettings:
+    """Which other origins' pages may call the API from a browser (api/cors.py): exact
+    origins as browsers send them (``https://portal.example.com``), or ``("*",)`` for any
+    (without credentials only); empty: same-origin only. The same list decides which
+    cross-origin pages may open a websocket."""
+
+    origins: tuple[str, ...] = ()
+    allow_credentials: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.origins)
 
 
 _JWT, _LIMITS, _STORAGE = JWTSettings(), Limits(), StorageSettings()
@@ -184,6 +200,13 @@ class Settings(BaseSettings):
     # the e-mail gives the token to use with invitationAccept).
     invitation_url: str | None = None
 
+    # Browsers on other origins (api/cors.py): exact origins, comma-separated, or * (any,
+    # without credentials); unset: same-origin only.
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Access-Control-Allow-Credentials: only for front ends that fetch with
+    # credentials: 'include' (the API itself reads bearer tokens, never cookies).
+    cors_allow_credentials: bool = False
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """From ``environ`` (``os.environ`` unless given: tests pass a mapping), only."""
@@ -225,6 +248,22 @@ class Settings(BaseSettings):
             return Path(value).read_text()
         return value
 
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            return value
+        listed = [str(v).strip() for v in value if str(v).strip()]
+        if "*" in listed:
+            if len(listed) > 1:
+                raise SettingsError(
+                    "CHANNELBOARD_CORS_ORIGINS: * (any origin) goes alone, not in a list"
+                )
+            return ("*",)
+        return tuple(dict.fromkeys(origin_of(v) for v in listed))
+
     @model_validator(mode="before")
     @classmethod
     def _default_database(cls, values: Any) -> Any:
@@ -251,6 +290,16 @@ class Settings(BaseSettings):
         if self.jwt_algorithm == "RS256" and not (self.jwt_public_key or self.jwt_jwks_file):
             raise SettingsError(
                 "RS256 needs CHANNELBOARD_JWT_PUBLIC_KEY or CHANNELBOARD_JWT_JWKS_FILE"
+            )
+        if self.cors_allow_credentials and not self.cors_origins:
+            raise SettingsError(
+                "CHANNELBOARD_CORS_ALLOW_CREDENTIALS needs CHANNELBOARD_CORS_ORIGINS"
+            )
+        if self.cors_allow_credentials and self.cors_origins == ("*",):
+            raise SettingsError(
+                "CHANNELBOARD_CORS_ORIGINS=* cannot be combined with "
+                "CHANNELBOARD_CORS_ALLOW_CREDENTIALS: list the origins that may send "
+                "credentials (browsers refuse credentials with *)"
             )
         if self.production and self.jwt_algorithm == "HS256":
             if self.jwt_secret == DEVELOPMENT_SECRET:
@@ -293,9 +342,54 @@ class Settings(BaseSettings):
     def storage(self) -> StorageSettings:
         return StorageSettings(**{g: getattr(self, f) for g, f in _STORAGE_FIELDS.items()})
 
+    @cached_property
+    def cors(self) -> CorsSettings:
+        return CorsSettings(self.cors_origins, self.cors_allow_credentials)
+
 
 def default_database_url(var_dir: Path) -> str:
     return f"sqlite+aiosqlite:///{var_dir / 'channelboard.db'}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(text: str) -> str:
+    """``text`` as browsers send an Origin header: ``scheme://host[:port]``, scheme and
+    host in lower case, no default port (a trailing ``/`` is dropped). Anything else is
+    refused: a path, query or user name (an origin has none), another scheme, ``null``
+    (the shared origin of sandboxed frames and local files), a pattern."""
+    problem = _origin_problem(text)
+    if problem is not None:
+        raise SettingsError(f"CHANNELBOARD_CORS_ORIGINS: {text!r}: {problem}")
+    parts = urlsplit(text)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # IPv6 (urlsplit drops the brackets)
+    if parts.port is not None and parts.port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{parts.port}"
+    return f"{scheme}://{host}"
+
+
+def _origin_problem(text: str) -> str | None:
+    if text == "null":
+        return "null is the origin of every sandboxed frame and local file, not one site"
+    if "*" in text:
+        return "no patterns: list each origin (* alone allows any)"
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return "not an origin: scheme://host[:port]"
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or "//" not in text:
+        return "expected scheme://host[:port] with http or https"
+    if parts.path not in ("", "/") or "?" in text or "#" in text:
+        return "an origin has no path, query or fragment: scheme://host[:port]"
+    if "@" in parts.netloc:
+        return "an origin has no user name"
+    if not parts.hostname.isascii():
+        return "write the host as browsers send it (xn--... for a non-ASCII name)"
+    return None
 
 
 class _Environment(EnvSettingsSource):
@@ -335,6 +429,8 @@ def _explain(error: ErrorDetails) -> str:
     name = str(error["loc"][0])
     variable = name if name.startswith(PREFIX) else PREFIX + name.upper()
     value = error["input"]
+    if error["type"] == "value_error" and isinstance(ctx.get("error"), SettingsError):
+        return str(ctx["error"])  # a validator's own message, naming its variable
     if error["type"] == "literal_error":
         choices = str(ctx.get("expected", "")).replace("'", "")
         return f"{variable} must be {choices}, not {value!r}"

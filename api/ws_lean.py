@@ -34,11 +34,13 @@ a handshake offering no subprotocol we speak, and everything else keep Starlette
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, cast
 
 from starlette._utils import get_route_path
 from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -59,9 +61,22 @@ def chosen_subprotocol(view: GraphQLView, scope: Scope) -> str | None:
 
 class App(Starlette):
     """Starlette, with graphql-transport-ws connections on /graphql served before its
-    middleware and router (``view`` is set once the lifespan has built it)."""
+    middleware and router (``view`` is set once the lifespan has built it).
+
+    ``outermost`` middleware wraps Starlette's whole stack, its error middleware included,
+    so that it sees every HTTP response, a 500 too (api.cors: CORS headers)."""
 
     view: GraphQLView | None = None
+
+    def __init__(self, *args: Any, outermost: Sequence[Middleware] = (), **kwargs: Any) -> None:
+        self.outermost = list(outermost)
+        super().__init__(*args, **kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        app = super().build_middleware_stack()
+        for cls, args, kwargs in reversed(self.outermost):
+            app = cls(app, *args, **kwargs)
+        return app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # (a coroutine function: uvicorn tells ASGI 3 applications by that)

@@ -130,6 +130,59 @@ def test_each_bad_value_is_one_line() -> None:
     }
 
 
+def test_cross_origin_access_is_off_unless_origins_are_listed() -> None:
+    assert not Settings.from_env({}).cors.enabled
+    cors = Settings.from_env(
+        {"CHANNELBOARD_CORS_ORIGINS": " https://Portal.Example.com:443/, http://127.0.0.1:5173,"}
+    ).cors
+    # As browsers send Origin: lower case, no default port, no trailing slash.
+    assert cors.origins == ("https://portal.example.com", "http://127.0.0.1:5173")
+    assert not cors.allow_credentials
+    assert Settings.from_env({"CHANNELBOARD_CORS_ORIGINS": "*"}).cors.origins == ("*",)
+    listed = Settings.from_env(
+        {
+            "CHANNELBOARD_CORS_ORIGINS": "https://a.example",
+            "CHANNELBOARD_CORS_ALLOW_CREDENTIALS": "1",
+        }
+    )
+    assert listed.cors.allow_credentials
+    assert listed.with_overrides(cors_origins="https://b.example").cors.origins == (
+        "https://b.example",
+    )
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [
+        ("https://portal.example.com/embed", "no path"),
+        ("https://portal.example.com?x=1", "no path, query"),
+        ("portal.example.com", "scheme://host[:port]"),
+        ("ftp://portal.example.com", "http or https"),
+        ("https://user@portal.example.com", "no user name"),
+        ("https://portal.example.com:70000", "not an origin"),
+        ("https://*.example.com", "no patterns"),
+        ("null", "sandboxed"),
+        ("https://bücher.example", "xn--"),
+        ("*, https://portal.example.com", "* (any origin) goes alone"),
+    ],
+)
+def test_a_malformed_origin_is_refused(origins: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"CHANNELBOARD_CORS_ORIGINS": origins})
+    assert str(refused.value).startswith("CHANNELBOARD_CORS_ORIGINS: ")
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_credentials_need_listed_origins() -> None:
+    with pytest.raises(SettingsError, match="cannot be combined"):
+        Settings.from_env(
+            {"CHANNELBOARD_CORS_ORIGINS": "*", "CHANNELBOARD_CORS_ALLOW_CREDENTIALS": "true"}
+        )
+    with pytest.raises(SettingsError, match="needs CHANNELBOARD_CORS_ORIGINS"):
+        Settings.from_env({"CHANNELBOARD_CORS_ALLOW_CREDENTIALS": "true"})
+
+
 def test_values_are_read_only_from_the_mapping_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHANNELBOARD_MAX_TOKENS", "7")
     assert Settings.from_env({}).limits.max_tokens == 2000
