@@ -3,7 +3,7 @@
 ``Settings`` is a pydantic-settings model with one field per variable (the README's table):
 pydantic parses and checks each value, and a bad one is reported as one line naming its
 variable. The code reads the settings in groups (``settings.jwt``, ``settings.limits``,
-``settings.storage``), whose defaults are the fields' defaults.
+``settings.storage``, ``settings.cors``), whose defaults are the fields' defaults.
 """
 
 from __future__ import annotations
