@@ -11,9 +11,10 @@ from datetime import timedelta
 from typing import cast
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
@@ -23,7 +24,7 @@ from api.auth import Authenticator
 from api.composition import build_services, clock_jobs
 from api.cors import cors_middleware
 from api.exports import download_export
-from api.graphql import GraphQLView
+from api.graphql import GraphQLView, error_body, status_code_name
 from api.health import healthz, readyz
 from api.limits import BodySizeLimit
 from api.settings import Limits, Settings
@@ -153,7 +154,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         # Around everything, Starlette's error middleware included: every HTTP response of
         # an allowed origin carries the CORS headers (api.cors).
         outermost=cors_middleware(settings.cors),
+        exception_handlers={HTTPException: http_refusal},
         lifespan=lifespan,
+    )
+
+
+async def http_refusal(request: Request, exc: Exception) -> Response:
+    """A refusal by the routing itself (a path we do not serve, a method a route does not
+    take: PUT on /graphql), coded as every other error of the API rather than Starlette's
+    plain text; its headers kept (the 405's Allow)."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        error_body(exc.detail, status_code_name(exc.status_code)),
+        status_code=exc.status_code,
+        headers=exc.headers,
     )
 
 

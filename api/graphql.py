@@ -83,6 +83,11 @@ _STATUS_CODES = {
 }
 
 
+def status_code_name(status: int) -> str:
+    """The error code of an HTTP refusal (``BAD_REQUEST`` for a 4xx not listed)."""
+    return _STATUS_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR")
+
+
 def negotiate(accept: str | None) -> str | None:
     """The response media type for an Accept header, or None when we can offer none."""
     if not accept:
@@ -333,7 +338,7 @@ class GraphQLView(GraphQL[Context, None]):
         if status == 400 and reason == "Unsupported content type":
             status, reason = 415, "Send the request as application/json (or multipart/form-data)."
         return JSONResponse(
-            error_body(reason, _STATUS_CODES.get(status, "BAD_REQUEST")),
+            error_body(reason, status_code_name(status)),
             status_code=status,
             headers=headers,
             media_type=media,

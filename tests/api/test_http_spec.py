@@ -45,6 +45,32 @@ async def test_get_refuses_mutations_with_405(client: httpx.AsyncClient) -> None
     assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("PUT", "/graphql", 405, "METHOD_NOT_ALLOWED"),
+        ("DELETE", "/graphql", 405, "METHOD_NOT_ALLOWED"),
+        ("OPTIONS", "/graphql", 405, "METHOD_NOT_ALLOWED"),
+        ("POST", "/healthz", 405, "METHOD_NOT_ALLOWED"),
+        ("GET", "/no-such-path", 404, "NOT_FOUND"),
+        ("GET", "/tv/assets/no-such-file.js", 404, "NOT_FOUND"),
+    ],
+)
+async def test_routing_refusals_are_coded_json(
+    client: httpx.AsyncClient, method: str, path: str, status: int, code: str
+) -> None:
+    """A method a route does not take, or a path not served: coded JSON as every other
+    error, the 405 with its Allow header (Starlette's plain text "Method Not Allowed" had
+    no code; found by the fuzz campaign's hand probes)."""
+    response = await client.request(method, path, content=b"{}")
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == code
+    if status == 405:
+        assert "POST" in response.headers["allow"] or "GET" in response.headers["allow"]
+
+
 async def test_get_without_a_query_is_a_bad_request(client: httpx.AsyncClient) -> None:
     response = await client.get("/graphql", headers={"accept": "application/json"})
     assert response.status_code == 400
