@@ -11,16 +11,29 @@ from sqlalchemy.exc import DBAPIError
 
 from infra.redis import redis_unreachable
 
+# SQLSTATEs of a server that is going away or not yet there (class 57P, operator
+# intervention): admin_shutdown (a fast or immediate stop ended the session),
+# crash_shutdown, cannot_connect_now ("the database system is starting up", "... is
+# shutting down", "... is in recovery mode": a restart, a failover).
+SERVER_GOING_OR_COMING = frozenset({"57P01", "57P02", "57P03"})
+
 
 def database_unreachable(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it was raised from) is the database out of reach: a
     connection found dead by its statement (SQLAlchemy then replaces the pool's
-    connections: ``connection_invalidated``), a refused or dropped connection."""
+    connections: ``connection_invalidated``), a refused or dropped connection, a server
+    stopping or starting (``SERVER_GOING_OR_COMING``, or any connection exception, class
+    08)."""
     seen = 0
     while error is not None and seen < 10:
         if isinstance(error, DBAPIError) and error.connection_invalidated:
             return True
         if isinstance(error, ConnectionError):  # refused, reset, aborted, broken pipe
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in SERVER_GOING_OR_COMING or sqlstate.startswith("08")
+        ):
             return True
         error = error.__cause__ or error.__context__
         seen += 1
