@@ -11,6 +11,7 @@ from typing import Any
 
 from api.settings import Settings
 from deal_registration import handlers as deal_registration_handlers
+from deal_registration.attachments import run_orphan_sweep
 from deal_registration.sales.signals import SaleClaimSignals
 from deal_registration.storage import LocalStorage, S3Storage, Storage
 from earnings import handlers as earnings_handlers
@@ -161,6 +162,8 @@ def clock_jobs(settings: Settings, services: Services) -> dict[str, Coroutine[An
         # pilots end by themselves when their planned end passes
         "pilot-ends": run_pilot_ends(services.db, services.clock),
     }
+    # proof files left by a process killed before its transaction committed
+    jobs["attachment-sweep"] = run_orphan_sweep(services.db, services.storage)
     if interval := settings.signals_daily_interval_seconds:  # 0: off in this process
         # the day's signal snapshots (windows move and days-since grow without an event)
         jobs["signals-daily"] = run_signals_daily(services.db, services.clock, interval)

@@ -11,13 +11,15 @@ them onto its own enum.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import re
 import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Column, Index
@@ -26,12 +28,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.storage import Storage
 from infra.clock import Clock
-from infra.db import UTCDateTime
+from infra.db import Database, UTCDateTime
 from infra.errors import DomainError
 from infra.ids import new_id
+from infra.outages import is_unavailable
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 10 << 20
 MAX_ATTACHMENTS_PER_OWNER = 10
+# A stored file no row names is removed once it is this old: longer than any transaction
+# that is still to record it may stay open.
+ORPHAN_GRACE = timedelta(hours=1)
 
 # (magic bytes, content type, extension): the only types accepted, judged by content.
 _SIGNATURES = (
@@ -201,3 +209,45 @@ async def attachments_of_owners(
     for row in rows:
         grouped.setdefault(row.owner_id, []).append(row)
     return grouped
+
+
+async def sweep_orphans(db: Database, storage: Storage, *, grace: timedelta = ORPHAN_GRACE) -> int:
+    """Remove the stored files (and partly written ones) that no attachment row names and
+    that were written more than ``grace`` ago: what a process killed between writing a
+    file and committing its row, or a transaction that did not commit after writing one,
+    left behind. Returns how many were removed. The age is by the wall clock, as the store
+    keeps it (never the app's clock, which tests move)."""
+    keys = await storage.keys(written_before=datetime.now(UTC) - grace)
+    removed = 0
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        async with db.session() as session:
+            named = set(
+                await session.exec(
+                    select(Attachment.storage_key).where(col(Attachment.storage_key).in_(chunk))
+                )
+            )
+        for key in chunk:
+            if key not in named:
+                await storage.delete(key)
+                removed += 1
+    if removed:
+        log.info("removed %d stored files that no attachment names", removed)
+    return removed
+
+
+async def run_orphan_sweep(db: Database, storage: Storage, interval: float = 3600.0) -> None:
+    """``sweep_orphans`` at start and every ``interval`` seconds (wherever the clock jobs
+    run; with local storage on several hosts, also ``channelboard attachments sweep`` on
+    each host)."""
+    while True:
+        try:
+            await sweep_orphans(db, storage)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("attachment sweep: %s; retried next pass", exc)
+            else:
+                log.exception("attachment sweep failed; retried next pass")
+        await asyncio.sleep(interval)

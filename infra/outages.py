@@ -11,6 +11,24 @@ from sqlalchemy.exc import DBAPIError
 
 from infra.redis import redis_unreachable
 
+
+class Unavailable(Exception):
+    """Raised by an adapter of a service the app stands on, other than Redis and the
+    database, that is out of reach or refuses to take data right now (the file store: a
+    full or read-only disk, a bucket that does not answer). Answered SERVICE_UNAVAILABLE
+    like the other two, with one warning line naming the cause."""
+
+
+def _adapter_unavailable(error: BaseException | None) -> bool:
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, Unavailable):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 # SQLSTATEs of a server that is going away or not yet there (class 57P, operator
 # intervention): admin_shutdown (a fast or immediate stop ended the session),
 # crash_shutdown, cannot_connect_now ("the database system is starting up", "... is
@@ -63,8 +81,9 @@ def rolled_back_by_the_database(error: BaseException | None) -> bool:
 
 
 def is_unavailable(error: BaseException | None) -> bool:
-    """Redis or the database out of reach (see the module)."""
-    return redis_unreachable(error) or database_unreachable(error)
+    """Redis, the database or another service (``Unavailable``) out of reach (see the
+    module)."""
+    return redis_unreachable(error) or database_unreachable(error) or _adapter_unavailable(error)
 
 
 # The data exceptions (SQLSTATE class 22) that mean a value did not fit where it was put:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.cli import (
+    attachments,
     audit,
     deals,
     dispatch,
@@ -188,6 +189,7 @@ app.command("simulate")(leaderboards.simulate)
 app.command("dispatch")(dispatch.dispatch)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(audit.app, name="audit")
+app.add_typer(attachments.app, name="attachments")
 app.add_typer(exports.app, name="exports")
 app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 app.add_typer(partners.app, name="partners")
