@@ -9,6 +9,7 @@ the same for every storage backend.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from starlette.requests import Request
@@ -16,7 +17,10 @@ from starlette.responses import JSONResponse, Response
 
 from api.auth import Authenticator, AuthFailure
 from deal_registration import attachment_access
+from deal_registration.storage import StorageError, StorageUnavailable
 from schema.context import Services
+
+log = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -43,7 +47,14 @@ async def download_attachment(request: Request) -> Response:
             )
     if attachment is None or services.storage is None:
         return _error(404, "NOT_FOUND", "No such file.")
-    data = await services.storage.get(attachment.storage_key)
+    try:
+        data = await services.storage.get(attachment.storage_key)
+    except StorageUnavailable:  # a disk or bucket out of reach: try again later
+        log.warning("attachment %s: the store cannot give it", attachment.id, exc_info=True)
+        return _error(503, "SERVICE_UNAVAILABLE", "The file store is unavailable; try again.")
+    except StorageError:  # a row whose file is gone: lost data, for an operator to see
+        log.error("attachment %s: its file %s is missing", attachment.id, attachment.storage_key)
+        return _error(404, "NOT_FOUND", "This file is missing from the store.")
     return Response(
         data,
         media_type=attachment.content_type,

@@ -130,3 +130,33 @@ async def test_files_no_attachment_names_are_swept_once_old(
     left = _files(root / str(vendor))
     assert {f"{vendor}/{name}" for name in left} == {kept.storage_key, young}
     assert await storage.get(kept.storage_key) == PDF
+
+
+async def test_a_download_whose_file_is_gone_or_unreadable_is_coded(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A row whose file is missing (lost data) is NOT_FOUND and logged for an operator; a
+    file the store cannot read now (a permission, a disk) is SERVICE_UNAVAILABLE. Before,
+    both were an unhandled 500 with a traceback."""
+    await seed_registry(db, clock, tenant, 4)
+    answer = await _claim_with_proof(gql, tenant, clock, "SN000001")
+    assert answer["data"]["saleClaimCreate"]["userErrors"] == [], answer
+    async with db.session() as session:
+        [kept] = list(
+            await session.exec(select(Attachment).where(Attachment.vendor_id == tenant.vendor.id))
+        )
+    path = gql.settings.var_dir / "attachments" / kept.storage_key
+    headers = {"authorization": f"Bearer {gql.token(tenant.user(Role.VENDOR_ADMIN))}"}
+    url = f"/attachments/{kept.id}"
+    assert (await gql.client.get(url, headers=headers)).status_code == 200
+
+    path.unlink()
+    path.mkdir()  # there, but no file the store can read
+    response = await gql.client.get(url, headers=headers)
+    assert response.status_code == 503, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+
+    path.rmdir()
+    response = await gql.client.get(url, headers=headers)
+    assert response.status_code == 404, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
