@@ -6,12 +6,11 @@ browser withholds the answer (TypeError: Failed to fetch) and the handshake is r
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -51,20 +50,6 @@ SOCKET = """([api, token]) => new Promise((resolve) => {
   socket.onmessage = (event) => { resolve(JSON.parse(event.data).type); socket.close(); };
   socket.onclose = (event) => resolve(`closed ${event.code}`);
 })"""
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "install Chromium (apt-get install -y chromium; .ci/run does)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=binary, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture

@@ -8,15 +8,13 @@ loads comes from the app. Screenshots of the board and of the winner screen are 
 from __future__ import annotations
 
 import os
-import shutil
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 from starlette.applications import Starlette
 
 from api.settings import Settings
@@ -49,20 +47,6 @@ def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
     """For people: where the screenshots are, printed past pytest's capture."""
     with capsys.disabled():
         print(f"\n{line}")  # noqa: T201 - the issue asks for the screenshot's path printed
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert binary, "install Chromium (apt-get install -y chromium; .ci/run does)"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=binary, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def watch(page: Page, address: str) -> list[str]:

@@ -43,6 +43,14 @@ async def _claim_with_proof(
     return answer
 
 
+async def _only_attachment(db: Database, tenant: Tenant) -> Attachment:
+    async with db.session() as session:
+        [attachment] = list(
+            await session.exec(select(Attachment).where(Attachment.vendor_id == tenant.vendor.id))
+        )
+        return attachment
+
+
 async def _claims(db: Database, tenant: Tenant) -> list[SaleClaim]:
     async with db.session() as session:
         rows = await session.exec(select(SaleClaim).where(SaleClaim.vendor_id == tenant.vendor.id))
@@ -108,10 +116,7 @@ async def test_files_no_attachment_names_are_swept_once_old(
     await seed_registry(db, clock, tenant, 4)
     answer = await _claim_with_proof(gql, tenant, clock, "SN000001")
     assert answer["data"]["saleClaimCreate"]["userErrors"] == [], answer
-    async with db.session() as session:
-        [kept] = list(
-            await session.exec(select(Attachment).where(Attachment.vendor_id == tenant.vendor.id))
-        )
+    kept = await _only_attachment(db, tenant)
     root = gql.settings.var_dir / "attachments"
     storage = LocalStorage(root)
     vendor = tenant.vendor.id
@@ -141,10 +146,7 @@ async def test_a_download_whose_file_is_gone_or_unreadable_is_coded(
     await seed_registry(db, clock, tenant, 4)
     answer = await _claim_with_proof(gql, tenant, clock, "SN000001")
     assert answer["data"]["saleClaimCreate"]["userErrors"] == [], answer
-    async with db.session() as session:
-        [kept] = list(
-            await session.exec(select(Attachment).where(Attachment.vendor_id == tenant.vendor.id))
-        )
+    kept = await _only_attachment(db, tenant)
     path = gql.settings.var_dir / "attachments" / kept.storage_key
     headers = {"authorization": f"Bearer {gql.token(tenant.user(Role.VENDOR_ADMIN))}"}
     url = f"/attachments/{kept.id}"
