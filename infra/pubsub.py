@@ -52,8 +52,10 @@ SHARDED_POLL_SECONDS = 0.02
 # would not let the event loop move bytes still in the socket into the client's buffer.
 DRAIN_SECONDS = 0.01
 # Distinct notices kept per channel while ``publish_soon`` cannot send them (the same notice
-# twice is kept once): past this, the oldest is dropped, and this process's own listeners
-# of the channel re-read.
+# twice is kept once; a channel's notices are few kinds: a wake-up, the sets of tables a
+# transaction wrote): past this, the oldest is dropped (once logged per outage). The other
+# processes' read caches it would have reached still expire by their TTL; telling this
+# process's own listeners, which made the change, would help nobody.
 MAX_UNSENT = 1000
 
 
@@ -163,6 +165,7 @@ class Hub:
         self._resender: asyncio.Task[None] | None = None
         self._reachable = asyncio.Event()
         self._resend_backoff = resend_backoff
+        self._overflowed: set[str] = set()  # channels past MAX_UNSENT this outage (logged)
 
     @property
     def subscribed(self) -> bool:
@@ -282,8 +285,12 @@ class Hub:
         kept[message] = self._kept
         if len(kept) > MAX_UNSENT:
             del kept[next(iter(kept))]
-            log.error("pub/sub: too many notices unsent on %s; the oldest dropped", channel)
-            self._missed({channel})
+            if channel not in self._overflowed:
+                self._overflowed.add(channel)
+                log.error(
+                    "pub/sub: over %d notices unsent on %s; the oldest dropped "
+                    "(caches elsewhere expire by their TTL)", MAX_UNSENT, channel,
+                )  # fmt: skip
         if self._resender is None or self._resender.done():
             log.warning("pub/sub publish failed: Redis unavailable; sending it again")
             self._resender = asyncio.get_running_loop().create_task(self._resend())
@@ -319,6 +326,7 @@ class Hub:
             else:
                 delay = self._resend_backoff[0]
         if not self._unsent:
+            self._overflowed.clear()
             log.warning("pub/sub notices sent again: Redis answers")
 
     @contextlib.asynccontextmanager
@@ -836,9 +844,14 @@ class Hub:
     async def drain(self, within: float = 5.0) -> None:
         """Wait (at most ``within`` seconds) for what ``publish_soon`` started: a command
         that exits right after its last commit must still tell the other processes."""
-        pending = set(self._background)
-        if pending:
-            await asyncio.wait(pending, timeout=within)
+        # Until none is left: a publish that fails meanwhile starts the resender, which the
+        # first look did not see.
+        deadline = asyncio.get_running_loop().time() + within
+        while self._background:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.wait(set(self._background), timeout=left)
 
     async def close(self) -> None:
         self._closed = True

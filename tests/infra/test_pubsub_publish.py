@@ -67,6 +67,39 @@ async def test_a_notice_published_while_redis_refuses_new_connections_still_arri
             await direct.aclose()
 
 
+async def test_drain_waits_for_a_notice_sent_again(
+    redis_url: str, local_cluster: LocalCluster | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command that exits right after its last commit drains the Hub: when that commit's
+    notice fails and is kept, the drain waits for it to be sent again (within its time).
+    It looked once at what was running: the failed publish ended, the resend it started
+    was not waited for, and the close threw the notice away."""
+    if local_cluster is not None:
+        pytest.skip("one proxied connection: a single Redis server")
+    caplog.set_level(logging.WARNING, logger="infra.pubsub")
+    keys = Keys(f"hubdrain-{uuid.uuid4().hex[:8]}")
+    proxy = HoldingProxy(redis_url, b"")
+    proxy.release.set()
+    async with proxy.running() as port:
+        proxied = connect(f"redis://127.0.0.1:{port}/0")
+        direct = connect(redis_url)
+        publisher, other = Hub(proxied, keys), Hub(direct, keys)
+        try:
+            async with other.listen(other.channel("tables")) as listener:
+                proxy.refusing = True
+                publisher.publish_soon(publisher.channel("tables"), "changed partner")
+                answering = asyncio.create_task(refused_for_a_moment(proxy, caplog))
+                await publisher.drain(within=10)
+                await answering
+                assert publisher.unsent == 0
+                assert await asyncio.wait_for(listener.get(), 5) == b"changed partner"
+        finally:
+            await publisher.close()
+            await other.close()
+            await proxied.aclose()
+            await direct.aclose()
+
+
 async def test_a_change_committed_while_redis_refuses_new_connections_reaches_the_other_cache(
     gql: GQL,
     tenant: Tenant,
