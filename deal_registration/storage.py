@@ -150,31 +150,49 @@ class S3Storage:
         self.prefix = prefix
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
 
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-not-found]  # noqa: PLC0415
+    async def _call(self, what: str, key: str, call: Any, /, **kwargs: Any) -> Any:
+        """``call`` in a thread, its failures as the store's: an object that is not there is
+        a StorageError; the bucket refusing or out of reach (a network error, a denial, a
+        5xx) is StorageUnavailable. Our own bad arguments stay the bug they are."""
+        from botocore.exceptions import (  # type: ignore[import-not-found]  # noqa: PLC0415
+            BotoCoreError,
+            ClientError,
+            ParamValidationError,
+        )
 
         try:
-            await asyncio.to_thread(
-                self.client.put_object,
-                Bucket=self.bucket,
-                Key=self.prefix + _check(key),
-                Body=data,
-                ContentType=content_type,
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise StorageUnavailable(f"cannot store {key}: {exc}") from exc
+            return await asyncio.to_thread(call, **kwargs)
+        except ParamValidationError:
+            raise
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise StorageError(f"missing object {key}") from exc
+            raise StorageUnavailable(f"cannot {what} {key}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"cannot {what} {key}: {exc}") from exc
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await self._call(
+            "store", key, self.client.put_object,
+            Bucket=self.bucket, Key=self.prefix + _check(key), Body=data, ContentType=content_type,
+        )  # fmt: skip
 
     async def get(self, key: str) -> bytes:
-        response = await asyncio.to_thread(
-            self.client.get_object, Bucket=self.bucket, Key=self.prefix + _check(key)
+        def read(**kwargs: Any) -> bytes:
+            body: bytes = self.client.get_object(**kwargs)["Body"].read()
+            return body
+
+        data: bytes = await self._call(
+            "read", key, read, Bucket=self.bucket, Key=self.prefix + _check(key)
         )
-        body: bytes = await asyncio.to_thread(response["Body"].read)
-        return body
+        return data
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(
-            self.client.delete_object, Bucket=self.bucket, Key=self.prefix + _check(key)
-        )
+        await self._call(
+            "delete", key, self.client.delete_object,
+            Bucket=self.bucket, Key=self.prefix + _check(key),
+        )  # fmt: skip
 
     async def keys(self, *, written_before: datetime) -> list[str]:
         cutoff = written_before.astimezone(UTC)
@@ -191,4 +209,5 @@ class S3Storage:
                         found.append(key)
             return found
 
-        return await asyncio.to_thread(scan)
+        found: list[str] = await self._call("list", self.prefix, scan)
+        return found
