@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import re
 import unicodedata
 import uuid
@@ -40,6 +41,9 @@ MAX_ATTACHMENTS_PER_OWNER = 10
 # A stored file no row names is removed once it is this old: longer than any transaction
 # that is still to record it may stay open.
 ORPHAN_GRACE = timedelta(hours=1)
+# Orphans come only from a process killed mid-upload: a pass a day is plenty, and each pass
+# lists every stored file.
+ORPHAN_SWEEP_INTERVAL = 24 * 3600.0
 
 # (magic bytes, content type, extension): the only types accepted, judged by content.
 _SIGNATURES = (
@@ -216,18 +220,19 @@ async def sweep_orphans(db: Database, storage: Storage, *, grace: timedelta = OR
     that were written more than ``grace`` ago: what a process killed between writing a
     file and committing its row, or a transaction that did not commit after writing one,
     left behind. Returns how many were removed. The age is by the wall clock, as the store
-    keeps it (never the app's clock, which tests move)."""
+    keeps it (never the app's clock, which tests move). A key is ``<vendor>/<attachment
+    id>``: rows are found by their primary key."""
     keys = await storage.keys(written_before=datetime.now(UTC) - grace)
     removed = 0
     for start in range(0, len(keys), 500):
-        chunk = keys[start : start + 500]
+        chunk = {i: key for key in keys[start : start + 500] if (i := _attachment_id(key))}
         async with db.session() as session:
             named = set(
                 await session.exec(
-                    select(Attachment.storage_key).where(col(Attachment.storage_key).in_(chunk))
+                    select(Attachment.storage_key).where(col(Attachment.id).in_(list(chunk)))
                 )
             )
-        for key in chunk:
+        for key in chunk.values():
             if key not in named:
                 await storage.delete(key)
                 removed += 1
@@ -236,10 +241,23 @@ async def sweep_orphans(db: Database, storage: Storage, *, grace: timedelta = OR
     return removed
 
 
-async def run_orphan_sweep(db: Database, storage: Storage, interval: float = 3600.0) -> None:
-    """``sweep_orphans`` at start and every ``interval`` seconds (wherever the clock jobs
-    run; with local storage on several hosts, also ``channelboard attachments sweep`` on
-    each host)."""
+def _attachment_id(key: str) -> uuid.UUID | None:
+    """The attachment a stored key is named for; None for a name we did not write (left
+    alone)."""
+    try:
+        return uuid.UUID(key.rpartition("/")[2])
+    except ValueError:
+        return None
+
+
+async def run_orphan_sweep(
+    db: Database, storage: Storage, interval: float = ORPHAN_SWEEP_INTERVAL
+) -> None:
+    """``sweep_orphans`` every ``interval`` seconds (wherever the clock jobs run; with local
+    storage on several hosts, also ``channelboard attachments sweep`` on each host). The
+    first pass waits a random part of the interval: processes started together do not all
+    list the store at once (a listing reads every stored file's name)."""
+    await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - spreading, not secrecy
     while True:
         try:
             await sweep_orphans(db, storage)

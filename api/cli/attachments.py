@@ -1,6 +1,6 @@
 """`channelboard attachments sweep`: remove the proof files that no attachment names (left
 by a process killed between writing a file and committing its row). The dispatcher does
-it every hour; with local storage on several hosts, run it on each host too."""
+it once a day; with local storage on several hosts, run it on each host too."""
 
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ console = Console(stderr=True, soft_wrap=True)
 @app.command()
 def sweep(
     older_than_minutes: int = typer.Option(
-        60, "--older-than-minutes", min=1, help="Only files written at least this long ago."
+        60,
+        "--older-than-minutes",
+        # Not less: an upload's transaction may still be open (waiting for a write lock).
+        min=15,
+        help="Only files written at least this long ago (15 minutes at least).",
     ),
 ) -> None:
     """Remove stored files that no attachment names and that are older than the limit."""
