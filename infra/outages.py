@@ -32,26 +32,27 @@ def _adapter_unavailable(error: BaseException | None) -> bool:
 # SQLSTATEs of a server that is going away or not yet there (class 57P, operator
 # intervention): admin_shutdown (a fast or immediate stop ended the session),
 # crash_shutdown, cannot_connect_now ("the database system is starting up", "... is
-# shutting down", "... is in recovery mode": a restart, a failover).
-SERVER_GOING_OR_COMING = frozenset({"57P01", "57P02", "57P03"})
+# shutting down", "... is in recovery mode": a restart, a failover); and the connection
+# exceptions of class 08 that say the connection failed or is gone. Not 08P01 (protocol
+# violation) nor 08007 (transaction resolution unknown): a driver's bug, and a commit whose
+# outcome nobody knows, are not an outage to wait out.
+OUT_OF_REACH_SQLSTATES = frozenset(
+    {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08004", "08006"}
+)
 
 
 def database_unreachable(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it was raised from) is the database out of reach: a
     connection found dead by its statement (SQLAlchemy then replaces the pool's
     connections: ``connection_invalidated``), a refused or dropped connection, a server
-    stopping or starting (``SERVER_GOING_OR_COMING``, or any connection exception, class
-    08)."""
+    stopping or starting, a connection failed (``OUT_OF_REACH_SQLSTATES``)."""
     seen = 0
     while error is not None and seen < 10:
         if isinstance(error, DBAPIError) and error.connection_invalidated:
             return True
         if isinstance(error, ConnectionError):  # refused, reset, aborted, broken pipe
             return True
-        sqlstate = getattr(error, "sqlstate", None)
-        if isinstance(sqlstate, str) and (
-            sqlstate in SERVER_GOING_OR_COMING or sqlstate.startswith("08")
-        ):
+        if getattr(error, "sqlstate", None) in OUT_OF_REACH_SQLSTATES:
             return True
         error = error.__cause__ or error.__context__
         seen += 1

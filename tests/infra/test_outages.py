@@ -56,3 +56,32 @@ def test_a_redis_replica_refusing_writes_is_an_outage_for_the_dispatcher() -> No
     wrapped.__cause__ = refused
     assert is_transient(wrapped)
     assert not is_transient(RuntimeError("a bug"))
+
+
+class _ServerError(Exception):
+    """As asyncpg raises a server's error: its SQLSTATE as ``sqlstate``."""
+
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "outage"),
+    [
+        ("57P01", True),  # admin_shutdown
+        ("57P03", True),  # cannot_connect_now: starting up, shutting down, in recovery
+        ("08006", True),  # connection_failure
+        ("08001", True),  # the client could not establish the connection
+        ("08P01", False),  # protocol_violation: a driver's bug, not an outage
+        ("08007", False),  # transaction_resolution_unknown: not to be retried blindly
+        ("40001", False),  # serialization_failure: the dispatcher's own retry, not an outage
+    ],
+)
+def test_which_server_errors_are_the_database_out_of_reach(sqlstate: str, outage: bool) -> None:
+    """The connection exceptions of class 08 were all outages at first, a protocol
+    violation too (answered SERVICE_UNAVAILABLE, and retried by the dispatcher forever)."""
+    server = _ServerError(sqlstate)
+    error = DBAPIError("SELECT 1", {}, server)
+    error.__cause__ = server  # as SQLAlchemy raises it: from the driver's error
+    assert database_unreachable(error) is outage
