@@ -811,7 +811,7 @@ async def set_budget(
     if loosens(rule, budget_cap_minor, currency):
         reason = _reason(reason)
         requester = await _asker(session, principal)
-        replaced = await _supersede(session, clock, rule, by=requester)
+        replaced = await _supersede(session, clock, rule, by=requester, reason=reason)
         change = IncentiveRuleBudgetChange(
             vendor_id=rule.vendor_id, rule_id=rule.id, status=BudgetChangeStatus.PENDING,
             from_cap_minor=rule.budget_cap_minor, from_currency=rule.currency,
