@@ -8,7 +8,9 @@ variable. The code reads the settings in groups (``settings.jwt``, ``settings.li
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cached_property
@@ -389,7 +391,23 @@ def _origin_problem(text: str) -> str | None:
         return "an origin has no user name"
     if not parts.hostname.isascii():
         return "write the host as browsers send it (xn--... for a non-ASCII name)"
+    if not (_HOST_NAME.fullmatch(parts.hostname) or _is_ip_literal(parts.hostname)):
+        return "not a host name (letters, digits, dots and hyphens) nor an IP address"
+    if parts.port == 0:
+        return "port 0 is no port a page is served from"
     return None
+
+
+# A DNS name as browsers write it in an Origin: labels of letters, digits and hyphens.
+_HOST_NAME = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))*\.?", re.I)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class _Environment(EnvSettingsSource):

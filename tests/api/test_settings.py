@@ -164,6 +164,11 @@ def test_cross_origin_access_is_off_unless_origins_are_listed() -> None:
         ("null", "sandboxed"),
         ("https://bücher.example", "xn--"),
         ("*, https://portal.example.com", "* (any origin) goes alone"),
+        ("https://portal.example.com b", "not a host name"),
+        ("https://portal.example.com;", "not a host name"),
+        ("https://%70ortal.example.com", "not a host name"),
+        ("https://-portal.example.com", "not a host name"),
+        ("https://portal.example.com:0", "port 0"),
     ],
 )
 def test_a_malformed_origin_is_refused(origins: str, message: str) -> None:
