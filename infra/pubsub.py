@@ -41,6 +41,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
 from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, redis_unreachable
+from infra.tasks import raise_lost_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Listener:
         self.queue.put_nowait(message)
 
     async def get(self) -> bytes | None:
+        raise_lost_cancellation()  # (a cancelled subscriber would wait here forever)
         return await self.queue.get()
 
     def __aiter__(self) -> AsyncIterator[bytes | None]:
@@ -81,7 +83,7 @@ class Listener:
 
     async def _iterate(self) -> AsyncIterator[bytes | None]:
         while True:
-            yield await self.queue.get()
+            yield await self.get()
 
 
 class Hub:

@@ -1,6 +1,7 @@
 """Ending asyncio work cleanly: a cleanup that a cancellation must not cut off (a
-transaction's commit or rollback), and the stop of a process's background tasks (the outbox
-dispatcher, the clock jobs) before what they use (the engine) is disposed of."""
+transaction's commit or rollback), the stop of a process's background tasks (the outbox
+dispatcher, the clock jobs) before what they use (the engine) is disposed of, and a
+cancellation that got lost on the way raised before a task waits on."""
 
 from __future__ import annotations
 
@@ -12,6 +13,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
+
+
+def raise_lost_cancellation() -> None:
+    """Raise CancelledError in a task that was cancelled and runs on as if it had not been.
+    Call it before waiting for something that may never come (a pub/sub message, a board
+    push). On Python 3.11, ``asyncio.wait_for`` (which redis-py uses for its socket reads and
+    writes) returns the result when it is cancelled as its awaitable completes: the
+    cancellation is lost, and a websocket operation cancelled as its Redis subscription
+    completed went on waiting for messages after its socket had closed, holding the
+    connection's shutdown (and the listener) forever. Whoever catches a cancellation on
+    purpose (``asyncio.timeout``, a TaskGroup) calls ``uncancel``, so ``cancelling()``
+    counts only cancellations still owed."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def to_completion(cleanup: Coroutine[Any, Any, T]) -> T:

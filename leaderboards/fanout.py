@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from infra.outages import is_unavailable
+from infra.tasks import raise_lost_cancellation
 from leaderboards.closing import close_due, next_boundary
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer
@@ -122,6 +123,7 @@ class Subscriber:
 
     async def wait(self) -> None:
         """Until something was offered that the sink did not take, or the final one."""
+        raise_lost_cancellation()
         if not self._woken:
             self._waiter = asyncio.get_running_loop().create_future()
             try:

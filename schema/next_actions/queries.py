@@ -17,6 +17,7 @@ from infra.db import DbSession
 from infra.errors import DomainError
 from infra.pubsub import Listener
 from infra.redis import RedisUnavailable
+from infra.tasks import raise_lost_cancellation
 from leaderboards.runtime import Leaderboards
 from next_actions import handlers, service, sources, timing
 from next_actions.actions import Viewpoint
@@ -127,6 +128,7 @@ async def _wait(
             if left <= 0:
                 return
             timeouts.append(left)
+        raise_lost_cancellation()
         getters = {asyncio.ensure_future(own.get()): True}
         if not board_moved:
             getters[asyncio.ensure_future(boards.get())] = False

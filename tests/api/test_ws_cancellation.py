@@ -1,0 +1,90 @@
+"""A websocket operation ends when it is cancelled, even when the cancellation is lost on the
+way. On Python 3.11 ``asyncio.wait_for`` (redis-py's socket reads and writes) returns the
+result when it is cancelled as its awaitable completes; an operation cancelled as its Redis
+subscription completed then waited for notices forever: its socket's shutdown never ended
+(the socket stayed counted against its user, the listener subscribed, uvicorn's shutdown
+hung), and on the legacy protocol a `stop` for it blocked the whole connection. The fuzz
+campaign (test_ws_fuzz) found it: a binary frame closing a socket while a
+`dealRegistrationStatusChanged` operation was subscribing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+
+from api.ws_lean import App
+from infra.pubsub import Hub
+from partners.roles import Role
+from schema.context import Services
+from tests.factories import Tenant
+from tests.support import GQL, answers, eventually, live_server, ws_client
+
+pytestmark = pytest.mark.slow
+
+DEALS = "subscription { dealRegistrationStatusChanged { registrationId status } }"
+
+
+@pytest.fixture
+def subscribing(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Make the subscription of a deal channel lose a cancellation that arrives as it
+    completes, as redis-py's writes can on Python 3.11; set once it is there."""
+    original = Hub._subscribe  # noqa: SLF001
+    there = asyncio.Event()
+
+    async def losing(self: Hub, pubsub: Any, channel: str, **kwargs: Any) -> None:
+        await original(self, pubsub, channel, **kwargs)
+        if ":deal:" not in channel:
+            return
+        there.set()
+        try:
+            await asyncio.sleep(2)
+        except asyncio.CancelledError:
+            pass  # asyncio.wait_for on 3.11: the awaitable's result, not the cancellation
+
+    monkeypatch.setattr(Hub, "_subscribe", losing)
+    return there
+
+
+def deal_listeners(services: Services) -> int:
+    listeners = services.hub._listeners  # noqa: SLF001
+    return sum(len(s) for channel, s in listeners.items() if ":deal:" in channel)
+
+
+async def test_a_closed_socket_ends_an_operation_whose_cancellation_was_lost(
+    app: Starlette, gql: GQL, services: Services, tenant: Tenant, subscribing: asyncio.Event
+) -> None:
+    assert isinstance(app, App)
+    assert app.view is not None
+    sockets = app.view.sockets
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address:
+        async with ws_client(address, token) as client:
+            await client.subscribe(DEALS, {})
+            await asyncio.wait_for(subscribing.wait(), 5)
+        # closed as the subscription completes
+
+        async def released() -> bool:
+            return len(sockets) == 0 and deal_listeners(services) == 0
+
+        await eventually(released)
+
+
+async def test_a_legacy_stop_ends_an_operation_whose_cancellation_was_lost(
+    app: Starlette, gql: GQL, services: Services, tenant: Tenant, subscribing: asyncio.Event
+) -> None:
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address, ws_client(address, token, "graphql-ws") as client:
+        op_id = await client.subscribe(DEALS, {})
+        await asyncio.wait_for(subscribing.wait(), 5)
+        await client.ws.send(json.dumps({"id": op_id, "type": "stop"}))
+        async with asyncio.timeout(5):  # (it waited for the operation forever)
+            assert await answers(client)
+
+        async def released() -> bool:
+            return deal_listeners(services) == 0
+
+        await eventually(released)
