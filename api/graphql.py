@@ -19,6 +19,11 @@ from starlette.types import Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -50,6 +55,8 @@ log = logging.getLogger("channelboard.http")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+# What a legacy graphql-ws client may send.
+LEGACY_CLIENT_TYPES = frozenset({"connection_init", "start", "stop", "connection_terminate"})
 WS_AUTH_KEYS = ("Authorization", "authorization", "authToken", "token")
 # What each method may run over HTTP; subscriptions are served over the websockets only.
 HTTP_OPERATIONS = {
@@ -136,27 +143,47 @@ def is_request_error(response: GraphQLHTTPResponse) -> bool:
 
 
 class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context, None]):
-    """The legacy `graphql-ws` protocol, rejecting bad credentials with 4403 and closing a
-    socket without connection_init in time with 4408, as the graphql-transport-ws protocol
-    does (strawberry closes with 1011, and enforces no timeout for this protocol)."""
+    """The legacy `graphql-ws` protocol under graphql-transport-ws's rules: bad credentials
+    close with 4403, no connection_init in time with 4408, a second one with 4429, and a
+    message that is not one of the protocol's (a binary frame, text that is not JSON, a
+    type it does not define, fields of the wrong shape) with 4400. strawberry closed a
+    binary frame with 1002 and skipped invalid JSON and unknown types in silence, re-ran
+    the authentication on a second connection_init (the running operations then served
+    whoever it named), closed a refusal with 1011, and enforced no init timeout."""
 
     connection_init_received = False
 
     async def handle_message(self, message: Any) -> None:
         problem = malformed(message, legacy=True)
-        if problem is not None:  # (strawberry raised on these: 1011 and a logged error)
+        if problem is None and message["type"] not in LEGACY_CLIENT_TYPES:
+            problem = f"Unknown message type: {message['type']}"
+        if problem is not None:  # (strawberry raised on some: 1011 and a logged error)
             await self.websocket.close(code=4400, reason=problem)
             return
         await super().handle_message(message)
 
     async def handle(self) -> None:
+        # strawberry's, with the message rules above for frames that are not JSON text.
         timeout = asyncio.create_task(self._close_unless_initialised())
         try:
-            await super().handle()
+            try:
+                async for message in self.websocket.iter_json():
+                    await self.handle_message(message)
+            except NonTextMessageReceived:
+                await self.websocket.close(code=4400, reason="WebSocket message type must be text")
+            except NonJsonMessageReceived:
+                await self.websocket.close(code=4400, reason="WebSocket message must be valid JSON")
+        except WebSocketDisconnected:
+            pass
         finally:
             timeout.cancel()
             with contextlib.suppress(BaseException):  # the client may be gone already
                 await timeout
+            if self.keep_alive_task:
+                self.keep_alive_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.keep_alive_task
+            await self.cleanup()
 
     async def _close_unless_initialised(self) -> None:
         wait = cast(GraphQLView, self.view).connection_init_wait_timeout.total_seconds()
@@ -165,6 +192,9 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
             await self.websocket.close(code=4408, reason="Connection initialisation timeout")
 
     async def handle_connection_init(self, message: Any) -> None:
+        if self.connection_init_received:
+            await self.websocket.close(code=4429, reason="Too many initialisation requests")
+            return
         self.connection_init_received = True
         payload = message.get("payload")
         if payload is not None and not isinstance(payload, dict):
