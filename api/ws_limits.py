@@ -30,13 +30,17 @@ from schema.document_limits import gate_of
 from schema.document_limits import refusals as document_refusals
 
 MESSAGE_TOO_BIG = 1009
+# A close frame's reason: at most 123 bytes of UTF-8 (RFC 6455, 5.5: a control frame's
+# payload is at most 125 bytes, two of them the code).
+MAX_CLOSE_REASON_BYTES = 123
 TOO_MANY_CONNECTIONS = 4429
 _CLOSE_OVERRIDE = "channelboard.close_override"
 
 
 class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
-    """Refuses messages over the size limit before decoding them, and lets a connection
-    refusal choose its close code (strawberry closes every refusal with 4403)."""
+    """Refuses messages over the size limit before decoding them, lets a connection
+    refusal choose its close code (strawberry closes every refusal with 4403), and keeps a
+    close reason within a close frame (``close_reason``)."""
 
     async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object]:
         # strawberry's ASGIWebSocketAdapter.iter_json, with the size check before decoding.
@@ -61,7 +65,18 @@ class LimitedWebSocketAdapter(ASGIWebSocketAdapter):
         code, reason = self.ws.scope.pop(_CLOSE_OVERRIDE, (code, reason))
         if self.ws.application_state == WebSocketState.DISCONNECTED:
             return
-        await super().close(code, reason)
+        await super().close(code, close_reason(reason))
+
+
+def close_reason(reason: str) -> str:
+    """``reason`` cut to fit a close frame. Reasons may quote what the client sent (an
+    operation id, a message type); one over 123 bytes made uvicorn raise as it closed, and
+    the client saw the connection dropped without a close frame (1006)."""
+    if len(reason.encode()) <= MAX_CLOSE_REASON_BYTES:
+        return reason
+    ellipsis = "…"  # (3 bytes)
+    cut = MAX_CLOSE_REASON_BYTES - len(ellipsis.encode())
+    return reason.encode()[:cut].decode(errors="ignore") + ellipsis
 
 
 def too_big(text: str, limit: int) -> bool:
