@@ -44,7 +44,12 @@ from api.ws_limits import (
     refusals,
 )
 from api.ws_messages import malformed
-from api.ws_sessions import AuthUnavailable, SocketSessions, serve_closing_on_failure
+from api.ws_sessions import (
+    AuthUnavailable,
+    SocketSessions,
+    serve_closing_on_failure,
+    socket_gone,
+)
 from infra.memo import MemoKey, ResponseMemo
 from infra.outages import is_unavailable
 from partners.roles import Principal
@@ -185,6 +190,21 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
                     await self.keep_alive_task
             await self.cleanup()
 
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        # An operation's task, which takes itself off `tasks` as it ends: an error raised
+        # out of it after that (a send to the closed socket) was retrieved by no one.
+        try:
+            await super().handle_async_results(operation_id, query, operation_name, variables)
+        except Exception as exc:
+            if not socket_gone(self.websocket.ws, exc):  # type: ignore[attr-defined]
+                raise
+
     async def _close_unless_initialised(self) -> None:
         wait = cast(GraphQLView, self.view).connection_init_wait_timeout.total_seconds()
         await asyncio.sleep(wait)
@@ -254,6 +274,11 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
             # strawberry cancels the timeout but keeps the task, and with it the
             # cancellation's traceback and frames, for the connection's lifetime.
             self.connection_init_timeout_task = None
+
+    async def handle_task_exception(self, error: Exception) -> None:
+        # (strawberry's operation tasks report their errors here, then end with them)
+        if not socket_gone(self.websocket.ws, error):  # type: ignore[attr-defined]
+            await super().handle_task_exception(error)
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
         try:
@@ -551,7 +576,9 @@ def _finish_http_response(request: Request, response: Response) -> None:
 async def _fail_operation(operation: Operation[Context, None], exc: Exception) -> None:
     """An operation the fast path could not serve: a coded error frame (never silence), and
     the bug in the log (a lost Redis or database is no bug: SERVICE_UNAVAILABLE, as
-    elsewhere)."""
+    elsewhere). A send to the closed socket (api.ws_sessions.socket_gone) is neither."""
+    if socket_gone(operation.handler.websocket.ws, exc):  # type: ignore[attr-defined]
+        return
     if is_unavailable(exc):
         log.warning("websocket operation %s: unavailable: %s", operation.id, exc)
         error = service_unavailable_error()

@@ -24,7 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from strawberry.http.exceptions import WebSocketDisconnected
 
 from api.auth import PRINCIPAL_TABLES, Authenticator, AuthFailure
 from api.ws_limits import refuse_connection
@@ -226,6 +227,21 @@ async def serve_closing_on_failure(
         if not accepted or closed:
             raise
         await close_after_failure(send, exc)
+
+
+def socket_gone(websocket: WebSocket, exc: BaseException) -> bool:
+    """``exc``, raised by an operation's send, only says that its socket is closed (by the
+    client, or by the server for another message) - no one is left to tell. The rule on
+    both protocols: such an operation ends quietly, neither logged nor left unretrieved
+    (its connection's handler cleans up as the socket's close reaches it)."""
+    if isinstance(exc, WebSocketDisconnected | WebSocketDisconnect):
+        return True
+    # Starlette refuses a send after the server's close with a RuntimeError; uvicorn a
+    # send after the client's with ClientDisconnected (an OSError).
+    return isinstance(exc, RuntimeError | OSError) and WebSocketState.DISCONNECTED in (
+        websocket.application_state,
+        websocket.client_state,
+    )
 
 
 async def close_after_failure(send: Send, exc: Exception) -> None:
