@@ -362,6 +362,11 @@ class Model:
     stopped: dict[str, int] = field(default_factory=dict)  # id -> barrier count at stop
     pongs: int = 0  # pongs owed so far
     live: set[str] = field(default_factory=set)  # _key of each operation that stays open
+    # Whether the client has received the end (`complete`/`error`) of the operation last
+    # subscribed with an id (the driver's answer: the server frees an id before it sends
+    # the end), and the id of the subscribe just accepted (for the driver to note).
+    ended: Any = lambda op_id: False
+    subscribed: str | None = None
 
     @property
     def legacy(self) -> bool:
@@ -430,12 +435,14 @@ class Model:
             if previous is not None and not self.legacy:
                 if previous == "live":
                     raise Closed(4409)
-                if previous in ("ends", "maybe"):
+                if previous == "maybe" or not self.ended(op_id):
                     # It may have ended already (its id free again), or not (4409).
                     self.ops[op_id] = "maybe"
                     raise Closed(4409, 0)
+                # it ends by itself, and its end was received: its id is free again
             self.stopped.pop(op_id, None)
             self.ops[op_id] = self.fate(message["payload"])
+            self.subscribed = op_id
         elif kind == "complete":
             op_id = message["id"]
             self.ops.pop(op_id, None)
@@ -552,6 +559,13 @@ async def play(protocol: str, sequence: list[Any], target: Target) -> None:  # n
         max_size=None,
     ) as ws:
         conn = Connection(ws)
+        since: dict[str, int] = {}  # id -> messages received before its last subscribe
+
+        def ended(op_id: str) -> bool:
+            terminal = _terminal(op_id)
+            return op_id in since and any(terminal(m) for m in conn.received[since[op_id] :])
+
+        model.ended = ended
 
         async def barrier() -> bool:
             """A ping answered: everything sent before has been handled (False: closed)."""
@@ -588,11 +602,14 @@ async def play(protocol: str, sequence: list[Any], target: Target) -> None:  # n
                         if message.get("type") == "connection_init":
                             model.authenticated = _credential(message) == target.token
                     data = json.dumps(message)
+                model.subscribed = None
                 try:
                     model.raw(data)
                 except Closed as closed:
                     expected = closed.codes
                 sent_at = len(conn.received)
+                if model.subscribed is not None:
+                    since[model.subscribed] = sent_at
                 try:
                     await ws.send(data)
                 except websockets.ConnectionClosed:
