@@ -22,12 +22,17 @@ URLs redacted). ``channelboard outbox retry`` re-queues it, ``discard`` sets it 
 good; both record who and when in the row.
 
 Ordering. A poison event is set aside, not a wall: events after it are dispatched. Order
-is kept per aggregate (``aggregate_id``: a sale claim, a deal, a contest), because a later
-event of the same aggregate may depend on an earlier one (a reversal takes back what its
-approval credited; a claim's state notice follows its approval). So events of an
-aggregate whose earlier event waits or is dead wait behind it, uncharged, until it is
-dispatched, retried through or discarded. Events of other aggregates do not depend on
-each other's order (earnings and contest credits are keyed by event and idempotent).
+is kept per ordering key (``infra.outbox_partitions.ordering_key``: the partner the event
+concerns, else its aggregate: a contest), because a later event of the same key may
+depend on an earlier one: a reversal takes back what its approval credited, a claim's
+state notice follows its approval, and a partner's sale is credited at the tier its
+earlier sales reached (two approvals are two aggregates: held per aggregate, a sale
+credited while the partner's earlier one waited for a retry missed that one's volume and
+kept the lower tier for good). So the events of a key whose earlier event waits or is
+dead wait behind it, uncharged, until it is dispatched, retried through or discarded
+(``held``: the aggregate too, should an aggregate's events ever name different keys).
+Events of other keys do not depend on each other's order (contest credits are keyed by
+event and commutative, see docs/dispatchers.md).
 
 Where it runs: in each API process (``CHANNELBOARD_DISPATCH=inline``), or in a process of
 its own (``channelboard dispatch``) that the API processes wake over pub/sub (``hand_off``
@@ -455,6 +460,25 @@ class _Lease:
             )
 
 
+def _key(event: OutboxEvent) -> uuid.UUID:
+    """The event's ordering key; its aggregate when the payload names no valid partner (a
+    malformed event is the handlers' to refuse, not the pass's)."""
+    try:
+        return ordering_key(event.aggregate_id, event.payload)
+    except (ValueError, TypeError, AttributeError):
+        return event.aggregate_id
+
+
+def _hold(event: OutboxEvent, held: set[uuid.UUID]) -> None:
+    """Hold back the later events of ``event``'s ordering key (and of its aggregate)."""
+    held.add(event.aggregate_id)
+    held.add(_key(event))
+
+
+def _is_held(event: OutboxEvent, held: set[uuid.UUID]) -> bool:
+    return event.aggregate_id in held or _key(event) in held
+
+
 class Dispatcher:
     """Runs registered handlers for committed events; one per process.
 
@@ -588,7 +612,7 @@ class Dispatcher:
 
     def _select_page(self, after: uuid.UUID | None) -> Any:
         """Undispatched events after ``after`` in commit order, dead and waiting ones
-        included (they hold back later events of their aggregate)."""
+        included (they hold back later events of their ordering key)."""
         stmt = select(OutboxEvent).where(*self._undispatched())
         if after is not None:
             stmt = stmt.where(col(OutboxEvent.id) > after)
@@ -614,15 +638,15 @@ class Dispatcher:
     def _due(
         self, events: list[OutboxEvent], held: set[uuid.UUID], now: datetime
     ) -> list[OutboxEvent]:
-        """The events that may run now; the aggregates of dead, waiting and held ones are
-        added to ``held``."""
+        """The events that may run now; the keys of dead, waiting and held ones are added
+        to ``held``."""
         due: list[OutboxEvent] = []
         for event in events:
             waiting = event.next_attempt_at is not None and event.next_attempt_at > now
             if waiting and event.dead_at is None:
                 self._retry_at(event.next_attempt_at)
-            if event.dead_at is not None or waiting or event.aggregate_id in held:
-                held.add(event.aggregate_id)
+            if event.dead_at is not None or waiting or _is_held(event, held):
+                _hold(event, held)
             else:
                 due.append(event)
         return due
@@ -892,7 +916,7 @@ class Dispatcher:
                 if self._partitions is not None and await self._rebalance(self._partitions):
                     after = None  # read again from the start (what it held back stays held)
                     break
-                ready = [e for e in segment if e.aggregate_id not in held and self._holds(e)]
+                ready = [e for e in segment if not _is_held(e, held) and self._holds(e)]
                 if ready:
                     self._in_pass = {e.aggregate_id for e in ready}
                     try:
@@ -965,14 +989,14 @@ class Dispatcher:
                 raise
             if len(segment) == 1:
                 await self._charge(segment[0], exc)
-                held.add(segment[0].aggregate_id)
+                _hold(segment[0], held)
                 return 0
             # Halves, in order, until the failing events are alone: a run of 500 with one
             # poison event costs about 2 * log2(500) re-runs, not 500.
             done = 0
             middle = len(segment) // 2
             for half in (segment[:middle], segment[middle:]):
-                ready = [e for e in half if e.aggregate_id not in held]
+                ready = [e for e in half if not _is_held(e, held)]
                 if ready:
                     done += await self._dispatch_segment(ready, held)
             return done

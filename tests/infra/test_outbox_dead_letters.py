@@ -391,9 +391,12 @@ async def test_a_dispatcher_process_sets_a_malformed_event_aside(
         settings, "dispatch", "--poll-interval", "600", OUTBOX_MAX_ATTEMPTS="2"
     ) as worker:  # fmt: skip
         await eventually(dead, within=30)
-        for good in (good_1, good_2):
-            assert (await _row(db, good)).dispatched_at is not None
-            assert await _credited(db, good)
+        assert (await _row(db, good_1)).dispatched_at is not None
+        assert await _credited(db, good_1)
+        # The same partner's later sale waits behind it, uncharged: it is credited at the
+        # tier the partner's earlier sales reach (tests/earnings/test_crediting_order.py).
+        waiting = await _row(db, good_2)
+        assert (waiting.dispatched_at, waiting.attempts) == (None, 0)
         row = await _row(db, poison)
         assert (row.attempts, row.last_error_type) == (2, "ValueError")
         assert not await _credited(db, poison)
@@ -405,6 +408,11 @@ async def test_a_dispatcher_process_sets_a_malformed_event_aside(
 
         await _cli(settings, "discard", str(poison.id), "--by", "ops@example")
         assert (await _readyz_outbox(client))["deadLetters"] == 0
+
+        async def credited() -> bool:
+            return await _credited(db, good_2)
+
+        await eventually(credited, within=30)  # (the discard woke the dispatcher)
         worker.send_signal(signal.SIGTERM)
         output, _ = await asyncio.wait_for(worker.communicate(), 30)
         assert worker.returncode == 0, output.decode()
