@@ -7,8 +7,10 @@ already made (the subscribers')."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlmodel import col, update
@@ -38,14 +40,10 @@ async def refused_for_a_moment(proxy: HoldingProxy, caplog: pytest.LogCaptureFix
     proxy.refusing = False
 
 
-async def test_a_notice_published_while_redis_refuses_new_connections_still_arrives(
-    redis_url: str, local_cluster: LocalCluster | None, caplog: pytest.LogCaptureFixture
-) -> None:
-    """It was logged ("publish skipped") and lost: the listener, whose connection never
-    dropped, heard nothing until the next notice."""
-    if local_cluster is not None:
-        pytest.skip("one proxied connection: a single Redis server")
-    caplog.set_level(logging.WARNING, logger="infra.pubsub")
+@contextlib.asynccontextmanager
+async def two_hubs(redis_url: str) -> AsyncIterator[tuple[HoldingProxy, Hub, Hub]]:
+    """A publisher's Hub behind a proxy (which the test makes refuse new connections) and
+    another process's Hub straight to Redis."""
     keys = Keys(f"hubpub-{uuid.uuid4().hex[:8]}")
     proxy = HoldingProxy(redis_url, b"")
     proxy.release.set()
@@ -54,17 +52,29 @@ async def test_a_notice_published_while_redis_refuses_new_connections_still_arri
         direct = connect(redis_url)
         publisher, other = Hub(proxied, keys), Hub(direct, keys)
         try:
-            async with other.listen(other.channel("tables")) as listener:
-                proxy.refusing = True
-                publisher.publish_soon(publisher.channel("tables"), "changed partner")
-                await refused_for_a_moment(proxy, caplog)
-                assert await asyncio.wait_for(listener.get(), 5) == b"changed partner"
-            assert publisher.unsent == 0
+            yield proxy, publisher, other
         finally:
             await publisher.close()
             await other.close()
             await proxied.aclose()
             await direct.aclose()
+
+
+async def test_a_notice_published_while_redis_refuses_new_connections_still_arrives(
+    redis_url: str, local_cluster: LocalCluster | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It was logged ("publish skipped") and lost: the listener, whose connection never
+    dropped, heard nothing until the next notice."""
+    if local_cluster is not None:
+        pytest.skip("one proxied connection: a single Redis server")
+    caplog.set_level(logging.WARNING, logger="infra.pubsub")
+    async with two_hubs(redis_url) as (proxy, publisher, other):
+        async with other.listen(other.channel("tables")) as listener:
+            proxy.refusing = True
+            publisher.publish_soon(publisher.channel("tables"), "changed partner")
+            await refused_for_a_moment(proxy, caplog)
+            assert await asyncio.wait_for(listener.get(), 5) == b"changed partner"
+        assert publisher.unsent == 0
 
 
 async def test_drain_waits_for_a_notice_sent_again(
@@ -77,27 +87,15 @@ async def test_drain_waits_for_a_notice_sent_again(
     if local_cluster is not None:
         pytest.skip("one proxied connection: a single Redis server")
     caplog.set_level(logging.WARNING, logger="infra.pubsub")
-    keys = Keys(f"hubdrain-{uuid.uuid4().hex[:8]}")
-    proxy = HoldingProxy(redis_url, b"")
-    proxy.release.set()
-    async with proxy.running() as port:
-        proxied = connect(f"redis://127.0.0.1:{port}/0")
-        direct = connect(redis_url)
-        publisher, other = Hub(proxied, keys), Hub(direct, keys)
-        try:
-            async with other.listen(other.channel("tables")) as listener:
-                proxy.refusing = True
-                publisher.publish_soon(publisher.channel("tables"), "changed partner")
-                answering = asyncio.create_task(refused_for_a_moment(proxy, caplog))
-                await publisher.drain(within=10)
-                await answering
-                assert publisher.unsent == 0
-                assert await asyncio.wait_for(listener.get(), 5) == b"changed partner"
-        finally:
-            await publisher.close()
-            await other.close()
-            await proxied.aclose()
-            await direct.aclose()
+    async with two_hubs(redis_url) as (proxy, publisher, other):
+        async with other.listen(other.channel("tables")) as listener:
+            proxy.refusing = True
+            publisher.publish_soon(publisher.channel("tables"), "changed partner")
+            answering = asyncio.create_task(refused_for_a_moment(proxy, caplog))
+            await publisher.drain(within=10)
+            await answering
+            assert publisher.unsent == 0
+            assert await asyncio.wait_for(listener.get(), 5) == b"changed partner"
 
 
 async def test_a_change_committed_while_redis_refuses_new_connections_reaches_the_other_cache(
