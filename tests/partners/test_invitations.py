@@ -156,11 +156,13 @@ async def race(
     monkeypatch: pytest.MonkeyPatch,
     *,
     late_token: str,
-    first_token: str,
     stop_after: int,
+    first_token: str | None = None,
+    first: Callable[[AsyncSession], Awaitable[object]] | None = None,
 ) -> Enum:
-    """The late accept runs until its ``stop_after``-th query, the first one accepts and
-    commits, then the late one goes on; returns the code the late one was refused with."""
+    """The late accept runs until its ``stop_after``-th query, the first transaction (an
+    accept of ``first_token``, or ``first``) runs and commits, then the late one goes on;
+    returns the code the late one was refused with."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL: SQLite's write lock serialises the two")
 
@@ -180,9 +182,12 @@ async def race(
     stopped, go = await started
     await asyncio.wait_for(stopped.wait(), 10)
     async with db.transaction() as session:
-        await invitations.accept_invitation(
-            session, Identity("idp|first", None, False), clock, token=first_token
-        )
+        if first is not None:
+            await first(session)
+        else:
+            await invitations.accept_invitation(
+                session, Identity("idp|first", None, False), clock, token=first_token or ""
+            )
     go.set()
     return await asyncio.wait_for(task, 10)
 
@@ -305,35 +310,19 @@ async def test_an_accept_that_read_the_invitation_before_a_revoke_committed_find
     """The accept read the invitation as PENDING; a revoke commits before its claim, which
     then matches nothing. It is told the invitation was revoked (it was told
     INVITATION_USED, "already accepted"), and no user is made."""
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL: on SQLite the accept holds the write lock from its BEGIN")
     admin = tenant.principal(Role.VENDOR_ADMIN)
     async with db.transaction() as session:
         issued = await invitations.create_invitation(
             session, admin, clock, email="revoked@example.com", role=Role.FINANCE
         )
 
-    async def late() -> Enum:
-        try:
-            async with db.transaction() as session:
-                started.set_result(stop_after_query(session, monkeypatch, 1))
-                await invitations.accept_invitation(
-                    session, Identity("idp|late", None, False), clock, token=issued.token
-                )
-        except DomainError as refused:
-            return refused.code
-        raise AssertionError("the accept was not refused")
-
-    started: asyncio.Future[tuple[asyncio.Event, asyncio.Event]] = asyncio.Future()
-    task = asyncio.create_task(late())
-    stopped, go = await started
-    await asyncio.wait_for(stopped.wait(), 10)
-    async with db.transaction() as session:
-        await invitations.revoke_invitation(
+    async def revoke(session: AsyncSession) -> object:
+        return await invitations.revoke_invitation(
             session, admin, clock, invitation_id=issued.invitation.id
         )
-    go.set()
-    assert await asyncio.wait_for(task, 10) is Code.INVITATION_REVOKED
+
+    code = await race(db, clock, monkeypatch, late_token=issued.token, stop_after=1, first=revoke)
+    assert code is Code.INVITATION_REVOKED
     async with db.read_session() as session:
         users = (await session.exec(select(User).where(User.email == "revoked@example.com"))).all()
         stored = await session.get(Invitation, issued.invitation.id)
