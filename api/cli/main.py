@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
@@ -157,29 +161,55 @@ def serve(
             )
             raise typer.Exit(3)
     embedded: EmbeddedRedis | None = None
-    if settings.redis_url is None:
-        # One embedded Redis shared by every worker process.
-        embedded = EmbeddedRedis(settings.var_dir / "redis")
-        os.environ["CHANNELBOARD_REDIS_URL"] = embedded.start()
+    with _sigterm_unwinds():
+        if settings.redis_url is None:
+            # One embedded Redis shared by every worker process.
+            embedded = EmbeddedRedis(settings.var_dir / "redis")
+            os.environ["CHANNELBOARD_REDIS_URL"] = embedded.start()
+        try:
+            console.print(f"channelboard on http://{host}:{port}/graphql")
+            uvicorn.run(
+                "api.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                ws_per_message_deflate=False,
+                # Frames over the limit are refused by the protocol (close 1009) before they
+                # are buffered; the app checks the same limit for servers started otherwise.
+                ws_max_size=settings.limits.ws_max_message_bytes,
+                timeout_graceful_shutdown=10,
+                log_level=settings.log_level,
+                proxy_headers=True,
+            )
+        finally:
+            if embedded is not None:
+                embedded.stop()
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM (a process manager stopping the server) unwinds the block, so that its
+    cleanup (stopping the embedded Redis) runs, then ends the process as SIGTERM does.
+    uvicorn ends its graceful shutdown by raising the signal again under the handler it
+    found: with the default one the process died there, its cleanup skipped, and the
+    embedded Redis outlived it (ended by its parent-death signal about a second later)."""
+
+    def terminate(_signum: int, _frame: FrameType | None) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        console.print(f"channelboard on http://{host}:{port}/graphql")
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            ws_per_message_deflate=False,
-            # Frames over the limit are refused by the protocol (close 1009) before they are
-            # buffered; the app checks the same limit for servers started otherwise.
-            ws_max_size=settings.limits.ws_max_message_bytes,
-            timeout_graceful_shutdown=10,
-            log_level=settings.log_level,
-            proxy_headers=True,
-        )
+        yield
+    except _Terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGTERM)
     finally:
-        if embedded is not None:
-            embedded.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 # After the root's own commands: the order `channelboard --help` lists them in.

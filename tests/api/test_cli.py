@@ -128,17 +128,7 @@ def test_serve_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path) -> 
         text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "serve did not become ready"
-            time.sleep(0.3)
+        _wait_ready(proc, port)
         answer = httpx.post(
             f"http://127.0.0.1:{port}/graphql", json={"query": "{ __typename }"}, timeout=5
         )
@@ -150,6 +140,59 @@ def test_serve_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path) -> 
         tmp_path / "var" / "redis" / "redis.sock"
     )
     assert (tmp_path / "var" / "channelboard.db").exists()
+
+
+@pytest.mark.slow
+def test_serve_stops_its_embedded_redis_before_exiting_on_sigterm(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A process manager stops the server with SIGTERM: the Redis the command started has
+    stopped by the time the command has exited, which exits as SIGTERM ends a process.
+    (uvicorn raises the signal again after its graceful shutdown; under the default handler
+    that ended the process at once, before the command stopped its Redis.)"""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api", "serve", "--port", str(port)],
+        env={**cli_env}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        _wait_ready(proc, port)
+        (redis_pid,) = _children(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM, output
+    assert not _running(redis_pid), "the embedded Redis outlived the server"
+    assert "Traceback" not in output
+
+
+def _wait_ready(proc: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            if ready.status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "serve did not become ready"
+        time.sleep(0.3)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes the main thread of ``pid`` started (Linux)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _responds(sock: Path) -> bool:
