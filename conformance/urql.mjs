@@ -107,14 +107,14 @@ await step('subscription that the server completes', async () => {
   const contest = created.data?.contestCreate?.contest;
   if (!check('a contest ending in 6 s', Boolean(contest), JSON.stringify(created.data ?? String(created.error)))) return;
   const pushes = [];
-  const done = new Promise((resolve) => {
+  let timer;
+  await new Promise((resolve) => {
     const { unsubscribe } = rep.subscription(BOARD, { contestId: contest.id }).subscribe((r) => {
       pushes.push(r);
       if (r.error || r.data?.leaderboardChanged?.final) resolve();
     });
-    setTimeout(() => { unsubscribe(); resolve(); }, 20000);
-  });
-  await done;
+    timer = setTimeout(() => { unsubscribe(); resolve(); }, 20000);
+  }).finally(() => clearTimeout(timer)); // (a pending timer would keep node running)
   const last = pushes.at(-1);
   check('subscriptionExchange: a snapshot, then final standings when the contest ends',
     pushes.length >= 2 && !pushes[0].data.leaderboardChanged.final && last.data?.leaderboardChanged?.final === true,
