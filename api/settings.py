@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from notifications.sender import SmtpSettings
+from notifications.smtp import SmtpSettings
 
 DEVELOPMENT_SECRET = "channelboard-development-secret-do-not-use-in-production"
 PREFIX = "CHANNELBOARD_"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -28,24 +27,13 @@ from infra.outbox import backoff, describe
 from notifications import rendering
 from notifications.models import Mail, MailKind
 from notifications.preferences import preferences_of
+from notifications.smtp import SmtpSettings
 from partners.models import User
 
 log = logging.getLogger(__name__)
 
 CLAIM = timedelta(seconds=60)
 SMTP_ERRORS: tuple[type[BaseException], ...] = (aiosmtplib.SMTPException, OSError, TimeoutError)
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 587
-    security: str = "starttls"  # "starttls", "tls" (implicit TLS) or "none"
-    username: str | None = None
-    password: str | None = None
-    from_address: str = "channelboard@localhost"
-    ca_file: str | None = None  # verify the server with this CA bundle (default: the system's)
-    timeout_seconds: float = 30.0
 
 
 class MailSender:

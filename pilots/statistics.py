@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from scipy import stats
-
 SMALL_ARM = 30  # below this many partners in an arm, the t interval is flagged as rough
 LEVEL = 0.95
 
@@ -91,6 +89,8 @@ def compare_means(
     elif len(set(treatment)) == 1 and len(set(control)) == 1:
         notes.append("No variation within either arm: Welch's interval is undefined.")
     else:
+        from scipy import stats  # noqa: PLC0415 - see _wilson
+
         result = stats.ttest_ind(treatment, control, equal_var=False)
         ci = result.confidence_interval(confidence_level=level)
         interval = Interval(float(ci.low), float(ci.high))
@@ -105,6 +105,10 @@ def compare_means(
 
 
 def _wilson(k: int, n: int, level: float) -> tuple[float, float]:
+    # Imported when a report is computed: scipy.stats costs ~2 s of CPU to import, which
+    # every process that loads the schema (servers, dispatchers, each CLI command) paid.
+    from scipy import stats  # noqa: PLC0415
+
     ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="wilson")
     return float(ci.low), float(ci.high)
 

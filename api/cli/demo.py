@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from api.auth import issue_token
 from api.cli.wiring import announcing
-from api.composition import build_claim_signals, build_storage
 from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import demo as deals_demo
@@ -25,6 +24,9 @@ async def seed_demo(
 ) -> list[tuple[str, str, str, str | None]]:
     """``clock``: the system clock unless given (tests pin the date the demo is seeded on).
     The demo users: (vendor, email, role, partner)."""
+    # The composition root loads the whole schema: not for `token`, which shares this module.
+    from api.composition import build_claim_signals, build_storage  # noqa: PLC0415
+
     db = Database(settings.database_url)
     clock = clock or SystemClock()
     try:

@@ -20,7 +20,6 @@ from rich.console import Console
 
 from api.cli.settings import load_settings
 from api.cli.wiring import running_redis_url, wiring
-from api.composition import clock_jobs
 from api.settings import Settings
 from infra.heap import freeze_startup_heap
 from infra.tasks import stop
@@ -35,6 +34,8 @@ async def _dispatch(settings: Settings, poll_interval: float) -> int:
             "or start `channelboard serve` (its embedded Redis) first"
         )
         return 2
+    from api.composition import clock_jobs  # noqa: PLC0415 - loaded by wiring() in any case
+
     async with wiring(settings) as services:
         await services.outbox.listen(services.hub)
         freeze_startup_heap()

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from api.composition import build_services
 from api.settings import Settings
 from infra.clock import SystemClock
 from infra.db import Database
 from infra.pubsub import Hub
 from infra.redis import EmbeddedRedis, Keys, _responds, connect
-from schema.context import Services
+
+if TYPE_CHECKING:
+    from schema.context import Services
 
 
 def running_redis_url(settings: Settings) -> str | None:
@@ -69,6 +71,9 @@ async def wiring(settings: Settings) -> AsyncIterator[Services]:
     composition root: the same outbox handlers, so an event this command dispatches is
     credited, scored and announced exactly as the server would, and the same table-change
     notices, so a running server's read caches hear of this command's commits at once."""
+    # The app's services load the whole schema: imported here, not by every command.
+    from api.composition import build_services  # noqa: PLC0415
+
     embedded = None
     url = running_redis_url(settings)
     if url is None:

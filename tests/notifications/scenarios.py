@@ -14,7 +14,8 @@ from typing import Any, cast
 
 from aiosmtpd.controller import Controller
 
-from notifications.sender import MailSender, SmtpSettings
+from notifications.sender import MailSender
+from notifications.smtp import SmtpSettings
 from schema.context import Services
 
 

@@ -19,7 +19,8 @@ from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from notifications.models import Mail, MailKind, Notification
-from notifications.sender import MailSender, SmtpSettings
+from notifications.sender import MailSender
+from notifications.smtp import SmtpSettings
 from partners.models import User
 from partners.roles import Role
 from schema.context import Services
