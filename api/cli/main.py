@@ -31,6 +31,7 @@ from api.cli import (
     subscriptions,
     vendors,
 )
+from api.cli.database import database_advice
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -234,3 +235,9 @@ def main() -> None:
     except SettingsError as exc:  # pragma: no cover - load_settings reports most
         console.print(f"[red]configuration error:[/red] {exc}")
         sys.exit(2)
+    except Exception as exc:
+        advice = database_advice(exc, load_settings().database_url)
+        if advice is None:
+            raise
+        console.print(f"[red]{advice}[/red]")
+        sys.exit(3)

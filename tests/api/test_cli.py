@@ -47,6 +47,34 @@ def test_schema_graphql_is_current() -> None:
 
 
 @pytest.mark.slow
+def test_a_command_on_a_database_not_there_to_use_names_the_remedy(
+    cli_env: dict[str, str],
+) -> None:
+    """``token`` before ``migrate`` (a fresh clone), and a database that cannot be reached:
+    one sentence naming the remedy, exit status 3, no traceback, no password shown."""
+    unmigrated = run(["token", "admin@acme.example"], cli_env)
+    assert unmigrated.returncode == 3, unmigrated.stdout + unmigrated.stderr
+    assert "is not migrated (at no revision, this code needs" in unmigrated.stderr
+    assert "run 'channelboard migrate'" in unmigrated.stderr
+    assert "Traceback" not in unmigrated.stdout + unmigrated.stderr
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    away = {
+        **cli_env,
+        "CHANNELBOARD_DATABASE_URL": f"postgresql+asyncpg://u:hunter2@127.0.0.1:{port}/x",
+    }
+    unreachable = run(["token", "admin@acme.example"], away)
+    assert unreachable.returncode == 3, unreachable.stdout + unreachable.stderr
+    assert f"the database at postgresql+asyncpg://u:***@127.0.0.1:{port}/x is unreachable" in (
+        unreachable.stderr
+    )
+    assert "hunter2" not in unreachable.stdout + unreachable.stderr
+    assert "Traceback" not in unreachable.stdout + unreachable.stderr
+
+
+@pytest.mark.slow
 def test_migrate_demo_and_token(cli_env: dict[str, str], tmp_path: Path) -> None:
     assert run(["migrate"], cli_env).returncode == 0
     first = run(["demo"], cli_env)
