@@ -23,7 +23,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import (
-    ClusterDownError,
+    ClusterError,
     ReadOnlyError,
     RedisClusterUnreachableError,
     SlotNotCoveredError,
@@ -70,9 +70,12 @@ class RedisUnavailable(Exception):
     retry_after_seconds = 2
 
 
+# ClusterError: redis-py's "TTL exhausted", after a command met only redirections and
+# TRYAGAIN (a slot being migrated: a script on keys of both sides, or on a key missing on
+# either, is refused until the slot has moved), and its subclass ClusterDownError.
 _UNAVAILABLE = (
     RedisUnavailable, RedisConnectionError, RedisTimeoutError, ReadOnlyError,
-    ClusterDownError, SlotNotCoveredError, RedisClusterUnreachableError, TryAgainError,
+    ClusterError, SlotNotCoveredError, RedisClusterUnreachableError, TryAgainError,
 )  # fmt: skip
 
 
@@ -80,7 +83,7 @@ def redis_unreachable(error: BaseException | None) -> bool:
     """Whether ``error`` (or what it was raised from) means Redis is out of reach, as
     opposed to a bug: refused or dropped connections, timeouts, a server still loading its
     data after a restart, a replica that cannot take writes during a failover (on a cluster:
-    a slot with no master yet, a node no longer reachable)."""
+    a slot with no master yet, a node no longer reachable, a slot being migrated)."""
     seen = 0
     while error is not None and seen < 10:
         if isinstance(error, _UNAVAILABLE):

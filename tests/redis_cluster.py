@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,11 @@ def _cluster_port() -> int:
 
 def _client(port: int) -> Redis:
     return Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=5)
+
+
+def _node_id(port: int) -> str:
+    node_id = _client(port).execute_command("CLUSTER", "MYID")
+    return node_id.decode() if isinstance(node_id, bytes) else str(node_id)
 
 
 @dataclass
@@ -170,6 +176,50 @@ class LocalCluster:
         self._start_node(master)  # its nodes.conf remembers the cluster
         self.wait_ready(timeout)
         return replica
+
+    def slot_of(self, key: str) -> int:
+        return int(_client(self.running[0]).execute_command("CLUSTER", "KEYSLOT", key))
+
+    def migrate(
+        self,
+        key: str,
+        to: int,
+        *,
+        while_migrating: Callable[[], None] | None = None,
+        timeout: float = 30.0,
+    ) -> int:
+        """Move ``key``'s slot, and its keys, from its master to the master ``to``, as an
+        operator's ``redis-cli --cluster reshard`` does for each slot: the target IMPORTING,
+        the source MIGRATING, the keys MIGRATEd (``key`` first, if it exists), then the slot
+        assigned to the target on the target, the source (which then drops its subscribers'
+        shard channels of the slot with a SUNSUBSCRIBE) and the other masters.
+        ``while_migrating`` runs once ``key`` has moved and the rest has not (a command on
+        keys of both sides meets TRYAGAIN then). Returns the source's port once every node
+        agrees."""
+        slot = self.slot_of(key)
+        source = self.node_of(key)
+        if source == to:
+            raise ValueError(f"{key!r} is on {to} already")
+        ids = {port: _node_id(port) for port in self.masters()}
+        target_client, source_client = _client(to), _client(source)
+        target_client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        source_client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])
+
+        def move(*keys: bytes | str) -> None:
+            source_client.execute_command(
+                "MIGRATE", "127.0.0.1", to, "", 0, 5000, "REPLACE", "KEYS", *keys
+            )
+
+        if source_client.exists(key):
+            move(key)
+        if while_migrating is not None:
+            while_migrating()
+        while keys := source_client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            move(*keys)
+        for port in (to, source, *(p for p in ids if p not in (to, source))):
+            _client(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[to])
+        self.wait_ready(timeout)
+        return source
 
     def flush(self, port: int) -> None:
         """Lose one master's data (as a restart without persistence does); its replica

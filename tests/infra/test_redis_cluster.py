@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.outbox import OutboxEvent, is_transient
 from infra.redis import Keys
 from leaderboards.models import Contest
 from leaderboards.scoring import BoardKeys
@@ -27,6 +28,7 @@ from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
 from tests.redis_cluster import LocalCluster
 from tests.support import GQL, eventually, live_server, ws_client
 
+BOARD = "query($id: ID!) { leaderboard(contestId: $id) { version } }"
 LIVE = """
 subscription($id: ID!) {
   leaderboardChanged(contestId: $id, first: 5) { version rows { score } }
@@ -141,6 +143,77 @@ async def test_a_failover_keeps_scoring_and_live_subscriptions_resume(
         async with asyncio.timeout(15):
             while [r["score"] for r in update["rows"]] != [500_00, 300_01]:
                 update = (await live.data())["leaderboardChanged"]
+
+
+@pytest.mark.slow
+async def test_a_slot_migration_keeps_scoring_and_live_subscriptions_follow(
+    cluster: LocalCluster, app: Starlette, client: httpx.AsyncClient, gql: GQL,
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+) -> None:  # fmt: skip
+    """An operator reshards: the contest's slot, its keys and channel move to another master
+    (``CLUSTER SETSLOT … IMPORTING/MIGRATING``, ``MIGRATE``, ``SETSLOT … NODE``) under a
+    live leaderboard subscription. Halfway, with the board split between the two masters,
+    Redis answers the contest's scripts TRYAGAIN: a sale approved then waits, uncharged (an
+    outage, not the event's fault), and a read is SERVICE_UNAVAILABLE. Once the slot has
+    moved, the old master drops the subscription's shard channel with a SUNSUBSCRIBE: the
+    subscriber must still see every credit, in version order, through the new master, and
+    the scripts keep crediting the moved keys."""
+    contest = await create_contest(db, clock, tenant)
+    await approve_sale(db, clock, tenant, partner=0, amount=300_00)
+    await dispatch(services)
+    channel = services.leaderboards.channel(contest.id)
+    [board, *_] = services.leaderboards.boards.keys_of(contest.id).board("all")
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    loop = asyncio.get_running_loop()
+    read: dict[str, Any] = {}
+
+    async def halfway() -> None:
+        approved = await approve_sale(db, clock, tenant, partner=1, amount=200_00)
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - what matters is its kind
+            await dispatch(services)
+        assert is_transient(raised.value), raised.value  # the pass ends...
+        async with db.session() as session:
+            event = await session.get(OutboxEvent, approved.id)
+        assert event is not None
+        assert event.attempts == 0, event.last_error  # ...and the event is not charged
+        read.update(await gql(BOARD, {"id": gid("Contest", contest.id)}, as_user=admin))
+
+    async with live_server(app) as address, ws_client(address, gql.token(admin)) as live:
+        await live.subscribe(LIVE, {"id": gid("Contest", contest.id)})
+        pushes = [(await live.data())["leaderboardChanged"]]
+        assert [r["score"] for r in pushes[0]["rows"]] == [300_00]
+
+        old = cluster.node_of(channel)
+        new = next(port for port in cluster.masters() if port != old)
+        reconnects = services.hub.reconnects
+        await asyncio.to_thread(
+            cluster.migrate, board, new,
+            while_migrating=lambda: asyncio.run_coroutine_threadsafe(halfway(), loop).result(60),
+        )  # fmt: skip
+        assert cluster.node_of(channel) == new
+        # (The board script's keys include some that do not exist, so Redis refuses it
+        # TRYAGAIN for as long as the slot migrates, whichever keys have moved.)
+        assert [e["extensions"]["code"] for e in read["errors"]] == ["SERVICE_UNAVAILABLE"]
+
+        await dispatch(services)  # the sale of halfway
+        await approve_sale(db, clock, tenant, partner=0, amount=250_00)
+        await dispatch(services)
+        assert await scores(services, contest) == [550_00, 200_00]
+        async with asyncio.timeout(30):
+            while [r["score"] for r in pushes[-1]["rows"]] != [550_00, 200_00]:
+                pushes.append((await live.data())["leaderboardChanged"])
+        versions = [push["version"] for push in pushes]
+        assert versions == sorted(versions), versions
+        assert versions[-1] == await services.leaderboards.boards.version(contest.id)
+
+        # The hub heard the drop and hears the channel on the new master.
+        await eventually(lambda: _true(services.hub.reconnects > reconnects), within=15)
+        await eventually(lambda: _true(services.hub.live_problem() is None), within=15)
+        await approve_sale(db, clock, tenant, partner=1, amount=1)
+        await dispatch(services)
+        async with asyncio.timeout(15):
+            while [r["score"] for r in pushes[-1]["rows"]] != [550_00, 200_01]:
+                pushes.append((await live.data())["leaderboardChanged"])
 
 
 async def _true(value: bool) -> bool:
