@@ -15,13 +15,13 @@ On a Redis Cluster the notices use sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7
 channel lives on the node that owns its slot, so a notice is sent to one shard instead of
 being broadcast to every node, and redis-py's cluster pub/sub holds one connection per node
 that has channels, following them when a failover or a slot migration moves them. A channel
-that moved, or a node connection that was made again, means notices may have been missed:
-listeners hear None, as after a lost connection to a single server, and the channel is not
-heard (``subscribed`` false) until its node confirms the new subscription; then the
-listeners of the channels subscribed again hear None once more. A node that drops
-its channels itself (a failover made it a replica) says so with a SUNSUBSCRIBE nobody asked
-for, which redis-py does not act on: the Hub subscribes them again where their slot now
-lives (``_note_dropped``).
+that moved, or a node connection that was made again, means notices may have been missed
+on that channel, or that node: their listeners hear None (those of the other nodes' channels
+lost nothing and hear nothing), and the channel is not heard (``subscribed`` false) until
+its node confirms the new subscription; then they hear None once more. A node that drops
+its channels itself (a failover made it a replica, a slot migration took their slot away)
+says so with a SUNSUBSCRIBE nobody asked for, which redis-py does not act on: the Hub
+subscribes them again where their slot now lives (``_note_dropped``).
 """
 
 from __future__ import annotations
@@ -528,8 +528,9 @@ class Hub:
         """redis-py reconnects (and resubscribes) inside a read when the server answers
         again within its retries: messages of the gap are lost all the same, and those of
         the connection's channels go unheard until Redis confirms the resubscription
-        (redis-py has sent it, before calling us). Listeners re-read now, and those of the
-        connection's channels again once it is confirmed."""
+        (redis-py has sent it, before calling us). The listeners of the connection's
+        channels re-read now, and again once it is confirmed; on a cluster, those of the
+        other nodes' connections lost nothing and are not told."""
         if not self._holds(connection):
             # A cluster node's connection redis-py took back from us (a node pub/sub it
             # dropped goes back to the node's pool, for any command): nothing of ours lost.
@@ -542,7 +543,7 @@ class Hub:
             self._await(channels)
             self._retell_once_confirmed(channels)
             self.reconnects += 1
-            self._missed()
+            self._missed(channels)
 
     def _pubsubs(self) -> list[PubSub]:
         """The pub/subs holding connections: the server's, or each node's on a cluster."""
@@ -689,14 +690,14 @@ class Hub:
         if moved and self._healthy:
             # Those already awaited (dropped by their node, or after a reconnection) were
             # not heard since their listeners were told.
-            told = moved <= self._awaiting
+            untold = moved - self._awaiting
             self._await(moved)
             self._retell_once_confirmed(moved)  # (told again once the new node has them)
-            if not told:
+            if untold:
                 self._stopped_hearing("channels moved")
                 self.reconnects += 1
                 log.warning("pub/sub channels moved to another node; subscribers re-read state")
-                self._missed()
+                self._missed(untold)
 
     def _forget_node_connections(self, kept: set[AbstractConnection]) -> None:
         """Stop watching the node connections not in ``kept``: redis-py gave them back to
@@ -819,8 +820,11 @@ class Hub:
         dropped, self._dropped_unheard = self._dropped_unheard, set()
         self._stopped_hearing("channels dropped by their node")
         self.reconnects += 1
-        log.warning("pub/sub channels dropped by their node (failover?); resubscribing")
-        self._missed()
+        log.warning(
+            "pub/sub: %d channel(s) dropped by their node (a failover or a slot migration); "
+            "resubscribing", len(dropped),
+        )  # fmt: skip
+        self._missed(dropped)
         async with self._lock, asyncio.timeout(self._connect_within):  # see _subscribe
             await pubsub.cluster.nodes_manager.initialize()
             # Not those no longer needed, confirmed since (subscribed again by redis-py), or

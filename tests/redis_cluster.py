@@ -202,6 +202,7 @@ class LocalCluster:
             raise ValueError(f"{key!r} is on {to} already")
         ids = {port: _node_id(port) for port in self.masters()}
         target_client, source_client = _client(to), _client(source)
+        exists = source_client.exists(key)  # (once MIGRATING, a missing key answers ASK)
         target_client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
         source_client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])
 
@@ -210,7 +211,7 @@ class LocalCluster:
                 "MIGRATE", "127.0.0.1", to, "", 0, 5000, "REPLACE", "KEYS", *keys
             )
 
-        if source_client.exists(key):
+        if exists:
             move(key)
         if while_migrating is not None:
             while_migrating()

@@ -218,3 +218,92 @@ async def test_the_hubs_own_unsubscribes_are_not_taken_for_drops(cluster: LocalC
     finally:
         await hub.close()
         await redis.aclose()
+
+
+async def test_a_slot_migration_tells_the_moved_channels_listeners_only(
+    cluster: LocalCluster,
+) -> None:
+    """An operator migrates a listened channel's slot to another master. The old master
+    drops the channel (a SUNSUBSCRIBE nobody asked for); the Hub subscribes it again on the
+    new owner. Its listener is told to re-read while the channel is not heard, and once
+    more when the new owner has confirmed it, and then hears what is published there. A
+    listener on a node the migration did not touch lost nothing and is told nothing (it was
+    told to re-read, as for a lost connection)."""
+    redis = connect(cluster.url, cluster=True)
+    hub = Hub(redis, Keys(f"hubmigrated-{uuid.uuid4().hex[:8]}"))
+    try:
+        moving = hub.channel("moving")
+        source = cluster.node_of(moving)
+        target, untouched = (port for port in cluster.masters() if port != source)
+        [bystander_channel] = _on_node(cluster, untouched, lambda i: hub.channel(f"by{i}"), 1)
+        async with (
+            hub.listen(moving, into=ToldProbe(hub, moving)) as listener,
+            hub.listen(bystander_channel) as bystander,
+        ):
+            assert isinstance(listener, ToldProbe)
+            await asyncio.to_thread(cluster.migrate, moving, target)
+            assert cluster.node_of(moving) == target
+            received: list[bytes | None] = []
+
+            async def heard_after_told() -> bool:
+                await hub.publish(moving, b"after")
+                while not listener.queue.empty():
+                    received.append(listener.queue.get_nowait())
+                return None in received and b"after" in received[received.index(None) :]
+
+            await eventually(heard_after_told, within=15)
+            assert listener.told[0] is False, "told while the new owner had the channel"
+            assert listener.told[-1] is True, "not told again once the new owner confirmed it"
+            assert hub.reconnects == 1
+            assert hub.live_problem() is None
+            assert bystander.queue.empty(), "a listener on another node told to re-read"
+            await hub.publish(bystander_channel, b"still")
+            async with asyncio.timeout(5):
+                assert await bystander.get() == b"still"
+    finally:
+        await hub.close()
+        await redis.aclose()
+
+
+async def test_a_nodes_silent_reconnection_tells_that_nodes_listeners_only(
+    cluster: LocalCluster,
+) -> None:
+    """One node's subscription connection is killed; redis-py makes it again within its
+    read and subscribes its channels again. What was published there meanwhile may be
+    lost: that node's listener is told to re-read, and again once the node has confirmed
+    the resubscription. The other nodes' connections lost nothing: their listener must not
+    be told (it was, at the first None: every listener of the process re-read)."""
+    redis = connect(cluster.url, cluster=True)
+    hub = Hub(redis, Keys(f"hubsilent-{uuid.uuid4().hex[:8]}"))
+    try:
+        node = cluster.node_of(hub.channel("_hub"))
+        other = next(port for port in cluster.masters() if port != node)
+        [here] = _on_node(cluster, node, lambda i: hub.channel(f"here{i}"), 1)
+        [there] = _on_node(cluster, other, lambda i: hub.channel(f"there{i}"), 1)
+        async with (
+            hub.listen(here, into=ToldProbe(hub, here)) as listener,
+            hub.listen(there) as bystander,
+        ):
+            assert isinstance(listener, ToldProbe)
+            killer = Redis(host="127.0.0.1", port=node)
+            try:
+                killer.client_kill_filter(_type="pubsub")
+            finally:
+                killer.close()
+
+            async def told_twice() -> bool:
+                return len(listener.told) >= 2 and hub.subscribed
+
+            await eventually(told_twice, within=15)
+            assert listener.told[-1] is True, "not told again once the node confirmed it"
+            assert hub.reconnects == 1
+            assert bystander.queue.empty(), "a listener on another node told to re-read"
+            for channel, receiver in ((here, listener), (there, bystander)):
+                await hub.publish(channel, b"heard")
+                async with asyncio.timeout(5):
+                    while (message := await receiver.get()) is None:
+                        pass
+                    assert message == b"heard"
+    finally:
+        await hub.close()
+        await redis.aclose()
