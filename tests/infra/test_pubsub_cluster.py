@@ -83,7 +83,7 @@ async def test_a_moved_channel_is_not_heard_until_its_new_node_confirms_it(
     confirmed: ``subscribed`` (what the read caches serve on, and /readyz's ``live``) must
     say so then, or a cache re-reads and keeps what it read while a change is unheard.
     Once confirmed, the Hub is subscribed again, the moved channel is heard, and its
-    listeners are told to re-read again."""
+    listeners are told to re-read again. A listener on another node is told nothing."""
     redis = connect(cluster.url, cluster=True)
     hub = Hub(redis, Keys(f"hubmoved-{uuid.uuid4().hex[:8]}"))
     told: list[tuple[bool, str | None]] = []
@@ -101,9 +101,14 @@ async def test_a_moved_channel_is_not_heard_until_its_new_node_confirms_it(
     watched = hub.channel("watched")
     try:
         await hub.watch(watched, watcher)
-        async with hub.listen(watched, into=ToldProbe(hub, watched)) as listener:
+        old = cluster.node_of(watched)
+        elsewhere = next(port for port in cluster.masters() if port != old)
+        [aside] = _on_node(cluster, elsewhere, lambda i: hub.channel(f"aside{i}"), 1)
+        async with (
+            hub.listen(watched, into=ToldProbe(hub, watched)) as listener,
+            hub.listen(aside) as bystander,
+        ):
             assert hub.subscribed
-            old = cluster.node_of(watched)
             new = await asyncio.to_thread(cluster.failover, old)
             assert cluster.node_of(watched) == new
 
@@ -133,6 +138,7 @@ async def test_a_moved_channel_is_not_heard_until_its_new_node_confirms_it(
             assert isinstance(listener, ToldProbe)
             assert listener.told[0] is False
             assert listener.told[-1] is True, "not told to re-read once confirmed"
+            assert bystander.queue.empty(), "a listener on another node told to re-read"
     finally:
         await hub.close()
         await redis.aclose()
