@@ -21,7 +21,9 @@ lost nothing and hear nothing), and the channel is not heard (``subscribed`` fal
 its node confirms the new subscription; then they hear None once more. A node that drops
 its channels itself (a failover made it a replica, a slot migration took their slot away)
 says so with a SUNSUBSCRIBE nobody asked for, which redis-py does not act on: the Hub
-subscribes them again where their slot now lives (``_note_dropped``).
+subscribes them again where their slot now lives (``_note_dropped``). What redis-py keeps
+of its nodes and channels, and offers no public API for, is read in ``infra.cluster_pubsub``
+(its shape checked when a Hub is made).
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from redis.asyncio import RedisCluster
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import RedisError
 
-from infra.redis import AnyRedis, Keys, RedisUnavailable, is_cluster, redis_unreachable
+from infra import cluster_pubsub
+from infra.redis import AnyRedis, Keys, RedisUnavailable, redis_unreachable
 from infra.tasks import raise_lost_cancellation
 
 log = logging.getLogger(__name__)
@@ -123,11 +127,13 @@ class Hub:
         self._connect_within = connect_within
         self._closed = False
         self.reconnects = 0  # times the subscription connection was lost and made again
-        self.sharded = is_cluster(redis)
+        self.sharded = isinstance(redis, RedisCluster)
+        if isinstance(redis, RedisCluster):
+            cluster_pubsub.require(redis)  # fails here, rather than deaf to moves later
         # Cluster: where each channel was heard last (node name), and the node connections
         # that call ``_reconnected_silently``, to notice a failover or reconnection that
         # redis-py handled out of sight.
-        self._routes: dict[object, str] = {}
+        self._routes: dict[str, str] = {}
         self._node_connections: set[AbstractConnection] = set()
         # SUBSCRIBEs sent on the current connection and not yet confirmed, per channel, in
         # the order sent (Redis confirms them in that order): redis-py only writes the
@@ -548,7 +554,7 @@ class Hub:
     def _pubsubs(self) -> list[PubSub]:
         """The pub/subs holding connections: the server's, or each node's on a cluster."""
         if isinstance(self._pubsub, ClusterPubSub):
-            return list(self._pubsub.node_pubsub_mapping.values())
+            return cluster_pubsub.node_pubsubs(self._pubsub)
         return [self._pubsub] if self._pubsub is not None else []
 
     def _holds(self, connection: AbstractConnection) -> bool:
@@ -557,8 +563,7 @@ class Hub:
     def _channels_on(self, connection: AbstractConnection) -> set[str]:
         for pubsub in self._pubsubs():
             if pubsub.connection is connection:
-                names = [*pubsub.channels, *pubsub.shard_channels]
-                return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+                return cluster_pubsub.channels_on(pubsub)
         return set()
 
     async def _run(self) -> None:
@@ -663,15 +668,13 @@ class Hub:
     def _note_routes(self, pubsub: ClusterPubSub) -> set[str]:
         """Record which node holds each channel (and watch the node connections for silent
         reconnections); return the channels known before that are now held elsewhere."""
-        routes: dict[object, str] = dict(getattr(pubsub, "_shard_channel_to_node", {}))
+        routes = cluster_pubsub.routes(pubsub)
         moved = {
-            channel.decode() if isinstance(channel, bytes) else str(channel)
-            for channel, node in routes.items()
-            if self._routes.get(channel, node) != node
+            channel for channel, node in routes.items() if self._routes.get(channel, node) != node
         }
         self._routes = routes
         connections: set[AbstractConnection] = set()
-        for node_pubsub in list(pubsub.node_pubsub_mapping.values()):
+        for node_pubsub in cluster_pubsub.node_pubsubs(pubsub):
             connection: AbstractConnection | None = node_pubsub.connection
             if connection is not None:
                 connections.add(connection)
@@ -682,10 +685,10 @@ class Hub:
 
     def _follow_routes(self, pubsub: ClusterPubSub) -> None:
         """Channels that a failover or a slot migration moved: what was published meanwhile
-        may be lost, and redis-py has sent their SSUBSCRIBE to the new node (before it
-        recorded the new route). They are awaited as a resubscription is (not heard, so
-        ``subscribed`` false, until that node confirms them; the reader starts over if it
-        never does) before the listeners are told to re-read."""
+        may be lost, and redis-py has sent their SSUBSCRIBE to the new node. They are
+        awaited as a resubscription is (not heard, so ``subscribed`` false, until that node
+        confirms them; the reader starts over if it never does) before their listeners are
+        told to re-read."""
         moved = self._note_routes(pubsub) & self._needed()
         if moved and self._healthy:
             # Those already awaited (dropped by their node, or after a reconnection) were
@@ -758,7 +761,7 @@ class Hub:
         came ``within`` that many seconds."""
         leaving: set[str] = set()
         if isinstance(pubsub, ClusterPubSub):
-            leaving = self._leaving(pubsub)
+            leaving = cluster_pubsub.leaving(pubsub)
             message = await pubsub.get_sharded_message(timeout=within)
             self._follow_routes(pubsub)  # (before a confirmation it read is handled)
         else:
@@ -777,16 +780,6 @@ class Hub:
         # away closes the connection (Redis 7), which the reader makes again.
         return True
 
-    @staticmethod
-    def _leaving(pubsub: ClusterPubSub) -> set[str]:
-        """The channels whose SUNSUBSCRIBE redis-py has sent (for the Hub, or to move them
-        to another node) and whose reply it has not read."""
-        return {
-            _name(channel)
-            for node_pubsub in list(pubsub.node_pubsub_mapping.values())
-            for channel in node_pubsub.pending_unsubscribe_shard_channels
-        }
-
     def _note_dropped(self, pubsub: ClusterPubSub, channel: str, leaving: set[str]) -> None:
         """A SUNSUBSCRIBE read: when its node dropped the channel unasked (a failover made the
         node a replica, or a slot migration took the slot away), it is no longer heard. Not
@@ -799,12 +792,7 @@ class Hub:
             return
         if channel in self._awaiting or channel in self._unconfirmed:
             return  # a subscription is on its way: its confirmation (or deadline) decides
-        held = any(
-            channel in map(_name, node_pubsub.shard_channels)
-            and channel not in map(_name, node_pubsub.pending_unsubscribe_shard_channels)
-            for node_pubsub in list(pubsub.node_pubsub_mapping.values())
-        )
-        if held:
+        if channel in cluster_pubsub.routes(pubsub):  # held by a node, not leaving it
             self._dropped_unheard.add(channel)
             self._await({channel})  # not heard from now on; the deadline applies
             self._retell_once_confirmed({channel})
@@ -826,7 +814,7 @@ class Hub:
         )  # fmt: skip
         self._missed(dropped)
         async with self._lock, asyncio.timeout(self._connect_within):  # see _subscribe
-            await pubsub.cluster.nodes_manager.initialize()
+            await cluster_pubsub.refresh_slots(pubsub)
             # Not those no longer needed, confirmed since (subscribed again by redis-py), or
             # with a subscription of their own on its way (a listen or watch since).
             again = (dropped & self._needed() & self._awaiting) - self._unconfirmed.keys()
