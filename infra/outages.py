@@ -2,14 +2,22 @@
 (``infra.redis.redis_unreachable``) or the database — as opposed to a bug (and, at the
 end, the database refusing a value: ``value_refused``). Callers answer
 SERVICE_UNAVAILABLE with a retry hint and log one line, not a traceback; the dispatcher
-ends its pass without charging the event. Nothing is lost: a transaction that met the
-outage rolled back, and the outbox keeps its events."""
+ends its pass without charging the event; a command that runs on (``waiting_out``) waits
+and says so once per outage. Nothing is lost: a transaction that met the outage rolled
+back, and the outbox keeps its events."""
 
 from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
 from infra.redis import redis_unreachable
+
+T = TypeVar("T")
 
 
 class Unavailable(Exception):
@@ -115,3 +123,62 @@ def value_refused(error: BaseException | None) -> bool:
         error = error.__cause__ or error.__context__
         seen += 1
     return False
+
+
+class Outage:
+    """Tells of an outage once, however many attempts meet it: ``met`` reports the first
+    failure of an outage (what is out of reach, and why), ``over`` reports once that work
+    went through again. For commands that wait an outage out (``waiting_out``)."""
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        self._report = report
+        self._since: float | None = None
+        self._what = ""
+
+    def met(self, error: BaseException) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            self._what = _service(error)
+            reason = (str(error).splitlines() or [""])[0][:200]
+            self._report(
+                f"{self._what} is out of reach ({type(error).__name__}: {reason}); waiting for it"
+            )
+
+    def over(self) -> None:
+        if self._since is not None:
+            self._report(
+                f"{self._what} is back after {time.monotonic() - self._since:.0f} s; carrying on"
+            )
+            self._since = None
+
+
+def _service(error: BaseException) -> str:
+    if redis_unreachable(error):
+        return "Redis"
+    if database_unreachable(error):
+        return "the database"
+    return "a service it needs"
+
+
+async def waiting_out(
+    work: Callable[[], Awaitable[T]],
+    outage: Outage,
+    *,
+    backoff: tuple[float, float] = (0.2, 5.0),
+) -> T:
+    """``work()``, run again with capped exponential backoff for as long as it fails because
+    Redis, the database or another service is out of reach (``is_unavailable``); any other
+    error propagates. ``work`` must be safe to run again after such a failure."""
+    delay = backoff[0]
+    while True:
+        try:
+            result = await work()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            outage.met(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, backoff[1])
+        else:
+            outage.over()
+            return result

@@ -27,6 +27,7 @@ from infra.db import Database
 from infra.redis import EmbeddedRedis
 from schema.context import Services
 from tests.factories import Tenant, create_tenant
+from tests.private_postgres import PrivatePostgres, private_postgres_server
 from tests.redis_cluster import LocalCluster
 from tests.support import GQL, wipe
 
@@ -77,6 +78,13 @@ def local_cluster(var_dir: Path) -> Iterator[LocalCluster | None]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, to stop or restart (skips without initdb)."""
+    with private_postgres_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

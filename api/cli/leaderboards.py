@@ -6,14 +6,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from dataclasses import dataclass
 
 import typer
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
-from api.cli.redis_loss import REDIS_LOST, quiet_redis_tracebacks
+from api.cli.redis_loss import quiet_redis_tracebacks
 from api.cli.settings import load_settings, operator
 from api.cli.wiring import wiring
 from api.settings import Settings
@@ -71,36 +70,20 @@ def rebuild(
 
 
 async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
+    from deal_registration.sales.simulate import NoDemoData, Simulator  # noqa: PLC0415
+    from infra.outages import Outage, waiting_out  # noqa: PLC0415
+
     # One line per import would drown the progress lines.
     logging.getLogger("deal_registration.sales.serials").setLevel(logging.WARNING)
     quiet_redis_tracebacks()
-    progress = _Progress()
-    try:
-        return await _simulate_sales(settings, rate, count, progress)
-    except REDIS_LOST as exc:
-        where = settings.redis_url or "the embedded Redis"
-        console.print(
-            f"[red]lost Redis ({where}): {exc}[/red]\nstopped after {progress.done} sales; "
-            "they are kept in the database, and their pending events are applied by the next "
-            "dispatcher run (a server or `channelboard dispatch`) once Redis is back"
-        )
-        return 3
-
-
-@dataclass
-class _Progress:
-    done: int = 0
-
-
-async def _simulate_sales(
-    settings: Settings, rate: float, count: int | None, progress: _Progress
-) -> int:
-    from deal_registration.sales.simulate import NoDemoData, Simulator  # noqa: PLC0415
-
+    # A restart of the database or of Redis is waited out, said once each way: a step that
+    # met it runs again (the simulator carries on with a claim it made; dispatching again
+    # applies what is still pending).
+    outage = Outage(lambda line: console.print(f"[yellow]{line}[/yellow]"))
     async with wiring(settings) as services:
         simulator = Simulator(services.db, services.clock, services.storage)
         try:
-            await simulator.load()
+            await waiting_out(simulator.load, outage)
         except NoDemoData as exc:
             console.print(f"[red]{exc}[/red]")
             return 1
@@ -113,15 +96,16 @@ async def _simulate_sales(
         loop = asyncio.get_running_loop()
         started = loop.time()
         while count is None or done < count:
-            sale = await simulator.one()
-            progress.done = done + 1  # in the database, even if dispatching it fails
+            sale = await waiting_out(simulator.one, outage)
             # This process dispatches its own events (to every handler the app registers),
             # or a running server's dispatcher does, whichever holds the outbox lease.
-            await services.outbox.dispatch_pending()
+            await waiting_out(services.outbox.dispatch_pending, outage)
             done += 1
             if done % every == 0 or done == count:
                 console.print(f"{done} sales approved (last: {sale.describe()})")
             delay = started + done / rate - loop.time()
+            if delay < -1:  # far behind (an outage waited out): on at the rate, no burst
+                started, delay = started - delay, 0
             if delay > 0 and (count is None or done < count):
                 await asyncio.sleep(delay)
         return 0

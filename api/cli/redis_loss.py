@@ -1,4 +1,5 @@
-"""Commands that stop when their Redis goes away say so in one line, not in tracebacks."""
+"""Commands that meet a lost Redis (``simulate`` waits it out) say so in one line of their
+own; their background tasks' records of it are one line each too, not tracebacks."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ import random
 import secrets
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError
@@ -37,6 +37,7 @@ from deal_registration.sales.models import CREDITED_STATES, OPEN_STATES, SaleCla
 from deal_registration.storage import Storage
 from infra.clock import Clock, FrozenClock
 from infra.db import Database
+from infra.outages import is_unavailable
 from partners.demo import VENDOR_SLUG
 from partners.models import Partner, PartnerStatus, User, Vendor
 from partners.roles import Principal, Role
@@ -82,6 +83,16 @@ class SimulatedSale:
         return f"{self.seller}, {self.units} x {self.sku}, {amount}, {how}"
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    claim: SaleClaim
+    seller: Principal
+    partner: Partner
+    sku: str
+    units: int
+    serial_numbers: list[str]
+
+
 def _principal(user: User) -> Principal:
     return Principal(
         vendor_id=user.vendor_id, role=user.role, user_id=user.id, partner_id=user.partner_id,
@@ -116,6 +127,7 @@ class Simulator:
         self.sellers: list[tuple[Principal, Partner, int]] = []
         self.products: list[tuple[Product, int]] = []
         self._unused: dict[tuple[uuid.UUID, str], deque[str]] = {}
+        self._claimed: _Claimed | None = None  # made, not yet seen approved
 
     @property
     def partner_names(self) -> list[str]:
@@ -157,7 +169,9 @@ class Simulator:
                         .order_by(col(Product.sku))
                     )
                 )
-        except DBAPIError as exc:  # no tables yet
+        except DBAPIError as exc:  # no tables yet (an outage is waited out by the caller)
+            if is_unavailable(exc):
+                raise
             raise NoDemoData(f"no demo data (is the database migrated?): {hint}") from exc
         admin = users.get(VENDOR_ADMIN)
         if admin is None or admin.role is not Role.VENDOR_ADMIN:
@@ -175,7 +189,18 @@ class Simulator:
         self.admin = _principal(admin)
 
     async def one(self) -> SimulatedSale:
-        """Claim one sale and see it approved; returns the approved claim."""
+        """Claim one sale and see it approved; returns the approved claim. Safe to call
+        again after it failed (Redis or the database out of reach): a claim already made
+        is carried on with (approved), not left open beside a new one."""
+        if self._claimed is None:
+            self._claimed = await self._claim()
+        else:  # the last call failed: its approval may have committed all the same
+            self._claimed = await self._read_again(self._claimed)
+        sale = await self._see_approved(self._claimed)
+        self._claimed = None
+        return sale
+
+    async def _claim(self) -> _Claimed:
         assert self.admin is not None, "load() first"
         rng = self.rng
         seller, partner = rng.choices(
@@ -197,6 +222,17 @@ class Simulator:
                 amount_minor=amount_minor, currency=product.currency,
                 proof_file=_invoice_pdf(invoice, customer, product, units, amount_minor),
             )  # fmt: skip
+        return _Claimed(claim, seller, partner, product.sku, units, serial_numbers)
+
+    async def _read_again(self, claimed: _Claimed) -> _Claimed:
+        async with self.db.session() as session:
+            claim = await session.get(SaleClaim, claimed.claim.id)
+        assert claim is not None, "a claim this simulator made"
+        return replace(claimed, claim=claim)
+
+    async def _see_approved(self, claimed: _Claimed) -> SimulatedSale:
+        assert self.admin is not None, "load() first"
+        claim = claimed.claim
         auto_approved = claim.state in CREDITED_STATES
         if claim.state in OPEN_STATES:
             # Over the auto-approve limit, or flagged (e.g. a burst of claims): reviewed.
@@ -208,11 +244,11 @@ class Simulator:
         if claim.state not in CREDITED_STATES:
             raise RuntimeError(
                 f"simulated claim {claim.id} ended {claim.state.value}, not approved "
-                f"(serials {', '.join(serial_numbers)})"
+                f"(serials {', '.join(claimed.serial_numbers)})"
             )
         return SimulatedSale(
-            claim=claim, seller=seller.email or "", partner=partner.name, sku=product.sku,
-            units=units, auto_approved=auto_approved,
+            claim=claim, seller=claimed.seller.email or "", partner=claimed.partner.name,
+            sku=claimed.sku, units=claimed.units, auto_approved=auto_approved,
         )  # fmt: skip
 
     async def _take_serials(self, partner: Partner, sku: str, units: int) -> list[str]:

@@ -5,9 +5,10 @@ contests and to earnings, and a server watching the same stores sees it live."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import uuid
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from starlette.applications import Starlette
 
+from api import migrations
 from api.cli.demo import seed_demo
 from api.settings import Settings
 from deal_registration.sales.fanout import claim_channel
@@ -31,13 +33,14 @@ from deal_registration.sales.models import (
 from earnings.models import CreditedSource, EarningEntry, SourceType
 from infra.db import Database
 from infra.outbox import OutboxEvent
-from infra.redis import EmbeddedRedis
+from infra.redis import redis_server_binary
 from leaderboards.demo import DEMO_CONTEST, WEEKLY_CONTEST
 from leaderboards.models import Contest, ContestCredit
 from partners.models import Partner, User
 from schema.context import Services
 from tests.factories import gid
-from tests.processes import cli_process
+from tests.private_postgres import PrivatePostgres
+from tests.processes import cli_process, free_port
 from tests.support import GQL, eventually, live_server, ws_client
 
 pytestmark = pytest.mark.slow
@@ -319,30 +322,53 @@ def _earned(message: dict[str, Any]) -> int:
     return int(message["payload"]["data"]["earningsChanged"]["earned"]["amountMinor"])
 
 
-async def test_simulate_stops_with_a_message_when_its_redis_goes_away(
-    settings: Settings, db: Database, tmp_path: Path
+async def test_simulate_waits_out_a_redis_restart_and_carries_on(
+    settings: Settings, db: Database
 ) -> None:
+    """Its Redis (a server of this test's own, without persistence) is killed under a
+    running `simulate` and started again, empty, on the same port: it says once that Redis
+    is out of reach, waits (before, it stopped), says once that it is back, and goes on
+    approving sales, credited to boards rebuilt from the ledger."""
     await seed_demo(settings)
-    redis = EmbeddedRedis(tmp_path / "redis")  # a redis-server of this test's own
-    url = redis.start()
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [shutil.which("redis-server") or redis_server_binary(), "--port", str(port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    redis = start_redis()
     try:
-        async with cli_process(settings, "simulate", "--rate", "20", REDIS_URL=url) as process:
-            assert process.stdout is not None
-            output = b""
-            while b"sales approved" not in output:  # running: sales go through
-                line = await asyncio.wait_for(process.stdout.readline(), 60)
-                assert line, output.decode()
-                output += line
-            assert redis.process is not None
-            redis.process.kill()
-            rest, _ = await asyncio.wait_for(process.communicate(), 60)
+        async with cli_process(settings, "simulate", "--rate", "10", REDIS_URL=url) as process:
+            output = _Output(process)
+
+            async def approving(more_than: int) -> bool:
+                assert process.returncode is None, output.text
+                return len(await _simulated_claims(db)) > more_than
+
+            await eventually(lambda: approving(3), within=60)
+            redis.kill()
+            redis.wait()
+            await eventually(lambda: _true(output.count("out of reach") > 0), within=30)
+            assert process.returncode is None, output.text
+            redis = start_redis()
+            before = len(await _simulated_claims(db))
+            await eventually(lambda: approving(before + 5), within=60)
+            await asyncio.sleep(0.5)  # (its last lines read)
+            assert process.returncode is None, output.text
+            assert output.count("Redis is out of reach") == 1, output.text
+            assert output.count("Redis is back after") == 1, output.text
+            assert "Traceback" not in output.text, output.text
     finally:
-        redis.stop()
-    text = (output + rest).decode()
-    assert process.returncode not in (0, None), text
-    assert "Traceback" not in text, text
-    assert "Redis" in text, text
-    assert url in text, text
+        redis.kill()
+        redis.wait()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 CLAIMS_LIVE = "subscription { saleClaimStateChanged { id state } }"
@@ -388,3 +414,60 @@ async def test_a_partner_hears_each_state_of_its_simulated_claims_once_in_order(
 async def _subscribers(services: Services, channel: str) -> bool:
     [(_, count)] = await services.redis.pubsub_numsub(channel)
     return int(count) > 0
+
+
+class _Output:
+    """A running command's output lines, read as they come (the pipe never fills)."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        self.stdout = process.stdout
+        self.lines: list[str] = []
+        self.reading = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while line := await self.stdout.readline():
+            self.lines.append(line.decode().rstrip())
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+async def test_simulate_waits_out_a_database_restart_and_carries_on(
+    settings: Settings, private_postgres: PrivatePostgres
+) -> None:
+    """A PostgreSQL of the test's own restarts (a fast shutdown: the sessions are ended)
+    under a running `simulate`: it says once that the database is out of reach, waits,
+    says once that it is back, and goes on approving sales (before, it exited with a
+    traceback)."""
+    await migrations.upgrade(private_postgres.url)
+    own = settings.with_overrides(database_url=private_postgres.url)
+    await seed_demo(own)
+    db = Database(private_postgres.url)
+    try:
+        async with cli_process(own, "simulate", "--rate", "10") as process:
+            output = _Output(process)
+
+            async def approving(more_than: int) -> bool:
+                assert process.returncode is None, output.text
+                return len(await _simulated_claims(db)) > more_than
+
+            await eventually(lambda: approving(3), within=60)
+            await db.dispose()  # (our own connections would hold a smart stop)
+            await asyncio.to_thread(private_postgres.pg_ctl, "-m", "fast", "-w", "restart")
+            before = len(await _simulated_claims(db))
+            await eventually(lambda: approving(before + 5), within=60)
+            await asyncio.sleep(0.5)  # (its last lines read)
+            assert process.returncode is None, output.text
+            assert output.count("out of reach") == 1, output.text
+            assert output.count("back after") == 1, output.text
+            assert "Traceback" not in output.text, output.text
+            claims = await _simulated_claims(db)
+            # Every claim it made is approved: none left half done by the restart.
+            assert all(c.state in CREDITED_STATES for c in claims[:-1]), output.text
+    finally:
+        await db.dispose()

@@ -2,18 +2,9 @@
 shuts down or starts up it refuses connections with SQLSTATE 57P03 ("the database system
 is shutting down" / "... is starting up"), which is an outage (SERVICE_UNAVAILABLE, the
 dispatcher's pass uncharged), not a bug; once it is back the same pool answers. Skipped
-where no PostgreSQL server binaries are installed."""
+where no PostgreSQL server binaries are installed (``tests.private_postgres``)."""
 
 from __future__ import annotations
-
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from graphql import GraphQLError
@@ -23,64 +14,9 @@ from infra.db import Database
 from infra.outages import is_unavailable
 from infra.outbox import is_transient
 from schema.extensions import MaskUnexpectedErrors
-from tests.processes import free_port
+from tests.private_postgres import PrivatePostgres
 
 pytestmark = pytest.mark.slow
-
-
-class PrivatePostgres:
-    def __init__(self, data: Path) -> None:
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        initdb = found[-1] if found else shutil.which("initdb")
-        if initdb is None:
-            pytest.skip("no PostgreSQL server binaries (initdb) installed")
-        self.bin = Path(initdb).parent
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root: run the server as postgres
-            try:
-                pwd.getpwnam("postgres")
-            except KeyError:
-                pytest.skip("running as root and there is no postgres user to run a server")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        self.data = data
-        self.port = free_port()
-        data.mkdir(mode=0o700)
-        if self.as_user:
-            shutil.chown(data, "postgres")
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust")
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, str(self.bin / tool), *args], check=True, timeout=120,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def pg_ctl(self, *args: str) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
-        log = str(self.data / "log")
-        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, *args)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    # Under /tmp, not pytest's tmp_path: the server's user must reach it (pytest's base
-    # directory is private to the user running the tests).
-    base = Path(tempfile.mkdtemp(prefix="channelboard-pg-"))
-    try:
-        os.chmod(base, 0o755)
-        server = PrivatePostgres(base / "data")
-        server.pg_ctl("-w", "start")
-        try:
-            yield server
-        finally:
-            subprocess.run(
-                [*server.as_user, str(server.bin / "pg_ctl"), "-D", str(server.data), "-m",
-                 "immediate", "-w", "stop"],
-                timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def _select_one(db: Database) -> int:
