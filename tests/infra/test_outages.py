@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from infra.db import Database
-from infra.outages import database_unreachable, is_unavailable
+from infra.outages import Outage, database_unreachable, is_unavailable, waiting_out
 from infra.outbox import is_transient
 from schema.extensions import MaskUnexpectedErrors
 
@@ -85,3 +85,35 @@ def test_which_server_errors_are_the_database_out_of_reach(sqlstate: str, outage
     error = DBAPIError("SELECT 1", {}, server)
     error.__cause__ = server  # as SQLAlchemy raises it: from the driver's error
     assert database_unreachable(error) is outage
+
+
+async def test_waiting_out_runs_a_step_again_through_an_outage_and_says_so_once() -> None:
+    """A step that meets a database out of reach (a real refused connection) three times,
+    then goes through: it is run again until it does, and the outage is told once when
+    met and once when over. A bug is not waited out."""
+    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/x")
+    refused = await _error_of(nowhere, "SELECT 1")
+    await nowhere.dispose()
+    told: list[str] = []
+    outage = Outage(told.append)
+    calls = 0
+
+    async def step() -> str:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise refused
+        return "done"
+
+    assert await waiting_out(step, outage, backoff=(0.001, 0.002)) == "done"
+    assert calls == 4
+    assert len(told) == 2, told
+    assert told[0].startswith("the database is out of reach")
+    assert told[1].startswith("the database is back after")
+
+    async def bug() -> None:
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await waiting_out(bug, outage)
+    assert len(told) == 2
