@@ -75,7 +75,12 @@ from infra import audit
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime, execute_core
 from infra.ids import new_id
-from infra.outages import database_unreachable, rolled_back_by_the_database
+from infra.outages import (
+    Outage,
+    database_unreachable,
+    is_unavailable,
+    rolled_back_by_the_database,
+)
 from infra.outbox_partitions import (
     HEARTBEAT,
     SINGLE_LEASE_NAME,
@@ -1086,13 +1091,21 @@ class Dispatcher:
                     await partitions.release()
 
     async def _run(self, poll_interval: float) -> None:
+        # Redis or the database out of reach ends each pass until it is back: one line when
+        # it goes and one when it is back, not a traceback a poll.
+        outage = Outage(lambda line: log.warning("outbox dispatcher: %s", line))
         while True:
             try:
                 await self.dispatch_pending(wait=False)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox dispatch failed; retrying")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    outage.met(exc)
+                else:
+                    log.exception("outbox dispatch failed; retrying")
+            else:
+                outage.over()
             # Another dispatcher held the lease: it may have finished its pass just before
             # our events committed, so look again soon rather than a whole poll later.
             timeout = min(poll_interval, 0.2) if self._lease_busy else poll_interval
