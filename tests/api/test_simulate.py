@@ -438,12 +438,13 @@ class _Output:
 
 
 async def test_simulate_waits_out_a_database_restart_and_carries_on(
-    settings: Settings, private_postgres: PrivatePostgres
+    settings: Settings, services: Services, private_postgres: PrivatePostgres
 ) -> None:
     """A PostgreSQL of the test's own restarts (a fast shutdown: the sessions are ended)
     under a running `simulate`: it says once that the database is out of reach, waits,
     says once that it is back, and goes on approving sales (before, it exited with a
-    traceback)."""
+    traceback). (``services``: the cleanup after the test deletes the boards it wrote in
+    the run's Redis namespace.)"""
     await migrations.upgrade(private_postgres.url)
     own = settings.with_overrides(database_url=private_postgres.url)
     await seed_demo(own)
