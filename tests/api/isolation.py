@@ -1,0 +1,515 @@
+"""The world the data-leak fuzzes probe (tests/api/test_isolation_fuzz.py over HTTP,
+test_isolation_ws.py over websockets): the demo of two vendors, enriched so that every kind
+of record a caller must not read exists; per caller, what it must never read (``Secrets``:
+row ids and texts) and the scanner that finds them in an answer, in any form; and documents
+that select every leaf of a type."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import graphql
+from sqlalchemy import text
+from sqlmodel import select
+
+from api.cli.demo import seed_demo
+from api.settings import Settings
+from catalogue import demo as catalogue_demo
+from deal_registration.registrations import submission
+from incentives import rules as incentive_rules
+from incentives.actions import Action, ActionKind
+from incentives.daily import run_due
+from incentives.models import IncentiveRuleVersion, Period
+from infra.clock import OffsetClock
+from migrations.metadata import target_metadata
+from partners import groups
+from partners import service as partners_service
+from partners.models import Partner, User, Vendor
+from partners.roles import Role
+from pilots import service as pilots_service
+from pilots.assignment import Candidate, assign
+from pilots.models import Arm
+from schema.context import Services
+from signals.definitions import DEFINITIONS, Visibility
+from tests.api.fuzzing import graphql_id, node_types
+from tests.factories import Tenant, approve_sale, create_contest, principal_of
+from tests.support import GQL
+
+NORTHWIND_ROLES = (
+    "admin@northwind.example",
+    "manager@northwind.example",
+    "finance@northwind.example",
+    "admin@acme.example",
+    "rep@acme.example",
+    "key@northwind",
+)
+CONTOSO_ROLES = ("admin@contoso.example", "admin@fabrikam.example", "rep@fabrikam.example")
+CONTOSO_ROLES += ("key@contoso",)
+ACME_ROLES = ("admin@acme.example", "rep@acme.example")
+PARTNER_ROLES = ACME_ROLES + ("admin@fabrikam.example", "rep@fabrikam.example")
+
+# Rows of the other partner a partner of the same program may read (by id or name):
+# - partner: a contest's leaderboard names its participants (partner ids and names) unless
+#   the contest hides them (design.md: "other partners' identities where a contest hides
+#   them"); the demo's weekly race anonymises its top for partners, the other shows them.
+# - contest_winner: a finished contest's winners are announced to its participants.
+PUBLIC_ACROSS_PARTNERS = frozenset({"partner", "contest_winner"})
+
+# Rows of the caller's own vendor no partner role may see (partners.access, docs/security.md
+# "Vendor-internal fields", docs/signals.md "What partners see"). Partner groups (a
+# pilot's treatment group among them), pilots and their arms, rules and their versions,
+# payout reviews (a rule's hold: the partner reads the hold's partner note, not the review),
+# risk flags, audit entries, API keys, webhooks, concentration settings. Not outbox events:
+# a partner's own ledger entry names the event that credited it (`sourceEventId`, an opaque
+# reference to its own sale for reconciliation); the events themselves are the vendor
+# admin's (`outboxEvents`), and another partner's entries are checked as that partner's.
+VENDOR_INTERNAL_TABLES = (
+    "partner_group",
+    "partner_group_member",
+    "partner_group_membership",
+    "pilot",
+    "pilot_assignment",
+    "incentive_rule",
+    "incentive_rule_version",
+    "incentive_rule_budget_change",
+    "payout_review",
+    "sale_claim_risk_flag",
+    "audit_entry",
+    "api_key",
+    "webhook_endpoint",
+    "concentration_threshold",
+    "deal_conflict",
+    "manager_assignment",
+    "partner_tier_change",
+)
+# Text columns that are vendor-internal wherever they are (design.md: margins, risk, hold
+# internals; the partner's internal notes; a staff notice's words; a pilot's description).
+VENDOR_INTERNAL_TEXT = (
+    ("partner", "internal_notes"),
+    ("payout_hold", "internal_note"),
+    ("payout_review", "internal_note"),
+)
+VENDOR_ONLY_SIGNALS = [d for d in DEFINITIONS.values() if d.visibility is Visibility.VENDOR_ONLY]
+
+PILOT_NAME = "Quiet margin pilot"
+RULE_NAME = "Margin watch for staff"
+STAFF_NOTICE = "Thin margin on this partner: call them before the quarter closes"
+HOLD_REASON = "We review payouts of partners whose sales grew fast"
+UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+B64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+@dataclass
+class Secrets:
+    """What one caller must never read: row ids and texts, each with where it comes from."""
+
+    ids: dict[uuid.UUID, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    by_table: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+
+    def add_ids(self, rows: Iterable[uuid.UUID], why: str, table: str = "") -> None:
+        for row in rows:
+            if row not in self.ids:
+                self.ids[row] = why
+                self.by_table.setdefault(table, []).append(row)
+
+    def add_text(self, value: str | None, why: str) -> None:
+        if value and len(value) >= 8:
+            self.texts.setdefault(value, why)
+
+    def found_in(self, body: Any, sent: str) -> list[str]:
+        """Each secret the answer names, in any form: a UUID (with or without dashes), a
+        global id of any type or a cursor (base64 of either), a text. An error may echo
+        what the caller sent (a literal the validation refused): what was sent is no secret
+        to its sender there; in data it is (the record was served)."""
+        found: list[str] = []
+        for part, known in (
+            (body.get("data"), set()),
+            ([body.get("errors"), body.get("extensions")], _ids_in(sent)),
+        ):
+            answer = json.dumps(part, ensure_ascii=False)
+            found += [
+                f"{self.ids[i]} {i}" for i in _ids_in(answer) if i in self.ids and i not in known
+            ]
+            found += [
+                f"{why}: {t!r}" for t, why in self.texts.items() if t in answer and t not in sent
+            ]
+        return sorted(set(found))
+
+    def global_ids(self, types: dict[str, str], per_type: int) -> dict[str, list[str]]:
+        """Up to ``per_type`` global ids of the secret rows of each Node type."""
+        return {
+            type_name: [graphql_id(type_name, i) for i in self.by_table.get(table, [])[:per_type]]
+            for type_name, table in types.items()
+            if self.by_table.get(table)
+        }
+
+
+def _ids_in(answer: str) -> set[uuid.UUID]:
+    out = {uuid.UUID(m) for m in UUID.findall(answer)}
+    for token in B64.findall(answer):
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                raw = decode(token + "=" * (-len(token) % 4))
+            except (binascii.Error, ValueError):
+                continue
+            if raw.startswith(b"c:") and len(raw) == 18:  # a cursor
+                out.add(uuid.UUID(bytes=raw[2:]))
+            out |= {uuid.UUID(m) for m in UUID.findall(raw.decode("latin-1"))}
+    return out
+
+
+@dataclass
+class World:
+    """The callers' tokens and what each must never read."""
+
+    tokens: dict[str, str]
+    secrets: dict[str, Secrets]
+    own_ids: dict[str, dict[str, list[str]]]  # role -> Node type -> ids of its vendor's rows
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+async def _rows_of(services: Services, column: str, owner: uuid.UUID) -> dict[str, list[uuid.UUID]]:
+    """Per table, the ids of its rows whose ``column`` is ``owner`` (or, for a table without
+    the column, whose parent's is, one foreign key away: a contest's credits, a claim's
+    serials). Compared in Python: SQLite and PostgreSQL store UUIDs differently."""
+    metadata = target_metadata()
+    owned: dict[str, set[uuid.UUID]] = {}
+    async with services.db.session() as session:
+        for name, table in sorted(metadata.tables.items()):
+            if "id" in table.c and column in table.c:
+                rows = await session.execute(text(f'SELECT id, "{column}" FROM "{name}"'))
+                owned[name] = {_uuid(i) for i, o in rows.all() if _uuid(o) == owner} - {None}  # type: ignore[misc]
+        out = {name: sorted(ids) for name, ids in owned.items()}
+        for name, table in sorted(metadata.tables.items()):
+            if "id" not in table.c or column in table.c:
+                continue
+            found: set[uuid.UUID] = set()
+            for fk in table.foreign_keys:
+                parent = fk.column.table.name
+                if parent in owned and fk.column.name == "id":
+                    rows = await session.execute(
+                        text(f'SELECT id, "{fk.parent.name}" FROM "{name}"')
+                    )
+                    found |= {
+                        u for i, p in rows.all() if _uuid(p) in owned[parent] and (u := _uuid(i))
+                    }
+            if found:
+                out[name] = sorted(found)
+    return out
+
+
+async def _texts_of(
+    services: Services, table: str, columns: Iterable[str], column: str, owner: uuid.UUID
+) -> list[str]:
+    found = []
+    async with services.db.session() as session:
+        for name in columns:
+            if name not in target_metadata().tables[table].c:
+                continue
+            rows = await session.execute(text(f'SELECT "{name}", "{column}" FROM "{table}"'))
+            found += [str(v) for v, o in rows.all() if v and _uuid(o) == owner]
+    return found
+
+
+NAME_COLUMNS = ("name", "email", "display_name", "title", "slug")
+
+
+async def _vendor_secrets(services: Services, vendor: Vendor, other: Vendor) -> Secrets:
+    """Every id of ``vendor``'s rows, and its names that ``other`` does not share."""
+    secrets = Secrets()
+    for table, ids in (await _rows_of(services, "vendor_id", vendor.id)).items():
+        secrets.add_ids(ids, f"{vendor.name}'s {table}", table)
+    secrets.add_ids([vendor.id], f"{vendor.name}'s vendor row", "vendor")
+    shared: set[str] = set()
+    for table in target_metadata().tables:
+        if "vendor_id" in target_metadata().tables[table].c:
+            shared |= set(await _texts_of(services, table, NAME_COLUMNS, "vendor_id", other.id))
+    shared.add(other.name)
+    for table in target_metadata().tables:
+        if "vendor_id" in target_metadata().tables[table].c:
+            for value in await _texts_of(services, table, NAME_COLUMNS, "vendor_id", vendor.id):
+                if not any(value in s or s in value for s in shared if len(s) >= 8):
+                    secrets.add_text(value, f"{vendor.name}'s {table} name")
+    secrets.add_text(vendor.name, "the other vendor's name")
+    return secrets
+
+
+async def _partner_secrets(services: Services, partner: Partner, secrets: Secrets) -> None:
+    """Every row of ``partner``'s but those public within the program; its users' names
+    and emails."""
+    for table, ids in (await _rows_of(services, "partner_id", partner.id)).items():
+        if table not in PUBLIC_ACROSS_PARTNERS:
+            secrets.add_ids(ids, f"{partner.name}'s {table}", table)
+    for value in await _texts_of(
+        services, "user_account", ("email", "display_name"), "partner_id", partner.id
+    ):
+        secrets.add_text(value, f"{partner.name}'s user")
+
+
+async def _internal_secrets(services: Services, vendor: Vendor, secrets: Secrets) -> None:
+    rows = await _rows_of(services, "vendor_id", vendor.id)
+    for table in VENDOR_INTERNAL_TABLES:
+        secrets.add_ids(rows.get(table, []), f"vendor-internal {table}", table)
+    for table, column in VENDOR_INTERNAL_TEXT:
+        for value in await _texts_of(services, table, (column,), "vendor_id", vendor.id):
+            secrets.add_text(value, f"vendor-internal {table}.{column}")
+    for table in ("pilot", "partner_group", "incentive_rule"):
+        for value in await _texts_of(
+            services, table, ("name", "description"), "vendor_id", vendor.id
+        ):
+            secrets.add_text(value, f"vendor-internal {table} name")
+    for definition in VENDOR_ONLY_SIGNALS:
+        secrets.add_text(definition.name, "a vendor-only signal")
+        secrets.add_text(definition.label, "a vendor-only signal's label")
+    secrets.add_text(STAFF_NOTICE, "a staff notice")
+    secrets.texts.setdefault('"CONTROL"', "a pilot arm")
+    secrets.texts.setdefault('"TREATMENT"', "a pilot arm")
+
+
+async def settle(services: Services) -> None:
+    while await services.outbox.dispatch_pending():
+        pass
+
+
+PROGRAM = """mutation($input: EarningProgramCreateInput!) { earningProgramCreate(input: $input) {
+  program { id } userErrors { code field message } } }"""
+
+
+async def _enrich(
+    gql: GQL, services: Services, clock: OffsetClock, vendor: Vendor, partners: list[Partner]
+) -> str:
+    """A second admin, a program, a group of ``partners`` with a started pilot whose control
+    arm holds the first, an incentive rule on a vendor-only signal that fires for them (a
+    recommendation, a payout review, a staff notice), an API key (its secret)."""
+    db = services.db
+    now = clock.now()
+    async with db.transaction() as session:
+        admin = (
+            await session.exec(
+                select(User).where(User.vendor_id == vendor.id, User.role == Role.VENDOR_ADMIN)
+            )
+        ).first()
+        assert admin is not None
+        second = await partners_service.create_user(
+            session, clock, vendor_id=vendor.id, email=f"second-admin@{vendor.slug}.example",
+            role=Role.VENDOR_ADMIN, display_name=f"Second Admin of {vendor.name}",
+        )  # fmt: skip
+    program = await gql.data(PROGRAM, {"input": {"name": f"{vendor.name} Rewards",
+        "currency": "USD", "kind": "BONUS", "rules": {"baseRates": [{"rateBp": 800}]}}},
+        as_user=admin)  # fmt: skip
+    assert not program["earningProgramCreate"]["userErrors"], program
+    async with db.transaction() as session:
+        principal = principal_of(admin)
+        group = await groups.create_group(
+            session, principal, clock, name=f"{vendor.name} pilot cohort",
+            rule=[("region", "IN", sorted({p.region for p in partners}))],
+        )  # fmt: skip
+        candidates = [Candidate(p.id, p.region, p.tier) for p in partners]
+        pilot_seed = next(
+            n for n in range(1000) if assign(candidates, n)[partners[0].id][0] is Arm.CONTROL
+        )
+        pilot = await pilots_service.create_pilot(
+            session, principal, clock, name=PILOT_NAME, group_id=group.id,
+            ends_at=now + timedelta(days=30), seed=pilot_seed,
+            description="Does a margin bonus pay for itself?",
+        )  # fmt: skip
+        await pilots_service.start_pilot(session, principal, clock, pilot_id=pilot.id)
+        rule = await incentive_rules.create_rule(
+            session, principal, clock, name=RULE_NAME, period=Period.DAY,
+            condition="gross_margin == null || gross_margin < 2.0",
+            actions=[
+                Action(ActionKind.RECOMMEND, days=7, title="Book a mix review",
+                       text="Talk to us about your product mix"),
+                Action(ActionKind.NOTIFY_STAFF, message=STAFF_NOTICE),
+                Action(ActionKind.PAYOUT_HOLD, days=14, partner_reason=HOLD_REASON),
+            ],
+        )  # fmt: skip
+        [version] = (
+            await session.exec(
+                select(IncentiveRuleVersion.id).where(IncentiveRuleVersion.rule_id == rule.id)
+            )
+        ).all()
+        await incentive_rules.approve(
+            session, principal_of(second), clock, version_id=version, reason="four eyes"
+        )
+        key = await partners_service.create_api_key(
+            session, principal, clock, name=f"{vendor.name} integration", role=Role.VENDOR_ADMIN
+        )
+    await settle(services)
+    await run_due(db, clock)
+    await settle(services)
+    return key.secret
+
+
+async def seed_world(gql: GQL, services: Services, settings: Settings, clock: OffsetClock) -> World:
+    await seed_demo(settings, clock)
+    db = services.db
+    async with db.transaction() as session:
+        vendors = {v.slug: v for v in (await session.exec(select(Vendor))).all()}
+        northwind, contoso = vendors["northwind"], vendors["contoso"]
+        users = {u.email: u for u in (await session.exec(select(User))).all()}
+        partners = {p.name: p for p in (await session.exec(select(Partner))).all()}
+        acme, globex = partners["Acme Resellers"], partners["Globex Systems"]
+        fabrikam = partners["Fabrikam Solutions"]
+        wingtip = await partners_service.create_partner(
+            session, clock, vendor_id=contoso.id, name="Wingtip Traders", region="EMEA",
+            internal_notes="Wingtip pays late; keep its discounts tight.",
+        )  # fmt: skip
+        await catalogue_demo.seed(session, clock, contoso)
+        rep = users["rep@fabrikam.example"]
+        await submission.submit_registration(
+            session, principal_of(rep), clock,
+            data=submission.RegistrationInput(
+                customer_name="Koala Logistics Pty", customer_domain="koala-logistics.example",
+                customer_country="AU", estimated_value_minor=2_500_000, currency="USD",
+                expected_close_date=clock.now().date() + timedelta(days=45),
+                lines=[submission.LineInput(sku="NW-ROUTER-X1", quantity=3)],
+            ),
+        )  # fmt: skip
+    contoso_tenant = Tenant(vendor=contoso, partners=[fabrikam, wingtip])
+    contoso_tenant.users[Role.VENDOR_ADMIN] = users["admin@contoso.example"]
+    await create_contest(db, clock, contoso_tenant, name="Fabrikam Outback Cup")
+    keys = {
+        "key@northwind": await _enrich(gql, services, clock, northwind, [acme, globex]),
+        "key@contoso": await _enrich(gql, services, clock, contoso, [fabrikam, wingtip]),
+    }
+    for index, amount in ((0, 120_000), (1, 80_000), (0, 45_000)):
+        await approve_sale(db, clock, contoso_tenant, partner=index, amount=amount,
+                           rep=rep.id if index == 0 else None)  # fmt: skip
+    await settle(services)
+
+    tokens = {**keys}
+    for email in (*NORTHWIND_ROLES, *CONTOSO_ROLES):
+        if email in users:
+            tokens[email] = gql.token(users[email])
+    of_contoso = await _vendor_secrets(services, contoso, northwind)
+    of_northwind = await _vendor_secrets(services, northwind, contoso)
+    secrets = {role: of_contoso for role in NORTHWIND_ROLES}
+    secrets |= {role: of_northwind for role in CONTOSO_ROLES}
+    for roles, vendor, other, theirs in (
+        (ACME_ROLES, northwind, globex, of_contoso),
+        (PARTNER_ROLES[2:], contoso, wingtip, of_northwind),
+    ):
+        partner_view = Secrets(dict(theirs.ids), dict(theirs.texts), dict(theirs.by_table))
+        await _partner_secrets(services, other, partner_view)
+        await _internal_secrets(services, vendor, partner_view)
+        secrets |= {role: partner_view for role in roles}
+    types = node_types()
+    own = {role: of_northwind.global_ids(types, 4) for role in NORTHWIND_ROLES}
+    own |= {role: of_contoso.global_ids(types, 4) for role in CONTOSO_ROLES}
+    return World(tokens=tokens, secrets=secrets, own_ids=own)
+
+
+# --- documents selecting every leaf ---------------------------------------------------
+
+DEFAULTS = {
+    "currency": '"USD"',
+    "quarter": '"2026-Q4"',
+    "sku": '"NW-ROUTER-X1"',
+    "serial": '"DEMO-000501"',
+    "units": "1",
+    "radius": "3",
+    "withinDays": "365",
+    "from": '"2026-01-01"',
+    "to": '"2026-12-31"',
+}
+
+
+def literal(name: str, kind: graphql.GraphQLInputType) -> str | None:
+    """A plausible literal for a required argument or input field (None: no idea)."""
+    kind = graphql.get_nullable_type(kind)
+    if name in DEFAULTS:
+        return DEFAULTS[name]
+    if isinstance(kind, graphql.GraphQLEnumType):
+        return next(iter(kind.values))
+    if isinstance(kind, graphql.GraphQLInputObjectType):
+        parts = []
+        for field_name, f in kind.fields.items():
+            if graphql.is_non_null_type(f.type) and f.default_value is graphql.Undefined:
+                value = literal(field_name, f.type)
+                if value is None:
+                    return None
+                parts.append(f"{field_name}: {value}")
+        return "{" + ", ".join(parts) + "}"
+    if isinstance(kind, graphql.GraphQLList):
+        return "[]"
+    scalar = getattr(kind, "name", "")
+    return {
+        "String": '"x"',
+        "Int": "5",
+        "Boolean": "false",
+        "MinorUnits": "100000",
+        "Score": "1",
+        "Date": '"2026-06-01"',
+        "DateTime": '"2026-06-01T00:00:00Z"',
+    }.get(scalar)
+
+
+def required_arguments(field_def: graphql.GraphQLField) -> dict[str, graphql.GraphQLArgument]:
+    return {
+        n: a
+        for n, a in field_def.args.items()
+        if graphql.is_non_null_type(a.type) and a.default_value is graphql.Undefined
+    }
+
+
+def selection(kind: graphql.GraphQLOutputType, depth: int) -> str:
+    named = graphql.get_named_type(kind)
+    if isinstance(named, graphql.GraphQLScalarType | graphql.GraphQLEnumType):
+        return ""
+    if depth == 0:
+        return "{ __typename }"
+    parts = ["__typename"]
+    if isinstance(named, graphql.GraphQLObjectType | graphql.GraphQLInterfaceType):
+        for name, f in named.fields.items():
+            args = []
+            for arg_name, arg in required_arguments(f).items():
+                value = literal(arg_name, arg.type)
+                if value is None or graphql.get_named_type(arg.type).name == "ID":
+                    break
+                args.append(f"{arg_name}: {value}")
+            else:
+                arguments = f"({', '.join(args)})" if args else ""
+                parts.append(f"{name}{arguments} {selection(f.type, depth - 1)}")
+    if isinstance(named, graphql.GraphQLUnionType):
+        for member in named.types:
+            parts.append(f"... on {member.name} {selection(member, depth - 1)}")
+    return "{ " + " ".join(parts) + " }"
+
+
+def fits_limits(document: str) -> bool:
+    """Within the default document limits (docs/security.md), with a margin."""
+    try:
+        parsed = graphql.parse(document)
+    except graphql.GraphQLError:
+        return False
+    tokens = 0
+    lexer = graphql.language.Lexer(graphql.Source(document))
+    while lexer.advance().kind is not graphql.language.TokenKind.EOF:
+        tokens += 1
+    fields = 0
+
+    class Count(graphql.language.Visitor):
+        def enter_field(self, *_: Any) -> None:
+            nonlocal fields
+            fields += 1
+
+    graphql.language.visit(parsed, Count())
+    return tokens < 1900 and fields < 480 and len(document) < 30_000
