@@ -111,6 +111,16 @@ async def deal_status_changed(session: AsyncSession, event: OutboxEvent) -> list
     return to_each([deal.registered_by_id, *admins], event, Category.DEAL, kind, params, deal.id)
 
 
+def _hold_told(hold: PayoutHold) -> dict[str, Any]:
+    """What a partner's notice tells of a hold: its reason, expected release and (a
+    review's) words written for the partner only; never the internal note or flags."""
+    return {
+        "reason": hold.reason.value,
+        "expected_release_at": hold.expected_release_at,
+        "partner_note": hold.partner_note if hold.reason is HoldReason.REVIEW else "",
+    }
+
+
 async def payout_status_changed(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
     """A payout statement held (with what clears each open hold), released (back from
     HELD) or paid: to the partner's admins (statements are the organisation's)."""
@@ -121,24 +131,33 @@ async def payout_status_changed(session: AsyncSession, event: OutboxEvent) -> li
     }  # fmt: skip
     if changed.to_status == PayoutStatus.HELD.value:
         kind = "payout_held"
-        holds = await session.exec(
-            select(PayoutHold)
-            .where(
-                PayoutHold.statement_id == changed.statement_id,
-                col(PayoutHold.released_at).is_(None),
+        holds = list(
+            await session.exec(
+                select(PayoutHold)
+                .where(
+                    PayoutHold.statement_id == changed.statement_id,
+                    col(PayoutHold.released_at).is_(None),
+                )
+                .order_by(col(PayoutHold.created_at))
             )
-            .order_by(col(PayoutHold.created_at))
         )
-        # The hold reason, expected release and (a review's) words written for the
-        # partner only: never the internal note or flags.
-        params["holds"] = [
-            {
-                "reason": h.reason.value,
-                "expected_release_at": h.expected_release_at,
-                "partner_note": h.partner_note if h.reason is HoldReason.REVIEW else "",
-            }  # fmt: skip
-            for h in holds
-        ] or [{"reason": changed.reason or "MANUAL", "expected_release_at": None}]
+        if not holds:
+            # Released before this notice was sent: the hold as it was placed (the latest
+            # of the event's reason by then).
+            placed = await session.exec(
+                select(PayoutHold)
+                .where(
+                    PayoutHold.statement_id == changed.statement_id,
+                    col(PayoutHold.reason) == HoldReason(changed.reason or HoldReason.MANUAL),
+                    col(PayoutHold.created_at) <= changed.at,
+                )
+                .order_by(col(PayoutHold.created_at).desc())
+                .limit(1)
+            )
+            holds = list(placed)
+        params["holds"] = [_hold_told(h) for h in holds] or [
+            {"reason": changed.reason or "MANUAL", "expected_release_at": None, "partner_note": ""}
+        ]
     elif changed.from_status == PayoutStatus.HELD.value:
         kind = "payout_released"
     elif changed.to_status == PayoutStatus.PAID.value:

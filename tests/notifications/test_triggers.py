@@ -13,10 +13,11 @@ from sqlmodel import col, select
 
 from deal_registration.registrations import review
 from earnings import payouts, reviews
+from earnings.models import PayoutHold
 from earnings.programs import BaseRate, Rules, Tier
 from infra.clock import OffsetClock
 from infra.db import Database
-from infra.outbox import record_event
+from infra.outbox import OutboxEvent, record_event
 from notifications.models import Notification
 from partners.models import User
 from partners.roles import Role
@@ -156,6 +157,13 @@ async def held_for_review(
 ) -> None:
     """Partner 0's October statement, held by a review (as an incentive rule places one)
     with ``partner_note`` for the partner and an internal note for the vendor."""
+    await october_statement(db, services, clock, tenant)
+    await place_review(db, clock, tenant, partner_note)
+
+
+async def october_statement(
+    db: Database, services: Services, clock: OffsetClock, tenant: Tenant
+) -> None:
     clock.freeze(OCTOBER)
     await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
     await es.sale(db, clock, tenant, 100_000)
@@ -163,6 +171,9 @@ async def held_for_review(
     clock.freeze(NOVEMBER)
     await es.tax_form(db, clock, tenant)  # no automatic hold: the review's is the only one
     await es.generate(db, clock, tenant, services.claim_signals)
+
+
+async def place_review(db: Database, clock: OffsetClock, tenant: Tenant, partner_note: str) -> None:
     await tx(
         db,
         lambda s: reviews.place_review(
@@ -186,6 +197,27 @@ async def test_a_review_hold_tells_the_partner_the_rules_note(
     )
     assert "What clears it: no action is needed from you" in held["body"]
     assert "inflated" not in held["body"]  # the internal note stays the vendor's
+
+
+async def test_a_hold_released_before_its_notice_is_sent_is_told_as_it_was(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    # The review's hold is released before the dispatcher handles the statement's HELD
+    # event: the notice tells the hold as it was when placed (the review's words), and the
+    # release after it; the partner's later events are not held back behind a failure.
+    await october_statement(db, services, clock, tenant)
+    async with services.outbox.paused():
+        await place_review(db, clock, tenant, "We check unusual growth first")
+        [hold] = (await tx(db, lambda s: s.exec(select(PayoutHold)))).all()
+        finance = tenant.principal(Role.FINANCE)
+        await tx(db, lambda s: payouts.release(s, finance, clock, hold_id=hold.id))
+    await dispatch(services)
+    admin = tenant.user(Role.PARTNER_ADMIN, 0)
+    released, held = await told(gql, admin)
+    assert (held["kind"], released["kind"]) == ("payout_held", "payout_released")
+    assert "This payout is on hold for a review: We check unusual growth first." in held["body"]
+    failed = select(OutboxEvent.type).where(col(OutboxEvent.attempts) > 0)
+    assert (await tx(db, lambda s: s.exec(failed))).all() == []
 
 
 async def test_tier_reached_by_a_sale_and_lost_by_a_reversal(
