@@ -40,8 +40,9 @@ from pilots.models import Arm
 from schema.context import Services
 from signals.definitions import DEFINITIONS, Visibility
 from tests.api.fuzzing import graphql_id, node_types
-from tests.factories import Tenant, approve_sale, create_contest, principal_of
-from tests.support import GQL
+from tests.deal_registration.registrations.scenarios import submit as submit_deal
+from tests.factories import Tenant, create_contest, principal_of
+from tests.support import GQL, multipart
 
 NORTHWIND_ROLES = (
     "admin@northwind.example",
@@ -116,6 +117,11 @@ class Secrets:
     ids: dict[uuid.UUID, str] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     by_table: dict[str, list[uuid.UUID]] = field(default_factory=dict)
+
+    def copy(self) -> Secrets:
+        """A copy to add to (the lists of ``by_table`` too)."""
+        tables = {table: list(ids) for table, ids in self.by_table.items()}
+        return Secrets(dict(self.ids), dict(self.texts), tables)
 
     def add_ids(self, rows: Iterable[uuid.UUID], why: str, table: str = "") -> None:
         for row in rows:
@@ -358,6 +364,145 @@ async def _enrich(
     return key.secret
 
 
+CONTOSO_USERS = (
+    ("finance@contoso.example", "Fern Contoso", Role.FINANCE),
+    ("admin@wingtip.example", "Willa Wingtip", Role.PARTNER_ADMIN),
+    ("rep@wingtip.example", "Walt Wingtip", Role.PARTNER_REP),
+)
+CONTOSO_SERIALS = [f"CTS-{n:06d}" for n in range(1, 21)]  # 1-10 Fabrikam's, 11-20 Wingtip's
+SERIALS_IMPORT = """mutation($input: SerialsImportInput!) { serialsImport(input: $input) {
+  result { applied inserted } userErrors { field code message } } }"""
+CLAIM = """mutation($input: SaleClaimCreateInput!) { saleClaimCreate(input: $input) {
+  saleClaim { id state } userErrors { field code message } } }"""
+CLAIM_APPROVE = """mutation($input: SaleClaimApproveInput!) { saleClaimApprove(input: $input) {
+  saleClaim { state } userErrors { field code message } } }"""
+PROFILE = """mutation($input: PayoutProfileSetInput!) { payoutProfileSet(input: $input) {
+  userErrors { field code message } } }"""
+STATEMENTS = """mutation($input: PayoutStatementsGenerateInput!) {
+  payoutStatementsGenerate(input: $input) {
+    statements { id status partnerId holds { id } } userErrors { field code message } } }"""
+STATEMENT_STEP = """mutation($approve: PayoutStatementInput!, $paid: PayoutMarkPaidInput!) {
+  payoutApprove(input: $approve) { statement { status } userErrors { code message } }
+  payoutMarkPaid(input: $paid) { statement { status } userErrors { code message } } }"""
+HOLD_RELEASE = """mutation($input: PayoutHoldReleaseInput!) { payoutHoldRelease(input: $input) {
+  statement { status } userErrors { field code message } } }"""
+PAYOUT_HOLD = """mutation($input: PayoutHoldInput!) { payoutHold(input: $input) {
+  statement { status } userErrors { field code message } } }"""
+FORECAST = """mutation($input: ForecastSubmitInput!) { forecastSubmit(input: $input) {
+  userErrors { field code message } } }"""
+WINGTIP_HOLD_NOTE = "Wingtip's March invoices are under audit by our finance team"
+
+
+async def _ok(gql: GQL, document: str, variables: dict[str, Any], user: User) -> dict[str, Any]:
+    """The data of a mutation that must succeed (no userErrors in any of its payloads)."""
+    data = await gql.data(document, variables, as_user=user)
+    for payload in data.values():
+        assert not payload.get("userErrors"), data
+    return data
+
+
+async def claim_sale(
+    gql: GQL, user: User, serials: list[str], amount: str, *, proof: bool = False
+) -> str:
+    """A sale claimed through the public API (with a PDF invoice when ``proof``); its id."""
+    date = gql.clock.now().date().isoformat()
+    claim = {"serials": serials, "customerName": f"Customer of {user.display_name}",
+             "invoiceNumber": f"INV-{serials[0]}", "saleDate": date,
+             "amount": {"amount": amount, "currency": "USD"}}  # fmt: skip
+    if not proof:
+        created = (await _ok(gql, CLAIM, {"input": claim}, user))["saleClaimCreate"]
+        return str(created["saleClaim"]["id"])
+    body = b"%PDF-1.4\n% invoice " + serials[0].encode() + b"\n%%EOF\n"
+    response = await multipart(
+        gql, CLAIM, {"input": {**claim, "proof": None}},
+        {"variables.input.proof": (f"invoice-{serials[0]}.pdf", body, "application/pdf")},
+        token=gql.token(user),
+    )  # fmt: skip
+    created = response.json()["data"]["saleClaimCreate"]
+    assert not created["userErrors"], created
+    return str(created["saleClaim"]["id"])
+
+
+async def approve_claim(gql: GQL, admin: User, claim_id: str) -> None:
+    """Approve a claim the vendor has to review (one approved on submission is left)."""
+    data = await gql.data(CLAIM_APPROVE, {"input": {"id": claim_id}}, as_user=admin)
+    errors = [(e["field"], e["code"]) for e in data["saleClaimApprove"]["userErrors"]]
+    assert errors in ([], [("id", "INVALID_STATE")]), data
+
+
+async def _contoso_sales(
+    gql: GQL, services: Services, clock: OffsetClock, users: dict[str, User],
+    fabrikam: Partner, wingtip: Partner,
+) -> None:  # fmt: skip
+    """Contoso's claims as they happen, all through the public API: a base program, a
+    serial registry imported (multipart), claims of Fabrikam's and Wingtip's users (with
+    proof, and one of the other partner's serial, rejected) approved last month, that
+    month's statements (Fabrikam's approved and paid, Wingtip's held with an internal note),
+    and claims approved this month, which score in the Fabrikam Outback Cup."""
+    admin = users["admin@contoso.example"]
+    now = clock.now()
+    program = {"name": "Contoso Partner Program", "currency": "USD", "kind": "BASE",
+               "effectiveFrom": (now - timedelta(days=120)).isoformat(),
+               "rules": {"baseRates": [{"rateBp": 500}]}}  # fmt: skip
+    await _ok(gql, PROGRAM, {"input": program}, admin)
+    profile = {"partnerId": graphql_id("Partner", fabrikam.id), "taxFormOnFile": True,
+               "bankAccount": "AU12 3456 7890 1234"}  # fmt: skip
+    await _ok(gql, PROFILE, {"input": profile}, admin)
+    last_month = now - timedelta(days=now.day + 4)
+    back = last_month - timedelta(days=3) - now  # the import, three days before the claims
+    clock.advance(back)
+    shipped = (clock.now() - timedelta(days=60)).date().isoformat()
+    rows = ["serial,sku,shipped_to,region,shipped_at"] + [
+        f"{s},NW-ROUTER-X1,{p.name},{p.region},{shipped}"
+        for i, s in enumerate(CONTOSO_SERIALS)
+        for p in [fabrikam if i < 10 else wingtip]
+    ]  # fmt: skip
+    imported = await multipart(
+        gql, SERIALS_IMPORT, {"input": {"file": None}},
+        {"variables.input.file": ("contoso.csv", ("\n".join(rows) + "\n").encode(), "text/csv")},
+        token=gql.token(admin),
+    )  # fmt: skip
+    assert imported.json()["data"]["serialsImport"]["result"]["inserted"] == 20, imported.text
+    clock.advance(timedelta(days=3))
+    fab_rep, fab_admin = users["rep@fabrikam.example"], users["admin@fabrikam.example"]
+    wing_rep, wing_admin = users["rep@wingtip.example"], users["admin@wingtip.example"]
+    for user, serials, amount, proof in (
+        (fab_rep, CONTOSO_SERIALS[0:2], "2598.00", True),
+        (fab_admin, CONTOSO_SERIALS[2:3], "1299.00", False),
+        (wing_rep, CONTOSO_SERIALS[10:12], "2598.00", True),
+        (wing_admin, CONTOSO_SERIALS[12:13], "1299.00", False),
+    ):
+        await approve_claim(gql, admin, await claim_sale(gql, user, serials, amount, proof=proof))
+    await claim_sale(gql, wing_rep, CONTOSO_SERIALS[3:4], "1299.00")  # Fabrikam's: rejected
+    await settle(services)
+    clock.advance(-back - timedelta(days=3))
+    month = {"month": last_month.isoformat()}
+    finance = users["finance@contoso.example"]
+    made = (await _ok(gql, STATEMENTS, {"input": month}, finance))["payoutStatementsGenerate"]
+    statements = {s["partnerId"]: s for s in made["statements"]}
+    paid = statements[graphql_id("Partner", fabrikam.id)]
+    for hold in paid["holds"]:  # the incentive rule's (Fabrikam's margin is thin): released
+        release = {"holdId": hold["id"], "note": "Reviewed: the margin is fine"}
+        await _ok(gql, HOLD_RELEASE, {"input": release}, finance)
+    paid = paid["id"]
+    step = {"approve": {"statementId": paid}, "paid": {"statementId": paid, "reference": "P-1"}}
+    await _ok(gql, STATEMENT_STEP, step, finance)
+    held = statements[graphql_id("Partner", wingtip.id)]["id"]
+    hold = {"statementId": held, "note": WINGTIP_HOLD_NOTE}
+    await _ok(gql, PAYOUT_HOLD, {"input": hold}, finance)
+    for user, serials in ((fab_rep, CONTOSO_SERIALS[4:6]), (wing_rep, CONTOSO_SERIALS[13:14])):
+        await approve_claim(gql, admin, await claim_sale(gql, user, serials, "2598.00"))
+    # Wingtip registers Fabrikam's customer too (a conflict), Fabrikam forecasts its quarter.
+    koala = {"name": "Koala Logistics", "domain": "koala-logistics.example", "country": "AU"}
+    await submit_deal(gql, wing_rep, clock, customer=koala)
+    money = {"amount": "40000.00", "currency": "USD"}
+    quarter = now.year * 4 + (now.month - 1) // 3 + 1  # the next one (this one has started)
+    forecast = {"quarter": f"{quarter // 4}-Q{quarter % 4 + 1}", "lines": [
+        {"productLine": "Other", "commit": money, "bestCase": money}]}  # fmt: skip
+    await _ok(gql, FORECAST, {"input": forecast}, fab_admin)
+    await settle(services)
+
+
 async def seed_world(gql: GQL, services: Services, settings: Settings, clock: OffsetClock) -> World:
     await seed_demo(settings, clock)
     db = services.db
@@ -372,6 +517,11 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
             session, clock, vendor_id=contoso.id, name="Wingtip Traders", region="EMEA",
             internal_notes="Wingtip pays late; keep its discounts tight.",
         )  # fmt: skip
+        for email, name, role in CONTOSO_USERS:
+            users[email] = await partners_service.create_user(
+                session, clock, vendor_id=contoso.id, email=email, role=role,
+                display_name=name, partner_id=None if role is Role.FINANCE else wingtip.id,
+            )  # fmt: skip
         await catalogue_demo.seed(session, clock, contoso)
         rep = users["rep@fabrikam.example"]
         await submission.submit_registration(
@@ -390,10 +540,7 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
         "key@northwind": await _enrich(gql, services, clock, northwind, [acme, globex]),
         "key@contoso": await _enrich(gql, services, clock, contoso, [fabrikam, wingtip]),
     }
-    for index, amount in ((0, 120_000), (1, 80_000), (0, 45_000)):
-        await approve_sale(db, clock, contoso_tenant, partner=index, amount=amount,
-                           rep=rep.id if index == 0 else None)  # fmt: skip
-    await settle(services)
+    await _contoso_sales(gql, services, clock, users, fabrikam, wingtip)
 
     tokens = {**keys}
     for email in (*NORTHWIND_ROLES, *CONTOSO_ROLES):
@@ -407,7 +554,7 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
         (ACME_ROLES, northwind, globex, of_contoso),
         (PARTNER_ROLES[2:], contoso, wingtip, of_northwind),
     ):
-        partner_view = Secrets(dict(theirs.ids), dict(theirs.texts), dict(theirs.by_table))
+        partner_view = theirs.copy()
         await _partner_secrets(services, other, partner_view)
         await _internal_secrets(services, vendor, partner_view)
         secrets |= {role: partner_view for role in roles}
