@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from datetime import datetime, timedelta
 
 import strawberry
+from graphql import GraphQLError
 from strawberry import Info
 
 from deal_registration.registrations import notices, repository
@@ -20,12 +21,17 @@ from schema.relay import parse_global_id, to_global_id
 MISSED_MARGIN = timedelta(seconds=5)
 
 
+def not_found() -> GraphQLError:
+    return GraphQLError("No such registration.", extensions={"code": "NOT_FOUND"})
+
+
 @strawberry.type
 class DealRegistrationSubscription:
     @strawberry.subscription(
         permission_classes=[IsAuthenticated],
         description="Status changes of the deal registrations you may see (all of them, or "
-        "the one with `id`), as they happen, from any API process.",
+        "the one with `id`), as they happen, from any API process. An `id` you may not "
+        "read errors NOT_FOUND.",
     )
     async def deal_registration_status_changed(
         self, info: Info[Context, None], id: strawberry.ID | None = None
@@ -33,8 +39,12 @@ class DealRegistrationSubscription:
         principal = info.context.caller
         services = info.context.services
         only = parse_global_id(id, "DealRegistration") if id is not None else None
-        if id is not None and only is None:
-            return  # a malformed id matches nothing, like an id you may not see
+        if id is not None:
+            # One registration: refused unless the caller may read it (a malformed id, an
+            # unknown one and one it may not see alike, as a read answers them).
+            async with services.db.read_session() as session:
+                if only is None or not await repository.get_readable(session, principal, only):
+                    raise not_found()
         if principal.is_partner:
             assert principal.partner_id is not None
             channel = notices.partner_channel(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,8 +29,8 @@ from tests.deal_registration.registrations.scenarios import (
     START_REVIEW,
     submit,
 )
-from tests.factories import Tenant, add_products
-from tests.support import GQL, listening, live_server
+from tests.factories import Tenant, add_products, gid
+from tests.support import GQL, listening, live_server, ws_client
 
 pytestmark = pytest.mark.slow
 
@@ -180,6 +181,36 @@ async def test_subscribing_to_one_registration(
         await gql.data(START_REVIEW, {"input": {"id": watched}}, as_user=t.user(Role.VENDOR_ADMIN))
         change = await feed.next()
         assert (change["registrationId"], change["toStatus"]) == (watched, "UNDER_REVIEW")
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_one_registration_the_caller_may_not_read_is_refused(
+    server: str, gql: GQL, db: Database, clock: OffsetClock, catalogue: Tenant,
+    other_tenant: Tenant, protocol: str,
+) -> None:  # fmt: skip
+    # Another partner's, another vendor's, an unknown one and a malformed id alike: refused
+    # with NOT_FOUND (as a read answers), not a subscription that never hears anything.
+    t = catalogue
+    rep0, rep1 = t.user(Role.PARTNER_REP, 0), t.user(Role.PARTNER_REP, 1)
+    theirs = await submit(gql, rep1, clock)
+    async with db.transaction() as session:
+        await add_products(session, clock, other_tenant)
+    foreign = await submit(gql, other_tenant.user(Role.PARTNER_REP, 0), clock)
+    unknown = gid("DealRegistration", uuid.uuid4())
+    async with ws_client(server, gql.token(rep0), protocol) as client:
+        for registration in (theirs, foreign, unknown, "not-an-id"):
+            op_id = await client.subscribe(SUBSCRIPTION, {"id": registration})
+            message = await client.receive()
+            while message["type"] == "complete":  # the end of the one before
+                message = await client.receive()
+            assert message["id"] == op_id
+            if message["type"] == "error":  # graphql-transport-ws: a list; graphql-ws: one
+                errors = message["payload"]
+            else:  # raised as the resolver starts: its only push carries the error
+                assert message["payload"]["data"] is None, message
+                errors = message["payload"]["errors"]
+            errors = errors if isinstance(errors, list) else [errors]
+            assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"], registration
 
 
 async def test_a_re_published_change_is_told_once(
