@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 # Who is reading, as far as contest visibility goes: the vendor, and the partner (None for
 # vendor staff, who see every contest of their vendor).
 ReaderKey = tuple[uuid.UUID, uuid.UUID | None]
+# What decides who may read a contest (repository.readable_contests): its settings, the
+# partner's tier and region, the partner's current group memberships.
+CONTEST_REACH_TABLES = ("contest", "partner", "partner_group_membership")
 
 
 async def insert_credits(session: AsyncSession, rows: list[ContestCredit]) -> None:
@@ -76,7 +79,7 @@ class Leaderboards:
         # Rows every read needs and that rarely change (see infra.cache): a contest as one
         # caller may see it, and participants' display names.
         self.contests: ReadCache[tuple[uuid.UUID, ReaderKey], Contest] = ReadCache(
-            db.epochs, ("contest", "partner")
+            db.epochs, CONTEST_REACH_TABLES
         )
         self.contest_loads: SingleFlight[tuple[uuid.UUID, ReaderKey], Contest] = SingleFlight(
             self.contests

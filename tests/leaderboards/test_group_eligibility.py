@@ -101,3 +101,37 @@ async def test_an_unknown_or_foreign_group_is_refused(
     assert data["contestCreate"]["userErrors"] == [
         {"code": "NOT_FOUND", "field": "eligibility.groupIds"}
     ]
+
+
+async def test_a_partner_taken_out_of_the_group_stops_reading_the_board_at_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    group = await gql.data(
+        """mutation($input: PartnerGroupCreateInput!) { partnerGroupCreate(input: $input) {
+             partnerGroup { id } } }""",
+        {"input": {"name": "Pilot"}}, as_user=admin,
+    )  # fmt: skip
+    group_id = group["partnerGroupCreate"]["partnerGroup"]["id"]
+    members = {"id": group_id, "partnerIds": [gid(tenant.partners[0])]}
+    change = """mutation($input: PartnerGroupMembersInput!) { partnerGroupMembers%s(input: $input) {
+      userErrors { code } } }"""
+    await gql.data(change % "Add", {"input": members}, as_user=admin)
+    now = clock.now()
+    values = {
+        "name": "Pilot push", "startsAt": (now - timedelta(hours=1)).isoformat(),
+        "endsAt": (now + timedelta(days=30)).isoformat(), "publish": True,
+        "eligibility": {"groupIds": [group_id]},
+    }  # fmt: skip
+    created = await gql.data(CREATE, {"input": values}, as_user=admin)
+    board_query = "query($id: ID!) { leaderboard(contestId: $id) { totalCount } }"
+    variables = {"id": created["contestCreate"]["contest"]["id"]}
+    partner_admin = tenant.user(Role.PARTNER_ADMIN, 0)
+    seen = await gql(board_query, variables, as_user=partner_admin)
+    assert seen == {"data": {"leaderboard": {"totalCount": 0}}}
+    # Out of the group: the next read answers as for a contest that does not exist (the
+    # contest rows cached per partner follow group memberships, not only contests and
+    # partners).
+    await gql.data(change % "Remove", {"input": members}, as_user=admin)
+    seen = await gql(board_query, variables, as_user=partner_admin)
+    assert [e["extensions"]["code"] for e in seen["errors"]] == ["NOT_FOUND"]
