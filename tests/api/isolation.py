@@ -24,6 +24,7 @@ from api.cli.demo import seed_demo
 from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import submission
+from deal_registration.registrations.models import DealConflict, DealRegistration
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
 from incentives.daily import run_due
@@ -56,6 +57,11 @@ CONTOSO_ROLES = ("admin@contoso.example", "admin@fabrikam.example", "rep@fabrika
 CONTOSO_ROLES += ("key@contoso",)
 ACME_ROLES = ("admin@acme.example", "rep@acme.example")
 PARTNER_ROLES = ACME_ROLES + ("admin@fabrikam.example", "rep@fabrikam.example")
+# The other partner of each vendor (what the first one's users must not read): its users
+# have secrets too (the first partner's private rows), for campaigns that take their part.
+OTHER_PARTNER_ROLES = (
+    "admin@globex.example", "rep@globex.example", "admin@wingtip.example", "rep@wingtip.example",
+)  # fmt: skip
 
 # Rows of the other partner a partner of the same program may read (by id or name):
 # - partner: a contest's leaderboard names its participants (partner ids and names) unless
@@ -123,6 +129,14 @@ class Secrets:
         tables = {table: list(ids) for table, ids in self.by_table.items()}
         return Secrets(dict(self.ids), dict(self.texts), tables)
 
+    def discard(self, rows: Iterable[uuid.UUID]) -> None:
+        """These rows are the caller's to read after all."""
+        for row in rows:
+            if self.ids.pop(row, None) is not None:
+                for ids in self.by_table.values():
+                    if row in ids:
+                        ids.remove(row)
+
     def add_ids(self, rows: Iterable[uuid.UUID], why: str, table: str = "") -> None:
         for row in rows:
             if row not in self.ids:
@@ -161,6 +175,27 @@ class Secrets:
         }
 
 
+async def _conflicting(services: Services, partner: Partner) -> set[uuid.UUID]:
+    """The registrations in conflict with one of ``partner``'s (either way round)."""
+    async with services.db.session() as session:
+        own = {
+            r.id
+            for r in await session.exec(
+                select(DealRegistration).where(DealRegistration.partner_id == partner.id)
+            )
+        }
+        pairs = await session.exec(select(DealConflict))
+        return {
+            other
+            for c in pairs
+            for mine, other in (
+                (c.registration_id, c.other_registration_id),
+                (c.other_registration_id, c.registration_id),
+            )
+            if mine in own
+        } - own
+
+
 def _ids_in(answer: str) -> set[uuid.UUID]:
     out = {uuid.UUID(m) for m in UUID.findall(answer)}
     for token in B64.findall(answer):
@@ -182,6 +217,9 @@ class World:
     tokens: dict[str, str]
     secrets: dict[str, Secrets]
     own_ids: dict[str, dict[str, list[str]]]  # role -> Node type -> ids of its vendor's rows
+    users: dict[str, User] = field(default_factory=dict)  # by e-mail
+    partners: dict[str, Partner] = field(default_factory=dict)  # by name
+    vendors: dict[str, Vendor] = field(default_factory=dict)  # by slug
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -543,7 +581,7 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
     await _contoso_sales(gql, services, clock, users, fabrikam, wingtip)
 
     tokens = {**keys}
-    for email in (*NORTHWIND_ROLES, *CONTOSO_ROLES):
+    for email in (*NORTHWIND_ROLES, *CONTOSO_ROLES, *OTHER_PARTNER_ROLES):
         if email in users:
             tokens[email] = gql.token(users[email])
     of_contoso = await _vendor_secrets(services, contoso, northwind)
@@ -553,15 +591,30 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
     for roles, vendor, other, theirs in (
         (ACME_ROLES, northwind, globex, of_contoso),
         (PARTNER_ROLES[2:], contoso, wingtip, of_northwind),
+        (OTHER_PARTNER_ROLES[:2], northwind, acme, of_contoso),
+        (OTHER_PARTNER_ROLES[2:], contoso, fabrikam, of_northwind),
     ):
         partner_view = theirs.copy()
         await _partner_secrets(services, other, partner_view)
         await _internal_secrets(services, vendor, partner_view)
         secrets |= {role: partner_view for role in roles}
+    # The channel manager is assigned Acme only (the demo): Globex's rows are not its own,
+    # but for the registrations in conflict with Acme's, which a reviewer of Acme's sees as
+    # evidence (docs/deal-registration.md: the other registration and partner).
+    manager_view = of_contoso.copy()
+    await _partner_secrets(services, globex, manager_view)
+    manager_view.discard(await _conflicting(services, acme))
+    secrets["manager@northwind.example"] = manager_view
     types = node_types()
     own = {role: of_northwind.global_ids(types, 4) for role in NORTHWIND_ROLES}
     own |= {role: of_contoso.global_ids(types, 4) for role in CONTOSO_ROLES}
-    return World(tokens=tokens, secrets=secrets, own_ids=own)
+    own |= {
+        role: own[theirs] for role, theirs in zip(OTHER_PARTNER_ROLES, PARTNER_ROLES, strict=True)
+    }
+    return World(
+        tokens=tokens, secrets=secrets, own_ids=own, users=users,
+        partners={**partners, wingtip.name: wingtip}, vendors=vendors,
+    )  # fmt: skip
 
 
 # --- documents selecting every leaf ---------------------------------------------------
