@@ -40,13 +40,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from infra.cache import Stamp
 from infra.outages import is_unavailable
 from infra.tasks import raise_lost_cancellation
 from leaderboards.closing import close_due, next_boundary
 from leaderboards.models import Contest, ContestStatus
-from leaderboards.reads import BoardView, Reader, StandingView, Viewer
-from leaderboards.runtime import Leaderboards
+from leaderboards.reads import BoardView, Reader, StandingView, Viewer, reach_of, viewer_for
+from leaderboards.repository import get_readable_contest
+from leaderboards.runtime import CONTEST_REACH_TABLES, Leaderboards
 from leaderboards.service import effective_status
+from partners.roles import Principal
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,11 @@ class Renderer(Protocol):
 
     def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any: ...
 
+    def not_found(self) -> Any:
+        """The last message of a subscriber whose caller may no longer read the contest
+        (answered as a contest that does not exist)."""
+        ...
+
 
 Sink = Callable[[Any], bool]
 """Delivers a message at once if it can (e.g. writes it to a socket that is keeping up);
@@ -88,12 +98,19 @@ False leaves it to the subscriber's own task."""
 class Subscriber:
     # Thousands live per process: slots, and a future only while its task waits (an
     # asyncio.Event per subscriber held a deque of its own).
-    __slots__ = ("_waiter", "_woken", "done", "group", "latest", "participant", "sink", "tag")
+    __slots__ = ("_waiter", "_woken", "done", "group", "latest", "participant", "principal",
+                 "sink", "tag")  # fmt: skip
 
     def __init__(
-        self, group: Group, participant: uuid.UUID | None, tag: Any = None, sink: Sink | None = None
+        self,
+        group: Group,
+        principal: Principal,
+        participant: uuid.UUID | None,
+        tag: Any = None,
+        sink: Sink | None = None,
     ) -> None:
         self.group = group
+        self.principal = principal  # whose reach is checked again as it changes
         self.participant = participant
         self.tag = tag  # transport data, e.g. the operation id
         self.sink = sink
@@ -195,6 +212,8 @@ class Feed:
         self._held = False  # a refresh waited for the watcher's close: it pushes after
         self.refreshes = 0
         self._refresh_lock = asyncio.Lock()
+        # The epochs of CONTEST_REACH_TABLES when the subscribers' reach was last checked.
+        self._reach_checked: Stamp | None = None
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"feed-{self.contest_id}")
@@ -248,6 +267,30 @@ class Feed:
                 wait = min(wait, (due - now).total_seconds())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), max(wait, 0.01))
+
+    async def _check_reach(self, session: AsyncSession, contest: Contest) -> None:
+        """Who may read the contest, and how (rows, names), is decided again, as a read
+        decides it, whenever what it is decided from changed (the contest's settings, a
+        partner's tier, region or groups): each group's visibility follows the contest as
+        it is now, and a subscriber whose caller may no longer read the contest is sent the
+        renderer's NOT_FOUND and served nothing more (its transport then leaves)."""
+        epochs = self.fanout.runtime.db.epochs
+        stamp = epochs.stamp(CONTEST_REACH_TABLES)  # before reading: a change meanwhile re-checks
+        if stamp == self._reach_checked and epochs.live:
+            return
+        readable: dict[tuple[uuid.UUID, uuid.UUID | None], bool] = {}
+        for group in list(self.groups.values()):
+            fresh = viewer_for(group.viewer.principal, contest).shared
+            if fresh != group.viewer:
+                group.viewer, group.cache = fresh, None
+            for sub in list(group.subscribers):
+                reach = reach_of(sub.principal)
+                if reach not in readable:
+                    found = await get_readable_contest(session, sub.principal, contest.id)
+                    readable[reach] = found is not None
+                if not readable[reach] and not sub.done:
+                    sub.offer(group.renderer.not_found(), final=True)
+        self._reach_checked = stamp
 
     def _due(self, now: datetime) -> datetime | None:
         """The boundary this feed has still to close (due once it is not after ``now``):
@@ -336,6 +379,7 @@ class Feed:
                     return
             reader = Reader(rt, session)
             status = effective_status(contest, now)
+            await self._check_reach(session, contest)
             groups = [only.group] if only else [g for g in self.groups.values() if g.subscribers]
             # Who is served, by group and participant: those who join from here on are
             # served by their own refresh.
@@ -501,7 +545,7 @@ class Fanout:
         group = feed.groups.get(key)
         if group is None:
             group = feed.groups[key] = Group(key, viewer.shared, renderer)
-        sub = Subscriber(group, viewer.self_id, tag, sink)
+        sub = Subscriber(group, viewer.principal, viewer.self_id, tag, sink)
         group.add(sub)
         try:
             await asyncio.shield(feed.opened)  # raises RedisUnavailable while Redis is down

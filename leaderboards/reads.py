@@ -62,6 +62,19 @@ class Viewer:
         return replace(self, self_id=None)
 
 
+def reach_of(principal: Principal) -> tuple[uuid.UUID, uuid.UUID | None]:
+    """Who sees the same contests: a vendor's staff, one partner (all its users), one
+    display key's screen."""
+    audience = (
+        principal.display_key_id
+        if principal.is_display
+        else None
+        if principal.is_vendor_staff
+        else principal.partner_id
+    )
+    return (principal.vendor_id, audience)
+
+
 def viewer_for(principal: Principal, contest: Contest) -> Viewer:
     if principal.is_vendor_staff:
         return Viewer(principal, None, None, False)
@@ -155,15 +168,7 @@ class Reader:
     async def contest(self, principal: Principal, contest_id: uuid.UUID | None) -> Contest:
         if contest_id is None:
             raise DomainError(Code.NOT_FOUND, "No such contest.", "contest_id")
-        # Who sees the same contests: vendor staff, a partner, a display key's screen.
-        audience = (
-            principal.display_key_id
-            if principal.is_display
-            else None
-            if principal.is_vendor_staff
-            else principal.partner_id
-        )
-        key = (contest_id, (principal.vendor_id, audience))
+        key = (contest_id, reach_of(principal))
         cached = self.rt.contests.get(key)
         if cached is not None:
             return cached

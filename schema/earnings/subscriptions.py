@@ -13,13 +13,18 @@ from schema.earnings.types import EarningsSummaryType
 from schema.permissions import IsAuthenticated
 
 
+def not_found() -> GraphQLError:
+    return GraphQLError("No such partner.", extensions={"code": "NOT_FOUND"})
+
+
 @strawberry.type
 class EarningsSubscription:
     @strawberry.subscription(
         permission_classes=[IsAuthenticated],
         description="This month's earnings summary, first now and again whenever a ledger "
         "entry or payout decision touches the partner (from any API process). Partner users "
-        "get their own (a rep: what is attributed to it).",
+        "get their own (a rep: what is attributed to it). A partner or rep you may not read "
+        "(or no longer may: a channel manager unassigned) errors NOT_FOUND.",
     )
     async def earnings_changed(
         self,
@@ -33,7 +38,7 @@ class EarningsSubscription:
         async with services.db.read_session() as session:
             scope = await scope_for(session, principal, partner_id, rep_id)
         if scope is None:
-            raise GraphQLError("No such partner.", extensions={"code": "NOT_FOUND"})
+            raise not_found()
         channel = handlers.channel(services.hub, scope.partner_id)
         async with services.hub.listen(channel) as listener:
             last: EarningsSummaryType | None = None
@@ -42,6 +47,10 @@ class EarningsSubscription:
                 # was (another rep's sale) sends nothing.
                 start, end = service.current_month(services.clock)
                 async with services.db.read_session() as session:
+                    # Whether the caller may still read it is decided at every push, as a
+                    # read decides it (a channel manager unassigned meanwhile: NOT_FOUND).
+                    if await scope_for(session, principal, partner_id, rep_id) != scope:
+                        raise not_found()
                     summary = await service.summary(
                         session, principal, services.clock, scope=scope, start=start, end=end,
                         signals=services.claim_signals,

@@ -48,7 +48,11 @@ from leaderboards.reads import RowView, StandingView, Viewer, viewer_for
 from schema.context import Context, Services
 from schema.document_limits import gate_of
 from schema.extensions import service_unavailable_error
-from schema.leaderboards.subscriptions import contest_for_subscription, update_of
+from schema.leaderboards.subscriptions import (
+    contest_for_subscription,
+    not_found_error,
+    update_of,
+)
 from schema.relay import check_page_size, to_global_id
 
 FIELD = "leaderboardChanged"
@@ -210,6 +214,9 @@ class JsonRenderer:
         body = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
         errors = [e.formatted for e in result.errors or ()]
         return (body[:-1], len(data) > 0, errors, {})
+
+    def not_found(self) -> GraphQLError:
+        return not_found_error()
 
     def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any:
         if isinstance(shared, GraphQLError):

@@ -22,6 +22,11 @@ def cancelled_error() -> GraphQLError:
     return GraphQLError("The contest was cancelled.", extensions={"code": "CONTEST_CANCELLED"})
 
 
+def not_found_error() -> GraphQLError:
+    """A contest the caller may not read (or no longer may), answered as a missing one."""
+    return GraphQLError("No such contest.", extensions={"code": "NOT_FOUND"})
+
+
 async def contest_for_subscription(
     services: Services, principal: Principal, contest_id: str
 ) -> Contest:
@@ -32,7 +37,7 @@ async def contest_for_subscription(
                 principal, parse_global_id(contest_id, "Contest")
             )
         except DomainError as exc:
-            raise GraphQLError("No such contest.", extensions={"code": "NOT_FOUND"}) from exc
+            raise not_found_error() from exc
     from leaderboards.service import effective_status  # noqa: PLC0415
 
     if effective_status(contest, services.clock.now()) is ContestStatus.CANCELLED:
@@ -67,6 +72,9 @@ class ObjectRenderer:
             return shared
         return update_of(shared, Standing.of(me, self.kind) if me else None)
 
+    def not_found(self) -> GraphQLError:
+        return not_found_error()
+
 
 @strawberry.type
 class LeaderboardsSubscription:
@@ -79,8 +87,11 @@ class LeaderboardsSubscription:
         "the contest ends (also while you watch), its final standings are sent (`final: "
         "true`, at a higher version than the last live push) and the subscription "
         "completes; a cancelled one errors "
-        "(CONTEST_CANCELLED); an unknown or invisible one errors NOT_FOUND. A display key "
-        "(an office screen) subscribes to its own contests, as a partner sees them.",
+        "(CONTEST_CANCELLED); an unknown or invisible one errors NOT_FOUND, as does one "
+        "that becomes invisible while you watch (its eligibility, or your partner's groups, "
+        "changed); a change of its visibility (top N, anonymised) applies to the next push. "
+        "A display key (an office screen) subscribes to its own contests, as a partner sees "
+        "them.",
     )
     async def leaderboard_changed(
         self, info: Info[Context, None], contest_id: strawberry.ID, first: int = 10

@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -168,7 +167,8 @@ class NextActionsSubscription:
         "process; another participant's score in a contest whose prize is in reach; a "
         "program's new version; or time alone: a deadline or expiry passing, a sale leaving "
         "the tier's window, a deal's protection coming within the warning period or "
-        "counting down a day, a program version dated later taking effect).",
+        "counting down a day, a program version dated later taking effect). A partner you "
+        "may not read (or no longer may: a channel manager unassigned) errors NOT_FOUND.",
     )
     async def next_actions_changed(
         self,
@@ -191,9 +191,12 @@ class NextActionsSubscription:
                 last: NextActionsType | None = None
                 while True:
                     # A short session per notice or time boundary; the clock moves on between.
-                    view = replace(view, now=services.clock.now())
                     read_at = loop.time()
                     async with services.db.read_session() as session:
+                        # Whether the caller may still read this partner's list is decided
+                        # at every push, as a read decides it (a channel manager unassigned
+                        # meanwhile: NOT_FOUND, and the subscription ends).
+                        view = await _viewpoint(info, session, partner_id)
                         found = await service.next_actions(
                             session, view, services.next_action_sources
                         )

@@ -124,6 +124,9 @@ class Collector:
     def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any:
         return shared
 
+    def not_found(self) -> Any:
+        return "not found"
+
 
 async def test_changes_are_coalesced_and_slow_consumers_get_only_the_latest(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant

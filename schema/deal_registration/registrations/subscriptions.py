@@ -31,7 +31,7 @@ class DealRegistrationSubscription:
         permission_classes=[IsAuthenticated],
         description="Status changes of the deal registrations you may see (all of them, or "
         "the one with `id`), as they happen, from any API process. An `id` you may not "
-        "read errors NOT_FOUND.",
+        "read (or no longer may) errors NOT_FOUND.",
     )
     async def deal_registration_status_changed(
         self, info: Info[Context, None], id: strawberry.ID | None = None
@@ -41,7 +41,8 @@ class DealRegistrationSubscription:
         only = parse_global_id(id, "DealRegistration") if id is not None else None
         if id is not None:
             # One registration: refused unless the caller may read it (a malformed id, an
-            # unknown one and one it may not see alike, as a read answers them).
+            # unknown one and one it may not see alike, as a read answers them), now and at
+            # every change after.
             async with services.db.read_session() as session:
                 if only is None or not await repository.get_readable(session, principal, only):
                     raise not_found()
@@ -66,6 +67,10 @@ class DealRegistrationSubscription:
                             session, principal, since - MISSED_MARGIN
                         )
                     since = now
+                    if only is not None and only not in {r.id for r in changed}:
+                        async with services.db.read_session() as session:
+                            if not await repository.get_readable(session, principal, only):
+                                raise not_found()
                     for registration in changed:
                         if only is None or registration.id == only:
                             status = repository.effective_status(registration, now)
@@ -87,6 +92,8 @@ class DealRegistrationSubscription:
                 async with services.db.read_session() as session:
                     found = await repository.get_readable(session, principal, registration_id)
                 if found is None:
+                    if only is not None:
+                        raise not_found()  # the caller may no longer read it
                     continue
                 yield DealStatusChange(
                     registration_id=to_global_id("DealRegistration", found.id),
