@@ -58,6 +58,8 @@ from tests.api.isolation import (
     CONTOSO_ROLES,
     NORTHWIND_ROLES,
     OTHER_PARTNER_ROLES,
+    PARTNER_ROLES,
+    PAYOUT_HOLD,
     World,
     approve_claim,
     claim_sale,
@@ -406,12 +408,16 @@ async def _heard(services: Services, world: World, probes: list[Probe]) -> None:
         await listening(services, channel)
 
 
+PAYOUTS = """query($p: ID) { payouts(partnerId: $p, first: 20) { edges { node { id status } } } }"""
+
+
 @dataclass
 class Changes:
     """What was changed through the public API, to wait for its pushes."""
 
     deals: dict[str, str] = field(default_factory=dict)  # partner name -> registration id
     claims: dict[str, str] = field(default_factory=dict)  # partner name -> claim id
+    holds: list[str] = field(default_factory=list)  # partner names: a payout held
 
 
 async def make_changes(gql: GQL, world: World, clock: OffsetClock, round_: int) -> Changes:
@@ -447,6 +453,21 @@ async def make_changes(gql: GQL, world: World, clock: OffsetClock, round_: int) 
             as_user=users[admin],
         )  # fmt: skip
         assert not rejected["dealRegistrationReject"]["userErrors"], rejected
+        # Finance holds the second partner's payouts, with a note for the vendor only.
+        finance = users[admin.replace("admin@", "finance@")]
+        note = f"{second} sold into a sanctioned region? (round {round_}, internal)"
+        for roles, secrets in world.secrets.items():
+            if roles in PARTNER_ROLES + OTHER_PARTNER_ROLES:
+                secrets.add_text(note, "vendor-internal payout_hold.internal_note")
+        partner_id = graphql_id("Partner", world.partners[second].id)
+        statements = await gql.data(PAYOUTS, {"p": partner_id}, as_user=finance)
+        for edge in statements["payouts"]["edges"]:
+            if edge["node"]["status"] in ("PENDING", "HELD"):
+                hold = {"statementId": edge["node"]["id"], "note": note}
+                held = await gql.data(PAYOUT_HOLD, {"input": hold}, as_user=finance)
+                assert not held["payoutHold"]["userErrors"], held
+                changes.holds.append(second)
+                break
     return changes
 
 
@@ -554,6 +575,7 @@ async def test_every_subscription_as_every_role_leaks_nothing(
         ):
             await _heard(services, world, probes)
             changes = await make_changes(gql, world, clock, round_)
+            assert changes.holds, "no payout of a second partner to hold"
             await settle(services)
             await controls(probes, changes, world)
             for connection in sockets:  # what the server sent before this round trip came
