@@ -41,19 +41,18 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from infra import passes
+from infra.db import Database
 from infra.outbox import OutboxEvent
 from leaderboards import repository, versions
+from leaderboards.boards import Boards
 from leaderboards.models import Contest, ContestBoardVersion, ContestCredit, ContestPeriod
 from leaderboards.rebuild import rebuild
 from leaderboards.runtime import Leaderboards
+from leaderboards.scoring import counts_call
 
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = 60.0  # seconds between two checks of every live contest
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Loss:
     rebuilds: int  # the board's rebuild count when it was seen (``Boards.rebuilds``)
 
 
-async def lost(rt: Leaderboards, contest_id: uuid.UUID) -> Loss | None:
+async def lost(db: Database, boards: Boards, contest_id: uuid.UUID) -> Loss | None:
     """What the contest's board in Redis lost, or None when it has everything SQL says it
     should, is not built (the next read or credit builds it), or is being rebuilt.
 
@@ -72,7 +71,7 @@ async def lost(rt: Leaderboards, contest_id: uuid.UUID) -> Loss | None:
     unless it lost writes. (Read the other way round, a credit by another dispatcher, a
     period frozen or a rebuild's raised ceiling landing between the reads looked like a
     loss, and a busy contest's credits in flight made every check scan its whole ledger.)"""
-    async with rt.db.session() as session:
+    async with db.session() as session:
         applied = dict(
             (
                 await session.exec(
@@ -94,29 +93,27 @@ async def lost(rt: Leaderboards, contest_id: uuid.UUID) -> Loss | None:
                 )
             )
         ).one()
-    k = rt.boards.keys_of(contest_id)
-    reply = await rt.boards.scripts.counts(
-        keys=[k.periods, k.built, k.lock, k.version], args=[k.base]
-    )
+    periods = sorted(applied)  # the seen sets that can show a loss: declared to the script
+    reply = await boards.scripts.counts(keys=counts_call(boards.keys_of(contest_id), periods))
     if int(reply[0]) == 0 or int(reply[1]) == 1:
         return None
     rebuilds, version = int(reply[0]), int(reply[2])
-    on_board = {_text(p): int(n) for p, n in zip(reply[3::2], reply[4::2], strict=True)}
+    on_board = dict(zip(periods, (int(n) for n in reply[3:]), strict=True))
     if frozen is not None and version < frozen:
         return Loss(f"its version {version} is below its frozen period's {frozen}", rebuilds)
     if ceiling is not None and version < ceiling.ceiling - versions.HEADROOM:
         return Loss(f"its version {version} went back (ceiling {ceiling.ceiling})", rebuilds)
-    for period, count in sorted(applied.items()):
-        if on_board.get(period, 0) < count:
-            reason = f"period {period} counts {on_board.get(period, 0)} credits of {count} applied"
-            return Loss(reason, rebuilds)
+    for period in periods:
+        have, want = on_board[period], applied[period]
+        if have < want:
+            return Loss(f"period {period} counts {have} credits of {want} applied", rebuilds)
     return None
 
 
 async def check(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
     """Rebuild the contest's board if Redis lost part of it, and announce the rebuilt
     board. Returns whether it did."""
-    loss = await lost(rt, contest_id)
+    loss = await lost(rt.db, rt.boards, contest_id)
     if loss is None:
         return False
     log.warning("contest %s: Redis lost part of its board (%s); rebuilding", contest_id,

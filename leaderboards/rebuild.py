@@ -37,7 +37,15 @@ from leaderboards.models import (
     ContestStanding,
 )
 from leaderboards.recurrence import Period
-from leaderboards.scoring import BoardKeys, BoardMode, apply_credit, target_for
+from leaderboards.scoring import (
+    LOCK_LOST,
+    UNDECLARED_PERIODS,
+    BoardKeys,
+    BoardMode,
+    apply_credit,
+    swap_call,
+    target_for,
+)
 from leaderboards.winners import record_winners
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,10 @@ LOCK_MS = 120_000  # renewed every LOCK_MS / 4 while the rebuild runs
 CHUNK = 2_000
 # A shadow copy left by a rebuild that died expires (the swap makes the live keys persist).
 SHADOW_TTL_MS = 24 * 3600 * 1000
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class LockLost(Exception):
@@ -108,12 +120,17 @@ async def rebuild(
             await boards.scripts.release(keys=[k.lock], args=[token])
 
 
+async def renew_lock(boards: Boards, k: BoardKeys, token: str) -> bool:
+    """Extend the lock (and the journal) for LOCK_MS more if it is still ``token``'s."""
+    return bool(await boards.scripts.renew(keys=[k.lock, k.journal], args=[token, LOCK_MS]))
+
+
 async def _keep_lock(boards: Boards, k: BoardKeys, token: str) -> None:
     """Extend the lock (and the journal) while the rebuild runs, however long it takes."""
     while True:
         await asyncio.sleep(LOCK_MS / 4000)
         try:
-            if not await boards.scripts.renew(keys=[k.lock, k.journal], args=[token, LOCK_MS]):
+            if not await renew_lock(boards, k, token):
                 return  # lost: the swap will refuse
         except Exception:  # Redis unavailable for a moment: try again, the lock has time
             log.warning("could not renew the rebuild lock %s", k.lock, exc_info=True)
@@ -219,16 +236,19 @@ async def _rebuild_locked(
     # writes counts from where its copy was), and the ceiling is raised before it shows.
     start_at = await versions.floor(db, contest_id)
     ceiling = await versions.cover(db, contest_id, start_at)
-    reply = await boards.scripts.swap(
-        keys=[k.periods, k.built, k.version, k.lock, k.journal],
-        args=[k.base, f"{k.base}:{shadow[:-1]}", token, start_at, *periods],
-    )
-    if int(reply[0]) < 0:
+    stale: list[str] = []  # periods on the old board that the copy has not: dropped
+    while True:
+        call_keys, call_args = swap_call(k, shadow, token, start_at, periods, stale)
+        reply = await boards.scripts.swap(keys=call_keys, args=call_args)
+        if int(reply[0]) != UNDECLARED_PERIODS:
+            break
+        stale += [_text(p) for p in reply[1:]]  # credited meanwhile, or gone from the ledger
+    if int(reply[0]) == LOCK_LOST:
         if shadow_keys:
             await redis.delete(*shadow_keys)
         raise LockLost(contest_id)
     # Credits applied to the old board that the snapshot did not count.
-    missed = [uuid.UUID(e.decode() if isinstance(e, bytes) else str(e)) for e in reply[1:]]
+    missed = [uuid.UUID(_text(e)) for e in reply[1:]]
     for start in range(0, len(missed), CHUNK):
         async with db.session() as session:
             recent = (

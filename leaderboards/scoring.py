@@ -254,7 +254,16 @@ AnyPipeline = Pipeline | ClusterPipeline
 
 
 class Scripts:
-    """The Lua scripts, registered once per Redis client (EVALSHA after the first call)."""
+    """The Lua scripts, registered once per Redis client (EVALSHA after the first call).
+
+    Every key a script touches is in its KEYS, named in Python: Redis's own rule for
+    scripts, which redis-py routes by, and which Redis does not enforce. On a cluster whose
+    slot is being migrated (an operator resharding) Redis checks the declared keys before a
+    script runs (all on this node, else ASK, then TRYAGAIN on the importing one: redis-py's
+    ``ClusterError``, an outage the caller retries), then each command the script runs: a
+    key the node does not hold (moved already) fails that command with the script half
+    done, and Lua does not undo what it wrote. Declared, such a key stops the call before
+    it starts. ``tests/leaderboards/test_script_keys.py`` checks every script."""
 
     def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
@@ -295,26 +304,42 @@ class Scripts:
 # back) never hands out a version a client has seen. Returns the version, then the events
 # of the journal (credits applied to the old board while the copy was built) that the copy
 # does not count: the rebuild re-applies them. {-1} when the lock is not the rebuild's.
-# KEYS: periods built ver lock journal; ARGV: base, shadow base, token, floor, periods...
+# Which periods the old board has is data (``periods``), so their keys are declared by the
+# caller as it knows them (``swap_call``); a period on the board it did not declare is
+# answered {-2, period, ...} before anything is written, and the caller calls again.
+# KEYS: periods built ver lock journal, then per period of the copy its shadow z raw dz dc
+# seen and its live z raw dz dc seen, then per stale period (on the board, not in the copy)
+# its live z raw dz dc seen. ARGV: token, floor, n, the copy's n periods, the stale periods.
 SWAP_LUA = """
-if redis.call('GET', KEYS[4]) ~= ARGV[3] then return {-1} end
-local base = ARGV[1]
-local shadow = ARGV[2]
-local suffixes = {':z', ':raw', ':dz', ':dc', ':seen'}
-local new = {}
-for i = 5, #ARGV do new[ARGV[i]] = true end
+if redis.call('GET', KEYS[4]) ~= ARGV[1] then return {-1} end
+local n = tonumber(ARGV[3])
+local declared = {}
+for i = 4, #ARGV do declared[ARGV[i]] = true end
+local undeclared = {-2}
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if not new[p] then
-    for _, s in ipairs(suffixes) do redis.call('DEL', base .. ':p:' .. p .. s) end
+  if not declared[p] then table.insert(undeclared, p) end
+end
+if #undeclared > 1 then return undeclared end
+local copy = {}  -- a period of the copy -> where its keys start in KEYS
+for i = 1, n do copy[ARGV[3 + i]] = 5 + (i - 1) * 10 end
+-- The journal is read against the copy's seen sets before anything moves.
+local reply = {0}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  local bar = string.find(m, '|', 1, true)
+  if bar then
+    local at = copy[string.sub(m, 1, bar - 1)]
+    local event = string.sub(m, bar + 1)
+    if not at or redis.call('SISMEMBER', KEYS[at + 5], event) == 0 then
+      table.insert(reply, event)
+    end
   end
 end
-redis.call('DEL', KEYS[1])
-for i = 5, #ARGV do
-  local p = ARGV[i]
-  redis.call('SADD', KEYS[1], p)
-  for _, s in ipairs(suffixes) do
-    local tmp = shadow .. ':p:' .. p .. s
-    local live = base .. ':p:' .. p .. s
+for i = 6 + n * 10, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 1, n do
+  redis.call('SADD', KEYS[1], ARGV[3 + i])
+  local at = copy[ARGV[3 + i]]
+  for s = 1, 5 do
+    local tmp, live = KEYS[at + s], KEYS[at + 5 + s]
     if redis.call('EXISTS', tmp) == 1 then
       redis.call('RENAME', tmp, live)
       redis.call('PERSIST', live)
@@ -323,25 +348,34 @@ for i = 5, #ARGV do
     end
   end
 end
+for i = 4 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end
 redis.call('INCR', KEYS[2])  -- built counts the swaps: a rebuild since a loss was seen
 local version = redis.call('INCR', KEYS[3])
-local floor = tonumber(ARGV[4])
+local floor = tonumber(ARGV[2])
 if version < floor then
-  redis.call('SET', KEYS[3], ARGV[4])
+  redis.call('SET', KEYS[3], ARGV[2])
   version = floor
 end
-local reply = {version}
-for _, m in ipairs(redis.call('SMEMBERS', KEYS[5])) do
-  local bar = string.find(m, '|', 1, true)
-  if bar then
-    local seen = base .. ':p:' .. string.sub(m, 1, bar - 1) .. ':seen'
-    local event = string.sub(m, bar + 1)
-    if redis.call('SISMEMBER', seen, event) == 0 then table.insert(reply, event) end
-  end
-end
+reply[1] = version
 redis.call('DEL', KEYS[5])
 return reply
 """
+LOCK_LOST = -1
+UNDECLARED_PERIODS = -2
+
+
+def swap_call(
+    keys: BoardKeys, shadow: str, token: str, floor: int, periods: list[str], stale: list[str]
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of the swap script: the copy (``shadow``, a rebuild's ``tmp``) of
+    ``periods`` in, the live boards of ``stale`` periods out."""
+    names = [keys.periods, keys.built, keys.version, keys.lock, keys.journal]
+    for period in periods:
+        names += keys.board(period, tmp=shadow) + keys.board(period)
+    for period in stale:
+        names += keys.board(period)
+    return names, [token, floor, len(periods), *periods, *stale]
+
 
 # A rebuild's journal started with its expiry in one step: made in two, a connection lost
 # between them left a journal no rebuild renews, growing with every credit until some
@@ -367,20 +401,22 @@ return redis.call('DEL', KEYS[1])
 """
 
 # What a check of a contest's board reads in one step (leaderboards.integrity): {0} when
-# not built, {built, 1} while a rebuild runs, else {built, 0, version, period, credits, ...}
-# (built: how many rebuilds swapped a board in; credits: the period's seen set's cardinality).
-# KEYS: periods built lock ver; ARGV: base
+# not built, {built, 1} while a rebuild runs, else {built, 0, version, credits...}
+# (built: how many rebuilds swapped a board in; credits: the cardinality of each seen set
+# in KEYS). KEYS: built lock ver, then the seen set of each period asked about
 COUNTS_LUA = """
-local built = tonumber(redis.call('GET', KEYS[2]) or '0')
+local built = tonumber(redis.call('GET', KEYS[1]) or '0')
 if built == 0 then return {0} end
-if redis.call('EXISTS', KEYS[3]) == 1 then return {built, 1} end
-local reply = {built, 0, tonumber(redis.call('GET', KEYS[4]) or '0')}
-for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  table.insert(reply, p)
-  table.insert(reply, redis.call('SCARD', ARGV[1] .. ':p:' .. p .. ':seen'))
-end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {built, 1} end
+local reply = {built, 0, tonumber(redis.call('GET', KEYS[3]) or '0')}
+for i = 4, #KEYS do table.insert(reply, redis.call('SCARD', KEYS[i])) end
 return reply
 """
+
+
+def counts_call(keys: BoardKeys, periods: list[str]) -> list[str]:
+    """KEYS of the counts script for ``periods``."""
+    return [keys.built, keys.lock, keys.version, *(keys.board(p)[4] for p in periods)]
 
 
 @dataclass(frozen=True)

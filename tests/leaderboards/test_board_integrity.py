@@ -91,13 +91,13 @@ async def test_the_check_finds_credits_a_replica_lost_and_announces_the_rebuilt_
     await approve_sale(db, clock, tenant, partner=0, amount=300_00)
     await dispatch(services)
     rt = fresh_process(services)
-    assert await integrity.lost(rt, contest.id) is None  # nothing lost yet
+    assert await integrity.lost(rt.db, rt.boards, contest.id) is None  # nothing lost yet
     async with lost_writes(services, contest):
         await approve_sale(db, clock, tenant, partner=1, amount=200_00)
         await dispatch(services)
         shown = await rt.boards.version(contest.id)
     assert await scores(services, contest) == [300_00]
-    assert await integrity.lost(rt, contest.id) is not None
+    assert await integrity.lost(rt.db, rt.boards, contest.id) is not None
 
     heard: list[bytes | None] = []
     await rt.hub.watch(rt.channel(contest.id), heard.append)
@@ -106,7 +106,7 @@ async def test_the_check_finds_credits_a_replica_lost_and_announces_the_rebuilt_
     version = await rt.boards.version(contest.id)
     assert version > shown
     await eventually(lambda: _true(str(version).encode() in heard), within=10)
-    assert await integrity.lost(rt, contest.id) is None
+    assert await integrity.lost(rt.db, rt.boards, contest.id) is None
 
 
 async def test_the_check_finds_a_lost_rebuild_by_its_version(
@@ -124,10 +124,10 @@ async def test_the_check_finds_a_lost_rebuild_by_its_version(
         await services.leaderboards.on_contest_changed(changed)
         shown = await rt.boards.version(contest.id)
     assert await rt.boards.version(contest.id) < shown
-    assert await integrity.lost(rt, contest.id) is not None
+    assert await integrity.lost(rt.db, rt.boards, contest.id) is not None
     await integrity.check(rt, contest.id)
     assert await rt.boards.version(contest.id) > shown
-    assert await integrity.lost(rt, contest.id) is None
+    assert await integrity.lost(rt.db, rt.boards, contest.id) is None
 
 
 async def test_a_credit_committed_and_not_yet_applied_is_not_a_loss(
@@ -147,12 +147,12 @@ async def test_a_credit_committed_and_not_yet_applied_is_not_a_loss(
         async with db.transaction() as session:
             await insert_credits(session, rows)
         before = await rt.boards.version(contest.id)
-        assert await integrity.lost(rt, contest.id) is None
+        assert await integrity.lost(rt.db, rt.boards, contest.id) is None
         assert not await integrity.check(rt, contest.id)
         assert await rt.boards.version(contest.id) == before
     await dispatch(services)
     assert await scores(services, contest) == [300_00, 200_00]
-    assert await integrity.lost(rt, contest.id) is None
+    assert await integrity.lost(rt.db, rt.boards, contest.id) is None
 
 
 async def _true(value: bool) -> bool:
@@ -198,8 +198,7 @@ async def test_credits_by_other_dispatchers_while_the_check_reads_are_not_a_loss
             return credit
 
         boards = CountsAround(rt.boards, await credits(early), await credits(late))
-        checker = Leaderboards(rt.db, boards, rt.clock, rt.hub, dispatcher=None)
-        assert await integrity.lost(checker, contest.id) is None
+        assert await integrity.lost(rt.db, boards, contest.id) is None
 
 
 @contextmanager
