@@ -173,21 +173,22 @@ end
 local tick = tonumber(ARGV[4])
 local old = redis.call('ZSCORE', KEYS[1], member)
 local value = value_of(raw)
+local old_value = nil
 if old then
-  local old_value = value_of(raw - delta)
+  old_value = value_of(raw - delta)
   local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
   if old_tick > tick then tick = old_tick end
-  if ARGV[7] == '1' then
-    local f = string.format('%.0f', old_value)
+end
+if ARGV[7] == '1' then  -- the new value counted before the old one goes (rule 2, Scripts)
+  local f = string.format('%.0f', value)
+  if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
+  if old_value then
+    f = string.format('%.0f', old_value)
     if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
       redis.call('HDEL', KEYS[4], f)
       redis.call('ZREM', KEYS[3], f)
     end
   end
-end
-if ARGV[7] == '1' then
-  local f = string.format('%.0f', value)
-  if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
 end
 if scale == 1 then tick = 0 end
 redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
@@ -224,21 +225,22 @@ for i = 5, #ARGV, 5 do
       local tick = tonumber(ARGV[i + 3])
       local old = redis.call('ZSCORE', KEYS[1], member)
       local value = value_of(raw)
+      local old_value = nil
       if old then
-        local old_value = value_of(raw - delta)
+        old_value = value_of(raw - delta)
         local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
         if old_tick > tick then tick = old_tick end
-        if dense then
-          local f = string.format('%.0f', old_value)
+      end
+      if dense then  -- the new value counted before the old one goes (rule 2, Scripts)
+        local f = string.format('%.0f', value)
+        if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
+        if old_value then
+          f = string.format('%.0f', old_value)
           if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
             redis.call('HDEL', KEYS[4], f)
             redis.call('ZREM', KEYS[3], f)
           end
         end
-      end
-      if dense then
-        local f = string.format('%.0f', value)
-        if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
       end
       if scale == 1 then tick = 0 end
       redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
@@ -256,14 +258,20 @@ AnyPipeline = Pipeline | ClusterPipeline
 class Scripts:
     """The Lua scripts, registered once per Redis client (EVALSHA after the first call).
 
-    Every key a script touches is in its KEYS, named in Python: Redis's own rule for
-    scripts, which redis-py routes by, and which Redis does not enforce. On a cluster whose
-    slot is being migrated (an operator resharding) Redis checks the declared keys before a
-    script runs (all on this node, else ASK, then TRYAGAIN on the importing one: redis-py's
-    ``ClusterError``, an outage the caller retries), then each command the script runs: a
-    key the node does not hold (moved already) fails that command with the script half
-    done, and Lua does not undo what it wrote. Declared, such a key stops the call before
-    it starts. ``tests/leaderboards/test_script_keys.py`` checks every script."""
+    On a Redis Cluster whose slot is being migrated (an operator resharding), Redis checks
+    a script's declared keys before it runs (all on this node, else ASK, then TRYAGAIN on
+    the importing one: redis-py's ``ClusterError``, an outage the caller retries), then
+    each command the script runs: one on a key the node does not hold (moved already,
+    or not there) fails, with the script half done, and Lua does not undo what it wrote.
+    Two rules keep every script whole, refused before it starts or run to its end:
+
+    1. Every key a script touches is in its KEYS, named in Python: Redis's own rule for
+       scripts (redis-py routes by them), which Redis does not enforce.
+    2. A script never touches a key after emptying it (the last member of a set, hash or
+       sorted set removed, the key deleted or renamed away): it holds the key no more.
+
+    ``tests/leaderboards/test_script_keys.py`` checks rule 1 on every script,
+    ``tests/leaderboards/test_slot_migration.py`` both through a real reshard."""
 
     def __init__(self, redis: AnyRedis) -> None:
         self.redis = redis
@@ -348,7 +356,7 @@ for i = 1, n do
     end
   end
 end
-for i = 4 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end
+for i = 4 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end  -- after the SADDs (rule 2)
 redis.call('INCR', KEYS[2])  -- built counts the swaps: a rebuild since a loss was seen
 local version = redis.call('INCR', KEYS[3])
 local floor = tonumber(ARGV[2])

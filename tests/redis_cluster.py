@@ -9,7 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,24 +185,29 @@ class LocalCluster:
         key: str,
         to: int,
         *,
+        also: Sequence[str] = (),
         while_migrating: Callable[[], None] | None = None,
         timeout: float = 30.0,
     ) -> int:
         """Move ``key``'s slot, and its keys, from its master to the master ``to``, as an
         operator's ``redis-cli --cluster reshard`` does for each slot: the target IMPORTING,
-        the source MIGRATING, the keys MIGRATEd (``key`` first, if it exists), then the slot
-        assigned to the target on the target, the source (which then drops its subscribers'
-        shard channels of the slot with a SUNSUBSCRIBE) and the other masters.
-        ``while_migrating`` runs once ``key`` has moved and the rest has not (a command on
-        keys of both sides meets TRYAGAIN then). Returns the source's port once every node
-        agrees."""
+        the source MIGRATING, the keys MIGRATEd (``key`` first, then those of ``also``
+        (keys of the same slot), each if it exists: the reshard's batches may split a
+        slot's keys anyhow), then the slot assigned to the target on the target, the source
+        (which then drops its subscribers' shard channels of the slot with a SUNSUBSCRIBE)
+        and the other masters. ``while_migrating`` runs once those have moved and the rest
+        has not (a command on keys of both sides, or on one missing on either, meets
+        TRYAGAIN then). Returns the source's port once every node agrees."""
         slot = self.slot_of(key)
         source = self.node_of(key)
         if source == to:
             raise ValueError(f"{key!r} is on {to} already")
         ids = {port: _node_id(port) for port in self.masters()}
         target_client, source_client = _client(to), _client(source)
-        exists = source_client.exists(key)  # (once MIGRATING, a missing key answers ASK)
+        if any(self.slot_of(name) != slot for name in also):
+            raise ValueError("the keys of also must be of key's slot")
+        # Which exist is asked before MIGRATING, when a missing key would answer ASK.
+        first = [name for name in (key, *also) if source_client.exists(name)]
         target_client.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
         source_client.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])
 
@@ -211,8 +216,8 @@ class LocalCluster:
                 "MIGRATE", "127.0.0.1", to, "", 0, 5000, "REPLACE", "KEYS", *keys
             )
 
-        if exists:
-            move(key)
+        if first:
+            move(*first)
         if while_migrating is not None:
             while_migrating()
         while keys := source_client.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
