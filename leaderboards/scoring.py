@@ -259,10 +259,10 @@ class Scripts:
     """The Lua scripts, registered once per Redis client (EVALSHA after the first call).
 
     On a Redis Cluster whose slot is being migrated (an operator resharding), Redis checks
-    a script's declared keys before it runs (all on this node, else ASK, then TRYAGAIN on
-    the importing one: redis-py's ``ClusterError``, an outage the caller retries), then
-    each command the script runs: one on a key the node does not hold (moved already,
-    or not there) fails, with the script half done, and Lua does not undo what it wrote.
+    a script's declared keys before it runs (it runs where all of them are; else TRYAGAIN,
+    and redis-py's ``ClusterError``: an outage the caller retries), then each command the
+    script runs: one on a key the node does not hold (moved already, or not there) fails,
+    with the script half done, and Lua does not undo what it wrote.
     Two rules keep every script whole, refused before it starts or run to its end:
 
     1. Every key a script touches is in its KEYS, named in Python: Redis's own rule for
