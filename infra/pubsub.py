@@ -388,6 +388,8 @@ class Hub:
             self._awaiting.discard(channel)  # no longer needed: no longer awaited
             self._dropped_unheard.discard(channel)
             self._heard_again(channel)
+            if not _connected(self._pubsub, channel):
+                return  # the reader's new connection subscribes only what is needed
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     if isinstance(self._pubsub, ClusterPubSub):
@@ -399,6 +401,10 @@ class Hub:
         """Send the subscription (called with the lock held); ``_unconfirmed`` gets a
         future the reader resolves when Redis confirms it. ``awaited``: in ``_awaiting``
         too until then (a watcher's: no caller waits for it as a listener does)."""
+        if not _connected(pubsub, channel):
+            if awaited:  # not sent: the reader starts over unless it comes to be confirmed
+                self._await({channel})
+            raise RedisUnavailable("the pub/sub connection to Redis is down")
         # Noted before sending: the confirmation can be read before the send returns.
         confirmation = asyncio.get_running_loop().create_future()
         self._unconfirmed.setdefault(channel, deque()).append(confirmation)
@@ -869,3 +875,19 @@ class Hub:
 
 def _name(channel: object) -> str:
     return channel.decode() if isinstance(channel, bytes) else str(channel)
+
+
+def _connected(pubsub: PubSub, channel: str) -> bool:
+    """Whether a command about ``channel`` would go out on a connection that is up (on a
+    cluster: its node's, or a new one). Only the reader makes a lost connection again: a
+    subscriber whose command made it (redis-py connects on a command) did so beside the
+    reader's own reconnection, and the two read the same socket (RuntimeError: readuntil()
+    called while another coroutine is already waiting), an internal error for a request
+    while Redis was restarting."""
+    if isinstance(pubsub, ClusterPubSub):
+        node = pubsub.cluster.get_node_from_key(channel)
+        node_pubsub = pubsub.node_pubsub_mapping.get(node.name) if node is not None else None
+        if node_pubsub is None or node_pubsub.connection is None:
+            return True  # a connection of its own, which no one reads yet
+        return bool(node_pubsub.connection.is_connected)
+    return pubsub.connection is not None and bool(pubsub.connection.is_connected)

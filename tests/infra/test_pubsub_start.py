@@ -354,3 +354,55 @@ async def test_a_listener_is_told_to_re_read_once_its_resubscription_is_confirme
             await hub.close()
             await proxied.aclose()
             await publisher.aclose()
+
+
+async def test_a_subscriber_leaves_making_a_lost_connection_again_to_the_reader(
+    redis_url: str, local_cluster: LocalCluster | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection is lost between two of the reader's reads, and a watch (a read
+    cache's first contest) and a listen (a new websocket subscription) come as the reader
+    makes it again. Their SUBSCRIBE made the connection again too (redis-py connects on a
+    command), beside the reader: both read the same socket's handshake (RuntimeError:
+    readuntil() called while another coroutine is already waiting), a masked internal error
+    for a GraphQL read while Redis was restarting (found by killing Redis under a server).
+    Only the reader makes it: the listen is refused (RedisUnavailable), and the watcher is
+    heard once the reader has subscribed it."""
+    if local_cluster is not None:
+        pytest.skip("the lost connection is stood in for on a single server's")
+    redis = connect(redis_url)
+    hub = Hub(redis, Keys(f"hubrace-{uuid.uuid4().hex[:8]}"), confirm_within=0.5)
+    read_one = hub._read_one  # noqa: SLF001 - the reader's read, to hold it between two
+    hold, holding, go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def held(pubsub: object, within: float) -> bool:
+        if hold.is_set():
+            hold.clear()
+            holding.set()
+            await go.wait()
+        return await read_one(pubsub, within)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hub, "_read_one", held)
+    heard: list[bytes | None] = []
+    try:
+        async with hub.listen(hub.channel("bystander")):
+            hold.set()
+            async with asyncio.timeout(5):
+                await holding.wait()
+            pubsub = hub._pubsub  # noqa: SLF001 - its connection is lost
+            assert pubsub is not None
+            assert pubsub.connection is not None
+            await pubsub.connection.disconnect()
+            go.set()  # the reader's next read makes the connection again, as this watches
+            await hub.watch(hub.channel("watched"), heard.append)
+            with pytest.raises(RedisUnavailable):
+                async with hub.listen(hub.channel("refused")):
+                    pass
+
+            async def heard_again() -> bool:
+                await hub.publish(hub.channel("watched"), b"7")
+                return b"7" in heard and hub.live_problem() is None
+
+            await eventually(heard_again, within=15)
+    finally:
+        await hub.close()
+        await redis.aclose()
