@@ -13,15 +13,17 @@ from urllib.parse import urlsplit
 @dataclass
 class HoldingProxy:
     """Forwards Redis connections; client bytes after ``hold_after`` has passed (with
-    ``hold_marker``, those carrying it too) wait until ``release`` is set (``holding`` is
-    set when some do). A connection ends on both sides when either side ends (Redis
-    stopped: its clients see the connection lost), and at once when Redis cannot be
-    reached. While ``refusing``, a new connection is closed at once (Redis seems down to a
-    client that reconnects, while it still serves everyone already connected)."""
+    ``hold_marker``, those carrying it too, once ``skip`` reads carrying it went through)
+    wait until ``release`` is set (``holding`` is set when some do). A connection ends on
+    both sides when either side ends (Redis stopped: its clients see the connection lost),
+    and at once when Redis cannot be reached. While ``refusing``, a new connection is
+    closed at once (Redis seems down to a client that reconnects, while it still serves
+    everyone already connected)."""
 
     target: str  # the Redis URL (TCP or a unix socket)
     hold_after: bytes
     hold_marker: bool = False
+    skip: int = 0  # with hold_marker: the reads carrying the marker let through first
     holding: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     clients: list[asyncio.StreamWriter] = field(default_factory=list)
@@ -31,11 +33,15 @@ class HoldingProxy:
     async def _up(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         marker_seen = False
         while data := await reader.read(65536):
-            marker_seen = marker_seen or (self.hold_marker and self.hold_after in data)
+            carries = self.hold_after in data
+            passes = carries and self.hold_marker and self.skip > 0
+            if passes:
+                self.skip -= 1
+            marker_seen = marker_seen or (self.hold_marker and carries and not passes)
             if marker_seen and not self.release.is_set():
                 self.holding.set()
                 await self.release.wait()
-            marker_seen = marker_seen or self.hold_after in data
+            marker_seen = marker_seen or (carries and not passes)
             writer.write(data)
             await writer.drain()
 
@@ -85,6 +91,12 @@ class HoldingProxy:
         for writer in self.clients:
             writer.close()
         self.clients.clear()
+
+    def arm(self, marker: bytes, *, skip: int = 0) -> None:
+        """Hold again, at the bytes that carry ``marker`` (after ``skip`` such reads), as a
+        new proxy would; for connections made from now on (Redis restarted: all are)."""
+        self.hold_after, self.hold_marker, self.skip = marker, True, skip
+        self.holding, self.release = asyncio.Event(), asyncio.Event()
 
     def drop(self) -> None:
         """Redis goes away: every connection is closed, and new ones are refused."""
