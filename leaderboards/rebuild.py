@@ -9,9 +9,10 @@ shadow was being built is not lost. Which credits those are is decided by what t
 saw, not by timestamps: hosts' clocks may differ (docs/dispatchers.md, "One clock").
 
 One rebuild per contest at a time: a Redis lock, renewed while the rebuild runs; others
-wait. The swap happens only while the lock is still the rebuild's: one that lost it (its
-process stalled past the lock's expiry and another rebuild ran) drops its copy and starts
-again rather than swap in a board read before the other's.
+wait (for a dead rebuild's, until its short lease lapses). The swap happens only while the
+lock is still the rebuild's: one that lost it (its process stalled past the lock's expiry
+and another rebuild ran) drops its copy and starts again rather than swap in a board read
+before the other's.
 """
 
 from __future__ import annotations
@@ -51,7 +52,12 @@ from leaderboards.winners import record_winners
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-LOCK_MS = 120_000  # renewed every LOCK_MS / 4 while the rebuild runs
+# The rebuild lock's lease, renewed every LOCK_MS / 4 while the rebuild runs: short, since
+# the lock of a rebuild that died (its process killed, or Redis restarted from its
+# append-only file beneath it) holds up every other rebuild of the contest, and every read
+# of a board not built yet, until it lapses (it was 120 s: reads hung for two minutes). A
+# live rebuild whose event loop stalls past it loses the lock and starts again.
+LOCK_MS = 15_000
 CHUNK = 2_000
 # A shadow copy left by a rebuild that died expires (the swap makes the live keys persist).
 SHADOW_TTL_MS = 24 * 3600 * 1000
