@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 from sqlmodel import col, select
 
-from api.cli.redis_loss import quiet_redis_tracebacks
+from api.cli.redis_loss import quiet_redis_tracebacks, stopping_when_redis_is_lost
 from api.cli.settings import load_settings, operator
 from api.cli.wiring import wiring
 from api.settings import Settings
@@ -24,6 +24,14 @@ console = Console(stderr=True, soft_wrap=True)
 
 
 async def _rebuild(settings: Settings, contest: str | None) -> int:
+    return await stopping_when_redis_is_lost(
+        _rebuild_contests(settings, contest), settings, console,
+        lambda: "a board is swapped in whole or not at all: those not reported rebuilt above "
+        "are as they were; run the command again once Redis answers",
+    )  # fmt: skip
+
+
+async def _rebuild_contests(settings: Settings, contest: str | None) -> int:
     from leaderboards.rebuild import drop_untagged_keys, rebuild  # noqa: PLC0415
 
     async with wiring(settings) as services:
