@@ -32,7 +32,7 @@ from deal_registration.events import (
     SaleApproved,
     SaleReversed,
 )
-from earnings import programs, tier_changes
+from earnings import booking, programs, tier_changes
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode, currency_error
 from earnings.events import EarningsChanged, EntryCreated
@@ -119,6 +119,8 @@ class Run:
     )
     rules: dict[uuid.UUID, Rules] = field(default_factory=dict)  # by version id
     locked: set[uuid.UUID] = field(default_factory=set)
+    # vendor -> the end of its last month with statements (earnings.booking)
+    closed: dict[uuid.UUID, datetime | None] = field(default_factory=dict)
 
 
 async def _in_force(
@@ -365,6 +367,15 @@ async def _insert_source(session: AsyncSession, run: Run, source: CreditedSource
     return source
 
 
+async def _entries(
+    session: AsyncSession, run: Run, source: CreditedSource, now: datetime
+) -> _Entries:
+    """The entries ``source`` credits ``now``, booked then or in the first month still
+    without statements (``earnings.booking``)."""
+    booked = await booking.instant(session, run.closed, source.vendor_id, now)
+    return _Entries(session, source, booked, [])
+
+
 def _lines(amount_minor: int, lines: list[Line]) -> list[Line]:
     return lines or [Line(sku="", units=0, amount_minor=amount_minor)]
 
@@ -409,7 +420,7 @@ async def _credit_sale(
             credited_at=now,
         ),
     )
-    out = _Entries(session, source, now, [])
+    out = await _entries(session, run, source, now)
     lines = _lines(sale.amount_minor, sale.lines)  # adds no SKU: the products above serve
     money = Money(sale.amount_minor, sale.currency)
     in_force = await _in_force(
@@ -558,7 +569,7 @@ async def _credit_reversal(
             credited_at=now,
         ),
     )
-    out = _Entries(session, source, now, [])
+    out = await _entries(session, run, source, now)
     effective_at = source.effective_at
     for program, _version, rules in await _in_force(
         session, run, event.vendor_id, rev.currency, effective_at, rev.partner_id
@@ -649,7 +660,7 @@ async def _credit_deal(
             credited_at=now,
         ),
     )
-    out = _Entries(session, source, now, [])
+    out = await _entries(session, run, source, now)
     for program, version, rules in await _in_force(
         session, run, event.vendor_id, deal.currency, deal.won_at, deal.partner_id
     ):
@@ -750,7 +761,7 @@ async def adjust(
     )
     session.add(source)
     await session.flush()
-    out = _Entries(session, source, now, [])
+    out = await _entries(session, Run(), source, now)
     out.add(
         None, EntryKind.ADJUSTMENT, amount_minor,
         f"Adjustment of {Money(amount_minor, currency).format()}: {note}"[:500],

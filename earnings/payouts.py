@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from earnings import repository
+from earnings import booking, repository
 from earnings.claims import ClaimSignals
 from earnings.errors import EarningsErrorCode
 from earnings.events import PayoutStatementStatusChanged
@@ -228,6 +228,9 @@ async def generate_statements(
     ended), each checked for automatic holds. Statements that exist are left alone."""
     EARNINGS.require(principal, EarningsOp.GENERATE_STATEMENTS)
     await begin_write(session)
+    # No entry is booked into the month once it has statements: bookings under way commit
+    # first, and later ones wait, then book into the first month still open.
+    await booking.hold_for_statements(session, principal.vendor_id)
     start = month_start(month)
     end = next_month(start)
     now = clock.now()

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
+from earnings import booking
 from earnings.ledger import record_change
 from earnings.models import CreditedSource, EarningEntry, EntryKind, SourceType
 from infra.clock import Clock
@@ -72,6 +73,7 @@ async def credit_prizes(db: Database, clock: Clock, awards: list[PrizeAward]) ->
                 )  # fmt: skip
                 session.add(source)
                 await session.flush()
+                booked = await booking.instant(session, {}, award.vendor_id, now)
                 entry = EarningEntry(
                     vendor_id=award.vendor_id,
                     partner_id=award.partner_id,
@@ -90,7 +92,7 @@ async def credit_prizes(db: Database, clock: Clock, awards: list[PrizeAward]) ->
                         "amount_minor": award.amount_minor,
                     },
                     effective_at=award.won_at,
-                    booked_at=now,
+                    booked_at=booked,
                 )
                 session.add(entry)
                 await session.flush()

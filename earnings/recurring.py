@@ -19,7 +19,15 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings import programs
-from earnings.ledger import Run, _Entries, _in_force, _insert_source, _named, record_change
+from earnings.ledger import (
+    Run,
+    _Entries,
+    _entries,
+    _in_force,
+    _insert_source,
+    _named,
+    record_change,
+)
 from earnings.models import (
     CreditedSource,
     EarningEntry,
@@ -119,7 +127,7 @@ async def credit_subscription_event(
             effective_at=change.effective_at, credited_at=now,
         ),
     )  # fmt: skip
-    out = _Entries(session, source, now, [])
+    out = await _entries(session, run, source, now)
     customer = await _customer(session, change.account_id)
     if event.type == SUBSCRIPTION_CANCELLED:
         await _clawback(session, out, change, customer)
@@ -384,7 +392,7 @@ async def _retention_of(
             currency=sub.currency, effective_at=mark, credited_at=now,
         ),
     )  # fmt: skip
-    out = _Entries(session, source, now, [])
+    out = await _entries(session, run, source, now)
     customer = await _customer(session, sub.account_id)
     bonus = recurring.retention_bonus_minor
     out.add(

@@ -35,6 +35,7 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from earnings import booking
 from earnings.ledger import record_change
 from earnings.models import (
     CreditedSource,
@@ -136,6 +137,9 @@ async def withdraw_overlay_earnings(
         )
     }
     now = clock.now()
+    # Booked now, or in the first month still without statements (earnings.booking): what
+    # "this month" means below.
+    closed: dict[uuid.UUID, datetime | None] = {}
     sources: dict[tuple[uuid.UUID, str], CreditedSource] = {}
     for entry in paid_by_overlay:
         outstanding = entry.amount_minor + taken.get(str(entry.id), 0)
@@ -152,13 +156,14 @@ async def withdraw_overlay_earnings(
             session.add(sources[key])
             await session.flush()
         source = sources[key]
+        booked = await booking.instant(session, closed, entry.vendor_id, now)
         entry_month = month_start(entry.booked_at)
         statement = statements.get((entry.partner_id, entry.currency, entry_month))
         paid = statement is not None and statement.status is PayoutStatus.PAID
         # Booked this month: no statement has the entry yet; the reversal nets it out in
         # the same one. Otherwise that month's statement pays it and this month's takes
         # it back, whatever that statement's status.
-        later = entry_month != month_start(now)
+        later = entry_month != month_start(booked)
         program = programs.get(entry.program_id) if entry.program_id else None
         name = program.name if program else "Your program"
         delta = int(entry.inputs.get("delta_bp") or 0)
@@ -189,7 +194,7 @@ async def withdraw_overlay_earnings(
                     else f"{name}: {what}, withheld in the {month} statement, paid back: {why}"
                 )
             else:
-                this = f"{now:%B %Y}"
+                this = f"{booked:%B %Y}"
                 rule = (
                     f"{name}: clawback of {what}, in the {month} statement: {why}; taken back "
                     f"in your {this} statement"
@@ -205,7 +210,7 @@ async def withdraw_overlay_earnings(
             program_version_id=entry.program_version_id, kind=kind,
             line_key=f"withdrawn:{entry.id}", amount_minor=-outstanding,
             currency=entry.currency, rule=rule[:500], inputs=inputs, effective_at=now,
-            booked_at=now, overlay_id=overlay_id,
+            booked_at=booked, overlay_id=overlay_id,
         )  # fmt: skip
         session.add(withdrawn)
         out.entries.append(withdrawn)
