@@ -28,6 +28,7 @@ from infra.redis import EmbeddedRedis
 from schema.context import Services
 from tests.factories import Tenant, create_tenant
 from tests.private_postgres import PrivatePostgres, private_postgres_server
+from tests.private_redis import RedisUnderTest
 from tests.redis_cluster import LocalCluster
 from tests.support import GQL, wipe
 
@@ -219,3 +220,15 @@ async def tenant(db: Database, clock: OffsetClock) -> Tenant:
 async def other_tenant(db: Database, clock: OffsetClock) -> Tenant:
     async with db.transaction() as session:
         return await create_tenant(session, clock)
+
+
+@pytest.fixture(params=["embedded", "external"])
+def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisUnderTest]:
+    """A Redis server the test may kill and start again (``tests.private_redis``), once
+    embedded (its data kept) and once external (back empty)."""
+    server = RedisUnderTest(request.param, tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

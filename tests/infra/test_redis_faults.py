@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,16 +40,6 @@ DEALS = "subscription { dealRegistrationStatusChanged { registrationId status } 
 LEADERBOARD = "query($id: ID!) { leaderboard(contestId: $id) { version } }"
 APPROVE = """mutation($input: SaleClaimApproveInput!) {
   saleClaimApprove(input: $input) { saleClaim { state } userErrors { code } } }"""
-
-
-@pytest.fixture(params=["embedded", "external"])
-def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisUnderTest]:
-    server = RedisUnderTest(request.param, tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @contextlib.asynccontextmanager

@@ -11,9 +11,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,16 +59,6 @@ STEPS = [
 ]
 PUBLISH = """mutation($input: ContestIdInput!) {
   contestPublish(input: $input) { contest { id } userErrors { code message } } }"""
-
-
-@pytest.fixture(params=["embedded", "external"])
-def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisUnderTest]:
-    server = RedisUnderTest(request.param, tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _sales(db: Database, clock: OffsetClock, tenant: Tenant) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -42,16 +40,6 @@ UPDATE = """mutation($input: ContestUpdateInput!) {
   contestUpdate(input: $input) { contest { id } userErrors { code message } } }"""
 BOARD = """query($id: ID!) { leaderboard(contestId: $id, first: 10) {
   edges { node { score participant { name } } } } }"""
-
-
-@pytest.fixture(params=["embedded", "external"])
-def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisUnderTest]:
-    server = RedisUnderTest(request.param, tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _post(http: httpx.AsyncClient, token: str, query: str, variables: Any) -> Any:
