@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             connection_init_wait_timeout=timedelta(seconds=limits.ws_init_timeout_seconds),
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
             ws_max_message_bytes=limits.ws_max_message_bytes,
+            max_document_bytes=limits.max_document_bytes,
             multipart_uploads_enabled=True,
             # Cross-origin websocket handshakes (a browser's Origin naming another site)
             # from the origins CORS allows; same-origin pages and clients sending no Origin

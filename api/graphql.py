@@ -37,6 +37,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from api import graphiql
 from api.auth import Authenticator, AuthFailure
 from api.multipart import parse_multipart
+from api.persisted_queries import PersistedQueries
 from api.ws_limits import (
     LegacyOperationLimits,
     LimitedWebSocketAdapter,
@@ -319,10 +320,14 @@ class GraphQLView(GraphQL[Context, None]):
         authenticator: Authenticator,
         ws_max_message_bytes: int = 0,
         sockets: SocketSessions,
+        max_document_bytes: int = 32 << 10,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.services = services
+        self.persisted = PersistedQueries(
+            services.redis, services.keys, max_document_bytes=max_document_bytes
+        )
         self.authenticator = authenticator
         self.ws_max_message_bytes = ws_max_message_bytes
         # Open websockets, closed when their credential expires or stops authenticating.
@@ -331,6 +336,13 @@ class GraphQLView(GraphQL[Context, None]):
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
         self.memo = ResponseMemo(services.db.epochs)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        """strawberry's (a GET with no query, from a browser or `*/*`), unless the GET names
+        its document by hash (``extensions``): that is an operation, not a visit."""
+        return super().should_render_graphql_ide(request) and not request.query_params.get(
+            "extensions"
+        )
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: its assets come from this app, not a CDN (works offline)."""
@@ -448,15 +460,23 @@ class GraphQLView(GraphQL[Context, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         """strawberry's, with the operation types HTTP serves here: queries (GET, POST) and
-        mutations (POST). A mutation over GET is 405, as the spec says. A subscription is a
+        mutations (POST), and the document named by its hash (``api.persisted_queries``,
+        kept once it ran). A mutation over GET is 405, as the spec says. A subscription is a
         request error (no data; 400 under application/graphql-response+json): no HTTP
         streaming transport is offered, and strawberry, which allows subscriptions over
         both methods, ran one as a query (its resolver's stream is no value: a masked
         INTERNAL_SERVER_ERROR and a logged bug)."""
         method = request_adapter.method
+        query, register = request_data.query, None
+        if PersistedQueries.requested(request_data.extensions):
+            query, register, refused = await self.persisted.resolve(
+                query, cast(dict[str, Any], request_data.extensions)
+            )
+            if refused is not None:
+                return ExecutionResult(data=None, errors=[refused])
         try:
-            return await self.schema.execute(
-                request_data.query,
+            result = await self.schema.execute(
+                query,
                 root_value=root_value,
                 variable_values=request_data.variables,
                 context_value=context,
@@ -472,6 +492,10 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(405, exc.as_http_error_reason(method)) from exc
         except MissingQueryError as exc:
             raise HTTPException(400, "No GraphQL query found in the request") from exc
+        ran = result.data is not None or any(e.path for e in result.errors or ())
+        if register is not None and query is not None and context.principal is not None and ran:
+            await self.persisted.register(register, query)
+        return result
 
     async def process_result(self, request: Any, result: ExecutionResult) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)

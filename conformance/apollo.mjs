@@ -3,10 +3,12 @@
 // and Apollo's error handling (a GraphQL error's extensions.code, a payload's userErrors).
 import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache, ServerError, gql } from '@apollo/client';
 import { BatchHttpLink } from '@apollo/client/link/batch-http';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { getMainDefinition } from '@apollo/client/utilities';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { createHash } from 'node:crypto';
 import { URL_HTTP, URL_WS, acmeSerial, check, finish, sleep, step, tokens, withTimeout } from './common.mjs';
 
 // GraphQLWsLink reads the global WebSocket when a subscription errors (Node 20 has none).
@@ -213,6 +215,30 @@ await step('GET queries', async () => {
   const { data } = await get.query({ query: gql`query MeGet { me { role } }` });
   const last = fetchImpl.seen.at(-1);
   check('useGETForQueries: GET with extensions in the URL answered', last.method === 'GET' && data?.me?.role === 'PARTNER_REP', JSON.stringify(last));
+});
+
+await step('persisted queries', async () => {
+  // Apollo's automatic persisted queries: the hash alone first; the server answers
+  // PersistedQueryNotFound, the link sends the document with its hash, later requests
+  // (here as GETs a CDN could cache) carry the hash alone.
+  const sha256 = (text) => createHash('sha256').update(text).digest('hex');
+  const fetchImpl = recordingFetch({ body: true });
+  const apq = new ApolloClient({ cache: new InMemoryCache(),
+    link: new PersistedQueryLink({ sha256, useGETForHashedQueries: true }).concat(
+      new HttpLink({ uri: URL_HTTP, fetch: fetchImpl, headers: { authorization: `Bearer ${REP}` } })) });
+  const query = gql`query MePersisted { me { role partner { name } } }`;
+  const first = await apq.query({ query, fetchPolicy: 'network-only' });
+  check('PersistedQueryLink: the first query answered', first.data?.me?.role === 'PARTNER_REP', JSON.stringify(first));
+  const [miss, sent] = fetchImpl.seen.slice(-2);
+  check('first: the hash alone by GET, answered PERSISTED_QUERY_NOT_FOUND',
+    miss?.method === 'GET' && !new URL(miss.uri).searchParams.has('query')
+      && (await miss.body)?.errors?.[0]?.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND', JSON.stringify(miss));
+  check('then the document with its hash by POST, answered', sent?.method === 'POST' && sent.status === 200
+    && JSON.parse(sent.sentBody).extensions?.persistedQuery?.sha256Hash, JSON.stringify(sent));
+  const second = await apq.query({ query, fetchPolicy: 'network-only' });
+  const hit = fetchImpl.seen.at(-1);
+  check('second: the hash alone by GET, answered with data', fetchImpl.seen.length === 3 && hit.method === 'GET'
+    && !new URL(hit.uri).searchParams.has('query') && second.data?.me?.role === 'PARTNER_REP', JSON.stringify(hit));
 });
 
 await sleep(100);

@@ -3,6 +3,7 @@
 // over graphql-ws (lazy: false, connectionParams as a function, a reconnect, a subscription
 // the server completes, one the client stops mid-stream).
 import { Client, fetchExchange, gql, subscriptionExchange } from '@urql/core';
+import { persistedExchange } from '@urql/exchange-persisted';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { URL_HTTP, URL_WS, check, finish, sleep, step, tokens, withTimeout } from './common.mjs';
@@ -154,6 +155,33 @@ await step('too many operations', async () => {
     refused.length === 1 && refused[0].error.graphQLErrors[0]?.extensions?.code === 'TOO_MANY_OPERATIONS' && connected.length === 2,
     JSON.stringify(results.map((r) => r.error ? String(r.error) : r.data.leaderboardChanged.version)));
   subs.forEach((s) => s.unsubscribe());
+});
+
+await step('persisted queries', async () => {
+  // urql's persistedExchange (automatic persisted queries, GET for hashed queries, mutations
+  // too): the hash alone, PersistedQueryNotFound, then the document with its hash; later
+  // requests carry the hash alone.
+  const seen = recordingFetch();
+  const apq = new Client({
+    url: URL_HTTP, fetch: seen, requestPolicy: 'network-only',
+    fetchOptions: () => ({ headers: { authorization: `Bearer ${REP}` } }),
+    exchanges: [persistedExchange({ preferGetForPersistedQueries: true, enableForMutation: true }), fetchExchange],
+  });
+  const query = gql`query MeUrqlPersisted { me { role } }`;
+  const first = await apq.query(query, {}).toPromise();
+  check('persistedExchange: the first query answered', first.data?.me?.role === 'PARTNER_REP', String(first.error ?? ''));
+  check('first: the hash alone (GET), then the document', seen.seen.length === 2 && seen.seen[0].method === 'GET'
+    && !new URL(seen.seen[0].uri).searchParams.has('query'), JSON.stringify(seen.seen));
+  const second = await apq.query(query, {}).toPromise();
+  const hit = seen.seen.at(-1);
+  check('second: the hash alone by GET, answered with data', seen.seen.length === 3 && hit.method === 'GET'
+    && !new URL(hit.uri).searchParams.has('query') && second.data?.me?.role === 'PARTNER_REP', JSON.stringify(hit));
+  // A mutation by hash: a userErrors answer, by POST (never GET).
+  const mutation = gql`mutation MarkWon($input: DealRegistrationActionInput!) { dealRegistrationMarkWon(input: $input) { userErrors { code } } }`;
+  const refused = await apq.mutation(mutation, { input: { id: 'nope' } }).toPromise();
+  const posts = seen.seen.slice(3);
+  check('a mutation by hash goes POST and is answered', posts.length >= 1 && posts.every((r) => r.method === 'POST')
+    && (refused.data || refused.error?.graphQLErrors?.length), JSON.stringify({ posts, error: String(refused.error ?? '') }));
 });
 
 check('keepAlive pings answered with pongs', pongs > 0, `${pongs}`);
