@@ -161,8 +161,11 @@ def select_operation(
     operations: Sequence[OperationDefinitionNode], name: str | None
 ) -> OperationDefinitionNode | GraphQLError:
     """The operation to run: the named one, or the only one (several without a name is a
-    request error, as the GraphQL spec's GetOperation says, never "the first")."""
-    if name:
+    request error, as the GraphQL spec's GetOperation says, never "the first"). An empty
+    name names no operation (no operation can have it), as graphql-core decides when it
+    runs the document: it was taken for no name here and then refused by the executor
+    with another code."""
+    if name is not None:
         for operation in operations:
             if operation.name is not None and operation.name.value == name:
                 return operation
@@ -338,7 +341,7 @@ class DocumentGate:
         self, query: str, operation_name: str | None, *, anonymous: bool = False
     ) -> DocumentNode | GraphQLError:
         """The parsed document, or the first error (coded) of parsing or of the limits."""
-        key = (query, operation_name or None, anonymous)
+        key = (query, operation_name, anonymous)
         found: DocumentNode | GraphQLError | None = self._checked.recall(key)
         if found is None:
             found = self.parse(query, anonymous=anonymous)
@@ -412,7 +415,7 @@ def gate_of(schema: Any) -> DocumentGate:
 def _stand_in(operation_type: OperationType, name: str | None) -> DocumentNode:
     typename = FieldNode(name=NameNode(value="__typename"), arguments=(), directives=())
     operation = OperationDefinitionNode(
-        operation=operation_type, name=NameNode(value=name) if name else None,
+        operation=operation_type, name=NameNode(value=name) if name is not None else None,
         variable_definitions=(), directives=(),
         selection_set=SelectionSetNode(selections=(typename,)),
     )  # fmt: skip

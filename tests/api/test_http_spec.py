@@ -45,6 +45,29 @@ async def test_get_refuses_mutations_with_405(client: httpx.AsyncClient) -> None
     assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 
 
+@pytest.mark.parametrize("name", ["Nope", ""])
+@pytest.mark.parametrize("document", ["query A { __typename }", "{ __typename }"])
+async def test_an_operation_name_the_document_lacks_is_one_coded_refusal(
+    client: httpx.AsyncClient, name: str, document: str
+) -> None:
+    """An empty name too: no operation can have it (it was taken for no name by the
+    document checks and then refused by the executor, as BAD_REQUEST)."""
+    response = await client.post(
+        "/graphql",
+        json={"query": document, "operationName": name},
+        headers={"accept": GRAPHQL_RESPONSE},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [
+            {
+                "message": f"Unknown operation named '{name}'.",
+                "extensions": {"code": "OPERATION_NOT_FOUND"},
+            }
+        ]
+    }
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [

@@ -95,6 +95,11 @@ async def test_the_leaderboard_feed_applies_the_document_limits(
         assert await refusal(ws, "3") == ["DOCUMENT_TOO_LARGE"]
         await start(ws, protocol, "3", two_operations, variables=variables)
         assert await refusal(ws, "3") == ["OPERATION_NAME_REQUIRED"]
+        for name in ("Nope", ""):  # an empty name names no operation either
+            await start(
+                ws, protocol, "3", board("version"), variables=variables, operationName=name
+            )
+            assert await refusal(ws, "3") == ["OPERATION_NOT_FOUND"]
         await start(ws, protocol, "4", board("version noSuchField"), variables=variables)
         assert await refusal(ws, "4") == ["GRAPHQL_VALIDATION_FAILED"]
         await start(ws, protocol, "4", board("version"), variables=variables)
