@@ -46,14 +46,17 @@ class PersistedQueries:
         *,
         max_document_bytes: int,
         ttl: timedelta = timedelta(days=7),
-        cached: int = 2000,
+        cached_bytes: int = 4 << 20,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._max_bytes = max_document_bytes
         self._ttl = ttl
+        # The documents last used, up to ``cached_bytes`` of text in all (not a count: a
+        # few hundred documents at the size limit would otherwise hold tens of MiB).
         self._cached: OrderedDict[str, str] = OrderedDict()
-        self._size = cached
+        self._cached_bytes = 0
+        self._budget = cached_bytes
 
     @staticmethod
     def requested(extensions: dict[str, Any] | None) -> bool:
@@ -139,10 +142,14 @@ class PersistedQueries:
         return text
 
     def _remember(self, digest: str, query: str) -> None:
+        if digest in self._cached:
+            self._cached.move_to_end(digest)
+            return
         self._cached[digest] = query
-        self._cached.move_to_end(digest)
-        while len(self._cached) > self._size:
-            self._cached.popitem(last=False)
+        self._cached_bytes += len(query)
+        while self._cached_bytes > self._budget:
+            _, dropped = self._cached.popitem(last=False)
+            self._cached_bytes -= len(dropped)
 
     def _key(self, digest: str) -> str:
         return self._keys("apq", digest)
