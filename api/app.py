@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         if redis_url is None:
             embedded = EmbeddedRedis(settings.var_dir / "redis")
             redis_url = embedded.start()  # main thread: see EmbeddedRedis._die_with_parent
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         redis = connect(redis_url, cluster=settings.redis_cluster)
         services = build_services(settings, db=db, redis=redis, clock=clock)
         outbox = services.outbox

@@ -52,7 +52,7 @@ from api.ws_sessions import (
     socket_gone,
 )
 from infra.memo import MemoKey, ResponseMemo
-from infra.outages import is_unavailable
+from infra.outages import is_unavailable, to_run_again
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
@@ -603,7 +603,7 @@ async def _fail_operation(operation: Operation[Context, None], exc: Exception) -
     elsewhere). A send to the closed socket (api.ws_sessions.socket_gone) is neither."""
     if socket_gone(operation.handler.websocket.ws, exc):  # type: ignore[attr-defined]
         return
-    if is_unavailable(exc):
+    if is_unavailable(exc) or to_run_again(exc):
         log.warning("websocket operation %s: unavailable: %s", operation.id, exc)
         error = service_unavailable_error()
     else:

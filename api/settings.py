@@ -23,6 +23,7 @@ from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from infra.db import Waits
 from notifications.smtp import SmtpSettings
 
 DEVELOPMENT_SECRET = "channelboard-development-secret-do-not-use-in-production"
@@ -128,6 +129,11 @@ class Settings(BaseSettings):
     env: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
     database_url: str = ""  # default: a SQLite file in var_dir
+    # PostgreSQL ends a session that sits idle inside a transaction this long (a process
+    # stopped or hung mid-transaction), releasing its locks; 0: never (infra.db.Waits).
+    database_idle_in_transaction_timeout_seconds: float = Field(60.0, ge=0)
+    # SQLite: how long a writer waits for the write lock before "database is locked".
+    sqlite_busy_timeout_seconds: float = Field(30.0, gt=0)
     redis_url: str | None = None
     # True: redis_url is one node of a Redis Cluster (7+); the others are discovered from it.
     redis_cluster: bool = False
@@ -320,6 +326,14 @@ class Settings(BaseSettings):
     @property
     def embedded_database(self) -> bool:
         return self.database_url == default_database_url(self.var_dir)
+
+    @cached_property
+    def database_waits(self) -> Waits:
+        """How long a transaction may sit idle, or a writer wait (``infra.db.Waits``)."""
+        return Waits(
+            idle_in_transaction_seconds=self.database_idle_in_transaction_timeout_seconds,
+            sqlite_busy_seconds=self.sqlite_busy_timeout_seconds,
+        )
 
     @cached_property
     def jwt(self) -> JWTSettings:

@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,23 +96,67 @@ def ensure_sqlite_directory(url: str) -> None:
 PING_AFTER_IDLE_SECONDS = 0.5
 
 
+@dataclass(frozen=True)
+class Waits:
+    """How long a transaction may hold what others wait for, or wait itself, on every
+    connection a ``Database`` opens (``CHANNELBOARD_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS``,
+    ``CHANNELBOARD_SQLITE_BUSY_TIMEOUT_SECONDS``).
+
+    - ``idle_in_transaction_seconds`` (PostgreSQL's ``idle_in_transaction_session_timeout``;
+      0: none): the server ends a session that sits inside a transaction, sending nothing,
+      for longer, and rolls its transaction back, releasing its row and advisory locks. A
+      process stopped or hung mid-transaction (SIGSTOP, a debugger, a stalled host) would
+      otherwise make every writer that needs one of its locks wait for ever. Only idleness
+      counts: a statement that waits for a lock (the booking and signal advisory locks are
+      waited for on purpose) is not idle, so no wait is cut short; nor is a long statement.
+      Our transactions never sit idle between statements for more than the time of some
+      Python work or a Redis call, far below the default.
+    - ``sqlite_busy_seconds`` (SQLite's busy timeout): how long a writer waits for the write
+      lock another connection holds before it fails ("database is locked"; answered
+      SERVICE_UNAVAILABLE, ``infra.outages.contended``). SQLite has no way to end another
+      process's transaction: a writer stuck holding the lock blocks writes until it is
+      killed, and then nothing of its transaction stays."""
+
+    idle_in_transaction_seconds: float = 60.0
+    sqlite_busy_seconds: float = 30.0
+
+
 # JSON columns' text through orjson (``infra.jsonio``: as the json module reads and writes it).
 _JSON: dict[str, Any] = {"json_serializer": jsonio.dumps, "json_deserializer": jsonio.loads}
 
 
 def create_engine(
-    url: str, *, echo: bool = False, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
+    url: str,
+    *,
+    echo: bool = False,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    waits: Waits = Waits(),
 ) -> AsyncEngine:
     ensure_sqlite_directory(url)
     if is_sqlite(url):
         engine = create_async_engine(
-            url, echo=echo, connect_args={"timeout": 30}, module=OneTripDBAPI(), **_JSON
-        )
-        _configure_sqlite(engine)
+            url, echo=echo, connect_args={"timeout": waits.sqlite_busy_seconds},
+            module=OneTripDBAPI(), **_JSON,
+        )  # fmt: skip
+        _configure_sqlite(engine, waits)
         return engine
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, **_JSON)
+    engine = create_async_engine(
+        url, echo=echo, pool_size=10, max_overflow=20,
+        connect_args=_postgresql_settings(url, waits), **_JSON,
+    )  # fmt: skip
     _ping_after_idle(engine, ping_after_idle)
     return engine
+
+
+def _postgresql_settings(url: str, waits: Waits) -> dict[str, Any]:
+    """The session settings of ``waits``, sent when a connection opens (no round trip):
+    asyncpg's ``server_settings``, else libpq's ``options``."""
+    settings = {
+        "idle_in_transaction_session_timeout": str(round(waits.idle_in_transaction_seconds * 1000))
+    }
+    if make_url(url).get_driver_name() == "asyncpg":
+        return {"server_settings": settings}
+    return {"options": " ".join(f"-c {name}={value}" for name, value in settings.items())}
 
 
 _LAST_USED = "channelboard_last_used"
@@ -139,7 +184,7 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             raise DisconnectionError("the pooled connection did not answer") from exc
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, waits: Waits) -> None:
     # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; SQLAlchemy's
     # documented remedy is to switch it off and emit BEGIN ourselves. Writers (begin_write)
     # BEGIN IMMEDIATE: in WAL mode a deferred transaction that reads and then writes fails at
@@ -154,7 +199,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={round(waits.sqlite_busy_seconds * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -388,10 +433,15 @@ class Database:
     """An engine and its session factory; one per process."""
 
     def __init__(
-        self, url: str, *, echo: bool = False, ping_after_idle: float = PING_AFTER_IDLE_SECONDS
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+        waits: Waits = Waits(),
     ) -> None:
         self.url = url
-        self.engine = create_engine(url, echo=echo, ping_after_idle=ping_after_idle)
+        self.engine = create_engine(url, echo=echo, ping_after_idle=ping_after_idle, waits=waits)
         self.epochs = TableEpochs()
         self._sessions = async_sessionmaker(
             self.engine, class_=LockedAsyncSession, expire_on_commit=False, autoflush=False,

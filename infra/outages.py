@@ -9,6 +9,7 @@ back, and the outbox keeps its events."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -87,6 +88,46 @@ def rolled_back_by_the_database(error: BaseException | None) -> bool:
         error = error.__cause__ or error.__context__
         seen += 1
     return False
+
+
+# SQLSTATEs of a statement or transaction ended because it waited, or held its locks, too
+# long: lock_not_available (a lock_timeout, a NOWAIT), query_canceled (a statement_timeout,
+# a cancel request), idle_in_transaction_session_timeout (the server ended a session that
+# sat in a transaction: ``infra.db.Waits``). Contention, not a bug: the transaction rolled
+# back, and running it again is the remedy.
+CONTENDED = frozenset({"55P03", "57014", "25P03"})
+
+# SQLite's result codes of a lock not granted within the busy timeout: SQLITE_BUSY (5),
+# SQLITE_LOCKED (6), and their extended codes (the low byte is the primary code).
+_SQLITE_BUSY = frozenset({5, 6})
+
+
+def contended(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) is a wait the database gave up on
+    (``CONTENDED``; on SQLite "database is locked" once the busy timeout ran out): another
+    transaction held what this one needed for too long, or this one sat idle in its
+    transaction for too long. Nothing of the transaction stayed."""
+    seen = 0
+    while error is not None and seen < 10:
+        sqlstate = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(error, DBAPIError):
+            sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        if sqlstate in CONTENDED:
+            return True
+        if isinstance(error, sqlite3.OperationalError):
+            code = getattr(error, "sqlite_errorcode", None)
+            if isinstance(code, int) and code & 0xFF in _SQLITE_BUSY:
+                return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
+def to_run_again(error: BaseException | None) -> bool:
+    """A transaction the database ended for contention (``rolled_back_by_the_database``,
+    ``contended``): nothing of it stayed, and the same work run again may well go through.
+    Clients are answered SERVICE_UNAVAILABLE with a retry hint, like an outage."""
+    return rolled_back_by_the_database(error) or contended(error)
 
 
 def is_unavailable(error: BaseException | None) -> bool:

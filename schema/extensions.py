@@ -14,7 +14,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from infra.errors import Forbidden
-from infra.outages import is_unavailable, value_refused
+from infra.outages import is_unavailable, to_run_again, value_refused
 from infra.redis import RedisUnavailable
 from schema.context import close_operation_scope, current_operation_scope, open_operation_scope
 from schema.document_limits import DocumentGate, gate_parse, gate_validate
@@ -51,9 +51,10 @@ def is_expected(error: GraphQLError) -> bool:
 
 def service_unavailable_error(path: Any = None) -> GraphQLError:
     """What a client sees while Redis (standings, live feeds) or the database is out of
-    reach (``infra.outages``): not a bug, a moment to wait. Nothing is lost meanwhile: a
-    transaction that met the outage rolled back, and the outbox applies events once it is
-    back."""
+    reach, or when the database ended its transaction for contention (a deadlock, a lock
+    wait or an idle session ended: ``infra.outages.to_run_again``; SQLite's busy timeout):
+    not a bug, a moment to wait. Nothing is lost meanwhile: a transaction that met the
+    outage rolled back, and the outbox applies events once it is back."""
     return GraphQLError(
         "A service this needs is temporarily unavailable; retry shortly.",
         path=path,
@@ -64,6 +65,12 @@ def service_unavailable_error(path: Any = None) -> GraphQLError:
     )
 
 
+def _first_line(error: BaseException | None) -> str:
+    """The database's own message (not the SQL a DBAPIError carries), on one line."""
+    shown = getattr(error, "orig", None) or error
+    return (str(shown).splitlines() or [""])[0][:200]
+
+
 def _should_mask(error: GraphQLError) -> bool:
     if is_expected(error):
         return False
@@ -71,6 +78,9 @@ def _should_mask(error: GraphQLError) -> bool:
         return True  # replaced by FORBIDDEN (anonymise_error)
     if is_unavailable(error.original_error):
         log.warning("unavailable in %s: %s", error.path, error.original_error)
+        return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
+    if to_run_again(error.original_error):
+        log.warning("contention in %s: %s", error.path, _first_line(error.original_error))
         return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
     log.error("unexpected error in %s", error.path, exc_info=error.original_error)
     return True
@@ -89,7 +99,7 @@ class MaskUnexpectedErrors(MaskErrors):
             )
             forbidden.nodes, forbidden.positions = error.nodes, error.positions
             return forbidden
-        if is_unavailable(error.original_error):
+        if is_unavailable(error.original_error) or to_run_again(error.original_error):
             unavailable = service_unavailable_error(error.path)
             unavailable.nodes, unavailable.positions = error.nodes, error.positions
             return unavailable

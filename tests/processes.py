@@ -127,3 +127,24 @@ async def cli_process(
         yield process
     finally:
         await stop(process)
+
+
+@asynccontextmanager
+async def python_process(
+    settings: Settings, code: str, *args: str, **extra: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``python -c CODE ARGS`` with the app's modules and this test run's settings (output
+    piped, stdin closed); killed (by PID, reaped with a timeout) if the block leaves it
+    running. For a process a test stops or kills at a point of its choosing."""
+    process = await _spawn(
+        sys.executable, "-c", code, *args, env=process_env(settings, **extra),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGCONT)  # a stopped one cannot leave on SIGTERM
+        await stop(process)

@@ -34,7 +34,7 @@ def sweep(
     settings = load_settings()
 
     async def run() -> int:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         try:
             return await sweep_orphans(
                 db, build_storage(settings), grace=timedelta(minutes=older_than_minutes)

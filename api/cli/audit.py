@@ -48,7 +48,7 @@ def export(
     start = _instant(since)
 
     async def run() -> bool:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         try:
             async with db.session() as session:
                 stmt = select(Vendor)

@@ -77,7 +77,7 @@ async def _run(
     settings: Settings, source: BinaryIO, name: str, size: int, slug: str, title: str,
     importer: Importer,
 ) -> int:  # fmt: skip
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, waits=settings.database_waits)
     try:
         async with db.session() as session:
             found = (await session.exec(select(Vendor).where(Vendor.slug == slug))).first()

@@ -26,7 +26,7 @@ def expire() -> None:
     settings = load_settings()
 
     async def run() -> int:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         try:
             async with announcing(settings, db), db.transaction() as session:
                 return await expiry.expire_due(session, SystemClock())

@@ -27,7 +27,7 @@ async def seed_demo(
     # The composition root loads the whole schema: not for `token`, which shares this module.
     from api.composition import build_claim_signals, build_storage  # noqa: PLC0415
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, waits=settings.database_waits)
     clock = clock or SystemClock()
     try:
         async with announcing(settings, db), db.transaction() as session:
@@ -61,7 +61,7 @@ async def seed_demo(
 
 
 async def token_for(settings: Settings, email: str, ttl: timedelta) -> str | None:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, waits=settings.database_waits)
     try:
         async with db.session() as session:
             user = await repository.get_user_by_email(session, email)

@@ -62,7 +62,7 @@ def write(
     settings = load_settings()
 
     async def run() -> int | None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         try:
             async with db.read_session() as session:
                 found = (await session.exec(select(Vendor).where(Vendor.slug == vendor))).first()

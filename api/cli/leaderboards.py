@@ -141,7 +141,7 @@ async def _display_key(
     from partners.models import Vendor  # noqa: PLC0415
     from partners.roles import Principal, Role  # noqa: PLC0415
 
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, waits=settings.database_waits)
     try:
         async with db.transaction() as session:
             vendor = (await session.exec(select(Vendor).where(Vendor.slug == slug))).first()

@@ -48,7 +48,7 @@ def list_events(
     settings = load_settings()
 
     async def run() -> list[OutboxEvent]:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         try:
             async with db.session() as session:
                 rows = await session.exec(
@@ -87,7 +87,7 @@ def _act(
     parsed = _event_id(event_id)
 
     async def run() -> object | None:
-        db = Database(settings.database_url)
+        db = Database(settings.database_url, waits=settings.database_waits)
         try:
             result = await action(db, SystemClock(), parsed, by=by or operator())
         finally:

@@ -40,7 +40,7 @@ def operator() -> Operator:
 async def _write(
     settings: Settings, action: Callable[[AsyncSession, Clock], Awaitable[T]]
 ) -> T | DomainError:
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, waits=settings.database_waits)
     try:
         async with announcing(settings, db), db.transaction() as session:
             return await action(session, SystemClock())

@@ -79,7 +79,7 @@ async def wiring(settings: Settings) -> AsyncIterator[Services]:
     if url is None:
         embedded = EmbeddedRedis(settings.var_dir / "redis")
         url = await asyncio.to_thread(embedded.start)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, waits=settings.database_waits)
     redis = connect(url, cluster=settings.redis_cluster)
     services = build_services(settings, db=db, redis=redis, clock=SystemClock())
     try:

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from api.app import create_app
 from api.settings import DEVELOPMENT_SECRET, Settings, SettingsError
 from infra.clock import OffsetClock
+from infra.db import Waits
 from partners.roles import Role
 from tests.factories import Tenant
 from tests.support import GQL, error_codes
@@ -348,3 +349,22 @@ async def test_rs256_with_a_jwks_file(
         }
     wrong_kid = await _me_with(rs, clock, _rs256(old, user_id, "new"))
     assert wrong_kid["errors"][0]["extensions"]["reason"] == "BAD_SIGNATURE"  # type: ignore[index]
+
+
+def test_the_database_waits_are_read_and_checked() -> None:
+    assert Settings.from_env({}).database_waits == Waits(
+        idle_in_transaction_seconds=60.0, sqlite_busy_seconds=30.0
+    )
+    tuned = Settings.from_env(
+        {
+            "CHANNELBOARD_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "5",
+            "CHANNELBOARD_SQLITE_BUSY_TIMEOUT_SECONDS": "0.5",
+        }
+    )
+    assert tuned.database_waits == Waits(idle_in_transaction_seconds=5, sqlite_busy_seconds=0.5)
+    off = {"CHANNELBOARD_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "0"}
+    assert Settings.from_env(off).database_waits.idle_in_transaction_seconds == 0
+    with pytest.raises(SettingsError, match="IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"):
+        Settings.from_env({"CHANNELBOARD_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "-1"})
+    with pytest.raises(SettingsError, match="SQLITE_BUSY_TIMEOUT_SECONDS"):
+        Settings.from_env({"CHANNELBOARD_SQLITE_BUSY_TIMEOUT_SECONDS": "0"})
