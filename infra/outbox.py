@@ -79,7 +79,7 @@ from infra.outages import (
     Outage,
     database_unreachable,
     is_unavailable,
-    rolled_back_by_the_database,
+    to_run_again,
 )
 from infra.outbox_partitions import (
     HEARTBEAT,
@@ -308,13 +308,15 @@ def is_transient(exc: BaseException) -> bool:
     reach as ``infra.redis`` defines it (one list: a replica answering READONLY during a
     failover was charged to the events here, and a failover of minutes dead-lettered their
     credits), a database connection lost whatever its error class, or a transaction the
-    database rolled back to break a deadlock or a serialization conflict
-    (``infra.outages``)."""
+    database ended for contention: rolled back to break a deadlock or a serialization
+    conflict, a lock or statement timeout, a session ended for sitting idle in its
+    transaction (``infra.outages.to_run_again``; asyncpg's adapter reports these as bare
+    DBAPIErrors, so the class alone missed them and a lock timeout was charged)."""
     return (
         isinstance(exc, TRANSIENT_ERRORS)
         or redis_unreachable(exc)
         or database_unreachable(exc)
-        or rolled_back_by_the_database(exc)
+        or to_run_again(exc)
     )
 
 
@@ -346,6 +348,17 @@ def describe(exc: BaseException) -> tuple[str, str]:
     message = _URL_CREDENTIALS.sub(r"\1***@", message)
     message = _KEY_VALUE_SECRETS.sub(r"\1\2***", message)
     return type(exc).__qualname__[:200], message[:1000]
+
+
+def _contention(exc: BaseException) -> str:
+    """A transaction ended for contention, in a few words: the database's SQLSTATE and
+    message (``describe``), not the SQL."""
+    shown: BaseException = exc
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        shown = exc.orig
+    code = getattr(shown, "sqlstate", None) or getattr(shown, "pgcode", None)
+    message = describe(exc)[1][:200]
+    return f"the database ended a transaction ({code}: {message})" if code else message
 
 
 def backoff(attempts: int, cap: timedelta) -> timedelta:
@@ -1102,6 +1115,10 @@ class Dispatcher:
             except Exception as exc:
                 if is_unavailable(exc):
                     outage.met(exc)
+                elif to_run_again(exc):
+                    # Contention (a deadlock broken, a lock timeout, ...): nothing was
+                    # charged, the next pass runs the events again. One line, no traceback.
+                    log.warning("outbox dispatcher: %s; the pass ends, retried", _contention(exc))
                 else:
                     log.exception("outbox dispatch failed; retrying")
             else:
