@@ -16,6 +16,7 @@ Input mistakes are reported one way everywhere:
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -29,12 +30,15 @@ from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import DbSession, begin_write
 from infra.errors import DomainError, DomainErrors
+from infra.outages import rolled_back_by_the_database
 from partners.roles import Principal
 from schema.attachments import read_upload
 from schema.context import Context, Services
 from schema.errors import UserError, user_errors
 from schema.money import Amount, MoneyInput
 from schema.relay import row_id
+
+log = logging.getLogger("channelboard.graphql")
 
 R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
@@ -136,25 +140,49 @@ async def run(
     payload: PayloadClass[R, P_co],
     action: Callable[[Write], Awaitable[R]],
 ) -> P_co:
-    """Run the action in the operation's write transaction and answer with the payload."""
+    """Run the action in the operation's write transaction and answer with the payload.
+    A transaction PostgreSQL rolled back to break a deadlock or a serialization conflict
+    is run again, ``RUNS`` times in all (nothing of it stayed; the action reads everything
+    anew); one that keeps meeting it is answered SERVICE_UNAVAILABLE with a retry hint
+    (``schema.extensions``)."""
     ctx = info.context
     session = ctx.session
     write = Write(session, ctx.caller, ctx.services, payload.error_type)
-    try:
-        await begin_write(session)
-        result = await action(write)
-        await session.commit()
-    except DomainError as error:
-        await session.rollback()
-        return payload.failed([error])
-    except DomainErrors as errors:
-        await session.rollback()
-        return payload.failed(errors.errors)
-    except BaseException:
-        await session.rollback()
-        raise
+    run = 1
+    while True:
+        try:
+            await begin_write(session)
+            result = await action(write)
+            await session.commit()
+        except DomainError as error:
+            await session.rollback()
+            return payload.failed([error])
+        except DomainErrors as errors:
+            await session.rollback()
+            return payload.failed(errors.errors)
+        except Exception as exc:
+            await session.rollback()
+            if run < RUNS and rolled_back_by_the_database(exc):
+                log.info("%s: %s; run again", info.path.key, _first_line(exc))
+                run += 1
+                continue
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        break
     ctx.services.outbox.notify()
     return payload.of(result, write)
+
+
+# How many times a mutation's transaction runs when PostgreSQL keeps rolling it back
+# (deadlock_detected, serialization_failure): the first run and two more.
+RUNS = 3
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    return (str(orig if orig is not None else exc).splitlines() or [""])[0][:200]
 
 
 async def upload(info: Info[Context, None], file: Any) -> ProofFile:
