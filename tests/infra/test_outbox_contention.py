@@ -53,18 +53,15 @@ async def _idle_in_transaction(db: Database, tenant: Tenant) -> None:
     short = Database(db.url, waits=Waits(idle_in_transaction_seconds=0.1))
     try:
         async with short.transaction() as session:
-            await session.execute(select(Vendor.id).where(Vendor.id == tenant.vendor.id))
+            pid = await session.scalar(text("SELECT pg_backend_pid()"))
 
             async def ended() -> bool:
                 async with db.session() as watcher:
-                    idle = await watcher.scalar(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                            " current_database() AND state = 'idle in transaction'"
-                            " AND pid <> pg_backend_pid()"
-                        )
+                    found = await watcher.scalar(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                        {"pid": pid},
                     )
-                return not idle
+                return not found
 
             await eventually(ended, within=30)  # the server ended that session
             await session.execute(select(Vendor.id).where(Vendor.id == tenant.vendor.id))
@@ -145,9 +142,9 @@ async def test_contention_ends_the_pass_uncharged_with_one_line_and_is_retried(
     assert (row.attempts, row.last_error_type, row.dead_at) == (0, None, None)
     assert runs == ["run", "run"]
     lines = [r for r in caplog.records if r.name == "infra.outbox"]
+    assert {(r.levelno, r.exc_info) for r in lines} == {(logging.WARNING, None)}
     # asyncpg drops the server's notice (25P03) of a session it ended: the handler meets a
-    # closed connection, told as the database out of reach and back (two lines).
-    expected = 2 if kind == "idle_in_transaction" else 1
-    assert [(r.levelno, r.exc_info) for r in lines] == [(logging.WARNING, None)] * expected, [
-        r.getMessage() for r in lines
-    ]
+    # closed connection, told as the database out of reach, and back (that line comes once
+    # the next pass has returned: maybe after the test saw the event dispatched).
+    met = [r.getMessage() for r in lines if "is back after" not in r.getMessage()]
+    assert len(met) == 1, met
