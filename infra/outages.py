@@ -123,6 +123,13 @@ def contended(error: BaseException | None) -> bool:
     return False
 
 
+def first_line(error: BaseException | None) -> str:
+    """The database's own message (not the SQL a DBAPIError carries), on one line: what a
+    warning about contention shows."""
+    orig = getattr(error, "orig", None)
+    return (str(orig if orig is not None else error).splitlines() or [""])[0][:200]
+
+
 def to_run_again(error: BaseException | None) -> bool:
     """A transaction the database ended for contention (``rolled_back_by_the_database``,
     ``contended``): nothing of it stayed, and the same work run again may well go through.

@@ -3,7 +3,10 @@ each unit runs on its own (its own transaction, opened by ``work``), and a unit 
 raises is logged with its key and skipped until the next pass, so that one vendor whose
 data the job cannot process does not stop every vendor after it, every pass, forever.
 Redis or the database out of reach is nobody's data: the pass ends there with one warning
-line (every unit after it would meet the same outage, each with a traceback)."""
+line (every unit after it would meet the same outage, each with a traceback). A unit whose
+transaction the database ended for contention (a deadlock broken, a lock or statement
+timeout, a session ended idle: ``infra.outages.to_run_again``) is no bug either: one
+warning line, and the pass goes on."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from infra.outages import is_unavailable
+from infra.outages import first_line, is_unavailable, to_run_again
 
 T = TypeVar("T")
 
@@ -42,6 +45,12 @@ async def each(
             if is_unavailable(exc):
                 log.warning("%s: %s; the pass ends, retried next pass", job, exc)
                 break
+            if to_run_again(exc):  # the unit's transaction met contention: no bug, one line
+                log.warning(
+                    "%s: %s: the database ended its transaction for contention (%s); "
+                    "retried next pass", job, key(unit), first_line(exc),
+                )  # fmt: skip
+                continue
             log.exception(
                 "%s failed for %s; going on with the next, retried next pass", job, key(unit)
             )

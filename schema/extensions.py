@@ -14,7 +14,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from infra.errors import Forbidden
-from infra.outages import is_unavailable, to_run_again, value_refused
+from infra.outages import first_line, is_unavailable, to_run_again, value_refused
 from infra.redis import RedisUnavailable
 from schema.context import close_operation_scope, current_operation_scope, open_operation_scope
 from schema.document_limits import DocumentGate, gate_parse, gate_validate
@@ -65,12 +65,6 @@ def service_unavailable_error(path: Any = None) -> GraphQLError:
     )
 
 
-def _first_line(error: BaseException | None) -> str:
-    """The database's own message (not the SQL a DBAPIError carries), on one line."""
-    shown = getattr(error, "orig", None) or error
-    return (str(shown).splitlines() or [""])[0][:200]
-
-
 def _should_mask(error: GraphQLError) -> bool:
     if is_expected(error):
         return False
@@ -80,7 +74,7 @@ def _should_mask(error: GraphQLError) -> bool:
         log.warning("unavailable in %s: %s", error.path, error.original_error)
         return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
     if to_run_again(error.original_error):
-        log.warning("contention in %s: %s", error.path, _first_line(error.original_error))
+        log.warning("contention in %s: %s", error.path, first_line(error.original_error))
         return True  # replaced by SERVICE_UNAVAILABLE (anonymise_error)
     log.error("unexpected error in %s", error.path, exc_info=error.original_error)
     return True

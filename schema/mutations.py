@@ -30,7 +30,7 @@ from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import DbSession, begin_write
 from infra.errors import DomainError, DomainErrors
-from infra.outages import rolled_back_by_the_database
+from infra.outages import first_line, rolled_back_by_the_database
 from partners.roles import Principal
 from schema.attachments import read_upload
 from schema.context import Context, Services
@@ -163,7 +163,7 @@ async def run(
         except Exception as exc:
             await session.rollback()
             if run < RUNS and rolled_back_by_the_database(exc):
-                log.info("%s: %s; run again", info.path.key, _first_line(exc))
+                log.info("%s: %s; run again", info.path.key, first_line(exc))
                 run += 1
                 continue
             raise
@@ -178,11 +178,6 @@ async def run(
 # How many times a mutation's transaction runs when PostgreSQL keeps rolling it back
 # (deadlock_detected, serialization_failure): the first run and two more.
 RUNS = 3
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    return (str(orig if orig is not None else exc).splitlines() or [""])[0][:200]
 
 
 async def upload(info: Info[Context, None], file: Any) -> ProofFile:
