@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     database_url: str = ""  # default: a SQLite file in var_dir
     # PostgreSQL ends a session that sits idle inside a transaction this long (a process
     # stopped or hung mid-transaction), releasing its locks; 0: never (infra.db.Waits).
-    database_idle_in_transaction_timeout_seconds: float = Field(60.0, ge=0)
+    database_idle_in_transaction_timeout_seconds: float = Field(300.0, ge=0)
     # SQLite: how long a writer waits for the write lock before "database is locked".
     sqlite_busy_timeout_seconds: float = Field(30.0, gt=0)
     redis_url: str | None = None

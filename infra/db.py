@@ -109,15 +109,16 @@ class Waits:
       otherwise make every writer that needs one of its locks wait for ever. Only idleness
       counts: a statement that waits for a lock (the booking and signal advisory locks are
       waited for on purpose) is not idle, so no wait is cut short; nor is a long statement.
-      Our transactions never sit idle between statements for more than the time of some
-      Python work or a Redis call, far below the default.
+      Our transactions sit idle between statements only for some Python work or a Redis
+      call; the default leaves room for a large vendor's batch passes (the daily rule run,
+      ``signals rebuild``), which compute for tens of seconds between two statements.
     - ``sqlite_busy_seconds`` (SQLite's busy timeout): how long a writer waits for the write
       lock another connection holds before it fails ("database is locked"; answered
       SERVICE_UNAVAILABLE, ``infra.outages.contended``). SQLite has no way to end another
       process's transaction: a writer stuck holding the lock blocks writes until it is
       killed, and then nothing of its transaction stays."""
 
-    idle_in_transaction_seconds: float = 60.0
+    idle_in_transaction_seconds: float = 300.0
     sqlite_busy_seconds: float = 30.0
 
 

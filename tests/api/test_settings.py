@@ -353,7 +353,7 @@ async def test_rs256_with_a_jwks_file(
 
 def test_the_database_waits_are_read_and_checked() -> None:
     assert Settings.from_env({}).database_waits == Waits(
-        idle_in_transaction_seconds=60.0, sqlite_busy_seconds=30.0
+        idle_in_transaction_seconds=300.0, sqlite_busy_seconds=30.0
     )
     tuned = Settings.from_env(
         {
