@@ -380,8 +380,16 @@ def _record_statement(state: ORMExecuteState) -> None:
             _written(state.session).add(table.name)
 
 
+# SQLAlchemy sends after_commit and after_rollback for a SAVEPOINT's release and rollback
+# too. Only the transaction's own end counts: a savepoint released is not committed (the
+# transaction may still roll back, or its process die), and one rolled back leaves what the
+# transaction wrote before it to be told at its commit.
+
+
 @event.listens_for(Session, "after_commit")
 def _report_written(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     written = session.info.pop(_WRITTEN, None)
     epochs = session.info.get(_EPOCHS)
     if written and epochs is not None:
@@ -390,7 +398,8 @@ def _report_written(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_written(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
+    if not session.in_nested_transaction():
+        session.info.pop(_WRITTEN, None)
 
 
 # Queries and subscriptions never write (periodic work runs in the dispatcher or a

@@ -388,3 +388,46 @@ async def test_a_command_line_import_reaches_a_running_servers_caches_at_once(
         return services.db.epochs.stamp(("serial",)) != before
 
     await eventually(heard)
+
+
+async def test_only_the_commit_tells_of_a_transaction_s_writes(
+    db: Database, tenant: Tenant
+) -> None:
+    """A savepoint released is no commit: nothing is told of it (before, its release told
+    every process of the tables written so far, and the commit then of those written after
+    it only: a process that read meanwhile kept the old rows under the new epoch; and a
+    process killed before its commit had told of changes that never were). A savepoint
+    rolled back leaves the transaction's earlier writes to be told at its commit (before,
+    they went untold)."""
+    tables = ("partner", "user_account")
+    before = db.epochs.stamp(tables)
+    async with db.transaction() as session:
+        partner = await session.get(Partner, tenant.partners[0].id)
+        assert partner is not None
+        partner.name = "Renamed in a transaction"
+        session.add(partner)
+        await session.flush()
+        async with session.begin_nested():
+            user = await session.get(User, tenant.user(Role.FINANCE).id)
+            assert user is not None
+            user.display_name = "Renamed in a savepoint"
+            session.add(user)
+        assert db.epochs.stamp(tables) == before  # not committed: nothing told
+    after = db.epochs.stamp(tables)
+    assert after[1] > before[1]
+    assert after[2] > before[2]
+
+    async with db.transaction() as session:
+        partner = await session.get(Partner, tenant.partners[1].id)
+        assert partner is not None
+        partner.name = "Renamed before a savepoint rolled back"
+        session.add(partner)
+        await session.flush()
+        savepoint = await session.begin_nested()
+        await session.execute(
+            update(User)
+            .where(col(User.id) == tenant.user(Role.FINANCE).id)
+            .values(display_name="Never")
+        )
+        await savepoint.rollback()
+    assert db.epochs.stamp(("partner",))[1] > after[1]
