@@ -18,6 +18,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
 
@@ -84,12 +85,18 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Server:
+    address: str  # host:port
+    process: asyncio.subprocess.Process
+
+
 @asynccontextmanager
-async def api_process(
+async def api_server(
     settings: Settings, *, port: int | None = None, **extra: str
-) -> AsyncIterator[str]:
-    """A uvicorn process serving the app (on ``port``, else a free one); yields its
-    host:port once it answers."""
+) -> AsyncIterator[Server]:
+    """A uvicorn process serving the app (on ``port``, else a free one), once it answers;
+    with its process, for a test that kills it (``kill``)."""
     port = port or free_port()
     process = await _spawn(
         sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
@@ -101,6 +108,7 @@ async def api_process(
         async with httpx.AsyncClient() as client:
 
             async def answers() -> bool:
+                assert process.returncode is None, f"the server exited ({process.returncode})"
                 try:
                     return (await client.get(f"http://{address}/healthz")).status_code == 200
                 except httpx.TransportError:
@@ -108,9 +116,27 @@ async def api_process(
 
             # Seconds when idle; on two cores shared by many test runs, tens of seconds.
             await eventually(answers, within=90)
-        yield address
+        yield Server(address, process)
     finally:
         await stop(process, grace=REAP_WITHIN)
+
+
+@asynccontextmanager
+async def api_process(
+    settings: Settings, *, port: int | None = None, **extra: str
+) -> AsyncIterator[str]:
+    """A uvicorn process serving the app (on ``port``, else a free one); yields its
+    host:port once it answers."""
+    async with api_server(settings, port=port, **extra) as server:
+        yield server.address
+
+
+async def kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL ``process`` and its group now (by its PID), as a crash or an OOM killer would:
+    no handler runs, nothing is flushed; reaped within ``REAP_WITHIN`` seconds."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    await asyncio.wait_for(process.wait(), REAP_WITHIN)
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import re
+import sqlite3
 import threading
 import uuid
 import weakref
@@ -18,13 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
+import asyncpg
 import httpx
 import jwt
 import uvicorn
 import websockets
 from graphql import GraphQLInputObjectType, GraphQLList, GraphQLSchema, get_nullable_type
 from redis.asyncio import RedisCluster
-from sqlalchemy import delete, event, func, text
+from sqlalchemy import delete, event, func, make_url, text
 from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -176,6 +178,36 @@ def sql_statements(db: Database) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+async def no_write_transaction_open(settings: Settings) -> bool:
+    """Nobody holds a write transaction open on the test's database: SQLite's write lock is
+    free (taken and given back, without waiting), no PostgreSQL session (but this check's)
+    sits idle in a transaction. For a test that killed a writer: it left no lock behind."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        connection = sqlite3.connect(url.database, timeout=0)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            connection.close()
+    pg = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database,
+    )  # fmt: skip
+    try:
+        idle = await pg.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+        )
+        return int(idle) == 0
+    finally:
+        await pg.close()
 
 
 async def count_rows(db: Database, model: Any) -> int:
