@@ -16,13 +16,15 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from api.settings import Settings
+from tests.redis_proxy import HoldingProxy
 from tests.support import eventually
 
 log = logging.getLogger(__name__)
@@ -174,3 +176,34 @@ async def python_process(
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGCONT)  # a stopped one cannot leave on SIGTERM
         await stop(process)
+
+
+async def killed_answering(
+    server: Server,
+    send: Callable[[httpx.AsyncClient], Awaitable[Any]],
+    proxy: HoldingProxy | None = None,
+) -> None:
+    """``send`` a request to ``server`` (with the client it is given) and SIGKILL the
+    server once ``proxy`` holds what it sent on (then the proxy goes on: what was on its way
+    to the database arrives from a dead client, as it would have); without ``proxy``, once
+    its answer is on its way (its transaction committed): the answer never arrives."""
+    answer = HoldingProxy(f"http://{server.address}", b"HTTP/1.1", hold_marker=True, replies=True)
+    held = proxy or answer
+    async with (
+        answer.running() as port,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http,
+    ):
+        if proxy is not None:
+            answer.release.set()
+        call = asyncio.create_task(send(http))
+        holding = asyncio.create_task(held.holding.wait())
+        await asyncio.wait({call, holding}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+        assert holding.done(), f"the call ended unheld: {call.result() if call.done() else ''}"
+        await kill(server.process)
+        answer.discard = True
+        held.release.set()
+        try:
+            await call
+        except httpx.TransportError:
+            return
+        raise AssertionError("the killed server answered")

@@ -1,16 +1,18 @@
 """The CSV imports (`channelboard serials|subscriptions|partners import`, real processes)
 killed with SIGKILL mid-import, then run again on the same file.
 
-Three moments, each found without sleeping: (1) while it reads the file: the file is a
-FIFO, and the command is killed once it has taken in every byte written so far and waits
-for more (nothing in the pipe, its main thread blocked in a pipe read), the serial import
-with a batch already staged and the write lock held; (2) on PostgreSQL, as it writes: a
-proxy before the database holds a statement (the serials' merge, the subscriptions'
-merge after their changes and events were copied in, the 50th partner's insert) and the
-command is killed there; (3) after its commit, before it could report: its notice to the
-running servers (a Redis PUBLISH after the commit) is held in a proxy. After (1) and (2)
-the database holds none of the import's effects and no lock of it; after (3) all of them;
-either way the next run completes at once, with the exact totals, and adds nothing twice."""
+Three moments, each found without sleeping: (1) while it reads the file (serials; the
+others on SQLite): the file is a FIFO, and the command is killed once it has taken in every
+byte written so far and waits for more (nothing in the pipe, its main thread blocked in a
+pipe read), the serial import with a batch already staged and the write lock held; (2) on
+PostgreSQL, as it writes: a proxy before the database holds a statement (the serials'
+merge, the subscriptions' merge after their changes and events were copied in, the 50th
+partner's insert) and the command is killed there; (3) after its commit, before it could
+report: its notice to the running servers (a Redis PUBLISH after the commit) is held in a
+proxy; for serials, an API process taking the file as an upload (`serialsImport`), its
+answer held in a proxy. After (1) and (2) the database holds none of the import's effects
+and no lock of it; after (3) all of them; either way the next run completes at once, with
+the exact totals, and adds nothing twice."""
 
 from __future__ import annotations
 
@@ -18,11 +20,13 @@ import array
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import make_url
 from sqlmodel import col, func, select
@@ -35,16 +39,20 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from partners.models import Partner
+from partners.roles import Role
 from schema.context import Services
 from subscriptions.models import Subscription, SubscriptionChange
 from tests.deal_registration.sales.scenarios import WIDGET, csv_bytes, registry_rows
 from tests.factories import Tenant, add_products
-from tests.processes import cli_process, kill
+from tests.processes import api_server, cli_process, kill, killed_answering
 from tests.redis_proxy import HoldingProxy
 from tests.subscriptions import scenarios as ss
-from tests.support import eventually, no_write_transaction_open
+from tests.support import GQL, eventually, no_write_transaction_open
 
 pytestmark = pytest.mark.slow
+
+SERIALS_IMPORT = """mutation($input: SerialsImportInput!) {
+  serialsImport(input: $input) { result { inserted } userErrors { code } } }"""
 
 
 async def _run(settings: Settings, *args: str, **extra: str) -> str:
@@ -172,8 +180,9 @@ def _skip_on_cluster(settings: Settings) -> None:
 
 
 async def test_serial_import_killed_mid_write_then_rerun(
-    settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant, tmp_path: Path
-) -> None:
+    settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL,
+    tmp_path: Path,
+) -> None:  # fmt: skip
     _skip_on_cluster(settings)
     clock.reset()  # the command runs on the real clock
     async with db.transaction() as session:
@@ -197,8 +206,25 @@ async def test_serial_import_killed_mid_write_then_rerun(
         assert await _count(db, mine) == 0
         assert await _audited(db, tenant, "serial_import.applied") == []
 
-    await _killed_after_commit(settings, "serials", file, slug)
-    assert await _count(db, mine) == count  # committed whole, though never reported
+    # An API process taking the file as an upload, killed after its commit, before its
+    # answer.
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+
+    async def upload(http: httpx.AsyncClient) -> httpx.Response:
+        form = {
+            "operations": json.dumps(
+                {"query": SERIALS_IMPORT, "variables": {"input": {"file": None}}}
+            ),
+            "map": json.dumps({"0": ["variables.input.file"]}),
+        }
+        return await http.post(
+            "/graphql", data=form, files={"0": (file.name, data, "text/csv")},
+            headers={"authorization": f"Bearer {token}"},
+        )  # fmt: skip
+
+    async with api_server(settings, DISPATCH="external") as server:
+        await killed_answering(server, upload)
+    assert await _count(db, mine) == count  # committed whole, though never answered
 
     output = await _run(settings, "serials", "import", str(file), "--vendor", slug)
     assert "Serial import" in output
@@ -242,18 +268,14 @@ async def test_subscription_import_killed_mid_write_then_rerun(
         return [(s.renewals, s.amount_minor, s.term_months) for s in found if s is not None]
 
     before = await states()
-    await _killed_reading(settings, tmp_path, "subscriptions", slug, data)
+    # Killed as it merges the subscriptions' new states (its changes and their outbox
+    # events written, uncommitted); on SQLite, while it reads the file.
+    if not await _killed_writing(settings, "subscriptions", file, slug, b"UPDATE subscription SET"):
+        await _killed_reading(settings, tmp_path, "subscriptions", slug, data)
     assert await _count(db, changes) == changes_before
     assert await _count(db, events) == events_before
     assert await states() == before
     assert await _audited(db, tenant, "subscription_import.applied") == []
-
-    # Killed as it merges the subscriptions' new states (its changes and their outbox
-    # events written, uncommitted).
-    if await _killed_writing(settings, "subscriptions", file, slug, b"UPDATE subscription SET"):
-        assert await _count(db, changes) == changes_before
-        assert await _count(db, events) == events_before
-        assert await states() == before
 
     await _killed_after_commit(settings, "subscriptions", file, slug)
     after = [(1, 150_000, before[0][2]), (1, 130_000, 24)]
@@ -283,14 +305,13 @@ async def test_partner_import_killed_mid_write_then_rerun(
     enrolled = select(func.count()).where(OutboxEvent.type == "PartnerEnrolled")
     enrolled_before = await _count(db, enrolled)
 
-    await _killed_reading(settings, tmp_path, "partners", slug, data)
+    # Killed as it creates the 50th partner (49 made, audited and enrolled, uncommitted);
+    # on SQLite, while it reads the file.
+    if not await _killed_writing(settings, "partners", file, slug, b"Kill Reseller 0050"):
+        await _killed_reading(settings, tmp_path, "partners", slug, data)
     assert await _count(db, partners) == len(tenant.partners)
+    assert await _count(db, enrolled) == enrolled_before
     assert await _audited(db, tenant, "partner.created") == []
-
-    # Killed as it creates the 50th partner (49 made, audited and enrolled, uncommitted).
-    if await _killed_writing(settings, "partners", file, slug, b"Kill Reseller 0050"):
-        assert await _count(db, partners) == len(tenant.partners)
-        assert await _count(db, enrolled) == enrolled_before
 
     await _killed_after_commit(settings, "partners", file, slug)
     assert await _count(db, partners) == len(tenant.partners) + len(rows)

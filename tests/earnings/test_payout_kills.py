@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -35,7 +35,7 @@ from infra.db import Database
 from partners.roles import Role
 from tests.earnings.scenarios import tx
 from tests.factories import Tenant, create_tenant, gid
-from tests.processes import Server, api_server, kill
+from tests.processes import Server, api_server, killed_answering
 from tests.redis_proxy import HoldingProxy
 from tests.support import GQL, eventually, no_write_transaction_open
 
@@ -85,30 +85,8 @@ async def _post(http: httpx.AsyncClient, token: str, query: str, variables: Any)
     return response.json()["data"]
 
 
-async def _killed_answering(
-    server: Server, token: str, query: str, variables: Any, proxy: HoldingProxy | None = None
-) -> None:
-    """Send ``query`` to ``server`` and SIGKILL the server once ``proxy`` holds what it
-    sent on (then the proxy goes on: what was on its way to the database arrives from a
-    dead client, as it would have); without ``proxy``, once its answer is on its way (its
-    transaction committed), which never arrives."""
-    answer = HoldingProxy(f"http://{server.address}", b"HTTP/1.1", hold_marker=True, replies=True)
-    held = proxy or answer
-    async with (
-        answer.running() as port,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as http,
-    ):
-        if proxy is not None:
-            answer.release.set()
-        call = asyncio.create_task(_post(http, token, query, variables))
-        holding = asyncio.create_task(held.holding.wait())
-        await asyncio.wait({call, holding}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
-        assert holding.done(), f"the call ended unheld: {call.result() if call.done() else ''}"
-        await kill(server.process)
-        answer.discard = True
-        held.release.set()
-        with pytest.raises(httpx.TransportError):
-            await call
+def _call(token: str, query: str, variables: Any) -> Callable[[httpx.AsyncClient], Awaitable[Any]]:
+    return lambda http: _post(http, token, query, variables)
 
 
 @dataclass(frozen=True)
@@ -207,13 +185,13 @@ async def test_payout_run_killed_then_rerun_pays_every_entry_once(
 
             proxy.carries = third_partner
             proxy.arm(b"")
-            await _killed_answering(servers.pop(0), token, GENERATE, generate, proxy)
+            await killed_answering(servers.pop(0), _call(token, GENERATE, generate), proxy)
             proxy.carries = None
             books = await _books(db, tenant, month)
             assert (books.statements, books.generated, books.audited) == ([], 0, 0)
 
         # Killed after generating's commit, before its answer.
-        await _killed_answering(servers.pop(0), token, GENERATE, generate)
+        await killed_answering(servers.pop(0), _call(token, GENERATE, generate))
         books = await _books(db, tenant, month)
         _statements_are_the_ledger(books)
         assert books.audited == 1
@@ -228,8 +206,8 @@ async def test_payout_run_killed_then_rerun_pays_every_entry_once(
                 assert answer["payoutApprove"]["userErrors"] == []
         # Killed after the first payment's commit, before its answer.
         first = books.statements[0]
-        await _killed_answering(
-            server, token, PAY, {"input": {"statementId": gid(first), "reference": "T-0"}}
+        await killed_answering(
+            server, _call(token, PAY, {"input": {"statementId": gid(first), "reference": "T-0"}})
         )
 
         [server] = servers
