@@ -381,7 +381,7 @@ class DirectSink:
         with contextlib.suppress(Exception):  # the client may be gone already
             if self.current:
                 if error is not None:
-                    await self.operation.send_initial_errors([error])
+                    await end_with_errors(self.operation, [error])
                 else:
                     message = {"id": self.operation.id, "type": "complete"}
                     await self.operation.send_operation_message(message)
@@ -397,6 +397,20 @@ class DirectSink:
             await self.fanout.leave(self.contest.id, self.sub)
 
 
+async def end_with_errors(operation: Any, errors: list[GraphQLError]) -> None:
+    """End a graphql-transport-ws operation on errors its execution raised (a contest the
+    caller may not read, or no longer may, a cancelled one, a page too large, an outage):
+    a `next` with no data and the errors, then `complete`, as strawberry's path ends an
+    operation whose resolver raised (and as the protocol's reference server ends one whose
+    source stream could not be made). The `error` message is for operations refused
+    before they run (the document, its variables, the operation limit)."""
+    payload = {"data": None, "errors": [error.formatted for error in errors]}
+    await operation.send_operation_message({"id": operation.id, "type": "next", "payload": payload})
+    # Unless the client completed it meanwhile (its id may be another operation's now).
+    if operation.handler.operations.get(operation.id) is operation:
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+
 async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
     """Serve one operation on the fast path: True when it stays joined with no task (its
     DirectSink delivers; the handler stops it), False once it ended."""
@@ -409,7 +423,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
         limit = check_page_size(plan.first, services.max_page_size)
         contest = await contest_for_subscription(services, principal, plan.contest_id)
     except GraphQLError as error:
-        await operation.send_initial_errors([error])
+        await end_with_errors(operation, [error])
         return False
     viewer = viewer_for(principal, contest)
     renderer = fast.renderer(plan, contest.participant_kind, viewer.audience)
@@ -429,9 +443,9 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
     except Exception as exc:
         if not is_unavailable(exc):
             raise
-        # Redis is down as the operation starts: a coded error frame, as strawberry's
-        # path sends (an open operation rides out an outage and resumes instead).
-        await operation.send_initial_errors([service_unavailable_error()])
+        # Redis is down as the operation starts: a coded error, as strawberry's path sends
+        # (an open operation rides out an outage and resumes instead).
+        await end_with_errors(operation, [service_unavailable_error()])
         return False
     if not sink.current:  # completed while joining (its id may be another's now)
         await fanout.leave(contest.id, sub)
@@ -458,7 +472,7 @@ async def _serve(
             await sub.wait()
             message = sub.take()
             if isinstance(message, GraphQLError):
-                await operation.send_initial_errors([message])
+                await end_with_errors(operation, [message])
                 return
             if isinstance(message, Push):
                 try:

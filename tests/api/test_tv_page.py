@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
+from leaderboards import service as leaderboards_service
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
@@ -231,5 +232,38 @@ async def test_a_screen_shows_its_contests_in_turn(
             page, "document.getElementById('title').textContent === 'Second contest'", 30_000
         )
         assert await page.text_content("#rotation") == "2 / 2"
+        assert problems == []
+    await page.close()
+
+
+async def test_a_cancelled_contest_leaves_the_screen(
+    app: Starlette, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    gql: GQL, browser: Browser,
+) -> None:  # fmt: skip
+    """A contest cancelled while a screen shows it leaves the rotation: its subscription
+    ends with CONTEST_CANCELLED (a `next` with no board, then `complete`, on the fast path as
+    on strawberry's: tests/api/test_ws_refusal_shapes.py). The page used to drop a contest
+    only on an `error` message, which the fast path sent before."""
+    first = await create_contest(db, clock, tenant, name="First contest")
+    second = await create_contest(db, clock, tenant, name="Second contest")
+    await dispatch(services)
+    data = await gql.data(
+        CREATE_KEY,
+        {"input": {"label": "Hall", "contestIds": [gid(first), gid(second)], "rotateSeconds": 10}},
+        as_user=tenant.user(Role.VENDOR_ADMIN),
+    )  # fmt: skip
+    page = await browser.new_page()
+    async with live_server(app) as address:
+        problems = watch(page, address)
+        await page.goto(f"http://{address}/tv#key={data['displayKeyCreate']['secret']}")
+        await until(page, "document.getElementById('rotation').textContent === '1 / 2'", 15_000)
+        await until(page, "document.body.dataset.connection === 'live'", 15_000)
+        async with db.transaction() as session:
+            admin = tenant.principal(Role.VENDOR_ADMIN)
+            await leaderboards_service.cancel_contest(session, admin, clock, contest_id=first.id)
+        await dispatch(services)
+        # One contest left: no count, and it is the one shown.
+        await until(page, "document.getElementById('rotation').textContent === ''", 15_000)
+        assert await page.text_content("#title") == "Second contest"
         assert problems == []
     await page.close()

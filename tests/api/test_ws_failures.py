@@ -53,9 +53,10 @@ async def test_a_fast_path_failure_answers_a_coded_error(
     settings: Settings, clock: OffsetClock, tmp_path: Path
 ) -> None:
     """A leaderboard subscription the fast path cannot serve (here: the contest table is gone
-    from under a running server) gets a coded error frame and is logged; it never waits in
+    from under a running server) gets a coded error and is logged; it never waits in
     silence (it did: strawberry's own path catches errors, the fast path's escaped into
-    the operation task and were dropped)."""
+    the operation task and were dropped). It is told as strawberry's path tells the same
+    failure: no data, the masked error, then `complete` (it was an `error` message)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"
     await migrations.upgrade(url)
     db = Database(url)
@@ -65,17 +66,29 @@ async def test_a_fast_path_failure_answers_a_coded_error(
         contest = await create_contest(db, clock, tenant)
         app = create_app(settings.with_overrides(database_url=url), clock=clock)
         token = make_token(tenant.user(Role.PARTNER_REP))
+        told = []
         async with app.router.lifespan_context(app), live_server(app) as address:
-            async with ws_client(address, f"Bearer {token}") as client:
+            async with (
+                ws_client(address, f"Bearer {token}") as fast,
+                ws_client(address, f"Bearer {token}") as resolver,
+            ):
                 async with db.engine.begin() as conn:
                     await conn.execute(text("ALTER TABLE contest RENAME TO contest_gone"))
-                await client.subscribe(BOARD, {"id": gid(contest)})
-                message = await client.receive()
-        assert message["type"] == "error", message
-        assert [e["extensions"]["code"] for e in message["payload"]] == ["INTERNAL_SERVER_ERROR"]
-        assert "contest_gone" not in json.dumps(message)  # masked: no SQL, no table names
+                for client, document in ((fast, BOARD), (resolver, OFF_THE_FAST_PATH)):
+                    await client.subscribe(document, {"id": gid(contest)})
+                    told.append([await client.receive(), await client.receive()])
+        assert told[0] == told[1]
+        internal = {"message": "Internal error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        assert told[0] == [
+            {"id": "1", "type": "next", "payload": {"data": None, "errors": [internal]}},
+            {"id": "1", "type": "complete"},
+        ]
+        assert "contest_gone" not in json.dumps(told)  # masked: no SQL, no table names
     finally:
         await db.dispose()
 
 
 BOARD = "subscription($id: ID!) { leaderboardChanged(contestId: $id) { version rows { rank } } }"
+# The same data, left to strawberry's path (a fragment at the field's level).
+OFF_THE_FAST_PATH = """subscription($id: ID!) { leaderboardChanged(contestId: $id) {
+  version rows { rank } ... on LeaderboardUpdate { version } } }"""

@@ -303,12 +303,11 @@ async def test_revoking_a_display_key_closes_its_screens(
             {"score": 500, "participant": {"id": None}}
         ]
         refused_id = await two.subscribe(LIVE, {"id": gid(other)})
-        refused = await two.receive()
+        refused = await two.receive()  # (no data, the error, then complete)
         assert refused["id"] == refused_id
-        errors = refused["payload"] if protocol == "graphql-transport-ws" else (
-            refused["payload"].get("errors") or [refused["payload"]]
-        )  # fmt: skip
-        assert [e["extensions"]["code"] for e in errors] == ["NOT_FOUND"]
+        assert refused["payload"]["data"] is None
+        assert [e["extensions"]["code"] for e in refused["payload"]["errors"]] == ["NOT_FOUND"]
+        assert await two.receive() == {"id": refused_id, "type": "complete"}
         # Any other subscription is refused (the socket stays open for its own board).
         other_id = await screen.subscribe(
             "subscription { dealRegistrationStatusChanged { registrationId } }", {}

@@ -255,6 +255,12 @@
     for (const c of data.screen ? data.screen.contests : []) state.winners[c.id] = c.winners;
   }
 
+  // A contest this key may no longer show (cancelled, unpublished, taken off the key).
+  function drop(contestId) {
+    state.contests = state.contests.filter((c) => c.id !== contestId);
+    render();
+  }
+
   function onMessage(event) {
     const message = JSON.parse(event.data);
     if (message.type === "ping") { state.socket.send(JSON.stringify({ type: "pong" })); return; }
@@ -269,16 +275,19 @@
     const contestId = state.subs[message.id];
     if (message.type === "next" && contestId) {
       const update = message.payload.data && message.payload.data.leaderboardChanged;
-      if (!update) return;
+      if (!update) {
+        // No board but errors: refused or ended (cancelled, unpublished, no longer this
+        // key's; `complete` follows). Drop it, as for an `error` message.
+        if (message.payload.errors) drop(contestId);
+        return;
+      }
       state.boards[contestId] = update;
       if (update.final) {
         loadWinners().then(render, () => render());
       }
       if (current() && current().id === contestId) render();
     } else if (message.type === "error" && contestId) {
-      // A contest this key may no longer show (cancelled, unpublished): drop it.
-      state.contests = state.contests.filter((c) => c.id !== contestId);
-      render();
+      drop(contestId); // refused before it ran
     } else if (message.type === "complete") {
       delete state.subs[message.id];
     }
