@@ -142,7 +142,12 @@ class FastPath:
             return None
         subscription_type = self.graphql_schema.subscription_type
         assert subscription_type is not None
-        args = get_argument_values(subscription_type.fields[FIELD], field, coerced)
+        try:
+            args = get_argument_values(subscription_type.fields[FIELD], field, coerced)
+        except GraphQLError:
+            # (null for `first`, declared `Int` and so valid): strawberry's path refuses it
+            # as graphql-core does, with its location and path; here it was a bug.
+            return None
         me: list[tuple[str, SelectionSetNode | None]] = []
         kept = []
         for sel in field.selection_set.selections if field.selection_set else ():

@@ -182,6 +182,16 @@ async def test_a_refusal_as_it_starts_is_told_alike_on_both_paths(
 
 # Refused before either path is chosen: (variables, fields) and the error.
 BEFORE = {
+    "null for an argument that may not be null": (
+        {"first": None},
+        FIELDS,
+        {
+            "message": "Argument 'first' has invalid value: Expected variable '$first' "
+            "provided to non-null type 'Int!' not to be None.",
+            "locations": [{"line": 2, "column": 45}],
+            "path": ["leaderboardChanged"],
+        },
+    ),
     "an unknown field": (
         {},
         "version rows { score nope }",
