@@ -130,7 +130,21 @@ def _errors(response: GraphQLHTTPResponse) -> list[dict[str, Any]]:
 
 
 def _add_codes(response: GraphQLHTTPResponse) -> None:
-    for error in _errors(response):
+    add_codes(_errors(response))
+
+
+def add_ws_codes(errors: list[Any]) -> None:
+    """The codes of ``add_codes`` for the errors of a websocket `error` message: the
+    variable errors graphql-core reports before a subscription runs came without one (over
+    HTTP: GRAPHQL_VALIDATION_FAILED). One with a ``path`` (an argument refused as the
+    field starts) is left as it is."""
+    add_codes([e for e in errors if isinstance(e, dict) and "path" not in e])
+
+
+def add_codes(errors: list[dict[str, Any]]) -> None:
+    """A code for each of graphql-core's own errors (parse, validation, variables), which
+    carry none."""
+    for error in errors:
         ext = error.setdefault("extensions", {})
         if "code" in ext:
             continue
@@ -191,6 +205,11 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
                 with contextlib.suppress(BaseException):
                     await self.keep_alive_task
             await self.cleanup()
+
+    async def send_message(self, message: Any) -> None:
+        if message.get("type") == "error" and isinstance(message.get("payload"), dict):
+            add_ws_codes([message["payload"]])  # (this protocol's error payload is one error)
+        await super().send_message(message)
 
     async def handle_async_results(
         self,
@@ -269,6 +288,11 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
             await self.handle_invalid_message(problem)  # closes with 4400
             return
         await super().handle_message(message)
+
+    async def send_message(self, message: Any) -> None:
+        if message.get("type") == "error" and isinstance(message.get("payload"), list):
+            add_ws_codes(message["payload"])
+        await super().send_message(message)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

@@ -182,6 +182,26 @@ async def test_a_refusal_as_it_starts_is_told_alike_on_both_paths(
 
 # Refused before either path is chosen: (variables, fields) and the error.
 BEFORE = {
+    "a variable of the wrong type": (
+        {"first": "ten"},
+        FIELDS,
+        {
+            "message": "Variable '$first' has invalid value: Int cannot represent non-integer "
+            "value: 'ten'",
+            "locations": [{"line": 1, "column": 24}],
+            "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+        },
+    ),
+    "a required variable missing": (
+        {"id": None},
+        FIELDS,
+        {
+            "message": "Variable '$id' has invalid value: Expected a value of non-null type "
+            "'ID!' to be provided.",
+            "locations": [{"line": 1, "column": 14}],
+            "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+        },
+    ),
     "null for an argument that may not be null": (
         {"first": None},
         FIELDS,
