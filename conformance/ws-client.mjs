@@ -1,5 +1,6 @@
 // The graphql-ws client against a running channelboard: the token in connectionParams (the
-// connection_init payload) authenticates; a bad or missing one closes the socket with 4403.
+// connection_init payload) authenticates; a bad or missing one closes the socket with 4403;
+// a refused subscription reads the same whichever path serves it.
 // The token: the first argument, else as common.mjs finds one for rep@acme.example.
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
@@ -32,6 +33,42 @@ for (const [what, params] of [['a bad token', { Authorization: 'Bearer nope' }],
     const seen = await run(params);
     check(`${what}: closed with 4403 Forbidden, nothing answered`, seen.error === 4403 && seen.next.length === 0,
       JSON.stringify(seen));
+  });
+}
+// A leaderboardChanged refused, through the fan-out's fast path (one field) and through
+// strawberry's resolver (a fragment beside it): the client sees the same on both. Refused as
+// it runs (an unknown contest): `next` with no data and the error, then `complete`; refused
+// before (a variable of the wrong type): `error` with a coded list (docs/security.md).
+const FAST = 'subscription($id: ID!, $first: Int) { leaderboardChanged(contestId: $id, first: $first) { version } }';
+const RESOLVER = 'subscription($id: ID!, $first: Int) { leaderboardChanged(contestId: $id, first: $first) '
+  + '{ version ... on LeaderboardUpdate { version } } }';
+const UNKNOWN = Buffer.from('Contest:00000000-0000-7000-8000-000000000000').toString('base64');
+
+function subscribed(query, variables) {
+  const seen = { next: [], error: null, complete: false };
+  return withTimeout(new Promise((resolve) => {
+    const client = createClient({ url: URL_WS, webSocketImpl: WebSocket, retryAttempts: 0,
+      connectionParams: { Authorization: `Bearer ${token}` } });
+    client.subscribe({ query, variables }, {
+      next: (v) => seen.next.push(v),
+      error: (e) => { seen.error = Array.isArray(e) ? e : String(e); client.dispose(); resolve(seen); },
+      complete: () => { seen.complete = true; client.dispose(); resolve(seen); },
+    });
+  }), 10000, `a subscription with ${JSON.stringify(variables)}`);
+}
+
+for (const [what, variables, expected] of [
+  ['an unknown contest', { id: UNKNOWN }, (s) => s.complete && !s.error && s.next.length === 1
+    && s.next[0].data === null && s.next[0].errors?.[0]?.extensions?.code === 'NOT_FOUND'],
+  ['a variable of the wrong type', { id: UNKNOWN, first: 'ten' }, (s) => !s.complete
+    && s.next.length === 0 && s.error?.[0]?.extensions?.code === 'GRAPHQL_VALIDATION_FAILED'],
+]) {
+  await step(what, async () => {
+    const fast = await subscribed(FAST, variables);
+    const resolver = await subscribed(RESOLVER, variables);
+    check(`leaderboardChanged, ${what}: the same on the fast path and the resolver's`,
+      JSON.stringify(fast) === JSON.stringify(resolver), JSON.stringify({ fast, resolver }));
+    check(`leaderboardChanged, ${what}: told as the protocol says`, expected(fast), JSON.stringify(fast));
   });
 }
 finish('graphql-ws');
