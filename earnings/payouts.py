@@ -44,6 +44,7 @@ from earnings.models import (
 )
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.rounding import BP, format_bp, ratio_bp
+from infra import idempotency
 from infra.audit import mask
 from infra.clock import Clock
 from infra.db import begin_write
@@ -223,9 +224,12 @@ async def generate_statements(
     *,
     month: datetime,
     signals: ClaimSignals,
+    idempotency_key: str | None = None,
 ) -> list[PayoutStatement]:
     """Statements for every partner with entries booked in ``month`` (which must have
-    ended), each checked for automatic holds. Statements that exist are left alone."""
+    ended), each checked for automatic holds. Statements that exist are left alone. With
+    an idempotency key, the caller's retry is answered with the statements its first
+    request made (an answer lost on its way is not an empty list the second time)."""
     EARNINGS.require(principal, EarningsOp.GENERATE_STATEMENTS)
     await begin_write(session)
     # No entry is booked into the month once it has statements: bookings under way commit
@@ -240,6 +244,12 @@ async def generate_statements(
             f"{start:%B %Y} has not ended; statements are made for ended months.",
             "month",
         )
+    taken = await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=GENERATE_SCOPE,
+        key=idempotency_key, request={"month": start}, now=now, codes=EarningsErrorCode,
+    )  # fmt: skip
+    if taken is not None and taken.replay is not None:
+        return await _made_with(session, principal, taken.replay)
     groups = await session.exec(
         select(
             EarningEntry.partner_id,
@@ -311,7 +321,40 @@ async def generate_statements(
             entity_type=AuditEntity.PAYOUT_STATEMENT, entity_id=f"{start:%Y-%m}", before=None,
             after={"month": f"{start:%Y-%m}", "statements": len(made), "held": held},
         )  # fmt: skip
+    if taken is not None:
+        await taken.done(session, made[0].id if made else NOTHING_MADE)
     return made
+
+
+# Idempotency scopes (``infra.idempotency``) of the payout mutations.
+GENERATE_SCOPE = "payoutStatementsGenerate"
+PAY_SCOPE = "payoutMarkPaid"
+# A generation's result, kept with its key: the first statement it made (the others were
+# made with it, at the same instant), or this when it made none.
+NOTHING_MADE = uuid.UUID(int=0)
+
+
+async def _made_with(
+    session: AsyncSession, principal: Principal, first_id: uuid.UUID
+) -> list[PayoutStatement]:
+    """The statements a generation made, found from the first of them: the vendor's
+    statements of that month made at the same instant (one generation holds the vendor's
+    booking lock alone, so no other made any then), in the order they were made."""
+    if first_id == NOTHING_MADE:
+        return []
+    first = await repository.get_readable_statement(session, principal, first_id)
+    if first is None:  # pragma: no cover - statements are never deleted
+        return []
+    rows = await session.exec(
+        select(PayoutStatement)
+        .where(
+            PayoutStatement.vendor_id == first.vendor_id,
+            PayoutStatement.period_start == first.period_start,
+            PayoutStatement.created_at == first.created_at,
+        )
+        .order_by(col(PayoutStatement.id))
+    )
+    return list(rows)
 
 
 async def automatic_holds(
@@ -579,9 +622,22 @@ async def mark_paid(
     *,
     statement_id: uuid.UUID,
     reference: str = "",
+    idempotency_key: str | None = None,
 ) -> PayoutStatement:
+    """APPROVED to PAID, once. With an idempotency key, the caller's retry is answered with
+    the statement it paid (not INVALID_STATUS: an answer lost on its way)."""
     EARNINGS.require(principal, EarningsOp.MARK_PAID)
     await begin_write(session)
+    taken = await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=PAY_SCOPE,
+        key=idempotency_key, now=clock.now(), codes=EarningsErrorCode,
+        request={"statement_id": statement_id, "reference": reference.strip()[:200]},
+    )  # fmt: skip
+    if taken is not None and taken.replay is not None:
+        paid = await repository.get_readable_statement(session, principal, taken.replay)
+        if paid is None:  # pragma: no cover - statements are never deleted
+            raise DomainError(EarningsErrorCode.NOT_FOUND, "No such statement.", "statement_id")
+        return paid
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,
         paid_reference=reference.strip()[:200],
@@ -601,6 +657,8 @@ async def mark_paid(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
     )
     await session.flush()
+    if taken is not None:
+        await taken.done(session, statement.id)
     return statement
 
 

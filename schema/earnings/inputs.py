@@ -196,6 +196,11 @@ class EarningProgramVersionCreateInput:
 @strawberry.input
 class PayoutStatementsGenerateInput:
     month: datetime = strawberry.field(description="Any instant in the (ended) month.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key returns the statements the first request "
+        "made, and makes nothing.",
+    )
 
 
 @strawberry.input
@@ -207,6 +212,11 @@ class PayoutStatementInput:
 class PayoutMarkPaidInput:
     statement_id: strawberry.ID
     reference: str = strawberry.field(default="", description="The bank transfer reference.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key returns the statement the first request "
+        "paid (not INVALID_STATUS), and changes nothing.",
+    )
 
 
 @strawberry.input

@@ -212,6 +212,7 @@ class EarningsMutation:
                 m.clock,
                 month=input.month,
                 signals=m.services.claim_signals,
+                idempotency_key=input.idempotency_key,
             ),
         )
 
@@ -237,7 +238,7 @@ class EarningsMutation:
         return await run(info, PayoutStatementPayload, lambda m: payouts.mark_paid(
             m.session, m.principal, m.clock,
             statement_id=m.id(input.statement_id, "PayoutStatement"),
-            reference=input.reference,
+            reference=input.reference, idempotency_key=input.idempotency_key,
         ))  # fmt: skip
 
     @strawberry.mutation(

@@ -695,3 +695,78 @@ async def test_a_rep_reads_its_own_held_earnings_but_never_its_organisations_hol
         for secret in ("1,836.00", "being reviewed", "paused"):  # partner 0's holds
             assert secret not in answer, (user.role, secret)
     assert error_codes(await gql(SUMMARY, variables)) == ["UNAUTHENTICATED"]
+
+
+GENERATE = """mutation($month: DateTime!, $key: String) {
+  payoutStatementsGenerate(input: {month: $month, idempotencyKey: $key}) {
+    statements { id partnerId status } userErrors { code field } } }"""
+PAY = """mutation($id: ID!, $ref: String!, $key: String) {
+  payoutMarkPaid(input: {statementId: $id, reference: $ref, idempotencyKey: $key}) {
+    statement { id status paidReference } userErrors { code field } } }"""
+
+
+async def decision_count(db: Database) -> int:
+    from earnings.models import PayoutDecision  # noqa: PLC0415
+
+    async with db.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(PayoutDecision)) or 0)
+
+
+async def test_payout_retries_with_a_key_return_the_first_result(
+    gql: GQL, world: Tenant, db: Database, clock: OffsetClock, other_tenant: Tenant
+) -> None:
+    """A client whose answer was lost retries with its key: generation answers with the
+    statements it made (it answered an empty list), payment with the statement it paid (it
+    answered INVALID_STATUS); nothing is made or paid twice."""
+    await tax_form(db, clock, world, 1)
+    clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
+    finance = world.user(Role.FINANCE)
+    march = {"month": "2026-03-15T00:00:00Z", "key": "gen-march"}
+    first = (await gql.data(GENERATE, march, as_user=finance))["payoutStatementsGenerate"]
+    assert len(first["statements"]) == 2
+    assert first["userErrors"] == []
+    made = await decision_count(db)
+    # The same month named by another instant in it is the same request.
+    again = await gql.data(GENERATE, {**march, "month": "2026-03-01T00:00:00Z"}, as_user=finance)
+    assert again["payoutStatementsGenerate"] == first
+    assert await decision_count(db) == made
+    assert len(await statuses(db)) == 2
+    # Without a key, or with a new one, a second generation makes nothing and says so.
+    for key in (None, "gen-march-2"):
+        later = await gql.data(GENERATE, {**march, "key": key}, as_user=finance)
+        assert later["payoutStatementsGenerate"] == {"statements": [], "userErrors": []}
+    replayed = await gql.data(GENERATE, {**march, "key": "gen-march-2"}, as_user=finance)
+    assert replayed["payoutStatementsGenerate"] == {"statements": [], "userErrors": []}
+    # The key for another month; a key too long; another vendor's caller with the key.
+    reused = await gql.data(GENERATE, {**march, "month": "2026-02-10T00:00:00Z"}, as_user=finance)
+    too_long = await gql.data(GENERATE, {**march, "key": "k" * 129}, as_user=finance)
+    foreign = await gql.data(GENERATE, march, as_user=other_tenant.user(Role.FINANCE))
+    assert reused["payoutStatementsGenerate"]["userErrors"] == [
+        {"code": "IDEMPOTENCY_KEY_REUSED", "field": "idempotencyKey"}
+    ]
+    assert too_long["payoutStatementsGenerate"]["userErrors"] == [
+        {"code": "TOO_LONG", "field": "idempotencyKey"}
+    ]
+    assert foreign["payoutStatementsGenerate"] == {"statements": [], "userErrors": []}
+    assert await decision_count(db) == made
+
+    ready = next(s for s in first["statements"] if s["partnerId"] == gid(world.partners[1]))
+    approved = await gql.data(APPROVE, {"id": ready["id"]}, as_user=finance)
+    assert approved["payoutApprove"]["userErrors"] == []
+    pay = {"id": ready["id"], "ref": "TX-9", "key": "pay-9"}
+    paid = (await gql.data(PAY, pay, as_user=finance))["payoutMarkPaid"]
+    assert paid == {
+        "statement": {"id": ready["id"], "status": "PAID", "paidReference": "TX-9"},
+        "userErrors": [],
+    }
+    decided = await decision_count(db)
+    assert (await gql.data(PAY, pay, as_user=finance))["payoutMarkPaid"] == paid
+    other_ref = await gql.data(PAY, {**pay, "ref": "TX-10"}, as_user=finance)
+    no_key = await gql.data(PAY, {**pay, "key": None}, as_user=finance)
+    assert other_ref["payoutMarkPaid"]["userErrors"] == [
+        {"code": "IDEMPOTENCY_KEY_REUSED", "field": "idempotencyKey"}
+    ]
+    assert no_key["payoutMarkPaid"]["userErrors"] == [
+        {"code": "INVALID_STATUS", "field": "statementId"}
+    ]
+    assert await decision_count(db) == decided
