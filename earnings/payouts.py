@@ -18,6 +18,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
@@ -244,10 +245,7 @@ async def generate_statements(
             f"{start:%B %Y} has not ended; statements are made for ended months.",
             "month",
         )
-    taken = await idempotency.take(
-        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=GENERATE_SCOPE,
-        key=idempotency_key, request={"month": start}, now=now, codes=EarningsErrorCode,
-    )  # fmt: skip
+    taken = await _take(session, principal, GENERATE_SCOPE, idempotency_key, {"month": start}, now)
     if taken is not None and taken.replay is not None:
         return await _made_with(session, principal, taken.replay)
     groups = await session.exec(
@@ -332,6 +330,24 @@ PAY_SCOPE = "payoutMarkPaid"
 # A generation's result, kept with its key: the first statement it made (the others were
 # made with it, at the same instant), or this when it made none.
 NOTHING_MADE = uuid.UUID(int=0)
+
+
+async def _take(
+    session: AsyncSession,
+    principal: Principal,
+    scope: str,
+    key: str | None,
+    request: dict[str, Any],
+    now: datetime,
+) -> idempotency.Taken | None:
+    """``infra.idempotency.take`` for a payout mutation; None without a key (the demo
+    seeder and other operators' calls send none: they are no user or API key to hold one)."""
+    if not (key or "").strip():
+        return None
+    return await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=scope, key=key,
+        request=request, now=now, codes=EarningsErrorCode,
+    )  # fmt: skip
 
 
 async def _made_with(
@@ -628,11 +644,8 @@ async def mark_paid(
     the statement it paid (not INVALID_STATUS: an answer lost on its way)."""
     EARNINGS.require(principal, EarningsOp.MARK_PAID)
     await begin_write(session)
-    taken = await idempotency.take(
-        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=PAY_SCOPE,
-        key=idempotency_key, now=clock.now(), codes=EarningsErrorCode,
-        request={"statement_id": statement_id, "reference": reference.strip()[:200]},
-    )  # fmt: skip
+    request = {"statement_id": statement_id, "reference": reference.strip()[:200]}
+    taken = await _take(session, principal, PAY_SCOPE, idempotency_key, request, clock.now())
     if taken is not None and taken.replay is not None:
         paid = await repository.get_readable_statement(session, principal, taken.replay)
         if paid is None:  # pragma: no cover - statements are never deleted
