@@ -25,6 +25,7 @@ from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import submission
 from deal_registration.registrations.models import DealConflict, DealRegistration
+from forecasts.quarters import Quarter
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
 from incentives.daily import run_due
@@ -40,7 +41,7 @@ from pilots.assignment import Candidate, assign
 from pilots.models import Arm
 from schema.context import Services
 from signals.definitions import DEFINITIONS, Visibility
-from tests.api.fuzzing import graphql_id, node_types
+from tests.api.fuzzing import decode_id, graphql_id, node_types
 from tests.deal_registration.registrations.scenarios import submit as submit_deal
 from tests.factories import Tenant, create_contest, principal_of
 from tests.support import GQL, multipart
@@ -54,9 +55,13 @@ NORTHWIND_ROLES = (
     "key@northwind",
 )
 CONTOSO_ROLES = ("admin@contoso.example", "admin@fabrikam.example", "rep@fabrikam.example")
-CONTOSO_ROLES += ("key@contoso",)
+CONTOSO_ROLES += ("key@contoso", "manager@contoso.example")
+# Channel managers: each assigned its vendor's first partner only (Acme, Fabrikam).
+MANAGERS = {"manager@northwind.example": "Acme Resellers",
+            "manager@contoso.example": "Fabrikam Solutions"}  # fmt: skip
 ACME_ROLES = ("admin@acme.example", "rep@acme.example")
 PARTNER_ROLES = ACME_ROLES + ("admin@fabrikam.example", "rep@fabrikam.example")
+ANONYMOUS = "anonymous"
 # The other partner of each vendor (what the first one's users must not read): its users
 # have secrets too (the first partner's private rows), for campaigns that take their part.
 OTHER_PARTNER_ROLES = (
@@ -101,12 +106,18 @@ VENDOR_INTERNAL_TABLES = (
 # internals; the partner's internal notes; a staff notice's words; a pilot's description).
 VENDOR_INTERNAL_TEXT = (
     ("partner", "internal_notes"),
+    ("partner_tier_change", "reason"),
+    ("sale_claim_risk_flag", "detail"),
+    ("concentration_threshold", "reason"),
     ("payout_hold", "internal_note"),
     ("payout_review", "internal_note"),
 )
 VENDOR_ONLY_SIGNALS = [d for d in DEFINITIONS.values() if d.visibility is Visibility.VENDOR_ONLY]
 
+# Types whose global ids an argument takes that are no Node (no `node(id)` for them).
+ARGUMENT_ONLY_TYPES = {"IncentiveRuleVersion": "incentive_rule_version"}
 PILOT_NAME = "Quiet margin pilot"
+TRIAL_PROGRAM = "Margin bonus trial"
 RULE_NAME = "Margin watch for staff"
 STAFF_NOTICE = "Thin margin on this partner: call them before the quarter closes"
 HOLD_REASON = "We review payouts of partners whose sales grew fast"
@@ -214,7 +225,7 @@ def _ids_in(answer: str) -> set[uuid.UUID]:
 class World:
     """The callers' tokens and what each must never read."""
 
-    tokens: dict[str, str]
+    tokens: dict[str, str | None]  # None: anonymous
     secrets: dict[str, Secrets]
     own_ids: dict[str, dict[str, list[str]]]  # role -> Node type -> ids of its vendor's rows
     users: dict[str, User] = field(default_factory=dict)  # by e-mail
@@ -305,6 +316,13 @@ async def _partner_secrets(services: Services, partner: Partner, secrets: Secret
         services, "user_account", ("email", "display_name"), "partner_id", partner.id
     ):
         secrets.add_text(value, f"{partner.name}'s user")
+    for value in await _texts_of(
+        services, "partner_forecast_revision", ("note",), "partner_id", partner.id
+    ):
+        secrets.add_text(value, f"{partner.name}'s forecast note")
+    if partner.name == "Wingtip Traders":  # its forecast, and so any rollup of it alone
+        secrets.add_text(WINGTIP_FORECAST, "Wingtip's forecast figure")
+        secrets.add_text(WINGTIP_FORECAST.replace(".", ""), "Wingtip's forecast figure")
 
 
 async def _internal_secrets(services: Services, vendor: Vendor, secrets: Secrets) -> None:
@@ -359,6 +377,8 @@ async def _enrich(
         "currency": "USD", "kind": "BONUS", "rules": {"baseRates": [{"rateBp": 800}]}}},
         as_user=admin)  # fmt: skip
     assert not program["earningProgramCreate"]["userErrors"], program
+    created = decode_id(program["earningProgramCreate"]["program"]["id"])
+    program_id = uuid.UUID(created.split(":")[1])
     async with db.transaction() as session:
         principal = principal_of(admin)
         group = await groups.create_group(
@@ -375,6 +395,7 @@ async def _enrich(
             description="Does a margin bonus pay for itself?",
         )  # fmt: skip
         await pilots_service.start_pilot(session, principal, clock, pilot_id=pilot.id)
+        treatment = graphql_id("PartnerGroup", pilot.treatment_group_id)
         rule = await incentive_rules.create_rule(
             session, principal, clock, name=RULE_NAME, period=Period.DAY,
             condition="gross_margin == null || gross_margin < 2.0",
@@ -383,6 +404,7 @@ async def _enrich(
                        text="Talk to us about your product mix"),
                 Action(ActionKind.NOTIFY_STAFF, message=STAFF_NOTICE),
                 Action(ActionKind.PAYOUT_HOLD, days=14, partner_reason=HOLD_REASON),
+                Action(ActionKind.RATE_OVERLAY, days=14, program_id=program_id, delta_bp=150),
             ],
         )  # fmt: skip
         [version] = (
@@ -396,6 +418,12 @@ async def _enrich(
         key = await partners_service.create_api_key(
             session, principal, clock, name=f"{vendor.name} integration", role=Role.VENDOR_ADMIN
         )
+    # A bonus for the pilot's treatment arm only: its partners read its name beside what it
+    # paid them; the control arm's never learn it exists.
+    trial = {"name": f"{vendor.name} {TRIAL_PROGRAM}", "currency": "USD", "kind": "BONUS",
+             "effectiveFrom": (now - timedelta(days=1)).isoformat(),
+             "rules": {"baseRates": [{"rateBp": 300}]}, "targetGroupIds": [treatment]}  # fmt: skip
+    await _ok(gql, PROGRAM, {"input": trial}, admin)
     await settle(services)
     await run_due(db, clock)
     await settle(services)
@@ -404,6 +432,7 @@ async def _enrich(
 
 CONTOSO_USERS = (
     ("finance@contoso.example", "Fern Contoso", Role.FINANCE),
+    ("manager@contoso.example", "Mick Contoso", Role.CHANNEL_MANAGER),
     ("admin@wingtip.example", "Willa Wingtip", Role.PARTNER_ADMIN),
     ("rep@wingtip.example", "Walt Wingtip", Role.PARTNER_REP),
 )
@@ -429,6 +458,23 @@ PAYOUT_HOLD = """mutation($input: PayoutHoldInput!) { payoutHold(input: $input) 
 FORECAST = """mutation($input: ForecastSubmitInput!) { forecastSubmit(input: $input) {
   userErrors { field code message } } }"""
 WINGTIP_HOLD_NOTE = "Wingtip's March invoices are under audit by our finance team"
+WINGTIP_FORECAST_NOTE = "Wingtip's quarter hangs on the Sydney harbour tender"
+WINGTIP_FORECAST = "31337.00"
+MANAGER_ASSIGN = """mutation($input: PartnerManagerInput!) { partnerManagerAssign(input: $input) {
+  userErrors { field code message } } }"""
+TIER_SET = """mutation($input: PartnerTierSetInput!) { partnerTierSet(input: $input) {
+  userErrors { field code message } } }"""
+PRODUCT = """mutation($input: ProductUpsertInput!) { productUpsert(input: $input) {
+  userErrors { field code message } } }"""
+THRESHOLD = """mutation($input: ConcentrationThresholdSetInput!) {
+  concentrationThresholdSet(input: $input) { userErrors { field code message } } }"""
+# The program tiers a vendor admin moves each partner to (the reason is vendor-internal).
+TIER_REASONS = {
+    "Acme Resellers": ("ELITE", "Acme's renewal rate earned it Elite this year"),
+    "Globex Systems": ("REGISTERED", "Globex dropped back: two quarters below its target"),
+    "Fabrikam Solutions": ("PREMIER", "Fabrikam's outback growth earned it Premier"),
+    "Wingtip Traders": ("SELECT", "Wingtip moves to Select while its audit runs"),
+}
 
 
 async def _ok(gql: GQL, document: str, variables: dict[str, Any], user: User) -> dict[str, Any]:
@@ -481,7 +527,9 @@ async def _contoso_sales(
     now = clock.now()
     program = {"name": "Contoso Partner Program", "currency": "USD", "kind": "BASE",
                "effectiveFrom": (now - timedelta(days=120)).isoformat(),
-               "rules": {"baseRates": [{"rateBp": 500}]}}  # fmt: skip
+               "rules": {"baseRates": [{"rateBp": 500}],  # a tier each partner reaches
+                         "tiers": [{"name": "Outback Gold", "threshold": "2000.00",
+                                    "upliftBp": 100}]}}  # fmt: skip
     await _ok(gql, PROGRAM, {"input": program}, admin)
     profile = {"partnerId": graphql_id("Partner", fabrikam.id), "taxFormOnFile": True,
                "bankAccount": "AU12 3456 7890 1234"}  # fmt: skip
@@ -538,11 +586,64 @@ async def _contoso_sales(
     forecast = {"quarter": f"{quarter // 4}-Q{quarter % 4 + 1}", "lines": [
         {"productLine": "Other", "commit": money, "bestCase": money}]}  # fmt: skip
     await _ok(gql, FORECAST, {"input": forecast}, fab_admin)
+    odd = {"amount": WINGTIP_FORECAST, "currency": "USD"}  # a figure only Wingtip's forecast has
+    forecast = {**forecast, "note": WINGTIP_FORECAST_NOTE,
+                "lines": [{"productLine": "Other", "commit": odd, "bestCase": odd}]}  # fmt: skip
+    await _ok(gql, FORECAST, {"input": forecast}, wing_admin)
+    await settle(services)
+
+
+async def _program_records(
+    gql: GQL, services: Services, clock: OffsetClock, vendor: Vendor, users: dict[str, User],
+    first: Partner, other: Partner,
+) -> None:  # fmt: skip
+    """What a vendor's program does to its partners, through the public API, for both of
+    its partners: a subscription product sold by each (subscriptions, renewals due, net
+    retention; each claim above twice the list price, so risk flags), each partner's
+    program tier moved by the vendor (with a reason), its channel manager assigned the
+    first partner only, a concentration threshold."""
+    admin = users[f"admin@{vendor.slug}.example"]
+    sku = f"{vendor.slug.upper()}-CLOUD-12"
+    product = {"sku": sku, "name": f"{vendor.name} Cloud Seats", "category": "cloud",
+               "listPrice": {"amount": "1000.00", "currency": "USD"},
+               "subscriptionTermMonths": 12}  # fmt: skip
+    await _ok(gql, PRODUCT, {"input": product}, admin)
+    serials = {p.id: [f"{vendor.slug[:3].upper()}-SUB-{p.name[:3].upper()}-{n}" for n in (1, 2)]
+               for p in (first, other)}  # fmt: skip
+    shipped = (clock.now() - timedelta(days=40)).date().isoformat()
+    rows = ["serial,sku,shipped_to,region,shipped_at"] + [
+        f"{s},{sku},{p.name},{p.region},{shipped}" for p in (first, other) for s in serials[p.id]
+    ]
+    imported = await multipart(
+        gql, SERIALS_IMPORT, {"input": {"file": None}},
+        {"variables.input.file": ("cloud.csv", ("\n".join(rows) + "\n").encode(), "text/csv")},
+        token=gql.token(admin),
+    )  # fmt: skip
+    assert imported.json()["data"]["serialsImport"]["result"]["inserted"] == 4, imported.text
+    for partner in (first, other):
+        seller = users[f"rep@{partner.name.split()[0].lower()}.example"]
+        for serial in serials[partner.id]:
+            claim = await claim_sale(gql, seller, [serial], "2500.00")
+            if partner is first or serial != serials[partner.id][-1]:  # the last one waits
+                await approve_claim(gql, admin, claim)
+        tier, reason = TIER_REASONS[partner.name]
+        await _ok(gql, TIER_SET, {"input": {"partnerId": graphql_id("Partner", partner.id),
+                                            "tier": tier, "reason": reason}}, admin)  # fmt: skip
+    if vendor.slug != "northwind":  # the demo assigns Northwind's manager Acme
+        manager = users[f"manager@{vendor.slug}.example"]
+        assign = {"partnerId": graphql_id("Partner", first.id),
+                  "managerId": graphql_id("User", manager.id)}  # fmt: skip
+        await _ok(gql, MANAGER_ASSIGN, {"input": assign}, admin)
+    threshold = {"metric": "TOP_PARTNER_SHARE", "maxShareBp": 6000,
+                 "reason": f"{vendor.name} keeps no partner above 60 %"}  # fmt: skip
+    await _ok(gql, THRESHOLD, {"input": threshold}, admin)
     await settle(services)
 
 
 async def seed_world(gql: GQL, services: Services, settings: Settings, clock: OffsetClock) -> World:
     await seed_demo(settings, clock)
+    # Quarters asked about are the forecasts' (the next one: the demo's and Contoso's).
+    DEFAULTS["quarter"] = f'"{Quarter.of(clock.now()).next().key}"'
     db = services.db
     async with db.transaction() as session:
         vendors = {v.slug: v for v in (await session.exec(select(Vendor))).all()}
@@ -558,7 +659,7 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
         for email, name, role in CONTOSO_USERS:
             users[email] = await partners_service.create_user(
                 session, clock, vendor_id=contoso.id, email=email, role=role,
-                display_name=name, partner_id=None if role is Role.FINANCE else wingtip.id,
+                display_name=name, partner_id=None if role.is_vendor_staff else wingtip.id,
             )  # fmt: skip
         await catalogue_demo.seed(session, clock, contoso)
         rep = users["rep@fabrikam.example"]
@@ -579,8 +680,10 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
         "key@contoso": await _enrich(gql, services, clock, contoso, [fabrikam, wingtip]),
     }
     await _contoso_sales(gql, services, clock, users, fabrikam, wingtip)
+    await _program_records(gql, services, clock, northwind, users, acme, globex)
+    await _program_records(gql, services, clock, contoso, users, fabrikam, wingtip)
 
-    tokens = {**keys}
+    tokens: dict[str, str | None] = {**keys, ANONYMOUS: None}
     for email in (*NORTHWIND_ROLES, *CONTOSO_ROLES, *OTHER_PARTNER_ROLES):
         if email in users:
             tokens[email] = gql.token(users[email])
@@ -598,15 +701,43 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
         await _partner_secrets(services, other, partner_view)
         await _internal_secrets(services, vendor, partner_view)
         secrets |= {role: partner_view for role in roles}
-    # The channel manager is assigned Acme only (the demo): Globex's rows are not its own,
-    # but for the registrations in conflict with Acme's, which a reviewer of Acme's sees as
-    # evidence (docs/deal-registration.md: the other registration and partner).
-    manager_view = of_contoso.copy()
-    await _partner_secrets(services, globex, manager_view)
-    manager_view.discard(await _conflicting(services, acme))
-    secrets["manager@northwind.example"] = manager_view
-    types = node_types()
-    own = {role: of_northwind.global_ids(types, 4) for role in NORTHWIND_ROLES}
+    # The control arm (Acme, Fabrikam) never reads the treatment arm's program.
+    async with services.db.session() as session:
+        programs = (
+            await session.execute(text("SELECT id, name, vendor_id FROM earning_program"))
+        ).all()
+    for roles, vendor in ((ACME_ROLES, northwind), (PARTNER_ROLES[2:], contoso)):
+        trial = [
+            (_uuid(i), n) for i, n, v in programs if TRIAL_PROGRAM in n and _uuid(v) == vendor.id
+        ]
+        for role in roles:
+            secrets[role].add_ids(
+                [i for i, _ in trial if i], "the treatment arm's program", "earning_program"
+            )
+            for _, name in trial:
+                secrets[role].add_text(name, "the treatment arm's program")
+    # Each channel manager is assigned its vendor's first partner only (Acme: the demo;
+    # Fabrikam): the other partner's rows are not its own, but for the registrations in
+    # conflict with its partner's, which a reviewer sees as evidence
+    # (docs/deal-registration.md: the other registration and partner).
+    for manager, (assigned, unassigned, theirs) in {
+        "manager@northwind.example": (acme, globex, of_contoso),
+        "manager@contoso.example": (fabrikam, wingtip, of_northwind),
+    }.items():
+        manager_view = theirs.copy()
+        await _partner_secrets(services, unassigned, manager_view)
+        manager_view.discard(await _conflicting(services, assigned))
+        secrets[manager] = manager_view
+    # Anonymous: nothing of either vendor.
+    anonymous = of_contoso.copy()
+    anonymous.ids |= of_northwind.ids
+    anonymous.texts |= of_northwind.texts
+    for table, ids in of_northwind.by_table.items():
+        anonymous.by_table.setdefault(table, []).extend(ids)
+    secrets[ANONYMOUS] = anonymous
+    types = {**node_types(), **ARGUMENT_ONLY_TYPES}
+    own = {ANONYMOUS: {}}
+    own |= {role: of_northwind.global_ids(types, 4) for role in NORTHWIND_ROLES}
     own |= {role: of_contoso.global_ids(types, 4) for role in CONTOSO_ROLES}
     own |= {
         role: own[theirs] for role, theirs in zip(OTHER_PARTNER_ROLES, PARTNER_ROLES, strict=True)
@@ -713,3 +844,35 @@ def fits_limits(document: str) -> bool:
 
     graphql.language.visit(parsed, Count())
     return tokens < 1900 and fields < 480 and len(document) < 30_000
+
+
+# --- what tells a partner it sits in a pilot's control arm ----------------------------
+
+CONTROL_WORD = re.compile(r"\bcontrol\b", re.IGNORECASE)
+ARM_KEYS = re.compile(r"control|treatment|pilot|\barm\b", re.IGNORECASE)
+
+
+def control_leaks(body: Any, sent: str) -> list[str]:
+    """What in an answer to a partner role (or anyone outside the vendor's staff) speaks
+    of pilot arms: a field about arms, pilots, control or treatment with a value (a count,
+    a mean, an arm), the word "control" in any text of the data, or in an error's unless
+    the caller's own document said it."""
+    found: list[str] = []
+
+    def walk(node: Any, path: str, in_errors: bool) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not in_errors and ARM_KEYS.search(key) and value not in (None, [], {}):
+                    found.append(f"{path}.{key} = {json.dumps(value)[:80]}")
+                walk(value, f"{path}.{key}", in_errors)
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]", in_errors)
+        elif isinstance(node, str) and CONTROL_WORD.search(node):
+            if not (in_errors and CONTROL_WORD.search(sent)):
+                found.append(f"{path}: {node[:120]!r}")
+
+    if isinstance(body, dict):
+        walk(body.get("data"), "data", False)
+        walk([body.get("errors"), body.get("extensions")], "errors", True)
+    return found

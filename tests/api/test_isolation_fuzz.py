@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -59,9 +61,11 @@ from graphql import DocumentNode
 from hypothesis import given, seed
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
+from sqlalchemy import text
 
 from api.settings import Settings
 from infra.clock import OffsetClock
+from migrations.metadata import target_metadata
 from schema.context import Services
 from tests.api.fuzzing import (
     MALFORMED_IDS,
@@ -70,16 +74,23 @@ from tests.api.fuzzing import (
     as_variables,
     check_response,
     custom_scalars,
+    decode_id,
+    graphql_id,
     hypothesis_settings,
     node_types,
     root_fields,
     strategy,
 )
 from tests.api.isolation import (
+    ANONYMOUS,
+    ARGUMENT_ONLY_TYPES,
     CONTOSO_ROLES,
+    MANAGERS,
     NORTHWIND_ROLES,
+    OTHER_PARTNER_ROLES,
     Secrets,
     World,
+    control_leaks,
     fits_limits,
     literal,
     required_arguments,
@@ -100,7 +111,10 @@ async def _send(
         body = None
     check_response(response.status_code, body, response.text)
     sent = document + json.dumps(variables)
-    return world.secrets[role].found_in(body, sent)
+    leaks = world.secrets[role].found_in(body, sent)
+    if role not in STAFF:
+        leaks += control_leaks(body, sent)
+    return leaks
 
 
 def _leak_report(role: str, document: str, variables: Any, leaks: list[str], body: str = "") -> str:
@@ -145,15 +159,15 @@ def sweep_requests(
     ``node`` once per id the caller may not read, of every Node type."""
     schema = _graphql_schema()
     assert schema.query_type is not None
-    types = node_types()
+    types = {**node_types(), **ARGUMENT_ONLY_TYPES}
     ids = secrets.global_ids(types, per_type)
     for type_name, type_ids in (own or {}).items():
         ids[type_name] = [*ids.get(type_name, []), *type_ids]
     out = []
     for name, f in sorted(schema.query_type.fields.items()):
         if name == "node":
-            for type_ids in ids.values():
-                for i in type_ids:
+            for type_name, type_ids in ids.items():
+                for i in type_ids if type_name not in ARGUMENT_ONLY_TYPES else ():
                     out.append(f'{{ node(id: "{i}") {{ __typename id }} }}')
             continue
         required = required_arguments(f)
@@ -209,6 +223,11 @@ CONTROLS = {  # (the admin, reading as if it were this partner role): what it mu
     ),
 }
 ROLES = (*NORTHWIND_ROLES, *CONTOSO_ROLES)
+# Vendor staff may read pilots and their arms; nobody else reads a word of them.
+STAFF = frozenset(
+    {"admin@northwind.example", "finance@northwind.example", "key@northwind", "control",
+     "admin@contoso.example", "finance@contoso.example", "key@contoso"}
+)  # fmt: skip
 
 
 @pytest.mark.slow
@@ -235,6 +254,284 @@ async def test_every_root_query_with_foreign_ids_leaks_nothing(
             found = await _send(gql, world, "control", document, None)
             seen |= {leak.split(":")[0] for leak in found}
         assert not [c for c in kinds if not any(s.startswith(c) for s in seen)], (admin, seen)
+    assert not failures, f"{len(failures)} leaking answers of {sent}:\n" + "\n\n".join(
+        failures[:20]
+    )
+
+
+# --- the program's records: every query and mutation, every kind of caller -----------
+
+# Root queries that read what a program does to partners: tiers and their changes, risk
+# flags, rule firings, overlays and holds, pilots and their arms, forecasts, subscriptions.
+PROGRAM_QUERIES = frozenset(
+    {"me", "partners", "partner", "node", "saleClaims", "saleClaim", "earnings",
+     "earningEntries", "payouts", "earningsForecast", "earningsMetrics", "earningPrograms",
+     "subscriptions", "renewalsDue", "netRevenueRetention", "partnerGroups", "partnerGroup",
+     "notifications", "forecastDraft", "forecasts", "forecastRollup", "forecastAccuracy",
+     "pipelineVelocity", "partnerScorecard", "concentrationThresholds", "concentrationAlerts",
+     "pilots", "pilotReport", "nextActions", "incentiveRules", "incentiveRule", "ruleFirings",
+     "incentiveRuleDryRun", "incentiveExplanations", "ruleRecommendations", "signals",
+     "repSignals", "signalDefinitions"}
+)  # fmt: skip
+# The mutations that change them; each ID field's Node type and the table of its rows.
+PROGRAM_MUTATIONS = (
+    "partnerManagerAssign", "partnerManagerUnassign", "partnerTierSet",
+    "partnerGroupMembersAdd", "partnerGroupMembersRemove", "partnerGroupUpdate",
+    "partnerGroupDelete", "pilotCreate", "pilotStart", "pilotExtend", "pilotEnd",
+    "incentiveRuleCreate", "incentiveRuleDraft", "incentiveRuleApprove", "incentiveRulePause",
+    "incentiveRuleResume", "incentiveRuleRollBack", "incentiveRuleBudgetSet", "payoutHold",
+    "payoutHoldRelease", "forecastSubmit", "concentrationThresholdSet",
+    "concentrationThresholdRemove", "subscriptionRenew", "subscriptionExpand",
+    "subscriptionContract", "subscriptionCancel", "saleClaimApprove", "saleClaimReject",
+    "earningAdjustmentCreate",
+)  # fmt: skip
+ID_FIELDS = {
+    "partnerId": ("Partner", "partner"),
+    "partnerIds": ("Partner", "partner"),
+    "managerId": ("User", "user_account"),
+    "groupId": ("PartnerGroup", "partner_group"),
+    "targetGroupId": ("PartnerGroup", "partner_group"),
+    "ruleId": ("IncentiveRule", "incentive_rule"),
+    "versionId": ("IncentiveRuleVersion", "incentive_rule_version"),
+    "statementId": ("PayoutStatement", "payout_statement"),
+    "holdId": ("PayoutHold", "payout_hold"),
+    "subscriptionId": ("CustomerSubscription", "subscription"),
+}
+OWN_ID = {  # the `id` of each mutation's input
+    "partnerGroup": ("PartnerGroup", "partner_group"),
+    "pilot": ("Pilot", "pilot"),
+    "incentiveRule": ("IncentiveRule", "incentive_rule"),
+    "concentrationThreshold": ("ConcentrationThreshold", "concentration_threshold"),
+    "saleClaim": ("SaleClaim", "sale_claim"),
+}
+# Rows a denied mutation could have changed, compared whole (every table is counted).
+WATCHED = ("partner", "manager_assignment", "partner_group", "partner_group_member", "pilot",
+           "pilot_assignment", "incentive_rule", "incentive_rule_version", "payout_statement",
+           "payout_hold", "subscription", "concentration_threshold", "sale_claim",
+           "partner_forecast")  # fmt: skip
+
+
+def _id_type(mutation: str, name: str) -> tuple[str, str] | None:
+    if name != "id":
+        return ID_FIELDS.get(name)
+    return next((t for prefix, t in OWN_ID.items() if mutation.startswith(prefix)), None)
+
+
+def _input_literal(
+    mutation: str, kind: graphql.GraphQLInputType, name: str, ids: dict[str, str], probe: str
+) -> str | None:
+    """The input with its required fields (and the probed ID field) filled: ID fields of
+    ``ids`` (by field name; the probed one with the foreign id), the rest as ``literal``."""
+    kind = graphql.get_nullable_type(kind)
+    if isinstance(kind, graphql.GraphQLList):
+        item = _input_literal(mutation, kind.of_type, name, ids, probe)
+        return None if item is None else f"[{item}]"
+    if isinstance(kind, graphql.GraphQLInputObjectType):
+        parts = []
+        for field_name, f in kind.fields.items():
+            required = graphql.is_non_null_type(f.type) and f.default_value is graphql.Undefined
+            if not required and field_name != probe:
+                continue
+            value = _input_literal(mutation, f.type, field_name, ids, probe)
+            if value is None:
+                return None
+            parts.append(f"{field_name}: {value}")
+        return "{" + ", ".join(parts) + "}"
+    if getattr(kind, "name", "") == "ID":
+        return f'"{ids[name]}"' if name in ids else None
+    return literal(name, kind)
+
+
+async def _fingerprint(services: Services) -> str:
+    """Every table's row count and the rows of the tables a mutation here changes."""
+    tables = sorted(target_metadata().tables)
+    async with services.db.session() as session:
+        counts = await session.execute(
+            text("SELECT " + ", ".join(f'(SELECT count(*) FROM "{t}")' for t in tables))
+        )
+        out = [repr(dict(zip(tables, counts.one(), strict=True)))]
+        for table in WATCHED:
+            rows = await session.execute(text(f'SELECT * FROM "{table}" ORDER BY id'))
+            out.append(repr(rows.all()))
+    return "\n".join(out)
+
+
+@dataclass
+class Probe:
+    mutation: str
+    document: str
+    # The same document with the foreign id replaced by one of no record (None: no
+    # foreign id in it), and the id it replaced.
+    missing: str | None = None
+    foreign: str = ""
+    missing_id: str = ""
+
+
+def _mutation_probes(world: World, role: str) -> list[Probe]:
+    """Each program mutation once per ID field with the ids of that type the caller may
+    not touch (the other vendor's first, its own vendor's last among its secrets; for a
+    partner user or a channel manager also the partners not its own), the other ID fields
+    its own vendor's; once with no foreign id (a role the operation is not for)."""
+    schema = _graphql_schema()
+    assert schema.mutation_type is not None
+    secrets = world.secrets[role]
+    own_vendor = world.own_ids[role] or world.own_ids["admin@northwind.example"]
+    foreign: dict[str, list[str]] = {}
+    for type_name, table in {*ID_FIELDS.values(), *OWN_ID.values()}:
+        rows = secrets.by_table.get(table, [])
+        foreign[type_name] = [graphql_id(type_name, i) for i in dict.fromkeys(rows[:1] + rows[-1:])]
+    user = world.users.get(role)
+    mine = MANAGERS.get(role) or next(
+        (p.name for p in world.partners.values() if user and p.id == user.partner_id), None
+    )
+    if mine is not None:
+        vendor_id = world.partners[mine].vendor_id
+        foreign["Partner"] += [
+            graphql_id("Partner", p.id)
+            for p in world.partners.values()
+            if p.vendor_id == vendor_id and p.name != mine
+        ]
+    out = []
+    for name in PROGRAM_MUTATIONS:
+        f = schema.mutation_type.fields[name]
+        [(arg_name, arg)] = f.args.items()
+        payload = selection(f.type, 3)
+        names = _id_field_names(arg.type)
+        for probe in [None, *sorted(names)]:
+            if probe is None and (role not in ROLE_PROBES or (names and role in ADMINS)):
+                continue  # a role's refusals are its vendor's; an admin's to change
+            id_type = _id_type(name, probe) if probe else None
+            candidates: list[str | None] = [None]
+            if id_type is not None:
+                candidates = list(foreign.get(id_type[0], []))
+            for value in candidates:
+                ids = {}
+                for n in names:
+                    t = _id_type(name, n)
+                    if t is not None:
+                        ids[n] = (own_vendor.get(t[0]) or [graphql_id(t[0], NO_RECORD)])[0]
+                documents = []
+                no_record = graphql_id(id_type[0], NO_RECORD) if id_type else ""
+                for probed in [value, no_record]:
+                    if probe and probed:
+                        ids[probe] = probed
+                    literal_input = _input_literal(name, arg.type, "input", ids, probe or "")
+                    if literal_input is not None:
+                        documents.append(
+                            f"mutation {{ {name}({arg_name}: {literal_input}) {payload} }}"
+                        )
+                if not documents:
+                    continue
+                if value is None:
+                    out.append(Probe(name, documents[0]))
+                else:
+                    out.append(Probe(name, documents[0], documents[1], value, no_record))
+    return out
+
+
+NO_RECORD = uuid.UUID(int=1)
+
+
+async def _mutate(gql: GQL, world: World, role: str, document: str) -> tuple[Any, list[str]]:
+    """The answer (a coded GraphQL response) and its leaks."""
+    response = await gql.post(document, None, token=world.tokens[role])
+    body = response.json()
+    check_response(response.status_code, body, response.text)
+    leaks = world.secrets[role].found_in(body, document)
+    if role not in STAFF:
+        leaks += control_leaks(body, document)
+    return body, leaks
+
+
+def _outcome(body: Any, *ids: str) -> str:
+    """The answer with the ids it was asked about blotted out."""
+    answer = json.dumps(body, sort_keys=True)
+    for i in ids:
+        answer = answer.replace(i, "ID").replace(decode_id(i).split(":")[1], "ID")
+    return answer
+
+
+def _id_field_names(kind: graphql.GraphQLInputType) -> set[str]:
+    kind = graphql.get_named_type(kind)
+    out: set[str] = set()
+    if isinstance(kind, graphql.GraphQLInputObjectType):
+        for field_name, f in kind.fields.items():
+            if graphql.get_named_type(f.type).name == "ID":
+                if not isinstance(graphql.get_nullable_type(f.type), graphql.GraphQLList) or (
+                    graphql.is_non_null_type(f.type)
+                ):
+                    out.add(field_name)
+    return out
+
+
+ADMINS = frozenset(
+    {"admin@northwind.example", "admin@contoso.example", "key@northwind", "key@contoso"}
+)
+# Who is refused an operation is a matter of role: probed once per role (Northwind's and
+# anonymous), with its own vendor's ids.
+ROLE_PROBES = frozenset({ANONYMOUS, *NORTHWIND_ROLES})
+CAMPAIGN_ROLES = (ANONYMOUS, *ROLES, *OTHER_PARTNER_ROLES)
+
+
+@pytest.mark.slow
+async def test_program_records_leak_nothing_and_denied_mutations_change_nothing(
+    gql: GQL, services: Services, settings: Settings, clock: OffsetClock
+) -> None:
+    """Tiers and their changes, risk flags, rule firings, overlays and holds, pilots with a
+    control arm, forecasts and subscriptions, both vendors: every query reading them as the
+    callers the sweep above leaves out (anonymous, the other partner's users), and every
+    mutation changing them as every caller (anonymous, each role of both vendors, the other
+    partner's, a channel manager on the partner it is not assigned) with the ids it may not
+    touch: no answer names what the caller may not read, no partner reads a word of pilot
+    arms, and every refused mutation left the database as it was."""
+    world = await seed_world(gql, services, settings, clock)
+    failures = []
+    sent = 0
+    for role in (ANONYMOUS, *OTHER_PARTNER_ROLES):
+        for document in sweep_requests(world.secrets[role], 1, world.own_ids[role]):
+            name = document.split("(")[0].split("{")[1].split()[0]
+            if name not in PROGRAM_QUERIES:
+                continue
+            sent += 1
+            leaks = await _send(gql, world, role, document, None)
+            if leaks:
+                failures.append(_leak_report(role, document, None, leaks))
+    changed = []
+    async with services.outbox.paused(), services.webhooks.paused():
+        for role in CAMPAIGN_ROLES:
+            probes = _mutation_probes(world, role)
+            missing: dict[str, str] = {}
+            before = await _fingerprint(services)
+            for probe in [p for p in probes if p.missing is not None]:
+                # Every one refused: the caller may not touch the record; refused exactly
+                # as a missing one is (nothing confirms that the record exists).
+                sent += 1
+                body, leaks = await _mutate(gql, world, role, probe.document)
+                failures += [_leak_report(role, probe.document, None, leaks)] if leaks else []
+                if probe.missing not in missing:
+                    answer, _ = await _mutate(gql, world, role, probe.missing)
+                    missing[probe.missing] = _outcome(answer, probe.missing_id)
+                if _outcome(body, probe.foreign) != missing[probe.missing]:
+                    changed.append(
+                        f"as {role}, not answered as a missing record: {probe.document}\n"
+                        f"{json.dumps(body)[:600]}\nmissing: {missing[probe.missing][:600]}"
+                    )
+            after = await _fingerprint(services)
+            if after != before:
+                changed.append(f"as {role}: a mutation of a record it may not touch changed it")
+            before = after
+            for probe in [p for p in probes if p.missing is None]:
+                sent += 1
+                body, leaks = await _mutate(gql, world, role, probe.document)
+                failures += [_leak_report(role, probe.document, None, leaks)] if leaks else []
+                payload = (body.get("data") or {}).get(probe.mutation) or {}
+                refused = bool(body.get("errors")) or bool(payload.get("userErrors"))
+                after = await _fingerprint(services)
+                if refused and after != before:
+                    changed.append(f"as {role}, refused but changed: {probe.document}")
+                before = after
+    assert sent > 500, sent
+    assert not changed, f"{len(changed)} mutations:\n" + "\n\n".join(changed[:20])
     assert not failures, f"{len(failures)} leaking answers of {sent}:\n" + "\n\n".join(
         failures[:20]
     )

@@ -56,6 +56,7 @@ from schema.context import Services
 from tests.api.fuzzing import BUG_CODES, decode_id, graphql_id, node_types
 from tests.api.isolation import (
     CONTOSO_ROLES,
+    MANAGERS,
     NORTHWIND_ROLES,
     OTHER_PARTNER_ROLES,
     PARTNER_ROLES,
@@ -222,11 +223,11 @@ def _forbidden(world: World, role: str, name: str, variables: dict[str, str]) ->
                 return True
             if caller.role is Role.PARTNER_REP and rep != caller.id:
                 return True
-    if role == "manager@northwind.example":  # assigned Acme only
-        acme = world.partners["Acme Resellers"].id
-        if named.get("partnerId", acme) != acme:
+    if role in MANAGERS:  # assigned its vendor's first partner only
+        assigned = world.partners[MANAGERS[role]].id
+        if named.get("partnerId", assigned) != assigned:
             return True
-        if "repId" in named and partner_of.get(named["repId"]) != acme:
+        if "repId" in named and partner_of.get(named["repId"]) != assigned:
             return True
     return False
 
