@@ -10,11 +10,15 @@ see, never get an answer (data, error messages or extensions) that names them.
    deals, earnings and ledger entries, payouts, statements, holds, decisions, signal rows,
    rule firings and recommendations, forecasts, invitations, attachments (proof), users
    (ids, names, emails). What is public within a program is listed in ``PUBLIC_ACROSS_PARTNERS``.
+   The same for each channel manager (Northwind's assigned Acme, Contoso's Fabrikam) of the
+   partner it is not assigned (Globex, Wingtip), and for anonymous of everything.
 3. Vendor-internal data never reaches a partner role: the vendor-only signals (names and
    labels), pilots, their arms and the treatment group (ids, names, the arm values),
    partner groups, incentive rules (ids, names, versions, a staff notice's words), partners'
-   internal notes, payout holds' and reviews' internal notes, risk flags, audit entries,
-   outbox events, API keys, concentration thresholds.
+   internal notes, payout holds' and reviews' internal notes, risk flags (and their
+   details), program tier changes (and their reasons), audit entries, outbox events, API
+   keys, concentration thresholds; nor, to the control arm (Acme, Fabrikam), the program
+   paying the treatment arm.
 
 The demo is seeded, then both vendors get what makes those fields non-empty: a second
 vendor admin (four eyes), a partner group over their partners with a pilot whose control
@@ -24,17 +28,32 @@ that fires (a recommendation, a payout review, a staff notice), an API key. Cont
 the counterparts of Northwind's demo through the public API (``isolation._contoso_sales``):
 a second partner (Wingtip) with users, a serial import, claims with proof of both partners
 approved (and one rejected), a paid statement and a held one, ledger entries, a contest
-with scores, deal registrations in conflict and a forecast.
+with scores, deal registrations in conflict and a forecast. Then, for both vendors through
+the API (``isolation._program_records``): a subscription product each partner sells
+(claims above twice the list price, so risk flags; the other partner's last one waits for
+review), each partner's program tier moved with a reason, Contoso's channel manager
+assigned Fabrikam, a concentration threshold; the rule also places a rate overlay, a bonus
+program pays the pilot's treatment arm, Contoso's program has a tier both partners reach,
+and Wingtip forecasts a figure of its own.
 
-Two campaigns (slow: ~45 s of CPU in all on SQLite, ~10 s more than before Contoso had
-claims and statements):
+Three campaigns (slow: ~75 s of CPU in all on SQLite, ~15 s more than before the program's
+records were added):
 
 - ``test_every_root_query_with_foreign_ids_leaks_nothing`` (deterministic): every root
   query field as every role, with every leaf of its type selected (depth-bounded), once
   per id of each of its ID arguments (those the caller may not read, and its own vendor's)
-  and ``node(id:)`` for the ids it may not read of every Node type: ~3,100 requests; and,
+  and ``node(id:)`` for the ids it may not read of every Node type: ~3,500 requests; and,
   as a control, each vendor's admin reads every kind of record its first partner's users
-  must not (Globex's, Wingtip's, the vendor's internal ones);
+  must not (Globex's, Wingtip's, the vendor's internal ones); answers to anyone but vendor
+  admins, finance and API keys are also checked for pilot arms (``control_leaks``);
+- ``test_program_records_leak_nothing_and_denied_mutations_change_nothing``
+  (deterministic): what a program does to partners (tiers, risk flags, firings, overlays,
+  holds, pilots, forecasts, subscriptions): its queries as anonymous and as the other
+  partner's users; its mutations as every caller, with each id field given a record the
+  caller may not touch (refused exactly as a missing record, nothing changed), and as each
+  role with its own vendor's ids (refused: nothing changed); then, by difference, what the
+  channel managers and the first partners' admins read does not move when the partner they
+  may not read has a claim approved, nor for the control arm when its pilot ends;
 - ``test_generated_documents_leak_nothing`` (hypothesis-graphql): one root field per
   document (queries, and mutations), ID arguments drawn mostly from the other tenant's and
   the other partner's ids, derandomized, as literals and again as variables: 150 examples
@@ -62,10 +81,13 @@ from hypothesis import given, seed
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 from sqlalchemy import text
+from sqlmodel import col, select
 
 from api.settings import Settings
+from deal_registration.sales.models import OPEN_STATES, SaleClaim
 from infra.clock import OffsetClock
 from migrations.metadata import target_metadata
+from pilots.models import Pilot
 from schema.context import Services
 from tests.api.fuzzing import (
     MALFORMED_IDS,
@@ -90,12 +112,14 @@ from tests.api.isolation import (
     OTHER_PARTNER_ROLES,
     Secrets,
     World,
+    approve_claim,
     control_leaks,
     fits_limits,
     literal,
     required_arguments,
     seed_world,
     selection,
+    settle,
 )
 from tests.support import GQL, _graphql_schema
 
@@ -470,6 +494,95 @@ ADMINS = frozenset(
 # Who is refused an operation is a matter of role: probed once per role (Northwind's and
 # anonymous), with its own vendor's ids.
 ROLE_PROBES = frozenset({ANONYMOUS, *NORTHWIND_ROLES})
+# Who reads nothing of the other partner of its vendor (the channel managers: the partner
+# they are not assigned), and what moves when that partner's records do for every staff
+# member (contests rank every participant; staff see every contest).
+BLIND = {  # (a partner admin reads all its rep does)
+    **dict.fromkeys(("manager@northwind.example", "admin@acme.example"), "Globex Systems"),
+    **dict.fromkeys(("manager@contoso.example", "admin@fabrikam.example"), "Wingtip Traders"),
+}
+BOARDS = frozenset({"contest", "contests", "leaderboard", "myStanding", "standingsAround",
+                    "explainStanding", "node"})  # fmt: skip
+
+
+async def _blind_to_the_other_partner(
+    gql: GQL, services: Services, world: World, failures: list[str]
+) -> int:
+    """Every program query (without ids: the caller's own scope) reads the same before and
+    after the partner the caller may not read has a claim approved (its earnings, signals,
+    subscriptions, risk flags, the rule's next evaluation) and forecasts again: no figure,
+    count or total of the caller's moves with the other partner's records."""
+    await settle(services)
+    documents = [d for d in sweep_requests(Secrets(), 1) if _root(d) in PROGRAM_QUERIES - BOARDS]
+    admins = ("admin@northwind.example", "admin@contoso.example")  # whose answers move
+
+    async def answers(*roles: str) -> dict[tuple[str, str], str]:
+        out = {}
+        for role in roles:
+            for document in documents:
+                response = await gql.post(document, None, token=world.tokens[role])
+                out[role, document] = _without_contests(response.json())
+        return out
+
+    before = await answers(*BLIND, *admins)
+    for vendor, partner in (("northwind", "Globex Systems"), ("contoso", "Wingtip Traders")):
+        admin = world.users[f"admin@{vendor}.example"]
+        async with services.db.session() as session:
+            claims = await session.exec(
+                select(SaleClaim.id).where(
+                    SaleClaim.partner_id == world.partners[partner].id,
+                    col(SaleClaim.state).in_(OPEN_STATES),
+                )
+            )
+            for claim in claims.all():
+                await approve_claim(gql, admin, graphql_id("SaleClaim", claim))
+    await settle(services)
+    after = await answers(*BLIND, *admins)
+    for admin in admins:
+        assert any(after[admin, d] != before[admin, d] for d in documents), admin
+    for (role, document), answer in after.items():
+        if role in BLIND and answer != before[role, document]:
+            failures.append(
+                f"as {role}, moved with {BLIND[role]}'s records: {document}\n"
+                f"before: {before[role, document][:1500]}\nafter:  {answer[:1500]}"
+            )
+    # The control arm (the first partners) reads the same whether its pilot runs or not.
+    for vendor in ("northwind", "contoso"):
+        admin = world.users[f"admin@{vendor}.example"]
+        async with services.db.session() as session:
+            pilots = await session.exec(select(Pilot.id).where(Pilot.vendor_id == admin.vendor_id))
+            for pilot in pilots.all():
+                ended = await gql.data(PILOT_END, {"input": {"id": graphql_id("Pilot", pilot)}},
+                                       as_user=admin)  # fmt: skip
+                assert not ended["pilotEnd"]["userErrors"], ended
+    await settle(services)
+    ended = await answers(*(role for role in BLIND if role not in MANAGERS))
+    for (role, document), answer in ended.items():
+        if answer != after[role, document]:
+            failures.append(
+                f"as {role}, moved when its pilot ended: {document}\n"
+                f"running: {after[role, document][:1500]}\nended:   {answer[:1500]}"
+            )
+    return len(before) + len(after) + len(ended)
+
+
+PILOT_END = """mutation($input: PilotInput!) { pilotEnd(input: $input) {
+  userErrors { field code message } } }"""
+
+
+def _without_contests(body: Any) -> str:
+    """The answer less what a contest's standings say (a rank, the points to a prize): they
+    move with every participant's score, which the board shows."""
+    actions = ((body.get("data") or {}).get("nextActions") or {}).get("actions")
+    if actions:
+        actions[:] = [a for a in actions if not str(a.get("kind", "")).startswith("CONTEST")]
+    return json.dumps(body, sort_keys=True)
+
+
+def _root(document: str) -> str:
+    return document.split("(")[0].split("{")[1].split()[0]
+
+
 CAMPAIGN_ROLES = (ANONYMOUS, *ROLES, *OTHER_PARTNER_ROLES)
 
 
@@ -489,8 +602,7 @@ async def test_program_records_leak_nothing_and_denied_mutations_change_nothing(
     sent = 0
     for role in (ANONYMOUS, *OTHER_PARTNER_ROLES):
         for document in sweep_requests(world.secrets[role], 1, world.own_ids[role]):
-            name = document.split("(")[0].split("{")[1].split()[0]
-            if name not in PROGRAM_QUERIES:
+            if _root(document) not in PROGRAM_QUERIES:
                 continue
             sent += 1
             leaks = await _send(gql, world, role, document, None)
@@ -530,6 +642,7 @@ async def test_program_records_leak_nothing_and_denied_mutations_change_nothing(
                 if refused and after != before:
                     changed.append(f"as {role}, refused but changed: {probe.document}")
                 before = after
+    sent += await _blind_to_the_other_partner(gql, services, world, failures)
     assert sent > 500, sent
     assert not changed, f"{len(changed)} mutations:\n" + "\n\n".join(changed[:20])
     assert not failures, f"{len(failures)} leaking answers of {sent}:\n" + "\n\n".join(
