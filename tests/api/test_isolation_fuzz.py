@@ -48,8 +48,10 @@ records were added):
   admins, finance and API keys are also checked for pilot arms (``control_leaks``);
 - ``test_program_records_leak_nothing_and_denied_mutations_change_nothing``
   (deterministic): what a program does to partners (tiers, risk flags, firings, overlays,
-  holds, pilots, forecasts, subscriptions): its queries as anonymous and as the other
-  partner's users; its mutations as every caller, with each id field given a record the
+  holds, pilots, forecasts, subscriptions): its queries as anonymous, the other partner's
+  users, the channel managers and the admins (each answer about a record the caller may
+  not read compared with the same question about no record: the same answer); its
+  mutations as every caller, with each id field given a record the
   caller may not touch (refused exactly as a missing record, nothing changed), and as each
   role with its own vendor's ids (refused: nothing changed); then, by difference, what the
   channel managers and the first partners' admins read does not move when the partner they
@@ -69,6 +71,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -579,11 +582,31 @@ def _without_contests(body: Any) -> str:
     return json.dumps(body, sort_keys=True)
 
 
+GLOBAL_ID = re.compile(r'"([A-Za-z0-9+/]{20,}={0,2})"')
+# Who sends the program queries here (the sweep above sends them as the rest), and who also
+# compares each answer about a record it may not read with one about no record.
+QUERY_ROLES = (
+    ANONYMOUS, *OTHER_PARTNER_ROLES, *MANAGERS, "admin@acme.example", "admin@fabrikam.example",
+    "admin@northwind.example", "admin@contoso.example",
+)  # fmt: skip
+MISSING_ROLES = frozenset(QUERY_ROLES) - {ANONYMOUS}
+
+
+def _row(global_id: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(decode_id(global_id).split(":", 1)[1])
+    except (ValueError, IndexError):
+        return None
+
+
 def _root(document: str) -> str:
     return document.split("(")[0].split("{")[1].split()[0]
 
 
-CAMPAIGN_ROLES = (ANONYMOUS, *ROLES, *OTHER_PARTNER_ROLES)
+# The mutations' callers: anonymous, each role of Northwind (the other vendor: Contoso's
+# ids), Contoso's channel manager (Wingtip unassigned), Globex's users (the other partner:
+# Acme's ids). Contoso's other roles would repeat Northwind's the other way round.
+CAMPAIGN_ROLES = (ANONYMOUS, *NORTHWIND_ROLES, "manager@contoso.example", *OTHER_PARTNER_ROLES[:2])
 
 
 @pytest.mark.slow
@@ -600,14 +623,31 @@ async def test_program_records_leak_nothing_and_denied_mutations_change_nothing(
     world = await seed_world(gql, services, settings, clock)
     failures = []
     sent = 0
-    for role in (ANONYMOUS, *OTHER_PARTNER_ROLES):
-        for document in sweep_requests(world.secrets[role], 1, world.own_ids[role]):
-            if _root(document) not in PROGRAM_QUERIES:
-                continue
+    compared = 0
+    for role in QUERY_ROLES:
+        secrets = world.secrets[role]
+        for document in sweep_requests(secrets, 1, world.own_ids[role]):
+            foreign = [i for i in GLOBAL_ID.findall(document) if _row(i) in secrets.ids]
+            if _root(document) not in PROGRAM_QUERIES or (role in ROLES and not foreign):
+                continue  # (the sweep sent it)
             sent += 1
-            leaks = await _send(gql, world, role, document, None)
+            body, leaks = await _mutate(gql, world, role, document)
             if leaks:
                 failures.append(_leak_report(role, document, None, leaks))
+            if role in MISSING_ROLES and foreign and _root(document) != "node":
+                # Answered exactly as about a record that does not exist.
+                missing = {i: graphql_id(decode_id(i).split(":")[0], NO_RECORD) for i in foreign}
+                nothing = document
+                for i, m in missing.items():
+                    nothing = nothing.replace(i, m)
+                sent, compared = sent + 1, compared + 1
+                answer, _ = await _mutate(gql, world, role, nothing)
+                if _outcome(body, *foreign) != _outcome(answer, *missing.values()):
+                    failures.append(
+                        f"as {role}, not answered as a missing record: {document}\n"
+                        f"{json.dumps(body)[:1500]}\nmissing: {json.dumps(answer)[:1500]}"
+                    )
+    assert compared > 200, compared  # ~320: the probes reach records
     changed = []
     async with services.outbox.paused(), services.webhooks.paused():
         for role in CAMPAIGN_ROLES:
