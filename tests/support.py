@@ -196,16 +196,24 @@ async def no_write_transaction_open(settings: Settings) -> bool:
             return False
         finally:
             connection.close()
+    idle = await pg_value(
+        settings.database_url,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+    )
+    return int(idle) == 0
+
+
+async def pg_value(database_url: str, query: str, *args: Any) -> Any:
+    """One value read on a PostgreSQL connection of its own, outside the app's pool (what
+    pg_stat_activity shows is a snapshot per transaction: a fresh one each time)."""
+    url = make_url(database_url)
     pg = await asyncpg.connect(
         host=url.host, port=url.port or 5432, user=url.username, password=url.password,
         database=url.database,
     )  # fmt: skip
     try:
-        idle = await pg.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
-        )
-        return int(idle) == 0
+        return await pg.fetchval(query, *args)
     finally:
         await pg.close()
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -18,23 +16,15 @@ from schema.context import Services
 from signals.maintenance import take_due
 from signals.models import SignalSnapshot
 from tests.factories import Tenant
-from tests.support import count_rows, wipe
+from tests.support import count_rows, pg_value, wipe
 
 
 async def waits_for(db: Database, pid: int) -> bool:
     """Whether a session is waiting for a lock the backend ``pid`` holds (asked on a
     connection of its own: pg_stat_activity is a snapshot per transaction)."""
-    url = make_url(db.url)
-    conn = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database,
-    )  # fmt: skip
-    try:
-        blocked = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid
-        )
-    finally:
-        await conn.close()
+    blocked = await pg_value(
+        db.url, "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))", pid
+    )
     return bool(blocked)
 
 
