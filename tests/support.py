@@ -180,6 +180,16 @@ def sql_statements(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine.sync_engine, "before_cursor_execute", record)
 
 
+async def post_as(http: httpx.AsyncClient, token: str, query: str, variables: Any) -> Any:
+    """A GraphQL POST to a server of the test's own (an API process), as ``token``'s
+    bearer: the JSON answer, whatever its status."""
+    response = await http.post(
+        "/graphql", json={"query": query, "variables": variables},
+        headers={"authorization": f"Bearer {token}"},
+    )  # fmt: skip
+    return response.json()
+
+
 async def no_write_transaction_open(settings: Settings) -> bool:
     """Nobody holds a write transaction open on the test's database: SQLite's write lock is
     free (taken and given back, without waiting), no PostgreSQL session (but this check's)

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -32,7 +31,7 @@ from tests.factories import Tenant, create_contest, gid
 from tests.private_redis import RedisUnderTest
 from tests.processes import api_process
 from tests.redis_proxy import HoldingProxy
-from tests.support import GQL, eventually
+from tests.support import GQL, eventually, post_as
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
@@ -91,14 +90,6 @@ async def _ledger(db: Database, tenant: Tenant, contest_id: uuid.UUID) -> dict[s
         return {names[p]: int(total) for p, total in rows}
 
 
-async def _post(http: httpx.AsyncClient, token: str, query: str, variables: Any) -> Any:
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables},
-        headers={"authorization": f"Bearer {token}"},
-    )  # fmt: skip
-    return response.json()
-
-
 async def test_redis_killed_inside_a_rebuild_the_board_is_rebuilt_exactly_once_back(
     own_redis: RedisUnderTest, settings: Settings, services: Services, gql: GQL, db: Database,
     clock: OffsetClock, tenant: Tenant,
@@ -116,7 +107,7 @@ async def test_redis_killed_inside_a_rebuild_the_board_is_rebuilt_exactly_once_b
     recovered: list[str] = []
 
     async def board() -> dict[str, int] | None:
-        answer = await _post(http, admin, BOARD, {"id": contest_id})
+        answer = await post_as(http, admin, BOARD, {"id": contest_id})
         if answer.get("errors"):
             return None
         return {
@@ -133,11 +124,11 @@ async def test_redis_killed_inside_a_rebuild_the_board_is_rebuilt_exactly_once_b
         for n, (step, marker, skip) in enumerate(STEPS):
             proxy.arm(marker, skip=skip)
             if n == 0:
-                changed = await _post(http, admin, PUBLISH, {"input": {"id": contest_id}})
+                changed = await post_as(http, admin, PUBLISH, {"input": {"id": contest_id}})
                 assert changed["data"]["contestPublish"]["userErrors"] == [], changed
             else:
                 metric = "UNITS" if metric == "REVENUE" else "REVENUE"
-                changed = await _post(
+                changed = await post_as(
                     http, admin, UPDATE, {"input": {"id": contest_id, "metric": metric}}
                 )
                 assert changed["data"]["contestUpdate"]["userErrors"] == [], changed
@@ -150,7 +141,7 @@ async def test_redis_killed_inside_a_rebuild_the_board_is_rebuilt_exactly_once_b
             assert all(expected.values())
 
             async def unavailable() -> bool:  # meanwhile, a read is a coded outage
-                errors = (await _post(http, admin, BOARD, {"id": contest_id})).get("errors")
+                errors = (await post_as(http, admin, BOARD, {"id": contest_id})).get("errors")
                 assert not errors or errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
                 return bool(errors)
 

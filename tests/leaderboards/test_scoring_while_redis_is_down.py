@@ -28,7 +28,7 @@ from tests.factories import CATALOGUE, Tenant, add_products, create_contest, gid
 from tests.private_redis import RedisUnderTest
 from tests.processes import api_process, cli_process
 from tests.subscriptions import scenarios as ss
-from tests.support import GQL, eventually
+from tests.support import GQL, eventually, post_as
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +40,6 @@ UPDATE = """mutation($input: ContestUpdateInput!) {
   contestUpdate(input: $input) { contest { id } userErrors { code message } } }"""
 BOARD = """query($id: ID!) { leaderboard(contestId: $id, first: 10) {
   edges { node { score participant { name } } } } }"""
-
-
-async def _post(http: httpx.AsyncClient, token: str, query: str, variables: Any) -> Any:
-    response = await http.post(
-        "/graphql", json={"query": query, "variables": variables},
-        headers={"authorization": f"Bearer {token}"},
-    )  # fmt: skip
-    return response.json()
 
 
 def _committed(answer: dict[str, Any], field: str) -> None:
@@ -111,26 +103,26 @@ async def test_score_requests_while_redis_is_down_end_on_the_board_once_it_is_ba
         httpx.AsyncClient(base_url=f"http://{address}", timeout=60) as http,
     ):
         for board in boards.values():  # built on this Redis
-            assert "errors" not in await _post(http, admin, BOARD, {"id": board})
+            assert "errors" not in await post_as(http, admin, BOARD, {"id": board})
         own_redis.kill()
 
         async def down() -> bool:
-            errors = (await _post(http, admin, BOARD, {"id": boards["REVENUE"]})).get("errors")
+            errors = (await post_as(http, admin, BOARD, {"id": boards["REVENUE"]})).get("errors")
             assert not errors or errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", errors
             return bool(errors)
 
         await eventually(down, within=30)
         token = gql.token(manager, ttl=timedelta(hours=1))
         reversal = {"input": {"id": claim, "reason": "REFUNDED", "note": "returned"}}
-        _committed(await _post(http, token, REVERSE, reversal), "saleClaimReverse")
-        won = await _post(http, token, deals.MARK_WON, {"input": {"id": deal}})
+        _committed(await post_as(http, token, REVERSE, reversal), "saleClaimReverse")
+        won = await post_as(http, token, deals.MARK_WON, {"input": {"id": deal}})
         _committed(won, "dealRegistrationMarkWon")
         expansion = {"input": {"subscriptionId": gid("CustomerSubscription", subscription.id),
                                "externalId": "up-1",
                                "amount": {"amount": "1500.00", "currency": "USD"}}}  # fmt: skip
-        _committed(await _post(http, finance, ss.EXPAND, expansion), "subscriptionExpand")
+        _committed(await post_as(http, finance, ss.EXPAND, expansion), "subscriptionExpand")
         renamed = {"input": {"id": boards["REVENUE"], "name": "Revenue (renamed)"}}
-        _committed(await _post(http, admin, UPDATE, renamed), "contestUpdate")
+        _committed(await post_as(http, admin, UPDATE, renamed), "contestUpdate")
         # An operator's rebuild says in one line that Redis is out of reach, and fails.
         async with cli_process(
             settings, "leaderboards", "rebuild", str(contests["NEW_ARR"].id),
@@ -151,7 +143,7 @@ async def test_score_requests_while_redis_is_down_end_on_the_board_once_it_is_ba
         async def boards_are_the_ledgers() -> bool:
             for metric, contest in contests.items():
                 credits, totals = await _ledger(db, tenant, contest.id)
-                answer = await _post(http, admin, BOARD, {"id": boards[metric]})
+                answer = await post_as(http, admin, BOARD, {"id": boards[metric]})
                 if credits != expected[metric] or answer.get("errors"):
                     return False
                 rows = answer["data"]["leaderboard"]["edges"]
