@@ -175,8 +175,9 @@ def value_refused(error: BaseException | None) -> bool:
 
 class Outage:
     """Tells of an outage once, however many attempts meet it: ``met`` reports the first
-    failure of an outage (what is out of reach, and why), ``over`` reports once that work
-    went through again. For commands that wait an outage out (``waiting_out``)."""
+    failure of an outage (what is out of reach, and why; or the database's contention),
+    ``over`` reports once that work went through again. For commands that wait an outage
+    out (``waiting_out``)."""
 
     def __init__(self, report: Callable[[str], None]) -> None:
         self._report = report
@@ -186,6 +187,13 @@ class Outage:
     def met(self, error: BaseException) -> None:
         if self._since is None:
             self._since = time.monotonic()
+            if to_run_again(error) and not is_unavailable(error):
+                self._what = "the work"
+                self._report(
+                    f"the database ended a transaction for contention ({first_line(error)}); "
+                    "running it again"
+                )
+                return
             self._what = _service(error)
             reason = (str(error).splitlines() or [""])[0][:200]
             self._report(
@@ -194,8 +202,9 @@ class Outage:
 
     def over(self) -> None:
         if self._since is not None:
+            back = "went through" if self._what == "the work" else "is back"
             self._report(
-                f"{self._what} is back after {time.monotonic() - self._since:.0f} s; carrying on"
+                f"{self._what} {back} after {time.monotonic() - self._since:.0f} s; carrying on"
             )
             self._since = None
 
@@ -215,14 +224,16 @@ async def waiting_out(
     backoff: tuple[float, float] = (0.2, 5.0),
 ) -> T:
     """``work()``, run again with capped exponential backoff for as long as it fails because
-    Redis, the database or another service is out of reach (``is_unavailable``); any other
-    error propagates. ``work`` must be safe to run again after such a failure."""
+    Redis, the database or another service is out of reach (``is_unavailable``) or the
+    database ended its transaction for contention (``to_run_again``: a deadlock, a lock
+    not granted in time); any other error propagates. ``work`` must be safe to run again
+    after such a failure."""
     delay = backoff[0]
     while True:
         try:
             result = await work()
         except Exception as exc:
-            if not is_unavailable(exc):
+            if not (is_unavailable(exc) or to_run_again(exc)):
                 raise
             outage.met(exc)
             await asyncio.sleep(delay)

@@ -84,9 +84,10 @@ async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
     # One line per import would drown the progress lines.
     logging.getLogger("deal_registration.sales.serials").setLevel(logging.WARNING)
     quiet_redis_tracebacks()
-    # A restart of the database or of Redis is waited out, said once each way: a step that
-    # met it runs again (the simulator carries on with a claim it made; dispatching again
-    # applies what is still pending).
+    # A restart of the database or of Redis is waited out, said once each way, and so is a
+    # transaction the database ended for contention: a step that met either runs again (the
+    # simulator carries on with a claim it made; dispatching again applies what is still
+    # pending).
     outage = Outage(lambda line: console.print(f"[yellow]{line}[/yellow]"))
     async with wiring(settings) as services:
         simulator = Simulator(services.db, services.clock, services.storage)

@@ -4,13 +4,16 @@ and GraphQL answers it SERVICE_UNAVAILABLE with a retry hint; a bad statement st
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 from graphql import GraphQLError
 from redis.exceptions import ReadOnlyError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from infra.db import Database
+from infra.db import Database, Waits
 from infra.outages import Outage, database_unreachable, is_unavailable, waiting_out
 from infra.outbox import is_transient
 from schema.extensions import MaskUnexpectedErrors
@@ -117,3 +120,36 @@ async def test_waiting_out_runs_a_step_again_through_an_outage_and_says_so_once(
     with pytest.raises(ValueError, match="a bug"):
         await waiting_out(bug, outage)
     assert len(told) == 2
+
+
+async def test_waiting_out_runs_a_step_again_after_contention_and_says_so(tmp_path: Path) -> None:
+    """A step whose transaction the database gave up on for contention (a real "database
+    is locked": another connection holds SQLite's write lock past the busy timeout) is run
+    again until it goes through, told as contention, not as an outage (it raised before)."""
+    path = tmp_path / "contended.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (n INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")  # SQLite's write lock, held until the step lets go
+    db = Database(f"sqlite+aiosqlite:///{path}", waits=Waits(sqlite_busy_seconds=0.05))
+    told: list[str] = []
+    calls = 0
+
+    async def step() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            holder.execute("COMMIT")
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+        return calls
+
+    try:
+        assert await waiting_out(step, Outage(told.append), backoff=(0.001, 0.002)) == 3
+        async with db.session() as session:
+            assert (await session.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
+    finally:
+        holder.close()
+        await db.dispose()
+    assert len(told) == 2, told
+    assert told[0].startswith("the database ended a transaction for contention (database is")
+    assert told[1].startswith("the work went through after")
