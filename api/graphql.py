@@ -34,7 +34,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
-from api import graphiql
+from api import graphiql, ws_persisted
 from api.auth import Authenticator, AuthFailure
 from api.multipart import parse_multipart
 from api.persisted_queries import PersistedQueries
@@ -211,6 +211,27 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
             add_ws_codes([message["payload"]])  # (this protocol's error payload is one error)
         await super().send_message(message)
 
+    async def handle_start(self, message: Any) -> None:
+        # The document named by its hash (api.ws_persisted), after the checks that come
+        # before the document (acknowledged: else 4401; the operation limit).
+        payload, op_id = message["payload"], message["id"]
+        limit = self.max_subscriptions_per_connection
+        if (
+            not ws_persisted.by_hash(payload)
+            or not self.connection_acknowledged
+            or (limit is not None and op_id not in self.tasks and len(self.tasks) >= limit)
+        ):
+            await super().handle_start(message)
+            return
+        view = cast(GraphQLView, self.view)
+        resolved = await ws_persisted.resolve(view.persisted, payload)
+        if isinstance(resolved, GraphQLError):
+            await self.send_message({"type": "error", "id": op_id, "payload": resolved.formatted})
+            return
+        payload, digest = resolved
+        await super().handle_start({**message, "payload": payload})
+        await ws_persisted.keep(view.persisted, self.schema, digest, payload)
+
     async def handle_async_results(
         self,
         operation_id: str,
@@ -293,6 +314,29 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
         if message.get("type") == "error" and isinstance(message.get("payload"), list):
             add_ws_codes(message["payload"])
         await super().send_message(message)
+
+    async def handle_subscribe(self, message: Any) -> None:
+        # The document named by its hash (api.ws_persisted), after the checks that come
+        # before the document (acknowledged: else 4401; a duplicate id: 4409; the
+        # operation limit). The refusal is an `error` for the id, as for TOO_MANY_OPERATIONS.
+        payload, op_id = message["payload"], message["id"]
+        limit = self.max_subscriptions_per_connection
+        if (
+            not ws_persisted.by_hash(payload)
+            or not self.connection_acknowledged
+            or op_id in self.operations
+            or (limit is not None and len(self.operations) >= limit)
+        ):
+            await super().handle_subscribe(message)
+            return
+        view = cast(GraphQLView, self.view)
+        resolved = await ws_persisted.resolve(view.persisted, payload)
+        if isinstance(resolved, GraphQLError):
+            await self.send_message({"id": op_id, "type": "error", "payload": [resolved.formatted]})
+            return
+        payload, digest = resolved
+        await super().handle_subscribe({**message, "payload": payload})
+        await ws_persisted.keep(view.persisted, self.schema, digest, payload)
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

@@ -1,10 +1,10 @@
-"""Automatic persisted queries over HTTP: the protocol Apollo Client's PersistedQueryLink
-and urql's persistedExchange speak (``extensions.persistedQuery = {version: 1,
-sha256Hash}``). A client first sends only the hash of its document; an unknown hash is
-answered ``PersistedQueryNotFound`` (code ``PERSISTED_QUERY_NOT_FOUND``, the message those
-clients match), and the client sends the document with its hash, which is checked and,
-once the operation has run, remembered: later requests, and GETs a CDN may cache, carry
-the hash alone.
+"""Automatic persisted queries over HTTP (and the websockets: api.ws_persisted): the
+protocol Apollo Client's PersistedQueryLink and urql's persistedExchange speak
+(``extensions.persistedQuery = {version: 1, sha256Hash}``). A client first sends only the
+hash of its document; an unknown hash is answered ``PersistedQueryNotFound`` (code
+``PERSISTED_QUERY_NOT_FOUND``, the message those clients match), and the client sends the
+document with its hash, which is checked and, once the operation has run, remembered:
+later requests, and GETs a CDN may cache, carry the hash alone.
 
 Documents are kept in Redis (shared by every API process, each for ``ttl`` after its last
 registration) behind a small cache per process. Only a document that ran (parsed and
@@ -108,9 +108,13 @@ class PersistedQueries:
             return None, None, _error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
         return found, None, None
 
-    async def register(self, digest: str, query: str) -> None:
-        """Keep ``query`` under ``digest`` (checked by ``resolve``) for ``ttl``."""
-        if len(query.encode()) > self._max_bytes:
+    async def register(self, digest: str, query: str, *, if_new: bool = False) -> None:
+        """Keep ``query`` under ``digest`` (checked by ``resolve``) for ``ttl``. ``if_new``:
+        not again while this process has it (a websocket client such as Apollo's sends the
+        document and its hash with every subscription: one Redis write per document and
+        process, not one per subscriber; should Redis lose it, a client told
+        ``PersistedQueryNotFound`` sends the document again and it is kept anew)."""
+        if len(query.encode()) > self._max_bytes or (if_new and digest in self._cached):
             return
         self._remember(digest, query)
         try:

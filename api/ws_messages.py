@@ -2,6 +2,9 @@
 (and as the reference server's ``validateMessage`` checks them): a message of another
 format closes the socket with 4400. The legacy ``graphql-ws`` protocol's ``start`` and
 ``stop`` have the shapes of ``subscribe`` and ``complete``, and are checked the same way.
+One liberty: a payload whose ``extensions`` name the document by its hash
+(``persistedQuery``, api.persisted_queries) may leave ``query`` out (or null), as the
+persisted-query protocol does over HTTP; graphql-ws clients send ``""`` instead.
 
 strawberry's handler reads the fields it needs and turns only a missing key into 4400; a
 ``payload`` that is a string or an ``id`` that is a list raised ``TypeError`` inside it,
@@ -50,6 +53,16 @@ def malformed(message: Any, *, legacy: bool = False) -> str | None:
     if not isinstance(payload, dict):
         return f"The {name} message's payload must be an object"
     for field, (types, described) in _SUBSCRIBE_PAYLOAD.items():
-        if not isinstance(payload.get(field), types):
+        value = payload.get(field)
+        if field == "query" and value is None and names_by_hash(payload):
+            continue  # the document named by its hash (api.persisted_queries)
+        if not isinstance(value, types):
             return f"The {name} payload's {field} must be {described}"
     return None
+
+
+def names_by_hash(payload: Mapping[str, Any]) -> bool:
+    """A subscribe (start) payload asking for an automatic persisted query: its
+    ``extensions`` hold ``persistedQuery``, and its ``query`` may be empty or absent."""
+    extensions = payload.get("extensions")
+    return isinstance(extensions, dict) and "persistedQuery" in extensions

@@ -1,0 +1,60 @@
+"""Automatic persisted queries over the websockets (both protocols, both paths of
+graphql-transport-ws), as api.persisted_queries serves them over HTTP.
+
+What the clients send in a `subscribe` (legacy: `start`) payload:
+- Apollo Client's PersistedQueryLink before the split to GraphQLWsLink: the document and
+  ``extensions.persistedQuery`` with its hash (``includeQuery: false`` is an HttpLink
+  option), on every subscription. Its link retries with the document only on an HTTP
+  error, never over a websocket; it never sends the hash alone here.
+- urql's ``persistedExchange({enableForSubscriptions: true})``: the hash alone first
+  (``query: ""`` through urql's documented ``forwardSubscription``: graphql-ws sends no
+  subscribe without a query string), and on an `error` whose message is
+  ``PersistedQueryNotFound`` the document with its hash, under a new id.
+
+So a document sent with its hash is checked (``PERSISTED_QUERY_HASH_MISMATCH`` runs
+nothing) and run; the hash alone runs the document kept under it, and an unknown hash is
+``PersistedQueryNotFound`` (``PERSISTED_QUERY_NOT_FOUND``), which urql recovers from. Each
+refusal is the protocol's for an operation refused before it runs: one `error` message
+(legacy: with one error object), the socket stays open. A document sent with its hash that
+passes the document checks and validation is kept, as over HTTP (shared with HTTP: one
+store), once per process (``PersistedQueries.register(if_new=True)``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError
+
+from api.persisted_queries import PersistedQueries
+from api.ws_limits import refusals
+from api.ws_messages import names_by_hash
+
+
+def by_hash(payload: Any) -> bool:
+    """A payload the persisted-query protocol applies to (its shape checked already)."""
+    return isinstance(payload, dict) and names_by_hash(payload)
+
+
+async def resolve(
+    persisted: PersistedQueries, payload: dict[str, Any]
+) -> tuple[dict[str, Any], str | None] | GraphQLError:
+    """The payload with the document to run as its ``query``, and the hash to keep it under
+    once it passes the checks (None: nothing to keep); or the error refusing it. An empty
+    ``query`` is none (graphql-ws clients cannot leave it out)."""
+    query, digest, refused = await persisted.resolve(
+        payload.get("query") or None, payload["extensions"]
+    )
+    if refused is not None:
+        return refused
+    return {**payload, "query": query}, digest
+
+
+async def keep(
+    persisted: PersistedQueries, schema: Any, digest: str | None, payload: dict[str, Any]
+) -> None:
+    """Keep a document sent with its hash if it passes the checks every operation gets (a
+    refused one is answered by the operation, and not kept)."""
+    query = payload["query"]
+    if digest is None or refusals(schema, query, payload.get("operationName")):
+        return
+    await persisted.register(digest, query, if_new=True)
