@@ -14,6 +14,9 @@ import { URL_HTTP, URL_WS, acmeSerial, check, finish, sleep, step, tokens, withT
 // GraphQLWsLink reads the global WebSocket when a subscription errors (Node 20 has none).
 globalThis.WebSocket ??= WebSocket;
 
+// Persisted documents are named for the run (a server keeps what it ran: a second run would
+// find them known and skip the exchange the checks look at).
+const RUN = Date.now();
 const T = await tokens('rep@acme.example', 'admin@northwind.example');
 const REP = T['rep@acme.example'];
 const ADMIN = T['admin@northwind.example'];
@@ -226,7 +229,8 @@ await step('persisted queries', async () => {
   const apq = new ApolloClient({ cache: new InMemoryCache(),
     link: new PersistedQueryLink({ sha256, useGETForHashedQueries: true }).concat(
       new HttpLink({ uri: URL_HTTP, fetch: fetchImpl, headers: { authorization: `Bearer ${REP}` } })) });
-  const query = gql`query MePersisted { me { role partner { name } } }`;
+  // (named for this run: a server keeps what it ran, and a second run would find it known)
+  const query = gql(`query MePersisted${RUN} { me { role partner { name } } }`);
   const first = await apq.query({ query, fetchPolicy: 'network-only' });
   check('PersistedQueryLink: the first query answered', first.data?.me?.role === 'PARTNER_REP', JSON.stringify(first));
   const [miss, sent] = fetchImpl.seen.slice(-2);
@@ -239,6 +243,73 @@ await step('persisted queries', async () => {
   const hit = fetchImpl.seen.at(-1);
   check('second: the hash alone by GET, answered with data', fetchImpl.seen.length === 3 && hit.method === 'GET'
     && !new URL(hit.uri).searchParams.has('query') && second.data?.me?.role === 'PARTNER_REP', JSON.stringify(hit));
+});
+
+await step('persisted queries and subscriptions', async () => {
+  // The usual app: the persisted link first, then the split, so subscriptions go through it
+  // too. GraphQLWsLink sends the document and its hash (the link's includeQuery: false is an
+  // HttpLink option): the server checks the hash and runs the subscription.
+  const sha256 = (text) => createHash('sha256').update(text).digest('hex');
+  const sent = [];
+  class RecordingWebSocket extends WebSocket {
+    send(data, ...rest) { sent.push(JSON.parse(String(data))); return super.send(data, ...rest); }
+  }
+  const wsClient = (generateHash) => {
+    const ws = createClient({ url: URL_WS, webSocketImpl: RecordingWebSocket, retryAttempts: 0,
+      connectionParams: () => ({ Authorization: `Bearer ${REP}` }) });
+    const http = new HttpLink({ uri: URL_HTTP, headers: { authorization: `Bearer ${REP}` } });
+    const link = ApolloLink.from([
+      new PersistedQueryLink(generateHash ? { generateHash } : { sha256 }),
+      ApolloLink.split(({ query }) => {
+        const def = getMainDefinition(query);
+        return def.kind === 'OperationDefinition' && def.operation === 'subscription';
+      }, new GraphQLWsLink(ws), http),
+    ]);
+    return { ws, client: new ApolloClient({ link, cache: new InMemoryCache() }) };
+  };
+  const { ws, client } = wsClient();
+  const query = gql(`subscription BoardPersisted${RUN}($contestId: ID!) { leaderboardChanged(contestId: $contestId, first: 5) {
+    contestId version final rows { rank score } me { rank score } } }`);
+  const updates = [];
+  let errored = null;
+  let wake;
+  const sub = client.subscribe({ query, variables: { contestId } }).subscribe({
+    next: (r) => { updates.push(r); wake?.(); }, error: (e) => { errored = e; wake?.(); },
+  });
+  const waitFor = (pred, ms, what) => withTimeout((async () => {
+    while (!pred()) await new Promise((r) => { wake = r; });
+  })(), ms, what);
+  try {
+    await waitFor(() => updates.length >= 1 || errored, 10000, 'first snapshot');
+    const first = updates[0]?.data?.leaderboardChanged;
+    check('PersistedQueryLink before GraphQLWsLink: the subscription\'s snapshot', Boolean(first) && first.contestId === contestId,
+      JSON.stringify(updates[0] ?? String(errored)));
+    const subscribe = sent.find((m) => m.type === 'subscribe');
+    check('what GraphQLWsLink sent: the document and extensions.persistedQuery with its SHA-256',
+      typeof subscribe?.payload?.query === 'string' && subscribe.payload.query.includes('leaderboardChanged')
+        && subscribe.payload.extensions?.persistedQuery?.sha256Hash === sha256(subscribe.payload.query),
+      JSON.stringify(subscribe));
+    if (!first) return;
+    await claimAndApprove('77.00');
+    await waitFor(() => updates.some((u) => u.data?.leaderboardChanged?.version > first.version) || errored, 15000,
+      'a push after the approval');
+    const later = updates.at(-1).data?.leaderboardChanged;
+    check('through the persisted link: a push with a higher version after an approved claim',
+      !errored && later?.version > first.version, `${first.version} -> ${later?.version} ${String(errored ?? '')}`);
+  } finally {
+    sub.unsubscribe();
+    await ws.dispose();
+  }
+  // A hash that is not the document's: refused as the operation starts, with the HTTP code.
+  const wrong = wsClient(() => '0'.repeat(64));
+  const result = await withTimeout(new Promise((resolve) => {
+    wrong.client.subscribe({ query, variables: { contestId } })
+      .subscribe({ next: (r) => resolve({ next: r }), error: (e) => resolve({ error: e }), complete: () => resolve({ complete: true }) });
+  }), 10000, 'a wrong hash');
+  await wrong.ws.dispose();
+  const errors = result.error?.errors ?? result.next?.error?.errors ?? [];
+  check('a wrong hash over GraphQLWsLink: CombinedGraphQLErrors with code PERSISTED_QUERY_HASH_MISMATCH, no data',
+    errors[0]?.extensions?.code === 'PERSISTED_QUERY_HASH_MISMATCH' && !result.next?.data, JSON.stringify(result));
 });
 
 await sleep(100);

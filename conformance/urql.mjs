@@ -6,8 +6,11 @@ import { Client, fetchExchange, gql, subscriptionExchange } from '@urql/core';
 import { persistedExchange } from '@urql/exchange-persisted';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { URL_HTTP, URL_WS, check, finish, sleep, step, tokens, withTimeout } from './common.mjs';
+import { URL_HTTP, URL_WS, acmeSerial, check, finish, sleep, step, tokens, withTimeout } from './common.mjs';
 
+// Persisted documents are named for the run (a server keeps what it ran: a second run would
+// find them known and skip the exchange the checks look at).
+const RUN = Date.now();
 const T = await tokens('rep@acme.example', 'admin@northwind.example');
 const REP = T['rep@acme.example'];
 const ADMIN = T['admin@northwind.example'];
@@ -53,6 +56,25 @@ const repFetch = recordingFetch();
 const rep = makeClient(REP, repFetch);
 const admin = makeClient(ADMIN, recordingFetch());
 const anon = makeClient(null, recordingFetch());
+
+// A claim the rep makes and the admin approves moves Acme on the REVENUE board.
+async function claimAndApprove(amount) {
+  for (let attempt = 0; attempt < 8; attempt += 1) {
+    const serial = acmeSerial(attempt * 11 + Math.floor(Math.random() * 1000));
+    const made = await rep.mutation(gql`mutation Claim($input: SaleClaimCreateInput!) { saleClaimCreate(input: $input) { saleClaim { id state serials { outcome } } userErrors { code message } } }`,
+      { input: { serials: [serial], customerName: 'Initech', invoiceNumber: `URQL-${serial}-${Date.now()}`,
+        saleDate: new Date().toISOString().slice(0, 10), amount: { amount, currency: 'USD' } } }).toPromise();
+    const claim = made.data?.saleClaimCreate?.saleClaim;
+    if (!claim || claim.serials[0].outcome !== 'VALID') continue;
+    if (!['AUTO_APPROVED', 'APPROVED'].includes(claim.state)) {
+      const approved = await admin.mutation(gql`mutation Approve($id: ID!) { saleClaimApprove(input: {id: $id, note: "conformance"}) { saleClaim { state } userErrors { code message } } }`,
+        { id: claim.id }).toPromise();
+      if (approved.error || approved.data.saleClaimApprove.userErrors.length) throw new Error(JSON.stringify(approved.data ?? String(approved.error)));
+    }
+    return claim.id;
+  }
+  throw new Error('no free demo serial found');
+}
 
 await step('lazy: false connects at once', async () => {
   await withTimeout((async () => { while (!connected.length) await sleep(50); })(), 10000, 'connected');
@@ -167,7 +189,7 @@ await step('persisted queries', async () => {
     fetchOptions: () => ({ headers: { authorization: `Bearer ${REP}` } }),
     exchanges: [persistedExchange({ preferGetForPersistedQueries: true, enableForMutation: true }), fetchExchange],
   });
-  const query = gql`query MeUrqlPersisted { me { role } }`;
+  const query = gql(`query MeUrqlPersisted${RUN} { me { role } }`);
   const first = await apq.query(query, {}).toPromise();
   check('persistedExchange: the first query answered', first.data?.me?.role === 'PARTNER_REP', String(first.error ?? ''));
   check('first: the hash alone (GET), then the document', seen.seen.length === 2 && seen.seen[0].method === 'GET'
@@ -177,11 +199,74 @@ await step('persisted queries', async () => {
   check('second: the hash alone by GET, answered with data', seen.seen.length === 3 && hit.method === 'GET'
     && !new URL(hit.uri).searchParams.has('query') && second.data?.me?.role === 'PARTNER_REP', JSON.stringify(hit));
   // A mutation by hash: a userErrors answer, by POST (never GET).
-  const mutation = gql`mutation MarkWon($input: DealRegistrationActionInput!) { dealRegistrationMarkWon(input: $input) { userErrors { code } } }`;
+  const mutation = gql(`mutation MarkWon${RUN}($input: DealRegistrationActionInput!) { dealRegistrationMarkWon(input: $input) { userErrors { code } } }`);
   const refused = await apq.mutation(mutation, { input: { id: 'nope' } }).toPromise();
   const posts = seen.seen.slice(3);
   check('a mutation by hash goes POST and is answered', posts.length >= 1 && posts.every((r) => r.method === 'POST')
     && (refused.data || refused.error?.graphQLErrors?.length), JSON.stringify({ posts, error: String(refused.error ?? '') }));
+});
+
+await step('persisted subscriptions', async () => {
+  // persistedExchange({ enableForSubscriptions: true }) over graphql-ws: the hash alone first
+  // (the `query: request.query || ''` of urql's documented forwardSubscription: graphql-ws
+  // sends no subscribe without a query string), PersistedQueryNotFound as the operation's
+  // `error`, then the document with its hash; the same document later by its hash alone.
+  const sent = [];
+  class RecordingWebSocket extends WebSocket {
+    send(data, ...rest) { sent.push(JSON.parse(String(data))); return super.send(data, ...rest); }
+  }
+  const socket = createClient({ url: URL_WS, webSocketImpl: RecordingWebSocket, retryAttempts: 0,
+    connectionParams: () => ({ Authorization: `Bearer ${REP}` }) });
+  const apq = new Client({
+    url: URL_HTTP, requestPolicy: 'network-only',
+    fetchOptions: () => ({ headers: { authorization: `Bearer ${REP}` } }),
+    exchanges: [persistedExchange({ enableForSubscriptions: true }), subscriptionExchange({
+      forwardSubscription(request) {
+        const input = { ...request, query: request.query || '' };
+        return { subscribe: (sink) => ({ unsubscribe: socket.subscribe(input, sink) }) };
+      },
+    }), fetchExchange],
+  });
+  const { data } = await rep.query(gql`query Contests { contests(first: 10) { edges { node { id metric status } } } }`, {}).toPromise();
+  const revenue = data.contests.edges.find((e) => e.node.metric === 'REVENUE' && e.node.status === 'LIVE')?.node.id;
+  if (!check('a live REVENUE contest to watch', Boolean(revenue), JSON.stringify(data))) return;
+  const board = gql(`subscription BoardUrqlPersisted${RUN}($contestId: ID!) { leaderboardChanged(contestId: $contestId, first: 5) { contestId version rows { rank score } } }`);
+  const subscribes = () => sent.filter((m) => m.type === 'subscribe').map((m) => m.payload);
+  try {
+    const pushes = [];
+    const sub = apq.subscription(board, { contestId: revenue }).subscribe((r) => pushes.push(r));
+    try {
+      await withTimeout((async () => { while (!pushes.length) await sleep(50); })(), 10000, 'first snapshot');
+      const first = pushes[0].data?.leaderboardChanged;
+      check('enableForSubscriptions: the subscription\'s snapshot', first?.contestId === revenue, JSON.stringify(pushes[0].data ?? String(pushes[0].error)));
+      const [miss, full] = subscribes();
+      check('first the hash alone (query ""), then, after PersistedQueryNotFound, the document with its hash',
+        subscribes().length === 2 && miss.query === '' && miss.extensions?.persistedQuery?.sha256Hash
+          && full.query.includes(`BoardUrqlPersisted${RUN}`) && full.extensions?.persistedQuery?.sha256Hash === miss.extensions.persistedQuery.sha256Hash,
+        JSON.stringify(subscribes()));
+      if (!first) return;
+      await claimAndApprove('66.00');
+      await withTimeout((async () => {
+        while (!pushes.some((p) => p.data?.leaderboardChanged?.version > first.version)) await sleep(50);
+      })(), 15000, 'a push after the approval');
+      check('a push with a higher version after an approved claim', pushes.every((p) => !p.error), JSON.stringify(pushes.map((p) => String(p.error ?? p.data.leaderboardChanged.version))));
+    } finally {
+      sub.unsubscribe();
+    }
+    // Now known: the same document by its hash alone is run.
+    const again = [];
+    const sub2 = apq.subscription(board, { contestId: revenue }).subscribe((r) => again.push(r));
+    try {
+      await withTimeout((async () => { while (!again.length) await sleep(50); })(), 10000, 'snapshot by hash');
+      const last = subscribes().at(-1);
+      check('again: the hash alone, answered with the snapshot', subscribes().length === 3 && last.query === ''
+        && again[0].data?.leaderboardChanged?.contestId === revenue, JSON.stringify({ last, result: again[0].data ?? String(again[0].error) }));
+    } finally {
+      sub2.unsubscribe();
+    }
+  } finally {
+    await socket.dispose();
+  }
 });
 
 check('keepAlive pings answered with pongs', pongs > 0, `${pongs}`);
