@@ -72,11 +72,9 @@ class PersistedQueries:
             return (
                 None,
                 None,
-                _error(
-                    "PersistedQueryNotSupported: only `extensions.persistedQuery` version 1 "
-                    "({version: 1, sha256Hash}) is served.",
-                    "PERSISTED_QUERY_NOT_SUPPORTED",
-                ),
+                # Only version 1 ({version: 1, sha256Hash}) is served. The message is what
+                # the clients match (urql's exactly): they then send full documents.
+                _error("PersistedQueryNotSupported", "PERSISTED_QUERY_NOT_SUPPORTED"),
             )
         digest = persisted.get("sha256Hash")
         if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
@@ -107,6 +105,10 @@ class PersistedQueries:
             # The message is what the clients match on: they then send the document.
             return None, None, _error("PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND")
         return found, None, None
+
+    def has(self, digest: str) -> bool:
+        """Whether this process keeps a document under ``digest`` (without asking Redis)."""
+        return digest in self._cached
 
     async def register(self, digest: str, query: str, *, if_new: bool = False) -> None:
         """Keep ``query`` under ``digest`` (checked by ``resolve``) for ``ttl``. ``if_new``:

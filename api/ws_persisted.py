@@ -55,6 +55,8 @@ async def keep(
     """Keep a document sent with its hash if it passes the checks every operation gets (a
     refused one is answered by the operation, and not kept)."""
     query = payload["query"]
-    if digest is None or refusals(schema, query, payload.get("operationName")):
+    if digest is None or persisted.has(digest):  # kept already: not checked again
+        return
+    if refusals(schema, query, payload.get("operationName")):
         return
     await persisted.register(digest, query, if_new=True)

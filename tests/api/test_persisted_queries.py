@@ -135,6 +135,8 @@ async def test_malformed_persisted_query_extensions_are_coded(
         response = await _post(client, body, token, GRAPHQL_RESPONSE)
         assert response.status_code == 400
         assert _code(response) == code
+        if code == "PERSISTED_QUERY_NOT_SUPPORTED":  # the message clients match, exactly
+            assert response.json()["errors"][0]["message"] == "PersistedQueryNotSupported"
 
 
 async def test_what_is_kept(client: httpx.AsyncClient, gql: GQL, tenant: Tenant) -> None:
