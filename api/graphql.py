@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any, cast
 
 import orjson
@@ -25,6 +26,7 @@ from strawberry.http.exceptions import (
     WebSocketDisconnected,
 )
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -70,6 +72,20 @@ HTTP_OPERATIONS = {
     "GET": frozenset({OperationType.QUERY}),
     "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
 }
+
+
+def pick_subprotocol(requested: Sequence[str], spoken: Sequence[str]) -> str | None:
+    """The websocket subprotocol for a handshake: graphql-transport-ws whenever the client
+    offers it, else the client's first one we speak (None: none, strawberry refuses 4406).
+
+    A client offering both protocols (gql's WebsocketsTransport and AIOHTTPWebsocketsTransport
+    send ``graphql-ws, graphql-transport-ws`` and speak whichever the server picks) gets the
+    one that carries queries and mutations too: the legacy protocol carries subscriptions
+    only here, so with the client's first choice gql's default transport could run no query
+    (its ``fetch_schema_from_transport`` included). RFC 6455 leaves the choice to the server."""
+    if GRAPHQL_TRANSPORT_WS_PROTOCOL in requested and GRAPHQL_TRANSPORT_WS_PROTOCOL in spoken:
+        return GRAPHQL_TRANSPORT_WS_PROTOCOL
+    return next((p for p in requested if p in spoken), None)
 
 
 def subscription_over_http_error() -> GraphQLError:
@@ -412,6 +428,9 @@ class GraphQLView(GraphQL[Context, None]):
         return super().should_render_graphql_ide(request) and not request.query_params.get(
             "extensions"
         )
+
+    async def pick_websocket_subprotocol(self, request: Any) -> str | None:
+        return pick_subprotocol(request["subprotocols"], self.websocket_subprotocols)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """Our GraphiQL page: its assets come from this app, not a CDN (works offline)."""

@@ -7,8 +7,8 @@ middleware and router → the view → strawberry's handler → its message iter
 Starlette's WebSocket), and each leaderboard operation held a task of its own, six
 coroutines deep, that woke only when its socket fell behind.
 
-Here a websocket on /graphql whose chosen subprotocol (the client's first one we speak, as
-strawberry picks it) is graphql-transport-ws skips the middleware and the router:
+Here a websocket on /graphql whose chosen subprotocol (api.graphql.pick_subprotocol, as the
+view picks it) is graphql-transport-ws skips the middleware and the router:
 ``App.__call__`` hands it to ``serve``, which does what strawberry's ``run`` does for one
 (origin check, accept, context) and then reads uvicorn's ``receive`` itself, feeding each
 message to strawberry's own ``handle_message`` on our ``TransportWSHandler`` (so every
@@ -45,7 +45,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from api.graphql import GraphQLView, TransportWSHandler
+from api.graphql import GraphQLView, TransportWSHandler, pick_subprotocol
 from api.ws_limits import MESSAGE_TOO_BIG, LimitedWebSocketAdapter, too_big
 from api.ws_sessions import close_after_failure
 from infra.ws_direct import SCOPE_KEY, slim
@@ -54,9 +54,8 @@ PATH = "/graphql"
 
 
 def chosen_subprotocol(view: GraphQLView, scope: Scope) -> str | None:
-    """The subprotocol strawberry would pick: the client's first one that we speak."""
-    offered = view.websocket_subprotocols
-    return next((p for p in scope.get("subprotocols") or () if p in offered), None)
+    """The subprotocol the view picks (api.graphql.pick_subprotocol)."""
+    return pick_subprotocol(scope.get("subprotocols") or (), view.websocket_subprotocols)
 
 
 class App(Starlette):

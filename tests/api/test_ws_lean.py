@@ -34,14 +34,15 @@ def scope(*subprotocols: str) -> Scope:
     return {"type": "websocket", "path": "/graphql", "subprotocols": list(subprotocols)}
 
 
-def test_the_clients_first_subprotocol_we_speak_chooses_the_path(app: Starlette) -> None:
+def test_the_subprotocol_the_view_picks_chooses_the_path(app: Starlette) -> None:
     assert isinstance(app, App)
     view = app.view
     assert view is not None
     lean = "graphql-transport-ws"
     assert chosen_subprotocol(view, scope(lean)) == lean
     assert chosen_subprotocol(view, scope("chat", lean, "graphql-ws")) == lean
-    assert chosen_subprotocol(view, scope("graphql-ws", lean)) == "graphql-ws"  # legacy path
+    assert chosen_subprotocol(view, scope("graphql-ws", lean)) == lean  # offered: preferred
+    assert chosen_subprotocol(view, scope("chat", "graphql-ws")) == "graphql-ws"  # legacy path
     assert chosen_subprotocol(view, scope("chat")) is None  # strawberry refuses it (4406)
 
 
