@@ -17,6 +17,7 @@ from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
 from infra.redis import AnyRedis, Keys
+from infra.tasks import to_completion
 from leaderboards.fanout import Fanout
 from leaderboards.runtime import Leaderboards
 from next_actions.actions import Source
@@ -92,10 +93,14 @@ def open_operation_scope() -> OperationScope:
 
 
 async def close_operation_scope(scope: OperationScope) -> None:
+    """Close the operation's session, to its end even if the operation's task is cancelled
+    meanwhile: a websocket closed by its client right after a query's `next` cancels the
+    operation as its scope closes, and a close cut off left the session's connection checked
+    out of the pool until the garbage collector found it (SQLAlchemy logs that at ERROR)."""
     scope.closed = True
     if scope.session is not None:
         session, scope.session = scope.session, None
-        await session.close()
+        await to_completion(session.close())
 
 
 @dataclass

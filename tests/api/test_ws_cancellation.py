@@ -10,13 +10,16 @@ campaign (test_ws_fuzz) found it: a binary frame closing a socket while a
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from typing import Any
 
 import pytest
+import websockets
 from starlette.applications import Starlette
 
 from api.ws_lean import App
+from infra.db import Database
 from infra.pubsub import Hub
 from partners.roles import Role
 from schema.context import Services
@@ -25,6 +28,7 @@ from tests.support import GQL, answers, eventually, live_server, ws_client
 
 pytestmark = pytest.mark.slow
 
+GTWS = "graphql-transport-ws"
 DEALS = "subscription { dealRegistrationStatusChanged { registrationId status } }"
 
 
@@ -88,3 +92,42 @@ async def test_a_legacy_stop_ends_an_operation_whose_cancellation_was_lost(
             return deal_listeners(services) == 0
 
         await eventually(released)
+
+
+def operation_tasks() -> list[asyncio.Task[object]]:
+    return [
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "").endswith(".run_operation")
+    ]
+
+
+async def test_a_socket_closed_right_after_a_querys_answer_returns_its_connection(
+    app: Starlette, gql: GQL, db: Database, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that closes its socket as soon as a query's `next` arrives (Python's gql
+    could: its execute returns on the first result) cancelled the operation while its scope
+    closed the session: the connection stayed checked out of the pool until the garbage
+    collector found it, and SQLAlchemy logged "The garbage collector is trying to clean up
+    non-checked-in connection" at ERROR (conformance/run fails on that)."""
+    token = gql.token(tenant.user(Role.PARTNER_REP))
+    query = {"query": "query Me { me { role partner { name } } }"}
+    async with live_server(app) as address:
+        for _ in range(10):
+            async with websockets.connect(f"ws://{address}/graphql", subprotocols=[GTWS]) as ws:  # type: ignore[list-item]
+                init = {"type": "connection_init", "payload": {"Authorization": token}}
+                await ws.send(json.dumps(init))
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": query}))
+                answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert answer["payload"]["data"]["me"]["role"] == "PARTNER_REP", answer
+            # (closed at once, `complete` unread)
+
+        async def ended() -> bool:
+            return not operation_tasks()
+
+        await eventually(ended)
+        gc.collect()
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    leaked = [r for r in caplog.records if "non-checked-in connection" in r.getMessage()]
+    assert not leaked, leaked[0].getMessage()
