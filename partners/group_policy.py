@@ -1,11 +1,14 @@
 """Who may do what with partner groups and program tiers. Partner roles never see groups
-(not even their own group names): groups may encode the vendor's internal segmentation."""
+(not even their own group names): groups may encode the vendor's internal segmentation.
+A group another domain fills (``managed_by``: a pilot's treatment arm) says who is in a
+pilot's arm: it is read only by the roles that read pilots (``pilots.policy``: vendor
+admins and finance), not by channel managers, who talk to the partners in it."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from partners.policy import VENDOR_ADMIN, VENDOR_STAFF, Policy
+from partners.policy import FINANCE_OR_ADMIN, VENDOR_ADMIN, VENDOR_STAFF, Policy
 
 
 class GroupOp(StrEnum):
@@ -31,3 +34,5 @@ GROUPS = Policy[GroupOp](
         GroupOp.TIER_SET: VENDOR_ADMIN,
     }
 )
+
+MANAGED_GROUP_READERS = FINANCE_OR_ADMIN

@@ -39,7 +39,7 @@ from partners.group_models import (
     PartnerGroupMembership,
     PartnerTierChange,
 )
-from partners.group_policy import GROUPS, GroupOp
+from partners.group_policy import GROUPS, MANAGED_GROUP_READERS, GroupOp
 from partners.models import Partner
 from partners.roles import Principal
 
@@ -345,10 +345,14 @@ def member_ids_at(group_id: uuid.UUID, at: datetime) -> SelectOfScalar[uuid.UUID
 
 
 def readable_groups(principal: Principal) -> SelectOfScalar[PartnerGroup]:
-    """Vendor staff read their vendor's groups; partner roles read none."""
+    """Vendor staff read their vendor's groups, but for a pilot's treatment arm, which only
+    vendor admins and finance read (``MANAGED_GROUP_READERS``); partner roles read none."""
     if not GROUPS.allows(principal, GroupOp.READ):
         return select(PartnerGroup).where(false())
-    return select(PartnerGroup).where(PartnerGroup.vendor_id == principal.vendor_id)
+    stmt = select(PartnerGroup).where(PartnerGroup.vendor_id == principal.vendor_id)
+    if principal.role not in MANAGED_GROUP_READERS:
+        stmt = stmt.where(col(PartnerGroup.managed_by).is_(None))
+    return stmt
 
 
 def readable_members(

@@ -299,6 +299,44 @@ async def test_the_treatment_group_is_the_pilots_to_fill(
     assert len(listed["partnerGroup"]["members"]["edges"]) == 4
 
 
+GROUP_READS = (
+    "{ partnerGroups(includeArchived: true) { edges { node { id name } } } }",
+    "query($id: ID!) { partnerGroup(id: $id) { id name description managedBy } }",
+    "query($id: ID!) { node(id: $id) { id ... on PartnerGroup { name } } }",
+)
+
+
+async def test_a_channel_manager_reads_no_treatment_group(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    """The treatment group tells who is in a pilot's arm: like the pilot, only vendor admins
+    and finance read it. A channel manager, who reads the vendor's other groups, gets the
+    answer it would get about a group that does not exist, running or ended."""
+    clock.freeze(T0)
+    tenant = await ps.pilot_tenant(db, clock)
+    resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
+    made = await create(gql, tenant, ps.create_input(resellers, T0 + timedelta(days=30)))
+    pilot = made["pilot"]
+    assert isinstance(pilot, dict)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=admin)
+    treatment = pilot["treatmentGroup"]["id"]
+    missing = gid("PartnerGroup", uuid.UUID(int=1))
+    for step in ("running", "ended"):
+        for role in (Role.VENDOR_ADMIN, Role.FINANCE):
+            read = await gql.data(GROUP_READS[1], {"id": treatment}, as_user=tenant.user(role))
+            assert read["partnerGroup"]["managedBy"] == "pilot", (step, role)
+        manager = tenant.user(Role.CHANNEL_MANAGER)
+        listed = await gql.data(GROUP_READS[0], as_user=manager)
+        assert resellers in [e["node"]["id"] for e in listed["partnerGroups"]["edges"]]
+        assert treatment not in str(listed), step
+        for query in GROUP_READS[1:]:
+            about = await gql(query, {"id": treatment}, as_user=manager)
+            nothing = await gql(query, {"id": missing}, as_user=manager)
+            assert about == nothing, (step, query, about)
+        await gql.data(END, {"input": {"id": pilot["id"]}}, as_user=admin)
+
+
 async def test_who_may_do_what_and_refusals_change_nothing(
     gql: GQL, db: Database, clock: OffsetClock, other_tenant: Tenant
 ) -> None:
