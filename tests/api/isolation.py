@@ -687,6 +687,29 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
     for email in (*NORTHWIND_ROLES, *CONTOSO_ROLES, *OTHER_PARTNER_ROLES):
         if email in users:
             tokens[email] = gql.token(users[email])
+    world = World(
+        tokens=tokens, secrets={}, own_ids={}, users=users,
+        partners={**partners, wingtip.name: wingtip}, vendors=vendors,
+    )  # fmt: skip
+    await read_secrets(services, world)
+    return world
+
+
+def renew_tokens(gql: GQL, world: World) -> None:
+    """Fresh tokens for the users (those issued before the clock moved on have expired)."""
+    for email in world.tokens:
+        if email in world.users:
+            world.tokens[email] = gql.token(world.users[email])
+
+
+async def read_secrets(services: Services, world: World) -> None:
+    """What each caller must never read, from the rows there are now (``world.secrets``),
+    and the global ids of its own vendor's rows (``world.own_ids``): read again after a
+    test adds records."""
+    vendors, partners = world.vendors, world.partners
+    northwind, contoso = vendors["northwind"], vendors["contoso"]
+    acme, globex = partners["Acme Resellers"], partners["Globex Systems"]
+    fabrikam, wingtip = partners["Fabrikam Solutions"], partners["Wingtip Traders"]
     of_contoso = await _vendor_secrets(services, contoso, northwind)
     of_northwind = await _vendor_secrets(services, northwind, contoso)
     secrets = {role: of_contoso for role in NORTHWIND_ROLES}
@@ -742,10 +765,7 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
     own |= {
         role: own[theirs] for role, theirs in zip(OTHER_PARTNER_ROLES, PARTNER_ROLES, strict=True)
     }
-    return World(
-        tokens=tokens, secrets=secrets, own_ids=own, users=users,
-        partners={**partners, wingtip.name: wingtip}, vendors=vendors,
-    )  # fmt: skip
+    world.secrets, world.own_ids = secrets, own
 
 
 # --- documents selecting every leaf ---------------------------------------------------
@@ -846,17 +866,18 @@ def fits_limits(document: str) -> bool:
     return tokens < 1900 and fields < 480 and len(document) < 30_000
 
 
-# --- what tells a partner it sits in a pilot's control arm ----------------------------
+# --- what tells a partner it sits in a pilot's arm (control or treatment) -------------
 
-CONTROL_WORD = re.compile(r"\bcontrol\b", re.IGNORECASE)
+# An arm named in words: a treatment arm's partner must not learn it was in one either.
+CONTROL_WORD = re.compile(r"\b(control|treatment)\b", re.IGNORECASE)
 ARM_KEYS = re.compile(r"control|treatment|pilot|\barm\b", re.IGNORECASE)
 
 
 def control_leaks(body: Any, sent: str) -> list[str]:
     """What in an answer to a partner role (or anyone outside the vendor's staff) speaks
     of pilot arms: a field about arms, pilots, control or treatment with a value (a count,
-    a mean, an arm), the word "control" in any text of the data, or in an error's unless
-    the caller's own document said it."""
+    a mean, an arm), the word "control" or "treatment" in any text of the data, or in an
+    error's unless the caller's own document said it."""
     found: list[str] = []
 
     def walk(node: Any, path: str, in_errors: bool) -> None:
