@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import uuid
@@ -44,7 +45,7 @@ from signals.definitions import DEFINITIONS, Visibility
 from tests.api.fuzzing import decode_id, graphql_id, node_types
 from tests.deal_registration.registrations.scenarios import submit as submit_deal
 from tests.factories import Tenant, create_contest, principal_of
-from tests.support import GQL, multipart
+from tests.support import GQL, _graphql_schema, multipart
 
 NORTHWIND_ROLES = (
     "admin@northwind.example",
@@ -896,4 +897,51 @@ def control_leaks(body: Any, sent: str) -> list[str]:
     if isinstance(body, dict):
         walk(body.get("data"), "data", False)
         walk([body.get("errors"), body.get("extensions")], "errors", True)
+    return found
+
+
+# --- what the schema keeps for vendor roles ------------------------------------------
+
+VENDOR_ONLY = re.compile(r"vendor (roles|staff) only|vendor-internal", re.IGNORECASE)
+
+
+@functools.cache
+def _vendor_only() -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+    """The types and (type, field)s the schema describes as for vendor roles only."""
+    schema = _graphql_schema()
+    types, fields = set(), set()
+    for name, kind in schema.type_map.items():
+        if not isinstance(kind, graphql.GraphQLObjectType) or name.startswith("__"):
+            continue
+        if VENDOR_ONLY.search(kind.description or ""):
+            types.add(name)
+        for field_name, f in kind.fields.items():
+            if VENDOR_ONLY.search(f.description or ""):
+                fields.add((name, field_name))
+    return frozenset(types), frozenset(fields)
+
+
+def vendor_only_values(body: Any) -> list[str]:
+    """Every value in an answer's data that the schema keeps for vendor roles (a field
+    described "Vendor roles only", or an object of such a type): none may reach a partner
+    role or anonymous, not even a count or a zero."""
+    types, fields = _vendor_only()
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            typename = node.get("__typename")
+            if typename in types:
+                found.append(f"{path}: a {typename}")
+                return
+            for key, value in node.items():
+                if (typename, key) in fields and value is not None:
+                    found.append(f"{path}.{key} = {json.dumps(value)[:80]}")
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    if isinstance(body, dict):
+        walk(body.get("data"), "data")
     return found

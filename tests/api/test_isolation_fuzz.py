@@ -134,6 +134,7 @@ from tests.api.isolation import (
     MANAGERS,
     NORTHWIND_ROLES,
     OTHER_PARTNER_ROLES,
+    PARTNER_ROLES,
     STATEMENTS,
     TRIAL_PROGRAM,
     Secrets,
@@ -149,6 +150,7 @@ from tests.api.isolation import (
     seed_world,
     selection,
     settle,
+    vendor_only_values,
 )
 from tests.support import GQL, _graphql_schema
 
@@ -167,6 +169,8 @@ async def _send(
     leaks = world.secrets[role].found_in(body, sent)
     if role not in STAFF:
         leaks += control_leaks(body, sent)
+    if role in PARTNER_SIDE:
+        leaks += vendor_only_values(body)
     return leaks
 
 
@@ -276,6 +280,8 @@ CONTROLS = {  # (the admin, reading as if it were this partner role): what it mu
     ),
 }
 ROLES = (*NORTHWIND_ROLES, *CONTOSO_ROLES)
+# Who reads no value the schema keeps for vendor roles (``vendor_only_values``).
+PARTNER_SIDE = frozenset({ANONYMOUS, *PARTNER_ROLES, *OTHER_PARTNER_ROLES})
 # Vendor staff may read pilots and their arms; nobody else reads a word of them.
 STAFF = frozenset(
     {"admin@northwind.example", "finance@northwind.example", "key@northwind", "control",
@@ -495,6 +501,8 @@ async def _mutate(gql: GQL, world: World, role: str, document: str) -> tuple[Any
     leaks = world.secrets[role].found_in(body, document)
     if role not in STAFF:
         leaks += control_leaks(body, document)
+    if role in PARTNER_SIDE:
+        leaks += vendor_only_values(body)
     return body, leaks
 
 
@@ -757,51 +765,6 @@ ARM_QUERIES = frozenset(
 CONTROL_ARM = ("admin@acme.example", "rep@acme.example", "admin@fabrikam.example",
                "rep@fabrikam.example")  # fmt: skip
 TREATMENT_ARM = OTHER_PARTNER_ROLES  # Globex's and Wingtip's users
-VENDOR_ONLY = re.compile(r"vendor (roles|staff) only|vendor-internal", re.IGNORECASE)
-
-
-@cache
-def _vendor_only() -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
-    """The types and (type, field)s the schema describes as for vendor roles only."""
-    schema = _graphql_schema()
-    types, fields = set(), set()
-    for name, kind in schema.type_map.items():
-        if not isinstance(kind, graphql.GraphQLObjectType) or name.startswith("__"):
-            continue
-        if VENDOR_ONLY.search(kind.description or ""):
-            types.add(name)
-        for field_name, f in kind.fields.items():
-            if VENDOR_ONLY.search(f.description or ""):
-                fields.add((name, field_name))
-    return frozenset(types), frozenset(fields)
-
-
-def vendor_only_values(body: Any) -> list[str]:
-    """Every value in an answer's data that the schema keeps for vendor roles (a field
-    described "Vendor roles only", or an object of such a type): none may reach a partner
-    role or anonymous, not even a count or a zero."""
-    types, fields = _vendor_only()
-    found: list[str] = []
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            typename = node.get("__typename")
-            if typename in types:
-                found.append(f"{path}: a {typename}")
-                return
-            for key, value in node.items():
-                if (typename, key) in fields and value is not None:
-                    found.append(f"{path}.{key} = {json.dumps(value)[:80]}")
-                walk(value, f"{path}.{key}")
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{path}[{i}]")
-
-    if isinstance(body, dict):
-        walk(body.get("data"), "data")
-    return found
-
-
 PILOT_EXTEND = """mutation($input: PilotExtendInput!) { pilotExtend(input: $input) {
   userErrors { field code message } } }"""
 HELD = """{ payouts(first: 50, status: HELD) { edges { node { id partnerId status holds {
@@ -833,7 +796,6 @@ async def _pilots_change(gql: GQL, services: Services, world: World, failures: l
         for role in (*CONTROL_ARM, *TREATMENT_ARM):
             for document in documents:
                 body, leaks = await _mutate(gql, world, role, document)
-                leaks += vendor_only_values(body)
                 if leaks:
                     failures.append(f"({phase}) " + _leak_report(role, document, None, leaks))
                 out[role, document] = _without_contests(body)
@@ -1033,8 +995,6 @@ async def test_closed_quarters_risk_holds_and_ended_pilots_leak_nothing(
         for document in _gap_documents(world, role):
             sent += 1
             body, leaks = await _mutate(gql, world, role, document)
-            if role not in STAFF and role not in MANAGERS and not role.startswith("key@"):
-                leaks += vendor_only_values(body)
             if leaks:
                 failures.append(_leak_report(role, document, None, leaks))
             foreign = [i for i in GLOBAL_ID.findall(document) if _row(i) in secrets.ids]
