@@ -458,6 +458,8 @@ PAYOUT_HOLD = """mutation($input: PayoutHoldInput!) { payoutHold(input: $input) 
   statement { status } userErrors { field code message } } }"""
 FORECAST = """mutation($input: ForecastSubmitInput!) { forecastSubmit(input: $input) {
   userErrors { field code message } } }"""
+PILOT_END = """mutation($input: PilotInput!) { pilotEnd(input: $input) {
+  userErrors { field code message } } }"""
 WINGTIP_HOLD_NOTE = "Wingtip's March invoices are under audit by our finance team"
 WINGTIP_FORECAST_NOTE = "Wingtip's quarter hangs on the Sydney harbour tender"
 WINGTIP_FORECAST = "31337.00"

@@ -135,6 +135,7 @@ from tests.api.isolation import (
     NORTHWIND_ROLES,
     OTHER_PARTNER_ROLES,
     PARTNER_ROLES,
+    PILOT_END,
     STATEMENTS,
     TRIAL_PROGRAM,
     Secrets,
@@ -603,10 +604,6 @@ async def _blind_to_the_other_partner(
                 f"running: {after[role, document][:1500]}\nended:   {answer[:1500]}"
             )
     return len(before) + len(after) + len(ended)
-
-
-PILOT_END = """mutation($input: PilotInput!) { pilotEnd(input: $input) {
-  userErrors { field code message } } }"""
 
 
 def _without_contests(body: Any) -> str:

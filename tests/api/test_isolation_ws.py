@@ -12,12 +12,15 @@ must never read; a display key of one of Northwind's contests joins it.
   every field with no id, with ids of its own vendor, and with ids it may not read
   (another vendor's, another partner's, as global ids and as raw UUIDs): ~490 operations
   on ~100 sockets per protocol; then each partner of each vendor claims a sale the vendor
-  approves and both register the same customer (one approved, one rejected). A
+  approves and both register the same customer (one approved, one rejected); before the
+  second round both pilots end. A
   subscription naming what its caller may not read is refused with a coded error
   (``REFUSALS``) and never pushes; every error carries a code that is not a bug's; nothing
   received (data, errors, extensions) names a row, a name or an e-mail the caller must not
   read, nor vendor-internal data for a partner role (the HTTP fuzz's scanner: raw UUIDs,
-  global ids of any type, cursors, texts); the feeds did push (controls); a board's two
+  global ids of any type, cursors, texts; a value the schema keeps for vendor roles), nor
+  a word of pilot arms to anyone but vendor admins, finance and API keys, while the pilots
+  run and after they end; the feeds did push (controls); a board's two
   paths serve the same callers alike.
 - ``test_pushes_follow_a_change_of_reach``: a channel manager unassigned, a partner taken
   off a contest's eligible partners and out of the group a contest targets, a contest
@@ -61,13 +64,17 @@ from tests.api.isolation import (
     OTHER_PARTNER_ROLES,
     PARTNER_ROLES,
     PAYOUT_HOLD,
+    PILOT_END,
     World,
+    _ok,
     approve_claim,
     claim_sale,
+    control_leaks,
     fits_limits,
     seed_world,
     selection,
     settle,
+    vendor_only_values,
 )
 from tests.deal_registration.registrations.scenarios import APPROVE, REJECT, START_REVIEW
 from tests.deal_registration.registrations.scenarios import submit as submit_deal
@@ -89,6 +96,11 @@ DISPLAY = "display@northwind"  # a display key of one of Northwind's contests
 ROLES = (ANONYMOUS, *NORTHWIND_ROLES, DISPLAY, *CONTOSO_ROLES, *OTHER_PARTNER_ROLES)
 # How a subscription that names what the caller may not read is refused.
 REFUSALS = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"}
+# Who may read a pilot's arms (the others, and above all partners, never read a word of
+# them, before or after the pilot ends), and who reads no value kept for vendor roles.
+ARMS_READERS = frozenset({"admin@northwind.example", "finance@northwind.example",
+                          "key@northwind", "admin@contoso.example", "key@contoso"})  # fmt: skip
+PARTNER_SIDE = frozenset({ANONYMOUS, *PARTNER_ROLES, *OTHER_PARTNER_ROLES})
 # The Node type each ID argument of a Subscription field names.
 ARGUMENT_TYPES = {
     "id": "DealRegistration",
@@ -424,9 +436,13 @@ class Changes:
 async def make_changes(gql: GQL, world: World, clock: OffsetClock, round_: int) -> Changes:
     """On both vendors: each partner's rep claims a sale the vendor approves, and
     registers the same customer as the other partner (a conflict): the first is approved,
-    the second rejected."""
+    the second rejected. Before the second round, both pilots end."""
     changes = Changes()
     users = world.users
+    if round_ == 1:  # the second round's pushes come after the pilots ended
+        for vendor in ("northwind", "contoso"):
+            pilot = world.own_ids[f"admin@{vendor}.example"]["Pilot"][0]
+            await _ok(gql, PILOT_END, {"input": {"id": pilot}}, users[f"admin@{vendor}.example"])
     for admin, first, second, serials in (
         ("admin@northwind.example", "Acme Resellers", "Globex Systems",
          (f"DEMO-{20 + round_:06d}", f"DEMO-{520 + round_:06d}")),
@@ -526,6 +542,10 @@ def findings(world: World, probes: list[Probe]) -> list[str]:
             else:
                 body = payload if isinstance(payload, dict) else {}
             leaks = world.secrets[role].found_in(body, sent)
+            if probe.role not in ARMS_READERS:
+                leaks += control_leaks(body, sent)
+            if probe.role in PARTNER_SIDE:
+                leaks += vendor_only_values(body)
             if leaks:
                 out.append(f"{probe}: leaks {leaks}\n{json.dumps(message)[:2000]}")
         codes = [_coded(e) for e in probe.errors()]
