@@ -26,7 +26,8 @@ from earnings.payouts import month_start, next_month, previous_month
 from earnings.policy import EARNINGS, EarningsOp
 from earnings.rounding import divide_rounded, ratio_bp
 from earnings.service import check_period
-from partners.group_models import PartnerGroup, PartnerGroupMembership
+from partners.group_models import PartnerGroupMembership
+from partners.groups import readable_groups
 from partners.models import Partner, PartnerStatus
 from partners.repository import readable_partners
 from partners.roles import Principal
@@ -227,9 +228,12 @@ async def _segments(
 async def _groups_at(
     session: AsyncSession, principal: Principal, at: datetime
 ) -> dict[uuid.UUID, list[tuple[str, str]]]:
+    # The groups the caller may read (a pilot's treatment arm only for the roles that read
+    # pilots): a segment of one it may not read would tell who is in the arm.
+    readable = readable_groups(principal).subquery()
     rows = await session.exec(
-        select(PartnerGroupMembership.partner_id, PartnerGroup.id, PartnerGroup.name)
-        .join(PartnerGroup, col(PartnerGroup.id) == col(PartnerGroupMembership.group_id))
+        select(PartnerGroupMembership.partner_id, readable.c.id, readable.c.name)
+        .join(readable, readable.c.id == col(PartnerGroupMembership.group_id))
         .where(
             PartnerGroupMembership.vendor_id == principal.vendor_id,
             col(PartnerGroupMembership.joined_at) <= at,

@@ -28,6 +28,7 @@ from infra.codes import is_currency
 from infra.errors import DomainError
 from partners.access import accessible_partner_ids
 from partners.group_models import PartnerGroup, PartnerGroupMembership
+from partners.groups import readable_groups
 from partners.models import Partner
 from partners.roles import Principal
 
@@ -198,11 +199,10 @@ async def rollup(
         )
         for group_id, partner_id in memberships:
             members[group_id].add(partner_id)
+        # The groups the caller may read (a pilot's treatment arm only for the roles that
+        # read pilots): a row for one it may not read would tell who is in the arm.
         groups = await session.exec(
-            select(PartnerGroup).where(
-                PartnerGroup.vendor_id == principal.vendor_id,
-                col(PartnerGroup.archived_at).is_(None),
-            )
+            readable_groups(principal).where(col(PartnerGroup.archived_at).is_(None))
         )
         for group in groups:
             bucket = RollupRow(key=str(group.id), label=group.name)

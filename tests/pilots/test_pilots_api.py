@@ -305,13 +305,19 @@ GROUP_READS = (
     "query($id: ID!) { node(id: $id) { id ... on PartnerGroup { name } } }",
 )
 
+BY_GROUP = (
+    "{ earningsMetrics(segmentBy: GROUP) { segments { key label } } }",
+    '{ forecastRollup(quarter: "2026-Q1", by: GROUP) { rows { key label } } }',
+)
+
 
 async def test_a_channel_manager_reads_no_treatment_group(
     gql: GQL, db: Database, clock: OffsetClock
 ) -> None:
     """The treatment group tells who is in a pilot's arm: like the pilot, only vendor admins
     and finance read it. A channel manager, who reads the vendor's other groups, gets the
-    answer it would get about a group that does not exist, running or ended."""
+    answer it would get about a group that does not exist, running or ended, and no
+    segment of it in the figures by partner group."""
     clock.freeze(T0)
     tenant = await ps.pilot_tenant(db, clock)
     resellers = gid("PartnerGroup", await ps.group_id(db, tenant, "Resellers"))
@@ -334,6 +340,15 @@ async def test_a_channel_manager_reads_no_treatment_group(
             about = await gql(query, {"id": treatment}, as_user=manager)
             nothing = await gql(query, {"id": missing}, as_user=manager)
             assert about == nothing, (step, query, about)
+        # Nor do the figures by partner group show a segment (a row) of the arm.
+        arm = str(parse_global_id(treatment))
+        # (A vendor admin sees it while the arm has members: the check reaches the arm.)
+        running = step == "running"
+        for role, sees in ((Role.VENDOR_ADMIN, running), (Role.CHANNEL_MANAGER, False)):
+            for query in BY_GROUP:
+                keys = str(await gql.data(query, as_user=tenant.user(role)))
+                assert (arm in keys or treatment in keys) is sees, (step, role, query, keys)
+                assert ("treatment" in keys) is sees, (step, role, query, keys)
         await gql.data(END, {"input": {"id": pilot["id"]}}, as_user=admin)
 
 
