@@ -58,7 +58,7 @@ from infra.outages import is_unavailable, to_run_again
 from partners.roles import Principal
 from schema.context import Context, Services
 from schema.extensions import service_unavailable_error
-from schema.leaderboards.live import end_with_errors
+from schema.leaderboards.live import Plan, end_with_errors
 
 log = logging.getLogger("channelboard.http")
 
@@ -380,7 +380,7 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
                 try:
                     parked = await fast.run(self, operation, plan)
                 except Exception as exc:  # (answered while the operation is still registered)
-                    await _fail_operation(operation, exc, running=True)
+                    await _fail_operation(operation, exc, running=plan)
                 finally:
                     # (A parked one stays until it completes.) Only this operation: the
                     # client may have completed it and reused its id for a new one already.
@@ -686,14 +686,14 @@ def _finish_http_response(request: Request, response: Response) -> None:
 
 
 async def _fail_operation(
-    operation: Operation[Context, None], exc: Exception, *, running: bool = False
+    operation: Operation[Context, None], exc: Exception, *, running: Plan | None = None
 ) -> None:
     """An operation the fast path could not serve: a coded error (never silence), and the
     bug in the log (a lost Redis or database is no bug: SERVICE_UNAVAILABLE, as elsewhere).
     A send to the closed socket (api.ws_sessions.socket_gone) is neither. ``running``: it
-    failed in its execution, answered as strawberry's path answers a resolver that raised
-    (`next` with the error, then `complete`); otherwise while it was being checked (an
-    `error` message)."""
+    failed in its execution (of this plan), answered as strawberry's path answers a
+    resolver that raised (`next` with the error located at the field, then `complete`);
+    otherwise while it was being checked (an `error` message)."""
     if socket_gone(operation.handler.websocket.ws, exc):  # type: ignore[attr-defined]
         return
     if is_unavailable(exc) or to_run_again(exc):
@@ -703,8 +703,8 @@ async def _fail_operation(
         log.error("websocket operation %s failed", operation.id, exc_info=exc)
         error = GraphQLError("Internal error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
     with contextlib.suppress(Exception):  # the client may be gone already
-        if running:
-            await end_with_errors(operation, [error])
+        if running is not None:
+            await end_with_errors(operation, [running.locate(error)])
         else:
             await operation.send_initial_errors([error])
 

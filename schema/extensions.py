@@ -49,7 +49,7 @@ def is_expected(error: GraphQLError) -> bool:
     return bool(error.extensions and "code" in error.extensions)
 
 
-def service_unavailable_error(path: Any = None) -> GraphQLError:
+def service_unavailable_error() -> GraphQLError:
     """What a client sees while Redis (standings, live feeds) or the database is out of
     reach, or when the database ended its transaction for contention (a deadlock, a lock
     wait or an idle session ended: ``infra.outages.to_run_again``; SQLite's busy timeout):
@@ -57,7 +57,6 @@ def service_unavailable_error(path: Any = None) -> GraphQLError:
     outage rolled back, and the outbox applies events once it is back."""
     return GraphQLError(
         "A service this needs is temporarily unavailable; retry shortly.",
-        path=path,
         extensions={
             "code": "SERVICE_UNAVAILABLE",
             "retryAfterSeconds": RedisUnavailable.retry_after_seconds,
@@ -80,6 +79,20 @@ def _should_mask(error: GraphQLError) -> bool:
     return True
 
 
+def _in_place_of(error: GraphQLError, message: str, extensions: Any) -> GraphQLError:
+    """An error told instead of ``error``, at its place: its ``path`` and its
+    ``locations`` (setting ``nodes`` on an error made without them, as this module did,
+    left its ``locations`` out)."""
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions=extensions,
+    )
+
+
 class MaskUnexpectedErrors(MaskErrors):
     """Masks bugs (no stack traces, no SQL) but tells clients it was one; an unreachable
     Redis or database is told as SERVICE_UNAVAILABLE with a retry hint."""
@@ -88,25 +101,18 @@ class MaskUnexpectedErrors(MaskErrors):
         if isinstance(error.original_error, Forbidden):
             # A service refused the role: the permission classes read the same policy
             # tables, so this is a field whose permission class is missing, not a bug to hide.
-            forbidden = GraphQLError(
-                str(error.original_error), path=error.path, extensions={"code": "FORBIDDEN"}
-            )
-            forbidden.nodes, forbidden.positions = error.nodes, error.positions
-            return forbidden
+            return _in_place_of(error, str(error.original_error), {"code": "FORBIDDEN"})
         if is_unavailable(error.original_error) or to_run_again(error.original_error):
-            unavailable = service_unavailable_error(error.path)
-            unavailable.nodes, unavailable.positions = error.nodes, error.positions
-            return unavailable
+            unavailable = service_unavailable_error()
+            return _in_place_of(error, unavailable.message, unavailable.extensions)
         if value_refused(error.original_error):
             # A validation gap (logged by _should_mask): the client's input, not a crash.
-            refused = GraphQLError(
+            return _in_place_of(
+                error,
                 "A value is outside what its field can store (too long, or out of range); "
                 "nothing was changed.",
-                path=error.path,
-                extensions={"code": "INVALID_VALUE"},
+                {"code": "INVALID_VALUE"},
             )
-            refused.nodes, refused.positions = error.nodes, error.positions
-            return refused
         masked = super().anonymise_error(error)
         masked.extensions = {"code": "INTERNAL_SERVER_ERROR"}
         return masked

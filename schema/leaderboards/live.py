@@ -49,11 +49,13 @@ from schema.context import Context, Services
 from schema.document_limits import gate_of
 from schema.extensions import service_unavailable_error
 from schema.leaderboards.subscriptions import (
+    cancelled_error,
     contest_for_subscription,
     not_found_error,
     update_of,
 )
 from schema.relay import check_page_size, to_global_id
+from schema.stream_errors import locate
 
 FIELD = "leaderboardChanged"
 
@@ -64,11 +66,17 @@ class Plan:
     operation_name: str | None
     variables: dict[str, Any]
     response_key: str
+    field: FieldNode  # as the client wrote it (its location)
     me: list[tuple[str, SelectionSetNode | None]]  # (response key, selection) per `me`
     fragments: dict[str, FragmentDefinitionNode]
     contest_id: str
     first: int
     shape: str
+
+    def locate(self, error: GraphQLError) -> GraphQLError:
+        """``error`` as the field's (``locations`` and ``path``), as graphql-core locates
+        an error of the field on strawberry's path (schema.stream_errors)."""
+        return locate(error, [self.field], self.response_key)
 
 
 def _has_directives(node: Any) -> bool:
@@ -175,7 +183,7 @@ class FastPath:
         ).hexdigest()
         return Plan(
             document=stripped, operation_name=name, variables=dict(variables or {}),
-            response_key=(field.alias or field.name).value, me=me, fragments=fragments,
+            response_key=(field.alias or field.name).value, field=field, me=me, fragments=fragments,
             contest_id=str(args["contestId"]), first=int(args.get("first", 10)), shape=shape,
         )  # fmt: skip
 
@@ -205,9 +213,7 @@ class JsonRenderer:
 
     async def shared(self, snapshot: Snapshot) -> Any:
         if snapshot.status is ContestStatus.CANCELLED:
-            return GraphQLError(
-                "The contest was cancelled.", extensions={"code": "CONTEST_CANCELLED"}
-            )
+            return self.plan.locate(cancelled_error())
         result = execute(
             self.fast.graphql_schema, self.plan.document, root_value=update_of(snapshot, None),
             context_value=self.context, variable_values=self.plan.variables,
@@ -221,7 +227,7 @@ class JsonRenderer:
         return (body[:-1], len(data) > 0, errors, {})
 
     def not_found(self) -> GraphQLError:
-        return not_found_error()
+        return self.plan.locate(not_found_error())
 
     def message(self, sub: Subscriber, shared: Any, me: StandingView | None) -> Any:
         if isinstance(shared, GraphQLError):
@@ -404,11 +410,12 @@ class DirectSink:
 
 async def end_with_errors(operation: Any, errors: list[GraphQLError]) -> None:
     """End a graphql-transport-ws operation on errors its execution raised (a contest the
-    caller may not read, or no longer may, a cancelled one, a page too large, an outage):
-    a `next` with no data and the errors, then `complete`, as strawberry's path ends an
-    operation whose resolver raised (and as the protocol's reference server ends one whose
-    source stream could not be made). The `error` message is for operations refused
-    before they run (the document, its variables, the operation limit)."""
+    caller may not read, or no longer may, a cancelled one, a page too large, an outage),
+    located at the field (``Plan.locate``): a `next` with no data and the errors, then
+    `complete`, as strawberry's path ends an operation whose resolver raised (and as the
+    protocol's reference server ends one whose source stream could not be made). The
+    `error` message is for operations refused before they run (the document, the
+    operation limit)."""
     payload = {"data": None, "errors": [error.formatted for error in errors]}
     await operation.send_operation_message({"id": operation.id, "type": "next", "payload": payload})
     # Unless the client completed it meanwhile (its id may be another operation's now).
@@ -428,7 +435,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
         limit = check_page_size(plan.first, services.max_page_size)
         contest = await contest_for_subscription(services, principal, plan.contest_id)
     except GraphQLError as error:
-        await end_with_errors(operation, [error])
+        await end_with_errors(operation, [plan.locate(error)])
         return False
     viewer = viewer_for(principal, contest)
     renderer = fast.renderer(plan, contest.participant_kind, viewer.audience)
@@ -450,7 +457,7 @@ async def run(fast: FastPath, handler: Any, operation: Any, plan: Plan) -> bool:
             raise
         # Redis is down as the operation starts: a coded error, as strawberry's path sends
         # (an open operation rides out an outage and resumes instead).
-        await end_with_errors(operation, [service_unavailable_error()])
+        await end_with_errors(operation, [plan.locate(service_unavailable_error())])
         return False
     if not sink.current:  # completed while joining (its id may be another's now)
         await fanout.leave(contest.id, sub)

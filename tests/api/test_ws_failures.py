@@ -56,7 +56,8 @@ async def test_a_fast_path_failure_answers_a_coded_error(
     from under a running server) gets a coded error and is logged; it never waits in
     silence (it did: strawberry's own path catches errors, the fast path's escaped into
     the operation task and were dropped). It is told as strawberry's path tells the same
-    failure: no data, the masked error, then `complete` (it was an `error` message)."""
+    failure: no data, the masked error at the field, then `complete` (it was an `error`
+    message)."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'broken.db'}"
     await migrations.upgrade(url)
     db = Database(url)
@@ -78,7 +79,12 @@ async def test_a_fast_path_failure_answers_a_coded_error(
                     await client.subscribe(document, {"id": gid(contest)})
                     told.append([await client.receive(), await client.receive()])
         assert told[0] == told[1]
-        internal = {"message": "Internal error.", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+        internal = {
+            "message": "Internal error.",
+            "locations": [{"line": 1, "column": 26}],  # the field's, on both paths
+            "path": ["leaderboardChanged"],
+            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+        }
         assert told[0] == [
             {"id": "1", "type": "next", "payload": {"data": None, "errors": [internal]}},
             {"id": "1", "type": "complete"},

@@ -55,7 +55,7 @@ async def next_data(client: WSClient, field: str) -> dict[str, Any]:
     return data
 
 
-async def error_codes_of(client: WSClient) -> list[str]:
+async def errors_of(client: WSClient) -> list[dict[str, Any]]:
     message = await client.receive()
     if message["type"] == "error":
         errors = message["payload"]
@@ -63,7 +63,7 @@ async def error_codes_of(client: WSClient) -> list[str]:
     else:
         assert message["type"] in ("next", "data"), message
         errors = message["payload"].get("errors") or []
-    return [e.get("extensions", {}).get("code") for e in errors]
+    return list(errors)
 
 
 async def post(
@@ -222,20 +222,32 @@ async def test_while_redis_is_down_reads_and_new_subscriptions_answer_a_coded_er
                     return False
                 assert errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE", errors
                 assert errors[0]["extensions"]["retryAfterSeconds"] > 0
+                # At the field, as every field error (its locations were left out).
+                assert errors[0]["path"] == ["leaderboard"], errors
+                assert errors[0]["locations"] == [{"line": 1, "column": 19}], errors
                 return True
 
             await eventually(read_is_unavailable, within=10)
 
-            # A new subscription gets a coded error frame, on either protocol, for every feed.
+            # A new subscription gets a coded error frame, on either protocol, for every
+            # feed, at its field (the leaderboard's on the fast path, the others on
+            # strawberry's, the legacy protocol's board on strawberry's too).
             for protocol in ("graphql-transport-ws", "graphql-ws"):
-                for token, query, variables in (
-                    (vendor, BOARD, {"id": contest_id}),
-                    (gql.token(rep), CLAIMS, {}),
-                    (gql.token(tenant.user(Role.PARTNER_ADMIN, 0)), EARNINGS, {}),
-                ):
+                for token, query, variables, field, at in (
+                    (vendor, BOARD, {"id": contest_id}, "leaderboardChanged", (3, 3)),
+                    (gql.token(rep), CLAIMS, {}, "saleClaimStateChanged", (1, 16)),
+                    (
+                        gql.token(tenant.user(Role.PARTNER_ADMIN, 0)), EARNINGS, {},
+                        "earningsChanged", (1, 16),
+                    ),
+                ):  # fmt: skip
                     async with ws_client(address, token, protocol) as late:
                         await late.subscribe(query, variables)
-                        assert await error_codes_of(late) == ["SERVICE_UNAVAILABLE"], query
+                        [error] = await errors_of(late)
+                        assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE", query
+                        assert error["path"] == [field], error
+                        line, column = at
+                        assert error["locations"] == [{"line": line, "column": column}], error
 
             # Nothing is lost: an approval made now shows on the board once Redis is back.
             approve = {"input": {"id": claim["id"]}}
