@@ -150,11 +150,18 @@ def _add_codes(response: GraphQLHTTPResponse) -> None:
 
 
 def add_ws_codes(errors: list[Any]) -> None:
-    """The codes of ``add_codes`` for the errors of a websocket `error` message: the
-    variable errors graphql-core reports before a subscription runs came without one (over
-    HTTP: GRAPHQL_VALIDATION_FAILED). One with a ``path`` (an argument refused as the
-    field starts) is left as it is."""
+    """The codes of ``add_codes`` for the errors of a websocket message: the variable
+    errors graphql-core reports before a subscription runs came without one (over HTTP:
+    GRAPHQL_VALIDATION_FAILED). One with a ``path`` (a field's) is left as it is."""
     add_codes([e for e in errors if isinstance(e, dict) and "path" not in e])
+
+
+def add_result_codes(payload: Any) -> None:
+    """``add_ws_codes`` for the errors of a result (`next`, legacy `data`): those of an
+    operation that ended on its variables come in one (schema.Schema._stream)."""
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if errors and isinstance(errors, list):
+        add_ws_codes(errors)
 
 
 def add_codes(errors: list[dict[str, Any]]) -> None:
@@ -225,6 +232,8 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
     async def send_message(self, message: Any) -> None:
         if message.get("type") == "error" and isinstance(message.get("payload"), dict):
             add_ws_codes([message["payload"]])  # (this protocol's error payload is one error)
+        elif message.get("type") == "data":
+            add_result_codes(message.get("payload"))
         await super().send_message(message)
 
     async def handle_start(self, message: Any) -> None:
@@ -329,6 +338,8 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
     async def send_message(self, message: Any) -> None:
         if message.get("type") == "error" and isinstance(message.get("payload"), list):
             add_ws_codes(message["payload"])
+        elif message.get("type") == "next":
+            add_result_codes(message.get("payload"))
         await super().send_message(message)
 
     async def handle_subscribe(self, message: Any) -> None:

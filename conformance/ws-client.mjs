@@ -36,11 +36,14 @@ for (const [what, params] of [['a bad token', { Authorization: 'Bearer nope' }],
   });
 }
 // A leaderboardChanged refused, through the fan-out's fast path (one field) and through
-// strawberry's resolver (a fragment beside it): the client sees the same on both. Refused as
-// it runs (an unknown contest): `next` with no data and the error, then `complete`; refused
-// before (a variable of the wrong type): `error` with a coded list (docs/security.md).
-const FAST = 'subscription($id: ID!, $first: Int) { leaderboardChanged(contestId: $id, first: $first) { version } }';
-const RESOLVER = 'subscription($id: ID!, $first: Int) { leaderboardChanged(contestId: $id, first: $first) '
+// strawberry's resolver (a fragment beside it): the client sees the same on both, as
+// graphql-ws's own server would tell it (docs/security.md). Refused as it runs (an unknown
+// contest): `next` with no data and the field's error (its locations, the alias as its
+// path), then `complete`; refused on its variables (a variable of the wrong type): the
+// same (graphql-js's subscribe() returns it as a result), the error coded and without a
+// path; refused on its document (a field it does not have): `error`, a coded list.
+const FAST = 'subscription($id: ID!, $first: Int) { board: leaderboardChanged(contestId: $id, first: $first) { version } }';
+const RESOLVER = 'subscription($id: ID!, $first: Int) { board: leaderboardChanged(contestId: $id, first: $first) '
   + '{ version ... on LeaderboardUpdate { version } } }';
 const UNKNOWN = Buffer.from('Contest:00000000-0000-7000-8000-000000000000').toString('base64');
 
@@ -57,15 +60,20 @@ function subscribed(query, variables) {
   }), 10000, `a subscription with ${JSON.stringify(variables)}`);
 }
 
-for (const [what, variables, expected] of [
-  ['an unknown contest', { id: UNKNOWN }, (s) => s.complete && !s.error && s.next.length === 1
-    && s.next[0].data === null && s.next[0].errors?.[0]?.extensions?.code === 'NOT_FOUND'],
-  ['a variable of the wrong type', { id: UNKNOWN, first: 'ten' }, (s) => !s.complete
-    && s.next.length === 0 && s.error?.[0]?.extensions?.code === 'GRAPHQL_VALIDATION_FAILED'],
+const only = (s) => (s.complete && !s.error && s.next.length === 1 && s.next[0].data === null
+  && s.next[0].errors?.length === 1 ? s.next[0].errors[0] : null);
+for (const [what, variables, expected, fields = 'version'] of [
+  ['an unknown contest', { id: UNKNOWN }, (s) => only(s)?.extensions?.code === 'NOT_FOUND'
+    && JSON.stringify(only(s).path) === '["board"]'
+    && JSON.stringify(only(s).locations) === '[{"line":1,"column":39}]'],
+  ['a variable of the wrong type', { id: UNKNOWN, first: 'ten' }, (s) => only(s)?.extensions?.code
+    === 'GRAPHQL_VALIDATION_FAILED' && !('path' in only(s)) && only(s).locations?.length === 1],
+  ['a field it does not have', { id: UNKNOWN }, (s) => !s.complete && s.next.length === 0
+    && s.error?.[0]?.extensions?.code === 'GRAPHQL_VALIDATION_FAILED' && !('path' in s.error[0]), 'nope'],
 ]) {
   await step(what, async () => {
-    const fast = await subscribed(FAST, variables);
-    const resolver = await subscribed(RESOLVER, variables);
+    const fast = await subscribed(FAST.replace('version', fields), variables);
+    const resolver = await subscribed(RESOLVER.replace('version', fields), variables);
     check(`leaderboardChanged, ${what}: the same on the fast path and the resolver's`,
       JSON.stringify(fast) === JSON.stringify(resolver), JSON.stringify({ fast, resolver }));
     check(`leaderboardChanged, ${what}: told as the protocol says`, expected(fast), JSON.stringify(fast));

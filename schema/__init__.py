@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from schema.catalogue.mutations import CatalogueMutation
 from schema.catalogue.queries import CatalogueQuery
@@ -170,6 +172,35 @@ class Schema(strawberry.Schema):
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         """Expected errors (auth, limits, validation) are not worth a stack trace in the log;
         unexpected ones are logged where they are masked (schema.extensions)."""
+
+    # Over websockets, strawberry tells a `PreExecutionError` as the protocol's `error`
+    # message (legacy graphql-ws: `error` too), and it made one of everything graphql-core's
+    # subscribe() returned instead of a stream: the variables' coercion errors, an argument
+    # refused as the field starts. The protocol's reference server (graphql-ws makeServer)
+    # sends `error` only for what stops an operation before it is executed (the document,
+    # its validation) and a result that execute()/subscribe() returned as `next`, then
+    # `complete`. Here an operation that was parsed and validated yields its errors as a
+    # result (`next` or `data`, then `complete`), whatever returned them.
+
+    async def _prepare_operation_async(self, context: Any, extensions_runner: Any) -> Any:
+        refused = await super()._prepare_operation_async(context, extensions_runner)
+        if refused is None:
+            setattr(context, _PREPARED, True)  # (strawberry's ExecutionContext has no slots)
+        return refused
+
+    async def _stream(self, execution_context: Any, *args: Any, **kwargs: Any) -> Any:
+        results = super()._stream(execution_context, *args, **kwargs)
+        async with aclosing(results):
+            async for result in results:
+                if type(result) is PreExecutionError and getattr(
+                    execution_context, _PREPARED, False
+                ):
+                    yield ExecutionResult(result.data, result.errors, result.extensions)
+                else:
+                    yield result
+
+
+_PREPARED = "channelboard_prepared"
 
 
 def build_schema(

@@ -8,16 +8,24 @@ message the operation got, including what follows its last one (nothing), on bot
 protocols.
 
 The shapes are the ones graphql-transport-ws's PROTOCOL.md gives, as its reference server
-sends them:
-- refused before it runs (a document over a limit or invalid, a bad variable, too many
-  operations on the socket): one `error` message with the errors (legacy graphql-ws: one
-  error object), nothing after it;
+(graphql-ws ``makeServer``) sends them:
+- refused before it runs (a document over a limit or invalid, too many operations on the
+  socket): one `error` message with the errors (legacy graphql-ws: one error object),
+  nothing after it;
 - ended by its execution (a contest the caller may not read, unknown or malformed, a page
   too large, a cancelled contest, as it starts or while it is watched; access lost while
   it is watched): a `next` (legacy: `data`) with `data: null` and the errors, then
-  `complete`.
+  `complete`; each error is the field's, with its `locations` and its `path` (the
+  response key: the alias when there is one), as the same error of a Query field over
+  HTTP (GraphQL spec 7.1.2);
+- refused on its variables (graphql-core's subscribe() returns them as a result, as
+  graphql-js does): `next` (legacy: `data`) with the errors, then `complete`; a variable's
+  error has `locations` (of its definition) and no `path`, an argument refused as the
+  field starts has the field's `path`.
 The fast path used to answer every refusal of its own with an `error` message, where
 strawberry's path sent `next` and `complete`: a client saw one contest refused two ways.
+Errors of the field had neither `locations` nor `path` on either path, and variable errors
+came as an `error` message.
 """
 
 from __future__ import annotations
@@ -60,6 +68,22 @@ PAGE_SIZE = {
     "message": "'first' may be at most 100.",
     "extensions": {"code": "PAGE_SIZE_TOO_LARGE", "maxPageSize": 100},
 }
+
+
+def at_field(error: dict[str, Any], alias: str | None = None) -> dict[str, Any]:
+    """``error`` as the field's: where the field is in FAST and RESOLVER (the alias's place
+    when it has one), and its response key."""
+    message, rest = error["message"], {k: v for k, v in error.items() if k != "message"}
+    key = alias or "leaderboardChanged"
+    return {"message": message, "locations": [{"line": 2, "column": 3}], "path": [key], **rest}
+
+
+def aliased(document: str, alias: str | None) -> str:
+    return (
+        document
+        if alias is None
+        else document.replace("leaderboardChanged", f"{alias}: leaderboardChanged")
+    )
 
 
 def executed(protocol: str, op_id: str, error: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,12 +135,13 @@ async def both_paths(address: str, token: str, protocol: str) -> AsyncIterator[l
 
 
 async def subscribe_both(
-    clients: list[WSClient], variables: dict[str, Any], fields: str = FIELDS
-) -> str:
+    clients: list[WSClient], variables: dict[str, Any], fields: str = FIELDS,
+    alias: str | None = None,
+) -> str:  # fmt: skip
     """The operation's id (the same on both sockets)."""
     fast, resolver = clients
-    op_id = await fast.subscribe(FAST % fields, variables)
-    assert await resolver.subscribe(RESOLVER % fields, variables) == op_id
+    op_id = await fast.subscribe(aliased(FAST, alias) % fields, variables)
+    assert await resolver.subscribe(aliased(RESOLVER, alias) % fields, variables) == op_id
     return op_id
 
 
@@ -149,11 +174,13 @@ STARTS = {
 }
 
 
+@pytest.mark.parametrize("alias", [None, "board"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("case", list(STARTS))
 async def test_a_refusal_as_it_starts_is_told_alike_on_both_paths(
     app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
     tenant: Tenant, other_tenant: Tenant, contest: Contest, protocol: str, case: str,
+    alias: str | None,
 ) -> None:  # fmt: skip
     caller, named, first, error = STARTS[case]
     users = {
@@ -174,14 +201,14 @@ async def test_a_refusal_as_it_starts_is_told_alike_on_both_paths(
     variables = {"id": ids[named]} if first is None else {"id": ids[named], "first": first}
     token = gql.token(users[caller])
     async with live_server(app) as address, both_paths(address, token, protocol) as clients:
-        op_id = await subscribe_both(clients, variables)
+        op_id = await subscribe_both(clients, variables, alias=alias)
         fast, resolver = await told_both(clients, op_id)
     assert fast == resolver
-    assert fast == executed(protocol, op_id, error)
+    assert fast == executed(protocol, op_id, at_field(error, alias))
 
 
-# Refused before either path is chosen: (variables, fields) and the error.
-BEFORE = {
+# Refused on its variables, before either path is chosen: (variables, fields) and the error.
+VARIABLES = {
     "a variable of the wrong type": (
         {"first": "ten"},
         FIELDS,
@@ -212,6 +239,30 @@ BEFORE = {
             "path": ["leaderboardChanged"],
         },
     ),
+}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("case", list(VARIABLES))
+async def test_a_refusal_on_its_variables_is_told_alike_on_both_paths(
+    app: Starlette, gql: GQL, tenant: Tenant, contest: Contest, protocol: str, case: str
+) -> None:
+    """As graphql-ws's reference server tells what subscribe() returned instead of a
+    stream: `next` with the errors, then `complete` (it was an `error` message)."""
+    given, fields, error = VARIABLES[case]
+    variables = {"id": gid(contest), **given}
+    if variables["id"] is None:
+        del variables["id"]
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address, both_paths(address, token, protocol) as clients:
+        op_id = await subscribe_both(clients, variables, fields)
+        fast, resolver = await told_both(clients, op_id)
+    assert fast == resolver
+    assert fast == executed(protocol, op_id, error)
+
+
+# Refused before either path is chosen, on its document: (variables, fields) and the error.
+BEFORE = {
     "an unknown field": (
         {},
         "version rows { score nope }",
@@ -262,15 +313,16 @@ async def test_one_operation_too_many_is_told_alike_on_both_paths(
     assert fast == refused(protocol, op_id, error)
 
 
+@pytest.mark.parametrize("alias", [None, "board"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("change", ["partner no longer eligible", "contest cancelled"])
 async def test_an_end_on_an_error_while_watched_is_told_alike_on_both_paths(
     app: Starlette, gql: GQL, services: Services, db: Database, clock: OffsetClock,
-    tenant: Tenant, contest: Contest, protocol: str, change: str,
+    tenant: Tenant, contest: Contest, protocol: str, change: str, alias: str | None,
 ) -> None:  # fmt: skip
     token = gql.token(tenant.user(Role.PARTNER_REP, 0))
     async with live_server(app) as address, both_paths(address, token, protocol) as clients:
-        op_id = await subscribe_both(clients, {"id": gid(contest)})
+        op_id = await subscribe_both(clients, {"id": gid(contest)}, alias=alias)
         fast_client, resolver_client = clients
         assert await fast_client.data() == await resolver_client.data()
         if change == "contest cancelled":
@@ -286,4 +338,4 @@ async def test_an_end_on_an_error_while_watched_is_told_alike_on_both_paths(
         await dispatch(services)
         fast, resolver = await told_both(clients, op_id)
     assert fast == resolver
-    assert fast == executed(protocol, op_id, error)
+    assert fast == executed(protocol, op_id, at_field(error, alias))
