@@ -73,6 +73,7 @@ from schema.pilots.queries import PilotsQuery
 from schema.pilots.types import PilotType
 from schema.scalars import INPUT_SCALARS
 from schema.signals.queries import SignalsQuery
+from schema.stream_errors import locate_stream_errors
 from schema.subscriptions.mutations import SubscriptionsMutation
 from schema.subscriptions.queries import SubscriptionsQuery
 from schema.subscriptions.types import SubscriptionType
@@ -229,4 +230,6 @@ def build_schema(
     # Plain attribute fields completed without graphql-core's per-field resolve info
     # (schema/execution.py): read by strawberry at every execute and subscribe.
     schema.execution_context_class = executor_for(schema)
+    # An error a subscription's stream raises is the field's (schema/stream_errors.py).
+    locate_stream_errors(schema._schema)
     return schema

@@ -40,8 +40,6 @@ from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 
-from schema.stream_errors import LocatedStreamErrors
-
 Leaf = GraphQLScalarType | GraphQLEnumType
 # (attribute name, leaf type or None, object type or None, non-null)
 Plan = tuple[str, Leaf | None, GraphQLObjectType | None, bool]
@@ -342,11 +340,10 @@ def _complete_one(
 
 
 def executor_for(schema: Any) -> type[FastFieldsExecutor]:
-    """An executor class knowing ``schema``'s plain attribute fields (whose subscriptions'
-    errors are located: schema.stream_errors)."""
+    """An executor class knowing ``schema``'s plain attribute fields."""
     plans, lists = plan_basic_fields(schema)
     return type(
         "SchemaExecutor",
-        (FastFieldsExecutor, LocatedStreamErrors),
+        (FastFieldsExecutor,),
         {"plans": plans, "lists": lists, "selections": {}},
     )
