@@ -80,6 +80,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             graphql_ide=None if settings.production else "graphiql",
             connection_init_wait_timeout=timedelta(seconds=limits.ws_init_timeout_seconds),
             max_subscriptions_per_connection=limits.ws_max_subscriptions,
+            # `ka` on the legacy graphql-ws protocol (graphql-transport-ws has ping/pong).
+            keep_alive=limits.ws_legacy_keep_alive_seconds > 0,
+            keep_alive_interval=limits.ws_legacy_keep_alive_seconds or 1,
             ws_max_message_bytes=limits.ws_max_message_bytes,
             max_document_bytes=limits.max_document_bytes,
             multipart_uploads_enabled=True,

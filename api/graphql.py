@@ -33,6 +33,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -80,9 +81,9 @@ def pick_subprotocol(requested: Sequence[str], spoken: Sequence[str]) -> str | N
 
     A client offering both protocols (gql's WebsocketsTransport and AIOHTTPWebsocketsTransport
     send ``graphql-ws, graphql-transport-ws`` and speak whichever the server picks) gets the
-    one that carries queries and mutations too: the legacy protocol carries subscriptions
-    only here, so with the client's first choice gql's default transport could run no query
-    (its ``fetch_schema_from_transport`` included). RFC 6455 leaves the choice to the server."""
+    maintained one, which the lean path (api.ws_lean) serves. (When the legacy protocol
+    carried subscriptions only, the client's first choice left gql's default transport
+    unable to run a query.) RFC 6455 leaves the choice to the server."""
     if GRAPHQL_TRANSPORT_WS_PROTOCOL in requested and GRAPHQL_TRANSPORT_WS_PROTOCOL in spoken:
         return GRAPHQL_TRANSPORT_WS_PROTOCOL
     return next((p for p in requested if p in spoken), None)
@@ -187,7 +188,8 @@ def is_request_error(response: GraphQLHTTPResponse) -> bool:
 
 
 class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context, None]):
-    """The legacy `graphql-ws` protocol under graphql-transport-ws's rules: bad credentials
+    """The legacy `graphql-ws` protocol (subscriptions-transport-ws) with every operation
+    type it carries and its keep-alives (`ka`), under graphql-transport-ws's rules: bad credentials
     close with 4403, no connection_init in time with 4408, a second one with 4429, and a
     message that is not one of the protocol's (a binary frame, text that is not JSON, a
     type it does not define, fields of the wrong shape) with 4400. strawberry closed a
@@ -264,10 +266,65 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
         operation_name: str | None,
         variables: dict[str, object] | None,
     ) -> None:
-        # An operation's task, which takes itself off `tasks` as it ends: an error raised
-        # out of it after that (a send to the closed socket) was retrieved by no one.
+        """An operation's task: strawberry's, with every operation type the protocol
+        carries (subscriptions-transport-ws runs queries and mutations too: one `data`,
+        then `complete`). strawberry's ran ``schema.subscribe``, which refuses the others
+        ("mutations are not allowed"); ``schema.stream`` runs each through the same
+        extensions as graphql-transport-ws (session scope, document limits, masking)."""
+        # The task takes itself off `tasks` as it ends: an error raised out of it after
+        # that (a send to the closed socket) was retrieved by no one.
         try:
-            await super().handle_async_results(operation_id, query, operation_name, variables)
+            try:
+                results = await self.schema.stream(
+                    query=query,
+                    variable_values=variables,
+                    context_value=self.context,
+                    root_value=self.root_value,
+                    operation_name=operation_name,
+                )
+                self.subscriptions[operation_id] = results
+                async with contextlib.aclosing(results):
+                    first = True
+                    async for result in results:
+                        if not isinstance(result, ExecutionResult):  # @defer/@stream frames
+                            error = GraphQLError(
+                                "Incremental delivery is not supported over graphql-ws.",
+                                extensions={"code": "OPERATION_NOT_ALLOWED"},
+                            ).formatted
+                            await self.send_message(
+                                {"type": "error", "id": operation_id, "payload": error}
+                            )
+                            return
+                        if first and isinstance(result, PreExecutionError):
+                            assert result.errors
+                            error = result.errors[0].formatted
+                            await self.send_message(
+                                {"type": "error", "id": operation_id, "payload": error}
+                            )
+                            return
+                        await self.send_data_message(result, operation_id)
+                        first = False
+                await self.send_message({"type": "complete", "id": operation_id})
+            except asyncio.CancelledError:
+                await self.send_message({"type": "complete", "id": operation_id})
+            finally:
+                self.subscriptions.pop(operation_id, None)
+                self.tasks.pop(operation_id, None)
+        except Exception as exc:
+            if not socket_gone(self.websocket.ws, exc):  # type: ignore[attr-defined]
+                raise
+
+    async def handle_keep_alive(self) -> None:
+        """`ka` right after connection_ack, then every ``keep_alive_interval`` seconds, as
+        subscriptions-transport-ws's server does (clients time out without them: gql's
+        ``keep_alive_timeout``, SubscriptionClient's ``inactivityTimeout``). Ends quietly
+        once the socket is gone (``handle`` cancels it as the connection ends)."""
+        interval = self.keep_alive_interval
+        assert interval
+        try:
+            while True:
+                await self.send_message({"type": "ka"})
+                await asyncio.sleep(interval)
         except Exception as exc:
             if not socket_gone(self.websocket.ws, exc):  # type: ignore[attr-defined]
                 raise

@@ -66,6 +66,9 @@ class Limits:
     # Websockets (api.ws_limits).
     ws_max_message_bytes: int = 256 << 10
     ws_max_connections_per_principal: int = 20
+    # Seconds between the legacy graphql-ws protocol's keep-alives (`ka`, one right after
+    # connection_ack, then one per period, as subscriptions-transport-ws sends them); 0: none.
+    ws_legacy_keep_alive_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ class Settings(BaseSettings):
     max_introspection_depth: int = _LIMITS.max_introspection_depth
     ws_max_message_bytes: int = _LIMITS.ws_max_message_bytes
     ws_max_connections_per_principal: int = _LIMITS.ws_max_connections_per_principal
+    ws_legacy_keep_alive_seconds: float = Field(_LIMITS.ws_legacy_keep_alive_seconds, ge=0)
 
     storage_backend: Literal["local", "s3"] = Field("local", validation_alias=f"{PREFIX}STORAGE")
     storage_dir: Path | None = None

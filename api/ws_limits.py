@@ -20,13 +20,12 @@ from collections.abc import AsyncGenerator
 from json import JSONDecodeError
 from typing import Any, cast
 
-from graphql import GraphQLError, OperationType, get_operation_ast
+from graphql import GraphQLError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
-from schema.document_limits import gate_of
 from schema.document_limits import refusals as document_refusals
 
 MESSAGE_TOO_BIG = 1009
@@ -120,9 +119,6 @@ class LegacyOperationLimits:
                 payload = message.get("payload")
                 payload = payload if isinstance(payload, dict) else {}
                 errors = refusals(self.schema, payload.get("query"), payload.get("operationName"))
-                errors = errors or subscriptions_only(
-                    self.schema, payload["query"], payload.get("operationName")
-                )
             if errors:  # the legacy protocol's error payload is one error
                 error = {"type": "error", "id": op_id, "payload": errors[0].formatted}
                 await cast(Any, self).send_message(error)
@@ -151,25 +147,6 @@ class TransportOperationLimits:
             await cast(Any, self).send_message(error)
             return
         await super().handle_subscribe(message)  # type: ignore[misc]
-
-
-def subscriptions_only(schema: Any, query: str, operation_name: str | None) -> list[GraphQLError]:
-    """The legacy protocol runs subscriptions only (strawberry answered a query or a
-    mutation with an uncoded "mutations are not allowed"). For a document that passed
-    ``refusals``."""
-    document = gate_of(schema).check(query, operation_name)
-    operation = (
-        None if isinstance(document, GraphQLError) else get_operation_ast(document, operation_name)
-    )
-    if operation is None or operation.operation is OperationType.SUBSCRIPTION:
-        return []
-    return [
-        GraphQLError(
-            f"The graphql-ws protocol carries subscriptions only; send this "
-            f"{operation.operation.value} over HTTP or graphql-transport-ws.",
-            extensions={"code": "OPERATION_NOT_ALLOWED"},
-        )
-    ]
 
 
 def refusals(schema: Any, query: Any, operation_name: Any) -> list[GraphQLError]:

@@ -177,22 +177,3 @@ async def test_connections_per_principal_are_limited(
         await eventually(admitted)
         for ws_ in (second, other):
             await ws_.close()
-
-
-async def test_the_legacy_protocol_refuses_queries_and_mutations_with_a_code(
-    app: Starlette, gql: GQL, tenant: Tenant
-) -> None:
-    """graphql-ws carries subscriptions only: a query or a mutation is an `error` with a
-    code (strawberry's "mutations are not allowed" had none), and the mutation runs not."""
-    admin = tenant.user(Role.VENDOR_ADMIN)
-    mutation = 'mutation { productUpsert(input: {sku: "NW-WS", name: "X", ' \
-        'listPrice: {amount: "1.00", currency: "USD"}}) { userErrors { code } } }'  # fmt: skip
-    async with live_server(app) as address:
-        ws = await connect(address, "graphql-ws", gql.token(admin))
-        await start(ws, "graphql-ws", "1", "{ me { role } }")
-        assert await refusal(ws, "1") == ["OPERATION_NOT_ALLOWED"]
-        await start(ws, "graphql-ws", "2", mutation)
-        assert await refusal(ws, "2") == ["OPERATION_NOT_ALLOWED"]
-        await ws.close()
-    product = await gql.data('{ product(sku: "NW-WS") { name } }', as_user=admin)
-    assert product == {"product": None}
