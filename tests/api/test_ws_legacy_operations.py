@@ -61,7 +61,8 @@ async def messages_within(ws: websockets.ClientConnection, seconds: float) -> li
 async def run(ws: websockets.ClientConnection, op_id: str, query: str, **payload: Any) -> list[Any]:
     """Start an operation; its messages (`ka` skipped) up to `complete` or `error`."""
     body = {"query": query, **payload}
-    await ws.send(json.dumps({"id": op_id, "type": "start", "payload": body}))
+    start = "start" if ws.subprotocol == LEGACY else "subscribe"
+    await ws.send(json.dumps({"id": op_id, "type": start, "payload": body}))
     got: list[dict[str, Any]] = []
     while True:
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -279,17 +280,19 @@ async def test_a_refused_document_is_an_error_with_the_http_code(
         await ws.close()
 
 
+@pytest.mark.parametrize("protocol", [LEGACY, "graphql-transport-ws"])
 async def test_a_mutation_whose_variables_are_refused_has_the_http_code_and_runs_not(
-    app: Starlette, gql: GQL, tenant: Tenant
+    app: Starlette, gql: GQL, tenant: Tenant, protocol: str
 ) -> None:
-    """graphql-core refuses variables as execution starts: a `data` message with no data
-    (as the protocol's reference server sends it), then `complete`; its error had no code
-    (over HTTP: GRAPHQL_VALIDATION_FAILED)."""
+    """graphql-core refuses variables as execution starts: a `data` message (graphql-transport-ws:
+    `next`) with no data (as the protocols' reference servers send it), then `complete`;
+    its error had no code (over HTTP: GRAPHQL_VALIDATION_FAILED)."""
     admin = tenant.user(Role.VENDOR_ADMIN)
     over_http = await gql.post(KEY_CREATE, {"name": 5}, as_user=admin)
     async with live_server(app) as address:
-        ws = await connect(address, gql.token(admin))
+        ws = await connect(address, gql.token(admin), protocol)
         data, complete = await run(ws, "1", KEY_CREATE, variables={"name": 5})
+        assert data["type"] == ("data" if protocol == LEGACY else "next")
         assert complete == {"type": "complete", "id": "1"}
         assert data["payload"]["data"] is None
         assert codes_of(data) == error_codes(over_http.json()) == ["GRAPHQL_VALIDATION_FAILED"]
