@@ -28,4 +28,5 @@ class GuardrailErrorCode(StrEnum):
     SCOPE_VALUE_REQUIRED = "SCOPE_VALUE_REQUIRED"  # a region or group scope names none
     SCOPE_VALUE_NOT_ALLOWED = "SCOPE_VALUE_NOT_ALLOWED"  # OVERALL names one
     UNKNOWN_GROUP = "UNKNOWN_GROUP"
+    MANAGED_GROUP = "MANAGED_GROUP"  # a pilot's arm: not a guardrail's scope
     INVALID_CURRENCY = "INVALID_CURRENCY"

@@ -345,6 +345,14 @@ async def _group_id(session: AsyncSession, principal: Principal, raw: str) -> st
         ).first()
     if group is None:
         raise DomainError(Code.UNKNOWN_GROUP, "No such partner group.", "scope_value")
+    if group.managed_by is not None:
+        # A pilot's treatment arm: thresholds and their alerts are read by every vendor role,
+        # and would tell channel managers who is in the arm (partners.group_policy).
+        raise DomainError(
+            Code.MANAGED_GROUP,
+            f"This group is managed by a {group.managed_by}; it is not a guardrail's scope.",
+            "scope_value",
+        )
     return str(group.id)
 
 

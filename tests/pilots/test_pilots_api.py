@@ -305,6 +305,8 @@ GROUP_READS = (
     "query($id: ID!) { node(id: $id) { id ... on PartnerGroup { name } } }",
 )
 
+THRESHOLD_SET = """mutation($input: ConcentrationThresholdSetInput!) {
+  concentrationThresholdSet(input: $input) { threshold { id } userErrors { field code } } }"""
 BY_GROUP = (
     "{ earningsMetrics(segmentBy: GROUP) { segments { key label } } }",
     '{ forecastRollup(quarter: "2026-Q1", by: GROUP) { rows { key label } } }',
@@ -349,6 +351,16 @@ async def test_a_channel_manager_reads_no_treatment_group(
                 keys = str(await gql.data(query, as_user=tenant.user(role)))
                 assert (arm in keys or treatment in keys) is sees, (step, role, query, keys)
                 assert ("treatment" in keys) is sees, (step, role, query, keys)
+        # A vendor admin cannot make the arm a guardrail's scope: thresholds and their
+        # alerts (which name the partners in scope) are read by every vendor role.
+        threshold = {"metric": "TOP_PARTNER_SHARE", "maxShareBp": 5_000, "scope": "GROUP"}
+        set_on_arm = await gql.data(
+            THRESHOLD_SET, {"input": {**threshold, "scopeValue": treatment}}, as_user=admin
+        )
+        payload = set_on_arm["concentrationThresholdSet"]
+        code = "MANAGED_GROUP" if running else "UNKNOWN_GROUP"  # (archived once ended)
+        assert payload["userErrors"] == [{"field": "scopeValue", "code": code}], step
+        assert payload["threshold"] is None
         await gql.data(END, {"input": {"id": pilot["id"]}}, as_user=admin)
 
 
