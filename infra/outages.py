@@ -176,8 +176,9 @@ def value_refused(error: BaseException | None) -> bool:
 class Outage:
     """Tells of an outage once, however many attempts meet it: ``met`` reports the first
     failure of an outage (what is out of reach, and why; or the database's contention),
-    ``over`` reports once that work went through again. For commands that wait an outage
-    out (``waiting_out``)."""
+    and again when what fails changes (contention, then Redis out of reach); ``over``
+    reports once that work went through again. For commands that wait an outage out
+    (``waiting_out``)."""
 
     def __init__(self, report: Callable[[str], None]) -> None:
         self._report = report
@@ -185,20 +186,21 @@ class Outage:
         self._what = ""
 
     def met(self, error: BaseException) -> None:
+        contention = to_run_again(error) and not is_unavailable(error)
+        what = "the work" if contention else _service(error)
+        if self._since is not None and what == self._what:
+            return
         if self._since is None:
             self._since = time.monotonic()
-            if to_run_again(error) and not is_unavailable(error):
-                self._what = "the work"
-                self._report(
-                    f"the database ended a transaction for contention ({first_line(error)}); "
-                    "running it again"
-                )
-                return
-            self._what = _service(error)
-            reason = (str(error).splitlines() or [""])[0][:200]
+        self._what = what
+        if contention:
             self._report(
-                f"{self._what} is out of reach ({type(error).__name__}: {reason}); waiting for it"
+                f"the database ended a transaction for contention ({first_line(error)}); "
+                "running it again"
             )
+            return
+        reason = (str(error).splitlines() or [""])[0][:200]
+        self._report(f"{what} is out of reach ({type(error).__name__}: {reason}); waiting for it")
 
     def over(self) -> None:
         if self._since is not None:
@@ -222,18 +224,25 @@ async def waiting_out(
     outage: Outage,
     *,
     backoff: tuple[float, float] = (0.2, 5.0),
+    contention_runs: int = 5,
 ) -> T:
     """``work()``, run again with capped exponential backoff for as long as it fails because
     Redis, the database or another service is out of reach (``is_unavailable``) or the
     database ended its transaction for contention (``to_run_again``: a deadlock, a lock
-    not granted in time); any other error propagates. ``work`` must be safe to run again
-    after such a failure."""
+    not granted in time: ``contention_runs`` runs in a row at most, then it propagates, as
+    a statement that always outlasts a ``statement_timeout`` would otherwise run for ever);
+    any other error propagates. ``work`` must be safe to run again after such a failure."""
     delay = backoff[0]
+    contended_runs = 0
     while True:
         try:
             result = await work()
         except Exception as exc:
-            if not (is_unavailable(exc) or to_run_again(exc)):
+            unavailable = is_unavailable(exc)
+            if not (unavailable or to_run_again(exc)):
+                raise
+            contended_runs = 0 if unavailable else contended_runs + 1
+            if contended_runs >= contention_runs:
                 raise
             outage.met(exc)
             await asyncio.sleep(delay)

@@ -153,3 +153,59 @@ async def test_waiting_out_runs_a_step_again_after_contention_and_says_so(tmp_pa
     assert len(told) == 2, told
     assert told[0].startswith("the database ended a transaction for contention (database is")
     assert told[1].startswith("the work went through after")
+
+
+async def _locked_error(path: Path) -> BaseException:
+    """A real "database is locked": SQLite's write lock held past the busy timeout."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+    holder.execute("BEGIN IMMEDIATE")
+    db = Database(f"sqlite+aiosqlite:///{path}", waits=Waits(sqlite_busy_seconds=0.05))
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES (1)"))
+    except Exception as exc:  # noqa: BLE001 - what it raises is what is classified
+        return exc
+    finally:
+        holder.close()
+        await db.dispose()
+    pytest.fail("the write went through")
+
+
+async def test_waiting_out_tells_each_kind_of_failure_and_gives_up_on_lasting_contention(
+    tmp_path: Path,
+) -> None:
+    """Contention, then the database out of reach, then through: each told when it starts
+    (the outage was not told before: the episode had been told as contention), one line
+    when over. Contention that lasts (a statement that always outlasts a timeout) is run
+    five times, then propagates (it was run for ever)."""
+    locked = await _locked_error(tmp_path / "locked.db")
+    nowhere = Database("postgresql+asyncpg://nobody@127.0.0.1:1/x")
+    refused = await _error_of(nowhere, "SELECT 1")
+    await nowhere.dispose()
+    told: list[str] = []
+    failures = iter([locked, locked, refused, refused])
+
+    async def step() -> str:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return "done"
+
+    assert await waiting_out(step, Outage(told.append), backoff=(0.001, 0.002)) == "done"
+    assert [line.split(" (")[0] for line in told] == [
+        "the database ended a transaction for contention",
+        "the database is out of reach",
+        "the database is back after 0 s; carrying on",
+    ], told
+
+    runs = 0
+
+    async def always_contended() -> None:
+        nonlocal runs
+        runs += 1
+        raise locked
+
+    with pytest.raises(type(locked)):
+        await waiting_out(always_contended, Outage(told.append), backoff=(0.001, 0.002))
+    assert runs == 5
