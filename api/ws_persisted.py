@@ -21,6 +21,7 @@ store), once per process (``PersistedQueries.register(if_new=True)``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from graphql import GraphQLError
@@ -28,6 +29,8 @@ from graphql import GraphQLError
 from api.persisted_queries import PersistedQueries
 from api.ws_limits import refusals
 from api.ws_messages import names_by_hash
+
+log = logging.getLogger("channelboard.http")
 
 
 def by_hash(payload: Any) -> bool:
@@ -41,9 +44,15 @@ async def resolve(
     """The payload with the document to run as its ``query``, and the hash to keep it under
     once it passes the checks (None: nothing to keep); or the error refusing it. An empty
     ``query`` is none (graphql-ws clients cannot leave it out)."""
-    query, digest, refused = await persisted.resolve(
-        payload.get("query") or None, payload["extensions"]
-    )
+    try:
+        query, digest, refused = await persisted.resolve(
+            payload.get("query") or None, payload["extensions"]
+        )
+    except Exception as exc:  # noqa: BLE001 - one operation refused, not the socket closed
+        # (Redis out of reach is answered inside: the document is then not found.) Over
+        # HTTP such a failure fails one request; here it would close every operation.
+        log.error("persisted query lookup failed", exc_info=exc)
+        return GraphQLError("Internal error.", extensions={"code": "INTERNAL_SERVER_ERROR"})
     if refused is not None:
         return refused
     return {**payload, "query": query}, digest
@@ -59,4 +68,7 @@ async def keep(
         return
     if refusals(schema, query, payload.get("operationName")):
         return
-    await persisted.register(digest, query, if_new=True)
+    try:
+        await persisted.register(digest, query, if_new=True)
+    except Exception as exc:  # noqa: BLE001 - the operation runs; only the keeping failed
+        log.error("persisted query not kept", exc_info=exc)

@@ -289,3 +289,28 @@ async def test_a_duplicate_id_by_hash_closes_as_any_duplicate(
         await client.data()
         await send(client, "1", payload)
         assert await close_code(client.ws) == 4409
+
+
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_a_failed_lookup_refuses_the_operation_not_the_socket(
+    app: Starlette, gql: GQL, services: Services, tenant: Tenant, contest: Contest,
+    protocol: str, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A lookup Redis answers with an error that is no outage (here WRONGTYPE: the key holds
+    a list) refuses that operation (INTERNAL_SERVER_ERROR, logged) and the socket serves on;
+    it escaped the message loop and closed the socket (1011) with every operation on it."""
+    document = unique("fast path")
+    key = services.keys("apq", sha(document))
+    await services.redis.rpush(key, "not a document")  # type: ignore[misc]
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    async with live_server(app) as address:
+        async with ws_client(address, token, protocol) as client:
+            hash_alone = {"variables": {"id": gid(contest)}, "extensions": persisted(sha(document))}
+            await send(client, "1", hash_alone)
+            internal = {
+                "message": "Internal error.",
+                "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+            }
+            assert await client.receive() == refused(protocol, "1", internal)
+            await then_nothing(client)
+    assert "persisted query lookup failed" in caplog.text
