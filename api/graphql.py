@@ -326,8 +326,10 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
                 await self.send_message({"type": "ka"})
                 await asyncio.sleep(interval)
         except Exception as exc:
+            # (Awaited quietly as the connection ends: a failure other than the socket gone
+            # is logged here, or it would pass unseen while clients time out.)
             if not socket_gone(self.websocket.ws, exc):  # type: ignore[attr-defined]
-                raise
+                log.error("legacy keep-alive failed", exc_info=exc)
 
     async def _close_unless_initialised(self) -> None:
         wait = cast(GraphQLView, self.view).connection_init_wait_timeout.total_seconds()
