@@ -43,6 +43,8 @@ async function createClaim(proof) {
       serials: [serial], customerName: 'Initech', invoiceNumber: `UPLOAD-${serial}-${Date.now()}`,
       saleDate: new Date().toISOString().slice(0, 10), amount: { amount: '99.00', currency: 'USD' }, proof } } });
     const out = data.saleClaimCreate;
+    // (a serial another script claimed earlier in the run: the claim is made, and rejected)
+    if (out.saleClaim?.state === 'REJECTED') continue;
     if (out.saleClaim) return out.saleClaim;
     if (!out.userErrors.some((e) => e.code === 'ALREADY_CLAIMED' || e.code === 'NO_VALID_SERIALS')) throw new Error(JSON.stringify(out.userErrors));
   }
