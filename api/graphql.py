@@ -317,7 +317,8 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
     async def handle_keep_alive(self) -> None:
         """`ka` right after connection_ack, then every ``keep_alive_interval`` seconds, as
         subscriptions-transport-ws's server does (clients time out without them: gql's
-        ``keep_alive_timeout``, SubscriptionClient's ``inactivityTimeout``). Ends quietly
+        ``keep_alive_timeout``, SubscriptionClient's ``timeout``, counted from the first
+        ``ka``; its ``inactivityTimeout`` is for a socket with no operation). Ends quietly
         once the socket is gone (``handle`` cancels it as the connection ends)."""
         interval = self.keep_alive_interval
         assert interval

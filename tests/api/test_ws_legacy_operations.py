@@ -1,7 +1,8 @@
 """The legacy graphql-ws protocol (subscriptions-transport-ws) as its clients expect it,
 over a real uvicorn server: keep-alives (`ka` right after connection_ack, then one per
-CHANNELBOARD_WS_LEGACY_KEEP_ALIVE_SECONDS; gql's keep_alive_timeout and Apollo's
-SubscriptionClient close a socket that sends none), and queries and mutations (one `data`,
+CHANNELBOARD_WS_LEGACY_KEEP_ALIVE_SECONDS; gql's keep_alive_timeout closes a socket that
+sends none, Apollo's SubscriptionClient one whose `ka` stop for longer than its `timeout`,
+counted from the first), and queries and mutations (one `data`,
 then `complete`) under every rule HTTP applies: roles, the same error codes, idempotency,
 the audit log. Before, the server sent no `ka` and refused every query and mutation with
 OPERATION_NOT_ALLOWED."""
