@@ -250,14 +250,14 @@ class LegacyGraphQLWSHandler(LegacyOperationLimits, BaseGraphQLWSHandler[Context
         ):
             await super().handle_start(message)
             return
-        view = cast(GraphQLView, self.view)
-        resolved = await ws_persisted.resolve(view.persisted, payload)
-        if isinstance(resolved, GraphQLError):
-            await self.send_message({"type": "error", "id": op_id, "payload": resolved.formatted})
-            return
-        payload, digest = resolved
-        await super().handle_start({**message, "payload": payload})
-        await ws_persisted.keep(view.persisted, self.schema, digest, payload)
+
+        async def refuse(error: GraphQLError) -> None:
+            await self.send_message({"type": "error", "id": op_id, "payload": error.formatted})
+
+        persisted = cast(GraphQLView, self.view).persisted
+        await ws_persisted.serve(
+            persisted, self.schema, message, run=super().handle_start, refuse=refuse
+        )
 
     async def handle_async_results(
         self,
@@ -416,14 +416,14 @@ class TransportWSHandler(TransportOperationLimits, BaseGraphQLTransportWSHandler
         ):
             await super().handle_subscribe(message)
             return
-        view = cast(GraphQLView, self.view)
-        resolved = await ws_persisted.resolve(view.persisted, payload)
-        if isinstance(resolved, GraphQLError):
-            await self.send_message({"id": op_id, "type": "error", "payload": [resolved.formatted]})
-            return
-        payload, digest = resolved
-        await super().handle_subscribe({**message, "payload": payload})
-        await ws_persisted.keep(view.persisted, self.schema, digest, payload)
+
+        async def refuse(error: GraphQLError) -> None:
+            await self.send_message({"id": op_id, "type": "error", "payload": [error.formatted]})
+
+        persisted = cast(GraphQLView, self.view).persisted
+        await ws_persisted.serve(
+            persisted, self.schema, message, run=super().handle_subscribe, refuse=refuse
+        )
 
     async def handle_connection_init(self, message: Any) -> None:
         await super().handle_connection_init(message)

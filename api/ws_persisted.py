@@ -22,6 +22,7 @@ store), once per process (``PersistedQueries.register(if_new=True)``)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from graphql import GraphQLError
@@ -36,6 +37,26 @@ log = logging.getLogger("channelboard.http")
 def by_hash(payload: Any) -> bool:
     """A payload the persisted-query protocol applies to (its shape checked already)."""
     return isinstance(payload, dict) and names_by_hash(payload)
+
+
+async def serve(
+    persisted: PersistedQueries,
+    schema: Any,
+    message: dict[str, Any],
+    *,
+    run: Callable[[dict[str, Any]], Awaitable[None]],
+    refuse: Callable[[GraphQLError], Awaitable[None]],
+) -> None:
+    """A `subscribe` (legacy: `start`) ``message`` naming its document by hash, after the
+    protocol's checks that come before the document: ``run`` it with the document in its
+    payload and keep the document, or ``refuse`` it in the protocol's shape."""
+    resolved = await resolve(persisted, message["payload"])
+    if isinstance(resolved, GraphQLError):
+        await refuse(resolved)
+        return
+    payload, digest = resolved
+    await run({**message, "payload": payload})
+    await keep(persisted, schema, digest, payload)
 
 
 async def resolve(

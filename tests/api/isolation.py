@@ -19,13 +19,14 @@ from typing import Any
 
 import graphql
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.cli.demo import seed_demo
 from api.settings import Settings
 from catalogue import demo as catalogue_demo
 from deal_registration.registrations import submission
 from deal_registration.registrations.models import DealConflict, DealRegistration
+from deal_registration.sales.models import OPEN_STATES, SaleClaim
 from forecasts.quarters import Quarter
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
@@ -515,6 +516,18 @@ async def approve_claim(gql: GQL, admin: User, claim_id: str) -> None:
     data = await gql.data(CLAIM_APPROVE, {"input": {"id": claim_id}}, as_user=admin)
     errors = [(e["field"], e["code"]) for e in data["saleClaimApprove"]["userErrors"]]
     assert errors in ([], [("id", "INVALID_STATE")]), data
+
+
+async def approve_open_claims(gql: GQL, services: Services, admin: User, partner: Partner) -> None:
+    """Approve every claim of ``partner`` still open (as its vendor's ``admin``)."""
+    async with services.db.session() as session:
+        claims = await session.exec(
+            select(SaleClaim.id).where(
+                SaleClaim.partner_id == partner.id, col(SaleClaim.state).in_(OPEN_STATES)
+            )
+        )
+        for claim in claims.all():
+            await approve_claim(gql, admin, graphql_id("SaleClaim", claim))
 
 
 async def _contoso_sales(

@@ -102,10 +102,9 @@ from hypothesis import given, seed
 from hypothesis import strategies as st
 from hypothesis_graphql import nodes
 from sqlalchemy import text
-from sqlmodel import col, select
+from sqlmodel import select
 
 from api.settings import Settings
-from deal_registration.sales.models import OPEN_STATES, SaleClaim
 from forecasts.accuracy import close_all_due
 from forecasts.quarters import Quarter
 from infra.clock import OffsetClock
@@ -141,7 +140,7 @@ from tests.api.isolation import (
     Secrets,
     World,
     _ok,
-    approve_claim,
+    approve_open_claims,
     control_leaks,
     fits_limits,
     literal,
@@ -567,15 +566,7 @@ async def _blind_to_the_other_partner(
     before = await answers(*BLIND, *admins)
     for vendor, partner in (("northwind", "Globex Systems"), ("contoso", "Wingtip Traders")):
         admin = world.users[f"admin@{vendor}.example"]
-        async with services.db.session() as session:
-            claims = await session.exec(
-                select(SaleClaim.id).where(
-                    SaleClaim.partner_id == world.partners[partner].id,
-                    col(SaleClaim.state).in_(OPEN_STATES),
-                )
-            )
-            for claim in claims.all():
-                await approve_claim(gql, admin, graphql_id("SaleClaim", claim))
+        await approve_open_claims(gql, services, admin, world.partners[partner])
     await settle(services)
     after = await answers(*BLIND, *admins)
     for admin in admins:
@@ -831,15 +822,7 @@ async def _pilots_change(gql: GQL, services: Services, world: World, failures: l
         before[role] = (await gql.post(EXPLANATIONS, token=world.tokens[role])).json()
         vendor = world.vendors["contoso" if partner == "Wingtip Traders" else "northwind"]
         admin = world.users[f"admin@{vendor.slug}.example"]
-        async with services.db.session() as session:
-            claims = await session.exec(
-                select(SaleClaim.id).where(
-                    SaleClaim.partner_id == world.partners[partner].id,
-                    col(SaleClaim.state).in_(OPEN_STATES),
-                )
-            )
-            for claim in claims.all():
-                await approve_claim(gql, admin, graphql_id("SaleClaim", claim))
+        await approve_open_claims(gql, services, admin, world.partners[partner])
     await settle(services)
     today = f"{gql.clock.now():%d %b %Y}"
     for role, earlier in before.items():
