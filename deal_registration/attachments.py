@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
-from infra.errors import DomainError
+from infra.errors import DomainError, DomainErrors
 from infra.ids import new_id
 from infra.outages import is_unavailable
 
@@ -60,6 +60,8 @@ class AttachmentErrorCode(StrEnum):
     UNSUPPORTED_FILE_TYPE = "UNSUPPORTED_FILE_TYPE"
     INVALID_FILENAME = "INVALID_FILENAME"
     TOO_MANY_ATTACHMENTS = "TOO_MANY_ATTACHMENTS"
+    REQUIRED = "REQUIRED"
+    CONFLICTING_UPLOADS = "CONFLICTING_UPLOADS"
 
 
 class Attachment(SQLModel, table=True):
@@ -88,8 +90,17 @@ class Attachment(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class ProofFile:
+    """An uploaded file, read, and the input field it came in (its errors name it): "file"
+    or "proof" for an input's one file, "files.2" for the third of a list."""
+
     filename: str
     data: bytes
+    field: str = "file"
+
+    @property
+    def input_field(self) -> str:
+        """The input field itself ("files" for "files.2")."""
+        return self.field.partition(".")[0]
 
 
 def sniff(data: bytes) -> tuple[str, str] | None:
@@ -100,7 +111,7 @@ def sniff(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def safe_filename(raw: str, extension: str) -> str:
+def safe_filename(raw: str, extension: str, field: str = "file") -> str:
     """A display name that is safe in a Content-Disposition header and on any disk. Names
     that try to climb directories are refused; the extension follows the content."""
     name = unicodedata.normalize("NFKC", raw).strip()
@@ -114,7 +125,7 @@ def safe_filename(raw: str, extension: str) -> str:
         raise DomainError(
             AttachmentErrorCode.INVALID_FILENAME,
             "The file name must be a plain name without folders, '..' or control characters.",
-            "file",
+            field,
         )
     stem = name.rsplit(".", 1)[0] if "." in name else name
     stem = _UNSAFE.sub("_", stem).strip(" ._")[:100] or "proof"
@@ -122,38 +133,78 @@ def safe_filename(raw: str, extension: str) -> str:
 
 
 def check_proof(file: ProofFile, max_bytes: int) -> tuple[str, str, str]:
-    """Validate a proof file; returns (safe filename, content type, sha256)."""
+    """Validate a proof file; returns (safe filename, content type, sha256). Its errors name
+    the file's input field."""
     if len(file.data) > max_bytes:
         raise DomainError(
             AttachmentErrorCode.FILE_TOO_LARGE,
             f"A proof file may be at most {max_bytes // (1 << 20)} MiB.",
-            "file",
+            file.field,
         )
     if not file.data:
-        raise DomainError(AttachmentErrorCode.EMPTY_FILE, "The file is empty.", "file")
+        raise DomainError(AttachmentErrorCode.EMPTY_FILE, "The file is empty.", file.field)
     sniffed = sniff(file.data)
     if sniffed is None:
         raise DomainError(
             AttachmentErrorCode.UNSUPPORTED_FILE_TYPE,
             "Proof must be a PDF, PNG or JPEG file.",
-            "file",
+            file.field,
         )
     content_type, extension = sniffed
-    filename = safe_filename(file.filename, extension)
+    filename = safe_filename(file.filename, extension, file.field)
     return filename, content_type, hashlib.sha256(file.data).hexdigest()
 
 
+def proof_errors(
+    files: Sequence[ProofFile], max_bytes: int, *, noun: str = "submission"
+) -> list[DomainError]:
+    """What is wrong with each of the files (every file judged, one error each at most),
+    and a list longer than any owner may hold."""
+    errors: list[DomainError] = []
+    if len(files) > MAX_ATTACHMENTS_PER_OWNER:
+        errors.append(_too_many(files[0].input_field, noun))
+    for file in files:
+        try:
+            check_proof(file, max_bytes)
+        except DomainError as error:
+            errors.append(error)
+    return errors
+
+
+def check_proofs(files: Sequence[ProofFile], max_bytes: int, *, noun: str = "submission") -> None:
+    """All or nothing: DomainErrors naming every bad file, before anything is stored."""
+    if errors := proof_errors(files, max_bytes, noun=noun):
+        raise DomainErrors(errors)
+
+
+def proof_digest(files: Sequence[ProofFile]) -> str | list[str] | None:
+    """The files' part of an idempotency fingerprint: None without files, one file's SHA-256
+    (as before lists: keys taken with one file keep their fingerprint), else each one's."""
+    digests = [hashlib.sha256(f.data).hexdigest() for f in files]
+    return None if not digests else digests[0] if len(digests) == 1 else digests
+
+
+def _too_many(field: str, noun: str) -> DomainError:
+    return DomainError(
+        AttachmentErrorCode.TOO_MANY_ATTACHMENTS,
+        f"A {noun} holds at most {MAX_ATTACHMENTS_PER_OWNER} files.",
+        field,
+    )
+
+
 async def ensure_room(
-    session: AsyncSession, owner_kind: str, owner_id: uuid.UUID, *, noun: str
+    session: AsyncSession,
+    owner_kind: str,
+    owner_id: uuid.UUID,
+    *,
+    noun: str,
+    files: Sequence[ProofFile],
 ) -> None:
-    """Refuse one more file when the owner already holds the maximum (lock the owner first,
-    so two uploads cannot both squeeze in)."""
-    if len(await attachments_of(session, owner_kind, owner_id)) >= MAX_ATTACHMENTS_PER_OWNER:
-        raise DomainError(
-            AttachmentErrorCode.TOO_MANY_ATTACHMENTS,
-            f"A {noun} holds at most {MAX_ATTACHMENTS_PER_OWNER} files.",
-            "file",
-        )
+    """Refuse the files when the owner would hold more than the maximum with them (lock the
+    owner first, so two uploads cannot both squeeze in)."""
+    held = len(await attachments_of(session, owner_kind, owner_id))
+    if files and held + len(files) > MAX_ATTACHMENTS_PER_OWNER:
+        raise _too_many(files[0].input_field, noun)
 
 
 async def store_attachment(
@@ -188,6 +239,41 @@ async def store_attachment(
     await session.flush()
     await storage.put(attachment.storage_key, file.data, content_type)
     return attachment
+
+
+async def store_attachments(
+    session: AsyncSession,
+    clock: Clock,
+    storage: Storage,
+    *,
+    vendor_id: uuid.UUID,
+    owner_kind: str,
+    owner_id: uuid.UUID,
+    files: Sequence[ProofFile],
+    uploaded_by_id: uuid.UUID | None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[Attachment]:
+    """``store_attachment`` for each file, all or nothing: every file is judged first (a bad
+    one stores none), and when the store refuses one, the files already written for this
+    request are removed before the error rolls the transaction back (the sweep would remove
+    them a day later; a retry should not find the store fuller)."""
+    check_proofs(files, max_bytes)
+    stored: list[Attachment] = []
+    try:
+        for file in files:
+            attachment = await store_attachment(
+                session, clock, storage, vendor_id=vendor_id, owner_kind=owner_kind,
+                owner_id=owner_id, file=file, uploaded_by_id=uploaded_by_id, max_bytes=max_bytes,
+            )  # fmt: skip
+            stored.append(attachment)
+    except Exception:
+        for attachment in stored:
+            try:
+                await storage.delete(attachment.storage_key)
+            except Exception:  # the sweep removes it later
+                log.warning("could not remove %s after a failed upload", attachment.storage_key)
+        raise
+    return stored
 
 
 async def attachments_of(

@@ -25,14 +25,13 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import strawberry
 from strawberry import Info
 
-from deal_registration.attachments import ProofFile
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import DbSession, begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.outages import first_line, rolled_back_by_the_database
 from partners.roles import Principal
-from schema.attachments import read_upload
+from schema.attachments import Uploads, read_uploads
 from schema.context import Context, Services
 from schema.errors import UserError, user_errors
 from schema.money import Amount, MoneyInput
@@ -180,6 +179,16 @@ async def run(
 RUNS = 3
 
 
-async def upload(info: Info[Context, None], file: Any) -> ProofFile:
-    """An uploaded file, read (at most the limit + 1 bytes) before the transaction begins."""
-    return await read_upload(file, info.context.services.max_upload_bytes)
+async def uploads(
+    info: Info[Context, None],
+    one: tuple[str, Any | None],
+    many: tuple[str, list[Any] | None],
+    *,
+    required: bool,
+) -> Uploads:
+    """The uploaded files of an input's one-file field or its list field (``name, value``
+    each), read (each at most the limit + 1 bytes) before the transaction begins; the action
+    calls ``.chosen()`` for them or the userError (``schema.attachments.read_uploads``)."""
+    return await read_uploads(
+        one, many, required=required, max_bytes=info.context.services.max_upload_bytes
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -41,11 +42,12 @@ async def attach_proof(
     storage: Storage,
     *,
     registration_id: uuid.UUID,
-    proof_file: attachments.ProofFile,
+    proof_files: Sequence[attachments.ProofFile],
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
-) -> tuple[DealRegistration, attachments.Attachment]:
-    """Attach an invoice to a registration the caller may see. Every check runs before the
-    file is stored, so a refused upload leaves neither a row nor a file."""
+) -> tuple[DealRegistration, list[attachments.Attachment]]:
+    """Attach invoices (one or several, all or nothing) to a registration the caller may
+    see. Every check runs before a file is stored, so a refused upload leaves neither a row
+    nor a file."""
     DEALS.require(principal, DealOp.ATTACH_PROOF)
     await _lock(session, registration_id)
     registration = await repository.get_readable(session, principal, registration_id)
@@ -58,13 +60,14 @@ async def attach_proof(
             f"A registration that is {status.value} takes no more proof.",
             "id",
         )
-    attachments.check_proof(proof_file, max_upload_bytes)
+    noun = "deal registration"
+    attachments.check_proofs(proof_files, max_upload_bytes, noun=noun)
     await attachments.ensure_room(
-        session, repository.REGISTRATION_OWNER, registration.id, noun="deal registration"
+        session, repository.REGISTRATION_OWNER, registration.id, noun=noun, files=proof_files
     )
-    attachment = await attachments.store_attachment(
+    stored = await attachments.store_attachments(
         session, clock, storage, vendor_id=registration.vendor_id,
-        owner_kind=repository.REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
+        owner_kind=repository.REGISTRATION_OWNER, owner_id=registration.id, files=proof_files,
         uploaded_by_id=principal.user_id, max_bytes=max_upload_bytes,
     )  # fmt: skip
-    return registration, attachment
+    return registration, stored

@@ -4,9 +4,9 @@ commit (the caller owns the transaction)."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -98,12 +98,12 @@ async def submit_registration(
     data: RegistrationInput,
     draft: bool = False,
     idempotency_key: str | None = None,
-    proof_file: attachments.ProofFile | None = None,
+    proof_files: Sequence[attachments.ProofFile] = (),
     storage: Storage | None = None,
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> DealRegistration:
-    """Register a deal (or save it as a draft), optionally with a proof file (stored last,
-    after every check). With an idempotency key, the same caller's retry of the same
+    """Register a deal (or save it as a draft), optionally with proof files (all or nothing,
+    stored last, after every check). With an idempotency key, the same caller's retry of the same
     request returns the first registration unchanged; the same key with different content
     (or a different file) is refused (``infra.idempotency``)."""
     DEALS.require(principal, DealOp.SUBMIT)
@@ -114,7 +114,7 @@ async def submit_registration(
         key=idempotency_key, now=now, codes=Code,
         request={
             **asdict(data), "partner_id": partner_id, "draft": draft,
-            "proof_sha256": hashlib.sha256(proof_file.data).hexdigest() if proof_file else None,
+            "proof_sha256": attachments.proof_digest(proof_files),
         },
     )  # fmt: skip
     if taken is not None and taken.replay is not None:
@@ -125,12 +125,7 @@ async def submit_registration(
 
     program = await repository.program_settings(session, principal.vendor_id)
     clean, skus = await _validate(session, principal, data, program, now)
-    if proof_file is not None:
-        try:
-            attachments.check_proof(proof_file, max_upload_bytes)
-        except DomainError as error:
-            error.field = "proof"  # the input field here
-            raise
+    attachments.check_proofs(proof_files, max_upload_bytes, noun="deal registration")
     registration = DealRegistration(
         vendor_id=principal.vendor_id,
         partner_id=partner_id,
@@ -173,11 +168,11 @@ async def submit_registration(
         )
     else:
         await enter_submitted(session, clock, principal, registration, program, from_status=None)
-    if proof_file is not None:
+    if proof_files:
         assert storage is not None, "a proof file needs a storage backend"
-        await attachments.store_attachment(
+        await attachments.store_attachments(
             session, clock, storage, vendor_id=registration.vendor_id,
-            owner_kind=repository.REGISTRATION_OWNER, owner_id=registration.id, file=proof_file,
+            owner_kind=repository.REGISTRATION_OWNER, owner_id=registration.id, files=proof_files,
             uploaded_by_id=principal.user_id, max_bytes=max_upload_bytes,
         )  # fmt: skip
     return registration

@@ -97,7 +97,7 @@ async def seed(
             customer_name="Contoso Ltd", invoice_number=f"INV-{demo.key.upper()}",
             sale_date=(now - timedelta(days=demo.days_ago)).date(),
             amount_minor=demo.amount_minor, currency="USD", idempotency_key=demo.key,
-            proof_file=_pdf(demo.key) if demo.proof else None,
+            proof_files=[_pdf(demo.key)] if demo.proof else (),
         )  # fmt: skip
         if demo.then == "approve":
             await review.approve(session, vendor_admin, clock, claim_id=claim.id, note="Demo")

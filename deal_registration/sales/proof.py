@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,7 +14,7 @@ from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import ClaimState, DecisionAction, SaleClaim, SerialOutcome
 from deal_registration.sales.policy import SALES, SalesOp
 from deal_registration.sales.submission import auto_approvable
-from deal_registration.sales.transitions import locked_claim, store_proof, transition
+from deal_registration.sales.transitions import locked_claim, store_proofs, transition
 from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.errors import DomainError
@@ -27,11 +28,11 @@ async def attach_proof(
     storage: Storage,
     *,
     claim_id: uuid.UUID,
-    proof_file: attachments.ProofFile,
+    proof_files: Sequence[attachments.ProofFile],
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> SaleClaim:
-    """Add proof to a claim; a claim waiting for proof moves on (auto-approved when it
-    qualifies, else to review)."""
+    """Add proof (one file or several, all or nothing) to a claim; a claim waiting for proof
+    moves on (auto-approved when it qualifies, else to review)."""
     SALES.require(principal, SalesOp.ATTACH_PROOF)
     await lock_for_write(session)
     claim = await locked_claim(session, repository.readable_claims(principal), claim_id)
@@ -41,13 +42,15 @@ async def attach_proof(
             f"A {claim.state.value.lower()} claim takes no more proof.",
             "claim_id",
         )
-    attachments.check_proof(proof_file, max_upload_bytes)
-    await attachments.ensure_room(session, repository.CLAIM_OWNER, claim.id, noun="claim")
-    now = clock.now()
-    attachment = await store_proof(
-        session, clock, storage, claim, proof_file, principal, max_upload_bytes
+    attachments.check_proofs(proof_files, max_upload_bytes, noun="claim")
+    await attachments.ensure_room(
+        session, repository.CLAIM_OWNER, claim.id, noun="claim", files=proof_files
     )
-    await risk.assess_attachment(session, claim, attachment, now)
+    now = clock.now()
+    for attachment in await store_proofs(
+        session, clock, storage, claim, proof_files, principal, max_upload_bytes
+    ):
+        await risk.assess_attachment(session, claim, attachment, now)
     if claim.state is ClaimState.NEEDS_PROOF:
         settings = await repository.get_settings(session, claim.vendor_id)
         flagged = await risk.has_flags(session, claim.id)

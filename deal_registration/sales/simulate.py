@@ -220,7 +220,7 @@ class Simulator:
                 session, seller, self.clock, self.storage, serial_numbers=serial_numbers,
                 customer_name=customer, invoice_number=invoice, sale_date=now.date(),
                 amount_minor=amount_minor, currency=product.currency,
-                proof_file=_invoice_pdf(invoice, customer, product, units, amount_minor),
+                proof_files=[_invoice_pdf(invoice, customer, product, units, amount_minor)],
             )  # fmt: skip
         return _Claimed(claim, seller, partner, product.sku, units, serial_numbers)
 

@@ -3,8 +3,8 @@ state from the judgement and the vendor's rules; idempotent per caller."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import date
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +25,7 @@ from deal_registration.sales.models import (
     SerialOutcome,
 )
 from deal_registration.sales.policy import SALES, SalesOp
-from deal_registration.sales.transitions import store_proof, transition
+from deal_registration.sales.transitions import store_proofs, transition
 from deal_registration.sales.validation import judge
 from deal_registration.storage import Storage
 from infra import idempotency
@@ -124,7 +124,7 @@ async def create_claim(
     currency: str,
     partner_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
-    proof_file: attachments.ProofFile | None = None,
+    proof_files: Sequence[attachments.ProofFile] = (),
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> SaleClaim:
     """A partner user claims a sale. Each serial is judged at once; the claim's state
@@ -148,7 +148,7 @@ async def create_claim(
             "serials": [serials.normalise_serial(s) for s in serial_numbers],
             "customer_name": customer_name, "invoice_number": invoice_number,
             "sale_date": sale_date, "amount_minor": amount_minor, "currency": currency,
-            "proof_sha256": hashlib.sha256(proof_file.data).hexdigest() if proof_file else None,
+            "proof_sha256": attachments.proof_digest(proof_files),
         },
     )  # fmt: skip
     if taken is not None and taken.replay is not None:
@@ -163,11 +163,7 @@ async def create_claim(
         currency=currency, today=now.date(),
         max_serials=min(settings.max_serials_per_claim, MAX_SERIALS),
     )  # fmt: skip
-    if proof_file is not None:
-        try:
-            attachments.check_proof(proof_file, max_upload_bytes)
-        except DomainError as error:
-            errors.append(error)
+    errors += attachments.proof_errors(proof_files, max_upload_bytes, noun="claim")
     if errors:
         raise DomainErrors(errors)
 
@@ -223,16 +219,15 @@ async def create_claim(
     flagged = bool(
         await risk.assess_claim(session, claim, [found[s] for s in normalised if s in won], now)
     )
-    attachment = None
-    if proof_file is not None:
-        attachment = await store_proof(
-            session, clock, storage, claim, proof_file, principal, max_upload_bytes
-        )
+    stored = await store_proofs(
+        session, clock, storage, claim, proof_files, principal, max_upload_bytes
+    )
+    for attachment in stored:
         flagged = (await risk.assess_attachment(session, claim, attachment, now)) is not None or (
             flagged
         )
     state, action, reason = initial_state(
-        list(outcomes.values()), attachment is not None, settings, claim, flagged
+        list(outcomes.values()), bool(stored), settings, claim, flagged
     )
     submitted = state if action is DecisionAction.SUBMITTED else ClaimState.UNDER_REVIEW
     await transition(

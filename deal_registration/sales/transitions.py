@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, time
 
 from sqlalchemy import delete
@@ -35,18 +36,18 @@ from infra.outbox import record_event
 from partners.roles import Principal
 
 
-async def store_proof(
+async def store_proofs(
     session: AsyncSession,
     clock: Clock,
     storage: Storage,
     claim: SaleClaim,
-    file: attachments.ProofFile,
+    files: Sequence[attachments.ProofFile],
     principal: Principal,
     max_upload_bytes: int,
-) -> attachments.Attachment:
-    return await attachments.store_attachment(
+) -> list[attachments.Attachment]:
+    return await attachments.store_attachments(
         session, clock, storage, vendor_id=claim.vendor_id, owner_kind=repository.CLAIM_OWNER,
-        owner_id=claim.id, file=file, uploaded_by_id=principal.user_id,
+        owner_id=claim.id, files=files, uploaded_by_id=principal.user_id,
         max_bytes=max_upload_bytes,
     )  # fmt: skip
 

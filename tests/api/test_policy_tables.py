@@ -129,10 +129,10 @@ REFUSED: list[tuple[str, Role, Call]] = [
         s, p, CLOCK, registration_id=uuid.uuid4())),
     ("deal proof", Role.FINANCE, lambda s, p: deal_proof.attach_proof(
         s, p, CLOCK, LocalStorage(Path("unused")), registration_id=uuid.uuid4(),
-        proof_file=ProofFile("a.pdf", b"%PDF-"))),
+        proof_files=[ProofFile("a.pdf", b"%PDF-")])),
     ("sale proof", Role.FINANCE, lambda s, p: proof.attach_proof(
         s, p, CLOCK, LocalStorage(Path("unused")), claim_id=uuid.uuid4(),
-        proof_file=ProofFile("a.pdf", b"%PDF-"))),
+        proof_files=[ProofFile("a.pdf", b"%PDF-")])),
     ("sales settings", Role.CHANNEL_MANAGER, lambda s, p: claim_settings.update_settings(
         s, p, CLOCK, claim_window_days=30)),
     ("serials import", Role.FINANCE, lambda s, p: serials.import_serials(

@@ -5,6 +5,7 @@ from datetime import date
 import strawberry
 from strawberry.file_uploads import Upload
 
+from deal_registration.attachments import MAX_ATTACHMENTS_PER_OWNER
 from deal_registration.registrations.models import DealStatus
 from schema.deal_registration.registrations import types  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyInput
@@ -56,6 +57,11 @@ class DealRegistrationSubmitInput:
     proof: Upload | None = strawberry.field(
         default=None,
         description="An invoice: PDF, PNG or JPEG (multipart request; judged by content).",
+    )
+    proofs: list[Upload] | None = strawberry.field(
+        default=None,
+        description="Several proof files at once (multipart map paths `variables.input.proofs.0`, "
+        f"…; at most {MAX_ATTACHMENTS_PER_OWNER}), instead of `proof`: all are stored or none.",
     )
 
 
@@ -117,6 +123,14 @@ class DealRegistrationIdInput:
 @strawberry.input
 class DealRegistrationAttachProofInput:
     id: strawberry.ID
-    file: Upload = strawberry.field(
-        description="An invoice: PDF, PNG or JPEG (multipart request; judged by content)."
+    file: Upload | None = strawberry.field(
+        default=None,
+        description="An invoice: PDF, PNG or JPEG (multipart request; judged by content). "
+        "Give `file` or `files`.",
+    )
+    files: list[Upload] | None = strawberry.field(
+        default=None,
+        description="Several files at once (multipart map paths `variables.input.files.0`, …), "
+        "instead of `file`: all are stored or none, and the registration holds at most "
+        f"{MAX_ATTACHMENTS_PER_OWNER} files.",
     )

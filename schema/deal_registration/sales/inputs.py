@@ -5,6 +5,7 @@ from datetime import date
 import strawberry
 from strawberry.file_uploads import Upload
 
+from deal_registration.attachments import MAX_ATTACHMENTS_PER_OWNER
 from deal_registration.sales.models import ClaimState, RejectReason, ReverseReason
 from schema.deal_registration.sales import types  # noqa: F401 - registers the GraphQL enums first
 from schema.money import MoneyInput
@@ -25,6 +26,11 @@ class SaleClaimCreateInput:
     proof: Upload | None = strawberry.field(
         default=None, description="An invoice: PDF, PNG or JPEG (multipart request)."
     )
+    proofs: list[Upload] | None = strawberry.field(
+        default=None,
+        description="Several proof files at once (multipart map paths `variables.input.proofs.0`, "
+        f"…; at most {MAX_ATTACHMENTS_PER_OWNER}), instead of `proof`: all are stored or none.",
+    )
     idempotency_key: str | None = strawberry.field(
         default=None, description="Retrying with the same key returns the first claim."
     )
@@ -33,7 +39,16 @@ class SaleClaimCreateInput:
 @strawberry.input
 class SaleClaimAttachProofInput:
     id: strawberry.ID
-    file: Upload
+    file: Upload | None = strawberry.field(
+        default=None,
+        description="A proof file: PDF, PNG or JPEG (multipart request). Give `file` or `files`.",
+    )
+    files: list[Upload] | None = strawberry.field(
+        default=None,
+        description="Several proof files at once (multipart map paths `variables.input.files.0`, "
+        "…), instead of `file`: all are stored or none, and the claim holds at most "
+        f"{MAX_ATTACHMENTS_PER_OWNER} files.",
+    )
 
 
 @strawberry.input

@@ -31,7 +31,7 @@ from schema.deal_registration.sales.inputs import (
 )
 from schema.deal_registration.sales.types import SaleClaimType, SalesSettingsType
 from schema.errors import UserError
-from schema.mutations import Payload, Write, run, upload
+from schema.mutations import Payload, Write, run, uploads
 from schema.permissions import allowed
 
 
@@ -147,7 +147,9 @@ class SalesMutation:
     async def sale_claim_create(
         self, info: Info[Context, None], input: SaleClaimCreateInput
     ) -> SaleClaimPayload:
-        proof = None if input.proof is None else await upload(info, input.proof)
+        proofs = await uploads(
+            info, ("proof", input.proof), ("proofs", input.proofs), required=False
+        )
 
         async def create(m: Write) -> SaleClaim:
             amount = m.money(input.amount, "amount")
@@ -156,7 +158,7 @@ class SalesMutation:
                 customer_name=input.customer_name, invoice_number=input.invoice_number,
                 sale_date=input.sale_date, amount_minor=amount.minor, currency=amount.currency,
                 partner_id=m.optional_id(input.partner_id, "Partner"),
-                idempotency_key=input.idempotency_key, proof_file=proof,
+                idempotency_key=input.idempotency_key, proof_files=proofs.chosen(),
                 max_upload_bytes=m.max_upload_bytes,
             )  # fmt: skip
 
@@ -164,15 +166,16 @@ class SalesMutation:
 
     @strawberry.mutation(
         permission_classes=[allowed(SALES, SalesOp.ATTACH_PROOF)],
-        description="Attach a proof file (PDF, PNG or JPEG; multipart request) to a claim.",
+        description="Attach proof files (PDF, PNG or JPEG; multipart request) to a claim: one "
+        "in `file` or several in `files`, all stored or none.",
     )
     async def sale_claim_attach_proof(
         self, info: Info[Context, None], input: SaleClaimAttachProofInput
     ) -> SaleClaimPayload:
-        proof = await upload(info, input.file)
+        files = await uploads(info, ("file", input.file), ("files", input.files), required=True)
         return await run(info, SaleClaimPayload, lambda m: claim_proof.attach_proof(
             m.session, m.principal, m.clock, m.storage, claim_id=m.id(input.id, "SaleClaim"),
-            proof_file=proof, max_upload_bytes=m.max_upload_bytes,
+            proof_files=files.chosen(), max_upload_bytes=m.max_upload_bytes,
         ))  # fmt: skip
 
     @strawberry.mutation(

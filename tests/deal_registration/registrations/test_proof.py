@@ -345,13 +345,13 @@ async def test_an_upload_waits_for_a_concurrent_one_and_then_finds_no_room(
         async with db.transaction() as session:
             await proof.attach_proof(
                 session, rep, clock, storage, registration_id=registration.id,
-                proof_file=ProofFile(f"inv{i}.pdf", PDF),
+                proof_files=[ProofFile(f"inv{i}.pdf", PDF)],
             )  # fmt: skip
 
     async def attach(session: AsyncSession, principal: Principal) -> object:
         return await proof.attach_proof(
             session, principal, clock, storage, registration_id=registration.id,
-            proof_file=ProofFile("last.pdf", PDF),
+            proof_files=[ProofFile("last.pdf", PDF)],
         )  # fmt: skip
 
     async with db.session() as first, db.session() as second:

@@ -106,7 +106,8 @@ async def test_upload_attacks_are_refused_and_change_nothing(
         token=gql.token(tenant.user(Role.PARTNER_REP, 0)),
     )  # fmt: skip
     errors = created.json()["data"]["saleClaimCreate"]["userErrors"]
-    assert [(e["field"], e["code"]) for e in errors] == [("file", code)]
+    # (the input field: it said "file", which saleClaimCreate's input does not have)
+    assert [(e["field"], e["code"]) for e in errors] == [("proof", code)]
     assert await count_rows(db, SaleClaim) == 1
     assert _stored_files(gql) == files_before
 

@@ -14,7 +14,7 @@ from schema.deal_registration.registrations.inputs import (
 from schema.deal_registration.registrations.mutations.payloads import (
     DealRegistrationPayload,
 )
-from schema.mutations import Write, run, upload
+from schema.mutations import Write, run, uploads
 from schema.permissions import allowed
 
 
@@ -28,7 +28,9 @@ class DealRegistrationSubmitMutation:
     async def deal_registration_submit(
         self, info: Info[Context, None], input: DealRegistrationSubmitInput
     ) -> DealRegistrationPayload:
-        proof = None if input.proof is None else await upload(info, input.proof)
+        proofs = await uploads(
+            info, ("proof", input.proof), ("proofs", input.proofs), required=False
+        )
 
         async def submit(m: Write) -> DealRegistration:
             value = m.money(input.estimated_value, "estimated_value")
@@ -47,7 +49,7 @@ class DealRegistrationSubmitMutation:
             )  # fmt: skip
             return await submission.submit_registration(
                 m.session, m.principal, m.clock, data=data, draft=input.as_draft,
-                idempotency_key=input.idempotency_key, proof_file=proof,
+                idempotency_key=input.idempotency_key, proof_files=proofs.chosen(),
                 storage=m.services.storage, max_upload_bytes=m.max_upload_bytes,
             )  # fmt: skip
 
