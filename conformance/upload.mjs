@@ -1,6 +1,7 @@
 // apollo-upload-client (UploadHttpLink, extract-files) against a running channelboard: claim
 // proof per the GraphQL multipart request spec, as the README says (`proof` on
-// saleClaimCreate, `file` on saleClaimAttachProof), several files in one request, one file
+// saleClaimCreate, `file` on saleClaimAttachProof), several files in one request (two
+// variables; a list, `files: [Upload!]!` as in the spec's own example, and `proofs`), one file
 // mapped to two variables, the upload limits, a malformed map and a body cut off mid-upload.
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
@@ -81,6 +82,59 @@ await step('two files in one request', async () => {
   check('both stored, each with its own bytes', !data.a.userErrors.length && !data.b.userErrors.length
     && atts.some((x) => x.filename === 'a.pdf' && x.sha256 === sha(a)) && atts.some((x) => x.filename === 'b.png' && x.sha256 === sha(b)),
     JSON.stringify(data));
+});
+
+const ATTACH_LIST = gql`mutation AttachList($id: ID!, $files: [Upload!]!) {
+  saleClaimAttachProof(input: {id: $id, files: $files}) {
+    saleClaim { state attachments { filename size sha256 downloadUrl } } userErrors { field code message } } }`;
+
+await step('a list of files in one request (files: [Upload!]!)', async () => {
+  const claim = await createClaim(null);
+  const a = pdfBytes('list-a');
+  const b = pdfBytes('list-b');
+  const { data } = await client.mutate({ mutation: ATTACH_LIST, variables: { id: claim.id, files: [
+    new File([a], 'invoice.pdf', { type: 'application/pdf' }), new File([b], 'delivery-note.pdf', { type: 'application/pdf' })] } });
+  const map = JSON.parse(sent.at(-1).body.get('map'));
+  check('map: the spec\'s list paths variables.files.0 and variables.files.1',
+    JSON.stringify(map) === JSON.stringify({ 1: ['variables.files.0'], 2: ['variables.files.1'] }), JSON.stringify(map));
+  const out = data.saleClaimAttachProof;
+  const atts = out.saleClaim?.attachments ?? [];
+  check('both stored in one request, in order, each with its own bytes', !out.userErrors.length && atts.length === 2
+    && atts[0].filename === 'invoice.pdf' && atts[0].sha256 === sha(a) && atts[1].filename === 'delivery-note.pdf' && atts[1].sha256 === sha(b),
+    JSON.stringify(out));
+  const got = await Promise.all(atts.map((x) => download(x.downloadUrl)));
+  check('both downloadUrls give back the bytes sent', got.length === 2 && got[0].bytes.equals(a) && got[1].bytes.equals(b),
+    got.map((g) => g.status).join(','));
+
+  const bad = await client.mutate({ mutation: ATTACH_LIST, variables: { id: claim.id, files: [
+    new File([pdfBytes('list-c')], 'c.pdf', { type: 'application/pdf' }), new File(['just text'], 'd.pdf', { type: 'application/pdf' })] } });
+  const refused = bad.data.saleClaimAttachProof;
+  const after = await client.query({ query: gql`query AfterList($id: ID!) { node(id: $id) { ... on SaleClaim { attachments { filename } } } }`,
+    variables: { id: claim.id } });
+  check('one bad file in the list: userErrors files.1 UNSUPPORTED_FILE_TYPE, and neither stored',
+    refused.saleClaim === null && refused.userErrors.length === 1 && refused.userErrors[0].field === 'files.1'
+    && refused.userErrors[0].code === 'UNSUPPORTED_FILE_TYPE' && after.data.node.attachments.length === 2,
+    JSON.stringify({ refused, after: after.data }));
+});
+
+await step('proofs on saleClaimCreate', async () => {
+  const a = pdfBytes('proofs-a');
+  const b = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.from('proofs png')]);
+  let claim = null;
+  for (let attempt = 0; attempt < 8 && !claim; attempt += 1) {
+    const serial = acmeSerial(attempt * 13 + Math.floor(Math.random() * 1000));
+    const { data } = await client.mutate({ mutation: CLAIM, variables: { input: {
+      serials: [serial], customerName: 'Initech', invoiceNumber: `UPLOADS-${serial}-${Date.now()}`,
+      saleDate: new Date().toISOString().slice(0, 10), amount: { amount: '99.00', currency: 'USD' },
+      proofs: [new File([a], 'a.pdf', { type: 'application/pdf' }), new File([b], 'b.png', { type: 'image/png' })] } } });
+    if (data.saleClaimCreate.saleClaim?.state !== 'REJECTED') claim = data.saleClaimCreate.saleClaim;
+  }
+  const map = JSON.parse(sent.at(-1).body.get('map'));
+  check('map: variables.input.proofs.0 and .1', JSON.stringify(map) === JSON.stringify({ 1: ['variables.input.proofs.0'], 2: ['variables.input.proofs.1'] }),
+    JSON.stringify(map));
+  const atts = claim?.attachments ?? [];
+  check('the new claim holds both proofs', atts.length === 2 && atts[0].sha256 === sha(a) && atts[1].sha256 === sha(b),
+    JSON.stringify(claim));
 });
 
 await step('one file for two variables', async () => {
