@@ -5,7 +5,13 @@ partner, as explanations (``explanations``) — never the rule, its condition or
 A firing is an organisation-level record (it read the organisation's signals and may hold
 its payouts): a partner admin reads its partner's, a partner rep none (``RepAccess.NONE``,
 as earnings' statements and holds). Recommendations are advice to the organisation's
-people, without figures: reps read them too."""
+people, without figures: reps read them too.
+
+A rule aimed at a partner group the caller may not read (``partners.groups.readable_groups``:
+a pilot's treatment arm, read by vendor admins and finance only) is not readable at all,
+nor are its versions, budget changes and firings: its target and the partners it fired for
+would tell a channel manager who is in the arm. It is answered as a rule that does not
+exist."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, false, or_
+from sqlalchemy import ColumnElement, and_, false, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -29,7 +35,8 @@ from incentives.models import (
 )
 from incentives.policy import RULES, RuleOp
 from partners.access import RepAccess, scope
-from partners.group_models import PartnerGroupMembership
+from partners.group_models import PartnerGroup, PartnerGroupMembership
+from partners.groups import readable_groups
 from partners.roles import Principal
 from signals.maintenance import signal_currency
 
@@ -37,13 +44,28 @@ from signals.maintenance import signal_currency
 def readable_rules(principal: Principal) -> SelectOfScalar[IncentiveRule]:
     if not RULES.allows(principal, RuleOp.READ):
         return select(IncentiveRule).where(false())
-    return select(IncentiveRule).where(IncentiveRule.vendor_id == principal.vendor_id)
+    return select(IncentiveRule).where(
+        IncentiveRule.vendor_id == principal.vendor_id,
+        or_(
+            col(IncentiveRule.target_group_id).is_(None),
+            col(IncentiveRule.target_group_id).in_(
+                readable_groups(principal).with_only_columns(col(PartnerGroup.id))
+            ),
+        ),
+    )
+
+
+def _of_readable_rules(principal: Principal, column: object) -> ColumnElement[bool]:
+    return col(column).in_(readable_rules(principal).with_only_columns(col(IncentiveRule.id)))
 
 
 def readable_versions(principal: Principal) -> SelectOfScalar[IncentiveRuleVersion]:
     if not RULES.allows(principal, RuleOp.READ):
         return select(IncentiveRuleVersion).where(false())
-    return select(IncentiveRuleVersion).where(IncentiveRuleVersion.vendor_id == principal.vendor_id)
+    return select(IncentiveRuleVersion).where(
+        IncentiveRuleVersion.vendor_id == principal.vendor_id,
+        _of_readable_rules(principal, IncentiveRuleVersion.rule_id),
+    )
 
 
 def readable_budget_changes(principal: Principal) -> SelectOfScalar[IncentiveRuleBudgetChange]:
@@ -51,7 +73,8 @@ def readable_budget_changes(principal: Principal) -> SelectOfScalar[IncentiveRul
     if not RULES.allows(principal, RuleOp.READ):
         return select(IncentiveRuleBudgetChange).where(false())
     return select(IncentiveRuleBudgetChange).where(
-        IncentiveRuleBudgetChange.vendor_id == principal.vendor_id
+        IncentiveRuleBudgetChange.vendor_id == principal.vendor_id,
+        _of_readable_rules(principal, IncentiveRuleBudgetChange.rule_id),
     )
 
 
@@ -73,10 +96,13 @@ async def pending_budget_changes(
 
 
 def readable_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:
-    """Vendor staff: the firings of partners they may read."""
+    """Vendor staff: the firings of partners they may read, of rules they may read."""
     if not RULES.allows(principal, RuleOp.READ_FIRINGS):
         return select(RuleFiring).where(false())
-    return select(RuleFiring).where(scope(principal, RuleFiring.vendor_id, RuleFiring.partner_id))
+    return select(RuleFiring).where(
+        scope(principal, RuleFiring.vendor_id, RuleFiring.partner_id),
+        _of_readable_rules(principal, RuleFiring.rule_id),
+    )
 
 
 def partner_firings(principal: Principal) -> SelectOfScalar[RuleFiring]:

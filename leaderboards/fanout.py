@@ -49,7 +49,7 @@ from leaderboards.closing import close_due, next_boundary
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.reads import BoardView, Reader, StandingView, Viewer, reach_of, viewer_for
 from leaderboards.repository import get_readable_contest
-from leaderboards.runtime import CONTEST_REACH_TABLES, Leaderboards
+from leaderboards.runtime import CONTEST_REACH_TABLES, Leaderboards, ReaderKey
 from leaderboards.service import effective_status
 from partners.roles import Principal
 
@@ -278,7 +278,7 @@ class Feed:
         stamp = epochs.stamp(CONTEST_REACH_TABLES)  # before reading: a change meanwhile re-checks
         if stamp == self._reach_checked and epochs.live:
             return
-        readable: dict[tuple[uuid.UUID, uuid.UUID | None], bool] = {}
+        readable: dict[ReaderKey, bool] = {}
         for group in list(self.groups.values()):
             fresh = viewer_for(group.viewer.principal, contest).shared
             if fresh != group.viewer:

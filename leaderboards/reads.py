@@ -32,7 +32,7 @@ from leaderboards.recurrence import (
     period_at,
     periods_between,
 )
-from leaderboards.runtime import Leaderboards
+from leaderboards.runtime import Leaderboards, ReaderKey
 from leaderboards.service import effective_status
 from partners.roles import Principal
 
@@ -62,17 +62,15 @@ class Viewer:
         return replace(self, self_id=None)
 
 
-def reach_of(principal: Principal) -> tuple[uuid.UUID, uuid.UUID | None]:
-    """Who sees the same contests: a vendor's staff, one partner (all its users), one
-    display key's screen."""
-    audience = (
-        principal.display_key_id
-        if principal.is_display
-        else None
-        if principal.is_vendor_staff
-        else principal.partner_id
-    )
-    return (principal.vendor_id, audience)
+def reach_of(principal: Principal) -> ReaderKey:
+    """Who sees the same contests: a vendor's staff of one role (a channel manager does not
+    read a contest naming a pilot's arm, which vendor admins and finance read), one partner
+    (all its users), one display key's screen."""
+    if principal.is_display:
+        return (principal.vendor_id, principal.display_key_id, None)
+    if principal.is_vendor_staff:
+        return (principal.vendor_id, None, principal.role)
+    return (principal.vendor_id, principal.partner_id, None)
 
 
 def viewer_for(principal: Principal, contest: Contest) -> Viewer:

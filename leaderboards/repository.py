@@ -1,8 +1,11 @@
 """Who may read which contests: the one place that decides it for this domain.
 
-Vendor staff see every contest of their vendor. Partner users see published contests
-(scheduled, live, finished or cancelled - never drafts) that their organisation is
-eligible for (tiers, regions, and an explicit partner list, each empty = everyone).
+Vendor staff see every contest of their vendor but one whose eligibility names a partner
+group they may not read (``partners.groups.readable_groups``: a pilot's treatment arm, read
+by vendor admins and finance only): its eligibility and board would tell who is in the arm.
+Partner users see published contests (scheduled, live, finished or cancelled - never
+drafts) that their organisation is eligible for (tiers, regions, groups it is now in, and
+an explicit partner list, each empty = everyone).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from leaderboards.models import (
     ParticipantKind,
 )
 from partners.access import accessible_partner_ids
-from partners.group_models import PartnerGroupMembership
-from partners.groups import groups_of
+from partners.group_models import PartnerGroup, PartnerGroupMembership
+from partners.groups import groups_of, readable_groups
 from partners.models import Partner, User
 from partners.roles import Principal
 
@@ -51,10 +54,22 @@ def _in_a_listed_group(principal: Principal) -> ColumnElement[bool]:
     )
 
 
+def _names_an_unreadable_group(principal: Principal) -> ColumnElement[bool]:
+    """The contest's eligibility lists a group of its vendor the caller may not read."""
+    group_hex = func.replace(cast(PartnerGroup.id, String), "-", "")
+    return exists().where(
+        col(PartnerGroup.vendor_id) == Contest.vendor_id,
+        col(PartnerGroup.id).not_in(
+            readable_groups(principal).with_only_columns(col(PartnerGroup.id))
+        ),
+        col(Contest.eligible_group_ids).like(literal("%,") + func.lower(group_hex) + literal(",%")),
+    )
+
+
 def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
     stmt = select(Contest).where(Contest.vendor_id == principal.vendor_id)
     if principal.is_vendor_staff:
-        return stmt
+        return stmt.where(~_names_an_unreadable_group(principal))
     if principal.is_display:  # a screen: its own contests, once published
         return stmt.where(
             col(Contest.id).in_(list(principal.contest_ids)), Contest.status != ContestStatus.DRAFT

@@ -33,15 +33,19 @@ from leaderboards.rebuild import ensure_built, rebuild
 from leaderboards.scoring import DUPLICATE, NOT_BUILT, Source, event_instant, parse_source
 from leaderboards.service import ledger_row, reversal_credit
 from leaderboards.versions import Ceilings
+from partners.roles import Role
 
 log = logging.getLogger(__name__)
 
 # Who is reading, as far as contest visibility goes: the vendor, and the partner (None for
 # vendor staff, who see every contest of their vendor).
-ReaderKey = tuple[uuid.UUID, uuid.UUID | None]
+# Who reads the same contests (``reads.reach_of``): the vendor, the partner or display key,
+# and a staff member's role.
+ReaderKey = tuple[uuid.UUID, uuid.UUID | None, Role | None]
 # What decides who may read a contest (repository.readable_contests): its settings, the
-# partner's tier and region, the partner's current group memberships.
-CONTEST_REACH_TABLES = ("contest", "partner", "partner_group_membership")
+# partner's tier and region, the partner's current group memberships, which groups a staff
+# role may read (a group a pilot manages).
+CONTEST_REACH_TABLES = ("contest", "partner", "partner_group", "partner_group_membership")
 
 
 async def insert_credits(session: AsyncSession, rows: list[ContestCredit]) -> None:

@@ -47,8 +47,8 @@ from incentives.events import (
     VersionDrafted,
 )
 from incentives.explanations import drafted_action, explain, parts
-from incentives.models import BudgetChangeStatus, RuleFiring, VersionStatus
-from incentives.repository import readings
+from incentives.models import BudgetChangeStatus, IncentiveRule, RuleFiring, VersionStatus
+from incentives.repository import readable_rules, readings
 from infra.outbox import OutboxEvent
 from leaderboards.runtime import Leaderboards
 from next_actions.actions import ActionKind, Source, Viewpoint
@@ -84,10 +84,13 @@ async def rule_fired(session: AsyncSession, event: OutboxEvent) -> list[Notice]:
     notices: list[Notice] = []
     if fired.notify_staff and RuleActionKind.NOTIFY_STAFF.value in fired.actions:
         partner = await session.get(Partner, fired.partner_id)
-        staff = [
-            *await vendor_admins(session, event.vendor_id),
-            *await partner_managers(session, fired.partner_id),
-        ]
+        staff = await vendor_admins(session, event.vendor_id)
+        # The partner's channel managers, if their role may read the rule (a rule aimed at a
+        # pilot's treatment arm is not theirs: it would tell them the partner is in the arm).
+        managers = Principal(vendor_id=event.vendor_id, role=Role.CHANNEL_MANAGER)
+        readable = readable_rules(managers).where(IncentiveRule.id == fired.rule_id)
+        if (await session.exec(readable)).first() is not None:
+            staff = [*staff, *await partner_managers(session, fired.partner_id)]
         params = {
             "rule": fired.rule_name, "version": fired.version_number,
             "partner": partner.name if partner else str(fired.partner_id),
