@@ -303,13 +303,45 @@ async def credits_for(
     return rows.all()
 
 
-async def revisions(session: AsyncSession, contest_id: uuid.UUID) -> Sequence[ContestRevision]:
-    rows = await session.exec(
-        select(ContestRevision)
-        .where(ContestRevision.contest_id == contest_id)
-        .order_by(col(ContestRevision.version))
-    )
-    return rows.all()
+async def revisions(
+    session: AsyncSession, principal: Principal, contest_id: uuid.UUID
+) -> list[ContestRevision]:
+    """A contest's changes, oldest first, as the caller may read them: a group it may not
+    read (``partners.groups.readable_groups``: a pilot's treatment arm, which the contest
+    named before it was changed) is left out of the eligibility's changes, as if never named,
+    and a change of nothing else but that group is no change (the revision stays, with no
+    changes: its version is the contest's)."""
+    rows = (
+        await session.exec(
+            select(ContestRevision)
+            .where(ContestRevision.contest_id == contest_id)
+            .order_by(col(ContestRevision.version))
+        )
+    ).all()
+    named = {
+        uuid.UUID(str(g))
+        for r in rows
+        for side in r.changes.get("eligible_group_ids", [])
+        for g in side or []
+    }
+    if not named:
+        return list(rows)
+    found = await session.exec(readable_groups(principal).where(col(PartnerGroup.id).in_(named)))
+    readable = {g.id.hex for g in found}
+    out = []
+    for row in rows:
+        changes = dict(row.changes)
+        if "eligible_group_ids" in changes:
+            old, new = (
+                None if side is None else [g for g in side if uuid.UUID(str(g)).hex in readable]
+                for side in changes["eligible_group_ids"]
+            )
+            if old == new:
+                del changes["eligible_group_ids"]
+            else:
+                changes["eligible_group_ids"] = [old, new]
+        out.append(ContestRevision(**(row.model_dump() | {"changes": changes})))
+    return out
 
 
 async def frozen_period(

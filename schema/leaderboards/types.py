@@ -179,7 +179,7 @@ class ContestType(relay.Node):
         permission_classes=[VendorStaff],
     )
     async def revisions(self, info: Info[Context, None]) -> list[ContestRevisionType] | None:
-        rows = await repository.revisions(info.context.session, self._model.id)
+        rows = await repository.revisions(info.context.session, info.context.caller, self._model.id)
         return [
             ContestRevisionType(
                 version=r.version,

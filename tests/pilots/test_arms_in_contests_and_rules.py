@@ -137,6 +137,19 @@ async def test_a_contest_on_the_treatment_arm_is_read_by_admins_finance_and_the_
             for query in READS:
                 about = await gql(query, {"id": on_arm}, as_user=user)
                 assert about == await gql(query, {"id": MISSING_CONTEST}, as_user=user), query
+    # Opened to everyone: the manager reads it now, but its history does not name the arm
+    # (vendor admins' does).
+    opened = await gql.data(
+        UPDATE, {"input": {"id": on_arm, "eligibility": {"groupIds": []}}},
+        as_user=tenant.user(Role.VENDOR_ADMIN),
+    )  # fmt: skip
+    assert opened["contestUpdate"]["userErrors"] == []
+    history = "query($id: ID!) { contest(id: $id) { revisions { version changes } } }"
+    for user, names_arm in ((tenant.user(Role.VENDOR_ADMIN), True), (manager, False)):
+        revisions = (await gql.data(history, {"id": on_arm}, as_user=user))["contest"]["revisions"]
+        assert [r["version"] for r in revisions] == [1, 2], user.role
+        told = json.dumps(revisions)
+        assert (treatment_id.hex in told or str(treatment_id) in told) is names_arm, told
 
 
 @pytest.mark.slow
