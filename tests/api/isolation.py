@@ -121,6 +121,12 @@ ARGUMENT_ONLY_TYPES = {"IncentiveRuleVersion": "incentive_rule_version"}
 PILOT_NAME = "Quiet margin pilot"
 TRIAL_PROGRAM = "Margin bonus trial"
 RULE_NAME = "Margin watch for staff"
+# A contest eligible for the pilot's treatment arm only, and a rule aimed at the arm: what
+# names the arm is read by vendor admins and finance (and the contest by the treatment's
+# partners), never by channel managers nor the control arm.
+ARM_CONTEST = "Margin sprint"
+ARM_RULE = "Margin nudge for the few"
+ARM_NOTICE = "A margin nudge fired for this partner"
 STAFF_NOTICE = "Thin margin on this partner: call them before the quarter closes"
 HOLD_REASON = "We review payouts of partners whose sales grew fast"
 UUID = re.compile(
@@ -347,6 +353,61 @@ async def _internal_secrets(services: Services, vendor: Vendor, secrets: Secrets
     secrets.texts.setdefault('"TREATMENT"', "a pilot arm")
 
 
+ArmRows = dict[str, tuple[str, list[uuid.UUID], list[str]]]  # why -> (table, ids, texts)
+
+
+async def _arm_secrets(services: Services) -> dict[uuid.UUID, ArmRows]:
+    """By vendor: the rows that name a pilot's treatment arm (partner groups a pilot
+    manages, contests eligible for one, rules aimed at one, those rules' versions and
+    firings), with their names."""
+    out: dict[uuid.UUID, ArmRows] = {}
+    async with services.db.session() as session:
+
+        async def rows(query: str) -> list[Any]:
+            return list((await session.execute(text(query))).all())
+
+        arms = await rows(
+            "SELECT id, vendor_id, name, description FROM partner_group"
+            " WHERE managed_by IS NOT NULL"
+        )
+        contests = await rows("SELECT id, vendor_id, name, eligible_group_ids FROM contest")
+        rule_rows = await rows("SELECT id, vendor_id, name, target_group_id FROM incentive_rule")
+        versions = await rows("SELECT id, rule_id FROM incentive_rule_version")
+        firings = await rows("SELECT id, rule_id FROM incentive_rule_firing")
+    arm_ids = {_uuid(i): _uuid(v) for i, v, _, _ in arms}
+    for vendor in {v for v in arm_ids.values() if v}:
+        mine = {i for i, v in arm_ids.items() if v == vendor and i}
+        groups_ = [(i, n, d) for i, v, n, d in arms if _uuid(i) in mine]
+        on_arm = [
+            (_uuid(i), n) for i, v, n, eligible in contests
+            if _uuid(v) == vendor and any(g.hex in str(eligible) for g in mine)
+        ]  # fmt: skip
+        aimed = [(_uuid(i), n) for i, v, n, t in rule_rows if t is not None and _uuid(t) in mine]
+        aimed_ids = {i for i, _ in aimed}
+        out[vendor] = {
+            "a pilot's treatment group": (
+                "partner_group", sorted(mine), [t for _, n, d in groups_ for t in (n, d) if t],
+            ),
+            "a contest on the treatment arm": (
+                "contest", [i for i, _ in on_arm if i], [n for _, n in on_arm],
+            ),
+            "a rule on the treatment arm": (
+                "incentive_rule", [i for i in aimed_ids if i], [n for _, n in aimed],
+            ),
+            "a version of a rule on the treatment arm": (
+                "incentive_rule_version",
+                [i for i, r in ((_uuid(a), _uuid(b)) for a, b in versions) if r in aimed_ids and i],
+                [],
+            ),
+            "a firing of a rule on the treatment arm": (
+                "incentive_rule_firing",
+                [i for i, r in ((_uuid(a), _uuid(b)) for a, b in firings) if r in aimed_ids and i],
+                [ARM_NOTICE],
+            ),
+        }  # fmt: skip
+    return out
+
+
 async def settle(services: Services) -> None:
     while await services.outbox.dispatch_pending():
         pass
@@ -417,6 +478,19 @@ async def _enrich(
         await incentive_rules.approve(
             session, principal_of(second), clock, version_id=version, reason="four eyes"
         )
+        arm_rule = await incentive_rules.create_rule(
+            session, principal, clock, name=f"{vendor.name} {ARM_RULE}", period=Period.DAY,
+            condition="revenue_30d >= 0", target_group_id=pilot.treatment_group_id,
+            actions=[Action(ActionKind.NOTIFY_STAFF, message=ARM_NOTICE)],
+        )  # fmt: skip
+        [arm_version] = (
+            await session.exec(
+                select(IncentiveRuleVersion.id).where(IncentiveRuleVersion.rule_id == arm_rule.id)
+            )
+        ).all()
+        await incentive_rules.approve(
+            session, principal_of(second), clock, version_id=arm_version, reason="four eyes"
+        )
         key = await partners_service.create_api_key(
             session, principal, clock, name=f"{vendor.name} integration", role=Role.VENDOR_ADMIN
         )
@@ -426,12 +500,19 @@ async def _enrich(
              "effectiveFrom": (now - timedelta(days=1)).isoformat(),
              "rules": {"baseRates": [{"rateBp": 300}]}, "targetGroupIds": [treatment]}  # fmt: skip
     await _ok(gql, PROGRAM, {"input": trial}, admin)
+    sprint = {"name": f"{vendor.name} {ARM_CONTEST}", "publish": True,
+              "startsAt": (now - timedelta(hours=1)).isoformat(),
+              "endsAt": (now + timedelta(days=20)).isoformat(),
+              "eligibility": {"groupIds": [treatment]}}  # fmt: skip
+    await _ok(gql, CONTEST_CREATE, {"input": sprint}, admin)
     await settle(services)
     await run_due(db, clock)
     await settle(services)
     return key.secret
 
 
+CONTEST_CREATE = """mutation($input: ContestCreateInput!) { contestCreate(input: $input) {
+  contest { id } userErrors { code field message } } }"""
 CONTOSO_USERS = (
     ("finance@contoso.example", "Fern Contoso", Role.FINANCE),
     ("manager@contoso.example", "Mick Contoso", Role.CHANNEL_MANAGER),
@@ -755,6 +836,15 @@ async def read_secrets(services: Services, world: World) -> None:
             )
             for _, name in trial:
                 secrets[role].add_text(name, "the treatment arm's program")
+    # What names a pilot's treatment arm (its group, a contest eligible for it, a rule aimed
+    # at it) is not the channel managers'; the contest is not the control arm's either.
+    arm = await _arm_secrets(services)
+    for vendor, roles in ((northwind, ACME_ROLES), (contoso, PARTNER_ROLES[2:])):
+        for role in roles:
+            table, ids, texts = arm[vendor.id]["a contest on the treatment arm"]
+            secrets[role].add_ids(ids, "a contest on the treatment arm", table)
+            for value in texts:
+                secrets[role].add_text(value, "a contest on the treatment arm")
     # Each channel manager is assigned its vendor's first partner only (Acme: the demo;
     # Fabrikam): the other partner's rows are not its own, but for the registrations in
     # conflict with its partner's, which a reviewer sees as evidence
@@ -766,6 +856,10 @@ async def read_secrets(services: Services, world: World) -> None:
         manager_view = theirs.copy()
         await _partner_secrets(services, unassigned, manager_view)
         manager_view.discard(await _conflicting(services, assigned))
+        for why, (table, ids, texts) in arm[assigned.vendor_id].items():
+            manager_view.add_ids(ids, why, table)
+            for value in texts:
+                manager_view.add_text(value, why)
         secrets[manager] = manager_view
     # Anonymous: nothing of either vendor.
     anonymous = of_contoso.copy()

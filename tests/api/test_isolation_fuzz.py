@@ -268,6 +268,12 @@ INTERNAL_KINDS = (
     "vendor-internal incentive_rule",
     "vendor-internal partner_group",
 )
+ARM_KINDS = (
+    "a pilot's treatment group",
+    "a contest on the treatment arm",
+    "a rule on the treatment arm",
+    "a version of a rule on the treatment arm",
+)
 CONTROLS = {  # (the admin, reading as if it were this partner role): what it must read
     ("admin@northwind.example", "admin@acme.example"): (
         *(f"Globex Systems's {kind}" for kind in PRIVATE_KINDS),
@@ -278,6 +284,9 @@ CONTROLS = {  # (the admin, reading as if it were this partner role): what it mu
         *(f"Wingtip Traders's {kind}" for kind in PRIVATE_KINDS),
         *INTERNAL_KINDS,
     ),
+    # What names a pilot's treatment arm, which the channel managers must not read.
+    ("admin@northwind.example", "manager@northwind.example"): ARM_KINDS,
+    ("admin@contoso.example", "manager@contoso.example"): ARM_KINDS,
 }
 ROLES = (*NORTHWIND_ROLES, *CONTOSO_ROLES)
 # Who reads no value the schema keeps for vendor roles (``vendor_only_values``).
