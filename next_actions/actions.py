@@ -46,7 +46,10 @@ class NextAction:
 @dataclass(frozen=True)
 class Viewpoint:
     """Whose actions: ``principal`` reads as the partner user would (a vendor staff caller
-    reads as the partner organisation's admin would)."""
+    reads as the partner organisation's admin would). ``asker``: who asks, when it is not
+    ``principal`` (vendor staff); a source naming a record its own policy keeps from the
+    asker leaves it out (a contest or a rule naming a pilot's treatment arm, which a
+    channel manager may not read, would tell it the partner is in the arm)."""
 
     principal: Principal
     partner_id: uuid.UUID
@@ -54,6 +57,7 @@ class Viewpoint:
     now: datetime
     signals: ClaimSignals
     leaderboards: Leaderboards
+    asker: Principal | None = None
 
     @property
     def rep_user_id(self) -> uuid.UUID | None:

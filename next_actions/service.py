@@ -49,6 +49,7 @@ async def viewpoint(
     return Viewpoint(
         principal=reader, partner_id=target, vendor_id=principal.vendor_id, now=clock.now(),
         signals=signals, leaderboards=leaderboards,
+        asker=None if principal.is_partner else principal,
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from sqlalchemy import ColumnElement, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -161,6 +162,13 @@ def _prize_line(contest: Contest) -> tuple[int, str] | None:
     return best
 
 
+def _asker_reads(view: Viewpoint) -> ColumnElement[bool]:
+    """The contest is one the asker may read too (vendor staff reading as the partner)."""
+    if view.asker is None:
+        return true()
+    return col(Contest.id).in_(readable_contests(view.asker).with_only_columns(col(Contest.id)))
+
+
 def _participant(view: Viewpoint, contest: Contest) -> uuid.UUID | None:
     if contest.participant_kind is ParticipantKind.PARTNER:
         return view.partner_id
@@ -174,7 +182,7 @@ async def _prize_contests(
     each with its last prize rank, that prize, the participant and the board's visible top."""
     contests = await session.exec(
         readable_contests(view.principal)
-        .where(Contest.status == ContestStatus.SCHEDULED)
+        .where(Contest.status == ContestStatus.SCHEDULED, _asker_reads(view))
         .order_by(col(Contest.ends_at), col(Contest.id))
         .limit(MAX_PER_SOURCE)
     )
@@ -235,7 +243,7 @@ async def prizes_in_reach(session: AsyncSession, view: Viewpoint) -> list[NextAc
 async def rule_recommendations(session: AsyncSession, view: Viewpoint) -> list[NextAction]:
     """What the vendor's incentive rules recommended to the partner (organisation-level: a
     rep reads its organisation's), until each expires or its rule is rolled back."""
-    found = await active_recommendations(session, view.partner_id, view.now)
+    found = await active_recommendations(session, view.partner_id, view.now, view.asker)
     return [
         NextAction(
             key=f"{ActionKind.RECOMMENDATION}:{r.id}",

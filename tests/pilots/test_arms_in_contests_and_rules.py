@@ -28,8 +28,9 @@ from pilots.models import Pilot
 from schema.context import Services
 from schema.relay import parse_global_id
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, dispatch, gid, principal_of
+from tests.factories import Tenant, approve_sale, dispatch, gid, principal_of
 from tests.leaderboards.test_live import LIVE, ended_with
+from tests.next_actions.scenarios import QUERY as NEXT_ACTIONS
 from tests.notifications.scenarios import INBOX
 from tests.pilots import scenarios as ps
 from tests.pilots.test_pilots_api import PROGRAM, create, pilot_uuid
@@ -79,6 +80,7 @@ async def _contest(gql: GQL, tenant: Tenant, name: str, groups: list[str]) -> st
         "name": name, "startsAt": (now - timedelta(hours=1)).isoformat(),
         "endsAt": (now + timedelta(days=20)).isoformat(), "publish": True,
         "eligibility": {"groupIds": groups},
+        "prizes": [{"fromRank": 1, "toRank": 1, "prize": "A trip to Lisbon"}],
     }  # fmt: skip
     data = await gql.data(CREATE, {"input": values}, as_user=tenant.user(Role.VENDOR_ADMIN))
     assert data["contestCreate"]["userErrors"] == [], data
@@ -137,6 +139,25 @@ async def test_a_contest_on_the_treatment_arm_is_read_by_admins_finance_and_the_
             for query in READS:
                 about = await gql(query, {"id": on_arm}, as_user=user)
                 assert about == await gql(query, {"id": MISSING_CONTEST}, as_user=user), query
+    # The second of two treatment partners selling is within reach of the prize: it is
+    # told so in its next actions; its channel manager, reading them as the partner would,
+    # is not (the contest would tell it the partner is in the arm).
+    first, second = [i for i, p in enumerate(tenant.partners) if arms[p.id] == "TREATMENT"][:2]
+    clock.advance(timedelta(minutes=1))
+    await approve_sale(services.db, clock, tenant, partner=first, amount=1_000_00)
+    await approve_sale(services.db, clock, tenant, partner=second, amount=900_00)
+    while await dispatch(services):
+        pass
+    own = await gql.data(NEXT_ACTIONS, {}, as_user=tenant.user(Role.PARTNER_ADMIN, second))
+    assert [a["kind"] for a in own["nextActions"]["actions"]].count("CONTEST_PRIZE_IN_REACH") == 2
+    assert on_arm in json.dumps(own) or str(parse(on_arm)) in json.dumps(own)
+    for_manager = await gql.data(
+        NEXT_ACTIONS, {"partnerId": gid(tenant.partners[second])}, as_user=manager
+    )
+    told = json.dumps(for_manager)
+    assert "CONTEST_PRIZE_IN_REACH" in told  # the open contest's
+    assert "Treatment sprint" not in told
+    assert str(parse(on_arm)) not in told
     # Opened to everyone: the manager reads it now, but its history does not name the arm
     # (vendor admins' does).
     opened = await gql.data(
@@ -184,7 +205,14 @@ async def test_a_channel_manager_watching_a_board_is_cut_off_when_it_comes_to_na
         )  # fmt: skip
         assert changed["contestUpdate"]["userErrors"] == []
         await dispatch(services)
-        assert await ended_with(manager_client) == ["NOT_FOUND"]
+        # (A push of the board as it was may come first: the feed's own first pass.)
+        message = await manager_client.receive()
+        while message["payload"].get("data") is not None:
+            assert message["payload"]["data"]["leaderboardChanged"]["version"] == 1, message
+            message = await manager_client.receive()
+        assert message["type"] == "next", message
+        assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["NOT_FOUND"]
+        assert await manager_client.receive() == {"id": message["id"], "type": "complete"}
 
 
 async def test_a_rule_on_the_treatment_arm_is_read_by_admins_and_finance_only(
@@ -210,10 +238,13 @@ async def test_a_rule_on_the_treatment_arm_is_read_by_admins_and_finance_only(
         )  # fmt: skip
         made = []
         for name, target in (("Arm nudge", treatment_id), ("Open nudge", None)):
+            actions = [Action(ActionKind.NOTIFY_STAFF, message=f"{name} fired")]
+            if target is not None:
+                actions.append(Action(ActionKind.RECOMMEND, days=7, title="Bundle a care pack",
+                                      text="Add a care pack to your next quote."))  # fmt: skip
             rule = await rules.create_rule(
                 session, tenant.principal(Role.VENDOR_ADMIN), clock, name=name,
-                condition="revenue_30d >= 0", target_group_id=target,
-                actions=[Action(ActionKind.NOTIFY_STAFF, message=f"{name} fired")],
+                condition="revenue_30d >= 0", target_group_id=target, actions=actions,
             )  # fmt: skip
             [version] = await session.exec(
                 select(IncentiveRuleVersion.id).where(IncentiveRuleVersion.rule_id == rule.id)
@@ -259,6 +290,15 @@ async def test_a_rule_on_the_treatment_arm_is_read_by_admins_and_finance_only(
     assert every["ruleFirings"]["totalCount"] == len(tenant.partners)  # the open rule's
     open_fired = await gql.data(firings, {"id": gid("IncentiveRule", open_rule)}, as_user=manager)
     assert len(open_fired["ruleFirings"]["edges"]) == len(tenant.partners)
+    # The treatment partners read the arm rule's recommendation in their next actions; their
+    # channel manager, reading those as the partner would, does not.
+    treated_index = next(i for i, p in enumerate(tenant.partners) if arms[p.id] == "TREATMENT")
+    own = await gql.data(NEXT_ACTIONS, {}, as_user=tenant.user(Role.PARTNER_ADMIN, treated_index))
+    assert "Bundle a care pack" in json.dumps(own)
+    for_manager = await gql.data(
+        NEXT_ACTIONS, {"partnerId": gid(tenant.partners[treated_index])}, as_user=manager
+    )
+    assert "RECOMMENDATION" not in json.dumps(for_manager)
     # The staff notices: the admin is told of both rules' firings, the manager of the open
     # rule's only (a notice of the arm's would name its partners).
     for user, arm_notices in ((admin, len(treated)), (manager, 0)):
