@@ -608,13 +608,20 @@ class ProgramType(relay.Node):
     _target_group_ids: strawberry.Private[list[str]]
 
     @strawberry.field(
-        description="The partner groups it applies to (empty: every partner). Vendor roles only.",
+        description=(
+            "The partner groups it applies to (empty: every partner). Vendor roles only; null"
+            " when it applies to a group you may not read (a pilot's treatment arm)."
+        ),
         permission_classes=[VendorStaff],
     )
     async def target_groups(self, info: Info[Context, None]) -> list[PartnerGroupType] | None:
         ids = [uuid.UUID(g) for g in self._target_group_ids]
         found = await groups_by_ids(info.context.session, info.context.caller, ids)
-        return [PartnerGroupType.from_model(found[i]) for i in ids if i in found]
+        if len(found) < len(set(ids)):
+            # Leaving the arm out would read as "every partner" (an empty list), or as
+            # fewer groups than it has: not knowing is the honest answer.
+            return None
+        return [PartnerGroupType.from_model(found[i]) for i in ids]
 
     @strawberry.field(description="Every version, oldest first; the last one is in force.")
     async def versions(self, info: Info[Context, None]) -> list[ProgramVersionType]:

@@ -108,6 +108,17 @@ async def test_a_program_on_the_treatment_arm_pays_the_treatment_only_and_the_re
     assert boost["earningProgramCreate"]["userErrors"] == []
     started = await gql.data(START, {"input": {"id": pilot["id"]}}, as_user=admin)
     assert started["pilotStart"]["pilot"]["status"] == "RUNNING"
+    # Who it applies to: the arm for those who read pilots; for a channel manager, not an
+    # empty list (that reads "every partner") but null, as for a group it may not read.
+    targets = "query($id: ID!) { node(id: $id) { ... on EarningProgram { targetGroups { id } } } }"
+    program = {"id": boost["earningProgramCreate"]["program"]["id"]}
+    for role, expected in (
+        (Role.VENDOR_ADMIN, [{"id": pilot["treatmentGroup"]["id"]}]),
+        (Role.FINANCE, [{"id": pilot["treatmentGroup"]["id"]}]),
+        (Role.CHANNEL_MANAGER, None),
+    ):
+        read = await gql.data(targets, program, as_user=tenant.user(role))
+        assert read["node"]["targetGroups"] == expected, role
     arms = await ps.arms(db, pilot_uuid(pilot["id"]))
     index = {p.id: i for i, p in enumerate(tenant.partners)}
     clock.freeze(T0 + timedelta(days=1))
