@@ -31,7 +31,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infra import jsonio, pg_driver, sqlite_driver
+from infra import jsonio, sqlite_driver
 from infra.cache import TableEpochs
 from infra.sqlite_driver import OneTripDBAPI
 from infra.tasks import to_completion
@@ -146,7 +146,6 @@ def create_engine(
         connect_args=_postgresql_settings(url, waits), **_JSON,
     )  # fmt: skip
     _ping_after_idle(engine, ping_after_idle)
-    _forget_with_begin(engine)
     return engine
 
 
@@ -157,8 +156,7 @@ def _postgresql_settings(url: str, waits: Waits) -> dict[str, Any]:
         "idle_in_transaction_session_timeout": str(round(waits.idle_in_transaction_seconds * 1000))
     }
     if make_url(url).get_driver_name() == "asyncpg":
-        # A BEGIN that can carry a statement (``with_begin``).
-        return {"server_settings": settings, "connection_class": pg_driver.OneTripConnection}
+        return {"server_settings": settings}
     return {"options": " ".join(f"-c {name}={value}" for name, value in settings.items())}
 
 
@@ -185,22 +183,6 @@ def _ping_after_idle(engine: AsyncEngine, idle_seconds: float) -> None:
             sync.dialect.do_ping(dbapi_connection)
         except Exception as exc:
             raise DisconnectionError("the pooled connection did not answer") from exc
-
-
-def _forget_with_begin(engine: AsyncEngine) -> None:
-    """A transaction that ends before its BEGIN was sent (it ran no statement) leaves
-    nothing to go with the next one's (``with_begin``)."""
-
-    @event.listens_for(engine.sync_engine, "commit")
-    @event.listens_for(engine.sync_engine, "rollback")
-    def _ended(connection: Any) -> None:
-        if not connection.invalidated and not connection.closed:  # (else discarded anyway)
-            pg_driver.forget_with_begin(connection.connection.driver_connection)
-
-    @event.listens_for(engine.sync_engine, "checkin")
-    def _returned(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        if dbapi_connection is not None:
-            pg_driver.forget_with_begin(dbapi_connection.driver_connection)
 
 
 def _configure_sqlite(engine: AsyncEngine, waits: Waits) -> None:
@@ -348,19 +330,6 @@ async def execute_core(
     lock = session._lock if isinstance(session, LockedAsyncSession) else contextlib.nullcontext()
     async with lock:
         return await (await _connection(session)).execute(statement, params)
-
-
-async def with_begin(session: AsyncSession, sql: str) -> bool:
-    """Have ``sql`` (no parameters; its result is not read) sent with the session's BEGIN,
-    in its round trip, when that is still to come: on PostgreSQL through asyncpg, in a
-    transaction that has run no statement yet (``infra.pg_driver``). The statements after
-    it run once it has finished, as if it had been sent alone. True when so; False when
-    the caller must run it (another database or driver, a transaction under way, an
-    autocommit connection, which sends no BEGIN)."""
-    raw = await (await _connection(session)).get_raw_connection()
-    if getattr(raw.dbapi_connection, "autocommit", True):
-        return False
-    return pg_driver.with_begin(raw.driver_connection, sql)
 
 
 @asynccontextmanager

@@ -13,10 +13,6 @@ vendors share a key. A transaction that writes for several vendors holds them al
 before any (``hold`` takes them in one order); asking later for a vendor that comes before
 one it holds is refused, as it could deadlock.
 
-On PostgreSQL a transaction that has sent nothing yet (a handler's run) has its locks go
-with its BEGIN, in one round trip (``infra.db.with_begin``): its first statement, and so its
-first snapshot, still comes after they are granted.
-
 On SQLite writers already run one at a time (``infra.db.begin_write``); the bookkeeping,
 and so the refusal, is the same.
 """
@@ -29,15 +25,12 @@ from collections.abc import Iterable
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from infra.db import execute_core, with_begin
+from infra.db import execute_core
 
 # The first key of PostgreSQL's two-key advisory locks: "signal writers" (other users of
 # advisory locks pick other first keys).
 NAMESPACE = 0x5167
 _LOCK = text("SELECT pg_advisory_xact_lock(:namespace, :key)")
-# The same, sent with the transaction's BEGIN when that is still to come (one round trip
-# fewer, ``infra.db.with_begin``): the keys are integers, written out.
-_LOCK_SQL = "SELECT pg_advisory_xact_lock({}, {})"
 _HELD = "channelboard_signal_locks"
 
 
@@ -61,9 +54,7 @@ async def hold(session: AsyncSession, vendor_ids: Iterable[uuid.UUID]) -> None:
         return
     if held and wanted[0] < max(held):
         raise LockOrderError("hold every vendor's signal lock at once, before writing")
-    if session.get_bind().dialect.name == "postgresql" and not await with_begin(
-        session, "; ".join(_LOCK_SQL.format(NAMESPACE, int(k)) for k in wanted)
-    ):
+    if session.get_bind().dialect.name == "postgresql":
         for k in wanted:
             await execute_core(session, _LOCK, {"namespace": NAMESPACE, "key": k})
     sync = session.sync_session
