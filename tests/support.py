@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import re
@@ -26,6 +27,7 @@ import uvicorn
 import websockets
 from graphql import GraphQLInputObjectType, GraphQLList, GraphQLSchema, get_nullable_type
 from redis.asyncio import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from sqlalchemy import delete, event, func, make_url, text
 from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.exc import DBAPIError
@@ -165,19 +167,66 @@ async def multipart(
     return await gql.client.post("/graphql", data=form, files=upload, headers=hdrs)
 
 
+# The counting blocks open in this context: a task (and the greenlet SQLAlchemy runs a
+# statement in, and a thread asyncio.to_thread starts) sees those open where it was
+# started, so the app's background loops, started with the app, see none.
+_COUNTING: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
+    "counting", default=()
+)
+
+
+@contextlib.contextmanager
+def _counting() -> Iterator[Callable[[], bool]]:
+    """A block whose own work is counted: the returned check holds for code run on its
+    behalf (in it, or in a task it started), not for the app's background work."""
+    block = object()
+    reset = _COUNTING.set((*_COUNTING.get(), block))
+    try:
+        yield lambda: block in _COUNTING.get()
+    finally:
+        _COUNTING.reset(reset)
+
+
 @contextlib.contextmanager
 def sql_statements(db: Database) -> Iterator[list[str]]:
-    """The SQL statements the database is sent inside the block, as sent."""
+    """The SQL statements the block's own work sends the database, as sent. Not the
+    app's background loops' (the outbox dispatcher's poll, the clock jobs'): they run
+    whenever they are due, and a count that took them in would depend on timing."""
     seen: list[str] = []
+    with _counting() as ours:
 
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
+        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if ours():
+                seen.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
+@contextlib.contextmanager
+def redis_commands() -> Iterator[list[str]]:
+    """The names of the Redis commands the block's own work sends (any client of this
+    process; pipelined ones too), upper case. Not the app's background loops', nor other
+    processes': the server's INFO commandstats counts every client of a shared Redis (the
+    other pytest-xdist worker's, another test run's)."""
+    sent: list[str] = []
+    original = AbstractConnection.pack_command
+    with _counting() as ours:
+
+        def pack_command(connection: AbstractConnection, *args: Any) -> list[bytes]:
+            if ours():
+                name = args[0].decode() if isinstance(args[0], bytes) else str(args[0])
+                sent.append(name.split()[0].upper())
+            return original(connection, *args)
+
+        AbstractConnection.pack_command = pack_command  # type: ignore[method-assign]
+        try:
+            yield sent
+        finally:
+            AbstractConnection.pack_command = original  # type: ignore[method-assign]
 
 
 async def post_as(http: httpx.AsyncClient, token: str, query: str, variables: Any) -> Any:
