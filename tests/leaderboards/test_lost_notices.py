@@ -12,6 +12,8 @@ import redis.exceptions
 
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.outbox import Dispatcher
+from leaderboards import handlers as leaderboards_handlers
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
 from tests.support import eventually
@@ -38,10 +40,15 @@ async def test_a_credit_whose_notice_was_lost_is_announced_by_its_rerun(
         await real_notify(contest_id, version)  # type: ignore[arg-type]
 
     monkeypatch.setattr(runtime, "notify", notify_dies_once)
-    await approve_sale(db, clock, tenant, partner=1, amount=500_00)
-    with pytest.raises(redis.exceptions.ConnectionError):  # transient: the pass ends
-        await dispatch(services)  # the credit is applied, its notice fails: left pending
-    await dispatch(services)  # re-run: the credit is a duplicate now
+    # The app's dispatcher is held: polling meanwhile, it would run the credit first and
+    # meet the lost notice itself, and the test's pass would succeed.
+    dispatcher = Dispatcher(db, clock)
+    dispatcher.register_all(leaderboards_handlers.handlers(runtime))
+    async with services.outbox.paused():
+        await approve_sale(db, clock, tenant, partner=1, amount=500_00)
+        with pytest.raises(redis.exceptions.ConnectionError):  # transient: the pass ends
+            await dispatcher.dispatch_pending()  # the credit is applied, its notice fails
+        await dispatcher.dispatch_pending()  # re-run: the credit is a duplicate now
 
     live = await runtime.boards.page(contest, "all", 0, 10)
     assert [r.score for r in live.rows] == [500_00, 300_00]  # Redis has it
