@@ -41,7 +41,7 @@ from schema.context import Services
 from tests.factories import gid
 from tests.private_postgres import PrivatePostgres
 from tests.processes import cli_process, free_port
-from tests.support import GQL, eventually, live_server, ws_client
+from tests.support import GQL, eventually, listening, live_server, ws_client
 
 pytestmark = pytest.mark.slow
 
@@ -385,7 +385,7 @@ async def test_a_partner_hears_each_state_of_its_simulated_claims_once_in_order(
     channel = claim_channel(services.hub, admin.partner_id)
     async with live_server(app) as address, ws_client(address, gql.token(admin)) as client:
         await client.subscribe(CLAIMS_LIVE, {})
-        await eventually(lambda: _subscribers(services, channel))
+        await listening(services, channel)
         # The server's dispatcher held: the notices come from the CLI's process, which
         # creates, reviews and only then dispatches (both changes published together).
         async with services.outbox.paused():
@@ -409,11 +409,6 @@ async def test_a_partner_hears_each_state_of_its_simulated_claims_once_in_order(
             change = (await client.data())["saleClaimStateChanged"]
             heard.setdefault(change["id"], []).append(change["state"])
         assert heard == expected
-
-
-async def _subscribers(services: Services, channel: str) -> bool:
-    [(_, count)] = await services.redis.pubsub_numsub(channel)
-    return int(count) > 0
 
 
 class _Output:
