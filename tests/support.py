@@ -423,6 +423,33 @@ async def listening(services: Services, channel: str, *, count: int = 1) -> None
     await eventually(subscribed, within=15)
 
 
+async def drop_pubsub(services: Services, hub: Hub) -> None:
+    """Cut ``hub``'s pub/sub connections from the server's side, as a Redis fault would.
+    On a Redis of the run's own (the embedded one, on a unix socket: every client there is
+    this worker's; the worker's local cluster) every pub/sub client goes. On a shared one
+    (CHANNELBOARD_TEST_REDIS_URL: the other xdist worker and other runs use it too) only
+    the hub's own, by their address: a kill of every pub/sub client there reconnected the
+    other worker's Hub mid-test, dropping its read caches and its listeners' notices."""
+    redis = services.redis
+    if isinstance(redis, RedisCluster):
+        await redis.execute_command(
+            "CLIENT", "KILL", "TYPE", "pubsub", target_nodes=RedisCluster.ALL_NODES
+        )
+        return
+    if redis.get_connection_kwargs().get("path"):
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        return
+    addresses = []
+    for pubsub in hub._pubsubs():  # noqa: SLF001
+        writer = getattr(pubsub.connection, "_writer", None)
+        host, port, *_ = writer.get_extra_info("sockname") if writer else (None, None)
+        if host is not None:
+            addresses.append(f"{host}:{port}")
+    assert addresses, "the hub holds no pub/sub connection to cut"
+    for address in addresses:
+        await redis.execute_command("CLIENT", "KILL", "ADDR", address)
+
+
 H = TypeVar("H", bound=BatchHandler)
 _BATCH_HANDLERS: weakref.WeakKeyDictionary[Dispatcher, dict[str, BatchHandler]] = (
     weakref.WeakKeyDictionary()

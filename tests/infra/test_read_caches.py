@@ -32,7 +32,14 @@ from tests.deal_registration.sales.scenarios import (
 from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
 from tests.leaderboards.scenarios import BOARD
 from tests.processes import cli_process
-from tests.support import GQL, error_codes, eventually, redis_commands, sql_statements
+from tests.support import (
+    GQL,
+    drop_pubsub,
+    error_codes,
+    eventually,
+    redis_commands,
+    sql_statements,
+)
 
 TYPENAME = "{ __typename }"
 ME = "{ me { role } }"
@@ -156,12 +163,7 @@ async def test_caches_survive_a_lost_pubsub_connection(
     token = gql.token(rep)
     assert await reason(gql, token) is None
     reconnects = services.hub.reconnects
-    if isinstance(services.redis, RedisCluster):  # the subscriptions are on every master
-        await services.redis.execute_command(
-            "CLIENT", "KILL", "TYPE", "pubsub", target_nodes=RedisCluster.ALL_NODES
-        )
-    else:
-        await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await drop_pubsub(services, services.hub)
 
     async def resubscribed() -> bool:
         return services.hub.reconnects > reconnects and services.hub.subscribed

@@ -29,7 +29,7 @@ from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
 from tests.leaderboards.test_live import Collector
 from tests.leaderboards.test_rebuild_races import contest_changed
-from tests.support import eventually
+from tests.support import drop_pubsub, eventually
 
 
 async def scores(services: Services, contest: Contest) -> list[int]:
@@ -287,7 +287,7 @@ async def test_a_live_subscriber_is_never_pushed_an_older_version_after_a_reconn
                 shown = await sub.next()
         hub = services.leaderboards.hub
         before = hub.reconnects
-        await services.redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        await drop_pubsub(services, hub)
         await eventually(lambda: _true(hub.reconnects > before and hub.subscribed), within=10)
         await integrity.check(fresh_process(services), contest.id)  # what the dispatcher does
         async with asyncio.timeout(30):
