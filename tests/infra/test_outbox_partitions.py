@@ -535,9 +535,13 @@ async def test_a_killed_dispatchers_partitions_move_and_nothing_is_lost(
         async def moved() -> bool:
             return len(set((await _holders(db)).values())) == 1 and not await _undispatched(db)
 
+        async def arrived() -> bool:  # every event's notice (sent soon after its handler ran)
+            return len({n["event_id"] for n in received}) >= total
+
         await eventually(moved, within=DRAINED_WITHIN)
         moved_after = asyncio.get_running_loop().time() - killed_at
-        await asyncio.sleep(0.5)
+        await eventually(arrived, within=DRAINED_WITHIN)
+        await asyncio.sleep(0.5)  # a notice published twice would arrive by now
         # Exactly once in effect: every event dispatched, every notice arrived, each
         # partner's in commit order; repeats only of what the victim had in flight.
         _in_order_once(received, order)
