@@ -211,7 +211,9 @@ async def test_a_dispatcher_behind_leaves_the_backlog_to_the_pass(
         async def drained() -> bool:
             return len(names(slow.runs)) == LIVE_PAGE + 1
 
-        await eventually(drained)
+        # A pass over 501 events (each with its live handlers and marks): a bound on a
+        # hang, not eventually's default 3 s, which a loaded machine could take for it.
+        await eventually(drained, within=60)
         # The pass gave each its live handlers, once, in commit order.
         assert names(live.runs) == ["first", *(f"b{i}" for i in range(LIVE_PAGE))]
 
