@@ -678,7 +678,13 @@ class Hub:
         moved = {
             channel for channel, node in routes.items() if self._routes.get(channel, node) != node
         }
-        self._routes = routes
+        # A channel redis-py is moving (its SUNSUBSCRIBE sent to the old node, its SSUBSCRIBE
+        # not yet made on the new one: its reconciliation runs in a task of its own) is in
+        # no node's books for a moment. Its last node is kept: forgotten, its arrival on the
+        # new node looked like a first subscription, and the move went untold.
+        needed = self._needed()
+        in_transit = {c: n for c, n in self._routes.items() if c not in routes and c in needed}
+        self._routes = {**in_transit, **routes}
         connections: set[AbstractConnection] = set()
         for node_pubsub in cluster_pubsub.node_pubsubs(pubsub):
             connection: AbstractConnection | None = node_pubsub.connection
