@@ -248,11 +248,17 @@ async def test_a_withdrawn_recommendation_leaves_the_pushed_list_at_once(
         assert recommended(await ws.data()) == ["Book a demo day"]
         await es.tx(db, second)
         await dispatch(services)
-        assert recommended(await ws.data()) == []
+        # The old recommendation leaves at once; the new version, evaluated at its
+        # activation, brings its own. The list is pushed as it is when read, so the two may
+        # come in one push (CI, 2026-12-07: the app's dispatcher ran the activation before
+        # the push read the list) or in two, with nothing else between.
+        pushed = [recommended(await ws.data())]
+        while pushed[-1] != ["Run a webinar"]:
+            pushed.append(recommended(await ws.data()))
+        assert pushed in ([["Run a webinar"]], [[], ["Run a webinar"]]), pushed
         clock.advance(timedelta(days=1))
-        assert await daily(db, clock) == 2  # the new version fires anew at the next run
+        assert await daily(db, clock) == 2  # one firing each: the new version's stands
         await dispatch(services)
-        assert recommended(await ws.data()) == ["Run a webinar"]
 
         async def back(session: Any) -> None:
             await rules.roll_back(
