@@ -73,20 +73,34 @@ async def wind_down(task: asyncio.Task[Any]) -> BaseException | None:
     return None if task.cancelled() else task.exception()
 
 
-async def stop(tasks: Sequence[asyncio.Task[Any]]) -> None:
+# A task still running this long after its cancellation is cancelled again.
+RECANCEL_AFTER = 5.0
+
+
+async def stop(
+    tasks: Sequence[asyncio.Task[Any]], *, recancel_after: float = RECANCEL_AFTER
+) -> None:
     """Cancel ``tasks`` and wait until every one of them has ended (they stop side by
     side), even when the caller is cancelled meanwhile: a job's transaction has then rolled
     back and returned its connection, so disposing of the engine next leaves no transaction
     (on SQLite: no write lock) behind. A task that ends with an error rather than its
-    cancellation is logged, and the others are still awaited."""
+    cancellation is logged, and the others are still awaited. A task still running
+    ``recancel_after`` seconds on is cancelled again (and again): a job loop whose
+    cancellation was lost on the way (see ``raise_lost_cancellation``: a Redis or database
+    call racing it) runs on as if never told, and the process would never stop (CI,
+    2026-12-07: an app's stop waited 300 s with its database out of reach)."""
     for task in tasks:
         task.cancel()
-    await to_completion(_ended(tasks))
+    await to_completion(_ended(tasks, recancel_after))
 
 
-async def _ended(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    if tasks:
-        await asyncio.wait(tasks)
+async def _ended(tasks: Sequence[asyncio.Task[Any]], recancel_after: float) -> None:
+    pending = set(tasks)
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=recancel_after)
+        for task in pending:
+            log.warning("%s runs on after its cancellation; cancelling it again", task.get_name())
+            task.cancel()
     for task in tasks:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("%s failed as it stopped", task.get_name(), exc_info=error)

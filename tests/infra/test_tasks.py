@@ -66,6 +66,39 @@ async def test_stop_waits_for_every_task_and_logs_one_that_fails_as_it_stops(
     assert [r.getMessage() for r in caplog.records] == ["job-0 failed as it stopped"]
 
 
+async def test_stop_cancels_again_a_task_whose_cancellation_was_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A job loop that catches its cancellation by mistake (as a cancellation lost on
+    Python 3.11 by ``asyncio.wait_for`` in a Redis or database call looks to the loop) runs
+    on: stopping cancels it again rather than waiting for ever."""
+    running = asyncio.Event()
+    passes: list[str] = []
+
+    async def loop() -> None:
+        running.set()
+        lost = False
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if lost:
+                    raise
+                lost = True  # the first cancellation never reaches the loop
+                passes.append("ran on")
+
+    task = asyncio.create_task(loop(), name="job-loop")
+    await running.wait()
+    with caplog.at_level(logging.WARNING, logger="infra.tasks"):
+        # (The bound only ends the test if stopping hangs, as it did before.)
+        await asyncio.wait_for(stop([task], recancel_after=0.05), 30)
+    assert task.cancelled()
+    assert passes == ["ran on"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "job-loop runs on after its cancellation; cancelling it again"
+    ]
+
+
 async def test_winding_down_waits_for_the_task_and_returns_its_error() -> None:
     async def finishing() -> None:
         await asyncio.sleep(0.05)
