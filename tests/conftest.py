@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
+from websockets.asyncio.client import connect
 
 from api import migrations
 from api.app import create_app
@@ -31,6 +32,15 @@ from tests.private_postgres import PrivatePostgres, private_postgres_server
 from tests.private_redis import RedisUnderTest
 from tests.redis_cluster import LocalCluster
 from tests.support import GQL, wipe
+
+# websockets' client gives an opening handshake 10 s (``open_timeout``), then fails. Here it
+# is a bound on a hang, not a measure of speed: on a loaded CI machine (load 13 on the 2
+# cores) an in-process server busy with hundreds of other sockets took longer
+# (test_isolation_ws). Every test's client, however it calls ``connect``, gets 60 s.
+_CONNECT_DEFAULTS = connect.__init__.__kwdefaults__
+assert _CONNECT_DEFAULTS is not None
+assert "open_timeout" in _CONNECT_DEFAULTS
+_CONNECT_DEFAULTS["open_timeout"] = 60
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
