@@ -85,6 +85,9 @@ class Attachment(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     storage_key: str = Field(max_length=255)
     uploaded_by_id: uuid.UUID | None = Field(default=None, foreign_key="user_account.id")
+    # The request that stored it: the files of one request share it (an attach mutation's
+    # idempotency key names it as its result). Null for files stored before it was kept.
+    upload_id: uuid.UUID | None = None
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
@@ -218,6 +221,7 @@ async def store_attachment(
     file: ProofFile,
     uploaded_by_id: uuid.UUID | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    upload_id: uuid.UUID | None = None,
 ) -> Attachment:
     """Check and store a file, and record it against its owner. Call it after every other
     check of the operation, so a refused request leaves no file behind."""
@@ -232,6 +236,7 @@ async def store_attachment(
         sha256=digest,
         storage_key="",
         uploaded_by_id=uploaded_by_id,
+        upload_id=upload_id,
         created_at=clock.now(),
     )
     attachment.storage_key = f"{vendor_id}/{attachment.id}"
@@ -256,14 +261,17 @@ async def store_attachments(
     """``store_attachment`` for each file, all or nothing: every file is judged first (a bad
     one stores none), and when the store refuses one, the files already written for this
     request are removed before the error rolls the transaction back (the sweep would remove
-    them a day later; a retry should not find the store fuller)."""
+    them a day later; a retry should not find the store fuller). The files share one
+    ``upload_id`` (see ``uploaded``)."""
     check_proofs(files, max_bytes)
+    upload_id = new_id()
     stored: list[Attachment] = []
     try:
         for file in files:
             attachment = await store_attachment(
                 session, clock, storage, vendor_id=vendor_id, owner_kind=owner_kind,
                 owner_id=owner_id, file=file, uploaded_by_id=uploaded_by_id, max_bytes=max_bytes,
+                upload_id=upload_id,
             )  # fmt: skip
             stored.append(attachment)
     except Exception:
@@ -282,6 +290,31 @@ async def attachments_of(
     rows = await session.exec(
         select(Attachment)
         .where(Attachment.owner_kind == owner_kind, Attachment.owner_id == owner_id)
+        .order_by(col(Attachment.id))
+    )
+    return list(rows)
+
+
+def uploaded(stored: Sequence[Attachment]) -> uuid.UUID:
+    """The id of the upload that stored these files (one ``store_attachments`` call)."""
+    [upload_id] = {a.upload_id for a in stored}
+    assert upload_id is not None
+    return upload_id
+
+
+async def attachments_of_upload(
+    session: AsyncSession, owner_kind: str, owner_id: uuid.UUID, upload_id: uuid.UUID
+) -> list[Attachment]:
+    """The files one request stored on the owner, in the order sent (what a retry of it
+    under its idempotency key answers with). The caller has read the owner through its
+    readable statement: whoever may read an owner may read its files."""
+    rows = await session.exec(
+        select(Attachment)
+        .where(
+            Attachment.owner_kind == owner_kind,
+            Attachment.owner_id == owner_id,
+            Attachment.upload_id == upload_id,
+        )
         .order_by(col(Attachment.id))
     )
     return list(rows)
