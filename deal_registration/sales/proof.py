@@ -1,4 +1,4 @@
-"""Adding proof to a claim; a claim waiting for proof moves on."""
+"""Adding proof to a claim; a claim waiting for proof moves on. Idempotent per caller."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ from deal_registration.sales.policy import SALES, SalesOp
 from deal_registration.sales.submission import auto_approvable
 from deal_registration.sales.transitions import locked_claim, store_proofs, transition
 from deal_registration.storage import Storage
+from infra import idempotency
 from infra.clock import Clock
 from infra.errors import DomainError
 from partners.roles import Principal
+
+ATTACH_SCOPE = "saleClaimAttachProof"  # idempotency keys of adding proof
 
 
 async def attach_proof(
@@ -30,12 +33,23 @@ async def attach_proof(
     claim_id: uuid.UUID,
     proof_files: Sequence[attachments.ProofFile],
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
+    idempotency_key: str | None = None,
 ) -> SaleClaim:
     """Add proof (one file or several, all or nothing) to a claim; a claim waiting for proof
-    moves on (auto-approved when it qualifies, else to review)."""
+    moves on (auto-approved when it qualifies, else to review). With an idempotency key,
+    the same caller's retry with the same files returns the claim and stores nothing, even
+    once the claim has moved on; other files under the key are refused
+    (``infra.idempotency``)."""
     SALES.require(principal, SalesOp.ATTACH_PROOF)
     await lock_for_write(session)
     claim = await locked_claim(session, repository.readable_claims(principal), claim_id)
+    taken = await idempotency.take(
+        session, vendor_id=principal.vendor_id, caller=principal.caller, scope=ATTACH_SCOPE,
+        key=idempotency_key, now=clock.now(), codes=SaleClaimErrorCode,
+        request={"claim_id": claim.id, "proof_sha256": attachments.proof_digest(proof_files)},
+    )  # fmt: skip
+    if taken is not None and taken.replay is not None:
+        return claim
     if claim.state in (ClaimState.REJECTED, ClaimState.REVERSED):
         raise DomainError(
             SaleClaimErrorCode.INVALID_STATE,
@@ -47,9 +61,12 @@ async def attach_proof(
         session, repository.CLAIM_OWNER, claim.id, noun="claim", files=proof_files
     )
     now = clock.now()
-    for attachment in await store_proofs(
+    stored = await store_proofs(
         session, clock, storage, claim, proof_files, principal, max_upload_bytes
-    ):
+    )
+    if taken is not None:
+        await taken.done(session, attachments.uploaded(stored))
+    for attachment in stored:
         await risk.assess_attachment(session, claim, attachment, now)
     if claim.state is ClaimState.NEEDS_PROOF:
         settings = await repository.get_settings(session, claim.vendor_id)

@@ -134,3 +134,9 @@ class DealRegistrationAttachProofInput:
         "instead of `file`: all are stored or none, and the registration holds at most "
         f"{MAX_ATTACHMENTS_PER_OWNER} files.",
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key and the same files returns the files the "
+        "first request attached and stores nothing more (also once the registration is "
+        "closed); other files under the key are IDEMPOTENCY_KEY_REUSED.",
+    )

@@ -49,6 +49,12 @@ class SaleClaimAttachProofInput:
         "…), instead of `file`: all are stored or none, and the claim holds at most "
         f"{MAX_ATTACHMENTS_PER_OWNER} files.",
     )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key and the same files returns the claim and "
+        "stores nothing more (also once the claim has moved on); other files under the key "
+        "are IDEMPOTENCY_KEY_REUSED.",
+    )
 
 
 @strawberry.input

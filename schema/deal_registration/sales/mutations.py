@@ -176,6 +176,7 @@ class SalesMutation:
         return await run(info, SaleClaimPayload, lambda m: claim_proof.attach_proof(
             m.session, m.principal, m.clock, m.storage, claim_id=m.id(input.id, "SaleClaim"),
             proof_files=files.chosen(), max_upload_bytes=m.max_upload_bytes,
+            idempotency_key=input.idempotency_key,
         ))  # fmt: skip
 
     @strawberry.mutation(

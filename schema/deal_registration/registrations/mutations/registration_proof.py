@@ -57,5 +57,5 @@ class DealRegistrationProofMutation:
         return await run(info, DealRegistrationAttachProofPayload, lambda m: proof.attach_proof(
             m.session, m.principal, m.clock, m.storage,
             registration_id=m.id(input.id, "DealRegistration"), proof_files=files.chosen(),
-            max_upload_bytes=m.max_upload_bytes,
+            max_upload_bytes=m.max_upload_bytes, idempotency_key=input.idempotency_key,
         ))  # fmt: skip
