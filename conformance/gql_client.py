@@ -121,6 +121,10 @@ ATTACH_TWO = gql("""mutation AttachTwo($id: ID!, $a: Upload!, $b: Upload!) {
   a: saleClaimAttachProof(input: {id: $id, file: $a}) { userErrors { code } }
   b: saleClaimAttachProof(input: {id: $id, file: $b}) {
     saleClaim { attachments { filename size sha256 } } userErrors { code } } }""")
+ATTACH_LIST = gql("""mutation AttachList($id: ID!, $files: [Upload!]!, $key: String) {
+  saleClaimAttachProof(input: {id: $id, files: $files, idempotencyKey: $key}) {
+  saleClaim { attachments { filename size sha256 downloadUrl } }
+  userErrors { field code message } } }""")
 BOARD = gql("""subscription Board($id: ID!, $first: Int) {
   leaderboardChanged(contestId: $id, first: $first) {
   contestId version rows { rank score } me { rank score } } }""")
@@ -295,6 +299,36 @@ async def upload_checks(name: str, transport_class: Any) -> None:
             f"{name}: two files in one request, each stored with its own bytes",
             atts.get("a.pdf") == sha(a) and atts.get("b.png") == sha(b),
             both,
+        )
+
+        c, d = pdf(f"{name} list c"), pdf(f"{name} list d")
+
+        def listed() -> dict[str, Any]:
+            """The list's variables, with fresh FileVars (a sent one has been read)."""
+            return {
+                "id": claim["id"],
+                "files": [
+                    FileVar(io.BytesIO(c), filename="c.pdf", content_type="application/pdf"),
+                    FileVar(io.BytesIO(d), filename="d.pdf", content_type="application/pdf"),
+                ],
+                "key": f"gql-list-{claim['id']}",
+            }
+
+        held = len(both["b"]["saleClaim"]["attachments"])
+        listed_once = await s.execute(ATTACH_LIST, upload_files=True, variable_values=listed())
+        out = listed_once["saleClaimAttachProof"]
+        new = (out["saleClaim"] or {}).get("attachments", [])[held:]
+        sent = [("c.pdf", sha(c)), ("d.pdf", sha(d))]
+        check(
+            f"{name}: a list (files: [Upload!]!) in one request: both stored, in order",
+            not out["userErrors"] and [(x["filename"], x["sha256"]) for x in new] == sent,
+            out,
+        )
+        again = await s.execute(ATTACH_LIST, upload_files=True, variable_values=listed())
+        check(
+            f"{name}: the list retried under its idempotencyKey: the same answer, nothing added",
+            again == listed_once,
+            again,
         )
 
         on_disk = Path(os.environ.get("TMPDIR", "/tmp")) / f"gql-proof-{os.getpid()}.pdf"

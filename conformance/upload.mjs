@@ -1,8 +1,9 @@
 // apollo-upload-client (UploadHttpLink, extract-files) against a running channelboard: claim
 // proof per the GraphQL multipart request spec, as the README says (`proof` on
 // saleClaimCreate, `file` on saleClaimAttachProof), several files in one request (two
-// variables; a list, `files: [Upload!]!` as in the spec's own example, and `proofs`), one file
-// mapped to two variables, the upload limits, a malformed map and a body cut off mid-upload.
+// variables; a list, `files: [Upload!]!` as in the spec's own example, retried under its
+// idempotency key, and `proofs`), one file mapped to two variables, the upload limits, a
+// malformed map and a body cut off mid-upload.
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { ApolloClient, CombinedGraphQLErrors, InMemoryCache, ServerError, gql } from '@apollo/client';
@@ -84,16 +85,17 @@ await step('two files in one request', async () => {
     JSON.stringify(data));
 });
 
-const ATTACH_LIST = gql`mutation AttachList($id: ID!, $files: [Upload!]!) {
-  saleClaimAttachProof(input: {id: $id, files: $files}) {
+const ATTACH_LIST = gql`mutation AttachList($id: ID!, $files: [Upload!]!, $key: String) {
+  saleClaimAttachProof(input: {id: $id, files: $files, idempotencyKey: $key}) {
     saleClaim { state attachments { filename size sha256 downloadUrl } } userErrors { field code message } } }`;
 
 await step('a list of files in one request (files: [Upload!]!)', async () => {
   const claim = await createClaim(null);
   const a = pdfBytes('list-a');
   const b = pdfBytes('list-b');
-  const { data } = await client.mutate({ mutation: ATTACH_LIST, variables: { id: claim.id, files: [
-    new File([a], 'invoice.pdf', { type: 'application/pdf' }), new File([b], 'delivery-note.pdf', { type: 'application/pdf' })] } });
+  const key = `conformance-list-${claim.id}`;
+  const list = () => [new File([a], 'invoice.pdf', { type: 'application/pdf' }), new File([b], 'delivery-note.pdf', { type: 'application/pdf' })];
+  const { data } = await client.mutate({ mutation: ATTACH_LIST, variables: { id: claim.id, files: list(), key } });
   const map = JSON.parse(sent.at(-1).body.get('map'));
   check('map: the spec\'s list paths variables.files.0 and variables.files.1',
     JSON.stringify(map) === JSON.stringify({ 1: ['variables.files.0'], 2: ['variables.files.1'] }), JSON.stringify(map));
@@ -105,6 +107,11 @@ await step('a list of files in one request (files: [Upload!]!)', async () => {
   const got = await Promise.all(atts.map((x) => download(x.downloadUrl)));
   check('both downloadUrls give back the bytes sent', got.length === 2 && got[0].bytes.equals(a) && got[1].bytes.equals(b),
     got.map((g) => g.status).join(','));
+
+  // A retry under the idempotency key (the answer was lost): the first upload's answer, nothing stored again.
+  const retried = (await client.mutate({ mutation: ATTACH_LIST, variables: { id: claim.id, files: list(), key } })).data.saleClaimAttachProof;
+  check('the same list retried under its idempotencyKey: the same attachments, none added',
+    !retried.userErrors.length && JSON.stringify(retried.saleClaim?.attachments) === JSON.stringify(atts), JSON.stringify(retried));
 
   const bad = await client.mutate({ mutation: ATTACH_LIST, variables: { id: claim.id, files: [
     new File([pdfBytes('list-c')], 'c.pdf', { type: 'application/pdf' }), new File(['just text'], 'd.pdf', { type: 'application/pdf' })] } });
