@@ -114,6 +114,36 @@ _STATUS_CODES = {
 }
 
 
+MULTIPART = "multipart/form-data"
+# The charsets a JSON body may declare: the Unicode encodings JSON allows (decode_json reads
+# each from the bytes themselves).
+JSON_CHARSETS = frozenset(
+    {"utf-8", "utf8", "utf-16", "utf-16le", "utf-16be", "utf-32", "utf-32le", "utf-32be"}
+)
+UNSUPPORTED_MEDIA_TYPE = "Send the request as application/json (or multipart/form-data)."
+
+
+def body_content_type(value: str | None) -> str | None:
+    """A POST's Content-Type with its media type in lower case, or None for a body not read
+    here (415): one of another media type, or JSON declared in a charset JSON does not allow.
+    RFC 9110 makes type, subtype, parameter names and the charset case-insensitive; strawberry
+    matched "application/json" anywhere in the type (``application/jsonl``,
+    ``xapplication/json`` were read as JSON), in lower case only (``Application/JSON`` was
+    415), and read a body declared Latin-1 as UTF-8. The parameters are kept as sent (a
+    multipart boundary is case-sensitive)."""
+    media, sep, params = (value or "").partition(";")
+    media = media.strip().lower()
+    if media not in (JSON, MULTIPART):
+        return None
+    if media == JSON:
+        for param in params.split(";"):
+            name, _, charset = param.partition("=")
+            if name.strip().lower() == "charset":
+                if charset.strip().strip('"').lower() not in JSON_CHARSETS:
+                    return None
+    return media + sep + params
+
+
 def status_code_name(status: int) -> str:
     """The error code of an HTTP refusal (``BAD_REQUEST`` for a 4xx not listed)."""
     return _STATUS_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR")
@@ -514,6 +544,9 @@ class GraphQLView(GraphQL[Context, None]):
             finally:
                 self.sockets.forget(scope)
             return
+        content_type: str | None = ""
+        if scope["method"] == "POST":
+            content_type = _normalise_content_type(scope)
         request = Request(scope, receive)
         try:
             media = negotiate(request.headers.get("accept"))
@@ -521,6 +554,8 @@ class GraphQLView(GraphQL[Context, None]):
             if media is None and not wants_ide:
                 raise HTTPException(406, f"Accept {JSON} or {GRAPHQL_RESPONSE}.")
             request.state.media_type = media or JSON
+            if content_type is None:
+                raise HTTPException(415, UNSUPPORTED_MEDIA_TYPE)
             try:
                 context = await self.http_context(request)
             except Exception as exc:  # the database behind authentication is down
@@ -562,7 +597,7 @@ class GraphQLView(GraphQL[Context, None]):
         headers = {"Allow": "GET, POST"} if status == 405 else None
         media = getattr(request.state, "media_type", None) or JSON
         if status == 400 and reason == "Unsupported content type":
-            status, reason = 415, "Send the request as application/json (or multipart/form-data)."
+            status, reason = 415, UNSUPPORTED_MEDIA_TYPE
         return JSONResponse(
             error_body(reason, status_code_name(status)),
             status_code=status,
@@ -778,6 +813,21 @@ async def _fail_operation(
             await end_with_errors(operation, [running.locate(error)])
         else:
             await operation.send_initial_errors([error])
+
+
+def _normalise_content_type(scope: Scope) -> str | None:
+    """A POST's Content-Type as ``body_content_type`` gives it, written back into the
+    request's headers for the parsers after us (strawberry's, Starlette's form parser, the
+    memo); None when the body is not one read here."""
+    headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+    for index, (name, value) in enumerate(headers):
+        if name == b"content-type":
+            content_type = body_content_type(value.decode("latin-1"))
+            if content_type is not None:
+                headers[index] = (name, content_type.encode("latin-1"))
+                scope["headers"] = headers
+            return content_type
+    return None
 
 
 def _named(

@@ -128,6 +128,76 @@ async def test_unsupported_content_type_is_415(
     assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/jsonl",
+        "application/json-patch+json",
+        "xapplication/json",
+        "application/json; charset=iso-8859-1",
+        "application/json; charset=windows-1252",
+    ],
+)
+async def test_a_body_of_another_media_type_or_charset_is_415_not_read_as_json(
+    client: httpx.AsyncClient, content_type: str
+) -> None:
+    """Only application/json itself (and multipart/form-data) is read: strawberry matched
+    "application/json" anywhere in the type ("application/jsonl", "xapplication/json" ran)
+    and read a body declared Latin-1 as UTF-8 (its 'é' a malformed-JSON 400, or ASCII text
+    run as if nothing had been declared)."""
+    response = await client.post(
+        "/graphql", content=b'{"query":"{ __typename }"}', headers={"content-type": content_type}
+    )
+    assert response.status_code == 415
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "Application/JSON",
+        "APPLICATION/JSON; charset=UTF-8",
+        'application/json;charset="utf-8"',
+        "application/json ; Charset=utf-8",
+    ],
+)
+async def test_media_types_and_charsets_are_case_insensitive(
+    gql: GQL, tenant: Tenant, content_type: str
+) -> None:
+    """RFC 9110 (8.3.1): type, subtype, parameter names and the charset's value are
+    case-insensitive. A client writing the type in capitals got 415, and its answer was
+    kept out of the response memo."""
+    response = await gql.client.post(
+        "/graphql",
+        content=b'{"query":"{ me { role } }"}',
+        headers={
+            "content-type": content_type,
+            "authorization": f"Bearer {gql.token(tenant.user(Role.VENDOR_ADMIN))}",
+        },
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"me": {"role": "VENDOR_ADMIN"}}}
+
+
+async def test_a_multipart_type_in_capitals_is_read(gql: GQL, tenant: Tenant) -> None:
+    operations = json.dumps({"query": "{ me { role } }"}).encode()
+    body = (
+        b'--cut\r\nContent-Disposition: form-data; name="operations"\r\n\r\n'
+        + operations
+        + b'\r\n--cut\r\nContent-Disposition: form-data; name="map"\r\n\r\n{}\r\n--cut--\r\n'
+    )
+    response = await gql.client.post(
+        "/graphql",
+        content=body,
+        headers={
+            "content-type": "Multipart/Form-Data; boundary=cut",
+            "authorization": f"Bearer {gql.token(tenant.user(Role.VENDOR_ADMIN))}",
+        },
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"me": {"role": "VENDOR_ADMIN"}}}
+
+
 async def test_unacceptable_accept_is_406(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/graphql", json={"query": "{ __typename }"}, headers={"accept": "application/xml"}
