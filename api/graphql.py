@@ -9,7 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import orjson
 from cross_web import HTTPException
@@ -750,11 +750,13 @@ class GraphQLView(GraphQL[Context, None]):
         pair: no text, so no database or client can store it) and an integer longer than
         Python converts (4300 digits: a plain ValueError from the decoder) are malformed
         JSON like any other: a 400 over HTTP, close 4400 over websockets, never an uncaught
-        error (a 500) here or where the string is written."""
+        error (a 500) here or where the string is written. So are NaN, Infinity and
+        -Infinity, which Python's decoder reads and RFC 8259 (and every JavaScript client)
+        does not."""
         try:
             # json.loads would decode bytes with "surrogatepass": a lone surrogate got in.
             text = data if isinstance(data, str) else data.decode(json.detect_encoding(data))
-            decoded = json.loads(text)
+            decoded = json.loads(text, parse_constant=_not_json)
         except RecursionError:
             raise json.JSONDecodeError("nested too deeply", "", 0) from None
         except json.JSONDecodeError:
@@ -777,6 +779,10 @@ class GraphQLView(GraphQL[Context, None]):
             return orjson.dumps(data).decode()
         except TypeError:  # orjson.JSONEncodeError is a TypeError
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _not_json(constant: str) -> NoReturn:
+    raise json.JSONDecodeError(f"{constant} is not JSON", "", 0)
 
 
 def _finish_http_response(request: Request, response: Response) -> None:

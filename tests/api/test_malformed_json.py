@@ -74,6 +74,36 @@ async def test_an_integer_of_more_digits_than_python_reads_is_a_400(
     assert await count_rows(db, PartnerGroup) == 0
 
 
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+async def test_python_s_number_constants_are_not_json(
+    gql: GQL, db: Database, tenant: Tenant, constant: bytes
+) -> None:
+    """RFC 8259 has no NaN or Infinity; Python's decoder reads them (JavaScript's does not),
+    so a body no JSON client could send ran (found probing from outside). By POST, in a
+    GET's `variables`, in a multipart request's `operations`: a 400 like any malformed JSON."""
+    body = CREATE_GROUP.encode().replace(b"NAME", b'"a", "size": ' + constant)
+    response = await post(gql, tenant, body)
+    assert response.status_code == 400, response.text
+    assert error_codes(response.json()) == ["BAD_REQUEST"]
+    assert await count_rows(db, PartnerGroup) == 0
+    query = "query($n: Float) { __typename @include(if: true) }"
+    response = await gql.client.get(
+        "/graphql", params={"query": query, "variables": '{"n": ' + constant.decode() + "}"}
+    )
+    assert response.status_code == 400, response.text
+    assert error_codes(response.json()) == ["BAD_REQUEST"]
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    response = await gql.client.post(
+        "/graphql",
+        data={"operations": body.decode(), "map": "{}"},
+        files={"unused": ("a.txt", b"a", "text/plain")},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 400, response.text
+    assert error_codes(response.json()) == ["BAD_REQUEST"]
+    assert await count_rows(db, PartnerGroup) == 0
+
+
 @pytest.mark.parametrize(
     "variables",
     [
@@ -81,8 +111,9 @@ async def test_an_integer_of_more_digits_than_python_reads_is_a_400(
         # json.loads raises a plain ValueError for it, not a JSONDecodeError (found by
         # tests/api/test_fuzz.py's probes)
         '{"n": ' + DIGITS.decode() + "}",
+        '{"n": NaN}',  # not JSON (RFC 8259), read by Python's decoder
     ],
-    ids=["lone-surrogate", "integer-of-too-many-digits"],
+    ids=["lone-surrogate", "integer-of-too-many-digits", "nan"],
 )
 async def test_malformed_json_over_websockets_closes_with_4400(
     app: Starlette, gql: GQL, tenant: Tenant, variables: str
