@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
+import httpx
+
 from infra.errors import DomainError
 from webhooks.errors import WebhookErrorCode
 
@@ -134,11 +136,22 @@ async def addresses_of(parts: SplitResult, policy: TargetPolicy) -> list[Address
     return addresses
 
 
+def _sendable(url: str) -> httpx.URL:
+    """``url`` as the worker's client sends to it, or ``TargetRefused`` when it cannot:
+    urlsplit keeps a control character (C0, DEL) that httpx refuses with InvalidURL, which
+    is no transport error and was raised out of the whole delivery round, every round."""
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise TargetRefused(WebhookErrorCode.INVALID_URL, "Not a valid URL.") from exc
+
+
 async def check(url: str, policy: TargetPolicy) -> Target:
     """The URL as the worker sends to it, or ``TargetRefused``."""
     parts = parse(url)
     text = urlunsplit(parts)
     if policy.allow_private:
+        _sendable(text)
         return Target(url=text, pinned=text, host_header=None, sni=None)
     addresses = await addresses_of(parts, policy)
     if not all(is_public(a) for a in addresses):
@@ -151,9 +164,14 @@ async def check(url: str, policy: TargetPolicy) -> Target:
     host = f"[{chosen}]" if chosen.version == 6 else str(chosen)
     netloc = f"{host}:{parts.port}" if parts.port else host
     pinned = urlunsplit(parts._replace(netloc=netloc))
+    _sendable(pinned)
+    # The name as it goes in the Host header and the TLS SNI: ASCII, an internationalised
+    # one in its IDNA form (xn--...). httpx encodes header values as ASCII: a Host of
+    # "hooks.müller.de" raised UnicodeEncodeError out of the delivery round, every round.
+    named = _sendable(text)
     return Target(
         url=text,
         pinned=pinned,
-        host_header=parts.netloc.rsplit("@", 1)[-1],
-        sni=parts.hostname if parts.scheme == "https" else None,
+        host_header=named.netloc.decode("ascii"),
+        sni=named.raw_host.decode("ascii") if parts.scheme == "https" else None,
     )

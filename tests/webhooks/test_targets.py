@@ -181,3 +181,66 @@ async def test_the_service_refuses_an_update_to_an_inside_target(
         row = await session.get(WebhookEndpoint, made.endpoint.id)
     assert row is not None
     assert row.url == "https://hooks.example.com/in"
+
+
+@pytest.mark.parametrize("tail", ["\x01", "?a=\x7f", "#x"])
+async def test_a_url_no_request_can_be_sent_to_is_refused_and_stalls_no_round(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    services: Services,
+    tenant: Tenant,
+    worker: DeliveryWorker,
+    tail: str,
+) -> None:
+    """A control character (C0 or DEL) anywhere in the URL: urlsplit keeps it, httpx refuses
+    to send to it (InvalidURL, not a transport error). Registered, it made every delivery
+    round raise before recording anything, so the vendor's other endpoints got nothing
+    either (found probing from outside). Refused at registration; a row stored before is
+    an INVALID_URL attempt, and the round goes on."""
+    async with receiving() as good, receiving() as bad:
+        created = (
+            await gql.data(
+                CREATE, {"input": {"url": bad.url + tail, "eventTypes": ["sale_claim.approved"]}},
+                as_user=tenant.user(Role.VENDOR_ADMIN),
+            )
+        )["webhookEndpointCreate"]  # fmt: skip
+        assert [(e["field"], e["code"]) for e in created["userErrors"]] == [("url", "INVALID_URL")]
+        assert await count_rows(db, WebhookEndpoint) == 0
+
+        admin = tenant.principal(Role.VENDOR_ADMIN)
+        for receiver in (good, bad):
+            async with db.transaction() as session:
+                await endpoints.create_endpoint(
+                    session, admin, clock, policy=TargetPolicy(allow_private=True),
+                    url=receiver.url, event_types=["sale_claim.approved"],
+                )  # fmt: skip
+        async with db.transaction() as session:  # stored before this check
+            [row] = await session.exec(
+                select(WebhookEndpoint).where(WebhookEndpoint.url == bad.url)
+            )
+            row.url = bad.url + tail
+        await approve_sale(db, clock, tenant)
+        await dispatch(services)
+        assert await worker.deliver_due() == 2
+        assert len(good.received) == 1
+        assert bad.received == []
+    async with db.session() as session:
+        attempts = list(await session.exec(select(WebhookAttempt)))
+    assert sorted(str(a.error_class) for a in attempts) == ["INVALID_URL", "None"]
+
+
+async def test_an_internationalised_host_is_sent_in_its_idna_form() -> None:
+    """A legitimate IDN host (a public one, as production requires): the Host header and
+    the SNI carried the Unicode name, which httpx cannot encode (UnicodeEncodeError, raised
+    out of the delivery round, every round, so no endpoint of any vendor got anything)."""
+    target = await targets.check(
+        "https://Hooks.Müller.example:8443/in", TargetPolicy(resolver=resolving_to("93.184.216.34"))
+    )
+    assert (target.host_header, target.sni) == (
+        "hooks.xn--mller-kva.example:8443",
+        "hooks.xn--mller-kva.example",
+    )
+    assert target.pinned == "https://93.184.216.34:8443/in"
+    request = httpx.Request("POST", target.pinned, headers={"host": target.host_header or ""})
+    assert request.headers["host"] == "hooks.xn--mller-kva.example:8443"
