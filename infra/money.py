@@ -12,6 +12,7 @@ __all__ = [
     "Money",
     "exponent",
     "is_currency",
+    "MAX_MINOR",
     "parse_decimal",
     "split_minor",
     "to_decimal_string",
@@ -76,9 +77,16 @@ def split_minor(amount_minor: int, weights: Sequence[int]) -> list[int]:
     return shares
 
 
+# The largest amount (minor units) the API carries: the MinorUnits scalar is a JSON integer,
+# exact in every client (a double) up to 2**53.
+MAX_MINOR = 2**53
+
+
 def parse_decimal(amount: str, currency: str) -> int:
     """'4600.00' in USD -> 460000 minor units. Raises ValueError for anything that is not a
-    plain decimal with at most the currency's number of fraction digits."""
+    plain decimal with at most the currency's number of fraction digits, or that is beyond
+    ``MAX_MINOR`` minor units (15 digits of a 2-decimal currency went to 10**17: kept, and
+    answered as a number no JSON client reads exactly)."""
     from decimal import Decimal, InvalidOperation  # noqa: PLC0415
 
     text = amount.strip()
@@ -92,6 +100,8 @@ def parse_decimal(amount: str, currency: str) -> int:
     scaled = value.scaleb(exp)
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{currency} has {exp} decimal places")
+    if abs(scaled) > MAX_MINOR:
+        raise ValueError(f"at most {to_decimal_string(MAX_MINOR, currency)}")
     return int(scaled)
 
 

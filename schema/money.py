@@ -10,7 +10,7 @@ from graphql import IntValueNode, ValueNode
 from strawberry.types.scalar import ScalarDefinition
 
 from infra.errors import DomainError
-from infra.money import Money, parse_decimal, to_decimal_string
+from infra.money import MAX_MINOR, Money, parse_decimal, to_decimal_string
 
 MinorUnits = NewType("MinorUnits", int)
 
@@ -18,7 +18,7 @@ MinorUnits = NewType("MinorUnits", int)
 def _parse_minor(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("MinorUnits must be a JSON integer")
-    if abs(value) > 2**53:
+    if abs(value) > MAX_MINOR:
         raise ValueError("MinorUnits out of range")
     return value
 

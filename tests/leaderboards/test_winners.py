@@ -315,8 +315,14 @@ mutation($input: ContestCreateInput!) {
         ({"amount": "250.00", "currency": "EUR"}, [("prizes", "INVALID_PRIZE")]),
         ({"amount": "-1.00", "currency": "USD"}, [("prizes", "INVALID_PRIZE")]),
         ({"amount": "2.5x", "currency": "USD"}, [("prizes.0.amount.amount", "INVALID_PRIZE")]),
+        # Beyond the 2**53 minor units a MinorUnits carries exactly (every money input: the
+        # shared parser); a prize of it was kept and answered inexactly.
+        (
+            {"amount": "90071992547409.93", "currency": "USD"},
+            [("prizes.0.amount.amount", "INVALID_PRIZE")],
+        ),
     ],
-    ids=["ok", "other-currency", "negative", "malformed"],
+    ids=["ok", "other-currency", "negative", "malformed", "beyond-2**53"],
 )
 async def test_money_prizes_are_in_the_contests_currency(
     db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL, amount: dict[str, str],

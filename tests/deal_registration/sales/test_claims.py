@@ -171,6 +171,20 @@ async def test_states_follow_proof_amount_and_settings(
         ({"saleDate": "2999-01-01"}, "saleDate", "SALE_DATE_IN_FUTURE"),
         ({"amount": {"amount": "-5.00", "currency": "USD"}}, "amount.amount", "INVALID_AMOUNT"),
         ({"amount": {"amount": "1.234", "currency": "USD"}}, "amount.amount", "INVALID_AMOUNT"),
+        # Above 10,000,000,000 (as a deal's value): a typo, and sums of such claims passed
+        # 2**53 in the revenue contests' sorted sets (doubles), where the leader was ranked
+        # 2nd beside the 2nd; one of 999999999999999.99 (beyond 2**53 minor units) was
+        # answered as a MinorUnits no JSON client reads exactly (found probing from outside).
+        (
+            {"amount": {"amount": "10000000000.01", "currency": "USD"}},
+            "amount.amount",
+            "INVALID_AMOUNT",
+        ),
+        (
+            {"amount": {"amount": "999999999999999.99", "currency": "USD"}},
+            "amount.amount",
+            "INVALID_AMOUNT",
+        ),
         (
             {"amount": {"amount": "10.00", "currency": "usdx"}},
             "amount.currency",
