@@ -17,12 +17,12 @@ Every change here is an administrative change recorded in the audit log.
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -105,7 +105,7 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
         errors.append(DomainError(code, message, prefix + field))
 
     if fields.name is not None:
-        name = fields.name.strip()
+        name = unicodedata.normalize("NFC", fields.name.strip())
         if not name:
             bad(PartnerErrorCode.REQUIRED, "Give the partner a name.", "name")
         elif len(name) > 200:
@@ -190,6 +190,15 @@ def snapshot(partner: Partner, fields: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+def name_key(name: str) -> str:
+    """A partner name as people read it, for the one-per-vendor rule: compatibility forms
+    composed (NFKC: a fullwidth A is an A), Unicode case folding (SQL's lower() folds only
+    ASCII on SQLite), and no invisible format characters (a zero-width space). Compared in
+    Python, so SQLite and PostgreSQL answer alike."""
+    text = unicodedata.normalize("NFKC", name)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").casefold()
+
+
 async def _unique(
     session: AsyncSession,
     vendor_id: uuid.UUID,
@@ -202,8 +211,12 @@ async def _unique(
     if exclude is not None:
         base = base.where(Partner.id != exclude)
     if "name" in values:
-        same = base.where(func.lower(Partner.name) == values["name"].lower())
-        if (await session.exec(same)).first() is not None:
+        key = name_key(values["name"])
+        names_of = select(Partner.name).where(Partner.vendor_id == vendor_id)
+        if exclude is not None:
+            names_of = names_of.where(Partner.id != exclude)
+        names = await session.exec(names_of)
+        if any(name_key(name) == key for name in names):
             raise DomainError(
                 PartnerErrorCode.DUPLICATE_NAME,
                 "Another partner of your vendor has this name.",

@@ -31,6 +31,7 @@ from partners.admin import (
     PartnerFields,
     audit,
     clean,
+    name_key,
     refresh_partner_groups,
     snapshot,
 )
@@ -116,7 +117,7 @@ async def import_partners(
     vendor_id = principal.vendor_id
     existing = list(await session.exec(select(Partner).where(Partner.vendor_id == vendor_id)))
     by_ref = {p.external_ref: p for p in existing if p.external_ref}
-    by_name = {p.name.lower(): p for p in existing}
+    by_name = {name_key(p.name): p for p in existing}
     text = imports.Source(source, progress).text()
     rows = csv.reader(text, strict=True)
     report = ImportReport()
@@ -146,7 +147,7 @@ async def import_partners(
                 report.add_error(line, first.code, f"{first.field}: {first.message}")  # type: ignore[arg-type]
                 continue
             ref = values.get("external_ref")
-            key = f"ref:{ref}" if ref else f"name:{values['name'].lower()}"
+            key = f"ref:{ref}" if ref else f"name:{name_key(values['name'])}"
             if key in seen_keys:
                 report.add_error(
                     line,
@@ -156,7 +157,7 @@ async def import_partners(
                 continue
             target = by_ref.get(ref) if ref else None
             if target is None:
-                target = by_name.get(values["name"].lower())
+                target = by_name.get(name_key(values["name"]))
                 if target is not None and ref and target.external_ref not in (None, ref):
                     report.add_error(
                         line,
@@ -164,15 +165,15 @@ async def import_partners(
                         "Another partner (with another external_ref) has this name.",
                     )
                     continue
-            name_key = values["name"].lower()
-            if name_key in seen_names:
+            folded = name_key(values["name"])
+            if folded in seen_names:
                 report.add_error(
                     line,
                     PartnerErrorCode.DUPLICATE_IN_FILE,
-                    f"The same name is already on line {seen_names[name_key]}.",
+                    f"The same name is already on line {seen_names[folded]}.",
                 )
                 continue
-            other = by_name.get(name_key)
+            other = by_name.get(folded)
             if other is not None and target is not None and other.id != target.id:
                 report.add_error(
                     line, PartnerErrorCode.DUPLICATE_NAME, "Another partner has this name."
@@ -186,7 +187,7 @@ async def import_partners(
                 )
                 continue
             seen_keys[key] = line
-            seen_names[name_key] = line
+            seen_names[folded] = line
             planned.append((target, values))
     except UnicodeDecodeError as exc:
         raise DomainError(
