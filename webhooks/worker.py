@@ -88,6 +88,7 @@ MESSAGES = {
     "TARGET_NOT_ALLOWED": "The URL now resolves to an internal address; not sent.",
     "TARGET_UNRESOLVABLE": "The endpoint's host name did not resolve.",
     "INVALID_URL": "The endpoint's URL is not valid.",
+    "SEND_FAILED": "The request could not be made (an error on our side, logged); retried.",
 }
 
 
@@ -259,7 +260,17 @@ class DeliveryWorker:
                     checked[endpoint.url] = asyncio.ensure_future(
                         targets.check(endpoint.url, self.policy)
                     )
-                return await self._send(lanes[lane], delivery, endpoint, checked[endpoint.url])
+                try:
+                    return await self._send(lanes[lane], delivery, endpoint, checked[endpoint.url])
+                except Exception:
+                    # Anything _send does not expect (an endpoint's corrupt stored secret, a
+                    # URL the HTTP client cannot send) is this delivery's failure, retried
+                    # with backoff: raised, it lost the whole round's outcomes, and the next
+                    # round (every vendor's due deliveries) failed again on the same row.
+                    log.exception("webhook delivery %s could not be sent", delivery.id)
+                    outcome = Outcome(delivery, endpoint, self.clock.now(), endpoint.url, {})
+                    outcome.error_class = "SEND_FAILED"
+                    return outcome
 
         outcomes = await asyncio.gather(*(one(i, d, e) for i, (d, e) in enumerate(rows)))
         await self._record(token, outcomes)

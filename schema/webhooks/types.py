@@ -98,7 +98,7 @@ class WebhookAttemptType:
     succeeded: bool
     error_class: str | None = strawberry.field(
         description="TIMEOUT, CONNECT_ERROR, TLS_ERROR, NETWORK_ERROR, HTTP_STATUS, REDIRECT, "
-        "TARGET_NOT_ALLOWED, TARGET_UNRESOLVABLE or INVALID_URL; null on success."
+        "TARGET_NOT_ALLOWED, TARGET_UNRESOLVABLE, INVALID_URL or SEND_FAILED; null on success."
     )
     error: str | None
 

@@ -23,7 +23,7 @@ from tests.webhooks.queries import DELIVERIES, ENABLE, ENDPOINTS, ROTATE
 from tests.webhooks.receiver import HANG, receiving
 from tests.webhooks.scenarios import deliveries, register
 from webhooks.events import WEBHOOK_ENDPOINT_DISABLED, WebhookEndpointDisabled
-from webhooks.models import DeliveryStatus, EndpointStatus, WebhookEndpoint
+from webhooks.models import DeliveryStatus, EndpointStatus, WebhookAttempt, WebhookEndpoint
 from webhooks.worker import MAX_ATTEMPTS, DeliveryWorker
 
 
@@ -293,3 +293,47 @@ async def test_the_running_app_delivers_by_itself(
                 await session.exec(select(OutboxEvent).where(col(OutboxEvent.id) == sale.id))
             )
         assert rows[0].dispatched_at is not None
+
+
+async def test_a_delivery_that_cannot_be_made_fails_alone(
+    gql: GQL,
+    db: Database,
+    clock: OffsetClock,
+    services: Services,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    worker: DeliveryWorker,
+) -> None:
+    """An endpoint whose stored secret is unreadable (a bad restore, a hand edit): signing
+    raised, the whole round's outcomes were lost, and every later round failed on the same
+    row, so no vendor's webhooks were delivered again. It is now that delivery's failure
+    (SEND_FAILED, retried with backoff) and the round's other deliveries go out."""
+    async with receiving() as good, receiving() as broken:
+        await register(gql, tenant, good)
+        await register(gql, other_tenant, broken)
+        async with db.transaction() as session:
+            [row] = await session.exec(
+                select(WebhookEndpoint).where(WebhookEndpoint.url == broken.url)
+            )
+            row.secret = "whsec_not base64!"
+            broken_id = row.id
+        await approve_sale(db, clock, tenant)
+        await approve_sale(db, clock, other_tenant)
+        await dispatch(services)
+        assert await worker.deliver_due() == 2
+        assert len(good.received) == 1
+        assert broken.received == []
+    by_endpoint = {d.endpoint_id: d for d in await deliveries(db)}
+    failed = by_endpoint[broken_id]
+    assert (failed.status, failed.attempts) == (DeliveryStatus.PENDING, 1)
+    assert failed.next_attempt_at is not None
+    assert [d.status for i, d in by_endpoint.items() if i != broken_id] == [
+        DeliveryStatus.DELIVERED
+    ]
+    async with db.session() as session:
+        [attempt] = await session.exec(
+            select(WebhookAttempt).where(WebhookAttempt.delivery_id == failed.id)
+        )
+    assert (attempt.error_class, attempt.succeeded) == ("SEND_FAILED", False)
+    assert attempt.error is not None
+    assert "base64" not in attempt.error  # a fixed message, never the exception's text
