@@ -90,7 +90,7 @@ def parse_decimal(amount: str, currency: str) -> int:
     from decimal import Decimal, InvalidOperation  # noqa: PLC0415
 
     text = amount.strip()
-    if not re.fullmatch(r"-?\d{1,15}(\.\d+)?", text):
+    if not re.fullmatch(r"-?[0-9]{1,15}(\.[0-9]+)?", text):
         raise ValueError("not a decimal amount")
     try:
         value = Decimal(text)

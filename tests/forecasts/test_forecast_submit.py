@@ -99,6 +99,7 @@ EUR_COMMIT = {"productLine": R, "commit": {"amount": "1.00", "currency": "EUR"},
               "bestCase": usd("1.00")}  # fmt: skip
 BAD_INPUT: list[tuple[dict[str, Any], list[tuple[str, str]]]] = [
     ({"quarter": "2027Q1"}, [("quarter", "INVALID_QUARTER")]),
+    ({"quarter": "٢٠٢٧-Q1"}, [("quarter", "INVALID_QUARTER")]),  # ASCII digits only
     ({"lines": [line(R, "-1.00", "5.00")]}, [("lines.0.commit.amount", "NEGATIVE_AMOUNT")]),
     ({"lines": [line(R, "1.001", "5.00")]}, [("lines.0.commit.amount", "INVALID_AMOUNT")]),
     ({"lines": [line(R, "5.00", "1.00")]},

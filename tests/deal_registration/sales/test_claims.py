@@ -185,6 +185,14 @@ async def test_states_follow_proof_amount_and_settings(
             "amount.amount",
             "INVALID_AMOUNT",
         ),
+        # Digits of other scripts ("١٥٠.٠٠", Arabic-Indic) were read as 150.00: an amount is
+        # ASCII digits only, as every client and export writes it.
+        ({"amount": {"amount": "١٥٠.٠٠", "currency": "USD"}}, "amount.amount", "INVALID_AMOUNT"),
+        (
+            {"amount": {"amount": "１５０.００", "currency": "USD"}},
+            "amount.amount",
+            "INVALID_AMOUNT",
+        ),
         (
             {"amount": {"amount": "10.00", "currency": "usdx"}},
             "amount.currency",
