@@ -15,15 +15,16 @@ differences are kept out:
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-# Every integer beyond what orjson reads exactly (|n| >= 2**63, 19 digits) has such a run;
-# so do some long floats, which json reads as well.
-_LONG_NUMBER = re.compile(r"\d{19}")
-_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+# Every integer beyond what orjson reads exactly (|n| >= 2**63, 19 digits) has a run of 19
+# ASCII digits; so do some long floats, which json reads as well. Found as a run of 19
+# zeros once every digit is made a zero (``bytes.translate``, in C: a regular expression
+# tried at every position of the text cost ~40 us a kilobyte, 0.1 ms of a signal run).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
 
 
 def dumps(value: Any) -> str:
@@ -36,8 +37,8 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """The value of JSON ``text``, as ``json.loads`` reads it."""
-    long = _LONG_NUMBER if isinstance(text, str) else _LONG_NUMBER_BYTES
-    if long.search(text):  # type: ignore[arg-type]
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO):
         return json.loads(text)
     try:
         return orjson.loads(text)
