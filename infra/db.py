@@ -333,13 +333,15 @@ async def execute_core(
 
 
 @asynccontextmanager
-async def writes_together(session: AsyncSession) -> AsyncIterator[None]:
+async def writes_together(session: AsyncSession, *, to_commit: bool = False) -> AsyncIterator[None]:
     """Writes of the block (statements that return no rows) go to the database together:
     on SQLite in one crossing to aiosqlite's thread, with the next statement that returns
     rows or at the block's end (``infra.sqlite_driver``); elsewhere each as it comes. Their
-    row counts are not known: for writes that need none."""
+    row counts are not known: for writes that need none. ``to_commit``: on SQLite they may
+    wait past the block's end, for the next statement or the transaction's COMMIT, which
+    they then share (one crossing fewer; a write's failure is raised there)."""
     raw = await (await _connection(session)).get_raw_connection()
-    async with sqlite_driver.together(raw.dbapi_connection):
+    async with sqlite_driver.together(raw.dbapi_connection, to_commit=to_commit):
         yield
 
 

@@ -12,6 +12,10 @@ Everything else is SQLAlchemy's aiosqlite dialect: connections, transactions, er
 translation, the per-connection execute lock, and server-side (streaming) cursors, which
 keep fetching from the thread row batch by row batch.
 
+Writes that return no rows may wait for a later crossing (``together``): the next
+statement's, the block's end, or (``to_commit``) the transaction's COMMIT, which a signal
+run's writes share (two crossings a lone approval, from three).
+
 One crossing is saved besides: the pool's reset of a connection returned to it (a
 rollback) right after the transaction's COMMIT. Python's sqlite3 does nothing on a
 rollback outside a transaction (our connections never BEGIN implicitly: isolation_level
@@ -158,7 +162,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         adapted._ended = False  # it may BEGIN
         # Nothing of an earlier statement on this cursor outlives a failed one.
         self._description, self._rows, self._rowcount, self._lastrowid = None, deque(), -1, None
-        if adapted._kept is not None and _ROWLESS.match(operation):
+        if adapted._keeping and _ROWLESS.match(operation):
             adapted._kept.append((operation, parameters, many))  # run with a later crossing
             return
         outcome = await adapted._trip(operation, parameters, many)
@@ -186,14 +190,15 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     last thing done on it was a commit or rollback that returned (``_ended``): SQLite is
     then outside any transaction, and sqlite3's rollback would do nothing."""
 
-    __slots__ = ("_ended", "_kept", "_begin")
+    __slots__ = ("_ended", "_kept", "_keeping", "_begin")
     _cursor_cls = OneTripCursor
     _ss_cursor_cls = _StreamingCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
         self._ended = False  # unknown: a rollback crosses
-        self._kept: list[_Statement] | None = None  # inside ``together``: writes kept
+        self._kept: list[_Statement] = []  # writes waiting for the next crossing
+        self._keeping = False  # inside ``together``: writes are kept
         self._begin: str | None = None  # a BEGIN not sent yet (``begin_soon``)
 
     def begin_soon(self, sql: str) -> None:
@@ -210,8 +215,8 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     async def _trip(self, sql: str | None, parameters: Any = None, many: bool = False) -> _Outcome:
         """One crossing: the BEGIN not sent yet, the kept writes, then the statement (if
         any) and its rows."""
-        kept, connection = self._kept or [], self._connection
-        if self._kept:
+        kept, connection = self._kept, self._connection
+        if kept:
             self._kept = []
         begin, self._begin = self._begin, None
         if begin is not None:
@@ -231,34 +236,42 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
             self._handle_exception(failed.error)
 
     @asynccontextmanager
-    async def together(self) -> AsyncIterator[None]:
+    async def together(self, *, to_commit: bool = False) -> AsyncIterator[None]:
         """Writes of the block wait for the next crossing, or the block's end (see the
-        module's notes). A block that raises drops what it kept (its transaction is
-        failing: the caller rolls it back)."""
-        if self._kept is not None:  # already inside one
+        module's notes); with ``to_commit``, past the block's end too: for the next
+        statement's crossing, or the transaction's COMMIT, which they then share. A block
+        that raises drops what it kept (its transaction is failing: the caller rolls it
+        back); so does a rollback."""
+        if self._keeping:  # already inside one
             yield
             return
-        self._kept = []
+        self._keeping = True
+        earlier, kept_before = self._kept, len(self._kept)  # kept by an earlier block
         try:
             yield
         except BaseException:
-            self._kept = None
+            if self._kept is earlier:  # (else they crossed meanwhile)
+                del self._kept[kept_before:]
+            else:
+                self._kept = []
             raise
+        finally:
+            self._keeping = False
+        if to_commit or not self._kept:
+            return
         try:
-            if self._kept:
-                self._ended = False
-                await self._trip(None)
+            self._ended = False
+            await self._trip(None)
         except self.dbapi.Error as error:  # outside SQLAlchemy's execution: as it reports one
             sql, parameters, many = getattr(error, "kept_statement", (None, None, False))
             raise DBAPIError.instance(
                 sql, parameters, error, self.dbapi.Error, ismulti=many
             ) from error
-        finally:
-            self._kept = None
 
     def rollback(self) -> None:
+        self._kept = []  # writes of the transaction never sent
         if self._begin is not None:  # nothing ran since the BEGIN, which was never sent
-            self._begin, self._kept = None, [] if self._kept is not None else None
+            self._begin = None
             self._ended = True
         if self._ended:
             return
@@ -266,8 +279,11 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         self._ended = True
 
     def commit(self) -> None:
-        if self._kept:
-            await_(self._trip(None))
+        if self._kept:  # the kept writes and the COMMIT: one crossing
+            self._ended = False  # until it returns (it may fail, or be cancelled midway)
+            await_(self._trip("COMMIT"))
+            self._ended = True
+            return
         if self._begin is not None:  # nothing ran since the BEGIN, which was never sent
             self._begin = None
             self._ended = True
@@ -311,8 +327,10 @@ def begin_soon(dbapi_connection: Any, sql: str) -> bool:
     return False
 
 
-def together(dbapi_connection: Any) -> AbstractAsyncContextManager[None]:
+def together(
+    dbapi_connection: Any, *, to_commit: bool = False
+) -> AbstractAsyncContextManager[None]:
     """``_Connection.together`` for a connection of this driver; for another, nothing."""
     if isinstance(dbapi_connection, _Connection):
-        return dbapi_connection.together()
+        return dbapi_connection.together(to_commit=to_commit)
     return nullcontext()

@@ -86,7 +86,9 @@ class Writes:
     advance writes five tables, and a statement's round trip and its work on both sides
     were most of what a write cost); on SQLite (no data-modifying CTEs) each table's rows
     as ``upsert`` writes them, in one crossing to the driver's thread
-    (``infra.db.writes_together``). For writes that do not touch a row twice (the
+    (``infra.db.writes_together``), with the transaction's next statement or its COMMIT
+    (a handler's advance ends with its writes: they share the COMMIT's crossing; a write
+    that fails is raised there). For writes that do not touch a row twice (the
     parts of one statement see the same snapshot, and one statement's ON CONFLICT may
     not update a row twice); a statement of the transaction that reads or writes these
     tables is run after a ``flush``."""
@@ -126,7 +128,7 @@ class Writes:
                 for *_, rows in parts
             )
         ):  # each table's rows on their own
-            async with writes_together(session):
+            async with writes_together(session, to_commit=True):
                 for table, keys, update, rows in parts:
                     await _write(session, table, keys, update, rows)
             return

@@ -255,6 +255,69 @@ async def test_a_kept_write_that_fails_is_sqlalchemys_error_and_nothing_is_writt
     assert await _names(sqlite_db) == ["after"]
 
 
+async def test_writes_kept_to_the_commit_share_its_crossing(
+    sqlite_db: Database, crossings: Crossings
+) -> None:
+    """With ``to_commit`` a block's writes wait past its end, for the transaction's next
+    statement or its COMMIT, which they then share (a signal run ends with its writes)."""
+    insert = text("INSERT INTO driver_probe (name) VALUES (:name)")
+    async with sqlite_db.transaction() as session:
+        await crossings.watch_session(session)
+        async with writes_together(session, to_commit=True):
+            await execute_core(session, insert, {"name": "a"})
+            await execute_core(session, insert, [{"name": "b"}, {"name": "c"}])
+        assert crossings.names() == []  # kept past the block's end
+    assert crossings.names() == ["_run"]  # the BEGIN, the writes and the COMMIT
+    assert await _names(sqlite_db) == ["a", "b", "c"]
+    crossings.clear()
+    async with sqlite_db.transaction() as session:
+        await crossings.watch_session(session)
+        async with writes_together(session, to_commit=True):
+            await execute_core(session, insert, {"name": "d"})
+        # A later write is not kept: it crosses, after the kept one, which it sees.
+        await execute_core(session, text("UPDATE driver_probe SET name = 'd!' WHERE name = 'd'"))
+        assert crossings.names() == ["_run"]
+    assert crossings.names() == ["_run", "commit"]
+    assert await _names(sqlite_db) == ["a", "b", "c", "d!"]
+
+
+async def test_writes_kept_to_the_commit_go_with_a_rollback_or_fail_at_the_commit(
+    sqlite_db: Database,
+) -> None:
+    insert = text("INSERT INTO driver_probe (name) VALUES (:name)")
+
+    async def fail_after_writing() -> None:
+        async with sqlite_db.transaction() as session:
+            async with writes_together(session, to_commit=True):
+                await execute_core(session, insert, {"name": "dropped"})
+            raise RuntimeError("the run failed after its writes")
+
+    async def write_twice() -> None:
+        async with sqlite_db.transaction() as session:
+            async with writes_together(session, to_commit=True):
+                await execute_core(session, insert, {"name": "y"})
+                await execute_core(session, insert, [{"name": "x"}, {"name": "x"}])
+
+    async def fail_half_way(session: AsyncSession) -> None:
+        async with writes_together(session):
+            await execute_core(session, insert, {"name": "no"})
+            raise RuntimeError("the flush failed half-way")
+
+    with pytest.raises(RuntimeError):
+        await fail_after_writing()
+    with pytest.raises(exc.IntegrityError, match="UNIQUE"):
+        await write_twice()
+    # A later block that raises drops its own writes, not those kept before it.
+    async with sqlite_db.transaction() as session:
+        async with writes_together(session, to_commit=True):
+            await execute_core(session, insert, {"name": "kept"})
+        with pytest.raises(RuntimeError):
+            await fail_half_way(session)
+    async with sqlite_db.transaction() as session:  # the connection goes on
+        await execute_core(session, insert, {"name": "next"})
+    assert await _names(sqlite_db) == ["kept", "next"]
+
+
 async def test_a_block_that_raises_drops_what_it_kept(sqlite_db: Database) -> None:
 
     async def fail_half_way(session: AsyncSession) -> None:
