@@ -236,22 +236,33 @@ async def test_each_signal_writer_waits_for_another_writer_of_the_vendor(
             first, clock, tenant.vendor.id, currency, [tenant.partners[0].id], [today]
         )
 
+        backend: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
         async def second() -> None:
             async with db.transaction() as session:
+                backend.set_result(int(await session.scalar(text("SELECT pg_backend_pid()"))))
                 await WRITERS[writer](session, clock, tenant)
 
         task = asyncio.create_task(second())
+        await asyncio.wait([backend, task], return_when=asyncio.FIRST_COMPLETED)
+        if not backend.done():
+            await task  # (failed before asking: raises)
+        pid = backend.result()
 
         async def waits() -> bool:
-            await first.execute(text("SELECT pg_stat_clear_snapshot()"))
+            # This test's second writer waiting for this vendor's signal lock (pg_locks is
+            # the server's: another run's writers, on other databases, wait there too).
             waiting = await first.scalar(
                 text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
-                     " AND NOT granted AND classid = :namespace"),
-                {"namespace": locks.NAMESPACE},
+                     " AND NOT granted AND pid = :pid AND classid = :namespace"
+                     " AND objid::bigint = CAST(:key AS bigint) & 4294967295"
+                     " AND database = (SELECT oid FROM pg_database"
+                     "                 WHERE datname = current_database())"),
+                {"pid": pid, "namespace": locks.NAMESPACE, "key": locks.key(tenant.vendor.id)},
             )  # fmt: skip
-            return bool(waiting)
+            return bool(waiting) or task.done()
 
-        await eventually(waits)
+        await eventually(waits, within=10)
         assert not task.done()
     await task
     assert tenant.partners[0].id in await snapshotted(db, tenant, today)
