@@ -142,21 +142,35 @@ class LocalCluster:
 
     def failover(self, master: int, timeout: float = 30.0) -> int:
         """Promote ``master``'s replica (CLUSTER FAILOVER on the replica, as an operator
-        does); returns the new master's port once the cluster is ok again."""
+        does); returns the new master's port once every node agrees that it serves the
+        slots ``master`` served and the cluster is ok again. The replica saying it is the
+        master is not enough: failed over again within about four node timeouts of its last
+        election (a test failing a shard back and forth), it may "win" on that election's
+        votes with its old config epoch, which the other side's newer one beats a moment
+        later, and it is a replica again, the slots never moved. Asked again until it holds."""
         replica = self.replica_of(master)
+        before = self._slot_owners(master)
+        after = tuple(
+            (first, last, replica if owner == master else owner) for first, last, owner in before
+        )
+
+        def took_over() -> bool:
+            try:
+                return all(self._slot_owners(port) == after for port in self.running)
+            except Exception:  # noqa: BLE001 - a node between roles: not yet
+                return False
+
         deadline = time.monotonic() + timeout
-        while _client(replica).info("replication")["role"] != "master":
+        while True:
+            if _client(replica).info("replication")["role"] != "master":
+                _client(replica).execute_command("CLUSTER", "FAILOVER")  # again, if one lapsed
+            self._wait(took_over, 5, f"{replica} to take over from {master}", fail=False)
+            if took_over():
+                self.wait_ready(timeout)
+                if took_over():
+                    return replica
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{replica} did not take over from {master}")
-            _client(replica).execute_command("CLUSTER", "FAILOVER")  # again, if one lapsed
-            self._wait(
-                lambda: _client(replica).info("replication")["role"] == "master",
-                5,
-                f"{replica} to take over from {master}",
-                fail=False,
-            )
-        self.wait_ready(timeout)
-        return replica
 
     def kill(self, master: int, timeout: float = 30.0) -> int:
         """Kill ``master`` (SIGKILL, as a crashed host): its replica takes over once the
