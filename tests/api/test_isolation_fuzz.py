@@ -85,6 +85,7 @@ A larger campaign::
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import re
@@ -424,6 +425,17 @@ async def _fingerprint(services: Services) -> str:
     return "\n".join(out)
 
 
+def _changes(before: str, after: str) -> str:
+    """What differs between two fingerprints: the counts, and which watched tables' rows
+    (for the failure message: a mutation's change, or a background job's meanwhile)."""
+    counts_before, *rows_before = before.split("\n")
+    counts_after, *rows_after = after.split("\n")
+    was, now = ast.literal_eval(counts_before), ast.literal_eval(counts_after)
+    counts = [f"{t} {was[t]} -> {now.get(t)}" for t in was if was[t] != now.get(t)]
+    rows = [t for t, b, a in zip(WATCHED, rows_before, rows_after, strict=True) if b != a]
+    return f"counts: {', '.join(counts) or 'the same'}; rows of: {', '.join(rows) or 'none'}"
+
+
 @dataclass
 class Probe:
     mutation: str
@@ -722,7 +734,10 @@ async def _probe_mutations(
                     )
             after = await _fingerprint(services)
             if after != before:
-                changed.append(f"as {role}: a mutation of a record it may not touch changed it")
+                changed.append(
+                    f"as {role}: a mutation of a record it may not touch changed it "
+                    f"({_changes(before, after)})"
+                )
             before = after
             for probe in [p for p in probes if p.missing is None]:
                 sent += 1
@@ -732,7 +747,10 @@ async def _probe_mutations(
                 refused = bool(body.get("errors")) or bool(payload.get("userErrors"))
                 after = await _fingerprint(services)
                 if refused and after != before:
-                    changed.append(f"as {role}, refused but changed: {probe.document}")
+                    changed.append(
+                        f"as {role}, refused but changed ({_changes(before, after)}): "
+                        f"{probe.document}"
+                    )
                 before = after
     return sent
 
