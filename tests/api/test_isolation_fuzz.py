@@ -299,6 +299,10 @@ STAFF = frozenset(
 )  # fmt: skip
 
 
+# About a minute on an idle machine, all of it CPU (thousands of requests, each answer
+# searched for secrets): a loaded shared host (CI's two workers beside other runs) stretched
+# it past the suite's 300 s hang bound. A hang still fails, later.
+@pytest.mark.timeout(900)
 @pytest.mark.slow
 async def test_every_root_query_with_foreign_ids_leaks_nothing(
     gql: GQL, services: Services, settings: Settings, clock: OffsetClock
