@@ -27,6 +27,8 @@ from catalogue import demo as catalogue_demo
 from deal_registration.registrations import submission
 from deal_registration.registrations.models import DealConflict, DealRegistration
 from deal_registration.sales.models import OPEN_STATES, SaleClaim
+from earnings.recurring import credit_retention
+from forecasts.accuracy import close_all_due
 from forecasts.quarters import Quarter
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
@@ -411,6 +413,21 @@ async def _arm_secrets(services: Services) -> dict[uuid.UUID, ArmRows]:
 async def settle(services: Services) -> None:
     while await services.outbox.dispatch_pending():
         pass
+
+
+async def settle_clock_jobs(services: Services) -> None:
+    """Run once, now, the passes the app's clock jobs make of the day the clock was moved to
+    (the daily rule run with its day's signal snapshots, retention bonuses, pilot ends,
+    quarter closes), then the outbox: each is done for that day, so the jobs' own next
+    passes (every 5 to 60 s) find nothing to write. Without it, the daily rule run's pass a
+    minute later wrote its snapshots and run rows, one vendor at a time, into the middle of
+    probes that fingerprint the database (two refused mutations "changed" it, under load)."""
+    db, clock = services.db, services.clock
+    await run_due(db, clock)
+    await credit_retention(db, clock)
+    await pilots_service.end_due(db, clock)
+    await close_all_due(db, clock)
+    await settle(services)
 
 
 PROGRAM = """mutation($input: EarningProgramCreateInput!) { earningProgramCreate(input: $input) {

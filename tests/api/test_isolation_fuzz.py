@@ -151,6 +151,7 @@ from tests.api.isolation import (
     seed_world,
     selection,
     settle,
+    settle_clock_jobs,
     vendor_only_values,
 )
 from tests.support import GQL, _graphql_schema
@@ -717,6 +718,7 @@ async def _probe_mutations(
     touch, refused exactly as a missing record and nothing changed; with none (a role the
     operation is not for), refused and nothing changed. Returns how many were sent."""
     sent = 0
+    await settle_clock_jobs(services)  # (their day's work done: none during the probes)
     async with services.outbox.paused(), services.webhooks.paused():
         for role in roles:
             probes = _mutation_probes(world, role, mutations)
