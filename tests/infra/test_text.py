@@ -1,0 +1,64 @@
+"""Text people see (``infra.text``): names refuse control and bidi override characters and
+need a visible character; free text keeps its line breaks and tabs, nothing else."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.text import free_text_problem, name_problem
+
+NAMES = [
+    "Müller GmbH",
+    "شركة",
+    "株式会社",
+    "👩\u200d💻 Team",  # a zero-width joiner inside an emoji
+    "O'Brien & Co.",
+    "חברה בע״מ",
+    "कंपनी",
+    "❤\ufe0f Partners",  # a variation selector
+    "Acme\u200fשלום",  # a right-to-left mark is a mark, not an override
+]
+REFUSED = {
+    "\u202eevil": "U+202E",
+    "a\x1bb": "U+001B",
+    "\u200b": "visible",
+    "  ": "visible",
+    "": "visible",
+    "x\x7f": "U+007F",
+    "\u2066x\u2069": "U+2066",
+    "a\x85b": "U+0085",  # C1
+    "a\tb": "U+0009",
+    "a\nb": "U+000A",
+    "a\u2028b": "U+2028",
+    "\u200d\ufe0f": "visible",
+    "\u3164": "visible",
+    "\x01": "U+0001",
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_name_people_can_read_is_accepted(name: str) -> None:
+    assert name_problem(name) is None
+
+
+@pytest.mark.parametrize(("name", "named"), REFUSED.items(), ids=[repr(k) for k in REFUSED])
+def test_a_name_with_controls_or_nothing_visible_is_refused(name: str, named: str) -> None:
+    problem = name_problem(name)
+    assert problem is not None
+    assert named in problem
+
+
+@pytest.mark.parametrize("text", ["line one\nline two", "a\tb\r\n", "", "مرحبا\n👍🏽", *NAMES])
+def test_free_text_keeps_line_breaks_and_tabs(text: str) -> None:
+    assert free_text_problem(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [("\u202eevil", "U+202E"), ("a\x1bb", "U+001B"), ("x\x7f", "U+007F"),
+     ("\u2066x\u2069", "U+2066"), ("a\x9bb", "U+009B"), ("a\x00b", "U+0000")],
+)  # fmt: skip
+def test_free_text_refuses_other_controls_and_bidi_overrides(text: str, named: str) -> None:
+    problem = free_text_problem(text)
+    assert problem is not None
+    assert named in problem
