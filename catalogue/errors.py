@@ -2,6 +2,7 @@ from enum import StrEnum
 
 
 class CatalogueErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     INVALID_SKU = "INVALID_SKU"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"

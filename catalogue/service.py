@@ -11,6 +11,7 @@ from catalogue.policy import CATALOGUE, CatalogueOp
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from infra.text import name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
@@ -50,6 +51,8 @@ async def upsert_product(
         errors.append(DomainError(CatalogueErrorCode.REQUIRED, "Give the product a name.", "name"))
     elif len(name) > 200:
         errors.append(DomainError(CatalogueErrorCode.TOO_LONG, "At most 200 characters.", "name"))
+    elif problem := name_problem(name):
+        errors.append(DomainError(CatalogueErrorCode.INVALID_CHARACTERS, problem, "name"))
     if not 0 <= list_price_minor <= MAX_LIST_PRICE_MINOR:
         errors.append(
             DomainError(

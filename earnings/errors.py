@@ -7,6 +7,7 @@ from infra.money import is_currency
 
 
 class EarningsErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"

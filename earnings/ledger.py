@@ -57,6 +57,7 @@ from infra.errors import DomainError, DomainErrors
 from infra.ids import new_id
 from infra.money import Money
 from infra.outbox import OutboxEvent, record_event
+from infra.text import free_text_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.groups import groups_of
 from partners.models import Partner
@@ -718,6 +719,8 @@ async def adjust(
     errors = []
     if not note:
         errors.append(DomainError(EarningsErrorCode.REQUIRED, "Say why.", "note"))
+    elif problem := free_text_problem(note):
+        errors.append(DomainError(EarningsErrorCode.INVALID_CHARACTERS, problem, "note"))
     if not key:
         errors.append(
             DomainError(EarningsErrorCode.REQUIRED, "Give an idempotency key.", "idempotency_key")

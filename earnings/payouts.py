@@ -52,6 +52,7 @@ from infra.db import begin_write
 from infra.errors import DomainError
 from infra.money import Money
 from infra.outbox import record_event
+from infra.text import free_text_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.repository import get_readable_partner
@@ -727,6 +728,8 @@ MAX_NOTE = 2000  # the hold's, the decision's and the audit entry's column
 def _check_note(note: str) -> None:
     if len(note) > MAX_NOTE:
         raise DomainError(EarningsErrorCode.TOO_LONG, f"At most {MAX_NOTE} characters.", "note")
+    if problem := free_text_problem(note):
+        raise DomainError(EarningsErrorCode.INVALID_CHARACTERS, problem, "note")
 
 
 async def release(

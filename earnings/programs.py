@@ -24,6 +24,7 @@ from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from infra.outbox import record_events
+from infra.text import name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.roles import Principal
@@ -301,6 +302,8 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
         path = f"tiers.{i}"
         if not tier.name.strip():
             err(code.REQUIRED, "Give the tier a name.", f"{path}.name")
+        elif problem := name_problem(tier.name):
+            err(code.INVALID_CHARACTERS, problem, f"{path}.name")
         elif tier.name in names:
             err(code.OVERLAPPING_TIERS, f"Two tiers are named {tier.name}.", f"{path}.name")
         names.add(tier.name)
@@ -474,6 +477,8 @@ async def create_program(
         errors.append(DomainError(EarningsErrorCode.REQUIRED, "Give the program a name.", "name"))
     elif len(name) > 200:
         errors.append(DomainError(EarningsErrorCode.TOO_LONG, "At most 200 characters.", "name"))
+    elif problem := name_problem(name):
+        errors.append(DomainError(EarningsErrorCode.INVALID_CHARACTERS, problem, "name"))
     if bad_currency := currency_error(currency):
         errors.append(bad_currency)
     if effective_from is not None and effective_from.tzinfo is None:

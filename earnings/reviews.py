@@ -18,6 +18,7 @@ from earnings.models import HoldReason, PayoutReview, PayoutStatement, PayoutSta
 from earnings.payouts import HoldFinding, hold_statement
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import free_text_problem
 
 OPEN_STATUSES = (PayoutStatus.PENDING, PayoutStatus.APPROVED, PayoutStatus.HELD)
 
@@ -43,6 +44,9 @@ async def place_review(
         raise DomainError(
             EarningsErrorCode.REQUIRED, "Say why, in words the partner reads.", "partner_note"
         )
+    for text, field in ((partner_note, "partner_note"), (internal_note, "internal_note")):
+        if problem := free_text_problem(text):
+            raise DomainError(EarningsErrorCode.INVALID_CHARACTERS, problem, field)
     now = clock.now()
     review = PayoutReview(
         vendor_id=vendor_id, partner_id=partner_id, partner_note=partner_note[:500],

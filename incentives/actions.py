@@ -28,6 +28,7 @@ from incentives.errors import RuleErrorCode
 from incentives.models import RuleRecommendation
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
+from infra.text import free_text_problem, name_problem
 from partners import groups
 from partners.group_models import PartnerGroup
 
@@ -159,6 +160,8 @@ async def validate(
                         f"{path}.partner_reason")  # fmt: skip
                 elif len(action.partner_reason) > 500:
                     bad(RuleErrorCode.TOO_LONG, "At most 500 characters.", f"{path}.partner_reason")
+                elif problem := free_text_problem(action.partner_reason):
+                    bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.partner_reason")
             case ActionKind.RECOMMEND:
                 if not action.title.strip() or not action.text.strip():
                     bad(RuleErrorCode.REQUIRED, "A recommendation has a title and a text.",
@@ -166,6 +169,10 @@ async def validate(
                 elif len(action.title) > 200 or len(action.text) > 2000:
                     bad(RuleErrorCode.TOO_LONG, "A title of at most 200 characters, a text of "
                         "at most 2000.", f"{path}.text")  # fmt: skip
+                elif problem := name_problem(action.title.strip()):
+                    bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.title")
+                elif problem := free_text_problem(action.text):
+                    bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.text")
                 if action.link and not safe_link(action.link):
                     bad(RuleErrorCode.INVALID_ACTION, "A link is an http(s) URL with a host, "
                         "or a path in the app (starting with a single /).",
@@ -178,6 +185,8 @@ async def validate(
             case ActionKind.NOTIFY_STAFF:
                 if len(action.message) > 500:
                     bad(RuleErrorCode.TOO_LONG, "At most 500 characters.", f"{path}.message")
+                elif problem := free_text_problem(action.message):
+                    bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.message")
         out.append(action)
     if errors:
         raise DomainErrors(errors)

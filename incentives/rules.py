@@ -64,6 +64,7 @@ from infra.errors import DomainError, DomainErrors
 from infra.ids import new_id
 from infra.money import is_currency
 from infra.outbox import record_events
+from infra.text import free_text_problem, name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup
 from partners.roles import Principal
@@ -212,10 +213,14 @@ async def create_rule(
         errors.append(DomainError(RuleErrorCode.REQUIRED, "Give the rule a name.", "name"))
     elif len(name) > 200:
         errors.append(DomainError(RuleErrorCode.TOO_LONG, "At most 200 characters.", "name"))
+    elif problem := name_problem(name):
+        errors.append(DomainError(RuleErrorCode.INVALID_CHARACTERS, problem, "name"))
     if len(description) > 2000:
         errors.append(
             DomainError(RuleErrorCode.TOO_LONG, "At most 2000 characters.", "description")
         )
+    elif problem := free_text_problem(description):
+        errors.append(DomainError(RuleErrorCode.INVALID_CHARACTERS, problem, "description"))
     _budget(budget_cap_minor, currency, errors)
     if target_group_id is not None:
         group = await session.get(PartnerGroup, target_group_id)
@@ -401,6 +406,8 @@ def _reason(reason: str) -> str:
         raise DomainError(RuleErrorCode.REQUIRED, "Give a reason.", "reason")
     if len(reason) > 2000:
         raise DomainError(RuleErrorCode.TOO_LONG, "At most 2000 characters.", "reason")
+    if problem := free_text_problem(reason):
+        raise DomainError(RuleErrorCode.INVALID_CHARACTERS, problem, "reason")
     return reason
 
 

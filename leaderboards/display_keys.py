@@ -26,6 +26,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
+from infra.text import name_problem
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.models import Contest, DisplayKey
 from leaderboards.policy import CONTESTS, ContestOp
@@ -69,6 +70,8 @@ async def create_display_key(
         errors.append(DomainError(Code.REQUIRED, "Give the screen a label.", "label"))
     elif len(label) > 100:
         errors.append(DomainError(Code.TOO_LONG, "At most 100 characters.", "label"))
+    elif problem := name_problem(label):
+        errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "label"))
     ordered = list(dict.fromkeys(contest_ids))  # rotation order, each once
     if not ordered:
         errors.append(DomainError(Code.REQUIRED, "Name at least one contest.", "contestIds"))

@@ -24,6 +24,7 @@ from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
 from infra.outbox import OutboxEvent, record_event
+from infra.text import free_text_problem, name_problem
 from leaderboards import repository
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.events import ContestChanged
@@ -110,8 +111,12 @@ def validate(s: ContestSettings) -> ContestSettings:
         errors.append(DomainError(Code.REQUIRED, "Give the contest a name.", "name"))
     elif len(s.name) > 200:
         errors.append(DomainError(Code.TOO_LONG, "At most 200 characters.", "name"))
+    elif problem := name_problem(s.name):
+        errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "name"))
     if len(s.description) > 4000:
         errors.append(DomainError(Code.TOO_LONG, "At most 4000 characters.", "description"))
+    elif problem := free_text_problem(s.description):
+        errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "description"))
     if s.starts_at.tzinfo is None or s.ends_at.tzinfo is None:
         errors.append(
             DomainError(Code.INVALID_WINDOW, "Give instants with a time zone.", "ends_at")
@@ -185,6 +190,9 @@ def validate(s: ContestSettings) -> ContestSettings:
             errors.append(
                 DomainError(Code.TOO_LONG, "A prize is at most 200 characters.", "prizes")
             )
+            break
+        if problem := name_problem(str(prize["prize"]).strip()):
+            errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "prizes"))
             break
         amount = prize.get("amount_minor")
         if amount is not None and (

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.clock import Clock
 from infra.errors import DomainError
 from infra.outbox import record_event
+from infra.text import free_text_problem
 from leaderboards import ranking
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.events import ContestFinished, ContestPrizeApproved, FinishedWinner
@@ -136,6 +137,8 @@ async def approve_prize(
     note = note.strip()
     if len(note) > 500:
         raise DomainError(Code.TOO_LONG, "At most 500 characters.", "note")
+    if problem := free_text_problem(note):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, "note")
     winner = (
         await session.exec(
             select(ContestWinner)

@@ -30,6 +30,7 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
+from infra.text import name_problem
 from partners import repository
 from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity, actor_of
@@ -110,11 +111,15 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
             bad(PartnerErrorCode.REQUIRED, "Give the partner a name.", "name")
         elif len(name) > 200:
             bad(PartnerErrorCode.TOO_LONG, "A name has at most 200 characters.", "name")
+        elif problem := name_problem(name):
+            bad(PartnerErrorCode.INVALID_CHARACTERS, problem, "name")
         out["name"] = name
     if fields.legal_name is not None:
         legal = fields.legal_name.strip()
         if len(legal) > 200:
             bad(PartnerErrorCode.TOO_LONG, "A legal name has at most 200 characters.", "legal_name")
+        elif legal and (problem := name_problem(legal)):
+            bad(PartnerErrorCode.INVALID_CHARACTERS, problem, "legal_name")
         out["legal_name"] = legal
     if fields.region is not None:
         region = fields.region.strip().upper()
@@ -153,6 +158,8 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
                 bad(PartnerErrorCode.REQUIRED, "Give the contact's name.", f"contacts.{i}.name")
             elif len(name) > 200:
                 bad(PartnerErrorCode.TOO_LONG, "At most 200 characters.", f"contacts.{i}.name")
+            elif problem := name_problem(name):
+                bad(PartnerErrorCode.INVALID_CHARACTERS, problem, f"contacts.{i}.name")
             if len(email) > 254 or not EMAIL.match(email):
                 bad(
                     PartnerErrorCode.INVALID_EMAIL,

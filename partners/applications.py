@@ -30,6 +30,7 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
+from infra.text import free_text_problem, name_problem
 from partners import admin, invitations
 from partners.audit_log import AuditEntity, actor_of
 from partners.errors import ApplicationErrorCode, InvitationErrorCode, PartnerErrorCode
@@ -77,11 +78,13 @@ def _check(form: ApplicationForm) -> ApplicationForm:
             errors.append(
                 DomainError(ApplicationErrorCode.TOO_LONG, f"At most {limit} characters.", field)
             )
+        elif problem := (name_problem(value) if required else free_text_problem(value)):
+            errors.append(DomainError(ApplicationErrorCode.INVALID_CHARACTERS, problem, field))
         return value
 
-    company = text(form.company, "company", 200)
+    company = text(form.company, "company", 200)  # names: required, one line
     contact_name = text(form.contact_name, "contact_name", 200)
-    message = text(form.message, "message", 2000, required=False)
+    message = text(form.message, "message", 2000, required=False)  # free text
     email = form.contact_email.strip().lower()
     if len(email) > 254 or not admin.EMAIL.match(email):
         errors.append(

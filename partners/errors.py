@@ -15,6 +15,7 @@ class TenancyErrorCode(StrEnum):
 class UserAccountErrorCode(StrEnum):
     """Users' role changes, deactivation and reactivation (issue 12, item 3)."""
 
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     INVALID_ROLE = "INVALID_ROLE"
     SELF_CHANGE = "SELF_CHANGE"
@@ -28,6 +29,7 @@ class VendorErrorCode(StrEnum):
     """The operator's vendor commands (issue 12, item 1)."""
 
     INVALID_NAME = "INVALID_NAME"
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     INVALID_SLUG = "INVALID_SLUG"
     DUPLICATE_SLUG = "DUPLICATE_SLUG"
     INVALID_EMAIL = "INVALID_EMAIL"
@@ -41,6 +43,7 @@ class VendorErrorCode(StrEnum):
 class PartnerErrorCode(StrEnum):
     """Partner administration (partners/admin.py, partners/imports.py)."""
 
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"
@@ -70,6 +73,7 @@ class PartnerErrorCode(StrEnum):
 class ApplicationErrorCode(StrEnum):
     """Partner applications (partners/applications.py)."""
 
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"
     INVALID_EMAIL = "INVALID_EMAIL"
@@ -84,6 +88,7 @@ class ApplicationErrorCode(StrEnum):
 class GroupErrorCode(StrEnum):
     """Partner groups and program tiers (partners/groups.py)."""
 
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"
@@ -97,6 +102,7 @@ class GroupErrorCode(StrEnum):
 
 
 class InvitationErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     INVALID = "INVALID"
     REQUIRED = "REQUIRED"

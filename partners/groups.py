@@ -28,6 +28,7 @@ from infra.clock import Clock
 from infra.codes import is_country
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
+from infra.text import free_text_problem, name_problem
 from partners.access import accessible_partner_ids
 from partners.audit_log import log_change
 from partners.errors import GroupErrorCode
@@ -411,6 +412,8 @@ def _name(name: str, errors: list[DomainError]) -> str:
         errors.append(DomainError(GroupErrorCode.REQUIRED, "Give the group a name.", "name"))
     elif len(name) > 200:
         errors.append(DomainError(GroupErrorCode.TOO_LONG, "At most 200 characters.", "name"))
+    elif problem := name_problem(name):
+        errors.append(DomainError(GroupErrorCode.INVALID_CHARACTERS, problem, "name"))
     return name
 
 
@@ -419,6 +422,8 @@ def _description(description: str, errors: list[DomainError]) -> str:
         errors.append(
             DomainError(GroupErrorCode.TOO_LONG, "At most 2000 characters.", "description")
         )
+    elif problem := free_text_problem(description):
+        errors.append(DomainError(GroupErrorCode.INVALID_CHARACTERS, problem, "description"))
     return description
 
 

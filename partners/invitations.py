@@ -28,6 +28,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import name_problem
 from partners.audit_log import log_change
 from partners.errors import InvitationErrorCode as Code
 from partners.models import Invitation, InvitationStatus, Partner, User, UserSubject
@@ -309,6 +310,9 @@ async def accept_invitation(
     INVITATION_REVOKED, or INVALID_TOKEN, when a revoke or a resend got there first). It comes
     before the checks of the subject and the address: on PostgreSQL (READ COMMITTED) those
     would see the winner's user once committed, and refuse a loser for the wrong reason."""
+    given_name = (display_name or "").strip()
+    if given_name and (problem := name_problem(given_name)):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, "display_name")
     result = await session.exec(
         select(Invitation).where(Invitation.token_hash == token_hash(token.strip()))
     )
@@ -354,7 +358,7 @@ async def accept_invitation(
     # A user's e-mail address is unique across vendors (user_account.email), so an address
     # that has an account with any vendor cannot get a second one.
     await _refuse_existing_user(session, None, invitation.email)
-    name = (display_name or "").strip() or invitation.email.split("@", 1)[0]
+    name = given_name or invitation.email.split("@", 1)[0]
     user = User(
         vendor_id=invitation.vendor_id,
         partner_id=invitation.partner_id,

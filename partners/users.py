@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import free_text_problem
 from partners import repository
 from partners.errors import UserAccountErrorCode as Code
 from partners.models import User, Vendor
@@ -112,6 +113,8 @@ def _reason(reason: str | None) -> str | None:
     reason = (reason or "").strip() or None
     if reason is not None and len(reason) > MAX_REASON:
         raise DomainError(Code.TOO_LONG, f"A reason has at most {MAX_REASON} characters.", "reason")
+    if reason is not None and (problem := free_text_problem(reason)):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, "reason")
     return reason
 
 

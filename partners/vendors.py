@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import name_problem
 from partners import invitations, repository, service
 from partners.errors import VendorErrorCode as Code
 from partners.invitations import IssuedInvitation, Operator
@@ -62,6 +63,8 @@ async def create_vendor(
         raise DomainError(
             Code.INVALID_NAME, f"A vendor name has 1 to {MAX_NAME} characters.", "name"
         )
+    if problem := name_problem(name):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, "name")
     if not SLUG.fullmatch(slug):
         raise DomainError(
             Code.INVALID_SLUG,

@@ -4,6 +4,7 @@ from enum import StrEnum
 
 
 class PilotErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"

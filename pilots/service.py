@@ -22,6 +22,7 @@ from infra import audit, passes
 from infra.clock import Clock
 from infra.db import Database, begin_write
 from infra.errors import DomainError, DomainErrors
+from infra.text import free_text_problem, name_problem
 from partners.audit_log import changed_fields, log_change
 from partners.group_models import MemberMode, PartnerGroup, PartnerGroupMember
 from partners.groups import member_ids_at, readable_groups, refresh_memberships
@@ -160,10 +161,14 @@ async def create_pilot(
         errors.append(DomainError(PilotErrorCode.REQUIRED, "Give the pilot a name.", "name"))
     elif len(name) > 150:
         errors.append(DomainError(PilotErrorCode.TOO_LONG, "At most 150 characters.", "name"))
+    elif problem := name_problem(name):
+        errors.append(DomainError(PilotErrorCode.INVALID_CHARACTERS, problem, "name"))
     if len(description) > 2000:
         errors.append(
             DomainError(PilotErrorCode.TOO_LONG, "At most 2000 characters.", "description")
         )
+    elif problem := free_text_problem(description):
+        errors.append(DomainError(PilotErrorCode.INVALID_CHARACTERS, problem, "description"))
     _check_end(ends_at, now, errors)
     if seed is not None and not 0 <= seed < MAX_SEED:
         errors.append(

@@ -19,6 +19,7 @@ from deal_registration.registrations.models import (
 )
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import free_text_problem
 from partners.roles import Principal
 
 # The lifecycle: which statuses each action may start from, and where it leads.
@@ -132,6 +133,8 @@ def clean_reason(value: str, *, required: bool, name: str = "reason") -> str:
         raise DomainError(Code.REQUIRED, "Give a reason.", name)
     if len(value) > 1000:
         raise DomainError(Code.TOO_LONG, "At most 1000 characters.", name)
+    if problem := free_text_problem(value):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, name)
     return value
 
 

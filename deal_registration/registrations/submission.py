@@ -38,6 +38,7 @@ from infra.clock import Clock
 from infra.codes import is_country
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from infra.text import free_text_problem, name_problem
 from partners import repository as partners
 from partners.roles import Principal
 
@@ -215,12 +216,16 @@ async def _validate(
 ) -> tuple[RegistrationInput, dict[str, Product]]:
     errors: list[DomainError] = []
 
-    def text(value: str, name: str, limit: int, *, required: bool = False) -> str:
+    def text(
+        value: str, name: str, limit: int, *, required: bool = False, multiline: bool = False
+    ) -> str:
         value = value.strip()
         if required and not value:
             errors.append(DomainError(Code.REQUIRED, "This field is required.", name))
         elif len(value) > limit:
             errors.append(DomainError(Code.TOO_LONG, f"At most {limit} characters.", name))
+        elif value and (problem := free_text_problem(value) if multiline else name_problem(value)):
+            errors.append(DomainError(Code.INVALID_CHARACTERS, problem, name))
         return value
 
     name = text(data.customer_name, "customer.name", 200, required=True)
@@ -247,7 +252,7 @@ async def _validate(
     contact_email = text(data.contact_email, "contact.email", 254).lower()
     if contact_email and not _EMAIL.match(contact_email):
         errors.append(DomainError(Code.INVALID_EMAIL, "Not an e-mail address.", "contact.email"))
-    notes = text(data.notes, "notes", 4000)
+    notes = text(data.notes, "notes", 4000, multiline=True)
     currency = data.currency.strip().upper()
     if not is_currency(currency):
         errors.append(

@@ -21,6 +21,7 @@ from deal_registration.sales.models import (
 from deal_registration.sales.transitions import locked_claim, transition
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import free_text_problem
 from partners.roles import Principal
 
 MAX_NOTE = 2000
@@ -30,6 +31,8 @@ def clean_note(note: str) -> str:
     note = note.strip()
     if len(note) > MAX_NOTE:
         raise DomainError(SaleClaimErrorCode.TOO_LONG, f"At most {MAX_NOTE} characters.", "note")
+    if problem := free_text_problem(note):
+        raise DomainError(SaleClaimErrorCode.INVALID_CHARACTERS, problem, "note")
     return note
 
 

@@ -32,6 +32,7 @@ from infra import idempotency
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
+from infra.text import name_problem
 from partners import repository as partners_repository
 from partners.roles import Principal
 
@@ -58,6 +59,8 @@ def validate_claim_input(
         errors.append(DomainError(code.REQUIRED, "Name the customer.", "customer_name"))
     elif len(customer_name) > 200:
         errors.append(DomainError(code.TOO_LONG, "At most 200 characters.", "customer_name"))
+    elif problem := name_problem(customer_name):
+        errors.append(DomainError(code.INVALID_CHARACTERS, problem, "customer_name"))
     if not invoice_number:
         errors.append(DomainError(code.REQUIRED, "Give the invoice number.", "invoice_number"))
     elif len(invoice_number) > 64:
