@@ -4,6 +4,7 @@ from enum import StrEnum
 
 
 class ForecastErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     INVALID_QUARTER = "INVALID_QUARTER"  # not "YYYY-Qn"
     QUARTER_STARTED = "QUARTER_STARTED"  # the quarter is under way: no more revisions
     QUARTER_CLOSED = "QUARTER_CLOSED"  # the quarter has ended

@@ -25,6 +25,7 @@ from forecasts.renewals import RenewalsDue
 from infra.clock import Clock
 from infra.codes import is_currency
 from infra.errors import DomainError, DomainErrors
+from infra.text import free_text_problem
 from partners.roles import Principal
 
 MAX_LINES = 50
@@ -219,6 +220,8 @@ async def submit(
     errors: list[DomainError] = []
     if len(note) > MAX_NOTE:
         errors.append(DomainError(Code.TOO_LONG, f"At most {MAX_NOTE} characters.", "note"))
+    elif problem := free_text_problem(note):
+        errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "note"))
     if len(lines) > MAX_LINES:
         raise DomainError(Code.TOO_MANY_LINES, f"At most {MAX_LINES} product lines.", "lines")
     known = {

@@ -30,7 +30,7 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.text import name_problem
+from infra.text import free_text_problem, name_problem
 from partners import repository
 from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity, actor_of
@@ -379,6 +379,8 @@ def _reason(reason: str, *, required: bool) -> str | None:
         raise DomainError(
             PartnerErrorCode.TOO_LONG, "A reason has at most 500 characters.", "reason"
         )
+    if problem := free_text_problem(text):
+        raise DomainError(PartnerErrorCode.INVALID_CHARACTERS, problem, "reason")
     return text or None
 
 

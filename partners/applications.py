@@ -277,6 +277,8 @@ async def reject(
         )
     if len(text) > 500:
         raise DomainError(ApplicationErrorCode.TOO_LONG, "At most 500 characters.", "reason")
+    if problem := free_text_problem(text):
+        raise DomainError(ApplicationErrorCode.INVALID_CHARACTERS, problem, "reason")
     return await _decide(session, principal, clock, application, ApplicationStatus.REJECTED, text)
 
 

@@ -2,6 +2,7 @@ from enum import StrEnum
 
 
 class TenancyErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     INVALID = "INVALID"
     TOO_LONG = "TOO_LONG"

@@ -693,6 +693,8 @@ async def set_program_tier(
         errors.append(DomainError(GroupErrorCode.REQUIRED, "Say why the tier changes.", "reason"))
     elif len(reason) > 500:
         errors.append(DomainError(GroupErrorCode.TOO_LONG, "At most 500 characters.", "reason"))
+    elif problem := free_text_problem(reason):
+        errors.append(DomainError(GroupErrorCode.INVALID_CHARACTERS, problem, "reason"))
     if errors:
         raise DomainErrors(errors)
     if new_tier == partner.tier:

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
 from infra.errors import DomainError
+from infra.text import name_problem
 from partners import repository
 from partners.audit_log import AuditEntity, log_change
 from partners.errors import TenancyErrorCode
@@ -146,6 +147,8 @@ async def create_api_key(
         raise DomainError(
             TenancyErrorCode.TOO_LONG, "A key name has at most 100 characters.", "name"
         )
+    if problem := name_problem(name):
+        raise DomainError(TenancyErrorCode.INVALID_CHARACTERS, problem, "name")
     if role not in VENDOR_ROLES:
         raise DomainError(
             TenancyErrorCode.INVALID_ROLE, "API keys act for the vendor, not for a partner.", "role"

@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.audit import mask
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
+from infra.text import free_text_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Vendor
 from partners.roles import Principal
@@ -76,6 +77,8 @@ def _description(value: str) -> str:
         raise DomainError(
             WebhookErrorCode.TOO_LONG, f"At most {MAX_DESCRIPTION} characters.", "description"
         )
+    if problem := free_text_problem(text):
+        raise DomainError(WebhookErrorCode.INVALID_CHARACTERS, problem, "description")
     return text
 
 

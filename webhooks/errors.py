@@ -4,6 +4,7 @@ from enum import StrEnum
 
 
 class WebhookErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     INVALID_URL = "INVALID_URL"  # not an absolute http(s) URL (or credentials in it)
     TARGET_NOT_ALLOWED = "TARGET_NOT_ALLOWED"  # resolves to a private/loopback/... address

@@ -19,7 +19,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards.models import Contest
 from partners.group_models import PartnerGroup
-from partners.models import Partner
+from partners.models import ApiKey, Partner
 from partners.roles import Role
 from tests.factories import Tenant, gid
 from tests.support import GQL, count_rows, multipart
@@ -63,6 +63,7 @@ CASES: list[tuple[str, str, str, Any, Make, str]] = [
     ("program", "earningProgramCreate", "EarningProgramCreateInput", Program,
      lambda t, c, x: {"name": x, "currency": "USD",
                       "rules": {"baseRates": [{"rateBp": 800}]}}, "name"),
+    ("api key", "apiKeyCreate", "ApiKeyCreateInput", ApiKey, lambda t, c, x: {"name": x}, "name"),
 ]  # fmt: skip
 # (the name, the code point the message names)
 REFUSED = [
@@ -130,23 +131,38 @@ async def test_names_in_any_script_and_emoji_are_kept(
     }
 
 
-async def test_a_description_keeps_line_breaks_but_refuses_overrides(
-    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
-) -> None:
+FREE_TEXT: list[tuple[str, str, str, Any, Make, str]] = [
+    ("group description", "partnerGroupCreate", "PartnerGroupCreateInput", PartnerGroup,
+     lambda t, c, x: {"name": "EMEA", "description": x}, "description"),
+    ("contest description", "contestCreate", "ContestCreateInput", Contest,
+     lambda t, c, x: contest(c, description=x), "description"),
+    ("suspension reason", "partnerSuspend", "PartnerSuspendInput", AuditEntry,
+     lambda t, c, x: {"id": gid(t.partners[0]), "reason": x}, "reason"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutation", "input_type", "table", "make", "field"),
+    [case[1:] for case in FREE_TEXT],
+    ids=[case[0] for case in FREE_TEXT],
+)
+async def test_free_text_keeps_line_breaks_but_refuses_overrides_and_controls(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant,
+    mutation: str, input_type: str, table: Any, make: Make, field: str,
+) -> None:  # fmt: skip
     admin = tenant.user(Role.VENDOR_ADMIN)
-    document = _document("partnerGroupCreate", "PartnerGroupCreateInput")
+    document = _document(mutation, input_type)
+    for text, named in (("one\u202etwo", "U+202E"), ("one\x1b[2Jtwo", "U+001B")):
+        before = await count_rows(db, table)
+        refused = await gql.data(document, {"input": make(tenant, clock, text)}, as_user=admin)
+        [error] = refused[mutation]["userErrors"]
+        assert (error["code"], error["field"]) == ("INVALID_CHARACTERS", field)
+        assert named in error["message"]
+        assert await count_rows(db, table) == before
     kept = await gql.data(
-        document, {"input": {"name": "EMEA", "description": "one\ntwo"}}, as_user=admin
+        document, {"input": make(tenant, clock, "one\n\ttwo שלום 👩\u200d💻")}, as_user=admin
     )
-    assert kept["partnerGroupCreate"]["userErrors"] == []
-    before = await count_rows(db, PartnerGroup)
-    refused = await gql.data(
-        document, {"input": {"name": "NA", "description": "one\u202etwo"}}, as_user=admin
-    )
-    [error] = refused["partnerGroupCreate"]["userErrors"]
-    assert (error["code"], error["field"]) == ("INVALID_CHARACTERS", "description")
-    assert "U+202E" in error["message"]
-    assert await count_rows(db, PartnerGroup) == before
+    assert kept[mutation]["userErrors"] == []
 
 
 IMPORT = """mutation($input: PartnersImportInput!) { partnersImport(input: $input) {
