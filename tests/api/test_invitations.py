@@ -482,3 +482,28 @@ async def test_the_email_claim_must_be_verified_and_match(
         assert accepted["data"]["invitationAccept"]["user"]["email"] == "verified@example.com"
         me = await post(client, good, ME)
         assert me["data"]["me"]["role"] == "FINANCE"
+
+
+async def test_a_display_name_with_an_override_or_nothing_visible_is_refused(
+    gql: GQL, tenant: Tenant, db: Database
+) -> None:
+    """A user's display name is shown to others (infra.text): refused with
+    INVALID_CHARACTERS, the invitation still pending; a name in any script is kept."""
+    created = await create(gql, tenant.user(Role.VENDOR_ADMIN), email="ana@example.com",
+                           role="CHANNEL_MANAGER")  # fmt: skip
+    signed_in = subject_token(gql, "idp|ana", email="ana@example.com")
+    before = await counts(db)
+    for name, named in (("Ana\u202e", "U+202E"), ("\u200b", "visible"), ("A\x1bna", "U+001B")):
+        payload = await gql(
+            ACCEPT, {"input": {"token": created["token"], "displayName": name}}, token=signed_in
+        )
+        [error] = payload["data"]["invitationAccept"]["userErrors"]
+        assert (error["field"], error["code"]) == ("displayName", "INVALID_CHARACTERS")
+        assert named in error["message"]
+        assert await counts(db) == before
+    payload = await gql(
+        ACCEPT, {"input": {"token": created["token"], "displayName": "آنا 👩\u200d💻"}},
+        token=signed_in,
+    )  # fmt: skip
+    accepted = payload["data"]["invitationAccept"]
+    assert (accepted["userErrors"], accepted["user"]["displayName"]) == ([], "آنا 👩\u200d💻")
