@@ -504,6 +504,12 @@ async def create_group(
     return group
 
 
+def _reason(reason: str | None, errors: list[DomainError]) -> None:
+    """A reason is kept in membership history and the audit log: free text."""
+    if reason and (problem := free_text_problem(reason)):
+        errors.append(DomainError(GroupErrorCode.INVALID_CHARACTERS, problem, "reason"))
+
+
 async def update_group(
     session: AsyncSession,
     principal: Principal,
@@ -525,6 +531,7 @@ async def update_group(
     errors: list[DomainError] = []
     new_name = _name(name, errors) if name is not None else group.name
     new_description = _description(description, errors) if description is not None else None
+    _reason(reason, errors)
     conditions: list[Condition] | None = None
     if rule is not None:
         try:
@@ -571,6 +578,10 @@ async def archive_group(
     group = await _group(session, principal, group_id)
     if group.archived_at is not None:
         raise DomainError(GroupErrorCode.ARCHIVED, "This group is already archived.", "id")
+    errors: list[DomainError] = []
+    _reason(reason, errors)
+    if errors:
+        raise DomainErrors(errors)
     before = snapshot(group)
     group.archived_at = group.updated_at = clock.now()
     session.add(group)
@@ -627,6 +638,10 @@ async def set_members(
         raise DomainError(GroupErrorCode.ARCHIVED, "This group is archived.", "id")
     if not partner_ids:
         raise DomainError(GroupErrorCode.REQUIRED, "Name at least one partner.", "partner_ids")
+    errors: list[DomainError] = []
+    _reason(reason, errors)
+    if errors:
+        raise DomainErrors(errors)
     ids = await _readable_partner_ids(session, principal, partner_ids)
     existing = {
         m.partner_id: m

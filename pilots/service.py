@@ -233,6 +233,12 @@ def _status(pilot: Pilot, allowed: tuple[PilotStatus, ...], verb: str) -> None:
         )
 
 
+def _reason(reason: str | None, errors: list[DomainError]) -> None:
+    """A reason is kept in the audit log, which people read: free text."""
+    if reason and (problem := free_text_problem(reason)):
+        errors.append(DomainError(PilotErrorCode.INVALID_CHARACTERS, problem, "reason"))
+
+
 async def start_pilot(
     session: AsyncSession, principal: Principal, clock: Clock, *, pilot_id: uuid.UUID
 ) -> Pilot:
@@ -304,6 +310,7 @@ async def extend_pilot(
             f"The pilot already runs until {pilot.ends_at.isoformat()}; give a later end.",
             "ends_at",
         ))  # fmt: skip
+    _reason(reason, errors)
     if errors:
         raise DomainErrors(errors)
     before = snapshot(pilot)
@@ -331,6 +338,10 @@ async def end_pilot(
     await begin_write(session)
     pilot = await _pilot(session, principal, pilot_id)
     _status(pilot, LIVE, "ended")
+    errors: list[DomainError] = []
+    _reason(reason, errors)
+    if errors:
+        raise DomainErrors(errors)
     before = await _end(session, clock, pilot, by=principal.caller)
     await log_change(
         session, principal, clock, action="pilot.ended", entity_type=AUDIT_ENTITY,

@@ -193,3 +193,55 @@ async def test_the_partner_csv_import_refuses_such_a_name_by_line(
     ]
     assert "U+202E" in result["rowErrors"][0]["message"]
     assert await count_rows(db, Partner) == 2
+
+
+GROUP_CREATE = """mutation($input: PartnerGroupCreateInput!) { partnerGroupCreate(input: $input) {
+  partnerGroup { id } userErrors { code } } }"""
+PILOT_CREATE = """mutation($input: PilotCreateInput!) { pilotCreate(input: $input) {
+  pilot { id } userErrors { code } } }"""
+
+
+async def test_reasons_for_group_and_pilot_changes_refuse_overrides_and_controls(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A reason is kept in membership history and the audit log people read: free text. A
+    refused reason changes nothing (no audit entry, the group and pilot as they were)."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    made = await gql.data(GROUP_CREATE, {"input": {"name": "Resellers"}}, as_user=admin)
+    group = made["partnerGroupCreate"]["partnerGroup"]["id"]
+    target = await gql.data(GROUP_CREATE, {"input": {"name": "Pilot pool"}}, as_user=admin)
+    pool = target["partnerGroupCreate"]["partnerGroup"]["id"]
+    partners = [gid(p) for p in tenant.partners]
+    await gql.data(
+        _document("partnerGroupMembersAdd", "PartnerGroupMembersInput"),
+        {"input": {"id": pool, "partnerIds": partners}}, as_user=admin,
+    )  # fmt: skip
+    ends = (clock.now() + timedelta(days=30)).isoformat()
+    pilot = (await gql.data(PILOT_CREATE, {"input": {
+        "name": "Boost test", "groupId": pool, "endsAt": ends,
+    }}, as_user=admin))["pilotCreate"]["pilot"]["id"]  # fmt: skip
+    await gql.data(_document("pilotStart", "PilotInput"), {"input": {"id": pilot}}, as_user=admin)
+    later = (clock.now() + timedelta(days=60)).isoformat()
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("partnerGroupUpdate", "PartnerGroupUpdateInput", {"id": group, "name": "Resellers"}),
+        ("partnerGroupMembersAdd", "PartnerGroupMembersInput",
+         {"id": group, "partnerIds": partners[:1]}),
+        ("partnerGroupMembersRemove", "PartnerGroupMembersInput",
+         {"id": group, "partnerIds": partners[:1]}),
+        ("pilotExtend", "PilotExtendInput", {"id": pilot, "endsAt": later}),
+        ("pilotEnd", "PilotInput", {"id": pilot}),
+        ("partnerGroupDelete", "PartnerGroupDeleteInput", {"id": group}),
+    ]  # fmt: skip
+    for mutation, input_type, given in cases:
+        document = _document(mutation, input_type)
+        for text, named in (("one\u202etwo", "U+202E"), ("one\x1b[2Jtwo", "U+001B")):
+            before = await count_rows(db, AuditEntry)
+            refused = await gql.data(document, {"input": {**given, "reason": text}}, as_user=admin)
+            [error] = refused[mutation]["userErrors"]
+            assert (error["code"], error["field"]) == ("INVALID_CHARACTERS", "reason"), mutation
+            assert named in error["message"]
+            assert await count_rows(db, AuditEntry) == before, mutation
+        kept = await gql.data(
+            document, {"input": {**given, "reason": "one\n\ttwo שלום 👩\u200d💻"}}, as_user=admin
+        )
+        assert kept[mutation]["userErrors"] == [], mutation
