@@ -40,6 +40,7 @@ from infra.clock import Clock
 from infra.db import UTCDateTime, wrote
 from infra.errors import DomainError
 from infra.ids import new_id
+from infra.text import name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.roles import Principal
@@ -277,6 +278,10 @@ def _check_row(
         return None
     shipped_to = row[columns["shipped_to"]].strip()
     partner_id = None
+    if shipped_to and (problem := name_problem(shipped_to)):
+        # A partner's name: what names refuse never names a partner (nor is echoed back).
+        report.add_error(line, SerialImportErrorCode.INVALID_CHARACTERS, f"shipped_to: {problem}")
+        return None
     if shipped_to:
         partner_id = partners.get(shipped_to.lower())
         if partner_id is None:

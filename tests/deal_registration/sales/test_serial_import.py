@@ -224,3 +224,30 @@ async def test_one_file_mapped_to_two_imports_is_read_whole_by_both(
     assert payload["again"] == {
         "result": {"rows": 3, "inserted": 0, "unchanged": 3}, "userErrors": []
     }  # fmt: skip
+
+
+async def test_a_shipped_to_with_controls_or_overrides_is_refused_by_line(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """shipped_to names a partner: what a name refuses (infra.text) is refused on its line,
+    code INVALID_CHARACTERS naming the code point, and the file writes nothing."""
+    await _product(db, clock, tenant)
+    good = registry_rows(tenant, clock, 2)  # lines 2-3
+    bad = [
+        ("SN-900001", SKU, "\u202eevil", "EMEA", "2026-01-01", ""),  # line 4
+        ("SN-900002", SKU, "a\x1bb", "EMEA", "2026-01-01", ""),  # line 5
+        ("SN-900003", SKU, "\u200b", "EMEA", "2026-01-01", ""),  # line 6
+    ]
+    files = {"variables.input.file": ("ship.csv", csv_bytes(good + bad), "text/csv")}
+    admin = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    payload = (await multipart(gql, IMPORT, {"input": {"file": None}}, files, token=admin)).json()
+    result = payload["data"]["serialsImport"]
+    assert result["result"]["applied"] is False
+    assert [(e["line"], e["code"]) for e in result["rowErrors"]] == [
+        (4, "INVALID_CHARACTERS"),
+        (5, "INVALID_CHARACTERS"),
+        (6, "INVALID_CHARACTERS"),
+    ]
+    assert "U+202E" in result["rowErrors"][0]["message"]
+    assert "U+001B" in result["rowErrors"][1]["message"]
+    assert await count_rows(db, Serial) == 0
