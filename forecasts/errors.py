@@ -23,6 +23,7 @@ class ForecastErrorCode(StrEnum):
 
 
 class GuardrailErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     INVALID_SHARE = "INVALID_SHARE"  # max share outside 1..10000 bp
     INVALID_TOP_N = "INVALID_TOP_N"  # top N outside 1..100, or not 1 for the top partner

@@ -43,6 +43,7 @@ from infra.clock import Clock
 from infra.codes import is_currency
 from infra.errors import DomainError, DomainErrors
 from infra.outbox import record_event
+from infra.text import free_text_problem
 from partners.audit_log import log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.models import Partner
@@ -235,6 +236,12 @@ def snapshot(t: ConcentrationThreshold) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _reason(reason: str | None, errors: list[DomainError]) -> None:
+    """A reason is kept in the audit log people read: free text (infra.text)."""
+    if reason and (problem := free_text_problem(reason)):
+        errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "reason"))
+
+
 async def set_threshold(
     session: AsyncSession,
     principal: Principal,
@@ -285,6 +292,7 @@ async def set_threshold(
                 Code.SCOPE_VALUE_REQUIRED, "A region has at most 32 characters.", "scope_value"
             )
         )
+    _reason(reason, errors)
     if errors:
         raise DomainErrors(errors)
     if scope is GuardrailScope.GROUP:
@@ -376,6 +384,10 @@ async def remove_threshold(
     threshold = found.first()
     if threshold is None:
         raise DomainError(Code.NOT_FOUND, "No such threshold.", "id")
+    errors: list[DomainError] = []
+    _reason(reason, errors)
+    if errors:
+        raise DomainErrors(errors)
     before = snapshot(threshold)
     threshold.archived_at = clock.now()
     threshold.updated_at = clock.now()

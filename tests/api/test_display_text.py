@@ -245,3 +245,34 @@ async def test_reasons_for_group_and_pilot_changes_refuse_overrides_and_controls
             document, {"input": {**given, "reason": "one\n\ttwo שלום 👩\u200d💻"}}, as_user=admin
         )
         assert kept[mutation]["userErrors"] == [], mutation
+
+
+THRESHOLD_SET = """mutation($input: ConcentrationThresholdSetInput!) {
+  concentrationThresholdSet(input: $input) { threshold { id } userErrors { field code message } }
+}"""
+
+
+async def test_a_concentration_threshold_reason_refuses_overrides_and_controls(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """Setting and removing a threshold keep their reason in the audit log: free text."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    given = {"metric": "TOP_PARTNER_SHARE", "maxShareBp": 5000}
+    remove = _document("concentrationThresholdRemove", "ConcentrationThresholdRemoveInput")
+    threshold = None
+    for mutation in ("concentrationThresholdSet", "concentrationThresholdRemove"):
+        document = THRESHOLD_SET if threshold is None else remove
+        input = given if threshold is None else {"id": threshold}
+        for text, named in (("one\u202etwo", "U+202E"), ("one\x1b[2Jtwo", "U+001B")):
+            before = await count_rows(db, AuditEntry)
+            refused = await gql.data(document, {"input": {**input, "reason": text}}, as_user=admin)
+            [error] = refused[mutation]["userErrors"]
+            assert (error["code"], error["field"]) == ("INVALID_CHARACTERS", "reason"), mutation
+            assert named in error["message"]
+            assert await count_rows(db, AuditEntry) == before, mutation
+        kept = await gql.data(
+            document, {"input": {**input, "reason": "one\n\ttwo שלום 👩\u200d💻"}}, as_user=admin
+        )
+        assert kept[mutation]["userErrors"] == [], mutation
+        if threshold is None:
+            threshold = kept[mutation]["threshold"]["id"]
