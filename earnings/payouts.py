@@ -52,7 +52,7 @@ from infra.db import begin_write
 from infra.errors import DomainError
 from infra.money import Money
 from infra.outbox import record_event
-from infra.text import free_text_problem
+from infra.text import free_text_problem, name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.repository import get_readable_partner
@@ -644,6 +644,9 @@ async def mark_paid(
     """APPROVED to PAID, once. With an idempotency key, the caller's retry is answered with
     the statement it paid (not INVALID_STATUS: an answer lost on its way)."""
     EARNINGS.require(principal, EarningsOp.MARK_PAID)
+    # The partner reads the reference on the statement: one line (infra.text's name rule).
+    if reference.strip() and (problem := name_problem(reference.strip())):
+        raise DomainError(EarningsErrorCode.INVALID_CHARACTERS, problem, "reference")
     await begin_write(session)
     request = {"statement_id": statement_id, "reference": reference.strip()[:200]}
     taken = await _take(session, principal, PAY_SCOPE, idempotency_key, request, clock.now())

@@ -770,3 +770,34 @@ async def test_payout_retries_with_a_key_return_the_first_result(
         {"code": "INVALID_STATUS", "field": "statementId"}
     ]
     assert await decision_count(db) == decided
+
+
+PAY_WHY = """mutation($id: ID!, $ref: String!) {
+  payoutMarkPaid(input: {statementId: $id, reference: $ref}) {
+    statement { id } userErrors { code field message } } }"""
+
+
+async def test_a_payment_reference_with_controls_or_overrides_is_refused(
+    gql: GQL, world: Tenant, db: Database, clock: OffsetClock
+) -> None:
+    """The partner reads the bank reference on the statement: infra.text's one-line rule,
+    INVALID_CHARACTERS on reference, and the statement stays APPROVED."""
+    await tax_form(db, clock, world, 1)
+    clock.freeze(datetime(2026, 4, 2, tzinfo=UTC))
+    finance = world.user(Role.FINANCE)
+    made = await gql.data(GENERATE, {"month": "2026-03-15T00:00:00Z"}, as_user=finance)
+    statement = next(
+        s for s in made["payoutStatementsGenerate"]["statements"]
+        if s["partnerId"] == gid(world.partners[1])
+    )  # fmt: skip
+    approved = await gql.data(APPROVE, {"id": statement["id"]}, as_user=finance)
+    assert approved["payoutApprove"]["userErrors"] == []
+    for text, named in (("TX\u202e1", "U+202E"), ("TX\x1b1", "U+001B"), ("TX\n1", "U+000A")):
+        refused = await gql.data(PAY_WHY, {"id": statement["id"], "ref": text}, as_user=finance)
+        assert refused["payoutMarkPaid"]["statement"] is None
+        [error] = refused["payoutMarkPaid"]["userErrors"]
+        assert (error["code"], error["field"]) == ("INVALID_CHARACTERS", "reference")
+        assert named in error["message"]
+        assert await statuses(db) == sorted([PayoutStatus.APPROVED, PayoutStatus.HELD]), named
+    paid = await gql.data(PAY, {"id": statement["id"], "ref": "SEPA שלום 42"}, as_user=finance)
+    assert paid["payoutMarkPaid"]["statement"]["paidReference"] == "SEPA שלום 42"
