@@ -260,8 +260,9 @@ async def dispatch(services: Services) -> int:
 
 async def blocked_on_a_lock(session: AsyncSession, task: asyncio.Task[Any]) -> None:
     """Return once another transaction on this database waits for a lock (on PostgreSQL;
-    on SQLite at once, where a writer waits for the write lock inside the driver), or once
-    ``task`` has finished. Watches the server's view, not a timer."""
+    on SQLite at once, where a writer waits for the write lock inside the driver). Watches
+    the server's view, not a timer. ``task`` ending first fails the test: it never met the
+    lock the test holds, so the race the test stages did not happen."""
     connection = await session.connection()
     if connection.dialect.name != "postgresql":
         return
@@ -276,6 +277,10 @@ async def blocked_on_a_lock(session: AsyncSession, task: asyncio.Task[Any]) -> N
                 " AND datname = current_database()"
             )
         )
-        return bool(waiting) or task.done()
+        if waiting:
+            return True
+        if task.done():
+            raise AssertionError(f"the task ended without waiting for a lock: {task!r}")
+        return False
 
     await eventually(blocked, within=10)
