@@ -15,6 +15,16 @@ comes in (GraphQL, CLI, CSV import), not escaped at each screen. Two kinds of te
   blank fillers (U+115F, U+1160, U+3164, U+FFA0, U+2800).
 - a **free text** (descriptions, notes, reasons, messages, a recommendation's text) keeps
   tab, line feed and carriage return and refuses the other characters names refuse.
+- an **identifier** (one line a partner or vendor types to match, look up or reconcile a
+  record: a partner's external reference and region, an invoice number, a serial, a SKU and
+  category, a billing system's subscription id, an e-mail address, a phone number, a
+  webhook URL) refuses what a name refuses and, on top, every format character (category
+  Cf: the zero-width space, joiners, the right-to-left marks U+200E/U+200F, U+FEFF…):
+  an identifier is compared for equality (a duplicate, a re-import's match, a search), and
+  an invisible character makes two references that look the same differ. It must keep a
+  visible character. Surrounding whitespace is not part of an identifier: callers strip it
+  (``str.strip``) before the check and store the stripped value, as they do for names; an
+  empty value is the caller's ``REQUIRED`` (or "none", where the field is optional).
 
 Everything else is text: any script, right-to-left scripts included (Arabic, Hebrew: only
 the explicit override controls are refused, not the right-to-left marks U+200E/U+200F),
@@ -72,6 +82,19 @@ def name_problem(value: str) -> str | None:
         return f"A name may not contain the control character {code_point(ch)}."
     if all(_invisible(ch) for ch in value):
         return "A name needs a visible character, not only spaces or invisible characters."
+    return None
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why ``value`` (already stripped) cannot be an identifier shown to people, or None if
+    it can. The empty string is not checked here: whether it is allowed is the field's."""
+    if (ch := _first_refused(value, multiline=False)) is not None:
+        return f"An identifier may not contain the control character {code_point(ch)}."
+    for ch in value:
+        if unicodedata.category(ch) == "Cf":
+            return f"An identifier may not contain the invisible character {code_point(ch)}."
+    if value and all(_invisible(ch) for ch in value):
+        return "An identifier needs a visible character, not only spaces or invisible characters."
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 
 NAMES = [
     "Müller GmbH",
@@ -60,5 +60,52 @@ def test_free_text_keeps_line_breaks_and_tabs(text: str) -> None:
 )  # fmt: skip
 def test_free_text_refuses_other_controls_and_bidi_overrides(text: str, named: str) -> None:
     problem = free_text_problem(text)
+    assert problem is not None
+    assert named in problem
+
+
+IDENTIFIERS = [
+    "INV-2026/0042",
+    "crm:0001A",
+    "EMEA",
+    "SN 42 001",  # a space inside is part of the reference
+    "müller@example.de",
+    "+49 (30) 1234-5678",
+    "https://hooks.example/in?x=1",
+    "Rechnung Nr. 7",
+    "請求書-7",
+    "",  # whether an empty value is allowed is the field's rule
+]
+IDENTIFIERS_REFUSED = {
+    "INV\u202e24": "U+202E",
+    "INV\u200b1": "U+200B",  # looks like INV1, is not
+    "ref\u200d": "U+200D",
+    "\ufeffREF": "U+FEFF",
+    "EM\u200fEA": "U+200F",  # a right-to-left mark: fine in a name, not in a reference
+    "a\x1bb": "U+001B",
+    "a\tb": "U+0009",
+    "a\nb": "U+000A",
+    "a\x00b": "U+0000",
+    "x\x7f": "U+007F",
+    "a\x85b": "U+0085",
+    "a\u2029b": "U+2029",
+    "\u2066x\u2069": "U+2066",
+    " ": "visible",
+    "\u3164": "visible",
+}
+
+
+@pytest.mark.parametrize("value", IDENTIFIERS)
+def test_an_identifier_people_can_read_is_accepted(value: str) -> None:
+    assert identifier_problem(value) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "named"), IDENTIFIERS_REFUSED.items(), ids=[repr(k) for k in IDENTIFIERS_REFUSED]
+)
+def test_an_identifier_with_controls_or_invisible_characters_is_refused(
+    value: str, named: str
+) -> None:
+    problem = identifier_problem(value)
     assert problem is not None
     assert named in problem
