@@ -30,7 +30,7 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 from partners import repository
 from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity, actor_of
@@ -127,6 +127,8 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
             bad(PartnerErrorCode.REQUIRED, "Give the partner's region, e.g. EMEA.", "region")
         elif len(region) > 32:
             bad(PartnerErrorCode.TOO_LONG, "A region has at most 32 characters.", "region")
+        elif problem := identifier_problem(region):
+            bad(PartnerErrorCode.INVALID_CHARACTERS, problem, "region")
         out["region"] = region
     if fields.country is not None:
         country = fields.country.strip().upper()
@@ -145,6 +147,8 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
                 "An external reference has at most 100 characters.",
                 "external_ref",
             )
+        elif problem := identifier_problem(ref):
+            bad(PartnerErrorCode.INVALID_CHARACTERS, problem, "external_ref")
         out["external_ref"] = ref or None
     if fields.contacts is not None:
         if len(fields.contacts) > MAX_CONTACTS:
@@ -160,7 +164,9 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
                 bad(PartnerErrorCode.TOO_LONG, "At most 200 characters.", f"contacts.{i}.name")
             elif problem := name_problem(name):
                 bad(PartnerErrorCode.INVALID_CHARACTERS, problem, f"contacts.{i}.name")
-            if len(email) > 254 or not EMAIL.match(email):
+            if problem := identifier_problem(email):
+                bad(PartnerErrorCode.INVALID_CHARACTERS, problem, f"contacts.{i}.email")
+            elif len(email) > 254 or not EMAIL.match(email):
                 bad(
                     PartnerErrorCode.INVALID_EMAIL,
                     "Not an e-mail address.",
@@ -168,6 +174,8 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
                 )
             if len(phone) > 40:
                 bad(PartnerErrorCode.TOO_LONG, "At most 40 characters.", f"contacts.{i}.phone")
+            elif problem := identifier_problem(phone):
+                bad(PartnerErrorCode.INVALID_CHARACTERS, problem, f"contacts.{i}.phone")
             contacts.append(Contact(name=name, email=email, phone=phone).to_json())
         out["contacts"] = contacts
     if fields.tags is not None:

@@ -30,7 +30,7 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 from partners import admin, invitations
 from partners.audit_log import AuditEntity, actor_of
 from partners.errors import ApplicationErrorCode, InvitationErrorCode, PartnerErrorCode
@@ -86,7 +86,11 @@ def _check(form: ApplicationForm) -> ApplicationForm:
     contact_name = text(form.contact_name, "contact_name", 200)
     message = text(form.message, "message", 2000, required=False)  # free text
     email = form.contact_email.strip().lower()
-    if len(email) > 254 or not admin.EMAIL.match(email):
+    if problem := identifier_problem(email):
+        errors.append(
+            DomainError(ApplicationErrorCode.INVALID_CHARACTERS, problem, "contact_email")
+        )
+    elif len(email) > 254 or not admin.EMAIL.match(email):
         errors.append(
             DomainError(
                 ApplicationErrorCode.INVALID_EMAIL, "Not an e-mail address.", "contact_email"
@@ -234,9 +238,13 @@ async def approve(
             ) from error
         raise DomainError(ApplicationErrorCode.REQUIRED, error.message, "region") from error
     except DomainErrors as errors:
-        raise DomainError(
-            ApplicationErrorCode.REQUIRED, errors.errors[0].message, "region"
-        ) from errors
+        first = errors.errors[0]
+        code = (
+            ApplicationErrorCode.INVALID_CHARACTERS
+            if first.code is PartnerErrorCode.INVALID_CHARACTERS
+            else ApplicationErrorCode.REQUIRED
+        )
+        raise DomainError(code, first.message, "region") from errors
     issued = None
     if INVITATIONS.allows(principal, InvitationOp.CREATE):
         try:

@@ -28,7 +28,7 @@ from infra.clock import Clock
 from infra.codes import is_country
 from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 from partners.access import accessible_partner_ids
 from partners.audit_log import log_change
 from partners.errors import GroupErrorCode
@@ -114,6 +114,9 @@ def parse_rule(raw: Iterable[tuple[str, str, list[str]]], field: str = "rule") -
             message = f"At most {MAX_VALUES} values of {MAX_VALUE_LENGTH} characters."
         elif name == "country" and not all(is_country(v) for v in cleaned):
             message = "Countries are ISO 3166-1 alpha-2 codes like DE."
+        elif problem := next(filter(None, map(identifier_problem, cleaned)), None):
+            errors.append(DomainError(GroupErrorCode.INVALID_CHARACTERS, problem, f"{path}.values"))
+            continue
         else:
             out.append(Condition(name, rule_op, tuple(cleaned)))
             continue

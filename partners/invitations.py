@@ -28,7 +28,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
-from infra.text import name_problem
+from infra.text import identifier_problem, name_problem
 from partners.audit_log import log_change
 from partners.errors import InvitationErrorCode as Code
 from partners.models import Invitation, InvitationStatus, Partner, User, UserSubject
@@ -162,6 +162,8 @@ async def create_invitation(
     if role not in USER_ROLES:
         raise DomainError(Code.ROLE_NOT_ALLOWED, "Users take a vendor or a partner role.", "role")
     address = normalise_email(email)
+    if problem := identifier_problem(address):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, "email")
     if not _EMAIL.match(address) or len(address) > 254:
         raise DomainError(Code.INVALID_EMAIL, "This is not an e-mail address.", "email")
     if role in PARTNER_ROLES:

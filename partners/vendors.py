@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra import audit
 from infra.clock import Clock
 from infra.errors import DomainError
-from infra.text import name_problem
+from infra.text import identifier_problem, name_problem
 from partners import invitations, repository, service
 from partners.errors import VendorErrorCode as Code
 from partners.invitations import IssuedInvitation, Operator
@@ -71,6 +71,8 @@ async def create_vendor(
             "A slug is 1 to 64 lower-case letters, digits and inner hyphens (e.g. 'acme-corp').",
             "slug",
         )
+    if problem := identifier_problem(email):
+        raise DomainError(Code.INVALID_CHARACTERS, problem, "email")
     if not EMAIL.fullmatch(email) or len(email) > 254:
         raise DomainError(Code.INVALID_EMAIL, f"{admin_email!r} is not an e-mail address.", "email")
     if await find_vendor(session, slug) is not None:
