@@ -11,7 +11,7 @@ from catalogue.policy import CATALOGUE, CatalogueOp
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
-from infra.text import name_problem
+from infra.text import identifier_problem, name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
@@ -53,6 +53,8 @@ async def upsert_product(
         errors.append(DomainError(CatalogueErrorCode.TOO_LONG, "At most 200 characters.", "name"))
     elif problem := name_problem(name):
         errors.append(DomainError(CatalogueErrorCode.INVALID_CHARACTERS, problem, "name"))
+    if problem := identifier_problem(category.strip()):
+        errors.append(DomainError(CatalogueErrorCode.INVALID_CHARACTERS, problem, "category"))
     if not 0 <= list_price_minor <= MAX_LIST_PRICE_MINOR:
         errors.append(
             DomainError(

@@ -24,7 +24,7 @@ from infra.db import begin_write
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from infra.outbox import record_events
-from infra.text import name_problem
+from infra.text import identifier_problem, name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.roles import Principal
@@ -288,6 +288,9 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
             err(code.INVALID_RATE, "A rate is for a SKU or a category, not both.", path)
         if not rate.sku and not rate.category:
             defaults += 1
+        for key in ("sku", "category"):
+            if (value := getattr(rate, key)) and (problem := identifier_problem(value)):
+                err(code.INVALID_CHARACTERS, problem, f"{path}.{key}")
     if defaults > 1:
         err(code.INVALID_RATE, "Give at most one default rate.", "base_rates")
     skus = [r.sku for r in rules.base_rates if r.sku]
@@ -337,6 +340,10 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
         path = f"spiffs.{i}"
         if not spiff.sku.strip():
             err(code.REQUIRED, "A spiff is for one SKU.", f"{path}.sku")
+        elif problem := identifier_problem(spiff.sku.strip()):
+            err(code.INVALID_CHARACTERS, problem, f"{path}.sku")
+        if spiff.region and (problem := identifier_problem(spiff.region.strip())):
+            err(code.INVALID_CHARACTERS, problem, f"{path}.region")
         if spiff.per_unit_minor <= 0 or spiff.per_unit_minor > MAX_AMOUNT_MINOR:
             err(code.INVALID_SPIFF, "A spiff pays a positive amount per unit.", f"{path}.per_unit")
         if spiff.starts_at.tzinfo is None or spiff.ends_at.tzinfo is None:

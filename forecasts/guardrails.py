@@ -43,7 +43,7 @@ from infra.clock import Clock
 from infra.codes import is_currency
 from infra.errors import DomainError, DomainErrors
 from infra.outbox import record_event
-from infra.text import free_text_problem
+from infra.text import free_text_problem, identifier_problem
 from partners.audit_log import log_change
 from partners.group_models import PartnerGroup, PartnerGroupMembership
 from partners.models import Partner
@@ -292,6 +292,8 @@ async def set_threshold(
                 Code.SCOPE_VALUE_REQUIRED, "A region has at most 32 characters.", "scope_value"
             )
         )
+    elif scope is GuardrailScope.REGION and (problem := identifier_problem(value)):
+        errors.append(DomainError(Code.INVALID_CHARACTERS, problem, "scope_value"))
     _reason(reason, errors)
     if errors:
         raise DomainErrors(errors)

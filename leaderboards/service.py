@@ -24,7 +24,7 @@ from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
 from infra.outbox import OutboxEvent, record_event
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 from leaderboards import repository
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.events import ContestChanged
@@ -217,6 +217,11 @@ def validate(s: ContestSettings) -> ContestSettings:
     s.eligible_tiers = sorted({t.strip().upper() for t in s.eligible_tiers if t.strip()})
     s.eligible_regions = sorted({r.strip().upper() for r in s.eligible_regions if r.strip()})
     s.eligible_skus = sorted({k.strip().upper() for k in s.eligible_skus if k.strip()})
+    for key in ("tiers", "regions", "skus"):
+        for value in getattr(s, f"eligible_{key}"):
+            if problem := identifier_problem(value):
+                errors.append(DomainError(Code.INVALID_CHARACTERS, problem, f"eligibility.{key}"))
+                break
     if errors:
         raise DomainErrors(errors)
     return s

@@ -38,7 +38,7 @@ from infra.clock import Clock
 from infra.codes import is_country
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 from partners import repository as partners
 from partners.roles import Principal
 
@@ -217,14 +217,23 @@ async def _validate(
     errors: list[DomainError] = []
 
     def text(
-        value: str, name: str, limit: int, *, required: bool = False, multiline: bool = False
+        value: str,
+        name: str,
+        limit: int,
+        *,
+        required: bool = False,
+        multiline: bool = False,
+        identifier: bool = False,
     ) -> str:
         value = value.strip()
+        check = (
+            free_text_problem if multiline else identifier_problem if identifier else name_problem
+        )
         if required and not value:
             errors.append(DomainError(Code.REQUIRED, "This field is required.", name))
         elif len(value) > limit:
             errors.append(DomainError(Code.TOO_LONG, f"At most {limit} characters.", name))
-        elif value and (problem := free_text_problem(value) if multiline else name_problem(value)):
+        elif value and (problem := check(value)):
             errors.append(DomainError(Code.INVALID_CHARACTERS, problem, name))
         return value
 
@@ -247,10 +256,10 @@ async def _validate(
                 Code.INVALID_COUNTRY, "Use an ISO 3166-1 country code like DE.", "customer.country"
             )
         )
-    region = text(data.customer_region, "customer.region", 64)
+    region = text(data.customer_region, "customer.region", 64, identifier=True)
     contact_name = text(data.contact_name, "contact.name", 200)
-    contact_email = text(data.contact_email, "contact.email", 254).lower()
-    if contact_email and not _EMAIL.match(contact_email):
+    contact_email = text(data.contact_email, "contact.email", 254, identifier=True).lower()
+    if contact_email and not identifier_problem(contact_email) and not _EMAIL.match(contact_email):
         errors.append(DomainError(Code.INVALID_EMAIL, "Not an e-mail address.", "contact.email"))
     notes = text(data.notes, "notes", 4000, multiline=True)
     currency = data.currency.strip().upper()

@@ -40,7 +40,7 @@ from infra.clock import Clock
 from infra.db import UTCDateTime, wrote
 from infra.errors import DomainError
 from infra.ids import new_id
-from infra.text import name_problem
+from infra.text import identifier_problem, name_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Partner
 from partners.roles import Principal
@@ -294,6 +294,9 @@ def _check_row(
     region = row[columns["region"]].strip().upper()
     if len(region) > 32:
         report.add_error(line, SerialImportErrorCode.INVALID_REGION, "At most 32 characters.")
+        return None
+    if problem := identifier_problem(region):
+        report.add_error(line, SerialImportErrorCode.INVALID_CHARACTERS, f"region: {problem}")
         return None
     shipped_at = _INSTANTS.parse(row[columns["shipped_at"]])
     if shipped_at is None:

@@ -32,7 +32,7 @@ from infra import idempotency
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
-from infra.text import name_problem
+from infra.text import identifier_problem, name_problem
 from partners import repository as partners_repository
 from partners.roles import Principal
 
@@ -65,6 +65,8 @@ def validate_claim_input(
         errors.append(DomainError(code.REQUIRED, "Give the invoice number.", "invoice_number"))
     elif len(invoice_number) > 64:
         errors.append(DomainError(code.TOO_LONG, "At most 64 characters.", "invoice_number"))
+    elif problem := identifier_problem(invoice_number):
+        errors.append(DomainError(code.INVALID_CHARACTERS, problem, "invoice_number"))
     normalised: list[str] = []
     if not serial_inputs:
         errors.append(DomainError(code.NO_SERIALS, "Claim at least one serial.", "serials"))
