@@ -2,6 +2,7 @@ from enum import StrEnum
 
 
 class SubscriptionErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     NOT_FOUND = "NOT_FOUND"
     REQUIRED = "REQUIRED"
     NEGATIVE_AMOUNT = "NEGATIVE_AMOUNT"
@@ -18,6 +19,7 @@ class SubscriptionErrorCode(StrEnum):
 
 
 class SubscriptionImportErrorCode(StrEnum):
+    INVALID_CHARACTERS = "INVALID_CHARACTERS"  # infra.text: control/bidi characters
     EMPTY_FILE = "EMPTY_FILE"
     WRONG_HEADER = "WRONG_HEADER"
     MALFORMED_CSV = "MALFORMED_CSV"

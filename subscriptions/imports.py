@@ -44,6 +44,7 @@ from infra.ids import IdBlock, new_id
 from infra.money import parse_decimal
 from infra.outbox import OutboxEvent
 from infra.outbox_partitions import ordering_key, slot_of
+from infra.text import identifier_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 from subscriptions import changes
@@ -277,6 +278,9 @@ def _check_row(
     external_id = raw[columns["external_id"]].strip()
     if not external_id or len(external_id) > 100:
         report.add_error(line, code.REQUIRED, "external_id is the billing id (1-100 characters).")
+        return None
+    if problem := identifier_problem(external_id):
+        report.add_error(line, code.INVALID_CHARACTERS, f"external_id: {problem}")
         return None
     kind = KINDS.get(raw[columns["kind"]].strip().upper())
     if kind is None:

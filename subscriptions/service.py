@@ -16,6 +16,7 @@ from infra.db import begin_write
 from infra.errors import DomainError
 from infra.money import is_currency
 from infra.outbox import record_event
+from infra.text import identifier_problem
 from partners.roles import Principal
 from subscriptions import changes
 from subscriptions.errors import SubscriptionErrorCode
@@ -188,6 +189,8 @@ async def report_change(
             "Give the billing system's id of this change (1-100 characters).",
             "external_id",
         )
+    if problem := identifier_problem(external_id):
+        raise DomainError(SubscriptionErrorCode.INVALID_CHARACTERS, problem, "external_id")
     if currency is not None and not is_currency(currency):
         raise DomainError(
             SubscriptionErrorCode.INVALID_CURRENCY, "Use an ISO 4217 code like USD.",

@@ -223,3 +223,33 @@ async def test_cli_import_reports_by_line_and_is_idempotent(
     assert await count_rows(db, SubscriptionChange) == 2
     code, _ = await _cli(settings, str(good), "--vendor", "no-such-vendor")
     assert code == 2
+
+
+async def test_an_external_id_with_controls_or_invisible_characters_is_refused_by_line(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """external_id is the billing system's reference, shown and exported: an identifier
+    (infra.text). A control, bidi or format character is refused on its line with
+    INVALID_CHARACTERS naming it, and nothing is written."""
+    _, sub = await ss.first_sale(db, clock, tenant, services)
+    await ss.settle(services)
+    changes_before = await count_rows(db, SubscriptionChange)
+    s = sub.id
+    body = (
+        f"ok-1,{s},RENEWED,2026-06-01,,,\n"  # line 2: fine
+        f"r-\u202e1,{s},RENEWED,2026-06-01,,,\n"  # 3
+        f"r-\u200b2,{s},RENEWED,2026-06-01,,,\n"  # 4: looks like r-2
+        f'"r-\x1b[2J3",{s},RENEWED,2026-06-01,,,\n'  # 5
+    )
+    with pytest.raises(imports.ImportRejected) as refused:
+        await run_import(db, clock, tenant, body)
+    report = refused.value.report
+    assert [(e.line, e.code.value) for e in report.errors] == [
+        (3, "INVALID_CHARACTERS"), (4, "INVALID_CHARACTERS"), (5, "INVALID_CHARACTERS"),
+    ]  # fmt: skip
+    named = [
+        n in e.message for n, e in zip(("U+202E", "U+200B", "U+001B"), report.errors, strict=True)
+    ]
+    assert named == [True, True, True]
+    assert await count_rows(db, SubscriptionChange) == changes_before
+    assert (await state(db, sub)).renewals == 0
