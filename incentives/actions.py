@@ -28,7 +28,7 @@ from incentives.errors import RuleErrorCode
 from incentives.models import RuleRecommendation
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.text import free_text_problem, name_problem
+from infra.text import free_text_problem, identifier_problem, name_problem
 from partners import groups
 from partners.group_models import PartnerGroup
 
@@ -173,7 +173,9 @@ async def validate(
                     bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.title")
                 elif problem := free_text_problem(action.text):
                     bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.text")
-                if action.link and not safe_link(action.link):
+                if action.link and (problem := identifier_problem(action.link.strip())):
+                    bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.link")
+                elif action.link and not safe_link(action.link):
                     bad(RuleErrorCode.INVALID_ACTION, "A link is an http(s) URL with a host, "
                         "or a path in the app (starting with a single /).",
                         f"{path}.link")  # fmt: skip
@@ -182,6 +184,8 @@ async def validate(
                 ):
                     bad(RuleErrorCode.TOO_LONG, "A link of at most 500 characters, a code of "
                         "at most 100.", f"{path}.link")  # fmt: skip
+                if action.code and (problem := identifier_problem(action.code.strip())):
+                    bad(RuleErrorCode.INVALID_CHARACTERS, problem, f"{path}.code")
             case ActionKind.NOTIFY_STAFF:
                 if len(action.message) > 500:
                     bad(RuleErrorCode.TOO_LONG, "At most 500 characters.", f"{path}.message")

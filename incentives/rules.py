@@ -171,11 +171,16 @@ async def _checked(
     errors: list[DomainError],
 ) -> tuple[str, list[str], list[Action]]:
     reads: list[str] = []
-    try:
-        compiled = compile_condition(condition, DEFINITIONS)
-        condition, reads = compiled.source, list(compiled.reads)
-    except DomainError as bad:
-        errors.append(bad)
+    if problem := free_text_problem(condition):
+        # Code people read: a bidi override in a string literal is "Trojan Source". Checked
+        # where a condition comes in, not in compile_condition (stored ones are run as kept).
+        errors.append(DomainError(RuleErrorCode.INVALID_CHARACTERS, problem, "condition"))
+    else:
+        try:
+            compiled = compile_condition(condition, DEFINITIONS)
+            condition, reads = compiled.source, list(compiled.reads)
+        except DomainError as bad:
+            errors.append(bad)
     checked: list[Action] = []
     try:
         checked = await act.validate(session, vendor_id, actions, currency)

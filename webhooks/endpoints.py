@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from infra.audit import mask
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.text import free_text_problem
+from infra.text import free_text_problem, identifier_problem
 from partners.audit_log import AuditEntity, log_change
 from partners.models import Vendor
 from partners.roles import Principal
@@ -89,6 +89,14 @@ async def _url(value: str, policy: targets.TargetPolicy) -> str:
         raise refused.as_domain_error("url") from refused
 
 
+async def _new_url(value: str, policy: targets.TargetPolicy) -> str:
+    """A URL given now: an identifier first (URL parsing drops tabs and line breaks and keeps
+    bidi overrides in the path), then a target the worker may send to."""
+    if problem := identifier_problem(value.strip()):
+        raise DomainError(WebhookErrorCode.INVALID_CHARACTERS, problem, "url")
+    return await _url(value, policy)
+
+
 def _shown(endpoint: WebhookEndpoint) -> dict[str, Any]:
     return {
         "url": endpoint.url, "event_types": list(endpoint.event_types),
@@ -152,7 +160,7 @@ async def create_endpoint(
         except DomainErrors as many:
             errors.extend(many.errors)
     try:
-        checked["url"] = await _url(url, policy)
+        checked["url"] = await _new_url(url, policy)
     except DomainError as error:
         errors.insert(0, error)
     if errors:
@@ -190,7 +198,7 @@ async def update_endpoint(
     endpoint = await _readable(session, principal, endpoint_id)
     before = _shown(endpoint)
     if url is not None:
-        endpoint.url = await _url(url, policy)
+        endpoint.url = await _new_url(url, policy)
     if event_types is not None:
         endpoint.event_types = _event_types(event_types)
     if description is not None:

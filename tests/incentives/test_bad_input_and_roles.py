@@ -72,7 +72,11 @@ async def counts(db: Database) -> tuple[int, int]:
         *[({"actions": [{"kind": "RECOMMEND", "title": "Go", "text": "Now.", "link": link}]},
            "INVALID_ACTION", "actions.0.link", "http(s) URL")
           for link in ("//evil.example/x", "/\\evil.example", "javascript:alert(1)",
-                       "https://", "/deals\nSet-Cookie: a=b")],
+                       "https://")],
+        # A line break (header splitting) is an identifier's refused character (infra.text).
+        ({"actions": [{"kind": "RECOMMEND", "title": "Go", "text": "Now.",
+                       "link": "/deals\nSet-Cookie: a=b"}]},
+         "INVALID_CHARACTERS", "actions.0.link", "U+000A"),
     ],
 )  # fmt: skip
 async def test_bad_rules_are_coded_and_change_nothing(
