@@ -251,3 +251,31 @@ async def test_a_shipped_to_with_controls_or_overrides_is_refused_by_line(
     assert "U+202E" in result["rowErrors"][0]["message"]
     assert "U+001B" in result["rowErrors"][1]["message"]
     assert await count_rows(db, Serial) == 0
+
+
+async def test_a_region_with_controls_or_invisible_characters_is_refused_by_line(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """region is an identifier (infra.text): a control, bidi or format character is refused
+    on its line with INVALID_CHARACTERS naming it, and the file writes nothing."""
+    await _product(db, clock, tenant)
+    good = registry_rows(tenant, clock, 2)  # lines 2-3
+    bad = [
+        ("SN-900001", SKU, "", "EM\u202eEA", "2026-01-01", ""),  # line 4
+        ("SN-900002", SKU, "", "EM\u200bEA", "2026-01-01", ""),  # line 5
+        ("SN-900003", SKU, "", "\u3164", "2026-01-01", ""),  # line 6
+    ]
+    files = {"variables.input.file": ("ship.csv", csv_bytes(good + bad), "text/csv")}
+    admin = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    payload = (await multipart(gql, IMPORT, {"input": {"file": None}}, files, token=admin)).json()
+    result = payload["data"]["serialsImport"]
+    assert result["result"]["applied"] is False
+    assert [(e["line"], e["code"]) for e in result["rowErrors"]] == [
+        (4, "INVALID_CHARACTERS"),
+        (5, "INVALID_CHARACTERS"),
+        (6, "INVALID_CHARACTERS"),
+    ]
+    assert "region" in result["rowErrors"][0]["message"]
+    assert "U+202E" in result["rowErrors"][0]["message"]
+    assert "U+200B" in result["rowErrors"][1]["message"]
+    assert await count_rows(db, Serial) == 0
