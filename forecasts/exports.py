@@ -3,19 +3,18 @@ kind: its columns, the readable statement its rows come from, and how a row beco
 streamed a keyset page at a time so an export of any size never sits in memory.
 
 Who may export a kind is the ``EXPORTS`` policy table; which rows, the kind's readable
-statement (the same access predicate as GraphQL). Cells are RFC 4180 CSV; text cells that
-start with ``= + - @``, a tab or a carriage return get a leading apostrophe so that a
-spreadsheet never runs them as formulas (OWASP's CSV-injection advice); numbers are plain
-integers in minor units (with the decimal amount beside them), times ISO 8601 UTC.
+statement (the same access predicate as GraphQL). Lines are written by ``infra.csv_cells``:
+RFC 4180, and every text cell that starts with ``= + - @``, a tab or a carriage return gets
+a leading apostrophe so that a spreadsheet never runs it as a formula (OWASP's CSV-injection
+advice); numbers are plain integers in minor units (with the decimal amount beside them, a
+``Numeral``), times ISO 8601 UTC.
 Adding a kind is one ``ExportKind`` in ``KINDS`` (and its row in the policy table)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +28,7 @@ from forecasts.models import PartnerForecast
 from forecasts.policy import EXPORTS, ExportOp
 from forecasts.repository import readable_forecasts
 from infra.audit import AuditEntry
+from infra.csv_cells import Cell, Numeral, csv_line
 from infra.money import to_decimal_string
 from partners.audit_log import readable_audit_entries
 from partners.models import Partner
@@ -38,12 +38,10 @@ from subscriptions.models import Subscription
 from subscriptions.repository import readable_subscriptions
 
 PAGE = 1_000
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-def text_cell(value: str) -> str:
-    """Text a spreadsheet will not run as a formula."""
-    return f"'{value}" if value.startswith(FORMULA_PREFIXES) else value
+def _amount(amount_minor: int, currency: str) -> Numeral:
+    return Numeral(to_decimal_string(amount_minor, currency))
 
 
 def _json(value: object) -> str:
@@ -58,7 +56,7 @@ def _id(value: uuid.UUID | None) -> str:
     return "" if value is None else str(value)
 
 
-Cells = list[str | int]
+Cells = list[Cell]
 
 
 @dataclass(frozen=True)
@@ -79,36 +77,36 @@ class ExportKind:
 
 def _commission(e: EarningEntry, partner: str) -> Cells:
     return [
-        str(e.id), _at(e.booked_at), _at(e.effective_at), str(e.partner_id), text_cell(partner),
+        str(e.id), _at(e.booked_at), _at(e.effective_at), str(e.partner_id), partner,
         _id(e.rep_user_id), e.kind.value, _id(e.program_id), _id(e.program_version_id),
-        text_cell(e.line_key), e.amount_minor, to_decimal_string(e.amount_minor, e.currency),
-        e.currency, text_cell(e.rule), _json(e.inputs), str(e.source_id), str(e.source_event_id),
+        e.line_key, e.amount_minor, _amount(e.amount_minor, e.currency),
+        e.currency, e.rule, _json(e.inputs), str(e.source_id), str(e.source_event_id),
     ]  # fmt: skip
 
 
 def _payout(s: PayoutStatement, partner: str) -> Cells:
     return [
-        str(s.id), str(s.partner_id), text_cell(partner), _at(s.period_start), _at(s.period_end),
-        s.currency, s.total_minor, to_decimal_string(s.total_minor, s.currency), s.entry_count,
-        s.status.value, text_cell(s.paid_reference), text_cell(s.data_version),
+        str(s.id), str(s.partner_id), partner, _at(s.period_start), _at(s.period_end),
+        s.currency, s.total_minor, _amount(s.total_minor, s.currency), s.entry_count,
+        s.status.value, s.paid_reference, s.data_version,
         _at(s.created_at), _at(s.updated_at),
     ]  # fmt: skip
 
 
 def _forecast(f: PartnerForecast, partner: str) -> Cells:
     return [
-        str(f.id), str(f.partner_id), text_cell(partner), f.quarter, f.currency, f.revision,
-        f.commit_minor, to_decimal_string(f.commit_minor, f.currency), f.best_case_minor,
-        to_decimal_string(f.best_case_minor, f.currency), text_cell(_json(f.lines)),
+        str(f.id), str(f.partner_id), partner, f.quarter, f.currency, f.revision,
+        f.commit_minor, _amount(f.commit_minor, f.currency), f.best_case_minor,
+        _amount(f.best_case_minor, f.currency), _json(f.lines),
         _at(f.updated_at),
     ]  # fmt: skip
 
 
 def _subscription(s: Subscription, partner: str) -> Cells:
     return [
-        str(s.id), str(s.partner_id), text_cell(partner), str(s.account_id), text_cell(s.sku),
-        text_cell(s.region), s.term_months, s.amount_minor,
-        to_decimal_string(s.amount_minor, s.currency), s.currency,
+        str(s.id), str(s.partner_id), partner, str(s.account_id), s.sku,
+        s.region, s.term_months, s.amount_minor,
+        _amount(s.amount_minor, s.currency), s.currency,
         arr_of(s.amount_minor, s.term_months), s.status.value, s.renewals, _at(s.starts_at),
         _at(s.term_start), _at(s.ends_at), _at(s.cancelled_at), _at(s.updated_at),
     ]  # fmt: skip
@@ -116,9 +114,9 @@ def _subscription(s: Subscription, partner: str) -> Cells:
 
 def _audit(e: AuditEntry, _: str) -> Cells:
     return [
-        str(e.id), _at(e.at), text_cell(e.actor), text_cell(e.action), text_cell(e.entity_type),
-        text_cell(e.entity_id), text_cell(_json(e.before)), text_cell(_json(e.after)),
-        text_cell(e.reason or ""),
+        str(e.id), _at(e.at), e.actor, e.action, e.entity_type,
+        e.entity_id, _json(e.before), _json(e.after),
+        e.reason or "",
     ]  # fmt: skip
 
 
@@ -173,12 +171,6 @@ def kind_of(name: str) -> ExportKind | None:
 
 def allowed(principal: Principal, kind: ExportKind) -> bool:
     return EXPORTS.allows(principal, kind.kind)
-
-
-def _line(cells: Sequence[str | int]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerow(cells)
-    return out.getvalue()
 
 
 async def pages(
@@ -239,6 +231,6 @@ async def stream(
 ) -> AsyncIterator[str]:
     """The CSV text: the header line, then one chunk per page."""
     EXPORTS.require(principal, kind.kind)
-    yield _line(kind.columns)
+    yield csv_line(kind.columns)
     async for rows in pages(session, principal, kind, since=since, until=until, page=page):
-        yield "".join(_line(cells) for cells in rows)
+        yield "".join(csv_line(cells) for cells in rows)

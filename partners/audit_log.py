@@ -12,8 +12,6 @@ module decides reading, as every domain's repository does for its rows:
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -29,6 +27,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from infra import audit
 from infra.audit import AuditEntry
 from infra.clock import Clock
+from infra.csv_cells import csv_line
 from partners.policy import FINANCE_OR_ADMIN, Policy
 from partners.roles import Principal, Role
 
@@ -216,26 +215,18 @@ async def export_pages(
 
 
 def to_csv(entries: Iterable[AuditEntry], *, header: bool = True) -> str:
-    """RFC 4180 CSV (with a header row unless ``header`` is false); before/after as compact
+    """RFC 4180 CSV (with a header row unless ``header`` is false), written by
+    ``infra.csv_cells`` (no cell a spreadsheet runs as a formula); before/after as compact
     JSON, times in ISO 8601 UTC."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    if header:
-        writer.writerow(CSV_COLUMNS)
+    lines = [csv_line(CSV_COLUMNS)] if header else []
     for e in entries:
-        writer.writerow(
-            [
-                str(e.id), e.at.isoformat(), _cell(e.actor), _cell(e.action),
-                _cell(e.entity_type), _cell(e.entity_id), _json(e.before), _json(e.after),
-                _cell(e.reason or ""),
-            ]
+        lines.append(
+            csv_line([
+                str(e.id), e.at.isoformat(), e.actor, e.action, e.entity_type, e.entity_id,
+                _json(e.before), _json(e.after), e.reason or "",
+            ])
         )  # fmt: skip
-    return out.getvalue()
-
-
-def _cell(text: str) -> str:
-    """Text a spreadsheet will not run as a formula (OWASP's CSV injection advice)."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "".join(lines)
 
 
 def _json(value: dict[str, object] | None) -> str:

@@ -23,6 +23,7 @@ from deal_registration.events import Line
 from earnings.programs import BaseRate, Rules
 from forecasts import exports
 from infra.clock import OffsetClock
+from infra.csv_cells import text_cell
 from infra.db import Database
 from partners.models import Partner, User
 from partners.roles import Role
@@ -168,7 +169,7 @@ async def test_an_export_is_read_a_keyset_page_at_a_time(db: Database, tenant: T
      ("\tx", "'\tx"), ("plain", "plain"), ("", "")],
 )  # fmt: skip
 def test_text_cells_never_start_a_formula(text: str, cell: str) -> None:
-    assert exports.text_cell(text) == cell
+    assert text_cell(text) == cell
 
 
 async def _cli(settings: Settings, *args: str) -> tuple[int, str]:
