@@ -26,6 +26,7 @@ from incentives.daily import run_daily as run_rules_daily
 from incentives.events import RULE_FIRED
 from infra.clock import Clock
 from infra.db import Database
+from infra.idempotency import run_pruning
 from infra.outbox import Dispatcher, OutboxEvent, Registration, batch
 from infra.pubsub import Hub
 from infra.redis import AnyRedis, Keys
@@ -100,6 +101,7 @@ def build_services(settings: Settings, *, db: Database, redis: AnyRedis, clock: 
         max_page_size=settings.limits.max_page_size,
         max_upload_bytes=settings.limits.max_upload_bytes,
         production=settings.production,
+        idempotency_key_retention=settings.idempotency_key_retention,
         application_limits=ApplicationLimits(
             per_address=settings.apply_limit_per_address,
             per_email=settings.apply_limit_per_email,
@@ -164,6 +166,10 @@ def clock_jobs(settings: Settings, services: Services) -> dict[str, Coroutine[An
     }
     # proof files left by a process killed before its transaction committed
     jobs["attachment-sweep"] = run_orphan_sweep(services.db, services.storage)
+    # idempotency keys past their retention, deleted in small batches (the table stays bounded)
+    jobs["idempotency-prune"] = run_pruning(
+        services.db, services.clock, retention=settings.idempotency_key_retention
+    )
     if interval := settings.signals_daily_interval_seconds:  # 0: off in this process
         # the day's signal snapshots (windows move and days-since grow without an event)
         jobs["signals-daily"] = run_signals_daily(services.db, services.clock, interval)

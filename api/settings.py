@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -166,6 +167,10 @@ class Settings(BaseSettings):
     # Seconds between the daily snapshot job's checks (signals/daily.py); 0: this process
     # does not run it (another one does: a dispatcher process, or an API process).
     signals_daily_interval_seconds: float = Field(60.0, ge=0)
+    # How long an idempotency key replays its first result (infra/idempotency.py): at
+    # least 24 hours (what clients of Stripe-style keys count on), at most a year (a value
+    # meant in seconds or minutes is refused rather than keeping every key for decades).
+    idempotency_key_retention_hours: int = Field(168, ge=24, le=8760)
 
     jwt_algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: str = _JWT.secret
@@ -339,6 +344,10 @@ class Settings(BaseSettings):
             sqlite_busy_seconds=self.sqlite_busy_timeout_seconds,
         )
 
+    @property
+    def idempotency_key_retention(self) -> timedelta:
+        return timedelta(hours=self.idempotency_key_retention_hours)
+
     @cached_property
     def jwt(self) -> JWTSettings:
         return JWTSettings(**{g: getattr(self, f) for g, f in _JWT_FIELDS.items()})
@@ -472,6 +481,8 @@ def _explain(error: ErrorDetails) -> str:
         return f"{variable} must be {choices}, not {value!r}"
     if error["type"] == "greater_than_equal":
         return f"{variable} must be at least {ctx.get('ge')}, not {value!r}"
+    if error["type"] == "less_than_equal":
+        return f"{variable} must be at most {ctx.get('le')}, not {value!r}"
     if error["type"] in _KINDS:
         return f"{variable} must be {_KINDS[error['type']]}, not {value!r}"
     return f"{variable}: {error['msg']} (not {value!r})"

@@ -709,6 +709,7 @@ async def adjust(
     currency: str,
     note: str,
     idempotency_key: str,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
 ) -> EarningEntry:
     """A manual correction: a new ADJUSTMENT entry, never an edit. The same caller's retry
     of the same request with its idempotency key returns the first entry and writes
@@ -737,6 +738,7 @@ async def adjust(
     taken = await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller,
         scope=ADJUSTMENT_SCOPE, key=key, now=now, codes=EarningsErrorCode,
+        retention=key_retention,
         request={
             "partner_id": partner_id, "amount_minor": amount_minor, "currency": currency,
             "note": note,
@@ -748,7 +750,7 @@ async def adjust(
             await session.exec(readable_entries(principal).where(EarningEntry.id == taken.replay))
         ).first()
         if first is None:
-            raise DomainError(EarningsErrorCode.NOT_FOUND, "No such entry.", "idempotency_key")
+            raise idempotency.gone(EarningsErrorCode)
         return first
     if await get_readable_partner(session, principal, partner_id) is None:
         raise DomainError(EarningsErrorCode.NOT_FOUND, "No such partner.", "partner_id")

@@ -227,6 +227,7 @@ async def generate_statements(
     month: datetime,
     signals: ClaimSignals,
     idempotency_key: str | None = None,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
 ) -> list[PayoutStatement]:
     """Statements for every partner with entries booked in ``month`` (which must have
     ended), each checked for automatic holds. Statements that exist are left alone. With
@@ -246,7 +247,9 @@ async def generate_statements(
             f"{start:%B %Y} has not ended; statements are made for ended months.",
             "month",
         )
-    taken = await _take(session, principal, GENERATE_SCOPE, idempotency_key, {"month": start}, now)
+    taken = await _take(
+        session, principal, GENERATE_SCOPE, idempotency_key, {"month": start}, now, key_retention
+    )
     if taken is not None and taken.replay is not None:
         return await _made_with(session, principal, taken.replay)
     groups = await session.exec(
@@ -340,6 +343,7 @@ async def _take(
     key: str | None,
     request: dict[str, Any],
     now: datetime,
+    retention: timedelta,
 ) -> idempotency.Taken | None:
     """``infra.idempotency.take`` for a payout mutation; None without a key (the demo
     seeder and other operators' calls send none: they are no user or API key to hold one)."""
@@ -347,7 +351,7 @@ async def _take(
         return None
     return await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller, scope=scope, key=key,
-        request=request, now=now, codes=EarningsErrorCode,
+        request=request, now=now, codes=EarningsErrorCode, retention=retention,
     )  # fmt: skip
 
 
@@ -640,6 +644,7 @@ async def mark_paid(
     statement_id: uuid.UUID,
     reference: str = "",
     idempotency_key: str | None = None,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
 ) -> PayoutStatement:
     """APPROVED to PAID, once. With an idempotency key, the caller's retry is answered with
     the statement it paid (not INVALID_STATUS: an answer lost on its way)."""
@@ -649,11 +654,13 @@ async def mark_paid(
         raise DomainError(EarningsErrorCode.INVALID_CHARACTERS, problem, "reference")
     await begin_write(session)
     request = {"statement_id": statement_id, "reference": reference.strip()[:200]}
-    taken = await _take(session, principal, PAY_SCOPE, idempotency_key, request, clock.now())
+    taken = await _take(
+        session, principal, PAY_SCOPE, idempotency_key, request, clock.now(), key_retention
+    )
     if taken is not None and taken.replay is not None:
         paid = await repository.get_readable_statement(session, principal, taken.replay)
         if paid is None:  # pragma: no cover - statements are never deleted
-            raise DomainError(EarningsErrorCode.NOT_FOUND, "No such statement.", "statement_id")
+            raise idempotency.gone(EarningsErrorCode)
         return paid
     statement = await _transition(
         session, principal, clock, statement_id, PayoutStatus.APPROVED, PayoutStatus.PAID,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from graphql import GraphQLError
@@ -13,6 +14,7 @@ from earnings.claims import ClaimSignals
 from forecasts.renewals import RenewalsDue
 from infra.clock import Clock
 from infra.db import Database, DbSession, read_only
+from infra.idempotency import DEFAULT_RETENTION
 from infra.memo import Recording
 from infra.outbox import Dispatcher
 from infra.pubsub import Hub
@@ -50,6 +52,8 @@ class Services:
     max_page_size: int
     max_upload_bytes: int
     production: bool
+    # How long an idempotency key replays its first result (the setting; infra.idempotency).
+    idempotency_key_retention: timedelta = DEFAULT_RETENTION
     # Partner applications (partners/applications.py): the unauthenticated throttle.
     application_limits: ApplicationLimits = ApplicationLimits()
     # Renewals due, read by the forecast pre-fill (forecasts/renewals.py): the subscriptions

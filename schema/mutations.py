@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import strawberry
@@ -67,6 +68,11 @@ class Write:
     @property
     def max_upload_bytes(self) -> int:
         return self.services.max_upload_bytes
+
+    @property
+    def key_retention(self) -> timedelta:
+        """How long an idempotency key replays (``infra.idempotency``)."""
+        return self.services.idempotency_key_retention
 
     def id(self, raw: strawberry.ID, type_name: str) -> uuid.UUID:
         """The row id inside a global id of that type (``schema.relay.row_id``): a malformed

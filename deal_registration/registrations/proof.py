@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlmodel import col, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,6 +50,7 @@ async def attach_proof(
     proof_files: Sequence[attachments.ProofFile],
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
     idempotency_key: str | None = None,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
 ) -> tuple[DealRegistration, list[attachments.Attachment]]:
     """Attach invoices (one or several, all or nothing) to a registration the caller may
     see. Every check runs before a file is stored, so a refused upload leaves neither a row
@@ -62,7 +64,7 @@ async def attach_proof(
         raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
     taken = await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller, scope=ATTACH_SCOPE,
-        key=idempotency_key, now=clock.now(), codes=Code,
+        key=idempotency_key, now=clock.now(), codes=Code, retention=key_retention,
         request={
             "registration_id": registration.id,
             "proof_sha256": attachments.proof_digest(proof_files),
@@ -73,7 +75,7 @@ async def attach_proof(
             session, repository.REGISTRATION_OWNER, registration.id, taken.replay
         )
         if not first:
-            raise DomainError(Code.NOT_FOUND, "No such upload.", "idempotency_key")
+            raise idempotency.gone(Code)
         return registration, first
     status = repository.effective_status(registration, clock.now())
     if status in CLOSED:

@@ -99,6 +99,7 @@ async def submit_registration(
     data: RegistrationInput,
     draft: bool = False,
     idempotency_key: str | None = None,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
     proof_files: Sequence[attachments.ProofFile] = (),
     storage: Storage | None = None,
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
@@ -112,7 +113,7 @@ async def submit_registration(
     partner_id = await _partner_for(session, principal, data.partner_id)
     taken = await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller, scope=SUBMIT_SCOPE,
-        key=idempotency_key, now=now, codes=Code,
+        key=idempotency_key, now=now, codes=Code, retention=key_retention,
         request={
             **asdict(data), "partner_id": partner_id, "draft": draft,
             "proof_sha256": attachments.proof_digest(proof_files),
@@ -121,7 +122,7 @@ async def submit_registration(
     if taken is not None and taken.replay is not None:
         first = await repository.get_readable(session, principal, taken.replay)
         if first is None:
-            raise DomainError(Code.NOT_FOUND, "No such registration.", "idempotency_key")
+            raise idempotency.gone(Code)
         return first
 
     program = await repository.program_settings(session, principal.vendor_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,6 +35,7 @@ async def attach_proof(
     proof_files: Sequence[attachments.ProofFile],
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
     idempotency_key: str | None = None,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
 ) -> SaleClaim:
     """Add proof (one file or several, all or nothing) to a claim; a claim waiting for proof
     moves on (auto-approved when it qualifies, else to review). With an idempotency key,
@@ -45,7 +47,7 @@ async def attach_proof(
     claim = await locked_claim(session, repository.readable_claims(principal), claim_id)
     taken = await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller, scope=ATTACH_SCOPE,
-        key=idempotency_key, now=clock.now(), codes=SaleClaimErrorCode,
+        key=idempotency_key, now=clock.now(), codes=SaleClaimErrorCode, retention=key_retention,
         request={"claim_id": claim.id, "proof_sha256": attachments.proof_digest(proof_files)},
     )  # fmt: skip
     if taken is not None and taken.replay is not None:

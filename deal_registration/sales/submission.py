@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -134,6 +134,7 @@ async def create_claim(
     currency: str,
     partner_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
+    key_retention: timedelta = idempotency.DEFAULT_RETENTION,
     proof_files: Sequence[attachments.ProofFile] = (),
     max_upload_bytes: int = attachments.DEFAULT_MAX_BYTES,
 ) -> SaleClaim:
@@ -152,7 +153,7 @@ async def create_claim(
     currency = currency.strip().upper()
     taken = await idempotency.take(
         session, vendor_id=principal.vendor_id, caller=principal.caller, scope=CREATE_SCOPE,
-        key=idempotency_key, now=now, codes=code,
+        key=idempotency_key, now=now, codes=code, retention=key_retention,
         request={
             "partner_id": principal.partner_id,
             "serials": [serials.normalise_serial(s) for s in serial_numbers],
@@ -164,7 +165,7 @@ async def create_claim(
     if taken is not None and taken.replay is not None:
         first = await repository.get_readable_claim(session, principal, taken.replay)
         if first is None:
-            raise DomainError(code.NOT_FOUND, "No such sale claim.", "idempotency_key")
+            raise idempotency.gone(code)
         return first
     settings = await repository.get_settings(session, principal.vendor_id)
     normalised, errors = validate_claim_input(

@@ -154,6 +154,7 @@ class EarningsMutation:
             return await ledger.adjust(
                 m.session, m.principal, m.clock, partner_id=partner_id, amount_minor=amount.minor,
                 currency=amount.currency, note=input.note, idempotency_key=input.idempotency_key,
+                key_retention=m.key_retention,
             )  # fmt: skip
 
         return await run(info, EarningAdjustmentPayload, adjust)
@@ -213,6 +214,7 @@ class EarningsMutation:
                 month=input.month,
                 signals=m.services.claim_signals,
                 idempotency_key=input.idempotency_key,
+                key_retention=m.key_retention,
             ),
         )
 
@@ -239,6 +241,7 @@ class EarningsMutation:
             m.session, m.principal, m.clock,
             statement_id=m.id(input.statement_id, "PayoutStatement"),
             reference=input.reference, idempotency_key=input.idempotency_key,
+            key_retention=m.key_retention,
         ))  # fmt: skip
 
     @strawberry.mutation(

@@ -158,8 +158,8 @@ class SalesMutation:
                 customer_name=input.customer_name, invoice_number=input.invoice_number,
                 sale_date=input.sale_date, amount_minor=amount.minor, currency=amount.currency,
                 partner_id=m.optional_id(input.partner_id, "Partner"),
-                idempotency_key=input.idempotency_key, proof_files=proofs.chosen(),
-                max_upload_bytes=m.max_upload_bytes,
+                idempotency_key=input.idempotency_key, key_retention=m.key_retention,
+                proof_files=proofs.chosen(), max_upload_bytes=m.max_upload_bytes,
             )  # fmt: skip
 
         return await run(info, SaleClaimPayload, create)
@@ -176,7 +176,7 @@ class SalesMutation:
         return await run(info, SaleClaimPayload, lambda m: claim_proof.attach_proof(
             m.session, m.principal, m.clock, m.storage, claim_id=m.id(input.id, "SaleClaim"),
             proof_files=files.chosen(), max_upload_bytes=m.max_upload_bytes,
-            idempotency_key=input.idempotency_key,
+            idempotency_key=input.idempotency_key, key_retention=m.key_retention,
         ))  # fmt: skip
 
     @strawberry.mutation(

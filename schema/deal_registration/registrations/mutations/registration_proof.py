@@ -58,4 +58,5 @@ class DealRegistrationProofMutation:
             m.session, m.principal, m.clock, m.storage,
             registration_id=m.id(input.id, "DealRegistration"), proof_files=files.chosen(),
             max_upload_bytes=m.max_upload_bytes, idempotency_key=input.idempotency_key,
+            key_retention=m.key_retention,
         ))  # fmt: skip

@@ -49,8 +49,9 @@ class DealRegistrationSubmitMutation:
             )  # fmt: skip
             return await submission.submit_registration(
                 m.session, m.principal, m.clock, data=data, draft=input.as_draft,
-                idempotency_key=input.idempotency_key, proof_files=proofs.chosen(),
-                storage=m.services.storage, max_upload_bytes=m.max_upload_bytes,
+                idempotency_key=input.idempotency_key, key_retention=m.key_retention,
+                proof_files=proofs.chosen(), storage=m.services.storage,
+                max_upload_bytes=m.max_upload_bytes,
             )  # fmt: skip
 
         return await run(info, DealRegistrationPayload, submit)
