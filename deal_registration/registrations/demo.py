@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.registrations import review, submission
@@ -37,13 +38,26 @@ def _principal(user: User) -> Principal:
 
 
 async def seed(session: AsyncSession, clock: Clock, tenancy: DemoTenancy) -> list[DealRegistration]:
-    """Idempotent: the idempotency keys make a second run return the same registrations."""
+    """Idempotent: a registration its user made for the customer already is not made again
+    (idempotency keys expire; a rerun weeks later must not register the deals twice)."""
     manager = _principal(tenancy.users["manager@northwind.example"])
     admin = _principal(tenancy.users["admin@northwind.example"])
     close = clock.now().date() + timedelta(days=45)
     out = []
     for key, email, name, domain, country, value, lines, contact, then in DEMO_DEALS:
         user = tenancy.users[email]
+        existing = (
+            await session.exec(
+                select(DealRegistration).where(
+                    DealRegistration.vendor_id == user.vendor_id,
+                    DealRegistration.registered_by_id == user.id,
+                    DealRegistration.customer_name == name,
+                )
+            )
+        ).first()
+        if existing is not None:
+            out.append(existing)
+            continue
         data = submission.RegistrationInput(
             customer_name=name, customer_domain=domain, customer_country=country,
             estimated_value_minor=value, currency="USD", expected_close_date=close,

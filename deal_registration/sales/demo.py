@@ -1,6 +1,7 @@
 """Demo sale registration for Northwind: a registry of 1,000 serials and a few claims in
-various states. Idempotent: claims carry idempotency keys, the import is a no-op the
-second time."""
+various states. Idempotent: a claim whose invoice number its partner holds already is not
+made again (idempotency keys expire; a rerun weeks later must not add claims), the import
+is a no-op the second time."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.attachments import ProofFile
@@ -88,13 +90,22 @@ async def seed(
     for demo in DEMO_CLAIMS:
         partner_user = _principal(users[demo.user])
         assert partner_user.partner_id is not None
-        existing = await submission.claim_by_idempotency_key(session, partner_user, demo.key)
+        invoice_number = f"INV-{demo.key.upper()}"
+        existing = (
+            await session.exec(
+                select(SaleClaim).where(
+                    SaleClaim.vendor_id == partner_user.vendor_id,
+                    SaleClaim.partner_id == partner_user.partner_id,
+                    SaleClaim.invoice_number == invoice_number,
+                )
+            )
+        ).first()
         if existing is not None:
             claims.append(existing)
             continue
         claim = await submission.create_claim(
             session, partner_user, clock, storage, serial_numbers=demo.serials,
-            customer_name="Contoso Ltd", invoice_number=f"INV-{demo.key.upper()}",
+            customer_name="Contoso Ltd", invoice_number=invoice_number,
             sale_date=(now - timedelta(days=demo.days_ago)).date(),
             amount_minor=demo.amount_minor, currency="USD", idempotency_key=demo.key,
             proof_files=[_pdf(demo.key)] if demo.proof else (),
