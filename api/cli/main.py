@@ -23,6 +23,7 @@ from api.cli import (
     deals,
     dispatch,
     exports,
+    idempotency,
     leaderboards,
     outbox,
     partners,
@@ -221,6 +222,7 @@ app.command("dispatch")(dispatch.dispatch)
 app.add_typer(outbox.app, name="outbox")
 app.add_typer(audit.app, name="audit")
 app.add_typer(attachments.app, name="attachments")
+app.add_typer(idempotency.app, name="idempotency")
 app.add_typer(exports.app, name="exports")
 app.add_typer(vendors.app, name="vendors")  # issue 12: tenants (operator)
 app.add_typer(partners.app, name="partners")
