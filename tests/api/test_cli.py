@@ -230,3 +230,50 @@ def _responds(sock: Path) -> bool:
         except OSError:
             return False
         return True
+
+
+@pytest.mark.slow
+async def test_idempotency_prune_deletes_expired_keys(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`channelboard idempotency prune`, with the retention set to a day: a key of 25 hours
+    goes, one of 23 hours stays."""
+    import uuid  # noqa: PLC0415
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    from sqlmodel import select  # noqa: PLC0415
+
+    from api.settings import default_database_url  # noqa: PLC0415
+    from infra.clock import FrozenClock  # noqa: PLC0415
+    from infra.db import Database  # noqa: PLC0415
+    from infra.idempotency import IdempotencyKey  # noqa: PLC0415
+    from tests.factories import create_tenant  # noqa: PLC0415
+
+    assert run(["migrate"], cli_env).returncode == 0
+    db = Database(default_database_url(tmp_path / "var"))
+    now = datetime.now(UTC)
+    try:
+        async with db.transaction() as session:
+            tenant = await create_tenant(session, FrozenClock(now))
+            for hours in (25, 23):
+                session.add(
+                    IdempotencyKey(
+                        vendor_id=tenant.vendor.id,
+                        caller="user:x",
+                        scope="saleClaimCreate",
+                        key=f"{hours}h",
+                        fingerprint="f" * 64,
+                        result_id=uuid.uuid4(),
+                        created_at=now - timedelta(hours=hours),
+                    )  # fmt: skip
+                )
+        pruned = run(
+            ["idempotency", "prune", "--batch", "1"],
+            {**cli_env, "CHANNELBOARD_IDEMPOTENCY_KEY_RETENTION_HOURS": "24"},
+        )
+        assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+        assert "removed 1 idempotency key(s) older than 24 hours" in pruned.stderr
+        async with db.session() as session:
+            assert [k.key for k in await session.exec(select(IdempotencyKey))] == ["23h"]
+    finally:
+        await db.dispose()

@@ -368,3 +368,19 @@ def test_the_database_waits_are_read_and_checked() -> None:
         Settings.from_env({"CHANNELBOARD_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "-1"})
     with pytest.raises(SettingsError, match="SQLITE_BUSY_TIMEOUT_SECONDS"):
         Settings.from_env({"CHANNELBOARD_SQLITE_BUSY_TIMEOUT_SECONDS": "0"})
+
+
+def test_the_idempotency_key_retention_is_read_and_checked() -> None:
+    """A week by default; at least the 24 hours Stripe-style clients count on; at most a
+    year (a value meant in seconds is refused, not kept for decades)."""
+    assert Settings.from_env({}).idempotency_key_retention == timedelta(days=7)
+    variable = "CHANNELBOARD_IDEMPOTENCY_KEY_RETENTION_HOURS"
+    assert Settings.from_env({variable: "24"}).idempotency_key_retention == timedelta(hours=24)
+    for value, message in [
+        ("23", f"{variable} must be at least 24, not '23'"),
+        ("604800", f"{variable} must be at most 8760, not '604800'"),
+        ("7d", f"{variable} must be a whole number, not '7d'"),
+    ]:
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_env({variable: value})
+        assert str(refused.value) == message
