@@ -9,6 +9,7 @@ setting, not the 7-day default."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from deal_registration.registrations.models import (
     DealRegistrationLine,
     DealTransition,
 )
+from deal_registration.sales.errors import SaleClaimErrorCode
 from deal_registration.sales.models import SaleClaim
 from infra import idempotency
 from infra.clock import OffsetClock
@@ -47,7 +49,7 @@ from tests.earnings.scenarios import tax_form
 from tests.earnings.test_api import APPROVE, GENERATE, PAY, decision_count, world
 from tests.factories import Tenant, gid
 from tests.infra.test_idempotency import IDS, SPECS, Spec, _counts
-from tests.support import GQL
+from tests.support import GQL, SHUTDOWN_WITHIN, eventually, pg_value
 
 RETENTION = timedelta(hours=48)
 SECOND = timedelta(seconds=1)
@@ -330,3 +332,109 @@ async def test_a_replay_whose_record_is_gone_says_to_use_a_new_key(
     late = (await short.data(query, body, as_user=user))[spec.mutation]
     assert late["userErrors"] == []
     assert await _counts(db, spec) == (kept[0] + 1, kept[1])
+
+
+async def _lock_waits(settings: Settings, statement: str) -> int:
+    count: int = await pg_value(
+        settings.database_url.replace("+asyncpg", ""),
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+        f"{statement}%",
+    )
+    return count
+
+
+async def _take(db: Database, clock: OffsetClock, tenant: Tenant) -> idempotency.Taken:
+    async with db.transaction() as session:
+        taken = await idempotency.take(
+            session, vendor_id=tenant.vendor.id, caller="user:racer", scope="saleClaimCreate",
+            key="race", request={"n": 1}, now=clock.now(), codes=SaleClaimErrorCode,
+            retention=RETENTION,
+        )  # fmt: skip
+        assert taken is not None
+        if taken.replay is None:
+            await taken.done(session, uuid.uuid4())
+        return taken
+
+
+@pytest.mark.parametrize("winner_commits", [True, False], ids=["commits", "rolls-back"])
+async def test_two_renewals_of_an_expired_key_on_postgresql(
+    db: Database, clock: OffsetClock, tenant: Tenant, settings: Settings, winner_commits: bool
+) -> None:
+    """The second renewal waits on the row the first is renewing: it answers with the
+    first's result once that commits, or takes the key itself if that rolls back. (SQLite's
+    writers take turns: the second reads the renewed row.)"""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL race")
+    clock.freeze()
+    async with db.transaction() as session:
+        session.add(
+            IdempotencyKey(
+                vendor_id=tenant.vendor.id,
+                caller="user:racer",
+                scope="saleClaimCreate",
+                key="race",
+                fingerprint="f" * 64,
+                result_id=uuid.uuid4(),
+                created_at=clock.now() - timedelta(hours=49),
+            )  # fmt: skip
+        )
+    first_result = uuid.uuid4()
+    loser: asyncio.Task[idempotency.Taken] | None = None
+
+    class RolledBack(Exception):
+        pass
+
+    with contextlib.suppress(RolledBack):
+        async with db.transaction() as session:
+            won = await idempotency.take(
+                session, vendor_id=tenant.vendor.id, caller="user:racer",
+                scope="saleClaimCreate", key="race", request={"n": 1}, now=clock.now(),
+                codes=SaleClaimErrorCode, retention=RETENTION,
+            )  # fmt: skip
+            assert won is not None
+            assert won.replay is None
+            await won.done(session, first_result)
+            loser = asyncio.create_task(_take(db, clock, tenant))
+            await eventually(lambda: _waiting(settings, "UPDATE idempotency_key"))
+            if not winner_commits:
+                raise RolledBack
+    assert loser is not None
+    second = await loser
+    [kept] = await _key_rows(db)
+    if winner_commits:
+        assert second.replay == first_result
+        assert kept.result_id == first_result
+    else:
+        assert second.replay is None
+        assert kept.result_id not in {first_result, None}
+    assert kept.created_at == clock.now()
+
+
+async def _waiting(settings: Settings, statement: str) -> bool:
+    return await _lock_waits(settings, statement) > 0
+
+
+async def test_pruning_skips_a_key_being_renewed_on_postgresql(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A prune meeting a row a request holds (renewing an expired key) goes past it rather
+    than waiting for the request's commit: pruning never queues behind requests."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers take turns")
+    clock.freeze()
+    await _insert_keys(db, clock, tenant, [49, 50, 51])
+    async with db.transaction() as session:
+        renewed = await idempotency.take(
+            session, vendor_id=tenant.vendor.id, caller="user:pruned", scope="saleClaimCreate",
+            key="k0-49h", request={"n": 2}, now=clock.now(), codes=SaleClaimErrorCode,
+            retention=RETENTION,
+        )  # fmt: skip
+        assert renewed is not None
+        assert renewed.replay is None
+        # Bounded only against a hang: without SKIP LOCKED the prune waits for this commit.
+        removed = await asyncio.wait_for(
+            idempotency.prune(db, clock, retention=RETENTION), timeout=SHUTDOWN_WITHIN
+        )
+        assert removed == 2
+        await renewed.done(session, uuid.uuid4())
+    assert [r.key for r in await _key_rows(db)] == ["k0-49h"]
