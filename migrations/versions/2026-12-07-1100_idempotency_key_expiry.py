@@ -8,6 +8,9 @@ A key replays for a retention (7 days by default); expired rows are deleted olde
 batches (``infra.idempotency.prune``), which finds them through this index instead of
 reading the whole table on every pass. Keys carried over from before expiry keep their
 ``created_at``: those older than the retention expire at once.
+
+On PostgreSQL the index is built CONCURRENTLY (outside the migration's transaction): a
+table that grew for months is indexed without blocking the keyed mutations meanwhile.
 """
 
 from collections.abc import Sequence
@@ -20,11 +23,17 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+INDEX = "ix_idempotency_key_created_at"
+
+
 def upgrade() -> None:
-    op.create_index(
-        op.f("ix_idempotency_key_created_at"), "idempotency_key", ["created_at"], unique=False
-    )
+    with op.get_context().autocommit_block():
+        op.create_index(
+            op.f(INDEX), "idempotency_key", ["created_at"], unique=False,
+            postgresql_concurrently=True,
+        )  # fmt: skip
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_idempotency_key_created_at"), table_name="idempotency_key")
+    with op.get_context().autocommit_block():
+        op.drop_index(op.f(INDEX), table_name="idempotency_key", postgresql_concurrently=True)
