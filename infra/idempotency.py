@@ -159,6 +159,8 @@ async def take(
                 return Taken(replay=None, _row=row)
             except IntegrityError:
                 # A concurrent request with this key committed first: answer as its retry.
+                if await _find(session, vendor_id, caller, scope, key) is None:
+                    raise  # pragma: no cover - the conflict was on something else
                 continue
         if expired(found.created_at, now, retention):
             if await _renew(session, found, fingerprint=mine, now=now):
@@ -222,8 +224,9 @@ async def _renew(
 async def first_result(
     session: AsyncSession, *, vendor_id: uuid.UUID, caller: str, scope: str, key: str
 ) -> uuid.UUID | None:
-    """What the caller's first request with ``key`` created, whatever that request was
-    (for seeders that rerun with today's dates)."""
+    """What the caller's first request with ``key`` created, whatever that request was, as
+    long as its row is kept (an expired key's too, until it is pruned): nothing may count on
+    a key to find a record later."""
     found = await _find(session, vendor_id, caller, scope, key.strip())
     return found.result_id if found is not None else None
 

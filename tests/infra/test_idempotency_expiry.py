@@ -61,7 +61,10 @@ __all__ = ["targets", "world"]  # fixtures, imported from the attach and payout 
 async def short_app(
     settings: Settings, clock: OffsetClock, migrated: str
 ) -> AsyncIterator[Starlette]:
-    app = create_app(settings.with_overrides(idempotency_key_retention_hours=48), clock=clock)
+    # External dispatch: the session's app dispatches what this one commits (one dispatcher,
+    # one set of clock jobs, which the cleanup between tests pauses).
+    short = settings.with_overrides(idempotency_key_retention_hours=48, dispatch="external")
+    app = create_app(short, clock=clock)
     async with app.router.lifespan_context(app):
         yield app
 
