@@ -1,12 +1,22 @@
 """`channelboard exports write KIND --vendor SLUG --out FILE`: a finance export written to a
 file page by page (the same registry, columns and CSV-injection escaping as
-`GET /exports/{kind}.csv`), as the vendor's admin (the operator's view of every row)."""
+`GET /exports/{kind}.csv`), as the vendor's admin (the operator's view of every row).
+
+FILE is only ever a whole export: the pages go to a partial file beside it
+(``.FILE.<random>.part``), which is synced and then renamed over FILE. A command killed on
+the way leaves FILE as it was (absent, or the last whole export) and a ``.part`` file that
+no one reads (remove it at will); a failure it sees removes the partial file itself."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -27,6 +37,37 @@ def _instant(value: str | None, name: str) -> datetime | None:
     except InstantError as exc:
         console.print(f"[red]{name} is not an ISO 8601 date or time:[/red] {value!r}")
         raise typer.Exit(2) from exc
+
+
+@contextlib.contextmanager
+def _whole_file(out: Path) -> Iterator[TextIO]:
+    """A text file that becomes ``out`` only once the block ends without an error (written,
+    synced, renamed into place, the rename synced): ``out`` is never seen part-written. A
+    pipe or a device (``/dev/stdout``) is written as it is: it holds no file to replace."""
+    if out.exists() and not out.is_file():
+        with out.open("w", encoding="utf-8", newline="") as stream:
+            yield stream
+        return
+    directory = out.parent
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=directory)
+    partial = Path(name)
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        os.chmod(fd, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 @app.command()
@@ -72,7 +113,7 @@ def write(
                     vendor_id=found.id, role=Role.VENDOR_ADMIN, operator=operator()
                 )
                 lines = -1  # the header
-                with out.open("w", encoding="utf-8", newline="") as file:
+                with _whole_file(out) as file:
                     async for chunk in stream(
                         session, principal, found_kind, since=start, until=end
                     ):

@@ -2,7 +2,7 @@
 streams a registry kind's rows (commissions, payouts, forecasts, audit trail) a keyset page
 at a time, role-checked by the EXPORTS policy table and row-checked by each kind's
 readable statement; formulas are defused; `channelboard exports write` writes the same
-CSV to a file."""
+CSV to a file, never left part-written by a kill."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import make_url, update
 
 from api.settings import Settings
 from deal_registration.events import Line
@@ -30,7 +30,8 @@ from partners.roles import Role
 from schema.context import Services
 from tests.earnings.scenarios import generate, make_program
 from tests.factories import Tenant, add_products, approve_sale, dispatch, principal_of
-from tests.processes import process_env
+from tests.processes import cli_process, kill, process_env
+from tests.redis_proxy import HoldingProxy
 from tests.subscriptions.scenarios import CLOUD
 from tests.support import GQL
 
@@ -236,3 +237,45 @@ async def test_export_bounds_accepted_before_are_accepted_still(
     query = "?since=2027-01-15T09:30:00%2B01:00:00&until=2027-01-16T09:30:00%20%2B01:00"
     response = await export(client, gql, "audit", tenant.user(Role.VENDOR_ADMIN), query)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ledger")
+async def test_an_export_killed_mid_write_leaves_the_last_whole_file(
+    settings: Settings, tenant: Tenant, tmp_path: Path
+) -> None:
+    """Killed once it has begun the file (``--out`` cut short, or another file beside it),
+    its next page read held in a proxy before PostgreSQL: ``--out`` holds the last whole
+    export still (before, it was left truncated), and the next run writes it whole."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("the proxy that holds the page read stands before PostgreSQL")
+    out = tmp_path / "commissions.csv"
+    args = ("write", "commissions", "--vendor", tenant.vendor.slug, "--out", str(out))
+    code, err = await _cli(settings, *args)
+    assert code == 0, err
+    whole = out.read_bytes()
+    assert len(rows_of(whole.decode())) == 3
+
+    def begun(_data: bytes) -> bool:
+        """The command has begun writing: ``out`` changed, or another file is beside it."""
+        return out.read_bytes() != whole or len(list(tmp_path.iterdir())) > 1
+
+    proxy = HoldingProxy(
+        f"postgresql://{url.host}:{url.port or 5432}", b"", hold_marker=True, carries=begun
+    )
+    async with proxy.running() as port:
+        through = url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+        async with cli_process(settings, "exports", *args, DATABASE_URL=through) as process:
+            ended = asyncio.create_task(process.wait())
+            held = asyncio.create_task(proxy.holding.wait())
+            await asyncio.wait({ended, held}, timeout=120, return_when=asyncio.FIRST_COMPLETED)
+            assert held.done(), "the export ended unheld"
+            await kill(process)
+            proxy.discard = True
+            proxy.release.set()
+    assert out.read_bytes() == whole  # not cut short
+
+    code, err = await _cli(settings, *args)
+    assert code == 0, err
+    assert out.read_bytes() == whole
