@@ -5,7 +5,11 @@ the due mails one at a time with a conditional update (``claimed_until``), so tw
 running the sender (every API process runs it inline) never send the same mail at once; a
 process that dies mid-send leaves the claim to expire and another sends it again. A failed
 send waits (1 s, 2 s, 4 s, ... capped) and after ``max_attempts`` is set aside
-(``dead_at``). A digest is rendered when it is sent, from the messages it collected."""
+(``dead_at``). A digest is rendered when it is sent, from the messages it collected, and
+marks sent only those. An item can join a digest after it was rendered: its transaction
+read the clock before the digest's hour and committed after (a slow transaction, a host
+whose clock is behind). Each pass first moves such items, left unsent by a digest that
+went out, into a late digest of their own, due at once."""
 
 from __future__ import annotations
 
@@ -57,6 +61,7 @@ class MailSender:
     async def send_due(self) -> int:
         """Send every mail that is due now; returns how many were sent."""
         now = self.clock.now()
+        await self._adopt_left_behind(now)
         async with self.db.session() as session:
             due = list(
                 await session.exec(
@@ -93,24 +98,70 @@ class MailSender:
                 return None
             return await session.get(Mail, mail_id)
 
+    async def _adopt_left_behind(self, now: datetime) -> None:
+        """Digest items still unsent whose digest was sent without them: into a new digest
+        per user, due now (its key names the digest they missed and the new one's id)."""
+        missed = select(Mail.id).where(Mail.kind == MailKind.DIGEST, col(Mail.sent_at).is_not(None))
+        async with self.db.session() as session:
+            left = list(
+                await session.exec(
+                    select(Mail).where(
+                        Mail.kind == MailKind.DIGEST_ITEM,
+                        col(Mail.sent_at).is_(None),
+                        col(Mail.digest_id).in_(missed),
+                    )
+                )
+            )
+        by_digest: dict[uuid.UUID, list[Mail]] = {}
+        for item in left:
+            assert item.digest_id is not None
+            by_digest.setdefault(item.digest_id, []).append(item)
+        for old_id, items in by_digest.items():
+            first = items[0]
+            async with self.db.transaction() as session:
+                late = Mail(
+                    vendor_id=first.vendor_id, user_id=first.user_id, kind=MailKind.DIGEST,
+                    to_address=first.to_address, locale=first.locale, subject="", text_body="",
+                    html_body="", created_at=now, due_at=now,
+                )  # fmt: skip
+                late.digest_key = f"{old_id}:late:{late.id}"
+                session.add(late)
+                await session.flush()
+                # Conditional: another process may have moved (or the digest sent) them.
+                await session.execute(
+                    update(Mail)
+                    .where(
+                        col(Mail.id).in_([i.id for i in items]),
+                        col(Mail.digest_id) == old_id,
+                        col(Mail.sent_at).is_(None),
+                    )
+                    .values(digest_id=late.id, due_at=now)
+                )
+            log.warning(
+                "%d digest item(s) of %s committed after it was sent: in late digest %s",
+                len(items), old_id, late.id,
+            )  # fmt: skip
+
     async def _send_one(self, mail_id: uuid.UUID) -> int:
         mail = await self._claim(mail_id)
         if mail is None:
             return 0
         try:
-            message = await self._message(mail)
+            message, carried = await self._message(mail)
             if message is not None:
                 await self._deliver(message)
         except SMTP_ERRORS as exc:
             await self._failed(mail, exc)
             return 0
-        await self._sent(mail)
+        await self._sent(mail, carried)
         return 1 if message is not None else 0
 
-    async def _message(self, mail: Mail) -> EmailMessage | None:
+    async def _message(self, mail: Mail) -> tuple[EmailMessage | None, list[uuid.UUID]]:
+        """The e-mail, and the digest items it carries (none unless a digest)."""
         if mail.kind is MailKind.DIGEST:
             return await self._digest(mail)
-        return self._email(mail, mail.to_address, mail.subject, mail.text_body, mail.html_body)
+        email = self._email(mail, mail.to_address, mail.subject, mail.text_body, mail.html_body)
+        return email, []
 
     def _email(self, mail: Mail, to: str, subject: str, text: str, html: str) -> EmailMessage:
         message = EmailMessage()
@@ -125,8 +176,9 @@ class MailSender:
         message.add_alternative(html, subtype="html")
         return message
 
-    async def _digest(self, digest: Mail) -> EmailMessage | None:
-        """The day's messages of one user as one e-mail (None: nothing was collected)."""
+    async def _digest(self, digest: Mail) -> tuple[EmailMessage | None, list[uuid.UUID]]:
+        """The day's messages of one user as one e-mail (None: nothing was collected), and
+        the items it carries."""
         async with self.db.session() as session:
             items = list(
                 await session.exec(
@@ -135,8 +187,9 @@ class MailSender:
             )
             user = await session.get(User, digest.user_id) if digest.user_id else None
             prefs = await preferences_of(session, digest.user_id) if digest.user_id else None
+        carried = [i.id for i in items]
         if not items or user is None or prefs is None:
-            return None
+            return None, carried
         messages = [rendering.Message(title=i.subject, body=i.text_body) for i in items]
         day = digest.due_at.astimezone(ZoneInfo(prefs.time_zone)).date()
         subject = rendering.digest_subject(
@@ -146,7 +199,8 @@ class MailSender:
             messages, subject=subject, locale=prefs.locale, time_zone=prefs.time_zone,
             name=user.display_name,
         )  # fmt: skip
-        return self._email(digest, user.email, rendered.subject, rendered.text, rendered.html)
+        email = self._email(digest, user.email, rendered.subject, rendered.text, rendered.html)
+        return email, carried
 
     async def _deliver(self, message: EmailMessage) -> None:
         smtp = self.smtp
@@ -157,16 +211,16 @@ class MailSender:
             cert_bundle=smtp.ca_file, timeout=smtp.timeout_seconds,
         )  # fmt: skip
 
-    async def _sent(self, mail: Mail) -> None:
+    async def _sent(self, mail: Mail, carried: list[uuid.UUID]) -> None:
         now = self.clock.now()
         values: dict[str, object] = {"sent_at": now, "claimed_until": None}
         if mail.secret:  # an invitation's token is kept only until it is sent
             values.update(text_body="", html_body="")
         async with self.db.transaction() as session:
             await session.execute(update(Mail).where(col(Mail.id) == mail.id).values(**values))
-            if mail.kind is MailKind.DIGEST:
+            if carried:  # only what it carried: an item that joined since waits (above)
                 await session.execute(
-                    update(Mail).where(col(Mail.digest_id) == mail.id).values(sent_at=now)
+                    update(Mail).where(col(Mail.id).in_(carried)).values(sent_at=now)
                 )
 
     async def _failed(self, mail: Mail, exc: BaseException) -> None:

@@ -233,6 +233,40 @@ async def test_daily_digest_batches_a_days_mail_at_the_local_hour(
     assert all(m.sent_at is not None for m in await mails(db))
 
 
+async def test_a_digest_item_committed_after_its_digest_went_out_is_mailed_in_a_late_one(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    smtp: tuple[Receiver, int],
+) -> None:  # fmt: skip
+    """A notice whose transaction read the clock before the digest hour and committed after
+    the digest was sent (a slow transaction, or a host whose clock is behind) joined a
+    digest already gone: it was never mailed (or marked sent, unsent, when it committed
+    while the digest was on its way). Now a digest marks sent only the items it carried,
+    and items left behind by a sent digest go out in a late digest of their own."""
+    receiver, port = smtp
+    await seed_registry(db, clock, tenant, 10)
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    clock.advance(datetime(2027, 3, 10, 10, 0, tzinfo=UTC) - clock.now())
+    await prefer(gql, rep, digest=True, digestHour=8, timeZone="Europe/Berlin")
+    due = datetime(2027, 3, 11, 7, 0, tzinfo=UTC)
+    async with mailing(services, port) as sender:
+        await claim_and_approve(gql, tenant, clock, "SN000001")
+        await services.outbox.dispatch_pending()
+        clock.advance(due - clock.now())
+        await sender.send_due()
+        await eventually(lambda: _has(receiver, rep.email))
+        # The late one: it takes the clock a minute before the hour, as its transaction did.
+        clock.advance(timedelta(minutes=-1))
+        await claim_and_approve(gql, tenant, clock, "SN000002")
+        await services.outbox.dispatch_pending()
+        clock.advance(timedelta(minutes=2))
+        await sender.send_due()
+        await eventually(lambda: _has(receiver, rep.email, 2))
+        await sender.send_due()  # nothing twice
+    first, late = receiver.to(rep.email)
+    assert text_of(first).count("was approved") == text_of(late).count("was approved") == 1
+    assert all(m.sent_at is not None for m in await mails(db))
+
+
 async def _has(receiver: Receiver, address: str, count: int = 1) -> bool:
     return len(receiver.to(address)) >= count
 
