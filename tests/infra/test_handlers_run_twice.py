@@ -39,8 +39,8 @@ from webhooks.event_types import EVENT_TYPES
 from webhooks.targets import TargetPolicy
 
 # What a second pass may change: the dispatcher's own bookkeeping, and the ceiling of the
-# board versions (a re-credit that changes no score may still count a version: a guard
-# that only rises, never domain state).
+# board versions (a contest's change handled again rebuilds its board from the ledger, the
+# same scores at a version above the ceiling, which rises: a guard, never domain state).
 _BOOKKEEPING = {"outbox_event", "outbox_lease", "outbox_partition", "contest_board_version"}
 # When a derived row was last computed (a signal snapshot recomputed to the same values).
 _STAMPS = {"computed_at"}
