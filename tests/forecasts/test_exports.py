@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url, update
 
+from api.cli.exports import _whole_file
 from api.settings import Settings
 from deal_registration.events import Line
 from earnings.programs import BaseRate, Rules
@@ -279,3 +281,31 @@ async def test_an_export_killed_mid_write_leaves_the_last_whole_file(
     code, err = await _cli(settings, *args)
     assert code == 0, err
     assert out.read_bytes() == whole
+
+
+def test_an_export_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> None:
+    """A failure the command sees half-way leaves FILE as it was and no partial file; a
+    whole export replaces FILE (with the mode open() gives a new file, not a temporary
+    file's 0600); a device (no file to replace) is written as it is."""
+    out = tmp_path / "audit.csv"
+    out.write_bytes(b"the last whole export")
+
+    def cut_short() -> None:
+        with _whole_file(out) as file:
+            file.write("id,at\r\n")
+            raise OSError("the database went away")
+
+    with pytest.raises(OSError, match="the database went away"):
+        cut_short()
+    assert out.read_bytes() == b"the last whole export"
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.csv"]
+    with _whole_file(out) as file:
+        file.write("id,at\r\n")
+    assert out.read_bytes() == b"id,at\r\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["audit.csv"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes a file
+    with _whole_file(Path(os.devnull)) as file:
+        file.write("id,at\r\n")
+    assert Path(os.devnull).is_char_device()
