@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from infra import passes
-from leaderboards import repository
+from leaderboards import integrity, repository
 from leaderboards.models import Contest, ContestStatus
 from leaderboards.rebuild import finalize_due
 from leaderboards.recurrence import Period, parse_recurrence, period_at, periods_between
@@ -48,8 +48,9 @@ async def close_due(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
     the new version so that every process's watchers and page caches move on. Idempotent.
 
     Returns False, freezing nothing, while sales or deals recorded before the boundary still
-    wait in the outbox to be credited (for at most ``SETTLE_GRACE`` after it): frozen
-    standings are final, so they wait for the last credits. The caller tries again."""
+    wait in the outbox to be credited (for at most ``SETTLE_GRACE`` after it), or while the
+    board is being rebuilt: frozen standings are final, so they wait for the last credits
+    and for a board that is the ledger's. The caller tries again."""
     # Not while this process's dispatcher credits events: a credit applied after the
     # freeze copied the board would be missing from the frozen standings.
     hold = rt.dispatcher.paused() if rt.dispatcher is not None else contextlib.nullcontext()
@@ -69,6 +70,14 @@ async def close_due(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
                 session, contest.vendor_id, SCORED_EVENT_TYPES, before=period.ends_at
             ):
                 return False
+        # Frozen standings are final: copied from a board Redis lost credits of (a replica
+        # that was behind took over), they would miss them for good. The board check runs
+        # once a minute; the freeze does not wait for it: it checks (and rebuilds) first,
+        # and waits for a rebuild another process runs (until its swap, the board read is
+        # the one it replaces).
+        await integrity.check(rt, contest_id)
+        if await integrity.rebuilding(rt.boards, contest_id):
+            return False
         before = await rt.boards.version(contest_id)
         await finalize_due(rt.db, rt.boards, rt.clock, contest)
         after = await rt.boards.version(contest_id)

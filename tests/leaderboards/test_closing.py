@@ -15,7 +15,8 @@ from leaderboards.closing import SETTLE_GRACE, close_all_due, close_due
 from leaderboards.runtime import Leaderboards
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
-from tests.support import refused_inserts
+from tests.leaderboards.test_board_integrity import lost_writes
+from tests.support import eventually, refused_inserts
 
 
 def other_process(services: Services) -> Leaderboards:
@@ -87,3 +88,23 @@ async def test_a_contest_that_cannot_freeze_does_not_stop_the_closer(
     assert f"{failing.id} (vendor {tenant.vendor.id})" in caplog.text
     await close_all_due(rt)
     assert await frozen_scores(db, failing.id) == [500]
+
+
+async def test_final_standings_are_the_ledgers_when_redis_lost_credits_before_the_end(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Redis lost a credit before the end (a replica that was behind took over; it kept
+    the board's ``built``): the freeze copied the board as Redis held it, and the final
+    standings missed the credit for good, while the board check (once a minute) had not
+    come round yet. The close now checks the board against the ledger first."""
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await dispatch(services)
+    async with lost_writes(services, contest):
+        await approve_sale(db, clock, tenant, partner=1, amount=700)
+        await dispatch(services)
+    clock.advance(timedelta(hours=1, seconds=1))
+    rt = other_process(services)
+    # (The app's closer may be first; while it rebuilds the board, this one waits.)
+    await eventually(lambda: close_due(rt, contest.id), within=30)
+    assert await frozen_scores(db, contest.id) == [700, 500]
