@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from infra import limits
 from leaderboards.models import RankingStyle
 
 TIE_BITS = 20
@@ -168,6 +169,11 @@ def _int(value: Any) -> int:
     return int(value.decode() if isinstance(value, bytes) else value)
 
 
+def _shown(raw: Any) -> int:
+    """A raw total as a board shows it: within the cap (the raw hash keeps it exact)."""
+    return max(-limits.MAX_SCORE, min(_int(raw), limits.MAX_SCORE))
+
+
 def _text(value: Any) -> str:
     return str(value.decode() if isinstance(value, bytes) else value)
 
@@ -179,7 +185,7 @@ def page_from_reply(reply: list[Any], style: RankingStyle, scale: int, start: in
         value, tick = decode(float(_text(flat[i + 1])), scale) if scale > 1 else (
             int(float(_text(flat[i + 1]))), 0)  # fmt: skip
         raw_item = raws[i // 2] if raws else None
-        score = _int(raw_item) if raw_item is not None else value
+        score = _shown(raw_item) if raw_item is not None else value
         entries.append((uuid.UUID(_text(flat[i])), value, score, tick))
     previous = None
     if start > 0 and entries:
@@ -230,7 +236,7 @@ def standing_from_reply(
             int(float(_text(score))), 0)  # fmt: skip
     else:
         value, tick = 0, 0
-    raw_score = _int(raw) if raw else value
+    raw_score = _shown(raw) if raw else value
     if style is RankingStyle.FIRST_TO_REACH:
         rank = _int(pos) + 1 if on_board else _int(greater) + _int(same) + 1
     elif style is RankingStyle.DENSE:
@@ -245,7 +251,7 @@ def standing_from_reply(
         nemesis = Row(
             participant_id=uuid.UUID(_text(above[0])),
             rank=max(a_rank, 1),
-            score=_int(above_raw) if above_raw else a_value,
+            score=_shown(above_raw) if above_raw else a_value,
             value=a_value,
             tick=a_tick,
             gap_to_above=None,

@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from infra import limits
 from infra.clock import Clock
 from infra.db import Database
 from leaderboards import ranking, versions
@@ -212,8 +213,11 @@ async def _rebuild_locked(
         z, raw_key, _dz, _dc, _seen = k.board(period, tmp=shadow)
         raw = int(raw)
         target = target_for(contest, participant)
-        value = raw * 10000 // target if target else raw
-        if mode.rich:
+        # The boards' saturating cap (infra.limits), as the credit scripts apply it: a
+        # plain board keeps a total past the cap exactly in raw, as they do.
+        what = f"contest {contest_id} {period} participant {participant}"
+        value = limits.clamp_score(raw * 10000 // target if target else raw, what=what)
+        if mode.rich or value != raw:
             pipe.hset(raw_key, str(participant), raw)
         pipe.zadd(z, {str(participant): ranking.encode(value, int(tick), mode.scale)})
         dense_counts[(period, value)] = dense_counts.get((period, value), 0) + 1

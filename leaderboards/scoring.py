@@ -28,6 +28,7 @@ behind, or a restart from an older snapshot, keeps ``built`` and lacks the lates
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from deal_registration.events import (
     Line,
     SaleApproved,
 )
+from infra import limits
 from infra.redis import AnyRedis, Keys, is_cluster
 from leaderboards import ranking
 from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, unpack
@@ -61,6 +63,7 @@ SCORED_EVENT_TYPES = (
     SUBSCRIPTION_EXPANDED,
 )
 NEW_ARR_TYPES = (SUBSCRIPTION_STARTED, SUBSCRIPTION_EXPANDED)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -148,9 +151,43 @@ class BoardKeys:
         return [f"{prefix}:z", f"{prefix}:raw", f"{prefix}:dz", f"{prefix}:dc", f"{prefix}:seen"]
 
 
+# The cap of a total on a board (infra.limits.MAX_SCORE, the saturating rule), shared by
+# both credit scripts. A plain board (not rich) keeps a total in z while it is within the
+# cap; past it the exact total moves to the raw hash (HINCRBY: a 64-bit integer, exact) and
+# z holds the cap; from then on the raw field is the total, so a reversal that brings it
+# back under the cap is exact again. A rich board keeps the exact total in raw anyway. A
+# credit that cuts a total is written to the Redis log (rebuild.py logs it in the app's).
+TOTALS_LUA = """
+local MAX_SCORE = {max_score}
+local function cap(v, member)
+  if v > MAX_SCORE or v < -MAX_SCORE then
+    redis.log(redis.LOG_WARNING, 'channelboard: total of ' .. member .. ' capped at 2^53-1')
+    if v > 0 then return MAX_SCORE end
+    return -MAX_SCORE
+  end
+  return v
+end
+local function plain_add(z, raw, member, delta)
+  local total
+  if redis.call('HEXISTS', raw, member) == 1 then
+    total = redis.call('HINCRBY', raw, member, delta)
+  else
+    local old = redis.call('ZSCORE', z, member)
+    total = (old and tonumber(old) or 0) + tonumber(delta)
+    if total > MAX_SCORE or total < -MAX_SCORE then
+      redis.call('HSET', raw, member, string.format('%.0f', old and tonumber(old) or 0))
+      total = redis.call('HINCRBY', raw, member, delta)
+    end
+  end
+  redis.call('ZADD', z, string.format('%.0f', cap(total, member)), member)
+end
+""".replace("{max_score}", str(limits.MAX_SCORE))
+
 # KEYS: z raw dz dc seen built ver periods journal
 # ARGV: event_id member delta tick scale rich dense target period
-CREDIT_LUA = """
+CREDIT_LUA = (
+    TOTALS_LUA
+    + """
 if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
 if redis.call('SADD', KEYS[5], ARGV[1]) == 0 then return 0 end
 redis.call('SADD', KEYS[8], ARGV[9])
@@ -159,23 +196,26 @@ if redis.call('EXISTS', KEYS[9]) == 1 then
 end
 local member = ARGV[2]
 if ARGV[6] == '0' then
-  redis.call('ZINCRBY', KEYS[1], ARGV[3], member)
+  plain_add(KEYS[1], KEYS[2], member, ARGV[3])
   return redis.call('INCR', KEYS[7])
 end
 local delta = tonumber(ARGV[3])
 local scale = tonumber(ARGV[5])
 local target = tonumber(ARGV[8])
+-- The total before, read as written (HINCRBY's reply minus delta, in Lua's doubles, is not
+-- exact past 2**53: a total past the cap must still read as past it).
+local before = tonumber(redis.call('HGET', KEYS[2], member) or '0')
 local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[3])
 local function value_of(r)
-  if target > 0 then return math.floor(r * 10000 / target) end
-  return r
+  if target > 0 then return cap(math.floor(r * 10000 / target), member) end
+  return cap(r, member)
 end
 local tick = tonumber(ARGV[4])
 local old = redis.call('ZSCORE', KEYS[1], member)
 local value = value_of(raw)
 local old_value = nil
 if old then
-  old_value = value_of(raw - delta)
+  old_value = value_of(before)
   local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
   if old_tick > tick then tick = old_tick end
 end
@@ -194,12 +234,15 @@ if scale == 1 then tick = 0 end
 redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
 return redis.call('INCR', KEYS[7])
 """
+)
 
 
 # Many credits to one board in one atomic call (same semantics as CREDIT_LUA per item).
 # KEYS: z raw dz dc seen built ver periods journal
 # ARGV: scale rich dense period, then (event_id member delta tick target) per credit
-CREDIT_MANY_LUA = """
+CREDIT_MANY_LUA = (
+    TOTALS_LUA
+    + """
 if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
 local scale = tonumber(ARGV[1])
 local rich = ARGV[2] == '1'
@@ -213,21 +256,22 @@ for i = 5, #ARGV, 5 do
     if journal then redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. ARGV[i]) end
     local member = ARGV[i + 1]
     if not rich then
-      redis.call('ZINCRBY', KEYS[1], ARGV[i + 2], member)
+      plain_add(KEYS[1], KEYS[2], member, ARGV[i + 2])
     else
       local delta = tonumber(ARGV[i + 2])
       local target = tonumber(ARGV[i + 4])
+      local before = tonumber(redis.call('HGET', KEYS[2], member) or '0')  -- see CREDIT_LUA
       local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[i + 2])
       local function value_of(r)
-        if target > 0 then return math.floor(r * 10000 / target) end
-        return r
+        if target > 0 then return cap(math.floor(r * 10000 / target), member) end
+        return cap(r, member)
       end
       local tick = tonumber(ARGV[i + 3])
       local old = redis.call('ZSCORE', KEYS[1], member)
       local value = value_of(raw)
       local old_value = nil
       if old then
-        old_value = value_of(raw - delta)
+        old_value = value_of(before)
         local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
         if old_tick > tick then tick = old_tick end
       end
@@ -250,6 +294,7 @@ end
 if credited == 0 then return 0 end
 return redis.call('INCRBY', KEYS[7], credited)
 """
+)
 
 
 AnyPipeline = Pipeline | ClusterPipeline
@@ -516,6 +561,14 @@ def credit_for(
             )
     if points == 0:
         return None
+    if abs(points) > limits.MAX_EVENT_SCORE:
+        # The inputs are bounded so that this cannot happen (infra.limits); a contest saved
+        # before the bounds, or an event from outside them, is cut to the bound, loudly.
+        log.warning(
+            "contest %s: one event worth %d points capped at %d", contest.id, points,
+            limits.MAX_EVENT_SCORE,
+        )  # fmt: skip
+        points = limits.MAX_EVENT_SCORE if points > 0 else -limits.MAX_EVENT_SCORE
     if isinstance(payload, NewArr):
         what = "new ARR" if event_type == SUBSCRIPTION_STARTED else "expansion ARR"
         return participant, points, f"{what} {payload.currency} {revenue}"

@@ -20,6 +20,7 @@ from deal_registration.events import (
     SALE_REVERSED,
     SaleReversed,
 )
+from infra import limits
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -50,6 +51,13 @@ from partners.roles import Principal
 
 MAX_WINDOW = timedelta(days=728)  # first-to-reach ticks (minutes) fit in 20 bits
 WEIGHT_KEYS = ("revenue_per_major_unit", "per_unit", "per_claim", "per_won_deal")
+# Bounds of a points contest's weights (infra.limits: one event stays far inside 2**53).
+MAX_WEIGHTS = {
+    "revenue_per_major_unit": limits.MAX_REVENUE_WEIGHT,
+    "per_unit": limits.MAX_WEIGHT,
+    "per_claim": limits.MAX_WEIGHT,
+    "per_won_deal": limits.MAX_WEIGHT,
+}
 
 
 @dataclass
@@ -146,12 +154,22 @@ def validate(s: ContestSettings) -> ContestSettings:
     if not is_currency(s.currency):
         errors.append(DomainError(Code.INVALID_CURRENCY, "Use an ISO 4217 code.", "currency"))
     if set(s.weights) - set(WEIGHT_KEYS) or any(
-        not 0 <= w <= 1_000_000 for w in s.weights.values()
+        isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in s.weights.values()
     ):
         errors.append(
             DomainError(
                 Code.INVALID_WEIGHTS,
-                f"Weights are whole numbers 0..1000000 for {', '.join(WEIGHT_KEYS)}.",
+                f"Weights are whole numbers from 0 for {', '.join(WEIGHT_KEYS)}.",
+                "weights",
+            )
+        )
+    elif any(w > MAX_WEIGHTS[k] for k, w in s.weights.items()):
+        errors.append(
+            DomainError(
+                Code.TOO_LARGE,
+                f"Weights are at most {limits.MAX_REVENUE_WEIGHT} per major unit of revenue "
+                f"and {limits.MAX_WEIGHT} per unit, claim or won deal (one sale must stay "
+                "far inside the range a score holds exactly).",
                 "weights",
             )
         )
@@ -167,8 +185,13 @@ def validate(s: ContestSettings) -> ContestSettings:
                 DomainError(Code.INVALID_TARGET, "Targets are per participant id.", "targets")
             )
             break
-        if target <= 0:
+        if isinstance(target, bool) or not isinstance(target, int) or target <= 0:
             errors.append(DomainError(Code.INVALID_TARGET, "Targets must be positive.", "targets"))
+            break
+        if target > limits.MAX_TARGET:
+            errors.append(
+                DomainError(Code.TOO_LARGE, f"A target is at most {limits.MAX_TARGET}.", "targets")
+            )
             break
     if s.visibility is VisibilityMode.TOP_N and not 1 <= s.visible_top_n <= 100:
         errors.append(
@@ -200,6 +223,15 @@ def validate(s: ContestSettings) -> ContestSettings:
         ):
             errors.append(
                 DomainError(Code.INVALID_PRIZE, "A prize's amount must be positive.", "prizes")
+            )
+            break
+        if amount is not None and amount > limits.MAX_SALE_AMOUNT_MINOR:
+            errors.append(
+                DomainError(
+                    Code.TOO_LARGE,
+                    f"A prize is at most {limits.MAX_SALE_AMOUNT_MINOR} minor units.",
+                    "prizes",
+                )
             )
             break
         if amount is not None and prize.get("currency", s.currency) != s.currency:

@@ -16,10 +16,11 @@ import calendar
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from infra import limits
 from subscriptions.errors import SubscriptionErrorCode
 from subscriptions.models import ChangeKind
 
-MAX_AMOUNT_MINOR = 10**13
+MAX_AMOUNT_MINOR = limits.MAX_SUBSCRIPTION_AMOUNT_MINOR  # infra.limits: the score bounds
 
 
 def add_months(instant: datetime, months: int) -> datetime:

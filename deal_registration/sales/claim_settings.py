@@ -9,13 +9,14 @@ from deal_registration.sales.errors import SaleClaimErrorCode
 from deal_registration.sales.locks import lock_for_write
 from deal_registration.sales.models import SalesSettings
 from deal_registration.sales.policy import SALES, SalesOp
+from infra import limits
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
 from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 
-MAX_SERIALS = 500
+MAX_SERIALS = limits.MAX_SERIALS_PER_CLAIM  # a claim's units: infra.limits
 
 
 async def update_settings(

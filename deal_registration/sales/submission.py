@@ -28,7 +28,7 @@ from deal_registration.sales.policy import SALES, SalesOp
 from deal_registration.sales.transitions import store_proofs, transition
 from deal_registration.sales.validation import judge
 from deal_registration.storage import Storage
-from infra import idempotency
+from infra import idempotency, limits
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
@@ -39,7 +39,8 @@ from partners.roles import Principal
 CREATE_SCOPE = "saleClaimCreate"  # idempotency keys of claim creation
 # 10 billion in a 2-decimal currency, as a deal's value: above is a typo (and such sales
 # summed in a revenue contest passed the 2**53 its sorted set, a double, holds exactly).
-MAX_AMOUNT_MINOR = 10**12
+# Defined with the other score limits in infra.limits.
+MAX_AMOUNT_MINOR = limits.MAX_SALE_AMOUNT_MINOR
 
 
 def validate_claim_input(
