@@ -3,19 +3,24 @@
 - COMPETITION (1-2-2-4): rank = 1 + how many have a strictly greater value (ZCOUNT).
 - DENSE (1-2-2-3): rank = 1 + how many distinct greater values exist; the board keeps a
   second sorted set of distinct values (maintained by the credit script) to count them.
-- FIRST_TO_REACH: no shared ranks. The value and the moment it was reached are packed into
-  one double: ``value * 2**TIE_BITS + (2**TIE_BITS - 1 - tick)`` where ``tick`` is whole
-  minutes since the period started; for equal values the earlier reach sorts higher.
-  The reach moment of a total is the latest of the events that make it up (order
-  independent, so a rebuild gives the same order). Equal value *and* minute fall back to
-  Redis' member order (participant id, descending) - deterministic, but arbitrary.
+- FIRST_TO_REACH: no shared ranks. The sorted set's score is the value itself, and the
+  member is the *reach key* (``member_key``): the inverted tick (``MAX_TICK - tick``, seven
+  digits), ':', the participant id; ``tick`` is whole minutes since the period started.
+  Redis orders equal scores by member bytes, so among equal values ZREVRANGE puts the
+  earlier reach first; equal value *and* minute fall back to the participant id,
+  descending - deterministic, but arbitrary. The reach moment of a total is the latest of
+  the events that make it up (order independent, so a rebuild gives the same order). The
+  raw hash keeps each participant's tick (``t:<participant>``) to find its member.
 
-Precision limit: a double holds integers exactly up to 2**53. With TIE_BITS = 20 (ticks up
-to 1,048,575 minutes, about 728 days) first-to-reach values are exact up to
-MAX_EXACT_VALUE = 2**33 - 1 (8,589,934,591 - for revenue in cents, about 85.9 million);
-beyond that the low tick bits are rounded away and the tie-break silently degrades. The
-other styles store the value itself and are exact to 2**53. Values are integers (minor
-units, units, counts, points, or basis points of target).
+Precision: every style stores the value itself in the double, so ranks and tie-breaks are
+exact over the whole range a score has (``infra.limits.MAX_SCORE``, 2**53 - 1; a total past
+it is capped there, see ``leaderboards.scoring``). First-to-reach used to pack value and
+tick into one double (``value * 2**20 + inverted tick``), exact only for values up to
+2**33 - 1 (for revenue in cents, about 85.9 million): beyond it the minute was rounded
+away. The tie key in the member keeps the minute at any value, at the cost of re-keying a
+participant's member when its reach moment moves (one ZADD and one ZREM, in the credit
+script). Values are integers (minor units, units, counts, points, or basis points of
+target).
 """
 
 from __future__ import annotations
@@ -28,23 +33,21 @@ from infra import limits
 from leaderboards.models import RankingStyle
 
 TIE_BITS = 20
-TIE_SCALE = 1 << TIE_BITS
-MAX_TICK = TIE_SCALE - 1
-MAX_EXACT_VALUE = (1 << (53 - TIE_BITS)) - 1
+TIE_SCALE = 1 << TIE_BITS  # passed to the scripts as ``scale``: > 1 means first-to-reach
+MAX_TICK = TIE_SCALE - 1  # about 728 days of minutes: seven digits in a reach key
+KEY_DIGITS = 7
 
 
-def encode(value: int, tick: int, scale: int = TIE_SCALE) -> float:
-    """The sorted-set score Redis stores (a double), as the credit script computes it."""
-    if scale == 1:
-        return float(value)
-    return float(value * scale + (scale - 1 - tick))
+def member_key(participant: uuid.UUID | str, tick: int) -> str:
+    """A first-to-reach board's member for ``participant``, reached at ``tick``."""
+    return f"{MAX_TICK - tick:0{KEY_DIGITS}d}:{participant}"
 
 
-def decode(score: float, scale: int = TIE_SCALE) -> tuple[int, int]:
-    """(value, tick) back from a stored score."""
-    whole = int(score)
-    value = whole // scale
-    return value, scale - 1 - (whole - value * scale)
+def parse_member(member: str, scale: int) -> tuple[uuid.UUID, int]:
+    """(participant, tick) of a board's member (tick 0 unless first-to-reach)."""
+    if scale > 1:
+        return uuid.UUID(member[KEY_DIGITS + 1 :]), MAX_TICK - int(member[:KEY_DIGITS])
+    return uuid.UUID(member), 0
 
 
 # KEYS: z raw dz built ver; ARGV: start count scale rich dense
@@ -54,6 +57,7 @@ local ver = redis.call('GET', KEYS[5]) or '0'
 local card = redis.call('ZCARD', KEYS[1])
 local start = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
+local lex = tonumber(ARGV[3]) > 1
 local from = start
 if from > 0 then from = from - 1 end
 local rows = {}
@@ -61,19 +65,22 @@ if n > 0 then rows = redis.call('ZREVRANGE', KEYS[1], from, start + n - 1, 'WITH
 local raws = {}
 if ARGV[4] == '1' and #rows > 0 then
   local members = {}
-  for i = 1, #rows, 2 do members[#members + 1] = rows[i] end
+  for i = 1, #rows, 2 do
+    local m = rows[i]
+    if lex then m = string.sub(m, 9) end
+    members[#members + 1] = m
+  end
   raws = redis.call('HMGET', KEYS[2], unpack(members))
 end
 local above = 0
 local first = 1
 if start > 0 then first = 3 end
 if rows[first] then
-  local scale = tonumber(ARGV[3])
-  local v = math.floor(tonumber(rows[first + 1]) / scale)
+  local v = math.floor(tonumber(rows[first + 1]))
   if ARGV[5] == '1' then
     above = redis.call('ZCOUNT', KEYS[3], string.format('%.0f', v + 1), '+inf')
   else
-    above = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', (v + 1) * scale), '+inf')
+    above = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', v + 1), '+inf')
   end
 end
 return {built, ver, card, above, rows, raws}
@@ -86,27 +93,34 @@ local ver = redis.call('GET', KEYS[5]) or '0'
 local card = redis.call('ZCARD', KEYS[1])
 local member = ARGV[1]
 local scale = tonumber(ARGV[2])
-local score = redis.call('ZSCORE', KEYS[1], member)
+local lex = scale > 1
+local key = member
+if lex then
+  local t = redis.call('HGET', KEYS[2], 't:' .. member)
+  if t then key = string.format('%07d:', scale - 1 - tonumber(t)) .. member else key = false end
+end
+local score = false
+if key then score = redis.call('ZSCORE', KEYS[1], key) end
 local v = 0
 local pos = -1
 local raw = false
 if score then
-  v = math.floor(tonumber(score) / scale)
-  pos = redis.call('ZREVRANK', KEYS[1], member)
+  v = math.floor(tonumber(score))
+  pos = redis.call('ZREVRANK', KEYS[1], key)
   if ARGV[3] == '1' then raw = redis.call('HGET', KEYS[2], member) end
 end
-local lo = string.format('%.0f', v * scale)
-local hi = string.format('%.0f', (v + 1) * scale)
+local lo = string.format('%.0f', v)
+local hi = string.format('%.0f', v + 1)
 local greater = redis.call('ZCOUNT', KEYS[1], hi, '+inf')
 local same = redis.call('ZCOUNT', KEYS[1], lo, '(' .. hi)
 local dense_greater = 0
 if ARGV[4] == '1' then
-  dense_greater = redis.call('ZCOUNT', KEYS[3], string.format('%.0f', v + 1), '+inf')
+  dense_greater = redis.call('ZCOUNT', KEYS[3], hi, '+inf')
 end
 local above = {}
-if scale > 1 and pos > 0 then
+if lex and pos > 0 then
   above = redis.call('ZREVRANGE', KEYS[1], pos - 1, pos - 1, 'WITHSCORES')
-elseif scale > 1 and pos < 0 then
+elseif lex and pos < 0 then
   above = redis.call('ZRANGEBYSCORE', KEYS[1], lo, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 else
   above = redis.call('ZRANGEBYSCORE', KEYS[1], hi, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
@@ -114,12 +128,14 @@ end
 local above_raw = false
 local above_greater = 0
 if above[1] then
-  if ARGV[3] == '1' then above_raw = redis.call('HGET', KEYS[2], above[1]) end
-  local av = math.floor(tonumber(above[2]) / scale)
-  above_greater = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', (av + 1) * scale), '+inf')
+  local who = above[1]
+  if lex then who = string.sub(who, 9) end
+  if ARGV[3] == '1' then above_raw = redis.call('HGET', KEYS[2], who) end
+  local av = math.floor(tonumber(above[2]))
+  above_greater = redis.call('ZCOUNT', KEYS[1], string.format('%.0f', av + 1), '+inf')
 end
 return {built, ver, card, score or false, pos, raw, greater, same, dense_greater, above,
-        above_raw, above_greater}
+        above_raw, above_greater, key}
 """
 
 
@@ -182,11 +198,11 @@ def page_from_reply(reply: list[Any], style: RankingStyle, scale: int, start: in
     built, ver, card, above, flat, raws = reply
     entries: list[tuple[uuid.UUID, int, int, int]] = []
     for i in range(0, len(flat), 2):
-        value, tick = decode(float(_text(flat[i + 1])), scale) if scale > 1 else (
-            int(float(_text(flat[i + 1]))), 0)  # fmt: skip
+        pid, tick = parse_member(_text(flat[i]), scale)
+        value = int(float(_text(flat[i + 1])))
         raw_item = raws[i // 2] if raws else None
         score = _shown(raw_item) if raw_item is not None else value
-        entries.append((uuid.UUID(_text(flat[i])), value, score, tick))
+        entries.append((pid, value, score, tick))
     previous = None
     if start > 0 and entries:
         previous, entries = entries[0], entries[1:]
@@ -229,11 +245,12 @@ def standing_from_reply(
         above,
         above_raw,
         above_greater,
+        reply_key,
     ) = reply
     on_board = bool(score)
     if on_board:
-        value, tick = decode(float(_text(score)), scale) if scale > 1 else (
-            int(float(_text(score))), 0)  # fmt: skip
+        value = int(float(_text(score)))
+        tick = parse_member(_text(reply_key), scale)[1] if scale > 1 else 0
     else:
         value, tick = 0, 0
     raw_score = _shown(raw) if raw else value
@@ -245,11 +262,11 @@ def standing_from_reply(
         rank = _int(greater) + 1
     nemesis = None
     if above:
-        a_value, a_tick = decode(float(_text(above[1])), scale) if scale > 1 else (
-            int(float(_text(above[1]))), 0)  # fmt: skip
+        above_id, a_tick = parse_member(_text(above[0]), scale)
+        a_value = int(float(_text(above[1])))
         a_rank = _int(above_greater) + 1 if style is RankingStyle.COMPETITION else rank - 1
         nemesis = Row(
-            participant_id=uuid.UUID(_text(above[0])),
+            participant_id=above_id,
             rank=max(a_rank, 1),
             score=_shown(above_raw) if above_raw else a_value,
             value=a_value,

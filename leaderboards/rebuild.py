@@ -40,6 +40,7 @@ from leaderboards.models import (
 )
 from leaderboards.recurrence import Period
 from leaderboards.scoring import (
+    LAYOUT,
     LOCK_LOST,
     UNDECLARED_PERIODS,
     BoardKeys,
@@ -144,15 +145,19 @@ async def _keep_lock(boards: Boards, k: BoardKeys, token: str) -> None:
 
 
 async def drop_untagged_keys(boards: Boards) -> int:
-    """Delete board keys of the layout before hash tags (``{ns}:lb:<contest>:...``, where
-    keys are now ``{ns}:lb:{<contest>}:...``): after an upgrade nothing reads them (each
+    """Delete board keys of older layouts: before hash tags (``{ns}:lb:<contest>:...``),
+    and before the layout version (``{ns}:lb:{<contest>}:...`` without ``scoring.LAYOUT``
+    after the tag; v1 packed first-to-reach ticks into the score). Keys are now
+    ``{ns}:lb:{<contest>}:<LAYOUT>:...``: after an upgrade nothing reads the old ones (each
     contest is rebuilt from the ledger under its new keys on first use), they only take
     memory. SCAN walks every master of a cluster. Returns the number deleted."""
     prefix = boards.keys("lb", "")
     dropped = 0
     async for key in boards.redis.scan_iter(match=f"{prefix}*", count=1000):
         name = key.decode() if isinstance(key, bytes) else str(key)
-        if not name[len(prefix) :].startswith("{"):
+        rest = name[len(prefix) :]
+        tagged = rest.startswith("{") and "}" in rest
+        if not tagged or not rest[rest.index("}") + 1 :].startswith(f":{LAYOUT}:"):
             dropped += int(await boards.redis.delete(key))
     return dropped
 
@@ -219,7 +224,11 @@ async def _rebuild_locked(
         value = limits.clamp_score(raw * 10000 // target if target else raw, what=what)
         if mode.rich or value != raw:
             pipe.hset(raw_key, str(participant), raw)
-        pipe.zadd(z, {str(participant): ranking.encode(value, int(tick), mode.scale)})
+        if mode.scale > 1:  # first-to-reach: the reach key (ranking.member_key)
+            pipe.hset(raw_key, f"t:{participant}", int(tick))
+            pipe.zadd(z, {ranking.member_key(participant, int(tick)): value})
+        else:
+            pipe.zadd(z, {str(participant): value})
         dense_counts[(period, value)] = dense_counts.get((period, value), 0) + 1
         if i % CHUNK == CHUNK - 1:
             await execute()

@@ -24,6 +24,12 @@ meanwhile, which the rebuild's snapshot of the ledger may not have seen).
 ``built`` only tells that Redis has *a* board, not all of it: a replica promoted while it was
 behind, or a restart from an older snapshot, keeps ``built`` and lacks the latest writes.
 ``leaderboards.integrity`` finds such boards (against the SQL ledger and version ceiling).
+
+Exactness (``infra.limits``): the inputs are bounded so one event is worth at most
+``MAX_EVENT_SCORE`` (``credit_for`` cuts, and logs, anything past it); a participant's total
+that passes ``MAX_SCORE`` (2**53 - 1) saturates there, with the exact total kept beside it
+(``TOTALS_LUA``). First-to-reach keeps its tie-break in the member (``ranking``), so every
+style is exact over the whole range.
 """
 
 from __future__ import annotations
@@ -121,9 +127,17 @@ class BoardMode:
         )
 
 
+# The board layout's version, in every key of a contest's boards. A new layout is a new set
+# of keys: a board of an older one is not read (its contest looks unbuilt, so it is rebuilt
+# from the ledger on first use, at a version above any shown) and `leaderboards rebuild`
+# deletes its keys (rebuild.drop_untagged_keys). v2: first-to-reach keeps the reach moment in
+# the member, no longer in the score's low bits (ranking.py).
+LAYOUT = "v2"
+
+
 class BoardKeys:
     def __init__(self, keys: Keys, contest_id: uuid.UUID | str) -> None:
-        self.base = keys("lb", Keys.tag(contest_id))
+        self.base = keys("lb", Keys.tag(contest_id), LAYOUT)
 
     @property
     def version(self) -> str:
@@ -151,12 +165,23 @@ class BoardKeys:
         return [f"{prefix}:z", f"{prefix}:raw", f"{prefix}:dz", f"{prefix}:dc", f"{prefix}:seen"]
 
 
-# The cap of a total on a board (infra.limits.MAX_SCORE, the saturating rule), shared by
-# both credit scripts. A plain board (not rich) keeps a total in z while it is within the
-# cap; past it the exact total moves to the raw hash (HINCRBY: a 64-bit integer, exact) and
-# z holds the cap; from then on the raw field is the total, so a reversal that brings it
-# back under the cap is exact again. A rich board keeps the exact total in raw anyway. A
-# credit that cuts a total is written to the Redis log (rebuild.py logs it in the app's).
+# How a credit changes a board, shared by both credit scripts (Lua functions taking the
+# board's keys, all of them declared by the caller).
+#
+# The cap (infra.limits.MAX_SCORE, the saturating rule): a plain board (not rich) keeps a
+# total in z while it is within the cap; past it the exact total moves to the raw hash
+# (HINCRBY: a 64-bit integer, exact) and z holds the cap; from then on the raw field is the
+# total, so a reversal that brings it back under the cap is exact again. A rich board keeps
+# the exact total in raw anyway. A credit that cuts a total is written to the Redis log
+# (rebuild.py logs it in the app's). Lua's numbers are doubles: a total is compared with the
+# cap as read, never computed as a difference past it.
+#
+# First-to-reach (``scale`` > 1): z holds the value itself (exact like the other styles)
+# and the member is the reach key, ``ranking.member_key``: the inverted tick in 7 digits,
+# ':', the participant. Redis orders equal scores by member, so ZREVRANGE puts the earlier
+# reach first, then the higher participant id. The raw hash keeps the participant's tick
+# under 't:' .. participant, to find its member. The new member is added before the old one
+# goes (rule 2, Scripts).
 TOTALS_LUA = """
 local MAX_SCORE = {max_score}
 local function cap(v, member)
@@ -181,6 +206,42 @@ local function plain_add(z, raw, member, delta)
   end
   redis.call('ZADD', z, string.format('%.0f', cap(total, member)), member)
 end
+local function rich_add(z, raw, dz, dc, member, delta, tick, scale, dense, target)
+  local function value_of(r)
+    if target > 0 then return cap(math.floor(r * 10000 / target), member) end
+    return cap(r, member)
+  end
+  local before = tonumber(redis.call('HGET', raw, member) or '0')
+  local value = value_of(redis.call('HINCRBY', raw, member, delta))
+  local old_value = nil
+  local key, old_key = member, nil
+  if scale > 1 then
+    local old_tick = redis.call('HGET', raw, 't:' .. member)
+    if old_tick then
+      old_tick = tonumber(old_tick)
+      old_key = string.format('%07d:', scale - 1 - old_tick) .. member
+      old_value = value_of(before)
+      if old_tick > tick then tick = old_tick end
+    end
+    redis.call('HSET', raw, 't:' .. member, tick)
+    key = string.format('%07d:', scale - 1 - tick) .. member
+  elseif redis.call('ZSCORE', z, member) then
+    old_value = value_of(before)
+  end
+  if dense then  -- the new value counted before the old one goes (rule 2, Scripts)
+    local f = string.format('%.0f', value)
+    if redis.call('HINCRBY', dc, f, 1) == 1 then redis.call('ZADD', dz, f, f) end
+    if old_value then
+      f = string.format('%.0f', old_value)
+      if redis.call('HINCRBY', dc, f, -1) <= 0 then
+        redis.call('HDEL', dc, f)
+        redis.call('ZREM', dz, f)
+      end
+    end
+  end
+  redis.call('ZADD', z, string.format('%.0f', value), key)
+  if old_key and old_key ~= key then redis.call('ZREM', z, old_key) end
+end
 """.replace("{max_score}", str(limits.MAX_SCORE))
 
 # KEYS: z raw dz dc seen built ver periods journal
@@ -194,44 +255,12 @@ redis.call('SADD', KEYS[8], ARGV[9])
 if redis.call('EXISTS', KEYS[9]) == 1 then
   redis.call('SADD', KEYS[9], ARGV[9] .. '|' .. ARGV[1])
 end
-local member = ARGV[2]
 if ARGV[6] == '0' then
-  plain_add(KEYS[1], KEYS[2], member, ARGV[3])
-  return redis.call('INCR', KEYS[7])
+  plain_add(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
+else
+  rich_add(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]),
+           tonumber(ARGV[5]), ARGV[7] == '1', tonumber(ARGV[8]))
 end
-local delta = tonumber(ARGV[3])
-local scale = tonumber(ARGV[5])
-local target = tonumber(ARGV[8])
--- The total before, read as written (HINCRBY's reply minus delta, in Lua's doubles, is not
--- exact past 2**53: a total past the cap must still read as past it).
-local before = tonumber(redis.call('HGET', KEYS[2], member) or '0')
-local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[3])
-local function value_of(r)
-  if target > 0 then return cap(math.floor(r * 10000 / target), member) end
-  return cap(r, member)
-end
-local tick = tonumber(ARGV[4])
-local old = redis.call('ZSCORE', KEYS[1], member)
-local value = value_of(raw)
-local old_value = nil
-if old then
-  old_value = value_of(before)
-  local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
-  if old_tick > tick then tick = old_tick end
-end
-if ARGV[7] == '1' then  -- the new value counted before the old one goes (rule 2, Scripts)
-  local f = string.format('%.0f', value)
-  if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
-  if old_value then
-    f = string.format('%.0f', old_value)
-    if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
-      redis.call('HDEL', KEYS[4], f)
-      redis.call('ZREM', KEYS[3], f)
-    end
-  end
-end
-if scale == 1 then tick = 0 end
-redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
 return redis.call('INCR', KEYS[7])
 """
 )
@@ -254,40 +283,11 @@ for i = 5, #ARGV, 5 do
   if redis.call('SADD', KEYS[5], ARGV[i]) == 1 then
     credited = credited + 1
     if journal then redis.call('SADD', KEYS[9], ARGV[4] .. '|' .. ARGV[i]) end
-    local member = ARGV[i + 1]
     if not rich then
-      plain_add(KEYS[1], KEYS[2], member, ARGV[i + 2])
+      plain_add(KEYS[1], KEYS[2], ARGV[i + 1], ARGV[i + 2])
     else
-      local delta = tonumber(ARGV[i + 2])
-      local target = tonumber(ARGV[i + 4])
-      local before = tonumber(redis.call('HGET', KEYS[2], member) or '0')  -- see CREDIT_LUA
-      local raw = redis.call('HINCRBY', KEYS[2], member, ARGV[i + 2])
-      local function value_of(r)
-        if target > 0 then return cap(math.floor(r * 10000 / target), member) end
-        return cap(r, member)
-      end
-      local tick = tonumber(ARGV[i + 3])
-      local old = redis.call('ZSCORE', KEYS[1], member)
-      local value = value_of(raw)
-      local old_value = nil
-      if old then
-        old_value = value_of(before)
-        local old_tick = scale - 1 - (tonumber(old) - old_value * scale)
-        if old_tick > tick then tick = old_tick end
-      end
-      if dense then  -- the new value counted before the old one goes (rule 2, Scripts)
-        local f = string.format('%.0f', value)
-        if redis.call('HINCRBY', KEYS[4], f, 1) == 1 then redis.call('ZADD', KEYS[3], f, f) end
-        if old_value then
-          f = string.format('%.0f', old_value)
-          if redis.call('HINCRBY', KEYS[4], f, -1) <= 0 then
-            redis.call('HDEL', KEYS[4], f)
-            redis.call('ZREM', KEYS[3], f)
-          end
-        end
-      end
-      if scale == 1 then tick = 0 end
-      redis.call('ZADD', KEYS[1], string.format('%.0f', value * scale + (scale - 1 - tick)), member)
+      rich_add(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[i + 1], ARGV[i + 2],
+               tonumber(ARGV[i + 3]), scale, dense, tonumber(ARGV[i + 4]))
     end
   end
 end

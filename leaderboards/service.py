@@ -1,6 +1,9 @@
 """Contest rules: create, change (versioned and audited, re-ranked from the ledger),
 publish, cancel; and the scoring ledger rewrite that a change or a publish triggers.
 
+Numeric settings are held to ``infra.limits`` (weights, targets, money prizes: ``TOO_LARGE``),
+so no contest can make one event worth more than a score holds exactly.
+
 Services flush and never commit. Redis is touched only after commit, by the outbox handler
 for ``ContestChanged`` (api wiring) or by rebuild.py.
 """

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from infra import limits
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import ranking
@@ -103,25 +104,32 @@ async def test_first_to_reach_uses_the_moment_the_total_was_reached(
     assert [r.rank for r in page.rows] == [1, 2, 3, 4]
 
 
-def test_encoding_is_exact_up_to_the_documented_limit() -> None:
-    for value in (0, 1, ranking.MAX_EXACT_VALUE - 1, ranking.MAX_EXACT_VALUE, -5):
-        for tick in (0, 1, ranking.MAX_TICK - 1, ranking.MAX_TICK):
-            assert ranking.decode(ranking.encode(value, tick)) == (value, tick)
-    # One past the limit the score needs 54 bits: odd encodings are rounded away, here
-    # even into the next value.
-    beyond = ranking.MAX_EXACT_VALUE + 1
-    assert ranking.decode(ranking.encode(beyond, 0)) != (beyond, 0)
+def test_reach_keys_round_trip_and_sort_earlier_first() -> None:
+    who = uuid.UUID(int=7)
+    for tick in (0, 1, ranking.MAX_TICK - 1, ranking.MAX_TICK):
+        assert ranking.parse_member(ranking.member_key(who, tick), ranking.TIE_SCALE) == (
+            who,
+            tick,
+        )
+    # Redis orders equal scores by member bytes and ZREVRANGE reverses them: the earlier
+    # reach must be the greater key, at every tick (fixed width).
+    keys = [ranking.member_key(who, tick) for tick in range(0, ranking.MAX_TICK + 1, 4099)]
+    assert sorted(keys, reverse=True) == keys
+    assert ranking.parse_member(str(who), 1) == (who, 0)
 
 
-async def test_first_to_reach_order_holds_at_the_limit_and_breaks_beyond_it(
+async def test_first_to_reach_order_is_exact_past_the_old_packing_limit(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
+    """Value and tick were packed in one double, exact to 2**33 - 1 (85.9 million in
+    cents): past it the minute was rounded away and the member order decided. The reach
+    key keeps the minute over the whole exact range of a score."""
     contest = await create_contest(db, clock, tenant, ranking_style=RankingStyle.FIRST_TO_REACH)
     await dispatch(services)  # ContestChanged: the (empty) board is built
     boards = services.leaderboards.boards
     keys = boards.keys_of(contest.id)
     mode = BoardMode.of(contest)
-    early, late = uuid.UUID(int=1), uuid.UUID(int=2)  # late sorts first among equal scores
+    early, late = uuid.UUID(int=1), uuid.UUID(int=2)  # late sorts first among equal keys
 
     async def credit(period: str, who: uuid.UUID, value: int, tick: int) -> None:
         await apply_credit(
@@ -129,15 +137,27 @@ async def test_first_to_reach_order_holds_at_the_limit_and_breaks_beyond_it(
             period_key=period, delta=value, tick=tick, target=0,
         )  # fmt: skip
 
-    async def order(period: str) -> list[uuid.UUID]:
-        return [r.participant_id for r in (await boards.page(contest, period, 0, 10)).rows]
+    async def order(period: str) -> list[tuple[uuid.UUID, int, int, int]]:
+        page = await boards.page(contest, period, 0, 10)
+        return [(r.participant_id, r.rank, r.score, r.tick) for r in page.rows]
 
-    limit = ranking.MAX_EXACT_VALUE
-    await credit("at-limit", early, limit, 10)
-    await credit("at-limit", late, limit, 11)
-    assert await order("at-limit") == [early, late]
-    # Beyond the limit the one-minute difference is lost to rounding: the member order
-    # decides instead (the documented limit).
-    await credit("beyond", early, limit * 2 + 2, 10)
-    await credit("beyond", late, limit * 2 + 2, 11)
-    assert await order("beyond") == [late, early]
+    old_limit = 2**33 - 1
+    for period, value in [
+        ("at-old-limit", old_limit),
+        ("beyond", old_limit * 2 + 2),
+        ("at-cap", limits.MAX_SCORE),
+    ]:
+        await credit(period, early, value, 10)
+        await credit(period, late, value, 11)
+        assert await order(period) == [(early, 1, value, 10), (late, 2, value, 11)], period
+        _, standing = await boards.standing(contest, period, late)
+        assert (standing.rank, standing.tied_with, standing.tick) == (2, 1, 11)
+        assert standing.nemesis is not None
+        assert (standing.nemesis.participant_id, standing.nemesis.tick) == (early, 10)
+    # A later credit moves the reach moment (the latest of the events): a raise to a new
+    # value re-keys the member, and the old key is gone.
+    await credit("beyond", early, 5, 20)
+    await credit("beyond", late, 5, 12)
+    value = old_limit * 2 + 7
+    assert await order("beyond") == [(late, 1, value, 12), (early, 2, value, 20)]
+    assert await services.redis.zcard(keys.board("beyond")[0]) == 2

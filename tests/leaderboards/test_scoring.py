@@ -15,7 +15,8 @@ from api.settings import Settings
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
-from leaderboards.models import Contest, ContestCredit, Metric
+from infra.redis import Keys
+from leaderboards.models import Contest, ContestCredit, Metric, RankingStyle
 from leaderboards.rebuild import ensure_built, rebuild
 from leaderboards.scoring import DUPLICATE, BatchItem, BoardMode, apply_credits
 from schema.context import Services
@@ -193,4 +194,34 @@ async def test_an_upgrade_from_untagged_keys_rebuilds_and_drops_the_old_keys(
     assert await _rebuild(settings, None) == 0
     assert not await services.redis.exists(old)
     assert not await services.redis.exists(services.keys("lb", contest.id, "ver"))
+    assert await board(services, contest) == before
+
+
+async def test_an_upgrade_from_packed_first_to_reach_boards_rebuilds_and_drops_them(
+    settings: Settings, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Layout v1 packed a first-to-reach tick into the score's low bits, under
+    ``{ns}:lb:{<contest>}:...``; v2 keeps it in the member, under ``...:{<contest>}:v2:...``.
+    After the upgrade a v1 board is not read: the contest is rebuilt from the ledger, and
+    `leaderboards rebuild` deletes the v1 keys."""
+    contest = await create_contest(
+        db, clock, tenant, name="Packed", ranking_style=RankingStyle.FIRST_TO_REACH
+    )
+    await approve_sale(db, clock, tenant, partner=0, amount=400)
+    await approve_sale(db, clock, tenant, partner=1, amount=400)
+    await dispatch(services)
+    before = await board(services, contest)
+    boards = services.leaderboards.boards
+    async for key in services.redis.scan_iter(match=services.keys("lb", "*")):
+        await services.redis.delete(key)
+    v1 = services.keys("lb", Keys.tag(contest.id))
+    old = f"{v1}:p:all:z"
+    await services.redis.zadd(old, {str(tenant.partners[0].id): 400 * 2**20 + 5})
+    await services.redis.set(f"{v1}:built", 1)
+
+    await ensure_built(db, boards, clock, contest)  # what every read does first
+    assert await board(services, contest) == before
+    assert await _rebuild(settings, None) == 0
+    assert not await services.redis.exists(old)
+    assert not await services.redis.exists(f"{v1}:built")
     assert await board(services, contest) == before
