@@ -69,3 +69,15 @@ def clamp_score(total: int, *, what: str = "score") -> int:
     capped = MAX_SCORE if total > 0 else -MAX_SCORE
     logger.warning("%s %d capped at %d (beyond the exact range of a double)", what, total, capped)
     return capped
+
+
+def int_output(value: int | None) -> int | None:
+    """A ratio in basis points as a GraphQL ``Int`` shows it: within ±``GRAPHQL_INT_MAX``.
+
+    A ratio has no natural bound (growth from a previous quarter of 1 cent, a forecast's
+    bias against an actual of 1 cent, a payout ratio on a tiny revenue) and graphql-core
+    refuses an ``Int`` past 32 bits, failing the whole field's parent. Such a ratio is
+    shown at the bound (±214,748,364.7 %): "at least this", documented on each field."""
+    if value is None:
+        return None
+    return max(-GRAPHQL_INT_MAX, min(value, GRAPHQL_INT_MAX))

@@ -34,6 +34,7 @@ from earnings.payouts import hold_explanation
 from earnings.programs import Recurring, Rules, TierStatus
 from earnings.rounding import format_bp
 from earnings.service import Summary
+from infra.limits import int_output
 from partners.groups import groups_by_ids
 from partners.roles import Principal
 from schema.context import Context
@@ -373,9 +374,14 @@ class FiguresType:
     earnings: MoneyType
     margin: MoneyType = strawberry.field(description="Catalogue margin of the revenue.")
     contribution_margin: MoneyType = strawberry.field(description="Margin minus earnings.")
-    payout_ratio_bp: int | None = strawberry.field(description="Earnings / revenue.")
+    payout_ratio_bp: int | None = strawberry.field(
+        description="Earnings / revenue. "
+        "At most ±2147483647 (a 32-bit Int): a ratio past it shows the bound."
+    )
     volatility_bp: int | None = strawberry.field(
         description="Coefficient of variation of monthly earnings over the last 6 months."
+        " "
+        "At most ±2147483647 (a 32-bit Int): a ratio past it shows the bound."
     )
     sales: int
 
@@ -386,8 +392,8 @@ class FiguresType:
             earnings=MoneyType.of(f.earnings_minor, currency),
             margin=MoneyType.of(f.margin_minor, currency),
             contribution_margin=MoneyType.of(f.contribution_margin_minor, currency),
-            payout_ratio_bp=f.payout_ratio_bp,
-            volatility_bp=f.volatility_bp,
+            payout_ratio_bp=int_output(f.payout_ratio_bp),
+            volatility_bp=int_output(f.volatility_bp),
             sales=f.sales,
         )
 

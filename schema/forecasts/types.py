@@ -26,6 +26,7 @@ from forecasts.rollup import Rollup, RollupBy, RollupRow
 from forecasts.scorecard import Scorecard
 from forecasts.submission import Draft
 from forecasts.velocity import Velocity
+from infra.limits import int_output
 from partners.models import Partner
 from schema.context import Context
 from schema.money import MoneyType
@@ -174,7 +175,8 @@ class ForecastAccuracyType(relay.Node):
     )
     bias_bp: int | None = strawberry.field(
         description="(commit − actual) / actual in basis points: positive = over-forecast; "
-        "null when nothing was sold."
+        "null when nothing was sold. "
+        "At most ±2147483647 (a 32-bit Int): a ratio past it shows the bound."
     )
     recorded_at: datetime
 
@@ -191,7 +193,7 @@ class ForecastAccuracyType(relay.Node):
             best_case=MoneyType.of(a.best_case_minor, c),
             actual=MoneyType.of(a.actual_minor, c),
             accuracy_bp=a.accuracy_bp,
-            bias_bp=a.bias_bp,
+            bias_bp=int_output(a.bias_bp),
             recorded_at=a.recorded_at,
         )
 
@@ -362,7 +364,10 @@ class PartnerScorecardType:
     program_tier: str
     revenue: MoneyType
     previous_quarter_revenue: MoneyType
-    growth_bp: int | None = strawberry.field(description="Against the previous quarter.")
+    growth_bp: int | None = strawberry.field(
+        description="Against the previous quarter. "
+        "At most ±2147483647 (a 32-bit Int): a ratio past it shows the bound."
+    )
     deals_registered: int
     deals_won: int
     deals_lost: int
@@ -380,6 +385,8 @@ class PartnerScorecardType:
     )
     net_revenue_retention_bp: int | None = strawberry.field(
         description="Net revenue retention of its accounts over the last 12 months."
+        " "
+        "At most ±2147483647 (a 32-bit Int): a ratio past it shows the bound."
     )
     _contribution_margin: strawberry.Private[MoneyType | None]
     _payout_ratio_bp: strawberry.Private[int | None]
@@ -392,8 +399,11 @@ class PartnerScorecardType:
     def contribution_margin(self) -> MoneyType | None:
         return self._contribution_margin
 
-    @strawberry.field(description="Commissions ÷ revenue. Vendor roles only.",
-                      permission_classes=[VendorStaff])  # fmt: skip
+    @strawberry.field(
+        description="Commissions ÷ revenue. Vendor roles only. At most ±2147483647 (a "
+        "32-bit Int): a ratio past it shows the bound.",
+        permission_classes=[VendorStaff],
+    )
     def payout_ratio_bp(self) -> int | None:
         return self._payout_ratio_bp
 
@@ -413,16 +423,16 @@ class PartnerScorecardType:
             partner_id=to_global_id("Partner", s.partner.id), partner_name=s.partner.name,
             quarter=s.quarter.key, currency=c, program_tier=s.partner.tier,
             revenue=m(s.revenue_minor, c), previous_quarter_revenue=m(s.previous_revenue_minor, c),
-            growth_bp=s.growth_bp, deals_registered=s.deals_registered, deals_won=s.deals_won,
-            deals_lost=s.deals_lost, win_rate_bp=s.win_rate_bp,
+            growth_bp=int_output(s.growth_bp), deals_registered=s.deals_registered,
+            deals_won=s.deals_won, deals_lost=s.deals_lost, win_rate_bp=s.win_rate_bp,
             pipeline_velocity=PipelineVelocityType.of(s.partner, s.velocity),
             forecast=PartnerForecastType.from_model(s.forecast) if s.forecast else None,
             forecast_accuracy=ForecastAccuracyType.of(s.accuracy) if s.accuracy else None,
             commissions=m(s.commissions_minor, c), payouts_paid=m(s.payouts_paid_minor, c),
             payouts_pending=m(s.payouts_pending_minor, c),
             recurring_revenue=m(s.recurring_revenue_minor, c),
-            net_revenue_retention_bp=s.net_revenue_retention_bp,
+            net_revenue_retention_bp=int_output(s.net_revenue_retention_bp),
             _contribution_margin=m(internal.contribution_margin_minor, c) if internal else None,
-            _payout_ratio_bp=internal.payout_ratio_bp if internal else None,
+            _payout_ratio_bp=int_output(internal.payout_ratio_bp) if internal else None,
             _share_bp=internal.share_of_vendor_revenue_bp if internal else None,
         )  # fmt: skip

@@ -7,6 +7,7 @@ import strawberry
 from strawberry import Info, relay
 from strawberry.dataloader import DataLoader
 
+from infra.limits import int_output
 from infra.money import Money
 from schema.context import Context
 from schema.money import MoneyType
@@ -195,7 +196,8 @@ class NetRevenueRetentionType:
     ending_arr: MoneyType
     nrr_bp: int | None = strawberry.field(
         description="endingArr / startingArr in basis points (10000 = 100%); null without "
-        "a starting ARR."
+        "a starting ARR. "
+        "At most ±2147483647 (a 32-bit Int): a ratio past it shows the bound."
     )
     explanation: str
 
@@ -223,5 +225,5 @@ class NetRevenueRetentionType:
             accounts=r.accounts, subscriptions=r.subscriptions,
             starting_arr=m(r.starting_arr_minor), expansion=m(r.expansion_minor),
             contraction=m(r.contraction_minor), churn=m(r.churn_minor),
-            ending_arr=m(r.ending_arr_minor), nrr_bp=r.nrr_bp, explanation=text,
+            ending_arr=m(r.ending_arr_minor), nrr_bp=int_output(r.nrr_bp), explanation=text,
         )  # fmt: skip

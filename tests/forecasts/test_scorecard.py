@@ -12,6 +12,7 @@ from earnings.programs import BaseRate, Rules
 from forecasts import accuracy
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.limits import GRAPHQL_INT_MAX
 from partners.roles import Role
 from schema.context import Services
 from tests.earnings.scenarios import make_program
@@ -124,3 +125,29 @@ async def test_the_scorecard_of_a_quarter(
     ]
     # 1 − |1500 − 1000| / 1500; bias (1000 − 1500) / 1500
     assert closed["forecastAccuracy"] == {"accuracyBp": 6_667, "biasBp": -3_333}
+
+
+async def test_a_growth_past_32_bits_is_shown_at_the_int_bound(
+    gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database, services: Services
+) -> None:
+    """Growth from 1 cent to 10 billion is 10**16 basis points: past GraphQL's 32-bit Int,
+    which graphql-core refuses (the whole scorecard errored). Shown at the bound
+    (infra.limits.int_output), as the field says."""
+    await make_program(db, clock, tenant, Rules(base_rates=(BaseRate(rate_bp=800),)))
+    q = next_quarter(clock)
+    clock.advance(q.starts_at - clock.now() + timedelta(days=10))
+    await approve_sale(db, clock, tenant, partner=0, amount=10**12)
+    await approve_sale(
+        db, clock, tenant, partner=0, amount=1, sold_at=q.starts_at - timedelta(days=3)
+    )
+    while await dispatch(services):
+        pass
+    variables = {"p": gid(tenant.partners[0]), "q": q.key}
+    payload = await gql(
+        "query($p: ID!, $q: String!) { partnerScorecard(partnerId: $p, quarter: $q) {"
+        " revenue { amountMinor } growthBp } }",
+        variables, as_user=tenant.user(Role.PARTNER_ADMIN),
+    )  # fmt: skip
+    assert "errors" not in payload, payload
+    card = payload["data"]["partnerScorecard"]
+    assert card == {"revenue": {"amountMinor": 10**12}, "growthBp": GRAPHQL_INT_MAX}
