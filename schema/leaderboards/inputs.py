@@ -10,9 +10,15 @@ from schema.leaderboards.types import Score
 from schema.money import MoneyInput
 
 
-@strawberry.input
+@strawberry.input(
+    description="Points per event of a POINTS contest, each from 0: `revenuePerMajorUnit` at "
+    "most 1000, the others at most 1000000 (beyond: TOO_LARGE on `weights`), so one sale "
+    "stays far inside the range a Score holds exactly."
+)
 class ContestWeightsInput:
-    revenue_per_major_unit: int = strawberry.field(default=0, description="Per 100 minor units.")
+    revenue_per_major_unit: int = strawberry.field(
+        default=0, description="Per 100 minor units of revenue; at most 1000."
+    )
     per_unit: int = 0
     per_claim: int = 0
     per_won_deal: int = 0
@@ -34,7 +40,9 @@ class ContestEligibilityInput:
 @strawberry.input
 class ContestTargetInput:
     participant_id: strawberry.ID
-    target: Score
+    target: Score = strawberry.field(
+        description="In the metric's units, 1 to 2^53 - 1 (beyond: TOO_LARGE on `targets`)."
+    )
 
 
 @strawberry.input

@@ -44,7 +44,8 @@ LEADERBOARD_SCALARS: dict[object, ScalarDefinition] = {
     Score: strawberry.scalar(
         name="Score",
         description="A contest score or score difference as a JSON integer (exact to 2^53): "
-        "minor units for revenue, else units, counts or points.",
+        "minor units for revenue, else units, counts or points. A board saturates at "
+        "2^53 - 1: a total past it ranks and shows as 2^53 - 1 (the exact total is kept).",
         serialize=int,
         parse_value=_parse_score,
     )
