@@ -6,12 +6,15 @@ and updates the participant's score in the same atomic step, so a replayed or co
 dispatched event never counts twice. The SQL ledger (``ContestCredit``, unique per contest
 and event) is written first; Redis is derived from it and can be rebuilt (rebuild.py).
 
-Board layout, per contest and period (``{ns}:lb:{{contest}}:p:{period}:...``; the contest
-id in braces is a cluster hash tag, so all of a contest's keys share one slot and every
-script and pipeline below stays on one node):
+Board layout, per contest and period (``{ns}:lb:{{contest}}:v2:p:{period}:...``, ``v2``
+being ``LAYOUT``; the contest id in braces is a cluster hash tag, so all of a contest's keys
+share one slot and every script and pipeline below stays on one node):
 
-- ``z``     sorted set: participant -> encoded rank value (ranking.encode)
-- ``raw``   hash: participant -> raw score (only in "rich" mode: targets, dense, first-to-reach)
+- ``z``     sorted set: participant -> rank value (the score, or basis points of the
+  participant's target; first-to-reach: the member is the reach key, ranking.member_key)
+- ``raw``   hash: participant -> exact raw score (in "rich" mode: targets, dense,
+  first-to-reach; on a plain board only for a total past the cap), and for first-to-reach
+  ``t:<participant>`` -> the tick of its reach moment
 - ``dz``/``dc`` distinct rank values (sorted set + counts), for dense ranks in O(log N)
 - ``seen``  set of credited source event ids
 
