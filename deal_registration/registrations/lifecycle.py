@@ -46,8 +46,12 @@ async def load_registration(
     session: AsyncSession, principal: Principal, registration_id: uuid.UUID
 ) -> DealRegistration:
     """The registration an action applies to, if the caller may see it (its role was
-    checked against the policy table on the way in)."""
-    registration = await repository.get_readable(session, principal, registration_id)
+    checked against the policy table on the way in), locked for the rest of the
+    transaction and read anew: two actions on one registration at once (a double click, an
+    approval and a rejection) take turns, and the second sees what the first did (before,
+    both read the old status and both went through: ten clicks on "won" were ten DealWon
+    events, ten credits)."""
+    registration = await repository.get_readable(session, principal, registration_id, lock=True)
     if registration is None:
         raise DomainError(Code.NOT_FOUND, "No such deal registration.", "id")
     return registration

@@ -127,11 +127,16 @@ async def changed_since(
 
 
 async def get_readable(
-    session: AsyncSession, principal: Principal, registration_id: uuid.UUID
+    session: AsyncSession, principal: Principal, registration_id: uuid.UUID, *, lock: bool = False
 ) -> DealRegistration | None:
-    rows = await session.exec(
-        readable_registrations(principal).where(DealRegistration.id == registration_id)
-    )
+    """The registration if the caller may see it; with ``lock``, its row locked (FOR
+    UPDATE) and its attributes read anew even when the session holds it already."""
+    statement = readable_registrations(principal).where(DealRegistration.id == registration_id)
+    if lock:
+        statement = statement.with_for_update(of=DealRegistration).execution_options(
+            populate_existing=True
+        )
+    rows = await session.exec(statement)
     return rows.first()
 
 
