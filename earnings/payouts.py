@@ -504,6 +504,11 @@ async def _place_hold(
     finding: HoldFinding,
 ) -> PayoutHold:
     now = clock.now()
+    statement = await _locked(session, statement)
+    if statement.status is PayoutStatus.PAID:
+        raise DomainError(
+            EarningsErrorCode.INVALID_STATUS, "The statement is already paid.", "statement_id"
+        )
     before = statement.status
     hold = PayoutHold(
         vendor_id=statement.vendor_id,
@@ -529,6 +534,23 @@ async def _place_hold(
     if before is not PayoutStatus.HELD:
         await record_status(session, clock, statement, before, finding.reason)
     return hold
+
+
+async def _locked(session: AsyncSession, statement: PayoutStatement) -> PayoutStatement:
+    """The statement's row locked for the rest of the transaction and read anew. Whatever
+    changes a statement's holds (placing one, releasing one) takes it first, as approving and
+    paying do (their conditional update locks it): they take turns, and each sees what the
+    one before it did. Before, a hold placed as the statement was paid read it APPROVED and
+    wrote it HELD after the payment (a paid payout held, to be approved and paid again), and
+    two releases of one hold both went through."""
+    stmt = (
+        select(PayoutStatement)
+        .where(PayoutStatement.id == statement.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    locked: PayoutStatement = (await session.exec(stmt)).one()
+    return locked
 
 
 async def hold_statement(
@@ -772,6 +794,10 @@ async def release(
                 "hold_id",
             )
     statement = await _release_hold(session, principal, clock, found, note.strip())
+    if statement is None:
+        raise DomainError(
+            EarningsErrorCode.HOLD_ALREADY_RELEASED, "The hold was released before.", "hold_id"
+        )
     await _log_release(session, principal, clock, found, note.strip())
     await record_change(
         session, clock, vendor_id=statement.vendor_id, partner_id=statement.partner_id
@@ -801,12 +827,14 @@ async def _release_cleared_tax_holds(
             .order_by(col(PayoutHold.id))
         )
     )
+    released = []
     for found in open_holds:
-        await _release_hold(session, principal, clock, found, TAX_FORM_RELEASE_NOTE)
-        await _log_release(session, principal, clock, found, TAX_FORM_RELEASE_NOTE)
-    if open_holds:
+        if await _release_hold(session, principal, clock, found, TAX_FORM_RELEASE_NOTE):
+            await _log_release(session, principal, clock, found, TAX_FORM_RELEASE_NOTE)
+            released.append(found)
+    if released:
         await record_change(session, clock, vendor_id=principal.vendor_id, partner_id=partner_id)
-    return open_holds
+    return released
 
 
 async def _log_release(
@@ -822,17 +850,22 @@ async def _log_release(
 
 async def _release_hold(
     session: AsyncSession, principal: Principal, clock: Clock, found: PayoutHold, note: str
-) -> PayoutStatement:
+) -> PayoutStatement | None:
     """Mark one hold released, with its decision; the statement is PENDING (to approve)
-    again when no other hold remains."""
+    again when no other hold remains. None when the hold was released meanwhile (by a
+    request that held the statement's lock first): nothing changed."""
     now = clock.now()
-    found.released_at = now
-    found.released_by_id = principal.user_id
-    found.release_note = note[:2000]
-    session.add(found)
     statement = await session.get(PayoutStatement, found.statement_id)
     assert statement is not None
-    await session.flush()
+    statement = await _locked(session, statement)
+    released = await session.execute(
+        update(PayoutHold)
+        .where(col(PayoutHold.id) == found.id, col(PayoutHold.released_at).is_(None))
+        .values(released_at=now, released_by_id=principal.user_id, release_note=note[:2000])
+    )
+    if released.rowcount != 1:  # type: ignore[attr-defined]
+        return None  # released meanwhile, by a request that went first
+    await session.refresh(found)
     remaining = await session.scalar(
         select(func.count()).where(
             PayoutHold.statement_id == statement.id, col(PayoutHold.released_at).is_(None)

@@ -12,6 +12,7 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,17 +20,21 @@ from sqlmodel import col, func, select
 
 from deal_registration.registrations.models import DealRegistration, DealStatus, DealTransition
 from deal_registration.sales.models import SaleClaim
+from earnings import payouts
+from earnings.models import PayoutDecision, PayoutHold, PayoutStatement, PayoutStatus
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from partners.models import User
 from partners.roles import Role
+from schema.context import Services
 from tests.api.fuzzing import decode_id
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
-from tests.factories import Tenant, add_products, gid
+from tests.earnings import scenarios as es
+from tests.factories import Tenant, add_products, dispatch, gid
 from tests.support import GQL
 
 # How many identical requests a storm sends at once.
@@ -256,3 +261,119 @@ async def test_claim_approve_and_reject_at_once_decide_the_claim_once(
             assert (state, events["SaleApproved"]) == ("APPROVED", 1)
         else:
             assert (state, events["SaleApproved"]) == ("REJECTED", 0)
+
+
+# --- payouts -------------------------------------------------------------------------------
+
+PAYOUT_ACTIONS = {
+    name: f"""mutation($input: {kind}!) {{ {name}(input: $input) {{
+      statement {{ id status }} hold {{ id }} userErrors {{ field code message }} }} }}"""
+    for name, kind in (
+        ("payoutApprove", "PayoutStatementInput"),
+        ("payoutMarkPaid", "PayoutMarkPaidInput"),
+        ("payoutHold", "PayoutHoldInput"),
+        ("payoutHoldRelease", "PayoutHoldReleaseInput"),
+    )
+}
+MARCH = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+APRIL = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
+
+
+async def statement_for(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services, *, approved: bool
+) -> PayoutStatement:
+    """A pending (or approved) statement of partner 0's for March."""
+    clock.freeze(MARCH)
+    await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
+    await es.tax_form(db, clock, tenant)
+    await es.sale(db, clock, tenant, 100_000)
+    await dispatch(services)
+    clock.freeze(APRIL + timedelta(days=1))
+    [statement] = await es.generate(db, clock, tenant, services.claim_signals)
+    if approved:
+        fin = tenant.principal(Role.FINANCE)
+        await es.tx(db, lambda s: payouts.approve(s, fin, clock, statement_id=statement.id))
+    return statement
+
+
+async def payout_state(
+    db: Database, statement_id: uuid.UUID
+) -> tuple[PayoutStatus, Counter[str], int]:
+    """The statement's status, its decisions by action, and its holds still open."""
+    async with db.session() as session:
+        statement = await session.get(PayoutStatement, statement_id)
+        assert statement is not None
+        decisions = await session.exec(
+            select(PayoutDecision.action).where(PayoutDecision.statement_id == statement_id)
+        )
+        open_holds = await session.exec(
+            select(func.count()).where(
+                PayoutHold.statement_id == statement_id, col(PayoutHold.released_at).is_(None)
+            )
+        )
+        return statement.status, Counter(a.value for a in decisions), open_holds.one()
+
+
+async def test_a_storm_of_payout_approvals_and_payments_pays_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    statement = await statement_for(db, clock, tenant, services, approved=False)
+    finance = tenant.user(Role.FINANCE)
+    ref = {"statementId": gid(statement)}
+    assert (
+        len(winners(await fire(gql, [(PAYOUT_ACTIONS["payoutApprove"], ref, finance)] * STORM)))
+        == 1
+    )
+    assert (
+        len(winners(await fire(gql, [(PAYOUT_ACTIONS["payoutMarkPaid"], ref, finance)] * STORM)))
+        == 1
+    )
+    status, decisions, _ = await payout_state(db, statement.id)
+    assert (status, decisions["APPROVE"], decisions["PAY"]) == (PayoutStatus.PAID, 1, 1)
+
+
+async def test_a_hold_placed_as_the_payout_is_paid_never_holds_a_paid_payout(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    statement = await statement_for(db, clock, tenant, services, approved=True)
+    finance = tenant.user(Role.FINANCE)
+    ref = {"statementId": gid(statement)}
+    calls = [
+        (PAYOUT_ACTIONS["payoutMarkPaid"], ref, finance),
+        (PAYOUT_ACTIONS["payoutHold"], {**ref, "note": "check the bank account"}, finance),
+    ] * 4
+    won = winners(await fire(gql, calls))
+    status, decisions, open_holds = await payout_state(db, statement.id)
+    paid = [i for i in won if i % 2 == 0]
+    if paid:  # paid first: every hold after it was refused
+        assert (status, decisions["PAY"], decisions["HOLD"], open_holds) == (
+            PayoutStatus.PAID,
+            1,
+            0,
+            0,
+        )
+        assert won == paid
+    else:  # held first: no payment
+        assert status is PayoutStatus.HELD
+        assert decisions["PAY"] == 0
+        assert decisions["HOLD"] == open_holds == len(won)
+
+
+async def test_releasing_holds_at_once_releases_each_once_and_frees_the_payout(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    statement = await statement_for(db, clock, tenant, services, approved=False)
+    finance = tenant.user(Role.FINANCE)
+    holds = []
+    for note in ("first", "second"):
+        answer = await gql.data(
+            PAYOUT_ACTIONS["payoutHold"],
+            {"input": {"statementId": gid(statement), "note": note}},
+            as_user=finance,
+        )
+        holds.append(answer["payoutHold"]["hold"]["id"])
+    calls = [(PAYOUT_ACTIONS["payoutHoldRelease"], {"holdId": h}, finance) for h in holds] * 5
+    won = winners(await fire(gql, calls))
+    assert sorted(i % 2 for i in won) == [0, 1]  # each hold released once
+    status, decisions, open_holds = await payout_state(db, statement.id)
+    assert (status, decisions["RELEASE"], open_holds) == (PayoutStatus.PENDING, 2, 0)
