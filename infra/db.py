@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import BigInteger, DateTime, Executable, Integer, event, inspect
 from sqlalchemy.engine import Dialect, ExceptionContext, Result, make_url
@@ -30,6 +30,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from infra import jsonio, sqlite_driver
 from infra.cache import TableEpochs
@@ -227,6 +228,20 @@ def _configure_sqlite(engine: AsyncEngine, waits: Waits) -> None:
 
 
 WRITE_INTENT = "channelboard_write_intent"
+
+_Row = TypeVar("_Row", bound=SQLModel)
+
+
+def for_change(statement: SelectOfScalar[_Row], model: type[_Row]) -> SelectOfScalar[_Row]:
+    """The statement that loads a row a service is about to change after checking its
+    state: the row locked for the rest of the transaction (FOR UPDATE of ``model``'s table
+    only, whatever the statement joins), its attributes read anew even when the session
+    holds it already. Two requests that change one row at once (a double click, approve and
+    reject) then take turns, and the second checks the state the first left: without it
+    both read the old state on PostgreSQL and both go through. On SQLite the write
+    transaction's lock (``begin_write``) serialises writers already, and FOR UPDATE is left
+    out of the SQL."""
+    return statement.with_for_update(of=model).execution_options(populate_existing=True)
 
 
 async def begin_write(session: AsyncSession) -> None:

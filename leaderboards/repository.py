@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.db import for_change
 from infra.outbox import OutboxEvent
 from leaderboards.models import (
     Contest,
@@ -93,11 +94,14 @@ def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
 
 
 async def get_readable_contest(
-    session: AsyncSession, principal: Principal, contest_id: uuid.UUID
+    session: AsyncSession, principal: Principal, contest_id: uuid.UUID, *, lock: bool = False
 ) -> Contest | None:
-    return (
-        await session.exec(readable_contests(principal).where(Contest.id == contest_id))
-    ).first()
+    """The contest if the caller may see it; with ``lock``, locked to change it
+    (``infra.db.for_change``)."""
+    statement = readable_contests(principal).where(Contest.id == contest_id)
+    if lock:
+        statement = for_change(statement, Contest)
+    return (await session.exec(statement)).first()
 
 
 async def may_see_participant(

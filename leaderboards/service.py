@@ -376,7 +376,7 @@ async def create_contest(
 
 
 async def _get(session: AsyncSession, principal: Principal, contest_id: uuid.UUID) -> Contest:
-    contest = await repository.get_readable_contest(session, principal, contest_id)
+    contest = await repository.get_readable_contest(session, principal, contest_id, lock=True)
     if contest is None:
         raise DomainError(Code.NOT_FOUND, "No such contest.", "id")
     return contest

@@ -29,6 +29,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
+from infra.db import for_change
 from infra.errors import DomainError, DomainErrors
 from infra.text import free_text_problem, identifier_problem, name_problem
 from partners import admin, invitations
@@ -191,7 +192,10 @@ async def _pending(
 ) -> PartnerApplication:
     found = (
         await session.exec(
-            readable_applications(principal).where(PartnerApplication.id == application_id)
+            for_change(
+                readable_applications(principal).where(PartnerApplication.id == application_id),
+                PartnerApplication,
+            )
         )
     ).first()
     if found is None:

@@ -26,7 +26,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from infra.clock import Clock
 from infra.codes import is_country
-from infra.db import begin_write
+from infra.db import begin_write, for_change
 from infra.errors import DomainError, DomainErrors
 from infra.text import free_text_problem, identifier_problem, name_problem
 from partners.access import accessible_partner_ids
@@ -452,9 +452,12 @@ def snapshot(group: PartnerGroup) -> dict[str, Any]:
 
 
 async def _group(session: AsyncSession, principal: Principal, group_id: uuid.UUID) -> PartnerGroup:
-    """The group to change: refused when another domain manages its members."""
+    """The group to change, locked (``for_change``: two changes of one group take turns):
+    refused when another domain manages its members."""
     group = (
-        await session.exec(readable_groups(principal).where(PartnerGroup.id == group_id))
+        await session.exec(
+            for_change(readable_groups(principal).where(PartnerGroup.id == group_id), PartnerGroup)
+        )
     ).first()
     if group is None:
         raise DomainError(GroupErrorCode.NOT_FOUND, "No such group.", "id")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
+from infra.db import for_change
 from infra.errors import DomainError
 from infra.text import name_problem
 from partners import repository
@@ -178,7 +179,9 @@ async def revoke_api_key(
     session: AsyncSession, principal: Principal, clock: Clock, *, key_id: uuid.UUID
 ) -> ApiKey:
     TENANCY.require(principal, TenancyOp.API_KEY_REVOKE)
-    result = await session.exec(repository.readable_api_keys(principal).where(ApiKey.id == key_id))
+    result = await session.exec(
+        for_change(repository.readable_api_keys(principal).where(ApiKey.id == key_id), ApiKey)
+    )
     key = result.first()
     if key is None:
         raise DomainError(TenancyErrorCode.NOT_FOUND, "No such API key.", "id")

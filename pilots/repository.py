@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.db import for_change
 from partners.roles import Principal
 from pilots.models import Pilot, PilotAssignment
 from pilots.policy import PILOTS, PilotOp
@@ -45,6 +46,10 @@ async def pilots_by_ids(
 
 
 async def get_readable_pilot(
-    session: AsyncSession, principal: Principal, pilot_id: uuid.UUID
+    session: AsyncSession, principal: Principal, pilot_id: uuid.UUID, *, lock: bool = False
 ) -> Pilot | None:
-    return (await session.exec(readable_pilots(principal).where(Pilot.id == pilot_id))).first()
+    """The pilot if the caller may see it; with ``lock``, locked to change it (``for_change``)."""
+    statement = readable_pilots(principal).where(Pilot.id == pilot_id)
+    if lock:
+        statement = for_change(statement, Pilot)
+    return (await session.exec(statement)).first()

@@ -220,7 +220,7 @@ async def create_pilot(
 
 
 async def _pilot(session: AsyncSession, principal: Principal, pilot_id: uuid.UUID) -> Pilot:
-    pilot = await get_readable_pilot(session, principal, pilot_id)
+    pilot = await get_readable_pilot(session, principal, pilot_id, lock=True)
     if pilot is None:
         raise DomainError(PilotErrorCode.NOT_FOUND, "No such pilot.", "id")
     return pilot

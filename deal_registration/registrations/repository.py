@@ -23,6 +23,7 @@ from deal_registration.registrations.models import (
     DealTransition,
     ExtensionStatus,
 )
+from infra.db import for_change
 from partners.access import scope
 from partners.models import Partner
 from partners.roles import Principal
@@ -133,9 +134,7 @@ async def get_readable(
     UPDATE) and its attributes read anew even when the session holds it already."""
     statement = readable_registrations(principal).where(DealRegistration.id == registration_id)
     if lock:
-        statement = statement.with_for_update(of=DealRegistration).execution_options(
-            populate_existing=True
-        )
+        statement = for_change(statement, DealRegistration)
     rows = await session.exec(statement)
     return rows.first()
 

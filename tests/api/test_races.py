@@ -21,12 +21,15 @@ from sqlmodel import col, func, select
 from deal_registration.registrations.models import DealRegistration, DealStatus, DealTransition
 from deal_registration.sales.models import SaleClaim
 from earnings import payouts
-from earnings.models import PayoutDecision, PayoutHold, PayoutStatement, PayoutStatus
+from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement, PayoutStatus
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
-from partners.models import User
+from leaderboards.models import Contest
+from partners import groups
+from partners.group_models import PartnerGroupMember, PartnerGroupMembership
+from partners.models import Partner, User
 from partners.roles import Role
 from schema.context import Services
 from tests.api.fuzzing import decode_id
@@ -34,7 +37,8 @@ from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, add_products, dispatch, gid
+from tests.factories import Tenant, add_products, create_contest, dispatch, gid
+from tests.pilots import scenarios as pilots_scenarios
 from tests.support import GQL
 
 # How many identical requests a storm sends at once.
@@ -377,3 +381,198 @@ async def test_releasing_holds_at_once_releases_each_once_and_frees_the_payout(
     assert sorted(i % 2 for i in won) == [0, 1]  # each hold released once
     status, decisions, open_holds = await payout_state(db, statement.id)
     assert (status, decisions["RELEASE"], open_holds) == (PayoutStatus.PENDING, 2, 0)
+
+
+# --- the vendor's admin records: pilots, contests, groups, API keys, applications ----------
+
+
+async def audited(db: Database, entity_id: uuid.UUID | str, action: str) -> int:
+    return (await audit_of(db, uuid.UUID(str(entity_id))))[action]
+
+
+def plain_id(global_id: str) -> uuid.UUID:
+    return uuid.UUID(decode_id(global_id).split(":", 1)[1])
+
+
+async def test_storms_on_a_pilot_start_it_once_and_end_it_once(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    tenant = await pilots_scenarios.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    group = await pilots_scenarios.group_id(db, tenant, "Resellers")
+    made = await gql.data(
+        pilots_scenarios.CREATE,
+        {
+            "input": pilots_scenarios.create_input(
+                gid("PartnerGroup", group), clock.now() + timedelta(days=30)
+            )
+        },
+        as_user=admin,
+    )
+    pilot = made["pilotCreate"]["pilot"]["id"]
+    before = await pilots_scenarios.counts(db)
+    assert (
+        len(winners(await fire(gql, [(pilots_scenarios.START, {"id": pilot}, admin)] * STORM))) == 1
+    )
+    started = await pilots_scenarios.counts(db)
+    assert started[:3] == before[:3]  # no pilot, arm or group made twice
+    assert await audited(db, plain_id(pilot), "pilot.started") == 1
+    assert (
+        len(winners(await fire(gql, [(pilots_scenarios.END, {"id": pilot}, admin)] * STORM))) == 1
+    )
+    assert await audited(db, plain_id(pilot), "pilot.ended") == 1
+
+
+CONTEST_PUBLISH = """mutation($input: ContestIdInput!) { contestPublish(input: $input) {
+  contest { id status } userErrors { field code message } } }"""
+CONTEST_CANCEL = """mutation($input: ContestIdInput!) { contestCancel(input: $input) {
+  contest { id status } userErrors { field code message } } }"""
+
+
+async def test_a_contest_published_and_cancelled_at_once_ends_in_one_of_the_two(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    contest = await create_contest(db, clock, tenant, publish=False)
+    ref = {"id": gid(contest)}
+    assert len(winners(await fire(gql, [(CONTEST_PUBLISH, ref, admin)] * STORM))) == 1
+    assert await audited(db, contest.id, "contest.published") == 1
+    contest = await create_contest(db, clock, tenant, publish=False)
+    ref = {"id": gid(contest)}
+    won = winners(
+        await fire(gql, [(CONTEST_PUBLISH, ref, admin), (CONTEST_CANCEL, ref, admin)] * 4)
+    )
+    async with db.session() as session:
+        status = (await session.get(Contest, contest.id)).status  # type: ignore[union-attr]
+    published = [i for i in won if i % 2 == 0]
+    cancelled = [i for i in won if i % 2 == 1]
+    assert len(published) <= 1
+    assert len(cancelled) <= 1
+    assert status.value == ("CANCELLED" if cancelled else "SCHEDULED")
+    assert await audited(db, contest.id, "contest.published") == len(published)
+    assert await audited(db, contest.id, "contest.cancelled") == len(cancelled)
+
+
+MEMBERS_ADD = """mutation($input: PartnerGroupMembersInput!) {
+  partnerGroupMembersAdd(input: $input) {
+  partnerGroup { id } userErrors { field code message } } }"""
+MEMBERS_REMOVE = """mutation($input: PartnerGroupMembersInput!) {
+  partnerGroupMembersRemove(input: $input) {
+    partnerGroup { id } userErrors { field code message } } }"""
+
+
+async def test_adding_and_removing_a_member_at_once_keeps_one_membership_history(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    async with db.transaction() as session:
+        group = await groups.create_group(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Hand-picked"
+        )
+    partner = tenant.partners[0]
+    ref = {"id": gid(group), "partnerIds": [gid(partner)]}
+    fire_add = [(MEMBERS_ADD, ref, admin)] * STORM
+    won = winners(await fire(gql, fire_add))
+    assert won  # an add of a member that is already in is no error
+    for _ in range(2):
+        winners(await fire(gql, [(MEMBERS_ADD, ref, admin), (MEMBERS_REMOVE, ref, admin)] * 4))
+    async with db.session() as session:
+        members = (
+            await session.exec(
+                select(func.count()).where(
+                    PartnerGroupMember.group_id == group.id,
+                    PartnerGroupMember.partner_id == partner.id,
+                )
+            )
+        ).one()
+        windows = list(
+            await session.exec(
+                select(PartnerGroupMembership).where(
+                    PartnerGroupMembership.group_id == group.id,
+                    PartnerGroupMembership.partner_id == partner.id,
+                )
+            )
+        )
+    assert members == 1
+    open_windows = [w for w in windows if w.left_at is None]
+    assert len(open_windows) <= 1
+
+
+API_KEY_CREATE = """mutation($input: ApiKeyCreateInput!) { apiKeyCreate(input: $input) {
+  apiKey { id } userErrors { field code message } } }"""
+API_KEY_REVOKE = """mutation($input: ApiKeyRevokeInput!) { apiKeyRevoke(input: $input) {
+  userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_revocations_revokes_the_api_key_once(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    made = await gql.data(API_KEY_CREATE, {"input": {"name": "ci"}}, as_user=admin)
+    key = made["apiKeyCreate"]["apiKey"]["id"]
+    assert len(winners(await fire(gql, [(API_KEY_REVOKE, {"id": key}, admin)] * STORM))) == 1
+    assert sum((await audit_of(db, plain_id(key))).values()) == 2  # created, revoked
+
+
+APPLY = """mutation($input: PartnerApplyInput!) { partnerApply(input: $input) {
+  reference userErrors { field code message } } }"""
+APPLICATIONS = """{ partnerApplications(status: PENDING) { edges { node { id } } } }"""
+APPLICATION_APPROVE = """mutation($input: PartnerApplicationApproveInput!) {
+  partnerApplicationApprove(input: $input) { application { status } userErrors { field code } } }"""
+APPLICATION_REJECT = """mutation($input: PartnerApplicationRejectInput!) {
+  partnerApplicationReject(input: $input) { application { status } userErrors { field code } } }"""
+
+
+async def test_an_application_approved_and_rejected_at_once_makes_one_partner_at_most(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    manager = tenant.user(Role.CHANNEL_MANAGER)
+    for n in range(2):
+        form = {
+            "vendorSlug": tenant.vendor.slug, "company": f"Hooli {n}", "contactName": "Gavin",
+            "contactEmail": f"gavin{n}@hooli.example", "country": "us", "message": "We sell.",
+        }  # fmt: skip
+        assert (await gql.data(APPLY, {"input": form}))["partnerApply"]["userErrors"] == []
+    listed = await gql.data(APPLICATIONS, as_user=admin)
+    first, second = (e["node"]["id"] for e in listed["partnerApplications"]["edges"])
+    approve = (APPLICATION_APPROVE, {"id": first, "region": "EMEA"}, admin)
+    assert len(winners(await fire(gql, [approve] * STORM))) == 1
+    approve = (APPLICATION_APPROVE, {"id": second, "region": "EMEA"}, admin)
+    reject = (APPLICATION_REJECT, {"id": second, "reason": "Not now."}, manager)
+    assert len(winners(await fire(gql, [approve, reject] * 4))) == 1
+    async with db.session() as session:
+        names = list(
+            await session.exec(
+                select(Partner.name).where(
+                    Partner.vendor_id == tenant.vendor.id, col(Partner.name).like("Hooli%")
+                )
+            )
+        )
+    assert names.count("Hooli 0") == 1
+    assert names.count("Hooli 1") <= 1
+
+
+ADJUST = """mutation($input: EarningAdjustmentCreateInput!) {
+  earningAdjustmentCreate(input: $input) {
+  userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_one_adjustment_books_it_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
+    finance = tenant.user(Role.FINANCE)
+    adjustment = {
+        "partnerId": gid(tenant.partners[0]), "amount": {"amount": "12.34", "currency": "USD"},
+        "note": "goodwill", "idempotencyKey": "adj-1",
+    }  # fmt: skip
+    won = winners(await fire(gql, [(ADJUST, adjustment, finance)] * STORM))
+    assert len(won) == STORM  # a retry is answered with the first result
+    async with db.session() as session:
+        entries = (
+            await session.exec(
+                select(func.count()).where(EarningEntry.partner_id == tenant.partners[0].id)
+            )
+        ).one()
+    assert entries == 1
