@@ -11,6 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.db import for_change
 from partners.access import scope
 from partners.roles import Principal
 from subscriptions.models import CustomerAccount, Subscription, SubscriptionChange
@@ -55,10 +56,15 @@ async def subscriptions_by_ids(
 
 
 async def get_readable_subscription(
-    session: AsyncSession, principal: Principal, subscription_id: uuid.UUID
+    session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *, lock: bool = False
 ) -> Subscription | None:
-    found = await subscriptions_by_ids(session, principal, [subscription_id])
-    return found.get(subscription_id)
+    """The subscription if the caller may see it; with ``lock``, locked to change it
+    (``infra.db.for_change``)."""
+    if not lock:
+        found = await subscriptions_by_ids(session, principal, [subscription_id])
+        return found.get(subscription_id)
+    statement = readable_subscriptions(principal).where(Subscription.id == subscription_id)
+    return (await session.exec(for_change(statement, Subscription))).first()
 
 
 async def accounts_by_ids(

@@ -197,7 +197,11 @@ async def report_change(
             "amount.currency",
         )  # fmt: skip
     await begin_write(session)
-    subscription = await get_readable_subscription(session, principal, subscription_id)
+    # Locked before the billing id is looked up: two reports at once (a retry, or two
+    # changes) take turns, so the second finds the first's change (its billing id, the
+    # state it left) instead of failing on the unique billing id or applying to a stale
+    # state.
+    subscription = await get_readable_subscription(session, principal, subscription_id, lock=True)
     if subscription is None:
         raise DomainError(SubscriptionErrorCode.NOT_FOUND, "No such subscription.", "id")
     done = await change_by_external_id(session, principal.vendor_id, external_id)

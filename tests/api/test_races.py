@@ -18,7 +18,12 @@ from typing import Any
 import pytest
 from sqlmodel import col, func, select
 
-from deal_registration.registrations.models import DealRegistration, DealStatus, DealTransition
+from deal_registration.registrations.models import (
+    DealExtensionRequest,
+    DealRegistration,
+    DealStatus,
+    DealTransition,
+)
 from deal_registration.sales.models import SaleClaim
 from earnings import payouts
 from earnings.models import EarningEntry, PayoutDecision, PayoutHold, PayoutStatement, PayoutStatus
@@ -32,6 +37,7 @@ from partners.group_models import PartnerGroupMember, PartnerGroupMembership
 from partners.models import Partner, User
 from partners.roles import Role
 from schema.context import Services
+from subscriptions.models import Subscription, SubscriptionChange
 from tests.api.fuzzing import decode_id
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
@@ -39,6 +45,7 @@ from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, add_products, create_contest, dispatch, gid
 from tests.pilots import scenarios as pilots_scenarios
+from tests.subscriptions import scenarios as subscription_scenarios
 from tests.support import GQL
 
 # How many identical requests a storm sends at once.
@@ -576,3 +583,115 @@ async def test_a_storm_of_one_adjustment_books_it_once(
             )
         ).one()
     assert entries == 1
+
+
+GENERATE = """mutation($input: PayoutStatementsGenerateInput!) {
+  payoutStatementsGenerate(input: $input) {
+    statements { id } userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_statement_runs_makes_one_statement_per_partner_and_month(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    clock.freeze(MARCH)
+    await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
+    for index in (0, 1):
+        await es.tax_form(db, clock, tenant, index)
+        await es.sale(db, clock, tenant, 100_000, partner_index=index)
+    await dispatch(services)
+    clock.freeze(APRIL + timedelta(days=1))
+    finance = tenant.user(Role.FINANCE)
+    month = {"month": MARCH.replace(day=1, hour=0).isoformat()}
+    calls = [(GENERATE, month, finance)] * (STORM // 2)
+    calls += [(GENERATE, {**month, "idempotencyKey": "run-1"}, finance)] * (STORM // 2)
+    payloads = await fire(gql, calls)
+    winners(payloads)
+    made = [s["id"] for p in payloads if p["statements"] for s in p["statements"]]
+    async with db.session() as session:
+        statements = list(
+            await session.exec(
+                select(PayoutStatement).where(PayoutStatement.vendor_id == tenant.vendor.id)
+            )
+        )
+    assert len(statements) == 2
+    assert {plain_id(i) for i in made} == {s.id for s in statements}
+    assert sorted(s.total_minor for s in statements) == [10_000, 10_000]  # 10 % of 1,000.00
+
+
+EXTENSION_REQUEST = """mutation($input: DealRegistrationActionInput!) {
+  dealRegistrationExtensionRequest(input: $input) {
+    dealRegistration { id } userErrors { field code message } } }"""
+EXTENSION_DECIDE = """mutation($input: DealRegistrationExtensionDecideInput!) {
+  dealRegistrationExtensionDecide(input: $input) {
+    dealRegistration { id expiresAt } userErrors { field code message } } }"""
+
+
+async def test_extension_requests_and_decisions_at_once_count_once(
+    gql: GQL, db: Database, clock: OffsetClock, shop: Tenant
+) -> None:
+    tenant = shop
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    manager = tenant.user(Role.CHANNEL_MANAGER)
+    rep = tenant.user(Role.PARTNER_REP)
+    deal = await register(db, clock, rep, approve_as=admin)
+    ask = (EXTENSION_REQUEST, {"id": gid(deal), "reason": "slipped a quarter"}, rep)
+    won = winners(await fire(gql, [ask] * STORM))
+    async with db.session() as session:
+        requests = list(
+            await session.exec(
+                select(DealExtensionRequest).where(DealExtensionRequest.registration_id == deal.id)
+            )
+        )
+    assert len(requests) == len(won) == 1, requests
+    grant = (EXTENSION_DECIDE, {"id": gid(deal), "grant": True, "reason": "ok"}, admin)
+    refuse = (EXTENSION_DECIDE, {"id": gid(deal), "grant": False, "reason": "no"}, manager)
+    won = winners(await fire(gql, [grant, refuse] * 4))
+    assert len(won) == 1
+    async with db.session() as session:
+        transitions = list(
+            await session.exec(
+                select(DealTransition.action).where(DealTransition.registration_id == deal.id)
+            )
+        )
+        stored = await session.get(DealRegistration, deal.id)
+    assert stored is not None
+    decided = [a for a in transitions if a.value in ("GRANT_EXTENSION", "REFUSE_EXTENSION")]
+    assert len(decided) == 1
+    granted = decided[0].value == "GRANT_EXTENSION"
+    assert (stored.expires_at > deal.expires_at) == granted  # type: ignore[operator]
+
+
+# --- subscriptions (billing reports: renewals credit earnings) ----------------------------
+
+
+async def test_billing_reports_at_once_change_a_subscription_once_per_billing_id(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    clock.freeze(subscription_scenarios.T0)
+    await subscription_scenarios.seed(db, clock, tenant)
+    _, subscription = await subscription_scenarios.first_sale(db, clock, tenant, services)
+    await subscription_scenarios.settle(services)
+    finance = tenant.user(Role.FINANCE)
+    ref = gid("CustomerSubscription", subscription.id)
+    renew = (subscription_scenarios.RENEW, {"subscriptionId": ref, "externalId": "inv-1"}, finance)
+    won = winners(await fire(gql, [renew] * STORM))
+    assert len(won) == STORM  # a report sent again is answered, and changes nothing
+    cancels = [
+        (subscription_scenarios.CANCEL, {"subscriptionId": ref, "externalId": f"c-{i}"}, finance)
+        for i in range(STORM)
+    ]
+    assert len(winners(await fire(gql, cancels))) == 1  # cancelled once; then refused
+    async with db.session() as session:
+        kinds = list(
+            await session.exec(
+                select(SubscriptionChange.kind).where(
+                    SubscriptionChange.subscription_id == subscription.id
+                )
+            )
+        )
+        stored = await session.get(Subscription, subscription.id)
+    assert stored is not None
+    assert Counter(k.value for k in kinds)["RENEWED"] == 1
+    assert Counter(k.value for k in kinds)["CANCELLED"] == 1
+    assert stored.renewals == 1
+    assert (await events_of(db, subscription.id))["SubscriptionRenewed"] == 1
