@@ -90,6 +90,28 @@ def rolled_back_by_the_database(error: BaseException | None) -> bool:
     return False
 
 
+# PostgreSQL's unique_violation.
+UNIQUE_VIOLATION = "23505"
+
+
+def lost_a_race_for_a_unique_key(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what it was raised from) is a unique key PostgreSQL refused:
+    in a transaction that looked first and found no row (an upsert of a setting, an
+    assignment), a concurrent transaction inserted the same key after that look. Running the
+    transaction again reads the row the other one committed (READ COMMITTED: each statement
+    sees what committed before it) and updates it or refuses with the service's own code.
+    (SQLite's writers take turns: one never looks before another's insert commits.)"""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, DBAPIError):
+            sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+            if sqlstate == UNIQUE_VIOLATION:
+                return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
+
+
 # SQLSTATEs of a statement or transaction ended because it waited, or held its locks, too
 # long: lock_not_available (a lock_timeout, a NOWAIT), query_canceled (a statement_timeout,
 # a cancel request), idle_in_transaction_session_timeout (the server ended a session that

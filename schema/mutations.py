@@ -30,7 +30,7 @@ from deal_registration.storage import Storage
 from infra.clock import Clock
 from infra.db import DbSession, begin_write
 from infra.errors import DomainError, DomainErrors
-from infra.outages import first_line, rolled_back_by_the_database
+from infra.outages import first_line, lost_a_race_for_a_unique_key, rolled_back_by_the_database
 from partners.roles import Principal
 from schema.attachments import Uploads, read_uploads
 from schema.context import Context, Services
@@ -149,7 +149,10 @@ async def run(
     A transaction PostgreSQL rolled back to break a deadlock or a serialization conflict
     is run again, ``RUNS`` times in all (nothing of it stayed; the action reads everything
     anew); one that keeps meeting it is answered SERVICE_UNAVAILABLE with a retry hint
-    (``schema.extensions``)."""
+    (``schema.extensions``). So is one that lost a race for a unique key (two upserts of
+    one setting at once, a double click: ``infra.outages.lost_a_race_for_a_unique_key``):
+    run again, it finds the row the winner committed and updates it, or the service refuses
+    with its own code (a duplicate name); one that keeps meeting it is a bug, and raised."""
     ctx = info.context
     session = ctx.session
     write = Write(session, ctx.caller, ctx.services, payload.error_type)
@@ -167,7 +170,9 @@ async def run(
             return payload.failed(errors.errors)
         except Exception as exc:
             await session.rollback()
-            if run < RUNS and rolled_back_by_the_database(exc):
+            if run < RUNS and (
+                rolled_back_by_the_database(exc) or lost_a_race_for_a_unique_key(exc)
+            ):
                 log.info("%s: %s; run again", info.path.key, first_line(exc))
                 run += 1
                 continue
