@@ -34,6 +34,9 @@ from earnings.models import (
     PayoutStatement,
     PayoutStatus,
 )
+from incentives import rules as incentive_rules
+from incentives.actions import Action, ActionKind
+from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -51,6 +54,7 @@ from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, add_products, create_contest, dispatch, gid
+from tests.incentives import scenarios as incentive_scenarios
 from tests.pilots import scenarios as pilots_scenarios
 from tests.subscriptions import scenarios as subscription_scenarios
 from tests.support import GQL
@@ -786,3 +790,58 @@ async def _storms(
             continue
         assert winners([a["data"][name] for a in answers]), name
     assert sorted(failed) == []
+
+
+# --- incentive rules (four eyes; pausing ends what the rule runs) ----------------------------
+
+RULE_STATUS = {
+    name: f"""mutation($input: IncentiveRuleStatusInput!) {{ {name}(input: $input) {{
+      rule {{ status }} userErrors {{ field code message }} }} }}"""
+    for name in ("incentiveRulePause", "incentiveRuleResume")
+}
+RULE_APPROVE = """mutation($input: IncentiveRuleApproveInput!) {
+  incentiveRuleApprove(input: $input) {
+  rule { status } userErrors { field code message } } }"""
+
+
+async def test_a_rule_approved_paused_and_resumed_at_once_changes_once_each_time(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await incentive_scenarios.shop(db, clock, tenant, services)
+
+    async def draft(session: Any) -> tuple[uuid.UUID, uuid.UUID]:
+        rule = await incentive_rules.create_rule(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Raced",
+            condition="revenue_30d >= 100000", period=Period.WEEK,
+            actions=[Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
+                            delta_bp=100)],
+        )  # fmt: skip
+        [version] = await session.exec(
+            select(IncentiveRuleVersion.id).where(IncentiveRuleVersion.rule_id == rule.id)
+        )
+        return rule.id, version
+
+    rule_id, version_id = await es.tx(db, draft)
+    approve = (RULE_APPROVE, {"versionId": gid("IncentiveRuleVersion", version_id),
+                              "reason": "ok"}, s.approver)  # fmt: skip
+    assert len(winners(await fire(gql, [approve] * STORM))) == 1
+    ref = {"id": gid("IncentiveRule", rule_id), "reason": "Budget review."}
+    pause = (RULE_STATUS["incentiveRulePause"], ref, s.approver)
+    assert len(winners(await fire(gql, [pause] * STORM))) == 1
+    resume = (RULE_STATUS["incentiveRuleResume"], ref, s.approver)
+    # Taking turns, a resume and a pause may each go through in any order: every change
+    # that went through is one audit entry, and they alternate from PAUSED.
+    won = winners(await fire(gql, [resume, pause] * 4))
+    resumed = len([i for i in won if i % 2 == 0])
+    paused = len(won) - resumed
+    assert resumed - paused in (0, 1)
+    audit = await audit_of(db, rule_id)
+    assert audit["incentive_rule.approved"] == 1
+    assert (audit["incentive_rule.paused"], audit["incentive_rule.resumed"]) == (
+        1 + paused,
+        resumed,
+    )
+    async with db.session() as session:
+        rule = await session.get(IncentiveRule, rule_id)
+    assert rule is not None
+    assert rule.status.value == ("ACTIVE" if resumed > paused else "PAUSED")
