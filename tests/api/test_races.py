@@ -58,6 +58,7 @@ from tests.incentives import scenarios as incentive_scenarios
 from tests.pilots import scenarios as pilots_scenarios
 from tests.subscriptions import scenarios as subscription_scenarios
 from tests.support import GQL
+from webhooks.models import WebhookDelivery
 
 # How many identical requests a storm sends at once.
 STORM = 10
@@ -136,19 +137,37 @@ async def deal_state(db: Database, registration_id: uuid.UUID) -> tuple[DealStat
         return row.status, transitions.one()
 
 
+WEBHOOK_CREATE = """mutation($input: WebhookEndpointCreateInput!) {
+  webhookEndpointCreate(input: $input) { endpoint { id } userErrors { field code message } } }"""
+
+
 async def test_a_storm_of_mark_won_wins_the_deal_once(
-    gql: GQL, db: Database, clock: OffsetClock, shop: Tenant
+    gql: GQL, db: Database, clock: OffsetClock, shop: Tenant, services: Services
 ) -> None:
     tenant = shop
     admin = tenant.user(Role.VENDOR_ADMIN)
     rep = tenant.user(Role.PARTNER_REP)
     deal = await register(db, clock, rep, approve_as=admin)
+    await dispatch(services)
+    endpoint = {"url": "https://hooks.example.com/deals",
+                "eventTypes": ["deal_registration.status_changed"]}  # fmt: skip
+    made = await gql.data(WEBHOOK_CREATE, {"input": endpoint}, as_user=admin)
+    endpoint_id = plain_id(made["webhookEndpointCreate"]["endpoint"]["id"])
     _, before = await deal_state(db, deal.id)
     doc = DEAL_ACTIONS["dealRegistrationMarkWon"]
     payloads = await fire(gql, [(doc, {"id": gid(deal)}, rep)] * STORM)
     assert len(winners(payloads)) == 1
     assert await deal_state(db, deal.id) == (DealStatus.WON, before + 1)
     assert (await events_of(db, deal.id))["DealWon"] == 1
+    while await dispatch(services):
+        pass
+    async with db.session() as session:
+        deliveries = (
+            await session.exec(
+                select(func.count()).where(WebhookDelivery.endpoint_id == endpoint_id)
+            )
+        ).one()
+    assert deliveries == 1  # one status change, told once
 
 
 async def test_a_storm_of_approvals_approves_the_deal_once(
