@@ -40,7 +40,7 @@ from deal_registration.events import (
 )
 from deal_registration.registrations.conflicts import normalise_name
 from infra.clock import Clock
-from infra.db import Database, begin_write
+from infra.db import Database, begin_write, for_change
 from infra.outbox import OutboxEvent
 from subscriptions import service
 from subscriptions.models import (
@@ -51,6 +51,7 @@ from subscriptions.models import (
     SubscriptionChange,
     SubscriptionStatus,
 )
+from subscriptions.repository import subscription_to_change
 
 ORIGIN_TYPES = (SALE_APPROVED, DEAL_WON, SALE_REVERSED)
 
@@ -122,7 +123,7 @@ async def cancel_reversed(session: AsyncSession, clock: Clock, event: OutboxEven
         external_id = f"reversal:{event.id}:{change.external_id.rsplit(':', 1)[1]}"
         if await service.change_by_external_id(session, event.vendor_id, external_id):
             continue
-        subscription = await session.get(Subscription, change.subscription_id)
+        subscription = await subscription_to_change(session, change.subscription_id)
         if subscription is None or subscription.status is SubscriptionStatus.CANCELLED:
             continue
         when = max(reversal.reversed_at or event.occurred_at, subscription.starts_at)
@@ -150,7 +151,7 @@ async def _revert_term(
     external_id = f"reversal:{event.id}:{change.external_id.rsplit(':', 1)[1]}"
     if await service.change_by_external_id(session, event.vendor_id, external_id):
         return 0
-    subscription = await session.get(Subscription, change.subscription_id)
+    subscription = await subscription_to_change(session, change.subscription_id)
     if subscription is None or subscription.status is SubscriptionStatus.CANCELLED:
         return 0
     history = list(
@@ -248,16 +249,21 @@ async def apply_origin(session: AsyncSession, clock: Clock, origin: Origin) -> i
         if await service.change_by_external_id(session, origin.vendor_id, external_id):
             continue
         account = await _account(session, origin)
+        # Locked: a billing report that cancels it at the same moment goes first or after,
+        # never under this extension (FOR UPDATE re-checks the status once it is granted).
         live = (
             await session.exec(
-                select(Subscription)
-                .where(
-                    Subscription.account_id == account.id,
-                    Subscription.sku == line.sku,
-                    Subscription.currency == origin.currency,
-                    Subscription.status == SubscriptionStatus.ACTIVE,
+                for_change(
+                    select(Subscription)
+                    .where(
+                        Subscription.account_id == account.id,
+                        Subscription.sku == line.sku,
+                        Subscription.currency == origin.currency,
+                        Subscription.status == SubscriptionStatus.ACTIVE,
+                    )
+                    .order_by(col(Subscription.ends_at).desc()),
+                    Subscription,
                 )
-                .order_by(col(Subscription.ends_at).desc())
             )
         ).first()
         now = clock.now()

@@ -67,6 +67,16 @@ async def get_readable_subscription(
     return (await session.exec(for_change(statement, Subscription))).first()
 
 
+async def subscription_to_change(
+    session: AsyncSession, subscription_id: uuid.UUID
+) -> Subscription | None:
+    """The subscription locked to change it, for the outbox's handlers (no caller to scope
+    to): a sale's reversal and a billing report at once take turns, and the second sees
+    the state the first left (``infra.db.for_change``)."""
+    statement = select(Subscription).where(Subscription.id == subscription_id)
+    return (await session.exec(for_change(statement, Subscription))).first()
+
+
 async def accounts_by_ids(
     session: AsyncSession, ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, CustomerAccount]:

@@ -3,22 +3,29 @@ changes follow the rules (through the services)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from sqlmodel import col, select
 
 from infra.clock import OffsetClock
-from infra.db import Database
+from infra.db import Database, begin_write
 from infra.errors import DomainError
 from infra.outbox import OutboxEvent
 from partners.roles import Role
 from schema.context import Services
 from subscriptions import renewals, service
 from subscriptions.errors import SubscriptionErrorCode
-from subscriptions.models import ChangeKind, Subscription, SubscriptionChange, SubscriptionStatus
+from subscriptions.models import (
+    ChangeKind,
+    ChangeSource,
+    Subscription,
+    SubscriptionChange,
+    SubscriptionStatus,
+)
 from subscriptions.origination import Origin, apply_origin, cancel_reversed
-from tests.factories import Tenant, approve_sale, dispatch, reverse_sale
+from tests.factories import Tenant, approve_sale, blocked_on_a_lock, dispatch, reverse_sale
 from tests.subscriptions import scenarios as ss
 
 
@@ -162,3 +169,37 @@ async def test_a_reversed_sale_cancels_the_subscription_it_started(
         stored = await session.get(OutboxEvent, reversal.id)
         assert stored is not None
         assert await cancel_reversed(session, clock, stored) == 0  # a re-run changes nothing
+
+
+async def test_a_reversal_and_a_billing_cancellation_at_once_cancel_once(
+    db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """The billing system cancels the subscription while the sale that started it is being
+    reversed: the reversal's handler waits for the billing report's lock and then finds the
+    subscription cancelled, so there is one cancellation (and one clawback), not two. On
+    PostgreSQL they really overlap; on SQLite the write lock makes them take turns."""
+    event, sub = await ss.first_sale(db, clock, tenant, services)
+    clock.advance(timedelta(days=10))
+    async with services.outbox.paused():
+        reversal = await reverse_sale(db, clock, tenant, event, reason="refund")
+        async with db.transaction() as billing, db.session() as watching:
+            await service.report_change(
+                billing, tenant.principal(Role.VENDOR_ADMIN), clock, subscription_id=sub.id,
+                kind=ChangeKind.CANCELLED, external_id="bill-cancel-1",
+            )  # fmt: skip
+
+            async def handle() -> int:
+                async with db.transaction() as session:
+                    await begin_write(session)
+                    stored = await session.get(OutboxEvent, reversal.id)
+                    assert stored is not None
+                    return await cancel_reversed(session, clock, stored)
+
+            handling = asyncio.create_task(handle())
+            await blocked_on_a_lock(watching, handling)
+        assert await handling == 0
+    kinds = [(c.kind, c.source, c.external_id) for c in await changes_of(db, sub.id)]
+    assert kinds == [
+        (ChangeKind.STARTED, ChangeSource.SALE, f"sale:{event.id}:0"),
+        (ChangeKind.CANCELLED, ChangeSource.BILLING, "bill-cancel-1"),
+    ]
