@@ -36,6 +36,7 @@ from forecasts.quarters import Quarter
 from infra import passes
 from infra.clock import Clock
 from infra.db import Database
+from infra.limits import int_output
 from infra.outbox import OutboxEvent, record_event
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,10 @@ def score(commit_minor: int, actual_minor: int) -> Score:
     actual = max(actual_minor, 0)
     high = max(actual, commit_minor)
     accuracy = BP if high == 0 else BP - divide_rounded(abs(actual - commit_minor) * BP, high)
-    return Score(accuracy_bp=max(accuracy, 0), bias_bp=ratio_bp(commit_minor - actual, actual))
+    # The bias has no natural bound (a million forecast, a cent sold); its column and the
+    # GraphQL Int hold 32 bits, so it is kept at that bound: "at least this".
+    bias = int_output(ratio_bp(commit_minor - actual, actual))
+    return Score(accuracy_bp=max(accuracy, 0), bias_bp=bias)
 
 
 # ------------------------------------------------------------------------ closing

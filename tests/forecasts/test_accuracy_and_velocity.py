@@ -17,6 +17,7 @@ from forecasts.events import FORECAST_ACCURACY_RECORDED
 from forecasts.models import ForecastAccuracy
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.limits import GRAPHQL_INT_MAX
 from infra.outbox import OutboxEvent
 from partners.roles import Role
 from schema.context import Services
@@ -40,6 +41,9 @@ VELOCITY = """query($p: ID) { pipelineVelocity(partnerId: $p) { partnerId openDe
         (0, 0, 10_000, None),  # nothing forecast, nothing sold: exact
         (0, 30_000, 0, -10_000),
         (10_000, -5_000, 0, None),  # reversals beyond sales count as nothing sold
+        # A million forecast, a cent sold: the bias is "at least" the 32-bit bound (its
+        # column and GraphQL's Int), not 10^12 bp (which failed the quarter's close).
+        (100_000_000, 1, 0, GRAPHQL_INT_MAX),
     ],
 )
 def test_the_accuracy_formula(
@@ -116,6 +120,32 @@ async def test_a_closing_quarter_records_each_forecast_once(
     assert error_codes(await gql(ACCURACY, {})) == ["UNAUTHENTICATED"]
     rep = await gql(ACCURACY, {}, as_user=tenant.user(Role.PARTNER_REP))
     assert error_codes(rep) == ["FORBIDDEN"]
+
+
+async def test_a_quarter_closes_whatever_the_bias(
+    gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database, services: Services
+) -> None:
+    """A partner forecast a million and sold a cent: its bias is beyond what the column and
+    GraphQL's Int hold, and is recorded and shown at their bound, "at least this"; the
+    quarter closes (on PostgreSQL the bias overflowed its column and the close failed
+    every time the clock job tried it)."""
+    q = next_quarter(clock)
+    commit = "1000000.00"
+    result = await gql.data(
+        SUBMIT, {"input": {"quarter": q.key, "lines": [line("Other", commit, commit)]}},
+        as_user=tenant.user(Role.PARTNER_ADMIN),
+    )  # fmt: skip
+    assert result["forecastSubmit"]["userErrors"] == []
+    clock.advance(q.starts_at - clock.now() + timedelta(days=10))
+    await approve_sale(db, clock, tenant, amount=1)
+    await dispatch(services)
+    clock.advance(q.ends_at - clock.now() + timedelta(days=1))
+    await accuracy.close_all_due(db, clock)
+    data = await gql.data(ACCURACY, {}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    [node] = [e["node"] for e in data["forecastAccuracy"]["edges"]]
+    assert (node["actual"]["amountMinor"], node["accuracyBp"], node["biasBp"]) == (
+        1, 0, GRAPHQL_INT_MAX,
+    )  # fmt: skip
 
 
 async def test_pipeline_velocity_per_partner(
