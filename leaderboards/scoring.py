@@ -185,6 +185,17 @@ class BoardKeys:
 # reach first, then the higher participant id. The raw hash keeps the participant's tick
 # under 't:' .. participant, to find its member. The new member is added before the old one
 # goes (rule 2, Scripts).
+#
+# Basis points of a target (``share_of``): floor(total * 10000 / target), toward minus
+# infinity, then capped: the rebuild's rule (rebuild.py, ``raw * 10000 // target``).
+# Doubles would be wrong here: total * 10000 passes 2**53 from a total of about 9 * 10**11
+# (one large sale), and a quotient just under an integer then rounds up to it (off by one;
+# past 2**53 the total itself is not held exactly). So the exact total is read back as the
+# raw hash's decimal string and divided by long division, a few decimal digits a step, with a
+# remainder below the target: remainder * 10**width + digits stays below 2**53, and so does
+# every number the script holds. A target past 2**53 / 11 (targets go to ``MAX_TARGET``,
+# 2**53 - 1) takes one digit a step, adding the remainder ten times modulo the target and
+# counting the wraps. The quotient stops at the cap.
 TOTALS_LUA = """
 local MAX_SCORE = {max_score}
 local function cap(v, member)
@@ -209,13 +220,59 @@ local function plain_add(z, raw, member, delta)
   end
   redis.call('ZADD', z, string.format('%.0f', cap(total, member)), member)
 end
+local EXACT = 9007199254740992  -- 2^53: every integer below it is a double
+local function share_of(total, target, member)
+  local negative = string.sub(total, 1, 1) == '-'
+  local digits = total
+  if negative then digits = string.sub(total, 2) end
+  digits = digits .. '0000'
+  local width, scale = 0, 1  -- digits per step: remainder * scale + chunk < 2^53
+  while width < 15 and target * (scale * 10 + 1) < EXACT do
+    width, scale = width + 1, scale * 10
+  end
+  local q, r = 0, 0
+  if width > 0 then
+    local i = 1
+    local step = (#digits - 1) % width + 1
+    while i <= #digits do
+      local x = r * 10 ^ step + tonumber(string.sub(digits, i, i + step - 1))
+      local carry = math.floor(x / target)
+      r = x - carry * target
+      if r < 0 then carry, r = carry - 1, r + target
+      elseif r >= target then carry, r = carry + 1, r - target end
+      q = q * 10 ^ step + carry
+      if q > MAX_SCORE then break end
+      i = i + step
+      step = width
+    end
+  else  -- a target past 2^53 / 11: add the remainder ten times, modulo the target
+    for i = 1, #digits do
+      local acc, carry = 0, 0
+      local function add(b)
+        local room = target - acc
+        if b >= room then acc, carry = b - room, carry + 1 else acc = acc + b end
+      end
+      if r > 0 then for _ = 1, 10 do add(r) end end
+      add(string.byte(digits, i) - 48)  -- below 10, below the target
+      r = acc
+      q = q * 10 + carry
+      if q > MAX_SCORE then break end
+    end
+  end
+  if negative then
+    q = -q
+    if r > 0 then q = q - 1 end
+  end
+  return cap(q, member)
+end
 local function rich_add(z, raw, dz, dc, member, delta, tick, scale, dense, target)
   local function value_of(r)
-    if target > 0 then return cap(math.floor(r * 10000 / target), member) end
-    return cap(r, member)
+    if target > 0 then return share_of(r, target, member) end
+    return cap(tonumber(r), member)
   end
-  local before = tonumber(redis.call('HGET', raw, member) or '0')
-  local value = value_of(redis.call('HINCRBY', raw, member, delta))
+  local before = redis.call('HGET', raw, member) or '0'
+  redis.call('HINCRBY', raw, member, delta)
+  local value = value_of(redis.call('HGET', raw, member))
   local old_value = nil
   local key, old_key = member, nil
   if scale > 1 then
@@ -614,7 +671,9 @@ def plan_credit(
 
 
 def target_for(contest: Contest, participant: uuid.UUID | str) -> int:
-    return int((contest.targets or {}).get(str(participant), 0))
+    """The participant's target (0: none), within ``MAX_TARGET`` (a contest saved before the
+    bound is held to it, live and rebuilt alike: the scripts divide by it exactly only there)."""
+    return min(int((contest.targets or {}).get(str(participant), 0)), limits.MAX_TARGET)
 
 
 def credit_call(
