@@ -171,3 +171,27 @@ async def test_large_sales_rank_by_exact_share_of_target_through_the_outbox(
     ]
     await rebuild(db, services.leaderboards.boards, clock, contest.id)
     assert await board_of(services, contest) == live
+
+
+async def test_a_target_saved_past_its_bound_is_held_to_it_live_and_rebuilt(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A contest saved before targets were bounded (2**60 + 1 was taken): the board divides
+    by ``MAX_TARGET`` instead, live and rebuilt alike (a double cannot hold the target)."""
+    who = uuid.UUID(int=1)
+    contest = await create_contest(db, clock, tenant, targets={str(who): 5})
+    async with db.transaction() as session:
+        stored = await session.get(Contest, contest.id)
+        assert stored is not None
+        stored.targets = {str(who): 2**60 + 1}
+        session.add(stored)
+    contest.targets = {str(who): 2**60 + 1}
+    await dispatch(services)
+    rows = await ledger(db, clock, tenant, contest, [(who, d) for d in deltas_for(MAX)])
+    boards = services.leaderboards.boards
+    batches = crediting.plan(rows, {contest.id: contest}, boards.keys_of)
+    assert all(v > 0 for v in await crediting.apply(boards.scripts, batches))
+    live = await board_of(services, contest)
+    assert live == [(who, 1, MAX, rule(MAX, limits.MAX_TARGET))]  # 10000
+    await rebuild(db, boards, clock, contest.id)
+    assert await board_of(services, contest) == live
