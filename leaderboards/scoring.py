@@ -31,8 +31,11 @@ behind, or a restart from an older snapshot, keeps ``built`` and lacks the lates
 Exactness (``infra.limits``): the inputs are bounded so one event is worth at most
 ``MAX_EVENT_SCORE`` (``credit_for`` cuts, and logs, anything past it); a participant's total
 that passes ``MAX_SCORE`` (2**53 - 1) saturates there, with the exact total kept beside it
-(``TOTALS_LUA``). First-to-reach keeps its tie-break in the member (``ranking``), so every
-style is exact over the whole range.
+(``TOTALS_LUA``). Basis points of a target are floor(total * 10000 / target), divided in the
+script by exact long division on the raw total's digits (``share_of``; in doubles they were
+off by one past a total of about 9 * 10**11), and a target is held to ``MAX_TARGET``
+(``target_for``). First-to-reach keeps its tie-break in the member (``ranking``), so every
+style is exact over the whole range, and the live path equals a rebuild from the ledger.
 """
 
 from __future__ import annotations
@@ -194,8 +197,8 @@ class BoardKeys:
 # raw hash's decimal string and divided by long division, a few decimal digits a step, with a
 # remainder below the target: remainder * 10**width + digits stays below 2**53, and so does
 # every number the script holds. A target past 2**53 / 11 (targets go to ``MAX_TARGET``,
-# 2**53 - 1) takes one digit a step, adding the remainder ten times modulo the target and
-# counting the wraps. The quotient stops at the cap.
+# 2**53 - 1) takes one digit a step, ten times the remainder made of sums modulo the target
+# (each below it), counting the wraps. The quotient stops at the cap.
 TOTALS_LUA = """
 local MAX_SCORE = {max_score}
 local function cap(v, member)
@@ -245,17 +248,24 @@ local function share_of(total, target, member)
       i = i + step
       step = width
     end
-  else  -- a target past 2^53 / 11: add the remainder ten times, modulo the target
+  else  -- a target past 2^53 / 11: 10 * remainder as 2 * (2 * 2r + r), each sum modulo it
+    local function add(a, b)  -- (a + b) mod target, and whether it wrapped; a, b < target
+      local room = target - a
+      if b >= room then return b - room, 1 end
+      return a + b, 0
+    end
     for i = 1, #digits do
-      local acc, carry = 0, 0
-      local function add(b)
-        local room = target - acc
-        if b >= room then acc, carry = b - room, carry + 1 else acc = acc + b end
+      local carry, w = 0, 0
+      if r > 0 then
+        local x = r
+        x, w = add(x, x); carry = w  -- 2r
+        x, w = add(x, x); carry = 2 * carry + w  -- 4r
+        x, w = add(x, r); carry = carry + w  -- 5r
+        x, w = add(x, x); carry = 2 * carry + w  -- 10r
+        r = x
       end
-      if r > 0 then for _ = 1, 10 do add(r) end end
-      add(string.byte(digits, i) - 48)  -- below 10, below the target
-      r = acc
-      q = q * 10 + carry
+      r, w = add(r, string.byte(digits, i) - 48)  -- a digit: below 10, below the target
+      q = q * 10 + carry + w
       if q > MAX_SCORE then break end
     end
   end
