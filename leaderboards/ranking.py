@@ -20,7 +20,8 @@ tick into one double (``value * 2**20 + inverted tick``), exact only for values 
 away. The tie key in the member keeps the minute at any value, at the cost of re-keying a
 participant's member when its reach moment moves (one ZADD and one ZREM, in the credit
 script). Values are integers (minor units, units, counts, points, or basis points of
-target).
+target: floor(total * 10000 / target), computed exactly by the credit script, see
+``leaderboards.scoring``).
 """
 
 from __future__ import annotations

@@ -219,7 +219,9 @@ async def _rebuild_locked(
         raw = int(raw)
         target = target_for(contest, participant)
         # The boards' saturating cap (infra.limits), as the credit scripts apply it: a
-        # plain board keeps a total past the cap exactly in raw, as they do.
+        # plain board keeps a total past the cap exactly in raw, as they do. Basis points
+        # of a target floor toward minus infinity, as the scripts' exact division does
+        # (scoring.share_of): the two must agree to the unit.
         what = f"contest {contest_id} {period} participant {participant}"
         value = limits.clamp_score(raw * 10000 // target if target else raw, what=what)
         if mode.rich or value != raw:
