@@ -45,8 +45,12 @@ def member_key(participant: uuid.UUID | str, tick: int) -> str:
 
 
 def parse_member(member: str, scale: int) -> tuple[uuid.UUID, int]:
-    """(participant, tick) of a board's member (tick 0 unless first-to-reach)."""
-    if scale > 1:
+    """(participant, tick) of a board's member (tick 0 unless a reach key). Told apart by
+    its shape, not by the contest's style (``scale``): from a change of ranking style until
+    the rebuild it triggers (ContestChanged, after commit), the board read still holds the
+    old style's members, and a read then must not fail (a participant id never has ':' at
+    ``KEY_DIGITS``)."""
+    if len(member) > KEY_DIGITS and member[KEY_DIGITS] == ":":
         return uuid.UUID(member[KEY_DIGITS + 1 :]), MAX_TICK - int(member[:KEY_DIGITS])
     return uuid.UUID(member), 0
 
@@ -95,13 +99,13 @@ local card = redis.call('ZCARD', KEYS[1])
 local member = ARGV[1]
 local scale = tonumber(ARGV[2])
 local lex = scale > 1
+-- The member as the board holds it: the reach key when it keeps the participant's tick
+-- (first-to-reach), else the id. Decided by the board, not the style: from a change of
+-- ranking style until its rebuild, the board still has the old style's members.
 local key = member
-if lex then
-  local t = redis.call('HGET', KEYS[2], 't:' .. member)
-  if t then key = string.format('%07d:', scale - 1 - tonumber(t)) .. member else key = false end
-end
-local score = false
-if key then score = redis.call('ZSCORE', KEYS[1], key) end
+local t = redis.call('HGET', KEYS[2], 't:' .. member)
+if t then key = string.format('%07d:', {max_tick} - tonumber(t)) .. member end
+local score = redis.call('ZSCORE', KEYS[1], key)
 local v = 0
 local pos = -1
 local raw = false
@@ -137,7 +141,7 @@ if above[1] then
 end
 return {built, ver, card, score or false, pos, raw, greater, same, dense_greater, above,
         above_raw, above_greater, key}
-"""
+""".replace("{max_tick}", str(MAX_TICK))
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ from infra import limits
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import ranking
+from leaderboards import service as contests
 from leaderboards.models import Contest, RankingStyle
 from leaderboards.scoring import BoardMode, apply_credit
+from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, create_tenant, dispatch
 
@@ -161,3 +163,43 @@ async def test_first_to_reach_order_is_exact_past_the_old_packing_limit(
     value = old_limit * 2 + 7
     assert await order("beyond") == [(late, 1, value, 12), (early, 2, value, 20)]
     assert await services.redis.zcard(keys.board("beyond")[0]) == 2
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (RankingStyle.COMPETITION, RankingStyle.FIRST_TO_REACH),
+        (RankingStyle.FIRST_TO_REACH, RankingStyle.COMPETITION),
+    ],
+)
+async def test_a_read_between_a_style_change_and_its_rebuild_shows_the_board_it_finds(
+    services: Services, db: Database, clock: OffsetClock, big_tenant: Tenant,
+    before: RankingStyle, after: RankingStyle,
+) -> None:  # fmt: skip
+    """A change of ranking style commits before its ContestChanged rebuilds the board (from
+    the outbox, after commit). A read meanwhile finds the old style's members (ids where
+    reach keys were expected, or the reverse): it shows them (it failed: a member parsed
+    as the other layout), and the rebuild then ranks by the new style."""
+    contest = await create_contest(db, clock, big_tenant, ranking_style=before)
+    base = clock.now()
+    first, second = big_tenant.partners[0].id, big_tenant.partners[1].id
+    await approve_sale(db, clock, big_tenant, partner=0, amount=100, at=base)
+    await approve_sale(db, clock, big_tenant, partner=1, amount=200, at=base)
+    await dispatch(services)
+    async with db.transaction() as session:
+        changed = await contests.update_contest(
+            session, big_tenant.principal(Role.VENDOR_ADMIN), clock, contest_id=contest.id,
+            changes={"ranking_style": after},
+        )  # fmt: skip
+    boards = services.leaderboards.boards
+    for _ in range(2):  # before the rebuild, then after it
+        page = await boards.page(changed, "all", 0, 10)
+        assert [(r.participant_id, r.rank, r.score) for r in page.rows] == [
+            (second, 1, 200),
+            (first, 2, 100),
+        ]
+        _, standing = await boards.standing(changed, "all", first)
+        assert (standing.on_board, standing.rank, standing.score) == (True, 2, 100)
+        assert standing.nemesis is not None
+        assert (standing.nemesis.participant_id, standing.nemesis.score) == (second, 200)
+        await dispatch(services)  # ContestChanged: the board is rebuilt in the new style
