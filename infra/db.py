@@ -234,14 +234,19 @@ _Row = TypeVar("_Row", bound=SQLModel)
 
 def for_change(statement: SelectOfScalar[_Row], model: type[_Row]) -> SelectOfScalar[_Row]:
     """The statement that loads a row a service is about to change after checking its
-    state: the row locked for the rest of the transaction (FOR UPDATE of ``model``'s table
-    only, whatever the statement joins), its attributes read anew even when the session
-    holds it already. Two requests that change one row at once (a double click, approve and
-    reject) then take turns, and the second checks the state the first left: without it
-    both read the old state on PostgreSQL and both go through. On SQLite the write
-    transaction's lock (``begin_write``) serialises writers already, and FOR UPDATE is left
-    out of the SQL."""
-    return statement.with_for_update(of=model).execution_options(populate_existing=True)
+    state: the row locked for the rest of the transaction (FOR NO KEY UPDATE of ``model``'s
+    table only, whatever the statement joins), its attributes read anew even when the
+    session holds it already. Two requests that change one row at once (a double click,
+    approve and reject) then take turns, and the second checks the state the first left:
+    without it both read the old state on PostgreSQL and both go through. NO KEY: a change
+    never alters the row's key, so rows that name it by foreign key (a contest's credits
+    inserted by the dispatcher) are written meanwhile; FOR UPDATE blocked their key check,
+    and a change that then wrote the same rows (a contest's re-score) deadlocked with them.
+    On SQLite the write transaction's lock (``begin_write``) serialises writers already, and
+    the clause is left out of the SQL."""
+    return statement.with_for_update(of=model, key_share=True).execution_options(
+        populate_existing=True
+    )
 
 
 async def begin_write(session: AsyncSession) -> None:

@@ -7,7 +7,8 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, update
+import pytest
+from sqlalchemy import func, text, update
 from sqlmodel import col, select
 
 from api.cli.leaderboards import _rebuild
@@ -16,11 +17,15 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from infra.outbox import OutboxEvent
 from infra.redis import Keys
+from leaderboards import repository
+from leaderboards import service as contests
 from leaderboards.models import Contest, ContestCredit, Metric, RankingStyle
 from leaderboards.rebuild import ensure_built, rebuild
 from leaderboards.scoring import DUPLICATE, BatchItem, BoardMode, apply_credits
+from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, reverse_sale, win_deal
+from tests.support import eventually
 
 
 async def board(services: Services, contest: Contest) -> list[tuple[str, int, int]]:
@@ -225,3 +230,54 @@ async def test_an_upgrade_from_packed_first_to_reach_boards_rebuilds_and_drops_t
     assert not await services.redis.exists(old)
     assert not await services.redis.exists(f"{v1}:built")
     assert await board(services, contest) == before
+
+
+async def test_a_sale_credited_while_its_contest_is_changed_does_not_wait_for_the_change(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A contest change holds the contest's row (``infra.db.for_change``) while it re-scores
+    the ledger. The dispatcher crediting a sale meanwhile inserts the sale's credit, whose
+    foreign key reads the contest's key. Held FOR UPDATE, that read waited for the change's
+    commit, and the change's re-score then waited for the dispatcher's credit (the same
+    contest and event): a deadlock, which PostgreSQL breaks after a second by rolling one of
+    them back. The change does not alter the key (FOR NO KEY UPDATE): the credit goes
+    through and the re-score finds it."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's writers take turns")
+    contest = await create_contest(db, clock, tenant)
+    await dispatch(services)  # its own events
+    sale = await approve_sale(db, clock, tenant, amount=500)
+    admin = tenant.principal(Role.VENDOR_ADMIN)
+    async with db.transaction() as session:
+        # contestUpdate's first step: the contest, held for the change ...
+        held = await repository.get_readable_contest(session, admin, contest.id, lock=True)
+        assert held is not None
+        # ... the dispatcher credits the sale meanwhile ...
+        credit = asyncio.create_task(dispatch(services))
+
+        async def credited_or_waiting() -> bool:
+            if credit.done():
+                return True
+            await session.execute(text("SELECT pg_stat_clear_snapshot()"))
+            waits = await session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
+            return bool(waits)
+
+        await eventually(credited_or_waiting, within=10)
+        assert credit.done(), "the credit waited for the contest's change to commit"
+        # ... then the change re-scores the ledger, the sale's credit included.
+        await contests.rescore(session, clock, held)
+    await credit
+    async with db.session() as session:
+        credits = (
+            await session.exec(
+                select(ContestCredit.delta).where(
+                    ContestCredit.contest_id == contest.id, ContestCredit.event_id == sale.id
+                )
+            )
+        ).all()
+    assert credits == [500]
