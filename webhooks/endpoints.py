@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.audit import mask
 from infra.clock import Clock
+from infra.db import for_change
 from infra.errors import DomainError, DomainErrors
 from infra.text import free_text_problem, identifier_problem
 from partners.audit_log import AuditEntity, log_change
@@ -107,8 +108,15 @@ def _shown(endpoint: WebhookEndpoint) -> dict[str, Any]:
 async def _readable(
     session: AsyncSession, principal: Principal, endpoint_id: uuid.UUID
 ) -> WebhookEndpoint:
+    """The endpoint to change, locked (``for_change``): two changes of one endpoint take
+    turns, and the second sees what the first left (disabled, deleted, a new secret)."""
     found = (
-        await session.exec(readable_endpoints(principal).where(WebhookEndpoint.id == endpoint_id))
+        await session.exec(
+            for_change(
+                readable_endpoints(principal).where(WebhookEndpoint.id == endpoint_id),
+                WebhookEndpoint,
+            )
+        )
     ).first()
     if found is None:
         raise DomainError(WebhookErrorCode.NOT_FOUND, "No such webhook endpoint.", "id")

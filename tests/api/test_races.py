@@ -58,7 +58,7 @@ from tests.incentives import scenarios as incentive_scenarios
 from tests.pilots import scenarios as pilots_scenarios
 from tests.subscriptions import scenarios as subscription_scenarios
 from tests.support import GQL
-from webhooks.models import WebhookDelivery
+from webhooks.models import EndpointStatus, WebhookDelivery, WebhookEndpoint
 
 # How many identical requests a storm sends at once.
 STORM = 10
@@ -864,3 +864,62 @@ async def test_a_rule_approved_paused_and_resumed_at_once_changes_once_each_time
         rule = await session.get(IncentiveRule, rule_id)
     assert rule is not None
     assert rule.status.value == ("ACTIVE" if resumed > paused else "PAUSED")
+
+
+# --- second sweep: webhook endpoints, display keys, partners, thresholds, program versions --
+
+ENDPOINT_ACTIONS = {
+    name: f"""mutation($input: {kind}!) {{ {name}(input: $input) {{
+      {out} userErrors {{ field code message }} }} }}"""
+    for name, kind, out in (
+        ("webhookEndpointDisable", "WebhookEndpointIdInput", "endpoint { id status }"),
+        ("webhookEndpointEnable", "WebhookEndpointIdInput", "endpoint { id status }"),
+        ("webhookEndpointDelete", "WebhookEndpointIdInput", "deletedId"),
+        ("webhookEndpointSecretRotate", "WebhookEndpointSecretRotateInput", "secret"),
+    )
+}
+
+
+async def _endpoint(gql: GQL, admin: User) -> str:
+    made = await gql.data(
+        WEBHOOK_CREATE,
+        {"input": {"url": "https://hooks.example.com/in",
+                   "eventTypes": ["deal_registration.status_changed"]}},
+        as_user=admin,
+    )  # fmt: skip
+    return str(made["webhookEndpointCreate"]["endpoint"]["id"])
+
+
+async def test_webhook_endpoint_storms_disable_delete_and_rotate_once_each(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    endpoint = await _endpoint(gql, admin)
+    ref = {"id": endpoint}
+    disable = (ENDPOINT_ACTIONS["webhookEndpointDisable"], ref, admin)
+    assert len(winners(await fire(gql, [disable] * STORM))) == 1
+    assert await audited(db, plain_id(endpoint), "webhook_endpoint.disabled") == 1
+    # Rotations take turns: each keeps the one before it signing beside the new one.
+    async with db.session() as session:
+        first = (await session.get(WebhookEndpoint, plain_id(endpoint))).secret  # type: ignore[union-attr]
+    rotate = (ENDPOINT_ACTIONS["webhookEndpointSecretRotate"], ref, admin)
+    payloads = await fire(gql, [rotate] * STORM)
+    assert len(winners(payloads)) == STORM
+    given = [p["secret"] for p in payloads]
+    async with db.session() as session:
+        stored = await session.get(WebhookEndpoint, plain_id(endpoint))
+    assert stored is not None
+    assert stored.secret in given
+    assert stored.previous_secret in given
+    assert stored.previous_secret != first
+    # Enabled and deleted at once: a deleted endpoint never sends again.
+    enable = (ENDPOINT_ACTIONS["webhookEndpointEnable"], ref, admin)
+    delete = (ENDPOINT_ACTIONS["webhookEndpointDelete"], ref, admin)
+    won = winners(await fire(gql, [enable, delete] * 4))
+    assert len([i for i in won if i % 2 == 1]) == 1
+    assert await audited(db, plain_id(endpoint), "webhook_endpoint.deleted") == 1
+    async with db.session() as session:
+        stored = await session.get(WebhookEndpoint, plain_id(endpoint))
+    assert stored is not None
+    assert stored.deleted_at is not None
+    assert stored.status is EndpointStatus.DISABLED
