@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from infra.clock import Clock
+from infra.db import for_change
 from infra.errors import DomainError, DomainErrors
 from infra.text import name_problem
 from leaderboards.errors import ContestErrorCode as Code
@@ -130,8 +131,11 @@ async def revoke_display_key(
     CONTESTS.require(principal, ContestOp.DISPLAY_KEY_REVOKE)
     key = (
         await session.exec(
-            select(DisplayKey).where(
-                DisplayKey.id == key_id, DisplayKey.vendor_id == principal.vendor_id
+            for_change(
+                select(DisplayKey).where(
+                    DisplayKey.id == key_id, DisplayKey.vendor_id == principal.vendor_id
+                ),
+                DisplayKey,
             )
         )
     ).first()

@@ -923,3 +923,24 @@ async def test_webhook_endpoint_storms_disable_delete_and_rotate_once_each(
     assert stored is not None
     assert stored.deleted_at is not None
     assert stored.status is EndpointStatus.DISABLED
+
+
+DISPLAY_KEY_CREATE = """mutation($input: DisplayKeyCreateInput!) { displayKeyCreate(input: $input) {
+  displayKey { id } userErrors { field code message } } }"""
+DISPLAY_KEY_REVOKE = """mutation($input: DisplayKeyRevokeInput!) {
+  displayKeyRevoke(input: $input) { userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_revocations_revokes_the_display_key_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    contest = await create_contest(db, clock, tenant)
+    made = await gql.data(
+        DISPLAY_KEY_CREATE, {"input": {"label": "Floor", "contestIds": [gid(contest)]}},
+        as_user=admin,
+    )  # fmt: skip
+    key = made["displayKeyCreate"]["displayKey"]["id"]
+    revoke = (DISPLAY_KEY_REVOKE, {"id": key}, admin)
+    assert len(winners(await fire(gql, [revoke] * STORM))) == 1
+    assert await audited(db, plain_id(key), "display_key.revoked") == 1
