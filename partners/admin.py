@@ -248,7 +248,9 @@ async def _unique(
 
 
 async def _readable(session: AsyncSession, principal: Principal, partner_id: uuid.UUID) -> Partner:
-    partner = await repository.get_readable_partner(session, principal, partner_id)
+    """The partner to change, locked: two changes of one partner take turns, and the
+    second checks the status the first left (suspended, archived)."""
+    partner = await repository.get_readable_partner(session, principal, partner_id, lock=True)
     if partner is None:
         raise DomainError(PartnerErrorCode.NOT_FOUND, "No such partner.", "id")
     return partner

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.db import for_change
 from partners.access import scope
 from partners.models import ApiKey, Partner, PartnerStatus, User, UserSubject, Vendor
 from partners.policy import TENANCY, TenancyOp
@@ -53,10 +54,14 @@ def readable_api_keys(principal: Principal) -> SelectOfScalar[ApiKey]:
 
 
 async def get_readable_partner(
-    session: AsyncSession, principal: Principal, partner_id: uuid.UUID
+    session: AsyncSession, principal: Principal, partner_id: uuid.UUID, *, lock: bool = False
 ) -> Partner | None:
-    result = await session.exec(readable_partners(principal).where(Partner.id == partner_id))
-    return result.first()
+    """The partner if the caller may see it; with ``lock``, locked to change it
+    (``infra.db.for_change``)."""
+    statement = readable_partners(principal).where(Partner.id == partner_id)
+    if lock:
+        statement = for_change(statement, Partner)
+    return (await session.exec(statement)).first()
 
 
 async def partners_by_ids(

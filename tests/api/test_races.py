@@ -944,3 +944,40 @@ async def test_a_storm_of_revocations_revokes_the_display_key_once(
     revoke = (DISPLAY_KEY_REVOKE, {"id": key}, admin)
     assert len(winners(await fire(gql, [revoke] * STORM))) == 1
     assert await audited(db, plain_id(key), "display_key.revoked") == 1
+
+
+PARTNER_ACTIONS = {
+    name: f"""mutation($input: {kind}!) {{ {name}(input: $input) {{
+      partner {{ id status }} userErrors {{ field code message }} }} }}"""
+    for name, kind in (
+        ("partnerSuspend", "PartnerSuspendInput"),
+        ("partnerReactivate", "PartnerStatusInput"),
+        ("partnerArchive", "PartnerStatusInput"),
+        ("partnerUpdate", "PartnerUpdateInput"),
+    )
+}
+
+
+async def test_partner_status_storms_change_the_partner_once_each_time(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    partner = tenant.partners[1]
+    ref = {"id": gid(partner)}
+    suspend = (PARTNER_ACTIONS["partnerSuspend"], {**ref, "reason": "Audit."}, admin)
+    assert len(winners(await fire(gql, [suspend] * STORM))) == 1
+    reactivate = (PARTNER_ACTIONS["partnerReactivate"], ref, admin)
+    assert len(winners(await fire(gql, [reactivate] * STORM))) == 1
+    # Archived while renamed: the archive is final, and no rename comes after it.
+    rename = (PARTNER_ACTIONS["partnerUpdate"], {**ref, "name": "Renamed"}, admin)
+    archive = (PARTNER_ACTIONS["partnerArchive"], ref, admin)
+    won = winners(await fire(gql, [archive, rename] * 4))
+    assert len([i for i in won if i % 2 == 0]) == 1
+    audit = await audit_of(db, partner.id)
+    assert (audit["partner.suspended"], audit["partner.reactivated"]) == (1, 1)
+    assert audit["partner.archived"] == 1
+    assert audit["partner.updated"] <= 1  # the name changes once; again it changes nothing
+    async with db.session() as session:
+        stored = await session.get(Partner, partner.id)
+    assert stored is not None
+    assert stored.status.value == "ARCHIVED"
