@@ -41,6 +41,7 @@ from forecasts.policy import FORECASTS, ForecastOp
 from forecasts.quarters import Quarter
 from infra.clock import Clock
 from infra.codes import is_currency
+from infra.db import for_change
 from infra.errors import DomainError, DomainErrors
 from infra.outbox import record_event
 from infra.text import free_text_problem, identifier_problem
@@ -377,10 +378,13 @@ async def remove_threshold(
     """Stop checking a threshold (kept, with its alerts; setting it again revives it)."""
     FORECASTS.require(principal, ForecastOp.THRESHOLD_REMOVE)
     found = await session.exec(
-        select(ConcentrationThreshold).where(
-            ConcentrationThreshold.id == threshold_id,
-            ConcentrationThreshold.vendor_id == principal.vendor_id,
-            col(ConcentrationThreshold.archived_at).is_(None),
+        for_change(
+            select(ConcentrationThreshold).where(
+                ConcentrationThreshold.id == threshold_id,
+                ConcentrationThreshold.vendor_id == principal.vendor_id,
+                col(ConcentrationThreshold.archived_at).is_(None),
+            ),
+            ConcentrationThreshold,
         )
     )
     threshold = found.first()

@@ -981,3 +981,25 @@ async def test_partner_status_storms_change_the_partner_once_each_time(
         stored = await session.get(Partner, partner.id)
     assert stored is not None
     assert stored.status.value == "ARCHIVED"
+
+
+THRESHOLD_SET = """mutation($input: ConcentrationThresholdSetInput!) {
+  concentrationThresholdSet(input: $input) {
+  threshold { id } userErrors { field code message } } }"""
+THRESHOLD_REMOVE = """mutation($input: ConcentrationThresholdRemoveInput!) {
+  concentrationThresholdRemove(input: $input) {
+  threshold { id archivedAt } userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_removals_removes_the_threshold_once(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    made = await gql.data(
+        THRESHOLD_SET, {"input": {"metric": "TOP_PARTNER_SHARE", "maxShareBp": 4_000}},
+        as_user=admin,
+    )  # fmt: skip
+    threshold = made["concentrationThresholdSet"]["threshold"]["id"]
+    remove = (THRESHOLD_REMOVE, {"id": threshold, "reason": "Too noisy."}, admin)
+    assert len(winners(await fire(gql, [remove] * STORM))) == 1
+    assert await audited(db, plain_id(threshold), "concentrationThresholdRemove") == 1
