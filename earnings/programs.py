@@ -20,7 +20,7 @@ from earnings.policy import EARNINGS, EarningsOp
 from earnings.repository import readable_programs
 from earnings.rounding import BP, apply_bp, format_bp
 from infra.clock import Clock
-from infra.db import begin_write
+from infra.db import begin_write, for_change
 from infra.errors import DomainError, DomainErrors
 from infra.money import Money
 from infra.outbox import record_events
@@ -593,9 +593,14 @@ async def create_version(
     not start before the latest version, nor inside a period that was already paid."""
     EARNINGS.require(principal, EarningsOp.CREATE_PROGRAM_VERSION)
     await begin_write(session)
+    # Locked (``for_change``): two new versions at once take turns, the second numbered
+    # after the first and checked against it.
     program = (
         await session.exec(
-            (await readable_programs(session, principal)).where(Program.id == program_id)
+            for_change(
+                (await readable_programs(session, principal)).where(Program.id == program_id),
+                Program,
+            )
         )
     ).first()
     if program is None:

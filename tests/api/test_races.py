@@ -33,6 +33,7 @@ from earnings.models import (
     PayoutProfile,
     PayoutStatement,
     PayoutStatus,
+    ProgramVersion,
 )
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
@@ -1003,3 +1004,24 @@ async def test_a_storm_of_removals_removes_the_threshold_once(
     remove = (THRESHOLD_REMOVE, {"id": threshold, "reason": "Too noisy."}, admin)
     assert len(winners(await fire(gql, [remove] * STORM))) == 1
     assert await audited(db, plain_id(threshold), "concentrationThresholdRemove") == 1
+
+
+PROGRAM_VERSION_CREATE = """mutation($input: EarningProgramVersionCreateInput!) {
+  earningProgramVersionCreate(input: $input) { userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_program_versions_is_answered_and_numbered_in_turn(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    version = await es.make_program(db, clock, tenant, es.Rules(base_rates=(es.BaseRate(1_000),)))
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    ask = {"programId": gid("EarningProgram", version.program_id),
+           "rules": {"baseRates": [{"rateBp": 1_200}]}}  # fmt: skip
+    won = winners(await fire(gql, [(PROGRAM_VERSION_CREATE, ask, admin)] * STORM))
+    async with db.session() as session:
+        numbers = sorted(
+            await session.exec(
+                select(ProgramVersion.number).where(ProgramVersion.program_id == version.program_id)
+            )
+        )
+    assert numbers == list(range(1, len(won) + 2))
