@@ -1025,3 +1025,21 @@ async def test_a_storm_of_program_versions_is_answered_and_numbered_in_turn(
             )
         )
     assert numbers == list(range(1, len(won) + 2))
+
+
+MANAGER_ASSIGN = """mutation($input: PartnerManagerInput!) { partnerManagerAssign(input: $input) {
+  userErrors { field code message } } }"""
+MANAGER_UNASSIGN = """mutation($input: PartnerManagerInput!) {
+  partnerManagerUnassign(input: $input) { userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_unassignments_unassigns_the_manager_once(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    partner = tenant.partners[1]
+    ref = {"partnerId": gid(partner), "managerId": gid(tenant.user(Role.CHANNEL_MANAGER))}
+    assert len(winners(await fire(gql, [(MANAGER_ASSIGN, ref, admin)] * STORM))) == 1
+    assert len(winners(await fire(gql, [(MANAGER_UNASSIGN, ref, admin)] * STORM))) == 1
+    audit = await audit_of(db, partner.id)
+    assert (audit["partner.manager_assigned"], audit["partner.manager_unassigned"]) == (1, 1)
