@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra.clock import Clock
-from infra.db import Database
+from infra.db import Database, for_change
 from infra.errors import DomainError
 from infra.ids import new_id
 from infra.outbox import OutboxEvent
@@ -146,8 +146,15 @@ async def replay(
             raise DomainError(
                 WebhookErrorCode.RANGE_TOO_LONG, "Replay at most 31 days at a time.", "to"
             )
+    # Locked (``for_change``): replays at once take turns for the next sequence number, and
+    # a replay after a delete or a disable of the endpoint finds it gone or disabled.
     endpoint = (
-        await session.exec(readable_endpoints(principal).where(WebhookEndpoint.id == endpoint_id))
+        await session.exec(
+            for_change(
+                readable_endpoints(principal).where(WebhookEndpoint.id == endpoint_id),
+                WebhookEndpoint,
+            )
+        )
     ).first()
     if endpoint is None:
         raise DomainError(WebhookErrorCode.NOT_FOUND, "No such webhook endpoint.", "endpoint_id")

@@ -54,7 +54,7 @@ from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
-from tests.factories import Tenant, add_products, create_contest, dispatch, gid
+from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
 from tests.incentives import scenarios as incentive_scenarios
 from tests.pilots import scenarios as pilots_scenarios
 from tests.subscriptions import scenarios as subscription_scenarios
@@ -1043,3 +1043,38 @@ async def test_a_storm_of_unassignments_unassigns_the_manager_once(
     assert len(winners(await fire(gql, [(MANAGER_UNASSIGN, ref, admin)] * STORM))) == 1
     audit = await audit_of(db, partner.id)
     assert (audit["partner.manager_assigned"], audit["partner.manager_unassigned"]) == (1, 1)
+
+
+REPLAY = """mutation($input: WebhookReplayInput!) { webhookReplay(input: $input) {
+  deliveries { sequence } userErrors { field code message } } }"""
+
+
+async def test_replays_at_once_are_numbered_in_turn_and_none_reach_a_deleted_endpoint(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    made = await gql.data(
+        WEBHOOK_CREATE,
+        {"input": {"url": "https://hooks.example.com/in", "eventTypes": ["sale_claim.approved"]}},
+        as_user=admin,
+    )
+    endpoint = made["webhookEndpointCreate"]["endpoint"]["id"]
+    sale = await approve_sale(db, clock, tenant)
+    await dispatch(services)
+    replay = (REPLAY, {"endpointId": endpoint, "eventId": str(sale.id)}, admin)
+    payloads = await fire(gql, [replay] * STORM)
+    assert len(winners(payloads)) == STORM
+    sequences = sorted(d["sequence"] for p in payloads for d in p["deliveries"])
+    assert sequences == list(range(1, STORM + 1))
+    delete = (ENDPOINT_ACTIONS["webhookEndpointDelete"], {"id": endpoint}, admin)
+    winners(await fire(gql, [replay, delete] * 4))
+    async with db.session() as session:
+        pending = (
+            await session.exec(
+                select(func.count()).where(
+                    WebhookDelivery.endpoint_id == plain_id(endpoint),
+                    col(WebhookDelivery.status) == "PENDING",
+                )
+            )
+        ).one()
+    assert pending == 0  # what the delete left failed; no replay after it
