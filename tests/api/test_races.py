@@ -1078,3 +1078,171 @@ async def test_replays_at_once_are_numbered_in_turn_and_none_reach_a_deleted_end
             )
         ).one()
     assert pending == 0  # what the delete left failed; no replay after it
+
+
+# --- second sweep, already locked: users, pilots, groups, contests, invitations ------------
+
+USER_ACTIONS = {
+    name: f"""mutation($input: {kind}!) {{ {name}(input: $input) {{
+      userErrors {{ field code message }} }} }}"""
+    for name, kind in (
+        ("userRoleChange", "UserRoleChangeInput"),
+        ("userDeactivate", "UserDeactivateInput"),
+        ("userReactivate", "UserReactivateInput"),
+    )
+}
+
+
+async def test_a_user_deactivated_and_given_a_role_at_once_changes_once_each(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    rep = tenant.user(Role.PARTNER_REP)
+    ref = {"id": gid(rep)}
+    role = (USER_ACTIONS["userRoleChange"], {**ref, "role": "PARTNER_ADMIN"}, admin)
+    deactivate = (USER_ACTIONS["userDeactivate"], ref, admin)
+    won = winners(await fire(gql, [role, deactivate] * 4))
+    assert len([i for i in won if i % 2 == 1]) == 1
+    reactivate = (USER_ACTIONS["userReactivate"], ref, admin)
+    assert len(winners(await fire(gql, [reactivate] * STORM))) == 1
+    audit = await audit_of(db, rep.id)
+    assert (audit["user.role_changed"], audit["user.deactivated"]) == (1, 1)
+    assert audit["user.reactivated"] == 1
+    async with db.session() as session:
+        stored = await session.get(User, rep.id)
+    assert stored is not None
+    assert (stored.role, stored.active) == (Role.PARTNER_ADMIN, True)
+
+
+async def test_a_pilot_extended_and_ended_at_once_ends_once(
+    gql: GQL, db: Database, clock: OffsetClock
+) -> None:
+    tenant = await pilots_scenarios.pilot_tenant(db, clock)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    group = await pilots_scenarios.group_id(db, tenant, "Resellers")
+    ends = clock.now() + timedelta(days=30)
+    made = await gql.data(
+        pilots_scenarios.CREATE,
+        {"input": pilots_scenarios.create_input(gid("PartnerGroup", group), ends)},
+        as_user=admin,
+    )
+    pilot = made["pilotCreate"]["pilot"]["id"]
+    await gql.data(pilots_scenarios.START, {"input": {"id": pilot}}, as_user=admin)
+    later = {"id": pilot, "endsAt": (ends + timedelta(days=30)).isoformat()}
+    assert len(winners(await fire(gql, [(pilots_scenarios.EXTEND, later, admin)] * STORM))) == 1
+    latest = {"id": pilot, "endsAt": (ends + timedelta(days=60)).isoformat()}
+    won = winners(
+        await fire(
+            gql,
+            [(pilots_scenarios.EXTEND, latest, admin), (pilots_scenarios.END, {"id": pilot}, admin)]
+            * 4,
+        )
+    )
+    extended = [i for i in won if i % 2 == 0]
+    assert len(extended) <= 1
+    assert len(won) - len(extended) == 1
+    assert await audited(db, plain_id(pilot), "pilot.extended") == 1 + len(extended)
+    assert await audited(db, plain_id(pilot), "pilot.ended") == 1
+
+
+GROUP_UPDATE = """mutation($input: PartnerGroupUpdateInput!) {
+  partnerGroupUpdate(input: $input) { partnerGroup { id } userErrors { field code message } } }"""
+GROUP_DELETE = """mutation($input: PartnerGroupDeleteInput!) {
+  partnerGroupDelete(input: $input) { partnerGroup { id } userErrors { field code message } } }"""
+
+
+async def test_a_group_deleted_while_members_are_added_keeps_no_member(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    async with db.transaction() as session:
+        group = await groups.create_group(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Hand-picked"
+        )
+    ref = {"id": gid(group)}
+    rename = (GROUP_UPDATE, {**ref, "name": "Picked by hand"}, admin)
+    assert winners(await fire(gql, [rename] * STORM))
+    add = (MEMBERS_ADD, {**ref, "partnerIds": [gid(p) for p in tenant.partners]}, admin)
+    won = winners(await fire(gql, [(GROUP_DELETE, ref, admin), add] * 4))
+    assert len([i for i in won if i % 2 == 0]) == 1
+    assert await audited(db, group.id, "partner_group.archived") == 1
+    async with db.session() as session:
+        open_windows = (
+            await session.exec(
+                select(func.count()).where(
+                    PartnerGroupMembership.group_id == group.id,
+                    col(PartnerGroupMembership.left_at).is_(None),
+                )
+            )
+        ).one()
+    assert open_windows == 0
+
+
+CONTEST_UPDATE = """mutation($input: ContestUpdateInput!) { contestUpdate(input: $input) {
+  contest { id status } userErrors { field code message } } }"""
+
+
+async def test_a_contest_updated_and_cancelled_at_once_takes_no_change_after_the_cancel(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    contest = await create_contest(db, clock, tenant)
+    ref = {"id": gid(contest)}
+    update = (CONTEST_UPDATE, {**ref, "description": "Q4 push"}, admin)
+    won = winners(await fire(gql, [(CONTEST_CANCEL, ref, admin), update] * 4))
+    assert len([i for i in won if i % 2 == 0]) == 1
+    async with db.session() as session:
+        cancelled_at = (
+            await session.exec(
+                select(AuditEntry.at).where(
+                    AuditEntry.entity_id == str(contest.id),
+                    AuditEntry.action == "contest.cancelled",
+                )
+            )
+        ).one()
+        updated = list(
+            await session.exec(
+                select(AuditEntry.at).where(
+                    AuditEntry.entity_id == str(contest.id),
+                    AuditEntry.action == "contest.updated",
+                )
+            )
+        )
+        stored = await session.get(Contest, contest.id)
+    assert stored is not None
+    assert stored.status.value == "CANCELLED"
+    assert all(at <= cancelled_at for at in updated)
+
+
+INVITATION_CREATE = """mutation($input: InvitationCreateInput!) {
+  invitationCreate(input: $input) { invitation { id } userErrors { field code message } } }"""
+INVITATION_ACTIONS = {
+    name: f"""mutation($input: {kind}!) {{ {name}(input: $input) {{
+      userErrors {{ field code message }} }} }}"""
+    for name, kind in (
+        ("invitationRevoke", "InvitationRevokeInput"),
+        ("invitationResend", "InvitationResendInput"),
+    )
+}
+
+
+async def test_an_invitation_resent_and_revoked_at_once_is_revoked_once(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    made = await gql.data(
+        INVITATION_CREATE,
+        {"input": {"email": "new@acme.example", "role": "PARTNER_REP",
+                   "partnerId": gid(tenant.partners[0])}},
+        as_user=admin,
+    )  # fmt: skip
+    invitation = made["invitationCreate"]["invitation"]["id"]
+    ref = {"id": invitation}
+    resend = (INVITATION_ACTIONS["invitationResend"], ref, admin)
+    assert len(winners(await fire(gql, [resend] * STORM))) == STORM
+    revoke = (INVITATION_ACTIONS["invitationRevoke"], ref, admin)
+    won = winners(await fire(gql, [revoke, resend] * 4))
+    assert len([i for i in won if i % 2 == 0]) == 1
+    audit = await audit_of(db, plain_id(invitation))
+    assert audit["invitation.revoked"] == 1
+    assert audit["invitation.resent"] == STORM + len([i for i in won if i % 2 == 1])
