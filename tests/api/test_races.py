@@ -24,7 +24,7 @@ from deal_registration.registrations.models import (
     DealStatus,
     DealTransition,
 )
-from deal_registration.sales.models import SaleClaim
+from deal_registration.sales.models import SaleClaim, SaleClaimDecision
 from earnings import payouts
 from earnings.models import (
     EarningEntry,
@@ -35,6 +35,7 @@ from earnings.models import (
     PayoutStatus,
     ProgramVersion,
 )
+from forecasts.models import ForecastRevision, PartnerForecast
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
 from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
@@ -55,10 +56,11 @@ from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
 from tests.deal_registration.sales.scenarios import claim_input, seed_registry
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
+from tests.forecasts import scenarios as forecasts_scenarios
 from tests.incentives import scenarios as incentive_scenarios
 from tests.pilots import scenarios as pilots_scenarios
 from tests.subscriptions import scenarios as subscription_scenarios
-from tests.support import GQL
+from tests.support import GQL, multipart
 from webhooks.models import EndpointStatus, WebhookDelivery, WebhookEndpoint
 
 # How many identical requests a storm sends at once.
@@ -1246,3 +1248,103 @@ async def test_an_invitation_resent_and_revoked_at_once_is_revoked_once(
     audit = await audit_of(db, plain_id(invitation))
     assert audit["invitation.revoked"] == 1
     assert audit["invitation.resent"] == STORM + len([i for i in won if i % 2 == 1])
+
+
+# --- second sweep, already locked: proof, review, forecasts ---------------------------------
+
+CLAIM_ATTACH = """mutation($input: SaleClaimAttachProofInput!) {
+  saleClaimAttachProof(input: $input) {
+  saleClaim { id state } userErrors { field code message } } }"""
+CLAIM_REQUEST_PROOF = """mutation($input: SaleClaimRequestProofInput!) {
+  saleClaimRequestProof(input: $input) { saleClaim { id state } userErrors { field code } } }"""
+PROOF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+async def test_proof_sent_many_times_without_a_key_moves_the_claim_on_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    serials = await seed_registry(db, clock, tenant, 2)
+    rep = tenant.user(Role.PARTNER_REP)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    claim = await open_claim(gql, db, clock, tenant, serials[0])
+    token = gql.token(rep)
+    answers = await asyncio.gather(
+        *(
+            multipart(
+                gql,
+                CLAIM_ATTACH,
+                {"input": {"id": claim, "file": None}},
+                {
+                    "variables.input.file": (
+                        f"invoice-{i}.pdf",
+                        PROOF + bytes([i]),
+                        "application/pdf",
+                    )
+                },
+                token=token,
+            )  # fmt: skip
+            for i in range(STORM)
+        )
+    )
+    assert all("errors" not in a.json() for a in answers)
+    assert winners([a.json()["data"]["saleClaimAttachProof"] for a in answers])
+    state, _ = await claim_state(db, claim)
+    assert (await claim_decisions(db, claim))["PROOF_ADDED"] == 1
+    if state == "UNDER_REVIEW":
+        ask = (CLAIM_REQUEST_PROOF, {"id": claim, "note": "A signed one."}, admin)
+        assert len(winners(await fire(gql, [ask] * STORM))) == 1
+        assert (await claim_decisions(db, claim))["PROOF_REQUESTED"] == 1
+    else:
+        assert state == "AUTO_APPROVED"
+
+
+async def claim_decisions(db: Database, claim_gid: str) -> Counter[str]:
+    async with db.session() as session:
+        rows = await session.exec(
+            select(SaleClaimDecision.action).where(
+                SaleClaimDecision.claim_id == plain_id(claim_gid)
+            )
+        )
+        return Counter(a.value for a in rows)
+
+
+START_REVIEW = """mutation($input: DealRegistrationIdInput!) {
+  dealRegistrationStartReview(input: $input) {
+  dealRegistration { id status } userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_review_starts_takes_the_deal_into_review_once(
+    gql: GQL, db: Database, clock: OffsetClock, shop: Tenant
+) -> None:
+    tenant = shop
+    manager = tenant.user(Role.CHANNEL_MANAGER)
+    deal = await register(db, clock, tenant.user(Role.PARTNER_REP))
+    _, before = await deal_state(db, deal.id)
+    assert len(winners(await fire(gql, [(START_REVIEW, {"id": gid(deal)}, manager)] * STORM))) == 1
+    assert await deal_state(db, deal.id) == (DealStatus.UNDER_REVIEW, before + 1)
+
+
+async def test_a_storm_of_one_forecast_numbers_its_revisions_in_turn(
+    gql: GQL, db: Database, clock: OffsetClock, shop: Tenant
+) -> None:
+    tenant = shop
+    quarter = forecasts_scenarios.next_quarter(clock).key
+    lines = [forecasts_scenarios.line("Other", "1000.00", "1500.00")]
+    submit = (forecasts_scenarios.SUBMIT, {"quarter": quarter, "lines": lines},
+              tenant.user(Role.PARTNER_ADMIN))  # fmt: skip
+    assert len(winners(await fire(gql, [submit] * STORM))) == STORM
+    async with db.session() as session:
+        forecasts = list(
+            await session.exec(
+                select(PartnerForecast).where(PartnerForecast.partner_id == tenant.partners[0].id)
+            )
+        )
+        numbers = sorted(
+            await session.exec(
+                select(ForecastRevision.number).where(
+                    ForecastRevision.partner_id == tenant.partners[0].id
+                )
+            )
+        )
+    assert [f.revision for f in forecasts] == [STORM]
+    assert numbers == list(range(1, STORM + 1))
