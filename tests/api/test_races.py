@@ -53,7 +53,13 @@ from subscriptions.models import Subscription, SubscriptionChange
 from tests.api.fuzzing import decode_id
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE as CLAIM_CREATE
-from tests.deal_registration.sales.scenarios import claim_input, seed_registry
+from tests.deal_registration.sales.scenarios import (
+    WIDGET,
+    claim_input,
+    csv_bytes,
+    registry_rows,
+    seed_registry,
+)
 from tests.earnings import scenarios as es
 from tests.factories import Tenant, add_products, approve_sale, create_contest, dispatch, gid
 from tests.forecasts import scenarios as forecasts_scenarios
@@ -1348,3 +1354,68 @@ async def test_a_storm_of_one_forecast_numbers_its_revisions_in_turn(
         )
     assert [f.revision for f in forecasts] == [STORM]
     assert numbers == list(range(1, STORM + 1))
+
+
+# --- second sweep: records made twice, imports started twice -------------------------------
+
+
+def _create_cases(
+    tenant: Tenant, clock: OffsetClock
+) -> list[tuple[str, str, dict[str, Any], Role]]:
+    """Creations a double click sends twice: a name taken is refused with its code."""
+    start = clock.now() + timedelta(days=1)
+    return [
+        ("partnerCreate", "PartnerCreateInput", {"name": "Race Co", "region": "EMEA"},
+         Role.VENDOR_ADMIN),
+        ("partnerGroupCreate", "PartnerGroupCreateInput", {"name": "Race group"},
+         Role.VENDOR_ADMIN),
+        ("contestCreate", "ContestCreateInput",
+         {"name": "Race", "startsAt": start.isoformat(),
+          "endsAt": (start + timedelta(days=30)).isoformat()}, Role.VENDOR_ADMIN),
+        ("earningProgramCreate", "EarningProgramCreateInput",
+         {"name": "Race program", "currency": "USD",
+          "rules": {"baseRates": [{"rateBp": 1_000}]}}, Role.VENDOR_ADMIN),
+        ("invitationCreate", "InvitationCreateInput",
+         {"email": "race@acme.example", "role": "PARTNER_REP",
+          "partnerId": gid(tenant.partners[0])}, Role.VENDOR_ADMIN),
+        ("notificationMarkAllRead", "NotificationMarkAllReadInput", {}, Role.PARTNER_REP),
+    ]  # fmt: skip
+
+
+async def test_a_storm_of_one_creation_is_answered_without_an_internal_error(
+    gql: GQL, clock: OffsetClock, tenant: Tenant
+) -> None:
+    await _storms(gql, tenant, _create_cases(tenant, clock))
+
+
+PARTNERS_IMPORT = """mutation($input: PartnersImportInput!) { partnersImport(input: $input) {
+  result { inserted } userErrors { field code message } } }"""
+SERIALS_IMPORT = """mutation($input: SerialsImportInput!) { serialsImport(input: $input) {
+  result { inserted } userErrors { field code message } } }"""
+
+
+async def test_one_import_sent_many_times_at_once_inserts_each_row_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    async with db.transaction() as session:
+        await add_products(session, clock, tenant, (WIDGET,))
+    token = gql.token(tenant.user(Role.VENDOR_ADMIN))
+    partners_csv = b"external_ref,name,region\nCRM-1,Alpha Networks,EMEA\nCRM-2,Beta Systems,NA\n"
+    serials_csv = csv_bytes(registry_rows(tenant, clock, 3, prefix="RACE"))
+    for doc, name, data in (
+        (PARTNERS_IMPORT, "partnersImport", partners_csv),
+        (SERIALS_IMPORT, "serialsImport", serials_csv),
+    ):
+        answers = await asyncio.gather(
+            *(
+                multipart(gql, doc, {"input": {"file": None}},
+                          {"variables.input.file": ("rows.csv", data, "text/csv")}, token=token)
+                for _ in range(STORM // 2)
+            )
+        )  # fmt: skip
+        bodies = [a.json() for a in answers]
+        assert all("errors" not in b for b in bodies), bodies
+        payloads = [b["data"][name] for b in bodies]
+        assert winners(payloads), payloads
+        inserted = [p["result"]["inserted"] for p in payloads if p["result"]]
+        assert sum(inserted) == data.count(b"\n") - 1, payloads
