@@ -38,7 +38,13 @@ from earnings.models import (
 from forecasts.models import ForecastRevision, PartnerForecast
 from incentives import rules as incentive_rules
 from incentives.actions import Action, ActionKind
-from incentives.models import IncentiveRule, IncentiveRuleVersion, Period
+from incentives.models import (
+    BudgetChangeStatus,
+    IncentiveRule,
+    IncentiveRuleBudgetChange,
+    IncentiveRuleVersion,
+    Period,
+)
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
@@ -1419,3 +1425,61 @@ async def test_one_import_sent_many_times_at_once_inserts_each_row_once(
         assert winners(payloads), payloads
         inserted = [p["result"]["inserted"] for p in payloads if p["result"]]
         assert sum(inserted) == data.count(b"\n") - 1, payloads
+
+
+BUDGET_SET = """mutation($input: IncentiveRuleBudgetSetInput!) {
+  incentiveRuleBudgetSet(input: $input) {
+  budgetChange { id } userErrors { field code message } } }"""
+BUDGET_DECIDE = {
+    name: f"""mutation($input: IncentiveRuleBudgetChangeDecideInput!) {{ {name}(input: $input) {{
+      applied userErrors {{ field code message }} }} }}"""
+    for name in ("incentiveRuleBudgetChangeApprove", "incentiveRuleBudgetChangeCancel")
+}
+
+
+async def test_budget_requests_and_decisions_at_once_leave_one_change_decided_once(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    s = await incentive_scenarios.shop(db, clock, tenant, services)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+
+    async def draft(session: Any) -> uuid.UUID:
+        rule = await incentive_rules.create_rule(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock, name="Capped",
+            condition="revenue_30d >= 100000", period=Period.WEEK,
+            actions=[Action(ActionKind.RATE_OVERLAY, days=30, program_id=s.base_program_id,
+                            delta_bp=100)],
+        )  # fmt: skip
+        return rule.id
+
+    rule_id = await es.tx(db, draft)
+    ref = {"id": gid("IncentiveRule", rule_id)}
+    cap = {**ref, "budgetCap": {"amount": "100.00", "currency": "USD"}}
+    assert len(winners(await fire(gql, [(BUDGET_SET, cap, admin)] * STORM))) == STORM
+    more = {**ref, "budgetCap": {"amount": "1000.00", "currency": "USD"}, "reason": "Q4."}
+    payloads = await fire(gql, [(BUDGET_SET, more, admin)] * STORM)
+    assert len(winners(payloads)) == STORM
+    async with db.session() as session:
+        statuses = Counter(
+            c.value
+            for c in await session.exec(
+                select(IncentiveRuleBudgetChange.status).where(
+                    IncentiveRuleBudgetChange.rule_id == rule_id
+                )
+            )
+        )
+        [pending] = await session.exec(
+            select(IncentiveRuleBudgetChange.id).where(
+                IncentiveRuleBudgetChange.rule_id == rule_id,
+                IncentiveRuleBudgetChange.status == BudgetChangeStatus.PENDING,
+            )
+        )
+    assert statuses == {"PENDING": 1, "SUPERSEDED": STORM - 1}
+    change = {"id": gid("IncentiveRuleBudgetChange", pending), "reason": "ok"}
+    approve = (BUDGET_DECIDE["incentiveRuleBudgetChangeApprove"], change, s.approver)
+    cancel = (BUDGET_DECIDE["incentiveRuleBudgetChangeCancel"], change, admin)
+    (won,) = winners(await fire(gql, [approve, cancel] * 4))
+    async with db.session() as session:
+        rule = await session.get(IncentiveRule, rule_id)
+    assert rule is not None
+    assert rule.budget_cap_minor == (100_000 if won % 2 == 0 else 10_000)
