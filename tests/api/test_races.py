@@ -1483,3 +1483,25 @@ async def test_budget_requests_and_decisions_at_once_leave_one_change_decided_on
         rule = await session.get(IncentiveRule, rule_id)
     assert rule is not None
     assert rule.budget_cap_minor == (100_000 if won % 2 == 0 else 10_000)
+
+
+SUBMIT_DRAFT = """mutation($input: DealRegistrationIdInput!) {
+  dealRegistrationSubmitDraft(input: $input) {
+  dealRegistration { id status } userErrors { field code message } } }"""
+
+
+async def test_a_storm_of_draft_submissions_submits_the_deal_once(
+    gql: GQL, db: Database, clock: OffsetClock, shop: Tenant
+) -> None:
+    tenant = shop
+    rep = tenant.user(Role.PARTNER_REP)
+    deal = await register(db, clock, rep, draft=True)
+    assert len(winners(await fire(gql, [(SUBMIT_DRAFT, {"id": gid(deal)}, rep)] * STORM))) == 1
+    async with db.session() as session:
+        actions = Counter(
+            a.value
+            for a in await session.exec(
+                select(DealTransition.action).where(DealTransition.registration_id == deal.id)
+            )
+        )
+    assert actions["SUBMIT"] == 1, actions
