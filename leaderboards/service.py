@@ -262,6 +262,27 @@ def validate(s: ContestSettings) -> ContestSettings:
     return s
 
 
+# Rules added after contests were saved (the score bounds, the identifier rule): a value
+# a contest already holds is kept through an edit of its other settings, so a vendor can
+# still rename or extend it; a change of that setting itself must meet them.
+_LATER_RULES = {Code.TOO_LARGE, Code.INVALID_CHARACTERS}
+_SETTING_OF_FIELD = {
+    "weights": "weights", "targets": "targets", "prizes": "prizes", "name": "name",
+    "description": "description", "eligibility.tiers": "eligible_tiers",
+    "eligibility.regions": "eligible_regions", "eligibility.skus": "eligible_skus",
+}  # fmt: skip
+
+
+def _kept_from_before(error: DomainError, before: ContestSettings, after: ContestSettings) -> bool:
+    """``error`` is a later rule's, about a setting this edit leaves as it was."""
+    setting = _SETTING_OF_FIELD.get(error.field or "")
+    return (
+        error.code in _LATER_RULES
+        and setting is not None
+        and getattr(before, setting) == getattr(after, setting)
+    )
+
+
 def _apply(contest: Contest, s: ContestSettings) -> None:
     contest.name = s.name
     contest.description = s.description
@@ -403,7 +424,11 @@ async def update_contest(
     after = ContestSettings.of(contest)
     for key, value in changes.items():
         setattr(after, key, value)
-    after = validate(after)
+    try:
+        after = validate(after)
+    except DomainErrors as problems:
+        if left := [e for e in problems.errors if not _kept_from_before(e, before, after)]:
+            raise DomainErrors(left) from None
     await _validate_partners(session, principal, after)
     await _validate_groups(session, principal, after)
     if status is ContestStatus.LIVE and after.starts_at != before.starts_at:

@@ -16,7 +16,7 @@ from deal_registration.events import SALE_APPROVED, Line, SaleApproved
 from infra import limits
 from infra.clock import OffsetClock
 from infra.db import Database
-from leaderboards.models import Contest, Metric, RankingStyle
+from leaderboards.models import Contest, Metric, RankingStyle, pack, unpack
 from leaderboards.rebuild import rebuild
 from leaderboards.scoring import BoardMode, apply_credit, credit_for
 from partners.roles import Role
@@ -237,3 +237,40 @@ async def test_sales_summed_past_the_exact_range_rank_alike_live_and_rebuilt(
     assert await board() == [(p0, 1, n * biggest), (p1, 2, 3)]
     await rebuild(db, boards, clock, contest.id)
     assert await board() == [(p0, 1, n * biggest), (p1, 2, 3)]
+
+
+async def test_a_contest_saved_before_the_bounds_keeps_its_values_through_other_edits(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A weight above today's bound, or an eligible region with an invisible character, was
+    accepted before those rules: the contest can still be renamed with them as they are;
+    changing that setting itself must meet the rule (TOO_LARGE, INVALID_CHARACTERS)."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    contest = await create_contest(
+        db, clock, tenant, metric=Metric.POINTS, weights={"per_claim": 5}
+    )
+    old_weights = {"revenue_per_major_unit": limits.MAX_REVENUE_WEIGHT * 5, "per_claim": 5}
+    async with db.transaction() as session:
+        stored = await session.get(Contest, contest.id)
+        assert stored is not None
+        stored.weights = old_weights
+        stored.eligible_regions = pack(["EMEA\u200b"])
+        session.add(stored)
+
+    async def update(**changes: Any) -> list[tuple[str, str]]:
+        data = await gql.data(UPDATE, {"input": {"id": gid(contest), **changes}}, as_user=admin)
+        return [(e["field"], e["code"]) for e in data["contestUpdate"]["userErrors"]]
+
+    assert await update(name="Spring push, renamed") == []
+    async with db.session() as session:
+        kept = await session.get(Contest, contest.id)
+        assert kept is not None
+        assert (kept.name, kept.weights) == ("Spring push, renamed", old_weights)
+        assert unpack(kept.eligible_regions) == ["EMEA\u200b"]
+    assert await update(weights={"revenuePerMajorUnit": limits.MAX_REVENUE_WEIGHT + 1}) == [
+        ("weights", "TOO_LARGE")
+    ]
+    assert await update(eligibility={"regions": ["NA\u200b"]}) == [
+        ("eligibility.regions", "INVALID_CHARACTERS")
+    ]
+    assert await update(weights={"perClaim": 7}) == []
