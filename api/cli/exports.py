@@ -43,13 +43,20 @@ def _instant(value: str | None, name: str) -> datetime | None:
 def _whole_file(out: Path) -> Iterator[TextIO]:
     """A text file that becomes ``out`` only once the block ends without an error (written,
     synced, renamed into place, the rename synced): ``out`` is never seen part-written. A
-    pipe or a device (``/dev/stdout``) is written as it is: it holds no file to replace."""
-    if out.exists() and not out.is_file():
+    pipe or a device (``/dev/stdout``) is written as it is: it holds no file to replace. A
+    symbolic link is followed (its target is replaced, the link stays); a file in a
+    directory this process may not create files in is written in place, as before."""
+    out = out.resolve()
+    directory = out.parent
+    made: tuple[int, str] | None = None
+    if not out.exists() or out.is_file():
+        with contextlib.suppress(PermissionError):
+            made = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=directory)
+    if made is None:
         with out.open("w", encoding="utf-8", newline="") as stream:
             yield stream
         return
-    directory = out.parent
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=directory)
+    fd, name = made
     partial = Path(name)
     umask = os.umask(0)
     os.umask(umask)

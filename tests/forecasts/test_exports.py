@@ -309,3 +309,19 @@ def test_an_export_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> N
     with _whole_file(Path(os.devnull)) as file:
         file.write("id,at\r\n")
     assert Path(os.devnull).is_char_device()
+
+
+def test_an_export_through_a_symbolic_link_replaces_its_target(tmp_path: Path) -> None:
+    """FILE a link (a "latest" export a reconciliation job reads): the link stays, and what
+    it points to is replaced whole (the rename into place replaced the link itself)."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    target = exports / "2027-01.csv"
+    target.write_bytes(b"the last whole export")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    with _whole_file(link) as file:
+        file.write("id,at\r\n")
+    assert link.is_symlink()
+    assert target.read_bytes() == b"id,at\r\n"
+    assert sorted(p.name for p in exports.iterdir()) == ["2027-01.csv"]
