@@ -11,10 +11,8 @@ them onto its own enum.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import random
 import re
 import unicodedata
 import uuid
@@ -28,11 +26,11 @@ from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from deal_registration.storage import Storage
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
 from infra.errors import DomainError, DomainErrors
 from infra.ids import new_id
-from infra.outages import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -376,15 +374,4 @@ async def run_orphan_sweep(
     storage on several hosts, also ``channelboard attachments sweep`` on each host). The
     first pass waits a random part of the interval: processes started together do not all
     list the store at once (a listing reads every stored file's name)."""
-    await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - spreading, not secrecy
-    while True:
-        try:
-            await sweep_orphans(db, storage)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if is_unavailable(exc):
-                log.warning("attachment sweep: %s; retried next pass", exc)
-            else:
-                log.exception("attachment sweep failed; retried next pass")
-        await asyncio.sleep(interval)
+    await passes.every("attachment sweep", interval, lambda: sweep_orphans(db, storage))

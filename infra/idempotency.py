@@ -33,7 +33,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,11 +45,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from infra import passes
 from infra.clock import Clock
 from infra.db import Database, UTCDateTime
 from infra.errors import DomainError
 from infra.ids import new_id
-from infra.outages import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -295,17 +294,9 @@ async def run_pruning(
     """``prune`` every ``interval`` seconds (a clock job: inline in each API process, or in
     ``channelboard dispatch``). The first pass waits a random part of the interval, so
     processes started together do not prune at once."""
-    await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - spreading, not secrecy
-    while True:
-        try:
-            removed = await prune(db, clock, retention=retention)
-            if removed:
-                log.info("pruned %d expired idempotency key(s)", removed)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if is_unavailable(exc):
-                log.warning("idempotency key pruning: %s; retried next pass", exc)
-            else:
-                log.exception("idempotency key pruning failed; retried next pass")
-        await asyncio.sleep(interval)
+
+    async def one_pass() -> None:
+        if removed := await prune(db, clock, retention=retention):
+            log.info("pruned %d expired idempotency key(s)", removed)
+
+    await passes.every("idempotency key pruning", interval, one_pass)

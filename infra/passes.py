@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -55,3 +56,22 @@ async def each(
                 "%s failed for %s; going on with the next, retried next pass", job, key(unit)
             )
     return total
+
+
+async def every(job: str, interval: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` every ``interval`` seconds, forever (a clock job). The first pass waits
+    a random part of the interval, so processes started together do not run it at once. A
+    pass that fails is logged (one line for an outage, a traceback for anything else) and
+    the job goes on: the next pass tries again."""
+    await asyncio.sleep(random.uniform(0, interval))  # noqa: S311 - spreading, not secrecy
+    while True:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("%s: %s; retried next pass", job, exc)
+            else:
+                log.exception("%s failed; retried next pass", job)
+        await asyncio.sleep(interval)

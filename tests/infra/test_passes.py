@@ -3,16 +3,18 @@ logged and skipped; Redis or the database out of reach ends the pass with one li
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from infra.db import Database
-from infra.passes import each
+from infra.passes import each, every
 from tests.factories import Tenant
 from tests.infra.test_outbox_contention import POSTGRESQL
 from tests.infra.test_outbox_contention import _database_locked as database_locked
+from tests.support import eventually
 
 
 async def test_a_failing_unit_is_logged_and_the_others_run(
@@ -72,3 +74,33 @@ async def test_contention_in_a_unit_is_one_warning_and_the_pass_goes_on(
     assert done == ([1] if ends else [1, 3])
     lines = [(r.levelno, r.exc_info) for r in caplog.records if r.name == "infra.passes"]
     assert lines == [(logging.WARNING, None)]
+
+
+async def test_a_clock_job_whose_pass_fails_goes_on_with_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``every``: a pass that raises is logged (an outage in one line, anything else with
+    its traceback) and the job runs again; it ends only when cancelled."""
+    passes: list[int] = []
+
+    async def work() -> None:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            raise ValueError("bad data")
+        if len(passes) == 2:
+            raise RedisConnectionError("Redis is down")
+
+    async def ran_three() -> bool:
+        return len(passes) >= 3
+
+    job = asyncio.create_task(every("the sweep", 0.001, work))
+    await eventually(ran_three)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    failed = [r for r in caplog.records if r.name == "infra.passes"]
+    assert [(r.levelno, r.exc_info is not None) for r in failed[:2]] == [
+        (logging.ERROR, True), (logging.WARNING, False),
+    ]  # fmt: skip
+    assert "the sweep failed" in failed[0].getMessage()
+    assert "the sweep: Redis is down" in failed[1].getMessage()
