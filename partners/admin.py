@@ -38,6 +38,7 @@ from partners.errors import PartnerErrorCode
 from partners.events import record_enrolled
 from partners.groups import refresh_memberships
 from partners.models import ManagerAssignment, Partner, PartnerStatus, User
+from partners.names import MAX_NAME_KEY, name_key
 from partners.policy import PARTNERS, REVIEWERS, PartnerOp
 from partners.roles import Principal, Role
 
@@ -113,6 +114,12 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
             bad(PartnerErrorCode.TOO_LONG, "A name has at most 200 characters.", "name")
         elif problem := name_problem(name):
             bad(PartnerErrorCode.INVALID_CHARACTERS, problem, "name")
+        elif len(name_key(name)) > MAX_NAME_KEY:
+            bad(
+                PartnerErrorCode.TOO_LONG,
+                "This name is too long once its compatibility characters are spelled out.",
+                "name",
+            )
         out["name"] = name
     if fields.legal_name is not None:
         legal = fields.legal_name.strip()
@@ -205,15 +212,6 @@ def snapshot(partner: Partner, fields: Sequence[str]) -> dict[str, Any]:
     return values
 
 
-def name_key(name: str) -> str:
-    """A partner name as people read it, for the one-per-vendor rule: compatibility forms
-    composed (NFKC: a fullwidth A is an A), Unicode case folding (SQL's lower() folds only
-    ASCII on SQLite), and no invisible format characters (a zero-width space). Compared in
-    Python, so SQLite and PostgreSQL answer alike."""
-    text = unicodedata.normalize("NFKC", name)
-    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").casefold()
-
-
 async def _unique(
     session: AsyncSession,
     vendor_id: uuid.UUID,
@@ -226,12 +224,11 @@ async def _unique(
     if exclude is not None:
         base = base.where(Partner.id != exclude)
     if "name" in values:
-        key = name_key(values["name"])
-        names_of = select(Partner.name).where(Partner.vendor_id == vendor_id)
-        if exclude is not None:
-            names_of = names_of.where(Partner.id != exclude)
-        names = await session.exec(names_of)
-        if any(name_key(name) == key for name in names):
+        # One look-up in the (vendor_id, name_key) index. Of two look-alikes written at once
+        # (PostgreSQL) both pass this; the index refuses the second, whose transaction is run
+        # again (schema.mutations.run) and then stops here.
+        same = base.where(Partner.name_key == name_key(values["name"]))
+        if (await session.exec(same)).first() is not None:
             raise DomainError(
                 PartnerErrorCode.DUPLICATE_NAME,
                 "Another partner of your vendor has this name.",

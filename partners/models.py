@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint, event
 from sqlalchemy import Enum as SAEnum
 from sqlmodel import Field, SQLModel
 
 from infra.db import UTCDateTime
 from infra.ids import new_id
+from partners.names import MAX_NAME_KEY, name_key
 from partners.roles import Role
 
 
@@ -57,11 +59,17 @@ class Partner(SQLModel, table=True):
         UniqueConstraint("vendor_id", "name"),
         # An index, not a constraint: SQLite adds it without copying the table.
         Index("uq_partner_vendor_id_external_ref", "vendor_id", "external_ref", unique=True),
+        # One name per vendor as people read it (partners/names.py): the rule's check is one
+        # indexed look-up, and of two look-alikes created at once the second insert fails.
+        Index("uq_partner_vendor_id_name_key", "vendor_id", "name_key", unique=True),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
     name: str = Field(max_length=200)
+    # name_key(name), set from the name on every insert and update (``_keyed`` below): no
+    # writer computes it, so none can forget it.
+    name_key: str = Field(default="", max_length=MAX_NAME_KEY)
     tier: str = Field(max_length=32, default="REGISTERED")
     region: str = Field(max_length=32)
     status: PartnerStatus = Field(
@@ -82,6 +90,14 @@ class Partner(SQLModel, table=True):
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status_reason: str | None = Field(default=None, max_length=500)
     status_changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+@event.listens_for(Partner, "before_insert")
+@event.listens_for(Partner, "before_update")
+def _keyed(mapper: Any, connection: Any, partner: Partner) -> None:
+    """Every partner the ORM writes carries the key of its name. (A bulk ``update(Partner)``
+    statement that sets ``name`` passes no object through here: it sets ``name_key`` too.)"""
+    partner.name_key = name_key(partner.name)
 
 
 class User(SQLModel, table=True):

@@ -53,6 +53,7 @@ from leaderboards.models import Contest
 from partners import groups
 from partners.group_models import PartnerGroupMember, PartnerGroupMembership
 from partners.models import Partner, User
+from partners.names import name_key
 from partners.roles import Role
 from schema.context import Services
 from subscriptions.models import Subscription, SubscriptionChange
@@ -605,6 +606,33 @@ async def test_an_application_approved_and_rejected_at_once_makes_one_partner_at
     assert names.count("Hooli 1") <= 1
 
 
+async def test_applications_of_look_alike_companies_approved_at_once_make_one_partner(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """Two applications from companies whose names read alike ("Pied Piper", "PIED PIPER"),
+    each approved several times at once: one partner; the other application is answered
+    DUPLICATE_NAME (and stays pending), never a server error."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    for n, company in enumerate(("Pied Piper", "PIED\u200b PIPER")):
+        form = {
+            "vendorSlug": tenant.vendor.slug, "company": company, "contactName": "Richard",
+            "contactEmail": f"richard{n}@piper.example", "country": "us", "message": "Hi.",
+        }  # fmt: skip
+        assert (await gql.data(APPLY, {"input": form}))["partnerApply"]["userErrors"] == []
+    listed = await gql.data(APPLICATIONS, as_user=admin)
+    ids = [e["node"]["id"] for e in listed["partnerApplications"]["edges"]]
+    calls = [(APPLICATION_APPROVE, {"id": i, "region": "EMEA"}, admin) for i in ids] * 4
+    payloads = await fire(gql, calls)
+    assert len(winners(payloads)) == 1, payloads
+    codes = {e["code"] for p in payloads for e in p["userErrors"]}
+    assert codes <= {"ALREADY_DECIDED", "DUPLICATE_NAME"}, payloads
+    async with db.session() as session:
+        names = list(
+            await session.exec(select(Partner.name).where(Partner.vendor_id == tenant.vendor.id))
+        )
+    assert sum(name_key(n) == "pied piper" for n in names) == 1, names
+
+
 ADJUST = """mutation($input: EarningAdjustmentCreateInput!) {
   earningAdjustmentCreate(input: $input) {
   userErrors { field code message } } }"""
@@ -996,6 +1024,82 @@ async def test_partner_status_storms_change_the_partner_once_each_time(
         stored = await session.get(Partner, partner.id)
     assert stored is not None
     assert stored.status.value == "ARCHIVED"
+
+
+PARTNER_CREATE = """mutation($input: PartnerCreateInput!) { partnerCreate(input: $input) {
+  partner { id name } userErrors { field code message } } }"""
+# One name as people read it (partners/names.py), spelled ten ways: case, fullwidth
+# letters, a zero-width space. No two are the same string, so only the name key tells them.
+LOOK_ALIKES = (
+    "Acme Resellers", "ACME RESELLERS", "acme resellers", "AcMe Resellers", "ACME resellers",
+    "acme RESELLERS", "\uff21cme Resellers", "\uff41\uff43\uff4d\uff45 resellers",
+    "Acme\u200b Resellers", "Acme Resellers\u200b",
+)  # fmt: skip
+
+
+async def _counts(db: Database, vendor_id: uuid.UUID) -> tuple[int, int, int]:
+    """The vendor's partners named like LOOK_ALIKES, its partner.created audit entries and
+    its PartnerEnrolled events."""
+    async with db.session() as session:
+        names = await session.exec(select(Partner.name).where(Partner.vendor_id == vendor_id))
+        alike = sum(name_key(n) == name_key(LOOK_ALIKES[0]) for n in names)
+        audited = await session.exec(
+            select(func.count()).where(
+                col(AuditEntry.vendor_id) == vendor_id, AuditEntry.action == "partner.created"
+            )
+        )
+        events = await session.exec(
+            select(func.count()).where(
+                col(OutboxEvent.vendor_id) == vendor_id, OutboxEvent.type == "PartnerEnrolled"
+            )
+        )
+        return alike, audited.one(), events.one()
+
+
+async def test_look_alike_partners_created_at_once_make_one_partner(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """Names are one per vendor as people read them. The rule was a check before the insert,
+    so on PostgreSQL look-alikes created at once all passed it and all were created; now the
+    unique (vendor, name key) index refuses all but the first, and each loser, run again,
+    is answered DUPLICATE_NAME like any later duplicate (never a server error)."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    assert len({name_key(n) for n in LOOK_ALIKES}) == 1
+    assert await _counts(db, tenant.vendor.id) == (0, 0, 0)
+    calls = [(PARTNER_CREATE, {"name": n, "region": "EMEA"}, admin) for n in LOOK_ALIKES]
+    payloads = await fire(gql, calls)
+    (won,) = winners(payloads)
+    assert payloads[won]["partner"]["name"] == LOOK_ALIKES[won]
+    for i, payload in enumerate(payloads):
+        if i != won:
+            assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [
+                ("DUPLICATE_NAME", "name")
+            ], payload
+    assert await _counts(db, tenant.vendor.id) == (1, 1, 1)
+
+
+async def test_partners_renamed_to_look_alikes_at_once_take_the_name_once(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """Two partners renamed at once to names that read alike: one takes it, the other is
+    answered DUPLICATE_NAME and keeps its name."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    first, second = tenant.partners
+    rename = PARTNER_ACTIONS["partnerUpdate"]
+    calls = [
+        (rename, {"id": gid(partner), "name": name}, admin)
+        for _ in range(STORM // 2)
+        for partner, name in ((first, "Globex Direct"), (second, "GLOBEX DIRECT"))
+    ]
+    payloads = await fire(gql, calls)
+    codes = {e["code"] for p in payloads for e in p["userErrors"]}
+    assert codes <= {"DUPLICATE_NAME"}, payloads
+    async with db.session() as session:
+        names = list(
+            await session.exec(select(Partner.name).where(Partner.vendor_id == tenant.vendor.id))
+        )
+    assert sum(name_key(n) == "globex direct" for n in names) == 1, names
+    assert {first.name, second.name} & set(names), names  # the loser kept its name
 
 
 THRESHOLD_SET = """mutation($input: ConcentrationThresholdSetInput!) {

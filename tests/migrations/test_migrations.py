@@ -297,3 +297,102 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
         assert kept == [old.id]
     finally:
         await db.dispose()
+
+
+async def _partner_columns(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns("partner")}
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_partner_name_keys_are_backfilled_and_look_alikes_refused(scratch_url: str) -> None:
+    """0039 stores each partner's name key (partners.names.name_key, computed in Python
+    from the names there are) and makes it unique per vendor; a downgrade drops it."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from sqlalchemy import select  # noqa: PLC0415
+    from sqlalchemy.exc import IntegrityError  # noqa: PLC0415
+
+    from infra.db import Database  # noqa: PLC0415
+    from partners.models import Partner  # noqa: PLC0415
+    from partners.names import name_key  # noqa: PLC0415
+
+    await migrations.upgrade(scratch_url, "0038_idempotency_key_expiry")
+    now = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    names = ["\uff21cme", "Globex\u200b Systems", "Straße", *(f"Partner {i}" for i in range(5))]
+    db = Database(scratch_url)
+    try:
+        async with db.transaction() as session:
+            tenant = await _old_tenant(session, now)
+            vendor_id = tenant.vendor.id
+            rows = [
+                Partner(vendor_id=vendor_id, name=n, region="EMEA", created_at=now) for n in names
+            ]
+            await _insert_old(session, rows)
+        await migrations.upgrade(scratch_url, "0039_partner_name_key")
+        async with db.session() as session:
+            stored = dict((await session.execute(select(Partner.name, Partner.name_key))).all())
+        assert stored == {n: name_key(n) for n in [*names, "Old partner"]}
+        assert stored["\uff21cme"] == "acme"
+        assert stored["Straße"] == "strasse"
+        look_alike = Partner(vendor_id=vendor_id, name="STRASSE", region="NA", created_at=now)
+        with pytest.raises(IntegrityError):  # noqa: PT012 (raised as the block commits)
+            async with db.transaction() as session:
+                session.add(look_alike)
+        await migrations.downgrade(scratch_url, "0038_idempotency_key_expiry")
+        assert "name_key" not in await _partner_columns(scratch_url)
+    finally:
+        await db.dispose()
+
+
+async def test_partner_names_that_read_alike_stop_the_upgrade_changing_nothing(
+    scratch_url: str,
+) -> None:
+    """Look-alike names stored before 0039 (the rule was a check in Python, passed by two
+    requests at once) cannot take the unique key: the upgrade refuses, naming each group of
+    look-alikes with its vendor and ids, and leaves the database as it was (no column, the
+    old revision); once they are renamed it goes through. It never renames them itself."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from sqlalchemy import update  # noqa: PLC0415
+
+    from infra.db import Database  # noqa: PLC0415
+    from partners.models import Partner, Vendor  # noqa: PLC0415
+
+    await migrations.upgrade(scratch_url, "0038_idempotency_key_expiry")
+    now = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    db = Database(scratch_url)
+    try:
+        async with db.transaction() as session:
+            tenant = await _old_tenant(session, now)
+            vendor_id = tenant.vendor.id
+            other = Vendor(name="Other vendor", slug="other-vendor", created_at=now)
+            acme, shouting = (
+                Partner(vendor_id=vendor_id, name=n, region="EMEA", created_at=now)
+                for n in ("Acme", "ACME")
+            )
+            elsewhere = Partner(vendor_id=other.id, name="acme", region="EMEA", created_at=now)
+            await _insert_old(session, [other, acme, shouting, elsewhere])
+        with pytest.raises(RuntimeError) as refused:
+            await migrations.upgrade(scratch_url, "0039_partner_name_key")
+        message = str(refused.value)
+        assert "1 group(s)" in message, message
+        assert "vendor old-vendor:" in message, message
+        assert f"'Acme' ({acme.id})" in message, message
+        assert f"'ACME' ({shouting.id})" in message, message
+        assert str(elsewhere.id) not in message  # another vendor's "acme" is no duplicate
+        assert await migrations.database_revision(scratch_url) == "0038_idempotency_key_expiry"
+        assert "name_key" not in await _partner_columns(scratch_url)
+        async with db.transaction() as session:
+            await session.execute(
+                update(Partner).where(Partner.id == shouting.id).values(name="ACME Two")
+            )
+        await migrations.upgrade(scratch_url, "0039_partner_name_key")
+        assert "name_key" in await _partner_columns(scratch_url)
+    finally:
+        await db.dispose()

@@ -138,6 +138,22 @@ async def test_a_name_another_partner_has_as_people_read_it_is_a_duplicate(
     assert await count_rows(db, Partner) == before
 
 
+async def test_a_name_whose_key_would_not_fit_the_index_is_too_long(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """The name key (NFKC, case folded) is stored under a unique index: 40 characters that
+    NFKC spells out 18 characters each would not fit it, and are refused, not a server
+    error."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    made = await gql.data(
+        CREATE_PARTNER, {"input": {**NEW, "name": "\ufdfa" * 40, "externalRef": None}},
+        as_user=admin,
+    )  # fmt: skip
+    errors = made["partnerCreate"]["userErrors"]
+    assert [(e["code"], e["field"]) for e in errors] == [("TOO_LONG", "name")]
+    assert await count_rows(db, Partner) == 2  # the tenant's own two
+
+
 async def test_a_name_is_kept_in_its_composed_form(gql: GQL, tenant: Tenant) -> None:
     admin = tenant.user(Role.VENDOR_ADMIN)
     made = await gql.data(
