@@ -5,9 +5,11 @@ good rows only, and a re-import that changes nothing.
 
 Header: ``name,region`` and any of ``external_ref,legal_name,country,tags,contact_name,
 contact_email,contact_phone`` in any order. A row is matched to an existing partner by its
-``external_ref`` when it has one, otherwise by its name (case-insensitive); a match is
-updated where a column present in the file differs, anything else is created. Columns
-left out of the header leave those fields as they are. ``tags`` are separated by ``;``; the
+``external_ref`` when it has one, otherwise by its name as people read it (``name_key``:
+case, compatibility forms and invisible characters aside), looked up for the file's own
+names and references only; a match is updated where a column present in the file
+differs, anything else is created. Columns left out of the header leave those fields as
+they are. ``tags`` are separated by ``;``; the
 contact columns give the partner's one contact (empty: no contacts). Tier is not imported
 (it has its own history elsewhere); archived partners are refused, not revived.
 """
@@ -15,10 +17,11 @@ contact columns give the partner's one contact (empty: no contacts). Tier is not
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Callable
 from typing import IO, Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from infra import imports
@@ -31,7 +34,6 @@ from partners.admin import (
     PartnerFields,
     audit,
     clean,
-    name_key,
     refresh_partner_groups,
     snapshot,
 )
@@ -39,6 +41,7 @@ from partners.audit_log import actor_of
 from partners.errors import PartnerErrorCode
 from partners.events import record_enrolled
 from partners.models import Partner, PartnerStatus
+from partners.names import name_key
 from partners.policy import PARTNERS, PartnerOp
 from partners.roles import Principal
 
@@ -100,6 +103,34 @@ def _fields(row: list[str], columns: dict[str, int]) -> PartnerFields:
     )
 
 
+# How many keys one look-up sends (each is a bound parameter; drivers cap them per statement).
+LOOKUP_BATCH = 1000
+
+
+async def _existing(
+    session: AsyncSession, vendor_id: uuid.UUID, parsed: list[tuple[int, dict[str, Any]]]
+) -> tuple[dict[str, Partner], dict[str, Partner]]:
+    """The vendor's partners the file's rows may match, by external reference and by name
+    key: only those (indexed look-ups of the file's own keys), never the whole vendor."""
+    refs = sorted({v["external_ref"] for _, v in parsed if v.get("external_ref")})
+    keys = sorted({name_key(v["name"]) for _, v in parsed})
+    by_ref: dict[str, Partner] = {}
+    by_name: dict[str, Partner] = {}
+    for column, wanted in ((Partner.external_ref, refs), (Partner.name_key, keys)):
+        for start in range(0, len(wanted), LOOKUP_BATCH):
+            found = await session.exec(
+                select(Partner).where(
+                    Partner.vendor_id == vendor_id,
+                    col(column).in_(wanted[start : start + LOOKUP_BATCH]),
+                )
+            )
+            for partner in found:
+                if partner.external_ref:
+                    by_ref[partner.external_ref] = partner
+                by_name[partner.name_key] = partner
+    return by_ref, by_name
+
+
 async def import_partners(
     session: AsyncSession,
     principal: Principal,
@@ -115,15 +146,10 @@ async def import_partners(
     the caller in the audit log when the principal is not a user or key (the CLI)."""
     PARTNERS.require(principal, PartnerOp.PARTNERS_IMPORT)
     vendor_id = principal.vendor_id
-    existing = list(await session.exec(select(Partner).where(Partner.vendor_id == vendor_id)))
-    by_ref = {p.external_ref: p for p in existing if p.external_ref}
-    by_name = {name_key(p.name): p for p in existing}
     text = imports.Source(source, progress).text()
     rows = csv.reader(text, strict=True)
     report = ImportReport()
-    planned: list[tuple[Partner | None, dict[str, Any]]] = []
-    seen_keys: dict[str, int] = {}
-    seen_names: dict[str, int] = {}
+    parsed: list[tuple[int, dict[str, Any]]] = []  # (line, clean values) of the readable rows
     try:
         header = next(rows, None)
         if header is None:
@@ -146,49 +172,7 @@ async def import_partners(
                 first = errors[0]
                 report.add_error(line, first.code, f"{first.field}: {first.message}")  # type: ignore[arg-type]
                 continue
-            ref = values.get("external_ref")
-            key = f"ref:{ref}" if ref else f"name:{name_key(values['name'])}"
-            if key in seen_keys:
-                report.add_error(
-                    line,
-                    PartnerErrorCode.DUPLICATE_IN_FILE,
-                    f"The same partner is already on line {seen_keys[key]}.",
-                )
-                continue
-            target = by_ref.get(ref) if ref else None
-            if target is None:
-                target = by_name.get(name_key(values["name"]))
-                if target is not None and ref and target.external_ref not in (None, ref):
-                    report.add_error(
-                        line,
-                        PartnerErrorCode.DUPLICATE_NAME,
-                        "Another partner (with another external_ref) has this name.",
-                    )
-                    continue
-            folded = name_key(values["name"])
-            if folded in seen_names:
-                report.add_error(
-                    line,
-                    PartnerErrorCode.DUPLICATE_IN_FILE,
-                    f"The same name is already on line {seen_names[folded]}.",
-                )
-                continue
-            other = by_name.get(folded)
-            if other is not None and target is not None and other.id != target.id:
-                report.add_error(
-                    line, PartnerErrorCode.DUPLICATE_NAME, "Another partner has this name."
-                )
-                continue
-            if target is not None and target.status is PartnerStatus.ARCHIVED:
-                report.add_error(
-                    line,
-                    PartnerErrorCode.ARCHIVED,
-                    "This partner is archived: it takes no changes.",
-                )
-                continue
-            seen_keys[key] = line
-            seen_names[folded] = line
-            planned.append((target, values))
+            parsed.append((line, values))
     except UnicodeDecodeError as exc:
         raise DomainError(
             PartnerErrorCode.BAD_ENCODING,
@@ -201,6 +185,54 @@ async def import_partners(
         ) from exc
     if report.rows == 0:
         raise DomainError(PartnerErrorCode.EMPTY_FILE, "The file has no rows.", "file")
+    by_ref, by_name = await _existing(session, vendor_id, parsed)
+    planned: list[tuple[Partner | None, dict[str, Any]]] = []
+    seen_keys: dict[str, int] = {}
+    seen_names: dict[str, int] = {}
+    for line, values in parsed:
+        ref = values.get("external_ref")
+        folded = name_key(values["name"])
+        key = f"ref:{ref}" if ref else f"name:{folded}"
+        if key in seen_keys:
+            report.add_error(
+                line,
+                PartnerErrorCode.DUPLICATE_IN_FILE,
+                f"The same partner is already on line {seen_keys[key]}.",
+            )
+            continue
+        target = by_ref.get(ref) if ref else None
+        if target is None:
+            target = by_name.get(folded)
+            if target is not None and ref and target.external_ref not in (None, ref):
+                report.add_error(
+                    line,
+                    PartnerErrorCode.DUPLICATE_NAME,
+                    "Another partner (with another external_ref) has this name.",
+                )
+                continue
+        if folded in seen_names:
+            report.add_error(
+                line,
+                PartnerErrorCode.DUPLICATE_IN_FILE,
+                f"The same name is already on line {seen_names[folded]}.",
+            )
+            continue
+        other = by_name.get(folded)
+        if other is not None and target is not None and other.id != target.id:
+            report.add_error(
+                line, PartnerErrorCode.DUPLICATE_NAME, "Another partner has this name."
+            )
+            continue
+        if target is not None and target.status is PartnerStatus.ARCHIVED:
+            report.add_error(
+                line,
+                PartnerErrorCode.ARCHIVED,
+                "This partner is archived: it takes no changes.",
+            )
+            continue
+        seen_keys[key] = line
+        seen_names[folded] = line
+        planned.append((target, values))
     report.errors.sort(key=lambda e: e.line)
     if report.rejected and not good_rows_only:
         raise ImportRejected(PartnerErrorCode.ROWS_REJECTED, report)

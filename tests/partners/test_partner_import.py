@@ -5,17 +5,22 @@ header and encoding checks — and `channelboard partners import` as a real proc
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from api.settings import Settings
 from infra.audit import AuditEntry
+from infra.clock import OffsetClock
 from infra.db import Database
+from partners import service as partners_service
+from partners.imports import import_partners
 from partners.models import Partner
 from partners.roles import Role
 from tests.factories import Tenant, gid
@@ -212,3 +217,35 @@ async def test_cli_import_reports_and_is_idempotent(
         actors = set(await session.exec(select(AuditEntry.actor)))
     assert len(actors) == 1
     assert next(iter(actors)).startswith("operator:")
+
+
+async def test_an_import_reads_only_the_partners_its_rows_name(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Rows are matched through the (vendor, external_ref) and (vendor, name key) indexes,
+    for the file's own references and names: a two-row file into a vendor of many partners
+    loads the one partner it matches (by a look-alike of its name), not the vendor's whole
+    list."""
+    async with db.transaction() as session:
+        for i in range(30):
+            await partners_service.create_partner(
+                session, clock, vendor_id=tenant.vendor.id, name=f"Bulk {i}", region="EMEA"
+            )
+    data = "external_ref,name,region\n,\uff22\uff35\uff2c\uff2b 7,NA\nCRM-9,Brand New,EMEA\n"
+    loaded: list[str] = []
+
+    def note(_session: Any, row: Any) -> None:
+        if isinstance(row, Partner):
+            loaded.append(row.name)
+
+    async with db.transaction() as session:
+        event.listen(session.sync_session, "loaded_as_persistent", note)
+        report = await import_partners(
+            session, tenant.principal(Role.VENDOR_ADMIN), clock,
+            source=io.BytesIO(data.encode()),
+        )  # fmt: skip
+    assert (report.inserted, report.updated) == (1, 1)
+    assert loaded == ["Bulk 7"]
+    async with db.session() as session:
+        bulk = await session.exec(select(Partner).where(Partner.name_key == "bulk 7"))
+        assert bulk.one().region == "NA"
