@@ -1,8 +1,10 @@
 """What every `channelboard … import FILE.csv` command shares: the vendor looked up by slug,
 the import run as that vendor's admin (audited as operator:<login>) in one transaction with
 a progress bar over the file's bytes, and the summary table with line-numbered errors.
-Exit codes: 0 imported, 1 refused (bad rows under all-or-nothing, or a bad file), 2 no such
-vendor."""
+A run that loses a race (the API adding a partner of the same name meanwhile, a deadlock
+PostgreSQL broke) is run again over the file, as a mutation's transaction is.
+Exit codes: 0 imported, 1 refused (bad rows under all-or-nothing, a bad file, or a race lost
+three times), 2 no such vendor."""
 
 from __future__ import annotations
 
@@ -24,11 +26,20 @@ from api.cli.wiring import announcing
 from api.settings import Settings
 from infra.db import Database
 from infra.errors import DomainError
+from infra.outages import first_line, lost_a_race_for_a_unique_key, rolled_back_by_the_database
 from partners.models import Vendor
 from partners.roles import Principal, Role
 
 console = Console(stderr=True)
 SHOWN_ERRORS = 50
+# As a mutation's transaction (schema.mutations.RUNS): the first run and two more.
+RUNS = 3
+
+
+def _worth_running_again(error: BaseException) -> bool:
+    """A run PostgreSQL rolled back (a deadlock, a serialization conflict), or one that lost
+    a race for a unique key (a partner of the same name added by the API meanwhile)."""
+    return rolled_back_by_the_database(error) or lost_a_race_for_a_unique_key(error)
 
 
 class RowError(Protocol):
@@ -92,12 +103,31 @@ async def _run(
         try:
             with progress:
                 task = progress.add_task(f"reading {name}", total=size)
-                async with announcing(settings, db), db.transaction() as session:
-                    report = await importer(
-                        session, principal, source, name,
-                        lambda n: progress.advance(task, n),
-                    )  # fmt: skip
-                    progress.update(task, description="committed")
+                run = 1
+                while True:
+                    try:
+                        async with announcing(settings, db), db.transaction() as session:
+                            report = await importer(
+                                session, principal, source, name,
+                                lambda n: progress.advance(task, n),
+                            )  # fmt: skip
+                            progress.update(task, description="committed")
+                        break
+                    except Exception as exc:
+                        if not _worth_running_again(exc):
+                            raise
+                        # Nothing of the run stayed: read the file again, against what the
+                        # other writer committed (a row it added is now matched, not added).
+                        if run >= RUNS or not source.seekable():
+                            console.print(
+                                f"[red]{first_line(exc)}[/red]\nAnother change to the same "
+                                "partners committed while the file was imported; nothing was "
+                                "imported. Run the import again."
+                            )
+                            return 1
+                        run += 1
+                        source.seek(0)
+                        progress.reset(task, description=f"reading {name} again")
         except DomainError as error:
             refused: Report | None = getattr(error, "report", None)
             if refused is not None:

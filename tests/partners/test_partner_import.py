@@ -22,8 +22,9 @@ from infra.db import Database
 from partners import service as partners_service
 from partners.imports import import_partners
 from partners.models import Partner
+from partners.names import name_key
 from partners.roles import Role
-from tests.factories import Tenant, gid
+from tests.factories import Tenant, blocked_on_a_lock, gid
 from tests.support import GQL, count_rows, error_codes, multipart
 
 IMPORT = """
@@ -217,6 +218,40 @@ async def test_cli_import_reports_and_is_idempotent(
         actors = set(await session.exec(select(AuditEntry.actor)))
     assert len(actors) == 1
     assert next(iter(actors)).startswith("operator:")
+
+
+@pytest.mark.slow
+async def test_a_cli_import_that_loses_a_name_race_reads_the_file_again(
+    settings: Settings, db: Database, clock: OffsetClock, tenant: Tenant, tmp_path: Path
+) -> None:
+    """The API adds "Racing Partner" while `channelboard partners import` adds "RACING
+    PARTNER": the import waits on the (vendor, name key) index, loses, and reads the file
+    again against what committed: the row now matches the partner the API added (and
+    spells its name as the file does). One partner, exit 0, no traceback (it stopped with
+    PostgreSQL's IntegrityError)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL: SQLite's writers take turns")
+    file = tmp_path / "partners.csv"
+    file.write_text("name,region\nRACING PARTNER,EMEA\n", encoding="utf-8")
+    async with db.transaction() as session:
+        await partners_service.create_partner(
+            session, clock, vendor_id=tenant.vendor.id, name="Racing Partner", region="EMEA"
+        )
+        importing = asyncio.create_task(_cli(settings, str(file), "--vendor", tenant.vendor.slug))
+        await blocked_on_a_lock(session, importing)
+    code, output = await importing
+    assert code == 0, output
+    assert "Traceback" not in output
+    async with db.session() as session:
+        keys = list(
+            await session.exec(
+                select(Partner.name).where(
+                    Partner.vendor_id == tenant.vendor.id,
+                    Partner.name_key == name_key("Racing Partner"),
+                )
+            )
+        )
+    assert keys == ["RACING PARTNER"]
 
 
 async def test_an_import_reads_only_the_partners_its_rows_name(
