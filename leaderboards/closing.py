@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from infra import passes
 from leaderboards import integrity, repository
 from leaderboards.models import Contest, ContestStatus
-from leaderboards.rebuild import finalize_due
+from leaderboards.rebuild import board_lock, finalize_due
 from leaderboards.recurrence import Period, parse_recurrence, period_at, periods_between
 from leaderboards.runtime import Leaderboards
 from leaderboards.scoring import SCORED_EVENT_TYPES
@@ -72,15 +72,18 @@ async def close_due(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
                 return False
         # Frozen standings are final: copied from a board Redis lost credits of (a replica
         # that was behind took over), they would miss them for good. The board check runs
-        # once a minute; the freeze does not wait for it: it checks (and rebuilds) first,
-        # and waits for a rebuild another process runs (until its swap, the board read is
-        # the one it replaces).
+        # once a minute; the freeze does not wait for it: it checks (and rebuilds) first.
         await integrity.check(rt, contest_id)
-        if await integrity.rebuilding(rt.boards, contest_id):
-            return False
-        before = await rt.boards.version(contest_id)
-        await finalize_due(rt.db, rt.boards, rt.clock, contest)
-        after = await rt.boards.version(contest_id)
+        # Then it holds the board lock, which every rebuild holds from before it reads the
+        # ledger until its last re-applied credit (leaderboards.rebuild): the standings are
+        # read from a whole board, never between a rebuild's swap and its re-applied
+        # credits. A rebuild (or another process's freeze) under way: try again later.
+        async with board_lock(rt.boards, contest_id, wait=False) as token:
+            if token is None:
+                return False
+            before = await rt.boards.version(contest_id)
+            await finalize_due(rt.db, rt.boards, rt.clock, contest, token=token)
+            after = await rt.boards.version(contest_id)
     if after != before:
         await rt.notify(contest_id, after)
     return True

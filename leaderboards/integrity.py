@@ -124,12 +124,6 @@ async def check(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
     return True
 
 
-async def rebuilding(boards: Boards, contest_id: uuid.UUID) -> bool:
-    """A rebuild of the contest's board is under way (in any process): until its swap, the
-    board read is the one before it."""
-    return bool(await boards.redis.exists(boards.keys_of(contest_id).lock))
-
-
 async def check_all(rt: Leaderboards) -> int:
     """One pass over the started, unfrozen contests; returns how many were rebuilt."""
     async with rt.db.session() as session:

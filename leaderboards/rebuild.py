@@ -13,6 +13,14 @@ wait (for a dead rebuild's, until its short lease lapses). The swap happens only
 lock is still the rebuild's: one that lost it (its process stalled past the lock's expiry
 and another rebuild ran) drops its copy and starts again rather than swap in a board read
 before the other's.
+
+The same lock (``board_lock``) orders a rebuild and a freeze (``finalize_due``): the two
+writers whose work must not interleave. A rebuild is not done at its swap: the credits it
+re-applies after it (applied to the old board meanwhile) are missing from the board until
+then, so a freeze that read the board in between froze standings without credits the board
+had shown before and after (and, over several pages, could read some pages before the swap
+and some after). A freeze holds the lock from before it reads the board until it has the
+frozen standings' version; a rebuild waits for it, and it for a rebuild.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
@@ -126,6 +134,29 @@ async def rebuild(
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
             await boards.scripts.release(keys=[k.lock], args=[token])
+
+
+@contextlib.asynccontextmanager
+async def board_lock(
+    boards: Boards, contest_id: uuid.UUID, *, wait: bool = True
+) -> AsyncIterator[str | None]:
+    """Hold the contest's board lock (the rebuilds' lock), renewed while the block runs:
+    yields its token, or None at once when ``wait`` is false and another holds it."""
+    k = boards.keys_of(contest_id)
+    token = uuid.uuid4().hex
+    while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
+        if not wait:
+            yield None
+            return
+        await asyncio.sleep(0.05)
+    renewing = asyncio.create_task(_keep_lock(boards, k, token), name="board-lock")
+    try:
+        yield token
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+        await boards.scripts.release(keys=[k.lock], args=[token])
 
 
 async def renew_lock(boards: Boards, k: BoardKeys, token: str) -> bool:
@@ -294,10 +325,12 @@ async def _rebuild_locked(
 
 
 async def freeze_period(
-    db: Database, boards: Boards, clock: Clock, contest: Contest, period: Period
+    db: Database, boards: Boards, clock: Clock, contest: Contest, period: Period, *, token: str
 ) -> ContestPeriod:
-    """Copy a closed period's final standings into SQL (idempotent)."""
-    await ensure_built(db, boards, clock, contest)
+    """Copy a closed period's final standings into SQL (idempotent), holding the board lock
+    (``token``, ``board_lock``): no rebuild runs while the board is read."""
+    if not await boards.is_built(contest.id):
+        await _rebuild_locked(db, boards, contest.id, token, None)
     rows: list[ranking.Row] = []
     start = 0
     while True:
@@ -306,6 +339,11 @@ async def freeze_period(
         if len(page.rows) < 1000:
             break
         start += 1000
+    # Read while the lock was ours: a rebuild needs it to swap, and a lock lost (a stall
+    # past its lease) is not had again, so a renewal that succeeds now proves no rebuild
+    # swapped a board in, or had yet to re-apply its credits, while the pages were read.
+    if not await renew_lock(boards, boards.keys_of(contest.id), token):
+        raise LockLost(contest.id)
     existing = await _frozen_period(db, contest.id, period.key)
     if existing is not None:
         return existing
@@ -363,16 +401,30 @@ async def _insert_frozen(
         return frozen
 
 
-async def finalize_due(db: Database, boards: Boards, clock: Clock, contest: Contest) -> bool:
+async def finalize_due(
+    db: Database, boards: Boards, clock: Clock, contest: Contest, *, token: str | None = None
+) -> bool:
     """Freeze every period that has closed; at the end of the window the whole contest.
-    Returns True when the contest is (now) frozen."""
+    Returns True when the contest is (now) frozen. Holds the board lock (``board_lock``,
+    waiting for a rebuild under way) unless the caller holds it (its ``token``)."""
     from leaderboards.models import ContestStatus  # noqa: PLC0415
-    from leaderboards.recurrence import parse_recurrence, periods_between  # noqa: PLC0415
 
     if contest.frozen_at is not None:
         return True
     if contest.status is not ContestStatus.SCHEDULED:
         return False
+    if token is None:
+        async with board_lock(boards, contest.id) as held:
+            assert held is not None
+            return await _finalize_locked(db, boards, clock, contest, held)
+    return await _finalize_locked(db, boards, clock, contest, token)
+
+
+async def _finalize_locked(
+    db: Database, boards: Boards, clock: Clock, contest: Contest, token: str
+) -> bool:
+    from leaderboards.recurrence import parse_recurrence, periods_between  # noqa: PLC0415
+
     now = clock.now()
     async with db.session() as session:
         done = set(await _frozen_keys(session, contest.id))
@@ -382,7 +434,7 @@ async def finalize_due(db: Database, boards: Boards, clock: Clock, contest: Cont
     )  # fmt: skip
     for period in periods:
         if period.ends_at <= now and period.key not in done:
-            await freeze_period(db, boards, clock, contest, period)
+            await freeze_period(db, boards, clock, contest, period, token=token)
     if now < contest.ends_at:
         return False
     async with db.transaction() as session:

@@ -3,19 +3,24 @@ credits of sales recorded before the end, for a bounded time."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import repository
+from leaderboards.boards import Boards
 from leaderboards.closing import SETTLE_GRACE, close_all_due, close_due
+from leaderboards.rebuild import rebuild
 from leaderboards.runtime import Leaderboards
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
 from tests.leaderboards.test_board_integrity import lost_writes
+from tests.leaderboards.test_rebuild_races import held_ledger_read, reached
 from tests.support import eventually, refused_inserts
 
 
@@ -108,3 +113,94 @@ async def test_final_standings_are_the_ledgers_when_redis_lost_credits_before_th
     # (The app's closer may be first; while it rebuilds the board, this one waits.)
     await eventually(lambda: close_due(rt, contest.id), within=30)
     assert await frozen_scores(db, contest.id) == [700, 500]
+
+
+class BuiltCheckHeld(Boards):
+    """The app's boards, but the first ``is_built`` (a freeze's: after the close's checks,
+    before it reads the board) waits until ``go`` is set."""
+
+    def __init__(self, boards: Boards) -> None:
+        super().__init__(boards.redis, boards.keys)
+        self.holding = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def is_built(self, contest_id: uuid.UUID) -> bool:
+        if not self.holding.is_set():
+            self.holding.set()
+            await self.go.wait()
+        return await super().is_built(contest_id)
+
+
+class SwappedHeld(Boards):
+    """The app's boards, but a rebuild waits once its swap is done, until ``go`` is set:
+    before it re-applies the credits its copy lacks (a busy loop, a slow round trip)."""
+
+    def __init__(self, boards: Boards) -> None:
+        super().__init__(boards.redis, boards.keys)
+        self.holding = asyncio.Event()
+        self.go = asyncio.Event()
+        swap = self.scripts.swap
+
+        async def swap_then_wait(*args: Any, **kwargs: Any) -> Any:
+            reply = await swap(*args, **kwargs)
+            self.holding.set()
+            await self.go.wait()
+            return reply
+
+        self.scripts.swap = swap_then_wait  # type: ignore[assignment]
+
+
+async def test_a_freeze_never_reads_a_board_a_rebuild_has_swapped_and_not_finished(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The close checked the board (no loss, no rebuild under way) and is about to read it
+    when a rebuild starts (another dispatcher's, an operator's); a credit lands on the
+    board while the rebuild reads the ledger (past the grace, the close does not wait for
+    it). The swap puts in a copy without it, re-applied just after: a freeze reading the
+    board between the two froze standings without a credit the board showed before and
+    after. The freeze and the rebuild now hold one lock: whichever comes second waits."""
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await dispatch(services)
+    runtime = services.leaderboards
+    redis = runtime.boards.redis
+    async with services.outbox.paused():
+        late = await approve_sale(db, clock, tenant, partner=1, amount=700)  # before the end
+        clock.advance(timedelta(hours=1, seconds=1) + SETTLE_GRACE)
+        closer_boards = BuiltCheckHeld(runtime.boards)
+        closer = Leaderboards(db, closer_boards, clock, runtime.hub, dispatcher=None)
+        closing = asyncio.create_task(close_due(closer, contest.id))
+        await reached(closer_boards.holding, closing)  # checked; the board not read yet
+        refused = asyncio.Event()
+        take = redis.set
+
+        async def set_watched(*args: Any, **kwargs: Any) -> Any:
+            taken = await take(*args, **kwargs)
+            if kwargs.get("nx") and not taken:
+                refused.set()  # the rebuild found the lock taken: it waits
+            return taken
+
+        redis.set = set_watched  # type: ignore[method-assign]
+        try:
+            async with held_ledger_read(db) as held:
+                rebuilder = SwappedHeld(runtime.boards)
+                rebuilding = asyncio.create_task(rebuild(held, rebuilder, clock, contest.id))
+                steps = [asyncio.ensure_future(e.wait()) for e in (held.read, refused)]
+                await asyncio.wait([*steps, rebuilding], return_when=asyncio.FIRST_COMPLETED)
+                for step in steps:
+                    step.cancel()
+                assert not rebuilding.done(), rebuilding.result()
+                await runtime.on_source_events([late])  # on the board (journaled, if rebuilding)
+                if held.read.is_set():  # the rebuild runs beside the close
+                    held.go.set()
+                    await reached(rebuilder.holding, rebuilding)  # swapped, not re-applied
+                closer_boards.go.set()
+                assert await closing
+                held.go.set()
+                rebuilder.go.set()
+                await rebuilding
+        finally:
+            del redis.set  # the instance attribute: the class's method again
+    assert await frozen_scores(db, contest.id) == [700, 500]
+    page = await runtime.boards.page(contest, "all", 0, 10)
+    assert [row.score for row in page.rows] == [700, 500]
