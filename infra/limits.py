@@ -23,9 +23,14 @@ changed) is chosen so that one event is worth at most ``MAX_EVENT_SCORE`` in any
 A *sum* of events can still pass the exact range however each event is bounded (9008 of
 the largest sales). There the rule is a saturating cap, explicit and logged: a board ranks
 and shows a total beyond ``MAX_SCORE`` as ``MAX_SCORE`` (participants past it tie at the
-cap), while the exact total stays in the SQL ledger and in Redis as a 64-bit integer (the
-board's ``raw`` hash, ``HINCRBY``), so reversals that bring a total back under the cap are
-exact again. ``leaderboards.scoring`` applies it; ``clamp_score`` is the rule in Python.
+cap), while the exact total stays in the SQL ledger and in Redis as an integer of any size (the
+board's ``raw`` hash: ``HINCRBY`` while the sum stays within 64 bits, decimal addition in
+the script past them, where ``HINCRBY`` failed and lost the credit; the rebuild sums the
+ledger in two parts that stay within 64 bits), so reversals that bring a total back under
+the cap are exact again. ``leaderboards.scoring`` applies it; ``clamp_score`` is the rule
+in Python. Redis's other counters (a board's version, its count of rebuilds, a dense
+board's count of participants per value) grow by one a change or a participant: 64 bits
+never run out there.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ Progress = Callable[[int, int], None]
 # live rebuild whose event loop stalls past it loses the lock and starts again.
 LOCK_MS = 15_000
 CHUNK = 2_000
+SPLIT = 2**32  # a ledger total summed in two parts (``_rebuild_locked``)
 # A shadow copy left by a rebuild that died expires (the swap makes the live keys persist).
 SHADOW_TTL_MS = 24 * 3600 * 1000
 
@@ -216,10 +217,14 @@ async def _rebuild_locked(
         mode = BoardMode.of(contest)
         totals = (
             await session.exec(
-                select(
+                select(  # type: ignore[call-overload]
                     ContestCredit.period_key,
                     ContestCredit.participant_id,
-                    func.sum(ContestCredit.delta),
+                    # The total in two sums that never pass 64 bits (SQLite's sum fails
+                    # past them): each delta's quotient and remainder by 2**32, truncated
+                    # toward zero on both databases, so quotient * 2**32 + remainder is it.
+                    func.sum(ContestCredit.delta // SPLIT),
+                    func.sum(ContestCredit.delta % SPLIT),
                     func.max(ContestCredit.tick),
                 )
                 .where(ContestCredit.contest_id == contest_id)
@@ -245,9 +250,9 @@ async def _rebuild_locked(
         await pipe.execute()
 
     dense_counts: dict[tuple[str, int], int] = {}
-    for i, (period, participant, raw, tick) in enumerate(totals):
+    for i, (period, participant, high, low, tick) in enumerate(totals):
         z, raw_key, _dz, _dc, _seen = k.board(period, tmp=shadow)
-        raw = int(raw)
+        raw = int(high) * SPLIT + int(low)
         target = target_for(contest, participant)
         # The boards' saturating cap (infra.limits), as the credit scripts apply it: a
         # plain board keeps a total past the cap exactly in raw, as they do. Basis points

@@ -176,7 +176,7 @@ class BoardKeys:
 #
 # The cap (infra.limits.MAX_SCORE, the saturating rule): a plain board (not rich) keeps a
 # total in z while it is within the cap; past it the exact total moves to the raw hash
-# (HINCRBY: a 64-bit integer, exact) and z holds the cap; from then on the raw field is the
+# (``exact_add``: an integer of any size) and z holds the cap; from then on the raw field is the
 # total, so a reversal that brings it back under the cap is exact again. A rich board keeps
 # the exact total in raw anyway. A credit that cuts a total is written to the Redis log
 # (rebuild.py logs it in the app's). Lua's numbers are doubles: a total is compared with the
@@ -199,8 +199,65 @@ class BoardKeys:
 # every number the script holds. A target past 2**53 / 11 (targets go to ``MAX_TARGET``,
 # 2**53 - 1) takes one digit a step, ten times the remainder made of sums modulo the target
 # (each below it), counting the wraps. The quotient stops at the cap.
+#
+# The exact total in raw is an integer of any size: HINCRBY while the sum cannot pass a
+# 64-bit integer (both numbers at most 18 characters: below 10**18 in magnitude), else the
+# decimal strings are added digit by digit (``exact_add``). A total past 2**63 - 1 (some
+# 77,000 of the largest events one participant may score, infra.limits) made HINCRBY fail
+# ("increment or decrement would overflow") with the event already in the seen set (a
+# script's writes are not undone): the credit was lost, its retry a duplicate.
 TOTALS_LUA = """
 local MAX_SCORE = {max_score}
+local function magnitude(s)  -- sign, digits without leading zeros
+  local negative = string.sub(s, 1, 1) == '-'
+  if negative then s = string.sub(s, 2) end
+  s = (string.gsub(s, '^0+', ''))
+  if s == '' then return false, '0' end
+  return negative, s
+end
+local function digits_add(a, b)
+  local out, carry, i, j = {}, 0, #a, #b
+  while i > 0 or j > 0 or carry > 0 do
+    local d = carry
+    if i > 0 then d = d + string.byte(a, i) - 48; i = i - 1 end
+    if j > 0 then d = d + string.byte(b, j) - 48; j = j - 1 end
+    out[#out + 1] = d % 10
+    carry = math.floor(d / 10)
+  end
+  return string.reverse(table.concat(out))
+end
+local function digits_sub(a, b)  -- a >= b
+  local out, borrow, i, j = {}, 0, #a, #b
+  while i > 0 do
+    local d = string.byte(a, i) - 48 - borrow
+    if j > 0 then d = d - (string.byte(b, j) - 48); j = j - 1 end
+    if d < 0 then d, borrow = d + 10, 1 else borrow = 0 end
+    out[#out + 1] = d
+    i = i - 1
+  end
+  local s = (string.gsub(string.reverse(table.concat(out)), '^0+', ''))
+  if s == '' then return '0' end
+  return s
+end
+local function exact_add(raw, member, delta)
+  local current = redis.call('HGET', raw, member) or '0'
+  if #current <= 18 and #delta <= 18 then
+    return redis.call('HINCRBY', raw, member, delta)
+  end
+  local xn, x = magnitude(current)
+  local yn, y = magnitude(delta)
+  local negative, sum = xn, nil
+  if xn == yn then
+    sum = digits_add(x, y)
+  elseif #x > #y or (#x == #y and x >= y) then
+    sum = digits_sub(x, y)
+  else
+    negative, sum = yn, digits_sub(y, x)
+  end
+  if negative and sum ~= '0' then sum = '-' .. sum end
+  redis.call('HSET', raw, member, sum)
+  return tonumber(sum)
+end
 local function cap(v, member)
   if v > MAX_SCORE or v < -MAX_SCORE then
     redis.log(redis.LOG_WARNING, 'channelboard: total of ' .. member .. ' capped at 2^53-1')
@@ -212,13 +269,13 @@ end
 local function plain_add(z, raw, member, delta)
   local total
   if redis.call('HEXISTS', raw, member) == 1 then
-    total = redis.call('HINCRBY', raw, member, delta)
+    total = exact_add(raw, member, delta)
   else
     local old = redis.call('ZSCORE', z, member)
     total = (old and tonumber(old) or 0) + tonumber(delta)
     if total > MAX_SCORE or total < -MAX_SCORE then
       redis.call('HSET', raw, member, string.format('%.0f', old and tonumber(old) or 0))
-      total = redis.call('HINCRBY', raw, member, delta)
+      total = exact_add(raw, member, delta)
     end
   end
   redis.call('ZADD', z, string.format('%.0f', cap(total, member)), member)
@@ -281,7 +338,7 @@ local function rich_add(z, raw, dz, dc, member, delta, tick, scale, dense, targe
     return cap(tonumber(r), member)
   end
   local before = redis.call('HGET', raw, member) or '0'
-  redis.call('HINCRBY', raw, member, delta)
+  exact_add(raw, member, delta)
   local value = value_of(redis.call('HGET', raw, member))
   local old_value = nil
   local key, old_key = member, nil

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func
-from sqlmodel import select
+from sqlmodel import col, select
 
 from deal_registration.events import SALE_APPROVED, Line, SaleApproved
 from infra import limits
 from infra.clock import OffsetClock
 from infra.db import Database
-from leaderboards.models import Contest, Metric, RankingStyle, pack, unpack
+from leaderboards.models import Contest, ContestCredit, Metric, RankingStyle, pack, unpack
 from leaderboards.rebuild import rebuild
 from leaderboards.scoring import BoardMode, apply_credit, credit_for
 from partners.roles import Role
@@ -274,3 +274,93 @@ async def test_a_contest_saved_before_the_bounds_keeps_its_values_through_other_
         ("eligibility.regions", "INVALID_CHARACTERS")
     ]
     assert await update(weights={"perClaim": 7}) == []
+
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    "style",
+    [RankingStyle.COMPETITION, RankingStyle.DENSE, RankingStyle.FIRST_TO_REACH],
+    ids=["plain", "rich", "first-to-reach"],
+)
+async def test_a_raw_total_past_64_bits_stays_exact_and_shows_at_the_cap(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant, style: RankingStyle
+) -> None:
+    """The raw total (the exact one beside a capped board value) was a HINCRBY: one credit
+    taking it past 2**63 - 1 failed the script ("increment or decrement would overflow")
+    after its event was marked seen (Redis does not undo a script's writes): the credit
+    was lost and its retry a duplicate. About 77,000 of the largest events one participant
+    may score (infra.limits.MAX_EVENT_SCORE) get there; here a few large deltas do."""
+    contest = await create_contest(db, clock, tenant, ranking_style=style)
+    await dispatch(services)  # the (empty) board is built
+    boards = services.leaderboards.boards
+    keys = boards.keys_of(contest.id)
+    mode = BoardMode.of(contest)
+    a, b = uuid.UUID(int=1), uuid.UUID(int=2)
+
+    async def credit(who: uuid.UUID, delta: int) -> int:
+        return await apply_credit(
+            boards.scripts, keys, mode, event_id=uuid.uuid4(), participant=who,
+            period_key="all", delta=delta, tick=0, target=0,
+        )  # fmt: skip
+
+    async def board() -> list[tuple[uuid.UUID, int]]:
+        page = await boards.page(contest, "all", 0, 10)
+        return [(r.participant_id, r.score) for r in page.rows]
+
+    await credit(a, 2**62)
+    await credit(a, 2**62 - 1)  # exactly the largest 64-bit integer
+    await credit(b, 9)
+    assert await board() == [(a, MAX), (b, 9)]
+    before = await boards.version(contest.id)
+    assert await credit(a, 1) == before + 1  # one past it: counted
+    assert await credit(a, 2**62) == before + 2
+    assert await board() == [(a, MAX), (b, 9)]
+    # Exact all along: taking it all back but 7 leaves 7.
+    await credit(a, -(INT64_MAX + 1 + 2**62 - 7))
+    assert await board() == [(b, 9), (a, 7)]
+    await credit(a, -10)
+    assert await board() == [(b, 9), (a, -3)]
+    _, standing = await boards.standing(contest, "all", a)
+    assert (standing.rank, standing.score) == (2, -3)
+
+
+async def test_a_ledger_total_past_64_bits_rebuilds_and_scores_on_exactly(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A ledger whose total for a participant passes 2**63 - 1 (rows of a contest scored
+    before the bounds of infra.limits, up to 10**16 points an event; or some 77,000 of
+    today's largest): the rebuild's SQL sum failed on SQLite ("integer overflow"); on
+    PostgreSQL it put the exact total in the raw hash, and the next credit's HINCRBY then
+    failed on it ("hash value is not an integer")."""
+    contest = await create_contest(db, clock, tenant)
+    sales = [await approve_sale(db, clock, tenant, partner=0, amount=100) for _ in range(3)]
+    await approve_sale(db, clock, tenant, partner=1, amount=5)
+    await dispatch(services)
+    async with db.transaction() as session:
+        rows = (
+            await session.exec(
+                select(ContestCredit).where(col(ContestCredit.event_id).in_([s.id for s in sales]))
+            )
+        ).all()
+        for row in rows:
+            row.delta = 2**62  # written before the bounds
+            session.add(row)
+    boards = services.leaderboards.boards
+    await rebuild(db, boards, clock, contest.id)
+    p0, p1 = tenant.partners[0].id, tenant.partners[1].id
+
+    async def board() -> list[tuple[uuid.UUID, int]]:
+        page = await boards.page(contest, "all", 0, 10)
+        return [(r.participant_id, r.score) for r in page.rows]
+
+    assert await board() == [(p0, MAX), (p1, 5)]
+    # Scored on the rebuilt board, and exact: with the three taken back, the new sale's.
+    await approve_sale(db, clock, tenant, partner=0, amount=100)
+    for sale in sales:
+        await reverse_sale(db, clock, tenant, sale)  # takes back what its row credited
+    await dispatch(services)
+    assert await board() == [(p0, 100), (p1, 5)]
+    await rebuild(db, boards, clock, contest.id)
+    assert await board() == [(p0, 100), (p1, 5)]
