@@ -295,7 +295,7 @@ async def _rebuild_locked(
     ceiling = await versions.cover(db, contest_id, start_at)
     stale: list[str] = []  # periods on the old board that the copy has not: dropped
     while True:
-        call_keys, call_args = swap_call(k, shadow, token, start_at, periods, stale)
+        call_keys, call_args = swap_call(k, shadow, token, start_at, periods, stale, mode.encoding)
         reply = await boards.scripts.swap(keys=call_keys, args=call_args)
         if int(reply[0]) != UNDECLARED_PERIODS:
             break

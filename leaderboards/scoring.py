@@ -20,7 +20,9 @@ share one slot and every script and pipeline below stays on one node):
 
 and per contest: ``ver`` (a version bumped on every change, carried by every push),
 ``built`` (present while Redis holds the contest's standings; missing means rebuild first;
-its value counts the rebuilds that swapped a board in),
+its value counts the rebuilds that swapped a board in), ``enc`` (how the boards are kept,
+``BoardMode.encoding``: set by the swap that put them in, and followed by every credit, so
+the members of a participant change with the ranking style at that swap, never between),
 and, while a rebuild runs, ``lock`` and ``journal`` (``period|event`` of every credit applied
 meanwhile, which the rebuild's snapshot of the ledger may not have seen).
 
@@ -132,6 +134,11 @@ class BoardMode:
             dense=dense,
         )
 
+    @property
+    def encoding(self) -> str:
+        """The mode as a board keeps it in Redis (its ``encoding`` key, set by the swap)."""
+        return f"{self.scale}:{int(self.rich)}:{int(self.dense)}"
+
 
 # The board layout's version, in every key of a contest's boards. A new layout is a new set
 # of keys: a board of an older one is not read (its contest looks unbuilt, so it is rebuilt
@@ -164,6 +171,10 @@ class BoardKeys:
     @property
     def journal(self) -> str:
         return f"{self.base}:journal"
+
+    @property
+    def encoding(self) -> str:
+        return f"{self.base}:enc"
 
     def board(self, period: str, *, tmp: str = "") -> list[str]:
         """z, raw, dz, dc, seen for one period (``tmp`` names a rebuild's shadow copy)."""
@@ -257,6 +268,16 @@ local function exact_add(raw, member, delta)
   if negative and sum ~= '0' then sum = '-' .. sum end
   redis.call('HSET', raw, member, sum)
   return tonumber(sum)
+end
+-- How the board is kept (``BoardMode.encoding``, set by the rebuild's swap with the boards
+-- it built), rather than how the caller's copy of the contest says (the caller's when the
+-- board predates the key). From a change of ranking style until its rebuild swaps the new
+-- board in, a credit keeps the old board as it is; one whose caller read the contest before
+-- the change keeps the new board as it is: a participant is one member of a board.
+local function board_encoding(key, scale, rich, dense)
+  local kept = redis.call('GET', key)
+  if kept then scale, rich, dense = string.match(kept, '^(%d+):(%d):(%d)$') end
+  return tonumber(scale), rich == '1', dense == '1'
 end
 local function cap(v, member)
   if v > MAX_SCORE or v < -MAX_SCORE then
@@ -371,7 +392,7 @@ local function rich_add(z, raw, dz, dc, member, delta, tick, scale, dense, targe
 end
 """.replace("{max_score}", str(limits.MAX_SCORE))
 
-# KEYS: z raw dz dc seen built ver periods journal
+# KEYS: z raw dz dc seen built ver periods journal encoding
 # ARGV: event_id member delta tick scale rich dense target period
 CREDIT_LUA = (
     TOTALS_LUA
@@ -382,11 +403,12 @@ redis.call('SADD', KEYS[8], ARGV[9])
 if redis.call('EXISTS', KEYS[9]) == 1 then
   redis.call('SADD', KEYS[9], ARGV[9] .. '|' .. ARGV[1])
 end
-if ARGV[6] == '0' then
+local scale, rich, dense = board_encoding(KEYS[10], ARGV[5], ARGV[6], ARGV[7])
+if not rich then
   plain_add(KEYS[1], KEYS[2], ARGV[2], ARGV[3])
 else
   rich_add(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[2], ARGV[3], tonumber(ARGV[4]),
-           tonumber(ARGV[5]), ARGV[7] == '1', tonumber(ARGV[8]))
+           scale, dense, tonumber(ARGV[8]))
 end
 return redis.call('INCR', KEYS[7])
 """
@@ -394,15 +416,13 @@ return redis.call('INCR', KEYS[7])
 
 
 # Many credits to one board in one atomic call (same semantics as CREDIT_LUA per item).
-# KEYS: z raw dz dc seen built ver periods journal
+# KEYS: z raw dz dc seen built ver periods journal encoding
 # ARGV: scale rich dense period, then (event_id member delta tick target) per credit
 CREDIT_MANY_LUA = (
     TOTALS_LUA
     + """
 if redis.call('EXISTS', KEYS[6]) == 0 then return -1 end
-local scale = tonumber(ARGV[1])
-local rich = ARGV[2] == '1'
-local dense = ARGV[3] == '1'
+local scale, rich, dense = board_encoding(KEYS[10], ARGV[1], ARGV[2], ARGV[3])
 local journal = redis.call('EXISTS', KEYS[9]) == 1
 redis.call('SADD', KEYS[8], ARGV[4])
 local credited = 0
@@ -487,21 +507,23 @@ class Scripts:
 # Which periods the old board has is data (``periods``), so their keys are declared by the
 # caller as it knows them (``swap_call``); a period on the board it did not declare is
 # answered {-2, period, ...} before anything is written, and the caller calls again.
-# KEYS: periods built ver lock journal, then per period of the copy its shadow z raw dz dc
-# seen and its live z raw dz dc seen, then per stale period (on the board, not in the copy)
-# its live z raw dz dc seen. ARGV: token, floor, n, the copy's n periods, the stale periods.
+# The copy's encoding (``BoardMode.encoding``) goes in with it: how credits keep the board.
+# KEYS: periods built ver lock journal encoding, then per period of the copy its shadow z
+# raw dz dc seen and its live z raw dz dc seen, then per stale period (on the board, not in
+# the copy) its live z raw dz dc seen. ARGV: token, floor, encoding, n, the copy's n
+# periods, the stale periods.
 SWAP_LUA = """
 if redis.call('GET', KEYS[4]) ~= ARGV[1] then return {-1} end
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
 local declared = {}
-for i = 4, #ARGV do declared[ARGV[i]] = true end
+for i = 5, #ARGV do declared[ARGV[i]] = true end
 local undeclared = {-2}
 for _, p in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not declared[p] then table.insert(undeclared, p) end
 end
 if #undeclared > 1 then return undeclared end
 local copy = {}  -- a period of the copy -> where its keys start in KEYS
-for i = 1, n do copy[ARGV[3 + i]] = 5 + (i - 1) * 10 end
+for i = 1, n do copy[ARGV[4 + i]] = 6 + (i - 1) * 10 end
 -- The journal is read against the copy's seen sets before anything moves.
 local reply = {0}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[5])) do
@@ -514,10 +536,10 @@ for _, m in ipairs(redis.call('SMEMBERS', KEYS[5])) do
     end
   end
 end
-for i = 6 + n * 10, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 7 + n * 10, #KEYS do redis.call('DEL', KEYS[i]) end
 for i = 1, n do
-  redis.call('SADD', KEYS[1], ARGV[3 + i])
-  local at = copy[ARGV[3 + i]]
+  redis.call('SADD', KEYS[1], ARGV[4 + i])
+  local at = copy[ARGV[4 + i]]
   for s = 1, 5 do
     local tmp, live = KEYS[at + s], KEYS[at + 5 + s]
     if redis.call('EXISTS', tmp) == 1 then
@@ -528,7 +550,8 @@ for i = 1, n do
     end
   end
 end
-for i = 4 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end  -- after the SADDs (rule 2)
+for i = 5 + n, #ARGV do redis.call('SREM', KEYS[1], ARGV[i]) end  -- after the SADDs (rule 2)
+redis.call('SET', KEYS[6], ARGV[3])
 redis.call('INCR', KEYS[2])  -- built counts the swaps: a rebuild since a loss was seen
 local version = redis.call('INCR', KEYS[3])
 local floor = tonumber(ARGV[2])
@@ -545,16 +568,18 @@ UNDECLARED_PERIODS = -2
 
 
 def swap_call(
-    keys: BoardKeys, shadow: str, token: str, floor: int, periods: list[str], stale: list[str]
-) -> tuple[list[str], list[str | int]]:
+    keys: BoardKeys, shadow: str, token: str, floor: int, periods: list[str], stale: list[str],
+    encoding: str,
+) -> tuple[list[str], list[str | int]]:  # fmt: skip
     """KEYS and ARGV of the swap script: the copy (``shadow``, a rebuild's ``tmp``) of
-    ``periods`` in, the live boards of ``stale`` periods out."""
-    names = [keys.periods, keys.built, keys.version, keys.lock, keys.journal]
+    ``periods``, kept as ``encoding`` (``BoardMode.encoding``), in, the live boards of
+    ``stale`` periods out."""
+    names = [keys.periods, keys.built, keys.version, keys.lock, keys.journal, keys.encoding]
     for period in periods:
         names += keys.board(period, tmp=shadow) + keys.board(period)
     for period in stale:
         names += keys.board(period)
-    return names, [token, floor, len(periods), *periods, *stale]
+    return names, [token, floor, encoding, len(periods), *periods, *stale]
 
 
 # A rebuild's journal started with its expiry in one step: made in two, a connection lost
@@ -757,7 +782,8 @@ def credit_call(
     """KEYS and ARGV of the credit script for one credit."""
     z, raw, dz, dc, seen = keys.board(period_key)
     return (
-        [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods, keys.journal],
+        [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods, keys.journal,
+         keys.encoding],
         [
             str(event_id), str(participant), delta, tick, mode.scale,
             int(mode.rich), int(mode.dense), target, period_key,
@@ -802,7 +828,9 @@ def credits_call(
     args: list[str | int] = [mode.scale, int(mode.rich), int(mode.dense), period_key]
     for item in items:
         args += [str(item.event_id), str(item.participant), item.delta, item.tick, item.target]
-    return [z, raw, dz, dc, seen, keys.built, keys.version, keys.periods, keys.journal], args
+    return [
+        z, raw, dz, dc, seen, keys.built, keys.version, keys.periods, keys.journal, keys.encoding,
+    ], args  # fmt: skip
 
 
 async def apply_credits(

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import col, select
 
 from infra.clock import OffsetClock
@@ -21,12 +22,14 @@ from infra.db import Database, LockedAsyncSession
 from infra.outbox import OutboxEvent
 from leaderboards.boards import Boards
 from leaderboards.events import CONTEST_CHANGED
-from leaderboards.models import Contest, ContestCredit
+from leaderboards.models import Contest, ContestCredit, RankingStyle
 from leaderboards.rebuild import rebuild
 from leaderboards.runtime import Leaderboards
+from leaderboards.scoring import BoardMode, apply_credit
+from partners.roles import Role
 from schema.context import Services
-from tests.factories import Tenant, approve_sale, create_contest, dispatch
-from tests.support import eventually
+from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
+from tests.support import GQL, eventually
 
 
 class LedgerReadHeld(Database):
@@ -304,3 +307,86 @@ async def test_a_rebuild_that_outlived_its_lock_does_not_swap_in_its_stale_copy(
             assert await board(services, contest) == expected
     finally:
         clock.advance(-timedelta(minutes=10))
+
+
+STYLE = """mutation($input: ContestUpdateInput!) {
+  contestUpdate(input: $input) { userErrors { field code } } }"""
+STANDINGS = """query($id: ID!) { leaderboard(contestId: $id, first: 10) {
+  edges { node { rank score participant { name } } } } }"""
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (RankingStyle.COMPETITION, RankingStyle.FIRST_TO_REACH),
+        (RankingStyle.FIRST_TO_REACH, RankingStyle.COMPETITION),
+        (RankingStyle.DENSE, RankingStyle.FIRST_TO_REACH),
+    ],
+    ids=["to-first-to-reach", "from-first-to-reach", "dense-to-first-to-reach"],
+)
+async def test_a_sale_scored_between_a_style_change_and_its_rebuild_shows_its_partner_once(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant,
+    before: RankingStyle, after: RankingStyle,
+) -> None:  # fmt: skip
+    """A contest's ranking style changes (a first-to-reach board keeps a participant as
+    its reach key, "%07d:" + id; the others as the id); its rebuild comes with the
+    ContestChanged, after commit. A sale scored in between (another dispatcher, the
+    partitions handle a contest's change and a partner's sale apart) was credited in the
+    new style onto the board of the old one: its partner was on the board twice, once
+    under each member, until the rebuild (and for good, when the credit came after the
+    rebuild's swap having read the contest before the change). A board now says how it is
+    kept, and every credit keeps it so: the style switches at the rebuild's swap."""
+    contest = await create_contest(db, clock, tenant, ranking_style=before)
+    await approve_sale(db, clock, tenant, partner=0, amount=300)
+    await approve_sale(db, clock, tenant, partner=1, amount=200)
+    await dispatch(services)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    names = [p.name for p in tenant.partners[:2]]
+
+    async def standings() -> list[tuple[str, int]]:
+        board = (await gql.data(STANDINGS, {"id": gid(contest)}, as_user=admin))["leaderboard"]
+        return [(e["node"]["participant"]["name"], e["node"]["score"]) for e in board["edges"]]
+
+    async with services.outbox.paused():
+        changed = await gql.data(
+            STYLE, {"input": {"id": gid(contest), "rankingStyle": after.name}}, as_user=admin
+        )
+        assert changed["contestUpdate"]["userErrors"] == []
+        sale = await approve_sale(db, clock, tenant, partner=0, amount=50)
+        await services.leaderboards.on_source_events([sale])  # before the ContestChanged
+        assert await standings() == [(names[0], 350), (names[1], 200)]
+    await dispatch(services)  # the ContestChanged: the board rebuilt in the new style
+    assert await standings() == [(names[0], 350), (names[1], 200)]
+    await approve_sale(db, clock, tenant, partner=1, amount=500)
+    await dispatch(services)
+    assert await standings() == [(names[1], 700), (names[0], 350)]
+
+
+async def test_a_credit_whose_caller_read_the_contest_before_its_style_change_keeps_one_member(
+    gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The other order: a dispatcher read the contest (first-to-reach), the style changed
+    and its rebuild swapped in a competition board, and then the dispatcher's credit
+    (committed after the rebuild read the ledger) came: credited as first-to-reach, its
+    partner was on the rebuilt board twice, for good (until the next rebuild)."""
+    contest = await create_contest(db, clock, tenant, ranking_style=RankingStyle.FIRST_TO_REACH)
+    await approve_sale(db, clock, tenant, partner=0, amount=300)
+    await approve_sale(db, clock, tenant, partner=1, amount=200)
+    await dispatch(services)
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    changed = await gql.data(
+        STYLE, {"input": {"id": gid(contest), "rankingStyle": "COMPETITION"}}, as_user=admin
+    )
+    assert changed["contestUpdate"]["userErrors"] == []
+    await dispatch(services)  # rebuilt as a competition board
+    boards = services.leaderboards.boards
+    await apply_credit(
+        boards.scripts, boards.keys_of(contest.id), BoardMode.of(contest),  # as read before
+        event_id=uuid.uuid4(), participant=tenant.partners[0].id, period_key="all",
+        delta=50, tick=3, target=0,
+    )  # fmt: skip
+    board = (await gql.data(STANDINGS, {"id": gid(contest)}, as_user=admin))["leaderboard"]
+    assert [(e["node"]["participant"]["name"], e["node"]["score"]) for e in board["edges"]] == [
+        (tenant.partners[0].name, 350),
+        (tenant.partners[1].name, 200),
+    ]
