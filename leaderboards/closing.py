@@ -77,7 +77,7 @@ async def close_due(rt: Leaderboards, contest_id: uuid.UUID) -> bool:
         # Then it holds the board lock, which every rebuild holds from before it reads the
         # ledger until its last re-applied credit (leaderboards.rebuild): the standings are
         # read from a whole board, never between a rebuild's swap and its re-applied
-        # credits. A rebuild (or another process's freeze) under way: try again later.
+        # credits. A rebuild under way: try again later (another freeze is waited for).
         async with board_lock(rt.boards, contest_id, wait=False) as token:
             if token is None:
                 return False

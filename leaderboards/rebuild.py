@@ -69,6 +69,7 @@ Progress = Callable[[int, int], None]
 # live rebuild whose event loop stalls past it loses the lock and starts again.
 LOCK_MS = 15_000
 CHUNK = 2_000
+FREEZE = "freeze:"  # how a freeze's lock token begins (a rebuild's is plain hex)
 SPLIT = 2**32  # a ledger total summed in two parts (``_rebuild_locked``)
 # A shadow copy left by a rebuild that died expires (the swap makes the live keys persist).
 SHADOW_TTL_MS = 24 * 3600 * 1000
@@ -141,12 +142,15 @@ async def rebuild(
 async def board_lock(
     boards: Boards, contest_id: uuid.UUID, *, wait: bool = True
 ) -> AsyncIterator[str | None]:
-    """Hold the contest's board lock (the rebuilds' lock), renewed while the block runs:
-    yields its token, or None at once when ``wait`` is false and another holds it."""
+    """Hold the contest's board lock (the rebuilds' lock) for a freeze, renewed while the
+    block runs: yields its token. ``wait`` false: yields None at once while a rebuild
+    holds it (another freeze, a matter of moments, is waited for: both closers and every
+    watching process close a contest at its boundary, and each must find it closed)."""
     k = boards.keys_of(contest_id)
-    token = uuid.uuid4().hex
+    token = FREEZE + uuid.uuid4().hex
     while not await boards.redis.set(k.lock, token, nx=True, px=LOCK_MS):
-        if not wait:
+        holder = await boards.redis.get(k.lock)
+        if not wait and holder is not None and not _text(holder).startswith(FREEZE):
             yield None
             return
         await asyncio.sleep(0.05)
