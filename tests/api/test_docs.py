@@ -1,0 +1,595 @@
+"""The docs are true: what README.md and docs/*.md show a reader, checked against the code.
+
+- every ```graphql block parses and validates against the served schema (a block marked
+  ```graphql sdl is a schema excerpt: its types must read as the schema's own), and so does
+  every operation the shell blocks send (`gql TOKEN '…'`, `curl -d '{"query": …}'`);
+- every command shown (`./dev …`, `channelboard …`, `python -m api …`,
+  `python -m benchmarks.X …`, `benchmarks/two_hosts.sh …`) names a real command and real
+  flags, parsed by the real parsers (typer's click commands, the benchmarks' argparse
+  parsers) without running anything; a synopsis (`[--ttl SECONDS]`, `FILE.csv`) is checked
+  for its command and option names, a concrete command line is parsed in full;
+- every code the docs name (`NOT_FOUND`, `TOO_MANY_TOKENS`) is one the code answers, and a
+  list the docs give as an enum's codes is all of them;
+- every relative link points to a file and a heading that exist.
+
+The settings variables are checked in tests/api/test_settings.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import runpy
+import shlex
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
+from importlib import import_module
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import typer
+from graphql import (
+    GraphQLSchema,
+    parse,
+    print_ast,
+    print_type,
+    validate,
+)
+from graphql.language import TypeDefinitionNode
+from typer._click.core import Command, Context  # typer's own click (0.2x vendors it)
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^`]*)$")
+
+
+def rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+@dataclass(frozen=True)
+class Block:
+    path: Path
+    line: int  # of the opening fence, 1-based
+    info: tuple[str, ...]  # ("graphql",), ("graphql", "sdl"), ("sh",), ()
+    text: str
+
+    @property
+    def where(self) -> str:
+        return f"{rel(self.path)}:{self.line}"
+
+
+def blocks(path: Path) -> list[Block]:
+    """The fenced code blocks of a page (indented ones in list items too)."""
+    found: list[Block] = []
+    lines = path.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        indent = len(opening["indent"])
+        end = i + 1
+        while not re.match(r"^ *```\s*$", lines[end]):
+            end += 1
+        body = "\n".join(line[indent:] for line in lines[i + 1 : end])
+        found.append(Block(path, i + 1, tuple(opening["info"].split()), body))
+        i = end + 1
+    return found
+
+
+def prose(path: Path) -> Iterator[tuple[int, str]]:
+    """The lines of a page outside its fenced blocks, numbered."""
+    inside = False
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if FENCE.match(line) or re.match(r"^ *```\s*$", line):
+            inside = not inside
+            continue
+        if not inside:
+            yield number, line
+
+
+ALL_BLOCKS = [block for path in DOCS for block in blocks(path)]
+
+
+# --- GraphQL -----------------------------------------------------------------------------
+
+
+@cache
+def served_schema() -> GraphQLSchema:
+    from schema import build_schema  # noqa: PLC0415
+
+    return build_schema()._schema
+
+
+def shell_operations(block: Block) -> list[str]:
+    """The GraphQL operations a shell block sends: `gql TOKEN '…'` and curl's JSON body."""
+    operations = []
+    for quoted in re.findall(r"'([^']*)'", block.text):
+        body = quoted.strip()
+        if re.match(r"(query|mutation|subscription)\b|\{\s*[a-z_]\w*[\s({]", body):
+            operations.append(body)
+        elif body.startswith('{"query"'):
+            operations.append(__import__("json").loads(body)["query"])
+    return operations
+
+
+GRAPHQL_BLOCKS = [b for b in ALL_BLOCKS if b.info[:1] == ("graphql",)]
+
+
+def test_the_graphql_blocks_are_found() -> None:
+    # The pages' examples: if this drops, a block lost its ```graphql tag.
+    assert len(GRAPHQL_BLOCKS) >= 9
+    assert all(b.info in {("graphql",), ("graphql", "sdl")} for b in GRAPHQL_BLOCKS), [
+        b.where for b in GRAPHQL_BLOCKS if b.info not in {("graphql",), ("graphql", "sdl")}
+    ]
+
+
+def problems_of(document: str) -> list[str]:
+    try:
+        ast_ = parse(document)
+    except Exception as exc:  # GraphQLSyntaxError
+        return [str(exc)]
+    return [error.message for error in validate(served_schema(), ast_)]
+
+
+@pytest.mark.parametrize(
+    "block", [pytest.param(b, id=b.where) for b in GRAPHQL_BLOCKS if b.info == ("graphql",)]
+)
+def test_a_graphql_example_validates_against_the_schema(block: Block) -> None:
+    assert problems_of(block.text) == [], block.where
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param(text, id=f"{block.where}#{n}")
+        for block in ALL_BLOCKS
+        if block.info[:1] in {("sh",), ()}
+        for n, text in enumerate(shell_operations(block))
+    ],
+)
+def test_an_operation_a_shell_example_sends_validates(document: str) -> None:
+    assert problems_of(document) == []
+
+
+def test_shell_operations_are_found() -> None:
+    # The README's first query and walkthrough: if this drops, the extraction broke.
+    readme = [op for b in blocks(ROOT / "README.md") for op in shell_operations(b)]
+    assert len(readme) >= 13
+    assert any("partners { totalCount" in op for op in readme)
+
+
+def sdl_types(text: str) -> dict[str, str]:
+    """Each type an SDL text defines, printed alike (no descriptions)."""
+    definitions = parse(undescribed(text)).definitions
+    return {d.name.value: print_ast(d) for d in definitions if isinstance(d, TypeDefinitionNode)}
+
+
+def real_type(name: str) -> str:
+    return sdl_types(print_type(served_schema().type_map[name]))[name]
+
+
+def undescribed(sdl: str) -> str:
+    return re.sub(r'^\s*"""(?:.|\n)*?"""\n|^\s*"[^"\n]*"\n', "", sdl, flags=re.M)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [pytest.param(b, id=b.where) for b in GRAPHQL_BLOCKS if b.info == ("graphql", "sdl")],
+)
+def test_a_schema_excerpt_is_the_schema(block: Block) -> None:
+    excerpts = sdl_types(block.text)
+    assert excerpts, f"{block.where}: no type definition"
+    for name, excerpt in excerpts.items():
+        assert name in served_schema().type_map, f"{block.where}: no type {name}"
+        assert excerpt == real_type(name), block.where
+
+
+def test_an_excerpt_is_compared_in_full() -> None:
+    # The excerpt check itself: a field short, or one more, is a difference.
+    money = print_type(served_schema().type_map["Money"])
+    assert sdl_types(money)["Money"] == real_type("Money")
+    assert sdl_types(money.replace("}", "  extra: Int\n}"))["Money"] != real_type("Money")
+
+
+# --- Commands ----------------------------------------------------------------------------
+
+COMMAND = re.compile(
+    r"(?:^|(?<=[\s(=`]))(?:sudo +)?"
+    r"(?P<cmd>\./dev|(?:\.venv/bin/)?channelboard|(?:\.venv/bin/)?python3? +-m +"
+    r"(?:api|benchmarks\.\w+)|benchmarks/two_hosts\.sh)(?= |$|`)"
+)
+SYNOPSIS = re.compile(r"\[|\]|\.\.\.|…|\b[A-Z][A-Z0-9_.-]*[A-Z0-9]\b|\b[A-Z]\b")
+
+
+@dataclass(frozen=True)
+class Invocation:
+    where: str
+    argv: tuple[str, ...]  # the command, then its arguments
+    synopsis: bool  # placeholders or optional parts: names only
+
+
+def invocation(where: str, text: str) -> Invocation | None:
+    text = text.replace("\\\n", " ")
+    found = COMMAND.search(text)
+    if found is None:
+        return None
+    rest = text[found.end() :]
+    lexer = shlex.shlex(rest, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    words: list[str] = []
+    try:
+        for word in lexer:
+            if set(word) <= set("();<>|&"):
+                break
+            words.append(word)
+    except ValueError:  # an unclosed quote: the span shows a fragment
+        words = rest.split()
+    synopsis = any(SYNOPSIS.search(word) for word in words)
+    words = [w.strip("[]") for w in words if w.strip("[]") not in {"...", "…", ""}]
+    words = [w.removesuffix("...") for w in words]
+    cmd = re.sub(r"\s+", " ", found["cmd"]).removeprefix(".venv/bin/")
+    return Invocation(where, (cmd, *words), synopsis)
+
+
+def invocations() -> list[Invocation]:
+    found: list[Invocation] = []
+    for path in DOCS:
+        for block in blocks(path):
+            if block.info[:1] not in {("sh",), ()}:
+                continue
+            text = block.text.replace("\\\n", " ")
+            for offset, line in enumerate(text.splitlines(), 1):
+                for start in COMMAND.finditer(line):
+                    call = invocation(f"{rel(path)}:{block.line + offset}", line[start.start() :])
+                    if call is not None:
+                        found.append(call)
+        for number, line in prose(path):
+            if line.startswith("    ") and COMMAND.match(line.strip()):  # an indented block
+                call = invocation(f"{rel(path)}:{number}", line.strip())
+                if call is not None:
+                    found.append(call)
+                continue
+            spans = re.findall(r"`([^`]+)`", line)
+            if line.startswith("| `channelboard "):  # the README's table: `vendors list` too
+                spans = [
+                    span if span.startswith("channelboard ") else f"channelboard {span}"
+                    for span in re.findall(r"`([^`]+)`", line.split(" | ")[0])
+                ]
+            for span in spans:
+                if COMMAND.match(span):
+                    call = invocation(f"{rel(path)}:{number}", span)
+                    if call is not None:
+                        found.append(call)
+    return found
+
+
+INVOCATIONS = invocations()
+
+
+@cache
+def channelboard() -> TyperGroup:
+    from api.cli.main import app  # noqa: PLC0415
+
+    command = typer.main.get_command(app)
+    assert isinstance(command, TyperGroup)
+    return command
+
+
+def option_names(command: Command) -> set[str]:
+    names = {"--help"}
+    for param in command.params:
+        if param.param_type_name == "option":
+            names.update(param.opts)
+            names.update(param.secondary_opts)
+    return names
+
+
+def check_channelboard(call: Invocation, args: list[str]) -> None:
+    """The command path resolves; a synopsis names only its options, a concrete line parses."""
+    command: Command = channelboard()
+    path = ["channelboard"]
+    while isinstance(command, TyperGroup):
+        if not args or args[0].startswith("-"):
+            return  # a group named on its own (`channelboard outbox`)
+        sub = command.get_command(Context(command), args[0])
+        assert sub is not None, f"{call.where}: no command {' '.join([*path, args[0]])}"
+        path.append(args.pop(0))
+        command = sub
+    if call.synopsis or not args:  # a synopsis, or the command named in a sentence
+        unknown = [
+            w.split("=")[0]
+            for w in args
+            if w.startswith("-") and w.split("=")[0] not in option_names(command)
+        ]
+        assert not unknown, f"{call.where}: {' '.join(path)} has no option {unknown}"
+        return
+    try:
+        with tempfile.TemporaryDirectory() as scratch, pytest.MonkeyPatch.context() as patch:
+            # The files a command line names were written by the steps before it.
+            patch.chdir(scratch)
+            for word in args:
+                if re.fullmatch(r"[\w-]+\.(csv|json|txt)", word):
+                    Path(word).touch()
+            command.make_context(" ".join(path), list(args))
+    except ClickException as exc:
+        pytest.fail(f"{call.where}: {' '.join(path)} {args}: {exc.format_message()}")
+
+
+class _Parser(Exception):
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+
+@cache
+def benchmark_parser(module: str) -> argparse.ArgumentParser | None:
+    """The module's own argparse parser, caught as it is about to parse (nothing runs)."""
+    source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+    if "parse_args(" not in source:
+        return None
+
+    def caught(self: argparse.ArgumentParser, *_: object, **__: object) -> NoReturn:
+        raise _Parser(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(argparse.ArgumentParser, "parse_args", caught)
+        patch.setattr(sys, "argv", [module])
+        try:
+            runpy.run_module(module, run_name="__main__")
+        except _Parser as found:
+            return found.parser
+    raise AssertionError(f"{module} did not parse its arguments")
+
+
+def subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = action.choices.get(name)
+            return chosen if isinstance(chosen, argparse.ArgumentParser) else None
+    return None
+
+
+def check_benchmark(call: Invocation, module: str, args: list[str]) -> None:
+    assert (ROOT / (module.replace(".", "/") + ".py")).is_file(), f"{call.where}: no {module}"
+    parser = benchmark_parser(module)
+    if parser is None:
+        assert args == [], f"{call.where}: {module} takes no arguments"
+        return
+    if call.synopsis:
+        known = set(parser._option_string_actions)
+        positional = [w for w in args if not w.startswith("-")]
+        if positional and (sub := subparser(parser, positional[0])) is not None:
+            known |= set(sub._option_string_actions)
+        unknown = [w for w in args if w.startswith("-") and w not in known]
+        assert not unknown, f"{call.where}: {module} has no option {unknown}"
+        return
+    try:
+        parser.parse_args(args)
+    except SystemExit:
+        pytest.fail(f"{call.where}: {module} refuses {args}")
+
+
+def check_two_hosts(call: Invocation, args: list[str]) -> None:
+    script = (ROOT / "benchmarks" / "two_hosts.sh").read_text()
+    known = set(re.findall(r"^\s*(?:-h\|)?(--[a-z-]+)\)", script, re.M))
+    unknown = [w for w in args if w.startswith("-") and w not in known]
+    assert not unknown, f"{call.where}: two_hosts.sh has no option {unknown}"
+
+
+def check(call: Invocation) -> None:
+    cmd, *args = call.argv
+    if cmd == "./dev":
+        if not args or args[0] in {"help", "-h", "--help"}:
+            return
+        if args[0] == "test":
+            for word in args[1:]:
+                if word.startswith("tests/"):
+                    assert (ROOT / word.split("::")[0]).exists(), f"{call.where}: no {word}"
+            return
+        check_channelboard(call, args)
+    elif cmd == "channelboard" or cmd.endswith("-m api"):
+        check_channelboard(call, args)
+    elif cmd == "benchmarks/two_hosts.sh":
+        check_two_hosts(call, args)
+    else:
+        check_benchmark(call, cmd.split()[-1], args)
+
+
+@pytest.mark.parametrize(
+    "call", [pytest.param(c, id=f"{c.where} {' '.join(c.argv)}"[:120]) for c in INVOCATIONS]
+)
+def test_a_command_shown_is_a_real_command(call: Invocation) -> None:
+    check(call)
+
+
+def commands(group: TyperGroup, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name in group.list_commands(Context(group)):
+        command = group.get_command(Context(group), name)
+        if isinstance(command, TyperGroup):
+            yield from commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_the_readme_lists_every_command() -> None:
+    listed = [
+        call.argv[1:]
+        for call in INVOCATIONS
+        if call.where.startswith("README.md:") and call.argv[0] == "channelboard"
+    ]
+    missing = [
+        " ".join(path)
+        for path in commands(channelboard())
+        if not any(shown[: len(path)] == path for shown in listed)
+    ]
+    assert missing == []
+
+
+def test_the_commands_are_found() -> None:
+    shown = {" ".join(c.argv[:3]) for c in INVOCATIONS}
+    assert {"channelboard vendors create", "./dev serve", "channelboard token --subject"} <= shown
+    assert any(c.argv[0] == "python -m benchmarks.signal_maintenance" for c in INVOCATIONS)
+    assert len(INVOCATIONS) > 100
+
+
+def test_a_wrong_command_or_flag_is_caught() -> None:
+    # The checker itself, on lines the docs could have got wrong.
+    for line in (
+        "channelboard tokens admin@acme.example",
+        "channelboard token admin@acme.example --days 3",
+        "channelboard serials import FILE.csv [--vendors SLUG]",
+        ".venv/bin/python -m benchmarks.reads --big 1000 --minutes 10",
+        ".venv/bin/python -m benchmarks.deal_conflicts --fast",
+        "./dev test tests/nowhere",
+    ):
+        call = invocation("example", line)
+        assert call is not None
+        with pytest.raises((AssertionError, pytest.fail.Exception)):
+            check(call)
+
+
+# --- Codes -------------------------------------------------------------------------------
+
+CODE = re.compile(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]{4,})`")
+PACKAGES = (
+    "api", "schema", "infra", "partners", "catalogue", "deal_registration", "leaderboards",
+    "earnings", "notifications", "subscriptions", "forecasts", "webhooks", "signals",
+    "incentives", "pilots", "next_actions", "migrations",
+)  # fmt: skip
+# Upper-case words the docs show that are not codes (headers, SQL, protocols, values of
+# other systems).
+NOT_CODES = {
+    # HTTP methods, uvicorn's variables, Linux
+    "OPTIONS", "FORWARDED_ALLOW_IPS", "WEB_CONCURRENCY", "PR_SET_PDEATHSIG",
+    # Redis commands and replies
+    "PING", "ZINCRBY", "MULTI", "EXEC", "EVAL", "MONITOR", "MIGRATE", "ASKING", "NOSCRIPT",
+    "CLUSTERDOWN", "MIGRATING", "IMPORTING",
+}  # fmt: skip
+
+
+@cache
+def known_codes() -> set[str]:
+    """Every value the code can answer with: GraphQL enum values, the domains' code enums,
+    and every upper-case string constant of the source (extensions codes are literals)."""
+    schema = served_schema()
+    known = {value for t in schema.type_map.values() if hasattr(t, "values") for value in t.values}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    known.update(re.findall(r"\b[A-Z][A-Z0-9_]+\b", node.value))
+                elif isinstance(node, ast.Name | ast.Attribute):
+                    known.add(node.id if isinstance(node, ast.Name) else node.attr)
+    return known
+
+
+def test_every_code_the_docs_name_exists() -> None:
+    known = known_codes()
+    unknown = [
+        f"{rel(path)}:{number}: {code}"
+        for path in DOCS
+        for number, line in prose(path)
+        for code in CODE.findall(line)
+        if code not in known and code not in NOT_CODES and not code.startswith("CHANNELBOARD_")
+    ]
+    assert unknown == []
+
+
+def enum(name: str) -> type[Enum]:
+    """A code enum of the domains by its class name."""
+    for module in (
+        "partners.errors", "webhooks.errors", "deal_registration.registrations.errors",
+        "deal_registration.sales.errors", "leaderboards.errors", "earnings.errors",
+    ):  # fmt: skip
+        found = getattr(import_module(module), name, None)
+        if isinstance(found, type) and issubclass(found, Enum):
+            return found
+    raise AssertionError(f"no enum {name}")
+
+
+def codes_between(page: str, start: str, end: str) -> set[str]:
+    text = (ROOT / page).read_text()
+    assert start in text, f"{page}: {start!r} moved"
+    section = text[text.index(start) :]
+    section = section[: section.index(end)]
+    return {code for code in CODE.findall(section)}
+
+
+def test_the_partner_codes_listed_are_all_of_them() -> None:
+    listed = codes_between("docs/partners.md", "Error codes: `PartnerErrorCode`", "## Statuses")
+    imports = codes_between("docs/partners.md", "## CSV import", "\n## ")
+    members = {m.value for m in enum("PartnerErrorCode")}  # type: ignore[var-annotated]
+    assert listed <= members
+    assert members - listed - imports == set()
+
+
+def test_the_application_codes_listed_are_all_of_them() -> None:
+    listed = codes_between("docs/partners.md", "Codes (`ApplicationErrorCode`)", "\n- ")
+    assert listed == {m.value for m in enum("ApplicationErrorCode")}
+
+
+def test_the_user_account_codes_listed_are_all_of_them() -> None:
+    listed = codes_between("README.md", "`userErrors` codes: `NOT_FOUND` (no such", "lists them")
+    roles = {"VENDOR_ADMIN", "PARTNER_ADMIN"}  # named in passing
+    assert listed - roles == {m.value for m in enum("UserAccountErrorCode")}
+
+
+def test_the_replay_codes_exist() -> None:
+    listed = codes_between("docs/integrations.md", "Codes: `REPLAY_TARGET_REQUIRED`", "Replays at")
+    assert listed <= {m.value for m in enum("WebhookErrorCode")}
+
+
+# --- Links -------------------------------------------------------------------------------
+
+
+def anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens,
+    repeats numbered."""
+    seen: dict[str, int] = {}
+    found = set()
+    for _, line in prose(path):
+        heading = re.match(r"^#{1,6} +(.*?) *#*$", line)
+        if heading is None:
+            continue
+        text = re.sub(r"`|\*\*|\[([^\]]*)\]\([^)]*\)", lambda m: m.group(1) or "", heading[1])
+        slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def links(path: Path) -> Iterator[tuple[int, str]]:
+    for number, line in prose(path):
+        for target in re.findall(r"\]\(([^)\s]+)\)", re.sub(r"`[^`]*`", "", line)):
+            if not re.match(r"[a-z]+:", target):
+                yield number, target
+
+
+def test_every_relative_link_reaches_a_file_and_heading() -> None:
+    broken = []
+    for path in DOCS:
+        for number, target in links(path):
+            file, _, anchor = target.partition("#")
+            destination = (path.parent / file).resolve() if file else path
+            if not destination.exists():
+                broken.append(f"{rel(path)}:{number}: {target} (no file)")
+            elif anchor and destination.suffix == ".md" and anchor not in anchors(destination):
+                broken.append(f"{rel(path)}:{number}: {target} (no heading)")
+    assert broken == []
+
+
+def test_anchors_are_read_as_github_makes_them() -> None:
+    assert "measured-two-hosts-benchmarkstwo_hostssh" in anchors(ROOT / "docs" / "deploy.md")
+    assert "set-up-your-program" in anchors(ROOT / "README.md")
