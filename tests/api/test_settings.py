@@ -201,6 +201,7 @@ def test_the_readme_names_every_variable_and_no_other() -> None:
     named = set(re.findall(r"`(CHANNELBOARD_[A-Z0-9_]+)", readme)) - {
         "CHANNELBOARD_TEST_DATABASE_URL",
         "CHANNELBOARD_TEST_REDIS_URL",
+        "CHANNELBOARD_TEST_REDIS_NAMESPACE",
     }
     assert named == Settings.variables()
 
@@ -208,9 +209,101 @@ def test_the_readme_names_every_variable_and_no_other() -> None:
 def test_the_deployment_guide_names_every_variable_and_no_other() -> None:
     guide = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
     named = set(re.findall(r"`(CHANNELBOARD_[A-Z0-9_]+)", guide))
-    assert Settings.variables() <= named
-    # Partitioned dispatchers are described in docs/dispatchers.md, where a version has them.
-    assert named - Settings.variables() <= {"CHANNELBOARD_OUTBOX_PARTITIONS"}
+    assert named == Settings.variables()
+
+
+ROOT = Path(__file__).parents[2]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+VARIABLE = re.compile(r"CHANNELBOARD_[A-Z0-9_]+")
+
+
+def _read_by(folder: str) -> set[str]:
+    """The CHANNELBOARD_* variables the test harness or the benchmarks read themselves."""
+    return {
+        name
+        for path in (ROOT / folder).rglob("*.py")
+        for name in re.findall(
+            r"os\.environ(?:\.get)?[(\[]\s*\"(CHANNELBOARD_\w+)\"", path.read_text()
+        )
+    }
+
+
+def test_every_variable_the_docs_name_is_read() -> None:
+    known = Settings.variables() | _read_by("tests") | _read_by("benchmarks") | {"CHANNELBOARD_X"}
+    unknown = [
+        f"{path.name}:{number}: {name}"
+        for path in DOCS
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for name in VARIABLE.findall(line)
+        if name not in known
+    ]
+    assert unknown == []
+
+
+def test_the_test_harness_variables_are_documented() -> None:
+    guides = (ROOT / "README.md").read_text() + (ROOT / "docs" / "contributing.md").read_text()
+    harness = {name for name in _read_by("tests") if name.startswith("CHANNELBOARD_TEST_")}
+    assert len(harness) >= 4
+    assert harness - set(VARIABLE.findall(guides)) == set()
+
+
+def _field(variable: str) -> str:
+    for name, field in Settings.model_fields.items():
+        if variable in {field.validation_alias, f"CHANNELBOARD_{name.upper()}"}:
+            return name
+    raise AssertionError(f"no setting {variable}")
+
+
+def _is_default(variable: str, documented: str) -> bool:
+    """Whether setting the variable to the documented value changes nothing."""
+    name = _field(variable)
+    stated = Settings.from_env({variable: documented})
+    return bool(getattr(stated, name) == getattr(Settings.from_env({}), name))
+
+
+# Defaults the README's table describes in words rather than gives.
+DESCRIBED = {"CHANNELBOARD_JWT_SECRET": "a development secret"}
+
+
+def test_the_readme_table_gives_the_real_defaults() -> None:
+    rows = re.findall(
+        r"^\| `(CHANNELBOARD_\w+)` \| ([^|]*) \|", (ROOT / "README.md").read_text(), re.M
+    )
+    assert {variable for variable, _ in rows} == Settings.variables()
+    defaults = Settings.from_env({})
+    wrong = []
+    for variable, cell in rows:
+        cell = cell.strip()
+        if DESCRIBED.get(variable) == cell:
+            continue
+        if cell == "—" or cell.startswith("unset"):  # no value unless set
+            if getattr(defaults, _field(variable)):
+                wrong.append(
+                    f"{variable}: {cell} (default {getattr(defaults, _field(variable))!r})"
+                )
+            continue
+        value = re.fullmatch(r"`([^`]+)`", cell)
+        if value is None or not _is_default(variable, value[1]):
+            wrong.append(f"{variable}: {cell}")
+    assert wrong == []
+
+
+def test_the_defaults_stated_in_the_guides_are_the_real_ones() -> None:
+    stated = [
+        (path.name, variable, value)
+        for path in DOCS
+        for variable, value in re.findall(
+            r"`(CHANNELBOARD_\w+)`,? \(?default `?([^`\s),;]+)", path.read_text()
+        )
+        + re.findall(r"`(CHANNELBOARD_\w+)=([^`]+)` \(the default\)", path.read_text())
+    ]
+    assert len(stated) >= 6
+    wrong = [
+        f"{page}: {variable} default {value}"
+        for page, variable, value in stated
+        if "<" not in value and not _is_default(variable, value)  # `<var>/attachments`
+    ]
+    assert wrong == []
 
 
 def test_overrides_are_checked_like_the_environment() -> None:
