@@ -202,6 +202,58 @@ def test_an_excerpt_is_compared_in_full() -> None:
     assert sdl_types(money.replace("}", "  extra: Int\n}"))["Money"] != real_type("Money")
 
 
+def schema_names() -> set[str]:
+    """Every field, argument and input field name of the schema."""
+    names: set[str] = set()
+    for type_ in served_schema().type_map.values():
+        for name, field in (getattr(type_, "fields", None) or {}).items():
+            names.add(name)
+            names.update(getattr(field, "args", None) or {})
+    return names
+
+
+# camelCase names the docs show that are not the schema's: other libraries' and protocols'
+# (urql, GraphQL over HTTP, graphql-ws, Kubernetes probes, CEL) and the word "userError".
+OTHER_NAMES = {
+    "persistedExchange", "operationName", "makeServer", "failureThreshold", "startsWith",
+    "userError",
+}  # fmt: skip
+
+
+def test_every_field_name_the_docs_show_exists() -> None:
+    """A name in backticks (`statusReason`, `users(filter: …)`) is a field, argument or input
+    field of the schema, a key the code writes itself (`retryAfterSeconds`), or another
+    system's."""
+    known = schema_names() | OTHER_NAMES | source_strings()
+    unknown = [
+        f"{rel(path)}:{number}: {found[1]}"
+        for path in DOCS
+        for number, line in prose(path)
+        for span in re.findall(r"`([^`]+)`", line)
+        if (found := re.match(r"^([a-z]+[A-Z][a-zA-Z]*)(\(|\s*\{|$)", span))
+        and found[1] not in known
+    ]
+    assert unknown == []
+
+
+def test_every_type_field_the_docs_name_exists() -> None:
+    schema = served_schema()
+    checked, unknown = 0, []
+    for path in DOCS:
+        for number, line in prose(path):
+            for span in re.findall(r"`([^`]+)`", line):
+                for type_name, field in re.findall(r"\b([A-Z][A-Za-z]+)\.([a-z][A-Za-z]*)\b", span):
+                    type_ = schema.type_map.get(type_name)
+                    if type_ is None:
+                        continue  # a Python name (`Settings.from_env`)
+                    members = getattr(type_, "fields", None) or getattr(type_, "values", {})
+                    checked += 1
+                    if field not in members:
+                        unknown.append(f"{rel(path)}:{number}: {type_name}.{field}")
+    assert checked >= 20
+    assert unknown == []
+
+
 # --- Commands ----------------------------------------------------------------------------
 
 COMMAND = re.compile(
@@ -479,19 +531,28 @@ NOT_CODES = {
 
 
 @cache
+def source_strings() -> set[str]:
+    """Every identifier and string constant (split into words) of the source."""
+    known: set[str] = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    known.update(re.findall(r"\b\w+\b", node.value))
+                elif isinstance(node, ast.Name):
+                    known.add(node.id)
+                elif isinstance(node, ast.Attribute):
+                    known.add(node.attr)
+    return known
+
+
+@cache
 def known_codes() -> set[str]:
     """Every value the code can answer with: GraphQL enum values, the domains' code enums,
     and every upper-case string constant of the source (extensions codes are literals)."""
     schema = served_schema()
     known = {value for t in schema.type_map.values() if hasattr(t, "values") for value in t.values}
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    known.update(re.findall(r"\b[A-Z][A-Z0-9_]+\b", node.value))
-                elif isinstance(node, ast.Name | ast.Attribute):
-                    known.add(node.id if isinstance(node, ast.Name) else node.attr)
-    return known
+    return known | source_strings()
 
 
 def test_every_code_the_docs_name_exists() -> None:
@@ -593,3 +654,55 @@ def test_every_relative_link_reaches_a_file_and_heading() -> None:
 def test_anchors_are_read_as_github_makes_them() -> None:
     assert "measured-two-hosts-benchmarkstwo_hostssh" in anchors(ROOT / "docs" / "deploy.md")
     assert "set-up-your-program" in anchors(ROOT / "README.md")
+
+
+# --- Webhook payloads --------------------------------------------------------------------
+
+
+def _outer_dict_keys(function: ast.FunctionDef) -> set[str]:
+    """The string keys of the dicts a mapper builds, not those nested in another dict."""
+    dicts = [node for node in ast.walk(function) if isinstance(node, ast.Dict)]
+    nested = {id(inner) for outer in dicts for v in outer.values for inner in ast.walk(v)}
+    return {
+        key.value
+        for node in dicts
+        if id(node) not in nested
+        for key in node.keys
+        if isinstance(key, ast.Constant) and isinstance(key.value, str)
+    }
+
+
+def webhook_data_keys() -> dict[str, set[str]]:
+    """Each webhook type's `data` keys, read from the mappers of webhooks/event_types.py."""
+    from webhooks.event_types import camel  # noqa: PLC0415
+
+    tree = ast.parse((ROOT / "webhooks" / "event_types.py").read_text())
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    mapper_of: dict[str, str] = {}
+    for source in ast.walk(tree):
+        if not (isinstance(source, ast.Call) and getattr(source.func, "id", "") == "Source"):
+            continue
+        types, mapper = source.args[1], source.args[2]
+        assert isinstance(types, ast.Dict)
+        for key in types.keys:
+            assert isinstance(key, ast.Constant)
+            if isinstance(mapper, ast.Call):  # _one("type", fields)
+                name = mapper.args[1]
+            else:
+                name = mapper
+            assert isinstance(name, ast.Name)
+            mapper_of[key.value] = name.id
+    return {
+        type_: set(camel(dict.fromkeys(_outer_dict_keys(functions[name]))))
+        for type_, name in mapper_of.items()
+    }
+
+
+def test_the_webhook_payloads_documented_are_those_sent() -> None:
+    page = (ROOT / "docs" / "integrations.md").read_text()
+    rows = re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \| [^|]* \| `([^`]+)`", page, re.M)
+    documented = {type_: set(re.sub(r"\[[^\]]*\]", "", keys).split()) for type_, keys in rows}
+    from webhooks.event_types import EVENT_TYPES  # noqa: PLC0415
+
+    assert set(documented) == set(EVENT_TYPES)
+    assert documented == webhook_data_keys()
