@@ -36,6 +36,7 @@ import pytest
 import typer
 from graphql import (
     GraphQLSchema,
+    get_named_type,
     parse,
     print_ast,
     print_type,
@@ -706,3 +707,77 @@ def test_the_webhook_payloads_documented_are_those_sent() -> None:
 
     assert set(documented) == set(EVENT_TYPES)
     assert documented == webhook_data_keys()
+
+
+# --- Source paths and Python names ---------------------------------------------------------
+
+SOURCE_ROOTS = {*PACKAGES, "tests", "benchmarks", "conformance", "scripts", "docs", ".ci"}
+PATH = re.compile(r"(?<![\w./-])((?:[\w.-]+/)+(?:[\w.-]*\.[a-z]+)?)(?![\w/.-])")
+DOTTED = re.compile(r"(?<![\w./])([a-z_]+(?:\.[A-Za-z_]\w*)+)(?![\w/(])")
+
+
+def made_by_a_tool(named: str) -> bool:
+    """A path a .gitignore beside it names (`conformance/.gql-venv`: conformance/run makes it)."""
+    parts = named.strip("/").split("/")
+    for depth in range(len(parts)):
+        ignore = ROOT.joinpath(*parts[:depth]) / ".gitignore"
+        if ignore.is_file():
+            patterns = {line.strip().strip("/") for line in ignore.read_text().splitlines()}
+            if parts[depth] in patterns:
+                return True
+    return False
+
+
+def resolves(dotted: str) -> bool:
+    """A module, or a module's attribute (`infra.db.for_change`)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            if not hasattr(found, name):
+                return False
+            found = getattr(found, name)
+        return True
+    return False
+
+
+@cache
+def table_columns() -> set[str]:
+    from infra.db import metadata  # noqa: PLC0415
+
+    import_module("migrations.metadata")
+    return {f"{t.name}.{c.name}" for t in metadata.tables.values() for c in t.columns}
+
+
+def test_every_source_path_and_python_name_the_docs_give_exists() -> None:
+    """`partners/admin.py`, `infra.db.for_change`, `deal_registration.registered_by_id` (a
+    column), `earnings.tier` (a GraphQL path): a reader finds each where the docs say."""
+    from webhooks.event_types import EVENT_TYPES  # noqa: PLC0415
+
+    query = served_schema().query_type
+    assert query is not None
+    missing = []
+    for path in DOCS:
+        for number, line in prose(path):
+            for span in re.findall(r"`([^`]+)`", line):
+                for named in PATH.findall(span):
+                    # (`mdf/` is contributing's example of a new domain)
+                    if named.split("/")[0] in SOURCE_ROOTS and "mdf" not in named:
+                        if not (ROOT / named).exists() and not made_by_a_tool(named):
+                            missing.append(f"{rel(path)}:{number}: {named}")
+                for dotted in DOTTED.findall(span):
+                    head, _, tail = dotted.partition(".")
+                    if head not in SOURCE_ROOTS or tail in {"py", "md", "graphql", "csv", "json"}:
+                        continue  # a file's name (`subscriptions.py`)
+                    if dotted in EVENT_TYPES or dotted in table_columns():
+                        continue
+                    if head in query.fields and tail in getattr(
+                        get_named_type(query.fields[head].type), "fields", {}
+                    ):
+                        continue
+                    if not resolves(dotted):
+                        missing.append(f"{rel(path)}:{number}: {dotted}")
+    assert missing == []
