@@ -37,6 +37,7 @@ import typer
 from graphql import (
     GraphQLSchema,
     get_named_type,
+    is_non_null_type,
     parse,
     print_ast,
     print_type,
@@ -235,6 +236,66 @@ def test_every_field_name_the_docs_show_exists() -> None:
         and found[1] not in known
     ]
     assert unknown == []
+
+
+def top_level(text: str) -> list[str]:
+    """The comma-separated parts of an argument list, brackets kept together."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char in "{[(") - (char in "}])")
+        if char == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [part for part in [*parts, current.strip()] if part]
+
+
+def inside_parentheses(rest: str) -> str:
+    """`id) { members(at: …) }` -> `id`: the text up to the parenthesis that closes."""
+    depth = 0
+    for index, char in enumerate(rest):
+        depth += (char in "{[(") - (char in "}])")
+        if depth < 0:
+            return rest[:index]
+    return rest
+
+
+def test_a_root_field_shown_inline_takes_the_arguments_shown() -> None:
+    """`userRoleChange(input: {id, role, reason})`: the arguments, and the input fields
+    named in its braces, are the field's (a mutation's fields go inside `input: {…}`)."""
+    schema = served_schema()
+    roots = {
+        name: field
+        for root in (schema.query_type, schema.mutation_type, schema.subscription_type)
+        if root is not None
+        for name, field in root.fields.items()
+    }
+    checked, wrong = 0, []
+    for path in DOCS:
+        for number, line in prose(path):
+            for span in re.findall(r"`([^`]+)`", line):
+                call = re.match(r"^([a-z]\w*)\(", span)
+                if call is None or call[1] not in roots:
+                    continue
+                field = roots[call[1]]
+                for part in top_level(inside_parentheses(span[call.end() :])):
+                    checked += 1
+                    name, _, value = (p.strip() for p in part.partition(":"))
+                    optional = name.endswith("?")  # `currency?`: may be left out
+                    name = name.removesuffix("?")
+                    if name not in field.args or (
+                        optional and is_non_null_type(field.args[name].type)
+                    ):
+                        wrong.append(f"{rel(path)}:{number}: {call[1]}({name})")
+                    elif value.startswith("{"):
+                        input_type = get_named_type(field.args[name].type)
+                        for item in top_level(value[1:-1]):
+                            key = item.partition(":")[0].strip()
+                            if key not in getattr(input_type, "fields", {}):
+                                wrong.append(f"{rel(path)}:{number}: {call[1]} {name}.{key}")
+    assert checked >= 100
+    assert wrong == []
 
 
 def test_every_type_field_the_docs_name_exists() -> None:
