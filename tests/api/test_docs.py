@@ -658,6 +658,7 @@ def enum(name: str) -> type[Enum]:
     for module in (
         "partners.errors", "webhooks.errors", "deal_registration.registrations.errors",
         "deal_registration.sales.errors", "leaderboards.errors", "earnings.errors",
+        "forecasts.errors", "incentives.errors", "subscriptions.errors",
     ):  # fmt: skip
         found = getattr(import_module(module), name, None)
         if isinstance(found, type) and issubclass(found, Enum):
@@ -695,6 +696,31 @@ def test_the_user_account_codes_listed_are_all_of_them() -> None:
 def test_the_replay_codes_exist() -> None:
     listed = codes_between("docs/integrations.md", "Codes: `REPLAY_TARGET_REQUIRED`", "Replays at")
     assert listed <= {m.value for m in enum("WebhookErrorCode")}
+
+
+def members(*names: str) -> set[str]:
+    return {str(m.value) for name in names for m in enum(name)}
+
+
+# (page, where the list or table starts, where it ends, the enums its codes are of)
+CODE_LISTS = [
+    ("docs/integrations.md", "| code | when |", "\n\n", ["WebhookErrorCode"]),
+    ("docs/recurring.md", "| code | when |", "\n\n", ["ForecastErrorCode"]),
+    ("docs/signals.md", "| code | when | message |", "\n\n", ["RuleErrorCode"]),
+    ("docs/deal-registration.md", "with `DealRegistrationErrorCode`s", "\n\n",
+     ["DealRegistrationErrorCode"]),
+    ("README.md", "| input | limit | code |", "\n\n",
+     ["SaleClaimErrorCode", "SubscriptionErrorCode", "ContestErrorCode"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("page", "start", "end", "enums"), CODE_LISTS)
+def test_the_codes_of_a_list_are_its_enums(
+    page: str, start: str, end: str, enums: list[str]
+) -> None:
+    listed = codes_between(page, start, end)
+    assert len(listed) >= 3
+    assert listed - members(*enums) == set()
 
 
 # --- Links -------------------------------------------------------------------------------
