@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import runpy
 import shlex
@@ -121,7 +122,7 @@ def shell_operations(block: Block) -> list[str]:
         if re.match(r"(query|mutation|subscription)\b|\{\s*[a-z_]\w*[\s({]", body):
             operations.append(body)
         elif body.startswith('{"query"'):
-            operations.append(__import__("json").loads(body)["query"])
+            operations.append(json.loads(body)["query"])
     return operations
 
 
@@ -923,3 +924,10 @@ def test_the_fixed_and_anonymous_document_limits_stated_are_the_real_ones() -> N
     assert {rest} == {
         anonymous.max_fragments, anonymous.max_directives, anonymous.max_variables
     }  # fmt: skip
+
+
+def test_the_example_webhook_body_is_one_the_code_sends() -> None:
+    (example,) = [b for b in blocks(ROOT / "docs" / "integrations.md") if b.info == ("json",)]
+    body = json.loads(example.text)
+    assert set(body) == {"type", "timestamp", "data"}
+    assert set(body["data"]) == webhook_data_keys()[body["type"]]
