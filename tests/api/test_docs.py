@@ -1,18 +1,23 @@
-"""The docs are true: what README.md and docs/*.md show a reader, checked against the code.
+"""The docs are true: what README.md and docs/*.md show a reader, checked against the code,
+in-process (no server). A failure names the page and line.
 
-- every ```graphql block parses and validates against the served schema (a block marked
-  ```graphql sdl is a schema excerpt: its types must read as the schema's own), and so does
-  every operation the shell blocks send (`gql TOKEN '…'`, `curl -d '{"query": …}'`);
-- every command shown (`./dev …`, `channelboard …`, `python -m api …`,
-  `python -m benchmarks.X …`, `benchmarks/two_hosts.sh …`) names a real command and real
-  flags, parsed by the real parsers (typer's click commands, the benchmarks' argparse
-  parsers) without running anything; a synopsis (`[--ttl SECONDS]`, `FILE.csv`) is checked
-  for its command and option names, a concrete command line is parsed in full;
-- every code the docs name (`NOT_FOUND`, `TOO_MANY_TOKENS`) is one the code answers, and a
-  list the docs give as an enum's codes is all of them;
-- every relative link points to a file and a heading that exist.
+- GraphQL: every ```graphql block, and every operation a shell block sends (`gql TOKEN '…'`,
+  `curl -d '{"query": …}'`), parses and validates against the served schema; a block tagged
+  ```graphql sdl is a schema excerpt and must be those types, whole; GraphQL in an untagged
+  block is refused (tag it). Inline: a root field takes the arguments shown (a mutation's
+  inside `input: {…}`), every `Type.field`, field name and type name exists.
+- Commands: `./dev …`, `channelboard …`, `python -m api …`, `python -m benchmarks.X …`,
+  `benchmarks/two_hosts.sh …` name real commands and flags, parsed by the real parsers
+  (typer's click commands; the benchmarks' own argparse parsers, caught before they parse,
+  nothing run); a synopsis (`[--ttl SECONDS]`, `FILE.csv`) is checked for its command,
+  option names and the defaults it shows, a concrete line is parsed in full; the README's
+  table lists every command.
+- Codes: every code named is one the code answers; the lists that give an enum's codes are
+  all of it, the code tables name codes of their enums.
+- Links, source paths and Python names resolve; the webhook payload table and example are
+  what the mappers send; the document limits stated are the real ones.
 
-The settings variables are checked in tests/api/test_settings.py.
+The settings variables and their defaults are checked in tests/api/test_settings.py.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import NoReturn
 import pytest
 import typer
 from graphql import (
+    GraphQLError,
     GraphQLSchema,
     get_named_type,
     is_non_null_type,
@@ -135,12 +141,24 @@ def test_the_graphql_blocks_are_found() -> None:
     assert all(b.info in {("graphql",), ("graphql", "sdl")} for b in GRAPHQL_BLOCKS), [
         b.where for b in GRAPHQL_BLOCKS if b.info not in {("graphql",), ("graphql", "sdl")}
     ]
+    # GraphQL in a block not tagged so would be skipped: tag it (or `graphql sdl`).
+    untagged = [
+        b.where
+        for b in ALL_BLOCKS
+        if b.info[:1] != ("graphql",)
+        and re.match(
+            r"\s*(query|mutation|subscription|fragment|type|input|enum|interface)\b[^=]*\{"
+            r"|\s*\{\s*$|\s*\{\s*[a-z]\w*\s*[({]",
+            b.text,
+        )
+    ]
+    assert untagged == []
 
 
 def problems_of(document: str) -> list[str]:
     try:
         ast_ = parse(document)
-    except Exception as exc:  # GraphQLSyntaxError
+    except GraphQLError as exc:  # a syntax error
         return [str(exc)]
     return [error.message for error in validate(served_schema(), ast_)]
 
