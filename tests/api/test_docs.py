@@ -949,3 +949,46 @@ def test_the_example_webhook_body_is_one_the_code_sends() -> None:
     body = json.loads(example.text)
     assert set(body) == {"type", "timestamp", "data"}
     assert set(body["data"]) == webhook_data_keys()[body["type"]]
+
+
+# --- HTTP paths --------------------------------------------------------------------------
+
+
+def test_every_http_path_the_docs_name_is_served(tmp_path: Path) -> None:
+    """`GET /exports/{kind}.csv`, `/readyz`, `/tv#key=…`: a route of the app (or under one of
+    its mounts), with the method shown."""
+    from starlette.routing import Mount, Route, WebSocketRoute  # noqa: PLC0415
+
+    from api.app import create_app  # noqa: PLC0415
+    from api.settings import Settings  # noqa: PLC0415
+
+    app = create_app(Settings.from_env({"CHANNELBOARD_VAR_DIR": str(tmp_path)}))
+    routes: dict[str, set[str]] = {}
+    mounts = []
+    for route in app.routes:
+        if isinstance(route, Route):
+            routes.setdefault(re.sub(r"\{\w+\}", "{}", route.path), set()).update(
+                route.methods or ()
+            )
+        elif isinstance(route, WebSocketRoute):
+            routes.setdefault(route.path, set())
+        elif isinstance(route, Mount):
+            mounts.append(route.path)
+    checked, unknown = 0, []
+    for path in DOCS:
+        for number, line in prose(path):
+            for method, url in re.findall(r"`(?:(GET|POST) )?(/[a-z][^`\s]*)`", line):
+                url = re.split(r"[?#\[]", url)[0]
+                if url.startswith("/proc"):
+                    continue  # Linux's
+                checked += 1
+                shape = re.sub(r"\{\w+\}", "{}", url.removesuffix("…"))
+                if shape in routes and (not method or method in routes[shape]):
+                    continue
+                if any(shape.startswith(mount + "/") or shape == mount for mount in mounts):
+                    continue
+                if any(route.startswith(shape.rstrip("/") + "/") for route in routes):
+                    continue  # a prefix of routes (`/exports`)
+                unknown.append(f"{rel(path)}:{number}: {method} {url}".replace("  ", " "))
+    assert checked >= 30
+    assert unknown == []
