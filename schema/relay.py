@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
 import uuid
@@ -14,7 +13,7 @@ from graphql import GraphQLError
 from strawberry import Info, relay
 
 from infra.db import DbSession
-from infra.pages import Statement, keyset_page
+from infra.pages import BadCursor, Statement, keyset_page
 from partners.roles import Principal
 from schema.context import Context
 
@@ -32,23 +31,6 @@ class Connection(relay.Connection[NodeType], Generic[NodeType]):
     total_count: int = strawberry.field(
         description="How many items match, across all pages (only items you may see)."
     )
-
-
-def encode_cursor(row_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(b"c:" + row_id.bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        if not raw.startswith(b"c:") or len(raw) != 18:
-            raise ValueError
-        return uuid.UUID(bytes=raw[2:])
-    except (ValueError, binascii.Error) as exc:
-        raise GraphQLError(
-            "The 'after' cursor is not one this API issued.",
-            extensions={"code": "INVALID_CURSOR"},
-        ) from exc
 
 
 def check_page_size(first: int | None, max_page_size: int) -> int:
@@ -73,19 +55,29 @@ async def paginate(
     to_node: Callable[[RowT], NodeType],
     descending: bool = False,
 ) -> Connection[NodeType]:
-    """A Relay connection over a domain's readable statement (keyset pages by id; newest
-    first when ``descending``)."""
+    """A Relay connection over a domain's readable statement, in the statement's order (by
+    id when it names none; newest first when ``descending``): keyset pages, cursors that
+    carry the row's sort keys (``infra.pages``); a cursor this list did not issue is
+    INVALID_CURSOR, a ``first`` out of range BAD_USER_INPUT or PAGE_SIZE_TOO_LARGE."""
     limit = check_page_size(first, context.services.max_page_size)
-    after_id = decode_cursor(after) if after is not None else None
-    page = await keyset_page(
-        context.session, statement, after=after_id, limit=limit, descending=descending
-    )
-    edges = [relay.Edge(cursor=encode_cursor(r.id), node=to_node(r)) for r in page.rows]
+    try:
+        page = await keyset_page(
+            context.session, statement, after=after, limit=limit, descending=descending
+        )
+    except BadCursor as exc:
+        raise GraphQLError(
+            "The 'after' cursor is not one this list issued.",
+            extensions={"code": "INVALID_CURSOR"},
+        ) from exc
+    edges = [
+        relay.Edge(cursor=cursor, node=to_node(row))
+        for row, cursor in zip(page.rows, page.cursors, strict=True)
+    ]
     return Connection(
         edges=edges,
         page_info=relay.PageInfo(
             has_next_page=page.has_next,
-            has_previous_page=after is not None,
+            has_previous_page=page.has_previous,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
