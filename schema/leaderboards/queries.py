@@ -51,20 +51,27 @@ def encode_offset(offset: int) -> str:
     return base64.urlsafe_b64encode(f"lb:{offset}".encode()).decode().rstrip("=")
 
 
+MAX_OFFSET = 2**31 - 2  # far beyond any board; Redis refused a rank past 2**63 (a 500)
+
+
 def decode_offset(cursor: str | None) -> int:
+    """The rank after the cursor's (a board's cursor is a place, 0-based, in its order). Only
+    the form `encode_offset` writes: "lb:" and the digits of a rank up to MAX_OFFSET."""
     if cursor is None:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("lb:"):
+        digits = text.removeprefix("lb:")
+        if digits == text or not digits.isascii() or not digits.isdigit():
             raise ValueError
-        value = int(text[3:])
-        if value < 0:
+        value = int(digits)
+        if value > MAX_OFFSET or encode_offset(value) != cursor.rstrip("="):
             raise ValueError
         return value + 1
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise GraphQLError(
-            "The 'after' cursor is not one this API issued.", extensions={"code": "INVALID_CURSOR"}
+            "The 'after' cursor is not one this list issued.",
+            extensions={"code": "INVALID_CURSOR"},
         ) from exc
 
 

@@ -8,6 +8,7 @@ not issue is refused with INVALID_CURSOR (never a 500, never another tenant's ro
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from partners import service as partners_service
 from partners.roles import Role
-from tests.factories import Tenant, gid
+from tests.factories import Tenant, create_contest, gid
 from tests.pilots import scenarios as pilot_scenarios
 from tests.support import GQL, error_codes
 
@@ -267,3 +268,32 @@ async def test_another_vendors_cursor_marks_a_place_and_reads_only_ones_own_rows
     )
     own = {gid(p) for p in tenant.partners}
     assert {e["node"]["id"] for e in mine["partners"]["edges"]} <= own
+
+
+async def test_a_leaderboard_cursor_past_any_rank_is_refused_not_a_500(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A board's cursors are ranks; one past 2**63 reached Redis and came back as an
+    INTERNAL_SERVER_ERROR. Only the form the board writes is read."""
+    contest = await create_contest(db, clock, tenant, name="Open")
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    query = """query($id: ID!, $after: String) { leaderboard(contestId: $id, first: 5,
+      after: $after) { totalCount edges { cursor } } }"""
+
+    def board_cursor(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    near = await gql.data(query, {"id": gid(contest), "after": board_cursor("lb:2147483645")},
+                          as_user=admin)  # fmt: skip
+    assert near["leaderboard"]["edges"] == []
+    for text in ("lb:99999999999999999999", "lb:9223372036854775806", "lb:-1", "lb: 1",
+                 "lb:1_0", "lb:01", "lb:", "lb:²"):  # fmt: skip
+        payload = await gql(query, {"id": gid(contest), "after": board_cursor(text)},
+                            as_user=admin)  # fmt: skip
+        assert error_codes(payload) == ["INVALID_CURSOR"], text
+    partners = await gql.data(PARTNERS, {"first": 1}, as_user=admin)
+    payload = await gql(
+        query, {"id": gid(contest), "after": partners["partners"]["edges"][0]["cursor"]},
+        as_user=admin,
+    )  # fmt: skip
+    assert error_codes(payload) == ["INVALID_CURSOR"]
