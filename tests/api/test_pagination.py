@@ -16,8 +16,10 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from partners import service as partners_service
 from partners.roles import Role
+from schema.context import Services
 from tests.factories import Tenant, create_contest, gid
 from tests.pilots import scenarios as pilot_scenarios
+from tests.subscriptions import scenarios as subscription_scenarios
 from tests.support import GQL, error_codes
 
 PAGE = "totalCount edges { cursor node { id name } } pageInfo { hasNextPage hasPreviousPage " \
@@ -180,6 +182,35 @@ async def test_a_connection_sorted_by_a_text_column_and_a_foreign_id_pages_in_it
             (e["node"]["stratum"], e["node"]["partner"]["id"]) for p in pages for e in p["edges"]
         ]
         assert got == expected
+
+
+async def test_a_connection_sorted_by_a_date_with_ties_pages_in_its_order(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """Subscriptions, soonest end first: a three-year term sold before two one-year terms
+    (ties) and another three-year one. Paged by id, a page went on from the wrong place."""
+    clock.freeze(subscription_scenarios.T0)
+    await subscription_scenarios.seed(db, clock, tenant)
+    for customer, sku in (("Initech", "NW-CLOUD-3Y"), ("Globex", "NW-CLOUD-1Y"),
+                          ("Umbrella", "NW-CLOUD-1Y"), ("Hooli", "NW-CLOUD-3Y")):  # fmt: skip
+        await subscription_scenarios.first_sale(
+            db, clock, tenant, services, customer=customer, sku=sku,
+            amount=300_000 if sku.endswith("3Y") else 120_000,
+        )  # fmt: skip
+    await subscription_scenarios.settle(services)
+    query = """query($first: Int, $after: String) { subscriptions(first: $first, after: $after) {
+      totalCount edges { cursor node { id endsAt account { name } } }
+      pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }"""
+
+    def subscriptions(data: dict[str, Any]) -> dict[str, Any]:
+        return data["subscriptions"]  # type: ignore[no-any-return]
+
+    whole = await walk(gql, tenant, query, {}, 100, subscriptions)
+    names = [e["node"]["account"]["name"] for e in whole[0]["edges"]]
+    assert names == ["Globex", "Umbrella", "Initech", "Hooli"]
+    for first in (1, 3):
+        pages = await walk(gql, tenant, query, {}, first, subscriptions)
+        assert [e["node"]["account"]["name"] for p in pages for e in p["edges"]] == names
 
 
 async def test_first_zero_says_whether_there_is_anything_to_read(gql: GQL, tenant: Tenant) -> None:
