@@ -196,8 +196,8 @@ def _decode(cursor: str, tag: str, keys: list[_Key]) -> list[Any]:
         if decoded[0] != tag:
             raise BadCursor("another list's cursor")
         return [_parse(key, value) for key, value in zip(keys, decoded[1:], strict=True)]
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadCursor(str(exc)) from exc
+    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
+        raise BadCursor(str(exc)) from exc  # RecursionError: JSON nested a thousand deep
 
 
 def _parse(key: _Key, value: Any) -> Any:
