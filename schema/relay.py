@@ -26,7 +26,12 @@ NodeType = TypeVar("NodeType", bound=relay.Node)
 RowT = TypeVar("RowT", bound=HasId)
 
 
-@strawberry.type(description="A page of results (Relay cursor connection).")
+@strawberry.type(
+    description="A page of results (Relay cursor connection), read forward: `first` items "
+    "(default 20, at most 100: PAGE_SIZE_TOO_LARGE; negative: BAD_USER_INPUT) `after` a "
+    "cursor this same list issued (any other: INVALID_CURSOR). Pages follow the list's order, "
+    "ties broken by id, so items added or removed between pages make none skip or repeat."
+)
 class Connection(relay.Connection[NodeType], Generic[NodeType]):
     total_count: int = strawberry.field(
         description="How many items match, across all pages (only items you may see)."

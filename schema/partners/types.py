@@ -291,7 +291,7 @@ class PartnerGroupType(relay.Node):
 
     @strawberry.field(
         description="The members at `at` (default now) that you may see, from the membership "
-        "history."
+        "history, by name (in code point order: upper case before lower case)."
     )
     async def members(
         self,

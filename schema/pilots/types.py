@@ -82,7 +82,7 @@ class PilotType(relay.Node):
     async def treatment_group(self, info: Info[Context, None]) -> PartnerGroupType | None:
         return await self._group(info, self._treatment_group_id)
 
-    @strawberry.field(description="Each partner's arm, by stratum.")
+    @strawberry.field(description="Each partner's arm, by stratum, then partner.")
     async def assignments(
         self, info: Info[Context, None], first: int | None = None, after: str | None = None
     ) -> Connection[PilotAssignmentType]:
