@@ -14,8 +14,8 @@ in-process (no server). A failure names the page and line.
   table lists every command.
 - Codes: every code named is one the code answers; the lists that give an enum's codes are
   all of it, the code tables name codes of their enums.
-- Links, HTTP paths, source paths and Python names resolve; the webhook payload table and example are
-  what the mappers send; the document limits stated are the real ones.
+- Links, HTTP paths, source paths and Python names resolve; the webhook payload table and
+  example are what the mappers send; the document limits stated are the real ones.
 
 The settings variables and their defaults are checked in tests/api/test_settings.py.
 """
