@@ -235,10 +235,11 @@ def schema_names() -> set[str]:
 
 
 # camelCase names the docs show that are not the schema's: other libraries' and protocols'
-# (urql, GraphQL over HTTP, graphql-ws, Kubernetes probes, CEL) and the word "userError".
+# (urql, Apollo Client, GraphQL over HTTP, graphql-ws, Kubernetes probes, CEL) and the word
+# "userError".
 OTHER_NAMES = {
     "persistedExchange", "operationName", "makeServer", "failureThreshold", "startsWith",
-    "userError",
+    "userError", "relayStylePagination", "relayPagination", "fetchMore",
 }  # fmt: skip
 
 

@@ -41,8 +41,9 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 # Created in this order (ids ascend), sorted by name otherwise: upper case before lower case
 # (code point order on both databases, whatever PostgreSQL's collation). A vendor's partner
-# names are unique; ties in a sort key are the assignments' strata below.
-NAMES = ["delta", "Bravo", "alpha", "Charlie", "Alpha", "echo", "bravo", "ALPHA"]
+# names are unique as people read them (no two differ by case alone); ties in a sort key are
+# the assignments' strata below.
+NAMES = ["delta", "Bravo", "alpha", "Charlie", "Alpine", "echo", "bravissimo", "ALPS"]
 
 
 async def add_partners(db: Database, clock: OffsetClock, tenant: Tenant, names: list[str]) -> None:
@@ -133,7 +134,7 @@ async def test_rows_that_leave_or_arrive_between_pages_make_nobody_skip_or_repea
     admin = tenant.user(Role.VENDOR_ADMIN)
     first = members_of(await gql.data(MEMBERS, {"id": group, "first": 3}, as_user=admin))
     seen = [e["node"]["name"] for e in first["edges"]]
-    assert seen == ["ALPHA", "Alpha", "Bravo"]
+    assert seen == ["ALPS", "Alpine", "Bravo"]
     # The page's last row leaves the group, and so does the first row of the next page.
     leaving = [first["edges"][-1]["node"]["id"]]
     whole = members_of(await gql.data(MEMBERS, {"id": group, "first": 100}, as_user=admin))
@@ -147,7 +148,7 @@ async def test_rows_that_leave_or_arrive_between_pages_make_nobody_skip_or_repea
     rest = members_of(
         await gql.data(MEMBERS, {"id": group, "first": 100, "after": after}, as_user=admin)
     )
-    assert [e["node"]["name"] for e in rest["edges"]] == ["alpha", "bravo", "delta", "echo"]
+    assert [e["node"]["name"] for e in rest["edges"]] == ["alpha", "bravissimo", "delta", "echo"]
     assert rest["pageInfo"]["hasPreviousPage"] is True
 
     # The cursor of the very first row, once it has left: nothing before it any more.
@@ -161,7 +162,7 @@ async def test_rows_that_leave_or_arrive_between_pages_make_nobody_skip_or_repea
         await gql.data(MEMBERS, {"id": group, "first": 100, "after": gone["cursor"]},
                        as_user=admin)
     )  # fmt: skip
-    assert [e["node"]["name"] for e in rest["edges"]][:2] == ["Alpha", "alpha"]
+    assert [e["node"]["name"] for e in rest["edges"]][:2] == ["Alpine", "alpha"]
     assert rest["pageInfo"]["hasPreviousPage"] is False
 
 
