@@ -20,7 +20,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
@@ -196,7 +196,7 @@ def _decode(cursor: str, tag: str, keys: list[_Key]) -> list[Any]:
         if decoded[0] != tag:
             raise BadCursor("another list's cursor")
         return [_parse(key, value) for key, value in zip(keys, decoded[1:], strict=True)]
-    except (ValueError, TypeError, binascii.Error, RecursionError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, RecursionError) as exc:
         raise BadCursor(str(exc)) from exc  # RecursionError: JSON nested a thousand deep
 
 
@@ -204,6 +204,11 @@ def _parse(key: _Key, value: Any) -> Any:
     """A sort key value read back as its column holds it; anything else is BadCursor."""
     kind = _type(key.column)
     if isinstance(kind, String) and isinstance(value, str):
+        # Text no row holds: a lone surrogate (not UTF-8: UnicodeEncodeError) or a NUL
+        # (PostgreSQL's text refuses it): the driver failed on them, a 500.
+        if "\x00" in value:
+            raise BadCursor("a NUL in text")
+        value.encode()
         return value
     if isinstance(kind, Uuid) and isinstance(value, str):
         return uuid.UUID(hex=value)
@@ -211,8 +216,12 @@ def _parse(key: _Key, value: Any) -> Any:
         instant = datetime.fromisoformat(value)
         if instant.tzinfo is None:
             raise BadCursor("a naive instant")
-        return instant
+        # In UTC here, as the column stores it: an instant of year 1 at +14:00 (or 9999 at
+        # -14:00) has no UTC datetime (OverflowError), which the bind raised as a 500.
+        return instant.astimezone(UTC)
     if isinstance(kind, Integer) and type(value) is int:
+        if not -(2**63) <= value < 2**63:  # past any integer column (the driver overflowed)
+            raise BadCursor(f"{key.name} out of range")
         return value
     raise BadCursor(f"not a value of {key.name}")
 

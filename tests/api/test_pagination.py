@@ -374,3 +374,35 @@ async def test_a_newest_first_list_read_while_it_grows_repeats_and_skips_nothing
         await apac_group(gql, tenant, f"meanwhile {len(seen)}")
         after = page["pageInfo"]["endCursor"]
     assert seen == expected
+
+
+async def test_a_cursor_with_sort_keys_no_row_can_have_is_refused_not_a_500(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A cursor's sort key values are the client's to edit: an instant that is a datetime
+    in its own offset but none in UTC (year 1 at +14:00, year 9999 at -14:00: the database
+    type's conversion overflowed), text the database cannot hold (a lone surrogate, a NUL):
+    INVALID_CURSOR, not INTERNAL_SERVER_ERROR."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    clock.freeze(subscription_scenarios.T0)
+    await subscription_scenarios.seed(db, clock, tenant)
+    await subscription_scenarios.first_sale(
+        db, clock, tenant, services, customer="Initech", sku="NW-CLOUD-1Y", amount=120_000
+    )
+    await subscription_scenarios.settle(services)
+    query = """query($first: Int, $after: String) { subscriptions(first: $first, after: $after) {
+      edges { cursor } } }"""
+    first = await gql.data(query, {"first": 1}, as_user=admin)
+    tag, _ends, row = json.loads(b64decode(first["subscriptions"]["edges"][0]["cursor"]))
+    for instant in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        cursor = b64encode(json.dumps([tag, instant, row]).encode())
+        payload = await gql(query, {"first": 1, "after": cursor}, as_user=admin)
+        assert error_codes(payload) == ["INVALID_CURSOR"], (instant, payload)
+    await add_partners(db, clock, tenant, ["x-ray", "yankee"])
+    group = await apac_group(gql, tenant)
+    members = await gql.data(MEMBERS, {"id": group, "first": 1}, as_user=admin)
+    tag, _name, row = json.loads(b64decode(members_of(members)["edges"][0]["cursor"]))
+    for name in ("\ud800", "a\u0000b"):
+        cursor = b64encode(json.dumps([tag, name, row]).encode())
+        payload = await gql(MEMBERS, {"id": group, "first": 1, "after": cursor}, as_user=admin)
+        assert error_codes(payload) == ["INVALID_CURSOR"], (repr(name), payload)
