@@ -54,6 +54,7 @@ from leaderboards.scoring import (
     BoardKeys,
     BoardMode,
     apply_credit,
+    built_from,
     swap_call,
     target_for,
 )
@@ -219,6 +220,7 @@ async def _rebuild_locked(
         if contest is None:
             return 0
         mode = BoardMode.of(contest)
+        encoding = built_from(contest)
         totals = (
             await session.exec(
                 select(  # type: ignore[call-overload]
@@ -299,7 +301,7 @@ async def _rebuild_locked(
     ceiling = await versions.cover(db, contest_id, start_at)
     stale: list[str] = []  # periods on the old board that the copy has not: dropped
     while True:
-        call_keys, call_args = swap_call(k, shadow, token, start_at, periods, stale, mode.encoding)
+        call_keys, call_args = swap_call(k, shadow, token, start_at, periods, stale, encoding)
         reply = await boards.scripts.swap(keys=call_keys, args=call_args)
         if int(reply[0]) != UNDECLARED_PERIODS:
             break
@@ -338,7 +340,13 @@ async def freeze_period(
 ) -> ContestPeriod:
     """Copy a closed period's final standings into SQL (idempotent), holding the board lock
     (``token``, ``board_lock``): no rebuild runs while the board is read."""
-    if not await boards.is_built(contest.id):
+    # A board not built, or built before the contest's settings last changed (their rebuild
+    # comes from the outbox, after the change's commit: it may be behind): its standings
+    # are not the contest's (raw totals where targets now rank, the old style's ranks, the
+    # old weights' totals). Rebuilt from the ledger first, which the change re-scored.
+    k = boards.keys_of(contest.id)
+    kept = await boards.redis.get(k.encoding)
+    if not await boards.is_built(contest.id) or kept is None or _text(kept) != built_from(contest):
         await _rebuild_locked(db, boards, contest.id, token, None)
     rows: list[ranking.Row] = []
     start = 0
@@ -351,7 +359,7 @@ async def freeze_period(
     # Read while the lock was ours: a rebuild needs it to swap, and a lock lost (a stall
     # past its lease) is not had again, so a renewal that succeeds now proves no rebuild
     # swapped a board in, or had yet to re-apply its credits, while the pages were read.
-    if not await renew_lock(boards, boards.keys_of(contest.id), token):
+    if not await renew_lock(boards, k, token):
         raise LockLost(contest.id)
     existing = await _frozen_period(db, contest.id, period.key)
     if existing is not None:

@@ -136,8 +136,17 @@ class BoardMode:
 
     @property
     def encoding(self) -> str:
-        """The mode as a board keeps it in Redis (its ``encoding`` key, set by the swap)."""
+        """The mode as a board keeps it in Redis (the start of its ``encoding`` key)."""
         return f"{self.scale}:{int(self.rich)}:{int(self.dense)}"
+
+
+def built_from(contest: Contest) -> str:
+    """What a board's ``encoding`` key holds (set by the swap that put it in): how it is
+    kept (``BoardMode.encoding``) and the contest's settings version it was built from.
+    Scripts read the first; a freeze compares the whole with the contest's: a board built
+    before a change of settings (targets, style, weights: the change's rebuild comes after
+    its commit, from the outbox) is not the contest's, and it rebuilds it first."""
+    return f"{BoardMode.of(contest).encoding}:{contest.version}"
 
 
 # The board layout's version, in every key of a contest's boards. A new layout is a new set
@@ -275,8 +284,8 @@ end
 -- board in, a credit keeps the old board as it is; one whose caller read the contest before
 -- the change keeps the new board as it is: a participant is one member of a board.
 local function board_encoding(key, scale, rich, dense)
-  local kept = redis.call('GET', key)
-  if kept then scale, rich, dense = string.match(kept, '^(%d+):(%d):(%d)$') end
+  local kept = redis.call('GET', key)  -- then ':' and the contest's settings version
+  if kept then scale, rich, dense = string.match(kept, '^(%d+):(%d):(%d):') end
   return tonumber(scale), rich == '1', dense == '1'
 end
 local function cap(v, member)
@@ -507,7 +516,7 @@ class Scripts:
 # Which periods the old board has is data (``periods``), so their keys are declared by the
 # caller as it knows them (``swap_call``); a period on the board it did not declare is
 # answered {-2, period, ...} before anything is written, and the caller calls again.
-# The copy's encoding (``BoardMode.encoding``) goes in with it: how credits keep the board.
+# The copy's encoding (``built_from``) goes in with it: how credits keep the board.
 # KEYS: periods built ver lock journal encoding, then per period of the copy its shadow z
 # raw dz dc seen and its live z raw dz dc seen, then per stale period (on the board, not in
 # the copy) its live z raw dz dc seen. ARGV: token, floor, encoding, n, the copy's n
@@ -572,7 +581,7 @@ def swap_call(
     encoding: str,
 ) -> tuple[list[str], list[str | int]]:  # fmt: skip
     """KEYS and ARGV of the swap script: the copy (``shadow``, a rebuild's ``tmp``) of
-    ``periods``, kept as ``encoding`` (``BoardMode.encoding``), in, the live boards of
+    ``periods``, kept as ``encoding`` (``built_from``), in, the live boards of
     ``stale`` periods out."""
     names = [keys.periods, keys.built, keys.version, keys.lock, keys.journal, keys.encoding]
     for period in periods:

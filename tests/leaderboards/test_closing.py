@@ -13,10 +13,12 @@ import pytest
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import repository
+from leaderboards import service as leaderboards_service
 from leaderboards.boards import Boards
 from leaderboards.closing import SETTLE_GRACE, close_all_due, close_due
 from leaderboards.rebuild import rebuild
 from leaderboards.runtime import Leaderboards
+from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
 from tests.leaderboards.test_board_integrity import lost_writes
@@ -204,3 +206,28 @@ async def test_a_freeze_never_reads_a_board_a_rebuild_has_swapped_and_not_finish
     assert await frozen_scores(db, contest.id) == [700, 500]
     page = await runtime.boards.page(contest, "all", 0, 10)
     assert [row.score for row in page.rows] == [700, 500]
+
+
+async def test_a_freeze_before_the_rebuild_of_new_settings_reads_a_board_kept_by_them(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A live contest's settings change (targets given: it ranks by share of target) just
+    before its end; its rebuild comes after commit, from the outbox, which is behind. The
+    close froze the board as the old settings kept it (raw totals) read as the new ones
+    say: the final standings ranked 700 of a 10,000 target above 500 of a 1,000 one. The
+    board says how it is kept (its encoding): one kept otherwise is rebuilt first."""
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=500)
+    await approve_sale(db, clock, tenant, partner=1, amount=700)
+    await dispatch(services)
+    rt = other_process(services)
+    first, second = tenant.partners
+    async with services.outbox.paused():  # the ContestChanged's rebuild: not yet
+        async with db.transaction() as session:
+            await leaderboards_service.update_contest(
+                session, tenant.principal(Role.VENDOR_ADMIN), clock, contest_id=contest.id,
+                changes={"targets": {str(first.id): 1_000, str(second.id): 10_000}},
+            )  # fmt: skip
+        clock.advance(timedelta(hours=1, seconds=1) + SETTLE_GRACE)
+        assert await close_due(rt, contest.id)
+    assert await frozen_scores(db, contest.id) == [500, 700]
