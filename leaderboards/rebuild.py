@@ -127,16 +127,25 @@ async def rebuild(
         if unless_rebuilt_since is not None and await done_by_another():
             await boards.scripts.release(keys=[k.lock], args=[token])
             return 0
-        renewing = asyncio.create_task(_keep_lock(boards, k, token), name="rebuild-lock")
         try:
-            return await _rebuild_locked(db, boards, contest_id, token, progress)
+            async with _held(boards, k, token, "rebuild-lock"):
+                return await _rebuild_locked(db, boards, contest_id, token, progress)
         except LockLost:
             log.warning("rebuild of contest %s outlived its lock; rebuilding again", contest_id)
-        finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
-            await boards.scripts.release(keys=[k.lock], args=[token])
+
+
+@contextlib.asynccontextmanager
+async def _held(boards: Boards, k: BoardKeys, token: str, name: str) -> AsyncIterator[None]:
+    """The board lock ``token`` has just taken, renewed while the block runs and released
+    after it (a rebuild's, a freeze's)."""
+    renewing = asyncio.create_task(_keep_lock(boards, k, token), name=name)
+    try:
+        yield
+    finally:
+        renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewing
+        await boards.scripts.release(keys=[k.lock], args=[token])
 
 
 @contextlib.asynccontextmanager
@@ -155,14 +164,8 @@ async def board_lock(
             yield None
             return
         await asyncio.sleep(0.05)
-    renewing = asyncio.create_task(_keep_lock(boards, k, token), name="board-lock")
-    try:
+    async with _held(boards, k, token, "board-lock"):
         yield token
-    finally:
-        renewing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewing
-        await boards.scripts.release(keys=[k.lock], args=[token])
 
 
 async def renew_lock(boards: Boards, k: BoardKeys, token: str) -> bool:

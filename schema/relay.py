@@ -38,6 +38,13 @@ class Connection(relay.Connection[NodeType], Generic[NodeType]):
     )
 
 
+def invalid_cursor() -> GraphQLError:
+    """The error for an `after` this list did not issue (any connection's, a board's)."""
+    return GraphQLError(
+        "The 'after' cursor is not one this list issued.", extensions={"code": "INVALID_CURSOR"}
+    )
+
+
 def check_page_size(first: int | None, max_page_size: int) -> int:
     if first is None:
         return min(20, max_page_size)
@@ -70,10 +77,7 @@ async def paginate(
             context.session, statement, after=after, limit=limit, descending=descending
         )
     except BadCursor as exc:
-        raise GraphQLError(
-            "The 'after' cursor is not one this list issued.",
-            extensions={"code": "INVALID_CURSOR"},
-        ) from exc
+        raise invalid_cursor() from exc
     edges = [
         relay.Edge(cursor=cursor, node=to_node(row))
         for row, cursor in zip(page.rows, page.cursors, strict=True)

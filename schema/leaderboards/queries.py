@@ -25,7 +25,13 @@ from schema.leaderboards.types import (
     StandingExplanation,
 )
 from schema.permissions import IsAuthenticated, ScreenOrAuthenticated
-from schema.relay import Connection, check_page_size, paginate, parse_global_id
+from schema.relay import (
+    Connection,
+    check_page_size,
+    invalid_cursor,
+    paginate,
+    parse_global_id,
+)
 
 
 def not_found(what: str = "contest") -> GraphQLError:
@@ -69,10 +75,7 @@ def decode_offset(cursor: str | None) -> int:
             raise ValueError
         return value + 1
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise GraphQLError(
-            "The 'after' cursor is not one this list issued.",
-            extensions={"code": "INVALID_CURSOR"},
-        ) from exc
+        raise invalid_cursor() from exc
 
 
 def participant_arg(contest: Contest, value: strawberry.ID | None) -> uuid.UUID | None:
