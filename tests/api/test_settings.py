@@ -265,11 +265,26 @@ def _is_default(variable: str, documented: str) -> bool:
 DESCRIBED = {"CHANNELBOARD_JWT_SECRET": "a development secret"}
 
 
+def _table_rows(path: Path) -> list[tuple[str, str]]:
+    """(variable, default cell) of each row of a variables table: | `VAR` | default | ..."""
+    return re.findall(r"^\| `(CHANNELBOARD_\w+)` \| ([^|]*) \|", path.read_text(), re.M)
+
+
 def test_the_readme_table_gives_the_real_defaults() -> None:
-    rows = re.findall(
-        r"^\| `(CHANNELBOARD_\w+)` \| ([^|]*) \|", (ROOT / "README.md").read_text(), re.M
-    )
+    rows = _table_rows(ROOT / "README.md")
     assert {variable for variable, _ in rows} == Settings.variables()
+    assert _wrong_defaults(rows) == []
+
+
+def test_the_guides_tables_give_the_real_defaults() -> None:
+    """A guide's own table of variables (integrations.md's e-mail settings) states their
+    defaults as the README's does: checked alike (a wrong SMTP port passed)."""
+    rows = [row for path in DOCS[1:] for row in _table_rows(path)]
+    assert len(rows) >= 5
+    assert _wrong_defaults(rows) == []
+
+
+def _wrong_defaults(rows: list[tuple[str, str]]) -> list[str]:
     defaults = Settings.from_env({})
     wrong = []
     for variable, cell in rows:
@@ -285,7 +300,7 @@ def test_the_readme_table_gives_the_real_defaults() -> None:
         value = re.fullmatch(r"`([^`]+)`", cell)
         if value is None or not _is_default(variable, value[1]):
             wrong.append(f"{variable}: {cell}")
-    assert wrong == []
+    return wrong
 
 
 def test_the_defaults_stated_in_the_guides_are_the_real_ones() -> None:
