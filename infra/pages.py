@@ -158,7 +158,13 @@ def _past(keys: list[_Key], exprs: list[Any], values: list[Any]) -> Any:
         equal = [exprs[j] == values[j] for j in range(i)]
         beyond = exprs[i] < values[i] if key.descending else exprs[i] > values[i]
         alternatives.append(and_(*equal, beyond))
-    return or_(*alternatives)
+    if len(keys) == 1:
+        return alternatives[0]
+    # The first key's bound again, on its own: the same rows, but a condition an index on
+    # that key starts its scan at (PostgreSQL does not draw one out of the OR: each page
+    # read the list's index from its first row, filtering every earlier one out).
+    first = exprs[0] <= values[0] if keys[0].descending else exprs[0] >= values[0]
+    return and_(first, or_(*alternatives))
 
 
 def _tag(statement: SelectOfScalar[Any], keys: list[_Key]) -> str:

@@ -14,6 +14,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import event
+
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners import service as partners_service
@@ -406,3 +409,45 @@ async def test_a_cursor_with_sort_keys_no_row_can_have_is_refused_not_a_500(
         cursor = b64encode(json.dumps([tag, name, row]).encode())
         payload = await gql(MEMBERS, {"id": group, "first": 1, "after": cursor}, as_user=admin)
         assert error_codes(payload) == ["INVALID_CURSOR"], (repr(name), payload)
+
+
+async def test_a_page_after_a_cursor_starts_its_index_scan_at_the_cursor(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant, services: Services
+) -> None:
+    """A page in (ends_at, id) order after a cursor is one range of the subscriptions'
+    (vendor_id, ends_at) index from the cursor's end date on: the page's condition bounds
+    the first sort key by itself. (As `ends_at > x OR (ends_at = x AND id > y)` alone,
+    PostgreSQL read the index from the vendor's first subscription, filtering.)"""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plans")
+    clock.freeze(subscription_scenarios.T0)
+    await subscription_scenarios.seed(db, clock, tenant)
+    for customer in ("Initech", "Globex"):
+        await subscription_scenarios.first_sale(
+            db, clock, tenant, services, customer=customer, sku="NW-CLOUD-1Y", amount=120_000
+        )
+    await subscription_scenarios.settle(services)
+    query = """query($first: Int, $after: String) { subscriptions(first: $first, after: $after) {
+      edges { cursor } } }"""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    cursor = (await gql.data(query, {"first": 1}, as_user=admin))["subscriptions"]["edges"][0]
+    pages: list[tuple[str, Any]] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "ORDER BY subscription.ends_at" in statement:
+            pages.append((statement, params))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        await gql.data(query, {"first": 1, "after": cursor["cursor"]}, as_user=admin)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+    ((statement, params),) = pages
+    async with db.session() as session:
+        conn = await session.connection()
+        await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        await conn.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        plan = (await conn.exec_driver_sql(f"EXPLAIN {statement}", params)).all()
+    text = "\n".join(row[0] for row in plan)
+    conds = [line for line in text.splitlines() if "Index Cond" in line]
+    assert any("ends_at >=" in line for line in conds), text
