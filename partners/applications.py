@@ -38,6 +38,7 @@ from partners.errors import ApplicationErrorCode, InvitationErrorCode, PartnerEr
 from partners.events import record_applied
 from partners.invitations import IssuedInvitation
 from partners.models import ApplicationStatus, PartnerApplication, Vendor
+from partners.names import MAX_NAME_KEY, name_key
 from partners.policy import APPLICATIONS, INVITATIONS, ApplicationOp, InvitationOp
 from partners.roles import Principal, Role
 
@@ -84,6 +85,15 @@ def _check(form: ApplicationForm) -> ApplicationForm:
         return value
 
     company = text(form.company, "company", 200)  # names: required, one line
+    if len(name_key(company)) > MAX_NAME_KEY and not any(e.field == "company" for e in errors):
+        # The partner's name it would be: refused by partnerCreate's rule (admin.clean).
+        errors.append(
+            DomainError(
+                ApplicationErrorCode.TOO_LONG,
+                "This name is too long once its compatibility characters are spelled out.",
+                "company",
+            )
+        )
     contact_name = text(form.contact_name, "contact_name", 200)
     message = text(form.message, "message", 2000, required=False)  # free text
     email = form.contact_email.strip().lower()
@@ -243,11 +253,11 @@ async def approve(
         raise DomainError(ApplicationErrorCode.REQUIRED, error.message, "region") from error
     except DomainErrors as errors:
         first = errors.errors[0]
-        code = (
-            ApplicationErrorCode.INVALID_CHARACTERS
-            if first.code is PartnerErrorCode.INVALID_CHARACTERS
-            else ApplicationErrorCode.REQUIRED
-        )
+        code = ApplicationErrorCode.REQUIRED
+        if first.code is PartnerErrorCode.INVALID_CHARACTERS:
+            code = ApplicationErrorCode.INVALID_CHARACTERS
+        elif first.code is PartnerErrorCode.TOO_LONG:  # a company applied before the rule
+            code = ApplicationErrorCode.TOO_LONG
         raise DomainError(code, first.message, "region") from errors
     issued = None
     if INVITATIONS.allows(principal, InvitationOp.CREATE):

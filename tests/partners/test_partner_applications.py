@@ -189,3 +189,14 @@ async def test_a_vendor_admin_approval_invites_the_applicant(
         names = set(await session.exec(select(Partner.name)))
     assert "Taken Inc" not in names
     assert "Hooli Resellers" in names
+
+
+async def test_a_company_name_no_partner_can_take_is_refused_when_applying(
+    gql: GQL, tenant: Tenant
+) -> None:
+    """Forty ligatures NFKC spells out as 18 letters each: within 200 characters, but its
+    name key (720) is past what a partner's name may take. The application was taken, and
+    every approval of it refused as REQUIRED on `region`; it is refused at once, TOO_LONG
+    on `company`, as partnerCreate refuses the name."""
+    applied = await _apply(gql, form(tenant, company="\ufdfa" * 40))
+    assert [(e["code"], e["field"]) for e in applied["userErrors"]] == [("TOO_LONG", "company")]
