@@ -14,7 +14,7 @@ import pytest
 from infra import limits
 from infra.clock import OffsetClock
 from infra.db import Database
-from leaderboards import crediting
+from leaderboards import crediting, integrity
 from leaderboards.models import Contest, ContestCredit
 from leaderboards.rebuild import rebuild
 from leaderboards.scoring import BoardMode, apply_credit
@@ -88,7 +88,14 @@ async def ledger(
     credits: list[tuple[uuid.UUID, int]],
 ) -> list[ContestCredit]:
     """Ledger rows for ``credits`` (participant, delta), each for its own source event (a
-    sale from before the contest, so nothing else credits it), as the outbox writes them."""
+    sale from before the contest, so nothing else credits it), as the outbox writes them.
+
+    Call it inside ``services.outbox.paused()`` and apply the rows to the board before the
+    block ends, as the outbox does: an event is marked dispatched only once its credits
+    are on the board. Left to the app's dispatcher, the sales were dispatched while their
+    credits were not yet on the board, and the app's board check (each minute,
+    ``integrity.lost``) took them for writes Redis lost: it rebuilt the board from the
+    ledger under the test, and the test's own credits came back duplicates."""
     rows = []
     for participant, delta in credits:
         source = await approve_sale(db, clock, tenant, at=clock.now() - timedelta(days=2))
@@ -123,20 +130,23 @@ async def test_share_of_target_is_exact_live_and_rebuilt(
     credits = [
         (p, d) for p, (total, _) in zip(people, totals, strict=True) for d in deltas_for(total)
     ]
-    rows = await ledger(db, clock, tenant, contest, credits)
     boards = services.leaderboards.boards
-    if path == "batched":  # as the outbox applies them: the batch script
-        batches = crediting.plan(rows, {contest.id: contest}, boards.keys_of)
-        assert all(v > 0 for v in await crediting.apply(boards.scripts, batches))
-    else:  # as a rebuild re-applies its journal: the one-credit script
-        mode = BoardMode.of(contest)
-        for row in rows:
-            version = await apply_credit(
-                boards.scripts, boards.keys_of(contest.id), mode, event_id=row.event_id,
-                participant=row.participant_id, period_key="all", delta=row.delta, tick=0,
-                target=totals[people.index(row.participant_id)][1],
-            )  # fmt: skip
-            assert version > 0
+    async with services.outbox.paused():  # applied before their events are dispatched
+        rows = await ledger(db, clock, tenant, contest, credits)
+        # The app's board check, had it run now, finds nothing lost: the rows are in flight.
+        assert not await integrity.check(services.leaderboards, contest.id)
+        if path == "batched":  # as the outbox applies them: the batch script
+            batches = crediting.plan(rows, {contest.id: contest}, boards.keys_of)
+            assert all(v > 0 for v in await crediting.apply(boards.scripts, batches))
+        else:  # as a rebuild re-applies its journal: the one-credit script
+            mode = BoardMode.of(contest)
+            for row in rows:
+                version = await apply_credit(
+                    boards.scripts, boards.keys_of(contest.id), mode, event_id=row.event_id,
+                    participant=row.participant_id, period_key="all", delta=row.delta, tick=0,
+                    target=totals[people.index(row.participant_id)][1],
+                )  # fmt: skip
+                assert version > 0
     live = await board_of(services, contest)
     expected = {
         p: (max(-MAX, min(total, MAX)), rule(total, target))
@@ -187,10 +197,12 @@ async def test_a_target_saved_past_its_bound_is_held_to_it_live_and_rebuilt(
         session.add(stored)
     contest.targets = {str(who): 2**60 + 1}
     await dispatch(services)
-    rows = await ledger(db, clock, tenant, contest, [(who, d) for d in deltas_for(MAX)])
     boards = services.leaderboards.boards
-    batches = crediting.plan(rows, {contest.id: contest}, boards.keys_of)
-    assert all(v > 0 for v in await crediting.apply(boards.scripts, batches))
+    async with services.outbox.paused():  # applied before their events are dispatched
+        rows = await ledger(db, clock, tenant, contest, [(who, d) for d in deltas_for(MAX)])
+        assert not await integrity.check(services.leaderboards, contest.id)
+        batches = crediting.plan(rows, {contest.id: contest}, boards.keys_of)
+        assert all(v > 0 for v in await crediting.apply(boards.scripts, batches))
     live = await board_of(services, contest)
     assert live == [(who, 1, MAX, rule(MAX, limits.MAX_TARGET))]  # 10000
     await rebuild(db, boards, clock, contest.id)
