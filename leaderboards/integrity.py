@@ -154,7 +154,8 @@ async def run_board_checks(rt: Leaderboards, interval: float = CHECK_INTERVAL) -
     while True:
         woken.clear()
         try:
-            await check_all(rt)
+            async with rt.checks:
+                await check_all(rt)
         except asyncio.CancelledError:
             raise
         except Exception:

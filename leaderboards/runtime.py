@@ -5,6 +5,7 @@ idempotent. Built once, by the composition root (``api/composition.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from datetime import datetime
@@ -95,6 +96,9 @@ class Leaderboards:
             tuple[uuid.UUID, tuple[uuid.UUID, ...]], dict[uuid.UUID, str]
         ] = SingleFlight(self.names)
         self.pages = PageCache(boards, hub, db.epochs, self.channel)
+        # Held by each pass of the board checks (``integrity.run_board_checks``): whoever
+        # holds it (a test staging a loss for its own check to find) holds them off.
+        self.checks = asyncio.Lock()
 
     def channel(self, contest_id: uuid.UUID | str) -> str:
         return self.hub.channel("lb", Keys.tag(contest_id))  # the slot of its board's keys

@@ -242,3 +242,11 @@ def own_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisU
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def board_checks_held(services: Services) -> AsyncIterator[None]:
+    """The app's board checks held off for the test: a loss it stages is for its own
+    check to find, not for the minute's pass to mend first."""
+    async with services.leaderboards.checks:
+        yield

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
+
 from infra.clock import OffsetClock
 from infra.db import Database
 from leaderboards import integrity
@@ -40,7 +42,9 @@ async def scores(services: Services, contest: Contest) -> list[int]:
 @asynccontextmanager
 async def lost_writes(services: Services, contest: Contest) -> AsyncIterator[None]:
     """What the block writes to the contest's keys is lost when it ends (and nothing
-    else: the keys as they were before it come back, ``built`` included)."""
+    else: the keys as they were before it come back, ``built`` included). The test holds
+    the app's board checks off (the ``board_checks_held`` fixture)."""
+    assert services.leaderboards.checks.locked(), "use the board_checks_held fixture"
     redis = services.redis
     pattern = services.leaderboards.boards.keys_of(contest.id).base + ":*"
     saved = {k: await redis.dump(k) async for k in redis.scan_iter(match=pattern)}
@@ -58,6 +62,7 @@ def fresh_process(services: Services) -> Leaderboards:
     return Leaderboards(rt.db, rt.boards, rt.clock, rt.hub, dispatcher=None)
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_a_credit_after_a_replica_behind_took_over_rebuilds_the_board(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -81,6 +86,7 @@ async def test_a_credit_after_a_replica_behind_took_over_rebuilds_the_board(
     assert await boards.version(contest.id) > shown
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_the_check_finds_credits_a_replica_lost_and_announces_the_rebuilt_board(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -109,6 +115,7 @@ async def test_the_check_finds_credits_a_replica_lost_and_announces_the_rebuilt_
     assert await integrity.lost(rt.db, rt.boards, contest.id) is None
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_the_check_finds_a_lost_rebuild_by_its_version(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -220,6 +227,7 @@ def rebuilds_counted() -> Iterator[list[int]]:
         rebuild_module._rebuild_locked = original  # type: ignore[assignment]
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_one_lost_board_is_rebuilt_once_when_two_dispatchers_check_it(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -240,6 +248,7 @@ async def test_one_lost_board_is_rebuilt_once_when_two_dispatchers_check_it(
     assert len(calls) == 1
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_two_dispatchers_that_see_the_same_lost_writes_while_crediting_rebuild_once(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -266,6 +275,7 @@ async def test_two_dispatchers_that_see_the_same_lost_writes_while_crediting_reb
     assert len(calls) == 1
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_a_live_subscriber_is_never_pushed_an_older_version_after_a_reconnect(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:

@@ -97,6 +97,7 @@ async def test_a_contest_that_cannot_freeze_does_not_stop_the_closer(
     assert await frozen_scores(db, failing.id) == [500]
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_final_standings_are_the_ledgers_when_redis_lost_credits_before_the_end(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:

@@ -116,7 +116,8 @@ async def lossy_board(
     services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> Contest:
     """A DENSE contest whose board in Redis lost its last credit (as a replica that was
-    behind when it took over): a check finds the loss, a rebuild repairs it."""
+    behind when it took over): a check finds the loss, a rebuild repairs it (the test holds
+    the app's board checks off)."""
     contest = await create_contest(db, clock, tenant, ranking_style=RankingStyle.DENSE)
     await approve_sale(db, clock, tenant, partner=0, amount=300_00)
     await dispatch(services)
@@ -126,6 +127,7 @@ async def lossy_board(
     return contest
 
 
+@pytest.mark.usefixtures("board_checks_held")
 async def test_a_checks_rebuild_that_swaps_while_the_slot_migrates_swaps_all_or_nothing(
     cluster: LocalCluster, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
@@ -164,6 +166,7 @@ async def test_a_checks_rebuild_that_swaps_while_the_slot_migrates_swaps_all_or_
 @pytest.mark.parametrize(
     "first", ["contest keys", "contest keys and scores", "board keys"]
 )  # fmt: skip
+@pytest.mark.usefixtures("board_checks_held")
 async def test_a_check_and_a_rebuild_while_the_slot_migrates_are_exact_or_an_outage(
     first: str, cluster: LocalCluster, services: Services, db: Database, clock: OffsetClock,
     tenant: Tenant,
