@@ -33,15 +33,29 @@ class Boards:
         value = await self.redis.get(self.keys_of(contest_id).version)
         return int(value or 0)
 
-    async def page(self, contest: Contest, period_key: str, start: int, count: int) -> ranking.Page:
+    async def page(
+        self, contest: Contest, period_key: str, start: int, count: int, *, tmp: str = ""
+    ) -> ranking.Page:
+        """Rows ``start`` .. ``start + count`` of the period's board (``tmp``: of its copy
+        by ``snapshot``, ranked by the same script)."""
         k = self.keys_of(contest.id)
-        z, raw, dz, _dc, _seen = k.board(period_key)
+        z, raw, dz, _dc, _seen = k.board(period_key, tmp=tmp)
         mode = BoardMode.of(contest)
         reply = await self.scripts.page(
             keys=[z, raw, dz, k.built, k.version],
             args=[start, count, mode.scale, int(mode.rich), int(mode.dense)],
         )
         return ranking.page_from_reply(reply, contest.ranking_style, mode.scale, start)
+
+    async def snapshot(self, contest_id: uuid.UUID, period_key: str, tmp: str, ttl_ms: int) -> None:
+        """Copy the period's board, as it is at one instant, to keys named by ``tmp``
+        (``BoardKeys.board``), expiring after ``ttl_ms`` (``drop_snapshot`` deletes them)."""
+        z, raw, dz, _dc, _seen = self.keys_of(contest_id).board(period_key)
+        copy_z, copy_raw, copy_dz, _, _ = self.keys_of(contest_id).board(period_key, tmp=tmp)
+        await self.scripts.snapshot(keys=[z, raw, dz, copy_z, copy_raw, copy_dz], args=[ttl_ms])
+
+    async def drop_snapshot(self, contest_id: uuid.UUID, period_key: str, tmp: str) -> None:
+        await self.redis.delete(*self.keys_of(contest_id).board(period_key, tmp=tmp)[:3])
 
     async def standing(
         self, contest: Contest, period_key: str, participant: uuid.UUID

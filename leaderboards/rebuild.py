@@ -74,6 +74,10 @@ FREEZE = "freeze:"  # how a freeze's lock token begins (a rebuild's is plain hex
 SPLIT = 2**32  # a ledger total summed in two parts (``_rebuild_locked``)
 # A shadow copy left by a rebuild that died expires (the swap makes the live keys persist).
 SHADOW_TTL_MS = 24 * 3600 * 1000
+# A freeze's copy of the board it reads (``freeze_period``), deleted once read: expires,
+# should the freeze die before that.
+SNAPSHOT_TTL_MS = 3600 * 1000
+FREEZE_PAGE = 1000
 
 
 def _text(value: object) -> str:
@@ -342,7 +346,8 @@ async def freeze_period(
     db: Database, boards: Boards, clock: Clock, contest: Contest, period: Period, *, token: str
 ) -> ContestPeriod:
     """Copy a closed period's final standings into SQL (idempotent), holding the board lock
-    (``token``, ``board_lock``): no rebuild runs while the board is read."""
+    (``token``, ``board_lock``): no rebuild runs while the board is read. The board is read
+    from a copy taken in one step (``Boards.snapshot``): credits do not take the lock."""
     # A board not built, or built before the contest's settings last changed (their rebuild
     # comes from the outbox, after the change's commit: it may be behind): its standings
     # are not the contest's (raw totals where targets now rank, the old style's ranks, the
@@ -351,14 +356,23 @@ async def freeze_period(
     kept = await boards.redis.get(k.encoding)
     if not await boards.is_built(contest.id) or kept is None or _text(kept) != built_from(contest):
         await _rebuild_locked(db, boards, contest.id, token, None)
+    # The pages are read from a copy of the board taken in one step: credits do not take
+    # the lock, and a late one (past the settle grace) applied between two reads of the
+    # live board could move a participant across the pages' boundary, frozen twice or
+    # not at all. The copy is the board at one instant, ranked by the same script.
+    copy = f"snap:{token}:"
+    await boards.snapshot(contest.id, period.key, copy, SNAPSHOT_TTL_MS)
     rows: list[ranking.Row] = []
-    start = 0
-    while True:
-        page = await boards.page(contest, period.key, start, 1000)
-        rows.extend(page.rows)
-        if len(page.rows) < 1000:
-            break
-        start += 1000
+    try:
+        start = 0
+        while True:
+            page = await boards.page(contest, period.key, start, FREEZE_PAGE, tmp=copy)
+            rows.extend(page.rows)
+            if len(page.rows) < FREEZE_PAGE:
+                break
+            start += FREEZE_PAGE
+    finally:
+        await boards.drop_snapshot(contest.id, period.key, copy)
     # Read while the lock was ours: a rebuild needs it to swap, and a lock lost (a stall
     # past its lease) is not had again, so a renewal that succeeds now proves no rebuild
     # swapped a board in, or had yet to re-apply its credits, while the pages were read.

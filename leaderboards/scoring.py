@@ -23,8 +23,10 @@ and per contest: ``ver`` (a version bumped on every change, carried by every pus
 its value counts the rebuilds that swapped a board in), ``enc`` (how the boards are kept,
 ``BoardMode.encoding``: set by the swap that put them in, and followed by every credit, so
 the members of a participant change with the ranking style at that swap, never between),
-and, while a rebuild runs, ``lock`` and ``journal`` (``period|event`` of every credit applied
-meanwhile, which the rebuild's snapshot of the ledger may not have seen).
+while a freeze reads a period's board, its copy (``snap:<token>:p:<period>:z``, ``raw``,
+``dz``: ``SNAPSHOT_LUA``), and, while a rebuild runs, ``lock`` and ``journal``
+(``period|event`` of every credit applied meanwhile, which the rebuild's snapshot of the
+ledger may not have seen).
 
 ``built`` only tells that Redis has *a* board, not all of it: a replica promoted while it was
 behind, or a restart from an older snapshot, keeps ``built`` and lacks the latest writes.
@@ -485,6 +487,7 @@ class Scripts:
         self.renew: AsyncScript = redis.register_script(RENEW_LUA)
         self.release: AsyncScript = redis.register_script(RELEASE_LUA)
         self.counts: AsyncScript = redis.register_script(COUNTS_LUA)
+        self.snapshot: AsyncScript = redis.register_script(SNAPSHOT_LUA)
 
     async def pipelined(self, queue: Callable[[AnyPipeline], Awaitable[None]]) -> list[Any]:
         """Run the script calls ``queue`` puts on a pipeline, in one round trip per node.
@@ -612,6 +615,25 @@ return 1
 RELEASE_LUA = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
+"""
+
+# A copy of one period's board as it is at one instant, for a freeze to page over
+# (rebuild.freeze_period): credits do not take the board lock, and one applied between two
+# page reads of the live board could move a participant across the pages' boundary (read
+# twice, or never). The keys the page script reads (z, raw, dz) are copied in one step to
+# keys named for the freeze, in the contest's slot, expiring after ARGV[1] ms so a freeze
+# that dies leaves nothing; a key the board has not is not in the copy either. COPY is O(N)
+# in the board's size (memory copied, nothing ranked). KEYS: z raw dz, then their copies.
+SNAPSHOT_LUA = """
+for i = 1, 3 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('COPY', KEYS[i], KEYS[i + 3], 'REPLACE')
+    redis.call('PEXPIRE', KEYS[i + 3], ARGV[1])
+  else
+    redis.call('DEL', KEYS[i + 3])
+  end
+end
+return 1
 """
 
 # What a check of a contest's board reads in one step (leaderboards.integrity): {0} when

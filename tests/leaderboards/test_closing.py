@@ -12,12 +12,14 @@ import pytest
 
 from infra.clock import OffsetClock
 from infra.db import Database
-from leaderboards import repository
+from leaderboards import ranking, repository
 from leaderboards import service as leaderboards_service
 from leaderboards.boards import Boards
 from leaderboards.closing import SETTLE_GRACE, close_all_due, close_due
-from leaderboards.rebuild import rebuild
+from leaderboards.models import Contest, RankingStyle
+from leaderboards.rebuild import board_lock, finalize_due, rebuild
 from leaderboards.runtime import Leaderboards
+from leaderboards.scoring import BatchItem, BoardMode, apply_credit, apply_credits
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch
@@ -232,3 +234,116 @@ async def test_a_freeze_before_the_rebuild_of_new_settings_reads_a_board_kept_by
         clock.advance(timedelta(hours=1, seconds=1) + SETTLE_GRACE)
         assert await close_due(rt, contest.id)
     assert await frozen_scores(db, contest.id) == [500, 700]
+
+
+class PagesHeld(Boards):
+    """The app's boards, but after the first page is read the reader waits until ``go``
+    is set: a freeze between two of its page reads."""
+
+    def __init__(self, boards: Boards) -> None:
+        super().__init__(boards.redis, boards.keys)
+        self.holding = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def page(self, *args: Any, **kwargs: Any) -> ranking.Page:
+        page = await super().page(*args, **kwargs)
+        if not self.holding.is_set():
+            self.holding.set()
+            await self.go.wait()
+        return page
+
+
+async def all_rows(boards: Boards, contest: Contest) -> list[tuple[uuid.UUID, int, int]]:
+    rows: list[tuple[uuid.UUID, int, int]] = []
+    while True:
+        page = await boards.page(contest, "all", len(rows), 1000)
+        rows += [(r.participant_id, r.rank, r.score) for r in page.rows]
+        if len(page.rows) < 1000:
+            return rows
+
+
+@pytest.mark.usefixtures("board_checks_held")
+async def test_a_late_credit_between_two_page_reads_of_a_freeze_does_not_move_a_participant(
+    services: Services, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A freeze reads a board of more than 1,000 participants in pages; a late credit
+    (past the settle grace: the close does not wait for it, and credits do not take the
+    board lock) lands between its first and second page read and lifts a participant
+    from page 2 to the top. Read from the live board, the frozen standings held the one
+    pushed down to page 2 twice and lost the one lifted. The freeze reads a copy taken in
+    one step: the board at one instant."""
+    contest = await create_contest(db, clock, tenant, ends_at=clock.now() + timedelta(hours=1))
+    await approve_sale(db, clock, tenant, partner=0, amount=1)
+    await dispatch(services)  # the board built, with the contest's encoding
+    boards = services.leaderboards.boards
+    k = boards.keys_of(contest.id)
+    mode = BoardMode.of(contest)
+    # Put on the board by the credit script itself: the test's own participants (not in
+    # the ledger, hence the board checks held off).
+    others = [uuid.uuid4() for _ in range(1_100)]
+    items = [BatchItem(uuid.uuid4(), p, 10_000 + i, 0) for i, p in enumerate(others)]
+    for start in range(0, len(items), 500):
+        await apply_credits(boards.scripts, k, mode, "all", items[start : start + 500])
+    before = await all_rows(boards, contest)
+    assert len(before) == 1_101
+    lifted = before[1_050][0]  # on page 2
+    clock.advance(timedelta(hours=1, seconds=1) + SETTLE_GRACE)
+    held = PagesHeld(boards)
+    async with board_lock(boards, contest.id) as token:
+        assert token is not None
+        freezing = asyncio.create_task(
+            finalize_due(db, held, clock, contest, token=token), name="freeze"
+        )
+        await reached(held.holding, freezing)  # page 1 read, page 2 not yet
+        await apply_credit(
+            boards.scripts, k, mode, event_id=uuid.uuid4(), participant=lifted,
+            period_key="all", delta=1_000_000, tick=0, target=0,
+        )  # fmt: skip
+        held.go.set()
+        assert await freezing
+    after = await all_rows(boards, contest)
+    assert after[0][0] == lifted
+    async with db.session() as session:
+        frozen = (await session.exec(repository.frozen_standings(contest.id, "all"))).all()
+    frozen_rows = [(row.participant_id, row.rank, row.score) for row in frozen]
+    assert len({p for p, _, _ in frozen_rows}) == len(frozen_rows) == 1_101
+    assert frozen_rows == before
+    assert await boards.redis.keys(f"{k.base}:snap:*") == []  # the copy is gone
+
+
+@pytest.mark.usefixtures("board_checks_held")
+@pytest.mark.parametrize(
+    ("style", "targeted"),
+    [
+        (RankingStyle.COMPETITION, False),
+        (RankingStyle.DENSE, False),
+        (RankingStyle.FIRST_TO_REACH, False),
+        (RankingStyle.COMPETITION, True),
+    ],
+)
+async def test_a_freezes_copy_of_a_board_ranks_as_the_board(
+    style: RankingStyle, targeted: bool, services: Services, db: Database,
+    clock: OffsetClock, tenant: Tenant,
+) -> None:  # fmt: skip
+    """The copy a freeze pages over gives the board's rows to the field (ranks of ties,
+    dense ranks, first-to-reach order and ticks, shares of a target), page by page."""
+    people = [uuid.uuid4() for _ in range(40)]
+    targets = {str(p): 100 + i for i, p in enumerate(people)} if targeted else {}
+    contest = await create_contest(db, clock, tenant, ranking_style=style, targets=targets)
+    await approve_sale(db, clock, tenant, partner=0, amount=1)
+    await dispatch(services)  # the board built, with the contest's encoding
+    boards = services.leaderboards.boards
+    k, mode = boards.keys_of(contest.id), BoardMode.of(contest)
+    items = [
+        BatchItem(uuid.uuid4(), p, 50 * (i % 7), i % 3, target=100 + i if targeted else 0)
+        for i, p in enumerate(people)
+    ]  # ties at every value, reached at different minutes
+    await apply_credits(boards.scripts, k, mode, "all", items)
+    await boards.snapshot(contest.id, "all", "snap:test:", 60_000)
+    for start in range(0, 45, 6):
+        live = await boards.page(contest, "all", start, 6)
+        copy = await boards.page(contest, "all", start, 6, tmp="snap:test:")
+        assert copy.rows == live.rows
+    assert len((await boards.page(contest, "all", 0, 100, tmp="snap:test:")).rows) == 41
+    await boards.drop_snapshot(contest.id, "all", "snap:test:")
+    assert (await boards.page(contest, "all", 0, 10, tmp="snap:test:")).rows == []

@@ -163,6 +163,11 @@ async def test_every_script_touches_only_the_keys_it_declares(
         assert (await boards.page(contest, "all", 0, 10)).total == 2
         await boards.standing(contest, "all", first)
         await boards.standings(contest, "all", [first, second])  # pipelined
+        # A freeze's copy of a board (and of one the contest has not), paged, dropped.
+        for period in ("all", "1998-01"):
+            await boards.snapshot(contest.id, period, "snap:audit:", 60_000)
+            await boards.page(contest, period, 0, 10, tmp="snap:audit:")
+            await boards.drop_snapshot(contest.id, period, "snap:audit:")
     assert await redis.smembers(k.periods) == {b"all"}  # the stale period went
 
     names = {s.sha: name for name, s in vars(boards.scripts).items() if isinstance(s, AsyncScript)}
