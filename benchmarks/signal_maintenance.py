@@ -85,7 +85,9 @@ async def _vendor(
         ]
         table = Partner.__table__  # type: ignore[attr-defined]
         for i in range(0, len(rows), 2000):
-            await s.execute(table.insert(), [r.model_dump() for r in rows[i : i + 2000]])
+            await s.execute(
+                table.insert(), [r.model_dump(exclude={"name_key"}) for r in rows[i : i + 2000]]
+            )
     return vendor.id, [r.id for r in rows]
 
 

@@ -53,6 +53,12 @@ class Vendor(SQLModel, table=True):
     suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
+def _key_of_inserted_name(context: Any) -> str:
+    """The column default of ``name_key``: a Core ``insert(Partner)`` that does not name the
+    key (a bulk load, a benchmark's seed) gets the key of the name it inserts."""
+    return name_key(context.get_current_parameters()["name"])
+
+
 class Partner(SQLModel, table=True):
     __tablename__ = "partner"
     __table_args__ = (
@@ -67,9 +73,11 @@ class Partner(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
     name: str = Field(max_length=200)
-    # name_key(name), set from the name on every insert and update (``_keyed`` below): no
-    # writer computes it, so none can forget it.
-    name_key: str = Field(default="", max_length=MAX_NAME_KEY)
+    # name_key(name), set from the name on every insert and update (``_keyed`` below, and the
+    # column default for Core inserts): no writer computes it, so none can forget it.
+    name_key: str = Field(
+        default="", max_length=MAX_NAME_KEY, sa_column_kwargs={"default": _key_of_inserted_name}
+    )
     tier: str = Field(max_length=32, default="REGISTERED")
     region: str = Field(max_length=32)
     status: PartnerStatus = Field(

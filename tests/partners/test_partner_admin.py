@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import insert
+from sqlmodel import col, select
 
 from earnings.models import EarningEntry
 from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
+from infra.ids import new_id
 from partners.models import Partner, PartnerStatus
 from partners.roles import Role
 from schema.context import Services
@@ -152,6 +154,23 @@ async def test_a_name_whose_key_would_not_fit_the_index_is_too_long(
     errors = made["partnerCreate"]["userErrors"]
     assert [(e["code"], e["field"]) for e in errors] == [("TOO_LONG", "name")]
     assert await count_rows(db, Partner) == 2  # the tenant's own two
+
+
+async def test_a_bulk_insert_that_names_no_key_gets_the_keys_of_its_names(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """A Core ``insert(Partner)`` passes no object through the model's hook: its rows took
+    the column's "" and the second row broke the unique key (the benchmarks' seeds did)."""
+    rows = [
+        {"id": new_id(), "vendor_id": tenant.vendor.id, "name": name, "region": "EMEA",
+         "status": "ACTIVE", "created_at": clock.now()}
+        for name in ("Bulk Éclair", "Bulk Two")
+    ]  # fmt: skip
+    async with db.transaction() as s:
+        await s.execute(insert(Partner), rows)
+    async with db.session() as s:
+        keys = (await s.exec(select(Partner.name_key).where(col(Partner.name).like("Bulk%")))).all()
+    assert sorted(keys) == ["bulk two", "bulk éclair"]
 
 
 async def test_a_name_is_kept_in_its_composed_form(gql: GQL, tenant: Tenant) -> None:
