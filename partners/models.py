@@ -7,8 +7,20 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    BindParameter,
+    CheckConstraint,
+    Column,
+    Engine,
+    Index,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    event,
+)
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.sql.dml import ValuesBase
 from sqlmodel import Field, SQLModel
 
 from infra.db import UTCDateTime
@@ -53,12 +65,6 @@ class Vendor(SQLModel, table=True):
     suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
-def _key_of_inserted_name(context: Any) -> str:
-    """The column default of ``name_key``: a Core ``insert(Partner)`` that does not name the
-    key (a bulk load, a benchmark's seed) gets the key of the name it inserts."""
-    return name_key(context.get_current_parameters()["name"])
-
-
 class Partner(SQLModel, table=True):
     __tablename__ = "partner"
     __table_args__ = (
@@ -73,11 +79,10 @@ class Partner(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     vendor_id: uuid.UUID = Field(foreign_key="vendor.id", index=True)
     name: str = Field(max_length=200)
-    # name_key(name), set from the name on every insert and update (``_keyed`` below, and the
-    # column default for Core inserts): no writer computes it, so none can forget it.
-    name_key: str = Field(
-        default="", max_length=MAX_NAME_KEY, sa_column_kwargs={"default": _key_of_inserted_name}
-    )
+    # name_key(name), set from the name by every INSERT and UPDATE that writes the name
+    # (``_keyed_statement`` below; ``_keyed`` keeps ORM objects in step): no writer computes
+    # it, so none can forget it or get it wrong.
+    name_key: str = Field(default="", max_length=MAX_NAME_KEY)
     tier: str = Field(max_length=32, default="REGISTERED")
     region: str = Field(max_length=32)
     status: PartnerStatus = Field(
@@ -103,9 +108,67 @@ class Partner(SQLModel, table=True):
 @event.listens_for(Partner, "before_insert")
 @event.listens_for(Partner, "before_update")
 def _keyed(mapper: Any, connection: Any, partner: Partner) -> None:
-    """Every partner the ORM writes carries the key of its name. (A bulk ``update(Partner)``
-    statement that sets ``name`` passes no object through here: it sets ``name_key`` too.)"""
+    """Every partner object the ORM writes carries the key of its name (in memory too)."""
     partner.name_key = name_key(partner.name)
+
+
+class NameKeyError(RuntimeError):
+    """A statement writes ``partner.name`` or ``partner.name_key`` in a way whose key cannot
+    be computed from the name (an SQL expression, INSERT ... SELECT, several VALUES rows, an
+    upsert's SET) or sets the key without the name."""
+
+
+_PARTNER: Table = Partner.__table__  # type: ignore[attr-defined]
+
+
+@event.listens_for(Engine, "before_execute", retval=True)
+def _keyed_statement(
+    conn: Any, statement: Any, multiparams: Any, params: Any, execution_options: Any
+) -> tuple[Any, Any, Any]:
+    """Every INSERT and UPDATE of ``partner`` that writes ``name`` writes ``name_key(name)``,
+    whoever built it: the ORM's flush (after ``_keyed``), a Core ``insert(Partner)`` or
+    ``update(Partner).values(name=...)`` (which pass no object through ``_keyed``: a bulk
+    seed stored "" for every row, a bulk rename left the old key, so a look-alike of the new
+    name could be created and the old name stayed taken), an executemany. A key the statement
+    gives is replaced; one it cannot compute is refused (``NameKeyError``). Raw SQL text
+    passes by: nothing writes partner names that way (migrations write their own snapshot
+    of the table, and compute the key themselves)."""
+    if not isinstance(statement, ValuesBase) or statement.table._deannotate() is not _PARTNER:
+        return statement, multiparams, params
+    given = {getattr(k, "key", k): v for k, v in (statement._values or {}).items()}
+    rows: list[dict[str, Any]] = list(multiparams) if multiparams else [params] if params else []
+    if statement._multi_values or getattr(statement, "_select_names", None):
+        names = set(getattr(statement, "_select_names", None) or ())
+        names.update(getattr(k, "key", k) for r in statement._multi_values for k in r[0])
+        if names & {"name", "name_key"}:
+            raise NameKeyError("partner names go in as parameter rows, not VALUES lists or SELECT")
+    upsert = getattr(statement._post_values_clause, "update_values_to_set", None) or ()
+    if {getattr(k, "key", k) for k, _ in upsert} & {"name", "name_key"}:
+        raise NameKeyError("an upsert of partner may not set name or name_key")
+    if "name" in given:
+        name = given["name"]
+        if not isinstance(name, BindParameter) or name.callable is not None:
+            raise NameKeyError("partner.name set to an SQL expression: its key is unknown")
+        if any(name.key in r for r in rows):  # bindparam("n"), one value per row
+            key = f"{name.key}_name_key"
+            statement = statement.values(name_key=bindparam(key))
+            rows = [{**r, key: name_key(r[name.key])} for r in rows]
+        elif name.value is not None:  # (None: the NOT NULL column refuses it)
+            statement = statement.values(name_key=name_key(name.value))
+            rows = [{k: v for k, v in r.items() if k != "name_key"} for r in rows]
+    elif any("name" in r for r in rows):
+        if "name_key" in given:
+            raise NameKeyError("partner.name_key is computed from the name, not given")
+        rows = [{**r, "name_key": name_key(r["name"])} if "name" in r else r for r in rows]
+    if (
+        "name_key" in given
+        and "name" not in given
+        or any("name_key" in r and "name" not in r for r in rows)
+    ):
+        raise NameKeyError("partner.name_key is computed from the name, set the name instead")
+    if multiparams:
+        return statement, rows, {}
+    return statement, [], rows[0] if rows else params
 
 
 class User(SQLModel, table=True):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import bindparam, func, insert, update
 from sqlmodel import col, select
 
 from earnings.models import EarningEntry
@@ -15,7 +15,8 @@ from infra.audit import AuditEntry
 from infra.clock import OffsetClock
 from infra.db import Database
 from infra.ids import new_id
-from partners.models import Partner, PartnerStatus
+from partners.models import NameKeyError, Partner, PartnerStatus
+from partners.names import name_key
 from partners.roles import Role
 from schema.context import Services
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
@@ -171,6 +172,79 @@ async def test_a_bulk_insert_that_names_no_key_gets_the_keys_of_its_names(
     async with db.session() as s:
         keys = (await s.exec(select(Partner.name_key).where(col(Partner.name).like("Bulk%")))).all()
     assert sorted(keys) == ["bulk two", "bulk éclair"]
+
+
+async def test_a_bulk_rename_gives_the_new_name_its_key(
+    gql: GQL, db: Database, tenant: Tenant
+) -> None:
+    """A Core ``update(Partner).values(name=...)`` passes no object through the model's hook:
+    it left the old key, so a look-alike of the new name was created beside it and the old
+    name stayed taken."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    old_name = tenant.partners[0].name
+    async with db.transaction() as s:
+        await s.execute(
+            update(Partner).where(col(Partner.id) == tenant.partners[0].id).values(name="Bulk Ÿ")
+        )
+    look_alike = await gql.data(
+        CREATE_PARTNER, {"input": {**NEW, "name": "BULK ÿ", "externalRef": None}}, as_user=admin
+    )
+    assert [e["code"] for e in look_alike["partnerCreate"]["userErrors"]] == ["DUPLICATE_NAME"]
+    freed = await gql.data(
+        CREATE_PARTNER, {"input": {**NEW, "name": old_name, "externalRef": None}}, as_user=admin
+    )
+    assert freed["partnerCreate"]["userErrors"] == []
+
+
+async def test_every_statement_that_writes_names_writes_their_keys(
+    db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """Renames of several rows in one statement (executemany, a name per row), an insert
+    that gives a wrong key, an ORM rename: each row keeps the key of its name."""
+    table = Partner.__table__  # type: ignore[attr-defined]
+    first, second = (p.id for p in tenant.partners)
+    made = new_id()
+    async with db.transaction() as s:
+        connection = await s.connection()
+        await connection.execute(
+            table.update().where(table.c.id == bindparam("pid")).values(name=bindparam("n")),
+            [{"pid": first, "n": "Ｍany One"}, {"pid": second, "n": "Many TWO"}],
+        )
+        await connection.execute(
+            table.insert().values(
+                id=made, vendor_id=tenant.vendor.id, name="Given Ǆ", name_key="",
+                region="EMEA", status="ACTIVE", created_at=clock.now(), contacts=[], tags=[],
+            )
+        )  # fmt: skip
+    async with db.transaction() as s:
+        await s.execute(update(Partner), [{"id": first, "name": "By Primary Key"}])
+    async with db.session() as s:
+        keys = dict((await s.exec(select(Partner.name, Partner.name_key))).all())
+    assert keys == {
+        "By Primary Key": "by primary key",
+        "Many TWO": "many two",
+        "Given Ǆ": "given dž",
+    }
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        update(Partner).values(name=func.upper(Partner.name)),
+        update(Partner).values(name_key="anything"),
+        insert(Partner).values([{"name": "One"}, {"name": "Two"}]),
+    ],
+    ids=["sql-expression", "key-alone", "values-list"],
+)
+async def test_a_statement_whose_keys_cannot_be_computed_is_refused(
+    db: Database, tenant: Tenant, statement: Any
+) -> None:
+    with pytest.raises(NameKeyError):
+        async with db.transaction() as s:
+            await s.execute(statement)
+    async with db.session() as s:
+        keys = (await s.exec(select(Partner.name_key))).all()
+    assert sorted(keys) == sorted(name_key(p.name) for p in tenant.partners)
 
 
 async def test_a_name_is_kept_in_its_composed_form(gql: GQL, tenant: Tenant) -> None:
