@@ -37,6 +37,7 @@ from starlette.applications import Starlette
 
 from api.auth import issue_token
 from api.settings import DEVELOPMENT_SECRET, Settings
+from infra.append_only import PURGE
 from infra.clock import Clock
 from infra.db import WRITE_INTENT, Database
 from infra.outbox import BatchHandler, Dispatcher, OutboxEvent
@@ -655,7 +656,7 @@ async def wipe(services: Services) -> None:
                         await session.execute(text(f"SET LOCAL lock_timeout = '{WIPE_LOCK_WAIT}'"))
                         await session.execute(lock)
                     for table in tables:
-                        await session.execute(delete(table))
+                        await session.execute(delete(table), execution_options={PURGE: True})
                 return
             except DBAPIError as exc:
                 lock_not_available = getattr(exc.orig, "sqlstate", None) == "55P03"

@@ -237,6 +237,7 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
         RuleStatus,
         VersionStatus,
     )
+    from infra.append_only import PURGE  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
 
     await migrations.upgrade(scratch_url, "0030_decision_partner")
@@ -290,7 +291,10 @@ async def test_firings_made_before_activations_keep_the_current_activations_key(
             await migrations.downgrade(scratch_url, "0030_decision_partner")
         assert await migrations.database_revision(scratch_url) == "0031_rule_activations"
         async with db.transaction() as session:
-            await session.execute(delete(RuleFiring).where(RuleFiring.activation == 1))
+            await session.execute(
+                delete(RuleFiring).where(RuleFiring.activation == 1),
+                execution_options={PURGE: True},  # (rows of the test's own making)
+            )
         await migrations.downgrade(scratch_url, "0030_decision_partner")  # the tip kept
         async with db.session() as session:
             kept = (await session.execute(select(RuleRecommendation.firing_id))).scalars().all()
