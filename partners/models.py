@@ -133,7 +133,9 @@ def _keyed_statement(
     gives is replaced; one it cannot compute is refused (``NameKeyError``). Raw SQL text
     passes by: nothing writes partner names that way (migrations write their own snapshot
     of the table, and compute the key themselves)."""
-    if not isinstance(statement, ValuesBase) or statement.table._deannotate() is not _PARTNER:
+    if not isinstance(statement, ValuesBase) or getattr(statement.table, "name", "") != "partner":
+        return statement, multiparams, params
+    if statement.table._deannotate() is not _PARTNER:  # (a migration's snapshot of the table)
         return statement, multiparams, params
     given = {getattr(k, "key", k): v for k, v in (statement._values or {}).items()}
     rows: list[dict[str, Any]] = list(multiparams) if multiparams else [params] if params else []
