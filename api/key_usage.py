@@ -21,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy import or_, update
 
-from infra.db import Database
+from infra.db import UNTRACKED, Database
 from partners.models import ApiKey
 
 log = logging.getLogger(__name__)
@@ -48,17 +48,17 @@ class KeyUsage:
         table = ApiKey.__table__  # type: ignore[attr-defined]
         try:
             async with self.db.transaction() as session:
-                # Through the connection, not the ORM: the read caches do not hear of this
-                # write (infra.db reports ORM writes), as no principal is read from the
-                # column; otherwise each flush would drop every cached principal and
-                # re-check every open websocket (api.ws_sessions).
+                # Untracked: the read caches do not hear of this write, as no principal is
+                # read from the column; otherwise each flush would drop every cached
+                # principal and re-check every open websocket (api.ws_sessions).
                 connection = await session.connection()
                 for key_id, at in sorted(pending.items()):  # one lock order everywhere
                     await connection.execute(
                         update(table)
                         .where(table.c.id == key_id)
                         .where(or_(table.c.last_used_at.is_(None), table.c.last_used_at < at))
-                        .values(last_used_at=at)
+                        .values(last_used_at=at),
+                        execution_options={UNTRACKED: True},
                     )
         except BaseException as exc:  # cancelled mid-write (shutdown) included: keep them
             if isinstance(exc, Exception):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Executable, Integer, event, inspect
+from sqlalchemy import BigInteger, DateTime, Engine, Executable, Integer, event, inspect
 from sqlalchemy.engine import Dialect, ExceptionContext, Result, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -318,8 +318,8 @@ def _written(session: Session) -> set[str]:
 
 
 def wrote(session: AsyncSession, *tables: str) -> None:
-    """Report tables written through ``session.connection()`` (bulk SQL), which the ORM
-    events below do not see, so the read caches hear of them at commit like any other."""
+    """Report tables written by raw SQL text (or a SELECT whose CTEs write), which no hook
+    below can read, so the read caches hear of them at commit like any other."""
     if _EPOCHS in session.sync_session.info:
         _written(session.sync_session).update(tables)
 
@@ -459,6 +459,38 @@ def _refuse_statement(state: ORMExecuteState) -> None:
 def _refuse_commit(session: Session) -> None:
     if session.info.get(_READ_ONLY):
         raise ReadOnlySessionError("a read-only session (a query) tried to commit")
+
+
+# A statement run on a session's connection (``(await session.connection()).execute(...)``)
+# passes the session's events by. The connection carries its session (an execution option
+# set as the session's transaction begins), so that a write there is refused on a read-only
+# session and reported to the read caches like any other: a writer need not remember to
+# call ``wrote``. (Raw SQL text is no statement SQLAlchemy can read: its writers call
+# ``wrote``.)
+_SESSION = "channelboard_session"
+# The execution option of a write the read caches need not hear of (no cached value reads
+# what it writes: an API key's last use).
+UNTRACKED = "channelboard_untracked"
+
+
+@event.listens_for(Session, "after_begin")
+def _tie_connection(session: Session, _transaction: Any, connection: Any) -> None:
+    if _EPOCHS in session.info or session.info.get(_READ_ONLY):
+        connection.execution_options(**{_SESSION: session})
+
+
+@event.listens_for(Engine, "before_execute")
+def _connection_write(
+    _conn: Any, statement: Any, _multiparams: Any, _params: Any, execution_options: Any
+) -> None:
+    session = execution_options.get(_SESSION)
+    if session is None or not getattr(statement, "is_dml", False):
+        return
+    if session.info.get(_READ_ONLY):
+        raise ReadOnlySessionError("a read-only session (a query) tried to write")
+    name = getattr(getattr(statement, "table", None), "name", None)
+    if name is not None and _EPOCHS in session.info and not execution_options.get(UNTRACKED):
+        _written(session).add(name)
 
 
 class Database:

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from api.settings import Settings
 from infra.cache import ReadCache, SingleFlight, TableEpochs
 from infra.clock import OffsetClock
-from infra.db import Database
+from infra.db import UNTRACKED, Database, ReadOnlySessionError
 from infra.pubsub import Hub
 from infra.redis import connect, is_cluster
 from partners.models import Partner, PartnerStatus, User
@@ -438,3 +438,30 @@ async def test_only_the_commit_tells_of_a_transaction_s_writes(
         )
         await savepoint.rollback()
     assert db.epochs.stamp(("partner",))[1] > after[1]
+
+
+async def test_a_write_on_the_session_s_connection_is_told_and_refused_when_read_only(
+    db: Database, tenant: Tenant
+) -> None:
+    """A statement run on ``session.connection()`` passes the session's events by: its
+    write of a cached table went untold unless its writer remembered ``wrote`` (another
+    process kept serving the old row, a deactivated user's principal say, until the TTL),
+    and a read-only session took it."""
+    table = User.__table__  # type: ignore[attr-defined]
+    rename = (
+        update(table)
+        .where(table.c.id == tenant.user(Role.FINANCE).id)
+        .values(display_name="Renamed on the connection")
+    )
+    before = db.epochs.stamp(("user_account",))
+    async with db.transaction() as session:
+        await (await session.connection()).execute(rename)
+    assert db.epochs.stamp(("user_account",))[1] > before[1]
+    async with db.read_session() as session:
+        connection = await session.connection()
+        with pytest.raises(ReadOnlySessionError):
+            await connection.execute(rename)
+    quiet = db.epochs.stamp(("user_account",))
+    async with db.transaction() as session:  # a write told nobody by choice (a key's use)
+        await (await session.connection()).execute(rename, execution_options={UNTRACKED: True})
+    assert db.epochs.stamp(("user_account",)) == quiet
