@@ -115,7 +115,7 @@ def _keyed(mapper: Any, connection: Any, partner: Partner) -> None:
 class NameKeyError(RuntimeError):
     """A statement writes ``partner.name`` or ``partner.name_key`` in a way whose key cannot
     be computed from the name (an SQL expression, INSERT ... SELECT, several VALUES rows, an
-    upsert's SET) or sets the key without the name."""
+    upsert's SET, ``ordered_values``) or sets the key without the name."""
 
 
 _PARTNER: Table = Partner.__table__  # type: ignore[attr-defined]
@@ -151,6 +151,8 @@ def _keyed_statement(
         name = given["name"]
         if not isinstance(name, BindParameter) or name.callable is not None:
             raise NameKeyError("partner.name set to an SQL expression: its key is unknown")
+        if statement._maintain_values_ordering:
+            raise NameKeyError("partner.name set by ordered_values(): use values()")
         if any(name.key in r for r in rows):  # bindparam("n"), one value per row
             key = f"{name.key}_name_key"
             statement = statement.values(name_key=bindparam(key))

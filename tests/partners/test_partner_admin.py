@@ -233,8 +233,9 @@ async def test_every_statement_that_writes_names_writes_their_keys(
         update(Partner).values(name=func.upper(Partner.name)),
         update(Partner).values(name_key="anything"),
         insert(Partner).values([{"name": "One"}, {"name": "Two"}]),
+        update(Partner).ordered_values((Partner.name, "Ordered")),
     ],
-    ids=["sql-expression", "key-alone", "values-list"],
+    ids=["sql-expression", "key-alone", "values-list", "ordered-values"],
 )
 async def test_a_statement_whose_keys_cannot_be_computed_is_refused(
     db: Database, tenant: Tenant, statement: Any
