@@ -291,6 +291,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        _check_database_url(self.database_url)
         if self.redis_cluster and not self.redis_url:
             raise SettingsError(
                 "CHANNELBOARD_REDIS_CLUSTER needs CHANNELBOARD_REDIS_URL (a node of the cluster)"
@@ -374,6 +375,27 @@ class Settings(BaseSettings):
     @cached_property
     def cors(self) -> CorsSettings:
         return CorsSettings(self.cors_origins, self.cors_allow_credentials)
+
+
+# The async drivers this code runs on (the dependencies install these two).
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def _check_database_url(url: str) -> None:
+    """A URL SQLAlchemy cannot parse, or one for a driver this code does not run on, is a
+    configuration error named here, not a driver's traceback at the first query."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        driver = make_url(url).drivername
+    except ArgumentError:
+        raise SettingsError("CHANNELBOARD_DATABASE_URL is not a database URL") from None
+    if driver not in DATABASE_DRIVERS:
+        raise SettingsError(
+            f"CHANNELBOARD_DATABASE_URL: the driver {driver!r} is not one this code runs on "
+            f"(use {' or '.join(d + '://' for d in DATABASE_DRIVERS)})"
+        )
 
 
 def default_database_url(var_dir: Path) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ def _whole_file(out: Path) -> Iterator[TextIO]:
     directory this process may not create files in is written in place, as before."""
     out = out.resolve()
     directory = out.parent
+    if not directory.is_dir():  # named as itself, not as the partial file's path in it
+        raise FileNotFoundError(errno.ENOENT, "no such directory", str(directory))
     made: tuple[int, str] | None = None
     if not out.exists() or out.is_file():
         with contextlib.suppress(PermissionError):

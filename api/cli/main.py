@@ -32,7 +32,7 @@ from api.cli import (
     subscriptions,
     vendors,
 )
-from api.cli.database import database_advice
+from api.cli.failures import INTERRUPTED, INTERRUPTED_EXIT, explain
 from api.cli.settings import load_settings
 from api.settings import SettingsError
 
@@ -81,7 +81,9 @@ def token(
     user_email: str | None = typer.Argument(
         None, metavar="EMAIL", help="The user to mint a token for (omit with --subject)."
     ),
-    ttl: int = typer.Option(12 * 3600, "--ttl", help="Lifetime in seconds."),
+    ttl: int = typer.Option(
+        12 * 3600, "--ttl", min=1, max=366 * 24 * 3600, help="Lifetime in seconds (a year at most)."
+    ),
     subject: str | None = typer.Option(
         None,
         "--subject",
@@ -140,7 +142,7 @@ def export_schema(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8000, "--port"),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
     workers: int = typer.Option(1, "--workers", min=1),
 ) -> None:
     """Run the API with uvicorn. On the embedded SQLite default it migrates first; against
@@ -237,9 +239,14 @@ def main() -> None:
     except SettingsError as exc:  # pragma: no cover - load_settings reports most
         console.print(f"[red]configuration error:[/red] {exc}")
         sys.exit(2)
+    except SystemExit as exit_:
+        # typer ends a command interrupted by Ctrl-C with this status and says nothing.
+        if exit_.code == INTERRUPTED_EXIT:
+            console.print(f"[yellow]{INTERRUPTED}[/yellow]")
+        raise
     except Exception as exc:
-        advice = database_advice(exc, load_settings().database_url)
-        if advice is None:
+        failure = explain(exc, load_settings())
+        if failure is None:
             raise
-        console.print(f"[red]{advice}[/red]")
-        sys.exit(3)
+        console.print(f"[red]{failure.message}[/red]")
+        sys.exit(failure.exit_code)
