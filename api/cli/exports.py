@@ -47,12 +47,14 @@ def _whole_file(out: Path) -> Iterator[TextIO]:
     pipe or a device (``/dev/stdout``) is written as it is: it holds no file to replace. A
     symbolic link is followed (its target is replaced, the link stays); a file in a
     directory this process may not create files in is written in place, as before."""
-    out = out.resolve()
-    directory = out.parent
-    if not directory.is_dir():  # named as itself, not as the partial file's path in it
-        raise FileNotFoundError(errno.ENOENT, "no such directory", str(directory))
     made: tuple[int, str] | None = None
+    # Asked before resolving: /dev/stdout resolves to /proc/self/fd/1, and a pipe's to a
+    # name ("pipe:[…]") that is no file, in a directory where no file can be made.
     if not out.exists() or out.is_file():
+        out = out.resolve()
+        directory = out.parent
+        if not directory.is_dir():  # named as itself, not as the partial file's path in it
+            raise FileNotFoundError(errno.ENOENT, "no such directory", str(directory))
         with contextlib.suppress(PermissionError):
             made = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=directory)
     if made is None:
@@ -73,7 +75,7 @@ def _whole_file(out: Path) -> Iterator[TextIO]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    handle = os.open(directory, os.O_RDONLY)
+    handle = os.open(out.parent, os.O_RDONLY)
     try:
         os.fsync(handle)
     finally:

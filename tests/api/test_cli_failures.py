@@ -94,6 +94,12 @@ def test_an_export_to_a_path_that_cannot_be_written(
     _one_clean_line(a_directory, 1, f"{tmp_path}: Is a directory")
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
 
+    # Standard output, a pipe here, is written as it is (it resolved to "pipe:[…]", no file).
+    piped = run([*export, "/dev/stdout"], cli_env)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.startswith("id,booked_at,"), piped.stdout
+    assert "Traceback" not in piped.stderr
+
 
 @pytest.mark.parametrize(
     "args",
