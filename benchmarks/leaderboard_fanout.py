@@ -228,11 +228,36 @@ async def client_main(
     for i in range(0, len(tokens), 50):
         await asyncio.gather(*(one(j) for j in range(i, min(i + 50, len(tokens)))))
     Path(out + ".ready").write_text("1")  # noqa: ASYNC240
-    await asyncio.sleep(seconds)
+    await until_final(seconds, out, logs)
     for proto in protocols:
         if proto.transport is not None:
             proto.transport.abort()
     Path(out).write_text(json.dumps(logs))  # noqa: ASYNC240
+
+
+async def until_final(seconds: float, out: str, logs: list[list[tuple[int, int]]]) -> None:
+    """Waits ``seconds``, or less: until the orchestrator has named the board's final
+    version (``announce_final``) and every subscriber has received a push at or above it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    final = Path(out + ".final")
+    while loop.time() < deadline:
+        if final.exists():  # noqa: ASYNC240
+            version = int(final.read_text())  # noqa: ASYNC240
+            if all(log and max(v for v, _ in log) >= version for log in logs):
+                return
+        await asyncio.sleep(0.1)
+
+
+def announce_final(outs: list[str], events: list[tuple[int, int, int | None]]) -> None:
+    """Tells the client processes the board's final version (each writes its log once its
+    subscribers have it, instead of at its deadline)."""
+    if not events:
+        return
+    final = str(max(v for _, v, _ in events))
+    for out in outs:
+        Path(out + ".final.tmp").write_text(final)
+        Path(out + ".final.tmp").rename(out + ".final")
 
 
 # ---------------------------------------------------------------- orchestrator
@@ -567,6 +592,7 @@ def main() -> None:
             generator_before = time.process_time()
             started = time.perf_counter()
             events = asyncio.run(generate(env, args.rate, args.duration, dispatcher is not None))
+            announce_final(outs, events)
             elapsed = time.perf_counter() - started
             generator_cpu = time.process_time() - generator_before
             cpu_after = [servers_cpu(), *(cpu_s(c.pid) for c in clients)]

@@ -34,7 +34,15 @@ import httpx
 import uvloop
 
 from benchmarks.common import bench_redis, percentile
-from benchmarks.leaderboard_fanout import BenchClient, cpu_s, free_port, generate, rss_kb
+from benchmarks.leaderboard_fanout import (
+    BenchClient,
+    announce_final,
+    cpu_s,
+    free_port,
+    generate,
+    rss_kb,
+    until_final,
+)
 
 # What the TV page subscribes to (api/tv/assets/tv.js).
 TV_QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10) {
@@ -56,7 +64,7 @@ async def client_main(
         protocols.append(proto)
         await proto.subscribed
     Path(out + ".ready").write_text("1")  # noqa: ASYNC240
-    await asyncio.sleep(seconds)
+    await until_final(seconds, out, logs)
     for proto in protocols:
         if proto.transport is not None:
             proto.transport.abort()
@@ -166,6 +174,7 @@ def run(
         cpu_before = cpu_s(server.pid)
         started = time.perf_counter()
         events = asyncio.run(generate(env, rate, duration, False))
+        announce_final([out], events)
         elapsed = time.perf_counter() - started
         server_cpu = (cpu_s(server.pid) - cpu_before) / elapsed
         load_after = os.getloadavg()[0]
@@ -175,7 +184,7 @@ def run(
         for log in json.loads(Path(out).read_text()):
             pushes += len(log)
             reached = list(itertools.accumulate((v for v, _ in log), max))
-            for committed, version in events:
+            for committed, version, _noticed in events:
                 i = bisect.bisect_left(reached, version)
                 if i == len(log):
                     missed += 1
