@@ -162,6 +162,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=16)
     parser.add_argument("--partners", type=int, default=200)
     args = parser.parse_args()
+    if not args.database_url.startswith("postgresql"):
+        parser.error("the outbox's partitions are PostgreSQL's: give a PostgreSQL --database-url")
     with tempfile.TemporaryDirectory(prefix="cbscale-") as tmp, bench_redis() as redis_url:
         env = {
             **os.environ, "CHANNELBOARD_ENV": "test", "CHANNELBOARD_VAR_DIR": tmp,

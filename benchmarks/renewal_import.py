@@ -3,7 +3,7 @@
 import the same file again (every row already applied: unchanged).
 
     createdb -h 127.0.0.1 -U postgres cb_renewal_bench
-    .venv/bin/python benchmarks/renewal_import.py \\
+    .venv/bin/python -m benchmarks.renewal_import \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/cb_renewal_bench
 
 The database is migrated to head first; each run uses a new vendor. The subscriptions the
@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
+    if not args.database_url.startswith("postgresql"):
+        parser.error("the subscriptions are seeded with COPY: give a PostgreSQL --database-url")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("subscriptions.imports").setLevel(logging.INFO)
     asyncio.run(run(args.database_url, args.rows))

@@ -3,7 +3,7 @@
 (everything unchanged) and once more with every 10th row changed.
 
     psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE channelboard_bench'
-    .venv/bin/python benchmarks/serial_import.py \\
+    .venv/bin/python -m benchmarks.serial_import \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/channelboard_bench
 
 The database is migrated to head first; each run uses a new vendor, so it can be reused.
