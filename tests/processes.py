@@ -178,6 +178,26 @@ async def python_process(
         await stop(process)
 
 
+async def run_to_end(
+    *args: str, env: dict[str, str], cwd: str, within: float
+) -> tuple[int | None, str]:
+    """Runs ARGS to its end (stdin closed, stderr into stdout); its exit status (None if it
+    was still running after ``within`` seconds: then it and its group are killed, by its
+    PID) and its output."""
+    process = await _spawn(
+        *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        output = await asyncio.wait_for(process.stdout.read(), within)
+        await asyncio.wait_for(process.wait(), REAP_WITHIN)
+    except TimeoutError:
+        await stop(process, grace=5.0)
+        return None, ""
+    return process.returncode, output.decode(errors="replace")
+
+
 async def killed_answering(
     server: Server,
     send: Callable[[httpx.AsyncClient], Awaitable[Any]],
