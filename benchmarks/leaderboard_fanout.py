@@ -236,25 +236,26 @@ async def client_main(
 
 
 async def until_final(seconds: float, out: str, logs: list[list[tuple[int, int]]]) -> None:
-    """Waits ``seconds``, or less: until the orchestrator has named the board's final
-    version (``announce_final``) and every subscriber has received a push at or above it."""
+    """Waits until the orchestrator has named the board's final version (``announce_final``,
+    once the approvals are done; it stops this process if it fails first), then at most
+    ``seconds`` more, until every subscriber has received a push at or above it. (A deadline
+    counted from the connections, as before, passed before the approvals' pushes arrived on a
+    loaded machine.)"""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
     final = Path(out + ".final")
+    while not final.exists():  # noqa: ASYNC110, ASYNC240 - another process writes it
+        await asyncio.sleep(0.1)
+    version = int(final.read_text())  # noqa: ASYNC240
+    deadline = loop.time() + seconds
     while loop.time() < deadline:
-        if final.exists():  # noqa: ASYNC240
-            version = int(final.read_text())  # noqa: ASYNC240
-            if all(log and max(v for v, _ in log) >= version for log in logs):
-                return
+        if all(log and max(v for v, _ in log) >= version for log in logs):
+            return
         await asyncio.sleep(0.1)
 
 
 def announce_final(outs: list[str], events: list[tuple[int, int, int | None]]) -> None:
-    """Tells the client processes the board's final version (each writes its log once its
-    subscribers have it, instead of at its deadline)."""
-    if not events:
-        return
-    final = str(max(v for _, v, _ in events))
+    """Tells the client processes the board's final version (0 when nothing was approved)."""
+    final = str(max((v for _, v, _ in events), default=0))
     for out in outs:
         Path(out + ".final.tmp").write_text(final)
         Path(out + ".final.tmp").rename(out + ".final")
