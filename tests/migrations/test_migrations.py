@@ -3,42 +3,19 @@ default, PostgreSQL in CI), and matches the models."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import BigInteger, inspect
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from api import migrations
-from infra.db import create_engine, is_sqlite
+from infra.db import create_engine
 from migrations.metadata import target_metadata
-
-
-@pytest.fixture
-async def scratch_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database of the same kind as the suite's."""
-    if is_sqlite(database_url):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}"
-        return
-    url = make_url(database_url)
-    name = f"{url.database}_mig_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database="postgres",
-    )  # fmt: skip
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _tables(url: str) -> set[str]:
