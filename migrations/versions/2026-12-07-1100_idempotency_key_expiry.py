@@ -10,12 +10,13 @@ reading the whole table on every pass. Keys carried over from before expiry keep
 ``created_at``: those older than the retention expire at once.
 
 On PostgreSQL the index is built CONCURRENTLY (outside the migration's transaction): a
-table that grew for months is indexed without blocking the keyed mutations meanwhile.
+table that grew for months is indexed without blocking the keyed mutations meanwhile; a
+build a kill interrupted is finished by the next upgrade (``migrations.outside``).
 """
 
 from collections.abc import Sequence
 
-from alembic import op
+from migrations import outside
 
 revision: str = "0038_idempotency_key_expiry"
 down_revision: str | None = "0037_attachment_upload"
@@ -27,13 +28,8 @@ INDEX = "ix_idempotency_key_created_at"
 
 
 def upgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.create_index(
-            op.f(INDEX), "idempotency_key", ["created_at"], unique=False,
-            postgresql_concurrently=True,
-        )  # fmt: skip
+    outside.create_index(INDEX, "idempotency_key", ["created_at"])
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
-        op.drop_index(op.f(INDEX), table_name="idempotency_key", postgresql_concurrently=True)
+    outside.drop_index(INDEX, "idempotency_key")
