@@ -1,18 +1,44 @@
-"""Alembic, driven from code: `channelboard migrate`, the serve-time check, /readyz, tests."""
+"""Alembic, driven from code: `channelboard migrate`, the serve-time check, /readyz, tests.
+
+Every upgrade and downgrade runs here, one at a time per database (``_one_at_a_time``):
+processes that migrate at once (two servers started together on the embedded default, a
+deploy's ``migrate`` run twice) take turns, and the later one finds the work done. Without
+it both read the same revision and ran the same migration: the loser failed on the
+winner's tables (a unique violation on PostgreSQL's catalog, "database is locked" or
+"already exists" on SQLite) with a driver's traceback, mid-history."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from infra.db import create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL's two-key advisory lock held while migrating: "migrations" (other users of
+# advisory locks pick other first keys: signals.locks, earnings.booking).
+LOCK_NAMESPACE = 0x4D49
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:namespace, 0)")
+_LOCK = text("SELECT pg_advisory_lock(:namespace, 0)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:namespace, 0)")
+
+WAITING = "another process is migrating this database: waiting for it to finish"
 
 
 def alembic_config(url: str = "") -> Config:
@@ -34,10 +60,55 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def lock_path(url: str) -> Path | None:
+    """The file whose lock a migration of the SQLite database at ``url`` holds (next to
+    it, as SQLite's own -wal and -shm files); None for another database, or an in-memory
+    one (no other process can open it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(f"{parsed.database}-migrate-lock")
+
+
+@asynccontextmanager
+async def _one_at_a_time(connection: AsyncConnection, url: str) -> AsyncIterator[None]:
+    """Hold the database's migration lock for the block, waiting for it (saying so) while
+    another process holds it. A lock its holder cannot leave behind: on PostgreSQL a
+    session-level advisory lock (a kill ends the session, and the server releases it; a
+    transaction-level one would not span the migrations, which commit midway:
+    ``autocommit_block``), on SQLite an exclusive ``flock`` on a file next to the database
+    (the kernel releases it when the process dies; the file stays, unlocked). The block
+    starts outside any transaction, as Alembic expects a connection it is handed."""
+    if connection.dialect.name == "postgresql":
+        if not (await connection.execute(_TRY_LOCK, {"namespace": LOCK_NAMESPACE})).scalar():
+            log.warning(WAITING)
+            await connection.execute(_LOCK, {"namespace": LOCK_NAMESPACE})
+        await connection.commit()
+        yield
+        # (After a failure, the engine's disposal ends the session, and the lock with it.)
+        await connection.execute(_UNLOCK, {"namespace": LOCK_NAMESPACE})
+        await connection.commit()
+        return
+    path = lock_path(url)
+    if path is None:
+        yield
+        return
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning(WAITING)
+            await asyncio.to_thread(fcntl.flock, descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # and with it the lock
+
+
 async def _run(url: str, action: str, revision: str) -> None:
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
+        async with engine.connect() as connection, _one_at_a_time(connection, url):
 
             def run(sync_connection: Connection) -> None:
                 config = alembic_config(url)

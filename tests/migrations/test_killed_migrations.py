@@ -11,20 +11,24 @@ rows written before the upgrade are all there."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import itertools
+import os
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from api import migrations
 from api.settings import Settings
 from infra.db import Database, create_engine
 from tests.migrations.test_migrations import _drift, _old_tenant
-from tests.processes import python_process
+from tests.processes import cli_process, python_process
 
 MIGRATIONS_VERSIONS = Path(migrations.MIGRATIONS_DIR) / "versions"
 
@@ -226,4 +230,88 @@ async def test_a_kill_after_a_step_outside_a_transaction_is_finished_by_the_next
             break
         assert status == KILLED, output
     assert outside > 1, "no step ran outside a transaction"
+    await _assert_at_head_with(scratch_url, seeded)
+
+
+async def _hold_migration_lock(url: str) -> Callable[[], Awaitable[None]]:
+    """Take the migration lock of the database at ``url`` as a migrating process does;
+    the function that releases it."""
+    path = migrations.lock_path(url)
+    if path is not None:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+
+        async def release_file() -> None:
+            os.close(descriptor)
+
+        return release_file
+    engine = create_engine(url)
+    connection = await engine.connect()
+    await connection.execute(
+        text("SELECT pg_advisory_lock(:namespace, 0)"), {"namespace": migrations.LOCK_NAMESPACE}
+    )
+    await connection.commit()
+
+    async def release_session() -> None:
+        await connection.close()
+        await engine.dispose()
+
+    return release_session
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start", ["base", "0038_idempotency_key_expiry"])
+async def test_processes_that_migrate_at_once_take_turns(
+    settings: Settings, scratch_url: str, start: str
+) -> None:
+    """Three ``channelboard migrate`` started while a fourth migration holds the lock: each
+    says it waits, and once the lock is free each completes (the later ones find the work
+    done). Before, they all ran the same migrations at once, and the losers failed with a
+    driver's error on the winner's tables."""
+    seeded = await _seed(scratch_url, start)
+    release = await _hold_migration_lock(scratch_url)
+    try:
+        async with (
+            cli_process(settings, "migrate", DATABASE_URL=scratch_url, LOG_LEVEL="info") as a,
+            cli_process(settings, "migrate", DATABASE_URL=scratch_url, LOG_LEVEL="info") as b,
+            cli_process(settings, "migrate", DATABASE_URL=scratch_url, LOG_LEVEL="info") as c,
+        ):
+            outputs = []
+            for process in (a, b, c):
+                assert process.stdout is not None
+                seen = b""
+                while migrations.WAITING.encode() not in seen:
+                    line = await process.stdout.readline()
+                    assert line, f"it did not wait: {seen.decode()}"
+                    seen += line
+                outputs.append(process.stdout)
+            await release()
+            release = None
+            for process, stdout in zip((a, b, c), outputs, strict=True):
+                rest = (await stdout.read()).decode()
+                assert await process.wait() == 0, rest
+                assert f"database migrated to {migrations.head_revision()}" in rest
+    finally:
+        if release is not None:
+            await release()
+    await _assert_at_head_with(scratch_url, seeded)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start", ["base", "0038_idempotency_key_expiry"])
+async def test_processes_started_together_all_migrate(
+    settings: Settings, scratch_url: str, start: str
+) -> None:
+    """Three ``channelboard migrate`` started together, nothing held: all three succeed,
+    and the schema is the models'. (Whether they overlap is up to the machine; on an idle
+    one, from an empty database, two of three failed before.)"""
+    seeded = await _seed(scratch_url, start)
+    async with (
+        cli_process(settings, "migrate", DATABASE_URL=scratch_url) as a,
+        cli_process(settings, "migrate", DATABASE_URL=scratch_url) as b,
+        cli_process(settings, "migrate", DATABASE_URL=scratch_url) as c,
+    ):
+        outputs = await asyncio.gather(*(p.stdout.read() for p in (a, b, c) if p.stdout))
+        statuses = [await p.wait() for p in (a, b, c)]
+    assert statuses == [0, 0, 0], [o.decode()[-2000:] for o in outputs]
     await _assert_at_head_with(scratch_url, seeded)
