@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import itertools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 # advisory locks pick other first keys: signals.locks, earnings.booking).
 LOCK_NAMESPACE = 0x4D49
 _TRY_LOCK = text("SELECT pg_try_advisory_lock(:namespace, 0)")
-_LOCK = text("SELECT pg_advisory_lock(:namespace, 0)")
+# How often a waiting process asks for it again.
+LOCK_POLL_SECONDS = 0.25
 _UNLOCK = text("SELECT pg_advisory_unlock(:namespace, 0)")
 
 WAITING = "another process is migrating this database: waiting for it to finish"
@@ -73,17 +75,25 @@ def lock_path(url: str) -> Path | None:
 @asynccontextmanager
 async def _one_at_a_time(connection: AsyncConnection, url: str) -> AsyncIterator[None]:
     """Hold the database's migration lock for the block, waiting for it (saying so) while
-    another process holds it. A lock its holder cannot leave behind: on PostgreSQL a
-    session-level advisory lock (a kill ends the session, and the server releases it; a
-    transaction-level one would not span the migrations, which commit midway:
-    ``autocommit_block``), on SQLite an exclusive ``flock`` on a file next to the database
-    (the kernel releases it when the process dies; the file stays, unlocked). The block
-    starts outside any transaction, as Alembic expects a connection it is handed."""
+    another process holds it (on PostgreSQL asking again every ``LOCK_POLL_SECONDS``). A
+    lock its holder cannot leave behind: on PostgreSQL a session-level advisory lock (a
+    kill ends the session, and the server releases it; a transaction-level one would not
+    span the migrations, which commit midway: ``autocommit_block``), on SQLite an
+    exclusive ``flock`` on a file next to the database (the kernel releases it when the
+    process dies; the file stays, unlocked). The block starts outside any transaction, as
+    Alembic expects a connection it is handed."""
     if connection.dialect.name == "postgresql":
-        if not (await connection.execute(_TRY_LOCK, {"namespace": LOCK_NAMESPACE})).scalar():
-            log.warning(WAITING)
-            await connection.execute(_LOCK, {"namespace": LOCK_NAMESPACE})
-        await connection.commit()
+        # Asked again and again, each time in a transaction of its own: a waiter blocked in
+        # pg_advisory_lock keeps a snapshot open, which an index built CONCURRENTLY by the
+        # holder waits for to end (the server reported a deadlock and failed the build).
+        for attempt in itertools.count():
+            held = (await connection.execute(_TRY_LOCK, {"namespace": LOCK_NAMESPACE})).scalar()
+            await connection.commit()
+            if held:
+                break
+            if attempt == 0:
+                log.warning(WAITING)
+            await asyncio.sleep(LOCK_POLL_SECONDS)
         yield
         # (After a failure, the engine's disposal ends the session, and the lock with it.)
         await connection.execute(_UNLOCK, {"namespace": LOCK_NAMESPACE})
