@@ -233,6 +233,40 @@ async def test_a_kill_after_a_step_outside_a_transaction_is_finished_by_the_next
     await _assert_at_head_with(scratch_url, seeded)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # a bound on a hang: some dozens of processes, a few s each
+@pytest.mark.parametrize("start", ["base", "0006_contests"])
+async def test_killed_at_statement_after_statement_the_upgrade_resumes_truthfully(
+    settings: Settings,
+    new_scratch_database: Callable[[], Awaitable[str]],
+    start: str,
+) -> None:
+    """The upgrade killed again and again, each run some dozens of statements after its
+    start (inside migrations, between them, in batch table copies on SQLite), each run
+    resuming where the last stopped: after every kill the schema is exactly that of the
+    recorded revision; at the end the database is at head, as the models describe it,
+    with the rows written before."""
+    url, reference = await new_scratch_database(), _Reference(await new_scratch_database())
+    seeded = await _seed(url, start)
+    await _seed(reference.url, start)
+    # A kill inside a migration undoes it: one longer than the runs reach (a hundred
+    # statements on SQLite, the whole history before 0038 on PostgreSQL) is reached by
+    # runs that go further each time the revision stays where it was.
+    kills, stuck, at = 0, 0, start if start != "base" else None
+    for before in itertools.cycle([41, 67, 89]):
+        assert kills < 100, "the upgrade never completed"
+        status, output = await _upgrade_killed(settings, url, before=before + 60 * stuck)
+        if status == 0:
+            break
+        assert status == KILLED, output
+        kills += 1
+        revision, shape = await _shape(url)
+        assert shape == await reference.shape_at(revision), f"kill {kills}: not {revision}"
+        stuck, at = (stuck + 1 if revision == at else 0), revision
+    assert kills > 3
+    await _assert_at_head_with(url, seeded)
+
+
 async def _hold_migration_lock(url: str) -> Callable[[], Awaitable[None]]:
     """Take the migration lock of the database at ``url`` as a migrating process does;
     the function that releases it."""
