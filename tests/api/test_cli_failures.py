@@ -77,15 +77,20 @@ def test_migrate_to_an_unknown_revision_or_from_one(
     _one_clean_line(ahead, 2, "'9999_from_the_future'")
 
 
-def test_an_export_to_a_path_that_cannot_be_written(
-    cli_env: dict[str, str], tmp_path: Path
-) -> None:
+def _migrated_with_initech(cli_env: dict[str, str]) -> None:
+    """The embedded database migrated, with a vendor (slug ``initech``) to name."""
     assert run(["migrate"], cli_env).returncode == 0
     made = run(
         ["vendors", "create", "--name", "Initech", "--slug", "initech", "--admin-email",
          "admin@initech.example"], cli_env,
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
+
+
+def test_an_export_to_a_path_that_cannot_be_written(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    _migrated_with_initech(cli_env)
     export = ["exports", "write", "commissions", "--vendor", "initech", "--out"]
 
     no_directory = run([*export, str(tmp_path / "missing" / "out.csv")], cli_env)
@@ -131,12 +136,7 @@ def test_ctrl_c_in_the_middle_of_an_import_says_so_and_writes_nothing(
     """The file is a pipe the test writes: once a write larger than the pipe's buffer has
     gone through, the import has read rows of it (inside its transaction); Ctrl-C then, and
     the end of the file after it, leave the database as it was."""
-    assert run(["migrate"], cli_env).returncode == 0
-    made = run(
-        ["vendors", "create", "--name", "Initech", "--slug", "initech", "--admin-email",
-         "admin@initech.example"], cli_env,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
+    _migrated_with_initech(cli_env)
     database = tmp_path / "var" / "channelboard.db"
     before = _counts(database)
     fifo = tmp_path / "partners.csv"
