@@ -69,9 +69,10 @@ async def seed(
          "created_at": now, "legal_name": "", "contacts": [], "tags": []}
         for i in range(partners)
     ]  # fmt: skip
-    await bulk(db, Partner.__table__, partner_rows)
+    # SQLModel's stubs do not declare a table model's __table__ (set by SQLAlchemy).
+    await bulk(db, Partner.__table__, partner_rows)  # type: ignore[attr-defined]
     ids = [p["id"] for p in partner_rows]
-    await bulk(db, ManagerAssignment.__table__, [
+    await bulk(db, ManagerAssignment.__table__, [  # type: ignore[attr-defined]
         {"id": new_id(), "vendor_id": vendor.id, "manager_id": manager.id, "partner_id": pid,
          "created_at": now}
         for pid in ids[:1_000]
@@ -81,13 +82,13 @@ async def seed(
          "rule": [], "created_at": now, "updated_at": now}
         for g in range(10)
     ]  # fmt: skip
-    await bulk(db, PartnerGroup.__table__, groups)
-    await bulk(db, PartnerGroupMembership.__table__, [
+    await bulk(db, PartnerGroup.__table__, groups)  # type: ignore[attr-defined]
+    await bulk(db, PartnerGroupMembership.__table__, [  # type: ignore[attr-defined]
         {"id": new_id(), "vendor_id": vendor.id, "group_id": g["id"], "partner_id": pid,
          "joined_at": now - timedelta(days=1), "join_reason": "bench", "joined_by": "bench"}
         for g in groups for pid in rng.sample(ids, partners // 5)
     ])  # fmt: skip
-    await bulk(db, PartnerForecast.__table__, [
+    await bulk(db, PartnerForecast.__table__, [  # type: ignore[attr-defined]
         {"id": new_id(), "vendor_id": vendor.id, "partner_id": pid, "quarter": quarter.key,
          "currency": "USD", "commit_minor": c, "best_case_minor": c * 2,
          "lines": [{"product_line": "Other", "commit_minor": c, "best_case_minor": c * 2}],
@@ -114,8 +115,8 @@ async def seed(
             "extensions_granted": 0, "decision_reason": "", "override_reason": "",
             "request_hash": "", "created_at": now, "updated_at": now,
         })  # fmt: skip
-    await bulk(db, DealRegistration.__table__, deal_rows)
-    await bulk(db, CreditedSource.__table__, [
+    await bulk(db, DealRegistration.__table__, deal_rows)  # type: ignore[attr-defined]
+    await bulk(db, CreditedSource.__table__, [  # type: ignore[attr-defined]
         {"id": new_id(), "vendor_id": vendor.id, "partner_id": ids[i % partners],
          "source_event_id": uuid.uuid4(), "source_type": SourceType.SALE_APPROVED.value,
          "region": "", "currency": "USD", "revenue_minor": rng.randint(100_00, 50_000_00),

@@ -609,13 +609,13 @@ def main() -> None:
             peak_rss = servers_rss()
             print(f"{len(events)} approvals at {len(events) / args.duration:.1f}/s; server RSS "
                   f"during the run {peak_rss / 1024:.1f} MiB")  # fmt: skip
-            for c in clients:
-                c.wait(timeout=600)
+            for client in clients:
+                client.wait(timeout=600)
             _report(outs, events, len(tokens))
         finally:
-            for c in clients:
-                if c.poll() is None:
-                    c.terminate()
+            for client in clients:
+                if client.poll() is None:
+                    client.terminate()
             if dispatcher is not None:
                 dispatcher.terminate()
                 dispatcher.wait()

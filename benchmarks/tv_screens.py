@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import functools
 import itertools
 import json
 import os
@@ -59,7 +60,7 @@ async def client_main(
     protocols = []
     for index, token in enumerate(tokens):
         _, proto = await loop.create_connection(
-            lambda t=token, i=index: BenchClient(t, contest, logs[i], TV_QUERY), host, int(port)
+            functools.partial(BenchClient, token, contest, logs[index], TV_QUERY), host, int(port)
         )
         protocols.append(proto)
         await proto.subscribed
