@@ -11,6 +11,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +53,23 @@ class PrivatePostgres:
         options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1"
         log = str(self.data / "log")
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, *args)
+
+    def stopped(self) -> None:
+        """Stop the server (fast) and wait until it is down, whether or not a stop is under
+        way already: ``pg_ctl stop`` fails on a server that a smart stop has just ended
+        (no PID file, or its process gone before the signal), so its status decides."""
+        try:
+            self.pg_ctl("-m", "fast", "-w", "-t", "60", "stop")
+        except subprocess.CalledProcessError:
+            for _ in range(600):
+                status = subprocess.run(
+                    [*self.as_user, str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
+                    timeout=30, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                if status.returncode == 3:  # no server running
+                    return
+                time.sleep(0.1)
+            raise
 
 
 @contextmanager
