@@ -9,11 +9,13 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from infra.redis import redis_server_binary
 
@@ -23,10 +25,24 @@ MASTERS = 3
 NODE_TIMEOUT_MS = 2000
 
 
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too, so at most 55535."""
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out for port 0 and outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _cluster_port(taken: Collection[int] = ()) -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, both below the
+    kernel's ephemeral range: a port checked free here and bound a moment later by
+    redis-server is then not taken meanwhile by the suite's many outgoing connections
+    and port-0 servers (only by another cluster's node, which ``start`` retries)."""
+    high = max(20100, _ephemeral_floor() - 10001)
     while True:
-        port = random.randint(20000, 55535)  # noqa: S311 - not security
+        port = random.randint(20000, high)  # noqa: S311 - not security
+        if {port, port + 10000} & {q for t in taken for q in (t, t + 10000)}:
+            continue
         try:
             for p in (port, port + 10000):
                 with socket.socket() as s:
@@ -38,6 +54,19 @@ def _cluster_port() -> int:
 
 def _client(port: int) -> Redis:
     return Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=5)
+
+
+def _answers(port: int) -> bool:
+    """PING within a second, no retries: whatever holds a port it took from a node may never
+    answer, and the default client would wait 5 s four times."""
+    probe = Redis(
+        host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1,
+        retry=Retry(NoBackoff(), 0),
+    )  # fmt: skip
+    try:
+        return bool(probe.ping())
+    finally:
+        probe.close()
 
 
 def _node_id(port: int) -> str:
@@ -60,7 +89,9 @@ class LocalCluster:
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("a local Redis Cluster needs redis-cli on PATH")
-        self.ports = [_cluster_port() for _ in range(MASTERS * 2)]
+        self.ports = []
+        for _ in range(MASTERS * 2):
+            self.ports.append(_cluster_port(self.ports))
         try:
             self._start_all(cli, timeout)
         except BaseException:
@@ -71,14 +102,41 @@ class LocalCluster:
     def _start_all(self, cli: str, timeout: float) -> None:
         for port in self.ports:
             self._start_node(port)
-        for port in self.ports:
-            self._wait(lambda p=port: bool(_client(p).ping()), timeout, f"node {port} to start")
+        for index in range(len(self.ports)):
+            self._node_up(index, timeout)
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
              "--cluster-replicas", "1", "--cluster-yes"],
             check=True, capture_output=True, timeout=timeout,
         )  # fmt: skip
         self.wait_ready(timeout)
+
+    def _node_up(self, index: int, timeout: float, attempts: int = 5) -> None:
+        """Wait for the ``index``th node to answer. One that exits first lost its port (or
+        its bus port) to another process between the check and its bind: it starts again
+        on another port, up to ``attempts`` times, else the error carries its log."""
+        for attempt in range(1, attempts + 1):
+            port = self.ports[index]
+            process = self.processes[port]
+
+            def up(p: int = port, proc: subprocess.Popen[bytes] = process) -> bool:
+                return proc.poll() is not None or _answers(p)
+
+            self._wait(up, timeout, f"node {port} to start")
+            if process.poll() is None:
+                return
+            if attempt == attempts:
+                raise RuntimeError(f"node {port} exited at start: {self._log_tail(port)}")
+            del self.processes[port]
+            self.ports[index] = _cluster_port(self.ports)
+            self._start_node(self.ports[index])
+
+    def _log_tail(self, port: int, lines: int = 5) -> str:
+        try:
+            text = (self.data_dir / str(port) / "redis.log").read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return " | ".join(text.strip().splitlines()[-lines:])
 
     def _start_node(self, port: int) -> None:
         node_dir = self.data_dir / str(port)
