@@ -57,7 +57,6 @@ import json
 import os
 import random
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -72,16 +71,10 @@ import httpx
 import uvloop
 
 from benchmarks.common import bench_redis, machine_speed, percentile
+from tests.ports import free_port
 
 QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10) {
   version rows { rank score participant { name } } me { rank score gapToNext } } }"""
-
-
-def free_port() -> int:
-    # A random port collided with the clients' ephemeral ports of an earlier run.
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kb(pid: int) -> int:

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,18 +37,13 @@ from leaderboards.boards import Boards
 from leaderboards.scoring import BoardKeys
 from partners import service as partners
 from partners.roles import Principal, Role
+from tests.ports import free_port
 
 MY_STANDING = "query($id: ID!) { myStanding(contestId: $id) { rank score gapToNext percentile } }"
 LEADERBOARD = (
     "query($id: ID!) { leaderboard(contestId: $id, first: 10) "
     "{ edges { node { rank score participant { name } } } } }"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def populate(
@@ -218,7 +212,8 @@ async def main_async(big: int, duration: int, database_url: str | None) -> None:
             "BENCH_REDIS_URL": redis_url, "BENCH_NAMESPACE": namespace,
             "BENCH_CONTEST": str(contest.id),
         }  # fmt: skip
-        port, plain_port = free_port(), free_port()
+        port = free_port()
+        plain_port = free_port(taken=[port])
         api = serve("api.app:create_app", port, env, factory=True)
         plain = serve("benchmarks.plain_app:app", plain_port, env, factory=False)
         try:

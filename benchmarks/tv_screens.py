@@ -39,11 +39,11 @@ from benchmarks.leaderboard_fanout import (
     BenchClient,
     announce_final,
     cpu_s,
-    free_port,
     generate,
     rss_kb,
     until_final,
 )
+from tests.ports import free_port
 
 # What the TV page subscribes to (api/tv/assets/tv.js).
 TV_QUERY = """subscription($id: ID!) { leaderboardChanged(contestId: $id, first: 10) {

@@ -26,6 +26,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.ports import free_port
+
 VERIFY_EVERY = 10
 
 
@@ -77,7 +79,6 @@ async def receive(port: int, secrets: list[str]) -> None:
 
 
 async def run(args: argparse.Namespace, url: str) -> None:
-    import socket  # noqa: PLC0415
 
     from sqlalchemy import func  # noqa: PLC0415
     from sqlmodel import select  # noqa: PLC0415
@@ -100,9 +101,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
     db = Database(url)
     clock = SystemClock()
     policy = TargetPolicy(allow_private=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
 
     async with db.transaction() as session:
         vendor = await partners_service.create_vendor(session, clock, name="Bench", slug="bench")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import free_port
+from tests.ports import free_port
 
 
 class PrivatePostgres:

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from infra.redis import EmbeddedRedis, redis_server_binary
-from tests.processes import free_port
+from tests.ports import free_port
 from tests.support import eventually
 
 

@@ -14,7 +14,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from typing import Any
 import httpx
 
 from api.settings import Settings
+from tests.ports import free_port
 from tests.redis_proxy import HoldingProxy
 from tests.support import eventually
 
@@ -62,12 +62,6 @@ async def stop(process: asyncio.subprocess.Process, *, grace: float = 0.0) -> No
                 await asyncio.wait_for(process.wait(), wait)
     if process.returncode is None:
         log.error("process %d still running %.0f s after SIGKILL", process.pid, REAP_WITHIN)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:

@@ -4,12 +4,10 @@ data in a temporary folder, joined by `redis-cli --cluster create`, stopped afte
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,38 +16,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from infra.redis import redis_server_binary
+from tests.ports import free_port
 
 MASTERS = 3
 # A node that stops answering is failed over after this long (the default, 15 s, would make
 # a failover test wait that long).
 NODE_TIMEOUT_MS = 2000
-
-
-def _ephemeral_floor() -> int:
-    """The lowest port the kernel hands out for port 0 and outgoing connections."""
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _cluster_port(taken: Collection[int] = ()) -> int:
-    """A free port whose cluster bus port (port + 10000) is free too, both below the
-    kernel's ephemeral range: a port checked free here and bound a moment later by
-    redis-server is then not taken meanwhile by the suite's many outgoing connections
-    and port-0 servers (only by another cluster's node, which ``start`` retries)."""
-    high = max(20100, _ephemeral_floor() - 10001)
-    while True:
-        port = random.randint(20000, high)  # noqa: S311 - not security
-        if {port, port + 10000} & {q for t in taken for q in (t, t + 10000)}:
-            continue
-        try:
-            for p in (port, port + 10000):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        return port
 
 
 def _client(port: int) -> Redis:
@@ -91,7 +63,7 @@ class LocalCluster:
             raise RuntimeError("a local Redis Cluster needs redis-cli on PATH")
         self.ports = []
         for _ in range(MASTERS * 2):
-            self.ports.append(_cluster_port(self.ports))
+            self.ports.append(free_port(bus=True, taken=self.ports))
         try:
             self._start_all(cli, timeout)
         except BaseException:
@@ -128,7 +100,7 @@ class LocalCluster:
             if attempt == attempts:
                 raise RuntimeError(f"node {port} exited at start: {self._log_tail(port)}")
             del self.processes[port]
-            self.ports[index] = _cluster_port(self.ports)
+            self.ports[index] = free_port(bus=True, taken=self.ports)
             self._start_node(self.ports[index])
 
     def _log_tail(self, port: int, lines: int = 5) -> str:

@@ -16,6 +16,7 @@ import pytest
 
 from api.settings import DEVELOPMENT_SECRET
 from schema import build_schema
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,17 +140,11 @@ def test_production_refuses_to_start_with_the_development_secret(
     assert "development JWT secret" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_on_embedded_defaults(cli_env: dict[str, str], tmp_path: Path) -> None:
     """`serve` migrates the embedded SQLite itself, starts and stops the embedded Redis,
     and answers GraphQL with two workers."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--port", str(port), "--workers", "2"],
         env={**cli_env}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -178,7 +173,7 @@ def test_serve_stops_its_embedded_redis_before_exiting_on_sigterm(
     stopped by the time the command has exited, which exits as SIGTERM ends a process.
     (uvicorn raises the signal again after its graceful shutdown; under the default handler
     that ended the process at once, before the command stopped its Redis.)"""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--port", str(port)],
         env={**cli_env}, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -18,7 +18,7 @@ from infra.redis import Keys
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant
-from tests.processes import free_port
+from tests.ports import free_port
 from tests.support import GQL
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

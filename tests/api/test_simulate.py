@@ -39,8 +39,9 @@ from leaderboards.models import Contest, ContestCredit
 from partners.models import Partner, User
 from schema.context import Services
 from tests.factories import gid
+from tests.ports import free_port
 from tests.private_postgres import PrivatePostgres
-from tests.processes import cli_process, free_port
+from tests.processes import cli_process
 from tests.support import GQL, eventually, listening, live_server, ws_client
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,8 @@ from leaderboards import service as leaderboards_service
 from partners.roles import Role
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, create_contest, dispatch, gid
-from tests.processes import api_process, free_port
+from tests.ports import free_port
+from tests.processes import api_process
 from tests.support import GQL, live_server
 
 pytestmark = pytest.mark.slow

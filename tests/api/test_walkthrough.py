@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"

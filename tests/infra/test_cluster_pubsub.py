@@ -18,7 +18,7 @@ from redis.asyncio.cluster import ClusterPubSub
 from infra import cluster_pubsub
 from infra.pubsub import Hub
 from infra.redis import Keys, connect
-from tests.processes import free_port
+from tests.ports import free_port
 from tests.redis_cluster import LocalCluster
 
 

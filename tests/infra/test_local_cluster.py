@@ -1,18 +1,19 @@
-"""The test support's local Redis Cluster: a node whose port another process took between
-the check and redis-server's bind starts again on another port (a CI run failed on a node
-that never answered, after 30 s)."""
+"""The ports of the servers the tests start (tests/ports.py) and the local Redis Cluster's
+nodes: a node whose port another process took between the check and redis-server's bind
+starts again on another port (a CI run failed on a node that never answered, after 30 s)."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
-from tests.redis_cluster import LocalCluster, _client, _cluster_port
+from tests.ports import ephemeral_floor, free_port
+from tests.redis_cluster import LocalCluster, _client
 
 
 def test_a_node_whose_port_was_taken_meanwhile_starts_on_another(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path)
-    taken = _cluster_port()
+    taken = free_port(bus=True)
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", taken))
         holder.listen()
@@ -28,9 +29,16 @@ def test_a_node_whose_port_was_taken_meanwhile_starts_on_another(tmp_path: Path)
             cluster.stop()
 
 
-def test_cluster_ports_and_their_bus_ports_never_meet() -> None:
+def test_cluster_ports_and_bus_ports_never_meet_and_stay_below_the_ephemeral_range() -> None:
     ports: list[int] = []
     for _ in range(50):
-        ports.append(_cluster_port(ports))
+        ports.append(free_port(bus=True, taken=ports))
     every = [q for p in ports for q in (p, p + 10000)]
     assert len(set(every)) == len(every)
+    assert max(every) < ephemeral_floor()
+
+
+def test_a_free_port_is_below_the_ephemeral_range_and_not_taken() -> None:
+    first = free_port()
+    assert free_port(taken=[first]) != first
+    assert all(free_port() < ephemeral_floor() for _ in range(50))

@@ -4,7 +4,6 @@ documents of the inbox."""
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -17,6 +16,7 @@ from aiosmtpd.controller import Controller
 from notifications.sender import MailSender
 from notifications.smtp import SmtpSettings
 from schema.context import Services
+from tests.ports import free_port
 
 
 class Receiver:
@@ -39,12 +39,6 @@ class Receiver:
     def to(self, address: str) -> list[EmailMessage]:
         with self._lock:
             return [m for m in self.messages if m["To"] == address]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

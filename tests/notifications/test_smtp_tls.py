@@ -26,7 +26,8 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from notifications.models import Mail
 from notifications.sender import MailSender
-from tests.notifications.scenarios import Receiver, free_port, text_of
+from tests.notifications.scenarios import Receiver, text_of
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 

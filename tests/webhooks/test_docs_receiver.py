@@ -16,7 +16,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from schema.context import Services
 from tests.factories import Tenant, approve_sale, dispatch
-from tests.processes import free_port
+from tests.ports import free_port
 from tests.support import GQL, eventually
 from tests.webhooks.receiver import Receiver
 from tests.webhooks.scenarios import deliveries, register
