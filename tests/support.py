@@ -32,6 +32,7 @@ from sqlalchemy import delete, event, func, make_url, text
 from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import TextClause
 from sqlmodel import col, select
 from starlette.applications import Starlette
 
@@ -39,7 +40,7 @@ from api.auth import issue_token
 from api.settings import DEVELOPMENT_SECRET, Settings
 from infra.append_only import PURGE
 from infra.clock import Clock
-from infra.db import WRITE_INTENT, Database
+from infra.db import WRITE_INTENT, Database, wrote
 from infra.outbox import BatchHandler, Dispatcher, OutboxEvent
 from infra.pubsub import Hub, Listener
 from migrations.metadata import target_metadata
@@ -631,6 +632,18 @@ async def recorded(db: Database, event_type: str) -> list[dict[str, Any]]:
         return [e.payload for e in rows]
 
 
+@functools.cache
+def _postgres_wipe(tables: tuple[str, ...]) -> TextClause:
+    """Lock every table against writers, then delete every row, children first, in one
+    statement (a DO block)."""
+    names = ", ".join(f'"{name}"' for name in tables)
+    deletes = " ".join(f'DELETE FROM "{name}";' for name in tables)
+    return text(
+        f"DO $$ BEGIN SET LOCAL lock_timeout = '{WIPE_LOCK_WAIT}'; "
+        f"LOCK TABLE {names} IN EXCLUSIVE MODE; {deletes} END $$"
+    )
+
+
 async def wipe(services: Services) -> None:
     """Delete every row of every table, as the cleanup after each test does.
 
@@ -646,17 +659,18 @@ async def wipe(services: Services) -> None:
     turns already (BEGIN IMMEDIATE)."""
     tables = list(reversed(target_metadata().sorted_tables))
     postgres = services.db.engine.dialect.name == "postgresql"
-    lock = text("LOCK TABLE " + ", ".join(f'"{t.name}"' for t in tables) + " IN EXCLUSIVE MODE")
     deadline = asyncio.get_running_loop().time() + WIPE_WITHIN
     async with services.outbox.paused(), services.webhooks.paused():
         while True:
             try:
                 async with services.db.transaction() as session:
                     if postgres:
-                        await session.execute(text(f"SET LOCAL lock_timeout = '{WIPE_LOCK_WAIT}'"))
-                        await session.execute(lock)
-                    for table in tables:
-                        await session.execute(delete(table), execution_options={PURGE: True})
+                        # One round trip: a statement per table took 50 ms a test.
+                        await session.execute(_postgres_wipe(tuple(t.name for t in tables)))
+                        wrote(session, *(t.name for t in tables))
+                    else:
+                        for table in tables:
+                            await session.execute(delete(table), execution_options={PURGE: True})
                 return
             except DBAPIError as exc:
                 lock_not_available = getattr(exc.orig, "sqlstate", None) == "55P03"
