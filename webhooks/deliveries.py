@@ -139,7 +139,7 @@ async def replay(
             field = "from" if since is None else "to"
             raise DomainError(WebhookErrorCode.INVALID_RANGE, "Give both ends of the range.", field)
         if since >= until:
-            raise DomainError(WebhookErrorCode.INVALID_RANGE, "`from` is before `to`.", "to")
+            raise DomainError(WebhookErrorCode.INVALID_RANGE, "`from` must be before `to`.", "to")
         if since > now:
             raise DomainError(WebhookErrorCode.INVALID_RANGE, "The range is in the future.", "from")
         if until - since > MAX_REPLAY_RANGE:

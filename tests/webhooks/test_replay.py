@@ -130,6 +130,20 @@ async def test_bad_replays_are_coded_and_change_nothing(
         assert await count_rows(db, AuditEntry) == audits
 
 
+@pytest.mark.parametrize("to", ["2026-12-01T00:00:00Z", "2026-11-30T00:00:00Z"])
+async def test_a_replay_range_that_ends_at_or_before_its_start_says_what_to_fix(
+    gql: GQL, tenant: Tenant, to: str
+) -> None:
+    """The message read "`from` is before `to`." (the opposite of what was wrong)."""
+    async with receiving() as receiver:
+        endpoint_id, _ = await register(gql, tenant, receiver)
+    given = {"endpointId": endpoint_id, "from": "2026-12-01T00:00:00Z", "to": to}
+    data = await gql.data(REPLAY, {"input": given}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert data["webhookReplay"]["userErrors"] == [
+        {"field": "to", "code": "INVALID_RANGE", "message": "`from` must be before `to`."}
+    ]
+
+
 async def test_replay_roles_other_vendor_and_disabled_endpoint(
     gql: GQL, db: Database, clock: OffsetClock, services: Services, tenant: Tenant,
     other_tenant: Tenant,
