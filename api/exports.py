@@ -4,9 +4,9 @@ The caller's Bearer token is checked as for attachments; the kind's row in the `
 policy table decides who may export it (403 ``FORBIDDEN`` otherwise) and its readable
 statement which rows. ``since`` and ``until`` (ISO 8601; UTC when no offset; in the range
 of any DateTime input, refused with 400 before the stream starts) bound the kind's time
-column (``until`` exclusive). The body is a Starlette ``StreamingResponse`` over keyset
-pages in a read-only session of its own, so memory holds one page whatever the export's
-size."""
+column (``until`` exclusive; ``until`` at or before ``since`` is 400 ``INVALID_RANGE``).
+The body is a Starlette ``StreamingResponse`` over keyset pages in a read-only session of
+its own, so memory holds one page whatever the export's size."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from api.auth import Authenticator, AuthFailure
 from forecasts import exports
+from infra.errors import DomainError
 from schema.context import Services
 from schema.instants import InstantError, instant_of
 
@@ -46,6 +47,10 @@ async def download_export(request: Request) -> Response:
                 bounds[name] = instant_of(request.query_params[name].strip())
             except InstantError as error:
                 return _error(400, "INVALID_DATETIME", f"'{name}' is not an ISO 8601 time: {error}")
+    try:
+        exports.check_bounds(bounds["since"], bounds["until"])
+    except DomainError as error:
+        return _error(400, error.code.value, error.message)
 
     async def body() -> AsyncIterator[str]:
         async with services.db.read_session() as session:

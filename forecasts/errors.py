@@ -32,3 +32,7 @@ class GuardrailErrorCode(StrEnum):
     UNKNOWN_GROUP = "UNKNOWN_GROUP"
     MANAGED_GROUP = "MANAGED_GROUP"  # a pilot's arm: not a guardrail's scope
     INVALID_CURRENCY = "INVALID_CURRENCY"
+
+
+class ExportErrorCode(StrEnum):
+    INVALID_RANGE = "INVALID_RANGE"  # ``since`` not before ``until``

@@ -24,11 +24,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from earnings.models import EarningEntry, PayoutStatement
 from earnings.repository import readable_entries, readable_statements
+from forecasts.errors import ExportErrorCode
 from forecasts.models import PartnerForecast
 from forecasts.policy import EXPORTS, ExportOp
 from forecasts.repository import readable_forecasts
 from infra.audit import AuditEntry
 from infra.csv_cells import Cell, Numeral, csv_line
+from infra.errors import DomainError
 from infra.money import to_decimal_string
 from partners.audit_log import readable_audit_entries
 from partners.models import Partner
@@ -173,6 +175,18 @@ def allowed(principal: Principal, kind: ExportKind) -> bool:
     return EXPORTS.allows(principal, kind.kind)
 
 
+def check_bounds(since: datetime | None, until: datetime | None) -> None:
+    """Refuses bounds that select nothing by construction (``until`` at or before
+    ``since``; ``until`` is exclusive), so that a mistyped range is an error rather than
+    an empty export. The transports ask before they start writing."""
+    if since is not None and until is not None and since >= until:
+        raise DomainError(
+            ExportErrorCode.INVALID_RANGE,
+            "'since' must be before 'until' (which is exclusive).",
+            "until",
+        )
+
+
 async def pages(
     session: AsyncSession,
     principal: Principal,
@@ -231,6 +245,7 @@ async def stream(
 ) -> AsyncIterator[str]:
     """The CSV text: the header line, then one chunk per page."""
     EXPORTS.require(principal, kind.kind)
+    check_bounds(since, until)
     yield csv_line(kind.columns)
     async for rows in pages(session, principal, kind, since=since, until=until, page=page):
         yield "".join(csv_line(cells) for cells in rows)

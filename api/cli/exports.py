@@ -102,8 +102,9 @@ def write(
     """Write one export of the vendor to a file, a page at a time."""
     from sqlmodel import select  # noqa: PLC0415
 
-    from forecasts.exports import kind_of, stream  # noqa: PLC0415
+    from forecasts.exports import check_bounds, kind_of, stream  # noqa: PLC0415
     from infra.db import Database  # noqa: PLC0415
+    from infra.errors import DomainError  # noqa: PLC0415
     from partners.models import Vendor  # noqa: PLC0415
     from partners.roles import Principal, Role  # noqa: PLC0415
 
@@ -112,6 +113,11 @@ def write(
         console.print(f"[red]no export kind {kind!r}[/red] (see `channelboard exports kinds`)")
         raise typer.Exit(2)
     start, end = _instant(since, "--since"), _instant(until, "--until")
+    try:
+        check_bounds(start, end)
+    except DomainError as exc:
+        console.print("[red]--since must be before --until[/red] (which is exclusive)")
+        raise typer.Exit(2) from exc
     settings = load_settings()
 
     async def run() -> int | None:

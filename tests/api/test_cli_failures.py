@@ -107,6 +107,25 @@ def test_an_export_to_a_path_that_cannot_be_written(
 
 
 @pytest.mark.parametrize(
+    "bounds",
+    [["--since", "2026-12-02", "--until", "2026-12-01"], ["--since", "2026-12-01", "--until",
+     "2026-12-01T00:00:00Z"]],
+)  # fmt: skip
+def test_an_export_range_that_selects_nothing_is_a_usage_error(
+    cli_env: dict[str, str], tmp_path: Path, bounds: list[str]
+) -> None:
+    """It wrote a file with a header only and exited 0."""
+    _migrated_with_initech(cli_env)
+    out = tmp_path / "out.csv"
+    export = ["exports", "write", "commissions", "--vendor", "initech", "--out", str(out)]
+    result = run([*export, *bounds], cli_env)
+    _one_clean_line(result, 2, "--since must be before --until (which is exclusive)")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["token", "admin@acme.example", "--ttl", "0"],

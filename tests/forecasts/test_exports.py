@@ -124,6 +124,25 @@ async def test_export_bounds_outside_the_instant_range_are_refused(
     assert response.json()["errors"][0]["extensions"]["code"] == "INVALID_DATETIME"
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?since=2026-12-02&until=2026-12-01",  # inverted
+        "?since=2026-12-01T00:00:00Z&until=2026-12-01T01:00:00%2B01:00",  # the same instant
+    ],
+)
+async def test_export_bounds_that_select_nothing_are_refused(
+    client: httpx.AsyncClient, gql: GQL, tenant: Tenant, query: str
+) -> None:
+    """An inverted or empty range was a 200 with an empty CSV: a mistyped range read as
+    "nothing happened then"."""
+    response = await export(client, gql, "commissions", tenant.user(Role.FINANCE), query)
+    assert response.status_code == 400
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "INVALID_RANGE"
+    assert error["message"] == "'since' must be before 'until' (which is exclusive)."
+
+
 @pytest.mark.usefixtures("ledger")
 async def test_payouts_forecasts_and_audit_exports(
     client: httpx.AsyncClient, gql: GQL, tenant: Tenant, clock: OffsetClock, db: Database,
