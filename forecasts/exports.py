@@ -30,8 +30,8 @@ from forecasts.policy import EXPORTS, ExportOp
 from forecasts.repository import readable_forecasts
 from infra.audit import AuditEntry
 from infra.csv_cells import Cell, Numeral, csv_line
-from infra.errors import DomainError
 from infra.money import to_decimal_string
+from infra.ranges import check_order
 from partners.audit_log import readable_audit_entries
 from partners.models import Partner
 from partners.roles import Principal
@@ -176,15 +176,10 @@ def allowed(principal: Principal, kind: ExportKind) -> bool:
 
 
 def check_bounds(since: datetime | None, until: datetime | None) -> None:
-    """Refuses bounds that select nothing by construction (``until`` at or before
-    ``since``; ``until`` is exclusive), so that a mistyped range is an error rather than
-    an empty export. The transports ask before they start writing."""
-    if since is not None and until is not None and since >= until:
-        raise DomainError(
-            ExportErrorCode.INVALID_RANGE,
-            "'since' must be before 'until' (which is exclusive).",
-            "until",
-        )
+    """Refuses bounds that select nothing (``until``, exclusive, at or before ``since``):
+    a mistyped range is an error, not an empty export. The transports ask before they
+    start writing."""
+    check_order(ExportErrorCode.INVALID_RANGE, since, until, names=("since", "until"))
 
 
 async def pages(

@@ -19,6 +19,7 @@ from infra.db import Database, for_change
 from infra.errors import DomainError
 from infra.ids import new_id
 from infra.outbox import OutboxEvent
+from infra.ranges import check_order
 from partners.audit_log import AuditEntity, log_change
 from partners.roles import Principal
 from webhooks.errors import WebhookErrorCode
@@ -138,8 +139,7 @@ async def replay(
         if since is None or until is None:
             field = "from" if since is None else "to"
             raise DomainError(WebhookErrorCode.INVALID_RANGE, "Give both ends of the range.", field)
-        if since >= until:
-            raise DomainError(WebhookErrorCode.INVALID_RANGE, "`from` must be before `to`.", "to")
+        check_order(WebhookErrorCode.INVALID_RANGE, since, until, names=("from", "to"))
         if since > now:
             raise DomainError(WebhookErrorCode.INVALID_RANGE, "The range is in the future.", "from")
         if until - since > MAX_REPLAY_RANGE:

@@ -140,7 +140,7 @@ async def test_export_bounds_that_select_nothing_are_refused(
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "INVALID_RANGE"
-    assert error["message"] == "'since' must be before 'until' (which is exclusive)."
+    assert error["message"] == "`since` must be before `until`."
 
 
 @pytest.mark.usefixtures("ledger")
