@@ -28,6 +28,8 @@ from infra import audit
 from infra.audit import AuditEntry
 from infra.clock import Clock
 from infra.csv_cells import csv_line
+from infra.ranges import check_order
+from partners.errors import AuditLogErrorCode
 from partners.policy import FINANCE_OR_ADMIN, Policy
 from partners.roles import Principal, Role
 
@@ -157,7 +159,9 @@ def filtered(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> SelectOfScalar[AuditEntry]:
-    """The entries of ``stmt`` that match every filter given (``until`` is exclusive)."""
+    """The entries of ``stmt`` that match every filter given (``until`` is exclusive, and
+    must be after ``since``: an ``INVALID_RANGE`` DomainError otherwise)."""
+    check_order(AuditLogErrorCode.INVALID_RANGE, since, until, names=("since", "until"))
     if entity_type is not None:
         stmt = stmt.where(AuditEntry.entity_type == entity_type)
     if entity_id is not None:

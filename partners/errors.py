@@ -117,3 +117,7 @@ class InvitationErrorCode(StrEnum):
     SUBJECT_ALREADY_BOUND = "SUBJECT_ALREADY_BOUND"
     EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
     EMAIL_MISMATCH = "EMAIL_MISMATCH"
+
+
+class AuditLogErrorCode(StrEnum):
+    INVALID_RANGE = "INVALID_RANGE"  # ``until`` at or before ``since``

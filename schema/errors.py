@@ -1,4 +1,5 @@
-"""User errors in mutation payloads: one interface, one concrete type per domain."""
+"""User errors in mutation payloads: one interface, one concrete type per domain; and a
+domain error in a query's arguments as a coded GraphQL error (``query_error``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 
 from infra.errors import DomainError
 
@@ -39,3 +41,11 @@ def user_errors(errors: list[DomainError], error_type: type[UserError]) -> list[
         error_type(field=camel(e.field), message=e.message, code=codes(e.code))  # type: ignore[call-arg]
         for e in errors
     ]
+
+
+def query_error(error: DomainError) -> GraphQLError:
+    """A domain error in a query's arguments: a coded GraphQL error naming the argument."""
+    extensions = {"code": error.code.value}
+    if error.field:
+        extensions["field"] = camel(error.field) or ""
+    return GraphQLError(error.message, extensions=extensions)

@@ -12,7 +12,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from infra.ranges import check_order
 from partners.roles import Principal
+from webhooks.errors import WebhookErrorCode
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from webhooks.policy import WEBHOOKS, WebhookOp
 
@@ -77,7 +79,12 @@ def deliveries_matching(
     occurred_from: datetime | None = None,
     occurred_to: datetime | None = None,
 ) -> SelectOfScalar[WebhookDelivery]:
-    """The delivery log's filters (an event id that is not a UUID matches nothing)."""
+    """The delivery log's filters (an event id that is not a UUID matches nothing; an
+    ``occurred_to`` at or before ``occurred_from`` is an ``INVALID_RANGE`` DomainError)."""
+    check_order(
+        WebhookErrorCode.INVALID_RANGE, occurred_from, occurred_to,
+        names=("occurredFrom", "occurredTo"), field="occurred_to",
+    )  # fmt: skip
     stmt = readable_deliveries(principal)
     if endpoint_id is not None:
         stmt = stmt.where(WebhookDelivery.endpoint_id == endpoint_id)

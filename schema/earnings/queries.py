@@ -4,7 +4,6 @@ import uuid
 from datetime import datetime
 
 import strawberry
-from graphql import GraphQLError
 from strawberry import Info
 
 from earnings import forecast, metrics, repository, service
@@ -26,18 +25,10 @@ from schema.earnings.types import (
     ProgramType,
     VendorMetricsType,
 )
-from schema.errors import camel
+from schema.errors import query_error
 from schema.money import MoneyInput
 from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, row_id
-
-
-def query_error(error: DomainError) -> GraphQLError:
-    """A domain error in a query's arguments: a coded GraphQL error naming the argument."""
-    extensions = {"code": error.code.value}
-    if error.field:
-        extensions["field"] = camel(error.field) or ""
-    return GraphQLError(error.message, extensions=extensions)
 
 
 def _period(ctx: Context, period: EarningsPeriodInput | None) -> tuple[datetime, datetime]:

@@ -19,7 +19,7 @@ from forecasts.quarters import Quarter
 from infra.errors import DomainError
 from partners.access import accessible_partner_ids
 from schema.context import Context
-from schema.earnings.queries import query_error
+from schema.errors import query_error
 from schema.forecasts.types import (
     ConcentrationAlertType,
     ConcentrationThresholdType,

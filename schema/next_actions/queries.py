@@ -22,7 +22,7 @@ from next_actions import handlers, service, sources, timing
 from next_actions.actions import Viewpoint
 from next_actions.policy import NEXT_ACTIONS, NextActionsOp
 from schema.context import Context
-from schema.earnings.queries import query_error
+from schema.errors import query_error
 from schema.next_actions.types import NextActionsType, NextActionType
 from schema.permissions import allowed
 from schema.relay import parse_global_id

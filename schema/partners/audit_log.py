@@ -13,10 +13,12 @@ from strawberry import Info, relay
 from strawberry.scalars import JSON
 
 from infra.audit import AuditEntry
+from infra.errors import DomainError
 from infra.pages import Statement
 from partners import audit_log
 from partners.audit_log import AUDIT, AuditOp
 from schema.context import Context
+from schema.errors import query_error
 from schema.permissions import allowed
 from schema.relay import Connection, paginate, parse_global_id, visible_nodes
 
@@ -66,7 +68,8 @@ class AuditLogFilter:
         default=None, description="Inclusive; UTC when it has no offset."
     )
     until: datetime | None = strawberry.field(
-        default=None, description="Exclusive; UTC when it has no offset."
+        default=None,
+        description="Exclusive; UTC when it has no offset; after since (else INVALID_RANGE).",
     )
 
     def statement(self, info: Info[Context, None]) -> Statement[AuditEntry]:
@@ -74,11 +77,15 @@ class AuditLogFilter:
         if entity_id is not None:
             parsed = parse_global_id(entity_id)
             entity_id = str(parsed) if parsed is not None else entity_id
-        return audit_log.audit_entries_matching(
-            info.context.caller, entity_type=self.entity_type, entity_id=entity_id,
-            actor=self.actor, action_prefix=self.action_prefix, since=_utc(self.since),
-            until=_utc(self.until),
-        )  # fmt: skip
+        try:
+            return audit_log.audit_entries_matching(
+                info.context.caller, entity_type=self.entity_type, entity_id=entity_id,
+                actor=self.actor, action_prefix=self.action_prefix, since=_utc(self.since),
+                until=_utc(self.until),
+            )  # fmt: skip
+        except DomainError as error:  # an argument of the filter: named as filter.<field>
+            named = DomainError(error.code, error.message, f"filter.{error.field}")
+            raise query_error(named) from error
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -7,7 +7,7 @@ from infra.errors import DomainError
 from pilots import report, repository
 from pilots.policy import PILOTS, PilotOp
 from schema.context import Context
-from schema.earnings.queries import query_error
+from schema.errors import query_error
 from schema.permissions import allowed
 from schema.pilots.types import PilotReportType, PilotType
 from schema.relay import Connection, paginate, parse_global_id

@@ -9,7 +9,7 @@ from strawberry import Info
 
 from infra.errors import DomainError
 from schema.context import Context
-from schema.earnings.queries import query_error
+from schema.errors import query_error
 from schema.permissions import allowed
 from schema.relay import row_id
 from schema.signals.types import SignalDayType, SignalDefinitionType

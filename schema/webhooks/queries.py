@@ -8,7 +8,9 @@ from datetime import datetime
 import strawberry
 from strawberry import Info
 
+from infra.errors import DomainError
 from schema.context import Context
+from schema.errors import query_error
 from schema.permissions import allowed
 from schema.relay import Connection, paginate, row_id
 from schema.webhooks.types import WebhookDeliveryType, WebhookEndpointType, WebhookEventType
@@ -44,7 +46,8 @@ class WebhooksQuery:
         description="The delivery log, newest first: each delivery with its attempts (request "
         "headers, response status and body, latency, error class). Filter by endpoint, by "
         "outbox event id (the webhook-id of its messages, for most types), by status, and by "
-        "when the event occurred [occurredFrom, occurredTo).",
+        "when the event occurred [occurredFrom, occurredTo) (INVALID_RANGE unless "
+        "occurredFrom is before occurredTo).",
     )
     async def webhook_deliveries(
         self,
@@ -57,11 +60,14 @@ class WebhooksQuery:
         first: int | None = None,
         after: str | None = None,
     ) -> Connection[WebhookDeliveryType] | None:
-        stmt = repository.deliveries_matching(
-            info.context.caller, event_id=event_id, status=status,
-            endpoint_id=row_id(endpoint_id, "WebhookEndpoint") if endpoint_id else None,
-            occurred_from=occurred_from, occurred_to=occurred_to,
-        )  # fmt: skip
+        try:
+            stmt = repository.deliveries_matching(
+                info.context.caller, event_id=event_id, status=status,
+                endpoint_id=row_id(endpoint_id, "WebhookEndpoint") if endpoint_id else None,
+                occurred_from=occurred_from, occurred_to=occurred_to,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
         return await paginate(
             info.context, stmt, first=first, after=after,
             to_node=WebhookDeliveryType.from_model, descending=True,

@@ -122,6 +122,20 @@ async def test_filters(db: Database, clock: OffsetClock, tenant: Tenant, gql: GQ
     assert await actions(since=naive) == ["payout_policy.updated"]
 
 
+@pytest.mark.parametrize("query", [LOG, EXPORT])
+@pytest.mark.parametrize("until", ["2026-12-01T00:00:00Z", "2026-11-30T00:00:00Z"])
+async def test_a_time_range_that_ends_at_or_before_its_start_is_refused(
+    db: Database, clock: OffsetClock, tenant: Tenant, gql: GQL, query: str, until: str
+) -> None:
+    """It was an empty log (or CSV), read as "nothing changed then"."""
+    await _seed(db, clock, tenant)
+    f = {"since": "2026-12-01T00:00:00Z", "until": until}
+    response = await gql(query, {"filter": f}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    [error] = response["errors"]
+    assert error["extensions"] == {"code": "INVALID_RANGE", "field": "filter.until"}
+    assert error["message"] == "`since` must be before `until`."
+
+
 async def test_finance_reads_only_entries_about_money_settings(
     db: Database, clock: OffsetClock, tenant: Tenant, other_tenant: Tenant, gql: GQL
 ) -> None:

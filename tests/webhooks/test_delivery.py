@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from sqlmodel import col, select
 
 from infra.audit import AuditEntry
@@ -337,3 +338,17 @@ async def test_a_delivery_that_cannot_be_made_fails_alone(
     assert (attempt.error_class, attempt.succeeded) == ("SEND_FAILED", False)
     assert attempt.error is not None
     assert "base64" not in attempt.error  # a fixed message, never the exception's text
+
+
+@pytest.mark.parametrize("to", ["2026-12-01T00:00:00Z", "2026-11-30T00:00:00Z"])
+async def test_a_delivery_log_range_that_ends_at_or_before_its_start_is_refused(
+    gql: GQL, tenant: Tenant, to: str
+) -> None:
+    """It was an empty log, read as "nothing was sent then"."""
+    query = """query($from: DateTime, $to: DateTime) {
+      webhookDeliveries(occurredFrom: $from, occurredTo: $to) { totalCount } }"""
+    given = {"from": "2026-12-01T00:00:00Z", "to": to}
+    response = await gql(query, given, as_user=tenant.user(Role.FINANCE))
+    [error] = response["errors"]
+    assert error["extensions"] == {"code": "INVALID_RANGE", "field": "occurredTo"}
+    assert error["message"] == "`occurredFrom` must be before `occurredTo`."
