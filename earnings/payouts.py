@@ -728,7 +728,7 @@ async def hold(
     if expected_release_at is not None and expected_release_at <= now:
         raise DomainError(
             EarningsErrorCode.INVALID_PERIOD,
-            "The expected release is in the future.",
+            "The expected release must be in the future.",
             "expected_release_at",
         )
     statement = await repository.get_readable_statement(session, principal, statement_id)

@@ -76,9 +76,13 @@ def check_period(start: datetime, end: datetime) -> None:
     if start.tzinfo is None or end.tzinfo is None:
         raise DomainError(EarningsErrorCode.INVALID_PERIOD, "Give instants with a timezone.")
     if end <= start:
-        raise DomainError(EarningsErrorCode.INVALID_PERIOD, "The period ends before it starts.")
+        raise DomainError(
+            EarningsErrorCode.INVALID_PERIOD, "The period must end after it starts.", "period.end"
+        )
     if (end - start).days > MAX_PERIOD_DAYS:
-        raise DomainError(EarningsErrorCode.INVALID_PERIOD, "A period is at most 400 days.")
+        raise DomainError(
+            EarningsErrorCode.INVALID_PERIOD, "A period is at most 400 days.", "period.end"
+        )
 
 
 async def default_currency(session: AsyncSession, vendor_id: uuid.UUID) -> str:

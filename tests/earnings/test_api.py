@@ -660,6 +660,46 @@ async def test_other_payout_refusals_change_nothing(
     assert await counts() == before
 
 
+async def test_a_hold_expected_to_end_in_the_past_says_it_must_be_in_the_future(
+    gql: GQL, held: Tenant, db: Database
+) -> None:
+    """The message read "The expected release is in the future." (the opposite)."""
+    finance = held.user(Role.FINANCE)
+    statements = await gql.data(PAYOUTS, as_user=finance)
+    statement_id = statements["payouts"]["edges"][0]["node"]["id"]
+    hold = """mutation($id: ID!, $at: DateTime) {
+      payoutHold(input: {statementId: $id, note: "check", expectedReleaseAt: $at}) {
+        hold { id } userErrors { code field message } } }"""
+
+    async def holds() -> int:
+        from earnings.models import PayoutHold  # noqa: PLC0415
+
+        async with db.session() as session:
+            return int(await session.scalar(select(func.count()).select_from(PayoutHold)) or 0)
+
+    before = await holds()
+    data = await gql.data(hold, {"id": statement_id, "at": "2020-01-01T00:00:00Z"}, as_user=finance)
+    assert data["payoutHold"] == {"hold": None, "userErrors": [{
+        "code": "INVALID_PERIOD", "field": "expectedReleaseAt",
+        "message": "The expected release must be in the future.",
+    }]}  # fmt: skip
+    assert await holds() == before
+
+
+@pytest.mark.parametrize("end", ["2026-03-01T00:00:00Z", "2026-02-01T00:00:00Z"])
+async def test_a_period_that_ends_at_or_before_its_start_names_its_end(
+    gql: GQL, world: Tenant, end: str
+) -> None:
+    """The message read "The period ends before it starts." also for an empty period, and
+    named no argument."""
+    query = """query($p: EarningsPeriodInput) { earningEntries(period: $p) { totalCount } }"""
+    period = {"start": "2026-03-01T00:00:00Z", "end": end}
+    response = await gql(query, {"p": period}, as_user=world.user(Role.PARTNER_ADMIN))
+    [error] = response["errors"]
+    assert error["extensions"] == {"code": "INVALID_PERIOD", "field": "period.end"}
+    assert error["message"] == "The period must end after it starts."
+
+
 async def test_a_rep_reads_its_own_held_earnings_but_never_its_organisations_holds(
     gql: GQL, held: Tenant, other_tenant: Tenant
 ) -> None:
