@@ -349,7 +349,9 @@ def validate_rules(rules: Rules, prefix: str = "rules") -> list[DomainError]:
         if spiff.starts_at.tzinfo is None or spiff.ends_at.tzinfo is None:
             err(code.INVALID_SPIFF, "Give instants with a timezone.", path)
         elif spiff.ends_at <= spiff.starts_at:
-            err(code.SPIFF_ENDS_BEFORE_START, "The spiff ends before it starts.", f"{path}.ends_at")
+            err(
+                code.SPIFF_ENDS_BEFORE_START, "A spiff must end after it starts.", f"{path}.ends_at"
+            )
     if rules.recurring is not None:
         errors.extend(validate_recurring(rules.recurring, prefix))
     if rules.deal_bonus_bp < 0 or rules.deal_bonus_minor < 0:

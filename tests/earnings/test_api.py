@@ -492,6 +492,24 @@ async def test_bad_program_input_is_refused_and_changes_nothing(
     assert await program_count(db) == (0, 0)
 
 
+@pytest.mark.parametrize("ends", ["2026-03-10T00:00:00Z", "2026-03-01T00:00:00Z"])
+async def test_a_spiff_that_ends_at_or_before_its_start_says_it_must_end_after(
+    gql: GQL, tenant: Tenant, db: Database, ends: str
+) -> None:
+    """An empty window ([start, start)) read "The spiff ends before it starts."."""
+    spiff = {"sku": "NW-AP-6E", "perUnit": "25.00", "startsAt": "2026-03-10T00:00:00Z",
+             "endsAt": ends}  # fmt: skip
+    query = CREATE.replace("userErrors { code field }", "userErrors { code field message }")
+    data = await gql.data(
+        query, {"input": program_input(spiffs=[spiff])}, as_user=tenant.user(Role.VENDOR_ADMIN)
+    )
+    assert data["earningProgramCreate"]["userErrors"] == [{
+        "code": "SPIFF_ENDS_BEFORE_START", "field": "rules.spiffs.0.endsAt",
+        "message": "A spiff must end after it starts.",
+    }]  # fmt: skip
+    assert await program_count(db) == (0, 0)
+
+
 async def test_program_change_cannot_reach_back_into_paid_periods(
     gql: GQL, world: Tenant, db: Database, clock: OffsetClock, services: Services
 ) -> None:
