@@ -283,6 +283,19 @@ def _kept_from_before(error: DomainError, before: ContestSettings, after: Contes
     )
 
 
+def _as_edited(error: DomainError, before: ContestSettings, after: ContestSettings) -> DomainError:
+    """A window rule broken by moving the start alone names the start: the field the caller
+    gave (``validate`` names the end, which is right when both are given)."""
+    if (
+        error.code is Code.INVALID_WINDOW
+        and error.field == "ends_at"
+        and after.ends_at == before.ends_at
+        and after.starts_at != before.starts_at
+    ):
+        return DomainError(error.code, error.message, "starts_at")
+    return error
+
+
 def _apply(contest: Contest, s: ContestSettings) -> None:
     contest.name = s.name
     contest.description = s.description
@@ -428,7 +441,7 @@ async def update_contest(
         after = validate(after)
     except DomainErrors as problems:
         if left := [e for e in problems.errors if not _kept_from_before(e, before, after)]:
-            raise DomainErrors(left) from None
+            raise DomainErrors([_as_edited(e, before, after) for e in left]) from None
     await _validate_partners(session, principal, after)
     await _validate_groups(session, principal, after)
     if status is ContestStatus.LIVE and after.starts_at != before.starts_at:

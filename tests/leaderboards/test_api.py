@@ -291,6 +291,27 @@ async def test_changing_a_live_contest_is_versioned_audited_and_reranks(
     assert bad["contestUpdate"]["userErrors"] == [{"field": "startsAt", "code": "NOT_EDITABLE"}]
 
 
+async def test_moving_a_contests_start_past_its_end_names_the_start(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The error named endsAt, a field the caller had not given."""
+    contest = await create_contest(db, clock, tenant, starts_at=clock.now() + timedelta(days=1))
+    query = UPDATE.replace("userErrors { field code }", "userErrors { field code message }")
+    moved = {"id": gid(contest), "startsAt": (contest.ends_at + timedelta(days=1)).isoformat()}
+    data = await gql.data(query, {"input": moved}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert data["contestUpdate"] == {"contest": None, "userErrors": [{
+        "field": "startsAt", "code": "INVALID_WINDOW",
+        "message": "The window must end after it starts.",
+    }]}  # fmt: skip
+    both = {**moved, "endsAt": contest.starts_at.isoformat()}
+    data = await gql.data(query, {"input": both}, as_user=tenant.user(Role.VENDOR_ADMIN))
+    assert [e["field"] for e in data["contestUpdate"]["userErrors"]] == ["endsAt"]
+    async with db.session() as session:
+        stored = await session.get(Contest, contest.id)
+        assert stored is not None
+        assert (stored.version, stored.starts_at) == (contest.version, contest.starts_at)
+
+
 async def test_finished_contests_serve_frozen_standings(
     gql: GQL, services: Services, db: Database, clock: OffsetClock, tenant: Tenant
 ) -> None:
