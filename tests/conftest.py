@@ -51,21 +51,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# What a test reaches the suite's database or Redis through (every other fixture of them,
+# ``settings``, ``app``, ``gql``, …, depends on one of these).
+_BACKEND_FIXTURES = {"database_url", "redis_url"}
+
+
+def _other_backend() -> str | None:
+    """The backend this run was pointed at, when it is not the embedded default."""
+    for name in ("CHANNELBOARD_TEST_DATABASE_URL", "CHANNELBOARD_TEST_REDIS_URL"):
+        if os.environ.get(name):
+            return name
+    return "CHANNELBOARD_TEST_REDIS_CLUSTER" if cluster_selected() else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The quick inner loop: tests marked slow (real processes, servers, browsers, or more
-    than about 2 s) run only with --all (as CI runs them) or when -m selects by marker."""
-    if config.getoption("--all") or config.getoption("markexpr"):
+    than about 2 s) run only with --all (as CI runs them) or when -m selects by marker.
+
+    Tests marked backend_free run the same whatever backend the run was pointed at, so a
+    run pointed at another one (CI's PostgreSQL and cluster passes) leaves them out: CI
+    runs them once, in the embedded pass. Marking one that reaches the suite's backend is
+    a collection error."""
+    for item in items:
+        if item.get_closest_marker("backend_free") and (
+            used := _BACKEND_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        ):
+            raise pytest.UsageError(f"{item.nodeid} is marked backend_free but uses {used}")
+    if config.getoption("markexpr"):
         return
-    slow = [item for item in items if item.get_closest_marker("slow")]
-    if slow:
-        config.hook.pytest_deselected(items=slow)
-        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+    slow_out, free_out = not config.getoption("--all"), bool(_other_backend())
+    kept, left_out = [], []
+    for item in items:
+        out = (slow_out and item.get_closest_marker("slow")) or (
+            free_out and item.get_closest_marker("backend_free")
+        )
+        (left_out if out else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
-    if config.getoption("--all") or config.getoption("markexpr"):
-        return None
-    return "quick run: tests marked slow are deselected (./dev test --all runs them)"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if config.getoption("markexpr"):
+        return []
+    lines = []
+    if not config.getoption("--all"):
+        lines.append("quick run: tests marked slow are deselected (./dev test --all runs them)")
+    if backend := _other_backend():
+        lines.append(f"{backend} is set: tests marked backend_free are deselected")
+    return lines
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ from api.settings import DEVELOPMENT_SECRET
 from schema import build_schema
 from tests.ports import free_port
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

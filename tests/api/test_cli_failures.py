@@ -37,6 +37,7 @@ def _one_clean_line(result: subprocess.CompletedProcess[str], code: int, says: s
         ("mysql://u@127.0.0.1/x", "the driver 'mysql' is not one"),
     ],
 )
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_a_database_url_this_code_cannot_use_is_a_configuration_error(
     cli_env: dict[str, str], url: str, says: str
 ) -> None:
@@ -45,6 +46,7 @@ def test_a_database_url_this_code_cannot_use_is_a_configuration_error(
     assert "hunter2" not in result.stdout + result.stderr
 
 
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_a_database_host_that_does_not_resolve_is_unreachable(cli_env: dict[str, str]) -> None:
     url = "postgresql+asyncpg://u:hunter2@no-such-host.invalid/x"
     result = run(["vendors", "list"], {**cli_env, "CHANNELBOARD_DATABASE_URL": url})
@@ -64,6 +66,7 @@ def test_a_database_that_refuses_the_connection_says_why(cli_env: dict[str, str]
     _one_clean_line(result, 3, 'refused the connection: database "channelboard_no_such_database"')
 
 
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_migrate_to_an_unknown_revision_or_from_one(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -87,6 +90,7 @@ def _migrated_with_initech(cli_env: dict[str, str]) -> None:
     assert made.returncode == 0, made.stderr
 
 
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_an_export_to_a_path_that_cannot_be_written(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -111,6 +115,7 @@ def test_an_export_to_a_path_that_cannot_be_written(
     [["--since", "2026-12-02", "--until", "2026-12-01"], ["--since", "2026-12-01", "--until",
      "2026-12-01T00:00:00Z"]],
 )  # fmt: skip
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_an_export_range_that_selects_nothing_is_a_usage_error(
     cli_env: dict[str, str], tmp_path: Path, bounds: list[str]
 ) -> None:
@@ -135,6 +140,7 @@ def test_an_export_range_that_selects_nothing_is_a_usage_error(
         ["serve", "--port", "-1"],
     ],
 )
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_a_number_out_of_range_is_a_usage_error(cli_env: dict[str, str], args: list[str]) -> None:
     result = run(args, cli_env, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
@@ -149,6 +155,7 @@ def _counts(database: Path) -> tuple[int, int]:
     return partners, audit
 
 
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
 def test_ctrl_c_in_the_middle_of_an_import_says_so_and_writes_nothing(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -55,6 +55,8 @@ from typer._click.core import Command, Context  # typer's own click (0.2x vendor
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^`]*)$")

@@ -15,6 +15,8 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from schema import build_schema
 from schema.execution import FastFieldsExecutor, executor_for
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 class Source:
     """What a resolver may hand back for an object type: anything with the attributes."""

@@ -8,7 +8,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from schema import build_schema
+
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
 
 ROOT = Path(__file__).resolve().parents[2]
 # Calls whose last argument names the global id's type.

@@ -17,6 +17,8 @@ import pytest
 
 from tests.ports import free_port
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 ROOT = Path(__file__).resolve().parents[2]
 START, END = "<!-- walkthrough:start -->", "<!-- walkthrough:end -->"
 # Every step of the walkthrough, in the order the README takes them.

@@ -10,6 +10,8 @@ from incentives.expressions import compile_condition
 from infra.errors import DomainError
 from signals.definitions import DEFINITIONS
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 def test_a_condition_reads_signals_and_answers_true_or_false() -> None:
     condition = compile_condition(

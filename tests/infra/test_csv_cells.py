@@ -14,6 +14,8 @@ from infra.audit import AuditEntry
 from infra.csv_cells import Numeral, csv_line
 from partners.audit_log import to_csv
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 @pytest.mark.parametrize(
     ("cells", "line"),

@@ -7,8 +7,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.ports import ephemeral_floor, free_port
 from tests.redis_cluster import LocalCluster, _client
+
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
 
 
 def test_a_node_whose_port_was_taken_meanwhile_starts_on_another(tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ from deal_registration.sales import repository, transitions
 from deal_registration.sales.models import ClaimState, SaleClaim, SaleClaimSerial, SerialOutcome
 from infra.money import split_minor
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
 
 

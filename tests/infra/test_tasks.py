@@ -9,6 +9,8 @@ import pytest
 
 from infra.tasks import stop, to_completion, wind_down
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 async def test_a_cleanup_runs_to_its_end_and_then_the_cancellation_is_raised() -> None:
     started, finish = asyncio.Event(), asyncio.Event()

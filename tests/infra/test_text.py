@@ -7,6 +7,8 @@ import pytest
 
 from infra.text import free_text_problem, identifier_problem, name_problem
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 NAMES = [
     "Müller GmbH",
     "شركة",

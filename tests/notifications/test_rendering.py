@@ -9,6 +9,8 @@ import pytest
 
 from notifications import rendering
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 def test_every_language_writes_every_kind() -> None:
     kinds = rendering.kinds()

@@ -6,11 +6,14 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pilots.assignment import MAX_SEED, Candidate, assign
 from pilots.models import Arm
+
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
 
 REGIONS = ("EMEA", "AMER", "APAC")
 TIERS = ("REGISTERED", "SELECT", "PREMIER")

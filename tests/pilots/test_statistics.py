@@ -8,6 +8,8 @@ import pytest
 
 from pilots.statistics import compare_means, compare_proportions, minor
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 def test_newcombes_interval_matches_his_worked_example() -> None:
     # Newcombe (1998), Statistics in Medicine 17:873, example (a): 56/70 vs 48/80,

@@ -16,6 +16,8 @@ from deal_registration.registrations.conflicts import (
 from deal_registration.registrations.corpus import measure
 from deal_registration.registrations.models import ConflictRule
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 CORPUS = Path(__file__).parents[2] / "data" / "deal_conflicts.json"
 
 

@@ -11,6 +11,8 @@ from api.composition import build_storage
 from api.settings import Settings, SettingsError
 from deal_registration.storage import LocalStorage, StorageError
 
+pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
+
 
 async def test_local_storage_round_trip_and_key_checks(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path / "files")
