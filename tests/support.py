@@ -28,7 +28,7 @@ import websockets
 from graphql import GraphQLInputObjectType, GraphQLList, GraphQLSchema, get_nullable_type
 from redis.asyncio import RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from sqlalchemy import delete, event, func, make_url, text
+from sqlalchemy import Table, delete, event, func, make_url, text
 from sqlalchemy.engine import AdaptedConnection, Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -644,6 +644,15 @@ def _postgres_wipe(tables: tuple[str, ...]) -> TextClause:
     )
 
 
+def _sqlite_filled(tables: list[Table]) -> TextClause:
+    """The names of the tables that hold a row, in one statement."""
+    return text(
+        " UNION ALL ".join(
+            f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")" for t in tables
+        )
+    )
+
+
 async def wipe(services: Services) -> None:
     """Delete every row of every table, as the cleanup after each test does.
 
@@ -667,10 +676,11 @@ async def wipe(services: Services) -> None:
                     if postgres:
                         # One round trip: a statement per table took 50 ms a test.
                         await session.execute(_postgres_wipe(tuple(t.name for t in tables)))
-                        wrote(session, *(t.name for t in tables))
-                    else:
-                        for table in tables:
+                    else:  # only the tables with rows: a statement each is a thread hop
+                        filled = set((await session.execute(_sqlite_filled(tables))).scalars())
+                        for table in (t for t in tables if t.name in filled):
                             await session.execute(delete(table), execution_options={PURGE: True})
+                    wrote(session, *(t.name for t in tables))  # every read cache starts over
                 return
             except DBAPIError as exc:
                 lock_not_available = getattr(exc.orig, "sqlstate", None) == "55P03"
