@@ -132,6 +132,15 @@ def redis_server_binary() -> str:
     return str(bundled)
 
 
+class EmbeddedRedisError(RuntimeError):
+    """The embedded Redis did not start (its redis-server failed or never answered)."""
+
+
+class EmbeddedRedisBusy(EmbeddedRedisError):
+    """Another process's embedded Redis runs on this data folder (two services, or a
+    service and a command, in one var dir)."""
+
+
 class EmbeddedRedis:
     """A redis-server child process bound to a Unix socket (or a free loopback port when the
     socket path would be too long) with its data in ``data_dir``."""
@@ -156,7 +165,7 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if len(str(sock)) < 100:
             if sock.exists() and _responds(f"unix://{sock}"):
-                raise RuntimeError(
+                raise EmbeddedRedisBusy(
                     f"an embedded Redis is already running on {sock}; stop the other "
                     "channelboard process or set CHANNELBOARD_REDIS_URL"
                 )
@@ -178,14 +187,14 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
-                raise RuntimeError(f"embedded redis-server exited at start: {err.strip()}")
+                raise EmbeddedRedisError(f"embedded redis-server exited at start: {err.strip()}")
             if _responds(url):
                 self.url = url
                 log.info("embedded Redis ready at %s (data in %s)", url, self.data_dir)
                 return url
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError("embedded redis-server did not become ready in time")
+        raise EmbeddedRedisError("embedded redis-server did not become ready in time")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None:

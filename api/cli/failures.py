@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from api.cli.database import database_advice
 from api.cli.redis_loss import REDIS_LOST_EXIT
 from api.settings import Settings
-from infra.redis import redis_unreachable
+from infra.redis import EmbeddedRedisBusy, EmbeddedRedisError, redis_unreachable
 
 # typer's exit status for Ctrl-C (128 + SIGINT), which it exits with silently.
 INTERRUPTED_EXIT = 130
@@ -31,6 +31,10 @@ def explain(error: BaseException, settings: Settings) -> Failure | None:
     advice = database_advice(error, settings.database_url)
     if advice is not None:
         return Failure(advice, 3)
+    if isinstance(error, EmbeddedRedisBusy):
+        return Failure(_first_line(error), 2)
+    if isinstance(error, EmbeddedRedisError):
+        return Failure(_first_line(error), REDIS_LOST_EXIT)
     if redis_unreachable(error):
         where = settings.redis_url or "the embedded Redis"
         return Failure(f"Redis ({where}) is unreachable: {_first_line(error)}", REDIS_LOST_EXIT)

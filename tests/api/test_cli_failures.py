@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.redis import EmbeddedRedis
 from tests.api.test_cli import cli_env, run
+from tests.ports import free_port
 
 __all__ = ["cli_env"]  # the fixture, shared with test_cli
 
@@ -146,6 +148,21 @@ def test_a_number_out_of_range_is_a_usage_error(cli_env: dict[str, str], args: l
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Invalid value for" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.backend_free  # the CLI on embedded defaults (cli_env)
+def test_a_second_server_on_the_same_var_dir_says_the_first_holds_it(
+    cli_env: dict[str, str],
+) -> None:
+    """Two ``serve`` in one folder: the second finds the first's embedded Redis running (a
+    traceback before)."""
+    first = EmbeddedRedis(Path(cli_env["CHANNELBOARD_VAR_DIR"]) / "redis")
+    first.start()
+    try:
+        second = run(["serve", "--port", str(free_port())], cli_env, timeout=120)
+    finally:
+        first.stop()
+    _one_clean_line(second, 2, "an embedded Redis is already running on")
 
 
 def _counts(database: Path) -> tuple[int, int]:
