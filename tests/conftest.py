@@ -175,7 +175,18 @@ async def database_url(var_dir: Path, worker_id: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -> Settings:
+async def migrated(database_url: str) -> str:
+    await migrations.upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def settings(
+    var_dir: Path, database_url: str, redis_url: str, worker_id: str, migrated: str
+) -> Settings:
+    """The run's settings, on its database at the head of the migrations: a test that
+    builds an app of its own from them (a ``/readyz`` probe) relied on an earlier test
+    having migrated it, and failed when run alone or first on its worker."""
     # A key namespace per run, and per pytest-xdist worker within it (one Redis may be shared).
     namespace = (
         os.environ.get("CHANNELBOARD_TEST_REDIS_NAMESPACE") or f"cbtest-{uuid.uuid4().hex[:8]}"
@@ -203,12 +214,6 @@ def settings(var_dir: Path, database_url: str, redis_url: str, worker_id: str) -
 @pytest.fixture(scope="session")
 def clock() -> OffsetClock:
     return OffsetClock()
-
-
-@pytest.fixture(scope="session")
-async def migrated(settings: Settings) -> str:
-    await migrations.upgrade(settings.database_url)
-    return settings.database_url
 
 
 @pytest.fixture(scope="session")
