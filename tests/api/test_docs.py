@@ -30,6 +30,7 @@ import runpy
 import shlex
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -505,9 +506,12 @@ def benchmark_parser(module: str) -> argparse.ArgumentParser | None:
     def caught(self: argparse.ArgumentParser, *_: object, **__: object) -> NoReturn:
         raise _Parser(self)
 
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         patch.setattr(argparse.ArgumentParser, "parse_args", caught)
         patch.setattr(sys, "argv", [module])
+        # A test before may have imported the module (the benchmark tests do): runpy warns
+        # that it runs a second copy as __main__, which is what is wanted here.
+        warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
         try:
             runpy.run_module(module, run_name="__main__")
         except _Parser as found:

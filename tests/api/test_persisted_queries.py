@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from typing import Any
 
 import httpx
@@ -25,6 +26,14 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 ME = "query Me { me { role user { email } } }"
 CREATE_KEY = 'mutation { apiKeyCreate(input: {name: "by hash"}) { apiKey { name } } }'
 KEYS = "{ apiKeys(first: 50) { edges { node { name } } } }"
+
+
+def fresh(document: str) -> str:
+    """``document`` under a hash no test has used: the app (one per test run) keeps the
+    documents it ran in a cache of its process, which the cleanup between tests (tables and
+    Redis) does not empty, so a test asking that a hash is not known yet must not depend
+    on the tests before it (run in another order, they had run it)."""
+    return f"{document}\n# {uuid.uuid4()}"
 
 
 def sha(text: str) -> str:
@@ -58,29 +67,30 @@ async def test_a_hash_is_found_once_its_document_ran(
     client: httpx.AsyncClient, gql: GQL, tenant: Tenant
 ) -> None:
     token = gql.token(tenant.user(Role.PARTNER_ADMIN))
+    doc = fresh(ME)
     # First the hash alone, as the clients do: not known yet, so the client sends the text.
     for accept, status in (("application/json", 200), (GRAPHQL_RESPONSE, 400)):
-        missing = await _post(client, {"extensions": persisted(sha(ME))}, token, accept)
+        missing = await _post(client, {"extensions": persisted(sha(doc))}, token, accept)
         assert missing.status_code == status
         assert missing.json()["errors"][0]["message"] == "PersistedQueryNotFound"
         assert _code(missing) == "PERSISTED_QUERY_NOT_FOUND"
-    full = await _post(client, {"query": ME, "extensions": persisted(sha(ME))}, token)
+    full = await _post(client, {"query": doc, "extensions": persisted(sha(doc))}, token)
     assert "data" in full.json(), full.text
     me = full.json()["data"]["me"]
     assert me["role"] == "PARTNER_ADMIN"
     # Then the hash alone runs it, by POST and by GET (which a CDN may cache), for this
     # caller and for another (the document is shared; what it reads is the caller's own).
-    again = await _post(client, {"extensions": persisted(sha(ME).upper())}, token)
+    again = await _post(client, {"extensions": persisted(sha(doc).upper())}, token)
     assert again.json() == {"data": {"me": me}}
     got = await client.get(
         "/graphql",
-        params={"extensions": json.dumps(persisted(sha(ME))), "operationName": "Me"},
+        params={"extensions": json.dumps(persisted(sha(doc))), "operationName": "Me"},
         headers={"authorization": f"Bearer {token}"},
     )
     assert got.status_code == 200
     assert got.json() == {"data": {"me": me}}
     rep = gql.token(tenant.user(Role.PARTNER_REP))
-    other = await _post(client, {"extensions": persisted(sha(ME))}, rep)
+    other = await _post(client, {"extensions": persisted(sha(doc))}, rep)
     assert other.json()["data"]["me"]["role"] == "PARTNER_REP"
 
 
@@ -106,12 +116,13 @@ async def test_a_wrong_hash_runs_nothing(
     client: httpx.AsyncClient, gql: GQL, tenant: Tenant
 ) -> None:
     token = gql.token(tenant.user(Role.VENDOR_ADMIN))
-    before = await _post(client, {"query": KEYS}, token)
-    wrong = await _post(client, {"query": CREATE_KEY, "extensions": persisted(sha(KEYS))}, token)
+    keys, create_key = fresh(KEYS), fresh(CREATE_KEY)
+    before = await _post(client, {"query": keys}, token)
+    wrong = await _post(client, {"query": create_key, "extensions": persisted(sha(keys))}, token)
     assert _code(wrong) == "PERSISTED_QUERY_HASH_MISMATCH"
-    assert (await _post(client, {"query": KEYS}, token)).json() == before.json()
+    assert (await _post(client, {"query": keys}, token)).json() == before.json()
     # ... and keeps nothing under either hash.
-    for digest in (sha(KEYS), sha(CREATE_KEY)):
+    for digest in (sha(keys), sha(create_key)):
         missing = await _post(client, {"extensions": persisted(digest)}, token)
         assert _code(missing) == "PERSISTED_QUERY_NOT_FOUND"
 
@@ -142,7 +153,7 @@ async def test_malformed_persisted_query_extensions_are_coded(
 async def test_what_is_kept(client: httpx.AsyncClient, gql: GQL, tenant: Tenant) -> None:
     """Only a document that ran, sent by an authenticated caller, is kept."""
     token = gql.token(tenant.user(Role.PARTNER_ADMIN))
-    anonymous = "{ __typename }"
+    anonymous = fresh("{ __typename }")
     ran = await _post(client, {"query": anonymous, "extensions": persisted(sha(anonymous))})
     assert ran.json() == {"data": {"__typename": "Query"}}
     invalid = "{ me { noSuchField } }"
