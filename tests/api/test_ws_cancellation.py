@@ -128,6 +128,13 @@ async def test_a_socket_closed_right_after_a_querys_answer_returns_its_connectio
 
         await eventually(ended)
         gc.collect()
-        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+        # The app's clock jobs share the pool and hold a connection now and then (a CI run
+        # caught one at this line): returned, the count falls to 0; a connection the
+        # operation leaked would have been reclaimed by the collector above, and logged.
+        async def all_returned() -> bool:
+            return bool(db.engine.pool.checkedout() == 0)  # type: ignore[attr-defined]
+
+        await eventually(all_returned)
     leaked = [r for r in caplog.records if "non-checked-in connection" in r.getMessage()]
     assert not leaked, leaked[0].getMessage()
