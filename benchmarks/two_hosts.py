@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import sys
 import time
@@ -32,6 +31,8 @@ from typing import Any
 
 import httpx
 import websockets
+
+from tests.ports import free_port
 
 # Over the demo vendor's auto-approve limit (5,000.00 USD), so each claim waits for review.
 AMOUNT = "7500.00"
@@ -58,19 +59,10 @@ mutation($i: SaleClaimApproveInput!) {
 
 def free_ports(host: str, count: int) -> list[int]:
     """``count`` ports free on ``host`` whose port + 10000 is free too (a Redis Cluster
-    node's bus port), from 20000 up."""
+    node's bus port), none meeting another's."""
     found: list[int] = []
-    port = 20000 + (time.time_ns() // 1000) % 20000
     while len(found) < count:
-        port += 1
-        try:
-            for p in (port, port + 10000):
-                with socket.socket() as s:
-                    s.bind((host, p))
-        except OSError:
-            continue
-        found.append(port)
-        port += 1  # the next one's bus port must not be this one's
+        found.append(free_port(bus=True, taken=found, host=host))
     return found
 
 

@@ -26,14 +26,14 @@ def ephemeral_floor() -> int:
         return 32768  # Linux's default
 
 
-def free_port(*, bus: bool = False, taken: Collection[int] = ()) -> int:
-    """A loopback port free now, below the ephemeral range and not in ``taken``; ``bus``:
-    port + 10000 free and below the range too (a Redis Cluster node), neither meeting a
-    port or bus port of ``taken``."""
+def free_port(*, bus: bool = False, taken: Collection[int] = (), host: str = "127.0.0.1") -> int:
+    """A port free now on ``host`` (loopback by default), below the ephemeral range and not
+    in ``taken``; ``bus``: port + 10000 free and below the range too (a Redis Cluster
+    node), neither meeting a port or bus port of ``taken``."""
     offsets = (0, BUS_OFFSET) if bus else (0,)
     highest = ephemeral_floor() - 1 - offsets[-1]
     if highest <= LOWEST:  # an unusual range: take what the kernel gives
-        return _kernel_port()
+        return _kernel_port(host)
     avoid = {t + o for t in taken for o in (0, BUS_OFFSET)} if bus else set(taken)
     while True:
         port = random.randint(LOWEST, highest)  # noqa: S311 - not security
@@ -43,13 +43,13 @@ def free_port(*, bus: bool = False, taken: Collection[int] = ()) -> int:
         try:
             for p in wanted:
                 with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
+                    s.bind((host, p))
         except OSError:
             continue
         return port
 
 
-def _kernel_port() -> int:
+def _kernel_port(host: str) -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
