@@ -172,6 +172,55 @@ async def python_process(
         await stop(process)
 
 
+# ``channelboard ARGS`` (argv[3:]) that SIGKILLs itself at a chosen point, found without
+# sleeping: just after its Nth commit (argv[1] "commit": the database has it, nothing after
+# it ran), or just before the Nth SQL statement that contains argv[1].
+_KILLED_COMMAND = """
+import os, signal, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+where, nth = sys.argv[1], int(sys.argv[2])
+seen = [0]
+
+def _count():
+    seen[0] += 1
+    if seen[0] == nth:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+if where == "commit":
+    event.listen(Session, "after_commit", lambda session: _count())
+else:
+    @event.listens_for(Engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        if where in statement:
+            _count()
+
+sys.argv = ["channelboard", *sys.argv[3:]]
+from api.cli.main import main
+main()
+"""
+
+KILLED = -signal.SIGKILL
+
+
+async def cli_killed_at(
+    settings: Settings, where: str, nth: int, *args: str, **extra: str
+) -> tuple[int, str]:
+    """``channelboard ARGS`` SIGKILLed by itself (no handler runs, nothing is flushed) just
+    after its ``nth`` commit (``where="commit"``), or just before its ``nth`` SQL statement
+    containing ``where``: its exit status (``KILLED`` when it was; it may end first) and
+    its output."""
+    async with python_process(
+        settings, _KILLED_COMMAND, where, str(nth), *args, **extra
+    ) as process:
+        assert process.stdout is not None
+        output = (await asyncio.wait_for(process.stdout.read(), 120)).decode()
+        code = await asyncio.wait_for(process.wait(), REAP_WITHIN)
+    return code, output
+
+
 async def run_to_end(
     *args: str, env: dict[str, str], cwd: str, within: float
 ) -> tuple[int | None, str]:
