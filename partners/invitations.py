@@ -280,6 +280,28 @@ async def resend_invitation(
     return IssuedInvitation(invitation, token)
 
 
+async def reissue_first_admin_invitation(
+    session: AsyncSession, operator: Operator, clock: Clock, invitation: Invitation
+) -> IssuedInvitation:
+    """A new token (the old one stops working) and a new expiry for a vendor's pending
+    first-admin invitation, issued by the operator (``partners.vendors.create_vendor`` run
+    again: the first run's token was never shown, or was lost). The caller holds the
+    vendor's lock."""
+    token, digest = _new_token()
+    before = {"expires_at": invitation.expires_at, "token": "replaced"}
+    invitation.token_hash = digest
+    invitation.expires_at = clock.now() + timedelta(days=DEFAULT_EXPIRY_DAYS)
+    session.add(invitation)
+    await session.flush()
+    await audit.record(
+        session, vendor_id=invitation.vendor_id, actor=operator.caller,
+        action="invitation.resent", entity_type=AUDIT_INVITATION, entity_id=str(invitation.id),
+        before=before, after={"expires_at": invitation.expires_at, "token": "new"},
+        reason="vendors create run again", at=clock.now(),
+    )  # fmt: skip
+    return IssuedInvitation(invitation, token)
+
+
 async def revoke_invitation(
     session: AsyncSession, principal: Principal, clock: Clock, *, invitation_id: uuid.UUID
 ) -> Invitation:

@@ -24,7 +24,7 @@ from infra.text import identifier_problem, name_problem
 from partners import invitations, repository, service
 from partners.errors import VendorErrorCode as Code
 from partners.invitations import IssuedInvitation, Operator
-from partners.models import Partner, User, Vendor, VendorStatus
+from partners.models import Invitation, InvitationStatus, Partner, User, Vendor, VendorStatus
 from partners.roles import Role
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -44,6 +44,32 @@ class VendorRow:
 class CreatedVendor:
     vendor: Vendor
     invitation: IssuedInvitation  # for its first VENDOR_ADMIN
+    existed: bool = False  # made by an earlier run; the invitation has a new token
+
+
+async def _unclaimed(
+    session: AsyncSession, vendor: Vendor, *, name: str, email: str
+) -> Invitation | None:
+    """The first-admin invitation of ``vendor`` when the vendor is still exactly what
+    ``create_vendor`` with these arguments made (its name, no user, no other invitation,
+    that one still pending, the vendor active), locked with the vendor; else None."""
+    locked = await _locked(session, vendor.slug)
+    if locked.name != name or locked.status is not VendorStatus.ACTIVE:
+        return None
+    if (await session.exec(select(User.id).where(User.vendor_id == locked.id))).first():
+        return None
+    found = list(
+        await session.exec(
+            select(Invitation).where(Invitation.vendor_id == locked.id).with_for_update()
+        )
+    )
+    if len(found) != 1:
+        return None
+    [invitation] = found
+    pending = invitation.status is InvitationStatus.PENDING
+    if not pending or invitation.role is not Role.VENDOR_ADMIN or invitation.email != email:
+        return None
+    return invitation
 
 
 async def create_vendor(
@@ -75,8 +101,14 @@ async def create_vendor(
         raise DomainError(Code.INVALID_CHARACTERS, problem, "email")
     if not EMAIL.fullmatch(email) or len(email) > 254:
         raise DomainError(Code.INVALID_EMAIL, f"{admin_email!r} is not an e-mail address.", "email")
-    if await find_vendor(session, slug) is not None:
-        raise DomainError(Code.DUPLICATE_SLUG, f"A vendor with slug {slug!r} exists.", "slug")
+    if (existing := await find_vendor(session, slug)) is not None:
+        # The same command run again (the first run's token was never shown: its process
+        # died after the commit, or its output was lost): the same vendor, a new token.
+        resumed = await _unclaimed(session, existing, name=name, email=email)
+        if resumed is None:
+            raise DomainError(Code.DUPLICATE_SLUG, f"A vendor with slug {slug!r} exists.", "slug")
+        issued = await invitations.reissue_first_admin_invitation(session, operator, clock, resumed)
+        return CreatedVendor(existing, issued, existed=True)
     if await repository.get_user_by_email(session, email) is not None:
         raise DomainError(Code.DUPLICATE_EMAIL, f"A user with e-mail {email!r} exists.", "email")
     vendor = await service.create_vendor(session, clock, name=name, slug=slug)

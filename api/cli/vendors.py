@@ -61,7 +61,9 @@ def create(
     slug: str = typer.Option(..., "--slug", help="Lower-case letters, digits and hyphens."),
     admin_email: str = typer.Option(..., "--admin-email", help="Its first VENDOR_ADMIN."),
 ) -> None:
-    """Create a vendor and its first VENDOR_ADMIN."""
+    """Create a vendor and its first VENDOR_ADMIN. Run again with the same arguments while
+    that admin has not accepted (the token was lost), it prints a new token for the same
+    invitation (the earlier one stops working)."""
     settings = load_settings()
     result = asyncio.run(_write(settings, lambda session, clock: vendors.create_vendor(
         session, clock, name=name, slug=slug, admin_email=admin_email, operator=operator()
@@ -69,7 +71,13 @@ def create(
     if isinstance(result, DomainError):
         raise _fail(result)
     vendor, invitation = result.vendor, result.invitation.invitation
-    table = Table(title=f"Vendor {vendor.slug!r} created: invitation for its first admin")
+    title = (
+        f"Vendor {vendor.slug!r} was already created by an earlier run, its first admin not "
+        "in yet: a new invitation token (the earlier one no longer works)"
+        if result.existed
+        else f"Vendor {vendor.slug!r} created: invitation for its first admin"
+    )
+    table = Table(title=title)
     for column in ("vendor", "email", "role", "invitation id", "expires at"):
         table.add_column(column)
     table.add_row(
