@@ -1,16 +1,20 @@
-"""`channelboard audit export`: the audit log as CSV on standard output (the operator's
-view of a vendor's administrative changes; GraphQL's `auditLogExport` is the vendor's)."""
+"""`channelboard audit export`: the audit log as CSV on standard output, or to a file
+written whole (``--out``: ``api.cli.whole_files``), the operator's view of a vendor's
+administrative changes; GraphQL's `auditLogExport` is the vendor's."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from datetime import datetime
+from pathlib import Path
 
 import typer
 from rich.console import Console
 
 from api.cli.settings import load_settings
+from api.cli.whole_files import whole_file
 
 app = typer.Typer(help="The audit log of administrative changes.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
@@ -36,8 +40,16 @@ def export(
     since: str | None = typer.Option(
         None, "--since", help="Entries at or after this ISO 8601 date/time (UTC if no offset)."
     ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Write FILE, only ever whole (a partial file beside it, renamed over it once "
+        "complete), rather than standard output (which a command killed half-way leaves cut "
+        "short, with nothing to tell).",
+    ),
 ) -> None:
-    """Write the vendor's audit entries (oldest first) as CSV to standard output."""
+    """Write the vendor's audit entries (oldest first) as CSV to standard output, or to
+    FILE (``--out``), only ever whole."""
     from sqlmodel import select  # noqa: PLC0415
 
     from infra.db import Database  # noqa: PLC0415
@@ -57,10 +69,13 @@ def export(
                 vendors = list(await session.exec(stmt.limit(2)))
                 if len(vendors) != 1:
                     return False
-                sys.stdout.write(to_csv([]))  # the header
-                entries = vendor_entries(vendors[0].id, since=start)
-                async for page in export_pages(session, entries):
-                    sys.stdout.write(to_csv(page, header=False))
+                with (
+                    whole_file(out) if out is not None else contextlib.nullcontext(sys.stdout)
+                ) as stream:
+                    stream.write(to_csv([]))  # the header
+                    entries = vendor_entries(vendors[0].id, since=start)
+                    async for page in export_pages(session, entries):
+                        stream.write(to_csv(page, header=False))
                 return True
         finally:
             await db.dispose()

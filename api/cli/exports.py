@@ -10,19 +10,14 @@ no one reads (remove it at will); a failure it sees removes the partial file its
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import os
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
 
 import typer
 from rich.console import Console
 
 from api.cli.settings import load_settings, operator
+from api.cli.whole_files import whole_file
 
 app = typer.Typer(help="CSV exports for finance reconciliation.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
@@ -38,48 +33,6 @@ def _instant(value: str | None, name: str) -> datetime | None:
     except InstantError as exc:
         console.print(f"[red]{name} is not an ISO 8601 date or time:[/red] {value!r}")
         raise typer.Exit(2) from exc
-
-
-@contextlib.contextmanager
-def _whole_file(out: Path) -> Iterator[TextIO]:
-    """A text file that becomes ``out`` only once the block ends without an error (written,
-    synced, renamed into place, the rename synced): ``out`` is never seen part-written. A
-    pipe or a device (``/dev/stdout``) is written as it is: it holds no file to replace. A
-    symbolic link is followed (its target is replaced, the link stays); a file in a
-    directory this process may not create files in is written in place, as before."""
-    made: tuple[int, str] | None = None
-    # Asked before resolving: /dev/stdout resolves to /proc/self/fd/1, and a pipe's to a
-    # name ("pipe:[…]") that is no file, in a directory where no file can be made.
-    if not out.exists() or out.is_file():
-        out = out.resolve()
-        directory = out.parent
-        if not directory.is_dir():  # named as itself, not as the partial file's path in it
-            raise FileNotFoundError(errno.ENOENT, "no such directory", str(directory))
-        with contextlib.suppress(PermissionError):
-            made = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=directory)
-    if made is None:
-        with out.open("w", encoding="utf-8", newline="") as stream:
-            yield stream
-        return
-    fd, name = made
-    partial = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(fd, 0o666 & ~umask)  # as open() would have made it, not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, out)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    handle = os.open(out.parent, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
 
 
 @app.command()
@@ -131,7 +84,7 @@ def write(
                     vendor_id=found.id, role=Role.VENDOR_ADMIN, operator=operator()
                 )
                 lines = -1  # the header
-                with _whole_file(out) as file:
+                with whole_file(out) as file:
                     async for chunk in stream(
                         session, principal, found_kind, since=start, until=end
                     ):

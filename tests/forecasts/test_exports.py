@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import make_url, update
 
-from api.cli.exports import _whole_file
+from api.cli.whole_files import whole_file
 from api.settings import Settings
 from deal_registration.events import Line
 from earnings.programs import BaseRate, Rules
@@ -262,7 +262,7 @@ async def test_export_bounds_accepted_before_are_accepted_still(
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("ledger")
-async def test_an_export_killed_mid_write_leaves_the_last_whole_file(
+async def test_an_export_killed_mid_write_leaves_the_lastwhole_file(
     settings: Settings, tenant: Tenant, tmp_path: Path
 ) -> None:
     """Killed once it has begun the file (``--out`` cut short, or another file beside it),
@@ -310,7 +310,7 @@ def test_an_export_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> N
     out.write_bytes(b"the last whole export")
 
     def cut_short() -> None:
-        with _whole_file(out) as file:
+        with whole_file(out) as file:
             file.write("id,at\r\n")
             raise OSError("the database went away")
 
@@ -318,14 +318,14 @@ def test_an_export_file_is_replaced_whole_or_left_as_it_was(tmp_path: Path) -> N
         cut_short()
     assert out.read_bytes() == b"the last whole export"
     assert [p.name for p in tmp_path.iterdir()] == ["audit.csv"]
-    with _whole_file(out) as file:
+    with whole_file(out) as file:
         file.write("id,at\r\n")
     assert out.read_bytes() == b"id,at\r\n"
     assert [p.name for p in tmp_path.iterdir()] == ["audit.csv"]
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() makes a file
-    with _whole_file(Path(os.devnull)) as file:
+    with whole_file(Path(os.devnull)) as file:
         file.write("id,at\r\n")
     assert Path(os.devnull).is_char_device()
 
@@ -339,7 +339,7 @@ def test_an_export_through_a_symbolic_link_replaces_its_target(tmp_path: Path) -
     target.write_bytes(b"the last whole export")
     link = tmp_path / "latest.csv"
     link.symlink_to(target)
-    with _whole_file(link) as file:
+    with whole_file(link) as file:
         file.write("id,at\r\n")
     assert link.is_symlink()
     assert target.read_bytes() == b"id,at\r\n"
