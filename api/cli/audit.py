@@ -49,7 +49,7 @@ def export(
     ),
 ) -> None:
     """Write the vendor's audit entries (oldest first) as CSV to standard output, or to
-    FILE (``--out``), only ever whole."""
+    FILE (--out), only ever whole."""
     from sqlmodel import select  # noqa: PLC0415
 
     from infra.db import Database  # noqa: PLC0415
