@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from catalogue.models import Product
+from infra.search import search_term
 from partners.roles import Principal
 
 
@@ -54,8 +55,9 @@ async def products_by_ids(
 def products_matching(principal: Principal, search: str | None = None) -> SelectOfScalar[Product]:
     """Readable products whose SKU or name contains ``search`` (all when empty)."""
     stmt = readable_products(principal)
-    if search and search.strip():
-        pattern = f"%{search.strip()}%"
+    term = search_term(search, "search")
+    if term is not None:
+        pattern = f"%{term}%"
         stmt = stmt.where(or_(col(Product.sku).ilike(pattern), col(Product.name).ilike(pattern)))
     return stmt
 

@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from infra.db import for_change
+from infra.search import search_term
 from partners.access import scope
 from partners.models import ApiKey, Partner, PartnerStatus, User, UserSubject, Vendor
 from partners.policy import TENANCY, TenancyOp
@@ -167,11 +168,13 @@ def partners_matching(
         stmt = stmt.where(Partner.country == country.strip().upper())
     if tag is not None:
         # Tags are a JSON list of lower-case words: match the quoted word in its text.
-        stmt = stmt.where(cast(col(Partner.tags), String).contains(f'"{tag.strip().lower()}"'))
+        word = (search_term(tag, "filter.tag") or "").lower()
+        stmt = stmt.where(cast(col(Partner.tags), String).contains(f'"{word}"'))
     if tier is not None:
         stmt = stmt.where(Partner.tier == tier)
     if region is not None:
         stmt = stmt.where(Partner.region == region)
-    if search:
-        stmt = stmt.where(col(Partner.name).ilike(f"%{search}%"))
+    term = search_term(search, "filter.search")
+    if term is not None:
+        stmt = stmt.where(col(Partner.name).ilike(f"%{term}%"))
     return stmt

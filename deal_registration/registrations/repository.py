@@ -24,6 +24,7 @@ from deal_registration.registrations.models import (
     ExtensionStatus,
 )
 from infra.db import for_change
+from infra.search import search_term
 from partners.access import scope
 from partners.models import Partner
 from partners.roles import Principal
@@ -304,8 +305,9 @@ def registrations_matching(
         stmt = stmt.where(or_(*(has_status(s, now) for s in statuses)))
     if partner_id is not None:
         stmt = stmt.where(DealRegistration.partner_id == partner_id)
-    if customer:
-        pattern = f"%{customer.strip()}%"
+    term = search_term(customer, "filter.customer")
+    if term is not None:
+        pattern = f"%{term}%"
         stmt = stmt.where(
             or_(
                 col(DealRegistration.customer_name).ilike(pattern),

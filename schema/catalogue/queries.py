@@ -4,8 +4,10 @@ import strawberry
 from strawberry import Info
 
 from catalogue import repository
+from infra.errors import DomainError
 from schema.catalogue.types import ProductType
 from schema.context import Context
+from schema.errors import query_error
 from schema.permissions import IsAuthenticated
 from schema.relay import Connection, paginate
 
@@ -14,7 +16,8 @@ from schema.relay import Connection, paginate
 class CatalogueQuery:
     @strawberry.field(
         permission_classes=[IsAuthenticated],
-        description="Your vendor's product catalogue (partners see active products only).",
+        description="Your vendor's product catalogue (partners see active products only); "
+        "`search`: part of the SKU or name, at most 256 characters (SEARCH_TOO_LONG).",
     )
     async def products(
         self,
@@ -24,10 +27,13 @@ class CatalogueQuery:
         search: str | None = None,
     ) -> Connection[ProductType] | None:
         principal = info.context.caller
+        try:
+            stmt = repository.products_matching(principal, search)
+        except DomainError as error:
+            raise query_error(error) from error
         return await paginate(
-            info.context, repository.products_matching(principal, search), first=first, after=after,
-            to_node=ProductType.from_model,
-        )  # fmt: skip
+            info.context, stmt, first=first, after=after, to_node=ProductType.from_model
+        )
 
     @strawberry.field(permission_classes=[IsAuthenticated], description="A product by SKU.")
     async def product(self, info: Info[Context, None], sku: str) -> ProductType | None:

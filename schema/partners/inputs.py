@@ -25,9 +25,14 @@ class PartnerFilter:
     status: PartnerStatus | None = None
     tier: str | None = None
     region: str | None = None
-    search: str | None = strawberry.field(default=None, description="Part of the name.")
+    search: str | None = strawberry.field(
+        default=None, description="Part of the name; at most 256 characters (SEARCH_TOO_LONG)."
+    )
     include_archived: bool = strawberry.field(
         default=False, description="Archived partners are left out unless this is true."
     )
-    tag: str | None = strawberry.field(default=None, description="Partners with this tag.")
+    tag: str | None = strawberry.field(
+        default=None,
+        description="Partners with this tag; at most 256 characters (SEARCH_TOO_LONG).",
+    )
     country: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2.")

@@ -5,9 +5,11 @@ import inspect
 import strawberry
 from strawberry import Info, relay
 
+from infra.errors import DomainError
 from partners import repository
 from partners.policy import TENANCY, TenancyOp
 from schema.context import Context
+from schema.errors import query_error
 from schema.partners.inputs import PartnerFilter
 from schema.partners.types import ApiKeyType, Me, PartnerType, UserType
 from schema.partners.users import UserFilter
@@ -36,10 +38,13 @@ class PartnersQuery:
     ) -> Connection[PartnerType] | None:
         principal = info.context.caller
         f = filter or PartnerFilter()
-        stmt = repository.partners_matching(
-            principal, status=f.status, tier=f.tier, region=f.region, search=f.search,
-            include_archived=f.include_archived, tag=f.tag, country=f.country,
-        )  # fmt: skip
+        try:
+            stmt = repository.partners_matching(
+                principal, status=f.status, tier=f.tier, region=f.region, search=f.search,
+                include_archived=f.include_archived, tag=f.tag, country=f.country,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
         return await paginate(
             info.context, stmt, first=first, after=after,
             to_node=PartnerType.from_model,

@@ -380,3 +380,28 @@ async def test_partner_groups_by_role_and_vendor(
         {"id": their_edge["node"]["id"]}, as_user=tenant.user(role),
     )  # fmt: skip
     assert found == {"partnerGroup": None, "node": None}
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("query($t: String!) { partners(filter: {search: $t}) { totalCount } }", "filter.search"),
+        ("query($t: String!) { partners(filter: {tag: $t}) { totalCount } }", "filter.tag"),
+        ("query($t: String!) { products(search: $t) { totalCount } }", "search"),
+    ],
+    ids=["partners-search", "partners-tag", "products-search"],
+)
+async def test_a_search_term_longer_than_any_searched_text_is_refused(
+    gql: GQL, tenant: Tenant, query: str, field: str
+) -> None:
+    """A term went into a LIKE pattern at any length: SQLite refuses one over 50,000 bytes,
+    an INTERNAL_SERVER_ERROR (found by a hand-made fuzz campaign of 100,000-character
+    strings). No searched column holds more than 255 characters."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    longest = await gql(query, {"t": "x" * 256}, as_user=admin)
+    assert "errors" not in longest, longest
+    assert next(iter(longest["data"].values())) == {"totalCount": 0}
+    refused = await gql(query, {"t": "x" * 60_000}, as_user=admin)
+    assert error_codes(refused) == ["SEARCH_TOO_LONG"], refused
+    assert refused["errors"][0]["extensions"]["field"] == field
+    assert "256" in refused["errors"][0]["message"]

@@ -104,7 +104,9 @@ class DealRegistrationFilter:
     status: list[DealStatus] | None = None
     partner_id: strawberry.ID | None = None
     customer: str | None = strawberry.field(
-        default=None, description="Part of the customer's name or domain."
+        default=None,
+        description="Part of the customer's name or domain; at most 256 characters "
+        "(SEARCH_TOO_LONG).",
     )
     expiring_within_days: int | None = strawberry.field(
         default=None, description="Approved registrations whose protection ends within N days."

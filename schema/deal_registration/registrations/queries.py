@@ -8,12 +8,14 @@ from strawberry import Info
 
 from deal_registration.registrations import repository
 from deal_registration.registrations.policy import DEALS, DealOp
+from infra.errors import DomainError
 from schema.context import Context
 from schema.deal_registration.registrations.inputs import DealRegistrationFilter
 from schema.deal_registration.registrations.types import (
     DealProgramSettingsType,
     DealRegistrationType,
 )
+from schema.errors import query_error
 from schema.permissions import IsAuthenticated, allowed
 from schema.relay import Connection, paginate, parse_global_id, row_id
 
@@ -44,12 +46,15 @@ class DealRegistrationQuery:
                 f"'expiringWithinDays' is between 0 and {MAX_EXPIRING_WITHIN_DAYS}.",
                 extensions={"code": "BAD_USER_INPUT"},
             )
-        stmt = repository.registrations_matching(
-            principal, now, statuses=f.status or (), customer=f.customer,
-            partner_id=None if f.partner_id is None else row_id(f.partner_id, "Partner"),
-            expiring_within=None if days is None else timedelta(days=days),
-            conflicted=f.conflicted, overdue=f.overdue,
-        )  # fmt: skip
+        try:
+            stmt = repository.registrations_matching(
+                principal, now, statuses=f.status or (), customer=f.customer,
+                partner_id=None if f.partner_id is None else row_id(f.partner_id, "Partner"),
+                expiring_within=None if days is None else timedelta(days=days),
+                conflicted=f.conflicted, overdue=f.overdue,
+            )  # fmt: skip
+        except DomainError as error:
+            raise query_error(error) from error
         return await paginate(
             info.context, stmt, first=first, after=after,
             to_node=lambda r: DealRegistrationType.from_model(r, now),

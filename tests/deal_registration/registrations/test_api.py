@@ -452,6 +452,20 @@ async def test_filters(gql: GQL, db: Database, clock: OffsetClock, catalogue: Te
     assert error_codes(bad) == ["BAD_USER_INPUT"]
 
 
+async def test_a_customer_search_longer_than_any_customer_is_refused(
+    gql: GQL, db: Database, clock: OffsetClock, catalogue: Tenant
+) -> None:
+    """The term went into a LIKE pattern at any length: SQLite refuses one over 50,000
+    bytes, an INTERNAL_SERVER_ERROR (found by a hand-made fuzz campaign)."""
+    admin = catalogue.user(Role.VENDOR_ADMIN)
+    await register(db, clock, catalogue.user(Role.PARTNER_REP), approve_as=admin)
+    longest = await gql.data(DEALS, {"filter": {"customer": "x" * 256}}, as_user=admin)
+    assert longest["deals"]["edges"] == []
+    refused = await gql(DEALS, {"filter": {"customer": "x" * 60_000}}, as_user=admin)
+    assert error_codes(refused) == ["SEARCH_TOO_LONG"], refused
+    assert refused["errors"][0]["extensions"]["field"] == "filter.customer"
+
+
 async def test_review_sla_counts_business_days(
     gql: GQL, db: Database, clock: OffsetClock, catalogue: Tenant
 ) -> None:
