@@ -302,7 +302,9 @@ def registrations_matching(
     protection ends within ``expiring_within``, (not) conflicted, (not) overdue."""
     stmt = readable_registrations(principal)
     if statuses:
-        stmt = stmt.where(or_(*(has_status(s, now) for s in statuses)))
+        # Each status once: a list repeating one was an OR of as many conditions, which
+        # SQLite refuses past 1,000 ("Expression tree is too large").
+        stmt = stmt.where(or_(*(has_status(s, now) for s in dict.fromkeys(statuses))))
     if partner_id is not None:
         stmt = stmt.where(DealRegistration.partner_id == partner_id)
     term = search_term(customer, "filter.customer")

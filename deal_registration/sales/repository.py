@@ -152,7 +152,9 @@ def claims_matching(
     """Readable claims in any of the states, of one partner (each filter optional)."""
     stmt = readable_claims(principal)
     if states:
-        stmt = stmt.where(col(SaleClaim.state).in_(states))
+        # Each state once: a list repeating one was as many bound parameters, and asyncpg
+        # refuses more than 32,767 ("the number of query arguments cannot exceed 32767").
+        stmt = stmt.where(col(SaleClaim.state).in_(list(dict.fromkeys(states))))
     if partner_id is not None:
         stmt = stmt.where(SaleClaim.partner_id == partner_id)
     return stmt
