@@ -5,7 +5,7 @@ channel check comes before whether it was returned or already claimed."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import date
 
 from deal_registration.sales.models import Serial, SerialOutcome, SerialStatus
 
@@ -30,7 +30,9 @@ def judge(
     if sale_date is not None:
         if sale_date < found.shipped_at.date():
             return SerialOutcome.SOLD_BEFORE_SHIPMENT
-        if today > sale_date + timedelta(days=claim_window_days):
+        # Days since the sale, not the sale date plus the window: that passes Python's last
+        # date for a sale late in the range (9998-12-31 + 3650 days, an OverflowError).
+        if (today - sale_date).days > claim_window_days:
             return SerialOutcome.OUTSIDE_CLAIM_WINDOW
     if already_credited:
         return SerialOutcome.ALREADY_CLAIMED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deal_registration.sales.models import SalesSettings
+from deal_registration.sales.models import SaleClaim, SalesSettings
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
@@ -56,6 +56,34 @@ async def test_serial_lookup(
     partner = await gql(LOOKUP_RECORD, {"serial": "SN000002"}, as_user=rep0)
     assert error_codes(partner) == ["FORBIDDEN"]
     assert error_codes(await gql(LOOKUP, {"serial": "SN000002"})) == ["UNAUTHENTICATED"]
+
+
+async def test_a_sale_date_at_the_end_of_the_range_is_judged_not_overflowed(
+    gql: GQL, db: Database, clock: OffsetClock, tenant: Tenant
+) -> None:
+    """The claim window was checked as sale date + window days: from 9998-12-31 (the last
+    date the Date scalar takes) plus a window of 3650 days (the longest) that is past
+    Python's last date, an OverflowError, so
+    a lookup of a real serial was an INTERNAL_SERVER_ERROR (found by reading the date
+    arithmetic after the fuzz campaigns, which never send a serial that exists). A claim
+    refuses a future sale date before it judges serials, and still does."""
+    await seed_registry(db, clock, tenant, 10)
+    window = await gql.data(
+        SETTINGS, {"input": {"claimWindowDays": 3650}}, as_user=tenant.user(Role.VENDOR_ADMIN)
+    )
+    assert window["salesSettingsUpdate"]["userErrors"] == []
+    rep = tenant.user(Role.PARTNER_REP, 0)
+    latest = await gql(LOOKUP, {"serial": "SN000002", "saleDate": "9998-12-31"}, as_user=rep)
+    assert latest == {
+        "data": {"serialLookup": {"serial": "SN000002", "outcome": "VALID", "sku": "NW-WIDGET-1"}}
+    }
+    claim = await gql.data(
+        CREATE, {"input": {**claim_input(["SN000002"], clock), "saleDate": "9998-12-31"}},
+        as_user=rep,
+    )  # fmt: skip
+    assert claim["saleClaimCreate"]["saleClaim"] is None
+    assert [e["code"] for e in claim["saleClaimCreate"]["userErrors"]] == ["SALE_DATE_IN_FUTURE"]
+    assert await count_rows(db, SaleClaim) == 0
 
 
 SETTINGS = """
