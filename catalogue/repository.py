@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from catalogue.models import Product
-from infra.search import search_term
+from infra.search import contains, search_term
 from partners.roles import Principal
 
 
@@ -57,8 +57,7 @@ def products_matching(principal: Principal, search: str | None = None) -> Select
     stmt = readable_products(principal)
     term = search_term(search, "search")
     if term is not None:
-        pattern = f"%{term}%"
-        stmt = stmt.where(or_(col(Product.sku).ilike(pattern), col(Product.name).ilike(pattern)))
+        stmt = stmt.where(or_(contains(col(Product.sku), term), contains(col(Product.name), term)))
     return stmt
 
 

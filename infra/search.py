@@ -5,12 +5,17 @@ A term of any length went into the pattern as it came: SQLite refuses a LIKE pat
 over 50,000 bytes ("LIKE or GLOB pattern too complex"), so a long search was an
 INTERNAL_SERVER_ERROR there, while PostgreSQL compared it with every row. No column that is
 searched holds more than 255 characters, so a longer term can match nothing: it is refused
-with a coded error naming the argument (``SEARCH_TOO_LONG``).
+with a coded error naming the argument (``SEARCH_TOO_LONG``). And the term is text, not a
+pattern: its ``%`` and ``_`` are matched as themselves (``contains``), so "100%" finds
+"100% Uptime Ltd", not "1000 Widgets".
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement
 
 from infra.errors import DomainError
 
@@ -34,3 +39,11 @@ def search_term(value: str | None, field: str) -> str | None:
             field,
         )
     return term or None
+
+
+def contains(column: Any, term: str, *, case_sensitive: bool = False) -> ColumnElement[bool]:
+    """``column`` holds ``term`` (ignoring case unless ``case_sensitive``), its LIKE
+    wildcards escaped: a term is text the caller typed, not a pattern."""
+    if case_sensitive:
+        return column.contains(term, autoescape=True)  # type: ignore[no-any-return]
+    return column.icontains(term, autoescape=True)  # type: ignore[no-any-return]

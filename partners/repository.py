@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from infra.db import for_change
-from infra.search import search_term
+from infra.search import contains, search_term
 from partners.access import scope
 from partners.models import ApiKey, Partner, PartnerStatus, User, UserSubject, Vendor
 from partners.policy import TENANCY, TenancyOp
@@ -169,12 +169,13 @@ def partners_matching(
     if tag is not None:
         # Tags are a JSON list of lower-case words: match the quoted word in its text.
         word = (search_term(tag, "filter.tag") or "").lower()
-        stmt = stmt.where(cast(col(Partner.tags), String).contains(f'"{word}"'))
+        tags = cast(col(Partner.tags), String)
+        stmt = stmt.where(contains(tags, f'"{word}"', case_sensitive=True))
     if tier is not None:
         stmt = stmt.where(Partner.tier == tier)
     if region is not None:
         stmt = stmt.where(Partner.region == region)
     term = search_term(search, "filter.search")
     if term is not None:
-        stmt = stmt.where(col(Partner.name).ilike(f"%{term}%"))
+        stmt = stmt.where(contains(col(Partner.name), term))
     return stmt

@@ -24,7 +24,7 @@ from deal_registration.registrations.models import (
     ExtensionStatus,
 )
 from infra.db import for_change
-from infra.search import search_term
+from infra.search import contains, search_term
 from partners.access import scope
 from partners.models import Partner
 from partners.roles import Principal
@@ -309,11 +309,10 @@ def registrations_matching(
         stmt = stmt.where(DealRegistration.partner_id == partner_id)
     term = search_term(customer, "filter.customer")
     if term is not None:
-        pattern = f"%{term}%"
         stmt = stmt.where(
             or_(
-                col(DealRegistration.customer_name).ilike(pattern),
-                col(DealRegistration.customer_domain).ilike(pattern),
+                contains(col(DealRegistration.customer_name), term),
+                contains(col(DealRegistration.customer_domain), term),
             )
         )
     if expiring_within is not None:

@@ -467,3 +467,20 @@ async def test_a_suspended_partner_keeps_earning_on_what_it_submitted_before(
         entries = list(await session.exec(select(EarningEntry)))
     assert sum(e.amount_minor for e in entries) == 9_000
     assert {e.partner_id for e in entries} == {tenant.partners[0].id}
+
+
+async def test_a_search_term_is_text_its_wildcards_matched_as_themselves(
+    gql: GQL, tenant: Tenant
+) -> None:
+    """``%`` and ``_`` in a term went into the LIKE pattern as wildcards: "100%" found
+    "Uptime 1000 Ltd" and "Net_" found "NetXWorks"."""
+    admin = tenant.user(Role.VENDOR_ADMIN)
+    for name in ("Uptime 100% Ltd", "Uptime 1000 Ltd", "Net_Works", "NetXWorks"):
+        await gql.data(CREATE_PARTNER, {"input": {"name": name, "region": "emea"}}, as_user=admin)
+    for term, found in (
+        ("100%", ["Uptime 100% Ltd"]),
+        ("net_", ["Net_Works"]),
+        ("%", ["Uptime 100% Ltd"]),
+    ):
+        data = await gql.data(PARTNERS, {"filter": {"search": term}}, as_user=admin)
+        assert [e["node"]["name"] for e in data["partners"]["edges"]] == found, term
