@@ -37,6 +37,9 @@ class SerialOutcome(StrEnum):
     SOLD_BEFORE_SHIPMENT = "SOLD_BEFORE_SHIPMENT"
     OUTSIDE_CLAIM_WINDOW = "OUTSIDE_CLAIM_WINDOW"
     RETURNED = "RETURNED"
+    # A lookup's only: a claim refuses a future sale date whole (SALE_DATE_IN_FUTURE)
+    # before it judges its serials.
+    SALE_DATE_IN_FUTURE = "SALE_DATE_IN_FUTURE"
 
 
 class ClaimState(StrEnum):

@@ -28,6 +28,8 @@ def judge(
     if found.status is SerialStatus.RETURNED:
         return SerialOutcome.RETURNED
     if sale_date is not None:
+        if sale_date > today:
+            return SerialOutcome.SALE_DATE_IN_FUTURE
         if sale_date < found.shipped_at.date():
             return SerialOutcome.SOLD_BEFORE_SHIPMENT
         # Days since the sale, not the sale date plus the window: that passes Python's last

@@ -66,7 +66,8 @@ async def test_a_sale_date_at_the_end_of_the_range_is_judged_not_overflowed(
     Python's last date, an OverflowError, so
     a lookup of a real serial was an INTERNAL_SERVER_ERROR (found by reading the date
     arithmetic after the fuzz campaigns, which never send a serial that exists). A claim
-    refuses a future sale date before it judges serials, and still does."""
+    refuses a future sale date before it judges serials, and still does; the lookup says so
+    (it answered VALID: "the outcome a claim would get now")."""
     await seed_registry(db, clock, tenant, 10)
     window = await gql.data(
         SETTINGS, {"input": {"claimWindowDays": 3650}}, as_user=tenant.user(Role.VENDOR_ADMIN)
@@ -75,7 +76,13 @@ async def test_a_sale_date_at_the_end_of_the_range_is_judged_not_overflowed(
     rep = tenant.user(Role.PARTNER_REP, 0)
     latest = await gql(LOOKUP, {"serial": "SN000002", "saleDate": "9998-12-31"}, as_user=rep)
     assert latest == {
-        "data": {"serialLookup": {"serial": "SN000002", "outcome": "VALID", "sku": "NW-WIDGET-1"}}
+        "data": {
+            "serialLookup": {
+                "serial": "SN000002",
+                "outcome": "SALE_DATE_IN_FUTURE",
+                "sku": "NW-WIDGET-1",
+            }
+        }
     }
     claim = await gql.data(
         CREATE, {"input": {**claim_input(["SN000002"], clock), "saleDate": "9998-12-31"}},
