@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import false, func, update
 from sqlalchemy.exc import IntegrityError
@@ -265,17 +266,10 @@ async def resend_invitation(
         raise DomainError(
             Code.INVALID, f"Expiry must be 1 to {MAX_EXPIRY_DAYS} days.", "expiresInDays"
         )
-    token, digest = _new_token()
-    before = {"expires_at": invitation.expires_at, "token": "replaced"}
-    invitation.token_hash = digest
-    invitation.expires_at = clock.now() + timedelta(days=days)
-    session.add(invitation)
-    await session.flush()
-    # The token itself never goes in the log; "token" marks that a new one was issued.
+    token, before = await _renew(session, clock, invitation, days)
     await log_change(
         session, principal, clock, action="invitation.resent", entity_type=AUDIT_INVITATION,
-        entity_id=invitation.id, before=before,
-        after={"expires_at": invitation.expires_at, "token": "new"},
+        entity_id=invitation.id, before=before, after=_renewed(invitation),
     )  # fmt: skip
     return IssuedInvitation(invitation, token)
 
@@ -287,19 +281,33 @@ async def reissue_first_admin_invitation(
     first-admin invitation, issued by the operator (``partners.vendors.create_vendor`` run
     again: the first run's token was never shown, or was lost). The caller holds the
     vendor's lock."""
-    token, digest = _new_token()
-    before = {"expires_at": invitation.expires_at, "token": "replaced"}
-    invitation.token_hash = digest
-    invitation.expires_at = clock.now() + timedelta(days=DEFAULT_EXPIRY_DAYS)
-    session.add(invitation)
-    await session.flush()
+    token, before = await _renew(session, clock, invitation, DEFAULT_EXPIRY_DAYS)
     await audit.record(
         session, vendor_id=invitation.vendor_id, actor=operator.caller,
         action="invitation.resent", entity_type=AUDIT_INVITATION, entity_id=str(invitation.id),
-        before=before, after={"expires_at": invitation.expires_at, "token": "new"},
-        reason="vendors create run again", at=clock.now(),
+        before=before, after=_renewed(invitation), reason="vendors create run again",
+        at=clock.now(),
     )  # fmt: skip
     return IssuedInvitation(invitation, token)
+
+
+async def _renew(
+    session: AsyncSession, clock: Clock, invitation: Invitation, days: int
+) -> tuple[str, dict[str, Any]]:
+    """A new token for ``invitation`` (the old one stops working), expiring in ``days``:
+    the token, and what the audit entry records as before. The token itself never goes in
+    the log; "token" marks that a new one was issued."""
+    token, digest = _new_token()
+    before = {"expires_at": invitation.expires_at, "token": "replaced"}
+    invitation.token_hash = digest
+    invitation.expires_at = clock.now() + timedelta(days=days)
+    session.add(invitation)
+    await session.flush()
+    return token, before
+
+
+def _renewed(invitation: Invitation) -> dict[str, Any]:
+    return {"expires_at": invitation.expires_at, "token": "new"}
 
 
 async def revoke_invitation(
