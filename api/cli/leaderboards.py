@@ -96,11 +96,6 @@ async def _simulate(settings: Settings, rate: float, count: int | None) -> int:
         except NoDemoData as exc:
             console.print(f"[red]{exc}[/red]")
             return 1
-        if simulator.left_open:
-            console.print(
-                f"carrying on with {len(simulator.left_open)} claim(s) a stopped run left "
-                "open (approved first, each one of the sales)"
-            )
         console.print(
             f"approving about {rate:g} demo sales per second as sale claims of "
             f"{', '.join(simulator.partner_names)} (Ctrl-C stops)"

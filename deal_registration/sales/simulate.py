@@ -24,7 +24,6 @@ import random
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -34,7 +33,7 @@ from sqlmodel import col, select
 from catalogue.models import Product
 from deal_registration.attachments import ProofFile
 from deal_registration.sales import review, serials, submission
-from deal_registration.sales.models import CREDITED_STATES, OPEN_STATES, SaleClaim, SaleClaimSerial
+from deal_registration.sales.models import CREDITED_STATES, OPEN_STATES, SaleClaim
 from deal_registration.storage import Storage
 from infra.clock import Clock, FrozenClock
 from infra.db import Database
@@ -63,7 +62,6 @@ DISCOUNT = (0.85, 1.0)  # the sale price: list price less a typical reseller dis
 BLOCK = 50  # serials shipped to a partner at a time, per SKU
 SHIPPED_DAYS_AGO = 3
 NUMBER_WIDTH = 6  # SIM-<run>-<n:06d>; a new run id when a run has used them all
-INVOICE_PREFIX = "SIM-"  # a simulated claim's invoice number: SIM-<run>-<n>
 
 
 class NoDemoData(Exception):
@@ -130,9 +128,6 @@ class Simulator:
         self.products: list[tuple[Product, int]] = []
         self._unused: dict[tuple[uuid.UUID, str], deque[str]] = {}
         self._claimed: _Claimed | None = None  # made, not yet seen approved
-        # Claims a stopped run made and left open (killed between a claim and its approval):
-        # carried on with first, each one of this run's sales.
-        self.left_open: deque[_Claimed] = deque()
 
     @property
     def partner_names(self) -> list[str]:
@@ -192,55 +187,13 @@ class Simulator:
             raise NoDemoData(f"no demo products: {hint}")
         self.vendor = vendor
         self.admin = _principal(admin)
-        self.left_open = deque(await self._left_open(vendor, users.values(), partners))
-
-    async def _left_open(
-        self, vendor: Vendor, users: Iterable[User], partners: dict[uuid.UUID, Partner]
-    ) -> list[_Claimed]:
-        """The simulator's claims (invoice ``SIM-…``) of the demo sellers still open, oldest
-        first: a run stopped between a claim's commit and its approval left them."""
-        sellers = {u.id: u for u in users if u.partner_id in partners}
-        async with self.db.session() as session:
-            claims = list(
-                await session.exec(
-                    select(SaleClaim)
-                    .where(
-                        SaleClaim.vendor_id == vendor.id,
-                        col(SaleClaim.invoice_number).startswith(INVOICE_PREFIX),
-                        col(SaleClaim.state).in_(OPEN_STATES),
-                        col(SaleClaim.rep_user_id).in_(list(sellers)),
-                    )
-                    .order_by(col(SaleClaim.created_at), col(SaleClaim.id))
-                )
-            )
-            lines = list(
-                await session.exec(
-                    select(SaleClaimSerial)
-                    .where(col(SaleClaimSerial.claim_id).in_([c.id for c in claims]))
-                    .order_by(col(SaleClaimSerial.position))
-                )
-            )
-        left = []
-        for claim in claims:
-            mine = [line for line in lines if line.claim_id == claim.id]
-            left.append(
-                _Claimed(
-                    claim,
-                    _principal(sellers[claim.rep_user_id]),
-                    partners[claim.partner_id],
-                    (mine[0].sku or "") if mine else "",
-                    len(mine),
-                    [x.serial for x in mine],
-                )  # fmt: skip
-            )
-        return left
 
     async def one(self) -> SimulatedSale:
         """Claim one sale and see it approved; returns the approved claim. Safe to call
         again after it failed (Redis or the database out of reach): a claim already made
         is carried on with (approved), not left open beside a new one."""
         if self._claimed is None:
-            self._claimed = self.left_open.popleft() if self.left_open else await self._claim()
+            self._claimed = await self._claim()
         else:  # the last call failed: its approval may have committed all the same
             self._claimed = await self._read_again(self._claimed)
         sale = await self._see_approved(self._claimed)
@@ -259,7 +212,7 @@ class Simulator:
         price = product.list_price_minor * units * rng.uniform(*DISCOUNT)
         amount_minor = max(100, round(price / 100) * 100)  # whole currency units
         self.sales += 1
-        invoice = f"{INVOICE_PREFIX}{self.run}-{self.sales:0{NUMBER_WIDTH}d}"
+        invoice = f"SIM-{self.run}-{self.sales:0{NUMBER_WIDTH}d}"
         customer = rng.choice(CUSTOMERS)
         now = self.clock.now()
         async with self.db.transaction() as session:
