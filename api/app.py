@@ -36,8 +36,8 @@ from infra.db import Database
 from infra.heap import freeze_startup_heap
 from infra.redis import EmbeddedRedis, connect
 from infra.ws_direct import KeepWebSocketSend
-from schema import build_schema
 from schema.document_limits import DocumentLimits
+from schema.root import build_schema
 
 log = logging.getLogger("channelboard")
 

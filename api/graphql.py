@@ -518,7 +518,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.ws_max_message_bytes = ws_max_message_bytes
         # Open websockets, closed when their credential expires or stops authenticating.
         self.sockets = sockets
-        from schema import FAST_SUBSCRIPTIONS  # noqa: PLC0415
+        from schema.root import FAST_SUBSCRIPTIONS  # noqa: PLC0415
 
         self.fast_subscriptions = [make(self.schema, services) for make in FAST_SUBSCRIPTIONS]
         self.memo = ResponseMemo(services.db.epochs)

@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 from graphql import DocumentNode, GraphQLError, is_non_null_type, specified_rules
 
-from schema import build_schema
 from schema.document_limits import DocumentGate, DocumentLimits
+from schema.root import build_schema
 
 LIMITS = DocumentLimits()
 SCHEMA = build_schema(limits=LIMITS)

@@ -407,7 +407,7 @@ def refusals(schema: Any, query: str, operation_name: str | None) -> list[GraphQ
 
 
 def gate_of(schema: Any) -> DocumentGate:
-    """The gate of a schema built by schema.build_schema."""
+    """The gate of a schema built by schema.root.build_schema."""
     gate: DocumentGate = schema.document_gate
     return gate
 

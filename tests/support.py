@@ -45,8 +45,8 @@ from infra.outbox import BatchHandler, Dispatcher, OutboxEvent
 from infra.pubsub import Hub, Listener
 from migrations.metadata import target_metadata
 from partners.models import User
-from schema import build_schema
 from schema.context import Services
+from schema.root import build_schema
 
 # How long the wipe waits for a table lock before it lets go of those it holds and starts
 # again, and for how long in all (a transaction a test left open would block it for ever).

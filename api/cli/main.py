@@ -133,7 +133,7 @@ def export_schema(
     output: Path = typer.Option(Path("schema.graphql"), "--output", "-o"),
 ) -> None:
     """Write the GraphQL schema (SDL) to schema.graphql."""
-    from schema import build_schema  # noqa: PLC0415
+    from schema.root import build_schema  # noqa: PLC0415
 
     output.write_text(build_schema().as_str() + "\n")
     console.print(f"wrote {output}")

@@ -28,7 +28,7 @@ from infra.clock import OffsetClock
 from infra.db import Database
 from partners.models import Partner, PartnerStatus, User
 from partners.roles import Role
-from schema import build_schema
+from schema.root import build_schema
 from tests.factories import Tenant
 from tests.support import GQL, error_codes, live_server, make_token, multipart
 

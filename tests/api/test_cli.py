@@ -15,7 +15,7 @@ import jwt
 import pytest
 
 from api.settings import DEVELOPMENT_SECRET
-from schema import build_schema
+from schema.root import build_schema
 from tests.ports import free_port
 
 pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses

@@ -118,7 +118,7 @@ ALL_BLOCKS = [block for path in DOCS for block in blocks(path)]
 
 @cache
 def served_schema() -> GraphQLSchema:
-    from schema import build_schema  # noqa: PLC0415
+    from schema.root import build_schema  # noqa: PLC0415
 
     return build_schema()._schema
 

@@ -12,8 +12,8 @@ import pytest
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema import build_schema
 from schema.execution import FastFieldsExecutor, executor_for
+from schema.root import build_schema
 
 pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
 

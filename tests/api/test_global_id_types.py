@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schema import build_schema
+from schema.root import build_schema
 
 pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
 

@@ -54,10 +54,10 @@ from partners.policy import APPLICATIONS, INVITATIONS, PARTNERS, TENANCY, USERS,
 from partners.roles import Principal, Role
 from pilots import service as pilots
 from pilots.policy import PILOTS
-from schema import build_schema
 from schema.extensions import MaskUnexpectedErrors, _should_mask
 from schema.partners.invitations import HasIdentity
 from schema.permissions import IsAuthenticated, Public, ScreenOnly, ScreenOrAuthenticated
+from schema.root import build_schema
 from signals.policy import SIGNALS
 from subscriptions.policy import SUBSCRIPTIONS
 from webhooks import deliveries as webhook_deliveries

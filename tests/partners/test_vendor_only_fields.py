@@ -15,8 +15,8 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from infra.clock import OffsetClock
 from infra.db import Database
 from partners.roles import Role
-from schema import build_schema
 from schema.permissions import IsAuthenticated, ScreenOrAuthenticated
+from schema.root import build_schema
 from tests.deal_registration.registrations.scenarios import register
 from tests.deal_registration.sales.scenarios import CREATE, claim_input, seed_registry
 from tests.factories import Tenant, add_products, create_contest, gid
