@@ -132,10 +132,13 @@ def token(
 def export_schema(
     output: Path = typer.Option(Path("schema.graphql"), "--output", "-o"),
 ) -> None:
-    """Write the GraphQL schema (SDL) to schema.graphql."""
+    """Write the GraphQL schema (SDL) to schema.graphql, only ever whole."""
+    from api.cli.whole_files import whole_file  # noqa: PLC0415
     from schema.root import build_schema  # noqa: PLC0415
 
-    output.write_text(build_schema().as_str() + "\n")
+    sdl = build_schema().as_str() + "\n"
+    with whole_file(output) as stream:
+        stream.write(sdl)
     console.print(f"wrote {output}")
 
 

@@ -1,8 +1,8 @@
-"""Files the commands write (``exports write --out``, ``audit export --out``): never seen
-part-written. The text goes to a partial file beside the target (``.FILE.<random>.part``),
-which is synced and then renamed over it; a command killed on the way leaves the target as
-it was (absent, or the last whole file) and a ``.part`` file no one reads; a failure the
-command sees removes the partial file itself."""
+"""Files the commands write (``exports write --out``, ``audit export --out``,
+``export-schema``): never seen part-written. The text goes to a partial file beside the
+target (``.FILE.<random>.part``), which is synced and then renamed over it; a command
+killed on the way leaves the target as it was (absent, or the last whole file) and a
+``.part`` file no one reads; a failure the command sees removes the partial file itself."""
 
 from __future__ import annotations
 
