@@ -83,7 +83,7 @@ class Contest(SQLModel, table=True):
     # {"revenue_per_major_unit": int, "per_unit": int, "per_claim": int, "per_won_deal": int}
     weights: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Eligibility lists as ",A,B," (empty = everyone), so visibility filters in SQL with LIKE
-    # on both databases.
+    # on both databases (the value matched escaped, ``repository.in_packed``).
     eligible_tiers: str = Field(default="", max_length=1000)
     eligible_regions: str = Field(default="", max_length=1000)
     eligible_partner_ids: str = Field(default="", max_length=20000)
@@ -124,6 +124,13 @@ def pack(items: list[str]) -> str:
 
 def unpack(text: str) -> list[str]:
     return [item for item in text.split(",") if item]
+
+
+def listed(text: str, value: str) -> bool:
+    """``value`` is exactly one of the items of the packed list ``text`` (a value with a
+    comma never is, whatever was stored before the rule); ``repository.in_packed`` is the
+    same test in SQL."""
+    return "," not in value and f",{value}," in text
 
 
 class ContestRevision(SQLModel, table=True):

@@ -38,10 +38,29 @@ from partners.groups import groups_of, readable_groups
 from partners.models import Partner, User
 from partners.roles import Principal
 
+_ESCAPE = "/"
+
+
+def in_packed(column: Any, value: Any) -> ColumnElement[bool]:
+    """The SQL value ``value`` is exactly one of the items of the ",A,B," list in ``column``
+    (``models.listed`` in Python). LIKE's wildcards in the value (``%``, ``_``: a
+    vendor-chosen region or tier may hold them) and its escape character are escaped, so they
+    match only themselves; a value with a comma is no item (an item never holds one), not
+    the two neighbours ",A,B," it would otherwise span. SQLite's LIKE ignores ASCII case,
+    PostgreSQL's does not: every value these lists hold or are matched with is stored in
+    upper case (``leaderboards.service``, ``partners.admin``) or is a lower-case id."""
+    escaped = value
+    for wildcard in (_ESCAPE, "%", "_"):
+        escaped = func.replace(escaped, literal(wildcard), literal(_ESCAPE + wildcard))
+    return and_(
+        value.not_like("%,%"),
+        col(column).like(literal("%,") + escaped + literal(",%"), escape=_ESCAPE),
+    )
+
 
 def _listed(column: Any, value: Any) -> ColumnElement[bool]:
     """An empty list means everyone; else the value must be one of the ",A,B," items."""
-    return or_(col(column) == "", col(column).like(literal("%,") + value + literal(",%")))
+    return or_(col(column) == "", in_packed(column, value))
 
 
 def _in_a_listed_group(principal: Principal) -> ColumnElement[bool]:
@@ -51,7 +70,7 @@ def _in_a_listed_group(principal: Principal) -> ColumnElement[bool]:
     return exists().where(
         col(PartnerGroupMembership.partner_id) == principal.partner_id,
         col(PartnerGroupMembership.left_at).is_(None),
-        col(Contest.eligible_group_ids).like(literal("%,") + func.lower(group_hex) + literal(",%")),
+        in_packed(Contest.eligible_group_ids, func.lower(group_hex)),
     )
 
 
@@ -63,7 +82,7 @@ def _names_an_unreadable_group(principal: Principal) -> ColumnElement[bool]:
         col(PartnerGroup.id).not_in(
             readable_groups(principal).with_only_columns(col(PartnerGroup.id))
         ),
-        col(Contest.eligible_group_ids).like(literal("%,") + func.lower(group_hex) + literal(",%")),
+        in_packed(Contest.eligible_group_ids, func.lower(group_hex)),
     )
 
 
@@ -83,10 +102,7 @@ def readable_contests(principal: Principal) -> SelectOfScalar[Contest]:
             col(Partner.vendor_id) == principal.vendor_id,
             _listed(Contest.eligible_tiers, Partner.tier),
             _listed(Contest.eligible_regions, Partner.region),
-            or_(
-                col(Contest.eligible_partner_ids) == "",
-                col(Contest.eligible_partner_ids).contains(f",{principal.partner_id},"),
-            ),
+            _listed(Contest.eligible_partner_ids, literal(str(principal.partner_id))),
             or_(col(Contest.eligible_group_ids) == "", _in_a_listed_group(principal)),
         )
     )

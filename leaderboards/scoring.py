@@ -67,7 +67,7 @@ from deal_registration.events import (
 from infra import limits
 from infra.redis import AnyRedis, Keys, is_cluster
 from leaderboards import ranking
-from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, unpack
+from leaderboards.models import Contest, Metric, ParticipantKind, RankingStyle, listed, unpack
 from leaderboards.recurrence import Period, parse_recurrence, period_at
 from subscriptions.events import SUBSCRIPTION_EXPANDED, SUBSCRIPTION_STARTED, SubscriptionChanged
 
@@ -689,18 +689,17 @@ def credit_for(
 ) -> tuple[uuid.UUID, int, str] | None:
     """(participant, points, description) for an approval or a won deal under the contest's
     rules, or None when it does not count."""
-    if (
-        contest.eligible_partner_ids
-        and f",{payload.partner_id}," not in contest.eligible_partner_ids
+    if contest.eligible_partner_ids and not listed(
+        contest.eligible_partner_ids, str(payload.partner_id)
     ):
         return None
-    if contest.eligible_tiers and f",{partner_tier}," not in contest.eligible_tiers:
+    if contest.eligible_tiers and not listed(contest.eligible_tiers, partner_tier):
         return None
     if contest.eligible_group_ids and not any(
-        f",{g}," in contest.eligible_group_ids for g in partner_groups
+        listed(contest.eligible_group_ids, g) for g in partner_groups
     ):
         return None
-    if contest.eligible_regions and f",{payload.region}," not in contest.eligible_regions:
+    if contest.eligible_regions and not listed(contest.eligible_regions, payload.region):
         return None
     if contest.participant_kind is ParticipantKind.PARTNER:
         participant = payload.partner_id
