@@ -25,6 +25,10 @@ comes in (GraphQL, CLI, CSV import), not escaped at each screen. Two kinds of te
   visible character. Surrounding whitespace is not part of an identifier: callers strip it
   (``str.strip``) before the check and store the stripped value, as they do for names; an
   empty value is the caller's ``REQUIRED`` (or "none", where the field is optional).
+  An identifier a contest's eligibility lists (a partner's region, the tiers, regions and
+  SKUs a contest names: ``listed_identifier_problem``) refuses the comma too, which
+  separates the items of the stored list (``leaderboards.models.pack``): ``EMEA,APAC`` would
+  read as two regions.
 
 Everything else is text: any script, right-to-left scripts included (Arabic, Hebrew: only
 the explicit override controls are refused, not the right-to-left marks U+200E/U+200F),
@@ -95,6 +99,19 @@ def identifier_problem(value: str) -> str | None:
             return f"An identifier may not contain the invisible character {code_point(ch)}."
     if value and all(_invisible(ch) for ch in value):
         return "An identifier needs a visible character, not only spaces or invisible characters."
+    return None
+
+
+def listed_identifier_problem(value: str) -> str | None:
+    """``identifier_problem``, and a comma refused: the value is one a contest's eligibility
+    lists, whose items commas separate."""
+    if problem := identifier_problem(value):
+        return problem
+    if "," in value:
+        return (
+            "This value may not contain a comma (U+002C): contests list several, "
+            "separated by commas."
+        )
     return None
 
 

@@ -82,8 +82,9 @@ class Contest(SQLModel, table=True):
     currency: str = Field(default="USD", max_length=3)
     # {"revenue_per_major_unit": int, "per_unit": int, "per_claim": int, "per_won_deal": int}
     weights: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    # Eligibility lists as ",A,B," (empty = everyone), so visibility filters in SQL with LIKE
-    # on both databases (the value matched escaped, ``repository.in_packed``).
+    # Eligibility lists as ",A,B," (empty = everyone; an item holds no comma, ``pack``), so
+    # visibility filters in SQL with LIKE on both databases (the value matched escaped,
+    # ``repository.in_packed``).
     eligible_tiers: str = Field(default="", max_length=1000)
     eligible_regions: str = Field(default="", max_length=1000)
     eligible_partner_ids: str = Field(default="", max_length=20000)
@@ -119,6 +120,11 @@ class Contest(SQLModel, table=True):
 
 
 def pack(items: list[str]) -> str:
+    """The ",A,B," form of an eligibility list. An item holds no comma: the values a
+    contest lists are refused with one where they come in
+    (``infra.text.listed_identifier_problem``)."""
+    if any("," in item for item in items):
+        raise ValueError("an eligibility item may not contain a comma")
     return f",{','.join(items)}," if items else ""
 
 

@@ -28,7 +28,7 @@ from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
 from infra.money import is_currency
 from infra.outbox import OutboxEvent, record_event
-from infra.text import free_text_problem, identifier_problem, name_problem
+from infra.text import free_text_problem, listed_identifier_problem, name_problem
 from leaderboards import repository
 from leaderboards.errors import ContestErrorCode as Code
 from leaderboards.events import ContestChanged
@@ -254,7 +254,7 @@ def validate(s: ContestSettings) -> ContestSettings:
     s.eligible_skus = sorted({k.strip().upper() for k in s.eligible_skus if k.strip()})
     for key in ("tiers", "regions", "skus"):
         for value in getattr(s, f"eligible_{key}"):
-            if problem := identifier_problem(value):
+            if problem := listed_identifier_problem(value):
                 errors.append(DomainError(Code.INVALID_CHARACTERS, problem, f"eligibility.{key}"))
                 break
     if errors:

@@ -30,7 +30,12 @@ from infra import audit as infra_audit
 from infra import codes
 from infra.clock import Clock
 from infra.errors import DomainError, DomainErrors
-from infra.text import free_text_problem, identifier_problem, name_problem
+from infra.text import (
+    free_text_problem,
+    identifier_problem,
+    listed_identifier_problem,
+    name_problem,
+)
 from partners import repository
 from partners.access import accessible_partner_ids
 from partners.audit_log import AuditEntity, actor_of
@@ -134,7 +139,7 @@ def clean(fields: PartnerFields, *, prefix: str = "") -> tuple[dict[str, Any], l
             bad(PartnerErrorCode.REQUIRED, "Give the partner's region, e.g. EMEA.", "region")
         elif len(region) > 32:
             bad(PartnerErrorCode.TOO_LONG, "A region has at most 32 characters.", "region")
-        elif problem := identifier_problem(region):
+        elif problem := listed_identifier_problem(region):
             bad(PartnerErrorCode.INVALID_CHARACTERS, problem, "region")
         out["region"] = region
     if fields.country is not None:

@@ -26,9 +26,19 @@ class ContestWeightsInput:
 
 @strawberry.input
 class ContestEligibilityInput:
-    tiers: list[str] = strawberry.field(default_factory=list)
-    regions: list[str] = strawberry.field(default_factory=list)
-    skus: list[str] = strawberry.field(default_factory=list)
+    tiers: list[str] = strawberry.field(
+        default_factory=list,
+        description="Partners' program tiers, matched exactly (stored upper-case; a comma "
+        "is INVALID_CHARACTERS).",
+    )
+    regions: list[str] = strawberry.field(
+        default_factory=list,
+        description="Partners' regions, matched exactly (stored upper-case; `_` and `%` are "
+        "plain characters; a comma is INVALID_CHARACTERS).",
+    )
+    skus: list[str] = strawberry.field(
+        default_factory=list, description="Stored upper-case; a comma is INVALID_CHARACTERS."
+    )
     partner_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
     group_ids: list[strawberry.ID] = strawberry.field(
         default_factory=list,

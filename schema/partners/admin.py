@@ -37,7 +37,10 @@ class PartnerContactInput:
 @strawberry.input
 class PartnerCreateInput:
     name: str = strawberry.field(description="Unique within your vendor (case-insensitive).")
-    region: str = strawberry.field(description="e.g. EMEA, NA, APAC (stored upper-case).")
+    region: str = strawberry.field(
+        description="e.g. EMEA, NA, APAC (stored upper-case). A comma is INVALID_CHARACTERS: "
+        "contests list regions separated by commas."
+    )
     legal_name: str = ""
     country: str | None = strawberry.field(
         default=None, description="ISO 3166-1 alpha-2 code, e.g. DE."

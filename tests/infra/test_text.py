@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from infra.text import free_text_problem, identifier_problem, name_problem
+from infra.text import (
+    free_text_problem,
+    identifier_problem,
+    listed_identifier_problem,
+    name_problem,
+)
 
 pytestmark = pytest.mark.backend_free  # the same whatever backend the run uses
 
@@ -111,3 +116,16 @@ def test_an_identifier_with_controls_or_invisible_characters_is_refused(
     problem = identifier_problem(value)
     assert problem is not None
     assert named in problem
+
+
+def test_a_value_contests_list_refuses_a_comma_and_keeps_wildcard_characters() -> None:
+    """Commas separate a contest's eligible values; ``%`` and ``_`` are plain characters
+    (matched exactly, ``leaderboards.repository.in_packed``)."""
+    assert listed_identifier_problem("EMEA,APAC") == (
+        "This value may not contain a comma (U+002C): contests list several, separated by commas."
+    )
+    for value in ("EM_A", "%", "DACH-NORTH", "\u0645\u0635\u0631"):
+        assert listed_identifier_problem(value) is None
+    problem = listed_identifier_problem("EM\u200bEA")
+    assert problem is not None
+    assert "U+200B" in problem
