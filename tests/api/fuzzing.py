@@ -1,12 +1,15 @@
 """What the schema fuzz campaigns share (tests/api/test_fuzz.py, test_isolation_fuzz.py):
 hypothesis-graphql strategies for one root field per document with ID arguments drawn
 from a pool of real ids (filled once the data is seeded), custom scalars, the same
-document with its root arguments as variables, the global ids of seeded rows, the check
-that a response is coded GraphQL-over-HTTP JSON, and the hypothesis settings."""
+document with its root arguments as variables, the global ids of seeded rows, real values
+for the arguments and input fields that name existing things (``real_values``: a serial,
+a SKU, an invoice number, an e-mail, a group's name, an id of the type the field names),
+the check that a response is coded GraphQL-over-HTTP JSON, and the hypothesis settings."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import uuid
@@ -17,13 +20,18 @@ from functools import cache
 from typing import Any
 
 import graphql
+import sqlalchemy as sa
 from graphql import (
     ArgumentNode,
     DocumentNode,
     FieldNode,
+    ListValueNode,
     NameNode,
+    ObjectFieldNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     VariableDefinitionNode,
     VariableNode,
 )
@@ -54,11 +62,15 @@ TABLE_OF = {
 
 @dataclass(eq=False)
 class Pool:
-    """The values the ID strategy draws from; filled once the data is seeded (strategies
-    are built at import, the ids exist only in the test). Hashed by identity: each
-    campaign's strategies are its own."""
+    """The values the ID strategy draws from (``ids``) and ``real_values`` puts in fields
+    that name things (``ids_of``: global ids by type name; ``strings``: values by argument
+    or input field name); filled once the data is seeded (strategies are built at import,
+    the rows exist only in the test). Hashed by identity: each campaign's strategies are
+    its own."""
 
     ids: list[str] = field(default_factory=lambda: ["x"])
+    ids_of: dict[str, list[str]] = field(default_factory=dict)
+    strings: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _b64(raw: bytes) -> str:
@@ -258,28 +270,303 @@ def decode_id(global_id: str) -> str:
     return base64.b64decode(global_id).decode()
 
 
+def _table_of(type_name: str) -> str:
+    return TABLE_OF.get(type_name) or re.sub(r"(?<!^)(?=[A-Z])", "_", type_name).lower()
+
+
 def node_types() -> dict[str, str]:
     """Every Node type of the schema with a table of its own: type name -> table."""
     schema = _graphql_schema()
     out = {}
     for t in schema.type_map.values():
         if isinstance(t, graphql.GraphQLObjectType) and any(i.name == "Node" for i in t.interfaces):
-            table = TABLE_OF.get(t.name) or re.sub(r"(?<!^)(?=[A-Z])", "_", t.name).lower()
+            table = _table_of(t.name)
             if table in target_metadata().tables:
                 out[t.name] = table
     return dict(sorted(out.items()))
 
 
-async def node_ids(session: AsyncSession, where: str = "", limit: int = 20) -> list[str]:
-    """Global ids of up to ``limit`` rows of every Node type's table (``where``: an SQL
-    condition on the table's rows)."""
-    ids = []
-    for type_name, table in node_types().items():
+@cache
+def id_types() -> dict[str, str]:
+    """Every type whose global ids the API hands out, with a table of its own: the Node
+    types, and the object types with an ``id: ID!`` that are not nodes (a payout hold, a
+    decision, a proof file, a rule's or a program's version, a contest winner, a vendor:
+    their ids are arguments, never ``node(id:)``). Type name -> table."""
+    schema = _graphql_schema()
+    out = dict(node_types())
+    for t in schema.type_map.values():
+        if (
+            isinstance(t, graphql.GraphQLObjectType)
+            and not t.name.startswith("__")
+            and "id" in t.fields
+            and str(t.fields["id"].type) == "ID!"
+        ):
+            table = _table_of(t.name)
+            if table in target_metadata().tables:
+                out.setdefault(t.name, table)
+    return dict(sorted(out.items()))
+
+
+async def ids_by_type(
+    session: AsyncSession, where: str = "", limit: int = 20
+) -> dict[str, list[str]]:
+    """Global ids of up to ``limit`` rows of every id type's table (``id_types``; ``where``:
+    an SQL condition on the table's rows), by type name (the types with rows only)."""
+    out: dict[str, list[str]] = {}
+    for type_name, table in id_types().items():
         condition = f" WHERE {where}" if where else ""
         rows = await session.execute(text(f'SELECT id FROM "{table}"{condition} LIMIT {limit}'))
-        for (row_id,) in rows.all():
-            ids.append(graphql_id(type_name, row_id))
-    return ids
+        ids = [graphql_id(type_name, row_id) for (row_id,) in rows.all()]
+        if ids:
+            out[type_name] = ids
+    return out
+
+
+# --- real values for the fields that name things -----------------------------------------
+
+REAL_VALUE_ODDS = 3  # a field that names things gets a real value one time in this many
+REAL_PER_OWNER = 12  # values of one column kept per vendor (or in all, without a vendor_id)
+REAL_MAX_LENGTH = 200
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+# String fields whose column is not named after them: a search is for part of a name.
+COLUMN_ALIASES = {"search": "name"}
+# ID fields named for the role of a user rather than its type.
+USER_WORDS = {"Manager", "Rep", "Participant"}
+
+
+@cache
+def _text_columns() -> dict[str, tuple[str, ...]]:
+    """Column name -> the tables with a text column (enums aside) or a JSON one (a list of
+    labels, e.g. a partner's tags) of that name."""
+    out: dict[str, list[str]] = {}
+    for table in target_metadata().tables.values():
+        for column in table.c:
+            kind = column.type
+            if isinstance(kind, sa.types.TypeDecorator):
+                kind = kind.impl_instance
+            if isinstance(kind, sa.JSON) or (
+                isinstance(kind, sa.String) and not isinstance(kind, sa.Enum)
+            ):
+                out.setdefault(column.name, []).append(table.name)
+    return {name: tuple(sorted(tables)) for name, tables in out.items()}
+
+
+def columns_for(name: str) -> tuple[str, ...]:
+    """The text columns a String argument or input field names, best first: its own name
+    in snake case (``invoiceNumber``: invoice_number), singular for a list (``serials``:
+    serial) or plural for one of a list column (``tag``: tags), then its last word
+    (``vendorSlug``: slug). Empty when no table has such a column."""
+    if name in COLUMN_ALIASES:
+        return (COLUMN_ALIASES[name],)
+    snake = _snake(name)
+    last = snake.rsplit("_", 1)[-1]
+    candidates = (snake, _singular(snake), snake + "s", last, _singular(last))
+    return tuple(dict.fromkeys(c for c in candidates if c in _text_columns()))
+
+
+def _texts(value: object) -> list[str]:
+    """A text column's value, or the labels of a JSON list of them."""
+    if isinstance(value, str) and value.startswith(("[", "{")):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    if isinstance(value, dict) or value is None:
+        return []
+    return [str(value)]
+
+
+@cache
+def _input_sites() -> tuple[frozenset[str], frozenset[str]]:
+    """The names of the String and of the ID arguments and input fields of the schema."""
+    schema = _graphql_schema()
+    strings: set[str] = set()
+    ids: set[str] = set()
+
+    def add(fields: dict[str, Any]) -> None:
+        for name, definition in fields.items():
+            kind = graphql.get_named_type(definition.type)
+            if kind is graphql.GraphQLString:
+                strings.add(name)
+            elif kind is graphql.GraphQLID:
+                ids.add(name)
+
+    for t in schema.type_map.values():
+        if t.name.startswith("__"):
+            continue
+        if isinstance(t, graphql.GraphQLObjectType):
+            for f in t.fields.values():
+                add(f.args)
+        elif isinstance(t, graphql.GraphQLInputObjectType):
+            add(t.fields)
+    return frozenset(strings), frozenset(ids)
+
+
+async def real_strings(session: AsyncSession) -> dict[str, list[str]]:
+    """For every String argument or input field that names a column (``columns_for``: the
+    first of them with values), the values of that column in every table that has it: up
+    to ``REAL_PER_OWNER`` of each vendor's rows (so another vendor's serials, SKUs and
+    invoice numbers too), sorted."""
+    metadata = target_metadata()
+    values: dict[str, list[str]] = {}
+    for column in sorted({c for name in _input_sites()[0] for c in columns_for(name)}):
+        found: set[str] = set()
+        for table in _text_columns()[column]:
+            owner = "vendor_id" if "vendor_id" in metadata.tables[table].c else "NULL"
+            rows = await session.execute(
+                text(f'SELECT {owner}, "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL')
+            )
+            kept: dict[str, list[str]] = {}
+            for vendor, value in sorted((str(o), t) for o, v in rows.all() for t in _texts(v)):
+                per_vendor = kept.setdefault(vendor, [])
+                if len(per_vendor) < REAL_PER_OWNER and 0 < len(value) <= REAL_MAX_LENGTH:
+                    per_vendor.append(value)
+            found |= {v for vs in kept.values() for v in vs}
+        if found:
+            values[column] = sorted(found)
+    out = {}
+    for name in sorted(_input_sites()[0]):
+        for column in columns_for(name):
+            if column in values:
+                out[name] = values[column]
+                break
+    return out
+
+
+@cache
+def types_named(name: str, parent: str | None) -> tuple[str, ...]:
+    """The id types an ID argument or input field names: ``contestId`` a Contest, ``groupIds``
+    a PartnerGroup, ``holdId`` a PayoutHold (the types whose name ends with the field's stem,
+    else with its last word); ``id`` of ``PayoutStatementInput`` a PayoutStatement (the
+    longest type name the input's starts with). Empty: any type."""
+    types = id_types()
+    if name == "id":
+        if parent is None:
+            return ()
+        prefixes = [t for t in types if parent.startswith(t)]
+        return (max(prefixes, key=len),) if prefixes else ()
+    stem = re.sub(r"Ids?$", "", name)
+    if stem == name:
+        return ()
+    for word in (stem[:1].upper() + stem[1:], re.split(r"(?=[A-Z])", stem)[-1].capitalize()):
+        if word in USER_WORDS:
+            return ("User", "Partner") if word == "Participant" else ("User",)
+        found = tuple(t for t in types if t.endswith(word))
+        if found:
+            return found
+    return ()
+
+
+def real_values(
+    documents: st.SearchStrategy[DocumentNode], kind: str, pool: Pool
+) -> st.SearchStrategy[DocumentNode]:
+    """The documents with, one time in ``REAL_VALUE_ODDS``, an existing thing in a field
+    that names one: a String argument or input field a real value of its column
+    (``Pool.strings``: an imported serial, one already claimed, another vendor's; a SKU, an
+    invoice number, a user's e-mail, a group's name), an ID one a real id of the type it
+    names (``Pool.ids_of``), so that the paths through existing records (duplicates,
+    conflicts, serials already credited) are fuzzed too."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> DocumentNode:
+        document = draw(documents)
+        return _rewrite(document, kind, pool, draw)
+
+    return build()
+
+
+def _rewrite(document: DocumentNode, kind: str, pool: Pool, draw: st.DrawFn) -> DocumentNode:
+    schema = _graphql_schema()
+    root = schema.query_type if kind == "query" else schema.mutation_type
+    assert root is not None
+    [operation] = document.definitions
+    if not isinstance(operation, OperationDefinitionNode):
+        return document
+    out = []
+    for selection in operation.selection_set.selections:
+        if isinstance(selection, FieldNode) and selection.name.value in root.fields:
+            definitions = root.fields[selection.name.value].args
+            arguments = tuple(
+                ArgumentNode(
+                    name=a.name,
+                    value=_real_value(
+                        a.value, definitions[a.name.value].type, a.name.value, None, pool, draw
+                    ),
+                )
+                if a.name.value in definitions
+                else a
+                for a in selection.arguments or ()
+            )
+            selection = FieldNode(
+                alias=selection.alias,
+                name=selection.name,
+                arguments=arguments,
+                directives=selection.directives,
+                selection_set=selection.selection_set,
+            )
+        out.append(selection)
+    operation = OperationDefinitionNode(
+        operation=operation.operation,
+        name=operation.name,
+        variable_definitions=operation.variable_definitions,
+        directives=operation.directives,
+        selection_set=SelectionSetNode(selections=tuple(out)),
+    )
+    return DocumentNode(definitions=(operation,))
+
+
+def _real_value(
+    node: graphql.ValueNode,
+    kind: graphql.GraphQLInputType,
+    name: str,
+    parent: str | None,
+    pool: Pool,
+    draw: st.DrawFn,
+) -> graphql.ValueNode:
+    kind = graphql.get_nullable_type(kind)
+    if isinstance(kind, graphql.GraphQLList):
+        if isinstance(node, ListValueNode):
+            return ListValueNode(
+                values=tuple(
+                    _real_value(v, kind.of_type, name, parent, pool, draw) for v in node.values
+                )
+            )
+        return _real_value(node, kind.of_type, name, parent, pool, draw)
+    if isinstance(kind, graphql.GraphQLInputObjectType) and isinstance(node, ObjectValueNode):
+        fields = tuple(
+            ObjectFieldNode(
+                name=f.name,
+                value=_real_value(
+                    f.value, kind.fields[f.name.value].type, f.name.value, kind.name, pool, draw
+                ),
+            )
+            if f.name.value in kind.fields
+            else f
+            for f in node.fields
+        )
+        return ObjectValueNode(fields=fields)
+    if not isinstance(node, StringValueNode):
+        return node
+    if kind is graphql.GraphQLString:
+        choices = pool.strings.get(name, [])
+    elif kind is graphql.GraphQLID:
+        choices = [i for t in types_named(name, parent) for i in pool.ids_of.get(t, [])]
+    else:
+        return node
+    if not choices or draw(st.integers(0, REAL_VALUE_ODDS - 1)) != 0:
+        return node
+    return nodes.String(choices[draw(st.integers(0, len(choices) - 1))])
 
 
 def hypothesis_settings(default_examples: int) -> settings:

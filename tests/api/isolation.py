@@ -434,7 +434,7 @@ PROGRAM = """mutation($input: EarningProgramCreateInput!) { earningProgramCreate
   program { id } userErrors { code field message } } }"""
 
 
-async def _enrich(
+async def enrich_vendor(
     gql: GQL, services: Services, clock: OffsetClock, vendor: Vendor, partners: list[Partner]
 ) -> str:
     """A second admin, a program, a group of ``partners`` with a started pilot whose control
@@ -790,8 +790,8 @@ async def seed_world(gql: GQL, services: Services, settings: Settings, clock: Of
     contoso_tenant.users[Role.VENDOR_ADMIN] = users["admin@contoso.example"]
     await create_contest(db, clock, contoso_tenant, name="Fabrikam Outback Cup")
     keys = {
-        "key@northwind": await _enrich(gql, services, clock, northwind, [acme, globex]),
-        "key@contoso": await _enrich(gql, services, clock, contoso, [fabrikam, wingtip]),
+        "key@northwind": await enrich_vendor(gql, services, clock, northwind, [acme, globex]),
+        "key@contoso": await enrich_vendor(gql, services, clock, contoso, [fabrikam, wingtip]),
     }
     await _contoso_sales(gql, services, clock, users, fabrikam, wingtip)
     await _program_records(gql, services, clock, northwind, users, acme, globex)

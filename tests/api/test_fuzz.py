@@ -7,8 +7,15 @@ and the app answers afterwards.
 
 Generated values are literals in the document, and the root field's arguments are sent
 again as variables (scalars parse a literal and a variable on different paths). ID
-arguments get real global ids of the demo's rows (of their type and of others), raw UUIDs
-and malformed ids, besides arbitrary text.
+arguments get real global ids of the demo's rows (of every type with a global id,
+``fuzzing.id_types``; of their type and of others), raw UUIDs and malformed ids, besides
+arbitrary text. Arguments and input fields that name things get, one time in three, a
+real value (``fuzzing.real_values``): an ID field the id of the type it names (``holdId``:
+a payout hold), a String field a value of the column it names (``serials``: imported
+serials, credited ones, Contoso's; ``sku``, ``invoiceNumber``, ``email``, ``name``,
+``idempotencyKey``, ...), so that duplicates, conflicts and records of another vendor are
+reached. The demo is seeded, then what it leaves out (``seed_more``: a pilot, groups,
+rules, programs' versions, an API key, Contoso's catalogue and serials).
 
 CI runs a small, derandomized campaign. A large one by hand (the size, the roles, and
 whether it also sends documents with one schema violation, from the environment)::
@@ -22,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -41,9 +50,13 @@ from sqlmodel import select
 
 from api.cli.demo import seed_demo
 from api.settings import Settings
+from catalogue import demo as catalogue_demo
+from deal_registration.sales.demo import DEMO_SKU
+from deal_registration.sales.serials import import_serials
 from infra.clock import OffsetClock
 from migrations.metadata import target_metadata
-from partners.models import User
+from partners.models import Partner, User, Vendor
+from partners.roles import Role
 from schema.context import Services
 from tests.api.fuzzing import (
     SEED,
@@ -55,10 +68,14 @@ from tests.api.fuzzing import (
     graphql_id,
     hypothesis_settings,
     id_values,
-    node_ids,
+    ids_by_type,
+    real_strings,
+    real_values,
     root_fields,
     strategy,
 )
+from tests.api.isolation import enrich_vendor
+from tests.factories import principal_of
 from tests.support import GQL, _graphql_schema
 
 NEGATIVE = os.environ.get("CHANNELBOARD_FUZZ_NEGATIVE", "") not in ("", "0")
@@ -114,7 +131,7 @@ def operations(draw: st.DrawFn, kind: str) -> tuple[str, str, DocumentNode]:
     mutation is one whose effects must be none."""
     name = draw(st.sampled_from(_root_fields(kind)))
     negative = NEGATIVE and name in _violable(kind) and draw(st.integers(0, 4)) == 0
-    return kind, name, draw(_strategy(kind, name, negative))
+    return kind, name, draw(real_values(_strategy(kind, name, negative), kind, POOL))
 
 
 def _with_user_errors(document: DocumentNode) -> DocumentNode:
@@ -249,20 +266,57 @@ class Campaign:
         assert body == {"data": {"__typename": "Query"}}, raw
 
 
+CONTOSO_SERIALS = ("CTS-FUZZ-000001", "CTS-FUZZ-000002", "CTS-FUZZ-000003")
+
+
+async def seed_more(gql: GQL, services: Services, clock: OffsetClock) -> None:
+    """What the demo leaves out, so that the pool holds ids of those types and values of
+    those columns too: for Northwind a partner group with a started pilot (its arms),
+    incentive rules and their versions, programs and their versions, a second admin and
+    an API key (``isolation.enrich_vendor``); for Contoso its catalogue and a few serials of its
+    own (another vendor's serials and SKUs)."""
+    async with services.db.transaction() as session:
+        vendors = {v.slug: v for v in (await session.exec(select(Vendor))).all()}
+        partners = (
+            await session.exec(select(Partner).where(Partner.vendor_id == vendors["northwind"].id))
+        ).all()
+        contoso = vendors["contoso"]
+        await catalogue_demo.seed(session, clock, contoso)
+        admin = (
+            await session.exec(
+                select(User).where(User.vendor_id == contoso.id, User.role == Role.VENDOR_ADMIN)
+            )
+        ).first()
+        assert admin is not None
+        shipped = (clock.now() - timedelta(days=40)).date()
+        rows = ["serial,sku,shipped_to,region,shipped_at"] + [
+            f"{serial},{DEMO_SKU},,APAC,{shipped}" for serial in CONTOSO_SERIALS
+        ]
+        await import_serials(
+            session, principal_of(admin), clock, source=io.BytesIO("\n".join(rows).encode())
+        )
+    await enrich_vendor(
+        gql, services, clock, vendors["northwind"], sorted(partners, key=lambda p: p.name)
+    )
+
+
 async def seeded_campaign(
     gql: GQL, services: Services, settings: Settings, clock: OffsetClock
 ) -> Campaign:
     await seed_demo(settings, clock)
+    await seed_more(gql, services, clock)
     tokens: dict[str, str | None] = {"anonymous": None}
     async with services.db.session() as session:
-        ids = await node_ids(session)
+        ids_of = await ids_by_type(session)
+        strings = await real_strings(session)
         for role in ROLES[1:]:
             user = (await session.exec(select(User).where(User.email == role))).one()
             tokens[role] = gql.token(user)
+    ids = [i for type_ids in ids_of.values() for i in type_ids]
     assert ids
     # Every id once as another type's too (a Partner's id sent where a User's is expected).
     ids += [graphql_id("Partner", uuid.UUID(decode_id(i).split(":", 1)[1])) for i in ids[::7]]
-    POOL.ids = ids
+    POOL.ids, POOL.ids_of, POOL.strings = ids, ids_of, strings
     return Campaign(gql=gql, services=services, tokens=tokens)
 
 
