@@ -74,8 +74,11 @@ Four campaigns (slow: ~95 s of CPU in all on SQLite; the fourth adds ~20):
   reads the accuracy, statements and holds its first partner's admin must not;
 - ``test_generated_documents_leak_nothing`` (hypothesis-graphql): one root field per
   document (queries, and mutations), ID arguments drawn mostly from the other tenant's and
-  the other partner's ids, derandomized, as literals and again as variables: 150 examples
-  of each kind in CI.
+  the other partner's ids (of every type with a global id, ``fuzzing.id_types``; a field
+  that names a type, e.g. ``holdId``, now and then one of that type), and String fields
+  that name things now and then a real value of either vendor (``fuzzing.real_values``:
+  the other vendor's serials, invoice numbers, e-mails, partner and group names),
+  derandomized, as literals and again as variables: 150 examples of each kind in CI.
 
 A larger campaign::
 
@@ -122,7 +125,10 @@ from tests.api.fuzzing import (
     decode_id,
     graphql_id,
     hypothesis_settings,
+    id_types,
     node_types,
+    real_strings,
+    real_values,
     root_fields,
     strategy,
 )
@@ -1065,7 +1071,8 @@ def _scalars_for(role: str) -> Any:
 @st.composite
 def operations(draw: st.DrawFn, kind: str, role: str) -> tuple[str, DocumentNode]:
     name = draw(st.sampled_from(root_fields(kind)))
-    return name, draw(strategy(kind, name, False, _scalars_for(role)))
+    documents = strategy(kind, name, False, _scalars_for(role))
+    return name, draw(real_values(documents, kind, POOLS[role]))
 
 
 @pytest.mark.slow
@@ -1074,11 +1081,16 @@ async def test_generated_documents_leak_nothing(
     kind: str, gql: GQL, services: Services, settings: Settings, clock: OffsetClock
 ) -> None:
     world = await seed_world(gql, services, settings, clock)
-    types = node_types()
+    types = id_types()
+    async with services.db.session() as session:
+        strings = await real_strings(session)  # both vendors' serials, SKUs, names, e-mails
     for role in ROLES:
-        # The ids it must not read (every type), and now and then one of its own.
+        # The ids it must not read (every type); fields that name things get those of the
+        # type they name, or a real value (its own vendor's or the other's).
         pool = POOLS.setdefault(role, Pool())
-        pool.ids = [i for ids in world.secrets[role].global_ids(types, 20).values() for i in ids]
+        pool.ids_of = world.secrets[role].global_ids(types, 20)
+        pool.ids = [i for ids in pool.ids_of.values() for i in ids]
+        pool.strings = strings
     loop = asyncio.get_running_loop()
 
     async def run(role: str, document: DocumentNode) -> None:
