@@ -419,22 +419,24 @@ async def real_strings(session: AsyncSession) -> dict[str, list[str]]:
     to ``REAL_PER_OWNER`` of each vendor's rows (so another vendor's serials, SKUs and
     invoice numbers too), sorted."""
     metadata = target_metadata()
-    values: dict[str, list[str]] = {}
-    for column in sorted({c for name in _input_sites()[0] for c in columns_for(name)}):
-        found: set[str] = set()
+    columns = sorted({c for name in _input_sites()[0] for c in columns_for(name)})
+    by_table: dict[str, list[str]] = {}
+    for column in columns:
         for table in _text_columns()[column]:
-            owner = "vendor_id" if "vendor_id" in metadata.tables[table].c else "NULL"
-            rows = await session.execute(
-                text(f'SELECT {owner}, "{column}" FROM "{table}" WHERE "{column}" IS NOT NULL')
-            )
+            by_table.setdefault(table, []).append(column)
+    found: dict[str, set[str]] = {}
+    for table, names in sorted(by_table.items()):  # one read of each table
+        owner = "vendor_id" if "vendor_id" in metadata.tables[table].c else "NULL"
+        selected = ", ".join(f'"{c}"' for c in names)
+        rows = (await session.execute(text(f'SELECT {owner}, {selected} FROM "{table}"'))).all()
+        for i, column in enumerate(names, start=1):
             kept: dict[str, list[str]] = {}
-            for vendor, value in sorted((str(o), t) for o, v in rows.all() for t in _texts(v)):
+            for vendor, value in sorted((str(r[0]), t) for r in rows for t in _texts(r[i])):
                 per_vendor = kept.setdefault(vendor, [])
                 if len(per_vendor) < REAL_PER_OWNER and 0 < len(value) <= REAL_MAX_LENGTH:
                     per_vendor.append(value)
-            found |= {v for vs in kept.values() for v in vs}
-        if found:
-            values[column] = sorted(found)
+            found.setdefault(column, set()).update(v for vs in kept.values() for v in vs)
+    values = {column: sorted(texts) for column, texts in found.items() if texts}
     out = {}
     for name in sorted(_input_sites()[0]):
         for column in columns_for(name):
