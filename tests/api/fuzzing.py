@@ -30,6 +30,7 @@ from graphql import (
     ObjectFieldNode,
     ObjectValueNode,
     OperationDefinitionNode,
+    SelectionNode,
     SelectionSetNode,
     StringValueNode,
     VariableDefinitionNode,
@@ -518,14 +519,24 @@ def _rewrite(document: DocumentNode, kind: str, pool: Pool, draw: st.DrawFn) -> 
                 selection_set=selection.selection_set,
             )
         out.append(selection)
-    operation = OperationDefinitionNode(
-        operation=operation.operation,
-        name=operation.name,
-        variable_definitions=operation.variable_definitions,
-        directives=operation.directives,
-        selection_set=SelectionSetNode(selections=tuple(out)),
+    return with_selections(operation, out)
+
+
+def with_selections(
+    operation: OperationDefinitionNode, selections: list[SelectionNode]
+) -> DocumentNode:
+    """The one-operation document of ``operation`` with ``selections`` at its root."""
+    return DocumentNode(
+        definitions=(
+            OperationDefinitionNode(
+                operation=operation.operation,
+                name=operation.name,
+                variable_definitions=operation.variable_definitions,
+                directives=operation.directives,
+                selection_set=SelectionSetNode(selections=tuple(selections)),
+            ),
+        )
     )
-    return DocumentNode(definitions=(operation,))
 
 
 def _real_value(

@@ -73,6 +73,7 @@ from tests.api.fuzzing import (
     real_values,
     root_fields,
     strategy,
+    with_selections,
 )
 from tests.api.isolation import enrich_vendor
 from tests.factories import principal_of
@@ -160,14 +161,7 @@ def _with_user_errors(document: DocumentNode) -> DocumentNode:
                     selection_set=SelectionSetNode(selections=tuple(selections)),
                 )
         out.append(selection)
-    operation = OperationDefinitionNode(
-        operation=operation.operation,
-        name=operation.name,
-        variable_definitions=operation.variable_definitions,
-        directives=operation.directives,
-        selection_set=SelectionSetNode(selections=tuple(out)),
-    )
-    return DocumentNode(definitions=(operation,))
+    return with_selections(operation, out)
 
 
 class ErrorLog(logging.Handler):
